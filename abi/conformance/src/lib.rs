@@ -1,0 +1,1 @@
+//! Placeholder: the conformance checker is being written.

@@ -1,0 +1,1 @@
+//! Placeholder for `cpuid`: being written.

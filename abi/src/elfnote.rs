@@ -1,0 +1,1 @@
+//! Placeholder for `elfnote`: being written.

@@ -1,0 +1,1 @@
+//! Placeholder for `event_channel`: being written.

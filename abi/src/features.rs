@@ -1,0 +1,1 @@
+//! Placeholder for `features`: being written.

@@ -1,0 +1,1 @@
+//! Placeholder for `grant_table`: being written.

@@ -1,0 +1,1 @@
+//! Placeholder for `hvm`: being written.

@@ -1,0 +1,1 @@
+//! Placeholder for `io/blkif`: being written.

@@ -1,0 +1,1 @@
+//! Placeholder for `io/xs_wire`: being written.

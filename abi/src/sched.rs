@@ -1,0 +1,1 @@
+//! Placeholder for `sched`: being written.

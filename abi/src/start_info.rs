@@ -1,0 +1,1 @@
+//! Placeholder for `start_info`: being written.

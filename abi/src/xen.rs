@@ -1,0 +1,1 @@
+//! Placeholder for `xen`: being written.
