@@ -1,1 +1,765 @@
-//! Placeholder for `ring`: being written.
+//! The shared producer/consumer ring of `xen/io/ring.h`, as a generic front end and back end.
+//!
+//! A shared ring is one (or more) pages: a 64-byte header ([`SringHeader`]: `req_prod`,
+//! `req_event`, `rsp_prod`, `rsp_event`, padding) followed by [`ring_size`] slots, each big
+//! enough for a request or a response (C's `union <name>_sring_entry`). The front end produces
+//! requests and consumes responses ([`FrontRing`]); the back end consumes requests and produces
+//! responses into the same slots ([`BackRing`]). Indices run freely over all of `u32` with
+//! wrapping arithmetic; an index's slot is `idx & (size - 1)`.
+//!
+//! # Access to shared memory
+//! The page is written concurrently by the peer, so no Rust reference ever points into it:
+//! indices are read and written as `AtomicU32` (created transiently with
+//! [`AtomicU32::from_ptr`]), entries are copied in and out with `ptr::read_volatile` /
+//! `ptr::write_volatile`, and entry types implement [`RingEntry`] (every bit pattern valid, no
+//! padding), so whatever the peer wrote is a valid value to copy out and then check.
+//! Barriers follow `ring.h`: `xen_wmb()` (a [`Ordering::Release`] fence) before publishing a
+//! producer index, `xen_rmb()` (an [`Ordering::Acquire`] fence) after reading the peer's producer
+//! index and before reading entries, and `xen_mb()` (a [`Ordering::SeqCst`] fence) between
+//! publishing and reading the event index in the notify and final-check logic.
+//!
+//! # What a lying peer can do
+//! The peer's producer index is checked before anything is consumed:
+//! - the front end accepts `rsp_prod` only if `rsp_prod - rsp_cons` is at most the number of
+//!   requests it has published and not yet seen answered (so at most the ring size, and never a
+//!   response to a request that does not exist);
+//! - the back end accepts `req_prod` only if `req_prod - req_cons` is at most
+//!   `size - (req_cons - rsp_prod_pvt)`, the slots the front end can legally have filled
+//!   (`RING_REQUEST_PROD_OVERFLOW`, Linux netback's "frontend is misbehaving" check; a producer
+//!   that went backwards fails the same test).
+//!
+//! A violation is reported as [`RingError::ProducerOverrun`] and nothing is consumed. For an
+//! honest peer the accepted count equals `ring.h`'s `RING_HAS_UNCONSUMED_*` (the `min(...)` in
+//! `XEN_RING_NR_UNCONSUMED_REQUESTS` only ever clamps the cases rejected here).
+//!
+//! Event indices are the peer's business. The notify decision is exactly `ring.h`'s: notify
+//! iff the peer's event index lies in `(old, new]` of the producer index just published,
+//! compared in wrapping arithmetic (`new - event < new - old`). Whatever value the peer left
+//! there, the answer is just a `bool`: an event index in the past or far in the future
+//! suppresses that notification, an index inside the window triggers one. Neither side's
+//! progress depends on the peer's event index: each side re-reads the producer index in its
+//! final check after arming its own event, so a missed notification caused by a peer's bad event
+//! index only delays the peer itself, until its own final check or a later push whose window
+//! covers the index it set. Our own event index is written, never read back.
+//!
+//! # Example
+//! ```
+//! use abi::ring::{BackRing, FrontRing, SharedRing};
+//! use std::alloc::{Layout, alloc_zeroed, dealloc};
+//!
+//! let layout = Layout::from_size_align(4096, 4096).unwrap();
+//! // SAFETY: the layout has a non-zero size.
+//! let page = unsafe { alloc_zeroed(layout) };
+//! // SAFETY: `page` is a live, page-aligned 4096-byte allocation, freed only after both ends
+//! // are dropped, and touched only through these two ring handles.
+//! let (front_mem, back_mem) = unsafe {
+//!     (SharedRing::<u64, u64>::new(page, 4096).unwrap(), SharedRing::<u64, u64>::new(page, 4096).unwrap())
+//! };
+//! let mut front = FrontRing::init(front_mem);
+//! let mut back = BackRing::init(back_mem);
+//! front.write_request(7).unwrap();
+//! assert!(front.push_requests_and_check_notify());
+//! let request = back.take_request().unwrap().unwrap();
+//! back.write_response(request * 2).unwrap();
+//! assert!(back.push_responses_and_check_notify());
+//! assert_eq!(front.take_response(), Ok(Some(14)));
+//! assert_eq!(front.final_check_for_responses(), Ok(false));
+//! drop((front, back));
+//! // SAFETY: allocated above with the same layout; no handle uses it any more.
+//! unsafe { dealloc(page, layout) };
+//! ```
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{align_of, offset_of, size_of};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicU32, Ordering, fence};
+
+/// `RING_IDX`: a free-running ring index (wrapping `u32`).
+pub type RingIdx = u32;
+
+/// `XEN_PAGE_SHIFT`: ring protocols use 4 KiB pages whatever the guest's page size.
+pub const XEN_PAGE_SHIFT: u32 = 12;
+/// The page size of ring protocols (`1 << XEN_PAGE_SHIFT`); shared rings start page-aligned.
+pub const XEN_PAGE_SIZE: usize = 1 << XEN_PAGE_SHIFT;
+
+/// The 64-byte header at the start of every shared ring (`struct <name>_sring` up to `ring`).
+///
+/// Only a layout description: the ring code reaches these fields through raw pointers at the
+/// offsets `offset_of!` gives, never through a reference.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SringHeader {
+    /// Front end's published request producer index.
+    pub req_prod: RingIdx,
+    /// Back end's request event index: notify it when `req_prod` passes this.
+    pub req_event: RingIdx,
+    /// Back end's published response producer index.
+    pub rsp_prod: RingIdx,
+    /// Front end's response event index: notify it when `rsp_prod` passes this.
+    pub rsp_event: RingIdx,
+    /// `pvt`: protocol-private bytes (`netif.smartpoll_active`, `tapif_user.msg`, `pvt_pad`).
+    pub pvt: [u8; 4],
+    /// `__pad`: padding to 64 bytes.
+    pub pad: [u8; 44],
+}
+const _: () = {
+    assert!(size_of::<SringHeader>() == 64);
+    assert!(offset_of!(SringHeader, req_prod) == 0);
+    assert!(offset_of!(SringHeader, req_event) == 4);
+    assert!(offset_of!(SringHeader, rsp_prod) == 8);
+    assert!(offset_of!(SringHeader, rsp_event) == 12);
+    assert!(offset_of!(SringHeader, pvt) == 16);
+    assert!(offset_of!(SringHeader, pad) == 20);
+};
+
+const REQ_PROD: usize = offset_of!(SringHeader, req_prod);
+const REQ_EVENT: usize = offset_of!(SringHeader, req_event);
+const RSP_PROD: usize = offset_of!(SringHeader, rsp_prod);
+const RSP_EVENT: usize = offset_of!(SringHeader, rsp_event);
+
+// ---------------------------------------------------------------------------------------------
+// Sizes
+// ---------------------------------------------------------------------------------------------
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+const fn round_up(value: usize, align: usize) -> usize {
+    value.div_ceil(align) * align
+}
+
+/// Alignment of a ring slot: the larger alignment of `Req` and `Rsp`.
+pub const fn ring_entry_align<Req, Rsp>() -> usize {
+    max(align_of::<Req>(), align_of::<Rsp>())
+}
+
+/// Size of a ring slot (`sizeof(union <name>_sring_entry)`): the larger of the two sizes,
+/// rounded up to [`ring_entry_align`].
+pub const fn ring_entry_size<Req, Rsp>() -> usize {
+    round_up(
+        max(size_of::<Req>(), size_of::<Rsp>()),
+        ring_entry_align::<Req, Rsp>(),
+    )
+}
+
+/// Offset of the first slot (`offsetof(struct <name>_sring, ring)`): the 64-byte header
+/// rounded up to the slot alignment.
+pub const fn ring_entries_offset<Req, Rsp>() -> usize {
+    round_up(size_of::<SringHeader>(), ring_entry_align::<Req, Rsp>())
+}
+
+/// `__CONST_RING_SIZE`: the number of slots a ring of `Req`/`Rsp` has in `bytes` of shared
+/// memory, rounded down to a power of two (0 if not even one slot fits, or if both types are
+/// zero-sized).
+pub const fn ring_size<Req, Rsp>(bytes: usize) -> u32 {
+    let entry = ring_entry_size::<Req, Rsp>();
+    let offset = ring_entries_offset::<Req, Rsp>();
+    if entry == 0 || bytes < offset {
+        return 0;
+    }
+    let slots = (bytes - offset) / entry;
+    let slots = if slots > u32::MAX as usize {
+        u32::MAX
+    } else {
+        slots as u32
+    };
+    // `__RD32`: keep only the highest set bit.
+    if slots == 0 {
+        0
+    } else {
+        1 << (31 - slots.leading_zeros())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entries
+// ---------------------------------------------------------------------------------------------
+
+/// A plain-data type that may be copied in and out of a ring slot.
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` (or primitive) types such that:
+/// - every bit pattern of `size_of::<Self>()` bytes is a valid value: the type is built only
+///   from integers and arrays, structs and unions of them (no `bool`, `char`, enums, references,
+///   pointers or `NonZero*`), so a copy of whatever the peer wrote is sound;
+/// - the type has no padding bytes (C's implicit padding is spelled out as explicit fields), so
+///   writing a value never copies uninitialised memory into a page the peer reads.
+pub unsafe trait RingEntry: Copy + Send + 'static {
+    /// The value whose bytes are all zero.
+    fn zeroed() -> Self {
+        // SAFETY: by the trait's contract every bit pattern, all-zero included, is valid.
+        unsafe { core::mem::zeroed() }
+    }
+}
+
+// SAFETY: primitive integers: every bit pattern is valid, no padding.
+unsafe impl RingEntry for u8 {}
+// SAFETY: as above.
+unsafe impl RingEntry for u16 {}
+// SAFETY: as above.
+unsafe impl RingEntry for u32 {}
+// SAFETY: as above.
+unsafe impl RingEntry for u64 {}
+// SAFETY: as above.
+unsafe impl RingEntry for i16 {}
+// SAFETY: as above.
+unsafe impl RingEntry for i32 {}
+// SAFETY: an array of ring entries has neither invalid bit patterns nor padding of its own.
+unsafe impl<T: RingEntry, const N: usize> RingEntry for [T; N] {}
+
+/// Reinterprets one wire type as another, the way C casts a ring slot (a `netif_extra_info`
+/// in a tx request slot, a `blkif_request_discard` in a `blkif_request` slot): the result has
+/// the first `min(size_of::<T>(), size_of::<U>())` bytes of `value` and zeros after them.
+pub fn cast_entry<T: RingEntry, U: RingEntry>(value: &T) -> U {
+    let mut out = U::zeroed();
+    let len = if size_of::<T>() < size_of::<U>() {
+        size_of::<T>()
+    } else {
+        size_of::<U>()
+    };
+    // SAFETY: `value` is readable for `size_of::<T>()` bytes and `out` writable for
+    // `size_of::<U>()`, both at least `len`; they are distinct objects; byte copies need no
+    // alignment. `T` has no padding, so the bytes read are initialised, and any bytes are a valid
+    // `U` (`RingEntry` contract).
+    unsafe {
+        ptr::copy_nonoverlapping(
+            ptr::from_ref(value).cast::<u8>(),
+            ptr::from_mut(&mut out).cast::<u8>(),
+            len,
+        );
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// What can go wrong on a shared ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingError {
+    /// The shared-memory pointer is null.
+    Null,
+    /// The shared memory does not start on a [`XEN_PAGE_SIZE`] boundary.
+    Misaligned,
+    /// The shared memory has no room for a single slot after the header.
+    TooSmall {
+        /// The length offered.
+        len: usize,
+    },
+    /// Front end: every slot holds a request that has not been answered yet.
+    Full,
+    /// Back end: every request taken so far already has its response.
+    NoPendingRequest,
+    /// The peer's producer index claims more entries than it can have produced: the peer is
+    /// misbehaving, and nothing was consumed.
+    ProducerOverrun {
+        /// The producer index the peer published.
+        prod: RingIdx,
+        /// Our consumer index.
+        cons: RingIdx,
+        /// The most entries the peer could legitimately have produced beyond `cons`.
+        limit: u32,
+    },
+}
+
+impl fmt::Display for RingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Null => f.write_str("shared ring pointer is null"),
+            Self::Misaligned => f.write_str("shared ring is not page-aligned"),
+            Self::TooSmall { len } => write!(f, "{len} bytes hold no ring slot"),
+            Self::Full => f.write_str("no free request slot"),
+            Self::NoPendingRequest => f.write_str("no request is waiting for a response"),
+            Self::ProducerOverrun { prod, cons, limit } => write!(
+                f,
+                "peer producer index {prod} is more than {limit} ahead of consumer index {cons}"
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared memory
+// ---------------------------------------------------------------------------------------------
+
+/// A handle to the shared memory of a ring of `Req`/`Rsp` slots.
+///
+/// It is the only way into the shared page: it hands out no references, only copies.
+pub struct SharedRing<Req, Rsp> {
+    base: NonNull<u8>,
+    size: u32,
+    _entries: PhantomData<fn() -> (Req, Rsp)>,
+}
+
+// SAFETY: the handle owns no thread-bound state: it reaches memory whose validity `new`'s
+// contract guarantees independently of the thread, only through atomic and volatile accesses,
+// and the entry types are `Send`.
+unsafe impl<Req: RingEntry, Rsp: RingEntry> Send for SharedRing<Req, Rsp> {}
+
+impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
+    /// Takes `len` bytes at `base` as the memory of a shared ring.
+    ///
+    /// Checks that `base` is non-null and page-aligned and that at least one slot fits; the
+    /// ring has [`ring_size::<Req, Rsp>(len)`](ring_size) slots.
+    ///
+    /// # Safety
+    /// - `base` must be valid for reads and writes of `len` bytes for as long as the returned
+    ///   handle, or a ring made from it, exists (the memory is not freed, unmapped or reused).
+    /// - Apart from this handle, the memory may be accessed only by the peer: another domain,
+    ///   or one other ring handle of this program playing the other end. Nothing in this
+    ///   program may access it through Rust references or non-atomic index accesses while the
+    ///   handle exists. The peer may write any bytes at any time; that is what the ring checks
+    ///   against.
+    /// - At most one front end and one back end use the memory at a time.
+    pub unsafe fn new(base: *mut u8, len: usize) -> Result<Self, RingError> {
+        let base = NonNull::new(base).ok_or(RingError::Null)?;
+        if !base.as_ptr().addr().is_multiple_of(XEN_PAGE_SIZE) {
+            return Err(RingError::Misaligned);
+        }
+        let size = ring_size::<Req, Rsp>(len);
+        if size == 0 {
+            return Err(RingError::TooSmall { len });
+        }
+        Ok(Self {
+            base,
+            size,
+            _entries: PhantomData,
+        })
+    }
+
+    /// The number of slots (a power of two).
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// The header field at byte `offset` (< 64, a multiple of 4) as an atomic.
+    fn header_word(&self, offset: usize) -> &AtomicU32 {
+        debug_assert!(offset < size_of::<SringHeader>() && offset.is_multiple_of(4));
+        // SAFETY: the header lies inside the `len >= 64` valid bytes (`new` checked a slot fits
+        // after it); `base` is page-aligned and `offset` a multiple of 4, so the word is
+        // aligned for `AtomicU32`; the contract of `new` allows only atomic accesses to it by
+        // this program, and the returned reference lives no longer than `self`.
+        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset).cast::<u32>()) }
+    }
+
+    fn load(&self, offset: usize) -> RingIdx {
+        self.header_word(offset).load(Ordering::Relaxed)
+    }
+
+    fn store(&self, offset: usize, value: RingIdx) {
+        self.header_word(offset).store(value, Ordering::Relaxed);
+    }
+
+    /// The address of the slot of free-running index `idx`.
+    fn slot(&self, idx: RingIdx) -> *mut u8 {
+        let index = (idx & (self.size - 1)) as usize;
+        let offset = ring_entries_offset::<Req, Rsp>() + index * ring_entry_size::<Req, Rsp>();
+        // SAFETY: `index < size` and `ring_size` counted only slots that fit in the `len`
+        // bytes `new`'s contract guarantees, so the slot is inside the same allocation.
+        unsafe { self.base.as_ptr().add(offset) }
+    }
+
+    fn read_request(&self, idx: RingIdx) -> Req {
+        // SAFETY: the slot is valid for `ring_entry_size >= size_of::<Req>()` bytes and aligned
+        // for `Req` (page-aligned base, offsets multiples of the slot alignment); any bytes the
+        // peer left are a valid `Req` (`RingEntry`); the read is volatile, never a reference.
+        unsafe { ptr::read_volatile(self.slot(idx).cast::<Req>()) }
+    }
+
+    fn read_response(&self, idx: RingIdx) -> Rsp {
+        // SAFETY: as in `read_request`, for `Rsp`.
+        unsafe { ptr::read_volatile(self.slot(idx).cast::<Rsp>()) }
+    }
+
+    fn write_request(&self, idx: RingIdx, value: Req) {
+        // SAFETY: the slot is valid and aligned for `Req` (see `read_request`); the write is
+        // volatile and `Req` has no padding, so only initialised bytes reach the peer.
+        unsafe { ptr::write_volatile(self.slot(idx).cast::<Req>(), value) }
+    }
+
+    fn write_response(&self, idx: RingIdx, value: Rsp) {
+        // SAFETY: as in `write_request`, for `Rsp`.
+        unsafe { ptr::write_volatile(self.slot(idx).cast::<Rsp>(), value) }
+    }
+
+    /// `SHARED_RING_INIT` with every index starting at `start` (ring.h uses 0).
+    fn init_header(&self, start: RingIdx) {
+        self.store(REQ_PROD, start);
+        self.store(RSP_PROD, start);
+        self.store(REQ_EVENT, start.wrapping_add(1));
+        self.store(RSP_EVENT, start.wrapping_add(1));
+        let mut offset = offset_of!(SringHeader, pvt);
+        while offset < size_of::<SringHeader>() {
+            self.store(offset, 0);
+            offset += 4;
+        }
+        // Make the initialised header visible before whatever tells the peer about the ring.
+        fence(Ordering::Release);
+    }
+
+    /// Reads the peer's producer index at `offset`, then `xen_rmb()`: entries read after this
+    /// are at least as new as the index.
+    fn load_peer_prod(&self, offset: usize) -> RingIdx {
+        let prod = self.load(offset);
+        fence(Ordering::Acquire);
+        prod
+    }
+
+    /// `xen_wmb()` then publishes our producer index at `offset`: the peer sees the entries
+    /// before the index.
+    fn publish_prod(&self, offset: usize, value: RingIdx) {
+        fence(Ordering::Release);
+        self.store(offset, value);
+    }
+
+    /// Publishes our producer index, `xen_mb()`, then applies ring.h's notify rule against the
+    /// peer's event index at `event_offset`.
+    fn publish_and_check_notify(
+        &self,
+        prod_offset: usize,
+        event_offset: usize,
+        old: RingIdx,
+        new: RingIdx,
+    ) -> bool {
+        self.publish_prod(prod_offset, new);
+        fence(Ordering::SeqCst);
+        let event = self.load(event_offset);
+        new.wrapping_sub(event) < new.wrapping_sub(old)
+    }
+}
+
+impl<Req, Rsp> fmt::Debug for SharedRing<Req, Rsp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedRing")
+            .field("base", &self.base)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Front end
+// ---------------------------------------------------------------------------------------------
+
+/// The front end of a shared ring (`struct <name>_front_ring`): produces requests, consumes
+/// responses.
+pub struct FrontRing<Req, Rsp> {
+    shared: SharedRing<Req, Rsp>,
+    /// `req_prod_pvt`: the next request slot to fill.
+    req_prod_pvt: RingIdx,
+    /// The `req_prod` we last published (ring.h re-reads it from the page; ours cannot be
+    /// altered by the peer).
+    req_prod: RingIdx,
+    /// `rsp_cons`: the next response to take.
+    rsp_cons: RingIdx,
+}
+
+impl<Req: RingEntry, Rsp: RingEntry> FrontRing<Req, Rsp> {
+    /// `XEN_FRONT_RING_INIT`: initialises the shared header (`SHARED_RING_INIT`: producers 0,
+    /// events 1, padding zeroed) and a front end at index 0.
+    pub fn init(shared: SharedRing<Req, Rsp>) -> Self {
+        Self::init_at(shared, 0)
+    }
+
+    /// Like [`init`](Self::init), with every index starting at `start` (events at
+    /// `start + 1`).
+    ///
+    /// ring.h always starts at 0 and a back end made with `BACK_RING_INIT` expects that, so
+    /// pair this only with [`BackRing::attach`] at the same index. It exists to exercise
+    /// wrap-around at `u32::MAX` in tests.
+    pub fn init_at(shared: SharedRing<Req, Rsp>, start: RingIdx) -> Self {
+        shared.init_header(start);
+        Self::attach(shared, start)
+    }
+
+    /// `FRONT_RING_ATTACH`: a front end at `index` on a ring whose header is already set up
+    /// and quiescent at `index` (`req_prod == rsp_prod == index`). Writes nothing shared.
+    pub fn attach(shared: SharedRing<Req, Rsp>, index: RingIdx) -> Self {
+        Self {
+            shared,
+            req_prod_pvt: index,
+            req_prod: index,
+            rsp_cons: index,
+        }
+    }
+
+    /// `RING_SIZE`: the number of slots.
+    pub fn size(&self) -> u32 {
+        self.shared.size()
+    }
+
+    /// `req_prod_pvt`: the index the next request will take.
+    pub fn req_prod_pvt(&self) -> RingIdx {
+        self.req_prod_pvt
+    }
+
+    /// `rsp_cons`: the index of the next response to take.
+    pub fn rsp_cons(&self) -> RingIdx {
+        self.rsp_cons
+    }
+
+    /// `RING_FREE_REQUESTS`: slots free for new requests.
+    pub fn free_requests(&self) -> u32 {
+        // `req_prod_pvt - rsp_cons <= size` always holds: requests are written only into free
+        // slots, and `rsp_cons` never passes a published request.
+        self.size()
+            .saturating_sub(self.req_prod_pvt.wrapping_sub(self.rsp_cons))
+    }
+
+    /// `RING_FULL`: no slot is free for a new request.
+    pub fn is_full(&self) -> bool {
+        self.free_requests() == 0
+    }
+
+    /// Copies `request` into the slot at `req_prod_pvt` (`*RING_GET_REQUEST(r, req_prod_pvt++)
+    /// = request`) and returns the index it took. The back end sees it after the next push.
+    pub fn write_request(&mut self, request: Req) -> Result<RingIdx, RingError> {
+        if self.is_full() {
+            return Err(RingError::Full);
+        }
+        let idx = self.req_prod_pvt;
+        self.shared.write_request(idx, request);
+        self.req_prod_pvt = idx.wrapping_add(1);
+        Ok(idx)
+    }
+
+    /// `RING_PUSH_REQUESTS`: publishes the written requests without deciding on a
+    /// notification.
+    pub fn push_requests(&mut self) {
+        self.shared.publish_prod(REQ_PROD, self.req_prod_pvt);
+        self.req_prod = self.req_prod_pvt;
+    }
+
+    /// `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`: publishes the written requests and returns whether
+    /// the back end asked to be notified of them (its `req_event` lies in the newly published
+    /// range).
+    pub fn push_requests_and_check_notify(&mut self) -> bool {
+        let old = self.req_prod;
+        let new = self.req_prod_pvt;
+        self.req_prod = new;
+        self.shared
+            .publish_and_check_notify(REQ_PROD, REQ_EVENT, old, new)
+    }
+
+    /// `RING_HAS_UNCONSUMED_RESPONSES`: responses published and not yet taken, after checking
+    /// the back end's `rsp_prod` (at most one response per published request).
+    pub fn unconsumed_responses(&self) -> Result<u32, RingError> {
+        let prod = self.shared.load_peer_prod(RSP_PROD);
+        let available = prod.wrapping_sub(self.rsp_cons);
+        let limit = self.req_prod.wrapping_sub(self.rsp_cons);
+        if available > limit {
+            return Err(RingError::ProducerOverrun {
+                prod,
+                cons: self.rsp_cons,
+                limit,
+            });
+        }
+        Ok(available)
+    }
+
+    /// Takes the response at `rsp_cons` (`RING_COPY_RESPONSE`, then `rsp_cons++`) if one is
+    /// published; `Ok(None)` if none is.
+    pub fn take_response(&mut self) -> Result<Option<Rsp>, RingError> {
+        if self.unconsumed_responses()? == 0 {
+            return Ok(None);
+        }
+        let response = self.shared.read_response(self.rsp_cons);
+        self.rsp_cons = self.rsp_cons.wrapping_add(1);
+        Ok(Some(response))
+    }
+
+    /// `RING_FINAL_CHECK_FOR_RESPONSES`: whether responses are waiting; if none are, first
+    /// asks to be notified of the next one (`rsp_event = rsp_cons + 1`) and checks again, so a
+    /// response published meanwhile is not missed.
+    pub fn final_check_for_responses(&mut self) -> Result<bool, RingError> {
+        if self.unconsumed_responses()? != 0 {
+            return Ok(true);
+        }
+        self.shared.store(RSP_EVENT, self.rsp_cons.wrapping_add(1));
+        fence(Ordering::SeqCst);
+        Ok(self.unconsumed_responses()? != 0)
+    }
+}
+
+impl<Req, Rsp> fmt::Debug for FrontRing<Req, Rsp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrontRing")
+            .field("shared", &self.shared)
+            .field("req_prod_pvt", &self.req_prod_pvt)
+            .field("req_prod", &self.req_prod)
+            .field("rsp_cons", &self.rsp_cons)
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Back end
+// ---------------------------------------------------------------------------------------------
+
+/// The back end of a shared ring (`struct <name>_back_ring`): consumes requests, produces
+/// responses.
+pub struct BackRing<Req, Rsp> {
+    shared: SharedRing<Req, Rsp>,
+    /// `rsp_prod_pvt`: the next response slot to fill.
+    rsp_prod_pvt: RingIdx,
+    /// The `rsp_prod` we last published.
+    rsp_prod: RingIdx,
+    /// `req_cons`: the next request to take.
+    req_cons: RingIdx,
+}
+
+impl<Req: RingEntry, Rsp: RingEntry> BackRing<Req, Rsp> {
+    /// `BACK_RING_INIT`: a back end at index 0 on a ring the front end initialised. Writes
+    /// nothing shared.
+    pub fn init(shared: SharedRing<Req, Rsp>) -> Self {
+        Self::attach(shared, 0)
+    }
+
+    /// `BACK_RING_ATTACH`: a back end whose `req_cons` and `rsp_prod_pvt` start at `index`.
+    /// Writes nothing shared.
+    pub fn attach(shared: SharedRing<Req, Rsp>, index: RingIdx) -> Self {
+        Self {
+            shared,
+            rsp_prod_pvt: index,
+            rsp_prod: index,
+            req_cons: index,
+        }
+    }
+
+    /// `RING_SIZE`: the number of slots.
+    pub fn size(&self) -> u32 {
+        self.shared.size()
+    }
+
+    /// `req_cons`: the index of the next request to take.
+    pub fn req_cons(&self) -> RingIdx {
+        self.req_cons
+    }
+
+    /// `rsp_prod_pvt`: the index the next response will take.
+    pub fn rsp_prod_pvt(&self) -> RingIdx {
+        self.rsp_prod_pvt
+    }
+
+    /// `RING_HAS_UNCONSUMED_REQUESTS`: requests published and not yet taken, after checking
+    /// the front end's `req_prod` against the slots it can have filled
+    /// (`size - (req_cons - rsp_prod_pvt)` beyond `req_cons`).
+    pub fn unconsumed_requests(&self) -> Result<u32, RingError> {
+        let prod = self.shared.load_peer_prod(REQ_PROD);
+        let available = prod.wrapping_sub(self.req_cons);
+        // Requests taken but not answered still occupy their slots (at most `size` of them:
+        // requests are taken only within this limit).
+        let limit = self
+            .size()
+            .saturating_sub(self.req_cons.wrapping_sub(self.rsp_prod_pvt));
+        if available > limit {
+            return Err(RingError::ProducerOverrun {
+                prod,
+                cons: self.req_cons,
+                limit,
+            });
+        }
+        Ok(available)
+    }
+
+    /// `RING_REQUEST_CONS_OVERFLOW`: whether taking the request at `cons` would overrun the
+    /// responses not yet produced (`cons - rsp_prod_pvt >= size`).
+    pub fn request_cons_overflow(&self, cons: RingIdx) -> bool {
+        cons.wrapping_sub(self.rsp_prod_pvt) >= self.size()
+    }
+
+    /// Takes the request at `req_cons` (`RING_COPY_REQUEST`, then `req_cons++`) if one is
+    /// published; `Ok(None)` if none is.
+    pub fn take_request(&mut self) -> Result<Option<Req>, RingError> {
+        if self.unconsumed_requests()? == 0 {
+            return Ok(None);
+        }
+        let request = self.shared.read_request(self.req_cons);
+        self.req_cons = self.req_cons.wrapping_add(1);
+        Ok(Some(request))
+    }
+
+    /// Copies `response` into the slot at `rsp_prod_pvt` (`*RING_GET_RESPONSE(r,
+    /// rsp_prod_pvt++) = response`) and returns the index it took. Responses answer taken
+    /// requests in order, one slot each; the front end sees it after the next push.
+    pub fn write_response(&mut self, response: Rsp) -> Result<RingIdx, RingError> {
+        if self.rsp_prod_pvt == self.req_cons {
+            return Err(RingError::NoPendingRequest);
+        }
+        let idx = self.rsp_prod_pvt;
+        self.shared.write_response(idx, response);
+        self.rsp_prod_pvt = idx.wrapping_add(1);
+        Ok(idx)
+    }
+
+    /// `RING_PUSH_RESPONSES`: publishes the written responses without deciding on a
+    /// notification.
+    pub fn push_responses(&mut self) {
+        self.shared.publish_prod(RSP_PROD, self.rsp_prod_pvt);
+        self.rsp_prod = self.rsp_prod_pvt;
+    }
+
+    /// `RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`: publishes the written responses and returns
+    /// whether the front end asked to be notified of them.
+    pub fn push_responses_and_check_notify(&mut self) -> bool {
+        let old = self.rsp_prod;
+        let new = self.rsp_prod_pvt;
+        self.rsp_prod = new;
+        self.shared
+            .publish_and_check_notify(RSP_PROD, RSP_EVENT, old, new)
+    }
+
+    /// `RING_FINAL_CHECK_FOR_REQUESTS`: whether requests are waiting; if none are, first asks
+    /// to be notified of the next one (`req_event = req_cons + 1`) and checks again.
+    pub fn final_check_for_requests(&mut self) -> Result<bool, RingError> {
+        if self.unconsumed_requests()? != 0 {
+            return Ok(true);
+        }
+        self.shared.store(REQ_EVENT, self.req_cons.wrapping_add(1));
+        fence(Ordering::SeqCst);
+        Ok(self.unconsumed_requests()? != 0)
+    }
+}
+
+impl<Req, Rsp> fmt::Debug for BackRing<Req, Rsp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackRing")
+            .field("shared", &self.shared)
+            .field("rsp_prod_pvt", &self.rsp_prod_pvt)
+            .field("rsp_prod", &self.rsp_prod)
+            .field("req_cons", &self.req_cons)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_const_ring_size() {
+        // 8-byte slots: (4096 - 64) / 8 = 504, rounded down to 256.
+        assert_eq!(ring_size::<u64, u64>(4096), 256);
+        // Mixed: the slot is the larger size rounded up to the larger alignment.
+        assert_eq!(ring_entry_size::<[u8; 5], u32>(), 8);
+        assert_eq!(ring_entry_size::<[u8; 3], u16>(), 4);
+        // 112-byte slots (blkif): 4032 / 112 = 36, rounded down to 32.
+        assert_eq!(ring_size::<[u64; 14], [u64; 2]>(4096), 32);
+        assert_eq!(ring_size::<u64, u64>(64), 0);
+        assert_eq!(ring_size::<u64, u64>(72), 1);
+        assert_eq!(ring_size::<u64, u64>(64 + 8 * 3), 2);
+        assert_eq!(ring_size::<(), ()>(4096), 0);
+        assert_eq!(ring_size::<u64, u64>(0), 0);
+    }
+
+    #[test]
+    fn cast_entry_truncates_and_zero_extends() {
+        let wide: u64 = cast_entry(&[1u8, 2, 3]);
+        assert_eq!(wide, 0x03_02_01);
+        let narrow: u16 = cast_entry(&0x1122_3344u32);
+        assert_eq!(narrow, 0x3344);
+    }
+}
