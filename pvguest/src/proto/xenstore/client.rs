@@ -1,0 +1,280 @@
+//! The xenstore client engine: request ids, matching replies to requests, and queueing watch
+//! events that arrive at any time (even between a request and its reply).
+
+use super::codec::{Inbox, Message, encode_request};
+use super::error::{ProtocolError, XsErrno, XsError};
+use super::payload::{self, WatchEvent};
+use super::transport::{Wake, XsTransport};
+use crate::proto::time::Instant;
+use abi::io::xs_wire::{XS_ERROR, XS_WATCH_EVENT};
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+/// Most watch events kept; beyond it the oldest is dropped and counted.
+pub const MAX_QUEUED_EVENTS: usize = 1024;
+/// Most abandoned (timed-out) request ids remembered, whose late replies are dropped quietly.
+const MAX_ABANDONED: usize = 64;
+/// Most transport reads one [`XsClient::poll`] makes.
+const MAX_POLL_CHUNKS: usize = 64;
+/// Bytes asked from the transport per `recv`.
+const RECV_CHUNK: usize = 1024;
+
+/// Counters of things the client tolerated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XsStats {
+    /// Late replies to requests that had timed out, dropped.
+    pub stale_replies: u64,
+    /// Watch events dropped because the queue was full.
+    pub events_dropped: u64,
+    /// Watch events dropped because their payload was malformed.
+    pub malformed_events: u64,
+}
+
+/// A xenstore transaction id; [`TxId::NONE`] means "no transaction".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TxId(pub u32);
+
+impl TxId {
+    /// Outside any transaction.
+    pub const NONE: Self = Self(0);
+}
+
+/// A xenstore client over a transport `T`. One request is in flight at a time.
+#[derive(Debug)]
+pub struct XsClient<T> {
+    transport: T,
+    inbox: Inbox,
+    outbox: VecDeque<u8>,
+    next_req_id: u32,
+    abandoned: VecDeque<u32>,
+    events: VecDeque<WatchEvent>,
+    stats: XsStats,
+    broken: bool,
+}
+
+impl<T: XsTransport> XsClient<T> {
+    /// A client over `transport`.
+    pub fn new(transport: T) -> Self {
+        Self {
+            transport,
+            inbox: Inbox::new(),
+            outbox: VecDeque::new(),
+            next_req_id: 1,
+            abandoned: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: XsStats::default(),
+            broken: false,
+        }
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The transport, mutably (tests drive fakes through it).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Counters of tolerated misbehaviour.
+    pub fn stats(&self) -> XsStats {
+        self.stats
+    }
+
+    /// Whether an earlier framing or transport error made the connection unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Sends a request whose payload is the concatenation of `parts` and waits for its reply
+    /// until `deadline`. Returns the reply payload; an `XS_ERROR` reply becomes
+    /// [`XsError::Server`].
+    pub fn request(
+        &mut self,
+        type_: u32,
+        tx: TxId,
+        parts: &[&[u8]],
+        deadline: Instant,
+    ) -> Result<Vec<u8>, XsError> {
+        if self.broken {
+            return Err(XsError::Broken);
+        }
+        let req_id = self.next_req_id;
+        let bytes = encode_request(type_, req_id, tx.0, parts)?;
+        self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
+        self.outbox.extend(bytes);
+        let result = self.exchange(req_id, type_, deadline);
+        if let Err(e) = result
+            && !matches!(e, XsError::Server(_))
+        {
+            self.abandon(req_id);
+        }
+        result
+    }
+
+    fn exchange(&mut self, req_id: u32, type_: u32, deadline: Instant) -> Result<Vec<u8>, XsError> {
+        loop {
+            let mut progress = self.flush()?;
+            progress |= self.receive()?;
+            while let Some(msg) = self.next_message()? {
+                // Watch events are recognised by type whatever their req_id.
+                if msg.header.type_ != XS_WATCH_EVENT && msg.header.req_id == req_id {
+                    return match msg.header.type_ {
+                        XS_ERROR => Err(XsError::Server(XsErrno::from_name(
+                            msg.payload.strip_suffix(&[0]).unwrap_or(&msg.payload),
+                        ))),
+                        t if t == type_ => Ok(msg.payload),
+                        got => Err(ProtocolError::WrongReplyType {
+                            expected: type_,
+                            got,
+                        }
+                        .into()),
+                    };
+                }
+                self.unsolicited(&msg)?;
+            }
+            if !progress && self.wait(deadline)? == Wake::TimedOut {
+                return Err(XsError::Timeout);
+            }
+        }
+    }
+
+    /// Handles every message already received (queueing watch events) without blocking.
+    pub fn poll(&mut self) -> Result<(), XsError> {
+        if self.broken {
+            return Err(XsError::Broken);
+        }
+        self.flush()?;
+        // Bounded, so a daemon that never stops producing cannot hold the caller here.
+        for _ in 0..MAX_POLL_CHUNKS {
+            let got = self.receive()?;
+            while let Some(msg) = self.next_message()? {
+                self.unsolicited(&msg)?;
+            }
+            if !got {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the oldest queued watch event.
+    pub fn take_event(&mut self) -> Option<WatchEvent> {
+        self.events.pop_front()
+    }
+
+    /// Takes the oldest queued watch event carrying `token`, leaving the others queued.
+    pub fn take_event_for(&mut self, token: &str) -> Option<WatchEvent> {
+        let index = self.events.iter().position(|e| e.token == token)?;
+        self.events.remove(index)
+    }
+
+    /// Waits until a watch event carrying `token` arrives, or `deadline` passes.
+    pub fn wait_event_for(
+        &mut self,
+        token: &str,
+        deadline: Instant,
+    ) -> Result<WatchEvent, XsError> {
+        loop {
+            if let Some(event) = self.take_event_for(token) {
+                return Ok(event);
+            }
+            if self.broken {
+                return Err(XsError::Broken);
+            }
+            let mut progress = self.flush()?;
+            progress |= self.receive()?;
+            while let Some(msg) = self.next_message()? {
+                self.unsolicited(&msg)?;
+            }
+            if !progress && self.wait(deadline)? == Wake::TimedOut {
+                return self.take_event_for(token).ok_or(XsError::Timeout);
+            }
+        }
+    }
+
+    /// A message that is not the reply being waited for.
+    fn unsolicited(&mut self, msg: &Message) -> Result<(), XsError> {
+        if msg.header.type_ == XS_WATCH_EVENT {
+            match payload::watch_event(&msg.payload) {
+                Ok(event) => {
+                    if self.events.len() >= MAX_QUEUED_EVENTS {
+                        self.events.pop_front();
+                        self.stats.events_dropped += 1;
+                    }
+                    self.events.push_back(event);
+                }
+                Err(_) => self.stats.malformed_events += 1,
+            }
+            return Ok(());
+        }
+        if let Some(i) = self
+            .abandoned
+            .iter()
+            .position(|&id| id == msg.header.req_id)
+        {
+            self.abandoned.remove(i);
+            self.stats.stale_replies += 1;
+            return Ok(());
+        }
+        Err(ProtocolError::UnexpectedReqId {
+            req_id: msg.header.req_id,
+        }
+        .into())
+    }
+
+    fn abandon(&mut self, req_id: u32) {
+        if self.abandoned.len() >= MAX_ABANDONED {
+            self.abandoned.pop_front();
+        }
+        self.abandoned.push_back(req_id);
+    }
+
+    /// Sends what the outbox holds; returns whether any byte went out.
+    fn flush(&mut self) -> Result<bool, XsError> {
+        let mut progress = false;
+        while !self.outbox.is_empty() {
+            let (front, _) = self.outbox.as_slices();
+            let offered = front.len();
+            let sent = match self.transport.send(front) {
+                Ok(sent) => sent,
+                Err(e) => return Err(self.fail(e.into())),
+            };
+            if sent == 0 {
+                break;
+            }
+            // A transport reporting more than it was given is clamped, not trusted.
+            self.outbox.drain(..sent.min(offered));
+            progress = true;
+        }
+        Ok(progress)
+    }
+
+    /// Moves available bytes from the transport into the inbox; returns whether any arrived.
+    fn receive(&mut self) -> Result<bool, XsError> {
+        let mut buf = [0u8; RECV_CHUNK];
+        let n = self
+            .transport
+            .recv(&mut buf)
+            .map_err(|e| self.fail(e.into()))?;
+        self.inbox.push(&buf[..n.min(RECV_CHUNK)]);
+        Ok(n > 0)
+    }
+
+    fn next_message(&mut self) -> Result<Option<Message>, XsError> {
+        self.inbox.pop().map_err(|e| self.fail(e.into()))
+    }
+
+    fn wait(&mut self, deadline: Instant) -> Result<Wake, XsError> {
+        self.transport
+            .wait(deadline)
+            .map_err(|e| self.fail(e.into()))
+    }
+
+    /// Marks the connection unusable and passes the error on.
+    fn fail(&mut self, error: XsError) -> XsError {
+        self.broken = true;
+        error
+    }
+}

@@ -1,0 +1,165 @@
+//! Errors of the xenstore client: the daemon's error names and the client's own failures.
+
+/// An error name xenstored sent in an `XS_ERROR` reply (`xsd_errors[]` plus later additions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum XsErrno {
+    /// `EINVAL`: malformed request.
+    Einval,
+    /// `EACCES`: permission denied.
+    Eacces,
+    /// `EEXIST`: the node exists.
+    Eexist,
+    /// `EISDIR`: the node is a directory.
+    Eisdir,
+    /// `ENOENT`: no such node (or transaction).
+    Enoent,
+    /// `ENOMEM`: the daemon is out of memory.
+    Enomem,
+    /// `ENOSPC`: quota exceeded.
+    Enospc,
+    /// `EIO`: input/output error.
+    Eio,
+    /// `ENOTEMPTY`: directory not empty.
+    Enotempty,
+    /// `ENOSYS`: operation not supported.
+    Enosys,
+    /// `EROFS`: read-only (e.g. the daemon is restarting).
+    Erofs,
+    /// `EBUSY`: busy.
+    Ebusy,
+    /// `EAGAIN`: transaction conflict, retry.
+    Eagain,
+    /// `EISCONN`: already connected.
+    Eisconn,
+    /// `E2BIG`: argument too big.
+    E2big,
+    /// `EPERM`: operation not permitted.
+    Eperm,
+    /// `ECONNRESET`: the connection was reset (newer daemons).
+    Econnreset,
+    /// Any other name (e.g. `EQUOTA`); the text is not kept.
+    Unknown,
+}
+
+impl XsErrno {
+    /// Maps an error name (without its terminating NUL) to a variant.
+    pub fn from_name(name: &[u8]) -> Self {
+        match name {
+            b"EINVAL" => Self::Einval,
+            b"EACCES" => Self::Eacces,
+            b"EEXIST" => Self::Eexist,
+            b"EISDIR" => Self::Eisdir,
+            b"ENOENT" => Self::Enoent,
+            b"ENOMEM" => Self::Enomem,
+            b"ENOSPC" => Self::Enospc,
+            b"EIO" => Self::Eio,
+            b"ENOTEMPTY" => Self::Enotempty,
+            b"ENOSYS" => Self::Enosys,
+            b"EROFS" => Self::Erofs,
+            b"EBUSY" => Self::Ebusy,
+            b"EAGAIN" => Self::Eagain,
+            b"EISCONN" => Self::Eisconn,
+            b"E2BIG" => Self::E2big,
+            b"EPERM" => Self::Eperm,
+            b"ECONNRESET" => Self::Econnreset,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The error name as xenstored spells it (`"?"` for [`XsErrno::Unknown`]).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Einval => "EINVAL",
+            Self::Eacces => "EACCES",
+            Self::Eexist => "EEXIST",
+            Self::Eisdir => "EISDIR",
+            Self::Enoent => "ENOENT",
+            Self::Enomem => "ENOMEM",
+            Self::Enospc => "ENOSPC",
+            Self::Eio => "EIO",
+            Self::Enotempty => "ENOTEMPTY",
+            Self::Enosys => "ENOSYS",
+            Self::Erofs => "EROFS",
+            Self::Ebusy => "EBUSY",
+            Self::Eagain => "EAGAIN",
+            Self::Eisconn => "EISCONN",
+            Self::E2big => "E2BIG",
+            Self::Eperm => "EPERM",
+            Self::Econnreset => "ECONNRESET",
+            Self::Unknown => "?",
+        }
+    }
+}
+
+/// A violation of the xenstore protocol by the daemon (or whatever wrote the ring).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// A header announced a payload over `XENSTORE_PAYLOAD_MAX`; framing is lost.
+    OversizeReply {
+        /// The announced length.
+        len: u32,
+    },
+    /// A reply carried a request id no request is waiting for.
+    UnexpectedReqId {
+        /// The request id in the reply.
+        req_id: u32,
+    },
+    /// The reply to our request had a type that is neither the request's nor `XS_ERROR`.
+    WrongReplyType {
+        /// The type we sent.
+        expected: u32,
+        /// The type that came back.
+        got: u32,
+    },
+    /// A reply's payload was not valid UTF-8.
+    InvalidUtf8,
+    /// A reply's payload did not have the shape its type requires.
+    MalformedPayload,
+}
+
+/// The server's ring indexes were impossible; the transport refuses to go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportError {
+    /// `prod - cons` exceeded the ring size on one of the two rings.
+    BadRingIndexes,
+    /// The transport is closed (the platform gave up on the connection).
+    Closed,
+}
+
+/// Errors of the xenstore client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XsError {
+    /// The daemon answered with `XS_ERROR`.
+    Server(XsErrno),
+    /// The request's payload would exceed `XENSTORE_PAYLOAD_MAX`; nothing was sent.
+    PayloadTooLarge {
+        /// The payload length that was refused.
+        len: usize,
+    },
+    /// A path was empty, too long, or contained a NUL byte; nothing was sent.
+    InvalidPath,
+    /// A watch token or value contained a NUL byte where one is not allowed; nothing was sent.
+    InvalidArgument,
+    /// The deadline passed before the reply (or watch event) arrived.
+    Timeout,
+    /// The daemon broke the protocol.
+    Protocol(ProtocolError),
+    /// The transport failed.
+    Transport(TransportError),
+    /// An earlier framing or transport error left the connection unusable.
+    Broken,
+    /// A transaction hit `EAGAIN` on every allowed attempt.
+    TransactionRetriesExhausted,
+}
+
+impl From<ProtocolError> for XsError {
+    fn from(e: ProtocolError) -> Self {
+        Self::Protocol(e)
+    }
+}
+
+impl From<TransportError> for XsError {
+    fn from(e: TransportError) -> Self {
+        Self::Transport(e)
+    }
+}
