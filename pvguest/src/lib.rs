@@ -1,7 +1,23 @@
 //! `pvguest`: a library OS for Xen PVH guests.
 //!
-//! Protocol logic lives in [`proto`] and builds and tests on the host; the kernel proper
-//! (boot, memory, hypercalls, console) is compiled only for `x86_64-unknown-none`.
+//! Protocol logic lives in [`proto`] and the other host-testable modules ([`boot_info`],
+//! [`cmdline`], [`memory::frames`], [`selftest::report`]); the kernel proper (boot, paging,
+//! exceptions, hypercalls, console, heap) is compiled only for `x86_64-unknown-none`.
 #![cfg_attr(target_os = "none", no_std)]
 
+extern crate alloc;
+
+pub mod boot_info;
+pub mod cmdline;
+pub mod memory;
 pub mod proto;
+pub mod selftest;
+
+#[cfg(target_os = "none")]
+pub mod app;
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod kernel;
+#[cfg(target_os = "none")]
+pub mod xen;

@@ -1,4 +1,5 @@
-//! The `pvguest` kernel binary (being written).
+//! The `pvguest` kernel binary: the boot path, platform and application live in the library;
+//! this crate adds the panic handler.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 
@@ -8,8 +9,9 @@ fn main() {
     std::process::exit(2);
 }
 
+/// Prints the panic and shuts the domain down with reason crash.
 #[cfg(target_os = "none")]
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    pvguest::kernel::panic(info)
 }

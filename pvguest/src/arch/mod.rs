@@ -1,0 +1,8 @@
+//! x86_64 machine layer: the PVH entry and page tables, GDT/TSS, IDT and exception stubs,
+//! and port I/O. The only place that touches control registers and descriptor tables.
+
+pub mod boot;
+pub mod exceptions;
+pub mod gdt;
+pub mod paging;
+pub mod port;

@@ -1,0 +1,477 @@
+//! The PVH start info (`hvm_start_info`) and the memory map: parsing and source selection.
+//!
+//! Host-testable: physical memory is reached only through [`PhysRead`], so tests feed synthetic
+//! start-info blobs. The kernel implements [`PhysRead`] over its identity map.
+
+use core::mem::{offset_of, size_of};
+
+use abi::start_info::{HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo};
+
+/// Reads guest-physical memory; returns `None` when the range is not readable.
+pub trait PhysRead {
+    /// Copies `buf.len()` bytes starting at physical address `paddr` into `buf`.
+    fn read(&self, paddr: u64, buf: &mut [u8]) -> Option<()>;
+
+    /// Reads a little-endian `u32` at `paddr`.
+    fn read_u32(&self, paddr: u64) -> Option<u32> {
+        let mut b = [0u8; 4];
+        self.read(paddr, &mut b)?;
+        Some(u32::from_le_bytes(b))
+    }
+
+    /// Reads a little-endian `u64` at `paddr`.
+    fn read_u64(&self, paddr: u64) -> Option<u64> {
+        let mut b = [0u8; 8];
+        self.read(paddr, &mut b)?;
+        Some(u64::from_le_bytes(b))
+    }
+}
+
+/// Errors found while reading the start info or the memory map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootInfoError {
+    /// The start-info pointer or a table it names could not be read.
+    Unreadable(u64),
+    /// The magic field is not `XEN_HVM_START_MAGIC_VALUE`; carries what was found.
+    BadMagic(u32),
+    /// The command line has no terminating NUL within the limit.
+    CmdlineTooLong,
+    /// Neither the start info nor the fallback produced a memory map.
+    NoMemoryMap,
+    /// The memory map has more entries than the caller's buffer holds.
+    TooManyRegions(u32),
+    /// The fallback (`XENMEM_memory_map`) failed with this Xen errno.
+    FallbackFailed(i64),
+}
+
+/// What a memory-map entry describes (the `XEN_HVM_MEMMAP_TYPE_*` / e820 type codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionKind {
+    /// Usable RAM.
+    Ram,
+    /// Reserved.
+    Reserved,
+    /// ACPI tables (reclaimable).
+    Acpi,
+    /// ACPI non-volatile storage.
+    Nvs,
+    /// Unusable (bad) memory.
+    Unusable,
+    /// Disabled memory.
+    Disabled,
+    /// Persistent memory.
+    Pmem,
+    /// A type code this kernel does not know.
+    Other(u32),
+}
+
+impl RegionKind {
+    /// Maps a type code to a kind.
+    pub fn from_code(code: u32) -> Self {
+        use abi::start_info as s;
+        match code {
+            s::XEN_HVM_MEMMAP_TYPE_RAM => Self::Ram,
+            s::XEN_HVM_MEMMAP_TYPE_RESERVED => Self::Reserved,
+            s::XEN_HVM_MEMMAP_TYPE_ACPI => Self::Acpi,
+            s::XEN_HVM_MEMMAP_TYPE_NVS => Self::Nvs,
+            s::XEN_HVM_MEMMAP_TYPE_UNUSABLE => Self::Unusable,
+            s::XEN_HVM_MEMMAP_TYPE_DISABLED => Self::Disabled,
+            s::XEN_HVM_MEMMAP_TYPE_PMEM => Self::Pmem,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// One memory-map entry, copied out and decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryRegion {
+    /// Physical start address.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// What the range is.
+    pub kind: RegionKind,
+}
+
+impl MemoryRegion {
+    /// An empty reserved region (a filler for fixed arrays).
+    pub const EMPTY: Self = Self {
+        base: 0,
+        size: 0,
+        kind: RegionKind::Reserved,
+    };
+
+    /// One past the last byte, saturating at `u64::MAX`.
+    pub fn end(&self) -> u64 {
+        self.base.saturating_add(self.size)
+    }
+
+    /// Whether `[start, end)` lies inside this region.
+    pub fn contains_range(&self, start: u64, end: u64) -> bool {
+        start >= self.base && end <= self.end() && start <= end
+    }
+}
+
+/// Where the memory map came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryMapSource {
+    /// `hvm_start_info` v1 `memmap_paddr`/`memmap_entries`.
+    StartInfo,
+    /// The `XENMEM_memory_map` hypercall (start info v0 or without a map).
+    Hypercall,
+}
+
+/// The fields of `hvm_start_info`, copied out and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartInfo {
+    /// Where the start info itself lies.
+    pub paddr: u64,
+    /// Structure version (0 or 1 on Xen 4.17).
+    pub version: u32,
+    /// `SIF_*` flags.
+    pub flags: u32,
+    /// Number of module descriptors at `modlist_paddr`.
+    pub nr_modules: u32,
+    /// Physical address of the module list (0 if none).
+    pub modlist_paddr: u64,
+    /// Physical address of the NUL-terminated command line (0 if none).
+    pub cmdline_paddr: u64,
+    /// Physical address of the ACPI RSDP (0 if none).
+    pub rsdp_paddr: u64,
+    /// Physical address of the memory map (v1 only; 0 if absent).
+    pub memmap_paddr: u64,
+    /// Number of memory-map entries (v1 only).
+    pub memmap_entries: u32,
+}
+
+/// The longest command line accepted (bytes, without the NUL).
+pub const CMDLINE_MAX: usize = 1024;
+
+/// The size of the start info for `version` (v0 ends before `memmap_paddr`).
+pub fn start_info_size(version: u32) -> u64 {
+    if version >= 1 {
+        size_of::<HvmStartInfo>() as u64
+    } else {
+        offset_of!(HvmStartInfo, memmap_paddr) as u64
+    }
+}
+
+impl StartInfo {
+    /// Reads and checks the start info at `paddr` (magic; v1 fields only when version ≥ 1).
+    pub fn read(mem: &impl PhysRead, paddr: u64) -> Result<Self, BootInfoError> {
+        let field32 = |off: usize| {
+            mem.read_u32(paddr + off as u64)
+                .ok_or(BootInfoError::Unreadable(paddr + off as u64))
+        };
+        let field64 = |off: usize| {
+            mem.read_u64(paddr + off as u64)
+                .ok_or(BootInfoError::Unreadable(paddr + off as u64))
+        };
+        let magic = field32(offset_of!(HvmStartInfo, magic))?;
+        if magic != abi::start_info::XEN_HVM_START_MAGIC_VALUE {
+            return Err(BootInfoError::BadMagic(magic));
+        }
+        let version = field32(offset_of!(HvmStartInfo, version))?;
+        let (memmap_paddr, memmap_entries) = if version >= 1 {
+            (
+                field64(offset_of!(HvmStartInfo, memmap_paddr))?,
+                field32(offset_of!(HvmStartInfo, memmap_entries))?,
+            )
+        } else {
+            (0, 0)
+        };
+        Ok(Self {
+            paddr,
+            version,
+            flags: field32(offset_of!(HvmStartInfo, flags))?,
+            nr_modules: field32(offset_of!(HvmStartInfo, nr_modules))?,
+            modlist_paddr: field64(offset_of!(HvmStartInfo, modlist_paddr))?,
+            cmdline_paddr: field64(offset_of!(HvmStartInfo, cmdline_paddr))?,
+            rsdp_paddr: field64(offset_of!(HvmStartInfo, rsdp_paddr))?,
+            memmap_paddr,
+            memmap_entries,
+        })
+    }
+
+    /// Whether the start info carries its own memory map.
+    pub fn has_memmap(&self) -> bool {
+        self.version >= 1 && self.memmap_paddr != 0 && self.memmap_entries != 0
+    }
+
+    /// Copies the NUL-terminated command line into `buf`; returns its length (0 if none).
+    pub fn read_cmdline(
+        &self,
+        mem: &impl PhysRead,
+        buf: &mut [u8; CMDLINE_MAX],
+    ) -> Result<usize, BootInfoError> {
+        if self.cmdline_paddr == 0 {
+            return Ok(0);
+        }
+        let mut len = 0;
+        loop {
+            let at = self.cmdline_paddr + len as u64;
+            let mut b = [0u8];
+            mem.read(at, &mut b).ok_or(BootInfoError::Unreadable(at))?;
+            if b[0] == 0 {
+                return Ok(len);
+            }
+            *buf.get_mut(len).ok_or(BootInfoError::CmdlineTooLong)? = b[0];
+            len += 1;
+        }
+    }
+
+    /// Reads module `index` as `(paddr, size, cmdline_paddr)`.
+    pub fn module(
+        &self,
+        mem: &impl PhysRead,
+        index: u32,
+    ) -> Result<(u64, u64, u64), BootInfoError> {
+        let entry = self.modlist_paddr + u64::from(index) * size_of::<HvmModlistEntry>() as u64;
+        let at = |off: usize| {
+            mem.read_u64(entry + off as u64)
+                .ok_or(BootInfoError::Unreadable(entry + off as u64))
+        };
+        Ok((
+            at(offset_of!(HvmModlistEntry, paddr))?,
+            at(offset_of!(HvmModlistEntry, size))?,
+            at(offset_of!(HvmModlistEntry, cmdline_paddr))?,
+        ))
+    }
+
+    /// Copies the start-info memory map into `out`; returns the entry count.
+    pub fn read_memmap(
+        &self,
+        mem: &impl PhysRead,
+        out: &mut [MemoryRegion],
+    ) -> Result<usize, BootInfoError> {
+        let n = self.memmap_entries as usize;
+        if n > out.len() {
+            return Err(BootInfoError::TooManyRegions(self.memmap_entries));
+        }
+        let stride = size_of::<HvmMemmapTableEntry>() as u64;
+        for (i, slot) in out.iter_mut().take(n).enumerate() {
+            let e = self.memmap_paddr + i as u64 * stride;
+            let addr = mem.read_u64(e + offset_of!(HvmMemmapTableEntry, addr) as u64);
+            let size = mem.read_u64(e + offset_of!(HvmMemmapTableEntry, size) as u64);
+            let ty = mem.read_u32(e + offset_of!(HvmMemmapTableEntry, type_) as u64);
+            let (Some(base), Some(size), Some(ty)) = (addr, size, ty) else {
+                return Err(BootInfoError::Unreadable(e));
+            };
+            *slot = MemoryRegion {
+                base,
+                size,
+                kind: RegionKind::from_code(ty),
+            };
+        }
+        Ok(n)
+    }
+}
+
+/// Fills `out` with the memory map: from the start info when it has one, otherwise from
+/// `fallback` (the kernel passes `XENMEM_memory_map`; it returns the entry count or an errno).
+pub fn select_memory_map(
+    info: &StartInfo,
+    mem: &impl PhysRead,
+    fallback: impl FnOnce(&mut [MemoryRegion]) -> Result<usize, i64>,
+    out: &mut [MemoryRegion],
+) -> Result<(usize, MemoryMapSource), BootInfoError> {
+    if info.has_memmap() {
+        let n = info.read_memmap(mem, out)?;
+        return Ok((n, MemoryMapSource::StartInfo));
+    }
+    let n = fallback(out).map_err(BootInfoError::FallbackFailed)?;
+    if n == 0 {
+        return Err(BootInfoError::NoMemoryMap);
+    }
+    Ok((n, MemoryMapSource::Hypercall))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi::start_info::{
+        XEN_HVM_MEMMAP_TYPE_RAM, XEN_HVM_MEMMAP_TYPE_RESERVED, XEN_HVM_START_MAGIC_VALUE,
+    };
+
+    /// A flat fake of physical memory starting at `base`.
+    struct Fake {
+        base: u64,
+        bytes: Vec<u8>,
+    }
+
+    impl PhysRead for Fake {
+        fn read(&self, paddr: u64, buf: &mut [u8]) -> Option<()> {
+            let start = usize::try_from(paddr.checked_sub(self.base)?).ok()?;
+            let src = self.bytes.get(start..start.checked_add(buf.len())?)?;
+            buf.copy_from_slice(src);
+            Some(())
+        }
+    }
+
+    impl Fake {
+        fn put32(&mut self, off: usize, v: u32) {
+            self.bytes[off..off + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        fn put64(&mut self, off: usize, v: u64) {
+            self.bytes[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    const BASE: u64 = 0x1000;
+
+    /// A start info at BASE (version `v`), cmdline at +0x100, memmap (2 entries) at +0x200.
+    fn blob(version: u32) -> Fake {
+        let mut f = Fake {
+            base: BASE,
+            bytes: vec![0; 0x400],
+        };
+        f.put32(offset_of!(HvmStartInfo, magic), XEN_HVM_START_MAGIC_VALUE);
+        f.put32(offset_of!(HvmStartInfo, version), version);
+        f.put64(offset_of!(HvmStartInfo, cmdline_paddr), BASE + 0x100);
+        f.bytes[0x100..0x100 + 18].copy_from_slice(b"selftest=platform\0");
+        if version >= 1 {
+            f.put64(offset_of!(HvmStartInfo, memmap_paddr), BASE + 0x200);
+            f.put32(offset_of!(HvmStartInfo, memmap_entries), 2);
+            let s = size_of::<HvmMemmapTableEntry>();
+            let e0 = 0x200;
+            f.put64(e0 + offset_of!(HvmMemmapTableEntry, addr), 0);
+            f.put64(e0 + offset_of!(HvmMemmapTableEntry, size), 0x200_0000);
+            f.put32(
+                e0 + offset_of!(HvmMemmapTableEntry, type_),
+                XEN_HVM_MEMMAP_TYPE_RAM,
+            );
+            let e1 = 0x200 + s;
+            f.put64(e1 + offset_of!(HvmMemmapTableEntry, addr), 0xfc00_0000);
+            f.put64(e1 + offset_of!(HvmMemmapTableEntry, size), 0x400_0000);
+            f.put32(
+                e1 + offset_of!(HvmMemmapTableEntry, type_),
+                XEN_HVM_MEMMAP_TYPE_RESERVED,
+            );
+        }
+        f
+    }
+
+    fn fallback_map(out: &mut [MemoryRegion]) -> Result<usize, i64> {
+        out[0] = MemoryRegion {
+            base: 0,
+            size: 0x100_0000,
+            kind: RegionKind::Ram,
+        };
+        Ok(1)
+    }
+
+    #[test]
+    fn v1_uses_start_info_map() {
+        let f = blob(1);
+        let info = StartInfo::read(&f, BASE).unwrap();
+        assert!(info.has_memmap());
+        let mut out = [MemoryRegion::EMPTY; 8];
+        let (n, src) = select_memory_map(&info, &f, fallback_map, &mut out).unwrap();
+        assert_eq!((n, src), (2, MemoryMapSource::StartInfo));
+        assert_eq!(
+            out[0],
+            MemoryRegion {
+                base: 0,
+                size: 0x200_0000,
+                kind: RegionKind::Ram
+            }
+        );
+        assert_eq!(out[1].kind, RegionKind::Reserved);
+    }
+
+    #[test]
+    fn v0_falls_back_to_hypercall_and_ignores_v1_fields() {
+        let mut f = blob(0);
+        // Garbage where v1 would keep its map: a v0 reader must not look at it.
+        f.put64(offset_of!(HvmStartInfo, memmap_paddr), 0xdead_0000);
+        f.put32(offset_of!(HvmStartInfo, memmap_entries), 99);
+        let info = StartInfo::read(&f, BASE).unwrap();
+        assert_eq!(
+            (info.version, info.memmap_paddr, info.memmap_entries),
+            (0, 0, 0)
+        );
+        assert!(!info.has_memmap());
+        let mut out = [MemoryRegion::EMPTY; 8];
+        let (n, src) = select_memory_map(&info, &f, fallback_map, &mut out).unwrap();
+        assert_eq!((n, src), (1, MemoryMapSource::Hypercall));
+        assert_eq!(out[0].size, 0x100_0000);
+    }
+
+    #[test]
+    fn v1_without_map_falls_back() {
+        let mut f = blob(1);
+        f.put32(offset_of!(HvmStartInfo, memmap_entries), 0);
+        let info = StartInfo::read(&f, BASE).unwrap();
+        let mut out = [MemoryRegion::EMPTY; 8];
+        let (_, src) = select_memory_map(&info, &f, fallback_map, &mut out).unwrap();
+        assert_eq!(src, MemoryMapSource::Hypercall);
+    }
+
+    #[test]
+    fn fallback_errors_are_reported() {
+        let info = StartInfo::read(&blob(0), BASE).unwrap();
+        let mut out = [MemoryRegion::EMPTY; 8];
+        let r = select_memory_map(&info, &blob(0), |_| Err(-38), &mut out);
+        assert_eq!(r, Err(BootInfoError::FallbackFailed(-38)));
+        let r = select_memory_map(&info, &blob(0), |_| Ok(0), &mut out);
+        assert_eq!(r, Err(BootInfoError::NoMemoryMap));
+    }
+
+    #[test]
+    fn bad_magic_and_unreadable() {
+        let mut f = blob(1);
+        f.put32(0, 0x1234_5678);
+        assert_eq!(
+            StartInfo::read(&f, BASE),
+            Err(BootInfoError::BadMagic(0x1234_5678))
+        );
+        assert!(matches!(
+            StartInfo::read(&f, 0x10_0000),
+            Err(BootInfoError::Unreadable(_))
+        ));
+    }
+
+    #[test]
+    fn map_too_big_for_buffer() {
+        let f = blob(1);
+        let info = StartInfo::read(&f, BASE).unwrap();
+        let mut out = [MemoryRegion::EMPTY; 1];
+        assert_eq!(
+            info.read_memmap(&f, &mut out),
+            Err(BootInfoError::TooManyRegions(2))
+        );
+    }
+
+    #[test]
+    fn cmdline_is_read_up_to_nul() {
+        let f = blob(0);
+        let info = StartInfo::read(&f, BASE).unwrap();
+        let mut buf = [0u8; CMDLINE_MAX];
+        let n = info.read_cmdline(&f, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"selftest=platform");
+    }
+
+    #[test]
+    fn overlong_cmdline_is_an_error() {
+        let mut f = blob(0);
+        f.bytes.resize(0x100 + CMDLINE_MAX + 8, b'x');
+        f.bytes[0x100..].fill(b'x');
+        let info = StartInfo::read(&f, BASE).unwrap();
+        let mut buf = [0u8; CMDLINE_MAX];
+        assert_eq!(
+            info.read_cmdline(&f, &mut buf),
+            Err(BootInfoError::CmdlineTooLong)
+        );
+        *f.bytes.last_mut().unwrap() = 0;
+        let n = 0x100 + CMDLINE_MAX + 7 - 0x100;
+        assert!(n > CMDLINE_MAX);
+        f.bytes[0x100 + CMDLINE_MAX] = 0;
+        assert_eq!(info.read_cmdline(&f, &mut buf), Ok(CMDLINE_MAX));
+    }
+
+    #[test]
+    fn sizes_by_version() {
+        assert_eq!(start_info_size(0), 40);
+        assert_eq!(start_info_size(1), 56);
+    }
+}

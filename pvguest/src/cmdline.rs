@@ -1,0 +1,76 @@
+//! The guest command line: which self-test groups run, and which test is forced to fail.
+//!
+//! Options are whitespace-separated `key=value` words; unknown words are ignored (the
+//! toolstack and users may pass options meant for later parts of the kernel).
+
+/// The options this kernel understands, borrowed from the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options<'a> {
+    /// `selftest=<g1,g2,...>`: the self-test groups to run (None: run the application).
+    pub selftest: Option<&'a str>,
+    /// `selftest-inject-fail=<name>`: this test reports FAIL with "injected failure".
+    pub inject_fail: Option<&'a str>,
+    /// `selftest-fault=<kind>`: raise a CPU exception on purpose after boot, to check the
+    /// exception path (`page`, `guard`, `stack`, `ud`).
+    pub fault: Option<&'a str>,
+}
+
+impl<'a> Options<'a> {
+    /// Parses a command line; a later occurrence of a key wins.
+    pub fn parse(cmdline: &'a str) -> Self {
+        let mut opts = Self::default();
+        for word in cmdline.split_ascii_whitespace() {
+            if let Some(v) = word.strip_prefix("selftest=") {
+                opts.selftest = Some(v);
+            } else if let Some(v) = word.strip_prefix("selftest-inject-fail=") {
+                opts.inject_fail = Some(v);
+            } else if let Some(v) = word.strip_prefix("selftest-fault=") {
+                opts.fault = Some(v);
+            }
+        }
+        opts
+    }
+
+    /// The selected self-test groups, without empty names.
+    pub fn groups(&self) -> impl Iterator<Item = &'a str> {
+        self.selftest
+            .into_iter()
+            .flat_map(|s| s.split(','))
+            .filter(|g| !g.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_groups_and_injection() {
+        let o =
+            Options::parse("console=hvc0  selftest=platform,net selftest-inject-fail=xen-version");
+        assert_eq!(o.selftest, Some("platform,net"));
+        assert_eq!(o.groups().collect::<Vec<_>>(), ["platform", "net"]);
+        assert_eq!(o.inject_fail, Some("xen-version"));
+    }
+
+    #[test]
+    fn no_selftest_means_application() {
+        let o = Options::parse("hello-from-xl-config");
+        assert_eq!(o, Options::default());
+        assert_eq!(o.groups().count(), 0);
+    }
+
+    #[test]
+    fn inject_key_is_not_mistaken_for_selftest() {
+        let o = Options::parse("selftest-inject-fail=x");
+        assert_eq!(o.selftest, None);
+        assert_eq!(o.inject_fail, Some("x"));
+        assert_eq!(Options::parse("selftest-fault=stack").fault, Some("stack"));
+        assert_eq!(
+            Options::parse("selftest=,platform,")
+                .groups()
+                .collect::<Vec<_>>(),
+            ["platform"]
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! Self-tests run inside the guest, selected by `selftest=<groups>` on the command line.
+//!
+//! [`report`] holds the line protocol (host-testable); the groups themselves run only in the
+//! kernel.
+
+pub mod report;
+
+#[cfg(target_os = "none")]
+pub mod platform;
+#[cfg(target_os = "none")]
+pub mod run;

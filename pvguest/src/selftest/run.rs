@@ -1,0 +1,33 @@
+//! Runs the self-test groups named on the command line and prints the `RESULT` line.
+
+use core::fmt;
+
+use super::platform;
+use super::report::{Outcome, Reporter};
+use crate::cmdline::Options;
+use crate::xen::console;
+
+/// The console as a `fmt::Write` sink for test lines.
+pub struct ConsoleOut;
+
+impl fmt::Write for ConsoleOut {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        console::write(s.as_bytes()).map_err(|_| fmt::Error)
+    }
+}
+
+/// Runs every selected group; an unknown group counts as a failed test `group-<name>`.
+pub fn run(opts: &Options<'_>) -> Outcome {
+    let mut rep = Reporter::new(ConsoleOut, opts.inject_fail);
+    for group in opts.groups() {
+        match group {
+            "platform" => platform::run(&mut rep),
+            other => {
+                let name = alloc::format!("group-{other}");
+                let _ = rep.record(&name, Err("unknown self-test group"));
+            }
+        }
+    }
+    // If the console is broken, RESULT cannot be printed; the shutdown reason still tells.
+    rep.finish().unwrap_or(Outcome::SomeFailed)
+}

@@ -1,0 +1,396 @@
+//! The PV console: the `out` ring of the page named by `HVM_PARAM_CONSOLE_PFN`, notified
+//! through `HVM_PARAM_CONSOLE_EVTCHN`. Every byte also goes to port 0xE9.
+//!
+//! Index rules (Xen's io/console.h): the guest owns `out_prod`, the backend `out_cons`. Write
+//! the bytes, then a write barrier, then publish `out_prod`; read `out_cons` before reusing
+//! slots. When the ring is full the writer notifies the backend and waits on the event channel
+//! with `SCHEDOP_poll` (100 ms slices, [`STALL_TIMEOUT_MS`] in all), so a dead backend ends in
+//! an error, not a hang.
+
+use core::fmt::{self, Write};
+use core::mem::offset_of;
+use core::ptr::{read_volatile, write_volatile};
+use core::sync::atomic::{AtomicU64, Ordering, fence};
+
+use abi::io::console::{XENCONS_OUT_RING_SIZE, XenconsInterface, mask_xencons_out_idx};
+use spin::Mutex;
+
+use super::hypercall::{self, HypercallError};
+use super::shared_info;
+use crate::arch::boot::IDENTITY_MAP_BYTES;
+use crate::arch::port::debugcon_write;
+use crate::proto::evtchn::Port;
+
+/// How long a writer waits for a stalled backend before giving up.
+pub const STALL_TIMEOUT_MS: u64 = 5000;
+/// One `SCHEDOP_poll` slice.
+pub const POLL_SLICE_MS: u64 = 100;
+
+/// Console errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleError {
+    /// No console ring (not initialised, or the toolstack gave none).
+    NotPresent,
+    /// The console lock is held (by the code that crashed).
+    Busy,
+    /// `HVM_PARAM_CONSOLE_*` could not be read.
+    Param(HypercallError),
+    /// The ring frame lies outside the identity map.
+    RingOutsideMap(u64),
+    /// The event channel number is invalid.
+    BadPort(u64),
+    /// The backend's index is impossible: `out_prod - out_cons` exceeds the ring.
+    RingCorrupt(u32),
+    /// The backend consumed nothing for [`STALL_TIMEOUT_MS`].
+    BackendStalled,
+    /// Xen's clock is unavailable, so waits cannot be bounded.
+    NoClock,
+    /// A notification or poll hypercall failed.
+    Hypercall(HypercallError),
+}
+
+impl fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotPresent => f.write_str("no console ring"),
+            Self::Busy => f.write_str("console busy"),
+            Self::Param(e) => write!(f, "console parameters: {e}"),
+            Self::RingOutsideMap(a) => write!(f, "console ring at {a:#x} outside the identity map"),
+            Self::BadPort(p) => write!(f, "console event channel {p} invalid"),
+            Self::RingCorrupt(used) => write!(f, "console ring corrupt: {used} bytes in use"),
+            Self::BackendStalled => write!(f, "console backend stalled for {STALL_TIMEOUT_MS} ms"),
+            Self::NoClock => f.write_str("no clock to bound a console wait"),
+            Self::Hypercall(e) => write!(f, "console hypercall: {e}"),
+        }
+    }
+}
+
+/// The guest end of the console ring.
+struct Ring {
+    /// The shared page (never a Rust reference: the backend writes `out_cons`).
+    page: *mut u8,
+    port: Port,
+    /// Our producer index (the copy in the page is only ever written from this).
+    prod: u32,
+}
+
+// SAFETY: the page pointer refers to the console frame, valid for the kernel's lifetime; the
+// Ring is only used under the CONSOLE mutex.
+unsafe impl Send for Ring {}
+
+static CONSOLE: Mutex<Option<Ring>> = Mutex::new(None);
+
+static FULL_WAITS: AtomicU64 = AtomicU64::new(0);
+static POLLS: AtomicU64 = AtomicU64::new(0);
+
+/// Counters of the ring's flow control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsoleStats {
+    /// Times a writer found the ring full and waited for the backend.
+    pub full_waits: u64,
+    /// `SCHEDOP_poll` calls made while waiting.
+    pub polls: u64,
+}
+
+/// The flow-control counters since boot.
+pub fn stats() -> ConsoleStats {
+    ConsoleStats {
+        full_waits: FULL_WAITS.load(Ordering::Relaxed),
+        polls: POLLS.load(Ordering::Relaxed),
+    }
+}
+
+impl Ring {
+    fn out_cons(&self) -> u32 {
+        // SAFETY: in-page offset of the u32 out_cons field; volatile read of backend data.
+        unsafe {
+            read_volatile(
+                self.page
+                    .add(offset_of!(XenconsInterface, out_cons))
+                    .cast::<u32>(),
+            )
+        }
+    }
+
+    fn publish_prod(&mut self) {
+        // SAFETY: in-page offset of the u32 out_prod field, which only the guest writes.
+        unsafe {
+            write_volatile(
+                self.page
+                    .add(offset_of!(XenconsInterface, out_prod))
+                    .cast::<u32>(),
+                self.prod,
+            )
+        }
+    }
+
+    /// Bytes in flight, checked against the ring size.
+    fn used(&self) -> Result<u32, ConsoleError> {
+        let cons = self.out_cons();
+        fence(Ordering::Acquire); // read out_cons before reusing the slots it frees
+        let used = self.prod.wrapping_sub(cons);
+        if used > XENCONS_OUT_RING_SIZE {
+            return Err(ConsoleError::RingCorrupt(used));
+        }
+        Ok(used)
+    }
+
+    fn notify(&self) -> Result<(), ConsoleError> {
+        hypercall::evtchn_send(self.port).map_err(ConsoleError::Hypercall)
+    }
+
+    /// Waits until `done(used)` holds, polling the event channel; bounded.
+    fn wait(&self, done: impl Fn(u32) -> bool) -> Result<(), ConsoleError> {
+        let now = || shared_info::now().map_err(|_| ConsoleError::NoClock);
+        let deadline = now()?.add_millis(STALL_TIMEOUT_MS);
+        loop {
+            shared_info::clear_pending(self.port);
+            if done(self.used()?) {
+                return Ok(());
+            }
+            let t = now()?;
+            if t >= deadline {
+                return Err(ConsoleError::BackendStalled);
+            }
+            POLLS.fetch_add(1, Ordering::Relaxed);
+            hypercall::sched_poll(self.port, t.add_millis(POLL_SLICE_MS).min(deadline))
+                .map_err(ConsoleError::Hypercall)?;
+        }
+    }
+
+    /// Copies `bytes` into the ring, waiting for the backend whenever the ring is full; does
+    /// not notify after the last byte.
+    fn push(&mut self, mut bytes: &[u8]) -> Result<(), ConsoleError> {
+        while !bytes.is_empty() {
+            let used = self.used()?;
+            let space = XENCONS_OUT_RING_SIZE - used;
+            if space == 0 {
+                FULL_WAITS.fetch_add(1, Ordering::Relaxed);
+                self.notify()?;
+                self.wait(|used| used < XENCONS_OUT_RING_SIZE)?;
+                continue;
+            }
+            let n = bytes.len().min(space as usize);
+            let out = offset_of!(XenconsInterface, out);
+            for &b in &bytes[..n] {
+                let slot = mask_xencons_out_idx(self.prod) as usize;
+                // SAFETY: slot < XENCONS_OUT_RING_SIZE, so the byte is inside `out` of the
+                // page; the backend does not read slots beyond out_prod.
+                unsafe { write_volatile(self.page.add(out + slot), b) };
+                self.prod = self.prod.wrapping_add(1);
+            }
+            fence(Ordering::Release); // data before the index
+            self.publish_prod();
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ConsoleError> {
+        self.push(bytes)?;
+        self.notify()
+    }
+
+    fn flush(&mut self) -> Result<(), ConsoleError> {
+        self.notify()?;
+        self.wait(|used| used == 0)
+    }
+}
+
+/// Finds the console ring through the HVM parameters. Until this succeeds, output goes to
+/// port 0xE9 only.
+pub fn init() -> Result<(), ConsoleError> {
+    let pfn =
+        hypercall::hvm_get_param(abi::hvm::HVM_PARAM_CONSOLE_PFN).map_err(ConsoleError::Param)?;
+    let evtchn = hypercall::hvm_get_param(abi::hvm::HVM_PARAM_CONSOLE_EVTCHN)
+        .map_err(ConsoleError::Param)?;
+    if pfn == 0 {
+        return Err(ConsoleError::NotPresent);
+    }
+    let addr = pfn
+        .checked_mul(4096)
+        .filter(|a| a + 4096 <= IDENTITY_MAP_BYTES);
+    let addr = addr.ok_or(ConsoleError::RingOutsideMap(pfn.saturating_mul(4096)))?;
+    let port = u32::try_from(evtchn)
+        .ok()
+        .and_then(|p| Port::new(p).ok())
+        .ok_or(ConsoleError::BadPort(evtchn))?;
+    let page = addr as *mut u8;
+    // SAFETY: the frame is inside the identity map (checked); reading out_prod once to resume
+    // where an earlier writer (e.g. a boot loader) stopped.
+    let prod = unsafe {
+        read_volatile(
+            page.add(offset_of!(XenconsInterface, out_prod))
+                .cast::<u32>(),
+        )
+    };
+    *CONSOLE.lock() = Some(Ring { page, port, prod });
+    Ok(())
+}
+
+/// The console ring's event channel, if the console is up.
+pub fn port() -> Option<Port> {
+    CONSOLE.lock().as_ref().map(|r| r.port)
+}
+
+/// Writes `bytes` to port 0xE9 and the ring.
+pub fn write(bytes: &[u8]) -> Result<(), ConsoleError> {
+    debugcon_write(bytes);
+    CONSOLE
+        .lock()
+        .as_mut()
+        .ok_or(ConsoleError::NotPresent)?
+        .write(bytes)
+}
+
+/// Formats `args` as one unit (the lock is held for the whole text) and notifies the
+/// backend once at the end.
+pub fn print(args: fmt::Arguments<'_>) -> Result<(), ConsoleError> {
+    print_with(args, true)
+}
+
+/// Like [`print`] but without the final notification: the backend hears only when the ring
+/// fills (or at the next [`print`]/[`flush`]). For bulk output.
+pub fn print_batched(args: fmt::Arguments<'_>) -> Result<(), ConsoleError> {
+    print_with(args, false)
+}
+
+fn print_with(args: fmt::Arguments<'_>, notify: bool) -> Result<(), ConsoleError> {
+    let mut guard = CONSOLE.lock();
+    let mut w = Writer {
+        ring: guard.as_mut(),
+        error: None,
+        buf: [0; WRITER_BUFFER],
+        len: 0,
+    };
+    let _ = w.write_fmt(args);
+    w.drain();
+    let Writer { ring, error, .. } = w;
+    match (error, ring) {
+        (Some(e), _) => Err(e),
+        (None, Some(ring)) if notify => ring.notify(),
+        (None, Some(_)) => Ok(()),
+        (None, None) => Err(ConsoleError::NotPresent),
+    }
+}
+
+/// Waits (bounded) until the backend has consumed everything written.
+pub fn flush() -> Result<(), ConsoleError> {
+    CONSOLE
+        .lock()
+        .as_mut()
+        .ok_or(ConsoleError::NotPresent)?
+        .flush()
+}
+
+/// Notifies the backend (after [`print_batched`] output).
+pub fn notify() -> Result<(), ConsoleError> {
+    CONSOLE
+        .lock()
+        .as_ref()
+        .ok_or(ConsoleError::NotPresent)?
+        .notify()
+}
+
+/// Flushes if the console lock is free (for the crash path, which may interrupt a writer).
+pub fn try_flush() -> Result<(), ConsoleError> {
+    CONSOLE
+        .try_lock()
+        .ok_or(ConsoleError::NotPresent)?
+        .as_mut()
+        .ok_or(ConsoleError::NotPresent)?
+        .flush()
+}
+
+/// Bytes a [`print`] collects before passing them on (one port write and one ring copy per
+/// chunk instead of one per formatting piece).
+const WRITER_BUFFER: usize = 256;
+
+struct Writer<'a> {
+    ring: Option<&'a mut Ring>,
+    error: Option<ConsoleError>,
+    buf: [u8; WRITER_BUFFER],
+    len: usize,
+}
+
+impl Writer<'_> {
+    /// Sends the collected bytes to port 0xE9 and the ring (unless a write already failed).
+    fn drain(&mut self) {
+        let bytes = &self.buf[..self.len];
+        debugcon_write(bytes);
+        if let (Some(ring), None) = (self.ring.as_mut(), self.error)
+            && let Err(e) = ring.push(bytes)
+        {
+            self.error = Some(e);
+        }
+        self.len = 0;
+    }
+}
+
+impl Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == WRITER_BUFFER {
+                self.drain();
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A writer for the exception and panic paths: port 0xE9 always, the ring only if its lock is
+/// free (the failing code may hold it); errors are ignored.
+pub struct EmergencyWriter;
+
+impl Write for EmergencyWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        debugcon_write(s.as_bytes());
+        if let Some(mut guard) = CONSOLE.try_lock()
+            && let Some(ring) = guard.as_mut()
+        {
+            let _ = ring.write(s.as_bytes());
+        }
+        Ok(())
+    }
+}
+
+/// `print!` to the console, returning `Result<(), ConsoleError>`.
+#[macro_export]
+macro_rules! console_print {
+    ($($arg:tt)*) => { $crate::xen::console::print(format_args!($($arg)*)) };
+}
+
+/// `println!` to the console, returning `Result<(), ConsoleError>`.
+#[macro_export]
+macro_rules! console_println {
+    ($($arg:tt)*) => { $crate::xen::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// The `log` backend: `[LEVEL] message` lines on the console (never starting with `TEST `,
+/// `RESULT ` or `HOST `).
+pub struct ConsoleLogger;
+
+impl log::Log for ConsoleLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let _ = print(format_args!("[{:<5}] {}\n", record.level(), record.args()));
+    }
+
+    fn flush(&self) {
+        let _ = flush();
+    }
+}
+
+static LOGGER: ConsoleLogger = ConsoleLogger;
+
+/// Installs [`ConsoleLogger`] as the `log` backend (Info level and up).
+pub fn init_logger() {
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+}

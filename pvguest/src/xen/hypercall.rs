@@ -1,0 +1,345 @@
+//! Hypercalls: the hypercall page, the raw `hypercall0..5` calls (the only unsafe code for
+//! hypercalls), and safe typed wrappers over them.
+//!
+//! The page is filled by Xen when its guest-physical address is written to the MSR that CPUID
+//! leaf base+2 names; stub `nr` sits at offset `nr * 32`. Arguments travel in rdi, rsi, rdx,
+//! r10, r8; the result comes back in rax; Xen may clobber the argument registers.
+
+use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use abi::xen::{self as x, DOMID_SELF};
+use x86_64::registers::model_specific::Msr;
+
+use crate::proto::evtchn::Port;
+use crate::proto::time::Instant;
+
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.hypercall_page, "ax"
+    .p2align 12
+    .global hypercall_page
+hypercall_page:
+    .fill 4096, 1, 0xcc         /* int3 until Xen writes the stubs */
+    .popsection
+"#
+);
+
+unsafe extern "C" {
+    static hypercall_page: [u8; 4096];
+}
+
+/// Number of 32-byte stubs in the hypercall page.
+pub const HYPERCALL_SLOTS: u32 = 4096 / 32;
+
+/// A hypercall number that Xen 4.17 does not assign (between `__HYPERVISOR_arch_7` = 55
+/// and the end of the page): Xen answers it with `-ENOSYS`.
+pub const UNASSIGNED_HYPERCALL: u32 = 63;
+
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// Errors of the typed wrappers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HypercallError {
+    /// The hypercall page is not installed yet.
+    NoHypercallPage,
+    /// Xen returned this negative errno value (e.g. -38 for `ENOSYS`).
+    Xen(i64),
+    /// A buffer is too large to describe to Xen.
+    BufferTooLarge,
+}
+
+impl core::fmt::Display for HypercallError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoHypercallPage => f.write_str("hypercall page not installed"),
+            Self::Xen(e) => write!(f, "Xen error {e}"),
+            Self::BufferTooLarge => f.write_str("buffer too large"),
+        }
+    }
+}
+
+/// Physical (= virtual) address of the hypercall page.
+pub fn page_address() -> u64 {
+    (&raw const hypercall_page) as u64
+}
+
+/// Asks Xen to fill the hypercall page by writing its address to `msr` (CPUID base+2 EBX).
+pub fn install_page(msr: u32) {
+    // SAFETY: `msr` is the hypercall-page MSR Xen advertised in CPUID; writing a page-aligned
+    // guest-physical address of a page we own (in .text, so executable) makes Xen overwrite
+    // exactly that page with hypercall stubs, and has no other effect.
+    unsafe { Msr::new(msr).write(page_address()) };
+    READY.store(true, Ordering::Release);
+}
+
+/// Whether [`install_page`] ran.
+pub fn ready() -> bool {
+    READY.load(Ordering::Acquire)
+}
+
+fn entry(nr: u32) -> Result<u64, HypercallError> {
+    if !ready() {
+        return Err(HypercallError::NoHypercallPage);
+    }
+    debug_assert!(nr < HYPERCALL_SLOTS);
+    Ok(page_address() + u64::from(nr % HYPERCALL_SLOTS) * 32)
+}
+
+/// Calls hypercall `nr` with up to five arguments; returns rax.
+///
+/// # Safety
+/// The hypercall page must be installed, and the arguments must be valid for hypercall `nr`:
+/// every pointer argument must point to memory of the layout Xen expects for it, live and
+/// writable where Xen writes, for the duration of the call, and the operation must not
+/// change memory the kernel relies on (e.g. unmapping pages in use).
+unsafe fn hypercall5(
+    nr: u32,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> Result<i64, HypercallError> {
+    let target = entry(nr)?;
+    let ret: i64;
+    // SAFETY: `target` is stub `nr` in the installed hypercall page (mov $nr,%eax; vmmcall;
+    // ret). The stub uses the stack only for `call`/`ret` (the kernel target has no red zone);
+    // the caller guarantees the arguments; all registers Xen may change are declared.
+    unsafe {
+        asm!(
+            "call rax",
+            inlateout("rax") target => ret,
+            inlateout("rdi") a1 => _,
+            inlateout("rsi") a2 => _,
+            inlateout("rdx") a3 => _,
+            inlateout("r10") a4 => _,
+            inlateout("r8") a5 => _,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    Ok(ret)
+}
+
+/// Hypercall with no arguments.
+///
+/// # Safety
+/// As for `hypercall5`.
+unsafe fn hypercall0(nr: u32) -> Result<i64, HypercallError> {
+    // SAFETY: forwarded contract; unused argument registers are zero.
+    unsafe { hypercall5(nr, 0, 0, 0, 0, 0) }
+}
+
+/// Hypercall with two arguments.
+///
+/// # Safety
+/// As for `hypercall5`.
+unsafe fn hypercall2(nr: u32, a1: u64, a2: u64) -> Result<i64, HypercallError> {
+    // SAFETY: forwarded contract.
+    unsafe { hypercall5(nr, a1, a2, 0, 0, 0) }
+}
+
+fn check(ret: i64) -> Result<i64, HypercallError> {
+    if ret < 0 {
+        Err(HypercallError::Xen(ret))
+    } else {
+        Ok(ret)
+    }
+}
+
+fn ptr<T>(p: &T) -> u64 {
+    p as *const T as u64
+}
+
+fn ptr_mut<T>(p: &mut T) -> u64 {
+    p as *mut T as u64
+}
+
+// ---- xen_version ----------------------------------------------------------------------------
+
+/// `XENVER_version`: `(major, minor)`.
+pub fn xen_version() -> Result<(u16, u16), HypercallError> {
+    // SAFETY: XENVER_version takes a NULL argument and writes nothing.
+    let v = check(unsafe {
+        hypercall2(
+            x::HYPERVISOR_XEN_VERSION,
+            abi::version::XENVER_VERSION.into(),
+            0,
+        )
+    }?)?;
+    Ok(((v >> 16) as u16, v as u16))
+}
+
+/// `XENVER_get_features`: feature submap `index` (features `32*index .. 32*index+31`).
+pub fn get_features(index: u32) -> Result<u32, HypercallError> {
+    let mut fi = abi::version::XenFeatureInfo {
+        submap_idx: index,
+        submap: 0,
+    };
+    // SAFETY: `fi` is a live xen_feature_info that Xen reads and writes during the call.
+    check(unsafe {
+        hypercall2(
+            x::HYPERVISOR_XEN_VERSION,
+            abi::version::XENVER_GET_FEATURES.into(),
+            ptr_mut(&mut fi),
+        )
+    }?)?;
+    Ok(fi.submap)
+}
+
+// ---- hvm_op ---------------------------------------------------------------------------------
+
+/// `HVMOP_get_param` for this domain.
+pub fn hvm_get_param(index: u32) -> Result<u64, HypercallError> {
+    let mut p = abi::hvm::XenHvmParam {
+        domid: DOMID_SELF,
+        pad: 0,
+        index,
+        value: 0,
+    };
+    // SAFETY: `p` is a live xen_hvm_param that Xen reads and writes during the call.
+    check(unsafe {
+        hypercall2(
+            x::HYPERVISOR_HVM_OP,
+            abi::hvm::HVMOP_GET_PARAM.into(),
+            ptr_mut(&mut p),
+        )
+    }?)?;
+    Ok(p.value)
+}
+
+// ---- event_channel_op -----------------------------------------------------------------------
+
+/// `EVTCHNOP_send`: notifies the other end of `port`.
+pub fn evtchn_send(port: Port) -> Result<(), HypercallError> {
+    let send = abi::event_channel::EvtchnSend { port: port.get() };
+    // SAFETY: `send` is a live evtchn_send that Xen only reads.
+    check(unsafe {
+        hypercall2(
+            x::HYPERVISOR_EVENT_CHANNEL_OP,
+            abi::event_channel::EVTCHNOP_SEND.into(),
+            ptr(&send),
+        )
+    }?)?;
+    Ok(())
+}
+
+// ---- sched_op -------------------------------------------------------------------------------
+
+/// `SCHEDOP_yield`.
+pub fn sched_yield() -> Result<(), HypercallError> {
+    // SAFETY: SCHEDOP_yield takes a NULL argument.
+    check(unsafe { hypercall2(x::HYPERVISOR_SCHED_OP, abi::sched::SCHEDOP_YIELD.into(), 0) }?)?;
+    Ok(())
+}
+
+/// `SCHEDOP_poll` on one port: blocks until `port` is pending or system time reaches
+/// `deadline`. Returns at once if the port is already pending.
+pub fn sched_poll(port: Port, deadline: Instant) -> Result<(), HypercallError> {
+    let ports = [port.get()];
+    // A deadline of 0 means "no timeout" to Xen: use 1 ns instead (already expired).
+    let timeout = deadline.as_nanos().max(1);
+    let poll = abi::sched::SchedPoll {
+        ports: ports.as_ptr() as u64,
+        nr_ports: 1,
+        timeout,
+    };
+    // SAFETY: `poll` and the one-element `ports` array it points to are live for the call;
+    // Xen only reads them.
+    check(unsafe {
+        hypercall2(
+            x::HYPERVISOR_SCHED_OP,
+            abi::sched::SCHEDOP_POLL.into(),
+            ptr(&poll),
+        )
+    }?)?;
+    Ok(())
+}
+
+/// Why the domain shuts down (`SHUTDOWN_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// Clean power-off.
+    Poweroff,
+    /// Restart.
+    Reboot,
+    /// The guest crashed.
+    Crash,
+}
+
+/// `SCHEDOP_shutdown`: returns only if Xen refused.
+pub fn sched_shutdown(reason: ShutdownReason) -> HypercallError {
+    let reason = match reason {
+        ShutdownReason::Poweroff => abi::sched::SHUTDOWN_POWEROFF,
+        ShutdownReason::Reboot => abi::sched::SHUTDOWN_REBOOT,
+        ShutdownReason::Crash => abi::sched::SHUTDOWN_CRASH,
+    };
+    let arg = abi::sched::SchedShutdown { reason };
+    // SAFETY: `arg` is a live sched_shutdown that Xen only reads.
+    match unsafe {
+        hypercall2(
+            x::HYPERVISOR_SCHED_OP,
+            abi::sched::SCHEDOP_SHUTDOWN.into(),
+            ptr(&arg),
+        )
+    } {
+        Ok(ret) => HypercallError::Xen(ret),
+        Err(e) => e,
+    }
+}
+
+// ---- memory_op ------------------------------------------------------------------------------
+
+/// `XENMEM_memory_map`: fills `buf` with this domain's E820 map; returns the entry count.
+pub fn memory_map(buf: &mut [abi::memory::E820Entry]) -> Result<usize, HypercallError> {
+    let nr_entries = u32::try_from(buf.len()).map_err(|_| HypercallError::BufferTooLarge)?;
+    let mut map = abi::memory::XenMemoryMap {
+        nr_entries,
+        buffer: buf.as_mut_ptr() as u64,
+    };
+    // SAFETY: `map` is live and points to `buf`, which has room for `nr_entries` entries of
+    // the packed 20-byte layout Xen writes; Xen writes at most that many.
+    check(unsafe {
+        hypercall2(
+            x::HYPERVISOR_MEMORY_OP,
+            abi::memory::XENMEM_MEMORY_MAP.into(),
+            ptr_mut(&mut map),
+        )
+    }?)?;
+    Ok((map.nr_entries as usize).min(buf.len()))
+}
+
+/// `XENMEM_add_to_physmap` with `XENMAPSPACE_shared_info`: puts the shared-info page at
+/// guest frame `gpfn`.
+///
+/// # Safety
+/// The page at `gpfn` must be a page the kernel owns and uses for nothing else: Xen replaces
+/// it, and its former contents are gone.
+pub unsafe fn map_shared_info(gpfn: u64) -> Result<(), HypercallError> {
+    let xatp = abi::memory::XenAddToPhysmap {
+        domid: DOMID_SELF,
+        size: 0,
+        space: abi::memory::XENMAPSPACE_SHARED_INFO,
+        idx: 0,
+        gpfn,
+    };
+    // SAFETY: `xatp` is live and only read by Xen; the caller guarantees the target frame is
+    // free for Xen to replace.
+    check(unsafe {
+        hypercall2(
+            x::HYPERVISOR_MEMORY_OP,
+            abi::memory::XENMEM_ADD_TO_PHYSMAP.into(),
+            ptr(&xatp),
+        )
+    }?)?;
+    Ok(())
+}
+
+// ---- tests ----------------------------------------------------------------------------------
+
+/// Calls [`UNASSIGNED_HYPERCALL`] with no arguments and returns Xen's raw answer.
+pub fn unassigned() -> Result<i64, HypercallError> {
+    // SAFETY: hypercall 63 is unassigned in Xen 4.17: Xen does nothing and returns -ENOSYS.
+    unsafe { hypercall0(UNASSIGNED_HYPERCALL) }
+}
