@@ -1,7 +1,10 @@
 //! `cargo xtask`: the one entry point that builds, runs and tests the workspace.
 mod build;
+mod conformance;
+mod elf_note;
 mod gates;
 mod tally;
+mod xen;
 
 use std::process::ExitCode;
 
@@ -23,7 +26,11 @@ Commands:
   help          show this text
 
 Environment:
-  PVXEN_CACHE   where the stock-Xen test image is cached (default ~/.cache/pvxen)
+  PVXEN_CACHE   where the stock-Xen test image is cached (default $XDG_CACHE_HOME/pvxen,
+                else ~/.cache/pvxen); images are keyed by the Debian versions resolved
+  PVXEN_GUEST   boot this ELF instead of building pvguest (xen-test, run)
+  PVXEN_CMDLINE the guest's command line for `run` (default empty: the application)
+  PVXEN_TIMEOUT hard timeout per QEMU boot in seconds (default 300, `run` 900)
 ";
 
 fn main() -> ExitCode {
@@ -31,6 +38,16 @@ fn main() -> ExitCode {
     let command = args.first().map(String::as_str).unwrap_or("help");
     let result = match command {
         "test" => test(),
+        "conformance" => conformance_command(),
+        "xen-test" => {
+            let mut tally = Tally::new();
+            if let Err(e) = xen::xen_test(&mut tally) {
+                println!("xen-test: harness error: {e:#}");
+                tally.fail("stock-Xen harness");
+            }
+            finish(&tally)
+        }
+        "run" => xen::run_interactive().map(|()| ExitCode::SUCCESS),
         "build" => build::build_guest().map(|elf| {
             println!("{}", elf.display());
             ExitCode::SUCCESS
@@ -61,7 +78,59 @@ fn test() -> Result<ExitCode> {
         println!("host tests: FAILED: {e:#}");
         tally.fail("host tests");
     }
+    conformance_gate(&mut tally);
+    elf_note_gate(&mut tally);
+    if let Err(e) = xen::xen_test(&mut tally) {
+        println!("xen-test: harness error: {e:#}");
+        tally.fail("stock-Xen harness");
+    }
     finish(&tally)
+}
+
+/// The ABI conformance check as one gate: its summary line, and every mismatch on failure.
+fn conformance_gate(tally: &mut Tally) {
+    match conformance::run() {
+        Ok(report) => {
+            for m in &report.mismatches {
+                println!("    {m}");
+            }
+            println!("{}", report.summary_line);
+            tally.record(report.mismatches.is_empty(), "abi conformance");
+        }
+        Err(e) => {
+            println!("abi conformance: FAILED: {e:#}");
+            tally.fail("abi conformance");
+        }
+    }
+}
+
+/// `cargo xtask conformance`: the mismatches, then exactly one summary line.
+fn conformance_command() -> Result<ExitCode> {
+    let report = conformance::run()?;
+    for m in &report.mismatches {
+        println!("{m}");
+    }
+    println!("{}", report.summary_line);
+    Ok(if report.mismatches.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The guest ELF carries the PVH entry note in the form Xen's and QEMU's loaders both read.
+fn elf_note_gate(tally: &mut Tally) {
+    let checked = build::build_guest().and_then(|elf| elf_note::check_pvh_note(&elf));
+    match checked {
+        Ok(entry) => {
+            println!("gate pvh-elf-note: ok (PHYS32_ENTRY {entry:#x})");
+            tally.pass();
+        }
+        Err(e) => {
+            println!("gate pvh-elf-note: FAILED: {e:#}");
+            tally.fail("gate pvh-elf-note");
+        }
+    }
 }
 
 /// Prints what failed and the summary line (always the last line), and picks the exit code.

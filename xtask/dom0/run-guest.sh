@@ -1,0 +1,108 @@
+#!/bin/sh
+# Runs in dom0 (called by /init): starts the guest described by /pvxen/guest.cfg with
+# `xl create`, forwards its console to hvc0 while it runs, and reports how it ended.
+#
+# /pvxen/job.env (written by the host for each boot) sets:
+#   NAME           the guest's name in guest.cfg (its console log is guest-$NAME.log)
+#   GUEST_TIMEOUT  seconds the guest may run before it is destroyed
+#
+# Output, each line at column 0 (parsed by xtask/src/xen/console.rs):
+#   G|<line>                        one line of the guest's console, in order, each once
+#   PVXEN created at <uptime>       `xl create` returned successfully
+#   PVXEN xl: <line>                output of a failed `xl create`
+#   PVXEN dmesg: <line>             Xen's last messages (unless the guest powered off)
+#   PVXEN end <how> <seconds>       how the guest ended: poweroff, crash, shutdown-<code>,
+#                                   timeout, vanished or create-failed
+#   PVXEN console-lines <n>         how many G| lines were sent (the host checks it got them all)
+#
+# How the guest ended comes from the shutdown reason code (0 poweroff, 1 reboot, 2 suspend,
+# 3 crash, 4 watchdog, 5 soft reset), which the monitoring `xl create` process writes to
+# /var/log/xen/xl-$NAME.log ("Domain 1 has shut down, reason code 0 0x0"); `xl list -v`
+# (flags s = shut down, c = crashed; reason code column) is the slower fallback. The xl config
+# preserves the domain on every kind of shutdown, so xenconsoled can still drain the console
+# ring before we destroy it.
+. /pvxen/job.env
+XL=/usr/lib/xen-4.17/bin/xl
+LOG=/var/log/xen/console/guest-$NAME.log
+XLLOG=/var/log/xen/xl-$NAME.log
+up() { cut -d' ' -f1 /proc/uptime; }
+say() { echo "PVXEN $*"; }
+secs() { awk -v a="$1" -v b="$(up)" 'BEGIN { printf "%.2f", b - a }'; }
+
+sent=0
+# Forward complete console lines not yet sent (all remaining lines, even an unterminated last
+# one, when called with "final").
+forward() {
+    [ -f "$LOG" ] || return 0
+    if [ "${1:-}" = final ]; then
+        total=$(awk 'END { print NR }' "$LOG")
+    else
+        total=$(wc -l < "$LOG")
+    fi
+    if [ "$total" -gt "$sent" ]; then
+        awk -v s="$sent" -v e="$total" 'NR > s && NR <= e { sub(/\r$/, ""); print "G|" $0 }' "$LOG"
+        sent=$total
+    fi
+}
+
+t0=$(up)
+if ! $XL create /pvxen/guest.cfg >/tmp/xl-create.log 2>&1; then
+    sed 's/^/PVXEN xl: /' /tmp/xl-create.log
+    say "end create-failed $(secs "$t0")"
+    say "console-lines 0"
+    exit 0
+fi
+say "created at $(up)"
+
+how=""
+polls=0
+while [ -z "$how" ]; do
+    forward
+    polls=$((polls + 1))
+    # The monitor process `xl create` leaves behind logs the shutdown reason; grep is cheap, while each
+    # `xl list` costs dom0 (one vCPU, shared with xenconsoled) a good part of a second.
+    code=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$XLLOG" 2>/dev/null | head -n 1)
+    if [ -z "$code" ] && [ $((polls % 10)) = 0 ]; then
+        line=$($XL list -v "$NAME" 2>/dev/null | awk 'NR == 2')
+        if [ -z "$line" ]; then
+            how=vanished
+        else
+            case "$(echo "$line" | awk '{ print $5 }')" in
+                *c*) code=3 ;;
+                *s*) code=$(echo "$line" | awk '{ print $8 }') ;;
+            esac
+        fi
+    fi
+    case "$code" in
+        "") ;;
+        0) how=poweroff ;;
+        3) how=crash ;;
+        *) how="shutdown-$code" ;;
+    esac
+    if [ -z "$how" ] && [ "$(secs "$t0" | cut -d. -f1)" -ge "$GUEST_TIMEOUT" ]; then
+        how=timeout
+    fi
+    [ -n "$how" ] || sleep 0.2
+done
+elapsed=$(secs "$t0")
+# xenconsoled drains the ring of a preserved domain: wait (at most 3 s) until the log stops
+# growing, then send the rest.
+size() { wc -c < "$LOG" 2>/dev/null || echo 0; }
+i=0
+before=$(size)
+while [ $i -lt 15 ]; do
+    sleep 0.2
+    now=$(size)
+    [ "$now" = "$before" ] && break
+    before=$now
+    i=$((i + 1))
+done
+forward final
+say "end $how $elapsed"
+case "$how" in
+    poweroff) ;;
+    # Xen's last words (a triple fault's register dump, ...) are about the guest by now.
+    *) $XL dmesg | tail -n 30 | sed 's/^/PVXEN dmesg: /' ;;
+esac
+$XL destroy "$NAME" >/dev/null 2>&1
+say "console-lines $sent"

@@ -1,0 +1,212 @@
+//! Booting Xen and dom0 under QEMU (TCG), capturing the serial port, and the hard timeout.
+//!
+//! QEMU's serial port is its stdout, read line by line on a thread; every line goes to the
+//! serial log with a timestamp and through [`Transcript::push`]. The boot ends when dom0 says
+//! `done` (QEMU is then killed: Xen would only halt), when Xen or dom0 report a fatal error,
+//! when QEMU exits, or at the hard timeout. QEMU never outlives [`boot`]: a guard kills it.
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::console::{BootEnd, Event, Transcript};
+use super::image::Image;
+
+/// Xen's command line. `smap=0`: QEMU 7.2's TCG does IRET's stack pops as supervisor accesses,
+/// which breaks a PV dom0 under SMAP (xenlab/REPORT.md, Q1). Xen's log levels stay at their
+/// defaults: with `guest_loglvl=all` Xen would echo the guest's port-0xE9 output on the serial
+/// port, and those lines would interleave mid-line with the console lines dom0 forwards.
+const XEN_CMDLINE: &str =
+    "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 smap=0";
+/// dom0's command line (QEMU splits `-initrd` at commas: none allowed).
+const DOM0_CMDLINE: &str = "console=hvc0 earlyprintk=xen rdinit=/init loglevel=3";
+
+/// What to boot.
+pub struct Boot<'a> {
+    /// Xen, dom0's kernel and dom0's initramfs.
+    pub image: &'a Image,
+    /// A `newc` archive laid over dom0's root for this boot (the job).
+    pub overlay: Vec<u8>,
+    /// Directory for this boot's files (initramfs, serial log); created if missing.
+    pub run_dir: PathBuf,
+    /// Hard timeout for the whole boot.
+    pub timeout: Duration,
+}
+
+/// What a boot produced.
+pub struct Booted {
+    /// Everything the serial lines said.
+    pub transcript: Transcript,
+    /// How the boot ended.
+    pub end: BootEnd,
+    /// The serial log (timestamped, every line).
+    pub serial_log: PathBuf,
+    /// The last serial lines that are not `FLOOD` lines, for failure reports.
+    pub tail: Vec<String>,
+}
+
+/// Kills and reaps QEMU when dropped, whatever path the caller leaves by.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Checks that QEMU can take `path` inside `-initrd` (which splits at commas and spaces).
+fn plain_path(path: &Path) -> Result<&str> {
+    match path.to_str() {
+        Some(s) if !s.contains([',', ' ']) => Ok(s),
+        _ => bail!(
+            "{} contains a comma, a space or non-UTF-8, which QEMU's -initrd cannot take \
+             (the image is in PVXEN_CACHE, the per-boot initramfs in the workspace's target/)",
+            path.display()
+        ),
+    }
+}
+
+/// Boots, calling `on_event` for each event as it arrives (guest lines included), and
+/// returns when the boot has ended and QEMU is gone.
+pub fn boot(boot: &Boot<'_>, mut on_event: impl FnMut(&Event, Duration)) -> Result<Booted> {
+    fs::create_dir_all(&boot.run_dir)
+        .with_context(|| format!("creating {}", boot.run_dir.display()))?;
+    let initrd = boot.run_dir.join("initrd.cpio");
+    let mut initramfs = fs::read(&boot.image.dom0_cpio)
+        .with_context(|| format!("reading {}", boot.image.dom0_cpio.display()))?;
+    initramfs.extend_from_slice(&boot.overlay);
+    fs::write(&initrd, initramfs).with_context(|| format!("writing {}", initrd.display()))?;
+    let modules = format!(
+        "{} {DOM0_CMDLINE},{}",
+        plain_path(&boot.image.vmlinux)?,
+        plain_path(&initrd)?
+    );
+    let serial_log = boot.run_dir.join("serial.log");
+    let mut log = std::io::BufWriter::new(
+        fs::File::create(&serial_log)
+            .with_context(|| format!("creating {}", serial_log.display()))?,
+    );
+
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-machine", "pc", "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "2",
+    ])
+    .args([
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+    ])
+    // dom0's init writes port 0xf4 when it is done, so QEMU ends even without us.
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+    .arg("-kernel")
+    .arg(&boot.image.xen)
+    .args(["-append", XEN_CMDLINE, "-initrd", &modules])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut qemu = KillOnDrop(cmd.spawn().context("starting qemu-system-x86_64")?);
+    let stdout = qemu.0.stdout.take().context("no QEMU stdout")?;
+    let mut stderr = qemu.0.stderr.take().context("no QEMU stderr")?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+            let line = String::from_utf8_lossy(&buf);
+            let line = line.trim_end_matches(['\n', '\r']).to_owned();
+            buf.clear();
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+
+    let mut transcript = Transcript::default();
+    let mut tail: Vec<String> = Vec::new();
+    let mut deadline = started + boot.timeout;
+    let mut end = None;
+    let mut fatal: Option<String> = None;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        match rx.recv_timeout(deadline - now) {
+            Ok(line) => {
+                let at = started.elapsed();
+                writeln!(log, "[{:7.2}] {line}", at.as_secs_f64())?;
+                if !line.starts_with("G|FLOOD ") {
+                    if tail.len() == 40 {
+                        tail.remove(0);
+                    }
+                    tail.push(line.clone());
+                }
+                if let Some(event) = transcript.push(&line) {
+                    on_event(&event, at);
+                    match event {
+                        Event::Done => {
+                            end = Some(BootEnd::Done);
+                            break;
+                        }
+                        // Let the last words arrive (a panic's backtrace), then stop.
+                        Event::Fatal(why) if fatal.is_none() => {
+                            fatal = Some(why);
+                            deadline = deadline.min(Instant::now() + Duration::from_secs(3));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = qemu.0.wait().context("waiting for QEMU")?;
+                end = Some(match &fatal {
+                    Some(why) => BootEnd::Fatal(why.clone()),
+                    None => BootEnd::QemuExited(status.to_string()),
+                });
+                break;
+            }
+        }
+    }
+    let end = match (end, fatal) {
+        (Some(end), _) => end,
+        (None, Some(why)) => BootEnd::Fatal(why),
+        (None, None) => BootEnd::Timeout {
+            secs: boot.timeout.as_secs(),
+        },
+    };
+    drop(qemu); // kills QEMU if it still runs, which closes its pipes
+    let _ = reader.join();
+    let stderr_text = errors.join().unwrap_or_default();
+    for line in stderr_text.lines() {
+        writeln!(log, "[qemu stderr] {line}")?;
+    }
+    log.flush()?;
+    let end = match end {
+        BootEnd::QemuExited(status) if !stderr_text.trim().is_empty() => {
+            BootEnd::QemuExited(format!("{status}: {}", stderr_text.trim()))
+        }
+        other => other,
+    };
+    Ok(Booted {
+        transcript,
+        end,
+        serial_log,
+        tail,
+    })
+}
