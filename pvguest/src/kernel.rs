@@ -1,21 +1,24 @@
 //! The boot sequence after the switch to long mode: descriptor tables, Xen discovery,
-//! console, start info, memory, heap; then the self-tests or the application.
+//! console, start info, memory, heap; then event channels (upcall vector, `VIRQ_TIMER`,
+//! event-driven console waits), the grant table and xenstore; then the self-tests or the
+//! application.
 
 use core::fmt::Write;
 
 use spin::Once;
 
+use crate::arch::upcall;
 use crate::arch::{boot, exceptions, gdt, paging, port::debugcon_write};
 use crate::boot_info::{
     self, CMDLINE_MAX, MemoryMapSource, MemoryRegion, PhysRead, RegionKind, StartInfo,
 };
 use crate::cmdline::Options;
-use crate::memory::frames::{FRAME_SIZE, FrameAllocator, FreeRanges, PhysRange};
+use crate::memory::frames::{FRAME_SIZE, FrameAllocator, FrameError, FreeRanges, PhysRange};
 use crate::memory::heap;
 use crate::selftest;
 use crate::xen::console::{self, EmergencyWriter};
 use crate::xen::cpuid::{self, XenCpuid};
-use crate::xen::{hypercall, shared_info, shutdown};
+use crate::xen::{events, grant_table, hypercall, shared_info, shutdown, time, xenstore};
 
 /// Capacity of the memory-map copy.
 pub const MAX_MEMORY_REGIONS: usize = 64;
@@ -61,6 +64,18 @@ impl BootState {
 }
 
 static BOOT: Once<BootState> = Once::new();
+
+/// The frames left after boot (grant-table frames and other long-lived pages come from here).
+static FRAMES: spin::Mutex<Option<FrameAllocator>> = spin::Mutex::new(None);
+
+/// Allocates `frames` contiguous free frames (never returned); their physical address.
+pub fn allocate_frames(frames: u64) -> Result<u64, FrameError> {
+    FRAMES
+        .lock()
+        .as_mut()
+        .ok_or(FrameError::OutOfMemory { frames })?
+        .allocate(frames)
+}
 
 /// The boot state (None until boot has set up memory).
 pub fn boot_state() -> Option<&'static BootState> {
@@ -145,6 +160,7 @@ pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
     };
     let opts = Options::parse(state.cmdline());
     log::info!("command line: {:?}", state.cmdline());
+    init_platform();
     if let Some(kind) = opts.fault {
         raise_fault(kind);
     }
@@ -155,6 +171,37 @@ pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
         }
     }
     crate::app::main()
+}
+
+/// Brings up event channels (then the timer, event-driven console waits), the grant table
+/// and xenstore. Failures are logged; what depends on a missing piece reports its own error.
+fn init_platform() {
+    if let Err(e) = events::init() {
+        log::error!("event channels: {e}; staying on polling");
+        return;
+    }
+    match time::init() {
+        Ok(port) => {
+            log::info!(
+                "events: upcall vector {:#x}, VIRQ_TIMER on port {}",
+                upcall::UPCALL_VECTOR,
+                port.get()
+            );
+            // Event-driven waits need the timer to bound them.
+            if let Err(e) = console::use_events() {
+                log::warn!("console stays on polling: {e}");
+            }
+        }
+        Err(e) => log::error!("timer: {e}; console stays on polling"),
+    }
+    match grant_table::init() {
+        Ok((nr, max)) => log::info!("grant table: {nr} frames mapped by Xen, at most {max}"),
+        Err(e) => log::error!("grant table: {e:?}"),
+    }
+    match xenstore::init() {
+        Ok(port) => log::info!("xenstore: ring up, port {}", port.get()),
+        Err(e) => log::error!("xenstore: {e}"),
+    }
 }
 
 /// Reads the start info and memory map, then sets up the frame allocator and the heap.
@@ -257,6 +304,8 @@ fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> 
         frames.free_bytes() >> 10
     );
 
+    let free_after_heap = frames.free_bytes();
+    *FRAMES.lock() = Some(frames);
     Ok(BootState {
         start_info: info,
         cpuid,
@@ -267,7 +316,7 @@ fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> 
         map_source,
         kernel,
         heap: PhysRange::from_len(heap_start, heap_bytes),
-        free_after_heap: frames.free_bytes(),
+        free_after_heap,
     })
 }
 
@@ -333,6 +382,8 @@ pub fn hypercall_memory_map(out: &mut [MemoryRegion]) -> Result<usize, i64> {
 
 /// Prints a panic and shuts the domain down with reason crash.
 pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    // No upcalls from here on: the console falls back to polling.
+    x86_64::instructions::interrupts::disable();
     let _ = writeln!(EmergencyWriter, "PANIC: {info}");
     shutdown::crash()
 }

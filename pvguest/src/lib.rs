@@ -2,7 +2,8 @@
 //!
 //! Protocol logic lives in [`proto`] and the other host-testable modules ([`boot_info`],
 //! [`cmdline`], [`memory::frames`], [`selftest::report`]); the kernel proper (boot, paging,
-//! exceptions, hypercalls, console, heap) is compiled only for `x86_64-unknown-none`.
+//! exceptions and the event upcall, hypercalls, console, heap, time, event channels, grant
+//! tables, xenstore) is compiled only for `x86_64-unknown-none`.
 #![cfg_attr(target_os = "none", no_std)]
 
 extern crate alloc;

@@ -225,6 +225,25 @@ pub fn init() {
     }
 }
 
+/// Points IDT entry `vector` (32..=255: an external-interrupt vector) at `handler`, a
+/// present DPL 0 interrupt gate (the CPU clears IF on entry).
+///
+/// # Safety
+/// `handler` must be the address of an entry stub that preserves every register the
+/// interrupted code relies on and ends with `iretq` (see [`super::upcall`]); the caller must
+/// run with interrupts disabled, so the CPU never reads a half-written gate.
+pub unsafe fn set_interrupt_gate(vector: u8, handler: u64) {
+    debug_assert!(usize::from(vector) >= EXCEPTION_VECTORS);
+    let gate = Gate::interrupt(handler, gdt::code_selector(), 0);
+    // SAFETY: one CPU, interrupts off (caller), and vectors >= 32 are never raised by the CPU
+    // itself; the IDT static lives forever, so a write of one 16-byte entry is seen whole by
+    // the next delivery on this vector.
+    unsafe {
+        let idt = &raw mut IDT;
+        core::ptr::write_volatile(&raw mut (*idt).0[usize::from(vector)], gate);
+    }
+}
+
 /// The name of an exception vector.
 pub fn vector_name(vector: u64) -> &'static str {
     match vector {

@@ -1,8 +1,10 @@
 //! x86_64 machine layer: the PVH entry and page tables, GDT/TSS, IDT and exception stubs,
-//! and port I/O. The only place that touches control registers and descriptor tables.
+//! the event-channel upcall stub and idle (`sti; hlt`), and port I/O. The only place that
+//! touches control registers and descriptor tables.
 
 pub mod boot;
 pub mod exceptions;
 pub mod gdt;
 pub mod paging;
 pub mod port;
+pub mod upcall;

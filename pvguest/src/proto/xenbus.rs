@@ -48,7 +48,16 @@ pub fn enumerate<T: XsTransport>(
     class: &str,
     deadline: Instant,
 ) -> Result<Vec<u32>, XenbusError> {
-    let names = match xs.directory(TxId::NONE, &format!("device/{class}"), deadline) {
+    enumerate_in(xs, &format!("device/{class}"), deadline)
+}
+
+/// Lists the device ids in directory `dir` (what [`enumerate`] does for `device/<class>`).
+pub fn enumerate_in<T: XsTransport>(
+    xs: &mut XsClient<T>,
+    dir: &str,
+    deadline: Instant,
+) -> Result<Vec<u32>, XenbusError> {
+    let names = match xs.directory(TxId::NONE, dir, deadline) {
         Ok(names) => names,
         Err(XsError::Server(XsErrno::Enoent)) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
@@ -61,7 +70,8 @@ pub fn enumerate<T: XsTransport>(
 /// One front-end device and where its backend lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frontend {
-    /// Our directory, relative to the domain's home: `device/<class>/<id>`.
+    /// Our directory: `device/<class>/<id>` (relative to the domain's home) unless found
+    /// with [`Frontend::discover_at`].
     pub path: String,
     /// The backend's directory (absolute), from our `backend` node.
     pub backend: String,
@@ -80,7 +90,16 @@ impl Frontend {
         id: u32,
         deadline: Instant,
     ) -> Result<Self, XenbusError> {
-        let path = format!("device/{class}/{id}");
+        Self::discover_at(xs, format!("device/{class}/{id}"), deadline)
+    }
+
+    /// Like [`Frontend::discover`] for a device directory given as a path (relative to the
+    /// domain's home, or absolute).
+    pub fn discover_at<T: XsTransport>(
+        xs: &mut XsClient<T>,
+        path: String,
+        deadline: Instant,
+    ) -> Result<Self, XenbusError> {
         let token = format!("xb-fe:{path}");
         xs.watch(&path, &token, deadline)?;
         let found = Self::read_backend_location(xs, &path, &token, deadline);

@@ -6,6 +6,12 @@
 pub mod report;
 
 #[cfg(target_os = "none")]
+pub mod events;
+#[cfg(target_os = "none")]
+pub mod grants;
+#[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]
 pub mod run;
+#[cfg(target_os = "none")]
+pub mod store;

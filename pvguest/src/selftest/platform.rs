@@ -1,5 +1,6 @@
 //! Self-test group `platform`: Xen version and features, start info, memory map, heap,
-//! console under load, and the unknown-hypercall error.
+//! console under load, and the unknown-hypercall error; then time and event channels
+//! ([`super::events`]), grants ([`super::grants`]) and xenstore ([`super::store`]).
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -16,9 +17,10 @@ use crate::kernel::{self, BootState};
 use crate::memory::heap;
 use crate::xen::{console, hypercall};
 
-type TestResult = Result<(), String>;
+/// What a test returns: `Err` carries the reason for the `FAIL` line.
+pub(super) type TestResult = Result<(), String>;
 /// A named test.
-type Test = (&'static str, fn() -> TestResult);
+pub(super) type Test = (&'static str, fn() -> TestResult);
 
 /// Runs the group, recording each test.
 pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
@@ -31,10 +33,20 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         ("console-flood", console_flood),
         ("hypercall-enosys", hypercall_enosys),
     ];
-    for (name, test) in tests {
+    let rest = super::events::TESTS
+        .iter()
+        .chain(super::grants::TESTS)
+        .chain(super::store::TESTS);
+    for &(name, test) in tests.iter().chain(rest) {
         let result = test();
         let _ = rep.record(name, result);
     }
+    log::info!(
+        "platform: events {:?}, time {:?}, xenstore {:?}",
+        crate::xen::events::stats(),
+        crate::xen::time::stats(),
+        crate::xen::xenstore::stats()
+    );
 }
 
 fn boot() -> Result<&'static BootState, String> {
@@ -287,9 +299,10 @@ fn console_flood() -> TestResult {
     }
     let after = console::stats();
     log::info!(
-        "console-flood: {} ring-full waits, {} polls",
+        "console-flood: {} ring-full waits, {} polls, {} event waits",
         after.full_waits - before.full_waits,
-        after.polls - before.polls
+        after.polls - before.polls,
+        after.event_waits - before.event_waits
     );
     match first {
         None => Ok(()),

@@ -3,18 +3,21 @@
 //!
 //! Index rules (Xen's io/console.h): the guest owns `out_prod`, the backend `out_cons`. Write
 //! the bytes, then a write barrier, then publish `out_prod`; read `out_cons` before reusing
-//! slots. When the ring is full the writer notifies the backend and waits on the event channel
-//! with `SCHEDOP_poll` (100 ms slices, [`STALL_TIMEOUT_MS`] in all), so a dead backend ends in
-//! an error, not a hang.
+//! slots. When the ring is full the writer notifies the backend and waits for the console
+//! event channel in 100 ms slices, [`STALL_TIMEOUT_MS`] in all, so a dead backend ends in an
+//! error, not a hang. Once event channels are up ([`use_events`]) and interrupts are enabled,
+//! the writer idles until the port fires ([`super::events::wait_port`]); before that, and on
+//! the exception and panic paths (interrupts disabled), it waits with `SCHEDOP_poll`.
 
 use core::fmt::{self, Write};
 use core::mem::offset_of;
 use core::ptr::{read_volatile, write_volatile};
-use core::sync::atomic::{AtomicU64, Ordering, fence};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 
 use abi::io::console::{XENCONS_OUT_RING_SIZE, XenconsInterface, mask_xencons_out_idx};
 use spin::Mutex;
 
+use super::events;
 use super::hypercall::{self, HypercallError};
 use super::shared_info;
 use crate::arch::boot::IDENTITY_MAP_BYTES;
@@ -47,6 +50,8 @@ pub enum ConsoleError {
     NoClock,
     /// A notification or poll hypercall failed.
     Hypercall(HypercallError),
+    /// Waiting on the event channel failed.
+    Events(events::EventError),
 }
 
 impl fmt::Display for ConsoleError {
@@ -61,6 +66,7 @@ impl fmt::Display for ConsoleError {
             Self::BackendStalled => write!(f, "console backend stalled for {STALL_TIMEOUT_MS} ms"),
             Self::NoClock => f.write_str("no clock to bound a console wait"),
             Self::Hypercall(e) => write!(f, "console hypercall: {e}"),
+            Self::Events(e) => write!(f, "console event wait: {e}"),
         }
     }
 }
@@ -82,6 +88,8 @@ static CONSOLE: Mutex<Option<Ring>> = Mutex::new(None);
 
 static FULL_WAITS: AtomicU64 = AtomicU64::new(0);
 static POLLS: AtomicU64 = AtomicU64::new(0);
+static EVENT_WAITS: AtomicU64 = AtomicU64::new(0);
+static USE_EVENTS: AtomicBool = AtomicBool::new(false);
 
 /// Counters of the ring's flow control.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +98,8 @@ pub struct ConsoleStats {
     pub full_waits: u64,
     /// `SCHEDOP_poll` calls made while waiting.
     pub polls: u64,
+    /// Event-driven waits (idle until the console port fires) made while waiting.
+    pub event_waits: u64,
 }
 
 /// The flow-control counters since boot.
@@ -97,6 +107,7 @@ pub fn stats() -> ConsoleStats {
     ConsoleStats {
         full_waits: FULL_WAITS.load(Ordering::Relaxed),
         polls: POLLS.load(Ordering::Relaxed),
+        event_waits: EVENT_WAITS.load(Ordering::Relaxed),
     }
 }
 
@@ -139,12 +150,19 @@ impl Ring {
         hypercall::evtchn_send(self.port).map_err(ConsoleError::Hypercall)
     }
 
-    /// Waits until `done(used)` holds, polling the event channel; bounded.
+    /// Waits until `done(used)` holds, on the event channel (events or polling); bounded.
     fn wait(&self, done: impl Fn(u32) -> bool) -> Result<(), ConsoleError> {
         let now = || shared_info::now().map_err(|_| ConsoleError::NoClock);
         let deadline = now()?.add_millis(STALL_TIMEOUT_MS);
+        let by_events =
+            USE_EVENTS.load(Ordering::Acquire) && x86_64::instructions::interrupts::are_enabled();
         loop {
-            shared_info::clear_pending(self.port);
+            // Forget earlier notifications first: one arriving after the check below is kept.
+            if by_events {
+                events::take_latched(self.port);
+            } else {
+                shared_info::clear_pending(self.port);
+            }
             if done(self.used()?) {
                 return Ok(());
             }
@@ -152,9 +170,14 @@ impl Ring {
             if t >= deadline {
                 return Err(ConsoleError::BackendStalled);
             }
-            POLLS.fetch_add(1, Ordering::Relaxed);
-            hypercall::sched_poll(self.port, t.add_millis(POLL_SLICE_MS).min(deadline))
-                .map_err(ConsoleError::Hypercall)?;
+            let slice = t.add_millis(POLL_SLICE_MS).min(deadline);
+            if by_events {
+                EVENT_WAITS.fetch_add(1, Ordering::Relaxed);
+                events::wait_port(self.port, slice).map_err(ConsoleError::Events)?;
+            } else {
+                POLLS.fetch_add(1, Ordering::Relaxed);
+                hypercall::sched_poll(self.port, slice).map_err(ConsoleError::Hypercall)?;
+            }
         }
     }
 
@@ -225,6 +248,15 @@ pub fn init() -> Result<(), ConsoleError> {
         )
     };
     *CONSOLE.lock() = Some(Ring { page, port, prod });
+    Ok(())
+}
+
+/// Switches ring-full waits from `SCHEDOP_poll` to event delivery: binds the console port
+/// (latch only). Call once [`events::init`] succeeded.
+pub fn use_events() -> Result<(), ConsoleError> {
+    let port = port().ok_or(ConsoleError::NotPresent)?;
+    events::bind_latch(port).map_err(ConsoleError::Events)?;
+    USE_EVENTS.store(true, Ordering::Release);
     Ok(())
 }
 

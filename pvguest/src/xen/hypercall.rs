@@ -336,6 +336,221 @@ pub unsafe fn map_shared_info(gpfn: u64) -> Result<(), HypercallError> {
     Ok(())
 }
 
+// ---- hvm_op: set_param ----------------------------------------------------------------------
+
+/// `HVMOP_set_param` for this domain.
+///
+/// # Safety
+/// Setting a parameter can change how Xen delivers interrupts to this domain (e.g.
+/// `HVM_PARAM_CALLBACK_IRQ`): the caller must have prepared whatever the new value points at
+/// (an IDT entry for a callback vector).
+pub unsafe fn hvm_set_param(index: u32, value: u64) -> Result<(), HypercallError> {
+    let mut p = abi::hvm::XenHvmParam {
+        domid: DOMID_SELF,
+        pad: 0,
+        index,
+        value,
+    };
+    // SAFETY: `p` is a live xen_hvm_param that Xen only reads; the caller vouches for the
+    // effect of the new value.
+    check(unsafe {
+        hypercall2(
+            x::HYPERVISOR_HVM_OP,
+            abi::hvm::HVMOP_SET_PARAM.into(),
+            ptr_mut(&mut p),
+        )
+    }?)?;
+    Ok(())
+}
+
+// ---- event_channel_op: the rest ------------------------------------------------------------
+
+/// Issues `EVTCHNOP_<cmd>` with `arg`, which Xen reads and may write.
+fn evtchn_op<T>(cmd: u32, arg: &mut T) -> Result<(), HypercallError> {
+    // SAFETY: every caller passes the evtchn_* struct that `cmd` takes (repr(C), layout
+    // asserted in abi); it is live and writable for the call, and none of these operations
+    // touches other guest memory.
+    check(unsafe { hypercall2(x::HYPERVISOR_EVENT_CHANNEL_OP, cmd.into(), ptr_mut(arg)) }?)?;
+    Ok(())
+}
+
+fn port_from_xen(raw: u32) -> Result<Port, HypercallError> {
+    // Xen never returns a port beyond the 2-level limit; if it did, say so as EINVAL.
+    Port::new(raw).map_err(|_| HypercallError::Xen(-i64::from(abi::errno::XEN_EINVAL)))
+}
+
+/// `EVTCHNOP_alloc_unbound`: a new port in this domain that `remote` may bind to.
+pub fn evtchn_alloc_unbound(remote: abi::xen::Domid) -> Result<Port, HypercallError> {
+    let mut a = abi::event_channel::EvtchnAllocUnbound {
+        dom: DOMID_SELF,
+        remote_dom: remote,
+        port: 0,
+    };
+    evtchn_op(abi::event_channel::EVTCHNOP_ALLOC_UNBOUND, &mut a)?;
+    port_from_xen(a.port)
+}
+
+/// `EVTCHNOP_bind_interdomain`: connects a new local port to `remote_port` of `remote`
+/// (Xen sets the new local port pending).
+pub fn evtchn_bind_interdomain(
+    remote: abi::xen::Domid,
+    remote_port: Port,
+) -> Result<Port, HypercallError> {
+    let mut b = abi::event_channel::EvtchnBindInterdomain {
+        remote_dom: remote,
+        remote_port: remote_port.get(),
+        local_port: 0,
+    };
+    evtchn_op(abi::event_channel::EVTCHNOP_BIND_INTERDOMAIN, &mut b)?;
+    port_from_xen(b.local_port)
+}
+
+/// `EVTCHNOP_bind_virq`: binds virtual IRQ `virq` on `vcpu` to a new port.
+pub fn evtchn_bind_virq(virq: u32, vcpu: u32) -> Result<Port, HypercallError> {
+    let mut b = abi::event_channel::EvtchnBindVirq {
+        virq,
+        vcpu,
+        port: 0,
+    };
+    evtchn_op(abi::event_channel::EVTCHNOP_BIND_VIRQ, &mut b)?;
+    port_from_xen(b.port)
+}
+
+/// `EVTCHNOP_close`.
+pub fn evtchn_close(port: Port) -> Result<(), HypercallError> {
+    let mut c = abi::event_channel::EvtchnClose { port: port.get() };
+    evtchn_op(abi::event_channel::EVTCHNOP_CLOSE, &mut c)
+}
+
+/// `EVTCHNOP_unmask`: clears the mask bit and re-raises the upcall if the port is pending.
+pub fn evtchn_unmask(port: Port) -> Result<(), HypercallError> {
+    let mut u = abi::event_channel::EvtchnUnmask { port: port.get() };
+    evtchn_op(abi::event_channel::EVTCHNOP_UNMASK, &mut u)
+}
+
+/// `EVTCHNOP_status` of one of this domain's ports (the raw answer; the caller interprets
+/// `status` and the union member it selects).
+pub fn evtchn_status(port: Port) -> Result<abi::event_channel::EvtchnStatus, HypercallError> {
+    let mut s = abi::event_channel::EvtchnStatus {
+        dom: DOMID_SELF,
+        port: port.get(),
+        ..Default::default()
+    };
+    evtchn_op(abi::event_channel::EVTCHNOP_STATUS, &mut s)?;
+    Ok(s)
+}
+
+// ---- vcpu_op --------------------------------------------------------------------------------
+
+/// `VCPUOP_set_singleshot_timer` on `vcpu`: `VIRQ_TIMER` fires once when system time reaches
+/// `deadline` (at once if it already has: no `VCPU_SSHOTTMR_future`).
+pub fn set_singleshot_timer(vcpu: u32, deadline: Instant) -> Result<(), HypercallError> {
+    let t = abi::vcpu::VcpuSetSingleshotTimer {
+        timeout_abs_ns: deadline.as_nanos(),
+        flags: 0,
+    };
+    // SAFETY: `t` is a live vcpu_set_singleshot_timer that Xen only reads.
+    check(unsafe {
+        hypercall5(
+            x::HYPERVISOR_VCPU_OP,
+            abi::vcpu::VCPUOP_SET_SINGLESHOT_TIMER.into(),
+            vcpu.into(),
+            ptr(&t),
+            0,
+            0,
+        )
+    }?)?;
+    Ok(())
+}
+
+/// `VCPUOP_stop_singleshot_timer` on `vcpu`.
+pub fn stop_singleshot_timer(vcpu: u32) -> Result<(), HypercallError> {
+    // SAFETY: the operation takes a NULL argument.
+    check(unsafe {
+        hypercall5(
+            x::HYPERVISOR_VCPU_OP,
+            abi::vcpu::VCPUOP_STOP_SINGLESHOT_TIMER.into(),
+            vcpu.into(),
+            0,
+            0,
+            0,
+        )
+    }?)?;
+    Ok(())
+}
+
+// ---- grant_table_op -------------------------------------------------------------------------
+
+/// `GNTTABOP_query_size` for this domain: `(current frames, maximum frames)`.
+pub fn gnttab_query_size() -> Result<(u32, u32), HypercallError> {
+    let mut q = abi::grant_table::GnttabQuerySize {
+        dom: DOMID_SELF,
+        ..Default::default()
+    };
+    // SAFETY: one live gnttab_query_size (count 1) that Xen reads and writes.
+    check(unsafe {
+        hypercall5(
+            x::HYPERVISOR_GRANT_TABLE_OP,
+            abi::grant_table::GNTTABOP_QUERY_SIZE.into(),
+            ptr_mut(&mut q),
+            1,
+            0,
+            0,
+        )
+    }?)?;
+    if q.status != abi::grant_table::GNTST_OKAY {
+        return Err(HypercallError::Xen(q.status.into()));
+    }
+    Ok((q.nr_frames, q.max_nr_frames))
+}
+
+/// `GNTTABOP_copy` with one request; Xen's per-request answer is left in `op.status`.
+///
+/// # Safety
+/// Xen writes `op.len` bytes at the destination: a frame of this domain (by `gmfn` or a
+/// grant of it) that the caller owns and expects to change, with no Rust reference to it.
+pub unsafe fn gnttab_copy(op: &mut abi::grant_table::GnttabCopy) -> Result<(), HypercallError> {
+    // SAFETY: one live gnttab_copy (count 1) that Xen reads and writes; the caller vouches
+    // for the destination.
+    check(unsafe {
+        hypercall5(
+            x::HYPERVISOR_GRANT_TABLE_OP,
+            abi::grant_table::GNTTABOP_COPY.into(),
+            ptr_mut(op),
+            1,
+            0,
+            0,
+        )
+    }?)?;
+    Ok(())
+}
+
+/// `XENMEM_add_to_physmap` with `XENMAPSPACE_grant_table`: puts grant-table frame `index`
+/// at guest frame `gpfn` (Xen grows the table to `index + 1` frames if needed).
+///
+/// # Safety
+/// The page at `gpfn` must be a page the kernel owns and uses for nothing else: Xen replaces
+/// it with the grant-table frame, and its former contents are gone.
+pub unsafe fn map_grant_frame(index: u32, gpfn: u64) -> Result<(), HypercallError> {
+    let xatp = abi::memory::XenAddToPhysmap {
+        domid: DOMID_SELF,
+        size: 0,
+        space: abi::memory::XENMAPSPACE_GRANT_TABLE,
+        idx: index.into(),
+        gpfn,
+    };
+    // SAFETY: `xatp` is live and only read by Xen; the caller guarantees the target frame is
+    // free for Xen to replace.
+    check(unsafe {
+        hypercall2(
+            x::HYPERVISOR_MEMORY_OP,
+            abi::memory::XENMEM_ADD_TO_PHYSMAP.into(),
+            ptr(&xatp),
+        )
+    }?)?;
+    Ok(())
+}
+
 // ---- tests ----------------------------------------------------------------------------------
 
 /// Calls [`UNASSIGNED_HYPERCALL`] with no arguments and returns Xen's raw answer.

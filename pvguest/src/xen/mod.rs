@@ -1,8 +1,12 @@
 //! The Xen platform as seen from a PVH domU: discovery, hypercalls, shared info and time,
-//! the PV console, and shutdown.
+//! event channels, grant tables, xenstore, the PV console, and shutdown.
 
 pub mod console;
 pub mod cpuid;
+pub mod events;
+pub mod grant_table;
 pub mod hypercall;
 pub mod shared_info;
 pub mod shutdown;
+pub mod time;
+pub mod xenstore;

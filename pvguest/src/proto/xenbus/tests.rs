@@ -94,6 +94,27 @@ fn enumerate_lists_numeric_ids() {
 }
 
 #[test]
+fn a_device_outside_device_is_found_by_path() {
+    let mut xs = setup(&[]);
+    let dir = "/local/domain/5/data/dev/x/3";
+    xs.transport_mut()
+        .store
+        .set(&format!("{dir}/backend-id"), "0");
+    xs.transport_mut()
+        .store
+        .set(&format!("{dir}/backend"), BACK);
+    assert_eq!(enumerate_in(&mut xs, "data/dev/x", far()), Ok(vec![3]));
+    let fe = Frontend::discover_at(&mut xs, "data/dev/x/3".into(), far()).unwrap();
+    assert_eq!((fe.backend.as_str(), fe.backend_id), (BACK, 0));
+    assert_eq!(fe.node("state"), "data/dev/x/3/state");
+    assert_eq!(
+        fe.wait_backend_state(&mut xs, |s| s == XenbusState::InitWait, far()),
+        Ok(XenbusState::InitWait)
+    );
+    fe.close(&mut xs, far()).unwrap();
+}
+
+#[test]
 fn full_handshake_with_a_backend() {
     let mut xs = setup(&[]);
     connecting_backend(&mut xs);

@@ -120,6 +120,12 @@ impl<T: XsTransport> XsClient<T> {
             while let Some(msg) = self.next_message()? {
                 // Watch events are recognised by type whatever their req_id.
                 if msg.header.type_ != XS_WATCH_EVENT && msg.header.req_id == req_id {
+                    // xenstored sends a watch's first event right after the XS_WATCH reply,
+                    // often in the same read: queue what already arrived, so callers that
+                    // look at the queue next (without waiting) see it.
+                    while let Some(next) = self.next_message()? {
+                        self.unsolicited(&next)?;
+                    }
                     return match msg.header.type_ {
                         XS_ERROR => Err(XsError::Server(XsErrno::from_name(
                             msg.payload.strip_suffix(&[0]).unwrap_or(&msg.payload),
@@ -187,6 +193,8 @@ impl<T: XsTransport> XsClient<T> {
             progress |= self.receive()?;
             while let Some(msg) = self.next_message()? {
                 self.unsolicited(&msg)?;
+                // A message taken from the inbox may be the awaited event: look before waiting.
+                progress = true;
             }
             if !progress && self.wait(deadline)? == Wake::TimedOut {
                 return self.take_event_for(token).ok_or(XsError::Timeout);

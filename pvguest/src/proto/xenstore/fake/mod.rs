@@ -53,6 +53,9 @@ pub struct FakeXenstored {
     pub requests: Vec<XsdSockmsg>,
     /// Number of `wait` calls.
     pub waits: usize,
+    /// Send watch events after the reply (as xenstored does for a new watch's first event)
+    /// instead of before it.
+    pub events_after_reply: bool,
 }
 
 impl FakeXenstored {
@@ -68,6 +71,7 @@ impl FakeXenstored {
             chunk: usize::MAX,
             requests: Vec::new(),
             waits: 0,
+            events_after_reply: false,
         }
     }
 
@@ -136,8 +140,11 @@ impl FakeXenstored {
             hook(&mut self.store, &path, &value);
             self.on_write = Some(hook);
         }
-        // Watch events go out before the reply: the client must queue them separately.
-        self.flush_events();
+        // Watch events go out before the reply (unless `events_after_reply`): the client must
+        // queue them separately.
+        if !self.events_after_reply {
+            self.flush_events();
+        }
         let (type_, body) = match result {
             Ok(body) => (h.type_, body),
             Err(name) => (XS_ERROR, format!("{name}\0").into_bytes()),
@@ -184,6 +191,7 @@ impl FakeXenstored {
             Some(Misbehave::Silent) => {}
             Some(Misbehave::Payload(p)) => self.send_message(type_, h.req_id, h.tx_id, &p),
         }
+        self.flush_events();
     }
 }
 

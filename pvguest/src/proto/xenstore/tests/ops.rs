@@ -196,6 +196,23 @@ fn watches_fire_initially_on_change_and_stop_after_unwatch() {
     );
 }
 
+/// Real xenstored sends a new watch's first event right after the `XS_WATCH` reply, so both
+/// arrive in one read. The event must be queued at once and found without waiting (a client
+/// that left it in its inbox and then waited for the ring slept until the deadline).
+#[test]
+fn event_arriving_with_the_reply_is_seen_without_waiting() {
+    let mut c = client();
+    c.transport_mut().events_after_reply = true;
+    c.watch("w", "tok", far()).unwrap();
+    let waits = c.transport().waits;
+    assert_eq!(c.take_event_for("tok").unwrap().path, "w");
+    c.write(NONE, "w", "1", far()).unwrap();
+    let e = c.wait_event_for("tok", Instant::from_nanos(1000)).unwrap();
+    assert_eq!(e.path, "w");
+    assert_eq!(c.transport().waits, waits, "nothing waited");
+    assert_eq!(c.transport().now, Instant::from_nanos(0));
+}
+
 #[test]
 fn events_between_request_and_reply_are_kept_by_token() {
     let mut c = client();

@@ -1,0 +1,169 @@
+//! Time: the monotonic clock (vCPU 0's pvclock), the wall clock, `VIRQ_TIMER` with
+//! `VCPUOP_set_singleshot_timer`, and waiting: sleeps, timeouts and idling.
+//!
+//! Idling: with interrupts disabled the wait condition is checked once more, then `sti; hlt`
+//! ([`crate::arch::upcall::enable_and_halt`]). Xen turns an HVM `hlt` into `SCHEDOP_block`,
+//! which returns at once if an upcall is pending. `SCHEDOP_block` issued as a hypercall with
+//! interrupts disabled would not do: Xen's `hvm_local_events_need_delivery` reports nothing to
+//! deliver while the guest's IF is clear, and the wake-up for an event that arrived just
+//! before would be lost; with interrupts enabled the upcall could run between the check and
+//! the hypercall, and the vCPU would sleep until the next event.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Once;
+use x86_64::instructions::interrupts;
+
+use super::events::{self, EventError};
+use super::hypercall::{self, HypercallError};
+use super::shared_info::{self, ClockError};
+use crate::arch::upcall;
+use crate::proto::evtchn::{EvtchnError, Port};
+use crate::proto::pvclock::UnixTime;
+use crate::proto::time::Instant;
+
+/// The vCPU all of this runs on.
+const VCPU: u32 = 0;
+
+/// Errors of timers and waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeError {
+    /// The clock cannot be read.
+    Clock(ClockError),
+    /// Event channels are not up, so nothing can wake an idle vCPU.
+    NoEvents,
+    /// [`init`] has not bound `VIRQ_TIMER`.
+    NoTimer,
+    /// Binding `VIRQ_TIMER` failed.
+    Bind(HypercallError),
+    /// The handler table refused the timer port.
+    Handler(EvtchnError),
+    /// Arming the timer failed.
+    Hypercall(HypercallError),
+}
+
+impl core::fmt::Display for TimeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Clock(e) => write!(f, "clock: {e:?}"),
+            Self::NoEvents => f.write_str("event channels not initialised"),
+            Self::NoTimer => f.write_str("VIRQ_TIMER not bound"),
+            Self::Bind(e) => write!(f, "binding VIRQ_TIMER: {e}"),
+            Self::Handler(e) => write!(f, "timer port handler: {e:?}"),
+            Self::Hypercall(e) => write!(f, "singleshot timer: {e}"),
+        }
+    }
+}
+
+static TIMER_PORT: Once<Port> = Once::new();
+static TIMER_EVENTS: AtomicU64 = AtomicU64::new(0);
+static HALTS: AtomicU64 = AtomicU64::new(0);
+static LATE_WAKES: AtomicU64 = AtomicU64::new(0);
+
+/// Counters since boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeStats {
+    /// `VIRQ_TIMER` events delivered.
+    pub timer_events: u64,
+    /// Times the vCPU idled (`sti; hlt`).
+    pub halts: u64,
+    /// Waits whose condition held only at the deadline check: the wake-up came from the
+    /// timer, not from the awaited event (a lost notification, or a host too slow to tell).
+    pub late_wakes: u64,
+}
+
+/// The counters.
+pub fn stats() -> TimeStats {
+    TimeStats {
+        timer_events: TIMER_EVENTS.load(Ordering::Relaxed),
+        halts: HALTS.load(Ordering::Relaxed),
+        late_wakes: LATE_WAKES.load(Ordering::Relaxed),
+    }
+}
+
+/// The current Xen system time.
+pub fn now() -> Result<Instant, ClockError> {
+    shared_info::now()
+}
+
+/// The current wall-clock time.
+pub fn wall_clock() -> Result<UnixTime, ClockError> {
+    shared_info::wall_clock()
+}
+
+fn from_event(e: EventError) -> TimeError {
+    match e {
+        EventError::Hypercall(h) => TimeError::Bind(h),
+        EventError::Table(t) => TimeError::Handler(t),
+        EventError::Wait(w) => w,
+        EventError::NoSharedInfo | EventError::NotReady => TimeError::NoEvents,
+    }
+}
+
+/// Binds `VIRQ_TIMER` on vCPU 0 (after [`events::init`]).
+pub fn init() -> Result<Port, TimeError> {
+    let port = events::bind_virq(abi::event_channel::VIRQ_TIMER).map_err(from_event)?;
+    events::bind(
+        port,
+        alloc::boxed::Box::new(|_| {
+            TIMER_EVENTS.fetch_add(1, Ordering::Relaxed);
+        }),
+    )
+    .map_err(from_event)?;
+    Ok(*TIMER_PORT.call_once(|| port))
+}
+
+/// The `VIRQ_TIMER` port, once bound.
+pub fn timer_port() -> Option<Port> {
+    TIMER_PORT.get().copied()
+}
+
+/// Waits until `done()` holds (returns `true`) or the clock reaches `deadline` (returns
+/// `false` after a last check). Idles between checks; the timer wakes it at the deadline.
+///
+/// `done` runs with interrupts enabled and once more with them disabled.
+pub fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> Result<bool, TimeError> {
+    if !events::ready() {
+        return Err(TimeError::NoEvents);
+    }
+    if timer_port().is_none() {
+        return Err(TimeError::NoTimer);
+    }
+    loop {
+        if done() {
+            return Ok(true);
+        }
+        if now().map_err(TimeError::Clock)? >= deadline {
+            let held = done();
+            if held {
+                LATE_WAKES.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(held);
+        }
+        // Re-armed on every round: another wait may have moved the one singleshot timer.
+        hypercall::set_singleshot_timer(VCPU, deadline).map_err(TimeError::Hypercall)?;
+        interrupts::disable();
+        if done() {
+            interrupts::enable();
+            return Ok(true);
+        }
+        HALTS.fetch_add(1, Ordering::Relaxed);
+        upcall::enable_and_halt();
+    }
+}
+
+/// Sleeps until the clock reaches `deadline`; never returns early by the clock.
+pub fn sleep_until(deadline: Instant) -> Result<(), TimeError> {
+    wait_until(deadline, || false).map(|_| ())
+}
+
+/// Sleeps `millis` milliseconds.
+pub fn sleep_ms(millis: u64) -> Result<(), TimeError> {
+    let start = now().map_err(TimeError::Clock)?;
+    sleep_until(start.add_millis(millis))
+}
+
+/// A deadline `millis` from now.
+pub fn deadline_ms(millis: u64) -> Result<Instant, ClockError> {
+    Ok(now()?.add_millis(millis))
+}

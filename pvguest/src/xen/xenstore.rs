@@ -1,0 +1,209 @@
+//! The kernel's xenstore connection: the ring page named by `HVM_PARAM_STORE_PFN` (reached
+//! with volatile accesses), its event channel from `HVM_PARAM_STORE_EVTCHN`, and the
+//! [`crate::proto::xenstore::XsClient`] over them.
+//!
+//! Waiting for the daemon idles the vCPU until the store port fires
+//! ([`super::events::wait_port`]).
+
+use core::mem::offset_of;
+use core::ptr::{read_volatile, write_volatile};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use abi::io::xs_wire::{XENSTORE_RING_SIZE, XenstoreDomainInterface};
+use spin::Mutex;
+
+use super::events;
+use super::hypercall::{self, HypercallError};
+use crate::arch::boot::IDENTITY_MAP_BYTES;
+use crate::proto::evtchn::Port;
+use crate::proto::time::Instant;
+use crate::proto::xenstore::ring::{RingEvents, RingTransport, XenstoreRing};
+use crate::proto::xenstore::{Wake, XsClient};
+
+/// Errors setting up or reaching the xenstore connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreSetupError {
+    /// `HVM_PARAM_STORE_*` could not be read.
+    Param(HypercallError),
+    /// The toolstack gave no store page.
+    NoPage,
+    /// The ring frame lies outside the identity map.
+    PageOutsideMap(u64),
+    /// The event channel number is invalid.
+    BadPort(u64),
+    /// Binding the store port failed.
+    Bind(events::EventError),
+    /// [`init`] has not run (or failed).
+    NotReady,
+}
+
+impl core::fmt::Display for StoreSetupError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Param(e) => write!(f, "store parameters: {e}"),
+            Self::NoPage => f.write_str("no xenstore page"),
+            Self::PageOutsideMap(a) => write!(f, "xenstore page {a:#x} outside the identity map"),
+            Self::BadPort(p) => write!(f, "xenstore event channel {p} invalid"),
+            Self::Bind(e) => write!(f, "binding the xenstore port: {e}"),
+            Self::NotReady => f.write_str("xenstore not initialised"),
+        }
+    }
+}
+
+/// The shared `xenstore_domain_interface` page; never a Rust reference (xenstored writes it).
+#[derive(Debug)]
+pub struct StorePage {
+    page: *mut u8,
+}
+
+// SAFETY: the pointer names the store frame, valid for the kernel's life; the page is only
+// used under the XENSTORE mutex.
+unsafe impl Send for StorePage {}
+
+impl StorePage {
+    fn index(&self, off: usize) -> u32 {
+        // SAFETY: `off` is one of the u32 index fields of the interface, inside the page and
+        // aligned; a volatile read of a value the daemon may change at any time.
+        unsafe { read_volatile(self.page.add(off).cast::<u32>()) }
+    }
+
+    fn set_index(&self, off: usize, value: u32) {
+        // SAFETY: as in `index`; the fields written here (req_prod, rsp_cons) are ours.
+        unsafe { write_volatile(self.page.add(off).cast::<u32>(), value) }
+    }
+}
+
+const RING: usize = XENSTORE_RING_SIZE as usize;
+
+impl XenstoreRing for StorePage {
+    fn req_cons(&self) -> u32 {
+        self.index(offset_of!(XenstoreDomainInterface, req_cons))
+    }
+    fn req_prod(&self) -> u32 {
+        self.index(offset_of!(XenstoreDomainInterface, req_prod))
+    }
+    fn set_req_prod(&self, value: u32) {
+        self.set_index(offset_of!(XenstoreDomainInterface, req_prod), value);
+    }
+    fn rsp_cons(&self) -> u32 {
+        self.index(offset_of!(XenstoreDomainInterface, rsp_cons))
+    }
+    fn set_rsp_cons(&self, value: u32) {
+        self.set_index(offset_of!(XenstoreDomainInterface, rsp_cons), value);
+    }
+    fn rsp_prod(&self) -> u32 {
+        self.index(offset_of!(XenstoreDomainInterface, rsp_prod))
+    }
+    fn write_req(&self, offset: usize, data: &[u8]) {
+        let base = offset_of!(XenstoreDomainInterface, req);
+        for (i, &b) in data.iter().enumerate().take(RING.saturating_sub(offset)) {
+            // SAFETY: offset + i < 1024: a byte of the `req` ring inside the page.
+            unsafe { write_volatile(self.page.add(base + offset + i), b) };
+        }
+    }
+    fn read_rsp(&self, offset: usize, buf: &mut [u8]) {
+        let base = offset_of!(XenstoreDomainInterface, rsp);
+        for (i, b) in buf.iter_mut().enumerate().take(RING.saturating_sub(offset)) {
+            // SAFETY: offset + i < 1024: a byte of the `rsp` ring inside the page.
+            *b = unsafe { read_volatile(self.page.add(base + offset + i)) };
+        }
+    }
+}
+
+/// The store event channel: notify with `EVTCHNOP_send`, wait by idling until it fires.
+#[derive(Debug)]
+pub struct StoreEvents {
+    port: Port,
+}
+
+static WAITS: AtomicU64 = AtomicU64::new(0);
+static TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+static TIMEOUTS_WITH_REPLY: AtomicU64 = AtomicU64::new(0);
+
+/// Counters of the store connection's waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Waits for the daemon.
+    pub waits: u64,
+    /// Waits that ended at their deadline.
+    pub timeouts: u64,
+    /// Of those, how many found response bytes waiting in the ring (a lost notification).
+    pub timeouts_with_reply: u64,
+}
+
+/// The counters.
+pub fn stats() -> StoreStats {
+    StoreStats {
+        waits: WAITS.load(Ordering::Relaxed),
+        timeouts: TIMEOUTS.load(Ordering::Relaxed),
+        timeouts_with_reply: TIMEOUTS_WITH_REPLY.load(Ordering::Relaxed),
+    }
+}
+
+impl RingEvents for StoreEvents {
+    fn notify(&mut self) {
+        // A failed notification shows up as a timeout of the request.
+        let _ = events::send(self.port);
+    }
+
+    fn wait(&mut self, deadline: Instant) -> Wake {
+        WAITS.fetch_add(1, Ordering::Relaxed);
+        // Without a clock the wait cannot be bounded: report a timeout rather than spin.
+        let wake = events::wait_port(self.port, deadline).unwrap_or(Wake::TimedOut);
+        if wake == Wake::TimedOut {
+            TIMEOUTS.fetch_add(1, Ordering::Relaxed);
+            if let Some(page) = XENSTORE_PAGE.get() {
+                let ring = StorePage {
+                    page: *page as *mut u8,
+                };
+                if ring.rsp_prod() != ring.rsp_cons() {
+                    TIMEOUTS_WITH_REPLY.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        wake
+    }
+}
+
+/// The kernel's xenstore client type.
+pub type Client = XsClient<RingTransport<StorePage, StoreEvents>>;
+
+static XENSTORE: Mutex<Option<Client>> = Mutex::new(None);
+/// The store page's address, for diagnostics.
+static XENSTORE_PAGE: spin::Once<u64> = spin::Once::new();
+
+/// Finds the store ring and port, binds the port and creates the client. Needs events.
+pub fn init() -> Result<Port, StoreSetupError> {
+    let pfn =
+        hypercall::hvm_get_param(abi::hvm::HVM_PARAM_STORE_PFN).map_err(StoreSetupError::Param)?;
+    let evtchn = hypercall::hvm_get_param(abi::hvm::HVM_PARAM_STORE_EVTCHN)
+        .map_err(StoreSetupError::Param)?;
+    if pfn == 0 {
+        return Err(StoreSetupError::NoPage);
+    }
+    let addr = pfn
+        .checked_mul(4096)
+        .filter(|a| a + 4096 <= IDENTITY_MAP_BYTES)
+        .ok_or(StoreSetupError::PageOutsideMap(pfn.saturating_mul(4096)))?;
+    let port = u32::try_from(evtchn)
+        .ok()
+        .and_then(|p| Port::new(p).ok())
+        .ok_or(StoreSetupError::BadPort(evtchn))?;
+    events::bind_latch(port).map_err(StoreSetupError::Bind)?;
+    XENSTORE_PAGE.call_once(|| addr);
+    let page = StorePage {
+        page: addr as *mut u8,
+    };
+    let transport = RingTransport::new(page, StoreEvents { port });
+    *XENSTORE.lock() = Some(XsClient::new(transport));
+    Ok(port)
+}
+
+/// Runs `f` with the client (one user at a time).
+pub fn with<R>(f: impl FnOnce(&mut Client) -> R) -> Result<R, StoreSetupError> {
+    XENSTORE
+        .lock()
+        .as_mut()
+        .map(f)
+        .ok_or(StoreSetupError::NotReady)
+}
