@@ -103,8 +103,9 @@ impl Frontend {
         let token = format!("xb-fe:{path}");
         xs.watch(&path, &token, deadline)?;
         let found = Self::read_backend_location(xs, &path, &token, deadline);
-        // The watch has served its purpose; failing to remove it leaves only stray events.
-        let _ = xs.unwatch(&path, &token, deadline);
+        // The watch has served its purpose. Its removal is not waited for (the deadline may
+        // be gone already); failing to remove it would leave only stray events.
+        let _ = xs.unwatch_detached(&path, &token);
         let (backend, backend_id) = found?;
         let frontend = Self {
             token: format!("xb-be:{path}"),

@@ -306,6 +306,15 @@ fn print_with(args: fmt::Arguments<'_>, notify: bool) -> Result<(), ConsoleError
     }
 }
 
+/// Bytes written to the ring that the backend (xenconsoled in dom0) has not consumed yet;
+/// `None` without a ring or while another user holds it. For diagnostics: output that stays
+/// unconsumed long after a notification means the backend's domain is not running.
+pub fn backlog() -> Option<u32> {
+    let guard = CONSOLE.try_lock()?;
+    let ring = guard.as_ref()?;
+    Some(ring.prod.wrapping_sub(ring.out_cons()))
+}
+
 /// Waits (bounded) until the backend has consumed everything written.
 pub fn flush() -> Result<(), ConsoleError> {
     CONSOLE

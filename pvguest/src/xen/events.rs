@@ -282,3 +282,30 @@ pub fn status(port: Port) -> Result<PortStatus, EventError> {
 pub fn is_pending(port: Port) -> bool {
     shared_info::is_pending(port)
 }
+
+/// What the shared page and the latch say about one port (for diagnostics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortState {
+    /// Its bit in `evtchn_pending`.
+    pub pending: bool,
+    /// Its bit in `evtchn_mask`.
+    pub masked: bool,
+    /// vCPU 0's `evtchn_upcall_pending`.
+    pub upcall_pending: bool,
+    /// Its latch bit (delivered, not yet taken by a waiter).
+    pub latched: bool,
+}
+
+/// Reads `port`'s state without changing it; `None` before the shared page is mapped.
+pub fn port_state(port: Port) -> Option<PortState> {
+    use evtchn::EventWords as _;
+    if !shared_info::mapped() {
+        return None;
+    }
+    Some(PortState {
+        pending: Vcpu0Events.pending(port.word()) & port.bit() != 0,
+        masked: Vcpu0Events.mask(port.word()) & port.bit() != 0,
+        upcall_pending: Vcpu0Events.upcall_pending(),
+        latched: LATCH[port.word()].load(Ordering::SeqCst) & port.bit() != 0,
+    })
+}

@@ -1,7 +1,8 @@
 //! Time: the monotonic clock (vCPU 0's pvclock), the wall clock, `VIRQ_TIMER` with
 //! `VCPUOP_set_singleshot_timer`, and waiting: sleeps, timeouts and idling.
 //!
-//! Idling: with interrupts disabled the wait condition is checked once more, then `sti; hlt`
+//! Idling: with interrupts disabled the deadline timer is armed and the wait condition is
+//! checked once more, then `sti; hlt`
 //! ([`crate::arch::upcall::enable_and_halt`]). Xen turns an HVM `hlt` into `SCHEDOP_block`,
 //! which returns at once if an upcall is pending. `SCHEDOP_block` issued as a hypercall with
 //! interrupts disabled would not do: Xen's `hvm_local_events_need_delivery` reports nothing to
@@ -140,9 +141,16 @@ pub fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> Result<b
             }
             return Ok(held);
         }
-        // Re-armed on every round: another wait may have moved the one singleshot timer.
-        hypercall::set_singleshot_timer(VCPU, deadline).map_err(TimeError::Hypercall)?;
         interrupts::disable();
+        // Re-armed on every round: another wait may have moved the one singleshot timer.
+        // Armed with interrupts disabled: armed before `cli`, a timer that fired in between
+        // (the deadline passing on a slow or preempted vCPU) would run its upcall there and
+        // leave nothing to end the `hlt`, which would then sleep for good. Armed here, its
+        // upcall stays pending until `sti; hlt`, which then returns at once.
+        if let Err(e) = hypercall::set_singleshot_timer(VCPU, deadline) {
+            interrupts::enable();
+            return Err(TimeError::Hypercall(e));
+        }
         if done() {
             interrupts::enable();
             return Ok(true);

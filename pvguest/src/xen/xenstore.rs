@@ -12,12 +12,12 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use abi::io::xs_wire::{XENSTORE_RING_SIZE, XenstoreDomainInterface};
 use spin::Mutex;
 
-use super::events;
 use super::hypercall::{self, HypercallError};
+use super::{events, time};
 use crate::arch::boot::IDENTITY_MAP_BYTES;
 use crate::proto::evtchn::Port;
 use crate::proto::time::Instant;
-use crate::proto::xenstore::ring::{RingEvents, RingTransport, XenstoreRing};
+use crate::proto::xenstore::ring::{RingEvents, RingIndexes, RingTransport, XenstoreRing};
 use crate::proto::xenstore::{Wake, XsClient};
 
 /// Errors setting up or reaching the xenstore connection.
@@ -119,6 +119,7 @@ pub struct StoreEvents {
 static WAITS: AtomicU64 = AtomicU64::new(0);
 static TIMEOUTS: AtomicU64 = AtomicU64::new(0);
 static TIMEOUTS_WITH_REPLY: AtomicU64 = AtomicU64::new(0);
+static NOTIFY_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// Counters of the store connection's waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +130,11 @@ pub struct StoreStats {
     pub timeouts: u64,
     /// Of those, how many found response bytes waiting in the ring (a lost notification).
     pub timeouts_with_reply: u64,
+    /// `EVTCHNOP_send` calls to xenstored that failed.
+    pub notify_failures: u64,
+    /// Notifications repeated because xenstored left written requests unread for a whole
+    /// [`RENOTIFY_AFTER_MS`] slice.
+    pub renotifies: u64,
 }
 
 /// The counters.
@@ -137,19 +143,57 @@ pub fn stats() -> StoreStats {
         waits: WAITS.load(Ordering::Relaxed),
         timeouts: TIMEOUTS.load(Ordering::Relaxed),
         timeouts_with_reply: TIMEOUTS_WITH_REPLY.load(Ordering::Relaxed),
+        notify_failures: NOTIFY_FAILURES.load(Ordering::Relaxed),
+        renotifies: RENOTIFIES.load(Ordering::Relaxed),
     }
+}
+
+/// How long a written request may sit unread by xenstored before it is notified again.
+///
+/// Under QEMU's software emulation, stock xenstored was seen (about 1 boot in 7 under load)
+/// leaving a request unread for the whole 30 s deadline, with nothing wrong on our side: the
+/// request fully written and notified, no event pending or masked here. A notification only
+/// makes xenstored look at the ring indices again, so repeating it is harmless, and it
+/// recovers a wake-up lost anywhere between us and xenstored.
+pub const RENOTIFY_AFTER_MS: u64 = 250;
+
+static RENOTIFIES: AtomicU64 = AtomicU64::new(0);
+
+/// Whether xenstored has left bytes we wrote in the request ring unread.
+fn requests_unread() -> bool {
+    XENSTORE_PAGE.get().is_some_and(|&page| {
+        let ring = StorePage {
+            page: page as *mut u8,
+        };
+        ring.req_cons() != ring.req_prod()
+    })
 }
 
 impl RingEvents for StoreEvents {
     fn notify(&mut self) {
-        // A failed notification shows up as a timeout of the request.
-        let _ = events::send(self.port);
+        // A failed notification shows up as a timeout of the request (and is counted).
+        if events::send(self.port).is_err() {
+            NOTIFY_FAILURES.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn wait(&mut self, deadline: Instant) -> Wake {
         WAITS.fetch_add(1, Ordering::Relaxed);
-        // Without a clock the wait cannot be bounded: report a timeout rather than spin.
-        let wake = events::wait_port(self.port, deadline).unwrap_or(Wake::TimedOut);
+        let wake = loop {
+            // Without a clock the wait cannot be bounded: report a timeout rather than spin.
+            let Ok(now) = time::now() else {
+                break Wake::TimedOut;
+            };
+            let slice_end = now.add_millis(RENOTIFY_AFTER_MS).min(deadline);
+            let wake = events::wait_port(self.port, slice_end).unwrap_or(Wake::TimedOut);
+            if wake == Wake::Ready || slice_end >= deadline {
+                break wake;
+            }
+            if requests_unread() {
+                RENOTIFIES.fetch_add(1, Ordering::Relaxed);
+                self.notify();
+            }
+        };
         if wake == Wake::TimedOut {
             TIMEOUTS.fetch_add(1, Ordering::Relaxed);
             if let Some(page) = XENSTORE_PAGE.get() {
@@ -162,6 +206,27 @@ impl RingEvents for StoreEvents {
             }
         }
         wake
+    }
+
+    fn request_timed_out(&mut self, ix: RingIndexes, type_: u32, req_id: u32, inbox: usize) {
+        // One line that tells where a reply got stuck: req_cons != req_prod means xenstored
+        // has not taken the request; rsp_prod != rsp_cons means a reply sits unread; the port
+        // state tells a lost or undelivered event; a console backlog (our last lines, written
+        // and notified before the wait, still unread by xenconsoled) means dom0 as a whole
+        // did not run, not just xenstored.
+        let backlog = super::console::backlog();
+        log::warn!(
+            "xenstore: no reply to type {type_} req {req_id} by its deadline: req cons {:#x} \
+             prod {:#x}, rsp cons {:#x} prod {:#x}, {inbox} partial bytes; port {}: {:?}; \
+             {} failed notifications; console backlog {backlog:?}",
+            ix.req_cons,
+            ix.req_prod,
+            ix.rsp_cons,
+            ix.rsp_prod,
+            self.port.get(),
+            events::port_state(self.port),
+            NOTIFY_FAILURES.load(Ordering::Relaxed),
+        );
     }
 }
 

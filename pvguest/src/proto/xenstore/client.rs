@@ -113,6 +113,27 @@ impl<T: XsTransport> XsClient<T> {
         result
     }
 
+    /// Sends a request without waiting for its reply: the request goes out now (or with the
+    /// next request, if the ring is full), and its reply is dropped as stale when it arrives.
+    /// For clean-up whose outcome nobody acts on, such as removing a watch after its deadline.
+    pub fn request_detached(
+        &mut self,
+        type_: u32,
+        tx: TxId,
+        parts: &[&[u8]],
+    ) -> Result<(), XsError> {
+        if self.broken {
+            return Err(XsError::Broken);
+        }
+        let req_id = self.next_req_id;
+        let bytes = encode_request(type_, req_id, tx.0, parts)?;
+        self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
+        self.outbox.extend(bytes);
+        self.abandon(req_id);
+        self.flush()?;
+        Ok(())
+    }
+
     fn exchange(&mut self, req_id: u32, type_: u32, deadline: Instant) -> Result<Vec<u8>, XsError> {
         loop {
             let mut progress = self.flush()?;
@@ -141,6 +162,8 @@ impl<T: XsTransport> XsClient<T> {
                 self.unsolicited(&msg)?;
             }
             if !progress && self.wait(deadline)? == Wake::TimedOut {
+                self.transport
+                    .request_timed_out(type_, req_id, self.inbox.buffered());
                 return Err(XsError::Timeout);
             }
         }

@@ -120,6 +120,20 @@ impl<T: XsTransport> XsClient<T> {
         Ok(())
     }
 
+    /// Removes a watch without waiting for xenstored's answer (see
+    /// [`XsClient::request_detached`]); queued events of `token` are discarded.
+    pub fn unwatch_detached(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        check_path(path)?;
+        check_token(token)?;
+        self.request_detached(
+            XS_UNWATCH,
+            TxId::NONE,
+            &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"],
+        )?;
+        while self.take_event_for(token).is_some() {}
+        Ok(())
+    }
+
     /// Starts a transaction.
     pub fn transaction_start(&mut self, deadline: Instant) -> Result<TxId, XsError> {
         let reply = self.request(XS_TRANSACTION_START, TxId::NONE, &[b"\0"], deadline)?;

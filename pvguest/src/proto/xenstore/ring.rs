@@ -108,6 +108,31 @@ pub fn ring_read<R: XenstoreRing + ?Sized>(
     Ok(n)
 }
 
+/// The four ring indexes, read once each (for diagnostics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingIndexes {
+    /// `req_cons`: request bytes the daemon has taken.
+    pub req_cons: u32,
+    /// `req_prod`: request bytes we have written.
+    pub req_prod: u32,
+    /// `rsp_cons`: response bytes we have taken.
+    pub rsp_cons: u32,
+    /// `rsp_prod`: response bytes the daemon has written.
+    pub rsp_prod: u32,
+}
+
+impl RingIndexes {
+    /// Reads the indexes of `ring`.
+    pub fn read<R: XenstoreRing + ?Sized>(ring: &R) -> Self {
+        Self {
+            req_cons: ring.req_cons(),
+            req_prod: ring.req_prod(),
+            rsp_cons: ring.rsp_cons(),
+            rsp_prod: ring.rsp_prod(),
+        }
+    }
+}
+
 /// The platform half of a ring transport: the store event channel and blocking.
 pub trait RingEvents {
     /// Notifies the daemon through the store event channel (`EVTCHNOP_send`).
@@ -115,6 +140,11 @@ pub trait RingEvents {
     /// Blocks until the store event channel fires or `deadline` passes; see
     /// [`XsTransport::wait`] for the rules.
     fn wait(&mut self, deadline: Instant) -> Wake;
+    /// Told when a request got no reply by its deadline, with the ring's indexes then (see
+    /// [`XsTransport::request_timed_out`]); does nothing by default.
+    fn request_timed_out(&mut self, indexes: RingIndexes, type_: u32, req_id: u32, inbox: usize) {
+        let _ = (indexes, type_, req_id, inbox);
+    }
 }
 
 /// An [`XsTransport`] over the shared rings: the kernel supplies the page accessor and events.
@@ -161,5 +191,10 @@ impl<R: XenstoreRing, E: RingEvents> XsTransport for RingTransport<R, E> {
 
     fn wait(&mut self, deadline: Instant) -> Result<Wake, TransportError> {
         Ok(self.events.wait(deadline))
+    }
+
+    fn request_timed_out(&mut self, type_: u32, req_id: u32, inbox: usize) {
+        let indexes = RingIndexes::read(&self.ring);
+        self.events.request_timed_out(indexes, type_, req_id, inbox);
     }
 }

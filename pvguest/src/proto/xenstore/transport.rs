@@ -27,4 +27,10 @@ pub trait XsTransport {
     /// Must not lose a wake-up: an event that arrived since the previous call makes this
     /// return [`Wake::Ready`] at once. Spurious [`Wake::Ready`] returns are allowed.
     fn wait(&mut self, deadline: Instant) -> Result<Wake, TransportError>;
+    /// Told when request `req_id` of type `type_` got no reply by its deadline, with the
+    /// number of received bytes still short of a complete message (`inbox`): a hook for
+    /// diagnostics, which does nothing by default.
+    fn request_timed_out(&mut self, type_: u32, req_id: u32, inbox: usize) {
+        let _ = (type_, req_id, inbox);
+    }
 }

@@ -196,6 +196,23 @@ fn watches_fire_initially_on_change_and_stop_after_unwatch() {
     );
 }
 
+/// A detached unwatch removes the watch without waiting; its reply, arriving with the next
+/// request's, is dropped as stale and does not disturb that request.
+#[test]
+fn detached_unwatch_removes_the_watch_and_drops_its_reply() {
+    let mut c = client();
+    c.watch("d", "tok", far()).unwrap();
+    c.take_event_for("tok").unwrap();
+    let waits = c.transport().waits;
+    c.unwatch_detached("d", "tok").unwrap();
+    assert_eq!(c.transport().waits, waits, "nothing waited");
+    c.write(NONE, "d/x", "1", far()).unwrap();
+    assert_eq!(c.read(NONE, "d/x", far()).unwrap(), "1");
+    assert_eq!(c.transport().store.watch_count(), 0);
+    assert_eq!(c.take_event_for("tok"), None);
+    assert_eq!(c.stats().stale_replies, 1);
+}
+
 /// Real xenstored sends a new watch's first event right after the `XS_WATCH` reply, so both
 /// arrive in one read. The event must be queued at once and found without waiting (a client
 /// that left it in its inbox and then waited for the ring slept until the deadline).

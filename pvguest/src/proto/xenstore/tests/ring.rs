@@ -2,9 +2,10 @@
 
 use crate::proto::time::Instant;
 use crate::proto::xenstore::ring::{
-    RingEvents, RingTransport, XenstoreRing, ring_read, ring_write,
+    RingEvents, RingIndexes, RingTransport, XenstoreRing, ring_read, ring_write,
 };
-use crate::proto::xenstore::{TransportError, Wake, XsTransport};
+use crate::proto::xenstore::{TransportError, TxId, Wake, XsClient, XsError, XsTransport};
+use abi::io::xs_wire::{XS_READ, XsdSockmsg};
 use core::cell::{Cell, RefCell};
 use proptest::prelude::*;
 
@@ -147,6 +148,62 @@ impl RingEvents for CountingEvents {
     fn wait(&mut self, _: Instant) -> Wake {
         Wake::TimedOut
     }
+}
+
+/// Events that never fire, recording what the transport reports at a request timeout.
+#[derive(Default)]
+struct RecordingEvents {
+    timed_out: Vec<(RingIndexes, u32, u32, usize)>,
+}
+
+impl RingEvents for RecordingEvents {
+    fn notify(&mut self) {}
+    fn wait(&mut self, _: Instant) -> Wake {
+        Wake::TimedOut
+    }
+    fn request_timed_out(&mut self, ix: RingIndexes, type_: u32, req_id: u32, inbox: usize) {
+        self.timed_out.push((ix, type_, req_id, inbox));
+    }
+}
+
+#[test]
+fn a_request_timeout_reports_the_ring_and_the_request() {
+    let transport = RingTransport::new(FakeRing::new(0), RecordingEvents::default());
+    let mut c = XsClient::new(transport);
+    let deadline = Instant::from_nanos(1);
+    // The daemon never takes the request: req_cons stays behind req_prod.
+    assert_eq!(c.read(TxId::NONE, "a", deadline), Err(XsError::Timeout));
+    let sent = (XsdSockmsg::SIZE + 2) as u32;
+    let idle = RingIndexes {
+        req_cons: 0,
+        req_prod: sent,
+        rsp_cons: 0,
+        rsp_prod: 0,
+    };
+    assert_eq!(
+        c.transport_mut().events_mut().timed_out,
+        [(idle, XS_READ, 1, 0)]
+    );
+    // The daemon takes the next request and answers with a header only: the report counts
+    // the 16 bytes that arrived and names the second request.
+    let ring = c.transport().ring();
+    ring.server_take(usize::MAX);
+    let header = XsdSockmsg {
+        type_: XS_READ,
+        req_id: 2,
+        tx_id: 0,
+        len: 5,
+    };
+    assert_eq!(c.read(TxId::NONE, "b", deadline), Err(XsError::Timeout));
+    c.transport().ring().server_take(usize::MAX);
+    c.transport().ring().server_put(&header.to_bytes());
+    assert_eq!(c.read(TxId::NONE, "c", deadline), Err(XsError::Timeout));
+    let reports = &c.transport_mut().events_mut().timed_out;
+    assert_eq!(reports.len(), 3);
+    let (ix, type_, req_id, inbox) = reports[2];
+    assert_eq!((type_, req_id, inbox), (XS_READ, 3, 16));
+    assert_eq!((ix.req_cons, ix.req_prod), (2 * sent, 3 * sent));
+    assert_eq!((ix.rsp_cons, ix.rsp_prod), (16, 16));
 }
 
 #[test]
