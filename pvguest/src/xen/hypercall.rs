@@ -317,23 +317,8 @@ pub fn memory_map(buf: &mut [abi::memory::E820Entry]) -> Result<usize, Hypercall
 /// The page at `gpfn` must be a page the kernel owns and uses for nothing else: Xen replaces
 /// it, and its former contents are gone.
 pub unsafe fn map_shared_info(gpfn: u64) -> Result<(), HypercallError> {
-    let xatp = abi::memory::XenAddToPhysmap {
-        domid: DOMID_SELF,
-        size: 0,
-        space: abi::memory::XENMAPSPACE_SHARED_INFO,
-        idx: 0,
-        gpfn,
-    };
-    // SAFETY: `xatp` is live and only read by Xen; the caller guarantees the target frame is
-    // free for Xen to replace.
-    check(unsafe {
-        hypercall2(
-            x::HYPERVISOR_MEMORY_OP,
-            abi::memory::XENMEM_ADD_TO_PHYSMAP.into(),
-            ptr(&xatp),
-        )
-    }?)?;
-    Ok(())
+    // SAFETY: forwarded from this function's contract.
+    unsafe { add_to_physmap(abi::memory::XENMAPSPACE_SHARED_INFO, 0, gpfn) }
 }
 
 // ---- hvm_op: set_param ----------------------------------------------------------------------
@@ -532,11 +517,21 @@ pub unsafe fn gnttab_copy(op: &mut abi::grant_table::GnttabCopy) -> Result<(), H
 /// The page at `gpfn` must be a page the kernel owns and uses for nothing else: Xen replaces
 /// it with the grant-table frame, and its former contents are gone.
 pub unsafe fn map_grant_frame(index: u32, gpfn: u64) -> Result<(), HypercallError> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { add_to_physmap(abi::memory::XENMAPSPACE_GRANT_TABLE, index.into(), gpfn) }
+}
+
+/// `XENMEM_add_to_physmap` for this domain: puts page `idx` of `space` at guest frame `gpfn`.
+///
+/// # Safety
+/// The page at `gpfn` must be a page the kernel owns and uses for nothing else: Xen replaces
+/// it, and its former contents are gone.
+unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), HypercallError> {
     let xatp = abi::memory::XenAddToPhysmap {
         domid: DOMID_SELF,
         size: 0,
-        space: abi::memory::XENMAPSPACE_GRANT_TABLE,
-        idx: index.into(),
+        space,
+        idx,
         gpfn,
     };
     // SAFETY: `xatp` is live and only read by Xen; the caller guarantees the target frame is

@@ -97,13 +97,7 @@ impl<T: XsTransport> XsClient<T> {
         parts: &[&[u8]],
         deadline: Instant,
     ) -> Result<Vec<u8>, XsError> {
-        if self.broken {
-            return Err(XsError::Broken);
-        }
-        let req_id = self.next_req_id;
-        let bytes = encode_request(type_, req_id, tx.0, parts)?;
-        self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
-        self.outbox.extend(bytes);
+        let req_id = self.enqueue(type_, tx, parts)?;
         let result = self.exchange(req_id, type_, deadline);
         if let Err(e) = result
             && !matches!(e, XsError::Server(_))
@@ -122,6 +116,14 @@ impl<T: XsTransport> XsClient<T> {
         tx: TxId,
         parts: &[&[u8]],
     ) -> Result<(), XsError> {
+        let req_id = self.enqueue(type_, tx, parts)?;
+        self.abandon(req_id);
+        self.flush()?;
+        Ok(())
+    }
+
+    /// Frames a request under the next request id and queues it for sending.
+    fn enqueue(&mut self, type_: u32, tx: TxId, parts: &[&[u8]]) -> Result<u32, XsError> {
         if self.broken {
             return Err(XsError::Broken);
         }
@@ -129,9 +131,7 @@ impl<T: XsTransport> XsClient<T> {
         let bytes = encode_request(type_, req_id, tx.0, parts)?;
         self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
         self.outbox.extend(bytes);
-        self.abandon(req_id);
-        self.flush()?;
-        Ok(())
+        Ok(req_id)
     }
 
     fn exchange(&mut self, req_id: u32, type_: u32, deadline: Instant) -> Result<Vec<u8>, XsError> {
