@@ -99,6 +99,18 @@ pub fn static_gates(tally: &mut Tally) {
         ],
         &[("RUSTDOCFLAGS", "-D warnings")],
     );
+    // The kernel-only modules exist only for the kernel target: document them there too.
+    let mut doc_kernel = vec!["doc", "--locked", "--no-deps", "--document-private-items"];
+    doc_kernel.extend(["--target", KERNEL_TARGET]);
+    for krate in KERNEL_TARGET_CRATES {
+        doc_kernel.extend(["-p", krate]);
+    }
+    gate(
+        tally,
+        "doc-kernel",
+        &doc_kernel,
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    );
 }
 
 /// Counts of one `cargo test` run, read from its `test result:` lines.
