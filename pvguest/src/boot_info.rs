@@ -121,27 +121,15 @@ pub enum MemoryMapSource {
     Hypercall,
 }
 
-/// The fields of `hvm_start_info`, copied out and checked.
+/// The `hvm_start_info`, copied out and checked: the magic is right, and for a version-0
+/// start info the v1 fields (`memmap_paddr`, `memmap_entries`, `reserved`) were not read and
+/// are zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StartInfo {
     /// Where the start info itself lies.
     pub paddr: u64,
-    /// Structure version (0 or 1 on Xen 4.17).
-    pub version: u32,
-    /// `SIF_*` flags.
-    pub flags: u32,
-    /// Number of module descriptors at `modlist_paddr`.
-    pub nr_modules: u32,
-    /// Physical address of the module list (0 if none).
-    pub modlist_paddr: u64,
-    /// Physical address of the NUL-terminated command line (0 if none).
-    pub cmdline_paddr: u64,
-    /// Physical address of the ACPI RSDP (0 if none).
-    pub rsdp_paddr: u64,
-    /// Physical address of the memory map (v1 only; 0 if absent).
-    pub memmap_paddr: u64,
-    /// Number of memory-map entries (v1 only).
-    pub memmap_entries: u32,
+    /// Its fields.
+    pub raw: HvmStartInfo,
 }
 
 /// The longest command line accepted (bytes, without the NUL).
@@ -180,8 +168,8 @@ impl StartInfo {
         } else {
             (0, 0)
         };
-        Ok(Self {
-            paddr,
+        let raw = HvmStartInfo {
+            magic,
             version,
             flags: field32(offset_of!(HvmStartInfo, flags))?,
             nr_modules: field32(offset_of!(HvmStartInfo, nr_modules))?,
@@ -190,12 +178,14 @@ impl StartInfo {
             rsdp_paddr: field64(offset_of!(HvmStartInfo, rsdp_paddr))?,
             memmap_paddr,
             memmap_entries,
-        })
+            reserved: 0,
+        };
+        Ok(Self { paddr, raw })
     }
 
     /// Whether the start info carries its own memory map.
     pub fn has_memmap(&self) -> bool {
-        self.version >= 1 && self.memmap_paddr != 0 && self.memmap_entries != 0
+        self.raw.version >= 1 && self.raw.memmap_paddr != 0 && self.raw.memmap_entries != 0
     }
 
     /// Copies the NUL-terminated command line into `buf`; returns its length (0 if none).
@@ -204,12 +194,12 @@ impl StartInfo {
         mem: &impl PhysRead,
         buf: &mut [u8; CMDLINE_MAX],
     ) -> Result<usize, BootInfoError> {
-        if self.cmdline_paddr == 0 {
+        if self.raw.cmdline_paddr == 0 {
             return Ok(0);
         }
         let mut len = 0;
         loop {
-            let at = self.cmdline_paddr + len as u64;
+            let at = self.raw.cmdline_paddr + len as u64;
             let mut b = [0u8];
             mem.read(at, &mut b).ok_or(BootInfoError::Unreadable(at))?;
             if b[0] == 0 {
@@ -226,7 +216,7 @@ impl StartInfo {
         mem: &impl PhysRead,
         index: u32,
     ) -> Result<(u64, u64, u64), BootInfoError> {
-        let entry = self.modlist_paddr + u64::from(index) * size_of::<HvmModlistEntry>() as u64;
+        let entry = self.raw.modlist_paddr + u64::from(index) * size_of::<HvmModlistEntry>() as u64;
         let at = |off: usize| {
             mem.read_u64(entry + off as u64)
                 .ok_or(BootInfoError::Unreadable(entry + off as u64))
@@ -244,13 +234,13 @@ impl StartInfo {
         mem: &impl PhysRead,
         out: &mut [MemoryRegion],
     ) -> Result<usize, BootInfoError> {
-        let n = self.memmap_entries as usize;
+        let n = self.raw.memmap_entries as usize;
         if n > out.len() {
-            return Err(BootInfoError::TooManyRegions(self.memmap_entries));
+            return Err(BootInfoError::TooManyRegions(self.raw.memmap_entries));
         }
         let stride = size_of::<HvmMemmapTableEntry>() as u64;
         for (i, slot) in out.iter_mut().take(n).enumerate() {
-            let e = self.memmap_paddr + i as u64 * stride;
+            let e = self.raw.memmap_paddr + i as u64 * stride;
             let addr = mem.read_u64(e + offset_of!(HvmMemmapTableEntry, addr) as u64);
             let size = mem.read_u64(e + offset_of!(HvmMemmapTableEntry, size) as u64);
             let ty = mem.read_u32(e + offset_of!(HvmMemmapTableEntry, type_) as u64);
@@ -387,7 +377,11 @@ mod tests {
         f.put32(offset_of!(HvmStartInfo, memmap_entries), 99);
         let info = StartInfo::read(&f, BASE).unwrap();
         assert_eq!(
-            (info.version, info.memmap_paddr, info.memmap_entries),
+            (
+                info.raw.version,
+                info.raw.memmap_paddr,
+                info.raw.memmap_entries
+            ),
             (0, 0, 0)
         );
         assert!(!info.has_memmap());

@@ -213,12 +213,12 @@ fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> 
     })?;
     log::info!(
         "start info v{} at {paddr:#x}: flags {:#x}, {} modules, cmdline at {:#x}, memmap {} entries at {:#x}",
-        info.version,
-        info.flags,
-        info.nr_modules,
-        info.cmdline_paddr,
-        info.memmap_entries,
-        info.memmap_paddr
+        info.raw.version,
+        info.raw.flags,
+        info.raw.nr_modules,
+        info.raw.cmdline_paddr,
+        info.raw.memmap_entries,
+        info.raw.memmap_paddr
     );
     let mut cmdline = [0u8; CMDLINE_MAX];
     let cmdline_len = info.read_cmdline(&mem, &mut cmdline).map_err(|e| {
@@ -254,27 +254,27 @@ fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> 
     reserve(kernel);
     reserve(PhysRange::from_len(
         paddr,
-        boot_info::start_info_size(info.version),
+        boot_info::start_info_size(info.raw.version),
     ));
-    if info.cmdline_paddr != 0 {
+    if info.raw.cmdline_paddr != 0 {
         reserve(PhysRange::from_len(
-            info.cmdline_paddr,
+            info.raw.cmdline_paddr,
             cmdline_len as u64 + 1,
         ));
     }
     if info.has_memmap() {
-        let bytes = u64::from(info.memmap_entries)
+        let bytes = u64::from(info.raw.memmap_entries)
             * core::mem::size_of::<abi::start_info::HvmMemmapTableEntry>() as u64;
-        reserve(PhysRange::from_len(info.memmap_paddr, bytes));
+        reserve(PhysRange::from_len(info.raw.memmap_paddr, bytes));
     }
-    if info.nr_modules > 0 {
-        let bytes = u64::from(info.nr_modules)
+    if info.raw.nr_modules > 0 {
+        let bytes = u64::from(info.raw.nr_modules)
             * core::mem::size_of::<abi::start_info::HvmModlistEntry>() as u64;
-        reserve(PhysRange::from_len(info.modlist_paddr, bytes));
-        if info.nr_modules as usize > MAX_MODULES {
+        reserve(PhysRange::from_len(info.raw.modlist_paddr, bytes));
+        if info.raw.nr_modules as usize > MAX_MODULES {
             return Err("too many boot modules");
         }
-        for i in 0..info.nr_modules {
+        for i in 0..info.raw.nr_modules {
             let (mpaddr, msize, mcmd) =
                 info.module(&mem, i).map_err(|_| "unreadable module list")?;
             reserve(PhysRange::from_len(mpaddr, msize));

@@ -114,19 +114,19 @@ fn start_info() -> TestResult {
         .map_err(|e| format!("re-reading start info: {e:?}"))?;
     log::info!(
         "start-info: version {}, cmdline {:?}",
-        info.version,
+        info.raw.version,
         b.cmdline()
     );
-    if info.version > 1 {
-        return Err(format!("unknown start info version {}", info.version));
+    if info.raw.version > 1 {
+        return Err(format!("unknown start info version {}", info.raw.version));
     }
-    if info.cmdline_paddr == 0 {
+    if info.raw.cmdline_paddr == 0 {
         return Err("no command line".to_string());
     }
     if !b.cmdline().contains("selftest=") {
         return Err(format!("command line {:?} lacks selftest=", b.cmdline()));
     }
-    let size = crate::boot_info::start_info_size(info.version);
+    let size = crate::boot_info::start_info_size(info.raw.version);
     let in_ram = b
         .memory_map()
         .iter()

@@ -307,12 +307,12 @@ fn print_with(args: fmt::Arguments<'_>, notify: bool) -> Result<(), ConsoleError
 }
 
 /// Bytes written to the ring that the backend (xenconsoled in dom0) has not consumed yet;
-/// `None` without a ring or while another user holds it. For diagnostics: output that stays
+/// `None` without a ring, while another user holds it, or if the backend's index is impossible. For diagnostics: output that stays
 /// unconsumed long after a notification means the backend's domain is not running.
 pub fn backlog() -> Option<u32> {
     let guard = CONSOLE.try_lock()?;
     let ring = guard.as_ref()?;
-    Some(ring.prod.wrapping_sub(ring.out_cons()))
+    ring.used().ok()
 }
 
 /// Waits (bounded) until the backend has consumed everything written.
