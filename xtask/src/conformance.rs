@@ -10,6 +10,7 @@ use std::process::Command;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::build::{cargo, workspace_root};
+use crate::gates::{TestCounts, parse_test_output};
 
 const MISMATCH: &str = "CONFORMANCE-MISMATCH ";
 const SUMMARY: &str = "CONFORMANCE-SUMMARY ";
@@ -24,6 +25,8 @@ pub struct ConformanceReport {
     pub mismatches: Vec<String>,
     /// `abi conformance: N items checked against Xen 4.17 headers, M mismatches`.
     pub summary_line: String,
+    /// The test cases of the `abi-conformance` crate (the comparison and its own unit tests).
+    pub tests: TestCounts,
 }
 
 /// Runs `cargo test --locked -p abi-conformance -- --nocapture` and reports what it found.
@@ -134,6 +137,7 @@ fn parse(stdout: &str, stderr: &str, success: bool) -> Result<ConformanceReport>
         checked,
         mismatches,
         summary_line,
+        tests: parse_test_output(stdout),
     })
 }
 

@@ -95,6 +95,12 @@ fn conformance_gate(tally: &mut Tally) {
                 println!("    {m}");
             }
             println!("{}", report.summary_line);
+            let t = &report.tests;
+            println!(
+                "abi conformance tests: {} passed, {} failed",
+                t.passed, t.failed
+            );
+            tally.add_counts(t.passed, t.failed, "abi conformance tests");
             tally.record(report.mismatches.is_empty(), "abi conformance");
         }
         Err(e) => {
