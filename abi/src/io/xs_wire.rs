@@ -107,6 +107,94 @@ pub const XSD_ERRORS: &[&str] = &[
 ];
 
 // ---------------------------------------------------------------------------------------------
+// Permissions (the text form `XS_GET_PERMS` / `XS_SET_PERMS` carry)
+// ---------------------------------------------------------------------------------------------
+
+/// Access rights in a node's permission list: the letter in front of a domain id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// `n`: none.
+    None,
+    /// `r`: read.
+    Read,
+    /// `w`: write.
+    Write,
+    /// `b`: read and write.
+    Both,
+}
+
+impl Access {
+    /// The wire letter.
+    pub const fn letter(self) -> char {
+        match self {
+            Self::None => 'n',
+            Self::Read => 'r',
+            Self::Write => 'w',
+            Self::Both => 'b',
+        }
+    }
+
+    /// Whether this access allows reading.
+    pub const fn can_read(self) -> bool {
+        matches!(self, Self::Read | Self::Both)
+    }
+
+    /// Whether this access allows writing.
+    pub const fn can_write(self) -> bool {
+        matches!(self, Self::Write | Self::Both)
+    }
+}
+
+/// A permission text that is not `<n|r|w|b><decimal domid below 65536>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadPerm;
+
+/// One entry of a node's permission list, in its text form `<letter><domid>` (`r5`, `b0`).
+///
+/// The first entry of a list names the node's owner and the access of every domain not listed
+/// after it; later entries name a domain and its access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Perm {
+    /// The domain.
+    pub domid: u16,
+    /// Its access.
+    pub access: Access,
+}
+
+impl Perm {
+    /// Parses the text form: one letter of `nrwb`, then a decimal domain id (digits only,
+    /// at most 65535). Anything else is [`BadPerm`].
+    pub fn parse(text: &[u8]) -> Result<Self, BadPerm> {
+        let (&letter, digits) = text.split_first().ok_or(BadPerm)?;
+        let access = match letter {
+            b'n' => Access::None,
+            b'r' => Access::Read,
+            b'w' => Access::Write,
+            b'b' => Access::Both,
+            _ => return Err(BadPerm),
+        };
+        if digits.is_empty() || digits.len() > 5 {
+            return Err(BadPerm);
+        }
+        let mut domid: u32 = 0;
+        for &d in digits {
+            if !d.is_ascii_digit() {
+                return Err(BadPerm);
+            }
+            domid = domid * 10 + u32::from(d - b'0');
+        }
+        let domid = u16::try_from(domid).map_err(|_| BadPerm)?;
+        Ok(Self { domid, access })
+    }
+}
+
+impl fmt::Display for Perm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.access.letter(), self.domid)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The message header
 // ---------------------------------------------------------------------------------------------
 
@@ -332,5 +420,37 @@ mod tests {
         assert_eq!(XSD_ERRORS.len(), 16);
         assert_eq!(XSD_ERRORS[0], "EINVAL");
         assert_eq!(XSD_ERRORS[15], "EPERM");
+    }
+
+    #[test]
+    fn perms_round_trip_and_reject_garbage() {
+        extern crate std;
+        use std::string::ToString;
+        for text in ["n0", "r5", "w65535", "b1"] {
+            let perm = Perm::parse(text.as_bytes()).unwrap();
+            assert_eq!(perm.to_string(), text);
+        }
+        assert_eq!(
+            Perm::parse(b"r12"),
+            Ok(Perm {
+                domid: 12,
+                access: Access::Read
+            })
+        );
+        for bad in [
+            &b""[..],
+            b"r",
+            b"x1",
+            b"r65536",
+            b"r-1",
+            b"r 1",
+            b"r1a",
+            b"r000001",
+        ] {
+            assert_eq!(Perm::parse(bad), Err(BadPerm), "{bad:?}");
+        }
+        assert!(Access::Both.can_read() && Access::Both.can_write());
+        assert!(Access::Read.can_read() && !Access::Read.can_write());
+        assert!(!Access::None.can_read() && !Access::Write.can_read());
     }
 }
