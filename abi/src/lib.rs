@@ -19,6 +19,7 @@ pub mod grant_table;
 pub mod hvm;
 pub mod io;
 pub mod memory;
+pub mod page;
 pub mod ring;
 pub mod sched;
 pub mod start_info;

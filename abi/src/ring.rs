@@ -10,8 +10,8 @@
 //! # Access to shared memory
 //! The page is written concurrently by the peer, so no Rust reference ever points into it:
 //! indices are read and written as `AtomicU32` (created transiently with
-//! [`AtomicU32::from_ptr`]), entries are copied in and out with `ptr::read_volatile` /
-//! `ptr::write_volatile`, and entry types implement [`RingEntry`] (every bit pattern valid, no
+//! [`AtomicU32::from_ptr`]), entries are copied in and out byte by byte with relaxed atomic loads and stores (so a
+//! concurrent write by the peer is never a data race), and entry types implement [`RingEntry`] (every bit pattern valid, no
 //! padding), so whatever the peer wrote is a valid value to copy out and then check.
 //! Barriers follow `ring.h`: `xen_wmb()` (a [`Ordering::Release`] fence) before publishing a
 //! producer index, `xen_rmb()` (an [`Ordering::Acquire`] fence) after reading the peer's producer
@@ -73,7 +73,9 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{align_of, offset_of, size_of};
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU32, Ordering, fence};
+use core::sync::atomic::{AtomicU8, AtomicU32, Ordering, fence};
+
+use crate::page::AtomicPage;
 
 /// `RING_IDX`: a free-running ring index (wrapping `u32`).
 pub type RingIdx = u32;
@@ -308,10 +310,10 @@ impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
     /// # Safety
     /// - `base` must be valid for reads and writes of `len` bytes for as long as the returned
     ///   handle, or a ring made from it, exists (the memory is not freed, unmapped or reused).
-    /// - Apart from this handle, the memory may be accessed only by the peer: another domain,
-    ///   or one other ring handle of this program playing the other end. Nothing in this
-    ///   program may access it through Rust references or non-atomic index accesses while the
-    ///   handle exists. The peer may write any bytes at any time; that is what the ring checks
+    /// - Apart from this handle, the memory may be accessed only by the peer (another domain,
+    ///   or other ring handles of this program playing the other end) and by atomic accesses
+    ///   (an [`AtomicPage`]). Nothing in this program may access it through plain references or
+    ///   non-atomic accesses while the handle exists. The peer may write any bytes at any time; that is what the ring checks
     ///   against.
     /// - At most one front end and one back end use the memory at a time.
     pub unsafe fn new(base: *mut u8, len: usize) -> Result<Self, RingError> {
@@ -328,6 +330,17 @@ impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
             size,
             _entries: PhantomData,
         })
+    }
+
+    /// A ring over a whole shared page: safe, because the page lives for the rest of the
+    /// program and this program reaches its bytes only atomically (through [`AtomicPage`] and
+    /// the ring handles), so whatever the peer does is never a data race here.
+    pub fn from_page(page: &'static AtomicPage) -> Result<Self, RingError> {
+        // SAFETY: `page` is valid for reads and writes of its 4096 bytes for the rest of the
+        // program ('static); `AtomicPage` gives out no references to its bytes, only atomic
+        // accesses, and ring handles access it atomically too, so any other handle over the
+        // same page (the peer's end, in a test) cannot race with this one.
+        unsafe { Self::new(page.as_ptr(), XEN_PAGE_SIZE) }
     }
 
     /// The number of slots (a power of two).
@@ -362,27 +375,50 @@ impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
         unsafe { self.base.as_ptr().add(offset) }
     }
 
+    /// Copies an entry out of the slot of `idx`, byte by byte with relaxed atomic loads.
+    fn read_entry<T: RingEntry>(&self, idx: RingIdx) -> T {
+        let slot = self.slot(idx);
+        let mut value = T::zeroed();
+        let out = ptr::from_mut(&mut value).cast::<u8>();
+        for i in 0..size_of::<T>() {
+            // SAFETY: the slot is valid for `ring_entry_size >= size_of::<T>()` bytes (see
+            // `slot`); `new`'s contract lets this program reach the page only atomically, and
+            // `AtomicU8` has no alignment needs; the reference lives for this one load.
+            let byte = unsafe { AtomicU8::from_ptr(slot.add(i)) }.load(Ordering::Relaxed);
+            // SAFETY: `i < size_of::<T>()`, so the byte is inside the local `value`; any bytes
+            // are a valid `T` (`RingEntry`).
+            unsafe { out.add(i).write(byte) };
+        }
+        value
+    }
+
+    /// Copies an entry into the slot of `idx`, byte by byte with relaxed atomic stores.
+    fn write_entry<T: RingEntry>(&self, idx: RingIdx, value: T) {
+        let slot = self.slot(idx);
+        let bytes = ptr::from_ref(&value).cast::<u8>();
+        for i in 0..size_of::<T>() {
+            // SAFETY: `i < size_of::<T>()` and `T` has no padding (`RingEntry`), so the byte
+            // is an initialised byte of the local `value`.
+            let byte = unsafe { bytes.add(i).read() };
+            // SAFETY: as in `read_entry`: inside the slot, reached only atomically.
+            unsafe { AtomicU8::from_ptr(slot.add(i)) }.store(byte, Ordering::Relaxed);
+        }
+    }
+
     fn read_request(&self, idx: RingIdx) -> Req {
-        // SAFETY: the slot is valid for `ring_entry_size >= size_of::<Req>()` bytes and aligned
-        // for `Req` (page-aligned base, offsets multiples of the slot alignment); any bytes the
-        // peer left are a valid `Req` (`RingEntry`); the read is volatile, never a reference.
-        unsafe { ptr::read_volatile(self.slot(idx).cast::<Req>()) }
+        self.read_entry(idx)
     }
 
     fn read_response(&self, idx: RingIdx) -> Rsp {
-        // SAFETY: as in `read_request`, for `Rsp`.
-        unsafe { ptr::read_volatile(self.slot(idx).cast::<Rsp>()) }
+        self.read_entry(idx)
     }
 
     fn write_request(&self, idx: RingIdx, value: Req) {
-        // SAFETY: the slot is valid and aligned for `Req` (see `read_request`); the write is
-        // volatile and `Req` has no padding, so only initialised bytes reach the peer.
-        unsafe { ptr::write_volatile(self.slot(idx).cast::<Req>(), value) }
+        self.write_entry(idx, value);
     }
 
     fn write_response(&self, idx: RingIdx, value: Rsp) {
-        // SAFETY: as in `write_request`, for `Rsp`.
-        unsafe { ptr::write_volatile(self.slot(idx).cast::<Rsp>(), value) }
+        self.write_entry(idx, value);
     }
 
     /// `SHARED_RING_INIT` with every index starting at `start` (ring.h uses 0).
