@@ -23,48 +23,14 @@ const _: () = assert!(NR_CHANNELS == BITS_PER_WORD * WORDS as u32);
 /// Errors of the event-channel logic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EvtchnError {
-    /// The port number is not below [`NR_CHANNELS`].
-    PortOutOfRange(u32),
     /// A handler is already bound to the port.
     AlreadyBound(Port),
     /// No handler is bound to the port.
     NotBound(Port),
 }
 
-/// A validated 2-level event-channel port (`< 4096`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Port(u32);
-
-impl Port {
-    /// Validates a port number given by Xen or a peer.
-    pub const fn new(port: u32) -> Result<Self, EvtchnError> {
-        if port < NR_CHANNELS {
-            Ok(Self(port))
-        } else {
-            Err(EvtchnError::PortOutOfRange(port))
-        }
-    }
-
-    /// The port number.
-    pub const fn get(self) -> u32 {
-        self.0
-    }
-
-    /// Index of the word holding this port's bit (`< 64`).
-    pub const fn word(self) -> usize {
-        (self.0 / BITS_PER_WORD) as usize
-    }
-
-    /// This port's bit in its word.
-    pub const fn bit(self) -> u64 {
-        1 << (self.0 % BITS_PER_WORD)
-    }
-
-    const fn from_parts(word: usize, bit: u32) -> Self {
-        // word < 64 and bit < 64, so the port is < 4096.
-        Self(word as u32 * BITS_PER_WORD + bit)
-    }
-}
+/// A validated 2-level event-channel port (`< 4096`): `xenbus`'s checked newtype.
+pub use xenbus::Port;
 
 /// Access to the 2-level event words of one vCPU (atomic operations in the kernel).
 ///
@@ -165,7 +131,10 @@ impl EventScanner {
                     break;
                 }
                 let bit = bits.trailing_zeros();
-                let port = Port::from_parts(w, bit);
+                // w < WORDS and bit < 64: always a port.
+                let Some(port) = Port::from_word_bit(w, bit) else {
+                    break;
+                };
                 words.clear_pending(w, port.bit());
                 deliver(port);
                 delivered += 1;

@@ -10,9 +10,9 @@ use abi::xen::DOMID_SELF;
 
 use super::platform::{Test, TestResult};
 use crate::proto::evtchn::Port;
-use crate::proto::time::Instant;
 use crate::xen::events::{self, PortStatus};
 use crate::xen::time;
+use xenbus::Instant;
 
 /// The tests, in order.
 pub const TESTS: &[Test] = &[

@@ -15,9 +15,10 @@ use abi::xen::DOMID_SELF;
 use super::platform::{Test, TestResult};
 use crate::kernel;
 use crate::memory::frames::FRAME_SIZE;
-use crate::proto::grant::{GrantError, GrantRef};
 use crate::xen::grant_table::{self, GrantOpError};
 use crate::xen::hypercall;
+use xenbus::grant::GrantError;
+use xenbus::{DomId, GrantRef};
 
 /// The tests, in order.
 pub const TESTS: &[Test] = &[("grant-access", grant_access), ("grant-copy", grant_copy)];
@@ -31,8 +32,10 @@ fn grant_access() -> TestResult {
     }
     let page = kernel::allocate_frames(1).map_err(|e| format!("frame: {e:?}"))?;
     let pfn = page / FRAME_SIZE;
-    let rw = grant_table::grant_access(0, pfn, false).map_err(|e| format!("grant: {e:?}"))?;
-    let ro = grant_table::grant_access(0, pfn, true).map_err(|e| format!("grant ro: {e:?}"))?;
+    let rw =
+        grant_table::grant_access(DomId::ZERO, pfn, false).map_err(|e| format!("grant: {e:?}"))?;
+    let ro = grant_table::grant_access(DomId::ZERO, pfn, true)
+        .map_err(|e| format!("grant ro: {e:?}"))?;
     let entry = |gref| grant_table::read_entry(gref).ok_or("entry unreadable");
     let (flags, domid, frame) = entry(rw)?;
     log::info!(
@@ -127,7 +130,7 @@ fn grant_copy() -> TestResult {
         return Err(format!("entry flags {flags:#x} after the copy"));
     }
     // A grant to another domain (0) is not one Xen lets us use.
-    let other = grant_table::grant_access(0, src / FRAME_SIZE, true)
+    let other = grant_table::grant_access(DomId::ZERO, src / FRAME_SIZE, true)
         .map_err(|e| format!("grant: {e:?}"))?;
     fill(dst, 0);
     let refused = copy_from_grant(other, dst / FRAME_SIZE)?;

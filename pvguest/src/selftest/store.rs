@@ -7,11 +7,11 @@ use alloc::string::{String, ToString};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::platform::{Test, TestResult};
-use crate::proto::time::Instant;
-use crate::proto::xenbus::{self, Frontend, XenbusError};
-use crate::proto::xenstore::{TxId, XsErrno, XsError};
 use crate::xen::time;
 use crate::xen::xenstore::{self, Client};
+use xenbus::frontend::{self, Frontend, XenbusError};
+use xenbus::xenstore::{TxId, XsErrno, XsError};
+use xenbus::{DomId, Instant};
 
 /// The tests, in order.
 pub const TESTS: &[Test] = &[
@@ -48,14 +48,14 @@ fn own_domid(c: &mut Client, deadline: Instant) -> Result<u32, String> {
     let text = c
         .read(TxId::NONE, "domid", deadline)
         .map_err(|e| fail("read domid", e))?;
-    crate::proto::xenstore::payload::parse_decimal(&text)
+    xenbus::xenstore::payload::parse_decimal(&text)
         .ok_or_else(|| format!("domid {text:?} is not a number"))
 }
 
 /// This domain's id, read from xenstore (for tests of other subsystems that need it).
-pub(super) fn domid() -> Result<u16, String> {
+pub(super) fn domid() -> Result<DomId, String> {
     let id = xs(own_domid)?;
-    u16::try_from(id).map_err(|_| format!("domid {id} out of range"))
+    DomId::try_new(id).map_err(|e| format!("own {e}"))
 }
 
 fn read_domid() -> TestResult {
@@ -264,7 +264,7 @@ fn xenbus_frontend() -> TestResult {
     })?;
     // Not from the toolstack's own devices: this domain has none of class `vif`.
     let vifs =
-        xs(|c, d| xenbus::enumerate(c, "vif", d).map_err(|e| format!("enumerate vif: {e:?}")))?;
+        xs(|c, d| frontend::enumerate(c, "vif", d).map_err(|e| format!("enumerate vif: {e:?}")))?;
     if !vifs.is_empty() {
         return Err(format!(
             "device/vif lists {vifs:?} but the domain has no vif"
@@ -301,13 +301,13 @@ fn frontend_steps(
     w(c, &bstate, S::InitWait.as_str())?;
     w(c, &format!("{dev}/backend"), backend)?;
     w(c, &format!("{dev}/backend-id"), &domid.to_string())?;
-    let ids = xenbus::enumerate_in(c, dir, d).map_err(|e| format!("enumerate: {e:?}"))?;
+    let ids = frontend::enumerate_in(c, dir, d).map_err(|e| format!("enumerate: {e:?}"))?;
     if ids != [0] {
         return Err(format!("enumerate {dir}: {ids:?}"));
     }
     let fe =
         Frontend::discover_at(c, dev.to_string(), d).map_err(|e| format!("discover: {e:?}"))?;
-    if fe.backend != backend || u32::from(fe.backend_id) != domid {
+    if fe.backend != backend || u32::from(fe.backend_id.get()) != domid {
         return Err(format!(
             "found backend {:?} in {}",
             fe.backend, fe.backend_id

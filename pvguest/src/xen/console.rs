@@ -236,7 +236,7 @@ pub fn init() -> Result<(), ConsoleError> {
     let addr = addr.ok_or(ConsoleError::RingOutsideMap(pfn.saturating_mul(4096)))?;
     let port = u32::try_from(evtchn)
         .ok()
-        .and_then(|p| Port::new(p).ok())
+        .and_then(|p| Port::try_new(p).ok())
         .ok_or(ConsoleError::BadPort(evtchn))?;
     let page = addr as *mut u8;
     // SAFETY: the frame is inside the identity map (checked); reading out_prod once to resume

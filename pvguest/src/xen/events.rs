@@ -20,8 +20,8 @@ use super::shared_info::{self, Vcpu0Events};
 use super::time;
 use crate::arch::upcall;
 use crate::proto::evtchn::{self, EventScanner, EvtchnError, HandlerTable, Port, UnmaskAction};
-use crate::proto::time::Instant;
-use crate::proto::xenstore::Wake;
+use xenbus::Instant;
+use xenbus::xenstore::Wake;
 
 /// Scan rounds one upcall makes while Xen keeps setting `evtchn_upcall_pending`.
 const MAX_SCAN_ROUNDS: u32 = 8;

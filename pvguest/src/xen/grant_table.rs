@@ -1,7 +1,7 @@
 //! The kernel's grant table (v1): frames mapped with `XENMEM_add_to_physmap`
 //! (`XENMAPSPACE_grant_table`) over free frames from the frame allocator, entries written with
 //! volatile stores and an atomic compare-exchange on `flags`, and the
-//! [`crate::proto::grant::GrantTable`] logic on top.
+//! [`xenbus::grant::GrantTable`] logic on top.
 
 use alloc::vec::Vec;
 use core::mem::offset_of;
@@ -15,7 +15,8 @@ use spin::Mutex;
 use super::hypercall::{self, HypercallError};
 use crate::kernel;
 use crate::memory::frames::FRAME_SIZE;
-use crate::proto::grant::{ENTRIES_PER_FRAME, FrameAddFailed, GrantEntries, GrantError, GrantRef};
+use xenbus::grant::{ENTRIES_PER_FRAME, FrameAddFailed, GrantEntries, GrantError};
+use xenbus::{DomId, GrantRef};
 
 /// Errors setting up the grant table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +122,7 @@ impl GrantEntries for KernelGrantFrames {
     }
 }
 
-type Table = crate::proto::grant::GrantTable<KernelGrantFrames>;
+type Table = xenbus::grant::GrantTable<KernelGrantFrames>;
 
 static GRANTS: Mutex<Option<Table>> = Mutex::new(None);
 
@@ -159,7 +160,7 @@ pub enum GrantOpError {
 }
 
 /// Grants `domid` access to physical frame `frame`.
-pub fn grant_access(domid: Domid, frame: u64, readonly: bool) -> Result<GrantRef, GrantOpError> {
+pub fn grant_access(domid: DomId, frame: u64, readonly: bool) -> Result<GrantRef, GrantOpError> {
     with(|t| t.grant_access(domid, frame, readonly))
         .map_err(|_| GrantOpError::NotReady)?
         .map_err(GrantOpError::Table)

@@ -12,7 +12,7 @@ use abi::xen::{self as x, DOMID_SELF};
 use x86_64::registers::model_specific::Msr;
 
 use crate::proto::evtchn::Port;
-use crate::proto::time::Instant;
+use xenbus::Instant;
 
 core::arch::global_asm!(
     r#"
@@ -361,7 +361,7 @@ fn evtchn_op<T>(cmd: u32, arg: &mut T) -> Result<(), HypercallError> {
 
 fn port_from_xen(raw: u32) -> Result<Port, HypercallError> {
     // Xen never returns a port beyond the 2-level limit; if it did, say so as EINVAL.
-    Port::new(raw).map_err(|_| HypercallError::Xen(-i64::from(abi::errno::XEN_EINVAL)))
+    Port::try_new(raw).map_err(|_| HypercallError::Xen(-i64::from(abi::errno::XEN_EINVAL)))
 }
 
 /// `EVTCHNOP_alloc_unbound`: a new port in this domain that `remote` may bind to.

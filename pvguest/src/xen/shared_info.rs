@@ -14,7 +14,7 @@ use crate::proto::evtchn::{EventWords, Port, WORDS};
 use crate::proto::pvclock::{
     self, UnixTime, VcpuTimeFields, VcpuTimeSource, WallClockFields, WallClockSource,
 };
-use crate::proto::time::Instant;
+use xenbus::Instant;
 
 #[repr(C, align(4096))]
 struct Page([u8; 4096]);

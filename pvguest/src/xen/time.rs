@@ -21,7 +21,7 @@ use super::shared_info::{self, ClockError};
 use crate::arch::upcall;
 use crate::proto::evtchn::{EvtchnError, Port};
 use crate::proto::pvclock::UnixTime;
-use crate::proto::time::Instant;
+use xenbus::Instant;
 
 /// The vCPU all of this runs on.
 const VCPU: u32 = 0;

@@ -1,6 +1,6 @@
 //! The kernel's xenstore connection: the ring page named by `HVM_PARAM_STORE_PFN` (reached
 //! with volatile accesses), its event channel from `HVM_PARAM_STORE_EVTCHN`, and the
-//! [`crate::proto::xenstore::XsClient`] over them.
+//! [`xenbus::xenstore::XsClient`] over them.
 //!
 //! Waiting for the daemon idles the vCPU until the store port fires
 //! ([`super::events::wait_port`]).
@@ -16,9 +16,9 @@ use super::hypercall::{self, HypercallError};
 use super::{events, time};
 use crate::arch::boot::IDENTITY_MAP_BYTES;
 use crate::proto::evtchn::Port;
-use crate::proto::time::Instant;
-use crate::proto::xenstore::ring::{RingEvents, RingIndexes, RingTransport, XenstoreRing};
-use crate::proto::xenstore::{Wake, XsClient};
+use xenbus::Instant;
+use xenbus::xenstore::ring::{RingEvents, RingIndexes, RingTransport, XenstoreRing};
+use xenbus::xenstore::{Wake, XsClient};
 
 /// Errors setting up or reaching the xenstore connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +170,12 @@ fn requests_unread() -> bool {
 }
 
 impl RingEvents for StoreEvents {
+    fn now(&mut self) -> Instant {
+        // Without a clock, the far future: the client then gives up at once instead of
+        // waiting on a deadline it cannot measure.
+        time::now().unwrap_or(Instant::from_nanos(u64::MAX))
+    }
+
     fn notify(&mut self) {
         // A failed notification shows up as a timeout of the request (and is counted).
         if events::send(self.port).is_err() {
@@ -252,7 +258,7 @@ pub fn init() -> Result<Port, StoreSetupError> {
         .ok_or(StoreSetupError::PageOutsideMap(pfn.saturating_mul(4096)))?;
     let port = u32::try_from(evtchn)
         .ok()
-        .and_then(|p| Port::new(p).ok())
+        .and_then(|p| Port::try_new(p).ok())
         .ok_or(StoreSetupError::BadPort(evtchn))?;
     events::bind_latch(port).map_err(StoreSetupError::Bind)?;
     XENSTORE_PAGE.call_once(|| addr);

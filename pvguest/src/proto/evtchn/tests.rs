@@ -25,7 +25,7 @@ impl Default for FakeWords {
 impl FakeWords {
     /// What Xen does when it sets an event: pending bit, then (if unmasked) sel and upcall.
     fn raise(&self, port: u32) {
-        let p = Port::new(port).unwrap();
+        let p = Port::try_new(port).unwrap();
         let w = p.word();
         self.pending[w].set(self.pending[w].get() | p.bit());
         if self.mask[w].get() & p.bit() == 0 {
@@ -34,11 +34,11 @@ impl FakeWords {
         }
     }
     fn is_pending(&self, port: u32) -> bool {
-        let p = Port::new(port).unwrap();
+        let p = Port::try_new(port).unwrap();
         self.pending[p.word()].get() & p.bit() != 0
     }
     fn set_masked(&self, port: u32) {
-        mask(self, Port::new(port).unwrap());
+        mask(self, Port::try_new(port).unwrap());
     }
 }
 
@@ -77,13 +77,10 @@ fn scan_all(scanner: &mut EventScanner, words: &FakeWords) -> Vec<u32> {
 
 #[test]
 fn port_validation() {
-    assert_eq!(Port::new(4095).unwrap().get(), 4095);
-    assert_eq!(Port::new(4096), Err(EvtchnError::PortOutOfRange(4096)));
-    assert_eq!(
-        Port::new(u32::MAX),
-        Err(EvtchnError::PortOutOfRange(u32::MAX))
-    );
-    let p = Port::new(130).unwrap();
+    assert_eq!(Port::try_new(4095).unwrap().get(), 4095);
+    assert!(Port::try_new(4096).is_err());
+    assert!(Port::try_new(u32::MAX).is_err());
+    let p = Port::try_new(130).unwrap();
     assert_eq!((p.word(), p.bit()), (2, 1 << 2));
 }
 
@@ -107,7 +104,7 @@ fn masked_port_stays_pending_and_unmask_asks_for_hypercall() {
     let mut s = EventScanner::new();
     assert_eq!(scan_all(&mut s, &w), Vec::<u32>::new());
     assert!(w.is_pending(9));
-    let p = Port::new(9).unwrap();
+    let p = Port::try_new(9).unwrap();
     assert_eq!(unmask(&w, p), UnmaskAction::Hypercall);
     assert_ne!(
         w.mask[0].get() & p.bit(),
@@ -120,7 +117,7 @@ fn masked_port_stays_pending_and_unmask_asks_for_hypercall() {
 fn unmask_of_idle_port_is_local() {
     let w = FakeWords::default();
     w.set_masked(3);
-    assert_eq!(unmask(&w, Port::new(3).unwrap()), UnmaskAction::Done);
+    assert_eq!(unmask(&w, Port::try_new(3).unwrap()), UnmaskAction::Done);
     assert_eq!(w.mask[0].get(), 0);
 }
 
@@ -171,7 +168,7 @@ fn upcall_rounds_are_bounded() {
 #[test]
 fn handler_table_binds_dispatches_unbinds() {
     let mut t: HandlerTable<u32> = HandlerTable::new();
-    let p = Port::new(12).unwrap();
+    let p = Port::try_new(12).unwrap();
     assert_eq!(t.dispatch(p, |h| *h), Err(EvtchnError::NotBound(p)));
     t.bind(p, 7).unwrap();
     assert_eq!(t.bind(p, 8), Err(EvtchnError::AlreadyBound(p)));
@@ -212,7 +209,7 @@ proptest! {
         w.sel.set(sel);
         let mut expected: Vec<u32> = (0..NR_CHANNELS)
             .filter(|&p| {
-                let port = Port::new(p).unwrap();
+                let port = Port::try_new(p).unwrap();
                 sel & (1 << port.word()) != 0 && pending[port.word()] & !masks[port.word()] & port.bit() != 0
             })
             .collect();

@@ -2,6 +2,7 @@
 //! watch events. Everything here is untrusted input: it is validated, never assumed.
 
 use super::error::ProtocolError;
+use abi::io::xs_wire::Perm;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -12,58 +13,6 @@ pub struct WatchEvent {
     pub path: String,
     /// The token the watch was registered with.
     pub token: String,
-}
-
-/// Access rights in a node's permission list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// `n`: none.
-    None,
-    /// `r`: read.
-    Read,
-    /// `w`: write.
-    Write,
-    /// `b`: read and write.
-    Both,
-}
-
-/// One entry of a node's permission list. The first entry names the owner and the access of
-/// every domain not listed; later entries name a domain and its access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Perm {
-    /// The domain.
-    pub domid: u16,
-    /// Its access.
-    pub access: Access,
-}
-
-impl Perm {
-    /// The wire form (`r5`, `b0`, ...).
-    pub fn encode(&self) -> String {
-        let letter = match self.access {
-            Access::None => 'n',
-            Access::Read => 'r',
-            Access::Write => 'w',
-            Access::Both => 'b',
-        };
-        alloc::format!("{letter}{}", self.domid)
-    }
-
-    /// Parses the wire form.
-    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
-        let mut chars = text.chars();
-        let access = match chars.next() {
-            Some('n') => Access::None,
-            Some('r') => Access::Read,
-            Some('w') => Access::Write,
-            Some('b') => Access::Both,
-            _ => return Err(ProtocolError::MalformedPayload),
-        };
-        let domid = parse_decimal(chars.as_str())
-            .and_then(|v| u16::try_from(v).ok())
-            .ok_or(ProtocolError::MalformedPayload)?;
-        Ok(Self { domid, access })
-    }
 }
 
 /// Parses a plain decimal number (digits only, no sign, no spaces, at most `u32::MAX`).
@@ -120,7 +69,10 @@ pub fn perms(payload: &[u8]) -> Result<Vec<Perm>, ProtocolError> {
     if items.is_empty() {
         return Err(ProtocolError::MalformedPayload);
     }
-    items.iter().map(|s| Perm::parse(s)).collect()
+    items
+        .iter()
+        .map(|s| Perm::parse(s.as_bytes()).map_err(|_| ProtocolError::MalformedPayload))
+        .collect()
 }
 
 /// Parses an `XS_WATCH_EVENT` payload: path and token (xenstored sends exactly these two).

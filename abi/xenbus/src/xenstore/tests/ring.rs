@@ -1,10 +1,10 @@
 //! The ring copy code against a fake shared page.
 
-use crate::proto::time::Instant;
-use crate::proto::xenstore::ring::{
+use crate::time::Instant;
+use crate::xenstore::ring::{
     RingEvents, RingIndexes, RingTransport, XenstoreRing, ring_read, ring_write,
 };
-use crate::proto::xenstore::{TransportError, TxId, Wake, XsClient, XsError, XsTransport};
+use crate::xenstore::{TransportError, TxId, Wake, XsClient, XsError, XsTransport};
 use abi::io::xs_wire::{XS_READ, XsdSockmsg};
 use core::cell::{Cell, RefCell};
 use proptest::prelude::*;
@@ -145,6 +145,9 @@ impl RingEvents for CountingEvents {
     fn notify(&mut self) {
         self.notifies += 1;
     }
+    fn now(&mut self) -> Instant {
+        Instant::from_nanos(0)
+    }
     fn wait(&mut self, _: Instant) -> Wake {
         Wake::TimedOut
     }
@@ -158,6 +161,9 @@ struct RecordingEvents {
 
 impl RingEvents for RecordingEvents {
     fn notify(&mut self) {}
+    fn now(&mut self) -> Instant {
+        Instant::from_nanos(0)
+    }
     fn wait(&mut self, _: Instant) -> Wake {
         Wake::TimedOut
     }

@@ -1,13 +1,10 @@
 //! A fake xenstored for host tests: a [`Store`] behind the byte transport, with simulated
 //! time, timed actions, a write hook (to play a backend), and scripted misbehaviour.
 
-mod store;
+pub use super::store::Store;
 
-pub use store::Store;
-
-use crate::proto::time::Instant;
-use crate::proto::xenstore::payload::WatchEvent;
-use crate::proto::xenstore::{TransportError, Wake, XsTransport};
+use crate::time::Instant;
+use crate::xenstore::{TransportError, Wake, WatchEvent, XsTransport};
 use abi::io::xs_wire::{XS_CONTROL, XS_DIRECTORY, XS_ERROR, XS_WATCH_EVENT, XsdSockmsg};
 use std::collections::VecDeque;
 
@@ -34,9 +31,12 @@ pub enum Misbehave {
 
 type Action = Box<dyn FnOnce(&mut Store)>;
 type WriteHook = Box<dyn FnMut(&mut Store, &str, &str)>;
+/// What [`FakeXenstored::on_recv`] runs on every read.
+pub type RecvHook = Box<dyn FnMut(&mut Store)>;
 
 /// The fake daemon; implements [`XsTransport`].
 pub struct FakeXenstored {
+    /// The tree the fake serves (tests and fake backends change it directly).
     pub store: Store,
     from_client: Vec<u8>,
     to_client: VecDeque<u8>,
@@ -56,9 +56,20 @@ pub struct FakeXenstored {
     /// Send watch events after the reply (as xenstored does for a new watch's first event)
     /// instead of before it.
     pub events_after_reply: bool,
+    /// Simulated time each `recv` costs (0: time moves only in `wait`).
+    pub recv_cost_nanos: u64,
+    /// Called on every `recv` before anything is sent: a peer that keeps changing things
+    /// (a watch-event flood, a backend rewriting its state).
+    pub on_recv: Option<RecvHook>,
+    /// Number of `recv` calls.
+    pub recvs: usize,
+    /// `recv` panics after this many calls: a client that never gave up on a flooding peer
+    /// fails its test instead of hanging it.
+    pub max_recvs: usize,
 }
 
 impl FakeXenstored {
+    /// A daemon serving one client, domain `domid`, with an empty home.
     pub fn new(domid: u16) -> Self {
         Self {
             store: Store::new(domid),
@@ -72,7 +83,25 @@ impl FakeXenstored {
             requests: Vec::new(),
             waits: 0,
             events_after_reply: false,
+            recv_cost_nanos: 0,
+            on_recv: None,
+            recvs: 0,
+            max_recvs: 1_000_000,
         }
+    }
+
+    /// Every `recv` queues one more watch event with `token` and costs `cost_nanos` of
+    /// simulated time: a daemon (or a peer driving it) that never stops sending.
+    pub fn flood_events(&mut self, token: &'static str, cost_nanos: u64) {
+        self.recv_cost_nanos = cost_nanos;
+        let mut n = 0u64;
+        self.on_recv = Some(Box::new(move |store: &mut Store| {
+            n += 1;
+            store.events.push(WatchEvent {
+                path: format!("flood/{n}"),
+                token: token.to_string(),
+            });
+        }));
     }
 
     /// Runs `action` on the store when simulated time reaches `at`.
@@ -204,6 +233,17 @@ impl XsTransport for FakeXenstored {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        self.recvs += 1;
+        assert!(
+            self.recvs <= self.max_recvs,
+            "runaway client: {} reads from the fake xenstored without giving up",
+            self.recvs
+        );
+        self.now = self.now.add_nanos(self.recv_cost_nanos);
+        if let Some(mut hook) = self.on_recv.take() {
+            hook(&mut self.store);
+            self.on_recv = Some(hook);
+        }
         // Changes made directly on the store (by a test or fake backend) fire now.
         self.flush_events();
         let n = buf.len().min(self.chunk).min(self.to_client.len());
@@ -211,6 +251,10 @@ impl XsTransport for FakeXenstored {
             *slot = byte;
         }
         Ok(n)
+    }
+
+    fn now(&mut self) -> Instant {
+        self.now
     }
 
     fn wait(&mut self, deadline: Instant) -> Result<Wake, TransportError> {

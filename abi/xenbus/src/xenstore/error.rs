@@ -142,6 +142,9 @@ pub enum XsError {
     InvalidArgument,
     /// The deadline passed before the reply (or watch event) arrived.
     Timeout,
+    /// Watch events were dropped because the daemon sent more than the client keeps
+    /// queued (`MAX_QUEUED_EVENT_BYTES`): re-read whatever is watched.
+    EventsLost,
     /// The daemon broke the protocol.
     Protocol(ProtocolError),
     /// The transport failed.

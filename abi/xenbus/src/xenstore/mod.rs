@@ -15,11 +15,11 @@ pub mod ring;
 pub mod transport;
 
 #[cfg(test)]
-pub(crate) mod fake;
-#[cfg(test)]
 mod tests;
 
-pub use client::{TxId, XsClient, XsStats};
+pub use crate::types::TxId;
+pub use abi::io::xs_wire::{Access, Perm};
+pub use client::{XsClient, XsStats};
 pub use error::{ProtocolError, TransportError, XsErrno, XsError};
-pub use payload::{Access, Perm, WatchEvent};
+pub use payload::WatchEvent;
 pub use transport::{Wake, XsTransport};

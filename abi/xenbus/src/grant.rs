@@ -14,8 +14,11 @@ mod tests;
 
 pub use refs::RefAllocator;
 
+use crate::page::Page;
+use crate::types::{DomId, GrantRef};
 use abi::grant_table::{GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GTF_WRITING, GrantEntryV1};
-use abi::xen::{DOMID_FIRST_RESERVED, Domid};
+use abi::xen::Domid;
+use core::fmt;
 use core::sync::atomic::{Ordering, fence};
 
 /// Grant-table v1 entries per 4 KiB frame.
@@ -24,22 +27,6 @@ const _: () = assert!(ENTRIES_PER_FRAME == 512);
 
 /// Compare-exchange attempts on `flags` before [`GrantTable::end_access`] gives up.
 const END_ACCESS_ATTEMPTS: u32 = 64;
-
-/// A grant reference handed out by [`GrantTable`] (an index into the grant table).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GrantRef(u32);
-
-impl GrantRef {
-    /// Wraps a raw reference (e.g. a reserved one); the table checks it on every use.
-    pub const fn new(raw: u32) -> Self {
-        Self(raw)
-    }
-
-    /// The raw reference, as written to rings and xenstore.
-    pub const fn get(self) -> u32 {
-        self.0
-    }
-}
 
 /// Errors of the grant-table logic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,8 +46,24 @@ pub enum GrantError {
     OutOfRange(GrantRef),
     /// The frame number does not fit the 32-bit `frame` field of a v1 entry.
     FrameTooLarge(u64),
-    /// The domain id is a reserved one (`DOMID_FIRST_RESERVED` and above).
-    InvalidDomain(Domid),
+}
+
+impl fmt::Display for GrantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::StillInUse(r) => write!(f, "grant {r} is still mapped or copied by the peer"),
+            Self::Exhausted => {
+                f.write_str("no free grant reference and the table is at its maximum")
+            }
+            Self::FrameAddFailed => f.write_str("the platform could not add a grant-table frame"),
+            Self::NotAllocated(r) => write!(f, "grant {r} is not allocated"),
+            Self::Reserved(r) => write!(f, "grant {r} is a reserved entry"),
+            Self::OutOfRange(r) => write!(f, "grant {r} is beyond the table"),
+            Self::FrameTooLarge(frame) => {
+                write!(f, "frame {frame:#x} does not fit a v1 grant entry")
+            }
+        }
+    }
 }
 
 /// The platform could not map another grant-table frame.
@@ -132,37 +135,38 @@ impl<E: GrantEntries> GrantTable<E> {
 
     /// Grants `domid` access to `frame` (read-only if `readonly`), growing the table by a
     /// frame when all references are in use.
+    ///
+    /// Drivers grant [`Page`]s through [`GrantAccess`] instead, which keeps the page out of
+    /// their hands until the grant has ended; this is for the platform's own frames.
     pub fn grant_access(
         &mut self,
-        domid: Domid,
+        domid: DomId,
         frame: u64,
         readonly: bool,
     ) -> Result<GrantRef, GrantError> {
-        if domid >= DOMID_FIRST_RESERVED {
-            return Err(GrantError::InvalidDomain(domid));
-        }
         let frame32 = u32::try_from(frame).map_err(|_| GrantError::FrameTooLarge(frame))?;
         let gref = self.allocate()?;
-        self.entries.write_domid_frame(gref, domid, frame32);
+        self.entries
+            .write_domid_frame(gref.get(), domid.get(), frame32);
         self.entries.write_barrier();
         let flags = GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 };
-        self.entries.write_flags(gref, flags);
-        Ok(GrantRef(gref))
+        self.entries.write_flags(gref.get(), flags);
+        Ok(gref)
     }
 
     /// Ends a grant and frees its reference, unless the peer still uses it.
     pub fn end_access(&mut self, gref: GrantRef) -> Result<(), GrantError> {
         self.refs
-            .check_allocated(gref.0)
+            .check_allocated(gref.get())
             .map_err(|e| e.with_ref(gref))?;
-        let mut flags = self.entries.read_flags(gref.0);
+        let mut flags = self.entries.read_flags(gref.get());
         for _ in 0..END_ACCESS_ATTEMPTS {
             if flags & (GTF_READING | GTF_WRITING) != 0 {
                 return Err(GrantError::StillInUse(gref));
             }
-            match self.entries.compare_exchange_flags(gref.0, flags, 0) {
+            match self.entries.compare_exchange_flags(gref.get(), flags, 0) {
                 Ok(_) => {
-                    return self.refs.free(gref.0).map_err(|e| e.with_ref(gref));
+                    return self.refs.free(gref.get()).map_err(|e| e.with_ref(gref));
                 }
                 Err(actual) => flags = actual,
             }
@@ -173,12 +177,12 @@ impl<E: GrantEntries> GrantTable<E> {
     /// Whether the peer currently has `gref` mapped or is copying through it.
     pub fn is_in_use(&self, gref: GrantRef) -> Result<bool, GrantError> {
         self.refs
-            .check_allocated(gref.0)
+            .check_allocated(gref.get())
             .map_err(|e| e.with_ref(gref))?;
-        Ok(self.entries.read_flags(gref.0) & (GTF_READING | GTF_WRITING) != 0)
+        Ok(self.entries.read_flags(gref.get()) & (GTF_READING | GTF_WRITING) != 0)
     }
 
-    fn allocate(&mut self) -> Result<u32, GrantError> {
+    fn allocate(&mut self) -> Result<GrantRef, GrantError> {
         if let Some(gref) = self.refs.alloc() {
             return Ok(gref);
         }
@@ -191,5 +195,88 @@ impl<E: GrantEntries> GrantTable<E> {
         self.frames += 1;
         self.refs.grow(ENTRIES_PER_FRAME);
         self.refs.alloc().ok_or(GrantError::Exhausted)
+    }
+}
+
+/// A page granted to another domain. The page comes back only through
+/// [`GrantAccess::end`], once the grant has ended and the peer can no longer touch it.
+#[derive(Debug)]
+pub struct GrantedPage {
+    page: Page,
+    gref: GrantRef,
+    domid: DomId,
+    readonly: bool,
+}
+
+impl GrantedPage {
+    /// The grant reference to tell the peer.
+    pub fn gref(&self) -> GrantRef {
+        self.gref
+    }
+
+    /// The domain the page is granted to.
+    pub fn domid(&self) -> DomId {
+        self.domid
+    }
+
+    /// Whether the grant is read-only for the peer.
+    pub fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    /// The page, for atomic reads and writes while it is shared (it cannot be taken out).
+    pub fn page(&self) -> &Page {
+        &self.page
+    }
+}
+
+/// Granting pages to other domains and ending those grants: what a driver sees of the grant
+/// table.
+pub trait GrantAccess {
+    /// Grants `domid` access to `page` (read-only if `readonly`). On failure the page comes
+    /// back with the error.
+    fn grant(
+        &mut self,
+        page: Page,
+        domid: DomId,
+        readonly: bool,
+    ) -> Result<GrantedPage, (Page, GrantError)>;
+
+    /// Ends the grant and hands the page back, unless the peer still has it mapped or is
+    /// copying ([`GrantError::StillInUse`]): then the grant stays and comes back with the
+    /// error, to be ended later.
+    fn end(&mut self, granted: GrantedPage) -> Result<Page, (GrantedPage, GrantError)>;
+
+    /// Grants currently in place (for leak counters).
+    fn grants_in_use(&self) -> u32;
+}
+
+impl<E: GrantEntries> GrantAccess for GrantTable<E> {
+    fn grant(
+        &mut self,
+        page: Page,
+        domid: DomId,
+        readonly: bool,
+    ) -> Result<GrantedPage, (Page, GrantError)> {
+        match self.grant_access(domid, page.gfn().get(), readonly) {
+            Ok(gref) => Ok(GrantedPage {
+                page,
+                gref,
+                domid,
+                readonly,
+            }),
+            Err(e) => Err((page, e)),
+        }
+    }
+
+    fn end(&mut self, granted: GrantedPage) -> Result<Page, (GrantedPage, GrantError)> {
+        match self.end_access(granted.gref) {
+            Ok(()) => Ok(granted.page),
+            Err(e) => Err((granted, e)),
+        }
+    }
+
+    fn grants_in_use(&self) -> u32 {
+        self.refs.live()
     }
 }

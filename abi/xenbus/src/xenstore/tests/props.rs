@@ -1,8 +1,8 @@
 //! Property tests: arbitrary daemon bytes never panic the client or the payload parsers.
 
 use super::far;
-use crate::proto::time::Instant;
-use crate::proto::xenstore::{TransportError, TxId, Wake, XsClient, XsError, XsTransport, payload};
+use crate::time::Instant;
+use crate::xenstore::{TransportError, TxId, Wake, XsClient, XsError, XsTransport, payload};
 use proptest::prelude::*;
 
 /// A daemon that answers every request with the same arbitrary bytes, in arbitrary chunks.
@@ -21,6 +21,9 @@ impl XsTransport for Scripted {
         buf[..n].copy_from_slice(&self.bytes[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+    fn now(&mut self) -> Instant {
+        Instant::from_nanos(0)
     }
     fn wait(&mut self, _: Instant) -> Result<Wake, TransportError> {
         Ok(Wake::TimedOut)

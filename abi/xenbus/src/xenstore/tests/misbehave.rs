@@ -1,16 +1,16 @@
 //! A misbehaving daemon yields typed errors, never panics.
 
 use super::{client, far};
-use crate::proto::time::Instant;
-use crate::proto::xenstore::fake::Misbehave;
-use crate::proto::xenstore::{
+use crate::testing::Misbehave;
+use crate::time::Instant;
+use crate::xenstore::{
     ProtocolError, TransportError, Wake, XsClient, XsErrno, XsError, XsTransport,
 };
 use abi::io::xs_wire::{XS_CONTROL, XS_READ, XS_WATCH_EVENT, XsdSockmsg};
 
-const NONE: crate::proto::xenstore::TxId = crate::proto::xenstore::TxId::NONE;
+const NONE: crate::xenstore::TxId = crate::xenstore::TxId::NONE;
 
-fn misbehaving(m: Misbehave) -> XsClient<crate::proto::xenstore::fake::FakeXenstored> {
+fn misbehaving(m: Misbehave) -> XsClient<crate::testing::FakeXenstored> {
     let mut c = client();
     c.write(NONE, "k", "v", far()).unwrap();
     c.transport_mut().misbehave.push_back(m);
@@ -249,6 +249,9 @@ impl XsTransport for BadRing {
     fn recv(&mut self, _: &mut [u8]) -> Result<usize, TransportError> {
         Err(TransportError::BadRingIndexes)
     }
+    fn now(&mut self) -> Instant {
+        Instant::from_nanos(0)
+    }
     fn wait(&mut self, _: Instant) -> Result<Wake, TransportError> {
         Ok(Wake::Ready)
     }
@@ -305,6 +308,9 @@ impl XsTransport for Flood {
         }
         Ok(buf.len() - buf.len() % event.len())
     }
+    fn now(&mut self) -> Instant {
+        Instant::from_nanos(0)
+    }
     fn wait(&mut self, _: Instant) -> Result<Wake, TransportError> {
         Ok(Wake::Ready)
     }
@@ -313,11 +319,20 @@ impl XsTransport for Flood {
 #[test]
 fn flooding_daemon_cannot_hold_poll_or_grow_the_queue_without_bound() {
     let mut c = XsClient::new(Flood);
-    c.poll().unwrap();
+    // Each poll reads a bounded amount (64 reads); a few polls overflow the queue, and the
+    // dropped events are reported once.
+    let polls = (0..100).position(|_| c.poll().is_err());
+    assert_eq!(polls, Some(5));
+    assert!(c.queued_event_bytes() <= crate::xenstore::client::MAX_QUEUED_EVENT_BYTES);
     let mut queued = 0;
     while c.take_event().is_some() {
         queued += 1;
     }
-    assert_eq!(queued, crate::proto::xenstore::client::MAX_QUEUED_EVENTS);
+    // Each event is "p\0t\0": 4 bytes in the queue's accounting.
+    assert_eq!(queued, crate::xenstore::client::MAX_QUEUED_EVENT_BYTES / 4);
+    assert_eq!(c.queued_event_bytes(), 0);
     assert!(c.stats().events_dropped > 0);
+    // Drained, the queue takes events again without loss.
+    assert_eq!(c.poll(), Ok(()));
+    assert_eq!(c.queued_event_bytes(), 64 * 1020 / 20 * 4);
 }

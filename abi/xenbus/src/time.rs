@@ -3,7 +3,7 @@
 /// A point in Xen system time (nanoseconds since the domain's time base).
 ///
 /// Protocol logic never reads a clock: callers pass `now` or a deadline, so host tests are
-/// deterministic. The kernel makes these from [`super::pvclock`].
+/// deterministic. The kernel makes these from pvclock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Instant(u64);
 

@@ -8,11 +8,11 @@
 #[cfg(test)]
 mod tests;
 
-use super::time::Instant;
-use super::xenstore::payload::parse_decimal;
-use super::xenstore::{TxId, XsClient, XsErrno, XsError, XsTransport};
+use crate::time::Instant;
+use crate::types::DomId;
+use crate::xenstore::payload::parse_decimal;
+use crate::xenstore::{TxId, XsClient, XsErrno, XsError, XsTransport};
 use abi::io::xenbus::XenbusState;
-use abi::xen::{DOMID_FIRST_RESERVED, Domid};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -67,6 +67,24 @@ pub fn enumerate_in<T: XsTransport>(
     Ok(ids)
 }
 
+/// One round of a wait on a watched value: returns when the watch with `token` fired (or
+/// events were lost, so the caller re-reads anyway), and fails with [`XenbusError::Timeout`]
+/// once `deadline` has passed, checked every round so that a peer rewriting the value
+/// endlessly cannot keep the caller past it.
+fn wait_for_change<T: XsTransport>(
+    xs: &mut XsClient<T>,
+    token: &str,
+    deadline: Instant,
+) -> Result<(), XenbusError> {
+    if xs.now() >= deadline {
+        return Err(XenbusError::Timeout);
+    }
+    match xs.wait_event_for(token, deadline) {
+        Ok(_) | Err(XsError::EventsLost) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// One front-end device and where its backend lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frontend {
@@ -76,7 +94,7 @@ pub struct Frontend {
     /// The backend's directory (absolute), from our `backend` node.
     pub backend: String,
     /// The backend's domain, from our `backend-id` node.
-    pub backend_id: Domid,
+    pub backend_id: DomId,
     token: String,
 }
 
@@ -122,22 +140,21 @@ impl Frontend {
         path: &str,
         token: &str,
         deadline: Instant,
-    ) -> Result<(String, Domid), XenbusError> {
+    ) -> Result<(String, DomId), XenbusError> {
         loop {
             while xs.take_event_for(token).is_some() {}
             let id = xs.read_optional(TxId::NONE, &format!("{path}/backend-id"), deadline)?;
             let backend = xs.read_optional(TxId::NONE, &format!("{path}/backend"), deadline)?;
             if let (Some(id), Some(backend)) = (id, backend) {
                 let id = parse_decimal(&id)
-                    .and_then(|v| Domid::try_from(v).ok())
-                    .filter(|&d| d < DOMID_FIRST_RESERVED)
+                    .and_then(|v| DomId::try_new(v).ok())
                     .ok_or(XenbusError::BadValue("backend-id"))?;
                 if !backend.starts_with('/') || backend.len() < 2 || backend.ends_with('/') {
                     return Err(XenbusError::BadValue("backend"));
                 }
                 return Ok((backend, id));
             }
-            xs.wait_event_for(token, deadline)?;
+            wait_for_change(xs, token, deadline)?;
         }
     }
 
@@ -194,7 +211,7 @@ impl Frontend {
             if matches!(state, XenbusState::Closing | XenbusState::Closed) {
                 return Err(XenbusError::BackendClosing(state));
             }
-            xs.wait_event_for(&self.token, deadline)?;
+            wait_for_change(xs, &self.token, deadline)?;
         }
     }
 

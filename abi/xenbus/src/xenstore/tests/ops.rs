@@ -1,8 +1,8 @@
 //! Normal operation: the typed operations, watches, transactions, permissions, limits.
 
 use super::{DOMID, client, far};
-use crate::proto::time::Instant;
-use crate::proto::xenstore::{Access, Perm, TxId, XsErrno, XsError};
+use crate::time::Instant;
+use crate::xenstore::{Access, Perm, TxId, XsErrno, XsError};
 use abi::io::xs_wire::{XS_READ, XS_TRANSACTION_END};
 
 const NONE: TxId = TxId::NONE;
@@ -269,7 +269,7 @@ fn transactions_start_use_and_end() {
         Err(XsError::Server(XsErrno::Enoent))
     );
     assert_eq!(
-        c.read(TxId(999), "t", far()),
+        c.read(TxId::try_new(999).unwrap(), "t", far()),
         Err(XsError::Server(XsErrno::Enoent))
     );
 }

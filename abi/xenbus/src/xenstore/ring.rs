@@ -6,7 +6,7 @@
 
 use super::error::TransportError;
 use super::transport::{Wake, XsTransport};
-use crate::proto::time::Instant;
+use crate::time::Instant;
 use abi::io::xs_wire::{XENSTORE_RING_SIZE, mask_xenstore_idx};
 use core::sync::atomic::{Ordering, fence};
 
@@ -137,6 +137,8 @@ impl RingIndexes {
 pub trait RingEvents {
     /// Notifies the daemon through the store event channel (`EVTCHNOP_send`).
     fn notify(&mut self);
+    /// The current time (see [`XsTransport::now`]).
+    fn now(&mut self) -> Instant;
     /// Blocks until the store event channel fires or `deadline` passes; see
     /// [`XsTransport::wait`] for the rules.
     fn wait(&mut self, deadline: Instant) -> Wake;
@@ -187,6 +189,10 @@ impl<R: XenstoreRing, E: RingEvents> XsTransport for RingTransport<R, E> {
             self.events.notify();
         }
         Ok(n)
+    }
+
+    fn now(&mut self) -> Instant {
+        self.events.now()
     }
 
     fn wait(&mut self, deadline: Instant) -> Result<Wake, TransportError> {

@@ -2,7 +2,7 @@
 //! grows with the table.
 
 use super::GrantError;
-use super::GrantRef;
+use crate::types::GrantRef;
 use abi::grant_table::GNTTAB_NR_RESERVED_ENTRIES;
 use alloc::vec::Vec;
 
@@ -66,7 +66,7 @@ impl RefAllocator {
     }
 
     /// Takes a free reference: a freed one first, else the lowest never-used one.
-    pub fn alloc(&mut self) -> Option<u32> {
+    pub fn alloc(&mut self) -> Option<GrantRef> {
         let gref = match self.free.pop() {
             Some(gref) => gref,
             None if self.next_fresh < self.capacity => {
@@ -77,7 +77,9 @@ impl RefAllocator {
         };
         self.set_allocated(gref, true);
         self.live += 1;
-        Some(gref)
+        // Never below GNTTAB_NR_RESERVED_ENTRIES: `next_fresh` starts there and only freed
+        // (so once handed out) references are reused.
+        GrantRef::try_new(gref).ok()
     }
 
     /// Checks that `gref` is currently allocated.

@@ -5,13 +5,17 @@ use super::codec::{Inbox, Message, encode_request};
 use super::error::{ProtocolError, XsErrno, XsError};
 use super::payload::{self, WatchEvent};
 use super::transport::{Wake, XsTransport};
-use crate::proto::time::Instant;
+use crate::time::Instant;
+use crate::types::TxId;
 use abi::io::xs_wire::{XS_ERROR, XS_WATCH_EVENT};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-/// Most watch events kept; beyond it the oldest is dropped and counted.
-pub const MAX_QUEUED_EVENTS: usize = 1024;
+/// Most bytes of watch events kept queued (path and token lengths plus 2 NULs each, as on the
+/// wire). An event that does not fit is dropped, counted, and reported once as
+/// [`XsError::EventsLost`] by the next [`XsClient::wait_event_for`] or [`XsClient::poll`], so
+/// the caller re-reads what it watches. A daemon flooding events cannot exhaust the heap.
+pub const MAX_QUEUED_EVENT_BYTES: usize = 64 * 1024;
 /// Most abandoned (timed-out) request ids remembered, whose late replies are dropped quietly.
 const MAX_ABANDONED: usize = 64;
 /// Most transport reads one [`XsClient::poll`] makes.
@@ -24,19 +28,10 @@ const RECV_CHUNK: usize = 1024;
 pub struct XsStats {
     /// Late replies to requests that had timed out, dropped.
     pub stale_replies: u64,
-    /// Watch events dropped because the queue was full.
+    /// Watch events dropped because the queue was full ([`MAX_QUEUED_EVENT_BYTES`]).
     pub events_dropped: u64,
     /// Watch events dropped because their payload was malformed.
     pub malformed_events: u64,
-}
-
-/// A xenstore transaction id; [`TxId::NONE`] means "no transaction".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TxId(pub u32);
-
-impl TxId {
-    /// Outside any transaction.
-    pub const NONE: Self = Self(0);
 }
 
 /// A xenstore client over a transport `T`. One request is in flight at a time.
@@ -48,8 +43,15 @@ pub struct XsClient<T> {
     next_req_id: u32,
     abandoned: VecDeque<u32>,
     events: VecDeque<WatchEvent>,
+    event_bytes: usize,
+    events_lost: bool,
     stats: XsStats,
     broken: bool,
+}
+
+/// Bytes an event takes in the queue's accounting (as on the wire).
+fn event_size(event: &WatchEvent) -> usize {
+    event.path.len() + event.token.len() + 2
 }
 
 impl<T: XsTransport> XsClient<T> {
@@ -62,6 +64,8 @@ impl<T: XsTransport> XsClient<T> {
             next_req_id: 1,
             abandoned: VecDeque::new(),
             events: VecDeque::new(),
+            event_bytes: 0,
+            events_lost: false,
             stats: XsStats::default(),
             broken: false,
         }
@@ -75,6 +79,11 @@ impl<T: XsTransport> XsClient<T> {
     /// The transport, mutably (tests drive fakes through it).
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
+    }
+
+    /// The transport's clock.
+    pub fn now(&mut self) -> Instant {
+        self.transport.now()
     }
 
     /// Counters of tolerated misbehaviour.
@@ -128,7 +137,7 @@ impl<T: XsTransport> XsClient<T> {
             return Err(XsError::Broken);
         }
         let req_id = self.next_req_id;
-        let bytes = encode_request(type_, req_id, tx.0, parts)?;
+        let bytes = encode_request(type_, req_id, tx.get(), parts)?;
         self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
         self.outbox.extend(bytes);
         Ok(req_id)
@@ -161,7 +170,11 @@ impl<T: XsTransport> XsClient<T> {
                 }
                 self.unsolicited(&msg)?;
             }
-            if !progress && self.wait(deadline)? == Wake::TimedOut {
+            // Checked every round, not only when nothing happened: a daemon that keeps
+            // sending (say, a flood of watch events) must not hold the caller past `deadline`.
+            if self.transport.now() >= deadline
+                || (!progress && self.wait(deadline)? == Wake::TimedOut)
+            {
                 self.transport
                     .request_timed_out(type_, req_id, self.inbox.buffered());
                 return Err(XsError::Timeout);
@@ -170,6 +183,9 @@ impl<T: XsTransport> XsClient<T> {
     }
 
     /// Handles every message already received (queueing watch events) without blocking.
+    ///
+    /// Fails with [`XsError::EventsLost`] (once) if watch events were dropped since the last
+    /// report; the messages are handled all the same.
     pub fn poll(&mut self) -> Result<(), XsError> {
         if self.broken {
             return Err(XsError::Broken);
@@ -185,21 +201,43 @@ impl<T: XsTransport> XsClient<T> {
                 break;
             }
         }
+        self.report_lost_events()
+    }
+
+    /// Bytes of watch events queued now (at most [`MAX_QUEUED_EVENT_BYTES`]).
+    pub fn queued_event_bytes(&self) -> usize {
+        self.event_bytes
+    }
+
+    /// `Err(EventsLost)` once after events were dropped.
+    fn report_lost_events(&mut self) -> Result<(), XsError> {
+        if core::mem::take(&mut self.events_lost) {
+            return Err(XsError::EventsLost);
+        }
         Ok(())
+    }
+
+    fn dequeue(&mut self, index: usize) -> Option<WatchEvent> {
+        let event = self.events.remove(index)?;
+        self.event_bytes = self.event_bytes.saturating_sub(event_size(&event));
+        Some(event)
     }
 
     /// Takes the oldest queued watch event.
     pub fn take_event(&mut self) -> Option<WatchEvent> {
-        self.events.pop_front()
+        self.dequeue(0)
     }
 
     /// Takes the oldest queued watch event carrying `token`, leaving the others queued.
     pub fn take_event_for(&mut self, token: &str) -> Option<WatchEvent> {
         let index = self.events.iter().position(|e| e.token == token)?;
-        self.events.remove(index)
+        self.dequeue(index)
     }
 
     /// Waits until a watch event carrying `token` arrives, or `deadline` passes.
+    ///
+    /// Fails with [`XsError::EventsLost`] (once) if watch events were dropped: the awaited
+    /// one may be among them, so the caller should re-read what it watches.
     pub fn wait_event_for(
         &mut self,
         token: &str,
@@ -209,6 +247,7 @@ impl<T: XsTransport> XsClient<T> {
             if let Some(event) = self.take_event_for(token) {
                 return Ok(event);
             }
+            self.report_lost_events()?;
             if self.broken {
                 return Err(XsError::Broken);
             }
@@ -219,8 +258,14 @@ impl<T: XsTransport> XsClient<T> {
                 // A message taken from the inbox may be the awaited event: look before waiting.
                 progress = true;
             }
-            if !progress && self.wait(deadline)? == Wake::TimedOut {
-                return self.take_event_for(token).ok_or(XsError::Timeout);
+            if let Some(event) = self.take_event_for(token) {
+                return Ok(event);
+            }
+            // Every round, whatever arrived: a flood of other events must not outlast it.
+            if self.transport.now() >= deadline
+                || (!progress && self.wait(deadline)? == Wake::TimedOut)
+            {
+                return Err(XsError::Timeout);
             }
         }
     }
@@ -230,11 +275,14 @@ impl<T: XsTransport> XsClient<T> {
         if msg.header.type_ == XS_WATCH_EVENT {
             match payload::watch_event(&msg.payload) {
                 Ok(event) => {
-                    if self.events.len() >= MAX_QUEUED_EVENTS {
-                        self.events.pop_front();
+                    let size = event_size(&event);
+                    if self.event_bytes.saturating_add(size) > MAX_QUEUED_EVENT_BYTES {
                         self.stats.events_dropped += 1;
+                        self.events_lost = true;
+                    } else {
+                        self.event_bytes += size;
+                        self.events.push_back(event);
                     }
-                    self.events.push_back(event);
                 }
                 Err(_) => self.stats.malformed_events += 1,
             }

@@ -1,7 +1,7 @@
 //! The byte transport the xenstore client runs over, and how it waits.
 
 use super::error::TransportError;
-use crate::proto::time::Instant;
+use crate::time::Instant;
 
 /// Why [`XsTransport::wait`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub trait XsTransport {
     fn send(&mut self, data: &[u8]) -> Result<usize, TransportError>;
     /// Reads up to `buf.len()` bytes available now (possibly 0); returns the count.
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError>;
+    /// The current time. The client compares it with its deadline on every round, so a daemon
+    /// that never stops sending cannot keep a wait alive past its deadline.
+    fn now(&mut self) -> Instant;
     /// Blocks until the daemon may have produced or consumed bytes, or until `deadline`.
     ///
     /// Must not lose a wake-up: an event that arrived since the previous call makes this

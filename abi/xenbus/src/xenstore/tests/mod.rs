@@ -1,13 +1,14 @@
 //! Tests of the xenstore client against the fake daemon, a fake ring, and arbitrary bytes.
 
+mod deadlines;
 mod misbehave;
 mod ops;
 mod props;
 mod ring;
 
 use super::XsClient;
-use super::fake::FakeXenstored;
-use crate::proto::time::Instant;
+use crate::testing::FakeXenstored;
+use crate::time::Instant;
 
 /// The client's domain id in these tests.
 const DOMID: u16 = 5;

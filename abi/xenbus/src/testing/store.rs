@@ -1,7 +1,7 @@
-//! The fake daemon's tree: nodes with values and permissions, watches, transactions, and the
+//! The fake daemon's tree (until the `xenstored` crate replaces it): nodes with values and permissions, watches, transactions, and the
 //! request handlers that answer the way C xenstored does.
 
-use crate::proto::xenstore::payload::{Access, Perm, WatchEvent};
+use crate::xenstore::{Access, Perm, WatchEvent};
 use abi::io::xs_wire::{
     XS_DIRECTORY, XS_GET_PERMS, XS_MKDIR, XS_READ, XS_RM, XS_TRANSACTION_END, XS_TRANSACTION_START,
     XS_UNWATCH, XS_WATCH, XS_WRITE,
@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One node.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// The value.
     pub value: Vec<u8>,
+    /// The permission list (owner first).
     pub perms: Vec<Perm>,
 }
 
@@ -64,6 +66,7 @@ fn access_of(perms: &[Perm], domid: u16) -> Access {
 }
 
 impl Store {
+    /// A tree with `/` and the home of client `domid`, owned by it.
     pub fn new(domid: u16) -> Self {
         let mut nodes = BTreeMap::new();
         nodes.insert(
@@ -98,6 +101,7 @@ impl Store {
         store
     }
 
+    /// The client's home, `/local/domain/<domid>`.
     pub fn home(&self) -> String {
         format!("/local/domain/{}", self.domid)
     }
@@ -129,18 +133,21 @@ impl Store {
         self.fire(path, true);
     }
 
+    /// The value at absolute `path`.
     pub fn get(&self, path: &str) -> Option<String> {
         self.nodes
             .get(path)
             .map(|n| String::from_utf8_lossy(&n.value).into_owned())
     }
 
+    /// Replaces the permissions of absolute `path`.
     pub fn set_perms(&mut self, path: &str, perms: Vec<Perm>) {
         if let Some(node) = self.nodes.get_mut(path) {
             node.perms = perms;
         }
     }
 
+    /// Watches the client has registered.
     pub fn watch_count(&self) -> usize {
         self.watches.len()
     }
@@ -293,7 +300,7 @@ impl Store {
                 }
                 let mut out = Vec::new();
                 for p in &node.perms {
-                    out.extend_from_slice(p.encode().as_bytes());
+                    out.extend_from_slice(p.to_string().as_bytes());
                     out.push(0);
                 }
                 Ok(out)

@@ -1,11 +1,13 @@
 //! The typed xenstore operations: read, write, mkdir, rm, directory, permissions, watches and
 //! transactions, each validating its arguments before sending and its reply after.
 
-use super::client::{TxId, XsClient};
+use super::client::XsClient;
 use super::error::{ProtocolError, XsErrno, XsError};
-use super::payload::{self, Perm};
+use super::payload;
 use super::transport::XsTransport;
-use crate::proto::time::Instant;
+use crate::time::Instant;
+use crate::types::TxId;
+use abi::io::xs_wire::Perm;
 use abi::io::xs_wire::{
     XENSTORE_ABS_PATH_MAX, XENSTORE_REL_PATH_MAX, XS_DIRECTORY, XS_GET_PERMS, XS_MKDIR, XS_READ,
     XS_RM, XS_TRANSACTION_END, XS_TRANSACTION_START, XS_UNWATCH, XS_WATCH, XS_WRITE,
@@ -138,10 +140,9 @@ impl<T: XsTransport> XsClient<T> {
     pub fn transaction_start(&mut self, deadline: Instant) -> Result<TxId, XsError> {
         let reply = self.request(XS_TRANSACTION_START, TxId::NONE, &[b"\0"], deadline)?;
         let id = payload::single(&reply)?;
-        match payload::parse_decimal(id) {
-            Some(id) if id != 0 => Ok(TxId(id)),
-            _ => Err(ProtocolError::MalformedPayload.into()),
-        }
+        payload::parse_decimal(id)
+            .and_then(|id| TxId::try_new(id).ok())
+            .ok_or(ProtocolError::MalformedPayload.into())
     }
 
     /// Ends a transaction: commits it if `commit`, aborts it otherwise. A commit that

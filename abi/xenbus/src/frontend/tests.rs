@@ -1,8 +1,8 @@
 //! Tests of the xenbus helpers with the fake xenstored playing toolstack and backend.
 
 use super::*;
-use crate::proto::xenstore::fake::{FakeXenstored, Store};
-use crate::proto::xenstore::{Access, Perm};
+use crate::testing::{FakeXenstored, Store};
+use crate::xenstore::{Access, Perm};
 
 const DOMID: u16 = 5;
 const FRONT: &str = "/local/domain/5/device/vif/0";
@@ -105,7 +105,7 @@ fn a_device_outside_device_is_found_by_path() {
         .set(&format!("{dir}/backend"), BACK);
     assert_eq!(enumerate_in(&mut xs, "data/dev/x", far()), Ok(vec![3]));
     let fe = Frontend::discover_at(&mut xs, "data/dev/x/3".into(), far()).unwrap();
-    assert_eq!((fe.backend.as_str(), fe.backend_id), (BACK, 0));
+    assert_eq!((fe.backend.as_str(), fe.backend_id), (BACK, DomId::ZERO));
     assert_eq!(fe.node("state"), "data/dev/x/3/state");
     assert_eq!(
         fe.wait_backend_state(&mut xs, |s| s == XenbusState::InitWait, far()),
@@ -119,7 +119,7 @@ fn full_handshake_with_a_backend() {
     let mut xs = setup(&[]);
     connecting_backend(&mut xs);
     let fe = Frontend::discover(&mut xs, "vif", 0, far()).unwrap();
-    assert_eq!((fe.backend.as_str(), fe.backend_id), (BACK, 0));
+    assert_eq!((fe.backend.as_str(), fe.backend_id), (BACK, DomId::ZERO));
     assert_eq!(fe.backend_state(&mut xs, far()), Ok(XenbusState::InitWait));
     assert_eq!(
         fe.wait_backend_state(&mut xs, |s| s == XenbusState::InitWait, far()),
@@ -248,4 +248,47 @@ fn store_errors_pass_through() {
         fe.backend_state(&mut xs, far()),
         Err(XenbusError::Store(XsError::Server(XsErrno::Eacces)))
     );
+}
+
+/// A backend that rewrites its `state` node on every read the client makes (flapping between
+/// Initialising and InitWait, never Connected), each read costing 1 ms of simulated time.
+#[test]
+fn deadline_holds_under_flapping_state() {
+    let mut xs = setup(&[]);
+    let fe = Frontend::discover(&mut xs, "vif", 0, far()).unwrap();
+    let fake = xs.transport_mut();
+    fake.recv_cost_nanos = 1_000_000;
+    let mut flip = false;
+    fake.on_recv = Some(Box::new(move |s: &mut Store| {
+        flip = !flip;
+        s.set(&format!("{BACK}/state"), if flip { "1" } else { "2" });
+    }));
+    let start = xs.now();
+    let deadline = start.add_millis(200);
+    assert_eq!(
+        fe.wait_backend_state(&mut xs, |s| s == XenbusState::Connected, deadline),
+        Err(XenbusError::Timeout)
+    );
+    let fake = xs.transport_mut();
+    assert!(fake.now >= deadline);
+    // It gave up within a few rounds of the deadline, not a million reads later.
+    assert!(
+        fake.now <= deadline.add_millis(10),
+        "gave up at {:?}",
+        fake.now
+    );
+}
+
+/// Backend location never written, while the daemon floods events for the discovery watch.
+#[test]
+fn discovery_deadline_holds_under_watch_flood() {
+    let mut xs = setup(&["backend"]);
+    xs.transport_mut()
+        .flood_events("xb-fe:device/vif/0", 1_000_000);
+    let deadline = xs.now().add_millis(100);
+    assert_eq!(
+        Frontend::discover(&mut xs, "vif", 0, deadline),
+        Err(XenbusError::Timeout)
+    );
+    assert!(xs.transport_mut().now <= deadline.add_millis(10));
 }
