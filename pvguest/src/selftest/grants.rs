@@ -17,8 +17,9 @@ use crate::kernel;
 use crate::memory::frames::FRAME_SIZE;
 use crate::xen::grant_table::{self, GrantOpError};
 use crate::xen::hypercall;
-use xenbus::grant::GrantError;
-use xenbus::{DomId, GrantRef};
+use crate::xen::platform::KernelPages;
+use xenbus::grant::{GrantAccess, GrantError};
+use xenbus::{DomId, GrantRef, PageProvider};
 
 /// The tests, in order.
 pub const TESTS: &[Test] = &[("grant-access", grant_access), ("grant-copy", grant_copy)];
@@ -105,17 +106,27 @@ fn matches(paddr: u64, seed: u8) -> bool {
 
 fn grant_copy() -> TestResult {
     let me = super::store::domid()?;
-    let src = kernel::allocate_frames(1).map_err(|e| format!("frame: {e:?}"))?;
+    // The source is a driver's page: from the page provider, granted through `GrantAccess`,
+    // handed back only once the grant has ended.
+    let mut pages = KernelPages::new();
+    let src = pages.alloc_zeroed().map_err(|e| format!("page: {e}"))?;
+    let src_pfn = src.gfn().get();
+    let pattern: [u8; FRAME_SIZE as usize] = core::array::from_fn(|i| 0x5au8.wrapping_add(i as u8));
+    src.write(0, &pattern)
+        .map_err(|e| format!("page write: {e}"))?;
     let dst = kernel::allocate_frames(1).map_err(|e| format!("frame: {e:?}"))?;
-    fill(src, 0x5a);
     fill(dst, 0);
     // Granted to ourselves (by number: Xen compares the entry's domid with the copier's id).
-    let gref = grant_table::grant_access(me, src / FRAME_SIZE, true)
-        .map_err(|e| format!("grant: {e:?}"))?;
+    let granted = grant_table::with(|t| t.grant(src, me, true))
+        .map_err(|e| format!("grant: {e:?}"))?
+        .map_err(|(_, e)| format!("grant: {e}"))?;
+    let gref = granted.gref();
     let status = copy_from_grant(gref, dst / FRAME_SIZE)?;
     let copied = matches(dst, 0x5a);
     let (flags, ..) = grant_table::read_entry(gref).ok_or("entry unreadable")?;
-    grant_table::end_access(gref).map_err(|e| format!("end: {e:?}"))?;
+    let src = grant_table::with(|t| t.end(granted))
+        .map_err(|e| format!("end: {e:?}"))?
+        .map_err(|(_, e)| format!("end: {e}"))?;
     log::info!(
         "grant-copy: copy through ref {} (domid {me}): status {status}",
         gref.get()
@@ -130,13 +141,14 @@ fn grant_copy() -> TestResult {
         return Err(format!("entry flags {flags:#x} after the copy"));
     }
     // A grant to another domain (0) is not one Xen lets us use.
-    let other = grant_table::grant_access(DomId::ZERO, src / FRAME_SIZE, true)
+    let other = grant_table::grant_access(DomId::ZERO, src_pfn, true)
         .map_err(|e| format!("grant: {e:?}"))?;
     fill(dst, 0);
     let refused = copy_from_grant(other, dst / FRAME_SIZE)?;
     grant_table::end_access(other).map_err(|e| format!("end: {e:?}"))?;
     // After end_access the reference no longer grants anything.
     let ended = copy_from_grant(gref, dst / FRAME_SIZE)?;
+    pages.release(src);
     log::info!(
         "grant-copy: copy through a grant to domain 0: {refused}; through an ended grant: {ended}"
     );

@@ -6,6 +6,7 @@ pub mod cpuid;
 pub mod events;
 pub mod grant_table;
 pub mod hypercall;
+pub mod platform;
 pub mod shared_info;
 pub mod shutdown;
 pub mod time;

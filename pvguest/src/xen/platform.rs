@@ -1,0 +1,86 @@
+//! The `xenbus` platform traits over this kernel: a clock, event notification and shared
+//! pages, for the drivers (which see the platform only through these traits).
+
+use alloc::vec::Vec;
+
+use abi::errno::XEN_EINVAL;
+use abi::page::AtomicPage;
+use xenbus::{Clock, Gfn, Instant, Notify, NotifyError, Page, PageError, PageProvider, Port};
+
+use super::events::{self, EventError};
+use super::hypercall::HypercallError;
+use super::time;
+use crate::arch::boot::IDENTITY_MAP_BYTES;
+use crate::kernel;
+use crate::memory::frames::FRAME_SIZE;
+
+/// pvclock time. Without a clock (never after boot) it answers the far future, so that every
+/// deadline counts as passed rather than waited on forever.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelClock;
+
+impl Clock for KernelClock {
+    fn now(&self) -> Instant {
+        time::now().unwrap_or(Instant::from_nanos(u64::MAX))
+    }
+}
+
+/// `EVTCHNOP_send`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelEvents;
+
+impl Notify for KernelEvents {
+    fn notify(&mut self, port: Port) -> Result<(), NotifyError> {
+        events::send(port).map_err(|e| NotifyError {
+            port,
+            errno: match e {
+                EventError::Hypercall(HypercallError::Xen(errno)) => {
+                    i32::try_from(errno).unwrap_or(-XEN_EINVAL)
+                }
+                _ => -XEN_EINVAL,
+            },
+        })
+    }
+}
+
+/// Pages from the frame allocator, reached through the identity map. Released pages are kept
+/// for reuse (the frame allocator never frees) and zeroed again before they are handed out.
+#[derive(Debug, Default)]
+pub struct KernelPages {
+    free: Vec<Page>,
+}
+
+impl KernelPages {
+    /// A provider with no pages kept yet.
+    pub const fn new() -> Self {
+        Self { free: Vec::new() }
+    }
+}
+
+impl PageProvider for KernelPages {
+    fn alloc_zeroed(&mut self) -> Result<Page, PageError> {
+        if let Some(page) = self.free.pop() {
+            page.zero();
+            return Ok(page);
+        }
+        let addr = kernel::allocate_frames(1).map_err(|_| PageError::Exhausted)?;
+        if addr
+            .checked_add(FRAME_SIZE)
+            .is_none_or(|end| end > IDENTITY_MAP_BYTES)
+        {
+            return Err(PageError::Exhausted);
+        }
+        let gfn = Gfn::try_new(addr / FRAME_SIZE).map_err(|_| PageError::Exhausted)?;
+        // SAFETY: `addr` is a page-aligned frame the frame allocator just handed out (it
+        // never hands a frame out twice and never frees one), inside the identity map checked
+        // above, so the page is valid for the rest of the program and nothing else refers to
+        // it. `AtomicPage` is 4096 page-aligned atomic bytes, for which any content is valid.
+        let memory: &'static AtomicPage = unsafe { &*(addr as *const AtomicPage) };
+        memory.fill(0);
+        Ok(Page::new(memory, gfn))
+    }
+
+    fn release(&mut self, page: Page) {
+        self.free.push(page);
+    }
+}
