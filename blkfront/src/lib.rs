@@ -1,6 +1,32 @@
-//! Xen block front end (the `vbd` split driver) for `pvguest`: not implemented yet.
+//! `blkfront`: the Xen block front end (the `vbd` split driver), safe and host-tested.
 //!
-//! This crate will hold the xenbus handshake, the request ring, segments, completions and a
-//! block-device API. It contains no code yet; nothing uses it.
+//! [`Blkfront::connect`] performs the handshake Linux's blkback expects (ring page, event
+//! channel, `protocol`, the xenbus states) and reads the disk's keys ([`DiskInfo`]); requests
+//! go on the shared ring up to its 32 slots with 11 page segments each, notifications only when
+//! the ring rules ask; every response is validated (id in range and outstanding, operation,
+//! status) before it completes anything, and a bad one is counted and fails its request. Data
+//! pages are granted per request and their grants ended on completion ([`BlkStats`] counts
+//! what is in place). A backend that closes or vanishes ends the device with an error to
+//! every waiting caller.
+//!
+//! The platform is reached only through `xenbus`'s traits ([`Platform`]): this crate contains
+//! no unsafe code. Sizes and offsets are bytes; the wire counts 512-byte sectors (as Linux
+//! does, whatever `sector-size` says).
 #![no_std]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod device;
+pub mod error;
+mod inflight;
+pub mod info;
+
+#[cfg(test)]
+mod tests;
+
+pub use device::{BlkStats, Blkfront, Completion, MAX_REQUEST_BYTES, Platform, RequestId};
+pub use error::{BadResponse, BlkError};
+pub use info::{DiskInfo, FlushMode};

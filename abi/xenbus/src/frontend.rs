@@ -215,6 +215,16 @@ impl Frontend {
         }
     }
 
+    /// Takes the queued events of the backend-state watch (without blocking); returns whether
+    /// there were any, i.e. whether the backend's state may have changed since last looked at.
+    pub fn take_backend_events<T: XsTransport>(&self, xs: &mut XsClient<T>) -> bool {
+        let mut any = false;
+        while xs.take_event_for(&self.token).is_some() {
+            any = true;
+        }
+        any
+    }
+
     /// Removes the backend-state watch.
     pub fn close<T: XsTransport>(
         self,

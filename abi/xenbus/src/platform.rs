@@ -5,7 +5,7 @@
 //! [`crate::grant::GrantAccess`], the xenstore transport in [`crate::xenstore::XsTransport`].
 
 use crate::time::Instant;
-use crate::types::Port;
+use crate::types::{DomId, Port};
 
 /// The current time, for logic that must keep a deadline.
 pub trait Clock {
@@ -26,4 +26,17 @@ pub struct NotifyError {
 pub trait Notify {
     /// Notifies the other end of `port`.
     fn notify(&mut self, port: Port) -> Result<(), NotifyError>;
+}
+
+/// What a front end does with its own event channel: allocate it for the backend, wait on
+/// it, close it (`EVTCHNOP_alloc_unbound`, the guest's event wait, `EVTCHNOP_close`).
+pub trait EventChannel: Notify {
+    /// Allocates an unbound port that domain `remote` may bind to.
+    fn alloc_unbound(&mut self, remote: DomId) -> Result<Port, NotifyError>;
+    /// Waits until `port` fires or `deadline` passes; returns whether it fired. An event that
+    /// fired since the previous wait on the port counts (no wake-up is lost); spurious `true`
+    /// is allowed.
+    fn wait(&mut self, port: Port, deadline: Instant) -> bool;
+    /// Closes `port`.
+    fn close(&mut self, port: Port);
 }

@@ -1,0 +1,647 @@
+//! The block device: the xenbus handshake with blkback, submitting requests on the shared
+//! ring, and completing them from validated responses.
+//!
+//! Requests are submitted without waiting ([`Blkfront::submit_read`], [`submit_write`],
+//! [`submit_flush`]) up to the ring's size; [`Blkfront::poll`] (driven by the guest's event
+//! loop when the device's port fires) completes them. [`Blkfront::read`], [`write`] and
+//! [`flush`] are the blocking forms. Every request's data pages are granted for it and their
+//! grants ended when it completes: a page the backend still has mapped is never reused.
+//!
+//! [`submit_write`]: Blkfront::submit_write
+//! [`submit_flush`]: Blkfront::submit_flush
+//! [`write`]: Blkfront::write
+//! [`flush`]: Blkfront::flush
+
+use crate::error::{BadResponse, BlkError};
+use crate::inflight::{InFlight, Status, Table};
+use crate::info::{DiskInfo, FlushMode, SECTOR};
+use abi::io::blkif::{
+    BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE,
+    BLKIF_OP_WRITE_BARRIER, BlkifRequest, BlkifRequestSegment, BlkifResponse,
+};
+use abi::io::xenbus::XenbusState;
+use abi::ring::{FrontRing, RingError};
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use xenbus::frontend::Frontend;
+use xenbus::grant::{GrantAccess, GrantError, GrantedPage};
+use xenbus::xenstore::{TxId, XsClient, XsTransport};
+use xenbus::{EventChannel, Instant, PageProvider, Port};
+
+/// Bytes of one data page (one segment).
+const PAGE: usize = 4096;
+/// Most data bytes one request carries (11 segments of a page).
+pub const MAX_REQUEST_BYTES: usize = BLKIF_MAX_SEGMENTS_PER_REQUEST * PAGE;
+/// Attempts at the transaction that publishes the ring.
+const TRANSACTION_ATTEMPTS: u32 = 8;
+
+/// What the platform gives the device: pages, grants and its event channel.
+#[derive(Debug)]
+pub struct Platform<P, G, E> {
+    /// Where ring and data pages come from.
+    pub pages: P,
+    /// The grant table.
+    pub grants: G,
+    /// Event channels.
+    pub events: E,
+}
+
+/// Identifies a submitted request until it completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(u64);
+
+/// A finished request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The request.
+    pub id: RequestId,
+    /// The data read (empty for writes and flushes), or why it failed.
+    pub result: Result<Vec<u8>, BlkError>,
+}
+
+/// Counters, for the status page and the benchmark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlkStats {
+    /// Requests put on the ring.
+    pub requests: u64,
+    /// Notifications sent to the backend.
+    pub notifications: u64,
+    /// Valid responses taken.
+    pub responses: u64,
+    /// Responses that failed validation.
+    pub bad_responses: u64,
+    /// Data grants in place now (0 when idle: nothing leaks).
+    pub data_grants: u64,
+    /// Pages kept away because the backend still had them mapped after answering.
+    pub quarantined_pages: u64,
+}
+
+/// A connected vbd.
+#[derive(Debug)]
+pub struct Blkfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
+    platform: Platform<P, G, E>,
+    frontend: Frontend,
+    info: DiskInfo,
+    ring: FrontRing<BlkifRequest, BlkifResponse>,
+    ring_page: Option<GrantedPage>,
+    port: Port,
+    handle: u16,
+    table: Table,
+    done: VecDeque<Completion>,
+    quarantine: Vec<GrantedPage>,
+    stats: BlkStats,
+    dead: Option<BlkError>,
+}
+
+impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
+    /// Connects vbd `devid` (`device/vbd/<devid>`) as Linux blkback expects: ring page and
+    /// event channel published with `protocol` = `x86_64-abi`, state Initialised, wait for
+    /// Connected, then the disk's keys.
+    pub fn connect<T: XsTransport>(
+        xs: &mut XsClient<T>,
+        devid: u32,
+        mut platform: Platform<P, G, E>,
+        deadline: Instant,
+    ) -> Result<Self, BlkError> {
+        let frontend = Frontend::discover(xs, "vbd", devid, deadline)?;
+        let handle = u16::try_from(devid).map_err(|_| BlkError::BadBackendValue("devid"))?;
+        frontend.wait_backend_state(
+            xs,
+            |s| {
+                matches!(
+                    s,
+                    XenbusState::InitWait | XenbusState::Initialised | XenbusState::Connected
+                )
+            },
+            deadline,
+        )?;
+
+        let page = platform.pages.alloc_zeroed()?;
+        let ring = page.init_front_ring::<BlkifRequest, BlkifResponse>()?;
+        let granted = platform
+            .grants
+            .grant(page, frontend.backend_id, false)
+            .map_err(|(page, e)| {
+                platform.pages.release(page);
+                BlkError::Grant(e)
+            })?;
+        let port = platform.events.alloc_unbound(frontend.backend_id)?;
+        let (gref, port_raw) = (granted.gref().get(), port.get());
+        let published = xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
+            xs.write(tx, &frontend.node("ring-ref"), &format!("{gref}"), deadline)?;
+            xs.write(
+                tx,
+                &frontend.node("event-channel"),
+                &format!("{port_raw}"),
+                deadline,
+            )?;
+            xs.write(tx, &frontend.node("protocol"), "x86_64-abi", deadline)
+        });
+        let mut device = Self {
+            platform,
+            info: DiskInfo {
+                sectors: 0,
+                sector_size: 512,
+                physical_sector_size: 512,
+                info: 0,
+                readonly: true,
+                flush: FlushMode::WriteThrough,
+            },
+            table: Table::new(ring.size() as usize),
+            ring,
+            ring_page: Some(granted),
+            port,
+            handle,
+            frontend,
+            done: VecDeque::new(),
+            quarantine: Vec::new(),
+            stats: BlkStats::default(),
+            dead: None,
+        };
+        let connected = published.map_err(BlkError::from).and_then(|()| {
+            device
+                .frontend
+                .set_state(xs, XenbusState::Initialised, deadline)?;
+            device
+                .frontend
+                .wait_backend_state(xs, |s| s == XenbusState::Connected, deadline)?;
+            let backend = device.frontend.backend.clone();
+            device.info = DiskInfo::parse(|key| {
+                xs.read_optional(TxId::NONE, &format!("{backend}/{key}"), deadline)
+                    .ok()
+                    .flatten()
+            })?;
+            device
+                .frontend
+                .set_state(xs, XenbusState::Connected, deadline)?;
+            Ok(())
+        });
+        match connected {
+            Ok(()) => Ok(device),
+            Err(e) => {
+                device.release_ring();
+                Err(e)
+            }
+        }
+    }
+
+    /// The disk as the backend described it.
+    pub fn info(&self) -> &DiskInfo {
+        &self.info
+    }
+
+    /// The device's event-channel port (the event loop calls [`Blkfront::poll`] when it
+    /// fires).
+    pub fn port(&self) -> Port {
+        self.port
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> BlkStats {
+        BlkStats {
+            quarantined_pages: self.quarantine.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// The platform (tests reach their fakes through it).
+    pub fn platform(&self) -> &Platform<P, G, E> {
+        &self.platform
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether the ring has a free slot.
+    pub fn can_submit(&self) -> bool {
+        self.dead.is_none() && self.table.free_id().is_some()
+    }
+
+    /// Submits a read of `len` bytes at byte offset `offset`.
+    pub fn submit_read(&mut self, offset: u64, len: usize) -> Result<RequestId, BlkError> {
+        let sector = self.check_range(offset, len)?;
+        self.submit(BLKIF_OP_READ, sector, len, &[])
+    }
+
+    /// Submits a write of `data` at byte offset `offset`. A read-only disk refuses it here.
+    pub fn submit_write(&mut self, offset: u64, data: &[u8]) -> Result<RequestId, BlkError> {
+        if self.info.readonly {
+            return Err(BlkError::ReadOnly);
+        }
+        let sector = self.check_range(offset, data.len())?;
+        self.submit(BLKIF_OP_WRITE, sector, data.len(), data)
+    }
+
+    /// Sends a write past the read-only guard: only for proving the backend refuses it.
+    pub fn submit_write_unguarded(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<RequestId, BlkError> {
+        let sector = self.check_range(offset, data.len())?;
+        self.submit(BLKIF_OP_WRITE, sector, data.len(), data)
+    }
+
+    /// Submits a flush (`FLUSH_DISKCACHE`, or an empty `WRITE_BARRIER`). On a write-through
+    /// disk there is nothing to flush: it completes at once.
+    pub fn submit_flush(&mut self) -> Result<RequestId, BlkError> {
+        let operation = match self.info.flush {
+            FlushMode::FlushCache => BLKIF_OP_FLUSH_DISKCACHE,
+            FlushMode::Barrier => BLKIF_OP_WRITE_BARRIER,
+            FlushMode::WriteThrough => {
+                let id = RequestId(u64::MAX - self.done.len() as u64);
+                self.done.push_back(Completion {
+                    id,
+                    result: Ok(Vec::new()),
+                });
+                return Ok(id);
+            }
+        };
+        self.submit(operation, 0, 0, &[])
+    }
+
+    /// The sector of byte `offset`, after checking `len` bytes there: whole logical sectors,
+    /// at most one request, inside the disk.
+    fn check_range(&self, offset: u64, len: usize) -> Result<u64, BlkError> {
+        let unit = u64::from(self.info.sector_size);
+        if len == 0 || len > MAX_REQUEST_BYTES || !(len as u64).is_multiple_of(unit) {
+            return Err(BlkError::BadLength(len));
+        }
+        if !offset.is_multiple_of(unit) {
+            return Err(BlkError::BadLength(offset as usize));
+        }
+        let sector = offset / SECTOR;
+        let sectors = len as u64 / SECTOR;
+        match sector.checked_add(sectors) {
+            Some(end) if end <= self.info.sectors => Ok(sector),
+            _ => Err(BlkError::OutOfRange { sector, sectors }),
+        }
+    }
+
+    fn submit(
+        &mut self,
+        operation: u8,
+        sector: u64,
+        len: usize,
+        data: &[u8],
+    ) -> Result<RequestId, BlkError> {
+        if let Some(e) = self.dead {
+            return Err(e);
+        }
+        let id = self.table.free_id().ok_or(BlkError::RingFull)?;
+        let mut request = BlkifRequest {
+            operation,
+            handle: self.handle,
+            id,
+            sector_number: sector,
+            ..Default::default()
+        };
+        let mut pages = Vec::new();
+        for (i, start) in (0..len).step_by(PAGE).enumerate() {
+            let end = (start + PAGE).min(len);
+            match self.grant_segment(operation, data.get(start..end)) {
+                Ok(page) => {
+                    let sectors = ((end - start) / SECTOR as usize) as u8;
+                    request.seg[i] = BlkifRequestSegment::new(page.gref().get(), 0, sectors - 1);
+                    pages.push(page);
+                }
+                Err(e) => {
+                    self.abort_pages(pages);
+                    return Err(e);
+                }
+            }
+        }
+        request.nr_segments = pages.len() as u8;
+        if let Err(e) = self.ring.write_request(request) {
+            self.abort_pages(pages);
+            return Err(match e {
+                RingError::Full => BlkError::RingFull,
+                _ => BlkError::RingCorrupt,
+            });
+        }
+        self.table.insert(
+            id,
+            InFlight {
+                operation,
+                len,
+                pages,
+                abandoned: false,
+            },
+        );
+        self.stats.requests += 1;
+        if self.ring.push_requests_and_check_notify() {
+            self.platform.events.notify(self.port)?;
+            self.stats.notifications += 1;
+        }
+        Ok(RequestId(id))
+    }
+
+    /// A page for one segment, holding `data` for a write, granted to the backend (writable
+    /// for reads, read-only for writes).
+    fn grant_segment(
+        &mut self,
+        operation: u8,
+        data: Option<&[u8]>,
+    ) -> Result<GrantedPage, BlkError> {
+        let page = self.platform.pages.alloc_zeroed()?;
+        if operation == BLKIF_OP_WRITE
+            && let Some(data) = data
+            && let Err(e) = page.write(0, data)
+        {
+            self.platform.pages.release(page);
+            return Err(e.into());
+        }
+        let readonly = operation == BLKIF_OP_WRITE;
+        match self
+            .platform
+            .grants
+            .grant(page, self.frontend.backend_id, readonly)
+        {
+            Ok(granted) => {
+                self.stats.data_grants += 1;
+                Ok(granted)
+            }
+            Err((page, e)) => {
+                self.platform.pages.release(page);
+                Err(BlkError::Grant(e))
+            }
+        }
+    }
+
+    /// Ends the grants of pages of a request that never reached the ring.
+    fn abort_pages(&mut self, pages: Vec<GrantedPage>) {
+        if let Ok(pages) = self.end_pages(pages) {
+            self.release_pages(pages);
+        }
+    }
+
+    /// Ends the grants of `pages`; a page the backend still maps goes to quarantine.
+    /// Returns the pages now ours, or `GrantStillMapped`.
+    fn end_pages(&mut self, pages: Vec<GrantedPage>) -> Result<Vec<xenbus::Page>, BlkError> {
+        let mut back = Vec::with_capacity(pages.len());
+        let mut held = false;
+        for granted in pages {
+            self.stats.data_grants = self.stats.data_grants.saturating_sub(1);
+            match self.platform.grants.end(granted) {
+                Ok(page) => back.push(page),
+                Err((granted, _)) => {
+                    held = true;
+                    self.quarantine.push(granted);
+                }
+            }
+        }
+        if held {
+            for page in back {
+                self.platform.pages.release(page);
+            }
+            return Err(BlkError::GrantStillMapped);
+        }
+        Ok(back)
+    }
+
+    /// Completes `request` with the backend's verdict: grants ended, data copied out.
+    fn finish(&mut self, id: u64, request: InFlight, verdict: Result<Status, BadResponse>) {
+        let InFlight {
+            len,
+            pages,
+            abandoned,
+            operation,
+        } = request;
+        let ended = self.end_pages(pages);
+        let result = match (verdict, ended) {
+            (Err(bad), ended) => {
+                if let Ok(pages) = ended {
+                    self.release_pages(pages);
+                }
+                Err(BlkError::BadResponse(bad))
+            }
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(status), Ok(pages)) => {
+                let result = match status {
+                    Status::Okay if operation == BLKIF_OP_READ => copy_out(&pages, len),
+                    Status::Okay => Ok(Vec::new()),
+                    Status::Error => Err(BlkError::IoError),
+                    Status::NotSupported => Err(BlkError::NotSupported),
+                };
+                self.release_pages(pages);
+                result
+            }
+        };
+        if !abandoned {
+            self.done.push_back(Completion {
+                id: RequestId(id),
+                result,
+            });
+        }
+    }
+
+    fn release_pages(&mut self, pages: Vec<xenbus::Page>) {
+        for page in pages {
+            self.platform.pages.release(page);
+        }
+    }
+
+    /// Takes every response the backend has produced, checks it, and completes its request;
+    /// returns the completions so far (including those of requests that failed).
+    pub fn poll(&mut self) -> Vec<Completion> {
+        self.retry_quarantine();
+        if self.dead.is_none() {
+            loop {
+                match self.ring.take_response() {
+                    Ok(Some(response)) => self.take(&response),
+                    Ok(None) => match self.ring.final_check_for_responses() {
+                        Ok(true) => continue,
+                        Ok(false) => break,
+                        Err(_) => {
+                            self.kill(BlkError::RingCorrupt);
+                            break;
+                        }
+                    },
+                    Err(_) => {
+                        self.kill(BlkError::RingCorrupt);
+                        break;
+                    }
+                }
+            }
+        }
+        self.done.drain(..).collect()
+    }
+
+    fn take(&mut self, response: &BlkifResponse) {
+        match self.table.complete(response) {
+            Ok((id, request, verdict)) => {
+                if verdict.is_err() {
+                    self.stats.bad_responses += 1;
+                } else {
+                    self.stats.responses += 1;
+                }
+                self.finish(id, request, verdict);
+            }
+            Err(_) => self.stats.bad_responses += 1,
+        }
+    }
+
+    /// Ends the device: every request in flight fails with `error`, later calls too.
+    fn kill(&mut self, error: BlkError) {
+        self.dead = Some(error);
+        for (id, request) in self.table.drain() {
+            self.finish(id, request, Ok(Status::Error));
+            if let Some(last) = self.done.back_mut()
+                && last.id == RequestId(id)
+            {
+                last.result = Err(error);
+            }
+        }
+    }
+
+    /// Pages kept from a backend that held them: end them now if it has let go.
+    fn retry_quarantine(&mut self) {
+        for granted in core::mem::take(&mut self.quarantine) {
+            match self.platform.grants.end(granted) {
+                Ok(page) => self.platform.pages.release(page),
+                Err((granted, _)) => self.quarantine.push(granted),
+            }
+        }
+    }
+
+    /// Waits for request `id`: polls, watches the backend's state, and waits on the port,
+    /// until it completes, the backend goes away, or `deadline` passes (checked every round).
+    pub fn wait_for<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        id: RequestId,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, BlkError> {
+        loop {
+            let completions = self.poll();
+            let mut mine = None;
+            for c in completions {
+                if c.id == id {
+                    mine = Some(c.result);
+                } else {
+                    self.done.push_back(c);
+                }
+            }
+            if let Some(result) = mine {
+                return result;
+            }
+            if let Some(e) = self.dead {
+                return Err(e);
+            }
+            if self.table.get_mut(id.0).is_none() {
+                return Err(BlkError::UnknownRequest);
+            }
+            self.check_backend(xs, deadline)?;
+            if xs.now() >= deadline {
+                if let Some(request) = self.table.get_mut(id.0) {
+                    request.abandoned = true;
+                }
+                return Err(BlkError::Timeout);
+            }
+            self.platform.events.wait(self.port, deadline);
+        }
+    }
+
+    /// Ends the device if the backend's state says it is closing or gone.
+    fn check_backend<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<(), BlkError> {
+        if xs.poll().is_ok() && !self.frontend.take_backend_events(xs) {
+            return Ok(());
+        }
+        match self.frontend.backend_state(xs, deadline) {
+            Ok(XenbusState::Closing | XenbusState::Closed) | Err(_) => {
+                self.kill(BlkError::BackendGone);
+                Err(BlkError::BackendGone)
+            }
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// Reads `len` bytes at byte `offset`, waiting until `deadline`.
+    pub fn read<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        offset: u64,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, BlkError> {
+        let id = self.submit_read(offset, len)?;
+        self.wait_for(xs, id, deadline)
+    }
+
+    /// Writes `data` at byte `offset`, waiting until `deadline`.
+    pub fn write<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        offset: u64,
+        data: &[u8],
+        deadline: Instant,
+    ) -> Result<(), BlkError> {
+        let id = self.submit_write(offset, data)?;
+        self.wait_for(xs, id, deadline).map(drop)
+    }
+
+    /// Flushes the disk's write cache, waiting until `deadline`.
+    pub fn flush<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<(), BlkError> {
+        let id = self.submit_flush()?;
+        self.wait_for(xs, id, deadline).map(drop)
+    }
+
+    /// Disconnects: Closing, wait for the backend to close, Closed; the ring's grant ended.
+    pub fn close<T: XsTransport>(
+        mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<(), BlkError> {
+        self.frontend
+            .set_state(xs, XenbusState::Closing, deadline)?;
+        let closed = self.frontend.wait_backend_state(
+            xs,
+            |s| matches!(s, XenbusState::Closing | XenbusState::Closed),
+            deadline,
+        );
+        self.frontend.set_state(xs, XenbusState::Closed, deadline)?;
+        self.kill(BlkError::BackendGone);
+        self.release_ring();
+        match closed {
+            Ok(_) | Err(xenbus::frontend::XenbusError::BackendGone) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn release_ring(&mut self) {
+        if let Some(granted) = self.ring_page.take() {
+            match self.platform.grants.end(granted) {
+                Ok(page) => self.platform.pages.release(page),
+                Err((granted, _)) => self.quarantine.push(granted),
+            }
+        }
+        self.platform.events.close(self.port);
+    }
+}
+
+/// The first `len` bytes of `pages`, in order.
+fn copy_out(pages: &[xenbus::Page], len: usize) -> Result<Vec<u8>, BlkError> {
+    let mut out = vec![0u8; len];
+    for (page, chunk) in pages.iter().zip(out.chunks_mut(PAGE)) {
+        page.read(0, chunk)?;
+    }
+    Ok(out)
+}
+
+impl From<GrantError> for BlkError {
+    fn from(e: GrantError) -> Self {
+        Self::Grant(e)
+    }
+}
