@@ -1,0 +1,1 @@
+//! Host tests of the server core, by area.
