@@ -7,6 +7,12 @@
 //! socket here: `hv`'s connection layer frames messages and moves them over the shared page, and
 //! `xenbus`'s test utilities wrap this crate as a fake xenstored.
 //!
+//! Deliberately different from C: paths, `@` names and watch tokens must be UTF-8 (other bytes
+//! are `EINVAL`); permission entries take decimal domain ids up to 65535 only. Not modelled:
+//! the hypervisor's domain list (C marks permission entries of domains that do not exist, or
+//! died and had their id reused, as ignored, and answers `ENOENT` for such an owner), and
+//! `XS_SET_TARGET`'s acting for another domain.
+//!
 //! Not here yet: quotas (C xenstored's per-domain node, watch, transaction and memory limits,
 //! with their errno values) come with `hv`'s several-domains work; `XS_INTRODUCE`,
 //! `XS_RELEASE`, `XS_CONTROL` and `XS_SET_TARGET` over the wire belong to the connection layer

@@ -245,7 +245,8 @@ pub(crate) fn directory_part(
         if len + name_len >= maxlen {
             break;
         }
-        len += name_len + 1;
+        // Every name in `children` ends in a nul, so this stays within the list.
+        len += (name_len + 1).min(rest.len());
         if off + len >= children.len() {
             break;
         }

@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 const DOMID_SELF: i32 = 0x7ff0;
 
 /// One domain's connection.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Connection {
     watches: Vec<Watch>,
     transactions: Vec<Transaction>,
@@ -36,7 +36,7 @@ impl Connection {
 }
 
 /// The xenstore server core. See the crate documentation.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Store {
     tree: Tree,
     connections: BTreeMap<DomId, Connection>,

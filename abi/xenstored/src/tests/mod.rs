@@ -1,5 +1,6 @@
 //! Host tests of the server core, by area, with small request helpers.
 
+mod errors;
 mod nodes;
 mod paths;
 mod permissions;

@@ -181,6 +181,8 @@ fn directory_part_pages_through_a_large_directory() {
         }
         off += chunk.iter().map(|c| c.len() + 1).sum::<usize>();
         got.extend(chunk.iter().cloned());
+        // A page holds as many names as fit (C: stop when `len + strlen(next) >= maxlen`).
+        assert!(reply.len() + names[got.len()].len() >= XENSTORE_PAYLOAD_MAX as usize - 1);
     }
     assert_eq!(got, names);
     // Past the end: the generation and an empty list.
@@ -192,4 +194,21 @@ fn directory_part_pages_through_a_large_directory() {
         s.handle(0, XS_DIRECTORY_PART, 0, &z(&["/big"])),
         Err(Errno::Einval)
     );
+}
+
+#[test]
+fn directory_part_reply_format() {
+    let mut s = store();
+    s.mkdir("/s/a").unwrap();
+    s.mkdir("/s/bb").unwrap();
+    let reply = s.handle(0, XS_DIRECTORY_PART, 0, &z(&["/s", "0"])).unwrap();
+    let generation = split(&reply)[0].clone();
+    assert!(generation.parse::<u64>().is_ok());
+    assert_eq!(reply, [generation.as_bytes(), b"\0a\0bb\0\0"].concat());
+    let reply = s.handle(0, XS_DIRECTORY_PART, 0, &z(&["/s", "2"])).unwrap();
+    assert_eq!(reply, [generation.as_bytes(), b"\0bb\0\0"].concat());
+    // The generation changes with the child list.
+    s.mkdir("/s/c").unwrap();
+    let reply = s.handle(0, XS_DIRECTORY_PART, 0, &z(&["/s", "0"])).unwrap();
+    assert_ne!(split(&reply)[0], generation);
 }
