@@ -212,3 +212,18 @@ fn directory_part_reply_format() {
     let reply = s.handle(0, XS_DIRECTORY_PART, 0, &z(&["/s", "0"])).unwrap();
     assert_ne!(split(&reply)[0], generation);
 }
+
+#[test]
+fn deep_trees_are_created_and_removed_without_recursion() {
+    let mut s = store();
+    let deep = std::format!("/deep{}", "/a".repeat(1000));
+    s.write(&deep, b"bottom").unwrap();
+    assert_eq!(s.paths().len(), 3 + 4 + 1001);
+    let t = start(&mut s, 0);
+    rm(&mut s, 0, t, "/deep/a").unwrap();
+    end(&mut s, 0, t, true).unwrap();
+    assert_eq!(s.read(&deep), None);
+    s.write(&deep, b"again").unwrap();
+    rm(&mut s, 0, 0, "/deep").unwrap();
+    assert!(s.paths().iter().all(|p| !p.starts_with("/deep")));
+}
