@@ -8,7 +8,15 @@ use crate::build::{KERNEL_TARGET, cargo, workspace_root};
 use crate::tally::Tally;
 
 /// Crates that are built for the bare-metal kernel target too.
-const KERNEL_TARGET_CRATES: [&str; 6] = ["abi", "xenbus", "pvguest", "netfront", "blkfront", "hv"];
+const KERNEL_TARGET_CRATES: [&str; 7] = [
+    "abi",
+    "xenbus",
+    "xenstored",
+    "pvguest",
+    "netfront",
+    "blkfront",
+    "hv",
+];
 
 /// What a finished command left behind.
 struct Finished {

@@ -178,7 +178,9 @@ impl Frontend {
         Ok(xs.write(TxId::NONE, &self.node("state"), state.as_str(), deadline)?)
     }
 
-    /// Reads the backend's state; a missing node is [`XenbusError::BackendGone`].
+    /// Reads the backend's state; a missing node is [`XenbusError::BackendGone`], and so is one
+    /// we may no longer read (xenstored answers EACCES for a removed node whose nearest
+    /// remaining ancestor the guest cannot read, as when the toolstack removes the backend).
     pub fn backend_state<T: XsTransport>(
         &self,
         xs: &mut XsClient<T>,
@@ -186,7 +188,9 @@ impl Frontend {
     ) -> Result<XenbusState, XenbusError> {
         match xs.read(TxId::NONE, &self.backend_node("state"), deadline) {
             Ok(text) => XenbusState::parse(&text).map_err(|_| XenbusError::BadValue("state")),
-            Err(XsError::Server(XsErrno::Enoent)) => Err(XenbusError::BackendGone),
+            Err(XsError::Server(XsErrno::Enoent | XsErrno::Eacces)) => {
+                Err(XenbusError::BackendGone)
+            }
             Err(e) => Err(e.into()),
         }
     }

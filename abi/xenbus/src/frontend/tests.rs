@@ -206,6 +206,9 @@ fn backend_closing_while_waiting_is_typed() {
     );
 }
 
+/// With the backend's directory gone, reading its state fails with EACCES (C xenstored's
+/// `errno_from_parents`: the nearest existing ancestor is not readable by the guest), or
+/// ENOENT where it is: both mean the backend is gone.
 #[test]
 fn backend_disappearing_is_typed() {
     let mut xs = setup(&[]);
@@ -233,10 +236,11 @@ fn stuck_backend_times_out_and_bad_state_is_typed() {
 }
 
 #[test]
-fn store_errors_pass_through() {
+fn unreadable_backend_state_counts_as_gone_and_other_errors_pass_through() {
     let mut xs = setup(&[]);
     let fe = Frontend::discover(&mut xs, "vif", 0, far()).unwrap();
-    // The backend directory becomes unreadable for us.
+    // The backend's state becomes unreadable for us: from here that looks exactly like a
+    // removed backend (EACCES either way).
     xs.transport_mut().store.set_perms(
         &format!("{BACK}/state"),
         vec![Perm {
@@ -246,7 +250,14 @@ fn store_errors_pass_through() {
     );
     assert_eq!(
         fe.backend_state(&mut xs, far()),
-        Err(XenbusError::Store(XsError::Server(XsErrno::Eacces)))
+        Err(XenbusError::BackendGone)
+    );
+    xs.transport_mut()
+        .misbehave
+        .push_back(crate::testing::Misbehave::ErrorName("EIO"));
+    assert_eq!(
+        fe.backend_state(&mut xs, far()),
+        Err(XenbusError::Store(XsError::Server(XsErrno::Eio)))
     );
 }
 

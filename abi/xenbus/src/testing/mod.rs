@@ -1,6 +1,7 @@
 //! Fakes of the other side for host tests (feature `test-utils`): xenstored, a grant table and
 //! memory on the host, event channels and a clock, each able to misbehave on demand.
 //!
+//! The fake xenstored is the `xenstored` crate (the server `hv` runs) plus fault injection.
 //! Drivers built on this crate test against these exactly as they run against the platform:
 //! the fakes implement the same traits ([`crate::xenstore::XsTransport`],
 //! [`crate::grant::GrantEntries`], [`crate::PageProvider`], [`crate::Notify`],
@@ -15,7 +16,7 @@ mod xenstored;
 pub use clock::FakeClock;
 pub use events::FakeEvents;
 pub use grant::{FakeGrantEntries, HostMemory, MapError};
-pub use store::{Node, Store};
+pub use store::Store;
 pub use xenstored::{FakeXenstored, Misbehave};
 
 #[cfg(test)]

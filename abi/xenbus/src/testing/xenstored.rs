@@ -135,7 +135,7 @@ impl FakeXenstored {
     }
 
     fn flush_events(&mut self) {
-        for WatchEvent { path, token } in std::mem::take(&mut self.store.events) {
+        for WatchEvent { path, token } in self.store.take_events() {
             self.inject_event(&path, &token);
         }
     }
