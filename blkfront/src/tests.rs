@@ -1,1 +1,675 @@
+//! The device against a fake blkback on the real ring layout: the handshake, many requests in
+//! flight, flushes, a read-only disk, and a backend that misbehaves in every way it can.
 
+use crate::device::{Blkfront, Platform};
+use crate::error::{BadResponse, BlkError};
+use crate::info::FlushMode;
+use abi::io::blkif::{
+    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER,
+    BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkifRequest, BlkifResponse,
+};
+use abi::page::AtomicPage;
+use abi::ring::{BackRing, SharedRing};
+use std::boxed::Box;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::string::{String, ToString};
+use std::vec::Vec;
+use std::{format, vec};
+use xenbus::grant::{GrantAccess, GrantError, GrantTable, GrantedPage};
+use xenbus::testing::{FakeEvents, FakeGrantEntries, FakeXenstored, HostMemory, Store};
+use xenbus::xenstore::XsClient;
+use xenbus::{DomId, Instant, Page};
+
+const DOMID: u16 = 5;
+const DEVID: u32 = 51712;
+const FRONT: &str = "/local/domain/5/device/vbd/51712";
+const BACK: &str = "/local/domain/0/backend/vbd/5/51712";
+const SECTORS: u64 = 2048;
+
+fn far() -> Instant {
+    Instant::from_nanos(1_000_000_000_000)
+}
+
+/// The grant table, shared by the device (as its `GrantAccess`) and the fake backend.
+#[derive(Clone)]
+struct SharedGrants(Rc<RefCell<GrantTable<FakeGrantEntries>>>);
+
+impl GrantAccess for SharedGrants {
+    fn grant(
+        &mut self,
+        page: Page,
+        domid: DomId,
+        readonly: bool,
+    ) -> Result<GrantedPage, (Page, GrantError)> {
+        self.0.borrow_mut().grant(page, domid, readonly)
+    }
+    fn end(&mut self, granted: GrantedPage) -> Result<Page, (GrantedPage, GrantError)> {
+        self.0.borrow_mut().end(granted)
+    }
+    fn grants_in_use(&self) -> u32 {
+        self.0.borrow().grants_in_use()
+    }
+}
+
+/// What the fake backend does with the next request it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Misbehave {
+    /// Answer with an id no slot has.
+    IdOutOfRange,
+    /// Answer twice.
+    Duplicate,
+    /// Answer with another operation.
+    WrongOperation,
+    /// Answer with this status.
+    Status(i16),
+    /// Publish a response producer far ahead of what was asked.
+    ProducerOverrun,
+    /// Keep the data pages mapped after answering.
+    HoldGrants,
+    /// Take the request and never answer.
+    Silent,
+}
+
+/// blkback on the host: maps the ring and data grants with Xen's checks, serves a disk in
+/// memory.
+struct FakeBlkback {
+    memory: HostMemory,
+    grants: SharedGrants,
+    disk: Vec<u8>,
+    readonly: bool,
+    ring: Option<BackRing<BlkifRequest, BlkifResponse>>,
+    ring_page: Option<&'static AtomicPage>,
+    misbehave: VecDeque<Misbehave>,
+    held: Vec<u32>,
+    ops: Vec<u8>,
+    duplicate: Option<BlkifResponse>,
+}
+
+impl FakeBlkback {
+    fn attach(&mut self, ring_ref: u32) {
+        let page = self
+            .grants
+            .0
+            .borrow()
+            .entries()
+            .map(&self.memory, ring_ref, DomId::ZERO, true)
+            .expect("ring grant maps");
+        self.ring_page = Some(page);
+        self.ring = Some(BackRing::attach(SharedRing::from_page(page).unwrap(), 0));
+    }
+
+    /// Lets go of the ring (blkback unmaps it when it closes).
+    fn detach(&mut self, ring_ref: u32) {
+        self.ring = None;
+        self.grants.0.borrow().entries().unmap(ring_ref);
+    }
+
+    /// Serves every request on the ring; returns whether it answered anything.
+    fn process(&mut self) -> bool {
+        let mut answered = false;
+        let mut overrun = false;
+        let Some(mut ring) = self.ring.take() else {
+            return false;
+        };
+        while let Ok(Some(request)) = ring.take_request() {
+            if let Some(duplicate) = self.duplicate.take() {
+                // This request's answer is a second copy of the previous one.
+                self.ops.push(request.operation);
+                ring.write_response(duplicate).unwrap();
+                answered = true;
+                continue;
+            }
+            let mut response = BlkifResponse {
+                id: request.id,
+                operation: request.operation,
+                status: self.serve(&request),
+                ..Default::default()
+            };
+            match self.misbehave.pop_front() {
+                None => {}
+                Some(Misbehave::IdOutOfRange) => response.id = 1000,
+                Some(Misbehave::WrongOperation) => response.operation ^= 1,
+                Some(Misbehave::Status(s)) => response.status = s,
+                Some(Misbehave::Duplicate) => self.duplicate = Some(response),
+                Some(Misbehave::Silent) => continue,
+                Some(Misbehave::HoldGrants) => {
+                    let grants = self.grants.0.borrow();
+                    for seg in &request.seg[..usize::from(request.nr_segments)] {
+                        grants
+                            .entries()
+                            .map(&self.memory, seg.gref, DomId::ZERO, false)
+                            .unwrap();
+                        self.held.push(seg.gref);
+                    }
+                }
+                Some(Misbehave::ProducerOverrun) => overrun = true,
+            }
+            ring.write_response(response).unwrap();
+            answered = true;
+        }
+        if answered {
+            ring.push_responses_and_check_notify();
+        }
+        if overrun {
+            // rsp_prod (offset 8) jumps 100 ahead of what was answered.
+            let page = self.ring_page.unwrap();
+            let mut raw = [0u8; 4];
+            page.read(8, &mut raw).unwrap();
+            let bogus = u32::from_le_bytes(raw).wrapping_add(100);
+            page.write(8, &bogus.to_le_bytes()).unwrap();
+        }
+        self.ring = Some(ring);
+        answered
+    }
+
+    /// Does the I/O of `request` through the grants; the status to answer.
+    fn serve(&mut self, request: &BlkifRequest) -> i16 {
+        self.ops.push(request.operation);
+        let write = request.operation == BLKIF_OP_WRITE;
+        if write && self.readonly {
+            return BLKIF_RSP_ERROR;
+        }
+        if request.operation != BLKIF_OP_READ && !write {
+            return BLKIF_RSP_OKAY;
+        }
+        let mut offset = request.sector_number as usize * 512;
+        for seg in &request.seg[..usize::from(request.nr_segments)] {
+            let grants = self.grants.0.borrow();
+            let Ok(page) = grants
+                .entries()
+                .map(&self.memory, seg.gref, DomId::ZERO, !write)
+            else {
+                return BLKIF_RSP_ERROR;
+            };
+            let first = usize::from(seg.first_sect) * 512;
+            let len = (usize::from(seg.last_sect) + 1) * 512 - first;
+            if offset + len > self.disk.len() {
+                grants.entries().unmap(seg.gref);
+                return BLKIF_RSP_ERROR;
+            }
+            if write {
+                page.read(first, &mut self.disk[offset..offset + len])
+                    .unwrap();
+            } else {
+                page.write(first, &self.disk[offset..offset + len]).unwrap();
+            }
+            grants.entries().unmap(seg.gref);
+            offset += len;
+        }
+        BLKIF_RSP_OKAY
+    }
+}
+
+type Device = Blkfront<HostMemory, SharedGrants, FakeEvents>;
+
+struct Rig {
+    xs: XsClient<FakeXenstored>,
+    backend: Rc<RefCell<FakeBlkback>>,
+    memory: HostMemory,
+}
+
+/// The toolstack's keys and a backend that connects when the front end is Initialised,
+/// publishing `keys` (beyond `sectors`/`sector-size`).
+fn rig(
+    readonly: bool,
+    keys: &[(&str, &str)],
+) -> (Rig, Platform<HostMemory, SharedGrants, FakeEvents>) {
+    let memory = HostMemory::new();
+    let grants = SharedGrants(Rc::new(RefCell::new(GrantTable::new(
+        FakeGrantEntries::with_frames(1),
+        1,
+        4,
+    ))));
+    let backend = Rc::new(RefCell::new(FakeBlkback {
+        memory: memory.clone(),
+        grants: grants.clone(),
+        disk: (0..SECTORS as usize * 512)
+            .map(|i| (i / 512) as u8)
+            .collect(),
+        readonly,
+        ring: None,
+        ring_page: None,
+        misbehave: VecDeque::new(),
+        held: Vec::new(),
+        ops: Vec::new(),
+        duplicate: None,
+    }));
+    let mut fake = FakeXenstored::new(DOMID);
+    toolstack(&mut fake.store, readonly);
+    let keys: Vec<(String, String)> = keys
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let be = backend.clone();
+    fake.on_write = Some(Box::new(move |s: &mut Store, path: &str, value: &str| {
+        if path == format!("{FRONT}/state") && value == "3" {
+            let ring_ref: u32 = s
+                .get(&format!("{FRONT}/ring-ref"))
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(
+                s.get(&format!("{FRONT}/protocol")).as_deref(),
+                Some("x86_64-abi")
+            );
+            be.borrow_mut().attach(ring_ref);
+            s.set(&format!("{BACK}/sectors"), &SECTORS.to_string());
+            s.set(&format!("{BACK}/sector-size"), "512");
+            s.set(&format!("{BACK}/info"), if readonly { "4" } else { "0" });
+            for (k, v) in &keys {
+                s.set(&format!("{BACK}/{k}"), v);
+            }
+            s.set(&format!("{BACK}/state"), "4");
+        }
+    }));
+    let mut events = FakeEvents::new();
+    let be = backend.clone();
+    events.on_wait = Some(Box::new(move |_, _| be.borrow_mut().process()));
+    let platform = Platform {
+        pages: memory.clone(),
+        grants,
+        events,
+    };
+    (
+        Rig {
+            xs: XsClient::new(fake),
+            backend,
+            memory,
+        },
+        platform,
+    )
+}
+
+fn toolstack(s: &mut Store, readonly: bool) {
+    use xenbus::xenstore::{Access, Perm};
+    s.set(&format!("{FRONT}/backend-id"), "0");
+    s.set(&format!("{FRONT}/backend"), BACK);
+    s.set(&format!("{FRONT}/state"), "1");
+    s.set_perms(
+        FRONT,
+        vec![
+            Perm {
+                domid: DOMID,
+                access: Access::None,
+            },
+            Perm {
+                domid: 0,
+                access: Access::Read,
+            },
+        ],
+    );
+    for key in ["backend-id", "backend", "state"] {
+        s.set_perms(
+            &format!("{FRONT}/{key}"),
+            vec![
+                Perm {
+                    domid: DOMID,
+                    access: Access::None,
+                },
+                Perm {
+                    domid: 0,
+                    access: Access::Read,
+                },
+            ],
+        );
+    }
+    // The backend directory, readable by the guest; what is created below inherits that.
+    s.set("/local/domain/0/backend", "");
+    s.set_perms(
+        "/local/domain/0/backend",
+        vec![
+            Perm {
+                domid: 0,
+                access: Access::None,
+            },
+            Perm {
+                domid: DOMID,
+                access: Access::Read,
+            },
+        ],
+    );
+    s.set(&format!("{BACK}/state"), "2");
+    s.set(&format!("{BACK}/mode"), if readonly { "r" } else { "w" });
+}
+
+fn connect(readonly: bool, keys: &[(&str, &str)]) -> (Rig, Device) {
+    let (mut rig, platform) = rig(readonly, keys);
+    let device = Blkfront::connect(&mut rig.xs, DEVID, platform, far()).unwrap();
+    (rig, device)
+}
+
+fn pattern(sector: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (sector as usize + i / 512) as u8)
+        .collect()
+}
+
+#[test]
+fn connect_publishes_the_ring_and_reads_the_disk() {
+    let (mut rig, device) = connect(
+        false,
+        &[
+            ("feature-flush-cache", "1"),
+            ("physical-sector-size", "4096"),
+        ],
+    );
+    let store = &rig.xs.transport_mut().store;
+    assert_eq!(
+        store.get(&format!("{FRONT}/protocol")).as_deref(),
+        Some("x86_64-abi")
+    );
+    assert_eq!(store.get(&format!("{FRONT}/state")).as_deref(), Some("4"));
+    let port = store.get(&format!("{FRONT}/event-channel")).unwrap();
+    assert_eq!(port, device.port().get().to_string());
+    let info = device.info();
+    assert_eq!(
+        (info.sectors, info.sector_size, info.physical_sector_size),
+        (SECTORS, 512, 4096)
+    );
+    assert_eq!((info.readonly, info.flush), (false, FlushMode::FlushCache));
+    // One grant in place: the ring.
+    assert_eq!(device.platform().grants.grants_in_use(), 1);
+    assert_eq!(device.platform().events.open.len(), 1);
+}
+
+#[test]
+fn blocking_read_and_write_round_trip() {
+    let (mut rig, mut device) = connect(false, &[]);
+    let data = device.read(&mut rig.xs, 3 * 512, 3 * 4096, far()).unwrap();
+    assert_eq!(data, pattern(3, 3 * 4096));
+    let payload: Vec<u8> = (0..8192).map(|i| (i * 7) as u8).collect();
+    device
+        .write(&mut rig.xs, 100 * 512, &payload, far())
+        .unwrap();
+    assert_eq!(
+        &rig.backend.borrow().disk[100 * 512..100 * 512 + 8192],
+        &payload[..]
+    );
+    assert_eq!(
+        device.read(&mut rig.xs, 100 * 512, 8192, far()).unwrap(),
+        payload
+    );
+    let stats = device.stats();
+    assert_eq!(
+        (stats.requests, stats.responses, stats.bad_responses),
+        (3, 3, 0)
+    );
+    assert_eq!(stats.data_grants, 0, "every data grant ended");
+    assert_eq!(device.platform().grants.grants_in_use(), 1);
+    assert_eq!(
+        rig.memory.allocated(),
+        1,
+        "only the ring page stays allocated"
+    );
+}
+
+#[test]
+fn a_full_ring_in_flight_takes_one_notification() {
+    let (_rig, mut device) = connect(false, &[]);
+    let mut ids = Vec::new();
+    for i in 0..32u64 {
+        ids.push(device.submit_read(i * 4096, 11 * 4096).unwrap());
+    }
+    assert_eq!(device.submit_read(0, 512), Err(BlkError::RingFull));
+    assert_eq!(device.in_flight(), 32);
+    assert_eq!(device.stats().data_grants, 32 * 11);
+    // ring.h: the backend asked to be told at the first request; the other 31 ride along.
+    assert_eq!(device.stats().notifications, 1);
+    assert!(_rig.backend.borrow_mut().process());
+    let done = device.poll();
+    assert_eq!(done.len(), 32);
+    for (c, i) in done.iter().zip(0..) {
+        assert_eq!(c.id, ids[i as usize]);
+        assert_eq!(c.result.as_deref(), Ok(&pattern(i * 8, 11 * 4096)[..]));
+    }
+    assert_eq!(device.stats().data_grants, 0);
+    assert_eq!(device.in_flight(), 0);
+}
+
+#[test]
+fn flush_uses_what_the_backend_offers() {
+    let (mut rig, mut device) = connect(
+        false,
+        &[("feature-flush-cache", "1"), ("feature-barrier", "1")],
+    );
+    device.flush(&mut rig.xs, far()).unwrap();
+    assert_eq!(rig.backend.borrow().ops, [BLKIF_OP_FLUSH_DISKCACHE]);
+    let (mut rig, mut device) = connect(false, &[("feature-barrier", "1")]);
+    device.flush(&mut rig.xs, far()).unwrap();
+    assert_eq!(rig.backend.borrow().ops, [BLKIF_OP_WRITE_BARRIER]);
+    let (mut rig, mut device) = connect(false, &[]);
+    assert_eq!(device.info().flush, FlushMode::WriteThrough);
+    device.flush(&mut rig.xs, far()).unwrap();
+    assert!(
+        rig.backend.borrow().ops.is_empty(),
+        "write-through: nothing to send"
+    );
+}
+
+#[test]
+fn a_read_only_disk_refuses_writes_locally_and_the_backend_refuses_them_too() {
+    let (mut rig, mut device) = connect(true, &[]);
+    assert!(device.info().readonly);
+    assert_eq!(
+        device.write(&mut rig.xs, 0, &[1; 512], far()),
+        Err(BlkError::ReadOnly)
+    );
+    assert!(rig.backend.borrow().ops.is_empty());
+    let id = device.submit_write_unguarded(0, &[1; 512]).unwrap();
+    assert_eq!(
+        device.wait_for(&mut rig.xs, id, far()),
+        Err(BlkError::IoError)
+    );
+    assert_eq!(rig.backend.borrow().disk[0], 0, "the disk is unchanged");
+    assert_eq!(device.stats().data_grants, 0);
+}
+
+#[test]
+fn requests_outside_the_disk_or_unaligned_are_refused() {
+    let (_rig, mut device) = connect(false, &[]);
+    let end = SECTORS * 512;
+    assert_eq!(
+        device.submit_read(end - 512, 1024),
+        Err(BlkError::OutOfRange {
+            sector: SECTORS - 1,
+            sectors: 2
+        })
+    );
+    assert_eq!(
+        device.submit_read(u64::MAX - 511, 512).err(),
+        Some(BlkError::OutOfRange {
+            sector: (u64::MAX - 511) / 512,
+            sectors: 1
+        })
+    );
+    assert_eq!(device.submit_read(0, 0), Err(BlkError::BadLength(0)));
+    assert_eq!(device.submit_read(0, 100), Err(BlkError::BadLength(100)));
+    assert_eq!(
+        device.submit_read(0, 12 * 4096),
+        Err(BlkError::BadLength(12 * 4096))
+    );
+    assert_eq!(device.submit_read(1, 512), Err(BlkError::BadLength(1)));
+    assert_eq!(device.stats().requests, 0);
+}
+
+/// Submits one read per misbehaviour and checks what each request ends with.
+fn misbehaving(m: Misbehave) -> (Rig, Device, Vec<crate::device::Completion>) {
+    let (rig, mut device) = connect(false, &[]);
+    rig.backend.borrow_mut().misbehave.push_back(m);
+    device.submit_read(0, 512).unwrap();
+    rig.backend.borrow_mut().process();
+    let done = device.poll();
+    (rig, device, done)
+}
+
+#[test]
+fn a_bad_id_is_counted_and_the_request_stays_in_flight() {
+    let (_rig, device, done) = misbehaving(Misbehave::IdOutOfRange);
+    assert!(done.is_empty());
+    assert_eq!(device.stats().bad_responses, 1);
+    assert_eq!(device.in_flight(), 1);
+}
+
+#[test]
+fn a_duplicate_response_is_counted_once_it_names_nothing() {
+    let (rig, mut device) = connect(false, &[]);
+    rig.backend
+        .borrow_mut()
+        .misbehave
+        .push_back(Misbehave::Duplicate);
+    device.submit_read(0, 512).unwrap();
+    let second = device.submit_read(512, 512).unwrap();
+    rig.backend.borrow_mut().process();
+    let done = device.poll();
+    // The first completes; its copy (in the second's place) names nothing outstanding.
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].result.as_deref(), Ok(&pattern(0, 512)[..]));
+    let stats = device.stats();
+    assert_eq!((stats.responses, stats.bad_responses), (1, 1));
+    assert_eq!(device.in_flight(), 1);
+    assert_ne!(done[0].id, second);
+}
+
+#[test]
+fn a_wrong_operation_or_unknown_status_fails_the_request() {
+    let (_rig, device, done) = misbehaving(Misbehave::WrongOperation);
+    assert_eq!(
+        done[0].result,
+        Err(BlkError::BadResponse(BadResponse::WrongOperation {
+            expected: BLKIF_OP_READ,
+            got: BLKIF_OP_WRITE
+        }))
+    );
+    assert_eq!(device.stats().data_grants, 0);
+    let (_rig, _device, done) = misbehaving(Misbehave::Status(77));
+    assert_eq!(
+        done[0].result,
+        Err(BlkError::BadResponse(BadResponse::UnknownStatus(77)))
+    );
+    let (_rig, _device, done) = misbehaving(Misbehave::Status(BLKIF_RSP_ERROR));
+    assert_eq!(done[0].result, Err(BlkError::IoError));
+    let (_rig, _device, done) = misbehaving(Misbehave::Status(-2));
+    assert_eq!(done[0].result, Err(BlkError::NotSupported));
+}
+
+#[test]
+fn a_producer_overrun_kills_the_ring_and_fails_everything() {
+    let (rig, mut device) = connect(false, &[]);
+    rig.backend
+        .borrow_mut()
+        .misbehave
+        .extend([Misbehave::ProducerOverrun, Misbehave::Silent]);
+    device.submit_read(0, 512).unwrap();
+    device.submit_read(512, 512).unwrap();
+    rig.backend.borrow_mut().process();
+    let done = device.poll();
+    assert_eq!(done.len(), 2);
+    assert!(done.iter().all(|c| c.result == Err(BlkError::RingCorrupt)));
+    assert_eq!(device.submit_read(0, 512), Err(BlkError::RingCorrupt));
+    assert_eq!(device.stats().data_grants, 0);
+}
+
+#[test]
+fn pages_the_backend_keeps_mapped_are_never_reused() {
+    let (rig, mut device) = connect(false, &[]);
+    rig.backend
+        .borrow_mut()
+        .misbehave
+        .push_back(Misbehave::HoldGrants);
+    device.submit_read(0, 4096).unwrap();
+    rig.backend.borrow_mut().process();
+    let done = device.poll();
+    assert_eq!(done[0].result, Err(BlkError::GrantStillMapped));
+    assert_eq!(device.stats().quarantined_pages, 1);
+    assert_eq!(rig.memory.allocated(), 2, "the held page is not given back");
+    let held = rig.backend.borrow_mut().held.pop().unwrap();
+    rig.backend.borrow().grants.0.borrow().entries().unmap(held);
+    device.poll();
+    assert_eq!(device.stats().quarantined_pages, 0);
+    assert_eq!(rig.memory.allocated(), 1);
+}
+
+#[test]
+fn a_backend_closing_while_we_wait_ends_the_wait() {
+    let (mut rig, mut device) = connect(false, &[]);
+    rig.backend
+        .borrow_mut()
+        .misbehave
+        .push_back(Misbehave::Silent);
+    rig.xs
+        .transport_mut()
+        .store
+        .set(&format!("{BACK}/state"), "5");
+    assert_eq!(
+        device.read(&mut rig.xs, 0, 512, far()),
+        Err(BlkError::BackendGone)
+    );
+    assert_eq!(device.submit_read(0, 512), Err(BlkError::BackendGone));
+    assert_eq!(device.stats().data_grants, 0);
+}
+
+#[test]
+fn a_silent_backend_times_out_at_the_deadline() {
+    let (mut rig, mut device) = connect(false, &[]);
+    rig.backend
+        .borrow_mut()
+        .misbehave
+        .push_back(Misbehave::Silent);
+    rig.xs.transport_mut().recv_cost_nanos = 1_000_000;
+    let deadline = rig.xs.now().add_millis(50);
+    assert_eq!(
+        device.read(&mut rig.xs, 0, 512, deadline),
+        Err(BlkError::Timeout)
+    );
+    assert!(rig.xs.now() <= deadline.add_millis(5));
+    assert_eq!(
+        device.in_flight(),
+        1,
+        "the request stays in flight, abandoned"
+    );
+}
+
+#[test]
+fn close_ends_every_grant_and_the_port() {
+    let (mut rig, device) = connect(false, &[]);
+    let grants = device.platform().grants.clone();
+    let backend = rig.backend.clone();
+    rig.xs.transport_mut().on_write =
+        Some(Box::new(move |s: &mut Store, path: &str, value: &str| {
+            if path == format!("{FRONT}/state") && value == "5" {
+                let ring_ref: u32 = s
+                    .get(&format!("{FRONT}/ring-ref"))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                backend.borrow_mut().detach(ring_ref);
+                s.set(&format!("{BACK}/state"), "6");
+            }
+        }));
+    device.close(&mut rig.xs, far()).unwrap();
+    assert_eq!(grants.grants_in_use(), 0);
+    assert_eq!(rig.memory.allocated(), 0);
+    assert_eq!(
+        rig.xs
+            .transport_mut()
+            .store
+            .get(&format!("{FRONT}/state"))
+            .as_deref(),
+        Some("6")
+    );
+}
+
+#[test]
+fn a_backend_that_never_connects_fails_the_handshake_cleanly() {
+    let (mut rig, platform) = rig(false, &[]);
+    rig.xs.transport_mut().on_write = None;
+    let memory = rig.memory.clone();
+    let deadline = Instant::from_nanos(1_000_000);
+    assert!(matches!(
+        Blkfront::connect(&mut rig.xs, DEVID, platform, deadline),
+        Err(BlkError::Timeout)
+    ));
+    assert_eq!(memory.allocated(), 0, "the ring page came back");
+}
