@@ -598,24 +598,27 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         self.wait_for(xs, id, deadline).map(drop)
     }
 
-    /// Disconnects: Closing, wait for the backend to close, Closed; the ring's grant ended.
+    /// Disconnects as Linux blkback expects: Closing, wait for the backend's Closing, Closed,
+    /// wait for the backend's Closed (blkback unmaps the ring only when the front end is
+    /// Closed), then the ring's grant is ended and the port closed. Requests in flight fail
+    /// with [`BlkError::BackendGone`].
     pub fn close<T: XsTransport>(
         mut self,
         xs: &mut XsClient<T>,
         deadline: Instant,
     ) -> Result<(), BlkError> {
+        use xenbus::frontend::XenbusError;
+        let closed = |s| matches!(s, XenbusState::Closing | XenbusState::Closed);
         self.frontend
             .set_state(xs, XenbusState::Closing, deadline)?;
-        let closed = self.frontend.wait_backend_state(
-            xs,
-            |s| matches!(s, XenbusState::Closing | XenbusState::Closed),
-            deadline,
-        );
+        let closing = self.frontend.wait_backend_state(xs, closed, deadline);
         self.frontend.set_state(xs, XenbusState::Closed, deadline)?;
+        let done = closing.and_then(|_| self.frontend.wait_backend_closed(xs, deadline));
         self.kill(BlkError::BackendGone);
         self.release_ring();
-        match closed {
-            Ok(_) | Err(xenbus::frontend::XenbusError::BackendGone) => Ok(()),
+        let _ = self.frontend.close(xs, deadline);
+        match done {
+            Ok(_) | Err(XenbusError::BackendGone) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

@@ -631,6 +631,8 @@ fn a_silent_backend_times_out_at_the_deadline() {
     );
 }
 
+/// As Linux blkback does it: Closing when the front end says Closing, and only when the
+/// front end is Closed, unmap the ring and go Closed.
 #[test]
 fn close_ends_every_grant_and_the_port() {
     let (mut rig, device) = connect(false, &[]);
@@ -638,16 +640,25 @@ fn close_ends_every_grant_and_the_port() {
     let backend = rig.backend.clone();
     rig.xs.transport_mut().on_write =
         Some(Box::new(move |s: &mut Store, path: &str, value: &str| {
-            if path == format!("{FRONT}/state") && value == "5" {
-                let ring_ref: u32 = s
-                    .get(&format!("{FRONT}/ring-ref"))
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                backend.borrow_mut().detach(ring_ref);
-                s.set(&format!("{BACK}/state"), "6");
+            if path != format!("{FRONT}/state") {
+                return;
+            }
+            if value == "5" {
+                s.set(&format!("{BACK}/state"), "5");
             }
         }));
+    // Some time later (while the front end waits), blkback has seen Closed: it unmaps.
+    rig.xs
+        .transport_mut()
+        .at(Instant::from_nanos(1_000), move |s: &mut Store| {
+            let ring_ref: u32 = s
+                .get(&format!("{FRONT}/ring-ref"))
+                .unwrap()
+                .parse()
+                .unwrap();
+            backend.borrow_mut().detach(ring_ref);
+            s.set(&format!("{BACK}/state"), "6");
+        });
     device.close(&mut rig.xs, far()).unwrap();
     assert_eq!(grants.grants_in_use(), 0);
     assert_eq!(rig.memory.allocated(), 0);
@@ -658,6 +669,11 @@ fn close_ends_every_grant_and_the_port() {
             .get(&format!("{FRONT}/state"))
             .as_deref(),
         Some("6")
+    );
+    assert_eq!(
+        rig.xs.transport_mut().store.watch_count(),
+        0,
+        "the backend watch is gone"
     );
 }
 

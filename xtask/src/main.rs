@@ -19,7 +19,10 @@ Commands:
   test          run every gate (fmt, clippy host + kernel, docs, host tests, ABI conformance,
                 the PVH ELF note, the self-tests on stock Xen) and end with `N passed, M failed`
   conformance   compare the abi crate with Xen's public headers (Debian libxen-dev)
-  xen-test      boot pvguest as a PVH domU on stock Xen 4.17 inside QEMU and run its self-tests
+  xen-test      boot pvguest as a PVH domU on stock Xen 4.17 inside QEMU and run its platform
+                self-tests (and the injected-failure run)
+  blk-test      boot pvguest on stock Xen with two disks (Linux blkback) and run its `blk` group
+                with the harness's HOST blk-* checks
   run           boot the most complete thing that works: today pvguest on stock Xen in QEMU,
                 showing its console (hv cannot boot guests yet)
   build         build the pvguest kernel for x86_64-unknown-none and print its path
@@ -44,6 +47,14 @@ fn main() -> ExitCode {
             if let Err(e) = xen::xen_test(&mut tally) {
                 println!("xen-test: harness error: {e:#}");
                 tally.fail("stock-Xen harness");
+            }
+            finish(&tally)
+        }
+        "blk-test" => {
+            let mut tally = Tally::new();
+            if let Err(e) = xen::blk::blk_test(&mut tally) {
+                println!("blk-test: harness error: {e:#}");
+                tally.fail("stock-Xen device boot");
             }
             finish(&tally)
         }
@@ -83,6 +94,10 @@ fn test() -> Result<ExitCode> {
     if let Err(e) = xen::xen_test(&mut tally) {
         println!("xen-test: harness error: {e:#}");
         tally.fail("stock-Xen harness");
+    }
+    if let Err(e) = xen::blk::blk_test(&mut tally) {
+        println!("blk-test: harness error: {e:#}");
+        tally.fail("stock-Xen device boot");
     }
     finish(&tally)
 }

@@ -219,6 +219,25 @@ impl Frontend {
         }
     }
 
+    /// Waits until the backend is Closed (passing through Closing) or gone, for a front end
+    /// that has said Closed itself: Linux's backends release the shared pages only then.
+    /// Fails with [`XenbusError::Timeout`] at `deadline`.
+    pub fn wait_backend_closed<T: XsTransport>(
+        &self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<(), XenbusError> {
+        loop {
+            while xs.take_event_for(&self.token).is_some() {}
+            match self.backend_state(xs, deadline) {
+                Ok(XenbusState::Closed) | Err(XenbusError::BackendGone) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+            wait_for_change(xs, &self.token, deadline)?;
+        }
+    }
+
     /// Takes the queued events of the backend-state watch (without blocking); returns whether
     /// there were any, i.e. whether the backend's state may have changed since last looked at.
     pub fn take_backend_events<T: XsTransport>(&self, xs: &mut XsClient<T>) -> bool {

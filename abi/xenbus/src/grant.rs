@@ -46,6 +46,8 @@ pub enum GrantError {
     OutOfRange(GrantRef),
     /// The frame number does not fit the 32-bit `frame` field of a v1 entry.
     FrameTooLarge(u64),
+    /// The platform's grant table is not set up (yet).
+    NotReady,
 }
 
 impl fmt::Display for GrantError {
@@ -62,6 +64,7 @@ impl fmt::Display for GrantError {
             Self::FrameTooLarge(frame) => {
                 write!(f, "frame {frame:#x} does not fit a v1 grant entry")
             }
+            Self::NotReady => f.write_str("the grant table is not set up"),
         }
     }
 }

@@ -91,6 +91,9 @@ impl fmt::Display for GrantRef {
 pub struct Port(u32);
 
 impl Port {
+    /// Port 0, which Xen never allocates: names "no port" in errors of an allocation.
+    pub const ZERO: Self = Self(0);
+
     /// Checks a port number.
     pub const fn try_new(raw: u32) -> Result<Self, OutOfRange> {
         if raw < EVTCHN_2L_NR_CHANNELS {

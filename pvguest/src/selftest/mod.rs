@@ -3,8 +3,11 @@
 //! [`report`] holds the line protocol (host-testable); the groups themselves run only in the
 //! kernel.
 
+pub mod blk_expect;
 pub mod report;
 
+#[cfg(target_os = "none")]
+pub mod blk;
 #[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]

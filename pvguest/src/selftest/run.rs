@@ -22,6 +22,7 @@ pub fn run(opts: &Options<'_>) -> Outcome {
     for group in opts.groups() {
         match group {
             "platform" => platform::run(&mut rep),
+            "blk" => super::blk::run(&mut rep),
             other => {
                 let name = alloc::format!("group-{other}");
                 let _ = rep.record(&name, Err("unknown self-test group"));

@@ -150,6 +150,15 @@ pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> Result<R, GrantSetupError> {
         .ok_or(GrantSetupError::NotReady)
 }
 
+/// Runs `f` on the grant table with `value`, or gives `value` back if the table is not set
+/// up (so that a page handed in is never lost).
+pub fn with_value<T, R>(value: T, f: impl FnOnce(&mut Table, T) -> R) -> Result<R, T> {
+    match GRANTS.lock().as_mut() {
+        Some(table) => Ok(f(table, value)),
+        None => Err(value),
+    }
+}
+
 /// Errors of the grant operations in the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GrantOpError {

@@ -5,9 +5,15 @@ use alloc::vec::Vec;
 
 use abi::errno::XEN_EINVAL;
 use abi::page::AtomicPage;
-use xenbus::{Clock, Gfn, Instant, Notify, NotifyError, Page, PageError, PageProvider, Port};
+use xenbus::grant::{GrantAccess, GrantError, GrantedPage};
+use xenbus::xenstore::Wake;
+use xenbus::{
+    Clock, DomId, EventChannel, Gfn, Instant, Notify, NotifyError, Page, PageError, PageProvider,
+    Port,
+};
 
 use super::events::{self, EventError};
+use super::grant_table;
 use super::hypercall::HypercallError;
 use super::time;
 use crate::arch::boot::IDENTITY_MAP_BYTES;
@@ -29,17 +35,74 @@ impl Clock for KernelClock {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelEvents;
 
+/// Xen's errno for a failed event-channel operation (`-EINVAL` when Xen gave none).
+fn errno(e: EventError) -> i32 {
+    match e {
+        EventError::Hypercall(HypercallError::Xen(errno)) => {
+            i32::try_from(errno).unwrap_or(-XEN_EINVAL)
+        }
+        _ => -XEN_EINVAL,
+    }
+}
+
 impl Notify for KernelEvents {
     fn notify(&mut self, port: Port) -> Result<(), NotifyError> {
         events::send(port).map_err(|e| NotifyError {
             port,
-            errno: match e {
-                EventError::Hypercall(HypercallError::Xen(errno)) => {
-                    i32::try_from(errno).unwrap_or(-XEN_EINVAL)
-                }
-                _ => -XEN_EINVAL,
-            },
+            errno: errno(e),
         })
+    }
+}
+
+impl EventChannel for KernelEvents {
+    fn alloc_unbound(&mut self, remote: DomId) -> Result<Port, NotifyError> {
+        let port = events::alloc_unbound(remote.get()).map_err(|e| NotifyError {
+            port: Port::ZERO,
+            errno: errno(e),
+        })?;
+        // Ports start masked: a latch-only handler unmasks it for `wait`.
+        if let Err(e) = events::bind_latch(port) {
+            let _ = events::close(port);
+            return Err(NotifyError {
+                port,
+                errno: errno(e),
+            });
+        }
+        Ok(port)
+    }
+
+    fn wait(&mut self, port: Port, deadline: Instant) -> bool {
+        matches!(events::wait_port(port, deadline), Ok(Wake::Ready))
+    }
+
+    fn close(&mut self, port: Port) {
+        // Closing is best effort: a port Xen already closed needs nothing more.
+        let _ = events::close(port);
+    }
+}
+
+/// The kernel's grant table as [`GrantAccess`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelGrants;
+
+impl GrantAccess for KernelGrants {
+    fn grant(
+        &mut self,
+        page: Page,
+        domid: DomId,
+        readonly: bool,
+    ) -> Result<GrantedPage, (Page, GrantError)> {
+        grant_table::with_value(page, |t, page| t.grant(page, domid, readonly))
+            .unwrap_or_else(|page| Err((page, GrantError::NotReady)))
+    }
+
+    fn end(&mut self, granted: GrantedPage) -> Result<Page, (GrantedPage, GrantError)> {
+        grant_table::with_value(granted, |t, granted| t.end(granted))
+            .unwrap_or_else(|granted| Err((granted, GrantError::NotReady)))
+    }
+
+    fn grants_in_use(&self) -> u32 {
+        grant_table::with(|t| t.refs().live()).unwrap_or(0)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reading the serial transcript of a stock-Xen boot, and judging the guest's self-test.
 //!
 //! The serial port carries Xen's log, dom0's console and, forwarded by
-//! `xtask/dom0/run-guest.sh`, the guest's console. Lines that matter start at column 0:
+//! `xtask/dom0/run-job.sh`, the guest's console. Lines that matter start at column 0:
 //! `G|<guest console line>`, and `PVXEN <event>` from dom0's scripts (`ready`, `created`,
 //! `end <how> <seconds>`, `console-lines <n>`, `xl: ...`, `dmesg: ...`, `dom0-failed ...`,
 //! `done`). Everything here is pure: it takes lines and returns verdicts, so the host tests
@@ -92,6 +92,23 @@ pub struct Transcript {
     pub ready: bool,
     /// dom0 said `done`.
     pub done: bool,
+    /// What the job's `run` and `digest` steps gave: (key, value), in order.
+    pub results: Vec<(String, String)>,
+    /// What `wait-line` steps found: (seen, text).
+    pub lines: Vec<(bool, String)>,
+    /// Steps dom0 could not carry out.
+    pub failed_steps: Vec<String>,
+}
+
+impl Transcript {
+    /// The value of the job's result `key` (the last one if several).
+    pub fn result(&self, key: &str) -> Option<&str> {
+        self.results
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Transcript {
@@ -118,6 +135,20 @@ impl Transcript {
                 }
                 "console-lines" => {
                     self.forwarded = rest.trim().parse().ok();
+                    None
+                }
+                "result" => {
+                    let (key, value) = rest.split_once(' ').unwrap_or((rest, "-"));
+                    self.results.push((key.to_owned(), value.to_owned()));
+                    None
+                }
+                "line" => {
+                    let (what, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                    self.lines.push((what == "seen", text.to_owned()));
+                    None
+                }
+                "step-failed" => {
+                    self.failed_steps.push(rest.to_owned());
                     None
                 }
                 "xl:" => {
@@ -483,6 +514,23 @@ mod tests {
 
     fn guest(lines: &[&str]) -> Vec<String> {
         lines.iter().map(|l| format!("G|{l}")).collect()
+    }
+
+    #[test]
+    fn job_results_lines_and_failed_steps_are_kept() {
+        let mut t = Transcript::default();
+        assert_eq!(t.push("PVXEN result f_req-before 0"), None);
+        assert_eq!(t.push("PVXEN result f_req-after 3"), None);
+        assert_eq!(t.push("PVXEN result empty"), None);
+        assert_eq!(t.push("PVXEN result f_req-after 4"), None);
+        assert_eq!(t.push("PVXEN line seen blk: ready"), None);
+        assert_eq!(t.push("PVXEN step-failed frobnicate x"), None);
+        assert_eq!(t.result("f_req-before"), Some("0"));
+        assert_eq!(t.result("f_req-after"), Some("4"), "the last one wins");
+        assert_eq!(t.result("empty"), Some("-"));
+        assert_eq!(t.result("missing"), None);
+        assert_eq!(t.lines, [(true, "blk: ready".to_owned())]);
+        assert_eq!(t.failed_steps, ["frobnicate x"]);
     }
 
     #[test]

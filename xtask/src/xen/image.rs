@@ -96,9 +96,9 @@ const MODULES: &[&str] = &[
 const DOM0_FILES: &[(&str, &[u8], &str)] = &[
     ("init", include_bytes!("../../dom0/init"), "init"),
     (
-        "run-guest.sh",
-        include_bytes!("../../dom0/run-guest.sh"),
-        "usr/lib/pvxen/run-guest.sh",
+        "run-job.sh",
+        include_bytes!("../../dom0/run-job.sh"),
+        "usr/lib/pvxen/run-job.sh",
     ),
 ];
 

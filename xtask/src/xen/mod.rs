@@ -5,18 +5,23 @@
 //!   resolved versions), with [`packages`], [`rootfs`], [`bzimage`], [`cpio`] and [`elf`]
 //!   doing the parts.
 //! - [`qemu`] boots it with a per-boot overlay (guest ELF, xl config, job) and a hard timeout.
-//! - `xtask/dom0/` holds what runs in dom0: `init` (toolstack) and `run-guest.sh` (`xl create`,
-//!   console forwarding, how the guest ended).
+//! - `xtask/dom0/` holds what runs in dom0: `init` (toolstack) and `run-job.sh`, the job runner:
+//!   steps ([`job`]) such as `xl create`, waiting for the guest's end or a console line,
+//!   destroy, a command or a file digest, with the console forwarded all along.
+//! - [`blk`] is the device boot: the guest with two disks, its `blk` group and the harness's
+//!   `HOST blk-*` checks.
 //! - [`console`] reads the serial transcript and judges the guest's `TEST`/`RESULT` lines.
 //!
 //! Environment: `PVXEN_CACHE` (cache directory), `PVXEN_GUEST` (boot this ELF instead of
 //! building `pvguest`), `PVXEN_CMDLINE` (guest command line for `cargo xtask run`),
 //! `PVXEN_TIMEOUT` (hard timeout per boot in seconds).
+pub mod blk;
 pub mod bzimage;
 pub mod console;
 pub mod cpio;
 pub mod elf;
 pub mod image;
+pub mod job;
 pub mod packages;
 pub mod qemu;
 pub mod rootfs;
@@ -69,9 +74,10 @@ fn hard_timeout(default: Duration) -> Result<Duration> {
     }
 }
 
-/// The xl config of the guest. Every shutdown preserves the domain so that dom0 can read how
-/// it ended and xenconsoled can drain its console ring before `xl destroy`.
-fn xl_config(cmdline: &str) -> Result<String> {
+/// The xl config of the guest, with `extra` lines (devices) appended. Every shutdown preserves
+/// the domain so that dom0 can read how it ended and xenconsoled can drain its console ring
+/// before `xl destroy`.
+fn xl_config(cmdline: &str, extra: &str) -> Result<String> {
     if cmdline.contains(['"', '\\', '\n']) {
         bail!("guest command line {cmdline:?} cannot go into an xl config string");
     }
@@ -87,32 +93,64 @@ fn xl_config(cmdline: &str) -> Result<String> {
          tsc_mode = \"native\"\n\
          on_poweroff = \"preserve\"\n\
          on_reboot = \"preserve\"\n\
-         on_crash = \"preserve\"\n"
+         on_crash = \"preserve\"\n\
+         {extra}"
     ))
 }
 
-/// The overlay archive for one boot: `/pvxen/{guest.elf,guest.cfg,job.env}`.
-fn overlay(guest: &Path, cmdline: &str, guest_timeout: Duration) -> Result<Vec<u8>> {
+/// The overlay archive for one boot: `/pvxen/{guest.elf,guest.cfg,job.env}`, the job's steps
+/// (`job.steps`, if any) and its files.
+fn overlay(guest: &Path, job: &job::Job, guest_timeout: Duration) -> Result<Vec<u8>> {
     let elf = std::fs::read(guest).with_context(|| format!("reading {}", guest.display()))?;
-    let job = format!(
+    let env = format!(
         "NAME={GUEST_NAME}\nGUEST_TIMEOUT={}\n",
         guest_timeout.as_secs()
     );
     let mut w = CpioWriter::new(Vec::new());
     w.dir("pvxen", 0o755)?;
     w.file("pvxen/guest.elf", 0o644, &elf)?;
-    w.file("pvxen/guest.cfg", 0o644, xl_config(cmdline)?.as_bytes())?;
-    w.file("pvxen/job.env", 0o644, job.as_bytes())?;
+    w.file("pvxen/guest.cfg", 0o644, job.config.as_bytes())?;
+    w.file("pvxen/job.env", 0o644, env.as_bytes())?;
+    if let Some(steps) = job.steps_text() {
+        w.file("pvxen/job.steps", 0o644, steps.as_bytes())?;
+    }
+    for (name, bytes) in &job.files {
+        w.file(&format!("pvxen/{name}"), 0o644, bytes)?;
+    }
     Ok(w.finish()?)
 }
 
-/// Boots the guest once with `cmdline`; `label` names the run directory under
-/// `target/pvxen/`. dom0 destroys the guest after `guest_limit` or a minute before `timeout`,
-/// whichever comes first. `on_guest_line` sees each guest console line as it arrives.
+/// Boots the guest once with `cmdline` (no devices, the default job); `label` names the run
+/// directory under `target/pvxen/`. See [`boot_job`].
 fn boot_guest(
     image: &image::Image,
     guest: &Path,
     cmdline: &str,
+    label: &str,
+    timeout: Duration,
+    guest_limit: Duration,
+    on_guest_line: impl FnMut(&str),
+) -> Result<qemu::Booted> {
+    let job = job::Job::simple(xl_config(cmdline, "")?);
+    println!("xen: guest cmdline {cmdline:?}");
+    boot_job(
+        image,
+        guest,
+        &job,
+        label,
+        timeout,
+        guest_limit,
+        on_guest_line,
+    )
+}
+
+/// Boots Xen and dom0 once and runs `job` there. dom0 gives up on the guest after
+/// `guest_limit` or a minute before `timeout`, whichever comes first. `on_guest_line` sees
+/// each guest console line as it arrives.
+fn boot_job(
+    image: &image::Image,
+    guest: &Path,
+    job: &job::Job,
     label: &str,
     timeout: Duration,
     guest_limit: Duration,
@@ -125,12 +163,12 @@ fn boot_guest(
     let run_dir = workspace_root().join("target").join("pvxen").join(label);
     let boot = qemu::Boot {
         image,
-        overlay: overlay(guest, cmdline, guest_timeout)?,
+        overlay: overlay(guest, job, guest_timeout)?,
         run_dir,
         timeout,
     };
     println!(
-        "xen: booting Xen + dom0, guest cmdline {cmdline:?} (timeout {} s)...",
+        "xen: booting Xen + dom0 for `{label}` (timeout {} s)...",
         timeout.as_secs()
     );
     let booted = qemu::boot(&boot, |event, at| {
@@ -151,6 +189,9 @@ fn boot_guest(
         BootEnd::Fatal(why) => format!("stopped: {why}"),
     };
     println!("xen: {ended}; serial log {}", booted.serial_log.display());
+    for step in &booted.transcript.failed_steps {
+        println!("xen: dom0 could not carry out job step `{step}`");
+    }
     Ok(booted)
 }
 
@@ -276,30 +317,48 @@ pub fn run_interactive() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{overlay, xl_config};
+    use super::{job, overlay, xl_config};
 
     #[test]
     fn xl_config_has_the_workarounds() {
-        let cfg = xl_config("selftest=platform").unwrap();
+        let cfg = xl_config("selftest=platform", "disk = []\n").unwrap();
         for needle in [
             "type = \"pvh\"",
             "vcpus = 1",
             "tsc_mode = \"native\"",
             "cmdline = \"selftest=platform\"",
             "on_crash = \"preserve\"",
+            "\ndisk = []\n",
         ] {
             assert!(cfg.contains(needle), "{needle} missing from\n{cfg}");
         }
-        assert!(xl_config("a\"b").is_err());
+        assert!(xl_config("a\"b", "").is_err());
     }
 
     #[test]
     fn overlay_holds_the_job() {
-        let elf = std::env::current_exe().unwrap();
-        let bytes = overlay(&elf, "x=1", std::time::Duration::from_secs(240)).unwrap();
+        let elf = std::env::temp_dir().join(format!("pvxen-overlay-test-{}", std::process::id()));
+        std::fs::write(&elf, b"\x7fELF not really").unwrap();
+        let simple = job::Job::simple(xl_config("x=1", "").unwrap());
+        let bytes = overlay(&elf, &simple, std::time::Duration::from_secs(240)).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(text.contains("pvxen/guest.elf"));
+        assert!(
+            !text.contains("pvxen/job.steps"),
+            "the default job needs no steps file"
+        );
         assert!(text.contains("NAME=pvguest\nGUEST_TIMEOUT=240\n"));
         assert!(text.contains("TRAILER!!!"));
+        let with_steps = job::Job::with_steps(
+            xl_config("x=1", "").unwrap(),
+            vec![job::Step::WaitEnd],
+            vec![("disk.img".into(), vec![7; 3])],
+        )
+        .unwrap();
+        let bytes = overlay(&elf, &with_steps, std::time::Duration::from_secs(240)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("pvxen/job.steps") && text.contains("wait-end\n"));
+        assert!(text.contains("pvxen/disk.img"));
+        std::fs::remove_file(&elf).unwrap();
     }
 }

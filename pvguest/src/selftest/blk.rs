@@ -1,0 +1,386 @@
+//! Self-tests (group `blk`) of `blkfront` against Linux's blkback on stock Xen: two disks
+//! (`xvda` read-only, `xvdb` read-write) as the harness configured them (`blk-expect=`).
+//!
+//! Besides `TEST` lines the group prints, at column 0, what the harness checks from outside:
+//! `BLK sha256 <disk> <bytes> <hex>` (the digest of what was read back whole) and
+//! `BLK stats <disk> ...` (requests, notifications, grants), plus throughput as log lines.
+//! The read-write disk gets the guest pattern [`guest_pattern`] over its first
+//! [`GUEST_PATTERN_BYTES`]: the harness finds it in the image after shutdown.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use blkfront::{BlkError, Blkfront, FlushMode, MAX_REQUEST_BYTES, Platform};
+use sha2::{Digest, Sha256};
+use xenbus::grant::GrantAccess;
+use xenbus::xenstore::{XsClient, XsTransport};
+use xenbus::{Instant, frontend};
+
+use super::blk_expect::{self, ExpectedDisk};
+use super::report::Reporter;
+use super::run::ConsoleOut;
+use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
+use crate::xen::{console, time, xenstore};
+
+/// Bytes of the pattern the guest writes at the start of the read-write disk.
+pub const GUEST_PATTERN_BYTES: usize = 256 * 1024;
+
+/// Byte `i` of the guest pattern (the harness computes the same).
+pub fn guest_pattern(i: usize) -> u8 {
+    // 251 is prime: the pattern does not repeat on any power-of-two boundary.
+    (i % 251) as u8 ^ 0x5a
+}
+
+/// Deadline of each test.
+const TIMEOUT_MS: u64 = 60_000;
+
+type Disk = Blkfront<KernelPages, KernelGrants, KernelEvents>;
+
+struct Connected {
+    expected: ExpectedDisk<'static>,
+    disk: Disk,
+}
+
+type TestResult = Result<(), String>;
+/// A test of the group, on the connected disks.
+type DiskTest = (&'static str, fn(&mut [Connected]) -> TestResult);
+
+/// Runs the group (the disks come from `blk-expect=` on the kernel's command line).
+pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
+    let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
+    let grants_before = KernelGrants.grants_in_use();
+    let mut disks = Vec::new();
+    let connected = connect(cmdline, &mut disks);
+    let ok = connected.is_ok();
+    let _ = rep.record("blk-connect", connected);
+    let tests: [DiskTest; 4] = [
+        ("blk-geometry", geometry),
+        ("blk-read-write", read_write),
+        ("blk-flush", flush),
+        ("blk-readonly-refused", readonly_refused),
+    ];
+    for (name, test) in tests {
+        let result = if ok {
+            test(&mut disks)
+        } else {
+            Err(String::from("not connected"))
+        };
+        let _ = rep.record(name, result);
+    }
+    for c in &disks {
+        let s = c.disk.stats();
+        say(format_args!(
+            "BLK stats {} requests {} notifications {} responses {} bad-responses {} data-grants {} quarantined {}",
+            c.expected.name,
+            s.requests,
+            s.notifications,
+            s.responses,
+            s.bad_responses,
+            s.data_grants,
+            s.quarantined_pages
+        ));
+    }
+    // The read-only disk is disconnected (the close handshake with blkback); the read-write
+    // one stays connected, so that blkback's counters (which it drops on disconnect) are still
+    // there for the harness to read after the guest powers off.
+    let closed: Vec<_> = disks
+        .into_iter()
+        .filter(|c| !c.expected.writable)
+        .map(|c| {
+            let name = c.expected.name;
+            (
+                name,
+                with_store(|xs, d| c.disk.close(xs, d).map_err(|e| format!("{e}"))),
+            )
+        })
+        .collect();
+    say(format_args!(
+        "BLK grants before {grants_before} after {} (closed {closed:?})",
+        KernelGrants.grants_in_use()
+    ));
+}
+
+fn say(args: core::fmt::Arguments<'_>) {
+    let _ = console::print(format_args!("{args}\n"));
+}
+
+fn deadline() -> Result<Instant, String> {
+    time::deadline_ms(TIMEOUT_MS).map_err(|e| format!("clock: {e:?}"))
+}
+
+fn now_ns() -> u64 {
+    time::now().map_or(0, Instant::as_nanos)
+}
+
+/// Runs `f` with the xenstore client and a fresh deadline.
+fn with_store<R>(
+    f: impl FnOnce(&mut xenstore::Client, Instant) -> Result<R, String>,
+) -> Result<R, String> {
+    let d = deadline()?;
+    xenstore::with(|c| f(c, d)).map_err(|e| format!("xenstore: {e}"))?
+}
+
+fn connect(cmdline: &'static str, disks: &mut Vec<Connected>) -> TestResult {
+    let value = blk_expect::option(cmdline, "blk-expect")
+        .ok_or("no blk-expect= on the command line (the harness passes it)")?;
+    let expected =
+        blk_expect::parse(value).map_err(|i| format!("blk-expect entry {i} is malformed"))?;
+    let ids = with_store(|xs, d| {
+        frontend::enumerate(xs, "vbd", d).map_err(|e| format!("enumerate vbd: {e:?}"))
+    })?;
+    let mut want: Vec<u32> = expected.iter().map(|e| e.devid).collect();
+    want.sort_unstable();
+    if ids != want {
+        return Err(format!("device/vbd lists {ids:?}, expected {want:?}"));
+    }
+    for e in expected {
+        let platform = Platform {
+            pages: KernelPages::new(),
+            grants: KernelGrants,
+            events: KernelEvents,
+        };
+        let disk = with_store(|xs, d| {
+            Blkfront::connect(xs, e.devid, platform, d).map_err(|err| format!("{}: {err}", e.name))
+        })?;
+        let info = disk.info();
+        log::info!(
+            "blk-connect: {} ({}): {} bytes, sector {} / physical {}, info {:#x}, {}, flush {:?}, port {}",
+            e.name,
+            e.devid,
+            info.bytes(),
+            info.sector_size,
+            info.physical_sector_size,
+            info.info,
+            if info.readonly {
+                "read-only"
+            } else {
+                "read-write"
+            },
+            info.flush,
+            disk.port().get()
+        );
+        disks.push(Connected { expected: e, disk });
+    }
+    Ok(())
+}
+
+fn geometry(disks: &mut [Connected]) -> TestResult {
+    for c in disks.iter() {
+        let info = c.disk.info();
+        let e = &c.expected;
+        if info.bytes() != e.bytes || info.readonly == e.writable || info.sector_size != 512 {
+            return Err(format!(
+                "{}: backend says {} bytes, {}, sector {}; the harness configured {} bytes, {}",
+                e.name,
+                info.bytes(),
+                if info.readonly { "r" } else { "w" },
+                info.sector_size,
+                e.bytes,
+                if e.writable { "w" } else { "r" }
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn find(disks: &mut [Connected], writable: bool) -> Result<&mut Connected, String> {
+    disks
+        .iter_mut()
+        .find(|c| c.expected.writable == writable)
+        .ok_or_else(|| {
+            format!(
+                "no {} disk",
+                if writable { "writable" } else { "read-only" }
+            )
+        })
+}
+
+/// Submits `chunks` (offset, length, data for writes) with up to `depth` in flight, waiting
+/// for completions as the ring fills; returns what each read gave, in order, and the time.
+fn stream<T: XsTransport>(
+    disk: &mut Disk,
+    xs: &mut XsClient<T>,
+    deadline: Instant,
+    chunks: &[(u64, usize)],
+    write: Option<&dyn Fn(usize) -> u8>,
+    depth: usize,
+) -> Result<(Vec<Vec<u8>>, u64), String> {
+    let start = now_ns();
+    let mut pending = alloc::collections::VecDeque::new();
+    let mut out = Vec::with_capacity(chunks.len());
+    for &(offset, len) in chunks {
+        if pending.len() >= depth || !disk.can_submit() {
+            let id = pending
+                .pop_front()
+                .ok_or("ring full with nothing in flight")?;
+            out.push(
+                disk.wait_for(xs, id, deadline)
+                    .map_err(|e| format!("{e}"))?,
+            );
+        }
+        let id = match write {
+            Some(pattern) => {
+                let data: Vec<u8> = (0..len).map(|i| pattern(offset as usize + i)).collect();
+                disk.submit_write(offset, &data)
+            }
+            None => disk.submit_read(offset, len),
+        }
+        .map_err(|e| format!("submit at {offset}: {e}"))?;
+        pending.push_back(id);
+    }
+    for id in pending {
+        out.push(
+            disk.wait_for(xs, id, deadline)
+                .map_err(|e| format!("{e}"))?,
+        );
+    }
+    Ok((out, now_ns().saturating_sub(start)))
+}
+
+fn chunks(total: usize, size: usize) -> Vec<(u64, usize)> {
+    (0..total)
+        .step_by(size)
+        .map(|o| (o as u64, size.min(total - o)))
+        .collect()
+}
+
+fn kib_per_s(bytes: usize, ns: u64) -> u64 {
+    (bytes as u64).saturating_mul(1_000_000_000) / ns.max(1) / 1024
+}
+
+fn read_write(disks: &mut [Connected]) -> TestResult {
+    // The read-only disk: read whole at queue depth 1 and at the ring's depth, digest it.
+    let ro = find(disks, false)?;
+    let bytes = usize::try_from(ro.expected.bytes).map_err(|_| "disk too large")?;
+    let (qd1, qd1_ns) =
+        with_store(|xs, d| stream(&mut ro.disk, xs, d, &chunks(bytes, 4096), None, 1))?;
+    let (qdn, qdn_ns) = with_store(|xs, d| {
+        stream(
+            &mut ro.disk,
+            xs,
+            d,
+            &chunks(bytes, MAX_REQUEST_BYTES),
+            None,
+            32,
+        )
+    })?;
+    let whole: Vec<u8> = qdn.concat();
+    if qd1.concat() != whole {
+        return Err(format!(
+            "{}: reads at depth 1 and 32 differ",
+            ro.expected.name
+        ));
+    }
+    let digest = Sha256::digest(&whole);
+    say(format_args!(
+        "BLK sha256 {} {} {}",
+        ro.expected.name,
+        whole.len(),
+        Hex(&digest)
+    ));
+    log::info!(
+        "blk-read-write: read {bytes} bytes: depth 1 (4 KiB) {} KiB/s, depth 32 (44 KiB) {} KiB/s",
+        kib_per_s(bytes, qd1_ns),
+        kib_per_s(bytes, qdn_ns)
+    );
+
+    // The read-write disk: the guest pattern at depth 1 and depth 32, read back.
+    let rw = find(disks, true)?;
+    let half = GUEST_PATTERN_BYTES / 2;
+    let shifted = |i: usize| guest_pattern(i).wrapping_add(1);
+    let (_, w1_ns) =
+        with_store(|xs, d| stream(&mut rw.disk, xs, d, &chunks(half, 4096), Some(&shifted), 1))?;
+    let (_, wn_ns) = with_store(|xs, d| {
+        stream(
+            &mut rw.disk,
+            xs,
+            d,
+            &chunks(GUEST_PATTERN_BYTES, MAX_REQUEST_BYTES),
+            Some(&guest_pattern),
+            32,
+        )
+    })?;
+    let (back, rn_ns) = with_store(|xs, d| {
+        stream(
+            &mut rw.disk,
+            xs,
+            d,
+            &chunks(GUEST_PATTERN_BYTES, MAX_REQUEST_BYTES),
+            None,
+            32,
+        )
+    })?;
+    let back = back.concat();
+    if let Some(i) = (0..GUEST_PATTERN_BYTES).find(|&i| back.get(i) != Some(&guest_pattern(i))) {
+        return Err(format!(
+            "{}: byte {i} read back differs from what was written",
+            rw.expected.name
+        ));
+    }
+    let s = rw.disk.stats();
+    log::info!(
+        "blk-read-write: write {half} bytes at depth 1 (4 KiB): {} KiB/s; {GUEST_PATTERN_BYTES} at depth 32: write {} KiB/s, read {} KiB/s; {} requests on {} notifications",
+        kib_per_s(half, w1_ns),
+        kib_per_s(GUEST_PATTERN_BYTES, wn_ns),
+        kib_per_s(GUEST_PATTERN_BYTES, rn_ns),
+        s.requests,
+        s.notifications
+    );
+    for c in disks.iter() {
+        let s = c.disk.stats();
+        if s.data_grants != 0 || s.bad_responses != 0 {
+            return Err(format!(
+                "{}: {} data grants left, {} bad responses",
+                c.expected.name, s.data_grants, s.bad_responses
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn flush(disks: &mut [Connected]) -> TestResult {
+    let rw = find(disks, true)?;
+    if rw.disk.info().flush != FlushMode::FlushCache {
+        return Err(format!(
+            "{}: blkback offered {:?}, not feature-flush-cache",
+            rw.expected.name,
+            rw.disk.info().flush
+        ));
+    }
+    with_store(|xs, d| rw.disk.flush(xs, d).map_err(|e| format!("flush: {e}")))
+}
+
+fn readonly_refused(disks: &mut [Connected]) -> TestResult {
+    let ro = find(disks, false)?;
+    let data = [0xeeu8; 512];
+    match with_store(|xs, d| Ok(ro.disk.write(xs, 0, &data, d))) {
+        Ok(Err(BlkError::ReadOnly)) => {}
+        other => return Err(format!("local guard: write gave {other:?}")),
+    }
+    let answer = with_store(|xs, d| {
+        let id = ro
+            .disk
+            .submit_write_unguarded(0, &data)
+            .map_err(|e| format!("raw write: {e}"))?;
+        Ok(ro.disk.wait_for(xs, id, d))
+    })?;
+    match answer {
+        Err(BlkError::IoError) => Ok(()),
+        other => Err(format!(
+            "a raw write to the read-only disk gave {other:?}, expected BLKIF_RSP_ERROR"
+        )),
+    }
+}
+
+/// Lower-case hex of a digest.
+struct Hex<'a>(&'a [u8]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
