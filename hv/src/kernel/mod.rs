@@ -1,0 +1,10 @@
+//! The hv kernel (x86_64-unknown-none only): boot, descriptor tables, serial, SVM and the
+//! domain's run loop.
+
+pub mod boot;
+pub mod exceptions;
+pub mod gdt;
+pub mod serial;
+pub mod start;
+
+pub use start::panic;
