@@ -30,7 +30,9 @@ pub mod cmdline;
 pub mod counters;
 pub mod frames;
 pub mod guest_memory;
+pub mod hypercall;
 pub mod layout;
+pub mod npt;
 pub mod svm;
 
 #[cfg(target_os = "none")]

@@ -6,5 +6,6 @@ pub mod exceptions;
 pub mod gdt;
 pub mod serial;
 pub mod start;
+pub mod svm;
 
 pub use start::panic;
