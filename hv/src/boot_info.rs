@@ -7,7 +7,7 @@ use abi::start_info::{
     XEN_HVM_START_MAGIC_VALUE,
 };
 
-use crate::guest_memory::{GuestPhys, PhysError};
+use crate::guest::phys::{GuestPhys, PhysError, read_bytes};
 
 /// Longest command line hv accepts.
 pub const CMDLINE_MAX: usize = 1024;
@@ -27,6 +27,18 @@ pub enum BootInfoError {
     CmdlineTooLong,
     /// The memory map is missing (start info v0) or has no entries.
     NoMemoryMap,
+}
+
+fn read_u32(mem: &impl GuestPhys, pa: u64) -> Result<u32, PhysError> {
+    let mut b = [0u8; 4];
+    read_bytes(mem, pa, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn read_u64(mem: &impl GuestPhys, pa: u64) -> Result<u64, PhysError> {
+    let mut b = [0u8; 8];
+    read_bytes(mem, pa, &mut b)?;
+    Ok(u64::from_le_bytes(b))
 }
 
 impl From<PhysError> for BootInfoError {
@@ -67,14 +79,14 @@ impl BootInfo {
     /// Reads and checks the start info at `paddr`.
     pub fn read(mem: &impl GuestPhys, paddr: u64) -> Result<Self, BootInfoError> {
         let mut raw_bytes = [0u8; core::mem::size_of::<HvmStartInfo>()];
-        mem.read_phys(paddr, &mut raw_bytes[..HVM_START_INFO_V0_SIZE])?;
-        let magic = mem.read_u32(paddr)?;
+        read_bytes(mem, paddr, &mut raw_bytes[..HVM_START_INFO_V0_SIZE])?;
+        let magic = read_u32(mem, paddr)?;
         if magic != XEN_HVM_START_MAGIC_VALUE {
             return Err(BootInfoError::BadMagic(magic));
         }
-        let version = mem.read_u32(paddr + 4)?;
+        let version = read_u32(mem, paddr + 4)?;
         if version >= 1 {
-            mem.read_phys(paddr, &mut raw_bytes)?;
+            read_bytes(mem, paddr, &mut raw_bytes)?;
         }
         let u32_at = |o: usize| {
             let mut b = [0u8; 4];
@@ -104,7 +116,7 @@ impl BootInfo {
             cmdline_len = CMDLINE_MAX;
             for (i, slot) in cmdline.iter_mut().enumerate() {
                 let mut b = [0u8];
-                mem.read_phys(raw.cmdline_paddr + i as u64, &mut b)?;
+                read_bytes(mem, raw.cmdline_paddr + i as u64, &mut b)?;
                 if b[0] == 0 {
                     cmdline_len = i;
                     break;
@@ -118,8 +130,8 @@ impl BootInfo {
         if raw.nr_modules == 0 {
             return Err(BootInfoError::NoModule);
         }
-        let m = mem.read_u64(raw.modlist_paddr)?;
-        let s = mem.read_u64(raw.modlist_paddr + 8)?;
+        let m = read_u64(mem, raw.modlist_paddr)?;
+        let s = read_u64(mem, raw.modlist_paddr + 8)?;
         const _: () = assert!(core::mem::size_of::<HvmModlistEntry>() == 32);
         if version < 1 || raw.memmap_entries == 0 {
             return Err(BootInfoError::NoMemoryMap);
@@ -130,9 +142,9 @@ impl BootInfo {
         for (i, slot) in memmap.iter_mut().enumerate().take(n) {
             let at = raw.memmap_paddr + i as u64 * entry;
             *slot = MemRange {
-                base: mem.read_u64(at)?,
-                size: mem.read_u64(at + 8)?,
-                kind: mem.read_u32(at + 16)?,
+                base: read_u64(mem, at)?,
+                size: read_u64(mem, at + 8)?,
+                kind: read_u32(mem, at + 16)?,
             };
         }
         Ok(Self {
@@ -159,7 +171,36 @@ impl BootInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guest_memory::VecPhys;
+    use crate::guest::phys::write_bytes;
+
+    /// Flat memory from guest-physical 0.
+    struct VecPhys(Vec<u8>);
+
+    impl VecPhys {
+        fn new(_base: u64, len: usize) -> Self {
+            Self(vec![0; len])
+        }
+        fn write_phys(&mut self, gpa: u64, data: &[u8]) -> Result<(), PhysError> {
+            write_bytes(self, gpa, data)
+        }
+    }
+
+    impl GuestPhys for VecPhys {
+        fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), PhysError> {
+            let s = usize::try_from(gpa).map_err(|_| PhysError { gpa })?;
+            let src = self.0.get(s..s + buf.len()).ok_or(PhysError { gpa })?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+        fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), PhysError> {
+            let s = usize::try_from(gpa).map_err(|_| PhysError { gpa })?;
+            self.0
+                .get_mut(s..s + data.len())
+                .ok_or(PhysError { gpa })?
+                .copy_from_slice(data);
+            Ok(())
+        }
+    }
 
     fn image() -> VecPhys {
         let mut m = VecPhys::new(0, 0x10000);

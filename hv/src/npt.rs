@@ -4,7 +4,7 @@
 //!
 //! The table memory is behind [`TableMemory`] so the logic runs on the host.
 
-use crate::layout::PAGE_SIZE;
+use crate::guest::phys::PAGE_SIZE;
 
 /// Present.
 pub const PRESENT: u64 = 1 << 0;

@@ -4,7 +4,7 @@ use core::fmt::Write;
 
 use crate::boot_info::BootInfo;
 use crate::cmdline;
-use crate::guest_memory::{GuestPhys, PhysError};
+use crate::guest::phys::{GuestPhys, PhysError};
 use crate::hvlog;
 
 use super::{boot, exceptions, gdt, serial};
@@ -13,12 +13,12 @@ use super::{boot, exceptions, gdt, serial};
 pub struct HostPhys;
 
 impl GuestPhys for HostPhys {
-    fn read_phys(&self, pa: u64, buf: &mut [u8]) -> Result<(), PhysError> {
+    fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), PhysError> {
         let end = pa
             .checked_add(buf.len() as u64)
-            .ok_or(PhysError::Unmapped(pa))?;
+            .ok_or(PhysError { gpa: pa })?;
         if end > boot::IDENTITY_MAP_BYTES {
-            return Err(PhysError::Unmapped(pa));
+            return Err(PhysError { gpa: pa });
         }
         // SAFETY: the range lies inside the identity map; it holds boot data QEMU wrote
         // (start info, command line, module list, memory map), which nothing changes now.
@@ -26,8 +26,8 @@ impl GuestPhys for HostPhys {
         Ok(())
     }
 
-    fn write_phys(&mut self, pa: u64, _data: &[u8]) -> Result<(), PhysError> {
-        Err(PhysError::ReadOnly(pa))
+    fn write(&mut self, pa: u64, _data: &[u8]) -> Result<(), PhysError> {
+        Err(PhysError { gpa: pa })
     }
 }
 

@@ -72,13 +72,11 @@ fn msrpm_slot(msr: u32) -> Option<(usize, u32)> {
 
 /// Enables SVM on this CPU and fills the permission maps.
 pub fn enable() -> Result<(), SvmError> {
-    // SAFETY: CPUID is always available in long mode and has no side effects.
-    let ext = unsafe { core::arch::x86_64::__cpuid(0x8000_0001) };
+    let ext = core::arch::x86_64::__cpuid(0x8000_0001);
     if ext.ecx & (1 << 2) == 0 {
         return Err(SvmError::NotSupported);
     }
-    // SAFETY: as above; leaf 0x8000000A exists when SVM does.
-    let features = unsafe { core::arch::x86_64::__cpuid(0x8000_000a) };
+    let features = core::arch::x86_64::__cpuid(0x8000_000a);
     if features.edx & 1 == 0 {
         return Err(SvmError::NoNestedPaging);
     }
