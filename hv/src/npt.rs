@@ -94,10 +94,10 @@ impl Npt {
     }
 
     fn check(gpa: u64, hpa: u64, size: u64) -> Result<(), NptError> {
-        if gpa % size != 0 || gpa >= GPA_LIMIT {
+        if !gpa.is_multiple_of(size) || gpa >= GPA_LIMIT {
             return Err(NptError::BadAddress(gpa));
         }
-        if hpa % size != 0 || hpa & !ADDR_MASK != 0 {
+        if !hpa.is_multiple_of(size) || hpa & !ADDR_MASK != 0 {
             return Err(NptError::BadAddress(hpa));
         }
         Ok(())
@@ -133,6 +133,16 @@ impl Npt {
         let l1 = Self::next(mem, l2, index(gpa, 2), 2)?;
         let rw = if writable { WRITABLE } else { 0 };
         mem.write_entry(l1, index(gpa, 1), hpa | PRESENT | USER | rw);
+        Ok(())
+    }
+
+    /// Removes the 4 KiB page at `gpa` (splitting a 2 MiB mapping that covers it).
+    pub fn unmap_4k(&self, mem: &mut impl TableMemory, gpa: u64) -> Result<(), NptError> {
+        Self::check(gpa, 0, PAGE_SIZE)?;
+        let l3 = Self::next(mem, self.root, index(gpa, 4), 4)?;
+        let l2 = Self::next(mem, l3, index(gpa, 3), 3)?;
+        let l1 = Self::next(mem, l2, index(gpa, 2), 2)?;
+        mem.write_entry(l1, index(gpa, 1), 0);
         Ok(())
     }
 
@@ -229,6 +239,9 @@ mod tests {
         npt.map_4k(&mut m, 0xfefff000, 0x2000, true).unwrap();
         assert_eq!(npt.translate(&m, 0xfefff001).unwrap().hpa, 0x2001);
         assert_eq!(npt.translate(&m, 0xfeffe000), None);
+        npt.unmap_4k(&mut m, 0x5000).unwrap();
+        assert_eq!(npt.translate(&m, 0x5008), None);
+        assert_eq!(npt.translate(&m, 0x6008).unwrap().hpa, 0x1000_6008);
         assert_eq!(
             npt.map_4k(&mut m, 0x1001, 0, true),
             Err(NptError::BadAddress(0x1001))

@@ -2,8 +2,11 @@
 //! domain's run loop.
 
 pub mod boot;
+pub mod console;
+pub mod domain;
 pub mod exceptions;
 pub mod gdt;
+pub mod memory;
 pub mod serial;
 pub mod start;
 pub mod svm;

@@ -4,10 +4,17 @@ use core::fmt::Write;
 
 use crate::boot_info::BootInfo;
 use crate::cmdline;
+use crate::frames::{Frames, Range};
 use crate::guest::phys::{GuestPhys, PhysError};
 use crate::hvlog;
 
-use super::{boot, exceptions, gdt, serial};
+use super::domain::{self, Domain};
+use super::{boot, exceptions, gdt, serial, svm};
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+}
 
 /// Host-physical memory through hv's identity map (read-only view for boot data).
 pub struct HostPhys;
@@ -81,7 +88,43 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
             r.kind
         );
     }
-    fail(format_args!("nothing more to do yet"))
+    let (mod_pa, mod_len) = info.module;
+    let mod_end = mod_pa.saturating_add(mod_len);
+    if mod_len == 0 || mod_end > boot::IDENTITY_MAP_BYTES {
+        fail(format_args!(
+            "guest ELF module at {mod_pa:#x} ({mod_len:#x} bytes) is empty or above 4 GiB"
+        ));
+    }
+    let reserved = [
+        Range {
+            start: 0,
+            end: 1 << 20,
+        },
+        Range {
+            start: (&raw const __kernel_start) as u64,
+            end: (&raw const __kernel_end) as u64,
+        },
+        Range {
+            start: mod_pa,
+            end: mod_end,
+        },
+    ];
+    let frames = Frames::new(info.memmap(), &reserved, boot::IDENTITY_MAP_BYTES);
+    hvlog!("{} MiB free for domains", frames.free_bytes() >> 20);
+    if let Err(e) = svm::enable() {
+        fail(format_args!("cannot enable SVM: {e:?}"));
+    }
+    // SAFETY: QEMU loaded the module there (start info), the range lies in the identity map
+    // (checked) and is reserved from the frame allocator, so nothing writes it while the
+    // builder reads it.
+    let image = unsafe { core::slice::from_raw_parts(mod_pa as *const u8, mod_len as usize) };
+    let mut dom = match Domain::build(frames, image, split.guest) {
+        Ok(d) => d,
+        Err(e) => fail(format_args!("cannot build domain 1: {e:?}")),
+    };
+    hvlog!("SVM on; running d1");
+    let end = dom.run();
+    domain::finish(&dom, end)
 }
 
 /// Logs `what` and stops QEMU with hv's failure status.
