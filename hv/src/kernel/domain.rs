@@ -440,10 +440,16 @@ impl Domain {
         let index = self.regs.rcx as u32;
         let host = core::arch::x86_64::__cpuid_count(0xd, 0);
         let supported = u64::from(host.eax) | (u64::from(host.edx) << 32);
+        // The architectural rules (SDM/APM XSETBV): x87 always; AVX needs SSE; the MPX pair
+        // together; the AVX-512 trio together and with AVX. Anything else would fault in hv.
+        let all_or_none = |bits: u64| value & bits == 0 || value & bits == bits;
         let valid = index == 0
             && value & 1 != 0
             && value & !supported == 0
-            && (value & 0b100 == 0 || value & 0b10 != 0);
+            && (value & 0b100 == 0 || value & 0b10 != 0)
+            && all_or_none(0b1_1000)
+            && all_or_none(0b1110_0000)
+            && (value & 0b1110_0000 == 0 || value & 0b100 != 0);
         if valid {
             // SAFETY: the value was checked against what the CPU supports.
             unsafe { svm::xsetbv(value) };
