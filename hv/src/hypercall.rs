@@ -113,6 +113,14 @@ fn not_implemented() -> Outcome {
 
 const EFAULT: i64 = err(XEN_EFAULT);
 
+/// Writes an OUT field and answers 0, or `-EFAULT` if the guest's buffer is unreachable.
+fn write_result(env: &mut impl HypercallEnv, va: u64, bytes: &[u8]) -> Outcome {
+    match env.write_guest(va, bytes) {
+        Ok(()) => done(0),
+        Err(GuestFault) => done(EFAULT),
+    }
+}
+
 fn read_u32(env: &impl HypercallEnv, va: u64) -> Result<u32, GuestFault> {
     let mut b = [0u8; 4];
     env.read_guest(va, &mut b)?;
@@ -179,10 +187,7 @@ fn xen_version(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
                 return done(err(XEN_EINVAL));
             }
             let map = if idx == 0 { FEATURES_SUBMAP0 } else { 0 };
-            match env.write_guest(arg + 4, &map.to_le_bytes()) {
-                Ok(()) => done(0),
-                Err(GuestFault) => done(EFAULT),
-            }
+            write_result(env, arg + 4, &map.to_le_bytes())
         }
         // Privileged in Xen's dummy XSM policy.
         v::XENVER_COMMANDLINE | v::XENVER_BUILD_ID => done(err(XEN_EPERM)),
@@ -229,10 +234,7 @@ fn memory_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5])
                 return done(EFAULT);
             }
             let count = (len / 20) as u32;
-            match env.write_guest(arg, &count.to_le_bytes()) {
-                Ok(()) => done(0),
-                Err(GuestFault) => done(EFAULT),
-            }
+            write_result(env, arg, &count.to_le_bytes())
         }
         m::XENMEM_ADD_TO_PHYSMAP => {
             let mut raw = [0u8; 24];
@@ -294,10 +296,7 @@ fn hvm_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) ->
         // yet: HVMOP_set_param is not implemented).
         _ => 0,
     };
-    match env.write_guest(arg + 8, &value.to_le_bytes()) {
-        Ok(()) => done(0),
-        Err(GuestFault) => done(EFAULT),
-    }
+    write_result(env, arg + 8, &value.to_le_bytes())
 }
 
 fn sched_op(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {

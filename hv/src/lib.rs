@@ -16,7 +16,7 @@
 //!   (`<hv options> -- <guest command line>`), hv's frame allocator.
 //! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes.
 //!
-//! The kernel proper ([`kernel`]: boot, descriptor tables, serial, SVM, the domain's exit
+//! The kernel proper (`kernel`: boot, descriptor tables, serial, SVM, the domain's exit
 //! loop, the console backend) builds only for `x86_64-unknown-none`.
 //!
 //! # Divergences from Xen

@@ -103,6 +103,16 @@ impl Npt {
         Ok(())
     }
 
+    /// The table at `level` (2 = page directory, 1 = page table) covering `gpa`, made on
+    /// the way down if missing.
+    fn table_at(&self, mem: &mut impl TableMemory, gpa: u64, level: u32) -> Result<u64, NptError> {
+        let mut table = self.root;
+        for l in (level + 1..=4).rev() {
+            table = Self::next(mem, table, index(gpa, l), l)?;
+        }
+        Ok(table)
+    }
+
     /// Maps the 2 MiB at `gpa` to `hpa` (both 2 MiB aligned), replacing what was there.
     pub fn map_2m(
         &self,
@@ -112,8 +122,7 @@ impl Npt {
         writable: bool,
     ) -> Result<(), NptError> {
         Self::check(gpa, hpa, HUGE_SIZE)?;
-        let l3 = Self::next(mem, self.root, index(gpa, 4), 4)?;
-        let l2 = Self::next(mem, l3, index(gpa, 3), 3)?;
+        let l2 = self.table_at(mem, gpa, 2)?;
         let rw = if writable { WRITABLE } else { 0 };
         mem.write_entry(l2, index(gpa, 2), hpa | PRESENT | USER | HUGE | rw);
         Ok(())
@@ -128,9 +137,7 @@ impl Npt {
         writable: bool,
     ) -> Result<(), NptError> {
         Self::check(gpa, hpa, PAGE_SIZE)?;
-        let l3 = Self::next(mem, self.root, index(gpa, 4), 4)?;
-        let l2 = Self::next(mem, l3, index(gpa, 3), 3)?;
-        let l1 = Self::next(mem, l2, index(gpa, 2), 2)?;
+        let l1 = self.table_at(mem, gpa, 1)?;
         let rw = if writable { WRITABLE } else { 0 };
         mem.write_entry(l1, index(gpa, 1), hpa | PRESENT | USER | rw);
         Ok(())
@@ -139,9 +146,7 @@ impl Npt {
     /// Removes the 4 KiB page at `gpa` (splitting a 2 MiB mapping that covers it).
     pub fn unmap_4k(&self, mem: &mut impl TableMemory, gpa: u64) -> Result<(), NptError> {
         Self::check(gpa, 0, PAGE_SIZE)?;
-        let l3 = Self::next(mem, self.root, index(gpa, 4), 4)?;
-        let l2 = Self::next(mem, l3, index(gpa, 3), 3)?;
-        let l1 = Self::next(mem, l2, index(gpa, 2), 2)?;
+        let l1 = self.table_at(mem, gpa, 1)?;
         mem.write_entry(l1, index(gpa, 1), 0);
         Ok(())
     }

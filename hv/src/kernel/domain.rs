@@ -9,7 +9,7 @@ use crate::counters::Counters;
 use crate::cpuid::{self, CpuidContext};
 use crate::frames::{FRAME_SIZE, Frames};
 use crate::guest::phys::{PAGE_SIZE, write_bytes};
-use crate::guest::walk::{self, PagingState};
+use crate::guest::walk::{self, EFER_LMA, EFER_LME, EFER_NXE, PagingState};
 use crate::hvlog;
 use crate::hypercall::{self, Action, DomainParams, E820, GuestFault, HypercallEnv};
 use crate::layout;
@@ -24,9 +24,6 @@ use super::svm::{self, EFER_SVME, GuestRegs, MSR_EFER};
 
 const HUGE: u64 = 2 << 20;
 const EFER_SCE: u64 = 1 << 0;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const EFER_NXE: u64 = 1 << 11;
 const RFLAGS_IF: u64 = 1 << 9;
 const VECTOR_UD: u8 = 6;
 const VECTOR_GP: u8 = 13;
