@@ -195,6 +195,8 @@ impl Domain {
             ..GuestRegs::default()
         };
 
+        let tsc_khz = super::tsc::calibrate_khz();
+        hvlog!("TSC {tsc_khz} kHz (PIT calibration)");
         let ext = core::arch::x86_64::__cpuid(0x8000_0001);
         let power = core::arch::x86_64::__cpuid(0x8000_0007);
         Ok(Self {
@@ -217,7 +219,7 @@ impl Domain {
                 vcpu_id: 0,
                 host_tsc_reliable: power.edx & (1 << 8) != 0,
                 host_rdtscp: ext.edx & (1 << 27) != 0,
-                tsc_khz: 0,
+                tsc_khz,
             },
             console: ConsoleBackend::new(console, layout::DOMID),
             counters: Counters::new(),
