@@ -66,7 +66,9 @@ pub fn xen_leaf(leaf: u32, subleaf: u32, ctx: &CpuidContext) -> Option<[u32; 4]>
             r[0] = (u32::from(ctx.host_tsc_reliable) << 1) | (u32::from(ctx.host_rdtscp) << 2);
             r[1] = TSC_MODE_NEVER_EMULATE;
             r[2] = ctx.tsc_khz;
-            r[3] = 0; // incarnation: never migrated
+            // Incarnation: Xen 4.17 answers 1 for a domain that was never migrated (seen
+            // in the boot self-test's FACT lines on stock Xen).
+            r[3] = 1;
         }
         // Sub-leaf 1 (TSC offset and scale) and 2 (host kHz) are not implemented: zeros.
         3 => {}
@@ -114,7 +116,7 @@ mod tests {
     fn time_and_hvm_leaves() {
         assert_eq!(
             xen_leaf(0x4000_0003, 0, &CTX),
-            Some([0b100, 2, 2_000_000, 0])
+            Some([0b100, 2, 2_000_000, 1])
         );
         let reliable = CpuidContext {
             host_tsc_reliable: true,

@@ -6,6 +6,8 @@
 pub mod report;
 
 #[cfg(target_os = "none")]
+pub mod boot;
+#[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]
 pub mod grants;
