@@ -39,6 +39,16 @@ pub enum DomainError {
     Build(builder::BuildError),
 }
 
+impl core::fmt::Display for DomainError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::OutOfMemory => f.write_str("out of host memory"),
+            Self::Npt(e) => write!(f, "nested page tables: {e:?}"),
+            Self::Build(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// How the domain ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ending {
@@ -270,7 +280,15 @@ impl Domain {
         let info1 = self.vmcb.control.exitinfo1;
         let info2 = self.vmcb.control.exitinfo2;
         match code {
-            exit::INTR | exit::NMI => None,
+            exit::INTR | exit::NMI => {
+                // An event the CPU was delivering to the guest when the interrupt came is
+                // in EXITINTINFO: deliver it again on the next VMRUN.
+                let pending = self.vmcb.control.exitintinfo;
+                if pending & (1 << 31) != 0 {
+                    self.vmcb.control.event_inj = pending;
+                }
+                None
+            }
             exit::VINTR => {
                 self.vmcb.control.vintr &= !(1 << 8);
                 None
