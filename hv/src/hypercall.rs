@@ -149,7 +149,7 @@ pub fn dispatch(
         x::HYPERVISOR_HVM_OP => hvm_op(env, params, args),
         // A domU may not use Xen's console (release build's XSM dummy policy).
         x::HYPERVISOR_CONSOLE_IO => done(err(XEN_EPERM)),
-        x::HYPERVISOR_SCHED_OP => sched_op(env, args),
+        x::HYPERVISOR_SCHED_OP => sched_op(env, params, args),
         x::HYPERVISOR_EVENT_CHANNEL_OP => event_channel_op(env, params, args),
         // Ops Xen 4.17 offers an HVM guest that hv does not implement yet.
         x::HYPERVISOR_SET_TIMER_OP
@@ -178,7 +178,17 @@ fn xen_version(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
     };
     match cmd {
         v::XENVER_VERSION => done(i64::from(XEN_VERSION)),
-        v::XENVER_PAGESIZE => done(4096),
+        // Only with a NULL argument.
+        v::XENVER_PAGESIZE if arg == 0 => done(4096),
+        v::XENVER_PAGESIZE => done(err(XEN_EINVAL)),
+        v::XENVER_CAPABILITIES => {
+            // Xen copies the whole 1024-byte array: the string (ending in a space), then NULs.
+            let mut info: v::XenCapabilitiesInfo = [0; v::XEN_CAPABILITIES_INFO_LEN];
+            info[..CAPABILITIES.len()].copy_from_slice(CAPABILITIES);
+            write_result(env, arg, &info)
+        }
+        // Denied to a domU (XSM_PRIV), which gets "<denied>" and 0.
+        v::XENVER_COMMANDLINE => write_result(env, arg, DENIED),
         v::XENVER_GET_FEATURES => {
             let Ok(idx) = read_u32(env, arg) else {
                 return done(EFAULT);
@@ -190,16 +200,21 @@ fn xen_version(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
             write_result(env, arg + 4, &map.to_le_bytes())
         }
         // Privileged in Xen's dummy XSM policy.
-        v::XENVER_COMMANDLINE | v::XENVER_BUILD_ID => done(err(XEN_EPERM)),
+        v::XENVER_BUILD_ID => done(err(XEN_EPERM)),
         v::XENVER_EXTRAVERSION
         | v::XENVER_COMPILE_INFO
-        | v::XENVER_CAPABILITIES
         | v::XENVER_CHANGESET
         | v::XENVER_PLATFORM_PARAMETERS
         | v::XENVER_GUEST_HANDLE => not_implemented(),
         _ => done(err(XEN_ENOSYS)),
     }
 }
+
+/// `XENVER_capabilities` of Xen 4.17 on x86_64 with HVM (as stock Xen answered pvguest).
+pub const CAPABILITIES: &[u8] = b"xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64 ";
+
+/// What Xen 4.17 copies for a sub-op XSM denies but still answers (`xen_deny()`).
+pub const DENIED: &[u8] = b"<denied>\0";
 
 /// `MEMOP_CMD_MASK`: the low bits of a memory_op command name the operation.
 const MEMOP_CMD_MASK: u64 = 0x3f;
@@ -299,7 +314,7 @@ fn hvm_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) ->
     write_result(env, arg + 8, &value.to_le_bytes())
 }
 
-fn sched_op(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
+fn sched_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
     use abi::sched as s;
     let (cmd, arg) = (args[0], args[1]);
     match u32::try_from(cmd) {
@@ -318,8 +333,21 @@ fn sched_op(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
         Ok(s::SCHEDOP_BLOCK | s::SCHEDOP_POLL | s::SCHEDOP_SHUTDOWN_CODE | s::SCHEDOP_WATCHDOG) => {
             not_implemented()
         }
-        Ok(s::SCHEDOP_REMOTE_SHUTDOWN) => done(err(XEN_EPERM)),
-        _ => done(err(XEN_EINVAL)),
+        Ok(s::SCHEDOP_REMOTE_SHUTDOWN) => {
+            // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
+            let mut raw = [0u8; 8];
+            if env.read_guest(arg, &mut raw).is_err() {
+                return done(EFAULT);
+            }
+            let domid = u16::from_le_bytes([raw[0], raw[1]]);
+            // Only this domain exists, and a domU may not shut itself down this way (XSM).
+            if domid == params.domid {
+                done(err(XEN_EPERM))
+            } else {
+                done(err(XEN_ESRCH))
+            }
+        }
+        _ => done(err(XEN_ENOSYS)),
     }
 }
 
@@ -431,7 +459,15 @@ mod tests {
         f.put(0x100, &1u32.to_le_bytes());
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 6, 0x100).ret, -22);
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 6, 0xfffe).ret, -14);
-        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 9, 0x100).ret, -1);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 10, 0x100).ret, -1);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 9, 0x100).ret, 0);
+        assert_eq!(f.get(0x100, 9), b"<denied>\0");
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 7, 0).ret, 4096);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 7, 0x100).ret, -22);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 3, 0x1000).ret, 0);
+        assert_eq!(f.get(0x1000, 15), b"xen-3.0-x86_64 ");
+        assert_eq!(f.get(0x1000 + 1023, 1), &[0]);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 3, 0xfd00).ret, -14);
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 99, 0).ret, -38);
         assert_eq!(
             call(&mut f, x::HYPERVISOR_XEN_VERSION, u64::MAX, 0).ret,

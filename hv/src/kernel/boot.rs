@@ -3,10 +3,13 @@
 //! stack, and the switch to long mode.
 //!
 //! Copied from `pvguest/src/arch/boot.rs` and cut down (no stack guard page; the Rust entry
-//! is `kernel::start`). Why a copy and not a shared crate: the stub is ~100 lines of
-//! assembly tied to each kernel's linker script symbols and entry function; a crate would
-//! need both to agree on symbol names through `extern` declarations, which hides more than
-//! it saves. `duplicates --change` shows the copy.
+//! is `kernel::start`), as are `gdt.rs` and `exceptions.rs` (hv's handler reports on the
+//! serial port and stops QEMU). Why copies and not a small shared crate: the stub is ~100
+//! lines of assembly tied to each kernel's linker-script symbols and entry function, and the
+//! exception handlers end differently (pvguest shuts its domain down, hv stops the machine);
+//! a crate would need both kernels to agree on symbol names through `extern` declarations
+//! and a callback, and pvguest's boot path was being changed by another engineer at the same
+//! time. `duplicates --change` shows the copies; folding them into one crate is a follow-up.
 //!
 //! QEMU's PVH loader enters `pvh_start32` in 32-bit protected mode with paging off, flat
 //! segments and `ebx` = physical address of `hvm_start_info` (Xen's docs/misc/pvh.pandoc).

@@ -13,7 +13,7 @@ pub struct ConsoleBackend {
     /// Host-physical address of the ring page (hv's own page, mapped into the guest).
     page: u64,
     /// The line prefix, e.g. `(d1) `.
-    prefix: [u8; 8],
+    prefix: [u8; 10],
     prefix_len: usize,
     at_line_start: bool,
     /// Bytes drained.
@@ -25,14 +25,28 @@ pub struct ConsoleBackend {
 impl ConsoleBackend {
     /// The backend of domain `domid`'s ring at host-physical `page`.
     pub fn new(page: u64, domid: u16) -> Self {
-        let mut prefix = [0u8; 8];
-        let digit = b'0' + (domid % 10) as u8;
-        let text = [b'(', b'd', digit, b')', b' '];
-        prefix[..5].copy_from_slice(&text);
+        // "(d" + up to five digits + ") ": at most 9 bytes.
+        let mut prefix = [0u8; 10];
+        prefix[..2].copy_from_slice(b"(d");
+        let mut digits = [0u8; 5];
+        let mut n = domid;
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for (i, d) in digits[..len].iter().rev().enumerate() {
+            prefix[2 + i] = *d;
+        }
+        prefix[2 + len..4 + len].copy_from_slice(b") ");
         Self {
             page,
             prefix,
-            prefix_len: 5,
+            prefix_len: 4 + len,
             at_line_start: true,
             bytes: 0,
             corrupt: 0,

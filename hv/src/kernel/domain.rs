@@ -9,21 +9,21 @@ use crate::counters::Counters;
 use crate::cpuid::{self, CpuidContext};
 use crate::frames::{FRAME_SIZE, Frames};
 use crate::guest::phys::{PAGE_SIZE, write_bytes};
-use crate::guest::walk::{self, EFER_LMA, EFER_LME, EFER_NXE, PagingState};
+use crate::guest::walk::{self, PagingState};
 use crate::hvlog;
 use crate::hypercall::{self, Action, DomainParams, E820, GuestFault, HypercallEnv};
 use crate::layout;
 use crate::npt::Npt;
+use crate::svm::emulate::{self, EFER_LMA, EFER_SVME, PortIo};
 use crate::svm::exit;
 use crate::svm::vmcb::{self, Segment, Vmcb, misc1, misc2};
 
 use super::console::ConsoleBackend;
 use super::memory::{DomainMemory, HostTables, alloc_zeroed};
 use super::serial;
-use super::svm::{self, EFER_SVME, GuestRegs, MSR_EFER};
+use super::svm::{self, GuestRegs, MSR_EFER};
 
 const HUGE: u64 = 2 << 20;
-const EFER_SCE: u64 = 1 << 0;
 const RFLAGS_IF: u64 = 1 << 9;
 const VECTOR_UD: u8 = 6;
 const VECTOR_GP: u8 = 13;
@@ -37,6 +37,16 @@ pub enum DomainError {
     Npt(crate::npt::NptError),
     /// The domain builder refused the guest.
     Build(builder::BuildError),
+}
+
+impl core::fmt::Display for DomainError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::OutOfMemory => f.write_str("out of host memory"),
+            Self::Npt(e) => write!(f, "nested page tables: {e:?}"),
+            Self::Build(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 /// How the domain ended.
@@ -195,6 +205,8 @@ impl Domain {
             ..GuestRegs::default()
         };
 
+        let tsc_khz = super::tsc::calibrate_khz();
+        hvlog!("TSC {tsc_khz} kHz (PIT calibration)");
         let ext = core::arch::x86_64::__cpuid(0x8000_0001);
         let power = core::arch::x86_64::__cpuid(0x8000_0007);
         Ok(Self {
@@ -217,7 +229,7 @@ impl Domain {
                 vcpu_id: 0,
                 host_tsc_reliable: power.edx & (1 << 8) != 0,
                 host_rdtscp: ext.edx & (1 << 27) != 0,
-                tsc_khz: 0,
+                tsc_khz,
             },
             console: ConsoleBackend::new(console, layout::DOMID),
             counters: Counters::new(),
@@ -251,11 +263,7 @@ impl Domain {
     }
 
     fn inject(&mut self, vector: u8, error_code: Option<u32>) {
-        let mut ev = u64::from(vector) | (3 << 8) | (1 << 31);
-        if let Some(ec) = error_code {
-            ev |= (1 << 11) | (u64::from(ec) << 32);
-        }
-        self.vmcb.control.event_inj = ev;
+        self.vmcb.control.event_inj = emulate::exception_event(vector, error_code);
     }
 
     fn crash(&self, what: core::fmt::Arguments<'_>) -> Option<Ending> {
@@ -272,7 +280,15 @@ impl Domain {
         let info1 = self.vmcb.control.exitinfo1;
         let info2 = self.vmcb.control.exitinfo2;
         match code {
-            exit::INTR | exit::NMI => None,
+            exit::INTR | exit::NMI => {
+                // An event the CPU was delivering to the guest when the interrupt came is
+                // in EXITINTINFO: deliver it again on the next VMRUN.
+                let pending = self.vmcb.control.exitintinfo;
+                if pending & (1 << 31) != 0 {
+                    self.vmcb.control.event_inj = pending;
+                }
+                None
+            }
             exit::VINTR => {
                 self.vmcb.control.vintr &= !(1 << 8);
                 None
@@ -340,24 +356,10 @@ impl Domain {
     }
 
     fn ioio(&mut self, info1: u64) {
-        const IN: u64 = 1;
-        const STRING: u64 = 1 << 2;
-        if info1 & STRING != 0 || info1 & IN == 0 {
-            return; // OUT dropped; INS/OUTS skipped whole (see the crate docs).
+        // OUT is dropped; INS/OUTS are skipped whole (see the crate docs).
+        if let PortIo::In { bytes, .. } = emulate::decode_ioio(info1) {
+            self.vmcb.save.rax = emulate::in_all_ones(self.vmcb.save.rax, bytes);
         }
-        let mask: u64 = if info1 & (1 << 4) != 0 {
-            0xff
-        } else if info1 & (1 << 5) != 0 {
-            0xffff
-        } else {
-            0xffff_ffff
-        };
-        let rax = self.vmcb.save.rax;
-        self.vmcb.save.rax = if mask == 0xffff_ffff {
-            mask // a 32-bit IN zero-extends into RAX
-        } else {
-            (rax & !mask) | mask
-        };
     }
 
     fn msr(&mut self, write: bool) {
@@ -384,43 +386,31 @@ impl Domain {
 
     fn rdmsr(&self, msr: u32) -> Option<u64> {
         match msr {
-            MSR_EFER => Some(self.vmcb.save.efer & !EFER_SVME),
+            MSR_EFER => Some(emulate::efer_read(self.vmcb.save.efer)),
             _ => None,
         }
     }
 
     fn wrmsr(&mut self, msr: u32, value: u64) -> bool {
         match msr {
-            MSR_EFER => {
-                if value & !(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE) != 0 {
-                    return false;
+            MSR_EFER => match emulate::efer_write(self.vmcb.save.efer, value) {
+                Some(efer) => {
+                    self.vmcb.save.efer = efer;
+                    true
                 }
-                let lma = self.vmcb.save.efer & EFER_LMA;
-                self.vmcb.save.efer = (value & (EFER_SCE | EFER_LME | EFER_NXE)) | lma | EFER_SVME;
-                true
-            }
+                None => false,
+            },
             cpuid::HYPERCALL_MSR => self.write_hypercall_page(value),
             _ => false,
         }
     }
 
-    /// Fills the guest's hypercall page: stub `n` at `n * 32` is `mov $n, %eax; vmmcall;
-    /// ret`, the rest int3; `__HYPERVISOR_iret` has no stub (as in Xen for HVM).
+    /// Fills the guest's hypercall page ([`emulate::hypercall_page`]) at `value`.
     fn write_hypercall_page(&mut self, value: u64) -> bool {
         if value & (PAGE_SIZE - 1) != 0 {
             return false; // page index > 0: Xen offers one page
         }
-        let mut page = [0xccu8; PAGE_SIZE as usize];
-        for (n, stub) in page.chunks_exact_mut(32).enumerate() {
-            if n as u32 == abi::xen::HYPERVISOR_IRET {
-                continue;
-            }
-            stub[0] = 0xb8;
-            stub[1..5].copy_from_slice(&(n as u32).to_le_bytes());
-            stub[5..8].copy_from_slice(&[0x0f, 0x01, 0xd9]);
-            stub[8] = 0xc3;
-        }
-        match write_bytes(&mut self.mem, value, &page) {
+        match write_bytes(&mut self.mem, value, &emulate::hypercall_page()) {
             Ok(()) => true,
             Err(e) => {
                 hvlog!(
@@ -437,17 +427,7 @@ impl Domain {
         let index = self.regs.rcx as u32;
         let host = core::arch::x86_64::__cpuid_count(0xd, 0);
         let supported = u64::from(host.eax) | (u64::from(host.edx) << 32);
-        // The architectural rules (SDM/APM XSETBV): x87 always; AVX needs SSE; the MPX pair
-        // together; the AVX-512 trio together and with AVX. Anything else would fault in hv.
-        let all_or_none = |bits: u64| value & bits == 0 || value & bits == bits;
-        let valid = index == 0
-            && value & 1 != 0
-            && value & !supported == 0
-            && (value & 0b100 == 0 || value & 0b10 != 0)
-            && all_or_none(0b1_1000)
-            && all_or_none(0b1110_0000)
-            && (value & 0b1110_0000 == 0 || value & 0b100 != 0);
-        if valid {
+        if emulate::xcr0_valid(index, value, supported) {
             // SAFETY: the value was checked against what the CPU supports.
             unsafe { svm::xsetbv(value) };
             self.advance(3);

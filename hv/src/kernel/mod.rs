@@ -10,5 +10,6 @@ pub mod memory;
 pub mod serial;
 pub mod start;
 pub mod svm;
+pub mod tsc;
 
 pub use start::panic;

@@ -120,7 +120,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
     let image = unsafe { core::slice::from_raw_parts(mod_pa as *const u8, mod_len as usize) };
     let mut dom = match Domain::build(frames, image, split.guest) {
         Ok(d) => d,
-        Err(e) => fail(format_args!("cannot build domain 1: {e:?}")),
+        Err(e) => fail(format_args!("cannot build domain 1: {e}")),
     };
     hvlog!("SVM on; running d1");
     let end = dom.run();

@@ -5,14 +5,14 @@ use core::arch::{asm, global_asm};
 
 use x86_64::registers::model_specific::Msr;
 
+use crate::svm::emulate::{EFER_SVME, IOPM_BYTES, MSRPM_BYTES, fill_iopm, fill_msrpm};
+
 /// `EFER`.
 pub const MSR_EFER: u32 = 0xc000_0080;
 /// `VM_CR`: bit 4 (SVMDIS) means the firmware disabled SVM.
 const MSR_VM_CR: u32 = 0xc001_0114;
 /// `VM_HSAVE_PA`: where VMRUN saves host state.
 const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
-/// `EFER.SVME`.
-pub const EFER_SVME: u64 = 1 << 12;
 
 /// The MSRs a guest reads and writes directly (VMLOAD/VMSAVE switch them): FS/GS/KERNEL_GS
 /// base, STAR, LSTAR, CSTAR, SFMASK, SYSENTER_CS/ESP/EIP.
@@ -33,19 +33,19 @@ pub const PASSTHROUGH_MSRS: [u32; 10] = [
 struct Page([u8; 4096]);
 
 #[repr(C, align(4096))]
-struct Iopm([u8; 3 * 4096]);
+struct Iopm([u8; IOPM_BYTES]);
 
 #[repr(C, align(4096))]
-struct Msrpm([u8; 2 * 4096]);
+struct Msrpm([u8; MSRPM_BYTES]);
 
 /// The host save area (VM_HSAVE_PA); only the CPU touches it.
 static mut HOST_SAVE_AREA: Page = Page([0; 4096]);
 /// Host state VMSAVE/VMLOAD switch (FS, GS, TR, LDTR, KERNEL_GS_BASE, STAR..., SYSENTER).
 static mut HOST_VMCB: Page = Page([0; 4096]);
 /// The I/O permission map: every bit set, every port intercepted. Written once by `enable`.
-static mut IOPM: Iopm = Iopm([0; 3 * 4096]);
+static mut IOPM: Iopm = Iopm([0; IOPM_BYTES]);
 /// The MSR permission map: every bit set except the pass-through MSRs. Written by `enable`.
-static mut MSRPM: Msrpm = Msrpm([0; 2 * 4096]);
+static mut MSRPM: Msrpm = Msrpm([0; MSRPM_BYTES]);
 
 /// Why SVM could not be enabled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,18 +56,6 @@ pub enum SvmError {
     NoNestedPaging,
     /// VM_CR.SVMDIS is set.
     DisabledByFirmware,
-}
-
-/// Byte and bit of `msr` in the MSR permission map (2 bits per MSR: read, write).
-fn msrpm_slot(msr: u32) -> Option<(usize, u32)> {
-    let base = match msr {
-        0..=0x1fff => 0,
-        0xc000_0000..=0xc000_1fff => 0x800,
-        0xc001_0000..=0xc001_1fff => 0x1000,
-        _ => return None,
-    };
-    let bit = (msr & 0x1fff) * 2;
-    Some((base + (bit / 8) as usize, bit % 8))
 }
 
 /// Enables SVM on this CPU and fills the permission maps.
@@ -90,14 +78,9 @@ pub fn enable() -> Result<(), SvmError> {
     // physical).
     unsafe {
         let iopm = &raw mut IOPM;
-        (*iopm).0.fill(0xff);
+        fill_iopm(&mut (*iopm).0);
         let msrpm = &raw mut MSRPM;
-        (*msrpm).0.fill(0xff);
-        for msr in PASSTHROUGH_MSRS {
-            if let Some((byte, bit)) = msrpm_slot(msr) {
-                (*msrpm).0[byte] &= !(0b11 << bit);
-            }
-        }
+        fill_msrpm(&mut (*msrpm).0, &PASSTHROUGH_MSRS);
         let mut efer = Msr::new(MSR_EFER);
         efer.write(efer.read() | EFER_SVME);
         Msr::new(MSR_VM_HSAVE_PA).write((&raw const HOST_SAVE_AREA) as u64);
