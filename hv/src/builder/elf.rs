@@ -8,7 +8,7 @@
 //! which a loader of untrusted images cannot have; `goblin` needs alloc for what we use.
 
 use elf::ElfBytes;
-use elf::abi::{EM_X86_64, ET_EXEC, PT_LOAD, PT_NOTE};
+use elf::abi::{EM_X86_64, ET_DYN, ET_EXEC, PT_LOAD, PT_NOTE};
 use elf::endian::LittleEndian;
 use elf::file::Class;
 use elf::note::{Note, NoteIterator};
@@ -28,7 +28,7 @@ pub enum ElfError {
         /// The image's `e_machine`.
         machine: u16,
     },
-    /// `e_type` is not `ET_EXEC`.
+    /// `e_type` is neither `ET_EXEC` nor `ET_DYN` (a relocatable object or a core file).
     NotExecutable {
         /// The image's `e_type`.
         e_type: u16,
@@ -63,7 +63,10 @@ impl core::fmt::Display for ElfError {
                 write!(f, "ELF machine {machine} is not x86-64 (62)")
             }
             Self::NotExecutable { e_type } => {
-                write!(f, "ELF type {e_type} is not an executable (ET_EXEC)")
+                write!(
+                    f,
+                    "ELF type {e_type} is not an executable (ET_EXEC or ET_DYN)"
+                )
             }
             Self::NoPvhNote => f.write_str(
                 "no XEN_ELFNOTE_PHYS32_ENTRY note (name \"Xen\", type 18) in a PT_NOTE segment: \
@@ -134,7 +137,9 @@ impl<'a> PvhElf<'a> {
                 machine: h.e_machine,
             });
         }
-        if h.e_type != ET_EXEC {
+        // Like Xen's libelf, a position-independent image is loaded at its physical
+        // addresses too.
+        if h.e_type != ET_EXEC && h.e_type != ET_DYN {
             return Err(ElfError::NotExecutable { e_type: h.e_type });
         }
         let mut elf = Self { file, entry: 0 };

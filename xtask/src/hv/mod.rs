@@ -213,7 +213,10 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
     if booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF)) {
         Ok(ExitCode::SUCCESS)
     } else {
-        explain_failure(&booted);
+        // Every serial line was shown as it came; only QEMU's own complaints are left.
+        for line in booted.stderr.lines() {
+            println!("hv-run: (qemu stderr) {line}");
+        }
         println!("hv-run: FAILED: {}", booted.end.describe());
         Ok(ExitCode::FAILURE)
     }
