@@ -37,6 +37,9 @@
 //!   the domain off, as in Xen.
 //! - The memory map has RAM and the special pages but no ACPI tables (Xen's toolstack
 //!   adds three ACPI ranges at 0xfc000000).
+//! - The guest page walk behind `copy_from_guest`/`copy_to_guest` does not set Accessed/Dirty
+//!   bits in the guest's page tables (Xen's does); 32-bit, PAE and 5-level guest paging
+//!   answer `-EFAULT` (not implemented).
 //! - No LAPIC, no timer interrupts, no event upcalls, no pvclock yet (later issues).
 #![cfg_attr(target_os = "none", no_std)]
 

@@ -245,6 +245,10 @@ impl Domain {
             unsafe { svm::run(vmcb_pa, &mut self.regs) };
             let code = self.vmcb.control.exitcode;
             self.counters.exit(code);
+            // The event injected at this VMRUN was delivered, or the exit interrupted its
+            // delivery and EXITINTINFO holds it: then deliver it again on the next VMRUN.
+            let pending = self.vmcb.control.exitintinfo;
+            self.vmcb.control.event_inj = if pending & (1 << 31) != 0 { pending } else { 0 };
             if let Some(end) = self.handle_exit(code) {
                 self.console.drain();
                 self.console.finish();
@@ -280,15 +284,7 @@ impl Domain {
         let info1 = self.vmcb.control.exitinfo1;
         let info2 = self.vmcb.control.exitinfo2;
         match code {
-            exit::INTR | exit::NMI => {
-                // An event the CPU was delivering to the guest when the interrupt came is
-                // in EXITINTINFO: deliver it again on the next VMRUN.
-                let pending = self.vmcb.control.exitintinfo;
-                if pending & (1 << 31) != 0 {
-                    self.vmcb.control.event_inj = pending;
-                }
-                None
-            }
+            exit::INTR | exit::NMI => None,
             exit::VINTR => {
                 self.vmcb.control.vintr &= !(1 << 8);
                 None

@@ -80,6 +80,9 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         info.module.1,
         info.module.0
     );
+    for opt in split.hv.split_whitespace() {
+        hvlog!("ignoring unknown option {opt:?} (hv has no options yet)");
+    }
     for r in info.memmap() {
         hvlog!(
             "  memory {:#012x}-{:#012x} type {}",
