@@ -109,8 +109,13 @@ fn run_problems(t: &Transcript, end: &QemuEnd) -> Vec<String> {
         other => problems.push(other.describe()),
     }
     let ended_by_guest = matches!(end, QemuEnd::Exited(Some(EXIT_POWEROFF | EXIT_CRASH)));
-    if ended_by_guest && t.counters.is_empty() {
-        problems.push("hv printed no COUNTER lines at shutdown".into());
+    if ended_by_guest {
+        for kind in ["exit", "hypercall"] {
+            let prefix = format!("COUNTER {kind}.");
+            if !t.counters.iter().any(|c| c.starts_with(&prefix)) {
+                problems.push(format!("hv printed no `COUNTER {kind}.<name> <n>` lines"));
+            }
+        }
     }
     problems
 }
@@ -243,7 +248,14 @@ COUNTER hypercall.xen_version 9
         let v = judge_selftest(&transcript(&no_counters), &QemuEnd::Exited(Some(33)));
         assert_eq!(
             v.host[0].1,
-            "HOST hv-run FAIL hv printed no COUNTER lines at shutdown"
+            "HOST hv-run FAIL hv printed no `COUNTER exit.<name> <n>` lines; \
+             hv printed no `COUNTER hypercall.<name> <n>` lines"
+        );
+        let no_hypercalls = RECORDED.replace("COUNTER hypercall.xen_version 9\n", "");
+        let v = judge_selftest(&transcript(&no_hypercalls), &QemuEnd::Exited(Some(33)));
+        assert_eq!(
+            v.host[0].1,
+            "HOST hv-run FAIL hv printed no `COUNTER hypercall.<name> <n>` lines"
         );
         let lying = RECORDED.replace("RESULT 2 passed", "RESULT 3 passed");
         let v = judge_selftest(&transcript(&lying), &QemuEnd::Exited(Some(33)));
