@@ -1,7 +1,8 @@
 //! The boot sequence after the switch to long mode: descriptor tables, Xen discovery,
 //! console, start info, memory, heap; then event channels (upcall vector, `VIRQ_TIMER`,
 //! event-driven console waits), the grant table and xenstore; then the self-tests or the
-//! application.
+//! application. Self-test runs bring the event, grant and xenstore set-up up only when a group
+//! needs it ([`ensure_platform`]): the `boot` group runs before it.
 
 use core::fmt::Write;
 

@@ -154,6 +154,24 @@ RESULT 8 passed, 0 failed";
         );
     }
 
+    /// Tidy: the compared list is the guest's `boot` group, in its order.
+    #[test]
+    fn boot_tests_are_the_guest_boot_group() {
+        let path = crate::build::workspace_root().join("pvguest/src/selftest/boot.rs");
+        let src = std::fs::read_to_string(&path).unwrap();
+        let list = src
+            .split_once("pub const TESTS: &[Test] = &[")
+            .and_then(|(_, rest)| rest.split_once("];"))
+            .map(|(list, _)| list)
+            .expect("TESTS list in boot.rs");
+        let names: Vec<&str> = list
+            .split("(\"")
+            .skip(1)
+            .filter_map(|s| s.split_once('"').map(|(name, _)| name))
+            .collect();
+        assert_eq!(names, BOOT_TESTS);
+    }
+
     #[test]
     fn missing_runs_and_extra_tests() {
         let v = compare(&lines(XEN), &[]);

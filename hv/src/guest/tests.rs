@@ -110,25 +110,28 @@ impl Tables {
             .insert(gpa / PAGE_SIZE, vec![0; PAGE_SIZE as usize]);
         gpa
     }
-    /// Maps `va` to `pa` with a page of `level`; intermediate entries get `upper` flags.
-    fn map(&mut self, va: u64, pa: u64, level: u8, flags: u64, upper: u64) {
+    /// Maps `va` to `pa` with a page of `level`; new intermediate entries get `upper` flags.
+    /// Returns the RW and US bits shared by every intermediate entry on the path (new or
+    /// already there).
+    fn map(&mut self, va: u64, pa: u64, level: u8, flags: u64, upper: u64) -> u64 {
         let mut table = self.cr3;
+        let mut path = RW | US;
         for l in (level + 1..=4).rev() {
             let slot = table + ((va >> (12 + 9 * (u32::from(l) - 1))) & 0x1ff) * 8;
             let mut raw = [0; 8];
             self.mem.read(slot, &mut raw).unwrap();
-            let e = u64::from_le_bytes(raw);
-            table = if e & P != 0 {
-                e & 0x000f_ffff_ffff_f000
-            } else {
-                let t = self.table();
-                self.mem.put_u64(slot, t | upper);
-                t
-            };
+            let mut e = u64::from_le_bytes(raw);
+            if e & P == 0 {
+                e = self.table() | upper;
+                self.mem.put_u64(slot, e);
+            }
+            path &= e;
+            table = e & 0x000f_ffff_ffff_f000;
         }
         let slot = table + ((va >> (12 + 9 * (u32::from(level) - 1))) & 0x1ff) * 8;
         let ps = if level > 1 { PS } else { 0 };
         self.mem.put_u64(slot, pa | flags | ps);
+        path
     }
     fn state(&self) -> PagingState {
         PagingState {
@@ -321,6 +324,9 @@ struct Mapping {
     level: u8,
     rw: bool,
     us: bool,
+    /// Flags of the intermediate entries this mapping creates.
+    upper_rw: bool,
+    upper_us: bool,
 }
 
 impl Mapping {
@@ -340,27 +346,31 @@ fn mapping() -> impl Strategy<Value = Mapping> {
         0u64..8,
         0u64..8,
         0u64..8,
-        any::<bool>(),
-        any::<bool>(),
+        (any::<bool>(), any::<bool>()),
+        (prop::bool::weighted(0.8), prop::bool::weighted(0.8)),
         0u64..64,
     )
-        .prop_map(|(level, top, l3, l2, l1, rw, us, pa_slot)| {
-            let top = [0u64, 1, 255, 511][top as usize];
-            let mut va = (top << 39) | (l3 << 30) | (l2 << 21) | (l1 << 12);
-            if top >= 256 {
-                va |= 0xffff_0000_0000_0000;
-            }
-            let size = page_bytes(level);
-            let va = va & !(size - 1);
-            let pa = 0x1_0000_0000 + pa_slot * size;
-            Mapping {
-                va,
-                pa,
-                level,
-                rw,
-                us,
-            }
-        })
+        .prop_map(
+            |(level, top, l3, l2, l1, (rw, us), (upper_rw, upper_us), pa_slot)| {
+                let top = [0u64, 1, 255, 511][top as usize];
+                let mut va = (top << 39) | (l3 << 30) | (l2 << 21) | (l1 << 12);
+                if top >= 256 {
+                    va |= 0xffff_0000_0000_0000;
+                }
+                let size = page_bytes(level);
+                let va = va & !(size - 1);
+                let pa = 0x1_0000_0000 + pa_slot * size;
+                Mapping {
+                    va,
+                    pa,
+                    level,
+                    rw,
+                    us,
+                    upper_rw,
+                    upper_us,
+                }
+            },
+        )
 }
 
 fn build(mappings: &[Mapping]) -> (Tables, Vec<Mapping>) {
@@ -370,10 +380,21 @@ fn build(mappings: &[Mapping]) -> (Tables, Vec<Mapping>) {
         if kept.iter().any(|k| k.overlaps(m) || k.pa == m.pa) {
             continue;
         }
-        let flags = P | if m.rw { RW } else { 0 } | if m.us { US } else { 0 };
-        t.map(m.va, m.pa, m.level, flags, P | RW | US);
+        let bits = |rw: bool, us: bool| P | if rw { RW } else { 0 } | if us { US } else { 0 };
+        let path = t.map(
+            m.va,
+            m.pa,
+            m.level,
+            bits(m.rw, m.us),
+            bits(m.upper_rw, m.upper_us),
+        );
         t.mem.own(m.pa, page_bytes(m.level));
-        kept.push(m.clone());
+        // The permission is the AND over every level of the path.
+        kept.push(Mapping {
+            rw: m.rw && path & RW != 0,
+            us: m.us && path & US != 0,
+            ..m.clone()
+        });
     }
     (t, kept)
 }

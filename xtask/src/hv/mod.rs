@@ -56,6 +56,7 @@ fn guest_elf() -> Result<PathBuf> {
 }
 
 fn boot(
+    who: &str,
     hv: &Path,
     guest: &Path,
     cmdline: &str,
@@ -64,7 +65,7 @@ fn boot(
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
     println!(
-        "hv-test: booting hv with {}, guest cmdline {cmdline:?} (timeout {} s)...",
+        "{who}: booting hv with {}, guest cmdline {cmdline:?} (timeout {} s)...",
         guest.display(),
         timeout.as_secs()
     );
@@ -78,7 +79,7 @@ fn boot(
     };
     let booted = qemu::boot(&b, on_line)?;
     println!(
-        "hv-test: {} after {:.1} s; serial log {}",
+        "{who}: {} after {:.1} s; serial log {}",
         booted.end.describe(),
         booted.wall.as_secs_f64(),
         booted.serial_log.display()
@@ -109,7 +110,15 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
 
-    let booted = boot(&hv, &guest, TEST_CMDLINE, "hv-boot", timeout, |_| {})?;
+    let booted = boot(
+        "hv-test",
+        &hv,
+        &guest,
+        TEST_CMDLINE,
+        "hv-boot",
+        timeout,
+        |_| {},
+    )?;
     let verdict = serial::judge_selftest(&booted.transcript, &booted.end);
     for line in &verdict.shown {
         println!("{line}");
@@ -133,7 +142,7 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
 
     let cmdline = format!("{TEST_CMDLINE} selftest-inject-fail={INJECTED_TEST}");
     let label = format!("hv-inject-{INJECTED_TEST}");
-    let booted = boot(&hv, &guest, &cmdline, &label, timeout, |_| {})?;
+    let booted = boot("hv-test", &hv, &guest, &cmdline, &label, timeout, |_| {})?;
     for line in booted
         .transcript
         .guest
@@ -201,6 +210,7 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
     };
     let timeout = hard_timeout(RUN_TIMEOUT)?;
     let booted = boot(
+        "hv-run",
         &hv,
         &guest,
         &args.cmdline,
