@@ -15,6 +15,7 @@
 //! - [`boot_info`], [`cmdline`], [`frames`]: what QEMU hands hv, its command line
 //!   (`<hv options> -- <guest command line>`), hv's frame allocator.
 //! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes.
+//! - [`dom0`]: domain 0's services inside hv (the console backend).
 //!
 //! The kernel proper (`kernel`: boot, descriptor tables, serial, SVM, the domain's exit
 //! loop, the console backend) builds only for `x86_64-unknown-none`.
@@ -48,6 +49,7 @@ pub mod builder;
 pub mod cmdline;
 pub mod counters;
 pub mod cpuid;
+pub mod dom0;
 pub mod frames;
 pub mod guest;
 pub mod hypercall;

@@ -13,7 +13,7 @@ use crate::npt::Npt;
 use crate::svm::emulate::EFER_SVME;
 use crate::svm::vmcb::{self, Segment, Vmcb, misc1, misc2};
 
-use super::super::console::ConsoleBackend;
+use super::super::console::Console;
 use super::super::memory::{DomainMemory, HostTables, alloc_zeroed};
 use super::super::svm::{self, GuestRegs};
 use super::{Domain, DomainError};
@@ -177,7 +177,7 @@ impl Domain {
                 host_rdtscp: ext.edx & (1 << 27) != 0,
                 tsc_khz,
             },
-            console: ConsoleBackend::new(console, layout::DOMID),
+            console: Console::new(console, layout::DOMID),
             counters: Counters::new(),
         })
     }

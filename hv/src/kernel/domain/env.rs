@@ -6,7 +6,7 @@ use crate::guest::phys::PAGE_SIZE;
 use crate::guest::walk::{self, PagingState};
 use crate::hypercall::{E820, GuestFault, HypercallEnv};
 
-use super::super::console::ConsoleBackend;
+use super::super::console::Console;
 use super::super::memory::{DomainMemory, HostTables};
 
 /// What a hypercall may touch.
@@ -17,7 +17,7 @@ pub(super) struct Env<'a> {
     pub(super) shared_info: u64,
     pub(super) shared_info_gfn: &'a mut Option<u64>,
     pub(super) e820: &'a [E820],
-    pub(super) console: &'a mut ConsoleBackend,
+    pub(super) console: &'a mut Console,
 }
 
 impl HypercallEnv for Env<'_> {

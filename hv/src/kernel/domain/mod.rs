@@ -18,7 +18,7 @@ use crate::layout;
 use crate::svm::emulate;
 use crate::svm::vmcb::Vmcb;
 
-use super::console::ConsoleBackend;
+use super::console::Console;
 use super::memory::DomainMemory;
 use super::serial;
 use super::svm::{self, GuestRegs};
@@ -64,7 +64,7 @@ pub struct Domain {
     e820: [E820; builder::layout::MEMMAP_ENTRIES],
     params: DomainParams,
     cpuid: CpuidContext,
-    console: ConsoleBackend,
+    console: Console,
     /// Exits and hypercalls so far.
     pub counters: Counters,
 }
@@ -132,7 +132,7 @@ pub fn finish(domain: &Domain, end: Ending) -> ! {
         "hv: {} exits, {} hypercalls, {} console bytes",
         domain.counters.total_exits(),
         domain.counters.total_hypercalls(),
-        domain.console.bytes
+        domain.console.bytes()
     );
     serial::exit_qemu(status)
 }
