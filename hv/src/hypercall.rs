@@ -204,8 +204,9 @@ fn xen_version(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
         v::XENVER_EXTRAVERSION
         | v::XENVER_COMPILE_INFO
         | v::XENVER_CHANGESET
-        | v::XENVER_PLATFORM_PARAMETERS
-        | v::XENVER_GUEST_HANDLE => not_implemented(),
+        | v::XENVER_PLATFORM_PARAMETERS => not_implemented(),
+        // The domain's handle (xl puts the domain's UUID there); hv's domains have none.
+        v::XENVER_GUEST_HANDLE => write_result(env, arg, &[0; 16]),
         _ => done(err(XEN_ENOSYS)),
     }
 }
@@ -482,6 +483,9 @@ mod tests {
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 9, 0x100).ret, 0);
         assert_eq!(f.get(0x100, 9), b"<denied>\0");
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 7, 0).ret, 4096);
+        f.put(0x200, &[0xaa; 16]);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 8, 0x200).ret, 0);
+        assert_eq!(f.get(0x200, 16), &[0; 16]);
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 7, 0x100).ret, -22);
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 3, 0x1000).ret, 0);
         assert_eq!(f.get(0x1000, 15), b"xen-3.0-x86_64 ");
