@@ -565,4 +565,25 @@ mod tests {
         assert_eq!(dispatch(&mut f, &P, 63, [0; 5]).ret, -38);
         assert_eq!(dispatch(&mut f, &P, u64::MAX, [0; 5]).ret, -38);
     }
+
+    proptest::proptest! {
+        /// Any op, any arguments, any memory contents: dispatch answers without panicking,
+        /// and an unimplemented answer is always -ENOSYS.
+        #[test]
+        fn no_guest_value_panics(
+            op in proptest::prop_oneof![0u64..70, proptest::num::u64::ANY],
+            args in proptest::array::uniform5(proptest::prop_oneof![
+                0u64..0x3400, 0u64..16, proptest::num::u64::ANY
+            ]),
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0x3000),
+        ) {
+            let mut f = Fake::new();
+            f.mem = bytes;
+            let o = dispatch(&mut f, &P, op, args);
+            if !o.implemented {
+                proptest::prop_assert_eq!(o.ret, -38);
+            }
+            proptest::prop_assert!(o.ret <= 0x4_0011);
+        }
+    }
 }
