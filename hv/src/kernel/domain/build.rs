@@ -23,15 +23,6 @@ const HUGE: u64 = 2 << 20;
 /// The VMCB page of the one vCPU.
 static mut VMCB: Vmcb = Vmcb::ZERO;
 
-fn to_vmcb(s: builder::regs::Segment) -> Segment {
-    Segment {
-        selector: s.selector,
-        attrib: s.attrib,
-        limit: s.limit,
-        base: s.base,
-    }
-}
-
 impl Domain {
     /// Builds domain 1 from the PVH ELF `image` with command line `cmdline`. Called once.
     pub fn build(mut frames: Frames, image: &[u8], cmdline: &str) -> Result<Self, DomainError> {
@@ -116,14 +107,14 @@ impl Domain {
         c.np_enable = 1;
         c.n_cr3 = mem.npt.root;
         let s = &mut vmcb.save;
-        s.cs = to_vmcb(r.cs);
-        s.ds = to_vmcb(r.ds);
-        s.es = to_vmcb(r.es);
-        s.ss = to_vmcb(r.ss);
-        s.fs = to_vmcb(r.fs);
-        s.gs = to_vmcb(r.gs);
-        s.tr = to_vmcb(r.tr);
-        s.ldtr = to_vmcb(r.ldtr);
+        s.cs = r.cs;
+        s.ds = r.ds;
+        s.es = r.es;
+        s.ss = r.ss;
+        s.fs = r.fs;
+        s.gs = r.gs;
+        s.tr = r.tr;
+        s.ldtr = r.ldtr;
         s.gdtr = Segment {
             base: r.gdtr.0,
             limit: r.gdtr.1,
