@@ -96,8 +96,12 @@ impl Domain {
         let _ = self.counters.print(&mut serial::Serial);
     }
 
+    /// Moves RIP past an emulated instruction of `len` bytes; like Xen's
+    /// `__update_guest_eip`, this ends an STI/MOV-SS interrupt shadow. (A trap flag set by
+    /// the guest is not honoured with a #DB yet.)
     fn advance(&mut self, len: u64) {
         self.vmcb.save.rip = self.vmcb.save.rip.wrapping_add(len);
+        self.vmcb.control.interrupt_shadow &= !1;
     }
 
     fn inject(&mut self, vector: u8, error_code: Option<u32>) {
