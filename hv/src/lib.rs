@@ -37,8 +37,6 @@
 //! - `XENVER_guest_handle` is all zeros (xl gives the domain's UUID); `XENVER_extraversion`,
 //!   `compile_info`, `changeset` and `platform_parameters` answer `-ENOSYS` (build-specific
 //!   strings hv does not invent).
-//! - After an instruction hv emulates (CPUID, MSR, HLT, VMMCALL, I/O, XSETBV) a guest trap
-//!   flag raises no `#DB` (Xen injects one).
 //! - `HLT` with IF=1 returns at once (no interrupts to wait for yet); with IF=0 it powers
 //!   the domain off, as in Xen.
 //! - The memory map has RAM and the special pages but no ACPI tables (Xen's toolstack

@@ -45,8 +45,7 @@ impl Domain {
             }
             exit::IOIO => {
                 self.ioio(info1);
-                self.vmcb.save.rip = info2;
-                self.vmcb.control.interrupt_shadow &= !1;
+                self.retire(info2);
                 None
             }
             exit::MSR => {

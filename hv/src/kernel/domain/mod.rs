@@ -96,12 +96,24 @@ impl Domain {
         let _ = self.counters.print(&mut serial::Serial);
     }
 
-    /// Moves RIP past an emulated instruction of `len` bytes; like Xen's
-    /// `__update_guest_eip`, this ends an STI/MOV-SS interrupt shadow. (A trap flag set by
-    /// the guest is not honoured with a #DB yet.)
+    /// Moves RIP past an emulated instruction of `len` bytes ([`Self::retire`]).
     fn advance(&mut self, len: u64) {
-        self.vmcb.save.rip = self.vmcb.save.rip.wrapping_add(len);
+        self.retire(self.vmcb.save.rip.wrapping_add(len));
+    }
+
+    /// Completes an emulated instruction whose next instruction is at `next_rip`, as Xen's
+    /// `__update_guest_eip`: the STI/MOV-SS interrupt shadow ends, and a guest single-stepping
+    /// with EFLAGS.TF gets its `#DB` (DR6.BS set).
+    fn retire(&mut self, next_rip: u64) {
+        const RFLAGS_TF: u64 = 1 << 8;
+        const DR6_BS: u64 = 1 << 14;
+        const VECTOR_DB: u8 = 1;
+        self.vmcb.save.rip = next_rip;
         self.vmcb.control.interrupt_shadow &= !1;
+        if self.vmcb.save.rflags & RFLAGS_TF != 0 {
+            self.vmcb.save.dr6 |= DR6_BS;
+            self.inject(VECTOR_DB, None);
+        }
     }
 
     fn inject(&mut self, vector: u8, error_code: Option<u32>) {
