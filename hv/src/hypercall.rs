@@ -204,8 +204,9 @@ fn xen_version(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
         v::XENVER_EXTRAVERSION
         | v::XENVER_COMPILE_INFO
         | v::XENVER_CHANGESET
-        | v::XENVER_PLATFORM_PARAMETERS
-        | v::XENVER_GUEST_HANDLE => not_implemented(),
+        | v::XENVER_PLATFORM_PARAMETERS => not_implemented(),
+        // The domain's handle (xl puts the domain's UUID there); hv's domains have none.
+        v::XENVER_GUEST_HANDLE => write_result(env, arg, &[0; 16]),
         _ => done(err(XEN_ENOSYS)),
     }
 }
@@ -219,8 +220,17 @@ pub const DENIED: &[u8] = b"<denied>\0";
 /// `MEMOP_CMD_MASK`: the low bits of a memory_op command name the operation.
 const MEMOP_CMD_MASK: u64 = 0x3f;
 
-fn is_self(params: &DomainParams, domid: u16) -> bool {
-    domid == x::DOMID_SELF || domid == params.domid
+/// Xen's domain lookup plus its XSM check for an operation on domain `domid` that a domU
+/// may do only to itself: `DOMID_SELF` or its own id pass; domain 0 exists in Xen but the
+/// policy refuses it (`-EPERM`); any other id names no domain (`-ESRCH`).
+fn own_domain(params: &DomainParams, domid: u16) -> Result<(), i64> {
+    if domid == x::DOMID_SELF || domid == params.domid {
+        Ok(())
+    } else if domid == 0 {
+        Err(err(XEN_EPERM))
+    } else {
+        Err(err(XEN_ESRCH))
+    }
 }
 
 fn memory_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
@@ -264,8 +274,8 @@ fn memory_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5])
             let mut gpfn = [0u8; 8];
             gpfn.copy_from_slice(&raw[16..24]);
             let gpfn = u64::from_le_bytes(gpfn);
-            if !is_self(params, domid) {
-                return done(err(XEN_ESRCH));
+            if let Err(e) = own_domain(params, domid) {
+                return done(e);
             }
             match space {
                 m::XENMAPSPACE_SHARED_INFO => {
@@ -296,20 +306,30 @@ fn hvm_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) ->
     }
     let domid = u16::from_le_bytes([raw[0], raw[1]]);
     let index = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
-    if !is_self(params, domid) {
-        return done(err(XEN_ESRCH));
-    }
+    // Xen's order: the index bound, the domain, then whether the guest may read it.
     if index >= h::HVM_NR_PARAMS {
         return done(err(XEN_EINVAL));
+    }
+    if let Err(e) = own_domain(params, domid) {
+        return done(e);
     }
     let value = match index {
         h::HVM_PARAM_CONSOLE_PFN => params.console_pfn,
         h::HVM_PARAM_CONSOLE_EVTCHN => u64::from(params.console_evtchn),
         h::HVM_PARAM_STORE_PFN => params.store_pfn,
         h::HVM_PARAM_STORE_EVTCHN => u64::from(params.store_evtchn),
-        // Parameters the toolstack leaves unset read as zero (the callback is not settable
-        // yet: HVMOP_set_param is not implemented).
-        _ => 0,
+        // Readable by the guest and left unset by xl for a PVH domU (the callback stays 0:
+        // HVMOP_set_param is not implemented yet).
+        h::HVM_PARAM_CALLBACK_IRQ
+        | h::HVM_PARAM_VM86_TSS
+        | h::HVM_PARAM_VM86_TSS_SIZED
+        | h::HVM_PARAM_ACPI_IOPORTS_LOCATION
+        | h::HVM_PARAM_VM_GENERATION_ID_ADDR
+        | h::HVM_PARAM_ALTP2M => 0,
+        // Readable, but Xen's value depends on the host FPU: not implemented.
+        h::HVM_PARAM_X87_FIP_WIDTH => return not_implemented(),
+        // The toolstack's parameters: refused to the guest itself.
+        _ => return done(err(XEN_EPERM)),
     };
     write_result(env, arg + 8, &value.to_le_bytes())
 }
@@ -463,6 +483,9 @@ mod tests {
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 9, 0x100).ret, 0);
         assert_eq!(f.get(0x100, 9), b"<denied>\0");
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 7, 0).ret, 4096);
+        f.put(0x200, &[0xaa; 16]);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 8, 0x200).ret, 0);
+        assert_eq!(f.get(0x200, 16), &[0; 16]);
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 7, 0x100).ret, -22);
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 3, 0x1000).ret, 0);
         assert_eq!(f.get(0x1000, 15), b"xen-3.0-x86_64 ");
@@ -516,6 +539,15 @@ mod tests {
         assert_eq!(f.get(0x508, 8), &0xfefff_u64.to_le_bytes());
         f.put(0x504, &1000u32.to_le_bytes());
         assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -22);
+        f.put(0x504, &abi::hvm::HVM_PARAM_IDENT_PT.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -1);
+        f.put(0x504, &abi::hvm::HVM_PARAM_STORE_EVTCHN.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, 0);
+        assert_eq!(f.get(0x508, 8), &1u64.to_le_bytes());
+        f.put(0x500, &0u16.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -1);
+        f.put(0x500, &5u16.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -3);
         assert_eq!(call(&mut f, x::HYPERVISOR_CONSOLE_IO, 0, 0).ret, -1);
         f.put(0x600, &2u32.to_le_bytes());
         assert_eq!(
@@ -532,5 +564,26 @@ mod tests {
         );
         assert_eq!(dispatch(&mut f, &P, 63, [0; 5]).ret, -38);
         assert_eq!(dispatch(&mut f, &P, u64::MAX, [0; 5]).ret, -38);
+    }
+
+    proptest::proptest! {
+        /// Any op, any arguments, any memory contents: dispatch answers without panicking,
+        /// and an unimplemented answer is always -ENOSYS.
+        #[test]
+        fn no_guest_value_panics(
+            op in proptest::prop_oneof![0u64..70, proptest::num::u64::ANY],
+            args in proptest::array::uniform5(proptest::prop_oneof![
+                0u64..0x3400, 0u64..16, proptest::num::u64::ANY
+            ]),
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0x3000),
+        ) {
+            let mut f = Fake::new();
+            f.mem = bytes;
+            let o = dispatch(&mut f, &P, op, args);
+            if !o.implemented {
+                proptest::prop_assert_eq!(o.ret, -38);
+            }
+            proptest::prop_assert!(o.ret <= 0x4_0011);
+        }
     }
 }

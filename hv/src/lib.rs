@@ -15,6 +15,7 @@
 //! - [`boot_info`], [`cmdline`], [`frames`]: what QEMU hands hv, its command line
 //!   (`<hv options> -- <guest command line>`), hv's frame allocator.
 //! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes.
+//! - [`dom0`]: domain 0's services inside hv (the console backend).
 //!
 //! The kernel proper (`kernel`: boot, descriptor tables, serial, SVM, the domain's exit
 //! loop, the console backend) builds only for `x86_64-unknown-none`.
@@ -31,8 +32,11 @@
 //! - An intercepted MSR that hv does not emulate injects `#GP` for reads and writes; Xen
 //!   4.17 answers a few more MSRs (e.g. PAT, APIC base, MTRRs) for a PVH domU.
 //! - Hypercalls hv does not implement yet (event channels other than the console send,
-//!   grants, timers, vcpu_op, `HVMOP_set_param`, `SCHEDOP_block`/`poll`, some `xen_version`
-//!   strings) answer `-ENOSYS` and are counted as `COUNTER hypercall.enosys`.
+//!   grants, timers, vcpu_op, `HVMOP_set_param`, `SCHEDOP_block`/`poll`) answer `-ENOSYS`
+//!   and are counted as `COUNTER hypercall.enosys`.
+//! - `XENVER_guest_handle` is all zeros (xl gives the domain's UUID); `XENVER_extraversion`,
+//!   `compile_info`, `changeset` and `platform_parameters` answer `-ENOSYS` (build-specific
+//!   strings hv does not invent).
 //! - `HLT` with IF=1 returns at once (no interrupts to wait for yet); with IF=0 it powers
 //!   the domain off, as in Xen.
 //! - The memory map has RAM and the special pages but no ACPI tables (Xen's toolstack
@@ -48,6 +52,7 @@ pub mod builder;
 pub mod cmdline;
 pub mod counters;
 pub mod cpuid;
+pub mod dom0;
 pub mod frames;
 pub mod guest;
 pub mod hypercall;

@@ -121,11 +121,7 @@ impl Npt {
         hpa: u64,
         writable: bool,
     ) -> Result<(), NptError> {
-        Self::check(gpa, hpa, HUGE_SIZE)?;
-        let l2 = self.table_at(mem, gpa, 2)?;
-        let rw = if writable { WRITABLE } else { 0 };
-        mem.write_entry(l2, index(gpa, 2), hpa | PRESENT | USER | HUGE | rw);
-        Ok(())
+        self.map_leaf(mem, gpa, hpa, writable, 2)
     }
 
     /// Maps the 4 KiB page at `gpa` to `hpa`, splitting a 2 MiB mapping if one covers it.
@@ -136,10 +132,27 @@ impl Npt {
         hpa: u64,
         writable: bool,
     ) -> Result<(), NptError> {
-        Self::check(gpa, hpa, PAGE_SIZE)?;
-        let l1 = self.table_at(mem, gpa, 1)?;
+        self.map_leaf(mem, gpa, hpa, writable, 1)
+    }
+
+    /// Writes a leaf at `level` (2: a 2 MiB page, 1: a 4 KiB page).
+    fn map_leaf(
+        &self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        hpa: u64,
+        writable: bool,
+        level: u32,
+    ) -> Result<(), NptError> {
+        let (size, leaf) = if level == 2 {
+            (HUGE_SIZE, HUGE)
+        } else {
+            (PAGE_SIZE, 0)
+        };
+        Self::check(gpa, hpa, size)?;
+        let table = self.table_at(mem, gpa, level)?;
         let rw = if writable { WRITABLE } else { 0 };
-        mem.write_entry(l1, index(gpa, 1), hpa | PRESENT | USER | rw);
+        mem.write_entry(table, index(gpa, level), hpa | PRESENT | USER | leaf | rw);
         Ok(())
     }
 

@@ -4,19 +4,9 @@
 //! `CR4` = 0, `EFLAGS` = 0x2 (IF, TF and VM clear). Selectors are 0 as in Xen (only the
 //! hidden parts matter until the kernel loads its own GDT).
 
-/// A segment register in the VMCB's form.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Segment {
-    /// The selector.
-    pub selector: u16,
-    /// Attributes packed as the VMCB stores them: bits 7:0 type, S, DPL, P; bits 11:8 AVL,
-    /// L, D/B, G.
-    pub attrib: u16,
-    /// The limit in bytes (already scaled by G).
-    pub limit: u32,
-    /// The base.
-    pub base: u64,
-}
+/// A segment register in the VMCB's form (the VMCB's own type: selector, attributes packed
+/// as the VMCB stores them, limit scaled by G, base).
+pub use crate::svm::vmcb::Segment;
 
 /// Flat 32-bit code: execute/read, accessed, present, D/B, G (Xen's `cs_arbytes` 0xc9b).
 pub const FLAT_CODE32: Segment = Segment {

@@ -3,7 +3,8 @@
 
 use core::mem::{offset_of, size_of};
 
-/// One segment register in the state-save area.
+/// One segment register in the state-save area. Attributes are packed as the VMCB stores
+/// them: bits 7:0 type, S, DPL, P; bits 11:8 AVL, L, D/B, G. The limit is already scaled by G.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Segment {
