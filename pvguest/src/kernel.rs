@@ -1,7 +1,8 @@
 //! The boot sequence after the switch to long mode: descriptor tables, Xen discovery,
 //! console, start info, memory, heap; then event channels (upcall vector, `VIRQ_TIMER`,
 //! event-driven console waits), the grant table and xenstore; then the self-tests or the
-//! application.
+//! application. Self-test runs bring the event, grant and xenstore set-up up only when a group
+//! needs it ([`ensure_platform`]): the `boot` group runs before it.
 
 use core::fmt::Write;
 
@@ -160,7 +161,12 @@ pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
     };
     let opts = Options::parse(state.cmdline());
     log::info!("command line: {:?}", state.cmdline());
-    init_platform();
+    // The `boot` self-tests run before the event, grant and xenstore set-up, and
+    // `selftest=boot` alone never needs it (hv offers only the console and memory so far);
+    // every other use brings it up now.
+    if opts.selftest.is_none() || opts.fault.is_some() {
+        ensure_platform();
+    }
     if let Some(kind) = opts.fault {
         raise_fault(kind);
     }
@@ -171,6 +177,13 @@ pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
         }
     }
     crate::app::main()
+}
+
+static PLATFORM: Once<()> = Once::new();
+
+/// Brings up the platform (see `init_platform`) once; later calls do nothing.
+pub fn ensure_platform() {
+    PLATFORM.call_once(init_platform);
 }
 
 /// Brings up event channels (then the timer, event-driven console waits), the grant table

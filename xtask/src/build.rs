@@ -1,4 +1,4 @@
-//! Building the kernels: `pvguest` for `x86_64-unknown-none`.
+//! Building the kernels, `pvguest` and `hv`, for `x86_64-unknown-none`.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,22 +17,32 @@ pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 
 /// Builds the `pvguest` kernel (release profile) and returns the path of its ELF.
 pub fn build_guest() -> Result<PathBuf> {
+    build_kernel("pvguest")
+}
+
+/// Builds the `hv` hypervisor (release profile) and returns the path of its ELF.
+pub fn build_hv() -> Result<PathBuf> {
+    build_kernel("hv")
+}
+
+/// Builds the binary of `package` for the kernel target and returns its path.
+fn build_kernel(package: &str) -> Result<PathBuf> {
     let root = workspace_root();
-    println!("build: cargo build -p pvguest --release --target {KERNEL_TARGET}");
+    println!("build: cargo build -p {package} --release --target {KERNEL_TARGET}");
     let status = Command::new(cargo())
         .current_dir(&root)
-        .args(["build", "--locked", "--quiet", "--release", "-p", "pvguest"])
+        .args(["build", "--locked", "--quiet", "--release", "-p", package])
         .args(["--target", KERNEL_TARGET])
         .status()
-        .context("running cargo build for pvguest")?;
+        .with_context(|| format!("running cargo build for {package}"))?;
     if !status.success() {
-        bail!("building pvguest for {KERNEL_TARGET} failed ({status})");
+        bail!("building {package} for {KERNEL_TARGET} failed ({status})");
     }
     let elf = root
         .join("target")
         .join(KERNEL_TARGET)
         .join("release")
-        .join("pvguest");
+        .join(package);
     if !elf.is_file() {
         bail!(
             "cargo reported success but {} does not exist",

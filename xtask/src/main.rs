@@ -1,8 +1,11 @@
 //! `cargo xtask`: the one entry point that builds, runs and tests the workspace.
 mod build;
+mod compare;
 mod conformance;
 mod elf_note;
 mod gates;
+mod hv;
+mod selftest;
 mod tally;
 mod xen;
 
@@ -17,23 +20,31 @@ cargo xtask <command>
 
 Commands:
   test          run every gate (fmt, clippy host + kernel, docs, host tests, ABI conformance,
-                the PVH ELF note, the self-tests on stock Xen) and end with `N passed, M failed`
+                the PVH ELF note, the self-tests on stock Xen, the boot self-tests on hv, and
+                hv's boot answers compared with stock Xen's) and end with `N passed, M failed`
   conformance   compare the abi crate with Xen's public headers (Debian libxen-dev)
   xen-test      boot pvguest as a PVH domU on stock Xen 4.17 inside QEMU and run its platform
                 self-tests (and the injected-failure run)
   blk-test      boot pvguest on stock Xen with two disks (Linux blkback) and run its `blk` group
                 with the harness's HOST blk-* checks
+  hv-test       build hv and pvguest, boot them under QEMU (selftest=boot, then the same with
+                an injected failure that must be caught), print TEST/FACT/RESULT/HOST and hv's
+                COUNTER lines, end with `N passed, M failed`
+  hv-run        boot any 64-bit PVH ELF on hv and print its lines; exit 0 only if the guest
+                powered off (QEMU exit 33). Options: --guest <elf> (default: pvguest),
+                --cmdline <guest command line>
   run           boot the most complete thing that works: today pvguest on stock Xen in QEMU,
-                showing its console (hv cannot boot guests yet)
+                showing its console (hv-run boots it on hv)
   build         build the pvguest kernel for x86_64-unknown-none and print its path
   help          show this text
 
 Environment:
   PVXEN_CACHE   where the stock-Xen test image is cached (default $XDG_CACHE_HOME/pvxen,
                 else ~/.cache/pvxen); images are keyed by the Debian versions resolved
-  PVXEN_GUEST   boot this ELF instead of building pvguest (xen-test, run)
+  PVXEN_GUEST   boot this ELF instead of building pvguest (xen-test, hv-test, run)
   PVXEN_CMDLINE the guest's command line for `run` (default empty: the application)
-  PVXEN_TIMEOUT hard timeout per QEMU boot in seconds (default 300, `run` 900)
+  PVXEN_TIMEOUT hard timeout per QEMU boot in seconds (default 300 on Xen, 120 on hv; `run`
+                900, `hv-run` 600)
 ";
 
 fn main() -> ExitCode {
@@ -58,6 +69,15 @@ fn main() -> ExitCode {
             }
             finish(&tally)
         }
+        "hv-test" => {
+            let mut tally = Tally::new();
+            if let Err(e) = hv::hv_test(&mut tally) {
+                println!("hv-test: harness error: {e:#}");
+                tally.fail("hv harness");
+            }
+            finish(&tally)
+        }
+        "hv-run" => hv::hv_run(&args[1..]),
         "run" => xen::run_interactive().map(|()| ExitCode::SUCCESS),
         "build" => build::build_guest().map(|elf| {
             println!("{}", elf.display());
@@ -91,9 +111,20 @@ fn test() -> Result<ExitCode> {
     }
     conformance_gate(&mut tally);
     elf_note_gate(&mut tally);
-    if let Err(e) = xen::xen_test(&mut tally) {
+    let xen_lines = xen::xen_test(&mut tally).unwrap_or_else(|e| {
         println!("xen-test: harness error: {e:#}");
         tally.fail("stock-Xen harness");
+        Vec::new()
+    });
+    let hv_lines = hv::hv_test(&mut tally).unwrap_or_else(|e| {
+        println!("hv-test: harness error: {e:#}");
+        tally.fail("hv harness");
+        Vec::new()
+    });
+    // T4: hv's boot tests against the boot tests of the stock-Xen platform boot above.
+    for (ok, line) in compare::compare(&xen_lines, &hv_lines) {
+        println!("{line}");
+        tally.record(ok, line);
     }
     if let Err(e) = xen::blk::blk_test(&mut tally) {
         println!("blk-test: harness error: {e:#}");

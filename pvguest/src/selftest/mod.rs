@@ -9,6 +9,8 @@ pub mod report;
 #[cfg(target_os = "none")]
 pub mod blk;
 #[cfg(target_os = "none")]
+pub mod boot;
+#[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]
 pub mod grants;

@@ -1,5 +1,6 @@
 //! The self-test line protocol: `TEST <name> ok`, `TEST <name> FAIL <why>`, then
-//! `RESULT <N> passed, <M> failed`.
+//! `RESULT <N> passed, <M> failed`, and `FACT <test>.<key> <value>` lines before a test's
+//! `TEST` line.
 //!
 //! Other tools parse these lines exactly; keep the format fixed.
 
@@ -55,6 +56,19 @@ impl<'a, W: Write> Reporter<'a, W> {
                 writeln!(self.out)
             }
         }
+    }
+
+    /// Prints `FACT <test>.<key> <value>`: what the platform answered, for comparison across
+    /// platforms. Spaces in `key` become `-`; `value` is flattened to one line.
+    pub fn fact(&mut self, test: &str, key: &str, value: impl fmt::Display) -> fmt::Result {
+        write!(self.out, "FACT {test}.")?;
+        for c in key.chars() {
+            self.out
+                .write_char(if c.is_whitespace() { '-' } else { c })?;
+        }
+        self.out.write_char(' ')?;
+        write!(OneLine(&mut self.out, false), "{value}")?;
+        writeln!(self.out)
     }
 
     /// Prints the `RESULT` line and returns the outcome.
@@ -120,6 +134,21 @@ mod tests {
         assert_eq!(
             s,
             "TEST xen-version FAIL injected failure\nTEST heap-alloc ok\nRESULT 1 passed, 1 failed\n"
+        );
+    }
+
+    #[test]
+    fn facts_are_one_line_each() {
+        let mut s = String::new();
+        let mut r = Reporter::new(&mut s, None);
+        r.fact("xen-version", "version", "4.17").unwrap();
+        r.fact("xen-version", "odd key", "a\nb").unwrap();
+        r.record("xen-version", Ok::<(), &str>(())).unwrap();
+        assert_eq!(r.finish().unwrap(), Outcome::AllPassed);
+        assert_eq!(
+            s,
+            "FACT xen-version.version 4.17\nFACT xen-version.odd-key a b\n\
+             TEST xen-version ok\nRESULT 1 passed, 0 failed\n"
         );
     }
 

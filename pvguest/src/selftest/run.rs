@@ -2,8 +2,8 @@
 
 use core::fmt;
 
-use super::platform;
 use super::report::{Outcome, Reporter};
+use super::{boot, platform};
 use crate::cmdline::Options;
 use crate::xen::console;
 
@@ -17,10 +17,13 @@ impl fmt::Write for ConsoleOut {
 }
 
 /// Runs every selected group; an unknown group counts as a failed test `group-<name>`.
+/// `boot` needs no event, grant or xenstore set-up; `platform` brings it up after its boot
+/// tests.
 pub fn run(opts: &Options<'_>) -> Outcome {
     let mut rep = Reporter::new(ConsoleOut, opts.inject_fail);
     for group in opts.groups() {
         match group {
+            "boot" => boot::run(&mut rep),
             "platform" => platform::run(&mut rep),
             "blk" => super::blk::run(&mut rep),
             other => {

@@ -553,3 +553,73 @@ pub fn unassigned() -> Result<i64, HypercallError> {
     // SAFETY: hypercall 63 is unassigned in Xen 4.17: Xen does nothing and returns -ENOSYS.
     unsafe { hypercall0(UNASSIGNED_HYPERCALL) }
 }
+
+// ---- probes of the boot self-tests ------------------------------------------------------------
+
+/// A buffer large enough for any `xen_version` sub-op's answer (`xen_capabilities_info_t`,
+/// `xen_commandline_t`: 1024 bytes).
+pub type XenVersionBuf = [u8; 1024];
+
+/// `xen_version` sub-op `cmd` with `buf` as its argument; Xen's raw answer (a value, or a
+/// negative errno when it refuses).
+pub fn xen_version_raw(cmd: u32, buf: &mut XenVersionBuf) -> Result<i64, HypercallError> {
+    // SAFETY: every xen_version sub-op writes at most 1024 bytes to its argument (the string
+    // sub-ops) or reads a length first (XENVER_build_id: 0 here, so Xen answers -ENOBUFS
+    // without writing); `buf` is live and writable for the call.
+    unsafe { hypercall2(x::HYPERVISOR_XEN_VERSION, cmd.into(), ptr_mut(buf)) }
+}
+
+/// `xen_version` sub-op `cmd` with a NULL argument (`XENVER_pagesize` insists on one);
+/// Xen's raw answer.
+pub fn xen_version_null(cmd: u32) -> Result<i64, HypercallError> {
+    // SAFETY: with a NULL argument Xen writes nothing: the sub-ops that would write answer
+    // -EFAULT (the identity map's page 0 holds nothing the kernel uses), the others return a
+    // value or refuse.
+    unsafe { hypercall2(x::HYPERVISOR_XEN_VERSION, cmd.into(), 0) }
+}
+
+/// `CONSOLEIO_write` of `bytes` to the hypervisor's console; Xen's raw answer (Xen 4.17
+/// refuses it to a domU with `-EPERM`).
+pub fn console_io_write(bytes: &[u8]) -> Result<i64, HypercallError> {
+    // SAFETY: CONSOLEIO_write only reads `count` bytes from the buffer, which is live.
+    unsafe {
+        hypercall5(
+            x::HYPERVISOR_CONSOLE_IO,
+            x::CONSOLEIO_WRITE.into(),
+            bytes.len() as u64,
+            bytes.as_ptr() as u64,
+            0,
+            0,
+        )
+    }
+}
+
+/// Hypercalls and sub-ops a PVH domU of Xen 4.17 is refused, with null or zero arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// `mmu_update` (PV only) with no requests.
+    MmuUpdate,
+    /// `memory_op` with the unused command 63.
+    MemoryOp63,
+    /// `hvm_op` with the unused op 255.
+    HvmOp255,
+    /// `sched_op` with the unused command 255.
+    SchedOp255,
+    /// `event_channel_op` with the unused command 255.
+    EventChannelOp255,
+}
+
+/// Calls the refused operation; Xen's raw answer.
+pub fn refused(op: Refused) -> Result<i64, HypercallError> {
+    let (nr, cmd) = match op {
+        Refused::MmuUpdate => (x::HYPERVISOR_MMU_UPDATE, 0),
+        Refused::MemoryOp63 => (x::HYPERVISOR_MEMORY_OP, 63),
+        Refused::HvmOp255 => (x::HYPERVISOR_HVM_OP, 255),
+        Refused::SchedOp255 => (x::HYPERVISOR_SCHED_OP, 255),
+        Refused::EventChannelOp255 => (x::HYPERVISOR_EVENT_CHANNEL_OP, 255),
+    };
+    // SAFETY: all arguments but the command are zero: `mmu_update` with a count of 0 touches
+    // no memory even where it exists (PV), and the unused commands are refused before any
+    // argument is read.
+    unsafe { hypercall5(nr, cmd, 0, 0, 0, 0) }
+}

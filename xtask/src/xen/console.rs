@@ -7,6 +7,9 @@
 //! `done`). Everything here is pure: it takes lines and returns verdicts, so the host tests
 //! below can feed it synthetic transcripts.
 
+pub use crate::selftest::TestLine;
+use crate::selftest::{injected_problems, read_lines};
+
 /// The number of `FLOOD <i> 2000` lines the guest's `console-flood` test prints.
 pub const FLOOD_TOTAL: u32 = 2000;
 
@@ -203,21 +206,10 @@ pub enum BootEnd {
     Fatal(String),
 }
 
-/// One `TEST` line of the guest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestLine {
-    /// The test's name.
-    pub name: String,
-    /// `ok` (true) or `FAIL` (false); a malformed line counts as failed.
-    pub ok: bool,
-    /// The line as the guest printed it.
-    pub line: String,
-}
-
 /// The verdict on one self-test boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    /// The guest's `TEST` and `RESULT` lines, verbatim, in order.
+    /// The guest's `TEST`, `FACT` and `RESULT` lines, verbatim, in order.
     pub shown: Vec<String>,
     /// The `TEST` lines, parsed.
     pub tests: Vec<TestLine>,
@@ -225,27 +217,6 @@ pub struct Verdict {
     pub result: Option<(u64, u64)>,
     /// The harness's own `HOST <name> ok|FAIL <why>` lines, each with whether it passed.
     pub host: Vec<(bool, String)>,
-}
-
-fn parse_test(line: &str) -> Option<TestLine> {
-    let rest = line.strip_prefix("TEST ")?;
-    let mut words = rest.splitn(3, ' ');
-    let name = words.next().unwrap_or("").to_owned();
-    let status = words.next().unwrap_or("");
-    let ok = status == "ok" && words.next().is_none() && !name.is_empty();
-    Some(TestLine {
-        name,
-        ok,
-        line: line.to_owned(),
-    })
-}
-
-/// `RESULT <N> passed, <M> failed`.
-pub fn parse_result(line: &str) -> Option<(u64, u64)> {
-    let rest = line.strip_prefix("RESULT ")?;
-    let (passed, rest) = rest.split_once(" passed, ")?;
-    let failed = rest.strip_suffix(" failed")?;
-    Some((passed.parse().ok()?, failed.parse().ok()?))
 }
 
 /// Checks that `FLOOD <i> 2000` arrived for every i in 1..=2000, exactly once and in order.
@@ -361,22 +332,8 @@ fn run_problems(t: &Transcript, boot: &BootEnd) -> Vec<String> {
 /// Judges a `selftest=...` boot: the guest's TEST lines, its RESULT, how it ended, and the
 /// harness's own checks (`HOST console-flood`, `HOST xen-run`).
 pub fn judge_selftest(t: &Transcript, boot: &BootEnd) -> Verdict {
-    let mut shown = Vec::new();
-    let mut tests = Vec::new();
-    let mut results = Vec::new();
-    let mut bad_results = Vec::new();
-    for line in &t.guest {
-        if let Some(test) = parse_test(line) {
-            shown.push(line.clone());
-            tests.push(test);
-        } else if line.starts_with("RESULT") {
-            shown.push(line.clone());
-            match parse_result(line) {
-                Some(r) => results.push(r),
-                None => bad_results.push(line.clone()),
-            }
-        }
-    }
+    let lines = read_lines(&t.guest);
+    let tests = lines.tests;
     let mut host = Vec::new();
     let flood_ran = tests.iter().any(|t| t.name == "console-flood")
         || t.guest.iter().any(|l| l.starts_with("FLOOD "));
@@ -390,30 +347,11 @@ pub fn judge_selftest(t: &Transcript, boot: &BootEnd) -> Verdict {
     let mut problems = run_problems(t, boot);
     // A guest that printed nothing because the run failed first needs no more reasons.
     let judge_output = problems.is_empty() || !t.guest.is_empty();
-    let passed = tests.iter().filter(|t| t.ok).count() as u64;
-    let failed = tests.len() as u64 - passed;
-    let result = match (results.as_slice(), bad_results.first()) {
-        ([r], None) => Some(*r),
-        _ => None,
-    };
-    if !judge_output {
-    } else if let Some(bad) = bad_results.first() {
-        problems.push(format!("malformed RESULT line {bad:?}"));
-    } else if results.len() > 1 {
-        problems.push(format!("{} RESULT lines", results.len()));
-    } else if results.is_empty() {
-        problems.push("no RESULT line".into());
+    if judge_output {
+        problems.extend(lines.problems);
     }
-    if let Some((p, f)) = result
-        && (p, f) != (passed, failed)
-    {
-        problems.push(format!(
-            "RESULT says {p} passed, {f} failed but the TEST lines show {passed} ok, {failed} not ok"
-        ));
-    }
-    if tests.is_empty() && judge_output {
-        problems.push("no TEST lines".into());
-    }
+    let failed = tests.iter().filter(|t| !t.ok).count();
+    let result = lines.result;
     match t.end.as_ref().map(|e| &e.0) {
         Some(GuestEnd::Poweroff) if failed > 0 => {
             problems.push("guest powered off although tests failed (it should crash)".into())
@@ -431,7 +369,7 @@ pub fn judge_selftest(t: &Transcript, boot: &BootEnd) -> Verdict {
         (false, format!("HOST xen-run FAIL {}", problems.join("; ")))
     });
     Verdict {
-        shown,
+        shown: lines.shown,
         tests,
         result,
         host,
@@ -446,25 +384,7 @@ pub fn judge_injected(t: &Transcript, boot: &BootEnd, test: &str) -> Result<(), 
     if !why.is_empty() && t.guest.is_empty() {
         return Err(why.join("; "));
     }
-    let tests: Vec<TestLine> = t.guest.iter().filter_map(|l| parse_test(l)).collect();
-    match tests.iter().find(|l| l.name == test) {
-        None => why.push(format!("no TEST {test} line")),
-        Some(l) if l.ok => why.push(format!("TEST {test} passed")),
-        Some(l) if !l.line.starts_with(&format!("TEST {test} FAIL")) => {
-            why.push(format!("malformed line {:?}", l.line))
-        }
-        Some(_) => {}
-    }
-    let results: Vec<_> = t.guest.iter().filter(|l| l.starts_with("RESULT")).collect();
-    match results.as_slice() {
-        [one] => match parse_result(one) {
-            Some((_, 0)) => why.push(format!("{one:?} counts no failure")),
-            Some(_) => {}
-            None => why.push(format!("malformed RESULT line {one:?}")),
-        },
-        [] => why.push("no RESULT line".into()),
-        many => why.push(format!("{} RESULT lines", many.len())),
-    }
+    why.extend(injected_problems(&t.guest, test));
     match t.end.as_ref().map(|e| &e.0) {
         // Timeouts and failed creates are already among the run's problems.
         Some(GuestEnd::Crash | GuestEnd::Timeout | GuestEnd::CreateFailed) | None => {}

@@ -215,8 +215,9 @@ fn explain_failure(booted: &qemu::Booted) {
 /// `cargo xtask xen-test`: builds the guest and the image, then (1) runs `selftest=platform`
 /// and counts one unit per `TEST` line and per `HOST` line, and (2) runs it again with
 /// `selftest-inject-fail=xen-version`, one unit passed only if the harness caught that failure.
-/// Returns `Err` only for harness errors (the caller counts those as a failure).
-pub fn xen_test(tally: &mut Tally) -> Result<()> {
+/// Returns the guest's console lines of the first boot (for the comparison with `hv`), or
+/// `Err` only for harness errors (the caller counts those as a failure).
+pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
@@ -246,6 +247,7 @@ pub fn xen_test(tally: &mut Tally) -> Result<()> {
     if !all_ok {
         explain_failure(&booted);
     }
+    let guest_lines = booted.transcript.guest.clone();
 
     let cmdline = format!("selftest=platform selftest-inject-fail={INJECTED_TEST}");
     let label = format!("inject-{INJECTED_TEST}");
@@ -279,7 +281,7 @@ pub fn xen_test(tally: &mut Tally) -> Result<()> {
             explain_failure(&booted);
         }
     }
-    Ok(())
+    Ok(guest_lines)
 }
 
 /// `cargo xtask run`: boots the guest on stock Xen with the application's command line
@@ -288,7 +290,7 @@ pub fn xen_test(tally: &mut Tally) -> Result<()> {
 pub fn run_interactive() -> Result<()> {
     println!(
         "run: booting pvguest as a PVH domU on stock Xen 4.17 (Linux dom0) inside QEMU; \
-         hv cannot boot guests yet"
+         `cargo xtask hv-run` boots it on hv"
     );
     let guest = guest_elf()?;
     let image = image::ensure_image()?;

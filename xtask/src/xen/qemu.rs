@@ -50,7 +50,7 @@ pub struct Booted {
 }
 
 /// Kills and reaps QEMU when dropped, whatever path the caller leaves by.
-struct KillOnDrop(Child);
+pub(crate) struct KillOnDrop(pub(crate) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

@@ -1,0 +1,252 @@
+//! The domain builder: loads a PVH kernel into a domain's RAM, writes `hvm_start_info` v1
+//! with the memory map and the command line, and gives the initial registers.
+//!
+//! Placement follows Xen's toolstack: the kernel at its `PT_LOAD` physical addresses, then,
+//! on the next page, the start info, the command line and the memory map. `hv` passes no
+//! modules and no ACPI tables.
+
+pub mod elf;
+pub mod layout;
+pub mod regs;
+
+#[cfg(test)]
+mod tests;
+
+use abi::start_info::{HvmMemmapTableEntry, HvmStartInfo, XEN_HVM_START_MAGIC_VALUE};
+
+use crate::guest::phys::{GuestPhys, PAGE_SIZE, PhysError, write_bytes};
+use elf::{ElfError, PvhElf};
+use layout::Layout;
+use regs::InitialRegisters;
+
+/// The longest command line Xen passes (`MAX_GUEST_CMDLINE`, with its NUL).
+pub const MAX_CMDLINE: usize = 1024;
+
+/// What the domain is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainConfig<'a> {
+    /// RAM in MiB (xl's `memory`).
+    pub memory_mib: u64,
+    /// The kernel's command line, without a NUL (empty: none).
+    pub cmdline: &'a [u8],
+}
+
+/// What the builder made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Built {
+    /// The vCPU's first registers.
+    pub regs: InitialRegisters,
+    /// The guest-physical layout.
+    pub layout: Layout,
+    /// Where the start info is.
+    pub start_info_gpa: u64,
+    /// The loaded kernel, `[start, end)`.
+    pub kernel: (u64, u64),
+}
+
+/// Why a domain could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// The image is not a PVH kernel `hv` can boot.
+    Elf(ElfError),
+    /// The memory size is out of range.
+    Memory {
+        /// The requested MiB.
+        mib: u64,
+    },
+    /// A `PT_LOAD` segment lies outside the domain's RAM.
+    SegmentOutsideRam {
+        /// Its load address.
+        paddr: u64,
+        /// Its size in memory.
+        memsz: u64,
+    },
+    /// The start info, command line and memory map do not fit after the kernel.
+    NoRoomForStartInfo {
+        /// Where they would start.
+        at: u64,
+    },
+    /// The command line is too long.
+    CmdlineTooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// The command line contains a NUL byte.
+    CmdlineHasNul,
+    /// Writing the domain's memory failed.
+    Phys(PhysError),
+}
+
+impl From<ElfError> for BuildError {
+    fn from(e: ElfError) -> Self {
+        Self::Elf(e)
+    }
+}
+
+impl From<PhysError> for BuildError {
+    fn from(e: PhysError) -> Self {
+        Self::Phys(e)
+    }
+}
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::Elf(e) => write!(f, "guest kernel refused: {e}"),
+            Self::Memory { mib } => write!(
+                f,
+                "memory {mib} MiB out of range ({}..={} MiB)",
+                layout::MIN_MEMORY_MIB,
+                layout::LOW_RAM_LIMIT >> 20
+            ),
+            Self::SegmentOutsideRam { paddr, memsz } => write!(
+                f,
+                "guest kernel refused: segment at {paddr:#x} of {memsz:#x} bytes lies outside \
+                 the domain's RAM"
+            ),
+            Self::NoRoomForStartInfo { at } => {
+                write!(f, "no room for the start info at {at:#x} after the kernel")
+            }
+            Self::CmdlineTooLong { len } => write!(
+                f,
+                "command line of {len} bytes is longer than {} bytes",
+                MAX_CMDLINE - 1
+            ),
+            Self::CmdlineHasNul => f.write_str("command line contains a NUL byte"),
+            Self::Phys(PhysError { gpa }) => {
+                write!(f, "cannot write guest-physical {gpa:#x}")
+            }
+        }
+    }
+}
+
+const fn align_up(x: u64, align: u64) -> Option<u64> {
+    match x.checked_add(align - 1) {
+        Some(v) => Some(v & !(align - 1)),
+        None => None,
+    }
+}
+
+/// `hvm_start_info` as the bytes the guest reads (little-endian, `#[repr(C)]` layout).
+pub fn start_info_bytes(s: &HvmStartInfo) -> [u8; size_of::<HvmStartInfo>()] {
+    let mut b = [0u8; size_of::<HvmStartInfo>()];
+    b[0..4].copy_from_slice(&s.magic.to_le_bytes());
+    b[4..8].copy_from_slice(&s.version.to_le_bytes());
+    b[8..12].copy_from_slice(&s.flags.to_le_bytes());
+    b[12..16].copy_from_slice(&s.nr_modules.to_le_bytes());
+    b[16..24].copy_from_slice(&s.modlist_paddr.to_le_bytes());
+    b[24..32].copy_from_slice(&s.cmdline_paddr.to_le_bytes());
+    b[32..40].copy_from_slice(&s.rsdp_paddr.to_le_bytes());
+    b[40..48].copy_from_slice(&s.memmap_paddr.to_le_bytes());
+    b[48..52].copy_from_slice(&s.memmap_entries.to_le_bytes());
+    b[52..56].copy_from_slice(&s.reserved.to_le_bytes());
+    b
+}
+
+/// One memory-map entry as the bytes the guest reads.
+pub fn memmap_entry_bytes(e: &HvmMemmapTableEntry) -> [u8; size_of::<HvmMemmapTableEntry>()] {
+    let mut b = [0u8; size_of::<HvmMemmapTableEntry>()];
+    b[0..8].copy_from_slice(&e.addr.to_le_bytes());
+    b[8..16].copy_from_slice(&e.size.to_le_bytes());
+    b[16..20].copy_from_slice(&e.type_.to_le_bytes());
+    b[20..24].copy_from_slice(&e.reserved.to_le_bytes());
+    b
+}
+
+/// Writes `len` zero bytes at `gpa`.
+fn zero(mem: &mut impl GuestPhys, gpa: u64, len: u64) -> Result<(), PhysError> {
+    const ZEROS: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(PAGE_SIZE);
+        write_bytes(mem, gpa + done, &ZEROS[..n as usize])?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// Builds the domain: checks `image`, loads it into `mem`, writes the start info and returns
+/// the registers to start it with. On error the domain's memory may be partly written; the
+/// caller discards the domain.
+pub fn build(
+    mem: &mut impl GuestPhys,
+    image: &[u8],
+    cfg: &DomainConfig<'_>,
+) -> Result<Built, BuildError> {
+    let layout = Layout::new(cfg.memory_mib).ok_or(BuildError::Memory {
+        mib: cfg.memory_mib,
+    })?;
+    if cfg.cmdline.len() >= MAX_CMDLINE {
+        return Err(BuildError::CmdlineTooLong {
+            len: cfg.cmdline.len(),
+        });
+    }
+    if cfg.cmdline.contains(&0) {
+        return Err(BuildError::CmdlineHasNul);
+    }
+    let elf = PvhElf::parse(image)?;
+
+    let mut kernel = (u64::MAX, 0u64);
+    for (index, seg) in elf.load_segments().enumerate() {
+        let seg = seg.map_err(|()| ElfError::BadSegment { index })?;
+        if !layout.is_ram(seg.paddr, seg.memsz) {
+            return Err(BuildError::SegmentOutsideRam {
+                paddr: seg.paddr,
+                memsz: seg.memsz,
+            });
+        }
+        // PvhElf::parse checked that the file bytes lie inside the image.
+        let bytes = usize::try_from(seg.offset)
+            .ok()
+            .zip(usize::try_from(seg.filesz).ok())
+            .and_then(|(off, len)| image.get(off..off.checked_add(len)?))
+            .ok_or(ElfError::Malformed("a segment lies outside the file"))?;
+        write_bytes(mem, seg.paddr, bytes)?;
+        zero(mem, seg.paddr + seg.filesz, seg.memsz - seg.filesz)?;
+        kernel.0 = kernel.0.min(seg.paddr);
+        kernel.1 = kernel.1.max(seg.paddr + seg.memsz);
+    }
+
+    let info_gpa =
+        align_up(kernel.1, PAGE_SIZE).ok_or(BuildError::NoRoomForStartInfo { at: kernel.1 })?;
+    let info_size = size_of::<HvmStartInfo>() as u64;
+    let cmdline_gpa = info_gpa + info_size;
+    let cmdline_size = if cfg.cmdline.is_empty() {
+        0
+    } else {
+        cfg.cmdline.len() as u64 + 1
+    };
+    let memmap = layout.memmap();
+    let memmap_gpa = align_up(cmdline_gpa + cmdline_size, 8).unwrap_or(u64::MAX);
+    let memmap_size = (memmap.len() * size_of::<HvmMemmapTableEntry>()) as u64;
+    if !layout.is_ram(info_gpa, memmap_gpa.saturating_sub(info_gpa) + memmap_size) {
+        return Err(BuildError::NoRoomForStartInfo { at: info_gpa });
+    }
+    let info = HvmStartInfo {
+        magic: XEN_HVM_START_MAGIC_VALUE,
+        version: 1,
+        flags: 0,
+        nr_modules: 0,
+        modlist_paddr: 0,
+        cmdline_paddr: if cmdline_size == 0 { 0 } else { cmdline_gpa },
+        rsdp_paddr: 0,
+        memmap_paddr: memmap_gpa,
+        memmap_entries: memmap.len() as u32,
+        reserved: 0,
+    };
+    zero(mem, info_gpa, memmap_gpa + memmap_size - info_gpa)?;
+    write_bytes(mem, info_gpa, &start_info_bytes(&info))?;
+    if cmdline_size != 0 {
+        write_bytes(mem, cmdline_gpa, cfg.cmdline)?; // the NUL is already there
+    }
+    for (i, e) in memmap.iter().enumerate() {
+        let at = memmap_gpa + (i * size_of::<HvmMemmapTableEntry>()) as u64;
+        write_bytes(mem, at, &memmap_entry_bytes(e))?;
+    }
+    Ok(Built {
+        regs: InitialRegisters::pvh(elf.entry, info_gpa),
+        layout,
+        start_info_gpa: info_gpa,
+        kernel,
+    })
+}

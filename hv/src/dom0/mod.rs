@@ -1,0 +1,4 @@
+//! Domain 0's services that live inside hv, as host-testable logic over small traits; the
+//! kernel supplies the shared pages and the serial port.
+
+pub mod console;

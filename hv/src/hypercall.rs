@@ -1,0 +1,589 @@
+//! Hypercall dispatch: decodes the op and its guest-virtual arguments and answers as Xen
+//! 4.17 answers a PVH domU, for the operations issue 13 covers; everything else answers
+//! `-ENOSYS` and is reported as not implemented so it is counted.
+//!
+//! Every argument is a guest allegation: buffers are read and written only through
+//! [`HypercallEnv`] (Xen's `copy_from_guest` / `copy_to_guest`, `-EFAULT` on failure), and
+//! numbers are range-checked before use.
+
+use abi::errno::{XEN_EFAULT, XEN_EINVAL, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH};
+use abi::xen as x;
+
+/// One memory-map entry as `XENMEM_memory_map` returns it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct E820 {
+    /// First byte.
+    pub addr: u64,
+    /// Length.
+    pub size: u64,
+    /// Type (`XEN_HVM_MEMMAP_TYPE_*`).
+    pub kind: u32,
+}
+
+/// What dispatch needs from the domain.
+pub trait HypercallEnv {
+    /// Xen's `copy_from_guest`: reads the guest-virtual buffer at `va`.
+    fn read_guest(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestFault>;
+    /// Xen's `copy_to_guest`: writes the guest-virtual buffer at `va`.
+    fn write_guest(&mut self, va: u64, data: &[u8]) -> Result<(), GuestFault>;
+    /// Maps the domain's shared_info page at guest frame `gfn` (moving it if mapped
+    /// elsewhere); a Xen errno (negative) on failure.
+    fn map_shared_info(&mut self, gfn: u64) -> Result<(), i64>;
+    /// The domain's memory map (the one its start info carries).
+    fn e820(&self) -> &[E820];
+    /// The guest notified its console port: drain the console ring.
+    fn console_notify(&mut self);
+}
+
+/// A guest buffer could not be reached (answered `-EFAULT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestFault;
+
+/// The fixed facts of a domain that hypercalls report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainParams {
+    /// The domain's id (`DOMID_SELF` and this are "self").
+    pub domid: u16,
+    /// `HVM_PARAM_CONSOLE_PFN`.
+    pub console_pfn: u64,
+    /// `HVM_PARAM_CONSOLE_EVTCHN`.
+    pub console_evtchn: u32,
+    /// `HVM_PARAM_STORE_PFN`.
+    pub store_pfn: u64,
+    /// `HVM_PARAM_STORE_EVTCHN`.
+    pub store_evtchn: u32,
+}
+
+/// What the caller does after the hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Return `ret` to the guest and resume it.
+    Resume,
+    /// The domain shut down with this `SHUTDOWN_*` reason.
+    Shutdown(u32),
+}
+
+/// The outcome of one hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The value for the guest's RAX.
+    pub ret: i64,
+    /// What happens next.
+    pub action: Action,
+    /// False when hv answered `-ENOSYS` because it does not implement the operation yet.
+    pub implemented: bool,
+}
+
+/// Xen 4.17's `XENVER_version` for `hv`: 4.17.
+pub const XEN_VERSION: u32 = (4 << 16) | 17;
+
+/// `XENVER_get_features` submap 0 that Xen 4.17 gives a PVH domU (read from a stock-Xen
+/// boot: writable_page_tables, auto_translated_physmap, hvm_callback_vector,
+/// hvm_safe_pvclock, memory_op_vnode_supported, not_direct_mapped).
+pub const FEATURES_SUBMAP0: u32 = {
+    use abi::features as f;
+    (1 << f::XENFEAT_WRITABLE_PAGE_TABLES)
+        | (1 << f::XENFEAT_AUTO_TRANSLATED_PHYSMAP)
+        | (1 << f::XENFEAT_HVM_CALLBACK_VECTOR)
+        | (1 << f::XENFEAT_HVM_SAFE_PVCLOCK)
+        | (1 << f::XENFEAT_MEMORY_OP_VNODE_SUPPORTED)
+        | (1 << f::XENFEAT_NOT_DIRECT_MAPPED)
+};
+const _: () = assert!(FEATURES_SUBMAP0 == 0x0001_2305);
+
+const fn err(errno: i32) -> i64 {
+    -(errno as i64)
+}
+
+fn done(ret: i64) -> Outcome {
+    Outcome {
+        ret,
+        action: Action::Resume,
+        implemented: true,
+    }
+}
+
+fn not_implemented() -> Outcome {
+    Outcome {
+        ret: err(XEN_ENOSYS),
+        action: Action::Resume,
+        implemented: false,
+    }
+}
+
+const EFAULT: i64 = err(XEN_EFAULT);
+
+/// Writes an OUT field and answers 0, or `-EFAULT` if the guest's buffer is unreachable.
+fn write_result(env: &mut impl HypercallEnv, va: u64, bytes: &[u8]) -> Outcome {
+    match env.write_guest(va, bytes) {
+        Ok(()) => done(0),
+        Err(GuestFault) => done(EFAULT),
+    }
+}
+
+fn read_u32(env: &impl HypercallEnv, va: u64) -> Result<u32, GuestFault> {
+    let mut b = [0u8; 4];
+    env.read_guest(va, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn read_u64(env: &impl HypercallEnv, va: u64) -> Result<u64, GuestFault> {
+    let mut b = [0u8; 8];
+    env.read_guest(va, &mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// Dispatches hypercall `op` with arguments `args` (rdi, rsi, rdx, r10, r8).
+pub fn dispatch(
+    env: &mut impl HypercallEnv,
+    params: &DomainParams,
+    op: u64,
+    args: [u64; 5],
+) -> Outcome {
+    let Ok(op) = u32::try_from(op) else {
+        return done(err(XEN_ENOSYS));
+    };
+    match op {
+        x::HYPERVISOR_XEN_VERSION => xen_version(env, args),
+        x::HYPERVISOR_MEMORY_OP => memory_op(env, params, args),
+        x::HYPERVISOR_HVM_OP => hvm_op(env, params, args),
+        // A domU may not use Xen's console (release build's XSM dummy policy).
+        x::HYPERVISOR_CONSOLE_IO => done(err(XEN_EPERM)),
+        x::HYPERVISOR_SCHED_OP => sched_op(env, params, args),
+        x::HYPERVISOR_EVENT_CHANNEL_OP => event_channel_op(env, params, args),
+        // Ops Xen 4.17 offers an HVM guest that hv does not implement yet.
+        x::HYPERVISOR_SET_TIMER_OP
+        | x::HYPERVISOR_GRANT_TABLE_OP
+        | x::HYPERVISOR_VCPU_OP
+        | x::HYPERVISOR_PHYSDEV_OP
+        | x::HYPERVISOR_XSM_OP
+        | x::HYPERVISOR_MMUEXT_OP
+        | x::HYPERVISOR_MULTICALL
+        | x::HYPERVISOR_VM_ASSIST
+        | x::HYPERVISOR_SYSCTL
+        | x::HYPERVISOR_DOMCTL
+        | x::HYPERVISOR_ARGO_OP
+        | x::HYPERVISOR_DM_OP
+        | x::HYPERVISOR_HYPFS_OP => not_implemented(),
+        // Not an HVM hypercall in Xen either.
+        _ => done(err(XEN_ENOSYS)),
+    }
+}
+
+fn xen_version(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
+    use abi::version as v;
+    let (cmd, arg) = (args[0], args[1]);
+    let Ok(cmd) = u32::try_from(cmd) else {
+        return done(err(XEN_ENOSYS));
+    };
+    match cmd {
+        v::XENVER_VERSION => done(i64::from(XEN_VERSION)),
+        // Only with a NULL argument.
+        v::XENVER_PAGESIZE if arg == 0 => done(4096),
+        v::XENVER_PAGESIZE => done(err(XEN_EINVAL)),
+        v::XENVER_CAPABILITIES => {
+            // Xen copies the whole 1024-byte array: the string (ending in a space), then NULs.
+            let mut info: v::XenCapabilitiesInfo = [0; v::XEN_CAPABILITIES_INFO_LEN];
+            info[..CAPABILITIES.len()].copy_from_slice(CAPABILITIES);
+            write_result(env, arg, &info)
+        }
+        // Denied to a domU (XSM_PRIV), which gets "<denied>" and 0.
+        v::XENVER_COMMANDLINE => write_result(env, arg, DENIED),
+        v::XENVER_GET_FEATURES => {
+            let Ok(idx) = read_u32(env, arg) else {
+                return done(EFAULT);
+            };
+            if idx >= abi::features::XENFEAT_NR_SUBMAPS {
+                return done(err(XEN_EINVAL));
+            }
+            let map = if idx == 0 { FEATURES_SUBMAP0 } else { 0 };
+            write_result(env, arg + 4, &map.to_le_bytes())
+        }
+        // Privileged in Xen's dummy XSM policy.
+        v::XENVER_BUILD_ID => done(err(XEN_EPERM)),
+        v::XENVER_EXTRAVERSION
+        | v::XENVER_COMPILE_INFO
+        | v::XENVER_CHANGESET
+        | v::XENVER_PLATFORM_PARAMETERS => not_implemented(),
+        // The domain's handle (xl puts the domain's UUID there); hv's domains have none.
+        v::XENVER_GUEST_HANDLE => write_result(env, arg, &[0; 16]),
+        _ => done(err(XEN_ENOSYS)),
+    }
+}
+
+/// `XENVER_capabilities` of Xen 4.17 on x86_64 with HVM (as stock Xen answered pvguest).
+pub const CAPABILITIES: &[u8] = b"xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64 ";
+
+/// What Xen 4.17 copies for a sub-op XSM denies but still answers (`xen_deny()`).
+pub const DENIED: &[u8] = b"<denied>\0";
+
+/// `MEMOP_CMD_MASK`: the low bits of a memory_op command name the operation.
+const MEMOP_CMD_MASK: u64 = 0x3f;
+
+/// Xen's domain lookup plus its XSM check for an operation on domain `domid` that a domU
+/// may do only to itself: `DOMID_SELF` or its own id pass; domain 0 exists in Xen but the
+/// policy refuses it (`-EPERM`); any other id names no domain (`-ESRCH`).
+fn own_domain(params: &DomainParams, domid: u16) -> Result<(), i64> {
+    if domid == x::DOMID_SELF || domid == params.domid {
+        Ok(())
+    } else if domid == 0 {
+        Err(err(XEN_EPERM))
+    } else {
+        Err(err(XEN_ESRCH))
+    }
+}
+
+fn memory_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
+    use abi::memory as m;
+    let (cmd, arg) = (args[0] & MEMOP_CMD_MASK, args[1]);
+    match cmd as u32 {
+        m::XENMEM_MEMORY_MAP => {
+            let Ok(nr) = read_u32(env, arg) else {
+                return done(EFAULT);
+            };
+            let Ok(buffer) = read_u64(env, arg + 8) else {
+                return done(EFAULT);
+            };
+            let map = env.e820();
+            let n = (nr as usize).min(map.len());
+            let mut bytes = [0u8; 20 * 16];
+            let mut len = 0;
+            for e in map.iter().take(n.min(16)) {
+                bytes[len..len + 8].copy_from_slice(&e.addr.to_le_bytes());
+                bytes[len + 8..len + 16].copy_from_slice(&e.size.to_le_bytes());
+                bytes[len + 16..len + 20].copy_from_slice(&e.kind.to_le_bytes());
+                len += 20;
+            }
+            const _: () = assert!(core::mem::size_of::<m::E820Entry>() == 20);
+            if env.write_guest(buffer, &bytes[..len]).is_err() {
+                return done(EFAULT);
+            }
+            let count = (len / 20) as u32;
+            write_result(env, arg, &count.to_le_bytes())
+        }
+        m::XENMEM_ADD_TO_PHYSMAP => {
+            let mut raw = [0u8; 24];
+            if env.read_guest(arg, &mut raw).is_err() {
+                return done(EFAULT);
+            }
+            let domid = u16::from_le_bytes([raw[0], raw[1]]);
+            let space = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
+            let mut idx = [0u8; 8];
+            idx.copy_from_slice(&raw[8..16]);
+            let idx = u64::from_le_bytes(idx);
+            let mut gpfn = [0u8; 8];
+            gpfn.copy_from_slice(&raw[16..24]);
+            let gpfn = u64::from_le_bytes(gpfn);
+            if let Err(e) = own_domain(params, domid) {
+                return done(e);
+            }
+            match space {
+                m::XENMAPSPACE_SHARED_INFO => {
+                    if idx != 0 {
+                        return done(err(XEN_EINVAL));
+                    }
+                    match env.map_shared_info(gpfn) {
+                        Ok(()) => done(0),
+                        Err(e) => done(e),
+                    }
+                }
+                _ => not_implemented(),
+            }
+        }
+        _ => not_implemented(),
+    }
+}
+
+fn hvm_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
+    use abi::hvm as h;
+    let (op, arg) = (args[0], args[1]);
+    if op != u64::from(h::HVMOP_GET_PARAM) {
+        return not_implemented();
+    }
+    let mut raw = [0u8; 16];
+    if env.read_guest(arg, &mut raw).is_err() {
+        return done(EFAULT);
+    }
+    let domid = u16::from_le_bytes([raw[0], raw[1]]);
+    let index = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
+    // Xen's order: the index bound, the domain, then whether the guest may read it.
+    if index >= h::HVM_NR_PARAMS {
+        return done(err(XEN_EINVAL));
+    }
+    if let Err(e) = own_domain(params, domid) {
+        return done(e);
+    }
+    let value = match index {
+        h::HVM_PARAM_CONSOLE_PFN => params.console_pfn,
+        h::HVM_PARAM_CONSOLE_EVTCHN => u64::from(params.console_evtchn),
+        h::HVM_PARAM_STORE_PFN => params.store_pfn,
+        h::HVM_PARAM_STORE_EVTCHN => u64::from(params.store_evtchn),
+        // Readable by the guest and left unset by xl for a PVH domU (the callback stays 0:
+        // HVMOP_set_param is not implemented yet).
+        h::HVM_PARAM_CALLBACK_IRQ
+        | h::HVM_PARAM_VM86_TSS
+        | h::HVM_PARAM_VM86_TSS_SIZED
+        | h::HVM_PARAM_ACPI_IOPORTS_LOCATION
+        | h::HVM_PARAM_VM_GENERATION_ID_ADDR
+        | h::HVM_PARAM_ALTP2M => 0,
+        // Readable, but Xen's value depends on the host FPU: not implemented.
+        h::HVM_PARAM_X87_FIP_WIDTH => return not_implemented(),
+        // The toolstack's parameters: refused to the guest itself.
+        _ => return done(err(XEN_EPERM)),
+    };
+    write_result(env, arg + 8, &value.to_le_bytes())
+}
+
+fn sched_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
+    use abi::sched as s;
+    let (cmd, arg) = (args[0], args[1]);
+    match u32::try_from(cmd) {
+        Ok(s::SCHEDOP_YIELD) => done(0),
+        Ok(s::SCHEDOP_SHUTDOWN) => {
+            let Ok(reason) = read_u32(env, arg) else {
+                return done(EFAULT);
+            };
+            // Xen passes the reason on as a u8; the toolstack acts on the known ones.
+            Outcome {
+                ret: 0,
+                action: Action::Shutdown(reason & 0xff),
+                implemented: true,
+            }
+        }
+        Ok(s::SCHEDOP_BLOCK | s::SCHEDOP_POLL | s::SCHEDOP_SHUTDOWN_CODE | s::SCHEDOP_WATCHDOG) => {
+            not_implemented()
+        }
+        Ok(s::SCHEDOP_REMOTE_SHUTDOWN) => {
+            // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
+            let mut raw = [0u8; 8];
+            if env.read_guest(arg, &mut raw).is_err() {
+                return done(EFAULT);
+            }
+            let domid = u16::from_le_bytes([raw[0], raw[1]]);
+            // Only this domain exists, and a domU may not shut itself down this way (XSM).
+            if domid == params.domid {
+                done(err(XEN_EPERM))
+            } else {
+                done(err(XEN_ESRCH))
+            }
+        }
+        _ => done(err(XEN_ENOSYS)),
+    }
+}
+
+fn event_channel_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
+    use abi::event_channel as e;
+    let (cmd, arg) = (args[0], args[1]);
+    if cmd != u64::from(e::EVTCHNOP_SEND) {
+        return not_implemented();
+    }
+    let Ok(port) = read_u32(env, arg) else {
+        return done(EFAULT);
+    };
+    if port == params.console_evtchn {
+        env.console_notify();
+        return done(0);
+    }
+    // Other ports need the event-channel table (a later issue).
+    not_implemented()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guest memory where virtual = physical = an index into a Vec.
+    struct Fake {
+        mem: Vec<u8>,
+        shared_info: Option<u64>,
+        notified: u32,
+        e820: Vec<E820>,
+    }
+
+    impl Fake {
+        fn new() -> Self {
+            Self {
+                mem: vec![0; 0x10000],
+                shared_info: None,
+                notified: 0,
+                e820: vec![
+                    E820 {
+                        addr: 0,
+                        size: 128 << 20,
+                        kind: 1,
+                    },
+                    E820 {
+                        addr: 0xfeff8000,
+                        size: 0x8000,
+                        kind: 2,
+                    },
+                ],
+            }
+        }
+        fn put(&mut self, va: u64, data: &[u8]) {
+            self.mem[va as usize..va as usize + data.len()].copy_from_slice(data);
+        }
+        fn get(&self, va: u64, len: usize) -> &[u8] {
+            &self.mem[va as usize..va as usize + len]
+        }
+    }
+
+    impl HypercallEnv for Fake {
+        fn read_guest(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestFault> {
+            let end = va.checked_add(buf.len() as u64).ok_or(GuestFault)?;
+            if end > self.mem.len() as u64 {
+                return Err(GuestFault);
+            }
+            buf.copy_from_slice(&self.mem[va as usize..end as usize]);
+            Ok(())
+        }
+        fn write_guest(&mut self, va: u64, data: &[u8]) -> Result<(), GuestFault> {
+            let end = va.checked_add(data.len() as u64).ok_or(GuestFault)?;
+            if end > self.mem.len() as u64 {
+                return Err(GuestFault);
+            }
+            self.put(va, data);
+            Ok(())
+        }
+        fn map_shared_info(&mut self, gfn: u64) -> Result<(), i64> {
+            self.shared_info = Some(gfn);
+            Ok(())
+        }
+        fn e820(&self) -> &[E820] {
+            &self.e820
+        }
+        fn console_notify(&mut self) {
+            self.notified += 1;
+        }
+    }
+
+    const P: DomainParams = DomainParams {
+        domid: 1,
+        console_pfn: 0xfefff,
+        console_evtchn: 2,
+        store_pfn: 0xfeffc,
+        store_evtchn: 1,
+    };
+
+    fn call(f: &mut Fake, op: u32, a0: u64, a1: u64) -> Outcome {
+        dispatch(f, &P, u64::from(op), [a0, a1, 0, 0, 0])
+    }
+
+    #[test]
+    fn xen_version_and_features() {
+        let mut f = Fake::new();
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 0, 0).ret, 0x40011);
+        f.put(0x100, &0u32.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 6, 0x100).ret, 0);
+        assert_eq!(f.get(0x104, 4), &0x12305u32.to_le_bytes());
+        f.put(0x100, &1u32.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 6, 0x100).ret, -22);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 6, 0xfffe).ret, -14);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 10, 0x100).ret, -1);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 9, 0x100).ret, 0);
+        assert_eq!(f.get(0x100, 9), b"<denied>\0");
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 7, 0).ret, 4096);
+        f.put(0x200, &[0xaa; 16]);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 8, 0x200).ret, 0);
+        assert_eq!(f.get(0x200, 16), &[0; 16]);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 7, 0x100).ret, -22);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 3, 0x1000).ret, 0);
+        assert_eq!(f.get(0x1000, 15), b"xen-3.0-x86_64 ");
+        assert_eq!(f.get(0x1000 + 1023, 1), &[0]);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 3, 0xfd00).ret, -14);
+        assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 99, 0).ret, -38);
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_XEN_VERSION, u64::MAX, 0).ret,
+            -38
+        );
+    }
+
+    #[test]
+    fn memory_map_and_shared_info() {
+        let mut f = Fake::new();
+        f.put(0x200, &8u32.to_le_bytes());
+        f.put(0x208, &0x300u64.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 9, 0x200).ret, 0);
+        assert_eq!(f.get(0x200, 4), &2u32.to_le_bytes());
+        assert_eq!(f.get(0x300 + 8, 8), &(128u64 << 20).to_le_bytes());
+        assert_eq!(f.get(0x300 + 36, 4), &2u32.to_le_bytes());
+        // A buffer outside memory.
+        f.put(0x208, &0xfff0u64.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 9, 0x200).ret, -14);
+        // add_to_physmap(shared_info, idx 0, gpfn 0x1234)
+        let mut a = Vec::new();
+        a.extend_from_slice(&x::DOMID_SELF.to_le_bytes());
+        a.extend_from_slice(&0u16.to_le_bytes());
+        a.extend_from_slice(&0u32.to_le_bytes());
+        a.extend_from_slice(&0u64.to_le_bytes());
+        a.extend_from_slice(&0x1234u64.to_le_bytes());
+        f.put(0x400, &a);
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, 0);
+        assert_eq!(f.shared_info, Some(0x1234));
+        f.put(0x400, &7u16.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, -3);
+        let o = call(&mut f, x::HYPERVISOR_MEMORY_OP, 1, 0x400);
+        assert!(!o.implemented && o.ret == -38);
+    }
+
+    #[test]
+    fn params_console_sched() {
+        let mut f = Fake::new();
+        let mut p = Vec::new();
+        p.extend_from_slice(&x::DOMID_SELF.to_le_bytes());
+        p.extend_from_slice(&0u16.to_le_bytes());
+        p.extend_from_slice(&abi::hvm::HVM_PARAM_CONSOLE_PFN.to_le_bytes());
+        p.extend_from_slice(&0u64.to_le_bytes());
+        f.put(0x500, &p);
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, 0);
+        assert_eq!(f.get(0x508, 8), &0xfefff_u64.to_le_bytes());
+        f.put(0x504, &1000u32.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -22);
+        f.put(0x504, &abi::hvm::HVM_PARAM_IDENT_PT.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -1);
+        f.put(0x504, &abi::hvm::HVM_PARAM_STORE_EVTCHN.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, 0);
+        assert_eq!(f.get(0x508, 8), &1u64.to_le_bytes());
+        f.put(0x500, &0u16.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -1);
+        f.put(0x500, &5u16.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -3);
+        assert_eq!(call(&mut f, x::HYPERVISOR_CONSOLE_IO, 0, 0).ret, -1);
+        f.put(0x600, &2u32.to_le_bytes());
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 4, 0x600).ret,
+            0
+        );
+        assert_eq!(f.notified, 1);
+        f.put(0x600, &0u32.to_le_bytes());
+        let o = call(&mut f, x::HYPERVISOR_SCHED_OP, 2, 0x600);
+        assert_eq!(o.action, Action::Shutdown(0));
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_SCHED_OP, 0, 0x600).action,
+            Action::Resume
+        );
+        assert_eq!(dispatch(&mut f, &P, 63, [0; 5]).ret, -38);
+        assert_eq!(dispatch(&mut f, &P, u64::MAX, [0; 5]).ret, -38);
+    }
+
+    proptest::proptest! {
+        /// Any op, any arguments, any memory contents: dispatch answers without panicking,
+        /// and an unimplemented answer is always -ENOSYS.
+        #[test]
+        fn no_guest_value_panics(
+            op in proptest::prop_oneof![0u64..70, proptest::num::u64::ANY],
+            args in proptest::array::uniform5(proptest::prop_oneof![
+                0u64..0x3400, 0u64..16, proptest::num::u64::ANY
+            ]),
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0x3000),
+        ) {
+            let mut f = Fake::new();
+            f.mem = bytes;
+            let o = dispatch(&mut f, &P, op, args);
+            if !o.implemented {
+                proptest::prop_assert_eq!(o.ret, -38);
+            }
+            proptest::prop_assert!(o.ret <= 0x4_0011);
+        }
+    }
+}

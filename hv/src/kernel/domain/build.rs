@@ -1,0 +1,175 @@
+//! Building domain 1: its memory and nested tables, the guest ELF through the domain
+//! builder, and the VMCB with the intercepts and the PVH entry state.
+
+use crate::builder::{self, DomainConfig};
+use crate::counters::Counters;
+use crate::cpuid::CpuidContext;
+use crate::frames::{FRAME_SIZE, Frames};
+use crate::guest::phys::PAGE_SIZE;
+use crate::hvlog;
+use crate::hypercall::{DomainParams, E820};
+use crate::layout;
+use crate::npt::Npt;
+use crate::svm::emulate::EFER_SVME;
+use crate::svm::vmcb::{self, Segment, Vmcb, misc1, misc2};
+
+use super::super::console::Console;
+use super::super::memory::{DomainMemory, HostTables, alloc_zeroed};
+use super::super::svm::{self, GuestRegs};
+use super::{Domain, DomainError};
+
+const HUGE: u64 = 2 << 20;
+
+/// The VMCB page of the one vCPU.
+static mut VMCB: Vmcb = Vmcb::ZERO;
+
+impl Domain {
+    /// Builds domain 1 from the PVH ELF `image` with command line `cmdline`. Called once.
+    pub fn build(mut frames: Frames, image: &[u8], cmdline: &str) -> Result<Self, DomainError> {
+        let oom = |_| DomainError::OutOfMemory;
+        let ram_bytes = layout::MEMORY_MIB << 20;
+        let ram = alloc_zeroed(&mut frames, ram_bytes, HUGE).map_err(oom)?;
+        let console = alloc_zeroed(&mut frames, FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
+        let store = alloc_zeroed(&mut frames, FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
+        let shared_info = alloc_zeroed(&mut frames, FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
+        let npt = {
+            let mut t = HostTables {
+                frames: &mut frames,
+            };
+            let npt = Npt::new(&mut t).map_err(DomainError::Npt)?;
+            for off in (0..ram_bytes).step_by(HUGE as usize) {
+                npt.map_2m(&mut t, off, ram + off, true)
+                    .map_err(DomainError::Npt)?;
+            }
+            npt.map_4k(&mut t, layout::CONSOLE_PFN * PAGE_SIZE, console, true)
+                .map_err(DomainError::Npt)?;
+            npt.map_4k(&mut t, layout::STORE_PFN * PAGE_SIZE, store, true)
+                .map_err(DomainError::Npt)?;
+            npt
+        };
+        let mut mem = DomainMemory { npt };
+        let built = builder::build(
+            &mut mem,
+            image,
+            &DomainConfig {
+                memory_mib: layout::MEMORY_MIB,
+                cmdline: cmdline.as_bytes(),
+            },
+        )
+        .map_err(DomainError::Build)?;
+        let mut e820 = [E820::default(); builder::layout::MEMMAP_ENTRIES];
+        for (slot, e) in e820.iter_mut().zip(built.layout.memmap()) {
+            *slot = E820 {
+                addr: e.addr,
+                size: e.size,
+                kind: e.type_,
+            };
+        }
+        hvlog!(
+            "d{}: {} MiB RAM at host {ram:#x}, kernel {:#x}-{:#x}, entry {:#x}, start info {:#x}",
+            layout::DOMID,
+            layout::MEMORY_MIB,
+            built.kernel.0,
+            built.kernel.1,
+            built.regs.rip,
+            built.start_info_gpa
+        );
+
+        // SAFETY: called once (from start); nothing else refers to VMCB, so this is the only
+        // reference to it for the rest of the run.
+        let Some(vmcb) = (unsafe { (&raw mut VMCB).as_mut() }) else {
+            return Err(DomainError::OutOfMemory);
+        };
+        *vmcb = Vmcb::ZERO;
+        let r = &built.regs;
+        let c = &mut vmcb.control;
+        c.intercept_misc1 = misc1::INTR
+            | misc1::VINTR
+            | misc1::CPUID
+            | misc1::HLT
+            | misc1::INVLPGA
+            | misc1::IOIO_PROT
+            | misc1::MSR_PROT
+            | misc1::SHUTDOWN;
+        c.intercept_misc2 = misc2::VMRUN
+            | misc2::VMMCALL
+            | misc2::VMLOAD
+            | misc2::VMSAVE
+            | misc2::STGI
+            | misc2::CLGI
+            | misc2::SKINIT
+            | misc2::XSETBV;
+        c.iopm_base_pa = svm::iopm_pa();
+        c.msrpm_base_pa = svm::msrpm_pa();
+        c.guest_asid = 1;
+        c.tlb_control = vmcb::TLB_CONTROL_FLUSH_ALL;
+        c.vintr = vmcb::V_INTR_MASKING;
+        c.np_enable = 1;
+        c.n_cr3 = mem.npt.root;
+        let s = &mut vmcb.save;
+        s.cs = r.cs;
+        s.ds = r.ds;
+        s.es = r.es;
+        s.ss = r.ss;
+        s.fs = r.fs;
+        s.gs = r.gs;
+        s.tr = r.tr;
+        s.ldtr = r.ldtr;
+        s.gdtr = Segment {
+            base: r.gdtr.0,
+            limit: r.gdtr.1,
+            ..Segment::default()
+        };
+        s.idtr = Segment {
+            base: r.idtr.0,
+            limit: r.idtr.1,
+            ..Segment::default()
+        };
+        s.cpl = 0;
+        s.efer = r.efer | EFER_SVME;
+        s.cr0 = r.cr0;
+        s.cr3 = r.cr3;
+        s.cr4 = r.cr4;
+        s.dr6 = r.dr6;
+        s.dr7 = r.dr7;
+        s.rflags = r.rflags;
+        s.rip = r.rip;
+        s.rsp = r.rsp;
+        s.rax = 0;
+        s.g_pat = 0x0007_0406_0007_0406;
+        let regs = GuestRegs {
+            rbx: r.rbx,
+            ..GuestRegs::default()
+        };
+
+        let tsc_khz = super::super::tsc::calibrate_khz();
+        hvlog!("TSC {tsc_khz} kHz (PIT calibration)");
+        let ext = core::arch::x86_64::__cpuid(0x8000_0001);
+        let power = core::arch::x86_64::__cpuid(0x8000_0007);
+        Ok(Self {
+            frames,
+            mem,
+            vmcb,
+            regs,
+            shared_info,
+            shared_info_gfn: None,
+            e820,
+            params: DomainParams {
+                domid: layout::DOMID,
+                console_pfn: layout::CONSOLE_PFN,
+                console_evtchn: layout::CONSOLE_EVTCHN,
+                store_pfn: layout::STORE_PFN,
+                store_evtchn: layout::STORE_EVTCHN,
+            },
+            cpuid: CpuidContext {
+                domid: layout::DOMID,
+                vcpu_id: 0,
+                host_tsc_reliable: power.edx & (1 << 8) != 0,
+                host_rdtscp: ext.edx & (1 << 27) != 0,
+                tsc_khz,
+            },
+            console: Console::new(console, layout::DOMID),
+            counters: Counters::new(),
+        })
+    }
+}

@@ -1,0 +1,237 @@
+//! The exit handlers: CPUID, HLT, port I/O, MSRs, XSETBV, the SVM instructions (#UD),
+//! nested page faults and hypercalls.
+
+use crate::cpuid;
+use crate::guest::phys::{PAGE_SIZE, write_bytes};
+use crate::guest::walk::PagingState;
+use crate::hvlog;
+use crate::hypercall::{self, Action};
+use crate::layout;
+use crate::svm::emulate::{self, EFER_LMA, EFER_SVME, PortIo};
+use crate::svm::exit;
+
+use super::super::svm::{self, MSR_EFER};
+use super::env::Env;
+use super::{Domain, Ending};
+
+const RFLAGS_IF: u64 = 1 << 9;
+const VECTOR_UD: u8 = 6;
+const VECTOR_GP: u8 = 13;
+
+impl Domain {
+    pub(super) fn handle_exit(&mut self, code: u64) -> Option<Ending> {
+        let info1 = self.vmcb.control.exitinfo1;
+        let info2 = self.vmcb.control.exitinfo2;
+        match code {
+            exit::INTR | exit::NMI => None,
+            exit::VINTR => {
+                self.vmcb.control.vintr &= !(1 << 8);
+                None
+            }
+            exit::VMMCALL => self.hypercall(),
+            exit::CPUID => {
+                self.cpuid();
+                self.advance(2);
+                None
+            }
+            exit::HLT => {
+                self.advance(1);
+                if self.vmcb.save.rflags & RFLAGS_IF == 0 {
+                    // Xen: a vCPU halted with interrupts off is down; the domain powers off.
+                    Some(Ending::Shutdown(abi::sched::SHUTDOWN_POWEROFF))
+                } else {
+                    None
+                }
+            }
+            exit::IOIO => {
+                self.ioio(info1);
+                self.retire(info2);
+                None
+            }
+            exit::MSR => {
+                self.msr(info1 != 0);
+                None
+            }
+            exit::XSETBV => {
+                self.xsetbv();
+                None
+            }
+            exit::VMRUN
+            | exit::VMLOAD
+            | exit::VMSAVE
+            | exit::STGI
+            | exit::CLGI
+            | exit::SKINIT
+            | exit::INVLPGA => {
+                self.inject(VECTOR_UD, None);
+                None
+            }
+            exit::NPF => self.crash(format_args!(
+                "access to guest-physical {info2:#x} outside its memory (error {info1:#x})"
+            )),
+            exit::SHUTDOWN => self.crash(format_args!("triple fault")),
+            exit::INVALID => self.crash(format_args!(
+                "VMRUN refused the guest state (efer {:#x}, cr0 {:#x}, cr4 {:#x})",
+                self.vmcb.save.efer, self.vmcb.save.cr0, self.vmcb.save.cr4
+            )),
+            other => self.crash(format_args!(
+                "unexpected exit {other:#x} (info1 {info1:#x}, info2 {info2:#x})"
+            )),
+        }
+    }
+
+    fn cpuid(&mut self) {
+        let leaf = self.vmcb.save.rax as u32;
+        let sub = self.regs.rcx as u32;
+        let r = cpuid::xen_leaf(leaf, sub, &self.cpuid).unwrap_or_else(|| host_cpuid(leaf, sub));
+        self.vmcb.save.rax = u64::from(r[0]);
+        self.regs.rbx = u64::from(r[1]);
+        self.regs.rcx = u64::from(r[2]);
+        self.regs.rdx = u64::from(r[3]);
+    }
+
+    fn ioio(&mut self, info1: u64) {
+        // OUT is dropped; INS/OUTS are skipped whole (see the crate docs).
+        if let PortIo::In { bytes, .. } = emulate::decode_ioio(info1) {
+            self.vmcb.save.rax = emulate::in_all_ones(self.vmcb.save.rax, bytes);
+        }
+    }
+
+    fn msr(&mut self, write: bool) {
+        let msr = self.regs.rcx as u32;
+        let value = (self.vmcb.save.rax & 0xffff_ffff) | (self.regs.rdx << 32);
+        let ok = if write {
+            self.wrmsr(msr, value)
+        } else {
+            match self.rdmsr(msr) {
+                Some(v) => {
+                    self.vmcb.save.rax = v & 0xffff_ffff;
+                    self.regs.rdx = v >> 32;
+                    true
+                }
+                None => false,
+            }
+        };
+        if ok {
+            self.advance(2);
+        } else {
+            self.inject(VECTOR_GP, Some(0));
+        }
+    }
+
+    fn rdmsr(&self, msr: u32) -> Option<u64> {
+        match msr {
+            MSR_EFER => Some(emulate::efer_read(self.vmcb.save.efer)),
+            _ => None,
+        }
+    }
+
+    fn wrmsr(&mut self, msr: u32, value: u64) -> bool {
+        match msr {
+            MSR_EFER => match emulate::efer_write(self.vmcb.save.efer, value) {
+                Some(efer) => {
+                    self.vmcb.save.efer = efer;
+                    true
+                }
+                None => false,
+            },
+            cpuid::HYPERCALL_MSR => self.write_hypercall_page(value),
+            _ => false,
+        }
+    }
+
+    /// Fills the guest's hypercall page ([`emulate::hypercall_page`]) at `value`.
+    fn write_hypercall_page(&mut self, value: u64) -> bool {
+        if value & (PAGE_SIZE - 1) != 0 {
+            return false; // page index > 0: Xen offers one page
+        }
+        match write_bytes(&mut self.mem, value, &emulate::hypercall_page()) {
+            Ok(()) => true,
+            Err(e) => {
+                hvlog!(
+                    "d{}: hypercall page at {value:#x} refused: {e:?}",
+                    layout::DOMID
+                );
+                false
+            }
+        }
+    }
+
+    fn xsetbv(&mut self) {
+        let value = (self.vmcb.save.rax & 0xffff_ffff) | (self.regs.rdx << 32);
+        let index = self.regs.rcx as u32;
+        let host = core::arch::x86_64::__cpuid_count(0xd, 0);
+        let supported = u64::from(host.eax) | (u64::from(host.edx) << 32);
+        if emulate::xcr0_valid(index, value, supported) {
+            // SAFETY: the value was checked against what the CPU supports.
+            unsafe { svm::xsetbv(value) };
+            self.advance(3);
+        } else {
+            self.inject(VECTOR_GP, Some(0));
+        }
+    }
+
+    fn hypercall(&mut self) -> Option<Ending> {
+        self.advance(3);
+        let s = &self.vmcb.save;
+        let long = s.efer & EFER_LMA != 0 && s.cs.attrib & (1 << 9) != 0;
+        let (op, args) = if long {
+            let r = &self.regs;
+            (s.rax, [r.rdi, r.rsi, r.rdx, r.r10, r.r8])
+        } else {
+            let r = &self.regs;
+            let m = |v: u64| v & 0xffff_ffff;
+            (m(s.rax), [m(r.rbx), m(r.rcx), m(r.rdx), m(r.rsi), m(r.rdi)])
+        };
+        self.counters.hypercall(op);
+        if self.vmcb.save.cpl != 0 {
+            self.vmcb.save.rax = (-i64::from(abi::errno::XEN_EPERM)) as u64;
+            return None;
+        }
+        let paging = PagingState {
+            cr0: s.cr0,
+            cr3: s.cr3,
+            cr4: s.cr4,
+            efer: s.efer & !EFER_SVME,
+            cpl: s.cpl,
+        };
+        let params = self.params;
+        let mut env = Env {
+            mem: &mut self.mem,
+            frames: &mut self.frames,
+            paging,
+            shared_info: self.shared_info,
+            shared_info_gfn: &mut self.shared_info_gfn,
+            e820: &self.e820,
+            console: &mut self.console,
+        };
+        let out = hypercall::dispatch(&mut env, &params, op, args);
+        if !out.implemented {
+            self.counters.enosys += 1;
+        }
+        let ret = out.ret as u64;
+        self.vmcb.save.rax = if long { ret } else { ret & 0xffff_ffff };
+        match out.action {
+            Action::Resume => None,
+            Action::Shutdown(reason) => Some(Ending::Shutdown(reason)),
+        }
+    }
+}
+
+/// The host's CPUID, with what a PVH domU must not see hidden (SVM, VMX) and the
+/// hypervisor bit set, as Xen does.
+fn host_cpuid(leaf: u32, sub: u32) -> [u32; 4] {
+    let r = core::arch::x86_64::__cpuid_count(leaf, sub);
+    let mut v = [r.eax, r.ebx, r.ecx, r.edx];
+    match leaf {
+        1 => {
+            v[1] &= 0x00ff_ffff; // initial APIC id 0 (vCPU 0)
+            v[2] &= !(1 << 5); // VMX
+            v[2] |= 1 << 31; // hypervisor present
+        }
+        0x8000_0001 => v[2] &= !(1 << 2), // SVM
+        0x8000_000a => v = [0; 4],        // SVM features
+        _ => {}
+    }
+    v
+}

@@ -1,0 +1,154 @@
+//! The one domain hv runs: its memory (RAM, console and xenstore pages, shared_info) and its
+//! vCPU (VMCB and registers). `build` makes it from the guest ELF, `exits` handles every
+//! #VMEXIT until the domain shuts down, `env` is what a hypercall may touch.
+
+mod build;
+mod env;
+mod exits;
+
+use core::fmt::Write;
+
+use crate::builder;
+use crate::counters::Counters;
+use crate::cpuid::CpuidContext;
+use crate::frames::Frames;
+use crate::hvlog;
+use crate::hypercall::{DomainParams, E820};
+use crate::layout;
+use crate::svm::emulate;
+use crate::svm::vmcb::Vmcb;
+
+use super::console::Console;
+use super::memory::DomainMemory;
+use super::serial;
+use super::svm::{self, GuestRegs};
+
+/// Why the domain could not be built.
+#[derive(Clone, Copy, Debug)]
+pub enum DomainError {
+    /// Out of host memory.
+    OutOfMemory,
+    /// The nested tables could not be made.
+    Npt(crate::npt::NptError),
+    /// The domain builder refused the guest.
+    Build(builder::BuildError),
+}
+
+impl core::fmt::Display for DomainError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::OutOfMemory => f.write_str("out of host memory"),
+            Self::Npt(e) => write!(f, "nested page tables: {e:?}"),
+            Self::Build(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// How the domain ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// `SCHEDOP_shutdown` (or HLT with IF=0) with this `SHUTDOWN_*` reason.
+    Shutdown(u32),
+    /// hv crashed the domain (bad access, triple fault, invalid state).
+    Crashed,
+}
+
+/// A domain and its one vCPU.
+pub struct Domain {
+    frames: Frames,
+    mem: DomainMemory,
+    vmcb: &'static mut Vmcb,
+    regs: GuestRegs,
+    shared_info: u64,
+    shared_info_gfn: Option<u64>,
+    e820: [E820; builder::layout::MEMMAP_ENTRIES],
+    params: DomainParams,
+    cpuid: CpuidContext,
+    console: Console,
+    /// Exits and hypercalls so far.
+    pub counters: Counters,
+}
+
+impl Domain {
+    /// Runs the domain until it ends.
+    pub fn run(&mut self) -> Ending {
+        let vmcb_pa = core::ptr::from_ref::<Vmcb>(self.vmcb) as u64;
+        loop {
+            // SAFETY: SVM is enabled (start), the VMCB is ours and complete (build), its
+            // intercepts include VMRUN, and the nested tables map only the domain's frames.
+            unsafe { svm::run(vmcb_pa, &mut self.regs) };
+            let code = self.vmcb.control.exitcode;
+            self.counters.exit(code);
+            // The event injected at this VMRUN was delivered, or the exit interrupted its
+            // delivery and EXITINTINFO holds it: then deliver it again on the next VMRUN.
+            let pending = self.vmcb.control.exitintinfo;
+            self.vmcb.control.event_inj = if pending & (1 << 31) != 0 { pending } else { 0 };
+            if let Some(end) = self.handle_exit(code) {
+                self.console.drain();
+                self.console.finish();
+                return end;
+            }
+        }
+    }
+
+    /// Prints the counters.
+    pub fn print_counters(&self) {
+        let _ = self.counters.print(&mut serial::Serial);
+    }
+
+    /// Moves RIP past an emulated instruction of `len` bytes ([`Self::retire`]).
+    fn advance(&mut self, len: u64) {
+        self.retire(self.vmcb.save.rip.wrapping_add(len));
+    }
+
+    /// Completes an emulated instruction whose next instruction is at `next_rip`, as Xen's
+    /// `__update_guest_eip`: the STI/MOV-SS interrupt shadow ends, and a guest single-stepping
+    /// with EFLAGS.TF gets its `#DB` (DR6.BS set).
+    fn retire(&mut self, next_rip: u64) {
+        const RFLAGS_TF: u64 = 1 << 8;
+        const DR6_BS: u64 = 1 << 14;
+        const VECTOR_DB: u8 = 1;
+        self.vmcb.save.rip = next_rip;
+        self.vmcb.control.interrupt_shadow &= !1;
+        if self.vmcb.save.rflags & RFLAGS_TF != 0 {
+            self.vmcb.save.dr6 |= DR6_BS;
+            self.inject(VECTOR_DB, None);
+        }
+    }
+
+    fn inject(&mut self, vector: u8, error_code: Option<u32>) {
+        self.vmcb.control.event_inj = emulate::exception_event(vector, error_code);
+    }
+
+    fn crash(&self, what: core::fmt::Arguments<'_>) -> Option<Ending> {
+        hvlog!(
+            "d{} crashed: {what} (rip {:#x}, cr3 {:#x})",
+            layout::DOMID,
+            self.vmcb.save.rip,
+            self.vmcb.save.cr3
+        );
+        Some(Ending::Crashed)
+    }
+}
+
+/// Logs the end of the domain, prints the counters and stops QEMU with the status for
+/// `end`: 33 for poweroff, 35 for anything else.
+pub fn finish(domain: &Domain, end: Ending) -> ! {
+    let status = match end {
+        Ending::Shutdown(abi::sched::SHUTDOWN_POWEROFF) => serial::EXIT_POWEROFF,
+        _ => serial::EXIT_CRASH,
+    };
+    match end {
+        Ending::Shutdown(r) => hvlog!("d{}: shutdown, reason {r}", layout::DOMID),
+        Ending::Crashed => hvlog!("d{}: crashed", layout::DOMID),
+    }
+    domain.print_counters();
+    let _ = writeln!(
+        serial::Serial,
+        "hv: {} exits, {} hypercalls, {} console bytes",
+        domain.counters.total_exits(),
+        domain.counters.total_hypercalls(),
+        domain.console.bytes()
+    );
+    serial::exit_qemu(status)
+}

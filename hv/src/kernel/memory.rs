@@ -1,0 +1,117 @@
+//! Host memory seen through hv's identity map: frames for the domain and its nested tables,
+//! and the domain's guest-physical memory as [`GuestPhys`] over the nested page tables.
+
+use crate::frames::{FRAME_SIZE, FrameError, Frames};
+use crate::guest::phys::{GuestPhys, PAGE_SIZE, PhysError};
+use crate::npt::{Npt, NptError, TableMemory};
+
+use super::boot::IDENTITY_MAP_BYTES;
+
+/// Zeroes `bytes` at host-physical `pa`.
+///
+/// # Safety
+/// `[pa, pa + bytes)` must be identity-mapped memory owned by the caller and not referenced
+/// elsewhere.
+pub unsafe fn zero(pa: u64, bytes: u64) {
+    // SAFETY: forwarded from the caller.
+    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, bytes as usize) };
+}
+
+/// Takes zeroed frames from `frames`.
+pub fn alloc_zeroed(frames: &mut Frames, bytes: u64, align: u64) -> Result<u64, FrameError> {
+    let pa = frames.allocate(bytes, align)?;
+    if pa.saturating_add(bytes) > IDENTITY_MAP_BYTES {
+        return Err(FrameError::OutOfMemory { bytes });
+    }
+    // SAFETY: the frames were just taken from free RAM below the identity-map limit and
+    // are never handed out again.
+    unsafe { zero(pa, bytes) };
+    Ok(pa)
+}
+
+/// Nested page tables in host frames.
+pub struct HostTables<'a> {
+    /// Where new tables come from.
+    pub frames: &'a mut Frames,
+}
+
+impl TableMemory for HostTables<'_> {
+    fn read_entry(&self, table: u64, index: usize) -> u64 {
+        // SAFETY: `table` is a table this type allocated (identity mapped, page aligned) and
+        // index < 512 (callers mask with 511): an aligned u64 inside that page.
+        unsafe { core::ptr::read_volatile((table as *const u64).add(index & 511)) }
+    }
+
+    fn write_entry(&mut self, table: u64, index: usize, value: u64) {
+        // SAFETY: as in read_entry; hv owns the tables; the CPU reads them only during VMRUN,
+        // which never runs concurrently with this (one CPU) and flushes its TLB at entry.
+        unsafe { core::ptr::write_volatile((table as *mut u64).add(index & 511), value) }
+    }
+
+    fn alloc_table(&mut self) -> Result<u64, NptError> {
+        alloc_zeroed(self.frames, FRAME_SIZE, FRAME_SIZE).map_err(|_| NptError::OutOfMemory)
+    }
+}
+
+/// A read-only view of tables for translation.
+pub struct TableReader;
+
+impl TableMemory for TableReader {
+    fn read_entry(&self, table: u64, index: usize) -> u64 {
+        // SAFETY: as in HostTables::read_entry: `table` comes from an entry hv wrote.
+        unsafe { core::ptr::read_volatile((table as *const u64).add(index & 511)) }
+    }
+
+    fn write_entry(&mut self, _table: u64, _index: usize, _value: u64) {}
+
+    fn alloc_table(&mut self) -> Result<u64, NptError> {
+        Err(NptError::OutOfMemory)
+    }
+}
+
+/// A domain's guest-physical memory: whatever its nested tables map, nothing else.
+pub struct DomainMemory {
+    /// The domain's nested tables.
+    pub npt: Npt,
+}
+
+impl DomainMemory {
+    /// The host-physical address of `[gpa, gpa + len)`, which must not cross a page.
+    fn host(&self, gpa: u64, len: usize, write: bool) -> Result<u64, PhysError> {
+        if gpa % PAGE_SIZE + len as u64 > PAGE_SIZE {
+            return Err(PhysError {
+                gpa: (gpa | (PAGE_SIZE - 1)) + 1,
+            });
+        }
+        let t = self
+            .npt
+            .translate(&TableReader, gpa)
+            .ok_or(PhysError { gpa })?;
+        if write && !t.writable {
+            return Err(PhysError { gpa });
+        }
+        if t.hpa.saturating_add(len as u64) > IDENTITY_MAP_BYTES {
+            return Err(PhysError { gpa });
+        }
+        Ok(t.hpa)
+    }
+}
+
+impl GuestPhys for DomainMemory {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), PhysError> {
+        let hpa = self.host(gpa, buf.len(), false)?;
+        // SAFETY: the range lies inside one page the domain's nested tables map, hence hv
+        // allocated it for the domain (identity mapped); the guest may change it meanwhile,
+        // which makes the copied bytes arbitrary but never unsound (plain bytes).
+        unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), PhysError> {
+        let hpa = self.host(gpa, data.len(), true)?;
+        // SAFETY: as in read; the page is the domain's and writable to it, so writing it on
+        // the domain's behalf affects only the domain.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), hpa as *mut u8, data.len()) };
+        Ok(())
+    }
+}

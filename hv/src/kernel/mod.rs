@@ -1,0 +1,15 @@
+//! The hv kernel (x86_64-unknown-none only): boot, descriptor tables, serial, SVM and the
+//! domain's run loop.
+
+pub mod boot;
+pub mod console;
+pub mod domain;
+pub mod exceptions;
+pub mod gdt;
+pub mod memory;
+pub mod serial;
+pub mod start;
+pub mod svm;
+pub mod tsc;
+
+pub use start::panic;

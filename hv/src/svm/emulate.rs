@@ -1,0 +1,249 @@
+//! What hv emulates for a guest, as pure functions (host-tested): the I/O and MSR permission
+//! maps, EFER, XCR0 checks, IN results, event injection and the hypercall page.
+
+/// `EFER.SCE`.
+pub const EFER_SCE: u64 = 1 << 0;
+/// `EFER.LME`.
+pub const EFER_LME: u64 = 1 << 8;
+/// `EFER.LMA`.
+pub const EFER_LMA: u64 = 1 << 10;
+/// `EFER.NXE`.
+pub const EFER_NXE: u64 = 1 << 11;
+/// `EFER.SVME`: kept set in the VMCB (VMRUN requires it), hidden from the guest.
+pub const EFER_SVME: u64 = 1 << 12;
+
+/// Size of the I/O permission map (one bit per port, plus the spill-over bytes).
+pub const IOPM_BYTES: usize = 3 * 4096;
+/// Size of the MSR permission map.
+pub const MSRPM_BYTES: usize = 2 * 4096;
+
+/// Byte and bit of `msr`'s read-intercept bit in the MSR permission map (the write bit is
+/// the next one); None for MSRs outside the three ranges the map covers (always
+/// intercepted).
+pub fn msrpm_slot(msr: u32) -> Option<(usize, u32)> {
+    let base = match msr {
+        0..=0x1fff => 0,
+        0xc000_0000..=0xc000_1fff => 0x800,
+        0xc001_0000..=0xc001_1fff => 0x1000,
+        _ => return None,
+    };
+    let bit = (msr & 0x1fff) * 2;
+    Some((base + (bit / 8) as usize, bit % 8))
+}
+
+/// Fills the I/O permission map: every port intercepted.
+pub fn fill_iopm(map: &mut [u8; IOPM_BYTES]) {
+    map.fill(0xff);
+}
+
+/// Fills the MSR permission map: every MSR intercepted except `passthrough`.
+pub fn fill_msrpm(map: &mut [u8; MSRPM_BYTES], passthrough: &[u32]) {
+    map.fill(0xff);
+    for &msr in passthrough {
+        if let Some((byte, bit)) = msrpm_slot(msr) {
+            map[byte] &= !(0b11 << bit);
+        }
+    }
+}
+
+/// The EFER a guest reads: the VMCB's without SVME.
+pub fn efer_read(vmcb_efer: u64) -> u64 {
+    vmcb_efer & !EFER_SVME
+}
+
+/// The VMCB's EFER after the guest writes `value`, or None (`#GP`) for a bit hv does not
+/// offer (SVME among them: no nested virtualization). SCE, LME and NXE are taken; LMA is
+/// the CPU's and keeps its current value.
+pub fn efer_write(vmcb_efer: u64, value: u64) -> Option<u64> {
+    if value & !(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE) != 0 {
+        return None;
+    }
+    Some((value & (EFER_SCE | EFER_LME | EFER_NXE)) | (vmcb_efer & EFER_LMA) | EFER_SVME)
+}
+
+/// Whether XSETBV may load `value` into XCR`index` on a CPU supporting the `supported`
+/// XCR0 bits (CPUID 0xD.0 EDX:EAX): x87 always; AVX needs SSE; the MPX pair together; the
+/// AVX-512 trio together and with AVX. Anything else would fault in hv.
+pub fn xcr0_valid(index: u32, value: u64, supported: u64) -> bool {
+    let all_or_none = |bits: u64| value & bits == 0 || value & bits == bits;
+    index == 0
+        && value & 1 != 0
+        && value & !supported == 0
+        && (value & 0b100 == 0 || value & 0b10 != 0)
+        && all_or_none(0b1_1000)
+        && all_or_none(0b1110_0000)
+        && (value & 0b1110_0000 == 0 || value & 0b100 != 0)
+}
+
+/// An IOIO exit, decoded from EXITINFO1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortIo {
+    /// `IN` of `bytes` (1, 2 or 4) from `port`.
+    In {
+        /// The port.
+        port: u16,
+        /// Access size.
+        bytes: u8,
+    },
+    /// `OUT` to `port`.
+    Out {
+        /// The port.
+        port: u16,
+    },
+    /// `INS`/`OUTS` (no segment information without decode assists).
+    String {
+        /// The port.
+        port: u16,
+    },
+}
+
+/// Decodes EXITINFO1 of an IOIO exit.
+pub fn decode_ioio(info1: u64) -> PortIo {
+    let port = (info1 >> 16) as u16;
+    if info1 & (1 << 2) != 0 {
+        return PortIo::String { port };
+    }
+    if info1 & 1 == 0 {
+        return PortIo::Out { port };
+    }
+    let bytes = if info1 & (1 << 4) != 0 {
+        1
+    } else if info1 & (1 << 5) != 0 {
+        2
+    } else {
+        4
+    };
+    PortIo::In { port, bytes }
+}
+
+/// RAX after an `IN` of `bytes` that reads all ones (no device): the low bytes set, a
+/// 32-bit read zero-extended.
+pub fn in_all_ones(rax: u64, bytes: u8) -> u64 {
+    match bytes {
+        1 => rax | 0xff,
+        2 => rax | 0xffff,
+        _ => 0xffff_ffff,
+    }
+}
+
+/// EVENTINJ for hardware exception `vector` with an optional error code.
+pub fn exception_event(vector: u8, error_code: Option<u32>) -> u64 {
+    let mut ev = u64::from(vector) | (3 << 8) | (1 << 31);
+    if let Some(ec) = error_code {
+        ev |= (1 << 11) | (u64::from(ec) << 32);
+    }
+    ev
+}
+
+/// The hypercall page: stub `n` at `n * 32` is `mov $n, %eax; vmmcall; ret`, the rest of
+/// the page int3; `__HYPERVISOR_iret` has no stub (as Xen writes it for HVM guests).
+pub fn hypercall_page() -> [u8; 4096] {
+    let mut page = [0xccu8; 4096];
+    for (n, stub) in page.chunks_exact_mut(32).enumerate() {
+        if n as u32 == abi::xen::HYPERVISOR_IRET {
+            continue;
+        }
+        stub[0] = 0xb8;
+        stub[1..5].copy_from_slice(&(n as u32).to_le_bytes());
+        stub[5..8].copy_from_slice(&[0x0f, 0x01, 0xd9]);
+        stub[8] = 0xc3;
+    }
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msr_map_passes_only_the_allow_list() {
+        let mut map = [0u8; MSRPM_BYTES];
+        fill_msrpm(&mut map, &[0xc000_0100, 0x174]);
+        assert_eq!(msrpm_slot(0xc000_0100), Some((0x800 + 0x40, 0)));
+        assert_eq!(map[0x840] & 0b11, 0);
+        assert_eq!(map[0x840] & 0b1100, 0b1100); // FS_BASE's neighbour GS_BASE stays
+        assert_eq!(map[0x174 * 2 / 8] & 0b11, 0);
+        let efer = msrpm_slot(0xc000_0080).unwrap();
+        assert_eq!(map[efer.0] >> efer.1 & 0b11, 0b11);
+        assert_eq!(msrpm_slot(0x4000_0000), None);
+        assert_eq!(
+            msrpm_slot(0xc001_0117),
+            Some((0x1000 + 0x117 * 2 / 8, (0x117 * 2) % 8))
+        );
+        let zero_bits: u32 = map.iter().map(|b| b.count_zeros()).sum();
+        assert_eq!(zero_bits, 4);
+        let mut io = [0u8; IOPM_BYTES];
+        fill_iopm(&mut io);
+        assert!(io.iter().all(|&b| b == 0xff));
+    }
+
+    #[test]
+    fn efer_hides_and_keeps_svme() {
+        let cur = EFER_LME | EFER_LMA | EFER_SVME;
+        assert_eq!(efer_read(cur), EFER_LME | EFER_LMA);
+        assert_eq!(
+            efer_write(cur, EFER_LME | EFER_NXE | EFER_SCE),
+            Some(EFER_LME | EFER_NXE | EFER_SCE | EFER_LMA | EFER_SVME)
+        );
+        assert_eq!(efer_write(EFER_SVME, EFER_LMA), Some(EFER_SVME));
+        assert_eq!(efer_write(cur, EFER_SVME), None);
+        assert_eq!(efer_write(cur, 1 << 14), None);
+    }
+
+    #[test]
+    fn xcr0_rules() {
+        let all = 0xe7;
+        assert!(xcr0_valid(0, 0b111, all));
+        assert!(xcr0_valid(0, 0xe7, all));
+        assert!(!xcr0_valid(1, 0b1, all));
+        assert!(!xcr0_valid(0, 0b110, all));
+        assert!(!xcr0_valid(0, 0b101, all));
+        assert!(!xcr0_valid(0, 0x27, all));
+        assert!(!xcr0_valid(0, 0xe3, all));
+        assert!(!xcr0_valid(0, 0b1001, 0xff));
+        assert!(!xcr0_valid(0, 1 << 9 | 1, all));
+    }
+
+    #[test]
+    fn ioio_decoding_and_in_results() {
+        assert_eq!(
+            decode_ioio((0xe9 << 16) | 0b1100 | (1 << 4)),
+            PortIo::String { port: 0xe9 }
+        );
+        assert_eq!(
+            decode_ioio((0xf4 << 16) | (1 << 6)),
+            PortIo::Out { port: 0xf4 }
+        );
+        assert_eq!(
+            decode_ioio((0x71 << 16) | 1 | (1 << 4)),
+            PortIo::In {
+                port: 0x71,
+                bytes: 1
+            }
+        );
+        assert_eq!(
+            decode_ioio((0xcfc << 16) | 1 | (1 << 6)),
+            PortIo::In {
+                port: 0xcfc,
+                bytes: 4
+            }
+        );
+        assert_eq!(in_all_ones(0x1234_5600, 1), 0x1234_56ff);
+        assert_eq!(in_all_ones(0xdead_0000_1234_0000, 2), 0xdead_0000_1234_ffff);
+        assert_eq!(in_all_ones(0xdead_0000_0000_0000, 4), 0xffff_ffff);
+    }
+
+    #[test]
+    fn events_and_hypercall_page() {
+        assert_eq!(exception_event(6, None), 0x8000_0306);
+        assert_eq!(exception_event(13, Some(0)), 0x8000_0b0d);
+        let p = hypercall_page();
+        assert_eq!(
+            &p[17 * 32..17 * 32 + 9],
+            &[0xb8, 17, 0, 0, 0, 0x0f, 0x01, 0xd9, 0xc3]
+        );
+        assert!(p[23 * 32..24 * 32].iter().all(|&b| b == 0xcc));
+        assert_eq!(p[9], 0xcc);
+        assert_eq!(&p[127 * 32..127 * 32 + 5], &[0xb8, 127, 0, 0, 0]);
+    }
+}

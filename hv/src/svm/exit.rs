@@ -1,0 +1,89 @@
+//! SVM exit codes (AMD64 APM vol. 2, appendix C) and their names for the counters.
+
+/// A physical interrupt arrived while the guest ran.
+pub const INTR: u64 = 0x60;
+/// NMI.
+pub const NMI: u64 = 0x61;
+/// Virtual interrupt window.
+pub const VINTR: u64 = 0x64;
+/// CPUID.
+pub const CPUID: u64 = 0x72;
+/// HLT.
+pub const HLT: u64 = 0x78;
+/// INVLPGA.
+pub const INVLPGA: u64 = 0x7a;
+/// IN/OUT/INS/OUTS.
+pub const IOIO: u64 = 0x7b;
+/// RDMSR/WRMSR (EXITINFO1 = 0 read, 1 write).
+pub const MSR: u64 = 0x7c;
+/// Shutdown (triple fault).
+pub const SHUTDOWN: u64 = 0x7f;
+/// VMRUN.
+pub const VMRUN: u64 = 0x80;
+/// VMMCALL.
+pub const VMMCALL: u64 = 0x81;
+/// VMLOAD.
+pub const VMLOAD: u64 = 0x82;
+/// VMSAVE.
+pub const VMSAVE: u64 = 0x83;
+/// STGI.
+pub const STGI: u64 = 0x84;
+/// CLGI.
+pub const CLGI: u64 = 0x85;
+/// SKINIT.
+pub const SKINIT: u64 = 0x86;
+/// XSETBV.
+pub const XSETBV: u64 = 0x8d;
+/// Nested page fault (EXITINFO1 = error code, EXITINFO2 = guest-physical address).
+pub const NPF: u64 = 0x400;
+/// VMRUN refused the VMCB (invalid guest state).
+pub const INVALID: u64 = u64::MAX;
+
+/// Exit reasons hv counts separately; anything else counts as `other`.
+pub const COUNTED: [(u64, &str); 19] = [
+    (INTR, "intr"),
+    (NMI, "nmi"),
+    (VINTR, "vintr"),
+    (CPUID, "cpuid"),
+    (HLT, "hlt"),
+    (INVLPGA, "invlpga"),
+    (IOIO, "ioio"),
+    (MSR, "msr"),
+    (SHUTDOWN, "shutdown"),
+    (VMRUN, "vmrun"),
+    (VMMCALL, "vmmcall"),
+    (VMLOAD, "vmload"),
+    (VMSAVE, "vmsave"),
+    (STGI, "stgi"),
+    (CLGI, "clgi"),
+    (SKINIT, "skinit"),
+    (XSETBV, "xsetbv"),
+    (NPF, "npf"),
+    (INVALID, "invalid"),
+];
+
+/// The counter slot of `code` (`COUNTED.len()` for `other`).
+pub fn slot(code: u64) -> usize {
+    COUNTED
+        .iter()
+        .position(|&(c, _)| c == code)
+        .unwrap_or(COUNTED.len())
+}
+
+/// The counter name of `code`.
+pub fn name(code: u64) -> &'static str {
+    COUNTED.get(slot(code)).map_or("other", |&(_, n)| n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_slots() {
+        assert_eq!(name(VMMCALL), "vmmcall");
+        assert_eq!(name(0x1234), "other");
+        assert_eq!(slot(0x1234), COUNTED.len());
+        assert_eq!(slot(INVALID), COUNTED.len() - 1);
+    }
+}

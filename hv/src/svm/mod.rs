@@ -1,0 +1,6 @@
+//! AMD SVM definitions and host-testable emulation: the VMCB layout, the exit codes, and
+//! what hv emulates for a guest (permission maps, EFER, XCR0, port I/O, hypercall page).
+
+pub mod emulate;
+pub mod exit;
+pub mod vmcb;

@@ -1,0 +1,203 @@
+//! Tier T4: the guest's answers on `hv` compared with its answers on stock Xen, test by test.
+//!
+//! For each compared test, its `FACT <test>.<key> <value>` lines and its `TEST` line are taken
+//! in order from both runs; they must be identical. One `HOST same-<test> ok|FAIL <first
+//! difference>` line per test. Pure: it takes the guest's lines of each run.
+
+use crate::selftest::{fact_test, parse_test};
+
+/// The tests of the guest's `boot` group, compared in this order (more are compared if the
+/// `hv` run printed more).
+pub const BOOT_TESTS: [&str; 6] = [
+    "xen-version",
+    "xen-features",
+    "start-info",
+    "memory-map",
+    "heap-alloc",
+    "hypercall-enosys",
+];
+
+/// The lines of `test` in a run: its FACT lines and its TEST line, in order.
+fn lines_of<'a>(guest: &'a [String], test: &str) -> Vec<&'a str> {
+    guest
+        .iter()
+        .map(String::as_str)
+        .filter(|l| fact_test(l) == Some(test) || parse_test(l).is_some_and(|t| t.name == test))
+        .collect()
+}
+
+/// The first difference between the two runs' lines of `test`, if any.
+fn first_difference(xen: &[&str], hv: &[&str]) -> Option<String> {
+    if xen.is_empty() {
+        return Some("stock Xen printed no lines for it".into());
+    }
+    if hv.is_empty() {
+        return Some("hv's run printed no lines for it".into());
+    }
+    for i in 0..xen.len().max(hv.len()) {
+        match (xen.get(i), hv.get(i)) {
+            (Some(x), Some(h)) if x == h => {}
+            (Some(x), Some(h)) => return Some(format!("stock Xen {x:?}, hv {h:?}")),
+            (Some(x), None) => return Some(format!("hv lacks {x:?}")),
+            (None, Some(h)) => return Some(format!("hv adds {h:?}")),
+            (None, None) => {}
+        }
+    }
+    None
+}
+
+/// Compares the runs for every boot test (and any other test the `hv` run printed); one
+/// `(ok, HOST line)` per test.
+pub fn compare(xen: &[String], hv: &[String]) -> Vec<(bool, String)> {
+    let mut names: Vec<String> = BOOT_TESTS.iter().map(|s| s.to_string()).collect();
+    for t in hv.iter().filter_map(|l| parse_test(l)) {
+        if !names.contains(&t.name) {
+            names.push(t.name);
+        }
+    }
+    names
+        .iter()
+        .map(
+            |name| match first_difference(&lines_of(xen, name), &lines_of(hv, name)) {
+                None => (true, format!("HOST same-{name} ok")),
+                Some(diff) => (false, format!("HOST same-{name} FAIL {diff}")),
+            },
+        )
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    /// The boot part of a recorded stock-Xen platform run (then more platform tests).
+    const XEN: &str = "\
+[INFO ] pvguest: Xen 4.17 (CPUID base 0x40000000, hypercall MSR 0x40000000)
+FACT xen-version.version 4.17
+FACT xen-version.cpuid.40000000 40000005 566e6558 65584d4d 4d4d566e
+TEST xen-version ok
+FACT xen-features.submap0 0x00012305
+FACT xen-features.submap1 errno -22
+TEST xen-features ok
+FACT start-info.version 1
+TEST start-info ok
+FACT memory-map.ram-kib 131072
+TEST memory-map ok
+FACT heap-alloc.leaked-bytes 0
+TEST heap-alloc ok
+FACT hypercall-enosys.hypercall-63 -38
+TEST hypercall-enosys ok
+TEST console-flood ok
+TEST clock-monotonic ok
+RESULT 8 passed, 0 failed";
+
+    fn boot_part() -> String {
+        // The same tests on hv: only the boot group, a different RESULT and log lines.
+        XEN.lines()
+            .filter(|l| !l.contains("console-flood") && !l.contains("clock-monotonic"))
+            .map(|l| l.replace("RESULT 8 passed", "RESULT 6 passed"))
+            .chain(["[INFO ] heap: 16384 KiB at 0x200000".to_owned()])
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn identical_boot_tests_compare_ok() {
+        let v = compare(&lines(XEN), &lines(&boot_part()));
+        assert_eq!(v.len(), 6);
+        assert!(v.iter().all(|(ok, _)| *ok), "{v:?}");
+        assert_eq!(v[0].1, "HOST same-xen-version ok");
+        assert_eq!(v[5].1, "HOST same-hypercall-enosys ok");
+    }
+
+    #[test]
+    fn the_first_difference_is_named() {
+        let hv = boot_part().replace("submap0 0x00012305", "submap0 0x00000305");
+        let v = compare(&lines(XEN), &lines(&hv));
+        assert_eq!(
+            v[1],
+            (
+                false,
+                "HOST same-xen-features FAIL stock Xen \"FACT xen-features.submap0 0x00012305\", \
+                 hv \"FACT xen-features.submap0 0x00000305\""
+                    .to_owned()
+            )
+        );
+        assert!(v.iter().filter(|(ok, _)| !ok).count() == 1);
+
+        let hv = boot_part().replace("FACT start-info.version 1\n", "");
+        let v = compare(&lines(XEN), &lines(&hv));
+        assert_eq!(
+            v[2].1,
+            "HOST same-start-info FAIL stock Xen \"FACT start-info.version 1\", hv \"TEST start-info ok\""
+        );
+        let hv = boot_part().replace("TEST heap-alloc ok", "TEST heap-alloc FAIL leak");
+        let v = compare(&lines(XEN), &lines(&hv));
+        assert!(
+            v[4].1.contains("hv \"TEST heap-alloc FAIL leak\""),
+            "{}",
+            v[4].1
+        );
+        let hv = boot_part().replace(
+            "TEST memory-map ok",
+            "FACT memory-map.extra 1\nTEST memory-map ok",
+        );
+        let v = compare(&lines(XEN), &lines(&hv));
+        assert!(
+            v[3].1.contains("hv \"FACT memory-map.extra 1\""),
+            "{}",
+            v[3].1
+        );
+    }
+
+    /// Tidy: the compared list is the guest's `boot` group, in its order.
+    #[test]
+    fn boot_tests_are_the_guest_boot_group() {
+        let path = crate::build::workspace_root().join("pvguest/src/selftest/boot.rs");
+        let src = std::fs::read_to_string(&path).unwrap();
+        let list = src
+            .split_once("pub const TESTS: &[Test] = &[")
+            .and_then(|(_, rest)| rest.split_once("];"))
+            .map(|(list, _)| list)
+            .expect("TESTS list in boot.rs");
+        let names: Vec<&str> = list
+            .split("(\"")
+            .skip(1)
+            .filter_map(|s| s.split_once('"').map(|(name, _)| name))
+            .collect();
+        assert_eq!(names, BOOT_TESTS);
+    }
+
+    #[test]
+    fn missing_runs_and_extra_tests() {
+        let v = compare(&lines(XEN), &[]);
+        assert_eq!(v.len(), 6);
+        assert_eq!(
+            v[0].1,
+            "HOST same-xen-version FAIL hv's run printed no lines for it"
+        );
+        let v = compare(&[], &lines(&boot_part()));
+        assert!(
+            v.iter()
+                .all(|(ok, l)| !ok && l.ends_with("stock Xen printed no lines for it"))
+        );
+        let hv = format!("{}\nTEST new-test ok", boot_part());
+        let v = compare(&lines(XEN), &lines(&hv));
+        assert_eq!(v.len(), 7);
+        assert_eq!(
+            v[6].1,
+            "HOST same-new-test FAIL stock Xen printed no lines for it"
+        );
+        // A test whose TEST line went missing on hv.
+        let hv = boot_part().replace("TEST start-info ok\n", "");
+        let v = compare(&lines(XEN), &lines(&hv));
+        assert_eq!(
+            v[2].1,
+            "HOST same-start-info FAIL hv lacks \"TEST start-info ok\""
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! Tier T2: the guest on `hv` under `qemu-system-x86_64 -accel tcg -cpu max`.
+//!
+//! - [`qemu`] boots `hv` with the guest as its PVH module, with a hard timeout.
+//! - [`serial`] reads `hv`'s serial output (its `hv:` log, the guest's `(d1) ` lines, the
+//!   `COUNTER` lines) and judges the run: it passes only with QEMU exit 33 and a `RESULT`
+//!   line that agrees with the `TEST` lines.
+//!
+//! `cargo xtask hv-test` boots twice: `selftest=boot`, and `selftest=boot
+//! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught.
+//! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines.
+pub mod qemu;
+pub mod serial;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::build::{build_guest, build_hv, workspace_root};
+use crate::tally::Tally;
+use serial::{EXIT_POWEROFF, Line, QemuEnd};
+
+/// The test the second boot makes fail on purpose.
+const INJECTED_TEST: &str = "xen-version";
+/// The guest command line of the test boots.
+const TEST_CMDLINE: &str = "selftest=boot";
+/// `hv`'s options in the test boots (none yet).
+const HV_OPTIONS: &str = "";
+/// Default hard timeouts per boot.
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn hard_timeout(default: Duration) -> Result<Duration> {
+    match std::env::var("PVXEN_TIMEOUT") {
+        Ok(s) if !s.is_empty() => {
+            let secs: u64 = s.parse().with_context(|| format!("PVXEN_TIMEOUT={s:?}"))?;
+            Ok(Duration::from_secs(secs))
+        }
+        _ => Ok(default),
+    }
+}
+
+/// The guest ELF: `PVXEN_GUEST` if set, else `pvguest` built now.
+fn guest_elf() -> Result<PathBuf> {
+    match std::env::var_os("PVXEN_GUEST").filter(|g| !g.is_empty()) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                bail!("PVXEN_GUEST={} is not a file", path.display());
+            }
+            Ok(path)
+        }
+        None => build_guest(),
+    }
+}
+
+fn boot(
+    who: &str,
+    hv: &Path,
+    guest: &Path,
+    cmdline: &str,
+    label: &str,
+    timeout: Duration,
+    on_line: impl FnMut(&Line),
+) -> Result<qemu::Booted> {
+    println!(
+        "{who}: booting hv with {}, guest cmdline {cmdline:?} (timeout {} s)...",
+        guest.display(),
+        timeout.as_secs()
+    );
+    let b = qemu::Boot {
+        hv,
+        guest,
+        hv_options: HV_OPTIONS,
+        guest_cmdline: cmdline,
+        run_dir: workspace_root().join("target").join("pvxen").join(label),
+        timeout,
+    };
+    let booted = qemu::boot(&b, on_line)?;
+    println!(
+        "{who}: {} after {:.1} s; serial log {}",
+        booted.end.describe(),
+        booted.wall.as_secs_f64(),
+        booted.serial_log.display()
+    );
+    Ok(booted)
+}
+
+/// Prints what helps to understand a failed boot: hv's log and QEMU's complaints.
+fn explain_failure(booted: &qemu::Booted) {
+    let t = &booted.transcript;
+    for line in t.hv.iter().rev().take(20).rev() {
+        println!("hv| {line}");
+    }
+    for line in t.other.iter().rev().take(10).rev() {
+        println!("hv| (serial) {line}");
+    }
+    for line in booted.stderr.lines() {
+        println!("hv| (qemu stderr) {line}");
+    }
+}
+
+/// `cargo xtask hv-test`: builds `hv` and the guest, boots `selftest=boot` (one unit per
+/// `TEST` line and per `HOST` line), then the injected-failure boot (one unit, passed only if
+/// caught). Returns the guest's lines of the first boot, for the comparison with stock Xen.
+/// `Err` only for harness errors.
+pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
+    let hv = build_hv()?;
+    let guest = guest_elf()?;
+    let timeout = hard_timeout(TEST_TIMEOUT)?;
+
+    let booted = boot(
+        "hv-test",
+        &hv,
+        &guest,
+        TEST_CMDLINE,
+        "hv-boot",
+        timeout,
+        |_| {},
+    )?;
+    let verdict = serial::judge_selftest(&booted.transcript, &booted.end);
+    for line in &verdict.shown {
+        println!("{line}");
+    }
+    for line in &booted.transcript.counters {
+        println!("{line}");
+    }
+    for test in &verdict.tests {
+        tally.record(test.ok, format!("hv: {}", test.line));
+    }
+    let mut all_ok = verdict.tests.iter().all(|t| t.ok);
+    for (ok, line) in &verdict.host {
+        println!("{line}");
+        tally.record(*ok, format!("hv: {line}"));
+        all_ok &= ok;
+    }
+    if !all_ok {
+        explain_failure(&booted);
+    }
+    let guest_lines = booted.transcript.guest.clone();
+
+    let cmdline = format!("{TEST_CMDLINE} selftest-inject-fail={INJECTED_TEST}");
+    let label = format!("hv-inject-{INJECTED_TEST}");
+    let booted = boot("hv-test", &hv, &guest, &cmdline, &label, timeout, |_| {})?;
+    for line in booted
+        .transcript
+        .guest
+        .iter()
+        .filter(|l| l.starts_with("TEST ") || l.starts_with("RESULT"))
+    {
+        println!("inject: {line}");
+    }
+    match serial::judge_injected(&booted.transcript, &booted.end, INJECTED_TEST) {
+        Ok(()) => {
+            println!("HOST inject-fail {INJECTED_TEST} caught");
+            tally.pass();
+        }
+        Err(why) => {
+            println!("HOST inject-fail {INJECTED_TEST} NOT caught: {why}");
+            tally.fail(format!(
+                "hv: injected failure of {INJECTED_TEST} not caught: {why}"
+            ));
+            explain_failure(&booted);
+        }
+    }
+    Ok(guest_lines)
+}
+
+/// The arguments of `hv-run`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RunArgs {
+    /// `--guest <elf>` (default: pvguest, built now).
+    pub guest: Option<PathBuf>,
+    /// `--cmdline <text>` (default: empty).
+    pub cmdline: String,
+}
+
+impl RunArgs {
+    /// Parses `--guest <elf>` and `--cmdline <text>` (the words after `hv-run`).
+    pub fn parse(args: &[String]) -> Result<Self> {
+        let mut out = Self::default();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--guest" => {
+                    out.guest = Some(it.next().context("--guest needs a path")?.into());
+                }
+                "--cmdline" => {
+                    out.cmdline = it.next().context("--cmdline needs a value")?.clone();
+                }
+                other => {
+                    bail!("hv-run: unknown argument {other:?} (--guest <elf>, --cmdline <text>)")
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `cargo xtask hv-run`: boots `hv` with the guest, prints its lines as they arrive (the
+/// guest's without the `(d1) ` prefix), and succeeds only on QEMU exit 33.
+pub fn hv_run(args: &[String]) -> Result<ExitCode> {
+    let args = RunArgs::parse(args)?;
+    let hv = build_hv()?;
+    let guest = match args.guest {
+        Some(g) if g.is_file() => g,
+        Some(g) => bail!("--guest {}: not a file", g.display()),
+        None => build_guest()?,
+    };
+    let timeout = hard_timeout(RUN_TIMEOUT)?;
+    let booted = boot(
+        "hv-run",
+        &hv,
+        &guest,
+        &args.cmdline,
+        "hv-run",
+        timeout,
+        |line| match line {
+            Line::Guest(l) | Line::Counter(l) | Line::Hv(l) | Line::Other(l) => println!("{l}"),
+        },
+    )?;
+    if booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF)) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        // Every serial line was shown as it came; only QEMU's own complaints are left.
+        for line in booted.stderr.lines() {
+            println!("hv-run: (qemu stderr) {line}");
+        }
+        println!("hv-run: FAILED: {}", booted.end.describe());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunArgs;
+
+    fn words(s: &[&str]) -> Vec<String> {
+        s.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn run_arguments() {
+        let a =
+            RunArgs::parse(&words(&["--guest", "/x.elf", "--cmdline", "selftest=boot"])).unwrap();
+        assert_eq!(a.guest.as_deref(), Some(std::path::Path::new("/x.elf")));
+        assert_eq!(a.cmdline, "selftest=boot");
+        assert_eq!(RunArgs::parse(&[]).unwrap(), RunArgs::default());
+        assert!(RunArgs::parse(&words(&["--guest"])).is_err());
+        assert!(RunArgs::parse(&words(&["--verbose"])).is_err());
+    }
+}

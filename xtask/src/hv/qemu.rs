@@ -1,0 +1,210 @@
+//! Booting `hv` with a guest under QEMU (TCG) with a hard timeout, reading its serial port.
+//!
+//! QEMU's command line is the one DESIGN and the issue give: `-accel tcg -cpu max -smp 1
+//! -m 512 -no-reboot -display none -serial stdio -device isa-debug-exit`, `hv` as the
+//! `-kernel` (started by QEMU's PVH loader), the guest ELF as `-initrd` (the PVH module) and
+//! `"<hv options> -- <guest command line>"` as `-append`.
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::serial::{Line, QemuEnd, Transcript};
+use crate::xen::qemu::KillOnDrop;
+
+/// What to boot.
+pub struct Boot<'a> {
+    /// The `hv` ELF.
+    pub hv: &'a Path,
+    /// The guest ELF.
+    pub guest: &'a Path,
+    /// `hv`'s own options (before `--`).
+    pub hv_options: &'a str,
+    /// The guest's command line (after `--`).
+    pub guest_cmdline: &'a str,
+    /// Directory for this boot's serial log; created if missing.
+    pub run_dir: PathBuf,
+    /// Hard timeout.
+    pub timeout: Duration,
+}
+
+/// What a boot produced.
+pub struct Booted {
+    /// The serial lines, sorted.
+    pub transcript: Transcript,
+    /// How QEMU ended.
+    pub end: QemuEnd,
+    /// The serial log (timestamped).
+    pub serial_log: PathBuf,
+    /// Wall time from QEMU's start to its end.
+    pub wall: Duration,
+    /// QEMU's stderr, if it said anything.
+    pub stderr: String,
+}
+
+/// The `-append` string: `<hv options> -- <guest command line>`.
+pub fn append_line(hv_options: &str, guest_cmdline: &str) -> Result<String> {
+    if guest_cmdline.contains('"') || hv_options.contains('"') {
+        bail!("a double quote cannot travel in QEMU's -append");
+    }
+    if hv_options.split_whitespace().any(|w| w == "--") {
+        bail!("hv options {hv_options:?} contain the separator --");
+    }
+    let hv = hv_options.trim();
+    Ok(if hv.is_empty() {
+        format!("-- {guest_cmdline}")
+    } else {
+        format!("{hv} -- {guest_cmdline}")
+    })
+}
+
+/// The QEMU arguments for `boot`.
+pub fn qemu_args(boot: &Boot<'_>) -> Result<Vec<String>> {
+    let path = |p: &Path| -> Result<String> {
+        match p.to_str() {
+            // QEMU splits -initrd at commas.
+            Some(s) if !s.contains(',') => Ok(s.to_owned()),
+            _ => bail!("{} contains a comma or non-UTF-8", p.display()),
+        }
+    };
+    let mut args: Vec<String> = [
+        "-accel",
+        "tcg",
+        "-cpu",
+        "max",
+        "-smp",
+        "1",
+        "-m",
+        "512",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(["-kernel".into(), path(boot.hv)?]);
+    args.extend(["-initrd".into(), path(boot.guest)?]);
+    args.extend([
+        "-append".into(),
+        append_line(boot.hv_options, boot.guest_cmdline)?,
+    ]);
+    Ok(args)
+}
+
+/// Boots, calling `on_line` for each serial line as it arrives, and returns when QEMU has
+/// exited or was killed at the hard timeout.
+pub fn boot(boot: &Boot<'_>, mut on_line: impl FnMut(&Line)) -> Result<Booted> {
+    fs::create_dir_all(&boot.run_dir)
+        .with_context(|| format!("creating {}", boot.run_dir.display()))?;
+    let serial_log = boot.run_dir.join("serial.log");
+    let mut log = std::io::BufWriter::new(
+        fs::File::create(&serial_log)
+            .with_context(|| format!("creating {}", serial_log.display()))?,
+    );
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(qemu_args(boot)?)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut qemu = KillOnDrop(cmd.spawn().context("starting qemu-system-x86_64")?);
+    let stdout = qemu.0.stdout.take().context("no QEMU stdout")?;
+    let mut stderr = qemu.0.stderr.take().context("no QEMU stderr")?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+            let line = String::from_utf8_lossy(&buf);
+            let line = line.trim_end_matches(['\n', '\r']).to_owned();
+            buf.clear();
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = started + boot.timeout;
+    let mut transcript = Transcript::default();
+    let mut end = None;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        match rx.recv_timeout(deadline - now) {
+            Ok(line) => {
+                writeln!(log, "[{:7.2}] {line}", started.elapsed().as_secs_f64())?;
+                on_line(&transcript.push(&line));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = qemu.0.wait().context("waiting for QEMU")?;
+                end = Some(QemuEnd::Exited(status.code()));
+                break;
+            }
+        }
+    }
+    let wall = started.elapsed();
+    let end = end.unwrap_or(QemuEnd::Timeout {
+        secs: boot.timeout.as_secs(),
+    });
+    drop(qemu);
+    let _ = reader.join();
+    let stderr = errors.join().unwrap_or_default();
+    for line in stderr.lines() {
+        writeln!(log, "[qemu stderr] {line}")?;
+    }
+    log.flush()?;
+    Ok(Booted {
+        transcript,
+        end,
+        serial_log,
+        wall,
+        stderr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_the_agreed_one() {
+        let b = Boot {
+            hv: Path::new("/t/hv"),
+            guest: Path::new("/t/pvguest"),
+            hv_options: "",
+            guest_cmdline: "selftest=boot selftest-inject-fail=xen-version",
+            run_dir: PathBuf::from("/t"),
+            timeout: Duration::from_secs(1),
+        };
+        let args = qemu_args(&b).unwrap().join(" ");
+        assert_eq!(
+            args,
+            "-accel tcg -cpu max -smp 1 -m 512 -no-reboot -display none -serial stdio \
+             -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel /t/hv -initrd /t/pvguest \
+             -append -- selftest=boot selftest-inject-fail=xen-version"
+        );
+        assert_eq!(append_line("log=debug", "x").unwrap(), "log=debug -- x");
+        assert!(append_line("a -- b", "x").is_err());
+        assert!(append_line("", "a\"b").is_err());
+        let bad = Boot {
+            guest: Path::new("/t/a,b"),
+            ..b
+        };
+        assert!(qemu_args(&bad).is_err());
+    }
+}
