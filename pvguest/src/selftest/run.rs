@@ -18,14 +18,17 @@ impl fmt::Write for ConsoleOut {
 
 /// Runs every selected group; an unknown group counts as a failed test `group-<name>`.
 /// `boot` needs no event, grant or xenstore set-up; `platform` brings it up after its boot
-/// tests.
+/// tests, `blk` before its first.
 pub fn run(opts: &Options<'_>) -> Outcome {
     let mut rep = Reporter::new(ConsoleOut, opts.inject_fail);
     for group in opts.groups() {
         match group {
             "boot" => boot::run(&mut rep),
             "platform" => platform::run(&mut rep),
-            "blk" => super::blk::run(&mut rep),
+            "blk" => {
+                crate::kernel::ensure_platform();
+                super::blk::run(&mut rep)
+            }
             other => {
                 let name = alloc::format!("group-{other}");
                 let _ = rep.record(&name, Err("unknown self-test group"));
