@@ -40,7 +40,6 @@ pub const FLOOD_LINES: u32 = 2000;
 
 fn console_flood() -> TestResult {
     let before = console::stats();
-    let mut failed = 0u32;
     let mut first = None;
     for i in 1..=FLOOD_LINES {
         // Batched: the backend is notified only when the ring fills, so the writer must wait
@@ -50,21 +49,24 @@ fn console_flood() -> TestResult {
             result = result.and_then(|()| console::notify());
         }
         if let Err(e) = result {
-            failed += 1;
-            first.get_or_insert(e);
+            // A stalled backend makes every later write wait out the stall timeout too:
+            // stop at the first failure.
+            first = Some((i, e));
+            break;
         }
     }
     let after = console::stats();
     log::info!(
-        "console-flood: {} ring-full waits, {} polls, {} event waits",
+        "console-flood: {} ring-full waits, {} polls, {} event waits, {} renotifies",
         after.full_waits - before.full_waits,
         after.polls - before.polls,
-        after.event_waits - before.event_waits
+        after.event_waits - before.event_waits,
+        after.renotifies - before.renotifies
     );
     match first {
         None => Ok(()),
-        Some(e) => Err(format!(
-            "{failed} of {FLOOD_LINES} writes failed, first: {e}"
+        Some((i, e)) => Err(format!(
+            "write {i} of {FLOOD_LINES} failed ({e}); the flood stopped there"
         )),
     }
 }

@@ -89,6 +89,7 @@ static CONSOLE: Mutex<Option<Ring>> = Mutex::new(None);
 static FULL_WAITS: AtomicU64 = AtomicU64::new(0);
 static POLLS: AtomicU64 = AtomicU64::new(0);
 static EVENT_WAITS: AtomicU64 = AtomicU64::new(0);
+static RENOTIFIES: AtomicU64 = AtomicU64::new(0);
 static USE_EVENTS: AtomicBool = AtomicBool::new(false);
 
 /// Counters of the ring's flow control.
@@ -100,6 +101,8 @@ pub struct ConsoleStats {
     pub polls: u64,
     /// Event-driven waits (idle until the console port fires) made while waiting.
     pub event_waits: u64,
+    /// Notifications repeated because a wait slice passed with nothing consumed.
+    pub renotifies: u64,
 }
 
 /// The flow-control counters since boot.
@@ -108,6 +111,7 @@ pub fn stats() -> ConsoleStats {
         full_waits: FULL_WAITS.load(Ordering::Relaxed),
         polls: POLLS.load(Ordering::Relaxed),
         event_waits: EVENT_WAITS.load(Ordering::Relaxed),
+        renotifies: RENOTIFIES.load(Ordering::Relaxed),
     }
 }
 
@@ -151,11 +155,17 @@ impl Ring {
     }
 
     /// Waits until `done(used)` holds, on the event channel (events or polling); bounded.
+    ///
+    /// A slice that passes with nothing consumed repeats the notification: under QEMU's
+    /// software emulation xenconsoled was seen (as xenstored was, see `xen::xenstore`) leaving
+    /// a notified ring unread until the guest was destroyed. A notification only makes the
+    /// backend look at the indexes again, so repeating it is harmless.
     fn wait(&self, done: impl Fn(u32) -> bool) -> Result<(), ConsoleError> {
         let now = || shared_info::now().map_err(|_| ConsoleError::NoClock);
         let deadline = now()?.add_millis(STALL_TIMEOUT_MS);
         let by_events =
             USE_EVENTS.load(Ordering::Acquire) && x86_64::instructions::interrupts::are_enabled();
+        let mut last_used = None;
         loop {
             // Forget earlier notifications first: one arriving after the check below is kept.
             if by_events {
@@ -163,9 +173,15 @@ impl Ring {
             } else {
                 shared_info::clear_pending(self.port);
             }
-            if done(self.used()?) {
+            let used = self.used()?;
+            if done(used) {
                 return Ok(());
             }
+            if last_used == Some(used) {
+                RENOTIFIES.fetch_add(1, Ordering::Relaxed);
+                self.notify()?;
+            }
+            last_used = Some(used);
             let t = now()?;
             if t >= deadline {
                 return Err(ConsoleError::BackendStalled);
