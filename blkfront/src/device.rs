@@ -2,8 +2,11 @@
 //! ring, and completing them from validated responses.
 //!
 //! Requests are submitted without waiting ([`Blkfront::submit_read`], [`submit_write`],
-//! [`submit_flush`]) up to the ring's size; [`Blkfront::poll`] (driven by the guest's event
-//! loop when the device's port fires) completes them. [`Blkfront::read`], [`write`] and
+//! [`submit_flush`]) up to the ring's size. They are written to the ring but published to the
+//! backend only by [`Blkfront::kick`] (which [`Blkfront::poll`] and the waits do first), so a
+//! burst of submissions costs at most one notification, as Linux's blkfront batches a queue's
+//! requests. [`Blkfront::poll`] (driven by the guest's event loop when the device's port fires)
+//! completes them. [`Blkfront::read`], [`write`] and
 //! [`flush`] are the blocking forms. Every request's data pages are granted for it and their
 //! grants ended when it completes: a page the backend still has mapped is never reused.
 //!
@@ -333,11 +336,20 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             },
         );
         self.stats.requests += 1;
-        if self.ring.push_requests_and_check_notify() {
-            self.platform.events.notify(self.port)?;
-            self.stats.notifications += 1;
-        }
         Ok(RequestId(id))
+    }
+
+    /// Publishes the requests submitted since the last kick and notifies the backend if the
+    /// ring rules say it is waiting for them.
+    pub fn kick(&mut self) -> Result<(), BlkError> {
+        if self.dead.is_some() {
+            return Ok(());
+        }
+        if self.ring.push_requests_and_check_notify() {
+            self.stats.notifications += 1;
+            self.platform.events.notify(self.port)?;
+        }
+        Ok(())
     }
 
     /// A page for one segment, holding `data` for a write, granted to the backend (writable
@@ -448,6 +460,10 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     /// Takes every response the backend has produced, checks it, and completes its request;
     /// returns the completions so far (including those of requests that failed).
     pub fn poll(&mut self) -> Vec<Completion> {
+        if let Err(e) = self.kick() {
+            // The backend cannot be told about requests: they would never complete.
+            self.kill(e);
+        }
         self.retry_quarantine();
         if self.dead.is_none() {
             loop {

@@ -415,7 +415,11 @@ fn a_full_ring_in_flight_takes_one_notification() {
     assert_eq!(device.submit_read(0, 512), Err(BlkError::RingFull));
     assert_eq!(device.in_flight(), 32);
     assert_eq!(device.stats().data_grants, 32 * 11);
-    // ring.h: the backend asked to be told at the first request; the other 31 ride along.
+    // Submitted, not yet published: the backend sees nothing until the kick.
+    assert!(!_rig.backend.borrow_mut().process());
+    assert_eq!(device.stats().notifications, 0);
+    device.kick().unwrap();
+    // One notification for the whole burst.
     assert_eq!(device.stats().notifications, 1);
     assert!(_rig.backend.borrow_mut().process());
     let done = device.poll();
@@ -499,6 +503,7 @@ fn misbehaving(m: Misbehave) -> (Rig, Device, Vec<crate::device::Completion>) {
     let (rig, mut device) = connect(false, &[]);
     rig.backend.borrow_mut().misbehave.push_back(m);
     device.submit_read(0, 512).unwrap();
+    device.kick().unwrap();
     rig.backend.borrow_mut().process();
     let done = device.poll();
     (rig, device, done)
@@ -521,6 +526,7 @@ fn a_duplicate_response_is_counted_once_it_names_nothing() {
         .push_back(Misbehave::Duplicate);
     device.submit_read(0, 512).unwrap();
     let second = device.submit_read(512, 512).unwrap();
+    device.kick().unwrap();
     rig.backend.borrow_mut().process();
     let done = device.poll();
     // The first completes; its copy (in the second's place) names nothing outstanding.
@@ -563,6 +569,7 @@ fn a_producer_overrun_kills_the_ring_and_fails_everything() {
         .extend([Misbehave::ProducerOverrun, Misbehave::Silent]);
     device.submit_read(0, 512).unwrap();
     device.submit_read(512, 512).unwrap();
+    device.kick().unwrap();
     rig.backend.borrow_mut().process();
     let done = device.poll();
     assert_eq!(done.len(), 2);
@@ -579,6 +586,7 @@ fn pages_the_backend_keeps_mapped_are_never_reused() {
         .misbehave
         .push_back(Misbehave::HoldGrants);
     device.submit_read(0, 4096).unwrap();
+    device.kick().unwrap();
     rig.backend.borrow_mut().process();
     let done = device.poll();
     assert_eq!(done[0].result, Err(BlkError::GrantStillMapped));
