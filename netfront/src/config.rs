@@ -31,7 +31,7 @@ impl MacAddress {
         let mut parts = text.split(':');
         for byte in &mut out {
             let part = parts.next()?;
-            if part.len() != 2 {
+            if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return None;
             }
             *byte = u8::from_str_radix(part, 16).ok()?;

@@ -91,8 +91,8 @@ pub struct NetStats {
     pub rx_requests: u64,
     /// Notifications sent for posted rx buffers (`feature-rx-notify`).
     pub rx_notifications: u64,
-    /// Packets dropped (a bad slot, an error status, an unsupported extra, a checksum that
-    /// could not be completed).
+    /// Packets dropped (a bad slot, an error status, an unsupported extra, shorter than an
+    /// Ethernet header, a checksum that could not be completed).
     pub rx_dropped: u64,
     /// Frames flagged `csum_blank` whose checksum was completed here.
     pub rx_csum_completed: u64,
@@ -151,10 +151,27 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         xs: &mut XsClient<T>,
         devid: u32,
         config: Config,
-        mut platform: Platform<P, G, E>,
+        platform: Platform<P, G, E>,
         deadline: Instant,
     ) -> Result<Self, NetError> {
         let frontend = Frontend::discover(xs, "vif", devid, deadline)?;
+        let watch = frontend.clone();
+        let connected = Self::connect_to(xs, frontend, config, platform, deadline);
+        if connected.is_err() {
+            // Leave no watch behind: a later attempt sets it again. Failing to remove it
+            // leaves only stray events.
+            let _ = watch.close(xs, deadline);
+        }
+        connected
+    }
+
+    fn connect_to<T: XsTransport>(
+        xs: &mut XsClient<T>,
+        frontend: Frontend,
+        config: Config,
+        mut platform: Platform<P, G, E>,
+        deadline: Instant,
+    ) -> Result<Self, NetError> {
         frontend.wait_backend_state(
             xs,
             |s| matches!(s, XenbusState::InitWait | XenbusState::Connected),
@@ -539,7 +556,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         }
         match taken.done {
             None => {}
-            Some(Err(RxDrop::Bad(_) | RxDrop::Status(_) | RxDrop::Gso)) => {
+            Some(Err(RxDrop::Bad(_) | RxDrop::Status(_) | RxDrop::Gso | RxDrop::Runt)) => {
                 self.stats.rx_dropped += 1;
             }
             Some(Ok(mut packet)) => {

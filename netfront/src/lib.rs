@@ -16,12 +16,10 @@
 //!
 //! The platform is reached only through `xenbus`'s traits ([`Platform`]): this crate contains
 //! no unsafe code.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
-#[cfg(test)]
-extern crate std;
 
 pub mod checksum;
 pub mod config;

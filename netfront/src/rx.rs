@@ -99,6 +99,8 @@ pub enum RxDrop {
     Status(i16),
     /// It carried a GSO extra (never negotiated here).
     Gso,
+    /// Shorter than an Ethernet header.
+    Runt,
 }
 
 /// A packet taken off the ring.
@@ -228,6 +230,7 @@ impl RxQueue {
         if finished && let Some(p) = self.partial.take() {
             taken.done = Some(match p.drop {
                 Some(drop) => Err(drop),
+                None if p.data.len() < crate::config::ETHERNET_HEADER => Err(RxDrop::Runt),
                 None => Ok(RxPacket {
                     data: p.data,
                     csum_blank: p.csum_blank,
