@@ -1,4 +1,4 @@
-//! The device as a smoltcp [`phy::Device`](smoltcp::phy::Device).
+//! The device as a smoltcp `phy::Device`.
 //!
 //! Receiving hands smoltcp a frame already copied out of the ring (see [`crate::rx`]);
 //! transmitting lets smoltcp build the frame in a scratch buffer, then stages it
