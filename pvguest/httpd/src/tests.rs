@@ -1,0 +1,6 @@
+//! Host tests: the connection state machine alone, then the whole service over smoltcp with a
+//! smoltcp client across an in-memory link.
+
+mod conn;
+mod link;
+mod service;
