@@ -418,14 +418,15 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         self.tx.as_ref().is_some_and(|tx| tx.free() > 0)
     }
 
-    /// Stages `frame` (an Ethernet frame of at most MTU + 14 bytes) for sending; it leaves
+    /// Stages `frame` (an Ethernet frame of 14 to MTU + 14 bytes) for sending; it leaves
     /// with the next [`Netfront::flush`]. Frames larger than the MTU are refused: one frame is
     /// always one slot in one page.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
         if let Some(e) = self.dead {
             return Err(e);
         }
-        if frame.is_empty() || frame.len() > self.config.max_frame() {
+        // Netback answers a frame shorter than an Ethernet header with an error.
+        if frame.len() < crate::config::ETHERNET_HEADER || frame.len() > self.config.max_frame() {
             self.stats.tx_refused += 1;
             return Err(NetError::FrameSize(frame.len()));
         }
@@ -643,6 +644,8 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             deadline,
         );
         self.frontend.set_state(xs, XenbusState::Closed, deadline)?;
+        // The backend-state watch goes too; failing to remove it leaves only stray events.
+        let _ = self.frontend.clone().close(xs, deadline);
         match closed {
             Ok(_) | Err(XenbusError::BackendGone) => Ok(()),
             Err(e) => Err(e.into()),

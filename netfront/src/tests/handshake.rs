@@ -134,6 +134,11 @@ fn a_closing_backend_ends_the_device_and_close_ends_every_grant() {
     assert_eq!(rig.dev.stats().grants_in_use, 0);
     assert_eq!(rig.memory.allocated(), 0);
     assert_eq!(rig.dev.platform().events.open.len(), 0, "port closed");
+    assert_eq!(
+        rig.xs.transport_mut().store.watch_count(),
+        0,
+        "watch removed"
+    );
 }
 
 #[test]

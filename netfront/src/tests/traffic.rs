@@ -66,12 +66,13 @@ fn frames_over_the_mtu_are_refused_and_never_reach_the_ring() {
         Err(NetError::FrameSize(1415))
     );
     assert_eq!(rig.dev.send(&[]), Err(NetError::FrameSize(0)));
+    assert_eq!(rig.dev.send(&frame(0, 13)), Err(NetError::FrameSize(13)));
     rig.dev.send(&frame(0, 1414)).unwrap();
     rig.dev.flush().unwrap();
     rig.backend();
     assert_eq!(rig.back.from_guest.len(), 1);
     assert_eq!(rig.back.tx_violations, 0, "no slot crossed a page");
-    assert_eq!(rig.dev.stats().tx_refused, 2);
+    assert_eq!(rig.dev.stats().tx_refused, 3);
 }
 
 #[test]
