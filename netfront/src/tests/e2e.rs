@@ -11,13 +11,13 @@ use std::collections::VecDeque;
 
 /// The peer's network card: frames in from the bridge, frames out to it.
 #[derive(Default)]
-struct Wire {
-    inbound: VecDeque<Vec<u8>>,
-    outbound: VecDeque<Vec<u8>>,
+pub(super) struct Wire {
+    pub(super) inbound: VecDeque<Vec<u8>>,
+    pub(super) outbound: VecDeque<Vec<u8>>,
 }
 
-struct WireRx(Vec<u8>);
-struct WireTx<'a>(&'a mut VecDeque<Vec<u8>>);
+pub(super) struct WireRx(Vec<u8>);
+pub(super) struct WireTx<'a>(&'a mut VecDeque<Vec<u8>>);
 
 impl phy::RxToken for WireRx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -55,7 +55,7 @@ impl phy::Device for Wire {
     }
 }
 
-fn interface(mac: [u8; 6], ip: [u8; 4], device: &mut impl phy::Device) -> Interface {
+pub(super) fn interface(mac: [u8; 6], ip: [u8; 4], device: &mut impl phy::Device) -> Interface {
     let config = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     let mut iface = Interface::new(config, device, NetInstant::ZERO);
     iface.update_ip_addrs(|addrs| {

@@ -4,6 +4,7 @@
 mod e2e;
 mod faults;
 mod handshake;
+mod http;
 mod netback;
 mod props;
 mod traffic;
