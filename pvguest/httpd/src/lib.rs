@@ -21,12 +21,15 @@
 //! out, time passed in). [`server::Server`] runs [`Config::listeners`] listening smoltcp
 //! sockets (at least 20: smoltcp has no backlog, and a socket that closed first stays in
 //! TIME-WAIT), gives each accepted one a [`conn::Connection`], and re-listens when it is
-//! closed. [`server::Server::step`] is one turn of the event loop.
+//! closed. [`server::Server::step`] is one turn of the event loop. [`address`] reads
+//! `ip=a.b.c.d/len gw=a.b.c.d` or `ip=dhcp` from the command line and keeps the interface's
+//! address (smoltcp's DHCPv4 client for `ip=dhcp`).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+pub mod address;
 pub mod blob;
 pub mod conn;
 pub mod request;

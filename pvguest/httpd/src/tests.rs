@@ -2,5 +2,6 @@
 //! smoltcp client across an in-memory link.
 
 mod conn;
+mod dhcp;
 mod link;
 mod service;
