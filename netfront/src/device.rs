@@ -135,6 +135,7 @@ pub struct Netfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     stats: NetStats,
     dead: Option<NetError>,
     released: bool,
+    scratch: Vec<u8>,
 }
 
 /// What [`Netfront::connect`] builds before the device exists, released on failure.
@@ -232,6 +233,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             stats: NetStats::default(),
             dead: None,
             released: false,
+            scratch: Vec::new(),
         };
         match device.publish(xs, deadline) {
             Ok(()) => Ok(device),
@@ -491,6 +493,16 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             self.poll();
         }
         self.received.pop_front()
+    }
+
+    /// The buffer smoltcp builds a frame in (see [`crate::phy`]).
+    pub(crate) fn take_scratch(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.scratch)
+    }
+
+    /// Gives the frame buffer back for the next frame.
+    pub(crate) fn put_scratch(&mut self, buffer: Vec<u8>) {
+        self.scratch = buffer;
     }
 
     /// Frames received and not yet taken.

@@ -37,11 +37,17 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> phy::TxToken for NetTxTok
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        let mut frame = alloc::vec![0u8; len];
+        // smoltcp writes the frame into the device's scratch buffer (reused: no allocation
+        // per frame once it has grown to the largest frame), which is then copied into a tx
+        // buffer page.
+        let mut frame = self.device.take_scratch();
+        frame.clear();
+        frame.resize(len, 0);
         let result = f(&mut frame);
         // A refused frame (over the MTU, or no buffer after all) is counted in the stats;
         // smoltcp has no way to hear of it, as with a full hardware queue.
         let _ = self.device.send(&frame);
+        self.device.put_scratch(frame);
         result
     }
 }

@@ -111,6 +111,12 @@ fn a_closing_backend_ends_the_device_and_close_ends_every_grant() {
     rig.dev.send(&frame(1, 100)).unwrap();
     rig.dev.flush().unwrap();
     assert_eq!(rig.dev.check_backend(&mut rig.xs, far()), None);
+    // A backend re-asserting Connected (as after a reconfiguration) is still connected.
+    rig.xs
+        .transport_mut()
+        .store
+        .set(&format!("{BACK}/state"), "4");
+    assert_eq!(rig.dev.check_backend(&mut rig.xs, far()), None);
     rig.xs
         .transport_mut()
         .store
