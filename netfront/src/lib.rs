@@ -1,6 +1,37 @@
-//! Xen network front end (the `vif` split driver) for `pvguest`: not implemented yet.
+//! `netfront`: the Xen network front end (the `vif` split driver), safe and host-tested, as a
+//! smoltcp `phy::Device`.
 //!
-//! This crate will hold the xenbus handshake, the tx/rx rings and the grant bookkeeping of a
-//! netfront, exposed as a smoltcp `phy::Device`. It contains no code yet; nothing uses it.
-#![no_std]
+//! - [`device`]: [`Netfront::connect`] does the handshake Linux's netback expects (reads `mac`
+//!   and `mtu`; publishes `tx-ring-ref`, `rx-ring-ref`, one `event-channel`,
+//!   `request-rx-copy`, `feature-rx-notify`, `feature-no-csum-offload`; xenbus states), and
+//!   runs the two rings with [`NetStats`] counters. A backend that closes, vanishes or
+//!   corrupts a ring ends the device.
+//! - [`tx`]: a pool of buffers in pages granted read-only once and reused; one frame is one
+//!   slot inside one page; responses checked by id before a buffer is reused.
+//! - [`rx`]: buffers granted once and kept posted; every response checked (id, status,
+//!   `offset + size`, flags, `more_data` chains, extra-info slots) before use, data copied
+//!   out, bad packets dropped and counted.
+//! - [`checksum`]: completing a frame that still arrives `NETRXF_csum_blank`.
+//! - [`config`]: `mac`, `mtu` and the sizes that follow. [`phy`]: the smoltcp device.
+//!
+//! The platform is reached only through `xenbus`'s traits ([`Platform`]): this crate contains
+//! no unsafe code.
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod checksum;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod phy;
+pub mod rx;
+pub mod tx;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{MacAddress, VifConfig};
+pub use device::{Config, NetStats, Netfront, Platform};
+pub use error::{BadResponse, NetError};

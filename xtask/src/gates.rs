@@ -8,11 +8,12 @@ use crate::build::{KERNEL_TARGET, cargo, workspace_root};
 use crate::tally::Tally;
 
 /// Crates that are built for the bare-metal kernel target too.
-const KERNEL_TARGET_CRATES: [&str; 7] = [
+const KERNEL_TARGET_CRATES: [&str; 8] = [
     "abi",
     "xenbus",
     "xenstored",
     "pvguest",
+    "httpd",
     "netfront",
     "blkfront",
     "hv",

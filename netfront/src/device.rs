@@ -1,0 +1,690 @@
+//! The vif device: the xenbus handshake with netback, the two rings, and the counters.
+//!
+//! [`Netfront::connect`] does what Linux's netback expects of a front end: it waits for the
+//! backend's InitWait, reads `mac` and `mtu` from our directory ([`VifConfig`]), checks that
+//! the backend offers `feature-rx-copy`, grants the two ring pages, the tx buffer pool and the
+//! rx buffers (each page once, for the device's life), fills the rx ring, publishes
+//! `tx-ring-ref`, `rx-ring-ref`, `event-channel`, `request-rx-copy` = 1,
+//! `feature-rx-notify` = 1 and `feature-no-csum-offload` = 1 in one transaction, switches to
+//! Connected (netback connects on that, not on Initialised) and waits for the backend's
+//! Connected.
+//!
+//! Sending ([`Netfront::send`]) stages requests; [`Netfront::flush`] publishes them with one
+//! notification if the ring rules ask for one, so a burst costs one event. [`Netfront::poll`]
+//! reclaims tx buffers from checked responses, takes rx responses (checked, copied, the
+//! buffer posted again) and refills the rx ring. A backend that corrupts a ring, closes or
+//! vanishes ends the device: later calls fail with the reason, and [`Netfront::close`] ends
+//! every grant the backend no longer holds.
+
+use crate::checksum::complete_checksum;
+use crate::config::VifConfig;
+use crate::error::NetError;
+use crate::rx::{RxDrop, RxQueue};
+use crate::tx::{TxPool, TxStatus};
+use abi::io::netif::{NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse};
+use abi::io::xenbus::XenbusState;
+use abi::ring::{FrontRing, RingError};
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::vec::Vec;
+use xenbus::frontend::{Frontend, XenbusError};
+use xenbus::grant::{GrantAccess, GrantedPage};
+use xenbus::xenstore::{TxId, XsClient, XsTransport};
+use xenbus::{DomId, EventChannel, Instant, PageProvider, Port};
+
+/// Attempts at the transaction that publishes the rings.
+const TRANSACTION_ATTEMPTS: u32 = 8;
+/// Staged tx requests that make [`Netfront::send`] publish them itself (a caller that forgets
+/// [`Netfront::flush`] still makes progress).
+const TX_PUSH_BATCH: u32 = 64;
+
+/// What the platform gives the device: pages, grants and its event channel.
+#[derive(Debug)]
+pub struct Platform<P, G, E> {
+    /// Where ring and buffer pages come from.
+    pub pages: P,
+    /// The grant table.
+    pub grants: G,
+    /// Event channels.
+    pub events: E,
+}
+
+/// How many buffers the device keeps (each a granted page or part of one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Tx buffers (at most the ring's 256 slots); two share a page at MTU 1500.
+    pub tx_buffers: u16,
+    /// Rx buffers, one page each (at most 256).
+    pub rx_buffers: u16,
+}
+
+impl Default for Config {
+    /// 128 of each: 64 tx pages and 128 rx pages (768 KiB), half of each ring.
+    fn default() -> Self {
+        Self {
+            tx_buffers: 128,
+            rx_buffers: 128,
+        }
+    }
+}
+
+/// Counters, for the status page and the benchmark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Frames put on the tx ring.
+    pub tx_packets: u64,
+    /// Their bytes.
+    pub tx_bytes: u64,
+    /// Tx requests published.
+    pub tx_requests: u64,
+    /// Notifications sent for tx requests.
+    pub tx_notifications: u64,
+    /// Tx responses reporting `NETIF_RSP_ERROR`/`_DROPPED`.
+    pub tx_errors: u64,
+    /// Frames refused before reaching the ring (larger than the MTU, or no free buffer).
+    pub tx_refused: u64,
+    /// Frames delivered to the stack.
+    pub rx_packets: u64,
+    /// Their bytes.
+    pub rx_bytes: u64,
+    /// Rx requests (buffers) posted.
+    pub rx_requests: u64,
+    /// Notifications sent for posted rx buffers (`feature-rx-notify`).
+    pub rx_notifications: u64,
+    /// Packets dropped (a bad slot, an error status, an unsupported extra, shorter than an
+    /// Ethernet header, a checksum that could not be completed).
+    pub rx_dropped: u64,
+    /// Frames flagged `csum_blank` whose checksum was completed here.
+    pub rx_csum_completed: u64,
+    /// Events the platform reported on the device's port.
+    pub notifications_received: u64,
+    /// Responses (tx or rx slots) that failed validation.
+    pub bad_responses: u64,
+    /// Grants this device holds now (rings, tx pool, rx buffers, and pages the backend still
+    /// held when it ended); constant while the device runs.
+    pub grants_in_use: u64,
+}
+
+impl NetStats {
+    /// Tx requests per tx notification (requests if none was needed).
+    pub fn tx_requests_per_notification(&self) -> f64 {
+        self.tx_requests as f64 / self.tx_notifications.max(1) as f64
+    }
+
+    /// Rx requests per rx notification.
+    pub fn rx_requests_per_notification(&self) -> f64 {
+        self.rx_requests as f64 / self.rx_notifications.max(1) as f64
+    }
+}
+
+/// A connected vif.
+#[derive(Debug)]
+pub struct Netfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
+    platform: Platform<P, G, E>,
+    frontend: Frontend,
+    config: VifConfig,
+    port: Port,
+    tx_ring: FrontRing<NetifTxRequest, NetifTxResponse>,
+    rx_ring: FrontRing<NetifRxRequest, NetifRxResponse>,
+    ring_pages: Vec<GrantedPage>,
+    tx: Option<TxPool>,
+    rx: Option<RxQueue>,
+    received: VecDeque<Vec<u8>>,
+    tx_staged: u32,
+    quarantine: Vec<GrantedPage>,
+    stats: NetStats,
+    dead: Option<NetError>,
+    released: bool,
+    scratch: Vec<u8>,
+}
+
+/// What [`Netfront::connect`] builds before the device exists, released on failure.
+struct Parts {
+    ring_pages: Vec<GrantedPage>,
+    tx_pages: Vec<GrantedPage>,
+    rx_pages: Vec<GrantedPage>,
+}
+
+impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
+    /// Connects vif `devid` (`device/vif/<devid>`) as Linux's netback expects (see the
+    /// module documentation).
+    pub fn connect<T: XsTransport>(
+        xs: &mut XsClient<T>,
+        devid: u32,
+        config: Config,
+        platform: Platform<P, G, E>,
+        deadline: Instant,
+    ) -> Result<Self, NetError> {
+        let frontend = Frontend::discover(xs, "vif", devid, deadline)?;
+        let watch = frontend.clone();
+        let connected = Self::connect_to(xs, frontend, config, platform, deadline);
+        if connected.is_err() {
+            // Leave no watch behind: a later attempt sets it again. Failing to remove it
+            // leaves only stray events.
+            let _ = watch.close(xs, deadline);
+        }
+        connected
+    }
+
+    fn connect_to<T: XsTransport>(
+        xs: &mut XsClient<T>,
+        frontend: Frontend,
+        config: Config,
+        mut platform: Platform<P, G, E>,
+        deadline: Instant,
+    ) -> Result<Self, NetError> {
+        frontend.wait_backend_state(
+            xs,
+            |s| matches!(s, XenbusState::InitWait | XenbusState::Connected),
+            deadline,
+        )?;
+        let mac = xs.read_optional(TxId::NONE, &frontend.node("mac"), deadline)?;
+        let mtu = xs.read_optional(TxId::NONE, &frontend.node("mtu"), deadline)?;
+        let vif = VifConfig::parse(mac.as_deref(), mtu.as_deref())?;
+        let rx_copy = xs.read_optional(
+            TxId::NONE,
+            &frontend.backend_node("feature-rx-copy"),
+            deadline,
+        )?;
+        if rx_copy.as_deref().map(str::trim) != Some("1") {
+            return Err(NetError::NoRxCopy);
+        }
+
+        let mut parts = Parts {
+            ring_pages: Vec::new(),
+            tx_pages: Vec::new(),
+            rx_pages: Vec::new(),
+        };
+        let built = Self::build(&mut platform, &mut parts, frontend.backend_id, config, &vif);
+        let (tx_ring, rx_ring) = match built {
+            Ok(rings) => rings,
+            Err(e) => {
+                Self::release_parts(&mut platform, parts);
+                return Err(e);
+            }
+        };
+        let port = match platform.events.alloc_unbound(frontend.backend_id) {
+            Ok(port) => port,
+            Err(e) => {
+                Self::release_parts(&mut platform, parts);
+                return Err(e.into());
+            }
+        };
+        let buffer_size = vif.tx_buffer_size();
+        let Parts {
+            ring_pages,
+            tx_pages,
+            rx_pages,
+        } = parts;
+        let rx_size = rx_ring.size();
+        let mut device = Self {
+            platform,
+            frontend,
+            config: vif,
+            port,
+            tx_ring,
+            rx_ring,
+            ring_pages,
+            tx: Some(TxPool::new(tx_pages, buffer_size, config.tx_buffers)),
+            rx: Some(RxQueue::new(rx_pages, rx_size, vif.max_frame())),
+            received: VecDeque::new(),
+            tx_staged: 0,
+            quarantine: Vec::new(),
+            stats: NetStats::default(),
+            dead: None,
+            released: false,
+            scratch: Vec::new(),
+        };
+        match device.publish(xs, deadline) {
+            Ok(()) => Ok(device),
+            Err(e) => {
+                device.end(e);
+                device.release();
+                Err(e)
+            }
+        }
+    }
+
+    /// Allocates and grants the ring pages and buffers (each kept in `parts` as soon as it
+    /// is granted, so a failure releases it).
+    #[allow(clippy::type_complexity)]
+    fn build(
+        platform: &mut Platform<P, G, E>,
+        parts: &mut Parts,
+        backend: DomId,
+        config: Config,
+        vif: &VifConfig,
+    ) -> Result<
+        (
+            FrontRing<NetifTxRequest, NetifTxResponse>,
+            FrontRing<NetifRxRequest, NetifRxResponse>,
+        ),
+        NetError,
+    > {
+        let tx_page = platform.pages.alloc_zeroed()?;
+        let tx_ring = tx_page.init_front_ring::<NetifTxRequest, NetifTxResponse>();
+        parts
+            .ring_pages
+            .push(Self::grant(platform, tx_page, backend, false)?);
+        let rx_page = platform.pages.alloc_zeroed()?;
+        let rx_ring = rx_page.init_front_ring::<NetifRxRequest, NetifRxResponse>();
+        parts
+            .ring_pages
+            .push(Self::grant(platform, rx_page, backend, false)?);
+        let (tx_ring, rx_ring) = (tx_ring?, rx_ring?);
+
+        let tx_buffers = config.tx_buffers.clamp(1, tx_ring.size() as u16);
+        let rx_buffers = config.rx_buffers.clamp(1, rx_ring.size() as u16);
+        let per_page = crate::config::PAGE / vif.tx_buffer_size();
+        for _ in 0..usize::from(tx_buffers).div_ceil(per_page) {
+            let page = platform.pages.alloc_zeroed()?;
+            parts
+                .tx_pages
+                .push(Self::grant(platform, page, backend, true)?);
+        }
+        for _ in 0..rx_buffers {
+            let page = platform.pages.alloc_zeroed()?;
+            parts
+                .rx_pages
+                .push(Self::grant(platform, page, backend, false)?);
+        }
+        Ok((tx_ring, rx_ring))
+    }
+
+    fn grant(
+        platform: &mut Platform<P, G, E>,
+        page: xenbus::Page,
+        backend: DomId,
+        readonly: bool,
+    ) -> Result<GrantedPage, NetError> {
+        platform
+            .grants
+            .grant(page, backend, readonly)
+            .map_err(|(page, e)| {
+                platform.pages.release(page);
+                NetError::Grant(e)
+            })
+    }
+
+    fn release_parts(platform: &mut Platform<P, G, E>, parts: Parts) {
+        let all = parts
+            .ring_pages
+            .into_iter()
+            .chain(parts.tx_pages)
+            .chain(parts.rx_pages);
+        for granted in all {
+            // Never shared with the backend yet, so the grant ends; if it does not, the page
+            // stays granted (leaked) rather than reused.
+            if let Ok(page) = platform.grants.end(granted) {
+                platform.pages.release(page);
+            }
+        }
+    }
+
+    /// Fills the rx ring, publishes the keys, and runs the state handshake.
+    fn publish<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<(), NetError> {
+        self.refill_rx();
+        self.rx_ring.push_requests();
+        let tx_ref = self.ring_pages[0].gref().get();
+        let rx_ref = self.ring_pages[1].gref().get();
+        let port = self.port.get();
+        let frontend = &self.frontend;
+        xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
+            let keys = [
+                ("tx-ring-ref", format!("{tx_ref}")),
+                ("rx-ring-ref", format!("{rx_ref}")),
+                ("event-channel", format!("{port}")),
+                ("request-rx-copy", "1".into()),
+                ("feature-rx-notify", "1".into()),
+                ("feature-no-csum-offload", "1".into()),
+            ];
+            for (key, value) in keys {
+                xs.write(tx, &frontend.node(key), &value, deadline)?;
+            }
+            Ok(())
+        })?;
+        self.frontend
+            .set_state(xs, XenbusState::Connected, deadline)?;
+        self.frontend
+            .wait_backend_state(xs, |s| s == XenbusState::Connected, deadline)?;
+        // The backend may have bound the channel after the buffers were published.
+        self.platform.events.notify(self.port)?;
+        self.stats.rx_notifications += 1;
+        Ok(())
+    }
+
+    /// The vif's MAC and MTU.
+    pub fn config(&self) -> &VifConfig {
+        &self.config
+    }
+
+    /// The device's event-channel port (the event loop calls [`Netfront::on_event`] when it
+    /// fires).
+    pub fn port(&self) -> Port {
+        self.port
+    }
+
+    /// The frontend's xenstore location.
+    pub fn frontend(&self) -> &Frontend {
+        &self.frontend
+    }
+
+    /// The platform (tests reach their fakes through it).
+    pub fn platform(&self) -> &Platform<P, G, E> {
+        &self.platform
+    }
+
+    /// The platform, mutably.
+    pub fn platform_mut(&mut self) -> &mut Platform<P, G, E> {
+        &mut self.platform
+    }
+
+    /// Why the device has ended, if it has.
+    pub fn ended(&self) -> Option<NetError> {
+        self.dead
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NetStats {
+        let tx_pages = self.tx.as_ref().map_or(0, TxPool::pages);
+        let rx_pages = self.rx.as_ref().map_or(0, RxQueue::buffers);
+        NetStats {
+            grants_in_use: (self.ring_pages.len() + tx_pages + rx_pages + self.quarantine.len())
+                as u64,
+            ..self.stats
+        }
+    }
+
+    /// Tx buffers in flight (staged or published, not yet answered).
+    pub fn tx_in_flight(&self) -> usize {
+        self.tx.as_ref().map_or(0, TxPool::in_flight)
+    }
+
+    /// Rx buffers posted to the backend.
+    pub fn rx_posted(&self) -> usize {
+        self.rx.as_ref().map_or(0, RxQueue::posted)
+    }
+
+    /// Whether a frame can be staged now (reclaiming answered buffers first).
+    pub fn can_send(&mut self) -> bool {
+        if self.dead.is_some() {
+            return false;
+        }
+        if self.tx.as_ref().is_some_and(|tx| tx.free() == 0) {
+            self.poll_tx();
+        }
+        self.tx.as_ref().is_some_and(|tx| tx.free() > 0)
+    }
+
+    /// Stages `frame` (an Ethernet frame of 14 to MTU + 14 bytes) for sending; it leaves
+    /// with the next [`Netfront::flush`]. Frames larger than the MTU are refused: one frame is
+    /// always one slot in one page.
+    pub fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
+        if let Some(e) = self.dead {
+            return Err(e);
+        }
+        // Netback answers a frame shorter than an Ethernet header with an error.
+        if frame.len() < crate::config::ETHERNET_HEADER || frame.len() > self.config.max_frame() {
+            self.stats.tx_refused += 1;
+            return Err(NetError::FrameSize(frame.len()));
+        }
+        if !self.can_send() {
+            self.stats.tx_refused += 1;
+            return Err(NetError::TxFull);
+        }
+        let Some(tx) = self.tx.as_mut() else {
+            return Err(NetError::BackendGone);
+        };
+        let Some(request) = tx.stage(frame) else {
+            self.stats.tx_refused += 1;
+            return Err(NetError::TxFull);
+        };
+        if self.tx_ring.write_request(request).is_err() {
+            // The pool is never larger than the ring, so this means our own books are off.
+            tx.unstage(request.id);
+            self.stats.tx_refused += 1;
+            return Err(NetError::TxFull);
+        }
+        self.tx_staged += 1;
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += frame.len() as u64;
+        if self.tx_staged >= TX_PUSH_BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the staged tx requests, notifying the backend if the ring rules say so.
+    pub fn flush(&mut self) -> Result<(), NetError> {
+        if let Some(e) = self.dead {
+            return Err(e);
+        }
+        if self.tx_staged == 0 {
+            return Ok(());
+        }
+        self.stats.tx_requests += u64::from(self.tx_staged);
+        self.tx_staged = 0;
+        if self.tx_ring.push_requests_and_check_notify() {
+            self.stats.tx_notifications += 1;
+            self.platform.events.notify(self.port)?;
+        }
+        Ok(())
+    }
+
+    /// The platform reported an event on the port: counts it and polls.
+    pub fn on_event(&mut self) {
+        self.stats.notifications_received += 1;
+        self.poll();
+    }
+
+    /// Takes every response waiting on both rings and refills the rx ring.
+    pub fn poll(&mut self) {
+        self.poll_tx();
+        self.poll_rx();
+    }
+
+    /// The next received frame, polling the rings if none is queued.
+    pub fn receive(&mut self) -> Option<Vec<u8>> {
+        if self.received.is_empty() {
+            self.poll();
+        }
+        self.received.pop_front()
+    }
+
+    /// The buffer smoltcp builds a frame in (see [`crate::phy`]).
+    pub(crate) fn take_scratch(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.scratch)
+    }
+
+    /// Gives the frame buffer back for the next frame.
+    pub(crate) fn put_scratch(&mut self, buffer: Vec<u8>) {
+        self.scratch = buffer;
+    }
+
+    /// Frames received and not yet taken.
+    pub fn queued_frames(&self) -> usize {
+        self.received.len()
+    }
+
+    fn poll_tx(&mut self) {
+        if self.dead.is_some() {
+            return;
+        }
+        loop {
+            match self.tx_ring.take_response() {
+                Ok(Some(response)) => {
+                    let Some(tx) = self.tx.as_mut() else { return };
+                    match tx.complete(&response) {
+                        Ok(TxStatus::Okay) => {}
+                        Ok(TxStatus::Failed(_)) => self.stats.tx_errors += 1,
+                        Err(_) => self.stats.bad_responses += 1,
+                    }
+                }
+                Ok(None) => match self.tx_ring.final_check_for_responses() {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => return self.corrupt(e),
+                },
+                Err(e) => return self.corrupt(e),
+            }
+        }
+    }
+
+    fn poll_rx(&mut self) {
+        if self.dead.is_some() {
+            return;
+        }
+        // Bounded: responses stay in the ring while the stack has not taken enough frames
+        // (netback then waits, as for a full ring).
+        let limit = self.rx.as_ref().map_or(0, RxQueue::buffers);
+        while self.received.len() < limit {
+            let index = self.rx_ring.rsp_cons();
+            match self.rx_ring.take_response() {
+                Ok(Some(response)) => self.take_rx(index, &response),
+                Ok(None) => match self.rx_ring.final_check_for_responses() {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => return self.corrupt(e),
+                },
+                Err(e) => return self.corrupt(e),
+            }
+        }
+        if self.refill_rx() > 0 && self.rx_ring.push_requests_and_check_notify() {
+            self.stats.rx_notifications += 1;
+            if let Err(e) = self.platform.events.notify(self.port) {
+                self.end(e.into());
+            }
+        }
+    }
+
+    fn take_rx(&mut self, index: u32, response: &NetifRxResponse) {
+        let Some(rx) = self.rx.as_mut() else { return };
+        let taken = rx.take(index, response);
+        if taken.bad.is_some() {
+            self.stats.bad_responses += 1;
+        }
+        match taken.done {
+            None => {}
+            Some(Err(RxDrop::Bad(_) | RxDrop::Status(_) | RxDrop::Gso | RxDrop::Runt)) => {
+                self.stats.rx_dropped += 1;
+            }
+            Some(Ok(mut packet)) => {
+                if packet.csum_blank {
+                    if complete_checksum(&mut packet.data).is_err() {
+                        self.stats.rx_dropped += 1;
+                        return;
+                    }
+                    self.stats.rx_csum_completed += 1;
+                }
+                self.stats.rx_packets += 1;
+                self.stats.rx_bytes += packet.data.len() as u64;
+                self.received.push_back(packet.data);
+            }
+        }
+    }
+
+    fn refill_rx(&mut self) -> u32 {
+        let posted = self
+            .rx
+            .as_mut()
+            .map_or(0, |rx| rx.refill(&mut self.rx_ring));
+        self.stats.rx_requests += u64::from(posted);
+        posted
+    }
+
+    fn corrupt(&mut self, _: RingError) {
+        self.stats.bad_responses += 1;
+        self.end(NetError::RingCorrupt);
+    }
+
+    /// Stops the device for good: later calls fail with `error`. Grants stay until
+    /// [`Netfront::close`] (the backend may still be using the pages).
+    fn end(&mut self, error: NetError) {
+        if self.dead.is_none() {
+            self.dead = Some(error);
+        }
+    }
+
+    /// Ends the device if the backend's state says it is closing or gone; returns why it has
+    /// ended, if it has. The event loop calls this when the xenstore watch fires (or now and
+    /// then).
+    pub fn check_backend<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Option<NetError> {
+        if self.dead.is_none()
+            && (xs.poll().is_err() || self.frontend.take_backend_events(xs))
+            && !matches!(
+                self.frontend.backend_state(xs, deadline),
+                Ok(XenbusState::Connected)
+            )
+        {
+            self.end(NetError::BackendGone);
+        }
+        self.dead
+    }
+
+    /// Disconnects: Closing, waits for the backend to close (or vanish), Closed; then ends
+    /// every grant the backend no longer holds and gives the pages back. Pages still held
+    /// stay granted (counted in [`NetStats::grants_in_use`]), never reused.
+    pub fn close<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<(), NetError> {
+        self.end(NetError::BackendGone);
+        let result = self.close_states(xs, deadline);
+        self.release();
+        result
+    }
+
+    fn close_states<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<(), NetError> {
+        self.frontend
+            .set_state(xs, XenbusState::Closing, deadline)?;
+        let closed = self.frontend.wait_backend_state(
+            xs,
+            |s| matches!(s, XenbusState::Closing | XenbusState::Closed),
+            deadline,
+        );
+        self.frontend.set_state(xs, XenbusState::Closed, deadline)?;
+        // The backend-state watch goes too; failing to remove it leaves only stray events.
+        let _ = self.frontend.clone().close(xs, deadline);
+        match closed {
+            Ok(_) | Err(XenbusError::BackendGone) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Ends the grants of everything the device holds (the backend must be done with it).
+    fn release(&mut self) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        let mut granted: Vec<GrantedPage> = core::mem::take(&mut self.ring_pages);
+        if let Some(tx) = self.tx.take() {
+            granted.extend(tx.into_pages());
+        }
+        if let Some(rx) = self.rx.take() {
+            granted.extend(rx.into_buffers());
+        }
+        granted.append(&mut self.quarantine);
+        for page in granted {
+            match self.platform.grants.end(page) {
+                Ok(page) => self.platform.pages.release(page),
+                Err((page, _)) => self.quarantine.push(page),
+            }
+        }
+        self.received.clear();
+        self.platform.events.close(self.port);
+    }
+}

@@ -1,0 +1,259 @@
+//! A fake netback on the real ring layout: `BackRing`s over the ring pages the front end
+//! granted (mapped through the fake grant table with Xen's checks), grant-copy semantics for
+//! data (map, copy, unmap), the ring rules for notifications, and faults on demand.
+
+use abi::io::netif::{
+    NETIF_RSP_OKAY, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_MORE_DATA, NetifExtraInfo,
+    NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
+};
+use abi::page::AtomicPage;
+use abi::ring::{BackRing, SharedRing};
+use std::collections::VecDeque;
+use std::vec::Vec;
+use xenbus::DomId;
+use xenbus::testing::{FakeGrantEntries, HostMemory};
+
+/// Offset of `rsp_prod` in the ring header.
+const RSP_PROD: usize = 8;
+
+/// A misbehaviour for the next response on a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The response's id is off by this much.
+    IdOffset(u16),
+    /// Answer this request with the previous response's id (a duplicate).
+    Duplicate,
+    /// This status instead of the real one.
+    Status(i16),
+    /// (rx) This offset instead of 0, the size unchanged.
+    Offset(u16),
+    /// (rx) These flags added.
+    Flags(u16),
+    /// Publish a response producer index this far beyond the requests taken.
+    Overrun(u32),
+}
+
+/// The fake backend.
+pub struct FakeNetback {
+    memory: HostMemory,
+    tx_page: &'static AtomicPage,
+    rx_page: &'static AtomicPage,
+    tx: BackRing<NetifTxRequest, NetifTxResponse>,
+    rx: BackRing<NetifRxRequest, NetifRxResponse>,
+    /// Frames the front end sent, in order.
+    pub from_guest: VecDeque<Vec<u8>>,
+    /// Frames waiting to go to the front end.
+    pub to_guest: VecDeque<Vec<u8>>,
+    /// Faults for the next tx responses, in order.
+    pub tx_faults: VecDeque<Fault>,
+    /// Faults for the next rx data slots, in order.
+    pub rx_faults: VecDeque<Fault>,
+    /// Flags set on every rx data slot's first slot (e.g. `NETRXF_csum_blank`).
+    pub rx_flags: u16,
+    /// Largest piece of a frame per rx slot: smaller than a frame makes `more_data` chains.
+    pub rx_slot_bytes: usize,
+    /// Extra-info slots sent after the next frame's first slot.
+    pub rx_extras: Vec<NetifExtraInfo>,
+    /// Tx requests that broke the rules (page-crossing, `more_data`, unmappable).
+    pub tx_violations: u64,
+    /// Notifications this backend sent the front end.
+    pub notifications: u64,
+    last_tx_id: u16,
+    last_rx_id: u16,
+}
+
+impl FakeNetback {
+    /// Maps the rings `tx_ref` and `rx_ref` as domain 0 would.
+    pub fn attach(
+        memory: &HostMemory,
+        grants: &FakeGrantEntries,
+        tx_ref: u32,
+        rx_ref: u32,
+    ) -> Self {
+        let tx_page = grants.map(memory, tx_ref, DomId::ZERO, true).unwrap();
+        let rx_page = grants.map(memory, rx_ref, DomId::ZERO, true).unwrap();
+        Self {
+            memory: memory.clone(),
+            tx_page,
+            rx_page,
+            tx: BackRing::init(SharedRing::from_page(tx_page).unwrap()),
+            rx: BackRing::init(SharedRing::from_page(rx_page).unwrap()),
+            from_guest: VecDeque::new(),
+            to_guest: VecDeque::new(),
+            tx_faults: VecDeque::new(),
+            rx_faults: VecDeque::new(),
+            rx_flags: 0,
+            rx_slot_bytes: 4096,
+            rx_extras: Vec::new(),
+            tx_violations: 0,
+            notifications: 0,
+            last_tx_id: 0,
+            last_rx_id: 0,
+        }
+    }
+
+    /// Runs the backend once over both rings, as netback's threads would after an event;
+    /// returns whether it notified the front end.
+    pub fn run(&mut self, grants: &FakeGrantEntries) -> bool {
+        let tx = self.run_tx(grants);
+        let rx = self.run_rx(grants);
+        if tx || rx {
+            self.notifications += 1;
+        }
+        tx || rx
+    }
+
+    /// Unmaps the rings (netback disconnecting).
+    pub fn detach(&self, grants: &FakeGrantEntries, tx_ref: u32, rx_ref: u32) {
+        grants.unmap(tx_ref);
+        grants.unmap(rx_ref);
+    }
+
+    fn run_tx(&mut self, grants: &FakeGrantEntries) -> bool {
+        let mut answered = false;
+        loop {
+            let request = match self.tx.take_request() {
+                Ok(Some(r)) => r,
+                Ok(None) => match self.tx.final_check_for_requests() {
+                    Ok(true) => continue,
+                    _ => break,
+                },
+                Err(e) => panic!("fake netback: tx ring: {e}"),
+            };
+            let mut status = NETIF_RSP_OKAY;
+            if request.flags & NETTXF_MORE_DATA != 0
+                || usize::from(request.offset) + usize::from(request.size) > 4096
+            {
+                self.tx_violations += 1;
+                status = abi::io::netif::NETIF_RSP_ERROR;
+            } else {
+                match grants.map(&self.memory, request.gref, DomId::ZERO, false) {
+                    Ok(page) => {
+                        let mut frame = vec![0u8; usize::from(request.size)];
+                        page.read(usize::from(request.offset), &mut frame).unwrap();
+                        grants.unmap(request.gref);
+                        self.from_guest.push_back(frame);
+                    }
+                    Err(_) => {
+                        self.tx_violations += 1;
+                        status = abi::io::netif::NETIF_RSP_ERROR;
+                    }
+                }
+            }
+            let mut response = NetifTxResponse {
+                id: request.id,
+                status,
+            };
+            match self.tx_faults.pop_front() {
+                None => {}
+                Some(Fault::IdOffset(d)) => response.id = response.id.wrapping_add(d),
+                Some(Fault::Duplicate) => response.id = self.last_tx_id,
+                Some(Fault::Status(s)) => response.status = s,
+                Some(Fault::Overrun(n)) => {
+                    self.tx.write_response(response).unwrap();
+                    let prod = self.tx.rsp_prod_pvt().wrapping_add(n);
+                    self.tx_page.write(RSP_PROD, &prod.to_le_bytes()).unwrap();
+                    return true;
+                }
+                Some(f) => panic!("fake netback: {f:?} is an rx fault"),
+            }
+            self.last_tx_id = request.id;
+            self.tx.write_response(response).unwrap();
+            answered = true;
+        }
+        answered && self.tx.push_responses_and_check_notify()
+    }
+
+    fn run_rx(&mut self, grants: &FakeGrantEntries) -> bool {
+        let mut answered = false;
+        while let Some(frame) = self.to_guest.front() {
+            let pieces: Vec<Vec<u8>> = frame
+                .chunks(self.rx_slot_bytes.max(1))
+                .map(<[u8]>::to_vec)
+                .collect();
+            let pieces = if pieces.is_empty() {
+                vec![Vec::new()]
+            } else {
+                pieces
+            };
+            let needed = pieces.len() + self.rx_extras.len();
+            let available = self.rx.unconsumed_requests().unwrap_or(0) as usize;
+            if available < needed {
+                // As netback does: ask to be told when enough buffers are posted.
+                if matches!(self.rx.final_check_for_requests(), Ok(true))
+                    && self.rx.unconsumed_requests().unwrap_or(0) as usize >= needed
+                {
+                    continue;
+                }
+                break;
+            }
+            self.to_guest.pop_front();
+            let extras = core::mem::take(&mut self.rx_extras);
+            let count = pieces.len();
+            for (i, piece) in pieces.into_iter().enumerate() {
+                let mut flags = if i == 0 { self.rx_flags } else { 0 };
+                if i + 1 < count {
+                    flags |= NETRXF_MORE_DATA;
+                }
+                if i == 0 && !extras.is_empty() {
+                    flags |= NETRXF_EXTRA_INFO;
+                }
+                if self.rx_data_slot(grants, &piece, flags) {
+                    return true;
+                }
+                if i == 0 {
+                    for extra in &extras {
+                        self.rx.take_request().unwrap().unwrap();
+                        self.rx.write_response(extra.to_rx_response()).unwrap();
+                    }
+                }
+            }
+            answered = true;
+        }
+        answered && self.rx.push_responses_and_check_notify()
+    }
+
+    /// Fills one posted buffer with `data`; returns true if an overrun fault ended the run.
+    fn rx_data_slot(&mut self, grants: &FakeGrantEntries, data: &[u8], flags: u16) -> bool {
+        let request = self.rx.take_request().unwrap().unwrap();
+        let fault = self.rx_faults.pop_front();
+        let offset = match fault {
+            Some(Fault::Offset(o)) => o,
+            _ => 0,
+        };
+        if usize::from(offset) + data.len() <= 4096 {
+            let page = grants
+                .map(&self.memory, request.gref, DomId::ZERO, true)
+                .expect("rx buffer grant");
+            page.write(usize::from(offset), data).unwrap();
+            grants.unmap(request.gref);
+        }
+        let mut response = NetifRxResponse {
+            id: request.id,
+            offset,
+            flags,
+            status: data.len() as i16,
+        };
+        match fault {
+            None | Some(Fault::Offset(_)) => {}
+            Some(Fault::IdOffset(d)) => response.id = response.id.wrapping_add(d),
+            Some(Fault::Duplicate) => response.id = self.last_rx_id,
+            Some(Fault::Status(s)) => response.status = s,
+            Some(Fault::Flags(f)) => response.flags |= f,
+            Some(Fault::Overrun(n)) => {
+                self.rx.write_response(response).unwrap();
+                let prod = self.rx.rsp_prod_pvt().wrapping_add(n);
+                self.rx_page.write(RSP_PROD, &prod.to_le_bytes()).unwrap();
+                return true;
+            }
+        }
+        self.last_rx_id = request.id;
+        self.rx.write_response(response).unwrap();
+        false
+    }
+
+    /// Rx requests posted and not yet taken.
+    pub fn rx_available(&self) -> u32 {
+        self.rx.unconsumed_requests().unwrap_or(0)
+    }
+}

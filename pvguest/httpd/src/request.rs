@@ -1,0 +1,207 @@
+//! Reading a request head (parsed with `httparse`) into what the service does with it.
+
+use crate::{MAX_BLOB, MAX_BODY};
+
+/// Most headers a request may carry.
+pub const MAX_HEADERS: usize = 32;
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /`.
+    Status,
+    /// `GET /blob/<n>`.
+    Blob(u64),
+    /// `POST /sink`.
+    Sink,
+    /// No such path: `404`.
+    NotFound,
+    /// A known path, another method: `405` with this `Allow`.
+    MethodNotAllowed(&'static str),
+}
+
+/// A request the service answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// What it asks for.
+    pub route: Route,
+    /// Whether the connection stays open after the answer.
+    pub keep_alive: bool,
+    /// Bytes of body that follow the head.
+    pub body: u64,
+}
+
+/// A request refused as a whole: the answer's status and a short reason; the connection closes
+/// after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// `400` or `413`.
+    pub status: u16,
+    /// Why (the response body).
+    pub reason: &'static str,
+}
+
+const fn bad(reason: &'static str) -> Refusal {
+    Refusal {
+        status: 400,
+        reason,
+    }
+}
+
+const fn too_large(reason: &'static str) -> Refusal {
+    Refusal {
+        status: 413,
+        reason,
+    }
+}
+
+/// A decimal number of at most 19 digits (no sign, no spaces).
+fn decimal(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    text.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Parses a complete head (ending with the empty line).
+pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(bad("incomplete request head")),
+        Err(httparse::Error::TooManyHeaders) => return Err(too_large("too many headers")),
+        Err(_) => return Err(bad("malformed request head")),
+    }
+    let (Some(method), Some(path), Some(version)) = (request.method, request.path, request.version)
+    else {
+        return Err(bad("malformed request line"));
+    };
+    let mut keep_alive = version == 1;
+    let mut length: Option<u64> = None;
+    for header in request.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let n = decimal(header.value).ok_or(bad("bad Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(bad("conflicting Content-Length"));
+            }
+            length = Some(n);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(bad(
+                "Transfer-Encoding is not supported; send Content-Length",
+            ));
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            for token in header.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive = true;
+                }
+            }
+        }
+    }
+    let body = length.unwrap_or(0);
+    if body > MAX_BODY {
+        return Err(too_large("body too large"));
+    }
+    let route = match (method, path) {
+        ("GET", "/") => Route::Status,
+        (_, "/") => Route::MethodNotAllowed("GET"),
+        ("POST", "/sink") if length.is_none() => {
+            return Err(bad("POST /sink needs Content-Length"));
+        }
+        ("POST", "/sink") => Route::Sink,
+        (_, "/sink") => Route::MethodNotAllowed("POST"),
+        (method, path) if path.starts_with("/blob/") => {
+            let size = decimal(&path.as_bytes()["/blob/".len()..])
+                .filter(|&n| n <= MAX_BLOB)
+                .ok_or(bad("bad blob size"))?;
+            if method != "GET" {
+                Route::MethodNotAllowed("GET")
+            } else {
+                Route::Blob(size)
+            }
+        }
+        _ => Route::NotFound,
+    };
+    Ok(Request {
+        route,
+        keep_alive,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Request, Refusal> {
+        parse_head(text.as_bytes())
+    }
+
+    #[test]
+    fn routes_methods_and_keep_alive() {
+        let r = parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!((r.route, r.keep_alive, r.body), (Route::Status, true, 0));
+        let r = parse("GET /blob/123 HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!((r.route, r.keep_alive), (Route::Blob(123), false));
+        let r = parse("GET /blob/0 HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap();
+        assert_eq!((r.route, r.keep_alive), (Route::Blob(0), true));
+        let r = parse("POST /sink HTTP/1.1\r\nContent-Length: 10\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        assert_eq!((r.route, r.keep_alive, r.body), (Route::Sink, false, 10));
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").map(|r| (r.route, r.body)),
+            Ok((Route::MethodNotAllowed("GET"), 3))
+        );
+        assert_eq!(
+            parse("GET /sink HTTP/1.1\r\n\r\n").map(|r| r.route),
+            Ok(Route::MethodNotAllowed("POST"))
+        );
+        assert_eq!(
+            parse("DELETE /blob/5 HTTP/1.1\r\n\r\n").map(|r| r.route),
+            Ok(Route::MethodNotAllowed("GET"))
+        );
+        assert_eq!(
+            parse("GET /nothing HTTP/1.1\r\n\r\n").map(|r| r.route),
+            Ok(Route::NotFound)
+        );
+    }
+
+    #[test]
+    fn malformed_and_oversized_requests_are_refused() {
+        for text in [
+            "GARBAGE\r\n\r\n",
+            "GET / HTTP/9.9\r\n\r\n",
+            "GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+            "GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            "GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "POST /sink HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /sink HTTP/1.1\r\n\r\n",
+            "GET /blob/12x HTTP/1.1\r\n\r\n",
+            "GET /blob/ HTTP/1.1\r\n\r\n",
+            "GET /blob/4294967297 HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        ] {
+            assert_eq!(parse(text).map_err(|r| r.status), Err(400), "{text:?}");
+        }
+        assert_eq!(
+            parse("POST /sink HTTP/1.1\r\nContent-Length: 1073741825\r\n\r\n")
+                .map_err(|r| r.status),
+            Err(413)
+        );
+        let many: String = (0..40).map(|i| format!("X-{i}: y\r\n")).collect();
+        assert_eq!(
+            parse(&format!("GET / HTTP/1.1\r\n{many}\r\n")).map_err(|r| r.status),
+            Err(413)
+        );
+        // The same length twice is fine.
+        assert!(
+            parse("POST /sink HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\n").is_ok()
+        );
+    }
+}

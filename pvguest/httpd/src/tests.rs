@@ -1,0 +1,7 @@
+//! Host tests: the connection state machine alone, then the whole service over smoltcp with a
+//! smoltcp client across an in-memory link.
+
+mod conn;
+mod dhcp;
+mod link;
+mod service;

@@ -1,0 +1,303 @@
+//! The whole service over smoltcp: a smoltcp client across an in-memory link.
+
+use super::link::{Port, carry, interface};
+use crate::{Config, Server, Status};
+use sha2::{Digest, Sha256};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::IpAddress;
+use std::collections::HashMap;
+
+struct Net {
+    server_port: Port,
+    client_port: Port,
+    server_iface: Interface,
+    client_iface: Interface,
+    server_sockets: SocketSet<'static>,
+    client_sockets: SocketSet<'static>,
+    server: Server,
+    now: Instant,
+    next_local_port: u16,
+    received: HashMap<SocketHandle, Vec<u8>>,
+}
+
+impl Net {
+    fn new(config: Config) -> Self {
+        let mut server_port = Port::default();
+        let mut client_port = Port::default();
+        let server_iface = interface(2, &mut server_port);
+        let client_iface = interface(1, &mut client_port);
+        let mut server_sockets = SocketSet::new(vec![]);
+        let server = Server::new(config, &mut server_sockets);
+        Self {
+            server_port,
+            client_port,
+            server_iface,
+            client_iface,
+            server_sockets,
+            client_sockets: SocketSet::new(vec![]),
+            server,
+            now: Instant::ZERO,
+            next_local_port: 40000,
+            received: HashMap::new(),
+        }
+    }
+
+    /// One turn on both sides, `ms` milliseconds later.
+    fn step(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
+        let mut status = || Status {
+            uptime_ms: 1234,
+            heap_bytes_in_use: 5678,
+            grants_in_use: 194,
+            driver: vec![("tx_packets", 5), ("rx_packets", 7)],
+        };
+        self.server.step(
+            self.now,
+            &mut self.server_iface,
+            &mut self.server_port,
+            &mut self.server_sockets,
+            &mut status,
+        );
+        carry(&mut self.server_port, &mut self.client_port);
+        self.client_iface
+            .poll(self.now, &mut self.client_port, &mut self.client_sockets);
+        carry(&mut self.server_port, &mut self.client_port);
+        for (&handle, buf) in self.received.iter_mut() {
+            let socket = self.client_sockets.get_mut::<tcp::Socket>(handle);
+            while socket.can_recv() {
+                socket
+                    .recv(|data| {
+                        buf.extend_from_slice(data);
+                        (data.len(), ())
+                    })
+                    .unwrap();
+            }
+        }
+    }
+
+    fn connect(&mut self) -> SocketHandle {
+        let mut socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+            tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+        );
+        self.next_local_port += 1;
+        socket
+            .connect(
+                self.client_iface.context(),
+                (IpAddress::v4(10, 0, 0, 2), 80),
+                self.next_local_port,
+            )
+            .unwrap();
+        let handle = self.client_sockets.add(socket);
+        self.received.insert(handle, Vec::new());
+        for _ in 0..100 {
+            self.step(1);
+            if self.client(handle).state() == tcp::State::Established {
+                return handle;
+            }
+        }
+        panic!("no connection: {}", self.client(handle).state());
+    }
+
+    fn client(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.client_sockets.get_mut::<tcp::Socket>(handle)
+    }
+
+    /// Sends `request` and waits for one whole response: (status, head, body).
+    fn exchange(&mut self, handle: SocketHandle, request: &[u8]) -> (u16, String, Vec<u8>) {
+        let mut sent = 0;
+        for _ in 0..100_000 {
+            if sent < request.len() && self.client(handle).can_send() {
+                sent += self.client(handle).send_slice(&request[sent..]).unwrap();
+            }
+            self.step(1);
+            if let Some(response) = take_response(self.received.get_mut(&handle).unwrap()) {
+                return response;
+            }
+        }
+        panic!("no response");
+    }
+
+    /// Whether the server closed the connection (the client saw its FIN).
+    fn closed_by_server(&mut self, handle: SocketHandle) -> bool {
+        for _ in 0..50 {
+            self.step(1);
+            if !self.client(handle).may_recv() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Takes one complete response off the front of `buf`.
+fn take_response(buf: &mut Vec<u8>) -> Option<(u16, String, Vec<u8>)> {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut r = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(len) = r.parse(buf).unwrap() else {
+        return None;
+    };
+    let length: usize = r
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+        .unwrap();
+    if buf.len() < len + length {
+        return None;
+    }
+    let code = r.code.unwrap();
+    let head = String::from_utf8(buf[..len].to_vec()).unwrap();
+    let body = buf[len..len + length].to_vec();
+    buf.drain(..len + length);
+    Some((code, head, body))
+}
+
+#[test]
+fn status_blob_and_sink_on_one_keep_alive_connection() {
+    let mut net = Net::new(Config::default());
+    assert_eq!(net.server.listening(&net.server_sockets), 24);
+    let c = net.connect();
+    let (code, head, body) = net.exchange(c, b"GET / HTTP/1.1\r\nHost: guest\r\n\r\n");
+    assert_eq!(code, 200);
+    assert!(head.contains("Content-Type: application/json"));
+    let json = String::from_utf8(body).unwrap();
+    assert!(
+        json.starts_with(
+            "{\"uptime_ms\":1234,\"heap_bytes_in_use\":5678,\"grants_in_use\":194,\"driver\":{\"tx_packets\":5,\"rx_packets\":7},\"http\":{\"connections\":1,"
+        ),
+        "{json}"
+    );
+
+    let (code, _, body) = net.exchange(c, b"GET /blob/300000 HTTP/1.1\r\n\r\n");
+    assert_eq!((code, body.len()), (200, 300_000));
+    assert!(
+        body.iter()
+            .enumerate()
+            .all(|(i, &b)| b == crate::blob::byte(i as u64))
+    );
+
+    let upload: Vec<u8> = (0..1_000_000u32).map(|i| (i ^ (i >> 9)) as u8).collect();
+    let mut request = format!(
+        "POST /sink HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        upload.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&upload);
+    let (code, _, body) = net.exchange(c, &request);
+    let hex: String = Sha256::digest(&upload)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(code, 200);
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        format!("{{\"sha256\":\"{hex}\",\"length\":1000000}}")
+    );
+    assert!(!net.closed_by_server(c), "keep-alive");
+    let stats = net.server.stats();
+    assert_eq!(
+        (stats.connections, stats.requests, stats.client_errors),
+        (1, 3, 0)
+    );
+}
+
+#[test]
+fn bad_requests_get_4xx_and_the_service_keeps_serving() {
+    let mut net = Net::new(Config::default());
+    let cases: [(&[u8], u16, bool); 5] = [
+        (b"NONSENSE\r\n\r\n", 400, true),
+        (b"GET / HTTP/1.1\r\nContent-Length: lots\r\n\r\n", 400, true),
+        (b"GET /missing HTTP/1.1\r\n\r\n", 404, false),
+        (
+            b"PUT /sink HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
+            405,
+            false,
+        ),
+        (
+            b"POST /sink HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n",
+            413,
+            true,
+        ),
+    ];
+    for (request, expected, closes) in cases {
+        let c = net.connect();
+        let (code, _, _) = net.exchange(c, request);
+        assert_eq!(code, expected, "{}", String::from_utf8_lossy(request));
+        assert_eq!(net.closed_by_server(c), closes, "{expected}");
+        let (code, _, _) = if closes {
+            let again = net.connect();
+            net.exchange(again, b"GET / HTTP/1.1\r\n\r\n")
+        } else {
+            net.exchange(c, b"GET / HTTP/1.1\r\n\r\n")
+        };
+        assert_eq!(code, 200, "served after {expected}");
+    }
+    // An oversized head.
+    let c = net.connect();
+    let mut huge = b"GET / HTTP/1.1\r\nX-Filler: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 10_000));
+    huge.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(net.exchange(c, &huge).0, 413);
+    assert!(net.closed_by_server(c));
+}
+
+#[test]
+fn twenty_connections_at_once_and_sockets_listen_again() {
+    let mut net = Net::new(Config::default());
+    for round in 0..3 {
+        let clients: Vec<SocketHandle> = (0..20).map(|_| net.connect()).collect();
+        for &c in &clients {
+            net.client(c)
+                .send_slice(b"GET /blob/5000 HTTP/1.1\r\n\r\n")
+                .unwrap();
+        }
+        for &c in &clients {
+            let mut response = None;
+            for _ in 0..1000 {
+                net.step(1);
+                response = take_response(net.received.get_mut(&c).unwrap());
+                if response.is_some() {
+                    break;
+                }
+            }
+            let (code, _, body) = response.expect("answered");
+            assert_eq!((code, body.len()), (200, 5000), "round {round}");
+        }
+        // The clients close first: the server's sockets pass through LAST-ACK, not
+        // TIME-WAIT, and listen again.
+        for &c in &clients {
+            net.client(c).close();
+        }
+        for _ in 0..100 {
+            net.step(10);
+        }
+        assert_eq!(
+            net.server.listening(&net.server_sockets),
+            24,
+            "round {round}"
+        );
+        for c in clients {
+            net.client_sockets.remove(c);
+            net.received.remove(&c);
+        }
+    }
+    assert_eq!(net.server.stats().connections, 60);
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let mut net = Net::new(Config {
+        idle_timeout: Duration::from_secs(5),
+        ..Config::default()
+    });
+    let c = net.connect();
+    assert_eq!(net.exchange(c, b"GET / HTTP/1.1\r\n\r\n").0, 200);
+    net.step(4000);
+    assert!(net.client(c).may_recv(), "not idle long enough yet");
+    net.step(1500);
+    assert!(net.closed_by_server(c));
+    assert_eq!(net.server.stats().idle_closed, 1);
+}
