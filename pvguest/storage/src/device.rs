@@ -34,6 +34,27 @@ pub trait BlockDevice {
     fn flush(&mut self) -> Result<(), Self::Error>;
 }
 
+/// A borrowed device is a device (the caller keeps ownership, e.g. to inspect a fake).
+impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
+    type Error = T::Error;
+
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
+        (**self).read(offset, buf)
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), Self::Error> {
+        (**self).write(offset, data)
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        (**self).flush()
+    }
+}
+
 /// Reads `buf` (sector multiple) at `offset` (sector multiple) in [`MAX_TRANSFER`] pieces.
 pub(crate) fn read_chunked<D: BlockDevice>(
     dev: &mut D,
