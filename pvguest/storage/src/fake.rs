@@ -220,7 +220,7 @@ impl CrashDisk {
             CutPolicy::Random(seed) => {
                 let mut rng = XorShift(seed | 1);
                 let sectors: usize = writes.iter().map(|(_, d)| d.len() / SECTOR).sum();
-                let torn = if sectors > 0 && rng.next() % 2 == 0 {
+                let torn = if sectors > 0 && rng.next().is_multiple_of(2) {
                     Some(rng.next() as usize % sectors)
                 } else {
                     None
@@ -232,7 +232,7 @@ impl CrashDisk {
                         if torn == Some(index) {
                             let n = rng.next() as usize % SECTOR;
                             image[start..start + n].copy_from_slice(&sector[..n]);
-                        } else if rng.next() % 2 == 0 {
+                        } else if rng.next().is_multiple_of(2) {
                             image[start..start + SECTOR].copy_from_slice(sector);
                         }
                         index += 1;

@@ -144,7 +144,8 @@ fn recover_and_check(image: Vec<u8>, run: &Run) -> Result<State, String> {
             "recovered state is neither the acknowledged one nor it plus the interrupted \
              operation {:?}: keys lost or changed {lost:?}, keys never put {extra:?}",
             run.in_flight.as_ref().map(|op| match op {
-                SeqOp::Put(k, v) => format!("put {} ({} bytes)", String::from_utf8_lossy(k), v.len()),
+                SeqOp::Put(k, v) =>
+                    format!("put {} ({} bytes)", String::from_utf8_lossy(k), v.len()),
                 SeqOp::Delete(k) => format!("delete {}", String::from_utf8_lossy(k)),
             })
         ));
@@ -158,7 +159,9 @@ fn recover_and_check(image: Vec<u8>, run: &Run) -> Result<State, String> {
     let mut expected = got.clone();
     expected.insert(b"after-recovery".to_vec(), b"x".to_vec());
     if contents(&mut again)? != expected {
-        return Err(String::from("a write after recovery did not survive a clean reopen"));
+        return Err(String::from(
+            "a write after recovery did not survive a clean reopen",
+        ));
     }
     Ok(got)
 }
@@ -179,7 +182,11 @@ fn dry_run(ops: &[SeqOp]) -> (Vec<(u64, u64, bool)>, u64) {
                     store.delete(k).expect("delete");
                 }
             }
-            spans.push((before, store.dev.ops(), store.stats().compactions > compactions));
+            spans.push((
+                before,
+                store.dev.ops(),
+                store.stats().compactions > compactions,
+            ));
         }
     }
     let total = disk.ops();
@@ -201,10 +208,18 @@ fn every_cut(policy: impl Fn(u64) -> CutPolicy) -> usize {
             inside_compaction += 1;
         }
         if let Err(why) = recover_and_check(disk.surviving_image(), &r) {
-            failures.push(format!("cut at device operation {cut} (sequence op {}): {why}", r.stopped_at));
+            failures.push(format!(
+                "cut at device operation {cut} (sequence op {}): {why}",
+                r.stopped_at
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {total} cuts failed; first: {}", failures.len(), failures[0]);
+    assert!(
+        failures.is_empty(),
+        "{} of {total} cuts failed; first: {}",
+        failures.len(),
+        failures[0]
+    );
     inside_compaction
 }
 

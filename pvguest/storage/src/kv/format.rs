@@ -131,7 +131,7 @@ pub struct RecordHeader {
 
 impl RecordHeader {
     /// Bytes of the whole record.
-    pub fn len(&self) -> usize {
+    pub fn record_len(&self) -> usize {
         RECORD_HEADER
             + self.key_len
             + if self.kind == Kind::Commit {
@@ -270,10 +270,7 @@ mod tests {
         assert_eq!(RegionHeader::decode(&s), Ok(h));
         s[20] ^= 1;
         assert_eq!(RegionHeader::decode(&s), Err(HeaderCheck::Absent));
-        assert_eq!(
-            RegionHeader::decode(&[0; SECTOR]),
-            Err(HeaderCheck::Absent)
-        );
+        assert_eq!(RegionHeader::decode(&[0; SECTOR]), Err(HeaderCheck::Absent));
     }
 
     #[test]
@@ -284,13 +281,25 @@ mod tests {
         let n = encode(&mut out, &mut chain, Kind::Put, b"key", b"value");
         let c = encode_commit(&mut out, &mut chain, 1);
         let h = decode_header(&header_of(&out), start).expect("first");
-        assert_eq!((h.kind, h.len()), (Kind::Put, n));
+        assert_eq!((h.kind, h.record_len()), (Kind::Put, n));
         assert_eq!(verify(&h, &out[..n]), Ok(()));
-        let next = Chain { prev: h.crc, seq: 1 };
+        let next = Chain {
+            prev: h.crc,
+            seq: 1,
+        };
         let ch = decode_header(&header_of(&out[n..]), next).expect("commit");
-        assert_eq!((ch.kind, ch.value_len, ch.len()), (Kind::Commit, 1, c));
+        assert_eq!(
+            (ch.kind, ch.value_len, ch.record_len()),
+            (Kind::Commit, 1, c)
+        );
         assert_eq!(verify(&ch, &out[n..n + c]), Ok(()));
-        assert_eq!(chain, Chain { prev: ch.crc, seq: 2 });
+        assert_eq!(
+            chain,
+            Chain {
+                prev: ch.crc,
+                seq: 2
+            }
+        );
         // Out of place in the chain.
         assert_eq!(
             decode_header(&header_of(&out[n..]), start),
@@ -316,7 +325,7 @@ mod tests {
             out[at] ^= flip;
             let caught = match decode_header(&header_of(&out), start) {
                 Err(_) => true,
-                Ok(h) => h.len() != n || verify(&h, &out[..n]).is_err(),
+                Ok(h) => h.record_len() != n || verify(&h, &out[..n]).is_err(),
             };
             prop_assert!(caught);
         }
@@ -326,7 +335,7 @@ mod tests {
         #[test]
         fn hostile_headers(bytes in proptest::collection::vec(any::<u8>(), RECORD_HEADER), prev in any::<u32>(), seq in any::<u64>()) {
             if let Ok(h) = decode_header(&header_of(&bytes), Chain { prev, seq }) {
-                prop_assert!(h.len() <= MAX_RECORD);
+                prop_assert!(h.record_len() <= MAX_RECORD);
             }
         }
     }

@@ -48,8 +48,8 @@
 //! group written after the last one recovered, do not link to the recovered log's last CRC.
 //!
 //! **Compaction**: when a group does not fit in the live region's free space, the live set
-//! with the group applied is written to the other region as groups under a header with epoch
-//! + 1: first the body, then a flush, then the header sector, then a flush. Until the header
+//! with the group applied is written to the other region as groups under a header whose epoch
+//! is one more: first the body, then a flush, then the header sector, then a flush. Until the header
 //! is durable the old region (untouched) stays live; a torn header fails its CRC. So a crash
 //! at any point of a compaction leaves either the old state or the new one.
 //!
@@ -215,7 +215,10 @@ impl<D: BlockDevice> Store<D> {
             match RegionHeader::decode(&s) {
                 Ok(h) => {
                     let i = i as u32;
-                    if h.region != i || h.body_len != body_len || h.body_offset != body_offset(i, body_len) {
+                    if h.region != i
+                        || h.body_len != body_len
+                        || h.body_offset != body_offset(i, body_len)
+                    {
                         return Err(KvError::Incompatible);
                     }
                     *slot = Some(h);
@@ -292,7 +295,7 @@ impl<D: BlockDevice> Store<D> {
                     prev: record.header.crc,
                     seq: record.header.seq + 1,
                 };
-                let len = record.header.len();
+                let len = record.header.record_len();
                 match record.header.kind {
                     Kind::Commit => {
                         if record.header.value_len != ops.len() {
@@ -528,7 +531,7 @@ impl<D: BlockDevice> Store<D> {
         h.copy_from_slice(&record[..RECORD_HEADER]);
         let header = format::decode_self_chained(&h).ok_or(corrupt)?;
         if header.kind != Kind::Put
-            || header.len() != loc.len
+            || header.record_len() != loc.len
             || format::verify(&header, record).is_err()
             || &record[RECORD_HEADER..RECORD_HEADER + key.len()] != key
         {

@@ -45,7 +45,10 @@ fn each_put_is_one_write_and_one_flush() {
     let mut s = small_store();
     let disk_before = (s.dev.writes, s.dev.flushes);
     s.put(b"k", b"v").expect("put");
-    assert_eq!((s.dev.writes, s.dev.flushes), (disk_before.0 + 1, disk_before.1 + 1));
+    assert_eq!(
+        (s.dev.writes, s.dev.flushes),
+        (disk_before.0 + 1, disk_before.1 + 1)
+    );
 }
 
 #[test]
@@ -56,7 +59,7 @@ fn size_limits() {
     s.put(&key, &value).expect("at the limits");
     assert_eq!(s.get(&key), Ok(Some(value.clone())));
     assert_eq!(
-        s.put(&vec![b'k'; MAX_KEY + 1], b"v"),
+        s.put(&[b'k'; MAX_KEY + 1], b"v"),
         Err(KvError::KeyTooLong(MAX_KEY + 1))
     );
     assert_eq!(
@@ -145,13 +148,22 @@ fn corrupt_record_is_reported_on_get() {
     let mut disk = s.into_device();
     // Damage the value in place, then open: recovery drops the bad group (and everything
     // after), so the key is gone rather than wrong.
-    let at = disk.image().windows(5).position(|w| w == b"value").expect("on disk");
+    let at = disk
+        .image()
+        .windows(5)
+        .position(|w| w == b"value")
+        .expect("on disk");
     disk.image_mut()[at] ^= 1;
     let mut s = Store::open(disk).expect("reopen");
     assert_eq!(s.get(b"key"), Ok(None));
     // Damage under a running store: get notices.
     s.put(b"key2", b"value2").expect("put");
-    let at = s.dev.image().windows(6).position(|w| w == b"value2").expect("on disk");
+    let at = s
+        .dev
+        .image()
+        .windows(6)
+        .position(|w| w == b"value2")
+        .expect("on disk");
     s.dev.image_mut()[at] ^= 1;
     assert!(matches!(s.get(b"key2"), Err(KvError::Corrupt { .. })));
 }
@@ -161,10 +173,7 @@ fn a_failed_write_poisons_the_store() {
     let mut s = small_store();
     s.put(b"a", b"1").expect("put");
     s.dev.fail_writes_after(0);
-    assert_eq!(
-        s.put(b"b", b"2"),
-        Err(KvError::Device(FakeError::Injected))
-    );
+    assert_eq!(s.put(b"b", b"2"), Err(KvError::Device(FakeError::Injected)));
     assert_eq!(s.put(b"c", b"3"), Err(KvError::Poisoned));
 }
 

@@ -74,7 +74,7 @@ impl Window {
         let Ok(header) = format::decode_header(&fixed, chain) else {
             return Ok(None);
         };
-        let Some(bytes) = self.bytes(dev, at, header.len())? else {
+        let Some(bytes) = self.bytes(dev, at, header.record_len())? else {
             return Ok(None);
         };
         if format::verify(&header, bytes).is_err() {

@@ -236,7 +236,12 @@ mod tests {
             Err(HeaderError::BadNumber("size"))
         );
         assert_eq!(
-            parse_number(&[0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3], "size"),
+            parse_number(
+                &[
+                    0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3
+                ],
+                "size"
+            ),
             Err(HeaderError::BadNumber("size"))
         );
     }

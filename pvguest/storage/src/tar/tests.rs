@@ -20,10 +20,8 @@ impl Scratch {
     fn new(tag: &str) -> Self {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "storage-tar-{tag}-{}-{n}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("storage-tar-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("scratch dir");
         Self(dir)
@@ -37,7 +35,9 @@ impl Drop for Scratch {
 }
 
 fn content(seed: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|i| ((i * 7 + seed * 13) % 251) as u8).collect()
+    (0..len)
+        .map(|i| ((i * 7 + seed * 13) % 251) as u8)
+        .collect()
 }
 
 /// A tree of files (relative path, contents) exercising sizes around block edges, a long
@@ -90,10 +90,16 @@ fn check_tree(format: &str) {
     let mut disk = MemDisk::from_image(image);
     let archive = Archive::index(&mut disk).expect("index");
     for (path, data) in &files {
-        let entry = archive.lookup(path).unwrap_or_else(|| panic!("{path} indexed"));
+        let entry = archive
+            .lookup(path)
+            .unwrap_or_else(|| panic!("{path} indexed"));
         assert_eq!(entry.kind, Kind::File);
         assert_eq!(archive.file_size::<()>(path), Ok(data.len() as u64));
-        assert_eq!(&archive.read_file(&mut disk, path).expect("read"), data, "{path}");
+        assert_eq!(
+            &archive.read_file(&mut disk, path).expect("read"),
+            data,
+            "{path}"
+        );
         // Unaligned pieces through read_at.
         let mut got = Vec::new();
         let mut pos = 0u64;
@@ -110,14 +116,23 @@ fn check_tree(format: &str) {
         }
         assert_eq!(&got, data, "{path} in pieces");
     }
-    assert_eq!(archive.lookup("./a/").map(|e| e.kind), Some(Kind::Directory));
-    assert_eq!(archive.lookup("link").map(|e| e.kind), Some(Kind::Other(b'2')));
+    assert_eq!(
+        archive.lookup("./a/").map(|e| e.kind),
+        Some(Kind::Directory)
+    );
+    assert_eq!(
+        archive.lookup("link").map(|e| e.kind),
+        Some(Kind::Other(b'2'))
+    );
     assert_eq!(
         archive.read_file(&mut disk, "a"),
         Err(TarError::NotAFile),
         "a directory is not read"
     );
-    assert_eq!(archive.read_file(&mut disk, "nope"), Err(TarError::NotFound));
+    assert_eq!(
+        archive.read_file(&mut disk, "nope"),
+        Err(TarError::NotFound)
+    );
     // 7 files + a, a/b, deep, deep/ddd.. directories + the link.
     assert_eq!(archive.len(), 12);
 }
