@@ -241,3 +241,66 @@ proptest! {
         }
     }
 }
+
+/// Host measurements over the in-memory disk (not a test of correctness: run with
+/// `cargo test --release -p storage -- --ignored --nocapture measure`). The disk is the size
+/// of the guest's `xvdb` (4 MiB: regions of 2 MiB).
+#[test]
+#[ignore = "measurement; prints host numbers"]
+fn measure_host_puts_per_second_and_recovery() {
+    use std::time::Instant;
+    const DISK: usize = 4 << 20;
+    let mut s = Store::open(MemDisk::new(DISK)).expect("format");
+    let value = vec![0x5au8; 100];
+    let puts = 100_000u32;
+    let t = Instant::now();
+    for i in 0..puts {
+        s.put(format!("key-{:04}", i % 1000).as_bytes(), &value)
+            .expect("put");
+    }
+    let dt = t.elapsed();
+    let stats = s.stats();
+    std::eprintln!(
+        "MEASURE host puts: {puts} puts of 100-byte values over 1000 keys in {dt:?}: {:.0} puts/s ({} compactions, {} flushes)",
+        f64::from(puts) / dt.as_secs_f64(),
+        stats.compactions,
+        stats.flushes
+    );
+    // A full log: fill the live region with overwrites up to its last group, then recover.
+    let mut s = Store::open(MemDisk::new(DISK)).expect("format");
+    let mut i = 0u32;
+    loop {
+        let before = s.stats().compactions;
+        s.put(format!("key-{:04}", i % 1000).as_bytes(), &value)
+            .expect("put");
+        if s.stats().compactions > before {
+            break;
+        }
+        i += 1;
+    }
+    // The compaction just left a small log; refill it to the brim without compacting.
+    let mut groups = 0u64;
+    loop {
+        let st = s.stats();
+        if st.used + 1024 > st.capacity {
+            break;
+        }
+        s.put(format!("key-{:04}", i % 1000).as_bytes(), &value)
+            .expect("put");
+        i += 1;
+        groups += 1;
+    }
+    let st = s.stats();
+    let disk = s.into_device();
+    let t = Instant::now();
+    let s = Store::open(disk).expect("recover");
+    let dt = t.elapsed();
+    std::eprintln!(
+        "MEASURE host recovery of a full log: {} of {} bytes used, {} groups ({} added after the last compaction), {} keys, in {dt:?}",
+        st.used,
+        st.capacity,
+        s.stats().recovered_groups,
+        groups,
+        s.len()
+    );
+}
