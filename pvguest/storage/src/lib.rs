@@ -8,7 +8,7 @@
 //!
 //! Both reach the disk only through [`BlockDevice`] (byte offsets and lengths in 512-byte
 //! sectors, at most [`MAX_TRANSFER`] bytes a call); the kernel implements it over `blkfront`,
-//! host tests over the fakes in [`fake`] (feature `test-utils`), one of which loses every
+//! host tests over the fakes in `fake` (feature `test-utils`), one of which loses every
 //! write not covered by a completed flush and can tear the last sector at a power cut.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]

@@ -191,7 +191,7 @@ pub fn decode_self_chained(h: &[u8; RECORD_HEADER]) -> Option<RecordHeader> {
     decode_header(h, chain).ok()
 }
 
-/// Checks a whole record (`bytes` is exactly [`RecordHeader::len`] long) against its checksum.
+/// Checks a whole record (`bytes` is exactly [`RecordHeader::record_len`] long) against its checksum.
 pub fn verify(header: &RecordHeader, bytes: &[u8]) -> Result<(), RecordCheck> {
     if crc32fast::hash(&bytes[4..]) == header.crc {
         Ok(())
