@@ -132,7 +132,7 @@ pub enum CutPolicy {
 
 /// A disk that loses unflushed writes at a power cut.
 ///
-/// Operations (writes and flushes) are numbered from 0. With [`CrashDisk::cut_at`]`(n)`,
+/// Operations (writes and flushes) are numbered from 0. With `cut_at = Some(n)` in [`CrashDisk::new`],
 /// operation `n` is interrupted: it returns [`FakeError::PowerCut`], as does every later
 /// call, and [`CrashDisk::surviving_image`] is what the medium holds afterwards.
 #[derive(Clone, Debug)]
