@@ -6,6 +6,8 @@
 //!   two regions, compacted into the other when it fills; a put is acknowledged only after its
 //!   records and commit record are written and a flush completed.
 //!
+//! - [`slice`]: a byte range of a disk as a disk (the store can live past other data).
+//!
 //! Both reach the disk only through [`BlockDevice`] (byte offsets and lengths in 512-byte
 //! sectors, at most [`MAX_TRANSFER`] bytes a call); the kernel implements it over `blkfront`,
 //! host tests over the fakes in `fake` (feature `test-utils`), one of which loses every
@@ -19,6 +21,8 @@ pub mod device;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fake;
 pub mod kv;
+pub mod slice;
 pub mod tar;
 
 pub use device::{BlockDevice, MAX_TRANSFER, SECTOR};
+pub use slice::Slice;
