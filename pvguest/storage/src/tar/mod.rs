@@ -5,10 +5,12 @@
 //! data lies inside the disk; the index keeps only paths, kinds, sizes and data offsets.
 //! [`Archive::read_at`] then reads any byte range of a file straight from the disk.
 //!
-//! Accepted: POSIX ustar (the prefix field joins the name) and GNU tar's default format,
-//! including its `L` long-name entries (`K` long link names are skipped). Refused with
-//! [`TarError::Unsupported`]: pax extended headers (`x`, `g`), GNU sparse files (`S`) and
-//! multi-volume entries (`M`), whose sizes or names this reader would get wrong. The archive
+//! Accepted: POSIX ustar (the prefix field joins the name), pax (`x` extended headers: their
+//! `path` and `size` apply to the next entry, other keys are ignored; `g` global headers are
+//! checked and ignored) and GNU tar's default format, including its `L` long-name entries (`K`
+//! long link names are skipped). Refused with [`TarError::Unsupported`]: GNU sparse files
+//! (`S`), multi-volume entries (`M`) and the other old GNU types (`N`, `V`), whose sizes or
+//! names this reader would get wrong. The archive
 //! ends at the first all-zero block; a disk that ends before one is [`TarError::Truncated`].
 //! Later entries with the same path replace earlier ones, as `tar -x` does.
 //!
@@ -17,6 +19,7 @@
 //! [`BlockDevice`] instead.
 
 pub mod header;
+pub mod pax;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +34,9 @@ use header::{BLOCK, HeaderError};
 
 /// Longest GNU long name accepted (bytes, including its NUL).
 pub const MAX_LONG_NAME: u64 = 4096;
+
+/// Largest pax extended header data accepted (bytes).
+pub const MAX_PAX: u64 = 16 * 1024;
 
 /// Most entries indexed (bounds the index's memory on a hostile archive).
 pub const MAX_ENTRIES: usize = 65_536;
@@ -71,6 +77,11 @@ pub enum TarError<E> {
         /// Byte offset of the `L` header.
         offset: u64,
     },
+    /// A pax extended header is malformed or larger than [`MAX_PAX`].
+    BadPax {
+        /// Byte offset of the `x` or `g` header.
+        offset: u64,
+    },
     /// More than [`MAX_ENTRIES`] entries.
     TooManyEntries,
     /// No entry has this path.
@@ -98,6 +109,7 @@ impl<E: fmt::Debug> fmt::Display for TarError<E> {
                 char::from(*typeflag)
             ),
             Self::BadLongName { offset } => write!(f, "GNU long name at byte {offset} is invalid"),
+            Self::BadPax { offset } => write!(f, "pax header at byte {offset} is invalid"),
             Self::TooManyEntries => write!(f, "more than {MAX_ENTRIES} entries"),
             Self::NotFound => write!(f, "no such path in the archive"),
             Self::NotAFile => write!(f, "not a regular file"),
@@ -141,6 +153,7 @@ impl Archive {
         let mut entries = BTreeMap::new();
         let mut offset: u64 = 0;
         let mut long_name: Option<String> = None;
+        let mut pax = pax::Overrides::default();
         let mut block = [0u8; BLOCK];
         loop {
             if offset + BLOCK as u64 > disk {
@@ -152,13 +165,16 @@ impl Archive {
             }
             let h = header::parse(&block).map_err(|error| TarError::Header { offset, error })?;
             let data_offset = offset + BLOCK as u64;
+            // A pax `size` applies to the entry after the extended header, not to headers
+            // that carry metadata for the next entry themselves.
+            let size = match (h.typeflag, pax.size) {
+                (b'x' | b'g' | b'L' | b'K', _) | (_, None) => h.size,
+                (_, Some(size)) => size,
+            };
             let data_end = data_offset
-                .checked_add(round_up(h.size))
-                .filter(|&end| end <= disk && h.size <= u64::MAX - SECTOR as u64)
-                .ok_or(TarError::SizePastEnd {
-                    offset,
-                    size: h.size,
-                })?;
+                .checked_add(round_up(size))
+                .filter(|&end| end <= disk && size <= u64::MAX - SECTOR as u64)
+                .ok_or(TarError::SizePastEnd { offset, size })?;
             let kind = match h.typeflag {
                 b'0' | 0 | b'7' => Kind::File,
                 b'5' => Kind::Directory,
@@ -171,7 +187,16 @@ impl Archive {
                     offset = data_end;
                     continue;
                 }
-                b'x' | b'g' | b'S' | b'M' | b'N' | b'V' => {
+                b'x' | b'g' => {
+                    let data = read_extended(dev, offset, h.size)?;
+                    let parsed = pax::parse(&data).map_err(|_| TarError::BadPax { offset })?;
+                    if h.typeflag == b'x' {
+                        pax = parsed;
+                    }
+                    offset = data_end;
+                    continue;
+                }
+                b'S' | b'M' | b'N' | b'V' => {
                     return Err(TarError::Unsupported {
                         offset,
                         typeflag: h.typeflag,
@@ -179,8 +204,9 @@ impl Archive {
                 }
                 other => Kind::Other(other),
             };
-            let path = long_name.take().unwrap_or(h.path);
-            let size = if kind == Kind::File { h.size } else { 0 };
+            let pax = core::mem::take(&mut pax);
+            let path = pax.path.or(long_name.take()).unwrap_or(h.path);
+            let size = if kind == Kind::File { size } else { 0 };
             let name = header::normalise(&path);
             if !name.is_empty() {
                 if entries.len() >= MAX_ENTRIES && !entries.contains_key(name) {
@@ -305,6 +331,24 @@ fn read_entry<D: BlockDevice>(
         done += n;
     }
     Ok(done)
+}
+
+/// Reads a pax extended header's data (the `x` or `g` entry at `offset`).
+fn read_extended<D: BlockDevice>(
+    dev: &mut D,
+    offset: u64,
+    size: u64,
+) -> Result<Vec<u8>, TarError<D::Error>> {
+    if size > MAX_PAX {
+        return Err(TarError::BadPax { offset });
+    }
+    let mut data = vec![0u8; round_up(size) as usize];
+    if !data.is_empty() {
+        crate::device::read_chunked(dev, offset + BLOCK as u64, &mut data)
+            .map_err(TarError::Device)?;
+    }
+    data.truncate(size as usize);
+    Ok(data)
 }
 
 /// Reads a GNU long name (the data of an `L` entry at `offset`).

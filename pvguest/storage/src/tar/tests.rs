@@ -159,14 +159,44 @@ fn index_reads_headers_only() {
 }
 
 #[test]
-fn pax_archive_is_refused_clearly() {
-    let files = tree();
-    let (_s, image) = gnu_tar("pax", &files);
+fn pax_format_archive_reads_back() {
+    // GNU tar writes an `x` header (times) before every entry, and `path` for the long name.
+    check_tree("pax");
+}
+
+#[test]
+fn pax_size_and_path_override_the_header() {
+    let mut image = Vec::new();
+    let record = b"12 size=600\n17 path=real.txt\n";
+    image.extend_from_slice(&ustar(b"PaxHeaders/x", b'x', record.len() as u64));
+    let mut data = record.to_vec();
+    data.resize(BLOCK, 0);
+    image.extend_from_slice(&data);
+    // The ustar header says 0 bytes and another name; the pax record wins.
+    image.extend_from_slice(&ustar(b"short", b'0', 0));
+    image.extend_from_slice(&content(3, 600));
+    image.resize(image.len().next_multiple_of(BLOCK), 0);
+    image.extend_from_slice(&[0u8; 2 * BLOCK]);
     let mut disk = MemDisk::from_image(image);
-    assert!(matches!(
-        Archive::index(&mut disk),
-        Err(TarError::Unsupported { typeflag: b'x', .. })
-    ));
+    let archive = Archive::index(&mut disk).expect("index");
+    assert!(archive.lookup("short").is_none());
+    assert_eq!(
+        archive.read_file(&mut disk, "real.txt"),
+        Ok(content(3, 600))
+    );
+}
+
+#[test]
+fn sparse_entries_are_refused_clearly() {
+    let mut image = small_archive();
+    image[..BLOCK].copy_from_slice(&ustar(b"f", b'S', 600));
+    assert_eq!(
+        Archive::index(&mut MemDisk::from_image(image)),
+        Err(TarError::Unsupported {
+            offset: 0,
+            typeflag: b'S'
+        })
+    );
 }
 
 fn small_archive() -> Vec<u8> {
