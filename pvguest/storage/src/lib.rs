@@ -6,7 +6,7 @@
 //!   two regions, compacted into the other when it fills; a put is acknowledged only after its
 //!   records and commit record are written and a flush completed.
 //!
-//! - [`slice`]: a byte range of a disk as a disk (the store can live past other data).
+//! - [`Slice`]: a byte range of a disk as a disk (the store can live past other data).
 //!
 //! Both reach the disk only through [`BlockDevice`] (byte offsets and lengths in 512-byte
 //! sectors, at most [`MAX_TRANSFER`] bytes a call); the kernel implements it over `blkfront`,
