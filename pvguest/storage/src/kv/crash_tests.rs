@@ -45,14 +45,30 @@ impl SeqOp {
 /// The deterministic sequence: 160 operations over 12 keys, values of 0..700 bytes, every
 /// fifth a delete.
 fn sequence() -> Vec<SeqOp> {
-    (0..160usize)
+    generated(160, 12, 97, 700)
+}
+
+/// Region size for [`big_sequence`]: its live set needs several groups when compacted.
+const BIG_REGION: usize = 96 * 1024;
+
+/// A second sequence whose compactions write their live set (about 60 KiB) in more than one
+/// group, so that cuts also land between a compaction's writes: 200 operations over 41 keys,
+/// values of 0..3000 bytes.
+fn big_sequence() -> Vec<SeqOp> {
+    generated(200, 41, 211, 3000)
+}
+
+/// `n` operations over `keys` keys (which must be coprime with 5), every fifth a delete,
+/// value lengths `(i * step) % max`.
+fn generated(n: usize, keys: usize, step: usize, max: usize) -> Vec<SeqOp> {
+    (0..n)
         .map(|i| {
             if i % 5 == 4 {
-                SeqOp::Delete(format!("key-{:02}", (i * 7) % 12).into_bytes())
+                SeqOp::Delete(format!("key-{:02}", (i * 7) % keys).into_bytes())
             } else {
-                let len = (i * 97) % 700;
+                let len = (i * step) % max;
                 let value = (0..len).map(|j| ((i * 31 + j) % 256) as u8).collect();
-                SeqOp::Put(format!("key-{:02}", (i * 5) % 12).into_bytes(), value)
+                SeqOp::Put(format!("key-{:02}", (i * 5) % keys).into_bytes(), value)
             }
         })
         .collect()
@@ -168,8 +184,8 @@ fn recover_and_check(image: Vec<u8>, run: &Run) -> Result<State, String> {
 
 /// Per operation of the sequence on an uncut disk: the device operations it used and
 /// whether it compacted. Also the total device operations.
-fn dry_run(ops: &[SeqOp]) -> (Vec<(u64, u64, bool)>, u64) {
-    let mut disk = CrashDisk::new(vec![0; disk_bytes(REGION)], None, CutPolicy::LoseUnflushed);
+fn dry_run(ops: &[SeqOp], region: usize) -> (Vec<(u64, u64, bool)>, u64) {
+    let mut disk = CrashDisk::new(vec![0; disk_bytes(region)], None, CutPolicy::LoseUnflushed);
     let mut spans = Vec::new();
     {
         let mut store = Store::open(&mut disk).expect("format");
@@ -196,13 +212,17 @@ fn dry_run(ops: &[SeqOp]) -> (Vec<(u64, u64, bool)>, u64) {
 /// Cuts the power at every device operation of the sequence under `policy`; returns how
 /// many cuts fell inside a compaction.
 fn every_cut(policy: impl Fn(u64) -> CutPolicy) -> usize {
-    let ops = sequence();
-    let (spans, total) = dry_run(&ops);
+    every_cut_of(&sequence(), REGION, policy)
+}
+
+/// [`every_cut`] for a given sequence and region size.
+fn every_cut_of(ops: &[SeqOp], region: usize, policy: impl Fn(u64) -> CutPolicy) -> usize {
+    let (spans, total) = dry_run(ops, region);
     let mut inside_compaction = 0;
     let mut failures = Vec::new();
     for cut in 0..total {
-        let mut disk = CrashDisk::new(vec![0; disk_bytes(REGION)], Some(cut), policy(cut));
-        let r = run(&mut disk, &ops, State::new());
+        let mut disk = CrashDisk::new(vec![0; disk_bytes(region)], Some(cut), policy(cut));
+        let r = run(&mut disk, ops, State::new());
         assert!(disk.is_cut(), "cut {cut} never happened");
         if let Some((_, _, true)) = spans.get(r.stopped_at).filter(|_| r.in_flight.is_some()) {
             inside_compaction += 1;
@@ -225,8 +245,14 @@ fn every_cut(policy: impl Fn(u64) -> CutPolicy) -> usize {
 
 #[test]
 fn crash_simulation_sequence_compacts_at_least_twice() {
-    let (spans, total) = dry_run(&sequence());
+    let (spans, total) = dry_run(&sequence(), REGION);
     let compactions = spans.iter().filter(|s| s.2).count();
+    let compacting_ops: u64 = spans.iter().filter(|s| s.2).map(|s| s.1 - s.0).sum();
+    std::eprintln!(
+        "crash simulation: {} operations, {total} device operations (cut points), \
+         {compactions} compactions spanning {compacting_ops} device operations",
+        spans.len()
+    );
     assert!(compactions >= 2, "only {compactions} compactions");
     // Every operation is acknowledged after a flush: at least one write and one flush each,
     // except deletes of absent keys (no I/O).
@@ -236,7 +262,24 @@ fn crash_simulation_sequence_compacts_at_least_twice() {
 #[test]
 fn crash_simulation_power_cut_loses_unflushed_writes() {
     let inside = every_cut(|_| CutPolicy::LoseUnflushed);
+    std::eprintln!("crash simulation: {inside} cuts fell inside a compaction");
     assert!(inside >= 2 * 4, "only {inside} cuts inside compactions");
+}
+
+#[test]
+fn crash_simulation_multi_group_compactions() {
+    let ops = big_sequence();
+    let (spans, total) = dry_run(&ops, BIG_REGION);
+    let compactions: Vec<u64> = spans.iter().filter(|s| s.2).map(|s| s.1 - s.0).collect();
+    std::eprintln!(
+        "crash simulation (big): {total} device operations, compactions of {compactions:?} device operations"
+    );
+    assert!(compactions.len() >= 2, "{compactions:?}");
+    // More than body write, flush, header, flush: the body took several writes.
+    assert!(compactions.iter().all(|&n| n > 4), "{compactions:?}");
+    every_cut_of(&ops, BIG_REGION, |_| CutPolicy::LoseUnflushed);
+    every_cut_of(&ops, BIG_REGION, |_| CutPolicy::TearLast(200));
+    every_cut_of(&ops, BIG_REGION, |cut| CutPolicy::Random(cut * 31 + 7));
 }
 
 #[test]
