@@ -8,12 +8,13 @@ use crate::build::{KERNEL_TARGET, cargo, workspace_root};
 use crate::tally::Tally;
 
 /// Crates that are built for the bare-metal kernel target too.
-const KERNEL_TARGET_CRATES: [&str; 8] = [
+const KERNEL_TARGET_CRATES: [&str; 9] = [
     "abi",
     "xenbus",
     "xenstored",
     "pvguest",
     "httpd",
+    "storage",
     "netfront",
     "blkfront",
     "hv",
