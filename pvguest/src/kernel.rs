@@ -172,9 +172,16 @@ pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
     }
     if opts.selftest.is_some() {
         match selftest::run::run(&opts) {
+            // A durable-storage run may follow passed self-tests (on the disk they left open).
+            selftest::report::Outcome::AllPassed if crate::durable::requested(state.cmdline()) => {
+                crate::durable::run(state.cmdline(), selftest::blk::take_rw_disk())
+            }
             selftest::report::Outcome::AllPassed => shutdown::poweroff(),
             selftest::report::Outcome::SomeFailed => shutdown::crash(),
         }
+    }
+    if crate::durable::requested(state.cmdline()) {
+        crate::durable::run(state.cmdline(), None);
     }
     crate::app::main()
 }

@@ -19,6 +19,10 @@ pub mod app;
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]
+pub mod disk;
+#[cfg(target_os = "none")]
+pub mod durable;
+#[cfg(target_os = "none")]
 pub mod kernel;
 #[cfg(target_os = "none")]
 pub mod xen;

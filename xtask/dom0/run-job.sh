@@ -9,6 +9,7 @@
 #
 # Steps (words separated by single spaces; the rest of a `run` line is one shell command):
 #   create <cfg> [paused]   xl create [-p] /pvxen/<cfg>
+#   pause                   xl pause $NAME (its console is drained and forwarded)
 #   unpause                 xl unpause $NAME
 #   wait-end                wait until the guest shuts down, crashes, vanishes or times out
 #   wait-line <text>        wait until a console line contains <text> (or the timeout)
@@ -24,6 +25,7 @@
 #   PVXEN end <how> <seconds>       how the guest ended: poweroff, crash, shutdown-<code>,
 #                                   timeout, vanished or create-failed
 #   PVXEN line <seen|timeout> <text>   what wait-line found
+#   PVXEN paused at <uptime>        the guest is paused and its console drained
 #   PVXEN result <key> <value>      what a run or digest step gave (`-` for nothing)
 #   PVXEN step-failed <step>        a step that could not be carried out
 #   PVXEN console-lines <n>         how many G| lines were sent (the host checks it got them all)
@@ -175,6 +177,14 @@ while IFS= read -r step || [ -n "$step" ]; do
     case "$verb" in
         ""|"#"*) continue ;;
         create) create "$2" "${3:-}" || break ;;
+        pause)
+            if $XL pause "$NAME"; then
+                drain
+                say "paused at $(up)"
+            else
+                say "step-failed $step"
+            fi
+            ;;
         unpause) $XL unpause "$NAME" || say "step-failed $step" ;;
         wait-end) wait_end ;;
         wait-line) wait_line "${step#wait-line }" ;;

@@ -13,6 +13,10 @@ use alloc::vec::Vec;
 
 use blkfront::{BlkError, Blkfront, FlushMode, MAX_REQUEST_BYTES, Platform};
 use sha2::{Digest, Sha256};
+use spin::Mutex;
+use storage::kv::{KvError, MAX_VALUE, Store};
+use storage::tar::{Archive, Kind};
+use storage::{BlockDevice, Slice};
 use xenbus::grant::GrantAccess;
 use xenbus::xenstore::{XsClient, XsTransport};
 use xenbus::{Instant, frontend};
@@ -20,6 +24,7 @@ use xenbus::{Instant, frontend};
 use super::blk_expect::{self, ExpectedDisk};
 use super::report::Reporter;
 use super::run::ConsoleOut;
+use crate::disk::{BlkDisk, Disk};
 use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
 use crate::xen::{console, time, xenstore};
 
@@ -35,7 +40,22 @@ pub fn guest_pattern(i: usize) -> u8 {
 /// Deadline of each test.
 const TIMEOUT_MS: u64 = 60_000;
 
-type Disk = Blkfront<KernelPages, KernelGrants, KernelEvents>;
+/// The archive's manifest: `<sha256>  <path>` lines, as `sha256sum` prints them, for every
+/// other regular file (the harness writes it into the archive).
+pub const MANIFEST: &str = "MANIFEST.sha256";
+
+/// Where `blk-kv`'s store lives on the read-write disk (after the guest pattern).
+const KV_START: u64 = 1 << 20;
+/// Its size.
+const KV_LEN: u64 = 1 << 20;
+
+/// The read-write disk, left connected by the group for a durable-storage run after it.
+static RW_DISK: Mutex<Option<Disk>> = Mutex::new(None);
+
+/// Takes the read-write disk the group left connected (once).
+pub fn take_rw_disk() -> Option<Disk> {
+    RW_DISK.lock().take()
+}
 
 struct Connected {
     expected: ExpectedDisk<'static>,
@@ -54,11 +74,13 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
     let connected = connect(cmdline, &mut disks);
     let ok = connected.is_ok();
     let _ = rep.record("blk-connect", connected);
-    let tests: [DiskTest; 4] = [
+    let tests: [DiskTest; 6] = [
         ("blk-geometry", geometry),
         ("blk-read-write", read_write),
         ("blk-flush", flush),
         ("blk-readonly-refused", readonly_refused),
+        ("blk-tar", tar),
+        ("blk-kv", kv),
     ];
     for (name, test) in tests {
         let result = if ok {
@@ -83,18 +105,17 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
     }
     // The read-only disk is disconnected (the close handshake with blkback); the read-write
     // one stays connected, so that blkback's counters (which it drops on disconnect) are still
-    // there for the harness to read after the guest powers off.
-    let closed: Vec<_> = disks
-        .into_iter()
-        .filter(|c| !c.expected.writable)
-        .map(|c| {
+    // there for the harness to read, and for a durable-storage run after the group.
+    let mut closed = Vec::new();
+    for c in disks {
+        if c.expected.writable {
+            *RW_DISK.lock() = Some(c.disk);
+        } else {
             let name = c.expected.name;
-            (
-                name,
-                with_store(|xs, d| c.disk.close(xs, d).map_err(|e| format!("{e}"))),
-            )
-        })
-        .collect();
+            let result = with_store(|xs, d| c.disk.close(xs, d).map_err(|e| format!("{e}")));
+            closed.push((name, result));
+        }
+    }
     say(format_args!(
         "BLK grants before {grants_before} after {} (closed {closed:?})",
         KernelGrants.grants_in_use()
@@ -371,6 +392,114 @@ fn readonly_refused(disks: &mut [Connected]) -> TestResult {
             "a raw write to the read-only disk gave {other:?}, expected BLKIF_RSP_ERROR"
         )),
     }
+}
+
+/// Every regular file of the archive on the read-only disk read on demand and checked
+/// against the manifest the harness put in it.
+fn tar(disks: &mut [Connected]) -> TestResult {
+    let ro = find(disks, false)?;
+    let mut dev = BlkDisk::new(&mut ro.disk);
+    let archive = Archive::index(&mut dev).map_err(|e| format!("index: {e}"))?;
+    let manifest = archive
+        .read_file(&mut dev, MANIFEST)
+        .map_err(|e| format!("{MANIFEST}: {e}"))?;
+    let manifest =
+        core::str::from_utf8(&manifest).map_err(|_| format!("{MANIFEST} is not text"))?;
+    let mut listed = 0usize;
+    let mut bytes = 0u64;
+    for line in manifest.lines() {
+        let (digest, path) = line
+            .split_once("  ")
+            .ok_or_else(|| format!("{MANIFEST}: bad line {line:?}"))?;
+        let path = path.strip_prefix("./").unwrap_or(path);
+        let size = archive
+            .file_size::<BlkError>(path)
+            .map_err(|e| format!("{path}: {e}"))?;
+        let mut hasher = Sha256::new();
+        let mut buf = alloc::vec![0u8; 32 * 1024];
+        let mut pos = 0u64;
+        loop {
+            let n = archive
+                .read_at(&mut dev, path, pos, &mut buf)
+                .map_err(|e| format!("{path} at {pos}: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            pos += n as u64;
+        }
+        let got = format!("{}", Hex(&hasher.finalize()));
+        if got != digest || pos != size {
+            return Err(format!(
+                "{path}: {pos} of {size} bytes, sha256 {got}, manifest {digest}"
+            ));
+        }
+        listed += 1;
+        bytes += size;
+    }
+    let files = archive
+        .entries()
+        .filter(|(path, e)| e.kind == Kind::File && *path != MANIFEST)
+        .count();
+    say(format_args!("BLK tar {files} files {bytes} bytes checked"));
+    if files != listed || files == 0 {
+        return Err(format!(
+            "the archive has {files} files, the manifest lists {listed}"
+        ));
+    }
+    Ok(())
+}
+
+/// The key-value store on the read-write disk: put, get, overwrite, delete, list, a value at
+/// the size limit and one over it, and the same after reopening (recovery).
+fn kv(disks: &mut [Connected]) -> TestResult {
+    let rw = find(disks, true)?;
+    let region = Slice::new(BlkDisk::new(&mut rw.disk), KV_START, KV_LEN)
+        .map_err(|e| format!("slice: {e:?}"))?;
+    let mut store = Store::open(region).map_err(|e| format!("open: {e}"))?;
+    let big = alloc::vec![0x5au8; MAX_VALUE];
+    let steps: [(&str, &[u8]); 3] = [("alpha", b"1"), ("beta", b"2"), ("alpha", b"3")];
+    for (key, value) in steps {
+        store
+            .put(key.as_bytes(), value)
+            .map_err(|e| format!("put {key}: {e}"))?;
+    }
+    store
+        .put(b"big", &big)
+        .map_err(|e| format!("put at the limit: {e}"))?;
+    match store.put(b"bigger", &alloc::vec![0u8; MAX_VALUE + 1]) {
+        Err(KvError::ValueTooLong(n)) if n == MAX_VALUE + 1 => {}
+        other => return Err(format!("a value over the limit gave {other:?}")),
+    }
+    if !store.delete(b"beta").map_err(|e| format!("delete: {e}"))? {
+        return Err("delete found no beta".into());
+    }
+    // Reopen: what was acknowledged is recovered from the disk.
+    let dev = store.into_device();
+    let mut store = Store::open(dev).map_err(|e| format!("reopen: {e}"))?;
+    let mut keys = store.list();
+    keys.sort();
+    let want: [&[u8]; 2] = [b"alpha", b"big"];
+    if keys != want {
+        return Err(format!("after reopening the keys are {keys:?}"));
+    }
+    let alpha = store.get(b"alpha").map_err(|e| format!("get: {e}"))?;
+    let big_back = store.get(b"big").map_err(|e| format!("get big: {e}"))?;
+    if alpha.as_deref() != Some(b"3") || big_back.as_deref() != Some(&big[..]) {
+        return Err(format!(
+            "alpha {alpha:?}, big {} bytes",
+            big_back.map_or(0, |b| b.len())
+        ));
+    }
+    if store
+        .get(b"beta")
+        .map_err(|e| format!("get beta: {e}"))?
+        .is_some()
+    {
+        return Err("beta is back after its delete".into());
+    }
+    let _ = store.into_device().size();
+    Ok(())
 }
 
 /// Lower-case hex of a digest.

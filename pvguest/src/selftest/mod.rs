@@ -5,6 +5,7 @@
 
 pub mod blk_expect;
 pub mod report;
+pub mod storm;
 
 #[cfg(target_os = "none")]
 pub mod blk;

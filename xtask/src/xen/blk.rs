@@ -1,16 +1,28 @@
 //! The device boot of the stock-Xen tier: pvguest with two file-backed disks served by Linux's
-//! blkback, running its `blk` self-test group, and the harness's own checks from outside:
+//! blkback, running its `blk` self-test group, then three crashes of its key-value store, and
+//! the harness's own checks from outside:
 //!
-//! - `HOST blk-pattern`: the guest read the read-only disk whole and printed its SHA-256
-//!   (`BLK sha256 xvda <bytes> <hex>`); it must equal the digest of the pattern the harness
-//!   wrote into the image before boot.
+//! - `HOST blk-pattern`: the read-only disk holds a ustar archive of `pvguest/site/` (plus a
+//!   generated file and `MANIFEST.sha256`); the guest read the disk whole and printed its
+//!   SHA-256 (`BLK sha256 xvda <bytes> <hex>`), which must equal the image's.
 //! - `HOST blk-guest-write`: after shutdown the read-write image starts with the guest's
 //!   pattern (`pvguest/src/selftest/blk.rs`: byte `i` is `(i % 251) ^ 0x5a`).
 //! - `HOST blk-readonly`: the read-only image is byte for byte unchanged.
 //! - `HOST blk-flush-counted`: blkback's flush counter (`statistics/f_req` of `vbd-<domid>-51728`)
-//!   grew while the group ran (read with the guest paused before, preserved after).
+//!   grew while the group ran (read with the guest paused before it, and when the guest
+//!   announced its storm after it).
+//! - `HOST blk-kv-durable`: the guest puts forever (`kv-storm=<n>`, printing each acknowledged
+//!   put); at a seeded random moment the harness pauses it, reads blkback's flush counter and
+//!   the acknowledged puts, destroys it, and a fresh `xl create` on the same disk (`kv-check`)
+//!   lists every key: each acknowledged put must be there with its value (or with the one put
+//!   that was in flight), no key that was never put, and the flush counter must have grown by
+//!   at least the acknowledged puts. Three crash points a run, the last check powering off.
 
-use anyhow::Result;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use super::console::{self, Transcript};
@@ -19,9 +31,10 @@ use super::{
     GUEST_NAME, TEST_GUEST_LIMIT, TEST_TIMEOUT, boot_job, explain_failure, guest_elf, hard_timeout,
     image, xl_config,
 };
+use crate::build::workspace_root;
 use crate::tally::Tally;
 
-/// Size of the read-only disk (`xvda`), filled with [`harness_pattern`].
+/// Size of the read-only disk (`xvda`): the archive, padded with zeros.
 pub const XVDA_BYTES: usize = 1 << 20;
 /// Size of the read-write disk (`xvdb`), zeros before boot.
 pub const XVDB_BYTES: usize = 4 << 20;
@@ -30,7 +43,15 @@ pub const GUEST_PATTERN_BYTES: usize = 256 * 1024;
 /// The read-write disk's xenbus device id (`xvdb`: 202 << 8 | 1 << 4).
 const XVDB_DEVID: u32 = 51728;
 
-/// Byte `i` of the read-only disk: a multiplicative hash, so that misplaced sectors show.
+/// Crash points of the durable check (storms), each followed by a check on a fresh create.
+pub const CRASH_POINTS: u64 = 3;
+/// The generated file in the archive: [`harness_pattern`] bytes, so that misplaced sectors of a
+/// multi-request read show.
+const GENERATED: (&str, usize) = ("data/pattern.bin", 100_003);
+/// The manifest the guest checks the archive's files against.
+const MANIFEST: &str = "MANIFEST.sha256";
+
+/// Byte `i` of the generated file: a multiplicative hash, so that misplaced sectors show.
 pub fn harness_pattern(i: usize) -> u8 {
     ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8
 }
@@ -44,14 +65,131 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The guest's command line for the device boot.
+/// The guest's command line for the device boot (its first storm follows the group).
 pub fn cmdline() -> String {
-    format!("selftest=blk blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w")
+    format!("selftest=blk blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w kv-storm=1")
+}
+
+/// Key of put `n` of storm `seed` (as `pvguest/src/selftest/storm.rs` computes it).
+pub fn storm_key(seed: u64, n: u64) -> String {
+    format!("k{:02}", n.wrapping_mul(7).wrapping_add(seed) % 40)
+}
+
+/// Value of put `n` of storm `seed` (as `pvguest/src/selftest/storm.rs` computes it).
+pub fn storm_value(seed: u64, n: u64) -> String {
+    format!("s{seed}n{n}{}", "x".repeat((n % 64) as usize))
+}
+
+/// The read-only disk: a ustar archive (made by the host's GNU tar, deterministic: sorted,
+/// mtime 0, owner 0) of `site` plus [`GENERATED`] and [`MANIFEST`], padded to [`XVDA_BYTES`].
+pub fn site_image(site: &Path) -> Result<Vec<u8>> {
+    let dir = std::env::temp_dir().join(format!("pvxen-site-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(site, &dir).with_context(|| format!("copying {}", site.display()))?;
+    let (name, len) = GENERATED;
+    let generated = dir.join(name);
+    std::fs::create_dir_all(generated.parent().unwrap_or(&dir))?;
+    std::fs::write(
+        &generated,
+        (0..len).map(harness_pattern).collect::<Vec<u8>>(),
+    )?;
+    let mut files = Vec::new();
+    list_files(&dir, &dir, &mut files)?;
+    files.sort();
+    let mut manifest = String::new();
+    for f in &files {
+        let bytes = std::fs::read(dir.join(f))?;
+        manifest.push_str(&format!("{}  {f}\n", hex(&Sha256::digest(&bytes))));
+    }
+    std::fs::write(dir.join(MANIFEST), manifest)?;
+    files.insert(0, MANIFEST.to_owned());
+    let tar = dir.with_extension("tar");
+    let status = Command::new("tar")
+        .args([
+            "--format=ustar",
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+        ])
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&dir)
+        .args(&files)
+        .status()
+        .context("running tar (GNU tar; Debian's `tar` package) to build the archive")?;
+    if !status.success() {
+        bail!(
+            "tar failed ({status}) building the archive of {}",
+            site.display()
+        );
+    }
+    let mut image = std::fs::read(&tar)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&tar);
+    if image.len() > XVDA_BYTES {
+        bail!(
+            "the archive of {} is {} bytes, more than the {XVDA_BYTES}-byte disk",
+            site.display(),
+            image.len()
+        );
+    }
+    image.resize(XVDA_BYTES, 0);
+    Ok(image)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            list_files(root, &entry.path(), out)?;
+        } else {
+            let rel = entry.path();
+            let rel = rel.strip_prefix(root)?.to_string_lossy().into_owned();
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+/// How long the guest holds after announcing a storm, before its first put (as
+/// `pvguest/src/durable.rs`'s `STORM_HOLD_MS`): the harness reads the flush counter then.
+const STORM_HOLD_MS: u64 = 2000;
+
+/// Pause delays (milliseconds after a storm's first put may start) from `seed`.
+pub fn pause_delays(seed: u64) -> Vec<u64> {
+    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
+    (0..CRASH_POINTS)
+        .map(|_| {
+            // xorshift64*
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            500 + (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) % 2500
+        })
+        .collect()
 }
 
 /// The job: disk images prepared in dom0's /tmp, the guest created paused (to read the flush
-/// counter before it runs), then run to its end, the counter read again, the images digested.
-fn job(xvda: Vec<u8>) -> Result<Job> {
+/// counter before it runs), its group run, then [`CRASH_POINTS`] storms each paused at a
+/// moment of `delays` and destroyed, each followed by a check on a fresh create; the last
+/// check powers off. Then the images are digested.
+fn job(xvda: Vec<u8>, delays: &[u64]) -> Result<Job> {
     let disks = "disk = [ 'format=raw, vdev=xvda, access=ro, target=/tmp/xvda.img',\n\
                  \x20        'format=raw, vdev=xvdb, access=rw, target=/tmp/xvdb.img' ]\n";
     let f_req = format!(
@@ -61,43 +199,205 @@ fn job(xvda: Vec<u8>) -> Result<Job> {
         key: key.to_owned(),
         command: command.to_owned(),
     };
-    Job::with_steps(
-        xl_config(&cmdline(), disks)?,
-        vec![
-            run(
-                "backend",
-                "modprobe loop && modprobe xen-blkback && echo ok",
+    let create = |config: &str| Step::Create {
+        config: config.to_owned(),
+        paused: true,
+    };
+    let mut steps = vec![
+        run(
+            "backend",
+            "modprobe loop && modprobe xen-blkback && echo ok",
+        ),
+        run("prep-xvda", "cp /pvxen/xvda.img /tmp/xvda.img && echo ok"),
+        run(
+            "prep-xvdb",
+            &format!(
+                "dd if=/dev/zero of=/tmp/xvdb.img bs=1048576 count={} 2>/dev/null && echo ok",
+                XVDB_BYTES >> 20
             ),
-            run("prep-xvda", "cp /pvxen/xvda.img /tmp/xvda.img && echo ok"),
-            run(
-                "prep-xvdb",
-                &format!(
-                    "dd if=/dev/zero of=/tmp/xvdb.img bs=1048576 count={} 2>/dev/null && echo ok",
-                    XVDB_BYTES >> 20
-                ),
-            ),
-            Step::Create {
-                config: "guest.cfg".into(),
-                paused: true,
-            },
-            run("f_req-before", &f_req),
-            Step::Unpause,
-            Step::WaitEnd,
-            run("f_req-after", &f_req),
-            Step::Destroy,
-            Step::Digest {
-                key: "xvda-after".into(),
-                path: "/tmp/xvda.img".into(),
-                bytes: None,
-            },
-            Step::Digest {
-                key: "xvdb-head".into(),
-                path: "/tmp/xvdb.img".into(),
-                bytes: Some(GUEST_PATTERN_BYTES as u64),
-            },
-        ],
-        vec![("xvda.img".into(), xvda)],
-    )
+        ),
+        create("guest.cfg"),
+        run("f_req-before", &f_req),
+        Step::Unpause,
+    ];
+    let mut files = vec![("xvda.img".to_owned(), xvda)];
+    let mut configs = Vec::new();
+    for storm in 1..=CRASH_POINTS {
+        if storm > 1 {
+            steps.push(create(&format!("guest-kv{storm}.cfg")));
+            steps.push(Step::Unpause);
+        }
+        steps.push(Step::WaitLine(format!("KV storm {storm} started")));
+        steps.push(run(&format!("f_req-start{storm}"), &f_req));
+        let delay = STORM_HOLD_MS + delays.get(storm as usize - 1).copied().unwrap_or(1000);
+        steps.push(run(
+            "slept",
+            &format!("sleep {}.{:03} && echo ok", delay / 1000, delay % 1000),
+        ));
+        steps.push(Step::Pause);
+        steps.push(run(&format!("f_req-pause{storm}"), &f_req));
+        steps.push(Step::Destroy);
+        let next = storm + 1;
+        let cmdline = if next <= CRASH_POINTS {
+            format!("kv-check kv-storm={next}")
+        } else {
+            "kv-check".to_owned()
+        };
+        configs.push((format!("guest-kv{next}.cfg"), xl_config(&cmdline, disks)?));
+    }
+    steps.push(create(&format!("guest-kv{}.cfg", CRASH_POINTS + 1)));
+    steps.push(Step::Unpause);
+    steps.push(Step::WaitEnd);
+    steps.push(Step::Destroy);
+    steps.push(Step::Digest {
+        key: "xvda-after".into(),
+        path: "/tmp/xvda.img".into(),
+        bytes: None,
+    });
+    steps.push(Step::Digest {
+        key: "xvdb-head".into(),
+        path: "/tmp/xvdb.img".into(),
+        bytes: Some(GUEST_PATTERN_BYTES as u64),
+    });
+    for (name, config) in configs {
+        files.push((name, config.into_bytes()));
+    }
+    Job::with_steps(xl_config(&cmdline(), disks)?, steps, files)
+}
+
+/// `HOST blk-kv-durable`: every crash point's acknowledged puts found by the check after it,
+/// nothing never put, and blkback's flush counter grown by at least the acknowledged puts.
+/// Returns the verdict and one summary line per crash point.
+pub fn durable_check(t: &Transcript) -> (Result<(), String>, Vec<String>) {
+    let mut summary = Vec::new();
+    let g = &t.guest;
+    // What the store must hold: key -> value, over all storms so far.
+    let mut model: BTreeMap<String, String> = BTreeMap::new();
+    let mut cursor = 0usize;
+    for storm in 1..=CRASH_POINTS {
+        let started = format!("KV storm {storm} started");
+        let Some(start) = g[cursor..]
+            .iter()
+            .position(|l| *l == started)
+            .map(|i| cursor + i)
+        else {
+            return (Err(format!("no `{started}` line")), summary);
+        };
+        let Some(&paused) = t.pauses.get(storm as usize - 1) else {
+            return (Err(format!("storm {storm} was never paused")), summary);
+        };
+        if paused < start {
+            return (
+                Err(format!("storm {storm} was paused before it started")),
+                summary,
+            );
+        }
+        let mut acked = 0u64;
+        let lines = &g[start..paused];
+        for (i, line) in lines.iter().enumerate() {
+            let want = format!(
+                "KV ack {} {}",
+                storm_key(storm, acked),
+                storm_value(storm, acked)
+            );
+            if *line == want {
+                model.insert(storm_key(storm, acked), storm_value(storm, acked));
+                acked += 1;
+            } else if i + 1 == lines.len() && want.starts_with(line.as_str()) {
+                // The pause cut the last line short: that put's ack was on its way out, so
+                // it counts as in flight (found or not, both are right).
+            } else if line.starts_with("KV ack ") {
+                return (
+                    Err(format!(
+                        "storm {storm}: ack {acked} is `{line}`, not `{want}`"
+                    )),
+                    summary,
+                );
+            }
+        }
+        // The put in flight at the pause may or may not have made it: both are right.
+        let in_flight = (storm_key(storm, acked), storm_value(storm, acked));
+        let Some(begin) = g[paused..]
+            .iter()
+            .position(|l| l == "KV check begin")
+            .map(|i| paused + i)
+        else {
+            return (Err(format!("no check after crash point {storm}")), summary);
+        };
+        let Some(done) = g[begin..]
+            .iter()
+            .position(|l| l.starts_with("KV check done"))
+            .map(|i| begin + i)
+        else {
+            return (
+                Err(format!(
+                    "the check after crash point {storm} did not finish"
+                )),
+                summary,
+            );
+        };
+        let mut found = BTreeMap::new();
+        for line in &g[begin + 1..done] {
+            let rest = line.strip_prefix("KV found ").unwrap_or(line);
+            let (key, value) = rest.split_once(' ').unwrap_or((rest, ""));
+            found.insert(key.to_owned(), value.to_owned());
+        }
+        for (key, value) in &found {
+            let was_put =
+                model.get(key) == Some(value) || (key, value) == (&in_flight.0, &in_flight.1);
+            if !was_put {
+                return (
+                    Err(format!(
+                        "crash point {storm}: found {key} = {value:?}, never acknowledged nor in flight (acknowledged: {:?})",
+                        model.get(key)
+                    )),
+                    summary,
+                );
+            }
+        }
+        for (key, value) in &model {
+            match found.get(key) {
+                Some(v) if v == value => {}
+                Some(v) if (key, v) == (&in_flight.0, &in_flight.1) => {}
+                other => {
+                    return (
+                        Err(format!(
+                            "crash point {storm}: acknowledged {key} = {value:?} lost (found {other:?})"
+                        )),
+                        summary,
+                    );
+                }
+            }
+        }
+        // What the check found is what the store holds from now on.
+        model = found.clone();
+        let number = |key: String| -> Result<u64, String> {
+            t.result(&key)
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or(format!("dom0 gave no number for `{key}`"))
+        };
+        let grew = match (
+            number(format!("f_req-start{storm}")),
+            number(format!("f_req-pause{storm}")),
+        ) {
+            (Ok(a), Ok(b)) => b.saturating_sub(a),
+            (Err(e), _) | (_, Err(e)) => return (Err(e), summary),
+        };
+        summary.push(format!(
+            "crash point {storm}: {acked} acknowledged puts, blkback's f_req grew by {grew}, the check found {} keys",
+            found.len()
+        ));
+        if grew < acked {
+            return (
+                Err(format!(
+                    "crash point {storm}: {acked} puts acknowledged but blkback counted only {grew} flushes"
+                )),
+                summary,
+            );
+        }
+        cursor = done;
+    }
+    (Ok(()), summary)
 }
 
 /// The `HOST blk-*` checks from what the boot left: (passed, line).
@@ -140,7 +440,7 @@ pub fn host_checks(t: &Transcript, xvda_sha: &str, guest_sha: &str) -> Vec<(bool
         }
     });
     let flush = result("f_req-before").and_then(|before| {
-        let after = result("f_req-after")?;
+        let after = result("f_req-start1")?;
         let parse = |v: &str| {
             v.trim()
                 .parse::<u64>()
@@ -169,15 +469,26 @@ pub fn blk_test(tally: &mut Tally) -> Result<()> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
-    let xvda: Vec<u8> = (0..XVDA_BYTES).map(harness_pattern).collect();
+    let site = workspace_root().join("pvguest").join("site");
+    let xvda = site_image(&site)?;
     let xvda_sha = hex(&Sha256::digest(&xvda));
+    let seed = match std::env::var("PVXEN_SEED") {
+        Ok(s) if !s.is_empty() => s.parse().with_context(|| format!("PVXEN_SEED={s:?}"))?,
+        _ => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+    };
+    let delays = pause_delays(seed);
+    println!(
+        "xen: kv crash points: PVXEN_SEED={seed} pauses {delays:?} ms after each storm's first put may start"
+    );
     let guest_bytes: Vec<u8> = (0..GUEST_PATTERN_BYTES).map(guest_pattern).collect();
     let guest_sha = hex(&Sha256::digest(&guest_bytes));
     println!("xen: device boot, guest cmdline {:?}", cmdline());
     let booted = boot_job(
         &image,
         &guest,
-        &job(xvda)?,
+        &job(xvda, &delays)?,
         "blk",
         timeout,
         TEST_GUEST_LIMIT,
@@ -188,11 +499,9 @@ pub fn blk_test(tally: &mut Tally) -> Result<()> {
     for line in &verdict.shown {
         println!("{line}");
     }
-    for line in t
-        .guest
-        .iter()
-        .filter(|l| l.starts_with("BLK ") || l.contains("blk-read-write:"))
-    {
+    for line in t.guest.iter().filter(|l| {
+        l.starts_with("BLK ") || l.contains("blk-read-write:") || l.starts_with("KV error")
+    }) {
         println!("xen| {line}");
     }
     let mut all_ok = true;
@@ -205,6 +514,18 @@ pub fn blk_test(tally: &mut Tally) -> Result<()> {
         .iter()
         .map(|(ok, line)| (*ok, line.replacen("HOST xen-run", "HOST xen-run-blk", 1)))
         .chain(host_checks(t, &xvda_sha, &guest_sha));
+    let (durable, summary) = durable_check(t);
+    for line in summary {
+        println!("xen: {line}");
+    }
+    let durable = match durable {
+        Ok(()) => (true, "HOST blk-kv-durable ok".to_owned()),
+        Err(why) => (
+            false,
+            format!("HOST blk-kv-durable FAIL {why} (PVXEN_SEED={seed})"),
+        ),
+    };
+    let host = host.chain(std::iter::once(durable));
     for (ok, line) in host {
         println!("{line}");
         tally.record(ok, format!("stock Xen: {line}"));
@@ -233,7 +554,7 @@ mod tests {
         let good = transcript(&[
             "G|BLK sha256 xvda 1048576 aaaa",
             "PVXEN result f_req-before 0",
-            "PVXEN result f_req-after 2",
+            "PVXEN result f_req-start1 2",
             "PVXEN result xvda-after aaaa",
             "PVXEN result xvdb-head bbbb",
         ]);
@@ -244,7 +565,7 @@ mod tests {
         let bad = transcript(&[
             "G|BLK sha256 xvda 1048576 cccc",
             "PVXEN result f_req-before 3",
-            "PVXEN result f_req-after 3",
+            "PVXEN result f_req-start1 3",
             "PVXEN result xvda-after dddd",
         ]);
         let checks = host_checks(&bad, "aaaa", "bbbb");
@@ -266,33 +587,206 @@ mod tests {
     }
 
     #[test]
-    fn the_job_prepares_the_disks_and_reads_the_counter_around_the_run() {
-        let job = job(vec![1, 2, 3]).unwrap();
+    fn the_job_prepares_the_disks_and_crashes_the_store_three_times() {
+        let job = job(vec![1, 2, 3], &[1500, 700, 2999]).unwrap();
         let steps = job.steps_text().unwrap();
         let order: Vec<String> = steps
             .lines()
             .map(|l| l.splitn(3, ' ').take(2).collect::<Vec<_>>().join(" "))
             .collect();
-        assert_eq!(
-            order,
-            [
-                "run backend",
-                "run prep-xvda",
-                "run prep-xvdb",
-                "create guest.cfg",
-                "run f_req-before",
-                "unpause",
-                "wait-end",
-                "run f_req-after",
+        let mut want = vec![
+            "run backend",
+            "run prep-xvda",
+            "run prep-xvdb",
+            "create guest.cfg",
+            "run f_req-before",
+            "unpause",
+        ];
+        for storm in 1..=3 {
+            if storm > 1 {
+                want.push(["create guest-kv2.cfg", "create guest-kv3.cfg"][storm - 2]);
+                want.push("unpause");
+            }
+            want.extend([
+                "wait-line KV",
+                ["run f_req-start1", "run f_req-start2", "run f_req-start3"][storm - 1],
+                "run slept",
+                "pause",
+                ["run f_req-pause1", "run f_req-pause2", "run f_req-pause3"][storm - 1],
                 "destroy",
-                "digest xvda-after",
-                "digest xvdb-head"
-            ]
-        );
+            ]);
+        }
+        want.extend([
+            "create guest-kv4.cfg",
+            "unpause",
+            "wait-end",
+            "destroy",
+            "digest xvda-after",
+            "digest xvdb-head",
+        ]);
+        assert_eq!(order, want);
         assert!(steps.contains("vbd-$($XL domid pvguest)-51728/statistics/f_req"));
+        assert!(steps.contains("run slept sleep 2.700 && echo ok"));
         assert!(job.config.contains("access=ro, target=/tmp/xvda.img"));
         assert!(job.config.contains(&cmdline()));
-        assert_eq!(job.files[0].0, "xvda.img");
+        let names: Vec<&str> = job.files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "xvda.img",
+                "guest-kv2.cfg",
+                "guest-kv3.cfg",
+                "guest-kv4.cfg"
+            ]
+        );
+        let kv3 = String::from_utf8(job.files[2].1.clone()).unwrap();
+        assert!(kv3.contains("cmdline = \"kv-check kv-storm=3\""));
+        let kv4 = String::from_utf8(job.files[3].1.clone()).unwrap();
+        assert!(kv4.contains("cmdline = \"kv-check\""));
+    }
+
+    /// A transcript of three crash points: `acks[i]` puts acknowledged in storm i+1, the check
+    /// after it finding `found[i]`.
+    fn durable_transcript(
+        acks: [u64; 3],
+        found: [Vec<(String, String)>; 3],
+        f_req: [u64; 3],
+    ) -> Transcript {
+        let mut t = Transcript::default();
+        for storm in 1..=3u64 {
+            t.push(&format!("G|KV storm {storm} started"));
+            t.push(&format!("PVXEN result f_req-start{storm} 0"));
+            for n in 0..acks[storm as usize - 1] {
+                t.push(&format!(
+                    "G|KV ack {} {}",
+                    storm_key(storm, n),
+                    storm_value(storm, n)
+                ));
+            }
+            t.push("PVXEN paused at 1.0");
+            t.push(&format!(
+                "PVXEN result f_req-pause{storm} {}",
+                f_req[storm as usize - 1]
+            ));
+            t.push("G|KV check begin");
+            for (k, v) in &found[storm as usize - 1] {
+                t.push(&format!("G|KV found {k} {v}"));
+            }
+            t.push(&format!(
+                "G|KV check done {}",
+                found[storm as usize - 1].len()
+            ));
+        }
+        t
+    }
+
+    /// The store after storms with `acks` puts each (the last value of each key).
+    fn expected(acks: &[u64]) -> Vec<(String, String)> {
+        let mut m = BTreeMap::new();
+        for (i, &a) in acks.iter().enumerate() {
+            for n in 0..a {
+                m.insert(storm_key(i as u64 + 1, n), storm_value(i as u64 + 1, n));
+            }
+        }
+        m.into_iter().collect()
+    }
+
+    #[test]
+    fn durable_check_accepts_exactly_what_was_acknowledged() {
+        let acks = [50, 3, 0];
+        let found = [
+            expected(&acks[..1]),
+            expected(&acks[..2]),
+            expected(&acks[..3]),
+        ];
+        let (verdict, summary) =
+            durable_check(&durable_transcript(acks, found.clone(), [60, 3, 0]));
+        assert_eq!(verdict, Ok(()), "{summary:?}");
+        assert_eq!(summary.len(), 3);
+        // The put in flight at the pause may be there too.
+        let mut with_flight = found.clone();
+        with_flight[1].retain(|(k, _)| *k != storm_key(2, 3));
+        with_flight[1].push((storm_key(2, 3), storm_value(2, 3)));
+        with_flight[2] = with_flight[1].clone();
+        assert_eq!(
+            durable_check(&durable_transcript(acks, with_flight, [60, 3, 0])).0,
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_last_ack_cut_short_by_the_pause_is_in_flight() {
+        let acks = [5, 2, 0];
+        let found = [
+            expected(&acks[..1]),
+            expected(&acks[..2]),
+            expected(&acks[..3]),
+        ];
+        let mut t = durable_transcript(acks, found, [5, 2, 0]);
+        // Storm 1's sixth ack, cut short just before the pause.
+        let pause = t.pauses[0];
+        t.guest.insert(pause, "KV ack k".into());
+        for p in &mut t.pauses {
+            *p += 1;
+        }
+        assert_eq!(durable_check(&t).0, Ok(()));
+        // A cut line anywhere else is an error.
+        t.guest.insert(pause - 1, "KV ack k".into());
+        for p in &mut t.pauses {
+            *p += 1;
+        }
+        assert!(durable_check(&t).0.is_err());
+    }
+
+    #[test]
+    fn durable_check_catches_loss_invention_and_missing_flushes() {
+        let acks = [50, 3, 0];
+        let good = [
+            expected(&acks[..1]),
+            expected(&acks[..2]),
+            expected(&acks[..3]),
+        ];
+        let mut lost = good.clone();
+        lost[0].pop();
+        let (v, _) = durable_check(&durable_transcript(acks, lost, [60, 3, 0]));
+        assert!(v.unwrap_err().contains("lost"));
+        let mut invented = good.clone();
+        invented[1].push(("k99".into(), "never".into()));
+        let (v, _) = durable_check(&durable_transcript(acks, invented, [60, 3, 0]));
+        assert!(v.unwrap_err().contains("never acknowledged"));
+        let (v, _) = durable_check(&durable_transcript(acks, good.clone(), [49, 3, 0]));
+        assert!(v.unwrap_err().contains("only 49 flushes"));
+        let mut stale = good;
+        stale[0][0].1 = "s1n0".into();
+        let key0 = stale[0][0].0.clone();
+        let (v, _) = durable_check(&durable_transcript(acks, stale, [60, 3, 0]));
+        assert!(v.is_err(), "an old value of {key0} must not pass");
+    }
+
+    #[test]
+    fn the_storm_matches_the_guests() {
+        // The same literals as pvguest/src/selftest/storm.rs's test.
+        assert_eq!(storm_key(1, 0), "k01");
+        assert_eq!(storm_key(1, 1), "k08");
+        assert_eq!(storm_value(2, 3), "s2n3xxx");
+        assert_eq!(storm_value(2, 64), "s2n64");
+        let delays = pause_delays(7);
+        assert_eq!(delays.len(), 3);
+        assert!(delays.iter().all(|d| (500..3000).contains(d)));
+        assert_eq!(delays, pause_delays(7));
+        assert_ne!(delays, pause_delays(8));
+    }
+
+    #[test]
+    fn the_site_image_is_a_tar_with_its_manifest() {
+        let site = workspace_root().join("pvguest").join("site");
+        let image = site_image(&site).unwrap();
+        assert_eq!(image.len(), XVDA_BYTES);
+        let text = String::from_utf8_lossy(&image);
+        assert!(text.contains("MANIFEST.sha256"));
+        assert!(text.contains("index.html"));
+        assert!(text.contains("ustar"));
+        assert!(text.contains("  data/pattern.bin\n"));
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub struct Transcript {
     pub lines: Vec<(bool, String)>,
     /// Steps dom0 could not carry out.
     pub failed_steps: Vec<String>,
+    /// For each `pause` step, how many guest lines had arrived when the guest was paused (and
+    /// its console drained): the lines before it are all the guest printed until then.
+    pub pauses: Vec<usize>,
 }
 
 impl Transcript {
@@ -152,6 +155,10 @@ impl Transcript {
                 }
                 "step-failed" => {
                     self.failed_steps.push(rest.to_owned());
+                    None
+                }
+                "paused" => {
+                    self.pauses.push(self.guest.len());
                     None
                 }
                 "xl:" => {
@@ -445,6 +452,9 @@ mod tests {
         assert_eq!(t.push("PVXEN result f_req-after 4"), None);
         assert_eq!(t.push("PVXEN line seen blk: ready"), None);
         assert_eq!(t.push("PVXEN step-failed frobnicate x"), None);
+        assert_eq!(t.push("G|before"), Some(Event::Guest("before".into())));
+        assert_eq!(t.push("PVXEN paused at 12.5"), None);
+        assert_eq!(t.pauses, [1]);
         assert_eq!(t.result("f_req-before"), Some("0"));
         assert_eq!(t.result("f_req-after"), Some("4"), "the last one wins");
         assert_eq!(t.result("empty"), Some("-"));

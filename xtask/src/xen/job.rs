@@ -14,13 +14,13 @@ pub enum Step {
         /// Created paused (`-p`), to look at its devices before it runs.
         paused: bool,
     },
+    /// `xl pause`, then the console drained (what the guest printed before is all forwarded).
+    Pause,
     /// `xl unpause`.
     Unpause,
     /// Wait until the guest ends (or dom0's guest timeout).
     WaitEnd,
-    /// Wait until a console line contains this text. (No boot uses it yet: the durable
-    /// storage boot pauses the guest at a moment it announces.)
-    #[allow(dead_code)]
+    /// Wait until a console line contains this text.
     WaitLine(String),
     /// Drain the console, then `xl destroy`.
     Destroy,
@@ -58,6 +58,7 @@ impl Step {
                 check_word("config", config)?;
                 format!("create {config}{}", if *paused { " paused" } else { "" })
             }
+            Self::Pause => "pause".to_owned(),
             Self::Unpause => "unpause".to_owned(),
             Self::WaitEnd => "wait-end".to_owned(),
             Self::WaitLine(text) => {
@@ -153,6 +154,7 @@ mod tests {
                 },
                 Step::Unpause,
                 Step::WaitLine("RESULT".into()),
+                Step::Pause,
                 Step::WaitEnd,
                 Step::Destroy,
                 Step::Digest {
@@ -167,7 +169,7 @@ mod tests {
         assert_eq!(
             job.steps_text().unwrap(),
             "create guest.cfg paused\nrun f_req cat /sys/x/$($XL domid $NAME)\nunpause\n\
-             wait-line RESULT\nwait-end\ndestroy\ndigest d /tmp/x.img 4096\n"
+             wait-line RESULT\npause\nwait-end\ndestroy\ndigest d /tmp/x.img 4096\n"
         );
         assert_eq!(Job::simple("cfg".into()).steps_text(), None);
     }

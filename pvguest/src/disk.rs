@@ -1,0 +1,83 @@
+//! A `blkfront` disk as `storage`'s `BlockDevice`: each call a blocking request (or, for a
+//! long read, several in flight), with the xenstore client lock held only for that call.
+
+use alloc::vec::Vec;
+
+use blkfront::{BlkError, Blkfront, MAX_REQUEST_BYTES};
+use storage::BlockDevice;
+use xenbus::Instant;
+
+use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
+use crate::xen::{time, xenstore};
+
+/// A connected vbd of this kernel.
+pub type Disk = Blkfront<KernelPages, KernelGrants, KernelEvents>;
+
+/// How long one call may take before it fails with [`BlkError::Timeout`].
+const CALL_TIMEOUT_MS: u64 = 30_000;
+
+/// `disk` as a [`BlockDevice`].
+pub struct BlkDisk<'a> {
+    disk: &'a mut Disk,
+}
+
+impl<'a> BlkDisk<'a> {
+    /// Wraps a connected disk.
+    pub fn new(disk: &'a mut Disk) -> Self {
+        Self { disk }
+    }
+}
+
+fn deadline() -> Result<Instant, BlkError> {
+    time::deadline_ms(CALL_TIMEOUT_MS).map_err(|_| BlkError::Timeout)
+}
+
+/// Runs `f` with the xenstore client (the disk's waits watch the backend's state through it).
+fn with_store<R>(
+    f: impl FnOnce(&mut xenstore::Client, Instant) -> Result<R, BlkError>,
+) -> Result<R, BlkError> {
+    let d = deadline()?;
+    xenstore::with(|c| f(c, d)).map_err(|_| BlkError::BackendGone)?
+}
+
+impl BlockDevice for BlkDisk<'_> {
+    type Error = BlkError;
+
+    fn size(&self) -> u64 {
+        self.disk.info().bytes()
+    }
+
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), BlkError> {
+        with_store(|xs, d| {
+            // Every chunk in flight at once, then collected in order.
+            let mut ids = Vec::new();
+            for (i, chunk) in buf.chunks(MAX_REQUEST_BYTES).enumerate() {
+                let at = offset + (i * MAX_REQUEST_BYTES) as u64;
+                ids.push(self.disk.submit_read(at, chunk.len())?);
+            }
+            for (id, chunk) in ids.into_iter().zip(buf.chunks_mut(MAX_REQUEST_BYTES)) {
+                let data = self.disk.wait_for(xs, id, d)?;
+                chunk.copy_from_slice(data.get(..chunk.len()).ok_or(BlkError::IoError)?);
+            }
+            Ok(())
+        })
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), BlkError> {
+        with_store(|xs, d| {
+            let mut ids = Vec::new();
+            for (i, chunk) in data.chunks(MAX_REQUEST_BYTES).enumerate() {
+                let at = offset + (i * MAX_REQUEST_BYTES) as u64;
+                ids.push(self.disk.submit_write(at, chunk)?);
+            }
+            for id in ids {
+                self.disk.wait_for(xs, id, d)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), BlkError> {
+        with_store(|xs, d| self.disk.flush(xs, d))
+    }
+}

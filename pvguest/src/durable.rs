@@ -1,0 +1,105 @@
+//! The durable-storage run the harness crashes on purpose (`HOST blk-kv-durable`):
+//! `kv-check` lists every key of the storm's store (`KV found <key> <value>`), `kv-storm=<seed>`
+//! then puts forever, printing `KV ack <key> <value>` after each acknowledged put, until the
+//! harness pauses and destroys the domain. The store lives on the read-write disk (`xvdb`) from
+//! [`STORM_START`], apart from what the `blk` self-tests use.
+
+use alloc::format;
+use alloc::string::String;
+
+use storage::Slice;
+use storage::kv::Store;
+use xenbus::frontend;
+
+use crate::disk::{BlkDisk, Disk};
+use crate::selftest::blk_expect::{option, xvd_devid};
+use crate::selftest::storm;
+use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
+use crate::xen::{console, shutdown, time, xenstore};
+
+/// Where the storm's store starts on `xvdb` (the `blk` group uses the first 2 MiB).
+pub const STORM_START: u64 = 2 << 20;
+/// Its size.
+pub const STORM_LEN: u64 = 2 << 20;
+/// How long the storm waits after announcing itself before its first put.
+pub const STORM_HOLD_MS: u64 = 2000;
+
+/// Whether the command line asks for a durable-storage run.
+pub fn requested(cmdline: &str) -> bool {
+    option(cmdline, "kv-storm").is_some()
+        || cmdline.split_ascii_whitespace().any(|w| w == "kv-check")
+}
+
+fn say(args: core::fmt::Arguments<'_>) {
+    let _ = console::print(format_args!("{args}\n"));
+}
+
+/// Ends the run with a crash after saying why (the harness sees no `KV check done`).
+fn fail(why: String) -> ! {
+    say(format_args!("KV error {why}"));
+    shutdown::crash()
+}
+
+/// Connects `xvdb` (the read-write disk) for a run that did not come from the `blk` group.
+fn connect() -> Result<Disk, String> {
+    let devid = xvd_devid("xvdb").ok_or("no device id for xvdb")?;
+    let deadline = time::deadline_ms(30_000).map_err(|e| format!("clock: {e:?}"))?;
+    xenstore::with(|xs| {
+        frontend::enumerate(xs, "vbd", deadline).map_err(|e| format!("enumerate: {e:?}"))?;
+        let platform = blkfront::Platform {
+            pages: KernelPages::new(),
+            grants: KernelGrants,
+            events: KernelEvents,
+        };
+        Disk::connect(xs, devid, platform, deadline).map_err(|e| format!("connect xvdb: {e}"))
+    })
+    .map_err(|e| format!("xenstore: {e}"))?
+}
+
+/// Runs what the command line asks; never returns. `disk` is `xvdb` if the `blk` group left
+/// it connected.
+pub fn run(cmdline: &str, disk: Option<Disk>) -> ! {
+    crate::kernel::ensure_platform();
+    let mut disk = match disk {
+        Some(d) => d,
+        None => connect().unwrap_or_else(|e| fail(e)),
+    };
+    let region = Slice::new(BlkDisk::new(&mut disk), STORM_START, STORM_LEN)
+        .unwrap_or_else(|e| fail(format!("slice: {e:?}")));
+    let mut store = Store::open(region).unwrap_or_else(|e| fail(format!("open: {e}")));
+    if cmdline.split_ascii_whitespace().any(|w| w == "kv-check") {
+        say(format_args!("KV check begin"));
+        let keys = store.list();
+        for key in &keys {
+            match store.get(key) {
+                Ok(Some(value)) => say(format_args!(
+                    "KV found {} {}",
+                    String::from_utf8_lossy(key),
+                    String::from_utf8_lossy(&value)
+                )),
+                other => fail(format!("get {:?}: {other:?}", String::from_utf8_lossy(key))),
+            }
+        }
+        say(format_args!("KV check done {}", keys.len()));
+    }
+    let Some(seed) = option(cmdline, "kv-storm") else {
+        shutdown::poweroff()
+    };
+    let seed: u64 = seed
+        .parse()
+        .unwrap_or_else(|_| fail(format!("kv-storm={seed} is not a number")));
+    say(format_args!("KV storm {seed} started"));
+    // A pause before the first put lets the harness read blkback's flush counter first.
+    if let Err(e) = time::sleep_ms(STORM_HOLD_MS) {
+        fail(format!("sleep: {e:?}"));
+    }
+    let mut n = 0u64;
+    loop {
+        let (key, value) = (storm::key(seed, n), storm::value(seed, n));
+        if let Err(e) = store.put(key.as_bytes(), value.as_bytes()) {
+            fail(format!("put {n}: {e}"));
+        }
+        say(format_args!("KV ack {key} {value}"));
+        n += 1;
+    }
+}
