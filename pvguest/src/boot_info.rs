@@ -34,14 +34,36 @@ pub enum BootInfoError {
     Unreadable(u64),
     /// The magic field is not `XEN_HVM_START_MAGIC_VALUE`; carries what was found.
     BadMagic(u32),
-    /// The command line has no terminating NUL within the limit.
-    CmdlineTooLong,
+    /// The command line has no terminating NUL within `max` bytes ([`CMDLINE_MAX`]).
+    CmdlineTooLong {
+        /// The limit that was exceeded.
+        max: usize,
+    },
     /// Neither the start info nor the fallback produced a memory map.
     NoMemoryMap,
     /// The memory map has more entries than the caller's buffer holds.
     TooManyRegions(u32),
     /// The fallback (`XENMEM_memory_map`) failed with this Xen errno.
     FallbackFailed(i64),
+}
+
+impl core::fmt::Display for BootInfoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Unreadable(at) => write!(f, "boot data at {at:#x} is not readable"),
+            Self::BadMagic(m) => write!(
+                f,
+                "start info magic is {m:#x}, not XEN_HVM_START_MAGIC_VALUE"
+            ),
+            Self::CmdlineTooLong { max } => write!(
+                f,
+                "the command line is longer than {max} bytes, the most this kernel accepts (CMDLINE_MAX)"
+            ),
+            Self::NoMemoryMap => write!(f, "no memory map"),
+            Self::TooManyRegions(n) => write!(f, "the memory map has {n} entries, too many"),
+            Self::FallbackFailed(e) => write!(f, "XENMEM_memory_map failed with errno {e}"),
+        }
+    }
 }
 
 /// What a memory-map entry describes (the `XEN_HVM_MEMMAP_TYPE_*` / e820 type codes).
@@ -132,8 +154,9 @@ pub struct StartInfo {
     pub raw: HvmStartInfo,
 }
 
-/// The longest command line accepted (bytes, without the NUL).
-pub const CMDLINE_MAX: usize = 1024;
+/// The longest command line accepted (bytes, without the NUL). A longer one stops the boot
+/// with [`BootInfoError::CmdlineTooLong`], whose message names this limit.
+pub const CMDLINE_MAX: usize = 4096;
 
 /// The size of the start info for `version` (v0 ends before `memmap_paddr`).
 pub fn start_info_size(version: u32) -> u64 {
@@ -205,7 +228,8 @@ impl StartInfo {
             if b[0] == 0 {
                 return Ok(len);
             }
-            *buf.get_mut(len).ok_or(BootInfoError::CmdlineTooLong)? = b[0];
+            *buf.get_mut(len)
+                .ok_or(BootInfoError::CmdlineTooLong { max: CMDLINE_MAX })? = b[0];
             len += 1;
         }
     }
@@ -454,13 +478,43 @@ mod tests {
         let mut buf = [0u8; CMDLINE_MAX];
         assert_eq!(
             info.read_cmdline(&f, &mut buf),
-            Err(BootInfoError::CmdlineTooLong)
+            Err(BootInfoError::CmdlineTooLong { max: CMDLINE_MAX })
         );
         *f.bytes.last_mut().unwrap() = 0;
         let n = 0x100 + CMDLINE_MAX + 7 - 0x100;
         assert!(n > CMDLINE_MAX);
         f.bytes[0x100 + CMDLINE_MAX] = 0;
         assert_eq!(info.read_cmdline(&f, &mut buf), Ok(CMDLINE_MAX));
+    }
+
+    /// A start info whose command line is `len` bytes of `x` then a NUL.
+    fn blob_with_cmdline(len: usize) -> Fake {
+        let mut f = blob(0);
+        f.bytes.resize(0x100 + len + 1, 0);
+        f.bytes[0x100..0x100 + len].fill(b'x');
+        f.bytes[0x100 + len] = 0;
+        f
+    }
+
+    #[test]
+    fn a0b_8_cmdline_of_4_kib_is_read() {
+        let f = blob_with_cmdline(4096);
+        let info = StartInfo::read(&f, BASE).unwrap();
+        let mut buf = [0u8; CMDLINE_MAX];
+        assert_eq!(info.read_cmdline(&f, &mut buf), Ok(4096));
+        assert!(buf[..4096].iter().all(|&b| b == b'x'));
+    }
+
+    #[test]
+    fn a0b_8_overlong_cmdline_error_names_the_limit() {
+        let f = blob_with_cmdline(CMDLINE_MAX + 1);
+        let info = StartInfo::read(&f, BASE).unwrap();
+        let mut buf = [0u8; CMDLINE_MAX];
+        let err = info.read_cmdline(&f, &mut buf).unwrap_err();
+        assert_eq!(err, BootInfoError::CmdlineTooLong { max: CMDLINE_MAX });
+        let text = err.to_string();
+        assert!(text.contains("4096 bytes"), "{text}");
+        assert!(text.contains("command line"), "{text}");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use spin::Once;
 use crate::arch::upcall;
 use crate::arch::{boot, exceptions, gdt, paging, port::debugcon_write};
 use crate::boot_info::{
-    self, CMDLINE_MAX, MemoryMapSource, MemoryRegion, PhysRead, RegionKind, StartInfo,
+    self, BootInfoError, CMDLINE_MAX, MemoryMapSource, MemoryRegion, PhysRead, RegionKind,
+    StartInfo,
 };
 use crate::cmdline::Options;
 use crate::memory::frames::{FRAME_SIZE, FrameAllocator, FrameError, FreeRanges, PhysRange};
@@ -159,7 +160,16 @@ pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
         Err(e) => panic!("boot: {e}"),
     };
     let opts = Options::parse(state.cmdline());
-    log::info!("command line: {:?}", state.cmdline());
+    // The length counts the whole line (the stock-Xen harness checks it against what it
+    // passed); the text is cut short so that a long `note=` does not flood the console.
+    let cmdline = state.cmdline();
+    let shown = &cmdline[..cmdline.floor_char_boundary(CMDLINE_SHOWN)];
+    let more = if shown.len() < cmdline.len() {
+        " ..."
+    } else {
+        ""
+    };
+    log::info!("command line ({} bytes): {shown:?}{more}", cmdline.len());
     init_platform();
     if let Some(kind) = opts.fault {
         raise_fault(kind);
@@ -204,6 +214,13 @@ fn init_platform() {
     }
 }
 
+/// Bytes of the command line shown in the boot log.
+const CMDLINE_SHOWN: usize = 200;
+
+/// The boot's stop message for an overlong command line, naming the limit.
+const CMDLINE_TOO_LONG: &str = "the command line is longer than CMDLINE_MAX = 4096 bytes";
+const _: () = assert!(CMDLINE_MAX == 4096, "update CMDLINE_TOO_LONG");
+
 /// Reads the start info and memory map, then sets up the frame allocator and the heap.
 fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> {
     let mem = IdentityMap;
@@ -222,8 +239,11 @@ fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> 
     );
     let mut cmdline = [0u8; CMDLINE_MAX];
     let cmdline_len = info.read_cmdline(&mem, &mut cmdline).map_err(|e| {
-        log::error!("command line: {e:?}");
-        "bad command line"
+        log::error!("command line: {e}");
+        match e {
+            BootInfoError::CmdlineTooLong { .. } => CMDLINE_TOO_LONG,
+            _ => "bad command line",
+        }
     })?;
 
     let mut map = [MemoryRegion::EMPTY; MAX_MEMORY_REGIONS];
