@@ -22,6 +22,8 @@ use super::hypercall::{self, HypercallError};
 use super::shared_info;
 use crate::arch::boot::IDENTITY_MAP_BYTES;
 use crate::arch::port::debugcon_write;
+use crate::memory::addr::page_address;
+use crate::memory::frames::FRAME_SIZE;
 use crate::proto::evtchn::Port;
 
 /// How long a writer waits for a stalled backend before giving up.
@@ -230,10 +232,8 @@ pub fn init() -> Result<(), ConsoleError> {
     if pfn == 0 {
         return Err(ConsoleError::NotPresent);
     }
-    let addr = pfn
-        .checked_mul(4096)
-        .filter(|a| a + 4096 <= IDENTITY_MAP_BYTES);
-    let addr = addr.ok_or(ConsoleError::RingOutsideMap(pfn.saturating_mul(4096)))?;
+    let addr = page_address(pfn, IDENTITY_MAP_BYTES)
+        .ok_or(ConsoleError::RingOutsideMap(pfn.saturating_mul(FRAME_SIZE)))?;
     let port = u32::try_from(evtchn)
         .ok()
         .and_then(|p| Port::try_new(p).ok())

@@ -15,6 +15,8 @@ use spin::Mutex;
 use super::hypercall::{self, HypercallError};
 use super::{events, time};
 use crate::arch::boot::IDENTITY_MAP_BYTES;
+use crate::memory::addr::page_address;
+use crate::memory::frames::FRAME_SIZE;
 use crate::proto::evtchn::Port;
 use xenbus::Instant;
 use xenbus::xenstore::ring::{RingEvents, RingIndexes, RingTransport, XenstoreRing};
@@ -252,10 +254,9 @@ pub fn init() -> Result<Port, StoreSetupError> {
     if pfn == 0 {
         return Err(StoreSetupError::NoPage);
     }
-    let addr = pfn
-        .checked_mul(4096)
-        .filter(|a| a + 4096 <= IDENTITY_MAP_BYTES)
-        .ok_or(StoreSetupError::PageOutsideMap(pfn.saturating_mul(4096)))?;
+    let addr = page_address(pfn, IDENTITY_MAP_BYTES).ok_or(StoreSetupError::PageOutsideMap(
+        pfn.saturating_mul(FRAME_SIZE),
+    ))?;
     let port = u32::try_from(evtchn)
         .ok()
         .and_then(|p| Port::try_new(p).ok())
