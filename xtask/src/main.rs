@@ -4,6 +4,8 @@ mod conformance;
 mod elf_note;
 mod gates;
 mod tally;
+#[cfg(test)]
+mod tidy;
 mod xen;
 
 use std::process::ExitCode;
