@@ -10,6 +10,7 @@
 //! type `FooBar`; fields keep their C names (a Rust keyword gets a trailing underscore: `type_`).
 #![no_std]
 
+pub mod byte_ring;
 pub mod cpuid;
 pub mod elfnote;
 pub mod errno;

@@ -1,9 +1,9 @@
 //! The PV console: the `out` ring of the page named by `HVM_PARAM_CONSOLE_PFN`, notified
 //! through `HVM_PARAM_CONSOLE_EVTCHN`. Every byte also goes to port 0xE9.
 //!
-//! Index rules (Xen's io/console.h): the guest owns `out_prod`, the backend `out_cons`. Write
-//! the bytes, then a write barrier, then publish `out_prod`; read `out_cons` before reusing
-//! slots. When the ring is full the writer notifies the backend and waits for the console
+//! Index rules (Xen's io/console.h, arithmetic in [`abi::byte_ring`]): the guest owns
+//! `out_prod`, the backend `out_cons`. Write the bytes, then a write barrier, then publish
+//! `out_prod`; read `out_cons` before reusing slots. When the ring is full the writer notifies the backend and waits for the console
 //! event channel in 100 ms slices, [`STALL_TIMEOUT_MS`] in all, so a dead backend ends in an
 //! error, not a hang. Once event channels are up ([`use_events`]) and interrupts are enabled,
 //! the writer idles until the port fires ([`super::events::wait_port`]); before that, and on
@@ -14,7 +14,8 @@ use core::mem::offset_of;
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 
-use abi::io::console::{XENCONS_OUT_RING_SIZE, XenconsInterface, mask_xencons_out_idx};
+use abi::byte_ring::ByteRing;
+use abi::io::console::{XENCONS_OUT_RING_SIZE, XenconsInterface};
 use spin::Mutex;
 
 use super::events;
@@ -25,6 +26,12 @@ use crate::arch::port::debugcon_write;
 use crate::memory::addr::page_address;
 use crate::memory::frames::FRAME_SIZE;
 use crate::proto::evtchn::Port;
+
+/// The geometry of the `out` ring.
+const OUT_RING: ByteRing = match ByteRing::new(XENCONS_OUT_RING_SIZE) {
+    Some(ring) => ring,
+    None => panic!("XENCONS_OUT_RING_SIZE is a power of two"),
+};
 
 /// How long a writer waits for a stalled backend before giving up.
 pub const STALL_TIMEOUT_MS: u64 = 5000;
@@ -139,13 +146,16 @@ impl Ring {
 
     /// Bytes in flight, checked against the ring size.
     fn used(&self) -> Result<u32, ConsoleError> {
+        OUT_RING
+            .used(self.consumer(), self.prod)
+            .map_err(|e| ConsoleError::RingCorrupt(e.used))
+    }
+
+    /// The backend's `out_cons`, read before any slot it frees is reused.
+    fn consumer(&self) -> u32 {
         let cons = self.out_cons();
         fence(Ordering::Acquire); // read out_cons before reusing the slots it frees
-        let used = self.prod.wrapping_sub(cons);
-        if used > XENCONS_OUT_RING_SIZE {
-            return Err(ConsoleError::RingCorrupt(used));
-        }
-        Ok(used)
+        cons
     }
 
     fn notify(&self) -> Result<(), ConsoleError> {
@@ -187,26 +197,25 @@ impl Ring {
     /// not notify after the last byte.
     fn push(&mut self, mut bytes: &[u8]) -> Result<(), ConsoleError> {
         while !bytes.is_empty() {
-            let used = self.used()?;
-            let space = XENCONS_OUT_RING_SIZE - used;
-            if space == 0 {
+            let t = OUT_RING
+                .produce(self.consumer(), self.prod, bytes.len())
+                .map_err(|e| ConsoleError::RingCorrupt(e.used))?;
+            if t.len == 0 {
                 FULL_WAITS.fetch_add(1, Ordering::Relaxed);
                 self.notify()?;
                 self.wait(|used| used < XENCONS_OUT_RING_SIZE)?;
                 continue;
             }
-            let n = bytes.len().min(space as usize);
             let out = offset_of!(XenconsInterface, out);
-            for &b in &bytes[..n] {
-                let slot = mask_xencons_out_idx(self.prod) as usize;
-                // SAFETY: slot < XENCONS_OUT_RING_SIZE, so the byte is inside `out` of the
-                // page; the backend does not read slots beyond out_prod.
+            for (slot, &b) in t.first.clone().chain(t.second.clone()).zip(&bytes[..t.len]) {
+                // SAFETY: the byte ring's slots are below XENCONS_OUT_RING_SIZE, so the byte
+                // is inside `out` of the page; the backend does not read slots beyond out_prod.
                 unsafe { write_volatile(self.page.add(out + slot), b) };
-                self.prod = self.prod.wrapping_add(1);
             }
+            self.prod = t.new_index;
             fence(Ordering::Release); // data before the index
             self.publish_prod();
-            bytes = &bytes[n..];
+            bytes = &bytes[t.len..];
         }
         Ok(())
     }
