@@ -10,6 +10,28 @@ use std::path::{Path, PathBuf};
 /// only through small traits (ARCHITECTURE.md's invariants).
 pub const FORBID_UNSAFE_CRATES: [&str; 4] = ["netfront", "blkfront", "abi/xenbus", "abi/xenstored"];
 
+/// Files of `pvguest/src/xen/` that reach shared memory only through `shared_page.rs` and so
+/// hold no `unsafe` of their own (ARCHITECTURE.md: unsafe lives in thin named layers).
+pub const NO_UNSAFE_PLATFORM_FILES: [&str; 4] = [
+    "pvguest/src/xen/shared_info.rs",
+    "pvguest/src/xen/xenstore.rs",
+    "pvguest/src/xen/console.rs",
+    "pvguest/src/xen/grant_table.rs",
+];
+
+/// Lines of `text` that use `unsafe` (outside `//` comments).
+pub fn unsafe_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let code = l.split("//").next().unwrap_or("");
+            code.split(|c: char| !c.is_alphanumeric() && c != '_')
+                .any(|w| w == "unsafe")
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
 /// Whether a Rust source file starts with a `//!` line (its one-line description).
 pub fn starts_with_doc_line(text: &str) -> bool {
     text.starts_with("//!")
@@ -142,6 +164,24 @@ mod tests {
         assert!(
             non_dev_dependency_names("[dependencies]\n\n[dev-dependencies]\nx = \"1\"\n")
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn a0b_3_platform_files_hold_no_unsafe() {
+        assert_eq!(
+            unsafe_lines("// unsafe in a comment\nfn f() {}\n"),
+            Vec::<usize>::new()
+        );
+        assert_eq!(unsafe_lines("fn f() {\n    unsafe { g() }\n}\n"), [2]);
+        let bad: Vec<_> = NO_UNSAFE_PLATFORM_FILES
+            .iter()
+            .map(|f| (f, unsafe_lines(&read(&root().join(f)))))
+            .filter(|(_, lines)| !lines.is_empty())
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "unsafe outside shared_page.rs and the hypercall layer: {bad:?}"
         );
     }
 

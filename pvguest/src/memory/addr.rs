@@ -18,6 +18,12 @@ pub fn offset(base: u64, offset: u64) -> Option<u64> {
     base.checked_add(offset)
 }
 
+/// Whether a `size`-byte value at `offset` lies inside a `page`-byte page and is aligned to
+/// `align` (a power of two): the check of every shared-page access (`xen::shared_page`).
+pub fn fits_in_page(offset: usize, size: usize, align: usize, page: usize) -> bool {
+    offset.checked_add(size).is_some_and(|end| end <= page) && offset.is_multiple_of(align)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +46,16 @@ mod tests {
         assert_eq!(page_address((1 << 52) - 1, FOUR_GIB), None);
         assert_eq!(page_address(1 << 52, u64::MAX), None);
         assert_eq!(page_address(u64::MAX, u64::MAX), None);
+    }
+
+    #[test]
+    fn a0b_3_shared_page_accesses_are_bounded_and_aligned() {
+        assert!(fits_in_page(0, 8, 8, 4096));
+        assert!(fits_in_page(4088, 8, 8, 4096));
+        assert!(!fits_in_page(4089, 8, 1, 4096), "past the end");
+        assert!(!fits_in_page(4090, 4, 4, 4096), "misaligned");
+        assert!(!fits_in_page(usize::MAX, 1, 1, 4096), "overflowing offset");
+        assert!(fits_in_page(4096, 0, 1, 4096));
+        assert!(!fits_in_page(4097, 0, 1, 4096));
     }
 }

@@ -11,7 +11,6 @@
 
 use core::fmt::{self, Write};
 use core::mem::offset_of;
-use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 
 use abi::byte_ring::ByteRing;
@@ -21,9 +20,8 @@ use spin::Mutex;
 use super::events;
 use super::hypercall::{self, HypercallError};
 use super::shared_info;
-use crate::arch::boot::IDENTITY_MAP_BYTES;
+use super::shared_page::{self, SharedPage};
 use crate::arch::port::debugcon_write;
-use crate::memory::addr::page_address;
 use crate::memory::frames::FRAME_SIZE;
 use crate::proto::evtchn::Port;
 
@@ -82,16 +80,12 @@ impl fmt::Display for ConsoleError {
 
 /// The guest end of the console ring.
 struct Ring {
-    /// The shared page (never a Rust reference: the backend writes `out_cons`).
-    page: *mut u8,
+    /// The shared page (the backend writes `out_cons`).
+    page: SharedPage,
     port: Port,
     /// Our producer index (the copy in the page is only ever written from this).
     prod: u32,
 }
-
-// SAFETY: the page pointer refers to the console frame, valid for the kernel's lifetime; the
-// Ring is only used under the CONSOLE mutex.
-unsafe impl Send for Ring {}
 
 static CONSOLE: Mutex<Option<Ring>> = Mutex::new(None);
 
@@ -122,26 +116,17 @@ pub fn stats() -> ConsoleStats {
 
 impl Ring {
     fn out_cons(&self) -> u32 {
-        // SAFETY: in-page offset of the u32 out_cons field; volatile read of backend data.
-        unsafe {
-            read_volatile(
-                self.page
-                    .add(offset_of!(XenconsInterface, out_cons))
-                    .cast::<u32>(),
-            )
-        }
+        // A field of the page (size asserted in abi): the read cannot fail.
+        self.page
+            .read(offset_of!(XenconsInterface, out_cons))
+            .unwrap_or(self.prod)
     }
 
     fn publish_prod(&mut self) {
-        // SAFETY: in-page offset of the u32 out_prod field, which only the guest writes.
-        unsafe {
-            write_volatile(
-                self.page
-                    .add(offset_of!(XenconsInterface, out_prod))
-                    .cast::<u32>(),
-                self.prod,
-            )
-        }
+        // out_prod is only written by the guest.
+        let _ = self
+            .page
+            .write(offset_of!(XenconsInterface, out_prod), self.prod);
     }
 
     /// Bytes in flight, checked against the ring size.
@@ -207,11 +192,11 @@ impl Ring {
                 continue;
             }
             let out = offset_of!(XenconsInterface, out);
-            for (slot, &b) in t.first.clone().chain(t.second.clone()).zip(&bytes[..t.len]) {
-                // SAFETY: the byte ring's slots are below XENCONS_OUT_RING_SIZE, so the byte
-                // is inside `out` of the page; the backend does not read slots beyond out_prod.
-                unsafe { write_volatile(self.page.add(out + slot), b) };
-            }
+            // The slots are below XENCONS_OUT_RING_SIZE, so inside `out`; the backend does
+            // not read slots beyond out_prod.
+            let (head, tail) = bytes[..t.len].split_at(t.first.len());
+            let _ = self.page.write_bytes(out + t.first.start, head);
+            let _ = self.page.write_bytes(out + t.second.start, tail);
             self.prod = t.new_index;
             fence(Ordering::Release); // data before the index
             self.publish_prod();
@@ -241,21 +226,16 @@ pub fn init() -> Result<(), ConsoleError> {
     if pfn == 0 {
         return Err(ConsoleError::NotPresent);
     }
-    let addr = page_address(pfn, IDENTITY_MAP_BYTES)
+    let page = shared_page::hvm_param_page(pfn)
         .ok_or(ConsoleError::RingOutsideMap(pfn.saturating_mul(FRAME_SIZE)))?;
     let port = u32::try_from(evtchn)
         .ok()
         .and_then(|p| Port::try_new(p).ok())
         .ok_or(ConsoleError::BadPort(evtchn))?;
-    let page = addr as *mut u8;
-    // SAFETY: the frame is inside the identity map (checked); reading out_prod once to resume
-    // where an earlier writer (e.g. a boot loader) stopped.
-    let prod = unsafe {
-        read_volatile(
-            page.add(offset_of!(XenconsInterface, out_prod))
-                .cast::<u32>(),
-        )
-    };
+    // Resume where an earlier writer (e.g. a boot loader) stopped.
+    let prod = page
+        .read(offset_of!(XenconsInterface, out_prod))
+        .unwrap_or(0);
     *CONSOLE.lock() = Some(Ring { page, port, prod });
     Ok(())
 }
