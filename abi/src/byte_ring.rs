@@ -11,6 +11,7 @@
 //! index becomes. The caller copies the bytes (volatile or atomic accesses of shared memory)
 //! and orders them with the barriers of the ring's protocol: read the other side's index, a
 //! barrier, the data, a barrier, then publish its own index.
+#![warn(clippy::arithmetic_side_effects)]
 
 use core::ops::Range;
 
@@ -59,7 +60,7 @@ impl ByteRing {
 
     /// The slot of the free-running index `idx` (`MASK_XENCONS_IDX`, `MASK_XENSTORE_IDX`).
     pub const fn slot(&self, idx: u32) -> u32 {
-        idx & (self.size - 1)
+        idx & self.size.wrapping_sub(1) // size >= 1: a power of two
     }
 
     /// Bytes in the ring, checked: more than the ring holds means corrupt indexes.
@@ -75,7 +76,7 @@ impl ByteRing {
     /// Free bytes, checked as [`ByteRing::used`].
     pub const fn space(&self, cons: u32, prod: u32) -> Result<u32, CorruptIndexes> {
         match self.used(cons, prod) {
-            Ok(used) => Ok(self.size - used),
+            Ok(used) => Ok(self.size.saturating_sub(used)), // used <= size (checked)
             Err(e) => Err(e),
         }
     }
@@ -94,16 +95,16 @@ impl ByteRing {
 
     /// `min(want, available)` bytes at index `at`, split where the ring wraps.
     fn transfer(&self, at: u32, available: u32, want: usize) -> Transfer {
-        // `available <= size <= u32::MAX`, so `len` fits in a u32 as well as a usize.
-        let len = (available as usize).min(want);
+        let len = available.min(u32::try_from(want).unwrap_or(u32::MAX));
         let start = self.slot(at) as usize;
-        let until_end = self.size as usize - start;
-        let first_len = len.min(until_end);
+        // start < size and first_len <= size - start: no step can overflow.
+        let until_end = (self.size as usize).saturating_sub(start);
+        let first_len = (len as usize).min(until_end);
         Transfer {
-            len,
-            first: start..start + first_len,
-            second: 0..len - first_len,
-            new_index: at.wrapping_add(len as u32),
+            len: len as usize,
+            first: start..start.saturating_add(first_len),
+            second: 0..(len as usize).saturating_sub(first_len),
+            new_index: at.wrapping_add(len),
         }
     }
 }

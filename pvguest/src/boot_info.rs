@@ -2,6 +2,7 @@
 //!
 //! Host-testable: physical memory is reached only through [`PhysRead`], so tests feed synthetic
 //! start-info blobs. The kernel implements [`PhysRead`] over its identity map.
+#![warn(clippy::arithmetic_side_effects)]
 
 use core::mem::{offset_of, size_of};
 
@@ -247,7 +248,7 @@ impl StartInfo {
             }
             *buf.get_mut(len)
                 .ok_or(BootInfoError::CmdlineTooLong { max: CMDLINE_MAX })? = b[0];
-            len += 1;
+            len = len.saturating_add(1); // below CMDLINE_MAX: `buf` held the byte
         }
     }
 
@@ -323,6 +324,7 @@ pub fn select_memory_map(
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on small known values
 mod tests {
     use super::*;
     use abi::start_info::{

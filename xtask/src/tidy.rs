@@ -19,6 +19,31 @@ pub const NO_UNSAFE_PLATFORM_FILES: [&str; 4] = [
     "pvguest/src/xen/grant_table.rs",
 ];
 
+/// Modules that parse or index what a peer or the toolstack wrote: they deny silent
+/// arithmetic (`clippy::arithmetic_side_effects`), so every `+`, `-`, `*` on such values is
+/// checked, saturating, wrapping on purpose, or justified where it is allowed.
+pub const ARITHMETIC_CHECKED_MODULES: [&str; 12] = [
+    "abi/src/byte_ring.rs",
+    "abi/src/ring.rs",
+    "abi/src/io/xs_wire.rs",
+    "abi/xenbus/src/xenstore/client.rs",
+    "abi/xenbus/src/xenstore/codec.rs",
+    "abi/xenbus/src/xenstore/payload.rs",
+    "abi/xenbus/src/xenstore/ring.rs",
+    "pvguest/src/boot_info.rs",
+    "pvguest/src/memory/addr.rs",
+    "pvguest/src/memory/frames.rs",
+    "pvguest/src/proto/evtchn.rs",
+    "pvguest/src/proto/pvclock.rs",
+];
+
+/// The cast lints the workspace turns on for every crate.
+pub const CAST_LINTS: [&str; 3] = [
+    "cast_possible_truncation",
+    "cast_sign_loss",
+    "cast_possible_wrap",
+];
+
 /// Lines of `text` that use `unsafe` (outside `//` comments).
 pub fn unsafe_lines(text: &str) -> Vec<usize> {
     text.lines()
@@ -165,6 +190,33 @@ mod tests {
             non_dev_dependency_names("[dependencies]\n\n[dev-dependencies]\nx = \"1\"\n")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a0b_6_cast_and_arithmetic_lints_are_on() {
+        let manifest = read(&root().join("Cargo.toml"));
+        let clippy = manifest
+            .split("[workspace.lints.clippy]")
+            .nth(1)
+            .and_then(|rest| rest.split("\n[").next())
+            .unwrap_or("");
+        for lint in CAST_LINTS {
+            assert!(
+                clippy
+                    .lines()
+                    .any(|l| l.trim().starts_with(&format!("{lint} = \"warn\""))
+                        || l.trim().starts_with(&format!("{lint} = \"deny\""))),
+                "[workspace.lints.clippy] lacks {lint}"
+            );
+        }
+        for module in ARITHMETIC_CHECKED_MODULES {
+            let text = read(&root().join(module));
+            assert!(
+                text.lines()
+                    .any(|l| l.trim() == "#![warn(clippy::arithmetic_side_effects)]"),
+                "{module} does not warn on clippy::arithmetic_side_effects"
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! A frame number from an HVM parameter or an offset from the start info is an allegation:
 //! every multiplication and addition that turns one into an address is checked here, so a
 //! value near 2^52 (or 2^64) is refused instead of wrapping in a release build.
+#![warn(clippy::arithmetic_side_effects)]
 
 use super::frames::FRAME_SIZE;
 

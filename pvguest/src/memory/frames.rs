@@ -2,6 +2,7 @@
 //!
 //! Pure logic over numbers: the kernel feeds it the memory map and the reserved ranges (kernel
 //! image, start info, modules, command line, the low 1 MiB), tests feed it synthetic maps.
+#![warn(clippy::arithmetic_side_effects)]
 
 use crate::boot_info::{MemoryRegion, RegionKind};
 
@@ -108,9 +109,9 @@ impl FreeRanges {
     fn push(&mut self, r: PhysRange) {
         if self.len < MAX_RANGES {
             self.ranges[self.len] = r;
-            self.len += 1;
+            self.len = self.len.saturating_add(1); // below MAX_RANGES (checked)
         } else {
-            self.dropped += 1;
+            self.dropped = self.dropped.saturating_add(1);
         }
     }
 
@@ -196,7 +197,7 @@ impl FrameAllocator {
             .find(|r| r.len() >= bytes)
             .ok_or(FrameError::OutOfMemory { frames })?;
         let at = range.start;
-        range.start += bytes;
+        range.start = range.start.saturating_add(bytes); // range.len() >= bytes: stays <= end
         Ok(at)
     }
 
@@ -217,6 +218,7 @@ impl FrameAllocator {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on small known values
 mod tests {
     use super::*;
     use proptest::prelude::*;

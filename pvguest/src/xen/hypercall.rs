@@ -168,7 +168,9 @@ pub fn xen_version() -> Result<(u16, u16), HypercallError> {
             0,
         )
     }?)?;
-    Ok(((v >> 16) as u16, v as u16))
+    // `check` passed a non-negative value; each half is 16 bits.
+    let half = |x: i64| u16::try_from(x & 0xffff).unwrap_or(0);
+    Ok((half(v >> 16), half(v)))
 }
 
 /// `XENVER_get_features`: feature submap `index` (features `32*index .. 32*index+31`).

@@ -3,6 +3,7 @@
 //! The index arithmetic is [`abi::byte_ring`] (free-running `u32`s masked with
 //! `MASK_XENSTORE_IDX`; `prod - cons` above the ring size means the other side corrupted the
 //! page, and the ring is refused); the barrier rules are Linux's (`xb_write`/`xb_read`).
+#![warn(clippy::arithmetic_side_effects)]
 
 use super::error::TransportError;
 use super::transport::{Wake, XsTransport};

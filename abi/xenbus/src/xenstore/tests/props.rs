@@ -75,7 +75,7 @@ proptest! {
             "[a-z]{1,8}(\0[a-z]{1,8}){0,3}\0?".prop_map(String::into_bytes),
         ],
     ) {
-        let mut bytes = header(type_, 1, payload.len() as u32);
+        let mut bytes = header(type_, 1, u32::try_from(payload.len()).expect("short payload"));
         bytes.extend_from_slice(&payload);
         let mut c = XsClient::new(Scripted { bytes, pos: 0, chunk: 64 });
         let r = c.directory(TxId::NONE, "a", far());
