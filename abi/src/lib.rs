@@ -20,6 +20,7 @@ pub mod grant_table;
 pub mod hvm;
 pub mod io;
 pub mod memory;
+pub mod op;
 pub mod page;
 pub mod ring;
 pub mod sched;

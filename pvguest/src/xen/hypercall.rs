@@ -8,6 +8,7 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use abi::op::{EvtchnArgumentOnly, GnttabOp};
 use abi::xen::{self as x, DOMID_SELF};
 use x86_64::registers::model_specific::Msr;
 
@@ -215,16 +216,8 @@ pub fn hvm_get_param(index: u32) -> Result<u64, HypercallError> {
 
 /// `EVTCHNOP_send`: notifies the other end of `port`.
 pub fn evtchn_send(port: Port) -> Result<(), HypercallError> {
-    let send = abi::event_channel::EvtchnSend { port: port.get() };
-    // SAFETY: `send` is a live evtchn_send that Xen only reads.
-    check(unsafe {
-        hypercall2(
-            x::HYPERVISOR_EVENT_CHANNEL_OP,
-            abi::event_channel::EVTCHNOP_SEND.into(),
-            ptr(&send),
-        )
-    }?)?;
-    Ok(())
+    let mut send = abi::event_channel::EvtchnSend { port: port.get() };
+    evtchn_op(&mut send)
 }
 
 // ---- sched_op -------------------------------------------------------------------------------
@@ -352,12 +345,13 @@ pub unsafe fn hvm_set_param(index: u32, value: u64) -> Result<(), HypercallError
 
 // ---- event_channel_op: the rest ------------------------------------------------------------
 
-/// Issues `EVTCHNOP_<cmd>` with `arg`, which Xen reads and may write.
-fn evtchn_op<T>(cmd: u32, arg: &mut T) -> Result<(), HypercallError> {
-    // SAFETY: every caller passes the evtchn_* struct that `cmd` takes (repr(C), layout
-    // asserted in abi); it is live and writable for the call, and none of these operations
-    // touches other guest memory.
-    check(unsafe { hypercall2(x::HYPERVISOR_EVENT_CHANNEL_OP, cmd.into(), ptr_mut(arg)) }?)?;
+/// Issues the `EVTCHNOP_*` that `T` goes with ([`abi::op::EvtchnOp::CMD`]) with `arg`, which Xen
+/// reads and may write.
+fn evtchn_op<T: EvtchnArgumentOnly>(arg: &mut T) -> Result<(), HypercallError> {
+    // SAFETY: `T` is the evtchn_* struct `T::CMD` takes (the pairs are abi's, sealed;
+    // repr(C), layout asserted there); it is live and writable for the call, and an
+    // EvtchnArgumentOnly operation touches no guest memory besides it.
+    check(unsafe { hypercall2(x::HYPERVISOR_EVENT_CHANNEL_OP, T::CMD.into(), ptr_mut(arg)) }?)?;
     Ok(())
 }
 
@@ -373,7 +367,7 @@ pub fn evtchn_alloc_unbound(remote: abi::xen::Domid) -> Result<Port, HypercallEr
         remote_dom: remote,
         port: 0,
     };
-    evtchn_op(abi::event_channel::EVTCHNOP_ALLOC_UNBOUND, &mut a)?;
+    evtchn_op(&mut a)?;
     port_from_xen(a.port)
 }
 
@@ -388,7 +382,7 @@ pub fn evtchn_bind_interdomain(
         remote_port: remote_port.get(),
         local_port: 0,
     };
-    evtchn_op(abi::event_channel::EVTCHNOP_BIND_INTERDOMAIN, &mut b)?;
+    evtchn_op(&mut b)?;
     port_from_xen(b.local_port)
 }
 
@@ -399,20 +393,20 @@ pub fn evtchn_bind_virq(virq: u32, vcpu: u32) -> Result<Port, HypercallError> {
         vcpu,
         port: 0,
     };
-    evtchn_op(abi::event_channel::EVTCHNOP_BIND_VIRQ, &mut b)?;
+    evtchn_op(&mut b)?;
     port_from_xen(b.port)
 }
 
 /// `EVTCHNOP_close`.
 pub fn evtchn_close(port: Port) -> Result<(), HypercallError> {
     let mut c = abi::event_channel::EvtchnClose { port: port.get() };
-    evtchn_op(abi::event_channel::EVTCHNOP_CLOSE, &mut c)
+    evtchn_op(&mut c)
 }
 
 /// `EVTCHNOP_unmask`: clears the mask bit and re-raises the upcall if the port is pending.
 pub fn evtchn_unmask(port: Port) -> Result<(), HypercallError> {
     let mut u = abi::event_channel::EvtchnUnmask { port: port.get() };
-    evtchn_op(abi::event_channel::EVTCHNOP_UNMASK, &mut u)
+    evtchn_op(&mut u)
 }
 
 /// `EVTCHNOP_status` of one of this domain's ports (the raw answer; the caller interprets
@@ -423,7 +417,7 @@ pub fn evtchn_status(port: Port) -> Result<abi::event_channel::EvtchnStatus, Hyp
         port: port.get(),
         ..Default::default()
     };
-    evtchn_op(abi::event_channel::EVTCHNOP_STATUS, &mut s)?;
+    evtchn_op(&mut s)?;
     Ok(s)
 }
 
@@ -474,17 +468,8 @@ pub fn gnttab_query_size() -> Result<(u32, u32), HypercallError> {
         dom: DOMID_SELF,
         ..Default::default()
     };
-    // SAFETY: one live gnttab_query_size (count 1) that Xen reads and writes.
-    check(unsafe {
-        hypercall5(
-            x::HYPERVISOR_GRANT_TABLE_OP,
-            abi::grant_table::GNTTABOP_QUERY_SIZE.into(),
-            ptr_mut(&mut q),
-            1,
-            0,
-            0,
-        )
-    }?)?;
+    // SAFETY: GNTTABOP_query_size reads and writes only its argument.
+    unsafe { gnttab_op(&mut q) }?;
     if q.status != abi::grant_table::GNTST_OKAY {
         return Err(HypercallError::Xen(q.status.into()));
     }
@@ -497,13 +482,23 @@ pub fn gnttab_query_size() -> Result<(u32, u32), HypercallError> {
 /// Xen writes `op.len` bytes at the destination: a frame of this domain (by `gmfn` or a
 /// grant of it) that the caller owns and expects to change, with no Rust reference to it.
 pub unsafe fn gnttab_copy(op: &mut abi::grant_table::GnttabCopy) -> Result<(), HypercallError> {
-    // SAFETY: one live gnttab_copy (count 1) that Xen reads and writes; the caller vouches
-    // for the destination.
+    // SAFETY: forwarded from this function's contract (the destination).
+    unsafe { gnttab_op(op) }
+}
+
+/// Issues the `GNTTABOP_*` that `T` goes with ([`GnttabOp::CMD`]) with one `arg` (count 1).
+///
+/// # Safety
+/// Whatever guest memory the operation names besides `arg` (a copy's destination, a frame to
+/// map or give away) must be the caller's to change, with no Rust reference to it.
+unsafe fn gnttab_op<T: GnttabOp>(arg: &mut T) -> Result<(), HypercallError> {
+    // SAFETY: `T` is the gnttab_* struct `T::CMD` takes (abi's sealed pairs; repr(C)); one
+    // live, writable element (count 1); the caller vouches for any other memory it names.
     check(unsafe {
         hypercall5(
             x::HYPERVISOR_GRANT_TABLE_OP,
-            abi::grant_table::GNTTABOP_COPY.into(),
-            ptr_mut(op),
+            T::CMD.into(),
+            ptr_mut(arg),
             1,
             0,
             0,
