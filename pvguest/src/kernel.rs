@@ -83,8 +83,32 @@ pub fn boot_state() -> Option<&'static BootState> {
     BOOT.get()
 }
 
-/// Guest-physical memory through the identity map (the first 4 GiB).
-pub struct IdentityMap;
+/// Guest-physical memory through the identity map (the first 4 GiB), for reading boot data.
+///
+/// Reading an arbitrary address is not safe (it may be memory Rust code holds a reference
+/// to, or a device), so the only way to get one is [`IdentityMap::new`], which states what
+/// may be read through it.
+pub struct IdentityMap(());
+
+impl IdentityMap {
+    /// A reader of boot data.
+    ///
+    /// # Safety
+    /// While the value is used, every range it is asked to read must be boot data the domain
+    /// builder wrote (the start info and the tables and strings it names): RAM that no Rust
+    /// reference covers, that nothing writes concurrently, and that is not device memory.
+    pub const unsafe fn new() -> Self {
+        Self(())
+    }
+}
+
+/// Reads the start info at `paddr` again (for the self-tests).
+pub fn reread_start_info(paddr: u64) -> Result<StartInfo, boot_info::BootInfoError> {
+    // SAFETY: StartInfo::read reads only the start info, which the domain builder wrote and
+    // nothing changes after boot; the frame allocator and heap never hand it out (reserved).
+    let mem = unsafe { IdentityMap::new() };
+    StartInfo::read(&mem, paddr)
+}
 
 impl PhysRead for IdentityMap {
     fn read(&self, paddr: u64, buf: &mut [u8]) -> Option<()> {
@@ -223,7 +247,10 @@ const _: () = assert!(CMDLINE_MAX == 4096, "update CMDLINE_TOO_LONG");
 
 /// Reads the start info and memory map, then sets up the frame allocator and the heap.
 fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> {
-    let mem = IdentityMap;
+    // SAFETY: setup_memory reads only the start info and the command line, memory map and
+    // module list it names: boot data the domain builder wrote, which nothing changes now and
+    // no Rust reference covers (the heap and frame allocator do not exist yet).
+    let mem = unsafe { IdentityMap::new() };
     let info = StartInfo::read(&mem, paddr).map_err(|e| {
         log::error!("start info at {paddr:#x}: {e:?}");
         "bad start info"

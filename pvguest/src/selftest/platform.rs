@@ -110,7 +110,7 @@ fn xen_features() -> TestResult {
 
 fn start_info() -> TestResult {
     let b = boot()?;
-    let info = crate::boot_info::StartInfo::read(&kernel::IdentityMap, b.start_info.paddr)
+    let info = kernel::reread_start_info(b.start_info.paddr)
         .map_err(|e| format!("re-reading start info: {e:?}"))?;
     log::info!(
         "start-info: version {}, cmdline {:?}",

@@ -129,8 +129,15 @@ fn boot_guest(
         run_dir,
         timeout,
     };
+    let shown = &cmdline[..cmdline.floor_char_boundary(100)];
+    let more = if shown.len() < cmdline.len() {
+        "..."
+    } else {
+        ""
+    };
     println!(
-        "xen: booting Xen + dom0, guest cmdline {cmdline:?} (timeout {} s)...",
+        "xen: booting Xen + dom0, guest cmdline {shown:?}{more} ({} bytes; timeout {} s)...",
+        cmdline.len(),
         timeout.as_secs()
     );
     let booted = qemu::boot(&boot, |event, at| {
