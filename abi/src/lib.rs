@@ -10,6 +10,7 @@
 //! type `FooBar`; fields keep their C names (a Rust keyword gets a trailing underscore: `type_`).
 #![no_std]
 
+pub mod byte_ring;
 pub mod cpuid;
 pub mod elfnote;
 pub mod errno;
@@ -19,6 +20,7 @@ pub mod grant_table;
 pub mod hvm;
 pub mod io;
 pub mod memory;
+pub mod op;
 pub mod page;
 pub mod ring;
 pub mod sched;

@@ -68,6 +68,7 @@
 //! // SAFETY: allocated above with the same layout; no handle uses it any more.
 //! unsafe { dealloc(page, layout) };
 //! ```
+#![warn(clippy::arithmetic_side_effects)]
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -128,6 +129,7 @@ const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }
 
+#[allow(clippy::arithmetic_side_effects)] // sizes of our own types, not peer values
 const fn round_up(value: usize, align: usize) -> usize {
     value.div_ceil(align) * align
 }
@@ -161,7 +163,10 @@ pub const fn ring_size<Req, Rsp>(bytes: usize) -> u32 {
     if entry == 0 || bytes < offset {
         return 0;
     }
-    let slots = (bytes - offset) / entry;
+    // bytes >= offset and entry != 0 (both checked above).
+    #[allow(clippy::arithmetic_side_effects)] // entry != 0 (checked above)
+    let slots = bytes.saturating_sub(offset) / entry;
+    #[allow(clippy::cast_possible_truncation)] // the value is at most u32::MAX (checked)
     let slots = if slots > u32::MAX as usize {
         u32::MAX
     } else {
@@ -171,7 +176,7 @@ pub const fn ring_size<Req, Rsp>(bytes: usize) -> u32 {
     if slots == 0 {
         0
     } else {
-        1 << (31 - slots.leading_zeros())
+        1 << 31u32.saturating_sub(slots.leading_zeros()) // slots != 0: leading_zeros <= 31
     }
 }
 
@@ -368,8 +373,10 @@ impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
 
     /// The address of the slot of free-running index `idx`.
     fn slot(&self, idx: RingIdx) -> *mut u8 {
-        let index = (idx & (self.size - 1)) as usize;
-        let offset = ring_entries_offset::<Req, Rsp>() + index * ring_entry_size::<Req, Rsp>();
+        // size is a power of two >= 1; index < size slots, which fit in the page.
+        let index = (idx & self.size.wrapping_sub(1)) as usize;
+        let offset = ring_entries_offset::<Req, Rsp>()
+            .saturating_add(index.saturating_mul(ring_entry_size::<Req, Rsp>()));
         // SAFETY: `index < size` and `ring_size` counted only slots that fit in the `len`
         // bytes `new`'s contract guarantees, so the slot is inside the same allocation.
         unsafe { self.base.as_ptr().add(offset) }
@@ -430,7 +437,7 @@ impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
         let mut offset = offset_of!(SringHeader, pvt);
         while offset < size_of::<SringHeader>() {
             self.store(offset, 0);
-            offset += 4;
+            offset = offset.saturating_add(4); // below size_of::<SringHeader>()
         }
         // Make the initialised header visible before whatever tells the peer about the ring.
         fence(Ordering::Release);
@@ -772,6 +779,7 @@ impl<Req, Rsp> fmt::Debug for BackRing<Req, Rsp> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on small known values
 mod tests {
     use super::*;
 

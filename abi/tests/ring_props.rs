@@ -91,7 +91,7 @@ fn pair(page: &Page, size: u32, start: RingIdx) -> (FrontRing<u64, u32>, BackRin
 
 /// The value a back end answers request `value` with.
 fn answer(value: u64) -> u32 {
-    (value as u32).wrapping_mul(3) ^ 0x5a5a_5a5a
+    ((value & 0xffff_ffff) as u32).wrapping_mul(3) ^ 0x5a5a_5a5a
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -489,7 +489,10 @@ fn full_ring_and_unanswered_requests() {
     let page = Page::new();
     let (mut front, mut back) = pair(&page, 4, 0);
     for i in 0..4 {
-        assert_eq!(front.write_request(i), Ok(i as u32));
+        assert_eq!(
+            front.write_request(i),
+            Ok(u32::try_from(i).expect("four slots"))
+        );
     }
     assert!(front.is_full());
     assert_eq!(front.write_request(9), Err(RingError::Full));

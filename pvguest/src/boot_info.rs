@@ -2,6 +2,7 @@
 //!
 //! Host-testable: physical memory is reached only through [`PhysRead`], so tests feed synthetic
 //! start-info blobs. The kernel implements [`PhysRead`] over its identity map.
+#![warn(clippy::arithmetic_side_effects)]
 
 use core::mem::{offset_of, size_of};
 
@@ -34,14 +35,36 @@ pub enum BootInfoError {
     Unreadable(u64),
     /// The magic field is not `XEN_HVM_START_MAGIC_VALUE`; carries what was found.
     BadMagic(u32),
-    /// The command line has no terminating NUL within the limit.
-    CmdlineTooLong,
+    /// The command line has no terminating NUL within `max` bytes ([`CMDLINE_MAX`]).
+    CmdlineTooLong {
+        /// The limit that was exceeded.
+        max: usize,
+    },
     /// Neither the start info nor the fallback produced a memory map.
     NoMemoryMap,
     /// The memory map has more entries than the caller's buffer holds.
     TooManyRegions(u32),
     /// The fallback (`XENMEM_memory_map`) failed with this Xen errno.
     FallbackFailed(i64),
+}
+
+impl core::fmt::Display for BootInfoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Unreadable(at) => write!(f, "boot data at {at:#x} is not readable"),
+            Self::BadMagic(m) => write!(
+                f,
+                "start info magic is {m:#x}, not XEN_HVM_START_MAGIC_VALUE"
+            ),
+            Self::CmdlineTooLong { max } => write!(
+                f,
+                "the command line is longer than {max} bytes, the most this kernel accepts (CMDLINE_MAX)"
+            ),
+            Self::NoMemoryMap => write!(f, "no memory map"),
+            Self::TooManyRegions(n) => write!(f, "the memory map has {n} entries, too many"),
+            Self::FallbackFailed(e) => write!(f, "XENMEM_memory_map failed with errno {e}"),
+        }
+    }
 }
 
 /// What a memory-map entry describes (the `XEN_HVM_MEMMAP_TYPE_*` / e820 type codes).
@@ -132,8 +155,9 @@ pub struct StartInfo {
     pub raw: HvmStartInfo,
 }
 
-/// The longest command line accepted (bytes, without the NUL).
-pub const CMDLINE_MAX: usize = 1024;
+/// The longest command line accepted (bytes, without the NUL). A longer one stops the boot
+/// with [`BootInfoError::CmdlineTooLong`], whose message names this limit.
+pub const CMDLINE_MAX: usize = 4096;
 
 /// The size of the start info for `version` (v0 ends before `memmap_paddr`).
 pub fn start_info_size(version: u32) -> u64 {
@@ -144,16 +168,33 @@ pub fn start_info_size(version: u32) -> u64 {
     }
 }
 
+/// `base + offset` for a toolstack-supplied `base`; past 2^64 it is unreadable.
+fn field_address(base: u64, offset: usize) -> Result<u64, BootInfoError> {
+    u64::try_from(offset)
+        .ok()
+        .and_then(|off| base.checked_add(off))
+        .ok_or(BootInfoError::Unreadable(base))
+}
+
+/// The address of entry `index` of a table of `stride`-byte entries at toolstack-supplied
+/// `base`; past 2^64 it is unreadable.
+fn table_entry(base: u64, index: usize, stride: usize) -> Result<u64, BootInfoError> {
+    index
+        .checked_mul(stride)
+        .ok_or(BootInfoError::Unreadable(base))
+        .and_then(|off| field_address(base, off))
+}
+
 impl StartInfo {
     /// Reads and checks the start info at `paddr` (magic; v1 fields only when version ≥ 1).
     pub fn read(mem: &impl PhysRead, paddr: u64) -> Result<Self, BootInfoError> {
         let field32 = |off: usize| {
-            mem.read_u32(paddr + off as u64)
-                .ok_or(BootInfoError::Unreadable(paddr + off as u64))
+            let at = field_address(paddr, off)?;
+            mem.read_u32(at).ok_or(BootInfoError::Unreadable(at))
         };
         let field64 = |off: usize| {
-            mem.read_u64(paddr + off as u64)
-                .ok_or(BootInfoError::Unreadable(paddr + off as u64))
+            let at = field_address(paddr, off)?;
+            mem.read_u64(at).ok_or(BootInfoError::Unreadable(at))
         };
         let magic = field32(offset_of!(HvmStartInfo, magic))?;
         if magic != abi::start_info::XEN_HVM_START_MAGIC_VALUE {
@@ -199,14 +240,15 @@ impl StartInfo {
         }
         let mut len = 0;
         loop {
-            let at = self.raw.cmdline_paddr + len as u64;
+            let at = field_address(self.raw.cmdline_paddr, len)?;
             let mut b = [0u8];
             mem.read(at, &mut b).ok_or(BootInfoError::Unreadable(at))?;
             if b[0] == 0 {
                 return Ok(len);
             }
-            *buf.get_mut(len).ok_or(BootInfoError::CmdlineTooLong)? = b[0];
-            len += 1;
+            *buf.get_mut(len)
+                .ok_or(BootInfoError::CmdlineTooLong { max: CMDLINE_MAX })? = b[0];
+            len = len.saturating_add(1); // below CMDLINE_MAX: `buf` held the byte
         }
     }
 
@@ -216,10 +258,14 @@ impl StartInfo {
         mem: &impl PhysRead,
         index: u32,
     ) -> Result<(u64, u64, u64), BootInfoError> {
-        let entry = self.raw.modlist_paddr + u64::from(index) * size_of::<HvmModlistEntry>() as u64;
+        let entry = table_entry(
+            self.raw.modlist_paddr,
+            index as usize,
+            size_of::<HvmModlistEntry>(),
+        )?;
         let at = |off: usize| {
-            mem.read_u64(entry + off as u64)
-                .ok_or(BootInfoError::Unreadable(entry + off as u64))
+            let at = field_address(entry, off)?;
+            mem.read_u64(at).ok_or(BootInfoError::Unreadable(at))
         };
         Ok((
             at(offset_of!(HvmModlistEntry, paddr))?,
@@ -238,12 +284,13 @@ impl StartInfo {
         if n > out.len() {
             return Err(BootInfoError::TooManyRegions(self.raw.memmap_entries));
         }
-        let stride = size_of::<HvmMemmapTableEntry>() as u64;
+        let stride = size_of::<HvmMemmapTableEntry>();
         for (i, slot) in out.iter_mut().take(n).enumerate() {
-            let e = self.raw.memmap_paddr + i as u64 * stride;
-            let addr = mem.read_u64(e + offset_of!(HvmMemmapTableEntry, addr) as u64);
-            let size = mem.read_u64(e + offset_of!(HvmMemmapTableEntry, size) as u64);
-            let ty = mem.read_u32(e + offset_of!(HvmMemmapTableEntry, type_) as u64);
+            let e = table_entry(self.raw.memmap_paddr, i, stride)?;
+            let field = |off: usize| field_address(e, off);
+            let addr = mem.read_u64(field(offset_of!(HvmMemmapTableEntry, addr))?);
+            let size = mem.read_u64(field(offset_of!(HvmMemmapTableEntry, size))?);
+            let ty = mem.read_u32(field(offset_of!(HvmMemmapTableEntry, type_))?);
             let (Some(base), Some(size), Some(ty)) = (addr, size, ty) else {
                 return Err(BootInfoError::Unreadable(e));
             };
@@ -277,6 +324,7 @@ pub fn select_memory_map(
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on small known values
 mod tests {
     use super::*;
     use abi::start_info::{
@@ -454,13 +502,95 @@ mod tests {
         let mut buf = [0u8; CMDLINE_MAX];
         assert_eq!(
             info.read_cmdline(&f, &mut buf),
-            Err(BootInfoError::CmdlineTooLong)
+            Err(BootInfoError::CmdlineTooLong { max: CMDLINE_MAX })
         );
         *f.bytes.last_mut().unwrap() = 0;
         let n = 0x100 + CMDLINE_MAX + 7 - 0x100;
         assert!(n > CMDLINE_MAX);
         f.bytes[0x100 + CMDLINE_MAX] = 0;
         assert_eq!(info.read_cmdline(&f, &mut buf), Ok(CMDLINE_MAX));
+    }
+
+    /// A start info whose command line is `len` bytes of `x` then a NUL.
+    fn blob_with_cmdline(len: usize) -> Fake {
+        let mut f = blob(0);
+        f.bytes.resize(0x100 + len + 1, 0);
+        f.bytes[0x100..0x100 + len].fill(b'x');
+        f.bytes[0x100 + len] = 0;
+        f
+    }
+
+    #[test]
+    fn a0b_8_cmdline_of_4_kib_is_read() {
+        let f = blob_with_cmdline(4096);
+        let info = StartInfo::read(&f, BASE).unwrap();
+        let mut buf = [0u8; CMDLINE_MAX];
+        assert_eq!(info.read_cmdline(&f, &mut buf), Ok(4096));
+        assert!(buf[..4096].iter().all(|&b| b == b'x'));
+    }
+
+    #[test]
+    fn a0b_8_overlong_cmdline_error_names_the_limit() {
+        let f = blob_with_cmdline(CMDLINE_MAX + 1);
+        let info = StartInfo::read(&f, BASE).unwrap();
+        let mut buf = [0u8; CMDLINE_MAX];
+        let err = info.read_cmdline(&f, &mut buf).unwrap_err();
+        assert_eq!(err, BootInfoError::CmdlineTooLong { max: CMDLINE_MAX });
+        let text = err.to_string();
+        assert!(text.contains("4096 bytes"), "{text}");
+        assert!(text.contains("command line"), "{text}");
+    }
+
+    /// Memory in the last 4 KiB of the 64-bit space, so that `base + offset` overflows.
+    fn top_blob() -> Fake {
+        Fake {
+            base: u64::MAX - 0xfff,
+            bytes: vec![0; 0x1000],
+        }
+    }
+
+    #[test]
+    fn a0b_2_start_info_at_the_top_is_unreadable_not_a_wrap() {
+        let mut f = top_blob();
+        // A v1 start info 20 bytes below 2^64: its v1 fields (read right after the version)
+        // lie past the end of the space.
+        f.put32(0x1000 - 21, XEN_HVM_START_MAGIC_VALUE);
+        f.put32(0x1000 - 17, 1);
+        for paddr in [u64::MAX, u64::MAX - 2, u64::MAX - 20] {
+            assert!(matches!(
+                StartInfo::read(&f, paddr),
+                Err(BootInfoError::Unreadable(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn a0b_2_toolstack_offsets_near_the_top_are_errors() {
+        let mut f = top_blob();
+        f.bytes.fill(b'x');
+        let mut info = StartInfo::read(&blob(1), BASE).unwrap();
+        // A command line running into the end of the address space.
+        info.raw.cmdline_paddr = u64::MAX - 2;
+        let mut buf = [0u8; CMDLINE_MAX];
+        assert!(matches!(
+            info.read_cmdline(&f, &mut buf),
+            Err(BootInfoError::Unreadable(_))
+        ));
+        // A module list whose entry `index` lies past 2^64.
+        info.raw.modlist_paddr = u64::MAX - 0x20;
+        info.raw.nr_modules = 4;
+        assert!(matches!(
+            info.module(&f, 3),
+            Err(BootInfoError::Unreadable(_))
+        ));
+        // A memory map whose entries run past 2^64.
+        info.raw.memmap_paddr = u64::MAX - 0x30;
+        info.raw.memmap_entries = 3;
+        let mut out = [MemoryRegion::EMPTY; 4];
+        assert!(matches!(
+            info.read_memmap(&f, &mut out),
+            Err(BootInfoError::Unreadable(_))
+        ));
     }
 
     #[test]

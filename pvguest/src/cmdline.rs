@@ -1,7 +1,10 @@
 //! The guest command line: which self-test groups run, and which test is forced to fail.
 //!
 //! Options are whitespace-separated `key=value` words; unknown words are ignored (the
-//! toolstack and users may pass options meant for later parts of the kernel).
+//! toolstack and users may pass options meant for later parts of the kernel). `note=<text>`
+//! is a free-form note this kernel never reads; the stock-Xen harness pads the platform boot's
+//! command line with one to check that a 2 KiB line reaches the guest whole. The whole line
+//! may be up to [`crate::boot_info::CMDLINE_MAX`] bytes long.
 
 /// The options this kernel understands, borrowed from the command line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

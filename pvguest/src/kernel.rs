@@ -11,7 +11,8 @@ use spin::Once;
 use crate::arch::upcall;
 use crate::arch::{boot, exceptions, gdt, paging, port::debugcon_write};
 use crate::boot_info::{
-    self, CMDLINE_MAX, MemoryMapSource, MemoryRegion, PhysRead, RegionKind, StartInfo,
+    self, BootInfoError, CMDLINE_MAX, MemoryMapSource, MemoryRegion, PhysRead, RegionKind,
+    StartInfo,
 };
 use crate::cmdline::Options;
 use crate::memory::frames::{FRAME_SIZE, FrameAllocator, FrameError, FreeRanges, PhysRange};
@@ -83,8 +84,32 @@ pub fn boot_state() -> Option<&'static BootState> {
     BOOT.get()
 }
 
-/// Guest-physical memory through the identity map (the first 4 GiB).
-pub struct IdentityMap;
+/// Guest-physical memory through the identity map (the first 4 GiB), for reading boot data.
+///
+/// Reading an arbitrary address is not safe (it may be memory Rust code holds a reference
+/// to, or a device), so the only way to get one is [`IdentityMap::new`], which states what
+/// may be read through it.
+pub struct IdentityMap(());
+
+impl IdentityMap {
+    /// A reader of boot data.
+    ///
+    /// # Safety
+    /// While the value is used, every range it is asked to read must be boot data the domain
+    /// builder wrote (the start info and the tables and strings it names): RAM that no Rust
+    /// reference covers, that nothing writes concurrently, and that is not device memory.
+    pub const unsafe fn new() -> Self {
+        Self(())
+    }
+}
+
+/// Reads the start info at `paddr` again (for the self-tests).
+pub fn reread_start_info(paddr: u64) -> Result<StartInfo, boot_info::BootInfoError> {
+    // SAFETY: StartInfo::read reads only the start info, which the domain builder wrote and
+    // nothing changes after boot; the frame allocator and heap never hand it out (reserved).
+    let mem = unsafe { IdentityMap::new() };
+    StartInfo::read(&mem, paddr)
+}
 
 impl PhysRead for IdentityMap {
     fn read(&self, paddr: u64, buf: &mut [u8]) -> Option<()> {
@@ -160,7 +185,16 @@ pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
         Err(e) => panic!("boot: {e}"),
     };
     let opts = Options::parse(state.cmdline());
-    log::info!("command line: {:?}", state.cmdline());
+    // The length counts the whole line (the stock-Xen harness checks it against what it
+    // passed); the text is cut short so that a long `note=` does not flood the console.
+    let cmdline = state.cmdline();
+    let shown = &cmdline[..cmdline.floor_char_boundary(CMDLINE_SHOWN)];
+    let more = if shown.len() < cmdline.len() {
+        " ..."
+    } else {
+        ""
+    };
+    log::info!("command line ({} bytes): {shown:?}{more}", cmdline.len());
     // The `boot` self-tests run before the event, grant and xenstore set-up, and
     // `selftest=boot` alone never needs it (hv offers only the console and memory so far);
     // every other use brings it up now.
@@ -224,9 +258,19 @@ fn init_platform() {
     }
 }
 
+/// Bytes of the command line shown in the boot log.
+const CMDLINE_SHOWN: usize = 200;
+
+/// The boot's stop message for an overlong command line, naming the limit.
+const CMDLINE_TOO_LONG: &str = "the command line is longer than CMDLINE_MAX = 4096 bytes";
+const _: () = assert!(CMDLINE_MAX == 4096, "update CMDLINE_TOO_LONG");
+
 /// Reads the start info and memory map, then sets up the frame allocator and the heap.
 fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> {
-    let mem = IdentityMap;
+    // SAFETY: setup_memory reads only the start info and the command line, memory map and
+    // module list it names: boot data the domain builder wrote, which nothing changes now and
+    // no Rust reference covers (the heap and frame allocator do not exist yet).
+    let mem = unsafe { IdentityMap::new() };
     let info = StartInfo::read(&mem, paddr).map_err(|e| {
         log::error!("start info at {paddr:#x}: {e:?}");
         "bad start info"
@@ -242,8 +286,11 @@ fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> 
     );
     let mut cmdline = [0u8; CMDLINE_MAX];
     let cmdline_len = info.read_cmdline(&mem, &mut cmdline).map_err(|e| {
-        log::error!("command line: {e:?}");
-        "bad command line"
+        log::error!("command line: {e}");
+        match e {
+            BootInfoError::CmdlineTooLong { .. } => CMDLINE_TOO_LONG,
+            _ => "bad command line",
+        }
     })?;
 
     let mut map = [MemoryRegion::EMPTY; MAX_MEMORY_REGIONS];

@@ -187,8 +187,9 @@ mod tests {
     fn elf(note_align: u64, notes: &[(&[u8], u32, &[u8])]) -> Vec<u8> {
         let mut seg = Vec::new();
         for (name, ty, desc) in notes {
-            seg.extend_from_slice(&(name.len() as u32).to_le_bytes());
-            seg.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+            let len = |b: &[u8]| u32::try_from(b.len()).expect("a short test note");
+            seg.extend_from_slice(&len(name).to_le_bytes());
+            seg.extend_from_slice(&len(desc).to_le_bytes());
             seg.extend_from_slice(&ty.to_le_bytes());
             seg.extend_from_slice(name);
             seg.resize(align4(seg.len()), 0);

@@ -91,6 +91,9 @@ pub fn static_gates(tally: &mut Tally) {
         ],
         &[],
     );
+    if let Err(e) = crate::build::ensure_kernel_target() {
+        println!("clippy-kernel: {e:#}");
+    }
     let mut kernel_args = vec!["clippy", "--locked", "--target", KERNEL_TARGET];
     for krate in KERNEL_TARGET_CRATES {
         kernel_args.extend(["-p", krate]);

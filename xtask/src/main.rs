@@ -7,6 +7,8 @@ mod gates;
 mod hv;
 mod selftest;
 mod tally;
+#[cfg(test)]
+mod tidy;
 mod xen;
 
 use std::process::ExitCode;

@@ -545,8 +545,10 @@ mod tests {
             flags: 0,
             u: NetifExtraInfoU {
                 hash: NetifExtraInfoHash {
-                    type_: XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP_BIT as u8,
-                    algorithm: XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ as u8,
+                    type_: u8::try_from(XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP_BIT)
+                        .expect("a bit number"),
+                    algorithm: u8::try_from(XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ)
+                        .expect("an algorithm number"),
                     value: [0x78, 0x56, 0x34, 0x12],
                 },
             },

@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn numbers_and_strings_round_trip() {
         for (number, state) in XenbusState::ALL.into_iter().enumerate() {
-            let number = number as u32;
+            let number = u32::try_from(number).expect("eight states");
             assert_eq!(state.as_u32(), number);
             assert_eq!(XenbusState::try_from(number), Ok(state));
             assert_eq!(state.as_str().parse::<u32>(), Ok(number));

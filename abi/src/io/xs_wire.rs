@@ -4,6 +4,7 @@
 //! A message is an [`XsdSockmsg`] header (four little-endian `u32`s) followed by `len` bytes of
 //! payload (usually nul-terminated strings). [`XsdSockmsg::to_bytes`] and
 //! [`XsdSockmsg::from_bytes`] are the framing; interpreting the payload is the client's job.
+#![warn(clippy::arithmetic_side_effects)]
 
 use core::fmt;
 use core::mem::{align_of, offset_of, size_of};
@@ -181,7 +182,10 @@ impl Perm {
             if !d.is_ascii_digit() {
                 return Err(BadPerm);
             }
-            domid = domid * 10 + u32::from(d - b'0');
+            // At most 5 digits (checked above): below 100000, no overflow.
+            domid = domid
+                .saturating_mul(10)
+                .saturating_add(u32::from(d.wrapping_sub(b'0')));
         }
         let domid = u16::try_from(domid).map_err(|_| BadPerm)?;
         Ok(Self { domid, access })
@@ -249,6 +253,7 @@ impl XsdSockmsg {
     /// (`type`, `req_id`, `tx_id`, `len`).
     ///
     /// No check is made here; a writer limits `len` to [`XENSTORE_PAYLOAD_MAX`] itself.
+    #[allow(clippy::arithmetic_side_effects)] // loop indexes below 16
     pub const fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut out = [0u8; Self::SIZE];
         let words = [self.type_, self.req_id, self.tx_id, self.len];
@@ -284,6 +289,7 @@ impl XsdSockmsg {
 }
 
 /// The little-endian `u32` at `at` in a header.
+#[allow(clippy::arithmetic_side_effects)] // `at` is 0, 4, 8 or 12: indexes below 16
 const fn le_word(bytes: &[u8; XsdSockmsg::SIZE], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
@@ -371,6 +377,7 @@ pub const XENSTORE_ERROR_RINGIDX: u32 = 2;
 pub const XENSTORE_ERROR_PROTO: u32 = 3;
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on small known values
 mod tests {
     use super::*;
 

@@ -22,6 +22,7 @@ use core::fmt;
 use core::sync::atomic::{Ordering, fence};
 
 /// Grant-table v1 entries per 4 KiB frame.
+#[allow(clippy::cast_possible_truncation)] // 4096 / 8 = 512, asserted below
 pub const ENTRIES_PER_FRAME: u32 = (4096 / core::mem::size_of::<GrantEntryV1>()) as u32;
 const _: () = assert!(ENTRIES_PER_FRAME == 512);
 

@@ -35,7 +35,9 @@ impl DomId {
     /// Checks a domain id.
     pub const fn try_new(raw: u32) -> Result<Self, OutOfRange> {
         if raw < DOMID_FIRST_RESERVED as u32 {
-            Ok(Self(raw as Domid))
+            #[allow(clippy::cast_possible_truncation)] // below DOMID_FIRST_RESERVED (checked)
+            let id = raw as Domid;
+            Ok(Self(id))
         } else {
             Err(OutOfRange {
                 what: "domid",
@@ -126,7 +128,9 @@ impl Port {
         if word >= (EVTCHN_2L_NR_CHANNELS / u64::BITS) as usize || bit >= u64::BITS {
             return None;
         }
-        Some(Self(word as u32 * u64::BITS + bit))
+        #[allow(clippy::cast_possible_truncation)] // word < 64 (checked above)
+        let word = word as u32;
+        Some(Self(word * u64::BITS + bit))
     }
 }
 

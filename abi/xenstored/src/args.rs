@@ -57,7 +57,10 @@ pub(crate) fn atoi(text: &[u8]) -> i32 {
     } else {
         value
     };
-    value as i32
+    // C's atoi keeps the low 32 bits of what it parsed: so do we, on purpose.
+    #[allow(clippy::cast_possible_truncation)]
+    let low = value as i32;
+    low
 }
 
 /// Text as UTF-8 (paths and tokens); `None` for other bytes.

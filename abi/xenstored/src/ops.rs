@@ -229,7 +229,7 @@ pub(crate) fn directory_part(
     let name = path_arg(conn, strings.first().copied())?;
     let node = get_node(view, conn, &name, Rights::READ)?;
     // C: `off = atoi(..)` into an unsigned int.
-    let off = args::atoi(strings.get(1).copied().unwrap_or(b"")) as u32 as usize;
+    let off = args::atoi(strings.get(1).copied().unwrap_or(b"")).cast_unsigned() as usize;
     let children = child_list(&node);
     let mut out = format!("{}", node.generation).into_bytes();
     out.push(0);

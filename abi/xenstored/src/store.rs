@@ -198,7 +198,8 @@ impl Store {
             wire::XS_GET_DOMAIN_PATH => {
                 let domid = args::onearg(payload).ok_or(Errno::Einval)?;
                 // C prints `atoi`'s int with "%u".
-                let mut out = format!("/local/domain/{}", args::atoi(domid) as u32).into_bytes();
+                let mut out =
+                    format!("/local/domain/{}", args::atoi(domid).cast_unsigned()).into_bytes();
                 out.push(0);
                 Ok(out)
             }

@@ -184,11 +184,11 @@ impl Gate {
     /// A present, DPL 0, 64-bit interrupt gate to `handler`.
     fn interrupt(handler: u64, selector: u16, ist: u8) -> Self {
         Self {
-            offset_low: handler as u16,
+            offset_low: (handler & 0xffff) as u16,
             selector,
             ist,
             type_attr: 0x8e,
-            offset_mid: (handler >> 16) as u16,
+            offset_mid: ((handler >> 16) & 0xffff) as u16,
             offset_high: (handler >> 32) as u32,
             reserved: 0,
         }
@@ -197,6 +197,11 @@ impl Gate {
 
 #[repr(C, align(16))]
 struct Idt([Gate; 256]);
+
+/// The IDT limit (its size minus one): 256 gates of 16 bytes.
+#[allow(clippy::cast_possible_truncation)] // 4095, asserted below
+const IDT_LIMIT: u16 = (core::mem::size_of::<Idt>() - 1) as u16;
+const _: () = assert!(IDT_LIMIT == 4095);
 
 /// The IDT: written once by [`init`] before it is loaded, read only by the CPU afterwards.
 static mut IDT: Idt = Idt([Gate::MISSING; 256]);
@@ -218,7 +223,7 @@ pub fn init() {
             (*idt).0[v] = Gate::interrupt((*stubs)[v], selector, ist);
         }
         let ptr = x86_64::structures::DescriptorTablePointer {
-            limit: (core::mem::size_of::<Idt>() - 1) as u16,
+            limit: IDT_LIMIT,
             base: x86_64::VirtAddr::new(idt as u64),
         };
         x86_64::instructions::tables::lidt(&ptr);

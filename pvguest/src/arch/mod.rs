@@ -8,3 +8,10 @@ pub mod gdt;
 pub mod paging;
 pub mod port;
 pub mod upcall;
+
+/// Reads the time-stamp counter (`RDTSC`).
+pub fn read_tsc() -> u64 {
+    // SAFETY: RDTSC has no memory effects; the domain runs with tsc_mode native or emulated
+    // TSC, either way readable at CPL 0.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

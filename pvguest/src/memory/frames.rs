@@ -2,6 +2,7 @@
 //!
 //! Pure logic over numbers: the kernel feeds it the memory map and the reserved ranges (kernel
 //! image, start info, modules, command line, the low 1 MiB), tests feed it synthetic maps.
+#![warn(clippy::arithmetic_side_effects)]
 
 use crate::boot_info::{MemoryRegion, RegionKind};
 
@@ -50,31 +51,41 @@ pub struct FreeRanges {
 
 impl FreeRanges {
     /// RAM regions of `map` below `limit`, minus `reserved`, shrunk to whole frames.
+    ///
+    /// The map is the toolstack's and may be untidy: a frame is free only if no reserved
+    /// range, no non-RAM map entry and no earlier RAM entry covers any byte of it. So
+    /// duplicate or overlapping RAM entries hand out each frame once, and a reserved (or ACPI,
+    /// ...) entry inside RAM is never free. The result is disjoint.
     pub fn compute(map: &[MemoryRegion], reserved: &[PhysRange], limit: u64) -> Self {
         let mut out = Self {
             ranges: [PhysRange { start: 0, end: 0 }; MAX_RANGES],
             len: 0,
             dropped: 0,
         };
-        for r in map.iter().filter(|r| r.kind == RegionKind::Ram) {
+        for (index, r) in map.iter().enumerate() {
+            if r.kind != RegionKind::Ram {
+                continue;
+            }
             let start = align_up(r.base).min(limit);
             let end = (r.end() & !(FRAME_SIZE - 1)).min(limit);
             if start < end {
-                out.subtract_and_push(PhysRange { start, end }, reserved);
+                let holes = Holes {
+                    map,
+                    ram_index: index,
+                    reserved,
+                };
+                out.subtract_and_push(PhysRange { start, end }, &holes);
             }
         }
         out.ranges[..out.len].sort_unstable_by_key(|r| r.start);
         out
     }
 
-    /// Pushes the parts of `range` that no reserved range overlaps.
-    fn subtract_and_push(&mut self, range: PhysRange, reserved: &[PhysRange]) {
-        // Find the first reserved range overlapping `range`; split around it and recurse on
-        // the pieces (depth is bounded by the number of reserved ranges).
-        let hit = reserved
-            .iter()
-            .find(|r| !r.is_empty() && r.start < range.end && r.end > range.start);
-        match hit {
+    /// Pushes the parts of `range` that no hole overlaps.
+    fn subtract_and_push(&mut self, range: PhysRange, holes: &Holes<'_>) {
+        // Find the first hole overlapping `range`; split around it and recurse on the pieces
+        // (depth is bounded by the number of holes: each piece misses the hole just found).
+        match holes.first_overlapping(range) {
             None => self.push(range),
             Some(r) => {
                 let below = PhysRange {
@@ -86,10 +97,10 @@ impl FreeRanges {
                     end: range.end,
                 };
                 if below.start < below.end && below.end <= range.end {
-                    self.subtract_and_push(below, reserved);
+                    self.subtract_and_push(below, holes);
                 }
                 if above.start < above.end && above.start >= range.start {
-                    self.subtract_and_push(above, reserved);
+                    self.subtract_and_push(above, holes);
                 }
             }
         }
@@ -98,9 +109,9 @@ impl FreeRanges {
     fn push(&mut self, r: PhysRange) {
         if self.len < MAX_RANGES {
             self.ranges[self.len] = r;
-            self.len += 1;
+            self.len = self.len.saturating_add(1); // below MAX_RANGES (checked)
         } else {
-            self.dropped += 1;
+            self.dropped = self.dropped.saturating_add(1);
         }
     }
 
@@ -112,6 +123,34 @@ impl FreeRanges {
     /// Total free bytes.
     pub fn total(&self) -> u64 {
         self.as_slice().iter().map(PhysRange::len).sum()
+    }
+}
+
+/// What RAM entry `ram_index` of `map` must not hand out: the reserved ranges, every non-RAM
+/// entry, and every earlier RAM entry (already handed out).
+struct Holes<'a> {
+    map: &'a [MemoryRegion],
+    ram_index: usize,
+    reserved: &'a [PhysRange],
+}
+
+impl Holes<'_> {
+    /// The first hole overlapping `range`.
+    fn first_overlapping(&self, range: PhysRange) -> Option<PhysRange> {
+        let from_map = self
+            .map
+            .iter()
+            .enumerate()
+            .filter(|&(i, m)| m.kind != RegionKind::Ram || i < self.ram_index)
+            .map(|(_, m)| PhysRange {
+                start: m.base,
+                end: m.end(),
+            });
+        self.reserved
+            .iter()
+            .copied()
+            .chain(from_map)
+            .find(|r| !r.is_empty() && r.start < range.end && r.end > range.start)
     }
 }
 
@@ -158,7 +197,7 @@ impl FrameAllocator {
             .find(|r| r.len() >= bytes)
             .ok_or(FrameError::OutOfMemory { frames })?;
         let at = range.start;
-        range.start += bytes;
+        range.start = range.start.saturating_add(bytes); // range.len() >= bytes: stays <= end
         Ok(at)
     }
 
@@ -179,6 +218,7 @@ impl FrameAllocator {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on small known values
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -264,23 +304,87 @@ mod tests {
         assert_eq!(a.free_bytes(), 0);
     }
 
+    #[test]
+    fn a0b_1_frames_disjoint_with_duplicate_ram() {
+        let map = [ram(MIB, 4 * MIB), ram(MIB, 4 * MIB), ram(3 * MIB, 4 * MIB)];
+        let f = FreeRanges::compute(&map, &[], 4 << 30);
+        assert_eq!(f.total(), 6 * MIB, "{:?}", f.as_slice());
+        let mut a = FrameAllocator::new(f);
+        let mut seen = std::collections::BTreeSet::new();
+        while let Ok(at) = a.allocate(1) {
+            assert!(seen.insert(at), "frame {at:#x} handed out twice");
+        }
+        assert_eq!(seen.len() as u64, 6 * MIB / FRAME_SIZE);
+    }
+
+    #[test]
+    fn a0b_1_reserved_map_entry_inside_ram_is_not_free() {
+        let map = [
+            ram(0, 32 * MIB),
+            MemoryRegion {
+                base: 8 * MIB + 0x800,
+                size: 0x1000,
+                kind: RegionKind::Reserved,
+            },
+            MemoryRegion {
+                base: 16 * MIB,
+                size: MIB,
+                kind: RegionKind::Acpi,
+            },
+        ];
+        let f = FreeRanges::compute(&map, &[], 4 << 30);
+        assert_eq!(
+            f.as_slice(),
+            [
+                PhysRange {
+                    start: 0,
+                    end: 8 * MIB
+                },
+                PhysRange {
+                    start: 8 * MIB + 0x2000,
+                    end: 16 * MIB
+                },
+                PhysRange {
+                    start: 17 * MIB,
+                    end: 32 * MIB
+                },
+            ]
+        );
+    }
+
     proptest! {
+        /// Free ranges are whole frames below the limit, pairwise disjoint, each inside one
+        /// RAM entry, and outside every reserved range and every non-RAM map entry.
         #[test]
-        fn free_ranges_avoid_reserved_and_stay_in_ram(
-            regions in proptest::collection::vec((0u64..1 << 32, 0u64..1 << 28, any::<bool>()), 0..6),
+        fn a0b_1_free_ranges_disjoint_in_ram_outside_reserved(
+            regions in proptest::collection::vec(
+                (0u64..1 << 32, 0u64..1 << 28, prop_oneof![Just(RegionKind::Ram), Just(RegionKind::Reserved), Just(RegionKind::Acpi)]),
+                0..8,
+            ),
+            duplicate in any::<bool>(),
             reserved in proptest::collection::vec((0u64..1 << 32, 0u64..1 << 26), 0..6),
         ) {
-            let map: Vec<_> = regions.iter().map(|&(b, s, is_ram)| MemoryRegion {
-                base: b, size: s, kind: if is_ram { RegionKind::Ram } else { RegionKind::Reserved },
+            let mut map: Vec<_> = regions.iter().map(|&(base, size, kind)| MemoryRegion {
+                base, size, kind,
             }).collect();
+            if duplicate && let Some(&first) = map.first() {
+                map.push(first);
+            }
             let res: Vec<_> = reserved.iter().map(|&(b, s)| PhysRange::from_len(b, s)).collect();
             let f = FreeRanges::compute(&map, &res, 1 << 32);
-            for r in f.as_slice() {
+            let free = f.as_slice();
+            for (i, r) in free.iter().enumerate() {
                 prop_assert!(r.start < r.end && r.start % FRAME_SIZE == 0 && r.end % FRAME_SIZE == 0);
                 prop_assert!(r.end <= 1 << 32);
                 prop_assert!(map.iter().any(|m| m.kind == RegionKind::Ram && m.contains_range(r.start, r.end)));
                 for x in &res {
                     prop_assert!(x.is_empty() || x.end <= r.start || x.start >= r.end, "{r:?} overlaps {x:?}");
+                }
+                for m in map.iter().filter(|m| m.kind != RegionKind::Ram && m.size > 0) {
+                    prop_assert!(m.end() <= r.start || m.base >= r.end, "{r:?} overlaps {m:?}");
+                }
+                for other in &free[i + 1..] {
+                    prop_assert!(other.end <= r.start || other.start >= r.end, "{r:?} overlaps {other:?}");
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! [`EventWords`], which the kernel implements with atomic operations on the shared pages.
 //! [`EventScanner`] follows Linux's `evtchn_2l_handle_events`: it resumes after the last port
 //! it served, so a busy low port cannot starve higher ones.
+#![warn(clippy::arithmetic_side_effects)]
 
 mod handlers;
 #[cfg(test)]
@@ -18,6 +19,7 @@ pub const BITS_PER_WORD: u32 = u64::BITS;
 pub const WORDS: usize = 64;
 /// Number of 2-level event channels on x86_64 (`EVTCHN_2L_NR_CHANNELS`).
 pub const NR_CHANNELS: u32 = abi::event_channel::EVTCHN_2L_NR_CHANNELS;
+#[allow(clippy::cast_possible_truncation)] // WORDS is 64
 const _: () = assert!(NR_CHANNELS == BITS_PER_WORD * WORDS as u32);
 
 /// Errors of the event-channel logic.
@@ -83,10 +85,10 @@ impl EventScanner {
         max_rounds: u32,
         mut deliver: impl FnMut(Port),
     ) -> usize {
-        let mut delivered = 0;
+        let mut delivered: usize = 0;
         for _ in 0..max_rounds {
             words.clear_upcall_pending();
-            delivered += self.scan(words, &mut deliver);
+            delivered = delivered.saturating_add(self.scan(words, &mut deliver));
             if !words.upcall_pending() {
                 break;
             }
@@ -108,7 +110,7 @@ impl EventScanner {
         let start_bit = self.next_bit;
         let mut word_idx = start_word;
         let mut first_pass = true;
-        let mut delivered = 0;
+        let mut delivered: usize = 0;
 
         while pending_words != 0 {
             let candidates = bits_from(pending_words, word_idx);
@@ -137,13 +139,13 @@ impl EventScanner {
                 };
                 words.clear_pending(w, port.bit());
                 deliver(port);
-                delivered += 1;
-                bit_idx = (bit + 1) % BITS_PER_WORD;
+                delivered = delivered.saturating_add(1);
+                bit_idx = bit.wrapping_add(1) % BITS_PER_WORD; // bit < 64
                 self.next_bit = bit_idx;
                 self.next_word = if bit_idx != 0 {
                     word_idx
                 } else {
-                    (word_idx + 1) % BITS_PER_WORD
+                    word_idx.wrapping_add(1) % BITS_PER_WORD
                 };
                 if bit_idx == 0 {
                     break;
@@ -153,7 +155,7 @@ impl EventScanner {
                 pending_words &= !(1u64 << word_idx);
             }
             first_pass = false;
-            word_idx = (word_idx + 1) % BITS_PER_WORD;
+            word_idx = word_idx.wrapping_add(1) % BITS_PER_WORD;
         }
         delivered
     }

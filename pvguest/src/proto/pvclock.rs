@@ -5,6 +5,7 @@
 //! again. A reader reads the version, the fields, and the version again, and retries when the
 //! version was odd or changed. The raw reads go through [`VcpuTimeSource`] and
 //! [`WallClockSource`]: the kernel implements them with volatile reads of the shared pages.
+#![warn(clippy::arithmetic_side_effects)]
 
 use core::sync::atomic::{Ordering, fence};
 
@@ -111,9 +112,10 @@ pub fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
     } else {
         delta.checked_shr(magnitude).unwrap_or(0)
     };
-    let product = u128::from(shifted) * u128::from(mul);
-    // (2^64 - 1) * (2^32 - 1) >> 32 < 2^64: the cast is lossless.
-    (product >> 32) as u64
+    // A u64 times a u32 fits in a u128: the multiplication cannot saturate.
+    let product = u128::from(shifted).saturating_mul(u128::from(mul));
+    // (2^64 - 1) * (2^32 - 1) >> 32 < 2^64: the conversion cannot fail.
+    u64::try_from(product >> 32).unwrap_or(u64::MAX)
 }
 
 impl TimeSnapshot {
@@ -176,7 +178,8 @@ pub fn read_wall_clock<S: WallClockSource + ?Sized>(
 impl WallClock {
     /// The wall time at system time `system_time_ns`.
     pub fn at(&self, system_time_ns: u64) -> UnixTime {
-        let total = u64::from(self.nsec) + system_time_ns % NANOS_PER_SEC;
+        // Both terms are below 2^32 + 10^9: no overflow.
+        let total = u64::from(self.nsec).saturating_add(system_time_ns % NANOS_PER_SEC);
         let secs = self
             .sec
             .saturating_add(system_time_ns / NANOS_PER_SEC)

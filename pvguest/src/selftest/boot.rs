@@ -234,7 +234,7 @@ fn xen_features(facts: &mut Facts) -> TestResult {
 
 fn start_info(facts: &mut Facts) -> TestResult {
     let b = boot()?;
-    let info = crate::boot_info::StartInfo::read(&kernel::IdentityMap, b.start_info.paddr)
+    let info = kernel::reread_start_info(b.start_info.paddr)
         .map_err(|e| format!("re-reading start info: {e:?}"))?;
     let raw = info.raw;
     facts.add("version", raw.version);

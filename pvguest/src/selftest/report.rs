@@ -22,6 +22,7 @@ pub enum Outcome {
 pub struct Reporter<'a, W: Write> {
     out: W,
     inject_fail: Option<&'a str>,
+    injected: bool,
     passed: u32,
     failed: u32,
 }
@@ -32,6 +33,7 @@ impl<'a, W: Write> Reporter<'a, W> {
         Self {
             out,
             inject_fail,
+            injected: false,
             passed: 0,
             failed: 0,
         }
@@ -40,6 +42,7 @@ impl<'a, W: Write> Reporter<'a, W> {
     /// Records one result and prints its line. `why` is flattened to one line.
     pub fn record(&mut self, name: &str, result: Result<(), impl fmt::Display>) -> fmt::Result {
         let injected = self.inject_fail == Some(name);
+        self.injected |= injected;
         match (result, injected) {
             (Ok(()), false) => {
                 self.passed += 1;
@@ -72,7 +75,26 @@ impl<'a, W: Write> Reporter<'a, W> {
     }
 
     /// Prints the `RESULT` line and returns the outcome.
+    ///
+    /// A run that tested nothing (`selftest=` naming no group) and an injection naming no
+    /// test that ran (a misspelt `selftest-inject-fail=`) are failures of their own, reported
+    /// as `TEST selftest FAIL ...` and `TEST selftest-inject-fail FAIL ...`: neither may pass
+    /// silently.
     pub fn finish(mut self) -> Result<Outcome, fmt::Error> {
+        if let Some(name) = self.inject_fail.filter(|_| !self.injected) {
+            self.failed += 1;
+            writeln!(
+                self.out,
+                "TEST selftest-inject-fail FAIL selftest-inject-fail={name} names no test that ran"
+            )?;
+        }
+        if self.passed + self.failed == 0 {
+            self.failed += 1;
+            writeln!(
+                self.out,
+                "TEST selftest FAIL no self-test ran (selftest= names no group)"
+            )?;
+        }
         writeln!(
             self.out,
             "RESULT {} passed, {} failed",
@@ -155,9 +177,35 @@ mod tests {
     #[test]
     fn all_passed() {
         let mut s = String::new();
-        let mut r = Reporter::new(&mut s, Some("not-run"));
+        let mut r = Reporter::new(&mut s, None);
         r.record("x", Ok::<(), &str>(())).unwrap();
         assert_eq!(r.finish().unwrap(), Outcome::AllPassed);
         assert!(s.ends_with("RESULT 1 passed, 0 failed\n"));
+    }
+
+    #[test]
+    fn a0b_8_inject_fail_naming_no_test_is_an_error() {
+        let mut s = String::new();
+        let mut r = Reporter::new(&mut s, Some("no-such-test"));
+        r.record("x", Ok::<(), &str>(())).unwrap();
+        assert_eq!(r.finish().unwrap(), Outcome::SomeFailed);
+        assert_eq!(
+            s,
+            "TEST x ok\n\
+             TEST selftest-inject-fail FAIL selftest-inject-fail=no-such-test names no test that ran\n\
+             RESULT 1 passed, 1 failed\n"
+        );
+    }
+
+    #[test]
+    fn a0b_8_selftest_without_tests_is_an_error() {
+        let mut s = String::new();
+        let r = Reporter::new(&mut s, None);
+        assert_eq!(r.finish().unwrap(), Outcome::SomeFailed);
+        assert_eq!(
+            s,
+            "TEST selftest FAIL no self-test ran (selftest= names no group)\n\
+             RESULT 0 passed, 1 failed\n"
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! The PV console: the `out` ring of the page named by `HVM_PARAM_CONSOLE_PFN`, notified
 //! through `HVM_PARAM_CONSOLE_EVTCHN`. Every byte also goes to port 0xE9.
 //!
-//! Index rules (Xen's io/console.h): the guest owns `out_prod`, the backend `out_cons`. Write
-//! the bytes, then a write barrier, then publish `out_prod`; read `out_cons` before reusing
-//! slots. When the ring is full the writer notifies the backend and waits for the console
+//! Index rules (Xen's io/console.h, arithmetic in [`abi::byte_ring`]): the guest owns
+//! `out_prod`, the backend `out_cons`. Write the bytes, then a write barrier, then publish
+//! `out_prod`; read `out_cons` before reusing slots. When the ring is full the writer notifies the backend and waits for the console
 //! event channel in 100 ms slices, [`STALL_TIMEOUT_MS`] in all, so a dead backend ends in an
 //! error, not a hang. Once event channels are up ([`use_events`]) and interrupts are enabled,
 //! the writer idles until the port fires ([`super::events::wait_port`]); before that, and on
@@ -11,18 +11,25 @@
 
 use core::fmt::{self, Write};
 use core::mem::offset_of;
-use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 
-use abi::io::console::{XENCONS_OUT_RING_SIZE, XenconsInterface, mask_xencons_out_idx};
+use abi::byte_ring::ByteRing;
+use abi::io::console::{XENCONS_OUT_RING_SIZE, XenconsInterface};
 use spin::Mutex;
 
 use super::events;
 use super::hypercall::{self, HypercallError};
 use super::shared_info;
-use crate::arch::boot::IDENTITY_MAP_BYTES;
+use super::shared_page::{self, SharedPage};
 use crate::arch::port::debugcon_write;
+use crate::memory::frames::FRAME_SIZE;
 use crate::proto::evtchn::Port;
+
+/// The geometry of the `out` ring.
+const OUT_RING: ByteRing = match ByteRing::new(XENCONS_OUT_RING_SIZE) {
+    Some(ring) => ring,
+    None => panic!("XENCONS_OUT_RING_SIZE is a power of two"),
+};
 
 /// How long a writer waits for a stalled backend before giving up.
 pub const STALL_TIMEOUT_MS: u64 = 5000;
@@ -73,16 +80,12 @@ impl fmt::Display for ConsoleError {
 
 /// The guest end of the console ring.
 struct Ring {
-    /// The shared page (never a Rust reference: the backend writes `out_cons`).
-    page: *mut u8,
+    /// The shared page (the backend writes `out_cons`).
+    page: SharedPage,
     port: Port,
     /// Our producer index (the copy in the page is only ever written from this).
     prod: u32,
 }
-
-// SAFETY: the page pointer refers to the console frame, valid for the kernel's lifetime; the
-// Ring is only used under the CONSOLE mutex.
-unsafe impl Send for Ring {}
 
 static CONSOLE: Mutex<Option<Ring>> = Mutex::new(None);
 
@@ -117,37 +120,31 @@ pub fn stats() -> ConsoleStats {
 
 impl Ring {
     fn out_cons(&self) -> u32 {
-        // SAFETY: in-page offset of the u32 out_cons field; volatile read of backend data.
-        unsafe {
-            read_volatile(
-                self.page
-                    .add(offset_of!(XenconsInterface, out_cons))
-                    .cast::<u32>(),
-            )
-        }
+        // A field of the page (size asserted in abi): the read cannot fail.
+        self.page
+            .read(offset_of!(XenconsInterface, out_cons))
+            .unwrap_or(self.prod)
     }
 
     fn publish_prod(&mut self) {
-        // SAFETY: in-page offset of the u32 out_prod field, which only the guest writes.
-        unsafe {
-            write_volatile(
-                self.page
-                    .add(offset_of!(XenconsInterface, out_prod))
-                    .cast::<u32>(),
-                self.prod,
-            )
-        }
+        // out_prod is only written by the guest.
+        let _ = self
+            .page
+            .write(offset_of!(XenconsInterface, out_prod), self.prod);
     }
 
     /// Bytes in flight, checked against the ring size.
     fn used(&self) -> Result<u32, ConsoleError> {
+        OUT_RING
+            .used(self.consumer(), self.prod)
+            .map_err(|e| ConsoleError::RingCorrupt(e.used))
+    }
+
+    /// The backend's `out_cons`, read before any slot it frees is reused.
+    fn consumer(&self) -> u32 {
         let cons = self.out_cons();
         fence(Ordering::Acquire); // read out_cons before reusing the slots it frees
-        let used = self.prod.wrapping_sub(cons);
-        if used > XENCONS_OUT_RING_SIZE {
-            return Err(ConsoleError::RingCorrupt(used));
-        }
-        Ok(used)
+        cons
     }
 
     fn notify(&self) -> Result<(), ConsoleError> {
@@ -201,26 +198,25 @@ impl Ring {
     /// not notify after the last byte.
     fn push(&mut self, mut bytes: &[u8]) -> Result<(), ConsoleError> {
         while !bytes.is_empty() {
-            let used = self.used()?;
-            let space = XENCONS_OUT_RING_SIZE - used;
-            if space == 0 {
+            let t = OUT_RING
+                .produce(self.consumer(), self.prod, bytes.len())
+                .map_err(|e| ConsoleError::RingCorrupt(e.used))?;
+            if t.len == 0 {
                 FULL_WAITS.fetch_add(1, Ordering::Relaxed);
                 self.notify()?;
                 self.wait(|used| used < XENCONS_OUT_RING_SIZE)?;
                 continue;
             }
-            let n = bytes.len().min(space as usize);
             let out = offset_of!(XenconsInterface, out);
-            for &b in &bytes[..n] {
-                let slot = mask_xencons_out_idx(self.prod) as usize;
-                // SAFETY: slot < XENCONS_OUT_RING_SIZE, so the byte is inside `out` of the
-                // page; the backend does not read slots beyond out_prod.
-                unsafe { write_volatile(self.page.add(out + slot), b) };
-                self.prod = self.prod.wrapping_add(1);
-            }
+            // The slots are below XENCONS_OUT_RING_SIZE, so inside `out`; the backend does
+            // not read slots beyond out_prod.
+            let (head, tail) = bytes[..t.len].split_at(t.first.len());
+            let _ = self.page.write_bytes(out + t.first.start, head);
+            let _ = self.page.write_bytes(out + t.second.start, tail);
+            self.prod = t.new_index;
             fence(Ordering::Release); // data before the index
             self.publish_prod();
-            bytes = &bytes[n..];
+            bytes = &bytes[t.len..];
         }
         Ok(())
     }
@@ -246,23 +242,16 @@ pub fn init() -> Result<(), ConsoleError> {
     if pfn == 0 {
         return Err(ConsoleError::NotPresent);
     }
-    let addr = pfn
-        .checked_mul(4096)
-        .filter(|a| a + 4096 <= IDENTITY_MAP_BYTES);
-    let addr = addr.ok_or(ConsoleError::RingOutsideMap(pfn.saturating_mul(4096)))?;
+    let page = shared_page::hvm_param_page(pfn)
+        .ok_or(ConsoleError::RingOutsideMap(pfn.saturating_mul(FRAME_SIZE)))?;
     let port = u32::try_from(evtchn)
         .ok()
         .and_then(|p| Port::try_new(p).ok())
         .ok_or(ConsoleError::BadPort(evtchn))?;
-    let page = addr as *mut u8;
-    // SAFETY: the frame is inside the identity map (checked); reading out_prod once to resume
-    // where an earlier writer (e.g. a boot loader) stopped.
-    let prod = unsafe {
-        read_volatile(
-            page.add(offset_of!(XenconsInterface, out_prod))
-                .cast::<u32>(),
-        )
-    };
+    // Resume where an earlier writer (e.g. a boot loader) stopped.
+    let prod = page
+        .read(offset_of!(XenconsInterface, out_prod))
+        .unwrap_or(0);
     *CONSOLE.lock() = Some(Ring { page, port, prod });
     Ok(())
 }

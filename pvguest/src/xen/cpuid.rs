@@ -37,7 +37,7 @@ pub fn discover() -> Option<XenCpuid> {
             XenCpuid {
                 base,
                 max_leaf,
-                version: ((v.eax >> 16) as u16, v.eax as u16),
+                version: ((v.eax >> 16) as u16, (v.eax & 0xffff) as u16),
                 hypercall_pages: hc.eax,
                 hypercall_msr: hc.ebx,
             }

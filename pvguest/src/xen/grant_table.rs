@@ -5,7 +5,6 @@
 
 use alloc::vec::Vec;
 use core::mem::offset_of;
-use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicU16, Ordering};
 
 use abi::grant_table::GrantEntryV1;
@@ -13,8 +12,7 @@ use abi::xen::Domid;
 use spin::Mutex;
 
 use super::hypercall::{self, HypercallError};
-use crate::kernel;
-use crate::memory::frames::FRAME_SIZE;
+use super::shared_page::{self, SharedPage};
 use xenbus::grant::{ENTRIES_PER_FRAME, FrameAddFailed, GrantEntries, GrantError};
 use xenbus::{DomId, GrantRef};
 
@@ -31,60 +29,44 @@ pub enum GrantSetupError {
     NotReady,
 }
 
-/// Grant-table frames mapped into this domain: `frames[i]` is the physical address of frame
-/// `i`. Entries are never Rust references: Xen and the peer change `flags` at any time.
+/// Grant-table frames mapped into this domain: `frames[i]` is grant-table frame `i`. Entries
+/// are reached only through [`SharedPage`]: Xen and the peer change `flags` at any time.
 #[derive(Debug, Default)]
 pub struct KernelGrantFrames {
-    frames: Vec<u64>,
+    frames: Vec<SharedPage>,
 }
 
 impl KernelGrantFrames {
-    /// Address of entry `gref`, if its frame is mapped.
-    fn entry(&self, gref: u32) -> Option<*mut u8> {
+    /// The frame holding entry `gref` and the entry's offset in it, if the frame is mapped.
+    fn entry(&self, gref: u32) -> Option<(SharedPage, usize)> {
         let frame = self.frames.get((gref / ENTRIES_PER_FRAME) as usize)?;
-        let offset = u64::from(gref % ENTRIES_PER_FRAME) * size_of::<GrantEntryV1>() as u64;
-        Some((frame + offset) as *mut u8)
+        let offset = (gref % ENTRIES_PER_FRAME) as usize * size_of::<GrantEntryV1>();
+        Some((*frame, offset))
     }
 
-    fn flags_atomic(&self, gref: u32) -> Option<&AtomicU16> {
-        let entry = self.entry(gref)?;
-        // SAFETY: `entry` is an 8-byte aligned entry inside a mapped grant frame, which stays
-        // mapped for the kernel's life; `flags` (offset 0, u16) is only accessed atomically by
-        // us and by Xen's cmpxchg.
-        Some(unsafe { AtomicU16::from_ptr(entry.add(offset_of!(GrantEntryV1, flags)).cast()) })
+    /// `flags` of entry `gref`: only accessed atomically, by us and by Xen's cmpxchg.
+    fn flags_atomic(&self, gref: u32) -> Option<&'static AtomicU16> {
+        let (page, at) = self.entry(gref)?;
+        page.atomic_u16(at + offset_of!(GrantEntryV1, flags))
     }
 
     /// Copies entry `gref` out: `(flags, domid, frame)`.
     pub fn read_entry(&self, gref: u32) -> Option<(u16, Domid, u32)> {
-        let entry = self.entry(gref)?;
+        let (page, at) = self.entry(gref)?;
         let flags = self.flags_atomic(gref)?.load(Ordering::SeqCst);
-        // SAFETY: fields of a mapped entry (see `entry`), naturally aligned; volatile reads.
-        let (domid, frame) = unsafe {
-            (
-                read_volatile(entry.add(offset_of!(GrantEntryV1, domid)).cast::<u16>()),
-                read_volatile(entry.add(offset_of!(GrantEntryV1, frame)).cast::<u32>()),
-            )
-        };
+        let domid = page.read::<u16>(at + offset_of!(GrantEntryV1, domid))?;
+        let frame = page.read::<u32>(at + offset_of!(GrantEntryV1, frame))?;
         Some((flags, domid, frame))
     }
 }
 
 impl GrantEntries for KernelGrantFrames {
     fn write_domid_frame(&self, gref: u32, domid: Domid, frame: u32) {
-        // The table calls this only for grefs below its capacity, whose frames are mapped.
-        if let Some(entry) = self.entry(gref) {
-            // SAFETY: fields of a mapped entry, naturally aligned; the entry is not granted yet
-            // (flags 0), so Xen does not read these fields concurrently.
-            unsafe {
-                write_volatile(
-                    entry.add(offset_of!(GrantEntryV1, domid)).cast::<u16>(),
-                    domid,
-                );
-                write_volatile(
-                    entry.add(offset_of!(GrantEntryV1, frame)).cast::<u32>(),
-                    frame,
-                );
-            }
+        // The table calls this only for grefs below its capacity, whose frames are mapped; the
+        // entry is not granted yet (flags 0), so Xen does not read these fields concurrently.
+        if let Some((page, at)) = self.entry(gref) {
+            let _ = page.write(at + offset_of!(GrantEntryV1, domid), domid);
+            let _ = page.write(at + offset_of!(GrantEntryV1, frame), frame);
         }
     }
 
@@ -110,14 +92,11 @@ impl GrantEntries for KernelGrantFrames {
         if index as usize != self.frames.len() {
             return Err(FrameAddFailed);
         }
-        let paddr = kernel::allocate_frames(1).map_err(|_| FrameAddFailed)?;
-        // SAFETY: the frame was just taken from the allocator: free RAM the kernel uses for
-        // nothing else; from now on it is reached only through this accessor.
-        unsafe { hypercall::map_grant_frame(index, paddr / FRAME_SIZE) }.map_err(|e| {
-            log::warn!("grant table: mapping frame {index} at {paddr:#x}: {e}");
+        let page = shared_page::map_grant_frame(index).map_err(|e| {
+            log::warn!("grant table: mapping frame {index}: {e:?}");
             FrameAddFailed
         })?;
-        self.frames.push(paddr);
+        self.frames.push(page);
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ pub mod grant_table;
 pub mod hypercall;
 pub mod platform;
 pub mod shared_info;
+pub mod shared_page;
 pub mod shutdown;
 pub mod time;
 pub mod xenstore;

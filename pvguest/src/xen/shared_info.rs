@@ -4,38 +4,31 @@
 //! ([`Vcpu0Events`], the [`EventWords`] the upcall scans).
 
 use core::mem::offset_of;
-use core::ptr::read_volatile;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use abi::xen::{SharedInfo, VcpuInfo, VcpuTimeInfo};
 
-use super::hypercall::{self, HypercallError};
+use super::hypercall::HypercallError;
+use super::shared_page::{self, Plain};
 use crate::proto::evtchn::{EventWords, Port, WORDS};
 use crate::proto::pvclock::{
     self, UnixTime, VcpuTimeFields, VcpuTimeSource, WallClockFields, WallClockSource,
 };
 use xenbus::Instant;
 
-#[repr(C, align(4096))]
-struct Page([u8; 4096]);
-
-/// The frame Xen replaces with the shared-info page; never accessed as Rust data.
-static mut SHARED_INFO_PAGE: Page = Page([0; 4096]);
-
 static MAPPED: AtomicBool = AtomicBool::new(false);
 
 const _: () = assert!(core::mem::size_of::<SharedInfo>() <= 4096);
 
-fn base() -> *mut u8 {
-    (&raw mut SHARED_INFO_PAGE).cast()
+/// A plain field of the page at `off` (a field offset of `SharedInfo`, inside the page and
+/// aligned, so the read cannot fail; 0 if it did).
+fn field<T: Plain + Default>(off: usize) -> T {
+    shared_page::shared_info().read(off).unwrap_or_default()
 }
 
 /// Maps the shared-info page (once, at boot).
 pub fn map() -> Result<(), HypercallError> {
-    let gpfn = base() as u64 >> 12;
-    // SAFETY: SHARED_INFO_PAGE is a page-aligned kernel page used for nothing else; after
-    // this call it is only accessed through the volatile/atomic accessors below.
-    unsafe { hypercall::map_shared_info(gpfn) }?;
+    shared_page::map_shared_info()?;
     MAPPED.store(true, Ordering::Release);
     Ok(())
 }
@@ -47,11 +40,10 @@ pub fn mapped() -> bool {
 
 /// An 8-byte word of the page at byte offset `off`, as an atomic.
 fn atomic_word(off: usize) -> &'static AtomicU64 {
-    assert!(off.is_multiple_of(8) && off + 8 <= 4096);
-    // SAFETY: the offset is inside the 4 KiB page and 8-byte aligned (checked); the page
-    // lives forever and the words reached through here (event words) are only accessed
-    // atomically, by us and by Xen's locked operations.
-    unsafe { AtomicU64::from_ptr(base().add(off).cast()) }
+    // Event words are only accessed atomically, by us and by Xen's locked operations.
+    shared_page::shared_info()
+        .atomic_u64(off)
+        .expect("event words are aligned and inside the shared-info page")
 }
 
 /// The `evtchn_pending` word holding `port`, as an atomic.
@@ -75,16 +67,18 @@ fn array_word(array: usize, word: usize) -> &'static AtomicU64 {
 
 impl EventWords for Vcpu0Events {
     fn clear_upcall_pending(&self) {
-        let at = vcpu0_offset(offset_of!(VcpuInfo, evtchn_upcall_pending));
-        // SAFETY: a byte of vcpu_info[0] inside the mapped page; Xen sets it with a locked
-        // bit operation, we clear it with an atomic byte store.
-        unsafe { AtomicU8::from_ptr(base().add(at)) }.store(0, Ordering::SeqCst);
+        // Xen sets it with a locked bit operation, we clear it with an atomic byte store.
+        if let Some(b) = shared_page::shared_info()
+            .atomic_u8(vcpu0_offset(offset_of!(VcpuInfo, evtchn_upcall_pending)))
+        {
+            b.store(0, Ordering::SeqCst);
+        }
     }
 
     fn upcall_pending(&self) -> bool {
-        let at = vcpu0_offset(offset_of!(VcpuInfo, evtchn_upcall_pending));
-        // SAFETY: as in clear_upcall_pending.
-        unsafe { AtomicU8::from_ptr(base().add(at)) }.load(Ordering::SeqCst) != 0
+        shared_page::shared_info()
+            .atomic_u8(vcpu0_offset(offset_of!(VcpuInfo, evtchn_upcall_pending)))
+            .is_some_and(|b| b.load(Ordering::SeqCst) != 0)
     }
 
     fn take_pending_sel(&self) -> u64 {
@@ -124,11 +118,8 @@ pub fn clear_pending(port: Port) {
 struct Vcpu0Time;
 
 impl Vcpu0Time {
-    fn field<T: Copy>(off: usize) -> T {
-        let at = offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo, time) + off;
-        // SAFETY: `at` is a field offset inside vcpu_info[0].time within the mapped page,
-        // aligned for T (repr(C) layout asserted in abi); a volatile read of plain data.
-        unsafe { read_volatile(base().add(at).cast::<T>()) }
+    fn field<T: Plain + Default>(off: usize) -> T {
+        field(offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo, time) + off)
     }
 }
 
@@ -164,9 +155,7 @@ pub fn now() -> Result<Instant, ClockError> {
     }
     let snap = pvclock::read_time_info(&Vcpu0Time, pvclock::DEFAULT_READ_ATTEMPTS)
         .map_err(|_| ClockError::Unstable)?;
-    // SAFETY: RDTSC has no memory effects; the domain runs with tsc_mode native or emulated
-    // TSC, either way readable at CPL 0.
-    let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+    let tsc = crate::arch::read_tsc();
     Ok(Instant::from_nanos(snap.system_time_ns(tsc)))
 }
 
@@ -175,9 +164,7 @@ struct SharedWallClock;
 
 impl SharedWallClock {
     fn field(off: usize) -> u32 {
-        // SAFETY: `off` is the offset of a u32 wall-clock field inside the mapped page
-        // (aligned, repr(C) layout asserted in abi); a volatile read of plain data.
-        unsafe { read_volatile(base().add(off).cast::<u32>()) }
+        field(off)
     }
 }
 

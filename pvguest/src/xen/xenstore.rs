@@ -6,15 +6,15 @@
 //! ([`super::events::wait_port`]).
 
 use core::mem::offset_of;
-use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::io::xs_wire::{XENSTORE_RING_SIZE, XenstoreDomainInterface};
 use spin::Mutex;
 
 use super::hypercall::{self, HypercallError};
+use super::shared_page::{self, SharedPage};
 use super::{events, time};
-use crate::arch::boot::IDENTITY_MAP_BYTES;
+use crate::memory::frames::FRAME_SIZE;
 use crate::proto::evtchn::Port;
 use xenbus::Instant;
 use xenbus::xenstore::ring::{RingEvents, RingIndexes, RingTransport, XenstoreRing};
@@ -50,30 +50,23 @@ impl core::fmt::Display for StoreSetupError {
     }
 }
 
-/// The shared `xenstore_domain_interface` page; never a Rust reference (xenstored writes it).
-#[derive(Debug)]
+/// The shared `xenstore_domain_interface` page (xenstored writes it at any time).
+#[derive(Clone, Copy, Debug)]
 pub struct StorePage {
-    page: *mut u8,
+    page: SharedPage,
 }
-
-// SAFETY: the pointer names the store frame, valid for the kernel's life; the page is only
-// used under the XENSTORE mutex.
-unsafe impl Send for StorePage {}
 
 impl StorePage {
     fn index(&self, off: usize) -> u32 {
-        // SAFETY: `off` is one of the u32 index fields of the interface, inside the page and
-        // aligned; a volatile read of a value the daemon may change at any time.
-        unsafe { read_volatile(self.page.add(off).cast::<u32>()) }
+        // A u32 index field of the interface (layout asserted in abi): the read cannot fail.
+        self.page.read(off).unwrap_or(0)
     }
 
     fn set_index(&self, off: usize, value: u32) {
-        // SAFETY: as in `index`; the fields written here (req_prod, rsp_cons) are ours.
-        unsafe { write_volatile(self.page.add(off).cast::<u32>(), value) }
+        // The fields written here (req_prod, rsp_cons) are ours.
+        let _ = self.page.write(off, value);
     }
 }
-
-const RING: usize = XENSTORE_RING_SIZE as usize;
 
 impl XenstoreRing for StorePage {
     fn req_cons(&self) -> u32 {
@@ -95,20 +88,19 @@ impl XenstoreRing for StorePage {
         self.index(offset_of!(XenstoreDomainInterface, rsp_prod))
     }
     fn write_req(&self, offset: usize, data: &[u8]) {
+        // Within `req` only: offset + len <= XENSTORE_RING_SIZE (the trait's contract).
+        let n = data.len().min(RING.saturating_sub(offset));
         let base = offset_of!(XenstoreDomainInterface, req);
-        for (i, &b) in data.iter().enumerate().take(RING.saturating_sub(offset)) {
-            // SAFETY: offset + i < 1024: a byte of the `req` ring inside the page.
-            unsafe { write_volatile(self.page.add(base + offset + i), b) };
-        }
+        let _ = self.page.write_bytes(base + offset.min(RING), &data[..n]);
     }
     fn read_rsp(&self, offset: usize, buf: &mut [u8]) {
+        let n = buf.len().min(RING.saturating_sub(offset));
         let base = offset_of!(XenstoreDomainInterface, rsp);
-        for (i, b) in buf.iter_mut().enumerate().take(RING.saturating_sub(offset)) {
-            // SAFETY: offset + i < 1024: a byte of the `rsp` ring inside the page.
-            *b = unsafe { read_volatile(self.page.add(base + offset + i)) };
-        }
+        let _ = self.page.read_bytes(base + offset.min(RING), &mut buf[..n]);
     }
 }
+
+const RING: usize = XENSTORE_RING_SIZE as usize;
 
 /// The store event channel: notify with `EVTCHNOP_send`, wait by idling until it fires.
 #[derive(Debug)]
@@ -161,12 +153,9 @@ static RENOTIFIES: AtomicU64 = AtomicU64::new(0);
 
 /// Whether xenstored has left bytes we wrote in the request ring unread.
 fn requests_unread() -> bool {
-    XENSTORE_PAGE.get().is_some_and(|&page| {
-        let ring = StorePage {
-            page: page as *mut u8,
-        };
-        ring.req_cons() != ring.req_prod()
-    })
+    XENSTORE_PAGE
+        .get()
+        .is_some_and(|ring| ring.req_cons() != ring.req_prod())
 }
 
 impl RingEvents for StoreEvents {
@@ -202,13 +191,10 @@ impl RingEvents for StoreEvents {
         };
         if wake == Wake::TimedOut {
             TIMEOUTS.fetch_add(1, Ordering::Relaxed);
-            if let Some(page) = XENSTORE_PAGE.get() {
-                let ring = StorePage {
-                    page: *page as *mut u8,
-                };
-                if ring.rsp_prod() != ring.rsp_cons() {
-                    TIMEOUTS_WITH_REPLY.fetch_add(1, Ordering::Relaxed);
-                }
+            if let Some(ring) = XENSTORE_PAGE.get()
+                && ring.rsp_prod() != ring.rsp_cons()
+            {
+                TIMEOUTS_WITH_REPLY.fetch_add(1, Ordering::Relaxed);
             }
         }
         wake
@@ -240,8 +226,8 @@ impl RingEvents for StoreEvents {
 pub type Client = XsClient<RingTransport<StorePage, StoreEvents>>;
 
 static XENSTORE: Mutex<Option<Client>> = Mutex::new(None);
-/// The store page's address, for diagnostics.
-static XENSTORE_PAGE: spin::Once<u64> = spin::Once::new();
+/// The store page, for diagnostics.
+static XENSTORE_PAGE: spin::Once<StorePage> = spin::Once::new();
 
 /// Finds the store ring and port, binds the port and creates the client. Needs events.
 pub fn init() -> Result<Port, StoreSetupError> {
@@ -252,19 +238,17 @@ pub fn init() -> Result<Port, StoreSetupError> {
     if pfn == 0 {
         return Err(StoreSetupError::NoPage);
     }
-    let addr = pfn
-        .checked_mul(4096)
-        .filter(|a| a + 4096 <= IDENTITY_MAP_BYTES)
-        .ok_or(StoreSetupError::PageOutsideMap(pfn.saturating_mul(4096)))?;
+    let page = StorePage {
+        page: shared_page::hvm_param_page(pfn).ok_or(StoreSetupError::PageOutsideMap(
+            pfn.saturating_mul(FRAME_SIZE),
+        ))?,
+    };
     let port = u32::try_from(evtchn)
         .ok()
         .and_then(|p| Port::try_new(p).ok())
         .ok_or(StoreSetupError::BadPort(evtchn))?;
     events::bind_latch(port).map_err(StoreSetupError::Bind)?;
-    XENSTORE_PAGE.call_once(|| addr);
-    let page = StorePage {
-        page: addr as *mut u8,
-    };
+    XENSTORE_PAGE.call_once(|| page);
     let transport = RingTransport::new(page, StoreEvents { port });
     *XENSTORE.lock() = Some(XsClient::new(transport));
     Ok(port)

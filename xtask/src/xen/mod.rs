@@ -132,7 +132,16 @@ fn boot_guest(
     on_guest_line: impl FnMut(&str),
 ) -> Result<qemu::Booted> {
     let job = job::Job::simple(xl_config(cmdline, "")?);
-    println!("xen: guest cmdline {cmdline:?}");
+    let shown = &cmdline[..cmdline.floor_char_boundary(100)];
+    let more = if shown.len() < cmdline.len() {
+        "..."
+    } else {
+        ""
+    };
+    println!(
+        "xen: guest cmdline {shown:?}{more} ({} bytes)",
+        cmdline.len()
+    );
     boot_job(
         image,
         guest,
@@ -222,10 +231,11 @@ pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
     let image = image::ensure_image()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
 
+    let platform_cmdline = padded_cmdline("selftest=platform", PLATFORM_CMDLINE_BYTES);
     let booted = boot_guest(
         &image,
         &guest,
-        "selftest=platform",
+        &platform_cmdline,
         "platform",
         timeout,
         TEST_GUEST_LIMIT,
@@ -244,6 +254,18 @@ pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
         tally.record(*ok, format!("stock Xen: {line}"));
         all_ok &= ok;
     }
+    let seen = cmdline_seen(&booted.transcript.guest, PLATFORM_CMDLINE_BYTES);
+    let line = format!(
+        "HOST cmdline-{PLATFORM_CMDLINE_BYTES} {}",
+        if seen {
+            "ok"
+        } else {
+            "FAIL the guest did not log that length"
+        }
+    );
+    println!("{line}");
+    tally.record(seen, format!("stock Xen: {line}"));
+    all_ok &= seen;
     if !all_ok {
         explain_failure(&booted);
     }
@@ -284,6 +306,29 @@ pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
     Ok(guest_lines)
 }
 
+/// The platform boot's command line is padded to this many bytes with a `note=` the guest
+/// ignores; the guest logs the length it read, and `HOST cmdline-2048` checks it came whole.
+const PLATFORM_CMDLINE_BYTES: usize = 2048;
+
+/// `base` followed by ` note=xxx...`, `len` bytes in all (just `base` if it is that long).
+fn padded_cmdline(base: &str, len: usize) -> String {
+    let mut line = format!("{base} note=");
+    while line.len() < len {
+        line.push('x');
+    }
+    if line.len() > len {
+        base.to_owned()
+    } else {
+        line
+    }
+}
+
+/// Whether the guest logged reading a command line of `len` bytes.
+fn cmdline_seen(guest_lines: &[String], len: usize) -> bool {
+    let needle = format!("command line ({len} bytes)");
+    guest_lines.iter().any(|l| l.contains(&needle))
+}
+
 /// `cargo xtask run`: boots the guest on stock Xen with the application's command line
 /// (`PVXEN_CMDLINE`, empty by default) and streams its console to stdout as it arrives.
 /// Returns when the guest and QEMU have ended; `Err` if the boot itself failed.
@@ -319,7 +364,22 @@ pub fn run_interactive() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{job, overlay, xl_config};
+    use super::{cmdline_seen, job, overlay, padded_cmdline, xl_config};
+
+    #[test]
+    fn a0b_8_platform_cmdline_is_2_kib_and_checked() {
+        let line = padded_cmdline("selftest=platform", 2048);
+        assert_eq!(line.len(), 2048);
+        assert!(line.starts_with("selftest=platform note=xx"));
+        assert!(xl_config(&line, "").unwrap().contains(&line));
+        let seen = |l: &str| cmdline_seen(&[l.to_owned()], 2048);
+        assert!(seen(
+            "[INFO ] command line (2048 bytes): \"selftest=platform note=x\" ..."
+        ));
+        assert!(!seen(
+            "[INFO ] command line (1024 bytes): \"selftest=platform\""
+        ));
+    }
 
     #[test]
     fn xl_config_has_the_workarounds() {

@@ -121,7 +121,7 @@ impl FakeXenstored {
     }
 
     fn send_message(&mut self, type_: u32, req_id: u32, tx_id: u32, payload: &[u8]) {
-        let len = payload.len() as u32;
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         self.to_client.extend(
             XsdSockmsg {
                 type_,
@@ -194,7 +194,7 @@ impl FakeXenstored {
             ),
             Some(Misbehave::Garbage(bytes)) => self.inject(&bytes),
             Some(Misbehave::Truncate) => {
-                let len = body.len() as u32;
+                let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
                 self.to_client.extend(
                     XsdSockmsg {
                         type_,

@@ -1,5 +1,6 @@
 //! The xenstore client engine: request ids, matching replies to requests, and queueing watch
 //! events that arrive at any time (even between a request and its reply).
+#![warn(clippy::arithmetic_side_effects)]
 
 use super::codec::{Inbox, Message, encode_request};
 use super::error::{ProtocolError, XsErrno, XsError};
@@ -51,7 +52,11 @@ pub struct XsClient<T> {
 
 /// Bytes an event takes in the queue's accounting (as on the wire).
 fn event_size(event: &WatchEvent) -> usize {
-    event.path.len() + event.token.len() + 2
+    event
+        .path
+        .len()
+        .saturating_add(event.token.len())
+        .saturating_add(2)
 }
 
 impl<T: XsTransport> XsClient<T> {
@@ -277,14 +282,17 @@ impl<T: XsTransport> XsClient<T> {
                 Ok(event) => {
                     let size = event_size(&event);
                     if self.event_bytes.saturating_add(size) > MAX_QUEUED_EVENT_BYTES {
-                        self.stats.events_dropped += 1;
+                        self.stats.events_dropped = self.stats.events_dropped.saturating_add(1);
                         self.events_lost = true;
                     } else {
-                        self.event_bytes += size;
+                        // Bounded by MAX_QUEUED_EVENT_BYTES (checked above).
+                        self.event_bytes = self.event_bytes.saturating_add(size);
                         self.events.push_back(event);
                     }
                 }
-                Err(_) => self.stats.malformed_events += 1,
+                Err(_) => {
+                    self.stats.malformed_events = self.stats.malformed_events.saturating_add(1)
+                }
             }
             return Ok(());
         }
@@ -294,7 +302,7 @@ impl<T: XsTransport> XsClient<T> {
             .position(|&id| id == msg.header.req_id)
         {
             self.abandoned.remove(i);
-            self.stats.stale_replies += 1;
+            self.stats.stale_replies = self.stats.stale_replies.saturating_add(1);
             return Ok(());
         }
         Err(ProtocolError::UnexpectedReqId {

@@ -1,5 +1,6 @@
 //! Framing of xenstore messages on the byte stream: encoding requests and reassembling
 //! incoming messages from arbitrary chunks.
+#![warn(clippy::arithmetic_side_effects)]
 
 use super::error::{ProtocolError, XsError};
 use abi::io::xs_wire::{XENSTORE_PAYLOAD_MAX, XsWireError, XsdSockmsg};
@@ -35,7 +36,7 @@ pub fn encode_request(
         tx_id,
         len: len32,
     };
-    let mut out = Vec::with_capacity(XsdSockmsg::SIZE + len);
+    let mut out = Vec::with_capacity(XsdSockmsg::SIZE.saturating_add(len));
     out.extend_from_slice(&header.to_bytes());
     for part in parts {
         out.extend_from_slice(part);
@@ -76,7 +77,8 @@ impl Inbox {
             XsWireError::PayloadTooLong { len } => ProtocolError::OversizeReply { len },
         })?;
         // len <= XENSTORE_PAYLOAD_MAX, so it fits in usize.
-        let end = XsdSockmsg::SIZE + header.len as usize;
+        // header.len <= XENSTORE_PAYLOAD_MAX (from_bytes checked it).
+        let end = XsdSockmsg::SIZE.saturating_add(header.len as usize);
         if self.buffer.len() < end {
             return Ok(None);
         }

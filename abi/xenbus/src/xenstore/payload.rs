@@ -1,5 +1,6 @@
 //! Parsing the payloads of xenstored's replies: strings, NUL-separated lists, permissions and
 //! watch events. Everything here is untrusted input: it is validated, never assumed.
+#![warn(clippy::arithmetic_side_effects)]
 
 use super::error::ProtocolError;
 use abi::io::xs_wire::Perm;

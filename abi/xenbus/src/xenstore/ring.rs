@@ -1,16 +1,16 @@
 //! Copying bytes through the two 1 KiB xenstore rings of `xenstore_domain_interface`.
 //!
-//! The index and barrier rules are Linux's (`xb_write`/`xb_read`): indexes are free-running
-//! `u32`s masked with `MASK_XENSTORE_IDX`; `prod - cons` above the ring size means the other
-//! side corrupted the page, and the ring is refused.
+//! The index arithmetic is [`abi::byte_ring`] (free-running `u32`s masked with
+//! `MASK_XENSTORE_IDX`; `prod - cons` above the ring size means the other side corrupted the
+//! page, and the ring is refused); the barrier rules are Linux's (`xb_write`/`xb_read`).
+#![warn(clippy::arithmetic_side_effects)]
 
 use super::error::TransportError;
 use super::transport::{Wake, XsTransport};
 use crate::time::Instant;
-use abi::io::xs_wire::{XENSTORE_RING_SIZE, mask_xenstore_idx};
+use abi::byte_ring::ByteRing;
+use abi::io::xs_wire::XENSTORE_RING_SIZE;
 use core::sync::atomic::{Ordering, fence};
-
-const RING: usize = XENSTORE_RING_SIZE as usize;
 
 /// Volatile access to the xenstore page (implemented by the kernel; faked in tests).
 ///
@@ -46,14 +46,11 @@ pub trait XenstoreRing {
     }
 }
 
-/// Bytes in use between `cons` and `prod`, or an error if the indexes are impossible.
-fn used(cons: u32, prod: u32) -> Result<usize, TransportError> {
-    let used = prod.wrapping_sub(cons);
-    if used > XENSTORE_RING_SIZE {
-        return Err(TransportError::BadRingIndexes);
-    }
-    Ok(used as usize)
-}
+/// The geometry of both xenstore rings.
+const RING: ByteRing = match ByteRing::new(XENSTORE_RING_SIZE) {
+    Some(ring) => ring,
+    None => panic!("XENSTORE_RING_SIZE is a power of two"),
+};
 
 /// Writes as much of `data` as fits into the request ring; returns the count.
 pub fn ring_write<R: XenstoreRing + ?Sized>(
@@ -62,24 +59,23 @@ pub fn ring_write<R: XenstoreRing + ?Sized>(
 ) -> Result<usize, TransportError> {
     let cons = ring.req_cons();
     let prod = ring.req_prod();
-    let space = RING - used(cons, prod)?;
-    let n = space.min(data.len());
-    if n == 0 {
+    let t = RING
+        .produce(cons, prod, data.len())
+        .map_err(|_| TransportError::BadRingIndexes)?;
+    if t.len == 0 {
         return Ok(0);
     }
     // Write the data only after reading the consumer index.
     ring.full_barrier();
-    let start = mask_xenstore_idx(prod) as usize;
-    let first = n.min(RING - start);
-    ring.write_req(start, &data[..first]);
-    if first < n {
-        ring.write_req(0, &data[first..n]);
+    let (head, tail) = data[..t.len].split_at(t.first.len());
+    ring.write_req(t.first.start, head);
+    if !tail.is_empty() {
+        ring.write_req(t.second.start, tail);
     }
     // The daemon must not see the new producer before the data.
     ring.write_barrier();
-    // n <= 1024, so the cast is lossless.
-    ring.set_req_prod(prod.wrapping_add(n as u32));
-    Ok(n)
+    ring.set_req_prod(t.new_index);
+    Ok(t.len)
 }
 
 /// Reads up to `buf.len()` bytes from the response ring; returns the count.
@@ -89,23 +85,23 @@ pub fn ring_read<R: XenstoreRing + ?Sized>(
 ) -> Result<usize, TransportError> {
     let cons = ring.rsp_cons();
     let prod = ring.rsp_prod();
-    let n = used(cons, prod)?.min(buf.len());
-    if n == 0 {
+    let t = RING
+        .consume(cons, prod, buf.len())
+        .map_err(|_| TransportError::BadRingIndexes)?;
+    if t.len == 0 {
         return Ok(0);
     }
     // Read the data only after reading the producer index.
     ring.read_barrier();
-    let start = mask_xenstore_idx(cons) as usize;
-    let first = n.min(RING - start);
-    ring.read_rsp(start, &mut buf[..first]);
-    if first < n {
-        ring.read_rsp(0, &mut buf[first..n]);
+    let (head, tail) = buf[..t.len].split_at_mut(t.first.len());
+    ring.read_rsp(t.first.start, head);
+    if !tail.is_empty() {
+        ring.read_rsp(t.second.start, tail);
     }
     // Finish reading the data before handing the space back.
     ring.full_barrier();
-    // n <= 1024, so the cast is lossless.
-    ring.set_rsp_cons(cons.wrapping_add(n as u32));
-    Ok(n)
+    ring.set_rsp_cons(t.new_index);
+    Ok(t.len)
 }
 
 /// The four ring indexes, read once each (for diagnostics).

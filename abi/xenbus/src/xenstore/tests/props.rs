@@ -2,7 +2,10 @@
 
 use super::far;
 use crate::time::Instant;
-use crate::xenstore::{TransportError, TxId, Wake, XsClient, XsError, XsTransport, payload};
+use crate::xenstore::{
+    ProtocolError, TransportError, TxId, Wake, XsClient, XsErrno, XsError, XsTransport, payload,
+};
+use abi::io::xs_wire::{XS_DIRECTORY, XS_ERROR, XS_GET_PERMS, XS_READ, XS_WATCH_EVENT};
 use proptest::prelude::*;
 
 /// A daemon that answers every request with the same arbitrary bytes, in arbitrary chunks.
@@ -56,19 +59,48 @@ proptest! {
         let _ = c.poll();
     }
 
-    /// A well-framed reply with an arbitrary payload and type: typed result, no panic.
+    /// A well-framed reply with an arbitrary payload and type to `XS_DIRECTORY`: every reply
+    /// type has its exact result. The directory's own type gives the parsed list (or the
+    /// parser's error), `XS_ERROR` the server's errno, a watch event is queued (or counted as
+    /// malformed) and the request then times out, and any other type is a wrong reply type.
     #[test]
-    fn arbitrary_reply_payloads_give_typed_results(
-        type_ in prop_oneof![Just(1u32), Just(2), Just(3), Just(6), Just(15), Just(16), any::<u32>()],
-        payload in proptest::collection::vec(any::<u8>(), 0..300),
+    fn a0b_8_every_reply_type_has_its_result(
+        type_ in prop_oneof![Just(XS_DIRECTORY), Just(XS_READ), Just(XS_GET_PERMS),
+                             Just(XS_WATCH_EVENT), Just(XS_ERROR), any::<u32>()],
+        payload in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            // Well-formed payloads, so that each type's success path is taken too.
+            prop_oneof![Just("ENOENT"), Just("EACCES"), Just("EAGAIN"), Just("EINVAL")]
+                .prop_map(|name| format!("{name}\0").into_bytes()),
+            "[a-z]{1,8}(\0[a-z]{1,8}){0,3}\0?".prop_map(String::into_bytes),
+        ],
     ) {
-        let mut bytes = header(type_, 1, payload.len() as u32);
+        let mut bytes = header(type_, 1, u32::try_from(payload.len()).expect("short payload"));
         bytes.extend_from_slice(&payload);
         let mut c = XsClient::new(Scripted { bytes, pos: 0, chunk: 64 });
         let r = c.directory(TxId::NONE, "a", far());
-        if type_ != 1 && type_ != 15 && type_ != 16 {
-            let wrong = matches!(r, Err(XsError::Protocol(_)));
-            prop_assert!(wrong);
+        match type_ {
+            XS_DIRECTORY => {
+                prop_assert_eq!(r, payload::list(&payload).map_err(XsError::from));
+            }
+            XS_ERROR => {
+                let name = payload.strip_suffix(&[0]).unwrap_or(&payload);
+                prop_assert_eq!(r, Err(XsError::Server(XsErrno::from_name(name))));
+            }
+            XS_WATCH_EVENT => {
+                prop_assert_eq!(r, Err(XsError::Timeout));
+                match payload::watch_event(&payload) {
+                    Ok(event) => prop_assert_eq!(c.take_event(), Some(event)),
+                    Err(_) => {
+                        prop_assert_eq!(c.take_event(), None);
+                        prop_assert_eq!(c.stats().malformed_events, 1);
+                    }
+                }
+            }
+            got => {
+                let wrong = ProtocolError::WrongReplyType { expected: XS_DIRECTORY, got };
+                prop_assert_eq!(r, Err(XsError::Protocol(wrong)));
+            }
         }
     }
 

@@ -179,7 +179,7 @@ fn a_request_timeout_reports_the_ring_and_the_request() {
     let deadline = Instant::from_nanos(1);
     // The daemon never takes the request: req_cons stays behind req_prod.
     assert_eq!(c.read(TxId::NONE, "a", deadline), Err(XsError::Timeout));
-    let sent = (XsdSockmsg::SIZE + 2) as u32;
+    let sent = u32::try_from(XsdSockmsg::SIZE + 2).expect("a short request");
     let idle = RingIndexes {
         req_cons: 0,
         req_prod: sent,

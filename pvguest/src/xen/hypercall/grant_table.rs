@@ -1,0 +1,48 @@
+//! `HYPERVISOR_grant_table_op`: typed by `abi::op::GnttabOp`.
+
+use super::*;
+
+/// `GNTTABOP_query_size` for this domain: `(current frames, maximum frames)`.
+pub fn gnttab_query_size() -> Result<(u32, u32), HypercallError> {
+    let mut q = abi::grant_table::GnttabQuerySize {
+        dom: DOMID_SELF,
+        ..Default::default()
+    };
+    // SAFETY: GNTTABOP_query_size reads and writes only its argument.
+    unsafe { gnttab_op(&mut q) }?;
+    if q.status != abi::grant_table::GNTST_OKAY {
+        return Err(HypercallError::Xen(q.status.into()));
+    }
+    Ok((q.nr_frames, q.max_nr_frames))
+}
+
+/// `GNTTABOP_copy` with one request; Xen's per-request answer is left in `op.status`.
+///
+/// # Safety
+/// Xen writes `op.len` bytes at the destination: a frame of this domain (by `gmfn` or a
+/// grant of it) that the caller owns and expects to change, with no Rust reference to it.
+pub unsafe fn gnttab_copy(op: &mut abi::grant_table::GnttabCopy) -> Result<(), HypercallError> {
+    // SAFETY: forwarded from this function's contract (the destination).
+    unsafe { gnttab_op(op) }
+}
+
+/// Issues the `GNTTABOP_*` that `T` goes with ([`GnttabOp::CMD`]) with one `arg` (count 1).
+///
+/// # Safety
+/// Whatever guest memory the operation names besides `arg` (a copy's destination, a frame to
+/// map or give away) must be the caller's to change, with no Rust reference to it.
+unsafe fn gnttab_op<T: GnttabOp>(arg: &mut T) -> Result<(), HypercallError> {
+    // SAFETY: `T` is the gnttab_* struct `T::CMD` takes (abi's sealed pairs; repr(C)); one
+    // live, writable element (count 1); the caller vouches for any other memory it names.
+    check(unsafe {
+        hypercall5(
+            x::HYPERVISOR_GRANT_TABLE_OP,
+            T::CMD.into(),
+            ptr_mut(arg),
+            1,
+            0,
+            0,
+        )
+    }?)?;
+    Ok(())
+}
