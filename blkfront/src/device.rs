@@ -35,6 +35,8 @@ use xenbus::{EventChannel, Instant, PageProvider, Port};
 
 /// Bytes of one data page (one segment).
 const PAGE: usize = 4096;
+/// Bytes of a sector, as a `usize` divisor.
+const SECTOR_BYTES: usize = 512;
 /// Most data bytes one request carries (11 segments of a page).
 pub const MAX_REQUEST_BYTES: usize = BLKIF_MAX_SEGMENTS_PER_REQUEST * PAGE;
 /// Attempts at the transaction that publishes the ring.
@@ -275,7 +277,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             return Err(BlkError::BadLength(len));
         }
         if !offset.is_multiple_of(unit) {
-            return Err(BlkError::BadLength(offset as usize));
+            return Err(BlkError::BadLength(
+                usize::try_from(offset).unwrap_or(usize::MAX),
+            ));
         }
         let sector = offset / SECTOR;
         let sectors = len as u64 / SECTOR;
@@ -308,8 +312,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             let end = (start + PAGE).min(len);
             match self.grant_segment(operation, data.get(start..end)) {
                 Ok(page) => {
-                    let sectors = ((end - start) / SECTOR as usize) as u8;
-                    request.seg[i] = BlkifRequestSegment::new(page.gref().get(), 0, sectors - 1);
+                    // A segment is at most one page: 1..=8 sectors, so the last sector fits u8.
+                    let last = u8::try_from((end - start) / SECTOR_BYTES - 1).unwrap_or(7);
+                    request.seg[i] = BlkifRequestSegment::new(page.gref().get(), 0, last);
                     pages.push(page);
                 }
                 Err(e) => {
@@ -318,7 +323,8 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 }
             }
         }
-        request.nr_segments = pages.len() as u8;
+        // At most BLKIF_MAX_SEGMENTS_PER_REQUEST (11): check_range refused longer requests.
+        request.nr_segments = u8::try_from(pages.len()).unwrap_or(u8::MAX);
         if let Err(e) = self.ring.write_request(request) {
             self.abort_pages(pages);
             return Err(match e {

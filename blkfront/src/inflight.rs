@@ -119,6 +119,11 @@ mod tests {
     use proptest::prelude::*;
     use std::vec::Vec;
 
+    /// Ids in these tests are below 32.
+    fn at(id: u64) -> usize {
+        usize::try_from(id).unwrap_or(usize::MAX)
+    }
+
     fn request(operation: u8) -> InFlight {
         InFlight {
             operation,
@@ -188,13 +193,13 @@ mod tests {
             match t.complete(&response(id, operation, status)) {
                 Ok((got, _, verdict)) => {
                     prop_assert_eq!(got, id);
-                    prop_assert!(outstanding[id as usize]);
+                    prop_assert!(outstanding[at(id)]);
                     prop_assert_eq!(t.len(), before - 1);
                     let known = [0i16, -1, -2].contains(&status);
                     prop_assert_eq!(verdict.is_ok(), operation == BLKIF_OP_READ && known);
                 }
                 Err(_) => {
-                    prop_assert!(id >= 32 || !outstanding[id as usize]);
+                    prop_assert!(id >= 32 || !outstanding[at(id)]);
                     prop_assert_eq!(t.len(), before);
                 }
             }

@@ -71,7 +71,9 @@ impl DiskInfo {
         let size_of = |key: &'static str, v: Option<u64>| -> Result<Option<u32>, BlkError> {
             match v {
                 None => Ok(None),
-                Some(v) if (512..=4096).contains(&v) && v.is_power_of_two() => Ok(Some(v as u32)),
+                Some(v) if (512..=4096).contains(&v) && v.is_power_of_two() => u32::try_from(v)
+                    .map(Some)
+                    .map_err(|_| BlkError::BadBackendValue(key)),
                 Some(_) => Err(BlkError::BadBackendValue(key)),
             }
         };

@@ -1,5 +1,11 @@
 //! The device against a fake blkback on the real ring layout: the handshake, many requests in
 //! flight, flushes, a read-only disk, and a backend that misbehaves in every way it can.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
+)]
 
 use crate::device::{Blkfront, Platform};
 use crate::error::{BadResponse, BlkError};

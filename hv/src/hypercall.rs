@@ -236,7 +236,12 @@ fn own_domain(params: &DomainParams, domid: u16) -> Result<(), i64> {
 fn memory_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
     use abi::memory as m;
     let (cmd, arg) = (args[0] & MEMOP_CMD_MASK, args[1]);
-    match cmd as u32 {
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "MEMOP_CMD_MASK keeps the low 6 bits"
+    )]
+    let cmd = cmd as u32;
+    match cmd {
         m::XENMEM_MEMORY_MAP => {
             let Ok(nr) = read_u32(env, arg) else {
                 return done(EFAULT);
@@ -258,7 +263,7 @@ fn memory_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5])
             if env.write_guest(buffer, &bytes[..len]).is_err() {
                 return done(EFAULT);
             }
-            let count = (len / 20) as u32;
+            let count = u32::try_from(len / 20).unwrap_or(u32::MAX);
             write_result(env, arg, &count.to_le_bytes())
         }
         m::XENMEM_ADD_TO_PHYSMAP => {
@@ -389,6 +394,10 @@ fn event_channel_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
+)]
 mod tests {
     use super::*;
 

@@ -15,6 +15,10 @@
 //! buffer posted again) and refills the rx ring. A backend that corrupts a ring, closes or
 //! vanishes ends the device: later calls fail with the reason, and [`Netfront::close`] ends
 //! every grant the backend no longer holds.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "ring sizes are at most 256 slots (one page), so they fit u16"
+)]
 
 use crate::checksum::complete_checksum;
 use crate::config::VifConfig;

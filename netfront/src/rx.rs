@@ -8,6 +8,10 @@
 //! one data slot, or a chain flagged `NETRXF_more_data`, with extra-info slots after its first
 //! slot when that is flagged `NETRXF_extra_info`. Data is copied out of the buffer page (the
 //! copy is what reaches the stack; the grant stays, and the buffer is posted again at once).
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "slots are below the ring size (at most 256) and offsets below a page: they fit u16/u32"
+)]
 
 use crate::config::PAGE;
 use crate::error::BadResponse;
@@ -74,7 +78,7 @@ pub fn check_rx_response(
         s @ (NETIF_RSP_ERROR | NETIF_RSP_DROPPED) => Ok(RxSlot::Error { status: s, flags }),
         s if s < 0 => Err(BadResponse::UnknownStatus(s)),
         s => {
-            let size = s as u16;
+            let size = s.cast_unsigned();
             if usize::from(response.offset) + usize::from(size) > PAGE {
                 return Err(BadResponse::OutsidePage {
                     offset: response.offset,

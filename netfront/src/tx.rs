@@ -6,6 +6,10 @@
 //! inside its page and every frame is one slot: `NETTXF_more_data` is never sent (no
 //! `feature-sg`), far below netback's limit of 18 slots a packet. A request's id is its
 //! buffer's number; netback answers in any order, so responses are matched by id.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "slots are below the ring size (at most 256) and offsets below a page: they fit u16"
+)]
 
 use crate::error::BadResponse;
 use abi::io::netif::{

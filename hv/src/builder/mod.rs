@@ -155,7 +155,8 @@ pub fn memmap_entry_bytes(e: &HvmMemmapTableEntry) -> [u8; size_of::<HvmMemmapTa
 
 /// Writes `len` zero bytes at `gpa`.
 fn zero(mem: &mut impl GuestPhys, gpa: u64, len: u64) -> Result<(), PhysError> {
-    const ZEROS: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
+    const _: () = assert!(PAGE_SIZE == 4096);
+    const ZEROS: [u8; 4096] = [0; 4096];
     let mut done = 0u64;
     while done < len {
         let n = (len - done).min(PAGE_SIZE);
@@ -231,7 +232,8 @@ pub fn build(
         cmdline_paddr: if cmdline_size == 0 { 0 } else { cmdline_gpa },
         rsdp_paddr: 0,
         memmap_paddr: memmap_gpa,
-        memmap_entries: memmap.len() as u32,
+        // A handful of entries (RAM and the special pages).
+        memmap_entries: u32::try_from(memmap.len()).unwrap_or(u32::MAX),
         reserved: 0,
     };
     zero(mem, info_gpa, memmap_gpa + memmap_size - info_gpa)?;

@@ -1,4 +1,10 @@
 //! Host tests of the domain builder with ELF images made here, good and broken.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
+)]
 
 use proptest::prelude::*;
 

@@ -108,6 +108,10 @@ impl ConsoleBackend {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
+)]
 mod tests {
     use super::*;
 

@@ -39,6 +39,8 @@ pub fn for_each_page<E>(
     let mut done = 0usize;
     while done < len {
         let at = gpa + done as u64;
+        // At most PAGE_SIZE (4096): fits any usize.
+        #[allow(clippy::cast_possible_truncation, reason = "at most 4096")]
         let room = (PAGE_SIZE - at % PAGE_SIZE) as usize;
         let n = room.min(len - done);
         f(at, done, n)?;

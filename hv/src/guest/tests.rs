@@ -1,4 +1,10 @@
 //! Host tests of the guest page walk: hand-built tables, then property tests against a model.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
+)]
 
 use std::collections::HashMap;
 

@@ -137,7 +137,7 @@ impl core::fmt::Display for Fault {
 
 /// Whether `va` is canonical for 48-bit virtual addresses.
 pub const fn is_canonical(va: u64) -> bool {
-    let top = (va as i64) >> 47;
+    let top = va.cast_signed() >> 47;
     top == 0 || top == -1
 }
 

@@ -1,5 +1,10 @@
 //! The hv kernel (x86_64-unknown-none only): boot, descriptor tables, serial, SVM and the
 //! domain's run loop.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "x86_64 register and descriptor code: the architecture takes the low bits (EAX, ECX, selectors), and usize is 64 bits"
+)]
 
 pub mod boot;
 pub mod console;

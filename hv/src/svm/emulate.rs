@@ -99,6 +99,8 @@ pub enum PortIo {
 
 /// Decodes EXITINFO1 of an IOIO exit.
 pub fn decode_ioio(info1: u64) -> PortIo {
+    // Bits 31:16 of EXITINFO1 are the port (AMD APM vol. 2, 15.10.2).
+    #[allow(clippy::cast_possible_truncation, reason = "the port field is 16 bits")]
     let port = (info1 >> 16) as u16;
     if info1 & (1 << 2) != 0 {
         return PortIo::String { port };
@@ -139,6 +141,8 @@ pub fn exception_event(vector: u8, error_code: Option<u32>) -> u64 {
 /// the page int3; `__HYPERVISOR_iret` has no stub (as Xen writes it for HVM guests).
 pub fn hypercall_page() -> [u8; 4096] {
     let mut page = [0xccu8; 4096];
+    // 128 stubs of 32 bytes: `n` is below 128.
+    #[allow(clippy::cast_possible_truncation, reason = "n < 128")]
     for (n, stub) in page.chunks_exact_mut(32).enumerate() {
         if n as u32 == abi::xen::HYPERVISOR_IRET {
             continue;

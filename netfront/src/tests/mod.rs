@@ -1,5 +1,11 @@
 //! Host tests: the device against a fake xenstored playing toolstack and netback, and a fake
 //! netback on the real ring layout that misbehaves on demand.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
+)]
 
 mod e2e;
 mod faults;

@@ -3,7 +3,12 @@
 //! heap bytes where the warm-up left them (the issue's `net-load` criterion, on the host).
 //!
 //! Its own test binary, so that no other test allocates meanwhile.
-
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
+)]
 #![allow(clippy::unwrap_used)] // A test: a failed unwrap is a failed test.
 
 use httpd::{Config, Server, Status};

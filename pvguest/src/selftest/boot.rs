@@ -6,6 +6,11 @@
 //!
 //! Run alone by `selftest=boot` (needing only the hypercall page, the console and memory,
 //! which is what `hv` offers first) and as the first part of `platform`.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    reason = "test patterns keep the low bits on purpose, and buffer sizes are small"
+)]
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;

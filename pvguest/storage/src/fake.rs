@@ -2,6 +2,10 @@
 //! [`CrashDisk`], which can cut the power at a chosen write and then keeps only what a real
 //! disk may have kept: every write not covered by a completed flush may be lost (or kept,
 //! sector by sector), and the sector being written may be torn.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test fake: a random index reduced modulo a sector count"
+)]
 
 use alloc::vec;
 use alloc::vec::Vec;

@@ -1,4 +1,10 @@
 //! The connection state machine, bytes in and out.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
+)]
 
 use crate::Connection;
 use proptest::prelude::*;

@@ -1,4 +1,10 @@
 //! The whole service over smoltcp: a smoltcp client across an in-memory link.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
+)]
 
 use super::link::{Port, carry, interface};
 use crate::{Config, Server, Status};

@@ -6,6 +6,12 @@
 //! with the interrupted operation applied whole; so every acknowledged put is there with its
 //! value, nothing half-written appears, and no key that was never put appears. After each
 //! recovery the store must also take new writes and keep them across a clean reopen.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
+)]
 
 use std::collections::BTreeMap;
 use std::string::String;

@@ -1,5 +1,9 @@
 //! The key-value store's on-disk encoding: region headers and log records (see the module
 //! docs of [`crate::kv`] for the layout). Pure functions over byte slices.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "key and value lengths are checked against MAX_KEY and MAX_VALUE (and fit u16/u32) before any record is encoded"
+)]
 
 use alloc::vec::Vec;
 

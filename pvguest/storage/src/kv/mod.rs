@@ -59,6 +59,10 @@
 //!
 //! CRC-32 is IEEE (`crc32fast`, no_std, table-driven or SSE4.2/PCLMUL when available: a
 //! well-kept crate used by `flate2` and `zip`).
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "region indexes are 0 or 1, batch counts at most MAX_BATCH, and sector-rounded lengths of in-memory buffers fit usize"
+)]
 
 pub mod format;
 mod window;

@@ -1,4 +1,8 @@
 //! Sequential reading of a region's records during recovery, through one bounce buffer.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "each read is at most MAX_TRANSFER bytes"
+)]
 
 use alloc::vec;
 use alloc::vec::Vec;

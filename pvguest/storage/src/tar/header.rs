@@ -112,9 +112,10 @@ pub fn checksums(block: &[u8; BLOCK]) -> (u32, u32) {
     for (i, &b) in block.iter().enumerate() {
         let b = if CHKSUM.contains(&i) { b' ' } else { b };
         unsigned += u32::from(b);
-        signed += i32::from(b as i8);
+        signed += i32::from(b.cast_signed());
     }
-    (unsigned, signed as u32)
+    // Old tars summed signed bytes; the header field is compared as the same bits.
+    (unsigned, signed.cast_unsigned())
 }
 
 /// Bytes of a NUL-terminated field up to its first NUL.

@@ -17,6 +17,10 @@
 //! Chosen over a crate: `tar-no-std` (the no_std tar reader) parses an archive held whole in a
 //! `&[u8]`; the guest must not read the disk into memory, so this small reader works over
 //! [`BlockDevice`] instead.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "sizes cast to usize are of buffers this crate allocates (at most MAX_TRANSFER, or a file read whole on request)"
+)]
 
 pub mod header;
 pub mod pax;

@@ -1,4 +1,10 @@
 //! Tests of the archive reader against archives made by GNU tar, and hostile ones.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
