@@ -1,6 +1,7 @@
 //! The durable-storage run the harness crashes on purpose (`HOST blk-kv-durable`):
 //! `kv-check` lists every key of the storm's store (`KV found <key> <value>`), `kv-storm=<seed>`
-//! then puts forever, printing `KV ack <key> <value>` after each acknowledged put, until the
+//! then puts forever, printing `KV ack <key> <value>` after each acknowledged put (and its
+//! rate now and then, `KV progress <n> puts in <ms> ms`), until the
 //! harness pauses and destroys the domain. The store lives on the read-write disk (`xvdb`) from
 //! [`STORM_START`], apart from what the `blk` self-tests use.
 
@@ -21,6 +22,8 @@ use crate::xen::{console, shutdown, time, xenstore};
 pub const STORM_START: u64 = 2 << 20;
 /// Its size.
 pub const STORM_LEN: u64 = 2 << 20;
+/// The storm prints `KV progress <n> puts in <ms> ms` every this many puts (its rate).
+const PROGRESS_EVERY: u64 = 128;
 /// How long the storm waits after announcing itself before its first put.
 pub const STORM_HOLD_MS: u64 = 2000;
 
@@ -94,6 +97,7 @@ pub fn run(cmdline: &str, disk: Option<Disk>) -> ! {
         fail(format!("sleep: {e:?}"));
     }
     let mut n = 0u64;
+    let start = time::now().map_or(0, xenbus::Instant::as_nanos);
     loop {
         let (key, value) = (storm::key(seed, n), storm::value(seed, n));
         if let Err(e) = store.put(key.as_bytes(), value.as_bytes()) {
@@ -101,5 +105,9 @@ pub fn run(cmdline: &str, disk: Option<Disk>) -> ! {
         }
         say(format_args!("KV ack {key} {value}"));
         n += 1;
+        if n.is_multiple_of(PROGRESS_EVERY) {
+            let ms = time::now().map_or(0, |t| t.as_nanos().saturating_sub(start) / 1_000_000);
+            say(format_args!("KV progress {n} puts in {ms} ms"));
+        }
     }
 }

@@ -387,8 +387,13 @@ pub fn durable_check(t: &Transcript) -> (Result<(), String>, Vec<String>) {
             (Ok(a), Ok(b)) => b.saturating_sub(a),
             (Err(e), _) | (_, Err(e)) => return (Err(e), summary),
         };
+        let rate = lines
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("KV progress "))
+            .map_or(String::new(), |p| format!(" (guest: {p})"));
         summary.push(format!(
-            "crash point {storm}: {acked} acknowledged puts, blkback's f_req grew by {grew}, the check found {} keys",
+            "crash point {storm}: {acked} acknowledged puts{rate}, blkback's f_req grew by {grew}, the check found {} keys",
             found.len()
         ));
         if grew < acked {
