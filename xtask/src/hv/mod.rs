@@ -120,22 +120,10 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
         |_| {},
     )?;
     let verdict = serial::judge_selftest(&booted.transcript, &booted.end);
-    for line in &verdict.shown {
-        println!("{line}");
-    }
     for line in &booted.transcript.counters {
         println!("{line}");
     }
-    for test in &verdict.tests {
-        tally.record(test.ok, format!("hv: {}", test.line));
-    }
-    let mut all_ok = verdict.tests.iter().all(|t| t.ok);
-    for (ok, line) in &verdict.host {
-        println!("{line}");
-        tally.record(*ok, format!("hv: {line}"));
-        all_ok &= ok;
-    }
-    if !all_ok {
+    if !verdict.record(tally, "hv") {
         explain_failure(&booted);
     }
     let guest_lines = booted.transcript.guest.clone();
@@ -143,26 +131,15 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let cmdline = format!("{TEST_CMDLINE} selftest-inject-fail={INJECTED_TEST}");
     let label = format!("hv-inject-{INJECTED_TEST}");
     let booted = boot("hv-test", &hv, &guest, &cmdline, &label, timeout, |_| {})?;
-    for line in booted
-        .transcript
-        .guest
-        .iter()
-        .filter(|l| l.starts_with("TEST ") || l.starts_with("RESULT"))
-    {
-        println!("inject: {line}");
-    }
-    match serial::judge_injected(&booted.transcript, &booted.end, INJECTED_TEST) {
-        Ok(()) => {
-            println!("HOST inject-fail {INJECTED_TEST} caught");
-            tally.pass();
-        }
-        Err(why) => {
-            println!("HOST inject-fail {INJECTED_TEST} NOT caught: {why}");
-            tally.fail(format!(
-                "hv: injected failure of {INJECTED_TEST} not caught: {why}"
-            ));
-            explain_failure(&booted);
-        }
+    let caught = serial::judge_injected(&booted.transcript, &booted.end, INJECTED_TEST);
+    if !crate::xen::console::record_injected(
+        tally,
+        "hv",
+        INJECTED_TEST,
+        &booted.transcript.guest,
+        caught,
+    ) {
+        explain_failure(&booted);
     }
     Ok(guest_lines)
 }

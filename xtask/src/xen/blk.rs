@@ -504,42 +504,28 @@ pub fn blk_test(tally: &mut Tally) -> Result<()> {
         |_| {},
     )?;
     let t = &booted.transcript;
-    let verdict = console::judge_selftest(t, &booted.end);
-    for line in &verdict.shown {
-        println!("{line}");
-    }
+    let mut verdict = console::judge_selftest(t, &booted.end);
     for line in t.guest.iter().filter(|l| {
         l.starts_with("BLK ") || l.contains("blk-read-write:") || l.starts_with("KV error")
     }) {
         println!("xen| {line}");
     }
-    let mut all_ok = true;
-    for test in &verdict.tests {
-        tally.record(test.ok, format!("stock Xen: {}", test.line));
-        all_ok &= test.ok;
+    for (_, line) in &mut verdict.host {
+        *line = line.replacen("HOST xen-run", "HOST xen-run-blk", 1);
     }
-    let host = verdict
-        .host
-        .iter()
-        .map(|(ok, line)| (*ok, line.replacen("HOST xen-run", "HOST xen-run-blk", 1)))
-        .chain(host_checks(t, &xvda_sha, &guest_sha));
+    verdict.host.extend(host_checks(t, &xvda_sha, &guest_sha));
     let (durable, summary) = durable_check(t);
     for line in summary {
         println!("xen: {line}");
     }
-    let durable = match durable {
+    verdict.host.push(match durable {
         Ok(()) => (true, "HOST blk-kv-durable ok".to_owned()),
         Err(why) => (
             false,
             format!("HOST blk-kv-durable FAIL {why} (PVXEN_SEED={seed})"),
         ),
-    };
-    let host = host.chain(std::iter::once(durable));
-    for (ok, line) in host {
-        println!("{line}");
-        tally.record(ok, format!("stock Xen: {line}"));
-        all_ok &= ok;
-    }
+    });
+    let all_ok = verdict.record(tally, "stock Xen");
     if !all_ok {
         explain_failure(&booted);
     }

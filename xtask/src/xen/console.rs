@@ -226,6 +226,58 @@ pub struct Verdict {
     pub host: Vec<(bool, String)>,
 }
 
+impl Verdict {
+    /// Prints the guest's `TEST`/`RESULT` lines and the `HOST` lines, and records one unit per
+    /// `TEST` and per `HOST` line, labelled with `tier`. Returns whether all of them passed.
+    pub fn record(&self, tally: &mut crate::tally::Tally, tier: &str) -> bool {
+        for line in &self.shown {
+            println!("{line}");
+        }
+        let mut all_ok = true;
+        for test in &self.tests {
+            tally.record(test.ok, format!("{tier}: {}", test.line));
+            all_ok &= test.ok;
+        }
+        for (ok, line) in &self.host {
+            println!("{line}");
+            tally.record(*ok, format!("{tier}: {line}"));
+            all_ok &= ok;
+        }
+        all_ok
+    }
+}
+
+/// Prints an injected-failure run's `TEST`/`RESULT` lines prefixed `inject: `, then its one
+/// unit: `HOST inject-fail <test> caught` or why not. Returns whether it was caught.
+pub fn record_injected(
+    tally: &mut crate::tally::Tally,
+    tier: &str,
+    test: &str,
+    guest: &[String],
+    caught: Result<(), String>,
+) -> bool {
+    for line in guest
+        .iter()
+        .filter(|l| l.starts_with("TEST ") || l.starts_with("RESULT"))
+    {
+        println!("inject: {line}");
+    }
+    match caught {
+        Ok(()) => {
+            println!("HOST inject-fail {test} caught");
+            tally.pass();
+            true
+        }
+        Err(why) => {
+            println!("HOST inject-fail {test} NOT caught: {why}");
+            tally.fail(format!(
+                "{tier}: injected failure of {test} not caught: {why}"
+            ));
+            false
+        }
+    }
+}
+
 /// Checks that `FLOOD <i> 2000` arrived for every i in 1..=2000, exactly once and in order.
 /// Returns `Ok(())` or the reasons it did not.
 pub fn check_flood(guest: &[String]) -> Result<(), String> {

@@ -242,18 +242,7 @@ pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
         |_| {},
     )?;
     let verdict = console::judge_selftest(&booted.transcript, &booted.end);
-    for line in &verdict.shown {
-        println!("{line}");
-    }
-    for test in &verdict.tests {
-        tally.record(test.ok, format!("stock Xen: {}", test.line));
-    }
-    let mut all_ok = verdict.tests.iter().all(|t| t.ok);
-    for (ok, line) in &verdict.host {
-        println!("{line}");
-        tally.record(*ok, format!("stock Xen: {line}"));
-        all_ok &= ok;
-    }
+    let mut all_ok = verdict.record(tally, "stock Xen");
     let seen = cmdline_seen(&booted.transcript.guest, PLATFORM_CMDLINE_BYTES);
     let line = format!(
         "HOST cmdline-{PLATFORM_CMDLINE_BYTES} {}",
@@ -282,26 +271,15 @@ pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
         TEST_GUEST_LIMIT,
         |_| {},
     )?;
-    for line in booted
-        .transcript
-        .guest
-        .iter()
-        .filter(|l| l.starts_with("TEST ") || l.starts_with("RESULT"))
-    {
-        println!("inject: {line}");
-    }
-    match console::judge_injected(&booted.transcript, &booted.end, INJECTED_TEST) {
-        Ok(()) => {
-            println!("HOST inject-fail {INJECTED_TEST} caught");
-            tally.pass();
-        }
-        Err(why) => {
-            println!("HOST inject-fail {INJECTED_TEST} NOT caught: {why}");
-            tally.fail(format!(
-                "stock Xen: injected failure of {INJECTED_TEST} not caught: {why}"
-            ));
-            explain_failure(&booted);
-        }
+    let caught = console::judge_injected(&booted.transcript, &booted.end, INJECTED_TEST);
+    if !console::record_injected(
+        tally,
+        "stock Xen",
+        INJECTED_TEST,
+        &booted.transcript.guest,
+        caught,
+    ) {
+        explain_failure(&booted);
     }
     Ok(guest_lines)
 }
