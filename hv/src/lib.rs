@@ -16,6 +16,8 @@
 //!   (`<hv options> -- <guest command line>`), hv's frame allocator.
 //! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes.
 //! - [`dom0`]: domain 0's services inside hv (the console backend).
+//! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
+//! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
 //!
 //! The kernel proper (`kernel`: boot, descriptor tables, serial, SVM, the domain's exit
 //! loop, the console backend) builds only for `x86_64-unknown-none`.
@@ -53,12 +55,14 @@ pub mod cmdline;
 pub mod counters;
 pub mod cpuid;
 pub mod dom0;
+pub mod evtchn;
 pub mod frames;
 pub mod guest;
 pub mod hypercall;
 pub mod layout;
 pub mod npt;
 pub mod svm;
+pub mod time;
 
 #[cfg(target_os = "none")]
 pub mod kernel;
