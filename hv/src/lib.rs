@@ -16,6 +16,7 @@
 //!   (`<hv options> -- <guest command line>`), hv's frame allocator.
 //! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes.
 //! - [`dom0`]: domain 0's services inside hv (the console backend).
+//! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, dom0 maps).
 //! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
 //! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
 //!
@@ -57,6 +58,7 @@ pub mod cpuid;
 pub mod dom0;
 pub mod evtchn;
 pub mod frames;
+pub mod grant;
 pub mod guest;
 pub mod hypercall;
 pub mod layout;
