@@ -23,6 +23,8 @@ pub const MAX_PORT: u32 = 1023;
 pub const PORTS_PER_BUCKET: u32 = 64;
 /// Ports in the table (0..=[`MAX_PORT`]).
 pub const NR_PORTS: usize = MAX_PORT as usize + 1;
+/// Ports the 2-level ABI can name (`max_evtchns` of a 2-level domain).
+pub const EVTCHN_2L_PORTS: usize = 4096;
 /// Bits per pending/mask word (`BITS_PER_EVTCHN_WORD` on x86_64).
 pub const WORD_BITS: u32 = 64;
 
@@ -425,6 +427,22 @@ impl EventChannels {
         Ok(unmask_port(w, port))
     }
 
+    /// `EVTCHNOP_bind_vcpu(port, vcpu)`: only vCPU 0 exists, so this changes nothing
+    /// but answers as Xen does.
+    pub fn bind_vcpu(&self, port: u32, vcpu: u32) -> Result<(), Errno> {
+        if vcpu != 0 {
+            return Err(err(XEN_ENOENT));
+        }
+        if !self.valid(port) {
+            return Err(err(XEN_EINVAL));
+        }
+        match self.ports[port as usize] {
+            State::Virq(v) if virq_is_global(v) => Ok(()),
+            State::Unbound { .. } | State::Interdomain(_) => Ok(()),
+            _ => Err(err(XEN_EINVAL)),
+        }
+    }
+
     /// Whether `port` is pending in the guest's words (for `SCHEDOP_poll`).
     pub fn is_pending(&self, w: &impl EventWords, port: u32) -> bool {
         let (word, bit) = word_bit(port);
@@ -442,4 +460,4 @@ pub fn virq_is_global(virq: u32) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

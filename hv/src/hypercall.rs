@@ -9,6 +9,16 @@
 use abi::errno::{XEN_EFAULT, XEN_EINVAL, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH};
 use abi::xen as x;
 
+use crate::evtchn::{EventChannels, EventWords};
+use crate::grant::{GrantEnv, GrantTable};
+use crate::time::Singleshot;
+
+mod events;
+mod grants;
+
+/// `SCHEDOP_poll`'s limit on ports ("fairly arbitrary", Xen says).
+pub const MAX_POLL_PORTS: usize = 128;
+
 /// One memory-map entry as `XENMEM_memory_map` returns it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct E820 {
@@ -20,8 +30,9 @@ pub struct E820 {
     pub kind: u32,
 }
 
-/// What dispatch needs from the domain.
-pub trait HypercallEnv {
+/// What dispatch needs from the domain: guest memory, the event words of its shared_info
+/// page ([`EventWords`]), its grant entries and RAM ([`GrantEnv`]), and the clock.
+pub trait HypercallEnv: EventWords + GrantEnv {
     /// Xen's `copy_from_guest`: reads the guest-virtual buffer at `va`.
     fn read_guest(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestFault>;
     /// Xen's `copy_to_guest`: writes the guest-virtual buffer at `va`.
@@ -33,7 +44,72 @@ pub trait HypercallEnv {
     fn e820(&self) -> &[E820];
     /// The guest notified its console port: drain the console ring.
     fn console_notify(&mut self);
+    /// System time now, in ns since the domain was built.
+    fn now_ns(&self) -> u64;
+    /// Whether an upcall would be delivered at once: `evtchn_upcall_pending` set, a
+    /// callback vector configured and the guest's interrupts enabled (Xen's
+    /// `local_events_need_delivery`).
+    fn upcall_deliverable(&self) -> bool;
+    /// Places grant-table frame `idx` at guest frame `gfn`, unmapping it from `old` (where
+    /// it was); a Xen errno on failure.
+    fn map_grant_frame(&mut self, idx: u32, gfn: u64, old: Option<u64>) -> Result<(), i64>;
 }
+
+/// The Xen state of a domain that hypercalls change: event channels, grant table, the
+/// singleshot timer and the HVM parameters the guest may set.
+pub struct XenState {
+    /// Event channels.
+    pub evtchn: EventChannels,
+    /// Grant table.
+    pub grants: GrantTable,
+    /// vCPU 0's singleshot timer.
+    pub timer: Singleshot,
+    /// `HVM_PARAM_CALLBACK_IRQ` as the guest set it.
+    pub callback_irq: u64,
+    /// The console's port in this domain (domain 0 drains the ring when it is signalled).
+    pub console_port: u32,
+    /// The ports of the last `SCHEDOP_poll` (the first `poll_nr`).
+    pub poll_ports: [u32; MAX_POLL_PORTS],
+    /// How many of `poll_ports` count.
+    pub poll_nr: usize,
+}
+
+impl XenState {
+    /// The state of a new domain `domid` with its store and console ports bound to
+    /// domain 0 (as the toolstack and xenconsoled/xenstored leave them): ports 1 and 2.
+    pub fn new(domid: u16) -> Self {
+        let mut evtchn = EventChannels::new(domid);
+        let mut bind = |dom0_port| {
+            let p = evtchn.alloc_for_dom0().unwrap_or(0);
+            let _ = evtchn.dom0_bind(p, dom0_port);
+            p
+        };
+        let _store = bind(DOM0_STORE_PORT);
+        let console_port = bind(DOM0_CONSOLE_PORT);
+        Self {
+            evtchn,
+            grants: GrantTable::new(domid),
+            timer: Singleshot::default(),
+            callback_irq: 0,
+            console_port,
+            poll_ports: [0; MAX_POLL_PORTS],
+            poll_nr: 0,
+        }
+    }
+
+    /// The IDT vector of the callback, if the guest set one of type vector.
+    pub fn callback_vector(&self) -> Option<u8> {
+        let kind = (self.callback_irq & abi::hvm::HVM_PARAM_CALLBACK_IRQ_TYPE_MASK)
+            >> abi::hvm::HVM_PARAM_CALLBACK_TYPE_SHIFT;
+        (kind == abi::hvm::HVM_PARAM_CALLBACK_TYPE_VECTOR).then_some(self.callback_irq as u8)
+    }
+}
+
+/// Domain 0's end of the store channel (its own port number; not visible to the guest
+/// except through `EVTCHNOP_status`).
+pub const DOM0_STORE_PORT: u32 = 1;
+/// Domain 0's end of the console channel.
+pub const DOM0_CONSOLE_PORT: u32 = 2;
 
 /// A guest buffer could not be reached (answered `-EFAULT`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +137,14 @@ pub enum Action {
     Resume,
     /// The domain shut down with this `SHUTDOWN_*` reason.
     Shutdown(u32),
+    /// `SCHEDOP_block`: wait until an upcall can be delivered (or return at once).
+    Block,
+    /// `SCHEDOP_poll`: wait until one of [`XenState::poll_ports`] is pending, an upcall
+    /// arrives, or system time reaches `timeout`.
+    Poll {
+        /// Absolute system time to give up at.
+        timeout: Option<u64>,
+    },
 }
 
 /// The outcome of one hypercall.
@@ -137,6 +221,7 @@ fn read_u64(env: &impl HypercallEnv, va: u64) -> Result<u64, GuestFault> {
 pub fn dispatch(
     env: &mut impl HypercallEnv,
     params: &DomainParams,
+    st: &mut XenState,
     op: u64,
     args: [u64; 5],
 ) -> Outcome {
@@ -145,17 +230,17 @@ pub fn dispatch(
     };
     match op {
         x::HYPERVISOR_XEN_VERSION => xen_version(env, args),
-        x::HYPERVISOR_MEMORY_OP => memory_op(env, params, args),
-        x::HYPERVISOR_HVM_OP => hvm_op(env, params, args),
+        x::HYPERVISOR_MEMORY_OP => memory_op(env, params, st, args),
+        x::HYPERVISOR_HVM_OP => hvm_op(env, params, st, args),
         // A domU may not use Xen's console (release build's XSM dummy policy).
         x::HYPERVISOR_CONSOLE_IO => done(err(XEN_EPERM)),
-        x::HYPERVISOR_SCHED_OP => sched_op(env, params, args),
-        x::HYPERVISOR_EVENT_CHANNEL_OP => event_channel_op(env, params, args),
+        x::HYPERVISOR_SCHED_OP => sched_op(env, params, st, args),
+        x::HYPERVISOR_EVENT_CHANNEL_OP => events::event_channel_op(env, st, args),
+        x::HYPERVISOR_SET_TIMER_OP => events::set_timer_op(env, st, args[0]),
+        x::HYPERVISOR_VCPU_OP => events::vcpu_op(env, st, args),
+        x::HYPERVISOR_GRANT_TABLE_OP => grants::grant_table_op(env, st, args),
         // Ops Xen 4.17 offers an HVM guest that hv does not implement yet.
-        x::HYPERVISOR_SET_TIMER_OP
-        | x::HYPERVISOR_GRANT_TABLE_OP
-        | x::HYPERVISOR_VCPU_OP
-        | x::HYPERVISOR_PHYSDEV_OP
+        x::HYPERVISOR_PHYSDEV_OP
         | x::HYPERVISOR_XSM_OP
         | x::HYPERVISOR_MMUEXT_OP
         | x::HYPERVISOR_MULTICALL
@@ -233,7 +318,12 @@ fn own_domain(params: &DomainParams, domid: u16) -> Result<(), i64> {
     }
 }
 
-fn memory_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
+fn memory_op(
+    env: &mut impl HypercallEnv,
+    params: &DomainParams,
+    st: &mut XenState,
+    args: [u64; 5],
+) -> Outcome {
     use abi::memory as m;
     let (cmd, arg) = (args[0] & MEMOP_CMD_MASK, args[1]);
     match cmd as u32 {
@@ -283,7 +373,25 @@ fn memory_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5])
                         return done(err(XEN_EINVAL));
                     }
                     match env.map_shared_info(gpfn) {
-                        Ok(()) => done(0),
+                        Ok(()) => {
+                            st.grants.frame_replaced(gpfn);
+                            done(0)
+                        }
+                        Err(e) => done(e),
+                    }
+                }
+                m::XENMAPSPACE_GRANT_TABLE => {
+                    let gpa_ok = gpfn
+                        .checked_mul(crate::guest::phys::PAGE_SIZE)
+                        .is_some_and(|a| a < crate::npt::GPA_LIMIT);
+                    if !gpa_ok {
+                        return done(err(XEN_EINVAL));
+                    }
+                    match st.grants.place_frame(idx, gpfn) {
+                        Ok((i, old)) => match env.map_grant_frame(i, gpfn, old) {
+                            Ok(()) => done(0),
+                            Err(e) => done(e),
+                        },
                         Err(e) => done(e),
                     }
                 }
@@ -294,9 +402,62 @@ fn memory_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5])
     }
 }
 
-fn hvm_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
+/// `HVM_PARAM_*` indices Xen 4.17 calls deprecated: setting them answers `-EINVAL`.
+const DEPRECATED_PARAMS: [u32; 10] = [4, 13, 20, 21, 22, 23, 24, 25, 26, 30];
+
+/// `HVMOP_set_param` (Xen's `hvmop_set_param` / `hvm_allow_set_param` / `hvm_set_param`).
+fn hvm_set_param(
+    env: &mut impl HypercallEnv,
+    params: &DomainParams,
+    st: &mut XenState,
+    arg: u64,
+) -> Outcome {
+    use abi::hvm as h;
+    let mut raw = [0u8; 16];
+    if env.read_guest(arg, &mut raw).is_err() {
+        return done(EFAULT);
+    }
+    let domid = u16::from_le_bytes([raw[0], raw[1]]);
+    let index = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
+    let mut b8 = [0u8; 8];
+    b8.copy_from_slice(&raw[8..16]);
+    let value = u64::from_le_bytes(b8);
+    if index >= h::HVM_NR_PARAMS {
+        return done(err(XEN_EINVAL));
+    }
+    if domid != x::DOMID_SELF && domid != params.domid {
+        // Domain 0 exists but is not an HVM domain (-EINVAL); other ids name no domain.
+        return done(err(if domid == 0 { XEN_EINVAL } else { XEN_ESRCH }));
+    }
+    match index {
+        h::HVM_PARAM_CALLBACK_IRQ => {
+            st.callback_irq = value;
+            done(0)
+        }
+        // Settable by the guest, but not implemented by hv.
+        h::HVM_PARAM_VM86_TSS
+        | h::HVM_PARAM_VM86_TSS_SIZED
+        | h::HVM_PARAM_ACPI_IOPORTS_LOCATION
+        | h::HVM_PARAM_VM_GENERATION_ID_ADDR
+        | h::HVM_PARAM_STORE_EVTCHN
+        | h::HVM_PARAM_CONSOLE_EVTCHN
+        | h::HVM_PARAM_X87_FIP_WIDTH => not_implemented(),
+        i if DEPRECATED_PARAMS.contains(&i) => done(err(XEN_EINVAL)),
+        _ => done(err(XEN_EPERM)),
+    }
+}
+
+fn hvm_op(
+    env: &mut impl HypercallEnv,
+    params: &DomainParams,
+    st: &mut XenState,
+    args: [u64; 5],
+) -> Outcome {
     use abi::hvm as h;
     let (op, arg) = (args[0], args[1]);
+    if op == u64::from(h::HVMOP_SET_PARAM) {
+        return hvm_set_param(env, params, st, arg);
+    }
     if op != u64::from(h::HVMOP_GET_PARAM) {
         return not_implemented();
     }
@@ -318,10 +479,9 @@ fn hvm_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) ->
         h::HVM_PARAM_CONSOLE_EVTCHN => u64::from(params.console_evtchn),
         h::HVM_PARAM_STORE_PFN => params.store_pfn,
         h::HVM_PARAM_STORE_EVTCHN => u64::from(params.store_evtchn),
-        // Readable by the guest and left unset by xl for a PVH domU (the callback stays 0:
-        // HVMOP_set_param is not implemented yet).
-        h::HVM_PARAM_CALLBACK_IRQ
-        | h::HVM_PARAM_VM86_TSS
+        h::HVM_PARAM_CALLBACK_IRQ => st.callback_irq,
+        // Readable by the guest and left unset by xl for a PVH domU.
+        h::HVM_PARAM_VM86_TSS
         | h::HVM_PARAM_VM86_TSS_SIZED
         | h::HVM_PARAM_ACPI_IOPORTS_LOCATION
         | h::HVM_PARAM_VM_GENERATION_ID_ADDR
@@ -334,7 +494,12 @@ fn hvm_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) ->
     write_result(env, arg + 8, &value.to_le_bytes())
 }
 
-fn sched_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
+fn sched_op(
+    env: &mut impl HypercallEnv,
+    params: &DomainParams,
+    st: &mut XenState,
+    args: [u64; 5],
+) -> Outcome {
     use abi::sched as s;
     let (cmd, arg) = (args[0], args[1]);
     match u32::try_from(cmd) {
@@ -350,9 +515,19 @@ fn sched_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) 
                 implemented: true,
             }
         }
-        Ok(s::SCHEDOP_BLOCK | s::SCHEDOP_POLL | s::SCHEDOP_SHUTDOWN_CODE | s::SCHEDOP_WATCHDOG) => {
-            not_implemented()
+        Ok(s::SCHEDOP_BLOCK) => {
+            if env.upcall_deliverable() {
+                done(0)
+            } else {
+                Outcome {
+                    ret: 0,
+                    action: Action::Block,
+                    implemented: true,
+                }
+            }
         }
+        Ok(s::SCHEDOP_POLL) => events::poll(env, st, arg),
+        Ok(s::SCHEDOP_SHUTDOWN_CODE | s::SCHEDOP_WATCHDOG) => not_implemented(),
         Ok(s::SCHEDOP_REMOTE_SHUTDOWN) => {
             // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
             let mut raw = [0u8; 8];
@@ -371,23 +546,6 @@ fn sched_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) 
     }
 }
 
-fn event_channel_op(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
-    use abi::event_channel as e;
-    let (cmd, arg) = (args[0], args[1]);
-    if cmd != u64::from(e::EVTCHNOP_SEND) {
-        return not_implemented();
-    }
-    let Ok(port) = read_u32(env, arg) else {
-        return done(EFAULT);
-    };
-    if port == params.console_evtchn {
-        env.console_notify();
-        return done(0);
-    }
-    // Other ports need the event-channel table (a later issue).
-    not_implemented()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +556,11 @@ mod tests {
         shared_info: Option<u64>,
         notified: u32,
         e820: Vec<E820>,
+        words: crate::evtchn::tests::Words,
+        st: Option<XenState>,
+        now: u64,
+        if_enabled: bool,
+        grant_frames: Vec<(u32, u64)>,
     }
 
     impl Fake {
@@ -406,6 +569,11 @@ mod tests {
                 mem: vec![0; 0x10000],
                 shared_info: None,
                 notified: 0,
+                words: Default::default(),
+                st: Some(XenState::new(1)),
+                now: 1000,
+                if_enabled: true,
+                grant_frames: Vec::new(),
                 e820: vec![
                     E820 {
                         addr: 0,
@@ -455,6 +623,76 @@ mod tests {
         fn console_notify(&mut self) {
             self.notified += 1;
         }
+        fn now_ns(&self) -> u64 {
+            self.now
+        }
+        fn upcall_deliverable(&self) -> bool {
+            let st = self.st.as_ref();
+            self.words.upcall != 0
+                && self.if_enabled
+                && st.is_none_or(|s| s.callback_vector().is_some())
+        }
+        fn map_grant_frame(&mut self, idx: u32, gfn: u64, _old: Option<u64>) -> Result<(), i64> {
+            self.grant_frames.push((idx, gfn));
+            Ok(())
+        }
+    }
+
+    impl EventWords for Fake {
+        fn pending(&self, word: usize) -> u64 {
+            self.words.pending(word)
+        }
+        fn set_pending_word(&mut self, word: usize, value: u64) {
+            self.words.set_pending_word(word, value);
+        }
+        fn mask(&self, word: usize) -> u64 {
+            self.words.mask(word)
+        }
+        fn set_mask_word(&mut self, word: usize, value: u64) {
+            self.words.set_mask_word(word, value);
+        }
+        fn pending_sel(&self) -> u64 {
+            self.words.pending_sel()
+        }
+        fn set_pending_sel(&mut self, value: u64) {
+            self.words.set_pending_sel(value);
+        }
+        fn upcall_pending(&self) -> u8 {
+            self.words.upcall_pending()
+        }
+        fn set_upcall_pending(&mut self, value: u8) {
+            self.words.set_upcall_pending(value);
+        }
+    }
+
+    /// Grant entries live at 0x8000.. of the fake memory; "RAM" frames are gfn 1..8
+    /// (bytes 0x1000..0x9000 of the same memory).
+    impl GrantEnv for Fake {
+        fn entry(&self, gref: u32) -> (u16, u16, u32) {
+            let o = 0x8000 + 8 * gref as usize;
+            match self.mem.get(o..o + 8) {
+                Some(b) => (
+                    u16::from_le_bytes([b[0], b[1]]),
+                    u16::from_le_bytes([b[2], b[3]]),
+                    u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+                ),
+                None => (0, 0, 0),
+            }
+        }
+        fn set_flags(&mut self, gref: u32, flags: u16) {
+            let o = 0x8000 + 8 * gref as usize;
+            if let Some(b) = self.mem.get_mut(o..o + 2) {
+                b.copy_from_slice(&flags.to_le_bytes());
+            }
+        }
+        fn page_ok(&self, gfn: u64) -> bool {
+            (1..8).contains(&gfn) && self.mem.len() >= 0x9000
+        }
+        fn copy(&mut self, src: u64, so: u16, dst: u64, d_o: u16, len: u16) {
+            let s = src as usize * 4096 + so as usize;
+            let d = dst as usize * 4096 + d_o as usize;
+            self.mem.copy_within(s..s + len as usize, d);
+        }
     }
 
     const P: DomainParams = DomainParams {
@@ -466,7 +704,14 @@ mod tests {
     };
 
     fn call(f: &mut Fake, op: u32, a0: u64, a1: u64) -> Outcome {
-        dispatch(f, &P, u64::from(op), [a0, a1, 0, 0, 0])
+        call5(f, u64::from(op), [a0, a1, 0, 0, 0])
+    }
+
+    fn call5(f: &mut Fake, op: u64, args: [u64; 5]) -> Outcome {
+        let mut st = f.st.take().unwrap_or_else(|| XenState::new(1));
+        let o = dispatch(f, &P, &mut st, op, args);
+        f.st = Some(st);
+        o
     }
 
     #[test]
@@ -562,8 +807,8 @@ mod tests {
             call(&mut f, x::HYPERVISOR_SCHED_OP, 0, 0x600).action,
             Action::Resume
         );
-        assert_eq!(dispatch(&mut f, &P, 63, [0; 5]).ret, -38);
-        assert_eq!(dispatch(&mut f, &P, u64::MAX, [0; 5]).ret, -38);
+        assert_eq!(call5(&mut f, 63, [0; 5]).ret, -38);
+        assert_eq!(call5(&mut f, u64::MAX, [0; 5]).ret, -38);
     }
 
     proptest::proptest! {
@@ -579,7 +824,7 @@ mod tests {
         ) {
             let mut f = Fake::new();
             f.mem = bytes;
-            let o = dispatch(&mut f, &P, op, args);
+            let o = call5(&mut f, op, args);
             if !o.implemented {
                 proptest::prop_assert_eq!(o.ret, -38);
             }

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod exceptions;
 pub mod gdt;
 pub mod memory;
+pub mod rtc;
 pub mod serial;
 pub mod start;
 pub mod svm;
