@@ -811,6 +811,238 @@ mod tests {
         assert_eq!(call5(&mut f, u64::MAX, [0; 5]).ret, -38);
     }
 
+    fn u32_at(f: &Fake, va: u64) -> u32 {
+        u32::from_le_bytes(f.get(va, 4).try_into().unwrap())
+    }
+
+    #[test]
+    fn event_channel_ops_through_guest_memory() {
+        let mut f = Fake::new();
+        // alloc_unbound(DOMID_SELF, DOMID_SELF) -> port 3 (1 and 2 are store and console).
+        f.put(0x700, &[0xf0, 0x7f, 0xf0, 0x7f, 0xee, 0xee, 0xee, 0xee]);
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 6, 0x700).ret,
+            0
+        );
+        assert_eq!(u32_at(&f, 0x704), 3);
+        // status: unbound, remote = our own id (Xen rewrote DOMID_SELF).
+        let mut st = [0u8; 24];
+        st[..2].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
+        st[4..8].copy_from_slice(&3u32.to_le_bytes());
+        f.put(0x800, &st);
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 5, 0x800).ret,
+            0
+        );
+        assert_eq!(u32_at(&f, 0x808), 1);
+        assert_eq!(f.get(0x810, 2), &1u16.to_le_bytes());
+        // The console port is interdomain with domain 0.
+        f.put(0x804, &2u32.to_le_bytes());
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 5, 0x800).ret,
+            0
+        );
+        assert_eq!(u32_at(&f, 0x808), 2);
+        assert_eq!(f.get(0x810, 2), &0u16.to_le_bytes());
+        // bind_interdomain(DOMID_SELF, 3) -> 4, set pending.
+        let mut b = [0u8; 12];
+        b[..2].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
+        b[4..8].copy_from_slice(&3u32.to_le_bytes());
+        f.put(0x900, &b);
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 0, 0x900).ret,
+            0
+        );
+        assert_eq!(u32_at(&f, 0x908), 4);
+        assert_eq!(f.words.pending[0], 1 << 4);
+        assert_eq!(f.words.upcall, 1);
+        // send on 4 sets 3; a bad port is -EINVAL; a buffer out of reach -EFAULT.
+        f.put(0xa00, &4u32.to_le_bytes());
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 4, 0xa00).ret,
+            0
+        );
+        assert_eq!(f.words.pending[0], (1 << 4) | (1 << 3));
+        f.put(0xa00, &5000u32.to_le_bytes());
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 4, 0xa00).ret,
+            -22
+        );
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 4, 0xfffe).ret,
+            -14
+        );
+        // bind_virq(VIRQ_TIMER, vcpu 0) -> 5; again -EEXIST.
+        f.put(0xb00, &[0; 12]);
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 1, 0xb00).ret,
+            0
+        );
+        assert_eq!(u32_at(&f, 0xb08), 5);
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 1, 0xb00).ret,
+            -17
+        );
+        // close 4, unmask 3, FIFO init not implemented.
+        f.put(0xa00, &4u32.to_le_bytes());
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 3, 0xa00).ret,
+            0
+        );
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 9, 0xa00).ret,
+            0
+        );
+        let o = call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 11, 0xa00);
+        assert!(!o.implemented && o.ret == -38);
+        // Sending on the console port drains the console and signals the port back.
+        f.words = Default::default();
+        f.put(0xa00, &2u32.to_le_bytes());
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 4, 0xa00).ret,
+            0
+        );
+        assert_eq!(f.notified, 1);
+        assert_eq!(f.words.pending[0], 1 << 2);
+    }
+
+    #[test]
+    fn callback_timers_and_blocking() {
+        let mut f = Fake::new();
+        let mut p = [0u8; 16];
+        p[..2].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
+        p[8..16].copy_from_slice(&abi::hvm::callback_via_vector(0xf3).to_le_bytes());
+        f.put(0x500, &p);
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 0, 0x500).ret, 0);
+        assert_eq!(f.st.as_ref().unwrap().callback_vector(), Some(0xf3));
+        // get_param reads it back.
+        f.put(0x508, &[0; 8]);
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, 0);
+        assert_eq!(
+            f.get(0x508, 8),
+            &abi::hvm::callback_via_vector(0xf3).to_le_bytes()
+        );
+        // Toolstack parameters are refused, deprecated ones -EINVAL, domain 0 -EINVAL.
+        f.put(0x504, &abi::hvm::HVM_PARAM_STORE_PFN.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 0, 0x500).ret, -1);
+        f.put(0x504, &4u32.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 0, 0x500).ret, -22);
+        f.put(0x500, &0u16.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 0, 0x500).ret, -22);
+        // Singleshot timer: the future flag refuses a past deadline with -ETIME.
+        f.put(0x600, &500u64.to_le_bytes());
+        f.put(0x608, &1u32.to_le_bytes());
+        assert_eq!(call5(&mut f, 24, [8, 0, 0x600, 0, 0]).ret, -62);
+        f.put(0x608, &0u32.to_le_bytes());
+        assert_eq!(call5(&mut f, 24, [8, 0, 0x600, 0, 0]).ret, 0);
+        assert_eq!(f.st.as_ref().unwrap().timer.deadline(), Some(500));
+        assert_eq!(call5(&mut f, 24, [8, 1, 0x600, 0, 0]).ret, -2);
+        assert_eq!(call5(&mut f, 24, [9, 0, 0, 0, 0]).ret, 0);
+        assert_eq!(f.st.as_ref().unwrap().timer.deadline(), None);
+        assert_eq!(call5(&mut f, 24, [3, 0, 0, 0, 0]).ret, 1);
+        // set_timer_op.
+        assert_eq!(call5(&mut f, 15, [5000, 0, 0, 0, 0]).ret, 0);
+        assert_eq!(f.st.as_ref().unwrap().timer.deadline(), Some(5000));
+        // Block with nothing pending waits; with a deliverable upcall returns at once.
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_SCHED_OP, 1, 0).action,
+            Action::Block
+        );
+        f.words.upcall = 1;
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_SCHED_OP, 1, 0).action,
+            Action::Resume
+        );
+        f.words.upcall = 0;
+        // Poll: a pending port answers at once; too many ports -EINVAL; a bad port -EINVAL.
+        let mut sp = [0u8; 24];
+        sp[..8].copy_from_slice(&0x680u64.to_le_bytes());
+        sp[8..12].copy_from_slice(&1u32.to_le_bytes());
+        sp[16..24].copy_from_slice(&9000u64.to_le_bytes());
+        f.put(0x640, &sp);
+        f.put(0x680, &2u32.to_le_bytes());
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_SCHED_OP, 3, 0x640).action,
+            Action::Poll {
+                timeout: Some(9000)
+            }
+        );
+        f.words.pending[0] = 1 << 2;
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_SCHED_OP, 3, 0x640).action,
+            Action::Resume
+        );
+        f.put(0x680, &4096u32.to_le_bytes());
+        f.words.pending[0] = 0;
+        assert_eq!(call(&mut f, x::HYPERVISOR_SCHED_OP, 3, 0x640).ret, -22);
+        f.put(0x648, &129u32.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_SCHED_OP, 3, 0x640).ret, -22);
+    }
+
+    #[test]
+    fn grant_table_ops() {
+        let mut f = Fake::new();
+        // query_size(DOMID_SELF): 1 of 64, status 0.
+        let mut q = [0u8; 16];
+        q[..2].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
+        f.put(0x300, &q);
+        assert_eq!(call5(&mut f, 20, [6, 0x300, 1, 0, 0]).ret, 0);
+        assert_eq!((u32_at(&f, 0x304), u32_at(&f, 0x308)), (1, 64));
+        assert_eq!(f.get(0x30c, 2), &0i16.to_le_bytes());
+        assert_eq!(call5(&mut f, 20, [6, 0x300, 2, 0, 0]).ret, -22);
+        assert_eq!(call5(&mut f, 20, [6, 0x300, 1 << 31, 0, 0]).ret, -22);
+        assert_eq!(call5(&mut f, 20, [6 | (1 << 12), 0x300, 1, 0, 0]).ret, -22);
+        // set_version(2): -ENOSYS, version 1 written back; get_version 1.
+        f.put(0x310, &2u32.to_le_bytes());
+        assert_eq!(call5(&mut f, 20, [8, 0x310, 1, 0, 0]).ret, -38);
+        assert_eq!(u32_at(&f, 0x310), 1);
+        f.put(0x320, &[0xf0, 0x7f, 0, 0, 9, 9, 9, 9]);
+        assert_eq!(call5(&mut f, 20, [10, 0x320, 1, 0, 0]).ret, 0);
+        assert_eq!(u32_at(&f, 0x324), 1);
+        // add_to_physmap(grant_table, idx 0, gfn 0x55).
+        let mut a = Vec::new();
+        a.extend_from_slice(&x::DOMID_SELF.to_le_bytes());
+        a.extend_from_slice(&0u16.to_le_bytes());
+        a.extend_from_slice(&1u32.to_le_bytes());
+        a.extend_from_slice(&0u64.to_le_bytes());
+        a.extend_from_slice(&0x55u64.to_le_bytes());
+        f.put(0x400, &a);
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, 0);
+        assert_eq!(f.grant_frames, vec![(0, 0x55)]);
+        f.put(0x408, &64u64.to_le_bytes());
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, -22);
+        // setup_table(1 frame) writes the gfn.
+        let mut t = [0u8; 24];
+        t[..2].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
+        t[4..8].copy_from_slice(&1u32.to_le_bytes());
+        t[16..24].copy_from_slice(&0x340u64.to_le_bytes());
+        f.put(0x328, &t);
+        assert_eq!(call5(&mut f, 20, [2, 0x328, 1, 0, 0]).ret, 0);
+        assert_eq!(f.get(0x340, 8), &0x55u64.to_le_bytes());
+        // copy through grant 3 (ours, read-only, frame 2) into frame 3.
+        f.put(0x8000 + 24, &[5, 0, 1, 0, 2, 0, 0, 0]);
+        f.put(0x2000, &[0xab; 4096]);
+        let mut c = [0u8; 40];
+        c[..8].copy_from_slice(&3u64.to_le_bytes());
+        c[8..10].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
+        c[16..24].copy_from_slice(&3u64.to_le_bytes());
+        c[24..26].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
+        c[32..34].copy_from_slice(&4096u16.to_le_bytes());
+        c[34..36].copy_from_slice(&1u16.to_le_bytes());
+        c[36..38].copy_from_slice(&0x7777u16.to_le_bytes());
+        f.put(0x380, &c);
+        assert_eq!(call5(&mut f, 20, [5, 0x380, 1, 0, 0]).ret, 0);
+        assert_eq!(f.get(0x380 + 36, 2), &0i16.to_le_bytes());
+        assert_eq!(f.get(0x3000, 4096), &[0xab; 4096][..]);
+        // The same grant to domain 0: GNTST_general_error.
+        f.put(0x8000 + 24, &[5, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(call5(&mut f, 20, [5, 0x380, 1, 0, 0]).ret, 0);
+        assert_eq!(f.get(0x380 + 36, 2), &(-1i16).to_le_bytes());
+        // Map is not implemented (counted).
+        let o = call5(&mut f, 20, [0, 0x380, 1, 0, 0]);
+        assert!(!o.implemented && o.ret == -38);
+    }
+
     proptest::proptest! {
         /// Any op, any arguments, any memory contents: dispatch answers without panicking,
         /// and an unimplemented answer is always -ENOSYS.
