@@ -54,14 +54,14 @@
 //! - `HVM_PARAM_CALLBACK_IRQ` of type GSI or PCI INTx is stored but never delivers (a PVH
 //!   domU has no IO-APIC or PIC, so Xen ignores them too); a callback vector below 32 is
 //!   stored but never injected (Xen would inject it).
-//! - Time: hv has no timer interrupt yet (the xAPIC timer is not programmed): the
-//!   singleshot timer fires at the first VM exit after its deadline, and a vCPU that
-//!   waits (`HLT` with IF=1, `SCHEDOP_block`, `SCHEDOP_poll`) is woken by hv spinning on
-//!   the TSC until the deadline. A guest spinning without exits past its deadline gets
-//!   `VIRQ_TIMER` late (Xen interrupts it on time). A wait with no timer armed and nothing
-//!   to wake it crashes the domain with a message saying so (Xen would wait for ever).
+//! - Time: hv's own timer is the local APIC timer (xAPIC MMIO, one-shot, calibrated
+//!   against the TSC), armed before each VMRUN for the guest's singleshot deadline and while
+//!   hv halts in a wait (`HLT` with IF=1, `SCHEDOP_block`, `SCHEDOP_poll`); without a usable
+//!   local APIC hv spins on the TSC instead. A wait with no timer armed and nothing to wake
+//!   it crashes the domain with a message saying so (Xen would wait for ever).
 //!   `vcpu_time_info` is stamped at build and after every wait (Xen also refreshes it at
-//!   each reschedule); the wall clock comes from the CMOS RTC at build.
+//!   each reschedule); the wall clock comes from the CMOS RTC at build. The periodic timer
+//!   is not implemented.
 //! - Grant tables: only version 1 (as Xen with `max_grant_version = 1`); the table's
 //!   frames are allocated when first placed with `XENMEM_add_to_physmap` (Xen allocates
 //!   them when the table grows); entries of frames never placed read as zero, as fresh

@@ -6,6 +6,7 @@ pub mod console;
 pub mod domain;
 pub mod exceptions;
 pub mod gdt;
+pub mod lapic;
 pub mod memory;
 pub mod rtc;
 pub mod serial;

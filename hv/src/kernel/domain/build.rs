@@ -152,6 +152,11 @@ impl Domain {
             .or_else(|| TimeScale::new(1_000_000_000))
             .ok_or(DomainError::OutOfMemory)?;
         let clock = Clock { boot_tsc, scale };
+        let lapic = super::super::lapic::Lapic::init(tsc_khz);
+        match &lapic {
+            Some(l) => hvlog!("local APIC timer {} kHz (TSC calibration)", l.hz() / 1000),
+            None => hvlog!("no local APIC timer: waits spin on the TSC"),
+        }
         let page = SharedPage(shared_info);
         page.write_time(&clock, boot_tsc);
         match super::super::rtc::unix_seconds() {
@@ -194,6 +199,7 @@ impl Domain {
             console: Console::new(console, layout::DOMID),
             xen: XenState::new(layout::DOMID),
             clock,
+            lapic,
             grant_frames: [0; crate::grant::MAX_FRAMES as usize],
             stats: Default::default(),
             counters: Counters::new(),

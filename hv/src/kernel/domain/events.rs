@@ -3,8 +3,11 @@
 //! of `HLT`, `SCHEDOP_block` and `SCHEDOP_poll`.
 //!
 //! hv has one domain and no device interrupts for it: while it waits, only its timer can
-//! wake it, so a wait spins on the TSC until the timer's (or the poll's) deadline. A wait
-//! with no deadline could never end: hv then crashes the domain with a message saying so.
+//! wake it, so a wait halts hv until the local APIC timer, armed for the timer's (or the
+//! poll's) deadline, interrupts (or spins on the TSC without a usable local APIC). While the
+//! guest runs, the APIC timer is armed for its singleshot deadline, so the guest exits
+//! (`INTR`) and gets `VIRQ_TIMER` on time even if it never exits by itself. A wait with no
+//! deadline could never end: hv then crashes the domain with a message saying so.
 
 use crate::hvlog;
 use crate::layout;
@@ -54,9 +57,16 @@ impl Domain {
             .raise_virq(&mut w, abi::event_channel::VIRQ_TIMER)
     }
 
-    /// Before each VMRUN: the timer, then the upcall (injected, or the window requested).
+    /// Before each VMRUN: the timer (fired if due, else hv's APIC timer armed for it), then
+    /// the upcall (injected, or the window requested).
     pub(super) fn before_entry(&mut self) {
         self.fire_timer();
+        if let Some(l) = &self.lapic {
+            match self.xen.timer.deadline() {
+                Some(d) => l.arm(d.saturating_sub(self.clock.ns(tsc::now()))),
+                None => l.disarm(),
+            }
+        }
         let pending = self.words().upcall_pending();
         let c = &mut self.vmcb.control;
         match inject::upcall(
@@ -135,8 +145,19 @@ impl Domain {
                 .clock
                 .boot_tsc
                 .saturating_add(self.clock.scale.ticks_for(deadline));
-            while tsc::now() < target {
-                core::hint::spin_loop();
+            match &self.lapic {
+                Some(l) => {
+                    let now = tsc::now();
+                    if now < target {
+                        l.arm(self.clock.scale.scale(target - now));
+                        super::super::lapic::halt();
+                    }
+                }
+                None => {
+                    while tsc::now() < target {
+                        core::hint::spin_loop();
+                    }
+                }
             }
         }
         self.stats.wait_ticks += tsc::now().saturating_sub(start);

@@ -70,6 +70,8 @@ pub struct Domain {
     xen: XenState,
     /// hv's system clock (the calibrated TSC).
     clock: crate::time::Clock,
+    /// hv's own timer (`None`: no usable local APIC; waits then spin on the TSC).
+    lapic: Option<super::lapic::Lapic>,
     /// Host frames of the grant table (0: not allocated yet).
     grant_frames: [u64; crate::grant::MAX_FRAMES as usize],
     /// Upcalls injected, VIRQ_TIMER events raised, waits for a timer or an event.
