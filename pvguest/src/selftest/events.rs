@@ -212,6 +212,33 @@ fn timer_sleep() -> TestResult {
     if after.timer_events == before.timer_events {
         return Err("no VIRQ_TIMER event".into());
     }
+    // The timer also interrupts a vCPU that never idles: armed 5 ms ahead, it must arrive
+    // while this loop spins (not before its deadline).
+    let spin_before = time::stats().timer_events;
+    let t4 = now()?;
+    let due = t4.add_millis(5);
+    hypercall::set_singleshot_timer(0, due).map_err(|e| format!("singleshot: {e}"))?;
+    let mut fired = None;
+    while now()?.as_nanos() < t4.as_nanos() + WAIT_MS * MS {
+        if time::stats().timer_events > spin_before {
+            fired = Some(now()?);
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    let Some(fired) = fired else {
+        return Err("VIRQ_TIMER never interrupted a spinning vCPU".into());
+    };
+    if fired < due {
+        return Err(format!(
+            "VIRQ_TIMER {} us before its deadline while spinning",
+            (due.as_nanos() - fired.as_nanos()) / 1000
+        ));
+    }
+    log::info!(
+        "timer-sleep: a spinning vCPU got VIRQ_TIMER {} us after its deadline",
+        (fired.as_nanos() - due.as_nanos()) / 1000
+    );
     // A timeout: a condition that never holds ends at its deadline, not before.
     let t2 = now()?;
     let deadline = t2.add_millis(20);
