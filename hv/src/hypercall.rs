@@ -72,6 +72,8 @@ pub struct XenState {
     pub poll_ports: [u32; MAX_POLL_PORTS],
     /// How many of `poll_ports` count.
     pub poll_nr: usize,
+    /// vCPU 0's time running and blocked.
+    pub runstate: crate::time::Runstate,
 }
 
 impl XenState {
@@ -94,6 +96,7 @@ impl XenState {
             console_port,
             poll_ports: [0; MAX_POLL_PORTS],
             poll_nr: 0,
+            runstate: Default::default(),
         }
     }
 
@@ -940,6 +943,11 @@ mod tests {
         assert_eq!(call5(&mut f, 24, [9, 0, 0, 0, 0]).ret, 0);
         assert_eq!(f.st.as_ref().unwrap().timer.deadline(), None);
         assert_eq!(call5(&mut f, 24, [3, 0, 0, 0, 0]).ret, 1);
+        // get_runstate_info: running, all of the 1000 ns so far running.
+        assert_eq!(call5(&mut f, 24, [4, 0, 0x700, 0, 0]).ret, 0);
+        assert_eq!(f.get(0x700, 4), &0u32.to_le_bytes());
+        assert_eq!(f.get(0x710, 8), &1000u64.to_le_bytes());
+        assert_eq!(call5(&mut f, 24, [4, 0, 0xfffe, 0, 0]).ret, -14);
         // set_timer_op.
         assert_eq!(call5(&mut f, 15, [5000, 0, 0, 0, 0]).ret, 0);
         assert_eq!(f.st.as_ref().unwrap().timer.deadline(), Some(5000));

@@ -171,6 +171,35 @@ impl Singleshot {
     }
 }
 
+/// A vCPU's runstate accounting (`VCPUOP_get_runstate_info`): it is running except while
+/// it waits (blocked); time in ns of system time since the domain was built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Runstate {
+    /// When the vCPU last entered the running state (the end of its last wait).
+    pub entry_ns: u64,
+    /// Time spent blocked so far.
+    pub blocked_ns: u64,
+}
+
+impl Runstate {
+    /// Records a wait from `start` to `end`.
+    pub fn blocked(&mut self, start: u64, end: u64) {
+        self.blocked_ns = self.blocked_ns.saturating_add(end.saturating_sub(start));
+        self.entry_ns = self.entry_ns.max(end);
+    }
+
+    /// `struct vcpu_runstate_info` at `now`, as Xen's `vcpu_runstate_get` fills it for the
+    /// running vCPU: state running, time in each state (running, runnable, blocked,
+    /// offline) up to `now`.
+    pub fn info(&self, now: u64) -> abi::vcpu::VcpuRunstateInfo {
+        abi::vcpu::VcpuRunstateInfo {
+            state: abi::vcpu::RUNSTATE_RUNNING,
+            state_entry_time: self.entry_ns,
+            time: [now.saturating_sub(self.blocked_ns), 0, self.blocked_ns, 0],
+        }
+    }
+}
+
 /// The Unix time of a CMOS RTC reading (Gregorian, UTC), or `None` if a field is out of
 /// range. `year` is the full year.
 pub fn unix_time(year: u32, month: u32, day: u32, hour: u32, min: u32, sec: u32) -> Option<u64> {

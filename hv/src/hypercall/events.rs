@@ -247,6 +247,16 @@ pub(super) fn vcpu_op(env: &mut impl HypercallEnv, st: &mut XenState, args: [u64
     };
     match cmd {
         v::VCPUOP_IS_UP => done(1),
+        v::VCPUOP_GET_RUNSTATE_INFO => {
+            let i = st.runstate.info(env.now_ns());
+            let mut raw = [0u8; 48];
+            raw[0..4].copy_from_slice(&i.state.to_le_bytes());
+            raw[8..16].copy_from_slice(&i.state_entry_time.to_le_bytes());
+            for (k, t) in i.time.iter().enumerate() {
+                raw[16 + 8 * k..24 + 8 * k].copy_from_slice(&t.to_le_bytes());
+            }
+            write_back(env, arg, &raw)
+        }
         v::VCPUOP_SET_SINGLESHOT_TIMER => {
             let Ok(timeout) = read_u64(env, arg) else {
                 return done(EFAULT);
@@ -279,7 +289,6 @@ pub(super) fn vcpu_op(env: &mut impl HypercallEnv, st: &mut XenState, args: [u64
         v::VCPUOP_INITIALISE
         | v::VCPUOP_UP
         | v::VCPUOP_DOWN
-        | v::VCPUOP_GET_RUNSTATE_INFO
         | v::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA
         | v::VCPUOP_REGISTER_VCPU_INFO
         | v::VCPUOP_SEND_NMI

@@ -61,6 +61,17 @@ fn timers() {
 }
 
 #[test]
+fn runstate() {
+    let mut r = Runstate::default();
+    r.blocked(100, 400);
+    r.blocked(500, 600);
+    let i = r.info(1000);
+    assert_eq!((i.state, i.state_entry_time), (0, 600));
+    assert_eq!(i.time, [600, 0, 400, 0]);
+    assert_eq!(i.time[0] + i.time[2], 1000);
+}
+
+#[test]
 fn rtc() {
     assert_eq!(unix_time(1970, 1, 1, 0, 0, 0), Some(0));
     assert_eq!(unix_time(2026, 11, 27, 18, 30, 0), Some(1_795_804_200));

@@ -160,7 +160,11 @@ impl Domain {
                 }
             }
         }
-        self.stats.wait_ticks += tsc::now().saturating_sub(start);
+        let end = tsc::now();
+        self.stats.wait_ticks += end.saturating_sub(start);
+        self.xen
+            .runstate
+            .blocked(self.clock.ns(start), self.clock.ns(end));
         // Xen refreshes the vCPU's time when it runs again.
         self.words().write_time(&self.clock, tsc::now());
         None
