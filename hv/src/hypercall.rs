@@ -50,6 +50,10 @@ pub trait HypercallEnv: EventWords + GrantEnv {
     /// callback vector configured and the guest's interrupts enabled (Xen's
     /// `local_events_need_delivery`).
     fn upcall_deliverable(&self) -> bool;
+    /// Moves vCPU 0's `vcpu_info` to `offset` (checked: 8-aligned, the 64 bytes inside the
+    /// page) in guest frame `gfn`, copying its contents there (Xen's `map_vcpu_info`);
+    /// `-EINVAL` if `gfn` is not a writable page of the domain.
+    fn map_vcpu_info(&mut self, gfn: u64, offset: u32) -> Result<(), i64>;
     /// Places grant-table frame `idx` at guest frame `gfn`, unmapping it from `old` (where
     /// it was); a Xen errno on failure.
     fn map_grant_frame(&mut self, idx: u32, gfn: u64, old: Option<u64>) -> Result<(), i64>;
@@ -74,6 +78,8 @@ pub struct XenState {
     pub poll_nr: usize,
     /// vCPU 0's time running and blocked.
     pub runstate: crate::time::Runstate,
+    /// Whether the guest registered vCPU 0's `vcpu_info` (once only, as in Xen).
+    pub vcpu_info_registered: bool,
 }
 
 impl XenState {
@@ -97,6 +103,7 @@ impl XenState {
             poll_ports: [0; MAX_POLL_PORTS],
             poll_nr: 0,
             runstate: Default::default(),
+            vcpu_info_registered: false,
         }
     }
 
@@ -564,6 +571,7 @@ mod tests {
         now: u64,
         if_enabled: bool,
         grant_frames: Vec<(u32, u64)>,
+        vcpu_info_at: Option<(u64, u32)>,
     }
 
     impl Fake {
@@ -577,6 +585,7 @@ mod tests {
                 now: 1000,
                 if_enabled: true,
                 grant_frames: Vec::new(),
+                vcpu_info_at: None,
                 e820: vec![
                     E820 {
                         addr: 0,
@@ -634,6 +643,13 @@ mod tests {
             self.words.upcall != 0
                 && self.if_enabled
                 && st.is_none_or(|s| s.callback_vector().is_some())
+        }
+        fn map_vcpu_info(&mut self, gfn: u64, offset: u32) -> Result<(), i64> {
+            if gfn == 0x99 {
+                return Err(-22);
+            }
+            self.vcpu_info_at = Some((gfn, offset));
+            Ok(())
         }
         fn map_grant_frame(&mut self, idx: u32, gfn: u64, _old: Option<u64>) -> Result<(), i64> {
             self.grant_frames.push((idx, gfn));
@@ -948,6 +964,24 @@ mod tests {
         assert_eq!(f.get(0x700, 4), &0u32.to_le_bytes());
         assert_eq!(f.get(0x710, 8), &1000u64.to_le_bytes());
         assert_eq!(call5(&mut f, 24, [4, 0, 0xfffe, 0, 0]).ret, -14);
+        // register_vcpu_info: offset checks (-ENXIO), a bad frame (-EINVAL), then once only;
+        // everything marked pending afterwards.
+        let reg = |f: &mut Fake, gfn: u64, offset: u32| {
+            let mut r = [0u8; 16];
+            r[..8].copy_from_slice(&gfn.to_le_bytes());
+            r[8..12].copy_from_slice(&offset.to_le_bytes());
+            f.put(0x720, &r);
+            call5(f, 24, [10, 0, 0x720, 0, 0]).ret
+        };
+        assert_eq!(reg(&mut f, 5, 4096 - 63), -6);
+        assert_eq!(reg(&mut f, 5, 12), -6);
+        assert_eq!(reg(&mut f, 0x99, 64), -22);
+        f.words = Default::default();
+        assert_eq!(reg(&mut f, 5, 64), 0);
+        assert_eq!(f.vcpu_info_at, Some((5, 64)));
+        assert_eq!((f.words.sel, f.words.upcall), (u64::MAX, 1));
+        assert_eq!(reg(&mut f, 6, 0), -22);
+        f.words = Default::default();
         // set_timer_op.
         assert_eq!(call5(&mut f, 15, [5000, 0, 0, 0, 0]).ret, 0);
         assert_eq!(f.st.as_ref().unwrap().timer.deadline(), Some(5000));

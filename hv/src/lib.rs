@@ -39,8 +39,7 @@
 //!   `expand_array`), `EVTCHNOP_bind_pirq` and `reset`; `GNTTABOP_map_grant_ref` /
 //!   `unmap_grant_ref` / `unmap_and_replace` / `transfer` / `get_status_frames` /
 //!   `swap_grant_ref` / `cache_flush` for the guest (domain 0's services map grants through
-//!   [`grant::GrantTable::map`]); `VCPUOP_register_vcpu_info`,
-//!   `register_runstate_memory_area`, `register_vcpu_time_memory_area`, `get_physid`,
+//!   [`grant::GrantTable::map`]); `VCPUOP_register_runstate_memory_area`, `register_vcpu_time_memory_area`, `get_physid`,
 //!   `send_nmi`, `initialise`, `up`, `down` and the periodic timer (its argument checks are
 //!   Xen's); `HVMOP_set_param` of the guest-settable parameters other than
 //!   `HVM_PARAM_CALLBACK_IRQ`; `SCHEDOP_shutdown_code` and `watchdog`; physdev, mmuext,

@@ -286,11 +286,37 @@ pub(super) fn vcpu_op(env: &mut impl HypercallEnv, st: &mut XenState, args: [u64
             }
             not_implemented()
         }
+        v::VCPUOP_REGISTER_VCPU_INFO => {
+            let mut raw = [0u8; 16];
+            if env.read_guest(arg, &mut raw).is_err() {
+                return done(EFAULT);
+            }
+            let mut b8 = [0u8; 8];
+            b8.copy_from_slice(&raw[..8]);
+            let gfn = u64::from_le_bytes(b8);
+            let offset = u32::from_le_bytes([raw[8], raw[9], raw[10], raw[11]]);
+            // Xen's map_vcpu_info: inside the page and aligned (-ENXIO), once (-EINVAL).
+            if offset > 4096 - 64 || offset % 8 != 0 {
+                return done(err(abi::errno::XEN_ENXIO));
+            }
+            if st.vcpu_info_registered {
+                return done(err(XEN_EINVAL));
+            }
+            if let Err(x) = env.map_vcpu_info(gfn, offset) {
+                return done(x);
+            }
+            st.vcpu_info_registered = true;
+            // "Mark everything as being pending just to make sure nothing gets lost."
+            env.set_pending_sel(u64::MAX);
+            if env.upcall_pending() == 0 {
+                env.set_upcall_pending(1);
+            }
+            done(0)
+        }
         v::VCPUOP_INITIALISE
         | v::VCPUOP_UP
         | v::VCPUOP_DOWN
         | v::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA
-        | v::VCPUOP_REGISTER_VCPU_INFO
         | v::VCPUOP_SEND_NMI
         | v::VCPUOP_GET_PHYSID
         | v::VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => not_implemented(),

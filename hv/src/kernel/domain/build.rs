@@ -157,7 +157,7 @@ impl Domain {
             Some(l) => hvlog!("local APIC timer {} kHz (TSC calibration)", l.hz() / 1000),
             None => hvlog!("no local APIC timer: waits spin on the TSC"),
         }
-        let page = SharedPage(shared_info);
+        let page = SharedPage::new(shared_info);
         page.write_time(&clock, boot_tsc);
         match super::super::rtc::unix_seconds() {
             Some(now) => {
@@ -181,6 +181,7 @@ impl Domain {
             regs,
             shared_info,
             shared_info_gfn: None,
+            vcpu_info: shared_info,
             e820,
             params: DomainParams {
                 domid: layout::DOMID,

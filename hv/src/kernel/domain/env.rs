@@ -29,95 +29,127 @@ mod off {
     pub const WC_SEC_HI: usize = offset_of!(SharedInfo, wc_sec_hi);
 }
 
-/// hv's shared_info page (identity mapped, 4 KiB, never freed): the guest may write it at
-/// any time; every access is a volatile load or store of a naturally aligned field.
+/// hv's shared_info page and vCPU 0's `vcpu_info` (at the start of shared_info, or where
+/// the guest registered it with `VCPUOP_register_vcpu_info`: 64 bytes at an 8-aligned
+/// offset inside one of its RAM pages), both identity mapped and never freed. The guest may
+/// write them at any time; every access is a volatile load or store of a naturally aligned
+/// field.
 #[derive(Clone, Copy)]
-pub(in crate::kernel) struct SharedPage(pub(in crate::kernel) u64);
+pub(in crate::kernel) struct SharedPage {
+    /// Host address of the shared_info page.
+    pub(in crate::kernel) shared: u64,
+    /// Host address of vCPU 0's `vcpu_info` (8-aligned, 64 bytes inside one page).
+    pub(in crate::kernel) vcpu: u64,
+}
+
+/// Which of the two areas an offset is in.
+#[derive(Clone, Copy)]
+enum Area {
+    Shared,
+    Vcpu,
+}
 
 impl SharedPage {
-    fn load64(&self, off: usize) -> u64 {
-        // SAFETY: `off & 0xff8` is an aligned u64 inside the page hv allocated for
-        // shared_info; the guest may change it concurrently (plain data).
-        unsafe { core::ptr::read_volatile((self.0 as *const u8).add(off & 0xff8).cast::<u64>()) }
+    /// The page of shared_info with vCPU 0's `vcpu_info` inside it.
+    pub(in crate::kernel) fn new(shared: u64) -> Self {
+        Self {
+            shared,
+            vcpu: shared,
+        }
     }
-    fn store64(&self, off: usize, v: u64) {
+
+    /// The address of `off` in `area`: inside the shared_info page (`off` masked to it), or
+    /// inside the 64-byte `vcpu_info` (masked to it).
+    fn at(&self, area: Area, off: usize, align_mask: usize) -> u64 {
+        match area {
+            Area::Shared => self.shared + (off & 0xfff & align_mask) as u64,
+            Area::Vcpu => self.vcpu + (off & 0x3f & align_mask) as u64,
+        }
+    }
+    fn load64(&self, area: Area, off: usize) -> u64 {
+        // SAFETY: `at` gives an 8-aligned u64 inside the shared_info page or the vcpu_info
+        // hv placed (both inside pages hv allocated for the domain); the guest may change it
+        // concurrently (plain data).
+        unsafe { core::ptr::read_volatile(self.at(area, off, !7) as *const u64) }
+    }
+    fn store64(&self, area: Area, off: usize, v: u64) {
         // SAFETY: as in load64.
-        unsafe { core::ptr::write_volatile((self.0 as *mut u8).add(off & 0xff8).cast::<u64>(), v) }
+        unsafe { core::ptr::write_volatile(self.at(area, off, !7) as *mut u64, v) }
     }
-    fn load32(&self, off: usize) -> u32 {
+    fn load32(&self, area: Area, off: usize) -> u32 {
         // SAFETY: as in load64, for an aligned u32.
-        unsafe { core::ptr::read_volatile((self.0 as *const u8).add(off & 0xffc).cast::<u32>()) }
+        unsafe { core::ptr::read_volatile(self.at(area, off, !3) as *const u32) }
     }
-    fn store32(&self, off: usize, v: u32) {
+    fn store32(&self, area: Area, off: usize, v: u32) {
         // SAFETY: as in load32.
-        unsafe { core::ptr::write_volatile((self.0 as *mut u8).add(off & 0xffc).cast::<u32>(), v) }
+        unsafe { core::ptr::write_volatile(self.at(area, off, !3) as *mut u32, v) }
     }
-    fn load8(&self, off: usize) -> u8 {
+    fn load8(&self, area: Area, off: usize) -> u8 {
         // SAFETY: as in load64, for a byte.
-        unsafe { core::ptr::read_volatile((self.0 as *const u8).add(off & 0xfff)) }
+        unsafe { core::ptr::read_volatile(self.at(area, off, !0) as *const u8) }
     }
-    fn store8(&self, off: usize, v: u8) {
+    fn store8(&self, area: Area, off: usize, v: u8) {
         // SAFETY: as in load8.
-        unsafe { core::ptr::write_volatile((self.0 as *mut u8).add(off & 0xfff), v) }
+        unsafe { core::ptr::write_volatile(self.at(area, off, !0) as *mut u8, v) }
     }
 
     /// vCPU 0's `evtchn_upcall_pending`.
     pub(in crate::kernel) fn upcall_pending(&self) -> bool {
-        self.load8(off::UPCALL_PENDING) != 0
+        self.load8(Area::Vcpu, off::UPCALL_PENDING) != 0
     }
 
     /// Writes vCPU 0's `vcpu_info.time` with Xen's version protocol, stamped at `tsc`.
     pub(in crate::kernel) fn write_time(&self, clock: &Clock, tsc: u64) {
         let t = clock.time_info(tsc);
-        let (odd, even) = crate::time::version_update(self.load32(off::TIME_VERSION));
-        self.store32(off::TIME_VERSION, odd);
+        let (odd, even) = crate::time::version_update(self.load32(Area::Vcpu, off::TIME_VERSION));
+        self.store32(Area::Vcpu, off::TIME_VERSION, odd);
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-        self.store64(off::TIME + 8, t.tsc_timestamp);
-        self.store64(off::TIME + 16, t.system_time);
-        self.store32(off::TIME + 24, t.tsc_to_system_mul);
-        self.store8(off::TIME + 28, t.tsc_shift as u8);
-        self.store8(off::TIME + 29, 0);
+        self.store64(Area::Vcpu, off::TIME + 8, t.tsc_timestamp);
+        self.store64(Area::Vcpu, off::TIME + 16, t.system_time);
+        self.store32(Area::Vcpu, off::TIME + 24, t.tsc_to_system_mul);
+        self.store8(Area::Vcpu, off::TIME + 28, t.tsc_shift as u8);
+        self.store8(Area::Vcpu, off::TIME + 29, 0);
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-        self.store32(off::TIME_VERSION, even);
+        self.store32(Area::Vcpu, off::TIME_VERSION, even);
     }
 
     /// Writes the wall clock at system time 0 (`wc_*`), with the version protocol.
     pub(in crate::kernel) fn write_wallclock(&self, sec: u64, nsec: u32) {
-        let (odd, even) = crate::time::version_update(self.load32(off::WC_VERSION));
-        self.store32(off::WC_VERSION, odd);
+        let (odd, even) = crate::time::version_update(self.load32(Area::Shared, off::WC_VERSION));
+        self.store32(Area::Shared, off::WC_VERSION, odd);
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-        self.store32(off::WC_SEC, sec as u32);
-        self.store32(off::WC_NSEC, nsec);
-        self.store32(off::WC_SEC_HI, (sec >> 32) as u32);
+        self.store32(Area::Shared, off::WC_SEC, sec as u32);
+        self.store32(Area::Shared, off::WC_NSEC, nsec);
+        self.store32(Area::Shared, off::WC_SEC_HI, (sec >> 32) as u32);
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-        self.store32(off::WC_VERSION, even);
+        self.store32(Area::Shared, off::WC_VERSION, even);
     }
 }
 
 impl EventWords for SharedPage {
     fn pending(&self, word: usize) -> u64 {
-        self.load64(off::PENDING + 8 * (word & 63))
+        self.load64(Area::Shared, off::PENDING + 8 * (word & 63))
     }
     fn set_pending_word(&mut self, word: usize, value: u64) {
-        self.store64(off::PENDING + 8 * (word & 63), value);
+        self.store64(Area::Shared, off::PENDING + 8 * (word & 63), value);
     }
     fn mask(&self, word: usize) -> u64 {
-        self.load64(off::MASK + 8 * (word & 63))
+        self.load64(Area::Shared, off::MASK + 8 * (word & 63))
     }
     fn set_mask_word(&mut self, word: usize, value: u64) {
-        self.store64(off::MASK + 8 * (word & 63), value);
+        self.store64(Area::Shared, off::MASK + 8 * (word & 63), value);
     }
     fn pending_sel(&self) -> u64 {
-        self.load64(off::PENDING_SEL)
+        self.load64(Area::Vcpu, off::PENDING_SEL)
     }
     fn set_pending_sel(&mut self, value: u64) {
-        self.store64(off::PENDING_SEL, value);
+        self.store64(Area::Vcpu, off::PENDING_SEL, value);
     }
     fn upcall_pending(&self) -> u8 {
-        self.load8(off::UPCALL_PENDING)
+        self.load8(Area::Vcpu, off::UPCALL_PENDING)
     }
     fn set_upcall_pending(&mut self, value: u8) {
-        self.store8(off::UPCALL_PENDING, value);
+        self.store8(Area::Vcpu, off::UPCALL_PENDING, value);
     }
 }
 
@@ -128,6 +160,8 @@ pub(super) struct Env<'a> {
     pub(super) paging: PagingState,
     pub(super) shared_info: u64,
     pub(super) shared_info_gfn: &'a mut Option<u64>,
+    /// Host address of vCPU 0's `vcpu_info` (moved by `VCPUOP_register_vcpu_info`).
+    pub(super) vcpu_info: &'a mut u64,
     pub(super) e820: &'a [E820],
     pub(super) console: &'a mut Console,
     pub(super) grant_frames: &'a mut [u64; grant::MAX_FRAMES as usize],
@@ -139,7 +173,10 @@ pub(super) struct Env<'a> {
 
 impl Env<'_> {
     fn words(&self) -> SharedPage {
-        SharedPage(self.shared_info)
+        SharedPage {
+            shared: self.shared_info,
+            vcpu: *self.vcpu_info,
+        }
     }
 
     /// The host address of grant entry `gref`, if its frame exists.
@@ -198,6 +235,35 @@ impl HypercallEnv for Env<'_> {
 
     fn upcall_deliverable(&self) -> bool {
         self.upcall_open && self.words().upcall_pending()
+    }
+
+    fn map_vcpu_info(&mut self, gfn: u64, offset: u32) -> Result<(), i64> {
+        let einval = -i64::from(abi::errno::XEN_EINVAL);
+        // get_page_from_gfn: a writable page of the domain (RAM or a page hv gave it).
+        let t = gfn
+            .checked_mul(PAGE_SIZE)
+            .and_then(|gpa| {
+                self.mem
+                    .npt
+                    .translate(&super::super::memory::TableReader, gpa)
+            })
+            .filter(|t| t.writable)
+            .ok_or(einval)?;
+        let new = t.hpa + u64::from(offset);
+        // Checked by the caller: offset <= 4096 - 64 and 8-aligned, so the 64 bytes stay in
+        // the page. Copy the current vcpu_info there (Xen's memcpy).
+        let mut buf = [0u8; 64];
+        // SAFETY: the old and new vcpu_info are 64 bytes each inside pages hv allocated for
+        // the domain (identity mapped); they may overlap only if equal (copy is then a no-op
+        // in effect, and copy through a buffer is correct anyway).
+        unsafe {
+            core::ptr::copy_nonoverlapping(*self.vcpu_info as *const u8, buf.as_mut_ptr(), 64);
+            core::ptr::copy_nonoverlapping(buf.as_ptr(), new as *mut u8, 64);
+        }
+        *self.vcpu_info = new;
+        self.words()
+            .write_time(self.clock, super::super::tsc::now());
+        Ok(())
     }
 
     fn map_grant_frame(&mut self, idx: u32, gfn: u64, old: Option<u64>) -> Result<(), i64> {

@@ -40,7 +40,10 @@ pub(super) enum Wait {
 
 impl Domain {
     fn words(&self) -> SharedPage {
-        SharedPage(self.shared_info)
+        SharedPage {
+            shared: self.shared_info,
+            vcpu: self.vcpu_info,
+        }
     }
 
     /// Fires the singleshot timer if its deadline has passed; true if that raised the

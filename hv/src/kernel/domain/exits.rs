@@ -208,6 +208,7 @@ impl Domain {
             paging,
             shared_info: self.shared_info,
             shared_info_gfn: &mut self.shared_info_gfn,
+            vcpu_info: &mut self.vcpu_info,
             e820: &self.e820,
             console: &mut self.console,
             grant_frames: &mut self.grant_frames,

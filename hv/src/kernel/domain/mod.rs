@@ -62,6 +62,8 @@ pub struct Domain {
     regs: GuestRegs,
     shared_info: u64,
     shared_info_gfn: Option<u64>,
+    /// Host address of vCPU 0's `vcpu_info` (in shared_info until the guest registers one).
+    vcpu_info: u64,
     e820: [E820; builder::layout::MEMMAP_ENTRIES],
     params: DomainParams,
     cpuid: CpuidContext,
