@@ -44,6 +44,52 @@ pub fn facts() -> Vec<(&'static str, String)> {
         Ok((ret, _)) => facts.push(("v3-errno", format!("{ret}"))),
         Err(e) => facts.push(("v3-errno", format!("{e}"))),
     }
+    // Copies Xen refuses before moving a byte: their GNTST_* statuses.
+    let Ok(dst) = kernel::allocate_frames(1) else {
+        facts.push(("copy", "no frame".into()));
+        return facts;
+    };
+    let dst_pfn = dst / FRAME_SIZE;
+    let refused = |source: GnttabCopyPtr, flags: u16, source_len: u16| {
+        let mut op = GnttabCopy {
+            source,
+            dest: GnttabCopyPtr {
+                u: GnttabCopyPtrU { gmfn: dst_pfn },
+                domid: DOMID_SELF,
+                offset: 0,
+            },
+            len: source_len,
+            flags,
+            status: 0,
+        };
+        // SAFETY: the destination is a frame taken from the allocator for this probe and
+        // never read through a Rust reference.
+        match unsafe { hypercall::gnttab_copy(&mut op) } {
+            Ok(()) => format!("{}", op.status),
+            Err(e) => format!("{e}"),
+        }
+    };
+    let by_ref = |r: u32, domid| GnttabCopyPtr {
+        u: GnttabCopyPtrU { ref_: r },
+        domid,
+        offset: 0,
+    };
+    facts.push((
+        "copy-bad-gref",
+        refused(by_ref(0xffff, DOMID_SELF), GNTCOPY_SOURCE_GREF, 8),
+    ));
+    facts.push((
+        "copy-unknown-domain",
+        refused(by_ref(0, 0x7000), GNTCOPY_SOURCE_GREF, 8),
+    ));
+    // A frame named by number for a domain other than DOMID_SELF (here domain 0).
+    let frame = |domid, offset| GnttabCopyPtr {
+        u: GnttabCopyPtrU { gmfn: dst_pfn },
+        domid,
+        offset,
+    };
+    facts.push(("copy-dom0-frame", refused(frame(0, 0), 0, 8)));
+    facts.push(("copy-beyond-page", refused(frame(DOMID_SELF, 4000), 0, 200)));
     facts
 }
 
