@@ -16,6 +16,9 @@
 //!   (`<hv options> -- <guest command line>`), hv's frame allocator.
 //! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes.
 //! - [`dom0`]: domain 0's services inside hv (the console backend).
+//! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, dom0 maps).
+//! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
+//! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
 //!
 //! The kernel proper (`kernel`: boot, descriptor tables, serial, SVM, the domain's exit
 //! loop, the console backend) builds only for `x86_64-unknown-none`.
@@ -31,20 +34,48 @@
 //!   internal devices (HPET, LAPIC, IO-APIC, ...) or ignore the access.
 //! - An intercepted MSR that hv does not emulate injects `#GP` for reads and writes; Xen
 //!   4.17 answers a few more MSRs (e.g. PAT, APIC base, MTRRs) for a PVH domU.
-//! - Hypercalls hv does not implement yet (event channels other than the console send,
-//!   grants, timers, vcpu_op, `HVMOP_set_param`, `SCHEDOP_block`/`poll`) answer `-ENOSYS`
-//!   and are counted as `COUNTER hypercall.enosys`.
+//! - Hypercalls hv does not implement yet answer `-ENOSYS` and are counted as
+//!   `COUNTER hypercall.enosys`: FIFO event channels (`EVTCHNOP_init_control`,
+//!   `expand_array`), `EVTCHNOP_bind_pirq` and `reset`; `GNTTABOP_map_grant_ref` /
+//!   `unmap_grant_ref` / `unmap_and_replace` / `transfer` / `get_status_frames` /
+//!   `swap_grant_ref` / `cache_flush` for the guest (domain 0's services map grants through
+//!   [`grant::GrantTable::map`]); `VCPUOP_register_runstate_memory_area`, `register_vcpu_time_memory_area`, `get_physid`,
+//!   `send_nmi`, `initialise`, `up`, `down` and the periodic timer (its argument checks are
+//!   Xen's); `HVMOP_set_param` of the guest-settable parameters other than
+//!   `HVM_PARAM_CALLBACK_IRQ`; `SCHEDOP_shutdown_code` and `watchdog`; physdev, mmuext,
+//!   multicall, vm_assist, sysctl, domctl, argo, dm_op, hypfs.
+//! - Event channels: domain 0's end of the store and console channels is inside hv (ports
+//!   1 and 2 of domain 0); hv's domain 0 offers no other port, so `bind_interdomain` to
+//!   domain 0 answers `-EINVAL`, and `GNTTABOP_copy` through a grant of domain 0 answers
+//!   `GNTST_general_error` (Xen would answer `GNTST_bad_gntref` past the end of dom0's
+//!   table). Notifications on the store port are dropped (no xenstored yet). The port table
+//!   grows in buckets of 64 ports, as Xen's `struct evtchn` buckets on x86_64.
+//! - `HVM_PARAM_CALLBACK_IRQ` of type GSI or PCI INTx is stored but never delivers (a PVH
+//!   domU has no IO-APIC or PIC, so Xen ignores them too); a callback vector below 32 is
+//!   stored but never injected (Xen would inject it).
+//! - Time: hv's own timer is the local APIC timer (xAPIC MMIO, one-shot, calibrated
+//!   against the TSC), armed before each VMRUN for the guest's singleshot deadline and while
+//!   hv halts in a wait (`HLT` with IF=1, `SCHEDOP_block`, `SCHEDOP_poll`); without a usable
+//!   local APIC hv spins on the TSC instead. A wait with no timer armed and nothing to wake
+//!   it crashes the domain with a message saying so (Xen would wait for ever).
+//!   `vcpu_time_info` is stamped at build and after every wait (Xen also refreshes it at
+//!   each reschedule); the wall clock comes from the CMOS RTC at build. The periodic timer
+//!   is not implemented.
+//! - Grant tables: only version 1 (as Xen with `max_grant_version = 1`); the table's
+//!   frames are allocated when first placed with `XENMEM_add_to_physmap` (Xen allocates
+//!   them when the table grows); entries of frames never placed read as zero, as fresh
+//!   frames do in Xen.
 //! - `XENVER_guest_handle` is all zeros (xl gives the domain's UUID); `XENVER_extraversion`,
 //!   `compile_info`, `changeset` and `platform_parameters` answer `-ENOSYS` (build-specific
 //!   strings hv does not invent).
-//! - `HLT` with IF=1 returns at once (no interrupts to wait for yet); with IF=0 it powers
-//!   the domain off, as in Xen.
+//! - `HLT` with IF=1 waits for an upcall (see Time); with IF=0 it powers the domain off,
+//!   as in Xen.
 //! - The memory map has RAM and the special pages but no ACPI tables (Xen's toolstack
 //!   adds three ACPI ranges at 0xfc000000).
 //! - The guest page walk behind `copy_from_guest`/`copy_to_guest` does not set Accessed/Dirty
 //!   bits in the guest's page tables (Xen's does); 32-bit, PAE and 5-level guest paging
 //!   answer `-EFAULT` (not implemented).
-//! - No LAPIC, no timer interrupts, no event upcalls, no pvclock yet (later issues).
+//! - No LAPIC for the guest (Xen emulates one for a PVH domU).
 #![cfg_attr(target_os = "none", no_std)]
 
 pub mod boot_info;
@@ -53,12 +84,15 @@ pub mod cmdline;
 pub mod counters;
 pub mod cpuid;
 pub mod dom0;
+pub mod evtchn;
 pub mod frames;
+pub mod grant;
 pub mod guest;
 pub mod hypercall;
 pub mod layout;
 pub mod npt;
 pub mod svm;
+pub mod time;
 
 #[cfg(target_os = "none")]
 pub mod kernel;

@@ -220,42 +220,61 @@ pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
     crate::app::main()
 }
 
-static PLATFORM: Once<()> = Once::new();
+static EVENTS: Once<bool> = Once::new();
+static GRANTS: Once<()> = Once::new();
+static XENSTORE: Once<()> = Once::new();
 
-/// Brings up the platform (see `init_platform`) once; later calls do nothing.
+/// Brings up the platform once: event channels and time, the grant table, xenstore. Later
+/// calls do nothing.
 pub fn ensure_platform() {
-    PLATFORM.call_once(init_platform);
+    ensure_events();
+    ensure_grants();
+    ensure_xenstore();
 }
 
-/// Brings up event channels (then the timer, event-driven console waits), the grant table
-/// and xenstore. Failures are logged; what depends on a missing piece reports its own error.
-fn init_platform() {
-    if let Err(e) = events::init() {
-        log::error!("event channels: {e}; staying on polling");
-        return;
-    }
-    match time::init() {
-        Ok(port) => {
-            log::info!(
-                "events: upcall vector {:#x}, VIRQ_TIMER on port {}",
-                upcall::UPCALL_VECTOR,
-                port.get()
-            );
-            // Event-driven waits need the timer to bound them.
-            if let Err(e) = console::use_events() {
-                log::warn!("console stays on polling: {e}");
-            }
+/// Brings up event channels, then the timer and event-driven console waits, once; whether
+/// event channels are up. Failures are logged; what depends on them reports its own error.
+pub fn ensure_events() -> bool {
+    *EVENTS.call_once(|| {
+        if let Err(e) = events::init() {
+            log::error!("event channels: {e}; staying on polling");
+            return false;
         }
-        Err(e) => log::error!("timer: {e}; console stays on polling"),
-    }
-    match grant_table::init() {
+        match time::init() {
+            Ok(port) => {
+                log::info!(
+                    "events: upcall vector {:#x}, VIRQ_TIMER on port {}",
+                    upcall::UPCALL_VECTOR,
+                    port.get()
+                );
+                // Event-driven waits need the timer to bound them.
+                if let Err(e) = console::use_events() {
+                    log::warn!("console stays on polling: {e}");
+                }
+            }
+            Err(e) => log::error!("timer: {e}; console stays on polling"),
+        }
+        true
+    })
+}
+
+/// Maps the grant table's first frame, once (no events needed).
+pub fn ensure_grants() {
+    GRANTS.call_once(|| match grant_table::init() {
         Ok((nr, max)) => log::info!("grant table: {nr} frames mapped by Xen, at most {max}"),
         Err(e) => log::error!("grant table: {e:?}"),
+    });
+}
+
+/// Brings up xenstore (after event channels), once.
+pub fn ensure_xenstore() {
+    if !ensure_events() {
+        return;
     }
-    match xenstore::init() {
+    XENSTORE.call_once(|| match xenstore::init() {
         Ok(port) => log::info!("xenstore: ring up, port {}", port.get()),
         Err(e) => log::error!("xenstore: {e}"),
-    }
+    });
 }
 
 /// Bytes of the command line shown in the boot log.

@@ -46,13 +46,19 @@ fn first_difference(xen: &[&str], hv: &[&str]) -> Option<String> {
     None
 }
 
-/// Compares the runs for every boot test (and any other test the `hv` run printed); one
-/// `(ok, HOST line)` per test.
+/// Compares the runs for every boot test (and any other test the `hv` run printed, and any
+/// group whose `FACT <group>.<key>` lines it printed without a `TEST` line, such as
+/// `events` and `grants`); one `(ok, HOST line)` per test.
 pub fn compare(xen: &[String], hv: &[String]) -> Vec<(bool, String)> {
     let mut names: Vec<String> = BOOT_TESTS.iter().map(|s| s.to_string()).collect();
-    for t in hv.iter().filter_map(|l| parse_test(l)) {
-        if !names.contains(&t.name) {
-            names.push(t.name);
+    for l in hv {
+        let name = parse_test(l)
+            .map(|t| t.name)
+            .or_else(|| fact_test(l).map(str::to_owned));
+        if let Some(name) = name
+            && !names.contains(&name)
+        {
+            names.push(name);
         }
     }
     names
@@ -170,6 +176,29 @@ RESULT 8 passed, 0 failed";
             .filter_map(|s| s.split_once('"').map(|(name, _)| name))
             .collect();
         assert_eq!(names, BOOT_TESTS);
+    }
+
+    /// A group's FACT lines without a TEST line of that name are compared as one unit.
+    #[test]
+    fn fact_only_groups_are_compared() {
+        let xen =
+            lines("FACT events.max-port 1023\nFACT events.bad-port-errno -22\nTEST timer-sleep ok");
+        let same = compare(&xen, &xen);
+        assert!(
+            same.iter().any(|(ok, l)| *ok && l == "HOST same-events ok"),
+            "{same:?}"
+        );
+        let hv =
+            lines("FACT events.max-port 4095\nFACT events.bad-port-errno -22\nTEST timer-sleep ok");
+        let v = compare(&xen, &hv);
+        let events = v
+            .iter()
+            .find(|(_, l)| l.starts_with("HOST same-events"))
+            .unwrap();
+        assert!(
+            !events.0 && events.1.contains("max-port 4095"),
+            "{events:?}"
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ use abi::elfnote::{XEN_ELFNOTE_NAME, XEN_ELFNOTE_PHYS32_ENTRY};
 /// Size of the boot stack (hv's only stack).
 pub const BOOT_STACK_SIZE: usize = 128 * 1024;
 
-/// Bytes identity mapped by the boot page tables (2 MiB pages, writable, executable).
+/// Bytes identity mapped by the boot page tables (2 MiB pages, writable, executable; the
+/// local APIC's page uncached).
 pub const IDENTITY_MAP_BYTES: u64 = 4 << 30;
 
 const _: () = assert!(XEN_ELFNOTE_NAME.len() == 4);
@@ -101,6 +102,8 @@ pvh_start32:
     inc %ecx
     cmp $2048, %ecx
     jne 2b
+    /* The 2 MiB page of the local APIC (0xFEE00000): uncached (PCD | PWT). */
+    orl $0x18, boot_pd + (0xfee00000 >> 21) * 8
 
     /* CR4: PAE | OSFXSR | OSXMMEXCPT */
     mov %cr4, %eax

@@ -125,6 +125,23 @@ irq_stub:
     pop %rax
     iretq
 
+    /* hv's local APIC timer: end of interrupt to the local APIC (its EOI register at
+       0xFEE000B0, reached through a zero-extended 32-bit address), iretq. */
+    .p2align 4
+    .global lapic_timer_stub
+lapic_timer_stub:
+    push %rax
+    mov $0xfee000b0, %eax
+    movl $0, (%rax)
+    pop %rax
+    iretq
+
+    /* The local APIC's spurious vector: no EOI. */
+    .p2align 4
+    .global spurious_stub
+spurious_stub:
+    iretq
+
 exc_common:
     push %rax
     push %rbx
@@ -166,6 +183,10 @@ unsafe extern "C" {
     static exception_stub_table: [u64; EXCEPTION_VECTORS];
     /// The external-interrupt stub: end of interrupt to both PICs, `iretq`.
     static irq_stub: u8;
+    /// The local APIC timer's stub: end of interrupt to the local APIC, `iretq`.
+    static lapic_timer_stub: u8;
+    /// The local APIC's spurious-interrupt stub: `iretq`.
+    static spurious_stub: u8;
 }
 
 /// External-interrupt vectors hv handles (the PIC remapped to 32..47).
@@ -217,7 +238,8 @@ struct Idt([Gate; 256]);
 /// The IDT: written once by [`init`] before it is loaded, read only by the CPU afterwards.
 static mut IDT: Idt = Idt([Gate::MISSING; 256]);
 
-/// Fills and loads the IDT (exception vectors 0..31, IRQ vectors 32..47). Call after
+/// Fills and loads the IDT (exception vectors 0..31, IRQ vectors 32..47, the local APIC's
+/// timer and spurious vectors). Call after
 /// [`gdt::init`].
 pub fn init() {
     let selector = gdt::code_selector();
@@ -237,6 +259,10 @@ pub fn init() {
         for v in IRQ_VECTORS {
             (*idt).0[v] = Gate::interrupt((&raw const irq_stub) as u64, selector, 0);
         }
+        (*idt).0[usize::from(super::lapic::TIMER_VECTOR)] =
+            Gate::interrupt((&raw const lapic_timer_stub) as u64, selector, 0);
+        (*idt).0[usize::from(super::lapic::SPURIOUS_VECTOR)] =
+            Gate::interrupt((&raw const spurious_stub) as u64, selector, 0);
         let ptr = x86_64::structures::DescriptorTablePointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,
             base: x86_64::VirtAddr::new(idt as u64),

@@ -40,3 +40,10 @@ pub fn calibrate_khz() -> u32 {
     };
     u32::try_from(end.wrapping_sub(start) / WINDOW_MS).unwrap_or(u32::MAX)
 }
+
+/// The TSC now.
+pub fn now() -> u64 {
+    // SAFETY: RDTSC only reads the time-stamp counter (not intercepted, never faults at
+    // CPL 0).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

@@ -1,9 +1,11 @@
-//! Self-tests (group `platform`) of time and event channels: the monotonic clock, timer
-//! sleeps, the wall clock, an event-channel loopback and masking.
+//! Self-tests (group `events`) of time and event channels: the monotonic clock, timer
+//! sleeps, the wall clock, an event-channel loopback and masking; and the group's `FACT
+//! events.*` lines (the port limit and the errno of each call Xen refuses).
 
 use alloc::boxed::Box;
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use abi::xen::DOMID_SELF;
@@ -11,6 +13,7 @@ use abi::xen::DOMID_SELF;
 use super::platform::{Test, TestResult};
 use crate::proto::evtchn::Port;
 use crate::xen::events::{self, PortStatus};
+use crate::xen::hypercall;
 use crate::xen::time;
 use xenbus::Instant;
 
@@ -24,6 +27,123 @@ pub const TESTS: &[Test] = &[
 ];
 
 const MS: u64 = 1_000_000;
+
+/// Probes the event-channel limits and refusals; `(key, value)` for the group's FACT lines.
+/// Also logs the cost of a hypercall round trip and of an event delivered to this domain.
+pub fn facts() -> Vec<(&'static str, String)> {
+    use abi::event_channel as ec;
+    let mut facts = Vec::new();
+    let raw = |cmd: u32, mut arg: [u32; 6]| match hypercall::evtchn_op_raw(cmd, &mut arg) {
+        Ok(r) => format!("{r}"),
+        Err(e) => format!("{e}"),
+    };
+    // The highest port this domain can allocate, and the answer past it.
+    let mut ports = Vec::new();
+    let beyond = loop {
+        match events::alloc_unbound(DOMID_SELF) {
+            Ok(p) if ports.len() < 5000 => ports.push(p),
+            Ok(_) => break "no limit".to_string(),
+            Err(events::EventError::Hypercall(hypercall::HypercallError::Xen(n))) => {
+                break format!("{n}");
+            }
+            Err(e) => break format!("{e}"),
+        }
+    };
+    let max = ports.iter().map(|p| p.get()).max().unwrap_or(0);
+    for p in ports {
+        let _ = events::close(p);
+    }
+    facts.push(("max-port", format!("{max}")));
+    facts.push(("alloc-beyond-max", beyond));
+    let self_dom = u32::from(DOMID_SELF);
+    facts.push((
+        "bad-port-errno",
+        raw(ec::EVTCHNOP_SEND, [4095, 0, 0, 0, 0, 0]),
+    ));
+    facts.push((
+        "unmask-bad-port",
+        raw(ec::EVTCHNOP_UNMASK, [4095, 0, 0, 0, 0, 0]),
+    ));
+    facts.push(("close-port-0", raw(ec::EVTCHNOP_CLOSE, [0; 6])));
+    // alloc_unbound { dom = 0, remote_dom = DOMID_SELF }: another domain's port.
+    facts.push((
+        "alloc-unbound-dom0",
+        raw(ec::EVTCHNOP_ALLOC_UNBOUND, [self_dom << 16, 0, 0, 0, 0, 0]),
+    ));
+    // bind_interdomain to a free port of ours, and to a domain that does not exist.
+    facts.push((
+        "bind-interdomain-free-port",
+        raw(ec::EVTCHNOP_BIND_INTERDOMAIN, [self_dom, 1000, 0, 0, 0, 0]),
+    ));
+    facts.push((
+        "bind-interdomain-no-domain",
+        raw(ec::EVTCHNOP_BIND_INTERDOMAIN, [0x7000, 1, 0, 0, 0, 0]),
+    ));
+    // VIRQ_TIMER is bound already (time::init); an unknown VIRQ; a per-vCPU VIRQ on vCPU 1.
+    facts.push((
+        "bind-virq-timer-again",
+        raw(ec::EVTCHNOP_BIND_VIRQ, [ec::VIRQ_TIMER, 0, 0, 0, 0, 0]),
+    ));
+    facts.push((
+        "bind-virq-24",
+        raw(ec::EVTCHNOP_BIND_VIRQ, [24, 0, 0, 0, 0, 0]),
+    ));
+    facts.push((
+        "bind-virq-vcpu-1",
+        raw(ec::EVTCHNOP_BIND_VIRQ, [ec::VIRQ_DEBUG, 1, 0, 0, 0, 0]),
+    ));
+    facts.push((
+        "bind-ipi-vcpu-1",
+        raw(ec::EVTCHNOP_BIND_IPI, [1, 0, 0, 0, 0, 0]),
+    ));
+    facts.push(("status-dom0", raw(ec::EVTCHNOP_STATUS, [0, 1, 0, 0, 0, 0])));
+    measure_costs();
+    facts
+}
+
+static COST_HITS: AtomicU32 = AtomicU32::new(0);
+
+/// Logs the mean cost of a hypercall round trip (`xen_version`) and of an event sent to a
+/// port of this domain until its handler ran (busy wait, no halt).
+fn measure_costs() {
+    const N: u64 = 200;
+    let Ok(t0) = now() else { return };
+    for _ in 0..N {
+        let _ = hypercall::xen_version();
+    }
+    let Ok(t1) = now() else { return };
+    let Ok((a, b)) = loopback_pair() else { return };
+    let bound = events::bind(
+        a,
+        Box::new(|_| {
+            COST_HITS.fetch_add(1, Ordering::SeqCst);
+        }),
+    );
+    let _ = events::take_latched(b);
+    let mut delivered = 0u64;
+    let Ok(t2) = now() else { return };
+    if bound.is_ok() {
+        for _ in 0..N {
+            let before = COST_HITS.load(Ordering::SeqCst);
+            if events::send(b).is_err() {
+                break;
+            }
+            let mut spins = 0u32;
+            while COST_HITS.load(Ordering::SeqCst) == before && spins < 10_000_000 {
+                spins += 1;
+                core::hint::spin_loop();
+            }
+            delivered += 1;
+        }
+    }
+    let Ok(t3) = now() else { return };
+    let _ = close_pair(a, b);
+    log::info!(
+        "events: hypercall round trip {} ns (mean of {N} xen_version), event delivery {} ns (mean of {delivered} sends to a handler)",
+        (t1.as_nanos() - t0.as_nanos()) / N,
+        (t3.as_nanos() - t2.as_nanos()) / delivered.max(1)
+    );
+}
 /// Upper bounds for things that take microseconds on an idle host: generous, because QEMU's
 /// software emulation on a loaded host can stall the whole machine for seconds.
 const WAIT_MS: u64 = 10_000;
@@ -92,6 +212,33 @@ fn timer_sleep() -> TestResult {
     if after.timer_events == before.timer_events {
         return Err("no VIRQ_TIMER event".into());
     }
+    // The timer also interrupts a vCPU that never idles: armed 5 ms ahead, it must arrive
+    // while this loop spins (not before its deadline).
+    let spin_before = time::stats().timer_events;
+    let t4 = now()?;
+    let due = t4.add_millis(5);
+    hypercall::set_singleshot_timer(0, due).map_err(|e| format!("singleshot: {e}"))?;
+    let mut fired = None;
+    while now()?.as_nanos() < t4.as_nanos() + WAIT_MS * MS {
+        if time::stats().timer_events > spin_before {
+            fired = Some(now()?);
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    let Some(fired) = fired else {
+        return Err("VIRQ_TIMER never interrupted a spinning vCPU".into());
+    };
+    if fired < due {
+        return Err(format!(
+            "VIRQ_TIMER {} us before its deadline while spinning",
+            (due.as_nanos() - fired.as_nanos()) / 1000
+        ));
+    }
+    log::info!(
+        "timer-sleep: a spinning vCPU got VIRQ_TIMER {} us after its deadline",
+        (fired.as_nanos() - due.as_nanos()) / 1000
+    );
     // A timeout: a condition that never holds ends at its deadline, not before.
     let t2 = now()?;
     let deadline = t2.add_millis(20);

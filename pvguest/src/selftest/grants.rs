@@ -1,10 +1,11 @@
-//! Self-tests (group `platform`) of the grant table: grant a page, check the shared entry,
+//! Self-tests (group `grants`) of the grant table, with the group's `FACT grants.*` lines: grant a page, check the shared entry,
 //! end the grant; and let Xen itself use a grant (`GNTTABOP_copy` through a grant this
 //! domain gave itself). Ending a grant the peer still uses is covered by host tests with a
 //! fake peer: nothing on stock Xen keeps this guest's grants mapped here.
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use abi::grant_table::{
     GNTCOPY_SOURCE_GREF, GNTST_GENERAL_ERROR, GNTST_OKAY, GTF_PERMIT_ACCESS, GTF_READONLY,
@@ -23,6 +24,89 @@ use xenbus::{DomId, GrantRef, PageProvider};
 
 /// The tests, in order.
 pub const TESTS: &[Test] = &[("grant-access", grant_access), ("grant-copy", grant_copy)];
+
+/// The table's limits and what Xen refuses; `(key, value)` for the group's FACT lines.
+pub fn facts() -> Vec<(&'static str, String)> {
+    let mut facts = Vec::new();
+    match hypercall::gnttab_query_size() {
+        Ok((_, max)) => facts.push(("max-frames", format!("{max}"))),
+        Err(e) => facts.push(("max-frames", format!("{e}"))),
+    }
+    // The stock-Xen tier runs with max_grant_version = 1, as hv: version 2 is refused.
+    match hypercall::gnttab_set_version(2) {
+        Ok((ret, version)) => {
+            facts.push(("v2-errno", format!("{ret}")));
+            facts.push(("version-after-v2", format!("{version}")));
+        }
+        Err(e) => facts.push(("v2-errno", format!("{e}"))),
+    }
+    match hypercall::gnttab_set_version(3) {
+        Ok((ret, _)) => facts.push(("v3-errno", format!("{ret}"))),
+        Err(e) => facts.push(("v3-errno", format!("{e}"))),
+    }
+    // Copies Xen refuses before moving a byte: their GNTST_* statuses.
+    let Ok(dst) = kernel::allocate_frames(1) else {
+        facts.push(("copy", "no frame".into()));
+        return facts;
+    };
+    let dst_pfn = dst / FRAME_SIZE;
+    let refused = |source: GnttabCopyPtr, flags: u16, source_len: u16| {
+        let mut op = GnttabCopy {
+            source,
+            dest: GnttabCopyPtr {
+                u: GnttabCopyPtrU { gmfn: dst_pfn },
+                domid: DOMID_SELF,
+                offset: 0,
+            },
+            len: source_len,
+            flags,
+            status: 0,
+        };
+        // SAFETY: the destination is a frame taken from the allocator for this probe and
+        // never read through a Rust reference.
+        match unsafe { hypercall::gnttab_copy(&mut op) } {
+            Ok(()) => format!("{}", op.status),
+            Err(e) => format!("{e}"),
+        }
+    };
+    let by_ref = |r: u32, domid| GnttabCopyPtr {
+        u: GnttabCopyPtrU { ref_: r },
+        domid,
+        offset: 0,
+    };
+    facts.push((
+        "copy-bad-gref",
+        refused(by_ref(0xffff, DOMID_SELF), GNTCOPY_SOURCE_GREF, 8),
+    ));
+    facts.push((
+        "copy-unknown-domain",
+        refused(by_ref(0, 0x7000), GNTCOPY_SOURCE_GREF, 8),
+    ));
+    // A frame named by number for a domain other than DOMID_SELF (here domain 0).
+    let frame = |domid, offset| GnttabCopyPtr {
+        u: GnttabCopyPtrU { gmfn: dst_pfn },
+        domid,
+        offset,
+    };
+    facts.push(("copy-dom0-frame", refused(frame(0, 0), 0, 8)));
+    facts.push(("copy-beyond-page", refused(frame(DOMID_SELF, 4000), 0, 200)));
+    facts
+}
+
+/// This domain's id without xenstore: Xen records `DOMID_SELF` as the caller's own id in an
+/// unbound port, and `EVTCHNOP_status` reports it.
+fn own_domid() -> Result<DomId, String> {
+    let port = crate::xen::events::alloc_unbound(DOMID_SELF).map_err(|e| format!("alloc: {e}"))?;
+    let status = hypercall::evtchn_status(port).map_err(|e| format!("status: {e}"));
+    let _ = crate::xen::events::close(port);
+    let status = status?;
+    if status.status != abi::event_channel::EVTCHNSTAT_UNBOUND {
+        return Err(format!("new port is in state {}", status.status));
+    }
+    // SAFETY: an unbound port's status fills `u.unbound`; any bits are a valid u16.
+    let dom = unsafe { status.u.unbound.dom };
+    DomId::try_new(u32::from(dom)).map_err(|e| format!("own {e}"))
+}
 
 fn grant_access() -> TestResult {
     let (frames, max) = hypercall::gnttab_query_size().map_err(|e| format!("query_size: {e}"))?;
@@ -105,7 +189,7 @@ fn matches(paddr: u64, seed: u8) -> bool {
 }
 
 fn grant_copy() -> TestResult {
-    let me = super::store::domid()?;
+    let me = own_domid()?;
     // The source is a driver's page: from the page provider, granted through `GrantAccess`,
     // handed back only once the grant has ended.
     let mut pages = KernelPages::new();

@@ -1,6 +1,7 @@
-//! Self-test group `platform`: the `boot` group ([`super::boot`]) before the event, grant and
-//! xenstore set-up; then, once that is up, the console under load, time and event channels
-//! ([`super::events`]), grants ([`super::grants`]) and xenstore ([`super::store`]).
+//! Self-test group `platform`: the groups `boot` ([`super::boot`]), `events`
+//! ([`super::events`]), `grants` ([`super::grants`]) and `services` (the console under load,
+//! xenstore: [`super::store`]), in that order. Each group brings up only what it needs:
+//! `events` event channels and the timer, `grants` the grant table, `services` xenstore too.
 
 use alloc::format;
 use alloc::string::String;
@@ -14,25 +15,52 @@ pub(super) type TestResult = Result<(), String>;
 /// A named test.
 pub(super) type Test = (&'static str, fn() -> TestResult);
 
-/// Runs the group, recording each test: the boot tests, the platform set-up, the rest.
+/// Runs the four groups.
 pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
     super::boot::run(rep);
-    crate::kernel::ensure_platform();
-    let tests: [Test; 1] = [("console-flood", console_flood)];
-    let rest = super::events::TESTS
-        .iter()
-        .chain(super::grants::TESTS)
-        .chain(super::store::TESTS);
-    for &(name, test) in tests.iter().chain(rest) {
-        let result = test();
-        let _ = rep.record(name, result);
-    }
+    run_events(rep);
+    run_grants(rep);
+    run_services(rep);
     log::info!(
         "platform: events {:?}, time {:?}, xenstore {:?}",
         crate::xen::events::stats(),
         crate::xen::time::stats(),
         crate::xen::xenstore::stats()
     );
+}
+
+fn run_tests(rep: &mut Reporter<'_, ConsoleOut>, tests: &[Test]) {
+    for &(name, test) in tests {
+        let result = test();
+        let _ = rep.record(name, result);
+    }
+}
+
+fn print_facts(rep: &mut Reporter<'_, ConsoleOut>, group: &str, facts: &[(&str, String)]) {
+    for (key, value) in facts {
+        let _ = rep.fact(group, key, value);
+    }
+}
+
+/// Group `events`: `FACT events.*`, then time and event-channel tests.
+pub fn run_events(rep: &mut Reporter<'_, ConsoleOut>) {
+    crate::kernel::ensure_events();
+    print_facts(rep, "events", &super::events::facts());
+    run_tests(rep, super::events::TESTS);
+}
+
+/// Group `grants`: `FACT grants.*`, then the grant tests.
+pub fn run_grants(rep: &mut Reporter<'_, ConsoleOut>) {
+    crate::kernel::ensure_grants();
+    print_facts(rep, "grants", &super::grants::facts());
+    run_tests(rep, super::grants::TESTS);
+}
+
+/// Group `services`: the console under load, xenstore and the xenbus front end.
+pub fn run_services(rep: &mut Reporter<'_, ConsoleOut>) {
+    crate::kernel::ensure_platform();
+    run_tests(rep, &[("console-flood", console_flood)]);
+    run_tests(rep, super::store::TESTS);
 }
 
 /// Lines of the console flood.

@@ -17,14 +17,17 @@ impl fmt::Write for ConsoleOut {
 }
 
 /// Runs every selected group; an unknown group counts as a failed test `group-<name>`.
-/// `boot` needs no event, grant or xenstore set-up; `platform` brings it up after its boot
-/// tests, `blk` before its first.
+/// `boot` needs no event, grant or xenstore set-up; `events`, `grants` and `services` bring
+/// up what they need (`platform` runs all four), `blk` everything before its first test.
 pub fn run(opts: &Options<'_>) -> Outcome {
     let mut rep = Reporter::new(ConsoleOut, opts.inject_fail);
     for group in opts.groups() {
         match group {
             "boot" => boot::run(&mut rep),
             "platform" => platform::run(&mut rep),
+            "events" => platform::run_events(&mut rep),
+            "grants" => platform::run_grants(&mut rep),
+            "services" => platform::run_services(&mut rep),
             "blk" => {
                 crate::kernel::ensure_platform();
                 super::blk::run(&mut rep)

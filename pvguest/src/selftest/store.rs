@@ -9,9 +9,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use super::platform::{Test, TestResult};
 use crate::xen::time;
 use crate::xen::xenstore::{self, Client};
+use xenbus::Instant;
 use xenbus::frontend::{self, Frontend, XenbusError};
 use xenbus::xenstore::{TxId, XsErrno, XsError};
-use xenbus::{DomId, Instant};
 
 /// The tests, in order.
 pub const TESTS: &[Test] = &[
@@ -50,12 +50,6 @@ fn own_domid(c: &mut Client, deadline: Instant) -> Result<u32, String> {
         .map_err(|e| fail("read domid", e))?;
     xenbus::xenstore::payload::parse_decimal(&text)
         .ok_or_else(|| format!("domid {text:?} is not a number"))
-}
-
-/// This domain's id, read from xenstore (for tests of other subsystems that need it).
-pub(super) fn domid() -> Result<DomId, String> {
-    let id = xs(own_domid)?;
-    DomId::try_new(id).map_err(|e| format!("own {e}"))
 }
 
 fn read_domid() -> TestResult {

@@ -251,3 +251,28 @@ pub fn refused(op: Refused) -> Result<i64, HypercallError> {
     // argument is read.
     unsafe { hypercall5(nr, cmd, 0, 0, 0, 0) }
 }
+
+/// `event_channel_op(cmd)` on a raw argument block of 24 bytes (the largest `EVTCHNOP_*`
+/// argument): Xen's raw answer, for self-tests that record what Xen refuses.
+pub fn evtchn_op_raw(cmd: u32, arg: &mut [u32; 6]) -> Result<i64, HypercallError> {
+    // SAFETY: `arg` is 24 live, writable bytes: every EVTCHNOP argument fits, and Xen reads
+    // and writes only the command's struct.
+    unsafe { hypercall2(x::HYPERVISOR_EVENT_CHANNEL_OP, cmd.into(), ptr_mut(arg)) }
+}
+
+/// `GNTTABOP_set_version(version)`: Xen's raw answer and the version it wrote back.
+pub fn gnttab_set_version(version: u32) -> Result<(i64, u32), HypercallError> {
+    let mut v = abi::grant_table::GnttabSetVersion { version };
+    // SAFETY: `v` is a live gnttab_set_version that Xen reads and writes back, count 1.
+    let ret = unsafe {
+        hypercall5(
+            x::HYPERVISOR_GRANT_TABLE_OP,
+            abi::grant_table::GNTTABOP_SET_VERSION.into(),
+            ptr_mut(&mut v),
+            1,
+            0,
+            0,
+        )
+    }?;
+    Ok((ret, v.version))
+}

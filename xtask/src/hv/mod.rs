@@ -5,7 +5,7 @@
 //!   `COUNTER` lines) and judges the run: it passes only with QEMU exit 33 and a `RESULT`
 //!   line that agrees with the `TEST` lines.
 //!
-//! `cargo xtask hv-test` boots twice: `selftest=boot`, and `selftest=boot
+//! `cargo xtask hv-test` boots twice: `selftest=boot,events,grants`, and `selftest=boot
 //! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught.
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines.
 pub mod qemu;
@@ -23,8 +23,11 @@ use serial::{EXIT_POWEROFF, Line, QemuEnd};
 
 /// The test the second boot makes fail on purpose.
 const INJECTED_TEST: &str = "xen-version";
-/// The guest command line of the test boots.
-const TEST_CMDLINE: &str = "selftest=boot";
+/// The guest command line of the test boot: every group hv can serve (`services` needs
+/// xenstored, which hv does not have yet).
+const TEST_CMDLINE: &str = "selftest=boot,events,grants";
+/// The guest command line of the injected-failure boot (before the injection option).
+const INJECT_CMDLINE: &str = "selftest=boot";
 /// `hv`'s options in the test boots (none yet).
 const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
@@ -101,7 +104,7 @@ fn explain_failure(booted: &qemu::Booted) {
     }
 }
 
-/// `cargo xtask hv-test`: builds `hv` and the guest, boots `selftest=boot` (one unit per
+/// `cargo xtask hv-test`: builds `hv` and the guest, boots [`TEST_CMDLINE`] (one unit per
 /// `TEST` line and per `HOST` line), then the injected-failure boot (one unit, passed only if
 /// caught). Returns the guest's lines of the first boot, for the comparison with stock Xen.
 /// `Err` only for harness errors.
@@ -128,7 +131,7 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     }
     let guest_lines = booted.transcript.guest.clone();
 
-    let cmdline = format!("{TEST_CMDLINE} selftest-inject-fail={INJECTED_TEST}");
+    let cmdline = format!("{INJECT_CMDLINE} selftest-inject-fail={INJECTED_TEST}");
     let label = format!("hv-inject-{INJECTED_TEST}");
     let booted = boot("hv-test", &hv, &guest, &cmdline, &label, timeout, |_| {})?;
     let caught = serial::judge_injected(&booted.transcript, &booted.end, INJECTED_TEST);

@@ -91,6 +91,8 @@ fn xl_config(cmdline: &str, extra: &str) -> Result<String> {
          vcpus = 1\n\
          # QEMU's TCG has no NRIPS: an intercepted RDTSCP fails Xen's emulation (xenlab Q4).\n\
          tsc_mode = \"native\"\n\
+         # hv offers grant tables v1 only: hold both platforms to the same answers.\n\
+         max_grant_version = 1\n\
          on_poweroff = \"preserve\"\n\
          on_reboot = \"preserve\"\n\
          on_crash = \"preserve\"\n\
@@ -366,6 +368,7 @@ mod tests {
             "type = \"pvh\"",
             "vcpus = 1",
             "tsc_mode = \"native\"",
+            "max_grant_version = 1",
             "cmdline = \"selftest=platform\"",
             "on_crash = \"preserve\"",
             "\ndisk = []\n",

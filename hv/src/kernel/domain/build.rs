@@ -7,15 +7,17 @@ use crate::cpuid::CpuidContext;
 use crate::frames::{FRAME_SIZE, Frames};
 use crate::guest::phys::PAGE_SIZE;
 use crate::hvlog;
-use crate::hypercall::{DomainParams, E820};
+use crate::hypercall::{DomainParams, E820, XenState};
 use crate::layout;
 use crate::npt::Npt;
 use crate::svm::emulate::EFER_SVME;
 use crate::svm::vmcb::{self, Segment, Vmcb, misc1, misc2};
+use crate::time::{Clock, TimeScale};
 
 use super::super::console::Console;
 use super::super::memory::{DomainMemory, HostTables, alloc_zeroed};
 use super::super::svm::{self, GuestRegs};
+use super::env::SharedPage;
 use super::{Domain, DomainError};
 
 const HUGE: u64 = 2 << 20;
@@ -144,6 +146,32 @@ impl Domain {
 
         let tsc_khz = super::super::tsc::calibrate_khz();
         hvlog!("TSC {tsc_khz} kHz (PIT calibration)");
+        let boot_tsc = super::super::tsc::now();
+        // No PIT: assume 1 GHz rather than divide by zero (the guest's clock is then off).
+        let scale = TimeScale::new(u64::from(tsc_khz) * 1000)
+            .or_else(|| TimeScale::new(1_000_000_000))
+            .ok_or(DomainError::OutOfMemory)?;
+        let clock = Clock { boot_tsc, scale };
+        let lapic = super::super::lapic::Lapic::init(tsc_khz);
+        match &lapic {
+            Some(l) => hvlog!("local APIC timer {} kHz (TSC calibration)", l.hz() / 1000),
+            None => hvlog!("no local APIC timer: waits spin on the TSC"),
+        }
+        let page = SharedPage::new(shared_info);
+        page.write_time(&clock, boot_tsc);
+        match super::super::rtc::unix_seconds() {
+            Some(now) => {
+                // The wall clock at system time 0: now minus the (tiny) time since boot_tsc.
+                let since = clock.ns(super::super::tsc::now());
+                let wc_ns = (u128::from(now) * 1_000_000_000).saturating_sub(u128::from(since));
+                page.write_wallclock(
+                    (wc_ns / 1_000_000_000) as u64,
+                    (wc_ns % 1_000_000_000) as u32,
+                );
+                hvlog!("wall clock {now} s (CMOS RTC)");
+            }
+            None => hvlog!("CMOS RTC unreadable: wall clock left at the epoch"),
+        }
         let ext = core::arch::x86_64::__cpuid(0x8000_0001);
         let power = core::arch::x86_64::__cpuid(0x8000_0007);
         Ok(Self {
@@ -153,6 +181,7 @@ impl Domain {
             regs,
             shared_info,
             shared_info_gfn: None,
+            vcpu_info: shared_info,
             e820,
             params: DomainParams {
                 domid: layout::DOMID,
@@ -169,6 +198,11 @@ impl Domain {
                 tsc_khz,
             },
             console: Console::new(console, layout::DOMID),
+            xen: XenState::new(layout::DOMID),
+            clock,
+            lapic,
+            grant_frames: [0; crate::grant::MAX_FRAMES as usize],
+            stats: Default::default(),
             counters: Counters::new(),
         })
     }

@@ -1,13 +1,157 @@
 //! What a hypercall may touch: the guest's memory through its page tables, the nested
-//! tables (to place shared_info), the memory map and the console backend.
+//! tables (to place shared_info and grant frames), the shared_info page's event words, the
+//! grant frames, the memory map, the console backend and the clock.
 
-use crate::frames::Frames;
-use crate::guest::phys::PAGE_SIZE;
+use crate::evtchn::EventWords;
+use crate::frames::{FRAME_SIZE, Frames};
+use crate::grant::{self, GrantEnv};
+use crate::guest::phys::{GuestPhys, PAGE_SIZE};
 use crate::guest::walk::{self, PagingState};
 use crate::hypercall::{E820, GuestFault, HypercallEnv};
+use crate::time::Clock;
 
 use super::super::console::Console;
-use super::super::memory::{DomainMemory, HostTables};
+use super::super::memory::{DomainMemory, HostTables, alloc_zeroed};
+
+/// Offsets in the shared_info page (vCPU 0's `vcpu_info` is at its start).
+mod off {
+    use abi::xen::{SharedInfo, VcpuInfo, VcpuTimeInfo};
+    use core::mem::offset_of;
+    pub const UPCALL_PENDING: usize = offset_of!(VcpuInfo, evtchn_upcall_pending);
+    pub const PENDING_SEL: usize = offset_of!(VcpuInfo, evtchn_pending_sel);
+    pub const TIME: usize = offset_of!(VcpuInfo, time);
+    pub const TIME_VERSION: usize = TIME + offset_of!(VcpuTimeInfo, version);
+    pub const PENDING: usize = offset_of!(SharedInfo, evtchn_pending);
+    pub const MASK: usize = offset_of!(SharedInfo, evtchn_mask);
+    pub const WC_VERSION: usize = offset_of!(SharedInfo, wc_version);
+    pub const WC_SEC: usize = offset_of!(SharedInfo, wc_sec);
+    pub const WC_NSEC: usize = offset_of!(SharedInfo, wc_nsec);
+    pub const WC_SEC_HI: usize = offset_of!(SharedInfo, wc_sec_hi);
+}
+
+/// hv's shared_info page and vCPU 0's `vcpu_info` (at the start of shared_info, or where
+/// the guest registered it with `VCPUOP_register_vcpu_info`: 64 bytes at an 8-aligned
+/// offset inside one of its RAM pages), both identity mapped and never freed. The guest may
+/// write them at any time; every access is a volatile load or store of a naturally aligned
+/// field.
+#[derive(Clone, Copy)]
+pub(in crate::kernel) struct SharedPage {
+    /// Host address of the shared_info page.
+    pub(in crate::kernel) shared: u64,
+    /// Host address of vCPU 0's `vcpu_info` (8-aligned, 64 bytes inside one page).
+    pub(in crate::kernel) vcpu: u64,
+}
+
+/// Which of the two areas an offset is in.
+#[derive(Clone, Copy)]
+enum Area {
+    Shared,
+    Vcpu,
+}
+
+impl SharedPage {
+    /// The page of shared_info with vCPU 0's `vcpu_info` inside it.
+    pub(in crate::kernel) fn new(shared: u64) -> Self {
+        Self {
+            shared,
+            vcpu: shared,
+        }
+    }
+
+    /// The address of `off` in `area`: inside the shared_info page (`off` masked to it), or
+    /// inside the 64-byte `vcpu_info` (masked to it).
+    fn at(&self, area: Area, off: usize, align_mask: usize) -> u64 {
+        match area {
+            Area::Shared => self.shared + (off & 0xfff & align_mask) as u64,
+            Area::Vcpu => self.vcpu + (off & 0x3f & align_mask) as u64,
+        }
+    }
+    fn load64(&self, area: Area, off: usize) -> u64 {
+        // SAFETY: `at` gives an 8-aligned u64 inside the shared_info page or the vcpu_info
+        // hv placed (both inside pages hv allocated for the domain); the guest may change it
+        // concurrently (plain data).
+        unsafe { core::ptr::read_volatile(self.at(area, off, !7) as *const u64) }
+    }
+    fn store64(&self, area: Area, off: usize, v: u64) {
+        // SAFETY: as in load64.
+        unsafe { core::ptr::write_volatile(self.at(area, off, !7) as *mut u64, v) }
+    }
+    fn load32(&self, area: Area, off: usize) -> u32 {
+        // SAFETY: as in load64, for an aligned u32.
+        unsafe { core::ptr::read_volatile(self.at(area, off, !3) as *const u32) }
+    }
+    fn store32(&self, area: Area, off: usize, v: u32) {
+        // SAFETY: as in load32.
+        unsafe { core::ptr::write_volatile(self.at(area, off, !3) as *mut u32, v) }
+    }
+    fn load8(&self, area: Area, off: usize) -> u8 {
+        // SAFETY: as in load64, for a byte.
+        unsafe { core::ptr::read_volatile(self.at(area, off, !0) as *const u8) }
+    }
+    fn store8(&self, area: Area, off: usize, v: u8) {
+        // SAFETY: as in load8.
+        unsafe { core::ptr::write_volatile(self.at(area, off, !0) as *mut u8, v) }
+    }
+
+    /// vCPU 0's `evtchn_upcall_pending`.
+    pub(in crate::kernel) fn upcall_pending(&self) -> bool {
+        self.load8(Area::Vcpu, off::UPCALL_PENDING) != 0
+    }
+
+    /// Writes vCPU 0's `vcpu_info.time` with Xen's version protocol, stamped at `tsc`.
+    pub(in crate::kernel) fn write_time(&self, clock: &Clock, tsc: u64) {
+        let t = clock.time_info(tsc);
+        let (odd, even) = crate::time::version_update(self.load32(Area::Vcpu, off::TIME_VERSION));
+        self.store32(Area::Vcpu, off::TIME_VERSION, odd);
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        self.store64(Area::Vcpu, off::TIME + 8, t.tsc_timestamp);
+        self.store64(Area::Vcpu, off::TIME + 16, t.system_time);
+        self.store32(Area::Vcpu, off::TIME + 24, t.tsc_to_system_mul);
+        self.store8(Area::Vcpu, off::TIME + 28, t.tsc_shift as u8);
+        self.store8(Area::Vcpu, off::TIME + 29, 0);
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        self.store32(Area::Vcpu, off::TIME_VERSION, even);
+    }
+
+    /// Writes the wall clock at system time 0 (`wc_*`), with the version protocol.
+    pub(in crate::kernel) fn write_wallclock(&self, sec: u64, nsec: u32) {
+        let (odd, even) = crate::time::version_update(self.load32(Area::Shared, off::WC_VERSION));
+        self.store32(Area::Shared, off::WC_VERSION, odd);
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        self.store32(Area::Shared, off::WC_SEC, sec as u32);
+        self.store32(Area::Shared, off::WC_NSEC, nsec);
+        self.store32(Area::Shared, off::WC_SEC_HI, (sec >> 32) as u32);
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        self.store32(Area::Shared, off::WC_VERSION, even);
+    }
+}
+
+impl EventWords for SharedPage {
+    fn pending(&self, word: usize) -> u64 {
+        self.load64(Area::Shared, off::PENDING + 8 * (word & 63))
+    }
+    fn set_pending_word(&mut self, word: usize, value: u64) {
+        self.store64(Area::Shared, off::PENDING + 8 * (word & 63), value);
+    }
+    fn mask(&self, word: usize) -> u64 {
+        self.load64(Area::Shared, off::MASK + 8 * (word & 63))
+    }
+    fn set_mask_word(&mut self, word: usize, value: u64) {
+        self.store64(Area::Shared, off::MASK + 8 * (word & 63), value);
+    }
+    fn pending_sel(&self) -> u64 {
+        self.load64(Area::Vcpu, off::PENDING_SEL)
+    }
+    fn set_pending_sel(&mut self, value: u64) {
+        self.store64(Area::Vcpu, off::PENDING_SEL, value);
+    }
+    fn upcall_pending(&self) -> u8 {
+        self.load8(Area::Vcpu, off::UPCALL_PENDING)
+    }
+    fn set_upcall_pending(&mut self, value: u8) {
+        self.store8(Area::Vcpu, off::UPCALL_PENDING, value);
+    }
+}
 
 /// What a hypercall may touch.
 pub(super) struct Env<'a> {
@@ -16,8 +160,32 @@ pub(super) struct Env<'a> {
     pub(super) paging: PagingState,
     pub(super) shared_info: u64,
     pub(super) shared_info_gfn: &'a mut Option<u64>,
+    /// Host address of vCPU 0's `vcpu_info` (moved by `VCPUOP_register_vcpu_info`).
+    pub(super) vcpu_info: &'a mut u64,
     pub(super) e820: &'a [E820],
     pub(super) console: &'a mut Console,
+    pub(super) grant_frames: &'a mut [u64; grant::MAX_FRAMES as usize],
+    pub(super) clock: &'a Clock,
+    /// The guest's IF is set and it is outside an interrupt shadow, and it has a
+    /// callback vector: an upcall would be delivered at once.
+    pub(super) upcall_open: bool,
+}
+
+impl Env<'_> {
+    fn words(&self) -> SharedPage {
+        SharedPage {
+            shared: self.shared_info,
+            vcpu: *self.vcpu_info,
+        }
+    }
+
+    /// The host address of grant entry `gref`, if its frame exists.
+    fn entry_addr(&self, gref: u32) -> Option<u64> {
+        let frame = *self
+            .grant_frames
+            .get((gref / grant::ENTRIES_PER_FRAME) as usize)?;
+        (frame != 0).then_some(frame + 8 * u64::from(gref % grant::ENTRIES_PER_FRAME))
+    }
 }
 
 impl HypercallEnv for Env<'_> {
@@ -59,5 +227,137 @@ impl HypercallEnv for Env<'_> {
 
     fn console_notify(&mut self) {
         self.console.drain();
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.clock.ns(super::super::tsc::now())
+    }
+
+    fn upcall_deliverable(&self) -> bool {
+        self.upcall_open && self.words().upcall_pending()
+    }
+
+    fn map_vcpu_info(&mut self, gfn: u64, offset: u32) -> Result<(), i64> {
+        let einval = -i64::from(abi::errno::XEN_EINVAL);
+        // get_page_from_gfn: a writable page of the domain (RAM or a page hv gave it).
+        let t = gfn
+            .checked_mul(PAGE_SIZE)
+            .and_then(|gpa| {
+                self.mem
+                    .npt
+                    .translate(&super::super::memory::TableReader, gpa)
+            })
+            .filter(|t| t.writable)
+            .ok_or(einval)?;
+        let new = t.hpa + u64::from(offset);
+        // Checked by the caller: offset <= 4096 - 64 and 8-aligned, so the 64 bytes stay in
+        // the page. Copy the current vcpu_info there (Xen's memcpy).
+        let mut buf = [0u8; 64];
+        // SAFETY: the old and new vcpu_info are 64 bytes each inside pages hv allocated for
+        // the domain (identity mapped); they may overlap only if equal (copy is then a no-op
+        // in effect, and copy through a buffer is correct anyway).
+        unsafe {
+            core::ptr::copy_nonoverlapping(*self.vcpu_info as *const u8, buf.as_mut_ptr(), 64);
+            core::ptr::copy_nonoverlapping(buf.as_ptr(), new as *mut u8, 64);
+        }
+        *self.vcpu_info = new;
+        self.words()
+            .write_time(self.clock, super::super::tsc::now());
+        Ok(())
+    }
+
+    fn map_grant_frame(&mut self, idx: u32, gfn: u64, old: Option<u64>) -> Result<(), i64> {
+        let enomem = -i64::from(abi::errno::XEN_ENOMEM);
+        let einval = -i64::from(abi::errno::XEN_EINVAL);
+        let slot = self.grant_frames.get_mut(idx as usize).ok_or(einval)?;
+        if *slot == 0 {
+            *slot = alloc_zeroed(self.frames, FRAME_SIZE, FRAME_SIZE).map_err(|_| enomem)?;
+        }
+        let host = *slot;
+        let gpa = gfn.checked_mul(PAGE_SIZE).ok_or(einval)?;
+        let mut t = HostTables {
+            frames: self.frames,
+        };
+        if let Some(o) = old {
+            self.mem
+                .npt
+                .unmap_4k(&mut t, o * PAGE_SIZE)
+                .map_err(|_| enomem)?;
+        }
+        self.mem
+            .npt
+            .map_4k(&mut t, gpa, host, true)
+            .map_err(|_| enomem)?;
+        if *self.shared_info_gfn == Some(gfn) {
+            *self.shared_info_gfn = None;
+        }
+        Ok(())
+    }
+}
+
+impl EventWords for Env<'_> {
+    fn pending(&self, word: usize) -> u64 {
+        self.words().pending(word)
+    }
+    fn set_pending_word(&mut self, word: usize, value: u64) {
+        self.words().set_pending_word(word, value);
+    }
+    fn mask(&self, word: usize) -> u64 {
+        self.words().mask(word)
+    }
+    fn set_mask_word(&mut self, word: usize, value: u64) {
+        self.words().set_mask_word(word, value);
+    }
+    fn pending_sel(&self) -> u64 {
+        self.words().pending_sel()
+    }
+    fn set_pending_sel(&mut self, value: u64) {
+        self.words().set_pending_sel(value);
+    }
+    fn upcall_pending(&self) -> u8 {
+        EventWords::upcall_pending(&self.words())
+    }
+    fn set_upcall_pending(&mut self, value: u8) {
+        self.words().set_upcall_pending(value);
+    }
+}
+
+impl GrantEnv for Env<'_> {
+    fn entry(&self, gref: u32) -> (u16, u16, u32) {
+        let Some(a) = self.entry_addr(gref) else {
+            return (0, 0, 0);
+        };
+        // SAFETY: `a` is an aligned u64 inside a grant frame hv allocated (identity mapped);
+        // the guest may write it concurrently (plain data, checked by the caller).
+        let raw = unsafe { core::ptr::read_volatile(a as *const u64) };
+        (raw as u16, (raw >> 16) as u16, (raw >> 32) as u32)
+    }
+
+    fn set_flags(&mut self, gref: u32, flags: u16) {
+        if let Some(a) = self.entry_addr(gref) {
+            // SAFETY: as in `entry`, for the entry's first two bytes.
+            unsafe { core::ptr::write_volatile(a as *mut u16, flags) };
+        }
+    }
+
+    fn page_ok(&self, gfn: u64) -> bool {
+        gfn.checked_mul(PAGE_SIZE)
+            .and_then(|gpa| {
+                self.mem
+                    .npt
+                    .translate(&super::super::memory::TableReader, gpa)
+            })
+            .is_some_and(|t| t.writable)
+    }
+
+    fn copy(&mut self, src_gfn: u64, src_off: u16, dst_gfn: u64, dst_off: u16, len: u16) {
+        let mut buf = [0u8; 4096];
+        let n = usize::from(len).min(4096);
+        let src = src_gfn * PAGE_SIZE + u64::from(src_off);
+        let dst = dst_gfn * PAGE_SIZE + u64::from(dst_off);
+        // Both ranges lie in one page each (checked by the grant code).
+        if self.mem.read(src, &mut buf[..n]).is_ok() {
+            let _ = self.mem.write(dst, &buf[..n]);
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::svm::exit;
 
 use super::super::svm::{self, MSR_EFER};
 use super::env::Env;
+use super::events::Wait;
 use super::{Domain, Ending};
 
 const RFLAGS_IF: u64 = 1 << 9;
@@ -25,7 +26,7 @@ impl Domain {
         match code {
             exit::INTR | exit::NMI => None,
             exit::VINTR => {
-                self.vmcb.control.vintr &= !(1 << 8);
+                self.window_open();
                 None
             }
             exit::VMMCALL => self.hypercall(),
@@ -40,7 +41,8 @@ impl Domain {
                     // Xen: a vCPU halted with interrupts off is down; the domain powers off.
                     Some(Ending::Shutdown(abi::sched::SHUTDOWN_POWEROFF))
                 } else {
-                    None
+                    // Xen's hvm_hlt: block until an upcall can be delivered.
+                    self.wait(Wait::Block)
                 }
             }
             exit::IOIO => {
@@ -196,16 +198,27 @@ impl Domain {
             cpl: s.cpl,
         };
         let params = self.params;
+        let upcall_open = s.rflags & RFLAGS_IF != 0
+            && self.vmcb.control.interrupt_shadow & 1 == 0
+            && self.xen.callback_vector().is_some();
+        let callback_before = self.xen.callback_irq;
         let mut env = Env {
             mem: &mut self.mem,
             frames: &mut self.frames,
             paging,
             shared_info: self.shared_info,
             shared_info_gfn: &mut self.shared_info_gfn,
+            vcpu_info: &mut self.vcpu_info,
             e820: &self.e820,
             console: &mut self.console,
+            grant_frames: &mut self.grant_frames,
+            clock: &self.clock,
+            upcall_open,
         };
-        let out = hypercall::dispatch(&mut env, &params, op, args);
+        let out = hypercall::dispatch(&mut env, &params, &mut self.xen, op, args);
+        if self.xen.callback_irq != callback_before {
+            self.log_callback();
+        }
         if !out.implemented {
             self.counters.enosys += 1;
         }
@@ -214,6 +227,8 @@ impl Domain {
         match out.action {
             Action::Resume => None,
             Action::Shutdown(reason) => Some(Ending::Shutdown(reason)),
+            Action::Block => self.wait(Wait::Block),
+            Action::Poll { timeout } => self.wait(Wait::Poll { timeout }),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod build;
 mod env;
+mod events;
 mod exits;
 
 use core::fmt::Write;
@@ -13,7 +14,7 @@ use crate::counters::Counters;
 use crate::cpuid::CpuidContext;
 use crate::frames::Frames;
 use crate::hvlog;
-use crate::hypercall::{DomainParams, E820};
+use crate::hypercall::{DomainParams, E820, XenState};
 use crate::layout;
 use crate::svm::emulate;
 use crate::svm::vmcb::Vmcb;
@@ -61,10 +62,22 @@ pub struct Domain {
     regs: GuestRegs,
     shared_info: u64,
     shared_info_gfn: Option<u64>,
+    /// Host address of vCPU 0's `vcpu_info` (in shared_info until the guest registers one).
+    vcpu_info: u64,
     e820: [E820; builder::layout::MEMMAP_ENTRIES],
     params: DomainParams,
     cpuid: CpuidContext,
     console: Console,
+    /// Event channels, grants, the timer and the guest-set parameters.
+    xen: XenState,
+    /// hv's system clock (the calibrated TSC).
+    clock: crate::time::Clock,
+    /// hv's own timer (`None`: no usable local APIC; waits then spin on the TSC).
+    lapic: Option<super::lapic::Lapic>,
+    /// Host frames of the grant table (0: not allocated yet).
+    grant_frames: [u64; crate::grant::MAX_FRAMES as usize],
+    /// Upcalls injected, VIRQ_TIMER events raised, waits for a timer or an event.
+    stats: events::EventStats,
     /// Exits and hypercalls so far.
     pub counters: Counters,
 }
@@ -74,15 +87,17 @@ impl Domain {
     pub fn run(&mut self) -> Ending {
         let vmcb_pa = core::ptr::from_ref::<Vmcb>(self.vmcb) as u64;
         loop {
+            self.before_entry();
             // SAFETY: SVM is enabled (start), the VMCB is ours and complete (build), its
             // intercepts include VMRUN, and the nested tables map only the domain's frames.
             unsafe { svm::run(vmcb_pa, &mut self.regs) };
             let code = self.vmcb.control.exitcode;
             self.counters.exit(code);
             // The event injected at this VMRUN was delivered, or the exit interrupted its
-            // delivery and EXITINTINFO holds it: then deliver it again on the next VMRUN.
-            let pending = self.vmcb.control.exitintinfo;
-            self.vmcb.control.event_inj = if pending & (1 << 31) != 0 { pending } else { 0 };
+            // delivery and EXITINTINFO holds it: then deliver it again on the next VMRUN
+            // (an interrupt QEMU recorded as an exception goes back as an interrupt).
+            self.vmcb.control.event_inj =
+                crate::svm::inject::reinjection(self.vmcb.control.exitintinfo);
             if let Some(end) = self.handle_exit(code) {
                 self.console.drain();
                 self.console.finish();
@@ -149,6 +164,16 @@ pub fn finish(domain: &Domain, end: Ending) -> ! {
         domain.counters.total_exits(),
         domain.counters.total_hypercalls(),
         domain.console.bytes()
+    );
+    let s = &domain.stats;
+    let _ = writeln!(
+        serial::Serial,
+        "hv: {} upcalls injected, {} interrupt windows, {} VIRQ_TIMER events, {} waits ({} us waiting)",
+        s.injected,
+        s.windows,
+        s.timer_events,
+        s.waits,
+        domain.clock.scale.scale(s.wait_ticks) / 1000
     );
     serial::exit_qemu(status)
 }

@@ -1,0 +1,402 @@
+//! Grant tables v1 of the one guest domain, answered as Xen 4.17's `common/grant_table.c`
+//! answers a domain with `max_grant_version = 1` and xl's default of 64 frames:
+//! `GNTTABOP_query_size`, `setup_table`, `set_version` / `get_version`, `copy` with
+//! `acquire_grant_for_copy`'s checks, the frames placed with `XENMEM_add_to_physmap`
+//! (`XENMAPSPACE_grant_table`), and map/unmap as an internal API for domain 0's services.
+//!
+//! The shared entries live in frames the guest writes at will: every entry is read once per
+//! use and checked; nothing read there is trusted across a step.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "Xen reads these fields as its C types do (unsigned int refs and indexes: the low 32 bits); map slots are few"
+)]
+
+use abi::grant_table as g;
+
+/// xl's default `max_grant_frames`.
+pub const MAX_FRAMES: u32 = 64;
+/// v1 entries per 4 KiB frame (8 bytes each).
+pub const ENTRIES_PER_FRAME: u32 = 512;
+/// The page size.
+const PAGE: u32 = 4096;
+/// Frames a new domain's table has (`INITIAL_NR_GRANT_FRAMES`).
+pub const INITIAL_FRAMES: u32 = 1;
+/// Concurrent internal mappings domain 0 may hold.
+pub const MAX_MAPS: usize = 256;
+
+/// A Xen errno, negative.
+pub type Errno = i64;
+
+const fn err(e: i32) -> Errno {
+    -(e as i64)
+}
+
+/// What the grant code needs from the domain.
+pub trait GrantEnv {
+    /// Reads v1 entry `gref` (`flags`, `domid`, `frame`) from the table frames.
+    fn entry(&self, gref: u32) -> (u16, u16, u32);
+    /// Writes the `flags` of entry `gref`.
+    fn set_flags(&mut self, gref: u32, flags: u16);
+    /// Whether `gfn` is a frame of the domain's own memory a grant may name (RAM).
+    fn page_ok(&self, gfn: u64) -> bool;
+    /// Copies `len` bytes from (`src_gfn`, `src_off`) to (`dst_gfn`, `dst_off`), both pages
+    /// already checked with [`Self::page_ok`] and within one page.
+    fn copy(&mut self, src_gfn: u64, src_off: u16, dst_gfn: u64, dst_off: u16, len: u16);
+}
+
+/// One end of a `GNTTABOP_copy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyPtr {
+    /// The grant reference or the frame (`u.ref` / `u.gmfn`).
+    pub u: u64,
+    /// The domain.
+    pub domid: u16,
+    /// Offset in the page.
+    pub offset: u16,
+}
+
+/// A `gnttab_copy` as read from the guest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyOp {
+    /// Where from.
+    pub source: CopyPtr,
+    /// Where to.
+    pub dest: CopyPtr,
+    /// Bytes.
+    pub len: u16,
+    /// `GNTCOPY_*`.
+    pub flags: u16,
+}
+
+/// An internal mapping held by domain 0 ([`GrantTable::map`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// The handle for [`GrantTable::unmap`].
+    pub handle: u32,
+    /// The guest frame the grant names.
+    pub gfn: u64,
+    /// Whether only reading was granted or asked.
+    pub readonly: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pin {
+    gref: u32,
+    readonly: bool,
+}
+
+/// The grant table of one domain.
+pub struct GrantTable {
+    domid: u16,
+    nr_frames: u32,
+    /// Where each frame is mapped in the guest (`None`: not mapped).
+    frame_gfn: [Option<u64>; MAX_FRAMES as usize],
+    maps: [Option<Pin>; MAX_MAPS],
+}
+
+/// Which domain a copy end names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dom {
+    Own,
+    Dom0,
+}
+
+impl GrantTable {
+    /// The table of a new domain `domid` (one frame, version 1).
+    pub fn new(domid: u16) -> Self {
+        Self {
+            domid,
+            nr_frames: INITIAL_FRAMES,
+            frame_gfn: [None; MAX_FRAMES as usize],
+            maps: [None; MAX_MAPS],
+        }
+    }
+
+    /// Frames in use (`nr_grant_frames`).
+    pub fn nr_frames(&self) -> u32 {
+        self.nr_frames
+    }
+
+    fn nr_entries(&self) -> u32 {
+        self.nr_frames * ENTRIES_PER_FRAME
+    }
+
+    /// Xen's domain lookup and `XSM_TARGET` for table queries: itself passes, domain 0 is
+    /// refused, other ids name no domain.
+    fn target(&self, dom: u16) -> Result<(), Target> {
+        if dom == abi::xen::DOMID_SELF || dom == self.domid {
+            Ok(())
+        } else if dom == 0 {
+            Err(Target::Denied)
+        } else {
+            Err(Target::NoDomain)
+        }
+    }
+
+    /// `GNTTABOP_query_size(dom)`: `(status, nr_frames, max_nr_frames)`.
+    pub fn query_size(&self, dom: u16) -> (i16, u32, u32) {
+        match self.target(dom) {
+            Ok(()) => (g::GNTST_OKAY, self.nr_frames, MAX_FRAMES),
+            Err(Target::Denied) => (g::GNTST_PERMISSION_DENIED, 0, 0),
+            Err(Target::NoDomain) => (g::GNTST_BAD_DOMAIN, 0, 0),
+        }
+    }
+
+    /// `GNTTABOP_setup_table(dom, nr_frames)`: grows the table to `nr_frames` and returns
+    /// the status; the caller writes [`Self::frame_gfn`] for each frame on success.
+    pub fn setup_table(&mut self, dom: u16, nr_frames: u32) -> i16 {
+        match self.target(dom) {
+            Ok(()) => {}
+            Err(Target::Denied) => return g::GNTST_PERMISSION_DENIED,
+            Err(Target::NoDomain) => return g::GNTST_BAD_DOMAIN,
+        }
+        if nr_frames > MAX_FRAMES {
+            return g::GNTST_GENERAL_ERROR;
+        }
+        self.nr_frames = self.nr_frames.max(nr_frames);
+        g::GNTST_OKAY
+    }
+
+    /// The guest frame where table frame `i` is mapped (`INVALID_GFN`, all ones, if none).
+    pub fn frame_gfn(&self, i: u32) -> u64 {
+        self.frame_gfn
+            .get(i as usize)
+            .copied()
+            .flatten()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// `XENMEM_add_to_physmap(XENMAPSPACE_grant_table, idx, gfn)` (Xen's
+    /// `gnttab_map_frame`): grows the table to make frame `idx` exist (idx truncated to 32
+    /// bits, as Xen's `unsigned int`), records the placement and returns the frame index
+    /// and the gfn it was at before (to unmap), or `-EINVAL`. v2 status frames
+    /// (`XENMAPIDX_grant_table_status`) do not exist in a v1 table: the bit is part of the
+    /// index, which is then out of range.
+    pub fn place_frame(&mut self, idx: u64, gfn: u64) -> Result<(u32, Option<u64>), Errno> {
+        let idx = idx as u32;
+        if idx >= self.nr_frames {
+            if idx.checked_add(1).is_some_and(|n| n <= MAX_FRAMES) {
+                self.nr_frames = idx + 1;
+            } else {
+                return Err(err(abi::errno::XEN_EINVAL));
+            }
+        }
+        let slot = &mut self.frame_gfn[idx as usize];
+        let old = slot.replace(gfn);
+        Ok((idx, old.filter(|&o| o != gfn)))
+    }
+
+    /// Forgets a frame placement at `gfn` (something else was mapped over it).
+    pub fn frame_replaced(&mut self, gfn: u64) {
+        for slot in self.frame_gfn.iter_mut() {
+            if *slot == Some(gfn) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// `GNTTABOP_set_version(version)`: `(ret, version written back)`. A table limited to
+    /// version 1 refuses 2 with `-ENOSYS`, as Xen with `max_grant_version = 1`.
+    pub fn set_version(&self, version: u32) -> (Errno, u32) {
+        let ret = match version {
+            1 => 0,
+            2 => err(abi::errno::XEN_ENOSYS),
+            _ => err(abi::errno::XEN_EINVAL),
+        };
+        (ret, 1)
+    }
+
+    /// `GNTTABOP_get_version(dom)`.
+    pub fn get_version(&self, dom: u16) -> Result<u32, Errno> {
+        match self.target(dom) {
+            Ok(()) => Ok(1),
+            Err(Target::Denied) => Err(err(abi::errno::XEN_EPERM)),
+            Err(Target::NoDomain) => Err(err(abi::errno::XEN_ESRCH)),
+        }
+    }
+
+    fn lock_domain(&self, ptr: &CopyPtr, is_gref: bool) -> Result<Dom, i16> {
+        // Only DOMID_SELF may name a frame directly.
+        if ptr.domid != abi::xen::DOMID_SELF && !is_gref {
+            return Err(g::GNTST_PERMISSION_DENIED);
+        }
+        if ptr.domid == abi::xen::DOMID_SELF || ptr.domid == self.domid {
+            Ok(Dom::Own)
+        } else if ptr.domid == 0 {
+            Ok(Dom::Dom0)
+        } else {
+            Err(g::GNTST_BAD_DOMAIN)
+        }
+    }
+
+    /// Whether some internal mapping pins `gref`, and whether one pins it writable.
+    fn pinned(&self, gref: u32) -> (bool, bool) {
+        let mut any = false;
+        let mut writable = false;
+        for p in self.maps.iter().flatten() {
+            if p.gref == gref {
+                any = true;
+                writable |= !p.readonly;
+            }
+        }
+        (any, writable)
+    }
+
+    /// `acquire_grant_for_copy` / `map_grant_ref` on this domain's entry `gref` for domain
+    /// `ldom`: checks the entry, sets `GTF_reading` (and `GTF_writing`), returns the frame.
+    fn acquire(
+        &self,
+        env: &mut impl GrantEnv,
+        gref: u32,
+        ldom: u16,
+        readonly: bool,
+    ) -> Result<u64, i16> {
+        if gref >= self.nr_entries() {
+            return Err(g::GNTST_BAD_GNTREF);
+        }
+        let (flags, domid, frame) = env.entry(gref);
+        let (pinned, _) = self.pinned(gref);
+        // Pinned already (by domain 0's mappings): only domain 0 may pin it again.
+        if pinned && ldom != 0 {
+            return Err(g::GNTST_GENERAL_ERROR);
+        }
+        if !pinned && ((flags & g::GTF_TYPE_MASK) != g::GTF_PERMIT_ACCESS || domid != ldom) {
+            return Err(g::GNTST_GENERAL_ERROR);
+        }
+        if !readonly && flags & g::GTF_READONLY != 0 {
+            return Err(g::GNTST_GENERAL_ERROR);
+        }
+        let mut new = flags | g::GTF_READING;
+        if !readonly {
+            new |= g::GTF_WRITING;
+        }
+        env.set_flags(gref, new);
+        let gfn = u64::from(frame);
+        if !env.page_ok(gfn) {
+            self.release(env, gref, readonly);
+            return Err(g::GNTST_BAD_PAGE);
+        }
+        Ok(gfn)
+    }
+
+    /// `reduce_status_for_pin`: clears `GTF_writing` when no writer remains and
+    /// `GTF_reading` when no pin remains.
+    fn release(&self, env: &mut impl GrantEnv, gref: u32, readonly: bool) {
+        let (pinned, writable) = self.pinned(gref);
+        let (mut flags, ..) = env.entry(gref);
+        if !readonly && !writable {
+            flags &= !g::GTF_WRITING;
+        }
+        if !pinned {
+            flags &= !g::GTF_READING;
+        }
+        env.set_flags(gref, flags);
+    }
+
+    /// Claims one end of a copy: `(gfn, acquired grant)`.
+    fn claim(
+        &self,
+        env: &mut impl GrantEnv,
+        ptr: &CopyPtr,
+        dom: Dom,
+        is_gref: bool,
+        readonly: bool,
+    ) -> Result<(u64, Option<u32>), i16> {
+        if is_gref {
+            // hv's domain 0 grants nothing to this domain.
+            if dom == Dom::Dom0 {
+                return Err(g::GNTST_GENERAL_ERROR);
+            }
+            let gref = ptr.u as u32;
+            let gfn = self.acquire(env, gref, self.domid, readonly)?;
+            Ok((gfn, Some(gref)))
+        } else if env.page_ok(ptr.u) {
+            Ok((ptr.u, None))
+        } else {
+            Err(g::GNTST_BAD_PAGE)
+        }
+    }
+
+    /// One `GNTTABOP_copy` element: its status.
+    pub fn copy(&self, env: &mut impl GrantEnv, op: &CopyOp) -> i16 {
+        let src_gref = op.flags & g::GNTCOPY_SOURCE_GREF != 0;
+        let dst_gref = op.flags & g::GNTCOPY_DEST_GREF != 0;
+        let src_dom = match self.lock_domain(&op.source, src_gref) {
+            Ok(d) => d,
+            Err(s) => return s,
+        };
+        let dst_dom = match self.lock_domain(&op.dest, dst_gref) {
+            Ok(d) => d,
+            Err(s) => return s,
+        };
+        let (src, src_held) = match self.claim(env, &op.source, src_dom, src_gref, true) {
+            Ok(c) => c,
+            Err(s) => return s,
+        };
+        let (dst, dst_held) = match self.claim(env, &op.dest, dst_dom, dst_gref, false) {
+            Ok(c) => c,
+            Err(s) => {
+                if let Some(r) = src_held {
+                    self.release(env, r, true);
+                }
+                return s;
+            }
+        };
+        let status = if u32::from(op.source.offset) + u32::from(op.len) > PAGE
+            || u32::from(op.dest.offset) + u32::from(op.len) > PAGE
+        {
+            g::GNTST_BAD_COPY_ARG
+        } else {
+            env.copy(src, op.source.offset, dst, op.dest.offset, op.len);
+            g::GNTST_OKAY
+        };
+        if let Some(r) = src_held {
+            self.release(env, r, true);
+        }
+        if let Some(r) = dst_held {
+            self.release(env, r, false);
+        }
+        status
+    }
+
+    /// Domain 0 maps this domain's grant `gref` (granted to domain 0), read-only or
+    /// writable: the entry gets `GTF_reading`/`GTF_writing` until [`Self::unmap`].
+    pub fn map(
+        &mut self,
+        env: &mut impl GrantEnv,
+        gref: u32,
+        readonly: bool,
+    ) -> Result<Mapping, i16> {
+        let slot = self
+            .maps
+            .iter()
+            .position(Option::is_none)
+            .ok_or(g::GNTST_NO_DEVICE_SPACE)?;
+        let gfn = self.acquire(env, gref, 0, readonly)?;
+        self.maps[slot] = Some(Pin { gref, readonly });
+        Ok(Mapping {
+            handle: slot as u32,
+            gfn,
+            readonly,
+        })
+    }
+
+    /// Ends mapping `handle`.
+    pub fn unmap(&mut self, env: &mut impl GrantEnv, handle: u32) -> Result<(), i16> {
+        let pin = self
+            .maps
+            .get_mut(handle as usize)
+            .and_then(Option::take)
+            .ok_or(g::GNTST_BAD_HANDLE)?;
+        self.release(env, pin.gref, pin.readonly);
+        Ok(())
+    }
+}
+
+enum Target {
+    Denied,
+    NoDomain,
+}
+
+#[cfg(test)]
+mod tests;
