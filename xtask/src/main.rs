@@ -27,8 +27,9 @@ Commands:
   conformance   compare the abi crate with Xen's public headers (Debian libxen-dev)
   xen-test      boot pvguest as a PVH domU on stock Xen 4.17 inside QEMU and run its platform
                 self-tests (and the injected-failure run)
-  blk-test      boot pvguest on stock Xen with two disks (Linux blkback) and run its `blk` group
-                with the harness's HOST blk-* checks
+  blk-test      the device boot: pvguest on stock Xen with two disks (Linux blkback) and a vif
+                (Linux netback, a dom0 bridge with DHCP), its `blk` and `net` groups, three
+                crashes of its key-value store, and the harness's HOST blk-*/net-* checks
   hv-test       build hv and pvguest, boot them under QEMU (selftest=boot,events,grants, then
                 selftest=boot with an injected failure that must be caught), print TEST/FACT/RESULT/HOST and hv's
                 COUNTER lines, end with `N passed, M failed`

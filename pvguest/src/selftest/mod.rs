@@ -17,6 +17,8 @@ pub mod events;
 #[allow(clippy::cast_possible_truncation)] // byte patterns (`i as u8`) wrap on purpose
 pub mod grants;
 #[cfg(target_os = "none")]
+pub mod net;
+#[cfg(target_os = "none")]
 #[allow(clippy::cast_possible_truncation)] // byte patterns (`i as u8`) wrap on purpose
 pub mod platform;
 #[cfg(target_os = "none")]

@@ -28,6 +28,7 @@ pub fn run(opts: &Options<'_>) -> Outcome {
             "events" => platform::run_events(&mut rep),
             "grants" => platform::run_grants(&mut rep),
             "services" => platform::run_services(&mut rep),
+            "net" => super::net::run(&mut rep),
             "blk" => {
                 crate::kernel::ensure_platform();
                 super::blk::run(&mut rep)

@@ -71,7 +71,37 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The guest's command line for the device boot (its first storm follows the group).
 pub fn cmdline() -> String {
-    format!("selftest=blk blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w kv-storm=1")
+    format!(
+        "selftest=blk,net blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w ip=dhcp \
+         net-expect-mac={GUEST_MAC} net-expect-ip={GUEST_IP}/24 net-expect-gw={DOM0_IP} \
+         net-serve-ms={NET_SERVE_MS} kv-storm=1"
+    )
+}
+
+/// The vif's MAC (xl's `vif = [ 'mac=...' ]`), to which dom0's DHCP server leases
+/// [`GUEST_IP`].
+pub const GUEST_MAC: &str = "00:16:3e:00:00:02";
+/// The guest's leased address.
+pub const GUEST_IP: &str = "10.0.0.2";
+/// dom0's address on the bridge (`xenbr0`), the guest's gateway.
+pub const DOM0_IP: &str = "10.0.0.1";
+/// How long the guest keeps answering after its `net` tests, for the harness's ping.
+const NET_SERVE_MS: u64 = 8000;
+
+/// dom0's bridge with netback, and busybox's DHCP server with a fixed lease for the vif.
+fn net_setup() -> String {
+    let conf = format!(
+        "start {GUEST_IP}\\nend {GUEST_IP}\\ninterface xenbr0\\nstatic_lease {GUEST_MAC} {GUEST_IP}\\n\
+         option subnet 255.255.255.0\\noption router {DOM0_IP}\\noption lease 3600\\n\
+         lease_file /tmp/udhcpd.leases\\n"
+    );
+    format!(
+        "modprobe bridge && modprobe xen-netback && \
+         ip link add name xenbr0 type bridge stp_state 0 forward_delay 0 && \
+         ip addr add {DOM0_IP}/24 dev xenbr0 && ip link set xenbr0 up && ip link set lo up && \
+         printf '{conf}' > /tmp/udhcpd.conf && touch /tmp/udhcpd.leases && \
+         udhcpd /tmp/udhcpd.conf </dev/null >/dev/null 2>&1 && echo ok"
+    )
 }
 
 /// Key of put `n` of storm `seed` (as `pvguest/src/selftest/storm.rs` computes it).
@@ -220,9 +250,17 @@ fn job(xvda: Vec<u8>, delays: &[u64]) -> Result<Job> {
                 XVDB_BYTES >> 20
             ),
         ),
+        run("net", &net_setup()),
         create("guest.cfg"),
         run("f_req-before", &f_req),
         Step::Unpause,
+        Step::WaitLine("NET serving".into()),
+        run(
+            "net-ping",
+            &format!(
+                "ping -c 3 -W 3 {GUEST_IP} >/tmp/ping.log 2>&1; echo rc=$? $(grep -c 'bytes from' /tmp/ping.log) replies"
+            ),
+        ),
     ];
     let mut files = vec![("xvda.img".to_owned(), xvda)];
     let mut configs = Vec::new();
@@ -266,7 +304,12 @@ fn job(xvda: Vec<u8>, delays: &[u64]) -> Result<Job> {
     for (name, config) in configs {
         files.push((name, config.into_bytes()));
     }
-    Job::with_steps(xl_config(&cmdline(), disks)?, steps, files)
+    let vif = format!("vif = [ 'mac={GUEST_MAC},bridge=xenbr0' ]\n");
+    Job::with_steps(
+        xl_config(&cmdline(), &format!("{disks}{vif}"))?,
+        steps,
+        files,
+    )
 }
 
 /// `HOST blk-kv-durable`: every crash point's acknowledged puts found by the check after it,
@@ -464,7 +507,13 @@ pub fn host_checks(t: &Transcript, xvda_sha: &str, guest_sha: &str) -> Vec<(bool
             ))
         }
     });
+    let ping = match t.result("net-ping") {
+        Some(v) if v.starts_with("rc=0 ") && !v.starts_with("rc=0 0 ") => Ok(()),
+        Some(v) => Err(format!("ping {GUEST_IP} from dom0: {v}")),
+        None => Err("dom0 gave no `net-ping`".to_owned()),
+    };
     vec![
+        check("net-ping", ping),
         check("blk-pattern", pattern),
         check("blk-guest-write", guest_write),
         check("blk-readonly", readonly),
@@ -547,6 +596,7 @@ mod tests {
     #[test]
     fn host_checks_pass_only_on_matching_evidence() {
         let good = transcript(&[
+            "PVXEN result net-ping rc=0 3 replies",
             "G|BLK sha256 xvda 1048576 aaaa",
             "PVXEN result f_req-before 0",
             "PVXEN result f_req-start1 2",
@@ -555,16 +605,23 @@ mod tests {
         ]);
         let checks = host_checks(&good, "aaaa", "bbbb");
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
-        assert_eq!(checks.len(), 4);
+        assert_eq!(checks.len(), 5);
 
         let bad = transcript(&[
             "G|BLK sha256 xvda 1048576 cccc",
             "PVXEN result f_req-before 3",
             "PVXEN result f_req-start1 3",
             "PVXEN result xvda-after dddd",
+            "PVXEN result net-ping rc=1 0 replies",
         ]);
         let checks = host_checks(&bad, "aaaa", "bbbb");
         assert!(checks.iter().all(|(ok, _)| !ok), "{checks:?}");
+        assert!(
+            checks[0]
+                .1
+                .contains("ping 10.0.0.2 from dom0: rc=1 0 replies")
+        );
+        let checks = &checks[1..];
         assert!(
             checks[0]
                 .1
@@ -575,7 +632,7 @@ mod tests {
         assert!(checks[3].1.contains("from 3 to 3"));
         let short = transcript(&["G|BLK sha256 xvda 512 aaaa"]);
         assert!(
-            host_checks(&short, "aaaa", "b")[0]
+            host_checks(&short, "aaaa", "b")[1]
                 .1
                 .contains("read 512 bytes")
         );
@@ -593,9 +650,12 @@ mod tests {
             "run backend",
             "run prep-xvda",
             "run prep-xvdb",
+            "run net",
             "create guest.cfg",
             "run f_req-before",
             "unpause",
+            "wait-line NET",
+            "run net-ping",
         ];
         for storm in 1..=3 {
             if storm > 1 {
