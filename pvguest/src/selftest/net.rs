@@ -1,14 +1,16 @@
 //! Self-tests (group `net`) of `netfront` over smoltcp against Linux's netback on stock Xen:
 //! the vif the harness configured (`net-expect-mac=`), an address from dom0's DHCP server
 //! (`ip=dhcp`, compared with `net-expect-ip=` and `net-expect-gw=`), and an ICMP echo to the
-//! gateway. After the tests the guest keeps answering (`NET serving`) for `net-serve-ms=`
-//! milliseconds, so that the harness can ping it from dom0.
+//! gateway. After the tests the guest serves HTTP (`httpd`) on port 80 (`NET serving`) for
+//! at most `net-serve-ms=` milliseconds, until the harness writes `data/net-done`, so that
+//! the harness can ping it and run real clients against it from dom0.
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 
 use httpd::address::{AddressMode, Addressing};
+use httpd::{Config as ServerConfig, Server, Status};
 use netfront::{Config, Netfront, Platform};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
 use smoltcp::phy::ChecksumCapabilities;
@@ -19,8 +21,10 @@ use xenbus::{EventChannel, frontend};
 use super::blk_expect::option;
 use super::report::Reporter;
 use super::run::ConsoleOut;
+use crate::memory::heap;
 use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
 use crate::xen::{console, time, xenstore};
+use xenbus::grant::GrantAccess;
 
 type Nic = Netfront<KernelPages, KernelGrants, KernelEvents>;
 type TestResult = Result<(), String>;
@@ -235,15 +239,80 @@ fn ping_gateway(net: &mut Net, _cmdline: &str) -> TestResult {
     result
 }
 
-/// Keeps the interface answering (ARP, ICMP echo) for `net-serve-ms=` milliseconds.
+/// Serves HTTP (and answers ARP and ICMP echo) for at most `net-serve-ms=` milliseconds, or
+/// until the harness writes `data/net-done` in this domain's xenstore home.
 fn serve(net: &mut Net, cmdline: &str) {
     let Some(ms) = option(cmdline, "net-serve-ms").and_then(|v| v.parse::<u64>().ok()) else {
         return;
     };
+    let mut sockets_server = Server::new(ServerConfig::default(), &mut net.sockets);
     say(format_args!("NET serving {ms} ms"));
-    let until = now_ns() + ms * 1_000_000;
+    let start = now_ns();
+    let until = start + ms * 1_000_000;
+    let mut next_check = 0u64;
     while now_ns() < until {
-        net.turn(until);
+        let Net {
+            nic,
+            iface,
+            sockets,
+            addressing,
+        } = net;
+        nic.poll();
+        // The driver's counters as of this turn (the status page is built while the
+        // interface holds the device).
+        let driver = driver_counters(nic);
+        let delay = sockets_server.step(smol_now(), iface, nic, sockets, &mut || Status {
+            uptime_ms: now_ns().saturating_sub(start) / 1_000_000,
+            heap_bytes_in_use: heap::stats().1 as u64,
+            grants_in_use: u64::from(KernelGrants.grants_in_use()),
+            driver: driver.clone(),
+        });
+        let _ = nic.flush();
+        addressing.poll(iface, sockets);
+        if now_ns() >= next_check {
+            next_check = now_ns() + 300_000_000;
+            if done_requested() {
+                break;
+            }
+        }
+        let wake = delay.map_or(until, |d| now_ns().saturating_add(d.total_micros() * 1000));
+        let wake = wake.min(until).min(next_check);
+        if nic.queued_frames() == 0 {
+            let port = nic.port();
+            nic.platform_mut()
+                .events
+                .wait(port, xenbus::Instant::from_nanos(wake));
+        }
     }
-    say(format_args!("NET served"));
+    let stats = sockets_server.stats();
+    say(format_args!(
+        "NET served {} connections {} requests {} client errors",
+        stats.connections, stats.requests, stats.client_errors
+    ));
+}
+
+/// Whether the harness wrote `data/net-done`.
+fn done_requested() -> bool {
+    let Ok(deadline) = time::deadline_ms(5_000) else {
+        return false;
+    };
+    xenstore::with(|xs| {
+        matches!(
+            xs.read_optional(xenbus::TxId::NONE, "data/net-done", deadline),
+            Ok(Some(_))
+        )
+    })
+    .unwrap_or(false)
+}
+
+/// netfront's counters for the status page.
+fn driver_counters(nic: &Nic) -> alloc::vec::Vec<(&'static str, u64)> {
+    let s = nic.stats();
+    alloc::vec![
+        ("tx_packets", s.tx_packets),
+        ("rx_packets", s.rx_packets),
+        ("tx_bytes", s.tx_bytes),
+        ("rx_bytes", s.rx_bytes),
+        ("bad_responses", s.bad_responses),
+    ]
 }

@@ -85,8 +85,11 @@ pub const GUEST_MAC: &str = "00:16:3e:00:00:02";
 pub const GUEST_IP: &str = "10.0.0.2";
 /// dom0's address on the bridge (`xenbr0`), the guest's gateway.
 pub const DOM0_IP: &str = "10.0.0.1";
-/// How long the guest keeps answering after its `net` tests, for the harness's ping.
-const NET_SERVE_MS: u64 = 8000;
+/// How long the guest serves at most after its `net` tests (the harness ends it sooner by
+/// writing `data/net-done` once its clients are done).
+const NET_SERVE_MS: u64 = 100_000;
+/// dom0's clients of the guest's service (`xtask/dom0/net-checks.sh`).
+const NET_CHECKS: &[u8] = include_bytes!("../../dom0/net-checks.sh");
 
 /// dom0's bridge with netback, and busybox's DHCP server with a fixed lease for the vif.
 fn net_setup() -> String {
@@ -261,8 +264,29 @@ fn job(xvda: Vec<u8>, delays: &[u64]) -> Result<Job> {
                 "ping -c 3 -W 3 {GUEST_IP} >/tmp/ping.log 2>&1; echo rc=$? $(grep -c 'bytes from' /tmp/ping.log) replies"
             ),
         ),
+        run(
+            "net-download",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} download"),
+        ),
+        run(
+            "net-upload",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} upload"),
+        ),
+        run(
+            "net-malformed",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} malformed"),
+        ),
+        run(
+            "net-done",
+            &format!(
+                "$XL domid {GUEST_NAME} >/dev/null && xenstore-write /local/domain/$($XL domid {GUEST_NAME})/data/net-done 1 && echo ok"
+            ),
+        ),
     ];
-    let mut files = vec![("xvda.img".to_owned(), xvda)];
+    let mut files = vec![
+        ("xvda.img".to_owned(), xvda),
+        ("net-checks.sh".to_owned(), NET_CHECKS.to_vec()),
+    ];
     let mut configs = Vec::new();
     for storm in 1..=CRASH_POINTS {
         if storm > 1 {
@@ -507,6 +531,36 @@ pub fn host_checks(t: &Transcript, xvda_sha: &str, guest_sha: &str) -> Vec<(bool
             ))
         }
     });
+    // What the service's generator gives for 16 MiB (`httpd::blob`: the same formula as
+    // `harness_pattern`).
+    let blob: Vec<u8> = (0..16 << 20).map(harness_pattern).collect();
+    let blob_sha = hex(&Sha256::digest(&blob));
+    let download = match t.result("net-download") {
+        Some(d) if d == blob_sha => Ok(()),
+        Some(d) => Err(format!(
+            "GET /blob/16777216 has sha256 {d}, the generator {blob_sha}"
+        )),
+        None => Err("dom0 gave no `net-download`".to_owned()),
+    };
+    let upload = match t.result("net-upload").and_then(|v| v.split_once(' ')) {
+        Some((local, answer))
+            if answer.contains(&format!("\"sha256\":\"{local}\""))
+                && answer.contains("\"length\":16777216") =>
+        {
+            Ok(())
+        }
+        Some((local, answer)) => Err(format!(
+            "sent sha256 {local}, the service answered {answer:?}"
+        )),
+        None => Err("dom0 gave no `net-upload`".to_owned()),
+    };
+    let malformed = match t.result("net-malformed") {
+        Some(v) if v.starts_with("400 413 400 {\"uptime_ms\"") => Ok(()),
+        Some(v) => Err(format!(
+            "bad line, oversize head, bad length, then GET /: {v:?}"
+        )),
+        None => Err("dom0 gave no `net-malformed`".to_owned()),
+    };
     let ping = match t.result("net-ping") {
         Some(v) if v.starts_with("rc=0 ") && !v.starts_with("rc=0 0 ") => Ok(()),
         Some(v) => Err(format!("ping {GUEST_IP} from dom0: {v}")),
@@ -514,6 +568,9 @@ pub fn host_checks(t: &Transcript, xvda_sha: &str, guest_sha: &str) -> Vec<(bool
     };
     vec![
         check("net-ping", ping),
+        check("net-download", download),
+        check("net-upload", upload),
+        check("net-malformed", malformed),
         check("blk-pattern", pattern),
         check("blk-guest-write", guest_write),
         check("blk-readonly", readonly),
@@ -595,8 +652,13 @@ mod tests {
 
     #[test]
     fn host_checks_pass_only_on_matching_evidence() {
+        let blob: Vec<u8> = (0..16 << 20).map(harness_pattern).collect();
+        let download = format!("PVXEN result net-download {}", hex(&Sha256::digest(&blob)));
         let good = transcript(&[
             "PVXEN result net-ping rc=0 3 replies",
+            &download,
+            "PVXEN result net-upload abcd {\"sha256\":\"abcd\",\"length\":16777216}",
+            "PVXEN result net-malformed 400 413 400 {\"uptime_ms\":9",
             "G|BLK sha256 xvda 1048576 aaaa",
             "PVXEN result f_req-before 0",
             "PVXEN result f_req-start1 2",
@@ -605,7 +667,7 @@ mod tests {
         ]);
         let checks = host_checks(&good, "aaaa", "bbbb");
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
-        assert_eq!(checks.len(), 5);
+        assert_eq!(checks.len(), 8);
 
         let bad = transcript(&[
             "G|BLK sha256 xvda 1048576 cccc",
@@ -613,6 +675,9 @@ mod tests {
             "PVXEN result f_req-start1 3",
             "PVXEN result xvda-after dddd",
             "PVXEN result net-ping rc=1 0 replies",
+            "PVXEN result net-download 00",
+            "PVXEN result net-upload abcd {\"sha256\":\"ef01\",\"length\":159}",
+            "PVXEN result net-malformed 400 200 400 {\"uptime_ms\":9",
         ]);
         let checks = host_checks(&bad, "aaaa", "bbbb");
         assert!(checks.iter().all(|(ok, _)| !ok), "{checks:?}");
@@ -621,7 +686,18 @@ mod tests {
                 .1
                 .contains("ping 10.0.0.2 from dom0: rc=1 0 replies")
         );
-        let checks = &checks[1..];
+        assert!(
+            checks[1]
+                .1
+                .contains("HOST net-download FAIL GET /blob/16777216 has sha256 00")
+        );
+        assert!(
+            checks[2]
+                .1
+                .contains("HOST net-upload FAIL sent sha256 abcd")
+        );
+        assert!(checks[3].1.contains("HOST net-malformed FAIL"));
+        let checks = &checks[4..];
         assert!(
             checks[0]
                 .1
@@ -632,7 +708,7 @@ mod tests {
         assert!(checks[3].1.contains("from 3 to 3"));
         let short = transcript(&["G|BLK sha256 xvda 512 aaaa"]);
         assert!(
-            host_checks(&short, "aaaa", "b")[1]
+            host_checks(&short, "aaaa", "b")[4]
                 .1
                 .contains("read 512 bytes")
         );
@@ -656,6 +732,10 @@ mod tests {
             "unpause",
             "wait-line NET",
             "run net-ping",
+            "run net-download",
+            "run net-upload",
+            "run net-malformed",
+            "run net-done",
         ];
         for storm in 1..=3 {
             if storm > 1 {
@@ -689,14 +769,15 @@ mod tests {
             names,
             [
                 "xvda.img",
+                "net-checks.sh",
                 "guest-kv2.cfg",
                 "guest-kv3.cfg",
                 "guest-kv4.cfg"
             ]
         );
-        let kv3 = String::from_utf8(job.files[2].1.clone()).unwrap();
+        let kv3 = String::from_utf8(job.files[3].1.clone()).unwrap();
         assert!(kv3.contains("cmdline = \"kv-check kv-storm=3\""));
-        let kv4 = String::from_utf8(job.files[3].1.clone()).unwrap();
+        let kv4 = String::from_utf8(job.files[4].1.clone()).unwrap();
         assert!(kv4.contains("cmdline = \"kv-check\""));
     }
 
