@@ -231,13 +231,15 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             ring_pages,
             tx: Some(TxPool::new(tx_pages, buffer_size, config.tx_buffers)),
             rx: Some(RxQueue::new(rx_pages, rx_size, vif.max_frame())),
-            received: VecDeque::new(),
+            // Sized once for a full rx ring (what one poll can take), so that the queue never
+            // grows under load and the heap in use stays flat.
+            received: VecDeque::with_capacity(usize::try_from(rx_size).unwrap_or(256)),
             tx_staged: 0,
             quarantine: Vec::new(),
             stats: NetStats::default(),
             dead: None,
             released: false,
-            scratch: Vec::new(),
+            scratch: Vec::with_capacity(vif.max_frame()),
         };
         match device.publish(xs, deadline) {
             Ok(()) => Ok(device),

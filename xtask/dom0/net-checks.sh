@@ -6,6 +6,8 @@
 #   upload     "<local sha256> <the service's answer>" for 16 MiB of random bytes (no NUL: busybox's
 #              wget sends the file as a C string) POSTed to /sink
 #   malformed  the status of three bad requests, then the first bytes of GET / after them
+#   load N     ab -k: N requests over 16 keep-alive connections after a warm-up, with the
+#              service's grants and heap bytes in use before and after
 ip=$1
 case "$2" in
 download)
@@ -26,6 +28,22 @@ malformed)
     bad_length=$(printf 'POST /sink HTTP/1.1\r\nHost: g\r\nContent-Length: abc\r\n\r\n' | status)
     after=$(wget -q -O - "http://$ip/" | head -c 14)
     echo "$bad_line $oversize $bad_length $after"
+    ;;
+load)
+    # ab -k: $3 requests over 16 keep-alive connections, after a 200-request warm-up;
+    # the service's grants and heap bytes in use are read (GET /) after each.
+    field() { echo "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
+    ab -k -n 200 -c 16 "http://$ip/blob/1024" > /tmp/ab-warm.log 2>&1
+    before=$(wget -q -O - "http://$ip/")
+    ab -k -n "$3" -c 16 "http://$ip/blob/1024" > /tmp/ab.log 2>&1
+    after=$(wget -q -O - "http://$ip/")
+    complete=$(awk '/^Complete requests/ {print $3}' /tmp/ab.log)
+    failed=$(awk '/^Failed requests/ {print $3}' /tmp/ab.log)
+    non2xx=$(awk '/^Non-2xx responses/ {print $3}' /tmp/ab.log)
+    rps=$(awk '/^Requests per second/ {print $4}' /tmp/ab.log)
+    echo "complete=$complete failed=$failed non2xx=${non2xx:-0} rps=$rps" \
+        "grants=$(field "$before" grants_in_use)/$(field "$after" grants_in_use)" \
+        "heap=$(field "$before" heap_bytes_in_use)/$(field "$after" heap_bytes_in_use)"
     ;;
 *)
     echo "unknown check $2"

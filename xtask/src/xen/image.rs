@@ -64,6 +64,15 @@ const DOM0_PACKAGES: &[&str] = &[
     "libsmartcols1",
     "busybox-static",
     "bash",
+    // `ab` (apache2-utils) for the HTTP load check, and what its programs need.
+    "apache2-utils",
+    "libapr1",
+    "libaprutil1",
+    "libcrypt1",
+    "libssl3",
+    "libdb5.3",
+    "libexpat1",
+    "libgdbm6",
 ];
 /// Packages from which single programs are taken: `flock` (the hotplug scripts' locking;
 /// busybox has none) and util-linux's `losetup` (the `block` script parses its output).
