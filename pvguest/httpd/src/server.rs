@@ -170,6 +170,15 @@ impl Server {
                 let _ = socket.listen(port);
                 continue;
             }
+            if socket.state() == tcp::State::TimeWait {
+                // Both sides are done; smoltcp keeps the socket a while (and so, until it is
+                // Closed, the slot): the connection's buffers are not needed for that.
+                if let Some(conn) = slot.conn.take() {
+                    Self::settle(&mut self.stats, &mut slot.counted, conn.stats());
+                    slot.counted = ConnStats::default();
+                }
+                continue;
+            }
             if slot.conn.is_none() && socket.may_recv() {
                 self.stats.connections += 1;
                 slot.conn = Some(Connection::new(now));
