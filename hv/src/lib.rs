@@ -78,6 +78,8 @@
 //! - No LAPIC for the guest (Xen emulates one for a PVH domU).
 #![cfg_attr(target_os = "none", no_std)]
 
+extern crate alloc;
+
 pub mod boot_info;
 pub mod builder;
 pub mod cmdline;

@@ -2,3 +2,4 @@
 //! kernel supplies the shared pages and the serial port.
 
 pub mod console;
+pub mod xenstored;

@@ -11,6 +11,7 @@ pub mod console;
 pub mod domain;
 pub mod exceptions;
 pub mod gdt;
+pub mod heap;
 pub mod lapic;
 pub mod memory;
 pub mod rtc;
