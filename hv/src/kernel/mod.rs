@@ -19,5 +19,6 @@ pub mod serial;
 pub mod start;
 pub mod svm;
 pub mod tsc;
+pub mod xenstore;
 
 pub use start::panic;
