@@ -29,7 +29,7 @@ Commands:
                 self-tests (and the injected-failure run)
   blk-test      boot pvguest on stock Xen with two disks (Linux blkback) and run its `blk` group
                 with the harness's HOST blk-* checks
-  hv-test       build hv and pvguest, boot them under QEMU (selftest=boot,events,grants, then
+  hv-test       build hv and pvguest, boot them under QEMU (selftest=platform, then
                 selftest=boot with an injected failure that must be caught), print TEST/FACT/RESULT/HOST and hv's
                 COUNTER lines, end with `N passed, M failed`
   hv-run        boot any 64-bit PVH ELF on hv and print its lines; exit 0 only if the guest
