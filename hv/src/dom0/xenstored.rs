@@ -154,7 +154,16 @@ impl XsConnection {
     /// Serves the ring: answers every complete request there is room for and writes what
     /// fits of the replies and events. Returns whether the guest should be notified (bytes
     /// were consumed from its request ring or produced into its response ring).
-    pub fn service(&mut self, store: &mut Store, page: &mut impl StorePage) -> bool {
+    ///
+    /// `memory_low` is asked before each request: while it says yes, requests are answered
+    /// `ENOMEM` without touching the store (C xenstored's answer when an allocation fails),
+    /// so a guest growing the tree cannot exhaust the heap the store lives in.
+    pub fn service(
+        &mut self,
+        store: &mut Store,
+        page: &mut impl StorePage,
+        memory_low: &dyn Fn() -> bool,
+    ) -> bool {
         if page.load_u32(CONNECTION) == XENSTORE_RECONNECT {
             self.reconnect(page);
             return true;
@@ -175,7 +184,7 @@ impl XsConnection {
             // Read requests only while a full reply still fits in the queue.
             let room = self.out.len().saturating_add(MAX_MESSAGE) <= MAX_QUEUED_BYTES;
             let read = if room {
-                match self.read_request(store, page) {
+                match self.read_request(store, page, memory_low) {
                     Ok(n) => n,
                     Err(e) => {
                         self.fail(page, e);
@@ -231,6 +240,7 @@ impl XsConnection {
         &mut self,
         store: &mut Store,
         page: &mut impl StorePage,
+        memory_low: &dyn Fn() -> bool,
     ) -> Result<usize, ConnError> {
         let want = match self.header() {
             None => XsdSockmsg::SIZE.saturating_sub(self.partial.len()),
@@ -257,7 +267,7 @@ impl XsConnection {
         if let Some(h) = self.header()
             && self.partial.len() == XsdSockmsg::SIZE.saturating_add(h.len as usize)
         {
-            self.answer(store, h);
+            self.answer(store, h, memory_low());
             self.partial.clear();
             // A message with an empty payload consumed only its header: report progress.
             return Ok(t.len.max(1));
@@ -272,9 +282,14 @@ impl XsConnection {
         XsdSockmsg::from_bytes(bytes).ok()
     }
 
-    fn answer(&mut self, store: &mut Store, h: XsdSockmsg) {
+    fn answer(&mut self, store: &mut Store, h: XsdSockmsg, memory_low: bool) {
         let payload = self.partial.get(XsdSockmsg::SIZE..).unwrap_or(&[]);
-        let (type_, body) = match store.handle(self.domid, h.type_, h.tx_id, payload) {
+        let result = if memory_low {
+            Err(xenstored::Errno::Enomem)
+        } else {
+            store.handle(self.domid, h.type_, h.tx_id, payload)
+        };
+        let (type_, body) = match result {
             Ok(reply) => (h.type_, reply),
             Err(e) => {
                 let mut b = Vec::from(e.name().as_bytes());

@@ -40,7 +40,8 @@ impl StorePage for HostPage {
     }
 }
 
-/// xenstored for one domain.
+/// xenstored for one domain. Requests are refused with `ENOMEM` while more than half of
+/// hv's heap is in use (see [`XsConnection::service`]).
 pub struct Xenstore {
     page: HostPage,
     store: Store,
@@ -62,7 +63,10 @@ impl Xenstore {
 
     /// Serves the ring; whether to notify the domain.
     pub fn service(&mut self) -> bool {
-        self.conn.service(&mut self.store, &mut self.page)
+        self.conn.service(&mut self.store, &mut self.page, &|| {
+            let (size, used) = super::heap::stats();
+            used > size / 2
+        })
     }
 
     /// Requests answered so far.

@@ -76,12 +76,14 @@ struct Server {
     conn: XsConnection,
     page: Page,
     notifies: u32,
+    memory_low: bool,
 }
 
 impl Server {
     fn run(&mut self) {
         let mut page = self.page.clone();
-        if self.conn.service(&mut self.store, &mut page) {
+        let low = self.memory_low;
+        if self.conn.service(&mut self.store, &mut page, &|| low) {
             self.notifies += 1;
         }
     }
@@ -134,6 +136,7 @@ fn setup(domid: DomId) -> (Client, Rc<RefCell<Server>>) {
         conn,
         page: page.clone(),
         notifies: 0,
+        memory_low: false,
     }));
     let client = XsClient::new(RingTransport::new(page, Events(server.clone(), 0)));
     (client, server)
@@ -265,6 +268,19 @@ fn lying_indexes_and_long_payloads_stop_the_connection() {
     assert_eq!(page.u32_at(ERROR), XENSTORE_ERROR_PROTO);
 }
 
+#[test]
+fn low_memory_refuses_requests_with_enomem() {
+    let (mut c, s) = setup(1);
+    s.borrow_mut().memory_low = true;
+    assert_eq!(
+        c.write(TxId::NONE, "data/k", "v", DEADLINE),
+        Err(XsError::Server(XsErrno::Enomem))
+    );
+    assert_eq!(s.borrow().store.read("/local/domain/1/data/k"), None);
+    s.borrow_mut().memory_low = false;
+    c.write(TxId::NONE, "data/k", "v", DEADLINE).unwrap();
+}
+
 proptest::proptest! {
     /// Whatever the guest puts in the page, serving it neither panics nor queues beyond the
     /// bound.
@@ -275,8 +291,8 @@ proptest::proptest! {
         let mut page = Page(Rc::new(RefCell::new(bytes)));
         page.set_u32(CONNECTION, XENSTORE_CONNECTED);
         let mut conn = XsConnection::new(1);
-        conn.service(&mut store, &mut page);
-        conn.service(&mut store, &mut page);
+        conn.service(&mut store, &mut page, &|| false);
+        conn.service(&mut store, &mut page, &|| false);
         proptest::prop_assert!(conn.queued_bytes() <= MAX_QUEUED_BYTES);
     }
 }
