@@ -44,6 +44,9 @@ pub trait HypercallEnv: EventWords + GrantEnv {
     fn e820(&self) -> &[E820];
     /// The guest notified its console port: drain the console ring.
     fn console_notify(&mut self);
+    /// The guest notified its store port: serve the xenstore ring; whether domain 0's
+    /// xenstored answers with a notification (it consumed or produced bytes).
+    fn store_notify(&mut self) -> bool;
     /// System time now, in ns since the domain was built.
     fn now_ns(&self) -> u64;
     /// Whether an upcall would be delivered at once: `evtchn_upcall_pending` set, a
@@ -72,6 +75,9 @@ pub struct XenState {
     pub callback_irq: u64,
     /// The console's port in this domain (domain 0 drains the ring when it is signalled).
     pub console_port: u32,
+    /// The store's port in this domain (domain 0's xenstored serves the ring when it is
+    /// signalled).
+    pub store_port: u32,
     /// The ports of the last `SCHEDOP_poll` (the first `poll_nr`).
     pub poll_ports: [u32; MAX_POLL_PORTS],
     /// How many of `poll_ports` count.
@@ -92,7 +98,7 @@ impl XenState {
             let _ = evtchn.dom0_bind(p, dom0_port);
             p
         };
-        let _store = bind(DOM0_STORE_PORT);
+        let store_port = bind(DOM0_STORE_PORT);
         let console_port = bind(DOM0_CONSOLE_PORT);
         Self {
             evtchn,
@@ -100,6 +106,7 @@ impl XenState {
             timer: Singleshot::default(),
             callback_irq: 0,
             console_port,
+            store_port,
             poll_ports: [0; MAX_POLL_PORTS],
             poll_nr: 0,
             runstate: Default::default(),
@@ -644,6 +651,9 @@ mod tests {
         }
         fn console_notify(&mut self) {
             self.notified += 1;
+        }
+        fn store_notify(&mut self) -> bool {
+            false
         }
         fn now_ns(&self) -> u64 {
             self.now

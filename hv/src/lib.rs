@@ -3,8 +3,8 @@
 //! hv boots from QEMU's PVH loader, enables AMD SVM, builds one PVH domain (domid 1, one
 //! vCPU, 128 MiB like `xl`'s `memory = 128`) from the ELF passed as the first PVH module,
 //! and runs it with nested paging, answering its hypercalls as Xen 4.17 would. The guest's
-//! console ring goes to the serial port, prefixed `(d1) `. It will later host the domain-0
-//! services (xenstore, netback, blkback).
+//! console ring goes to the serial port, prefixed `(d1) `. Domain 0's console backend and
+//! xenstored live inside hv (`dom0`); netback and blkback will follow.
 //!
 //! Host-testable logic (builds and tests everywhere):
 //! - [`guest`]: guest-physical access and the guest page walk (`copy_from_guest`).
@@ -15,7 +15,8 @@
 //! - [`boot_info`], [`cmdline`], [`frames`]: what QEMU hands hv, its command line
 //!   (`<hv options> -- <guest command line>`), hv's frame allocator.
 //! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes.
-//! - [`dom0`]: domain 0's services inside hv (the console backend).
+//! - [`dom0`]: domain 0's services inside hv: the console backend, xenstored's ring
+//!   connection layer over the `xenstored` crate, and the keys Xen's toolstack writes.
 //! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, dom0 maps).
 //! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
 //! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
@@ -48,7 +49,7 @@
 //!   1 and 2 of domain 0); hv's domain 0 offers no other port, so `bind_interdomain` to
 //!   domain 0 answers `-EINVAL`, and `GNTTABOP_copy` through a grant of domain 0 answers
 //!   `GNTST_general_error` (Xen would answer `GNTST_bad_gntref` past the end of dom0's
-//!   table). Notifications on the store port are dropped (no xenstored yet). The port table
+//!   table). The port table
 //!   grows in buckets of 64 ports, as Xen's `struct evtchn` buckets on x86_64.
 //! - `HVM_PARAM_CALLBACK_IRQ` of type GSI or PCI INTx is stored but never delivers (a PVH
 //!   domU has no IO-APIC or PIC, so Xen ignores them too); a callback vector below 32 is
@@ -77,6 +78,8 @@
 //!   answer `-EFAULT` (not implemented).
 //! - No LAPIC for the guest (Xen emulates one for a PVH domU).
 #![cfg_attr(target_os = "none", no_std)]
+
+extern crate alloc;
 
 pub mod boot_info;
 pub mod builder;

@@ -30,7 +30,7 @@ Commands:
   blk-test      the device boot: pvguest on stock Xen with two disks (Linux blkback) and a vif
                 (Linux netback, a dom0 bridge with DHCP), its `blk` and `net` groups, three
                 crashes of its key-value store, and the harness's HOST blk-*/net-* checks
-  hv-test       build hv and pvguest, boot them under QEMU (selftest=boot,events,grants, then
+  hv-test       build hv and pvguest, boot them under QEMU (selftest=platform, then
                 selftest=boot with an injected failure that must be caught), print TEST/FACT/RESULT/HOST and hv's
                 COUNTER lines, end with `N passed, M failed`
   hv-run        boot any 64-bit PVH ELF on hv and print its lines; exit 0 only if the guest

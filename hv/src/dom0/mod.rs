@@ -2,3 +2,5 @@
 //! kernel supplies the shared pages and the serial port.
 
 pub mod console;
+pub mod toolstack;
+pub mod xenstored;

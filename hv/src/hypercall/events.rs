@@ -104,7 +104,10 @@ pub(super) fn event_channel_op(
                         // xenconsoled answers on the port once it has read the ring.
                         st.evtchn.notify_from_dom0(env, port);
                     }
-                    // The store port: no xenstored yet (the notification is dropped).
+                    if port == st.store_port && env.store_notify() {
+                        // xenstored answers on the port when it moved bytes.
+                        st.evtchn.notify_from_dom0(env, port);
+                    }
                     done(0)
                 }
                 Ok(Notify::None) => done(0),

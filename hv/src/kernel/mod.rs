@@ -11,6 +11,7 @@ pub mod console;
 pub mod domain;
 pub mod exceptions;
 pub mod gdt;
+pub mod heap;
 pub mod lapic;
 pub mod memory;
 pub mod rtc;
@@ -18,5 +19,6 @@ pub mod serial;
 pub mod start;
 pub mod svm;
 pub mod tsc;
+pub mod xenstore;
 
 pub use start::panic;

@@ -9,7 +9,7 @@ use crate::guest::phys::{GuestPhys, PhysError};
 use crate::hvlog;
 
 use super::domain::{self, Domain};
-use super::{boot, exceptions, gdt, serial, svm};
+use super::{boot, exceptions, gdt, heap, serial, svm};
 
 unsafe extern "C" {
     static __kernel_start: u8;
@@ -112,7 +112,13 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
             end: mod_end,
         },
     ];
-    let frames = Frames::new(info.memmap(), &reserved, boot::IDENTITY_MAP_BYTES);
+    let mut frames = Frames::new(info.memmap(), &reserved, boot::IDENTITY_MAP_BYTES);
+    match frames.allocate(heap::HEAP_BYTES, 0x1000) {
+        // SAFETY: the frames are hv's from now on (allocated, never freed) and lie in the
+        // identity map (the allocator's limit); init runs once, here.
+        Ok(start) => unsafe { heap::init(start, heap::HEAP_BYTES as usize) },
+        Err(e) => fail(format_args!("no memory for hv's heap: {e:?}")),
+    }
     hvlog!("{} MiB free for domains", frames.free_bytes() >> 20);
     if let Err(e) = svm::enable() {
         fail(format_args!("cannot enable SVM: {e:?}"));

@@ -5,7 +5,7 @@
 //!   `COUNTER` lines) and judges the run: it passes only with QEMU exit 33 and a `RESULT`
 //!   line that agrees with the `TEST` lines.
 //!
-//! `cargo xtask hv-test` boots twice: `selftest=boot,events,grants`, and `selftest=boot
+//! `cargo xtask hv-test` boots twice: `selftest=platform`, and `selftest=boot
 //! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught.
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines.
 pub mod qemu;
@@ -23,9 +23,9 @@ use serial::{EXIT_POWEROFF, Line, QemuEnd};
 
 /// The test the second boot makes fail on purpose.
 const INJECTED_TEST: &str = "xen-version";
-/// The guest command line of the test boot: every group hv can serve (`services` needs
-/// xenstored, which hv does not have yet).
-const TEST_CMDLINE: &str = "selftest=boot,events,grants";
+/// The guest command line of the test boot: the whole `platform` group (boot, events,
+/// grants, services), as the stock-Xen boot runs it.
+const TEST_CMDLINE: &str = "selftest=platform";
 /// The guest command line of the injected-failure boot (before the injection option).
 const INJECT_CMDLINE: &str = "selftest=boot";
 /// `hv`'s options in the test boots (none yet).

@@ -50,6 +50,16 @@ impl Domain {
             npt
         };
         let mut mem = DomainMemory { npt };
+        let xenstore = super::super::xenstore::Xenstore::new(
+            store,
+            &crate::dom0::toolstack::pvguest_info(
+                layout::STORE_EVTCHN,
+                layout::STORE_PFN,
+                layout::CONSOLE_EVTCHN,
+                layout::CONSOLE_PFN,
+            ),
+        )
+        .map_err(DomainError::Xenstore)?;
         let built = builder::build(
             &mut mem,
             image,
@@ -198,6 +208,7 @@ impl Domain {
                 tsc_khz,
             },
             console: Console::new(console, layout::DOMID),
+            xenstore,
             xen: XenState::new(layout::DOMID),
             clock,
             lapic,

@@ -164,6 +164,7 @@ pub(super) struct Env<'a> {
     pub(super) vcpu_info: &'a mut u64,
     pub(super) e820: &'a [E820],
     pub(super) console: &'a mut Console,
+    pub(super) xenstore: &'a mut super::super::xenstore::Xenstore,
     pub(super) grant_frames: &'a mut [u64; grant::MAX_FRAMES as usize],
     pub(super) clock: &'a Clock,
     /// The guest's IF is set and it is outside an interrupt shadow, and it has a
@@ -227,6 +228,10 @@ impl HypercallEnv for Env<'_> {
 
     fn console_notify(&mut self) {
         self.console.drain();
+    }
+
+    fn store_notify(&mut self) -> bool {
+        self.xenstore.service()
     }
 
     fn now_ns(&self) -> u64 {

@@ -211,6 +211,7 @@ impl Domain {
             vcpu_info: &mut self.vcpu_info,
             e820: &self.e820,
             console: &mut self.console,
+            xenstore: &mut self.xenstore,
             grant_frames: &mut self.grant_frames,
             clock: &self.clock,
             upcall_open,

@@ -33,6 +33,8 @@ pub enum DomainError {
     Npt(crate::npt::NptError),
     /// The domain builder refused the guest.
     Build(builder::BuildError),
+    /// The toolstack's xenstore keys could not be written.
+    Xenstore(xenstored::Errno),
 }
 
 impl core::fmt::Display for DomainError {
@@ -41,6 +43,7 @@ impl core::fmt::Display for DomainError {
             Self::OutOfMemory => f.write_str("out of host memory"),
             Self::Npt(e) => write!(f, "nested page tables: {e:?}"),
             Self::Build(e) => write!(f, "{e}"),
+            Self::Xenstore(e) => write!(f, "xenstore keys: {e}"),
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct Domain {
     params: DomainParams,
     cpuid: CpuidContext,
     console: Console,
+    /// Domain 0's xenstored for this domain.
+    xenstore: super::xenstore::Xenstore,
     /// Event channels, grants, the timer and the guest-set parameters.
     xen: XenState,
     /// hv's system clock (the calibrated TSC).

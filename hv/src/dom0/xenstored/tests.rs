@@ -1,0 +1,298 @@
+//! The connection layer driven by xenbus's real `XsClient` over a fake shared page.
+#![allow(
+    clippy::arithmetic_side_effects,
+    reason = "test arithmetic on small known offsets and counts"
+)]
+
+use super::*;
+use std::cell::RefCell;
+use std::rc::Rc;
+use xenbus::Instant;
+use xenbus::xenstore::ring::{RingEvents, RingTransport, XenstoreRing};
+use xenbus::xenstore::{TxId, Wake, XsClient, XsErrno, XsError};
+
+/// The shared page: both sides hold it.
+#[derive(Clone)]
+struct Page(Rc<RefCell<Vec<u8>>>);
+
+impl Page {
+    fn new() -> Self {
+        Self(Rc::new(RefCell::new(vec![0; 4096])))
+    }
+    fn u32_at(&self, off: usize) -> u32 {
+        u32::from_le_bytes(self.0.borrow()[off..off + 4].try_into().unwrap())
+    }
+    fn set_u32(&self, off: usize, v: u32) {
+        self.0.borrow_mut()[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+impl StorePage for Page {
+    fn load_u32(&self, off: usize) -> u32 {
+        self.u32_at(off)
+    }
+    fn store_u32(&mut self, off: usize, value: u32) {
+        self.set_u32(off, value);
+    }
+    fn load_u8(&self, off: usize) -> u8 {
+        self.0.borrow()[off]
+    }
+    fn store_u8(&mut self, off: usize, value: u8) {
+        self.0.borrow_mut()[off] = value;
+    }
+}
+
+/// The guest's view of the same page, as xenbus's ring accessor.
+impl XenstoreRing for Page {
+    fn req_cons(&self) -> u32 {
+        self.u32_at(REQ_CONS)
+    }
+    fn req_prod(&self) -> u32 {
+        self.u32_at(REQ_PROD)
+    }
+    fn set_req_prod(&self, value: u32) {
+        self.set_u32(REQ_PROD, value);
+    }
+    fn rsp_cons(&self) -> u32 {
+        self.u32_at(RSP_CONS)
+    }
+    fn set_rsp_cons(&self, value: u32) {
+        self.set_u32(RSP_CONS, value);
+    }
+    fn rsp_prod(&self) -> u32 {
+        self.u32_at(RSP_PROD)
+    }
+    fn write_req(&self, offset: usize, data: &[u8]) {
+        self.0.borrow_mut()[REQ + offset..REQ + offset + data.len()].copy_from_slice(data);
+    }
+    fn read_rsp(&self, offset: usize, buf: &mut [u8]) {
+        buf.copy_from_slice(&self.0.borrow()[RSP + offset..RSP + offset + buf.len()]);
+    }
+}
+
+/// The server side: the store, the domain's connection, and how often it notified.
+struct Server {
+    store: Store,
+    conn: XsConnection,
+    page: Page,
+    notifies: u32,
+    memory_low: bool,
+}
+
+impl Server {
+    fn run(&mut self) {
+        let mut page = self.page.clone();
+        let low = self.memory_low;
+        if self.conn.service(&mut self.store, &mut page, &|| low) {
+            self.notifies += 1;
+        }
+    }
+}
+
+/// The guest's events: a notification or a wait runs the server (one thread).
+struct Events(Rc<RefCell<Server>>, u64);
+
+impl RingEvents for Events {
+    fn notify(&mut self) {
+        self.0.borrow_mut().run();
+    }
+    fn now(&mut self) -> Instant {
+        self.1 += 1_000;
+        Instant::from_nanos(self.1)
+    }
+    fn wait(&mut self, deadline: Instant) -> Wake {
+        self.0.borrow_mut().run();
+        if self.now() > deadline {
+            Wake::TimedOut
+        } else {
+            Wake::Ready
+        }
+    }
+}
+
+type Client = XsClient<RingTransport<Page, Events>>;
+
+const DEADLINE: Instant = Instant::from_nanos(1_000_000_000);
+
+fn setup(domid: DomId) -> (Client, Rc<RefCell<Server>>) {
+    let mut store = Store::new();
+    store.introduce(domid);
+    let home = Store::home(domid);
+    store.mkdir(&home).unwrap();
+    store
+        .set_perms(
+            &home,
+            vec![xenstored::Perm {
+                domid,
+                access: xenstored::Access::None,
+            }],
+        )
+        .unwrap();
+    let page = Page::new();
+    let conn = XsConnection::new(domid);
+    conn.init_page(&mut page.clone());
+    let server = Rc::new(RefCell::new(Server {
+        store,
+        conn,
+        page: page.clone(),
+        notifies: 0,
+        memory_low: false,
+    }));
+    let client = XsClient::new(RingTransport::new(page, Events(server.clone(), 0)));
+    (client, server)
+}
+
+#[test]
+fn page_starts_connected_with_xen_4_17_features() {
+    let (_c, s) = setup(1);
+    let p = s.borrow().page.clone();
+    assert_eq!(p.u32_at(FEATURES), 3);
+    assert_eq!(p.u32_at(CONNECTION), XENSTORE_CONNECTED);
+    assert_eq!(p.u32_at(ERROR), XENSTORE_ERROR_NONE);
+}
+
+#[test]
+fn client_reads_writes_and_gets_errors_by_name() {
+    let (mut c, s) = setup(1);
+    c.write(TxId::NONE, "data/k", "v", DEADLINE).unwrap();
+    assert_eq!(c.read(TxId::NONE, "data/k", DEADLINE).unwrap(), "v");
+    assert_eq!(
+        s.borrow().store.read("/local/domain/1/data/k").as_deref(),
+        Some(&b"v"[..])
+    );
+    assert_eq!(
+        c.read(TxId::NONE, "data/missing", DEADLINE),
+        Err(XsError::Server(XsErrno::Enoent))
+    );
+    s.borrow_mut().store.mkdir("/local/domain/0").unwrap();
+    assert_eq!(
+        c.write(TxId::NONE, "/local/domain/0/x", "y", DEADLINE),
+        Err(XsError::Server(XsErrno::Eacces))
+    );
+    assert!(s.borrow().notifies > 0);
+    assert_eq!(s.borrow().conn.stats.requests, 4);
+}
+
+#[test]
+fn large_values_cross_the_ring_both_ways() {
+    let (mut c, _s) = setup(1);
+    // 3000 bytes: more than one ring in each direction, so both sides wrap and wait.
+    let big: String = (0..3000usize)
+        .map(|i| char::from(b"abcdefghijklmnopqrstuvwxyz"[i % 26]))
+        .collect();
+    for round in 0..3 {
+        let key = format!("data/big{round}");
+        c.write(TxId::NONE, &key, &big, DEADLINE).unwrap();
+        assert_eq!(c.read(TxId::NONE, &key, DEADLINE).unwrap(), big);
+    }
+}
+
+#[test]
+fn watch_events_follow_the_reply() {
+    let (mut c, s) = setup(1);
+    c.watch("data/w", "tok", DEADLINE).unwrap();
+    let first = c.wait_event_for("tok", DEADLINE).unwrap();
+    assert_eq!(
+        (first.path.as_str(), first.token.as_str()),
+        ("data/w", "tok")
+    );
+    c.write(TxId::NONE, "data/w", "1", DEADLINE).unwrap();
+    let ev = c.wait_event_for("tok", DEADLINE).unwrap();
+    assert_eq!(ev.path, "data/w");
+    // A write by the toolstack (domain 0) reaches the guest with its next service.
+    s.borrow_mut()
+        .store
+        .write("/local/domain/1/data/w", b"2")
+        .unwrap();
+    let ev = c.wait_event_for("tok", DEADLINE).unwrap();
+    assert_eq!(ev.path, "data/w");
+    assert!(s.borrow().conn.stats.events >= 3);
+}
+
+#[test]
+fn events_beyond_the_bound_are_dropped_and_counted() {
+    let (mut c, s) = setup(1);
+    let token = "t".repeat(1000);
+    c.watch("data", &token, DEADLINE).unwrap();
+    // The guest stops reading: the server's queue fills with events.
+    for i in 0..200 {
+        s.borrow_mut()
+            .store
+            .write(&format!("/local/domain/1/data/k{i}"), b"x")
+            .unwrap();
+    }
+    // One request from the guest written by hand, so the client does not drain the ring.
+    let page = s.borrow().page.clone();
+    let h = XsdSockmsg {
+        type_: abi::io::xs_wire::XS_GET_DOMAIN_PATH,
+        req_id: 99,
+        tx_id: 0,
+        len: 2,
+    };
+    let mut msg = h.to_bytes().to_vec();
+    msg.extend_from_slice(b"1\0");
+    xenbus::xenstore::ring::ring_write(&page, &msg).unwrap();
+    s.borrow_mut().run();
+    let srv = s.borrow();
+    assert!(srv.conn.stats.events_dropped > 0, "{:?}", srv.conn.stats);
+    assert!(srv.conn.queued_bytes() <= MAX_QUEUED_BYTES);
+}
+
+#[test]
+fn lying_indexes_and_long_payloads_stop_the_connection() {
+    let (_c, s) = setup(1);
+    let page = s.borrow().page.clone();
+    page.set_u32(REQ_PROD, 5000);
+    s.borrow_mut().run();
+    assert_eq!(s.borrow().conn.failed(), Some(ConnError::RingIndexes));
+    assert_eq!(page.u32_at(ERROR), XENSTORE_ERROR_RINGIDX);
+    // The guest asks to reconnect: indexes reset, error cleared, served again.
+    page.set_u32(CONNECTION, XENSTORE_RECONNECT);
+    s.borrow_mut().run();
+    assert_eq!(page.u32_at(CONNECTION), XENSTORE_CONNECTED);
+    assert_eq!(page.u32_at(ERROR), XENSTORE_ERROR_NONE);
+    assert_eq!(page.u32_at(REQ_PROD), 0);
+    assert_eq!(s.borrow().conn.failed(), None);
+
+    let h = XsdSockmsg {
+        type_: abi::io::xs_wire::XS_READ,
+        req_id: 1,
+        tx_id: 0,
+        len: 4096,
+    };
+    let mut bytes = h.to_bytes();
+    bytes[12..].copy_from_slice(&4097u32.to_le_bytes());
+    xenbus::xenstore::ring::ring_write(&page, &bytes).unwrap();
+    s.borrow_mut().run();
+    assert_eq!(s.borrow().conn.failed(), Some(ConnError::PayloadTooLong));
+    assert_eq!(page.u32_at(ERROR), XENSTORE_ERROR_PROTO);
+}
+
+#[test]
+fn low_memory_refuses_requests_with_enomem() {
+    let (mut c, s) = setup(1);
+    s.borrow_mut().memory_low = true;
+    assert_eq!(
+        c.write(TxId::NONE, "data/k", "v", DEADLINE),
+        Err(XsError::Server(XsErrno::Enomem))
+    );
+    assert_eq!(s.borrow().store.read("/local/domain/1/data/k"), None);
+    s.borrow_mut().memory_low = false;
+    c.write(TxId::NONE, "data/k", "v", DEADLINE).unwrap();
+}
+
+proptest::proptest! {
+    /// Whatever the guest puts in the page, serving it neither panics nor queues beyond the
+    /// bound.
+    #[test]
+    fn any_page_is_served_safely(bytes in proptest::collection::vec(proptest::num::u8::ANY, 4096)) {
+        let mut store = Store::new();
+        store.introduce(1);
+        let mut page = Page(Rc::new(RefCell::new(bytes)));
+        page.set_u32(CONNECTION, XENSTORE_CONNECTED);
+        let mut conn = XsConnection::new(1);
+        conn.service(&mut store, &mut page, &|| false);
+        conn.service(&mut store, &mut page, &|| false);
+        proptest::prop_assert!(conn.queued_bytes() <= MAX_QUEUED_BYTES);
+    }
+}
