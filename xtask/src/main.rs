@@ -30,6 +30,8 @@ Commands:
   blk-test      the device boot: pvguest on stock Xen with two disks (Linux blkback) and a vif
                 (Linux netback, a dom0 bridge with DHCP), its `blk` and `net` groups, three
                 crashes of its key-value store, and the harness's HOST blk-*/net-* checks
+  soak          the device boot with the long forms of its checks (today: 10,000 requests in
+                the HTTP load check instead of 2,000)
   hv-test       build hv and pvguest, boot them under QEMU (selftest=platform, then
                 selftest=boot with an injected failure that must be caught), print TEST/FACT/RESULT/HOST and hv's
                 COUNTER lines, end with `N passed, M failed`
@@ -61,6 +63,14 @@ fn main() -> ExitCode {
             if let Err(e) = xen::xen_test(&mut tally) {
                 println!("xen-test: harness error: {e:#}");
                 tally.fail("stock-Xen harness");
+            }
+            finish(&tally)
+        }
+        "soak" => {
+            let mut tally = Tally::new();
+            if let Err(e) = xen::blk::soak(&mut tally) {
+                println!("soak: harness error: {e:#}");
+                tally.fail("stock-Xen device boot (soak)");
             }
             finish(&tally)
         }

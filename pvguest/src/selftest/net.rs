@@ -102,10 +102,11 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         serve(n, cmdline);
         let s = n.nic.stats();
         say(format_args!(
-            "NET stats tx-packets {} rx-packets {} tx-requests-per-notification {:.1} bad-responses {}",
+            "NET stats tx-packets {} rx-packets {} tx-requests-per-notification {:.1} rx-requests-per-notification {:.1} bad-responses {}",
             s.tx_packets,
             s.rx_packets,
             s.tx_requests_per_notification(),
+            s.rx_requests_per_notification(),
             s.bad_responses
         ));
     }

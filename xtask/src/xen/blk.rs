@@ -89,7 +89,9 @@ pub const DOM0_IP: &str = "10.0.0.1";
 /// writing `data/net-done` once its clients are done).
 const NET_SERVE_MS: u64 = 100_000;
 /// Requests of the load check (`ab -k`, 16 connections) in `cargo xtask test`.
-const LOAD_REQUESTS: u64 = 2000;
+pub const LOAD_REQUESTS: u64 = 2000;
+/// Requests of the load check in `cargo xtask soak`.
+pub const SOAK_REQUESTS: u64 = 10_000;
 /// dom0's clients of the guest's service (`xtask/dom0/net-checks.sh`).
 const NET_CHECKS: &[u8] = include_bytes!("../../dom0/net-checks.sh");
 
@@ -228,7 +230,7 @@ pub fn pause_delays(seed: u64) -> Vec<u64> {
 /// counter before it runs), its group run, then [`CRASH_POINTS`] storms each paused at a
 /// moment of `delays` and destroyed, each followed by a check on a fresh create; the last
 /// check powers off. Then the images are digested.
-fn job(xvda: Vec<u8>, delays: &[u64]) -> Result<Job> {
+fn job(xvda: Vec<u8>, delays: &[u64], load: u64) -> Result<Job> {
     let disks = "disk = [ 'format=raw, vdev=xvda, access=ro, target=/tmp/xvda.img',\n\
                  \x20        'format=raw, vdev=xvdb, access=rw, target=/tmp/xvdb.img' ]\n";
     let f_req = format!(
@@ -280,7 +282,7 @@ fn job(xvda: Vec<u8>, delays: &[u64]) -> Result<Job> {
         ),
         run(
             "net-load",
-            &format!("sh /pvxen/net-checks.sh {GUEST_IP} load {LOAD_REQUESTS}"),
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} load {load}"),
         ),
         run(
             "net-done",
@@ -344,7 +346,7 @@ fn job(xvda: Vec<u8>, delays: &[u64]) -> Result<Job> {
 
 /// The load check: every request answered 2xx, and the service's grants and heap bytes in use
 /// back exactly where they were after the warm-up.
-fn load_verdict(v: &str) -> Result<(), String> {
+fn load_verdict(v: &str, load: u64) -> Result<(), String> {
     let field = |name: &str| {
         v.split_whitespace()
             .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
@@ -354,7 +356,7 @@ fn load_verdict(v: &str) -> Result<(), String> {
         let value = field(name);
         matches!(value.split_once('/'), Some((a, b)) if !a.is_empty() && a == b)
     };
-    if field("complete") == LOAD_REQUESTS.to_string()
+    if field("complete") == load.to_string()
         && field("failed") == "0"
         && field("non2xx") == "0"
         && same("grants")
@@ -362,7 +364,7 @@ fn load_verdict(v: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err(format!("ab -k -n {LOAD_REQUESTS} -c 16: {v}"))
+        Err(format!("ab -k -n {load} -c 16: {v}"))
     }
 }
 
@@ -507,7 +509,12 @@ pub fn durable_check(t: &Transcript) -> (Result<(), String>, Vec<String>) {
 }
 
 /// The `HOST blk-*` checks from what the boot left: (passed, line).
-pub fn host_checks(t: &Transcript, xvda_sha: &str, guest_sha: &str) -> Vec<(bool, String)> {
+pub fn host_checks(
+    t: &Transcript,
+    xvda_sha: &str,
+    guest_sha: &str,
+    load: u64,
+) -> Vec<(bool, String)> {
     let check = |name: &str, verdict: Result<(), String>| match verdict {
         Ok(()) => (true, format!("HOST {name} ok")),
         Err(why) => (false, format!("HOST {name} FAIL {why}")),
@@ -592,7 +599,7 @@ pub fn host_checks(t: &Transcript, xvda_sha: &str, guest_sha: &str) -> Vec<(bool
         None => Err("dom0 gave no `net-malformed`".to_owned()),
     };
     let load = match t.result("net-load") {
-        Some(v) => load_verdict(v),
+        Some(v) => load_verdict(v, load),
         None => Err("dom0 gave no `net-load`".to_owned()),
     };
     let ping = match t.result("net-ping") {
@@ -616,6 +623,16 @@ pub fn host_checks(t: &Transcript, xvda_sha: &str, guest_sha: &str) -> Vec<(bool
 /// Boots the guest with its two disks and counts one unit per `TEST` line of the `blk` group
 /// and per `HOST` line. `Err` only for harness errors.
 pub fn blk_test(tally: &mut Tally) -> Result<()> {
+    device_boot(tally, LOAD_REQUESTS)
+}
+
+/// `cargo xtask soak`: the device boot with [`SOAK_REQUESTS`] in its load check.
+pub fn soak(tally: &mut Tally) -> Result<()> {
+    device_boot(tally, SOAK_REQUESTS)
+}
+
+/// The device boot with `load` requests in its load check.
+fn device_boot(tally: &mut Tally, load: u64) -> Result<()> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
@@ -638,7 +655,7 @@ pub fn blk_test(tally: &mut Tally) -> Result<()> {
     let booted = boot_job(
         &image,
         &guest,
-        &job(xvda, &delays)?,
+        &job(xvda, &delays, load)?,
         "blk",
         timeout,
         TEST_GUEST_LIMIT,
@@ -657,7 +674,9 @@ pub fn blk_test(tally: &mut Tally) -> Result<()> {
     if let Some(load) = t.result("net-load") {
         println!("xen: net-load: {load}");
     }
-    verdict.host.extend(host_checks(t, &xvda_sha, &guest_sha));
+    verdict
+        .host
+        .extend(host_checks(t, &xvda_sha, &guest_sha, load));
     let (durable, summary) = durable_check(t);
     for line in summary {
         println!("xen: {line}");
@@ -704,7 +723,7 @@ mod tests {
             "PVXEN result xvda-after aaaa",
             "PVXEN result xvdb-head bbbb",
         ]);
-        let checks = host_checks(&good, "aaaa", "bbbb");
+        let checks = host_checks(&good, "aaaa", "bbbb", 2000);
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
         assert_eq!(checks.len(), 9);
 
@@ -719,7 +738,7 @@ mod tests {
             "PVXEN result net-malformed 400 200 400 {\"uptime_ms\":9",
             "PVXEN result net-load complete=1990 failed=10 non2xx=0 rps=1200.5 grants=195/196 heap=10/10",
         ]);
-        let checks = host_checks(&bad, "aaaa", "bbbb");
+        let checks = host_checks(&bad, "aaaa", "bbbb", 2000);
         assert!(checks.iter().all(|(ok, _)| !ok), "{checks:?}");
         assert!(
             checks[0]
@@ -753,7 +772,7 @@ mod tests {
         assert!(checks[3].1.contains("from 3 to 3"));
         let short = transcript(&["G|BLK sha256 xvda 512 aaaa"]);
         assert!(
-            host_checks(&short, "aaaa", "b")[5]
+            host_checks(&short, "aaaa", "b", 2000)[5]
                 .1
                 .contains("read 512 bytes")
         );
@@ -761,7 +780,7 @@ mod tests {
 
     #[test]
     fn the_job_prepares_the_disks_and_crashes_the_store_three_times() {
-        let job = job(vec![1, 2, 3], &[1500, 700, 2999]).unwrap();
+        let job = job(vec![1, 2, 3], &[1500, 700, 2999], 2000).unwrap();
         let steps = job.steps_text().unwrap();
         let order: Vec<String> = steps
             .lines()
@@ -974,7 +993,8 @@ mod tests {
     #[test]
     fn the_load_verdict_wants_every_answer_and_the_grants_back() {
         let good = "complete=2000 failed=0 non2xx=0 rps=9 grants=195/195 heap=1/1";
-        assert_eq!(load_verdict(good), Ok(()));
+        assert_eq!(load_verdict(good, 2000), Ok(()));
+        assert!(load_verdict(good, 10_000).is_err());
         for bad in [
             "complete=1999 failed=0 non2xx=0 rps=9 grants=195/195 heap=1/1",
             "complete=2000 failed=1 non2xx=0 rps=9 grants=195/195 heap=1/1",
@@ -984,7 +1004,7 @@ mod tests {
             "complete=2000 failed=0 non2xx=0 rps=9 grants=195/195 heap=825216/825344",
             "",
         ] {
-            assert!(load_verdict(bad).is_err(), "{bad}");
+            assert!(load_verdict(bad, 2000).is_err(), "{bad}");
         }
     }
 
