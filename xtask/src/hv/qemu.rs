@@ -5,16 +5,16 @@
 //! `-kernel` (started by QEMU's PVH loader), the guest ELF as `-initrd` (the PVH module) and
 //! `"<hv options> -- <guest command line>"` as `-append`.
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use super::serial::{Line, QemuEnd, Transcript};
-use crate::xen::qemu::KillOnDrop;
+use crate::xen::qemu::{Spawned, spawn};
 
 /// What to boot.
 pub struct Boot<'a> {
@@ -110,32 +110,14 @@ pub fn boot(boot: &Boot<'_>, mut on_line: impl FnMut(&Line)) -> Result<Booted> {
             .with_context(|| format!("creating {}", serial_log.display()))?,
     );
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(qemu_args(boot)?)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut qemu = KillOnDrop(cmd.spawn().context("starting qemu-system-x86_64")?);
-    let stdout = qemu.0.stdout.take().context("no QEMU stdout")?;
-    let mut stderr = qemu.0.stderr.take().context("no QEMU stderr")?;
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut buf = Vec::new();
-        while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
-            let line = String::from_utf8_lossy(&buf);
-            let line = line.trim_end_matches(['\n', '\r']).to_owned();
-            buf.clear();
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
+    cmd.args(qemu_args(boot)?);
+    let Spawned {
+        mut qemu,
+        lines: rx,
+        reader,
+        errors,
+        started,
+    } = spawn(&mut cmd)?;
     let deadline = started + boot.timeout;
     let mut transcript = Transcript::default();
     let mut end = None;

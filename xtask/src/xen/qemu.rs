@@ -59,6 +59,57 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A started QEMU: the process (killed when dropped), its serial lines as they arrive, and
+/// the threads reading its output.
+pub(crate) struct Spawned {
+    /// The process.
+    pub(crate) qemu: KillOnDrop,
+    /// Serial (stdout) lines, without their line ends.
+    pub(crate) lines: mpsc::Receiver<String>,
+    /// The thread reading stdout (ends at QEMU's exit).
+    pub(crate) reader: std::thread::JoinHandle<()>,
+    /// The thread collecting stderr, for the error message of a failed start.
+    pub(crate) errors: std::thread::JoinHandle<String>,
+    /// When QEMU started.
+    pub(crate) started: Instant,
+}
+
+/// Starts `cmd` (a QEMU command line) with stdin closed and its output read by two threads.
+pub(crate) fn spawn(cmd: &mut Command) -> Result<Spawned> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut qemu = KillOnDrop(cmd.spawn().context("starting qemu-system-x86_64")?);
+    let stdout = qemu.0.stdout.take().context("no QEMU stdout")?;
+    let mut stderr = qemu.0.stderr.take().context("no QEMU stderr")?;
+    let (tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+            let line = String::from_utf8_lossy(&buf);
+            let line = line.trim_end_matches(['\n', '\r']).to_owned();
+            buf.clear();
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    Ok(Spawned {
+        qemu,
+        lines,
+        reader,
+        errors,
+        started,
+    })
+}
+
 /// Checks that QEMU can take `path` inside `-initrd` (which splits at commas and spaces).
 fn plain_path(path: &Path) -> Result<&str> {
     match path.to_str() {
@@ -109,32 +160,14 @@ pub fn boot(boot: &Boot<'_>, mut on_event: impl FnMut(&Event, Duration)) -> Resu
     .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
     .arg("-kernel")
     .arg(&boot.image.xen)
-    .args(["-append", XEN_CMDLINE, "-initrd", &modules])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut qemu = KillOnDrop(cmd.spawn().context("starting qemu-system-x86_64")?);
-    let stdout = qemu.0.stdout.take().context("no QEMU stdout")?;
-    let mut stderr = qemu.0.stderr.take().context("no QEMU stderr")?;
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut buf = Vec::new();
-        while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
-            let line = String::from_utf8_lossy(&buf);
-            let line = line.trim_end_matches(['\n', '\r']).to_owned();
-            buf.clear();
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
+    .args(["-append", XEN_CMDLINE, "-initrd", &modules]);
+    let Spawned {
+        mut qemu,
+        lines: rx,
+        reader,
+        errors,
+        started,
+    } = spawn(&mut cmd)?;
 
     let mut transcript = Transcript::default();
     let mut tail: Vec<String> = Vec::new();
