@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::string::{String, ToString};
 use std::vec::Vec;
-use std::{format, vec};
+use std::format;
 use xenbus::grant::{GrantAccess, GrantError, GrantTable, GrantedPage};
 use xenbus::testing::{FakeEvents, FakeGrantEntries, FakeXenstored, HostMemory, Store};
 use xenbus::xenstore::XsClient;
@@ -289,55 +289,8 @@ fn rig(
 }
 
 fn toolstack(s: &mut Store, readonly: bool) {
-    use xenbus::xenstore::{Access, Perm};
-    s.set(&format!("{FRONT}/backend-id"), "0");
-    s.set(&format!("{FRONT}/backend"), BACK);
-    s.set(&format!("{FRONT}/state"), "1");
-    s.set_perms(
-        FRONT,
-        vec![
-            Perm {
-                domid: DOMID,
-                access: Access::None,
-            },
-            Perm {
-                domid: 0,
-                access: Access::Read,
-            },
-        ],
-    );
-    for key in ["backend-id", "backend", "state"] {
-        s.set_perms(
-            &format!("{FRONT}/{key}"),
-            vec![
-                Perm {
-                    domid: DOMID,
-                    access: Access::None,
-                },
-                Perm {
-                    domid: 0,
-                    access: Access::Read,
-                },
-            ],
-        );
-    }
-    // The backend directory, readable by the guest; what is created below inherits that.
-    s.set("/local/domain/0/backend", "");
-    s.set_perms(
-        "/local/domain/0/backend",
-        vec![
-            Perm {
-                domid: 0,
-                access: Access::None,
-            },
-            Perm {
-                domid: DOMID,
-                access: Access::Read,
-            },
-        ],
-    );
-    s.set(&format!("{BACK}/state"), "2");
-    s.set(&format!("{BACK}/mode"), if readonly { "r" } else { "w" });
+    let mode = if readonly { "r" } else { "w" };
+    s.add_device(FRONT, BACK, &[], &[("mode", mode)]);
 }
 
 fn connect(readonly: bool, keys: &[(&str, &str)]) -> (Rig, Device) {

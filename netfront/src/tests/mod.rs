@@ -24,7 +24,7 @@ use std::vec::Vec;
 use xenbus::Instant;
 use xenbus::grant::GrantTable;
 use xenbus::testing::{FakeEvents, FakeGrantEntries, FakeXenstored, HostMemory, Store};
-use xenbus::xenstore::{Access, Perm, XsClient};
+use xenbus::xenstore::XsClient;
 
 const DOMID: u16 = 5;
 const FRONT: &str = "/local/domain/5/device/vif/0";
@@ -40,57 +40,14 @@ fn far() -> Instant {
 /// What the toolstack and netback's probe write before the guest starts (`mtu` unless
 /// `None`, `feature-rx-copy` if `rx_copy`).
 fn toolstack(s: &mut Store, mtu: Option<&str>, rx_copy: bool) {
-    s.set(&format!("{FRONT}/backend-id"), "0");
-    s.set(&format!("{FRONT}/backend"), BACK);
-    s.set(&format!("{FRONT}/mac"), MAC);
-    if let Some(mtu) = mtu {
-        s.set(&format!("{FRONT}/mtu"), mtu);
-    }
-    s.set(&format!("{FRONT}/state"), "1");
-    s.set(&format!("{BACK}/state"), "2");
+    let mut front = vec![("mac", MAC)];
+    front.extend(mtu.map(|m| ("mtu", m)));
+    let mut back = Vec::new();
     if rx_copy {
-        s.set(&format!("{BACK}/feature-rx-copy"), "1");
+        back.push(("feature-rx-copy", "1"));
     }
-    s.set(&format!("{BACK}/feature-sg"), "1");
-    let guest_owns = vec![
-        Perm {
-            domid: DOMID,
-            access: Access::None,
-        },
-        Perm {
-            domid: 0,
-            access: Access::Read,
-        },
-    ];
-    s.set_perms(FRONT, guest_owns.clone());
-    for key in ["backend-id", "backend", "mac", "mtu", "state"] {
-        let path = format!("{FRONT}/{key}");
-        if s.get(&path).is_some() {
-            s.set_perms(&path, guest_owns.clone());
-        }
-    }
-    let guest_reads = vec![
-        Perm {
-            domid: 0,
-            access: Access::None,
-        },
-        Perm {
-            domid: DOMID,
-            access: Access::Read,
-        },
-    ];
-    s.set("/local/domain/0/backend", "");
-    for p in [
-        "/local/domain/0/backend".to_string(),
-        BACK.to_string(),
-        format!("{BACK}/state"),
-        format!("{BACK}/feature-rx-copy"),
-        format!("{BACK}/feature-sg"),
-    ] {
-        if s.get(&p).is_some() {
-            s.set_perms(&p, guest_reads.clone());
-        }
-    }
+    back.push(("feature-sg", "1"));
+    s.add_device(FRONT, BACK, &front, &back);
 }
 
 /// A xenstored whose netback connects once the front end says Connected.

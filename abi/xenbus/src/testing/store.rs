@@ -80,6 +80,57 @@ impl Store {
         }
     }
 
+    /// What the toolstack writes for one split device, as xl does: the front-end directory
+    /// `front` with `backend-id` (0), `backend`, `state` (Initialising) and `front_keys`, owned
+    /// by the guest and readable by domain 0; the back-end directory `back` (under
+    /// `/local/domain/0/backend`, readable by the guest) with `state` (InitWait) and
+    /// `back_keys`.
+    pub fn add_device(
+        &mut self,
+        front: &str,
+        back: &str,
+        front_keys: &[(&str, &str)],
+        back_keys: &[(&str, &str)],
+    ) {
+        use crate::xenstore::Access;
+        let guest_owns = vec![
+            Perm {
+                domid: self.domid,
+                access: Access::None,
+            },
+            Perm {
+                domid: 0,
+                access: Access::Read,
+            },
+        ];
+        let front_all = [("backend-id", "0"), ("backend", back), ("state", "1")];
+        for (key, value) in front_all.iter().chain(front_keys) {
+            self.set(&format!("{front}/{key}"), value);
+        }
+        self.set_perms(front, guest_owns.clone());
+        for (key, _) in front_all.iter().chain(front_keys) {
+            self.set_perms(&format!("{front}/{key}"), guest_owns.clone());
+        }
+        // The backend directory, readable by the guest; what is created below inherits that.
+        self.set("/local/domain/0/backend", "");
+        self.set_perms(
+            "/local/domain/0/backend",
+            vec![
+                Perm {
+                    domid: 0,
+                    access: Access::None,
+                },
+                Perm {
+                    domid: self.domid,
+                    access: Access::Read,
+                },
+            ],
+        );
+        for (key, value) in [("state", "2")].iter().chain(back_keys) {
+            self.set(&format!("{back}/{key}"), value);
+        }
+    }
+
     /// Watches the client has registered.
     pub fn watch_count(&self) -> usize {
         self.inner.watch_count(self.domid)
