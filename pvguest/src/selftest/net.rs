@@ -260,13 +260,13 @@ fn serve(net: &mut Net, cmdline: &str) {
         } = net;
         nic.poll();
         // The driver's counters as of this turn (the status page is built while the
-        // interface holds the device).
-        let driver = driver_counters(nic);
+        // interface holds the device); copied, the list is made only when a page asks.
+        let driver = nic.stats();
         let delay = sockets_server.step(smol_now(), iface, nic, sockets, &mut || Status {
             uptime_ms: now_ns().saturating_sub(start) / 1_000_000,
             heap_bytes_in_use: heap::stats().1 as u64,
             grants_in_use: u64::from(KernelGrants.grants_in_use()),
-            driver: driver.clone(),
+            driver: driver_counters(&driver),
         });
         let _ = nic.flush();
         addressing.poll(iface, sockets);
@@ -307,8 +307,7 @@ fn done_requested() -> bool {
 }
 
 /// netfront's counters for the status page.
-fn driver_counters(nic: &Nic) -> alloc::vec::Vec<(&'static str, u64)> {
-    let s = nic.stats();
+fn driver_counters(s: &netfront::NetStats) -> alloc::vec::Vec<(&'static str, u64)> {
     alloc::vec![
         ("tx_packets", s.tx_packets),
         ("rx_packets", s.rx_packets),
