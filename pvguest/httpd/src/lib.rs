@@ -30,8 +30,10 @@
 extern crate alloc;
 
 pub mod address;
+pub mod backend;
 pub mod blob;
 pub mod conn;
+pub mod path;
 pub mod request;
 pub mod response;
 pub mod server;
@@ -40,6 +42,7 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 
+pub use backend::{Backend, BackendError, StatusOnly};
 pub use conn::Connection;
 pub use server::{Config, Server, ServerStats};
 pub use status::Status;
@@ -50,3 +53,7 @@ pub const MAX_HEAD: usize = 8 * 1024;
 pub const MAX_BODY: u64 = 1 << 30;
 /// Largest blob served.
 pub const MAX_BLOB: u64 = 1 << 32;
+/// Longest key of `/kv/<key>` (the storage crate's limit).
+pub const MAX_KEY: usize = 128;
+/// Largest value of `PUT /kv/<key>` (the storage crate's limit).
+pub const MAX_VALUE: usize = 16 * 1024;

@@ -1,12 +1,14 @@
 //! Reading a request head (parsed with `httparse`) into what the service does with it.
 
-use crate::{MAX_BLOB, MAX_BODY};
+use crate::path::{file_path, kv_key};
+use crate::{MAX_BLOB, MAX_BODY, MAX_VALUE};
+use alloc::string::String;
 
 /// Most headers a request may carry.
 pub const MAX_HEADERS: usize = 32;
 
 /// What a request asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     /// `GET /`.
     Status,
@@ -14,14 +16,31 @@ pub enum Route {
     Blob(u64),
     /// `POST /sink`.
     Sink,
+    /// `GET /files/<path>`: the archive's file at this path (decoded, no leading `/`).
+    File(String),
+    /// `GET /kv/`: every key.
+    KvKeys,
+    /// `GET /kv/<key>`.
+    KvGet(String),
+    /// `PUT /kv/<key>` (the body, at most [`MAX_VALUE`] bytes, is the value).
+    KvPut(String),
+    /// `DELETE /kv/<key>`.
+    KvDelete(String),
     /// No such path: `404`.
     NotFound,
     /// A known path, another method: `405` with this `Allow`.
     MethodNotAllowed(&'static str),
 }
 
+impl Route {
+    /// Whether the service reads this request's body (rather than skipping it).
+    pub fn reads_body(&self) -> bool {
+        matches!(self, Self::Sink | Self::KvPut(_))
+    }
+}
+
 /// A request the service answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     /// What it asks for.
     pub route: Route,
@@ -29,30 +48,57 @@ pub struct Request {
     pub keep_alive: bool,
     /// Bytes of body that follow the head.
     pub body: u64,
+    /// Whether the client sent `Expect: 100-continue` (it may wait for `100 Continue` before
+    /// sending the body); ignored from an HTTP/1.0 client, as RFC 9110 asks.
+    pub expect_continue: bool,
 }
 
 /// A request refused as a whole: the answer's status and a short reason; the connection closes
 /// after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Refusal {
-    /// `400` or `413`.
+    /// `400`, `411` or `413`.
     pub status: u16,
     /// Why (the response body).
     pub reason: &'static str,
 }
 
-const fn bad(reason: &'static str) -> Refusal {
-    Refusal {
-        status: 400,
-        reason,
+impl Refusal {
+    /// `400 Bad Request`.
+    pub const fn bad(reason: &'static str) -> Self {
+        Self {
+            status: 400,
+            reason,
+        }
+    }
+
+    /// `413 Content Too Large`.
+    pub const fn too_large(reason: &'static str) -> Self {
+        Self {
+            status: 413,
+            reason,
+        }
+    }
+
+    /// `411 Length Required`.
+    pub const fn length_required(reason: &'static str) -> Self {
+        Self {
+            status: 411,
+            reason,
+        }
     }
 }
 
+const _: () = assert!(MAX_VALUE == 16 * 1024, "the refusal names the limit");
+
+const _: () = assert!(MAX_VALUE == 16 * 1024, "the refusal names the limit");
+
+const fn bad(reason: &'static str) -> Refusal {
+    Refusal::bad(reason)
+}
+
 const fn too_large(reason: &'static str) -> Refusal {
-    Refusal {
-        status: 413,
-        reason,
-    }
+    Refusal::too_large(reason)
 }
 
 /// A decimal number of at most 19 digits (no sign, no spaces).
@@ -75,12 +121,14 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
         Err(httparse::Error::TooManyHeaders) => return Err(too_large("too many headers")),
         Err(_) => return Err(bad("malformed request head")),
     }
-    let (Some(method), Some(path), Some(version)) = (request.method, request.path, request.version)
+    let (Some(method), Some(target), Some(version)) =
+        (request.method, request.path, request.version)
     else {
         return Err(bad("malformed request line"));
     };
     let mut keep_alive = version == 1;
     let mut length: Option<u64> = None;
+    let mut expect_continue = false;
     for header in request.headers.iter() {
         if header.name.eq_ignore_ascii_case("content-length") {
             let n = decimal(header.value).ok_or(bad("bad Content-Length"))?;
@@ -101,13 +149,41 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
                     keep_alive = true;
                 }
             }
+        } else if header.name.eq_ignore_ascii_case("expect")
+            && version == 1
+            && header
+                .value
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"100-continue")
+        {
+            expect_continue = true;
         }
     }
     let body = length.unwrap_or(0);
     if body > MAX_BODY {
         return Err(too_large("body too large"));
     }
-    let route = match (method, path) {
+    // A query is not part of the path.
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let route = route(method, path, length)?;
+    Ok(Request {
+        route,
+        keep_alive,
+        body,
+        expect_continue,
+    })
+}
+
+/// What `method` on `path` (query stripped) asks for; `length` is the `Content-Length`.
+fn route(method: &str, path: &str, length: Option<u64>) -> Result<Route, Refusal> {
+    let get_only = |route: Route| {
+        if method == "GET" {
+            route
+        } else {
+            Route::MethodNotAllowed("GET")
+        }
+    };
+    Ok(match (method, path) {
         ("GET", "/") => Route::Status,
         (_, "/") => Route::MethodNotAllowed("GET"),
         ("POST", "/sink") if length.is_none() => {
@@ -115,22 +191,36 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
         }
         ("POST", "/sink") => Route::Sink,
         (_, "/sink") => Route::MethodNotAllowed("POST"),
-        (method, path) if path.starts_with("/blob/") => {
+        (_, "/kv/") => get_only(Route::KvKeys),
+        (_, path) if path.starts_with("/blob/") => {
             let size = decimal(&path.as_bytes()["/blob/".len()..])
                 .filter(|&n| n <= MAX_BLOB)
                 .ok_or(bad("bad blob size"))?;
-            if method != "GET" {
-                Route::MethodNotAllowed("GET")
-            } else {
-                Route::Blob(size)
+            get_only(Route::Blob(size))
+        }
+        (_, path) if let Some(raw) = path.strip_prefix("/files/") => {
+            get_only(Route::File(file_path(raw)?))
+        }
+        (method, path) if let Some(raw) = path.strip_prefix("/kv/") => {
+            let key = String::from(kv_key(raw)?);
+            match method {
+                "GET" => Route::KvGet(key),
+                "PUT" => match length {
+                    None => {
+                        return Err(Refusal::length_required(
+                            "PUT /kv/<key> needs Content-Length",
+                        ));
+                    }
+                    Some(n) if usize::try_from(n).map_or(true, |n| n > MAX_VALUE) => {
+                        return Err(too_large("value too large: at most 16384 bytes"));
+                    }
+                    Some(_) => Route::KvPut(key),
+                },
+                "DELETE" => Route::KvDelete(key),
+                _ => Route::MethodNotAllowed("GET, PUT, DELETE"),
             }
         }
         _ => Route::NotFound,
-    };
-    Ok(Request {
-        route,
-        keep_alive,
-        body,
     })
 }
 

@@ -1,5 +1,6 @@
 //! Response heads and small bodies.
 
+use crate::backend::BackendError;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -7,11 +8,15 @@ use alloc::vec::Vec;
 /// The reason phrase of a status this service sends.
 pub fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        411 => "Length Required",
         413 => "Content Too Large",
+        503 => "Service Unavailable",
+        507 => "Insufficient Storage",
         _ => "Internal Server Error",
     }
 }
@@ -47,9 +52,52 @@ pub fn with_body(
     keep_alive: bool,
     allow: Option<&str>,
 ) -> Vec<u8> {
+    with_bytes(status, body_type, body.as_bytes(), keep_alive, allow)
+}
+
+/// A complete response with a body of `body_type`, any bytes.
+pub fn with_bytes(
+    status: u16,
+    body_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+    allow: Option<&str>,
+) -> Vec<u8> {
     let mut out = head(status, body_type, body.len() as u64, keep_alive, allow);
-    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(body);
     out
+}
+
+/// The answer to a storage `error`: `404` with `not_found`, else `503`, `507` or `500` with
+/// the error's text; returns the status and the response.
+pub fn backend_error(error: &BackendError, not_found: &str, keep_alive: bool) -> (u16, Vec<u8>) {
+    let (status, why) = match error {
+        BackendError::NotFound => (404, not_found),
+        BackendError::Unavailable(why) => (503, *why),
+        BackendError::Full(why) => (507, why.as_str()),
+        BackendError::Failed(why) => (500, why.as_str()),
+    };
+    (status, self::error(status, why, keep_alive, None))
+}
+
+/// The interim answer to `Expect: 100-continue`: go on, send the body.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// `text` as a JSON string, quotes included: `"` and `\` escaped, control characters as
+/// `\uXXXX`.
+pub fn json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// A plain-text error response (`<reason>\n`).
@@ -57,4 +105,29 @@ pub fn error(status: u16, why: &str, keep_alive: bool, allow: Option<&str>) -> V
     let mut body = String::from(why);
     body.push('\n');
     with_body(status, "text/plain", &body, keep_alive, allow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut out = String::new();
+        json_string(&mut out, "a\"b\\c\n\u{1}\u{7f}é~");
+        assert_eq!(out, "\"a\\\"b\\\\c\\u000a\\u0001\\u007fé~\"");
+    }
+
+    #[test]
+    fn reason_phrases() {
+        for (status, phrase) in [
+            (100, "Continue"),
+            (411, "Length Required"),
+            (500, "Internal Server Error"),
+            (503, "Service Unavailable"),
+            (507, "Insufficient Storage"),
+        ] {
+            assert_eq!(reason(status), phrase);
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The listening sockets and the event-loop step.
 
+use crate::backend::Backend;
 use crate::conn::{ConnStats, Connection};
-use crate::status::Status;
 use alloc::vec;
 use alloc::vec::Vec;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
@@ -49,6 +49,9 @@ pub struct ServerStats {
     pub bytes_out: u64,
     /// Connections closed for idling.
     pub idle_closed: u64,
+    /// Connections closed mid-answer because a file read failed (the client saw a short
+    /// body).
+    pub aborted: u64,
 }
 
 impl ServerStats {
@@ -57,6 +60,7 @@ impl ServerStats {
         self.client_errors += c.client_errors;
         self.bytes_in += c.bytes_in;
         self.bytes_out += c.bytes_out;
+        self.aborted += c.aborted;
     }
 }
 
@@ -122,17 +126,18 @@ impl Server {
 
     /// One turn of the event loop: the interface takes what arrived, every connection reads
     /// and answers, the interface sends. Returns how long the caller may sleep before the
-    /// next turn if nothing arrives (smoltcp's timers and the idle timeout).
+    /// next turn if nothing arrives (smoltcp's timers and the idle timeout). `backend` gives
+    /// the status page and the storage routes their data.
     pub fn step<D: Device + ?Sized>(
         &mut self,
         now: Instant,
         iface: &mut Interface,
         device: &mut D,
         sockets: &mut SocketSet<'_>,
-        status: &mut dyn FnMut() -> Status,
+        backend: &mut dyn Backend,
     ) -> Option<Duration> {
         iface.poll(now, device, sockets);
-        self.serve(now, sockets, status);
+        self.serve(now, sockets, backend);
         iface.poll(now, device, sockets);
         let idle = self.config.idle_timeout;
         let timers = iface.poll_delay(now, sockets);
@@ -149,12 +154,7 @@ impl Server {
     }
 
     /// Services every socket once (without polling the interface).
-    pub fn serve(
-        &mut self,
-        now: Instant,
-        sockets: &mut SocketSet<'_>,
-        status: &mut dyn FnMut() -> Status,
-    ) {
+    pub fn serve(&mut self, now: Instant, sockets: &mut SocketSet<'_>, backend: &mut dyn Backend) {
         let port = self.config.port;
         let idle = self.config.idle_timeout;
         for i in 0..self.slots.len() {
@@ -186,13 +186,12 @@ impl Server {
             let Some(conn) = slot.conn.as_mut() else {
                 continue;
             };
-            let mut render = || status().to_json(&snapshot);
             if socket.can_recv() {
-                let _ = socket.recv(|data| (conn.receive(data, now, &mut render), ()));
+                let _ = socket.recv(|data| (conn.receive(data, now, backend, &snapshot), ()));
             }
             while socket.can_send() && conn.has_output() {
                 let Ok(n) = socket.send(|buf| {
-                    let n = conn.fill(buf, now);
+                    let n = conn.fill(buf, now, backend);
                     (n, n)
                 }) else {
                     break;
@@ -201,8 +200,8 @@ impl Server {
                     break;
                 }
                 // The receive side may have waited for this answer to go out.
-                if socket.can_recv() && !conn.has_output() {
-                    let _ = socket.recv(|data| (conn.receive(data, now, &mut render), ()));
+                if socket.can_recv() && !conn.has_output() && !conn.wants_close() {
+                    let _ = socket.recv(|data| (conn.receive(data, now, backend, &snapshot), ()));
                 }
             }
             let peer_done = !socket.may_recv() && !conn.has_output();
@@ -228,6 +227,7 @@ impl Server {
             client_errors: current.client_errors - counted.client_errors,
             bytes_in: current.bytes_in - counted.bytes_in,
             bytes_out: current.bytes_out - counted.bytes_out,
+            aborted: current.aborted - counted.aborted,
         });
         *counted = current;
     }

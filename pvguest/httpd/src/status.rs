@@ -16,33 +16,78 @@ pub struct Status {
     pub grants_in_use: u64,
     /// The network driver's counters, by name (plain identifiers: they are not escaped).
     pub driver: Vec<(&'static str, u64)>,
+    /// The storage's counters, by name (plain identifiers: they are not escaped).
+    pub storage: Vec<(&'static str, u64)>,
 }
 
 impl Status {
-    /// The JSON document: the fields above, `driver` as an object, and `http` with the
-    /// service's counters.
+    /// The JSON document: the fields above, `driver` and `storage` as objects, and `http` with
+    /// the service's counters.
     pub fn to_json(&self, http: &ServerStats) -> String {
         let mut out = String::new();
         let _ = write!(
             out,
-            "{{\"uptime_ms\":{},\"heap_bytes_in_use\":{},\"grants_in_use\":{},\"driver\":{{",
+            "{{\"uptime_ms\":{},\"heap_bytes_in_use\":{},\"grants_in_use\":{},\"driver\":",
             self.uptime_ms, self.heap_bytes_in_use, self.grants_in_use
         );
-        for (i, (name, value)) in self.driver.iter().enumerate() {
-            let comma = if i == 0 { "" } else { "," };
-            let _ = write!(out, "{comma}\"{name}\":{value}");
-        }
+        counters(&mut out, &self.driver);
+        out.push_str(",\"storage\":");
+        counters(&mut out, &self.storage);
         let _ = write!(
             out,
-            "}},\"http\":{{\"connections\":{},\"requests\":{},\"client_errors\":{},\
-             \"bytes_in\":{},\"bytes_out\":{},\"idle_closed\":{}}}}}",
+            ",\"http\":{{\"connections\":{},\"requests\":{},\"client_errors\":{},\
+             \"bytes_in\":{},\"bytes_out\":{},\"idle_closed\":{},\"aborted\":{}}}}}",
             http.connections,
             http.requests,
             http.client_errors,
             http.bytes_in,
             http.bytes_out,
-            http.idle_closed
+            http.idle_closed,
+            http.aborted
         );
         out
+    }
+}
+
+/// `{"name":value,...}`.
+fn counters(out: &mut String, list: &[(&'static str, u64)]) {
+    out.push('{');
+    for (i, (name, value)) in list.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let _ = write!(out, "{comma}\"{name}\":{value}");
+    }
+    out.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_follows_driver() {
+        let status = Status {
+            uptime_ms: 1,
+            heap_bytes_in_use: 2,
+            grants_in_use: 3,
+            driver: alloc::vec![("tx", 4), ("rx", 5)],
+            storage: alloc::vec![("keys", 6), ("reads", 7)],
+        };
+        let http = ServerStats {
+            aborted: 8,
+            ..ServerStats::default()
+        };
+        assert_eq!(
+            status.to_json(&http),
+            "{\"uptime_ms\":1,\"heap_bytes_in_use\":2,\"grants_in_use\":3,\
+             \"driver\":{\"tx\":4,\"rx\":5},\"storage\":{\"keys\":6,\"reads\":7},\
+             \"http\":{\"connections\":0,\"requests\":0,\"client_errors\":0,\"bytes_in\":0,\
+             \"bytes_out\":0,\"idle_closed\":0,\"aborted\":8}}"
+        );
+        assert_eq!(
+            Status::default().to_json(&http).get(..80),
+            Some(
+                "{\"uptime_ms\":0,\"heap_bytes_in_use\":0,\"grants_in_use\":0,\"driver\":{},\"storage\":{},"
+            )
+        );
     }
 }

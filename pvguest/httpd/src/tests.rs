@@ -3,5 +3,7 @@
 
 mod conn;
 mod dhcp;
+mod fake;
 mod link;
 mod service;
+mod storage;

@@ -11,7 +11,7 @@
 )]
 #![allow(clippy::unwrap_used)] // A test: a failed unwrap is a failed test.
 
-use httpd::{Config, Server, Status};
+use httpd::{Config, Server, Status, StatusOnly};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
@@ -187,19 +187,20 @@ fn heap_returns_to_its_warm_up_value() {
     ];
     let body = vec![7u8; 3000];
     let mut now = Instant::ZERO;
-    let mut status = || Status {
+    let mut status = StatusOnly(|| Status {
         uptime_ms: 1,
         heap_bytes_in_use: IN_USE.load(Ordering::Relaxed) as u64,
         grants_in_use: 0,
         driver: vec![("tx_packets", 1)],
-    };
+        storage: vec![("keys", 0)],
+    });
 
     // Each round: every connection sends one request (round-robin over the four kinds) and
     // waits for its answer; returns after `rounds` rounds with the link idle.
     let mut run = |rounds: usize,
                    clients: &mut Vec<Client>,
                    server: &mut Server,
-                   status: &mut dyn FnMut() -> Status| {
+                   status: &mut dyn httpd::Backend| {
         for round in 0..rounds {
             let mut pending: Vec<bool> = vec![true; clients.len()];
             let mut sent = vec![false; clients.len()];

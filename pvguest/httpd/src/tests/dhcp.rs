@@ -3,7 +3,7 @@
 
 use super::link::{Port, carry, interface};
 use crate::address::{AddressEvent, AddressMode, Addressing};
-use crate::{Config, Server, Status};
+use crate::{Config, Server, Status, StatusOnly};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::tcp;
@@ -109,7 +109,7 @@ fn ip_dhcp_leases_the_address_and_the_service_answers_there() {
 
     let mut now = Instant::ZERO;
     let mut events = Vec::new();
-    let mut status = Status::default;
+    let mut status = StatusOnly(Status::default);
     for _ in 0..200 {
         now += Duration::from_millis(10);
         server.step(

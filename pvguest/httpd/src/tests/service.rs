@@ -6,8 +6,9 @@
     reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
 )]
 
+use super::fake::Fake;
 use super::link::{Port, carry, interface};
-use crate::{Config, Server, Status};
+use crate::{Config, Server};
 use sha2::{Digest, Sha256};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
@@ -23,6 +24,7 @@ struct Net {
     server_sockets: SocketSet<'static>,
     client_sockets: SocketSet<'static>,
     server: Server,
+    backend: Fake,
     now: Instant,
     next_local_port: u16,
     received: HashMap<SocketHandle, Vec<u8>>,
@@ -44,6 +46,7 @@ impl Net {
             server_sockets,
             client_sockets: SocketSet::new(vec![]),
             server,
+            backend: Fake::default(),
             now: Instant::ZERO,
             next_local_port: 40000,
             received: HashMap::new(),
@@ -53,18 +56,12 @@ impl Net {
     /// One turn on both sides, `ms` milliseconds later.
     fn step(&mut self, ms: u64) {
         self.now += Duration::from_millis(ms);
-        let mut status = || Status {
-            uptime_ms: 1234,
-            heap_bytes_in_use: 5678,
-            grants_in_use: 194,
-            driver: vec![("tx_packets", 5), ("rx_packets", 7)],
-        };
         self.server.step(
             self.now,
             &mut self.server_iface,
             &mut self.server_port,
             &mut self.server_sockets,
-            &mut status,
+            &mut self.backend,
         );
         carry(&mut self.server_port, &mut self.client_port);
         self.client_iface
@@ -172,7 +169,7 @@ fn status_blob_and_sink_on_one_keep_alive_connection() {
     let json = String::from_utf8(body).unwrap();
     assert!(
         json.starts_with(
-            "{\"uptime_ms\":1234,\"heap_bytes_in_use\":5678,\"grants_in_use\":194,\"driver\":{\"tx_packets\":5,\"rx_packets\":7},\"http\":{\"connections\":1,"
+            "{\"uptime_ms\":1234,\"heap_bytes_in_use\":5678,\"grants_in_use\":194,\"driver\":{\"tx_packets\":5,\"rx_packets\":7},\"storage\":{\"keys\":0,\"files\":0},\"http\":{\"connections\":1,"
         ),
         "{json}"
     );

@@ -1,0 +1,103 @@
+//! What the storage routes read and keep: the [`Backend`] trait the caller implements, and
+//! [`StatusOnly`] for a caller with no storage at all.
+
+use crate::status::Status;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Why the storage behind a route could not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendError {
+    /// No such file or key: 404.
+    NotFound,
+    /// This part of the service has no storage behind it (say, no disk attached): 503, with this text.
+    Unavailable(&'static str),
+    /// The store has no room for it: 507, with this text.
+    Full(String),
+    /// The device or store failed: 500, with this text.
+    Failed(String),
+}
+
+/// What the service reads and keeps, given to `Server::step` / `Server::serve` by the caller.
+pub trait Backend {
+    /// The platform part of the status document (`GET /`).
+    fn status(&mut self) -> Status;
+    /// Size of the archive's regular file at `path` (no leading `/`); NotFound for a missing file or a directory.
+    fn file_size(&mut self, path: &str) -> Result<u64, BackendError>;
+    /// Reads from the file at `path`, starting `pos` bytes in, into `buf`; returns the bytes read (fewer only at the end).
+    fn read_file(&mut self, path: &str, pos: u64, buf: &mut [u8]) -> Result<usize, BackendError>;
+    /// The value of `key` (NotFound if absent).
+    fn kv_get(&mut self, key: &str) -> Result<Vec<u8>, BackendError>;
+    /// Sets `key`; returns only once the change is durable.
+    fn kv_put(&mut self, key: &str, value: &[u8]) -> Result<(), BackendError>;
+    /// Removes `key` (NotFound if absent); returns only once durable.
+    fn kv_delete(&mut self, key: &str) -> Result<(), BackendError>;
+    /// Every key, in order.
+    fn kv_keys(&mut self) -> Result<Vec<String>, BackendError>;
+}
+
+/// A backend with no storage: `status` asks the closure; every storage method answers
+/// [`BackendError::Unavailable`]`("no storage")` (so the storage routes answer `503`).
+pub struct StatusOnly<F: FnMut() -> Status>(pub F);
+
+/// What [`StatusOnly`] answers to every storage method.
+const NO_STORAGE: BackendError = BackendError::Unavailable("no storage");
+
+impl<F: FnMut() -> Status> Backend for StatusOnly<F> {
+    fn status(&mut self) -> Status {
+        (self.0)()
+    }
+
+    fn file_size(&mut self, _path: &str) -> Result<u64, BackendError> {
+        Err(NO_STORAGE)
+    }
+
+    fn read_file(
+        &mut self,
+        _path: &str,
+        _pos: u64,
+        _buf: &mut [u8],
+    ) -> Result<usize, BackendError> {
+        Err(NO_STORAGE)
+    }
+
+    fn kv_get(&mut self, _key: &str) -> Result<Vec<u8>, BackendError> {
+        Err(NO_STORAGE)
+    }
+
+    fn kv_put(&mut self, _key: &str, _value: &[u8]) -> Result<(), BackendError> {
+        Err(NO_STORAGE)
+    }
+
+    fn kv_delete(&mut self, _key: &str) -> Result<(), BackendError> {
+        Err(NO_STORAGE)
+    }
+
+    fn kv_keys(&mut self) -> Result<Vec<String>, BackendError> {
+        Err(NO_STORAGE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_only_has_status_and_no_storage() {
+        let mut backend = StatusOnly(|| Status {
+            uptime_ms: 9,
+            ..Status::default()
+        });
+        assert_eq!(backend.status().uptime_ms, 9);
+        let unavailable = BackendError::Unavailable("no storage");
+        assert_eq!(backend.file_size("a"), Err(unavailable.clone()));
+        assert_eq!(
+            backend.read_file("a", 0, &mut [0; 4]),
+            Err(unavailable.clone())
+        );
+        assert_eq!(backend.kv_get("k"), Err(unavailable.clone()));
+        assert_eq!(backend.kv_put("k", b"v"), Err(unavailable.clone()));
+        assert_eq!(backend.kv_delete("k"), Err(unavailable.clone()));
+        assert_eq!(backend.kv_keys(), Err(unavailable));
+    }
+}

@@ -1,0 +1,116 @@
+//! A fake [`Backend`]: files and keys in memory, switches to make it fail, and a log of what
+//! it was asked, in order.
+
+use crate::{Backend, BackendError, Status};
+use std::collections::BTreeMap;
+
+#[derive(Default)]
+pub struct Fake {
+    /// The archive: path → contents (directories are paths ending in `/`, not files).
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// The store.
+    pub kv: BTreeMap<String, Vec<u8>>,
+    /// A read touching this offset of any file fails.
+    pub fail_read_at: Option<u64>,
+    /// A read touching this offset of any file ends there (a short read before the end).
+    pub short_read_at: Option<u64>,
+    /// What `kv_put` answers instead of storing.
+    pub fail_put: Option<BackendError>,
+    /// What every storage method answers (say, `Unavailable`).
+    pub fail_all: Option<BackendError>,
+    /// What it was asked, in order (`read_file` calls are counted, not logged).
+    pub log: Vec<String>,
+    /// `read_file` calls and the largest buffer one was given.
+    pub reads: usize,
+    pub largest_read: usize,
+}
+
+impl Fake {
+    pub fn with_files(files: &[(&str, &[u8])]) -> Self {
+        Self {
+            files: files
+                .iter()
+                .map(|(path, data)| ((*path).to_owned(), data.to_vec()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    fn check(&self) -> Result<(), BackendError> {
+        self.fail_all.clone().map_or(Ok(()), Err)
+    }
+}
+
+impl Backend for Fake {
+    fn status(&mut self) -> Status {
+        Status {
+            uptime_ms: 1234,
+            heap_bytes_in_use: 5678,
+            grants_in_use: 194,
+            driver: vec![("tx_packets", 5), ("rx_packets", 7)],
+            storage: vec![
+                ("keys", self.kv.len() as u64),
+                ("files", self.files.len() as u64),
+            ],
+        }
+    }
+
+    fn file_size(&mut self, path: &str) -> Result<u64, BackendError> {
+        self.log.push(format!("size {path}"));
+        self.check()?;
+        self.files
+            .get(path)
+            .map(|f| f.len() as u64)
+            .ok_or(BackendError::NotFound)
+    }
+
+    fn read_file(&mut self, path: &str, pos: u64, buf: &mut [u8]) -> Result<usize, BackendError> {
+        self.reads += 1;
+        self.largest_read = self.largest_read.max(buf.len());
+        self.check()?;
+        let file = self.files.get(path).ok_or(BackendError::NotFound)?;
+        let end = pos + buf.len() as u64;
+        if self.fail_read_at.is_some_and(|at| (pos..end).contains(&at)) {
+            return Err(BackendError::Failed("read error".into()));
+        }
+        let end = match self.short_read_at {
+            Some(at) if (pos..end).contains(&at) => at,
+            _ => end,
+        };
+        let start = usize::try_from(pos).unwrap().min(file.len());
+        let end = usize::try_from(end).unwrap().min(file.len());
+        buf[..end - start].copy_from_slice(&file[start..end]);
+        Ok(end - start)
+    }
+
+    fn kv_get(&mut self, key: &str) -> Result<Vec<u8>, BackendError> {
+        self.log.push(format!("get {key}"));
+        self.check()?;
+        self.kv.get(key).cloned().ok_or(BackendError::NotFound)
+    }
+
+    fn kv_put(&mut self, key: &str, value: &[u8]) -> Result<(), BackendError> {
+        self.log.push(format!("put {key} {}", value.len()));
+        self.check()?;
+        if let Some(error) = self.fail_put.clone() {
+            return Err(error);
+        }
+        self.kv.insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    fn kv_delete(&mut self, key: &str) -> Result<(), BackendError> {
+        self.log.push(format!("delete {key}"));
+        self.check()?;
+        self.kv
+            .remove(key)
+            .map(|_| ())
+            .ok_or(BackendError::NotFound)
+    }
+
+    fn kv_keys(&mut self) -> Result<Vec<String>, BackendError> {
+        self.log.push("keys".to_owned());
+        self.check()?;
+        Ok(self.kv.keys().cloned().collect())
+    }
+}
