@@ -1,27 +1,49 @@
 //! `httpd`: the guest's HTTP/1.1 service over smoltcp, host-testable (time passed in).
 //!
 //! # API
+//! A `?query` is stripped from every path before routing. Storage is reached through the
+//! caller's [`Backend`] ([`StatusOnly`] for a caller with none: the storage routes answer
+//! `503`).
+//!
 //! | request | answer |
 //! |---|---|
-//! | `GET /` | `200`, `application/json`: `uptime_ms`, `heap_bytes_in_use`, `grants_in_use`, `driver` (the network driver's counters), `http` (this service's counters) |
+//! | `GET /` | `200`, `application/json`: `uptime_ms`, `heap_bytes_in_use`, `grants_in_use`, `driver` (the network driver's counters), `storage` (the storage's counters), `http` (this service's counters, [`ServerStats`]) |
 //! | `GET /blob/<n>` | `200`, `application/octet-stream`, exactly `n` bytes (`n` ≤ [`MAX_BLOB`]) of the generator in [`blob`]: byte `i` is the top byte of `i × 0x9E3779B97F4A7C15` (mod 2^64) |
 //! | `POST /sink` with `Content-Length: n` | the body is read and dropped; `200`, `application/json`: `{"sha256":"<64 hex digits>","length":n}` |
+//! | `GET /files/<path>` | the archive's file: `<path>` percent-decoded (a bad escape, a NUL, a `..` segment or a leading `/` get `400`), `index.html` appended to an empty path or one ending in `/`; `200` with its size and a `Content-Type` by extension ([`path::content_type`]), the body streamed as the socket has room |
+//! | `GET /kv/` | `200`, `application/json`: `{"keys":["a","b"]}`, every key in order |
+//! | `GET /kv/<key>` | `200`, `application/octet-stream`: the value |
+//! | `PUT /kv/<key>` with `Content-Length: n` | the body (`n` ≤ [`MAX_VALUE`]) is the value; once the store says it is durable, `200`, `application/json`: `{"key":"<key>","length":n}` |
+//! | `DELETE /kv/<key>` | once durable, `200`, `application/json`: `{"key":"<key>","deleted":true}` |
+//!
+//! A key is 1 to [`MAX_KEY`] bytes of `A-Z a-z 0-9 - . _ ~`, taken as is (no
+//! percent-decoding): a longer one gets `413`, any other `400`.
 //!
 //! Errors: a malformed request (request line, headers, `Content-Length`, a `Transfer-Encoding`,
-//! which this service does not take, a `POST /sink` without a length, a bad blob size) gets
-//! `400`; a head over [`MAX_HEAD`] bytes or a body over [`MAX_BODY`] bytes gets `413`; an
-//! unknown path `404`; a known path with another method `405` with `Allow`. After `400` and
-//! `413` the connection closes (where the next request starts is unknown); after the others it
-//! stays open. HTTP/1.1 connections stay open unless the client sends `Connection: close`
-//! (HTTP/1.0 ones only with `Connection: keep-alive`); requests may be pipelined; an idle
-//! connection closes after [`Config::idle_timeout`].
+//! which this service does not take, a `POST /sink` without a length, a bad blob size, a bad
+//! file path or key) gets `400`; a `PUT /kv/<key>` without a length `411`; a head over
+//! [`MAX_HEAD`] bytes, a body over [`MAX_BODY`] bytes, a value over [`MAX_VALUE`] bytes or a
+//! key over [`MAX_KEY`] bytes `413`; an unknown path, file or key `404`; a known path with
+//! another method `405` with `Allow`. The storage's own errors ([`BackendError`]): no storage
+//! `503`, no room `507` (Insufficient Storage), a failure `500`, with its text as the
+//! plain-text body. After `400`, `411` and `413` the connection closes (where the next request
+//! starts is unknown); after the others it stays open. A file read that fails once the head
+//! went out closes the connection at once (the client sees a short body; counted in
+//! [`ServerStats::aborted`]). `Expect: 100-continue` on a request whose body is read (`POST
+//! /sink`, an accepted `PUT /kv/<key>`) is answered `100 Continue` before the body is read; any
+//! other request with it and a body gets only its final answer, and the connection closes
+//! after it (the client may or may not send the body). HTTP/1.1 connections stay open unless
+//! the client sends `Connection: close` (HTTP/1.0 ones only with `Connection: keep-alive`);
+//! requests may be pipelined; an idle connection closes after [`Config::idle_timeout`].
 //!
 //! # Shape
 //! [`conn::Connection`] is one connection's protocol as a pure state machine (bytes in, bytes
 //! out, time passed in). [`server::Server`] runs [`Config::listeners`] listening smoltcp
 //! sockets (at least 20: smoltcp has no backlog, and a socket that closed first stays in
 //! TIME-WAIT), gives each accepted one a [`conn::Connection`], and re-listens when it is
-//! closed. [`server::Server::step`] is one turn of the event loop. [`address`] reads
+//! closed. [`server::Server::step`] is one turn of the event loop. [`backend::Backend`] is
+//! what the caller gives the service to read and keep; [`path`] checks the storage routes'
+//! paths and keys. [`address`] reads
 //! `ip=a.b.c.d/len gw=a.b.c.d` or `ip=dhcp` from the command line and keeps the interface's
 //! address (smoltcp's DHCPv4 client for `ip=dhcp`).
 #![cfg_attr(not(test), no_std)]
@@ -49,7 +71,8 @@ pub use status::Status;
 
 /// Largest request head (request line and headers) accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
-/// Largest request body accepted (`POST /sink`, or a body sent to another path, skipped).
+/// Largest request body accepted (`POST /sink`, or a body sent to another path, skipped;
+/// `PUT /kv/<key>` takes at most [`MAX_VALUE`]).
 pub const MAX_BODY: u64 = 1 << 30;
 /// Largest blob served.
 pub const MAX_BLOB: u64 = 1 << 32;

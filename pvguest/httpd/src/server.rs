@@ -200,7 +200,7 @@ impl Server {
                     break;
                 }
                 // The receive side may have waited for this answer to go out.
-                if socket.can_recv() && !conn.has_output() && !conn.wants_close() {
+                if socket.can_recv() && !conn.has_output() {
                     let _ = socket.recv(|data| (conn.receive(data, now, backend, &snapshot), ()));
                 }
             }

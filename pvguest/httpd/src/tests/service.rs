@@ -135,23 +135,27 @@ impl Net {
     }
 }
 
-/// Takes one complete response off the front of `buf`.
+/// Takes one complete response off the front of `buf`: (status, head, body).
 fn take_response(buf: &mut Vec<u8>) -> Option<(u16, String, Vec<u8>)> {
     let mut headers = [httparse::EMPTY_HEADER; 16];
     let mut r = httparse::Response::new(&mut headers);
     let httparse::Status::Complete(len) = r.parse(buf).unwrap() else {
         return None;
     };
-    let length: usize = r
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
-        .unwrap();
+    let code = r.code.unwrap();
+    // An interim answer (`100 Continue`) has no body.
+    let length: usize = if code < 200 {
+        0
+    } else {
+        r.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+            .unwrap()
+    };
     if buf.len() < len + length {
         return None;
     }
-    let code = r.code.unwrap();
     let head = String::from_utf8(buf[..len].to_vec()).unwrap();
     let body = buf[len..len + length].to_vec();
     buf.drain(..len + length);
@@ -303,4 +307,96 @@ fn idle_connections_are_closed() {
     net.step(1500);
     assert!(net.closed_by_server(c));
     assert_eq!(net.server.stats().idle_closed, 1);
+}
+
+#[test]
+fn files_and_keys_over_tcp_with_100_continue() {
+    let mut net = Net::new(Config::default());
+    let big: Vec<u8> = (0..1_048_576u32).map(|i| (i ^ (i >> 11)) as u8).collect();
+    net.backend
+        .files
+        .insert("site/index.html".into(), b"<p>hi</p>".to_vec());
+    net.backend.files.insert("big.bin".into(), big.clone());
+    let c = net.connect();
+    let (code, head, body) = net.exchange(c, b"GET /files/site/ HTTP/1.1\r\n\r\n");
+    assert_eq!((code, body.as_slice()), (200, &b"<p>hi</p>"[..]));
+    assert!(head.contains("Content-Type: text/html; charset=utf-8\r\n"));
+    let (code, _, body) = net.exchange(c, b"GET /files/big.bin HTTP/1.1\r\n\r\n");
+    assert_eq!(code, 200);
+    assert!(body == big, "the file's bytes differ");
+    // Read as the socket had room: never more than its buffer at once.
+    assert!(net.backend.largest_read <= Config::default().buffer);
+
+    // curl's way with a body over 1 KiB: the head, then the body once told to go on.
+    let value = vec![b'v'; 5000];
+    let (code, _, _) = net.exchange(
+        c,
+        b"PUT /kv/big-value HTTP/1.1\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert_eq!(code, 100);
+    assert!(net.backend.log.iter().all(|l| !l.starts_with("put")));
+    let (code, _, body) = net.exchange(c, &value);
+    assert_eq!(
+        (code, String::from_utf8(body).unwrap().as_str()),
+        (200, "{\"key\":\"big-value\",\"length\":5000}")
+    );
+    let (code, _, body) = net.exchange(c, b"GET /kv/big-value HTTP/1.1\r\n\r\n");
+    assert_eq!((code, body), (200, value));
+    let (code, _, body) = net.exchange(c, b"GET /kv/ HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        (code, body.as_slice()),
+        (200, &b"{\"keys\":[\"big-value\"]}"[..])
+    );
+    let (_, _, body) = net.exchange(c, b"GET / HTTP/1.1\r\n\r\n");
+    let json = String::from_utf8(body).unwrap();
+    assert!(
+        json.contains(",\"storage\":{\"keys\":1,\"files\":2},\"http\":{"),
+        "{json}"
+    );
+    assert!(!net.closed_by_server(c), "keep-alive");
+    assert_eq!(
+        net.server.stats().requests,
+        6,
+        "six answers; 100 Continue is not one"
+    );
+}
+
+#[test]
+fn a_failed_read_closes_the_connection_mid_body() {
+    let mut net = Net::new(Config::default());
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    net.backend.files.insert("f.bin".into(), data.clone());
+    net.backend.fail_read_at = Some(100_000);
+    let c = net.connect();
+    net.client(c)
+        .send_slice(b"GET /files/f.bin HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let mut closed = false;
+    for _ in 0..2000 {
+        net.step(1);
+        if !net.client(c).may_recv() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the server closed the connection");
+    let received = net.received.get_mut(&c).unwrap();
+    assert!(take_response(received).is_none(), "a short body");
+    let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8(received[..head_end].to_vec()).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.contains("Content-Length: 300000\r\n"));
+    let body = &received[head_end..];
+    assert!(body.len() < 100_000 && body == &data[..body.len()]);
+    assert_eq!(net.server.stats().aborted, 1);
+    // The service goes on.
+    net.backend.fail_read_at = None;
+    let again = net.connect();
+    let (code, _, body) = net.exchange(again, b"GET /files/f.bin HTTP/1.1\r\n\r\n");
+    assert_eq!((code, body == data), (200, true));
+    let (_, _, status) = net.exchange(again, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(
+        String::from_utf8(status)
+            .unwrap()
+            .contains("\"aborted\":1}")
+    );
 }
