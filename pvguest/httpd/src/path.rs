@@ -118,6 +118,7 @@ pub fn content_type(path: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn status(r: Result<impl Sized, Refusal>) -> Result<(), u16> {
         r.map(|_| ()).map_err(|r| r.status)
@@ -190,6 +191,28 @@ mod tests {
             ("dir.html/file", "application/octet-stream"),
         ] {
             assert_eq!(content_type(path), expected, "{path}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the client writes, a path that is accepted holds no NUL, no `..` segment
+        /// and no leading `/`, and does not end in `/`.
+        #[test]
+        fn accepted_paths_are_safe(raw in "(/|[.]|[.][.]|%2[eEfF]|%00|%|%4|a|b|%zz){0,12}") {
+            if let Ok(path) = file_path(&raw) {
+                prop_assert!(!path.contains('\0'));
+                prop_assert!(!path.split('/').any(|segment| segment == ".."));
+                prop_assert!(!path.starts_with('/'));
+                prop_assert!(!path.ends_with('/') && !path.is_empty());
+            }
+        }
+
+        /// Percent-encoding every byte of a path decodes back to it.
+        #[test]
+        fn escapes_decode(path in "[a-z0-9é _.-]{1,20}(/[a-z0-9é _.-]{1,20}){0,3}") {
+            prop_assume!(!path.split('/').any(|segment| segment == ".."));
+            let encoded: String = path.bytes().map(|b| alloc::format!("%{b:02X}")).collect();
+            prop_assert_eq!(file_path(&encoded), Ok(path));
         }
     }
 }

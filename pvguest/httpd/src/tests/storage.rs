@@ -8,6 +8,7 @@
 use super::conn::{responses, run_with};
 use super::fake::Fake;
 use crate::{BackendError, Connection, MAX_KEY, MAX_VALUE, ServerStats};
+use proptest::prelude::*;
 use smoltcp::time::Instant;
 
 /// Byte `i` of the test files: not periodic in any buffer size used here.
@@ -467,4 +468,28 @@ fn expect_100_continue() {
     );
     let codes: Vec<u16> = r.iter().map(|r| r.0).collect();
     assert_eq!(codes, [200, 200]);
+}
+
+proptest! {
+    /// A value put is the value got back, however the requests are split and however small
+    /// the window the answers go out through.
+    #[test]
+    fn put_then_get_round_trips(
+        key in "[A-Za-z0-9._~-]{1,128}",
+        value in proptest::collection::vec(any::<u8>(), 0..3000),
+        chunk in 1usize..400,
+        window in 1usize..300,
+    ) {
+        let mut input = format!("PUT /kv/{key} HTTP/1.1\r\nContent-Length: {}\r\n\r\n", value.len())
+            .into_bytes();
+        input.extend_from_slice(&value);
+        input.extend_from_slice(format!("GET /kv/{key} HTTP/1.1\r\n\r\n").as_bytes());
+        let mut fake = Fake::default();
+        let (out, conn) = run_with(&mut fake, &input, chunk, window);
+        let r = responses(&out);
+        prop_assert_eq!(r.len(), 2);
+        prop_assert_eq!(r[0].0, 200);
+        prop_assert_eq!(&r[1].2, &value);
+        prop_assert!(!conn.wants_close());
+    }
 }
