@@ -91,8 +91,6 @@ impl Refusal {
 
 const _: () = assert!(MAX_VALUE == 16 * 1024, "the refusal names the limit");
 
-const _: () = assert!(MAX_VALUE == 16 * 1024, "the refusal names the limit");
-
 const fn bad(reason: &'static str) -> Refusal {
     Refusal::bad(reason)
 }
