@@ -1,16 +1,99 @@
-//! The application run when no self-test is selected: for now a placeholder that prints a
-//! banner and the Xen version, then powers off.
+//! The application run when no self-test is selected: the HTTP service ([`crate::service`])
+//! on `vif/0`, with the site archive from `xvda` and the key-value store on `xvdb` (all of it,
+//! or `kv-region=<start>+<len>`), until the toolstack asks for a shutdown (`xl shutdown`).
+//!
+//! Lines at column 0 for whoever watches the console (`cargo xtask run`, the harness):
+//! `APP error <why>` (then the domain powers off), `APP warning <why>` (a disk is missing or
+//! unreadable: its routes answer 503), `APP serving http://<address>/ files <n> kv-keys <n>`
+//! once requests are answered, `APP stopped <requests> requests` at the end.
 
-use crate::xen::{hypercall, shutdown};
+use alloc::format;
+use alloc::string::String;
 
-/// Runs the placeholder application.
+use xenbus::frontend;
+
+use crate::disk::Disk;
+use crate::selftest::blk_expect::xvd_devid;
+use crate::service::{self, Net, Storage};
+use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
+use crate::xen::{console, shutdown, time, xenstore};
+
+/// How long connecting a device or getting an address may take.
+const CONNECT_MS: u64 = 30_000;
+
+fn say(args: core::fmt::Arguments<'_>) {
+    let _ = console::print(format_args!("{args}\n"));
+}
+
+/// Powers off after saying why.
+fn fail(why: &str) -> ! {
+    say(format_args!("APP error {why}"));
+    shutdown::poweroff()
+}
+
+/// Connects `xvd<letter>` if the domain has it.
+fn connect_disk(name: &str) -> Result<Disk, String> {
+    let devid = xvd_devid(name).ok_or("bad disk name")?;
+    let deadline = time::deadline_ms(CONNECT_MS).map_err(|e| format!("clock: {e:?}"))?;
+    xenstore::with(|xs| {
+        let ids = frontend::enumerate(xs, "vbd", deadline).map_err(|e| format!("{e:?}"))?;
+        if !ids.contains(&devid) {
+            return Err(format!("the domain has no {name} (device/vbd/{devid})"));
+        }
+        let platform = blkfront::Platform {
+            pages: KernelPages::new(),
+            grants: KernelGrants,
+            events: KernelEvents,
+        };
+        Disk::connect(xs, devid, platform, deadline).map_err(|e| format!("connect {name}: {e}"))
+    })
+    .map_err(|e| format!("xenstore: {e}"))?
+}
+
+/// Runs the application; never returns.
 pub fn main() -> ! {
-    let _ = crate::console_println!(
-        "pvguest: placeholder application (the real app is not written yet)"
-    );
-    match hypercall::xen_version() {
-        Ok((major, minor)) => log::info!("running on Xen {major}.{minor}"),
-        Err(e) => log::error!("XENVER_version failed: {e}"),
+    let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
+    crate::kernel::ensure_platform();
+    let region = service::kv_region(cmdline).unwrap_or_else(|e| fail(&e));
+    let mut net = Net::connect(cmdline, CONNECT_MS).unwrap_or_else(|e| fail(&format!("vif: {e}")));
+    let until = service::now_ns() + CONNECT_MS * 1_000_000;
+    if net.wait_address(until).is_none() {
+        fail("no address within 30 s (ip=dhcp: is a DHCP server on the vif's bridge?)");
     }
+    let mut xvda = connect_disk("xvda");
+    let mut xvdb = connect_disk("xvdb");
+    let mut storage = Storage::none();
+    match xvda.as_mut() {
+        Ok(disk) => match service::open_archive(disk) {
+            Ok(files) => storage.files = Ok(files),
+            Err(e) => {
+                say(format_args!("APP warning the archive on xvda: {e}"));
+                storage.files = Err("the archive disk could not be read (see the console)");
+            }
+        },
+        Err(e) => say(format_args!("APP warning no archive: {e}")),
+    }
+    match xvdb.as_mut() {
+        Ok(disk) => match service::open_store(disk, region) {
+            Ok(store) => storage.kv = Ok(store),
+            Err(e) => {
+                say(format_args!("APP warning the store on xvdb: {e}"));
+                storage.kv = Err("the store could not be opened (see the console)");
+            }
+        },
+        Err(e) => say(format_args!("APP warning no store: {e}")),
+    }
+    let files = storage.files.as_ref().map_or(0, |(a, _)| a.len());
+    let keys = storage.kv.as_ref().map_or(0, |s| s.len());
+    say(format_args!(
+        "APP serving http://{}/ files {files} kv-keys {keys}",
+        service::address_text(&net)
+    ));
+    let (_, stats) = service::serve(&mut net, &mut storage, None, "control/shutdown");
+    say(format_args!(
+        "APP stopped {} requests {} connections",
+        stats.requests, stats.connections
+    ));
+    drop(storage);
     shutdown::poweroff()
 }

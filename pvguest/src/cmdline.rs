@@ -43,8 +43,45 @@ impl<'a> Options<'a> {
     }
 }
 
+/// `kv-region=<start>+<len>` (bytes): where the application's key-value store lives on its
+/// disk (`Ok(None)` without the option: the whole disk). A later occurrence wins.
+pub fn kv_region(cmdline: &str) -> Result<Option<(u64, u64)>, alloc::string::String> {
+    let Some(value) = cmdline
+        .split_ascii_whitespace()
+        .filter_map(|w| w.strip_prefix("kv-region="))
+        .next_back()
+    else {
+        return Ok(None);
+    };
+    value
+        .split_once('+')
+        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+        .map(Some)
+        .ok_or_else(|| alloc::format!("kv-region={value}: expected <start>+<length> in bytes"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kv_region_is_start_plus_length() {
+        use super::kv_region;
+        assert_eq!(kv_region("ip=dhcp"), Ok(None));
+        assert_eq!(
+            kv_region("a kv-region=4194304+2097152 b"),
+            Ok(Some((4_194_304, 2_097_152)))
+        );
+        assert_eq!(kv_region("kv-region=1+2 kv-region=3+4"), Ok(Some((3, 4))));
+        for bad in [
+            "kv-region=",
+            "kv-region=5",
+            "kv-region=a+1",
+            "kv-region=1+-2",
+        ] {
+            let e = kv_region(bad).unwrap_err();
+            assert!(e.contains("expected <start>+<length>"), "{bad}: {e}");
+        }
+    }
+
     use super::*;
 
     #[test]

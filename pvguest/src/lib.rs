@@ -25,4 +25,6 @@ pub mod durable;
 #[cfg(target_os = "none")]
 pub mod kernel;
 #[cfg(target_os = "none")]
+pub mod service;
+#[cfg(target_os = "none")]
 pub mod xen;

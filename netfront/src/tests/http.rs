@@ -4,6 +4,7 @@
 
 use super::e2e::{Wire, interface};
 use super::*;
+use httpd::backend::StatusOnly;
 use httpd::{Config as HttpConfig, Server, Status};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
@@ -97,7 +98,7 @@ fn the_http_service_over_netfront_under_keep_alive_load() {
         steps += 1;
         now += Duration::from_millis(1);
         let stats = rig.dev.stats();
-        let mut status = || Status {
+        let mut status = StatusOnly(|| Status {
             uptime_ms: now.total_millis() as u64,
             heap_bytes_in_use: 0,
             grants_in_use: stats.grants_in_use,
@@ -105,7 +106,8 @@ fn the_http_service_over_netfront_under_keep_alive_load() {
                 ("tx_packets", stats.tx_packets),
                 ("rx_packets", stats.rx_packets),
             ],
-        };
+            storage: vec![],
+        });
         server.step(
             now,
             &mut guest,

@@ -53,12 +53,32 @@ const KV_START: u64 = 1 << 20;
 /// Its size.
 const KV_LEN: u64 = 1 << 20;
 
-/// The read-write disk, left connected by the group for a durable-storage run after it.
+/// The read-write disk, left connected by the group for the service and a durable-storage
+/// run after it.
 static RW_DISK: Mutex<Option<Disk>> = Mutex::new(None);
+/// The read-only disk, left connected by the group for the service after it (the `net`
+/// group), which closes it.
+static RO_DISK: Mutex<Option<Disk>> = Mutex::new(None);
 
 /// Takes the read-write disk the group left connected (once).
 pub fn take_rw_disk() -> Option<Disk> {
     RW_DISK.lock().take()
+}
+
+/// Gives the read-write disk back for what runs next.
+pub fn put_rw_disk(disk: Disk) {
+    *RW_DISK.lock() = Some(disk);
+}
+
+/// Takes the read-only disk the group left connected (once).
+pub fn take_ro_disk() -> Option<Disk> {
+    RO_DISK.lock().take()
+}
+
+/// Closes `disk` (the close handshake with blkback; its ring grant ends once the backend has
+/// let go).
+pub fn close(disk: Disk) -> Result<(), String> {
+    with_store(|xs, d| disk.close(xs, d).map_err(|e| format!("{e}")))
 }
 
 struct Connected {
@@ -107,21 +127,19 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
             s.quarantined_pages
         ));
     }
-    // The read-only disk is disconnected (the close handshake with blkback); the read-write
-    // one stays connected, so that blkback's counters (which it drops on disconnect) are still
-    // there for the harness to read, and for a durable-storage run after the group.
-    let mut closed = Vec::new();
+    // Both disks stay connected: the read-write one so that blkback's counters (which it drops
+    // on disconnect) are still there for the harness to read, and both for the service and the
+    // durable-storage run after the group. The `net` group closes the read-only one after
+    // serving (the close handshake with blkback).
     for c in disks {
         if c.expected.writable {
             *RW_DISK.lock() = Some(c.disk);
         } else {
-            let name = c.expected.name;
-            let result = with_store(|xs, d| c.disk.close(xs, d).map_err(|e| format!("{e}")));
-            closed.push((name, result));
+            *RO_DISK.lock() = Some(c.disk);
         }
     }
     say(format_args!(
-        "BLK grants before {grants_before} after {} (closed {closed:?})",
+        "BLK grants before {grants_before} after {} (both disks kept connected)",
         KernelGrants.grants_in_use()
     ));
 }

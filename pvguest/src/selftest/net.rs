@@ -1,32 +1,27 @@
 //! Self-tests (group `net`) of `netfront` over smoltcp against Linux's netback on stock Xen:
 //! the vif the harness configured (`net-expect-mac=`), an address from dom0's DHCP server
 //! (`ip=dhcp`, compared with `net-expect-ip=` and `net-expect-gw=`), and an ICMP echo to the
-//! gateway. After the tests the guest serves HTTP (`httpd`) on port 80 (`NET serving`) for
-//! at most `net-serve-ms=` milliseconds, until the harness writes `data/net-done`, so that
-//! the harness can ping it and run real clients against it from dom0.
+//! gateway. After the tests the guest serves HTTP (`crate::service`) on port 80 (`NET
+//! serving`) for at most `net-serve-ms=` milliseconds, until the harness writes
+//! `data/net-done`, so that the harness can ping it and run real clients against it from dom0:
+//! with the archive on `xvda` and a store at `kv-region=` on `xvdb` when the `blk` group left
+//! those disks connected (it then closes `xvda`, `NET closed xvda <result>`).
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 
-use httpd::address::{AddressMode, Addressing};
-use httpd::{Config as ServerConfig, Server, Status};
-use netfront::{Config, Netfront, Platform};
-use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::icmp;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress};
-use xenbus::{EventChannel, frontend};
+use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress};
 
+use super::blk;
 use super::blk_expect::option;
 use super::report::Reporter;
 use super::run::ConsoleOut;
-use crate::memory::heap;
-use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
-use crate::xen::{console, time, xenstore};
-use xenbus::grant::GrantAccess;
+use crate::service::{self, Net, Storage, now_ns};
+use crate::xen::console;
 
-type Nic = Netfront<KernelPages, KernelGrants, KernelEvents>;
 type TestResult = Result<(), String>;
 /// A test of the group on the connected interface, with the command line.
 type NetTest = (&'static str, fn(&mut Net, &str) -> TestResult);
@@ -34,47 +29,8 @@ type NetTest = (&'static str, fn(&mut Net, &str) -> TestResult);
 /// Each test's deadline.
 const TIMEOUT_MS: u64 = 30_000;
 
-/// The interface and its sockets once connected.
-struct Net {
-    nic: Nic,
-    iface: Interface,
-    sockets: SocketSet<'static>,
-    addressing: Addressing,
-}
-
-fn now_ns() -> u64 {
-    time::now().map_or(0, xenbus::Instant::as_nanos)
-}
-
-fn smol_now() -> smoltcp::time::Instant {
-    smoltcp::time::Instant::from_micros(i64::try_from(now_ns() / 1000).unwrap_or(i64::MAX))
-}
-
 fn say(args: core::fmt::Arguments<'_>) {
     let _ = console::print(format_args!("{args}\n"));
-}
-
-impl Net {
-    /// One turn: the rings, the interface, the address; then a wait on the port until
-    /// `until_ns` or what smoltcp asks for, whichever is sooner.
-    fn turn(&mut self, until_ns: u64) {
-        self.nic.poll();
-        self.iface
-            .poll(smol_now(), &mut self.nic, &mut self.sockets);
-        let _ = self.nic.flush();
-        self.addressing.poll(&mut self.iface, &mut self.sockets);
-        let soon = self
-            .iface
-            .poll_delay(smol_now(), &self.sockets)
-            .map_or(until_ns, |d| {
-                now_ns().saturating_add(d.total_micros() * 1000)
-            });
-        let wake = xenbus::Instant::from_nanos(soon.min(until_ns).min(now_ns() + 50_000_000));
-        let port = self.nic.port();
-        if self.nic.queued_frames() == 0 {
-            self.nic.platform_mut().events.wait(port, wake);
-        }
-    }
 }
 
 /// Runs the group (options from the kernel's command line).
@@ -113,42 +69,7 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
 }
 
 fn connect(cmdline: &str) -> Result<Net, String> {
-    crate::kernel::ensure_platform();
-    let deadline = time::deadline_ms(TIMEOUT_MS).map_err(|e| format!("clock: {e:?}"))?;
-    let nic = xenstore::with(|xs| {
-        let ids =
-            frontend::enumerate(xs, "vif", deadline).map_err(|e| format!("enumerate: {e:?}"))?;
-        if ids != [0] {
-            return Err(format!("device/vif lists {ids:?}, expected [0]"));
-        }
-        let platform = Platform {
-            pages: KernelPages::new(),
-            grants: KernelGrants,
-            events: KernelEvents,
-        };
-        Nic::connect(xs, 0, Config::default(), platform, deadline)
-            .map_err(|e| format!("connect: {e:?}"))
-    })
-    .map_err(|e| format!("xenstore: {e}"))??;
-    let mut nic = nic;
-    let mac = nic.config().mac.0;
-    let mut config = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-    config.random_seed = now_ns();
-    let mut iface = Interface::new(config, &mut nic, smol_now());
-    let mut sockets = SocketSet::new(vec![]);
-    let mode = AddressMode::from_cmdline(cmdline).map_err(|e| format!("{e}"))?;
-    let addressing = Addressing::new(mode, &mut iface, &mut sockets);
-    log::info!(
-        "net-connect: vif 0 mac {} mtu {}",
-        nic.config().mac,
-        nic.config().mtu
-    );
-    Ok(Net {
-        nic,
-        iface,
-        sockets,
-        addressing,
-    })
+    Net::connect(cmdline, TIMEOUT_MS)
 }
 
 fn mac(net: &mut Net, cmdline: &str) -> TestResult {
@@ -165,12 +86,8 @@ fn mac(net: &mut Net, cmdline: &str) -> TestResult {
 
 fn dhcp(net: &mut Net, cmdline: &str) -> TestResult {
     let until = now_ns() + TIMEOUT_MS * 1_000_000;
-    while net.addressing.current().is_none() && now_ns() < until {
-        net.turn(until);
-    }
     let (address, gateway) = net
-        .addressing
-        .current()
+        .wait_address(until)
         .ok_or("no address by the deadline")?;
     let got_ip = format!("{address}");
     let got_gw = gateway.map_or("none".to_string(), |g| format!("{g}"));
@@ -241,78 +158,52 @@ fn ping_gateway(net: &mut Net, _cmdline: &str) -> TestResult {
 }
 
 /// Serves HTTP (and answers ARP and ICMP echo) for at most `net-serve-ms=` milliseconds, or
-/// until the harness writes `data/net-done` in this domain's xenstore home.
+/// until the harness writes `data/net-done` in this domain's xenstore home; from the disks the
+/// `blk` group left connected (the store only where `kv-region=` puts it: the rest of `xvdb`
+/// holds the group's own data).
 fn serve(net: &mut Net, cmdline: &str) {
     let Some(ms) = option(cmdline, "net-serve-ms").and_then(|v| v.parse::<u64>().ok()) else {
         return;
     };
-    let mut sockets_server = Server::new(ServerConfig::default(), &mut net.sockets);
-    say(format_args!("NET serving {ms} ms"));
-    let start = now_ns();
-    let until = start + ms * 1_000_000;
-    let mut next_check = 0u64;
-    while now_ns() < until {
-        let Net {
-            nic,
-            iface,
-            sockets,
-            addressing,
-        } = net;
-        nic.poll();
-        // The driver's counters as of this turn (the status page is built while the
-        // interface holds the device); copied, the list is made only when a page asks.
-        let driver = nic.stats();
-        let delay = sockets_server.step(smol_now(), iface, nic, sockets, &mut || Status {
-            uptime_ms: now_ns().saturating_sub(start) / 1_000_000,
-            heap_bytes_in_use: heap::stats().1 as u64,
-            grants_in_use: u64::from(KernelGrants.grants_in_use()),
-            driver: driver_counters(&driver),
-        });
-        let _ = nic.flush();
-        addressing.poll(iface, sockets);
-        if now_ns() >= next_check {
-            next_check = now_ns() + 300_000_000;
-            if done_requested() {
-                break;
+    let region = match service::kv_region(cmdline) {
+        Ok(r) => r,
+        Err(e) => {
+            say(format_args!("NET warning {e}"));
+            None
+        }
+    };
+    let mut ro = blk::take_ro_disk();
+    let mut rw = blk::take_rw_disk();
+    {
+        let mut storage = Storage::none();
+        if let Some(disk) = ro.as_mut() {
+            match service::open_archive(disk) {
+                Ok(files) => storage.files = Ok(files),
+                Err(e) => say(format_args!("NET warning the archive on xvda: {e}")),
             }
         }
-        let wake = delay.map_or(until, |d| now_ns().saturating_add(d.total_micros() * 1000));
-        let wake = wake.min(until).min(next_check);
-        if nic.queued_frames() == 0 {
-            let port = nic.port();
-            nic.platform_mut()
-                .events
-                .wait(port, xenbus::Instant::from_nanos(wake));
+        if let (Some(disk), Some(region)) = (rw.as_mut(), region) {
+            match service::open_store(disk, Some(region)) {
+                Ok(store) => storage.kv = Ok(store),
+                Err(e) => say(format_args!("NET warning the store on xvdb: {e}")),
+            }
         }
+        say(format_args!(
+            "NET serving {ms} ms files {} kv-keys {}",
+            storage.files.as_ref().map_or(0, |(a, _)| a.len()),
+            storage.kv.as_ref().map_or(0, |s| s.len())
+        ));
+        let until = now_ns().saturating_add(ms.saturating_mul(1_000_000));
+        let (_, stats) = service::serve(net, &mut storage, Some(until), "data/net-done");
+        say(format_args!(
+            "NET served {} connections {} requests {} client errors {} aborted",
+            stats.connections, stats.requests, stats.client_errors, stats.aborted
+        ));
     }
-    let stats = sockets_server.stats();
-    say(format_args!(
-        "NET served {} connections {} requests {} client errors",
-        stats.connections, stats.requests, stats.client_errors
-    ));
-}
-
-/// Whether the harness wrote `data/net-done`.
-fn done_requested() -> bool {
-    let Ok(deadline) = time::deadline_ms(5_000) else {
-        return false;
-    };
-    xenstore::with(|xs| {
-        matches!(
-            xs.read_optional(xenbus::TxId::NONE, "data/net-done", deadline),
-            Ok(Some(_))
-        )
-    })
-    .unwrap_or(false)
-}
-
-/// netfront's counters for the status page.
-fn driver_counters(s: &netfront::NetStats) -> alloc::vec::Vec<(&'static str, u64)> {
-    alloc::vec![
-        ("tx_packets", s.tx_packets),
-        ("rx_packets", s.rx_packets),
-        ("tx_bytes", s.tx_bytes),
-        ("rx_bytes", s.rx_bytes),
-        ("bad_responses", s.bad_responses),
-    ]
+    if let Some(disk) = ro {
+        say(format_args!("NET closed xvda {:?}", blk::close(disk)));
+    }
+    if let Some(disk) = rw {
+        blk::put_rw_disk(disk);
+    }
 }
