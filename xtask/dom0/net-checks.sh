@@ -8,7 +8,27 @@
 #   malformed  the status of three bad requests, then the first bytes of GET / after them
 #   load N     ab -k: N requests over 16 keep-alive connections after a warm-up, with the
 #              service's grants and heap bytes in use before and after
+#   files F    every file listed in F (`<sha256>  <path>`, the host's digests of the archive's
+#              sources) fetched from /files/<path> and compared; the Content-Type of
+#              index.html and the status of a missing file
+#   kv         PUT, GET, overwrite, a value at the limit and one over it, list, DELETE, 404 after;
+#              leaves `big` and `persist` in the store
+#   persist    what a fresh domain on the same disk answers for `big`, `persist` and the list
 ip=$1
+# One request over nc (HTTP/1.0: the service closes after answering). `req METHOD PATH
+# [BODY-FILE]` leaves the response in /tmp/resp and prints its status.
+req() {
+    if [ -n "${3:-}" ]; then
+        { printf '%s %s HTTP/1.0\r\nContent-Length: %s\r\n\r\n' "$1" "$2" "$(wc -c < "$3")"; cat "$3"; }
+    else
+        printf '%s %s HTTP/1.0\r\n\r\n' "$1" "$2"
+    fi | nc -w 10 "$ip" 80 > /tmp/resp
+    head -n 1 /tmp/resp | cut -d' ' -f2
+}
+# The body of /tmp/resp (ASCII bodies without a line end only).
+body() { tr -d '\r' < /tmp/resp | sed '1,/^$/d'; }
+# A file of $2 bytes, ASCII letters in a pattern that shows misplaced bytes.
+letters() { awk -v n="$2" 'BEGIN { for (i = 0; i < n; i++) printf "%c", 97 + (i * 7 + int(i / 26)) % 26 }' > "$1"; }
 case "$2" in
 download)
     wget -q -O - "http://$ip/blob/16777216" | sha256sum | cut -d' ' -f1
@@ -44,6 +64,44 @@ load)
     echo "complete=$complete failed=$failed non2xx=${non2xx:-0} rps=$rps" \
         "grants=$(field "$before" grants_in_use)/$(field "$after" grants_in_use)" \
         "heap=$(field "$before" heap_bytes_in_use)/$(field "$after" heap_bytes_in_use)"
+    ;;
+files)
+    total=0; ok=0; bad=""
+    while read -r sum path; do
+        total=$((total + 1))
+        got=$(wget -q -O - "http://$ip/files/$path" | sha256sum | cut -d' ' -f1)
+        if [ "$got" = "$sum" ]; then ok=$((ok + 1)); else bad="$bad $path"; fi
+    done < "$3"
+    req GET /files/index.html > /dev/null
+    type=$(tr -d '\r' < /tmp/resp | sed -n 's/^Content-Type: //p' | head -n 1)
+    missing=$(req GET /files/no/such/file)
+    echo "files=$total ok=$ok missing=$missing bad=${bad# }; type=$type"
+    ;;
+kv)
+    printf one > /tmp/v1; printf two > /tmp/v2; printf kept-across-boots > /tmp/vp
+    letters /tmp/big 16384
+    letters /tmp/toobig 16385
+    put=$(req PUT /kv/alpha /tmp/v1)
+    req GET /kv/alpha > /dev/null; get=$(body)
+    put2=$(req PUT /kv/alpha /tmp/v2)
+    req GET /kv/alpha > /dev/null; get2=$(body)
+    big=$(req PUT /kv/big /tmp/big)
+    req GET /kv/big > /dev/null
+    if [ "$(printf %s "$(body)" | sha256sum)" = "$(sha256sum < /tmp/big)" ]; then bigsame=yes; else bigsame=no; fi
+    toolarge=$(req PUT /kv/toobig /tmp/toobig)
+    persist=$(req PUT /kv/persist /tmp/vp)
+    req GET /kv/ > /dev/null; list=$(body)
+    del=$(req DELETE /kv/alpha)
+    after=$(req GET /kv/alpha)
+    del2=$(req DELETE /kv/alpha)
+    echo "put=$put get=$get put2=$put2 get2=$get2 big=$big bigsame=$bigsame toolarge=$toolarge persist=$persist list=$list del=$del after=$after del2=$del2"
+    ;;
+persist)
+    req GET /kv/persist > /dev/null; persist=$(body)
+    req GET /kv/big > /dev/null
+    if [ "$(printf %s "$(body)" | sha256sum)" = "$(sha256sum < /tmp/big)" ]; then big=same; else big=differs; fi
+    req GET /kv/ > /dev/null; list=$(body)
+    echo "persist=$persist big=$big list=$list"
     ;;
 *)
     echo "unknown check $2"

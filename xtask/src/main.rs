@@ -22,14 +22,16 @@ cargo xtask <command>
 
 Commands:
   test          run every gate (fmt, clippy host + kernel, docs, host tests, ABI conformance,
-                the PVH ELF note, the self-tests on stock Xen, the boot self-tests on hv, and
-                hv's boot answers compared with stock Xen's) and end with `N passed, M failed`
+                the PVH ELF note, the self-tests on stock Xen, the boot self-tests on hv,
+                hv's boot answers compared with stock Xen's, the device boot and the check
+                of `run`) and end with `N passed, M failed`
   conformance   compare the abi crate with Xen's public headers (Debian libxen-dev)
   xen-test      boot pvguest as a PVH domU on stock Xen 4.17 inside QEMU and run its platform
                 self-tests (and the injected-failure run)
   blk-test      the device boot: pvguest on stock Xen with two disks (Linux blkback) and a vif
                 (Linux netback, a dom0 bridge with DHCP), its `blk` and `net` groups, three
-                crashes of its key-value store, and the harness's HOST blk-*/net-* checks
+                crashes of its key-value store, the application on the same disks, and the
+                harness's HOST blk-*/net-* checks
   soak          the device boot with the long forms of its checks (today: 10,000 requests in
                 the HTTP load check instead of 2,000)
   hv-test       build hv and pvguest, boot them under QEMU (selftest=platform, then
@@ -38,8 +40,11 @@ Commands:
   hv-run        boot any 64-bit PVH ELF on hv and print its lines; exit 0 only if the guest
                 powered off (QEMU exit 33). Options: --guest <elf> (default: pvguest),
                 --cmdline <guest command line>
-  run           boot the most complete thing that works: today pvguest on stock Xen in QEMU,
-                showing its console (hv-run boots it on hv)
+  run           the demo: pvguest's HTTP service (its site archive and durable key-value store)
+                on stock Xen in QEMU, forwarded to http://localhost:8080/ until Ctrl-C
+                (`cargo xtask run --help`: --port, --site, --store)
+  run-check     the check `test` makes of `run`: it must answer curl, keep a put value in its
+                store image, and stop cleanly on SIGINT
   build         build the pvguest kernel for x86_64-unknown-none and print its path
   help          show this text
 
@@ -47,9 +52,9 @@ Environment:
   PVXEN_CACHE   where the stock-Xen test image is cached (default $XDG_CACHE_HOME/pvxen,
                 else ~/.cache/pvxen); images are keyed by the Debian versions resolved
   PVXEN_GUEST   boot this ELF instead of building pvguest (xen-test, hv-test, run)
-  PVXEN_CMDLINE the guest's command line for `run` (default empty: the application)
+  PVXEN_CMDLINE words added to the guest's command line by `run`
   PVXEN_TIMEOUT hard timeout per QEMU boot in seconds (default 300 on Xen, 120 on hv; `run`
-                900, `hv-run` 600)
+                none, `hv-run` 600)
 ";
 
 fn main() -> ExitCode {
@@ -91,7 +96,15 @@ fn main() -> ExitCode {
             finish(&tally)
         }
         "hv-run" => hv::hv_run(&args[1..]),
-        "run" => xen::run_interactive().map(|()| ExitCode::SUCCESS),
+        "run" => xen::run::run(&args[1..]).map(|()| ExitCode::SUCCESS),
+        "run-check" => {
+            let mut tally = Tally::new();
+            if let Err(e) = xen::run::run_check(&mut tally) {
+                println!("run-check: harness error: {e:#}");
+                tally.fail("run check");
+            }
+            finish(&tally)
+        }
         "build" => build::build_guest().map(|elf| {
             println!("{}", elf.display());
             ExitCode::SUCCESS
@@ -142,6 +155,10 @@ fn test() -> Result<ExitCode> {
     if let Err(e) = xen::blk::blk_test(&mut tally) {
         println!("blk-test: harness error: {e:#}");
         tally.fail("stock-Xen device boot");
+    }
+    if let Err(e) = xen::run::run_check(&mut tally) {
+        println!("run-check: harness error: {e:#}");
+        tally.fail("run check");
     }
     finish(&tally)
 }

@@ -40,8 +40,12 @@ use crate::tally::Tally;
 
 /// Size of the read-only disk (`xvda`): the archive, padded with zeros.
 pub const XVDA_BYTES: usize = 1 << 20;
-/// Size of the read-write disk (`xvdb`), zeros before boot.
-pub const XVDB_BYTES: usize = 4 << 20;
+/// Size of the read-write disk (`xvdb`), zeros before boot: the `blk` group's data in the first
+/// 2 MiB, the crash storms' store in the next 2, the service's store ([`SERVICE_KV`]) last.
+pub const XVDB_BYTES: usize = 6 << 20;
+/// Where the service's store lives on `xvdb` (`kv-region=<start>+<len>`), in the `net` group's
+/// serving and in the application boot after the crash points.
+pub const SERVICE_KV: (usize, usize) = (4 << 20, 2 << 20);
 /// Bytes of the guest's pattern at the start of `xvdb` (as in `pvguest/src/selftest/blk.rs`).
 pub const GUEST_PATTERN_BYTES: usize = 256 * 1024;
 /// The read-write disk's xenbus device id (`xvdb`: 202 << 8 | 1 << 4).
@@ -74,9 +78,23 @@ pub fn cmdline() -> String {
     format!(
         "selftest=blk,net blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w ip=dhcp \
          net-expect-mac={GUEST_MAC} net-expect-ip={GUEST_IP}/24 net-expect-gw={DOM0_IP} \
-         net-serve-ms={NET_SERVE_MS} kv-storm=1"
+         net-serve-ms={NET_SERVE_MS} kv-region={}+{} kv-storm=1",
+        SERVICE_KV.0, SERVICE_KV.1
     )
 }
+
+/// The application's command line in the boot after the crash points (`HOST net-kv-persist`).
+pub fn app_cmdline() -> String {
+    format!("ip=dhcp kv-region={}+{}", SERVICE_KV.0, SERVICE_KV.1)
+}
+
+/// What `HOST net-kv` expects from `net-checks.sh kv`.
+pub const NET_KV_EXPECTED: &str = "put=200 get=one put2=200 get2=two big=200 bigsame=yes \
+     toolarge=413 persist=200 list={\"keys\":[\"alpha\",\"big\",\"persist\"]} del=200 after=404 \
+     del2=404";
+/// What `HOST net-kv-persist` expects from `net-checks.sh persist` on the fresh domain.
+pub const NET_KV_PERSIST_EXPECTED: &str =
+    "persist=kept-across-boots big=same list={\"keys\":[\"big\",\"persist\"]}";
 
 /// The vif's MAC (xl's `vif = [ 'mac=...' ]`), to which dom0's DHCP server leases
 /// [`GUEST_IP`].
@@ -121,28 +139,55 @@ pub fn storm_value(seed: u64, n: u64) -> String {
     format!("s{seed}n{n}{}", "x".repeat((n % 64) as usize))
 }
 
-/// The read-only disk: a ustar archive (made by the host's GNU tar, deterministic: sorted,
-/// mtime 0, owner 0) of `site` plus [`GENERATED`] and [`MANIFEST`], padded to [`XVDA_BYTES`].
-pub fn site_image(site: &Path) -> Result<Vec<u8>> {
+/// A site packed for the guest.
+pub struct SiteArchive {
+    /// The ustar archive (not padded).
+    pub tar: Vec<u8>,
+    /// Every file in it with its SHA-256 (hex), in archive order: `(path, digest)`.
+    pub files: Vec<(String, String)>,
+}
+
+/// A ustar archive (made by the host's GNU tar, deterministic: sorted, mtime 0, owner 0) of
+/// the files under `site` (with [`GENERATED`] if `generated`) and [`MANIFEST`] (their
+/// SHA-256 sums, as `sha256sum` prints them).
+pub fn site_archive(site: &Path, generated: bool) -> Result<SiteArchive> {
+    if !site.is_dir() {
+        bail!("the site directory {} does not exist", site.display());
+    }
     let dir = std::env::temp_dir().join(format!("pvxen-site-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(site, &dir).with_context(|| format!("copying {}", site.display()))?;
-    let (name, len) = GENERATED;
-    let generated = dir.join(name);
-    std::fs::create_dir_all(generated.parent().unwrap_or(&dir))?;
-    std::fs::write(
-        &generated,
-        (0..len).map(harness_pattern).collect::<Vec<u8>>(),
-    )?;
+    if generated {
+        let (name, len) = GENERATED;
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap_or(&dir))?;
+        std::fs::write(&path, (0..len).map(harness_pattern).collect::<Vec<u8>>())?;
+    }
     let mut files = Vec::new();
     list_files(&dir, &dir, &mut files)?;
     files.sort();
+    if files.iter().any(|f| f == MANIFEST) {
+        bail!(
+            "{} has its own {MANIFEST}; the harness writes that file (rename yours)",
+            site.display()
+        );
+    }
     let mut manifest = String::new();
+    let mut sums = Vec::new();
     for f in &files {
         let bytes = std::fs::read(dir.join(f))?;
-        manifest.push_str(&format!("{}  {f}\n", hex(&Sha256::digest(&bytes))));
+        let digest = hex(&Sha256::digest(&bytes));
+        manifest.push_str(&format!("{digest}  {f}\n"));
+        sums.push((f.clone(), digest));
     }
-    std::fs::write(dir.join(MANIFEST), manifest)?;
+    std::fs::write(dir.join(MANIFEST), &manifest)?;
+    sums.insert(
+        0,
+        (
+            MANIFEST.to_owned(),
+            hex(&Sha256::digest(manifest.as_bytes())),
+        ),
+    );
     files.insert(0, MANIFEST.to_owned());
     let tar = dir.with_extension("tar");
     let status = Command::new("tar")
@@ -166,18 +211,13 @@ pub fn site_image(site: &Path) -> Result<Vec<u8>> {
             site.display()
         );
     }
-    let mut image = std::fs::read(&tar)?;
+    let image = std::fs::read(&tar)?;
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&tar);
-    if image.len() > XVDA_BYTES {
-        bail!(
-            "the archive of {} is {} bytes, more than the {XVDA_BYTES}-byte disk",
-            site.display(),
-            image.len()
-        );
-    }
-    image.resize(XVDA_BYTES, 0);
-    Ok(image)
+    Ok(SiteArchive {
+        tar: image,
+        files: sums,
+    })
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
@@ -230,7 +270,7 @@ pub fn pause_delays(seed: u64) -> Vec<u64> {
 /// counter before it runs), its group run, then [`CRASH_POINTS`] storms each paused at a
 /// moment of `delays` and destroyed, each followed by a check on a fresh create; the last
 /// check powers off. Then the images are digested.
-fn job(xvda: Vec<u8>, delays: &[u64], load: u64) -> Result<Job> {
+fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> Result<Job> {
     let disks = "disk = [ 'format=raw, vdev=xvda, access=ro, target=/tmp/xvda.img',\n\
                  \x20        'format=raw, vdev=xvdb, access=rw, target=/tmp/xvdb.img' ]\n";
     let f_req = format!(
@@ -285,15 +325,25 @@ fn job(xvda: Vec<u8>, delays: &[u64], load: u64) -> Result<Job> {
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} load {load}"),
         ),
         run(
+            "net-files",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} files /pvxen/files.sha256"),
+        ),
+        run("net-kv", &format!("sh /pvxen/net-checks.sh {GUEST_IP} kv")),
+        run(
             "net-done",
             &format!(
                 "$XL domid {GUEST_NAME} >/dev/null && xenstore-write /local/domain/$($XL domid {GUEST_NAME})/data/net-done 1 && echo ok"
             ),
         ),
     ];
+    let sums: String = files
+        .iter()
+        .map(|(path, digest)| format!("{digest}  {path}\n"))
+        .collect();
     let mut files = vec![
         ("xvda.img".to_owned(), xvda),
         ("net-checks.sh".to_owned(), NET_CHECKS.to_vec()),
+        ("files.sha256".to_owned(), sums.into_bytes()),
     ];
     let mut configs = Vec::new();
     for storm in 1..=CRASH_POINTS {
@@ -323,6 +373,17 @@ fn job(xvda: Vec<u8>, delays: &[u64], load: u64) -> Result<Job> {
     steps.push(Step::Unpause);
     steps.push(Step::WaitEnd);
     steps.push(Step::Destroy);
+    // A fresh domain, the application this time, on the same disks: what net-kv put is there.
+    steps.push(Step::Create {
+        config: "guest-app.cfg".into(),
+        paused: false,
+    });
+    steps.push(Step::WaitLine("APP serving".into()));
+    steps.push(run(
+        "net-kv-persist",
+        &format!("sh /pvxen/net-checks.sh {GUEST_IP} persist"),
+    ));
+    steps.push(Step::Destroy);
     steps.push(Step::Digest {
         key: "xvda-after".into(),
         path: "/tmp/xvda.img".into(),
@@ -333,15 +394,44 @@ fn job(xvda: Vec<u8>, delays: &[u64], load: u64) -> Result<Job> {
         path: "/tmp/xvdb.img".into(),
         bytes: Some(GUEST_PATTERN_BYTES as u64),
     });
+    let vif = format!("vif = [ 'mac={GUEST_MAC},bridge=xenbr0' ]\n");
+    configs.push((
+        "guest-app.cfg".to_owned(),
+        xl_config(&app_cmdline(), &format!("{disks}{vif}"))?,
+    ));
     for (name, config) in configs {
         files.push((name, config.into_bytes()));
     }
-    let vif = format!("vif = [ 'mac={GUEST_MAC},bridge=xenbr0' ]\n");
     Job::with_steps(
         xl_config(&cmdline(), &format!("{disks}{vif}"))?,
         steps,
         files,
     )
+}
+
+/// The files check: every one of the archive's `count` files fetched with the digest of its
+/// source, `text/html` for `index.html`, 404 for a missing file.
+fn files_verdict(v: &str, count: usize) -> Result<(), String> {
+    let (fields, content_type) = v.split_once("; type=").unwrap_or((v, ""));
+    let field = |name: &str| {
+        fields
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or("")
+    };
+    let n = count.to_string();
+    if field("files") == n
+        && field("ok") == n
+        && field("missing") == "404"
+        && content_type.starts_with("text/html")
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{count} archive files expected with their digests, 404 for a missing one and \
+             text/html for index.html: {v}"
+        ))
+    }
 }
 
 /// The load check: every request answered 2xx, and the service's grants and heap bytes in use
@@ -514,6 +604,7 @@ pub fn host_checks(
     xvda_sha: &str,
     guest_sha: &str,
     load: u64,
+    archive_files: usize,
 ) -> Vec<(bool, String)> {
     let check = |name: &str, verdict: Result<(), String>| match verdict {
         Ok(()) => (true, format!("HOST {name} ok")),
@@ -607,12 +698,27 @@ pub fn host_checks(
         Some(v) => Err(format!("ping {GUEST_IP} from dom0: {v}")),
         None => Err("dom0 gave no `net-ping`".to_owned()),
     };
+    let files = match t.result("net-files") {
+        Some(v) => files_verdict(v, archive_files),
+        None => Err("dom0 gave no `net-files`".to_owned()),
+    };
+    let exact = |key: &str, want: &str| match t.result(key) {
+        Some(v) if v == want => Ok(()),
+        Some(v) => Err(format!("got `{v}`, expected `{want}`")),
+        None => Err(format!("dom0 gave no `{key}`")),
+    };
     vec![
         check("net-ping", ping),
         check("net-download", download),
         check("net-upload", upload),
         check("net-malformed", malformed),
         check("net-load", load),
+        check("net-files", files),
+        check("net-kv", exact("net-kv", NET_KV_EXPECTED)),
+        check(
+            "net-kv-persist",
+            exact("net-kv-persist", NET_KV_PERSIST_EXPECTED),
+        ),
         check("blk-pattern", pattern),
         check("blk-guest-write", guest_write),
         check("blk-readonly", readonly),
@@ -636,8 +742,15 @@ fn device_boot(tally: &mut Tally, load: u64) -> Result<()> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
-    let site = workspace_root().join("pvguest").join("site");
-    let xvda = site_image(&site)?;
+    let site = site_archive(&workspace_root().join("pvguest").join("site"), true)?;
+    let mut xvda = site.tar;
+    if xvda.len() > XVDA_BYTES {
+        bail!(
+            "the site archive is {} bytes, more than the {XVDA_BYTES}-byte disk",
+            xvda.len()
+        );
+    }
+    xvda.resize(XVDA_BYTES, 0);
     let xvda_sha = hex(&Sha256::digest(&xvda));
     let seed = match std::env::var("PVXEN_SEED") {
         Ok(s) if !s.is_empty() => s.parse().with_context(|| format!("PVXEN_SEED={s:?}"))?,
@@ -655,7 +768,7 @@ fn device_boot(tally: &mut Tally, load: u64) -> Result<()> {
     let booted = boot_job(
         &image,
         &guest,
-        &job(xvda, &delays, load)?,
+        &job(xvda, &site.files, &delays, load)?,
         "blk",
         timeout,
         TEST_GUEST_LIMIT,
@@ -674,9 +787,13 @@ fn device_boot(tally: &mut Tally, load: u64) -> Result<()> {
     if let Some(load) = t.result("net-load") {
         println!("xen: net-load: {load}");
     }
-    verdict
-        .host
-        .extend(host_checks(t, &xvda_sha, &guest_sha, load));
+    verdict.host.extend(host_checks(
+        t,
+        &xvda_sha,
+        &guest_sha,
+        load,
+        site.files.len(),
+    ));
     let (durable, summary) = durable_check(t);
     for line in summary {
         println!("xen: {line}");
@@ -722,10 +839,48 @@ mod tests {
             "PVXEN result f_req-start1 2",
             "PVXEN result xvda-after aaaa",
             "PVXEN result xvdb-head bbbb",
+            "PVXEN result net-files files=5 ok=5 missing=404 bad=; type=text/html; charset=utf-8",
+            &format!("PVXEN result net-kv {NET_KV_EXPECTED}"),
+            &format!("PVXEN result net-kv-persist {NET_KV_PERSIST_EXPECTED}"),
         ]);
-        let checks = host_checks(&good, "aaaa", "bbbb", 2000);
+        let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
-        assert_eq!(checks.len(), 9);
+        assert_eq!(checks.len(), 12);
+        // One file short, a wrong answer for a deleted key, a key lost across the re-create.
+        let worse = transcript(&[
+            "PVXEN result net-files files=5 ok=4 missing=404 bad=style.css; type=text/html",
+            &format!(
+                "PVXEN result net-kv {}",
+                NET_KV_EXPECTED.replace("after=404", "after=200")
+            ),
+            "PVXEN result net-kv-persist persist= big=differs list={\"keys\":[]}",
+        ]);
+        let checks = host_checks(&worse, "aaaa", "bbbb", 2000, 5);
+        assert!(
+            checks[5]
+                .1
+                .starts_with("HOST net-files FAIL 5 archive files"),
+            "{}",
+            checks[5].1
+        );
+        assert!(checks[6].1.contains("after=200"), "{}", checks[6].1);
+        assert!(
+            checks[7]
+                .1
+                .starts_with("HOST net-kv-persist FAIL got `persist="),
+            "{}",
+            checks[7].1
+        );
+        assert!(checks[5..8].iter().all(|(ok, _)| !ok));
+        let checks = host_checks(&good, "aaaa", "bbbb", 2000, 6);
+        assert!(
+            !checks[5].0,
+            "a file missing from the fetch list is a failure"
+        );
+        assert!(
+            files_verdict("files=5 ok=5 missing=404 bad=; type=text/plain", 5).is_err(),
+            "index.html must be text/html"
+        );
 
         let bad = transcript(&[
             "G|BLK sha256 xvda 1048576 cccc",
@@ -738,8 +893,9 @@ mod tests {
             "PVXEN result net-malformed 400 200 400 {\"uptime_ms\":9",
             "PVXEN result net-load complete=1990 failed=10 non2xx=0 rps=1200.5 grants=195/196 heap=10/10",
         ]);
-        let checks = host_checks(&bad, "aaaa", "bbbb", 2000);
+        let checks = host_checks(&bad, "aaaa", "bbbb", 2000, 5);
         assert!(checks.iter().all(|(ok, _)| !ok), "{checks:?}");
+        let checks = [&checks[..5], &checks[8..]].concat();
         assert!(
             checks[0]
                 .1
@@ -772,7 +928,7 @@ mod tests {
         assert!(checks[3].1.contains("from 3 to 3"));
         let short = transcript(&["G|BLK sha256 xvda 512 aaaa"]);
         assert!(
-            host_checks(&short, "aaaa", "b", 2000)[5]
+            host_checks(&short, "aaaa", "b", 2000, 5)[8]
                 .1
                 .contains("read 512 bytes")
         );
@@ -780,7 +936,8 @@ mod tests {
 
     #[test]
     fn the_job_prepares_the_disks_and_crashes_the_store_three_times() {
-        let job = job(vec![1, 2, 3], &[1500, 700, 2999], 2000).unwrap();
+        let files = [("index.html".to_owned(), "ab".repeat(32))];
+        let job = job(vec![1, 2, 3], &files, &[1500, 700, 2999], 2000).unwrap();
         let steps = job.steps_text().unwrap();
         let order: Vec<String> = steps
             .lines()
@@ -800,6 +957,8 @@ mod tests {
             "run net-upload",
             "run net-malformed",
             "run net-load",
+            "run net-files",
+            "run net-kv",
             "run net-done",
         ];
         for storm in 1..=3 {
@@ -821,10 +980,15 @@ mod tests {
             "unpause",
             "wait-end",
             "destroy",
+            "create guest-app.cfg",
+            "wait-line APP",
+            "run net-kv-persist",
+            "destroy",
             "digest xvda-after",
             "digest xvdb-head",
         ]);
         assert_eq!(order, want);
+        assert!(steps.contains("net-checks.sh 10.0.0.2 files /pvxen/files.sha256"));
         assert!(steps.contains("vbd-$($XL domid pvguest)-51728/statistics/f_req"));
         assert!(steps.contains("run slept sleep 2.700 && echo ok"));
         assert!(job.config.contains("access=ro, target=/tmp/xvda.img"));
@@ -835,15 +999,23 @@ mod tests {
             [
                 "xvda.img",
                 "net-checks.sh",
+                "files.sha256",
                 "guest-kv2.cfg",
                 "guest-kv3.cfg",
-                "guest-kv4.cfg"
+                "guest-kv4.cfg",
+                "guest-app.cfg"
             ]
         );
-        let kv3 = String::from_utf8(job.files[3].1.clone()).unwrap();
+        let sums = String::from_utf8(job.files[2].1.clone()).unwrap();
+        assert_eq!(sums, format!("{}  index.html\n", "ab".repeat(32)));
+        let kv3 = String::from_utf8(job.files[4].1.clone()).unwrap();
         assert!(kv3.contains("cmdline = \"kv-check kv-storm=3\""));
-        let kv4 = String::from_utf8(job.files[4].1.clone()).unwrap();
+        let kv4 = String::from_utf8(job.files[5].1.clone()).unwrap();
         assert!(kv4.contains("cmdline = \"kv-check\""));
+        let app = String::from_utf8(job.files[6].1.clone()).unwrap();
+        assert!(app.contains("cmdline = \"ip=dhcp kv-region=4194304+2097152\""));
+        assert!(app.contains("bridge=xenbr0") && app.contains("vdev=xvdb"));
+        assert!(job.config.contains("kv-region=4194304+2097152"));
     }
 
     /// A transcript of three crash points: `acks[i]` puts acknowledged in storm i+1, the check
@@ -981,8 +1153,26 @@ mod tests {
     #[test]
     fn the_site_image_is_a_tar_with_its_manifest() {
         let site = workspace_root().join("pvguest").join("site");
-        let image = site_image(&site).unwrap();
-        assert_eq!(image.len(), XVDA_BYTES);
+        let archive = site_archive(&site, true).unwrap();
+        assert!(archive.tar.len() <= XVDA_BYTES);
+        let paths: Vec<&str> = archive.files.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths[0], MANIFEST);
+        assert!(paths.contains(&"index.html") && paths.contains(&"data/pattern.bin"));
+        let pattern: Vec<u8> = (0..GENERATED.1).map(harness_pattern).collect();
+        let digest = hex(&Sha256::digest(&pattern));
+        assert!(
+            archive
+                .files
+                .contains(&("data/pattern.bin".to_owned(), digest))
+        );
+        assert!(
+            !site_archive(&site, false)
+                .unwrap()
+                .files
+                .iter()
+                .any(|(p, _)| p == "data/pattern.bin")
+        );
+        let image = archive.tar;
         let text = String::from_utf8_lossy(&image);
         assert!(text.contains("MANIFEST.sha256"));
         assert!(text.contains("index.html"));

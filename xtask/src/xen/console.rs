@@ -211,6 +211,8 @@ pub enum BootEnd {
     QemuExited(String),
     /// Xen or dom0 reported a fatal error.
     Fatal(String),
+    /// The caller asked the boot to stop (`cargo xtask run`'s Ctrl-C); QEMU was stopped.
+    Stopped,
 }
 
 /// The verdict on one self-test boot.
@@ -348,6 +350,7 @@ fn run_problems(t: &Transcript, boot: &BootEnd) -> Vec<String> {
             problems.push(format!("QEMU exited ({status}) before dom0 finished"));
         }
         BootEnd::Fatal(why) => problems.push(why.clone()),
+        BootEnd::Stopped => problems.push("stopped on request before dom0 finished".to_owned()),
     }
     if let Some(fatal) = &t.fatal
         && !matches!(boot, BootEnd::Fatal(w) if w == fatal)

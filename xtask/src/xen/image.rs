@@ -100,6 +100,10 @@ const MODULES: &[&str] = &[
     "xen-netback",
     "loop",
     "bridge",
+    // `cargo xtask run`: QEMU's user network and the store image reach dom0 as virtio devices.
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_net",
 ];
 /// The files of `xtask/dom0/`, placed into the root: (source name, content, path in dom0).
 const DOM0_FILES: &[(&str, &[u8], &str)] = &[

@@ -10,10 +10,12 @@
 //!   destroy, a command or a file digest, with the console forwarded all along.
 //! - [`blk`] is the device boot: the guest with two disks, its `blk` group and the harness's
 //!   `HOST blk-*` checks.
+//! - [`run`] is `cargo xtask run`: the application served to the host (and its check).
 //! - [`console`] reads the serial transcript and judges the guest's `TEST`/`RESULT` lines.
 //!
 //! Environment: `PVXEN_CACHE` (cache directory), `PVXEN_GUEST` (boot this ELF instead of
-//! building `pvguest`), `PVXEN_CMDLINE` (guest command line for `cargo xtask run`),
+//! building `pvguest`), `PVXEN_CMDLINE` (words added to the guest's command line by `cargo
+//! xtask run`),
 //! `PVXEN_TIMEOUT` (hard timeout per boot in seconds).
 pub mod blk;
 pub mod bzimage;
@@ -25,6 +27,7 @@ pub mod job;
 pub mod packages;
 pub mod qemu;
 pub mod rootfs;
+pub mod run;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,7 +36,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::build::{build_guest, workspace_root};
 use crate::tally::Tally;
-use console::{BootEnd, Event, GuestEnd};
+use console::{BootEnd, Event};
 use cpio::CpioWriter;
 
 /// The test the second run of [`xen_test`] makes fail on purpose.
@@ -42,7 +45,6 @@ const INJECTED_TEST: &str = "xen-version";
 const GUEST_NAME: &str = "pvguest";
 /// Default hard timeouts per boot: a test boot takes about 11 s once the image is built.
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
-const RUN_TIMEOUT: Duration = Duration::from_secs(900);
 /// How long dom0 lets the guest run, counted from `xl create`, so that dom0 can still report
 /// a hung guest before the host's hard timeout.
 const GUEST_MARGIN: Duration = Duration::from_secs(60);
@@ -165,8 +167,52 @@ fn boot_job(
     label: &str,
     timeout: Duration,
     guest_limit: Duration,
+    on_guest_line: impl FnMut(&str),
+) -> Result<qemu::Booted> {
+    let limits = Limits {
+        timeout,
+        guest_limit,
+    };
+    boot_job_with(
+        image,
+        guest,
+        job,
+        label,
+        limits,
+        Vec::new(),
+        None,
+        on_guest_line,
+    )
+}
+
+/// How long a boot may take.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    /// The hard timeout of the whole boot.
+    timeout: Duration,
+    /// How long dom0 lets the guest run (capped a minute before `timeout`).
+    guest_limit: Duration,
+}
+
+/// [`boot_job`] with more QEMU arguments (`devices`) and a flag that stops the boot (`stop`).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site each; a builder would only rename the arguments"
+)]
+fn boot_job_with(
+    image: &image::Image,
+    guest: &Path,
+    job: &job::Job,
+    label: &str,
+    limits: Limits,
+    devices: Vec<String>,
+    stop: Option<&std::sync::atomic::AtomicBool>,
     mut on_guest_line: impl FnMut(&str),
 ) -> Result<qemu::Booted> {
+    let Limits {
+        timeout,
+        guest_limit,
+    } = limits;
     let guest_timeout = timeout
         .saturating_sub(GUEST_MARGIN)
         .min(guest_limit)
@@ -177,11 +223,17 @@ fn boot_job(
         overlay: overlay(guest, job, guest_timeout)?,
         run_dir,
         timeout,
+        devices,
+        stop,
     };
-    println!(
-        "xen: booting Xen + dom0 for `{label}` (timeout {} s)...",
-        timeout.as_secs()
-    );
+    if stop.is_none() {
+        println!(
+            "xen: booting Xen + dom0 for `{label}` (timeout {} s)...",
+            timeout.as_secs()
+        );
+    } else {
+        println!("xen: booting Xen + dom0 for `{label}`...");
+    }
     let booted = qemu::boot(&boot, |event, at| {
         let secs = at.as_secs_f64();
         match event {
@@ -198,6 +250,7 @@ fn boot_job(
         BootEnd::Timeout { secs } => format!("hard timeout after {secs} s, QEMU killed"),
         BootEnd::QemuExited(status) => format!("QEMU exited: {status}"),
         BootEnd::Fatal(why) => format!("stopped: {why}"),
+        BootEnd::Stopped => "stopped on request, QEMU quit".to_owned(),
     };
     println!("xen: {ended}; serial log {}", booted.serial_log.display());
     for step in &booted.transcript.failed_steps {
@@ -307,39 +360,6 @@ fn padded_cmdline(base: &str, len: usize) -> String {
 fn cmdline_seen(guest_lines: &[String], len: usize) -> bool {
     let needle = format!("command line ({len} bytes)");
     guest_lines.iter().any(|l| l.contains(&needle))
-}
-
-/// `cargo xtask run`: boots the guest on stock Xen with the application's command line
-/// (`PVXEN_CMDLINE`, empty by default) and streams its console to stdout as it arrives.
-/// Returns when the guest and QEMU have ended; `Err` if the boot itself failed.
-pub fn run_interactive() -> Result<()> {
-    println!(
-        "run: booting pvguest as a PVH domU on stock Xen 4.17 (Linux dom0) inside QEMU; \
-         `cargo xtask hv-run` boots it on hv"
-    );
-    let guest = guest_elf()?;
-    let image = image::ensure_image()?;
-    let cmdline = std::env::var("PVXEN_CMDLINE").unwrap_or_default();
-    let timeout = hard_timeout(RUN_TIMEOUT)?;
-    let booted = boot_guest(&image, &guest, &cmdline, "run", timeout, timeout, |line| {
-        println!("{line}")
-    })?;
-    let t = &booted.transcript;
-    if let Some(fatal) = &t.fatal {
-        explain_failure(&booted);
-        bail!("{fatal}");
-    }
-    match (&booted.end, &t.end) {
-        (BootEnd::Done, Some((GuestEnd::Poweroff | GuestEnd::Crash, _))) => Ok(()),
-        (BootEnd::Done, Some((how, _))) => {
-            explain_failure(&booted);
-            bail!("the guest {}", how.describe())
-        }
-        (end, _) => {
-            explain_failure(&booted);
-            bail!("the boot did not finish: {end:?}")
-        }
-    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,9 @@ const HOST_TOOLS: &[(&str, &str)] = &[
     ("xz", "xz-utils"),
     ("depmod", "kmod"),
     ("qemu-system-x86_64", "qemu-system-x86"),
+    // The site archive (`tar --format=ustar --sort=name`) and the check of `cargo xtask run`.
+    ("tar", "tar"),
+    ("curl", "curl"),
 ];
 
 /// Makes sure every host tool exists: installs the missing ones with apt-get when running as

@@ -6,8 +6,10 @@
 //! when QEMU exits, or at the hard timeout. QEMU never outlives [`boot`]: a guard kills it.
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +37,17 @@ pub struct Boot<'a> {
     pub run_dir: PathBuf,
     /// Hard timeout for the whole boot.
     pub timeout: Duration,
+    /// More QEMU arguments: devices such as a NIC or a disk.
+    pub devices: Vec<String>,
+    /// When given, the boot also ends once this is set (`cargo xtask run`'s Ctrl-C): QEMU is
+    /// asked to quit (SIGTERM, which closes its disk images cleanly) and killed only if it has
+    /// not within [`STOP_GRACE`]. QEMU then runs in its own process group, so that a terminal's
+    /// Ctrl-C reaches only xtask, which stops it in that order.
+    pub stop: Option<&'a AtomicBool>,
 }
+
+/// How long a stopped QEMU gets to quit after SIGTERM before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// What a boot produced.
 pub struct Booted {
@@ -110,6 +122,28 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Spawned> {
     })
 }
 
+/// Asks `child` to quit (SIGTERM) and waits at most [`STOP_GRACE`] for it.
+fn terminate(child: &mut Child) {
+    let Ok(pid) = i32::try_from(child.id()) else {
+        return;
+    };
+    if nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .is_err()
+    {
+        return;
+    }
+    let until = Instant::now() + STOP_GRACE;
+    while Instant::now() < until {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Checks that QEMU can take `path` inside `-initrd` (which splits at commas and spaces).
 fn plain_path(path: &Path) -> Result<&str> {
     match path.to_str() {
@@ -160,7 +194,11 @@ pub fn boot(boot: &Boot<'_>, mut on_event: impl FnMut(&Event, Duration)) -> Resu
     .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
     .arg("-kernel")
     .arg(&boot.image.xen)
-    .args(["-append", XEN_CMDLINE, "-initrd", &modules]);
+    .args(["-append", XEN_CMDLINE, "-initrd", &modules])
+    .args(&boot.devices);
+    if boot.stop.is_some() {
+        cmd.process_group(0);
+    }
     let Spawned {
         mut qemu,
         lines: rx,
@@ -174,12 +212,22 @@ pub fn boot(boot: &Boot<'_>, mut on_event: impl FnMut(&Event, Duration)) -> Resu
     let mut deadline = started + boot.timeout;
     let mut end = None;
     let mut fatal: Option<String> = None;
+    let stopping = || boot.stop.is_some_and(|s| s.load(Ordering::SeqCst));
     loop {
         let now = Instant::now();
         if now >= deadline {
             break;
         }
-        match rx.recv_timeout(deadline - now) {
+        if stopping() {
+            end = Some(BootEnd::Stopped);
+            break;
+        }
+        let wait = if boot.stop.is_some() {
+            (deadline - now).min(Duration::from_millis(200))
+        } else {
+            deadline - now
+        };
+        match rx.recv_timeout(wait) {
             Ok(line) => {
                 let at = started.elapsed();
                 writeln!(log, "[{:7.2}] {line}", at.as_secs_f64())?;
@@ -205,7 +253,8 @@ pub fn boot(boot: &Boot<'_>, mut on_event: impl FnMut(&Event, Duration)) -> Resu
                     }
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = qemu.0.wait().context("waiting for QEMU")?;
                 end = Some(match &fatal {
@@ -223,6 +272,9 @@ pub fn boot(boot: &Boot<'_>, mut on_event: impl FnMut(&Event, Duration)) -> Resu
             secs: boot.timeout.as_secs(),
         },
     };
+    if matches!(end, BootEnd::Stopped) {
+        terminate(&mut qemu.0);
+    }
     drop(qemu); // kills QEMU if it still runs, which closes its pipes
     let _ = reader.join();
     let stderr_text = errors.join().unwrap_or_default();
