@@ -83,7 +83,10 @@ pub fn main() -> ! {
         },
         Err(e) => say(format_args!("APP warning no store: {e}")),
     }
-    let files = storage.files.as_ref().map_or(0, |(a, _)| a.len());
+    let files = storage
+        .files
+        .as_ref()
+        .map_or(0, |(a, _)| service::file_count(a));
     let keys = storage.kv.as_ref().map_or(0, |s| s.len());
     say(format_args!(
         "APP serving http://{}/ files {files} kv-keys {keys}",

@@ -153,6 +153,14 @@ pub fn open_archive(disk: &mut Disk) -> Result<(Archive, BlkDisk<'_>), String> {
     Ok((archive, dev))
 }
 
+/// The regular files in `archive` (directories and links not counted).
+pub fn file_count(archive: &Archive) -> usize {
+    archive
+        .entries()
+        .filter(|(_, e)| e.kind == storage::tar::Kind::File)
+        .count()
+}
+
 /// What the service serves from: the archive and the store, either of which may be missing
 /// (its routes then answer 503 with the reason).
 pub struct Storage<'a> {
@@ -196,7 +204,7 @@ impl Backend for Storage<'_> {
     fn status(&mut self) -> Status {
         let mut storage = Vec::new();
         if let Ok((archive, _)) = &self.files {
-            storage.push(("files", archive.len() as u64));
+            storage.push(("files", file_count(archive) as u64));
         }
         if let Ok(store) = &self.kv {
             let s = store.stats();

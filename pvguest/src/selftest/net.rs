@@ -190,7 +190,10 @@ fn serve(net: &mut Net, cmdline: &str) {
         }
         say(format_args!(
             "NET serving {ms} ms files {} kv-keys {}",
-            storage.files.as_ref().map_or(0, |(a, _)| a.len()),
+            storage
+                .files
+                .as_ref()
+                .map_or(0, |(a, _)| service::file_count(a)),
             storage.kv.as_ref().map_or(0, |s| s.len())
         ));
         let until = now_ns().saturating_add(ms.saturating_mul(1_000_000));

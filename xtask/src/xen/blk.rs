@@ -1,7 +1,16 @@
 //! The device boot of the stock-Xen tier: pvguest with two file-backed disks served by Linux's
-//! blkback, running its `blk` self-test group, then three crashes of its key-value store, and
-//! the harness's own checks from outside:
+//! blkback and a vif on dom0's bridge (Linux netback), running its `blk` and `net` self-test
+//! groups (the `net` group then serves HTTP to dom0's clients), then three crashes of its
+//! key-value store, then the application on the same disks, and the harness's own checks from
+//! outside:
 //!
+//! - `HOST net-*`: dom0's clients (`xtask/dom0/net-checks.sh`) against the guest's service:
+//!   ping, 16 MiB down and up, malformed requests, `ab -k` load with grants and heap back;
+//!   `net-files` (every archive file by `GET /files/<path>` with the digest of its source,
+//!   `text/html` for `index.html`, 404 for a missing file), `net-kv` (put, get, overwrite, a
+//!   value at 16 KiB and one over, list, delete, 404 after; the store at [`SERVICE_KV`] on
+//!   `xvdb`) and `net-kv-persist` (after the crash points, a fresh domain running the
+//!   application on the same disks still has what `net-kv` left).
 //! - `HOST blk-pattern`: the read-only disk holds a ustar archive of `pvguest/site/` (plus a
 //!   generated file and `MANIFEST.sha256`); the guest read the disk whole and printed its
 //!   SHA-256 (`BLK sha256 xvda <bytes> <hex>`), which must equal the image's.
