@@ -167,7 +167,10 @@ fn prepare_store(path: &Path) -> Result<()> {
 /// Fails with a clear message if `port` on 127.0.0.1 is taken.
 fn check_port(port: u16) -> Result<()> {
     TcpListener::bind(("127.0.0.1", port)).map(drop).with_context(|| {
-        format!("port {port} on 127.0.0.1 is in use: stop what uses it or choose another with --port")
+        format!(
+            "port {port} on 127.0.0.1 is in use: stop what uses it (a QEMU left by a killed run? \
+             `pkill -f hostfwd=tcp:127.0.0.1:{port}-`) or choose another with --port"
+        )
     })
 }
 
@@ -346,6 +349,38 @@ fn explain(booted: &super::qemu::Booted) {
     explain_failure(booted);
 }
 
+/// Kills every process whose command line forwards host port `port` (`hostfwd=tcp:127.0.0.1:
+/// <port>-`: a QEMU of `xtask run`); returns how many there were.
+fn kill_qemu_forwarding(port: u16) -> usize {
+    let needle = format!("hostfwd=tcp:127.0.0.1:{port}-");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(&needle)
+            && nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .is_ok()
+        {
+            killed += 1;
+        }
+    }
+    killed
+}
+
 /// Runs `curl` with `args`; returns its standard output.
 fn curl(args: &[&str]) -> Result<String> {
     let out = Command::new("curl")
@@ -509,6 +544,17 @@ pub fn run_check(tally: &mut Tally) -> Result<()> {
         }
         Ok(())
     });
+    // A QEMU left behind (by an `xtask run` that had to be killed) must not outlive the check.
+    drop(child);
+    let leftovers = kill_qemu_forwarding(port);
+    let stops = match (stops, leftovers) {
+        (Ok(()), 0) => Ok(()),
+        (Ok(()), n) => Err(format!(
+            "{n} QEMU process(es) forwarding port {port} were left behind"
+        )),
+        (Err(e), 0) => Err(e),
+        (Err(e), n) => Err(format!("{e}; killed {n} QEMU left behind")),
+    };
     let on_host = match std::fs::read(&store) {
         Ok(bytes) if bytes.windows(value.len()).any(|w| w == value.as_bytes()) => Ok(()),
         Ok(bytes) => Err(format!(
