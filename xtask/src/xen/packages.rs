@@ -63,15 +63,19 @@ const HOST_TOOLS: &[(&str, &str)] = &[
     ("xz", "xz-utils"),
     ("depmod", "kmod"),
     ("qemu-system-x86_64", "qemu-system-x86"),
-    // The site archive (`tar --format=ustar --sort=name`) and the check of `cargo xtask run`.
+    // The site archive (`tar --format=ustar --sort=name`).
     ("tar", "tar"),
-    ("curl", "curl"),
 ];
 
 /// Makes sure every host tool exists: installs the missing ones with apt-get when running as
 /// root (as on CI), otherwise fails naming the command to run.
 pub fn ensure_host_tools() -> Result<()> {
-    let mut missing: Vec<&str> = HOST_TOOLS
+    ensure_tools(HOST_TOOLS)
+}
+
+/// Makes sure each `(program, Debian package)` of `tools` exists, as [`ensure_host_tools`] does.
+pub fn ensure_tools(tools: &[(&str, &str)]) -> Result<()> {
+    let mut missing: Vec<&str> = tools
         .iter()
         .filter(|(p, _)| find_program(p).is_none())
         .map(|(_, pkg)| *pkg)
@@ -99,7 +103,7 @@ pub fn ensure_host_tools() -> Result<()> {
             .args(&missing),
         "apt-get install",
     )?;
-    if let Some((p, _)) = HOST_TOOLS.iter().find(|(p, _)| find_program(p).is_none()) {
+    if let Some((p, _)) = tools.iter().find(|(p, _)| find_program(p).is_none()) {
         bail!("{p} is still missing after apt-get install {list}");
     }
     Ok(())

@@ -405,6 +405,7 @@ fn curl(args: &[&str]) -> Result<String> {
 /// port, stop cleanly (exit 0, port closed) on SIGINT, and leave the value in the store image
 /// on the host. `HOST run-serves`, `HOST run-stops`, `HOST run-store-on-host`.
 pub fn run_check(tally: &mut Tally) -> Result<()> {
+    super::packages::ensure_tools(&[("curl", "curl")])?;
     let port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
     let dir = workspace_root()
         .join("target")
