@@ -8,15 +8,10 @@
 //! once requests are answered, `APP stopped <requests> requests` at the end.
 
 use alloc::format;
-use alloc::string::String;
 
-use xenbus::frontend;
-
-use crate::disk::Disk;
-use crate::selftest::blk_expect::xvd_devid;
+use crate::disk;
 use crate::service::{self, Net, Storage};
-use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
-use crate::xen::{console, shutdown, time, xenstore};
+use crate::xen::{console, shutdown};
 
 /// How long connecting a device or getting an address may take.
 const CONNECT_MS: u64 = 30_000;
@@ -31,25 +26,6 @@ fn fail(why: &str) -> ! {
     shutdown::poweroff()
 }
 
-/// Connects `xvd<letter>` if the domain has it.
-fn connect_disk(name: &str) -> Result<Disk, String> {
-    let devid = xvd_devid(name).ok_or("bad disk name")?;
-    let deadline = time::deadline_ms(CONNECT_MS).map_err(|e| format!("clock: {e:?}"))?;
-    xenstore::with(|xs| {
-        let ids = frontend::enumerate(xs, "vbd", deadline).map_err(|e| format!("{e:?}"))?;
-        if !ids.contains(&devid) {
-            return Err(format!("the domain has no {name} (device/vbd/{devid})"));
-        }
-        let platform = blkfront::Platform {
-            pages: KernelPages::new(),
-            grants: KernelGrants,
-            events: KernelEvents,
-        };
-        Disk::connect(xs, devid, platform, deadline).map_err(|e| format!("connect {name}: {e}"))
-    })
-    .map_err(|e| format!("xenstore: {e}"))?
-}
-
 /// Runs the application; never returns.
 pub fn main() -> ! {
     let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
@@ -60,8 +36,8 @@ pub fn main() -> ! {
     if net.wait_address(until).is_none() {
         fail("no address within 30 s (ip=dhcp: is a DHCP server on the vif's bridge?)");
     }
-    let mut xvda = connect_disk("xvda");
-    let mut xvdb = connect_disk("xvdb");
+    let mut xvda = disk::connect("xvda");
+    let mut xvdb = disk::connect("xvdb");
     let mut storage = Storage::none();
     match xvda.as_mut() {
         Ok(disk) => match service::open_archive(disk) {

@@ -1,12 +1,15 @@
 //! A `blkfront` disk as `storage`'s `BlockDevice`: each call a blocking request (or, for a
 //! long read, several in flight), with the xenstore client lock held only for that call.
 
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use blkfront::{BlkError, Blkfront, MAX_REQUEST_BYTES};
 use storage::BlockDevice;
-use xenbus::Instant;
+use xenbus::{Instant, frontend};
 
+use crate::selftest::blk_expect::xvd_devid;
 use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
 use crate::xen::{time, xenstore};
 
@@ -15,6 +18,26 @@ pub type Disk = Blkfront<KernelPages, KernelGrants, KernelEvents>;
 
 /// How long one call may take before it fails with [`BlkError::Timeout`].
 const CALL_TIMEOUT_MS: u64 = 30_000;
+
+/// Connects the domain's disk `xvd<letter>` (within 30 s), or says why not (the domain has no
+/// such disk, the handshake failed).
+pub fn connect(name: &str) -> Result<Disk, String> {
+    let devid = xvd_devid(name).ok_or_else(|| format!("{name} is not a disk name (xvda...)"))?;
+    let deadline = time::deadline_ms(CALL_TIMEOUT_MS).map_err(|e| format!("clock: {e:?}"))?;
+    xenstore::with(|xs| {
+        let ids = frontend::enumerate(xs, "vbd", deadline).map_err(|e| format!("{e:?}"))?;
+        if !ids.contains(&devid) {
+            return Err(format!("the domain has no {name} (device/vbd/{devid})"));
+        }
+        let platform = blkfront::Platform {
+            pages: KernelPages::new(),
+            grants: KernelGrants,
+            events: KernelEvents,
+        };
+        Disk::connect(xs, devid, platform, deadline).map_err(|e| format!("connect {name}: {e}"))
+    })
+    .map_err(|e| format!("xenstore: {e}"))?
+}
 
 /// `disk` as a [`BlockDevice`].
 pub struct BlkDisk<'a> {

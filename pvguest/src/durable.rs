@@ -10,13 +10,11 @@ use alloc::string::String;
 
 use storage::Slice;
 use storage::kv::Store;
-use xenbus::frontend;
 
 use crate::disk::{BlkDisk, Disk};
-use crate::selftest::blk_expect::{option, xvd_devid};
+use crate::selftest::blk_expect::option;
 use crate::selftest::storm;
-use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
-use crate::xen::{console, shutdown, time, xenstore};
+use crate::xen::{console, shutdown, time};
 
 /// Where the storm's store starts on `xvdb` (the `blk` group uses the first 2 MiB).
 pub const STORM_START: u64 = 2 << 20;
@@ -43,29 +41,13 @@ fn fail(why: String) -> ! {
     shutdown::crash()
 }
 
-/// Connects `xvdb` (the read-write disk) for a run that did not come from the `blk` group.
-fn connect() -> Result<Disk, String> {
-    let devid = xvd_devid("xvdb").ok_or("no device id for xvdb")?;
-    let deadline = time::deadline_ms(30_000).map_err(|e| format!("clock: {e:?}"))?;
-    xenstore::with(|xs| {
-        frontend::enumerate(xs, "vbd", deadline).map_err(|e| format!("enumerate: {e:?}"))?;
-        let platform = blkfront::Platform {
-            pages: KernelPages::new(),
-            grants: KernelGrants,
-            events: KernelEvents,
-        };
-        Disk::connect(xs, devid, platform, deadline).map_err(|e| format!("connect xvdb: {e}"))
-    })
-    .map_err(|e| format!("xenstore: {e}"))?
-}
-
 /// Runs what the command line asks; never returns. `disk` is `xvdb` if the `blk` group left
 /// it connected.
 pub fn run(cmdline: &str, disk: Option<Disk>) -> ! {
     crate::kernel::ensure_platform();
     let mut disk = match disk {
         Some(d) => d,
-        None => connect().unwrap_or_else(|e| fail(e)),
+        None => crate::disk::connect("xvdb").unwrap_or_else(|e| fail(e)),
     };
     let region = Slice::new(BlkDisk::new(&mut disk), STORM_START, STORM_LEN)
         .unwrap_or_else(|e| fail(format!("slice: {e:?}")));

@@ -42,6 +42,8 @@ pub const DEFAULT_PORT: u16 = 8080;
 const STORE_BYTES: u64 = 16 << 20;
 /// The archive disk is the archive rounded up to this.
 const ARCHIVE_ROUND: usize = 1 << 20;
+/// The largest archive: it travels in dom0's initramfs and is copied to its /tmp (memory).
+const MAX_ARCHIVE: usize = 64 << 20;
 /// The vif's MAC.
 const GUEST_MAC: &str = "00:16:3e:00:00:03";
 /// The line the application prints once it serves (`pvguest/src/app.rs`).
@@ -269,6 +271,14 @@ fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
     prepare_store(&options.store)?;
     let site = site_archive(&options.site, false)?;
     let mut archive = site.tar;
+    if archive.len() > MAX_ARCHIVE {
+        bail!(
+            "the archive of {} is {} MiB; at most {} MiB fit (it is kept in dom0's memory)",
+            options.site.display(),
+            archive.len() >> 20,
+            MAX_ARCHIVE >> 20
+        );
+    }
     archive.resize(archive.len().div_ceil(ARCHIVE_ROUND) * ARCHIVE_ROUND, 0);
     println!(
         "run: the archive disk holds {} files of {} ({} bytes)",

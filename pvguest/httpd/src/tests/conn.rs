@@ -59,26 +59,33 @@ pub fn fake_status() -> Vec<u8> {
         .into_bytes()
 }
 
+/// The response head at the start of `buf`, if complete: (status, head text, head length,
+/// body length from `Content-Length`; a `1xx` has no body).
+pub fn response_head(buf: &[u8]) -> Option<(u16, String, usize, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut r = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(len) = r.parse(buf).unwrap() else {
+        return None;
+    };
+    let code = r.code.unwrap();
+    let length: usize = if code < 200 {
+        0
+    } else {
+        r.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+            .unwrap()
+    };
+    let head = String::from_utf8(buf[..len].to_vec()).unwrap();
+    Some((code, head, len, length))
+}
+
 /// Splits `out` into responses: (status, headers text, body); a `1xx` has no body.
 pub fn responses(mut out: &[u8]) -> Vec<(u16, String, Vec<u8>)> {
     let mut all = Vec::new();
     while !out.is_empty() {
-        let mut headers = [httparse::EMPTY_HEADER; 16];
-        let mut r = httparse::Response::new(&mut headers);
-        let httparse::Status::Complete(len) = r.parse(out).unwrap() else {
-            panic!("partial response");
-        };
-        let code = r.code.unwrap();
-        let length: usize = if code < 200 {
-            0
-        } else {
-            r.headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
-                .unwrap()
-        };
-        let head = String::from_utf8(out[..len].to_vec()).unwrap();
+        let (code, head, len, length) = response_head(out).expect("partial response");
         let end = (len + length).min(out.len());
         all.push((code, head, out[len..end].to_vec()));
         out = &out[end..];

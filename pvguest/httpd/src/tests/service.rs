@@ -137,26 +137,10 @@ impl Net {
 
 /// Takes one complete response off the front of `buf`: (status, head, body).
 fn take_response(buf: &mut Vec<u8>) -> Option<(u16, String, Vec<u8>)> {
-    let mut headers = [httparse::EMPTY_HEADER; 16];
-    let mut r = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(len) = r.parse(buf).unwrap() else {
-        return None;
-    };
-    let code = r.code.unwrap();
-    // An interim answer (`100 Continue`) has no body.
-    let length: usize = if code < 200 {
-        0
-    } else {
-        r.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-            .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
-            .unwrap()
-    };
+    let (code, head, len, length) = super::conn::response_head(buf)?;
     if buf.len() < len + length {
         return None;
     }
-    let head = String::from_utf8(buf[..len].to_vec()).unwrap();
     let body = buf[len..len + length].to_vec();
     buf.drain(..len + length);
     Some((code, head, body))
