@@ -337,16 +337,22 @@ pub fn serve(
     (ended, server.stats())
 }
 
-/// Whether `key` (relative to the domain's xenstore home) exists.
+/// Whether `key` (relative to the domain's xenstore home) holds a request (a non-empty value);
+/// if so, the request is acknowledged by writing the empty string back, as the toolstack waits
+/// for on `control/shutdown` (`xl shutdown` otherwise waits 60 s for it).
 fn key_exists(key: &str) -> bool {
     let Ok(deadline) = time::deadline_ms(5_000) else {
         return false;
     };
     xenstore::with(|xs| {
-        matches!(
+        let asked = matches!(
             xs.read_optional(xenbus::TxId::NONE, key, deadline),
             Ok(Some(v)) if !v.is_empty()
-        )
+        );
+        if asked && let Err(e) = xs.write(xenbus::TxId::NONE, key, "", deadline) {
+            log::warn!("acknowledging {key}: {e:?}");
+        }
+        asked
     })
     .unwrap_or(false)
 }

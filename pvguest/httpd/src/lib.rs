@@ -39,9 +39,10 @@
 //! # Shape
 //! [`conn::Connection`] is one connection's protocol as a pure state machine (bytes in, bytes
 //! out, time passed in). [`server::Server`] runs [`Config::listeners`] listening smoltcp
-//! sockets (at least 20: smoltcp has no backlog, and a socket that closed first stays in
-//! TIME-WAIT), gives each accepted one a [`conn::Connection`], and re-listens when it is
-//! closed. [`server::Server::step`] is one turn of the event loop. [`backend::Backend`] is
+//! sockets (at least 20: smoltcp has no backlog, so they bound the connections open at once),
+//! gives each accepted one a [`conn::Connection`], and re-listens when it is closed or, if the
+//! service closed first, as soon as it reaches TIME-WAIT (smoltcp would hold it 10 s, and a
+//! client making server-closed connections faster than that would be refused). [`server::Server::step`] is one turn of the event loop. [`backend::Backend`] is
 //! what the caller gives the service to read and keep; [`path`] checks the storage routes'
 //! paths and keys. [`address`] reads
 //! `ip=a.b.c.d/len gw=a.b.c.d` or `ip=dhcp` from the command line and keeps the interface's

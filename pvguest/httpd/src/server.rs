@@ -171,12 +171,19 @@ impl Server {
                 continue;
             }
             if socket.state() == tcp::State::TimeWait {
-                // Both sides are done; smoltcp keeps the socket a while (and so, until it is
-                // Closed, the slot): the connection's buffers are not needed for that.
+                // Both sides are done and every byte, our FIN included, is acknowledged.
+                // smoltcp would keep the socket in TIME-WAIT for 10 s, and with it the slot:
+                // a client that makes more than `listeners` server-closed connections in that
+                // time (HTTP/1.0, `Connection: close`) would be refused. The slot listens again
+                // at once instead (the socket is reset without sending anything); a late
+                // retransmitted FIN from the peer meets a listening socket and gets a reset.
                 if let Some(conn) = slot.conn.take() {
                     Self::settle(&mut self.stats, &mut slot.counted, conn.stats());
                     slot.counted = ConnStats::default();
                 }
+                socket.abort();
+                slot.closed = false;
+                let _ = socket.listen(port);
                 continue;
             }
             if slot.conn.is_none() && socket.may_recv() {

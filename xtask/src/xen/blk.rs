@@ -38,7 +38,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use super::console::{self, Transcript};
+use super::console::{self, GuestEnd, Transcript};
 use super::job::{Job, Step};
 use super::{
     GUEST_NAME, TEST_GUEST_LIMIT, TEST_TIMEOUT, boot_job, explain_failure, guest_elf, hard_timeout,
@@ -392,6 +392,13 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         "net-kv-persist",
         &format!("sh /pvxen/net-checks.sh {GUEST_IP} persist"),
     ));
+    // The toolstack's shutdown (control/shutdown = poweroff): the application stops serving
+    // and powers off (`HOST app-shutdown`).
+    steps.push(run(
+        "app-shutdown",
+        "$XL shutdown $NAME >/dev/null && echo ok",
+    ));
+    steps.push(Step::WaitEnd);
     steps.push(Step::Destroy);
     steps.push(Step::Digest {
         key: "xvda-after".into(),
@@ -416,6 +423,19 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         steps,
         files,
     )
+}
+
+/// `xl shutdown` of the application: it said `APP stopped` and the domain powered off.
+fn app_shutdown(t: &Transcript) -> Result<(), String> {
+    let stopped = t.guest.iter().any(|l| l.starts_with("APP stopped"));
+    match (t.result("app-shutdown"), stopped, &t.end) {
+        (Some("ok"), true, Some((GuestEnd::Poweroff, _))) => Ok(()),
+        (answer, stopped, end) => Err(format!(
+            "xl shutdown answered {answer:?}; `APP stopped` {}; the domain ended {:?}",
+            if stopped { "printed" } else { "never printed" },
+            end.as_ref().map(|(how, _)| how.describe())
+        )),
+    }
 }
 
 /// The files check: every one of the archive's `count` files fetched with the digest of its
@@ -732,6 +752,7 @@ pub fn host_checks(
         check("blk-guest-write", guest_write),
         check("blk-readonly", readonly),
         check("blk-flush-counted", flush),
+        check("app-shutdown", app_shutdown(t)),
     ]
 }
 
@@ -851,10 +872,22 @@ mod tests {
             "PVXEN result net-files files=5 ok=5 missing=404 bad=; type=text/html; charset=utf-8",
             &format!("PVXEN result net-kv {NET_KV_EXPECTED}"),
             &format!("PVXEN result net-kv-persist {NET_KV_PERSIST_EXPECTED}"),
+            "PVXEN result app-shutdown ok",
+            "G|APP stopped 3 requests 3 connections",
+            "PVXEN end poweroff 5.0",
         ]);
         let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
-        assert_eq!(checks.len(), 12);
+        assert_eq!(checks.len(), 13);
+        // The application ignored the shutdown: dom0 timed out waiting.
+        let ignored = transcript(&["PVXEN result app-shutdown ok", "PVXEN end timeout 120.0"]);
+        let shutdown = &host_checks(&ignored, "aaaa", "bbbb", 2000, 5)[12];
+        assert!(!shutdown.0);
+        assert!(
+            shutdown.1.contains("`APP stopped` never printed"),
+            "{}",
+            shutdown.1
+        );
         // One file short, a wrong answer for a deleted key, a key lost across the re-create.
         let worse = transcript(&[
             "PVXEN result net-files files=5 ok=4 missing=404 bad=style.css; type=text/html",
@@ -992,6 +1025,8 @@ mod tests {
             "create guest-app.cfg",
             "wait-line APP",
             "run net-kv-persist",
+            "run app-shutdown",
+            "wait-end",
             "destroy",
             "digest xvda-after",
             "digest xvdb-head",

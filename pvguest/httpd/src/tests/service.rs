@@ -384,3 +384,27 @@ fn a_failed_read_closes_the_connection_mid_body() {
             .contains("\"aborted\":1}")
     );
 }
+
+#[test]
+fn more_server_closed_connections_than_sockets_within_time_wait_are_all_answered() {
+    // `Connection: close`: the service closes first, so each of its sockets would sit in
+    // TIME-WAIT (10 s in smoltcp) before it could listen again. 60 connections in well under
+    // 10 s on 24 sockets must all be answered (an HTTP/1.0 client or busybox's wget does this).
+    let mut net = Net::new(Config::default());
+    let start = net.now;
+    for i in 0..60 {
+        let c = net.connect();
+        let (code, _, _) = net.exchange(c, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+        assert_eq!(code, 200, "connection {i}");
+        assert!(net.closed_by_server(c), "connection {i} stays open");
+        net.client(c).close();
+        net.step(1);
+    }
+    assert!(
+        net.now - start < Duration::from_secs(10),
+        "took {}",
+        net.now - start
+    );
+    assert_eq!(net.server.stats().connections, 60);
+    assert!(net.server.listening(&net.server_sockets) > 0);
+}
