@@ -396,7 +396,7 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     // and powers off (`HOST app-shutdown`).
     steps.push(run(
         "app-shutdown",
-        "$XL shutdown $NAME >/dev/null && echo ok",
+        "$XL shutdown $NAME >/dev/null 2>&1 && echo ok",
     ));
     steps.push(Step::WaitEnd);
     steps.push(Step::Destroy);
