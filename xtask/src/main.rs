@@ -63,48 +63,15 @@ fn main() -> ExitCode {
     let result = match command {
         "test" => test(),
         "conformance" => conformance_command(),
-        "xen-test" => {
-            let mut tally = Tally::new();
-            if let Err(e) = xen::xen_test(&mut tally) {
-                println!("xen-test: harness error: {e:#}");
-                tally.fail("stock-Xen harness");
-            }
-            finish(&tally)
-        }
-        "soak" => {
-            let mut tally = Tally::new();
-            if let Err(e) = xen::blk::soak(&mut tally) {
-                println!("soak: harness error: {e:#}");
-                tally.fail("stock-Xen device boot (soak)");
-            }
-            finish(&tally)
-        }
-        "blk-test" => {
-            let mut tally = Tally::new();
-            if let Err(e) = xen::blk::blk_test(&mut tally) {
-                println!("blk-test: harness error: {e:#}");
-                tally.fail("stock-Xen device boot");
-            }
-            finish(&tally)
-        }
-        "hv-test" => {
-            let mut tally = Tally::new();
-            if let Err(e) = hv::hv_test(&mut tally) {
-                println!("hv-test: harness error: {e:#}");
-                tally.fail("hv harness");
-            }
-            finish(&tally)
-        }
+        "xen-test" => tier("xen-test", "stock-Xen harness", |t| {
+            xen::xen_test(t).map(drop)
+        }),
+        "soak" => tier("soak", "stock-Xen device boot (soak)", xen::blk::soak),
+        "blk-test" => tier("blk-test", "stock-Xen device boot", xen::blk::blk_test),
+        "hv-test" => tier("hv-test", "hv harness", |t| hv::hv_test(t).map(drop)),
         "hv-run" => hv::hv_run(&args[1..]),
         "run" => xen::run::run(&args[1..]).map(|()| ExitCode::SUCCESS),
-        "run-check" => {
-            let mut tally = Tally::new();
-            if let Err(e) = xen::run::run_check(&mut tally) {
-                println!("run-check: harness error: {e:#}");
-                tally.fail("run check");
-            }
-            finish(&tally)
-        }
+        "run-check" => tier("run-check", "run check", xen::run::run_check),
         "build" => build::build_guest().map(|elf| {
             println!("{}", elf.display());
             ExitCode::SUCCESS
@@ -125,6 +92,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One test tier as its own command: its units, a harness error counted as one failure
+/// (`what`), then the summary line.
+fn tier(command: &str, what: &str, run: impl FnOnce(&mut Tally) -> Result<()>) -> Result<ExitCode> {
+    let mut tally = Tally::new();
+    if let Err(e) = run(&mut tally) {
+        println!("{command}: harness error: {e:#}");
+        tally.fail(what);
+    }
+    finish(&tally)
 }
 
 /// `cargo xtask test`: every gate, then the summary line.
