@@ -3,7 +3,8 @@
 //! QEMU's serial port is its stdout, read line by line on a thread; every line goes to the
 //! serial log with a timestamp and through [`Transcript::push`]. The boot ends when dom0 says
 //! `done` (QEMU is then killed: Xen would only halt), when Xen or dom0 report a fatal error,
-//! when QEMU exits, or at the hard timeout. QEMU never outlives [`boot`]: a guard kills it.
+//! when QEMU exits, or at the hard timeout. QEMU never outlives [`boot`]: a guard kills it, and
+//! its parent-death signal kills it should xtask itself be killed.
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt as _;
@@ -86,11 +87,30 @@ pub(crate) struct Spawned {
     pub(crate) started: Instant,
 }
 
+/// Makes the process `cmd` starts get SIGKILL when the thread that started it (and so xtask)
+/// dies, however it dies (PR_SET_PDEATHSIG).
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec; it only makes the prctl
+    // system call (async-signal-safe), allocates nothing and touches no lock or memory shared
+    // with the parent's other threads.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// Starts `cmd` (a QEMU command line) with stdin closed and its output read by two threads.
+/// QEMU is killed by the kernel if xtask dies first, even by SIGKILL (its parent-death signal):
+/// nothing else would stop a QEMU that `cargo xtask run` started in its own process group.
+/// Call it from a thread that lives as long as QEMU should (the parent-death signal follows
+/// the thread that forked).
 pub(crate) fn spawn(cmd: &mut Command) -> Result<Spawned> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    die_with_parent(cmd);
     let started = Instant::now();
     let mut qemu = KillOnDrop(cmd.spawn().context("starting qemu-system-x86_64")?);
     let stdout = qemu.0.stdout.take().context("no QEMU stdout")?;

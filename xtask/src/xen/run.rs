@@ -435,16 +435,15 @@ pub fn run_check(tally: &mut Tally) -> Result<()> {
         "run-check: `cargo xtask run --port {port} --store {}`",
         store.display()
     );
-    let mut child = super::qemu::KillOnDrop(
-        Command::new(exe)
-            .args(["run", "--port", &port.to_string(), "--store"])
-            .arg(&store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting `xtask run`")?,
-    );
+    let mut command = Command::new(exe);
+    command
+        .args(["run", "--port", &port.to_string(), "--store"])
+        .arg(&store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    super::qemu::die_with_parent(&mut command);
+    let mut child = super::qemu::KillOnDrop(command.spawn().context("starting `xtask run`")?);
     let stdout = child.0.stdout.take().context("no stdout")?;
     let stderr = child.0.stderr.take().context("no stderr")?;
     let (tx, rx) = mpsc::channel::<String>();
