@@ -1,7 +1,8 @@
 //! `httpd`: the guest's HTTP/1.1 service over smoltcp, host-testable (time passed in).
 //!
 //! # API
-//! A `?query` is stripped from every path before routing. Storage is reached through the
+//! A `?query` is stripped from every path before routing; `/files` and `/kv` are `/files/` and
+//! `/kv/`. Storage is reached through the
 //! caller's [`Backend`] ([`StatusOnly`] for a caller with none: the storage routes answer
 //! `503`).
 //!

@@ -189,7 +189,9 @@ fn route(method: &str, path: &str, length: Option<u64>) -> Result<Route, Refusal
         }
         ("POST", "/sink") => Route::Sink,
         (_, "/sink") => Route::MethodNotAllowed("POST"),
-        (_, "/kv/") => get_only(Route::KvKeys),
+        // Without the slash, the same (a user types `/files` or `/kv` as often).
+        (_, "/kv/" | "/kv") => get_only(Route::KvKeys),
+        (_, "/files") => get_only(Route::File(file_path("")?)),
         (_, path) if path.starts_with("/blob/") => {
             let size = decimal(&path.as_bytes()["/blob/".len()..])
                 .filter(|&n| n <= MAX_BLOB)

@@ -493,3 +493,29 @@ proptest! {
         prop_assert!(!conn.wants_close());
     }
 }
+
+#[test]
+fn files_and_kv_without_the_slash_are_the_same_routes() {
+    let mut fake = Fake::with_files(&[("index.html", b"<h1>root</h1>")]);
+    fake.kv.insert("k".into(), b"v".to_vec());
+    let (r, closing) = ask(
+        &mut fake,
+        "GET /files HTTP/1.1\r\n\r\nGET /kv?x HTTP/1.1\r\n\r\nPUT /files HTTP/1.1\r\n\r\n",
+    );
+    let got: Vec<(u16, &str)> = r.iter().map(|r| (r.0, text(&r.2))).collect();
+    assert_eq!(
+        got,
+        [
+            (200, "<h1>root</h1>"),
+            (200, "{\"keys\":[\"k\"]}"),
+            (405, "method not allowed\n")
+        ]
+    );
+    assert!(!closing);
+    // A longer name is not the route.
+    let (r, _) = ask(
+        &mut fake,
+        "GET /filesx HTTP/1.1\r\n\r\nGET /kvx HTTP/1.1\r\n\r\n",
+    );
+    assert_eq!((r[0].0, r[1].0), (404, 404));
+}
