@@ -11,14 +11,17 @@
 )]
 #![allow(clippy::unwrap_used)] // A test: a failed unwrap is a failed test.
 
+// The in-memory Ethernet link of the crate's own tests (one file, two test binaries).
+#[path = "../src/tests/link.rs"]
+mod link;
+
 use httpd::{Config, Server, Status, StatusOnly};
-use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use link::{Port, carry, interface};
+use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use smoltcp::wire::IpAddress;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 /// Heap bytes in use, counted around the system allocator.
@@ -60,65 +63,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-#[derive(Default)]
-struct Port {
-    inbound: VecDeque<Vec<u8>>,
-    outbound: VecDeque<Vec<u8>>,
-}
-
-struct PortRx(Vec<u8>);
-struct PortTx<'a>(&'a mut VecDeque<Vec<u8>>);
-
-impl phy::RxToken for PortRx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl phy::TxToken for PortTx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0u8; len];
-        let r = f(&mut frame);
-        self.0.push_back(frame);
-        r
-    }
-}
-
-impl phy::Device for Port {
-    type RxToken<'a> = PortRx;
-    type TxToken<'a> = PortTx<'a>;
-
-    fn receive(&mut self, _: Instant) -> Option<(PortRx, PortTx<'_>)> {
-        let frame = self.inbound.pop_front()?;
-        Some((PortRx(frame), PortTx(&mut self.outbound)))
-    }
-
-    fn transmit(&mut self, _: Instant) -> Option<PortTx<'_>> {
-        Some(PortTx(&mut self.outbound))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = 1514;
-        caps
-    }
-}
-
-fn interface(host: u8, port: &mut Port) -> Interface {
-    let mac = EthernetAddress([2, 0, 0, 0, 0, host]);
-    let mut iface = Interface::new(
-        IfaceConfig::new(HardwareAddress::Ethernet(mac)),
-        port,
-        Instant::ZERO,
-    );
-    iface.update_ip_addrs(|a| {
-        a.push(IpCidr::new(IpAddress::v4(10, 0, 0, host), 24))
-            .unwrap()
-    });
-    iface
-}
 
 struct Client {
     handle: SocketHandle,
@@ -213,9 +157,9 @@ fn heap_returns_to_its_warm_up_value() {
                     &mut server_sockets,
                     status,
                 );
-                client_port.inbound.extend(server_port.outbound.drain(..));
+                carry(&mut server_port, &mut client_port);
                 client_iface.poll(now, &mut client_port, &mut client_sockets);
-                server_port.inbound.extend(client_port.outbound.drain(..));
+                carry(&mut server_port, &mut client_port);
                 for (i, c) in clients.iter_mut().enumerate() {
                     let s = client_sockets.get_mut::<tcp::Socket>(c.handle);
                     if !sent[i] && s.can_send() {
@@ -258,9 +202,9 @@ fn heap_returns_to_its_warm_up_value() {
                 &mut server_sockets,
                 status,
             );
-            client_port.inbound.extend(server_port.outbound.drain(..));
+            carry(&mut server_port, &mut client_port);
             client_iface.poll(now, &mut client_port, &mut client_sockets);
-            server_port.inbound.extend(client_port.outbound.drain(..));
+            carry(&mut server_port, &mut client_port);
         }
     };
 
