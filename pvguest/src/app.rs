@@ -38,37 +38,22 @@ pub fn main() -> ! {
     }
     let mut xvda = disk::connect("xvda");
     let mut xvdb = disk::connect("xvdb");
-    let mut storage = Storage::none();
-    match xvda.as_mut() {
-        Ok(disk) => match service::open_archive(disk) {
-            Ok(files) => storage.files = Ok(files),
-            Err(e) => {
-                say(format_args!("APP warning the archive on xvda: {e}"));
-                storage.files = Err("the archive disk could not be read (see the console)");
-            }
-        },
-        Err(e) => say(format_args!("APP warning no archive: {e}")),
+    for (name, disk) in [("archive", &xvda), ("store", &xvdb)] {
+        if let Err(e) = disk {
+            say(format_args!("APP warning no {name}: {e}"));
+        }
     }
-    match xvdb.as_mut() {
-        Ok(disk) => match service::open_store(disk, region) {
-            Ok(store) => storage.kv = Ok(store),
-            Err(e) => {
-                say(format_args!("APP warning the store on xvdb: {e}"));
-                storage.kv = Err("the store could not be opened (see the console)");
-            }
-        },
-        Err(e) => say(format_args!("APP warning no store: {e}")),
-    }
-    let files = storage
-        .files
-        .as_ref()
-        .map_or(0, |(a, _)| service::file_count(a));
-    let keys = storage.kv.as_ref().map_or(0, |s| s.len());
+    let mut storage = Storage::open(
+        xvda.as_mut().ok(),
+        xvdb.as_mut().ok().map(|d| (d, region)),
+        &mut |why| say(format_args!("APP warning {why}")),
+    );
     say(format_args!(
-        "APP serving http://{}/ files {files} kv-keys {keys}",
-        service::address_text(&net)
+        "APP serving http://{}/ {}",
+        service::address_text(&net),
+        storage.summary()
     ));
-    let (_, stats) = service::serve(&mut net, &mut storage, None, "control/shutdown");
+    let stats = service::serve(&mut net, &mut storage, None, "control/shutdown");
     say(format_args!(
         "APP stopped {} requests {} connections",
         stats.requests, stats.connections

@@ -174,15 +174,46 @@ pub struct Storage<'a> {
     pub start_ns: u64,
 }
 
-impl Storage<'_> {
-    /// Nothing to serve from but the status.
-    pub fn none() -> Self {
+impl<'a> Storage<'a> {
+    /// Opens what the disks hold: the archive on `files` and the store on `kv` (the whole disk,
+    /// or the region given). A missing or unreadable part is left out (its routes answer 503)
+    /// and `warn` is told why.
+    pub fn open(
+        files: Option<&'a mut Disk>,
+        kv: Option<(&'a mut Disk, Option<(u64, u64)>)>,
+        warn: &mut dyn FnMut(core::fmt::Arguments<'_>),
+    ) -> Self {
+        let files = match files.map(open_archive) {
+            Some(Ok(opened)) => Ok(opened),
+            Some(Err(e)) => {
+                warn(format_args!("the archive on xvda: {e}"));
+                Err("the archive disk could not be read (see the console)")
+            }
+            None => Err("no archive disk"),
+        };
+        let kv = match kv.map(|(disk, region)| open_store(disk, region)) {
+            Some(Ok(store)) => Ok(store),
+            Some(Err(e)) => {
+                warn(format_args!("the store on xvdb: {e}"));
+                Err("the store could not be opened (see the console)")
+            }
+            None => Err("no store disk"),
+        };
         Self {
-            files: Err("no archive disk"),
-            kv: Err("no store disk"),
+            files,
+            kv,
             driver: NetStats::default(),
             start_ns: now_ns(),
         }
+    }
+
+    /// `files <n> kv-keys <n>`: what the service starts with, for its `serving` line.
+    pub fn summary(&self) -> String {
+        format!(
+            "files {} kv-keys {}",
+            self.files.as_ref().map_or(0, |(a, _)| file_count(a)),
+            self.kv.as_ref().map_or(0, Store::len)
+        )
     }
 }
 
@@ -282,28 +313,20 @@ impl Backend for Storage<'_> {
     }
 }
 
-/// Why [`serve`] returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ended {
-    /// The xenstore key it watches was written.
-    Asked,
-    /// Its time was up.
-    TimeUp,
-}
-
 /// Serves HTTP (and answers ARP and ICMP echo) until `until_ns` (if given) or until the
-/// xenstore key `stop_key` (relative to the domain's home) exists, checked every 300 ms.
+/// xenstore key `stop_key` (relative to the domain's home) holds a request, checked every
+/// 300 ms; returns the service's counters.
 pub fn serve(
     net: &mut Net,
     storage: &mut Storage<'_>,
     until_ns: Option<u64>,
     stop_key: &str,
-) -> (Ended, ServerStats) {
+) -> ServerStats {
     let mut server = Server::new(ServerConfig::default(), &mut net.sockets);
     let mut next_check = 0u64;
-    let ended = loop {
+    loop {
         if until_ns.is_some_and(|u| now_ns() >= u) {
-            break Ended::TimeUp;
+            break;
         }
         let Net {
             nic,
@@ -319,8 +342,8 @@ pub fn serve(
         addressing.poll(iface, sockets);
         if now_ns() >= next_check {
             next_check = now_ns() + 300_000_000;
-            if key_exists(stop_key) {
-                break Ended::Asked;
+            if stop_requested(stop_key) {
+                break;
             }
         }
         let wake = delay.map_or(u64::MAX, |d| {
@@ -333,14 +356,14 @@ pub fn serve(
                 .events
                 .wait(port, xenbus::Instant::from_nanos(wake));
         }
-    };
-    (ended, server.stats())
+    }
+    server.stats()
 }
 
 /// Whether `key` (relative to the domain's xenstore home) holds a request (a non-empty value);
 /// if so, the request is acknowledged by writing the empty string back, as the toolstack waits
 /// for on `control/shutdown` (`xl shutdown` otherwise waits 60 s for it).
-fn key_exists(key: &str) -> bool {
+fn stop_requested(key: &str) -> bool {
     let Ok(deadline) = time::deadline_ms(5_000) else {
         return false;
     };

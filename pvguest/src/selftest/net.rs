@@ -175,29 +175,14 @@ fn serve(net: &mut Net, cmdline: &str) {
     let mut ro = blk::take_ro_disk();
     let mut rw = blk::take_rw_disk();
     {
-        let mut storage = Storage::none();
-        if let Some(disk) = ro.as_mut() {
-            match service::open_archive(disk) {
-                Ok(files) => storage.files = Ok(files),
-                Err(e) => say(format_args!("NET warning the archive on xvda: {e}")),
-            }
-        }
-        if let (Some(disk), Some(region)) = (rw.as_mut(), region) {
-            match service::open_store(disk, Some(region)) {
-                Ok(store) => storage.kv = Ok(store),
-                Err(e) => say(format_args!("NET warning the store on xvdb: {e}")),
-            }
-        }
-        say(format_args!(
-            "NET serving {ms} ms files {} kv-keys {}",
-            storage
-                .files
-                .as_ref()
-                .map_or(0, |(a, _)| service::file_count(a)),
-            storage.kv.as_ref().map_or(0, |s| s.len())
-        ));
+        // The store only where `kv-region=` puts it.
+        let kv = rw.as_mut().zip(region).map(|(disk, r)| (disk, Some(r)));
+        let mut storage = Storage::open(ro.as_mut(), kv, &mut |why| {
+            say(format_args!("NET warning {why}"))
+        });
+        say(format_args!("NET serving {ms} ms {}", storage.summary()));
         let until = now_ns().saturating_add(ms.saturating_mul(1_000_000));
-        let (_, stats) = service::serve(net, &mut storage, Some(until), "data/net-done");
+        let stats = service::serve(net, &mut storage, Some(until), "data/net-done");
         say(format_args!(
             "NET served {} connections {} requests {} client errors {} aborted",
             stats.connections, stats.requests, stats.client_errors, stats.aborted
