@@ -438,16 +438,18 @@ fn app_shutdown(t: &Transcript) -> Result<(), String> {
     }
 }
 
+/// The value of word `<name>=<value>` in a result line of `net-checks.sh` ("" if absent).
+fn word<'a>(line: &'a str, name: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or("")
+}
+
 /// The files check: every one of the archive's `count` files fetched with the digest of its
 /// source, `text/html` for `index.html`, 404 for a missing file.
 fn files_verdict(v: &str, count: usize) -> Result<(), String> {
     let (fields, content_type) = v.split_once("; type=").unwrap_or((v, ""));
-    let field = |name: &str| {
-        fields
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
-            .unwrap_or("")
-    };
+    let field = |name: &str| word(fields, name);
     let n = count.to_string();
     if field("files") == n
         && field("ok") == n
@@ -466,11 +468,7 @@ fn files_verdict(v: &str, count: usize) -> Result<(), String> {
 /// The load check: every request answered 2xx, and the service's grants and heap bytes in use
 /// back exactly where they were after the warm-up.
 fn load_verdict(v: &str, load: u64) -> Result<(), String> {
-    let field = |name: &str| {
-        v.split_whitespace()
-            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
-            .unwrap_or("")
-    };
+    let field = |name: &str| word(v, name);
     let same = |name: &str| {
         let value = field(name);
         matches!(value.split_once('/'), Some((a, b)) if !a.is_empty() && a == b)
