@@ -20,6 +20,7 @@
 //! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, dom0 maps).
 //! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
 //! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
+//! - [`xen_errno`]: [`xen_errno::XenErrno`], the one type of a Xen errno as a hypercall answers it.
 //!
 //! The kernel proper (`kernel`: boot, descriptor tables, serial, SVM, the domain's exit
 //! loop, the console backend) builds only for `x86_64-unknown-none`.
@@ -96,6 +97,7 @@ pub mod layout;
 pub mod npt;
 pub mod svm;
 pub mod time;
+pub mod xen_errno;
 
 #[cfg(target_os = "none")]
 pub mod kernel;

@@ -4,10 +4,11 @@
 use crate::builder::{self, DomainConfig};
 use crate::counters::Counters;
 use crate::cpuid::CpuidContext;
+use crate::dom0::ports::{PortTable, Service};
 use crate::frames::{FRAME_SIZE, Frames};
 use crate::guest::phys::PAGE_SIZE;
 use crate::hvlog;
-use crate::hypercall::{DomainParams, E820, XenState};
+use crate::hypercall::{DOM0_CONSOLE_PORT, DOM0_STORE_PORT, DomainParams, XenState};
 use crate::layout;
 use crate::npt::Npt;
 use crate::svm::emulate::EFER_SVME;
@@ -17,7 +18,7 @@ use crate::time::{Clock, TimeScale};
 use super::super::console::Console;
 use super::super::memory::{DomainMemory, HostTables, alloc_zeroed};
 use super::super::svm::{self, GuestRegs};
-use super::env::SharedPage;
+use super::env::SharedInfoView;
 use super::{Domain, DomainError};
 
 const HUGE: u64 = 2 << 20;
@@ -69,13 +70,16 @@ impl Domain {
             },
         )
         .map_err(DomainError::Build)?;
-        let mut e820 = [E820::default(); builder::layout::MEMMAP_ENTRIES];
-        for (slot, e) in e820.iter_mut().zip(built.layout.memmap()) {
-            *slot = E820 {
-                addr: e.addr,
-                size: e.size,
-                kind: e.type_,
-            };
+        let e820 = built.layout.memmap();
+        // Domain 0's ends of the store and console channels (XenState::new binds them).
+        let mut dom0_ports = PortTable::new();
+        for (port, service) in [
+            (DOM0_STORE_PORT, Service::Xenstored),
+            (DOM0_CONSOLE_PORT, Service::Console),
+        ] {
+            if let Err(e) = dom0_ports.register(port, service) {
+                hvlog!("dom0 port {port}: not registered ({e:?})");
+            }
         }
         hvlog!(
             "d{}: {} MiB RAM at host {ram:#x}, kernel {:#x}-{:#x}, entry {:#x}, start info {:#x}",
@@ -167,7 +171,7 @@ impl Domain {
             Some(l) => hvlog!("local APIC timer {} kHz (TSC calibration)", l.hz() / 1000),
             None => hvlog!("no local APIC timer: waits spin on the TSC"),
         }
-        let page = SharedPage::new(shared_info);
+        let page = SharedInfoView::new(shared_info);
         page.write_time(&clock, boot_tsc);
         match super::super::rtc::unix_seconds() {
             Some(now) => {
@@ -193,6 +197,7 @@ impl Domain {
             shared_info_gfn: None,
             vcpu_info: shared_info,
             e820,
+            dom0_ports,
             params: DomainParams {
                 domid: layout::DOMID,
                 console_pfn: layout::CONSOLE_PFN,

@@ -210,6 +210,7 @@ impl Domain {
             shared_info_gfn: &mut self.shared_info_gfn,
             vcpu_info: &mut self.vcpu_info,
             e820: &self.e820,
+            dom0_ports: &self.dom0_ports,
             console: &mut self.console,
             xenstore: &mut self.xenstore,
             grant_frames: &mut self.grant_frames,
