@@ -45,12 +45,11 @@ pub(super) fn grant_table_op(
                 return done(EFAULT);
             };
             let (status, nr, max) = st.grants.query_size(op.dom);
-            if status == g::GNTST_OKAY {
-                if write_field!(env, uop, g::GnttabQuerySize, nr_frames, nr).is_err()
-                    || write_field!(env, uop, g::GnttabQuerySize, max_nr_frames, max).is_err()
-                {
-                    return done(EFAULT);
-                }
+            if status == g::GNTST_OKAY
+                && (write_field!(env, uop, g::GnttabQuerySize, nr_frames, nr).is_err()
+                    || write_field!(env, uop, g::GnttabQuerySize, max_nr_frames, max).is_err())
+            {
+                return done(EFAULT);
             }
             written(write_field!(env, uop, g::GnttabQuerySize, status, status))
         }
