@@ -12,6 +12,7 @@ pub mod domain;
 pub mod exceptions;
 pub mod gdt;
 pub mod heap;
+pub mod host_frame;
 pub mod lapic;
 pub mod memory;
 pub mod rtc;

@@ -51,16 +51,16 @@ impl Domain {
             npt
         };
         let mut mem = DomainMemory { npt };
-        let xenstore = super::super::xenstore::Xenstore::new(
-            store,
-            &crate::dom0::toolstack::pvguest_info(
-                layout::STORE_EVTCHN,
-                layout::STORE_PFN,
-                layout::CONSOLE_EVTCHN,
-                layout::CONSOLE_PFN,
-            ),
-        )
-        .map_err(DomainError::Xenstore)?;
+        let store_info = crate::dom0::toolstack::pvguest_info(
+            layout::STORE_EVTCHN,
+            layout::STORE_PFN,
+            layout::CONSOLE_EVTCHN,
+            layout::CONSOLE_PFN,
+        );
+        // SAFETY: `store` is a page just allocated for this domain's store and never freed;
+        // hv reaches it only through the store's `HostFrame`.
+        let xenstore = unsafe { super::super::xenstore::Xenstore::new(store, &store_info) }
+            .map_err(DomainError::Xenstore)?;
         let built = builder::build(
             &mut mem,
             image,
@@ -212,7 +212,9 @@ impl Domain {
                 host_rdtscp: ext.edx & (1 << 27) != 0,
                 tsc_khz,
             },
-            console: Console::new(console, layout::DOMID),
+            // SAFETY: `console` is a page just allocated for this domain's console and never
+            // freed; hv reaches it only through the console's `HostFrame`.
+            console: unsafe { Console::new(console, layout::DOMID) },
             xenstore,
             xen: XenState::new(layout::DOMID),
             clock,
