@@ -337,3 +337,49 @@ const _: () = {
     assert!(unpadded_field_size(|v: netif::NetifExtraInfoHash| v) == 6);
     assert!(unpadded_field_size(|v: [u16; 3]| v) == 6);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::offset_of;
+
+    #[test]
+    fn a_struct_reads_from_exactly_its_bytes_and_views_back_as_them() {
+        let bytes = [0xf0, 0x7f, 0x01, 0x00, 0x03, 0x00, 0x00, 0x00];
+        let op = ev::EvtchnAllocUnbound::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            op,
+            ev::EvtchnAllocUnbound {
+                dom: 0x7ff0,
+                remote_dom: 1,
+                port: 3
+            }
+        );
+        assert_eq!(op.as_bytes(), &bytes);
+        assert_eq!(ev::EvtchnAllocUnbound::from_bytes(&bytes[..7]), None);
+        assert_eq!(ev::EvtchnAllocUnbound::from_bytes(&[0; 9]), None);
+        assert_eq!(ev::EvtchnAllocUnbound::zeroed().as_bytes(), &[0; 8]);
+        // Packed: 20 bytes, no padding.
+        let e = memory::E820Entry {
+            addr: 0x1000,
+            size: 0x2000,
+            type_: 2,
+        };
+        let back = memory::E820Entry::from_bytes(e.as_bytes()).unwrap();
+        assert_eq!((back.as_bytes().len(), { back.size }), (20, 0x2000));
+    }
+
+    #[test]
+    fn a_padded_struct_reads_its_fields_and_drops_its_padding() {
+        let mut bytes = [0xeeu8; size_of::<ev::EvtchnBindInterdomain>()];
+        let at = offset_of!(ev::EvtchnBindInterdomain, remote_dom);
+        bytes[at..at + 2].copy_from_slice(&7u16.to_ne_bytes());
+        let at = offset_of!(ev::EvtchnBindInterdomain, remote_port);
+        bytes[at..at + 4].copy_from_slice(&9u32.to_ne_bytes());
+        let op = ev::EvtchnBindInterdomain::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            (op.remote_dom, op.remote_port, op.local_port),
+            (7, 9, 0xeeee_eeee)
+        );
+    }
+}
