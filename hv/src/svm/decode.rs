@@ -7,8 +7,10 @@
 //!
 //! Why a small module rather than a crate such as `iced-x86`: hv needs lengths for a handful
 //! of opcodes now and, for MMIO emulation later, the operands of `mov`, `movzx` and `bt`; the
-//! general decoder brings tables for the whole ISA (hundreds of KiB in a kernel that is
-//! otherwise small) for instructions hv will never emulate. This module decodes the general
+//! general decoder brings tables for the whole ISA for instructions hv will never emulate.
+//! Measured here: `iced-x86` 1.22 with `default-features = false, features = ["decoder",
+//! "no_std"]` grew hv's `.text` from 219 KB to 330 KB (+50%) and added about 11 s to a clean
+//! release build of the kernel (and again to each check and clippy build). This module decodes the general
 //! structure for every form it accepts (legacy prefixes, REX, the 0F and 0F 38/3A maps,
 //! ModRM with SIB and displacements in 16-, 32- and 64-bit addressing) and names the opcodes
 //! hv handles, including the `mov`/`movzx`/`movsx`/`bt` forms, so MMIO emulation grows by
