@@ -12,9 +12,10 @@
 //! yields [`Notify::Dom0`] for the caller to act on.
 #![allow(clippy::cast_possible_truncation, reason = "NR_PORTS (4096) fits u32")]
 
-use crate::xen_errno::{XenErrno, xen_errno as err};
 use abi::errno::{XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_ENOSPC, XEN_EPERM, XEN_ESRCH};
 use abi::event_channel as ec;
+
+use crate::xen_errno::{XenErrno, xen_errno as err};
 
 /// xl's default `max_event_channels`: the highest port a domain may use.
 pub const MAX_PORT: u32 = 1023;

@@ -11,8 +11,9 @@
     reason = "Xen reads these fields as its C types do (unsigned int refs and indexes: the low 32 bits); map slots are few"
 )]
 
-use crate::xen_errno::{XenErrno, xen_errno as err};
 use abi::grant_table as g;
+
+use crate::xen_errno::{XenErrno, xen_errno as err};
 
 /// xl's default `max_grant_frames`.
 pub const MAX_FRAMES: u32 = 64;

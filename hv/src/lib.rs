@@ -14,9 +14,11 @@
 //! - [`npt`]: the nested page tables.
 //! - [`boot_info`], [`cmdline`], [`frames`]: what QEMU hands hv, its command line
 //!   (`<hv options> -- <guest command line>`), hv's frame allocator.
-//! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes.
+//! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes, and
+//!   the one x86 instruction decoder (`svm::decode`) that gives exits their lengths.
 //! - [`dom0`]: domain 0's services inside hv: the console backend, xenstored's ring
-//!   connection layer over the `xenstored` crate, and the keys Xen's toolstack writes.
+//!   connection layer over the `xenstored` crate, the keys Xen's toolstack writes, and the
+//!   port table that routes an event sent to domain 0 to the service owning the port.
 //! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, dom0 maps).
 //! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
 //! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
