@@ -9,7 +9,7 @@ use core::fmt::Write;
 use spin::Once;
 
 use crate::arch::upcall;
-use crate::arch::{boot, exceptions, gdt, paging, port::debugcon_write};
+use crate::arch::{self, boot, exceptions, gdt, port::debugcon_write};
 use crate::boot_info::{
     self, BootInfoError, CMDLINE_MAX, MemoryMapSource, MemoryRegion, PhysRead, RegionKind,
     StartInfo,
@@ -147,8 +147,8 @@ fn die_early(what: &str) -> ! {
 pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
     debugcon_write(b"pvguest: long mode\n");
     gdt::init();
-    exceptions::init();
-    let guard = paging::install_stack_guard();
+    exceptions::init(arch::fault);
+    let guard = boot::install_stack_guard();
 
     let Some(xen) = cpuid::discover() else {
         die_early("Xen CPUID leaves not found")

@@ -8,7 +8,8 @@
 
 extern crate alloc;
 
-pub mod boot_info;
+/// The start-info reader (pvh's; the `XENMEM_memory_map` fallback is in `kernel`).
+pub use pvh::boot_info;
 pub mod cmdline;
 pub mod memory;
 pub mod proto;

@@ -30,9 +30,9 @@ pub const ARITHMETIC_CHECKED_MODULES: [&str; 12] = [
     "abi/xenbus/src/xenstore/codec.rs",
     "abi/xenbus/src/xenstore/payload.rs",
     "abi/xenbus/src/xenstore/ring.rs",
-    "pvguest/src/boot_info.rs",
+    "abi/pvh/src/boot_info.rs",
+    "abi/pvh/src/frames.rs",
     "pvguest/src/memory/addr.rs",
-    "pvguest/src/memory/frames.rs",
     "pvguest/src/proto/evtchn.rs",
     "pvguest/src/proto/pvclock.rs",
 ];

@@ -6,12 +6,9 @@
     reason = "x86_64 register and descriptor code: the architecture takes the low bits (EAX, ECX, selectors), and usize is 64 bits"
 )]
 
-pub mod boot;
 pub mod console;
 pub mod domain;
-pub mod exceptions;
-pub mod gdt;
-pub mod heap;
+pub mod irq;
 pub mod lapic;
 pub mod memory;
 pub mod rtc;
@@ -21,4 +18,4 @@ pub mod svm;
 pub mod tsc;
 pub mod xenstore;
 
-pub use start::panic;
+pub use start::{HEAP, panic};

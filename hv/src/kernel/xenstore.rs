@@ -64,7 +64,7 @@ impl Xenstore {
     /// Serves the ring; whether to notify the domain.
     pub fn service(&mut self) -> bool {
         self.conn.service(&mut self.store, &mut self.page, &|| {
-            let (size, used) = super::heap::stats();
+            let (size, used) = super::HEAP.stats();
             used > size / 2
         })
     }

@@ -3,7 +3,7 @@
 //! grant frames, the memory map, the console backend and the clock.
 
 use crate::evtchn::EventWords;
-use crate::frames::{FRAME_SIZE, Frames};
+use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::grant::{self, GrantEnv};
 use crate::guest::phys::{GuestPhys, PAGE_SIZE};
 use crate::guest::walk::{self, PagingState};
@@ -156,7 +156,7 @@ impl EventWords for SharedPage {
 /// What a hypercall may touch.
 pub(super) struct Env<'a> {
     pub(super) mem: &'a mut DomainMemory,
-    pub(super) frames: &'a mut Frames,
+    pub(super) frames: &'a mut FrameAllocator,
     pub(super) paging: PagingState,
     pub(super) shared_info: u64,
     pub(super) shared_info_gfn: &'a mut Option<u64>,

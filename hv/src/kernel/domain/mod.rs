@@ -12,7 +12,7 @@ use core::fmt::Write;
 use crate::builder;
 use crate::counters::Counters;
 use crate::cpuid::CpuidContext;
-use crate::frames::Frames;
+use crate::frames::FrameAllocator;
 use crate::hvlog;
 use crate::hypercall::{DomainParams, E820, XenState};
 use crate::layout;
@@ -59,7 +59,7 @@ pub enum Ending {
 
 /// A domain and its one vCPU.
 pub struct Domain {
-    frames: Frames,
+    frames: FrameAllocator,
     mem: DomainMemory,
     vmcb: &'static mut Vmcb,
     regs: GuestRegs,
