@@ -51,7 +51,7 @@ pub struct Xenstore {
 impl Xenstore {
     /// The store with domain 0's home and the toolstack's keys of `info`'s domain, serving
     /// its page at host-physical `page` (a fresh page, set up here).
-    pub fn new(page: u64, info: &toolstack::DomainInfo<'_>) -> Result<Self, xenstored::Errno> {
+    pub fn new(page: u64, info: &toolstack::DomainInfo<'_>) -> Result<Self, xenstored::XsdError> {
         let mut store = Store::new();
         toolstack::write_dom0(&mut store)?;
         toolstack::write_domu(&mut store, info)?;

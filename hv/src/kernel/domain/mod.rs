@@ -34,7 +34,7 @@ pub enum DomainError {
     /// The domain builder refused the guest.
     Build(builder::BuildError),
     /// The toolstack's xenstore keys could not be written.
-    Xenstore(xenstored::Errno),
+    Xenstore(xenstored::XsdError),
 }
 
 impl core::fmt::Display for DomainError {
