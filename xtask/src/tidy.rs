@@ -193,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_6_cast_and_arithmetic_lints_are_on() {
+    fn cast_and_arithmetic_lints_are_on() {
         let manifest = read(&root().join("Cargo.toml"));
         let clippy = manifest
             .split("[workspace.lints.clippy]")
@@ -220,7 +220,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_3_platform_files_hold_no_unsafe() {
+    fn platform_files_hold_no_unsafe() {
         assert_eq!(
             unsafe_lines("// unsafe in a comment\nfn f() {}\n"),
             Vec::<usize>::new()
@@ -238,7 +238,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_7_every_rs_file_starts_with_a_doc_line() {
+    fn every_rs_file_starts_with_a_doc_line() {
         let mut files = Vec::new();
         files_under(&root(), ".rs", &mut files);
         assert!(
@@ -255,7 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_7_driver_and_shared_crates_forbid_unsafe() {
+    fn driver_and_shared_crates_forbid_unsafe() {
         let mut checked = 0;
         for dir in FORBID_UNSAFE_CRATES {
             let lib = root().join(dir).join("src").join("lib.rs");
@@ -278,7 +278,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_7_abi_has_no_dependencies() {
+    fn abi_has_no_dependencies() {
         let deps = non_dev_dependency_names(&read(&root().join("abi").join("Cargo.toml")));
         assert!(
             deps.is_empty(),
@@ -287,7 +287,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_7_nothing_but_pvguest_depends_on_pvguest() {
+    fn no_crate_depends_on_pvguest() {
         let mut manifests = Vec::new();
         files_under(&root(), "Cargo.toml", &mut manifests);
         assert!(
