@@ -15,8 +15,8 @@ use crate::boot_info::{
     StartInfo,
 };
 use crate::cmdline::Options;
-use crate::memory::frames::{FRAME_SIZE, FrameAllocator, FrameError, FreeRanges, PhysRange};
-use crate::memory::heap;
+use crate::memory::frames::{FRAME_SIZE, FrameAllocator, FreeRanges, PhysRange};
+use crate::memory::{global, heap};
 use crate::selftest;
 use crate::xen::console::{self, EmergencyWriter};
 use crate::xen::cpuid::{self, XenCpuid};
@@ -66,18 +66,6 @@ impl BootState {
 }
 
 static BOOT: Once<BootState> = Once::new();
-
-/// The frames left after boot (grant-table frames and other long-lived pages come from here).
-static FRAMES: spin::Mutex<Option<FrameAllocator>> = spin::Mutex::new(None);
-
-/// Allocates `frames` contiguous free frames (never returned); their physical address.
-pub fn allocate_frames(frames: u64) -> Result<u64, FrameError> {
-    FRAMES
-        .lock()
-        .as_mut()
-        .ok_or(FrameError::OutOfMemory { frames })?
-        .allocate(frames)
-}
 
 /// The boot state (None until boot has set up memory).
 pub fn boot_state() -> Option<&'static BootState> {
@@ -391,7 +379,9 @@ fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> 
     );
 
     let free_after_heap = frames.free_bytes();
-    *FRAMES.lock() = Some(frames);
+    if global::install(frames).is_err() {
+        return Err("the frame allocator was handed over twice");
+    }
     Ok(BootState {
         start_info: info,
         cpuid,
