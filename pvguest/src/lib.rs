@@ -1,18 +1,21 @@
 //! `pvguest`: a library OS for Xen PVH guests.
 //!
 //! Protocol logic lives in [`proto`] and the other host-testable modules ([`boot_info`],
-//! [`cmdline`], [`memory::frames`], [`selftest::report`]); the kernel proper (boot, paging,
-//! exceptions and the event upcall, hypercalls, console, heap, time, event channels, grant
-//! tables, xenstore) is compiled only for `x86_64-unknown-none`.
+//! [`cmdline`], [`vbd`], [`memory::frames`], [`memory::global`], [`durable::storm`],
+//! [`selftest::report`]); the kernel proper (boot, paging, exceptions and the event upcall,
+//! hypercalls, console, heap, time, event channels, grant tables, xenstore) is compiled only
+//! for `x86_64-unknown-none`.
 #![cfg_attr(target_os = "none", no_std)]
 
 extern crate alloc;
 
 pub mod boot_info;
 pub mod cmdline;
+pub mod durable;
 pub mod memory;
 pub mod proto;
 pub mod selftest;
+pub mod vbd;
 
 #[cfg(target_os = "none")]
 pub mod app;
@@ -20,8 +23,6 @@ pub mod app;
 pub mod arch;
 #[cfg(target_os = "none")]
 pub mod disk;
-#[cfg(target_os = "none")]
-pub mod durable;
 #[cfg(target_os = "none")]
 pub mod kernel;
 #[cfg(target_os = "none")]
