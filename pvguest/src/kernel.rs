@@ -1,8 +1,9 @@
 //! The boot sequence after the switch to long mode: descriptor tables, Xen discovery,
 //! console, start info, memory, heap; then event channels (upcall vector, `VIRQ_TIMER`,
-//! event-driven console waits), the grant table and xenstore; then the self-tests or the
-//! application. Self-test runs bring the event, grant and xenstore set-up up only when a group
-//! needs it ([`ensure_platform`]): the `boot` group runs before it.
+//! event-driven console waits), the grant table and xenstore. [`boot()`] returns what it found;
+//! the caller (the binary's entry) then runs the self-tests or the application. Self-test runs
+//! bring the event, grant and xenstore set-up up only when a group needs it
+//! ([`ensure_platform`]): the `boot` group runs before it.
 
 use core::fmt::Write;
 
@@ -17,7 +18,6 @@ use crate::boot_info::{
 use crate::cmdline::Options;
 use crate::memory::frames::{FRAME_SIZE, FrameAllocator, FreeRanges, PhysRange};
 use crate::memory::{global, heap};
-use crate::selftest;
 use crate::xen::console::{self, EmergencyWriter};
 use crate::xen::cpuid::{self, XenCpuid};
 use crate::xen::{events, grant_table, hypercall, shared_info, shutdown, time, xenstore};
@@ -131,8 +131,10 @@ fn die_early(what: &str) -> ! {
     }
 }
 
-/// The Rust entry, called once by the boot stub with the start info's physical address.
-pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
+/// The boot sequence, run once by the binary's entry with the start info's physical address:
+/// returns what boot found, with the platform up unless only self-tests run (they bring up
+/// what they need) and after any `selftest-fault=` (which does not return).
+pub fn boot(start_info_paddr: u32) -> &'static BootState {
     debugcon_write(b"pvguest: long mode\n");
     gdt::init();
     exceptions::init();
@@ -192,20 +194,7 @@ pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
     if let Some(kind) = opts.fault {
         raise_fault(kind);
     }
-    if opts.selftest.is_some() {
-        match selftest::run::run(&opts) {
-            // A durable-storage run may follow passed self-tests (on the disk they left open).
-            selftest::report::Outcome::AllPassed if crate::durable::requested(state.cmdline()) => {
-                crate::durable::run(state.cmdline(), selftest::blk::take_rw_disk())
-            }
-            selftest::report::Outcome::AllPassed => shutdown::poweroff(),
-            selftest::report::Outcome::SomeFailed => shutdown::crash(),
-        }
-    }
-    if crate::durable::requested(state.cmdline()) {
-        crate::durable::run(state.cmdline(), None);
-    }
-    crate::app::main()
+    state
 }
 
 static EVENTS: Once<bool> = Once::new();

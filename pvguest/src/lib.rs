@@ -5,6 +5,11 @@
 //! [`selftest::report`]); the kernel proper (boot, paging, exceptions and the event upcall,
 //! hypercalls, console, heap, time, event channels, grant tables, xenstore) is compiled only
 //! for `x86_64-unknown-none`.
+//!
+//! Floors point down: the machine layer (`arch`) and the platform (`xen`) never import the
+//! boot sequence (`kernel`), which imports neither the application (`app`, `durable`) nor the
+//! self-tests (`selftest`); the binary's entry (`main.rs`) runs the boot sequence, then hands
+//! control to one of them. xtask's tidy test keeps the top-level modules free of import cycles.
 #![cfg_attr(target_os = "none", no_std)]
 
 extern crate alloc;

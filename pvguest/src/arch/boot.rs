@@ -139,14 +139,13 @@ pvh_start32:
     mov $boot_stack_top, %rsp
     xor %ebp, %ebp
     mov %esi, %edi              /* arg 0: start info physical address */
-    call {kernel_start}
+    call kernel_start           /* the kernel's Rust entry, by name: the binary defines it */
 4:  hlt
     jmp 4b
     .popsection
 "#,
     note_type = const XEN_ELFNOTE_PHYS32_ENTRY,
     stack_size = const BOOT_STACK_SIZE,
-    kernel_start = sym crate::kernel::start,
     options(att_syntax)
 );
 
