@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod imports;
+
 /// Crates that must be `#![forbid(unsafe_code)]`: drivers and shared logic see the platform
 /// only through small traits (ARCHITECTURE.md's invariants).
 pub const FORBID_UNSAFE_CRATES: [&str; 4] = ["netfront", "blkfront", "abi/xenbus", "abi/xenstored"];
@@ -36,6 +38,11 @@ pub const ARITHMETIC_CHECKED_MODULES: [&str; 12] = [
     "pvguest/src/proto/evtchn.rs",
     "pvguest/src/proto/pvclock.rs",
 ];
+
+/// Crates whose top-level modules must import one another in no cycle (floors point down
+/// inside a crate too: in `pvguest` the platform never imports the boot sequence, and the boot
+/// sequence imports neither the application nor the self-tests).
+pub const ACYCLIC_CRATES: [&str; 2] = ["pvguest", "hv"];
 
 /// The cast lints the workspace turns on for every crate.
 pub const CAST_LINTS: [&str; 3] = [
@@ -193,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_6_cast_and_arithmetic_lints_are_on() {
+    fn cast_and_arithmetic_lints_are_on() {
         let manifest = read(&root().join("Cargo.toml"));
         let clippy = manifest
             .split("[workspace.lints.clippy]")
@@ -220,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_3_platform_files_hold_no_unsafe() {
+    fn platform_files_hold_no_unsafe() {
         assert_eq!(
             unsafe_lines("// unsafe in a comment\nfn f() {}\n"),
             Vec::<usize>::new()
@@ -238,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_7_every_rs_file_starts_with_a_doc_line() {
+    fn every_rs_file_starts_with_a_doc_line() {
         let mut files = Vec::new();
         files_under(&root(), ".rs", &mut files);
         assert!(
@@ -255,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_7_driver_and_shared_crates_forbid_unsafe() {
+    fn driver_and_shared_crates_forbid_unsafe() {
         let mut checked = 0;
         for dir in FORBID_UNSAFE_CRATES {
             let lib = root().join(dir).join("src").join("lib.rs");
@@ -278,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_7_abi_has_no_dependencies() {
+    fn abi_has_no_dependencies() {
         let deps = non_dev_dependency_names(&read(&root().join("abi").join("Cargo.toml")));
         assert!(
             deps.is_empty(),
@@ -287,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_7_nothing_but_pvguest_depends_on_pvguest() {
+    fn no_crate_depends_on_pvguest() {
         let mut manifests = Vec::new();
         files_under(&root(), "Cargo.toml", &mut manifests);
         assert!(
@@ -301,5 +308,39 @@ mod tests {
             .map(|m| m.strip_prefix(root()).unwrap_or(m).display().to_string())
             .collect();
         assert!(bad.is_empty(), "these depend on pvguest: {bad:?}");
+    }
+
+    #[test]
+    fn top_level_modules_import_in_no_cycle() {
+        for krate in ACYCLIC_CRATES {
+            let src = root().join(krate).join("src");
+            let graph =
+                imports::crate_graph(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+            assert!(
+                graph.len() >= 5,
+                "{krate}: only {} top-level modules found",
+                graph.len()
+            );
+            if let Some(cycle) = imports::find_cycle(&imports::arrows(&graph)) {
+                let mut why = String::new();
+                for pair in cycle.windows(2) {
+                    let sites: Vec<String> = graph[&pair[0]][&pair[1]]
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect();
+                    why.push_str(&format!(
+                        "\n  {} -> {}: {}",
+                        pair[0],
+                        pair[1],
+                        sites.join(", ")
+                    ));
+                }
+                panic!(
+                    "{krate}: import cycle {}{why}\n\nall arrows:\n{}",
+                    cycle.join(" -> "),
+                    imports::render(&graph)
+                );
+            }
+        }
     }
 }

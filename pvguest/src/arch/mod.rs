@@ -1,10 +1,8 @@
-//! x86_64 machine layer: pvh's (the PVH entry with pvguest's stack and entry function,
-//! descriptor tables, exception stubs, port I/O) plus what is Xen's: the fault handler's
-//! report (emergency console, then a crashed domain), the debug console port 0xE9, the
-//! event-channel upcall stub and idle (`sti; hlt`). The only place that touches control
-//! registers and descriptor tables.
-
-use core::fmt::Write;
+//! x86_64 machine layer: pvh's (descriptor tables, exception stubs, port I/O; the PVH entry
+//! itself is expanded in `main.rs` with [`BOOT_STACK_SIZE`] and the binary's entry function)
+//! plus the debug console port 0xE9, the event-channel upcall stub and idle (`sti; hlt`). The
+//! only place that touches control registers and descriptor tables; it imports nothing of the
+//! kernel above it (the fault handler is passed to [`exceptions::init`] by the boot sequence).
 
 pub use pvh::{boot, exceptions, gdt};
 
@@ -12,15 +10,6 @@ pub mod upcall;
 
 /// Size of the boot stack (the kernel's only stack); an unmapped guard page lies below it.
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;
-
-pvh::pvh_entry!(stack_size = BOOT_STACK_SIZE, entry = crate::kernel::start);
-
-/// The CPU exception handler given to [`exceptions::init`]: prints the fault through the
-/// emergency console writer and shuts the domain down with reason crash.
-pub fn fault(fault: &exceptions::Fault<'_>) -> ! {
-    let _ = writeln!(crate::xen::console::EmergencyWriter, "EXCEPTION {fault}");
-    crate::xen::shutdown::crash()
-}
 
 /// Port I/O: pvh's, and Xen's guest debug port 0xE9.
 pub mod port {

@@ -1,8 +1,10 @@
 //! Physical memory: free-range computation and the frame allocator (pvh's, host-testable),
-//! the checked address conversions, and the kernel heap (kernel only).
+//! the checked address conversions, the kernel's one allocator instance, and the kernel heap
+//! (kernel only).
 
 pub mod addr;
 pub use pvh::frames;
+pub mod global;
 
 /// The kernel heap: pvh's locked heap as the `#[global_allocator]`, over one region the boot
 /// sequence takes from the frame allocator.
