@@ -119,7 +119,7 @@ mod tests {
     };
 
     #[test]
-    fn a0b_4_byte_ring_sizes_and_slots() {
+    fn sizes_must_be_powers_of_two_and_slots_wrap() {
         assert_eq!(ByteRing::new(1000), None);
         assert_eq!(ByteRing::new(0), None);
         assert_eq!(RING.size(), 1024);
@@ -129,7 +129,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_4_byte_ring_refuses_corrupt_indexes() {
+    fn impossible_indexes_are_refused_as_corrupt() {
         assert_eq!(RING.used(0, 1024), Ok(1024));
         assert_eq!(RING.used(0, 1025), Err(CorruptIndexes { used: 1025 }));
         // prod behind cons: a huge wrapped difference.
@@ -142,7 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_4_byte_ring_transfers_wrap_at_the_end_and_at_u32_max() {
+    fn transfers_split_at_the_ring_end_and_wrap_at_u32_max() {
         // 10 bytes written at slot 1020: 4 at the end, 6 from slot 0.
         let t = RING.produce(1000, 1020, 10).unwrap();
         assert_eq!(

@@ -108,7 +108,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_5_evtchn_structs_pair_with_their_numbers() {
+    fn each_evtchnop_number_has_exactly_one_struct() {
         assert_eq!(<ev::EvtchnSend as EvtchnOp>::CMD, 4);
         assert_eq!(<ev::EvtchnAllocUnbound as EvtchnOp>::CMD, 6);
         assert_eq!(<ev::EvtchnUnmask as EvtchnOp>::CMD, 9);
@@ -133,7 +133,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_5_gnttab_structs_pair_with_their_numbers() {
+    fn each_gnttabop_number_has_exactly_one_struct() {
         assert_eq!(<gt::GnttabCopy as GnttabOp>::CMD, 5);
         assert_eq!(<gt::GnttabQuerySize as GnttabOp>::CMD, 6);
         assert_dense(&mut [

@@ -8,7 +8,7 @@ proptest! {
     /// start anywhere in `u32`: the bytes come out in order, none lost or repeated, and
     /// every slot is inside the ring.
     #[test]
-    fn a0b_4_byte_ring_model(
+    fn transfers_match_a_model_of_the_ring_from_any_start_index(
         start in any::<u32>(),
         size_log in 2u32..8,
         steps in proptest::collection::vec((any::<bool>(), 0usize..300), 0..60),

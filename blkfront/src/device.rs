@@ -31,7 +31,7 @@ use alloc::vec::Vec;
 use xenbus::frontend::Frontend;
 use xenbus::grant::{GrantAccess, GrantError, GrantedPage};
 use xenbus::xenstore::{TxId, XsClient, XsTransport};
-use xenbus::{EventChannel, Instant, PageProvider, Port};
+use xenbus::{EventChannel, Instant, PageProvider, Platform, Port};
 
 /// Bytes of one data page (one segment).
 const PAGE: usize = 4096;
@@ -41,17 +41,6 @@ const SECTOR_BYTES: usize = 512;
 pub const MAX_REQUEST_BYTES: usize = BLKIF_MAX_SEGMENTS_PER_REQUEST * PAGE;
 /// Attempts at the transaction that publishes the ring.
 const TRANSACTION_ATTEMPTS: u32 = 8;
-
-/// What the platform gives the device: pages, grants and its event channel.
-#[derive(Debug)]
-pub struct Platform<P, G, E> {
-    /// Where ring and data pages come from.
-    pub pages: P,
-    /// The grant table.
-    pub grants: G,
-    /// Event channels.
-    pub events: E,
-}
 
 /// Identifies a submitted request until it completes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -27,6 +27,7 @@ pub mod info;
 #[cfg(test)]
 mod tests;
 
-pub use device::{BlkStats, Blkfront, Completion, MAX_REQUEST_BYTES, Platform, RequestId};
+pub use device::{BlkStats, Blkfront, Completion, MAX_REQUEST_BYTES, RequestId};
 pub use error::{BadResponse, BlkError};
 pub use info::{DiskInfo, FlushMode};
+pub use xenbus::Platform;

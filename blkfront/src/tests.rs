@@ -7,7 +7,7 @@
     reason = "test fixtures: small known sizes and indexes, on 64-bit hosts only"
 )]
 
-use crate::device::{Blkfront, Platform};
+use crate::device::Blkfront;
 use crate::error::{BadResponse, BlkError};
 use crate::info::FlushMode;
 use abi::io::blkif::{
@@ -23,6 +23,7 @@ use std::format;
 use std::rc::Rc;
 use std::string::{String, ToString};
 use std::vec::Vec;
+use xenbus::Platform;
 use xenbus::grant::{GrantAccess, GrantError, GrantTable, GrantedPage};
 use xenbus::testing::{FakeEvents, FakeGrantEntries, FakeXenstored, HostMemory, Store};
 use xenbus::xenstore::XsClient;

@@ -12,8 +12,9 @@
 //! - [`cpuid`]: Xen's CPUID leaves from 0x40000000.
 //! - [`hypercall`]: hypercall dispatch and Xen's answers.
 //! - [`npt`]: the nested page tables.
-//! - [`boot_info`], [`cmdline`], [`frames`]: what QEMU hands hv, its command line
-//!   (`<hv options> -- <guest command line>`), hv's frame allocator.
+//! - [`cmdline`]: hv's command line (`<hv options> -- <guest command line>`). What QEMU
+//!   hands hv (the start info) is read by the `pvh` crate's `boot_info`, and hv's frames come
+//!   from its frame allocator ([`frames`], re-exported).
 //! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes, and
 //!   the one x86 instruction decoder (`svm::decode`) that gives exits their lengths.
 //! - [`dom0`]: domain 0's services inside hv: the console backend, xenstored's ring
@@ -84,14 +85,14 @@
 
 extern crate alloc;
 
-pub mod boot_info;
 pub mod builder;
 pub mod cmdline;
 pub mod counters;
 pub mod cpuid;
 pub mod dom0;
 pub mod evtchn;
-pub mod frames;
+/// The frame allocator (pvh's, shared with pvguest).
+pub use pvh::frames;
 pub mod grant;
 pub mod guest;
 pub mod hypercall;

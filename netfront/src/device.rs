@@ -34,24 +34,13 @@ use alloc::vec::Vec;
 use xenbus::frontend::{Frontend, XenbusError};
 use xenbus::grant::{GrantAccess, GrantedPage};
 use xenbus::xenstore::{TxId, XsClient, XsTransport};
-use xenbus::{DomId, EventChannel, Instant, PageProvider, Port};
+use xenbus::{DomId, EventChannel, Instant, PageProvider, Platform, Port};
 
 /// Attempts at the transaction that publishes the rings.
 const TRANSACTION_ATTEMPTS: u32 = 8;
 /// Staged tx requests that make [`Netfront::send`] publish them itself (a caller that forgets
 /// [`Netfront::flush`] still makes progress).
 const TX_PUSH_BATCH: u32 = 64;
-
-/// What the platform gives the device: pages, grants and its event channel.
-#[derive(Debug)]
-pub struct Platform<P, G, E> {
-    /// Where ring and buffer pages come from.
-    pub pages: P,
-    /// The grant table.
-    pub grants: G,
-    /// Event channels.
-    pub events: E,
-}
 
 /// How many buffers the device keeps (each a granted page or part of one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -33,5 +33,6 @@ pub mod tx;
 mod tests;
 
 pub use config::{MacAddress, VifConfig};
-pub use device::{Config, NetStats, Netfront, Platform};
+pub use device::{Config, NetStats, Netfront};
 pub use error::{BadResponse, NetError};
+pub use xenbus::Platform;

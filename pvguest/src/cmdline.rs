@@ -1,4 +1,5 @@
-//! The guest command line: which self-test groups run, and which test is forced to fail.
+//! The guest command line: which self-test groups run, which test is forced to fail, and any
+//! other `key=value` option by name.
 //!
 //! Options are whitespace-separated `key=value` words; unknown words are ignored (the
 //! toolstack and users may pass options meant for later parts of the kernel). `note=<text>`
@@ -43,14 +44,18 @@ impl<'a> Options<'a> {
     }
 }
 
+/// The value of `key=` on the command line (the last one wins).
+pub fn option<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+    cmdline
+        .split_ascii_whitespace()
+        .filter_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .next_back()
+}
+
 /// `kv-region=<start>+<len>` (bytes): where the application's key-value store lives on its
 /// disk (`Ok(None)` without the option: the whole disk). A later occurrence wins.
 pub fn kv_region(cmdline: &str) -> Result<Option<(u64, u64)>, alloc::string::String> {
-    let Some(value) = cmdline
-        .split_ascii_whitespace()
-        .filter_map(|w| w.strip_prefix("kv-region="))
-        .next_back()
-    else {
+    let Some(value) = option(cmdline, "kv-region") else {
         return Ok(None);
     };
     value
@@ -83,6 +88,18 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn option_is_the_last_value_of_its_key() {
+        let cmdline = "selftest=blk blk-expect=xvda:1048576:r,xvdb:4194304:w x=1";
+        assert_eq!(
+            option(cmdline, "blk-expect"),
+            Some("xvda:1048576:r,xvdb:4194304:w")
+        );
+        assert_eq!(option(cmdline, "blk"), None);
+        assert_eq!(option("a=1 a=2", "a"), Some("2"));
+        assert_eq!(option("a", "a"), None);
+    }
 
     #[test]
     fn parses_groups_and_injection() {

@@ -9,7 +9,7 @@ use blkfront::{BlkError, Blkfront, MAX_REQUEST_BYTES};
 use storage::BlockDevice;
 use xenbus::{Instant, frontend};
 
-use crate::selftest::blk_expect::xvd_devid;
+use crate::vbd::xvd_devid;
 use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
 use crate::xen::{time, xenstore};
 

@@ -1,23 +1,23 @@
 //! The boot sequence after the switch to long mode: descriptor tables, Xen discovery,
 //! console, start info, memory, heap; then event channels (upcall vector, `VIRQ_TIMER`,
-//! event-driven console waits), the grant table and xenstore; then the self-tests or the
-//! application. Self-test runs bring the event, grant and xenstore set-up up only when a group
-//! needs it ([`ensure_platform`]): the `boot` group runs before it.
+//! event-driven console waits), the grant table and xenstore. [`boot()`] returns what it found;
+//! the caller (the binary's entry) then runs the self-tests or the application. Self-test runs
+//! bring the event, grant and xenstore set-up up only when a group needs it
+//! ([`ensure_platform`]): the `boot` group runs before it.
 
 use core::fmt::Write;
 
 use spin::Once;
 
 use crate::arch::upcall;
-use crate::arch::{boot, exceptions, gdt, paging, port::debugcon_write};
+use crate::arch::{boot, exceptions, gdt, port::debugcon_write};
 use crate::boot_info::{
     self, BootInfoError, CMDLINE_MAX, MemoryMapSource, MemoryRegion, PhysRead, RegionKind,
     StartInfo,
 };
 use crate::cmdline::Options;
-use crate::memory::frames::{FRAME_SIZE, FrameAllocator, FrameError, FreeRanges, PhysRange};
-use crate::memory::heap;
-use crate::selftest;
+use crate::memory::frames::{FRAME_SIZE, FrameAllocator, FreeRanges, PhysRange};
+use crate::memory::{global, heap};
 use crate::xen::console::{self, EmergencyWriter};
 use crate::xen::cpuid::{self, XenCpuid};
 use crate::xen::{events, grant_table, hypercall, shared_info, shutdown, time, xenstore};
@@ -66,18 +66,6 @@ impl BootState {
 }
 
 static BOOT: Once<BootState> = Once::new();
-
-/// The frames left after boot (grant-table frames and other long-lived pages come from here).
-static FRAMES: spin::Mutex<Option<FrameAllocator>> = spin::Mutex::new(None);
-
-/// Allocates `frames` contiguous free frames (never returned); their physical address.
-pub fn allocate_frames(frames: u64) -> Result<u64, FrameError> {
-    FRAMES
-        .lock()
-        .as_mut()
-        .ok_or(FrameError::OutOfMemory { frames })?
-        .allocate(frames)
-}
 
 /// The boot state (None until boot has set up memory).
 pub fn boot_state() -> Option<&'static BootState> {
@@ -143,12 +131,14 @@ fn die_early(what: &str) -> ! {
     }
 }
 
-/// The Rust entry, called once by the boot stub with the start info's physical address.
-pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
+/// The boot sequence, run once by the binary's entry with the start info's physical address:
+/// returns what boot found, with the platform up unless only self-tests run (they bring up
+/// what they need) and after any `selftest-fault=` (which does not return).
+pub fn boot(start_info_paddr: u32) -> &'static BootState {
     debugcon_write(b"pvguest: long mode\n");
     gdt::init();
-    exceptions::init();
-    let guard = paging::install_stack_guard();
+    exceptions::init(shutdown::fault);
+    let guard = boot::install_stack_guard();
 
     let Some(xen) = cpuid::discover() else {
         die_early("Xen CPUID leaves not found")
@@ -204,20 +194,7 @@ pub(crate) extern "C" fn start(start_info_paddr: u32) -> ! {
     if let Some(kind) = opts.fault {
         raise_fault(kind);
     }
-    if opts.selftest.is_some() {
-        match selftest::run::run(&opts) {
-            // A durable-storage run may follow passed self-tests (on the disk they left open).
-            selftest::report::Outcome::AllPassed if crate::durable::requested(state.cmdline()) => {
-                crate::durable::run(state.cmdline(), selftest::blk::take_rw_disk())
-            }
-            selftest::report::Outcome::AllPassed => shutdown::poweroff(),
-            selftest::report::Outcome::SomeFailed => shutdown::crash(),
-        }
-    }
-    if crate::durable::requested(state.cmdline()) {
-        crate::durable::run(state.cmdline(), None);
-    }
-    crate::app::main()
+    state
 }
 
 static EVENTS: Once<bool> = Once::new();
@@ -391,7 +368,9 @@ fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> 
     );
 
     let free_after_heap = frames.free_bytes();
-    *FRAMES.lock() = Some(frames);
+    if global::install(frames).is_err() {
+        return Err("the frame allocator was handed over twice");
+    }
     Ok(BootState {
         start_info: info,
         cpuid,

@@ -111,7 +111,7 @@ mod tests {
     use super::{KERNEL_TARGET, target_installed};
 
     #[test]
-    fn a0b_8_missing_kernel_target_is_detected() {
+    fn missing_kernel_target_is_detected() {
         let sysroot = std::env::temp_dir().join(format!("xtask-sysroot-{}", std::process::id()));
         let lib = sysroot.join("lib/rustlib").join(KERNEL_TARGET).join("lib");
         assert!(!target_installed(&sysroot, KERNEL_TARGET));

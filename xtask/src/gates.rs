@@ -8,10 +8,11 @@ use crate::build::{KERNEL_TARGET, cargo, workspace_root};
 use crate::tally::Tally;
 
 /// Crates that are built for the bare-metal kernel target too.
-const KERNEL_TARGET_CRATES: [&str; 9] = [
+const KERNEL_TARGET_CRATES: [&str; 10] = [
     "abi",
     "xenbus",
     "xenstored",
+    "pvh",
     "pvguest",
     "httpd",
     "storage",

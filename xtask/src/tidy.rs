@@ -6,9 +6,54 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod imports;
+
 /// Crates that must be `#![forbid(unsafe_code)]`: drivers and shared logic see the platform
 /// only through small traits (ARCHITECTURE.md's invariants).
-pub const FORBID_UNSAFE_CRATES: [&str; 4] = ["netfront", "blkfront", "abi/xenbus", "abi/xenstored"];
+pub const FORBID_UNSAFE_CRATES: [&str; 6] = [
+    "netfront",
+    "blkfront",
+    "abi/xenbus",
+    "abi/xenstored",
+    "pvguest/httpd",
+    "pvguest/storage",
+];
+
+/// The crate folders whose codemap heading in ARCHITECTURE.md (`### \`<folder>/\` (...)`)
+/// says `forbid(unsafe_code)`, in the order they appear.
+pub fn codemap_forbid_unsafe_dirs(architecture: &str) -> Vec<String> {
+    architecture
+        .lines()
+        .filter(|l| l.starts_with("### `") && l.contains("forbid(unsafe_code)"))
+        .filter_map(|l| l.split('`').nth(1))
+        .map(|dir| dir.trim_end_matches('/').to_string())
+        .collect()
+}
+
+/// The crate names ARCHITECTURE.md's invariant "`a`, `b` and `c` contain no `unsafe`" lists.
+pub fn invariant_no_unsafe_crates(architecture: &str) -> Vec<String> {
+    architecture
+        .lines()
+        .find_map(|l| l.split_once("contain no `unsafe`").map(|(names, _)| names))
+        .map(|names| {
+            names
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `name = "..."` of a manifest's `[package]`.
+pub fn package_name(manifest: &str) -> Option<String> {
+    let package = manifest.split("[package]").nth(1)?;
+    package.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        (key.trim() == "name").then(|| value.trim().trim_matches('"').to_string())
+    })
+}
 
 /// Files of `pvguest/src/xen/` that reach shared memory only through `shared_page.rs` and so
 /// hold no `unsafe` of their own (ARCHITECTURE.md: unsafe lives in thin named layers).
@@ -30,12 +75,17 @@ pub const ARITHMETIC_CHECKED_MODULES: [&str; 12] = [
     "abi/xenbus/src/xenstore/codec.rs",
     "abi/xenbus/src/xenstore/payload.rs",
     "abi/xenbus/src/xenstore/ring.rs",
-    "pvguest/src/boot_info.rs",
+    "abi/pvh/src/boot_info.rs",
+    "abi/pvh/src/frames.rs",
     "pvguest/src/memory/addr.rs",
-    "pvguest/src/memory/frames.rs",
     "pvguest/src/proto/evtchn.rs",
     "pvguest/src/proto/pvclock.rs",
 ];
+
+/// Crates whose top-level modules must import one another in no cycle (floors point down
+/// inside a crate too: in `pvguest` the platform never imports the boot sequence, and the boot
+/// sequence imports neither the application nor the self-tests).
+pub const ACYCLIC_CRATES: [&str; 2] = ["pvguest", "hv"];
 
 /// The cast lints the workspace turns on for every crate.
 pub const CAST_LINTS: [&str; 3] = [
@@ -149,18 +199,29 @@ fn files_under(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Whether `dir` (relative to the root) is a workspace member.
-fn is_member(dir: &str) -> bool {
-    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap_or_default();
-    manifest.contains(&format!("\"{dir}\""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn read(path: &Path) -> String {
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn architecture_claims_are_read_from_planted_text() {
+        let text = "### `a/b/` (crate `b`: no_std, `forbid(unsafe_code)`)\n\
+                    ### `c/` (kernel)\n\
+                    - `x`, `y` and `z` contain no `unsafe`\n  (`#![forbid(unsafe_code)]`)\n";
+        assert_eq!(codemap_forbid_unsafe_dirs(text), ["a/b"]);
+        assert_eq!(invariant_no_unsafe_crates(text), ["x", "y", "z"]);
+        assert_eq!(
+            invariant_no_unsafe_crates("nothing here"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            package_name("[package]\nname = \"pvh\"\n[dependencies]\nname = \"no\"\n"),
+            Some("pvh".to_string())
+        );
     }
 
     #[test]
@@ -193,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_6_cast_and_arithmetic_lints_are_on() {
+    fn cast_and_arithmetic_lints_are_on() {
         let manifest = read(&root().join("Cargo.toml"));
         let clippy = manifest
             .split("[workspace.lints.clippy]")
@@ -220,7 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_3_platform_files_hold_no_unsafe() {
+    fn platform_files_hold_no_unsafe() {
         assert_eq!(
             unsafe_lines("// unsafe in a comment\nfn f() {}\n"),
             Vec::<usize>::new()
@@ -238,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_7_every_rs_file_starts_with_a_doc_line() {
+    fn every_rs_file_starts_with_a_doc_line() {
         let mut files = Vec::new();
         files_under(&root(), ".rs", &mut files);
         assert!(
@@ -255,30 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_7_driver_and_shared_crates_forbid_unsafe() {
-        let mut checked = 0;
-        for dir in FORBID_UNSAFE_CRATES {
-            let lib = root().join(dir).join("src").join("lib.rs");
-            if !lib.exists() && !is_member(dir) {
-                // `abi/xenstored` is being added on another branch: checked once it exists
-                // (a member without its lib.rs fails below).
-                continue;
-            }
-            assert!(
-                lib.exists(),
-                "{dir} is a workspace member but has no src/lib.rs"
-            );
-            assert!(
-                forbids_unsafe(&read(&lib)),
-                "{dir}/src/lib.rs does not declare #![forbid(unsafe_code)]"
-            );
-            checked += 1;
-        }
-        assert!(checked >= 3, "only {checked} crates checked");
-    }
-
-    #[test]
-    fn a0b_7_abi_has_no_dependencies() {
+    fn abi_has_no_dependencies() {
         let deps = non_dev_dependency_names(&read(&root().join("abi").join("Cargo.toml")));
         assert!(
             deps.is_empty(),
@@ -287,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_7_nothing_but_pvguest_depends_on_pvguest() {
+    fn no_crate_depends_on_pvguest_or_hv() {
         let mut manifests = Vec::new();
         files_under(&root(), "Cargo.toml", &mut manifests);
         assert!(
@@ -297,10 +335,112 @@ mod tests {
         );
         let bad: Vec<_> = manifests
             .iter()
-            .filter(|m| dependency_names(&read(m)).iter().any(|d| d == "pvguest"))
+            .filter(|m| {
+                dependency_names(&read(m))
+                    .iter()
+                    .any(|d| d == "pvguest" || d == "hv")
+            })
             .map(|m| m.strip_prefix(root()).unwrap_or(m).display().to_string())
             .collect();
-        assert!(bad.is_empty(), "these depend on pvguest: {bad:?}");
+        assert!(bad.is_empty(), "these depend on pvguest or hv: {bad:?}");
+    }
+
+    /// ARCHITECTURE.md's codemap and its invariant name the same crates as forbidding unsafe,
+    /// and each of them does: the document and the tree cannot drift apart.
+    #[test]
+    fn every_crate_architecture_md_says_forbids_unsafe_does() {
+        let architecture = read(&root().join("ARCHITECTURE.md"));
+        let mut dirs = codemap_forbid_unsafe_dirs(&architecture);
+        dirs.sort();
+        let mut expected: Vec<String> =
+            FORBID_UNSAFE_CRATES.iter().map(|d| d.to_string()).collect();
+        expected.sort();
+        assert_eq!(
+            dirs, expected,
+            "the codemap's `forbid(unsafe_code)` headings and FORBID_UNSAFE_CRATES differ"
+        );
+        let mut names: Vec<String> = dirs
+            .iter()
+            .map(|d| {
+                package_name(&read(&root().join(d).join("Cargo.toml")))
+                    .unwrap_or_else(|| panic!("{d}/Cargo.toml has no package name"))
+            })
+            .collect();
+        names.sort();
+        let mut claimed = invariant_no_unsafe_crates(&architecture);
+        claimed.sort();
+        assert_eq!(
+            claimed, names,
+            "ARCHITECTURE.md's invariant lists other crates than its codemap headings"
+        );
+        for dir in &dirs {
+            assert!(
+                forbids_unsafe(&read(&root().join(dir).join("src").join("lib.rs"))),
+                "{dir}/src/lib.rs does not declare #![forbid(unsafe_code)]"
+            );
+        }
+    }
+
+    /// hv's host-testable modules (everything outside `kernel/`, which builds only for the
+    /// kernel target) hold no `unsafe`, as ARCHITECTURE.md says.
+    #[test]
+    fn hv_host_testable_modules_hold_no_unsafe() {
+        let mut files = Vec::new();
+        files_under(&root().join("hv").join("src"), ".rs", &mut files);
+        let kernel = root().join("hv").join("src").join("kernel");
+        let main = root().join("hv").join("src").join("main.rs");
+        let bad: Vec<String> = files
+            .iter()
+            .filter(|f| !f.starts_with(&kernel) && **f != main)
+            .flat_map(|f| {
+                unsafe_lines(&read(f)).into_iter().map(move |line| {
+                    format!("{}:{line}", f.strip_prefix(root()).unwrap_or(f).display())
+                })
+            })
+            .collect();
+        assert!(
+            files.len() >= 20,
+            "found only {} files under hv/src",
+            files.len()
+        );
+        assert!(
+            bad.is_empty(),
+            "unsafe in hv's host-testable modules: {bad:?}"
+        );
+    }
+
+    #[test]
+    fn top_level_modules_import_in_no_cycle() {
+        for krate in ACYCLIC_CRATES {
+            let src = root().join(krate).join("src");
+            let graph =
+                imports::crate_graph(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+            assert!(
+                graph.len() >= 5,
+                "{krate}: only {} top-level modules found",
+                graph.len()
+            );
+            if let Some(cycle) = imports::find_cycle(&imports::arrows(&graph)) {
+                let mut why = String::new();
+                for pair in cycle.windows(2) {
+                    let sites: Vec<String> = graph[&pair[0]][&pair[1]]
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect();
+                    why.push_str(&format!(
+                        "\n  {} -> {}: {}",
+                        pair[0],
+                        pair[1],
+                        sites.join(", ")
+                    ));
+                }
+                panic!(
+                    "{krate}: import cycle {}{why}\n\nall arrows:\n{}",
+                    cycle.join(" -> "),
+                    imports::render(&graph)
+                );
+            }
+        }
     }
 
     /// hv decodes hypercall arguments as `abi`'s types (`hv/src/hypercall/args.rs`), never by

@@ -238,3 +238,24 @@ fn every_abi_item_is_checked_or_explained() {
         problems.join("\n")
     );
 }
+
+/// `xsd_errors[]` is a table of strings, which the C probe (integers only) cannot compare: read
+/// its `XSD_ERROR(<name>)` lines from the installed header instead, in order.
+#[test]
+fn xsd_errors_match_the_header() {
+    let path = "/usr/include/xen/io/xs_wire.h";
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("{path}: {e}: install Xen's headers: apt-get install libxen-dev")
+    });
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("XSD_ERROR("))
+        .filter_map(|rest| rest.split_once(')').map(|(name, _)| name))
+        .collect();
+    assert!(!names.is_empty(), "{path}: no XSD_ERROR(...) lines");
+    assert_eq!(
+        names,
+        abi::io::xs_wire::XSD_ERRORS,
+        "abi's XSD_ERRORS differs from {path}"
+    );
+}

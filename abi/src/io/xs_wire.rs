@@ -107,6 +107,87 @@ pub const XSD_ERRORS: &[&str] = &[
     "EPERM",
 ];
 
+/// One of the names of [`XSD_ERRORS`], by its index in that table: the one error type of
+/// xenstore replies, which the server core (`xenstored`) answers with and the client (`xenbus`)
+/// reads. Its names are [`XSD_ERRORS`]' entries, not a second table.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum XsdError {
+    /// `EINVAL`: malformed request or path.
+    Einval = 0,
+    /// `EACCES`: permission denied.
+    Eacces = 1,
+    /// `EEXIST`: already exists (a node created exclusively, a duplicate watch).
+    Eexist = 2,
+    /// `EISDIR`: is a directory.
+    Eisdir = 3,
+    /// `ENOENT`: no such node, watch or transaction.
+    Enoent = 4,
+    /// `ENOMEM`: out of memory.
+    Enomem = 5,
+    /// `ENOSPC`: a quota is exhausted.
+    Enospc = 6,
+    /// `EIO`: internal inconsistency.
+    Eio = 7,
+    /// `ENOTEMPTY`: directory not empty.
+    Enotempty = 8,
+    /// `ENOSYS`: unknown or unsupported request type.
+    Enosys = 9,
+    /// `EROFS`: read-only (e.g. the daemon is restarting).
+    Erofs = 10,
+    /// `EBUSY`: busy (a transaction start inside a transaction).
+    Ebusy = 11,
+    /// `EAGAIN`: a transaction conflicted with another change; retry it.
+    Eagain = 12,
+    /// `EISCONN`: already connected.
+    Eisconn = 13,
+    /// `E2BIG`: the reply would exceed `XENSTORE_PAYLOAD_MAX`.
+    E2big = 14,
+    /// `EPERM`: operation not permitted (an unprivileged owner change).
+    Eperm = 15,
+}
+
+impl XsdError {
+    /// Every error, in the order of [`XSD_ERRORS`].
+    pub const ALL: [Self; 16] = [
+        Self::Einval,
+        Self::Eacces,
+        Self::Eexist,
+        Self::Eisdir,
+        Self::Enoent,
+        Self::Enomem,
+        Self::Enospc,
+        Self::Eio,
+        Self::Enotempty,
+        Self::Enosys,
+        Self::Erofs,
+        Self::Ebusy,
+        Self::Eagain,
+        Self::Eisconn,
+        Self::E2big,
+        Self::Eperm,
+    ];
+
+    /// The wire name (`"EINVAL"`, ...) from [`XSD_ERRORS`], as an `XS_ERROR` payload carries it
+    /// (plus a nul).
+    pub const fn name(self) -> &'static str {
+        XSD_ERRORS[self as usize]
+    }
+
+    /// The error whose wire name is `name` (without its nul), if [`XSD_ERRORS`] has it.
+    pub fn from_name(name: &[u8]) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name().as_bytes() == name)
+    }
+}
+
+impl core::fmt::Display for XsdError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+const _: () = assert!(XsdError::ALL.len() == XSD_ERRORS.len());
+
 // ---------------------------------------------------------------------------------------------
 // Permissions (the text form `XS_GET_PERMS` / `XS_SET_PERMS` carry)
 // ---------------------------------------------------------------------------------------------
@@ -380,6 +461,38 @@ pub const XENSTORE_ERROR_PROTO: u32 = 3;
 #[allow(clippy::arithmetic_side_effects)] // test arithmetic on small known values
 mod tests {
     use super::*;
+
+    /// A fixed buffer `Display` writes into (the crate has no `alloc`).
+    struct Shown<'a>(&'a mut [u8], usize);
+
+    impl core::fmt::Write for Shown<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let end = self.1 + s.len();
+            self.0
+                .get_mut(self.1..end)
+                .ok_or(core::fmt::Error)?
+                .copy_from_slice(s.as_bytes());
+            self.1 = end;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn xsd_error_names_are_the_table_in_its_order() {
+        for (i, e) in XsdError::ALL.into_iter().enumerate() {
+            assert_eq!(e as usize, i);
+            assert_eq!(e.name(), XSD_ERRORS[i]);
+            assert_eq!(XsdError::from_name(XSD_ERRORS[i].as_bytes()), Some(e));
+            let mut shown = [0u8; 16];
+            let mut w = Shown(&mut shown, 0);
+            core::fmt::write(&mut w, format_args!("{e}")).unwrap();
+            let len = w.1;
+            assert_eq!(&shown[..len], XSD_ERRORS[i].as_bytes());
+        }
+        assert_eq!(XsdError::from_name(b"enoent"), None);
+        assert_eq!(XsdError::from_name(b"ECONNRESET"), None);
+        assert_eq!(XsdError::from_name(b""), None);
+    }
 
     #[test]
     fn header_encodes_little_endian() {

@@ -11,7 +11,7 @@ mod tests;
 use crate::time::Instant;
 use crate::types::DomId;
 use crate::xenstore::payload::parse_decimal;
-use crate::xenstore::{TxId, XsClient, XsErrno, XsError, XsTransport};
+use crate::xenstore::{TxId, XsClient, XsErrno, XsError, XsTransport, XsdError};
 use abi::io::xenbus::XenbusState;
 use alloc::format;
 use alloc::string::String;
@@ -59,7 +59,7 @@ pub fn enumerate_in<T: XsTransport>(
 ) -> Result<Vec<u32>, XenbusError> {
     let names = match xs.directory(TxId::NONE, dir, deadline) {
         Ok(names) => names,
-        Err(XsError::Server(XsErrno::Enoent)) => return Ok(Vec::new()),
+        Err(XsError::Server(XsErrno::Known(XsdError::Enoent))) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
     let mut ids: Vec<u32> = names.iter().filter_map(|n| parse_decimal(n)).collect();
@@ -188,9 +188,9 @@ impl Frontend {
     ) -> Result<XenbusState, XenbusError> {
         match xs.read(TxId::NONE, &self.backend_node("state"), deadline) {
             Ok(text) => XenbusState::parse(&text).map_err(|_| XenbusError::BadValue("state")),
-            Err(XsError::Server(XsErrno::Enoent | XsErrno::Eacces)) => {
-                Err(XenbusError::BackendGone)
-            }
+            Err(XsError::Server(
+                XsErrno::Known(XsdError::Enoent) | XsErrno::Known(XsdError::Eacces),
+            )) => Err(XenbusError::BackendGone),
             Err(e) => Err(e.into()),
         }
     }

@@ -32,6 +32,6 @@ pub mod xenstore;
 pub mod testing;
 
 pub use page::{Page, PageError, PageProvider};
-pub use platform::{Clock, EventChannel, Notify, NotifyError};
+pub use platform::{Clock, EventChannel, Notify, NotifyError, Platform};
 pub use time::Instant;
 pub use types::{DomId, Gfn, GrantRef, OutOfRange, Port, TxId};

@@ -40,3 +40,17 @@ pub trait EventChannel: Notify {
     /// Closes `port`.
     fn close(&mut self, port: Port);
 }
+
+/// What the platform gives a split-device front end: pages, grants and its event channels.
+/// One type for every driver (`blkfront`, `netfront`), generic over the platform's
+/// implementations of [`crate::PageProvider`], [`crate::grant::GrantAccess`] and
+/// [`EventChannel`].
+#[derive(Debug)]
+pub struct Platform<P, G, E> {
+    /// Where ring and data pages come from.
+    pub pages: P,
+    /// The grant table.
+    pub grants: G,
+    /// Event channels.
+    pub events: E,
+}

@@ -2,7 +2,7 @@
 //! watches, answering requests the way Xen 4.17's C xenstored (`tools/xenstore/`) does.
 //!
 //! [`Store::handle`] takes one request (message type, transaction id, payload) from a
-//! connection, named by its domain id, and returns the reply payload or an [`Errno`]; watch
+//! connection, named by its domain id, and returns the reply payload or an [`XsdError`]; watch
 //! events it causes are queued per connection ([`Store::take_events`]). There is no ring or
 //! socket here: `hv`'s connection layer frames messages and moves them over the shared page, and
 //! `xenbus`'s test utilities wrap this crate as a fake xenstored.
@@ -25,7 +25,6 @@ extern crate alloc;
 extern crate std;
 
 mod args;
-mod errno;
 mod ops;
 mod path;
 mod perms;
@@ -38,10 +37,7 @@ mod watch;
 #[cfg(test)]
 mod tests;
 
-pub use abi::io::xs_wire::{Access, Perm};
-pub use errno::Errno;
+pub use abi::io::xs_wire::{Access, Perm, XsdError};
+pub use abi::xen::Domid;
 pub use store::Store;
 pub use watch::WatchEvent;
-
-/// A domain id, as xenstore names connections and permission entries.
-pub type DomId = u16;

@@ -7,7 +7,7 @@ use crate::path;
 use crate::perms::{self, Rights, perm_for_conn};
 use crate::tree::Node;
 use crate::view::View;
-use crate::{DomId, Errno};
+use crate::{Domid, XsdError};
 use abi::io::xs_wire::{Perm, XENSTORE_PAYLOAD_MAX};
 use alloc::format;
 use alloc::string::String;
@@ -18,13 +18,13 @@ pub(crate) const OK: &[u8] = b"OK\0";
 
 /// A path argument: UTF-8 (C would reject any other byte as an invalid character, or, after
 /// `@`, accept it; only UTF-8 is kept here) made absolute for `conn`.
-pub(crate) fn path_arg(conn: DomId, raw: Option<&[u8]>) -> Result<String, Errno> {
-    let text = raw.and_then(args::text).ok_or(Errno::Einval)?;
+pub(crate) fn path_arg(conn: Domid, raw: Option<&[u8]>) -> Result<String, XsdError> {
+    let text = raw.and_then(args::text).ok_or(XsdError::Einval)?;
     Ok(path::canonicalize(conn, text))
 }
 
 /// The rights of `conn` from the nearest existing ancestor of `name` (C `ask_parents`).
-fn ask_parents(view: &mut View<'_>, conn: DomId, name: &str) -> Rights {
+fn ask_parents(view: &mut View<'_>, conn: Domid, name: &str) -> Rights {
     let mut name = name;
     loop {
         name = path::parent(name);
@@ -43,29 +43,34 @@ fn ask_parents(view: &mut View<'_>, conn: DomId, name: &str) -> Rights {
 /// nodes it may not see (C `errno_from_parents`).
 pub(crate) fn get_node(
     view: &mut View<'_>,
-    conn: DomId,
+    conn: Domid,
     name: &str,
     want: Rights,
-) -> Result<Node, Errno> {
+) -> Result<Node, XsdError> {
     if !path::is_valid_nodename(name) {
-        return Err(Errno::Einval);
+        return Err(XsdError::Einval);
     }
     let err = match view.read(name) {
         Some(node) if perm_for_conn(conn, &node.perms).contains(want) => return Ok(node),
-        Some(_) => Errno::Eacces,
-        None => Errno::Enoent,
+        Some(_) => XsdError::Eacces,
+        None => XsdError::Enoent,
     };
     if ask_parents(view, conn, name).intersects(want) {
         Err(err)
     } else {
-        Err(Errno::Eacces)
+        Err(XsdError::Eacces)
     }
 }
 
 /// Creates `name` and its missing ancestors (C `construct_node` + `create_node`): each new
 /// node copies its parent's permissions, and an unprivileged creator becomes its owner. The
 /// caller has checked write access on the nearest existing ancestor.
-fn create_node(view: &mut View<'_>, conn: DomId, name: &str, value: &[u8]) -> Result<Node, Errno> {
+fn create_node(
+    view: &mut View<'_>,
+    conn: Domid,
+    name: &str,
+    value: &[u8],
+) -> Result<Node, XsdError> {
     // Walk up to the nearest existing node.
     let mut missing: Vec<&str> = Vec::new();
     let mut at = name;
@@ -73,7 +78,7 @@ fn create_node(view: &mut View<'_>, conn: DomId, name: &str, value: &[u8]) -> Re
         missing.push(at);
         if at == "/" {
             // "/" always exists; C gives up the same way.
-            return Err(Errno::Enoent);
+            return Err(XsdError::Enoent);
         }
         at = path::parent(at);
         if let Some(node) = view.read(at) {
@@ -106,14 +111,17 @@ fn create_node(view: &mut View<'_>, conn: DomId, name: &str, value: &[u8]) -> Re
 }
 
 /// `XS_READ`.
-pub(crate) fn read(view: &mut View<'_>, conn: DomId, payload: &[u8]) -> Result<Vec<u8>, Errno> {
+pub(crate) fn read(view: &mut View<'_>, conn: Domid, payload: &[u8]) -> Result<Vec<u8>, XsdError> {
     let name = path_arg(conn, args::onearg(payload))?;
     Ok(get_node(view, conn, &name, Rights::READ)?.value)
 }
 
 /// `XS_WRITE`: path, nul, then the value (any bytes, nuls included).
-pub(crate) fn write(view: &mut View<'_>, conn: DomId, payload: &[u8]) -> Result<Vec<u8>, Errno> {
-    let split = payload.iter().position(|&b| b == 0).ok_or(Errno::Einval)?;
+pub(crate) fn write(view: &mut View<'_>, conn: Domid, payload: &[u8]) -> Result<Vec<u8>, XsdError> {
+    let split = payload
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(XsdError::Einval)?;
     let name = path_arg(conn, Some(&payload[..split]))?;
     let value = &payload[split + 1..];
     let node = match get_node(view, conn, &name, Rights::WRITE) {
@@ -122,7 +130,7 @@ pub(crate) fn write(view: &mut View<'_>, conn: DomId, payload: &[u8]) -> Result<
             view.write(&name, node.clone());
             node
         }
-        Err(Errno::Enoent) => create_node(view, conn, &name, value)?,
+        Err(XsdError::Enoent) => create_node(view, conn, &name, value)?,
         Err(e) => return Err(e),
     };
     view.fire(&name, false, Some(node.perms), None);
@@ -130,11 +138,11 @@ pub(crate) fn write(view: &mut View<'_>, conn: DomId, payload: &[u8]) -> Result<
 }
 
 /// `XS_MKDIR`: creates the node if missing (no event if it exists).
-pub(crate) fn mkdir(view: &mut View<'_>, conn: DomId, payload: &[u8]) -> Result<Vec<u8>, Errno> {
+pub(crate) fn mkdir(view: &mut View<'_>, conn: Domid, payload: &[u8]) -> Result<Vec<u8>, XsdError> {
     let name = path_arg(conn, args::onearg(payload))?;
     match get_node(view, conn, &name, Rights::WRITE) {
         Ok(_) => {}
-        Err(Errno::Enoent) => {
+        Err(XsdError::Enoent) => {
             let node = create_node(view, conn, &name, b"")?;
             view.fire(&name, false, Some(node.perms), None);
         }
@@ -145,15 +153,15 @@ pub(crate) fn mkdir(view: &mut View<'_>, conn: DomId, payload: &[u8]) -> Result<
 
 /// `XS_RM` (C `do_rm`): a missing node whose parent exists is fine; removing `/` is
 /// `EINVAL`.
-pub(crate) fn rm(view: &mut View<'_>, conn: DomId, payload: &[u8]) -> Result<Vec<u8>, Errno> {
+pub(crate) fn rm(view: &mut View<'_>, conn: Domid, payload: &[u8]) -> Result<Vec<u8>, XsdError> {
     let name = path_arg(conn, args::onearg(payload))?;
     match get_node(view, conn, &name, Rights::WRITE) {
-        Ok(_) if name == "/" => Err(Errno::Einval),
+        Ok(_) if name == "/" => Err(XsdError::Einval),
         Ok(_) => {
             rm_node(view, &name)?;
             Ok(OK.to_vec())
         }
-        Err(Errno::Enoent) if view.read(path::parent(&name)).is_some() => Ok(OK.to_vec()),
+        Err(XsdError::Enoent) if view.read(path::parent(&name)).is_some() => Ok(OK.to_vec()),
         Err(e) => Err(e),
     }
 }
@@ -162,13 +170,13 @@ pub(crate) fn rm(view: &mut View<'_>, conn: DomId, payload: &[u8]) -> Result<Vec
 /// down and removed bottom up, each removal announcing itself to watches on exactly that node,
 /// and `name`'s own removal to watches at or above it too. Iterative: the depth of a tree is
 /// bounded only by path length.
-pub(crate) fn rm_node(view: &mut View<'_>, name: &str) -> Result<(), Errno> {
+pub(crate) fn rm_node(view: &mut View<'_>, name: &str) -> Result<(), XsdError> {
     let parent_path = path::parent(name);
     let Some(mut parent) = view.read(parent_path) else {
-        return Err(Errno::Einval);
+        return Err(XsdError::Einval);
     };
     let Some(root) = view.read(name) else {
-        return Err(Errno::Enoent);
+        return Err(XsdError::Enoent);
     };
     let mut stack: Vec<(String, Node, usize)> = alloc::vec![(String::from(name), root, 0)];
     while let Some((at, node, next)) = stack.last_mut() {
@@ -198,9 +206,9 @@ pub(crate) fn rm_node(view: &mut View<'_>, name: &str) -> Result<(), Errno> {
 /// `XS_DIRECTORY`: the child names, each nul-terminated.
 pub(crate) fn directory(
     view: &mut View<'_>,
-    conn: DomId,
+    conn: Domid,
     payload: &[u8],
-) -> Result<Vec<u8>, Errno> {
+) -> Result<Vec<u8>, XsdError> {
     let name = path_arg(conn, args::onearg(payload))?;
     Ok(child_list(&get_node(view, conn, &name, Rights::READ)?))
 }
@@ -219,11 +227,11 @@ fn child_list(node: &Node) -> Vec<u8> {
 /// as fit, then an empty string once the list's end is reached.
 pub(crate) fn directory_part(
     view: &mut View<'_>,
-    conn: DomId,
+    conn: Domid,
     payload: &[u8],
-) -> Result<Vec<u8>, Errno> {
+) -> Result<Vec<u8>, XsdError> {
     if args::count_strings(payload) != 2 {
-        return Err(Errno::Einval);
+        return Err(XsdError::Einval);
     }
     let strings = args::strings(payload);
     let name = path_arg(conn, strings.first().copied())?;
@@ -261,19 +269,19 @@ pub(crate) fn directory_part(
 /// `XS_GET_PERMS`: the permission list, each entry nul-terminated.
 pub(crate) fn get_perms(
     view: &mut View<'_>,
-    conn: DomId,
+    conn: Domid,
     payload: &[u8],
-) -> Result<Vec<u8>, Errno> {
+) -> Result<Vec<u8>, XsdError> {
     let name = path_arg(conn, args::onearg(payload))?;
     let node = get_node(view, conn, &name, Rights::READ)?;
     Ok(perms::encode_list(&node.perms))
 }
 
 /// The parsed `XS_SET_PERMS` arguments: path and permission list (C `do_set_perms`).
-pub(crate) fn set_perms_args(conn: DomId, payload: &[u8]) -> Result<(String, Vec<Perm>), Errno> {
+pub(crate) fn set_perms_args(conn: Domid, payload: &[u8]) -> Result<(String, Vec<Perm>), XsdError> {
     let count = args::count_strings(payload);
     if count < 2 {
-        return Err(Errno::Einval);
+        return Err(XsdError::Einval);
     }
     let strings = args::strings(payload);
     let list = perms::parse_list(strings.get(1..count).unwrap_or(&[]))?;
@@ -285,14 +293,14 @@ pub(crate) fn set_perms_args(conn: DomId, payload: &[u8]) -> Result<(String, Vec
 /// another owner (`EPERM`).
 pub(crate) fn set_node_perms(
     view: &mut View<'_>,
-    conn: DomId,
+    conn: Domid,
     name: &str,
     list: Vec<Perm>,
-) -> Result<Vec<u8>, Errno> {
+) -> Result<Vec<u8>, XsdError> {
     let mut node = get_node(view, conn, name, Rights::WRITE.union(Rights::OWNER))?;
     let owner = |perms: &[Perm]| perms.first().map(|p| p.domid);
     if !perms::is_privileged(conn) && owner(&list) != owner(&node.perms) {
-        return Err(Errno::Eperm);
+        return Err(XsdError::Eperm);
     }
     let old = core::mem::replace(&mut node.perms, list);
     let new = node.perms.clone();

@@ -1,19 +1,19 @@
 //! Node paths: validity (C `is_valid_nodename`), home-relative paths (C `canonicalize`), and
 //! the parent/child relations the tree and the watches use.
 
-use crate::DomId;
+use crate::Domid;
 use abi::io::xs_wire::XENSTORE_REL_PATH_MAX;
 use alloc::format;
 use alloc::string::String;
 
 /// The home of a domain, which relative paths are resolved against: `/local/domain/<domid>`.
-pub(crate) fn home(domid: DomId) -> String {
+pub(crate) fn home(domid: Domid) -> String {
     format!("/local/domain/{domid}")
 }
 
 /// The absolute form of a client path (C `canonicalize`): paths starting with `/` or `@` are
 /// kept, others are taken relative to the connection's home. Validity is checked separately.
-pub(crate) fn canonicalize(domid: DomId, path: &str) -> String {
+pub(crate) fn canonicalize(domid: Domid, path: &str) -> String {
     if path.starts_with('/') || path.starts_with('@') {
         String::from(path)
     } else {

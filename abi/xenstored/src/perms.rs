@@ -1,6 +1,6 @@
 //! Permission checks (C `perm_for_conn`) and the permission list's wire form.
 
-use crate::{DomId, Errno};
+use crate::{Domid, XsdError};
 use abi::io::xs_wire::{Access, Perm};
 use alloc::vec::Vec;
 
@@ -47,14 +47,14 @@ impl Rights {
 
 /// Whether `domid` is privileged: domain 0 (C `domid_is_unprivileged` with the default
 /// `priv_domid` of 0).
-pub(crate) const fn is_privileged(domid: DomId) -> bool {
+pub(crate) const fn is_privileged(domid: Domid) -> bool {
     domid == 0
 }
 
 /// The rights of connection `conn` on a node with permissions `perms` (C `perm_for_conn`):
 /// domain 0 and the owner (the first entry's domain) hold everything; otherwise the first
 /// later entry naming `conn` decides, else the first entry's access (the default).
-pub(crate) fn perm_for_conn(conn: DomId, perms: &[Perm]) -> Rights {
+pub(crate) fn perm_for_conn(conn: Domid, perms: &[Perm]) -> Rights {
     let Some(owner) = perms.first() else {
         return if is_privileged(conn) {
             Rights::ALL
@@ -74,10 +74,10 @@ pub(crate) fn perm_for_conn(conn: DomId, perms: &[Perm]) -> Rights {
 /// Parses `XS_SET_PERMS`'s permission strings (C `xs_strings_to_perms`): each is a letter of
 /// `nrwb` and a domain id. Unlike C's `strtol(.., 0)`, only decimal ids up to 65535 are taken
 /// (`Perm::parse`); hexadecimal or octal ids are `EINVAL` here.
-pub(crate) fn parse_list(strings: &[&[u8]]) -> Result<Vec<Perm>, Errno> {
+pub(crate) fn parse_list(strings: &[&[u8]]) -> Result<Vec<Perm>, XsdError> {
     strings
         .iter()
-        .map(|s| Perm::parse(s).map_err(|_| Errno::Einval))
+        .map(|s| Perm::parse(s).map_err(|_| XsdError::Einval))
         .collect()
 }
 

@@ -7,7 +7,7 @@ use crate::transaction::Transaction;
 use crate::tree::Tree;
 use crate::view::View;
 use crate::watch::{self, Fire, SpecialPerms, Watch, WatchEvent};
-use crate::{DomId, Errno, args, path};
+use crate::{Domid, XsdError, args, path};
 use abi::io::xs_wire::{self as wire, Perm, XENSTORE_PAYLOAD_MAX, XENSTORE_REL_PATH_MAX};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
@@ -39,7 +39,7 @@ impl Connection {
 #[derive(Clone, Debug)]
 pub struct Store {
     tree: Tree,
-    connections: BTreeMap<DomId, Connection>,
+    connections: BTreeMap<Domid, Connection>,
     special: SpecialPerms,
 }
 
@@ -65,7 +65,7 @@ impl Store {
     /// Gives `domid` a connection (the store's half of `XS_INTRODUCE`; the connection layer
     /// maps the ring). Idempotent: a second call changes nothing. Introducing a domain other
     /// than 0 fires `@introduceDomain` (C `introduce_domain`).
-    pub fn introduce(&mut self, domid: DomId) {
+    pub fn introduce(&mut self, domid: Domid) {
         if self.connections.contains_key(&domid) {
             return;
         }
@@ -80,7 +80,7 @@ impl Store {
     /// (watches fire as for an `XS_RM` by domain 0), the domain leaves the permissions of the
     /// special watch names, and `@releaseDomain` fires. Domain 0 cannot be released (C answers
     /// `EINVAL`); an unknown domain is ignored.
-    pub fn release(&mut self, domid: DomId) {
+    pub fn release(&mut self, domid: Domid) {
         if domid == 0 || self.connections.remove(&domid).is_none() {
             return;
         }
@@ -90,26 +90,30 @@ impl Store {
     }
 
     /// Whether `domid` has a connection.
-    pub fn is_introduced(&self, domid: DomId) -> bool {
+    pub fn is_introduced(&self, domid: Domid) -> bool {
         self.connections.contains_key(&domid)
     }
 
     /// The home of a domain, against which its relative paths resolve: `/local/domain/<domid>`.
-    pub fn home(domid: DomId) -> String {
+    pub fn home(domid: Domid) -> String {
         path::home(domid)
     }
 
     /// The absolute form of a path `conn` sent: relative paths resolve against its home;
     /// `EINVAL` unless the result is a valid node path (C `is_valid_nodename`) or a special
     /// `@` name of at most `XENSTORE_REL_PATH_MAX` bytes (valid for watches only).
-    pub fn canonical(conn: DomId, path: &str) -> Result<String, Errno> {
+    pub fn canonical(conn: Domid, path: &str) -> Result<String, XsdError> {
         let abs = path::canonicalize(conn, path);
         let valid = if abs.starts_with('@') {
             abs.len() <= XENSTORE_REL_PATH_MAX as usize
         } else {
             path::is_valid_nodename(&abs)
         };
-        if valid { Ok(abs) } else { Err(Errno::Einval) }
+        if valid {
+            Ok(abs)
+        } else {
+            Err(XsdError::Einval)
+        }
     }
 
     /// One request from `conn`: `Ok(reply payload)`, exactly what C xenstored sends (for
@@ -126,27 +130,27 @@ impl Store {
     /// `XS_SET_TARGET` (not implemented): domain 0 gets `ENOSYS` for them.
     pub fn handle(
         &mut self,
-        conn: DomId,
+        conn: Domid,
         type_: u32,
         tx_id: u32,
         payload: &[u8],
-    ) -> Result<Vec<u8>, Errno> {
+    ) -> Result<Vec<u8>, XsdError> {
         let reply = self.dispatch(conn, type_, tx_id, payload)?;
         if reply.len() > XENSTORE_PAYLOAD_MAX as usize {
-            return Err(Errno::E2big);
+            return Err(XsdError::E2big);
         }
         Ok(reply)
     }
 
     fn dispatch(
         &mut self,
-        conn: DomId,
+        conn: Domid,
         type_: u32,
         tx_id: u32,
         payload: &[u8],
-    ) -> Result<Vec<u8>, Errno> {
+    ) -> Result<Vec<u8>, XsdError> {
         if !self.connections.contains_key(&conn) {
-            return Err(Errno::Eacces);
+            return Err(XsdError::Eacces);
         }
         let privileged_only = matches!(
             type_,
@@ -160,10 +164,10 @@ impl Store {
         let known = type_ < wire::XS_TYPE_COUNT
             && !matches!(type_, wire::XS_WATCH_EVENT | wire::XS_ERROR | 20);
         if !known {
-            return Err(Errno::Enosys);
+            return Err(XsdError::Enosys);
         }
         if privileged_only && !perms::is_privileged(conn) {
-            return Err(Errno::Eacces);
+            return Err(XsdError::Eacces);
         }
         match type_ {
             wire::XS_WATCH => return self.watch(conn, payload),
@@ -174,7 +178,7 @@ impl Store {
         // connection for the duration.
         let mut tx = match tx_id {
             0 => None,
-            id => Some(self.take_transaction(conn, id).ok_or(Errno::Enoent)?),
+            id => Some(self.take_transaction(conn, id).ok_or(XsdError::Enoent)?),
         };
         let result = self.dispatch_in(conn, type_, &mut tx, payload);
         if let Some(tx) = tx
@@ -187,16 +191,16 @@ impl Store {
 
     fn dispatch_in(
         &mut self,
-        conn: DomId,
+        conn: Domid,
         type_: u32,
         tx: &mut Option<Transaction>,
         payload: &[u8],
-    ) -> Result<Vec<u8>, Errno> {
+    ) -> Result<Vec<u8>, XsdError> {
         match type_ {
             wire::XS_TRANSACTION_START => self.transaction_start(conn, tx.is_some()),
             wire::XS_TRANSACTION_END => self.transaction_end(tx, payload),
             wire::XS_GET_DOMAIN_PATH => {
-                let domid = args::onearg(payload).ok_or(Errno::Einval)?;
+                let domid = args::onearg(payload).ok_or(XsdError::Einval)?;
                 // C prints `atoi`'s int with "%u".
                 let mut out =
                     format!("/local/domain/{}", args::atoi(domid).cast_unsigned()).into_bytes();
@@ -204,22 +208,22 @@ impl Store {
                 Ok(out)
             }
             wire::XS_IS_DOMAIN_INTRODUCED => {
-                let domid = args::atoi(args::onearg(payload).ok_or(Errno::Einval)?);
+                let domid = args::atoi(args::onearg(payload).ok_or(XsdError::Einval)?);
                 let known = domid == DOMID_SELF
                     || u16::try_from(domid).is_ok_and(|d| self.connections.contains_key(&d));
                 Ok(if known { b"T\0" } else { b"F\0" }.to_vec())
             }
             wire::XS_RESUME => {
                 // C `onearg_domain`; no shutdown flag is kept here, so nothing else to do.
-                let domid = args::atoi(args::onearg(payload).ok_or(Errno::Einval)?);
+                let domid = args::atoi(args::onearg(payload).ok_or(XsdError::Einval)?);
                 if domid == 0 {
-                    return Err(Errno::Einval);
+                    return Err(XsdError::Einval);
                 }
                 let known = u16::try_from(domid).is_ok_and(|d| self.connections.contains_key(&d));
                 if known {
                     Ok(OK.to_vec())
                 } else {
-                    Err(Errno::Enoent)
+                    Err(XsdError::Enoent)
                 }
             }
             wire::XS_RESET_WATCHES => {
@@ -250,7 +254,7 @@ impl Store {
             }
             wire::XS_GET_PERMS => self.run(tx.as_mut(), |v| ops::get_perms(v, conn, payload)),
             // XS_CONTROL, XS_INTRODUCE, XS_RELEASE, XS_SET_TARGET: see `handle`.
-            _ => Err(Errno::Enosys),
+            _ => Err(XsdError::Enosys),
         }
     }
 
@@ -258,8 +262,8 @@ impl Store {
     fn run(
         &mut self,
         tx: Option<&mut Transaction>,
-        op: impl FnOnce(&mut View<'_>) -> Result<Vec<u8>, Errno>,
-    ) -> Result<Vec<u8>, Errno> {
+        op: impl FnOnce(&mut View<'_>) -> Result<Vec<u8>, XsdError>,
+    ) -> Result<Vec<u8>, XsdError> {
         let mut view = View::new(&mut self.tree, tx);
         let result = op(&mut view);
         let fires = core::mem::take(&mut view.fires);
@@ -267,7 +271,7 @@ impl Store {
         result
     }
 
-    fn take_transaction(&mut self, conn: DomId, id: u32) -> Option<Transaction> {
+    fn take_transaction(&mut self, conn: Domid, id: u32) -> Option<Transaction> {
         let c = self.connections.get_mut(&conn)?;
         let i = c.transactions.iter().position(|t| t.id == id)?;
         Some(c.transactions.swap_remove(i))
@@ -275,11 +279,11 @@ impl Store {
 
     /// `XS_TRANSACTION_START` (C `do_transaction_start`): `EBUSY` inside a transaction; the
     /// reply is the new id in decimal, nul-terminated.
-    fn transaction_start(&mut self, conn: DomId, nested: bool) -> Result<Vec<u8>, Errno> {
+    fn transaction_start(&mut self, conn: Domid, nested: bool) -> Result<Vec<u8>, XsdError> {
         if nested {
-            return Err(Errno::Ebusy);
+            return Err(XsdError::Ebusy);
         }
-        let c = self.connections.get_mut(&conn).ok_or(Errno::Eacces)?;
+        let c = self.connections.get_mut(&conn).ok_or(XsdError::Eacces)?;
         let id = loop {
             let id = c.next_tx;
             c.next_tx = c.next_tx.wrapping_add(1);
@@ -299,13 +303,13 @@ impl Store {
         &mut self,
         tx: &mut Option<Transaction>,
         payload: &[u8],
-    ) -> Result<Vec<u8>, Errno> {
+    ) -> Result<Vec<u8>, XsdError> {
         let commit = match args::onearg(payload) {
             Some(b"T") => true,
             Some(b"F") => false,
-            _ => return Err(Errno::Einval),
+            _ => return Err(XsdError::Einval),
         };
-        let tx = tx.take().ok_or(Errno::Enoent)?;
+        let tx = tx.take().ok_or(XsdError::Enoent)?;
         if commit {
             let fires = tx.commit(&mut self.tree)?;
             self.deliver(&fires);
@@ -315,19 +319,19 @@ impl Store {
 
     /// `XS_WATCH` (C `do_watch`): path and token; `EEXIST` for the same path and token again.
     /// The watch fires once at once.
-    fn watch(&mut self, conn: DomId, payload: &[u8]) -> Result<Vec<u8>, Errno> {
+    fn watch(&mut self, conn: Domid, payload: &[u8]) -> Result<Vec<u8>, XsdError> {
         let strings = args::strings(payload);
         let [raw_path, raw_token] = strings[..] else {
-            return Err(Errno::Einval);
+            return Err(XsdError::Einval);
         };
-        let given = args::text(raw_path).ok_or(Errno::Einval)?;
-        let token = args::text(raw_token).ok_or(Errno::Einval)?;
+        let given = args::text(raw_path).ok_or(XsdError::Einval)?;
+        let token = args::text(raw_token).ok_or(XsdError::Einval)?;
         // C `check_watch_path`.
         let node = Self::canonical(conn, given)?;
         let relative = !given.starts_with('/') && !given.starts_with('@');
-        let c = self.connections.get_mut(&conn).ok_or(Errno::Eacces)?;
+        let c = self.connections.get_mut(&conn).ok_or(XsdError::Eacces)?;
         if c.watches.iter().any(|w| w.node == node && w.token == token) {
-            return Err(Errno::Eexist);
+            return Err(XsdError::Eexist);
         }
         let watch = Watch {
             node,
@@ -343,18 +347,18 @@ impl Store {
     }
 
     /// `XS_UNWATCH` (C `do_unwatch`): `ENOENT` for no such watch.
-    fn unwatch(&mut self, conn: DomId, payload: &[u8]) -> Result<Vec<u8>, Errno> {
+    fn unwatch(&mut self, conn: Domid, payload: &[u8]) -> Result<Vec<u8>, XsdError> {
         let strings = args::strings(payload);
         let [raw_path, raw_token] = strings[..] else {
-            return Err(Errno::Einval);
+            return Err(XsdError::Einval);
         };
         let node = ops::path_arg(conn, Some(raw_path))?;
-        let c = self.connections.get_mut(&conn).ok_or(Errno::Eacces)?;
+        let c = self.connections.get_mut(&conn).ok_or(XsdError::Eacces)?;
         let i = c
             .watches
             .iter()
             .position(|w| w.node == node && w.token.as_bytes() == raw_token)
-            .ok_or(Errno::Enoent)?;
+            .ok_or(XsdError::Enoent)?;
         c.watches.remove(i);
         Ok(OK.to_vec())
     }
@@ -363,14 +367,14 @@ impl Store {
     /// `EINVAL` for another `@` name, `EACCES` unless `conn` owns it (or is domain 0).
     fn set_special_perms(
         &mut self,
-        conn: DomId,
+        conn: Domid,
         name: &str,
         list: Vec<Perm>,
-    ) -> Result<Vec<u8>, Errno> {
-        let perms = self.special.get_mut(name).ok_or(Errno::Einval)?;
+    ) -> Result<Vec<u8>, XsdError> {
+        let perms = self.special.get_mut(name).ok_or(XsdError::Einval)?;
         let need = Rights::WRITE.union(Rights::OWNER);
         if !perm_for_conn(conn, perms).contains(need) {
-            return Err(Errno::Eacces);
+            return Err(XsdError::Eacces);
         }
         *perms = list;
         Ok(OK.to_vec())
@@ -421,7 +425,7 @@ impl Store {
 
     /// Removes the nodes `domid` owns (C `domain_tree_remove` without `keep_orphans`): top
     /// down, each owned node with everything below it.
-    fn remove_orphans(&mut self, domid: DomId) {
+    fn remove_orphans(&mut self, domid: Domid) {
         let mut owned: Vec<String> = Vec::new();
         for (p, node) in self.tree.iter() {
             let covered = owned
@@ -441,7 +445,7 @@ impl Store {
     }
 
     /// Watch events queued for `conn`, oldest first, removed from the queue.
-    pub fn take_events(&mut self, conn: DomId) -> Vec<WatchEvent> {
+    pub fn take_events(&mut self, conn: Domid) -> Vec<WatchEvent> {
         match self.connections.get_mut(&conn) {
             Some(c) => {
                 c.event_bytes = 0;
@@ -453,17 +457,17 @@ impl Store {
 
     /// Bytes of the events queued for `conn` (path and token, each nul-terminated), for the
     /// caller's bounds.
-    pub fn queued_event_bytes(&self, conn: DomId) -> usize {
+    pub fn queued_event_bytes(&self, conn: Domid) -> usize {
         self.connections.get(&conn).map_or(0, |c| c.event_bytes)
     }
 
     /// The number of watches `conn` holds.
-    pub fn watch_count(&self, conn: DomId) -> usize {
+    pub fn watch_count(&self, conn: Domid) -> usize {
         self.connections.get(&conn).map_or(0, |c| c.watches.len())
     }
 
     /// The number of open transactions of `conn`.
-    pub fn transaction_count(&self, conn: DomId) -> usize {
+    pub fn transaction_count(&self, conn: Domid) -> usize {
         self.connections
             .get(&conn)
             .map_or(0, |c| c.transactions.len())
@@ -471,7 +475,7 @@ impl Store {
 
     /// Writes `value` at absolute `path` as domain 0 would (`XS_WRITE` outside a
     /// transaction): creates missing parents and fires watches.
-    pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), Errno> {
+    pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsdError> {
         let mut payload = Self::absolute(path)?.into_bytes();
         payload.push(0);
         payload.extend_from_slice(value);
@@ -479,7 +483,7 @@ impl Store {
     }
 
     /// Creates `path` (absolute) as domain 0 would (`XS_MKDIR`).
-    pub fn mkdir(&mut self, path: &str) -> Result<(), Errno> {
+    pub fn mkdir(&mut self, path: &str) -> Result<(), XsdError> {
         let payload = Self::one_path(path)?;
         self.handle(0, wire::XS_MKDIR, 0, &payload).map(drop)
     }
@@ -496,14 +500,14 @@ impl Store {
 
     /// Removes absolute `path` and everything below it as domain 0 would (`XS_RM`): a missing
     /// node whose parent exists is fine; `/` is `EINVAL`.
-    pub fn rm(&mut self, path: &str) -> Result<(), Errno> {
+    pub fn rm(&mut self, path: &str) -> Result<(), XsdError> {
         let payload = Self::one_path(path)?;
         self.handle(0, wire::XS_RM, 0, &payload).map(drop)
     }
 
     /// Sets the permissions of absolute `path` (or of a special `@` name) as domain 0 would
     /// (`XS_SET_PERMS`); an empty list is `EINVAL`.
-    pub fn set_perms(&mut self, path: &str, perms: Vec<Perm>) -> Result<(), Errno> {
+    pub fn set_perms(&mut self, path: &str, perms: Vec<Perm>) -> Result<(), XsdError> {
         if !path.starts_with('@') {
             Self::absolute(path)?;
         }
@@ -524,15 +528,15 @@ impl Store {
         }
     }
 
-    fn absolute(path: &str) -> Result<String, Errno> {
+    fn absolute(path: &str) -> Result<String, XsdError> {
         if path.starts_with('/') && path::is_valid_nodename(path) {
             Ok(String::from(path))
         } else {
-            Err(Errno::Einval)
+            Err(XsdError::Einval)
         }
     }
 
-    fn one_path(path: &str) -> Result<Vec<u8>, Errno> {
+    fn one_path(path: &str) -> Result<Vec<u8>, XsdError> {
         let mut payload = Self::absolute(path)?.into_bytes();
         payload.push(0);
         Ok(payload)

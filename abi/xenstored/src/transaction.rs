@@ -8,7 +8,7 @@
 //! changes nothing. Otherwise the modified copies replace the committed nodes, each with a new
 //! generation count, and the watch events queued for them fire.
 
-use crate::Errno;
+use crate::XsdError;
 use crate::path;
 use crate::tree::{Node, Tree};
 use crate::watch::Fire;
@@ -139,16 +139,16 @@ impl Transaction {
     /// Commits into `tree` (C `finalize_transaction`): `EAGAIN` and no change if a node the
     /// transaction read changed since; otherwise the watch events to fire, in the order the
     /// nodes were first accessed.
-    pub(crate) fn commit(self, tree: &mut Tree) -> Result<Vec<Fire>, Errno> {
+    pub(crate) fn commit(self, tree: &mut Tree) -> Result<Vec<Fire>, XsdError> {
         if self.fail {
-            return Err(Errno::Enomem);
+            return Err(XsdError::Enomem);
         }
         let conflict = self
             .accessed
             .iter()
             .any(|a| a.check_gen && tree.get(&a.path).map(|n| n.generation) != a.observed);
         if conflict {
-            return Err(Errno::Eagain);
+            return Err(XsdError::Eagain);
         }
         let mut fires = Vec::new();
         for entry in self.accessed.into_iter().filter(|a| a.modified) {

@@ -2,7 +2,7 @@
 //! them, and the path an event reports.
 
 use crate::perms::{Rights, perm_for_conn};
-use crate::{DomId, path};
+use crate::{Domid, path};
 use abi::io::xs_wire::{Access, Perm};
 use alloc::string::String;
 use alloc::vec;
@@ -76,7 +76,7 @@ pub(crate) struct Fire {
 
 /// Whether `conn` may see an event for this change (C `watch_permitted`): it could read the
 /// node before the change, or can read the node, or can read its parent.
-pub(crate) fn permitted(conn: DomId, fire: &Fire) -> bool {
+pub(crate) fn permitted(conn: Domid, fire: &Fire) -> bool {
     [&fire.old_perms, &fire.node_perms, &fire.parent_perms]
         .into_iter()
         .flatten()
@@ -131,7 +131,7 @@ impl SpecialPerms {
 
     /// Drops `domid` from both lists (C `remove_domid_from_perm`): as owner it becomes
     /// domain 0; its other entries go.
-    pub(crate) fn forget(&mut self, domid: DomId) {
+    pub(crate) fn forget(&mut self, domid: Domid) {
         for perms in [&mut self.introduce, &mut self.release] {
             if let Some(owner) = perms.first_mut()
                 && owner.domid == domid

@@ -15,13 +15,13 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use xenstored::{Access, DomId, Errno, Perm, Store};
+use xenstored::{Access, Domid, Perm, Store, XsdError};
 
 /// What the toolstack knows of a new domain.
 #[derive(Clone, Copy, Debug)]
 pub struct DomainInfo<'a> {
     /// The domain id.
-    pub domid: DomId,
+    pub domid: Domid,
     /// `name` from the configuration.
     pub name: &'a str,
     /// The domain's UUID in its text form (xl's `uuid`; hv's `XENVER_guest_handle` is zeros,
@@ -39,21 +39,21 @@ pub struct DomainInfo<'a> {
     pub console_gfn: u64,
 }
 
-fn perms(list: &[(DomId, Access)]) -> Vec<Perm> {
+fn perms(list: &[(Domid, Access)]) -> Vec<Perm> {
     list.iter()
         .map(|&(domid, access)| Perm { domid, access })
         .collect()
 }
 
 /// Writes domain 0's home (`/local/domain/0`, owned by domain 0, no access for others).
-pub fn write_dom0(store: &mut Store) -> Result<(), Errno> {
+pub fn write_dom0(store: &mut Store) -> Result<(), XsdError> {
     store.write("/local/domain/0/name", b"Domain-0")?;
     store.write("/local/domain/0/domid", b"0")?;
     store.set_perms("/local/domain/0", perms(&[(0, Access::None)]))
 }
 
 /// Writes the keys of a new domU and gives it a connection ([`Store::introduce`]).
-pub fn write_domu(store: &mut Store, d: &DomainInfo<'_>) -> Result<(), Errno> {
+pub fn write_domu(store: &mut Store, d: &DomainInfo<'_>) -> Result<(), XsdError> {
     let id = d.domid;
     let home = Store::home(id);
     let vm = format!("/vm/{}", d.uuid);
@@ -204,7 +204,7 @@ mod tests {
         s
     }
 
-    fn req(s: &mut Store, conn: DomId, t: u32, parts: &[&[u8]]) -> Result<Vec<u8>, Errno> {
+    fn req(s: &mut Store, conn: Domid, t: u32, parts: &[&[u8]]) -> Result<Vec<u8>, XsdError> {
         let mut payload = Vec::new();
         for p in parts {
             payload.extend_from_slice(p);
@@ -267,13 +267,13 @@ mod tests {
         ] {
             assert_eq!(
                 req(&mut s, 1, XS_WRITE, &[path, b"v"]),
-                Err(Errno::Eacces),
+                Err(XsdError::Eacces),
                 "{path:?}"
             );
         }
         assert_eq!(
             req(&mut s, 1, XS_READ, &[b"/local/domain/0/name\0"]),
-            Err(Errno::Eacces)
+            Err(XsdError::Eacces)
         );
     }
 }

@@ -31,7 +31,7 @@ use abi::io::xs_wire::{
     XENSTORE_SERVER_FEATURE_RECONNECTION, XS_ERROR, XS_WATCH_EVENT, XenstoreDomainInterface,
     XsdSockmsg,
 };
-use xenstored::{DomId, Store};
+use xenstored::{Domid, Store};
 
 /// The server features Xen 4.17's C xenstored advertises in `server_features`:
 /// reconnection and the `error` field.
@@ -99,7 +99,7 @@ pub struct ConnStats {
 /// in the response ring.
 #[derive(Clone, Debug)]
 pub struct XsConnection {
-    domid: DomId,
+    domid: Domid,
     /// The request read so far (header, then payload).
     partial: Vec<u8>,
     /// Replies and events not yet in the response ring.
@@ -111,7 +111,7 @@ pub struct XsConnection {
 
 impl XsConnection {
     /// The connection of domain `domid` (the store must have it introduced).
-    pub fn new(domid: DomId) -> Self {
+    pub fn new(domid: Domid) -> Self {
         Self {
             domid,
             partial: Vec::new(),
@@ -285,7 +285,7 @@ impl XsConnection {
     fn answer(&mut self, store: &mut Store, h: XsdSockmsg, memory_low: bool) {
         let payload = self.partial.get(XsdSockmsg::SIZE..).unwrap_or(&[]);
         let result = if memory_low {
-            Err(xenstored::Errno::Enomem)
+            Err(xenstored::XsdError::Enomem)
         } else {
             store.handle(self.domid, h.type_, h.tx_id, payload)
         };

@@ -1,7 +1,7 @@
 //! hv's own timer: the local APIC timer in xAPIC mode, through its MMIO page at 0xFEE00000
 //! (mapped uncached by `boot`; QEMU's TCG has no x2APIC and no TSC-deadline mode), one-shot,
 //! calibrated against the TSC. Its interrupt only ends a `hlt` of hv or exits the guest
-//! (`INTR`); the stub in `exceptions` acknowledges it.
+//! (`INTR`); the stub in `irq` acknowledges it.
 
 use super::tsc;
 

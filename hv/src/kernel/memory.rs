@@ -1,11 +1,11 @@
 //! Host memory seen through hv's identity map: frames for the domain and its nested tables,
 //! and the domain's guest-physical memory as [`GuestPhys`] over the nested page tables.
 
-use crate::frames::{FRAME_SIZE, FrameError, Frames};
+use crate::frames::{FRAME_SIZE, FrameAllocator, FrameError};
 use crate::guest::phys::{GuestPhys, PAGE_SIZE, PhysError};
 use crate::npt::{Npt, NptError, TableMemory};
 
-use super::boot::IDENTITY_MAP_BYTES;
+use pvh::boot::IDENTITY_MAP_BYTES;
 
 /// Zeroes `bytes` at host-physical `pa`.
 ///
@@ -18,10 +18,16 @@ pub unsafe fn zero(pa: u64, bytes: u64) {
 }
 
 /// Takes zeroed frames from `frames`.
-pub fn alloc_zeroed(frames: &mut Frames, bytes: u64, align: u64) -> Result<u64, FrameError> {
-    let pa = frames.allocate(bytes, align)?;
+pub fn alloc_zeroed(
+    frames: &mut FrameAllocator,
+    bytes: u64,
+    align: u64,
+) -> Result<u64, FrameError> {
+    let pa = frames.allocate_top(bytes, align)?;
     if pa.saturating_add(bytes) > IDENTITY_MAP_BYTES {
-        return Err(FrameError::OutOfMemory { bytes });
+        return Err(FrameError::OutOfMemory {
+            frames: bytes.div_ceil(FRAME_SIZE),
+        });
     }
     // SAFETY: the frames were just taken from free RAM below the identity-map limit and
     // are never handed out again.
@@ -32,7 +38,7 @@ pub fn alloc_zeroed(frames: &mut Frames, bytes: u64, align: u64) -> Result<u64, 
 /// Nested page tables in host frames.
 pub struct HostTables<'a> {
     /// Where new tables come from.
-    pub frames: &'a mut Frames,
+    pub frames: &'a mut FrameAllocator,
 }
 
 impl TableMemory for HostTables<'_> {

@@ -6,13 +6,10 @@
     reason = "x86_64 register and descriptor code: the architecture takes the low bits (EAX, ECX, selectors), and usize is 64 bits"
 )]
 
-pub mod boot;
 pub mod console;
 pub mod domain;
-pub mod exceptions;
-pub mod gdt;
-pub mod heap;
 pub mod host_frame;
+pub mod irq;
 pub mod lapic;
 pub mod memory;
 pub mod rtc;
@@ -22,4 +19,4 @@ pub mod svm;
 pub mod tsc;
 pub mod xenstore;
 
-pub use start::panic;
+pub use start::{HEAP, panic};

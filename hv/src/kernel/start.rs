@@ -1,15 +1,35 @@
-//! The Rust entry of hv, called once by the boot stub, and the panic path.
+//! The Rust entry of hv, called once by pvh's PVH entry stub (expanded here with hv's stack),
+//! hv's heap, and the panic path.
 
 use core::fmt::Write;
 
-use crate::boot_info::BootInfo;
+use pvh::boot::{self, IDENTITY_MAP_BYTES};
+use pvh::boot_info::{self, BootInfoError, CMDLINE_MAX, MemoryRegion, PhysRead, StartInfo};
+use pvh::exceptions::{self, Fault};
+use pvh::frames::{FrameAllocator, FreeRanges, PhysRange};
+use pvh::gdt;
+use pvh::heap::LockedHeap;
+
 use crate::cmdline;
-use crate::frames::{Frames, Range};
-use crate::guest::phys::{GuestPhys, PhysError};
 use crate::hvlog;
 
 use super::domain::{self, Domain};
-use super::{boot, exceptions, gdt, heap, serial, svm};
+use super::{irq, serial, svm};
+
+/// Size of the boot stack (hv's only stack); an unmapped guard page lies below it.
+pub const BOOT_STACK_SIZE: usize = 128 * 1024;
+
+pvh::pvh_entry!(stack_size = BOOT_STACK_SIZE, entry = start);
+
+/// Bytes of hv's heap (domain 0's xenstore tree and connection queues).
+pub const HEAP_BYTES: u64 = 4 << 20;
+
+/// hv's heap, for domain 0's xenstore tree and connection queues.
+#[global_allocator]
+pub static HEAP: LockedHeap = LockedHeap::empty();
+
+/// Most memory-map entries hv reads.
+const MAX_MEMMAP: usize = 64;
 
 unsafe extern "C" {
     static __kernel_start: u8;
@@ -17,24 +37,63 @@ unsafe extern "C" {
 }
 
 /// Host-physical memory through hv's identity map (read-only view for boot data).
-pub struct HostPhys;
+struct HostPhys;
 
-impl GuestPhys for HostPhys {
-    fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), PhysError> {
-        let end = pa
-            .checked_add(buf.len() as u64)
-            .ok_or(PhysError { gpa: pa })?;
-        if end > boot::IDENTITY_MAP_BYTES {
-            return Err(PhysError { gpa: pa });
+impl PhysRead for HostPhys {
+    fn read(&self, pa: u64, buf: &mut [u8]) -> Option<()> {
+        if pa.checked_add(buf.len() as u64)? > IDENTITY_MAP_BYTES {
+            return None;
         }
         // SAFETY: the range lies inside the identity map; it holds boot data QEMU wrote
         // (start info, command line, module list, memory map), which nothing changes now.
         unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
+        Some(())
+    }
+}
+
+/// hv's CPU exception handler: the fault on the serial port, then QEMU stopped with hv's
+/// failure status.
+fn fault(fault: &Fault<'_>) -> ! {
+    let _ = writeln!(serial::Serial, "hv: EXCEPTION in hv: {fault}");
+    serial::exit_qemu(serial::EXIT_HV_FAILURE)
+}
+
+/// What hv reads from QEMU's start info: the command line, module 0 (the guest ELF) and the
+/// memory map.
+struct BootData {
+    cmdline: [u8; CMDLINE_MAX],
+    cmdline_len: usize,
+    module: (u64, u64),
+    memmap: [MemoryRegion; MAX_MEMMAP],
+    memmap_len: usize,
+}
+
+impl BootData {
+    fn read(paddr: u64) -> Result<Self, BootInfoError> {
+        let info = StartInfo::read(&HostPhys, paddr)?;
+        let mut cmdline = [0u8; CMDLINE_MAX];
+        let cmdline_len = info.read_cmdline(&HostPhys, &mut cmdline)?;
+        let (mod_pa, mod_len, _) = info.module(&HostPhys, 0)?;
+        let mut memmap = [MemoryRegion::EMPTY; MAX_MEMMAP];
+        // QEMU's loader always passes a v1 start info with a map: no fallback.
+        let (memmap_len, _) =
+            boot_info::select_memory_map(&info, &HostPhys, |_| Ok(0), &mut memmap)?;
+        Ok(Self {
+            cmdline,
+            cmdline_len,
+            module: (mod_pa, mod_len),
+            memmap,
+            memmap_len,
+        })
     }
 
-    fn write(&mut self, pa: u64, _data: &[u8]) -> Result<(), PhysError> {
-        Err(PhysError { gpa: pa })
+    /// The command line (empty if not UTF-8).
+    fn cmdline(&self) -> &str {
+        core::str::from_utf8(&self.cmdline[..self.cmdline_len]).unwrap_or("")
+    }
+
+    fn memmap(&self) -> &[MemoryRegion] {
+        &self.memmap[..self.memmap_len]
     }
 }
 
@@ -65,10 +124,14 @@ fn quiet_pic() {
 pub(crate) extern "C" fn start(start_info: u32) -> ! {
     serial::init();
     gdt::init();
-    exceptions::init();
+    exceptions::init(fault);
+    irq::install();
+    if let Err(e) = boot::install_stack_guard() {
+        fail(format_args!("stack guard: {e:?}"));
+    }
     quiet_pic();
     hvlog!("starting (start info at {start_info:#x})");
-    let info = match BootInfo::read(&HostPhys, u64::from(start_info)) {
+    let info = match BootData::read(u64::from(start_info)) {
         Ok(i) => i,
         Err(e) => fail(format_args!("bad PVH start info: {e:?}")),
     };
@@ -87,36 +150,37 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         hvlog!(
             "  memory {:#012x}-{:#012x} type {}",
             r.base,
-            r.base + r.size,
-            r.kind
+            r.end(),
+            r.kind.code()
         );
     }
     let (mod_pa, mod_len) = info.module;
     let mod_end = mod_pa.saturating_add(mod_len);
-    if mod_len == 0 || mod_end > boot::IDENTITY_MAP_BYTES {
+    if mod_len == 0 || mod_end > IDENTITY_MAP_BYTES {
         fail(format_args!(
             "guest ELF module at {mod_pa:#x} ({mod_len:#x} bytes) is empty or above 4 GiB"
         ));
     }
     let reserved = [
-        Range {
+        PhysRange {
             start: 0,
             end: 1 << 20,
         },
-        Range {
+        PhysRange {
             start: (&raw const __kernel_start) as u64,
             end: (&raw const __kernel_end) as u64,
         },
-        Range {
+        PhysRange {
             start: mod_pa,
             end: mod_end,
         },
     ];
-    let mut frames = Frames::new(info.memmap(), &reserved, boot::IDENTITY_MAP_BYTES);
-    match frames.allocate(heap::HEAP_BYTES, 0x1000) {
+    let free = FreeRanges::compute(info.memmap(), &reserved, IDENTITY_MAP_BYTES);
+    let mut frames = FrameAllocator::new(free);
+    match frames.allocate_top(HEAP_BYTES, 0x1000) {
         // SAFETY: the frames are hv's from now on (allocated, never freed) and lie in the
         // identity map (the allocator's limit); init runs once, here.
-        Ok(start) => unsafe { heap::init(start, heap::HEAP_BYTES as usize) },
+        Ok(start) => unsafe { HEAP.init(start, HEAP_BYTES as usize) },
         Err(e) => fail(format_args!("no memory for hv's heap: {e:?}")),
     }
     hvlog!("{} MiB free for domains", frames.free_bytes() >> 20);

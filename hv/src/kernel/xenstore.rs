@@ -42,7 +42,7 @@ impl Xenstore {
     pub unsafe fn new(
         page: u64,
         info: &toolstack::DomainInfo<'_>,
-    ) -> Result<Self, xenstored::Errno> {
+    ) -> Result<Self, xenstored::XsdError> {
         let mut store = Store::new();
         toolstack::write_dom0(&mut store)?;
         toolstack::write_domu(&mut store, info)?;
@@ -56,7 +56,7 @@ impl Xenstore {
     /// Serves the ring; whether to notify the domain.
     pub fn service(&mut self) -> bool {
         self.conn.service(&mut self.store, &mut self.page, &|| {
-            let (size, used) = super::heap::stats();
+            let (size, used) = super::HEAP.stats();
             used > size / 2
         })
     }

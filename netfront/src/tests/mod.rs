@@ -15,13 +15,14 @@ mod netback;
 mod props;
 mod traffic;
 
-use crate::device::{Config, Netfront, Platform};
+use crate::device::{Config, Netfront};
 use netback::FakeNetback;
 use std::boxed::Box;
 use std::format;
 use std::string::{String, ToString};
 use std::vec::Vec;
 use xenbus::Instant;
+use xenbus::Platform;
 use xenbus::grant::GrantTable;
 use xenbus::testing::{FakeEvents, FakeGrantEntries, FakeXenstored, HostMemory, Store};
 use xenbus::xenstore::XsClient;

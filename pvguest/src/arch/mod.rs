@@ -1,13 +1,32 @@
-//! x86_64 machine layer: the PVH entry and page tables, GDT/TSS, IDT and exception stubs,
-//! the event-channel upcall stub and idle (`sti; hlt`), and port I/O. The only place that
-//! touches control registers and descriptor tables.
+//! x86_64 machine layer: pvh's (descriptor tables, exception stubs, port I/O; the PVH entry
+//! itself is expanded in `main.rs` with [`BOOT_STACK_SIZE`] and the binary's entry function)
+//! plus the debug console port 0xE9, the event-channel upcall stub and idle (`sti; hlt`). The
+//! only place that touches control registers and descriptor tables; it imports nothing of the
+//! kernel above it (the fault handler is passed to [`exceptions::init`] by the boot sequence).
 
-pub mod boot;
-pub mod exceptions;
-pub mod gdt;
-pub mod paging;
-pub mod port;
+pub use pvh::{boot, exceptions, gdt};
+
 pub mod upcall;
+
+/// Size of the boot stack (the kernel's only stack); an unmapped guard page lies below it.
+pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+
+/// Port I/O: pvh's, and Xen's guest debug port 0xE9.
+pub mod port {
+    pub use pvh::port::*;
+
+    /// Writes `bytes` to port 0xE9 (`XEN_HVM_DEBUGCONS_IOPORT`): Xen prints them as
+    /// `(dN) ...` in its log when booted with `guest_loglvl=all`. Never fails; harmless
+    /// without Xen.
+    ///
+    /// One `rep outsb` per call: Xen emulates the whole string in one exit instead of one
+    /// exit per byte, which keeps this mirror cheap next to the PV console ring.
+    pub fn debugcon_write(bytes: &[u8]) {
+        // SAFETY: port 0xE9 is Xen's write-only debug console, which affects no memory and no
+        // device this kernel drives (hv skips the string; without either, nothing listens).
+        unsafe { outsb(abi::xen::XEN_HVM_DEBUGCONS_IOPORT, bytes) }
+    }
+}
 
 /// Reads the time-stamp counter (`RDTSC`).
 pub fn read_tsc() -> u64 {

@@ -1,15 +1,25 @@
 //! The event-channel upcall entry: an IDT stub for the HVM callback vector that saves the
-//! caller-saved registers, calls the Rust handler and returns with `iretq`; plus the
+//! caller-saved registers, calls the Rust handler [`install`] was given (the platform's event
+//! scan: this layer knows nothing of Xen's events) and returns with `iretq`; plus the
 //! interrupt-flag primitives the idle loop needs (`sti; hlt` without a lost wake-up).
 //!
 //! With `HVM_PARAM_CALLBACK_IRQ` of type vector, Xen injects the vector directly (no LAPIC,
 //! so no EOI): the upcall is re-injected for as long as `vcpu_info.evtchn_upcall_pending` is
 //! set, and the handler clears it before scanning (Linux's `xen_hvm_evtchn_do_upcall`).
 
+use core::sync::atomic::{AtomicPtr, Ordering};
+
 use super::exceptions;
 
 /// The IDT vector Xen injects for event-channel upcalls (Linux's `HYPERVISOR_CALLBACK_VECTOR`).
 pub const UPCALL_VECTOR: u8 = 0xf3;
+
+/// The handler the stub calls (an `extern "C" fn()`): the one [`install`] was given, a
+/// function that does nothing before. The stub reads it with one aligned 8-byte load.
+static HANDLER: AtomicPtr<()> = AtomicPtr::new(ignore_upcall as *mut ());
+
+/// The handler before [`install`].
+extern "C" fn ignore_upcall() {}
 
 core::arch::global_asm!(
     r#"
@@ -30,7 +40,7 @@ xen_upcall_entry:
     push %r10
     push %r11
     cld
-    call {handler}
+    call *{handler}(%rip)
     pop %r11
     pop %r10
     pop %r9
@@ -43,7 +53,7 @@ xen_upcall_entry:
     iretq
     .popsection
 "#,
-    handler = sym crate::xen::events::upcall,
+    handler = sym HANDLER,
     options(att_syntax)
 );
 
@@ -52,9 +62,10 @@ unsafe extern "C" {
     static xen_upcall_entry: u8;
 }
 
-/// Installs the upcall stub at [`UPCALL_VECTOR`]. Call with interrupts disabled, before
-/// telling Xen to use the vector.
-pub fn install() {
+/// Installs the upcall stub at [`UPCALL_VECTOR`], calling `handler` with interrupts disabled.
+/// Call with interrupts disabled, before telling Xen to use the vector.
+pub fn install(handler: extern "C" fn()) {
+    HANDLER.store(handler as *mut (), Ordering::Release);
     x86_64::instructions::interrupts::without_interrupts(|| {
         let entry = (&raw const xen_upcall_entry) as u64;
         // SAFETY: `entry` is the stub above, which saves every caller-saved register (the

@@ -25,10 +25,11 @@ use xenbus::grant::GrantAccess;
 use xenbus::xenstore::{XsClient, XsTransport};
 use xenbus::{Instant, frontend};
 
-use super::blk_expect::{self, ExpectedDisk};
 use super::report::Reporter;
 use super::run::ConsoleOut;
+use crate::cmdline::option;
 use crate::disk::{BlkDisk, Disk};
+use crate::vbd::{self, ExpectedDisk};
 use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
 use crate::xen::{console, time, xenstore};
 
@@ -165,10 +166,10 @@ fn with_store<R>(
 }
 
 fn connect(cmdline: &'static str, disks: &mut Vec<Connected>) -> TestResult {
-    let value = blk_expect::option(cmdline, "blk-expect")
+    let value = option(cmdline, "blk-expect")
         .ok_or("no blk-expect= on the command line (the harness passes it)")?;
     let expected =
-        blk_expect::parse(value).map_err(|i| format!("blk-expect entry {i} is malformed"))?;
+        vbd::parse_blk_expect(value).map_err(|i| format!("blk-expect entry {i} is malformed"))?;
     let ids = with_store(|xs, d| {
         frontend::enumerate(xs, "vbd", d).map_err(|e| format!("enumerate vbd: {e:?}"))
     })?;

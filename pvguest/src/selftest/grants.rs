@@ -14,8 +14,8 @@ use abi::grant_table::{
 use abi::xen::DOMID_SELF;
 
 use super::platform::{Test, TestResult};
-use crate::kernel;
 use crate::memory::frames::FRAME_SIZE;
+use crate::memory::global;
 use crate::xen::grant_table::{self, GrantOpError};
 use crate::xen::hypercall;
 use crate::xen::platform::KernelPages;
@@ -45,7 +45,7 @@ pub fn facts() -> Vec<(&'static str, String)> {
         Err(e) => facts.push(("v3-errno", format!("{e}"))),
     }
     // Copies Xen refuses before moving a byte: their GNTST_* statuses.
-    let Ok(dst) = kernel::allocate_frames(1) else {
+    let Ok(dst) = global::allocate_frames(1) else {
         facts.push(("copy", "no frame".into()));
         return facts;
     };
@@ -115,7 +115,7 @@ fn grant_access() -> TestResult {
             "query_size: {frames} frames of {max} after mapping frame 0"
         ));
     }
-    let page = kernel::allocate_frames(1).map_err(|e| format!("frame: {e:?}"))?;
+    let page = global::allocate_frames(1).map_err(|e| format!("frame: {e:?}"))?;
     let pfn = page / FRAME_SIZE;
     let rw =
         grant_table::grant_access(DomId::ZERO, pfn, false).map_err(|e| format!("grant: {e:?}"))?;
@@ -198,7 +198,7 @@ fn grant_copy() -> TestResult {
     let pattern: [u8; FRAME_SIZE as usize] = core::array::from_fn(|i| 0x5au8.wrapping_add(i as u8));
     src.write(0, &pattern)
         .map_err(|e| format!("page write: {e}"))?;
-    let dst = kernel::allocate_frames(1).map_err(|e| format!("frame: {e:?}"))?;
+    let dst = global::allocate_frames(1).map_err(|e| format!("frame: {e:?}"))?;
     fill(dst, 0);
     // Granted to ourselves (by number: Xen compares the entry's domid with the copier's id).
     let granted = grant_table::with(|t| t.grant(src, me, true))

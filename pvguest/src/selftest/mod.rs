@@ -3,9 +3,7 @@
 //! [`report`] holds the line protocol (host-testable); the groups themselves run only in the
 //! kernel.
 
-pub mod blk_expect;
 pub mod report;
-pub mod storm;
 
 #[cfg(target_os = "none")]
 pub mod blk;

@@ -16,9 +16,9 @@ use smoltcp::socket::icmp;
 use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress};
 
 use super::blk;
-use super::blk_expect::option;
 use super::report::Reporter;
 use super::run::ConsoleOut;
+use crate::cmdline::option;
 use crate::service::{self, Net, Storage, now_ns};
 use crate::xen::console;
 

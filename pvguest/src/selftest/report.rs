@@ -184,7 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_8_inject_fail_naming_no_test_is_an_error() {
+    fn inject_fail_naming_no_test_that_ran_fails_the_run() {
         let mut s = String::new();
         let mut r = Reporter::new(&mut s, Some("no-such-test"));
         r.record("x", Ok::<(), &str>(())).unwrap();
@@ -198,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_8_selftest_without_tests_is_an_error() {
+    fn a_run_without_tests_fails() {
         let mut s = String::new();
         let r = Reporter::new(&mut s, None);
         assert_eq!(r.finish().unwrap(), Outcome::SomeFailed);

@@ -11,7 +11,7 @@ use crate::xen::time;
 use crate::xen::xenstore::{self, Client};
 use xenbus::Instant;
 use xenbus::frontend::{self, Frontend, XenbusError};
-use xenbus::xenstore::{TxId, XsErrno, XsError};
+use xenbus::xenstore::{TxId, XsErrno, XsError, XsdError};
 
 /// The tests, in order.
 pub const TESTS: &[Test] = &[
@@ -131,7 +131,7 @@ fn write_read_rm() -> TestResult {
         c.rm(TxId::NONE, "data/pvguest-dir", d)
             .map_err(|e| fail("rm dir", e))?;
         match c.read(TxId::NONE, KEY, d) {
-            Err(XsError::Server(XsErrno::Enoent)) => Ok(()),
+            Err(XsError::Server(XsErrno::Known(XsdError::Enoent))) => Ok(()),
             other => Err(format!("read after rm: {other:?}")),
         }
     })
@@ -215,11 +215,11 @@ fn enoent() -> TestResult {
     xs(|c, d| {
         let missing = "data/pvguest-no-such-key";
         match c.read(TxId::NONE, missing, d) {
-            Err(XsError::Server(XsErrno::Enoent)) => {}
+            Err(XsError::Server(XsErrno::Known(XsdError::Enoent))) => {}
             other => return Err(format!("read {missing}: {other:?}")),
         }
         match c.directory(TxId::NONE, "data/pvguest-no-such-dir", d) {
-            Err(XsError::Server(XsErrno::Enoent)) => Ok(()),
+            Err(XsError::Server(XsErrno::Known(XsdError::Enoent))) => Ok(()),
             other => Err(format!("directory of a missing node: {other:?}")),
         }
     })
@@ -230,7 +230,7 @@ fn eacces() -> TestResult {
         // Domain 0's home belongs to domain 0 with no access for others.
         let path = "/local/domain/0/data/pvguest-intruder";
         match c.write(TxId::NONE, path, "x", d) {
-            Err(XsError::Server(XsErrno::Eacces)) => Ok(()),
+            Err(XsError::Server(XsErrno::Known(XsdError::Eacces))) => Ok(()),
             other => Err(format!("write {path}: {other:?}")),
         }
     })

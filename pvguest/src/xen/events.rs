@@ -128,7 +128,7 @@ pub fn init() -> Result<(), EventError> {
     for word in 0..evtchn::WORDS {
         evtchn::EventWords::set_mask(&Vcpu0Events, word, u64::MAX);
     }
-    upcall::install();
+    upcall::install(upcall);
     let via = abi::hvm::callback_via_vector(upcall::UPCALL_VECTOR);
     // SAFETY: the IDT entry for UPCALL_VECTOR now points at the upcall stub.
     unsafe { hypercall::hvm_set_param(abi::hvm::HVM_PARAM_CALLBACK_IRQ, via) }?;

@@ -17,8 +17,8 @@ use super::grant_table;
 use super::hypercall::HypercallError;
 use super::time;
 use crate::arch::boot::IDENTITY_MAP_BYTES;
-use crate::kernel;
 use crate::memory::frames::FRAME_SIZE;
+use crate::memory::global;
 
 /// pvclock time. Without a clock (never after boot) it answers the far future, so that every
 /// deadline counts as passed rather than waited on forever.
@@ -126,7 +126,7 @@ impl PageProvider for KernelPages {
             page.zero();
             return Ok(page);
         }
-        let addr = kernel::allocate_frames(1).map_err(|_| PageError::Exhausted)?;
+        let addr = global::allocate_frames(1).map_err(|_| PageError::Exhausted)?;
         if addr
             .checked_add(FRAME_SIZE)
             .is_none_or(|end| end > IDENTITY_MAP_BYTES)

@@ -13,9 +13,9 @@ use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU64};
 
 use super::hypercall::{self, HypercallError};
 use crate::arch::boot::IDENTITY_MAP_BYTES;
-use crate::kernel;
 use crate::memory::addr::{fits_in_page, page_address};
 use crate::memory::frames::FRAME_SIZE;
+use crate::memory::global;
 
 /// Bytes in a shared page.
 pub const PAGE_SIZE: usize = 4096;
@@ -178,7 +178,7 @@ pub enum GrantFrameError {
 
 /// Maps grant-table frame `index` over a fresh frame from the allocator.
 pub fn map_grant_frame(index: u32) -> Result<SharedPage, GrantFrameError> {
-    let paddr = kernel::allocate_frames(1).map_err(|_| GrantFrameError::NoMemory)?;
+    let paddr = global::allocate_frames(1).map_err(|_| GrantFrameError::NoMemory)?;
     // SAFETY: the frame was just taken from the allocator: free RAM below 4 GiB the kernel
     // uses for nothing else; Xen replaces it and from now on it is reached only through the
     // returned SharedPage.

@@ -42,3 +42,10 @@ pub fn reboot() -> ! {
 pub fn crash() -> ! {
     shutdown(ShutdownReason::Crash, console::try_flush())
 }
+
+/// The CPU exception handler the boot sequence gives `pvh::exceptions::init`: prints the fault
+/// through the emergency console writer and shuts the domain down with reason crash.
+pub fn fault(fault: &pvh::exceptions::Fault<'_>) -> ! {
+    let _ = writeln!(EmergencyWriter, "EXCEPTION {fault}");
+    crash()
+}

@@ -138,12 +138,12 @@ fn net_setup() -> String {
     )
 }
 
-/// Key of put `n` of storm `seed` (as `pvguest/src/selftest/storm.rs` computes it).
+/// Key of put `n` of storm `seed` (as `pvguest/src/durable/storm.rs` computes it).
 pub fn storm_key(seed: u64, n: u64) -> String {
     format!("k{:02}", n.wrapping_mul(7).wrapping_add(seed) % 40)
 }
 
-/// Value of put `n` of storm `seed` (as `pvguest/src/selftest/storm.rs` computes it).
+/// Value of put `n` of storm `seed` (as `pvguest/src/durable/storm.rs` computes it).
 pub fn storm_value(seed: u64, n: u64) -> String {
     format!("s{seed}n{n}{}", "x".repeat((n % 64) as usize))
 }
@@ -258,7 +258,7 @@ fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
 }
 
 /// How long the guest holds after announcing a storm, before its first put (as
-/// `pvguest/src/durable.rs`'s `STORM_HOLD_MS`): the harness reads the flush counter then.
+/// `pvguest/src/durable/mod.rs`'s `STORM_HOLD_MS`): the harness reads the flush counter then.
 const STORM_HOLD_MS: u64 = 2000;
 
 /// Pause delays (milliseconds after a storm's first put may start) from `seed`.
@@ -1180,7 +1180,7 @@ mod tests {
 
     #[test]
     fn the_storm_matches_the_guests() {
-        // The same literals as pvguest/src/selftest/storm.rs's test.
+        // The same literals as pvguest/src/durable/storm.rs's test.
         assert_eq!(storm_key(1, 0), "k01");
         assert_eq!(storm_key(1, 1), "k08");
         assert_eq!(storm_value(2, 3), "s2n3xxx");

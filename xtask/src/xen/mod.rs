@@ -367,7 +367,7 @@ mod tests {
     use super::{cmdline_seen, job, overlay, padded_cmdline, xl_config};
 
     #[test]
-    fn a0b_8_platform_cmdline_is_2_kib_and_checked() {
+    fn platform_cmdline_is_padded_to_2_kib_and_its_arrival_checked() {
         let line = padded_cmdline("selftest=platform", 2048);
         assert_eq!(line.len(), 2048);
         assert!(line.starts_with("selftest=platform note=xx"));

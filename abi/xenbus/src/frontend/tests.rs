@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::testing::{FakeXenstored, Store};
-use crate::xenstore::{Access, Perm};
+use crate::xenstore::{Access, Perm, XsdError};
 
 const DOMID: u16 = 5;
 const FRONT: &str = "/local/domain/5/device/vif/0";
@@ -257,7 +257,9 @@ fn unreadable_backend_state_counts_as_gone_and_other_errors_pass_through() {
         .push_back(crate::testing::Misbehave::ErrorName("EIO"));
     assert_eq!(
         fe.backend_state(&mut xs, far()),
-        Err(XenbusError::Store(XsError::Server(XsErrno::Eio)))
+        Err(XenbusError::Store(XsError::Server(XsErrno::Known(
+            XsdError::Eio
+        ))))
     );
 }
 

@@ -1,91 +1,37 @@
 //! Errors of the xenstore client: the daemon's error names and the client's own failures.
 
-/// An error name xenstored sent in an `XS_ERROR` reply (`xsd_errors[]` plus later additions).
+use abi::io::xs_wire::XsdError;
+
+/// An error name xenstored sent in an `XS_ERROR` reply: one of `xsd_errors[]`
+/// ([`XsdError`], whose names are `abi`'s checked table), or a name later daemons added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum XsErrno {
-    /// `EINVAL`: malformed request.
-    Einval,
-    /// `EACCES`: permission denied.
-    Eacces,
-    /// `EEXIST`: the node exists.
-    Eexist,
-    /// `EISDIR`: the node is a directory.
-    Eisdir,
-    /// `ENOENT`: no such node (or transaction).
-    Enoent,
-    /// `ENOMEM`: the daemon is out of memory.
-    Enomem,
-    /// `ENOSPC`: quota exceeded.
-    Enospc,
-    /// `EIO`: input/output error.
-    Eio,
-    /// `ENOTEMPTY`: directory not empty.
-    Enotempty,
-    /// `ENOSYS`: operation not supported.
-    Enosys,
-    /// `EROFS`: read-only (e.g. the daemon is restarting).
-    Erofs,
-    /// `EBUSY`: busy.
-    Ebusy,
-    /// `EAGAIN`: transaction conflict, retry.
-    Eagain,
-    /// `EISCONN`: already connected.
-    Eisconn,
-    /// `E2BIG`: argument too big.
-    E2big,
-    /// `EPERM`: operation not permitted.
-    Eperm,
-    /// `ECONNRESET`: the connection was reset (newer daemons).
+    /// A name of `xsd_errors[]`.
+    Known(XsdError),
+    /// `ECONNRESET`: the connection was reset (newer daemons; not in Xen 4.17's table).
     Econnreset,
     /// Any other name (e.g. `EQUOTA`); the text is not kept.
     Unknown,
 }
 
+/// The one name daemons newer than Xen 4.17 may send beyond `xsd_errors[]`.
+const ECONNRESET: &str = "ECONNRESET";
+
 impl XsErrno {
     /// Maps an error name (without its terminating NUL) to a variant.
     pub fn from_name(name: &[u8]) -> Self {
-        match name {
-            b"EINVAL" => Self::Einval,
-            b"EACCES" => Self::Eacces,
-            b"EEXIST" => Self::Eexist,
-            b"EISDIR" => Self::Eisdir,
-            b"ENOENT" => Self::Enoent,
-            b"ENOMEM" => Self::Enomem,
-            b"ENOSPC" => Self::Enospc,
-            b"EIO" => Self::Eio,
-            b"ENOTEMPTY" => Self::Enotempty,
-            b"ENOSYS" => Self::Enosys,
-            b"EROFS" => Self::Erofs,
-            b"EBUSY" => Self::Ebusy,
-            b"EAGAIN" => Self::Eagain,
-            b"EISCONN" => Self::Eisconn,
-            b"E2BIG" => Self::E2big,
-            b"EPERM" => Self::Eperm,
-            b"ECONNRESET" => Self::Econnreset,
-            _ => Self::Unknown,
+        match XsdError::from_name(name) {
+            Some(known) => Self::Known(known),
+            None if name == ECONNRESET.as_bytes() => Self::Econnreset,
+            None => Self::Unknown,
         }
     }
 
     /// The error name as xenstored spells it (`"?"` for [`XsErrno::Unknown`]).
     pub const fn name(self) -> &'static str {
         match self {
-            Self::Einval => "EINVAL",
-            Self::Eacces => "EACCES",
-            Self::Eexist => "EEXIST",
-            Self::Eisdir => "EISDIR",
-            Self::Enoent => "ENOENT",
-            Self::Enomem => "ENOMEM",
-            Self::Enospc => "ENOSPC",
-            Self::Eio => "EIO",
-            Self::Enotempty => "ENOTEMPTY",
-            Self::Enosys => "ENOSYS",
-            Self::Erofs => "EROFS",
-            Self::Ebusy => "EBUSY",
-            Self::Eagain => "EAGAIN",
-            Self::Eisconn => "EISCONN",
-            Self::E2big => "E2BIG",
-            Self::Eperm => "EPERM",
-            Self::Econnreset => "ECONNRESET",
+            Self::Known(known) => known.name(),
+            Self::Econnreset => ECONNRESET,
             Self::Unknown => "?",
         }
     }

@@ -18,6 +18,7 @@ pub mod transport;
 mod tests;
 
 pub use crate::types::TxId;
+pub use abi::io::xs_wire::XsdError;
 pub use abi::io::xs_wire::{Access, Perm};
 pub use client::{XsClient, XsStats};
 pub use error::{ProtocolError, TransportError, XsErrno, XsError};

@@ -1,6 +1,7 @@
 //! The typed xenstore operations: read, write, mkdir, rm, directory, permissions, watches and
 //! transactions, each validating its arguments before sending and its reply after.
 
+use super::XsdError;
 use super::client::XsClient;
 use super::error::{ProtocolError, XsErrno, XsError};
 use super::payload;
@@ -52,7 +53,7 @@ impl<T: XsTransport> XsClient<T> {
     ) -> Result<Option<String>, XsError> {
         match self.read(tx, path, deadline) {
             Ok(value) => Ok(Some(value)),
-            Err(XsError::Server(XsErrno::Enoent)) => Ok(None),
+            Err(XsError::Server(XsErrno::Known(XsdError::Enoent))) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -167,7 +168,7 @@ impl<T: XsTransport> XsClient<T> {
         deadline: Instant,
         mut body: impl FnMut(&mut Self, TxId) -> Result<R, XsError>,
     ) -> Result<R, XsError> {
-        const EAGAIN: XsError = XsError::Server(XsErrno::Eagain);
+        const EAGAIN: XsError = XsError::Server(XsErrno::Known(XsdError::Eagain));
         for _ in 0..max_attempts {
             let tx = self.transaction_start(deadline)?;
             match body(self, tx) {

@@ -1,6 +1,5 @@
 //! Host tests of the server core, by area, with small request helpers.
 
-mod errors;
 mod nodes;
 mod paths;
 mod permissions;
@@ -8,7 +7,7 @@ mod props;
 mod transactions;
 mod watches;
 
-use crate::{DomId, Errno, Store, WatchEvent};
+use crate::{Domid, Store, WatchEvent, XsdError};
 use abi::io::xs_wire::*;
 use std::string::String;
 use std::vec::Vec;
@@ -26,7 +25,7 @@ fn store() -> Store {
     s
 }
 
-fn perm(domid: DomId, letter: char) -> crate::Perm {
+fn perm(domid: Domid, letter: char) -> crate::Perm {
     let access = match letter {
         'n' => crate::Access::None,
         'r' => crate::Access::Read,
@@ -45,43 +44,43 @@ fn z(parts: &[&str]) -> Vec<u8> {
     out
 }
 
-fn read(s: &mut Store, conn: DomId, tx: u32, path: &str) -> Result<Vec<u8>, Errno> {
+fn read(s: &mut Store, conn: Domid, tx: u32, path: &str) -> Result<Vec<u8>, XsdError> {
     s.handle(conn, XS_READ, tx, &z(&[path]))
 }
 
-fn write(s: &mut Store, conn: DomId, tx: u32, path: &str, value: &str) -> Result<(), Errno> {
+fn write(s: &mut Store, conn: Domid, tx: u32, path: &str, value: &str) -> Result<(), XsdError> {
     let mut payload = z(&[path]);
     payload.extend_from_slice(value.as_bytes());
     s.handle(conn, XS_WRITE, tx, &payload)
         .map(|r| assert_eq!(r, b"OK\0"))
 }
 
-fn rm(s: &mut Store, conn: DomId, tx: u32, path: &str) -> Result<(), Errno> {
+fn rm(s: &mut Store, conn: Domid, tx: u32, path: &str) -> Result<(), XsdError> {
     s.handle(conn, XS_RM, tx, &z(&[path]))
         .map(|r| assert_eq!(r, b"OK\0"))
 }
 
-fn dir(s: &mut Store, conn: DomId, tx: u32, path: &str) -> Result<Vec<String>, Errno> {
+fn dir(s: &mut Store, conn: Domid, tx: u32, path: &str) -> Result<Vec<String>, XsdError> {
     let reply = s.handle(conn, XS_DIRECTORY, tx, &z(&[path]))?;
     Ok(split(&reply))
 }
 
-fn get_perms(s: &mut Store, conn: DomId, path: &str) -> Result<Vec<String>, Errno> {
+fn get_perms(s: &mut Store, conn: Domid, path: &str) -> Result<Vec<String>, XsdError> {
     let reply = s.handle(conn, XS_GET_PERMS, 0, &z(&[path]))?;
     Ok(split(&reply))
 }
 
-fn set_perms(s: &mut Store, conn: DomId, path: &str, perms: &[&str]) -> Result<(), Errno> {
+fn set_perms(s: &mut Store, conn: Domid, path: &str, perms: &[&str]) -> Result<(), XsdError> {
     let mut parts = std::vec![path];
     parts.extend_from_slice(perms);
     s.handle(conn, XS_SET_PERMS, 0, &z(&parts)).map(drop)
 }
 
-fn watch(s: &mut Store, conn: DomId, path: &str, token: &str) -> Result<(), Errno> {
+fn watch(s: &mut Store, conn: Domid, path: &str, token: &str) -> Result<(), XsdError> {
     s.handle(conn, XS_WATCH, 0, &z(&[path, token])).map(drop)
 }
 
-fn start(s: &mut Store, conn: DomId) -> u32 {
+fn start(s: &mut Store, conn: Domid) -> u32 {
     let reply = s.handle(conn, XS_TRANSACTION_START, 0, &[0]).unwrap();
     std::str::from_utf8(&reply[..reply.len() - 1])
         .unwrap()
@@ -89,7 +88,7 @@ fn start(s: &mut Store, conn: DomId) -> u32 {
         .unwrap()
 }
 
-fn end(s: &mut Store, conn: DomId, tx: u32, commit: bool) -> Result<(), Errno> {
+fn end(s: &mut Store, conn: Domid, tx: u32, commit: bool) -> Result<(), XsdError> {
     let arg = if commit { "T" } else { "F" };
     s.handle(conn, XS_TRANSACTION_END, tx, &z(&[arg])).map(drop)
 }

@@ -25,7 +25,7 @@ fn values_are_bytes_including_nuls() {
     let mut s = store();
     s.handle(0, XS_WRITE, 0, b"/bin\0a\0b\xff").unwrap();
     assert_eq!(read(&mut s, 0, 0, "/bin").unwrap(), b"a\0b\xff");
-    assert_eq!(s.handle(0, XS_WRITE, 0, b"/no-nul"), Err(Errno::Einval));
+    assert_eq!(s.handle(0, XS_WRITE, 0, b"/no-nul"), Err(XsdError::Einval));
 }
 
 #[test]
@@ -43,9 +43,9 @@ fn directory_lists_children_in_creation_order() {
 #[test]
 fn missing_node_is_enoent() {
     let mut s = store();
-    assert_eq!(read(&mut s, 0, 0, "/nope"), Err(Errno::Enoent));
-    assert_eq!(dir(&mut s, 0, 0, "/nope"), Err(Errno::Enoent));
-    assert_eq!(get_perms(&mut s, 0, "/nope"), Err(Errno::Enoent));
+    assert_eq!(read(&mut s, 0, 0, "/nope"), Err(XsdError::Enoent));
+    assert_eq!(dir(&mut s, 0, 0, "/nope"), Err(XsdError::Enoent));
+    assert_eq!(get_perms(&mut s, 0, "/nope"), Err(XsdError::Enoent));
 }
 
 #[test]
@@ -75,27 +75,27 @@ fn rm_of_missing_node_is_ok_when_its_parent_exists() {
     let mut s = store();
     write(&mut s, 0, 0, "/p", "").unwrap();
     assert_eq!(rm(&mut s, 0, 0, "/p/missing"), Ok(()));
-    assert_eq!(rm(&mut s, 0, 0, "/p/missing/deeper"), Err(Errno::Enoent));
-    assert_eq!(rm(&mut s, 0, 0, "/"), Err(Errno::Einval));
-    assert_eq!(s.rm("/"), Err(Errno::Einval));
+    assert_eq!(rm(&mut s, 0, 0, "/p/missing/deeper"), Err(XsdError::Enoent));
+    assert_eq!(rm(&mut s, 0, 0, "/"), Err(XsdError::Einval));
+    assert_eq!(s.rm("/"), Err(XsdError::Einval));
 }
 
 #[test]
 fn one_argument_requests_need_exactly_one_trailing_nul() {
     let mut s = store();
     write(&mut s, 0, 0, "/x", "1").unwrap();
-    assert_eq!(s.handle(0, XS_READ, 0, b"/x"), Err(Errno::Einval));
-    assert_eq!(s.handle(0, XS_READ, 0, b"/x\0/y\0"), Err(Errno::Einval));
-    assert_eq!(s.handle(0, XS_READ, 0, b""), Err(Errno::Einval));
+    assert_eq!(s.handle(0, XS_READ, 0, b"/x"), Err(XsdError::Einval));
+    assert_eq!(s.handle(0, XS_READ, 0, b"/x\0/y\0"), Err(XsdError::Einval));
+    assert_eq!(s.handle(0, XS_READ, 0, b""), Err(XsdError::Einval));
     assert_eq!(s.handle(0, XS_READ, 0, b"/x\0").unwrap(), b"1");
-    assert_eq!(s.handle(0, XS_READ, 0, b"/\xff\0"), Err(Errno::Einval));
+    assert_eq!(s.handle(0, XS_READ, 0, b"/\xff\0"), Err(XsdError::Einval));
 }
 
 #[test]
 fn unknown_and_privileged_types() {
     let mut s = store();
     for t in [XS_WATCH_EVENT, XS_ERROR, 20, XS_TYPE_COUNT, XS_INVALID] {
-        assert_eq!(s.handle(1, t, 0, b"x\0"), Err(Errno::Enosys), "type {t}");
+        assert_eq!(s.handle(1, t, 0, b"x\0"), Err(XsdError::Enosys), "type {t}");
     }
     for t in [
         XS_CONTROL,
@@ -105,7 +105,7 @@ fn unknown_and_privileged_types() {
         XS_RESUME,
         XS_SET_TARGET,
     ] {
-        assert_eq!(s.handle(1, t, 0, b"1\0"), Err(Errno::Eacces), "type {t}");
+        assert_eq!(s.handle(1, t, 0, b"1\0"), Err(XsdError::Eacces), "type {t}");
     }
     assert_eq!(
         s.handle(0, XS_IS_DOMAIN_INTRODUCED, 0, b"1\0").unwrap(),
@@ -115,11 +115,11 @@ fn unknown_and_privileged_types() {
         s.handle(0, XS_IS_DOMAIN_INTRODUCED, 0, b"9\0").unwrap(),
         b"F\0"
     );
-    assert_eq!(s.handle(0, XS_RESUME, 0, b"0\0"), Err(Errno::Einval));
-    assert_eq!(s.handle(0, XS_RESUME, 0, b"9\0"), Err(Errno::Enoent));
+    assert_eq!(s.handle(0, XS_RESUME, 0, b"0\0"), Err(XsdError::Einval));
+    assert_eq!(s.handle(0, XS_RESUME, 0, b"9\0"), Err(XsdError::Enoent));
     assert_eq!(s.handle(0, XS_RESUME, 0, b"2\0").unwrap(), b"OK\0");
     // Not introduced: no connection.
-    assert_eq!(s.handle(9, XS_READ, 0, b"/\0"), Err(Errno::Eacces));
+    assert_eq!(s.handle(9, XS_READ, 0, b"/\0"), Err(XsdError::Eacces));
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn get_domain_path_formats_like_c() {
         path(&mut s, b"-1\0").unwrap(),
         b"/local/domain/4294967295\0"
     );
-    assert_eq!(path(&mut s, b"7"), Err(Errno::Einval));
+    assert_eq!(path(&mut s, b"7"), Err(XsdError::Einval));
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn oversize_replies_are_e2big() {
     let mut s = store();
     let big = std::vec![b'v'; XENSTORE_PAYLOAD_MAX as usize + 1];
     s.write("/big", &big).unwrap();
-    assert_eq!(read(&mut s, 0, 0, "/big"), Err(Errno::E2big));
+    assert_eq!(read(&mut s, 0, 0, "/big"), Err(XsdError::E2big));
     s.write("/fits", &big[1..]).unwrap();
     assert_eq!(
         read(&mut s, 0, 0, "/fits").unwrap().len(),
@@ -157,7 +157,7 @@ fn directory_part_pages_through_a_large_directory() {
     for n in &names {
         s.mkdir(&std::format!("/big/{n}")).unwrap();
     }
-    assert_eq!(dir(&mut s, 0, 0, "/big"), Err(Errno::E2big));
+    assert_eq!(dir(&mut s, 0, 0, "/big"), Err(XsdError::E2big));
     let mut got: Vec<String> = Vec::new();
     let mut off = 0usize;
     let mut generation = None;
@@ -192,7 +192,7 @@ fn directory_part_pages_through_a_large_directory() {
     assert!(reply.ends_with(b"\0\0"));
     assert_eq!(
         s.handle(0, XS_DIRECTORY_PART, 0, &z(&["/big"])),
-        Err(Errno::Einval)
+        Err(XsdError::Einval)
     );
 }
 

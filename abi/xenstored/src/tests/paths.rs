@@ -49,9 +49,9 @@ fn canonical_resolves_relative_paths_and_rejects_bad_ones() {
         Store::canonical(5, "@releaseDomain").unwrap(),
         "@releaseDomain"
     );
-    assert_eq!(Store::canonical(5, ""), Err(Errno::Einval));
-    assert_eq!(Store::canonical(5, "a/"), Err(Errno::Einval));
-    assert_eq!(Store::canonical(5, "a//b"), Err(Errno::Einval));
+    assert_eq!(Store::canonical(5, ""), Err(XsdError::Einval));
+    assert_eq!(Store::canonical(5, "a/"), Err(XsdError::Einval));
+    assert_eq!(Store::canonical(5, "a//b"), Err(XsdError::Einval));
     assert_eq!(Store::home(5), "/local/domain/5");
 }
 
@@ -61,19 +61,19 @@ fn relative_requests_use_the_connections_home() {
     write(&mut s, 1, 0, "name", "one").unwrap();
     assert_eq!(s.read("/local/domain/1/name").unwrap(), b"one");
     assert_eq!(read(&mut s, 1, 0, "/local/domain/1/name").unwrap(), b"one");
-    assert_eq!(read(&mut s, 2, 0, "name"), Err(Errno::Enoent));
+    assert_eq!(read(&mut s, 2, 0, "name"), Err(XsdError::Enoent));
 }
 
 #[test]
 fn special_paths_are_for_watches_only() {
     let mut s = store();
-    assert_eq!(read(&mut s, 0, 0, "@releaseDomain"), Err(Errno::Einval));
+    assert_eq!(read(&mut s, 0, 0, "@releaseDomain"), Err(XsdError::Einval));
     assert_eq!(
         write(&mut s, 0, 0, "@introduceDomain", "x"),
-        Err(Errno::Einval)
+        Err(XsdError::Einval)
     );
-    assert_eq!(rm(&mut s, 0, 0, "@releaseDomain"), Err(Errno::Einval));
+    assert_eq!(rm(&mut s, 0, 0, "@releaseDomain"), Err(XsdError::Einval));
     watch(&mut s, 0, "@releaseDomain", "r").unwrap();
     let long = std::format!("@{}", "x".repeat(XENSTORE_REL_PATH_MAX as usize));
-    assert_eq!(watch(&mut s, 0, &long, "t"), Err(Errno::Einval));
+    assert_eq!(watch(&mut s, 0, &long, "t"), Err(XsdError::Einval));
 }

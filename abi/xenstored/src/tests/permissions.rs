@@ -48,11 +48,11 @@ fn reads_and_writes_need_access() {
     s.set_perms("/ro", std::vec![perm(0, 'n'), perm(1, 'r')])
         .unwrap();
     assert_eq!(read(&mut s, 1, 0, "/ro").unwrap(), b"v");
-    assert_eq!(write(&mut s, 1, 0, "/ro", "x"), Err(Errno::Eacces));
-    assert_eq!(rm(&mut s, 1, 0, "/ro"), Err(Errno::Eacces));
-    assert_eq!(read(&mut s, 2, 0, "/ro"), Err(Errno::Eacces));
-    assert_eq!(dir(&mut s, 2, 0, "/ro"), Err(Errno::Eacces));
-    assert_eq!(get_perms(&mut s, 2, "/ro"), Err(Errno::Eacces));
+    assert_eq!(write(&mut s, 1, 0, "/ro", "x"), Err(XsdError::Eacces));
+    assert_eq!(rm(&mut s, 1, 0, "/ro"), Err(XsdError::Eacces));
+    assert_eq!(read(&mut s, 2, 0, "/ro"), Err(XsdError::Eacces));
+    assert_eq!(dir(&mut s, 2, 0, "/ro"), Err(XsdError::Eacces));
+    assert_eq!(get_perms(&mut s, 2, "/ro"), Err(XsdError::Eacces));
     assert_eq!(s.read("/ro").unwrap(), b"v");
 }
 
@@ -62,31 +62,37 @@ fn missing_nodes_under_unreadable_parents_are_eacces() {
     let mut s = store();
     assert_eq!(
         read(&mut s, 2, 0, "/local/domain/1/nope"),
-        Err(Errno::Eacces)
+        Err(XsdError::Eacces)
     );
     assert_eq!(
         read(&mut s, 1, 0, "/local/domain/1/nope"),
-        Err(Errno::Enoent)
+        Err(XsdError::Enoent)
     );
     assert_eq!(
         read(&mut s, 1, 0, "/local/domain/1/a/b/c"),
-        Err(Errno::Enoent)
+        Err(XsdError::Enoent)
     );
-    assert_eq!(rm(&mut s, 2, 0, "/local/domain/1/nope"), Err(Errno::Eacces));
+    assert_eq!(
+        rm(&mut s, 2, 0, "/local/domain/1/nope"),
+        Err(XsdError::Eacces)
+    );
 }
 
 #[test]
 fn creating_needs_write_on_the_nearest_existing_ancestor() {
     let mut s = store();
-    assert_eq!(write(&mut s, 1, 0, "/top/x", "v"), Err(Errno::Eacces));
-    assert_eq!(s.handle(1, XS_MKDIR, 0, &z(&["/top"])), Err(Errno::Eacces));
+    assert_eq!(write(&mut s, 1, 0, "/top/x", "v"), Err(XsdError::Eacces));
+    assert_eq!(
+        s.handle(1, XS_MKDIR, 0, &z(&["/top"])),
+        Err(XsdError::Eacces)
+    );
     s.write("/drop", b"").unwrap();
     s.set_perms("/drop", std::vec![perm(0, 'n'), perm(2, 'w')])
         .unwrap();
     write(&mut s, 2, 0, "/drop/a/b", "v").unwrap();
-    assert_eq!(read(&mut s, 2, 0, "/drop"), Err(Errno::Eacces));
+    assert_eq!(read(&mut s, 2, 0, "/drop"), Err(XsdError::Eacces));
     assert_eq!(read(&mut s, 2, 0, "/drop/a/b").unwrap(), b"v");
-    assert_eq!(write(&mut s, 1, 0, "/drop/c", "v"), Err(Errno::Eacces));
+    assert_eq!(write(&mut s, 1, 0, "/drop/c", "v"), Err(XsdError::Eacces));
 }
 
 #[test]
@@ -98,8 +104,8 @@ fn set_perms_needs_ownership_and_only_dom0_changes_owner() {
     assert_eq!(get_perms(&mut s, 1, "mine").unwrap(), ["n1", "b2"]);
     // Domain 2 may read and write but does not own it.
     write(&mut s, 2, 0, p, "x").unwrap();
-    assert_eq!(set_perms(&mut s, 2, p, &["b2"]), Err(Errno::Eacces));
-    assert_eq!(set_perms(&mut s, 1, p, &["n2"]), Err(Errno::Eperm));
+    assert_eq!(set_perms(&mut s, 2, p, &["b2"]), Err(XsdError::Eacces));
+    assert_eq!(set_perms(&mut s, 1, p, &["n2"]), Err(XsdError::Eperm));
     set_perms(&mut s, 0, p, &["r2"]).unwrap();
     assert_eq!(s.perms(p).unwrap(), [perm(2, 'r')]);
 }
@@ -117,15 +123,15 @@ fn set_perms_rejects_malformed_lists() {
     ] {
         assert_eq!(
             set_perms(&mut s, 0, bad[0], &bad[1..]),
-            Err(Errno::Einval),
+            Err(XsdError::Einval),
             "{bad:?}"
         );
     }
     assert_eq!(
         set_perms(&mut s, 0, "/missing", &["n0"]),
-        Err(Errno::Enoent)
+        Err(XsdError::Enoent)
     );
-    assert_eq!(s.set_perms("/n", std::vec![]), Err(Errno::Einval));
+    assert_eq!(s.set_perms("/n", std::vec![]), Err(XsdError::Einval));
     assert_eq!(s.perms("/n").unwrap(), [perm(0, 'n')]);
 }
 
@@ -134,9 +140,12 @@ fn special_names_have_settable_perms_for_dom0_only() {
     let mut s = store();
     assert_eq!(
         set_perms(&mut s, 1, "@releaseDomain", &["r1"]),
-        Err(Errno::Eacces)
+        Err(XsdError::Eacces)
     );
-    assert_eq!(set_perms(&mut s, 0, "@bogus", &["r1"]), Err(Errno::Einval));
+    assert_eq!(
+        set_perms(&mut s, 0, "@bogus", &["r1"]),
+        Err(XsdError::Einval)
+    );
     set_perms(&mut s, 0, "@releaseDomain", &["n0", "r1"]).unwrap();
     assert_eq!(
         s.perms("@releaseDomain").unwrap(),

@@ -12,9 +12,9 @@ fn arb_path() -> impl Strategy<Value = String> {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Write(DomId, String),
-    Rm(DomId, String),
-    Mkdir(DomId, String),
+    Write(Domid, String),
+    Rm(Domid, String),
+    Mkdir(Domid, String),
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -26,7 +26,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn apply(s: &mut Store, op: &Op, tx: u32) -> Result<(), Errno> {
+fn apply(s: &mut Store, op: &Op, tx: u32) -> Result<(), XsdError> {
     match op {
         Op::Write(d, p) => write(s, *d, tx, p, "v"),
         Op::Rm(d, p) => rm(s, *d, tx, p),
@@ -129,7 +129,7 @@ proptest! {
                     prop_assert_eq!(snapshot(&s), all);
                 }
             }
-            Err(Errno::Eagain) => {
+            Err(XsdError::Eagain) => {
                 prop_assert!(interfered.is_some());
                 prop_assert_eq!(Some(snapshot(&s)), interfered);
             }
@@ -153,7 +153,7 @@ proptest! {
     }
 }
 
-fn as_domain(op: &Op, d: DomId) -> Op {
+fn as_domain(op: &Op, d: Domid) -> Op {
     match op {
         Op::Write(_, p) => Op::Write(d, p.clone()),
         Op::Rm(_, p) => Op::Rm(d, p.clone()),

@@ -10,16 +10,16 @@ fn ids_start_at_one_and_unknown_ids_are_enoent() {
     assert_eq!(start(&mut s, 1), 2);
     // Ids are per connection.
     assert_eq!(start(&mut s, 2), 1);
-    assert_eq!(read(&mut s, 1, 77, "/"), Err(Errno::Enoent));
-    assert_eq!(end(&mut s, 1, 77, true), Err(Errno::Enoent));
-    assert_eq!(end(&mut s, 1, 0, true), Err(Errno::Enoent));
+    assert_eq!(read(&mut s, 1, 77, "/"), Err(XsdError::Enoent));
+    assert_eq!(end(&mut s, 1, 77, true), Err(XsdError::Enoent));
+    assert_eq!(end(&mut s, 1, 0, true), Err(XsdError::Enoent));
     assert_eq!(
         s.handle(1, XS_TRANSACTION_END, 1, &z(&["X"])),
-        Err(Errno::Einval)
+        Err(XsdError::Einval)
     );
     assert_eq!(
         s.handle(1, XS_TRANSACTION_START, 1, &[0]),
-        Err(Errno::Ebusy)
+        Err(XsdError::Ebusy)
     );
     assert_eq!(s.transaction_count(1), 2);
 }
@@ -31,13 +31,13 @@ fn a_transaction_sees_its_own_writes_and_others_do_not_until_commit() {
     write(&mut s, 1, t, "a/b", "tx").unwrap();
     assert_eq!(read(&mut s, 1, t, "a/b").unwrap(), b"tx");
     assert_eq!(dir(&mut s, 1, t, "a").unwrap(), ["b"]);
-    assert_eq!(read(&mut s, 1, 0, "a/b"), Err(Errno::Enoent));
+    assert_eq!(read(&mut s, 1, 0, "a/b"), Err(XsdError::Enoent));
     assert_eq!(s.read("/local/domain/1/a"), None);
     end(&mut s, 1, t, true).unwrap();
     assert_eq!(s.read("/local/domain/1/a/b").unwrap(), b"tx");
     assert_eq!(s.perms("/local/domain/1/a/b").unwrap(), [perm(1, 'n')]);
     assert_eq!(s.transaction_count(1), 0);
-    assert_eq!(end(&mut s, 1, t, true), Err(Errno::Enoent));
+    assert_eq!(end(&mut s, 1, t, true), Err(XsdError::Enoent));
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn abort_discards_everything() {
     write(&mut s, 1, t, "keep", "new").unwrap();
     write(&mut s, 1, t, "fresh", "x").unwrap();
     rm(&mut s, 1, t, "keep").unwrap();
-    assert_eq!(read(&mut s, 1, t, "keep"), Err(Errno::Enoent));
+    assert_eq!(read(&mut s, 1, t, "keep"), Err(XsdError::Enoent));
     end(&mut s, 1, t, false).unwrap();
     assert_eq!(s.read("/local/domain/1/keep").unwrap(), b"old");
     assert_eq!(s.read("/local/domain/1/fresh"), None);
@@ -64,7 +64,7 @@ fn a_change_to_a_node_read_in_the_transaction_is_eagain() {
     write(&mut s, 1, 0, "a", "2").unwrap();
     // The transaction keeps the copy it read.
     assert_eq!(read(&mut s, 1, t, "a").unwrap(), b"1");
-    assert_eq!(end(&mut s, 1, t, true), Err(Errno::Eagain));
+    assert_eq!(end(&mut s, 1, t, true), Err(XsdError::Eagain));
     // Nothing of it was applied, and it is gone.
     assert_eq!(s.read("/local/domain/1/b"), None);
     assert_eq!(s.transaction_count(1), 0);
@@ -74,15 +74,15 @@ fn a_change_to_a_node_read_in_the_transaction_is_eagain() {
 fn creating_or_removing_a_node_the_transaction_saw_is_eagain() {
     let mut s = store();
     let t = start(&mut s, 1);
-    assert_eq!(read(&mut s, 1, t, "later"), Err(Errno::Enoent));
+    assert_eq!(read(&mut s, 1, t, "later"), Err(XsdError::Enoent));
     write(&mut s, 1, 0, "later", "x").unwrap();
-    assert_eq!(end(&mut s, 1, t, true), Err(Errno::Eagain));
+    assert_eq!(end(&mut s, 1, t, true), Err(XsdError::Eagain));
 
     write(&mut s, 1, 0, "gone", "x").unwrap();
     let t = start(&mut s, 1);
     write(&mut s, 1, t, "gone", "y").unwrap();
     rm(&mut s, 1, 0, "gone").unwrap();
-    assert_eq!(end(&mut s, 1, t, true), Err(Errno::Eagain));
+    assert_eq!(end(&mut s, 1, t, true), Err(XsdError::Eagain));
     assert_eq!(s.read("/local/domain/1/gone"), None);
 }
 
@@ -105,7 +105,7 @@ fn a_new_child_in_a_directory_the_transaction_listed_is_eagain() {
     let t = start(&mut s, 1);
     assert_eq!(dir(&mut s, 1, t, "dir").unwrap(), Vec::<String>::new());
     write(&mut s, 1, 0, "dir/new", "").unwrap();
-    assert_eq!(end(&mut s, 1, t, true), Err(Errno::Eagain));
+    assert_eq!(end(&mut s, 1, t, true), Err(XsdError::Eagain));
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn of_two_interfering_transactions_the_second_commit_fails() {
     write(&mut s, 0, t1, "/B", "1").unwrap();
     write(&mut s, 0, t2, "/A", "2").unwrap();
     end(&mut s, 0, t1, true).unwrap();
-    assert_eq!(end(&mut s, 0, t2, true), Err(Errno::Eagain));
+    assert_eq!(end(&mut s, 0, t2, true), Err(XsdError::Eagain));
     assert_eq!(s.read("/A").unwrap(), b"a");
     assert_eq!(s.read("/B").unwrap(), b"1");
 }
@@ -171,5 +171,5 @@ fn reset_watches_ends_transactions_too() {
     watch(&mut s, 1, "x", "t").unwrap();
     s.handle(1, XS_RESET_WATCHES, 0, &[]).unwrap();
     assert_eq!(s.watch_count(1), 0);
-    assert_eq!(end(&mut s, 1, t, true), Err(Errno::Enoent));
+    assert_eq!(end(&mut s, 1, t, true), Err(XsdError::Enoent));
 }

@@ -70,22 +70,22 @@ fn mkdir_of_an_existing_node_fires_nothing() {
 fn duplicate_watch_is_eexist_and_unknown_unwatch_is_enoent() {
     let mut s = store();
     watch(&mut s, 1, "x", "t").unwrap();
-    assert_eq!(watch(&mut s, 1, "x", "t"), Err(Errno::Eexist));
+    assert_eq!(watch(&mut s, 1, "x", "t"), Err(XsdError::Eexist));
     // The relative and absolute spellings name the same watch.
     assert_eq!(
         watch(&mut s, 1, "/local/domain/1/x", "t"),
-        Err(Errno::Eexist)
+        Err(XsdError::Eexist)
     );
     watch(&mut s, 1, "x", "other").unwrap();
     assert_eq!(
         s.handle(1, XS_UNWATCH, 0, &z(&["x", "nope"])),
-        Err(Errno::Enoent)
+        Err(XsdError::Enoent)
     );
     s.handle(1, XS_UNWATCH, 0, &z(&["/local/domain/1/x", "t"]))
         .unwrap();
     assert_eq!(s.watch_count(1), 1);
-    assert_eq!(watch(&mut s, 1, "x/", "t"), Err(Errno::Einval));
-    assert_eq!(s.handle(1, XS_WATCH, 0, &z(&["x"])), Err(Errno::Einval));
+    assert_eq!(watch(&mut s, 1, "x/", "t"), Err(XsdError::Einval));
+    assert_eq!(s.handle(1, XS_WATCH, 0, &z(&["x"])), Err(XsdError::Einval));
 }
 
 #[test]
@@ -183,7 +183,10 @@ fn release_drops_watches_transactions_events_and_owned_nodes() {
     assert_eq!(s.watch_count(2), 0);
     assert_eq!(s.transaction_count(2), 0);
     assert_eq!(s.take_events(2), []);
-    assert_eq!(s.handle(2, XS_READ, 0, &z(&["/keep"])), Err(Errno::Eacces));
+    assert_eq!(
+        s.handle(2, XS_READ, 0, &z(&["/keep"])),
+        Err(XsdError::Eacces)
+    );
     // C `domain_tree_remove`: the domain's nodes go, and @releaseDomain left its perms.
     assert_eq!(s.read("/local/domain/2"), None);
     assert_eq!(s.directory("/local/domain").unwrap(), ["1"]);

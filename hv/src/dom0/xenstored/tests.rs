@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use xenbus::Instant;
 use xenbus::xenstore::ring::{RingEvents, RingTransport, XenstoreRing};
-use xenbus::xenstore::{TxId, Wake, XsClient, XsErrno, XsError};
+use xenbus::xenstore::{TxId, Wake, XsClient, XsErrno, XsError, XsdError};
 
 /// The shared page: both sides hold it.
 #[derive(Clone)]
@@ -114,7 +114,7 @@ type Client = XsClient<RingTransport<Page, Events>>;
 
 const DEADLINE: Instant = Instant::from_nanos(1_000_000_000);
 
-fn setup(domid: DomId) -> (Client, Rc<RefCell<Server>>) {
+fn setup(domid: Domid) -> (Client, Rc<RefCell<Server>>) {
     let mut store = Store::new();
     store.introduce(domid);
     let home = Store::home(domid);
@@ -162,12 +162,12 @@ fn client_reads_writes_and_gets_errors_by_name() {
     );
     assert_eq!(
         c.read(TxId::NONE, "data/missing", DEADLINE),
-        Err(XsError::Server(XsErrno::Enoent))
+        Err(XsError::Server(XsErrno::Known(XsdError::Enoent)))
     );
     s.borrow_mut().store.mkdir("/local/domain/0").unwrap();
     assert_eq!(
         c.write(TxId::NONE, "/local/domain/0/x", "y", DEADLINE),
-        Err(XsError::Server(XsErrno::Eacces))
+        Err(XsError::Server(XsErrno::Known(XsdError::Eacces)))
     );
     assert!(s.borrow().notifies > 0);
     assert_eq!(s.borrow().conn.stats.requests, 4);
@@ -274,7 +274,7 @@ fn low_memory_refuses_requests_with_enomem() {
     s.borrow_mut().memory_low = true;
     assert_eq!(
         c.write(TxId::NONE, "data/k", "v", DEADLINE),
-        Err(XsError::Server(XsErrno::Enomem))
+        Err(XsError::Server(XsErrno::Known(XsdError::Enomem)))
     );
     assert_eq!(s.borrow().store.read("/local/domain/1/data/k"), None);
     s.borrow_mut().memory_low = false;

@@ -5,7 +5,7 @@ use crate::builder::{self, DomainConfig};
 use crate::counters::Counters;
 use crate::cpuid::CpuidContext;
 use crate::dom0::ports::{PortTable, Service};
-use crate::frames::{FRAME_SIZE, Frames};
+use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::guest::phys::PAGE_SIZE;
 use crate::hvlog;
 use crate::hypercall::{DOM0_CONSOLE_PORT, DOM0_STORE_PORT, DomainParams, XenState};
@@ -28,7 +28,11 @@ static mut VMCB: Vmcb = Vmcb::ZERO;
 
 impl Domain {
     /// Builds domain 1 from the PVH ELF `image` with command line `cmdline`. Called once.
-    pub fn build(mut frames: Frames, image: &[u8], cmdline: &str) -> Result<Self, DomainError> {
+    pub fn build(
+        mut frames: FrameAllocator,
+        image: &[u8],
+        cmdline: &str,
+    ) -> Result<Self, DomainError> {
         let oom = |_| DomainError::OutOfMemory;
         let ram_bytes = layout::MEMORY_MIB << 20;
         let ram = alloc_zeroed(&mut frames, ram_bytes, HUGE).map_err(oom)?;

@@ -4,7 +4,7 @@
 
 use crate::dom0::ports::{PortTable, Service};
 use crate::evtchn::EventWords;
-use crate::frames::{FRAME_SIZE, Frames};
+use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::grant::{self, GrantEnv};
 use crate::guest::phys::{GuestPhys, PAGE_SIZE};
 use crate::guest::walk::{self, PagingState};
@@ -161,7 +161,7 @@ impl EventWords for SharedInfoView {
 /// What a hypercall may touch.
 pub(super) struct Env<'a> {
     pub(super) mem: &'a mut DomainMemory,
-    pub(super) frames: &'a mut Frames,
+    pub(super) frames: &'a mut FrameAllocator,
     pub(super) paging: PagingState,
     pub(super) shared_info: u64,
     pub(super) shared_info_gfn: &'a mut Option<u64>,

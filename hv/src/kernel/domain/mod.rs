@@ -12,7 +12,7 @@ use core::fmt::Write;
 use crate::builder;
 use crate::counters::Counters;
 use crate::cpuid::CpuidContext;
-use crate::frames::Frames;
+use crate::frames::FrameAllocator;
 use crate::hvlog;
 use crate::hypercall::{DomainParams, XenState};
 use crate::layout;
@@ -34,7 +34,7 @@ pub enum DomainError {
     /// The domain builder refused the guest.
     Build(builder::BuildError),
     /// The toolstack's xenstore keys could not be written.
-    Xenstore(xenstored::Errno),
+    Xenstore(xenstored::XsdError),
 }
 
 impl core::fmt::Display for DomainError {
@@ -59,7 +59,7 @@ pub enum Ending {
 
 /// A domain and its one vCPU.
 pub struct Domain {
-    frames: Frames,
+    frames: FrameAllocator,
     mem: DomainMemory,
     vmcb: &'static mut Vmcb,
     regs: GuestRegs,

@@ -6,7 +6,7 @@ use crate::time::Instant;
 use crate::xenstore::{
     ProtocolError, TransportError, Wake, XsClient, XsErrno, XsError, XsTransport,
 };
-use abi::io::xs_wire::{XS_CONTROL, XS_READ, XS_WATCH_EVENT, XsdSockmsg};
+use abi::io::xs_wire::{XS_CONTROL, XS_READ, XS_WATCH_EVENT, XsdError, XsdSockmsg};
 
 const NONE: crate::xenstore::TxId = crate::xenstore::TxId::NONE;
 
@@ -91,19 +91,19 @@ fn garbage_header_gives_typed_errors() {
 #[test]
 fn error_names_map_and_unknown_ones_are_unknown() {
     for (name, errno) in [
-        ("ENOENT", XsErrno::Enoent),
-        ("EACCES", XsErrno::Eacces),
-        ("EINVAL", XsErrno::Einval),
-        ("EAGAIN", XsErrno::Eagain),
-        ("EEXIST", XsErrno::Eexist),
-        ("EISDIR", XsErrno::Eisdir),
-        ("ENOSPC", XsErrno::Enospc),
-        ("EIO", XsErrno::Eio),
-        ("E2BIG", XsErrno::E2big),
-        ("EPERM", XsErrno::Eperm),
-        ("EBUSY", XsErrno::Ebusy),
-        ("EROFS", XsErrno::Erofs),
-        ("ENOSYS", XsErrno::Enosys),
+        ("ENOENT", XsErrno::Known(XsdError::Enoent)),
+        ("EACCES", XsErrno::Known(XsdError::Eacces)),
+        ("EINVAL", XsErrno::Known(XsdError::Einval)),
+        ("EAGAIN", XsErrno::Known(XsdError::Eagain)),
+        ("EEXIST", XsErrno::Known(XsdError::Eexist)),
+        ("EISDIR", XsErrno::Known(XsdError::Eisdir)),
+        ("ENOSPC", XsErrno::Known(XsdError::Enospc)),
+        ("EIO", XsErrno::Known(XsdError::Eio)),
+        ("E2BIG", XsErrno::Known(XsdError::E2big)),
+        ("EPERM", XsErrno::Known(XsdError::Eperm)),
+        ("EBUSY", XsErrno::Known(XsdError::Ebusy)),
+        ("EROFS", XsErrno::Known(XsdError::Erofs)),
+        ("ENOSYS", XsErrno::Known(XsdError::Enosys)),
         ("ECONNRESET", XsErrno::Econnreset),
         ("EQUOTA", XsErrno::Unknown),
         ("enoent", XsErrno::Unknown),

@@ -2,7 +2,7 @@
 
 use super::{DOMID, client, far};
 use crate::time::Instant;
-use crate::xenstore::{Access, Perm, TxId, XsErrno, XsError};
+use crate::xenstore::{Access, Perm, TxId, XsErrno, XsError, XsdError};
 use abi::io::xs_wire::{XS_READ, XS_TRANSACTION_END};
 
 const NONE: TxId = TxId::NONE;
@@ -34,7 +34,7 @@ fn missing_node_is_enoent() {
     let mut c = client();
     assert_eq!(
         c.read(NONE, "nothing", far()),
-        Err(XsError::Server(XsErrno::Enoent))
+        Err(XsError::Server(XsErrno::Known(XsdError::Enoent)))
     );
     assert_eq!(c.read_optional(NONE, "nothing", far()), Ok(None));
     // C xenstored 4.17 (`do_rm`): removing a missing node whose parent exists is OK; with
@@ -42,11 +42,11 @@ fn missing_node_is_enoent() {
     assert_eq!(c.rm(NONE, "nothing", far()), Ok(()));
     assert_eq!(
         c.rm(NONE, "nothing/below", far()),
-        Err(XsError::Server(XsErrno::Enoent))
+        Err(XsError::Server(XsErrno::Known(XsdError::Enoent)))
     );
     assert_eq!(
         c.directory(NONE, "nothing", far()),
-        Err(XsError::Server(XsErrno::Enoent))
+        Err(XsError::Server(XsErrno::Known(XsdError::Enoent)))
     );
 }
 
@@ -96,16 +96,16 @@ fn permissions_are_enforced_and_reported() {
     );
     assert_eq!(
         c.read(NONE, "/local/domain/0/secret", far()),
-        Err(XsError::Server(XsErrno::Eacces))
+        Err(XsError::Server(XsErrno::Known(XsdError::Eacces)))
     );
     assert_eq!(c.read(NONE, "/local/domain/0/public", far()).unwrap(), "p");
     assert_eq!(
         c.write(NONE, "/local/domain/0/public", "x", far()),
-        Err(XsError::Server(XsErrno::Eacces))
+        Err(XsError::Server(XsErrno::Known(XsdError::Eacces)))
     );
     assert_eq!(
         c.write(NONE, "/local/domain/0/new", "x", far()),
-        Err(XsError::Server(XsErrno::Eacces))
+        Err(XsError::Server(XsErrno::Known(XsdError::Eacces)))
     );
     assert_eq!(
         c.get_perms(NONE, "/local/domain/0/public", far()).unwrap(),
@@ -196,7 +196,7 @@ fn watches_fire_initially_on_change_and_stop_after_unwatch() {
     assert_eq!(c.take_event(), None);
     assert_eq!(
         c.unwatch("device", "tok", far()),
-        Err(XsError::Server(XsErrno::Enoent))
+        Err(XsError::Server(XsErrno::Known(XsdError::Enoent)))
     );
 }
 
@@ -270,11 +270,11 @@ fn transactions_start_use_and_end() {
     c.transaction_end(tx, true, far()).unwrap();
     assert_eq!(
         c.transaction_end(tx, true, far()),
-        Err(XsError::Server(XsErrno::Enoent))
+        Err(XsError::Server(XsErrno::Known(XsdError::Enoent)))
     );
     assert_eq!(
         c.read(TxId::try_new(999).unwrap(), "t", far()),
-        Err(XsError::Server(XsErrno::Enoent))
+        Err(XsError::Server(XsErrno::Known(XsdError::Enoent)))
     );
 }
 
@@ -303,7 +303,7 @@ fn transaction_helper_gives_up_and_aborts_on_errors() {
     let mut c = client();
     let r: Result<(), _> =
         c.transaction(3, far(), |c, tx| c.read(tx, "missing", far()).map(|_| ()));
-    assert_eq!(r, Err(XsError::Server(XsErrno::Enoent)));
+    assert_eq!(r, Err(XsError::Server(XsErrno::Known(XsdError::Enoent))));
     let last = c.transport().requests.last().unwrap();
     assert_eq!(
         last.type_, XS_TRANSACTION_END,

@@ -64,7 +64,7 @@ proptest! {
     /// parser's error), `XS_ERROR` the server's errno, a watch event is queued (or counted as
     /// malformed) and the request then times out, and any other type is a wrong reply type.
     #[test]
-    fn a0b_8_every_reply_type_has_its_result(
+    fn each_reply_type_to_a_directory_request_gives_its_exact_result(
         type_ in prop_oneof![Just(XS_DIRECTORY), Just(XS_READ), Just(XS_GET_PERMS),
                              Just(XS_WATCH_EVENT), Just(XS_ERROR), any::<u32>()],
         payload in prop_oneof![

@@ -1,7 +1,11 @@
-//! The PVH start info (`hvm_start_info`) and the memory map: parsing and source selection.
+//! The PVH start info (`hvm_start_info`, Xen's docs/misc/pvh.pandoc) and the memory map:
+//! parsing and source selection, for both kernels (pvguest reads what Xen or hv's domain
+//! builder wrote, hv what QEMU's PVH loader wrote).
 //!
 //! Host-testable: physical memory is reached only through [`PhysRead`], so tests feed synthetic
-//! start-info blobs. The kernel implements [`PhysRead`] over its identity map.
+//! start-info blobs. A kernel implements [`PhysRead`] over its identity map. Every address
+//! derived from a loader-supplied field is computed with checked arithmetic: a field near
+//! 2^64 is [`BootInfoError::Unreadable`], never a wrap.
 #![warn(clippy::arithmetic_side_effects)]
 
 use core::mem::{offset_of, size_of};
@@ -44,8 +48,11 @@ pub enum BootInfoError {
     NoMemoryMap,
     /// The memory map has more entries than the caller's buffer holds.
     TooManyRegions(u32),
-    /// The fallback (`XENMEM_memory_map`) failed with this Xen errno.
+    /// The caller's fallback map failed with this errno (pvguest's is the `XENMEM_memory_map`
+    /// hypercall, whose errno is Xen's).
     FallbackFailed(i64),
+    /// The start info lists fewer modules than the index asked for.
+    NoSuchModule(u32),
 }
 
 impl core::fmt::Display for BootInfoError {
@@ -62,7 +69,8 @@ impl core::fmt::Display for BootInfoError {
             ),
             Self::NoMemoryMap => write!(f, "no memory map"),
             Self::TooManyRegions(n) => write!(f, "the memory map has {n} entries, too many"),
-            Self::FallbackFailed(e) => write!(f, "XENMEM_memory_map failed with errno {e}"),
+            Self::FallbackFailed(e) => write!(f, "the fallback memory map failed with errno {e}"),
+            Self::NoSuchModule(i) => write!(f, "the start info has no module {i}"),
         }
     }
 }
@@ -103,6 +111,21 @@ impl RegionKind {
             other => Self::Other(other),
         }
     }
+
+    /// The type code (inverse of [`RegionKind::from_code`]).
+    pub fn code(self) -> u32 {
+        use abi::start_info as s;
+        match self {
+            Self::Ram => s::XEN_HVM_MEMMAP_TYPE_RAM,
+            Self::Reserved => s::XEN_HVM_MEMMAP_TYPE_RESERVED,
+            Self::Acpi => s::XEN_HVM_MEMMAP_TYPE_ACPI,
+            Self::Nvs => s::XEN_HVM_MEMMAP_TYPE_NVS,
+            Self::Unusable => s::XEN_HVM_MEMMAP_TYPE_UNUSABLE,
+            Self::Disabled => s::XEN_HVM_MEMMAP_TYPE_DISABLED,
+            Self::Pmem => s::XEN_HVM_MEMMAP_TYPE_PMEM,
+            Self::Other(code) => code,
+        }
+    }
 }
 
 /// One memory-map entry, copied out and decoded.
@@ -140,7 +163,8 @@ impl MemoryRegion {
 pub enum MemoryMapSource {
     /// `hvm_start_info` v1 `memmap_paddr`/`memmap_entries`.
     StartInfo,
-    /// The `XENMEM_memory_map` hypercall (start info v0 or without a map).
+    /// The caller's fallback (start info v0 or without a map); for pvguest the
+    /// `XENMEM_memory_map` hypercall, hence the name (the guest reports it in a `FACT` line).
     Hypercall,
 }
 
@@ -252,12 +276,15 @@ impl StartInfo {
         }
     }
 
-    /// Reads module `index` as `(paddr, size, cmdline_paddr)`.
+    /// Reads module `index` (below `nr_modules`) as `(paddr, size, cmdline_paddr)`.
     pub fn module(
         &self,
         mem: &impl PhysRead,
         index: u32,
     ) -> Result<(u64, u64, u64), BootInfoError> {
+        if index >= self.raw.nr_modules {
+            return Err(BootInfoError::NoSuchModule(index));
+        }
         let entry = table_entry(
             self.raw.modlist_paddr,
             index as usize,
@@ -305,7 +332,8 @@ impl StartInfo {
 }
 
 /// Fills `out` with the memory map: from the start info when it has one, otherwise from
-/// `fallback` (the kernel passes `XENMEM_memory_map`; it returns the entry count or an errno).
+/// `fallback` (pvguest passes `XENMEM_memory_map`, hv a closure answering `Ok(0)`; it returns
+/// the entry count or an errno).
 pub fn select_memory_map(
     info: &StartInfo,
     mem: &impl PhysRead,
@@ -493,6 +521,35 @@ mod tests {
         assert_eq!(&buf[..n], b"selftest=platform");
     }
 
+    /// hv's case: QEMU's start info with the guest ELF as module 0 (moved from hv's own
+    /// reader): the module is read, and one past `nr_modules` is refused, not read.
+    #[test]
+    fn modules_are_read_up_to_nr_modules() {
+        let mut f = blob(1);
+        f.put32(offset_of!(HvmStartInfo, nr_modules), 1);
+        f.put64(offset_of!(HvmStartInfo, modlist_paddr), BASE + 0x300);
+        f.put64(0x300 + offset_of!(HvmModlistEntry, paddr), 0x8000);
+        f.put64(0x300 + offset_of!(HvmModlistEntry, size), 0x100);
+        f.put64(0x300 + offset_of!(HvmModlistEntry, cmdline_paddr), 0);
+        let info = StartInfo::read(&f, BASE).unwrap();
+        assert_eq!(info.module(&f, 0), Ok((0x8000, 0x100, 0)));
+        assert_eq!(info.module(&f, 1), Err(BootInfoError::NoSuchModule(1)));
+        f.put32(offset_of!(HvmStartInfo, nr_modules), 0);
+        let info = StartInfo::read(&f, BASE).unwrap();
+        assert_eq!(info.module(&f, 0), Err(BootInfoError::NoSuchModule(0)));
+    }
+
+    #[test]
+    fn region_kind_codes_round_trip() {
+        for code in 0..12 {
+            assert_eq!(RegionKind::from_code(code).code(), code);
+        }
+        assert_eq!(
+            RegionKind::from_code(XEN_HVM_MEMMAP_TYPE_RAM),
+            RegionKind::Ram
+        );
+    }
+
     #[test]
     fn overlong_cmdline_is_an_error() {
         let mut f = blob(0);
@@ -521,7 +578,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_8_cmdline_of_4_kib_is_read() {
+    fn cmdline_of_4_kib_is_read() {
         let f = blob_with_cmdline(4096);
         let info = StartInfo::read(&f, BASE).unwrap();
         let mut buf = [0u8; CMDLINE_MAX];
@@ -530,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_8_overlong_cmdline_error_names_the_limit() {
+    fn overlong_cmdline_error_names_the_limit() {
         let f = blob_with_cmdline(CMDLINE_MAX + 1);
         let info = StartInfo::read(&f, BASE).unwrap();
         let mut buf = [0u8; CMDLINE_MAX];
@@ -550,7 +607,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_2_start_info_at_the_top_is_unreadable_not_a_wrap() {
+    fn start_info_at_the_top_is_unreadable_not_a_wrap() {
         let mut f = top_blob();
         // A v1 start info 20 bytes below 2^64: its v1 fields (read right after the version)
         // lie past the end of the space.
@@ -565,7 +622,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_2_toolstack_offsets_near_the_top_are_errors() {
+    fn loader_offsets_near_the_top_are_errors() {
         let mut f = top_blob();
         f.bytes.fill(b'x');
         let mut info = StartInfo::read(&blob(1), BASE).unwrap();

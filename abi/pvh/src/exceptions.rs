@@ -1,8 +1,10 @@
-//! The IDT and the CPU exception handlers (vectors 0..31): entry stubs in assembly push a
-//! uniform frame; the handler prints vector, error code, RIP and CR2 and shuts the domain
-//! down with reason crash.
+//! The IDT and the CPU exception stubs (vectors 0..31): entry stubs in assembly push a
+//! uniform frame and call the kernel's fault handler, passed to [`init`] (pvguest prints the
+//! fault on its emergency console and crashes its domain; hv prints it on the serial port and
+//! stops QEMU). [`set_interrupt_gate`] installs the kernel's own interrupt stubs (pvguest's
+//! event upcall, hv's IRQ and local APIC stubs).
 
-use core::fmt::Write;
+use spin::Once;
 
 use super::gdt;
 
@@ -146,7 +148,7 @@ exception_stub_table:
     .endr
     .popsection
 "#,
-    handler = sym exception_handler,
+    handler = sym exception_entry,
     options(att_syntax)
 );
 
@@ -206,8 +208,45 @@ const _: () = assert!(IDT_LIMIT == 4095);
 /// The IDT: written once by [`init`] before it is loaded, read only by the CPU afterwards.
 static mut IDT: Idt = Idt([Gate::MISSING; 256]);
 
-/// Fills and loads the IDT (exception vectors 0..31). Call after [`gdt::init`].
-pub fn init() {
+/// What the common stub found: the saved frame and CR2 (the faulting address of a page fault).
+#[derive(Debug)]
+pub struct Fault<'a> {
+    /// The frame the stubs pushed.
+    pub frame: &'a ExceptionFrame,
+    /// CR2 when the handler ran.
+    pub cr2: u64,
+}
+
+/// `vector=14 (page fault) error=0x2 rip=0x... cr2=0x... rsp=0x... cs=0x8 rflags=0x...`: the
+/// text both kernels print after their own prefix.
+impl core::fmt::Display for Fault<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let frame = self.frame;
+        write!(
+            f,
+            "vector={} ({}) error={:#x} rip={:#x} cr2={:#x} rsp={:#x} cs={:#x} rflags={:#x}",
+            frame.vector,
+            vector_name(frame.vector),
+            frame.error_code,
+            frame.rip,
+            self.cr2,
+            frame.rsp,
+            frame.cs,
+            frame.rflags
+        )
+    }
+}
+
+/// The kernel's fault handler: reports the fault and stops (an exception is never resumed).
+pub type FaultHandler = fn(&Fault<'_>) -> !;
+
+/// The handler [`init`] was given.
+static HANDLER: Once<FaultHandler> = Once::new();
+
+/// Fills and loads the IDT (exception vectors 0..31), each fault going to `handler`. Call
+/// once, after [`gdt::init`], with interrupts disabled.
+pub fn init(handler: FaultHandler) {
+    HANDLER.call_once(|| handler);
     let selector = gdt::code_selector();
     // SAFETY: single-threaded boot: nothing else references IDT or has loaded it yet; the
     // stub table is a read-only array of 32 addresses emitted by the assembly above.
@@ -235,8 +274,8 @@ pub fn init() {
 ///
 /// # Safety
 /// `handler` must be the address of an entry stub that preserves every register the
-/// interrupted code relies on and ends with `iretq` (see [`super::upcall`]); the caller must
-/// run with interrupts disabled, so the CPU never reads a half-written gate.
+/// interrupted code relies on and ends with `iretq`; the caller must run with interrupts
+/// disabled, so the CPU never reads a half-written gate.
 pub unsafe fn set_interrupt_gate(vector: u8, handler: u64) {
     debug_assert!(usize::from(vector) >= EXCEPTION_VECTORS);
     let gate = Gate::interrupt(handler, gdt::code_selector(), 0);
@@ -275,21 +314,15 @@ pub fn vector_name(vector: u64) -> &'static str {
     }
 }
 
-/// Called by the common stub with the saved frame; never returns.
-extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
+/// Called by the common stub with the saved frame; hands the fault to the kernel's handler
+/// (halts for good if there is none yet: [`init`] sets it before loading the IDT).
+extern "C" fn exception_entry(frame: &ExceptionFrame) -> ! {
     let cr2 = x86_64::registers::control::Cr2::read_raw();
-    let mut out = crate::xen::console::EmergencyWriter;
-    let _ = writeln!(
-        out,
-        "EXCEPTION vector={} ({}) error={:#x} rip={:#x} cr2={:#x} rsp={:#x} cs={:#x} rflags={:#x}",
-        frame.vector,
-        vector_name(frame.vector),
-        frame.error_code,
-        frame.rip,
-        cr2,
-        frame.rsp,
-        frame.cs,
-        frame.rflags
-    );
-    crate::xen::shutdown::crash()
+    if let Some(handler) = HANDLER.get() {
+        handler(&Fault { frame, cr2 });
+    }
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
 }

@@ -1,9 +1,5 @@
-//! The durable-storage run the harness crashes on purpose (`HOST blk-kv-durable`):
-//! `kv-check` lists every key of the storm's store (`KV found <key> <value>`), `kv-storm=<seed>`
-//! then puts forever, printing `KV ack <key> <value>` after each acknowledged put (and its
-//! rate now and then, `KV progress <n> puts in <ms> ms`), until the
-//! harness pauses and destroys the domain. The store lives on the read-write disk (`xvdb`) from
-//! [`STORM_START`], apart from what the `blk` self-tests use.
+//! The durable-storage run itself (kernel only): the store on `xvdb`, `kv-check`, then the
+//! storm.
 
 use alloc::format;
 use alloc::string::String;
@@ -11,25 +7,13 @@ use alloc::string::String;
 use storage::Slice;
 use storage::kv::Store;
 
+use super::{STORM_HOLD_MS, STORM_LEN, STORM_START, storm};
+use crate::cmdline::option;
 use crate::disk::{BlkDisk, Disk};
-use crate::selftest::blk_expect::option;
-use crate::selftest::storm;
 use crate::xen::{console, shutdown, time};
 
-/// Where the storm's store starts on `xvdb` (the `blk` group uses the first 2 MiB).
-pub const STORM_START: u64 = 2 << 20;
-/// Its size.
-pub const STORM_LEN: u64 = 2 << 20;
 /// The storm prints `KV progress <n> puts in <ms> ms` every this many puts (its rate).
 const PROGRESS_EVERY: u64 = 128;
-/// How long the storm waits after announcing itself before its first put.
-pub const STORM_HOLD_MS: u64 = 2000;
-
-/// Whether the command line asks for a durable-storage run.
-pub fn requested(cmdline: &str) -> bool {
-    option(cmdline, "kv-storm").is_some()
-        || cmdline.split_ascii_whitespace().any(|w| w == "kv-check")
-}
 
 fn say(args: core::fmt::Arguments<'_>) {
     let _ = console::print(format_args!("{args}\n"));

@@ -1,5 +1,6 @@
 //! The kernel GDT (code, data, TSS) and the TSS whose IST 1 stack serves double faults, so a
-//! stack overflow into the guard page is reported instead of triple-faulting.
+//! stack overflow into the guard page is reported instead of triple-faulting. (hv: VMSAVE and
+//! VMLOAD keep this TR across guest runs.)
 
 use spin::Once;
 use x86_64::VirtAddr;

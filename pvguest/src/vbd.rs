@@ -1,5 +1,6 @@
-//! `blk-expect=xvda:<bytes>:r,xvdb:<bytes>:w`: the disks the harness configured, which the
-//! `blk` self-tests compare with what the backend reports.
+//! Virtual block devices by name: `xvd<letter>` and its xenbus device id (for the application
+//! and the self-tests alike), and `blk-expect=xvda:<bytes>:r,xvdb:<bytes>:w`, the disks the
+//! harness configured, which the `blk` self-tests compare with what the backend reports.
 
 use alloc::vec::Vec;
 
@@ -27,8 +28,8 @@ pub fn xvd_devid(name: &str) -> Option<u32> {
         .then(|| (202 << 8) | (u32::from(c - b'a') << 4))
 }
 
-/// Parses the value of `blk-expect=`; `None` names the first malformed entry's position.
-pub fn parse(value: &str) -> Result<Vec<ExpectedDisk<'_>>, usize> {
+/// Parses the value of `blk-expect=`; the error is the first malformed entry's position.
+pub fn parse_blk_expect(value: &str) -> Result<Vec<ExpectedDisk<'_>>, usize> {
     value
         .split(',')
         .enumerate()
@@ -56,22 +57,13 @@ pub fn parse(value: &str) -> Result<Vec<ExpectedDisk<'_>>, usize> {
         .collect()
 }
 
-/// The value of `key=` on the command line (the last one wins).
-pub fn option<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
-    cmdline
-        .split_ascii_whitespace()
-        .filter_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-        .next_back()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_the_harness_form() {
-        let cmdline = "selftest=blk blk-expect=xvda:1048576:r,xvdb:4194304:w x=1";
-        let disks = parse(option(cmdline, "blk-expect").unwrap()).unwrap();
+        let disks = parse_blk_expect("xvda:1048576:r,xvdb:4194304:w").unwrap();
         assert_eq!(
             disks,
             [
@@ -89,17 +81,15 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(option(cmdline, "blk"), None);
-        assert_eq!(option("a=1 a=2", "a"), Some("2"));
     }
 
     #[test]
     fn malformed_entries_are_named() {
-        assert_eq!(parse("xvda:1:r,xvdb:x:w"), Err(1));
-        assert_eq!(parse("sda:1:r"), Err(0));
-        assert_eq!(parse("xvda:1:rw"), Err(0));
-        assert_eq!(parse("xvda:1"), Err(0));
-        assert_eq!(parse("xvda:1:r:extra"), Err(0));
+        assert_eq!(parse_blk_expect("xvda:1:r,xvdb:x:w"), Err(1));
+        assert_eq!(parse_blk_expect("sda:1:r"), Err(0));
+        assert_eq!(parse_blk_expect("xvda:1:rw"), Err(0));
+        assert_eq!(parse_blk_expect("xvda:1"), Err(0));
+        assert_eq!(parse_blk_expect("xvda:1:r:extra"), Err(0));
         assert_eq!(xvd_devid("xvdq"), None);
         assert_eq!(xvd_devid("xvdb"), Some(51728));
     }
