@@ -23,8 +23,13 @@ use super::{Domain, DomainError};
 
 const HUGE: u64 = 2 << 20;
 
+/// An all-zero VMCB (kept here, in the kernel: hv's host-testable modules hold no `unsafe`).
+// SAFETY: every field of the VMCB is an integer or an array of integers (the segments
+// included), for which all-zero bytes are a valid value.
+const VMCB_ZERO: Vmcb = unsafe { core::mem::zeroed() };
+
 /// The VMCB page of the one vCPU.
-static mut VMCB: Vmcb = Vmcb::ZERO;
+static mut VMCB: Vmcb = VMCB_ZERO;
 
 impl Domain {
     /// Builds domain 1 from the PVH ELF `image` with command line `cmdline`. Called once.
@@ -100,7 +105,7 @@ impl Domain {
         let Some(vmcb) = (unsafe { (&raw mut VMCB).as_mut() }) else {
             return Err(DomainError::OutOfMemory);
         };
-        *vmcb = Vmcb::ZERO;
+        *vmcb = VMCB_ZERO;
         let r = &built.regs;
         let c = &mut vmcb.control;
         c.intercept_misc1 = misc1::INTR
