@@ -27,6 +27,7 @@ pub mod sched;
 pub mod start_info;
 pub mod vcpu;
 pub mod version;
+pub mod wire;
 pub mod xen;
 
 /// The Xen interface version this crate describes (`__XEN_INTERFACE_VERSION__`).

@@ -77,6 +77,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering, fence};
 
 use crate::page::AtomicPage;
+use crate::wire::Unpadded;
 
 /// `RING_IDX`: a free-running ring index (wrapping `u32`).
 pub type RingIdx = u32;
@@ -184,22 +185,13 @@ pub const fn ring_size<Req, Rsp>(bytes: usize) -> u32 {
 // Entries
 // ---------------------------------------------------------------------------------------------
 
-/// A plain-data type that may be copied in and out of a ring slot.
+/// A plain-data type that may be copied in and out of a ring slot: an [`Unpadded`] type (every
+/// bit pattern valid, no padding bytes), so a copy of whatever the peer wrote is sound and
+/// writing a value never copies uninitialised memory into a page the peer reads.
 ///
 /// # Safety
-/// Implement only for `#[repr(C)]` (or primitive) types such that:
-/// - every bit pattern of `size_of::<Self>()` bytes is a valid value: the type is built only
-///   from integers and arrays, structs and unions of them (no `bool`, `char`, enums, references,
-///   pointers or `NonZero*`), so a copy of whatever the peer wrote is sound;
-/// - the type has no padding bytes (C's implicit padding is spelled out as explicit fields), so
-///   writing a value never copies uninitialised memory into a page the peer reads.
-pub unsafe trait RingEntry: Copy + Send + 'static {
-    /// The value whose bytes are all zero.
-    fn zeroed() -> Self {
-        // SAFETY: by the trait's contract every bit pattern, all-zero included, is valid.
-        unsafe { core::mem::zeroed() }
-    }
-}
+/// The contract is [`Unpadded`]'s (this trait adds `Send` and marks the type as a ring entry).
+pub unsafe trait RingEntry: Unpadded + Send {}
 
 // SAFETY: primitive integers: every bit pattern is valid, no padding.
 unsafe impl RingEntry for u8 {}

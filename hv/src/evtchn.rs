@@ -15,6 +15,8 @@
 use abi::errno::{XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_ENOSPC, XEN_EPERM, XEN_ESRCH};
 use abi::event_channel as ec;
 
+use crate::xen_errno::{XenErrno, xen_errno as err};
+
 /// xl's default `max_event_channels`: the highest port a domain may use.
 pub const MAX_PORT: u32 = 1023;
 /// Ports of one bucket of Xen's port table (`PAGE_SIZE / sizeof(struct evtchn)` rounded to
@@ -31,13 +33,6 @@ pub const WORD_BITS: u32 = 64;
 
 /// The number of VIRQs (`NR_VIRQS`).
 const NR_VIRQS: usize = ec::NR_VIRQS as usize;
-
-/// A Xen errno, negative as the hypercall returns it.
-pub type Errno = i64;
-
-const fn err(e: i32) -> Errno {
-    -(e as i64)
-}
 
 /// The far end of an interdomain channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +194,7 @@ impl EventChannels {
 
     /// Xen's `get_free_port`: the lowest free port, growing the valid range a bucket at a
     /// time; `-ENOSPC` past [`MAX_PORT`].
-    fn free_port(&mut self) -> Result<u32, Errno> {
+    fn free_port(&mut self) -> Result<u32, XenErrno> {
         for port in 0..=MAX_PORT {
             if !self.valid(port) {
                 self.valid = (self.valid + PORTS_PER_BUCKET).min(NR_PORTS as u32);
@@ -215,7 +210,7 @@ impl EventChannels {
     /// Xen's domain lookup for a `domid` a guest names (`rcu_lock_domain_by_any_id`) plus
     /// the XSM dummy policy's `XSM_TARGET`: itself passes, domain 0 is refused `-EPERM`,
     /// other ids name no domain (`-ESRCH`).
-    fn target(&self, dom: u16) -> Result<(), Errno> {
+    fn target(&self, dom: u16) -> Result<(), XenErrno> {
         if dom == abi::xen::DOMID_SELF || dom == self.domid {
             Ok(())
         } else if dom == 0 {
@@ -227,7 +222,7 @@ impl EventChannels {
 
     /// `EVTCHNOP_alloc_unbound(dom, remote_dom)`: a port of `dom` (must be this domain) that
     /// `remote_dom` may bind to. Any remote id is accepted, as in Xen.
-    pub fn alloc_unbound(&mut self, dom: u16, remote_dom: u16) -> Result<u32, Errno> {
+    pub fn alloc_unbound(&mut self, dom: u16, remote_dom: u16) -> Result<u32, XenErrno> {
         self.target(dom)?;
         let port = self.free_port()?;
         let remote = if remote_dom == abi::xen::DOMID_SELF {
@@ -241,7 +236,7 @@ impl EventChannels {
 
     /// A port of this domain that domain 0 allocates for itself to talk to it (what the
     /// toolstack does for the console and xenstore): unbound for domain 0.
-    pub fn alloc_for_dom0(&mut self) -> Result<u32, Errno> {
+    pub fn alloc_for_dom0(&mut self) -> Result<u32, XenErrno> {
         let port = self.free_port()?;
         self.ports[port as usize] = State::Unbound { remote: 0 };
         Ok(port)
@@ -249,7 +244,7 @@ impl EventChannels {
 
     /// Domain 0 binds its port `dom0_port` to this domain's unbound `port` (Xen's
     /// bind_interdomain from domain 0's side). `-EINVAL` unless `port` is unbound for 0.
-    pub fn dom0_bind(&mut self, port: u32, dom0_port: u32) -> Result<(), Errno> {
+    pub fn dom0_bind(&mut self, port: u32, dom0_port: u32) -> Result<(), XenErrno> {
         if !self.valid(port) || self.ports[port as usize] != (State::Unbound { remote: 0 }) {
             return Err(err(XEN_EINVAL));
         }
@@ -266,7 +261,7 @@ impl EventChannels {
         w: &mut impl EventWords,
         remote_dom: u16,
         remote_port: u32,
-    ) -> Result<u32, Errno> {
+    ) -> Result<u32, XenErrno> {
         let rdom = if remote_dom == abi::xen::DOMID_SELF {
             self.domid
         } else {
@@ -299,7 +294,7 @@ impl EventChannels {
     }
 
     /// `EVTCHNOP_bind_virq(virq, vcpu)`.
-    pub fn bind_virq(&mut self, virq: u32, vcpu: u32) -> Result<u32, Errno> {
+    pub fn bind_virq(&mut self, virq: u32, vcpu: u32) -> Result<u32, XenErrno> {
         if virq as usize >= NR_VIRQS {
             return Err(err(XEN_EINVAL));
         }
@@ -319,7 +314,7 @@ impl EventChannels {
     }
 
     /// `EVTCHNOP_bind_ipi(vcpu)`.
-    pub fn bind_ipi(&mut self, vcpu: u32) -> Result<u32, Errno> {
+    pub fn bind_ipi(&mut self, vcpu: u32) -> Result<u32, XenErrno> {
         if vcpu != 0 {
             return Err(err(XEN_ENOENT));
         }
@@ -331,7 +326,7 @@ impl EventChannels {
     /// `EVTCHNOP_close(port)`: the far end of a loopback pair goes back to unbound (for this
     /// domain); a domain-0 peer is told through the returned [`Notify`]-like port so its
     /// service can drop it. The port's pending bit is cleared (Xen's `free_evtchn`).
-    pub fn close(&mut self, w: &mut impl EventWords, port: u32) -> Result<Option<u32>, Errno> {
+    pub fn close(&mut self, w: &mut impl EventWords, port: u32) -> Result<Option<u32>, XenErrno> {
         if !self.valid(port) {
             return Err(err(XEN_EINVAL));
         }
@@ -359,7 +354,7 @@ impl EventChannels {
     }
 
     /// `EVTCHNOP_send(port)`.
-    pub fn send(&mut self, w: &mut impl EventWords, port: u32) -> Result<Notify, Errno> {
+    pub fn send(&mut self, w: &mut impl EventWords, port: u32) -> Result<Notify, XenErrno> {
         if !self.valid(port) {
             return Err(err(XEN_EINVAL));
         }
@@ -397,7 +392,7 @@ impl EventChannels {
     }
 
     /// `EVTCHNOP_status(dom, port)`.
-    pub fn status(&self, dom: u16, port: u32) -> Result<Status, Errno> {
+    pub fn status(&self, dom: u16, port: u32) -> Result<Status, XenErrno> {
         self.target(dom)?;
         if !self.valid(port) {
             return Err(err(XEN_EINVAL));
@@ -421,7 +416,7 @@ impl EventChannels {
     }
 
     /// `EVTCHNOP_unmask(port)`: returns whether the upcall was raised.
-    pub fn unmask(&mut self, w: &mut impl EventWords, port: u32) -> Result<bool, Errno> {
+    pub fn unmask(&mut self, w: &mut impl EventWords, port: u32) -> Result<bool, XenErrno> {
         if !self.valid(port) {
             return Err(err(XEN_EINVAL));
         }
@@ -430,7 +425,7 @@ impl EventChannels {
 
     /// `EVTCHNOP_bind_vcpu(port, vcpu)`: only vCPU 0 exists, so this changes nothing
     /// but answers as Xen does.
-    pub fn bind_vcpu(&self, port: u32, vcpu: u32) -> Result<(), Errno> {
+    pub fn bind_vcpu(&self, port: u32, vcpu: u32) -> Result<(), XenErrno> {
         if vcpu != 0 {
             return Err(err(XEN_ENOENT));
         }

@@ -13,6 +13,8 @@
 
 use abi::grant_table as g;
 
+use crate::xen_errno::{XenErrno, xen_errno as err};
+
 /// xl's default `max_grant_frames`.
 pub const MAX_FRAMES: u32 = 64;
 /// v1 entries per 4 KiB frame (8 bytes each).
@@ -24,17 +26,10 @@ pub const INITIAL_FRAMES: u32 = 1;
 /// Concurrent internal mappings domain 0 may hold.
 pub const MAX_MAPS: usize = 256;
 
-/// A Xen errno, negative.
-pub type Errno = i64;
-
-const fn err(e: i32) -> Errno {
-    -(e as i64)
-}
-
 /// What the grant code needs from the domain.
 pub trait GrantEnv {
-    /// Reads v1 entry `gref` (`flags`, `domid`, `frame`) from the table frames.
-    fn entry(&self, gref: u32) -> (u16, u16, u32);
+    /// Reads v1 entry `gref` from the table frames (all zero if its frame is not placed).
+    fn entry(&self, gref: u32) -> g::GrantEntryV1;
     /// Writes the `flags` of entry `gref`.
     fn set_flags(&mut self, gref: u32, flags: u16);
     /// Whether `gfn` is a frame of the domain's own memory a grant may name (RAM).
@@ -172,7 +167,7 @@ impl GrantTable {
     /// and the gfn it was at before (to unmap), or `-EINVAL`. v2 status frames
     /// (`XENMAPIDX_grant_table_status`) do not exist in a v1 table: the bit is part of the
     /// index, which is then out of range.
-    pub fn place_frame(&mut self, idx: u64, gfn: u64) -> Result<(u32, Option<u64>), Errno> {
+    pub fn place_frame(&mut self, idx: u64, gfn: u64) -> Result<(u32, Option<u64>), XenErrno> {
         let idx = idx as u32;
         if idx >= self.nr_frames {
             if idx.checked_add(1).is_some_and(|n| n <= MAX_FRAMES) {
@@ -197,7 +192,7 @@ impl GrantTable {
 
     /// `GNTTABOP_set_version(version)`: `(ret, version written back)`. A table limited to
     /// version 1 refuses 2 with `-ENOSYS`, as Xen with `max_grant_version = 1`.
-    pub fn set_version(&self, version: u32) -> (Errno, u32) {
+    pub fn set_version(&self, version: u32) -> (XenErrno, u32) {
         let ret = match version {
             1 => 0,
             2 => err(abi::errno::XEN_ENOSYS),
@@ -207,7 +202,7 @@ impl GrantTable {
     }
 
     /// `GNTTABOP_get_version(dom)`.
-    pub fn get_version(&self, dom: u16) -> Result<u32, Errno> {
+    pub fn get_version(&self, dom: u16) -> Result<u32, XenErrno> {
         match self.target(dom) {
             Ok(()) => Ok(1),
             Err(Target::Denied) => Err(err(abi::errno::XEN_EPERM)),
@@ -254,7 +249,11 @@ impl GrantTable {
         if gref >= self.nr_entries() {
             return Err(g::GNTST_BAD_GNTREF);
         }
-        let (flags, domid, frame) = env.entry(gref);
+        let g::GrantEntryV1 {
+            flags,
+            domid,
+            frame,
+        } = env.entry(gref);
         let (pinned, _) = self.pinned(gref);
         // Pinned already (by domain 0's mappings): only domain 0 may pin it again.
         if pinned && ldom != 0 {
@@ -283,7 +282,7 @@ impl GrantTable {
     /// `GTF_reading` when no pin remains.
     fn release(&self, env: &mut impl GrantEnv, gref: u32, readonly: bool) {
         let (pinned, writable) = self.pinned(gref);
-        let (mut flags, ..) = env.entry(gref);
+        let mut flags = env.entry(gref).flags;
         if !readonly && !writable {
             flags &= !g::GTF_WRITING;
         }

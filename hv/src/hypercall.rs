@@ -7,28 +7,21 @@
 //! numbers are range-checked before use.
 
 use abi::errno::{XEN_EFAULT, XEN_EINVAL, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH};
+use abi::memory::E820Entry;
 use abi::xen as x;
 
 use crate::evtchn::{EventChannels, EventWords};
 use crate::grant::{GrantEnv, GrantTable};
 use crate::time::Singleshot;
 
+mod args;
 mod events;
 mod grants;
 
+use args::{read_struct, write_field, write_struct};
+
 /// `SCHEDOP_poll`'s limit on ports ("fairly arbitrary", Xen says).
 pub const MAX_POLL_PORTS: usize = 128;
-
-/// One memory-map entry as `XENMEM_memory_map` returns it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct E820 {
-    /// First byte.
-    pub addr: u64,
-    /// Length.
-    pub size: u64,
-    /// Type (`XEN_HVM_MEMMAP_TYPE_*`).
-    pub kind: u32,
-}
 
 /// What dispatch needs from the domain: guest memory, the event words of its shared_info
 /// page ([`EventWords`]), its grant entries and RAM ([`GrantEnv`]), and the clock.
@@ -39,14 +32,14 @@ pub trait HypercallEnv: EventWords + GrantEnv {
     fn write_guest(&mut self, va: u64, data: &[u8]) -> Result<(), GuestFault>;
     /// Maps the domain's shared_info page at guest frame `gfn` (moving it if mapped
     /// elsewhere); a Xen errno (negative) on failure.
-    fn map_shared_info(&mut self, gfn: u64) -> Result<(), i64>;
+    fn map_shared_info(&mut self, gfn: u64) -> Result<(), XenErrno>;
     /// The domain's memory map (the one its start info carries).
-    fn e820(&self) -> &[E820];
-    /// The guest notified its console port: drain the console ring.
-    fn console_notify(&mut self);
-    /// The guest notified its store port: serve the xenstore ring; whether domain 0's
-    /// xenstored answers with a notification (it consumed or produced bytes).
-    fn store_notify(&mut self) -> bool;
+    fn e820(&self) -> &[E820Entry];
+    /// The guest sent an event that reached domain 0's port `dom0_port`: domain 0's port
+    /// table ([`crate::dom0::ports::PortTable`]) hands it to the service listening there.
+    /// Whether that service answers with a notification back on the channel (the console
+    /// backend always does once it read the ring; xenstored when it moved bytes).
+    fn deliver_to_dom0(&mut self, dom0_port: u32) -> bool;
     /// System time now, in ns since the domain was built.
     fn now_ns(&self) -> u64;
     /// Whether an upcall would be delivered at once: `evtchn_upcall_pending` set, a
@@ -56,10 +49,10 @@ pub trait HypercallEnv: EventWords + GrantEnv {
     /// Moves vCPU 0's `vcpu_info` to `offset` (checked: 8-aligned, the 64 bytes inside the
     /// page) in guest frame `gfn`, copying its contents there (Xen's `map_vcpu_info`);
     /// `-EINVAL` if `gfn` is not a writable page of the domain.
-    fn map_vcpu_info(&mut self, gfn: u64, offset: u32) -> Result<(), i64>;
+    fn map_vcpu_info(&mut self, gfn: u64, offset: u32) -> Result<(), XenErrno>;
     /// Places grant-table frame `idx` at guest frame `gfn`, unmapping it from `old` (where
     /// it was); a Xen errno on failure.
-    fn map_grant_frame(&mut self, idx: u32, gfn: u64, old: Option<u64>) -> Result<(), i64>;
+    fn map_grant_frame(&mut self, idx: u32, gfn: u64, old: Option<u64>) -> Result<(), XenErrno>;
 }
 
 /// The Xen state of a domain that hypercalls change: event channels, grant table, the
@@ -193,9 +186,7 @@ pub const FEATURES_SUBMAP0: u32 = {
 };
 const _: () = assert!(FEATURES_SUBMAP0 == 0x0001_2305);
 
-const fn err(errno: i32) -> i64 {
-    -(errno as i64)
-}
+use crate::xen_errno::{XenErrno, xen_errno as err};
 
 fn done(ret: i64) -> Outcome {
     Outcome {
@@ -213,26 +204,20 @@ fn not_implemented() -> Outcome {
     }
 }
 
-const EFAULT: i64 = err(XEN_EFAULT);
+const EFAULT: XenErrno = err(XEN_EFAULT);
 
-/// Writes an OUT field and answers 0, or `-EFAULT` if the guest's buffer is unreachable.
-fn write_result(env: &mut impl HypercallEnv, va: u64, bytes: &[u8]) -> Outcome {
-    match env.write_guest(va, bytes) {
+/// Answers 0 if an OUT copy reached the guest, else `-EFAULT` (the operation stays done, as
+/// in Xen).
+fn written(copy: Result<(), GuestFault>) -> Outcome {
+    match copy {
         Ok(()) => done(0),
         Err(GuestFault) => done(EFAULT),
     }
 }
 
-fn read_u32(env: &impl HypercallEnv, va: u64) -> Result<u32, GuestFault> {
-    let mut b = [0u8; 4];
-    env.read_guest(va, &mut b)?;
-    Ok(u32::from_le_bytes(b))
-}
-
-fn read_u64(env: &impl HypercallEnv, va: u64) -> Result<u64, GuestFault> {
-    let mut b = [0u8; 8];
-    env.read_guest(va, &mut b)?;
-    Ok(u64::from_le_bytes(b))
+/// Writes an OUT buffer of plain bytes and answers 0, or `-EFAULT`.
+fn write_result(env: &mut impl HypercallEnv, va: u64, bytes: &[u8]) -> Outcome {
+    written(env.write_guest(va, bytes))
 }
 
 /// Dispatches hypercall `op` with arguments `args` (rdi, rsi, rdx, r10, r8).
@@ -293,14 +278,18 @@ fn xen_version(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
         // Denied to a domU (XSM_PRIV), which gets "<denied>" and 0.
         v::XENVER_COMMANDLINE => write_result(env, arg, DENIED),
         v::XENVER_GET_FEATURES => {
-            let Ok(idx) = read_u32(env, arg) else {
+            let Ok(mut info) = read_struct::<v::XenFeatureInfo>(env, arg) else {
                 return done(EFAULT);
             };
-            if idx >= abi::features::XENFEAT_NR_SUBMAPS {
+            if info.submap_idx >= abi::features::XENFEAT_NR_SUBMAPS {
                 return done(err(XEN_EINVAL));
             }
-            let map = if idx == 0 { FEATURES_SUBMAP0 } else { 0 };
-            write_result(env, arg + 4, &map.to_le_bytes())
+            info.submap = if info.submap_idx == 0 {
+                FEATURES_SUBMAP0
+            } else {
+                0
+            };
+            written(write_struct(env, arg, &info))
         }
         // Privileged in Xen's dummy XSM policy.
         v::XENVER_BUILD_ID => done(err(XEN_EPERM)),
@@ -320,13 +309,18 @@ pub const CAPABILITIES: &[u8] = b"xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p 
 /// What Xen 4.17 copies for a sub-op XSM denies but still answers (`xen_deny()`).
 pub const DENIED: &[u8] = b"<denied>\0";
 
+/// The most memory-map entries `XENMEM_memory_map` returns (hv's maps have fewer).
+const MAX_MEMORY_MAP_ENTRIES: usize = 16;
+/// Bytes of [`MAX_MEMORY_MAP_ENTRIES`] entries.
+const MEMORY_MAP_BYTES: usize = MAX_MEMORY_MAP_ENTRIES * core::mem::size_of::<E820Entry>();
+
 /// `MEMOP_CMD_MASK`: the low bits of a memory_op command name the operation.
 const MEMOP_CMD_MASK: u64 = 0x3f;
 
 /// Xen's domain lookup plus its XSM check for an operation on domain `domid` that a domU
 /// may do only to itself: `DOMID_SELF` or its own id pass; domain 0 exists in Xen but the
 /// policy refuses it (`-EPERM`); any other id names no domain (`-ESRCH`).
-fn own_domain(params: &DomainParams, domid: u16) -> Result<(), i64> {
+fn own_domain(params: &DomainParams, domid: u16) -> Result<(), XenErrno> {
     if domid == x::DOMID_SELF || domid == params.domid {
         Ok(())
     } else if domid == 0 {
@@ -351,42 +345,39 @@ fn memory_op(
     let cmd = cmd as u32;
     match cmd {
         m::XENMEM_MEMORY_MAP => {
-            let Ok(nr) = read_u32(env, arg) else {
-                return done(EFAULT);
-            };
-            let Ok(buffer) = read_u64(env, arg + 8) else {
+            let Ok(arg_map) = read_struct::<m::XenMemoryMap>(env, arg) else {
                 return done(EFAULT);
             };
             let map = env.e820();
-            let n = (nr as usize).min(map.len());
-            let mut bytes = [0u8; 20 * 16];
-            let mut len = 0;
-            for e in map.iter().take(n.min(16)) {
-                bytes[len..len + 8].copy_from_slice(&e.addr.to_le_bytes());
-                bytes[len + 8..len + 16].copy_from_slice(&e.size.to_le_bytes());
-                bytes[len + 16..len + 20].copy_from_slice(&e.kind.to_le_bytes());
-                len += 20;
+            let n = (arg_map.nr_entries as usize)
+                .min(map.len())
+                .min(MAX_MEMORY_MAP_ENTRIES);
+            // One copy of the first `n` entries, as Xen's copy_to_guest of the array.
+            let mut bytes = [0u8; MEMORY_MAP_BYTES];
+            let entry_size = core::mem::size_of::<E820Entry>();
+            for (slot, e) in bytes.chunks_exact_mut(entry_size).zip(&map[..n]) {
+                slot.copy_from_slice(abi::wire::Unpadded::as_bytes(e));
             }
-            const _: () = assert!(core::mem::size_of::<m::E820Entry>() == 20);
-            if env.write_guest(buffer, &bytes[..len]).is_err() {
+            if env
+                .write_guest(arg_map.buffer, &bytes[..n * entry_size])
+                .is_err()
+            {
                 return done(EFAULT);
             }
-            let count = u32::try_from(len / 20).unwrap_or(u32::MAX);
-            write_result(env, arg, &count.to_le_bytes())
+            let count = u32::try_from(n).unwrap_or(u32::MAX);
+            written(write_field!(env, arg, m::XenMemoryMap, nr_entries, count))
         }
         m::XENMEM_ADD_TO_PHYSMAP => {
-            let mut raw = [0u8; 24];
-            if env.read_guest(arg, &mut raw).is_err() {
+            let Ok(m::XenAddToPhysmap {
+                domid,
+                space,
+                idx,
+                gpfn,
+                ..
+            }) = read_struct::<m::XenAddToPhysmap>(env, arg)
+            else {
                 return done(EFAULT);
-            }
-            let domid = u16::from_le_bytes([raw[0], raw[1]]);
-            let space = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
-            let mut idx = [0u8; 8];
-            idx.copy_from_slice(&raw[8..16]);
-            let idx = u64::from_le_bytes(idx);
-            let mut gpfn = [0u8; 8];
-            gpfn.copy_from_slice(&raw[16..24]);
-            let gpfn = u64::from_le_bytes(gpfn);
+            };
             if let Err(e) = own_domain(params, domid) {
                 return done(e);
             }
@@ -436,15 +427,15 @@ fn hvm_set_param(
     arg: u64,
 ) -> Outcome {
     use abi::hvm as h;
-    let mut raw = [0u8; 16];
-    if env.read_guest(arg, &mut raw).is_err() {
+    let Ok(h::XenHvmParam {
+        domid,
+        index,
+        value,
+        ..
+    }) = read_struct::<h::XenHvmParam>(env, arg)
+    else {
         return done(EFAULT);
-    }
-    let domid = u16::from_le_bytes([raw[0], raw[1]]);
-    let index = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
-    let mut b8 = [0u8; 8];
-    b8.copy_from_slice(&raw[8..16]);
-    let value = u64::from_le_bytes(b8);
+    };
     if index >= h::HVM_NR_PARAMS {
         return done(err(XEN_EINVAL));
     }
@@ -484,12 +475,9 @@ fn hvm_op(
     if op != u64::from(h::HVMOP_GET_PARAM) {
         return not_implemented();
     }
-    let mut raw = [0u8; 16];
-    if env.read_guest(arg, &mut raw).is_err() {
+    let Ok(h::XenHvmParam { domid, index, .. }) = read_struct::<h::XenHvmParam>(env, arg) else {
         return done(EFAULT);
-    }
-    let domid = u16::from_le_bytes([raw[0], raw[1]]);
-    let index = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
+    };
     // Xen's order: the index bound, the domain, then whether the guest may read it.
     if index >= h::HVM_NR_PARAMS {
         return done(err(XEN_EINVAL));
@@ -514,7 +502,7 @@ fn hvm_op(
         // The toolstack's parameters: refused to the guest itself.
         _ => return done(err(XEN_EPERM)),
     };
-    write_result(env, arg + 8, &value.to_le_bytes())
+    written(write_field!(env, arg, h::XenHvmParam, value, value))
 }
 
 fn sched_op(
@@ -528,7 +516,7 @@ fn sched_op(
     match u32::try_from(cmd) {
         Ok(s::SCHEDOP_YIELD) => done(0),
         Ok(s::SCHEDOP_SHUTDOWN) => {
-            let Ok(reason) = read_u32(env, arg) else {
+            let Ok(s::SchedShutdown { reason }) = read_struct(env, arg) else {
                 return done(EFAULT);
             };
             // Xen passes the reason on as a u8; the toolstack acts on the known ones.
@@ -552,12 +540,12 @@ fn sched_op(
         Ok(s::SCHEDOP_POLL) => events::poll(env, st, arg),
         Ok(s::SCHEDOP_SHUTDOWN_CODE | s::SCHEDOP_WATCHDOG) => not_implemented(),
         Ok(s::SCHEDOP_REMOTE_SHUTDOWN) => {
-            // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
-            let mut raw = [0u8; 8];
-            if env.read_guest(arg, &mut raw).is_err() {
+            let Ok(s::SchedRemoteShutdown {
+                domain_id: domid, ..
+            }) = read_struct(env, arg)
+            else {
                 return done(EFAULT);
-            }
-            let domid = u16::from_le_bytes([raw[0], raw[1]]);
+            };
             // Only this domain exists, and a domU may not shut itself down this way (XSM).
             if domid == params.domid {
                 done(err(XEN_EPERM))
@@ -576,13 +564,19 @@ fn sched_op(
 )]
 mod tests {
     use super::*;
+    use abi::event_channel as e;
+    use abi::grant_table as g;
+    use abi::memory as m;
+    use abi::wire::{Plain, Unpadded};
+    use args::set_field;
+    use core::mem::size_of;
 
     /// Guest memory where virtual = physical = an index into a Vec.
     struct Fake {
         mem: Vec<u8>,
         shared_info: Option<u64>,
         notified: u32,
-        e820: Vec<E820>,
+        e820: Vec<E820Entry>,
         words: crate::evtchn::tests::Words,
         st: Option<XenState>,
         now: u64,
@@ -604,15 +598,15 @@ mod tests {
                 grant_frames: Vec::new(),
                 vcpu_info_at: None,
                 e820: vec![
-                    E820 {
+                    E820Entry {
                         addr: 0,
                         size: 128 << 20,
-                        kind: 1,
+                        type_: 1,
                     },
-                    E820 {
+                    E820Entry {
                         addr: 0xfeff8000,
                         size: 0x8000,
-                        kind: 2,
+                        type_: 2,
                     },
                 ],
             }
@@ -622,6 +616,18 @@ mod tests {
         }
         fn get(&self, va: u64, len: usize) -> &[u8] {
             &self.mem[va as usize..va as usize + len]
+        }
+        /// Places a padding-free `abi` struct at `va`.
+        fn put_struct<T: Unpadded>(&mut self, va: u64, value: &T) {
+            self.put(va, value.as_bytes());
+        }
+        /// The `abi` struct at `va`, read back typed.
+        fn get_struct<T: Plain>(&self, va: u64) -> T {
+            T::from_bytes(self.get(va, size_of::<T>())).unwrap()
+        }
+        /// Where the fake's grant entry `gref` lives.
+        fn entry_va(gref: u32) -> u64 {
+            args::element_va::<g::GrantEntryV1>(0x8000, u64::from(gref))
         }
     }
 
@@ -642,18 +648,22 @@ mod tests {
             self.put(va, data);
             Ok(())
         }
-        fn map_shared_info(&mut self, gfn: u64) -> Result<(), i64> {
+        fn map_shared_info(&mut self, gfn: u64) -> Result<(), XenErrno> {
             self.shared_info = Some(gfn);
             Ok(())
         }
-        fn e820(&self) -> &[E820] {
+        fn e820(&self) -> &[E820Entry] {
             &self.e820
         }
-        fn console_notify(&mut self) {
-            self.notified += 1;
-        }
-        fn store_notify(&mut self) -> bool {
-            false
+        /// Domain 0's console is behind its port 2 and answers; its store port 1 stays
+        /// silent.
+        fn deliver_to_dom0(&mut self, dom0_port: u32) -> bool {
+            if dom0_port == DOM0_CONSOLE_PORT {
+                self.notified += 1;
+                true
+            } else {
+                false
+            }
         }
         fn now_ns(&self) -> u64 {
             self.now
@@ -664,14 +674,19 @@ mod tests {
                 && self.if_enabled
                 && st.is_none_or(|s| s.callback_vector().is_some())
         }
-        fn map_vcpu_info(&mut self, gfn: u64, offset: u32) -> Result<(), i64> {
+        fn map_vcpu_info(&mut self, gfn: u64, offset: u32) -> Result<(), XenErrno> {
             if gfn == 0x99 {
                 return Err(-22);
             }
             self.vcpu_info_at = Some((gfn, offset));
             Ok(())
         }
-        fn map_grant_frame(&mut self, idx: u32, gfn: u64, _old: Option<u64>) -> Result<(), i64> {
+        fn map_grant_frame(
+            &mut self,
+            idx: u32,
+            gfn: u64,
+            _old: Option<u64>,
+        ) -> Result<(), XenErrno> {
             self.grant_frames.push((idx, gfn));
             Ok(())
         }
@@ -707,21 +722,19 @@ mod tests {
     /// Grant entries live at 0x8000.. of the fake memory; "RAM" frames are gfn 1..8
     /// (bytes 0x1000..0x9000 of the same memory).
     impl GrantEnv for Fake {
-        fn entry(&self, gref: u32) -> (u16, u16, u32) {
-            let o = 0x8000 + 8 * gref as usize;
-            match self.mem.get(o..o + 8) {
-                Some(b) => (
-                    u16::from_le_bytes([b[0], b[1]]),
-                    u16::from_le_bytes([b[2], b[3]]),
-                    u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-                ),
-                None => (0, 0, 0),
-            }
+        fn entry(&self, gref: u32) -> g::GrantEntryV1 {
+            let o = Self::entry_va(gref) as usize;
+            self.mem
+                .get(o..o + size_of::<g::GrantEntryV1>())
+                .and_then(g::GrantEntryV1::from_bytes)
+                .unwrap_or_default()
         }
         fn set_flags(&mut self, gref: u32, flags: u16) {
-            let o = 0x8000 + 8 * gref as usize;
-            if let Some(b) = self.mem.get_mut(o..o + 2) {
-                b.copy_from_slice(&flags.to_le_bytes());
+            let mut entry = self.entry(gref);
+            entry.flags = flags;
+            let o = Self::entry_va(gref) as usize;
+            if let Some(b) = self.mem.get_mut(o..o + size_of::<g::GrantEntryV1>()) {
+                b.copy_from_slice(entry.as_bytes());
             }
         }
         fn page_ok(&self, gfn: u64) -> bool {
@@ -755,12 +768,17 @@ mod tests {
 
     #[test]
     fn xen_version_and_features() {
+        use abi::version::XenFeatureInfo;
         let mut f = Fake::new();
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 0, 0).ret, 0x40011);
-        f.put(0x100, &0u32.to_le_bytes());
+        let features = |submap_idx| XenFeatureInfo {
+            submap_idx,
+            submap: 0,
+        };
+        f.put_struct(0x100, &features(0));
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 6, 0x100).ret, 0);
-        assert_eq!(f.get(0x104, 4), &0x12305u32.to_le_bytes());
-        f.put(0x100, &1u32.to_le_bytes());
+        assert_eq!(f.get_struct::<XenFeatureInfo>(0x100).submap, 0x12305);
+        f.put_struct(0x100, &features(1));
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 6, 0x100).ret, -22);
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 6, 0xfffe).ret, -14);
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 10, 0x100).ret, -1);
@@ -782,64 +800,86 @@ mod tests {
         );
     }
 
+    /// `xen_memory_map` (C padding after `nr_entries`) as the guest lays it out.
+    fn memory_map(nr_entries: u32, buffer: u64) -> [u8; size_of::<m::XenMemoryMap>()] {
+        let mut image = [0u8; size_of::<m::XenMemoryMap>()];
+        set_field!(image, m::XenMemoryMap, nr_entries, nr_entries);
+        set_field!(image, m::XenMemoryMap, buffer, buffer);
+        image
+    }
+
+    fn add_to_physmap(domid: u16, space: u32, idx: u64, gpfn: u64) -> m::XenAddToPhysmap {
+        m::XenAddToPhysmap {
+            domid,
+            size: 0,
+            space,
+            idx,
+            gpfn,
+        }
+    }
+
     #[test]
     fn memory_map_and_shared_info() {
         let mut f = Fake::new();
-        f.put(0x200, &8u32.to_le_bytes());
-        f.put(0x208, &0x300u64.to_le_bytes());
+        f.put(0x200, &memory_map(8, 0x300));
         assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 9, 0x200).ret, 0);
-        assert_eq!(f.get(0x200, 4), &2u32.to_le_bytes());
-        assert_eq!(f.get(0x300 + 8, 8), &(128u64 << 20).to_le_bytes());
-        assert_eq!(f.get(0x300 + 36, 4), &2u32.to_le_bytes());
+        assert_eq!(f.get_struct::<m::XenMemoryMap>(0x200).nr_entries, 2);
+        let entry =
+            |f: &Fake, i| f.get_struct::<E820Entry>(args::element_va::<E820Entry>(0x300, i));
+        assert_eq!({ entry(&f, 0).size }, 128 << 20);
+        assert_eq!({ entry(&f, 1).type_ }, 2);
         // A buffer outside memory.
-        f.put(0x208, &0xfff0u64.to_le_bytes());
+        f.put(0x200, &memory_map(8, 0xfff0));
         assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 9, 0x200).ret, -14);
-        // add_to_physmap(shared_info, idx 0, gpfn 0x1234)
-        let mut a = Vec::new();
-        a.extend_from_slice(&x::DOMID_SELF.to_le_bytes());
-        a.extend_from_slice(&0u16.to_le_bytes());
-        a.extend_from_slice(&0u32.to_le_bytes());
-        a.extend_from_slice(&0u64.to_le_bytes());
-        a.extend_from_slice(&0x1234u64.to_le_bytes());
-        f.put(0x400, &a);
+        let shared_info = m::XENMAPSPACE_SHARED_INFO;
+        f.put_struct(
+            0x400,
+            &add_to_physmap(x::DOMID_SELF, shared_info, 0, 0x1234),
+        );
         assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, 0);
         assert_eq!(f.shared_info, Some(0x1234));
-        f.put(0x400, &7u16.to_le_bytes());
+        f.put_struct(0x400, &add_to_physmap(7, shared_info, 0, 0x1234));
         assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, -3);
         let o = call(&mut f, x::HYPERVISOR_MEMORY_OP, 1, 0x400);
         assert!(!o.implemented && o.ret == -38);
     }
 
+    fn hvm_param(domid: u16, index: u32, value: u64) -> abi::hvm::XenHvmParam {
+        abi::hvm::XenHvmParam {
+            domid,
+            pad: 0,
+            index,
+            value,
+        }
+    }
+
     #[test]
     fn params_console_sched() {
+        use abi::hvm as h;
         let mut f = Fake::new();
-        let mut p = Vec::new();
-        p.extend_from_slice(&x::DOMID_SELF.to_le_bytes());
-        p.extend_from_slice(&0u16.to_le_bytes());
-        p.extend_from_slice(&abi::hvm::HVM_PARAM_CONSOLE_PFN.to_le_bytes());
-        p.extend_from_slice(&0u64.to_le_bytes());
-        f.put(0x500, &p);
+        let param = |f: &mut Fake, domid, index| f.put_struct(0x500, &hvm_param(domid, index, 0));
+        param(&mut f, x::DOMID_SELF, h::HVM_PARAM_CONSOLE_PFN);
         assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, 0);
-        assert_eq!(f.get(0x508, 8), &0xfefff_u64.to_le_bytes());
-        f.put(0x504, &1000u32.to_le_bytes());
+        assert_eq!(f.get_struct::<h::XenHvmParam>(0x500).value, 0xfefff);
+        param(&mut f, x::DOMID_SELF, 1000);
         assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -22);
-        f.put(0x504, &abi::hvm::HVM_PARAM_IDENT_PT.to_le_bytes());
+        param(&mut f, x::DOMID_SELF, h::HVM_PARAM_IDENT_PT);
         assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -1);
-        f.put(0x504, &abi::hvm::HVM_PARAM_STORE_EVTCHN.to_le_bytes());
+        param(&mut f, x::DOMID_SELF, h::HVM_PARAM_STORE_EVTCHN);
         assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, 0);
-        assert_eq!(f.get(0x508, 8), &1u64.to_le_bytes());
-        f.put(0x500, &0u16.to_le_bytes());
+        assert_eq!(f.get_struct::<h::XenHvmParam>(0x500).value, 1);
+        param(&mut f, 0, h::HVM_PARAM_STORE_EVTCHN);
         assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -1);
-        f.put(0x500, &5u16.to_le_bytes());
+        param(&mut f, 5, h::HVM_PARAM_STORE_EVTCHN);
         assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, -3);
         assert_eq!(call(&mut f, x::HYPERVISOR_CONSOLE_IO, 0, 0).ret, -1);
-        f.put(0x600, &2u32.to_le_bytes());
+        f.put_struct(0x600, &e::EvtchnSend { port: 2 });
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 4, 0x600).ret,
             0
         );
         assert_eq!(f.notified, 1);
-        f.put(0x600, &0u32.to_le_bytes());
+        f.put_struct(0x600, &abi::sched::SchedShutdown { reason: 0 });
         let o = call(&mut f, x::HYPERVISOR_SCHED_OP, 2, 0x600);
         assert_eq!(o.action, Action::Shutdown(0));
         assert_eq!(
@@ -850,59 +890,82 @@ mod tests {
         assert_eq!(call5(&mut f, u64::MAX, [0; 5]).ret, -38);
     }
 
-    fn u32_at(f: &Fake, va: u64) -> u32 {
-        u32::from_le_bytes(f.get(va, 4).try_into().unwrap())
+    /// `evtchn_status`'s IN fields (C padding after `dom`) as the guest lays them out.
+    fn evtchn_status(dom: u16, port: u32) -> [u8; size_of::<e::EvtchnStatus>()] {
+        let mut image = [0u8; size_of::<e::EvtchnStatus>()];
+        set_field!(image, e::EvtchnStatus, dom, dom);
+        set_field!(image, e::EvtchnStatus, port, port);
+        image
+    }
+
+    /// The guest's `evtchn_status` at `va`, and its whole image (for the union's members).
+    fn status_at(f: &Fake, va: u64) -> (e::EvtchnStatus, [u8; size_of::<e::EvtchnStatus>()]) {
+        let image = f.get(va, size_of::<e::EvtchnStatus>()).try_into().unwrap();
+        (f.get_struct(va), image)
     }
 
     #[test]
     fn event_channel_ops_through_guest_memory() {
         let mut f = Fake::new();
         // alloc_unbound(DOMID_SELF, DOMID_SELF) -> port 3 (1 and 2 are store and console).
-        f.put(0x700, &[0xf0, 0x7f, 0xf0, 0x7f, 0xee, 0xee, 0xee, 0xee]);
+        let alloc = e::EvtchnAllocUnbound {
+            dom: x::DOMID_SELF,
+            remote_dom: x::DOMID_SELF,
+            port: 0xeeee_eeee,
+        };
+        f.put_struct(0x700, &alloc);
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 6, 0x700).ret,
             0
         );
-        assert_eq!(u32_at(&f, 0x704), 3);
+        assert_eq!(
+            f.get_struct::<e::EvtchnAllocUnbound>(0x700),
+            e::EvtchnAllocUnbound { port: 3, ..alloc }
+        );
         // status: unbound, remote = our own id (Xen rewrote DOMID_SELF).
-        let mut st = [0u8; 24];
-        st[..2].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
-        st[4..8].copy_from_slice(&3u32.to_le_bytes());
-        f.put(0x800, &st);
+        f.put(0x800, &evtchn_status(x::DOMID_SELF, 3));
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 5, 0x800).ret,
             0
         );
-        assert_eq!(u32_at(&f, 0x808), 1);
-        assert_eq!(f.get(0x810, 2), &1u16.to_le_bytes());
+        let (status, image) = status_at(&f, 0x800);
+        assert_eq!(status.status, e::EVTCHNSTAT_UNBOUND);
+        assert_eq!(args::get_field!(image, e::EvtchnStatus, u.unbound.dom), 1);
         // The console port is interdomain with domain 0.
-        f.put(0x804, &2u32.to_le_bytes());
+        f.put(0x800, &evtchn_status(x::DOMID_SELF, 2));
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 5, 0x800).ret,
             0
         );
-        assert_eq!(u32_at(&f, 0x808), 2);
-        assert_eq!(f.get(0x810, 2), &0u16.to_le_bytes());
+        let (status, image) = status_at(&f, 0x800);
+        assert_eq!(status.status, e::EVTCHNSTAT_INTERDOMAIN);
+        assert_eq!(
+            args::get_field!(image, e::EvtchnStatus, u.interdomain.dom),
+            0
+        );
         // bind_interdomain(DOMID_SELF, 3) -> 4, set pending.
-        let mut b = [0u8; 12];
-        b[..2].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
-        b[4..8].copy_from_slice(&3u32.to_le_bytes());
-        f.put(0x900, &b);
+        let mut bind = [0u8; size_of::<e::EvtchnBindInterdomain>()];
+        set_field!(bind, e::EvtchnBindInterdomain, remote_dom, x::DOMID_SELF);
+        set_field!(bind, e::EvtchnBindInterdomain, remote_port, 3);
+        f.put(0x900, &bind);
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 0, 0x900).ret,
             0
         );
-        assert_eq!(u32_at(&f, 0x908), 4);
+        assert_eq!(
+            f.get_struct::<e::EvtchnBindInterdomain>(0x900).local_port,
+            4
+        );
         assert_eq!(f.words.pending[0], 1 << 4);
         assert_eq!(f.words.upcall, 1);
         // send on 4 sets 3; a bad port is -EINVAL; a buffer out of reach -EFAULT.
-        f.put(0xa00, &4u32.to_le_bytes());
+        f.put_struct(0xa00, &e::EvtchnSend { port: 4 });
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 4, 0xa00).ret,
             0
         );
         assert_eq!(f.words.pending[0], (1 << 4) | (1 << 3));
-        f.put(0xa00, &5000u32.to_le_bytes());
+        f.put_struct(0xa00, &e::EvtchnSend { port: 5000 });
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 4, 0xa00).ret,
             -22
@@ -912,67 +975,111 @@ mod tests {
             -14
         );
         // bind_virq(VIRQ_TIMER, vcpu 0) -> 5; again -EEXIST.
-        f.put(0xb00, &[0; 12]);
+        let virq = e::EvtchnBindVirq {
+            virq: e::VIRQ_TIMER,
+            vcpu: 0,
+            port: 0,
+        };
+        f.put_struct(0xb00, &virq);
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 1, 0xb00).ret,
             0
         );
-        assert_eq!(u32_at(&f, 0xb08), 5);
+        assert_eq!(f.get_struct::<e::EvtchnBindVirq>(0xb00).port, 5);
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 1, 0xb00).ret,
             -17
         );
-        // close 4, unmask 3, FIFO init not implemented.
-        f.put(0xa00, &4u32.to_le_bytes());
+        // close 4, unmask 4, FIFO init not implemented.
+        f.put_struct(0xa00, &e::EvtchnClose { port: 4 });
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 3, 0xa00).ret,
             0
         );
+        f.put_struct(0xa00, &e::EvtchnUnmask { port: 4 });
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 9, 0xa00).ret,
             0
         );
         let o = call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 11, 0xa00);
         assert!(!o.implemented && o.ret == -38);
-        // Sending on the console port drains the console and signals the port back.
+        // Sending on the console port reaches domain 0's console, which signals back.
         f.words = Default::default();
-        f.put(0xa00, &2u32.to_le_bytes());
+        f.put_struct(0xa00, &e::EvtchnSend { port: 2 });
         assert_eq!(
             call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 4, 0xa00).ret,
             0
         );
         assert_eq!(f.notified, 1);
         assert_eq!(f.words.pending[0], 1 << 2);
+        // Sending on the store port reaches domain 0's port 1, which stays silent here.
+        f.words = Default::default();
+        f.put_struct(0xa00, &e::EvtchnSend { port: 1 });
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 4, 0xa00).ret,
+            0
+        );
+        assert_eq!((f.notified, f.words.pending[0]), (1, 0));
+    }
+
+    /// `vcpu_set_singleshot_timer` (C padding after `flags`) as the guest lays it out.
+    fn singleshot(
+        timeout: u64,
+        flags: u32,
+    ) -> [u8; size_of::<abi::vcpu::VcpuSetSingleshotTimer>()] {
+        use abi::vcpu::VcpuSetSingleshotTimer as T;
+        let mut image = [0u8; size_of::<T>()];
+        set_field!(image, T, timeout_abs_ns, timeout);
+        set_field!(image, T, flags, flags);
+        image
+    }
+
+    /// `sched_poll` (C padding after `nr_ports`) as the guest lays it out.
+    fn sched_poll(
+        ports: u64,
+        nr_ports: u32,
+        timeout: u64,
+    ) -> [u8; size_of::<abi::sched::SchedPoll>()] {
+        use abi::sched::SchedPoll as T;
+        let mut image = [0u8; size_of::<T>()];
+        set_field!(image, T, ports, ports);
+        set_field!(image, T, nr_ports, nr_ports);
+        set_field!(image, T, timeout, timeout);
+        image
     }
 
     #[test]
     fn callback_timers_and_blocking() {
+        use abi::hvm as h;
         let mut f = Fake::new();
-        let mut p = [0u8; 16];
-        p[..2].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
-        p[8..16].copy_from_slice(&abi::hvm::callback_via_vector(0xf3).to_le_bytes());
-        f.put(0x500, &p);
+        let vector = h::callback_via_vector(0xf3);
+        f.put_struct(
+            0x500,
+            &hvm_param(x::DOMID_SELF, h::HVM_PARAM_CALLBACK_IRQ, vector),
+        );
         assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 0, 0x500).ret, 0);
         assert_eq!(f.st.as_ref().unwrap().callback_vector(), Some(0xf3));
         // get_param reads it back.
-        f.put(0x508, &[0; 8]);
-        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, 0);
-        assert_eq!(
-            f.get(0x508, 8),
-            &abi::hvm::callback_via_vector(0xf3).to_le_bytes()
+        f.put_struct(
+            0x500,
+            &hvm_param(x::DOMID_SELF, h::HVM_PARAM_CALLBACK_IRQ, 0),
         );
+        assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, 0);
+        assert_eq!(f.get_struct::<h::XenHvmParam>(0x500).value, vector);
         // Toolstack parameters are refused, deprecated ones -EINVAL, domain 0 -EINVAL.
-        f.put(0x504, &abi::hvm::HVM_PARAM_STORE_PFN.to_le_bytes());
+        f.put_struct(
+            0x500,
+            &hvm_param(x::DOMID_SELF, h::HVM_PARAM_STORE_PFN, vector),
+        );
         assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 0, 0x500).ret, -1);
-        f.put(0x504, &4u32.to_le_bytes());
+        f.put_struct(0x500, &hvm_param(x::DOMID_SELF, 4, vector));
         assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 0, 0x500).ret, -22);
-        f.put(0x500, &0u16.to_le_bytes());
+        f.put_struct(0x500, &hvm_param(0, 4, vector));
         assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 0, 0x500).ret, -22);
         // Singleshot timer: the future flag refuses a past deadline with -ETIME.
-        f.put(0x600, &500u64.to_le_bytes());
-        f.put(0x608, &1u32.to_le_bytes());
+        f.put(0x600, &singleshot(500, abi::vcpu::VCPU_SSHOTTMR_FUTURE));
         assert_eq!(call5(&mut f, 24, [8, 0, 0x600, 0, 0]).ret, -62);
-        f.put(0x608, &0u32.to_le_bytes());
+        f.put(0x600, &singleshot(500, 0));
         assert_eq!(call5(&mut f, 24, [8, 0, 0x600, 0, 0]).ret, 0);
         assert_eq!(f.st.as_ref().unwrap().timer.deadline(), Some(500));
         assert_eq!(call5(&mut f, 24, [8, 1, 0x600, 0, 0]).ret, -2);
@@ -981,16 +1088,18 @@ mod tests {
         assert_eq!(call5(&mut f, 24, [3, 0, 0, 0, 0]).ret, 1);
         // get_runstate_info: running, all of the 1000 ns so far running.
         assert_eq!(call5(&mut f, 24, [4, 0, 0x700, 0, 0]).ret, 0);
-        assert_eq!(f.get(0x700, 4), &0u32.to_le_bytes());
-        assert_eq!(f.get(0x710, 8), &1000u64.to_le_bytes());
+        let runstate = f.get_struct::<abi::vcpu::VcpuRunstateInfo>(0x700);
+        assert_eq!((runstate.state, runstate.time[0]), (0, 1000));
         assert_eq!(call5(&mut f, 24, [4, 0, 0xfffe, 0, 0]).ret, -14);
         // register_vcpu_info: offset checks (-ENXIO), a bad frame (-EINVAL), then once only;
         // everything marked pending afterwards.
-        let reg = |f: &mut Fake, gfn: u64, offset: u32| {
-            let mut r = [0u8; 16];
-            r[..8].copy_from_slice(&gfn.to_le_bytes());
-            r[8..12].copy_from_slice(&offset.to_le_bytes());
-            f.put(0x720, &r);
+        let reg = |f: &mut Fake, mfn: u64, offset: u32| {
+            let info = abi::vcpu::VcpuRegisterVcpuInfo {
+                mfn,
+                offset,
+                rsvd: 0,
+            };
+            f.put_struct(0x720, &info);
             call5(f, 24, [10, 0, 0x720, 0, 0]).ret
         };
         assert_eq!(reg(&mut f, 5, 4096 - 63), -6);
@@ -1017,12 +1126,8 @@ mod tests {
         );
         f.words.upcall = 0;
         // Poll: a pending port answers at once; too many ports -EINVAL; a bad port -EINVAL.
-        let mut sp = [0u8; 24];
-        sp[..8].copy_from_slice(&0x680u64.to_le_bytes());
-        sp[8..12].copy_from_slice(&1u32.to_le_bytes());
-        sp[16..24].copy_from_slice(&9000u64.to_le_bytes());
-        f.put(0x640, &sp);
-        f.put(0x680, &2u32.to_le_bytes());
+        f.put(0x640, &sched_poll(0x680, 1, 9000));
+        f.put_struct::<e::EvtchnPort>(0x680, &2);
         assert_eq!(
             call(&mut f, x::HYPERVISOR_SCHED_OP, 3, 0x640).action,
             Action::Poll {
@@ -1034,10 +1139,10 @@ mod tests {
             call(&mut f, x::HYPERVISOR_SCHED_OP, 3, 0x640).action,
             Action::Resume
         );
-        f.put(0x680, &4096u32.to_le_bytes());
+        f.put_struct::<e::EvtchnPort>(0x680, &4096);
         f.words.pending[0] = 0;
         assert_eq!(call(&mut f, x::HYPERVISOR_SCHED_OP, 3, 0x640).ret, -22);
-        f.put(0x648, &129u32.to_le_bytes());
+        f.put(0x640, &sched_poll(0x680, 129, 9000));
         assert_eq!(call(&mut f, x::HYPERVISOR_SCHED_OP, 3, 0x640).ret, -22);
     }
 
@@ -1045,61 +1150,72 @@ mod tests {
     fn grant_table_ops() {
         let mut f = Fake::new();
         // query_size(DOMID_SELF): 1 of 64, status 0.
-        let mut q = [0u8; 16];
-        q[..2].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
+        let mut q = [0u8; size_of::<g::GnttabQuerySize>()];
+        set_field!(q, g::GnttabQuerySize, dom, x::DOMID_SELF);
         f.put(0x300, &q);
         assert_eq!(call5(&mut f, 20, [6, 0x300, 1, 0, 0]).ret, 0);
-        assert_eq!((u32_at(&f, 0x304), u32_at(&f, 0x308)), (1, 64));
-        assert_eq!(f.get(0x30c, 2), &0i16.to_le_bytes());
+        let size = f.get_struct::<g::GnttabQuerySize>(0x300);
+        assert_eq!(
+            (size.nr_frames, size.max_nr_frames, size.status),
+            (1, 64, 0)
+        );
         assert_eq!(call5(&mut f, 20, [6, 0x300, 2, 0, 0]).ret, -22);
         assert_eq!(call5(&mut f, 20, [6, 0x300, 1 << 31, 0, 0]).ret, -22);
         assert_eq!(call5(&mut f, 20, [6 | (1 << 12), 0x300, 1, 0, 0]).ret, -22);
         // set_version(2): -ENOSYS, version 1 written back; get_version 1.
-        f.put(0x310, &2u32.to_le_bytes());
+        f.put_struct(0x310, &g::GnttabSetVersion { version: 2 });
         assert_eq!(call5(&mut f, 20, [8, 0x310, 1, 0, 0]).ret, -38);
-        assert_eq!(u32_at(&f, 0x310), 1);
-        f.put(0x320, &[0xf0, 0x7f, 0, 0, 9, 9, 9, 9]);
+        assert_eq!(f.get_struct::<g::GnttabSetVersion>(0x310).version, 1);
+        let get_version = g::GnttabGetVersion {
+            dom: x::DOMID_SELF,
+            pad: 0,
+            version: 0x0909_0909,
+        };
+        f.put_struct(0x320, &get_version);
         assert_eq!(call5(&mut f, 20, [10, 0x320, 1, 0, 0]).ret, 0);
-        assert_eq!(u32_at(&f, 0x324), 1);
+        assert_eq!(f.get_struct::<g::GnttabGetVersion>(0x320).version, 1);
         // add_to_physmap(grant_table, idx 0, gfn 0x55).
-        let mut a = Vec::new();
-        a.extend_from_slice(&x::DOMID_SELF.to_le_bytes());
-        a.extend_from_slice(&0u16.to_le_bytes());
-        a.extend_from_slice(&1u32.to_le_bytes());
-        a.extend_from_slice(&0u64.to_le_bytes());
-        a.extend_from_slice(&0x55u64.to_le_bytes());
-        f.put(0x400, &a);
+        let grant_table = m::XENMAPSPACE_GRANT_TABLE;
+        f.put_struct(0x400, &add_to_physmap(x::DOMID_SELF, grant_table, 0, 0x55));
         assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, 0);
         assert_eq!(f.grant_frames, vec![(0, 0x55)]);
-        f.put(0x408, &64u64.to_le_bytes());
+        f.put_struct(0x400, &add_to_physmap(x::DOMID_SELF, grant_table, 64, 0x55));
         assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, -22);
         // setup_table(1 frame) writes the gfn.
-        let mut t = [0u8; 24];
-        t[..2].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
-        t[4..8].copy_from_slice(&1u32.to_le_bytes());
-        t[16..24].copy_from_slice(&0x340u64.to_le_bytes());
+        let mut t = [0u8; size_of::<g::GnttabSetupTable>()];
+        set_field!(t, g::GnttabSetupTable, dom, x::DOMID_SELF);
+        set_field!(t, g::GnttabSetupTable, nr_frames, 1);
+        set_field!(t, g::GnttabSetupTable, frame_list, 0x340);
         f.put(0x328, &t);
         assert_eq!(call5(&mut f, 20, [2, 0x328, 1, 0, 0]).ret, 0);
-        assert_eq!(f.get(0x340, 8), &0x55u64.to_le_bytes());
+        assert_eq!(f.get_struct::<x::XenPfn>(0x340), 0x55);
         // copy through grant 3 (ours, read-only, frame 2) into frame 3.
-        f.put(0x8000 + 24, &[5, 0, 1, 0, 2, 0, 0, 0]);
+        let entry = |domid| g::GrantEntryV1 {
+            flags: g::GTF_PERMIT_ACCESS | g::GTF_READONLY,
+            domid,
+            frame: 2,
+        };
+        f.put_struct(Fake::entry_va(3), &entry(1));
         f.put(0x2000, &[0xab; 4096]);
-        let mut c = [0u8; 40];
-        c[..8].copy_from_slice(&3u64.to_le_bytes());
-        c[8..10].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
-        c[16..24].copy_from_slice(&3u64.to_le_bytes());
-        c[24..26].copy_from_slice(&x::DOMID_SELF.to_le_bytes());
-        c[32..34].copy_from_slice(&4096u16.to_le_bytes());
-        c[34..36].copy_from_slice(&1u16.to_le_bytes());
-        c[36..38].copy_from_slice(&0x7777u16.to_le_bytes());
+        let mut c = [0u8; size_of::<g::GnttabCopy>()];
+        set_field!(c, g::GnttabCopy, source.u.ref_, 3);
+        set_field!(c, g::GnttabCopy, source.domid, x::DOMID_SELF);
+        set_field!(c, g::GnttabCopy, dest.u.gmfn, 3);
+        set_field!(c, g::GnttabCopy, dest.domid, x::DOMID_SELF);
+        set_field!(c, g::GnttabCopy, len, 4096);
+        set_field!(c, g::GnttabCopy, flags, g::GNTCOPY_SOURCE_GREF);
+        set_field!(c, g::GnttabCopy, status, 0x7777);
         f.put(0x380, &c);
         assert_eq!(call5(&mut f, 20, [5, 0x380, 1, 0, 0]).ret, 0);
-        assert_eq!(f.get(0x380 + 36, 2), &0i16.to_le_bytes());
+        assert_eq!(f.get_struct::<g::GnttabCopy>(0x380).status, g::GNTST_OKAY);
         assert_eq!(f.get(0x3000, 4096), &[0xab; 4096][..]);
         // The same grant to domain 0: GNTST_general_error.
-        f.put(0x8000 + 24, &[5, 0, 0, 0, 2, 0, 0, 0]);
+        f.put_struct(Fake::entry_va(3), &entry(0));
         assert_eq!(call5(&mut f, 20, [5, 0x380, 1, 0, 0]).ret, 0);
-        assert_eq!(f.get(0x380 + 36, 2), &(-1i16).to_le_bytes());
+        assert_eq!(
+            f.get_struct::<g::GnttabCopy>(0x380).status,
+            g::GNTST_GENERAL_ERROR
+        );
         // Map is not implemented (counted).
         let o = call5(&mut f, 20, [0, 0x380, 1, 0, 0]);
         assert!(!o.implemented && o.ret == -38);

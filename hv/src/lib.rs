@@ -15,12 +15,15 @@
 //! - [`cmdline`]: hv's command line (`<hv options> -- <guest command line>`). What QEMU
 //!   hands hv (the start info) is read by the `pvh` crate's `boot_info`, and hv's frames come
 //!   from its frame allocator ([`frames`], re-exported).
-//! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes.
+//! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes, and
+//!   the one x86 instruction decoder (`svm::decode`) that gives exits their lengths.
 //! - [`dom0`]: domain 0's services inside hv: the console backend, xenstored's ring
-//!   connection layer over the `xenstored` crate, and the keys Xen's toolstack writes.
+//!   connection layer over the `xenstored` crate, the keys Xen's toolstack writes, and the
+//!   port table that routes an event sent to domain 0 to the service owning the port.
 //! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, dom0 maps).
 //! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
 //! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
+//! - [`xen_errno`]: [`xen_errno::XenErrno`], the one type of a Xen errno as a hypercall answers it.
 //!
 //! The kernel proper (`kernel`: boot, descriptor tables, serial, SVM, the domain's exit
 //! loop, the console backend) builds only for `x86_64-unknown-none`.
@@ -97,6 +100,7 @@ pub mod layout;
 pub mod npt;
 pub mod svm;
 pub mod time;
+pub mod xen_errno;
 
 #[cfg(target_os = "none")]
 pub mod kernel;

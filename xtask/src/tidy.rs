@@ -442,4 +442,40 @@ mod tests {
             }
         }
     }
+
+    /// hv decodes hypercall arguments as `abi`'s types (`hv/src/hypercall/args.rs`), never by
+    /// byte offset: no `from_le_bytes` in the decoders or their tests.
+    #[test]
+    fn hv_hypercall_decoders_use_no_byte_offsets() {
+        let uses_from_le_bytes = |text: &str| {
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.split("//").next().unwrap_or("").contains("from_le_bytes"))
+                .map(|(i, _)| i + 1)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            uses_from_le_bytes("let a = u32::from_le_bytes(b);\n// from_le_bytes\n"),
+            [1]
+        );
+        let hv = root().join("hv").join("src");
+        let mut files = vec![hv.join("hypercall.rs")];
+        files_under(&hv.join("hypercall"), ".rs", &mut files);
+        assert!(files.len() >= 3, "found only {files:?}");
+        let bad: Vec<_> = files
+            .iter()
+            .map(|f| (f, uses_from_le_bytes(&read(f))))
+            .filter(|(_, lines)| !lines.is_empty())
+            .map(|(f, lines)| {
+                format!(
+                    "{}: lines {lines:?}",
+                    f.strip_prefix(root()).unwrap_or(f).display()
+                )
+            })
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "decode hypercall arguments as abi types (hypercall/args.rs), not bytes: {bad:?}"
+        );
+    }
 }

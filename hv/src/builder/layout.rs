@@ -7,7 +7,8 @@
 //! Divergence: Xen's toolstack also builds ACPI tables for a PVH domU (three `ACPI` regions
 //! at 0xFC000000 and an RSDP in the start info); `hv` gives none (`rsdp_paddr` 0).
 
-use abi::start_info::{HvmMemmapTableEntry, XEN_HVM_MEMMAP_TYPE_RAM, XEN_HVM_MEMMAP_TYPE_RESERVED};
+use abi::memory::E820Entry;
+use abi::start_info::{XEN_HVM_MEMMAP_TYPE_RAM, XEN_HVM_MEMMAP_TYPE_RESERVED};
 
 use crate::guest::phys::PAGE_SIZE;
 
@@ -62,20 +63,19 @@ impl Layout {
         gfn >= SPECIAL_PAGES_GFN && gfn < END_SPECIAL_REGION_GFN
     }
 
-    /// The memory map: RAM, then the special pages as reserved (Xen's order).
-    pub const fn memmap(&self) -> [HvmMemmapTableEntry; MEMMAP_ENTRIES] {
+    /// The memory map: RAM, then the special pages as reserved (Xen's order). The one
+    /// source of both the start info's table and `XENMEM_memory_map`'s answer.
+    pub const fn memmap(&self) -> [E820Entry; MEMMAP_ENTRIES] {
         [
-            HvmMemmapTableEntry {
+            E820Entry {
                 addr: 0,
                 size: self.ram_end,
                 type_: XEN_HVM_MEMMAP_TYPE_RAM,
-                reserved: 0,
             },
-            HvmMemmapTableEntry {
+            E820Entry {
                 addr: SPECIAL_PAGES_GFN * PAGE_SIZE,
                 size: NR_SPECIAL_PAGES * PAGE_SIZE,
                 type_: XEN_HVM_MEMMAP_TYPE_RESERVED,
-                reserved: 0,
             },
         ]
     }

@@ -12,7 +12,9 @@ pub mod regs;
 #[cfg(test)]
 mod tests;
 
+use abi::memory::E820Entry;
 use abi::start_info::{HvmMemmapTableEntry, HvmStartInfo, XEN_HVM_START_MAGIC_VALUE};
+use abi::wire::Unpadded;
 
 use crate::guest::phys::{GuestPhys, PAGE_SIZE, PhysError, write_bytes};
 use elf::{ElfError, PvhElf};
@@ -127,30 +129,15 @@ const fn align_up(x: u64, align: u64) -> Option<u64> {
     }
 }
 
-/// `hvm_start_info` as the bytes the guest reads (little-endian, `#[repr(C)]` layout).
-pub fn start_info_bytes(s: &HvmStartInfo) -> [u8; size_of::<HvmStartInfo>()] {
-    let mut b = [0u8; size_of::<HvmStartInfo>()];
-    b[0..4].copy_from_slice(&s.magic.to_le_bytes());
-    b[4..8].copy_from_slice(&s.version.to_le_bytes());
-    b[8..12].copy_from_slice(&s.flags.to_le_bytes());
-    b[12..16].copy_from_slice(&s.nr_modules.to_le_bytes());
-    b[16..24].copy_from_slice(&s.modlist_paddr.to_le_bytes());
-    b[24..32].copy_from_slice(&s.cmdline_paddr.to_le_bytes());
-    b[32..40].copy_from_slice(&s.rsdp_paddr.to_le_bytes());
-    b[40..48].copy_from_slice(&s.memmap_paddr.to_le_bytes());
-    b[48..52].copy_from_slice(&s.memmap_entries.to_le_bytes());
-    b[52..56].copy_from_slice(&s.reserved.to_le_bytes());
-    b
-}
-
-/// One memory-map entry as the bytes the guest reads.
-pub fn memmap_entry_bytes(e: &HvmMemmapTableEntry) -> [u8; size_of::<HvmMemmapTableEntry>()] {
-    let mut b = [0u8; size_of::<HvmMemmapTableEntry>()];
-    b[0..8].copy_from_slice(&e.addr.to_le_bytes());
-    b[8..16].copy_from_slice(&e.size.to_le_bytes());
-    b[16..20].copy_from_slice(&e.type_.to_le_bytes());
-    b[20..24].copy_from_slice(&e.reserved.to_le_bytes());
-    b
+/// The start info's memory-map entry for `e` (`hvm_memmap_table_entry`: the E820 fields and
+/// a reserved zero word).
+pub const fn memmap_table_entry(e: &E820Entry) -> HvmMemmapTableEntry {
+    HvmMemmapTableEntry {
+        addr: e.addr,
+        size: e.size,
+        type_: e.type_,
+        reserved: 0,
+    }
 }
 
 /// Writes `len` zero bytes at `gpa`.
@@ -237,13 +224,13 @@ pub fn build(
         reserved: 0,
     };
     zero(mem, info_gpa, memmap_gpa + memmap_size - info_gpa)?;
-    write_bytes(mem, info_gpa, &start_info_bytes(&info))?;
+    write_bytes(mem, info_gpa, info.as_bytes())?;
     if cmdline_size != 0 {
         write_bytes(mem, cmdline_gpa, cfg.cmdline)?; // the NUL is already there
     }
     for (i, e) in memmap.iter().enumerate() {
         let at = memmap_gpa + (i * size_of::<HvmMemmapTableEntry>()) as u64;
-        write_bytes(mem, at, &memmap_entry_bytes(e))?;
+        write_bytes(mem, at, memmap_table_entry(e).as_bytes())?;
     }
     Ok(Built {
         regs: InitialRegisters::pvh(elf.entry, info_gpa),

@@ -44,13 +44,10 @@ impl Ram {
         }
         Ok(start..end)
     }
-    fn u32_at(&self, gpa: u64) -> u32 {
+    /// The `T` the guest reads at `gpa`.
+    fn read<T: abi::wire::Plain>(&self, gpa: u64) -> T {
         let g = gpa as usize;
-        u32::from_le_bytes(self.0[g..g + 4].try_into().unwrap())
-    }
-    fn u64_at(&self, gpa: u64) -> u64 {
-        let g = gpa as usize;
-        u64::from_le_bytes(self.0[g..g + 8].try_into().unwrap())
+        T::from_bytes(&self.0[g..g + core::mem::size_of::<T>()]).unwrap()
     }
 }
 
@@ -190,27 +187,32 @@ fn loads_segments_and_writes_start_info() {
     assert_eq!(b.kernel, (0x10_0000, 0x10_5000));
     let si = b.start_info_gpa;
     assert_eq!(si, 0x10_5000);
-    assert_eq!(ram.u32_at(si), XEN_HVM_START_MAGIC_VALUE);
-    assert_eq!(ram.u32_at(si + 4), 1, "version");
-    assert_eq!(ram.u32_at(si + 8), 0, "flags");
-    assert_eq!(ram.u32_at(si + 12), 0, "nr_modules");
-    assert_eq!(ram.u64_at(si + 32), 0, "rsdp");
-    let cmdline = ram.u64_at(si + 24);
+    let info: abi::start_info::HvmStartInfo = ram.read(si);
+    assert_eq!(info.magic, XEN_HVM_START_MAGIC_VALUE);
+    assert_eq!(info.version, 1, "version");
+    assert_eq!(info.flags, 0, "flags");
+    assert_eq!(info.nr_modules, 0, "nr_modules");
+    assert_eq!(info.rsdp_paddr, 0, "rsdp");
+    let cmdline = info.cmdline_paddr;
     assert_eq!(cmdline, si + 56);
     assert_eq!(
         &ram.0[cmdline as usize..cmdline as usize + 14],
         b"selftest=boot\0"
     );
-    let memmap = ram.u64_at(si + 40);
+    let memmap = info.memmap_paddr;
     assert!(memmap.is_multiple_of(8));
     assert!(memmap >= cmdline + 14);
-    assert_eq!(ram.u32_at(si + 48), 2);
-    assert_eq!(ram.u64_at(memmap), 0);
-    assert_eq!(ram.u64_at(memmap + 8), 4 << 20);
-    assert_eq!(ram.u32_at(memmap + 16), 1);
-    assert_eq!(ram.u64_at(memmap + 24), 0xfeff_8000);
-    assert_eq!(ram.u64_at(memmap + 32), 0x8000);
-    assert_eq!(ram.u32_at(memmap + 40), 2);
+    assert_eq!(info.memmap_entries, 2);
+    type Entry = abi::start_info::HvmMemmapTableEntry;
+    let entry = |i: u64| ram.read::<Entry>(memmap + i * core::mem::size_of::<Entry>() as u64);
+    assert_eq!(
+        (entry(0).addr, entry(0).size, entry(0).type_),
+        (0, 4 << 20, 1)
+    );
+    assert_eq!(
+        (entry(1).addr, entry(1).size, entry(1).type_),
+        (0xfeff_8000, 0x8000, 2)
+    );
     assert!((0xfeff_8000..0xff00_0000).contains(&(CONSOLE_GFN << 12)));
     assert!((0xfeff_8000..0xff00_0000).contains(&(STORE_GFN << 12)));
     // The PVH entry state.
@@ -242,7 +244,8 @@ fn empty_command_line_gives_none() {
         ..CFG
     };
     let (b, ram) = build_image(&Image::pvh(0x10_0000), &cfg).unwrap();
-    assert_eq!(ram.u64_at(b.start_info_gpa + 24), 0);
+    let info: abi::start_info::HvmStartInfo = ram.read(b.start_info_gpa);
+    assert_eq!(info.cmdline_paddr, 0);
 }
 
 #[test]
@@ -380,7 +383,7 @@ fn refuses_garbage_files_and_bad_configs() {
         assert_eq!(refusal(&img, &cfg), BuildError::Memory { mib });
     }
     assert!(Layout::new(128).is_some());
-    assert_eq!(Layout::new(128).unwrap().memmap()[0].size, 128 << 20);
+    assert_eq!({ Layout::new(128).unwrap().memmap()[0].size }, 128 << 20);
 }
 
 proptest! {

@@ -2,5 +2,6 @@
 //! kernel supplies the shared pages and the serial port.
 
 pub mod console;
+pub mod ports;
 pub mod toolstack;
 pub mod xenstored;

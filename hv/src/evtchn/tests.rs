@@ -212,7 +212,7 @@ proptest::proptest! {
                 w.mask[i % 64] ^= *j;
                 w.sel ^= j.rotate_left(7);
             }
-            let r: Result<(), Errno> = match op {
+            let r: Result<(), XenErrno> = match op {
                 0 => t.alloc_unbound(dom, dom).map(|_| ()),
                 1 => t.bind_interdomain(&mut w, dom, n).map(|_| ()),
                 2 => t.bind_virq(n % 30, n / 30 % 2).map(|_| ()),

@@ -10,25 +10,25 @@ use abi::xen::DOMID_SELF;
 
 /// Entries and RAM pages (gfn < 16) as plain memory.
 struct Env {
-    entries: Vec<(u16, u16, u32)>,
+    entries: Vec<g::GrantEntryV1>,
     pages: Vec<[u8; 4096]>,
 }
 
 impl Env {
     fn new() -> Self {
         Self {
-            entries: vec![(0, 0, 0); (MAX_FRAMES * ENTRIES_PER_FRAME) as usize],
+            entries: vec![g::GrantEntryV1::default(); (MAX_FRAMES * ENTRIES_PER_FRAME) as usize],
             pages: vec![[0; 4096]; 16],
         }
     }
 }
 
 impl GrantEnv for Env {
-    fn entry(&self, gref: u32) -> (u16, u16, u32) {
+    fn entry(&self, gref: u32) -> g::GrantEntryV1 {
         self.entries[gref as usize]
     }
     fn set_flags(&mut self, gref: u32, flags: u16) {
-        self.entries[gref as usize].0 = flags;
+        self.entries[gref as usize].flags = flags;
     }
     fn page_ok(&self, gfn: u64) -> bool {
         gfn < 16
@@ -42,6 +42,15 @@ impl GrantEnv for Env {
 
 const RW: u16 = g::GTF_PERMIT_ACCESS;
 const RO: u16 = g::GTF_PERMIT_ACCESS | g::GTF_READONLY;
+
+/// A v1 entry granting `frame` to `domid` with `flags`.
+fn entry(flags: u16, domid: u16, frame: u32) -> g::GrantEntryV1 {
+    g::GrantEntryV1 {
+        flags,
+        domid,
+        frame,
+    }
+}
 
 fn copy_op(src: u64, src_dom: u16, dst: u64, dst_dom: u16, flags: u16) -> CopyOp {
     CopyOp {
@@ -106,34 +115,34 @@ fn copy_through_own_grant() {
     let t = GrantTable::new(1);
     let mut e = Env::new();
     e.pages[3] = [0x5a; 4096];
-    e.entries[10] = (RO, 1, 3);
+    e.entries[10] = entry(RO, 1, 3);
     let op = copy_op(10, DOMID_SELF, 4, DOMID_SELF, g::GNTCOPY_SOURCE_GREF);
     assert_eq!(t.copy(&mut e, &op), g::GNTST_OKAY);
     assert_eq!(e.pages[4], [0x5a; 4096]);
     // GTF_reading lasts only for the copy.
-    assert_eq!(e.entries[10].0, RO);
+    assert_eq!(e.entries[10].flags, RO);
 }
 
 #[test]
 fn copy_refusals_as_xen() {
     let t = GrantTable::new(1);
     let mut e = Env::new();
-    e.entries[10] = (RO, 0, 3); // granted to domain 0
-    e.entries[11] = (0, 1, 3); // ended
-    e.entries[12] = (RO, 1, 3); // read-only, ours
-    e.entries[13] = (RW, 1, 99); // names a frame we do not own
-    e.entries[14] = (g::GTF_ACCEPT_TRANSFER, 1, 3);
+    e.entries[10] = entry(RO, 0, 3); // granted to domain 0
+    e.entries[11] = entry(0, 1, 3); // ended
+    e.entries[12] = entry(RO, 1, 3); // read-only, ours
+    e.entries[13] = entry(RW, 1, 99); // names a frame we do not own
+    e.entries[14] = entry(g::GTF_ACCEPT_TRANSFER, 1, 3);
     let src = |gref| copy_op(gref, DOMID_SELF, 4, DOMID_SELF, g::GNTCOPY_SOURCE_GREF);
     assert_eq!(t.copy(&mut e, &src(10)), g::GNTST_GENERAL_ERROR);
     assert_eq!(t.copy(&mut e, &src(11)), g::GNTST_GENERAL_ERROR);
     assert_eq!(t.copy(&mut e, &src(14)), g::GNTST_GENERAL_ERROR);
     assert_eq!(t.copy(&mut e, &src(13)), g::GNTST_BAD_PAGE);
-    assert_eq!(e.entries[13].0, RW);
+    assert_eq!(e.entries[13].flags, RW);
     assert_eq!(t.copy(&mut e, &src(512)), g::GNTST_BAD_GNTREF);
     // Writing through a read-only grant.
     let w = copy_op(4, DOMID_SELF, 12, DOMID_SELF, g::GNTCOPY_DEST_GREF);
     assert_eq!(t.copy(&mut e, &w), g::GNTST_GENERAL_ERROR);
-    assert_eq!(e.entries[12].0, RO);
+    assert_eq!(e.entries[12].flags, RO);
     // A frame of another domain named without a grant.
     assert_eq!(
         t.copy(&mut e, &copy_op(3, 1, 4, DOMID_SELF, 0)),
@@ -166,37 +175,37 @@ fn copy_refusals_as_xen() {
     let mut op = copy_op(3, DOMID_SELF, 4, DOMID_SELF, 0);
     op.dest.offset = 1;
     assert_eq!(t.copy(&mut e, &op), g::GNTST_BAD_COPY_ARG);
-    e.entries[15] = (RW, 1, 5);
+    e.entries[15] = entry(RW, 1, 5);
     let mut op = copy_op(3, DOMID_SELF, 15, DOMID_SELF, g::GNTCOPY_DEST_GREF);
     op.source.offset = 4095;
     op.len = 2;
     assert_eq!(t.copy(&mut e, &op), g::GNTST_BAD_COPY_ARG);
-    assert_eq!(e.entries[15].0, RW);
+    assert_eq!(e.entries[15].flags, RW);
 }
 
 #[test]
 fn dom0_maps() {
     let mut t = GrantTable::new(1);
     let mut e = Env::new();
-    e.entries[20] = (RW, 0, 6);
-    e.entries[21] = (RO, 0, 7);
-    e.entries[22] = (RW, 1, 7);
+    e.entries[20] = entry(RW, 0, 6);
+    e.entries[21] = entry(RO, 0, 7);
+    e.entries[22] = entry(RW, 1, 7);
     let m = t.map(&mut e, 20, false).unwrap();
     assert_eq!(m.gfn, 6);
-    assert_eq!(e.entries[20].0, RW | g::GTF_READING | g::GTF_WRITING);
+    assert_eq!(e.entries[20].flags, RW | g::GTF_READING | g::GTF_WRITING);
     // While mapped by domain 0 the guest cannot use it for its own copies.
     let op = copy_op(20, DOMID_SELF, 4, DOMID_SELF, g::GNTCOPY_SOURCE_GREF);
     assert_eq!(t.copy(&mut e, &op), g::GNTST_GENERAL_ERROR);
     assert_eq!(t.map(&mut e, 21, false), Err(g::GNTST_GENERAL_ERROR));
     assert_eq!(t.map(&mut e, 22, true), Err(g::GNTST_GENERAL_ERROR));
     let r = t.map(&mut e, 21, true).unwrap();
-    assert_eq!(e.entries[21].0, RO | g::GTF_READING);
+    assert_eq!(e.entries[21].flags, RO | g::GTF_READING);
     t.unmap(&mut e, m.handle).unwrap();
-    assert_eq!(e.entries[20].0, RW);
+    assert_eq!(e.entries[20].flags, RW);
     assert_eq!(t.unmap(&mut e, m.handle), Err(g::GNTST_BAD_HANDLE));
     assert_eq!(t.unmap(&mut e, 9999), Err(g::GNTST_BAD_HANDLE));
     t.unmap(&mut e, r.handle).unwrap();
-    assert_eq!(e.entries[21].0, RO);
+    assert_eq!(e.entries[21].flags, RO);
 }
 
 proptest::proptest! {
@@ -212,7 +221,7 @@ proptest::proptest! {
         let t = GrantTable::new(1);
         let mut e = Env::new();
         for (i, en) in entries.iter().enumerate() {
-            e.entries[i] = *en;
+            e.entries[i] = entry(en.0, en.1, en.2);
         }
         let before: Vec<_> = e.entries[..8].to_vec();
         let dom = |d: u16| [DOMID_SELF, 1, 0][d as usize];
@@ -226,16 +235,16 @@ proptest::proptest! {
             let s = t.copy(&mut e, &op);
             proptest::prop_assert!([0, -1, -2, -3, -8, -9, -10].contains(&s), "status {}", s);
             if s == 0 && flags & g::GNTCOPY_SOURCE_GREF != 0 {
-                let (f, d, _) = before[su as usize];
+                let g::GrantEntryV1 { flags: f, domid: d, .. } = before[su as usize];
                 proptest::prop_assert!(f & g::GTF_TYPE_MASK == g::GTF_PERMIT_ACCESS && d == 1);
             }
             if s == 0 && flags & g::GNTCOPY_DEST_GREF != 0 {
-                let (f, d, _) = before[du as usize];
+                let g::GrantEntryV1 { flags: f, domid: d, .. } = before[du as usize];
                 proptest::prop_assert!(f & 3 == 1 && f & g::GTF_READONLY == 0 && d == 1);
             }
         }
-        for (i, (f, ..)) in e.entries[..8].iter().enumerate() {
-            let added = f & !before[i].0;
+        for (i, g::GrantEntryV1 { flags: f, .. }) in e.entries[..8].iter().enumerate() {
+            let added = f & !before[i].flags;
             proptest::prop_assert_eq!(added, 0);
         }
     }

@@ -7,14 +7,16 @@
 
 use abi::errno::{XEN_EINVAL, XEN_ENOENT, XEN_ENOSYS};
 use abi::event_channel as e;
+use abi::op::EvtchnOp;
 
+use super::args::{element_va, read_struct, set_field, write_field, write_struct};
 use super::{
-    Action, EFAULT, HypercallEnv, MAX_POLL_PORTS, Outcome, XenState, done, err, not_implemented,
-    read_u32, read_u64,
+    Action, EFAULT, GuestFault, HypercallEnv, MAX_POLL_PORTS, Outcome, XenState, done, err,
+    not_implemented, written,
 };
 use crate::evtchn::Notify;
 
-/// `EVTCHNOP_*`.
+/// `EVTCHNOP_*`, dispatched by `abi::op`'s pairs of argument struct and number.
 pub(super) fn event_channel_op(
     env: &mut impl HypercallEnv,
     st: &mut XenState,
@@ -25,67 +27,62 @@ pub(super) fn event_channel_op(
         return done(err(XEN_ENOSYS));
     };
     match cmd {
-        e::EVTCHNOP_ALLOC_UNBOUND => {
-            let mut raw = [0u8; 8];
-            if env.read_guest(arg, &mut raw).is_err() {
+        <e::EvtchnAllocUnbound as EvtchnOp>::CMD => {
+            let Ok(mut op) = read_struct::<e::EvtchnAllocUnbound>(env, arg) else {
                 return done(EFAULT);
-            }
-            let dom = u16::from_le_bytes([raw[0], raw[1]]);
-            let remote = u16::from_le_bytes([raw[2], raw[3]]);
-            match st.evtchn.alloc_unbound(dom, remote) {
+            };
+            match st.evtchn.alloc_unbound(op.dom, op.remote_dom) {
                 Ok(port) => {
-                    raw[4..8].copy_from_slice(&port.to_le_bytes());
-                    write_back(env, arg, &raw)
+                    op.port = port;
+                    written(write_struct(env, arg, &op))
                 }
                 Err(x) => done(x),
             }
         }
-        e::EVTCHNOP_BIND_INTERDOMAIN => {
-            let mut raw = [0u8; 12];
-            if env.read_guest(arg, &mut raw).is_err() {
+        <e::EvtchnBindInterdomain as EvtchnOp>::CMD => {
+            let Ok(op) = read_struct::<e::EvtchnBindInterdomain>(env, arg) else {
                 return done(EFAULT);
+            };
+            match st
+                .evtchn
+                .bind_interdomain(env, op.remote_dom, op.remote_port)
+            {
+                Ok(port) => written(write_field!(
+                    env,
+                    arg,
+                    e::EvtchnBindInterdomain,
+                    local_port,
+                    port
+                )),
+                Err(x) => done(x),
             }
-            let dom = u16::from_le_bytes([raw[0], raw[1]]);
-            let rport = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
-            match st.evtchn.bind_interdomain(env, dom, rport) {
+        }
+        <e::EvtchnBindVirq as EvtchnOp>::CMD => {
+            let Ok(mut op) = read_struct::<e::EvtchnBindVirq>(env, arg) else {
+                return done(EFAULT);
+            };
+            match st.evtchn.bind_virq(op.virq, op.vcpu) {
                 Ok(port) => {
-                    raw[8..12].copy_from_slice(&port.to_le_bytes());
-                    write_back(env, arg, &raw)
+                    op.port = port;
+                    written(write_struct(env, arg, &op))
                 }
                 Err(x) => done(x),
             }
         }
-        e::EVTCHNOP_BIND_VIRQ => {
-            let mut raw = [0u8; 12];
-            if env.read_guest(arg, &mut raw).is_err() {
+        <e::EvtchnBindIpi as EvtchnOp>::CMD => {
+            let Ok(mut op) = read_struct::<e::EvtchnBindIpi>(env, arg) else {
                 return done(EFAULT);
-            }
-            let virq = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
-            let vcpu = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
-            match st.evtchn.bind_virq(virq, vcpu) {
+            };
+            match st.evtchn.bind_ipi(op.vcpu) {
                 Ok(port) => {
-                    raw[8..12].copy_from_slice(&port.to_le_bytes());
-                    write_back(env, arg, &raw)
+                    op.port = port;
+                    written(write_struct(env, arg, &op))
                 }
                 Err(x) => done(x),
             }
         }
-        e::EVTCHNOP_BIND_IPI => {
-            let mut raw = [0u8; 8];
-            if env.read_guest(arg, &mut raw).is_err() {
-                return done(EFAULT);
-            }
-            let vcpu = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
-            match st.evtchn.bind_ipi(vcpu) {
-                Ok(port) => {
-                    raw[4..8].copy_from_slice(&port.to_le_bytes());
-                    write_back(env, arg, &raw)
-                }
-                Err(x) => done(x),
-            }
-        }
-        e::EVTCHNOP_CLOSE => {
-            let Ok(port) = read_u32(env, arg) else {
+        <e::EvtchnClose as EvtchnOp>::CMD => {
+            let Ok(e::EvtchnClose { port }) = read_struct(env, arg) else {
                 return done(EFAULT);
             };
             match st.evtchn.close(env, port) {
@@ -93,19 +90,14 @@ pub(super) fn event_channel_op(
                 Err(x) => done(x),
             }
         }
-        e::EVTCHNOP_SEND => {
-            let Ok(port) = read_u32(env, arg) else {
+        <e::EvtchnSend as EvtchnOp>::CMD => {
+            let Ok(e::EvtchnSend { port }) = read_struct(env, arg) else {
                 return done(EFAULT);
             };
             match st.evtchn.send(env, port) {
-                Ok(Notify::Dom0(_)) => {
-                    if port == st.console_port {
-                        env.console_notify();
-                        // xenconsoled answers on the port once it has read the ring.
-                        st.evtchn.notify_from_dom0(env, port);
-                    }
-                    if port == st.store_port && env.store_notify() {
-                        // xenstored answers on the port when it moved bytes.
+                Ok(Notify::Dom0(dom0_port)) => {
+                    // Domain 0's port table routes the event; the service may answer.
+                    if env.deliver_to_dom0(dom0_port) {
                         st.evtchn.notify_from_dom0(env, port);
                     }
                     done(0)
@@ -114,37 +106,17 @@ pub(super) fn event_channel_op(
                 Err(x) => done(x),
             }
         }
-        e::EVTCHNOP_STATUS => {
-            let mut raw = [0u8; 24];
-            if env.read_guest(arg, &mut raw).is_err() {
+        <e::EvtchnStatus as EvtchnOp>::CMD => {
+            let Ok(op) = read_struct::<e::EvtchnStatus>(env, arg) else {
                 return done(EFAULT);
-            }
-            let dom = u16::from_le_bytes([raw[0], raw[1]]);
-            let port = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
-            match st.evtchn.status(dom, port) {
-                Ok(s) => {
-                    raw[8..12].copy_from_slice(&s.status.to_le_bytes());
-                    raw[12..16].copy_from_slice(&s.vcpu.to_le_bytes());
-                    // The union (Xen fills only the members of the state; the rest is
-                    // copied back as the guest passed it).
-                    match s.status {
-                        e::EVTCHNSTAT_UNBOUND => {
-                            raw[16..18].copy_from_slice(&(s.a as u16).to_le_bytes());
-                        }
-                        e::EVTCHNSTAT_INTERDOMAIN => {
-                            raw[16..18].copy_from_slice(&(s.a as u16).to_le_bytes());
-                            raw[20..24].copy_from_slice(&s.b.to_le_bytes());
-                        }
-                        e::EVTCHNSTAT_VIRQ => raw[16..20].copy_from_slice(&s.a.to_le_bytes()),
-                        _ => {}
-                    }
-                    write_back(env, arg, &raw)
-                }
+            };
+            match st.evtchn.status(op.dom, op.port) {
+                Ok(s) => written(write_status(env, arg, &s)),
                 Err(x) => done(x),
             }
         }
-        e::EVTCHNOP_UNMASK => {
-            let Ok(port) = read_u32(env, arg) else {
+        <e::EvtchnUnmask as EvtchnOp>::CMD => {
+            let Ok(e::EvtchnUnmask { port }) = read_struct(env, arg) else {
                 return done(EFAULT);
             };
             match st.evtchn.unmask(env, port) {
@@ -152,55 +124,64 @@ pub(super) fn event_channel_op(
                 Err(x) => done(x),
             }
         }
-        e::EVTCHNOP_BIND_VCPU => {
-            let mut raw = [0u8; 8];
-            if env.read_guest(arg, &mut raw).is_err() {
+        <e::EvtchnBindVcpu as EvtchnOp>::CMD => {
+            let Ok(e::EvtchnBindVcpu { port, vcpu }) = read_struct(env, arg) else {
                 return done(EFAULT);
-            }
-            let port = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
-            let vcpu = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
+            };
             done(match st.evtchn.bind_vcpu(port, vcpu) {
                 Ok(()) => 0,
                 Err(x) => x,
             })
         }
         // The 2-level ABI has no priorities (evtchn_port_set_priority).
-        e::EVTCHNOP_SET_PRIORITY => {
-            if env.read_guest(arg, &mut [0u8; 8]).is_err() {
+        <e::EvtchnSetPriority as EvtchnOp>::CMD => {
+            if read_struct::<e::EvtchnSetPriority>(env, arg).is_err() {
                 return done(EFAULT);
             }
             done(err(XEN_ENOSYS))
         }
         // FIFO event channels, PIRQs and reset are not implemented.
-        e::EVTCHNOP_BIND_PIRQ
-        | e::EVTCHNOP_RESET
-        | e::EVTCHNOP_INIT_CONTROL
-        | e::EVTCHNOP_EXPAND_ARRAY => not_implemented(),
+        <e::EvtchnBindPirq as EvtchnOp>::CMD
+        | <e::EvtchnReset as EvtchnOp>::CMD
+        | <e::EvtchnInitControl as EvtchnOp>::CMD
+        | <e::EvtchnExpandArray as EvtchnOp>::CMD => not_implemented(),
         _ => done(err(XEN_ENOSYS)),
     }
 }
 
-/// Copies an OUT struct back; `-EFAULT` if unreachable (the operation stays done, as in Xen).
-fn write_back(env: &mut impl HypercallEnv, va: u64, bytes: &[u8]) -> Outcome {
-    match env.write_guest(va, bytes) {
-        Ok(()) => done(0),
-        Err(_) => done(EFAULT),
+/// Writes `EVTCHNOP_status`'s OUT fields: `status`, `vcpu` and the members of the union the
+/// state fills (Xen fills only those; the rest stays as the guest passed it).
+fn write_status(
+    env: &mut impl HypercallEnv,
+    arg: u64,
+    s: &crate::evtchn::Status,
+) -> Result<(), GuestFault> {
+    write_field!(env, arg, e::EvtchnStatus, status, s.status)?;
+    write_field!(env, arg, e::EvtchnStatus, vcpu, s.vcpu)?;
+    match s.status {
+        e::EVTCHNSTAT_UNBOUND => {
+            write_field!(env, arg, e::EvtchnStatus, u.unbound.dom, s.a as u16)
+        }
+        e::EVTCHNSTAT_INTERDOMAIN => {
+            write_field!(env, arg, e::EvtchnStatus, u.interdomain.dom, s.a as u16)?;
+            write_field!(env, arg, e::EvtchnStatus, u.interdomain.port, s.b)
+        }
+        e::EVTCHNSTAT_VIRQ => write_field!(env, arg, e::EvtchnStatus, u.virq, s.a),
+        _ => Ok(()),
     }
 }
 
 /// `SCHEDOP_poll`: answers at once when the upcall can be delivered or a port is pending;
 /// otherwise asks the caller to wait (Xen's `do_poll`).
 pub(super) fn poll(env: &mut impl HypercallEnv, st: &mut XenState, arg: u64) -> Outcome {
-    let mut raw = [0u8; 24];
-    if env.read_guest(arg, &mut raw).is_err() {
+    let Ok(abi::sched::SchedPoll {
+        ports: ports_va,
+        nr_ports: nr,
+        timeout,
+    }) = read_struct(env, arg)
+    else {
         return done(EFAULT);
-    }
-    let mut b8 = [0u8; 8];
-    b8.copy_from_slice(&raw[0..8]);
-    let ports_va = u64::from_le_bytes(b8);
-    let nr = u32::from_le_bytes([raw[8], raw[9], raw[10], raw[11]]);
-    b8.copy_from_slice(&raw[16..24]);
-    let timeout = u64::from_le_bytes(b8);
+    };
     if nr as usize > MAX_POLL_PORTS {
         return done(err(XEN_EINVAL));
     }
@@ -209,7 +190,8 @@ pub(super) fn poll(env: &mut impl HypercallEnv, st: &mut XenState, arg: u64) -> 
     }
     let mut ports = [0u32; MAX_POLL_PORTS];
     for (i, slot) in ports.iter_mut().enumerate().take(nr as usize) {
-        let Ok(p) = read_u32(env, ports_va.wrapping_add(4 * i as u64)) else {
+        let va = element_va::<e::EvtchnPort>(ports_va, i as u64);
+        let Ok(p) = read_struct::<e::EvtchnPort>(env, va) else {
             return done(EFAULT);
         };
         if p as usize >= crate::evtchn::EVTCHN_2L_PORTS {
@@ -256,22 +238,27 @@ pub(super) fn vcpu_op(env: &mut impl HypercallEnv, st: &mut XenState, args: [u64
         v::VCPUOP_IS_UP => done(1),
         v::VCPUOP_GET_RUNSTATE_INFO => {
             let i = st.runstate.info(env.now_ns());
-            let mut raw = [0u8; 48];
-            raw[0..4].copy_from_slice(&i.state.to_le_bytes());
-            raw[8..16].copy_from_slice(&i.state_entry_time.to_le_bytes());
-            for (k, t) in i.time.iter().enumerate() {
-                raw[16 + 8 * k..24 + 8 * k].copy_from_slice(&t.to_le_bytes());
-            }
-            write_back(env, arg, &raw)
+            // Written whole, its padding zero, as Xen copies its own zeroed copy.
+            let mut image = [0u8; core::mem::size_of::<v::VcpuRunstateInfo>()];
+            set_field!(image, v::VcpuRunstateInfo, state, i.state);
+            set_field!(
+                image,
+                v::VcpuRunstateInfo,
+                state_entry_time,
+                i.state_entry_time
+            );
+            set_field!(image, v::VcpuRunstateInfo, time, i.time);
+            written(env.write_guest(arg, &image))
         }
         v::VCPUOP_SET_SINGLESHOT_TIMER => {
-            let Ok(timeout) = read_u64(env, arg) else {
+            let Ok(v::VcpuSetSingleshotTimer {
+                timeout_abs_ns,
+                flags,
+            }) = read_struct(env, arg)
+            else {
                 return done(EFAULT);
             };
-            let Ok(flags) = read_u32(env, arg.wrapping_add(8)) else {
-                return done(EFAULT);
-            };
-            match st.timer.set_singleshot(timeout, flags, env.now_ns()) {
+            match st.timer.set_singleshot(timeout_abs_ns, flags, env.now_ns()) {
                 Ok(()) => done(0),
                 Err(x) => done(x),
             }
@@ -283,7 +270,7 @@ pub(super) fn vcpu_op(env: &mut impl HypercallEnv, st: &mut XenState, args: [u64
         // There is never a periodic timer to stop.
         v::VCPUOP_STOP_PERIODIC_TIMER => done(0),
         v::VCPUOP_SET_PERIODIC_TIMER => {
-            let Ok(period) = read_u64(env, arg) else {
+            let Ok(v::VcpuSetPeriodicTimer { period_ns: period }) = read_struct(env, arg) else {
                 return done(EFAULT);
             };
             // Xen's checks (1 ms .. STIME_DELTA_MAX); the periodic timer itself is not
@@ -294,14 +281,12 @@ pub(super) fn vcpu_op(env: &mut impl HypercallEnv, st: &mut XenState, args: [u64
             not_implemented()
         }
         v::VCPUOP_REGISTER_VCPU_INFO => {
-            let mut raw = [0u8; 16];
-            if env.read_guest(arg, &mut raw).is_err() {
+            let Ok(v::VcpuRegisterVcpuInfo {
+                mfn: gfn, offset, ..
+            }) = read_struct(env, arg)
+            else {
                 return done(EFAULT);
-            }
-            let mut b8 = [0u8; 8];
-            b8.copy_from_slice(&raw[..8]);
-            let gfn = u64::from_le_bytes(b8);
-            let offset = u32::from_le_bytes([raw[8], raw[9], raw[10], raw[11]]);
+            };
             // Xen's map_vcpu_info: inside the page and aligned (-ENXIO), once (-EINVAL).
             if offset > 4096 - 64 || offset % 8 != 0 {
                 return done(err(abi::errno::XEN_ENXIO));

@@ -8,16 +8,21 @@
 
 use abi::errno::{XEN_EINVAL, XEN_ENOSYS};
 use abi::grant_table as g;
+use abi::op::GnttabOp;
 
-use super::{EFAULT, HypercallEnv, Outcome, XenState, done, err, not_implemented};
+use core::mem::size_of;
+
+use super::args::{element_va, get_field, read_struct, write_field, write_struct};
+use super::{EFAULT, HypercallEnv, Outcome, XenState, done, err, not_implemented, written};
 use crate::grant::{CopyOp, CopyPtr};
 
 /// `GNTTABOP_CMD_MASK`: the low 12 bits name the operation; the rest is a continuation
 /// argument only `GNTTABOP_cache_flush` may carry.
 const CMD_MASK: u32 = (1 << 12) - 1;
 
-/// Copies done per hypercall before hv would need a continuation: hv has none, so it
-/// handles any count in one go (the guest count is bounded by `i32::MAX` as in Xen).
+/// `GNTTABOP_*`, dispatched by `abi::op`'s pairs of argument struct and number. hv has no
+/// continuations, so it handles any count in one go (the guest count is bounded by
+/// `i32::MAX` as in Xen).
 pub(super) fn grant_table_op(
     env: &mut impl HypercallEnv,
     st: &mut XenState,
@@ -28,127 +33,110 @@ pub(super) fn grant_table_op(
     if (count as i32) < 0 {
         return done(err(XEN_EINVAL));
     }
-    if cmd & !CMD_MASK != 0 && cmd & CMD_MASK != g::GNTTABOP_CACHE_FLUSH {
+    if cmd & !CMD_MASK != 0 && cmd & CMD_MASK != <g::GnttabCacheFlush as GnttabOp>::CMD {
         return done(err(XEN_EINVAL));
     }
     match cmd & CMD_MASK {
-        g::GNTTABOP_QUERY_SIZE => {
+        <g::GnttabQuerySize as GnttabOp>::CMD => {
             if count != 1 {
                 return done(err(XEN_EINVAL));
             }
-            let mut raw = [0u8; 16];
-            if env.read_guest(uop, &mut raw).is_err() {
+            let Ok(op) = read_struct::<g::GnttabQuerySize>(env, uop) else {
+                return done(EFAULT);
+            };
+            let (status, nr, max) = st.grants.query_size(op.dom);
+            if status == g::GNTST_OKAY
+                && (write_field!(env, uop, g::GnttabQuerySize, nr_frames, nr).is_err()
+                    || write_field!(env, uop, g::GnttabQuerySize, max_nr_frames, max).is_err())
+            {
                 return done(EFAULT);
             }
-            let dom = u16::from_le_bytes([raw[0], raw[1]]);
-            let (status, nr, max) = st.grants.query_size(dom);
-            if status == g::GNTST_OKAY {
-                raw[4..8].copy_from_slice(&nr.to_le_bytes());
-                raw[8..12].copy_from_slice(&max.to_le_bytes());
-            }
-            raw[12..14].copy_from_slice(&status.to_le_bytes());
-            match env.write_guest(uop, &raw) {
-                Ok(()) => done(0),
-                Err(_) => done(EFAULT),
-            }
+            written(write_field!(env, uop, g::GnttabQuerySize, status, status))
         }
-        g::GNTTABOP_SETUP_TABLE => {
+        <g::GnttabSetupTable as GnttabOp>::CMD => {
             if count != 1 {
                 return done(err(XEN_EINVAL));
             }
-            let mut raw = [0u8; 24];
-            if env.read_guest(uop, &mut raw).is_err() {
+            let Ok(op) = read_struct::<g::GnttabSetupTable>(env, uop) else {
                 return done(EFAULT);
-            }
-            let dom = u16::from_le_bytes([raw[0], raw[1]]);
-            let nr = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
-            let mut b8 = [0u8; 8];
-            b8.copy_from_slice(&raw[16..24]);
-            let list = u64::from_le_bytes(b8);
-            let mut status = st.grants.setup_table(dom, nr);
+            };
+            let mut status = st.grants.setup_table(op.dom, op.nr_frames);
             if status == g::GNTST_OKAY {
-                for i in 0..nr {
-                    let gfn = st.grants.frame_gfn(i);
-                    let va = list.wrapping_add(8 * u64::from(i));
-                    if env.write_guest(va, &gfn.to_le_bytes()).is_err() {
+                for i in 0..op.nr_frames {
+                    let gfn: abi::xen::XenPfn = st.grants.frame_gfn(i);
+                    let va = element_va::<abi::xen::XenPfn>(op.frame_list, u64::from(i));
+                    if write_struct(env, va, &gfn).is_err() {
                         status = g::GNTST_BAD_VIRT_ADDR;
                     }
                 }
             }
-            match env.write_guest(uop + 8, &status.to_le_bytes()) {
-                Ok(()) => done(0),
-                Err(_) => done(EFAULT),
-            }
+            written(write_field!(env, uop, g::GnttabSetupTable, status, status))
         }
-        g::GNTTABOP_COPY => {
+        <g::GnttabCopy as GnttabOp>::CMD => {
             for i in 0..u64::from(count) {
-                let va = uop.wrapping_add(40 * i);
-                let mut raw = [0u8; 40];
-                if env.read_guest(va, &mut raw).is_err() {
+                let va = element_va::<g::GnttabCopy>(uop, i);
+                let mut image = [0u8; size_of::<g::GnttabCopy>()];
+                if env.read_guest(va, &mut image).is_err() {
                     return done(EFAULT);
                 }
-                let op = decode_copy(&raw);
+                let op = decode_copy(&image);
                 let status = st.grants.copy(env, &op);
-                if env
-                    .write_guest(va.wrapping_add(36), &status.to_le_bytes())
-                    .is_err()
-                {
+                if write_field!(env, va, g::GnttabCopy, status, status).is_err() {
                     return done(EFAULT);
                 }
             }
             done(0)
         }
-        g::GNTTABOP_SET_VERSION => {
-            let mut raw = [0u8; 4];
-            if env.read_guest(uop, &mut raw).is_err() {
+        <g::GnttabSetVersion as GnttabOp>::CMD => {
+            let Ok(g::GnttabSetVersion { version }) = read_struct(env, uop) else {
                 return done(EFAULT);
-            }
-            let (ret, version) = st.grants.set_version(u32::from_le_bytes(raw));
-            match env.write_guest(uop, &version.to_le_bytes()) {
+            };
+            let (ret, version) = st.grants.set_version(version);
+            match write_struct(env, uop, &g::GnttabSetVersion { version }) {
                 Ok(()) => done(ret),
                 Err(_) => done(EFAULT),
             }
         }
-        g::GNTTABOP_GET_VERSION => {
-            let mut raw = [0u8; 8];
-            if env.read_guest(uop, &mut raw).is_err() {
+        <g::GnttabGetVersion as GnttabOp>::CMD => {
+            let Ok(mut op) = read_struct::<g::GnttabGetVersion>(env, uop) else {
                 return done(EFAULT);
-            }
-            match st.grants.get_version(u16::from_le_bytes([raw[0], raw[1]])) {
-                Ok(v) => match env.write_guest(uop + 4, &v.to_le_bytes()) {
-                    Ok(()) => done(0),
-                    Err(_) => done(EFAULT),
-                },
+            };
+            match st.grants.get_version(op.dom) {
+                Ok(v) => {
+                    op.version = v;
+                    written(write_struct(env, uop, &op))
+                }
                 Err(x) => done(x),
             }
         }
         // Mapping grants into this domain, transfers, v2 status frames, swaps and cache
         // flushes are not implemented.
-        g::GNTTABOP_MAP_GRANT_REF
-        | g::GNTTABOP_UNMAP_GRANT_REF
-        | g::GNTTABOP_UNMAP_AND_REPLACE
-        | g::GNTTABOP_TRANSFER
-        | g::GNTTABOP_GET_STATUS_FRAMES
-        | g::GNTTABOP_SWAP_GRANT_REF
-        | g::GNTTABOP_CACHE_FLUSH => not_implemented(),
+        <g::GnttabMapGrantRef as GnttabOp>::CMD
+        | <g::GnttabUnmapGrantRef as GnttabOp>::CMD
+        | <g::GnttabUnmapAndReplace as GnttabOp>::CMD
+        | <g::GnttabTransfer as GnttabOp>::CMD
+        | <g::GnttabGetStatusFrames as GnttabOp>::CMD
+        | <g::GnttabSwapGrantRef as GnttabOp>::CMD
+        | <g::GnttabCacheFlush as GnttabOp>::CMD => not_implemented(),
         _ => done(err(XEN_ENOSYS)),
     }
 }
 
-fn decode_copy(raw: &[u8; 40]) -> CopyOp {
-    let ptr = |o: usize| {
-        let mut b8 = [0u8; 8];
-        b8.copy_from_slice(&raw[o..o + 8]);
-        CopyPtr {
-            u: u64::from_le_bytes(b8),
-            domid: u16::from_le_bytes([raw[o + 8], raw[o + 9]]),
-            offset: u16::from_le_bytes([raw[o + 10], raw[o + 11]]),
-        }
-    };
+/// A `gnttab_copy` as copied from the guest, its `u` unions read as the 64-bit `gmfn` (a
+/// grant reference is its low 32 bits, as Xen reads `u.ref`).
+fn decode_copy(image: &[u8; size_of::<g::GnttabCopy>()]) -> CopyOp {
     CopyOp {
-        source: ptr(0),
-        dest: ptr(16),
-        len: u16::from_le_bytes([raw[32], raw[33]]),
-        flags: u16::from_le_bytes([raw[34], raw[35]]),
+        source: CopyPtr {
+            u: get_field!(*image, g::GnttabCopy, source.u.gmfn),
+            domid: get_field!(*image, g::GnttabCopy, source.domid),
+            offset: get_field!(*image, g::GnttabCopy, source.offset),
+        },
+        dest: CopyPtr {
+            u: get_field!(*image, g::GnttabCopy, dest.u.gmfn),
+            domid: get_field!(*image, g::GnttabCopy, dest.domid),
+            offset: get_field!(*image, g::GnttabCopy, dest.offset),
+        },
+        len: get_field!(*image, g::GnttabCopy, len),
+        flags: get_field!(*image, g::GnttabCopy, flags),
     }
 }

@@ -3,29 +3,20 @@
 
 use crate::dom0::console::{ConsoleBackend, ConsoleRing, ConsoleSink};
 
+use super::host_frame::HostFrame;
 use super::serial;
 
-/// hv's console page for a domain (identity mapped, never freed).
-struct HostPage(u64);
-
-impl ConsoleRing for HostPage {
+impl ConsoleRing for HostFrame {
     fn load_u32(&self, off: usize) -> u32 {
-        // SAFETY: `off` is an index field's offset inside the 4 KiB page hv allocated for
-        // the console (the backend passes only xencons_interface offsets); the guest may write
-        // it concurrently, so a volatile read yields some value, which the backend checks.
-        unsafe { core::ptr::read_volatile((self.0 as *const u8).add(off & 0xffc).cast::<u32>()) }
+        HostFrame::load_u32(self, off)
     }
 
     fn store_u32(&mut self, off: usize, value: u32) {
-        // SAFETY: as in load_u32, for the consumer index the backend owns.
-        unsafe {
-            core::ptr::write_volatile((self.0 as *mut u8).add(off & 0xffc).cast::<u32>(), value)
-        };
+        HostFrame::store_u32(self, off, value);
     }
 
     fn load_u8(&self, off: usize) -> u8 {
-        // SAFETY: as in load_u32; `off & 0xfff` stays inside the page.
-        unsafe { core::ptr::read_volatile((self.0 as *const u8).add(off & 0xfff)) }
+        HostFrame::load_u8(self, off)
     }
 }
 
@@ -40,15 +31,19 @@ impl ConsoleSink for Serial {
 
 /// A domain's console: its ring page and the backend state.
 pub struct Console {
-    page: HostPage,
+    page: HostFrame,
     backend: ConsoleBackend,
 }
 
 impl Console {
     /// The console of domain `domid` whose ring is hv's page at host-physical `page`.
-    pub fn new(page: u64, domid: u16) -> Self {
+    ///
+    /// # Safety
+    /// As [`HostFrame::new`]: `page` is a page hv allocated for this console and keeps.
+    pub unsafe fn new(page: u64, domid: u16) -> Self {
         Self {
-            page: HostPage(page),
+            // SAFETY: the caller's contract is `HostFrame::new`'s.
+            page: unsafe { HostFrame::new(page) },
             backend: ConsoleBackend::new(domid),
         }
     }

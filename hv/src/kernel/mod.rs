@@ -8,6 +8,7 @@
 
 pub mod console;
 pub mod domain;
+pub mod host_frame;
 pub mod irq;
 pub mod lapic;
 pub mod memory;

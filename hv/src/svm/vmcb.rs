@@ -257,13 +257,6 @@ pub struct Vmcb {
 
 const _: () = assert!(size_of::<Vmcb>() == 4096 && offset_of!(Vmcb, save) == 0x400);
 
-impl Vmcb {
-    /// An all-zero VMCB.
-    // SAFETY: every field of the VMCB is an integer or an array of integers (the segments
-    // included), for which all-zero bytes are a valid value.
-    pub const ZERO: Self = unsafe { core::mem::zeroed() };
-}
-
 /// Intercept vector 3 bits (`intercept_misc1`).
 pub mod misc1 {
     /// Physical interrupt.

@@ -4,10 +4,11 @@
 use crate::builder::{self, DomainConfig};
 use crate::counters::Counters;
 use crate::cpuid::CpuidContext;
+use crate::dom0::ports::{PortTable, Service};
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::guest::phys::PAGE_SIZE;
 use crate::hvlog;
-use crate::hypercall::{DomainParams, E820, XenState};
+use crate::hypercall::{DOM0_CONSOLE_PORT, DOM0_STORE_PORT, DomainParams, XenState};
 use crate::layout;
 use crate::npt::Npt;
 use crate::svm::emulate::EFER_SVME;
@@ -17,13 +18,18 @@ use crate::time::{Clock, TimeScale};
 use super::super::console::Console;
 use super::super::memory::{DomainMemory, HostTables, alloc_zeroed};
 use super::super::svm::{self, GuestRegs};
-use super::env::SharedPage;
+use super::env::SharedInfoView;
 use super::{Domain, DomainError};
 
 const HUGE: u64 = 2 << 20;
 
+/// An all-zero VMCB (kept here, in the kernel: hv's host-testable modules hold no `unsafe`).
+// SAFETY: every field of the VMCB is an integer or an array of integers (the segments
+// included), for which all-zero bytes are a valid value.
+const VMCB_ZERO: Vmcb = unsafe { core::mem::zeroed() };
+
 /// The VMCB page of the one vCPU.
-static mut VMCB: Vmcb = Vmcb::ZERO;
+static mut VMCB: Vmcb = VMCB_ZERO;
 
 impl Domain {
     /// Builds domain 1 from the PVH ELF `image` with command line `cmdline`. Called once.
@@ -54,16 +60,16 @@ impl Domain {
             npt
         };
         let mut mem = DomainMemory { npt };
-        let xenstore = super::super::xenstore::Xenstore::new(
-            store,
-            &crate::dom0::toolstack::pvguest_info(
-                layout::STORE_EVTCHN,
-                layout::STORE_PFN,
-                layout::CONSOLE_EVTCHN,
-                layout::CONSOLE_PFN,
-            ),
-        )
-        .map_err(DomainError::Xenstore)?;
+        let store_info = crate::dom0::toolstack::pvguest_info(
+            layout::STORE_EVTCHN,
+            layout::STORE_PFN,
+            layout::CONSOLE_EVTCHN,
+            layout::CONSOLE_PFN,
+        );
+        // SAFETY: `store` is a page just allocated for this domain's store and never freed;
+        // hv reaches it only through the store's `HostFrame`.
+        let xenstore = unsafe { super::super::xenstore::Xenstore::new(store, &store_info) }
+            .map_err(DomainError::Xenstore)?;
         let built = builder::build(
             &mut mem,
             image,
@@ -73,13 +79,16 @@ impl Domain {
             },
         )
         .map_err(DomainError::Build)?;
-        let mut e820 = [E820::default(); builder::layout::MEMMAP_ENTRIES];
-        for (slot, e) in e820.iter_mut().zip(built.layout.memmap()) {
-            *slot = E820 {
-                addr: e.addr,
-                size: e.size,
-                kind: e.type_,
-            };
+        let e820 = built.layout.memmap();
+        // Domain 0's ends of the store and console channels (XenState::new binds them).
+        let mut dom0_ports = PortTable::new();
+        for (port, service) in [
+            (DOM0_STORE_PORT, Service::Xenstored),
+            (DOM0_CONSOLE_PORT, Service::Console),
+        ] {
+            if let Err(e) = dom0_ports.register(port, service) {
+                hvlog!("dom0 port {port}: not registered ({e:?})");
+            }
         }
         hvlog!(
             "d{}: {} MiB RAM at host {ram:#x}, kernel {:#x}-{:#x}, entry {:#x}, start info {:#x}",
@@ -96,7 +105,7 @@ impl Domain {
         let Some(vmcb) = (unsafe { (&raw mut VMCB).as_mut() }) else {
             return Err(DomainError::OutOfMemory);
         };
-        *vmcb = Vmcb::ZERO;
+        *vmcb = VMCB_ZERO;
         let r = &built.regs;
         let c = &mut vmcb.control;
         c.intercept_misc1 = misc1::INTR
@@ -171,7 +180,7 @@ impl Domain {
             Some(l) => hvlog!("local APIC timer {} kHz (TSC calibration)", l.hz() / 1000),
             None => hvlog!("no local APIC timer: waits spin on the TSC"),
         }
-        let page = SharedPage::new(shared_info);
+        let page = SharedInfoView::new(shared_info);
         page.write_time(&clock, boot_tsc);
         match super::super::rtc::unix_seconds() {
             Some(now) => {
@@ -197,6 +206,7 @@ impl Domain {
             shared_info_gfn: None,
             vcpu_info: shared_info,
             e820,
+            dom0_ports,
             params: DomainParams {
                 domid: layout::DOMID,
                 console_pfn: layout::CONSOLE_PFN,
@@ -211,7 +221,9 @@ impl Domain {
                 host_rdtscp: ext.edx & (1 << 27) != 0,
                 tsc_khz,
             },
-            console: Console::new(console, layout::DOMID),
+            // SAFETY: `console` is a page just allocated for this domain's console and never
+            // freed; hv reaches it only through the console's `HostFrame`.
+            console: unsafe { Console::new(console, layout::DOMID) },
             xenstore,
             xen: XenState::new(layout::DOMID),
             clock,

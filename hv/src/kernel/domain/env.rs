@@ -2,13 +2,18 @@
 //! tables (to place shared_info and grant frames), the shared_info page's event words, the
 //! grant frames, the memory map, the console backend and the clock.
 
+use crate::dom0::ports::{PortTable, Service};
 use crate::evtchn::EventWords;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::grant::{self, GrantEnv};
 use crate::guest::phys::{GuestPhys, PAGE_SIZE};
 use crate::guest::walk::{self, PagingState};
-use crate::hypercall::{E820, GuestFault, HypercallEnv};
+use crate::hypercall::{GuestFault, HypercallEnv};
 use crate::time::Clock;
+use crate::xen_errno::{XenErrno, xen_errno};
+use abi::grant_table::GrantEntryV1;
+use abi::memory::E820Entry;
+use abi::wire::Plain;
 
 use super::super::console::Console;
 use super::super::memory::{DomainMemory, HostTables, alloc_zeroed};
@@ -35,7 +40,7 @@ mod off {
 /// write them at any time; every access is a volatile load or store of a naturally aligned
 /// field.
 #[derive(Clone, Copy)]
-pub(in crate::kernel) struct SharedPage {
+pub(in crate::kernel) struct SharedInfoView {
     /// Host address of the shared_info page.
     pub(in crate::kernel) shared: u64,
     /// Host address of vCPU 0's `vcpu_info` (8-aligned, 64 bytes inside one page).
@@ -49,7 +54,7 @@ enum Area {
     Vcpu,
 }
 
-impl SharedPage {
+impl SharedInfoView {
     /// The page of shared_info with vCPU 0's `vcpu_info` inside it.
     pub(in crate::kernel) fn new(shared: u64) -> Self {
         Self {
@@ -126,7 +131,7 @@ impl SharedPage {
     }
 }
 
-impl EventWords for SharedPage {
+impl EventWords for SharedInfoView {
     fn pending(&self, word: usize) -> u64 {
         self.load64(Area::Shared, off::PENDING + 8 * (word & 63))
     }
@@ -162,7 +167,9 @@ pub(super) struct Env<'a> {
     pub(super) shared_info_gfn: &'a mut Option<u64>,
     /// Host address of vCPU 0's `vcpu_info` (moved by `VCPUOP_register_vcpu_info`).
     pub(super) vcpu_info: &'a mut u64,
-    pub(super) e820: &'a [E820],
+    pub(super) e820: &'a [E820Entry],
+    /// Domain 0's ports and the services behind them.
+    pub(super) dom0_ports: &'a PortTable,
     pub(super) console: &'a mut Console,
     pub(super) xenstore: &'a mut super::super::xenstore::Xenstore,
     pub(super) grant_frames: &'a mut [u64; grant::MAX_FRAMES as usize],
@@ -173,8 +180,8 @@ pub(super) struct Env<'a> {
 }
 
 impl Env<'_> {
-    fn words(&self) -> SharedPage {
-        SharedPage {
+    fn words(&self) -> SharedInfoView {
+        SharedInfoView {
             shared: self.shared_info,
             vcpu: *self.vcpu_info,
         }
@@ -185,7 +192,11 @@ impl Env<'_> {
         let frame = *self
             .grant_frames
             .get((gref / grant::ENTRIES_PER_FRAME) as usize)?;
-        (frame != 0).then_some(frame + 8 * u64::from(gref % grant::ENTRIES_PER_FRAME))
+        (frame != 0).then_some(
+            frame
+                + core::mem::size_of::<GrantEntryV1>() as u64
+                    * u64::from(gref % grant::ENTRIES_PER_FRAME),
+        )
     }
 }
 
@@ -198,13 +209,13 @@ impl HypercallEnv for Env<'_> {
         walk::copy_to_guest(self.mem, &self.paging, va, data).map_err(|_| GuestFault)
     }
 
-    fn map_shared_info(&mut self, gfn: u64) -> Result<(), i64> {
-        let einval = -i64::from(abi::errno::XEN_EINVAL);
+    fn map_shared_info(&mut self, gfn: u64) -> Result<(), XenErrno> {
+        let einval = xen_errno(abi::errno::XEN_EINVAL);
         let gpa = gfn.checked_mul(PAGE_SIZE).ok_or(einval)?;
         if gpa >= crate::npt::GPA_LIMIT {
             return Err(einval);
         }
-        let enomem = -i64::from(abi::errno::XEN_ENOMEM);
+        let enomem = xen_errno(abi::errno::XEN_ENOMEM);
         let mut t = HostTables {
             frames: self.frames,
         };
@@ -222,16 +233,21 @@ impl HypercallEnv for Env<'_> {
         Ok(())
     }
 
-    fn e820(&self) -> &[E820] {
+    fn e820(&self) -> &[E820Entry] {
         self.e820
     }
 
-    fn console_notify(&mut self) {
-        self.console.drain();
-    }
-
-    fn store_notify(&mut self) -> bool {
-        self.xenstore.service()
+    fn deliver_to_dom0(&mut self, dom0_port: u32) -> bool {
+        match self.dom0_ports.route(dom0_port) {
+            Some(Service::Console) => {
+                self.console.drain();
+                // xenconsoled answers on the port once it has read the ring.
+                true
+            }
+            // xenstored answers on the port when it moved bytes.
+            Some(Service::Xenstored) => self.xenstore.service(),
+            None => false,
+        }
     }
 
     fn now_ns(&self) -> u64 {
@@ -242,8 +258,8 @@ impl HypercallEnv for Env<'_> {
         self.upcall_open && self.words().upcall_pending()
     }
 
-    fn map_vcpu_info(&mut self, gfn: u64, offset: u32) -> Result<(), i64> {
-        let einval = -i64::from(abi::errno::XEN_EINVAL);
+    fn map_vcpu_info(&mut self, gfn: u64, offset: u32) -> Result<(), XenErrno> {
+        let einval = xen_errno(abi::errno::XEN_EINVAL);
         // get_page_from_gfn: a writable page of the domain (RAM or a page hv gave it).
         let t = gfn
             .checked_mul(PAGE_SIZE)
@@ -271,9 +287,9 @@ impl HypercallEnv for Env<'_> {
         Ok(())
     }
 
-    fn map_grant_frame(&mut self, idx: u32, gfn: u64, old: Option<u64>) -> Result<(), i64> {
-        let enomem = -i64::from(abi::errno::XEN_ENOMEM);
-        let einval = -i64::from(abi::errno::XEN_EINVAL);
+    fn map_grant_frame(&mut self, idx: u32, gfn: u64, old: Option<u64>) -> Result<(), XenErrno> {
+        let enomem = xen_errno(abi::errno::XEN_ENOMEM);
+        let einval = xen_errno(abi::errno::XEN_EINVAL);
         let slot = self.grant_frames.get_mut(idx as usize).ok_or(einval)?;
         if *slot == 0 {
             *slot = alloc_zeroed(self.frames, FRAME_SIZE, FRAME_SIZE).map_err(|_| enomem)?;
@@ -328,14 +344,15 @@ impl EventWords for Env<'_> {
 }
 
 impl GrantEnv for Env<'_> {
-    fn entry(&self, gref: u32) -> (u16, u16, u32) {
+    fn entry(&self, gref: u32) -> GrantEntryV1 {
         let Some(a) = self.entry_addr(gref) else {
-            return (0, 0, 0);
+            return GrantEntryV1::default();
         };
         // SAFETY: `a` is an aligned u64 inside a grant frame hv allocated (identity mapped);
-        // the guest may write it concurrently (plain data, checked by the caller).
+        // the guest may write it concurrently (plain data, checked by the caller). One
+        // 8-byte load, so the entry's fields are read together.
         let raw = unsafe { core::ptr::read_volatile(a as *const u64) };
-        (raw as u16, (raw >> 16) as u16, (raw >> 32) as u32)
+        GrantEntryV1::from_bytes(&raw.to_ne_bytes()).unwrap_or_default()
     }
 
     fn set_flags(&mut self, gref: u32, flags: u16) {

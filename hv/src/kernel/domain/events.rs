@@ -14,7 +14,7 @@ use crate::layout;
 use crate::svm::inject::{self, Upcall};
 
 use super::super::tsc;
-use super::env::SharedPage;
+use super::env::SharedInfoView;
 use super::{Domain, Ending};
 
 /// Event counters printed at the end.
@@ -39,8 +39,8 @@ pub(super) enum Wait {
 }
 
 impl Domain {
-    fn words(&self) -> SharedPage {
-        SharedPage {
+    fn words(&self) -> SharedInfoView {
+        SharedInfoView {
             shared: self.shared_info,
             vcpu: self.vcpu_info,
         }

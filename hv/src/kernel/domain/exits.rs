@@ -3,10 +3,11 @@
 
 use crate::cpuid;
 use crate::guest::phys::{PAGE_SIZE, write_bytes};
-use crate::guest::walk::PagingState;
+use crate::guest::walk::{PagingState, copy_from_guest};
 use crate::hvlog;
 use crate::hypercall::{self, Action};
 use crate::layout;
+use crate::svm::decode::{self, Mode, Opcode};
 use crate::svm::emulate::{self, EFER_LMA, EFER_SVME, PortIo};
 use crate::svm::exit;
 
@@ -16,6 +17,10 @@ use super::events::Wait;
 use super::{Domain, Ending};
 
 const RFLAGS_IF: u64 = 1 << 9;
+/// CS.L in the VMCB's packed segment attributes (64-bit code).
+const CS_L: u16 = 1 << 9;
+/// CS.D in the VMCB's packed segment attributes (32-bit default size).
+const CS_D: u16 = 1 << 10;
 const VECTOR_UD: u8 = 6;
 const VECTOR_GP: u8 = 13;
 
@@ -31,12 +36,14 @@ impl Domain {
             }
             exit::VMMCALL => self.hypercall(),
             exit::CPUID => {
+                let len = self.instruction_len(Opcode::Cpuid, 2);
                 self.cpuid();
-                self.advance(2);
+                self.advance(len);
                 None
             }
             exit::HLT => {
-                self.advance(1);
+                let len = self.instruction_len(Opcode::Hlt, 1);
+                self.advance(len);
                 if self.vmcb.save.rflags & RFLAGS_IF == 0 {
                     // Xen: a vCPU halted with interrupts off is down; the domain powers off.
                     Some(Ending::Shutdown(abi::sched::SHUTDOWN_POWEROFF))
@@ -115,7 +122,12 @@ impl Domain {
             }
         };
         if ok {
-            self.advance(2);
+            let len = if write {
+                self.instruction_len(Opcode::Wrmsr, 2)
+            } else {
+                self.instruction_len(Opcode::Rdmsr, 2)
+            };
+            self.advance(len);
         } else {
             self.inject(VECTOR_GP, Some(0));
         }
@@ -167,16 +179,18 @@ impl Domain {
         if emulate::xcr0_valid(index, value, supported) {
             // SAFETY: the value was checked against what the CPU supports.
             unsafe { svm::xsetbv(value) };
-            self.advance(3);
+            let len = self.instruction_len(Opcode::Xsetbv, 3);
+            self.advance(len);
         } else {
             self.inject(VECTOR_GP, Some(0));
         }
     }
 
     fn hypercall(&mut self) -> Option<Ending> {
-        self.advance(3);
+        let len = self.instruction_len(Opcode::Vmmcall, 3);
+        self.advance(len);
         let s = &self.vmcb.save;
-        let long = s.efer & EFER_LMA != 0 && s.cs.attrib & (1 << 9) != 0;
+        let long = s.efer & EFER_LMA != 0 && s.cs.attrib & CS_L != 0;
         let (op, args) = if long {
             let r = &self.regs;
             (s.rax, [r.rdi, r.rsi, r.rdx, r.r10, r.r8])
@@ -190,13 +204,8 @@ impl Domain {
             self.vmcb.save.rax = (-i64::from(abi::errno::XEN_EPERM)) as u64;
             return None;
         }
-        let paging = PagingState {
-            cr0: s.cr0,
-            cr3: s.cr3,
-            cr4: s.cr4,
-            efer: s.efer & !EFER_SVME,
-            cpl: s.cpl,
-        };
+        let paging = self.paging();
+        let s = &self.vmcb.save;
         let params = self.params;
         let upcall_open = s.rflags & RFLAGS_IF != 0
             && self.vmcb.control.interrupt_shadow & 1 == 0
@@ -210,6 +219,7 @@ impl Domain {
             shared_info_gfn: &mut self.shared_info_gfn,
             vcpu_info: &mut self.vcpu_info,
             e820: &self.e820,
+            dom0_ports: &self.dom0_ports,
             console: &mut self.console,
             xenstore: &mut self.xenstore,
             grant_frames: &mut self.grant_frames,
@@ -230,6 +240,62 @@ impl Domain {
             Action::Shutdown(reason) => Some(Ending::Shutdown(reason)),
             Action::Block => self.wait(Wait::Block),
             Action::Poll { timeout } => self.wait(Wait::Poll { timeout }),
+        }
+    }
+}
+
+impl Domain {
+    /// The guest's paging registers, for walks of its page tables.
+    fn paging(&self) -> PagingState {
+        let s = &self.vmcb.save;
+        PagingState {
+            cr0: s.cr0,
+            cr3: s.cr3,
+            cr4: s.cr4,
+            efer: s.efer & !EFER_SVME,
+            cpl: s.cpl,
+        }
+    }
+
+    /// The length of the instruction at RIP that caused this exit, which is an `expected`
+    /// (QEMU's SVM saves no next RIP): its bytes are read through the guest page walk and
+    /// decoded by [`decode`]. Bytes that cannot be read, or decode to something else (the
+    /// guest rewrote them), give `fallback`, the instruction's unprefixed length.
+    fn instruction_len(&self, expected: Opcode, fallback: u64) -> u64 {
+        let s = &self.vmcb.save;
+        let mode = if s.efer & EFER_LMA != 0 && s.cs.attrib & CS_L != 0 {
+            Mode::Bits64
+        } else if s.cs.attrib & CS_D != 0 {
+            Mode::Bits32
+        } else {
+            Mode::Bits16
+        };
+        let va = if mode == Mode::Bits64 {
+            s.rip
+        } else {
+            s.cs.base.wrapping_add(s.rip)
+        };
+        let paging = self.paging();
+        let mut bytes = [0u8; decode::MAX_LEN];
+        // The instruction may end before a page the guest has not mapped: then read only
+        // what lies in RIP's page.
+        let in_page = (PAGE_SIZE - va % PAGE_SIZE).min(decode::MAX_LEN as u64) as usize;
+        let got = if copy_from_guest(&self.mem, &paging, va, &mut bytes).is_ok() {
+            decode::MAX_LEN
+        } else if copy_from_guest(&self.mem, &paging, va, &mut bytes[..in_page]).is_ok() {
+            in_page
+        } else {
+            0
+        };
+        match decode::decode(&bytes[..got], mode) {
+            Ok(i) if i.opcode == expected => i.len as u64,
+            other => {
+                hvlog!(
+                    "d{}: instruction at {va:#x} is not {expected:?} ({other:?}); taking {fallback} bytes",
+                    layout::DOMID
+                );
+                fallback
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::counters::Counters;
 use crate::cpuid::CpuidContext;
 use crate::frames::FrameAllocator;
 use crate::hvlog;
-use crate::hypercall::{DomainParams, E820, XenState};
+use crate::hypercall::{DomainParams, XenState};
 use crate::layout;
 use crate::svm::emulate;
 use crate::svm::vmcb::Vmcb;
@@ -67,7 +67,9 @@ pub struct Domain {
     shared_info_gfn: Option<u64>,
     /// Host address of vCPU 0's `vcpu_info` (in shared_info until the guest registers one).
     vcpu_info: u64,
-    e820: [E820; builder::layout::MEMMAP_ENTRIES],
+    e820: [abi::memory::E820Entry; builder::layout::MEMMAP_ENTRIES],
+    /// Domain 0's ports and the services behind them.
+    dom0_ports: crate::dom0::ports::PortTable,
     params: DomainParams,
     cpuid: CpuidContext,
     console: Console,
