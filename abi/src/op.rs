@@ -1,7 +1,7 @@
 //! Typed sub-operations: each argument struct paired with its sub-operation number, so a
 //! caller cannot pass `EVTCHNOP_send` with an `evtchn_close` (the guest's hypercall layer
 //! issues `T::CMD` with a `T`), and `hv` decodes with the same pairs
-//! (`<EvtchnSend as EvtchnOp>::CMD => ...`).
+//! (`<EvtchnSend as EvtchnSubop>::CMD => ...`).
 //!
 //! The traits are sealed: the pairs are Xen's, listed here once. Only families whose every
 //! argument struct belongs to exactly one sub-operation are paired this way
@@ -10,8 +10,8 @@
 //! `XENMEM_machine_memory_map`, `xen_hvm_param` for get and set), so those keep their
 //! numbers at the call.
 //!
-//! [`EvtchnOp`] here is the trait; `event_channel::EvtchnOp` is the legacy C `struct
-//! evtchn_op`.
+//! The traits are named for sub-operations ([`EvtchnSubop`], [`GnttabSubop`]) so that no name
+//! means two things: `event_channel::EvtchnOp` is the legacy C `struct evtchn_op`.
 
 use crate::event_channel as ev;
 use crate::grant_table as gt;
@@ -22,18 +22,18 @@ mod sealed {
 }
 
 /// An `HYPERVISOR_event_channel_op` argument struct and the `EVTCHNOP_*` it goes with.
-pub trait EvtchnOp: sealed::Sealed + Copy {
+pub trait EvtchnSubop: sealed::Sealed + Copy {
     /// The `EVTCHNOP_*` number.
     const CMD: u32;
 }
 
-/// An [`EvtchnOp`] that reads and writes only its argument struct: it names no guest frame
+/// An [`EvtchnSubop`] that reads and writes only its argument struct: it names no guest frame
 /// that Xen would map or write (unlike `EVTCHNOP_init_control` and `EVTCHNOP_expand_array`,
 /// which hand Xen frames of the FIFO ABI).
-pub trait EvtchnArgumentOnly: EvtchnOp {}
+pub trait EvtchnArgumentOnly: EvtchnSubop {}
 
 /// A `HYPERVISOR_grant_table_op` argument struct and the `GNTTABOP_*` it goes with.
-pub trait GnttabOp: sealed::Sealed + Copy {
+pub trait GnttabSubop: sealed::Sealed + Copy {
     /// The `GNTTABOP_*` number.
     const CMD: u32;
 }
@@ -49,7 +49,7 @@ macro_rules! pairs {
     };
 }
 
-pairs!(EvtchnOp:
+pairs!(EvtchnSubop:
     ev::EvtchnBindInterdomain => ev::EVTCHNOP_BIND_INTERDOMAIN,
     ev::EvtchnBindVirq => ev::EVTCHNOP_BIND_VIRQ,
     ev::EvtchnBindPirq => ev::EVTCHNOP_BIND_PIRQ,
@@ -79,7 +79,7 @@ impl EvtchnArgumentOnly for ev::EvtchnUnmask {}
 impl EvtchnArgumentOnly for ev::EvtchnReset {}
 impl EvtchnArgumentOnly for ev::EvtchnSetPriority {}
 
-pairs!(GnttabOp:
+pairs!(GnttabSubop:
     gt::GnttabMapGrantRef => gt::GNTTABOP_MAP_GRANT_REF,
     gt::GnttabUnmapGrantRef => gt::GNTTABOP_UNMAP_GRANT_REF,
     gt::GnttabSetupTable => gt::GNTTABOP_SETUP_TABLE,
@@ -109,10 +109,10 @@ mod tests {
 
     #[test]
     fn each_evtchnop_number_has_exactly_one_struct() {
-        assert_eq!(<ev::EvtchnSend as EvtchnOp>::CMD, 4);
-        assert_eq!(<ev::EvtchnAllocUnbound as EvtchnOp>::CMD, 6);
-        assert_eq!(<ev::EvtchnUnmask as EvtchnOp>::CMD, 9);
-        assert_eq!(<ev::EvtchnStatus as EvtchnOp>::CMD, 5);
+        assert_eq!(<ev::EvtchnSend as EvtchnSubop>::CMD, 4);
+        assert_eq!(<ev::EvtchnAllocUnbound as EvtchnSubop>::CMD, 6);
+        assert_eq!(<ev::EvtchnUnmask as EvtchnSubop>::CMD, 9);
+        assert_eq!(<ev::EvtchnStatus as EvtchnSubop>::CMD, 5);
         // Every EVTCHNOP_* 0..=13 has exactly one struct.
         assert_dense(&mut [
             ev::EvtchnBindInterdomain::CMD,
@@ -134,8 +134,8 @@ mod tests {
 
     #[test]
     fn each_gnttabop_number_has_exactly_one_struct() {
-        assert_eq!(<gt::GnttabCopy as GnttabOp>::CMD, 5);
-        assert_eq!(<gt::GnttabQuerySize as GnttabOp>::CMD, 6);
+        assert_eq!(<gt::GnttabCopy as GnttabSubop>::CMD, 5);
+        assert_eq!(<gt::GnttabQuerySize as GnttabSubop>::CMD, 6);
         assert_dense(&mut [
             gt::GnttabMapGrantRef::CMD,
             gt::GnttabUnmapGrantRef::CMD,

@@ -7,7 +7,7 @@
 
 use abi::errno::{XEN_EINVAL, XEN_ENOENT, XEN_ENOSYS};
 use abi::event_channel as e;
-use abi::op::EvtchnOp;
+use abi::op::EvtchnSubop;
 
 use super::args::{element_va, read_struct, set_field, write_field, write_struct};
 use super::{
@@ -27,7 +27,7 @@ pub(super) fn event_channel_op(
         return done(err(XEN_ENOSYS));
     };
     match cmd {
-        <e::EvtchnAllocUnbound as EvtchnOp>::CMD => {
+        <e::EvtchnAllocUnbound as EvtchnSubop>::CMD => {
             let Ok(mut op) = read_struct::<e::EvtchnAllocUnbound>(env, arg) else {
                 return done(EFAULT);
             };
@@ -39,7 +39,7 @@ pub(super) fn event_channel_op(
                 Err(x) => done(x),
             }
         }
-        <e::EvtchnBindInterdomain as EvtchnOp>::CMD => {
+        <e::EvtchnBindInterdomain as EvtchnSubop>::CMD => {
             let Ok(op) = read_struct::<e::EvtchnBindInterdomain>(env, arg) else {
                 return done(EFAULT);
             };
@@ -57,7 +57,7 @@ pub(super) fn event_channel_op(
                 Err(x) => done(x),
             }
         }
-        <e::EvtchnBindVirq as EvtchnOp>::CMD => {
+        <e::EvtchnBindVirq as EvtchnSubop>::CMD => {
             let Ok(mut op) = read_struct::<e::EvtchnBindVirq>(env, arg) else {
                 return done(EFAULT);
             };
@@ -69,7 +69,7 @@ pub(super) fn event_channel_op(
                 Err(x) => done(x),
             }
         }
-        <e::EvtchnBindIpi as EvtchnOp>::CMD => {
+        <e::EvtchnBindIpi as EvtchnSubop>::CMD => {
             let Ok(mut op) = read_struct::<e::EvtchnBindIpi>(env, arg) else {
                 return done(EFAULT);
             };
@@ -81,7 +81,7 @@ pub(super) fn event_channel_op(
                 Err(x) => done(x),
             }
         }
-        <e::EvtchnClose as EvtchnOp>::CMD => {
+        <e::EvtchnClose as EvtchnSubop>::CMD => {
             let Ok(e::EvtchnClose { port }) = read_struct(env, arg) else {
                 return done(EFAULT);
             };
@@ -90,7 +90,7 @@ pub(super) fn event_channel_op(
                 Err(x) => done(x),
             }
         }
-        <e::EvtchnSend as EvtchnOp>::CMD => {
+        <e::EvtchnSend as EvtchnSubop>::CMD => {
             let Ok(e::EvtchnSend { port }) = read_struct(env, arg) else {
                 return done(EFAULT);
             };
@@ -106,7 +106,7 @@ pub(super) fn event_channel_op(
                 Err(x) => done(x),
             }
         }
-        <e::EvtchnStatus as EvtchnOp>::CMD => {
+        <e::EvtchnStatus as EvtchnSubop>::CMD => {
             let Ok(op) = read_struct::<e::EvtchnStatus>(env, arg) else {
                 return done(EFAULT);
             };
@@ -115,7 +115,7 @@ pub(super) fn event_channel_op(
                 Err(x) => done(x),
             }
         }
-        <e::EvtchnUnmask as EvtchnOp>::CMD => {
+        <e::EvtchnUnmask as EvtchnSubop>::CMD => {
             let Ok(e::EvtchnUnmask { port }) = read_struct(env, arg) else {
                 return done(EFAULT);
             };
@@ -124,7 +124,7 @@ pub(super) fn event_channel_op(
                 Err(x) => done(x),
             }
         }
-        <e::EvtchnBindVcpu as EvtchnOp>::CMD => {
+        <e::EvtchnBindVcpu as EvtchnSubop>::CMD => {
             let Ok(e::EvtchnBindVcpu { port, vcpu }) = read_struct(env, arg) else {
                 return done(EFAULT);
             };
@@ -134,17 +134,17 @@ pub(super) fn event_channel_op(
             })
         }
         // The 2-level ABI has no priorities (evtchn_port_set_priority).
-        <e::EvtchnSetPriority as EvtchnOp>::CMD => {
+        <e::EvtchnSetPriority as EvtchnSubop>::CMD => {
             if read_struct::<e::EvtchnSetPriority>(env, arg).is_err() {
                 return done(EFAULT);
             }
             done(err(XEN_ENOSYS))
         }
         // FIFO event channels, PIRQs and reset are not implemented.
-        <e::EvtchnBindPirq as EvtchnOp>::CMD
-        | <e::EvtchnReset as EvtchnOp>::CMD
-        | <e::EvtchnInitControl as EvtchnOp>::CMD
-        | <e::EvtchnExpandArray as EvtchnOp>::CMD => not_implemented(),
+        <e::EvtchnBindPirq as EvtchnSubop>::CMD
+        | <e::EvtchnReset as EvtchnSubop>::CMD
+        | <e::EvtchnInitControl as EvtchnSubop>::CMD
+        | <e::EvtchnExpandArray as EvtchnSubop>::CMD => not_implemented(),
         _ => done(err(XEN_ENOSYS)),
     }
 }

@@ -8,7 +8,7 @@
 
 use abi::errno::{XEN_EINVAL, XEN_ENOSYS};
 use abi::grant_table as g;
-use abi::op::GnttabOp;
+use abi::op::GnttabSubop;
 
 use core::mem::size_of;
 
@@ -33,11 +33,11 @@ pub(super) fn grant_table_op(
     if (count as i32) < 0 {
         return done(err(XEN_EINVAL));
     }
-    if cmd & !CMD_MASK != 0 && cmd & CMD_MASK != <g::GnttabCacheFlush as GnttabOp>::CMD {
+    if cmd & !CMD_MASK != 0 && cmd & CMD_MASK != <g::GnttabCacheFlush as GnttabSubop>::CMD {
         return done(err(XEN_EINVAL));
     }
     match cmd & CMD_MASK {
-        <g::GnttabQuerySize as GnttabOp>::CMD => {
+        <g::GnttabQuerySize as GnttabSubop>::CMD => {
             if count != 1 {
                 return done(err(XEN_EINVAL));
             }
@@ -53,7 +53,7 @@ pub(super) fn grant_table_op(
             }
             written(write_field!(env, uop, g::GnttabQuerySize, status, status))
         }
-        <g::GnttabSetupTable as GnttabOp>::CMD => {
+        <g::GnttabSetupTable as GnttabSubop>::CMD => {
             if count != 1 {
                 return done(err(XEN_EINVAL));
             }
@@ -72,7 +72,7 @@ pub(super) fn grant_table_op(
             }
             written(write_field!(env, uop, g::GnttabSetupTable, status, status))
         }
-        <g::GnttabCopy as GnttabOp>::CMD => {
+        <g::GnttabCopy as GnttabSubop>::CMD => {
             for i in 0..u64::from(count) {
                 let va = element_va::<g::GnttabCopy>(uop, i);
                 let mut image = [0u8; size_of::<g::GnttabCopy>()];
@@ -87,7 +87,7 @@ pub(super) fn grant_table_op(
             }
             done(0)
         }
-        <g::GnttabSetVersion as GnttabOp>::CMD => {
+        <g::GnttabSetVersion as GnttabSubop>::CMD => {
             let Ok(g::GnttabSetVersion { version }) = read_struct(env, uop) else {
                 return done(EFAULT);
             };
@@ -97,7 +97,7 @@ pub(super) fn grant_table_op(
                 Err(_) => done(EFAULT),
             }
         }
-        <g::GnttabGetVersion as GnttabOp>::CMD => {
+        <g::GnttabGetVersion as GnttabSubop>::CMD => {
             let Ok(mut op) = read_struct::<g::GnttabGetVersion>(env, uop) else {
                 return done(EFAULT);
             };
@@ -111,13 +111,13 @@ pub(super) fn grant_table_op(
         }
         // Mapping grants into this domain, transfers, v2 status frames, swaps and cache
         // flushes are not implemented.
-        <g::GnttabMapGrantRef as GnttabOp>::CMD
-        | <g::GnttabUnmapGrantRef as GnttabOp>::CMD
-        | <g::GnttabUnmapAndReplace as GnttabOp>::CMD
-        | <g::GnttabTransfer as GnttabOp>::CMD
-        | <g::GnttabGetStatusFrames as GnttabOp>::CMD
-        | <g::GnttabSwapGrantRef as GnttabOp>::CMD
-        | <g::GnttabCacheFlush as GnttabOp>::CMD => not_implemented(),
+        <g::GnttabMapGrantRef as GnttabSubop>::CMD
+        | <g::GnttabUnmapGrantRef as GnttabSubop>::CMD
+        | <g::GnttabUnmapAndReplace as GnttabSubop>::CMD
+        | <g::GnttabTransfer as GnttabSubop>::CMD
+        | <g::GnttabGetStatusFrames as GnttabSubop>::CMD
+        | <g::GnttabSwapGrantRef as GnttabSubop>::CMD
+        | <g::GnttabCacheFlush as GnttabSubop>::CMD => not_implemented(),
         _ => done(err(XEN_ENOSYS)),
     }
 }

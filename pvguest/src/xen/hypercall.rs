@@ -9,7 +9,7 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use abi::op::{EvtchnArgumentOnly, GnttabOp};
+use abi::op::{EvtchnArgumentOnly, GnttabSubop};
 use abi::xen::{self as x, DOMID_SELF};
 use x86_64::registers::model_specific::Msr;
 

@@ -1,4 +1,4 @@
-//! `HYPERVISOR_event_channel_op`: typed by `abi::op::EvtchnOp`.
+//! `HYPERVISOR_event_channel_op`: typed by `abi::op::EvtchnSubop`.
 
 use super::*;
 
@@ -8,7 +8,7 @@ pub fn evtchn_send(port: Port) -> Result<(), HypercallError> {
     evtchn_op(&mut send)
 }
 
-/// Issues the `EVTCHNOP_*` that `T` goes with ([`abi::op::EvtchnOp::CMD`]) with `arg`, which Xen
+/// Issues the `EVTCHNOP_*` that `T` goes with ([`abi::op::EvtchnSubop::CMD`]) with `arg`, which Xen
 /// reads and may write.
 fn evtchn_op<T: EvtchnArgumentOnly>(arg: &mut T) -> Result<(), HypercallError> {
     // SAFETY: `T` is the evtchn_* struct `T::CMD` takes (the pairs are abi's, sealed;

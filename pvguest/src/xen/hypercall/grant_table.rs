@@ -1,4 +1,4 @@
-//! `HYPERVISOR_grant_table_op`: typed by `abi::op::GnttabOp`.
+//! `HYPERVISOR_grant_table_op`: typed by `abi::op::GnttabSubop`.
 
 use super::*;
 
@@ -26,12 +26,12 @@ pub unsafe fn gnttab_copy(op: &mut abi::grant_table::GnttabCopy) -> Result<(), H
     unsafe { gnttab_op(op) }
 }
 
-/// Issues the `GNTTABOP_*` that `T` goes with ([`GnttabOp::CMD`]) with one `arg` (count 1).
+/// Issues the `GNTTABOP_*` that `T` goes with ([`GnttabSubop::CMD`]) with one `arg` (count 1).
 ///
 /// # Safety
 /// Whatever guest memory the operation names besides `arg` (a copy's destination, a frame to
 /// map or give away) must be the caller's to change, with no Rust reference to it.
-unsafe fn gnttab_op<T: GnttabOp>(arg: &mut T) -> Result<(), HypercallError> {
+unsafe fn gnttab_op<T: GnttabSubop>(arg: &mut T) -> Result<(), HypercallError> {
     // SAFETY: `T` is the gnttab_* struct `T::CMD` takes (abi's sealed pairs; repr(C)); one
     // live, writable element (count 1); the caller vouches for any other memory it names.
     check(unsafe {
