@@ -1,0 +1,2 @@
+//! Property tests: the request checks against an independent model, and the ring indices a
+//! front end may publish.
