@@ -375,3 +375,34 @@ fn a_ring_grant_that_does_not_map_or_a_state_a_front_end_never_sends_is_fatal() 
         Some("-22 saw state 7 at frontend")
     );
 }
+
+#[test]
+fn a_front_end_that_refills_during_service_gets_one_ring_per_round() {
+    let (rig, mut bad, mut good, mut front) = two_guests();
+    let page = bad.grant(0, false);
+    let reads: Vec<BlkifRequest> =
+        (0..32).map(|i| req(BLKIF_OP_READ, i, 0, &[(page, 0, 0)])).collect();
+    bad.submit(&reads);
+    // While blkback serves a request, the guest's other vCPU publishes one more in the slot
+    // just taken (legal: the slot's response is produced before blkback reads on), forever.
+    let ring = bad.ring_page.page().memory();
+    let bumps = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let counted = bumps.clone();
+    rig.dev(&bad.guest, |d| {
+        d.device_mut().during_io = Some(std::boxed::Box::new(move || {
+            if counted.get() < 10_000 {
+                counted.set(counted.get() + 1);
+                let mut raw = [0u8; 4];
+                ring.read(0, &mut raw).unwrap();
+                let prod = u32::from_le_bytes(raw).wrapping_add(1);
+                ring.write(0, &prod.to_le_bytes()).unwrap();
+            }
+        }))
+    });
+    rig.step();
+    let served = rig.dev(&bad.guest, |d| d.stats().requests);
+    assert_eq!(served, 32, "one ring's worth per round, not {served}");
+    assert!(!rig.dev(&bad.guest, |d| d.is_halted()));
+    good_guest_works(&rig, &mut good, &mut front);
+    rig.dev(&bad.guest, |d| d.device_mut().during_io = None);
+}
