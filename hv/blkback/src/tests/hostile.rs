@@ -380,8 +380,9 @@ fn a_ring_grant_that_does_not_map_or_a_state_a_front_end_never_sends_is_fatal() 
 fn a_front_end_that_refills_during_service_gets_one_ring_per_round() {
     let (rig, mut bad, mut good, mut front) = two_guests();
     let page = bad.grant(0, false);
-    let reads: Vec<BlkifRequest> =
-        (0..32).map(|i| req(BLKIF_OP_READ, i, 0, &[(page, 0, 0)])).collect();
+    let reads: Vec<BlkifRequest> = (0..32)
+        .map(|i| req(BLKIF_OP_READ, i, 0, &[(page, 0, 0)]))
+        .collect();
     bad.submit(&reads);
     // While blkback serves a request, the guest's other vCPU publishes one more in the slot
     // just taken (legal: the slot's response is produced before blkback reads on), forever.

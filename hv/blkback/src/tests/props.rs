@@ -41,7 +41,10 @@ fn model(r: &BlkifRequest, g: &Geometry) -> Verdict {
         return answer(BLKIF_RSP_ERROR);
     }
     let segs = &r.seg[..n];
-    if segs.iter().any(|s| s.last_sect > 7 || s.last_sect < s.first_sect || s.gref < 8) {
+    if segs
+        .iter()
+        .any(|s| s.last_sect > 7 || s.last_sect < s.first_sect || s.gref < 8)
+    {
         return answer(BLKIF_RSP_ERROR);
     }
     let nsec = |s: &BlkifRequestSegment| u128::from(s.last_sect - s.first_sect) + 1;
@@ -52,7 +55,8 @@ fn model(r: &BlkifRequest, g: &Geometry) -> Verdict {
         return answer(BLKIF_RSP_ERROR);
     }
     let unit = u128::from(g.sector_size / 512);
-    if n > 0 && (u128::from(r.sector_number) % unit != 0 || segs.iter().any(|s| nsec(s) % unit != 0))
+    if n > 0
+        && (u128::from(r.sector_number) % unit != 0 || segs.iter().any(|s| nsec(s) % unit != 0))
     {
         return answer(BLKIF_RSP_ERROR);
     }
@@ -77,42 +81,57 @@ fn model(r: &BlkifRequest, g: &Geometry) -> Verdict {
 }
 
 fn segment() -> impl Strategy<Value = BlkifRequestSegment> {
+    // Mostly valid segments, so that one bad field decides the verdict often enough.
+    let sectors = prop_oneof![
+        8 => (0u8..8).prop_flat_map(|first| (Just(first), first..8)),
+        1 => (0u8..10, 0u8..10),
+        1 => (any::<u8>(), any::<u8>()),
+    ];
     (
-        prop_oneof![0u32..12, any::<u32>()],
-        prop_oneof![0u8..9, any::<u8>()],
-        prop_oneof![0u8..9, any::<u8>()],
+        prop_oneof![8 => 8u32..64, 1 => 0u32..8, 1 => any::<u32>()],
+        sectors,
     )
-        .prop_map(|(gref, first, last)| BlkifRequestSegment::new(gref, first, last))
+        .prop_map(|(gref, (first, last))| BlkifRequestSegment::new(gref, first, last))
 }
 
 fn request(sectors: u64) -> impl Strategy<Value = BlkifRequest> {
     (
-        prop_oneof![0u8..7, any::<u8>()],
-        prop_oneof![0u8..13, any::<u8>()],
+        prop_oneof![8 => 0u8..4, 1 => 4u8..7, 1 => any::<u8>()],
+        prop_oneof![8 => 0u8..4, 2 => 0u8..13, 1 => any::<u8>()],
         any::<u64>(),
-        prop_oneof![0..sectors + 16, sectors.saturating_sub(100)..sectors + 1, any::<u64>()],
+        prop_oneof![
+            4 => 0..sectors / 2 + 1,
+            2 => sectors.saturating_sub(100)..sectors + 16,
+            1 => any::<u64>(),
+            1 => (u64::MAX - 100..=u64::MAX),
+        ],
         proptest::array::uniform11(segment()),
         any::<u16>(),
     )
-        .prop_map(|(operation, nr_segments, id, sector_number, seg, handle)| BlkifRequest {
-            operation,
-            nr_segments,
-            handle,
-            id,
-            sector_number,
-            seg,
-            ..Default::default()
-        })
+        .prop_map(
+            |(operation, nr_segments, id, sector_number, seg, handle)| BlkifRequest {
+                operation,
+                nr_segments,
+                handle,
+                id,
+                sector_number,
+                seg,
+                ..Default::default()
+            },
+        )
 }
 
 fn geometry() -> impl Strategy<Value = Geometry> {
-    (0u64..400, any::<bool>(), prop_oneof![Just(512u32), Just(1024), Just(4096)]).prop_map(
-        |(sectors, readonly, sector_size)| Geometry {
+    (
+        prop_oneof![0u64..400, Just(0u64), any::<u64>()],
+        any::<bool>(),
+        prop_oneof![Just(512u32), Just(1024), Just(4096)],
+    )
+        .prop_map(|(sectors, readonly, sector_size)| Geometry {
             sectors,
             readonly,
             sector_size,
-        },
-    )
+        })
 }
 
 proptest! {
@@ -207,8 +226,10 @@ enum Io {
 
 fn io() -> impl Strategy<Value = Io> {
     prop_oneof![
-        (0u64..120, 1usize..24, any::<u8>())
-            .prop_map(|(s, n, b)| Io::Write(s * 512, (0..n * 512).map(|i| b ^ (i as u8)).collect())),
+        (0u64..120, 1usize..24, any::<u8>()).prop_map(|(s, n, b)| Io::Write(
+            s * 512,
+            (0..n * 512).map(|i| b ^ (i as u8)).collect()
+        )),
         (0u64..120, 1usize..24).prop_map(|(s, n)| Io::Read(s * 512, n * 512)),
         Just(Io::Flush),
     ]
