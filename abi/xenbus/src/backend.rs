@@ -218,12 +218,9 @@ impl Backend {
         xs: &mut XsClient<T>,
         deadline: Instant,
     ) -> Result<RingRefs, RingRefsError> {
-        if let Some(protocol) =
-            xs.read_optional(TxId::NONE, &self.frontend_node("protocol"), deadline)?
-        {
-            if protocol != PROTOCOL_X86_64 {
-                return Err(RingRefsError::UnknownProtocol);
-            }
+        let protocol = xs.read_optional(TxId::NONE, &self.frontend_node("protocol"), deadline)?;
+        if protocol.is_some_and(|p| p != PROTOCOL_X86_64) {
+            return Err(RingRefsError::UnknownProtocol);
         }
         match self.frontend_u32(xs, "multi-queue-num-queues", deadline)? {
             None | Some(1) => {}

@@ -354,11 +354,8 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
     /// Lets go of the ring: port unbound, page unmapped (`xen_blkif_disconnect`). Requests
     /// are served synchronously, so none is in flight.
     fn disconnect(&mut self) {
-        if let Some(Connection {
-            ring, page, port, ..
-        }) = self.connection.take()
-        {
-            drop(ring);
+        // The ring handle goes with the connection, before its page is unmapped.
+        if let Some(Connection { page, port, .. }) = self.connection.take() {
             self.events.unbind(port);
             self.grants.unmap(page);
         }
@@ -381,7 +378,7 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                     let _ = conn.ring.write_response(response);
                     served += 1;
                     if served >= budget {
-                        more = conn.ring.unconsumed_requests().map_or(false, |n| n > 0);
+                        more = conn.ring.unconsumed_requests().is_ok_and(|n| n > 0);
                         break;
                     }
                 }

@@ -55,10 +55,6 @@ impl MemDisk {
         }
     }
 
-    pub fn flushes(&self) -> usize {
-        self.ops.iter().filter(|o| **o == DiskOp::Flush).count()
-    }
-
     fn range(&self, sector: u64, len: usize) -> Result<core::ops::Range<usize>, DiskError> {
         let start = usize::try_from(sector)
             .ok()

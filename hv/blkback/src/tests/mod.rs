@@ -5,6 +5,7 @@
 #![allow(
     clippy::unwrap_used,
     clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
     reason = "test fixtures: small known sizes, on 64-bit hosts only"
 )]
 

@@ -103,7 +103,7 @@ fn request(sectors: u64) -> impl Strategy<Value = BlkifRequest> {
             4 => 0..sectors / 2 + 1,
             2 => sectors.saturating_sub(100)..sectors + 16,
             1 => any::<u64>(),
-            1 => (u64::MAX - 100..=u64::MAX),
+            1 => u64::MAX - 100..=u64::MAX,
         ],
         proptest::array::uniform11(segment()),
         any::<u16>(),
