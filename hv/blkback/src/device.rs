@@ -107,6 +107,8 @@ pub struct Blkback<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> {
     flush: bool,
     barrier: bool,
     connection: Option<Connection>,
+    /// A feature a failed operation withdrew, to be written as `0` on the next poll.
+    withdrawn: Option<&'static str>,
     removed: bool,
     stats: BlkbackStats,
 }
@@ -134,6 +136,7 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             flush,
             barrier: flush,
             connection: None,
+            withdrawn: None,
             removed: false,
             stats: BlkbackStats::default(),
         };
@@ -206,7 +209,12 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             let state = self.xen.frontend_state(xs, deadline)?;
             self.frontend_changed(xs, state, deadline)?;
         }
-        Ok(self.serve())
+        let more = self.serve();
+        if let Some(key) = self.withdrawn.take() {
+            // Linux writes it outside a transaction and only warns if that fails.
+            let _ = xs.write(TxId::NONE, &self.xen.node(key), "0", deadline);
+        }
+        Ok(more)
     }
 
     /// Blkback's `frontend_changed`.
@@ -495,12 +503,14 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                     Ok(()) if request.segments.is_empty() => BLKIF_RSP_OKAY,
                     Ok(()) => self.write_segments(request, pages, sectors),
                     Err(DiskError::NotSupported) => {
-                        // Linux withdraws the feature (`xen_blkbk_flush_diskcache(.., 0)`
-                        // or `xen_blkbk_barrier(.., 0)`) on the next connect's keys.
+                        // Linux withdraws the feature at once (`xen_blkbk_flush_diskcache(..,
+                        // 0)` or `xen_blkbk_barrier(.., 0)`), and for later connects.
                         if request.operation == BLKIF_OP_WRITE_BARRIER {
                             self.barrier = false;
+                            self.withdrawn = Some("feature-barrier");
                         } else {
                             self.flush = false;
+                            self.withdrawn = Some("feature-flush-cache");
                         }
                         BLKIF_RSP_EOPNOTSUPP
                     }

@@ -77,7 +77,8 @@ fn a_full_ring_in_flight_is_served_in_one_round_with_one_notification() {
         ids.push(front.submit_read(i * 4096, 11 * 4096).unwrap());
     }
     front.kick().unwrap();
-    assert!(!rig.step() || rig.dev(&guest, |d| d.stats().reads) == 32);
+    rig.step();
+    assert_eq!(rig.dev(&guest, |d| d.stats().reads), 32);
     let done = front.poll();
     assert_eq!(done.len(), 32);
     for (c, i) in done.iter().zip(0..) {
@@ -183,6 +184,51 @@ fn a_device_error_fails_only_its_request() {
         front.flush(&mut guest.xs, far()),
         Err(BlkError::NotSupported)
     );
+    // As Linux: the feature is withdrawn at once.
+    assert_eq!(
+        rig.back_key(&guest, "feature-flush-cache").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        rig.back_key(&guest, "feature-barrier").as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
+fn without_mode_the_device_fails_and_when_offline_a_closed_device_is_removed() {
+    let rig = Rig::new();
+    let (_front, back) = rig.hub.add_vbd(5, 51712, "w");
+    rig.hub.remove(&format!("{back}/mode"));
+    let mut dom0 = rig.dom0.borrow_mut();
+    let dev = crate::Blkback::probe(
+        &mut dom0.xs,
+        back.clone(),
+        MemDisk::new(8),
+        xenbus::testing::FakeGrantMapper::new(xenbus::DomId::ZERO),
+        xenbus::testing::FakeEvents::new(),
+        far(),
+    )
+    .unwrap();
+    drop(dom0);
+    assert_eq!(rig.hub.read(&format!("{back}/state")).as_deref(), Some("5"));
+    assert_eq!(
+        rig.hub
+            .read("/local/domain/0/error/backend/vbd/5/51712/error")
+            .as_deref(),
+        Some("-2 reading mode")
+    );
+    drop(dev);
+
+    let rig = Rig::new();
+    let mut guest = rig.add_guest(6, 51712, MemDisk::new(8), "w");
+    let front = rig.connect(&mut guest);
+    rig.hub.write(&format!("{}/online", guest.back), "0");
+    front.close(&mut guest.xs, far()).unwrap();
+    rig.dev(&guest, |d| {
+        assert!(d.is_removed());
+        assert!(d.grants().mapped.is_empty());
+    });
 }
 
 #[test]
