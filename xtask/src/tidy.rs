@@ -10,9 +10,10 @@ pub mod imports;
 
 /// Crates that must be `#![forbid(unsafe_code)]`: drivers and shared logic see the platform
 /// only through small traits (ARCHITECTURE.md's invariants).
-pub const FORBID_UNSAFE_CRATES: [&str; 6] = [
+pub const FORBID_UNSAFE_CRATES: [&str; 7] = [
     "netfront",
     "blkfront",
+    "hv/blkback",
     "abi/xenbus",
     "abi/xenstored",
     "pvguest/httpd",

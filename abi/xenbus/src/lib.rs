@@ -8,7 +8,9 @@
 //!   implements them; drivers reach shared memory only through them.
 //! - [`xenstore`]: the xenstore client (rings, framing, requests, watches, transactions).
 //! - [`frontend`]: the xenbus front-end state machine (device discovery, backend state).
-//!   The back-end machine `hv`'s services need comes with them, beside it.
+//! - [`backend`]: the back-end state machine (front-end state, the ring it publishes, fatal
+//!   errors) and what a backend needs of the platform: [`backend::GrantMapper`] and
+//!   [`backend::InterdomainEvents`].
 //! - [`grant`]: grant tables v1: granting pages, ending grants with Xen's in-use rules, and the
 //!   reference allocator.
 //! - `testing` (feature `test-utils`): fakes of the other side that misbehave on demand.
@@ -20,6 +22,7 @@
 
 extern crate alloc;
 
+pub mod backend;
 pub mod frontend;
 pub mod grant;
 pub mod page;

@@ -1,5 +1,6 @@
 //! Event channels on the host: records every notification, refuses them on demand.
 
+use crate::backend::InterdomainEvents;
 use crate::platform::{EventChannel, Notify, NotifyError};
 use crate::time::Instant;
 use crate::types::{DomId, Port};
@@ -15,6 +16,9 @@ pub struct FakeEvents {
     pub open: Vec<(Port, DomId)>,
     /// Ports closed, in order.
     pub closed: Vec<Port>,
+    /// Ports bound with `bind_interdomain` (a backend's) and not unbound: local port, remote
+    /// domain, remote port.
+    pub bound: Vec<(Port, DomId, Port)>,
     /// Number of `wait` calls.
     pub waits: usize,
     /// Called on every `wait`: the test's stand-in for the other side running (a fake
@@ -59,6 +63,25 @@ impl EventChannel for FakeEvents {
 
     fn close(&mut self, port: Port) {
         self.open.retain(|&(p, _)| p != port);
+        self.closed.push(port);
+    }
+}
+
+impl InterdomainEvents for FakeEvents {
+    fn bind_interdomain(&mut self, remote: DomId, remote_port: Port) -> Result<Port, NotifyError> {
+        let Ok(port) = Port::try_new(3 + self.next_port) else {
+            panic!("fake event channels: all 4096 ports used");
+        };
+        if let Some(errno) = self.refuse_with {
+            return Err(NotifyError { port, errno });
+        }
+        self.next_port += 1;
+        self.bound.push((port, remote, remote_port));
+        Ok(port)
+    }
+
+    fn unbind(&mut self, port: Port) {
+        self.bound.retain(|&(p, _, _)| p != port);
         self.closed.push(port);
     }
 }

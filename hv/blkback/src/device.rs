@@ -1,0 +1,365 @@
+//! One vbd back end: the xenbus states and keys as Linux's blkback writes them, and the
+//! request ring served through grants.
+//!
+//! [`Blkback::probe`] attaches to the backend directory the toolstack wrote, reads `mode`,
+//! and says InitWait. [`Blkback::poll`] (the caller runs it when the front end's state watch
+//! or the device's port fires, or simply in its loop) follows the front end's state as
+//! blkback's `frontend_changed` does: on Initialised (or Connected) it reads and maps the
+//! ring, binds the event channel, writes the disk's keys in one transaction and says
+//! Connected; on Closing it says Closing; on Closed it lets go of the ring and says Closed;
+//! when the front end vanishes the device is removed. Then it serves the ring (`serve`).
+
+mod serve;
+
+use crate::disk::BlockDevice;
+use abi::io::blkif::{BlkifRequest, BlkifResponse, VDISK_READONLY};
+use abi::io::xenbus::XenbusState;
+use abi::ring::{BackRing, RingError, SharedRing};
+use alloc::format;
+use alloc::string::String;
+use xenbus::backend::{
+    Backend, GrantMapper, InterdomainEvents, MappedPage, RingRefsError, Transition, transition,
+};
+use xenbus::frontend::XenbusError;
+use xenbus::xenstore::{TxId, XsClient, XsError, XsTransport};
+use xenbus::{Instant, Port};
+
+/// Attempts at the transaction that publishes the disk's keys.
+const TRANSACTION_ATTEMPTS: u32 = 8;
+/// Linux's errnos in `error` nodes.
+const EINVAL: i32 = 22;
+const ENOENT: i32 = 2;
+const ENOSYS: i32 = 38;
+const EFAULT: i32 = 14;
+
+/// Errors the caller sees (logged; the device itself never panics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlkbackError {
+    /// A xenstore operation failed.
+    Xenbus(XenbusError),
+}
+
+impl From<XenbusError> for BlkbackError {
+    fn from(e: XenbusError) -> Self {
+        Self::Xenbus(e)
+    }
+}
+
+impl From<XsError> for BlkbackError {
+    fn from(e: XsError) -> Self {
+        Self::Xenbus(e.into())
+    }
+}
+
+/// Counters (Linux's `statistics/` and more).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlkbackStats {
+    /// Requests taken from the ring.
+    pub requests: u64,
+    /// Reads served (`rd_req`).
+    pub reads: u64,
+    /// Writes served (`wr_req`).
+    pub writes: u64,
+    /// Flushes and barriers served (`f_req`).
+    pub flushes: u64,
+    /// Sectors read (`rd_sect`).
+    pub read_sectors: u64,
+    /// Sectors written (`wr_sect`).
+    pub written_sectors: u64,
+    /// Responses `BLKIF_RSP_ERROR`.
+    pub errors: u64,
+    /// Responses `BLKIF_RSP_EOPNOTSUPP`.
+    pub unsupported: u64,
+    /// Segments whose grant did not map.
+    pub grant_failures: u64,
+    /// Notifications sent to the front end.
+    pub notifications: u64,
+    /// Times the ring was halted for an impossible producer index.
+    pub halts: u64,
+    /// Connections made.
+    pub connects: u64,
+}
+
+/// The connected ring.
+#[derive(Debug)]
+struct Connection {
+    ring: BackRing<BlkifRequest, BlkifResponse>,
+    page: MappedPage,
+    port: Port,
+    /// Halted for good (until the front end reconnects): its producer index was impossible.
+    halted: bool,
+}
+
+/// One vbd back end.
+#[derive(Debug)]
+pub struct Blkback<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> {
+    xen: Backend,
+    device: D,
+    grants: M,
+    events: E,
+    readonly: Option<bool>,
+    flush: bool,
+    barrier: bool,
+    connection: Option<Connection>,
+    /// A feature a failed operation withdrew, to be written as `0` on the next poll.
+    withdrawn: Option<&'static str>,
+    removed: bool,
+    stats: BlkbackStats,
+}
+
+impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
+    /// Attaches to backend directory `path` (absolute; `frontend` and `frontend-id` written by
+    /// the toolstack), reads `mode` (`r` or `w`; without it the device fails as Linux's does,
+    /// with an `error` node and Closing), and says InitWait.
+    pub fn probe<T: XsTransport>(
+        xs: &mut XsClient<T>,
+        path: String,
+        device: D,
+        grants: M,
+        events: E,
+        deadline: Instant,
+    ) -> Result<Self, BlkbackError> {
+        let xen = Backend::attach(xs, path, deadline)?;
+        let flush = device.write_cache();
+        let mut back = Self {
+            xen,
+            device,
+            grants,
+            events,
+            readonly: None,
+            flush,
+            barrier: flush,
+            connection: None,
+            withdrawn: None,
+            removed: false,
+            stats: BlkbackStats::default(),
+        };
+        back.xen.set_state(xs, XenbusState::InitWait, deadline)?;
+        match xs.read_optional(TxId::NONE, &back.xen.node("mode"), deadline)? {
+            Some(mode) => back.readonly = Some(!mode.contains('w') || back.device.read_only()),
+            None => back.xen.fatal(xs, -ENOENT, "reading mode", deadline),
+        }
+        Ok(back)
+    }
+
+    /// The xenbus side (paths, our state).
+    pub fn xenbus(&self) -> &Backend {
+        &self.xen
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// The device, mutably (tests inject faults through it).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
+    }
+
+    /// The grant mapper.
+    pub fn grants(&self) -> &M {
+        &self.grants
+    }
+
+    /// The event channels.
+    pub fn events(&self) -> &E {
+        &self.events
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> BlkbackStats {
+        self.stats
+    }
+
+    /// Our local port while connected.
+    pub fn port(&self) -> Option<Port> {
+        self.connection.as_ref().map(|c| c.port)
+    }
+
+    /// Whether the ring was halted for an impossible producer index.
+    pub fn is_halted(&self) -> bool {
+        self.connection.as_ref().is_some_and(|c| c.halted)
+    }
+
+    /// Whether the front end went away and the device was removed.
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+
+    /// One round: follow the front end's state if its watch fired, then serve at most one
+    /// ring's worth of requests. Returns whether requests may be left (call again soon).
+    pub fn poll<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<bool, BlkbackError> {
+        if self.removed {
+            return Ok(false);
+        }
+        // A broken connection shows in the read below; polling only moves queued bytes.
+        let _ = xs.poll();
+        if self.xen.take_frontend_events(xs) {
+            let state = self.xen.frontend_state(xs, deadline)?;
+            self.frontend_changed(xs, state, deadline)?;
+        }
+        let more = self.serve();
+        if let Some(key) = self.withdrawn.take() {
+            // Linux writes it outside a transaction and only warns if that fails.
+            let _ = xs.write(TxId::NONE, &self.xen.node(key), "0", deadline);
+        }
+        Ok(more)
+    }
+
+    /// Blkback's `frontend_changed`.
+    fn frontend_changed<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        state: XenbusState,
+        deadline: Instant,
+    ) -> Result<(), BlkbackError> {
+        match transition(self.xen.state(), state) {
+            Transition::None => {}
+            Transition::Reconnect => self.xen.set_state(xs, XenbusState::InitWait, deadline)?,
+            Transition::Connect => {
+                self.disconnect();
+                if self.connect_ring(xs, deadline) {
+                    self.connect(xs, deadline)?;
+                }
+            }
+            Transition::Closing => self.xen.set_state(xs, XenbusState::Closing, deadline)?,
+            Transition::Closed => {
+                self.disconnect();
+                self.xen.set_state(xs, XenbusState::Closed, deadline)?;
+                let online = xs.read_optional(TxId::NONE, &self.xen.node("online"), deadline)?;
+                if online.as_deref() != Some("1") {
+                    self.remove(xs, deadline);
+                }
+            }
+            Transition::Remove => self.remove(xs, deadline),
+            Transition::Fatal => {
+                let message = format!("saw state {} at frontend", state.as_u32());
+                self.xen.fatal(xs, -EINVAL, &message, deadline);
+            }
+        }
+        Ok(())
+    }
+
+    /// The device goes away (`device_unregister`): ring released, watch removed.
+    fn remove<T: XsTransport>(&mut self, xs: &mut XsClient<T>, deadline: Instant) {
+        self.disconnect();
+        self.removed = true;
+        let _ = self.xen.clone().close(xs, deadline);
+    }
+
+    /// Reads, maps and binds the front end's ring (`connect_ring`); false (after a fatal
+    /// error) if it cannot.
+    fn connect_ring<T: XsTransport>(&mut self, xs: &mut XsClient<T>, deadline: Instant) -> bool {
+        if self.readonly.is_none() {
+            return false;
+        }
+        let refs = match self.xen.read_ring_refs(xs, deadline) {
+            Ok(refs) => refs,
+            Err(e) => {
+                let (errno, what) = match e {
+                    RingRefsError::UnknownProtocol => (ENOSYS, String::from("unknown fe protocol")),
+                    RingRefsError::Queues(n) => (ENOSYS, format!("guest requested {n} queues")),
+                    RingRefsError::RingPageOrder(n) => {
+                        (EINVAL, format!("ring page order {n} exceeds max 0"))
+                    }
+                    RingRefsError::BadValue(key) => (EINVAL, format!("reading {key}")),
+                    RingRefsError::Store(_) => (EINVAL, String::from("reading ring references")),
+                };
+                self.xen.fatal(xs, -errno, &what, deadline);
+                return false;
+            }
+        };
+        let domid = self.xen.frontend_id;
+        let page = match self.grants.map(domid, refs.ring_ref, true) {
+            Ok(page) => page,
+            Err(e) => {
+                let message = format!("mapping ring-ref {}: {e}", refs.ring_ref);
+                self.xen.fatal(xs, -EFAULT, &message, deadline);
+                return false;
+            }
+        };
+        let ring = page
+            .ring_memory()
+            .ok_or(RingError::Null)
+            .and_then(SharedRing::from_page)
+            .map(BackRing::init);
+        let ring = match ring {
+            Ok(ring) => ring,
+            Err(_) => {
+                self.grants.unmap(page);
+                self.xen.fatal(xs, -EINVAL, "ring page", deadline);
+                return false;
+            }
+        };
+        let port = match self.events.bind_interdomain(domid, refs.event_channel) {
+            Ok(port) => port,
+            Err(e) => {
+                self.grants.unmap(page);
+                let message = format!("binding port {}", refs.event_channel.get());
+                self.xen.fatal(xs, e.errno, &message, deadline);
+                return false;
+            }
+        };
+        self.connection = Some(Connection {
+            ring,
+            page,
+            port,
+            halted: false,
+        });
+        self.stats.connects += 1;
+        true
+    }
+
+    /// Blkback's `connect`: the disk's keys in one transaction, then Connected.
+    fn connect<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<(), BlkbackError> {
+        let readonly = self.readonly.unwrap_or(true);
+        let info = if readonly { VDISK_READONLY } else { 0 };
+        let flag = |on: bool| if on { "1" } else { "0" };
+        let keys: [(&str, String); 8] = [
+            ("feature-flush-cache", String::from(flag(self.flush))),
+            ("feature-discard", String::from("0")),
+            ("feature-barrier", String::from(flag(self.barrier))),
+            ("feature-persistent", String::from("0")),
+            ("sectors", format!("{}", self.device.sectors())),
+            ("info", format!("{info}")),
+            ("sector-size", format!("{}", self.device.sector_size())),
+            (
+                "physical-sector-size",
+                format!("{}", self.device.physical_sector_size()),
+            ),
+        ];
+        let xen = &self.xen;
+        let written = xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
+            for (key, value) in &keys {
+                xs.write(tx, &xen.node(key), value, deadline)?;
+            }
+            Ok(())
+        });
+        if written.is_err() {
+            self.xen
+                .fatal(xs, -EINVAL, "writing the disk's keys", deadline);
+            return Ok(());
+        }
+        self.xen.set_state(xs, XenbusState::Connected, deadline)?;
+        Ok(())
+    }
+
+    /// Lets go of the ring: port unbound, page unmapped (`xen_blkif_disconnect`). Requests
+    /// are served synchronously, so none is in flight.
+    fn disconnect(&mut self) {
+        // The ring handle goes with the connection, before its page is unmapped.
+        if let Some(Connection { page, port, .. }) = self.connection.take() {
+            self.events.unbind(port);
+            self.grants.unmap(page);
+        }
+    }
+}
