@@ -8,7 +8,7 @@ use crate::build::{KERNEL_TARGET, cargo, workspace_root};
 use crate::tally::Tally;
 
 /// Crates that are built for the bare-metal kernel target too.
-const KERNEL_TARGET_CRATES: [&str; 10] = [
+const KERNEL_TARGET_CRATES: [&str; 11] = [
     "abi",
     "xenbus",
     "xenstored",
@@ -18,6 +18,7 @@ const KERNEL_TARGET_CRATES: [&str; 10] = [
     "storage",
     "netfront",
     "blkfront",
+    "blkback",
     "hv",
 ];
 
