@@ -13,6 +13,7 @@
 use crate::MAX_HEAD;
 use crate::backend::Backend;
 use crate::blob;
+use crate::deadline::{Deadlines, Expiry};
 use crate::path::content_type;
 use crate::request::{Refusal, Route, parse_head};
 use crate::response;
@@ -86,7 +87,23 @@ pub struct Connection {
     output: Vec<Output>,
     closing: bool,
     last_activity: Instant,
+    /// When the head being read now got its first byte.
+    head_started: Option<Instant>,
+    /// When the body being read now began, and its bytes so far.
+    body_started: Instant,
+    body_received: u64,
     stats: ConnStats,
+}
+
+/// Where a connection is, for choosing one to reclaim when every slot is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Nothing in progress since this instant (between requests, or before the first).
+    Idle(Instant),
+    /// A head arriving since this instant (its first byte).
+    Head(Instant),
+    /// A body arriving or an answer going out, or closing.
+    Busy,
 }
 
 impl Connection {
@@ -98,6 +115,9 @@ impl Connection {
             output: Vec::new(),
             closing: false,
             last_activity: now,
+            head_started: None,
+            body_started: now,
+            body_received: 0,
             stats: ConnStats::default(),
         }
     }
@@ -123,6 +143,48 @@ impl Connection {
         !self.output.is_empty()
     }
 
+    /// The next deadline this connection meets by itself, and which (the answer's own
+    /// deadline, [`Deadlines::send`], depends on the socket: the server keeps it). None while
+    /// an answer is queued or the connection is closing.
+    pub fn due(&self, deadlines: &Deadlines) -> Option<(Instant, Expiry)> {
+        if self.closing {
+            None
+        } else if self.body.is_some() {
+            let due = deadlines.body_due(self.body_started, self.body_received);
+            Some((due, Expiry::Body))
+        } else if let Some(start) = self.head_started {
+            Some((start + deadlines.head, Expiry::Head))
+        } else if !self.output.is_empty() {
+            None
+        } else {
+            Some((self.last_activity + deadlines.idle, Expiry::Idle))
+        }
+    }
+
+    /// Where the connection is (see [`Phase`]).
+    pub fn phase(&self) -> Phase {
+        if self.closing || self.body.is_some() || !self.output.is_empty() {
+            Phase::Busy
+        } else if let Some(start) = self.head_started {
+            Phase::Head(start)
+        } else {
+            Phase::Idle(self.last_activity)
+        }
+    }
+
+    /// The head or body did not arrive in time: answers `408 Request Timeout` and wants to
+    /// close once it is out; nothing more is read.
+    pub fn time_out(&mut self) {
+        self.head = Vec::new();
+        self.head_started = None;
+        self.body = None;
+        self.answer(
+            408,
+            response::error(408, "request timeout", false, None),
+            false,
+        );
+    }
+
     /// Takes request bytes; returns how many it consumed (the rest stay with the caller until
     /// the answers queued so far are out). The storage routes call `backend` (`kv_put` once a
     /// value is complete); `GET /` renders `backend`'s status with the service's counters
@@ -145,7 +207,7 @@ impl Connection {
             } else if !self.output.is_empty() {
                 break;
             } else {
-                self.take_head(rest, backend, http)
+                self.take_head(rest, now, backend, http)
             };
             if n == 0 {
                 break;
@@ -172,6 +234,7 @@ impl Connection {
             .len()
             .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
         *remaining -= n as u64;
+        self.body_received += n as u64;
         let done = *remaining == 0;
         match body {
             Body::Sink { hasher, .. } => hasher.update(&data[..n]),
@@ -225,11 +288,20 @@ impl Connection {
         n
     }
 
-    fn take_head(&mut self, data: &[u8], backend: &mut dyn Backend, http: &ServerStats) -> usize {
+    fn take_head(
+        &mut self,
+        data: &[u8],
+        now: Instant,
+        backend: &mut dyn Backend,
+        http: &ServerStats,
+    ) -> usize {
         // Look for the blank line, including a terminator split across two reads.
         let start = self.head.len().saturating_sub(3);
         let room = MAX_HEAD + 1 - self.head.len().min(MAX_HEAD);
         let take = data.len().min(room);
+        if self.head_started.is_none() && take > 0 {
+            self.head_started = Some(now);
+        }
         self.head.extend_from_slice(&data[..take]);
         let Some(end) = self.head[start..]
             .windows(4)
@@ -248,6 +320,9 @@ impl Connection {
         // Bytes past the head belong to the body or the next request.
         let extra = self.head.len() - end;
         let head = core::mem::take(&mut self.head);
+        self.head_started = None;
+        self.body_started = now;
+        self.body_received = 0;
         self.dispatch(&head[..end], backend, http);
         take - extra
     }
@@ -374,6 +449,7 @@ impl Connection {
 
     fn refuse(&mut self, refusal: Refusal) {
         self.head = Vec::new();
+        self.head_started = None;
         self.answer(
             refusal.status,
             response::error(refusal.status, refusal.reason, false, None),

@@ -57,7 +57,10 @@ pub mod address;
 pub mod backend;
 pub mod blob;
 pub mod conn;
+pub mod deadline;
+pub mod ingress;
 pub mod path;
+pub mod pool;
 pub mod request;
 pub mod response;
 pub mod server;
@@ -68,6 +71,8 @@ mod tests;
 
 pub use backend::{Backend, BackendError, StatusOnly};
 pub use conn::Connection;
+pub use deadline::Deadlines;
+pub use pool::Pool;
 pub use server::{Config, Server, ServerStats};
 pub use status::Status;
 

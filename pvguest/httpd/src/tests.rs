@@ -5,5 +5,6 @@ mod conn;
 mod dhcp;
 mod fake;
 mod link;
+mod pressure;
 mod service;
 mod storage;
