@@ -4,6 +4,7 @@
 mod conn;
 mod dhcp;
 mod fake;
+mod http;
 mod link;
 mod pressure;
 mod service;
