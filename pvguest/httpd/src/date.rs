@@ -14,10 +14,13 @@ pub fn http_date(secs: u64) -> String {
     let days = secs / 86_400;
     let rest = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
+    // Both indexes are below 12.
+    let weekday = usize::try_from(days % 7).unwrap_or(0);
+    let month = usize::try_from(month - 1).unwrap_or(0);
     format!(
         "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
+        DAYS[weekday],
+        MONTHS[month],
         rest / 3600,
         rest / 60 % 60,
         rest % 60
