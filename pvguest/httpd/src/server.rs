@@ -58,7 +58,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
-use smoltcp::socket::tcp;
+use smoltcp::socket::{Socket, tcp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::IpEndpoint;
 
@@ -140,6 +140,10 @@ impl ServerStats {
     }
 }
 
+/// Sockets kept listening; the other free ones wait aside, out of the socket set, so that
+/// smoltcp's work per frame and per turn follows the connections open, not the pool's size.
+pub const SPARE_LISTENERS: usize = 2;
+
 struct Slot {
     handle: SocketHandle,
     conn: Option<Connection>,
@@ -156,6 +160,18 @@ struct Slot {
 }
 
 impl Slot {
+    fn new(handle: SocketHandle) -> Self {
+        Self {
+            handle,
+            conn: None,
+            counted: ConnStats::default(),
+            opened: None,
+            closed: None,
+            queued: 0,
+            progress: Instant::ZERO,
+        }
+    }
+
     /// How little the slot is worth keeping when another connection needs it: the lower the
     /// sooner it goes (see the module docs); None if it is listening or busy.
     fn reclaim_rank(&self, state: tcp::State, now: Instant) -> Option<(u8, Instant)> {
@@ -177,7 +193,10 @@ impl Slot {
 /// The HTTP service: its sockets and connections.
 pub struct Server {
     config: Config,
+    /// The sockets in the socket set.
     slots: Vec<Slot>,
+    /// Free sockets kept out of the set.
+    parked: Vec<tcp::Socket<'static>>,
     stats: ServerStats,
     /// The earliest deadline found by the last [`Server::serve`].
     wake: Option<Instant>,
@@ -186,40 +205,87 @@ pub struct Server {
 }
 
 impl Server {
-    /// Adds `config.pool.slots` listening sockets to `sockets`, each with buffers of
-    /// `config.pool.buffer` bytes.
+    /// Makes `config.pool.slots` sockets, each with buffers of `config.pool.buffer` bytes;
+    /// [`SPARE_LISTENERS`] of them listen in `sockets`, the others wait aside (see the
+    /// module docs).
     pub fn new(config: Config, sockets: &mut SocketSet<'static>) -> Self {
-        let slots = (0..config.pool.slots.max(1))
-            .map(|_| {
-                let mut socket = tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0; config.pool.buffer]),
-                    tcp::SocketBuffer::new(vec![0; config.pool.buffer]),
-                );
-                // A backstop: the service's deadlines come first.
-                socket.set_timeout(Some(Duration::from_secs(60)));
-                let _ = socket.listen(config.port);
-                Slot {
-                    handle: sockets.add(socket),
-                    conn: None,
-                    counted: ConnStats::default(),
-                    opened: None,
-                    closed: None,
-                    queued: 0,
-                    progress: Instant::ZERO,
-                }
-            })
-            .collect::<Vec<_>>();
+        let count = config.pool.slots.max(1);
+        let mut slots = Vec::with_capacity(count);
+        let mut parked = Vec::with_capacity(count);
+        // Every socket enters the set once, so that its table has room for all of them and
+        // never grows (nor allocates) while serving.
+        for _ in 0..count {
+            let mut socket = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; config.pool.buffer]),
+                tcp::SocketBuffer::new(vec![0; config.pool.buffer]),
+            );
+            // A backstop: the service's deadlines come first.
+            socket.set_timeout(Some(Duration::from_secs(60)));
+            slots.push(Slot::new(sockets.add(socket)));
+        }
+        while slots.len() > SPARE_LISTENERS {
+            if let Some(slot) = slots.pop()
+                && let Socket::Tcp(socket) = sockets.remove(slot.handle)
+            {
+                parked.push(socket);
+            }
+        }
+        for slot in &slots {
+            let _ = sockets
+                .get_mut::<tcp::Socket>(slot.handle)
+                .listen(config.port);
+        }
         let stats = ServerStats {
-            max: slots.len() as u64,
+            max: count as u64,
             ..ServerStats::default()
         };
         Self {
             config,
             slots,
+            parked,
             stats,
             wake: None,
             frame: Vec::new(),
         }
+    }
+
+    /// Takes a socket from aside into `sockets`, listening; false if none is left.
+    fn unpark(&mut self, sockets: &mut SocketSet<'static>) -> bool {
+        let Some(mut socket) = self.parked.pop() else {
+            return false;
+        };
+        let _ = socket.listen(self.config.port);
+        self.slots.push(Slot::new(sockets.add(socket)));
+        true
+    }
+
+    /// Puts listening sockets beyond [`SPARE_LISTENERS`] aside, and brings sockets back
+    /// until that many listen (if there are any left).
+    fn balance(&mut self, sockets: &mut SocketSet<'static>) {
+        let mut listening = self.listening(sockets);
+        let mut i = self.slots.len();
+        while listening > SPARE_LISTENERS && i > 0 {
+            i -= 1;
+            let handle = self.slots[i].handle;
+            if sockets.get::<tcp::Socket>(handle).state() != tcp::State::Listen {
+                continue;
+            }
+            self.slots.swap_remove(i);
+            if let Socket::Tcp(mut socket) = sockets.remove(handle) {
+                // LISTEN to CLOSED: nothing is sent.
+                socket.abort();
+                self.parked.push(socket);
+            }
+            listening -= 1;
+        }
+        while listening < SPARE_LISTENERS && self.unpark(sockets) {
+            listening += 1;
+        }
+    }
+
+    /// Slots ready for a new connection: listening, or aside.
+    pub fn free(&self, sockets: &SocketSet<'_>) -> usize {
+        self.listening(sockets) + self.parked.len()
     }
 
     /// Counters (connections still open included).
@@ -232,7 +298,7 @@ impl Server {
         &self.config
     }
 
-    /// Sockets listening now.
+    /// Sockets listening now (at most [`SPARE_LISTENERS`] after a turn: see [`Server::free`]).
     pub fn listening(&self, sockets: &SocketSet<'_>) -> usize {
         self.slots
             .iter()
@@ -251,7 +317,7 @@ impl Server {
         now: Instant,
         iface: &mut Interface,
         device: &mut D,
-        sockets: &mut SocketSet<'_>,
+        sockets: &mut SocketSet<'static>,
         backend: &mut dyn Backend,
     ) -> Option<Duration> {
         iface.poll_maintenance(now);
@@ -292,7 +358,7 @@ impl Server {
         peer: IpEndpoint,
         iface: &mut Interface,
         device: &mut D,
-        sockets: &mut SocketSet<'_>,
+        sockets: &mut SocketSet<'static>,
     ) {
         let mut victim: Option<(usize, (u8, Instant))> = None;
         for (i, slot) in self.slots.iter().enumerate() {
@@ -306,6 +372,9 @@ impl Server {
             {
                 victim = Some((i, rank));
             }
+        }
+        if self.unpark(sockets) {
+            return;
         }
         let Some((i, _)) = victim else {
             return;
@@ -321,7 +390,7 @@ impl Server {
     }
 
     /// Settles the slot's connection, and listens again.
-    fn release(&mut self, i: usize, sockets: &mut SocketSet<'_>) {
+    fn release(&mut self, i: usize, sockets: &mut SocketSet<'static>) {
         let slot = &mut self.slots[i];
         if let Some(conn) = slot.conn.take() {
             Self::settle(&mut self.stats, &mut slot.counted, conn.stats());
@@ -338,7 +407,12 @@ impl Server {
     }
 
     /// Services every socket once (without polling the interface): reads, answers, deadlines.
-    pub fn serve(&mut self, now: Instant, sockets: &mut SocketSet<'_>, backend: &mut dyn Backend) {
+    pub fn serve(
+        &mut self,
+        now: Instant,
+        sockets: &mut SocketSet<'static>,
+        backend: &mut dyn Backend,
+    ) {
         let deadlines = self.config.deadlines;
         self.wake = None;
         let mut open = 0;
@@ -467,6 +541,7 @@ impl Server {
             Self::settle(&mut self.stats, &mut slot.counted, current);
         }
         self.stats.open = open;
+        self.balance(sockets);
     }
 
     /// Adds what a connection did since last counted.

@@ -2,6 +2,7 @@
 //! heads and bodies, clients that stop reading, and the pool from a memory budget.
 
 use super::service::{Net, take_response};
+use crate::server::SPARE_LISTENERS;
 use crate::{Config, Deadlines};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
@@ -94,7 +95,7 @@ fn a_churn_burst_of_hundreds_then_a_get_is_answered_within_2_s() {
     for _ in 0..60 {
         net.step(100);
     }
-    assert_eq!(net.server.listening(&net.server_sockets), 24);
+    assert_eq!(net.server.free(&net.server_sockets), 24);
 }
 
 #[test]
@@ -120,7 +121,7 @@ fn connections_that_open_and_close_at_once_free_their_slots_within_a_round_trip(
     for _ in 0..20 {
         net.step(1);
     }
-    assert_eq!(net.server.listening(&net.server_sockets), 24);
+    assert_eq!(net.server.free(&net.server_sockets), 24);
     let stats = net.server.stats();
     assert_eq!((stats.connections, stats.reclaimed), (24, 0), "{stats:?}");
 }
@@ -163,10 +164,10 @@ fn vanished_peers_hold_slots_only_until_their_deadlines() {
         let port = net.client(c).local_endpoint().unwrap().port;
         net.vanish(c, port);
     }
-    assert_eq!(net.server.listening(&net.server_sockets), 0);
+    assert_eq!(net.server.free(&net.server_sockets), 0);
     // Every slot is back well before smoltcp's 60 s timeout: the idle deadline (30 s) and a
     // close deadline (5 s) are the longest on the way.
-    while net.server.listening(&net.server_sockets) < 24 {
+    while net.server.free(&net.server_sockets) < 24 {
         net.step(100);
         assert!(
             net.now - start < Duration::from_secs(37),
@@ -195,7 +196,7 @@ fn when_every_slot_is_taken_a_new_client_is_served_and_the_idle_one_goes_first()
     assert_eq!(net.exchange(idle, b"GET / HTTP/1.1\r\n\r\n").0, 200);
     let mut trickles: Vec<Trickle> = (0..23).map(|_| Trickle::start(&mut net)).collect();
     trickle_for(&mut net, &mut trickles, 1000, 250);
-    assert_eq!(net.server.listening(&net.server_sockets), 0);
+    assert_eq!(net.server.free(&net.server_sockets), 0);
     let took = time_a_get(&mut net);
     assert!(took <= Duration::from_secs(2), "took {took}");
     // The idle connection was reset, the heads still arrive.
@@ -211,7 +212,7 @@ fn slow_heads_do_not_keep_others_out() {
     let mut net = Net::new(Config::default());
     let mut trickles: Vec<Trickle> = (0..24).map(|_| Trickle::start(&mut net)).collect();
     trickle_for(&mut net, &mut trickles, 2000, 200);
-    assert_eq!(net.server.listening(&net.server_sockets), 0);
+    assert_eq!(net.server.free(&net.server_sockets), 0);
     // The head arriving longest is reclaimed, though within its deadline.
     let took = time_a_get(&mut net);
     assert!(took <= Duration::from_secs(2), "took {took}");
@@ -330,14 +331,18 @@ fn an_answer_to_a_client_that_stops_reading_is_dropped() {
     }
     assert_eq!(net.server.stats().send_timeouts, 1);
     assert_eq!(net.client(c).state(), tcp::State::Closed, "reset");
-    assert_eq!(net.server.listening(&net.server_sockets), 24);
+    assert_eq!(net.server.free(&net.server_sockets), 24);
 }
 
 #[test]
 fn the_pool_follows_the_memory_budget_and_the_status_reports_it() {
     let mut net = Net::new(Config::for_memory(4 << 20));
-    assert_eq!(net.server.listening(&net.server_sockets), 83);
+    assert_eq!(net.server.free(&net.server_sockets), 83);
+    // Only the spare listeners are in the socket set: smoltcp's work does not grow with the
+    // pool.
+    assert_eq!(net.server_sockets.iter().count(), SPARE_LISTENERS);
     let c = net.connect();
+    assert_eq!(net.server_sockets.iter().count(), SPARE_LISTENERS + 1);
     let (_, _, body) = net.exchange(c, b"GET / HTTP/1.1\r\n\r\n");
     let json = String::from_utf8(body).unwrap();
     assert!(
