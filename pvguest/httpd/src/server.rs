@@ -48,6 +48,14 @@
 //! slot listens again before the frame is read. A connection receiving a body or being
 //! answered is never reclaimed; when every slot is one of those, a new SYN is refused.
 //! Reclaims are counted in [`ServerStats::reclaimed`].
+//!
+//! # Free slots wait aside
+//! smoltcp walks every socket of the set for each segment that arrives and on every poll, so
+//! a pool of a few hundred listening sockets would cost every frame. Only
+//! [`SPARE_LISTENERS`] free sockets listen in the set; the others wait outside it with their
+//! buffers, and one comes in (listening) when a SYN would find none, before any slot is
+//! reclaimed. The set's table is sized for the whole pool once, in [`Server::new`], so
+//! moving sockets in and out never allocates.
 
 use crate::backend::Backend;
 use crate::conn::{ConnStats, Connection, Phase};
