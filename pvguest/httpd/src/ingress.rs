@@ -45,11 +45,15 @@ pub fn syn_to(frame: &[u8], medium: Medium, port: u16) -> Option<IpEndpoint> {
 }
 
 /// A device that gives the interface one frame already taken, and sends through `inner`.
+/// The frame is given even when `inner` has no room to send (as a real device does): an
+/// answer smoltcp writes then is dropped, as a full transmit queue drops it.
 pub struct OneFrame<'a, D: Device + ?Sized> {
     /// The frame, until the interface takes it.
     pub frame: Option<&'a [u8]>,
     /// The real device.
     pub inner: &'a mut D,
+    /// Where an answer is written when `inner` has no room (reused).
+    pub scratch: &'a mut Vec<u8>,
 }
 
 /// The receive token of [`OneFrame`].
@@ -61,27 +65,111 @@ impl phy::RxToken for FrameRx<'_> {
     }
 }
 
+/// The transmit token [`OneFrame`] gives with a frame: the device's, or a place to drop the
+/// answer.
+pub enum FrameTx<'a, T> {
+    /// The device had room.
+    Device(T),
+    /// It had none: the answer is written here and dropped.
+    Dropped(&'a mut Vec<u8>),
+}
+
+impl<T: phy::TxToken> phy::TxToken for FrameTx<'_, T> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        match self {
+            Self::Device(token) => token.consume(len, f),
+            Self::Dropped(buf) => {
+                buf.clear();
+                buf.resize(len, 0);
+                f(buf)
+            }
+        }
+    }
+}
+
 impl<D: Device + ?Sized> Device for OneFrame<'_, D> {
     type RxToken<'b>
         = FrameRx<'b>
     where
         Self: 'b;
     type TxToken<'b>
-        = D::TxToken<'b>
+        = FrameTx<'b, D::TxToken<'b>>
     where
         Self: 'b;
 
     fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let tx = self.inner.transmit(now)?;
-        let frame = self.frame.take()?;
+        let Self {
+            frame,
+            inner,
+            scratch,
+        } = self;
+        let frame = frame.take()?;
+        let tx = match inner.transmit(now) {
+            Some(token) => FrameTx::Device(token),
+            None => FrameTx::Dropped(scratch),
+        };
         Some((FrameRx(frame), tx))
     }
 
     fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
-        self.inner.transmit(now)
+        self.inner.transmit(now).map(FrameTx::Device)
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         self.inner.capabilities()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use phy::{RxToken as _, TxToken as _};
+
+    /// A device whose transmit queue is full.
+    struct Full(Vec<Vec<u8>>);
+
+    /// Its transmit token (never given).
+    struct NoRoom;
+
+    impl Device for Full {
+        type RxToken<'a> = FrameRx<'a>;
+        type TxToken<'a> = NoRoom;
+
+        fn receive(&mut self, _: Instant) -> Option<(FrameRx<'_>, NoRoom)> {
+            None
+        }
+
+        fn transmit(&mut self, _: Instant) -> Option<NoRoom> {
+            None
+        }
+
+        fn capabilities(&self) -> DeviceCapabilities {
+            DeviceCapabilities::default()
+        }
+    }
+
+    impl phy::TxToken for NoRoom {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            f(&mut vec![0; len])
+        }
+    }
+
+    #[test]
+    fn a_frame_is_given_even_when_the_device_cannot_send() {
+        let mut full = Full(Vec::new());
+        let mut scratch = Vec::new();
+        let frame = [1u8, 2, 3];
+        let mut one = OneFrame {
+            frame: Some(&frame),
+            inner: &mut full,
+            scratch: &mut scratch,
+        };
+        let (rx, tx) = one.receive(Instant::ZERO).expect("the frame");
+        assert_eq!(rx.consume(<[u8]>::to_vec), [1, 2, 3]);
+        assert_eq!(tx.consume(5, |buf| buf.len()), 5);
+        assert!(one.receive(Instant::ZERO).is_none(), "given once");
+        assert!(one.transmit(Instant::ZERO).is_none());
+        assert!(full.0.is_empty());
     }
 }

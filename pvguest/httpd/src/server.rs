@@ -208,8 +208,9 @@ pub struct Server {
     stats: ServerStats,
     /// The earliest deadline found by the last [`Server::serve`].
     wake: Option<Instant>,
-    /// The frame being read (kept to be reused).
+    /// The frame being read, and an answer the device had no room for (kept to be reused).
     frame: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
 impl Server {
@@ -254,6 +255,7 @@ impl Server {
             stats,
             wake: None,
             frame: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -331,6 +333,7 @@ impl Server {
         iface.poll_maintenance(now);
         let medium = device.capabilities().medium;
         let mut frame = core::mem::take(&mut self.frame);
+        let mut scratch = core::mem::take(&mut self.scratch);
         while ingress::take(device, now, &mut frame) {
             if let Some(peer) = ingress::syn_to(&frame, medium, self.config.port) {
                 self.make_room(now, peer, iface, device, sockets);
@@ -338,15 +341,12 @@ impl Server {
             let mut one = OneFrame {
                 frame: Some(&frame),
                 inner: &mut *device,
+                scratch: &mut scratch,
             };
             iface.poll_ingress_single(now, &mut one, sockets);
-            if one.frame.is_some() {
-                // The device had no room to answer: the frame is dropped (TCP sends it
-                // again), and what is queued goes out first.
-                break;
-            }
         }
         self.frame = frame;
+        self.scratch = scratch;
         self.serve(now, sockets, backend);
         while iface.poll_egress(now, device, sockets) != PollResult::None {}
         let timers = iface.poll_delay(now, sockets);
