@@ -495,7 +495,8 @@ fn timed_verdict(v: &str, clients: u64) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{clients} clients connected and GET / answered within {ANSWER_WITHIN_MS} ms              expected: {v}"
+            "{clients} clients connected and GET / answered within {ANSWER_WITHIN_MS} ms \
+             expected: {v}"
         ))
     }
 }
@@ -928,6 +929,12 @@ mod tests {
         ] {
             assert!(timed_verdict(late, 300).is_err(), "{late}");
         }
+        assert_eq!(
+            timed_verdict("opened=1", 300),
+            Err(
+                "300 clients connected and GET / answered within 2000 ms expected: opened=1".into()
+            )
+        );
         // The application ignored the shutdown: dom0 timed out waiting.
         let ignored = transcript(&["PVXEN result app-shutdown ok", "PVXEN end timeout 120.0"]);
         let shutdown = &host_checks(&ignored, "aaaa", "bbbb", 2000, 5)[12];
