@@ -208,6 +208,35 @@ fn when_every_slot_is_taken_a_new_client_is_served_and_the_idle_one_goes_first()
 }
 
 #[test]
+fn an_answer_still_on_its_way_is_not_taken_for_idle() {
+    let mut net = Net::new(Config::default());
+    // The whole answer fits the server's socket buffer, but the client's window is 2 KiB and
+    // it reads nothing: the connection has nothing left to write, yet is not idle.
+    let (reader, _) = net.start_connect(2048);
+    for _ in 0..20 {
+        net.step(1);
+    }
+    net.received.remove(&reader);
+    net.client(reader)
+        .send_slice(b"GET /blob/10000 HTTP/1.1\r\n\r\n")
+        .unwrap();
+    for _ in 0..50 {
+        net.step(1);
+    }
+    let mut trickles: Vec<Trickle> = (0..23).map(|_| Trickle::start(&mut net)).collect();
+    trickle_for(&mut net, &mut trickles, 1000, 250);
+    assert_eq!(net.server.free(&net.server_sockets), 0);
+    let took = time_a_get(&mut net);
+    assert!(took <= Duration::from_secs(2), "took {took}");
+    assert_eq!(net.client(reader).state(), tcp::State::Established);
+    assert_eq!(
+        net.client(trickles[0].handle).state(),
+        tcp::State::Closed,
+        "the oldest head goes"
+    );
+}
+
+#[test]
 fn slow_heads_do_not_keep_others_out() {
     let mut net = Net::new(Config::default());
     let mut trickles: Vec<Trickle> = (0..24).map(|_| Trickle::start(&mut net)).collect();
