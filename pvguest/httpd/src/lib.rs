@@ -78,6 +78,7 @@ pub mod pool;
 pub mod request;
 pub mod response;
 pub mod server;
+pub mod slot;
 pub mod status;
 
 #[cfg(test)]

@@ -46,7 +46,7 @@
 //! else the one whose head has been arriving longest, even within its deadline; the oldest
 //! first in each class. The reclaimed connection is reset (its peer learns at once) and the
 //! slot listens again before the frame is read. A connection receiving a body or being
-//! answered is never reclaimed; when every slot is one of those, a new SYN is refused.
+//! answered (its last bytes unacknowledged included) is never reclaimed; when every slot is one of those, a new SYN is refused.
 //! Reclaims are counted in [`ServerStats::reclaimed`].
 //!
 //! # Free slots wait aside
@@ -58,13 +58,14 @@
 //! moving sockets in and out never allocates.
 
 use crate::backend::Backend;
-use crate::conn::{ConnStats, Connection, Phase};
+use crate::conn::{ConnStats, Connection};
 use crate::deadline::{Deadlines, Expiry};
 use crate::ingress::{self, OneFrame};
 use crate::pool::Pool;
+use crate::slot::Slot;
 use alloc::vec;
 use alloc::vec::Vec;
-use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, PollResult, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::{Socket, tcp};
 use smoltcp::time::{Duration, Instant};
@@ -151,54 +152,6 @@ impl ServerStats {
 /// Sockets kept listening; the other free ones wait aside, out of the socket set, so that
 /// smoltcp's work per frame and per turn follows the connections open, not the pool's size.
 pub const SPARE_LISTENERS: usize = 2;
-
-struct Slot {
-    handle: SocketHandle,
-    conn: Option<Connection>,
-    /// Counted into the totals so far.
-    counted: ConnStats,
-    /// When the slot left LISTEN (first seen so).
-    opened: Option<Instant>,
-    /// When the service closed the connection (its FIN queued).
-    closed: Option<Instant>,
-    /// Bytes in the socket's send queue after the last turn.
-    queued: usize,
-    /// When the client last took answer bytes (or owed none).
-    progress: Instant,
-}
-
-impl Slot {
-    fn new(handle: SocketHandle) -> Self {
-        Self {
-            handle,
-            conn: None,
-            counted: ConnStats::default(),
-            opened: None,
-            closed: None,
-            queued: 0,
-            progress: Instant::ZERO,
-        }
-    }
-
-    /// How little the slot is worth keeping when another connection needs it: the lower the
-    /// sooner it goes (see the module docs); None if it is listening or busy.
-    fn reclaim_rank(&self, state: tcp::State, now: Instant) -> Option<(u8, Instant)> {
-        match state {
-            tcp::State::Listen => None,
-            tcp::State::Closed | tcp::State::TimeWait => Some((0, now)),
-            _ if let Some(closed) = self.closed => Some((0, closed)),
-            tcp::State::SynReceived | tcp::State::SynSent => Some((1, self.opened.unwrap_or(now))),
-            // The end of an answer still on its way: busy.
-            _ if self.queued > 0 => None,
-            _ => match self.conn.as_ref().map(Connection::phase) {
-                None => Some((1, self.opened.unwrap_or(now))),
-                Some(Phase::Idle(since)) => Some((2, since)),
-                Some(Phase::Head(since)) => Some((3, since)),
-                Some(Phase::Busy) => None,
-            },
-        }
-    }
-}
 
 /// The HTTP service: its sockets and connections.
 pub struct Server {
