@@ -46,7 +46,7 @@
 //! else the one whose head has been arriving longest, even within its deadline; the oldest
 //! first in each class. The reclaimed connection is reset (its peer learns at once) and the
 //! slot listens again before the frame is read. A connection receiving a body or being
-//! answered (its last bytes unacknowledged included) is never reclaimed; when every slot is one of those, a new SYN is refused.
+//! answered is never reclaimed; when every slot is one of those, a new SYN is refused.
 //! Reclaims are counted in [`ServerStats::reclaimed`].
 //!
 //! # Free slots wait aside

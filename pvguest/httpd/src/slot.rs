@@ -48,7 +48,6 @@ impl Slot {
             _ if let Some(closed) = self.closed => Some((0, closed)),
             tcp::State::SynReceived | tcp::State::SynSent => Some((1, self.opened.unwrap_or(now))),
             // The end of an answer still on its way: busy.
-            _ if self.queued > 0 => None,
             _ => match self.conn.as_ref().map(Connection::phase) {
                 None => Some((1, self.opened.unwrap_or(now))),
                 Some(Phase::Idle(since)) => Some((2, since)),

@@ -208,35 +208,6 @@ fn when_every_slot_is_taken_a_new_client_is_served_and_the_idle_one_goes_first()
 }
 
 #[test]
-fn an_answer_still_on_its_way_is_not_taken_for_idle() {
-    let mut net = Net::new(Config::default());
-    // The whole answer fits the server's socket buffer, but the client's window is 2 KiB and
-    // it reads nothing: the connection has nothing left to write, yet is not idle.
-    let (reader, _) = net.start_connect(2048);
-    for _ in 0..20 {
-        net.step(1);
-    }
-    net.received.remove(&reader);
-    net.client(reader)
-        .send_slice(b"GET /blob/10000 HTTP/1.1\r\n\r\n")
-        .unwrap();
-    for _ in 0..50 {
-        net.step(1);
-    }
-    let mut trickles: Vec<Trickle> = (0..23).map(|_| Trickle::start(&mut net)).collect();
-    trickle_for(&mut net, &mut trickles, 1000, 250);
-    assert_eq!(net.server.free(&net.server_sockets), 0);
-    let took = time_a_get(&mut net);
-    assert!(took <= Duration::from_secs(2), "took {took}");
-    assert_eq!(net.client(reader).state(), tcp::State::Established);
-    assert_eq!(
-        net.client(trickles[0].handle).state(),
-        tcp::State::Closed,
-        "the oldest head goes"
-    );
-}
-
-#[test]
 fn slow_heads_do_not_keep_others_out() {
     let mut net = Net::new(Config::default());
     let mut trickles: Vec<Trickle> = (0..24).map(|_| Trickle::start(&mut net)).collect();
@@ -378,4 +349,66 @@ fn the_pool_follows_the_memory_budget_and_the_status_reports_it() {
         json.ends_with("\"pool\":{\"open\":1,\"max\":83,\"reclaimed\":0}}}"),
         "{json}"
     );
+}
+
+/// The device boot's `net-churn` then slow heads, on the guest's pool (4 MiB) and with a
+/// transmit ring that fills.
+#[test]
+fn churn_then_slow_heads_on_the_guest_pool_with_a_small_transmit_ring() {
+    let mut net = Net::new(Config::for_memory(4 << 20));
+    net.server_port.tx_limit = Some(4);
+    // Churn: 200 connections one after another, then all closed at once.
+    let mut open = Vec::new();
+    for _ in 0..200 {
+        let (h, _) = net.start_connect(2048);
+        for _ in 0..10 {
+            net.step(1);
+            if net.client(h).state() == tcp::State::Established {
+                break;
+            }
+        }
+        open.push(h);
+    }
+    for &h in &open {
+        net.client(h).close();
+    }
+    for _ in 0..100 {
+        net.step(1);
+    }
+    let took = time_a_get(&mut net);
+    assert!(took <= Duration::from_secs(2), "took {took}");
+    // Slow heads: 100 connections each sent two lines, then a line a second.
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        let (h, _) = net.start_connect(2048);
+        for _ in 0..10 {
+            net.step(1);
+            if net.client(h).state() == tcp::State::Established {
+                break;
+            }
+        }
+        if net.client(h).can_send() {
+            net.client(h)
+                .send_slice(b"GET / HTTP/1.1\r\nHost: guest\r\n")
+                .unwrap();
+        }
+        slow.push(h);
+    }
+    for s in 0..2 {
+        for _ in 0..1000 {
+            net.step(1);
+        }
+        for &h in &slow {
+            if net.client(h).can_send() {
+                net.client(h)
+                    .send_slice(format!("X-Slow-{s}: y\r\n").as_bytes())
+                    .unwrap();
+            }
+        }
+    }
+    let took = time_a_get(&mut net);
+    assert!(took <= Duration::from_secs(2), "took {took}");
+    let stats = net.server.stats();
+    assert_eq!((stats.open, stats.max), (83, 83), "{stats:?}");
+    assert!(stats.reclaimed > 117, "{stats:?}");
 }
