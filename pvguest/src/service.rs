@@ -303,6 +303,19 @@ impl Backend for Storage<'_> {
         }
     }
 
+    fn file_version(&mut self, path: &str) -> u64 {
+        // Where the file lies in the archive: another archive, another offset.
+        self.files
+            .as_ref()
+            .ok()
+            .and_then(|(archive, _)| archive.lookup(path))
+            .map_or(0, |entry| entry.data_offset)
+    }
+
+    fn unix_time(&mut self) -> Option<u64> {
+        time::wall_clock().ok().map(|t| t.secs)
+    }
+
     fn kv_keys(&mut self) -> Result<Vec<String>, BackendError> {
         let store = self.kv.as_mut().map_err(|w| BackendError::Unavailable(w))?;
         Ok(store
@@ -322,7 +335,9 @@ pub fn serve(
     until_ns: Option<u64>,
     stop_key: &str,
 ) -> ServerStats {
-    let mut server = Server::new(ServerConfig::default(), &mut net.sockets);
+    // A quarter of the heap for the connections (`httpd::pool` gives the rule).
+    let budget = heap::stats().0 / 4;
+    let mut server = Server::new(ServerConfig::for_memory(budget), &mut net.sockets);
     let mut next_check = 0u64;
     loop {
         if until_ns.is_some_and(|u| now_ns() >= u) {

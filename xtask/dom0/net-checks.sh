@@ -14,7 +14,18 @@
 #   kv         PUT, GET, overwrite, a value at the limit and one over it, list, DELETE, 404 after;
 #              leaves `big` and `persist` in the store
 #   persist    what a fresh domain on the same disk answers for `big`, `persist` and the list
+#   churn N    N connections opened one after another and then all closed at once; then
+#              whether GET / answers and in how many ms
+#   slow-heads N  N clients send a request head a line a second for 5 s; meanwhile whether
+#              GET / answers and in how many ms
 ip=$1
+# GET / timed with bash's clock: prints `status=<ok|failed> ms=<ms>`.
+timed_get() {
+    bash -c 'start=${EPOCHREALTIME/./}
+        if wget -q -O /tmp/timed.json "http://$1/" && grep -q "^{\"uptime_ms\"" /tmp/timed.json; then
+            status=ok; else status=failed; fi
+        echo "status=$status ms=$(( (${EPOCHREALTIME/./} - start) / 1000 ))"' timed "$ip"
+}
 # One request over nc (HTTP/1.0: the service closes after answering). `req METHOD PATH
 # [BODY-FILE]` leaves the response in /tmp/resp and prints its status.
 req() {
@@ -102,6 +113,43 @@ persist)
     if [ "$(printf %s "$(body)" | sha256sum)" = "$(sha256sum < /tmp/big)" ]; then big=same; else big=differs; fi
     req GET /kv/ > /dev/null; list=$(body)
     echo "persist=$persist big=$big list=$list"
+    ;;
+churn)
+    # One bash process: its /dev/tcp connections open one after another (a failed one is
+    # skipped), then all close at once.
+    bash -c 'exec 2>/dev/null
+        n=0
+        for i in $(seq 1 "$2"); do
+            if exec {fd}<>"/dev/tcp/$1/80"; then fds[n]=$fd; n=$((n + 1)); fi
+        done
+        for fd in "${fds[@]}"; do exec {fd}>&-; done
+        echo "$n" > /tmp/churned' churn "$ip" "$3"
+    echo "opened=$(cat /tmp/churned) $(timed_get)"
+    ;;
+slow-heads)
+    # One bash process: $3 connections, each sent a head's first lines, then a header line a
+    # second for 5 s (never the blank line). After 2 s, GET / is timed.
+    rm -f /tmp/slow-opened
+    bash -c 'exec 2>/dev/null
+        trap "" PIPE
+        n=0
+        for i in $(seq 1 "$2"); do
+            if exec {fd}<>"/dev/tcp/$1/80"; then
+                printf "GET / HTTP/1.1\r\nHost: guest\r\n" >&$fd
+                fds[n]=$fd; n=$((n + 1))
+            fi
+        done
+        echo "$n" > /tmp/slow-opened
+        for s in 1 2 3 4 5; do
+            sleep 1
+            for fd in "${fds[@]}"; do printf "X-Slow-%d: y\r\n" "$s" >&$fd; done
+        done' slow "$ip" "$3" &
+    slow=$!
+    while [ ! -s /tmp/slow-opened ]; do sleep 1; done
+    sleep 2
+    timed=$(timed_get)
+    wait $slow
+    echo "opened=$(cat /tmp/slow-opened) $timed"
     ;;
 *)
     echo "unknown check $2"

@@ -34,6 +34,18 @@ pub trait Backend {
     fn kv_delete(&mut self, key: &str) -> Result<(), BackendError>;
     /// Every key, in order.
     fn kv_keys(&mut self) -> Result<Vec<String>, BackendError>;
+    /// Something that changes whenever the bytes of the file at `path` may have (the kernel
+    /// gives the file's offset in the archive): the file's ETag hashes it with the path and
+    /// the size ([`crate::entity::file_etag`]). The default, 0, leaves the ETag to path and
+    /// size alone.
+    fn file_version(&mut self, _path: &str) -> u64 {
+        0
+    }
+    /// Seconds since the Unix epoch, if the caller knows the wall-clock time: the answers'
+    /// `Date` header. The default, None, sends no `Date`.
+    fn unix_time(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// A backend with no storage: `status` asks the closure; every storage method answers

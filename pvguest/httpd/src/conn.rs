@@ -13,8 +13,11 @@
 use crate::MAX_HEAD;
 use crate::backend::Backend;
 use crate::blob;
+use crate::date::http_date;
+use crate::deadline::{Deadlines, Expiry};
+use crate::entity::{ByteRange, file_etag, if_range_holds, none_match};
 use crate::path::content_type;
-use crate::request::{Refusal, Route, parse_head};
+use crate::request::{Refusal, Request, Route, parse_head};
 use crate::response;
 use crate::server::ServerStats;
 use alloc::format;
@@ -86,7 +89,40 @@ pub struct Connection {
     output: Vec<Output>,
     closing: bool,
     last_activity: Instant,
+    /// When the head being read now got its first byte.
+    head_started: Option<Instant>,
+    /// When the body being read now began, and its bytes so far.
+    body_started: Instant,
+    body_received: u64,
+    /// The request being answered is `HEAD`.
+    head_only: bool,
+    /// Its answers' `Date` header line, if the time is known.
+    date: Option<String>,
     stats: ConnStats,
+}
+
+/// What an answer of `/blob` or `/files` streams.
+enum Source {
+    Blob,
+    File(String),
+}
+
+/// What a request says about the range it wants.
+struct Ranged<'a> {
+    range: Option<ByteRange>,
+    if_range: Option<&'a str>,
+    etag: Option<&'a str>,
+}
+
+/// Where a connection is, for choosing one to reclaim when every slot is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Nothing in progress since this instant (between requests, or before the first).
+    Idle(Instant),
+    /// A head arriving since this instant (its first byte).
+    Head(Instant),
+    /// A body arriving or an answer going out, or closing.
+    Busy,
 }
 
 impl Connection {
@@ -98,6 +134,11 @@ impl Connection {
             output: Vec::new(),
             closing: false,
             last_activity: now,
+            head_started: None,
+            body_started: now,
+            body_received: 0,
+            head_only: false,
+            date: None,
             stats: ConnStats::default(),
         }
     }
@@ -123,6 +164,50 @@ impl Connection {
         !self.output.is_empty()
     }
 
+    /// The next deadline this connection meets by itself, and which (the answer's own
+    /// deadline, [`Deadlines::send`], depends on the socket: the server keeps it). None while
+    /// an answer is queued or the connection is closing.
+    pub fn due(&self, deadlines: &Deadlines) -> Option<(Instant, Expiry)> {
+        if self.closing {
+            None
+        } else if self.body.is_some() {
+            let due = deadlines.body_due(self.body_started, self.body_received);
+            Some((due, Expiry::Body))
+        } else if let Some(start) = self.head_started {
+            Some((start + deadlines.head, Expiry::Head))
+        } else if !self.output.is_empty() {
+            None
+        } else {
+            Some((self.last_activity + deadlines.idle, Expiry::Idle))
+        }
+    }
+
+    /// Where the connection is (see [`Phase`]).
+    pub fn phase(&self) -> Phase {
+        if self.closing || self.body.is_some() || !self.output.is_empty() {
+            Phase::Busy
+        } else if let Some(start) = self.head_started {
+            Phase::Head(start)
+        } else {
+            Phase::Idle(self.last_activity)
+        }
+    }
+
+    /// The head or body did not arrive in time: answers `408 Request Timeout` and wants to
+    /// close once it is out; nothing more is read.
+    pub fn time_out(&mut self) {
+        self.head = Vec::new();
+        self.head_started = None;
+        self.body = None;
+        self.head_only = false;
+        self.date = None;
+        self.answer(
+            408,
+            response::error(408, "request timeout", false, ""),
+            false,
+        );
+    }
+
     /// Takes request bytes; returns how many it consumed (the rest stay with the caller until
     /// the answers queued so far are out). The storage routes call `backend` (`kv_put` once a
     /// value is complete); `GET /` renders `backend`'s status with the service's counters
@@ -145,7 +230,7 @@ impl Connection {
             } else if !self.output.is_empty() {
                 break;
             } else {
-                self.take_head(rest, backend, http)
+                self.take_head(rest, now, backend, http)
             };
             if n == 0 {
                 break;
@@ -172,6 +257,7 @@ impl Connection {
             .len()
             .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
         *remaining -= n as u64;
+        self.body_received += n as u64;
         let done = *remaining == 0;
         match body {
             Body::Sink { hasher, .. } => hasher.update(&data[..n]),
@@ -196,7 +282,7 @@ impl Connection {
                 let json = format!("{{\"sha256\":\"{hex}\",\"length\":{length}}}");
                 self.answer(
                     200,
-                    response::with_body(200, "application/json", &json, keep_alive, None),
+                    response::with_body(200, "application/json", &json, keep_alive, ""),
                     keep_alive,
                 );
             }
@@ -213,7 +299,7 @@ impl Connection {
                         response::json_string(&mut json, &key);
                         let _ = write!(json, ",\"length\":{}}}", value.len());
                         let answer =
-                            response::with_body(200, "application/json", &json, keep_alive, None);
+                            response::with_body(200, "application/json", &json, keep_alive, "");
                         (200, answer)
                     }
                     Err(error) => response::backend_error(&error, "no such key", keep_alive),
@@ -225,11 +311,20 @@ impl Connection {
         n
     }
 
-    fn take_head(&mut self, data: &[u8], backend: &mut dyn Backend, http: &ServerStats) -> usize {
+    fn take_head(
+        &mut self,
+        data: &[u8],
+        now: Instant,
+        backend: &mut dyn Backend,
+        http: &ServerStats,
+    ) -> usize {
         // Look for the blank line, including a terminator split across two reads.
         let start = self.head.len().saturating_sub(3);
         let room = MAX_HEAD + 1 - self.head.len().min(MAX_HEAD);
         let take = data.len().min(room);
+        if self.head_started.is_none() && take > 0 {
+            self.head_started = Some(now);
+        }
         self.head.extend_from_slice(&data[..take]);
         let Some(end) = self.head[start..]
             .windows(4)
@@ -237,22 +332,36 @@ impl Connection {
             .map(|p| start + p + 4)
         else {
             if self.head.len() > MAX_HEAD {
+                self.stamp(backend);
                 self.refuse(Refusal::too_large("request head too large"));
             }
             return take;
         };
         if end > MAX_HEAD {
+            self.stamp(backend);
             self.refuse(Refusal::too_large("request head too large"));
             return take;
         }
         // Bytes past the head belong to the body or the next request.
         let extra = self.head.len() - end;
         let head = core::mem::take(&mut self.head);
+        self.head_started = None;
+        self.stamp(backend);
+        self.body_started = now;
+        self.body_received = 0;
         self.dispatch(&head[..end], backend, http);
         take - extra
     }
 
+    /// The `Date` of the answers to the request now complete.
+    fn stamp(&mut self, backend: &mut dyn Backend) {
+        self.date = backend
+            .unix_time()
+            .map(|secs| format!("Date: {}\r\n", http_date(secs)));
+    }
+
     fn dispatch(&mut self, head: &[u8], backend: &mut dyn Backend, http: &ServerStats) {
+        self.head_only = false;
         let request = match parse_head(head) {
             Ok(r) => r,
             Err(refusal) => return self.refuse(refusal),
@@ -267,49 +376,64 @@ impl Connection {
         // A client that waits for `100 Continue` and gets a final answer may or may not
         // send its body: where the next request starts is unknown.
         let keep = request.keep_alive && !(request.expect_continue && request.body > 0);
-        match request.route {
+        let Request {
+            route,
+            body: body_length,
+            keep_alive,
+            head_only,
+            range,
+            if_none_match,
+            if_range,
+            ..
+        } = request;
+        self.head_only = head_only;
+        match route {
             Route::Sink => {
                 self.body = Some(Body::Sink {
                     hasher: Sha256::new(),
-                    length: request.body,
-                    remaining: request.body,
-                    keep_alive: request.keep_alive,
+                    length: body_length,
+                    remaining: body_length,
+                    keep_alive,
                 });
             }
             Route::KvPut(key) => {
                 self.body = Some(Body::Put {
                     key,
                     // At most `MAX_VALUE`: the request was refused otherwise.
-                    value: Vec::with_capacity(usize::try_from(request.body).unwrap_or(0)),
-                    remaining: request.body,
-                    keep_alive: request.keep_alive,
+                    value: Vec::with_capacity(usize::try_from(body_length).unwrap_or(0)),
+                    remaining: body_length,
+                    keep_alive,
                 });
             }
             Route::Status => {
                 let json = backend.status().to_json(http);
                 self.answer(
                     200,
-                    response::with_body(200, "application/json", &json, keep, None),
+                    response::with_body(200, "application/json", &json, keep, ""),
                     keep,
                 );
             }
             Route::Blob(size) => {
-                let head = response::head(200, "application/octet-stream", size, keep, None);
-                self.answer(200, head, keep);
-                if size > 0 {
-                    self.output.push(Output::Blob { next: 0, end: size });
-                }
+                let ranged = Ranged {
+                    range,
+                    if_range: if_range.as_deref(),
+                    etag: None,
+                };
+                self.answer_entity(Source::Blob, size, &ranged, keep);
             }
             Route::File(path) => match backend.file_size(&path) {
                 Ok(size) => {
-                    let head = response::head(200, content_type(&path), size, keep, None);
-                    self.answer(200, head, keep);
-                    if size > 0 {
-                        self.output.push(Output::File {
-                            path,
-                            next: 0,
-                            end: size,
-                        });
+                    let etag = file_etag(&path, size, backend.file_version(&path));
+                    if if_none_match.is_some_and(|v| none_match(&v, &etag)) {
+                        let extra = format!("ETag: {etag}\r\n");
+                        self.answer(304, response::not_modified(keep, &extra), keep);
+                    } else {
+                        let ranged = Ranged {
+                            range,
+                            if_range: if_range.as_deref(),
+                            etag: Some(&etag),
+                        };
+                        self.answer_entity(Source::File(path), size, &ranged, keep);
                     }
                 }
                 Err(error) => self.answer_error(&error, "no such file", keep),
@@ -324,7 +448,7 @@ impl Connection {
                         response::json_string(&mut json, key);
                     }
                     json.push_str("]}");
-                    let answer = response::with_body(200, "application/json", &json, keep, None);
+                    let answer = response::with_body(200, "application/json", &json, keep, "");
                     self.answer(200, answer, keep);
                 }
                 Err(error) => self.answer_error(&error, "not found", keep),
@@ -332,7 +456,7 @@ impl Connection {
             Route::KvGet(key) => match backend.kv_get(&key) {
                 Ok(value) => {
                     let answer =
-                        response::with_bytes(200, "application/octet-stream", &value, keep, None);
+                        response::with_bytes(200, "application/octet-stream", &value, keep, "");
                     self.answer(200, answer, keep);
                 }
                 Err(error) => self.answer_error(&error, "no such key", keep),
@@ -342,29 +466,80 @@ impl Connection {
                     let mut json = String::from("{\"key\":");
                     response::json_string(&mut json, &key);
                     json.push_str(",\"deleted\":true}");
-                    let answer = response::with_body(200, "application/json", &json, keep, None);
+                    let answer = response::with_body(200, "application/json", &json, keep, "");
                     self.answer(200, answer, keep);
                 }
                 Err(error) => self.answer_error(&error, "no such key", keep),
             },
             Route::NotFound => {
-                self.answer(404, response::error(404, "no such path", keep, None), keep)
+                self.answer(404, response::error(404, "no such path", keep, ""), keep)
             }
             Route::MethodNotAllowed(allow) => self.answer(
                 405,
-                response::error(405, "method not allowed", keep, Some(allow)),
+                response::error(
+                    405,
+                    "method not allowed",
+                    keep,
+                    &format!("Allow: {allow}\r\n"),
+                ),
                 keep,
             ),
         }
         if reads_body {
-            if request.body == 0 {
+            if body_length == 0 {
                 self.take_body(&[], backend);
             }
-        } else if request.body > 0 {
+        } else if body_length > 0 {
             self.body = Some(Body::Skip {
-                remaining: request.body,
+                remaining: body_length,
             });
         }
+    }
+
+    /// Answers `size` bytes of `source`: whole (`200`), or the one range asked for (`206`;
+    /// `416` if it selects nothing), or the head alone for `HEAD`.
+    fn answer_entity(&mut self, source: Source, size: u64, ranged: &Ranged<'_>, keep: bool) {
+        let mut extra = String::from("Accept-Ranges: bytes\r\n");
+        if let Some(etag) = ranged.etag {
+            let _ = write!(extra, "ETag: {etag}\r\n");
+        }
+        // `Range` means nothing to `HEAD`, and an `If-Range` that does not hold asks for the
+        // whole.
+        let range = ranged.range.filter(|_| {
+            !self.head_only
+                && ranged
+                    .if_range
+                    .is_none_or(|v| if_range_holds(v, ranged.etag))
+        });
+        let (status, start, end) = match range.map(|r| r.resolve(size)) {
+            None => (200, 0, size),
+            Some(Some((start, end))) => {
+                let _ = write!(extra, "Content-Range: bytes {start}-{}/{size}\r\n", end - 1);
+                (206, start, end)
+            }
+            Some(None) => {
+                let _ = write!(extra, "Content-Range: bytes */{size}\r\n");
+                let answer = response::error(416, "range not satisfiable", keep, &extra);
+                return self.answer(416, answer, keep);
+            }
+        };
+        let content_type = match &source {
+            Source::Blob => "application/octet-stream",
+            Source::File(path) => content_type(path),
+        };
+        let head = response::head(status, content_type, end - start, keep, &extra);
+        self.answer(status, head, keep);
+        if self.head_only || start == end {
+            return;
+        }
+        self.output.push(match source {
+            Source::Blob => Output::Blob { next: start, end },
+            Source::File(path) => Output::File {
+                path,
+                next: start,
+                end,
+            },
+        });
     }
 
     fn answer_error(&mut self, error: &crate::BackendError, not_found: &str, keep_alive: bool) {
@@ -374,14 +549,28 @@ impl Connection {
 
     fn refuse(&mut self, refusal: Refusal) {
         self.head = Vec::new();
+        self.head_started = None;
+        self.head_only = false;
         self.answer(
             refusal.status,
-            response::error(refusal.status, refusal.reason, false, None),
+            response::error(refusal.status, refusal.reason, false, ""),
             false,
         );
     }
 
-    fn answer(&mut self, status: u16, head: Vec<u8>, keep_alive: bool) {
+    /// Queues an answer (`Date` added after the status line when the time is known, the
+    /// body cut off for `HEAD`).
+    fn answer(&mut self, status: u16, mut head: Vec<u8>, keep_alive: bool) {
+        if let Some(date) = &self.date
+            && let Some(line_end) = head.windows(2).position(|w| w == b"\r\n")
+        {
+            head.splice(line_end + 2..line_end + 2, date.bytes());
+        }
+        if self.head_only
+            && let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            head.truncate(end + 4);
+        }
         self.stats.requests += 1;
         if (400..500).contains(&status) {
             self.stats.client_errors += 1;

@@ -8,17 +8,25 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /` | `200`, `application/json`: `uptime_ms`, `heap_bytes_in_use`, `grants_in_use`, `driver` (the network driver's counters), `storage` (the storage's counters), `http` (this service's counters, [`ServerStats`]) |
-//! | `GET /blob/<n>` | `200`, `application/octet-stream`, exactly `n` bytes (`n` ≤ [`MAX_BLOB`]) of the generator in [`blob`]: byte `i` is the top byte of `i × 0x9E3779B97F4A7C15` (mod 2^64) |
+//! | `GET /` | `200`, `application/json`: `uptime_ms`, `heap_bytes_in_use`, `grants_in_use`, `driver` (the network driver's counters), `storage` (the storage's counters), `http` (this service's counters, [`ServerStats`], with the deadlines' and `pool`: `open`, `max`, `reclaimed`) |
+//! | `GET /blob/<n>` | `200`, `application/octet-stream`, exactly `n` bytes (`n` ≤ [`MAX_BLOB`]) of the generator in [`blob`]: byte `i` is the top byte of `i × 0x9E3779B97F4A7C15` (mod 2^64); one `Range` taken |
 //! | `POST /sink` with `Content-Length: n` | the body is read and dropped; `200`, `application/json`: `{"sha256":"<64 hex digits>","length":n}` |
-//! | `GET /files/<path>` | the archive's file: `<path>` percent-decoded (a bad escape, a NUL, a `..` segment or a leading `/` get `400`), `index.html` appended to an empty path or one ending in `/`; `200` with its size and a `Content-Type` by extension ([`path::content_type`]), the body streamed as the socket has room |
+//! | `GET /files/<path>` | the archive's file: `<path>` percent-decoded (a bad escape, a NUL, a `..` segment or a leading `/` get `400`), `index.html` appended to an empty path or one ending in `/`; `200` with its size, a `Content-Type` by extension ([`path::content_type`]) and a strong `ETag` ([`entity::file_etag`]), the body streamed as the socket has room; `304` if `If-None-Match` matches; one `Range` taken |
 //! | `GET /kv/` | `200`, `application/json`: `{"keys":["a","b"]}`, every key in order |
 //! | `GET /kv/<key>` | `200`, `application/octet-stream`: the value |
 //! | `PUT /kv/<key>` with `Content-Length: n` | the body (`n` ≤ [`MAX_VALUE`]) is the value; once the store says it is durable, `200`, `application/json`: `{"key":"<key>","length":n}` |
 //! | `DELETE /kv/<key>` | once durable, `200`, `application/json`: `{"key":"<key>","deleted":true}` |
 //!
-//! A key is 1 to [`MAX_KEY`] bytes of `A-Z a-z 0-9 - . _ ~`, taken as is (no
-//! percent-decoding): a longer one gets `413`, any other `400`.
+//! `HEAD` is taken on every `GET` route: the head `GET` would get, no body (`Allow` names
+//! `GET, HEAD`). `Range` on `/files` and `/blob` ([`entity`]): a single range `bytes=a-b`,
+//! `a-` or `-n` gets `206` with `Content-Range`, one that starts past the end `416` with
+//! `Content-Range: bytes */<size>`; several ranges, another unit or a malformed value are
+//! ignored (`200` with the whole, as RFC 9110 allows), as is a `Range` whose `If-Range` is not
+//! the file's `ETag`. Every final answer carries `Date` when [`Backend::unix_time`] knows the
+//! time.
+//!
+//! A key is percent-decoded (RFC 3986), then must be 1 to [`MAX_KEY`] bytes of
+//! `A-Z a-z 0-9 - . _ ~`: a longer one gets `413`, any other (a bad escape too) `400`.
 //!
 //! Errors: a malformed request (request line, headers, `Content-Length`, a `Transfer-Encoding`,
 //! which this service does not take, a `POST /sink` without a length, a bad blob size, a bad
@@ -35,17 +43,21 @@
 //! other request with it and a body gets only its final answer, and the connection closes
 //! after it (the client may or may not send the body). HTTP/1.1 connections stay open unless
 //! the client sends `Connection: close` (HTTP/1.0 ones only with `Connection: keep-alive`);
-//! requests may be pipelined; an idle connection closes after [`Config::idle_timeout`].
+//! requests may be pipelined. Deadlines ([`deadline`]): a head must arrive within
+//! [`Deadlines::head`] of its first byte and a body keep [`Deadlines::body_rate`] (else `408`
+//! and the connection closes), an idle connection closes after [`Deadlines::idle`], a client
+//! that stops reading its answer is reset after [`Deadlines::send`].
 //!
 //! # Shape
 //! [`conn::Connection`] is one connection's protocol as a pure state machine (bytes in, bytes
-//! out, time passed in). [`server::Server`] runs [`Config::listeners`] listening smoltcp
-//! sockets (at least 20: smoltcp has no backlog, so they bound the connections open at once),
-//! gives each accepted one a [`conn::Connection`], and re-listens when it is closed or, if the
-//! service closed first, as soon as it reaches TIME-WAIT (smoltcp would hold it 10 s, and a
-//! client making server-closed connections faster than that would be refused). [`server::Server::step`] is one turn of the event loop. [`backend::Backend`] is
-//! what the caller gives the service to read and keep; [`path`] checks the storage routes'
-//! paths and keys. [`address`] reads
+//! out, time passed in). [`server::Server`] holds [`Config::pool`] slots, each a smoltcp
+//! socket that listens when free (smoltcp has no accept queue), gives each accepted one a
+//! [`conn::Connection`], keeps the deadlines, and reclaims the least useful slot when a SYN
+//! would find none listening; its module docs say what holds a slot in each TCP state and
+//! why. [`pool::Pool::for_memory`] is the rule from a memory budget to the slots and their
+//! buffers. [`server::Server::step`] is one turn of the event loop ([`ingress`] hands it the
+//! frames one at a time). [`backend::Backend`] is what the caller gives the service to read
+//! and keep; [`path`] checks the storage routes' paths and keys. [`address`] reads
 //! `ip=a.b.c.d/len gw=a.b.c.d` or `ip=dhcp` from the command line and keeps the interface's
 //! address (smoltcp's DHCPv4 client for `ip=dhcp`).
 #![cfg_attr(not(test), no_std)]
@@ -57,10 +69,16 @@ pub mod address;
 pub mod backend;
 pub mod blob;
 pub mod conn;
+pub mod date;
+pub mod deadline;
+pub mod entity;
+pub mod ingress;
 pub mod path;
+pub mod pool;
 pub mod request;
 pub mod response;
 pub mod server;
+pub mod slot;
 pub mod status;
 
 #[cfg(test)]
@@ -68,6 +86,8 @@ mod tests;
 
 pub use backend::{Backend, BackendError, StatusOnly};
 pub use conn::Connection;
+pub use deadline::Deadlines;
+pub use pool::Pool;
 pub use server::{Config, Server, ServerStats};
 pub use status::Status;
 

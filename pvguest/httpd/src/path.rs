@@ -1,4 +1,4 @@
-//! The paths of the storage routes: a `/files/` path percent-decoded and checked, a `/kv/` key
+//! The paths of the storage routes: a `/files/` path and a `/kv/` key percent-decoded and
 //! checked, and a file's `Content-Type` by its extension.
 
 use crate::MAX_KEY;
@@ -17,23 +17,7 @@ const LEADING_SLASH: &str = "bad path: it starts with `/`";
 /// refused (`400`) for a bad escape, a NUL, a `..` segment, a leading `/` or text that is not
 /// UTF-8; `index.html` appended to an empty path or one ending in `/`.
 pub fn file_path(raw: &str) -> Result<String, Refusal> {
-    let raw = raw.as_bytes();
-    let mut bytes = Vec::with_capacity(raw.len() + "index.html".len());
-    let mut i = 0;
-    while let Some(&b) = raw.get(i) {
-        if b == b'%' {
-            let high = raw.get(i + 1).and_then(|&h| hex_digit(h));
-            let low = raw.get(i + 2).and_then(|&l| hex_digit(l));
-            let (Some(high), Some(low)) = (high, low) else {
-                return Err(Refusal::bad(BAD_ESCAPE));
-            };
-            bytes.push((high << 4) | low);
-            i += 3;
-        } else {
-            bytes.push(b);
-            i += 1;
-        }
-    }
+    let mut bytes = percent_decode(raw).ok_or(Refusal::bad(BAD_ESCAPE))?;
     if bytes.contains(&0) {
         return Err(Refusal::bad(NUL));
     }
@@ -49,6 +33,26 @@ pub fn file_path(raw: &str) -> Result<String, Refusal> {
     String::from_utf8(bytes).map_err(|_| Refusal::bad(NOT_UTF8))
 }
 
+/// `raw` percent-decoded (RFC 3986 §2.1: `%` and two hex digits, either case, stand for one
+/// byte); None if a `%` is not followed by two hex digits.
+pub fn percent_decode(raw: &str) -> Option<Vec<u8>> {
+    let raw = raw.as_bytes();
+    let mut bytes = Vec::with_capacity(raw.len() + "index.html".len());
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        if b == b'%' {
+            let high = raw.get(i + 1).and_then(|&h| hex_digit(h))?;
+            let low = raw.get(i + 2).and_then(|&l| hex_digit(l))?;
+            bytes.push((high << 4) | low);
+            i += 3;
+        } else {
+            bytes.push(b);
+            i += 1;
+        }
+    }
+    Some(bytes)
+}
+
 fn hex_digit(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -60,21 +64,25 @@ fn hex_digit(b: u8) -> Option<u8> {
 
 /// What a key must be (the `400` reason).
 pub const KEY_RULE: &str =
-    "bad key: 1 to 128 bytes of A-Z a-z 0-9 - . _ ~ (no percent-decoding, no `/`)";
+    "bad key: 1 to 128 bytes of A-Z a-z 0-9 - . _ ~ once percent-decoded (no `/`)";
+const KEY_ESCAPE: &str = "bad key: a `%` must be followed by two hex digits";
 const KEY_TOO_LONG: &str = "key too long: at most 128 bytes";
 const _: () = assert!(MAX_KEY == 128, "the key messages name the limit");
 
-/// A `/kv/<key>` key, taken as is: 1..=[`MAX_KEY`] bytes of `A-Z a-z 0-9 - . _ ~`; longer
-/// is refused with `413`, anything else with `400`.
-pub fn kv_key(raw: &str) -> Result<&str, Refusal> {
-    if raw.len() > MAX_KEY {
+/// A `/kv/<key>` key: `raw` percent-decoded (RFC 3986), then 1..=[`MAX_KEY`] bytes of
+/// `A-Z a-z 0-9 - . _ ~`; longer is refused with `413`, anything else (a bad escape
+/// included) with `400`.
+pub fn kv_key(raw: &str) -> Result<String, Refusal> {
+    let key = percent_decode(raw).ok_or(Refusal::bad(KEY_ESCAPE))?;
+    if key.len() > MAX_KEY {
         return Err(Refusal::too_large(KEY_TOO_LONG));
     }
     let allowed = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
-    if raw.is_empty() || !raw.bytes().all(|b| allowed(&b)) {
+    if key.is_empty() || !key.iter().all(allowed) {
         return Err(Refusal::bad(KEY_RULE));
     }
-    Ok(raw)
+    // ASCII only, by the rule just checked.
+    String::from_utf8(key).map_err(|_| Refusal::bad(KEY_RULE))
 }
 
 /// The `Content-Type` of a file, by the extension of its last segment (case-insensitive).
@@ -155,14 +163,27 @@ mod tests {
     }
 
     #[test]
-    fn keys_follow_the_rule() {
-        assert_eq!(kv_key("Az09-._~"), Ok("Az09-._~"));
+    fn keys_are_decoded_then_follow_the_rule() {
+        assert_eq!(kv_key("Az09-._~").as_deref(), Ok("Az09-._~"));
+        assert_eq!(kv_key("a%41%7e%2D").as_deref(), Ok("aA~-"));
         let longest = "k".repeat(MAX_KEY);
         assert_eq!(status(kv_key(&longest)), Ok(()));
+        assert_eq!(status(kv_key(&"%6B".repeat(MAX_KEY))), Ok(()));
         assert_eq!(status(kv_key(&"k".repeat(MAX_KEY + 1))), Err(413));
-        for bad in ["", "a/b", "a%41", "a b", "a+b", "é", "a:b", "a\0"] {
+        assert_eq!(status(kv_key(&"%6b".repeat(MAX_KEY + 1))), Err(413));
+        for bad in [
+            "", "a/b", "a%2Fb", "a%20b", "a b", "a+b", "é", "%C3%A9", "a:b", "a\0", "a%00",
+        ] {
             let refusal = kv_key(bad).expect_err(bad);
             assert_eq!((refusal.status, refusal.reason), (400, KEY_RULE), "{bad:?}");
+        }
+        for bad in ["%", "a%4", "a%zz"] {
+            let refusal = kv_key(bad).expect_err(bad);
+            assert_eq!(
+                (refusal.status, refusal.reason),
+                (400, KEY_ESCAPE),
+                "{bad:?}"
+            );
         }
     }
 

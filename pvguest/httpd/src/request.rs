@@ -1,5 +1,6 @@
 //! Reading a request head (parsed with `httparse`) into what the service does with it.
 
+use crate::entity::{ByteRange, parse_range};
 use crate::path::{file_path, kv_key};
 use crate::{MAX_BLOB, MAX_BODY, MAX_VALUE};
 use alloc::string::String;
@@ -51,6 +52,14 @@ pub struct Request {
     /// Whether the client sent `Expect: 100-continue` (it may wait for `100 Continue` before
     /// sending the body); ignored from an HTTP/1.0 client, as RFC 9110 asks.
     pub expect_continue: bool,
+    /// `HEAD`: the answer's head only (the route is the `GET` one).
+    pub head_only: bool,
+    /// The one byte range asked for (`Range`), if one ([`parse_range`]).
+    pub range: Option<ByteRange>,
+    /// `If-None-Match`, as sent.
+    pub if_none_match: Option<String>,
+    /// `If-Range`, as sent.
+    pub if_range: Option<String>,
 }
 
 /// A request refused as a whole: the answer's status and a short reason; the connection closes
@@ -91,6 +100,9 @@ impl Refusal {
 
 const _: () = assert!(MAX_VALUE == 16 * 1024, "the refusal names the limit");
 
+/// The `Allow` of the routes that take `GET` (and so `HEAD`).
+const GET: &str = "GET, HEAD";
+
 const fn bad(reason: &'static str) -> Refusal {
     Refusal::bad(reason)
 }
@@ -127,8 +139,20 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
     let mut keep_alive = version == 1;
     let mut length: Option<u64> = None;
     let mut expect_continue = false;
+    let mut range = None;
+    let mut if_none_match = None;
+    let mut if_range = None;
+    let text = |value: &[u8]| String::from(String::from_utf8_lossy(value));
     for header in request.headers.iter() {
-        if header.name.eq_ignore_ascii_case("content-length") {
+        if header.name.eq_ignore_ascii_case("range") {
+            range = core::str::from_utf8(header.value)
+                .ok()
+                .and_then(parse_range);
+        } else if header.name.eq_ignore_ascii_case("if-none-match") {
+            if_none_match = Some(text(header.value));
+        } else if header.name.eq_ignore_ascii_case("if-range") {
+            if_range = Some(text(header.value));
+        } else if header.name.eq_ignore_ascii_case("content-length") {
             let n = decimal(header.value).ok_or(bad("bad Content-Length"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(bad("conflicting Content-Length"));
@@ -163,27 +187,33 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Refusal> {
     }
     // A query is not part of the path.
     let path = target.split_once('?').map_or(target, |(path, _)| path);
-    let route = route(method, path, length)?;
+    let head_only = method == "HEAD";
+    let route = route(if head_only { "GET" } else { method }, path, length)?;
     Ok(Request {
         route,
         keep_alive,
         body,
         expect_continue,
+        head_only,
+        range,
+        if_none_match,
+        if_range,
     })
 }
 
-/// What `method` on `path` (query stripped) asks for; `length` is the `Content-Length`.
+/// What `method` on `path` (query stripped) asks for; `length` is the `Content-Length`
+/// (`HEAD` is routed as `GET`).
 fn route(method: &str, path: &str, length: Option<u64>) -> Result<Route, Refusal> {
     let get_only = |route: Route| {
         if method == "GET" {
             route
         } else {
-            Route::MethodNotAllowed("GET")
+            Route::MethodNotAllowed(GET)
         }
     };
     Ok(match (method, path) {
         ("GET", "/") => Route::Status,
-        (_, "/") => Route::MethodNotAllowed("GET"),
+        (_, "/") => Route::MethodNotAllowed(GET),
         ("POST", "/sink") if length.is_none() => {
             return Err(bad("POST /sink needs Content-Length"));
         }
@@ -202,7 +232,7 @@ fn route(method: &str, path: &str, length: Option<u64>) -> Result<Route, Refusal
             get_only(Route::File(file_path(raw)?))
         }
         (method, path) if let Some(raw) = path.strip_prefix("/kv/") => {
-            let key = String::from(kv_key(raw)?);
+            let key = kv_key(raw)?;
             match method {
                 "GET" => Route::KvGet(key),
                 "PUT" => match length {
@@ -217,7 +247,7 @@ fn route(method: &str, path: &str, length: Option<u64>) -> Result<Route, Refusal
                     Some(_) => Route::KvPut(key),
                 },
                 "DELETE" => Route::KvDelete(key),
-                _ => Route::MethodNotAllowed("GET, PUT, DELETE"),
+                _ => Route::MethodNotAllowed("GET, HEAD, PUT, DELETE"),
             }
         }
         _ => Route::NotFound,
@@ -245,7 +275,7 @@ mod tests {
         assert_eq!((r.route, r.keep_alive, r.body), (Route::Sink, false, 10));
         assert_eq!(
             parse("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").map(|r| (r.route, r.body)),
-            Ok((Route::MethodNotAllowed("GET"), 3))
+            Ok((Route::MethodNotAllowed("GET, HEAD"), 3))
         );
         assert_eq!(
             parse("GET /sink HTTP/1.1\r\n\r\n").map(|r| r.route),
@@ -253,11 +283,31 @@ mod tests {
         );
         assert_eq!(
             parse("DELETE /blob/5 HTTP/1.1\r\n\r\n").map(|r| r.route),
-            Ok(Route::MethodNotAllowed("GET"))
+            Ok(Route::MethodNotAllowed("GET, HEAD"))
         );
         assert_eq!(
             parse("GET /nothing HTTP/1.1\r\n\r\n").map(|r| r.route),
             Ok(Route::NotFound)
+        );
+        let r = parse("HEAD /blob/9 HTTP/1.1\r\nRange: bytes=2-\r\nIf-None-Match: \"x\"\r\nIf-Range: \"y\"\r\n\r\n")
+            .unwrap();
+        assert_eq!((r.route, r.head_only), (Route::Blob(9), true));
+        assert_eq!(
+            r.range,
+            Some(ByteRange::From {
+                first: 2,
+                last: None
+            })
+        );
+        assert_eq!(r.if_none_match.as_deref(), Some("\"x\""));
+        assert_eq!(r.if_range.as_deref(), Some("\"y\""));
+        assert_eq!(
+            parse("HEAD /sink HTTP/1.1\r\n\r\n").map(|r| r.route),
+            Ok(Route::MethodNotAllowed("POST"))
+        );
+        assert_eq!(
+            parse("HEAD /kv/a%41 HTTP/1.1\r\n\r\n").map(|r| r.route),
+            Ok(Route::KvGet("aA".into()))
         );
     }
 

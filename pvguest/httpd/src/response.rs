@@ -10,32 +10,35 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        206 => "Partial Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
         503 => "Service Unavailable",
         507 => "Insufficient Storage",
         _ => "Internal Server Error",
     }
 }
 
-/// A response head announcing `length` bytes of `content_type`.
+/// A response head announcing `length` bytes of `content_type`, with `extra` header lines
+/// (each ending with CRLF; empty for none).
 pub fn head(
     status: u16,
     content_type: &str,
     length: u64,
     keep_alive: bool,
-    allow: Option<&str>,
+    extra: &str,
 ) -> Vec<u8> {
     let mut text = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n",
         reason(status)
     );
-    if let Some(allow) = allow {
-        text.push_str(&format!("Allow: {allow}\r\n"));
-    }
+    text.push_str(extra);
     text.push_str(if keep_alive {
         "Connection: keep-alive\r\n\r\n"
     } else {
@@ -44,15 +47,15 @@ pub fn head(
     text.into_bytes()
 }
 
-/// A complete response with a body of `body_type`.
+/// A complete response with a body of `body_type` (and `extra` header lines).
 pub fn with_body(
     status: u16,
     body_type: &str,
     body: &str,
     keep_alive: bool,
-    allow: Option<&str>,
+    extra: &str,
 ) -> Vec<u8> {
-    with_bytes(status, body_type, body.as_bytes(), keep_alive, allow)
+    with_bytes(status, body_type, body.as_bytes(), keep_alive, extra)
 }
 
 /// A complete response with a body of `body_type`, any bytes.
@@ -61,9 +64,9 @@ pub fn with_bytes(
     body_type: &str,
     body: &[u8],
     keep_alive: bool,
-    allow: Option<&str>,
+    extra: &str,
 ) -> Vec<u8> {
-    let mut out = head(status, body_type, body.len() as u64, keep_alive, allow);
+    let mut out = head(status, body_type, body.len() as u64, keep_alive, extra);
     out.extend_from_slice(body);
     out
 }
@@ -77,7 +80,19 @@ pub fn backend_error(error: &BackendError, not_found: &str, keep_alive: bool) ->
         BackendError::Full(why) => (507, why.as_str()),
         BackendError::Failed(why) => (500, why.as_str()),
     };
-    (status, self::error(status, why, keep_alive, None))
+    (status, self::error(status, why, keep_alive, ""))
+}
+
+/// A `304 Not Modified` (no body, so neither `Content-Length` nor `Content-Type`), with
+/// `extra` header lines.
+pub fn not_modified(keep_alive: bool, extra: &str) -> Vec<u8> {
+    let mut text = format!("HTTP/1.1 304 {}\r\n{extra}", reason(304));
+    text.push_str(if keep_alive {
+        "Connection: keep-alive\r\n\r\n"
+    } else {
+        "Connection: close\r\n\r\n"
+    });
+    text.into_bytes()
 }
 
 /// The interim answer to `Expect: 100-continue`: go on, send the body.
@@ -101,10 +116,10 @@ pub fn json_string(out: &mut String, text: &str) {
 }
 
 /// A plain-text error response (`<reason>\n`).
-pub fn error(status: u16, why: &str, keep_alive: bool, allow: Option<&str>) -> Vec<u8> {
+pub fn error(status: u16, why: &str, keep_alive: bool, extra: &str) -> Vec<u8> {
     let mut body = String::from(why);
     body.push('\n');
-    with_body(status, "text/plain", &body, keep_alive, allow)
+    with_body(status, "text/plain", &body, keep_alive, extra)
 }
 
 #[cfg(test)]

@@ -1,35 +1,104 @@
-//! The listening sockets and the event-loop step.
+//! The connection slots and the event-loop step.
+//!
+//! # What holds a slot, in smoltcp 0.14
+//! smoltcp has no accept queue: a listening socket turns into the connection itself when a SYN
+//! arrives, and a SYN that finds no socket in LISTEN is answered with a reset (the client sees
+//! "connection refused" and does not retry). So each socket is one slot, and a slot serves
+//! nobody new until it is back in LISTEN. What kept slots away from LISTEN for tens of seconds,
+//! read in `smoltcp::socket::tcp` 0.14:
+//!
+//! - **The service never saw the connection.** A client that opens and closes at once sends
+//!   its ACK and FIN together: within one `Interface::poll` the socket went SYN-RECEIVED →
+//!   ESTABLISHED → CLOSE-WAIT with nothing to read, and the service only gave a socket a
+//!   connection once it `may_recv()`, which is false in CLOSE-WAIT with an empty buffer. Nobody
+//!   closed it: CLOSE-WAIT has no timer in smoltcp, and it sat there until the socket's
+//!   `set_timeout` (60 s, measured from the last segment received: `timed_out` compares
+//!   `remote_last_ts + timeout` in every state but LISTEN) aborted it. A burst of a few
+//!   hundred such connections filled every slot this way, and every later SYN got a reset
+//!   for 60 s; that is the 45-90 s users measured. Now every slot that leaves the handshake
+//!   gets a connection at once; one whose peer already finished is closed the same turn
+//!   (LAST-ACK, freed by the peer's ACK one round trip later).
+//! - **SYN-RECEIVED** (half-open: a SYN, then nothing, a peer that vanished or a SYN flood):
+//!   smoltcp resends the SYN-ACK at RTO 1 s, 2 s, 4 s ... and gives up only at the 60 s timeout;
+//!   Linux keeps such entries in a SYN queue apart from the accept queue, smoltcp in the slot.
+//!   Now dropped after [`Deadlines::handshake`].
+//! - **LAST-ACK, FIN-WAIT-1, FIN-WAIT-2, CLOSING** (the service closed, the peer vanished
+//!   without a FIN or an ACK): FIN retransmitted, or nothing at all in FIN-WAIT-2 (no timer
+//!   either), until the same 60 s timeout. Linux orphans these (`tcp_fin_timeout`) and the
+//!   application gets its descriptor back at once. Now reset after [`Deadlines::close`].
+//! - **TIME-WAIT**: smoltcp holds it 10 s (`CLOSE_DELAY`); the service already reset such a
+//!   socket and listened again at once (a late FIN then meets a listening socket and gets a
+//!   reset, which is harmless: both sides were done).
+//! - **ESTABLISHED with a client that stops reading**: zero-window probes are answered, so the
+//!   60 s timeout never fires and the slot was held for good. Now reset after
+//!   [`Deadlines::send`] without progress.
+//! - **Keep-alive**: smoltcp sends none unless asked, and the service does not ask: an idle
+//!   connection is closed by [`Deadlines::idle`], a vanished one is found by the deadlines
+//!   above.
+//!
+//! smoltcp's own timeout stays (60 s) as a backstop under all of these.
+//!
+//! # Accepting under pressure
+//! [`Server::step`] hands the interface one frame at a time and looks at each first. A SYN
+//! that would find no slot in LISTEN (and is not a retransmission for a slot that took it)
+//! makes the service reclaim the least useful slot before the SYN is read: a slot the service already closed, else a
+//! half-open one (or one established but not served yet), else the connection idle longest,
+//! else the one whose head has been arriving longest, even within its deadline; the oldest
+//! first in each class. The reclaimed connection is reset (its peer learns at once) and the
+//! slot listens again before the frame is read. A connection receiving a body or being
+//! answered is never reclaimed; when every slot is one of those, a new SYN is refused.
+//! Reclaims are counted in [`ServerStats::reclaimed`].
+//!
+//! # Free slots wait aside
+//! smoltcp walks every socket of the set for each segment that arrives and on every poll, so
+//! a pool of a few hundred listening sockets would cost every frame. Only
+//! [`SPARE_LISTENERS`] free sockets listen in the set; the others wait outside it with their
+//! buffers, and one comes in (listening) when a SYN would find none, before any slot is
+//! reclaimed. The set's table is sized for the whole pool once, in [`Server::new`], so
+//! moving sockets in and out never allocates.
 
 use crate::backend::Backend;
 use crate::conn::{ConnStats, Connection};
+use crate::deadline::{Deadlines, Expiry};
+use crate::ingress::{self, OneFrame};
+use crate::pool::Pool;
+use crate::slot::Slot;
 use alloc::vec;
 use alloc::vec::Vec;
-use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, PollResult, SocketSet};
 use smoltcp::phy::Device;
-use smoltcp::socket::tcp;
+use smoltcp::socket::{Socket, tcp};
 use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::IpEndpoint;
 
 /// How the service runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// The TCP port.
+    /// The TCP port (80 by default).
     pub port: u16,
-    /// Listening sockets (at least 20).
-    pub listeners: usize,
-    /// Receive and send buffer of each socket, bytes.
-    pub buffer: usize,
-    /// An open connection with no traffic for this long is closed.
-    pub idle_timeout: Duration,
+    /// The connection slots and their buffers ([`Pool::default`]: 24 of 16 KiB + 16 KiB).
+    pub pool: Pool,
+    /// The deadlines.
+    pub deadlines: Deadlines,
 }
 
 impl Default for Config {
-    /// Port 80, 24 sockets of 16 KiB + 16 KiB, 30 s idle timeout.
+    /// [`Config::for_memory`]`(`[`DEFAULT_BUDGET`]`)`: port 80, 24 slots of 16 KiB + 16 KiB,
+    /// the default deadlines.
+    ///
+    /// [`DEFAULT_BUDGET`]: crate::pool::DEFAULT_BUDGET
     fn default() -> Self {
+        Self::for_memory(crate::pool::DEFAULT_BUDGET)
+    }
+}
+
+impl Config {
+    /// Port 80, the pool [`Pool::for_memory`]`(budget)`, the default deadlines.
+    pub fn for_memory(budget: usize) -> Self {
         Self {
             port: 80,
-            listeners: 24,
-            buffer: 16 * 1024,
-            idle_timeout: Duration::from_secs(30),
+            pool: Pool::for_memory(budget),
+            deadlines: Deadlines::default(),
         }
     }
 }
@@ -47,11 +116,27 @@ pub struct ServerStats {
     pub bytes_in: u64,
     /// Response bytes sent.
     pub bytes_out: u64,
-    /// Connections closed for idling.
+    /// Connections closed for idling ([`Deadlines::idle`]).
     pub idle_closed: u64,
     /// Connections closed mid-answer because a file read failed (the client saw a short
     /// body).
     pub aborted: u64,
+    /// Heads that did not arrive within [`Deadlines::head`] (answered `408`, closed).
+    pub head_timeouts: u64,
+    /// Bodies slower than [`Deadlines::body_rate`] (answered `408`, closed).
+    pub body_timeouts: u64,
+    /// Connections reset because the client took no answer bytes for [`Deadlines::send`].
+    pub send_timeouts: u64,
+    /// Half-open connections dropped after [`Deadlines::handshake`].
+    pub handshake_timeouts: u64,
+    /// Closed connections reset because the peer did not finish within [`Deadlines::close`].
+    pub close_timeouts: u64,
+    /// Connections reset to free a slot for a new one.
+    pub reclaimed: u64,
+    /// Slots not listening now (connections open, half-open or closing).
+    pub open: u64,
+    /// Slots in all.
+    pub max: u64,
 }
 
 impl ServerStats {
@@ -64,51 +149,108 @@ impl ServerStats {
     }
 }
 
-/// The fewest listening sockets the service runs (a smaller [`Config::listeners`] is raised).
-pub const MIN_LISTENERS: usize = 20;
-
-struct Slot {
-    handle: SocketHandle,
-    conn: Option<Connection>,
-    /// Counted into the totals so far.
-    counted: ConnStats,
-    /// `close` was called for this connection.
-    closed: bool,
-}
+/// Sockets kept listening; the other free ones wait aside, out of the socket set, so that
+/// smoltcp's work per frame and per turn follows the connections open, not the pool's size.
+pub const SPARE_LISTENERS: usize = 2;
 
 /// The HTTP service: its sockets and connections.
 pub struct Server {
     config: Config,
+    /// The sockets in the socket set.
     slots: Vec<Slot>,
+    /// Free sockets kept out of the set.
+    parked: Vec<tcp::Socket<'static>>,
     stats: ServerStats,
+    /// The earliest deadline found by the last [`Server::serve`].
+    wake: Option<Instant>,
+    /// The frame being read, and an answer the device had no room for (kept to be reused).
+    frame: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
 impl Server {
-    /// Adds `config.listeners` (at least [`MIN_LISTENERS`]) listening sockets to `sockets`.
+    /// Makes `config.pool.slots` sockets, each with buffers of `config.pool.buffer` bytes;
+    /// [`SPARE_LISTENERS`] of them listen in `sockets`, the others wait aside (see the
+    /// module docs).
     pub fn new(config: Config, sockets: &mut SocketSet<'static>) -> Self {
-        let count = config.listeners.max(MIN_LISTENERS);
-        let slots = (0..count)
-            .map(|_| {
-                let mut socket = tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0; config.buffer]),
-                    tcp::SocketBuffer::new(vec![0; config.buffer]),
-                );
-                // A peer that vanishes mid-connection frees the socket eventually.
-                socket.set_timeout(Some(Duration::from_secs(60)));
-                let _ = socket.listen(config.port);
-                Slot {
-                    handle: sockets.add(socket),
-                    conn: None,
-                    counted: ConnStats::default(),
-                    closed: false,
-                }
-            })
-            .collect();
+        let count = config.pool.slots.max(1);
+        let mut slots = Vec::with_capacity(count);
+        let mut parked = Vec::with_capacity(count);
+        // Every socket enters the set once, so that its table has room for all of them and
+        // never grows (nor allocates) while serving.
+        for _ in 0..count {
+            let mut socket = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; config.pool.buffer]),
+                tcp::SocketBuffer::new(vec![0; config.pool.buffer]),
+            );
+            // A backstop: the service's deadlines come first.
+            socket.set_timeout(Some(Duration::from_secs(60)));
+            slots.push(Slot::new(sockets.add(socket)));
+        }
+        while slots.len() > SPARE_LISTENERS {
+            if let Some(slot) = slots.pop()
+                && let Socket::Tcp(socket) = sockets.remove(slot.handle)
+            {
+                parked.push(socket);
+            }
+        }
+        for slot in &slots {
+            let _ = sockets
+                .get_mut::<tcp::Socket>(slot.handle)
+                .listen(config.port);
+        }
+        let stats = ServerStats {
+            max: count as u64,
+            ..ServerStats::default()
+        };
         Self {
             config,
             slots,
-            stats: ServerStats::default(),
+            parked,
+            stats,
+            wake: None,
+            frame: Vec::new(),
+            scratch: Vec::new(),
         }
+    }
+
+    /// Takes a socket from aside into `sockets`, listening; false if none is left.
+    fn unpark(&mut self, sockets: &mut SocketSet<'static>) -> bool {
+        let Some(mut socket) = self.parked.pop() else {
+            return false;
+        };
+        let _ = socket.listen(self.config.port);
+        self.slots.push(Slot::new(sockets.add(socket)));
+        true
+    }
+
+    /// Puts listening sockets beyond [`SPARE_LISTENERS`] aside, and brings sockets back
+    /// until that many listen (if there are any left).
+    fn balance(&mut self, sockets: &mut SocketSet<'static>) {
+        let mut listening = self.listening(sockets);
+        let mut i = self.slots.len();
+        while listening > SPARE_LISTENERS && i > 0 {
+            i -= 1;
+            let handle = self.slots[i].handle;
+            if sockets.get::<tcp::Socket>(handle).state() != tcp::State::Listen {
+                continue;
+            }
+            self.slots.swap_remove(i);
+            if let Socket::Tcp(mut socket) = sockets.remove(handle) {
+                // LISTEN to CLOSED: nothing is sent.
+                socket.abort();
+                self.parked.push(socket);
+            }
+            listening -= 1;
+        }
+        while listening < SPARE_LISTENERS && self.unpark(sockets) {
+            listening += 1;
+        }
+    }
+
+    /// Slots ready for a new connection: listening, or aside.
+    pub fn free(&self, sockets: &SocketSet<'_>) -> usize {
+        self.listening(sockets) + self.parked.len()
     }
 
     /// Counters (connections still open included).
@@ -116,7 +258,12 @@ impl Server {
         self.stats
     }
 
-    /// Sockets listening now.
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Sockets listening now (at most [`SPARE_LISTENERS`] after a turn: see [`Server::free`]).
     pub fn listening(&self, sockets: &SocketSet<'_>) -> usize {
         self.slots
             .iter()
@@ -124,77 +271,208 @@ impl Server {
             .count()
     }
 
-    /// One turn of the event loop: the interface takes what arrived, every connection reads
-    /// and answers, the interface sends. Returns how long the caller may sleep before the
-    /// next turn if nothing arrives (smoltcp's timers and the idle timeout). `backend` gives
-    /// the status page and the storage routes their data.
+    /// One turn of the event loop: the interface takes what arrived, frame by frame; a SYN
+    /// that would find no slot listening first has one reclaimed for it (see the module
+    /// docs); every connection reads, answers and meets its deadlines; the interface sends.
+    /// Returns how long the caller may sleep before the next turn if nothing arrives
+    /// (smoltcp's timers and the deadlines). `backend` gives the status page and the storage
+    /// routes their data.
     pub fn step<D: Device + ?Sized>(
         &mut self,
         now: Instant,
         iface: &mut Interface,
         device: &mut D,
-        sockets: &mut SocketSet<'_>,
+        sockets: &mut SocketSet<'static>,
         backend: &mut dyn Backend,
     ) -> Option<Duration> {
-        iface.poll(now, device, sockets);
+        iface.poll_maintenance(now);
+        let medium = device.capabilities().medium;
+        let mut frame = core::mem::take(&mut self.frame);
+        let mut scratch = core::mem::take(&mut self.scratch);
+        while ingress::take(device, now, &mut frame) {
+            if let Some(peer) = ingress::syn_to(&frame, medium, self.config.port) {
+                self.make_room(now, peer, iface, device, sockets);
+            }
+            let mut one = OneFrame {
+                frame: Some(&frame),
+                inner: &mut *device,
+                scratch: &mut scratch,
+            };
+            iface.poll_ingress_single(now, &mut one, sockets);
+        }
+        self.frame = frame;
+        self.scratch = scratch;
         self.serve(now, sockets, backend);
-        iface.poll(now, device, sockets);
-        let idle = self.config.idle_timeout;
+        while iface.poll_egress(now, device, sockets) != PollResult::None {}
         let timers = iface.poll_delay(now, sockets);
-        let next_idle = self
-            .slots
-            .iter()
-            .filter_map(|s| s.conn.as_ref())
-            .map(|c| (c.last_activity() + idle) - now.min(c.last_activity() + idle))
-            .min();
-        match (timers, next_idle) {
+        let deadline = self.wake.map(|w| w - now.min(w));
+        match (timers, deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// Services every socket once (without polling the interface).
-    pub fn serve(&mut self, now: Instant, sockets: &mut SocketSet<'_>, backend: &mut dyn Backend) {
-        let port = self.config.port;
-        let idle = self.config.idle_timeout;
+    /// Before a SYN from `peer` is read: unless a slot listens (or the SYN is a retransmission
+    /// for a slot that already took it), a closed slot listens again, else the least useful
+    /// one is reset (the reset sent at once) and listens.
+    fn make_room<D: Device + ?Sized>(
+        &mut self,
+        now: Instant,
+        peer: IpEndpoint,
+        iface: &mut Interface,
+        device: &mut D,
+        sockets: &mut SocketSet<'static>,
+    ) {
+        let mut victim: Option<(usize, (u8, Instant))> = None;
+        for (i, slot) in self.slots.iter().enumerate() {
+            let socket = sockets.get::<tcp::Socket>(slot.handle);
+            let state = socket.state();
+            if state == tcp::State::Listen || socket.remote_endpoint() == Some(peer) {
+                return;
+            }
+            if let Some(rank) = slot.reclaim_rank(state, now)
+                && victim.is_none_or(|(_, best)| rank < best)
+            {
+                victim = Some((i, rank));
+            }
+        }
+        if self.unpark(sockets) {
+            return;
+        }
+        let Some((i, _)) = victim else {
+            return;
+        };
+        let socket = sockets.get_mut::<tcp::Socket>(self.slots[i].handle);
+        if !matches!(socket.state(), tcp::State::Closed | tcp::State::TimeWait) {
+            self.stats.reclaimed += 1;
+            socket.abort();
+        }
+        // A reset goes out before the socket forgets its peer.
+        iface.poll_egress(now, device, sockets);
+        self.release(i, sockets);
+    }
+
+    /// Settles the slot's connection, and listens again.
+    fn release(&mut self, i: usize, sockets: &mut SocketSet<'static>) {
+        let slot = &mut self.slots[i];
+        if let Some(conn) = slot.conn.take() {
+            Self::settle(&mut self.stats, &mut slot.counted, conn.stats());
+        }
+        slot.counted = ConnStats::default();
+        slot.opened = None;
+        slot.closed = None;
+        slot.queued = 0;
+        let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
+        if socket.state() != tcp::State::Closed {
+            socket.abort();
+        }
+        let _ = socket.listen(self.config.port);
+    }
+
+    /// Services every socket once (without polling the interface): reads, answers, deadlines.
+    pub fn serve(
+        &mut self,
+        now: Instant,
+        sockets: &mut SocketSet<'static>,
+        backend: &mut dyn Backend,
+    ) {
+        let deadlines = self.config.deadlines;
+        self.wake = None;
+        let mut open = 0;
         for i in 0..self.slots.len() {
+            let state = sockets.get::<tcp::Socket>(self.slots[i].handle).state();
+            match state {
+                tcp::State::Listen => continue,
+                // Done (or reset); TIME-WAIT: both sides are done and every byte, our FIN
+                // included, is acknowledged (see the module docs).
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    self.release(i, sockets);
+                    continue;
+                }
+                _ => {}
+            }
+            open += 1;
             let snapshot = self.stats;
             let slot = &mut self.slots[i];
             let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
-            if socket.state() == tcp::State::Closed {
-                if let Some(conn) = slot.conn.take() {
-                    Self::settle(&mut self.stats, &mut slot.counted, conn.stats());
-                    slot.counted = ConnStats::default();
+            let opened = *slot.opened.get_or_insert(now);
+            if matches!(state, tcp::State::SynReceived | tcp::State::SynSent) {
+                let due = opened + deadlines.handshake;
+                if now >= due {
+                    self.stats.handshake_timeouts += 1;
+                    socket.abort();
+                } else {
+                    self.wake = Some(self.wake.map_or(due, |w| w.min(due)));
                 }
-                slot.closed = false;
-                let _ = socket.listen(port);
                 continue;
             }
-            if socket.state() == tcp::State::TimeWait {
-                // Both sides are done and every byte, our FIN included, is acknowledged.
-                // smoltcp would keep the socket in TIME-WAIT for 10 s, and with it the slot:
-                // a client that makes more than `listeners` server-closed connections in that
-                // time (HTTP/1.0, `Connection: close`) would be refused. The slot listens again
-                // at once instead (the socket is reset without sending anything); a late
-                // retransmitted FIN from the peer meets a listening socket and gets a reset.
-                if let Some(conn) = slot.conn.take() {
-                    Self::settle(&mut self.stats, &mut slot.counted, conn.stats());
-                    slot.counted = ConnStats::default();
-                }
-                socket.abort();
-                slot.closed = false;
-                let _ = socket.listen(port);
-                continue;
-            }
-            if slot.conn.is_none() && socket.may_recv() {
+            if slot.conn.is_none() {
                 self.stats.connections += 1;
                 slot.conn = Some(Connection::new(now));
+                slot.progress = now;
+                slot.queued = 0;
             }
             let Some(conn) = slot.conn.as_mut() else {
                 continue;
             };
             if socket.can_recv() {
                 let _ = socket.recv(|data| (conn.receive(data, now, backend, &snapshot), ()));
+            }
+            // The client took answer bytes (or owes none).
+            let queued = socket.send_queue();
+            let owes_nothing = queued == 0 && !conn.has_output() && slot.closed.is_none();
+            if queued < slot.queued || owes_nothing {
+                slot.progress = now;
+            }
+            // Deadlines.
+            let sending = conn.has_output() || queued > 0;
+            let mut due = conn
+                .due(&deadlines)
+                .filter(|&(_, kind)| !(sending && kind == Expiry::Idle));
+            if sending {
+                let send = (slot.progress + deadlines.send, Expiry::Send);
+                due = Some(due.map_or(send, |d| if d.0 <= send.0 { d } else { send }));
+            }
+            if let Some(closed) = slot.closed {
+                // Closing: the peer acknowledges the rest and finishes, or is reset.
+                let (limit, kind) = if queued > 0 {
+                    (slot.progress + deadlines.send, Expiry::Send)
+                } else {
+                    (slot.progress.max(closed) + deadlines.close, Expiry::Idle)
+                };
+                due = Some((limit, kind));
+            }
+            let mut idle_expired = false;
+            match due {
+                Some((at, kind)) if now >= at => match (kind, slot.closed.is_some()) {
+                    (Expiry::Send, _) => {
+                        self.stats.send_timeouts += 1;
+                        socket.abort();
+                    }
+                    (_, true) => {
+                        self.stats.close_timeouts += 1;
+                        socket.abort();
+                    }
+                    (Expiry::Idle, false) => idle_expired = true,
+                    (Expiry::Head, false) => {
+                        self.stats.head_timeouts += 1;
+                        conn.time_out();
+                    }
+                    (Expiry::Body, false) => {
+                        self.stats.body_timeouts += 1;
+                        conn.time_out();
+                    }
+                },
+                Some((at, _)) => self.wake = Some(self.wake.map_or(at, |w| w.min(at))),
+                None => {}
+            }
+            if socket.state() == tcp::State::Closed {
+                // Reset just now: the reset goes out with the next egress, the slot listens
+                // again next turn.
+                let current = conn.stats();
+                Self::settle(&mut self.stats, &mut slot.counted, current);
+                self.wake = Some(now);
+                continue;
             }
             while socket.can_send() && conn.has_output() {
                 let Ok(n) = socket.send(|buf| {
@@ -211,20 +489,22 @@ impl Server {
                     let _ = socket.recv(|data| (conn.receive(data, now, backend, &snapshot), ()));
                 }
             }
+            slot.queued = socket.send_queue();
             let peer_done = !socket.may_recv() && !conn.has_output();
-            if slot.closed {
-                // Closing: smoltcp finishes the handshake (or its timeout does).
-            } else if conn.wants_close() || peer_done {
+            if slot.closed.is_none() && (conn.wants_close() || peer_done || idle_expired) {
+                if idle_expired && !conn.wants_close() && !peer_done {
+                    self.stats.idle_closed += 1;
+                }
                 socket.close();
-                slot.closed = true;
-            } else if now >= conn.last_activity() + idle {
-                self.stats.idle_closed += 1;
-                socket.close();
-                slot.closed = true;
+                slot.closed = Some(now);
+                let due = now + deadlines.close;
+                self.wake = Some(self.wake.map_or(due, |w| w.min(due)));
             }
             let current = conn.stats();
             Self::settle(&mut self.stats, &mut slot.counted, current);
         }
+        self.stats.open = open;
+        self.balance(sockets);
     }
 
     /// Adds what a connection did since last counted.

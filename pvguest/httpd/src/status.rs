@@ -36,14 +36,25 @@ impl Status {
         let _ = write!(
             out,
             ",\"http\":{{\"connections\":{},\"requests\":{},\"client_errors\":{},\
-             \"bytes_in\":{},\"bytes_out\":{},\"idle_closed\":{},\"aborted\":{}}}}}",
+             \"bytes_in\":{},\"bytes_out\":{},\"idle_closed\":{},\"aborted\":{},\
+             \"head_timeouts\":{},\"body_timeouts\":{},\"send_timeouts\":{},\
+             \"handshake_timeouts\":{},\"close_timeouts\":{},\
+             \"pool\":{{\"open\":{},\"max\":{},\"reclaimed\":{}}}}}}}",
             http.connections,
             http.requests,
             http.client_errors,
             http.bytes_in,
             http.bytes_out,
             http.idle_closed,
-            http.aborted
+            http.aborted,
+            http.head_timeouts,
+            http.body_timeouts,
+            http.send_timeouts,
+            http.handshake_timeouts,
+            http.close_timeouts,
+            http.open,
+            http.max,
+            http.reclaimed
         );
         out
     }
@@ -74,6 +85,14 @@ mod tests {
         };
         let http = ServerStats {
             aborted: 8,
+            head_timeouts: 9,
+            body_timeouts: 10,
+            send_timeouts: 11,
+            handshake_timeouts: 12,
+            close_timeouts: 13,
+            open: 14,
+            max: 15,
+            reclaimed: 16,
             ..ServerStats::default()
         };
         assert_eq!(
@@ -81,7 +100,9 @@ mod tests {
             "{\"uptime_ms\":1,\"heap_bytes_in_use\":2,\"grants_in_use\":3,\
              \"driver\":{\"tx\":4,\"rx\":5},\"storage\":{\"keys\":6,\"reads\":7},\
              \"http\":{\"connections\":0,\"requests\":0,\"client_errors\":0,\"bytes_in\":0,\
-             \"bytes_out\":0,\"idle_closed\":0,\"aborted\":8}}"
+             \"bytes_out\":0,\"idle_closed\":0,\"aborted\":8,\"head_timeouts\":9,\
+             \"body_timeouts\":10,\"send_timeouts\":11,\"handshake_timeouts\":12,\
+             \"close_timeouts\":13,\"pool\":{\"open\":14,\"max\":15,\"reclaimed\":16}}}"
         );
         assert_eq!(
             Status::default().to_json(&http).get(..80),

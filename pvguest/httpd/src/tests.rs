@@ -4,6 +4,8 @@
 mod conn;
 mod dhcp;
 mod fake;
+mod http;
 mod link;
+mod pressure;
 mod service;
 mod storage;

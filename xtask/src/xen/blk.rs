@@ -10,7 +10,11 @@
 //!   `text/html` for `index.html`, 404 for a missing file), `net-kv` (put, get, overwrite, a
 //!   value at 16 KiB and one over, list, delete, 404 after; the store at [`SERVICE_KV`] on
 //!   `xvdb`) and `net-kv-persist` (after the crash points, a fresh domain running the
-//!   application on the same disks still has what `net-kv` left).
+//!   application on the same disks still has what `net-kv` left); `net-churn` (after
+//!   [`CHURN_CONNECTIONS`] connections opened and closed at once, `GET /` answered within
+//!   [`ANSWER_WITHIN_MS`]). `net-checks.sh slow-heads N` (100 clients trickling heads, `GET /`
+//!   timed meanwhile) is not a step yet: in two device boots of four the guest then stopped
+//!   answering altogether (no ARP, no console line), a hang not understood yet.
 //! - `HOST blk-pattern`: the read-only disk holds a ustar archive of `pvguest/site/` (plus a
 //!   generated file and `MANIFEST.sha256`); the guest read the disk whole and printed its
 //!   SHA-256 (`BLK sha256 xvda <bytes> <hex>`), which must equal the image's.
@@ -114,7 +118,12 @@ pub const GUEST_IP: &str = "10.0.0.2";
 pub const DOM0_IP: &str = "10.0.0.1";
 /// How long the guest serves at most after its `net` tests (the harness ends it sooner by
 /// writing `data/net-done` once its clients are done).
-const NET_SERVE_MS: u64 = 100_000;
+const NET_SERVE_MS: u64 = 130_000;
+/// Connections the `net-churn` check opens and closes at once (several times the guest's
+/// pool).
+pub const CHURN_CONNECTIONS: u64 = 200;
+/// How soon `GET /` must be answered in the churn check, ms.
+pub const ANSWER_WITHIN_MS: u64 = 2000;
 /// Requests of the load check (`ab -k`, 16 connections) in `cargo xtask test`.
 pub const LOAD_REQUESTS: u64 = 2000;
 /// Requests of the load check in `cargo xtask soak`.
@@ -339,6 +348,10 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         ),
         run("net-kv", &format!("sh /pvxen/net-checks.sh {GUEST_IP} kv")),
         run(
+            "net-churn",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} churn {CHURN_CONNECTIONS}"),
+        ),
+        run(
             "net-done",
             &format!(
                 "$XL domid {GUEST_NAME} >/dev/null && xenstore-write /local/domain/$($XL domid {GUEST_NAME})/data/net-done 1 && echo ok"
@@ -461,6 +474,23 @@ fn files_verdict(v: &str, count: usize) -> Result<(), String> {
         Err(format!(
             "{count} archive files expected with their digests, 404 for a missing one and \
              text/html for index.html: {v}"
+        ))
+    }
+}
+
+/// The churn check (and `slow-heads`): all `clients` connected, and `GET /` answered with the
+/// status document within [`ANSWER_WITHIN_MS`].
+fn timed_verdict(v: &str, clients: u64) -> Result<(), String> {
+    let ms: Option<u64> = word(v, "ms").parse().ok();
+    if word(v, "opened") == clients.to_string()
+        && word(v, "status") == "ok"
+        && ms.is_some_and(|ms| ms <= ANSWER_WITHIN_MS)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{clients} clients connected and GET / answered within {ANSWER_WITHIN_MS} ms \
+             expected: {v}"
         ))
     }
 }
@@ -729,6 +759,10 @@ pub fn host_checks(
         Some(v) => files_verdict(v, archive_files),
         None => Err("dom0 gave no `net-files`".to_owned()),
     };
+    let timed = |key: &str, clients: u64| match t.result(key) {
+        Some(v) => timed_verdict(v, clients),
+        None => Err(format!("dom0 gave no `{key}`")),
+    };
     let exact = |key: &str, want: &str| match t.result(key) {
         Some(v) if v == want => Ok(()),
         Some(v) => Err(format!("got `{v}`, expected `{want}`")),
@@ -751,6 +785,7 @@ pub fn host_checks(
         check("blk-readonly", readonly),
         check("blk-flush-counted", flush),
         check("app-shutdown", app_shutdown(t)),
+        check("net-churn", timed("net-churn", CHURN_CONNECTIONS)),
     ]
 }
 
@@ -872,11 +907,26 @@ mod tests {
             &format!("PVXEN result net-kv-persist {NET_KV_PERSIST_EXPECTED}"),
             "PVXEN result app-shutdown ok",
             "G|APP stopped 3 requests 3 connections",
+            "PVXEN result net-churn opened=200 status=ok ms=35",
             "PVXEN end poweroff 5.0",
         ]);
         let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
-        assert_eq!(checks.len(), 13);
+        assert_eq!(checks.len(), 14);
+        for late in [
+            "opened=300 status=ok ms=2001",
+            "opened=300 status=failed ms=3",
+            "opened=299 status=ok ms=35",
+            "opened=300 status=ok",
+        ] {
+            assert!(timed_verdict(late, 300).is_err(), "{late}");
+        }
+        assert_eq!(
+            timed_verdict("opened=1", 300),
+            Err(
+                "300 clients connected and GET / answered within 2000 ms expected: opened=1".into()
+            )
+        );
         // The application ignored the shutdown: dom0 timed out waiting.
         let ignored = transcript(&["PVXEN result app-shutdown ok", "PVXEN end timeout 120.0"]);
         let shutdown = &host_checks(&ignored, "aaaa", "bbbb", 2000, 5)[12];
@@ -999,6 +1049,7 @@ mod tests {
             "run net-load",
             "run net-files",
             "run net-kv",
+            "run net-churn",
             "run net-done",
         ];
         for storm in 1..=3 {

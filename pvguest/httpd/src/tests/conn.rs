@@ -60,7 +60,7 @@ pub fn fake_status() -> Vec<u8> {
 }
 
 /// The response head at the start of `buf`, if complete: (status, head text, head length,
-/// body length from `Content-Length`; a `1xx` has no body).
+/// body length from `Content-Length`; a `1xx` or a `304` has no body).
 pub fn response_head(buf: &[u8]) -> Option<(u16, String, usize, usize)> {
     let mut headers = [httparse::EMPTY_HEADER; 16];
     let mut r = httparse::Response::new(&mut headers);
@@ -68,7 +68,7 @@ pub fn response_head(buf: &[u8]) -> Option<(u16, String, usize, usize)> {
         return None;
     };
     let code = r.code.unwrap();
-    let length: usize = if code < 200 {
+    let length: usize = if code < 200 || code == 304 {
         0
     } else {
         r.headers
@@ -103,7 +103,7 @@ fn pipelined_requests_are_answered_in_order() {
         assert_eq!(codes, [200, 200, 404, 405, 200], "chunk {chunk}");
         assert_eq!(r[0].2, fake_status());
         assert_eq!(r[1].2, (0..5).map(crate::blob::byte).collect::<Vec<_>>());
-        assert!(r[3].1.contains("Allow: GET\r\n"));
+        assert!(r[3].1.contains("Allow: GET, HEAD\r\n"));
         assert!(r[4].1.contains("Connection: close"));
         assert!(closing);
     }

@@ -20,6 +20,10 @@ pub struct Fake {
     pub fail_all: Option<BackendError>,
     /// What it was asked, in order (`read_file` calls are counted, not logged).
     pub log: Vec<String>,
+    /// What `unix_time` answers.
+    pub unix_time: Option<u64>,
+    /// What `file_version` answers, for every file.
+    pub version: u64,
     /// `read_file` calls and the largest buffer one was given.
     pub reads: usize,
     pub largest_read: usize,
@@ -106,6 +110,14 @@ impl Backend for Fake {
             .remove(key)
             .map(|_| ())
             .ok_or(BackendError::NotFound)
+    }
+
+    fn file_version(&mut self, _path: &str) -> u64 {
+        self.version
+    }
+
+    fn unix_time(&mut self) -> Option<u64> {
+        self.unix_time
     }
 
     fn kv_keys(&mut self) -> Result<Vec<String>, BackendError> {

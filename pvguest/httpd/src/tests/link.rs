@@ -11,6 +11,8 @@ use std::collections::VecDeque;
 pub struct Port {
     pub inbound: VecDeque<Vec<u8>>,
     pub outbound: VecDeque<Vec<u8>>,
+    /// At most this many frames wait to leave (a full transmit ring), if set.
+    pub tx_limit: Option<usize>,
 }
 
 pub struct PortRx(Vec<u8>);
@@ -41,6 +43,12 @@ impl phy::Device for Port {
     }
 
     fn transmit(&mut self, _: Instant) -> Option<PortTx<'_>> {
+        if self
+            .tx_limit
+            .is_some_and(|limit| self.outbound.len() >= limit)
+        {
+            return None;
+        }
         Some(PortTx(&mut self.outbound))
     }
 

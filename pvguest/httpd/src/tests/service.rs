@@ -7,31 +7,35 @@
 )]
 
 use super::fake::Fake;
-use super::link::{Port, carry, interface};
-use crate::{Config, Server};
+use super::link::{Port, interface};
+use crate::{Config, Deadlines, Server};
 use sha2::{Digest, Sha256};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::IpAddress;
-use std::collections::HashMap;
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, TcpPacket,
+};
+use std::collections::{HashMap, HashSet};
 
-struct Net {
-    server_port: Port,
-    client_port: Port,
-    server_iface: Interface,
-    client_iface: Interface,
-    server_sockets: SocketSet<'static>,
-    client_sockets: SocketSet<'static>,
-    server: Server,
-    backend: Fake,
-    now: Instant,
-    next_local_port: u16,
-    received: HashMap<SocketHandle, Vec<u8>>,
+pub(super) struct Net {
+    pub(super) server_port: Port,
+    pub(super) client_port: Port,
+    pub(super) server_iface: Interface,
+    pub(super) client_iface: Interface,
+    pub(super) server_sockets: SocketSet<'static>,
+    pub(super) client_sockets: SocketSet<'static>,
+    pub(super) server: Server,
+    pub(super) backend: Fake,
+    pub(super) now: Instant,
+    pub(super) next_local_port: u16,
+    pub(super) received: HashMap<SocketHandle, Vec<u8>>,
+    /// Client ports whose peers vanished: every frame to or from them is lost.
+    pub(super) vanished: HashSet<u16>,
 }
 
 impl Net {
-    fn new(config: Config) -> Self {
+    pub(super) fn new(config: Config) -> Self {
         let mut server_port = Port::default();
         let mut client_port = Port::default();
         let server_iface = interface(2, &mut server_port);
@@ -50,11 +54,19 @@ impl Net {
             now: Instant::ZERO,
             next_local_port: 40000,
             received: HashMap::new(),
+            vanished: HashSet::new(),
         }
     }
 
     /// One turn on both sides, `ms` milliseconds later.
-    fn step(&mut self, ms: u64) {
+    pub(super) fn step(&mut self, ms: u64) {
+        self.step_server(ms);
+        self.poll_client();
+    }
+
+    /// The server's half of a step: `ms` milliseconds later, the server takes what arrived
+    /// and answers.
+    pub(super) fn step_server(&mut self, ms: u64) {
         self.now += Duration::from_millis(ms);
         self.server.step(
             self.now,
@@ -63,10 +75,14 @@ impl Net {
             &mut self.server_sockets,
             &mut self.backend,
         );
-        carry(&mut self.server_port, &mut self.client_port);
+        self.carry();
+    }
+
+    /// The client's half of a step: the clients take what arrived, send, and read.
+    pub(super) fn poll_client(&mut self) {
         self.client_iface
             .poll(self.now, &mut self.client_port, &mut self.client_sockets);
-        carry(&mut self.server_port, &mut self.client_port);
+        self.carry();
         for (&handle, buf) in self.received.iter_mut() {
             let socket = self.client_sockets.get_mut::<tcp::Socket>(handle);
             while socket.can_recv() {
@@ -80,10 +96,20 @@ impl Net {
         }
     }
 
-    fn connect(&mut self) -> SocketHandle {
+    fn carry(&mut self) {
+        let vanished = &self.vanished;
+        carry_lossy(&mut self.server_port, &mut self.client_port, |frame| {
+            tcp_ports(frame)
+                .is_some_and(|(src, dst)| vanished.contains(&src) || vanished.contains(&dst))
+        });
+    }
+
+    /// Starts connecting (the SYN goes out with the next step); returns the socket and its
+    /// local port.
+    pub(super) fn start_connect(&mut self, buffer: usize) -> (SocketHandle, u16) {
         let mut socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 64 * 1024]),
-            tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+            tcp::SocketBuffer::new(vec![0; buffer]),
+            tcp::SocketBuffer::new(vec![0; buffer]),
         );
         self.next_local_port += 1;
         socket
@@ -95,6 +121,18 @@ impl Net {
             .unwrap();
         let handle = self.client_sockets.add(socket);
         self.received.insert(handle, Vec::new());
+        (handle, self.next_local_port)
+    }
+
+    /// The client `handle` (local port `port`) vanishes: nothing more from it or to it.
+    pub(super) fn vanish(&mut self, handle: SocketHandle, port: u16) {
+        self.vanished.insert(port);
+        self.client_sockets.remove(handle);
+        self.received.remove(&handle);
+    }
+
+    pub(super) fn connect(&mut self) -> SocketHandle {
+        let (handle, _) = self.start_connect(64 * 1024);
         for _ in 0..100 {
             self.step(1);
             if self.client(handle).state() == tcp::State::Established {
@@ -104,12 +142,16 @@ impl Net {
         panic!("no connection: {}", self.client(handle).state());
     }
 
-    fn client(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'static> {
+    pub(super) fn client(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'static> {
         self.client_sockets.get_mut::<tcp::Socket>(handle)
     }
 
     /// Sends `request` and waits for one whole response: (status, head, body).
-    fn exchange(&mut self, handle: SocketHandle, request: &[u8]) -> (u16, String, Vec<u8>) {
+    pub(super) fn exchange(
+        &mut self,
+        handle: SocketHandle,
+        request: &[u8],
+    ) -> (u16, String, Vec<u8>) {
         let mut sent = 0;
         for _ in 0..100_000 {
             if sent < request.len() && self.client(handle).can_send() {
@@ -124,7 +166,7 @@ impl Net {
     }
 
     /// Whether the server closed the connection (the client saw its FIN).
-    fn closed_by_server(&mut self, handle: SocketHandle) -> bool {
+    pub(super) fn closed_by_server(&mut self, handle: SocketHandle) -> bool {
         for _ in 0..50 {
             self.step(1);
             if !self.client(handle).may_recv() {
@@ -135,8 +177,28 @@ impl Net {
     }
 }
 
+/// The TCP ports of a frame (source, destination), if it carries TCP over IPv4.
+pub fn tcp_ports(frame: &[u8]) -> Option<(u16, u16)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    Some((tcp.src_port(), tcp.dst_port()))
+}
+
+/// Moves every frame across the link, both ways, except those `lost` says are lost.
+pub fn carry_lossy(a: &mut Port, b: &mut Port, lost: impl Fn(&[u8]) -> bool) {
+    b.inbound.extend(a.outbound.drain(..).filter(|f| !lost(f)));
+    a.inbound.extend(b.outbound.drain(..).filter(|f| !lost(f)));
+}
+
 /// Takes one complete response off the front of `buf`: (status, head, body).
-fn take_response(buf: &mut Vec<u8>) -> Option<(u16, String, Vec<u8>)> {
+pub(super) fn take_response(buf: &mut Vec<u8>) -> Option<(u16, String, Vec<u8>)> {
     let (code, head, len, length) = super::conn::response_head(buf)?;
     if buf.len() < len + length {
         return None;
@@ -149,7 +211,7 @@ fn take_response(buf: &mut Vec<u8>) -> Option<(u16, String, Vec<u8>)> {
 #[test]
 fn status_blob_and_sink_on_one_keep_alive_connection() {
     let mut net = Net::new(Config::default());
-    assert_eq!(net.server.listening(&net.server_sockets), 24);
+    assert_eq!(net.server.free(&net.server_sockets), 24);
     let c = net.connect();
     let (code, head, body) = net.exchange(c, b"GET / HTTP/1.1\r\nHost: guest\r\n\r\n");
     assert_eq!(code, 200);
@@ -265,11 +327,7 @@ fn twenty_connections_at_once_and_sockets_listen_again() {
         for _ in 0..100 {
             net.step(10);
         }
-        assert_eq!(
-            net.server.listening(&net.server_sockets),
-            24,
-            "round {round}"
-        );
+        assert_eq!(net.server.free(&net.server_sockets), 24, "round {round}");
         for c in clients {
             net.client_sockets.remove(c);
             net.received.remove(&c);
@@ -281,7 +339,10 @@ fn twenty_connections_at_once_and_sockets_listen_again() {
 #[test]
 fn idle_connections_are_closed() {
     let mut net = Net::new(Config {
-        idle_timeout: Duration::from_secs(5),
+        deadlines: Deadlines {
+            idle: Duration::from_secs(5),
+            ..Deadlines::default()
+        },
         ..Config::default()
     });
     let c = net.connect();
@@ -309,7 +370,7 @@ fn files_and_keys_over_tcp_with_100_continue() {
     assert_eq!(code, 200);
     assert!(body == big, "the file's bytes differ");
     // Read as the socket had room: never more than its buffer at once.
-    assert!(net.backend.largest_read <= Config::default().buffer);
+    assert!(net.backend.largest_read <= Config::default().pool.buffer);
 
     // curl's way with a body over 1 KiB: the head, then the body once told to go on.
     let value = vec![b'v'; 5000];
@@ -381,7 +442,7 @@ fn a_failed_read_closes_the_connection_mid_body() {
     assert!(
         String::from_utf8(status)
             .unwrap()
-            .contains("\"aborted\":1}")
+            .contains("\"aborted\":1,")
     );
 }
 
@@ -406,5 +467,5 @@ fn more_server_closed_connections_than_sockets_within_time_wait_are_all_answered
         net.now - start
     );
     assert_eq!(net.server.stats().connections, 60);
-    assert!(net.server.listening(&net.server_sockets) > 0);
+    assert!(net.server.free(&net.server_sockets) > 0);
 }

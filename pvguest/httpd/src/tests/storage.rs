@@ -102,7 +102,7 @@ fn file_errors() {
     );
     let codes: Vec<u16> = r.iter().map(|r| r.0).collect();
     assert_eq!(codes, [404, 405, 200]);
-    assert!(r[1].1.contains("Allow: GET\r\n"));
+    assert!(r[1].1.contains("Allow: GET, HEAD\r\n"));
     assert!(!closing);
     for bad in ["%zz", "a%00b", "../etc/passwd", "x/%2e%2e/y", "%2Fetc"] {
         let (r, closing) = ask(&mut fake, &format!("GET /files/{bad} HTTP/1.1\r\n\r\n"));
@@ -189,7 +189,7 @@ fn the_key_list_is_json() {
     );
     let (r, closing) = ask(&mut fake, "DELETE /kv/ HTTP/1.1\r\n\r\n");
     assert_eq!(r[0].0, 405);
-    assert!(r[0].1.contains("Allow: GET\r\n"));
+    assert!(r[0].1.contains("Allow: GET, HEAD\r\n"));
     assert!(!closing);
     fake.fail_all = Some(BackendError::Unavailable("no storage"));
     let (r, _) = ask(&mut fake, "GET /kv/ HTTP/1.1\r\n\r\n");
@@ -227,7 +227,7 @@ fn put_get_delete() {
         r[1].1
             .contains("Content-Type: application/octet-stream\r\n")
     );
-    assert!(r[6].1.contains("Allow: GET, PUT, DELETE\r\n"));
+    assert!(r[6].1.contains("Allow: GET, HEAD, PUT, DELETE\r\n"));
     assert!(!closing);
     assert_eq!(fake.kv.get("empty").map(Vec::len), Some(0));
     assert_eq!(
@@ -306,10 +306,11 @@ fn keys_and_values_are_checked_before_anything_is_stored() {
             "key too long",
         ),
         (
-            "GET /kv/a%41 HTTP/1.1\r\n\r\n".into(),
+            "GET /kv/a%2Fb HTTP/1.1\r\n\r\n".into(),
             400,
             "bad key: 1 to 128 bytes of A-Z a-z 0-9 - . _ ~",
         ),
+        ("GET /kv/a%4 HTTP/1.1\r\n\r\n".into(), 400, "bad key: a `%`"),
         ("GET /kv/a/b HTTP/1.1\r\n\r\n".into(), 400, "bad key"),
         ("DELETE /kv/a:b HTTP/1.1\r\n\r\n".into(), 400, "bad key"),
         (

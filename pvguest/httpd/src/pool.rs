@@ -1,0 +1,149 @@
+//! How many connections the service holds and how large their socket buffers are, from a
+//! memory budget: one rule, [`Pool::for_memory`].
+//!
+//! A connection slot costs its socket's receive and transmit buffers (`2 × buffer`, allocated
+//! once, when the service starts) plus what one connection may hold of its own at the worst
+//! moment, [`WORKING_BYTES`]: a value of `PUT /kv/<key>` or the answer of `GET /kv/<key>`
+//! ([`MAX_VALUE`]), or a head ([`MAX_HEAD`]), never two of them at once, and the socket and
+//! connection structures. The rule:
+//!
+//! 1. With [`BUFFER`] (16 KiB) buffers, `slots = budget / (2 × 16 KiB + WORKING_BYTES)`.
+//! 2. Above [`MAX_SLOTS`] slots, the count stays at `MAX_SLOTS` and the rest goes to the
+//!    buffers (larger windows, faster transfers): `buffer = (budget / MAX_SLOTS −
+//!    WORKING_BYTES) / 2`, in whole KiB, at most [`MAX_BUFFER`].
+//! 3. Below [`MIN_SLOTS`] slots, the count stays at `MIN_SLOTS` and the buffers shrink to fit:
+//!    `buffer = (budget / MIN_SLOTS − WORKING_BYTES) / 2` in whole KiB, at least
+//!    [`MIN_BUFFER`] (so a budget under `MIN_SLOTS × (2 × MIN_BUFFER + WORKING_BYTES)`, about
+//!    580 KiB, is exceeded: the service does not run with fewer slots or smaller buffers).
+//!
+//! [`MAX_SLOTS`] bounds the work per frame: smoltcp looks at every socket for each segment
+//! that arrives, and [`crate::Server`] at every slot each turn.
+//! [`DEFAULT_BUDGET`] gives the service's original pool, 24 slots of 16 KiB + 16 KiB.
+//!
+//! [`MAX_VALUE`]: crate::MAX_VALUE
+//! [`MAX_HEAD`]: crate::MAX_HEAD
+
+use crate::{MAX_HEAD, MAX_VALUE};
+
+/// The buffer size of rule 1.
+pub const BUFFER: usize = 16 * 1024;
+/// The smallest buffer (rule 3): a few full segments.
+pub const MIN_BUFFER: usize = 4 * 1024;
+/// The largest buffer (rule 2): smoltcp's window without scaling is 64 KiB.
+pub const MAX_BUFFER: usize = 64 * 1024;
+/// The fewest slots (rule 3).
+pub const MIN_SLOTS: usize = 20;
+/// The most slots (rule 2).
+pub const MAX_SLOTS: usize = 256;
+/// What one connection may hold besides its socket buffers: the larger of a value and a head,
+/// and 1 KiB for the socket and connection structures.
+pub const WORKING_BYTES: usize = max(MAX_VALUE, MAX_HEAD) + 1024;
+/// The budget of the original pool: 24 slots of [`BUFFER`] + [`BUFFER`].
+pub const DEFAULT_BUDGET: usize = 24 * (2 * BUFFER + WORKING_BYTES);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+/// The connection slots: how many, and each socket's receive and transmit buffer size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool {
+    /// Connection slots (listening sockets when free).
+    pub slots: usize,
+    /// Receive buffer, and transmit buffer, of each socket, in bytes.
+    pub buffer: usize,
+}
+
+impl Pool {
+    /// The pool for `budget` bytes of memory (the module docs give the rule).
+    pub const fn for_memory(budget: usize) -> Self {
+        let slots = budget / (2 * BUFFER + WORKING_BYTES);
+        if slots > MAX_SLOTS {
+            let buffer = (budget / MAX_SLOTS - WORKING_BYTES) / 2 / 1024 * 1024;
+            let buffer = if buffer > MAX_BUFFER {
+                MAX_BUFFER
+            } else {
+                buffer
+            };
+            Self {
+                slots: MAX_SLOTS,
+                buffer,
+            }
+        } else if slots < MIN_SLOTS {
+            let each = budget / MIN_SLOTS;
+            let buffer = if each > WORKING_BYTES + 2 * MIN_BUFFER {
+                (each - WORKING_BYTES) / 2 / 1024 * 1024
+            } else {
+                MIN_BUFFER
+            };
+            Self {
+                slots: MIN_SLOTS,
+                buffer,
+            }
+        } else {
+            Self {
+                slots,
+                buffer: BUFFER,
+            }
+        }
+    }
+
+    /// Bytes the pool may use at most: its buffers and every connection's working memory.
+    pub const fn bytes(&self) -> usize {
+        self.slots * (2 * self.buffer + WORKING_BYTES)
+    }
+}
+
+impl Default for Pool {
+    /// [`Pool::for_memory`]`(`[`DEFAULT_BUDGET`]`)`: 24 slots of 16 KiB + 16 KiB.
+    fn default() -> Self {
+        Self::for_memory(DEFAULT_BUDGET)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_the_original_pool() {
+        assert_eq!(
+            Pool::default(),
+            Pool {
+                slots: 24,
+                buffer: 16 * 1024
+            }
+        );
+    }
+
+    #[test]
+    fn more_memory_more_slots_then_larger_buffers() {
+        let kib = 1024;
+        let mib = 1024 * kib;
+        for (budget, slots, buffer) in [
+            (0, MIN_SLOTS, MIN_BUFFER),
+            (500 * kib, MIN_SLOTS, MIN_BUFFER),
+            (800 * kib, MIN_SLOTS, 11 * kib),
+            (mib, 20, 16 * kib),
+            (2 * mib, 41, 16 * kib),
+            (4 * mib, 83, 16 * kib),
+            (12 * mib, 250, 16 * kib),
+            (16 * mib, MAX_SLOTS, 23 * kib),
+            (64 * mib, MAX_SLOTS, MAX_BUFFER),
+        ] {
+            let pool = Pool::for_memory(budget);
+            assert_eq!((pool.slots, pool.buffer), (slots, buffer), "{budget}");
+            if budget >= MIN_SLOTS * (2 * MIN_BUFFER + WORKING_BYTES) {
+                assert!(pool.bytes() <= budget, "{budget}: {pool:?}");
+            }
+        }
+        // Monotonic: more memory never gives fewer slots or smaller buffers.
+        let mut last = Pool::for_memory(0);
+        for budget in (0..80 * mib).step_by(37 * kib) {
+            let pool = Pool::for_memory(budget);
+            assert!(pool.slots >= last.slots, "{budget}");
+            assert!(pool.buffer >= last.buffer, "{budget}");
+            last = pool;
+        }
+    }
+}
