@@ -32,7 +32,7 @@ mod tests {
     const FOUR_GIB: u64 = 4 << 30;
 
     #[test]
-    fn a0b_2_page_address_at_the_edges() {
+    fn frame_addresses_past_the_limit_or_2_pow_64_are_none() {
         assert_eq!(page_address(0, FOUR_GIB), Some(0));
         let last = FOUR_GIB / FRAME_SIZE - 1;
         assert_eq!(page_address(last, FOUR_GIB), Some(FOUR_GIB - FRAME_SIZE));
@@ -50,7 +50,7 @@ mod tests {
     }
 
     #[test]
-    fn a0b_3_shared_page_accesses_are_bounded_and_aligned() {
+    fn accesses_past_the_page_misaligned_or_overflowing_do_not_fit() {
         assert!(fits_in_page(0, 8, 8, 4096));
         assert!(fits_in_page(4088, 8, 8, 4096));
         assert!(!fits_in_page(4089, 8, 1, 4096), "past the end");
