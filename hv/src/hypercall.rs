@@ -303,11 +303,15 @@ fn xen_version(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
         v::XENVER_COMPILE_INFO => {
             // The four NUL-padded strings at their offsets in `xen_compile_info`.
             let mut info = [0u8; size_of::<v::XenCompileInfo>()];
+            use core::mem::offset_of;
             for (at, s) in [
-                (0, COMPILER),
-                (64, COMPILE_BY),
-                (80, COMPILE_DOMAIN),
-                (112, COMPILE_DATE),
+                (offset_of!(v::XenCompileInfo, compiler), COMPILER),
+                (offset_of!(v::XenCompileInfo, compile_by), COMPILE_BY),
+                (
+                    offset_of!(v::XenCompileInfo, compile_domain),
+                    COMPILE_DOMAIN,
+                ),
+                (offset_of!(v::XenCompileInfo, compile_date), COMPILE_DATE),
             ] {
                 info[at..at + s.len()].copy_from_slice(s);
             }

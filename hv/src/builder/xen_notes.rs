@@ -173,13 +173,16 @@ fn parse_note(
     parms: &mut XenParms,
 ) -> Result<(), NoteError> {
     let numeric = || match descsz {
-        1 | 2 | 4 | 8 => r.uint(desc, descsz as usize),
+        1 => r.uint(desc, 1),
+        2 => r.uint(desc, 2),
+        4 => r.uint(desc, 4),
+        8 => r.uint(desc, 8),
         _ => 0,
     };
     match note_type {
         n::XEN_ELFNOTE_PHYS32_ENTRY => {
             // Xen keeps it in a uint32_t; the all-ones value means unset.
-            let entry = numeric() as u32;
+            let entry = u32::try_from(numeric() & u64::from(u32::MAX)).unwrap_or(UNSET_ADDR32);
             parms.phys_entry = (entry != UNSET_ADDR32).then_some(entry);
         }
         n::XEN_ELFNOTE_VIRT_BASE => parms.virt_base = Some(numeric()),

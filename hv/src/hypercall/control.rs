@@ -6,6 +6,8 @@
 use abi::errno::{XEN_EACCES, XEN_EINVAL, XEN_EPERM, XEN_ESRCH};
 use abi::xen::{DOMID_FIRST_RESERVED, DOMID_INVALID, DOMID_IO};
 
+use abi::wire::Plain;
+
 use super::{DomainParams, EFAULT, HypercallEnv, Outcome, done, err};
 
 /// `XEN_SYSCTL_INTERFACE_VERSION` of Xen 4.17.
@@ -25,8 +27,16 @@ const XEN_DOMCTL_TEST_ASSIGN_DEVICE: u32 = 45;
 const XEN_DOMCTL_DEASSIGN_DEVICE: u32 = 47;
 const XEN_DOMCTL_VM_EVENT_OP: u32 = 56;
 
-fn word(raw: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]])
+/// `cmd` and `interface_version`, the first two `uint32_t` of both structs.
+fn cmd_and_version(raw: &[u8]) -> [u32; 2] {
+    raw.get(..8)
+        .and_then(<[u32; 2]>::from_bytes)
+        .unwrap_or_default()
+}
+
+/// `xen_domctl.domain`, the `domid_t` after `cmd` and `interface_version`.
+fn domctl_domain(raw: &[u8]) -> u16 {
+    raw.get(8..10).and_then(u16::from_bytes).unwrap_or_default()
 }
 
 /// `HYPERVISOR_sysctl` from a domU.
@@ -35,7 +45,7 @@ pub(super) fn sysctl(env: &impl HypercallEnv, arg: u64) -> Outcome {
     if env.read_guest(arg, &mut raw).is_err() {
         return done(EFAULT);
     }
-    if word(&raw, 4) != SYSCTL_INTERFACE_VERSION {
+    if cmd_and_version(&raw)[1] != SYSCTL_INTERFACE_VERSION {
         return done(err(XEN_EACCES));
     }
     done(err(XEN_EPERM))
@@ -47,11 +57,11 @@ pub(super) fn domctl(env: &impl HypercallEnv, params: &DomainParams, arg: u64) -
     if env.read_guest(arg, &mut raw).is_err() {
         return done(EFAULT);
     }
-    if word(&raw, 4) != DOMCTL_INTERFACE_VERSION {
+    let [cmd, version] = cmd_and_version(&raw);
+    if version != DOMCTL_INTERFACE_VERSION {
         return done(err(XEN_EACCES));
     }
-    let cmd = word(&raw, 0);
-    let domain = u16::from_le_bytes([raw[8], raw[9]]);
+    let domain = domctl_domain(&raw);
     let exists = |d: u16| d == 0 || d == params.domid;
     let found = match cmd {
         XEN_DOMCTL_ASSIGN_DEVICE | XEN_DOMCTL_DEASSIGN_DEVICE if domain == DOMID_IO => true,

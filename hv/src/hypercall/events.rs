@@ -8,6 +8,8 @@
 use abi::errno::{XEN_EINVAL, XEN_ENOENT, XEN_ENOSYS, XEN_EOPNOTSUPP};
 use abi::event_channel as e;
 use abi::op::EvtchnSubop;
+use abi::wire::Plain;
+use core::mem::offset_of;
 
 use super::args::{element_va, read_struct, set_field, write_field, write_struct};
 use super::{
@@ -30,7 +32,7 @@ fn fifo_init_control_check(
     if op.vcpu != 0 {
         return Err(err(XEN_ENOENT));
     }
-    if op.offset > 4096 - FIFO_CONTROL_BLOCK_BYTES || op.offset % 8 != 0 {
+    if op.offset > 4096 - FIFO_CONTROL_BLOCK_BYTES || !op.offset.is_multiple_of(8) {
         return Err(err(XEN_EINVAL));
     }
     let page = op.control_gfn.checked_mul(4096);
@@ -172,18 +174,20 @@ pub(super) fn event_channel_op(
         // FIFO event channels: Xen's checks of evtchn_fifo_init_control; a request that
         // passes them is not implemented (the domain stays on the 2-level ABI).
         <e::EvtchnInitControl as EvtchnSubop>::CMD => {
-            // Read as bytes: abi gives these structs no `Plain` (hv never maps what they
-            // name); the fields are at their C offsets (abi asserts them).
-            let mut raw = [0u8; size_of::<e::EvtchnInitControl>()];
-            if env.read_guest(arg, &mut raw).is_err() {
+            // Copied in whole (Xen's copy_from_guest), then its fields taken at their
+            // `offset_of!`: abi gives the FIFO structs no `Plain` (hv never maps what they
+            // name).
+            let Ok(raw) = read_struct::<[u8; size_of::<e::EvtchnInitControl>()]>(env, arg) else {
                 return done(EFAULT);
-            }
-            let word =
-                |at: usize| u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+            };
+            let field = |at: usize, len: usize| raw.get(at..at + len).unwrap_or(&[]);
+            let gfn_at = offset_of!(e::EvtchnInitControl, control_gfn);
             let op = e::EvtchnInitControl {
-                control_gfn: u64::from(word(0)) | u64::from(word(4)) << 32,
-                offset: word(8),
-                vcpu: word(12),
+                control_gfn: u64::from_bytes(field(gfn_at, 8)).unwrap_or(u64::MAX),
+                offset: u32::from_bytes(field(offset_of!(e::EvtchnInitControl, offset), 4))
+                    .unwrap_or(u32::MAX),
+                vcpu: u32::from_bytes(field(offset_of!(e::EvtchnInitControl, vcpu), 4))
+                    .unwrap_or(u32::MAX),
                 link_bits: 0,
                 _pad: [0; 7],
             };
@@ -194,8 +198,7 @@ pub(super) fn event_channel_op(
         }
         // evtchn_fifo_expand_array before a successful init_control.
         <e::EvtchnExpandArray as EvtchnSubop>::CMD => {
-            let mut raw = [0u8; size_of::<e::EvtchnExpandArray>()];
-            if env.read_guest(arg, &mut raw).is_err() {
+            if read_struct::<[u8; size_of::<e::EvtchnExpandArray>()]>(env, arg).is_err() {
                 return done(EFAULT);
             }
             done(err(XEN_EOPNOTSUPP))

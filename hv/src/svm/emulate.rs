@@ -133,7 +133,7 @@ pub fn cr4_guest_valid_bits(leaf1: [u32; 4], leaf7: [u32; 4]) -> u64 {
 }
 
 /// `hvm_set_cr4`'s checks: no bit outside `valid`; PAE not cleared in long mode; CET only
-/// with CR0.WP; PCIDE set only in long mode with CR3[11:0] clear. False: `#GP(0)`.
+/// with CR0.WP; PCIDE set only in long mode with `CR3[11:0]` clear. False: `#GP(0)`.
 pub fn cr4_write_ok(value: u64, valid: u64, old_cr4: u64, cr0: u64, efer: u64, cr3: u64) -> bool {
     const CR0_WP: u64 = 1 << 16;
     let long_mode = efer & EFER_LMA != 0;

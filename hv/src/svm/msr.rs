@@ -109,7 +109,7 @@ const DE_CFG_LFENCE_SERIALISE: u64 = 1 << 1;
 pub struct MsrPolicy {
     /// CPUID 1 EDX.MTRR.
     pub mtrr: bool,
-    /// CPUID 0x80000008 EAX[7:0]: the physical address width.
+    /// CPUID 0x80000008 `EAX[7:0]`: the physical address width.
     pub maxphysaddr: u8,
 }
 

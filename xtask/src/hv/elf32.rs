@@ -13,9 +13,9 @@ const EHDR64: usize = 64;
 /// Size of an ELF64 program header.
 const PHDR64: usize = 56;
 /// Size of the ELF32 file header.
-const EHDR32: usize = 52;
+const EHDR32: u16 = 52;
 /// Size of an ELF32 program header.
-const PHDR32: usize = 32;
+const PHDR32: u16 = 32;
 /// `EM_386`.
 const EM_386: u16 = 3;
 
@@ -57,13 +57,13 @@ pub fn to_elf32(elf64: &[u8]) -> Result<Vec<u8>> {
     h.extend(narrow(EHDR64 as u64, "e_phoff")?); // the ELF32 headers go where the ELF64 ones were
     h.extend(0u32.to_le_bytes()); // e_shoff: no sections
     h.extend(0u32.to_le_bytes()); // e_flags
-    h.extend((EHDR32 as u16).to_le_bytes());
-    h.extend((PHDR32 as u16).to_le_bytes());
+    h.extend(EHDR32.to_le_bytes());
+    h.extend(PHDR32.to_le_bytes());
     h.extend(u16::try_from(phnum)?.to_le_bytes());
     h.extend(40u16.to_le_bytes()); // e_shentsize
     h.extend(0u16.to_le_bytes()); // e_shnum
     h.extend(0u16.to_le_bytes()); // e_shstrndx
-    ensure!(h.len() == EHDR32);
+    ensure!(h.len() == usize::from(EHDR32));
     h.resize(EHDR64, 0);
     for i in 0..phnum {
         let p = EHDR64 + i * PHDR64;

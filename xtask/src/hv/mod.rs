@@ -8,9 +8,11 @@
 //! `cargo xtask hv-test` boots three times: `selftest=platform`; `selftest=boot
 //! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught;
 //! and `selftest=boot` from an ELF32 copy of the guest ([`elf32`]: the same 64-bit code and
-//! PVH note in an ELF32 container, as Xen boots), one `HOST hv-elf32 ok|FAIL` unit.
+//! PVH note in an ELF32 container, as Xen boots), one `HOST hv-elf32 ok|FAIL` unit; then
+//! [`probe`], a tiny ELF32 kernel checking MSR and CR4 answers, one `HOST hv-msr-cr4` unit.
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines.
 pub mod elf32;
+pub mod probe;
 pub mod qemu;
 pub mod serial;
 
@@ -174,6 +176,25 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
         .next()
         .context("no verdict")?;
     let line = line.replacen("HOST hv-run", "HOST hv-elf32", 1);
+    println!("{line}");
+    tally.record(ok, line);
+    if !ok {
+        explain_failure(&booted);
+    }
+
+    let probe = run_dir.join("probe-msr-cr4.elf");
+    std::fs::write(&probe, probe::image())
+        .with_context(|| format!("writing {}", probe.display()))?;
+    let booted = boot("hv-test", &hv, &probe, "", "hv-msr-cr4", timeout, |_| {})?;
+    let ok = booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF));
+    let line = if ok {
+        "HOST hv-msr-cr4 ok".to_owned()
+    } else {
+        format!(
+            "HOST hv-msr-cr4 FAIL {} (a #GP at the wrong stage, or none)",
+            booted.end.describe()
+        )
+    };
     println!("{line}");
     tally.record(ok, line);
     if !ok {

@@ -84,7 +84,8 @@ impl Domain {
                 "access to guest-physical {info2:#x} outside its memory (error {info1:#x})"
             )),
             exit::SHUTDOWN => self.crash(format_args!("triple fault")),
-            exit::INVALID => self.crash(format_args!(
+            // QEMU writes VMEXIT_INVALID as 32 bits.
+            exit::INVALID | 0xffff_ffff => self.crash(format_args!(
                 "VMRUN refused the guest state (efer {:#x}, cr0 {:#x}, cr4 {:#x})",
                 self.vmcb.save.efer, self.vmcb.save.cr0, self.vmcb.save.cr4
             )),
