@@ -1,8 +1,14 @@
-//! Xen's CPUID leaves from 0x40000000, with the values Xen 4.17 gives a PVH domU
-//! (`cpuid_hypervisor_leaves` in `xen/arch/x86/traps.c`, reached from `guest_cpuid`, which
-//! zeroes the result first). `hv` offers no Viridian interface, so the leaves start at
-//! 0x40000000 and the range 0x40000100..=0x400001FF, which Xen also routes to this function,
-//! answers zeros.
+//! The CPUID a PVH domU sees. Xen's own leaves from 0x40000000, with the values Xen 4.17
+//! gives a PVH domU (`cpuid_hypervisor_leaves` in `xen/arch/x86/traps.c`, reached from
+//! `guest_cpuid`, which zeroes the result first). `hv` offers no Viridian interface, so the
+//! leaves start at 0x40000000 and the range 0x40000100..=0x400001FF, which Xen also routes
+//! to this function, answers zeros.
+//!
+//! The other leaves ([`policy_leaf`]) are the host's, filtered as Xen 4.17's default HVM
+//! policy filters them: only the features `cpufeatureset.h` marks for an HVM guest (`A`,
+//! `S`, `H`) pass, the leaves `recalculate_misc` empties stay empty, OSXSAVE follows the
+//! guest's CR4. hv also hides what it does not virtualise although Xen offers it (see the
+//! crate docs): the local APIC (APIC, x2APIC, TSC-deadline), PKU and XSAVES.
 
 use abi::cpuid as c;
 
@@ -87,9 +93,156 @@ pub fn xen_leaf(leaf: u32, subleaf: u32, ctx: &CpuidContext) -> Option<[u32; 4]>
     Some(r)
 }
 
+/// Xen 4.17's default HVM featureset words (`cpufeatureset.h`, features annotated `A`, `S`
+/// or `H`), by featureset word.
+mod xen_hvm {
+    /// Word 0: CPUID 1 EDX.
+    pub const W0_1D: u32 = 0x1fcb_fbff;
+    /// Word 1: CPUID 1 ECX.
+    pub const W1_1C: u32 = 0xf7fa_3203;
+    /// Word 2: CPUID 0x80000001 EDX.
+    pub const W2_E1D: u32 = 0xee50_0800;
+    /// Word 3: CPUID 0x80000001 ECX.
+    pub const W3_E1C: u32 = 0x0421_09f3;
+    /// Word 4: CPUID 0xD.1 EAX.
+    pub const W4_DA1: u32 = 0xf;
+    /// Word 5: CPUID 7.0 EBX.
+    pub const W5_7B0: u32 = 0xfdbf_0fab;
+    /// Word 6: CPUID 7.0 ECX.
+    pub const W6_7C0: u32 = 0x0240_5f4f;
+    /// Word 7: CPUID 0x80000007 EDX (nothing by default: ITSC is `a`).
+    pub const W7_E7D: u32 = 0;
+    /// Word 8: CPUID 0x80000008 EBX.
+    pub const W8_E8B: u32 = 0x751f_d005;
+    /// Word 9: CPUID 7.0 EDX.
+    pub const W9_7D0: u32 = 0xbc00_441c;
+    /// Word 10: CPUID 7.1 EAX.
+    pub const W10_7A1: u32 = 0x1c30;
+    /// Word 11: CPUID 0x80000021 EAX.
+    pub const W11_E21A: u32 = 0x7800_0064;
+    /// Word 13: CPUID 7.2 EDX.
+    pub const W13_7D2: u32 = 0x37;
+}
+
+/// CPUID 1 EDX.APIC.
+pub const APIC: u32 = 1 << 9;
+/// CPUID 1 EDX.MTRR.
+pub const MTRR: u32 = 1 << 12;
+/// CPUID 1 ECX.MONITOR.
+pub const MONITOR: u32 = 1 << 3;
+/// CPUID 1 ECX.VMX.
+pub const VMX: u32 = 1 << 5;
+/// CPUID 1 ECX.x2APIC.
+pub const X2APIC: u32 = 1 << 21;
+/// CPUID 1 ECX.TSC-deadline.
+pub const TSC_DEADLINE: u32 = 1 << 24;
+/// CPUID 1 ECX.OSXSAVE.
+pub const OSXSAVE: u32 = 1 << 27;
+/// CPUID 1 ECX: running under a hypervisor.
+pub const HYPERVISOR: u32 = 1 << 31;
+/// CPUID 7.0 ECX.PKU.
+pub const PKU: u32 = 1 << 3;
+/// CPUID 7.0 ECX.OSPKE.
+pub const OSPKE: u32 = 1 << 4;
+/// CPUID 7.0 ECX.LA57.
+pub const LA57: u32 = 1 << 16;
+/// CPUID 0xD.1 EAX.XSAVES.
+pub const XSAVES: u32 = 1 << 3;
+/// CPUID 0x80000001 ECX.SVM.
+pub const SVM: u32 = 1 << 2;
+/// XCR0.PKRU.
+const XSTATE_PKRU: u32 = 1 << 9;
+/// CR4.OSXSAVE.
+const CR4_OSXSAVE: u64 = 1 << 18;
+
+/// What the guest sees for a leaf outside Xen's range: the host's answer `host` filtered by
+/// Xen's default HVM policy and what hv virtualises; `cr4` is the guest's CR4 (for OSXSAVE).
+/// The vCPU is vCPU 0 (initial APIC id 0).
+pub fn policy_leaf(leaf: u32, sub: u32, host: [u32; 4], cr4: u64) -> [u32; 4] {
+    use xen_hvm as w;
+    let [a, b, c, d] = host;
+    match leaf {
+        // The vendor and the leaf counts are the host's.
+        0 | 0x8000_0000 => host,
+        1 => {
+            let osxsave = if cr4 & CR4_OSXSAVE != 0 { OSXSAVE } else { 0 };
+            [
+                a & 0x0fff_0fff,
+                b & 0x00ff_ffff,
+                (c & w::W1_1C & !(X2APIC | TSC_DEADLINE)) | osxsave | HYPERVISOR,
+                d & w::W0_1D & !APIC,
+            ]
+        }
+        // recalculate_misc: cache and topology (AMD), MONITOR, thermal and power,
+        // reserved, DCA, the performance monitor, x2APIC topology: empty.
+        2 | 3 | 4 | 5 | 6 | 8 | 9 | 0xa | 0xb | 0xc => [0; 4],
+        7 => match sub {
+            0 => [
+                a.min(2),
+                b & w::W5_7B0,
+                c & w::W6_7C0 & !(PKU | OSPKE | LA57),
+                d & w::W9_7D0,
+            ],
+            1 => [a & w::W10_7A1, 0, 0, 0],
+            2 => [0, 0, 0, d & w::W13_7D2],
+            _ => [0; 4],
+        },
+        0xd => match sub {
+            0 => [a & !XSTATE_PKRU, b, c, d],
+            // No XSAVES, so no supervisor states (IA32_XSS is not virtualised).
+            1 => [a & w::W4_DA1 & !XSAVES, b, 0, 0],
+            9 => [0; 4], // PKRU
+            11.. => [0; 4],
+            _ => host,
+        },
+        0x8000_0001 => [a, b & 0xff00_ffff, c & w::W3_E1C, d & w::W2_E1D],
+        0x8000_0007 => [0, 0, 0, d & w::W7_E7D],
+        0x8000_0008 => [a & 0xffff, b & w::W8_E8B, c & 0x0003_f0ff, 0],
+        // SVM (0x8000000A), the cache/TLB/IBS/LWP/topology/SEV/QoS leaves: empty.
+        0x8000_0009..=0x8000_0018 | 0x8000_001b..=0x8000_0020 => [0; 4],
+        0x8000_0021 => [a & w::W11_E21A, 0, c, 0],
+        _ => host,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_hides_what_xen_and_hv_do_not_offer() {
+        let ones = [u32::MAX; 4];
+        let l1 = policy_leaf(1, 0, ones, 0);
+        assert_eq!(l1[1] >> 24, 0, "initial APIC id of vCPU 0");
+        for (bit, what) in [
+            (MONITOR, "MONITOR"),
+            (VMX, "VMX"),
+            (X2APIC, "x2APIC"),
+            (TSC_DEADLINE, "TSC-deadline"),
+            (OSXSAVE, "OSXSAVE with CR4.OSXSAVE clear"),
+        ] {
+            assert_eq!(l1[2] & bit, 0, "{what}");
+        }
+        assert_ne!(l1[2] & HYPERVISOR, 0);
+        assert_eq!(l1[3] & APIC, 0, "no local APIC");
+        assert_ne!(l1[3] & MTRR, 0, "MTRRs are virtualised");
+        assert_ne!(policy_leaf(1, 0, ones, 1 << 18)[2] & OSXSAVE, 0);
+        assert_eq!(policy_leaf(1, 0, [0; 4], 0)[2], HYPERVISOR);
+        let l7 = policy_leaf(7, 0, ones, 0);
+        assert_eq!(l7[2] & (PKU | OSPKE | LA57), 0);
+        assert_eq!(l7[0], 2, "subleaves up to 2");
+        assert_eq!(policy_leaf(5, 0, ones, 0), [0; 4], "MONITOR/MWAIT leaf");
+        assert_eq!(policy_leaf(6, 0, ones, 0), [0; 4], "thermal and power");
+        assert_eq!(policy_leaf(0xd, 1, ones, 0)[0] & XSAVES, 0);
+        assert_eq!(policy_leaf(0xd, 0, ones, 0)[0] & XSTATE_PKRU, 0);
+        assert_eq!(policy_leaf(0x8000_0001, 0, ones, 0)[2] & SVM, 0);
+        assert_eq!(policy_leaf(0x8000_000a, 0, ones, 0), [0; 4]);
+        assert_eq!(policy_leaf(0x8000_0007, 0, ones, 0), [0; 4]);
+        assert_eq!(policy_leaf(0x8000_0008, 0, ones, 0)[0], 0xffff);
+        // The vendor and leaf counts pass unchanged.
+        let vendor = [0xd, 0x6874_7541, 0x444d_4163, 0x6974_6e65];
+        assert_eq!(policy_leaf(0, 0, vendor, 0), vendor);
+    }
 
     const CTX: CpuidContext = CpuidContext {
         domid: 1,

@@ -15,6 +15,7 @@ use crate::grant::{GrantEnv, GrantTable};
 use crate::time::Singleshot;
 
 mod args;
+mod control;
 mod events;
 mod grants;
 
@@ -242,14 +243,14 @@ pub fn dispatch(
         x::HYPERVISOR_SET_TIMER_OP => events::set_timer_op(env, st, args[0]),
         x::HYPERVISOR_VCPU_OP => events::vcpu_op(env, st, args),
         x::HYPERVISOR_GRANT_TABLE_OP => grants::grant_table_op(env, st, args),
+        x::HYPERVISOR_SYSCTL => control::sysctl(env, args[0]),
+        x::HYPERVISOR_DOMCTL => control::domctl(env, params, args[0]),
         // Ops Xen 4.17 offers an HVM guest that hv does not implement yet.
         x::HYPERVISOR_PHYSDEV_OP
         | x::HYPERVISOR_XSM_OP
         | x::HYPERVISOR_MMUEXT_OP
         | x::HYPERVISOR_MULTICALL
         | x::HYPERVISOR_VM_ASSIST
-        | x::HYPERVISOR_SYSCTL
-        | x::HYPERVISOR_DOMCTL
         | x::HYPERVISOR_ARGO_OP
         | x::HYPERVISOR_DM_OP
         | x::HYPERVISOR_HYPFS_OP => not_implemented(),
@@ -293,15 +294,54 @@ fn xen_version(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
         }
         // Privileged in Xen's dummy XSM policy.
         v::XENVER_BUILD_ID => done(err(XEN_EPERM)),
-        v::XENVER_EXTRAVERSION
-        | v::XENVER_COMPILE_INFO
-        | v::XENVER_CHANGESET
-        | v::XENVER_PLATFORM_PARAMETERS => not_implemented(),
+        // Open to every guest (XSM_HOOK); the strings are hv's own.
+        v::XENVER_EXTRAVERSION => {
+            let mut s: v::XenExtraversion = [0; v::XEN_EXTRAVERSION_LEN];
+            s[..EXTRAVERSION.len()].copy_from_slice(EXTRAVERSION);
+            write_result(env, arg, &s)
+        }
+        v::XENVER_COMPILE_INFO => {
+            // The four NUL-padded strings at their offsets in `xen_compile_info`.
+            let mut info = [0u8; size_of::<v::XenCompileInfo>()];
+            use core::mem::offset_of;
+            for (at, s) in [
+                (offset_of!(v::XenCompileInfo, compiler), COMPILER),
+                (offset_of!(v::XenCompileInfo, compile_by), COMPILE_BY),
+                (
+                    offset_of!(v::XenCompileInfo, compile_domain),
+                    COMPILE_DOMAIN,
+                ),
+                (offset_of!(v::XenCompileInfo, compile_date), COMPILE_DATE),
+            ] {
+                info[at..at + s.len()].copy_from_slice(s);
+            }
+            write_result(env, arg, &info)
+        }
+        v::XENVER_CHANGESET => {
+            let mut s: v::XenChangesetInfo = [0; v::XEN_CHANGESET_INFO_LEN];
+            s[..CHANGESET.len()].copy_from_slice(CHANGESET);
+            write_result(env, arg, &s)
+        }
+        // The answer depends on the caller's mode (a compat guest gets its own hole).
+        v::XENVER_PLATFORM_PARAMETERS => not_implemented(),
         // The domain's handle (xl puts the domain's UUID there); hv's domains have none.
         v::XENVER_GUEST_HANDLE => write_result(env, arg, &[0; 16]),
         _ => done(err(XEN_ENOSYS)),
     }
 }
+
+/// `XENVER_extraversion`: hv's (Xen's is its point release, e.g. ".7").
+pub const EXTRAVERSION: &[u8] = b"-hv";
+/// `XENVER_compile_info.compiler`: hv's own, independent of the build.
+pub const COMPILER: &[u8] = b"rustc (hv)";
+/// `XENVER_compile_info.compile_by`.
+pub const COMPILE_BY: &[u8] = b"hv";
+/// `XENVER_compile_info.compile_domain`.
+pub const COMPILE_DOMAIN: &[u8] = b"hv";
+/// `XENVER_compile_info.compile_date`: none (no value that depends on the build).
+pub const COMPILE_DATE: &[u8] = b"unknown";
+/// `XENVER_changeset`: hv's name and version.
+pub const CHANGESET: &[u8] = concat!("hv ", env!("CARGO_PKG_VERSION")).as_bytes();
 
 /// `XENVER_capabilities` of Xen 4.17 on x86_64 with HVM (as stock Xen answered pvguest).
 pub const CAPABILITIES: &[u8] = b"xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64 ";
@@ -798,6 +838,92 @@ mod tests {
             call(&mut f, x::HYPERVISOR_XEN_VERSION, u64::MAX, 0).ret,
             -38
         );
+    }
+
+    #[test]
+    fn version_strings_fifo_and_toolstack_ops_as_xen_answers_a_domu() {
+        let mut f = Fake::new();
+        let ver = |f: &mut Fake, cmd, va| call(f, x::HYPERVISOR_XEN_VERSION, cmd, va).ret;
+        // XENVER_extraversion, compile_info, changeset: NUL-padded strings, -EFAULT unmapped.
+        f.put(0x100, &[0xaa; 200]);
+        assert_eq!(ver(&mut f, 1, 0x100), 0);
+        assert_eq!(f.get(0x100, 4), b"-hv\0");
+        assert_eq!(f.get(0x100 + 15, 2), &[0, 0xaa]);
+        assert_eq!(ver(&mut f, 2, 0x100), 0);
+        assert_eq!(f.get(0x100, 11), b"rustc (hv)\0");
+        assert_eq!(f.get(0x100 + 64, 3), b"hv\0");
+        assert_eq!(f.get(0x100 + 112, 8), b"unknown\0");
+        assert_eq!(f.get(0x100 + 143, 2), &[0, 0xaa]);
+        assert_eq!(ver(&mut f, 4, 0x100), 0);
+        assert!(f.get(0x100, 64).starts_with(b"hv "));
+        assert_eq!(f.get(0x100 + 63, 1), &[0]);
+        for cmd in [1, 2, 4] {
+            assert_eq!(ver(&mut f, cmd, 0xfffa), -14);
+        }
+        // EVTCHNOP_init_control: Xen's refusals in order; a good request is not implemented.
+        let init = |f: &mut Fake, gfn: u64, offset: u32, vcpu: u32| {
+            let mut raw = [0u8; 24];
+            raw[..8].copy_from_slice(&gfn.to_le_bytes());
+            raw[8..12].copy_from_slice(&offset.to_le_bytes());
+            raw[12..16].copy_from_slice(&vcpu.to_le_bytes());
+            f.put(0x300, &raw);
+            call(f, x::HYPERVISOR_EVENT_CHANNEL_OP, 11, 0x300)
+        };
+        assert_eq!(init(&mut f, 0x10, 0, 1).ret, -2);
+        assert_eq!(init(&mut f, 0x10, 4096 - 64, 0).ret, -22);
+        assert_eq!(init(&mut f, 0x10, 4, 0).ret, -22);
+        assert_eq!(
+            init(&mut f, 0x10_0000, 0, 0).ret,
+            -22,
+            "a frame outside the domain"
+        );
+        assert_eq!(init(&mut f, u64::MAX, 0, 0).ret, -22);
+        let ok = init(&mut f, 0x10, 4096 - 72, 0);
+        assert_eq!((ok.ret, ok.implemented), (-38, false));
+        assert_eq!(init(&mut f, 0xfeffc, 0, 0).ret, -38, "a special page");
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 11, 0xfff0).ret,
+            -14
+        );
+        // EVTCHNOP_expand_array without FIFO: -EOPNOTSUPP.
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 12, 0x300).ret,
+            -95
+        );
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 12, 0xfffc).ret,
+            -14
+        );
+        // sysctl and domctl: -EFAULT, -EACCES for another interface, -ESRCH, then -EPERM.
+        let ctl = |f: &mut Fake, op, cmd: u32, version: u32, domain: u16| {
+            let mut raw = [0u8; 144];
+            raw[..4].copy_from_slice(&cmd.to_le_bytes());
+            raw[4..8].copy_from_slice(&version.to_le_bytes());
+            raw[8..10].copy_from_slice(&domain.to_le_bytes());
+            f.put(0x400, &raw);
+            let o = call(f, op, 0x400, 0);
+            assert!(o.implemented);
+            o.ret
+        };
+        let (sys, dom) = (x::HYPERVISOR_SYSCTL, x::HYPERVISOR_DOMCTL);
+        assert_eq!(ctl(&mut f, sys, 1, 0x15, 0), -1);
+        assert_eq!(ctl(&mut f, sys, 1, 0x14, 0), -13);
+        assert_eq!(call(&mut f, sys, 0xff80, 0).ret, -14);
+        assert_eq!(ctl(&mut f, dom, 2, 0x15, 1), -1, "pausedomain of itself");
+        assert_eq!(ctl(&mut f, dom, 2, 0x15, 0), -1);
+        assert_eq!(ctl(&mut f, dom, 2, 0x15, 7), -3);
+        assert_eq!(ctl(&mut f, dom, 2, 0x14, 7), -13);
+        assert_eq!(ctl(&mut f, dom, 1, 0x15, 0x7ff4), -1, "createdomain");
+        assert_eq!(ctl(&mut f, dom, 5, 0x15, 0), -1, "getdomaininfo");
+        assert_eq!(ctl(&mut f, dom, 5, 0x15, 9), -3);
+        assert_eq!(ctl(&mut f, dom, 5, 0x15, 0x7ff0), -22);
+        assert_eq!(
+            ctl(&mut f, dom, 37, 0x15, 0x7ff4),
+            -3,
+            "assign_device to no domain"
+        );
+        assert_eq!(ctl(&mut f, dom, 45, 0x15, 0x7ff4), -1);
+        assert_eq!(call(&mut f, dom, 0xff80, 0).ret, -14);
     }
 
     /// `xen_memory_map` (C padding after `nr_entries`) as the guest lays it out.

@@ -8,15 +8,17 @@
 //!
 //! Host-testable logic (builds and tests everywhere):
 //! - [`guest`]: guest-physical access and the guest page walk (`copy_from_guest`).
-//! - [`builder`]: the domain builder (PVH ELF, `hvm_start_info`, initial registers).
-//! - [`cpuid`]: Xen's CPUID leaves from 0x40000000.
+//! - [`builder`]: the domain builder (PVH ELF32/ELF64 and Xen's notes, `hvm_start_info`,
+//!   initial registers).
+//! - [`cpuid`]: Xen's CPUID leaves from 0x40000000 and the policy over the host's leaves.
 //! - [`hypercall`]: hypercall dispatch and Xen's answers.
 //! - [`npt`]: the nested page tables.
 //! - [`cmdline`]: hv's command line (`<hv options> -- <guest command line>`). What QEMU
 //!   hands hv (the start info) is read by the `pvh` crate's `boot_info`, and hv's frames come
 //!   from its frame allocator ([`frames`], re-exported).
-//! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes, and
-//!   the one x86 instruction decoder (`svm::decode`) that gives exits their lengths.
+//! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes, the
+//!   MSRs and CR4 checks Xen makes (`svm::msr`, `svm::emulate`), and the one x86 instruction
+//!   decoder (`svm::decode`) that gives exits their lengths and `mov` to CR4 its register.
 //! - [`dom0`]: domain 0's services inside hv: the console backend, xenstored's ring
 //!   connection layer over the `xenstored` crate, the keys Xen's toolstack writes, and the
 //!   port table that routes an event sent to domain 0 to the service owning the port.
@@ -37,18 +39,51 @@
 //! - A nested page fault outside the domain's memory crashes the domain (the run ends with
 //!   QEMU exit 35) with a log line naming the address; Xen would emulate MMIO to its
 //!   internal devices (HPET, LAPIC, IO-APIC, ...) or ignore the access.
-//! - An intercepted MSR that hv does not emulate injects `#GP` for reads and writes; Xen
-//!   4.17 answers a few more MSRs (e.g. PAT, APIC base, MTRRs) for a PVH domU.
+//! - Guest kernels: hv takes what Xen 4.17's toolstack takes for `type = "pvh"`
+//!   ([`builder::elf`]: ELF32 or ELF64 with a PHYS32_ENTRY note, Xen's note checks and
+//!   refusals, an ELF32 without usable notes entered at `e_entry` as the HVM-generic loader
+//!   does), except: a `BSD_SYMTAB` note does not load the symbol table after the kernel;
+//!   ELF class or data values other than 1 and 2 are refused (libelf reads them as ELF32
+//!   and byte-swapped); a note that runs past its segment is not read past it as libelf
+//!   reads it (bounded by the image only); notes in a `PT_LOAD` whose file size exceeds its
+//!   memory size are refused (libelf would clip them); and the kernel must fit in the
+//!   domain's RAM below the special pages (hv has no other memory to put it in).
+//! - MSRs ([`svm::msr`]) are answered as Xen 4.17 answers a PVH domU on AMD: APIC base
+//!   (stored; no local APIC behind it), PAT, the MTRRs (capability, default type, fixed and
+//!   variable ranges with Xen's checks), DEBUGCTL and the LBR registers (any value, as Xen's
+//!   SVM path takes it; QEMU has no LBR virtualisation, so they are stored only), the AMD
+//!   registers Xen reads as zero or drops writes to, `DE_CFG`, `VM_HSAVE_PA` (the guest's
+//!   own). Everything else is `#GP`, as in Xen without `msr_relaxed` (`MISC_ENABLE` too: Xen
+//!   answers it on VMX only). Not yet: the TSC and TSC_ADJUST MSRs (Xen reads and writes the
+//!   guest's TSC), `TSC_AUX`, `SPEC_CTRL`/`VIRT_SPEC_CTRL`, the machine-check banks, the
+//!   performance counters (vPMU off in Xen answers most of them), `OSVW`, and
+//!   `MSR_IA32_XSS` (so XSAVES is hidden from CPUID).
+//! - CPUID ([`cpuid::policy_leaf`]): the host's leaves filtered by Xen 4.17's default HVM
+//!   featureset and `recalculate_misc`, except that hv also hides the local APIC (APIC,
+//!   x2APIC, TSC-deadline: see the last item), PKU (hv's page walk has no protection keys)
+//!   and XSAVES; the topology and cache leaves Xen synthesises from the vCPU count are
+//!   empty or the host's; the leaf counts are the host's.
+//! - CR4 writes are intercepted and checked as `hvm_set_cr4` checks them against the
+//!   guest's CPUID (`#GP` for a reserved or unoffered bit, PAE cleared in long mode, PCIDE
+//!   from 0 with `CR3[11:0]` or outside long mode, CET without CR0.WP). CR0 and CR3 writes
+//!   are not intercepted (QEMU checks them in the guest).
 //! - Hypercalls hv does not implement yet answer `-ENOSYS` and are counted as
-//!   `COUNTER hypercall.enosys`: FIFO event channels (`EVTCHNOP_init_control`,
-//!   `expand_array`), `EVTCHNOP_bind_pirq` and `reset`; `GNTTABOP_map_grant_ref` /
+//!   `COUNTER hypercall.enosys`: `EVTCHNOP_init_control` that passes Xen's checks (hv has no
+//!   FIFO event channels: Xen would answer 0 and switch the domain to them; a vCPU other
+//!   than 0 is `-ENOENT`, a misplaced control block or a frame that is not RAM or a special
+//!   page `-EINVAL`; `EVTCHNOP_expand_array` answers `-EOPNOTSUPP` as Xen does before
+//!   `init_control`), `EVTCHNOP_bind_pirq` and `reset`; `GNTTABOP_map_grant_ref` /
 //!   `unmap_grant_ref` / `unmap_and_replace` / `transfer` / `get_status_frames` /
 //!   `swap_grant_ref` / `cache_flush` for the guest (domain 0's services map grants through
 //!   [`grant::GrantTable::map`]); `VCPUOP_register_runstate_memory_area`, `register_vcpu_time_memory_area`, `get_physid`,
 //!   `send_nmi`, `initialise`, `up`, `down` and the periodic timer (its argument checks are
 //!   Xen's); `HVMOP_set_param` of the guest-settable parameters other than
 //!   `HVM_PARAM_CALLBACK_IRQ`; `SCHEDOP_shutdown_code` and `watchdog`; physdev, mmuext,
-//!   multicall, vm_assist, sysctl, domctl, argo, dm_op, hypfs.
+//!   multicall, vm_assist, argo, dm_op, hypfs. `sysctl` and `domctl` answer as Xen's
+//!   dummy XSM policy answers a domU (`-EFAULT`, `-EACCES` for another interface version,
+//!   `-ESRCH` for a domain other than 0 and the caller, else `-EPERM`), except that the
+//!   sub-operation argument checks Xen makes before its permission check (e.g.
+//!   `iomem_permission`'s wrap check, `-EINVAL`) are not made.
 //! - Event channels: domain 0's end of the store and console channels is inside hv (ports
 //!   1 and 2 of domain 0); hv's domain 0 offers no other port, so `bind_interdomain` to
 //!   domain 0 answers `-EINVAL`, and `GNTTABOP_copy` through a grant of domain 0 answers
@@ -70,9 +105,9 @@
 //!   frames are allocated when first placed with `XENMEM_add_to_physmap` (Xen allocates
 //!   them when the table grows); entries of frames never placed read as zero, as fresh
 //!   frames do in Xen.
-//! - `XENVER_guest_handle` is all zeros (xl gives the domain's UUID); `XENVER_extraversion`,
-//!   `compile_info`, `changeset` and `platform_parameters` answer `-ENOSYS` (build-specific
-//!   strings hv does not invent).
+//! - `XENVER_guest_handle` is all zeros (xl gives the domain's UUID); `XENVER_extraversion`
+//!   (`-hv`), `compile_info` and `changeset` give hv's own strings, not a build's;
+//!   `platform_parameters` answers `-ENOSYS` (its answer depends on the caller's mode).
 //! - `HLT` with IF=1 waits for an upcall (see Time); with IF=0 it powers the domain off,
 //!   as in Xen.
 //! - The memory map has RAM and the special pages but no ACPI tables (Xen's toolstack
@@ -80,7 +115,10 @@
 //! - The guest page walk behind `copy_from_guest`/`copy_to_guest` does not set Accessed/Dirty
 //!   bits in the guest's page tables (Xen's does); 32-bit, PAE and 5-level guest paging
 //!   answer `-EFAULT` (not implemented).
-//! - No LAPIC for the guest (Xen emulates one for a PVH domU).
+//! - No LAPIC for the guest (Xen emulates one for a PVH domU), so CPUID hides APIC, x2APIC
+//!   and the TSC-deadline timer, which Xen offers. Not in this list's scope yet either:
+//!   ballooning (`XENMEM_increase/decrease_reservation`), and reads outside RAM returning
+//!   all ones (see the nested page fault item).
 #![cfg_attr(target_os = "none", no_std)]
 
 extern crate alloc;

@@ -1,13 +1,15 @@
 //! The domain builder: loads a PVH kernel into a domain's RAM, writes `hvm_start_info` v1
 //! with the memory map and the command line, and gives the initial registers.
 //!
-//! Placement follows Xen's toolstack: the kernel at its `PT_LOAD` physical addresses, then,
+//! Placement follows Xen's toolstack: the kernel (ELF32 or ELF64, see [`elf`]) at its
+//! `PT_LOAD` physical addresses, then,
 //! on the next page, the start info, the command line and the memory map. `hv` passes no
 //! modules and no ACPI tables.
 
 pub mod elf;
 pub mod layout;
 pub mod regs;
+pub mod xen_notes;
 
 #[cfg(test)]
 mod tests;
@@ -174,7 +176,6 @@ pub fn build(
     }
     let elf = PvhElf::parse(image)?;
 
-    let mut kernel = (u64::MAX, 0u64);
     for (index, seg) in elf.load_segments().enumerate() {
         let seg = seg.map_err(|()| ElfError::BadSegment { index })?;
         if !layout.is_ram(seg.paddr, seg.memsz) {
@@ -191,9 +192,8 @@ pub fn build(
             .ok_or(ElfError::Malformed("a segment lies outside the file"))?;
         write_bytes(mem, seg.paddr, bytes)?;
         zero(mem, seg.paddr + seg.filesz, seg.memsz - seg.filesz)?;
-        kernel.0 = kernel.0.min(seg.paddr);
-        kernel.1 = kernel.1.max(seg.paddr + seg.memsz);
     }
+    let kernel = elf.kernel;
 
     let info_gpa =
         align_up(kernel.1, PAGE_SIZE).ok_or(BuildError::NoRoomForStartInfo { at: kernel.1 })?;

@@ -56,6 +56,8 @@ impl Ram {
 enum Seg {
     /// PT_LOAD at paddr with these file bytes and memory size.
     Load(u64, Vec<u8>, u64),
+    /// PT_LOAD at paddr with these file bytes, memory size and p_flags.
+    LoadFlags(u64, Vec<u8>, u64, u32),
     /// PT_NOTE with p_align and these notes (name, type, desc).
     Notes(u64, Vec<(&'static [u8], u32, Vec<u8>)>),
 }
@@ -64,6 +66,7 @@ struct Image {
     class64: bool,
     machine: u16,
     e_type: u16,
+    e_entry: u64,
     segs: Vec<Seg>,
 }
 
@@ -94,6 +97,7 @@ impl Image {
             class64: true,
             machine: 62,
             e_type: 2,
+            e_entry: 0x10_0000,
             segs: vec![
                 Seg::Load(0x10_0000, (0..5000u32).map(|i| i as u8).collect(), 0x3000),
                 Seg::Notes(4, vec![(b"Xen", 18, entry.to_le_bytes().to_vec())]),
@@ -103,59 +107,65 @@ impl Image {
     }
 
     fn bytes(&self) -> Vec<u8> {
-        if !self.class64 {
-            // A minimal ELF32 header: class 1, little-endian, x86, no program headers.
-            let mut h = vec![0x7f, b'E', b'L', b'F', 1, 1, 1];
-            h.resize(16, 0);
-            h.extend(2u16.to_le_bytes());
-            h.extend(3u16.to_le_bytes());
-            h.extend(1u32.to_le_bytes());
-            h.resize(40, 0);
-            h.extend(52u16.to_le_bytes());
-            h.extend(32u16.to_le_bytes());
-            h.resize(52, 0);
-            return h;
-        }
-        let phoff = 64u64;
-        let mut data_off = phoff + 56 * self.segs.len() as u64;
+        // ELF64: 64-byte header, 56-byte program headers; ELF32: 52 and 32.
+        let (ehsize, phsize) = if self.class64 {
+            (64u64, 56u64)
+        } else {
+            (52, 32)
+        };
+        let word = |v: &mut Vec<u8>, x: u64| {
+            if self.class64 {
+                v.extend(x.to_le_bytes());
+            } else {
+                v.extend((x as u32).to_le_bytes());
+            }
+        };
+        let mut data_off = ehsize + phsize * self.segs.len() as u64;
         let mut phdrs = Vec::new();
         let mut data = Vec::new();
         for s in &self.segs {
-            let (ty, paddr, bytes, memsz, align) = match s {
-                Seg::Load(p, b, m) => (1u32, *p, b.clone(), *m, 0x1000u64),
+            let (ty, flags, paddr, bytes, memsz, align) = match s {
+                Seg::Load(p, b, m) => (1u32, 5u32, *p, b.clone(), *m, 0x1000u64),
+                Seg::LoadFlags(p, b, m, f) => (1u32, *f, *p, b.clone(), *m, 0x1000u64),
                 Seg::Notes(a, n) => {
                     let b = note_bytes(n);
                     let len = b.len() as u64;
-                    (4, 0, b, len, *a)
+                    (4, 4, 0, b, len, *a)
                 }
             };
             phdrs.extend(ty.to_le_bytes());
-            phdrs.extend(5u32.to_le_bytes());
-            phdrs.extend(data_off.to_le_bytes());
-            phdrs.extend(paddr.to_le_bytes());
-            phdrs.extend(paddr.to_le_bytes());
-            phdrs.extend((bytes.len() as u64).to_le_bytes());
-            phdrs.extend(memsz.to_le_bytes());
-            phdrs.extend(align.to_le_bytes());
+            if self.class64 {
+                phdrs.extend(flags.to_le_bytes());
+            }
+            word(&mut phdrs, data_off);
+            word(&mut phdrs, paddr);
+            word(&mut phdrs, paddr);
+            word(&mut phdrs, bytes.len() as u64);
+            word(&mut phdrs, memsz);
+            if !self.class64 {
+                phdrs.extend(flags.to_le_bytes());
+            }
+            word(&mut phdrs, align);
             data_off += bytes.len() as u64;
             data.extend(bytes);
         }
-        let mut h = vec![0x7f, b'E', b'L', b'F', 2, 1, 1];
+        let class = if self.class64 { 2 } else { 1 };
+        let mut h = vec![0x7f, b'E', b'L', b'F', class, 1, 1];
         h.resize(16, 0);
         h.extend(self.e_type.to_le_bytes());
         h.extend(self.machine.to_le_bytes());
         h.extend(1u32.to_le_bytes());
-        h.extend(0x10_0000u64.to_le_bytes()); // e_entry (ignored: PVH uses the note)
-        h.extend(phoff.to_le_bytes());
-        h.extend(0u64.to_le_bytes());
+        word(&mut h, self.e_entry); // PVH uses the note; Xen's HVM loader e_entry
+        word(&mut h, ehsize);
+        word(&mut h, 0);
         h.extend(0u32.to_le_bytes());
-        h.extend(64u16.to_le_bytes());
-        h.extend(56u16.to_le_bytes());
+        h.extend((ehsize as u16).to_le_bytes());
+        h.extend((phsize as u16).to_le_bytes());
         h.extend((self.segs.len() as u16).to_le_bytes());
-        h.extend(64u16.to_le_bytes());
+        h.extend((if self.class64 { 64u16 } else { 40 }).to_le_bytes());
         h.extend(0u16.to_le_bytes());
         h.extend(0u16.to_le_bytes());
-        assert_eq!(h.len(), 64);
+        assert_eq!(h.len() as u64, ehsize);
         h.extend(phdrs);
         h.extend(data);
         h
@@ -269,74 +279,192 @@ fn refusal(img: &Image, cfg: &DomainConfig<'_>) -> BuildError {
     }
 }
 
+fn with(f: impl FnOnce(&mut Image)) -> Image {
+    let mut img = Image::pvh(0x10_0000);
+    f(&mut img);
+    img
+}
+
+fn xen_note(ty: u32, desc: &[u8]) -> (&'static [u8], u32, Vec<u8>) {
+    (b"Xen", ty, desc.to_vec())
+}
+
+fn with_notes(notes: Vec<(&'static [u8], u32, Vec<u8>)>) -> Image {
+    with(|i| i.segs[1] = Seg::Notes(4, notes))
+}
+
+const ENTRY_NOTE: [u8; 4] = 0x10_0000u32.to_le_bytes();
+
 #[test]
-fn refuses_what_is_not_a_64_bit_pvh_kernel() {
-    let e = |f: fn(&mut Image)| {
-        let mut img = Image::pvh(0x10_0000);
-        f(&mut img);
-        refusal(&img, &CFG)
+fn takes_elf32_and_any_machine_or_type_as_xen_does() {
+    // An ELF32 PVH kernel: entered at its PHYS32_ENTRY.
+    let img = with(|i| {
+        i.class64 = false;
+        i.segs[1] = Seg::Notes(4, vec![xen_note(18, &0x10_0040u32.to_le_bytes())]);
+    });
+    let (b, ram) = build_image(&img, &CFG).unwrap();
+    assert_eq!((b.regs.rip, b.kernel), (0x10_0040, (0x10_0000, 0x10_5000)));
+    assert_eq!(ram.0[0x10_4000], 0xab);
+    let elf_bytes = img.bytes();
+    let parsed = super::elf::PvhElf::parse(&elf_bytes).unwrap();
+    assert_eq!(parsed.loader, super::elf::Loader::Pvh);
+    // An ELF32 without Xen notes: Xen's HVM-generic loader enters it at e_entry.
+    let img = with(|i| {
+        i.class64 = false;
+        i.e_entry = 0x10_4008;
+        i.segs.remove(1);
+    });
+    let (b, _) = build_image(&img, &CFG).unwrap();
+    assert_eq!(b.regs.rip, 0x10_4008);
+    let elf_bytes = img.bytes();
+    let parsed = super::elf::PvhElf::parse(&elf_bytes).unwrap();
+    assert_eq!(parsed.loader, super::elf::Loader::Hvm);
+    // Neither loader looks at e_machine or e_type.
+    for img in [
+        with(|i| i.machine = 3),
+        with(|i| i.e_type = 1),
+        with(|i| i.machine = 0),
+    ] {
+        assert_eq!(build_image(&img, &CFG).unwrap().0.regs.rip, 0x10_0000);
+    }
+    // The entry is a uint32_t in Xen: the high half of an 8-byte note is dropped.
+    let img = with_notes(vec![xen_note(18, &0x1_0010_0010u64.to_le_bytes())]);
+    assert_eq!(build_image(&img, &CFG).unwrap().0.regs.rip, 0x10_0010);
+    // A PT_LOAD with none of R, W, X is not loaded.
+    let img = with(|i| {
+        i.segs
+            .push(Seg::LoadFlags(0x20_0000, vec![0xcd; 16], 0x1000, 0))
+    });
+    let (b, ram) = build_image(&img, &CFG).unwrap();
+    assert_eq!((b.kernel, ram.0[0x20_0000]), ((0x10_0000, 0x10_5000), 0xee));
+    // Notes Xen reads but a PVH domU ignores, and the checks they pass.
+    let img = with_notes(vec![
+        xen_note(6, b"linux\0"),
+        xen_note(10, b"writable_page_tables|!hvm_callback_vector|whatever\0"),
+        xen_note(3, &0u64.to_le_bytes()),
+        xen_note(4, &0u64.to_le_bytes()),
+        xen_note(15, &0x40_0000u64.to_le_bytes()),
+        xen_note(17, &[1, 0, 0, 0]),
+        xen_note(18, &ENTRY_NOTE),
+    ]);
+    assert_eq!(build_image(&img, &CFG).unwrap().0.regs.rip, 0x10_0000);
+}
+
+#[test]
+fn refuses_what_xen_refuses_for_a_pvh_domu() {
+    use super::elf::NotesError as N;
+    let e = |img: Image| refusal(&img, &CFG);
+    let not_pvh = |n: N| BuildError::Elf(ElfError::NotPvh(n));
+    let outside = |entry| {
+        not_pvh(N::EntryOutOfBounds {
+            entry,
+            start: 0x10_0000,
+            end: 0x10_5000,
+        })
     };
     assert_eq!(
-        e(|i| i.class64 = false),
-        BuildError::Elf(ElfError::Not64Bit)
-    );
-    assert_eq!(
-        e(|i| i.machine = 3),
-        BuildError::Elf(ElfError::NotX86_64 { machine: 3 })
-    );
-    assert_eq!(
-        e(|i| i.e_type = 1),
-        BuildError::Elf(ElfError::NotExecutable { e_type: 1 })
-    );
-    assert_eq!(
-        e(|i| {
+        e(with(|i| {
             i.segs.remove(1);
-        }),
-        BuildError::Elf(ElfError::NoPvhNote)
+        })),
+        not_pvh(N::NoNotes)
     );
     assert_eq!(
-        e(|i| i.segs[1] = Seg::Notes(4, vec![(b"Linux", 18, vec![0; 4])])),
-        BuildError::Elf(ElfError::NoPvhNote)
+        e(with_notes(vec![(b"Linux", 18, vec![0; 4])])),
+        not_pvh(N::NotForXen)
+    );
+    // All ones is Xen's "unset".
+    assert_eq!(
+        e(with_notes(vec![xen_note(18, &u32::MAX.to_le_bytes())])),
+        not_pvh(N::NotForXen)
+    );
+    // A number of 3 bytes reads as 0, outside the kernel.
+    assert_eq!(e(with_notes(vec![xen_note(18, &[0; 3])])), outside(0));
+    assert_eq!(
+        e(with_notes(vec![xen_note(18, &0x10_5001u32.to_le_bytes())])),
+        outside(0x10_5001)
     );
     assert_eq!(
-        e(|i| i.segs[1] = Seg::Notes(4, vec![(b"Xen", 18, vec![0; 3])])),
-        BuildError::Elf(ElfError::BadNoteSize { size: 3 })
+        e(with_notes(vec![
+            xen_note(10, b"!no_such_feature\0"),
+            xen_note(18, &ENTRY_NOTE)
+        ])),
+        not_pvh(N::UnknownRequiredFeature)
     );
     assert_eq!(
-        e(|i| i.segs[1] = Seg::Notes(4, vec![(b"Xen", 18, (1u64 << 32).to_le_bytes().to_vec())])),
-        BuildError::Elf(ElfError::EntryOutOfRange { entry: 1 << 32 })
+        e(with_notes(vec![
+            xen_note(4, &0u64.to_le_bytes()),
+            xen_note(18, &ENTRY_NOTE)
+        ])),
+        not_pvh(N::PaddrOffsetWithoutVirtBase)
     );
     assert_eq!(
-        e(|i| i.segs.retain(|s| matches!(s, Seg::Notes(..)))),
+        e(with_notes(vec![
+            xen_note(15, &0x10_1000u64.to_le_bytes()),
+            xen_note(18, &ENTRY_NOTE)
+        ])),
+        not_pvh(N::P2mInsideKernel)
+    );
+    // A PV-only kernel: its notes parse, but give no PHYS32_ENTRY.
+    assert_eq!(
+        e(with_notes(vec![
+            xen_note(8, b"generic\0"),
+            xen_note(5, b"xen-3.0\0")
+        ])),
+        BuildError::Elf(ElfError::NoPhys32Entry)
+    );
+    assert_eq!(
+        e(with_notes(vec![
+            xen_note(10, b"!dom0\0"),
+            xen_note(18, &ENTRY_NOTE)
+        ])),
+        BuildError::Elf(ElfError::RequiresDom0)
+    );
+    // An ELF32 whose notes do not parse goes to the HVM loader, at e_entry.
+    let img = with(|i| {
+        i.class64 = false;
+        i.e_entry = 0x10_0100;
+        i.segs[1] = Seg::Notes(4, vec![xen_note(10, b"!no_such_feature\0")]);
+    });
+    assert_eq!(build_image(&img, &CFG).unwrap().0.regs.rip, 0x10_0100);
+    let notes_only = |i: &mut Image| i.segs.retain(|s| matches!(s, Seg::Notes(..)));
+    assert!(matches!(
+        e(with(notes_only)),
+        BuildError::Elf(ElfError::NotPvh(N::EntryOutOfBounds { .. }))
+    ));
+    assert_eq!(
+        e(with(|i| {
+            notes_only(i);
+            i.class64 = false;
+            i.segs.clear();
+        })),
         BuildError::Elf(ElfError::NoLoadSegments)
     );
     assert_eq!(
-        e(|i| i.segs[0] = Seg::Load(0x10_0000, vec![1; 64], 32)),
+        e(with(|i| i.segs[0] = Seg::Load(0x10_0000, vec![1; 64], 32))),
         BuildError::Elf(ElfError::BadSegment { index: 0 })
     );
+    let mut img = Image::pvh(0x10_4000);
+    img.segs[0] = Seg::Load(0x3f_f000, vec![1; 64], 0x2000);
     assert_eq!(
-        e(|i| i.segs[0] = Seg::Load(0x3f_f000, vec![1; 64], 0x2000)),
+        e(img),
         BuildError::SegmentOutsideRam {
             paddr: 0x3f_f000,
             memsz: 0x2000
         }
     );
     assert!(matches!(
-        e(|i| i.segs[0] = Seg::Load(u64::MAX - 4, vec![], 0x10)),
+        e(with(|i| i.segs[0] = Seg::Load(u64::MAX - 4, vec![], 0x10))),
         BuildError::Elf(ElfError::BadSegment { .. })
     ));
     // No room for the start info after a kernel that fills RAM.
     assert!(matches!(
-        e(|i| i.segs[2] = Seg::Load(0x10_4000, vec![], 0x2f_c000)),
+        e(with(|i| i.segs[2] = Seg::Load(0x10_4000, vec![], 0x2f_c000))),
         BuildError::NoRoomForStartInfo { .. }
     ));
-    let msg = BuildError::Elf(ElfError::NoPvhNote).to_string();
+    let msg = not_pvh(N::NoNotes).to_string();
     assert!(msg.contains("not a PVH kernel"), "{msg}");
-    assert!(
-        BuildError::Elf(ElfError::Not64Bit)
-            .to_string()
-            .contains("64-bit")
-    );
+    let msg = BuildError::Elf(ElfError::NoPhys32Entry).to_string();
+    assert!(msg.contains("PHYS32_ENTRY"), "{msg}");
 }
 
 #[test]

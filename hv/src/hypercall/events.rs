@@ -5,9 +5,11 @@
     reason = "Xen's C structs take these as uint16_t/unsigned int: the low bits, as Xen reads them"
 )]
 
-use abi::errno::{XEN_EINVAL, XEN_ENOENT, XEN_ENOSYS};
+use abi::errno::{XEN_EINVAL, XEN_ENOENT, XEN_ENOSYS, XEN_EOPNOTSUPP};
 use abi::event_channel as e;
 use abi::op::EvtchnSubop;
+use abi::wire::Plain;
+use core::mem::offset_of;
 
 use super::args::{element_va, read_struct, set_field, write_field, write_struct};
 use super::{
@@ -15,6 +17,35 @@ use super::{
     not_implemented, written,
 };
 use crate::evtchn::Notify;
+
+/// `sizeof(evtchn_fifo_control_block_t)`: `ready`, a reserved word and 16 queue heads.
+const FIFO_CONTROL_BLOCK_BYTES: u32 = 72;
+
+/// `evtchn_fifo_init_control`'s refusals, in Xen's order: a vCPU the domain lacks
+/// (`-ENOENT`; hv's domains have vCPU 0 only), a control block crossing its page or not
+/// 8-byte aligned, a frame that is not a page of the domain (`-EINVAL`: hv counts RAM and
+/// the special pages of its memory map).
+fn fifo_init_control_check(
+    env: &impl HypercallEnv,
+    op: &e::EvtchnInitControl,
+) -> Result<(), super::XenErrno> {
+    if op.vcpu != 0 {
+        return Err(err(XEN_ENOENT));
+    }
+    if op.offset > 4096 - FIFO_CONTROL_BLOCK_BYTES || !op.offset.is_multiple_of(8) {
+        return Err(err(XEN_EINVAL));
+    }
+    let page = op.control_gfn.checked_mul(4096);
+    let mapped = page.is_some_and(|gpa| {
+        env.e820()
+            .iter()
+            .any(|r| gpa.checked_sub(r.addr).is_some_and(|o| o < { r.size }))
+    });
+    if !mapped {
+        return Err(err(XEN_EINVAL));
+    }
+    Ok(())
+}
 
 /// `EVTCHNOP_*`, dispatched by `abi::op`'s pairs of argument struct and number.
 pub(super) fn event_channel_op(
@@ -140,11 +171,42 @@ pub(super) fn event_channel_op(
             }
             done(err(XEN_ENOSYS))
         }
-        // FIFO event channels, PIRQs and reset are not implemented.
-        <e::EvtchnBindPirq as EvtchnSubop>::CMD
-        | <e::EvtchnReset as EvtchnSubop>::CMD
-        | <e::EvtchnInitControl as EvtchnSubop>::CMD
-        | <e::EvtchnExpandArray as EvtchnSubop>::CMD => not_implemented(),
+        // FIFO event channels: Xen's checks of evtchn_fifo_init_control; a request that
+        // passes them is not implemented (the domain stays on the 2-level ABI).
+        <e::EvtchnInitControl as EvtchnSubop>::CMD => {
+            // Copied in whole (Xen's copy_from_guest), then its fields taken at their
+            // `offset_of!`: abi gives the FIFO structs no `Plain` (hv never maps what they
+            // name).
+            let Ok(raw) = read_struct::<[u8; size_of::<e::EvtchnInitControl>()]>(env, arg) else {
+                return done(EFAULT);
+            };
+            let field = |at: usize, len: usize| raw.get(at..at + len).unwrap_or(&[]);
+            let gfn_at = offset_of!(e::EvtchnInitControl, control_gfn);
+            let op = e::EvtchnInitControl {
+                control_gfn: u64::from_bytes(field(gfn_at, 8)).unwrap_or(u64::MAX),
+                offset: u32::from_bytes(field(offset_of!(e::EvtchnInitControl, offset), 4))
+                    .unwrap_or(u32::MAX),
+                vcpu: u32::from_bytes(field(offset_of!(e::EvtchnInitControl, vcpu), 4))
+                    .unwrap_or(u32::MAX),
+                link_bits: 0,
+                _pad: [0; 7],
+            };
+            match fifo_init_control_check(env, &op) {
+                Ok(()) => not_implemented(),
+                Err(x) => done(x),
+            }
+        }
+        // evtchn_fifo_expand_array before a successful init_control.
+        <e::EvtchnExpandArray as EvtchnSubop>::CMD => {
+            if read_struct::<[u8; size_of::<e::EvtchnExpandArray>()]>(env, arg).is_err() {
+                return done(EFAULT);
+            }
+            done(err(XEN_EOPNOTSUPP))
+        }
+        // PIRQs and reset are not implemented.
+        <e::EvtchnBindPirq as EvtchnSubop>::CMD | <e::EvtchnReset as EvtchnSubop>::CMD => {
+            not_implemented()
+        }
         _ => done(err(XEN_ENOSYS)),
     }
 }

@@ -58,6 +58,8 @@ pub enum Opcode {
     BtReg,
     /// `0f ba /4 ib`: `bt r/m, imm8`.
     BtImm,
+    /// `0f 22 /r`: `mov` of a general register to a control register (ModRM.mod ignored).
+    MovToCr,
 }
 
 /// A decoded instruction.
@@ -99,6 +101,8 @@ enum Form {
     ModRmImm8,
     /// A ModRM and a 16- or 32-bit immediate (`iz`).
     ModRmImmZ,
+    /// A ModRM that always names registers (its mod field ignored): no SIB or displacement.
+    ModRmRegisters,
 }
 
 /// A cursor over the instruction bytes.
@@ -175,6 +179,7 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Instruction, DecodeError> {
             0xbe | 0xbf => (Opcode::Movsx, Form::ModRm),
             0xa3 => (Opcode::BtReg, Form::ModRm),
             0xba => (Opcode::BtImm, Form::ModRmImm8),
+            0x22 => (Opcode::MovToCr, Form::ModRmRegisters),
             _ => return Err(DecodeError::Unsupported),
         }
     } else {
@@ -193,6 +198,7 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Instruction, DecodeError> {
             skip_address(&mut b, modrm, address_size)?;
             Some(modrm)
         }
+        Form::ModRmRegisters => Some(b.next()?),
     };
     let reg = modrm.map(|m| (m >> 3) & 7);
     match (opcode, reg) {
@@ -204,7 +210,7 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Instruction, DecodeError> {
         Form::ModRmImm8 => b.skip(1)?,
         // `iz`: 16 bits with a 16-bit operand, else 32 (also with REX.W).
         Form::ModRmImmZ => b.skip(if operand_size == 2 { 2 } else { 4 })?,
-        Form::Plain | Form::ModRm => {}
+        Form::Plain | Form::ModRm | Form::ModRmRegisters => {}
     }
     Ok(Instruction {
         len: b.at,
@@ -214,6 +220,17 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Instruction, DecodeError> {
         operand_size,
         address_size,
     })
+}
+
+impl Instruction {
+    /// For [`Opcode::MovToCr`]: the control register (ModRM.reg, REX.R) and the general
+    /// register (ModRM.rm, REX.B, 0 = RAX .. 15 = R15) it is loaded from.
+    pub fn mov_to_cr(&self) -> Option<(u8, u8)> {
+        let modrm = self.modrm.filter(|_| self.opcode == Opcode::MovToCr)?;
+        let cr = ((modrm >> 3) & 7) | ((self.rex & 0x4) << 1);
+        let gpr = (modrm & 7) | ((self.rex & 0x1) << 3);
+        Some((cr, gpr))
+    }
 }
 
 fn is_legacy_prefix(b: u8) -> bool {
@@ -389,5 +406,29 @@ mod tests {
                 proptest::prop_assert!(i.len <= bytes.len().min(MAX_LEN));
             }
         }
+    }
+
+    #[test]
+    fn mov_to_control_registers() {
+        // mov %rax,%cr4; mov %r9,%cr4 (REX.B); mov %eax,%cr4 in 32-bit code; mod ignored.
+        let i = decode(&[0x0f, 0x22, 0xe0], Mode::Bits64).unwrap();
+        assert_eq!(
+            (i.len, i.opcode, i.mov_to_cr()),
+            (3, Opcode::MovToCr, Some((4, 0)))
+        );
+        let i = decode(&[0x41, 0x0f, 0x22, 0xe1], Mode::Bits64).unwrap();
+        assert_eq!((i.len, i.mov_to_cr()), (4, Some((4, 9))));
+        let i = decode(&[0x44, 0x0f, 0x22, 0xc0], Mode::Bits64).unwrap();
+        assert_eq!(i.mov_to_cr(), Some((8, 0)), "REX.R: CR8");
+        let i = decode(&[0x0f, 0x22, 0x23], Mode::Bits32).unwrap();
+        assert_eq!(
+            (i.len, i.mov_to_cr()),
+            (3, Some((4, 3))),
+            "mod 0 still a register"
+        );
+        assert_eq!(
+            decode(&[0x0f, 0xa2], Mode::Bits64).unwrap().mov_to_cr(),
+            None
+        );
     }
 }

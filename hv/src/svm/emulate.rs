@@ -61,6 +61,97 @@ pub fn efer_write(vmcb_efer: u64, value: u64) -> Option<u64> {
     Some((value & (EFER_SCE | EFER_LME | EFER_NXE)) | (vmcb_efer & EFER_LMA) | EFER_SVME)
 }
 
+/// CR4 bits (AMD APM vol. 2, 3.1.3).
+pub mod cr4 {
+    /// Virtual-8086 mode extensions.
+    pub const VME: u64 = 1 << 0;
+    /// Protected-mode virtual interrupts.
+    pub const PVI: u64 = 1 << 1;
+    /// Time stamp disable.
+    pub const TSD: u64 = 1 << 2;
+    /// Debugging extensions.
+    pub const DE: u64 = 1 << 3;
+    /// Page size extensions.
+    pub const PSE: u64 = 1 << 4;
+    /// Physical address extension.
+    pub const PAE: u64 = 1 << 5;
+    /// Machine check enable.
+    pub const MCE: u64 = 1 << 6;
+    /// Page global enable.
+    pub const PGE: u64 = 1 << 7;
+    /// Performance counter enable.
+    pub const PCE: u64 = 1 << 8;
+    /// FXSAVE/FXRSTOR and SSE.
+    pub const OSFXSR: u64 = 1 << 9;
+    /// Unmasked SIMD exceptions.
+    pub const OSXMMEXCPT: u64 = 1 << 10;
+    /// User-mode instruction prevention.
+    pub const UMIP: u64 = 1 << 11;
+    /// RDFSBASE and friends.
+    pub const FSGSBASE: u64 = 1 << 16;
+    /// Process-context identifiers.
+    pub const PCIDE: u64 = 1 << 17;
+    /// XSAVE and XSETBV.
+    pub const OSXSAVE: u64 = 1 << 18;
+    /// Supervisor-mode execution prevention.
+    pub const SMEP: u64 = 1 << 20;
+    /// Supervisor-mode access prevention.
+    pub const SMAP: u64 = 1 << 21;
+    /// Protection keys.
+    pub const PKE: u64 = 1 << 22;
+    /// Control-flow enforcement.
+    pub const CET: u64 = 1 << 23;
+}
+
+/// `hvm_cr4_guest_valid_bits`: the CR4 bits the guest's CPUID (leaf 1 and leaf 7.0, as
+/// `[eax, ebx, ecx, edx]`) lets it set; VMXE never (no nested virtualisation), CET only
+/// with CET in leaf 7 (hv offers none).
+pub fn cr4_guest_valid_bits(leaf1: [u32; 4], leaf7: [u32; 4]) -> u64 {
+    let (c1, d1, b7, c7, d7) = (leaf1[2], leaf1[3], leaf7[1], leaf7[2], leaf7[3]);
+    let has =
+        |word: u32, bit: u32, cr4_bits: u64| if word & (1 << bit) != 0 { cr4_bits } else { 0 };
+    has(d1, 1, cr4::VME | cr4::PVI)
+        | has(d1, 4, cr4::TSD)
+        | has(d1, 2, cr4::DE)
+        | has(d1, 3, cr4::PSE)
+        | has(d1, 6, cr4::PAE)
+        | has(d1, 7, cr4::MCE)
+        | has(d1, 14, cr4::MCE)
+        | has(d1, 13, cr4::PGE)
+        | cr4::PCE
+        | has(d1, 24, cr4::OSFXSR)
+        | has(d1, 25, cr4::OSXMMEXCPT)
+        | has(c7, 2, cr4::UMIP)
+        | has(b7, 0, cr4::FSGSBASE)
+        | has(c1, 17, cr4::PCIDE)
+        | has(c1, 26, cr4::OSXSAVE)
+        | has(b7, 7, cr4::SMEP)
+        | has(b7, 20, cr4::SMAP)
+        | has(c7, 3, cr4::PKE)
+        | has(c7, 7, cr4::CET)
+        | has(d7, 20, cr4::CET)
+}
+
+/// `hvm_set_cr4`'s checks: no bit outside `valid`; PAE not cleared in long mode; CET only
+/// with CR0.WP; PCIDE set only in long mode with `CR3[11:0]` clear. False: `#GP(0)`.
+pub fn cr4_write_ok(value: u64, valid: u64, old_cr4: u64, cr0: u64, efer: u64, cr3: u64) -> bool {
+    const CR0_WP: u64 = 1 << 16;
+    let long_mode = efer & EFER_LMA != 0;
+    if value & !valid != 0 {
+        return false;
+    }
+    if value & cr4::PAE == 0 && long_mode {
+        return false;
+    }
+    if value & cr4::CET != 0 && cr0 & CR0_WP == 0 {
+        return false;
+    }
+    if value & cr4::PCIDE != 0 && old_cr4 & cr4::PCIDE == 0 && (!long_mode || cr3 & 0xfff != 0) {
+        return false;
+    }
+    true
+}
+
 /// Whether XSETBV may load `value` into XCR`index` on a CPU supporting the `supported`
 /// XCR0 bits (CPUID 0xD.0 EDX:EAX): x87 always; AVX needs SSE; the MPX pair together; the
 /// AVX-512 trio together and with AVX. Anything else would fault in hv.
@@ -249,5 +340,67 @@ mod tests {
         assert!(p[23 * 32..24 * 32].iter().all(|&b| b == 0xcc));
         assert_eq!(p[9], 0xcc);
         assert_eq!(&p[127 * 32..127 * 32 + 5], &[0xb8, 127, 0, 0, 0]);
+    }
+
+    #[test]
+    fn cr4_writes_are_checked_as_xen_checks_them() {
+        // A CPU with VME, DE, PSE, TSC, PAE, MCE, PGE, FXSR, SSE; PCID and XSAVE; FSGSBASE,
+        // SMEP, SMAP; UMIP; no PKU, no CET.
+        let leaf1 = [0, 0, (1 << 17) | (1 << 26), 0x0300_20df];
+        let leaf7 = [0, 1 | (1 << 7) | (1 << 20), 1 << 2, 0];
+        let valid = cr4_guest_valid_bits(leaf1, leaf7);
+        let expected = cr4::VME
+            | cr4::PVI
+            | cr4::TSD
+            | cr4::DE
+            | cr4::PSE
+            | cr4::PAE
+            | cr4::MCE
+            | cr4::PGE
+            | cr4::PCE
+            | cr4::OSFXSR
+            | cr4::OSXMMEXCPT
+            | cr4::UMIP
+            | cr4::FSGSBASE
+            | cr4::PCIDE
+            | cr4::OSXSAVE
+            | cr4::SMEP
+            | cr4::SMAP;
+        assert_eq!(valid, expected);
+        let long = EFER_LME | EFER_LMA;
+        let ok = |v, old, efer, cr3| cr4_write_ok(v, valid, old, 0x8001_0033, efer, cr3);
+        assert!(ok(cr4::PAE | cr4::OSFXSR, 0, 0, 0));
+        assert!(!ok(cr4::PAE | cr4::PKE, 0, 0, 0), "PKE without PKU");
+        assert!(!ok(cr4::PAE | (1 << 12), 0, 0, 0), "LA57");
+        assert!(!ok(cr4::PAE | (1 << 13), 0, 0, 0), "VMXE");
+        assert!(!ok(cr4::PAE | (1 << 15), 0, 0, 0), "reserved bit 15");
+        assert!(!ok(cr4::PAE | (1 << 32), 0, 0, 0), "reserved high bit");
+        assert!(
+            !ok(cr4::OSFXSR, cr4::PAE, long, 0),
+            "PAE cleared in long mode"
+        );
+        assert!(
+            ok(cr4::OSFXSR, cr4::PAE, 0, 0),
+            "PAE cleared outside long mode"
+        );
+        assert!(ok(cr4::PAE | cr4::PCIDE, cr4::PAE, long, 0x1000));
+        assert!(
+            !ok(cr4::PAE | cr4::PCIDE, cr4::PAE, long, 0x1001),
+            "PCIDE with CR3[11:0]"
+        );
+        assert!(
+            !ok(cr4::PAE | cr4::PCIDE, cr4::PAE, 0, 0),
+            "PCIDE outside long mode"
+        );
+        assert!(
+            ok(cr4::PAE | cr4::PCIDE, cr4::PAE | cr4::PCIDE, long, 0x1001),
+            "kept"
+        );
+        let cet = cr4_guest_valid_bits(leaf1, [0, 0, 1 << 7, 0]);
+        assert!(cr4_write_ok(cr4::CET, cet, 0, 1 << 16, 0, 0));
+        assert!(
+            !cr4_write_ok(cr4::CET, cet, 0, 0, 0, 0),
+            "CET without CR0.WP"
+        );
     }
 }

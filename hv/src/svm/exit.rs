@@ -39,8 +39,12 @@ pub const NPF: u64 = 0x400;
 /// VMRUN refused the VMCB (invalid guest state).
 pub const INVALID: u64 = u64::MAX;
 
+/// `VMEXIT_CR4_WRITE`.
+pub const CR4_WRITE: u64 = 0x14;
+
 /// Exit reasons hv counts separately; anything else counts as `other`.
-pub const COUNTED: [(u64, &str); 19] = [
+pub const COUNTED: [(u64, &str); 20] = [
+    (CR4_WRITE, "cr4_write"),
     (INTR, "intr"),
     (NMI, "nmi"),
     (VINTR, "vintr"),

@@ -5,9 +5,14 @@
 //!   `COUNTER` lines) and judges the run: it passes only with QEMU exit 33 and a `RESULT`
 //!   line that agrees with the `TEST` lines.
 //!
-//! `cargo xtask hv-test` boots twice: `selftest=platform`, and `selftest=boot
-//! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught.
+//! `cargo xtask hv-test` boots three times: `selftest=platform`; `selftest=boot
+//! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught;
+//! and `selftest=boot` from an ELF32 copy of the guest ([`elf32`]: the same 64-bit code and
+//! PVH note in an ELF32 container, as Xen boots), one `HOST hv-elf32 ok|FAIL` unit; then
+//! [`probe`], a tiny ELF32 kernel checking MSR and CR4 answers, one `HOST hv-msr-cr4` unit.
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines.
+pub mod elf32;
+pub mod probe;
 pub mod qemu;
 pub mod serial;
 
@@ -28,6 +33,8 @@ const INJECTED_TEST: &str = "xen-version";
 const TEST_CMDLINE: &str = "selftest=platform";
 /// The guest command line of the injected-failure boot (before the injection option).
 const INJECT_CMDLINE: &str = "selftest=boot";
+/// The guest command line of the ELF32 boot.
+const ELF32_CMDLINE: &str = "selftest=boot";
 /// `hv`'s options in the test boots (none yet).
 const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
@@ -142,6 +149,55 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
         &booted.transcript.guest,
         caught,
     ) {
+        explain_failure(&booted);
+    }
+
+    let run_dir = workspace_root()
+        .join("target")
+        .join("pvxen")
+        .join("hv-elf32");
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let elf32 = run_dir.join("guest-elf32.elf");
+    let bytes = std::fs::read(&guest).with_context(|| format!("reading {}", guest.display()))?;
+    let converted = elf32::to_elf32(&bytes).with_context(|| format!("{}", guest.display()))?;
+    std::fs::write(&elf32, converted).with_context(|| format!("writing {}", elf32.display()))?;
+    let booted = boot(
+        "hv-test",
+        &hv,
+        &elf32,
+        ELF32_CMDLINE,
+        "hv-elf32",
+        timeout,
+        |_| {},
+    )?;
+    let (ok, line) = serial::judge_selftest(&booted.transcript, &booted.end)
+        .host
+        .into_iter()
+        .next()
+        .context("no verdict")?;
+    let line = line.replacen("HOST hv-run", "HOST hv-elf32", 1);
+    println!("{line}");
+    tally.record(ok, line);
+    if !ok {
+        explain_failure(&booted);
+    }
+
+    let probe = run_dir.join("probe-msr-cr4.elf");
+    std::fs::write(&probe, probe::image())
+        .with_context(|| format!("writing {}", probe.display()))?;
+    let booted = boot("hv-test", &hv, &probe, "", "hv-msr-cr4", timeout, |_| {})?;
+    let ok = booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF));
+    let line = if ok {
+        "HOST hv-msr-cr4 ok".to_owned()
+    } else {
+        format!(
+            "HOST hv-msr-cr4 FAIL {} (a #GP at the wrong stage, or none)",
+            booted.end.describe()
+        )
+    };
+    println!("{line}");
+    tally.record(ok, line);
+    if !ok {
         explain_failure(&booted);
     }
     Ok(guest_lines)

@@ -116,6 +116,8 @@ impl Domain {
             | misc1::IOIO_PROT
             | misc1::MSR_PROT
             | misc1::SHUTDOWN;
+        // CR4 writes, checked as Xen checks them (svm::emulate::cr4_write_ok).
+        c.intercept_cr = 1 << (16 + 4);
         c.intercept_misc2 = misc2::VMRUN
             | misc2::VMMCALL
             | misc2::VMLOAD
@@ -221,6 +223,7 @@ impl Domain {
                 host_rdtscp: ext.edx & (1 << 27) != 0,
                 tsc_khz,
             },
+            msrs: crate::svm::msr::GuestMsrs::default(),
             // SAFETY: `console` is a page just allocated for this domain's console and never
             // freed; hv reaches it only through the console's `HostFrame`.
             console: unsafe { Console::new(console, layout::DOMID) },

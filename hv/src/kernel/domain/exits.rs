@@ -10,6 +10,7 @@ use crate::layout;
 use crate::svm::decode::{self, Mode, Opcode};
 use crate::svm::emulate::{self, EFER_LMA, EFER_SVME, PortIo};
 use crate::svm::exit;
+use crate::svm::msr;
 
 use super::super::svm::{self, MSR_EFER};
 use super::env::Env;
@@ -65,6 +66,10 @@ impl Domain {
                 self.xsetbv();
                 None
             }
+            exit::CR4_WRITE => {
+                self.cr4_write();
+                None
+            }
             exit::VMRUN
             | exit::VMLOAD
             | exit::VMSAVE
@@ -79,7 +84,8 @@ impl Domain {
                 "access to guest-physical {info2:#x} outside its memory (error {info1:#x})"
             )),
             exit::SHUTDOWN => self.crash(format_args!("triple fault")),
-            exit::INVALID => self.crash(format_args!(
+            // QEMU writes VMEXIT_INVALID as 32 bits.
+            exit::INVALID | 0xffff_ffff => self.crash(format_args!(
                 "VMRUN refused the guest state (efer {:#x}, cr0 {:#x}, cr4 {:#x})",
                 self.vmcb.save.efer, self.vmcb.save.cr0, self.vmcb.save.cr4
             )),
@@ -89,10 +95,16 @@ impl Domain {
         }
     }
 
+    /// The guest's CPUID `leaf`/`sub`.
+    fn guest_cpuid(&self, leaf: u32, sub: u32) -> [u32; 4] {
+        cpuid::xen_leaf(leaf, sub, &self.cpuid)
+            .unwrap_or_else(|| host_cpuid(leaf, sub, self.vmcb.save.cr4))
+    }
+
     fn cpuid(&mut self) {
         let leaf = self.vmcb.save.rax as u32;
         let sub = self.regs.rcx as u32;
-        let r = cpuid::xen_leaf(leaf, sub, &self.cpuid).unwrap_or_else(|| host_cpuid(leaf, sub));
+        let r = self.guest_cpuid(leaf, sub);
         self.vmcb.save.rax = u64::from(r[0]);
         self.regs.rbx = u64::from(r[1]);
         self.regs.rcx = u64::from(r[2]);
@@ -133,15 +145,27 @@ impl Domain {
         }
     }
 
-    fn rdmsr(&self, msr: u32) -> Option<u64> {
-        match msr {
-            MSR_EFER => Some(emulate::efer_read(self.vmcb.save.efer)),
-            _ => None,
+    /// What the guest's CPUID says that its MSRs depend on.
+    fn msr_policy(&self) -> msr::MsrPolicy {
+        let leaf = |l: u32| self.guest_cpuid(l, 0);
+        msr::MsrPolicy {
+            mtrr: leaf(1)[3] & (1 << 12) != 0,
+            maxphysaddr: (leaf(0x8000_0008)[0] & 0xff) as u8,
         }
     }
 
-    fn wrmsr(&mut self, msr: u32, value: u64) -> bool {
-        match msr {
+    fn rdmsr(&self, index: u32) -> Option<u64> {
+        match index {
+            MSR_EFER => Some(emulate::efer_read(self.vmcb.save.efer)),
+            _ => {
+                let in_vmcb = msr::VmcbMsrs::from_save(&self.vmcb.save);
+                msr::read(index, &self.msrs, &in_vmcb, &self.msr_policy())
+            }
+        }
+    }
+
+    fn wrmsr(&mut self, index: u32, value: u64) -> bool {
+        match index {
             MSR_EFER => match emulate::efer_write(self.vmcb.save.efer, value) {
                 Some(efer) => {
                     self.vmcb.save.efer = efer;
@@ -150,7 +174,13 @@ impl Domain {
                 None => false,
             },
             cpuid::HYPERCALL_MSR => self.write_hypercall_page(value),
-            _ => false,
+            _ => {
+                let policy = self.msr_policy();
+                let mut in_vmcb = msr::VmcbMsrs::from_save(&self.vmcb.save);
+                let ok = msr::write(index, value, &mut self.msrs, &mut in_vmcb, &policy);
+                in_vmcb.store(&mut self.vmcb.save);
+                ok
+            }
         }
     }
 
@@ -174,8 +204,9 @@ impl Domain {
     fn xsetbv(&mut self) {
         let value = (self.vmcb.save.rax & 0xffff_ffff) | (self.regs.rdx << 32);
         let index = self.regs.rcx as u32;
-        let host = core::arch::x86_64::__cpuid_count(0xd, 0);
-        let supported = u64::from(host.eax) | (u64::from(host.edx) << 32);
+        // What the guest's CPUID offers (the host's, less PKRU).
+        let xstate = self.guest_cpuid(0xd, 0);
+        let supported = u64::from(xstate[0]) | (u64::from(xstate[3]) << 32);
         if emulate::xcr0_valid(index, value, supported) {
             // SAFETY: the value was checked against what the CPU supports.
             unsafe { svm::xsetbv(value) };
@@ -257,11 +288,10 @@ impl Domain {
         }
     }
 
-    /// The length of the instruction at RIP that caused this exit, which is an `expected`
-    /// (QEMU's SVM saves no next RIP): its bytes are read through the guest page walk and
-    /// decoded by [`decode`]. Bytes that cannot be read, or decode to something else (the
-    /// guest rewrote them), give `fallback`, the instruction's unprefixed length.
-    fn instruction_len(&self, expected: Opcode, fallback: u64) -> u64 {
+    /// The instruction at RIP that caused this exit: its bytes read through the guest page
+    /// walk (QEMU's SVM saves no next RIP) and decoded by [`decode`]; `Err` with what went
+    /// wrong if they cannot be read or do not decode.
+    fn fetch_instruction(&self) -> Result<decode::Instruction, decode::DecodeError> {
         let s = &self.vmcb.save;
         let mode = if s.efer & EFER_LMA != 0 && s.cs.attrib & CS_L != 0 {
             Mode::Bits64
@@ -287,33 +317,81 @@ impl Domain {
         } else {
             0
         };
-        match decode::decode(&bytes[..got], mode) {
+        decode::decode(&bytes[..got], mode)
+    }
+
+    /// The length of the instruction at RIP that caused this exit, which is an `expected`.
+    /// Bytes that cannot be read, or decode to something else (the guest rewrote them), give
+    /// `fallback`, the instruction's unprefixed length.
+    fn instruction_len(&self, expected: Opcode, fallback: u64) -> u64 {
+        match self.fetch_instruction() {
             Ok(i) if i.opcode == expected => i.len as u64,
             other => {
                 hvlog!(
-                    "d{}: instruction at {va:#x} is not {expected:?} ({other:?}); taking {fallback} bytes",
-                    layout::DOMID
+                    "d{}: instruction at rip {:#x} is not {expected:?} ({other:?}); taking {fallback} bytes",
+                    layout::DOMID,
+                    self.vmcb.save.rip
                 );
                 fallback
             }
         }
     }
+
+    /// General register `n` (0 = RAX .. 15 = R15) of the guest.
+    fn gpr(&self, n: u8) -> u64 {
+        let r = &self.regs;
+        match n {
+            0 => self.vmcb.save.rax,
+            1 => r.rcx,
+            2 => r.rdx,
+            3 => r.rbx,
+            4 => self.vmcb.save.rsp,
+            5 => r.rbp,
+            6 => r.rsi,
+            7 => r.rdi,
+            8 => r.r8,
+            9 => r.r9,
+            10 => r.r10,
+            11 => r.r11,
+            12 => r.r12,
+            13 => r.r13,
+            14 => r.r14,
+            _ => r.r15,
+        }
+    }
+
+    /// `MOV` to CR4, checked as Xen's `hvm_set_cr4` checks it against the guest's CPUID:
+    /// `#GP(0)` for a bit the guest may not set (instead of a VMRUN that fails).
+    fn cr4_write(&mut self) {
+        let insn = match self.fetch_instruction() {
+            Ok(i) => i,
+            Err(e) => {
+                // The guest rewrote the instruction under us: let it run again.
+                hvlog!("d{}: CR4 write not decoded ({e:?})", layout::DOMID);
+                return;
+            }
+        };
+        let Some((4, gpr)) = insn.mov_to_cr() else {
+            hvlog!("d{}: CR4 write exit on {:?}", layout::DOMID, insn.opcode);
+            return;
+        };
+        let s = &self.vmcb.save;
+        let mut value = self.gpr(gpr);
+        if s.efer & EFER_LMA == 0 || s.cs.attrib & CS_L == 0 {
+            value &= 0xffff_ffff; // outside 64-bit code the operand is 32 bits
+        }
+        let valid = emulate::cr4_guest_valid_bits(self.guest_cpuid(1, 0), self.guest_cpuid(7, 0));
+        if emulate::cr4_write_ok(value, valid, s.cr4, s.cr0, s.efer, s.cr3) {
+            self.vmcb.save.cr4 = value;
+            self.advance(insn.len as u64);
+        } else {
+            self.inject(VECTOR_GP, Some(0));
+        }
+    }
 }
 
-/// The host's CPUID, with what a PVH domU must not see hidden (SVM, VMX) and the
-/// hypervisor bit set, as Xen does.
-fn host_cpuid(leaf: u32, sub: u32) -> [u32; 4] {
+/// The host's CPUID through Xen's HVM policy ([`cpuid::policy_leaf`]).
+fn host_cpuid(leaf: u32, sub: u32, cr4: u64) -> [u32; 4] {
     let r = core::arch::x86_64::__cpuid_count(leaf, sub);
-    let mut v = [r.eax, r.ebx, r.ecx, r.edx];
-    match leaf {
-        1 => {
-            v[1] &= 0x00ff_ffff; // initial APIC id 0 (vCPU 0)
-            v[2] &= !(1 << 5); // VMX
-            v[2] |= 1 << 31; // hypervisor present
-        }
-        0x8000_0001 => v[2] &= !(1 << 2), // SVM
-        0x8000_000a => v = [0; 4],        // SVM features
-        _ => {}
-    }
-    v
+    cpuid::policy_leaf(leaf, sub, [r.eax, r.ebx, r.ecx, r.edx], cr4)
 }

@@ -72,6 +72,8 @@ pub struct Domain {
     dom0_ports: crate::dom0::ports::PortTable,
     params: DomainParams,
     cpuid: CpuidContext,
+    /// The vCPU's MSRs outside the VMCB (APIC base, MTRRs; `svm::msr`).
+    msrs: crate::svm::msr::GuestMsrs,
     console: Console,
     /// Domain 0's xenstored for this domain.
     xenstore: super::xenstore::Xenstore,

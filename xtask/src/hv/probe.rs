@@ -1,0 +1,129 @@
+//! A tiny ELF32 PVH kernel, assembled here, that probes what hv answers as Xen does
+//! without a `#GP` (`RDMSR` of PAT, `WRMSR` of DEBUGCTL with LBR set) and what gets one
+//! (`MOV` to CR4 of reserved bit 15: QEMU's TCG takes it in the guest, and the next VMRUN
+//! would fail, unless hv intercepts the write). It powers off
+//! (`cli; hlt`, QEMU exit 33) only from its `#GP` handler after the CR4 write; an earlier
+//! `#GP`, or none, ends in a triple fault (the domain crashes, QEMU exit 35).
+//!
+//! 32-bit protected mode, paging off, loaded at 1 MiB: it loads a flat GDT and an IDT
+//! whose only present gate is vector 13, then runs the probes with ESI as the stage.
+
+/// Where the kernel is loaded and entered.
+const BASE: u32 = 0x10_0000;
+/// Offset of the code and tables in the file.
+const FILE_OFFSET: u32 = 0x1000;
+
+/// The code (at `BASE`), see the module docs.
+const CODE: [u8; 0x54] = [
+    0xbc, 0x00, 0x20, 0x10, 0x00, // mov $0x102000,%esp
+    0x0f, 0x01, 0x15, 0x18, 0x01, 0x10, 0x00, // lgdtl 0x100118
+    0x0f, 0x01, 0x1d, 0x20, 0x01, 0x10, 0x00, // lidtl 0x100120
+    0xea, 0x1a, 0x00, 0x10, 0x00, 0x08, 0x00, // ljmp $0x8,$0x10001a
+    0x66, 0xb8, 0x10, 0x00, // mov $0x10,%ax
+    0x8e, 0xd8, // mov %ax,%ds
+    0x8e, 0xd0, // mov %ax,%ss
+    0x31, 0xf6, // xor %esi,%esi (stage 0)
+    0xb9, 0x77, 0x02, 0x00, 0x00, // mov $0x277,%ecx (PAT)
+    0x0f, 0x32, // rdmsr
+    0xb9, 0xd9, 0x01, 0x00, 0x00, // mov $0x1d9,%ecx (DEBUGCTL)
+    0xb8, 0x01, 0x00, 0x00, 0x00, // mov $1,%eax (LBR)
+    0x31, 0xd2, // xor %edx,%edx
+    0x0f, 0x30, // wrmsr
+    0xbe, 0x01, 0x00, 0x00, 0x00, // mov $1,%esi (stage 1)
+    0xb8, 0x00, 0x80, 0x00, 0x00, // mov $0x8000,%eax (CR4 bit 15, reserved)
+    0x0f, 0x22, 0xe0, // mov %eax,%cr4
+    0x0f, 0x0b, // ud2: no #GP
+    // 0x48: the #GP handler.
+    0x83, 0xfe, 0x01, // cmp $1,%esi
+    0x75, 0x02, // jne 0x4f
+    0xfa, // cli
+    0xf4, // hlt: poweroff
+    0x0f, 0x0b, // 0x4f: ud2: #GP at the wrong stage
+    0x90, 0x90, 0x90,
+];
+/// Offset of the `#GP` handler in [`CODE`].
+const GP_HANDLER: u32 = 0x48;
+
+/// The image: ELF32 header, a `PT_LOAD` and a `PT_NOTE` with `XEN_ELFNOTE_PHYS32_ENTRY`,
+/// the note, then code, GDT, descriptors and IDT.
+pub fn image() -> Vec<u8> {
+    let mut seg = vec![0u8; 0x300];
+    seg[..CODE.len()].copy_from_slice(&CODE);
+    // GDT at +0x100: null, flat 32-bit code (0x08), flat data (0x10).
+    seg[0x108..0x110].copy_from_slice(&0x00cf_9a00_0000_ffffu64.to_le_bytes());
+    seg[0x110..0x118].copy_from_slice(&0x00cf_9200_0000_ffffu64.to_le_bytes());
+    // GDTR at +0x118, IDTR at +0x120 (14 gates).
+    seg[0x118..0x11a].copy_from_slice(&23u16.to_le_bytes());
+    seg[0x11a..0x11e].copy_from_slice(&(BASE + 0x100).to_le_bytes());
+    seg[0x120..0x122].copy_from_slice(&(14u16 * 8 - 1).to_le_bytes());
+    seg[0x122..0x126].copy_from_slice(&(BASE + 0x200).to_le_bytes());
+    // IDT at +0x200: vector 13, a 32-bit interrupt gate to the handler.
+    let handler = (BASE + GP_HANDLER).to_le_bytes();
+    let gate = 0x200 + 13 * 8;
+    seg[gate..gate + 2].copy_from_slice(&handler[..2]);
+    seg[gate + 2..gate + 4].copy_from_slice(&0x08u16.to_le_bytes());
+    seg[gate + 5] = 0x8e;
+    seg[gate + 6..gate + 8].copy_from_slice(&handler[2..]);
+
+    let mut note = Vec::new();
+    note.extend(4u32.to_le_bytes()); // namesz
+    note.extend(4u32.to_le_bytes()); // descsz
+    note.extend(18u32.to_le_bytes()); // XEN_ELFNOTE_PHYS32_ENTRY
+    note.extend(b"Xen\0");
+    note.extend(BASE.to_le_bytes());
+    let note_len = 20u32;
+    assert_eq!(note.len(), note_len as usize);
+    let note_offset = 0x60u32;
+
+    let mut f = vec![0x7f, b'E', b'L', b'F', 1, 1, 1];
+    f.resize(16, 0);
+    f.extend(2u16.to_le_bytes()); // ET_EXEC
+    f.extend(3u16.to_le_bytes()); // EM_386
+    f.extend(1u32.to_le_bytes());
+    f.extend(BASE.to_le_bytes()); // e_entry
+    f.extend(52u32.to_le_bytes()); // e_phoff
+    f.extend(0u32.to_le_bytes()); // e_shoff
+    f.extend(0u32.to_le_bytes()); // e_flags
+    f.extend(52u16.to_le_bytes());
+    f.extend(32u16.to_le_bytes());
+    f.extend(2u16.to_le_bytes());
+    f.extend(40u16.to_le_bytes());
+    f.extend([0u8; 4]);
+    // PT_LOAD: the segment, 8 KiB in memory (the stack ends at its top), RWX.
+    for v in [1, FILE_OFFSET, BASE, BASE, 0x300, 0x2000, 7, 0x1000] {
+        f.extend(u32::to_le_bytes(v));
+    }
+    // PT_NOTE.
+    for v in [4, note_offset, 0, 0, note_len, note_len, 4, 4] {
+        f.extend(u32::to_le_bytes(v));
+    }
+    f.resize(note_offset as usize, 0);
+    f.extend(note);
+    f.resize(FILE_OFFSET as usize, 0);
+    f.extend(seg);
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_is_laid_out_as_its_code_expects() {
+        let f = image();
+        let seg = &f[FILE_OFFSET as usize..];
+        // The far jump lands right after itself; the gate points at the handler.
+        assert_eq!(
+            &seg[0x13..0x1a],
+            &[0xea, 0x1a, 0x00, 0x10, 0x00, 0x08, 0x00]
+        );
+        assert_eq!(
+            &seg[GP_HANDLER as usize..GP_HANDLER as usize + 3],
+            &[0x83, 0xfe, 0x01]
+        );
+        assert_eq!(&seg[0x4f..0x51], &[0x0f, 0x0b], "jne +2 from 0x4d");
+        assert_eq!(&seg[0x268..0x26a], &0x48u16.to_le_bytes());
+        assert_eq!(&f[0x60 + 12..0x60 + 20], b"Xen\0\0\0\x10\0");
+        assert_eq!(f.len(), 0x1300);
+    }
+}
