@@ -162,23 +162,30 @@ impl GrantTable {
     }
 
     /// `XENMEM_add_to_physmap(XENMAPSPACE_grant_table, idx, gfn)` (Xen's
-    /// `gnttab_map_frame`): grows the table to make frame `idx` exist (idx truncated to 32
-    /// bits, as Xen's `unsigned int`), records the placement and returns the frame index
-    /// and the gfn it was at before (to unmap), or `-EINVAL`. v2 status frames
+    /// `gnttab_map_frame` / `gnttab_get_shared_frame_mfn`, whose `idx` is an `unsigned
+    /// long`): grows the table to make frame `idx` exist and returns the frame index and the
+    /// gfn it is at now (to unmap), or `-EINVAL` for an index at or past the table's limit
+    /// (2^32 included: it is not frame 0). The caller records the new place with
+    /// [`Self::frame_placed`] once the frame is mapped there. v2 status frames
     /// (`XENMAPIDX_grant_table_status`) do not exist in a v1 table: the bit is part of the
     /// index, which is then out of range.
     pub fn place_frame(&mut self, idx: u64, gfn: u64) -> Result<(u32, Option<u64>), XenErrno> {
-        let idx = idx as u32;
+        let idx = u32::try_from(idx)
+            .ok()
+            .filter(|&i| i < MAX_FRAMES)
+            .ok_or(err(abi::errno::XEN_EINVAL))?;
         if idx >= self.nr_frames {
-            if idx.checked_add(1).is_some_and(|n| n <= MAX_FRAMES) {
-                self.nr_frames = idx + 1;
-            } else {
-                return Err(err(abi::errno::XEN_EINVAL));
-            }
+            self.nr_frames = idx + 1;
         }
-        let slot = &mut self.frame_gfn[idx as usize];
-        let old = slot.replace(gfn);
+        let old = self.frame_gfn[idx as usize];
         Ok((idx, old.filter(|&o| o != gfn)))
+    }
+
+    /// Records that table frame `idx` (from [`Self::place_frame`]) is now mapped at `gfn`.
+    pub fn frame_placed(&mut self, idx: u32, gfn: u64) {
+        if let Some(slot) = self.frame_gfn.get_mut(idx as usize) {
+            *slot = Some(gfn);
+        }
     }
 
     /// Forgets a frame placement at `gfn` (something else was mapped over it).
