@@ -235,8 +235,11 @@ impl Domain {
         }
         if let Action::Continue { args } = out.action {
             // RIP stays on the VMMCALL and RAX keeps the op: the guest takes what is due
-            // (the upcall is injected before the next VMRUN) and calls again.
+            // (the upcall is injected before the next VMRUN) and calls again. An interrupt
+            // shadow left in the VMCB (QEMU does not always clear it at this exit; `retire`
+            // clears it for a completed call) would hold the upcall back until the call ends.
             self.set_hypercall_args(long, args);
+            self.vmcb.control.interrupt_shadow &= !1;
             return None;
         }
         self.advance(len);
