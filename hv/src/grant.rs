@@ -162,18 +162,18 @@ impl GrantTable {
     }
 
     /// `XENMEM_add_to_physmap(XENMAPSPACE_grant_table, idx, gfn)` (Xen's
-    /// `gnttab_map_frame` / `gnttab_get_shared_frame_mfn`, whose `idx` is an `unsigned
-    /// long`): grows the table to make frame `idx` exist and returns the frame index and the
-    /// gfn it is at now (to unmap), or `-EINVAL` for an index at or past the table's limit
-    /// (2^32 included: it is not frame 0). The caller records the new place with
-    /// [`Self::frame_placed`] once the frame is mapped there. v2 status frames
-    /// (`XENMAPIDX_grant_table_status`) do not exist in a v1 table: the bit is part of the
-    /// index, which is then out of range.
+    /// `gnttab_map_frame`): grows the table to make frame `idx` exist (idx truncated to 32
+    /// bits, as stock Xen 4.17 answers: index 2^32 places frame 0, seen with the
+    /// `hostile-bounds` self-test on stock Xen) and returns the frame index and the gfn it is
+    /// at now (to unmap), or `-EINVAL`. The caller records the new place with
+    /// [`Self::frame_placed`] once the frame is mapped there, so a failed map leaves the old
+    /// place recorded. v2 status frames (`XENMAPIDX_grant_table_status`) do not exist in a v1
+    /// table: the bit is part of the index, which is then out of range.
     pub fn place_frame(&mut self, idx: u64, gfn: u64) -> Result<(u32, Option<u64>), XenErrno> {
-        let idx = u32::try_from(idx)
-            .ok()
-            .filter(|&i| i < MAX_FRAMES)
-            .ok_or(err(abi::errno::XEN_EINVAL))?;
+        let idx = idx as u32;
+        if idx >= MAX_FRAMES {
+            return Err(err(abi::errno::XEN_EINVAL));
+        }
         if idx >= self.nr_frames {
             self.nr_frames = idx + 1;
         }

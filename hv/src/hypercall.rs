@@ -621,6 +621,8 @@ mod tests {
         /// A guest that maps the top page of its address space (bytes 0xe000.. of `mem`) as
         /// well as page 0, and whose accesses wrap from one to the other as a CPU's do.
         wraps: bool,
+        /// `map_grant_frame` answers -ENOMEM (the pool ran dry).
+        fail_grant_map: bool,
         if_enabled: bool,
         grant_frames: Vec<(u32, u64)>,
         vcpu_info_at: Option<(u64, u32)>,
@@ -638,6 +640,7 @@ mod tests {
                 step: 0,
                 elapsed: core::cell::Cell::new(0),
                 wraps: false,
+                fail_grant_map: false,
                 if_enabled: true,
                 grant_frames: Vec::new(),
                 vcpu_info_at: None,
@@ -764,6 +767,9 @@ mod tests {
             gfn: u64,
             _old: Option<u64>,
         ) -> Result<(), XenErrno> {
+            if self.fail_grant_map {
+                return Err(-12);
+            }
             self.grant_frames.push((idx, gfn));
             Ok(())
         }
@@ -1337,18 +1343,24 @@ mod tests {
     }
 
     #[test]
-    fn a_grant_frame_index_of_2_32_is_einval_not_frame_0() {
+    fn a_grant_frame_is_placed_only_once_mapped_and_its_index_truncated_as_xen_does() {
         let mut f = Fake::new();
         let grant_table = m::XENMAPSPACE_GRANT_TABLE;
         f.put_struct(0x400, &add_to_physmap(x::DOMID_SELF, grant_table, 0, 0x55));
         assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, 0);
+        // Stock Xen 4.17 answers 0 for index 2^32 and moves frame 0.
         f.put_struct(
             0x400,
             &add_to_physmap(x::DOMID_SELF, grant_table, 1 << 32, 0x66),
         );
-        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, -22);
-        assert_eq!(f.grant_frames, vec![(0, 0x55)]);
-        assert_eq!(f.st.as_ref().unwrap().grants.frame_gfn(0), 0x55);
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, 0);
+        assert_eq!(f.grant_frames, vec![(0, 0x55), (0, 0x66)]);
+        assert_eq!(f.st.as_ref().unwrap().grants.frame_gfn(0), 0x66);
+        // A map that fails leaves the frame recorded where it still is.
+        f.fail_grant_map = true;
+        f.put_struct(0x400, &add_to_physmap(x::DOMID_SELF, grant_table, 0, 0x77));
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, -12);
+        assert_eq!(f.st.as_ref().unwrap().grants.frame_gfn(0), 0x66);
     }
 
     /// Zeroed `gnttab_copy`s (domain 0's frame by number: refused at once) at 0x1000..; the
