@@ -1,5 +1,6 @@
 //! hv's one name for a Xen errno as a hypercall answers it (abi's `XEN_E*` constants are the
-//! positive numbers; xenstored's `Errno` is the xenstore protocol's, a different thing).
+//! positive numbers; `abi::io::xs_wire::XsdError` names the xenstore protocol's errors, a
+//! different thing).
 
 /// A Xen errno as a hypercall returns it in RAX: negative (`-XEN_EINVAL`, ...).
 pub type XenErrno = i64;

@@ -3,12 +3,19 @@
 //! a guest's console.
 //!
 //! The ring page is shared with the guest, so its indexes are allegations: a producer more
-//! than a ring ahead of the consumer is counted and skipped to, as xenconsoled does.
+//! than a ring ahead of the consumer is counted and skipped to, as xenconsoled does. The index
+//! arithmetic is [`abi::byte_ring`]'s, as for the guest's side and the xenstore rings.
 
 use core::mem::offset_of;
 use core::sync::atomic::{Ordering, fence};
 
-use abi::io::console::{XENCONS_OUT_RING_SIZE, XenconsInterface, mask_xencons_out_idx};
+use abi::byte_ring::ByteRing;
+use abi::io::console::{XENCONS_OUT_RING_SIZE, XenconsInterface};
+
+const OUT_RING: ByteRing = match ByteRing::new(XENCONS_OUT_RING_SIZE) {
+    Some(r) => r,
+    None => panic!("XENCONS_OUT_RING_SIZE is a power of two"),
+};
 
 /// The shared console page, read and written with volatile accesses by the kernel.
 pub trait ConsoleRing {
@@ -83,19 +90,23 @@ impl ConsoleBackend {
         let out_off = offset_of!(XenconsInterface, out);
         let prod = ring.load_u32(prod_off);
         fence(Ordering::Acquire);
-        let mut cons = ring.load_u32(cons_off);
-        if prod.wrapping_sub(cons) > XENCONS_OUT_RING_SIZE {
-            self.corrupt += 1;
-            cons = prod;
-        }
-        while cons != prod {
-            let b = ring.load_u8(out_off + mask_xencons_out_idx(cons) as usize);
-            self.emit(b, out);
-            self.bytes += 1;
-            cons = cons.wrapping_add(1);
-        }
+        let cons = ring.load_u32(cons_off);
+        let new_cons = match OUT_RING.consume(cons, prod, usize::MAX) {
+            Ok(transfer) => {
+                for slot in transfer.first.chain(transfer.second) {
+                    let b = ring.load_u8(out_off + slot);
+                    self.emit(b, out);
+                    self.bytes += 1;
+                }
+                transfer.new_index
+            }
+            Err(_) => {
+                self.corrupt += 1;
+                prod
+            }
+        };
         fence(Ordering::Release);
-        ring.store_u32(cons_off, cons);
+        ring.store_u32(cons_off, new_cons);
     }
 
     /// Ends a partial last line (at shutdown).
@@ -143,7 +154,7 @@ mod tests {
     fn produced(start: u32, text: &[u8]) -> Page {
         let mut p = Page(vec![0; 4096]);
         for (i, &b) in text.iter().enumerate() {
-            let idx = mask_xencons_out_idx(start.wrapping_add(i as u32)) as usize;
+            let idx = abi::io::console::mask_xencons_out_idx(start.wrapping_add(i as u32)) as usize;
             p.0[OUT + idx] = b;
         }
         p.store_u32(CONS, start);
