@@ -262,7 +262,8 @@ impl Npt {
             // A 2 MiB leaf replaces whatever table was there: give it back.
             let old = mem.read_entry(table, index(gpa, 2));
             if old & PRESENT != 0 && old & HUGE == 0 {
-                self.free_subtree(mem, old & ADDR_MASK);
+                // A page table: its entries are leaves.
+                mem.free_table(old & ADDR_MASK);
             }
         }
         let rw = if writable { WRITABLE } else { 0 };
@@ -328,11 +329,6 @@ impl Npt {
             mem.write_entry(parent, idx, 0);
             mem.free_table(child);
         }
-    }
-
-    /// Gives back the page table at `table` (level 1: its entries are leaves).
-    fn free_subtree(&self, mem: &mut impl TableMemory, table: u64) {
-        mem.free_table(table);
     }
 
     /// Where guest-physical `gpa` lives, if mapped.
