@@ -163,22 +163,29 @@ impl GrantTable {
 
     /// `XENMEM_add_to_physmap(XENMAPSPACE_grant_table, idx, gfn)` (Xen's
     /// `gnttab_map_frame`): grows the table to make frame `idx` exist (idx truncated to 32
-    /// bits, as Xen's `unsigned int`), records the placement and returns the frame index
-    /// and the gfn it was at before (to unmap), or `-EINVAL`. v2 status frames
-    /// (`XENMAPIDX_grant_table_status`) do not exist in a v1 table: the bit is part of the
-    /// index, which is then out of range.
+    /// bits, as stock Xen 4.17 answers: index 2^32 places frame 0, seen with the
+    /// `hostile-bounds` self-test on stock Xen) and returns the frame index and the gfn it is
+    /// at now (to unmap), or `-EINVAL`. The caller records the new place with
+    /// [`Self::frame_placed`] once the frame is mapped there, so a failed map leaves the old
+    /// place recorded. v2 status frames (`XENMAPIDX_grant_table_status`) do not exist in a v1
+    /// table: the bit is part of the index, which is then out of range.
     pub fn place_frame(&mut self, idx: u64, gfn: u64) -> Result<(u32, Option<u64>), XenErrno> {
         let idx = idx as u32;
-        if idx >= self.nr_frames {
-            if idx.checked_add(1).is_some_and(|n| n <= MAX_FRAMES) {
-                self.nr_frames = idx + 1;
-            } else {
-                return Err(err(abi::errno::XEN_EINVAL));
-            }
+        if idx >= MAX_FRAMES {
+            return Err(err(abi::errno::XEN_EINVAL));
         }
-        let slot = &mut self.frame_gfn[idx as usize];
-        let old = slot.replace(gfn);
+        if idx >= self.nr_frames {
+            self.nr_frames = idx + 1;
+        }
+        let old = self.frame_gfn[idx as usize];
         Ok((idx, old.filter(|&o| o != gfn)))
+    }
+
+    /// Records that table frame `idx` (from [`Self::place_frame`]) is now mapped at `gfn`.
+    pub fn frame_placed(&mut self, idx: u32, gfn: u64) {
+        if let Some(slot) = self.frame_gfn.get_mut(idx as usize) {
+            *slot = Some(gfn);
+        }
     }
 
     /// Forgets a frame placement at `gfn` (something else was mapped over it).

@@ -157,6 +157,37 @@ pub enum Action {
         /// Absolute system time to give up at.
         timeout: Option<u64>,
     },
+    /// Xen's `hypercall_create_continuation` for an HVM guest: the call stopped part way; put
+    /// `args` in the argument registers, leave the op in RAX and RIP on the hypercall
+    /// instruction, so the guest re-executes it where it stopped (after any event or timer
+    /// that is due). `ret` is not used.
+    Continue {
+        /// The arguments to re-enter with (rdi, rsi, rdx, r10, r8).
+        args: [u64; 5],
+    },
+}
+
+/// The longest hv stays inside one hypercall before it yields to the guest's events and
+/// timer (and, later, other domains): Xen yields as soon as a softirq or an event is
+/// pending; hv also yields after this much time.
+pub const HYPERCALL_SLICE_NS: u64 = 1_000_000;
+
+/// Xen's `hypercall_preempt_check`: an upcall can be delivered, the guest's timer is due, or
+/// the call has run [`HYPERCALL_SLICE_NS`] since `start_ns`.
+pub fn preempt_due(env: &impl HypercallEnv, st: &XenState, start_ns: u64) -> bool {
+    let now = env.now_ns();
+    env.upcall_deliverable()
+        || st.timer.deadline().is_some_and(|d| now >= d)
+        || now.saturating_sub(start_ns) >= HYPERCALL_SLICE_NS
+}
+
+/// The call continues later with `args`.
+fn continuation(args: [u64; 5]) -> Outcome {
+    Outcome {
+        ret: 0,
+        action: Action::Continue { args },
+        implemented: true,
+    }
 }
 
 /// The outcome of one hypercall.
@@ -218,7 +249,7 @@ fn written(copy: Result<(), GuestFault>) -> Outcome {
 
 /// Writes an OUT buffer of plain bytes and answers 0, or `-EFAULT`.
 fn write_result(env: &mut impl HypercallEnv, va: u64, bytes: &[u8]) -> Outcome {
-    written(env.write_guest(va, bytes))
+    written(args::in_reach(va, bytes.len()).and_then(|va| env.write_guest(va, bytes)))
 }
 
 /// Dispatches hypercall `op` with arguments `args` (rdi, rsi, rdx, r10, r8).
@@ -398,8 +429,9 @@ fn memory_op(
             for (slot, e) in bytes.chunks_exact_mut(entry_size).zip(&map[..n]) {
                 slot.copy_from_slice(abi::wire::Unpadded::as_bytes(e));
             }
-            if env
-                .write_guest(arg_map.buffer, &bytes[..n * entry_size])
+            let out = &bytes[..n * entry_size];
+            if args::in_reach(arg_map.buffer, out.len())
+                .and_then(|va| env.write_guest(va, out))
                 .is_err()
             {
                 return done(EFAULT);
@@ -443,7 +475,10 @@ fn memory_op(
                     }
                     match st.grants.place_frame(idx, gpfn) {
                         Ok((i, old)) => match env.map_grant_frame(i, gpfn, old) {
-                            Ok(()) => done(0),
+                            Ok(()) => {
+                                st.grants.frame_placed(i, gpfn);
+                                done(0)
+                            }
                             Err(e) => done(e),
                         },
                         Err(e) => done(e),
@@ -620,6 +655,14 @@ mod tests {
         words: crate::evtchn::tests::Words,
         st: Option<XenState>,
         now: u64,
+        /// Added to the clock at every `now_ns` (time passing inside a hypercall).
+        step: u64,
+        elapsed: core::cell::Cell<u64>,
+        /// A guest that maps the top page of its address space (bytes 0xe000.. of `mem`) as
+        /// well as page 0, and whose accesses wrap from one to the other as a CPU's do.
+        wraps: bool,
+        /// `map_grant_frame` answers -ENOMEM (the pool ran dry).
+        fail_grant_map: bool,
         if_enabled: bool,
         grant_frames: Vec<(u32, u64)>,
         vcpu_info_at: Option<(u64, u32)>,
@@ -634,6 +677,10 @@ mod tests {
                 words: Default::default(),
                 st: Some(XenState::new(1)),
                 now: 1000,
+                step: 0,
+                elapsed: core::cell::Cell::new(0),
+                wraps: false,
+                fail_grant_map: false,
                 if_enabled: true,
                 grant_frames: Vec::new(),
                 vcpu_info_at: None,
@@ -667,12 +714,34 @@ mod tests {
         }
         /// Where the fake's grant entry `gref` lives.
         fn entry_va(gref: u32) -> u64 {
-            args::element_va::<g::GrantEntryV1>(0x8000, u64::from(gref))
+            args::element_va::<g::GrantEntryV1>(0x8000, u64::from(gref)).unwrap()
+        }
+    }
+
+    /// The top page of the guest's address space, when [`Fake::wraps`].
+    const TOP_PAGE: u64 = 0u64.wrapping_sub(0x1000);
+
+    impl Fake {
+        /// Where guest address `a` lives in `mem`.
+        fn index(&self, a: u64) -> Option<usize> {
+            if a < self.mem.len() as u64 {
+                Some(a as usize)
+            } else if self.wraps && a >= TOP_PAGE {
+                Some(0xe000 + (a - TOP_PAGE) as usize)
+            } else {
+                None
+            }
         }
     }
 
     impl HypercallEnv for Fake {
         fn read_guest(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestFault> {
+            if self.wraps {
+                for (k, b) in buf.iter_mut().enumerate() {
+                    *b = self.mem[self.index(va.wrapping_add(k as u64)).ok_or(GuestFault)?];
+                }
+                return Ok(());
+            }
             let end = va.checked_add(buf.len() as u64).ok_or(GuestFault)?;
             if end > self.mem.len() as u64 {
                 return Err(GuestFault);
@@ -681,6 +750,15 @@ mod tests {
             Ok(())
         }
         fn write_guest(&mut self, va: u64, data: &[u8]) -> Result<(), GuestFault> {
+            if self.wraps {
+                let at: Option<Vec<usize>> = (0..data.len())
+                    .map(|k| self.index(va.wrapping_add(k as u64)))
+                    .collect();
+                for (i, b) in at.ok_or(GuestFault)?.into_iter().zip(data) {
+                    self.mem[i] = *b;
+                }
+                return Ok(());
+            }
             let end = va.checked_add(data.len() as u64).ok_or(GuestFault)?;
             if end > self.mem.len() as u64 {
                 return Err(GuestFault);
@@ -706,7 +784,9 @@ mod tests {
             }
         }
         fn now_ns(&self) -> u64 {
-            self.now
+            let t = self.elapsed.get();
+            self.elapsed.set(t + self.step);
+            self.now + t
         }
         fn upcall_deliverable(&self) -> bool {
             let st = self.st.as_ref();
@@ -727,6 +807,9 @@ mod tests {
             gfn: u64,
             _old: Option<u64>,
         ) -> Result<(), XenErrno> {
+            if self.fail_grant_map {
+                return Err(-12);
+            }
             self.grant_frames.push((idx, gfn));
             Ok(())
         }
@@ -950,8 +1033,9 @@ mod tests {
         f.put(0x200, &memory_map(8, 0x300));
         assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 9, 0x200).ret, 0);
         assert_eq!(f.get_struct::<m::XenMemoryMap>(0x200).nr_entries, 2);
-        let entry =
-            |f: &Fake, i| f.get_struct::<E820Entry>(args::element_va::<E820Entry>(0x300, i));
+        let entry = |f: &Fake, i| {
+            f.get_struct::<E820Entry>(args::element_va::<E820Entry>(0x300, i).unwrap())
+        };
         assert_eq!({ entry(&f, 0).size }, 128 << 20);
         assert_eq!({ entry(&f, 1).type_ }, 2);
         // A buffer outside memory.
@@ -1347,6 +1431,133 @@ mod tests {
         assert!(!o.implemented && o.ret == -38);
     }
 
+    #[test]
+    fn an_argument_that_would_cross_2_64_is_efault_and_nothing_is_written() {
+        let mut f = Fake::new();
+        f.wraps = true;
+        // xen_memory_map at 2^64 - 8: nr_entries in the top page, the buffer pointer
+        // wrapped to address 0 (pointing at 0x300). Before: hv read the pointer there and
+        // wrote the map to 0x300.
+        f.put(0xeff8, &memory_map(8, 0)[..8]);
+        f.put(0, &0x300u64.to_le_bytes());
+        let before = f.mem.clone();
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_MEMORY_OP, 9, 0u64.wrapping_sub(8)).ret,
+            -14
+        );
+        assert!(
+            f.mem == before,
+            "memory_map wrote through a wrapped argument"
+        );
+        // A buffer that would cross 2^64: -EFAULT, nothing written.
+        f.put(0x200, &memory_map(8, 0u64.wrapping_sub(16)));
+        let before = f.mem.clone();
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 9, 0x200).ret, -14);
+        assert!(f.mem == before);
+        // A struct wholly in the top page is an ordinary argument.
+        f.put(0xef00, &memory_map(8, 0x300));
+        assert_eq!(
+            call(&mut f, x::HYPERVISOR_MEMORY_OP, 9, 0u64.wrapping_sub(0x100)).ret,
+            0
+        );
+        // GNTTABOP_copy's array running past 2^64: the element that would cross faults.
+        f.mem[0xe000..0xf000].fill(0);
+        let uop = 0u64.wrapping_sub(size_of::<g::GnttabCopy>() as u64 + 8);
+        let before = f.mem[..0x1000].to_vec();
+        assert_eq!(call5(&mut f, 20, [5, uop, 2, 0, 0]).ret, -14);
+        assert_eq!(f.mem[..0x1000], before[..]);
+    }
+
+    #[test]
+    fn a_grant_frame_is_placed_only_once_mapped_and_its_index_truncated_as_xen_does() {
+        let mut f = Fake::new();
+        let grant_table = m::XENMAPSPACE_GRANT_TABLE;
+        f.put_struct(0x400, &add_to_physmap(x::DOMID_SELF, grant_table, 0, 0x55));
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, 0);
+        // Stock Xen 4.17 answers 0 for index 2^32 and moves frame 0.
+        f.put_struct(
+            0x400,
+            &add_to_physmap(x::DOMID_SELF, grant_table, 1 << 32, 0x66),
+        );
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, 0);
+        assert_eq!(f.grant_frames, vec![(0, 0x55), (0, 0x66)]);
+        assert_eq!(f.st.as_ref().unwrap().grants.frame_gfn(0), 0x66);
+        // A map that fails leaves the frame recorded where it still is.
+        f.fail_grant_map = true;
+        f.put_struct(0x400, &add_to_physmap(x::DOMID_SELF, grant_table, 0, 0x77));
+        assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, -12);
+        assert_eq!(f.st.as_ref().unwrap().grants.frame_gfn(0), 0x66);
+    }
+
+    /// Zeroed `gnttab_copy`s (domain 0's frame by number: refused at once) at 0x1000..; the
+    /// memory ends after `0xf000 / 24` of them.
+    fn copy_flood(f: &mut Fake, count: u64) -> (Vec<[u64; 5]>, Outcome) {
+        let mut conts = Vec::new();
+        let mut a = [5, 0x1000, count, 0, 0];
+        loop {
+            let o = call5(f, u64::from(x::HYPERVISOR_GRANT_TABLE_OP), a);
+            match o.action {
+                Action::Continue { args } => {
+                    conts.push(args);
+                    a = args;
+                }
+                _ => return (conts, o),
+            }
+            assert!(conts.len() < 10_000, "no end");
+        }
+    }
+
+    #[test]
+    fn a_long_grant_copy_yields_with_xens_continuation() {
+        let size = size_of::<g::GnttabCopy>() as u64;
+        let fits = (0x10000 - 0x1000) / size;
+        // 100 us pass per clock read: the 1 ms slice ends every ten operations or so.
+        let mut f = Fake::new();
+        f.step = 100_000;
+        let (conts, o) = copy_flood(&mut f, (1 << 31) - 1);
+        assert_eq!(o.ret, -14, "ends where the guest's memory ends");
+        assert!(conts.len() > 10, "{} continuations", conts.len());
+        for c in conts.windows(2) {
+            let done = (c[1][1] - c[0][1]) / size;
+            assert!(done >= 1, "every entry makes progress");
+            assert_eq!(c[0][2] - c[1][2], done, "count and handle move together");
+            assert_eq!(c[1][0], 5);
+        }
+        let status = |f: &Fake, i: u64| f.get_struct::<g::GnttabCopy>(0x1000 + i * size).status;
+        assert_eq!(status(&f, 0), g::GNTST_PERMISSION_DENIED);
+        assert_eq!(status(&f, fits - 1), g::GNTST_PERMISSION_DENIED);
+        // With no time passing and nothing due, a call runs to its end in one go.
+        let mut f = Fake::new();
+        let (conts, o) = copy_flood(&mut f, 100);
+        assert_eq!((conts.len(), o.ret), (0, 0));
+        // A timer that is due makes the call yield after one operation.
+        let mut f = Fake::new();
+        f.st.as_mut().unwrap().timer.set_timer_op(500, 1000);
+        let o = call5(&mut f, 20, [5, 0x1000, 100, 0, 0]);
+        assert_eq!(
+            o.action,
+            Action::Continue {
+                args: [5, 0x1000 + size, 99, 0, 0]
+            }
+        );
+        // So does an upcall the guest can take.
+        let mut f = Fake::new();
+        f.words.upcall = 1;
+        let o = call5(&mut f, 20, [5, 0x1000, 3, 0, 0]);
+        assert_eq!(
+            o.action,
+            Action::Continue {
+                args: [5, 0x1000 + size, 2, 0, 0]
+            }
+        );
+        // A count whose signed value is negative: -EINVAL at once, nothing touched.
+        let mut f = Fake::new();
+        let before = f.mem.clone();
+        let o = call5(&mut f, 20, [5, 0x1000, 1 << 31, 0, 0]);
+        assert_eq!((o.ret, o.action), (-22, Action::Resume));
+        assert!(f.mem == before);
+    }
+
     proptest::proptest! {
         /// Any op, any arguments, any memory contents: dispatch answers without panicking,
         /// and an unimplemented answer is always -ENOSYS.
@@ -1365,6 +1576,26 @@ mod tests {
                 proptest::prop_assert_eq!(o.ret, -38);
             }
             proptest::prop_assert!(o.ret <= 0x4_0011);
+        }
+
+        /// Any op with its argument (or its sub-op's) in the last 64 bytes below 2^64, in a
+        /// guest whose accesses would wrap to page 0: page 0 stays as it was.
+        #[test]
+        fn nothing_is_written_through_a_wrapped_argument(
+            op in 0u64..40,
+            sub in 0u64..16,
+            back in 1u64..=64,
+            count in 0u64..4,
+        ) {
+            let mut f = Fake::new();
+            f.wraps = true;
+            // Pointers read from the top page are all ones.
+            f.mem[0xe000..0xf000].fill(0xff);
+            let before = f.mem[..0x1000].to_vec();
+            let arg = 0u64.wrapping_sub(back);
+            let _ = call5(&mut f, op, [sub, arg, count, 0, 0]);
+            let _ = call5(&mut f, op, [arg, arg, count, 0, 0]);
+            proptest::prop_assert!(f.mem[..0x1000] == before[..]);
         }
     }
 }

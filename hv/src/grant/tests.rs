@@ -94,9 +94,13 @@ fn sizes_and_versions() {
 fn frames_placed_as_xen() {
     let mut t = GrantTable::new(1);
     assert_eq!(t.place_frame(0, 0x100), Ok((0, None)));
+    // Recorded only once mapped.
+    assert_eq!(t.frame_gfn(0), u64::MAX);
+    t.frame_placed(0, 0x100);
     assert_eq!(t.frame_gfn(0), 0x100);
     // Moving frame 0 reports where it was.
     assert_eq!(t.place_frame(0, 0x200), Ok((0, Some(0x100))));
+    t.frame_placed(0, 0x200);
     // Frame 5 grows the table to 6 frames.
     assert_eq!(t.place_frame(5, 0x300), Ok((5, None)));
     assert_eq!(t.query_size(DOMID_SELF), (0, 6, 64));
@@ -104,8 +108,10 @@ fn frames_placed_as_xen() {
     assert_eq!(t.place_frame(u64::from(u32::MAX), 0x300), Err(-22));
     // The status-frame bit is not special in a v1 table.
     assert_eq!(t.place_frame(0x8000_0000, 0x300), Err(-22));
-    // Xen truncates the index to 32 bits.
+    // Xen truncates the index to 32 bits (stock Xen 4.17 answers 0 for 2^32).
     assert_eq!(t.place_frame(1 << 32, 0x400), Ok((0, Some(0x200))));
+    assert_eq!(t.place_frame((1 << 32) | 64, 0x400), Err(-22));
+    t.frame_placed(0, 0x400);
     t.frame_replaced(0x400);
     assert_eq!(t.frame_gfn(0), u64::MAX);
 }

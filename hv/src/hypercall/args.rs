@@ -21,12 +21,19 @@ use super::{GuestFault, HypercallEnv};
 /// The largest argument struct read in one piece (Xen's largest here is 48 bytes).
 const MAX_ARG: usize = 64;
 
+/// `va` if `len` bytes from it stay below 2^64: a guest buffer that would cross it (or wrap to
+/// address 0) is never reached, whatever the guest maps at either end; the copy faults
+/// (`-EFAULT`) and nothing is written.
+pub(crate) fn in_reach(va: u64, len: usize) -> Result<u64, GuestFault> {
+    va.checked_add(len as u64).map(|_| va).ok_or(GuestFault)
+}
+
 /// Xen's `copy_from_guest` of one `T` at guest-virtual `va`.
 pub(crate) fn read_struct<T: Plain>(env: &impl HypercallEnv, va: u64) -> Result<T, GuestFault> {
     const { assert!(size_of::<T>() <= MAX_ARG) };
     let mut buf = [0u8; MAX_ARG];
     let bytes = &mut buf[..size_of::<T>()];
-    env.read_guest(va, bytes)?;
+    env.read_guest(in_reach(va, bytes.len())?, bytes)?;
     T::from_bytes(bytes).ok_or(GuestFault)
 }
 
@@ -36,13 +43,18 @@ pub(crate) fn write_struct<T: Unpadded>(
     va: u64,
     value: &T,
 ) -> Result<(), GuestFault> {
-    env.write_guest(va, value.as_bytes())
+    let bytes = value.as_bytes();
+    env.write_guest(in_reach(va, bytes.len())?, bytes)
 }
 
-/// The guest-virtual address of element `index` of an array of `T` at `base` (wrapping, as a
-/// guest pointer does; the copy then checks it).
-pub(crate) fn element_va<T>(base: u64, index: u64) -> u64 {
-    base.wrapping_add(index.wrapping_mul(size_of::<T>() as u64))
+/// The guest-virtual address of element `index` of an array of `T` at `base`, if the whole
+/// element lies below 2^64 (else the copy faults).
+pub(crate) fn element_va<T>(base: u64, index: u64) -> Result<u64, GuestFault> {
+    let va = index
+        .checked_mul(size_of::<T>() as u64)
+        .and_then(|off| base.checked_add(off))
+        .ok_or(GuestFault)?;
+    in_reach(va, size_of::<T>())
 }
 
 /// Xen's `copy_field_to_guest`: `write_field!(env, va, Type, field.path, value)` writes
@@ -53,11 +65,15 @@ macro_rules! write_field {
         let value = $value;
         let _type_check = |s: &mut $ty| s.$($path).+ = value;
         let at = core::mem::offset_of!($ty, $($path).+) as u64;
-        $crate::hypercall::HypercallEnv::write_guest(
-            $env,
-            ($va).wrapping_add(at),
-            abi::wire::Unpadded::as_bytes(&value),
-        )
+        // The whole struct must lie below 2^64, not only the field.
+        match $crate::hypercall::args::in_reach($va, core::mem::size_of::<$ty>()) {
+            Ok(va) => $crate::hypercall::HypercallEnv::write_guest(
+                $env,
+                va + at,
+                abi::wire::Unpadded::as_bytes(&value),
+            ),
+            Err(e) => Err(e),
+        }
     }};
 }
 pub(crate) use write_field;

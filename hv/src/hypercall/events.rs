@@ -252,8 +252,9 @@ pub(super) fn poll(env: &mut impl HypercallEnv, st: &mut XenState, arg: u64) -> 
     }
     let mut ports = [0u32; MAX_POLL_PORTS];
     for (i, slot) in ports.iter_mut().enumerate().take(nr as usize) {
-        let va = element_va::<e::EvtchnPort>(ports_va, i as u64);
-        let Ok(p) = read_struct::<e::EvtchnPort>(env, va) else {
+        let Ok(p) = element_va::<e::EvtchnPort>(ports_va, i as u64)
+            .and_then(|va| read_struct::<e::EvtchnPort>(env, va))
+        else {
             return done(EFAULT);
         };
         if p as usize >= crate::evtchn::EVTCHN_2L_PORTS {
@@ -310,7 +311,9 @@ pub(super) fn vcpu_op(env: &mut impl HypercallEnv, st: &mut XenState, args: [u64
                 i.state_entry_time
             );
             set_field!(image, v::VcpuRunstateInfo, time, i.time);
-            written(env.write_guest(arg, &image))
+            written(
+                super::args::in_reach(arg, image.len()).and_then(|va| env.write_guest(va, &image)),
+            )
         }
         v::VCPUOP_SET_SINGLESHOT_TIMER => {
             let Ok(v::VcpuSetSingleshotTimer {

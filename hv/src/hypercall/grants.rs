@@ -20,9 +20,10 @@ use crate::grant::{CopyOp, CopyPtr};
 /// argument only `GNTTABOP_cache_flush` may carry.
 const CMD_MASK: u32 = (1 << 12) - 1;
 
-/// `GNTTABOP_*`, dispatched by `abi::op`'s pairs of argument struct and number. hv has no
-/// continuations, so it handles any count in one go (the guest count is bounded by
-/// `i32::MAX` as in Xen).
+/// `GNTTABOP_*`, dispatched by `abi::op`'s pairs of argument struct and number. A count whose
+/// signed value is negative is `-EINVAL` at once; a long `GNTTABOP_copy` yields when
+/// [`super::preempt_due`] says so, with Xen's continuation (`"ihi"`: the command, the handle
+/// advanced past the operations done, the count left).
 pub(super) fn grant_table_op(
     env: &mut impl HypercallEnv,
     st: &mut XenState,
@@ -65,7 +66,7 @@ pub(super) fn grant_table_op(
                 for i in 0..op.nr_frames {
                     let gfn: abi::xen::XenPfn = st.grants.frame_gfn(i);
                     let va = element_va::<abi::xen::XenPfn>(op.frame_list, u64::from(i));
-                    if write_struct(env, va, &gfn).is_err() {
+                    if va.and_then(|va| write_struct(env, va, &gfn)).is_err() {
                         status = g::GNTST_BAD_VIRT_ADDR;
                     }
                 }
@@ -73,8 +74,25 @@ pub(super) fn grant_table_op(
             written(write_field!(env, uop, g::GnttabSetupTable, status, status))
         }
         <g::GnttabCopy as GnttabSubop>::CMD => {
+            let start = env.now_ns();
             for i in 0..u64::from(count) {
-                let va = element_va::<g::GnttabCopy>(uop, i);
+                if i != 0 && super::preempt_due(env, st, start) {
+                    // Xen's gnttab_copy stops before operation i; do_grant_table_op
+                    // continues with the rest.
+                    let Ok(rest) = element_va::<g::GnttabCopy>(uop, i) else {
+                        return done(EFAULT);
+                    };
+                    return super::continuation([
+                        args[0],
+                        rest,
+                        u64::from(count) - i,
+                        args[3],
+                        args[4],
+                    ]);
+                }
+                let Ok(va) = element_va::<g::GnttabCopy>(uop, i) else {
+                    return done(EFAULT);
+                };
                 let mut image = [0u8; size_of::<g::GnttabCopy>()];
                 if env.read_guest(va, &mut image).is_err() {
                     return done(EFAULT);

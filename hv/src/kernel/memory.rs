@@ -1,9 +1,10 @@
-//! Host memory seen through hv's identity map: frames for the domain and its nested tables,
-//! and the domain's guest-physical memory as [`GuestPhys`] over the nested page tables.
+//! Host memory seen through hv's identity map: frames for the domain, its nested tables in
+//! pages of its paging pool ([`TablePool`]), and the domain's guest-physical memory as
+//! [`GuestPhys`] over the nested page tables.
 
 use crate::frames::{FRAME_SIZE, FrameAllocator, FrameError};
 use crate::guest::phys::{GuestPhys, PAGE_SIZE, PhysError};
-use crate::npt::{Npt, NptError, TableMemory};
+use crate::npt::{Npt, NptError, TableMemory, TablePool};
 
 use pvh::boot::IDENTITY_MAP_BYTES;
 
@@ -35,10 +36,10 @@ pub fn alloc_zeroed(
     Ok(pa)
 }
 
-/// Nested page tables in host frames.
+/// Nested page tables in host frames of the domain's paging pool.
 pub struct HostTables<'a> {
-    /// Where new tables come from.
-    pub frames: &'a mut FrameAllocator,
+    /// Where new tables come from and go back to.
+    pub pool: &'a mut TablePool,
 }
 
 impl TableMemory for HostTables<'_> {
@@ -55,8 +56,25 @@ impl TableMemory for HostTables<'_> {
     }
 
     fn alloc_table(&mut self) -> Result<u64, NptError> {
-        alloc_zeroed(self.frames, FRAME_SIZE, FRAME_SIZE).map_err(|_| NptError::OutOfMemory)
+        let page = self.pool.take().ok_or(NptError::OutOfMemory)?;
+        // SAFETY: the pool's pages were taken from free RAM below the identity-map limit for
+        // this pool alone (`take_pool`), and a page handed out is referenced by no entry.
+        unsafe { zero(page, FRAME_SIZE) };
+        Ok(page)
     }
+
+    fn free_table(&mut self, table: u64) {
+        self.pool.give_back(table);
+    }
+}
+
+/// The domain's paging pool: `pages` zeroed frames taken from `frames` in one block.
+pub fn take_pool(frames: &mut FrameAllocator, pages: u64) -> Result<TablePool, FrameError> {
+    let bytes = pages
+        .checked_mul(FRAME_SIZE)
+        .ok_or(FrameError::OutOfMemory { frames: pages })?;
+    let base = alloc_zeroed(frames, bytes, FRAME_SIZE)?;
+    Ok(TablePool::new(base, pages))
 }
 
 /// A read-only view of tables for translation.
@@ -73,12 +91,28 @@ impl TableMemory for TableReader {
     fn alloc_table(&mut self) -> Result<u64, NptError> {
         Err(NptError::OutOfMemory)
     }
+
+    fn free_table(&mut self, _table: u64) {}
 }
 
 /// A domain's guest-physical memory: whatever its nested tables map, nothing else.
 pub struct DomainMemory {
     /// The domain's nested tables.
     pub npt: Npt,
+    /// The pages its tables may use (Xen's paging pool); they live as long as the domain.
+    pub pool: TablePool,
+}
+
+impl DomainMemory {
+    /// The tables and their pool, for a change of the tables.
+    pub fn tables(&mut self) -> (Npt, HostTables<'_>) {
+        (
+            self.npt,
+            HostTables {
+                pool: &mut self.pool,
+            },
+        )
+    }
 }
 
 impl DomainMemory {

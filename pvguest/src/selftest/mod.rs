@@ -15,6 +15,8 @@ pub mod events;
 #[allow(clippy::cast_possible_truncation)] // byte patterns (`i as u8`) wrap on purpose
 pub mod grants;
 #[cfg(target_os = "none")]
+pub mod hostile_bounds;
+#[cfg(target_os = "none")]
 pub mod net;
 #[cfg(target_os = "none")]
 #[allow(clippy::cast_possible_truncation)] // byte patterns (`i as u8`) wrap on purpose

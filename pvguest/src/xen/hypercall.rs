@@ -160,6 +160,7 @@ fn ptr_mut<T>(p: &mut T) -> u64 {
 
 mod event_channel;
 mod grant_table;
+mod hostile;
 mod hvm;
 mod memory;
 mod sched;
@@ -168,6 +169,7 @@ mod version;
 
 pub use event_channel::*;
 pub use grant_table::*;
+pub use hostile::*;
 pub use hvm::*;
 pub use memory::*;
 pub use sched::*;

@@ -152,6 +152,41 @@ pub fn judge_selftest(t: &Transcript, end: &QemuEnd) -> Verdict {
     }
 }
 
+/// hv's account of domain 1's paging pool at shutdown: `hv: d1: paging pool <pages> pages, at
+/// most <peak> in use, <refused> refused`, as `(pages, peak, refused)`.
+pub fn paging_pool(t: &Transcript) -> Option<(u64, u64, u64)> {
+    t.hv.iter().rev().find_map(|line| {
+        let rest = line.strip_prefix("hv: d1: paging pool ")?;
+        let (pages, rest) = rest.split_once(" pages, at most ")?;
+        let (peak, rest) = rest.split_once(" in use, ")?;
+        let refused = rest.strip_suffix(" refused")?;
+        Some((
+            pages.parse().ok()?,
+            peak.parse().ok()?,
+            refused.parse().ok()?,
+        ))
+    })
+}
+
+/// The `HOST hv-paging-pool` line of a boot: passed only if hv reported its pool and its
+/// nested tables stayed inside it with no page refused (the `hostile-bounds` boot moves
+/// shared_info 10,000 times to fresh addresses).
+pub fn judge_paging_pool(t: &Transcript) -> (bool, String) {
+    match paging_pool(t) {
+        Some((pages, peak, 0)) if peak <= pages => (true, "HOST hv-paging-pool ok".to_owned()),
+        Some((pages, peak, refused)) => (
+            false,
+            format!(
+                "HOST hv-paging-pool FAIL at most {peak} of {pages} pages in use, {refused} refused"
+            ),
+        ),
+        None => (
+            false,
+            "HOST hv-paging-pool FAIL hv printed no `hv: d1: paging pool ...` line".to_owned(),
+        ),
+    }
+}
+
 /// Judges a boot with `selftest-inject-fail=<test>`: caught only if the guest reported that
 /// test failing, its RESULT counted it, and the guest crashed (QEMU exit 35).
 pub fn judge_injected(t: &Transcript, end: &QemuEnd, test: &str) -> Result<(), String> {
@@ -278,6 +313,26 @@ COUNTER hypercall.xen_version 9
         // hv died before the guest printed anything: one reason, not a list.
         let v = judge_selftest(&transcript("hv: panic"), &QemuEnd::Exited(Some(1)));
         assert_eq!(v.host[0].1, "HOST hv-run FAIL QEMU exit 1");
+    }
+
+    #[test]
+    fn the_paging_pool_line_is_read_and_judged() {
+        let line = "hv: d1: paging pool 384 pages, at most 11 in use, 0 refused";
+        let t = transcript(&format!("{RECORDED}{line}\n"));
+        assert_eq!(paging_pool(&t), Some((384, 11, 0)));
+        assert_eq!(
+            judge_paging_pool(&t),
+            (true, "HOST hv-paging-pool ok".into())
+        );
+        let refused = transcript(&format!(
+            "{RECORDED}hv: d1: paging pool 384 pages, at most 384 in use, 7 refused\n"
+        ));
+        assert_eq!(
+            judge_paging_pool(&refused).1,
+            "HOST hv-paging-pool FAIL at most 384 of 384 pages in use, 7 refused"
+        );
+        let (ok, why) = judge_paging_pool(&transcript(RECORDED));
+        assert!(!ok && why.contains("no `hv: d1: paging pool"), "{why}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::svm::vmcb::{self, Segment, Vmcb, misc1, misc2};
 use crate::time::{Clock, TimeScale};
 
 use super::super::console::Console;
-use super::super::memory::{DomainMemory, HostTables, alloc_zeroed};
+use super::super::memory::{DomainMemory, HostTables, alloc_zeroed, take_pool};
 use super::super::svm::{self, GuestRegs};
 use super::env::SharedInfoView;
 use super::{Domain, DomainError};
@@ -44,10 +44,10 @@ impl Domain {
         let console = alloc_zeroed(&mut frames, FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
         let store = alloc_zeroed(&mut frames, FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
         let shared_info = alloc_zeroed(&mut frames, FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
+        let pool_pages = crate::npt::paging_pool_pages(layout::MEMORY_MIB, 1);
+        let mut pool = take_pool(&mut frames, pool_pages).map_err(oom)?;
         let npt = {
-            let mut t = HostTables {
-                frames: &mut frames,
-            };
+            let mut t = HostTables { pool: &mut pool };
             let npt = Npt::new(&mut t).map_err(DomainError::Npt)?;
             for off in (0..ram_bytes).step_by(HUGE as usize) {
                 npt.map_2m(&mut t, off, ram + off, true)
@@ -59,7 +59,12 @@ impl Domain {
                 .map_err(DomainError::Npt)?;
             npt
         };
-        let mut mem = DomainMemory { npt };
+        hvlog!(
+            "d{}: paging pool {pool_pages} pages, {} used by the tables built",
+            layout::DOMID,
+            pool.in_use()
+        );
+        let mut mem = DomainMemory { npt, pool };
         let store_info = crate::dom0::toolstack::pvguest_info(
             layout::STORE_EVTCHN,
             layout::STORE_PFN,

@@ -16,7 +16,7 @@ use abi::memory::E820Entry;
 use abi::wire::Plain;
 
 use super::super::console::Console;
-use super::super::memory::{DomainMemory, HostTables, alloc_zeroed};
+use super::super::memory::{DomainMemory, alloc_zeroed};
 
 /// Offsets in the shared_info page (vCPU 0's `vcpu_info` is at its start).
 mod off {
@@ -216,18 +216,10 @@ impl HypercallEnv for Env<'_> {
             return Err(einval);
         }
         let enomem = xen_errno(abi::errno::XEN_ENOMEM);
-        let mut t = HostTables {
-            frames: self.frames,
-        };
-        if let Some(old) = *self.shared_info_gfn {
-            self.mem
-                .npt
-                .unmap_4k(&mut t, old * PAGE_SIZE)
-                .map_err(|_| enomem)?;
-        }
-        self.mem
-            .npt
-            .map_4k(&mut t, gpa, self.shared_info, true)
+        let old = self.shared_info_gfn.map(|o| o * PAGE_SIZE);
+        let (npt, mut t) = self.mem.tables();
+        // The new mapping first: without a table page for it, the old one stays.
+        npt.remap_4k(&mut t, old, gpa, self.shared_info, true)
             .map_err(|_| enomem)?;
         *self.shared_info_gfn = Some(gfn);
         Ok(())
@@ -296,18 +288,8 @@ impl HypercallEnv for Env<'_> {
         }
         let host = *slot;
         let gpa = gfn.checked_mul(PAGE_SIZE).ok_or(einval)?;
-        let mut t = HostTables {
-            frames: self.frames,
-        };
-        if let Some(o) = old {
-            self.mem
-                .npt
-                .unmap_4k(&mut t, o * PAGE_SIZE)
-                .map_err(|_| enomem)?;
-        }
-        self.mem
-            .npt
-            .map_4k(&mut t, gpa, host, true)
+        let (npt, mut t) = self.mem.tables();
+        npt.remap_4k(&mut t, old.map(|o| o * PAGE_SIZE), gpa, host, true)
             .map_err(|_| enomem)?;
         if *self.shared_info_gfn == Some(gfn) {
             *self.shared_info_gfn = None;

@@ -219,7 +219,6 @@ impl Domain {
 
     fn hypercall(&mut self) -> Option<Ending> {
         let len = self.instruction_len(Opcode::Vmmcall, 3);
-        self.advance(len);
         let s = &self.vmcb.save;
         let long = s.efer & EFER_LMA != 0 && s.cs.attrib & CS_L != 0;
         let (op, args) = if long {
@@ -232,6 +231,7 @@ impl Domain {
         };
         self.counters.hypercall(op);
         if self.vmcb.save.cpl != 0 {
+            self.advance(len);
             self.vmcb.save.rax = (-i64::from(abi::errno::XEN_EPERM)) as u64;
             return None;
         }
@@ -264,6 +264,16 @@ impl Domain {
         if !out.implemented {
             self.counters.enosys += 1;
         }
+        if let Action::Continue { args } = out.action {
+            // RIP stays on the VMMCALL and RAX keeps the op: the guest takes what is due
+            // (the upcall is injected before the next VMRUN) and calls again. An interrupt
+            // shadow left in the VMCB (QEMU does not always clear it at this exit; `retire`
+            // clears it for a completed call) would hold the upcall back until the call ends.
+            self.set_hypercall_args(long, args);
+            self.vmcb.control.interrupt_shadow &= !1;
+            return None;
+        }
+        self.advance(len);
         let ret = out.ret as u64;
         self.vmcb.save.rax = if long { ret } else { ret & 0xffff_ffff };
         match out.action {
@@ -271,6 +281,19 @@ impl Domain {
             Action::Shutdown(reason) => Some(Ending::Shutdown(reason)),
             Action::Block => self.wait(Wait::Block),
             Action::Poll { timeout } => self.wait(Wait::Poll { timeout }),
+            Action::Continue { .. } => None,
+        }
+    }
+
+    /// Writes a continuation's arguments where the guest passes them (64-bit: rdi, rsi, rdx,
+    /// r10, r8; 32-bit: ebx, ecx, edx, esi, edi).
+    fn set_hypercall_args(&mut self, long: bool, args: [u64; 5]) {
+        let r = &mut self.regs;
+        if long {
+            [r.rdi, r.rsi, r.rdx, r.r10, r.r8] = args;
+        } else {
+            let m = |v: u64| v & 0xffff_ffff;
+            [r.rbx, r.rcx, r.rdx, r.rsi, r.rdi] = args.map(m);
         }
     }
 }

@@ -174,6 +174,15 @@ pub fn finish(domain: &Domain, end: Ending) -> ! {
         domain.counters.total_hypercalls(),
         domain.console.bytes()
     );
+    let pool = &domain.mem.pool;
+    let _ = writeln!(
+        serial::Serial,
+        "hv: d{}: paging pool {} pages, at most {} in use, {} refused",
+        layout::DOMID,
+        pool.pages(),
+        pool.peak(),
+        pool.refused()
+    );
     let s = &domain.stats;
     let _ = writeln!(
         serial::Serial,
