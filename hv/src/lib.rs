@@ -39,6 +39,13 @@
 //! - A nested page fault outside the domain's memory crashes the domain (the run ends with
 //!   QEMU exit 35) with a log line naming the address; Xen would emulate MMIO to its
 //!   internal devices (HPET, LAPIC, IO-APIC, ...) or ignore the access.
+//! - Nested page tables come from a per-domain paging pool of Xen's default size (256 pages
+//!   per vCPU plus one per MiB of RAM, as `libxl__get_required_paging_memory`), and a table
+//!   left empty by a remap goes back to the pool; Xen's HAP keeps emptied tables, so a long
+//!   flood of `XENMEM_add_to_physmap` moves to fresh regions answers `-ENOMEM` on Xen (363
+//!   moves, then `-ENOMEM`, on stock Xen 4.17 here) and 0 on hv.
+//! - A grant-table frame index is truncated to 32 bits before the limit check, as Xen 4.17
+//!   does (an index of 2^32 places frame 0 on both).
 //! - Guest kernels: hv takes what Xen 4.17's toolstack takes for `type = "pvh"`
 //!   ([`builder::elf`]: ELF32 or ELF64 with a PHYS32_ENTRY note, Xen's note checks and
 //!   refusals, an ELF32 without usable notes entered at `e_entry` as the HVM-generic loader
