@@ -5,8 +5,10 @@
 //!   `COUNTER` lines) and judges the run: it passes only with QEMU exit 33 and a `RESULT`
 //!   line that agrees with the `TEST` lines.
 //!
-//! `cargo xtask hv-test` boots twice: `selftest=platform`, and `selftest=boot
-//! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught.
+//! `cargo xtask hv-test` boots three times: `selftest=platform`; `selftest=boot
+//! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught;
+//! and `selftest=xs-quota`, a guest flooding xenstore past C xenstored's quotas (its lines
+//! printed with an `xs-quota: ` prefix: they are hv's alone, not compared with stock Xen).
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines.
 pub mod qemu;
 pub mod serial;
@@ -28,6 +30,8 @@ const INJECTED_TEST: &str = "xen-version";
 const TEST_CMDLINE: &str = "selftest=platform";
 /// The guest command line of the injected-failure boot (before the injection option).
 const INJECT_CMDLINE: &str = "selftest=boot";
+/// The guest command line of the quota boot.
+const QUOTA_CMDLINE: &str = "selftest=xs-quota";
 /// `hv`'s options in the test boots (none yet).
 const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
@@ -106,7 +110,7 @@ fn explain_failure(booted: &qemu::Booted) {
 
 /// `cargo xtask hv-test`: builds `hv` and the guest, boots [`TEST_CMDLINE`] (one unit per
 /// `TEST` line and per `HOST` line), then the injected-failure boot (one unit, passed only if
-/// caught). Returns the guest's lines of the first boot, for the comparison with stock Xen.
+/// caught), then [`QUOTA_CMDLINE`] (one unit per `TEST` and `HOST` line). Returns the guest's lines of the first boot, for the comparison with stock Xen.
 /// `Err` only for harness errors.
 pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let hv = build_hv()?;
@@ -142,6 +146,33 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
         &booted.transcript.guest,
         caught,
     ) {
+        explain_failure(&booted);
+    }
+
+    let booted = boot(
+        "hv-test",
+        &hv,
+        &guest,
+        QUOTA_CMDLINE,
+        "hv-xs-quota",
+        timeout,
+        |_| {},
+    )?;
+    let verdict = serial::judge_selftest(&booted.transcript, &booted.end);
+    let mut all_ok = true;
+    for line in &verdict.shown {
+        println!("xs-quota: {line}");
+    }
+    for test in &verdict.tests {
+        tally.record(test.ok, format!("hv xs-quota: {}", test.line));
+        all_ok &= test.ok;
+    }
+    for (ok, line) in &verdict.host {
+        println!("xs-quota: {line}");
+        tally.record(*ok, format!("hv xs-quota: {line}"));
+        all_ok &= ok;
+    }
+    if !all_ok {
         explain_failure(&booted);
     }
     Ok(guest_lines)
