@@ -458,6 +458,69 @@ fn twenty_outstanding_replies_stop_reading_requests() {
     assert_ne!(page.u32_at(REQ_CONS), page.u32_at(REQ_PROD));
 }
 
+#[test]
+fn a_domain_over_its_hard_memory_quota_is_not_read_until_below() {
+    let (_c, s) = setup(1);
+    let top = "x".repeat(1200);
+    let leaf = |d: usize, n: usize| format!("{top}/d{d:038}/n{n:038}");
+    let payload = |path: &str, value: &[u8]| {
+        let mut p = path.as_bytes().to_vec();
+        p.push(0);
+        p.extend_from_slice(value);
+        p
+    };
+    {
+        let store = &mut s.borrow_mut().store;
+        'fill: for d in 0..40 {
+            for n in 0..40 {
+                let w = payload(&leaf(d, n), &[b'v'; 2000]);
+                if store.handle(1, abi::io::xs_wire::XS_WRITE, 0, &w).is_err() {
+                    break 'fill;
+                }
+            }
+        }
+        // Reads inside a transaction are charged without a check, as in C.
+        let tx = store
+            .handle(1, abi::io::xs_wire::XS_TRANSACTION_START, 0, b"\0")
+            .unwrap();
+        assert_eq!(tx, b"1\0");
+        let mut n = 0;
+        while !store.memory_hard_exceeded(1) {
+            store
+                .handle(
+                    1,
+                    abi::io::xs_wire::XS_READ,
+                    1,
+                    &payload(&leaf(0, n), b"")[..leaf(0, n).len() + 1],
+                )
+                .unwrap();
+            n += 1;
+        }
+    }
+    let page = s.borrow().page.clone();
+    let h = XsdSockmsg {
+        type_: abi::io::xs_wire::XS_GET_DOMAIN_PATH,
+        req_id: 7,
+        tx_id: 0,
+        len: 2,
+    };
+    let mut msg = h.to_bytes().to_vec();
+    msg.extend_from_slice(b"1\0");
+    xenbus::xenstore::ring::ring_write(&page, &msg).unwrap();
+    let before = s.borrow().conn.stats.requests;
+    s.borrow_mut().run();
+    assert_eq!(s.borrow().conn.stats.requests, before);
+    assert!(s.borrow().conn.stats.stalls > 0);
+    // Below the quota again (the transaction ends), the request is answered.
+    s.borrow_mut()
+        .store
+        .handle(1, abi::io::xs_wire::XS_TRANSACTION_END, 1, b"F\0")
+        .unwrap();
+    s.borrow_mut().run();
+    assert_eq!(s.borrow().conn.stats.requests, before + 1);
+    assert_eq!(page.u32_at(REQ_CONS), page.u32_at(REQ_PROD));
+}
+
 proptest::proptest! {
     /// Whatever the guest puts in the page, serving it neither panics nor queues beyond the
     /// bound.
