@@ -30,7 +30,7 @@
 //! | open transactions of a domain | 10 (C's `>`: the 12th fails) | `ENOSPC` |
 //! | nodes one transaction touches | 1,024 | `ENOSPC`, and the commit `ENOMEM` |
 //! | path length below a home, or of any other path | 2,048 bytes | `EINVAL` |
-//! | memory charged to a domain (hard) | 2.5 MiB | a node write `EIO`, a watch `ENOMEM`, a watch event dropped; the connection layer reads no request while at or above it |
+//! | memory charged to a domain (hard) | 2.5 MiB | a node write `EIO`; a watch, or a reply over 16 bytes, `ENOMEM`; a watch event dropped; the connection layer reads no request while at or above it |
 //! | memory (soft) | 2 MiB | nothing (C logs) |
 //! | requests outstanding | 20 | the connection layer's: no request is read |
 //!
@@ -42,8 +42,10 @@
 //! the record and the path of every committed node it owns (the first permission entry's
 //! domain, whoever wrote it); for each of its open transactions, the key (`<generation>/`
 //! and the path) of every node the transaction touched and the record of its copy; the path
-//! and token of each of its watches; and each watch event queued for it in the store (the
-//! payload and a 16-byte header). C charges the same, except the key of a touched node that
+//! and token of each of its watches; each watch event queued for it in the store (the
+//! payload and a 16-byte header); and, for the check only, the reply being sent (C charges
+//! replies and events until they are written to the ring; hv's connection layer bounds its
+//! own queue instead). C charges the same, except the key of a touched node that
 //! does not exist, which it leaves unaccounted and this crate charges. Every check runs
 //! before the change is stored: a refused request leaves the store as it was, and what it
 //! built on the way is at most a few times its payload and freed at once. Reads inside a

@@ -50,7 +50,9 @@ pub const MEMORY_SOFT: usize = 2 * 1024 * 1024;
 
 /// C `quota_memory_per_domain_hard`: a node write that would bring the owner's charge to it
 /// or above answers `EIO` (C `write_node_raw` turns the accounting's `ENOMEM` into `EIO`); a
-/// watch answers `ENOMEM`; a watch event for the domain is dropped; and while the domain's
+/// watch answers `ENOMEM`; so does a request whose reply is longer than 16 bytes (a read of
+/// a big value: C charges the reply while it is queued); a watch event for the domain is
+/// dropped; and while the domain's
 /// charge is at it or above (reads inside a transaction are charged without a check, as in C)
 /// the connection layer reads no request of the domain (C `domain_can_read`).
 pub const MEMORY_HARD: usize = 2 * 1024 * 1024 + 512 * 1024;
@@ -68,6 +70,8 @@ const RECORD_HEADER: usize = 24;
 const PERM_RECORD: usize = 8;
 /// The header of a queued message (C `sizeof(bdata->hdr)`).
 pub(crate) const MESSAGE_HEADER: usize = 16;
+/// Replies up to this size are charged without a check (C `DEFAULT_BUFFER_SIZE`).
+pub(crate) const REPLY_UNCHECKED: usize = 16;
 
 /// The size C xenstored stores for a node (`write_node_raw`'s `data.dsize`): the header, 8
 /// bytes per permission, the value and each child name with its nul.

@@ -148,7 +148,9 @@ impl Store {
     /// As C's `process_message`: an unknown type is `ENOSYS`; a privileged type from a domain
     /// other than 0 is `EACCES`; a nonzero `tx_id` naming no open transaction of `conn` is
     /// `ENOENT` (`XS_WATCH` and `XS_UNWATCH` ignore `tx_id`); a reply longer than
-    /// `XENSTORE_PAYLOAD_MAX` is `E2BIG`. A domain without a connection gets `EACCES`.
+    /// `XENSTORE_PAYLOAD_MAX` is `E2BIG`; a reply over 16 bytes that would bring an
+    /// unprivileged domain to its hard memory quota is `ENOMEM` (see [`quota::MEMORY_HARD`]).
+    /// A domain without a connection gets `EACCES`.
     ///
     /// Not handled here: `XS_INTRODUCE` and `XS_RELEASE` (the connection layer maps and unmaps
     /// the ring, then calls [`Store::introduce`] / [`Store::release`]), `XS_CONTROL` and
@@ -163,6 +165,15 @@ impl Store {
         let reply = self.dispatch(conn, type_, tx_id, payload)?;
         if reply.len() > XENSTORE_PAYLOAD_MAX as usize {
             return Err(XsdError::E2big);
+        }
+        // C `send_reply`: a reply longer than 16 bytes (only read-only requests have one) is
+        // charged to the domain with a check, and `ENOMEM` when it would bring the domain to
+        // its hard memory quota.
+        if !perms::is_privileged(conn)
+            && reply.len() > quota::REPLY_UNCHECKED
+            && self.memory(conn) + reply.len() + quota::MESSAGE_HEADER >= MEMORY_HARD
+        {
+            return Err(XsdError::Enomem);
         }
         Ok(reply)
     }

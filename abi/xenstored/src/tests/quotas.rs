@@ -281,8 +281,16 @@ fn memory_is_2_5_mib_then_eio_and_the_domain_still_reads_and_deletes() {
     );
     assert!(s.memory_soft_exceeded(1));
     assert!(!s.memory_hard_exceeded(1));
-    // Reads, deletes and other domains still work; a watch is ENOMEM when it does not fit.
-    assert_eq!(read(&mut s, 1, 0, &leaf(0, 0)).unwrap().len(), 2000);
+    // Reads, deletes and other domains still work; a watch is ENOMEM when it does not fit,
+    // and so is a reply over 16 bytes (C charges it while queued).
+    write(&mut s, 0, 0, "/local/domain/1/small", "0123456789abcde").unwrap();
+    assert_eq!(read(&mut s, 1, 0, "small").unwrap().len(), 15);
+    let big = read(&mut s, 1, 0, &leaf(0, 0));
+    if used + 2000 + 16 >= MEMORY_HARD {
+        assert_eq!(big, Err(XsdError::Enomem));
+    } else {
+        assert_eq!(big.unwrap().len(), 2000);
+    }
     assert_eq!(
         watch(&mut s, 1, "w", &"t".repeat(4000)),
         Err(XsdError::Enomem)
@@ -290,7 +298,8 @@ fn memory_is_2_5_mib_then_eio_and_the_domain_still_reads_and_deletes() {
     write_value(&mut s, 2, 0, "big", 2000).unwrap();
     write_value(&mut s, 0, 0, "/local/domain/1/by-dom0", 2000).unwrap();
     rm(&mut s, 1, 0, &"x".repeat(1200)).unwrap();
-    assert_eq!(s.entries(1), 2);
+    // The home, and what domain 0 wrote below it (owned by domain 1 as well).
+    assert_eq!(s.entries(1), 3);
     write_value(&mut s, 1, 0, "again", 2000).unwrap();
 }
 
@@ -322,6 +331,16 @@ fn the_memory_quota_binds_at_exactly_its_value() {
     );
     assert_eq!(write(&mut s, 1, 0, "new", ""), Err(XsdError::Eio));
     assert_eq!(s.memory(1), MEMORY_HARD - 1);
+    // A reply of 16 bytes is not checked; one of 17 is, and refused.
+    // (Domain 0's nodes, readable by domain 1: one below its home would be charged to it.)
+    for n in [16, 17] {
+        let path = format!("/r{n}");
+        write(&mut s, 0, 0, &path, &"r".repeat(n)).unwrap();
+        set_perms(&mut s, 0, &path, &["n0", "r1"]).unwrap();
+    }
+    assert_eq!(read(&mut s, 1, 0, "/r16").unwrap().len(), 16);
+    assert_eq!(read(&mut s, 1, 0, "/r17"), Err(XsdError::Enomem));
+    assert_eq!(read(&mut s, 2, 0, "/local/domain/2").unwrap(), b"");
     write_value(&mut s, 1, 0, &leaf(d, n), 1999).unwrap();
     write_value(&mut s, 1, 0, &leaf(d, n), 2000).unwrap();
     assert_eq!(s.memory(1), MEMORY_HARD - 1);
@@ -356,7 +375,9 @@ fn reads_in_transactions_may_pass_the_hard_quota_which_stalls_the_domain() {
     assert!(!s.memory_hard_exceeded(1));
     let tx = start(&mut s, 1);
     for n in 0..10 {
-        read(&mut s, 1, tx, &leaf(0, n)).unwrap();
+        // The copy is charged even when the reply is refused (ENOMEM, as in C).
+        let reply = read(&mut s, 1, tx, &leaf(0, n));
+        assert!(matches!(reply, Ok(_) | Err(XsdError::Enomem)), "{reply:?}");
     }
     assert!(s.memory_hard_exceeded(1));
     end(&mut s, 1, tx, false).unwrap();
