@@ -79,16 +79,18 @@ impl<'a> View<'a> {
     /// charged (`EIO`, C `write_node_raw`). Inside a transaction a refused write fails the
     /// transaction (C `write_node`). Nothing is changed.
     pub(crate) fn check_writes(&mut self, nodes: &[Pending<'_>]) -> Result<(), XsdError> {
-        let result = self.check_writes_inner(nodes);
-        if result.is_err()
-            && let Some(tx) = &mut self.tx
-        {
+        let (errno, fails_tx) = match self.check_writes_inner(nodes) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if fails_tx && let Some(tx) = &mut self.tx {
             tx.mark_failed();
         }
-        result
+        Err(errno)
     }
 
-    fn check_writes_inner(&mut self, nodes: &[Pending<'_>]) -> Result<(), XsdError> {
+    /// [`View::check_writes`]; the error says whether it fails a transaction.
+    fn check_writes_inner(&mut self, nodes: &[Pending<'_>]) -> Result<(), (XsdError, bool)> {
         if is_privileged(self.conn) && self.tx.is_some() {
             return Ok(());
         }
@@ -101,15 +103,16 @@ impl<'a> View<'a> {
                 // outside a transaction.
                 let own = self.tree.usage(self.conn).entries;
                 if own + if self.tx.is_some() { 0 } else { created } >= ENTRIES_PER_DOMAIN {
-                    // The first node of a transaction's create fails before anything is
-                    // touched: not a failed transaction (C `create_node`).
-                    return Err(XsdError::Enospc);
+                    // In a transaction the count is the committed one, so the first new node
+                    // fails, before anything is written: not a failed transaction (C
+                    // `create_node` undoes nothing then).
+                    return Err((XsdError::Enospc, false));
                 }
                 created += 1;
             }
             let record = quota::record_size(p.node);
             if !is_privileged(self.conn) && record >= ENTRY_SIZE_MAX {
-                return Err(XsdError::Enospc);
+                return Err((XsdError::Enospc, true));
             }
             let (payer, old_payer, old, new) = match &self.tx {
                 Some(tx) => (
@@ -136,7 +139,7 @@ impl<'a> View<'a> {
                 .map_or(0, |&(_, b)| b);
             let total = self.memory_of(payer).saturating_add_signed(pending);
             if !is_privileged(payer) && total >= MEMORY_HARD {
-                return Err(XsdError::Eio);
+                return Err((XsdError::Eio, true));
             }
         }
         Ok(())

@@ -148,6 +148,13 @@ fn a_transaction_may_not_leave_1000_nodes() {
     assert_eq!(read(&mut s, 1, 0, "c"), Err(XsdError::Enoent));
     write(&mut s, 1, 0, "c", "").unwrap();
     assert_eq!(s.entries(1), ENTRIES_PER_DOMAIN);
+    // At the quota, a create inside a transaction is refused at once, and the transaction
+    // is not failed by it (C checks the committed count before writing anything).
+    let tx = start(&mut s, 1);
+    assert_eq!(write(&mut s, 1, tx, "d", ""), Err(XsdError::Enospc));
+    write(&mut s, 1, tx, "c", "rewritten").unwrap();
+    end(&mut s, 1, tx, true).unwrap();
+    assert_eq!(read(&mut s, 1, 0, "c").unwrap(), b"rewritten");
     // A deep write in a transaction is bounded the same way.
     rm(&mut s, 1, 0, "a").unwrap();
     let tx = start(&mut s, 1);
