@@ -41,7 +41,7 @@ impl StorePage for HostFrame {
 
 /// xenstored for one domain. C xenstored's quotas bound what the domain can make it hold
 /// (see the `xenstored` crate); requests are refused with `ENOMEM` only as a last resort,
-/// while less than [`LAST_RESORT_FREE`] of hv's heap is free (see
+/// while less than `LAST_RESORT_FREE` (1 MiB) of hv's heap is free (see
 /// [`XsConnection::service`]).
 pub struct Xenstore {
     page: HostFrame,
