@@ -36,7 +36,8 @@ Commands:
                 the HTTP load check instead of 2,000)
   hv-test       build hv and pvguest, boot them under QEMU (selftest=platform, then
                 selftest=boot with an injected failure that must be caught), print TEST/FACT/RESULT/HOST and hv's
-                COUNTER lines, end with `N passed, M failed`
+                COUNTER lines, then selftest=xs-quota (xenstore floods past C xenstored's
+                quotas, lines prefixed `xs-quota: `), end with `N passed, M failed`
   hv-run        boot any 64-bit PVH ELF on hv and print its lines; exit 0 only if the guest
                 powered off (QEMU exit 33). Options: --guest <elf> (default: pvguest),
                 --cmdline <guest command line>

@@ -5,8 +5,9 @@
 use crate::args;
 use crate::path;
 use crate::perms::{self, Rights, perm_for_conn};
+use crate::quota::PERMS_PER_NODE;
 use crate::tree::Node;
-use crate::view::View;
+use crate::view::{Pending, View};
 use crate::{Domid, XsdError};
 use abi::io::xs_wire::{Perm, XENSTORE_PAYLOAD_MAX};
 use alloc::format;
@@ -24,15 +25,15 @@ pub(crate) fn path_arg(conn: Domid, raw: Option<&[u8]>) -> Result<String, XsdErr
 }
 
 /// The rights of `conn` from the nearest existing ancestor of `name` (C `ask_parents`).
-fn ask_parents(view: &mut View<'_>, conn: Domid, name: &str) -> Rights {
+fn ask_parents(view: &mut View<'_>, conn: Domid, name: &str) -> Result<Rights, XsdError> {
     let mut name = name;
     loop {
         name = path::parent(name);
-        if let Some(node) = view.read(name) {
-            return perm_for_conn(conn, &node.perms);
+        if let Some(node) = view.read(name)? {
+            return Ok(perm_for_conn(conn, &node.perms));
         }
         if name == "/" {
-            return Rights::NONE;
+            return Ok(Rights::NONE);
         }
     }
 }
@@ -50,12 +51,12 @@ pub(crate) fn get_node(
     if !path::is_valid_nodename(name) {
         return Err(XsdError::Einval);
     }
-    let err = match view.read(name) {
+    let err = match view.read(name)? {
         Some(node) if perm_for_conn(conn, &node.perms).contains(want) => return Ok(node),
         Some(_) => XsdError::Eacces,
         None => XsdError::Enoent,
     };
-    if ask_parents(view, conn, name).intersects(want) {
+    if ask_parents(view, conn, name)?.intersects(want) {
         Err(err)
     } else {
         Err(XsdError::Eacces)
@@ -64,7 +65,9 @@ pub(crate) fn get_node(
 
 /// Creates `name` and its missing ancestors (C `construct_node` + `create_node`): each new
 /// node copies its parent's permissions, and an unprivileged creator becomes its owner. The
-/// caller has checked write access on the nearest existing ancestor.
+/// caller has checked write access on the nearest existing ancestor. The quotas of every
+/// node are checked before any is stored (C stores bottom up and undoes on a refusal: the
+/// same outcome).
 fn create_node(
     view: &mut View<'_>,
     conn: Domid,
@@ -81,7 +84,7 @@ fn create_node(
             return Err(XsdError::Enoent);
         }
         at = path::parent(at);
-        if let Some(node) = view.read(at) {
+        if let Some(node) = view.read(at)? {
             break node;
         }
     };
@@ -102,12 +105,31 @@ fn create_node(
         parent_path = new;
     }
     parent.value = value.to_vec();
-    let created = parent.clone();
-    view.write(parent_path, parent);
-    for (path, node) in built.into_iter().rev() {
-        view.write(path, node);
+    built.push((parent_path, parent));
+    // Bottom up: the new node, its new ancestors, then the existing ancestor.
+    let pending: Vec<Pending<'_>> = built
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, (path, node))| Pending {
+            path,
+            node,
+            created: i + 1 < built.len(),
+        })
+        .collect();
+    view.check_writes(&pending)?;
+    drop(pending);
+    let mut created = None;
+    for (i, (path, node)) in built.into_iter().rev().enumerate() {
+        if i == 0 {
+            created = Some(node.clone());
+        }
+        if path != at {
+            view.count_entry(node.owner(), 1, true);
+        }
+        view.store(path, node);
     }
-    Ok(created)
+    created.ok_or(XsdError::Enoent)
 }
 
 /// `XS_READ`.
@@ -127,7 +149,7 @@ pub(crate) fn write(view: &mut View<'_>, conn: Domid, payload: &[u8]) -> Result<
     let node = match get_node(view, conn, &name, Rights::WRITE) {
         Ok(mut node) => {
             node.value = value.to_vec();
-            view.write(&name, node.clone());
+            view.write(&name, node.clone())?;
             node
         }
         Err(XsdError::Enoent) => create_node(view, conn, &name, value)?,
@@ -161,7 +183,7 @@ pub(crate) fn rm(view: &mut View<'_>, conn: Domid, payload: &[u8]) -> Result<Vec
             rm_node(view, &name)?;
             Ok(OK.to_vec())
         }
-        Err(XsdError::Enoent) if view.read(path::parent(&name)).is_some() => Ok(OK.to_vec()),
+        Err(XsdError::Enoent) if view.read(path::parent(&name))?.is_some() => Ok(OK.to_vec()),
         Err(e) => Err(e),
     }
 }
@@ -172,10 +194,10 @@ pub(crate) fn rm(view: &mut View<'_>, conn: Domid, payload: &[u8]) -> Result<Vec
 /// bounded only by path length.
 pub(crate) fn rm_node(view: &mut View<'_>, name: &str) -> Result<(), XsdError> {
     let parent_path = path::parent(name);
-    let Some(mut parent) = view.read(parent_path) else {
+    let Some(mut parent) = view.read(parent_path)? else {
         return Err(XsdError::Einval);
     };
-    let Some(root) = view.read(name) else {
+    let Some(root) = view.read(name)? else {
         return Err(XsdError::Enoent);
     };
     let mut stack: Vec<(String, Node, usize)> = alloc::vec![(String::from(name), root, 0)];
@@ -184,7 +206,7 @@ pub(crate) fn rm_node(view: &mut View<'_>, name: &str) -> Result<(), XsdError> {
             let child_path = path::child(at, child);
             *next += 1;
             // A listed child that is missing is C's "corrupt" case: skip it.
-            if let Some(child_node) = view.read(&child_path) {
+            if let Some(child_node) = view.read(&child_path)? {
                 stack.push((child_path, child_node, 0));
             }
             continue;
@@ -193,13 +215,16 @@ pub(crate) fn rm_node(view: &mut View<'_>, name: &str) -> Result<(), XsdError> {
             break;
         };
         view.delete(&at);
+        view.count_entry(node.owner(), -1, false);
         view.fire(&at, at != name, Some(node.perms), None);
     }
     let base = path::basename(name);
     if let Some(i) = parent.children.iter().position(|c| c == base) {
         parent.children.remove(i);
     }
-    view.write(parent_path, parent);
+    // The parent shrinks: no quota can refuse it (a transaction's new entry aside, which the
+    // reads above already made).
+    view.store(parent_path, parent);
     Ok(())
 }
 
@@ -283,6 +308,10 @@ pub(crate) fn set_perms_args(conn: Domid, payload: &[u8]) -> Result<(String, Vec
     if count < 2 {
         return Err(XsdError::Einval);
     }
+    // C checks the count before parsing anything.
+    if !perms::is_privileged(conn) && count - 1 > PERMS_PER_NODE {
+        return Err(XsdError::Enospc);
+    }
     let strings = args::strings(payload);
     let list = perms::parse_list(strings.get(1..count).unwrap_or(&[]))?;
     let name = path_arg(conn, strings.first().copied())?;
@@ -304,7 +333,10 @@ pub(crate) fn set_node_perms(
     }
     let old = core::mem::replace(&mut node.perms, list);
     let new = node.perms.clone();
-    view.write(name, node);
+    let (old_owner, new_owner) = (owner(&old).unwrap_or(0), node.owner());
+    view.write(name, node)?;
+    view.count_entry(old_owner, -1, false);
+    view.count_entry(new_owner, 1, false);
     view.fire(name, false, Some(new), Some(old));
     Ok(OK.to_vec())
 }

@@ -3,6 +3,7 @@
 
 use crate::ops::{self, OK};
 use crate::perms::{self, Rights, perm_for_conn};
+use crate::quota::{self, MEMORY_HARD, TRANSACTIONS_PER_DOMAIN, WATCHES_PER_DOMAIN};
 use crate::transaction::Transaction;
 use crate::tree::Tree;
 use crate::view::View;
@@ -26,12 +27,36 @@ struct Connection {
     next_tx: u32,
     events: VecDeque<WatchEvent>,
     event_bytes: usize,
+    /// Watch events dropped beyond the memory quota.
+    dropped: u64,
 }
 
 impl Connection {
     fn queue(&mut self, event: WatchEvent) {
         self.event_bytes += event.wire_len();
         self.events.push_back(event);
+    }
+
+    /// Bytes charged for the watches (path and token, C `add_watch`) and the queued events
+    /// (payload and header, C `send_event`).
+    fn memory(&self) -> usize {
+        let watches: usize = self
+            .watches
+            .iter()
+            .map(|w| w.node.len() + w.token.len())
+            .sum();
+        watches + self.event_bytes + self.events.len() * quota::MESSAGE_HEADER
+    }
+
+    /// Bytes charged outside the tree and the transaction in use: watches, events and the
+    /// open transactions.
+    fn extra_memory(&self) -> usize {
+        self.memory()
+            + self
+                .transactions
+                .iter()
+                .map(Transaction::memory)
+                .sum::<usize>()
     }
 }
 
@@ -123,7 +148,9 @@ impl Store {
     /// As C's `process_message`: an unknown type is `ENOSYS`; a privileged type from a domain
     /// other than 0 is `EACCES`; a nonzero `tx_id` naming no open transaction of `conn` is
     /// `ENOENT` (`XS_WATCH` and `XS_UNWATCH` ignore `tx_id`); a reply longer than
-    /// `XENSTORE_PAYLOAD_MAX` is `E2BIG`. A domain without a connection gets `EACCES`.
+    /// `XENSTORE_PAYLOAD_MAX` is `E2BIG`; a reply over 16 bytes that would bring an
+    /// unprivileged domain to its hard memory quota is `ENOMEM` (see [`quota::MEMORY_HARD`]).
+    /// A domain without a connection gets `EACCES`.
     ///
     /// Not handled here: `XS_INTRODUCE` and `XS_RELEASE` (the connection layer maps and unmaps
     /// the ring, then calls [`Store::introduce`] / [`Store::release`]), `XS_CONTROL` and
@@ -138,6 +165,15 @@ impl Store {
         let reply = self.dispatch(conn, type_, tx_id, payload)?;
         if reply.len() > XENSTORE_PAYLOAD_MAX as usize {
             return Err(XsdError::E2big);
+        }
+        // C `send_reply`: a reply longer than 16 bytes (only read-only requests have one) is
+        // charged to the domain with a check, and `ENOMEM` when it would bring the domain to
+        // its hard memory quota.
+        if !perms::is_privileged(conn)
+            && reply.len() > quota::REPLY_UNCHECKED
+            && self.memory(conn) + reply.len() + quota::MESSAGE_HEADER >= MEMORY_HARD
+        {
+            return Err(XsdError::Enomem);
         }
         Ok(reply)
     }
@@ -240,31 +276,36 @@ impl Store {
                 if name.starts_with('@') {
                     return self.set_special_perms(conn, &name, list);
                 }
-                self.run(tx.as_mut(), |view| {
+                self.run(conn, tx.as_mut(), |view| {
                     ops::set_node_perms(view, conn, &name, list)
                 })
             }
-            wire::XS_READ => self.run(tx.as_mut(), |v| ops::read(v, conn, payload)),
-            wire::XS_WRITE => self.run(tx.as_mut(), |v| ops::write(v, conn, payload)),
-            wire::XS_MKDIR => self.run(tx.as_mut(), |v| ops::mkdir(v, conn, payload)),
-            wire::XS_RM => self.run(tx.as_mut(), |v| ops::rm(v, conn, payload)),
-            wire::XS_DIRECTORY => self.run(tx.as_mut(), |v| ops::directory(v, conn, payload)),
+            wire::XS_READ => self.run(conn, tx.as_mut(), |v| ops::read(v, conn, payload)),
+            wire::XS_WRITE => self.run(conn, tx.as_mut(), |v| ops::write(v, conn, payload)),
+            wire::XS_MKDIR => self.run(conn, tx.as_mut(), |v| ops::mkdir(v, conn, payload)),
+            wire::XS_RM => self.run(conn, tx.as_mut(), |v| ops::rm(v, conn, payload)),
+            wire::XS_DIRECTORY => self.run(conn, tx.as_mut(), |v| ops::directory(v, conn, payload)),
             wire::XS_DIRECTORY_PART => {
-                self.run(tx.as_mut(), |v| ops::directory_part(v, conn, payload))
+                self.run(conn, tx.as_mut(), |v| ops::directory_part(v, conn, payload))
             }
-            wire::XS_GET_PERMS => self.run(tx.as_mut(), |v| ops::get_perms(v, conn, payload)),
+            wire::XS_GET_PERMS => self.run(conn, tx.as_mut(), |v| ops::get_perms(v, conn, payload)),
             // XS_CONTROL, XS_INTRODUCE, XS_RELEASE, XS_SET_TARGET: see `handle`.
             _ => Err(XsdError::Enosys),
         }
     }
 
-    /// Runs a node operation in a view and delivers the watch events it caused.
+    /// Runs a node operation of `conn` in a view and delivers the watch events it caused.
     fn run(
         &mut self,
+        conn: Domid,
         tx: Option<&mut Transaction>,
         op: impl FnOnce(&mut View<'_>) -> Result<Vec<u8>, XsdError>,
     ) -> Result<Vec<u8>, XsdError> {
-        let mut view = View::new(&mut self.tree, tx);
+        let extra = self
+            .connections
+            .get(&conn)
+            .map_or(0, Connection::extra_memory);
+        let mut view = View::new(&mut self.tree, tx, conn, extra);
         let result = op(&mut view);
         let fires = core::mem::take(&mut view.fires);
         self.deliver(&fires);
@@ -277,13 +318,20 @@ impl Store {
         Some(c.transactions.swap_remove(i))
     }
 
-    /// `XS_TRANSACTION_START` (C `do_transaction_start`): `EBUSY` inside a transaction; the
-    /// reply is the new id in decimal, nul-terminated.
+    /// `XS_TRANSACTION_START` (C `do_transaction_start`): `EBUSY` inside a transaction,
+    /// `ENOSPC` for an unprivileged domain with more than
+    /// [`quota::TRANSACTIONS_PER_DOMAIN`] open; the reply is the new id in decimal,
+    /// nul-terminated.
     fn transaction_start(&mut self, conn: Domid, nested: bool) -> Result<Vec<u8>, XsdError> {
         if nested {
             return Err(XsdError::Ebusy);
         }
+        let generation = self.tree.generation();
         let c = self.connections.get_mut(&conn).ok_or(XsdError::Eacces)?;
+        let privileged = perms::is_privileged(conn);
+        if !privileged && c.transactions.len() > TRANSACTIONS_PER_DOMAIN {
+            return Err(XsdError::Enospc);
+        }
         let id = loop {
             let id = c.next_tx;
             c.next_tx = c.next_tx.wrapping_add(1);
@@ -291,7 +339,8 @@ impl Store {
                 break id;
             }
         };
-        c.transactions.push(Transaction::new(id));
+        c.transactions
+            .push(Transaction::new(id, privileged, generation));
         let mut out = format!("{id}").into_bytes();
         out.push(0);
         Ok(out)
@@ -317,8 +366,11 @@ impl Store {
         Ok(OK.to_vec())
     }
 
-    /// `XS_WATCH` (C `do_watch`): path and token; `EEXIST` for the same path and token again.
-    /// The watch fires once at once.
+    /// `XS_WATCH` (C `do_watch`): path and token; `EEXIST` for the same path and token again;
+    /// for an unprivileged domain, `E2BIG` when it holds more than
+    /// [`quota::WATCHES_PER_DOMAIN`] watches and `ENOMEM` when the watch's path and token would
+    /// bring its charge to [`quota::MEMORY_HARD`]. The watch fires once at once (an event
+    /// beyond the memory quota is dropped, as all are).
     fn watch(&mut self, conn: Domid, payload: &[u8]) -> Result<Vec<u8>, XsdError> {
         let strings = args::strings(payload);
         let [raw_path, raw_token] = strings[..] else {
@@ -333,16 +385,26 @@ impl Store {
         if c.watches.iter().any(|w| w.node == node && w.token == token) {
             return Err(XsdError::Eexist);
         }
+        if !perms::is_privileged(conn) {
+            if c.watches.len() > WATCHES_PER_DOMAIN {
+                return Err(XsdError::E2big);
+            }
+            let charged = self.tree.usage(conn).memory + c.extra_memory();
+            if charged + node.len() + token.len() >= MEMORY_HARD {
+                return Err(XsdError::Enomem);
+            }
+        }
         let watch = Watch {
             node,
             token: String::from(token),
             relative: relative.then(|| path::home(conn)),
         };
-        c.queue(WatchEvent {
+        let event = WatchEvent {
             path: String::from(watch.event_path(&watch.node)),
             token: watch.token.clone(),
-        });
+        };
         c.watches.push(watch);
+        self.queue_event(conn, event);
         Ok(OK.to_vec())
     }
 
@@ -407,20 +469,38 @@ impl Store {
                 if !allowed {
                     continue;
                 }
-                let events: Vec<WatchEvent> = c
-                    .watches
-                    .iter()
-                    .filter(|w| w.sees(&fire.path, fire.exact))
-                    .map(|w| WatchEvent {
-                        path: String::from(w.event_path(&fire.path)),
+                for w in c.watches.iter().filter(|w| w.sees(&fire.path, fire.exact)) {
+                    let path = w.event_path(&fire.path);
+                    let charged = self.tree.usage(domid).memory + c.extra_memory();
+                    let len = path.len() + w.token.len() + 2 + quota::MESSAGE_HEADER;
+                    if !perms::is_privileged(domid) && charged + len >= MEMORY_HARD {
+                        // C `send_event`: beyond the quota, the event is dropped.
+                        c.dropped += 1;
+                        continue;
+                    }
+                    let event = WatchEvent {
+                        path: String::from(path),
                         token: w.token.clone(),
-                    })
-                    .collect();
-                for event in events {
-                    c.queue(event);
+                    };
+                    c.event_bytes += event.wire_len();
+                    c.events.push_back(event);
                 }
             }
         }
+    }
+
+    /// Queues `event` for `conn` unless it is beyond `conn`'s memory quota (then dropped).
+    fn queue_event(&mut self, conn: Domid, event: WatchEvent) {
+        let used = self.tree.usage(conn).memory;
+        let Some(c) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        let len = event.wire_len() + quota::MESSAGE_HEADER;
+        if !perms::is_privileged(conn) && used + c.extra_memory() + len >= MEMORY_HARD {
+            c.dropped += 1;
+            return;
+        }
+        c.queue(event);
     }
 
     /// Removes the nodes `domid` owns (C `domain_tree_remove` without `keep_orphans`): top
@@ -436,7 +516,7 @@ impl Store {
             }
         }
         for p in owned {
-            let mut view = View::new(&mut self.tree, None);
+            let mut view = View::new(&mut self.tree, None, 0, 0);
             // A node already gone with an earlier subtree is fine to skip.
             let _ = ops::rm_node(&mut view, &p);
             let fires = core::mem::take(&mut view.fires);
@@ -459,6 +539,41 @@ impl Store {
     /// caller's bounds.
     pub fn queued_event_bytes(&self, conn: Domid) -> usize {
         self.connections.get(&conn).map_or(0, |c| c.event_bytes)
+    }
+
+    /// The bytes charged to `domid` (C `domain->memory` without the connection layer's
+    /// queues): the records and paths of the nodes it owns, its transactions' keys and
+    /// copies, its watches and its queued watch events.
+    pub fn memory(&self, domid: Domid) -> usize {
+        let tree = self.tree.usage(domid).memory;
+        tree + self
+            .connections
+            .get(&domid)
+            .map_or(0, Connection::extra_memory)
+    }
+
+    /// The number of committed nodes `domid` owns (C `nbentry`).
+    pub fn entries(&self, domid: Domid) -> usize {
+        self.tree.usage(domid).entries
+    }
+
+    /// Whether an unprivileged `domid` is charged [`quota::MEMORY_HARD`] or more: the
+    /// connection layer then reads no request of it until it is below again (C
+    /// `domain_can_read`). Reads inside a transaction are charged without a check, as in C,
+    /// so a domain can get there.
+    pub fn memory_hard_exceeded(&self, domid: Domid) -> bool {
+        !perms::is_privileged(domid) && self.memory(domid) >= MEMORY_HARD
+    }
+
+    /// Whether an unprivileged `domid` is charged [`quota::MEMORY_SOFT`] or more (C only
+    /// logs it).
+    pub fn memory_soft_exceeded(&self, domid: Domid) -> bool {
+        !perms::is_privileged(domid) && self.memory(domid) >= quota::MEMORY_SOFT
+    }
+
+    /// Watch events dropped for `domid` because of its memory quota.
+    pub fn events_dropped(&self, domid: Domid) -> u64 {
+        self.connections.get(&domid).map_or(0, |c| c.dropped)
     }
 
     /// The number of watches `conn` holds.

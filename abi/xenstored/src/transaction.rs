@@ -8,10 +8,11 @@
 //! changes nothing. Otherwise the modified copies replace the committed nodes, each with a new
 //! generation count, and the watch events queued for them fire.
 
-use crate::XsdError;
 use crate::path;
+use crate::quota::{self, NODES_PER_TRANSACTION};
 use crate::tree::{Node, Tree};
 use crate::watch::Fire;
+use crate::{Domid, XsdError};
 use abi::io::xs_wire::Perm;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -44,16 +45,93 @@ pub(crate) struct Transaction {
     index: BTreeMap<String, usize>,
     /// Set when a step could not be recorded; the commit then fails (C `trans->fail`).
     fail: bool,
+    /// Whether the owner is privileged (domain 0): no quota applies.
+    privileged: bool,
+    /// The bytes C puts before a path in a transaction's key (`<generation>/`).
+    key_prefix: usize,
+    /// Bytes charged to the owner: each accessed node's key, and its copy's record.
+    memory: usize,
+    /// Whether the transaction created a node (C `trans->node_created`).
+    created: bool,
+    /// The change of each domain's node count (C `changed_domains`).
+    entries: BTreeMap<Domid, isize>,
 }
 
 impl Transaction {
-    /// An empty transaction.
-    pub(crate) fn new(id: u32) -> Self {
+    /// An empty transaction of a domain (`privileged`: domain 0); `generation` is the tree's
+    /// when it starts (C names the transaction's keys after it).
+    pub(crate) fn new(id: u32, privileged: bool, generation: u64) -> Self {
+        let digits = alloc::format!("{generation}").len();
         Self {
             id,
             accessed: Vec::new(),
             index: BTreeMap::new(),
             fail: false,
+            privileged,
+            key_prefix: digits + 1,
+            memory: 0,
+            created: false,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// Bytes charged to the owner for this transaction.
+    pub(crate) fn memory(&self) -> usize {
+        self.memory
+    }
+
+    /// What an accessed entry for `path` holding `local` is charged: its key (C
+    /// `<generation>/<path>`) and the copy's record. C charges the key of an entry without a
+    /// copy nowhere; it is charged here, so that the bookkeeping of absent nodes is bounded
+    /// too.
+    pub(crate) fn charge_of(&self, path: &str, local: Option<&Node>) -> usize {
+        self.key_prefix + path.len() + local.map_or(0, quota::record_size)
+    }
+
+    /// What the entry of `path` is charged now (0 if the transaction has not touched it).
+    pub(crate) fn charged(&self, path: &str) -> usize {
+        match self.index.get(path).and_then(|&i| self.accessed.get(i)) {
+            Some(a) => self.charge_of(path, a.local.as_ref()),
+            None => 0,
+        }
+    }
+
+    /// Whether `path` is new to the transaction and the transaction may not touch another
+    /// node (C `access_node`: `ENOSPC`, and the transaction fails).
+    pub(crate) fn check_new(&mut self, path: &str) -> Result<(), XsdError> {
+        if self.privileged
+            || self.index.contains_key(path)
+            || self.accessed.len() < NODES_PER_TRANSACTION
+        {
+            return Ok(());
+        }
+        self.fail = true;
+        Err(XsdError::Enospc)
+    }
+
+    /// Marks the transaction failed: its commit answers `ENOMEM` (C `fail_transaction`).
+    pub(crate) fn mark_failed(&mut self) {
+        self.fail = true;
+    }
+
+    /// Counts a node created (`+1`) or removed (`-1`) for `owner` (C `transaction_entry_inc`
+    /// / `_dec`).
+    pub(crate) fn count_entry(&mut self, owner: Domid, delta: isize, created: bool) {
+        *self.entries.entry(owner).or_default() += delta;
+        self.created |= created;
+    }
+
+    fn set_local(&mut self, i: usize, local: Option<Node>) {
+        let Some(entry) = self.accessed.get(i) else {
+            return;
+        };
+        let old =
+            self.key_prefix + entry.path.len() + entry.local.as_ref().map_or(0, quota::record_size);
+        let new = self.key_prefix + entry.path.len() + local.as_ref().map_or(0, quota::record_size);
+        self.memory = self.memory.saturating_sub(old) + new;
+        if let Some(entry) = self.accessed.get_mut(i) {
+            entry.local = local;
+            entry.modified = true;
         }
     }
 
@@ -63,15 +141,18 @@ impl Transaction {
     }
 
     fn push(&mut self, entry: Accessed) {
+        self.memory += self.charge_of(&entry.path, entry.local.as_ref());
         self.index.insert(entry.path.clone(), self.accessed.len());
         self.accessed.push(entry);
     }
 
-    /// Reads `path` in the transaction's view (C `read_node` + `access_node(READ)`).
-    pub(crate) fn read(&mut self, tree: &Tree, path: &str) -> Option<Node> {
+    /// Reads `path` in the transaction's view (C `read_node` + `access_node(READ)`): `ENOSPC`
+    /// if it would be one node too many. The copy is charged without a check, as in C.
+    pub(crate) fn read(&mut self, tree: &Tree, path: &str) -> Result<Option<Node>, XsdError> {
         if let Some(entry) = self.entry(path) {
-            return entry.local.clone();
+            return Ok(entry.local.clone());
         }
+        self.check_new(path)?;
         let committed = tree.get(path);
         self.push(Accessed {
             path: String::from(path),
@@ -82,15 +163,15 @@ impl Transaction {
             old_perms: committed.map(|n| n.perms.clone()),
             fire: None,
         });
-        committed.cloned()
+        Ok(committed.cloned())
     }
 
-    /// Writes `node` at `path` in the transaction's view (C `access_node(WRITE)`).
+    /// Writes `node` at `path` in the transaction's view (C `access_node(WRITE)`); the
+    /// caller checked the quotas.
     pub(crate) fn write(&mut self, tree: &mut Tree, path: &str, mut node: Node) {
         node.generation = tree.next_generation();
-        if let Some(entry) = self.entry(path) {
-            entry.local = Some(node);
-            entry.modified = true;
+        if let Some(&i) = self.index.get(path) {
+            self.set_local(i, Some(node));
             return;
         }
         self.push(Accessed {
@@ -107,9 +188,8 @@ impl Transaction {
     /// Deletes `path` in the transaction's view (C `access_node(DELETE)`).
     pub(crate) fn delete(&mut self, tree: &mut Tree, path: &str) {
         tree.next_generation();
-        if let Some(entry) = self.entry(path) {
-            entry.local = None;
-            entry.modified = true;
+        if let Some(&i) = self.index.get(path) {
+            self.set_local(i, None);
             return;
         }
         self.push(Accessed {
@@ -142,6 +222,15 @@ impl Transaction {
     pub(crate) fn commit(self, tree: &mut Tree) -> Result<Vec<Fire>, XsdError> {
         if self.fail {
             return Err(XsdError::Enomem);
+        }
+        // C `transaction_fix_domains`: the node counts the commit would leave.
+        if self.created && !self.privileged {
+            for (&domid, &delta) in &self.entries {
+                let count = tree.usage(domid).entries.saturating_add_signed(delta);
+                if !crate::perms::is_privileged(domid) && count >= quota::ENTRIES_PER_DOMAIN {
+                    return Err(XsdError::Enospc);
+                }
+            }
         }
         let conflict = self
             .accessed

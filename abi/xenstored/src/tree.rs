@@ -1,6 +1,8 @@
 //! The committed tree: nodes by absolute path, each with a value, permissions, an ordered
 //! child list and a generation count (C's tdb records and the global `generation`).
 
+use crate::Domid;
+use crate::quota::{self, Usage};
 use abi::io::xs_wire::{Access, Perm};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -31,6 +33,11 @@ impl Node {
             generation: 0,
         }
     }
+
+    /// The owner: the first permission entry's domain (the domain charged for the node).
+    pub(crate) fn owner(&self) -> Domid {
+        self.perms.first().map_or(0, |p| p.domid)
+    }
 }
 
 /// The committed tree.
@@ -39,6 +46,8 @@ pub(crate) struct Tree {
     nodes: BTreeMap<String, Node>,
     /// The global generation counter: bumped before each copy to a changed node.
     generation: u64,
+    /// Nodes and bytes by owner (C `nbentry` and the node part of `memory`).
+    usage: BTreeMap<Domid, Usage>,
 }
 
 impl Tree {
@@ -48,6 +57,7 @@ impl Tree {
         let mut tree = Self {
             nodes: BTreeMap::new(),
             generation: 0,
+            usage: BTreeMap::new(),
         };
         let none0 = || {
             vec![Perm {
@@ -72,6 +82,11 @@ impl Tree {
         self.nodes.get(path)
     }
 
+    /// The current generation count.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// A new generation count (C `++generation`).
     pub(crate) fn next_generation(&mut self) -> u64 {
         self.generation += 1;
@@ -81,12 +96,35 @@ impl Tree {
     /// Stores `node` at `path` with a new generation count.
     pub(crate) fn put(&mut self, path: &str, mut node: Node) {
         node.generation = self.next_generation();
-        self.nodes.insert(String::from(path), node);
+        self.charge(path, &node, true);
+        if let Some(old) = self.nodes.insert(String::from(path), node) {
+            self.charge(path, &old, false);
+        }
     }
 
     /// Removes the node at `path` (its children are the caller's business).
     pub(crate) fn remove(&mut self, path: &str) {
-        self.nodes.remove(path);
+        if let Some(old) = self.nodes.remove(path) {
+            self.charge(path, &old, false);
+        }
+    }
+
+    /// Counts `node` at `path` for its owner (`add`) or no longer.
+    fn charge(&mut self, path: &str, node: &Node, add: bool) {
+        let bytes = quota::record_size(node) + path.len();
+        let usage = self.usage.entry(node.owner()).or_default();
+        if add {
+            usage.entries += 1;
+            usage.memory += bytes;
+        } else {
+            usage.entries = usage.entries.saturating_sub(1);
+            usage.memory = usage.memory.saturating_sub(bytes);
+        }
+    }
+
+    /// What `domid` owns in the committed tree.
+    pub(crate) fn usage(&self, domid: Domid) -> Usage {
+        self.usage.get(&domid).copied().unwrap_or_default()
     }
 
     /// Every node, by path.

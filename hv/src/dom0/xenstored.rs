@@ -9,6 +9,13 @@
 //! full, as with a slow C xenstored), and a watch event that does not fit is dropped and
 //! counted (C xenstored 4.17 also drops a domain's watch events beyond its quota).
 //!
+//! The connection's part of C xenstored 4.17's quotas (C `domain_can_read`): no request is
+//! read while [`xenstored::quota::REQUESTS_OUTSTANDING`] (20) replies wait in the queue, nor
+//! while the store charges the domain its hard memory quota or more
+//! ([`Store::memory_hard_exceeded`]); the guest's requests then wait in its ring. Unlike C, a
+//! request whose watch events wait in another domain's queue does not count as outstanding
+//! (hv serves one domain so far).
+//!
 //! The page is shared with the guest, so its indexes are allegations: impossible indexes
 //! set the page's `error` to `XENSTORE_ERROR_RINGIDX`, a payload over
 //! `XENSTORE_PAYLOAD_MAX` sets `XENSTORE_ERROR_PROTO`; either stops the connection (C
@@ -31,6 +38,7 @@ use abi::io::xs_wire::{
     XENSTORE_SERVER_FEATURE_RECONNECTION, XS_ERROR, XS_WATCH_EVENT, XenstoreDomainInterface,
     XsdSockmsg,
 };
+use xenstored::quota::REQUESTS_OUTSTANDING;
 use xenstored::{Domid, Store};
 
 /// The server features Xen 4.17's C xenstored advertises in `server_features`:
@@ -93,6 +101,9 @@ pub struct ConnStats {
     pub events_dropped: u64,
     /// Reconnections the guest asked for.
     pub reconnects: u64,
+    /// Services that left requests in the ring because of the outstanding-request or the
+    /// memory quota.
+    pub stalls: u64,
 }
 
 /// One domain's connection: the partial request being read and the bytes waiting for room
@@ -104,6 +115,9 @@ pub struct XsConnection {
     partial: Vec<u8>,
     /// Replies and events not yet in the response ring.
     out: VecDeque<u8>,
+    /// The messages in `out`, oldest first: bytes of each still queued, and whether it is a
+    /// reply (an outstanding request) rather than a watch event.
+    messages: VecDeque<(usize, bool)>,
     failed: Option<ConnError>,
     /// Counters.
     pub stats: ConnStats,
@@ -116,6 +130,7 @@ impl XsConnection {
             domid,
             partial: Vec::new(),
             out: VecDeque::new(),
+            messages: VecDeque::new(),
             failed: None,
             stats: ConnStats::default(),
         }
@@ -129,6 +144,11 @@ impl XsConnection {
     /// Bytes queued beyond the response ring.
     pub fn queued_bytes(&self) -> usize {
         self.out.len()
+    }
+
+    /// Replies queued beyond the response ring: requests answered but not delivered.
+    pub fn outstanding(&self) -> usize {
+        self.messages.iter().filter(|(_, reply)| *reply).count()
     }
 
     /// Sets up a fresh page as the toolstack leaves it for the guest: the server features,
@@ -155,9 +175,11 @@ impl XsConnection {
     /// fits of the replies and events. Returns whether the guest should be notified (bytes
     /// were consumed from its request ring or produced into its response ring).
     ///
-    /// `memory_low` is asked before each request: while it says yes, requests are answered
-    /// `ENOMEM` without touching the store (C xenstored's answer when an allocation fails),
-    /// so a guest growing the tree cannot exhaust the heap the store lives in.
+    /// Requests wait in the ring while the domain is at a quota of the connection (see the
+    /// module documentation). `memory_low` is asked before each request, as a last resort
+    /// that never says yes while every domain is within its quotas in a heap sized for them:
+    /// while it says yes, requests are answered `ENOMEM` without touching the store (C
+    /// xenstored's answer when an allocation fails).
     pub fn service(
         &mut self,
         store: &mut Store,
@@ -181,9 +203,15 @@ impl XsConnection {
                     return true;
                 }
             };
-            // Read requests only while a full reply still fits in the queue.
+            // Read requests only while a full reply still fits in the queue and the domain
+            // is within its quotas.
             let room = self.out.len().saturating_add(MAX_MESSAGE) <= MAX_QUEUED_BYTES;
-            let read = if room {
+            let quota = self.outstanding() < REQUESTS_OUTSTANDING
+                && !store.memory_hard_exceeded(self.domid);
+            if room && !quota && page.load_u32(REQ_CONS) != page.load_u32(REQ_PROD) {
+                self.stats.stalls = self.stats.stalls.saturating_add(1);
+            }
+            let read = if room && quota {
                 match self.read_request(store, page, memory_low) {
                     Ok(n) => n,
                     Err(e) => {
@@ -204,6 +232,7 @@ impl XsConnection {
     fn reconnect(&mut self, page: &mut impl StorePage) {
         self.partial.clear();
         self.out.clear();
+        self.messages.clear();
         self.failed = None;
         self.stats.reconnects = self.stats.reconnects.saturating_add(1);
         for off in [REQ_CONS, REQ_PROD, RSP_CONS, RSP_PROD] {
@@ -231,6 +260,15 @@ impl XsConnection {
         }
         fence(Ordering::Release);
         page.store_u32(RSP_PROD, t.new_index);
+        let mut sent = t.len;
+        while let Some((left, _)) = self.messages.front_mut() {
+            if sent < *left {
+                *left = left.saturating_sub(sent);
+                break;
+            }
+            sent = sent.saturating_sub(*left);
+            self.messages.pop_front();
+        }
         Ok(t.len)
     }
 
@@ -298,7 +336,7 @@ impl XsConnection {
             }
         };
         self.stats.requests = self.stats.requests.saturating_add(1);
-        self.push(type_, h.req_id, h.tx_id, &body);
+        self.push(type_, h.req_id, h.tx_id, &body, true);
         self.queue_events(store);
     }
 
@@ -317,11 +355,11 @@ impl XsConnection {
             body.extend_from_slice(ev.token.as_bytes());
             body.push(0);
             self.stats.events = self.stats.events.saturating_add(1);
-            self.push(XS_WATCH_EVENT, 0, 0, &body);
+            self.push(XS_WATCH_EVENT, 0, 0, &body, false);
         }
     }
 
-    fn push(&mut self, type_: u32, req_id: u32, tx_id: u32, body: &[u8]) {
+    fn push(&mut self, type_: u32, req_id: u32, tx_id: u32, body: &[u8], reply: bool) {
         // Replies are at most XENSTORE_PAYLOAD_MAX (Store::handle answers E2BIG beyond);
         // events at most two paths.
         let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
@@ -333,6 +371,8 @@ impl XsConnection {
         };
         self.out.extend(h.to_bytes());
         self.out.extend(body.iter().copied());
+        self.messages
+            .push_back((XsdSockmsg::SIZE.saturating_add(body.len()), reply));
     }
 }
 

@@ -21,8 +21,16 @@ pub const BOOT_STACK_SIZE: usize = 128 * 1024;
 
 pvh::pvh_entry!(stack_size = BOOT_STACK_SIZE, entry = start);
 
-/// Bytes of hv's heap (domain 0's xenstore tree and connection queues).
-pub const HEAP_BYTES: u64 = 4 << 20;
+/// hv's heap before any domain: domain 0's keys and hv's own small allocations.
+pub const HEAP_BASE: u64 = 4 << 20;
+
+/// The domains hv's heap is sized for. hv runs one domain today; when it runs several, it
+/// must refuse to create one beyond this (or size the heap by its configs).
+pub const DOMAINS_MAX: u64 = 1;
+
+/// Bytes of hv's heap: [`HEAP_BASE`] and, for each domain, what its xenstore can hold at C
+/// xenstored's quotas ([`super::xenstore::HEAP_PER_DOMAIN`]).
+pub const HEAP_BYTES: u64 = HEAP_BASE + DOMAINS_MAX * super::xenstore::HEAP_PER_DOMAIN;
 
 /// hv's heap, for domain 0's xenstore tree and connection queues.
 #[global_allocator]

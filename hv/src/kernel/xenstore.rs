@@ -4,8 +4,22 @@
 
 use super::host_frame::HostFrame;
 use crate::dom0::toolstack;
-use crate::dom0::xenstored::{StorePage, XsConnection};
+use crate::dom0::xenstored::{MAX_QUEUED_BYTES, StorePage, XsConnection};
 use xenstored::Store;
+
+/// hv's heap set aside for each domain's xenstore: the most the store can hold for one
+/// domain at its quotas ([`xenstored::quota::HEAP_PER_DOMAIN`], twice the worst measured),
+/// plus the connection's queue ([`MAX_QUEUED_BYTES`] and a partial request), rounded up to a
+/// MiB. The heap is this much per domain on top of [`super::start::HEAP_BASE`].
+pub const HEAP_PER_DOMAIN: u64 = ((xenstored::quota::HEAP_PER_DOMAIN + MAX_QUEUED_BYTES + 8192)
+    as u64)
+    .next_multiple_of(1 << 20);
+
+/// The last resort: while less of hv's heap than this is free, requests are answered
+/// `ENOMEM` without touching the store. It never happens to domains within their quotas in a
+/// heap sized by [`HEAP_PER_DOMAIN`]: it stands between a mistake in that sizing and the
+/// allocator's failure, which would stop hv.
+const LAST_RESORT_FREE: usize = 1 << 20;
 
 impl StorePage for HostFrame {
     fn load_u32(&self, off: usize) -> u32 {
@@ -25,8 +39,10 @@ impl StorePage for HostFrame {
     }
 }
 
-/// xenstored for one domain. Requests are refused with `ENOMEM` while more than half of
-/// hv's heap is in use (see [`XsConnection::service`]).
+/// xenstored for one domain. C xenstored's quotas bound what the domain can make it hold
+/// (see the `xenstored` crate); requests are refused with `ENOMEM` only as a last resort,
+/// while less than `LAST_RESORT_FREE` (1 MiB) of hv's heap is free (see
+/// [`XsConnection::service`]).
 pub struct Xenstore {
     page: HostFrame,
     store: Store,
@@ -57,7 +73,7 @@ impl Xenstore {
     pub fn service(&mut self) -> bool {
         self.conn.service(&mut self.store, &mut self.page, &|| {
             let (size, used) = super::HEAP.stats();
-            used > size / 2
+            size.saturating_sub(used) < LAST_RESORT_FREE
         })
     }
 

@@ -25,3 +25,5 @@ pub mod platform;
 pub mod run;
 #[cfg(target_os = "none")]
 pub mod store;
+#[cfg(target_os = "none")]
+pub mod xs_quota;

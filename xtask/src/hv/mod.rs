@@ -5,13 +5,16 @@
 //!   `COUNTER` lines) and judges the run: it passes only with QEMU exit 33 and a `RESULT`
 //!   line that agrees with the `TEST` lines.
 //!
-//! `cargo xtask hv-test` boots five times: `selftest=platform`; `selftest=boot
+//! `cargo xtask hv-test` boots six times: `selftest=platform`; `selftest=boot
 //! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught;
 //! `selftest=boot` from an ELF32 copy of the guest ([`elf32`]: the same 64-bit code and PVH
 //! note in an ELF32 container, as Xen boots), one `HOST hv-elf32 ok|FAIL` unit; [`probe`], a
-//! tiny ELF32 kernel checking MSR and CR4 answers, one `HOST hv-msr-cr4` unit; and
+//! tiny ELF32 kernel checking MSR and CR4 answers, one `HOST hv-msr-cr4` unit;
 //! `selftest=hostile-bounds` (issue 22's hostile calls, answered as Xen answers them), which
-//! also needs hv's nested tables to have stayed inside the domain's paging pool.
+//! also needs hv's nested tables to have stayed inside the domain's paging pool; and
+//! `selftest=xs-quota`, a guest flooding xenstore past C xenstored's quotas (its lines
+//! printed with an `xs-quota: ` prefix). Only the first boot's lines are compared with stock
+//! Xen.
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines.
 pub mod elf32;
 pub mod probe;
@@ -39,6 +42,8 @@ const INJECT_CMDLINE: &str = "selftest=boot";
 const ELF32_CMDLINE: &str = "selftest=boot";
 /// The guest command line of the hostile boot (not compared with stock Xen).
 const HOSTILE_CMDLINE: &str = "selftest=hostile-bounds";
+/// The guest command line of the quota boot.
+const QUOTA_CMDLINE: &str = "selftest=xs-quota";
 /// `hv`'s options in the test boots (none yet).
 const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
@@ -117,8 +122,11 @@ fn explain_failure(booted: &qemu::Booted) {
 
 /// `cargo xtask hv-test`: builds `hv` and the guest, boots [`TEST_CMDLINE`] (one unit per
 /// `TEST` line and per `HOST` line), then the injected-failure boot (one unit, passed only if
-/// caught), then [`HOSTILE_CMDLINE`] (one unit per `TEST` line, `HOST hv-run` and `HOST
-/// hv-paging-pool`); `HOST hv-run` is `HOST hv-run-hostile-bounds` there). Returns the guest's lines of the first boot, for the comparison with stock Xen.
+/// caught), an ELF32 copy of the guest and the MSR/CR4 probe (one unit each), then
+/// [`HOSTILE_CMDLINE`] (one unit per `TEST` line, `HOST hv-run` and `HOST hv-paging-pool`;
+/// `HOST hv-run` is `HOST hv-run-hostile-bounds` there), then [`QUOTA_CMDLINE`] (one unit per
+/// `TEST` and `HOST` line). Returns the guest's lines of the first boot, for the comparison
+/// with stock Xen.
 /// `Err` only for harness errors.
 pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let hv = build_hv()?;
@@ -233,6 +241,33 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
         .host
         .push(serial::judge_paging_pool(&booted.transcript));
     if !verdict.record(tally, "hv-hostile") {
+        explain_failure(&booted);
+    }
+
+    let booted = boot(
+        "hv-test",
+        &hv,
+        &guest,
+        QUOTA_CMDLINE,
+        "hv-xs-quota",
+        timeout,
+        |_| {},
+    )?;
+    let verdict = serial::judge_selftest(&booted.transcript, &booted.end);
+    let mut all_ok = true;
+    for line in &verdict.shown {
+        println!("xs-quota: {line}");
+    }
+    for test in &verdict.tests {
+        tally.record(test.ok, format!("hv xs-quota: {}", test.line));
+        all_ok &= test.ok;
+    }
+    for (ok, line) in &verdict.host {
+        println!("xs-quota: {line}");
+        tally.record(*ok, format!("hv xs-quota: {line}"));
+        all_ok &= ok;
+    }
+    if !all_ok {
         explain_failure(&booted);
     }
     Ok(guest_lines)

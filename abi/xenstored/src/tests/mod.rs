@@ -4,6 +4,7 @@ mod nodes;
 mod paths;
 mod permissions;
 mod props;
+mod quotas;
 mod transactions;
 mod watches;
 

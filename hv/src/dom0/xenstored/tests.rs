@@ -176,8 +176,9 @@ fn client_reads_writes_and_gets_errors_by_name() {
 #[test]
 fn large_values_cross_the_ring_both_ways() {
     let (mut c, _s) = setup(1);
-    // 3000 bytes: more than one ring in each direction, so both sides wrap and wait.
-    let big: String = (0..3000usize)
+    // 2000 bytes: more than one ring (1024 bytes) in each direction, so both sides wrap and
+    // wait, and below the entry-size quota (a node record under 2048 bytes).
+    let big: String = (0..2000usize)
         .map(|i| char::from(b"abcdefghijklmnopqrstuvwxyz"[i % 26]))
         .collect();
     for round in 0..3 {
@@ -279,6 +280,241 @@ fn low_memory_refuses_requests_with_enomem() {
     assert_eq!(s.borrow().store.read("/local/domain/1/data/k"), None);
     s.borrow_mut().memory_low = false;
     c.write(TxId::NONE, "data/k", "v", DEADLINE).unwrap();
+}
+
+/// Two domains' connections over one store, as hv will serve several domains.
+struct Both {
+    store: Store,
+    conns: Vec<(XsConnection, Page)>,
+}
+
+impl Both {
+    fn run(&mut self) {
+        for (conn, page) in &mut self.conns {
+            let mut page = page.clone();
+            conn.service(&mut self.store, &mut page, &|| false);
+        }
+    }
+}
+
+struct BothEvents(Rc<RefCell<Both>>, u64);
+
+impl RingEvents for BothEvents {
+    fn notify(&mut self) {
+        self.0.borrow_mut().run();
+    }
+    fn now(&mut self) -> Instant {
+        self.1 += 1_000;
+        Instant::from_nanos(self.1)
+    }
+    fn wait(&mut self, deadline: Instant) -> Wake {
+        self.0.borrow_mut().run();
+        if self.now() > deadline {
+            Wake::TimedOut
+        } else {
+            Wake::Ready
+        }
+    }
+}
+
+type BothClient = XsClient<RingTransport<Page, BothEvents>>;
+
+/// Domains 1 and 2, each owning its home, each with a client.
+fn setup_two() -> (BothClient, BothClient, Rc<RefCell<Both>>) {
+    let mut store = Store::new();
+    let mut conns = Vec::new();
+    for domid in [1, 2] {
+        store.introduce(domid);
+        let home = Store::home(domid);
+        store.mkdir(&home).unwrap();
+        let owner = xenstored::Perm {
+            domid,
+            access: xenstored::Access::None,
+        };
+        store.set_perms(&home, vec![owner]).unwrap();
+        let page = Page::new();
+        let conn = XsConnection::new(domid);
+        conn.init_page(&mut page.clone());
+        conns.push((conn, page));
+    }
+    let pages: Vec<Page> = conns.iter().map(|(_, p)| p.clone()).collect();
+    let both = Rc::new(RefCell::new(Both { store, conns }));
+    let client = |page: &Page| {
+        XsClient::new(RingTransport::new(
+            page.clone(),
+            BothEvents(both.clone(), 0),
+        ))
+    };
+    (client(&pages[0]), client(&pages[1]), both)
+}
+
+fn server_errno(e: XsError) -> XsdError {
+    match e {
+        XsError::Server(XsErrno::Known(errno)) => errno,
+        other => panic!("not a server error: {other:?}"),
+    }
+}
+
+#[test]
+fn a_domain_at_its_quotas_gets_c_errnos_and_everyone_keeps_working() {
+    let (mut one, mut two, both) = setup_two();
+    // What a hostile guest sent: 1,300 permissions, a value of 4,000 bytes, a write 1,000
+    // levels deep; each refused before anything is stored.
+    one.write(TxId::NONE, "data/p", "", DEADLINE).unwrap();
+    let mut payload = b"data/p\0n1\0".to_vec();
+    for i in 0..1300 {
+        payload.extend_from_slice(format!("r{}\0", i % 7 + 1).as_bytes());
+    }
+    let e = one.request(
+        abi::io::xs_wire::XS_SET_PERMS,
+        TxId::NONE,
+        &[&payload],
+        DEADLINE,
+    );
+    assert_eq!(server_errno(e.unwrap_err()), XsdError::Enospc);
+    let e = one.write(TxId::NONE, "data/big", &"x".repeat(4000), DEADLINE);
+    assert_eq!(server_errno(e.unwrap_err()), XsdError::Enospc);
+    let deep = vec!["a"; 1000].join("/");
+    let e = one.write(TxId::NONE, &deep, "", DEADLINE);
+    assert_eq!(server_errno(e.unwrap_err()), XsdError::Enospc);
+    // Fill the node quota.
+    let mut refused = None;
+    for i in 0..1100 {
+        if let Err(e) = one.write(
+            TxId::NONE,
+            &format!("d{}/n{}", i / 100, i % 100),
+            "",
+            DEADLINE,
+        ) {
+            refused = Some(server_errno(e));
+            break;
+        }
+    }
+    assert_eq!(refused, Some(XsdError::Enospc));
+    assert_eq!(both.borrow().store.entries(1), 1000);
+    // Its own reads and deletes work; so does domain 2.
+    assert_eq!(one.read(TxId::NONE, "d0/n0", DEADLINE).unwrap(), "");
+    one.rm(TxId::NONE, "d0", DEADLINE).unwrap();
+    two.write(TxId::NONE, "data/k", "v", DEADLINE).unwrap();
+    assert_eq!(two.read(TxId::NONE, "data/k", DEADLINE).unwrap(), "v");
+    one.write(TxId::NONE, "d0/again", "", DEADLINE).unwrap();
+}
+
+#[test]
+fn the_memory_quota_answers_eio_and_other_domains_keep_working() {
+    let (mut one, mut two, both) = setup_two();
+    let top = "x".repeat(1200);
+    let value = "v".repeat(2000);
+    let mut refused = None;
+    'fill: for d in 0..40 {
+        for n in 0..40 {
+            let path = format!("{top}/d{d:038}/n{n:038}");
+            if let Err(e) = one.write(TxId::NONE, &path, &value, DEADLINE) {
+                refused = Some(server_errno(e));
+                break 'fill;
+            }
+        }
+    }
+    assert_eq!(refused, Some(XsdError::Eio));
+    assert!(both.borrow().store.memory(1) < xenstored::quota::MEMORY_HARD);
+    let first = format!("{top}/d{:038}/n{:038}", 0, 0);
+    assert_eq!(one.read(TxId::NONE, &first, DEADLINE).unwrap(), value);
+    two.write(TxId::NONE, "data/k", &value, DEADLINE).unwrap();
+    one.rm(TxId::NONE, &top, DEADLINE).unwrap();
+    one.write(TxId::NONE, "data/k", &value, DEADLINE).unwrap();
+}
+
+#[test]
+fn twenty_outstanding_replies_stop_reading_requests() {
+    let (mut c, s) = setup(1);
+    c.write(TxId::NONE, "data/v", &"v".repeat(2000), DEADLINE)
+        .unwrap();
+    // 25 reads of the 2000-byte value written by hand; the guest reads no reply.
+    let page = s.borrow().page.clone();
+    let mut msg = Vec::new();
+    for i in 0..25 {
+        let h = XsdSockmsg {
+            type_: abi::io::xs_wire::XS_READ,
+            req_id: 100 + i,
+            tx_id: 0,
+            len: 7,
+        };
+        msg.extend_from_slice(&h.to_bytes());
+        msg.extend_from_slice(b"data/v\0");
+    }
+    assert_eq!(
+        xenbus::xenstore::ring::ring_write(&page, &msg).unwrap(),
+        msg.len()
+    );
+    let before = s.borrow().conn.stats.requests;
+    s.borrow_mut().run();
+    let srv = s.borrow();
+    assert_eq!(srv.conn.stats.requests - before, 20);
+    assert_eq!(
+        srv.conn.outstanding(),
+        xenstored::quota::REQUESTS_OUTSTANDING
+    );
+    assert!(srv.conn.stats.stalls > 0);
+    assert_ne!(page.u32_at(REQ_CONS), page.u32_at(REQ_PROD));
+}
+
+#[test]
+fn a_domain_over_its_hard_memory_quota_is_not_read_until_below() {
+    let (_c, s) = setup(1);
+    let top = "x".repeat(1200);
+    let leaf = |d: usize, n: usize| format!("{top}/d{d:038}/n{n:038}");
+    let payload = |path: &str, value: &[u8]| {
+        let mut p = path.as_bytes().to_vec();
+        p.push(0);
+        p.extend_from_slice(value);
+        p
+    };
+    {
+        let store = &mut s.borrow_mut().store;
+        'fill: for d in 0..40 {
+            for n in 0..40 {
+                let w = payload(&leaf(d, n), &[b'v'; 2000]);
+                if store.handle(1, abi::io::xs_wire::XS_WRITE, 0, &w).is_err() {
+                    break 'fill;
+                }
+            }
+        }
+        // Reads inside a transaction are charged without a check, as in C.
+        let tx = store
+            .handle(1, abi::io::xs_wire::XS_TRANSACTION_START, 0, b"\0")
+            .unwrap();
+        assert_eq!(tx, b"1\0");
+        let mut n = 0;
+        while !store.memory_hard_exceeded(1) {
+            // The copy is charged even when the reply is refused (ENOMEM, as in C).
+            let read = &payload(&leaf(0, n), b"")[..leaf(0, n).len() + 1];
+            let reply = store.handle(1, abi::io::xs_wire::XS_READ, 1, read);
+            assert!(matches!(reply, Ok(_) | Err(XsdError::Enomem)), "{reply:?}");
+            n += 1;
+        }
+    }
+    let page = s.borrow().page.clone();
+    let h = XsdSockmsg {
+        type_: abi::io::xs_wire::XS_GET_DOMAIN_PATH,
+        req_id: 7,
+        tx_id: 0,
+        len: 2,
+    };
+    let mut msg = h.to_bytes().to_vec();
+    msg.extend_from_slice(b"1\0");
+    xenbus::xenstore::ring::ring_write(&page, &msg).unwrap();
+    let before = s.borrow().conn.stats.requests;
+    s.borrow_mut().run();
+    assert_eq!(s.borrow().conn.stats.requests, before);
+    assert!(s.borrow().conn.stats.stalls > 0);
+    // Below the quota again (the transaction ends), the request is answered.
+    s.borrow_mut()
+        .store
+        .handle(1, abi::io::xs_wire::XS_TRANSACTION_END, 1, b"F\0")
+        .unwrap();
+    s.borrow_mut().run();
+    assert_eq!(s.borrow().conn.stats.requests, before + 1);
+    assert_eq!(page.u32_at(REQ_CONS), page.u32_at(REQ_PROD));
 }
 
 proptest::proptest! {
