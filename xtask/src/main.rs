@@ -34,12 +34,13 @@ Commands:
                 harness's HOST blk-*/net-* checks
   soak          the device boot with the long forms of its checks (today: 10,000 requests in
                 the HTTP load check instead of 2,000)
-  hv-test       build hv and pvguest, boot them under QEMU (selftest=platform, then
-                selftest=boot with an injected failure that must be caught), print TEST/FACT/RESULT/HOST and hv's
-                COUNTER lines, then selftest=xs-quota (xenstore floods past C xenstored's
-                quotas, lines prefixed `xs-quota: `), end with `N passed, M failed`
-  hv-run        boot any 64-bit PVH ELF on hv and print its lines; exit 0 only if the guest
-                powered off (QEMU exit 33). Options: --guest <elf> (default: pvguest),
+  hv-test       build hv and pvguest, boot them under QEMU: selftest=platform, selftest=boot
+                with an injected failure that must be caught, an ELF32 copy of pvguest, a
+                probe of MSR and CR4 answers, selftest=hostile-bounds, then selftest=xs-quota
+                (lines prefixed `xs-quota: `); print TEST/FACT/RESULT/HOST and hv's COUNTER
+                lines, end with `N passed, M failed`
+  hv-run        boot any PVH ELF (32- or 64-bit) on hv and print its lines; exit 0 only if
+                the guest powered off (QEMU exit 33). Options: --guest <elf> (default: pvguest),
                 --cmdline <guest command line>
   run           the demo: pvguest's HTTP service (its site archive and durable key-value store)
                 on stock Xen in QEMU, forwarded to http://localhost:8080/ until Ctrl-C
