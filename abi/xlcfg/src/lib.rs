@@ -116,6 +116,8 @@ pub struct Config {
     pub disks: Vec<Disk>,
     /// The line of each key set, in line order (for messages about a setting).
     pub lines: Vec<(String, usize)>,
+    /// The file's last line (where a message about a key left out belongs).
+    pub end_line: usize,
     /// Things xl would warn about (e.g. `extra` ignored in favour of `cmdline`).
     pub warnings: Vec<Problem>,
 }
@@ -453,6 +455,7 @@ pub fn parse(text: &str, dir: &str) -> Result<Config, Vec<Problem>> {
             vifs,
             disks,
             lines,
+            end_line: last_line,
             warnings,
         }),
         _ => Err(problems),

@@ -63,6 +63,7 @@ fn every_key() {
     assert_eq!(c.line_of("memory"), Some(7));
     assert_eq!(c.line_of("disk"), Some(15));
     assert!(c.warnings.is_empty());
+    assert_eq!(c.end_line, 18);
 }
 
 #[test]
