@@ -234,6 +234,8 @@ fn disk_specs_as_xl_documents() {
         Some("/cfg/rel/x.img")
     );
     assert_eq!(d(",,hdc,cdrom").target, None);
+    assert_eq!(d("a,,xvda,r").access, disk::Access::ReadOnly);
+    assert_eq!(d("a,,xvda,w"), d("a,,xvda,rw"));
     assert!(disk::parse(",,xvda", "/").is_err());
     assert!(disk::parse("a,,xvda,rw,vdev=xvdb", "/").is_err());
     assert!(disk::parse("a,,xvda,maybe", "/").is_err());
