@@ -8,7 +8,7 @@ use crate::build::{KERNEL_TARGET, cargo, workspace_root};
 use crate::tally::Tally;
 
 /// Crates that are built for the bare-metal kernel target too.
-const KERNEL_TARGET_CRATES: [&str; 11] = [
+const KERNEL_TARGET_CRATES: [&str; 12] = [
     "abi",
     "xenbus",
     "xenstored",
@@ -19,6 +19,7 @@ const KERNEL_TARGET_CRATES: [&str; 11] = [
     "netfront",
     "blkfront",
     "blkback",
+    "xlcfg",
     "hv",
 ];
 

@@ -41,7 +41,8 @@ Commands:
                 lines, end with `N passed, M failed`
   hv-run        boot any PVH ELF (32- or 64-bit) on hv and print its lines; exit 0 only if
                 the guest powered off (QEMU exit 33). Options: --guest <elf> (default: pvguest),
-                --cmdline <guest command line>
+                --cmdline <guest command line>, or --config <xl.cfg file> (repeatable; every
+                config is checked first, problems exit 2; `cargo xtask hv-run --help`)
   run           the demo: pvguest's HTTP service (its site archive and durable key-value store)
                 on stock Xen in QEMU, forwarded to http://localhost:8080/ until Ctrl-C
                 (`cargo xtask run --help`: --port, --site, --store)

@@ -10,7 +10,7 @@ pub mod imports;
 
 /// Crates that must be `#![forbid(unsafe_code)]`: drivers and shared logic see the platform
 /// only through small traits (ARCHITECTURE.md's invariants).
-pub const FORBID_UNSAFE_CRATES: [&str; 7] = [
+pub const FORBID_UNSAFE_CRATES: [&str; 8] = [
     "netfront",
     "blkfront",
     "hv/blkback",
@@ -18,6 +18,7 @@ pub const FORBID_UNSAFE_CRATES: [&str; 7] = [
     "abi/xenstored",
     "pvguest/httpd",
     "pvguest/storage",
+    "abi/xlcfg",
 ];
 
 /// The crate folders whose codemap heading in ARCHITECTURE.md (`### \`<folder>/\` (...)`)
