@@ -124,6 +124,12 @@ impl TablePool {
         self.refused
     }
 
+    /// The pool's block as `(base, bytes)`: what goes back to the frame allocator when the
+    /// domain is torn down (with every table in it).
+    pub fn block(&self) -> (u64, u64) {
+        (self.base, self.pages * PAGE_SIZE)
+    }
+
     /// Whether host-physical `pa` lies inside the pool.
     pub fn contains(&self, pa: u64) -> bool {
         pa.checked_sub(self.base)

@@ -110,6 +110,27 @@ impl FreeRanges {
         }
     }
 
+    /// Removes the empty ranges (keeps the order).
+    fn drop_empty(&mut self) {
+        let mut kept = 0;
+        for i in 0..self.len {
+            if !self.ranges[i].is_empty() {
+                self.ranges[kept] = self.ranges[i];
+                kept = kept.saturating_add(1); // kept <= i < len
+            }
+        }
+        self.len = kept;
+    }
+
+    /// Removes range `index` (keeps the order).
+    fn remove(&mut self, index: usize) {
+        if index < self.len {
+            self.ranges
+                .copy_within(index.saturating_add(1)..self.len, index);
+            self.len = self.len.saturating_sub(1); // index < len: len >= 1
+        }
+    }
+
     fn push(&mut self, r: PhysRange) {
         if self.len < MAX_RANGES {
             self.ranges[self.len] = r;
@@ -158,6 +179,20 @@ impl Holes<'_> {
     }
 }
 
+/// Whether the sorted, disjoint `ranges` cover every byte of `[start, end)`.
+fn covers(ranges: &[PhysRange], start: u64, end: u64) -> bool {
+    let mut at = start;
+    for r in ranges {
+        if r.start <= at && at < r.end {
+            at = r.end;
+        }
+        if at >= end {
+            return true;
+        }
+    }
+    at >= end
+}
+
 fn align_up(x: u64) -> u64 {
     x.saturating_add(FRAME_SIZE - 1) & !(FRAME_SIZE - 1)
 }
@@ -176,8 +211,44 @@ pub enum FrameError {
     BadAlign(u64),
 }
 
-/// An allocator of contiguous frames over [`FreeRanges`]; frames are never returned (the
-/// kernels allocate long-lived regions: the heap, hv's domain memory and tables).
+/// Why [`FrameAllocator::free`] refused a run (the free ranges are left as they were).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeError {
+    /// An empty run.
+    ZeroSize,
+    /// The start or the length is not a whole number of frames.
+    Misaligned {
+        /// The run's start.
+        start: u64,
+        /// The run's length in bytes.
+        bytes: u64,
+    },
+    /// Part of the run lies outside the ranges the allocator was built over.
+    Outside {
+        /// The run's start.
+        start: u64,
+        /// The run's length in bytes.
+        bytes: u64,
+    },
+    /// Part of the run is free already (a double free).
+    AlreadyFree {
+        /// The run's start.
+        start: u64,
+        /// The run's length in bytes.
+        bytes: u64,
+    },
+    /// The run touches no free range and the range table is full: the run stays out of the
+    /// allocator for good and is counted in [`FrameAllocator::leaked_bytes`].
+    TableFull {
+        /// The run's start.
+        start: u64,
+        /// The run's length in bytes.
+        bytes: u64,
+    },
+}
+
+/// An allocator of contiguous frames over [`FreeRanges`]; [`FrameAllocator::free`] gives a run
+/// back (hv, when a domain ends), merging it with its free neighbours.
 ///
 /// Two policies over the same ranges: [`FrameAllocator::allocate`] bumps up from the bottom of
 /// the first range that fits (pvguest), [`FrameAllocator::allocate_top`] takes an aligned run
@@ -186,12 +257,78 @@ pub enum FrameError {
 #[derive(Clone, Debug)]
 pub struct FrameAllocator {
     free: FreeRanges,
+    /// The ranges the allocator was built over: only runs inside them may be given back.
+    span: FreeRanges,
+    /// Bytes given back that did not fit in the range table (see [`FreeError::TableFull`]).
+    leaked: u64,
 }
 
 impl FrameAllocator {
     /// An allocator over `free`.
     pub fn new(free: FreeRanges) -> Self {
-        Self { free }
+        Self {
+            span: free.clone(),
+            free,
+            leaked: 0,
+        }
+    }
+
+    /// Gives back the `bytes` at `start` (whole frames that this allocator handed out),
+    /// merging them with the free ranges they touch.
+    ///
+    /// Refuses, leaving the free ranges as they were, a run that is empty, not whole frames,
+    /// partly outside the ranges the allocator was built over, or partly free already (a
+    /// double free). A run that touches no free range needs a range of its own: when the
+    /// table ([`MAX_RANGES`]) is full, it is refused ([`FreeError::TableFull`]) and its bytes
+    /// are counted in [`Self::leaked_bytes`], never written over another range.
+    pub fn free(&mut self, start: u64, bytes: u64) -> Result<(), FreeError> {
+        if bytes == 0 {
+            return Err(FreeError::ZeroSize);
+        }
+        if !start.is_multiple_of(FRAME_SIZE) || !bytes.is_multiple_of(FRAME_SIZE) {
+            return Err(FreeError::Misaligned { start, bytes });
+        }
+        let outside = FreeError::Outside { start, bytes };
+        let end = start.checked_add(bytes).ok_or(outside)?;
+        if !covers(self.span.as_slice(), start, end) {
+            return Err(outside);
+        }
+        // Ranges emptied by allocations hold no memory: drop them (they would take a slot).
+        self.free.drop_empty();
+        let free = self.free.as_slice();
+        if free.iter().any(|r| r.start < end && r.end > start) {
+            return Err(FreeError::AlreadyFree { start, bytes });
+        }
+        let below = free.iter().position(|r| r.end == start);
+        let above = free.iter().position(|r| r.start == end);
+        match (below, above) {
+            (Some(b), Some(a)) => {
+                self.free.ranges[b].end = self.free.ranges[a].end;
+                self.free.remove(a);
+            }
+            (Some(b), None) => self.free.ranges[b].end = end,
+            (None, Some(a)) => self.free.ranges[a].start = start,
+            (None, None) => {
+                if self.free.len >= MAX_RANGES {
+                    self.leaked = self.leaked.saturating_add(bytes);
+                    return Err(FreeError::TableFull { start, bytes });
+                }
+                self.free.push(PhysRange { start, end });
+                self.free.ranges[..self.free.len].sort_unstable_by_key(|r| r.start);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes given back that did not fit in the range table and are lost for good.
+    pub fn leaked_bytes(&self) -> u64 {
+        self.leaked
+    }
+
+    /// Ranges dropped because the table was full (at compute, or a tail of
+    /// [`Self::allocate_top`]); their memory is never handed out.
+    pub fn dropped_ranges(&self) -> usize {
+        self.free.dropped
     }
 
     /// Allocates `frames` contiguous frames; returns the physical address of the first.
@@ -268,7 +405,7 @@ impl FrameAllocator {
 }
 
 #[cfg(test)]
-#[allow(clippy::arithmetic_side_effects)] // test arithmetic on small known values
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)] // test arithmetic and indices on small known values
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -437,6 +574,121 @@ mod tests {
         assert_eq!(a.allocate_top(0, 0x1000), Err(FrameError::ZeroSize));
         assert_eq!(a.allocate_top(1, 0x3000), Err(FrameError::BadAlign(0x3000)));
         assert_eq!(a.allocate_top(1, 0), Err(FrameError::BadAlign(0)));
+    }
+
+    #[test]
+    fn free_merges_neighbours_and_refuses_bad_runs() {
+        let mut a = FrameAllocator::new(FreeRanges::compute(
+            &[ram(MIB, 8 * FRAME_SIZE)],
+            &[],
+            u64::MAX,
+        ));
+        let all = a.free_bytes();
+        let x = a.allocate(2).unwrap();
+        let y = a.allocate(2).unwrap();
+        let z = a.allocate(2).unwrap();
+        assert_eq!(a.free(y, 2 * FRAME_SIZE), Ok(()), "a hole of its own");
+        assert_eq!(a.free.as_slice().len(), 2);
+        assert_eq!(
+            a.free(y + FRAME_SIZE, 2 * FRAME_SIZE),
+            Err(FreeError::AlreadyFree {
+                start: y + FRAME_SIZE,
+                bytes: 2 * FRAME_SIZE
+            })
+        );
+        assert_eq!(
+            a.free(x - FRAME_SIZE, 2 * FRAME_SIZE),
+            Err(FreeError::Outside {
+                start: x - FRAME_SIZE,
+                bytes: 2 * FRAME_SIZE
+            })
+        );
+        assert_eq!(
+            a.free(x + 1, FRAME_SIZE),
+            Err(FreeError::Misaligned {
+                start: x + 1,
+                bytes: FRAME_SIZE
+            })
+        );
+        assert_eq!(a.free(x, 0), Err(FreeError::ZeroSize));
+        assert_eq!(
+            a.free(!(FRAME_SIZE - 1), 2 * FRAME_SIZE)
+                .map_err(|e| matches!(e, FreeError::Outside { .. })),
+            Err(true)
+        );
+        assert_eq!(a.free(z, 2 * FRAME_SIZE), Ok(()), "merges below and above");
+        assert_eq!(a.free.as_slice().len(), 1);
+        assert_eq!(a.free(x, 2 * FRAME_SIZE), Ok(()), "merges above");
+        assert_eq!(
+            a.free.as_slice(),
+            [PhysRange::from_len(MIB, 8 * FRAME_SIZE)]
+        );
+        assert_eq!(a.free_bytes(), all);
+        assert_eq!(a.leaked_bytes(), 0);
+    }
+
+    /// A free that needs one range more than the table holds is refused and counted as
+    /// leaked; the table is left as it was.
+    #[test]
+    fn free_into_a_full_table_is_refused_and_counted() {
+        let frames = 2 * MAX_RANGES as u64 + 2;
+        let mut a = FrameAllocator::new(FreeRanges::compute(
+            &[ram(MIB, frames * FRAME_SIZE)],
+            &[],
+            u64::MAX,
+        ));
+        let base = a.allocate(frames).unwrap();
+        // Every other frame back: MAX_RANGES disjoint ranges.
+        for i in 0..MAX_RANGES as u64 {
+            assert_eq!(a.free(base + 2 * i * FRAME_SIZE, FRAME_SIZE), Ok(()));
+        }
+        let before = a.free.as_slice().to_vec();
+        let lone = base + 2 * MAX_RANGES as u64 * FRAME_SIZE + FRAME_SIZE;
+        assert_eq!(
+            a.free(lone, FRAME_SIZE),
+            Err(FreeError::TableFull {
+                start: lone,
+                bytes: FRAME_SIZE
+            })
+        );
+        assert_eq!(a.free.as_slice(), before.as_slice());
+        assert_eq!(a.leaked_bytes(), FRAME_SIZE);
+        // A run touching a free range still merges.
+        assert_eq!(a.free(base + FRAME_SIZE, FRAME_SIZE), Ok(()));
+        assert_eq!(a.free.as_slice().len(), MAX_RANGES - 1);
+    }
+
+    /// A frame's state in the allocate/free model.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Frame {
+        /// Not in the ranges the allocator was built over.
+        Unmanaged,
+        Free,
+        Allocated,
+    }
+
+    /// The model's answer to a free of frames `[first, first + count)`.
+    fn model_free_run(model: &[Frame], first: u64, count: u64) -> Result<(), &'static str> {
+        let run = (first..first + count)
+            .map(|f| model.get(f as usize).copied().unwrap_or(Frame::Unmanaged));
+        if run.clone().any(|f| f == Frame::Unmanaged) {
+            Err("outside")
+        } else if run.clone().any(|f| f == Frame::Free) {
+            Err("double free")
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The allocator's free frames, as the model's states.
+    fn allocator_frames(a: &FrameAllocator, n: usize) -> Vec<bool> {
+        let mut free = vec![false; n];
+        for r in a.free.as_slice() {
+            for f in r.start / FRAME_SIZE..r.end / FRAME_SIZE {
+                free[f as usize] = true;
+            }
+        }
+        free
     }
 
     /// Bytes of the address space the untidy maps below live in.
@@ -659,6 +911,99 @@ mod tests {
             prop_assert_eq!(a.free_bytes(), 0);
             if u.aligned && a.free.dropped == 0 {
                 prop_assert_eq!(seen, model, "frames never handed out for {:?}", map);
+            }
+        }
+        /// Random allocations (both policies) and frees (of whole allocations, of parts, of
+        /// arbitrary runs) against a frame-level model: a free is refused exactly when part
+        /// of the run is outside the allocator's ranges or free already; after each step the
+        /// free frames are the model's; after giving everything back the free bytes are
+        /// those at the start.
+        #[test]
+        fn allocate_and_free_match_a_frame_model(
+            u in untidy(),
+            reserved in proptest::collection::vec((0..SPACE, 0..SPACE / 8), 0..4),
+            ops in proptest::collection::vec(
+                (0u8..5, 1u64..64, 0u32..6, any::<usize>(), 0..SPACE_FRAMES * 2),
+                0..40,
+            ),
+        ) {
+            let u = Untidy { aligned: true, ..u };
+            let map = u.map();
+            let res: Vec<_> = reserved.iter().map(|&(b, s)| PhysRange::from_len(b, s)).collect();
+            let mut a = FrameAllocator::new(FreeRanges::compute(&map, &res, SPACE * 2));
+            let start_bytes = a.free_bytes();
+            let n = (SPACE_FRAMES * 2) as usize;
+            let mut model: Vec<Frame> = allocator_frames(&a, n)
+                .into_iter()
+                .map(|f| if f { Frame::Free } else { Frame::Unmanaged })
+                .collect();
+            let mut live: Vec<(u64, u64)> = Vec::new();
+            let mut freed: Vec<(u64, u64)> = Vec::new();
+            for (op, frames, align_log, pick, first) in ops {
+                let run = match op {
+                    0 | 1 => {
+                        let got = if op == 0 {
+                            a.allocate(frames)
+                        } else {
+                            a.allocate_top(frames * FRAME_SIZE, FRAME_SIZE << align_log)
+                        };
+                        if let Ok(at) = got {
+                            for f in at / FRAME_SIZE..at / FRAME_SIZE + frames {
+                                prop_assert_eq!(model[f as usize], Frame::Free, "frame {} handed out", f);
+                                model[f as usize] = Frame::Allocated;
+                            }
+                            live.push((at / FRAME_SIZE, frames));
+                        }
+                        None
+                    }
+                    2 if !live.is_empty() => Some(live.swap_remove(pick % live.len())),
+                    3 if !freed.is_empty() => Some(freed[pick % freed.len()]),
+                    _ => Some((first, frames)),
+                };
+                if let Some((first, count)) = run {
+                    let want = model_free_run(&model, first, count);
+                    let got = a.free(first * FRAME_SIZE, count * FRAME_SIZE);
+                    match (want, got) {
+                        (Ok(()), Ok(())) => {
+                            for f in first..first + count {
+                                model[f as usize] = Frame::Free;
+                            }
+                            freed.push((first, count));
+                        }
+                        (Ok(()), Err(FreeError::TableFull { .. })) => {
+                            for f in first..first + count {
+                                model[f as usize] = Frame::Unmanaged; // leaked
+                            }
+                        }
+                        (Err("outside"), Err(FreeError::Outside { .. })) => {}
+                        (Err("double free"), Err(FreeError::AlreadyFree { .. })) => {}
+                        (want, got) => prop_assert!(false, "free of frames {first}+{count}: model {want:?}, allocator {got:?}"),
+                    }
+                }
+                if a.dropped_ranges() == 0 {
+                    let free: Vec<bool> = model.iter().map(|&f| f == Frame::Free).collect();
+                    prop_assert_eq!(allocator_frames(&a, n), free);
+                }
+            }
+            // Give back everything still allocated, run by run.
+            let mut f = 0;
+            while f < n {
+                if model[f] != Frame::Allocated {
+                    f += 1;
+                    continue;
+                }
+                let first = f;
+                while f < n && model[f] == Frame::Allocated {
+                    f += 1;
+                }
+                let got = a.free(first as u64 * FRAME_SIZE, (f - first) as u64 * FRAME_SIZE);
+                prop_assert!(matches!(got, Ok(()) | Err(FreeError::TableFull { .. })), "{got:?}");
+            }
+            if a.dropped_ranges() == 0 {
+                prop_assert_eq!(a.free_bytes() + a.leaked_bytes(), start_bytes);
+                if a.leaked_bytes() == 0 {
+                    prop_assert_eq!(a.free_bytes(), start_bytes);
+                }
             }
         }
     }

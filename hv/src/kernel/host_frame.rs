@@ -1,7 +1,7 @@
 //! [`HostFrame`]: a 4 KiB page hv allocated for a domain and shares with it (the console and
 //! xenstore rings), reached only by volatile loads and stores masked to the page.
 
-/// A host page hv shares with a guest: identity mapped, never freed, and written by the guest
+/// A host page hv shares with a guest: identity mapped, freed only when its domain is torn down (after its last use), and written by the guest
 /// at any time, so every access is a volatile load or store inside the page (a value read is
 /// an allegation the caller checks).
 pub struct HostFrame(u64);

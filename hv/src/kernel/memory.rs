@@ -31,7 +31,7 @@ pub fn alloc_zeroed(
         });
     }
     // SAFETY: the frames were just taken from free RAM below the identity-map limit and
-    // are never handed out again.
+    // are handed out again only after the domain owning them is torn down.
     unsafe { zero(pa, bytes) };
     Ok(pa)
 }

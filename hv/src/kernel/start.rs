@@ -205,7 +205,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
     };
     hvlog!("SVM on; running d1");
     let end = dom.run();
-    domain::finish(&dom, end)
+    domain::finish(dom, end)
 }
 
 /// Logs `what` and stops QEMU with hv's failure status.

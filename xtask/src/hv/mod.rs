@@ -123,7 +123,7 @@ fn explain_failure(booted: &qemu::Booted) {
 }
 
 /// `cargo xtask hv-test`: builds `hv` and the guest, boots [`TEST_CMDLINE`] (one unit per
-/// `TEST` line and per `HOST` line), then the injected-failure boot (one unit, passed only if
+/// `TEST` line and per `HOST` line, `HOST hv-teardown` judged from the same log), then the injected-failure boot (one unit, passed only if
 /// caught), an ELF32 copy of the guest and the MSR/CR4 probe (one unit each), then
 /// [`HOSTILE_CMDLINE`] (one unit per `TEST` line, `HOST hv-run` and `HOST hv-paging-pool`;
 /// `HOST hv-run` is `HOST hv-run-hostile-bounds` there), then [`QUOTA_CMDLINE`] (one unit per
@@ -144,10 +144,22 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
         timeout,
         |_| {},
     )?;
-    let verdict = serial::judge_selftest(&booted.transcript, &booted.end);
+    let mut verdict = serial::judge_selftest(&booted.transcript, &booted.end);
     for line in &booted.transcript.counters {
         println!("{line}");
     }
+    if let Some(line) = booted
+        .transcript
+        .hv
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("hv: d1 teardown: "))
+    {
+        println!("{line}");
+    }
+    verdict
+        .host
+        .push(serial::judge_teardown(&booted.transcript));
     if !verdict.record(tally, "hv") {
         explain_failure(&booted);
     }

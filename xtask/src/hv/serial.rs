@@ -187,6 +187,43 @@ pub fn judge_paging_pool(t: &Transcript) -> (bool, String) {
     }
 }
 
+/// hv's teardown of domain 1 at its end: `hv: d1 teardown: <n> frames back, free <before> ->
+/// <after> frames`, as `(n, before, after)`.
+pub fn teardown(t: &Transcript) -> Option<(u64, u64, u64)> {
+    t.hv.iter().rev().find_map(|line| {
+        let rest = line.strip_prefix("hv: d1 teardown: ")?;
+        let (back, rest) = rest.split_once(" frames back, free ")?;
+        let (before, rest) = rest.split_once(" -> ")?;
+        let after = rest.strip_suffix(" frames")?;
+        Some((
+            back.parse().ok()?,
+            before.parse().ok()?,
+            after.parse().ok()?,
+        ))
+    })
+}
+
+/// The `HOST hv-teardown` line of a boot: passed only if hv tore domain 1 down and the free
+/// frames afterwards are exactly those before the domain was built (nothing leaked).
+pub fn judge_teardown(t: &Transcript) -> (bool, String) {
+    match teardown(t) {
+        Some((back, before, after)) if before == after && back > 0 => {
+            (true, "HOST hv-teardown ok".to_owned())
+        }
+        Some((back, before, after)) => (
+            false,
+            format!(
+                "HOST hv-teardown FAIL {back} frames back, free {before} frames before build, \
+                 {after} after teardown"
+            ),
+        ),
+        None => (
+            false,
+            "HOST hv-teardown FAIL hv printed no `hv: d1 teardown: ...` line".to_owned(),
+        ),
+    }
+}
+
 /// Judges a boot with `selftest-inject-fail=<test>`: caught only if the guest reported that
 /// test failing, its RESULT counted it, and the guest crashed (QEMU exit 35).
 pub fn judge_injected(t: &Transcript, end: &QemuEnd, test: &str) -> Result<(), String> {
@@ -333,6 +370,24 @@ COUNTER hypercall.xen_version 9
         );
         let (ok, why) = judge_paging_pool(&transcript(RECORDED));
         assert!(!ok && why.contains("no `hv: d1: paging pool"), "{why}");
+    }
+
+    #[test]
+    fn the_teardown_line_is_read_and_judged() {
+        let line = "hv: d1 teardown: 33155 frames back, free 1046000 -> 1046000 frames";
+        let t = transcript(&format!("{RECORDED}{line}\n"));
+        assert_eq!(teardown(&t), Some((33155, 1_046_000, 1_046_000)));
+        assert_eq!(judge_teardown(&t), (true, "HOST hv-teardown ok".into()));
+        let leaked = transcript(&format!(
+            "{RECORDED}hv: d1 teardown: 32771 frames back, free 1046000 -> 1045616 frames\n"
+        ));
+        assert_eq!(
+            judge_teardown(&leaked).1,
+            "HOST hv-teardown FAIL 32771 frames back, free 1046000 frames before build, \
+             1045616 after teardown"
+        );
+        let (ok, why) = judge_teardown(&transcript(RECORDED));
+        assert!(!ok && why.contains("no `hv: d1 teardown"), "{why}");
     }
 
     #[test]

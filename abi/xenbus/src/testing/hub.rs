@@ -203,7 +203,17 @@ impl XenstoredConn {
     }
 
     fn message(&mut self, type_: u32, req_id: u32, tx_id: u32, payload: &[u8]) {
-        super::xenstored::push_message(&mut self.to_client, type_, req_id, tx_id, payload);
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        self.to_client.extend(
+            XsdSockmsg {
+                type_,
+                req_id,
+                tx_id,
+                len,
+            }
+            .to_bytes(),
+        );
+        self.to_client.extend(payload);
     }
 
     fn pull_events(&mut self) {

@@ -19,7 +19,7 @@ use super::super::console::Console;
 use super::super::memory::{DomainMemory, HostTables, alloc_zeroed, take_pool};
 use super::super::svm::{self, GuestRegs};
 use super::env::SharedInfoView;
-use super::{Domain, DomainError};
+use super::{Domain, DomainError, Owned};
 
 const HUGE: u64 = 2 << 20;
 
@@ -39,6 +39,7 @@ impl Domain {
         cmdline: &str,
     ) -> Result<Self, DomainError> {
         let oom = |_| DomainError::OutOfMemory;
+        let free_before_build = frames.free_bytes() / FRAME_SIZE;
         let ram_bytes = layout::MEMORY_MIB << 20;
         let ram = alloc_zeroed(&mut frames, ram_bytes, HUGE).map_err(oom)?;
         let console = alloc_zeroed(&mut frames, FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
@@ -71,7 +72,8 @@ impl Domain {
             layout::CONSOLE_EVTCHN,
             layout::CONSOLE_PFN,
         );
-        // SAFETY: `store` is a page just allocated for this domain's store and never freed;
+        // SAFETY: `store` is a page just allocated for this domain's store and freed only at
+        // teardown, after the store's last use;
         // hv reaches it only through the store's `HostFrame`.
         let xenstore = unsafe { super::super::xenstore::Xenstore::new(store, &store_info) }
             .map_err(DomainError::Xenstore)?;
@@ -206,6 +208,13 @@ impl Domain {
         let power = core::arch::x86_64::__cpuid(0x8000_0007);
         Ok(Self {
             frames,
+            free_before_build,
+            owned: Owned {
+                ram: (ram, ram_bytes),
+                console,
+                store,
+                shared_info,
+            },
             mem,
             vmcb,
             regs,
@@ -229,8 +238,9 @@ impl Domain {
                 tsc_khz,
             },
             msrs: crate::svm::msr::GuestMsrs::default(),
-            // SAFETY: `console` is a page just allocated for this domain's console and never
-            // freed; hv reaches it only through the console's `HostFrame`.
+            // SAFETY: `console` is a page just allocated for this domain's console and freed
+            // only at teardown, after the console's last use; hv reaches it only through the
+            // console's `HostFrame`.
             console: unsafe { Console::new(console, layout::DOMID) },
             xenstore,
             xen: XenState::new(layout::DOMID),

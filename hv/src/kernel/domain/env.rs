@@ -36,7 +36,8 @@ mod off {
 
 /// hv's shared_info page and vCPU 0's `vcpu_info` (at the start of shared_info, or where
 /// the guest registered it with `VCPUOP_register_vcpu_info`: 64 bytes at an 8-aligned
-/// offset inside one of its RAM pages), both identity mapped and never freed. The guest may
+/// offset inside one of its RAM pages), both identity mapped and freed only when the
+/// domain is torn down (after their last use). The guest may
 /// write them at any time; every access is a volatile load or store of a naturally aligned
 /// field.
 #[derive(Clone, Copy)]

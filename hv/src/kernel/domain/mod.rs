@@ -12,7 +12,7 @@ use core::fmt::Write;
 use crate::builder;
 use crate::counters::Counters;
 use crate::cpuid::CpuidContext;
-use crate::frames::FrameAllocator;
+use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::hvlog;
 use crate::hypercall::{DomainParams, XenState};
 use crate::layout;
@@ -57,9 +57,34 @@ pub enum Ending {
     Crashed,
 }
 
+/// The host frames hv took for a domain outside its paging pool and grant frames, each
+/// given back at teardown.
+struct Owned {
+    /// The domain's RAM: `(base, bytes)`.
+    ram: (u64, u64),
+    /// The console ring's page.
+    console: u64,
+    /// The xenstore ring's page.
+    store: u64,
+    /// The shared_info page.
+    shared_info: u64,
+}
+
+/// What a teardown gave back.
+struct Teardown {
+    /// Frames given back to the allocator.
+    frames_back: u64,
+    /// Free frames afterwards.
+    free_after: u64,
+}
+
 /// A domain and its one vCPU.
 pub struct Domain {
     frames: FrameAllocator,
+    /// Free frames of `frames` just before the domain was built.
+    free_before_build: u64,
+    /// The frames taken for the domain besides its pool and grant frames.
+    owned: Owned,
     mem: DomainMemory,
     vmcb: &'static mut Vmcb,
     regs: GuestRegs,
@@ -155,9 +180,48 @@ impl Domain {
     }
 }
 
-/// Logs the end of the domain, prints the counters and stops QEMU with the status for
-/// `end`: 33 for poweroff, 35 for anything else.
-pub fn finish(domain: &Domain, end: Ending) -> ! {
+impl Domain {
+    /// Gives back every host frame taken for the domain: its RAM, the console, xenstore and
+    /// shared_info pages, the grant frames and the paging pool's block (every nested table
+    /// with it). The VMCB, the permission maps and the host save area are hv's statics, not
+    /// frames. A run the allocator refuses is logged and not counted.
+    ///
+    /// The domain must not run afterwards, nor its console or store rings be touched (their
+    /// pages are free again): only [`finish`] calls this, just before QEMU stops.
+    fn teardown(&mut self) -> Teardown {
+        let o = &self.owned;
+        let runs = [
+            o.ram,
+            (o.console, FRAME_SIZE),
+            (o.store, FRAME_SIZE),
+            (o.shared_info, FRAME_SIZE),
+            self.mem.pool.block(),
+        ];
+        let mut frames_back = 0u64;
+        let grants = self.grant_frames.iter().map(|&g| (g, FRAME_SIZE));
+        for (start, bytes) in runs.into_iter().chain(grants) {
+            if start == 0 {
+                continue; // a grant frame never allocated
+            }
+            match self.frames.free(start, bytes) {
+                Ok(()) => frames_back = frames_back.saturating_add(bytes / FRAME_SIZE),
+                Err(e) => hvlog!(
+                    "d{} teardown: {start:#x}+{bytes:#x} not given back: {e:?}",
+                    layout::DOMID
+                ),
+            }
+        }
+        self.grant_frames = [0; crate::grant::MAX_FRAMES as usize];
+        Teardown {
+            frames_back,
+            free_after: self.frames.free_bytes() / FRAME_SIZE,
+        }
+    }
+}
+
+/// Logs the end of the domain, tears it down (its frames back to the allocator), prints the
+/// counters and stops QEMU with the status for `end`: 33 for poweroff, 35 for anything else.
+pub fn finish(mut domain: Domain, end: Ending) -> ! {
     let status = match end {
         Ending::Shutdown(abi::sched::SHUTDOWN_POWEROFF) => serial::EXIT_POWEROFF,
         _ => serial::EXIT_CRASH,
@@ -166,6 +230,14 @@ pub fn finish(domain: &Domain, end: Ending) -> ! {
         Ending::Shutdown(r) => hvlog!("d{}: shutdown, reason {r}", layout::DOMID),
         Ending::Crashed => hvlog!("d{}: crashed", layout::DOMID),
     }
+    let t = domain.teardown();
+    hvlog!(
+        "d{} teardown: {} frames back, free {} -> {} frames",
+        layout::DOMID,
+        t.frames_back,
+        domain.free_before_build,
+        t.free_after
+    );
     domain.print_counters();
     let _ = writeln!(
         serial::Serial,
