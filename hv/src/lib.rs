@@ -43,7 +43,8 @@
 //!   per vCPU plus one per MiB of RAM, as `libxl__get_required_paging_memory`), and a table
 //!   left empty by a remap goes back to the pool; Xen's HAP keeps emptied tables, so a long
 //!   flood of `XENMEM_add_to_physmap` moves to fresh regions answers `-ENOMEM` on Xen (363
-//!   moves, then `-ENOMEM`, on stock Xen 4.17 here) and 0 on hv.
+//!   moves, then `-ENOMEM`, on stock Xen 4.17 here) and 0 on hv. The pool, the domain's RAM,
+//!   its special pages and grant frames go back to hv's frame allocator when the domain ends.
 //! - A grant-table frame index is truncated to 32 bits before the limit check, as Xen 4.17
 //!   does (an index of 2^32 places frame 0 on both).
 //! - Guest kernels: hv takes what Xen 4.17's toolstack takes for `type = "pvh"`
