@@ -24,10 +24,12 @@ use std::rc::Rc;
 use std::string::{String, ToString};
 use std::vec::Vec;
 use xenbus::Platform;
-use xenbus::grant::{GrantAccess, GrantError, GrantTable, GrantedPage};
-use xenbus::testing::{FakeEvents, FakeGrantEntries, FakeXenstored, HostMemory, Store};
+use xenbus::grant::{GrantAccess, GrantTable};
+use xenbus::testing::{
+    FakeEvents, FakeGrantEntries, FakeXenstored, HostMemory, SharedGrantTable, Store,
+};
 use xenbus::xenstore::XsClient;
-use xenbus::{DomId, Instant, Page};
+use xenbus::{DomId, Instant};
 
 const DOMID: u16 = 5;
 const DEVID: u32 = 51712;
@@ -37,27 +39,6 @@ const SECTORS: u64 = 2048;
 
 fn far() -> Instant {
     Instant::from_nanos(1_000_000_000_000)
-}
-
-/// The grant table, shared by the device (as its `GrantAccess`) and the fake backend.
-#[derive(Clone)]
-struct SharedGrants(Rc<RefCell<GrantTable<FakeGrantEntries>>>);
-
-impl GrantAccess for SharedGrants {
-    fn grant(
-        &mut self,
-        page: Page,
-        domid: DomId,
-        readonly: bool,
-    ) -> Result<GrantedPage, (Page, GrantError)> {
-        self.0.borrow_mut().grant(page, domid, readonly)
-    }
-    fn end(&mut self, granted: GrantedPage) -> Result<Page, (GrantedPage, GrantError)> {
-        self.0.borrow_mut().end(granted)
-    }
-    fn grants_in_use(&self) -> u32 {
-        self.0.borrow().grants_in_use()
-    }
 }
 
 /// What the fake backend does with the next request it takes.
@@ -83,7 +64,7 @@ enum Misbehave {
 /// memory.
 struct FakeBlkback {
     memory: HostMemory,
-    grants: SharedGrants,
+    grants: SharedGrantTable,
     disk: Vec<u8>,
     readonly: bool,
     ring: Option<BackRing<BlkifRequest, BlkifResponse>>,
@@ -209,7 +190,7 @@ impl FakeBlkback {
     }
 }
 
-type Device = Blkfront<HostMemory, SharedGrants, FakeEvents>;
+type Device = Blkfront<HostMemory, SharedGrantTable, FakeEvents>;
 
 struct Rig {
     xs: XsClient<FakeXenstored>,
@@ -222,9 +203,9 @@ struct Rig {
 fn rig(
     readonly: bool,
     keys: &[(&str, &str)],
-) -> (Rig, Platform<HostMemory, SharedGrants, FakeEvents>) {
+) -> (Rig, Platform<HostMemory, SharedGrantTable, FakeEvents>) {
     let memory = HostMemory::new();
-    let grants = SharedGrants(Rc::new(RefCell::new(GrantTable::new(
+    let grants = SharedGrantTable(Rc::new(RefCell::new(GrantTable::new(
         FakeGrantEntries::with_frames(1),
         1,
         4,

@@ -203,17 +203,7 @@ impl XenstoredConn {
     }
 
     fn message(&mut self, type_: u32, req_id: u32, tx_id: u32, payload: &[u8]) {
-        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        self.to_client.extend(
-            XsdSockmsg {
-                type_,
-                req_id,
-                tx_id,
-                len,
-            }
-            .to_bytes(),
-        );
-        self.to_client.extend(payload);
+        super::xenstored::push_message(&mut self.to_client, type_, req_id, tx_id, payload);
     }
 
     fn pull_events(&mut self) {

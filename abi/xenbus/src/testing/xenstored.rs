@@ -121,17 +121,7 @@ impl FakeXenstored {
     }
 
     fn send_message(&mut self, type_: u32, req_id: u32, tx_id: u32, payload: &[u8]) {
-        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        self.to_client.extend(
-            XsdSockmsg {
-                type_,
-                req_id,
-                tx_id,
-                len,
-            }
-            .to_bytes(),
-        );
-        self.to_client.extend(payload);
+        push_message(&mut self.to_client, type_, req_id, tx_id, payload);
     }
 
     fn flush_events(&mut self) {
@@ -283,4 +273,25 @@ impl XsTransport for FakeXenstored {
             }
         }
     }
+}
+
+/// Appends one framed message (header, then `payload`) to the bytes a fake daemon sends.
+pub(super) fn push_message(
+    out: &mut VecDeque<u8>,
+    type_: u32,
+    req_id: u32,
+    tx_id: u32,
+    payload: &[u8],
+) {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    out.extend(
+        XsdSockmsg {
+            type_,
+            req_id,
+            tx_id,
+            len,
+        }
+        .to_bytes(),
+    );
+    out.extend(payload);
 }

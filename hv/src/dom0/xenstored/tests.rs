@@ -90,9 +90,22 @@ impl Server {
 }
 
 /// The guest's events: a notification or a wait runs the server (one thread).
-struct Events(Rc<RefCell<Server>>, u64);
+/// What a test's server side does when the client notifies or waits: serve what is pending.
+trait Pump {
+    fn run(&mut self);
+}
 
-impl RingEvents for Events {
+impl Pump for Server {
+    fn run(&mut self) {
+        Server::run(self);
+    }
+}
+
+/// The client's events: every notification and wait runs the server side `S`; time moves
+/// 1 us a look.
+struct Events<S>(Rc<RefCell<S>>, u64);
+
+impl<S: Pump> RingEvents for Events<S> {
     fn notify(&mut self) {
         self.0.borrow_mut().run();
     }
@@ -110,7 +123,7 @@ impl RingEvents for Events {
     }
 }
 
-type Client = XsClient<RingTransport<Page, Events>>;
+type Client = XsClient<RingTransport<Page, Events<Server>>>;
 
 const DEADLINE: Instant = Instant::from_nanos(1_000_000_000);
 
@@ -297,27 +310,13 @@ impl Both {
     }
 }
 
-struct BothEvents(Rc<RefCell<Both>>, u64);
-
-impl RingEvents for BothEvents {
-    fn notify(&mut self) {
-        self.0.borrow_mut().run();
-    }
-    fn now(&mut self) -> Instant {
-        self.1 += 1_000;
-        Instant::from_nanos(self.1)
-    }
-    fn wait(&mut self, deadline: Instant) -> Wake {
-        self.0.borrow_mut().run();
-        if self.now() > deadline {
-            Wake::TimedOut
-        } else {
-            Wake::Ready
-        }
+impl Pump for Both {
+    fn run(&mut self) {
+        Both::run(self);
     }
 }
 
-type BothClient = XsClient<RingTransport<Page, BothEvents>>;
+type BothClient = XsClient<RingTransport<Page, Events<Both>>>;
 
 /// Domains 1 and 2, each owning its home, each with a client.
 fn setup_two() -> (BothClient, BothClient, Rc<RefCell<Both>>) {
@@ -339,12 +338,8 @@ fn setup_two() -> (BothClient, BothClient, Rc<RefCell<Both>>) {
     }
     let pages: Vec<Page> = conns.iter().map(|(_, p)| p.clone()).collect();
     let both = Rc::new(RefCell::new(Both { store, conns }));
-    let client = |page: &Page| {
-        XsClient::new(RingTransport::new(
-            page.clone(),
-            BothEvents(both.clone(), 0),
-        ))
-    };
+    let client =
+        |page: &Page| XsClient::new(RingTransport::new(page.clone(), Events(both.clone(), 0)));
     (client(&pages[0]), client(&pages[1]), both)
 }
 
