@@ -1,12 +1,46 @@
 //! Counters of VM exits by reason and hypercalls by op, printed at shutdown as
 //! `COUNTER exit.<reason> <n>` and `COUNTER hypercall.<op> <n>`.
 
+use core::cell::Cell;
 use core::fmt::{self, Write};
 
 use crate::svm::exit;
 
 /// Hypercall numbers below this are counted one by one; higher ones as `other`.
 pub const HYPERCALL_SLOTS: usize = 64;
+
+/// How many lines a domain may make hv log through what it does (a refused hypercall page,
+/// an instruction that does not decode, a new callback vector, ...) before further ones are
+/// only counted.
+pub const GUEST_LOG_LINES: u32 = 32;
+
+/// The budget of a domain's guest-triggered log lines: the first [`GUEST_LOG_LINES`] are
+/// printed, the rest counted, so a guest that repeats such a thing in a loop cannot flood hv's
+/// serial port (each byte an emulated port write) and slow hv for everyone.
+#[derive(Debug, Default)]
+pub struct GuestLogBudget {
+    printed: Cell<u32>,
+    suppressed: Cell<u64>,
+}
+
+impl GuestLogBudget {
+    /// Whether the next guest-triggered line may be printed (else it is counted).
+    pub fn allow(&self) -> bool {
+        let printed = self.printed.get();
+        if printed < GUEST_LOG_LINES {
+            self.printed.set(printed + 1); // below GUEST_LOG_LINES: no overflow
+            true
+        } else {
+            self.suppressed.set(self.suppressed.get().saturating_add(1));
+            false
+        }
+    }
+
+    /// Lines counted instead of printed.
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed.get()
+    }
+}
 
 /// The counters of one run.
 #[derive(Clone, Debug)]
@@ -149,6 +183,19 @@ pub fn hypercall_name(op: usize) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_log_lines_past_the_budget_are_counted_not_printed() {
+        let budget = GuestLogBudget::default();
+        for _ in 0..GUEST_LOG_LINES {
+            assert!(budget.allow());
+        }
+        assert_eq!(budget.suppressed(), 0);
+        for _ in 0..1000 {
+            assert!(!budget.allow());
+        }
+        assert_eq!(budget.suppressed(), 1000);
+    }
 
     #[test]
     fn prints_nonzero_counters() {

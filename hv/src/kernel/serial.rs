@@ -86,3 +86,14 @@ macro_rules! hvlog {
         let _ = writeln!($crate::kernel::serial::Serial, "hv: {}", format_args!($($arg)*));
     }};
 }
+
+/// [`hvlog!`] for a line a domain's own doing causes: printed only while the domain's
+/// `guest_log` budget ([`crate::counters::GuestLogBudget`]) lasts, counted after.
+#[macro_export]
+macro_rules! guest_log {
+    ($budget:expr, $($arg:tt)*) => {{
+        if $budget.allow() {
+            $crate::hvlog!($($arg)*);
+        }
+    }};
+}

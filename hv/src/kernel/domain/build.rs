@@ -249,6 +249,7 @@ impl Domain {
             grant_frames: [0; crate::grant::MAX_FRAMES as usize],
             stats: Default::default(),
             counters: Counters::new(),
+            guest_log: Default::default(),
         })
     }
 }

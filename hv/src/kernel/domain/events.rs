@@ -9,7 +9,7 @@
 //! (`INTR`) and gets `VIRQ_TIMER` on time even if it never exits by itself. A wait with no
 //! deadline could never end: hv then crashes the domain with a message saying so.
 
-use crate::hvlog;
+use crate::guest_log;
 use crate::layout;
 use crate::svm::inject::{self, Upcall};
 
@@ -176,7 +176,11 @@ impl Domain {
     /// Logs the event set-up once the guest has chosen its callback (for the run's log).
     pub(super) fn log_callback(&self) {
         if let Some(v) = self.xen.callback_vector() {
-            hvlog!("d{}: event upcalls on vector {v:#x}", layout::DOMID);
+            guest_log!(
+                self.guest_log,
+                "d{}: event upcalls on vector {v:#x}",
+                layout::DOMID
+            );
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::cpuid;
 use crate::guest::phys::{PAGE_SIZE, write_bytes};
 use crate::guest::walk::{PagingState, copy_from_guest};
-use crate::hvlog;
+use crate::guest_log;
 use crate::hypercall::{self, Action};
 use crate::layout;
 use crate::svm::decode::{self, Mode, Opcode};
@@ -192,7 +192,8 @@ impl Domain {
         match write_bytes(&mut self.mem, value, &emulate::hypercall_page()) {
             Ok(()) => true,
             Err(e) => {
-                hvlog!(
+                guest_log!(
+                    self.guest_log,
                     "d{}: hypercall page at {value:#x} refused: {e:?}",
                     layout::DOMID
                 );
@@ -350,7 +351,8 @@ impl Domain {
         match self.fetch_instruction() {
             Ok(i) if i.opcode == expected => i.len as u64,
             other => {
-                hvlog!(
+                guest_log!(
+                    self.guest_log,
                     "d{}: instruction at rip {:#x} is not {expected:?} ({other:?}); taking {fallback} bytes",
                     layout::DOMID,
                     self.vmcb.save.rip
@@ -390,12 +392,21 @@ impl Domain {
             Ok(i) => i,
             Err(e) => {
                 // The guest rewrote the instruction under us: let it run again.
-                hvlog!("d{}: CR4 write not decoded ({e:?})", layout::DOMID);
+                guest_log!(
+                    self.guest_log,
+                    "d{}: CR4 write not decoded ({e:?})",
+                    layout::DOMID
+                );
                 return;
             }
         };
         let Some((4, gpr)) = insn.mov_to_cr() else {
-            hvlog!("d{}: CR4 write exit on {:?}", layout::DOMID, insn.opcode);
+            guest_log!(
+                self.guest_log,
+                "d{}: CR4 write exit on {:?}",
+                layout::DOMID,
+                insn.opcode
+            );
             return;
         };
         let s = &self.vmcb.save;

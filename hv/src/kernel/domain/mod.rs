@@ -10,7 +10,7 @@ mod exits;
 use core::fmt::Write;
 
 use crate::builder;
-use crate::counters::Counters;
+use crate::counters::{Counters, GuestLogBudget};
 use crate::cpuid::CpuidContext;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::hvlog;
@@ -114,6 +114,8 @@ pub struct Domain {
     stats: events::EventStats,
     /// Exits and hypercalls so far.
     pub counters: Counters,
+    /// What is left of the lines the guest's doings may log.
+    guest_log: GuestLogBudget,
 }
 
 impl Domain {
@@ -238,6 +240,13 @@ pub fn finish(mut domain: Domain, end: Ending) -> ! {
         domain.free_before_build,
         t.free_after
     );
+    if domain.guest_log.suppressed() > 0 {
+        hvlog!(
+            "d{}: {} more lines the guest caused were not printed",
+            layout::DOMID,
+            domain.guest_log.suppressed()
+        );
+    }
     domain.print_counters();
     let _ = writeln!(
         serial::Serial,
