@@ -125,6 +125,20 @@ impl<S: Pump> RingEvents for Events<S> {
 
 type Client = XsClient<RingTransport<Page, Events<Server>>>;
 
+/// Writes one request into the ring by hand (as a guest would), bypassing the client so it
+/// does not drain the reply.
+fn raw_request(page: &Page, type_: u32, req_id: u32, payload: &[u8]) {
+    let h = XsdSockmsg {
+        type_,
+        req_id,
+        tx_id: 0,
+        len: u32::try_from(payload.len()).unwrap(),
+    };
+    let mut msg = h.to_bytes().to_vec();
+    msg.extend_from_slice(payload);
+    xenbus::xenstore::ring::ring_write(page, &msg).unwrap();
+}
+
 const DEADLINE: Instant = Instant::from_nanos(1_000_000_000);
 
 fn setup(domid: Domid) -> (Client, Rc<RefCell<Server>>) {
@@ -237,15 +251,7 @@ fn events_beyond_the_bound_are_dropped_and_counted() {
     }
     // One request from the guest written by hand, so the client does not drain the ring.
     let page = s.borrow().page.clone();
-    let h = XsdSockmsg {
-        type_: abi::io::xs_wire::XS_GET_DOMAIN_PATH,
-        req_id: 99,
-        tx_id: 0,
-        len: 2,
-    };
-    let mut msg = h.to_bytes().to_vec();
-    msg.extend_from_slice(b"1\0");
-    xenbus::xenstore::ring::ring_write(&page, &msg).unwrap();
+    raw_request(&page, abi::io::xs_wire::XS_GET_DOMAIN_PATH, 99, b"1\0");
     s.borrow_mut().run();
     let srv = s.borrow();
     assert!(srv.conn.stats.events_dropped > 0, "{:?}", srv.conn.stats);
@@ -489,15 +495,7 @@ fn a_domain_over_its_hard_memory_quota_is_not_read_until_below() {
         }
     }
     let page = s.borrow().page.clone();
-    let h = XsdSockmsg {
-        type_: abi::io::xs_wire::XS_GET_DOMAIN_PATH,
-        req_id: 7,
-        tx_id: 0,
-        len: 2,
-    };
-    let mut msg = h.to_bytes().to_vec();
-    msg.extend_from_slice(b"1\0");
-    xenbus::xenstore::ring::ring_write(&page, &msg).unwrap();
+    raw_request(&page, abi::io::xs_wire::XS_GET_DOMAIN_PATH, 7, b"1\0");
     let before = s.borrow().conn.stats.requests;
     s.borrow_mut().run();
     assert_eq!(s.borrow().conn.stats.requests, before);
