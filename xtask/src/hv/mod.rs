@@ -381,6 +381,8 @@ fn check_configs(paths: &[PathBuf]) -> std::result::Result<config::Boot, ExitCod
     let problems = match result {
         Ok(boot) if unreadable.is_empty() => return Ok(boot),
         Ok(_) => unreadable,
+        // Every config given was unreadable: say so, not that none was given.
+        Err(_) if files.is_empty() && !unreadable.is_empty() => unreadable,
         Err(mut ps) => {
             unreadable.append(&mut ps);
             unreadable
