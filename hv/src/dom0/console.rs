@@ -1,6 +1,9 @@
 //! Domain 0's console backend: drains a domain's console ring (the `out` half of
-//! `xencons_interface`) to an output, each line prefixed `(d<domid>) `, as xenconsoled logs
-//! a guest's console.
+//! `xencons_interface`) to an output, each line prefixed `(d<domid>) `, as Xen prints a
+//! guest's console lines. Lines go out whole, so the lines of domains running side by side
+//! never mix: a partial line waits in a buffer of [`LINE_MAX`] bytes until its newline (a
+//! longer line is cut there and goes on in a new prefixed line, as Xen cuts a guest's long
+//! lines), or until [`ConsoleBackend::finish`] at the domain's end.
 //!
 //! The ring page is shared with the guest, so its indexes are allegations: a producer more
 //! than a ring ahead of the consumer is counted and skipped to, as xenconsoled does. The index
@@ -33,12 +36,17 @@ pub trait ConsoleSink {
     fn write(&mut self, bytes: &[u8]);
 }
 
+/// The longest line printed at once, prefix included; a longer one is cut.
+pub const LINE_MAX: usize = 256;
+
 /// The backend state of one domain's console.
 #[derive(Clone, Debug)]
 pub struct ConsoleBackend {
     prefix: [u8; 10],
     prefix_len: usize,
-    at_line_start: bool,
+    /// The line being gathered (prefix first), `len` bytes of it.
+    line: [u8; LINE_MAX],
+    len: usize,
     /// Bytes drained.
     pub bytes: u64,
     /// Times the guest's indexes were inconsistent (producer more than a ring ahead).
@@ -69,18 +77,29 @@ impl ConsoleBackend {
         Self {
             prefix,
             prefix_len: 4 + len,
-            at_line_start: true,
+            line: [0; LINE_MAX],
+            len: 0,
             bytes: 0,
             corrupt: 0,
         }
     }
 
     fn emit(&mut self, b: u8, out: &mut impl ConsoleSink) {
-        if self.at_line_start {
-            out.write(&self.prefix[..self.prefix_len]);
+        if self.len == 0 {
+            self.line[..self.prefix_len].copy_from_slice(&self.prefix[..self.prefix_len]);
+            self.len = self.prefix_len;
         }
-        out.write(&[b]);
-        self.at_line_start = b == b'\n';
+        // Room is kept for the newline: prefix_len <= 9 < LINE_MAX - 1.
+        self.line[self.len] = b;
+        self.len += 1;
+        if b == b'\n' {
+            out.write(&self.line[..self.len]);
+            self.len = 0;
+        } else if self.len == LINE_MAX - 1 {
+            self.line[self.len] = b'\n';
+            out.write(&self.line[..LINE_MAX]);
+            self.len = 0;
+        }
     }
 
     /// Copies everything the guest produced to `out` and consumes it.
@@ -109,11 +128,12 @@ impl ConsoleBackend {
         ring.store_u32(cons_off, new_cons);
     }
 
-    /// Ends a partial last line (at shutdown).
+    /// Prints a partial last line, ended (at the domain's end).
     pub fn finish(&mut self, out: &mut impl ConsoleSink) {
-        if !self.at_line_start {
-            out.write(b"\n");
-            self.at_line_start = true;
+        if self.len > 0 {
+            self.line[self.len] = b'\n';
+            out.write(&self.line[..=self.len]);
+            self.len = 0;
         }
     }
 }
@@ -168,7 +188,8 @@ mod tests {
         let mut page = produced(0, b"hello\nwor");
         let mut out = Vec::new();
         be.drain(&mut page, &mut out);
-        assert_eq!(out, b"(d1) hello\n(d1) wor");
+        // The partial line waits for its end.
+        assert_eq!(out, b"(d1) hello\n");
         assert_eq!(page.load_u32(CONS), 9);
         let mut page2 = produced(9, b"ld\n");
         be.drain(&mut page2, &mut out);
@@ -181,6 +202,26 @@ mod tests {
         assert_eq!(be.bytes, 13);
         assert_eq!(ConsoleBackend::new(65535).prefix_len, 9);
         assert_eq!(&ConsoleBackend::new(0).prefix[..5], b"(d0) ");
+    }
+
+    #[test]
+    fn lines_of_two_domains_never_mix_and_long_lines_are_cut() {
+        let (mut a, mut b) = (ConsoleBackend::new(1), ConsoleBackend::new(2));
+        let mut out = Vec::new();
+        a.drain(&mut produced(0, b"one-"), &mut out);
+        b.drain(&mut produced(0, b"two\n"), &mut out);
+        a.drain(&mut produced(4, b"done\n"), &mut out);
+        assert_eq!(out, b"(d2) two\n(d1) one-done\n");
+        out.clear();
+        let long = [b'x'; 300];
+        a.drain(&mut produced(9, &long), &mut out);
+        a.finish(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), LINE_MAX - 1);
+        assert!(lines.iter().all(|l| l.starts_with("(d1) x")));
+        assert_eq!(text.matches('x').count(), 300);
     }
 
     #[test]

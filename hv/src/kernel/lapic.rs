@@ -45,7 +45,7 @@ pub struct Lapic {
 
 impl Lapic {
     /// Enables the local APIC (xAPIC mode at 0xFEE00000), masks its timer and measures the
-    /// timer's rate against the TSC (`tsc_khz`, from the PIT) over 5 ms. `None` if there is
+    /// timer's rate against the TSC (`tsc_khz`, from the PIT), the slowest of three 2 ms windows. `None` if there is
     /// no APIC, it is not at the default base, or the timer does not count.
     pub fn init(tsc_khz: u32) -> Option<Self> {
         let cpuid = core::arch::x86_64::__cpuid(1);
@@ -65,15 +65,16 @@ impl Lapic {
         write(TPR, 0);
         write(DIVIDE, 0xb); // divide by 1
         write(LVT_TIMER, MASKED | u32::from(TIMER_VECTOR));
-        write(INITIAL_COUNT, u32::MAX);
-        let start = tsc::now();
-        let window = u64::from(tsc_khz) * 5;
-        while tsc::now().wrapping_sub(start) < window {
-            core::hint::spin_loop();
-        }
-        let counted = u64::from(u32::MAX - read(CURRENT_COUNT));
+        // Three 2 ms windows, the slowest rate kept: under QEMU's TCG the host may
+        // deschedule the vCPU between the end of a window and the count's read, which only
+        // ever inflates a measurement (a tick rate twice too high would make every slice and
+        // timer twice too long).
+        let hz = (0..3)
+            .map(|_| measure(tsc_khz))
+            .filter(|&hz| hz > 0)
+            .min()
+            .unwrap_or(0);
         write(INITIAL_COUNT, 0);
-        let hz = counted * 200;
         (hz > 0).then_some(Self { hz })
     }
 
@@ -96,6 +97,29 @@ impl Lapic {
         write(INITIAL_COUNT, 0);
         write(LVT_TIMER, MASKED | u32::from(TIMER_VECTOR));
     }
+}
+
+/// One measurement of the timer's rate against the TSC (`tsc_khz`) over 2 ms: 0 if the
+/// window was disturbed (the count was read more than 20 µs after the window ended).
+fn measure(tsc_khz: u32) -> u64 {
+    let khz = u64::from(tsc_khz);
+    write(INITIAL_COUNT, u32::MAX);
+    let c0 = read(CURRENT_COUNT);
+    let t0 = tsc::now();
+    let window = khz * 2;
+    while tsc::now().wrapping_sub(t0) < window {
+        core::hint::spin_loop();
+    }
+    let t1 = tsc::now();
+    let c1 = read(CURRENT_COUNT);
+    let t2 = tsc::now();
+    if t2.wrapping_sub(t1) > khz / 50 {
+        return 0;
+    }
+    let ticks = u64::from(c0.wrapping_sub(c1));
+    let tsc_ticks = t1.wrapping_sub(t0).max(1);
+    // ticks per second = ticks * TSC Hz / TSC ticks.
+    u64::try_from(u128::from(ticks) * u128::from(khz) * 1000 / u128::from(tsc_ticks)).unwrap_or(0)
 }
 
 /// Halts until an interrupt (the timer's, armed by the caller) arrives, then returns with

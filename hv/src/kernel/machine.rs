@@ -63,8 +63,9 @@ pub struct Machine {
     tsc_aux: u32,
     next_domid: u16,
     outcomes: Vec<Outcome>,
-    /// Switches between domains and the TSC ticks they took (from the exit of one domain to
-    /// the VMRUN of the next).
+    /// Switches between domains and the TSC ticks they took (from the scheduler's choice to
+    /// the VMRUN of the other domain: extended state saved and loaded, `TSC_AUX`, the
+    /// upcall check and the timer armed).
     switches: u64,
     switch_ticks: u64,
 }
@@ -117,13 +118,13 @@ impl Machine {
         if self.lapic.is_none() && self.domains.iter().flatten().count() > 1 {
             hvlog!("no local APIC timer: a domain that never exits is never preempted");
         }
-        let mut last_exit = tsc::now();
         let mut last_slot: Option<usize> = None;
         loop {
             let now = self.host.clock.ns(tsc::now());
             self.wake(now);
             match self.sched.pick(now) {
                 Choice::Run { slot, until } => {
+                    let chosen = tsc::now();
                     if last_slot != Some(slot) && last_slot.is_some() {
                         self.switches = self.switches.saturating_add(1);
                     }
@@ -163,10 +164,9 @@ impl Machine {
                     if switched {
                         self.switch_ticks = self
                             .switch_ticks
-                            .saturating_add(tsc::now().saturating_sub(last_exit));
+                            .saturating_add(tsc::now().saturating_sub(chosen));
                     }
                     let code = dom.enter();
-                    last_exit = tsc::now();
                     let end = dom.handle_exit(code, &mut self.host);
                     if let Some(end) = end {
                         self.end(slot, end);
@@ -190,7 +190,6 @@ impl Machine {
                         Some(t) => self.idle_until(t),
                         None => self.nothing_can_wake(),
                     }
-                    last_exit = tsc::now();
                 }
             }
         }
