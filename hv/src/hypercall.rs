@@ -140,6 +140,8 @@ pub struct DomainParams {
     pub store_pfn: u64,
     /// `HVM_PARAM_STORE_EVTCHN`.
     pub store_evtchn: u32,
+    /// The domain's handle (its UUID's bytes), `XENVER_guest_handle`'s answer.
+    pub handle: [u8; 16],
 }
 
 /// What the caller does after the hypercall.
@@ -266,7 +268,7 @@ pub fn dispatch(
         return done(err(XEN_ENOSYS));
     };
     match op {
-        x::HYPERVISOR_XEN_VERSION => xen_version(env, args),
+        x::HYPERVISOR_XEN_VERSION => xen_version(env, params, args),
         x::HYPERVISOR_MEMORY_OP => memory_op(env, params, st, args),
         x::HYPERVISOR_HVM_OP => hvm_op(env, params, st, args),
         // A domU may not use Xen's console (release build's XSM dummy policy).
@@ -292,7 +294,7 @@ pub fn dispatch(
     }
 }
 
-fn xen_version(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
+fn xen_version(env: &mut impl HypercallEnv, params: &DomainParams, args: [u64; 5]) -> Outcome {
     use abi::version as v;
     let (cmd, arg) = (args[0], args[1]);
     let Ok(cmd) = u32::try_from(cmd) else {
@@ -357,8 +359,8 @@ fn xen_version(env: &mut impl HypercallEnv, args: [u64; 5]) -> Outcome {
         }
         // The answer depends on the caller's mode (a compat guest gets its own hole).
         v::XENVER_PLATFORM_PARAMETERS => not_implemented(),
-        // The domain's handle (xl puts the domain's UUID there); hv's domains have none.
-        v::XENVER_GUEST_HANDLE => write_result(env, arg, &[0; 16]),
+        // The domain's handle: its UUID, as xl sets it.
+        v::XENVER_GUEST_HANDLE => write_result(env, arg, &params.handle),
         _ => done(err(XEN_ENOSYS)),
     }
 }
@@ -882,6 +884,7 @@ mod tests {
         console_evtchn: 2,
         store_pfn: 0xfeffc,
         store_evtchn: 1,
+        handle: *b"hv\0\0\0\0\x80\0\x80\0\0\0\0\0\0\x01",
     };
 
     fn call(f: &mut Fake, op: u32, a0: u64, a1: u64) -> Outcome {
@@ -915,8 +918,9 @@ mod tests {
         assert_eq!(f.get(0x100, 9), b"<denied>\0");
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 7, 0).ret, 4096);
         f.put(0x200, &[0xaa; 16]);
+        // XENVER_guest_handle: the domain's UUID.
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 8, 0x200).ret, 0);
-        assert_eq!(f.get(0x200, 16), &[0; 16]);
+        assert_eq!(f.get(0x200, 16), &P.handle);
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 7, 0x100).ret, -22);
         assert_eq!(call(&mut f, x::HYPERVISOR_XEN_VERSION, 3, 0x1000).ret, 0);
         assert_eq!(f.get(0x1000, 15), b"xen-3.0-x86_64 ");

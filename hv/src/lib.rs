@@ -1,10 +1,16 @@
 //! `hv`, a tiny type-1 hypervisor speaking the Xen guest ABI.
 //!
-//! hv boots from QEMU's PVH loader, enables AMD SVM, builds one PVH domain (domid 1, one
-//! vCPU, 128 MiB like `xl`'s `memory = 128`) from the ELF passed as the first PVH module,
-//! and runs it with nested paging, answering its hypercalls as Xen 4.17 would. The guest's
-//! console ring goes to the serial port, prefixed `(d1) `. Domain 0's console backend and
-//! xenstored live inside hv (`dom0`); netback and blkback will follow.
+//! hv boots from QEMU's PVH loader, enables AMD SVM and builds its domains from the first
+//! PVH module: either a config archive (`xlcfg::archive`: `xl.cfg` configs and their
+//! kernels, one domain per config, ids 1, 2, ... in config order) or a bare PVH ELF (one
+//! domain `pvguest` of 128 MiB, like `xl`'s `memory = 128`, its command line after `--` in
+//! hv's). Each domain has one vCPU, its own nested page tables, grant table, event channels
+//! and xenstore home; hv runs them side by side with nested paging under its scheduler
+//! ([`sched`]), answering their hypercalls as Xen 4.17 would, and tears each down as its
+//! config's `on_poweroff`/`on_reboot`/`on_crash` says while the others run on. Each guest's
+//! console ring goes to the serial port line by line, prefixed `(d<id>) `. Domain 0's
+//! console backend and xenstored (one tree for every domain) live inside hv (`dom0`);
+//! netback and blkback will follow.
 //!
 //! Host-testable logic (builds and tests everywhere):
 //! - [`guest`]: guest-physical access and the guest page walk (`copy_from_guest`).
@@ -104,18 +110,27 @@
 //!   domU has no IO-APIC or PIC, so Xen ignores them too); a callback vector below 32 is
 //!   stored but never injected (Xen would inject it).
 //! - Time: hv's own timer is the local APIC timer (xAPIC MMIO, one-shot, calibrated
-//!   against the TSC), armed before each VMRUN for the guest's singleshot deadline and while
-//!   hv halts in a wait (`HLT` with IF=1, `SCHEDOP_block`, `SCHEDOP_poll`); without a usable
-//!   local APIC hv spins on the TSC instead. A wait with no timer armed and nothing to wake
-//!   it crashes the domain with a message saying so (Xen would wait for ever).
-//!   `vcpu_time_info` is stamped at build and after every wait (Xen also refreshes it at
-//!   each reschedule); the wall clock comes from the CMOS RTC at build. The periodic timer
-//!   is not implemented.
+//!   against the TSC), armed before each VMRUN for the earliest of the running domain's
+//!   slice end, its singleshot deadline and every waiting domain's deadline, and while hv
+//!   halts with no domain to run; it is armed for at most 1 ms at a time (see
+//!   `kernel::machine`). Without a usable local APIC hv spins on the TSC instead, and a
+//!   domain that never exits is never preempted. When no domain can run and none has a
+//!   deadline, nothing can wake them: each crashes with a message saying so (Xen would wait
+//!   for ever). System time counts from hv's start, for every domain. `vcpu_time_info` is
+//!   stamped at build and after every wait (Xen also refreshes it at each reschedule); the
+//!   wall clock comes from the CMOS RTC at boot. The periodic timer is not implemented.
+//! - Scheduling: one CPU, round robin with 10 ms slices, a woken vCPU first once the
+//!   running one has had 1 ms ([`sched`]); not credit2's credits or weights (`cpu_weight`
+//!   and `cap` are not read from configs).
+//! - Domains: a restart (`on_* = "restart"`) builds the domain again from its config under
+//!   the next domain id, as xl does, with no limit on how often; each domain's UUID is
+//!   fixed by its id (xl makes random ones).
 //! - Grant tables: only version 1 (as Xen with `max_grant_version = 1`); the table's
 //!   frames are allocated when first placed with `XENMEM_add_to_physmap` (Xen allocates
 //!   them when the table grows); entries of frames never placed read as zero, as fresh
 //!   frames do in Xen.
-//! - `XENVER_guest_handle` is all zeros (xl gives the domain's UUID); `XENVER_extraversion`
+//! - `XENVER_guest_handle` is all zeros (xl gives the domain's UUID, which hv writes to
+//!   `/vm/<uuid>`); `XENVER_extraversion`
 //!   (`-hv`), `compile_info` and `changeset` give hv's own strings, not a build's;
 //!   `platform_parameters` answers `-ENOSYS` (its answer depends on the caller's mode).
 //! - `HLT` with IF=1 waits for an upcall (see Time); with IF=0 it powers the domain off,

@@ -45,7 +45,7 @@ pub struct Lapic {
 
 impl Lapic {
     /// Enables the local APIC (xAPIC mode at 0xFEE00000), masks its timer and measures the
-    /// timer's rate against the TSC (`tsc_khz`, from the PIT), the slowest of three 2 ms windows. `None` if there is
+    /// timer's rate against the TSC (`tsc_khz`, from the PIT), the slowest of five 2 ms windows. `None` if there is
     /// no APIC, it is not at the default base, or the timer does not count.
     pub fn init(tsc_khz: u32) -> Option<Self> {
         let cpuid = core::arch::x86_64::__cpuid(1);
@@ -65,11 +65,11 @@ impl Lapic {
         write(TPR, 0);
         write(DIVIDE, 0xb); // divide by 1
         write(LVT_TIMER, MASKED | u32::from(TIMER_VECTOR));
-        // Three 2 ms windows, the slowest rate kept: under QEMU's TCG the host may
+        // Five 2 ms windows, the slowest rate kept: under QEMU's TCG the host may
         // deschedule the vCPU between the end of a window and the count's read, which only
         // ever inflates a measurement (a tick rate twice too high would make every slice and
         // timer twice too long).
-        let hz = (0..3)
+        let hz = (0..5)
             .map(|_| measure(tsc_khz))
             .filter(|&hz| hz > 0)
             .min()
@@ -100,12 +100,16 @@ impl Lapic {
 }
 
 /// One measurement of the timer's rate against the TSC (`tsc_khz`) over 2 ms: 0 if the
-/// window was disturbed (the count was read more than 20 µs after the window ended).
+/// window was disturbed (a count was read more than 20 µs away from its TSC reading).
 fn measure(tsc_khz: u32) -> u64 {
     let khz = u64::from(tsc_khz);
     write(INITIAL_COUNT, u32::MAX);
+    let ta = tsc::now();
     let c0 = read(CURRENT_COUNT);
     let t0 = tsc::now();
+    if t0.wrapping_sub(ta) > khz / 50 {
+        return 0;
+    }
     let window = khz * 2;
     while tsc::now().wrapping_sub(t0) < window {
         core::hint::spin_loop();

@@ -230,7 +230,7 @@ impl Machine {
             Some(l) => {
                 let now = tsc::now();
                 if now < target {
-                    l.arm(clock.scale.scale(target - now));
+                    l.arm(clock.scale.scale(target - now).min(MAX_ARM_NS));
                     lapic::halt();
                 }
             }
@@ -391,11 +391,19 @@ impl Machine {
     }
 }
 
+/// The longest hv arms its APIC timer for at once. The timer's rate is measured against
+/// the TSC at boot, and under QEMU's TCG that measurement can come out high (1.0 to 1.5
+/// GHz for QEMU's 1 GHz timer on a loaded host), which would make the timer fire late by
+/// the same factor; armed for at most 1 ms, it fires at most about half a millisecond late,
+/// and the run loop, which reads the TSC, re-arms it until the deadline has passed. The
+/// price is one exit per millisecond of a domain that never exits by itself.
+const MAX_ARM_NS: u64 = 1_000_000;
+
 /// Arms the APIC timer for `deadline` (system time), or stops it.
 fn arm(lapic: Option<&Lapic>, clock: &Clock, deadline: Option<u64>) {
     if let Some(l) = lapic {
         match deadline {
-            Some(d) => l.arm(d.saturating_sub(clock.ns(tsc::now()))),
+            Some(d) => l.arm(d.saturating_sub(clock.ns(tsc::now())).min(MAX_ARM_NS)),
             None => l.disarm(),
         }
     }

@@ -75,9 +75,22 @@ impl Taken<'_> {
 }
 
 /// The UUID hv gives domain `domid` (xl makes a random one; hv's are fixed, one per id, so
-/// runs repeat): version 4, variant 1, the id in the last field.
-pub fn uuid_of(domid: u16) -> String {
-    alloc::format!("00000000-0000-4000-8000-{domid:012x}")
+/// runs repeat): version 4, variant 1, the id in the last two bytes.
+fn uuid_of(domid: u16) -> [u8; 16] {
+    let [hi, lo] = domid.to_be_bytes();
+    [0, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, hi, lo]
+}
+
+/// A UUID's text form.
+fn uuid_text(u: &[u8; 16]) -> String {
+    let mut s = String::new();
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        let _ = core::fmt::Write::write_fmt(&mut s, format_args!("{b:02x}"));
+    }
+    s
 }
 
 impl Domain {
@@ -158,7 +171,8 @@ impl Domain {
         )
         .map_err(DomainError::Build)?;
         let e820 = built.layout.memmap();
-        let uuid = uuid_of(domid);
+        let handle = uuid_of(domid);
+        let uuid = uuid_text(&handle);
         let store_info = crate::dom0::toolstack::DomainInfo {
             domid,
             name: &spec.name,
@@ -312,6 +326,7 @@ impl Domain {
                 console_evtchn: layout::CONSOLE_EVTCHN,
                 store_pfn: layout::STORE_PFN,
                 store_evtchn: layout::STORE_EVTCHN,
+                handle,
             },
             uuid,
             cpuid: CpuidContext {
