@@ -11,12 +11,15 @@
 //! `preserve`), `vif` and `disk` (lists of specs in xl's own syntax: [`vif`], [`disk`]).
 //! As in xl, the last setting of a key wins, `+=` appends, numbers are read as `strtol(.., 0)`
 //! reads them, and `kernel`, `ramdisk` and disk targets are relative to the config file's
-//! directory.
+//! directory ([`dir_of`]).
+//!
+//! [`archive`] is the format in which xtask hands hv its configs and the kernels they name.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+pub mod archive;
 pub mod disk;
 pub mod lex;
 pub mod vif;
@@ -150,6 +153,18 @@ pub const KEYS: [&str; 15] = [
     "vif",
     "disk",
 ];
+
+/// The directory of the file at `path` (everything before its last `/`; `""` if there is
+/// none, `"/"` for a file in the root): where the relative paths of a config read from `path`
+/// resolve, as xl resolves them. xtask and hv both resolve a config's `kernel` with
+/// `parse(text, dir_of(path))`, so the names agree.
+pub fn dir_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => "",
+    }
+}
 
 /// Joins a relative `path` to `dir` (as xl resolves `kernel` and friends against the config
 /// file's directory); absolute paths and an empty `dir` leave it as it is.

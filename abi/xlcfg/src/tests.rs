@@ -264,6 +264,20 @@ fn relative_paths() {
 }
 
 #[test]
+fn the_directory_of_a_config() {
+    assert_eq!(dir_of("/w/hv/examples/a.cfg"), "/w/hv/examples");
+    assert_eq!(dir_of("cfg/a.cfg"), "cfg");
+    assert_eq!(dir_of("a.cfg"), "");
+    assert_eq!(dir_of("/a.cfg"), "/");
+    assert_eq!(dir_of(""), "");
+    let c = parse(
+        "name = \"a\"\ntype = \"pvh\"\nkernel = \"../k\"\n",
+        dir_of("/w/c/a.cfg"),
+    );
+    assert_eq!(c.map(|c| c.kernel), Ok("/w/c/../k".to_owned()));
+}
+
+#[test]
 fn numbers_as_strtol() {
     assert_eq!(parse_number("128"), Some(128));
     assert_eq!(parse_number("0x80"), Some(128));
