@@ -407,4 +407,45 @@ mod tests {
             .collect();
         assert!(archive(&many, |_| Ok(vec![])).is_err());
     }
+
+    /// The README's examples: `pvguest.cfg` and `pvguest-b.cfg` boot together, naming the ELF
+    /// `cargo xtask build` writes; `pvguest-devices.cfg` is refused for its vif and disks.
+    #[test]
+    fn the_example_configs_do_what_the_readme_says() {
+        let root = crate::build::workspace_root();
+        let example = |name: &str| {
+            let path = root.join("hv/examples").join(name);
+            ConfigFile {
+                path: format!("hv/examples/{name}"),
+                absolute: path.display().to_string(),
+                text: std::fs::read_to_string(&path).unwrap(),
+            }
+        };
+        let built = root.join("target/x86_64-unknown-none/release/pvguest");
+        // The ELF need not be built for this test: the path must be the one a build writes.
+        let lexical = |k: &str| {
+            let mut out = PathBuf::new();
+            for c in std::path::Path::new(k).components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    other => out.push(other),
+                }
+            }
+            out
+        };
+        let (r, w) = check(&[example("pvguest.cfg"), example("pvguest-b.cfg")], |k| {
+            lexical(k) == built
+        });
+        assert!(w.is_empty(), "{w:?}");
+        let boots = r.unwrap();
+        let names: Vec<_> = boots.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["pvguest", "pvguest-b"]);
+        assert_eq!(boots[1].cmdline, "selftest=platform");
+        let (r, _) = check(&[example("pvguest-devices.cfg")], |_| true);
+        let problems = r.unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains(VIF_ISSUE) && problems[1].contains(DISK_ISSUE));
+    }
 }
