@@ -151,6 +151,8 @@ pub enum Action {
     Shutdown(u32),
     /// `SCHEDOP_block`: wait until an upcall can be delivered (or return at once).
     Block,
+    /// `SCHEDOP_yield`: give the CPU to another runnable domain, if there is one.
+    Yield,
     /// `SCHEDOP_poll`: wait until one of [`XenState::poll_ports`] is pending, an upcall
     /// arrives, or system time reaches `timeout`.
     Poll {
@@ -589,7 +591,11 @@ fn sched_op(
     use abi::sched as s;
     let (cmd, arg) = (args[0], args[1]);
     match u32::try_from(cmd) {
-        Ok(s::SCHEDOP_YIELD) => done(0),
+        Ok(s::SCHEDOP_YIELD) => Outcome {
+            ret: 0,
+            action: Action::Yield,
+            implemented: true,
+        },
         Ok(s::SCHEDOP_SHUTDOWN) => {
             let Ok(s::SchedShutdown { reason }) = read_struct(env, arg) else {
                 return done(EFAULT);
@@ -1092,10 +1098,9 @@ mod tests {
         f.put_struct(0x600, &abi::sched::SchedShutdown { reason: 0 });
         let o = call(&mut f, x::HYPERVISOR_SCHED_OP, 2, 0x600);
         assert_eq!(o.action, Action::Shutdown(0));
-        assert_eq!(
-            call(&mut f, x::HYPERVISOR_SCHED_OP, 0, 0x600).action,
-            Action::Resume
-        );
+        // SCHEDOP_yield answers 0 and gives the CPU away.
+        let o = call(&mut f, x::HYPERVISOR_SCHED_OP, 0, 0x600);
+        assert_eq!((o.ret, o.action), (0, Action::Yield));
         assert_eq!(call5(&mut f, 63, [0; 5]).ret, -38);
         assert_eq!(call5(&mut f, u64::MAX, [0; 5]).ret, -38);
     }

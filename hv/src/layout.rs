@@ -1,14 +1,16 @@
-//! The domain hv builds: that of a Xen 4.17 PVH domU made by `xl` with `memory = 128`
-//! (xtask's stock-Xen config), domain id 1, one vCPU. The guest-physical layout itself
+//! What every domain hv builds shares with a Xen 4.17 PVH domU made by `xl`: the special
+//! pages' frames and the order of the toolstack's event channels. Ids, names and memory
+//! sizes come from each domain's config (`kernel::start`); the guest-physical layout itself
 //! (RAM from 0, libxc's special pages below 0xff000000) is [`crate::builder::layout`].
 
 use crate::builder::layout::{CONSOLE_GFN, STORE_GFN};
 
-/// The domain's id (xl gives the first domU 1).
-pub const DOMID: u16 = 1;
+/// MiB of RAM of the domain hv builds from a bare ELF module (xtask's stock-Xen config,
+/// `memory = 128`).
+pub const DEFAULT_MEMORY_MIB: u64 = 128;
 
-/// MiB of RAM (xl `memory = 128`).
-pub const MEMORY_MIB: u64 = 128;
+/// The name of the domain hv builds from a bare ELF module (xtask's stock-Xen config).
+pub const DEFAULT_NAME: &str = "pvguest";
 
 /// The xenstore ring page (`HVM_PARAM_STORE_PFN`).
 pub const STORE_PFN: u64 = STORE_GFN;

@@ -25,6 +25,8 @@
 //! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, dom0 maps).
 //! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
 //! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
+//! - [`sched`]: the scheduler (round robin, 10 ms slices, woken vCPUs first after a 1 ms
+//!   rate limit), with time passed in.
 //! - [`xen_errno`]: [`xen_errno::XenErrno`], the one type of a Xen errno as a hypercall answers it.
 //!
 //! The kernel proper (`kernel`: boot, descriptor tables, serial, SVM, the domain's exit
@@ -144,6 +146,7 @@ pub mod guest;
 pub mod hypercall;
 pub mod layout;
 pub mod npt;
+pub mod sched;
 pub mod svm;
 pub mod time;
 pub mod xen_errno;

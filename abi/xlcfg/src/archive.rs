@@ -169,6 +169,29 @@ impl<'a> Archive<'a> {
         Ok(Self { entries })
     }
 
+    /// The number of config entries in `bytes`, checked as [`Self::parse`] checks them but
+    /// without allocating (hv sizes its heap by it before it has one).
+    pub fn config_count(bytes: &'a [u8]) -> Result<u32, ArchiveError> {
+        if !is_archive(bytes) {
+            return Err(ArchiveError::BadMagic);
+        }
+        let count = array::<4>(bytes, MAGIC.len())
+            .map(u32::from_le_bytes)
+            .ok_or(ArchiveError::Truncated { entry: 0 })?;
+        if count > MAX_ENTRIES {
+            return Err(ArchiveError::TooManyEntries(count));
+        }
+        let mut configs = 0;
+        let mut at = HEADER_LEN;
+        for entry in 0..count {
+            let (parsed, next) =
+                Self::entry(bytes, at, entry)?.ok_or(ArchiveError::Truncated { entry })?;
+            configs += u32::from(parsed.kind == Kind::Config);
+            at = next;
+        }
+        Ok(configs)
+    }
+
     /// Reads entry number `entry` at `at`: the entry and where the next one starts (None if
     /// it runs past the end, or past what a `usize` counts).
     fn entry(
@@ -296,6 +319,11 @@ mod tests {
         assert_eq!(a.file("/w/x"), None);
         let last = a.entries().last().unwrap();
         assert_eq!(last.kind, Kind::File);
+        assert_eq!(Archive::config_count(&bytes), Ok(2));
+        assert_eq!(
+            Archive::config_count(&bytes[..bytes.len() - 9]),
+            Err(ArchiveError::Truncated { entry: 4 })
+        );
         let empty = write(&[]);
         assert_eq!(empty.len(), 16);
         assert_eq!(Archive::parse(&empty).unwrap().entries().count(), 0);

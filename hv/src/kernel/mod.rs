@@ -1,5 +1,5 @@
-//! The hv kernel (x86_64-unknown-none only): boot, descriptor tables, serial, SVM and the
-//! domain's run loop.
+//! The hv kernel (x86_64-unknown-none only): boot, descriptor tables, serial, SVM, the
+//! domains and the machine's run loop that schedules them.
 #![allow(
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
@@ -8,9 +8,11 @@
 
 pub mod console;
 pub mod domain;
+pub mod fpu;
 pub mod host_frame;
 pub mod irq;
 pub mod lapic;
+pub mod machine;
 pub mod memory;
 pub mod rtc;
 pub mod serial;

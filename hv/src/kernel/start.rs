@@ -13,24 +13,31 @@ use pvh::heap::LockedHeap;
 use crate::cmdline;
 use crate::hvlog;
 
-use super::domain::{self, Domain};
-use super::{irq, serial, svm};
+use crate::time::{Clock, TimeScale};
+
+use super::domain::DomainSpec;
+use super::lapic::Lapic;
+use super::machine::{Host, Machine};
+use super::{fpu, irq, rtc, serial, svm, tsc};
 
 /// Size of the boot stack (hv's only stack); an unmapped guard page lies below it.
 pub const BOOT_STACK_SIZE: usize = 128 * 1024;
 
 pvh::pvh_entry!(stack_size = BOOT_STACK_SIZE, entry = start);
 
-/// hv's heap before any domain: domain 0's keys and hv's own small allocations.
+/// hv's heap before any domain: domain 0's keys, the configs and hv's own small allocations.
 pub const HEAP_BASE: u64 = 4 << 20;
 
-/// The domains hv's heap is sized for. hv runs one domain today; when it runs several, it
-/// must refuse to create one beyond this (or size the heap by its configs).
-pub const DOMAINS_MAX: u64 = 1;
+/// The most domains hv runs at once (its heap is sized for the configs it is given, up to
+/// this many).
+pub const DOMAINS_MAX: u64 = 16;
 
-/// Bytes of hv's heap: [`HEAP_BASE`] and, for each domain, what its xenstore can hold at C
-/// xenstored's quotas ([`super::xenstore::HEAP_PER_DOMAIN`]).
-pub const HEAP_BYTES: u64 = HEAP_BASE + DOMAINS_MAX * super::xenstore::HEAP_PER_DOMAIN;
+/// Bytes of hv's heap for `domains` domains: [`HEAP_BASE`] and, for each domain, what its
+/// xenstore can hold at C xenstored's quotas ([`super::xenstore::HEAP_PER_DOMAIN`]). A
+/// restarted domain reuses the share of the one it replaces.
+pub const fn heap_bytes(domains: u64) -> u64 {
+    HEAP_BASE + domains * super::xenstore::HEAP_PER_DOMAIN
+}
 
 /// hv's heap, for domain 0's xenstore tree and connection queues.
 #[global_allocator]
@@ -128,7 +135,10 @@ fn quiet_pic() {
     }
 }
 
-/// The Rust entry: `start_info` is the physical address of `hvm_start_info`.
+/// The Rust entry: `start_info` is the physical address of `hvm_start_info`. Module 0 is
+/// either a bare PVH ELF (one domain, `pvguest` with 128 MiB, its command line after `--`
+/// in hv's) or a config archive (`xlcfg::archive`: xl.cfg configs and their kernels, one
+/// domain per config).
 pub(crate) extern "C" fn start(start_info: u32) -> ! {
     serial::init();
     gdt::init();
@@ -145,7 +155,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
     };
     let split = cmdline::split(info.cmdline());
     hvlog!(
-        "command line: hv {:?}, guest {:?}; guest ELF {:#x} bytes at {:#x}",
+        "command line: hv {:?}, guest {:?}; module {:#x} bytes at {:#x}",
         split.hv,
         split.guest,
         info.module.1,
@@ -183,31 +193,152 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
             end: mod_end,
         },
     ];
+    // SAFETY: QEMU loaded the module there (start info), the range lies in the identity map
+    // (checked) and is reserved from the frame allocator, so nothing writes it for the rest
+    // of the run (hv keeps it, to restart domains from it).
+    let module: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(mod_pa as *const u8, mod_len as usize) };
+    let is_archive = xlcfg::archive::is_archive(module);
+    let domains = if is_archive {
+        match xlcfg::archive::Archive::config_count(module) {
+            Ok(n) => u64::from(n),
+            Err(e) => fail(format_args!(
+                "the PVH module is a broken config archive: {e}"
+            )),
+        }
+    } else {
+        1
+    };
+    if domains > DOMAINS_MAX {
+        fail(format_args!(
+            "{domains} domain configs given: hv runs at most {DOMAINS_MAX}"
+        ));
+    }
     let free = FreeRanges::compute(info.memmap(), &reserved, IDENTITY_MAP_BYTES);
     let mut frames = FrameAllocator::new(free);
-    match frames.allocate_top(HEAP_BYTES, 0x1000) {
+    let heap = heap_bytes(domains.max(1));
+    match frames.allocate_top(heap, 0x1000) {
         // SAFETY: the frames are hv's from now on (allocated, never freed) and lie in the
         // identity map (the allocator's limit); init runs once, here.
-        Ok(start) => unsafe { HEAP.init(start, HEAP_BYTES as usize) },
+        Ok(start) => unsafe { HEAP.init(start, heap as usize) },
         Err(e) => fail(format_args!("no memory for hv's heap: {e:?}")),
     }
-    hvlog!("{} MiB free for domains", frames.free_bytes() >> 20);
+    hvlog!(
+        "{} MiB free for domains (heap {} MiB for {domains} domain(s))",
+        frames.free_bytes() >> 20,
+        heap >> 20
+    );
     if let Err(e) = svm::enable() {
         fail(format_args!("cannot enable SVM: {e:?}"));
     }
-    // SAFETY: QEMU loaded the module there (start info), the range lies in the identity map
-    // (checked) and is reserved from the frame allocator, so nothing writes it while the
-    // builder reads it.
-    let image = unsafe { core::slice::from_raw_parts(mod_pa as *const u8, mod_len as usize) };
-    let mut dom = match Domain::build(frames, image, split.guest) {
-        Ok(d) => d,
-        Err(e) => fail(format_args!("cannot build domain 1: {e}")),
+    let fpu = fpu::enable();
+    hvlog!("extended state: {fpu:?}");
+    let archive = is_archive.then(|| xlcfg::archive::Archive::parse(module));
+    let specs = match &archive {
+        Some(Ok(a)) => specs_of(a),
+        Some(Err(e)) => fail(format_args!(
+            "the PVH module is a broken config archive: {e}"
+        )),
+        None => alloc::vec![DomainSpec {
+            name: crate::layout::DEFAULT_NAME.into(),
+            image: module,
+            cmdline: split.guest.into(),
+            memory_mib: crate::layout::DEFAULT_MEMORY_MIB,
+            on_poweroff: xlcfg::Action::Destroy,
+            on_reboot: xlcfg::Action::Destroy,
+            on_crash: xlcfg::Action::Destroy,
+        }],
     };
-    hvlog!("SVM on; running d1");
-    let end = dom.run();
-    domain::finish(dom, end)
+    let tsc_khz = tsc::calibrate_khz();
+    hvlog!("TSC {tsc_khz} kHz (PIT calibration)");
+    let boot_tsc = tsc::now();
+    // No PIT: assume 1 GHz rather than divide by zero (the guests' clocks are then off).
+    let Some(scale) =
+        TimeScale::new(u64::from(tsc_khz) * 1000).or_else(|| TimeScale::new(1_000_000_000))
+    else {
+        fail(format_args!("no time scale"))
+    };
+    let clock = Clock { boot_tsc, scale };
+    let lapic = Lapic::init(tsc_khz);
+    match &lapic {
+        Some(l) => hvlog!("local APIC timer {} kHz (TSC calibration)", l.hz() / 1000),
+        None => hvlog!("no local APIC timer: waits spin on the TSC"),
+    }
+    let wallclock = match rtc::unix_seconds() {
+        Some(now) => {
+            // The wall clock at system time 0: now minus the (tiny) time since boot_tsc.
+            let since = clock.ns(tsc::now());
+            let wc_ns = (u128::from(now) * 1_000_000_000).saturating_sub(u128::from(since));
+            hvlog!("wall clock {now} s (CMOS RTC)");
+            Some((
+                (wc_ns / 1_000_000_000) as u64,
+                (wc_ns % 1_000_000_000) as u32,
+            ))
+        }
+        None => {
+            hvlog!("CMOS RTC unreadable: wall clock left at the epoch");
+            None
+        }
+    };
+    let store = match super::xenstore::new_store() {
+        Ok(s) => s,
+        Err(e) => fail(format_args!("xenstore: {e}")),
+    };
+    let host = Host {
+        frames,
+        store,
+        clock,
+        tsc_khz,
+        wallclock,
+        fpu,
+    };
+    hvlog!("SVM on; running {} domain(s)", specs.len());
+    Machine::new(host, lapic, specs).run()
 }
 
+/// The domains an archive's configs describe, in its order, each with its kernel from the
+/// archive. A config that does not parse (xtask checks them first, so only a hand-made
+/// archive has one) or names a kernel the archive lacks stops hv, saying which.
+fn specs_of(a: &xlcfg::archive::Archive<'static>) -> alloc::vec::Vec<DomainSpec> {
+    let mut specs = alloc::vec::Vec::new();
+    for entry in a.configs() {
+        let Ok(text) = core::str::from_utf8(entry.data) else {
+            fail(format_args!("config {}: not UTF-8", entry.name));
+        };
+        let c = match xlcfg::parse(text, xlcfg::dir_of(entry.name)) {
+            Ok(c) => c,
+            Err(problems) => {
+                for p in &problems {
+                    hvlog!("{}", p.render(entry.name));
+                }
+                fail(format_args!("config {} has problems", entry.name));
+            }
+        };
+        let Some(image) = a.file(&c.kernel) else {
+            fail(format_args!(
+                "config {}: kernel {} is not in the archive",
+                entry.name, c.kernel
+            ));
+        };
+        if !c.vifs.is_empty() || !c.disks.is_empty() || c.ramdisk.is_some() {
+            hvlog!(
+                "{} ({}): vif, disk and ramdisk are not implemented on hv yet; ignored",
+                c.name,
+                entry.name
+            );
+        }
+        specs.push(DomainSpec {
+            name: c.name,
+            image,
+            cmdline: c.cmdline,
+            memory_mib: c.memory_mib,
+            on_poweroff: c.on_poweroff,
+            on_reboot: c.on_reboot,
+            on_crash: c.on_crash,
+        });
+    }
+    specs
+}
 /// Logs `what` and stops QEMU with hv's failure status.
 pub fn fail(what: core::fmt::Arguments<'_>) -> ! {
     hvlog!("fatal: {what}");

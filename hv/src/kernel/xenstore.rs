@@ -1,11 +1,11 @@
-//! Domain 0's xenstored, kernel side: the domain's xenstore page in host memory as
-//! [`crate::dom0::xenstored`]'s [`StorePage`], the store with the toolstack's keys, and the
-//! domain's connection.
+//! Domain 0's xenstored, kernel side: one store for every domain (domain 0's home and each
+//! domU's keys as the toolstack writes them), and each domain's connection over its
+//! xenstore page in host memory ([`crate::dom0::xenstored`]'s [`StorePage`]).
 
 use super::host_frame::HostFrame;
 use crate::dom0::toolstack;
 use crate::dom0::xenstored::{MAX_QUEUED_BYTES, StorePage, XsConnection};
-use xenstored::Store;
+use xenstored::{Domid, Store, XsdError};
 
 /// hv's heap set aside for each domain's xenstore: the most the store can hold for one
 /// domain at its quotas ([`xenstored::quota::HEAP_PER_DOMAIN`], twice the worst measured),
@@ -39,46 +39,75 @@ impl StorePage for HostFrame {
     }
 }
 
-/// xenstored for one domain. C xenstored's quotas bound what the domain can make it hold
-/// (see the `xenstored` crate); requests are refused with `ENOMEM` only as a last resort,
-/// while less than `LAST_RESORT_FREE` (1 MiB) of hv's heap is free (see
+/// The store every domain shares, with domain 0's home written.
+pub fn new_store() -> Result<Store, XsdError> {
+    let mut store = Store::new();
+    toolstack::write_dom0(&mut store)?;
+    Ok(store)
+}
+
+fn memory_low() -> bool {
+    let (size, used) = super::HEAP.stats();
+    size.saturating_sub(used) < LAST_RESORT_FREE
+}
+
+/// One domain's connection to xenstored. C xenstored's quotas bound what the domain can make
+/// the store hold (see the `xenstored` crate); requests are refused with `ENOMEM` only as a
+/// last resort, while less than `LAST_RESORT_FREE` (1 MiB) of hv's heap is free (see
 /// [`XsConnection::service`]).
 pub struct Xenstore {
     page: HostFrame,
-    store: Store,
     conn: XsConnection,
+    domid: Domid,
 }
 
 impl Xenstore {
-    /// The store with domain 0's home and the toolstack's keys of `info`'s domain, serving
-    /// its page at host-physical `page` (a fresh page, set up here).
+    /// Writes `info`'s domain into `store` as the toolstack does and connects it through its
+    /// page at host-physical `page` (a fresh page, set up here).
     ///
     /// # Safety
-    /// As [`HostFrame::new`]: `page` is a page hv allocated for this store and keeps.
+    /// As [`HostFrame::new`]: `page` is a page hv allocated for this domain's store and keeps.
     pub unsafe fn new(
+        store: &mut Store,
         page: u64,
         info: &toolstack::DomainInfo<'_>,
-    ) -> Result<Self, xenstored::XsdError> {
-        let mut store = Store::new();
-        toolstack::write_dom0(&mut store)?;
-        toolstack::write_domu(&mut store, info)?;
+    ) -> Result<Self, XsdError> {
+        toolstack::write_domu(store, info)?;
         // SAFETY: the caller's contract is `HostFrame::new`'s.
         let mut page = unsafe { HostFrame::new(page) };
         let conn = XsConnection::new(info.domid);
         conn.init_page(&mut page);
-        Ok(Self { page, store, conn })
+        Ok(Self {
+            page,
+            conn,
+            domid: info.domid,
+        })
     }
 
     /// Serves the ring; whether to notify the domain.
-    pub fn service(&mut self) -> bool {
-        self.conn.service(&mut self.store, &mut self.page, &|| {
-            let (size, used) = super::HEAP.stats();
-            size.saturating_sub(used) < LAST_RESORT_FREE
-        })
+    pub fn service(&mut self, store: &mut Store) -> bool {
+        self.conn.service(store, &mut self.page, &memory_low)
+    }
+
+    /// Whether watch events wait in the store for this domain (another domain's request or
+    /// the toolstack caused them): then [`Self::service`] delivers them.
+    pub fn events_waiting(&self, store: &Store) -> bool {
+        store.queued_event_bytes(self.domid) > 0
     }
 
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
         self.conn.stats.requests
     }
+}
+
+/// Removes a domain from the store as the toolstack's destroy does: its home and `/vm` node
+/// (as domain 0), then its connection (`XS_RELEASE`: its watches, transactions and queued
+/// events, the nodes it still owns, `@releaseDomain`).
+pub fn destroy(store: &mut Store, domid: Domid, uuid: &str) {
+    for path in [Store::home(domid), alloc::format!("/vm/{uuid}")] {
+        // A node the guest removed already (it may not) is fine to miss.
+        let _ = store.rm(&path);
+    }
+    store.release(domid);
 }

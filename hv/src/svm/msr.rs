@@ -85,6 +85,8 @@ pub const MSR_K8_ENABLE_C1E: u32 = 0xc001_0055;
 pub const MSR_K8_VM_CR: u32 = 0xc001_0114;
 /// `MSR_K8_VM_HSAVE_PA`: the guest's own, never the host's.
 pub const MSR_K8_VM_HSAVE_PA: u32 = 0xc001_0117;
+/// `MSR_TSC_AUX`.
+pub const MSR_TSC_AUX: u32 = 0xc000_0103;
 /// `MSR_AMD64_DE_CFG`.
 pub const MSR_AMD64_DE_CFG: u32 = 0xc001_1029;
 /// `MSR_AMD64_EX_CFG`.
@@ -109,6 +111,8 @@ const DE_CFG_LFENCE_SERIALISE: u64 = 1 << 1;
 pub struct MsrPolicy {
     /// CPUID 1 EDX.MTRR.
     pub mtrr: bool,
+    /// CPUID 0x80000001 EDX.RDTSCP or 7.0 ECX.RDPID: `TSC_AUX` exists.
+    pub tsc_aux: bool,
     /// CPUID 0x80000008 `EAX[7:0]`: the physical address width.
     pub maxphysaddr: u8,
 }
@@ -126,6 +130,9 @@ pub struct GuestMsrs {
     pub mtrr_var: [u64; 2 * MTRR_VCNT],
     /// `MSR_K8_VM_HSAVE_PA` (nested SVM's save area, stored only).
     pub hsave_pa: u64,
+    /// `MSR_TSC_AUX` (the kernel loads it into the CPU before each VMRUN of this vCPU:
+    /// `RDTSCP` reads it without an exit).
+    pub tsc_aux: u32,
 }
 
 impl Default for GuestMsrs {
@@ -136,6 +143,7 @@ impl Default for GuestMsrs {
             mtrr_fixed: [0; 11],
             mtrr_var: [0; 2 * MTRR_VCNT],
             hsave_pa: 0,
+            tsc_aux: 0,
         }
     }
 }
@@ -198,6 +206,7 @@ pub fn read(msr: u32, m: &GuestMsrs, save: &VmcbMsrs, p: &MsrPolicy) -> Option<u
         | MSR_K8_TOP_MEM2 | MSR_K8_VM_CR | MSR_AMD64_EX_CFG => Some(0),
         MSR_AMD64_DE_CFG => Some(DE_CFG_LFENCE_SERIALISE),
         MSR_K8_VM_HSAVE_PA => Some(m.hsave_pa),
+        MSR_TSC_AUX => p.tsc_aux.then_some(u64::from(m.tsc_aux)),
         _ => None,
     }
 }
@@ -205,6 +214,14 @@ pub fn read(msr: u32, m: &GuestMsrs, save: &VmcbMsrs, p: &MsrPolicy) -> Option<u
 /// WRMSR `msr` = `value`: false for `#GP`.
 pub fn write(msr: u32, value: u64, m: &mut GuestMsrs, save: &mut VmcbMsrs, p: &MsrPolicy) -> bool {
     match msr {
+        // guest_wrmsr: only with RDTSCP or RDPID, and only 32 bits (else #GP).
+        MSR_TSC_AUX => match u32::try_from(value) {
+            Ok(v) if p.tsc_aux => {
+                m.tsc_aux = v;
+                true
+            }
+            _ => false,
+        },
         MSR_APIC_BASE => apic_base_write(m, value),
         MSR_PAT => {
             let ok = pat_valid(value);
@@ -312,6 +329,7 @@ mod tests {
 
     const P: MsrPolicy = MsrPolicy {
         mtrr: true,
+        tsc_aux: true,
         maxphysaddr: 40,
     };
 
@@ -393,4 +411,20 @@ mod tests {
     }
 
     const MSR_SYSCFG_READ: u32 = MSR_K8_SYSCFG;
+
+    #[test]
+    fn tsc_aux_takes_32_bits_and_exists_only_with_rdtscp_or_rdpid() {
+        let (mut m, mut s) = (GuestMsrs::default(), save());
+        assert_eq!(read(MSR_TSC_AUX, &m, &s, &P), Some(0));
+        assert!(write(MSR_TSC_AUX, 0xdead_beef, &mut m, &mut s, &P));
+        assert!(!write(MSR_TSC_AUX, 1 << 32, &mut m, &mut s, &P));
+        assert_eq!(m.tsc_aux, 0xdead_beef);
+        assert_eq!(read(MSR_TSC_AUX, &m, &s, &P), Some(0xdead_beef));
+        let none = MsrPolicy {
+            tsc_aux: false,
+            ..P
+        };
+        assert_eq!(read(MSR_TSC_AUX, &m, &s, &none), None);
+        assert!(!write(MSR_TSC_AUX, 1, &mut m, &mut s, &none));
+    }
 }

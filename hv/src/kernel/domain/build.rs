@@ -1,11 +1,14 @@
-//! Building domain 1: its memory and nested tables, the guest ELF through the domain
-//! builder, and the VMCB with the intercepts and the PVH entry state.
+//! Building a domain: its memory and nested tables, its kernel through the domain builder,
+//! its VMCB with the intercepts and the PVH entry state, and its keys in the store.
+
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::builder::{self, DomainConfig};
 use crate::counters::Counters;
 use crate::cpuid::CpuidContext;
 use crate::dom0::ports::{PortTable, Service};
-use crate::frames::{FRAME_SIZE, FrameAllocator};
+use crate::frames::{FRAME_SIZE, FrameError};
 use crate::guest::phys::PAGE_SIZE;
 use crate::hvlog;
 use crate::hypercall::{DOM0_CONSOLE_PORT, DOM0_STORE_PORT, DomainParams, XenState};
@@ -13,13 +16,33 @@ use crate::layout;
 use crate::npt::Npt;
 use crate::svm::emulate::EFER_SVME;
 use crate::svm::vmcb::{self, Segment, Vmcb, misc1, misc2};
-use crate::time::{Clock, TimeScale};
 
 use super::super::console::Console;
+use super::super::fpu::ExtendedState;
+use super::super::machine::Host;
 use super::super::memory::{DomainMemory, HostTables, alloc_zeroed, take_pool};
 use super::super::svm::{self, GuestRegs};
 use super::env::SharedInfoView;
 use super::{Domain, DomainError, Owned};
+
+/// What a domain is built from: its config's settings and its kernel's bytes.
+#[derive(Clone, Debug)]
+pub struct DomainSpec {
+    /// `name`.
+    pub name: String,
+    /// The kernel ELF (in hv's PVH module, which hv keeps for the whole run).
+    pub image: &'static [u8],
+    /// The guest command line.
+    pub cmdline: String,
+    /// `memory` in MiB.
+    pub memory_mib: u64,
+    /// `on_poweroff`.
+    pub on_poweroff: xlcfg::Action,
+    /// `on_reboot`.
+    pub on_reboot: xlcfg::Action,
+    /// `on_crash`.
+    pub on_crash: xlcfg::Action,
+}
 
 const HUGE: u64 = 2 << 20;
 
@@ -28,30 +51,90 @@ const HUGE: u64 = 2 << 20;
 // included), for which all-zero bytes are a valid value.
 const VMCB_ZERO: Vmcb = unsafe { core::mem::zeroed() };
 
-/// The VMCB page of the one vCPU.
-static mut VMCB: Vmcb = VMCB_ZERO;
+/// The frames a build took so far, given back if it fails.
+struct Taken<'a> {
+    host: &'a mut Host,
+    runs: Vec<(u64, u64)>,
+}
+
+impl Taken<'_> {
+    fn zeroed(&mut self, bytes: u64, align: u64) -> Result<u64, FrameError> {
+        let pa = alloc_zeroed(&mut self.host.frames, bytes, align)?;
+        self.runs.push((pa, bytes));
+        Ok(pa)
+    }
+
+    /// Gives back every run taken (the build failed).
+    fn give_back(&mut self) {
+        for (pa, bytes) in self.runs.drain(..) {
+            if let Err(e) = self.host.frames.free(pa, bytes) {
+                hvlog!("failed build: {pa:#x}+{bytes:#x} not given back: {e:?}");
+            }
+        }
+    }
+}
+
+/// The UUID hv gives domain `domid` (xl makes a random one; hv's are fixed, one per id, so
+/// runs repeat): version 4, variant 1, the id in the last field.
+pub fn uuid_of(domid: u16) -> String {
+    alloc::format!("00000000-0000-4000-8000-{domid:012x}")
+}
 
 impl Domain {
-    /// Builds domain 1 from the PVH ELF `image` with command line `cmdline`. Called once.
+    /// Builds domain `domid` from `spec` (the `spec_index`th), taking its frames from `host`
+    /// and writing its keys into `host`'s store. A failed build gives back what it took.
     pub fn build(
-        mut frames: FrameAllocator,
-        image: &[u8],
-        cmdline: &str,
+        host: &mut Host,
+        spec: &DomainSpec,
+        spec_index: usize,
+        domid: u16,
     ) -> Result<Self, DomainError> {
-        let oom = |_| DomainError::OutOfMemory;
-        let free_before_build = frames.free_bytes() / FRAME_SIZE;
-        let ram_bytes = layout::MEMORY_MIB << 20;
-        let ram = alloc_zeroed(&mut frames, ram_bytes, HUGE).map_err(oom)?;
-        let console = alloc_zeroed(&mut frames, FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
-        let store = alloc_zeroed(&mut frames, FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
-        let shared_info = alloc_zeroed(&mut frames, FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
-        let pool_pages = crate::npt::paging_pool_pages(layout::MEMORY_MIB, 1);
-        let mut pool = take_pool(&mut frames, pool_pages).map_err(oom)?;
+        let free_before_build = host.frames.free_bytes() / FRAME_SIZE;
+        let mut taken = Taken {
+            host,
+            runs: Vec::new(),
+        };
+        let r = Self::build_in(&mut taken, spec, spec_index, domid, free_before_build);
+        if r.is_err() {
+            taken.give_back();
+        }
+        r
+    }
+
+    fn build_in(
+        taken: &mut Taken<'_>,
+        spec: &DomainSpec,
+        spec_index: usize,
+        domid: u16,
+        free_before_build: u64,
+    ) -> Result<Self, DomainError> {
+        let ram_bytes = spec.memory_mib << 20;
+        let free = taken.host.frames.free_bytes();
+        let oom = |_| DomainError::OutOfMemory {
+            wanted: ram_bytes,
+            free,
+        };
+        let ram = taken.zeroed(ram_bytes, HUGE).map_err(oom)?;
+        let console = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
+        let store = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
+        let shared_info = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
+        let vmcb_pa = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
+        let method = taken.host.fpu;
+        let ext = ExtendedState::new(&mut taken.host.frames, method).map_err(oom)?;
+        taken.runs.push(ext.frames());
+        let pool_pages = crate::npt::paging_pool_pages(spec.memory_mib, 1);
+        let mut pool = take_pool(&mut taken.host.frames, pool_pages).map_err(oom)?;
+        taken.runs.push(pool.block());
         let npt = {
             let mut t = HostTables { pool: &mut pool };
             let npt = Npt::new(&mut t).map_err(DomainError::Npt)?;
-            for off in (0..ram_bytes).step_by(HUGE as usize) {
+            let huge_end = ram_bytes - ram_bytes % HUGE;
+            for off in (0..huge_end).step_by(HUGE as usize) {
                 npt.map_2m(&mut t, off, ram + off, true)
+                    .map_err(DomainError::Npt)?;
+            }
+            for off in (huge_end..ram_bytes).step_by(PAGE_SIZE as usize) {
+                npt.map_4k(&mut t, off, ram + off, true)
                     .map_err(DomainError::Npt)?;
             }
             npt.map_4k(&mut t, layout::CONSOLE_PFN * PAGE_SIZE, console, true)
@@ -61,32 +144,44 @@ impl Domain {
             npt
         };
         hvlog!(
-            "d{}: paging pool {pool_pages} pages, {} used by the tables built",
-            layout::DOMID,
+            "d{domid}: paging pool {pool_pages} pages, {} used by the tables built",
             pool.in_use()
         );
         let mut mem = DomainMemory { npt, pool };
-        let store_info = crate::dom0::toolstack::pvguest_info(
-            layout::STORE_EVTCHN,
-            layout::STORE_PFN,
-            layout::CONSOLE_EVTCHN,
-            layout::CONSOLE_PFN,
-        );
-        // SAFETY: `store` is a page just allocated for this domain's store and freed only at
-        // teardown, after the store's last use;
-        // hv reaches it only through the store's `HostFrame`.
-        let xenstore = unsafe { super::super::xenstore::Xenstore::new(store, &store_info) }
-            .map_err(DomainError::Xenstore)?;
         let built = builder::build(
             &mut mem,
-            image,
+            spec.image,
             &DomainConfig {
-                memory_mib: layout::MEMORY_MIB,
-                cmdline: cmdline.as_bytes(),
+                memory_mib: spec.memory_mib,
+                cmdline: spec.cmdline.as_bytes(),
             },
         )
         .map_err(DomainError::Build)?;
         let e820 = built.layout.memmap();
+        let uuid = uuid_of(domid);
+        let store_info = crate::dom0::toolstack::DomainInfo {
+            domid,
+            name: &spec.name,
+            uuid: &uuid,
+            memory_kib: spec.memory_mib * 1024,
+            store_port: layout::STORE_EVTCHN,
+            store_gfn: layout::STORE_PFN,
+            console_port: layout::CONSOLE_EVTCHN,
+            console_gfn: layout::CONSOLE_PFN,
+        };
+        // SAFETY: `store` is a page just allocated for this domain's store and freed only at
+        // teardown, after the store's last use; hv reaches it only through the store's
+        // `HostFrame`.
+        let xenstore = unsafe {
+            super::super::xenstore::Xenstore::new(&mut taken.host.store, store, &store_info)
+        };
+        let xenstore = match xenstore {
+            Ok(x) => x,
+            Err(e) => {
+                super::super::xenstore::destroy(&mut taken.host.store, domid, &uuid);
+                return Err(DomainError::Xenstore(e));
+            }
+        };
         // Domain 0's ends of the store and console channels (XenState::new binds them).
         let mut dom0_ports = PortTable::new();
         for (port, service) in [
@@ -98,19 +193,23 @@ impl Domain {
             }
         }
         hvlog!(
-            "d{}: {} MiB RAM at host {ram:#x}, kernel {:#x}-{:#x}, entry {:#x}, start info {:#x}",
-            layout::DOMID,
-            layout::MEMORY_MIB,
+            "d{domid}: {} MiB RAM at host {ram:#x}, kernel {:#x}-{:#x}, entry {:#x}, start info {:#x}",
+            spec.memory_mib,
             built.kernel.0,
             built.kernel.1,
             built.regs.rip,
             built.start_info_gpa
         );
 
-        // SAFETY: called once (from start); nothing else refers to VMCB, so this is the only
-        // reference to it for the rest of the run.
-        let Some(vmcb) = (unsafe { (&raw mut VMCB).as_mut() }) else {
-            return Err(DomainError::OutOfMemory);
+        // SAFETY: `vmcb_pa` is a zeroed page just allocated for this domain's VMCB (identity
+        // mapped, page aligned, 4096 bytes = size_of::<Vmcb>()), referenced only through this
+        // domain until its teardown frees it, after which the domain is dropped. All-zero
+        // bytes are a valid VMCB (integers only).
+        let Some(vmcb) = (unsafe { (vmcb_pa as *mut Vmcb).as_mut() }) else {
+            return Err(DomainError::OutOfMemory {
+                wanted: ram_bytes,
+                free,
+            });
         };
         *vmcb = VMCB_ZERO;
         let r = &built.regs;
@@ -135,7 +234,8 @@ impl Domain {
             | misc2::XSETBV;
         c.iopm_base_pa = svm::iopm_pa();
         c.msrpm_base_pa = svm::msrpm_pa();
-        c.guest_asid = 1;
+        // One ASID per domain (QEMU flushes the whole TLB at every VMRUN anyway).
+        c.guest_asid = u32::from(domid);
         c.tlb_control = vmcb::TLB_CONTROL_FLUSH_ALL;
         c.vintr = vmcb::V_INTR_MASKING;
         c.np_enable = 1;
@@ -176,77 +276,62 @@ impl Domain {
             ..GuestRegs::default()
         };
 
-        let tsc_khz = super::super::tsc::calibrate_khz();
-        hvlog!("TSC {tsc_khz} kHz (PIT calibration)");
-        let boot_tsc = super::super::tsc::now();
-        // No PIT: assume 1 GHz rather than divide by zero (the guest's clock is then off).
-        let scale = TimeScale::new(u64::from(tsc_khz) * 1000)
-            .or_else(|| TimeScale::new(1_000_000_000))
-            .ok_or(DomainError::OutOfMemory)?;
-        let clock = Clock { boot_tsc, scale };
-        let lapic = super::super::lapic::Lapic::init(tsc_khz);
-        match &lapic {
-            Some(l) => hvlog!("local APIC timer {} kHz (TSC calibration)", l.hz() / 1000),
-            None => hvlog!("no local APIC timer: waits spin on the TSC"),
-        }
+        let clock = taken.host.clock;
         let page = SharedInfoView::new(shared_info);
-        page.write_time(&clock, boot_tsc);
-        match super::super::rtc::unix_seconds() {
-            Some(now) => {
-                // The wall clock at system time 0: now minus the (tiny) time since boot_tsc.
-                let since = clock.ns(super::super::tsc::now());
-                let wc_ns = (u128::from(now) * 1_000_000_000).saturating_sub(u128::from(since));
-                page.write_wallclock(
-                    (wc_ns / 1_000_000_000) as u64,
-                    (wc_ns % 1_000_000_000) as u32,
-                );
-                hvlog!("wall clock {now} s (CMOS RTC)");
-            }
-            None => hvlog!("CMOS RTC unreadable: wall clock left at the epoch"),
+        page.write_time(&clock, super::super::tsc::now());
+        if let Some((sec, nsec)) = taken.host.wallclock {
+            page.write_wallclock(sec, nsec);
         }
-        let ext = core::arch::x86_64::__cpuid(0x8000_0001);
+        let ext_leaf = core::arch::x86_64::__cpuid(0x8000_0001);
         let power = core::arch::x86_64::__cpuid(0x8000_0007);
+        hvlog!("domain {domid} is {}", spec.name);
         Ok(Self {
-            frames,
+            name: spec.name.clone(),
+            spec: spec_index,
             free_before_build,
             owned: Owned {
                 ram: (ram, ram_bytes),
                 console,
                 store,
                 shared_info,
+                vmcb: vmcb_pa,
             },
             mem,
             vmcb,
+            vmcb_pa,
             regs,
+            ext,
             shared_info,
             shared_info_gfn: None,
             vcpu_info: shared_info,
             e820,
             dom0_ports,
             params: DomainParams {
-                domid: layout::DOMID,
+                domid,
                 console_pfn: layout::CONSOLE_PFN,
                 console_evtchn: layout::CONSOLE_EVTCHN,
                 store_pfn: layout::STORE_PFN,
                 store_evtchn: layout::STORE_EVTCHN,
             },
+            uuid,
             cpuid: CpuidContext {
-                domid: layout::DOMID,
+                domid,
                 vcpu_id: 0,
                 host_tsc_reliable: power.edx & (1 << 8) != 0,
-                host_rdtscp: ext.edx & (1 << 27) != 0,
-                tsc_khz,
+                host_rdtscp: ext_leaf.edx & (1 << 27) != 0,
+                tsc_khz: taken.host.tsc_khz,
             },
             msrs: crate::svm::msr::GuestMsrs::default(),
             // SAFETY: `console` is a page just allocated for this domain's console and freed
             // only at teardown, after the console's last use; hv reaches it only through the
             // console's `HostFrame`.
-            console: unsafe { Console::new(console, layout::DOMID) },
+            console: unsafe { Console::new(console, domid) },
             xenstore,
-            xen: XenState::new(layout::DOMID),
+            xen: XenState::new(domid),
             clock,
-            lapic,
             grant_frames: [0; crate::grant::MAX_FRAMES as usize],
+            waiting: None,
+            yielded: false,
             stats: Default::default(),
             counters: Counters::new(),
             guest_log: Default::default(),

@@ -172,6 +172,9 @@ pub(super) struct Env<'a> {
     /// Domain 0's ports and the services behind them.
     pub(super) dom0_ports: &'a PortTable,
     pub(super) console: &'a mut Console,
+    /// The store every domain shares.
+    pub(super) store: &'a mut xenstored::Store,
+    /// This domain's connection to it.
     pub(super) xenstore: &'a mut super::super::xenstore::Xenstore,
     pub(super) grant_frames: &'a mut [u64; grant::MAX_FRAMES as usize],
     pub(super) clock: &'a Clock,
@@ -238,7 +241,7 @@ impl HypercallEnv for Env<'_> {
                 true
             }
             // xenstored answers on the port when it moved bytes.
-            Some(Service::Xenstored) => self.xenstore.service(),
+            Some(Service::Xenstored) => self.xenstore.service(self.store),
             None => false,
         }
     }

@@ -1,16 +1,17 @@
-//! Events and time in the run loop: the singleshot timer fired as `VIRQ_TIMER`, the upcall
+//! Events and time of one domain: the singleshot timer fired as `VIRQ_TIMER`, the upcall
 //! injected on the guest's callback vector (or the VINTR window requested), and the waits
 //! of `HLT`, `SCHEDOP_block` and `SCHEDOP_poll`.
 //!
-//! hv has one domain and no device interrupts for it: while it waits, only its timer can
-//! wake it, so a wait halts hv until the local APIC timer, armed for the timer's (or the
-//! poll's) deadline, interrupts (or spins on the TSC without a usable local APIC). While the
-//! guest runs, the APIC timer is armed for its singleshot deadline, so the guest exits
-//! (`INTR`) and gets `VIRQ_TIMER` on time even if it never exits by itself. A wait with no
-//! deadline could never end: hv then crashes the domain with a message saying so.
+//! A wait is a state, not a loop: the exit that starts it records what the vCPU waits for,
+//! and the machine's scheduler runs other domains meanwhile; before each choice it asks
+//! every waiting domain whether its wait is over ([`Domain::wait_over`]: its timer fired,
+//! an upcall is pending, a polled port is pending, the poll timed out) and arms hv's APIC
+//! timer for the earliest deadline of any domain. A domain waiting with no deadline can be
+//! woken only by an event another domain or domain 0's services send it; when no domain can
+//! run and none has a deadline, nothing can wake them, and the machine crashes them with a
+//! message saying so.
 
 use crate::guest_log;
-use crate::layout;
 use crate::svm::inject::{self, Upcall};
 
 use super::super::tsc;
@@ -35,6 +36,8 @@ pub(super) enum Wait {
     Poll {
         /// Absolute system time to give up at.
         timeout: Option<u64>,
+        /// An upcall was raised while it waited (that ends a poll too).
+        raised: bool,
     },
 }
 
@@ -60,16 +63,10 @@ impl Domain {
             .raise_virq(&mut w, abi::event_channel::VIRQ_TIMER)
     }
 
-    /// Before each VMRUN: the timer (fired if due, else hv's APIC timer armed for it), then
-    /// the upcall (injected, or the window requested).
-    pub(super) fn before_entry(&mut self) {
+    /// Before each VMRUN: the timer (fired if due), then the upcall (injected, or the
+    /// window requested). The machine arms its APIC timer for [`Self::timer_deadline`].
+    pub fn before_entry(&mut self) {
         self.fire_timer();
-        if let Some(l) = &self.lapic {
-            match self.xen.timer.deadline() {
-                Some(d) => l.arm(d.saturating_sub(self.clock.ns(tsc::now()))),
-                None => l.disarm(),
-            }
-        }
         let pending = self.words().upcall_pending();
         let c = &mut self.vmcb.control;
         match inject::upcall(
@@ -99,13 +96,54 @@ impl Domain {
         self.vmcb.control.vintr = inject::clear_window(self.vmcb.control.vintr);
     }
 
-    /// Whether the wait is over.
-    fn woken(&self, wait: &Wait, raised: bool) -> bool {
-        let w = self.words();
-        match wait {
+    /// The vCPU's singleshot timer deadline (system time), if armed.
+    pub fn timer_deadline(&self) -> Option<u64> {
+        self.xen.timer.deadline()
+    }
+
+    /// Starts a wait (the exit that asked for it has been handled).
+    pub(super) fn wait(&mut self, wait: Wait) -> Option<Ending> {
+        self.stats.waits += 1;
+        self.waiting = Some((wait, tsc::now()));
+        None
+    }
+
+    /// Whether the vCPU waits.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    /// When the wait ends by itself (its timer or its poll's timeout), if it waits.
+    pub fn wait_deadline(&self) -> Option<u64> {
+        let (wait, _) = self.waiting.as_ref()?;
+        let poll = match wait {
+            Wait::Poll { timeout, .. } => *timeout,
+            Wait::Block => None,
+        };
+        match (self.xen.timer.deadline(), poll) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the wait is over at system time `now`: fires the timer if due (a timer event
+    /// ends a poll as any new upcall does), then checks what the vCPU waits for. When it is
+    /// over, the wait's time is accounted (runstate) and the vCPU's time refreshed, as Xen
+    /// does when it runs a vCPU again; then `Some(when)`: the system time the wait ended at
+    /// (the deadline that passed, or `now`), for the wake-up latency.
+    pub fn wait_over(&mut self, now: u64) -> Option<u64> {
+        let deadline = self.wait_deadline();
+        let raised = self.fire_timer();
+        let (wait, start) = self.waiting.as_mut()?;
+        let w = SharedInfoView {
+            shared: self.shared_info,
+            vcpu: self.vcpu_info,
+        };
+        let over = match wait {
             Wait::Block => w.upcall_pending() && self.xen.callback_vector().is_some(),
-            Wait::Poll { .. } => {
-                raised
+            Wait::Poll { timeout, raised: r } => {
+                *r |= raised;
+                *r || timeout.is_some_and(|t| now >= t)
                     || self
                         .xen
                         .poll_ports
@@ -113,64 +151,39 @@ impl Domain {
                         .take(self.xen.poll_nr)
                         .any(|&p| self.xen.evtchn.is_pending(&w, p))
             }
+        };
+        if !over {
+            return None;
         }
-    }
-
-    /// Waits as `wait` asks; `Some` if the domain can never wake.
-    pub(super) fn wait(&mut self, wait: Wait) -> Option<Ending> {
-        self.stats.waits += 1;
-        let start = tsc::now();
-        let mut raised = false;
-        loop {
-            raised |= self.fire_timer();
-            if self.woken(&wait, raised) {
-                break;
-            }
-            let now_ns = self.clock.ns(tsc::now());
-            let poll_timeout = match &wait {
-                Wait::Poll { timeout, .. } => *timeout,
-                Wait::Block => None,
-            };
-            if poll_timeout.is_some_and(|t| now_ns >= t) {
-                break;
-            }
-            let deadline = match (self.xen.timer.deadline(), poll_timeout) {
-                (Some(a), Some(b)) => a.min(b),
-                (Some(a), None) | (None, Some(a)) => a,
-                (None, None) => {
-                    return self.crash(format_args!(
-                        "d{} waits for an event with no timer armed: nothing can wake it",
-                        layout::DOMID
-                    ));
-                }
-            };
-            let target = self
-                .clock
-                .boot_tsc
-                .saturating_add(self.clock.scale.ticks_for(deadline));
-            match &self.lapic {
-                Some(l) => {
-                    let now = tsc::now();
-                    if now < target {
-                        l.arm(self.clock.scale.scale(target - now));
-                        super::super::lapic::halt();
-                    }
-                }
-                None => {
-                    while tsc::now() < target {
-                        core::hint::spin_loop();
-                    }
-                }
-            }
-        }
+        let start = *start;
+        self.waiting = None;
         let end = tsc::now();
         self.stats.wait_ticks += end.saturating_sub(start);
         self.xen
             .runstate
             .blocked(self.clock.ns(start), self.clock.ns(end));
-        // Xen refreshes the vCPU's time when it runs again.
-        self.words().write_time(&self.clock, tsc::now());
-        None
+        self.words().write_time(&self.clock, end);
+        Some(deadline.filter(|&d| d <= now).unwrap_or(now))
+    }
+
+    /// Ends a wait nothing can end: the domain crashes.
+    pub fn unwakeable(&mut self) -> Ending {
+        self.waiting = None;
+        Ending::Crashed(alloc::format!(
+            "d{} waits for an event with no timer armed and no other domain can send one: \
+             nothing can wake it",
+            self.domid()
+        ))
+    }
+
+    /// Serves the domain's xenstore connection for watch events queued by someone else's
+    /// request, and notifies it on its store port (from domain 0) if bytes moved.
+    pub fn notify_store(&mut self, store: &mut xenstored::Store) {
+        if self.xenstore.service(store) {
+            let mut w = self.words();
+            let port = self.xen.store_port;
+            self.xen.evtchn.notify_from_dom0(&mut w, port);
+        }
     }
 
     /// Logs the event set-up once the guest has chosen its callback (for the run's log).
@@ -179,7 +192,7 @@ impl Domain {
             guest_log!(
                 self.guest_log,
                 "d{}: event upcalls on vector {v:#x}",
-                layout::DOMID
+                self.domid()
             );
         }
     }

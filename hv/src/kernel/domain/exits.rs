@@ -6,12 +6,12 @@ use crate::guest::phys::{PAGE_SIZE, write_bytes};
 use crate::guest::walk::{PagingState, copy_from_guest};
 use crate::guest_log;
 use crate::hypercall::{self, Action};
-use crate::layout;
 use crate::svm::decode::{self, Mode, Opcode};
 use crate::svm::emulate::{self, EFER_LMA, EFER_SVME, PortIo};
 use crate::svm::exit;
 use crate::svm::msr;
 
+use super::super::machine::Host;
 use super::super::svm::{self, MSR_EFER};
 use super::env::Env;
 use super::events::Wait;
@@ -26,7 +26,8 @@ const VECTOR_UD: u8 = 6;
 const VECTOR_GP: u8 = 13;
 
 impl Domain {
-    pub(super) fn handle_exit(&mut self, code: u64) -> Option<Ending> {
+    /// Handles exit `code`; `Some` if the domain ended.
+    pub fn handle_exit(&mut self, code: u64, host: &mut Host) -> Option<Ending> {
         let info1 = self.vmcb.control.exitinfo1;
         let info2 = self.vmcb.control.exitinfo2;
         match code {
@@ -35,7 +36,7 @@ impl Domain {
                 self.window_open();
                 None
             }
-            exit::VMMCALL => self.hypercall(),
+            exit::VMMCALL => self.hypercall(host),
             exit::CPUID => {
                 let len = self.instruction_len(Opcode::Cpuid, 2);
                 self.cpuid();
@@ -150,6 +151,7 @@ impl Domain {
         let leaf = |l: u32| self.guest_cpuid(l, 0);
         msr::MsrPolicy {
             mtrr: leaf(1)[3] & (1 << 12) != 0,
+            tsc_aux: leaf(0x8000_0001)[3] & (1 << 27) != 0 || leaf(7)[2] & (1 << 22) != 0,
             maxphysaddr: (leaf(0x8000_0008)[0] & 0xff) as u8,
         }
     }
@@ -195,7 +197,7 @@ impl Domain {
                 guest_log!(
                     self.guest_log,
                     "d{}: hypercall page at {value:#x} refused: {e:?}",
-                    layout::DOMID
+                    self.domid()
                 );
                 false
             }
@@ -211,6 +213,7 @@ impl Domain {
         if emulate::xcr0_valid(index, value, supported) {
             // SAFETY: the value was checked against what the CPU supports.
             unsafe { svm::xsetbv(value) };
+            self.ext.xcr0 = value;
             let len = self.instruction_len(Opcode::Xsetbv, 3);
             self.advance(len);
         } else {
@@ -218,7 +221,7 @@ impl Domain {
         }
     }
 
-    fn hypercall(&mut self) -> Option<Ending> {
+    fn hypercall(&mut self, host: &mut Host) -> Option<Ending> {
         let len = self.instruction_len(Opcode::Vmmcall, 3);
         let s = &self.vmcb.save;
         let long = s.efer & EFER_LMA != 0 && s.cs.attrib & CS_L != 0;
@@ -245,7 +248,7 @@ impl Domain {
         let callback_before = self.xen.callback_irq;
         let mut env = Env {
             mem: &mut self.mem,
-            frames: &mut self.frames,
+            frames: &mut host.frames,
             paging,
             shared_info: self.shared_info,
             shared_info_gfn: &mut self.shared_info_gfn,
@@ -253,6 +256,7 @@ impl Domain {
             e820: &self.e820,
             dom0_ports: &self.dom0_ports,
             console: &mut self.console,
+            store: &mut host.store,
             xenstore: &mut self.xenstore,
             grant_frames: &mut self.grant_frames,
             clock: &self.clock,
@@ -281,7 +285,14 @@ impl Domain {
             Action::Resume => None,
             Action::Shutdown(reason) => Some(Ending::Shutdown(reason)),
             Action::Block => self.wait(Wait::Block),
-            Action::Poll { timeout } => self.wait(Wait::Poll { timeout }),
+            Action::Poll { timeout } => self.wait(Wait::Poll {
+                timeout,
+                raised: false,
+            }),
+            Action::Yield => {
+                self.yielded = true;
+                None
+            }
             Action::Continue { .. } => None,
         }
     }
@@ -354,7 +365,7 @@ impl Domain {
                 guest_log!(
                     self.guest_log,
                     "d{}: instruction at rip {:#x} is not {expected:?} ({other:?}); taking {fallback} bytes",
-                    layout::DOMID,
+                    self.domid(),
                     self.vmcb.save.rip
                 );
                 fallback
@@ -395,7 +406,7 @@ impl Domain {
                 guest_log!(
                     self.guest_log,
                     "d{}: CR4 write not decoded ({e:?})",
-                    layout::DOMID
+                    self.domid()
                 );
                 return;
             }
@@ -404,7 +415,7 @@ impl Domain {
             guest_log!(
                 self.guest_log,
                 "d{}: CR4 write exit on {:?}",
-                layout::DOMID,
+                self.domid(),
                 insn.opcode
             );
             return;

@@ -1,13 +1,19 @@
-//! The one domain hv runs: its memory (RAM, console and xenstore pages, shared_info) and its
-//! vCPU (VMCB and registers). `build` makes it from the guest ELF, `exits` handles every
-//! #VMEXIT until the domain shuts down, `env` is what a hypercall may touch.
+//! One domain and its one vCPU: its memory (RAM, console and xenstore pages, shared_info),
+//! its VMCB, registers and the state VMRUN does not switch. `build` makes it from its
+//! kernel, `exits` handles every #VMEXIT, `events` its timer, upcalls and waits, `env` is
+//! what a hypercall may touch. The machine it runs on (`super::machine`) owns what domains
+//! share: host frames, the xenstore tree, the clock and the scheduler.
 
 mod build;
 mod env;
 mod events;
 mod exits;
 
+use alloc::string::String;
 use core::fmt::Write;
+
+pub use build::DomainSpec;
+use events::Wait;
 
 use crate::builder;
 use crate::counters::{Counters, GuestLogBudget};
@@ -15,20 +21,25 @@ use crate::cpuid::CpuidContext;
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::hvlog;
 use crate::hypercall::{DomainParams, XenState};
-use crate::layout;
 use crate::svm::emulate;
 use crate::svm::vmcb::Vmcb;
 
 use super::console::Console;
+use super::fpu::ExtendedState;
 use super::memory::DomainMemory;
 use super::serial;
 use super::svm::{self, GuestRegs};
 
-/// Why the domain could not be built.
+/// Why a domain could not be built.
 #[derive(Clone, Copy, Debug)]
 pub enum DomainError {
-    /// Out of host memory.
-    OutOfMemory,
+    /// Out of host memory: `wanted` bytes for the domain's RAM, with `free` bytes free.
+    OutOfMemory {
+        /// Bytes of RAM the config asks for.
+        wanted: u64,
+        /// Bytes hv had free.
+        free: u64,
+    },
     /// The nested tables could not be made.
     Npt(crate::npt::NptError),
     /// The domain builder refused the guest.
@@ -40,7 +51,12 @@ pub enum DomainError {
 impl core::fmt::Display for DomainError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::OutOfMemory => f.write_str("out of host memory"),
+            Self::OutOfMemory { wanted, free } => write!(
+                f,
+                "out of host memory ({} MiB of RAM asked, {} MiB free in hv)",
+                wanted >> 20,
+                free >> 20
+            ),
             Self::Npt(e) => write!(f, "nested page tables: {e:?}"),
             Self::Build(e) => write!(f, "{e}"),
             Self::Xenstore(e) => write!(f, "xenstore keys: {e}"),
@@ -48,13 +64,13 @@ impl core::fmt::Display for DomainError {
     }
 }
 
-/// How the domain ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a domain ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ending {
     /// `SCHEDOP_shutdown` (or HLT with IF=0) with this `SHUTDOWN_*` reason.
     Shutdown(u32),
-    /// hv crashed the domain (bad access, triple fault, invalid state).
-    Crashed,
+    /// hv crashed the domain (bad access, triple fault, invalid state), for this reason.
+    Crashed(String),
 }
 
 /// The host frames hv took for a domain outside its paging pool and grant frames, each
@@ -68,26 +84,35 @@ struct Owned {
     store: u64,
     /// The shared_info page.
     shared_info: u64,
+    /// The VMCB's page.
+    vmcb: u64,
 }
 
 /// What a teardown gave back.
-struct Teardown {
+pub struct Teardown {
     /// Frames given back to the allocator.
-    frames_back: u64,
+    pub frames_back: u64,
     /// Free frames afterwards.
-    free_after: u64,
+    pub free_after: u64,
 }
 
 /// A domain and its one vCPU.
 pub struct Domain {
-    frames: FrameAllocator,
-    /// Free frames of `frames` just before the domain was built.
-    free_before_build: u64,
+    /// The domain's name (its config's `name`).
+    pub name: String,
+    /// Which spec it was built from (for `on_* = "restart"`).
+    pub spec: usize,
+    /// Free frames of hv's allocator just before the domain was built.
+    pub free_before_build: u64,
     /// The frames taken for the domain besides its pool and grant frames.
     owned: Owned,
     mem: DomainMemory,
     vmcb: &'static mut Vmcb,
+    /// Host-physical address of the VMCB.
+    vmcb_pa: u64,
     regs: GuestRegs,
+    /// FPU/SSE/AVX state, XCR0, DR0–3 (switched by the machine between domains).
+    pub ext: ExtendedState,
     shared_info: u64,
     shared_info_gfn: Option<u64>,
     /// Host address of vCPU 0's `vcpu_info` (in shared_info until the guest registers one).
@@ -95,21 +120,26 @@ pub struct Domain {
     e820: [abi::memory::E820Entry; builder::layout::MEMMAP_ENTRIES],
     /// Domain 0's ports and the services behind them.
     dom0_ports: crate::dom0::ports::PortTable,
-    params: DomainParams,
+    /// The domain's fixed facts (its id among them).
+    pub params: DomainParams,
+    /// The domain's UUID in text form (its `/vm/<uuid>` node).
+    pub uuid: String,
     cpuid: CpuidContext,
-    /// The vCPU's MSRs outside the VMCB (APIC base, MTRRs; `svm::msr`).
-    msrs: crate::svm::msr::GuestMsrs,
+    /// The vCPU's MSRs outside the VMCB (APIC base, MTRRs, TSC_AUX; `svm::msr`).
+    pub msrs: crate::svm::msr::GuestMsrs,
     console: Console,
-    /// Domain 0's xenstored for this domain.
-    xenstore: super::xenstore::Xenstore,
+    /// This domain's connection to domain 0's xenstored.
+    pub xenstore: super::xenstore::Xenstore,
     /// Event channels, grants, the timer and the guest-set parameters.
     xen: XenState,
-    /// hv's system clock (the calibrated TSC).
+    /// hv's system clock (the calibrated TSC; the same for every domain).
     clock: crate::time::Clock,
-    /// hv's own timer (`None`: no usable local APIC; waits then spin on the TSC).
-    lapic: Option<super::lapic::Lapic>,
     /// Host frames of the grant table (0: not allocated yet).
     grant_frames: [u64; crate::grant::MAX_FRAMES as usize],
+    /// What the vCPU waits for, if it waits, and since when (TSC).
+    waiting: Option<(Wait, u64)>,
+    /// The vCPU asked to give the CPU away (`SCHEDOP_yield`).
+    pub yielded: bool,
     /// Upcalls injected, VIRQ_TIMER events raised, waits for a timer or an event.
     stats: events::EventStats,
     /// Exits and hypercalls so far.
@@ -119,27 +149,30 @@ pub struct Domain {
 }
 
 impl Domain {
-    /// Runs the domain until it ends.
-    pub fn run(&mut self) -> Ending {
-        let vmcb_pa = core::ptr::from_ref::<Vmcb>(self.vmcb) as u64;
-        loop {
-            self.before_entry();
-            // SAFETY: SVM is enabled (start), the VMCB is ours and complete (build), its
-            // intercepts include VMRUN, and the nested tables map only the domain's frames.
-            unsafe { svm::run(vmcb_pa, &mut self.regs) };
-            let code = self.vmcb.control.exitcode;
-            self.counters.exit(code);
-            // The event injected at this VMRUN was delivered, or the exit interrupted its
-            // delivery and EXITINTINFO holds it: then deliver it again on the next VMRUN
-            // (an interrupt QEMU recorded as an exception goes back as an interrupt).
-            self.vmcb.control.event_inj =
-                crate::svm::inject::reinjection(self.vmcb.control.exitintinfo);
-            if let Some(end) = self.handle_exit(code) {
-                self.console.drain();
-                self.console.finish();
-                return end;
-            }
-        }
+    /// The domain's id.
+    pub fn domid(&self) -> u16 {
+        self.params.domid
+    }
+
+    /// Runs the vCPU until the next #VMEXIT and counts it; the exit code.
+    pub fn enter(&mut self) -> u64 {
+        // SAFETY: SVM is enabled (start), the VMCB is this domain's and complete (build), its
+        // intercepts include VMRUN, and the nested tables map only the domain's frames.
+        unsafe { svm::run(self.vmcb_pa, &mut self.regs) };
+        let code = self.vmcb.control.exitcode;
+        self.counters.exit(code);
+        // The event injected at this VMRUN was delivered, or the exit interrupted its
+        // delivery and EXITINTINFO holds it: then deliver it again on the next VMRUN
+        // (an interrupt QEMU recorded as an exception goes back as an interrupt).
+        self.vmcb.control.event_inj =
+            crate::svm::inject::reinjection(self.vmcb.control.exitintinfo);
+        code
+    }
+
+    /// Drains the console and ends a partial last line (at the domain's end).
+    pub fn close_console(&mut self) {
+        self.console.drain();
+        self.console.finish();
     }
 
     /// Prints the counters.
@@ -172,31 +205,32 @@ impl Domain {
     }
 
     fn crash(&self, what: core::fmt::Arguments<'_>) -> Option<Ending> {
-        hvlog!(
-            "d{} crashed: {what} (rip {:#x}, cr3 {:#x})",
-            layout::DOMID,
-            self.vmcb.save.rip,
-            self.vmcb.save.cr3
+        let mut why = String::new();
+        let _ = why.write_fmt(what);
+        let _ = write!(
+            why,
+            " (rip {:#x}, cr3 {:#x})",
+            self.vmcb.save.rip, self.vmcb.save.cr3
         );
-        Some(Ending::Crashed)
+        Some(Ending::Crashed(why))
     }
-}
 
-impl Domain {
     /// Gives back every host frame taken for the domain: its RAM, the console, xenstore and
-    /// shared_info pages, the grant frames and the paging pool's block (every nested table
-    /// with it). The VMCB, the permission maps and the host save area are hv's statics, not
-    /// frames. A run the allocator refuses is logged and not counted.
+    /// shared_info pages, the VMCB, the XSAVE area, the grant frames and the paging pool's
+    /// block (every nested table with it). A run the allocator refuses is logged and not
+    /// counted.
     ///
     /// The domain must not run afterwards, nor its console or store rings be touched (their
-    /// pages are free again): only [`finish`] calls this, just before QEMU stops.
-    fn teardown(&mut self) -> Teardown {
+    /// pages are free again): the machine drops it right after.
+    pub fn teardown(&mut self, frames: &mut FrameAllocator) -> Teardown {
         let o = &self.owned;
         let runs = [
             o.ram,
             (o.console, FRAME_SIZE),
             (o.store, FRAME_SIZE),
             (o.shared_info, FRAME_SIZE),
+            (o.vmcb, FRAME_SIZE),
+            self.ext.frames(),
             self.mem.pool.block(),
         ];
         let mut frames_back = 0u64;
@@ -205,74 +239,56 @@ impl Domain {
             if start == 0 {
                 continue; // a grant frame never allocated
             }
-            match self.frames.free(start, bytes) {
+            match frames.free(start, bytes) {
                 Ok(()) => frames_back = frames_back.saturating_add(bytes / FRAME_SIZE),
                 Err(e) => hvlog!(
                     "d{} teardown: {start:#x}+{bytes:#x} not given back: {e:?}",
-                    layout::DOMID
+                    self.domid()
                 ),
             }
         }
         self.grant_frames = [0; crate::grant::MAX_FRAMES as usize];
         Teardown {
             frames_back,
-            free_after: self.frames.free_bytes() / FRAME_SIZE,
+            free_after: frames.free_bytes() / FRAME_SIZE,
         }
     }
-}
 
-/// Logs the end of the domain, tears it down (its frames back to the allocator), prints the
-/// counters and stops QEMU with the status for `end`: 33 for poweroff, 35 for anything else.
-pub fn finish(mut domain: Domain, end: Ending) -> ! {
-    let status = match end {
-        Ending::Shutdown(abi::sched::SHUTDOWN_POWEROFF) => serial::EXIT_POWEROFF,
-        _ => serial::EXIT_CRASH,
-    };
-    match end {
-        Ending::Shutdown(r) => hvlog!("d{}: shutdown, reason {r}", layout::DOMID),
-        Ending::Crashed => hvlog!("d{}: crashed", layout::DOMID),
-    }
-    let t = domain.teardown();
-    hvlog!(
-        "d{} teardown: {} frames back, free {} -> {} frames",
-        layout::DOMID,
-        t.frames_back,
-        domain.free_before_build,
-        t.free_after
-    );
-    if domain.guest_log.suppressed() > 0 {
-        hvlog!(
-            "d{}: {} more lines the guest caused were not printed",
-            layout::DOMID,
-            domain.guest_log.suppressed()
+    /// Prints what the domain did: the lines its doings could not log, its counters, its
+    /// paging pool and its events (at its end).
+    pub fn report(&self) {
+        let id = self.domid();
+        if self.guest_log.suppressed() > 0 {
+            hvlog!(
+                "d{id}: {} more lines the guest caused were not printed",
+                self.guest_log.suppressed()
+            );
+        }
+        self.print_counters();
+        let _ = writeln!(
+            serial::Serial,
+            "hv: {} exits, {} hypercalls, {} console bytes",
+            self.counters.total_exits(),
+            self.counters.total_hypercalls(),
+            self.console.bytes()
+        );
+        let pool = &self.mem.pool;
+        let _ = writeln!(
+            serial::Serial,
+            "hv: d{id}: paging pool {} pages, at most {} in use, {} refused",
+            pool.pages(),
+            pool.peak(),
+            pool.refused()
+        );
+        let s = &self.stats;
+        let _ = writeln!(
+            serial::Serial,
+            "hv: {} upcalls injected, {} interrupt windows, {} VIRQ_TIMER events, {} waits ({} us waiting)",
+            s.injected,
+            s.windows,
+            s.timer_events,
+            s.waits,
+            self.clock.scale.scale(s.wait_ticks) / 1000
         );
     }
-    domain.print_counters();
-    let _ = writeln!(
-        serial::Serial,
-        "hv: {} exits, {} hypercalls, {} console bytes",
-        domain.counters.total_exits(),
-        domain.counters.total_hypercalls(),
-        domain.console.bytes()
-    );
-    let pool = &domain.mem.pool;
-    let _ = writeln!(
-        serial::Serial,
-        "hv: d{}: paging pool {} pages, at most {} in use, {} refused",
-        layout::DOMID,
-        pool.pages(),
-        pool.peak(),
-        pool.refused()
-    );
-    let s = &domain.stats;
-    let _ = writeln!(
-        serial::Serial,
-        "hv: {} upcalls injected, {} interrupt windows, {} VIRQ_TIMER events, {} waits ({} us waiting)",
-        s.injected,
-        s.windows,
-        s.timer_events,
-        s.waits,
-        domain.clock.scale.scale(s.wait_ticks) / 1000
-    );
-    serial::exit_qemu(status)
 }

@@ -1,0 +1,403 @@
+//! The machine: what hv's domains share (host frames, the xenstore tree, the clock, the
+//! local APIC timer) and the run loop that schedules them on the one CPU.
+//!
+//! Each turn of the loop: wake the domains whose waits are over, let the scheduler
+//! ([`crate::sched`]) choose, switch the CPU's extended state if the domain changes, arm the
+//! APIC timer for the earliest of the slice's end and every domain's deadline, VMRUN, handle
+//! the exit. A domain that ends is dealt with as its config's `on_poweroff`, `on_reboot` or
+//! `on_crash` says, while the others run on; the run ends when no domain is left but
+//! preserved ones, with QEMU exit 33 only if every domain built powered off.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use xenstored::Store;
+
+use crate::frames::FrameAllocator;
+use crate::hvlog;
+use crate::sched::{self, Choice, RunState, Scheduler};
+use crate::svm::exit;
+use crate::time::Clock;
+
+use super::domain::{Domain, DomainSpec, Ending};
+use super::fpu::{self, Method};
+use super::lapic::{self, Lapic};
+use super::serial;
+use super::tsc;
+
+/// What every domain shares.
+pub struct Host {
+    /// hv's frames (domains' RAM, tables, pages).
+    pub frames: FrameAllocator,
+    /// Domain 0's xenstore tree, with every domain's keys.
+    pub store: Store,
+    /// System time (the calibrated TSC since hv started).
+    pub clock: Clock,
+    /// The TSC's rate.
+    pub tsc_khz: u32,
+    /// The wall clock at system time 0 (from the CMOS RTC), if read.
+    pub wallclock: Option<(u64, u32)>,
+    /// How extended state is saved.
+    pub fpu: Method,
+}
+
+/// How a domain's run ended, for the exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    PoweredOff,
+    Other,
+}
+
+/// The machine and its domains.
+pub struct Machine {
+    host: Host,
+    lapic: Option<Lapic>,
+    specs: Vec<DomainSpec>,
+    /// Domains by scheduler slot.
+    domains: Vec<Option<Domain>>,
+    sched: Scheduler,
+    /// The slot whose extended state the CPU holds.
+    fpu_owner: Option<usize>,
+    /// The CPU's `TSC_AUX`.
+    tsc_aux: u32,
+    next_domid: u16,
+    outcomes: Vec<Outcome>,
+    /// Switches between domains and the TSC ticks they took (from the exit of one domain to
+    /// the VMRUN of the next).
+    switches: u64,
+    switch_ticks: u64,
+}
+
+impl Machine {
+    /// A machine with `host`'s resources and `specs` to build.
+    pub fn new(host: Host, lapic: Option<Lapic>, specs: Vec<DomainSpec>) -> Self {
+        Self {
+            host,
+            lapic,
+            specs,
+            domains: Vec::new(),
+            sched: Scheduler::new(),
+            fpu_owner: None,
+            tsc_aux: 0,
+            next_domid: 1,
+            outcomes: Vec::new(),
+            switches: 0,
+            switch_ticks: 0,
+        }
+    }
+
+    /// Builds spec `index` as the next domain id; logs it by name if it cannot be built.
+    fn create(&mut self, index: usize) {
+        let domid = self.next_domid;
+        self.next_domid = self.next_domid.saturating_add(1);
+        let Some(spec) = self.specs.get(index) else {
+            return;
+        };
+        match Domain::build(&mut self.host, spec, index, domid) {
+            Ok(d) => {
+                let slot = self.sched.add();
+                if self.domains.len() <= slot {
+                    self.domains.resize_with(slot + 1, || None);
+                }
+                self.domains[slot] = Some(d);
+            }
+            Err(e) => {
+                hvlog!("domain {domid} ({}) could not be built: {e}", spec.name);
+                self.outcomes.push(Outcome::Other);
+            }
+        }
+    }
+
+    /// Builds every domain, in config order, and runs them until none is left.
+    pub fn run(mut self) -> ! {
+        for i in 0..self.specs.len() {
+            self.create(i);
+        }
+        if self.lapic.is_none() && self.domains.iter().flatten().count() > 1 {
+            hvlog!("no local APIC timer: a domain that never exits is never preempted");
+        }
+        let mut last_exit = tsc::now();
+        let mut last_slot: Option<usize> = None;
+        loop {
+            let now = self.host.clock.ns(tsc::now());
+            self.wake(now);
+            match self.sched.pick(now) {
+                Choice::Run { slot, until } => {
+                    if last_slot != Some(slot) && last_slot.is_some() {
+                        self.switches = self.switches.saturating_add(1);
+                    }
+                    let switched = last_slot != Some(slot);
+                    last_slot = Some(slot);
+                    if self.domains.get(slot).and_then(Option::as_ref).is_none() {
+                        self.sched.remove(slot);
+                        continue;
+                    }
+                    if self.fpu_owner != Some(slot) {
+                        if let Some(prev) = self
+                            .fpu_owner
+                            .and_then(|o| self.domains.get_mut(o))
+                            .and_then(Option::as_mut)
+                        {
+                            prev.ext.save(self.host.fpu);
+                        }
+                        let Some(dom) = self.domains.get_mut(slot).and_then(Option::as_mut) else {
+                            continue;
+                        };
+                        dom.ext.restore(self.host.fpu);
+                        self.fpu_owner = Some(slot);
+                    }
+                    let Some(dom) = self.domains.get_mut(slot).and_then(Option::as_mut) else {
+                        continue;
+                    };
+                    if dom.msrs.tsc_aux != self.tsc_aux {
+                        fpu::set_tsc_aux(dom.msrs.tsc_aux);
+                        self.tsc_aux = dom.msrs.tsc_aux;
+                    }
+                    dom.before_entry();
+                    let deadline = [until, dom.timer_deadline(), self.sched.earliest_deadline()]
+                        .into_iter()
+                        .flatten()
+                        .min();
+                    arm(self.lapic.as_ref(), &self.host.clock, deadline);
+                    if switched {
+                        self.switch_ticks = self
+                            .switch_ticks
+                            .saturating_add(tsc::now().saturating_sub(last_exit));
+                    }
+                    let code = dom.enter();
+                    last_exit = tsc::now();
+                    let end = dom.handle_exit(code, &mut self.host);
+                    if let Some(end) = end {
+                        self.end(slot, end);
+                        continue;
+                    }
+                    if dom.is_waiting() {
+                        let d = dom.wait_deadline();
+                        self.sched.wait(slot, d);
+                    } else if core::mem::take(&mut dom.yielded) {
+                        self.sched.yield_now(slot);
+                    }
+                    if code == exit::VMMCALL {
+                        self.deliver_store_events(slot);
+                    }
+                }
+                Choice::Idle { until } => {
+                    if !self.sched.any_live() {
+                        self.finish();
+                    }
+                    match until {
+                        Some(t) => self.idle_until(t),
+                        None => self.nothing_can_wake(),
+                    }
+                    last_exit = tsc::now();
+                }
+            }
+        }
+    }
+
+    /// Wakes every waiting domain whose wait is over at `now`.
+    fn wake(&mut self, now: u64) {
+        for slot in 0..self.domains.len() {
+            if !matches!(self.sched.state(slot), Some(RunState::Waiting { .. })) {
+                continue;
+            }
+            let Some(dom) = self.domains.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            if let Some(at) = dom.wait_over(now) {
+                self.sched.wake(slot, at);
+            }
+        }
+    }
+
+    /// Another domain's request (or the toolstack) queued watch events for domains other
+    /// than `slot`: their connections deliver them, and each is notified on its store port.
+    fn deliver_store_events(&mut self, slot: usize) {
+        for (i, dom) in self.domains.iter_mut().enumerate() {
+            let Some(dom) = dom.as_mut() else { continue };
+            if i != slot && dom.xenstore.events_waiting(&self.host.store) {
+                dom.notify_store(&mut self.host.store);
+            }
+        }
+    }
+
+    /// No domain can run: halts until system time `t` (the APIC timer's interrupt), or spins
+    /// on the TSC without a local APIC.
+    fn idle_until(&self, t: u64) {
+        let clock = &self.host.clock;
+        let target = clock.boot_tsc.saturating_add(clock.scale.ticks_for(t));
+        match &self.lapic {
+            Some(l) => {
+                let now = tsc::now();
+                if now < target {
+                    l.arm(clock.scale.scale(target - now));
+                    lapic::halt();
+                }
+            }
+            None => {
+                while tsc::now() < target {
+                    core::hint::spin_loop();
+                }
+            }
+        }
+    }
+
+    /// Every live domain waits with no deadline: crash each, as nothing can wake it.
+    fn nothing_can_wake(&mut self) {
+        for slot in 0..self.domains.len() {
+            if !matches!(self.sched.state(slot), Some(RunState::Waiting { .. })) {
+                continue;
+            }
+            if let Some(dom) = self.domains.get_mut(slot).and_then(Option::as_mut) {
+                let end = dom.unwakeable();
+                self.end(slot, end);
+            }
+        }
+    }
+
+    /// Domain `slot` ended: log it, then do what its config says.
+    fn end(&mut self, slot: usize, end: Ending) {
+        let Some(dom) = self.domains.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        dom.close_console();
+        let (id, name) = (dom.domid(), dom.name.clone());
+        let Some(spec) = self.specs.get(dom.spec) else {
+            return;
+        };
+        use abi::sched as s;
+        let (action, key, outcome) = match &end {
+            Ending::Shutdown(s::SHUTDOWN_POWEROFF) => {
+                hvlog!("domain {id} ({name}) powered off");
+                (spec.on_poweroff, "on_poweroff", Outcome::PoweredOff)
+            }
+            Ending::Shutdown(s::SHUTDOWN_REBOOT) => {
+                hvlog!("domain {id} ({name}) rebooted");
+                (spec.on_reboot, "on_reboot", Outcome::Other)
+            }
+            Ending::Shutdown(s::SHUTDOWN_CRASH) => {
+                hvlog!("domain {id} ({name}) crashed: the guest said so (SHUTDOWN_crash)");
+                (spec.on_crash, "on_crash", Outcome::Other)
+            }
+            Ending::Shutdown(r) => {
+                let what = match *r {
+                    s::SHUTDOWN_SUSPEND => "suspend",
+                    s::SHUTDOWN_WATCHDOG => "watchdog",
+                    s::SHUTDOWN_SOFT_RESET => "soft_reset",
+                    _ => "unknown reason",
+                };
+                hvlog!("domain {id} ({name}) shut down: {what} ({r}); hv destroys it");
+                (xlcfg::Action::Destroy, "", Outcome::Other)
+            }
+            Ending::Crashed(why) => {
+                hvlog!("domain {id} ({name}) crashed: {why}");
+                (spec.on_crash, "on_crash", Outcome::Other)
+            }
+        };
+        match action {
+            xlcfg::Action::Preserve => {
+                hvlog!("domain {id} ({name}) preserved, paused ({key} = \"preserve\")");
+                self.sched.pause(slot);
+                self.outcomes.push(Outcome::Other);
+            }
+            xlcfg::Action::Destroy => {
+                self.destroy(slot);
+                self.outcomes.push(outcome);
+            }
+            xlcfg::Action::Restart => {
+                let spec = dom.spec;
+                self.destroy(slot);
+                hvlog!(
+                    "domain {id} ({name}) restarts as domain {} ({key} = \"restart\")",
+                    self.next_domid
+                );
+                self.create(spec);
+            }
+        }
+    }
+
+    /// Tears domain `slot` down: its frames back, its store nodes and connection gone, its
+    /// scheduler slot free; its counters printed.
+    fn destroy(&mut self, slot: usize) {
+        self.sched.remove(slot);
+        if self.fpu_owner == Some(slot) {
+            // Its state stays in the CPU until another domain's is loaded: nothing reads it.
+            self.fpu_owner = None;
+        }
+        let Some(mut dom) = self.domains.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let id = dom.domid();
+        super::xenstore::destroy(&mut self.host.store, id, &dom.uuid);
+        let t = dom.teardown(&mut self.host.frames);
+        hvlog!(
+            "d{id} teardown: {} frames back, free {} -> {} frames",
+            t.frames_back,
+            dom.free_before_build,
+            t.free_after
+        );
+        dom.report();
+        drop(dom);
+        // The release fired @releaseDomain and the removals fired watches: deliver them.
+        self.deliver_store_events(usize::MAX);
+    }
+
+    /// No domain is left to run (only preserved ones, if any): the scheduler's numbers, then
+    /// QEMU stops, with 33 only if every domain powered off.
+    fn finish(&mut self) -> ! {
+        let st = self.sched.stats;
+        let scale = &self.host.clock.scale;
+        let per_switch = scale
+            .scale(self.switch_ticks)
+            .checked_div(self.switches)
+            .unwrap_or(0);
+        let mean_wake = st.wake_latency_sum.checked_div(st.wakeups).unwrap_or(0);
+        let _ = writeln!(
+            serial::Serial,
+            "hv: sched: {} context switches, {per_switch} ns each on average; {} wake-ups, \
+             latency mean {} us, max {} us; slice {} ms",
+            self.switches,
+            st.wakeups,
+            mean_wake / 1000,
+            st.wake_latency_max / 1000,
+            sched::SLICE_NS / 1_000_000
+        );
+        let preserved = self.domains.iter().flatten().count();
+        let all_off = preserved == 0
+            && !self.outcomes.is_empty()
+            && self.outcomes.iter().all(|o| *o == Outcome::PoweredOff);
+        let mut line = String::new();
+        let _ = write!(
+            line,
+            "all domains ended: {} powered off, {} otherwise",
+            self.outcomes
+                .iter()
+                .filter(|o| **o == Outcome::PoweredOff)
+                .count(),
+            self.outcomes
+                .iter()
+                .filter(|o| **o != Outcome::PoweredOff)
+                .count()
+        );
+        if preserved > 0 {
+            let _ = write!(line, " ({preserved} preserved)");
+        }
+        hvlog!("{line}");
+        serial::exit_qemu(if all_off {
+            serial::EXIT_POWEROFF
+        } else {
+            serial::EXIT_CRASH
+        })
+    }
+}
+
+/// Arms the APIC timer for `deadline` (system time), or stops it.
+fn arm(lapic: Option<&Lapic>, clock: &Clock, deadline: Option<u64>) {
+    if let Some(l) = lapic {
+        match deadline {
+            Some(d) => l.arm(d.saturating_sub(clock.ns(tsc::now()))),
+            None => l.disarm(),
+        }
+    }
+}
