@@ -1,58 +1,78 @@
-//! `hv-run --config <file>`: domain configs in xl.cfg syntax (crate `xlcfg`), checked before
-//! anything is built, and what hv can run of them today.
+//! `hv-run --config <file> ...`: domain configs in xl.cfg syntax (crate `xlcfg`), checked
+//! before anything is built, what hv can run of them, and the archive that carries them to hv.
 //!
 //! Every problem is one line `<path>:<line>: <key>: <what is wrong>`, all of them reported
-//! (files in the order given, each in line order); then `hv-run` exits 2.
+//! (files in the order given, each in line order); then `hv-run` exits 2. The configs that
+//! pass become domains 1, 2, ... in the order given; [`archive`] packs them with their
+//! kernels into the [`xlcfg::archive`] hv reads from its PVH module.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// The memory hv gives every domain today (`hv/src/layout.rs` `MEMORY_MIB`): hv takes no
-/// memory size yet.
-pub const HV_MEMORY_MIB: u64 = 128;
+use anyhow::{Context, Result, bail};
+use xlcfg::archive::{self, Kind};
 
-/// Where several domains, vif and disk on hv are tracked.
-pub const SEVERAL_DOMAINS_ISSUE: &str = "issue \"hv runs several domains at once\"";
+use super::qemu::{DEFAULT_MEMORY_MIB, HV_MEMORY_MIB};
+
+/// The smallest `memory` hv builds a domain with, in MiB.
+pub const MIN_MEMORY_MIB: u64 = 16;
+/// The largest `memory` hv builds a domain with, in MiB.
+pub const MAX_MEMORY_MIB: u64 = 3072;
+/// hv builds domain memory in steps of this many MiB (2 MiB nested pages).
+pub const MEMORY_STEP_MIB: u64 = 2;
+
+/// Where ballooning (`maxmem` above `memory`) on hv is tracked.
+pub const BALLOONING_ISSUE: &str = "issue \"hv boots any PVH kernel Xen boots\"";
+/// Where a ramdisk module for a domain on hv is tracked.
+pub const RAMDISK_ISSUE: &str = "issue \"An unmodified Linux PVH domU on hv\"";
+/// Where vif on hv is tracked.
+pub const VIF_ISSUE: &str = "issue \"netback and a switch in hv\"";
+/// Where disk on hv is tracked.
+pub const DISK_ISSUE: &str = "issue \"blkback: a safe back-end crate, hv's virtio-blk disks\"";
 
 /// A config file as read.
 #[derive(Debug, Clone)]
 pub struct ConfigFile {
     /// Its path as given (used in messages).
     pub path: String,
+    /// Its path made absolute: its name in the archive, and whose directory relative paths in
+    /// it resolve against (as xl resolves them, and as hv will: [`xlcfg::dir_of`]).
+    pub absolute: String,
     /// Its text.
     pub text: String,
 }
 
-/// The directory relative paths in the config at `path` resolve against (as xl does).
-fn dir_of(path: &str) -> String {
-    Path::new(path)
-        .parent()
-        .map(|d| d.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// What `hv-run` boots from a config today: the kernel and its command line.
+/// One domain `hv-run` boots from a config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Boot {
-    /// The kernel ELF (joined to the config's directory if relative).
-    pub kernel: PathBuf,
+    /// The domain's `name`.
+    pub name: String,
+    /// The config's absolute path (its archive entry's name).
+    pub config: String,
+    /// The config's text (its archive entry's data).
+    pub text: String,
+    /// The kernel ELF, exactly as [`xlcfg::parse`] resolved it (its archive entry's name).
+    pub kernel: String,
     /// The guest command line.
     pub cmdline: String,
+    /// `memory`, in MiB.
+    pub memory_mib: u64,
 }
 
 /// Parses every config and checks them together (distinct names, as xl refuses a second
-/// domain with a name in use) and against what hv runs today (one domain of
-/// [`HV_MEMORY_MIB`] MiB, a kernel and a command line, no ramdisk, vif or disk).
-/// `is_file` says whether a kernel path exists. Returns the boot, or every problem (and the
-/// warnings xl would print either way).
+/// domain with a name in use) and against what hv runs (a kernel and a command line in
+/// [`MIN_MEMORY_MIB`] to [`MAX_MEMORY_MIB`] MiB in [`MEMORY_STEP_MIB`] steps; no ballooning,
+/// ramdisk, vif or disk yet). `is_file` says whether a kernel path exists. Returns the
+/// domains to boot, in the order given, or every problem (and the warnings xl would print
+/// either way).
 pub fn check(
     files: &[ConfigFile],
     is_file: impl Fn(&str) -> bool,
-) -> (Result<Boot, Vec<String>>, Vec<String>) {
+) -> (Result<Vec<Boot>, Vec<String>>, Vec<String>) {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let mut parsed: Vec<(&ConfigFile, xlcfg::Config)> = Vec::new();
     for f in files {
-        match xlcfg::parse(&f.text, &dir_of(&f.path)) {
+        match xlcfg::parse(&f.text, xlcfg::dir_of(&f.absolute)) {
             Ok(c) => {
                 warnings.extend(c.warnings.iter().map(|w| w.render(&f.path)));
                 let at = |key: &str| c.line_of(key).unwrap_or(c.end_line);
@@ -75,18 +95,15 @@ pub fn check(
                 let mut unsupported = |key: &str, what: String| {
                     mine.push((at(key), format!("{}:{}: {key}: {what}", f.path, at(key))));
                 };
-                if c.memory_mib != HV_MEMORY_MIB {
+                if !(MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&c.memory_mib)
+                    || !c.memory_mib.is_multiple_of(MEMORY_STEP_MIB)
+                {
                     unsupported(
                         "memory",
                         format!(
-                            "{} MiB{}: hv builds every domain with {HV_MEMORY_MIB} MiB and \
-                             cannot take another size yet (set memory = {HV_MEMORY_MIB})",
+                            "{} MiB: hv builds domains of {MIN_MEMORY_MIB} to {MAX_MEMORY_MIB} \
+                             MiB, in {MEMORY_STEP_MIB} MiB steps",
                             c.memory_mib,
-                            if c.line_of("memory").is_none() {
-                                " (xl's default)"
-                            } else {
-                                ""
-                            },
                         ),
                     );
                 }
@@ -94,8 +111,8 @@ pub fn check(
                     unsupported(
                         "maxmem",
                         format!(
-                            "{} MiB: hv gives a domain exactly its memory; maxmem above it is \
-                             not implemented yet",
+                            "{} MiB: hv gives a domain exactly its memory; maxmem above it \
+                             (ballooning) is not implemented yet ({BALLOONING_ISSUE})",
                             c.maxmem_mib
                         ),
                     );
@@ -103,19 +120,19 @@ pub fn check(
                 if c.ramdisk.is_some() {
                     unsupported(
                         "ramdisk",
-                        "hv passes no ramdisk module to a domain yet".to_owned(),
+                        format!("hv passes no ramdisk module to a domain yet ({RAMDISK_ISSUE})"),
                     );
                 }
                 if !c.vifs.is_empty() {
                     unsupported(
                         "vif",
-                        format!("vif on hv is not implemented yet ({SEVERAL_DOMAINS_ISSUE})"),
+                        format!("vif on hv is not implemented yet ({VIF_ISSUE})"),
                     );
                 }
                 if !c.disks.is_empty() {
                     unsupported(
                         "disk",
-                        format!("disk on hv is not implemented yet ({SEVERAL_DOMAINS_ISSUE})"),
+                        format!("disk on hv is not implemented yet ({DISK_ISSUE})"),
                     );
                 }
                 if !is_file(&c.kernel) {
@@ -134,56 +151,127 @@ pub fn check(
             Err(ps) => problems.extend(ps.iter().map(|p| p.render(&f.path))),
         }
     }
-    if files.len() > 1 {
-        problems.push(format!(
-            "hv-run: {} configs given: several domains on hv are not implemented yet \
-             ({SEVERAL_DOMAINS_ISSUE}); give one --config",
-            files.len()
-        ));
-    }
-    let result = match parsed.first() {
-        Some((_, c)) if problems.is_empty() => Ok(Boot {
-            kernel: PathBuf::from(&c.kernel),
-            cmdline: c.cmdline.clone(),
-        }),
-        _ if problems.is_empty() => Err(vec!["hv-run: no config given".to_owned()]),
-        _ => Err(problems),
+    let result = if !problems.is_empty() {
+        Err(problems)
+    } else if parsed.is_empty() {
+        Err(vec!["hv-run: no config given".to_owned()])
+    } else {
+        Ok(parsed
+            .into_iter()
+            .map(|(f, c)| Boot {
+                name: c.name,
+                config: f.absolute.clone(),
+                text: f.text.clone(),
+                kernel: c.kernel,
+                cmdline: c.cmdline,
+                memory_mib: c.memory_mib,
+            })
+            .collect())
     };
     (result, warnings)
+}
+
+/// QEMU's memory for a run of `boots`, in MiB: [`HV_MEMORY_MIB`] for hv beside the domains'
+/// own, and never below the [`DEFAULT_MEMORY_MIB`] of the one-domain boots.
+pub fn qemu_memory_mib(boots: &[Boot]) -> u64 {
+    let domains: u64 = boots.iter().map(|b| b.memory_mib).sum();
+    domains
+        .saturating_add(HV_MEMORY_MIB)
+        .max(DEFAULT_MEMORY_MIB)
+}
+
+/// The archive hv reads from its PVH module: one config entry per boot (named by its
+/// absolute path), then one file entry per distinct kernel (named exactly as the config's
+/// `kernel` resolved), its bytes from `read`.
+pub fn archive(boots: &[Boot], read: impl Fn(&str) -> Result<Vec<u8>>) -> Result<Vec<u8>> {
+    let mut kernels: Vec<(&str, Vec<u8>)> = Vec::new();
+    for b in boots {
+        if !kernels.iter().any(|(k, _)| *k == b.kernel) {
+            let bytes = read(&b.kernel).with_context(|| format!("reading {}", b.kernel))?;
+            kernels.push((&b.kernel, bytes));
+        }
+    }
+    let mut entries: Vec<(Kind, &str, &[u8])> = boots
+        .iter()
+        .map(|b| (Kind::Config, b.config.as_str(), b.text.as_bytes()))
+        .collect();
+    entries.extend(
+        kernels
+            .iter()
+            .map(|(k, bytes)| (Kind::File, *k, bytes.as_slice())),
+    );
+    if entries.len() > archive::MAX_ENTRIES as usize {
+        bail!(
+            "{} configs and kernels: hv's archive holds at most {}",
+            entries.len(),
+            archive::MAX_ENTRIES
+        );
+    }
+    Ok(archive::write(&entries))
+}
+
+/// Where the archive of a run goes: `<run dir>/domains.pvxarc`.
+pub fn archive_path(run_dir: &std::path::Path) -> PathBuf {
+    run_dir.join("domains.pvxarc")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A config read from `path` (made absolute under `/w` if relative).
     fn file(path: &str, text: &str) -> ConfigFile {
         ConfigFile {
             path: path.to_owned(),
+            absolute: if path.starts_with('/') {
+                path.to_owned()
+            } else {
+                format!("/w/{path}")
+            },
             text: text.to_owned(),
         }
     }
 
     const ONE: &str = "name = \"one\"\ntype = \"pvh\"\nkernel = \"../k\"\nmemory = 128\n\
                        cmdline = \"selftest=boot\"\n";
+    const TWO: &str = "name = \"two\"\ntype = \"pvh\"\nkernel = \"/k2\"\nmemory = 3072\n";
 
     #[test]
-    fn one_supported_config_boots() {
-        let (r, w) = check(&[file("cfg/a.cfg", ONE)], |k| k == "cfg/../k");
+    fn supported_configs_boot_in_order() {
+        let (r, w) = check(&[file("cfg/a.cfg", ONE), file("/c/b.cfg", TWO)], |k| {
+            k == "/w/cfg/../k" || k == "/k2"
+        });
         assert_eq!(
             r,
-            Ok(Boot {
-                kernel: PathBuf::from("cfg/../k"),
-                cmdline: "selftest=boot".to_owned()
-            })
+            Ok(vec![
+                Boot {
+                    name: "one".to_owned(),
+                    config: "/w/cfg/a.cfg".to_owned(),
+                    text: ONE.to_owned(),
+                    kernel: "/w/cfg/../k".to_owned(),
+                    cmdline: "selftest=boot".to_owned(),
+                    memory_mib: 128,
+                },
+                Boot {
+                    name: "two".to_owned(),
+                    config: "/c/b.cfg".to_owned(),
+                    text: TWO.to_owned(),
+                    kernel: "/k2".to_owned(),
+                    cmdline: String::new(),
+                    memory_mib: 3072,
+                },
+            ])
         );
         assert!(w.is_empty());
+        let (r, _) = check(&[], |_| true);
+        assert_eq!(r, Err(vec!["hv-run: no config given".to_owned()]));
     }
 
     #[test]
     fn every_problem_of_every_file_in_order() {
-        let bad = "name = \"one\"\ntype = \"pvh\"\nkernel = \"/k\"\nbogus = 1\n";
+        let bad = "name = \"bad\"\ntype = \"pvh\"\nkernel = \"/k\"\nbogus = 1\n";
         let devices = "name = \"two\"\ntype = \"pvh\"\nkernel = \"/k\"\nmemory = 64\n\
-                       vif = [ '' ]\ndisk = [ 'd.img,,xvda' ]\n";
+                       vif = [ '' ]\ndisk = [ 'd.img,,xvda' ]\nmaxmem = 128\n";
         let (r, _) = check(
             &[
                 file("a.cfg", ONE),
@@ -193,30 +281,50 @@ mod tests {
             ],
             |_| true,
         );
-        let issue = SEVERAL_DOMAINS_ISSUE;
         assert_eq!(
             r,
             Err(vec![
                 "b.cfg:4: bogus: unknown key".to_owned(),
+                format!("c.cfg:5: vif: vif on hv is not implemented yet ({VIF_ISSUE})"),
+                format!("c.cfg:6: disk: disk on hv is not implemented yet ({DISK_ISSUE})"),
                 format!(
-                    "c.cfg:4: memory: 64 MiB: hv builds every domain with 128 MiB and cannot \
-                     take another size yet (set memory = 128)"
+                    "c.cfg:7: maxmem: 128 MiB: hv gives a domain exactly its memory; maxmem \
+                     above it (ballooning) is not implemented yet ({BALLOONING_ISSUE})"
                 ),
-                format!("c.cfg:5: vif: vif on hv is not implemented yet ({issue})"),
-                format!("c.cfg:6: disk: disk on hv is not implemented yet ({issue})"),
                 "d.cfg:1: name: \"one\" is already the name of the domain in a.cfg:1 (two \
                  domains may not share a name, as xl refuses)"
                     .to_owned(),
-                format!(
-                    "hv-run: 4 configs given: several domains on hv are not implemented yet \
-                     ({issue}); give one --config"
-                ),
             ])
         );
     }
 
     #[test]
-    fn missing_kernel_file_default_memory_and_ramdisk() {
+    fn memory_from_16_to_3072_mib_in_2_mib_steps() {
+        let with = |m: &str| format!("name = \"m\"\ntype = \"pvh\"\nkernel = \"/k\"\n{m}");
+        for good in ["memory = 16\n", "memory = 3072\n", "memory = 130\n", ""] {
+            let (r, _) = check(&[file("m.cfg", &with(good))], |_| true);
+            assert!(r.is_ok(), "{good:?}: {r:?}");
+        }
+        for (bad, mib) in [
+            ("memory = 14\n", 14),
+            ("memory = 3074\n", 3074),
+            ("memory = 129\n", 129),
+            ("memory = 1\n", 1),
+        ] {
+            let (r, _) = check(&[file("m.cfg", &with(bad))], |_| true);
+            assert_eq!(
+                r,
+                Err(vec![format!(
+                    "m.cfg:4: memory: {mib} MiB: hv builds domains of 16 to 3072 MiB, in 2 MiB \
+                     steps"
+                )]),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_kernel_file_and_ramdisk() {
         let text = "name = \"x\"\ntype = \"pvh\"\nkernel = \"k\"\nramdisk = \"r\"\n";
         let (r, _) = check(&[file("/c/x.cfg", text)], |_| false);
         assert_eq!(
@@ -225,10 +333,10 @@ mod tests {
                 "/c/x.cfg:3: kernel: /c/k: not a file (pvguest's ELF is built by `cargo xtask \
                  build`)"
                     .to_owned(),
-                "/c/x.cfg:4: memory: 32 MiB (xl's default): hv builds every domain with 128 MiB \
-                 and cannot take another size yet (set memory = 128)"
-                    .to_owned(),
-                "/c/x.cfg:4: ramdisk: hv passes no ramdisk module to a domain yet".to_owned(),
+                format!(
+                    "/c/x.cfg:4: ramdisk: hv passes no ramdisk module to a domain yet \
+                     ({RAMDISK_ISSUE})"
+                ),
             ])
         );
     }
@@ -242,5 +350,102 @@ mod tests {
             w,
             ["a.cfg:6: extra: ignored in favour of cmdline (as xl ignores root= and extra=)"]
         );
+    }
+
+    #[test]
+    fn qemu_memory_leaves_room_for_hv() {
+        let boot = |m| Boot {
+            name: String::new(),
+            config: String::new(),
+            text: String::new(),
+            kernel: String::new(),
+            cmdline: String::new(),
+            memory_mib: m,
+        };
+        assert_eq!(qemu_memory_mib(&[boot(128)]), 512);
+        assert_eq!(qemu_memory_mib(&[boot(128), boot(128)]), 512);
+        assert_eq!(qemu_memory_mib(&[boot(128), boot(256)]), 640);
+        assert_eq!(qemu_memory_mib(&[boot(3072), boot(3072)]), 6400);
+    }
+
+    #[test]
+    fn the_archive_holds_configs_then_each_kernel_once() {
+        let texts = [
+            ("a.cfg", ONE),
+            ("b.cfg", &ONE.replace("\"one\"", "\"b\"")),
+            ("/c/t.cfg", TWO),
+        ];
+        let files: Vec<_> = texts.iter().map(|(p, t)| file(p, t)).collect();
+        let (r, _) = check(&files, |_| true);
+        let boots = r.unwrap();
+        let bytes = archive(&boots, |k| Ok(format!("ELF of {k}").into_bytes())).unwrap();
+        let a = archive::Archive::parse(&bytes).unwrap();
+        let entries: Vec<_> = a.entries().map(|e| (e.kind, e.name)).collect();
+        assert_eq!(
+            entries,
+            [
+                (Kind::Config, "/w/a.cfg"),
+                (Kind::Config, "/w/b.cfg"),
+                (Kind::Config, "/c/t.cfg"),
+                (Kind::File, "/w/../k"),
+                (Kind::File, "/k2"),
+            ]
+        );
+        // What hv does with it finds every kernel.
+        for c in a.configs() {
+            let text = std::str::from_utf8(c.data).unwrap();
+            let config = xlcfg::parse(text, xlcfg::dir_of(c.name)).unwrap();
+            let kernel = a.file(&config.kernel).unwrap();
+            assert_eq!(kernel, format!("ELF of {}", config.kernel).as_bytes());
+        }
+        assert!(archive(&boots, |_| bail!("gone")).is_err());
+        let many: Vec<Boot> = (0..33)
+            .map(|i| Boot {
+                kernel: format!("/k{i}"),
+                ..boots[0].clone()
+            })
+            .collect();
+        assert!(archive(&many, |_| Ok(vec![])).is_err());
+    }
+
+    /// The README's examples: `pvguest.cfg` and `pvguest-b.cfg` boot together, naming the ELF
+    /// `cargo xtask build` writes; `pvguest-devices.cfg` is refused for its vif and disks.
+    #[test]
+    fn the_example_configs_do_what_the_readme_says() {
+        let root = crate::build::workspace_root();
+        let example = |name: &str| {
+            let path = root.join("hv/examples").join(name);
+            ConfigFile {
+                path: format!("hv/examples/{name}"),
+                absolute: path.display().to_string(),
+                text: std::fs::read_to_string(&path).unwrap(),
+            }
+        };
+        let built = root.join("target/x86_64-unknown-none/release/pvguest");
+        // The ELF need not be built for this test: the path must be the one a build writes.
+        let lexical = |k: &str| {
+            let mut out = PathBuf::new();
+            for c in std::path::Path::new(k).components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    other => out.push(other),
+                }
+            }
+            out
+        };
+        let (r, w) = check(&[example("pvguest.cfg"), example("pvguest-b.cfg")], |k| {
+            lexical(k) == built
+        });
+        assert!(w.is_empty(), "{w:?}");
+        let boots = r.unwrap();
+        let names: Vec<_> = boots.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["pvguest", "pvguest-b"]);
+        assert_eq!(boots[1].cmdline, "selftest=platform");
+        let (r, _) = check(&[example("pvguest-devices.cfg")], |_| true);
+        let problems = r.unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains(VIF_ISSUE) && problems[1].contains(DISK_ISSUE));
     }
 }

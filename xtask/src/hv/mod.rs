@@ -1,22 +1,28 @@
 //! Tier T2: the guest on `hv` under `qemu-system-x86_64 -accel tcg -cpu max`.
 //!
-//! - [`qemu`] boots `hv` with the guest as its PVH module, with a hard timeout.
-//! - [`serial`] reads `hv`'s serial output (its `hv:` log, the guest's `(d1) ` lines, the
+//! - [`qemu`] boots `hv` with one PVH module, with a hard timeout: a guest ELF (its command
+//!   line after `--` in hv's), or an archive of domain configs and kernels ([`config`]).
+//! - [`serial`] reads `hv`'s serial output (its `hv:` log, each domain's `(d<id>) ` lines, the
 //!   `COUNTER` lines) and judges the run: it passes only with QEMU exit 33 and a `RESULT`
 //!   line that agrees with the `TEST` lines.
 //!
-//! `cargo xtask hv-test` boots six times: `selftest=platform`; `selftest=boot
+//! `cargo xtask hv-test` boots eight times: `selftest=platform`; `selftest=boot
 //! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught;
 //! `selftest=boot` from an ELF32 copy of the guest ([`elf32`]: the same 64-bit code and PVH
 //! note in an ELF32 container, as Xen boots), one `HOST hv-elf32 ok|FAIL` unit; [`probe`], a
 //! tiny ELF32 kernel checking MSR and CR4 answers, one `HOST hv-msr-cr4` unit;
 //! `selftest=hostile-bounds` (issue 22's hostile calls, answered as Xen answers them), which
-//! also needs hv's nested tables to have stayed inside the domain's paging pool; and
+//! also needs hv's nested tables to have stayed inside the domain's paging pool;
 //! `selftest=xs-quota`, a guest flooding xenstore past C xenstored's quotas (its lines
-//! printed with an `xs-quota: ` prefix). Only the first boot's lines are compared with stock
-//! Xen.
+//! printed with an `xs-quota: ` prefix); then two boots of a domain archive written from
+//! generated configs: two guests running the `platform` group side by side (`HOST
+//! hv-two-domains`, each domain's `TEST` lines a unit of their own as `hv two-domains
+//! <name>/<line>`), and the `platform` group beside a guest spinning 5 s with interrupts off
+//! and a domain too big to build (`HOST hv-spinner`). Only the first boot's lines are
+//! compared with stock Xen.
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines;
-//! `hv-run --config <xl.cfg>` boots the domain a config describes ([`config`]).
+//! `hv-run --config <xl.cfg> ...` boots the domains configs describe, side by side
+//! ([`config`]).
 pub mod config;
 pub mod elf32;
 pub mod probe;
@@ -31,7 +37,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::build::{build_guest, build_hv, workspace_root};
 use crate::tally::Tally;
-use serial::{EXIT_POWEROFF, Line, QemuEnd};
+use serial::{EXIT_CRASH, EXIT_POWEROFF, Expect, Line, QemuEnd};
 
 /// The test the second boot makes fail on purpose.
 const INJECTED_TEST: &str = "xen-version";
@@ -76,26 +82,48 @@ fn guest_elf() -> Result<PathBuf> {
     }
 }
 
+/// What a boot hands hv as its PVH module.
+#[derive(Clone, Copy)]
+enum Module<'a> {
+    /// A guest ELF and its command line (QEMU with [`qemu::DEFAULT_MEMORY_MIB`]).
+    Elf(&'a Path, &'a str),
+    /// A domain archive ([`config::archive`]) and QEMU's memory in MiB.
+    Archive(&'a Path, u64),
+}
+
 fn boot(
     who: &str,
     hv: &Path,
-    guest: &Path,
-    cmdline: &str,
+    module: Module<'_>,
     label: &str,
     timeout: Duration,
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
-    println!(
-        "{who}: booting hv with {}, guest cmdline {cmdline:?} (timeout {} s)...",
-        guest.display(),
-        timeout.as_secs()
-    );
+    let (guest, guest_cmdline, memory_mib) = match module {
+        Module::Elf(guest, cmdline) => {
+            println!(
+                "{who}: booting hv with {}, guest cmdline {cmdline:?} (timeout {} s)...",
+                guest.display(),
+                timeout.as_secs()
+            );
+            (guest, Some(cmdline), qemu::DEFAULT_MEMORY_MIB)
+        }
+        Module::Archive(archive, memory_mib) => {
+            println!(
+                "{who}: booting hv with the domain archive {}, {memory_mib} MiB (timeout {} s)...",
+                archive.display(),
+                timeout.as_secs()
+            );
+            (archive, None, memory_mib)
+        }
+    };
     let b = qemu::Boot {
         hv,
         guest,
         hv_options: HV_OPTIONS,
-        guest_cmdline: cmdline,
-        run_dir: workspace_root().join("target").join("pvxen").join(label),
+        guest_cmdline,
+        memory_mib,
+        run_dir: run_dir(label),
         timeout,
     };
     let booted = qemu::boot(&b, on_line)?;
@@ -106,6 +134,11 @@ fn boot(
         booted.serial_log.display()
     );
     Ok(booted)
+}
+
+/// The directory of the boot labelled `label`: `target/pvxen/<label>`.
+fn run_dir(label: &str) -> PathBuf {
+    workspace_root().join("target").join("pvxen").join(label)
 }
 
 /// Prints what helps to understand a failed boot: hv's log and QEMU's complaints.
@@ -127,8 +160,9 @@ fn explain_failure(booted: &qemu::Booted) {
 /// caught), an ELF32 copy of the guest and the MSR/CR4 probe (one unit each), then
 /// [`HOSTILE_CMDLINE`] (one unit per `TEST` line, `HOST hv-run` and `HOST hv-paging-pool`;
 /// `HOST hv-run` is `HOST hv-run-hostile-bounds` there), then [`QUOTA_CMDLINE`] (one unit per
-/// `TEST` and `HOST` line). Returns the guest's lines of the first boot, for the comparison
-/// with stock Xen.
+/// `TEST` and `HOST` line), then the two domain-archive boots ([`TWO_DOMAINS`]: one unit per
+/// domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]: `HOST hv-spinner`). Returns
+/// the guest's lines of the first boot, for the comparison with stock Xen.
 /// `Err` only for harness errors.
 pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let hv = build_hv()?;
@@ -138,8 +172,7 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let booted = boot(
         "hv-test",
         &hv,
-        &guest,
-        TEST_CMDLINE,
+        Module::Elf(&guest, TEST_CMDLINE),
         "hv-boot",
         timeout,
         |_| {},
@@ -167,7 +200,14 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
 
     let cmdline = format!("{INJECT_CMDLINE} selftest-inject-fail={INJECTED_TEST}");
     let label = format!("hv-inject-{INJECTED_TEST}");
-    let booted = boot("hv-test", &hv, &guest, &cmdline, &label, timeout, |_| {})?;
+    let booted = boot(
+        "hv-test",
+        &hv,
+        Module::Elf(&guest, &cmdline),
+        &label,
+        timeout,
+        |_| {},
+    )?;
     let caught = serial::judge_injected(&booted.transcript, &booted.end, INJECTED_TEST);
     if !crate::xen::console::record_injected(
         tally,
@@ -179,10 +219,7 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
         explain_failure(&booted);
     }
 
-    let run_dir = workspace_root()
-        .join("target")
-        .join("pvxen")
-        .join("hv-elf32");
+    let run_dir = run_dir("hv-elf32");
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let elf32 = run_dir.join("guest-elf32.elf");
     let bytes = std::fs::read(&guest).with_context(|| format!("reading {}", guest.display()))?;
@@ -191,8 +228,7 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let booted = boot(
         "hv-test",
         &hv,
-        &elf32,
-        ELF32_CMDLINE,
+        Module::Elf(&elf32, ELF32_CMDLINE),
         "hv-elf32",
         timeout,
         |_| {},
@@ -212,7 +248,14 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let probe = run_dir.join("probe-msr-cr4.elf");
     std::fs::write(&probe, probe::image())
         .with_context(|| format!("writing {}", probe.display()))?;
-    let booted = boot("hv-test", &hv, &probe, "", "hv-msr-cr4", timeout, |_| {})?;
+    let booted = boot(
+        "hv-test",
+        &hv,
+        Module::Elf(&probe, ""),
+        "hv-msr-cr4",
+        timeout,
+        |_| {},
+    )?;
     let ok = booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF));
     let line = if ok {
         "HOST hv-msr-cr4 ok".to_owned()
@@ -231,8 +274,7 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let booted = boot(
         "hv-test",
         &hv,
-        &guest,
-        HOSTILE_CMDLINE,
+        Module::Elf(&guest, HOSTILE_CMDLINE),
         "hv-hostile-bounds",
         timeout,
         |_| {},
@@ -261,8 +303,7 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let booted = boot(
         "hv-test",
         &hv,
-        &guest,
-        QUOTA_CMDLINE,
+        Module::Elf(&guest, QUOTA_CMDLINE),
         "hv-xs-quota",
         timeout,
         |_| {},
@@ -284,7 +325,158 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     if !all_ok {
         explain_failure(&booted);
     }
+
+    let booted = boot_domains(&hv, &guest, "hv-two-domains", &TWO_DOMAINS, timeout)?;
+    let expect: Vec<_> = TWO_DOMAINS
+        .iter()
+        .map(|d| (d.name, Expect::Passes))
+        .collect();
+    let verdict = serial::judge_domains(
+        "hv-two-domains",
+        &booted.transcript,
+        &booted.end,
+        &expect,
+        EXIT_POWEROFF,
+    );
+    for (name, test) in &verdict.tests {
+        let unit = format!("hv two-domains {name}/{}", test.line);
+        println!("{unit}");
+        tally.record(test.ok, unit);
+    }
+    record_domains(tally, &booted, &verdict);
+
+    let booted = boot_domains(&hv, &guest, "hv-spinner", &SPINNER, timeout)?;
+    let expect = [
+        (SPINNER[0].name, Expect::Passes),
+        (SPINNER[1].name, Expect::Passes),
+        (SPINNER[2].name, Expect::NotBuilt),
+    ];
+    let verdict = serial::judge_domains(
+        "hv-spinner",
+        &booted.transcript,
+        &booted.end,
+        &expect,
+        EXIT_CRASH,
+    );
+    for (name, test) in &verdict.tests {
+        println!("hv-spinner: {name}/{}", test.line);
+    }
+    record_domains(tally, &booted, &verdict);
     Ok(guest_lines)
+}
+
+/// One domain of a multi-domain test boot, written as a config into the boot's directory.
+struct TestDomain {
+    /// Its `name` (and file name, `<name>.cfg`).
+    name: &'static str,
+    /// Its `cmdline`.
+    cmdline: &'static str,
+    /// Its `memory` in MiB.
+    memory_mib: u64,
+}
+
+/// `HOST hv-two-domains`: two guests running the `platform` group side by side.
+const TWO_DOMAINS: [TestDomain; 2] = [
+    TestDomain {
+        name: "two-a",
+        cmdline: TEST_CMDLINE,
+        memory_mib: 128,
+    },
+    TestDomain {
+        name: "two-b",
+        cmdline: TEST_CMDLINE,
+        memory_mib: 128,
+    },
+];
+
+/// `HOST hv-spinner`: the `platform` group beside a guest spinning with interrupts off for
+/// 5 s, and a domain too big for QEMU's 512 MiB, which hv must refuse while the others run.
+const SPINNER: [TestDomain; 3] = [
+    TestDomain {
+        name: "spin-platform",
+        cmdline: TEST_CMDLINE,
+        memory_mib: 128,
+    },
+    TestDomain {
+        name: "spinner",
+        cmdline: "selftest=spin",
+        memory_mib: 128,
+    },
+    TestDomain {
+        name: "toobig",
+        cmdline: TEST_CMDLINE,
+        memory_mib: 1024,
+    },
+];
+
+/// Writes one config per domain into the boot's directory (kernel: `guest`'s absolute path),
+/// checks them as `hv-run --config` does, packs them into a domain archive and boots it with
+/// QEMU's [`qemu::DEFAULT_MEMORY_MIB`].
+fn boot_domains(
+    hv: &Path,
+    guest: &Path,
+    label: &str,
+    domains: &[TestDomain],
+    timeout: Duration,
+) -> Result<qemu::Booted> {
+    let dir = run_dir(label);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let kernel = std::path::absolute(guest)?;
+    let kernel = kernel
+        .to_str()
+        .filter(|k| !k.contains(['"', '\\']))
+        .with_context(|| format!("{}: cannot be written in a config", kernel.display()))?;
+    let mut files = Vec::new();
+    for d in domains {
+        let text = format!(
+            "# Written by `cargo xtask hv-test` ({label}).\nname = \"{}\"\ntype = \"pvh\"\n\
+             kernel = \"{kernel}\"\ncmdline = \"{}\"\nmemory = {}\n",
+            d.name, d.cmdline, d.memory_mib
+        );
+        let path = dir.join(format!("{}.cfg", d.name));
+        std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+        let path = path.display().to_string();
+        files.push(config::ConfigFile {
+            absolute: path.clone(),
+            path,
+            text,
+        });
+    }
+    let boots = match config::check(&files, |k| Path::new(k).is_file()).0 {
+        Ok(boots) => boots,
+        Err(problems) => bail!("{label}: {}", problems.join("; ")),
+    };
+    let archive = config::archive(&boots, |k| Ok(std::fs::read(k)?))?;
+    let path = config::archive_path(&dir);
+    std::fs::write(&path, archive).with_context(|| format!("writing {}", path.display()))?;
+    boot(
+        "hv-test",
+        hv,
+        Module::Archive(&path, qemu::DEFAULT_MEMORY_MIB),
+        label,
+        timeout,
+        |_| {},
+    )
+}
+
+/// Prints the scheduler's line and a multi-domain boot's `HOST` line, records the `HOST` unit
+/// and explains a failure. Returns whether it passed.
+fn record_domains(
+    tally: &mut Tally,
+    booted: &qemu::Booted,
+    verdict: &serial::DomainsVerdict,
+) -> bool {
+    match serial::sched_line(&booted.transcript) {
+        Some(line) => println!("{line}"),
+        None => println!("hv-test: hv printed no `{}...` line", serial::SCHED_PREFIX),
+    }
+    let (ok, line) = &verdict.host;
+    println!("{line}");
+    tally.record(*ok, line.clone());
+    if !ok {
+        explain_failure(booted);
+    }
+    *ok
 }
 
 /// `cargo xtask hv-run --help`.
@@ -292,20 +484,24 @@ pub const RUN_HELP: &str = "\
 cargo xtask hv-run [--guest <elf>] [--cmdline <text>]
 cargo xtask hv-run --config <file> [--config <file> ...]
 
-Boots hv under QEMU with one PVH domain and prints its lines; exits 0 only if the guest
+Boots hv under QEMU with its domains and prints their lines; exits 0 only if every domain
 powered off (QEMU exit 33).
 
-  --guest <elf>      the domain's kernel: any PVH ELF, 32- or 64-bit (default: pvguest,
-                     built now)
-  --cmdline <text>   the guest's command line (default: empty)
+  --guest <elf>      one domain's kernel: any PVH ELF, 32- or 64-bit (default: pvguest,
+                     built now); its lines are shown without hv's (d1) prefix
+  --cmdline <text>   that guest's command line (default: empty)
   --config <file>    a domain config in xl.cfg(5) syntax (name, type = \"pvh\", kernel,
                      ramdisk, cmdline/extra, memory, maxmem, vcpus, on_poweroff, on_reboot,
                      on_crash, vif, disk); relative paths resolve against the file's directory.
-                     Every config given is checked before anything is built; any problem is
-                     reported as <path>:<line>: <key>: <what> and hv-run exits 2. hv runs one
-                     config today: memory = 128, no ramdisk, vif or disk (several domains, vif
-                     and disk: issue \"hv runs several domains at once\"). Not with --guest or
-                     --cmdline. Example: --config hv/examples/pvguest.cfg
+                     Give it once per domain: the domains are numbered 1, 2, ... in the order
+                     given and run side by side, and with several each console line keeps hv's
+                     (d<id>) prefix. Every config is checked before anything is built; any
+                     problem is reported as <path>:<line>: <key>: <what> and hv-run exits 2.
+                     hv runs: memory of 16 to 3072 MiB in 2 MiB steps (QEMU gets 256 MiB more
+                     than the domains' sum, at least 512), maxmem = memory, no ramdisk, vif or
+                     disk yet. The configs and their kernels reach hv as one archive, its PVH
+                     module. Not with --guest or --cmdline.
+                     Example: --config hv/examples/pvguest.cfg --config hv/examples/pvguest-b.cfg
 ";
 
 /// The arguments of `hv-run`.
@@ -361,14 +557,16 @@ impl RunArgs {
 }
 
 /// Reads and checks the `--config` files; prints every problem and returns exit code 2 if
-/// there is any, else what to boot.
-fn check_configs(paths: &[PathBuf]) -> std::result::Result<config::Boot, ExitCode> {
+/// there is any, else the domains to boot.
+fn check_configs(paths: &[PathBuf]) -> std::result::Result<Vec<config::Boot>, ExitCode> {
     let mut files = Vec::new();
     let mut unreadable = Vec::new();
     for p in paths {
-        match std::fs::read_to_string(p) {
-            Ok(text) => files.push(config::ConfigFile {
+        let read = std::fs::read_to_string(p).and_then(|text| Ok((std::path::absolute(p)?, text)));
+        match read {
+            Ok((absolute, text)) => files.push(config::ConfigFile {
                 path: p.display().to_string(),
+                absolute: absolute.display().to_string(),
                 text,
             }),
             Err(e) => unreadable.push(format!("{}: {e}", p.display())),
@@ -379,7 +577,7 @@ fn check_configs(paths: &[PathBuf]) -> std::result::Result<config::Boot, ExitCod
         eprintln!("warning: {w}");
     }
     let problems = match result {
-        Ok(boot) if unreadable.is_empty() => return Ok(boot),
+        Ok(boots) if unreadable.is_empty() => return Ok(boots),
         Ok(_) => unreadable,
         // Every config given was unreadable: say so, not that none was given.
         Err(_) if files.is_empty() && !unreadable.is_empty() => unreadable,
@@ -398,41 +596,61 @@ fn check_configs(paths: &[PathBuf]) -> std::result::Result<config::Boot, ExitCod
     Err(ExitCode::from(2))
 }
 
-/// `cargo xtask hv-run`: boots `hv` with the guest, prints its lines as they arrive (the
-/// guest's without the `(d1) ` prefix), and succeeds only on QEMU exit 33. With `--config`,
-/// every config is checked first ([`config::check`]) and problems end it with exit 2.
+/// `cargo xtask hv-run`: boots `hv` with the guest, prints its lines as they arrive, and
+/// succeeds only on QEMU exit 33 (every domain powered off). With `--guest` (or nothing) the
+/// guest ELF is the module and its lines are printed without their `(d1) ` prefix; with
+/// `--config`, every config is checked first ([`config::check`]; problems end it with exit
+/// 2), then the configs and their kernels go to hv as a domain archive ([`config::archive`])
+/// in QEMU with [`config::qemu_memory_mib`], and with several domains each console line keeps
+/// its `(d<id>) ` prefix.
 pub fn hv_run(args: &[String]) -> Result<ExitCode> {
     let args = RunArgs::parse(args)?;
     if args.help {
         print!("{RUN_HELP}");
         return Ok(ExitCode::SUCCESS);
     }
-    let (guest, cmdline) = if args.configs.is_empty() {
-        (args.guest, args.cmdline)
+    let boots = if args.configs.is_empty() {
+        None
     } else {
         match check_configs(&args.configs) {
-            Ok(boot) => (Some(boot.kernel), boot.cmdline),
+            Ok(boots) => Some(boots),
             Err(code) => return Ok(code),
         }
     };
     let hv = build_hv()?;
-    let guest = match guest {
-        Some(g) if g.is_file() => g,
-        Some(g) => bail!("--guest {}: not a file", g.display()),
-        None => build_guest()?,
-    };
     let timeout = hard_timeout(RUN_TIMEOUT)?;
-    let booted = boot(
-        "hv-run",
-        &hv,
-        &guest,
-        &cmdline,
-        "hv-run",
-        timeout,
-        |line| match line {
-            Line::Guest(l) | Line::Counter(l) | Line::Hv(l) | Line::Other(l) => println!("{l}"),
-        },
-    )?;
+    let several = boots.as_ref().is_some_and(|b| b.len() > 1);
+    let show = |line: &Line| match line {
+        Line::Guest(id, l) if several => println!("(d{id}) {l}"),
+        Line::Guest(_, l) | Line::Counter(l) | Line::Hv(l) | Line::Other(l) => println!("{l}"),
+    };
+    let booted = match &boots {
+        Some(boots) => {
+            for (id, b) in (1..).zip(boots) {
+                println!(
+                    "hv-run: domain {id}: {} ({}, {} MiB, cmdline {:?})",
+                    b.name, b.kernel, b.memory_mib, b.cmdline
+                );
+            }
+            let dir = run_dir("hv-run");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let archive = config::archive(boots, |k| Ok(std::fs::read(k)?))?;
+            let path = config::archive_path(&dir);
+            std::fs::write(&path, archive)
+                .with_context(|| format!("writing {}", path.display()))?;
+            let module = Module::Archive(&path, config::qemu_memory_mib(boots));
+            boot("hv-run", &hv, module, "hv-run", timeout, show)?
+        }
+        None => {
+            let guest = match args.guest {
+                Some(g) if g.is_file() => g,
+                Some(g) => bail!("--guest {}: not a file", g.display()),
+                None => build_guest()?,
+            };
+            let module = Module::Elf(&guest, &args.cmdline);
+            boot("hv-run", &hv, module, "hv-run", timeout, show)?
+        }
+    };
     if booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF)) {
         Ok(ExitCode::SUCCESS)
     } else {

@@ -1,9 +1,11 @@
 //! Booting `hv` with a guest under QEMU (TCG) with a hard timeout, reading its serial port.
 //!
 //! QEMU's command line is the one DESIGN and the issue give: `-accel tcg -cpu max -smp 1
-//! -m 512 -no-reboot -display none -serial stdio -device isa-debug-exit`, `hv` as the
-//! `-kernel` (started by QEMU's PVH loader), the guest ELF as `-initrd` (the PVH module) and
-//! `"<hv options> -- <guest command line>"` as `-append`.
+//! -m <MiB> -no-reboot -display none -serial stdio -device isa-debug-exit`, `hv` as the
+//! `-kernel` (started by QEMU's PVH loader) and its one PVH module as `-initrd`: either a
+//! guest ELF, with `"<hv options> -- <guest command line>"` as `-append`, or an archive of
+//! domain configs and kernels ([`xlcfg::archive`]), with only hv's options as `-append` (the
+//! command lines are in the configs). hv tells the two apart by the archive's magic.
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,16 +18,26 @@ use anyhow::{Context, Result, bail};
 use super::serial::{Line, QemuEnd, Transcript};
 use crate::xen::qemu::{Spawned, spawn};
 
+/// QEMU's memory in MiB for hv-test's boots and for one domain (`-m 512`).
+pub const DEFAULT_MEMORY_MIB: u64 = 512;
+
+/// hv's own share of QEMU's memory beside its domains', in MiB (its heap, nested tables, the
+/// module), for `hv-run --config`: [`super::config::qemu_memory_mib`].
+pub const HV_MEMORY_MIB: u64 = 256;
+
 /// What to boot.
 pub struct Boot<'a> {
     /// The `hv` ELF.
     pub hv: &'a Path,
-    /// The guest ELF.
+    /// The PVH module: a guest ELF, or a domain archive.
     pub guest: &'a Path,
     /// `hv`'s own options (before `--`).
     pub hv_options: &'a str,
-    /// The guest's command line (after `--`).
-    pub guest_cmdline: &'a str,
+    /// The guest's command line (after `--`) when `guest` is an ELF; `None` when it is a
+    /// domain archive.
+    pub guest_cmdline: Option<&'a str>,
+    /// QEMU's memory (`-m`), in MiB.
+    pub memory_mib: u64,
     /// Directory for this boot's serial log; created if missing.
     pub run_dir: PathBuf,
     /// Hard timeout.
@@ -46,19 +58,20 @@ pub struct Booted {
     pub stderr: String,
 }
 
-/// The `-append` string: `<hv options> -- <guest command line>`.
-pub fn append_line(hv_options: &str, guest_cmdline: &str) -> Result<String> {
-    if guest_cmdline.contains('"') || hv_options.contains('"') {
+/// The `-append` string: `<hv options> -- <guest command line>`, or only `<hv options>`
+/// when the module is a domain archive (no guest command line).
+pub fn append_line(hv_options: &str, guest_cmdline: Option<&str>) -> Result<String> {
+    if guest_cmdline.is_some_and(|c| c.contains('"')) || hv_options.contains('"') {
         bail!("a double quote cannot travel in QEMU's -append");
     }
     if hv_options.split_whitespace().any(|w| w == "--") {
         bail!("hv options {hv_options:?} contain the separator --");
     }
     let hv = hv_options.trim();
-    Ok(if hv.is_empty() {
-        format!("-- {guest_cmdline}")
-    } else {
-        format!("{hv} -- {guest_cmdline}")
+    Ok(match guest_cmdline {
+        None => hv.to_owned(),
+        Some(guest) if hv.is_empty() => format!("-- {guest}"),
+        Some(guest) => format!("{hv} -- {guest}"),
     })
 }
 
@@ -71,6 +84,7 @@ pub fn qemu_args(boot: &Boot<'_>) -> Result<Vec<String>> {
             _ => bail!("{} contains a comma or non-UTF-8", p.display()),
         }
     };
+    let memory = boot.memory_mib.to_string();
     let mut args: Vec<String> = [
         "-accel",
         "tcg",
@@ -79,7 +93,7 @@ pub fn qemu_args(boot: &Boot<'_>) -> Result<Vec<String>> {
         "-smp",
         "1",
         "-m",
-        "512",
+        memory.as_str(),
         "-no-reboot",
         "-display",
         "none",
@@ -169,7 +183,8 @@ mod tests {
             hv: Path::new("/t/hv"),
             guest: Path::new("/t/pvguest"),
             hv_options: "",
-            guest_cmdline: "selftest=boot selftest-inject-fail=xen-version",
+            guest_cmdline: Some("selftest=boot selftest-inject-fail=xen-version"),
+            memory_mib: 512,
             run_dir: PathBuf::from("/t"),
             timeout: Duration::from_secs(1),
         };
@@ -180,9 +195,26 @@ mod tests {
              -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel /t/hv -initrd /t/pvguest \
              -append -- selftest=boot selftest-inject-fail=xen-version"
         );
-        assert_eq!(append_line("log=debug", "x").unwrap(), "log=debug -- x");
-        assert!(append_line("a -- b", "x").is_err());
-        assert!(append_line("", "a\"b").is_err());
+        assert_eq!(
+            append_line("log=debug", Some("x")).unwrap(),
+            "log=debug -- x"
+        );
+        assert!(append_line("a -- b", Some("x")).is_err());
+        assert!(append_line("", Some("a\"b")).is_err());
+        assert_eq!(append_line(" log=debug ", None).unwrap(), "log=debug");
+        let archive = Boot {
+            guest: Path::new("/t/domains.pvxarc"),
+            guest_cmdline: None,
+            memory_mib: 768,
+            run_dir: PathBuf::from("/t"),
+            ..b
+        };
+        assert_eq!(
+            qemu_args(&archive).unwrap().join(" "),
+            "-accel tcg -cpu max -smp 1 -m 768 -no-reboot -display none -serial stdio \
+             -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel /t/hv \
+             -initrd /t/domains.pvxarc -append "
+        );
         let bad = Boot {
             guest: Path::new("/t/a,b"),
             ..b
