@@ -446,11 +446,11 @@ mod tests {
     }
 
     /// Every node: path, value and permissions.
-    fn dump(s: &Store) -> BTreeMap<String, (Vec<u8>, String)> {
+    fn dump(s: &Store) -> BTreeMap<String, (String, String)> {
         s.paths()
             .into_iter()
             .map(|p| {
-                let v = s.read(&p).unwrap();
+                let v = String::from_utf8_lossy(&s.read(&p).unwrap()).into_owned();
                 let perms = text(&s.perms(&p).unwrap());
                 (p, (v, perms))
             })
