@@ -602,6 +602,36 @@ mod isolation {
     }
 
     #[test]
+    fn a_domain_that_uses_up_its_pool_stays_inside_it() {
+        let mut host = Host::new(64);
+        let one = Dom::build(&mut host, 2);
+        let mut two = Dom::build(&mut host, 2);
+        // Domain 2 maps its first RAM page in one fresh 1 GiB region after another, each
+        // taking two more table pages, then in fresh 2 MiB regions of the first (one more
+        // each), until its pool is used up.
+        let mut t = PoolTables {
+            tables: &mut host.tables,
+            pool: &mut two.pool,
+        };
+        let mut placed = 0u64;
+        for step in [30, 21] {
+            let mut at = 0;
+            let refused = loop {
+                at += 1;
+                let gpa = (2 << 30) + ((at - 1) << step);
+                match two.npt.map_4k(&mut t, gpa, two.ram.0, true) {
+                    Ok(()) => placed += 1,
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(refused, NptError::OutOfMemory);
+        }
+        assert_eq!(two.pool.in_use(), two.pool.pages());
+        assert!(placed > 100, "{placed}");
+        check_isolated(&host, &[&one, &two]);
+    }
+
+    #[test]
     fn tearing_down_a_domain_gives_back_exactly_its_frames() {
         let mut host = Host::new(400);
         let before_one = host.free_frames();
