@@ -361,7 +361,8 @@ impl Npt {
     /// Maps the `bytes` at `gpa` to the `bytes` at `hpa` (all page aligned): 2 MiB leaves
     /// where both addresses are 2 MiB aligned and a whole 2 MiB is left, 4 KiB leaves
     /// elsewhere, so nothing beyond `[hpa, hpa + bytes)` is mapped (a domain's RAM of an odd
-    /// number of MiB ends in 4 KiB leaves, as Xen falls back from superpages).
+    /// number of MiB ends in 4 KiB leaves, as Xen falls back from superpages). On an error
+    /// (no table page left), what was mapped before it stays mapped.
     pub fn map_range(
         &self,
         mem: &mut impl TableMemory,
