@@ -166,6 +166,27 @@ pub struct Translation {
     pub writable: bool,
 }
 
+/// One leaf of a domain's nested tables: what [`Npt::for_each_leaf`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// Guest-physical address of the first byte mapped.
+    pub gpa: u64,
+    /// Host-physical address it maps to.
+    pub hpa: u64,
+    /// Bytes mapped: 4 KiB or 2 MiB.
+    pub size: u64,
+    /// Whether the guest may write it (every entry on the way down is writable).
+    pub writable: bool,
+}
+
+impl Leaf {
+    /// The host frames (4 KiB) the leaf maps, as host-physical addresses.
+    pub fn frames(&self) -> impl Iterator<Item = u64> + use<> {
+        let hpa = self.hpa;
+        (0..self.size / PAGE_SIZE).map(move |i| hpa + i * PAGE_SIZE)
+    }
+}
+
 impl Npt {
     /// Empty tables.
     pub fn new(mem: &mut impl TableMemory) -> Result<Self, NptError> {
@@ -337,6 +358,97 @@ impl Npt {
         }
     }
 
+    /// Maps the `bytes` at `gpa` to the `bytes` at `hpa` (all page aligned): 2 MiB leaves
+    /// where both addresses are 2 MiB aligned and a whole 2 MiB is left, 4 KiB leaves
+    /// elsewhere, so nothing beyond `[hpa, hpa + bytes)` is mapped (a domain's RAM of an odd
+    /// number of MiB ends in 4 KiB leaves, as Xen falls back from superpages). On an error
+    /// (no table page left), what was mapped before it stays mapped.
+    pub fn map_range(
+        &self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        hpa: u64,
+        bytes: u64,
+        writable: bool,
+    ) -> Result<(), NptError> {
+        Self::check(gpa, hpa, PAGE_SIZE)?;
+        if !bytes.is_multiple_of(PAGE_SIZE) {
+            return Err(NptError::BadAddress(bytes));
+        }
+        let end = gpa
+            .checked_add(bytes)
+            .filter(|&e| e <= GPA_LIMIT)
+            .ok_or(NptError::BadAddress(gpa))?;
+        let mut off = 0;
+        while gpa + off < end {
+            let (g, h) = (gpa + off, hpa + off);
+            let huge =
+                g.is_multiple_of(HUGE_SIZE) && h.is_multiple_of(HUGE_SIZE) && end - g >= HUGE_SIZE;
+            if huge {
+                self.map_2m(mem, g, h, writable)?;
+                off += HUGE_SIZE;
+            } else {
+                self.map_4k(mem, g, h, writable)?;
+                off += PAGE_SIZE;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every leaf, in guest-physical order: each present 2 MiB entry of a
+    /// page directory and each present entry of a page table. An entry's `HUGE` bit is a
+    /// leaf only at level 2, as in [`Self::translate`] (hv never writes 1 GiB leaves).
+    pub fn for_each_leaf(&self, mem: &impl TableMemory, mut f: impl FnMut(Leaf)) {
+        Self::walk(mem, self.root, 4, 0, true, &mut |_| {}, &mut f);
+    }
+
+    /// Calls `f` with the host-physical address of every table page the tree uses, the
+    /// root first, then each table before the tables below it: the pages of the domain's
+    /// paging pool in use, which no leaf may map.
+    pub fn for_each_table(&self, mem: &impl TableMemory, mut f: impl FnMut(u64)) {
+        Self::walk(mem, self.root, 4, 0, true, &mut f, &mut |_| {});
+    }
+
+    /// Visits `table` at `level`, which maps guest-physical addresses from `base`.
+    fn walk(
+        mem: &impl TableMemory,
+        table: u64,
+        level: u32,
+        base: u64,
+        writable: bool,
+        on_table: &mut dyn FnMut(u64),
+        on_leaf: &mut dyn FnMut(Leaf),
+    ) {
+        on_table(table);
+        let span = PAGE_SIZE << (9 * (level - 1));
+        for (i, gpa) in (0..512).zip((0..512u64).map(|k| base + k * span)) {
+            let e = mem.read_entry(table, i);
+            if e & PRESENT == 0 {
+                continue;
+            }
+            let writable = writable && e & WRITABLE != 0;
+            if level == 1 || (level == 2 && e & HUGE != 0) {
+                let mask = if level == 2 { !(HUGE_SIZE - 1) } else { !0 };
+                on_leaf(Leaf {
+                    gpa,
+                    hpa: e & ADDR_MASK & mask,
+                    size: span,
+                    writable,
+                });
+            } else {
+                Self::walk(
+                    mem,
+                    e & ADDR_MASK,
+                    level - 1,
+                    gpa,
+                    writable,
+                    on_table,
+                    on_leaf,
+                );
+            }
+        }
+    }
+
     /// Where guest-physical `gpa` lives, if mapped.
     pub fn translate(&self, mem: &impl TableMemory, gpa: u64) -> Option<Translation> {
         if gpa >= GPA_LIMIT {
@@ -370,253 +482,4 @@ impl Npt {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    /// Tables in a hash map, their addresses from a [`TablePool`] at 1 GiB (`limit` pages;
-    /// 0: a large pool).
-    struct FakeTables {
-        pages: HashMap<u64, [u64; 512]>,
-        pool: TablePool,
-        limit: usize,
-        /// Every entry written, in order.
-        log: Vec<(u64, usize, u64)>,
-    }
-
-    impl Default for FakeTables {
-        fn default() -> Self {
-            Self::with_pool(1 << 20)
-        }
-    }
-
-    impl FakeTables {
-        fn with_pool(pages: u64) -> Self {
-            Self {
-                pages: HashMap::new(),
-                pool: TablePool::new(0x4000_0000, pages),
-                limit: 0,
-                log: Vec::new(),
-            }
-        }
-    }
-
-    impl TableMemory for FakeTables {
-        fn read_entry(&self, table: u64, index: usize) -> u64 {
-            self.pages[&table][index]
-        }
-        fn write_entry(&mut self, table: u64, index: usize, value: u64) {
-            self.pages.get_mut(&table).expect("table")[index] = value;
-            self.log.push((table, index, value));
-        }
-        fn alloc_table(&mut self) -> Result<u64, NptError> {
-            if self.limit != 0 && self.pages.len() >= self.limit {
-                return Err(NptError::OutOfMemory);
-            }
-            let pa = self.pool.take().ok_or(NptError::OutOfMemory)?;
-            assert!(
-                self.pages.insert(pa, [0; 512]).is_none(),
-                "handed out twice"
-            );
-            Ok(pa)
-        }
-        fn free_table(&mut self, table: u64) {
-            assert!(self.pages.remove(&table).is_some(), "freed twice");
-            self.pool.give_back(table);
-        }
-    }
-
-    #[test]
-    fn maps_splits_and_translates() {
-        let mut m = FakeTables::default();
-        let npt = Npt::new(&mut m).unwrap();
-        npt.map_2m(&mut m, 0, 0x1000_0000, true).unwrap();
-        npt.map_2m(&mut m, 0x20_0000, 0x1020_0000, true).unwrap();
-        assert_eq!(
-            npt.translate(&m, 0x1234),
-            Some(Translation {
-                hpa: 0x1000_1234,
-                writable: true
-            })
-        );
-        // Replace one 4 KiB page inside the first 2 MiB (like shared_info over RAM).
-        npt.map_4k(&mut m, 0x5000, 0x7777_0000, false).unwrap();
-        assert_eq!(
-            npt.translate(&m, 0x5008),
-            Some(Translation {
-                hpa: 0x7777_0008,
-                writable: false
-            })
-        );
-        assert_eq!(npt.translate(&m, 0x6008).unwrap().hpa, 0x1000_6008);
-        assert_eq!(npt.translate(&m, 0x4008).unwrap().hpa, 0x1000_4008);
-        assert_eq!(npt.translate(&m, 0x20_0010).unwrap().hpa, 0x1020_0010);
-        assert_eq!(npt.translate(&m, 0x40_0000), None);
-        assert_eq!(npt.translate(&m, u64::MAX), None);
-        npt.map_4k(&mut m, 0xfefff000, 0x2000, true).unwrap();
-        assert_eq!(npt.translate(&m, 0xfefff001).unwrap().hpa, 0x2001);
-        assert_eq!(npt.translate(&m, 0xfeffe000), None);
-        npt.unmap_4k(&mut m, 0x5000).unwrap();
-        assert_eq!(npt.translate(&m, 0x5008), None);
-        assert_eq!(npt.translate(&m, 0x6008).unwrap().hpa, 0x1000_6008);
-        assert_eq!(
-            npt.map_4k(&mut m, 0x1001, 0, true),
-            Err(NptError::BadAddress(0x1001))
-        );
-        assert_eq!(
-            npt.map_2m(&mut m, GPA_LIMIT, 0, true),
-            Err(NptError::BadAddress(GPA_LIMIT))
-        );
-    }
-
-    #[test]
-    fn out_of_table_memory_is_an_error() {
-        let mut m = FakeTables {
-            limit: 2,
-            ..Default::default()
-        };
-        let npt = Npt::new(&mut m).unwrap();
-        assert_eq!(npt.map_4k(&mut m, 0, 0, true), Err(NptError::OutOfMemory));
-    }
-
-    #[test]
-    fn the_pool_is_libxls_default_paging_memory() {
-        // 4 * (256 * vcpus + maxmem_mib) KiB, in pages.
-        assert_eq!(paging_pool_pages(128, 1), 384);
-        assert_eq!(paging_pool_pages(1024, 2), 1536);
-    }
-
-    #[test]
-    fn the_pool_hands_out_each_page_once_and_reuses_pages_given_back() {
-        let mut pool = TablePool::new(0x10_0000, 3);
-        let a = pool.take().unwrap();
-        let b = pool.take().unwrap();
-        let c = pool.take().unwrap();
-        assert_eq!([a, b, c], [0x10_0000, 0x10_1000, 0x10_2000]);
-        assert_eq!(pool.take(), None);
-        assert_eq!((pool.in_use(), pool.peak(), pool.refused()), (3, 3, 1));
-        pool.give_back(b);
-        pool.give_back(0x99_0000); // not the pool's: ignored
-        pool.give_back(0x10_0800); // not a page boundary: ignored
-        assert_eq!(pool.in_use(), 2);
-        assert_eq!(pool.take(), Some(b));
-        assert_eq!(pool.take(), None);
-        assert!(pool.contains(c) && !pool.contains(0x10_3000));
-    }
-
-    /// A 128 MiB domain as hv builds it: RAM in 2 MiB pages, the console and store pages.
-    fn domain_tables(pool_pages: u64) -> (FakeTables, Npt) {
-        let mut m = FakeTables::with_pool(pool_pages);
-        let npt = Npt::new(&mut m).unwrap();
-        for off in (0..64).map(|i| i * HUGE_SIZE) {
-            npt.map_2m(&mut m, off, 0x1000_0000 + off, true).unwrap();
-        }
-        npt.map_4k(&mut m, 0xfefff000, 0x2000, true).unwrap();
-        npt.map_4k(&mut m, 0xfeffc000, 0x3000, true).unwrap();
-        (m, npt)
-    }
-
-    #[test]
-    fn a_flood_of_remaps_to_fresh_addresses_stays_within_the_pool() {
-        let (mut m, npt) = domain_tables(paging_pool_pages(128, 1));
-        let built = m.pool.in_use();
-        let shared_info = 0x7000_0000;
-        let mut at = None;
-        // 10,000 moves, each to a 2 MiB region never used before (a new 1 GiB region every
-        // 512): without freeing, every move would take one or two more table pages.
-        for i in 0..10_000u64 {
-            let gpa = (4 << 30) + i * HUGE_SIZE;
-            npt.remap_4k(&mut m, at, gpa, shared_info, true).unwrap();
-            at = Some(gpa);
-            assert!(
-                m.pool.in_use() <= built + 3,
-                "move {i}: {}",
-                m.pool.in_use()
-            );
-        }
-        assert_eq!(npt.translate(&m, at.unwrap()).unwrap().hpa, shared_info);
-        assert_eq!(npt.translate(&m, 4 << 30), None);
-        assert!(m.pool.peak() <= built + 5, "peak {}", m.pool.peak());
-        assert_eq!(m.pool.refused(), 0);
-        // Back home: only the domain's own tables are left.
-        npt.unmap_4k(&mut m, at.unwrap()).unwrap();
-        assert_eq!(m.pool.in_use(), built);
-        assert_eq!(m.pages.len() as u64, built);
-    }
-
-    #[test]
-    fn a_remap_maps_the_new_page_before_it_unmaps_the_old() {
-        let (mut m, npt) = domain_tables(64);
-        npt.map_4k(&mut m, 0x5000, 0x9000, true).unwrap();
-        m.log.clear();
-        npt.remap_4k(&mut m, Some(0x5000), 0x20_6000, 0x9000, true)
-            .unwrap();
-        let new = m
-            .log
-            .iter()
-            .position(|&(_, i, v)| i == index(0x20_6000, 1) && v & ADDR_MASK == 0x9000)
-            .expect("the new leaf");
-        let old = m
-            .log
-            .iter()
-            .position(|&(_, i, v)| i == index(0x5000, 1) && v == 0)
-            .expect("the old leaf cleared");
-        assert!(new < old, "new leaf written at {new}, old cleared at {old}");
-        assert_eq!(npt.translate(&m, 0x5000), None);
-        assert_eq!(npt.translate(&m, 0x20_6000).unwrap().hpa, 0x9000);
-    }
-
-    #[test]
-    fn a_remap_that_finds_no_table_page_leaves_the_old_mapping_in_place() {
-        let (mut m, npt) = domain_tables(paging_pool_pages(128, 1));
-        npt.map_4k(&mut m, 0x5000, 0x9000, true).unwrap();
-        // Use up the pool but one page; a new 1 GiB region needs two (a directory and a
-        // table).
-        let mut hoard = Vec::new();
-        while m.pool.pages() - m.pool.in_use() > 1 {
-            hoard.push(m.alloc_table().unwrap());
-        }
-        let before = m.pool.in_use();
-        assert_eq!(
-            npt.remap_4k(&mut m, Some(0x5000), 5 << 30, 0x9000, true),
-            Err(NptError::OutOfMemory)
-        );
-        assert_eq!(npt.translate(&m, 0x5000).unwrap().hpa, 0x9000);
-        assert_eq!(npt.translate(&m, 5 << 30), None);
-        // The directory made on the way down went back to the pool.
-        assert_eq!(m.pool.in_use(), before);
-        for t in hoard {
-            m.free_table(t);
-        }
-        npt.remap_4k(&mut m, Some(0x5000), 5 << 30, 0x9000, true)
-            .unwrap();
-        assert_eq!(npt.translate(&m, 0x5000), None);
-    }
-
-    #[test]
-    fn a_2m_mapping_gives_back_the_table_it_replaces() {
-        let (mut m, npt) = domain_tables(64);
-        npt.map_4k(&mut m, 0x5000, 0x9000, true).unwrap();
-        let split = m.pool.in_use();
-        npt.map_2m(&mut m, 0, 0x1000_0000, true).unwrap();
-        assert_eq!(m.pool.in_use(), split - 1);
-        assert_eq!(npt.translate(&m, 0x5000).unwrap().hpa, 0x1000_5000);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn every_mapped_page_translates_back(pages in proptest::collection::vec((0u64..1 << 36, 0u64..1 << 28), 1..40)) {
-            let mut m = FakeTables::default();
-            let npt = Npt::new(&mut m).unwrap();
-            let mut want = HashMap::new();
-            for (gpa, hpa) in pages {
-                let (g, h) = (gpa & !0xfff, hpa & !0xfff);
-                npt.map_4k(&mut m, g, h, true).unwrap();
-                want.insert(g, h);
-            }
-            for (g, h) in want {
-                proptest::prop_assert_eq!(npt.translate(&m, g + 5).map(|t| t.hpa), Some(h + 5));
-            }
-        }
-    }
-}
+mod tests;

@@ -11,8 +11,13 @@
 //! the domain; the console's directory is `n<domid> r0` and its `port`/`ring-ref` are
 //! `n0 r<domid>`. Not written: `/libxl/<domid>` and `/vss/<uuid>` (toolstack-private, no
 //! access for the domain), `cpu/*`, `image/*` and `start_time` (nothing here reads them).
+//!
+//! Several domains share one [`Store`]: each gets its own home and `/vm/<uuid>` (hv's
+//! UUIDs come from [`domain_uuid`], one per domain id), and [`destroy_domu`] takes one domain
+//! out again as `xl destroy` does, leaving the others' nodes, watches and quotas untouched.
 
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use xenstored::{Access, Domid, Perm, Store, XsdError};
@@ -24,8 +29,8 @@ pub struct DomainInfo<'a> {
     pub domid: Domid,
     /// `name` from the configuration.
     pub name: &'a str,
-    /// The domain's UUID in its text form (xl's `uuid`; hv's `XENVER_guest_handle` is zeros,
-    /// so hv passes the all-zero UUID).
+    /// The domain's UUID in its text form (xl's `uuid`; hv passes [`uuid_text`] of
+    /// [`domain_uuid`], the bytes its `XENVER_guest_handle` returns).
     pub uuid: &'a str,
     /// `memory` in KiB (static-max and target).
     pub memory_kib: u64,
@@ -161,34 +166,169 @@ pub fn write_domu(store: &mut Store, d: &DomainInfo<'_>) -> Result<(), XsdError>
     Ok(())
 }
 
+/// A shared page and its event channel, as the toolstack passes them to a new domain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ring {
+    /// The domain's end of the channel.
+    pub port: u32,
+    /// The page's frame in the domain's guest-physical space.
+    pub gfn: u64,
+}
+
+/// What the toolstack knows of domain `domid`: `name` and `memory` (MiB) from its
+/// configuration, `uuid` in text form ([`uuid_text`]), and its xenstore and console pages
+/// and channels (`HVM_PARAM_STORE_*` and `HVM_PARAM_CONSOLE_*`). Pass the result to
+/// [`write_domu`].
+pub fn domain_info<'a>(
+    domid: Domid,
+    name: &'a str,
+    uuid: &'a str,
+    memory_mib: u64,
+    store: Ring,
+    console: Ring,
+) -> DomainInfo<'a> {
+    DomainInfo {
+        domid,
+        name,
+        uuid,
+        memory_kib: memory_mib.saturating_mul(1024),
+        store_port: store.port,
+        store_gfn: store.gfn,
+        console_port: console.port,
+        console_gfn: console.gfn,
+    }
+}
+
 /// hv's domain 1 as xtask's xl configuration describes it (`name = "pvguest"`,
-/// `memory = 128`), with its ports and frames.
+/// `memory = 128`), with its ports and frames, and the all-zero UUID that matches the
+/// all-zero `XENVER_guest_handle` hv gives it so far. [`domain_info`] with
+/// [`domain_uuid`] replaces it once hv runs several domains.
 pub fn pvguest_info(
     store_port: u32,
     store_gfn: u64,
     console_port: u32,
     console_gfn: u64,
 ) -> DomainInfo<'static> {
-    DomainInfo {
-        domid: 1,
-        name: "pvguest",
-        uuid: ZERO_UUID,
-        memory_kib: 128 * 1024,
-        store_port,
-        store_gfn,
-        console_port,
-        console_gfn,
-    }
+    domain_info(
+        1,
+        "pvguest",
+        ZERO_UUID,
+        128,
+        Ring {
+            port: store_port,
+            gfn: store_gfn,
+        },
+        Ring {
+            port: console_port,
+            gfn: console_gfn,
+        },
+    )
 }
 
-/// The all-zero UUID (hv's domains have no handle).
+/// The all-zero UUID: domain 0's handle, as under Xen (and [`pvguest_info`]'s).
 pub const ZERO_UUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// The UUID hv gives domain `domid` (xl makes a random one per domain; hv has no source of
+/// randomness it would trust for this and wants runs to repeat). Domain 0's is all zeros,
+/// as under Xen. Any other domain's is `68760000-0000-8000-8000-00000000NNNN`, `NNNN` being
+/// the domain id in hex: bytes 0-1 are `hv` in ASCII, the version nibble is 8 and the
+/// variant bits `10` (an RFC 9562 version 8, "custom", UUID), so it is well formed, distinct
+/// per domain id and recognisably hv's. These bytes are also the domain's
+/// `XENVER_guest_handle`.
+pub fn domain_uuid(domid: Domid) -> [u8; 16] {
+    if domid == 0 {
+        return [0; 16];
+    }
+    let [hi, lo] = domid.to_be_bytes();
+    [b'h', b'v', 0, 0, 0, 0, 0x80, 0, 0x80, 0, 0, 0, 0, 0, hi, lo]
+}
+
+/// A UUID in its text form, as libxl prints it (`LIBXL_UUID_FMT`: lower-case hex in groups
+/// of 8-4-4-4-12 digits).
+pub fn uuid_text(uuid: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, b) in uuid.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Removes domain `domid`'s xenstore state as `xl destroy` does (libxl 4.17's
+/// `libxl__destroy_domid`), then releases its connection as C xenstored does once Xen
+/// reports the domain dead. In order, all as domain 0:
+/// 1. `libxl__devices_destroy`: the console (the one device written here) is removed
+///    synchronously by `libxl__device_destroy`: `libxl__xs_path_cleanup` of the frontend
+///    (`<home>/console`), then of the backend (`/local/domain/0/backend/console/<domid>/0`),
+///    each also removing the parents it leaves empty (empty value, no children).
+/// 2. `devices_destroy_cb`: `xs_rm` of `/vm/<uuid>` (the path `<home>/vm` names, else
+///    `/vm/<uuid_text>`), then of the home `/local/domain/<domid>` (`/libxl/<domid>` and
+///    `<home>/hvmloader` are not written here).
+/// 3. `xc_domain_destroy`; xenstored's `domain_cleanup` then drops the connection
+///    ([`Store::release`]: the domain's watches, transactions, queued events and any node it
+///    still owns) and fires `@releaseDomain`.
+///
+/// Watches on the removed nodes fire as for any `XS_RM` by domain 0. As libxl, a step that
+/// fails does not stop the next ones; the first error other than `ENOENT` (the node was
+/// already gone) is returned after the connection is released.
+pub fn destroy_domu(store: &mut Store, domid: Domid, uuid_text: &str) -> Result<(), XsdError> {
+    let mut first: Result<(), XsdError> = Ok(());
+    let mut note = |r: Result<(), XsdError>| {
+        if let Err(e) = r
+            && e != XsdError::Enoent
+            && first.is_ok()
+        {
+            first = Err(e);
+        }
+    };
+    if domid == 0 {
+        return Err(XsdError::Einval);
+    }
+    let home = Store::home(domid);
+    note(path_cleanup(store, &format!("{home}/console")));
+    note(path_cleanup(
+        store,
+        &format!("/local/domain/0/backend/console/{domid}/0"),
+    ));
+    let vm = store
+        .read(&format!("{home}/vm"))
+        .and_then(|v| String::from_utf8(v).ok())
+        .filter(|v| v.starts_with("/vm/"))
+        .unwrap_or_else(|| format!("/vm/{uuid_text}"));
+    note(store.rm(&vm));
+    note(store.rm(&home));
+    store.release(domid);
+    first
+}
+
+/// libxl's `libxl__xs_path_cleanup`: removes `path` (a missing node whose parent exists is
+/// fine, as for `XS_RM`), then each parent that is left with an empty value and no
+/// children, stopping at the first that is not.
+fn path_cleanup(store: &mut Store, path: &str) -> Result<(), XsdError> {
+    store.rm(path)?;
+    let mut at = path;
+    while let Some((parent, _)) = at.rsplit_once('/') {
+        if parent.is_empty() {
+            break;
+        }
+        let empty = store.read(parent).is_some_and(|v| v.is_empty())
+            && store.directory(parent).is_some_and(|c| c.is_empty());
+        if !empty {
+            break;
+        }
+        store.rm(parent)?;
+        at = parent;
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi::io::xs_wire::{XS_READ, XS_WRITE};
-    use alloc::string::String;
+    use abi::io::xs_wire::{XS_DIRECTORY, XS_READ, XS_TRANSACTION_START, XS_WATCH, XS_WRITE};
+    use std::collections::{BTreeMap, BTreeSet};
 
     fn text(p: &[Perm]) -> String {
         p.iter()
@@ -275,5 +415,230 @@ mod tests {
             req(&mut s, 1, XS_READ, &[b"/local/domain/0/name\0"]),
             Err(XsdError::Eacces)
         );
+    }
+
+    /// Domain `domid` as the kernel will describe it: its UUID from [`domain_uuid`], 128 MiB,
+    /// the special pages and ports hv gives every domain.
+    fn info(domid: Domid, uuid: &str) -> DomainInfo<'_> {
+        let store = Ring {
+            port: 1,
+            gfn: 0xfeffc,
+        };
+        let console = Ring {
+            port: 2,
+            gfn: 0xfefff,
+        };
+        domain_info(domid, "guest", uuid, 128, store, console)
+    }
+
+    fn uuid(domid: Domid) -> String {
+        uuid_text(&domain_uuid(domid))
+    }
+
+    /// Domain 0 and the domUs `domids`, written by the toolstack into one store.
+    fn store_with(domids: &[Domid]) -> Store {
+        let mut s = Store::new();
+        write_dom0(&mut s).unwrap();
+        for &d in domids {
+            write_domu(&mut s, &info(d, &uuid(d))).unwrap();
+        }
+        s
+    }
+
+    /// Every node: path, value and permissions.
+    fn dump(s: &Store) -> BTreeMap<String, (String, String)> {
+        s.paths()
+            .into_iter()
+            .map(|p| {
+                let v = String::from_utf8_lossy(&s.read(&p).unwrap()).into_owned();
+                let perms = text(&s.perms(&p).unwrap());
+                (p, (v, perms))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn domain_uuids_are_well_formed_distinct_and_printed_as_libxl_prints_them() {
+        assert_eq!(domain_uuid(0), [0; 16]);
+        assert_eq!(uuid_text(&domain_uuid(0)), ZERO_UUID);
+        assert_eq!(uuid(1), "68760000-0000-8000-8000-000000000001");
+        assert_eq!(uuid(0x7fef), "68760000-0000-8000-8000-000000007fef");
+        let mut seen = BTreeSet::new();
+        for d in 1..0x7ff0 {
+            let u = domain_uuid(d);
+            assert_eq!(u[6] >> 4, 8, "version 8");
+            assert_eq!(u[8] >> 6, 0b10, "RFC 9562 variant");
+            assert!(seen.insert(u), "domain {d}: UUID given twice");
+        }
+        let t = uuid_text(&[0xab; 16]);
+        assert_eq!(t, "abababab-abab-abab-abab-abababababab");
+        assert_eq!(
+            domain_info(3, "n", &t, 3, Ring::default(), Ring::default()).memory_kib,
+            3072
+        );
+    }
+
+    #[test]
+    fn two_domains_in_one_store_each_read_their_own_keys_and_nothing_of_the_other() {
+        let mut s = store_with(&[1, 2]);
+        assert_eq!(
+            s.directory("/local/domain").unwrap(),
+            ["0", "1", "2"].map(String::from)
+        );
+        let vms: BTreeSet<String> = s.directory("/vm").unwrap().into_iter().collect();
+        assert_eq!(vms, BTreeSet::from([uuid(1), uuid(2)]));
+        for (me, other) in [(1, 2), (2, 1)] {
+            let home = Store::home(me);
+            let vm = format!("/vm/{}", uuid(me));
+            assert_eq!(s.read(&format!("{home}/vm")).unwrap(), vm.as_bytes());
+            assert_eq!(s.read(&format!("{vm}/uuid")).unwrap(), uuid(me).as_bytes());
+            // Every node of the domain's home and /vm entry names only domain 0 and itself.
+            for p in s.paths() {
+                if p.starts_with(&format!("{home}/")) || p.starts_with(&format!("{vm}/")) {
+                    for perm in s.perms(&p).unwrap() {
+                        assert!([0, me].contains(&perm.domid), "{p}: {perm}");
+                    }
+                }
+            }
+            assert_eq!(text(&s.perms(&home).unwrap()), format!("n0 r{me}"));
+            assert_eq!(text(&s.perms(&vm).unwrap()), format!("n0 r{me}"));
+            let mine = [
+                format!("{home}/name\0"),
+                format!("{vm}/name\0"),
+                String::from("domid\0"),
+            ];
+            for p in &mine {
+                assert!(
+                    req(&mut s, me, XS_READ, &[p.as_bytes()]).is_ok(),
+                    "{me}: {p}"
+                );
+            }
+            let theirs = [
+                format!("{}/name\0", Store::home(other)),
+                format!("/vm/{}/name\0", uuid(other)),
+                format!("/vm/{}\0", uuid(other)),
+            ];
+            for p in &theirs {
+                assert_eq!(
+                    req(&mut s, me, XS_READ, &[p.as_bytes()]),
+                    Err(XsdError::Eacces),
+                    "{me}: {p}"
+                );
+            }
+            let dir = format!("{}\0", Store::home(other));
+            assert_eq!(
+                req(&mut s, me, XS_DIRECTORY, &[dir.as_bytes()]),
+                Err(XsdError::Eacces)
+            );
+            let data = format!("{}/data/x\0", Store::home(other));
+            assert_eq!(
+                req(&mut s, me, XS_WRITE, &[data.as_bytes(), b"v"]),
+                Err(XsdError::Eacces)
+            );
+            assert!(req(&mut s, me, XS_WRITE, &[b"data/x\0", b"v"]).is_ok());
+        }
+        assert_eq!(s.entries(1), s.entries(2));
+    }
+
+    /// What a running domain 2 leaves in the store: nodes under `data/`, two watches with
+    /// events queued, an open transaction with a write in it.
+    fn busy(s: &mut Store, d: Domid) {
+        for (p, v) in [(&b"data/a\0"[..], &b"1"[..]), (b"data/b/c\0", b"2")] {
+            req(s, d, XS_WRITE, &[p, v]).unwrap();
+        }
+        req(s, d, XS_WATCH, &[b"data\0", b"w-data\0"]).unwrap();
+        req(s, d, XS_WATCH, &[b"control/shutdown\0", b"w-shutdown\0"]).unwrap();
+        req(s, d, XS_WRITE, &[b"data/a\0", b"3"]).unwrap();
+        let tx = req(s, d, XS_TRANSACTION_START, &[b"\0"]).unwrap();
+        let tx: u32 = core::str::from_utf8(&tx[..tx.len() - 1])
+            .unwrap()
+            .parse()
+            .unwrap();
+        s.handle(d, XS_WRITE, tx, b"data/in-tx\0v").unwrap();
+    }
+
+    /// Domain 1's side of the store: nodes it owns, its watches, its memory.
+    fn domain_one(s: &Store) -> (usize, usize, usize) {
+        (s.entries(1), s.watch_count(1), s.memory(1))
+    }
+
+    #[test]
+    fn destroying_a_domain_leaves_nothing_of_it_and_touches_no_other() {
+        let mut s = store_with(&[1, 2]);
+        let mut never = store_with(&[1]);
+        for st in [&mut s, &mut never] {
+            // Domain 1 at work, and watching where domain 2 lived (it may not read there).
+            req(st, 1, XS_WRITE, &[b"data/mine\0", b"x"]).unwrap();
+            req(st, 1, XS_WATCH, &[b"data\0", b"one\0"]).unwrap();
+            req(st, 1, XS_WATCH, &[b"/local/domain/2\0", b"spy\0"]).unwrap();
+            req(st, 1, XS_WATCH, &[b"/vm\0", b"spy-vm\0"]).unwrap();
+            st.take_events(1);
+        }
+        busy(&mut s, 2);
+        // Domain 0 (the toolstack) watches for domains going away, and domain 2's home.
+        for (path, token) in [
+            (&b"@releaseDomain\0"[..], &b"released\0"[..]),
+            (b"/local/domain/2\0", b"home2\0"),
+        ] {
+            req(&mut s, 0, XS_WATCH, &[path, token]).unwrap();
+        }
+        s.take_events(0);
+        assert!(s.entries(2) > 0 && s.memory(2) > 0);
+        assert_eq!((s.watch_count(2), s.transaction_count(2)), (2, 1));
+        assert!(s.queued_event_bytes(2) > 0);
+        let one = domain_one(&s);
+        assert_eq!(one, domain_one(&never));
+
+        destroy_domu(&mut s, 2, &uuid(2)).unwrap();
+
+        assert_eq!(s.entries(2), 0);
+        assert_eq!(s.memory(2), 0);
+        assert_eq!(s.watch_count(2), 0);
+        assert_eq!(s.transaction_count(2), 0);
+        assert_eq!(s.queued_event_bytes(2), 0);
+        assert!(!s.is_introduced(2));
+        // Exactly the store in which domain 2 never was: paths, values and permissions.
+        assert_eq!(dump(&s), dump(&never));
+        assert_eq!(domain_one(&s), one);
+        assert!(s.take_events(1).is_empty(), "domain 1 saw domain 2 go");
+        // Domain 0 saw the home go, then `@releaseDomain`.
+        let events: Vec<(String, String)> = s
+            .take_events(0)
+            .into_iter()
+            .map(|e| (e.path, e.token))
+            .collect();
+        let home = events
+            .iter()
+            .position(|e| e == &(String::from("/local/domain/2"), String::from("home2")));
+        let released = events
+            .iter()
+            .position(|e| e == &(String::from("@releaseDomain"), String::from("released")));
+        assert!(
+            matches!((home, released), (Some(h), Some(r)) if h < r),
+            "{events:?}"
+        );
+        assert_eq!(released, Some(events.len() - 1), "{events:?}");
+        // Domain 2 is gone for good: its requests are refused.
+        assert_eq!(
+            req(&mut s, 2, XS_READ, &[b"domid\0"]),
+            Err(XsdError::Eacces)
+        );
+
+        // Domain 1 next: what is left is domain 0's and the empty /vm.
+        destroy_domu(&mut s, 1, &uuid(1)).unwrap();
+        let mut bare = store_with(&[]);
+        bare.mkdir("/vm").unwrap();
+        assert_eq!(dump(&s), dump(&bare));
+        assert_eq!((s.entries(1), s.memory(1), s.watch_count(1)), (0, 0, 0));
+    }
+
+    #[test]
+    fn destroying_an_unknown_domain_changes_nothing_and_domain_0_is_refused() {
+        let mut s = store_with(&[1]);
+        let before = dump(&s);
+        assert_eq!(destroy_domu(&mut s, 5, &uuid(5)), Ok(()));
+        assert_eq!(dump(&s), before);
+        assert_eq!(destroy_domu(&mut s, 0, ZERO_UUID), Err(XsdError::Einval));
+        assert_eq!(dump(&s), before);
     }
 }

@@ -13,8 +13,13 @@
 //! read while [`xenstored::quota::REQUESTS_OUTSTANDING`] (20) replies wait in the queue, nor
 //! while the store charges the domain its hard memory quota or more
 //! ([`Store::memory_hard_exceeded`]); the guest's requests then wait in its ring. Unlike C, a
-//! request whose watch events wait in another domain's queue does not count as outstanding
-//! (hv serves one domain so far).
+//! request whose watch events wait in another domain's queue does not count as outstanding.
+//!
+//! Several domains share one [`Store`], each with its own `XsConnection` and page. A watch
+//! event one domain's request (or the toolstack, as domain 0) caused for another waits in
+//! the store until that domain's connection is served: [`XsConnection::service`] queues it
+//! with the domain's own replies, [`XsConnection::deliver_events`] moves it into the ring
+//! without reading a request.
 //!
 //! The page is shared with the guest, so its indexes are allegations: impossible indexes
 //! set the page's `error` to `XENSTORE_ERROR_RINGIDX`, a payload over
@@ -225,6 +230,26 @@ impl XsConnection {
             notify |= wrote > 0 || read > 0;
             if wrote == 0 && read == 0 {
                 return notify;
+            }
+        }
+    }
+
+    /// Moves the watch events the store holds for this domain (caused by other domains'
+    /// requests or by the toolstack) and whatever else is queued into the response ring,
+    /// without reading a request. Returns whether bytes were written (then notify the
+    /// domain). Does nothing on a stopped connection or one whose guest asked to reconnect
+    /// ([`Self::service`] handles that); impossible response indexes stop the connection as
+    /// in [`Self::service`] (the `error` field is set, and the result is `true`).
+    pub fn deliver_events(&mut self, store: &mut Store, page: &mut impl StorePage) -> bool {
+        if self.failed.is_some() || page.load_u32(CONNECTION) == XENSTORE_RECONNECT {
+            return false;
+        }
+        self.queue_events(store);
+        match self.flush(page) {
+            Ok(n) => n > 0,
+            Err(e) => {
+                self.fail(page, e);
+                true
             }
         }
     }

@@ -525,3 +525,135 @@ proptest::proptest! {
         proptest::prop_assert!(conn.queued_bytes() <= MAX_QUEUED_BYTES);
     }
 }
+
+/// Domain 0 and domains 1 and 2 as the toolstack writes them, in one store, each domU with
+/// its own connection and page (set up, nothing served yet).
+fn toolstack_two() -> (Store, [(XsConnection, Page); 2]) {
+    use crate::dom0::toolstack::{self, Ring};
+    let mut store = Store::new();
+    toolstack::write_dom0(&mut store).unwrap();
+    let conns = [1, 2].map(|domid| {
+        let uuid = toolstack::uuid_text(&toolstack::domain_uuid(domid));
+        let ring = |port, gfn| Ring { port, gfn };
+        let info = toolstack::domain_info(
+            domid,
+            "guest",
+            &uuid,
+            128,
+            ring(1, 0xfeffc),
+            ring(2, 0xfefff),
+        );
+        toolstack::write_domu(&mut store, &info).unwrap();
+        let page = Page::new();
+        let conn = XsConnection::new(domid);
+        conn.init_page(&mut page.clone());
+        (conn, page)
+    });
+    (store, conns)
+}
+
+/// The messages in `page`'s response ring from index `from` to its producer, as (type,
+/// payload); the guest's consumer index moves there.
+fn responses(page: &Page, from: u32) -> Vec<(u32, Vec<u8>)> {
+    let prod = page.u32_at(RSP_PROD);
+    let bytes: Vec<u8> = (from..prod)
+        .map(|i| page.0.borrow()[RSP + (i as usize % XENSTORE_RING_SIZE as usize)])
+        .collect();
+    page.set_u32(RSP_CONS, prod);
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let h = XsdSockmsg::from_bytes(bytes[at..at + 16].try_into().unwrap()).unwrap();
+        let body = bytes[at + 16..at + 16 + h.len as usize].to_vec();
+        at += 16 + h.len as usize;
+        out.push((h.type_, body));
+    }
+    out
+}
+
+/// Serves `conn` once; whether it asked to notify.
+fn serve(store: &mut Store, (conn, page): &mut (XsConnection, Page)) -> bool {
+    conn.service(store, &mut page.clone(), &|| false)
+}
+
+#[test]
+fn a_toolstack_write_reaches_the_watching_domain_with_its_next_service_and_no_other() {
+    use abi::io::xs_wire::XS_WATCH;
+    let (mut store, [mut one, mut two]) = toolstack_two();
+    // Domain 2 watches its shutdown key; domain 1 watches the same node (it may not read it)
+    // and its own.
+    raw_request(&two.1, XS_WATCH, 1, b"control/shutdown\0s\0");
+    raw_request(
+        &one.1,
+        XS_WATCH,
+        1,
+        b"/local/domain/2/control/shutdown\0spy\0",
+    );
+    raw_request(&one.1, XS_WATCH, 2, b"control/shutdown\0own\0");
+    assert!(serve(&mut store, &mut two));
+    assert!(serve(&mut store, &mut one));
+    let two_at = two.1.u32_at(RSP_PROD);
+    let one_at = one.1.u32_at(RSP_PROD);
+    responses(&two.1, 0);
+    responses(&one.1, 0);
+    let one_events = one.0.stats.events;
+
+    // The toolstack (domain 0) asks domain 2 to power off.
+    store
+        .write("/local/domain/2/control/shutdown", b"poweroff")
+        .unwrap();
+    assert!(!serve(&mut store, &mut one), "nothing for domain 1");
+    assert_eq!(one.1.u32_at(RSP_PROD), one_at);
+    assert!(serve(&mut store, &mut two));
+    assert_eq!(
+        responses(&two.1, two_at),
+        [(XS_WATCH_EVENT, b"control/shutdown\0s\0".to_vec())]
+    );
+    assert_eq!(one.0.stats.events, one_events);
+}
+
+#[test]
+fn deliver_events_writes_queued_events_without_reading_requests() {
+    use abi::io::xs_wire::{XS_READ, XS_WATCH};
+    let (mut store, [mut one, mut two]) = toolstack_two();
+    raw_request(&two.1, XS_WATCH, 1, b"control/shutdown\0s\0");
+    assert!(serve(&mut store, &mut two));
+    responses(&two.1, 0);
+    let at = two.1.u32_at(RSP_PROD);
+    // Nothing queued: nothing written, no notification.
+    assert!(!two.0.deliver_events(&mut store, &mut two.1.clone()));
+    // A request waits in domain 2's ring while domain 1's request causes an event for it:
+    // domain 0 writes the key on domain 1's behalf here (domain 1 may not).
+    raw_request(&two.1, XS_READ, 2, b"domid\0");
+    store
+        .write("/local/domain/2/control/shutdown", b"reboot")
+        .unwrap();
+    let requests = two.0.stats.requests;
+    assert!(two.0.deliver_events(&mut store, &mut two.1.clone()));
+    assert_eq!(
+        responses(&two.1, at),
+        [(XS_WATCH_EVENT, b"control/shutdown\0s\0".to_vec())]
+    );
+    assert_eq!(two.0.stats.requests, requests, "a request was read");
+    assert_ne!(two.1.u32_at(REQ_CONS), two.1.u32_at(REQ_PROD));
+    assert!(!one.0.deliver_events(&mut store, &mut one.1.clone()));
+    assert_eq!(one.1.u32_at(RSP_PROD), 0);
+    // The request is answered by the next service.
+    assert!(serve(&mut store, &mut two));
+    assert_eq!(two.0.stats.requests, requests + 1);
+
+    // A guest asking to reconnect, or a stopped connection, gets nothing.
+    store
+        .write("/local/domain/2/control/shutdown", b"x")
+        .unwrap();
+    two.1.set_u32(CONNECTION, XENSTORE_RECONNECT);
+    let prod = two.1.u32_at(RSP_PROD);
+    assert!(!two.0.deliver_events(&mut store, &mut two.1.clone()));
+    assert_eq!(two.1.u32_at(RSP_PROD), prod);
+    two.1.set_u32(CONNECTION, XENSTORE_CONNECTED);
+    two.1.set_u32(RSP_CONS, prod.wrapping_add(5000));
+    assert!(two.0.deliver_events(&mut store, &mut two.1.clone()));
+    assert_eq!(two.0.failed(), Some(ConnError::RingIndexes));
+    assert_eq!(two.1.u32_at(ERROR), XENSTORE_ERROR_RINGIDX);
+    assert!(!two.0.deliver_events(&mut store, &mut two.1.clone()));
+}
