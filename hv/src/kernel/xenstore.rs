@@ -90,9 +90,15 @@ impl Xenstore {
     }
 
     /// Whether watch events wait in the store for this domain (another domain's request or
-    /// the toolstack caused them): then [`Self::service`] delivers them.
+    /// the toolstack caused them): then [`Self::deliver_events`] delivers them.
     pub fn events_waiting(&self, store: &Store) -> bool {
         store.queued_event_bytes(self.domid) > 0
+    }
+
+    /// Writes the watch events queued for this domain into its ring, reading no request;
+    /// whether to notify the domain.
+    pub fn deliver_events(&mut self, store: &mut Store) -> bool {
+        self.conn.deliver_events(store, &mut self.page)
     }
 
     /// Requests answered so far.
@@ -101,13 +107,10 @@ impl Xenstore {
     }
 }
 
-/// Removes a domain from the store as the toolstack's destroy does: its home and `/vm` node
-/// (as domain 0), then its connection (`XS_RELEASE`: its watches, transactions and queued
-/// events, the nodes it still owns, `@releaseDomain`).
+/// Removes a domain from the store as `xl destroy` does ([`toolstack::destroy_domu`]); a
+/// step that fails is logged, the others still done.
 pub fn destroy(store: &mut Store, domid: Domid, uuid: &str) {
-    for path in [Store::home(domid), alloc::format!("/vm/{uuid}")] {
-        // A node the guest removed already (it may not) is fine to miss.
-        let _ = store.rm(&path);
+    if let Err(e) = toolstack::destroy_domu(store, domid, uuid) {
+        crate::hvlog!("d{domid}: xenstore destroy: {e}");
     }
-    store.release(domid);
 }

@@ -8,6 +8,7 @@ use crate::builder::{self, DomainConfig};
 use crate::counters::Counters;
 use crate::cpuid::CpuidContext;
 use crate::dom0::ports::{PortTable, Service};
+use crate::dom0::toolstack::{self, Ring};
 use crate::frames::{FRAME_SIZE, FrameError};
 use crate::guest::phys::PAGE_SIZE;
 use crate::hvlog;
@@ -74,25 +75,6 @@ impl Taken<'_> {
     }
 }
 
-/// The UUID hv gives domain `domid` (xl makes a random one; hv's are fixed, one per id, so
-/// runs repeat): version 4, variant 1, the id in the last two bytes.
-fn uuid_of(domid: u16) -> [u8; 16] {
-    let [hi, lo] = domid.to_be_bytes();
-    [0, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, hi, lo]
-}
-
-/// A UUID's text form.
-fn uuid_text(u: &[u8; 16]) -> String {
-    let mut s = String::new();
-    for (i, b) in u.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        let _ = core::fmt::Write::write_fmt(&mut s, format_args!("{b:02x}"));
-    }
-    s
-}
-
 impl Domain {
     /// Builds domain `domid` from `spec` (the `spec_index`th), taking its frames from `host`
     /// and writing its keys into `host`'s store. A failed build gives back what it took.
@@ -141,15 +123,8 @@ impl Domain {
         let npt = {
             let mut t = HostTables { pool: &mut pool };
             let npt = Npt::new(&mut t).map_err(DomainError::Npt)?;
-            let huge_end = ram_bytes - ram_bytes % HUGE;
-            for off in (0..huge_end).step_by(HUGE as usize) {
-                npt.map_2m(&mut t, off, ram + off, true)
-                    .map_err(DomainError::Npt)?;
-            }
-            for off in (huge_end..ram_bytes).step_by(PAGE_SIZE as usize) {
-                npt.map_4k(&mut t, off, ram + off, true)
-                    .map_err(DomainError::Npt)?;
-            }
+            npt.map_range(&mut t, 0, ram, ram_bytes, true)
+                .map_err(DomainError::Npt)?;
             npt.map_4k(&mut t, layout::CONSOLE_PFN * PAGE_SIZE, console, true)
                 .map_err(DomainError::Npt)?;
             npt.map_4k(&mut t, layout::STORE_PFN * PAGE_SIZE, store, true)
@@ -171,18 +146,22 @@ impl Domain {
         )
         .map_err(DomainError::Build)?;
         let e820 = built.layout.memmap();
-        let handle = uuid_of(domid);
-        let uuid = uuid_text(&handle);
-        let store_info = crate::dom0::toolstack::DomainInfo {
+        let handle = toolstack::domain_uuid(domid);
+        let uuid = toolstack::uuid_text(&handle);
+        let store_info = toolstack::domain_info(
             domid,
-            name: &spec.name,
-            uuid: &uuid,
-            memory_kib: spec.memory_mib * 1024,
-            store_port: layout::STORE_EVTCHN,
-            store_gfn: layout::STORE_PFN,
-            console_port: layout::CONSOLE_EVTCHN,
-            console_gfn: layout::CONSOLE_PFN,
-        };
+            &spec.name,
+            &uuid,
+            spec.memory_mib,
+            Ring {
+                port: layout::STORE_EVTCHN,
+                gfn: layout::STORE_PFN,
+            },
+            Ring {
+                port: layout::CONSOLE_EVTCHN,
+                gfn: layout::CONSOLE_PFN,
+            },
+        );
         // SAFETY: `store` is a page just allocated for this domain's store and freed only at
         // teardown, after the store's last use; hv reaches it only through the store's
         // `HostFrame`.

@@ -179,7 +179,7 @@ impl Domain {
     /// Serves the domain's xenstore connection for watch events queued by someone else's
     /// request, and notifies it on its store port (from domain 0) if bytes moved.
     pub fn notify_store(&mut self, store: &mut xenstored::Store) {
-        if self.xenstore.service(store) {
+        if self.xenstore.deliver_events(store) {
             let mut w = self.words();
             let port = self.xen.store_port;
             self.xen.evtchn.notify_from_dom0(&mut w, port);
