@@ -25,6 +25,8 @@ pub mod platform;
 #[cfg(target_os = "none")]
 pub mod run;
 #[cfg(target_os = "none")]
+pub mod spin;
+#[cfg(target_os = "none")]
 pub mod store;
 #[cfg(target_os = "none")]
 pub mod vector_registers;
