@@ -1,5 +1,5 @@
-//! The guest command line: which self-test groups run, which test is forced to fail, and any
-//! other `key=value` option by name.
+//! The guest command line: which self-test groups run, which test is forced to fail, how long
+//! the `spin` group spins, and any other `key=value` option by name.
 //!
 //! Options are whitespace-separated `key=value` words; unknown words are ignored (the
 //! toolstack and users may pass options meant for later parts of the kernel). `note=<text>`
@@ -17,7 +17,16 @@ pub struct Options<'a> {
     /// `selftest-fault=<kind>`: raise a CPU exception on purpose after boot, to check the
     /// exception path (`page`, `guard`, `stack`, `ud`).
     pub fault: Option<&'a str>,
+    /// `spin-secs=<n>`: how long the `spin` self-test group spins with interrupts off (read
+    /// with [`Options::spin_seconds`]).
+    pub spin_secs: Option<&'a str>,
 }
+
+/// `spin-secs=` when the command line has none.
+pub const SPIN_SECS_DEFAULT: u32 = 5;
+/// The longest spin `spin-secs=` may ask for (an hour): a typo must not hang a test run for
+/// days.
+pub const SPIN_SECS_MAX: u32 = 3600;
 
 impl<'a> Options<'a> {
     /// Parses a command line; a later occurrence of a key wins.
@@ -30,6 +39,8 @@ impl<'a> Options<'a> {
                 opts.inject_fail = Some(v);
             } else if let Some(v) = word.strip_prefix("selftest-fault=") {
                 opts.fault = Some(v);
+            } else if let Some(v) = word.strip_prefix("spin-secs=") {
+                opts.spin_secs = Some(v);
             }
         }
         opts
@@ -41,6 +52,23 @@ impl<'a> Options<'a> {
             .into_iter()
             .flat_map(|s| s.split(','))
             .filter(|g| !g.is_empty())
+    }
+
+    /// `spin-secs=<n>` in whole seconds, 1 to [`SPIN_SECS_MAX`]; [`SPIN_SECS_DEFAULT`]
+    /// without the option. A value that is not such a number is an error naming it.
+    pub fn spin_seconds(&self) -> Result<u32, alloc::string::String> {
+        let Some(value) = self.spin_secs else {
+            return Ok(SPIN_SECS_DEFAULT);
+        };
+        value
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=SPIN_SECS_MAX).contains(n))
+            .ok_or_else(|| {
+                alloc::format!(
+                    "spin-secs={value}: expected whole seconds from 1 to {SPIN_SECS_MAX}"
+                )
+            })
     }
 }
 
@@ -67,6 +95,35 @@ pub fn kv_region(cmdline: &str) -> Result<Option<(u64, u64)>, alloc::string::Str
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spin_secs_is_whole_seconds_with_a_default() {
+        use super::{Options, SPIN_SECS_DEFAULT, SPIN_SECS_MAX};
+        let secs = |line| Options::parse(line).spin_seconds();
+        assert_eq!(secs("selftest=spin"), Ok(SPIN_SECS_DEFAULT));
+        assert_eq!(SPIN_SECS_DEFAULT, 5);
+        assert_eq!(secs("selftest=spin spin-secs=2"), Ok(2));
+        assert_eq!(secs("spin-secs=9 spin-secs=1"), Ok(1));
+        assert_eq!(secs("spin-secs=3600"), Ok(SPIN_SECS_MAX));
+        for bad in [
+            "spin-secs=",
+            "spin-secs=0",
+            "spin-secs=3601",
+            "spin-secs=-1",
+            "spin-secs=1.5",
+            "spin-secs=2s",
+            "spin-secs=99999999999",
+        ] {
+            let e = secs(bad).unwrap_err();
+            assert!(
+                e.starts_with(bad) && e.contains("whole seconds"),
+                "{bad}: {e}"
+            );
+        }
+        // Not mistaken for another key, nor another key for it.
+        assert_eq!(Options::parse("xspin-secs=3").spin_secs, None);
+        assert_eq!(Options::parse("spin-secs=3").selftest, None);
+    }
+
     #[test]
     fn kv_region_is_start_plus_length() {
         use super::kv_region;

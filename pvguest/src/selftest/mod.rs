@@ -1,9 +1,10 @@
 //! Self-tests run inside the guest, selected by `selftest=<groups>` on the command line.
 //!
-//! [`report`] holds the line protocol (host-testable); the groups themselves run only in the
-//! kernel.
+//! [`report`] holds the line protocol and [`vector`] the values of the `vector-registers`
+//! test (both host-testable); the groups themselves run only in the kernel.
 
 pub mod report;
+pub mod vector;
 
 #[cfg(target_os = "none")]
 pub mod blk;
@@ -24,6 +25,10 @@ pub mod platform;
 #[cfg(target_os = "none")]
 pub mod run;
 #[cfg(target_os = "none")]
+pub mod spin;
+#[cfg(target_os = "none")]
 pub mod store;
+#[cfg(target_os = "none")]
+pub mod vector_registers;
 #[cfg(target_os = "none")]
 pub mod xs_quota;

@@ -1,7 +1,11 @@
-//! Self-test group `platform`: the groups `boot` ([`super::boot`]), `events`
+//! Self-test group `platform`: the group `boot` ([`super::boot`]), the test
+//! `vector-registers` ([`super::vector_registers`]), then the groups `events`
 //! ([`super::events`]), `grants` ([`super::grants`]) and `services` (the console under load,
 //! xenstore: [`super::store`]), in that order. Each group brings up only what it needs:
 //! `events` event channels and the timer, `grants` the grant table, `services` xenstore too.
+//! `vector-registers` needs the timer and xenstore (its domain id), so within `platform` the
+//! whole platform comes up after `boot`: the test runs as early as it can, so that two
+//! domains booted together run it at the same time.
 
 use alloc::format;
 use alloc::string::String;
@@ -15,9 +19,17 @@ pub(super) type TestResult = Result<(), String>;
 /// A named test.
 pub(super) type Test = (&'static str, fn() -> TestResult);
 
-/// Runs the four groups.
+/// Runs the four groups, `vector-registers` after the first.
 pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
     super::boot::run(rep);
+    crate::kernel::ensure_platform();
+    run_tests(
+        rep,
+        &[(
+            "vector-registers",
+            super::vector_registers::vector_registers,
+        )],
+    );
     run_events(rep);
     run_grants(rep);
     run_services(rep);
