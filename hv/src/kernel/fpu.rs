@@ -23,9 +23,18 @@ const MXCSR_INIT: u32 = 0x1f80;
 /// How this CPU saves extended state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// XSAVE/XRSTOR, with an area of this many bytes (CPUID 0xD.0 ECX: every component
-    /// the CPU supports).
-    Xsave(u64),
+    /// XSAVE/XRSTOR of every component the CPU supports (`xcr0`: CPUID 0xD.0 EDX:EAX), with
+    /// an area of `bytes` (CPUID 0xD.0 ECX). hv sets XCR0 to `xcr0` around each save and
+    /// restore: a guest's own XCR0 does not cover all it can change (SSE registers are the
+    /// guest's with CR4.OSFXSR whatever XCR0 says), and restoring every component, those
+    /// the next guest never enabled in their initial state, leaves nothing of another
+    /// domain in any register.
+    Xsave {
+        /// Bytes of the area.
+        bytes: u64,
+        /// Every user component the CPU supports.
+        xcr0: u64,
+    },
     /// FXSAVE/FXRSTOR (512 bytes).
     Fxsave,
 }
@@ -44,8 +53,11 @@ pub fn enable() -> Method {
         asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack, preserves_flags));
         asm!("mov cr4, {}", in(reg) cr4 | CR4_OSXSAVE, options(nostack, preserves_flags));
     }
-    let size = core::arch::x86_64::__cpuid_count(0xd, 0).ecx;
-    Method::Xsave(u64::from(size.max(576)))
+    let leaf = core::arch::x86_64::__cpuid_count(0xd, 0);
+    Method::Xsave {
+        bytes: u64::from(leaf.ecx.max(576)),
+        xcr0: u64::from(leaf.eax) | (u64::from(leaf.edx) << 32),
+    }
 }
 
 /// One vCPU's state outside the VMCB: its XSAVE area (in frames of its own), XCR0, DR0–3
@@ -63,7 +75,7 @@ impl ExtendedState {
     /// state, XCR0 = 1, debug registers 0) in frames taken from `frames`.
     pub fn new(frames: &mut FrameAllocator, method: Method) -> Result<Self, FrameError> {
         let bytes = match method {
-            Method::Xsave(n) => n.next_multiple_of(FRAME_SIZE),
+            Method::Xsave { bytes, .. } => bytes.next_multiple_of(FRAME_SIZE),
             Method::Fxsave => FRAME_SIZE,
         };
         let area = alloc_zeroed(frames, bytes, FRAME_SIZE)?;
@@ -87,16 +99,21 @@ impl ExtendedState {
     }
 
     /// Saves the CPU's state into this vCPU's area: the CPU holds this vCPU's state (it ran
-    /// last), and XCR0 is this vCPU's.
+    /// last). Leaves XCR0 at every supported component (the next restore sets the next
+    /// vCPU's).
     pub fn save(&mut self, method: Method) {
         // SAFETY: the area is this vCPU's page-aligned block (64-byte alignment suffices),
-        // large enough for every component (CPUID 0xD.0 ECX) or 512 bytes for FXSAVE; the
-        // CPU's XCR0 is this vCPU's, so XSAVE writes only components it enabled. Reading the
-        // debug registers has no side effect.
+        // large enough for every supported component (CPUID 0xD.0 ECX) or 512 bytes for
+        // FXSAVE; XCR0 is set to exactly the supported components (CPUID 0xD.0), which is a
+        // valid value, before XSAVE writes them all. Reading the debug registers has no side
+        // effect.
         unsafe {
             match method {
-                Method::Xsave(_) => asm!("xsave64 [{}]", in(reg) self.area,
-                    in("eax") u32::MAX, in("edx") u32::MAX, options(nostack, preserves_flags)),
+                Method::Xsave { xcr0, .. } => {
+                    super::svm::xsetbv(xcr0);
+                    asm!("xsave64 [{}]", in(reg) self.area,
+                        in("eax") u32::MAX, in("edx") u32::MAX, options(nostack, preserves_flags));
+                }
                 Method::Fxsave => asm!("fxsave64 [{}]", in(reg) self.area,
                     options(nostack, preserves_flags)),
             }
@@ -107,20 +124,23 @@ impl ExtendedState {
         }
     }
 
-    /// Loads this vCPU's state into the CPU: XCR0, then every component from its area
-    /// (components its area marks as initial are initialised), and its debug registers.
+    /// Loads this vCPU's state into the CPU: every supported component from its area
+    /// (those its area marks as initial, or never saved, are initialised), then its XCR0 and
+    /// its debug registers.
     pub fn restore(&self, method: Method) {
-        // SAFETY: XCR0 was checked when the guest set it (`emulate::xcr0_valid`) or is the
-        // reset value 1; the area holds what XSAVE/FXSAVE wrote for this vCPU or the fresh
-        // image `new` made (valid header, MXCSR without reserved bits), so XRSTOR/FXRSTOR
-        // cannot fault. The debug registers take any address; DR7 (in the VMCB) decides
-        // whether they trigger, and only in the guest.
+        // SAFETY: XRSTOR runs under XCR0 = every supported component (valid, CPUID 0xD.0);
+        // the area holds what XSAVE/FXSAVE wrote for this vCPU or the fresh image `new` made
+        // (valid header, MXCSR without reserved bits), so XRSTOR/FXRSTOR cannot fault. The
+        // guest's XCR0 was checked when it set it (`emulate::xcr0_valid`) or is the reset
+        // value 1. The debug registers take any address; DR7 (in the VMCB) decides whether
+        // they trigger, and only in the guest.
         unsafe {
             match method {
-                Method::Xsave(_) => {
-                    super::svm::xsetbv(self.xcr0);
+                Method::Xsave { xcr0, .. } => {
+                    super::svm::xsetbv(xcr0);
                     asm!("xrstor64 [{}]", in(reg) self.area,
                         in("eax") u32::MAX, in("edx") u32::MAX, options(nostack, preserves_flags));
+                    super::svm::xsetbv(self.xcr0);
                 }
                 Method::Fxsave => asm!("fxrstor64 [{}]", in(reg) self.area,
                     options(nostack, preserves_flags)),
