@@ -397,6 +397,24 @@ pub fn domain_run(t: &Transcript, name: &str) -> DomainRun {
     }
 }
 
+/// Whether domain `first` ended before domain `second` (by the order of hv's end lines):
+/// `None` if so, else what was seen. The spinner boot needs it: a platform domain that
+/// passes only after the spinner has stopped was starved, not preempted for.
+pub fn ended_before(t: &Transcript, first: &str, second: &str) -> Option<String> {
+    let at = |name: &str| {
+        t.hv.iter().position(
+            |l| matches!(domain_event(l), Some(DomainEvent::Ended { name: n, .. }) if n == name),
+        )
+    };
+    match (at(first), at(second)) {
+        (Some(a), Some(b)) if a < b => None,
+        (Some(_), Some(_)) => Some(format!(
+            "{first} ended only after {second}: it did not run while {second} spun"
+        )),
+        _ => Some(format!("{first} or {second} has no end line")),
+    }
+}
+
 /// hv's scheduler line (`hv: sched: <n> context switches, ...`), the last one if several.
 pub fn sched_line(t: &Transcript) -> Option<&str> {
     t.hv.iter()
@@ -734,6 +752,24 @@ hv: sched: 900 context switches, 5400 ns each on average; 97 wake-ups, latency m
         ("spinner", Expect::Passes),
         ("toobig", Expect::NotBuilt),
     ];
+
+    #[test]
+    fn the_platform_domain_must_end_before_the_spinner() {
+        assert_eq!(
+            ended_before(&transcript(SPIN), "spin-platform", "spinner"),
+            None
+        );
+        let starved = SPIN
+            .replace("hv: domain 1 (spin-platform) powered off\n", "")
+            .replace(
+                "hv: domain 2 (spinner) powered off\n",
+                "hv: domain 2 (spinner) powered off\nhv: domain 1 (spin-platform) powered off\n",
+            );
+        let why = ended_before(&transcript(&starved), "spin-platform", "spinner").unwrap();
+        assert!(why.contains("ended only after spinner"), "{why}");
+        let none = SPIN.replace("hv: domain 2 (spinner) powered off\n", "");
+        assert!(ended_before(&transcript(&none), "spin-platform", "spinner").is_some());
+    }
 
     fn judge_two(text: &str, exit: i32) -> (bool, String) {
         judge_domains(
