@@ -10,7 +10,7 @@ use abi::errno::{XEN_EFAULT, XEN_EINVAL, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH};
 use abi::memory::E820Entry;
 use abi::xen as x;
 
-use crate::evtchn::{EventChannels, EventWords};
+use crate::evtchn::{EventChannels, EventPeers, EventWords};
 use crate::grant::{GrantEnv, GrantTable};
 use crate::time::Singleshot;
 
@@ -26,7 +26,7 @@ pub const MAX_POLL_PORTS: usize = 128;
 
 /// What dispatch needs from the domain: guest memory, the event words of its shared_info
 /// page ([`EventWords`]), its grant entries and RAM ([`GrantEnv`]), and the clock.
-pub trait HypercallEnv: EventWords + GrantEnv {
+pub trait HypercallEnv: EventWords + EventPeers + GrantEnv {
     /// Xen's `copy_from_guest`: reads the guest-virtual buffer at `va`.
     fn read_guest(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestFault>;
     /// Xen's `copy_to_guest`: writes the guest-virtual buffer at `va`.
@@ -822,6 +822,9 @@ mod tests {
             Ok(())
         }
     }
+
+    /// No other domU exists in these tests.
+    impl EventPeers for Fake {}
 
     impl EventWords for Fake {
         fn pending(&self, word: usize) -> u64 {

@@ -55,7 +55,7 @@ pub struct Machine {
     lapic: Option<Lapic>,
     specs: Vec<DomainSpec>,
     /// Domains by scheduler slot.
-    domains: Vec<Option<Domain>>,
+    domains: Vec<Option<alloc::boxed::Box<Domain>>>,
     sched: Scheduler,
     /// The slot whose extended state the CPU holds.
     fpu_owner: Option<usize>,
@@ -101,7 +101,7 @@ impl Machine {
                 if self.domains.len() <= slot {
                     self.domains.resize_with(slot + 1, || None);
                 }
-                self.domains[slot] = Some(d);
+                self.domains[slot] = Some(alloc::boxed::Box::new(d));
             }
             Err(e) => {
                 hvlog!("domain {domid} ({}) could not be built: {e}", spec.name);
@@ -167,11 +167,22 @@ impl Machine {
                             .saturating_add(tsc::now().saturating_sub(chosen));
                     }
                     let code = dom.enter();
-                    let end = dom.handle_exit(code, &mut self.host);
+                    // The domain leaves its slot while its exit is handled, so that what it
+                    // does to other domains reaches them through the rest of the table.
+                    let Some(mut dom) = self.domains.get_mut(slot).and_then(Option::take) else {
+                        continue;
+                    };
+                    let end = dom.handle_exit(code, &mut self.host, &mut self.domains);
+                    if let Some(d) = self.domains.get_mut(slot) {
+                        *d = Some(dom);
+                    }
                     if let Some(end) = end {
                         self.end(slot, end);
                         continue;
                     }
+                    let Some(dom) = self.domains.get_mut(slot).and_then(Option::as_mut) else {
+                        continue;
+                    };
                     if dom.is_waiting() {
                         let d = dom.wait_deadline();
                         self.sched.wait(slot, d);
@@ -328,6 +339,18 @@ impl Machine {
             return;
         };
         let id = dom.domid();
+        // Xen's evtchn_destroy: every port connected to another domain is closed, which
+        // leaves the peer's port unbound for this domain.
+        for (port, rdom, rport) in dom.foreign_ports() {
+            if let Some(peer) = self
+                .domains
+                .iter_mut()
+                .flatten()
+                .find(|d| d.domid() == rdom)
+            {
+                peer.peer_closed(rport, id, port);
+            }
+        }
         super::xenstore::destroy(&mut self.host.store, id, &dom.uuid);
         let t = dom.teardown(&mut self.host.frames);
         hvlog!(

@@ -3,7 +3,7 @@
 //! grant frames, the memory map, the console backend and the clock.
 
 use crate::dom0::ports::{PortTable, Service};
-use crate::evtchn::EventWords;
+use crate::evtchn::{EventPeers, EventWords};
 use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::grant::{self, GrantEnv};
 use crate::guest::phys::{GuestPhys, PAGE_SIZE};
@@ -17,6 +17,7 @@ use abi::wire::Plain;
 
 use super::super::console::Console;
 use super::super::memory::{DomainMemory, alloc_zeroed};
+use super::Domain;
 
 /// Offsets in the shared_info page (vCPU 0's `vcpu_info` is at its start).
 mod off {
@@ -181,6 +182,44 @@ pub(super) struct Env<'a> {
     /// The guest's IF is set and it is outside an interrupt shadow, and it has a
     /// callback vector: an upcall would be delivered at once.
     pub(super) upcall_open: bool,
+    /// The other domains (the calling domain's slot is empty meanwhile).
+    pub(super) peers: &'a mut [Option<alloc::boxed::Box<Domain>>],
+}
+
+/// The domain `dom` among `peers`.
+fn peer_mut(peers: &mut [Option<alloc::boxed::Box<Domain>>], dom: u16) -> Option<&mut Domain> {
+    peers
+        .iter_mut()
+        .flatten()
+        .find(|d| d.domid() == dom)
+        .map(|d| &mut **d)
+}
+
+impl EventPeers for Env<'_> {
+    fn peer_exists(&self, dom: u16) -> bool {
+        self.peers.iter().flatten().any(|d| d.domid() == dom)
+    }
+
+    fn peer_bind(&mut self, rdom: u16, rport: u32, ldom: u16, lport: u32) -> Result<(), XenErrno> {
+        peer_mut(self.peers, rdom)
+            .ok_or(xen_errno(abi::errno::XEN_ESRCH))?
+            .xen
+            .evtchn
+            .accept_bind(rport, ldom, lport)
+    }
+
+    fn peer_unbind(&mut self, rdom: u16, rport: u32, ldom: u16, lport: u32) {
+        if let Some(d) = peer_mut(self.peers, rdom) {
+            d.xen.evtchn.peer_closed(rport, ldom, lport);
+        }
+    }
+
+    fn peer_notify(&mut self, rdom: u16, rport: u32, ldom: u16, lport: u32) {
+        if let Some(d) = peer_mut(self.peers, rdom) {
+            let mut w = d.words();
+            d.xen.evtchn.peer_sent(&mut w, rport, ldom, lport);
+        }
+    }
 }
 
 impl Env<'_> {

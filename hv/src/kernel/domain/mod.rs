@@ -169,6 +169,16 @@ impl Domain {
         code
     }
 
+    /// The domain's ports connected to other domains: `(port, peer, peer's port)`.
+    pub fn foreign_ports(&self) -> alloc::vec::Vec<(u32, u16, u32)> {
+        self.xen.evtchn.foreign().collect()
+    }
+
+    /// Its peer (`ldom`, `lport`) closed or died: this domain's `port` goes back to unbound.
+    pub fn peer_closed(&mut self, port: u32, ldom: u16, lport: u32) {
+        self.xen.evtchn.peer_closed(port, ldom, lport);
+    }
+
     /// Drains the console and ends a partial last line (at the domain's end).
     pub fn close_console(&mut self) {
         self.console.drain();
