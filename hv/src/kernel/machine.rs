@@ -40,6 +40,8 @@ pub struct Host {
     pub wallclock: Option<(u64, u32)>,
     /// How extended state is saved.
     pub fpu: Method,
+    /// Frames of dead domains still mapped by others (given back with the last unmap).
+    pub held: Vec<super::domain::HeldFrame>,
 }
 
 /// How a domain's run ended, for the exit status.
@@ -351,8 +353,54 @@ impl Machine {
                 peer.peer_closed(rport, id, port);
             }
         }
+        // Its mappings of other domains' grants are released (Xen's gnttab_release_mappings):
+        // a live granter's pins end, a dead granter's held frame goes back with its last one.
+        for m in dom.take_mappings() {
+            match self
+                .domains
+                .iter_mut()
+                .flatten()
+                .find(|d| d.domid() == m.foreign.dom)
+            {
+                Some(granter) => granter.release_grant(&m.foreign),
+                None => super::domain::release_held(
+                    &mut self.host.held,
+                    &mut self.host.frames,
+                    &m.foreign,
+                ),
+            }
+        }
+        // Its frames other domains map stay held until their last unmap, as Xen keeps a
+        // dead domain's page referenced.
+        let mut held = Vec::new();
+        for other in self.domains.iter().flatten() {
+            for frame in other.mapped_frames_of(id) {
+                match self
+                    .host
+                    .held
+                    .iter_mut()
+                    .find(|h| h.dom == id && h.frame == frame)
+                {
+                    Some(h) => h.maps = h.maps.saturating_add(1),
+                    None => {
+                        self.host.held.push(super::domain::HeldFrame {
+                            dom: id,
+                            frame,
+                            maps: 1,
+                        });
+                        held.push(frame);
+                    }
+                }
+            }
+        }
+        if !held.is_empty() {
+            hvlog!(
+                "d{id}: {} frame(s) still mapped by other domains, held until unmapped",
+                held.len()
+            );
+        }
         super::xenstore::destroy(&mut self.host.store, id, &dom.uuid);
-        let t = dom.teardown(&mut self.host.frames);
+        let t = dom.teardown(&mut self.host.frames, &held);
         hvlog!(
             "d{id} teardown: {} frames back, free {} -> {} frames",
             t.frames_back,

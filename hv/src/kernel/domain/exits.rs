@@ -272,6 +272,7 @@ impl Domain {
             clock: &self.clock,
             upcall_open,
             peers,
+            held: &mut host.held,
         };
         let out = hypercall::dispatch(&mut env, &params, &mut self.xen, op, args);
         if self.xen.callback_irq != callback_before {

@@ -13,6 +13,7 @@ use alloc::string::String;
 use core::fmt::Write;
 
 pub use build::DomainSpec;
+pub use env::{HeldFrame, release_held};
 use events::Wait;
 
 use crate::builder;
@@ -174,6 +175,33 @@ impl Domain {
         self.xen.evtchn.foreign().collect()
     }
 
+    /// The mappings this domain holds of other domains' grants, removed (it dies).
+    pub fn take_mappings(&mut self) -> alloc::vec::Vec<crate::grant::MapEntry> {
+        self.xen.maptrack.drain().collect()
+    }
+
+    /// The host frames of this domain's mappings of domain `dom`'s grants.
+    pub fn mapped_frames_of(&self, dom: u16) -> impl Iterator<Item = u64> + '_ {
+        self.xen
+            .maptrack
+            .iter()
+            .filter(move |m| m.foreign.dom == dom)
+            .map(|m| m.foreign.frame)
+    }
+
+    /// Domain `ldom`, which held `f` (a grant of this domain), died or unmapped it: the
+    /// pin ends and the entry's flags are reduced.
+    pub fn release_grant(&mut self, f: &crate::grant::Foreign) {
+        let Self {
+            grant_frames,
+            mem,
+            xen,
+            ..
+        } = self;
+        let mut view = env::GrantView { grant_frames, mem };
+        xen.grants.release_for(&mut view, f.gref, f.readonly, f.pin);
+    }
+
     /// Its peer (`ldom`, `lport`) closed or died: this domain's `port` goes back to unbound.
     pub fn peer_closed(&mut self, port: u32, ldom: u16, lport: u32) {
         self.xen.evtchn.peer_closed(port, ldom, lport);
@@ -232,7 +260,7 @@ impl Domain {
     ///
     /// The domain must not run afterwards, nor its console or store rings be touched (their
     /// pages are free again): the machine drops it right after.
-    pub fn teardown(&mut self, frames: &mut FrameAllocator) -> Teardown {
+    pub fn teardown(&mut self, frames: &mut FrameAllocator, held: &[u64]) -> Teardown {
         let o = &self.owned;
         let runs = [
             o.ram,
@@ -249,12 +277,29 @@ impl Domain {
             if start == 0 {
                 continue; // a grant frame never allocated
             }
-            match frames.free(start, bytes) {
-                Ok(()) => frames_back = frames_back.saturating_add(bytes / FRAME_SIZE),
-                Err(e) => hvlog!(
-                    "d{} teardown: {start:#x}+{bytes:#x} not given back: {e:?}",
-                    self.domid()
-                ),
+            // Frames other domains still map stay out (held until their last unmap).
+            let mut at = start;
+            let end = start.saturating_add(bytes);
+            while at < end {
+                let next_held = held
+                    .iter()
+                    .copied()
+                    .filter(|&h| h >= at && h < end)
+                    .min()
+                    .unwrap_or(end);
+                if next_held > at {
+                    match frames.free(at, next_held - at) {
+                        Ok(()) => {
+                            frames_back = frames_back.saturating_add((next_held - at) / FRAME_SIZE);
+                        }
+                        Err(e) => hvlog!(
+                            "d{} teardown: {at:#x}+{:#x} not given back: {e:?}",
+                            self.domid(),
+                            next_held - at
+                        ),
+                    }
+                }
+                at = next_held.saturating_add(FRAME_SIZE);
             }
         }
         self.grant_frames = [0; crate::grant::MAX_FRAMES as usize];
