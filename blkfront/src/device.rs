@@ -16,11 +16,13 @@
 //! [`flush`]: Blkfront::flush
 
 use crate::error::{BadResponse, BlkError};
+use crate::features::{Features, indirect_segments};
 use crate::inflight::{InFlight, Status, Table};
 use crate::info::{DiskInfo, FlushMode, SECTOR};
 use abi::io::blkif::{
-    BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE,
-    BLKIF_OP_WRITE_BARRIER, BlkifRequest, BlkifRequestSegment, BlkifResponse,
+    BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ,
+    BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_SEGMENTS_PER_INDIRECT_PAGE, BlkifRequest,
+    BlkifRequestIndirect, BlkifRequestSegment, BlkifResponse,
 };
 use abi::io::xenbus::XenbusState;
 use abi::ring::{FrontRing, RingError};
@@ -37,7 +39,8 @@ use xenbus::{EventChannel, Instant, PageProvider, Platform, Port};
 const PAGE: usize = 4096;
 /// Bytes of a sector, as a `usize` divisor.
 const SECTOR_BYTES: usize = 512;
-/// Most data bytes one request carries (11 segments of a page).
+/// Most data bytes one direct request carries (11 segments of a page); with indirect
+/// descriptors a request may carry more ([`Blkfront::max_request_bytes`]).
 pub const MAX_REQUEST_BYTES: usize = BLKIF_MAX_SEGMENTS_PER_REQUEST * PAGE;
 /// Attempts at the transaction that publishes the ring.
 const TRANSACTION_ATTEMPTS: u32 = 8;
@@ -70,6 +73,8 @@ pub struct BlkStats {
     pub data_grants: u64,
     /// Pages kept away because the backend still had them mapped after answering.
     pub quarantined_pages: u64,
+    /// Requests sent as `BLKIF_OP_INDIRECT` (more than 11 segments).
+    pub indirect_requests: u64,
 }
 
 /// A connected vbd.
@@ -82,6 +87,9 @@ pub struct Blkfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     ring_page: Option<GrantedPage>,
     port: Port,
     handle: u16,
+    features: Features,
+    /// Segments per request: 11, or the negotiated indirect count when above that.
+    segments: usize,
     table: Table,
     done: VecDeque<Completion>,
     quarantine: Vec<GrantedPage>,
@@ -92,11 +100,22 @@ pub struct Blkfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
 impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     /// Connects vbd `devid` (`device/vbd/<devid>`) as Linux blkback expects: ring page and
     /// event channel published with `protocol` = `x86_64-abi`, state Initialised, wait for
-    /// Connected, then the disk's keys.
+    /// Connected, then the disk's keys. Every feature the backend offers is used.
     pub fn connect<T: XsTransport>(
         xs: &mut XsClient<T>,
         devid: u32,
+        platform: Platform<P, G, E>,
+        deadline: Instant,
+    ) -> Result<Self, BlkError> {
+        Self::connect_with(xs, devid, platform, Features::default(), deadline)
+    }
+
+    /// [`Blkfront::connect`], using only the optional features `features` allows.
+    pub fn connect_with<T: XsTransport>(
+        xs: &mut XsClient<T>,
+        devid: u32,
         mut platform: Platform<P, G, E>,
+        features: Features,
         deadline: Instant,
     ) -> Result<Self, BlkError> {
         let frontend = Frontend::discover(xs, "vbd", devid, deadline)?;
@@ -142,7 +161,10 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 info: 0,
                 readonly: true,
                 flush: FlushMode::WriteThrough,
+                max_indirect_segments: 0,
             },
+            features,
+            segments: BLKIF_MAX_SEGMENTS_PER_REQUEST,
             table: Table::new(ring.size() as usize),
             ring,
             ring_page: Some(granted),
@@ -167,6 +189,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                     .ok()
                     .flatten()
             })?;
+            let indirect =
+                indirect_segments(device.features.indirect, device.info.max_indirect_segments);
+            if indirect > 0 {
+                device.segments = indirect as usize;
+            }
             device
                 .frontend
                 .set_state(xs, XenbusState::Connected, deadline)?;
@@ -203,6 +230,21 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     /// The platform (tests reach their fakes through it).
     pub fn platform(&self) -> &Platform<P, G, E> {
         &self.platform
+    }
+
+    /// Most data bytes one request may carry: 11 pages, or with indirect descriptors the
+    /// negotiated segment count's pages.
+    pub fn max_request_bytes(&self) -> usize {
+        self.segments * PAGE
+    }
+
+    /// Segments per indirect request in use (0: indirect requests are not used).
+    pub fn indirect_segments(&self) -> usize {
+        if self.segments > BLKIF_MAX_SEGMENTS_PER_REQUEST {
+            self.segments
+        } else {
+            0
+        }
     }
 
     /// Requests in flight.
@@ -262,7 +304,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     /// at most one request, inside the disk.
     fn check_range(&self, offset: u64, len: usize) -> Result<u64, BlkError> {
         let unit = u64::from(self.info.sector_size);
-        if len == 0 || len > MAX_REQUEST_BYTES || !(len as u64).is_multiple_of(unit) {
+        if len == 0 || len > self.max_request_bytes() || !(len as u64).is_multiple_of(unit) {
             return Err(BlkError::BadLength(len));
         }
         if !offset.is_multiple_of(unit) {
@@ -289,21 +331,17 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             return Err(e);
         }
         let id = self.table.free_id().ok_or(BlkError::RingFull)?;
-        let mut request = BlkifRequest {
-            operation,
-            handle: self.handle,
-            id,
-            sector_number: sector,
-            ..Default::default()
-        };
         let mut pages = Vec::new();
-        for (i, start) in (0..len).step_by(PAGE).enumerate() {
+        let mut segments = Vec::new();
+        for start in (0..len).step_by(PAGE) {
             let end = (start + PAGE).min(len);
-            match self.grant_segment(operation, data.get(start..end)) {
+            let readonly = operation == BLKIF_OP_WRITE;
+            let contents = if readonly { data.get(start..end) } else { None };
+            match self.grant_page(contents, readonly) {
                 Ok(page) => {
                     // A segment is at most one page: 1..=8 sectors, so the last sector fits u8.
                     let last = u8::try_from((end - start) / SECTOR_BYTES - 1).unwrap_or(7);
-                    request.seg[i] = BlkifRequestSegment::new(page.gref().get(), 0, last);
+                    segments.push(BlkifRequestSegment::new(page.gref().get(), 0, last));
                     pages.push(page);
                 }
                 Err(e) => {
@@ -312,14 +350,39 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 }
             }
         }
-        // At most BLKIF_MAX_SEGMENTS_PER_REQUEST (11): check_range refused longer requests.
-        request.nr_segments = u8::try_from(pages.len()).unwrap_or(u8::MAX);
+        let (request, indirect) = if segments.len() <= BLKIF_MAX_SEGMENTS_PER_REQUEST {
+            let mut request = BlkifRequest {
+                operation,
+                handle: self.handle,
+                id,
+                sector_number: sector,
+                // At most BLKIF_MAX_SEGMENTS_PER_REQUEST (11), checked just above.
+                nr_segments: u8::try_from(segments.len()).unwrap_or(u8::MAX),
+                ..Default::default()
+            };
+            for (slot, segment) in request.seg.iter_mut().zip(&segments) {
+                *slot = *segment;
+            }
+            (request, Vec::new())
+        } else {
+            match self.indirect_request(operation, id, sector, &segments) {
+                Ok(built) => built,
+                Err(e) => {
+                    self.abort_pages(pages);
+                    return Err(e);
+                }
+            }
+        };
         if let Err(e) = self.ring.write_request(request) {
             self.abort_pages(pages);
+            self.abort_pages(indirect);
             return Err(match e {
                 RingError::Full => BlkError::RingFull,
                 _ => BlkError::RingCorrupt,
             });
+        }
+        if !indirect.is_empty() {
+            self.stats.indirect_requests += 1;
         }
         self.table.insert(
             id,
@@ -327,6 +390,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 operation,
                 len,
                 pages,
+                indirect,
                 abandoned: false,
             },
         );
@@ -347,22 +411,53 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         Ok(())
     }
 
-    /// A page for one segment, holding `data` for a write, granted to the backend (writable
-    /// for reads, read-only for writes).
-    fn grant_segment(
+    /// The slot of an indirect request for `segments` (more than 11: `check_range` kept them
+    /// within the negotiated count), and its indirect pages, granted read-only.
+    fn indirect_request(
         &mut self,
         operation: u8,
-        data: Option<&[u8]>,
-    ) -> Result<GrantedPage, BlkError> {
+        id: u64,
+        sector: u64,
+        segments: &[BlkifRequestSegment],
+    ) -> Result<(BlkifRequest, Vec<GrantedPage>), BlkError> {
+        let nr_segments =
+            u16::try_from(segments.len()).map_err(|_| BlkError::BadLength(segments.len()))?;
+        let mut request = BlkifRequestIndirect {
+            operation: BLKIF_OP_INDIRECT,
+            indirect_op: operation,
+            nr_segments,
+            id,
+            sector_number: sector,
+            handle: self.handle,
+            ..Default::default()
+        };
+        let mut pages = Vec::new();
+        let lists = segments.chunks(BLKIF_SEGMENTS_PER_INDIRECT_PAGE);
+        for (slot, list) in request.indirect_grefs.iter_mut().zip(lists) {
+            let bytes: Vec<u8> = list.iter().flat_map(segment_bytes).collect();
+            match self.grant_page(Some(&bytes), true) {
+                Ok(page) => {
+                    *slot = page.gref().get();
+                    pages.push(page);
+                }
+                Err(e) => {
+                    self.abort_pages(pages);
+                    return Err(e);
+                }
+            }
+        }
+        Ok((request.to_request(), pages))
+    }
+
+    /// A fresh page holding `data` (if any), granted to the backend (read-only if `readonly`).
+    fn grant_page(&mut self, data: Option<&[u8]>, readonly: bool) -> Result<GrantedPage, BlkError> {
         let page = self.platform.pages.alloc_zeroed()?;
-        if operation == BLKIF_OP_WRITE
-            && let Some(data) = data
+        if let Some(data) = data
             && let Err(e) = page.write(0, data)
         {
             self.platform.pages.release(page);
             return Err(e.into());
         }
-        let readonly = operation == BLKIF_OP_WRITE;
         match self
             .platform
             .grants
@@ -415,10 +510,22 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         let InFlight {
             len,
             pages,
+            indirect,
             abandoned,
             operation,
         } = request;
         let ended = self.end_pages(pages);
+        let ended = match (ended, self.end_pages(indirect)) {
+            (Ok(pages), Ok(lists)) => {
+                self.release_pages(lists);
+                Ok(pages)
+            }
+            (Ok(ours), Err(e)) | (Err(e), Ok(ours)) => {
+                self.release_pages(ours);
+                Err(e)
+            }
+            (Err(e), Err(_)) => Err(e),
+        };
         let result = match (verdict, ended) {
             (Err(bad), ended) => {
                 if let Ok(pages) = ended {
@@ -643,6 +750,21 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         }
         self.platform.events.close(self.port);
     }
+}
+
+/// `segment` as the 8 bytes of `struct blkif_request_segment` (an indirect page's entry).
+fn segment_bytes(segment: &BlkifRequestSegment) -> [u8; 8] {
+    let gref = segment.gref.to_le_bytes();
+    [
+        gref[0],
+        gref[1],
+        gref[2],
+        gref[3],
+        segment.first_sect,
+        segment.last_sect,
+        0,
+        0,
+    ]
 }
 
 /// The first `len` bytes of `pages`, in order.

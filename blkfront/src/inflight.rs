@@ -9,12 +9,15 @@ use xenbus::grant::GrantedPage;
 /// A request in flight.
 #[derive(Debug)]
 pub struct InFlight {
-    /// `BLKIF_OP_*`.
+    /// `BLKIF_OP_*` (for an indirect request, its `indirect_op`: what the response names).
     pub operation: u8,
     /// Bytes of data (reads: to copy out on completion).
     pub len: usize,
     /// The data pages, granted to the backend, in order.
     pub pages: Vec<GrantedPage>,
+    /// The indirect pages listing the segments (empty for a direct request), granted
+    /// read-only.
+    pub indirect: Vec<GrantedPage>,
     /// The caller gave up waiting: complete it quietly.
     pub abandoned: bool,
 }
@@ -129,6 +132,7 @@ mod tests {
             operation,
             len: 512,
             pages: Vec::new(),
+            indirect: Vec::new(),
             abandoned: false,
         }
     }

@@ -36,6 +36,9 @@ pub struct DiskInfo {
     pub readonly: bool,
     /// How writes are made durable.
     pub flush: FlushMode,
+    /// `feature-max-indirect-segments`: segments the backend takes in one indirect request
+    /// (0: no indirect requests).
+    pub max_indirect_segments: u32,
 }
 
 impl DiskInfo {
@@ -99,6 +102,13 @@ impl DiskInfo {
         } else {
             FlushMode::WriteThrough
         };
+        let max_indirect_segments = number(
+            "feature-max-indirect-segments",
+            read("feature-max-indirect-segments"),
+        )?
+        .unwrap_or(0);
+        let max_indirect_segments = u32::try_from(max_indirect_segments)
+            .map_err(|_| BlkError::BadBackendValue("feature-max-indirect-segments"))?;
         Ok(Self {
             sectors,
             sector_size,
@@ -106,6 +116,7 @@ impl DiskInfo {
             info,
             readonly,
             flush,
+            max_indirect_segments,
         })
     }
 }
@@ -139,6 +150,14 @@ mod tests {
         assert_eq!(info.bytes(), 1 << 20);
         assert_eq!((info.sector_size, info.physical_sector_size), (512, 4096));
         assert_eq!((info.readonly, info.flush), (false, FlushMode::FlushCache));
+        assert_eq!(info.max_indirect_segments, 0, "not offered");
+        let indirect = parse(&[
+            ("sectors", "8"),
+            ("sector-size", "512"),
+            ("feature-max-indirect-segments", "256"),
+        ])
+        .unwrap();
+        assert_eq!(indirect.max_indirect_segments, 256);
         let ro = parse(&[("sectors", "8"), ("sector-size", "512"), ("mode", "r")]).unwrap();
         assert_eq!(
             (ro.readonly, ro.flush, ro.physical_sector_size),
@@ -191,6 +210,30 @@ mod tests {
             (
                 &[("sectors", "8"), ("sector-size", "512"), ("mode", "rw")],
                 "mode",
+            ),
+            (
+                &[
+                    ("sectors", "8"),
+                    ("sector-size", "512"),
+                    ("feature-max-indirect-segments", "lots"),
+                ],
+                "feature-max-indirect-segments",
+            ),
+            (
+                &[
+                    ("sectors", "8"),
+                    ("sector-size", "512"),
+                    ("feature-max-indirect-segments", "-32"),
+                ],
+                "feature-max-indirect-segments",
+            ),
+            (
+                &[
+                    ("sectors", "8"),
+                    ("sector-size", "512"),
+                    ("feature-max-indirect-segments", "4294967296"),
+                ],
+                "feature-max-indirect-segments",
             ),
         ] {
             assert_eq!(parse(keys), Err(BlkError::BadBackendValue(key)), "{keys:?}");

@@ -2,7 +2,9 @@
 //!
 //! [`Blkfront::connect`] performs the handshake Linux's blkback expects (ring page, event
 //! channel, `protocol`, the xenbus states) and reads the disk's keys ([`DiskInfo`]); requests
-//! go on the shared ring up to its 32 slots with 11 page segments each, notifications only when
+//! go on the shared ring up to its 32 slots with 11 page segments each (or, with
+//! `feature-max-indirect-segments`, up to [`FRONT_MAX_INDIRECT_SEGMENTS`] listed in an indirect
+//! page: [`Features`] says which optional features may be used), notifications only when
 //! the ring rules ask; every response is validated (id in range and outstanding, operation,
 //! status) before it completes anything, and a bad one is counted and fails its request. Data
 //! pages are granted per request and their grants ended on completion ([`BlkStats`] counts
@@ -21,6 +23,7 @@ extern crate std;
 
 pub mod device;
 pub mod error;
+pub mod features;
 mod inflight;
 pub mod info;
 
@@ -29,5 +32,6 @@ mod tests;
 
 pub use device::{BlkStats, Blkfront, Completion, MAX_REQUEST_BYTES, RequestId};
 pub use error::{BadResponse, BlkError};
+pub use features::{FRONT_MAX_INDIRECT_SEGMENTS, Features};
 pub use info::{DiskInfo, FlushMode};
 pub use xenbus::Platform;

@@ -11,8 +11,9 @@ use crate::device::Blkfront;
 use crate::error::{BadResponse, BlkError};
 use crate::info::FlushMode;
 use abi::io::blkif::{
-    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER,
-    BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkifRequest, BlkifResponse,
+    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
+    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkifRequest, BlkifRequestIndirect,
+    BlkifRequestSegment, BlkifResponse,
 };
 use abi::page::AtomicPage;
 use abi::ring::{BackRing, SharedRing};
@@ -73,6 +74,8 @@ struct FakeBlkback {
     held: Vec<u32>,
     ops: Vec<u8>,
     duplicate: Option<BlkifResponse>,
+    /// Segments of each indirect request taken.
+    indirect: Vec<u16>,
 }
 
 impl FakeBlkback {
@@ -109,9 +112,15 @@ impl FakeBlkback {
                 answered = true;
                 continue;
             }
+            // As Linux blkback: an indirect request is answered with its indirect_op.
+            let operation = if request.operation == BLKIF_OP_INDIRECT {
+                BlkifRequestIndirect::from_request(&request).indirect_op
+            } else {
+                request.operation
+            };
             let mut response = BlkifResponse {
                 id: request.id,
-                operation: request.operation,
+                operation,
                 status: self.serve(&request),
                 ..Default::default()
             };
@@ -123,13 +132,20 @@ impl FakeBlkback {
                 Some(Misbehave::Duplicate) => self.duplicate = Some(response),
                 Some(Misbehave::Silent) => continue,
                 Some(Misbehave::HoldGrants) => {
+                    let mut grefs: Vec<u32> = if request.operation == BLKIF_OP_INDIRECT {
+                        let indirect = BlkifRequestIndirect::from_request(&request);
+                        indirect.indirect_grefs[..1].to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    grefs.extend(self.segments(&request).unwrap().1.iter().map(|s| s.gref));
                     let grants = self.grants.0.borrow();
-                    for seg in &request.seg[..usize::from(request.nr_segments)] {
+                    for gref in grefs {
                         grants
                             .entries()
-                            .map(&self.memory, seg.gref, DomId::ZERO, false)
+                            .map(&self.memory, gref, DomId::ZERO, false)
                             .unwrap();
-                        self.held.push(seg.gref);
+                        self.held.push(gref);
                     }
                 }
                 Some(Misbehave::ProducerOverrun) => overrun = true,
@@ -152,18 +168,58 @@ impl FakeBlkback {
         answered
     }
 
+    /// The operation and segments of `request`, read from its indirect pages if it is
+    /// indirect (mapped read-only, at most 256 segments as Linux blkback takes).
+    fn segments(&self, request: &BlkifRequest) -> Option<(u8, Vec<BlkifRequestSegment>)> {
+        if request.operation != BLKIF_OP_INDIRECT {
+            let n = usize::from(request.nr_segments).min(request.seg.len());
+            return Some((request.operation, request.seg[..n].to_vec()));
+        }
+        let indirect = BlkifRequestIndirect::from_request(request);
+        let n = usize::from(indirect.nr_segments);
+        if n == 0 || n > 256 {
+            return None;
+        }
+        let mut segments = Vec::new();
+        for (page_index, gref) in indirect.indirect_grefs[..n.div_ceil(512)]
+            .iter()
+            .enumerate()
+        {
+            let grants = self.grants.0.borrow();
+            let page = grants
+                .entries()
+                .map(&self.memory, *gref, DomId::ZERO, false)
+                .ok()?;
+            let count = (n - page_index * 512).min(512);
+            let mut raw = std::vec![0u8; count * 8];
+            page.read(0, &mut raw).unwrap();
+            grants.entries().unmap(*gref);
+            for entry in raw.chunks(8) {
+                let gref = u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
+                segments.push(BlkifRequestSegment::new(gref, entry[4], entry[5]));
+            }
+        }
+        Some((indirect.indirect_op, segments))
+    }
+
     /// Does the I/O of `request` through the grants; the status to answer.
     fn serve(&mut self, request: &BlkifRequest) -> i16 {
         self.ops.push(request.operation);
-        let write = request.operation == BLKIF_OP_WRITE;
+        let Some((operation, segments)) = self.segments(request) else {
+            return BLKIF_RSP_ERROR;
+        };
+        if request.operation == BLKIF_OP_INDIRECT {
+            self.indirect.push(segments.len() as u16);
+        }
+        let write = operation == BLKIF_OP_WRITE;
         if write && self.readonly {
             return BLKIF_RSP_ERROR;
         }
-        if request.operation != BLKIF_OP_READ && !write {
+        if operation != BLKIF_OP_READ && !write {
             return BLKIF_RSP_OKAY;
         }
         let mut offset = request.sector_number as usize * 512;
-        for seg in &request.seg[..usize::from(request.nr_segments)] {
+        for seg in &segments {
             let grants = self.grants.0.borrow();
             let Ok(page) = grants
                 .entries()
@@ -223,6 +279,7 @@ fn rig(
         held: Vec::new(),
         ops: Vec::new(),
         duplicate: None,
+        indirect: Vec::new(),
     }));
     let mut fake = FakeXenstored::new(DOMID);
     toolstack(&mut fake.store, readonly);
@@ -637,4 +694,171 @@ fn a_backend_that_never_connects_fails_the_handshake_cleanly() {
         Err(BlkError::Timeout)
     ));
     assert_eq!(memory.allocated(), 0, "the ring page came back");
+}
+
+const INDIRECT_256: &[(&str, &str)] = &[("feature-max-indirect-segments", "256")];
+
+#[test]
+fn large_requests_go_indirect_when_the_backend_offers_it() {
+    let (mut rig, mut device) = connect(false, INDIRECT_256);
+    // Linux blkback offers 256; Linux blkfront's default of 32 is the cap.
+    assert_eq!(device.indirect_segments(), 32);
+    assert_eq!(device.max_request_bytes(), 128 * 1024);
+    let payload: Vec<u8> = (0..128 * 1024).map(|i| (i * 13 + 5) as u8).collect();
+    device
+        .write(&mut rig.xs, 16 * 512, &payload, far())
+        .unwrap();
+    assert_eq!(
+        &rig.backend.borrow().disk[16 * 512..16 * 512 + payload.len()],
+        &payload[..]
+    );
+    let back = device.read(&mut rig.xs, 16 * 512, payload.len(), far());
+    assert!(back == Ok(payload), "read back differs");
+    // 11 pages or fewer stay direct; 12 go indirect, with a short last segment.
+    device.read(&mut rig.xs, 0, 11 * 4096, far()).unwrap();
+    let odd = device
+        .read(&mut rig.xs, 300 * 512, 11 * 4096 + 1024, far())
+        .unwrap();
+    assert!(
+        odd == pattern(300, 11 * 4096 + 1024),
+        "12-segment read differs"
+    );
+    assert_eq!(
+        device.submit_read(0, 33 * 4096),
+        Err(BlkError::BadLength(33 * 4096))
+    );
+    let backend = rig.backend.borrow();
+    assert_eq!(backend.indirect, [32, 32, 12]);
+    assert_eq!(
+        backend.ops,
+        [
+            BLKIF_OP_INDIRECT,
+            BLKIF_OP_INDIRECT,
+            BLKIF_OP_READ,
+            BLKIF_OP_INDIRECT
+        ]
+    );
+    let stats = device.stats();
+    assert_eq!((stats.requests, stats.indirect_requests), (4, 3));
+    assert_eq!((stats.responses, stats.bad_responses), (4, 0));
+    assert_eq!(stats.data_grants, 0, "data and indirect grants all ended");
+    assert_eq!(device.platform().grants.grants_in_use(), 1);
+    assert_eq!(rig.memory.allocated(), 1);
+}
+
+#[test]
+fn a_full_ring_of_indirect_requests_round_trips() {
+    let (_rig, mut device) = connect(false, INDIRECT_256);
+    for i in 0..32u64 {
+        device.submit_read(i * 512, 32 * 4096).unwrap();
+    }
+    assert_eq!(device.stats().data_grants, 32 * 33);
+    device.kick().unwrap();
+    assert!(_rig.backend.borrow_mut().process());
+    let done = device.poll();
+    assert_eq!(done.len(), 32);
+    for (c, i) in done.iter().zip(0..) {
+        assert!(c.result.as_deref() == Ok(&pattern(i, 32 * 4096)[..]), "{i}");
+    }
+    assert_eq!(device.stats().indirect_requests, 32);
+    assert_eq!(device.stats().data_grants, 0);
+}
+
+#[test]
+fn indirect_is_unused_unless_offered_above_eleven_and_wanted() {
+    use crate::features::Features;
+    for keys in [
+        &[][..],
+        &[("feature-max-indirect-segments", "0")],
+        &[("feature-max-indirect-segments", "11")],
+    ] {
+        let (_rig, mut device) = connect(false, keys);
+        assert_eq!(device.indirect_segments(), 0, "{keys:?}");
+        assert_eq!(device.max_request_bytes(), 11 * 4096);
+        assert_eq!(
+            device.submit_read(0, 12 * 4096),
+            Err(BlkError::BadLength(12 * 4096))
+        );
+    }
+    // A backend that takes fewer than 32: its count is the cap.
+    let (_rig, device) = connect(false, &[("feature-max-indirect-segments", "16")]);
+    assert_eq!(device.max_request_bytes(), 16 * 4096);
+    // Switched off (`blk-indirect=off`): offered, not used.
+    let (mut rig, platform) = rig(false, INDIRECT_256);
+    let mut device =
+        Blkfront::connect_with(&mut rig.xs, DEVID, platform, Features::NONE, far()).unwrap();
+    assert_eq!(device.indirect_segments(), 0);
+    assert_eq!(
+        device.submit_read(0, 12 * 4096),
+        Err(BlkError::BadLength(12 * 4096))
+    );
+    device.read(&mut rig.xs, 0, 11 * 4096, far()).unwrap();
+    assert_eq!(device.stats().indirect_requests, 0);
+    assert!(rig.backend.borrow().indirect.is_empty());
+}
+
+#[test]
+fn a_malformed_indirect_offer_fails_the_handshake_cleanly() {
+    for bad in ["lots", "-1", "4294967296", "99999999999999999999999", ""] {
+        let (mut rig, platform) = rig(false, &[("feature-max-indirect-segments", bad)]);
+        assert_eq!(
+            Blkfront::connect(&mut rig.xs, DEVID, platform, far()).err(),
+            Some(BlkError::BadBackendValue("feature-max-indirect-segments")),
+            "{bad:?}"
+        );
+    }
+}
+
+/// One 128 KiB indirect read against a backend misbehaving with `m`.
+fn misbehaving_indirect(m: Misbehave) -> (Rig, Device, Vec<crate::device::Completion>) {
+    let (rig, mut device) = connect(false, INDIRECT_256);
+    rig.backend.borrow_mut().misbehave.push_back(m);
+    device.submit_read(0, 32 * 4096).unwrap();
+    device.kick().unwrap();
+    rig.backend.borrow_mut().process();
+    let done = device.poll();
+    (rig, device, done)
+}
+
+#[test]
+fn bad_answers_to_indirect_requests_fail_them_and_end_every_grant() {
+    let (rig, device, done) = misbehaving_indirect(Misbehave::WrongOperation);
+    assert_eq!(
+        done[0].result,
+        Err(BlkError::BadResponse(BadResponse::WrongOperation {
+            expected: BLKIF_OP_READ,
+            got: BLKIF_OP_WRITE
+        }))
+    );
+    assert_eq!(device.stats().data_grants, 0);
+    assert_eq!(rig.memory.allocated(), 1);
+    let (rig, device, done) = misbehaving_indirect(Misbehave::IdOutOfRange);
+    assert!(done.is_empty());
+    assert_eq!(device.stats().bad_responses, 1);
+    assert_eq!(
+        device.in_flight(),
+        1,
+        "its grants stay until it is answered"
+    );
+    assert_eq!(device.stats().data_grants, 33);
+    drop(rig);
+    let (rig, device, done) = misbehaving_indirect(Misbehave::Status(BLKIF_RSP_ERROR));
+    assert_eq!(done[0].result, Err(BlkError::IoError));
+    assert_eq!(device.stats().data_grants, 0);
+    assert_eq!(rig.memory.allocated(), 1);
+}
+
+#[test]
+fn an_indirect_page_the_backend_keeps_mapped_is_quarantined() {
+    let (rig, mut device, done) = misbehaving_indirect(Misbehave::HoldGrants);
+    assert_eq!(done[0].result, Err(BlkError::GrantStillMapped));
+    // The 32 data pages and the indirect page are all held.
+    assert_eq!(device.stats().quarantined_pages, 33);
+    let held: Vec<u32> = rig.backend.borrow_mut().held.drain(..).collect();
+    for gref in held {
+        rig.backend.borrow().grants.0.borrow().entries().unmap(gref);
+    }
+    device.poll();
+    assert_eq!(device.stats().quarantined_pages, 0);
+    assert_eq!(rig.memory.allocated(), 1);
 }

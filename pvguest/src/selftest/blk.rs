@@ -6,6 +6,10 @@
 //! `BLK stats <disk> ...` (requests, notifications, grants), plus throughput as log lines.
 //! The read-write disk gets the guest pattern [`guest_pattern`] over its first
 //! [`GUEST_PATTERN_BYTES`]: the harness finds it in the image after shutdown.
+//!
+//! After the plain tests come the negotiated features, each with a `FACT` line of its counter
+//! and passing either way of its command-line switch (on, the default, it must be used; off,
+//! never): `blk-indirect` (`blk-indirect=off`).
 #![allow(
     clippy::cast_possible_truncation,
     reason = "the guest pattern keeps the low bits on purpose; the kernel is x86_64 (usize is 64 bits)"
@@ -53,6 +57,17 @@ pub const MANIFEST: &str = "MANIFEST.sha256";
 const KV_START: u64 = 1 << 20;
 /// Its size.
 const KV_LEN: u64 = 1 << 20;
+
+/// Where `blk-indirect` writes on the read-write disk (after the guest pattern, before the
+/// store of `blk-kv`).
+const INDIRECT_AT: u64 = 512 * 1024;
+/// How much it writes and reads back: one request of Linux blkfront's 32 indirect segments.
+const INDIRECT_BYTES: usize = 128 * 1024;
+
+/// Byte `i` of what `blk-indirect` writes.
+fn indirect_pattern(i: usize) -> u8 {
+    (i % 253) as u8 ^ 0xa5
+}
 
 /// The read-write disk, left connected by the group for the service and a durable-storage
 /// run after it.
@@ -115,6 +130,12 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         };
         let _ = rep.record(name, result);
     }
+    let result = if ok {
+        indirect(&mut disks, cmdline, rep)
+    } else {
+        Err(String::from("not connected"))
+    };
+    let _ = rep.record("blk-indirect", result);
     for c in &disks {
         let s = c.disk.stats();
         say(format_args!(
@@ -173,6 +194,7 @@ fn connect(cmdline: &'static str, disks: &mut Vec<Connected>) -> TestResult {
     let ids = with_store(|xs, d| {
         frontend::enumerate(xs, "vbd", d).map_err(|e| format!("enumerate vbd: {e:?}"))
     })?;
+    let features = crate::cmdline::blk_features(cmdline)?;
     let mut want: Vec<u32> = expected.iter().map(|e| e.devid).collect();
     want.sort_unstable();
     if ids != want {
@@ -185,7 +207,8 @@ fn connect(cmdline: &'static str, disks: &mut Vec<Connected>) -> TestResult {
             events: KernelEvents,
         };
         let disk = with_store(|xs, d| {
-            Blkfront::connect(xs, e.devid, platform, d).map_err(|err| format!("{}: {err}", e.name))
+            Blkfront::connect_with(xs, e.devid, platform, features, d)
+                .map_err(|err| format!("{}: {err}", e.name))
         })?;
         let info = disk.info();
         log::info!(
@@ -379,6 +402,81 @@ fn read_write(disks: &mut [Connected]) -> TestResult {
                 c.expected.name, s.data_grants, s.bad_responses
             ));
         }
+    }
+    Ok(())
+}
+
+/// Indirect descriptors: 128 KiB written and read back on the read-write disk in requests as
+/// large as negotiated. With the feature on (the default) Linux blkback's offer of 256 segments
+/// must give Linux blkfront's 32, and each transfer one `BLKIF_OP_INDIRECT` request; with
+/// `blk-indirect=off` none may be sent. Facts: the segments in use and the indirect requests.
+fn indirect(
+    disks: &mut [Connected],
+    cmdline: &str,
+    rep: &mut Reporter<'_, ConsoleOut>,
+) -> TestResult {
+    let wanted = crate::cmdline::blk_features(cmdline)?.indirect;
+    let rw = find(disks, true)?;
+    let segments = rw.disk.indirect_segments();
+    let step = rw.disk.max_request_bytes();
+    let before = rw.disk.stats().indirect_requests;
+    let data: Vec<u8> = (0..INDIRECT_BYTES).map(indirect_pattern).collect();
+    let mut back = alloc::vec![0u8; INDIRECT_BYTES];
+    with_store(|xs, d| {
+        for (i, chunk) in data.chunks(step).enumerate() {
+            let at = INDIRECT_AT + (i * step) as u64;
+            rw.disk
+                .write(xs, at, chunk, d)
+                .map_err(|e| format!("write at {at}: {e}"))?;
+        }
+        for (i, chunk) in back.chunks_mut(step).enumerate() {
+            let at = INDIRECT_AT + (i * step) as u64;
+            let got = rw
+                .disk
+                .read(xs, at, chunk.len(), d)
+                .map_err(|e| format!("read at {at}: {e}"))?;
+            chunk.copy_from_slice(got.get(..chunk.len()).ok_or("short read")?);
+        }
+        Ok(())
+    })?;
+    let used = rw.disk.stats().indirect_requests.saturating_sub(before);
+    let _ = rep.fact("blk-indirect", "segments", segments);
+    let _ = rep.fact("blk-indirect", "requests", used);
+    if let Some(i) = (0..INDIRECT_BYTES).find(|&i| back[i] != data[i]) {
+        return Err(format!("byte {i} read back differs from what was written"));
+    }
+    let offered = rw.disk.info().max_indirect_segments;
+    match (wanted, segments, used) {
+        (true, 32, 2) | (false, 0, 0) => {}
+        _ => {
+            return Err(format!(
+                "indirect {}, backend offered {offered} segments: {segments} in use, {used} indirect requests",
+                if wanted { "on" } else { "off" }
+            ));
+        }
+    }
+    if segments > 0 {
+        // Throughput, for the note: the read-only disk whole in requests of each size.
+        let ro = find(disks, false)?;
+        let bytes = usize::try_from(ro.expected.bytes).map_err(|_| "disk too large")?;
+        let (_, direct_ns) = with_store(|xs, d| {
+            stream(
+                &mut ro.disk,
+                xs,
+                d,
+                &chunks(bytes, MAX_REQUEST_BYTES),
+                None,
+                32,
+            )
+        })?;
+        let (_, indirect_ns) =
+            with_store(|xs, d| stream(&mut ro.disk, xs, d, &chunks(bytes, step), None, 32))?;
+        log::info!(
+            "blk-indirect: read {bytes} bytes at depth 32: 44 KiB requests {} KiB/s, {} KiB indirect requests {} KiB/s",
+            kib_per_s(bytes, direct_ns),
+            step / 1024,
+            kib_per_s(bytes, indirect_ns)
+        );
     }
     Ok(())
 }
