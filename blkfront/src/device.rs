@@ -75,6 +75,10 @@ pub struct BlkStats {
     pub quarantined_pages: u64,
     /// Requests sent as `BLKIF_OP_INDIRECT` (more than 11 segments).
     pub indirect_requests: u64,
+    /// Persistent grants held (the pool's pages, granted once; 0 without `feature-persistent`).
+    pub persistent_grants: u64,
+    /// Segments and indirect pages that went through a page of the pool granted earlier.
+    pub persistent_reused: u64,
 }
 
 /// A connected vbd.
@@ -90,6 +94,11 @@ pub struct Blkfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     features: Features,
     /// Segments per request: 11, or the negotiated indirect count when above that.
     segments: usize,
+    /// `feature-persistent` negotiated: data pages come from `pool` and are never ended while
+    /// connected.
+    persistent: bool,
+    /// Persistent grants not in use now.
+    pool: Vec<GrantedPage>,
     table: Table,
     done: VecDeque<Completion>,
     quarantine: Vec<GrantedPage>,
@@ -150,6 +159,12 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 &format!("{port_raw}"),
                 deadline,
             )?;
+            xs.write(
+                tx,
+                &frontend.node("feature-persistent"),
+                if features.persistent { "1" } else { "0" },
+                deadline,
+            )?;
             xs.write(tx, &frontend.node("protocol"), "x86_64-abi", deadline)
         });
         let mut device = Self {
@@ -162,9 +177,12 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 readonly: true,
                 flush: FlushMode::WriteThrough,
                 max_indirect_segments: 0,
+                persistent: false,
             },
             features,
             segments: BLKIF_MAX_SEGMENTS_PER_REQUEST,
+            persistent: false,
+            pool: Vec::new(),
             table: Table::new(ring.size() as usize),
             ring,
             ring_page: Some(granted),
@@ -194,6 +212,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             if indirect > 0 {
                 device.segments = indirect as usize;
             }
+            device.persistent = device.features.persistent && device.info.persistent;
             device
                 .frontend
                 .set_state(xs, XenbusState::Connected, deadline)?;
@@ -245,6 +264,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         } else {
             0
         }
+    }
+
+    /// Whether persistent grants are in use (`feature-persistent` negotiated).
+    pub fn persistent(&self) -> bool {
+        self.persistent
     }
 
     /// Requests in flight.
@@ -337,7 +361,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             let end = (start + PAGE).min(len);
             let readonly = operation == BLKIF_OP_WRITE;
             let contents = if readonly { data.get(start..end) } else { None };
-            match self.grant_page(contents, readonly) {
+            match self.data_page(contents, readonly) {
                 Ok(page) => {
                     // A segment is at most one page: 1..=8 sectors, so the last sector fits u8.
                     let last = u8::try_from((end - start) / SECTOR_BYTES - 1).unwrap_or(7);
@@ -391,6 +415,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 len,
                 pages,
                 indirect,
+                persistent: self.persistent,
                 abandoned: false,
             },
         );
@@ -435,7 +460,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         let lists = segments.chunks(BLKIF_SEGMENTS_PER_INDIRECT_PAGE);
         for (slot, list) in request.indirect_grefs.iter_mut().zip(lists) {
             let bytes: Vec<u8> = list.iter().flat_map(segment_bytes).collect();
-            match self.grant_page(Some(&bytes), true) {
+            match self.data_page(Some(&bytes), true) {
                 Ok(page) => {
                     *slot = page.gref().get();
                     pages.push(page);
@@ -447,6 +472,30 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             }
         }
         Ok((request.to_request(), pages))
+    }
+
+    /// A page holding `data` (if any) for the backend: with persistent grants one of the pool
+    /// (granted read-write once, grown up to what a full ring needs), otherwise a fresh page
+    /// granted for this request (read-only if `readonly`).
+    fn data_page(&mut self, data: Option<&[u8]>, readonly: bool) -> Result<GrantedPage, BlkError> {
+        if !self.persistent {
+            return self.grant_page(data, readonly);
+        }
+        if let Some(page) = self.pool.pop() {
+            if let Some(data) = data
+                && let Err(e) = page.page().write(0, data)
+            {
+                self.pool.push(page);
+                return Err(e.into());
+            }
+            self.stats.persistent_reused += 1;
+            return Ok(page);
+        }
+        let page = self.grant_page(data, false)?;
+        // Counted as held for the connection, not as a request's data grant.
+        self.stats.data_grants = self.stats.data_grants.saturating_sub(1);
+        self.stats.persistent_grants += 1;
+        Ok(page)
     }
 
     /// A fresh page holding `data` (if any), granted to the backend (read-only if `readonly`).
@@ -474,8 +523,13 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         }
     }
 
-    /// Ends the grants of pages of a request that never reached the ring.
+    /// Ends the grants of pages of a request that never reached the ring (persistent ones go
+    /// back to the pool).
     fn abort_pages(&mut self, pages: Vec<GrantedPage>) {
+        if self.persistent {
+            self.pool.extend(pages);
+            return;
+        }
         if let Ok(pages) = self.end_pages(pages) {
             self.release_pages(pages);
         }
@@ -511,9 +565,32 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             len,
             pages,
             indirect,
+            persistent,
             abandoned,
             operation,
         } = request;
+        if persistent {
+            // The grants stay (the backend keeps them mapped): the data is copied out and the
+            // pages go back to the pool.
+            let result = match verdict {
+                Err(bad) => Err(BlkError::BadResponse(bad)),
+                Ok(Status::Okay) if operation == BLKIF_OP_READ => {
+                    copy_out(pages.iter().map(GrantedPage::page), len)
+                }
+                Ok(Status::Okay) => Ok(Vec::new()),
+                Ok(Status::Error) => Err(BlkError::IoError),
+                Ok(Status::NotSupported) => Err(BlkError::NotSupported),
+            };
+            self.pool.extend(pages);
+            self.pool.extend(indirect);
+            if !abandoned {
+                self.done.push_back(Completion {
+                    id: RequestId(id),
+                    result,
+                });
+            }
+            return;
+        }
         let ended = self.end_pages(pages);
         let ended = match (ended, self.end_pages(indirect)) {
             (Ok(pages), Ok(lists)) => {
@@ -536,7 +613,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             (Ok(_), Err(e)) => Err(e),
             (Ok(status), Ok(pages)) => {
                 let result = match status {
-                    Status::Okay if operation == BLKIF_OP_READ => copy_out(&pages, len),
+                    Status::Okay if operation == BLKIF_OP_READ => copy_out(pages.iter(), len),
                     Status::Okay => Ok(Vec::new()),
                     Status::Error => Err(BlkError::IoError),
                     Status::NotSupported => Err(BlkError::NotSupported),
@@ -741,7 +818,16 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         }
     }
 
+    /// Ends the ring's grant, the pool's persistent grants (blkback unmaps them when the front
+    /// end is Closed) and the port; a grant still mapped goes to quarantine.
     fn release_ring(&mut self) {
+        for granted in core::mem::take(&mut self.pool) {
+            self.stats.persistent_grants = self.stats.persistent_grants.saturating_sub(1);
+            match self.platform.grants.end(granted) {
+                Ok(page) => self.platform.pages.release(page),
+                Err((granted, _)) => self.quarantine.push(granted),
+            }
+        }
         if let Some(granted) = self.ring_page.take() {
             match self.platform.grants.end(granted) {
                 Ok(page) => self.platform.pages.release(page),
@@ -768,9 +854,12 @@ fn segment_bytes(segment: &BlkifRequestSegment) -> [u8; 8] {
 }
 
 /// The first `len` bytes of `pages`, in order.
-fn copy_out(pages: &[xenbus::Page], len: usize) -> Result<Vec<u8>, BlkError> {
+fn copy_out<'a>(
+    pages: impl Iterator<Item = &'a xenbus::Page>,
+    len: usize,
+) -> Result<Vec<u8>, BlkError> {
     let mut out = vec![0u8; len];
-    for (page, chunk) in pages.iter().zip(out.chunks_mut(PAGE)) {
+    for (page, chunk) in pages.zip(out.chunks_mut(PAGE)) {
         page.read(0, chunk)?;
     }
     Ok(out)

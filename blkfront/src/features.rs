@@ -12,17 +12,26 @@ pub struct Features {
     /// `BLKIF_OP_INDIRECT` for requests of more than 11 segments, when the backend offers
     /// `feature-max-indirect-segments` above 11.
     pub indirect: bool,
+    /// `feature-persistent`: data goes through a set of pages granted once and kept while
+    /// connected, when the backend offers it too.
+    pub persistent: bool,
 }
 
 impl Features {
     /// Every feature off: the protocol of the one-page, 11-segment request only.
-    pub const NONE: Self = Self { indirect: false };
+    pub const NONE: Self = Self {
+        indirect: false,
+        persistent: false,
+    };
 }
 
 impl Default for Features {
     /// Every feature the backend offers is used.
     fn default() -> Self {
-        Self { indirect: true }
+        Self {
+            indirect: true,
+            persistent: true,
+        }
     }
 }
 

@@ -18,6 +18,8 @@ pub struct InFlight {
     /// The indirect pages listing the segments (empty for a direct request), granted
     /// read-only.
     pub indirect: Vec<GrantedPage>,
+    /// The pages are persistent grants: they go back to the pool, their grants kept.
+    pub persistent: bool,
     /// The caller gave up waiting: complete it quietly.
     pub abandoned: bool,
 }
@@ -133,6 +135,7 @@ mod tests {
             len: 512,
             pages: Vec::new(),
             indirect: Vec::new(),
+            persistent: false,
             abandoned: false,
         }
     }

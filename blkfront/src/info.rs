@@ -39,6 +39,8 @@ pub struct DiskInfo {
     /// `feature-max-indirect-segments`: segments the backend takes in one indirect request
     /// (0: no indirect requests).
     pub max_indirect_segments: u32,
+    /// `feature-persistent`: the backend keeps the front end's grants mapped.
+    pub persistent: bool,
 }
 
 impl DiskInfo {
@@ -117,6 +119,7 @@ impl DiskInfo {
             readonly,
             flush,
             max_indirect_segments,
+            persistent: feature(read("feature-persistent")),
         })
     }
 }
@@ -151,6 +154,14 @@ mod tests {
         assert_eq!((info.sector_size, info.physical_sector_size), (512, 4096));
         assert_eq!((info.readonly, info.flush), (false, FlushMode::FlushCache));
         assert_eq!(info.max_indirect_segments, 0, "not offered");
+        assert!(!info.persistent, "not offered");
+        let persistent = parse(&[
+            ("sectors", "8"),
+            ("sector-size", "512"),
+            ("feature-persistent", "1"),
+        ])
+        .unwrap();
+        assert!(persistent.persistent);
         let indirect = parse(&[
             ("sectors", "8"),
             ("sector-size", "512"),

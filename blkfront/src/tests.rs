@@ -19,7 +19,7 @@ use abi::page::AtomicPage;
 use abi::ring::{BackRing, SharedRing};
 use std::boxed::Box;
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::format;
 use std::rc::Rc;
 use std::string::{String, ToString};
@@ -76,6 +76,11 @@ struct FakeBlkback {
     duplicate: Option<BlkifResponse>,
     /// Segments of each indirect request taken.
     indirect: Vec<u16>,
+    /// `feature-persistent` negotiated: grants stay mapped once mapped, as Linux blkback
+    /// keeps them.
+    persistent: bool,
+    /// Every data or indirect grant mapped so far (kept mapped when persistent).
+    mapped: RefCell<BTreeSet<u32>>,
 }
 
 impl FakeBlkback {
@@ -91,10 +96,34 @@ impl FakeBlkback {
         self.ring = Some(BackRing::attach(SharedRing::from_page(page).unwrap(), 0));
     }
 
-    /// Lets go of the ring (blkback unmaps it when it closes).
+    /// Lets go of the ring and of persistent grants (blkback unmaps them when it closes).
     fn detach(&mut self, ring_ref: u32) {
         self.ring = None;
-        self.grants.0.borrow().entries().unmap(ring_ref);
+        let grants = self.grants.0.borrow();
+        grants.entries().unmap(ring_ref);
+        for gref in self.mapped.borrow().iter() {
+            grants.entries().unmap(*gref);
+        }
+    }
+
+    /// Maps a data or indirect grant (writable if `write`).
+    fn map(&self, gref: u32, write: bool) -> Option<&'static AtomicPage> {
+        let page = self
+            .grants
+            .0
+            .borrow()
+            .entries()
+            .map(&self.memory, gref, DomId::ZERO, write)
+            .ok()?;
+        self.mapped.borrow_mut().insert(gref);
+        Some(page)
+    }
+
+    /// Unmaps it after the I/O, unless grants are persistent.
+    fn unmap(&self, gref: u32) {
+        if !self.persistent {
+            self.grants.0.borrow().entries().unmap(gref);
+        }
     }
 
     /// Serves every request on the ring; returns whether it answered anything.
@@ -185,15 +214,11 @@ impl FakeBlkback {
             .iter()
             .enumerate()
         {
-            let grants = self.grants.0.borrow();
-            let page = grants
-                .entries()
-                .map(&self.memory, *gref, DomId::ZERO, false)
-                .ok()?;
+            let page = self.map(*gref, false)?;
             let count = (n - page_index * 512).min(512);
             let mut raw = std::vec![0u8; count * 8];
             page.read(0, &mut raw).unwrap();
-            grants.entries().unmap(*gref);
+            self.unmap(*gref);
             for entry in raw.chunks(8) {
                 let gref = u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
                 segments.push(BlkifRequestSegment::new(gref, entry[4], entry[5]));
@@ -220,17 +245,13 @@ impl FakeBlkback {
         }
         let mut offset = request.sector_number as usize * 512;
         for seg in &segments {
-            let grants = self.grants.0.borrow();
-            let Ok(page) = grants
-                .entries()
-                .map(&self.memory, seg.gref, DomId::ZERO, !write)
-            else {
+            let Some(page) = self.map(seg.gref, !write) else {
                 return BLKIF_RSP_ERROR;
             };
             let first = usize::from(seg.first_sect) * 512;
             let len = (usize::from(seg.last_sect) + 1) * 512 - first;
             if offset + len > self.disk.len() {
-                grants.entries().unmap(seg.gref);
+                self.unmap(seg.gref);
                 return BLKIF_RSP_ERROR;
             }
             if write {
@@ -239,7 +260,7 @@ impl FakeBlkback {
             } else {
                 page.write(first, &self.disk[offset..offset + len]).unwrap();
             }
-            grants.entries().unmap(seg.gref);
+            self.unmap(seg.gref);
             offset += len;
         }
         BLKIF_RSP_OKAY
@@ -280,6 +301,8 @@ fn rig(
         ops: Vec::new(),
         duplicate: None,
         indirect: Vec::new(),
+        persistent: false,
+        mapped: RefCell::new(BTreeSet::new()),
     }));
     let mut fake = FakeXenstored::new(DOMID);
     toolstack(&mut fake.store, readonly);
@@ -299,6 +322,11 @@ fn rig(
                 s.get(&format!("{FRONT}/protocol")).as_deref(),
                 Some("x86_64-abi")
             );
+            let offered = keys
+                .iter()
+                .any(|(k, v)| k == "feature-persistent" && v == "1");
+            let front = s.get(&format!("{FRONT}/feature-persistent"));
+            be.borrow_mut().persistent = offered && front.as_deref() == Some("1");
             be.borrow_mut().attach(ring_ref);
             s.set(&format!("{BACK}/sectors"), &SECTORS.to_string());
             s.set(&format!("{BACK}/sector-size"), "512");
@@ -861,4 +889,150 @@ fn an_indirect_page_the_backend_keeps_mapped_is_quarantined() {
     device.poll();
     assert_eq!(device.stats().quarantined_pages, 0);
     assert_eq!(rig.memory.allocated(), 1);
+}
+
+const PERSISTENT: &[(&str, &str)] = &[("feature-persistent", "1")];
+
+#[test]
+fn persistent_grants_are_granted_once_and_reused() {
+    let (mut rig, mut device) = connect(false, PERSISTENT);
+    let store = &rig.xs.transport_mut().store;
+    assert_eq!(
+        store.get(&format!("{FRONT}/feature-persistent")).as_deref(),
+        Some("1")
+    );
+    assert!(device.persistent() && rig.backend.borrow().persistent);
+    let payload: Vec<u8> = (0..8192).map(|i| (i * 3 + 1) as u8).collect();
+    for round in 0..3u64 {
+        let at = (40 + round * 16) * 512;
+        device.write(&mut rig.xs, at, &payload, far()).unwrap();
+        assert_eq!(
+            device.read(&mut rig.xs, at, 8192, far()),
+            Ok(payload.clone())
+        );
+    }
+    let data = device.read(&mut rig.xs, 3 * 512, 3 * 4096, far()).unwrap();
+    assert_eq!(data, pattern(3, 3 * 4096));
+    let stats = device.stats();
+    // Two pages granted by the first write, three by the last read's third page.
+    assert_eq!(stats.persistent_grants, 3);
+    assert_eq!(stats.persistent_reused, 2 * 6 - 2 + 2);
+    assert_eq!(stats.data_grants, 0);
+    assert_eq!(device.platform().grants.grants_in_use(), 1 + 3);
+    // The backend mapped only those three pages, and still has them (no grant was ended).
+    assert_eq!(rig.backend.borrow().mapped.borrow().len(), 3);
+    assert_eq!(stats.quarantined_pages, 0);
+}
+
+#[test]
+fn persistent_indirect_requests_keep_their_indirect_pages_too() {
+    let keys = [PERSISTENT[0], INDIRECT_256[0]];
+    let (mut rig, mut device) = connect(false, &keys);
+    let payload: Vec<u8> = (0..128 * 1024).map(|i| (i * 11) as u8).collect();
+    for _ in 0..2 {
+        device.write(&mut rig.xs, 0, &payload, far()).unwrap();
+        let back = device.read(&mut rig.xs, 0, payload.len(), far()).unwrap();
+        assert!(back == payload, "read back differs");
+    }
+    let stats = device.stats();
+    assert_eq!(stats.indirect_requests, 4);
+    assert_eq!(
+        stats.persistent_grants, 33,
+        "32 data pages and one indirect page"
+    );
+    assert_eq!(stats.persistent_reused, 3 * 33);
+    assert_eq!(rig.backend.borrow().mapped.borrow().len(), 33);
+}
+
+#[test]
+fn without_both_ends_agreeing_grants_are_per_request() {
+    use crate::features::Features;
+    // Not offered: the front end asks, the backend does not keep grants.
+    let (mut plain, mut device) = connect(false, &[]);
+    assert!(!device.persistent());
+    device.read(&mut plain.xs, 0, 8192, far()).unwrap();
+    device.read(&mut plain.xs, 0, 8192, far()).unwrap();
+    let stats = device.stats();
+    assert_eq!((stats.persistent_grants, stats.persistent_reused), (0, 0));
+    assert_eq!(device.platform().grants.grants_in_use(), 1);
+    // Offered but switched off (`blk-persistent=off`): the front end says 0.
+    let (mut rig, platform) = rig(false, PERSISTENT);
+    let features = Features {
+        persistent: false,
+        ..Features::default()
+    };
+    let mut device = Blkfront::connect_with(&mut rig.xs, DEVID, platform, features, far()).unwrap();
+    let store = &rig.xs.transport_mut().store;
+    assert_eq!(
+        store.get(&format!("{FRONT}/feature-persistent")).as_deref(),
+        Some("0")
+    );
+    assert!(!device.persistent() && !rig.backend.borrow().persistent);
+    device.read(&mut rig.xs, 0, 8192, far()).unwrap();
+    assert_eq!(device.stats().persistent_reused, 0);
+    assert_eq!(device.platform().grants.grants_in_use(), 1);
+    assert_eq!(rig.memory.allocated(), 1);
+}
+
+#[test]
+fn a_backend_that_unmaps_persistent_grants_anyway_still_works() {
+    // Linux blkback unmaps persistent grants beyond its limit or unused for a while: the
+    // front end keeps granting the same pages, and they are mapped again.
+    let (mut rig, mut device) = connect(false, PERSISTENT);
+    device.read(&mut rig.xs, 0, 4096, far()).unwrap();
+    let kept: Vec<u32> = rig
+        .backend
+        .borrow()
+        .mapped
+        .borrow()
+        .iter()
+        .copied()
+        .collect();
+    for gref in kept {
+        rig.backend.borrow().grants.0.borrow().entries().unmap(gref);
+    }
+    let data = device.read(&mut rig.xs, 8 * 512, 4096, far()).unwrap();
+    assert_eq!(data, pattern(8, 4096));
+    assert_eq!(device.stats().persistent_reused, 1);
+    // Bad answers fail their request, and the pages still go back to the pool.
+    rig.backend
+        .borrow_mut()
+        .misbehave
+        .push_back(Misbehave::WrongOperation);
+    assert!(matches!(
+        device.read(&mut rig.xs, 0, 4096, far()),
+        Err(BlkError::BadResponse(BadResponse::WrongOperation { .. }))
+    ));
+    device.read(&mut rig.xs, 0, 4096, far()).unwrap();
+    assert_eq!(device.stats().persistent_grants, 1);
+    assert_eq!(device.stats().persistent_reused, 3);
+}
+
+#[test]
+fn close_ends_the_persistent_grants_once_the_backend_lets_go() {
+    let (mut rig, mut device) = connect(false, &[PERSISTENT[0], INDIRECT_256[0]]);
+    device.read(&mut rig.xs, 0, 64 * 1024, far()).unwrap();
+    assert_eq!(device.stats().persistent_grants, 17);
+    let grants = device.platform().grants.clone();
+    let backend = rig.backend.clone();
+    rig.xs.transport_mut().on_write =
+        Some(Box::new(move |s: &mut Store, path: &str, value: &str| {
+            if path == format!("{FRONT}/state") && value == "5" {
+                s.set(&format!("{BACK}/state"), "5");
+            }
+        }));
+    rig.xs
+        .transport_mut()
+        .at(Instant::from_nanos(1_000), move |s: &mut Store| {
+            let ring_ref: u32 = s
+                .get(&format!("{FRONT}/ring-ref"))
+                .unwrap()
+                .parse()
+                .unwrap();
+            backend.borrow_mut().detach(ring_ref);
+            s.set(&format!("{BACK}/state"), "6");
+        });
+    device.close(&mut rig.xs, far()).unwrap();
+    assert_eq!(grants.grants_in_use(), 0);
+    assert_eq!(rig.memory.allocated(), 0);
 }

@@ -66,7 +66,7 @@ pub fn kv_region(cmdline: &str) -> Result<Option<(u64, u64)>, alloc::string::Str
 }
 
 /// The block front end's optional features: each on unless switched off with
-/// `blk-indirect=off` (`on` is the default). A later occurrence wins.
+/// `blk-indirect=off` or `blk-persistent=off` (`on` is the default). A later occurrence wins.
 pub fn blk_features(cmdline: &str) -> Result<blkfront::Features, alloc::string::String> {
     let switch = |key: &str| match option(cmdline, key) {
         None | Some("on") => Ok(true),
@@ -75,6 +75,7 @@ pub fn blk_features(cmdline: &str) -> Result<blkfront::Features, alloc::string::
     };
     Ok(blkfront::Features {
         indirect: switch("blk-indirect")?,
+        persistent: switch("blk-persistent")?,
     })
 }
 
@@ -87,8 +88,12 @@ mod tests {
         assert_eq!(blk_features("selftest=blk"), Ok(Features::default()));
         assert_eq!(blk_features("blk-indirect=on"), Ok(Features::default()));
         let off = blk_features("blk-indirect=off").unwrap();
-        assert!(!off.indirect);
-        assert_eq!(off, Features::NONE);
+        assert!(!off.indirect && off.persistent);
+        let off = blk_features("x blk-persistent=off").unwrap();
+        assert!(off.indirect && !off.persistent);
+        let none = blk_features("blk-indirect=off blk-persistent=off").unwrap();
+        assert_eq!(none, Features::NONE);
+        assert!(blk_features("blk-persistent=0").is_err());
         assert!(
             blk_features("blk-indirect=off blk-indirect=on")
                 .unwrap()

@@ -9,7 +9,7 @@
 //!
 //! After the plain tests come the negotiated features, each with a `FACT` line of its counter
 //! and passing either way of its command-line switch (on, the default, it must be used; off,
-//! never): `blk-indirect` (`blk-indirect=off`).
+//! never): `blk-indirect` (`blk-indirect=off`), `blk-persistent` (`blk-persistent=off`).
 #![allow(
     clippy::cast_possible_truncation,
     reason = "the guest pattern keeps the low bits on purpose; the kernel is x86_64 (usize is 64 bits)"
@@ -63,6 +63,11 @@ const KV_LEN: u64 = 1 << 20;
 const INDIRECT_AT: u64 = 512 * 1024;
 /// How much it writes and reads back: one request of Linux blkfront's 32 indirect segments.
 const INDIRECT_BYTES: usize = 128 * 1024;
+
+/// Where `blk-persistent` writes on the read-write disk (after `blk-indirect`'s data).
+const PERSISTENT_AT: u64 = 640 * 1024;
+/// How much it writes (in 4 KiB requests) and reads back (in 16 KiB requests).
+const PERSISTENT_BYTES: usize = 64 * 1024;
 
 /// Byte `i` of what `blk-indirect` writes.
 fn indirect_pattern(i: usize) -> u8 {
@@ -136,6 +141,12 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         Err(String::from("not connected"))
     };
     let _ = rep.record("blk-indirect", result);
+    let result = if ok {
+        persistent(&mut disks, cmdline, rep)
+    } else {
+        Err(String::from("not connected"))
+    };
+    let _ = rep.record("blk-persistent", result);
     for c in &disks {
         let s = c.disk.stats();
         say(format_args!(
@@ -477,6 +488,77 @@ fn indirect(
             step / 1024,
             kib_per_s(bytes, indirect_ns)
         );
+    }
+    Ok(())
+}
+
+/// Persistent grants: 64 KiB written in 4 KiB requests and read back in 16 KiB ones on the
+/// read-write disk. With the feature on (the default) Linux blkback's `feature-persistent`
+/// must be negotiated and every page must be one of the pool the earlier tests filled (32
+/// reuses, no new grant); with `blk-persistent=off` there is no pool. Facts: whether it was
+/// negotiated and the reuses.
+fn persistent(
+    disks: &mut [Connected],
+    cmdline: &str,
+    rep: &mut Reporter<'_, ConsoleOut>,
+) -> TestResult {
+    let wanted = crate::cmdline::blk_features(cmdline)?.persistent;
+    let rw = find(disks, true)?;
+    let before = rw.disk.stats();
+    let grants_before = KernelGrants.grants_in_use();
+    let data: Vec<u8> = (0..PERSISTENT_BYTES)
+        .map(|i| indirect_pattern(i).wrapping_add(7))
+        .collect();
+    let mut back = alloc::vec![0u8; PERSISTENT_BYTES];
+    with_store(|xs, d| {
+        for (i, chunk) in data.chunks(4096).enumerate() {
+            let at = PERSISTENT_AT + (i * 4096) as u64;
+            rw.disk
+                .write(xs, at, chunk, d)
+                .map_err(|e| format!("write at {at}: {e}"))?;
+        }
+        for (i, chunk) in back.chunks_mut(16 * 1024).enumerate() {
+            let at = PERSISTENT_AT + (i * 16 * 1024) as u64;
+            let got = rw
+                .disk
+                .read(xs, at, chunk.len(), d)
+                .map_err(|e| format!("read at {at}: {e}"))?;
+            chunk.copy_from_slice(got.get(..chunk.len()).ok_or("short read")?);
+        }
+        Ok(())
+    })?;
+    let after = rw.disk.stats();
+    let reused = after
+        .persistent_reused
+        .saturating_sub(before.persistent_reused);
+    let granted = after
+        .persistent_grants
+        .saturating_sub(before.persistent_grants);
+    let negotiated = rw.disk.persistent();
+    let _ = rep.fact("blk-persistent", "negotiated", u8::from(negotiated));
+    let _ = rep.fact("blk-persistent", "reused", reused);
+    log::info!(
+        "blk-persistent: {} persistent grants held on {}, {} reused in all",
+        after.persistent_grants,
+        rw.expected.name,
+        after.persistent_reused
+    );
+    if let Some(i) = (0..PERSISTENT_BYTES).find(|&i| back[i] != data[i]) {
+        return Err(format!("byte {i} read back differs from what was written"));
+    }
+    let grants_after = KernelGrants.grants_in_use();
+    let pages = (2 * PERSISTENT_BYTES / 4096) as u64;
+    let expected = if wanted {
+        (true, pages, 0, grants_before)
+    } else {
+        (false, 0, 0, grants_before)
+    };
+    let got = (negotiated, reused, granted, grants_after);
+    if got != expected || (!wanted && after.persistent_grants != 0) {
+        return Err(format!(
+            "persistent {}: negotiated {negotiated}, {reused} reused, {granted} granted, grants {grants_before} -> {grants_after}; expected {expected:?}",
+            if wanted { "on" } else { "off" },
+        ));
     }
     Ok(())
 }
