@@ -20,8 +20,9 @@ use crate::features::{Features, indirect_segments};
 use crate::inflight::{InFlight, Status, Table};
 use crate::info::{DiskInfo, FlushMode, SECTOR};
 use abi::io::blkif::{
-    BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ,
-    BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_SEGMENTS_PER_INDIRECT_PAGE, BlkifRequest,
+    BLKIF_DISCARD_SECURE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
+    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
+    BLKIF_OP_WRITE_BARRIER, BLKIF_SEGMENTS_PER_INDIRECT_PAGE, BlkifRequest, BlkifRequestDiscard,
     BlkifRequestIndirect, BlkifRequestSegment, BlkifResponse,
 };
 use abi::io::xenbus::XenbusState;
@@ -79,6 +80,8 @@ pub struct BlkStats {
     pub persistent_grants: u64,
     /// Segments and indirect pages that went through a page of the pool granted earlier.
     pub persistent_reused: u64,
+    /// `BLKIF_OP_DISCARD` requests sent.
+    pub discards: u64,
 }
 
 /// A connected vbd.
@@ -178,6 +181,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 flush: FlushMode::WriteThrough,
                 max_indirect_segments: 0,
                 persistent: false,
+                discard: None,
             },
             features,
             segments: BLKIF_MAX_SEGMENTS_PER_REQUEST,
@@ -266,6 +270,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         }
     }
 
+    /// Whether discards may be sent (`feature-discard` offered and not switched off).
+    pub fn can_discard(&self) -> bool {
+        self.features.discard && self.info.discard.is_some()
+    }
+
     /// Whether persistent grants are in use (`feature-persistent` negotiated).
     pub fn persistent(&self) -> bool {
         self.persistent
@@ -322,6 +331,75 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             }
         };
         self.submit(operation, 0, 0, &[])
+    }
+
+    /// Submits a discard of `len` bytes at byte `offset` (whole logical sectors inside the
+    /// disk; any length). `secure` asks for `BLKIF_DISCARD_SECURE`. Refused here with
+    /// [`BlkError::NotSupported`] unless the backend offered discard (and secure discard if
+    /// asked) and it is not switched off; a read-only disk refuses it too.
+    pub fn submit_discard(
+        &mut self,
+        offset: u64,
+        len: u64,
+        secure: bool,
+    ) -> Result<RequestId, BlkError> {
+        if self.info.readonly {
+            return Err(BlkError::ReadOnly);
+        }
+        let offered = match self.info.discard {
+            Some(d) if self.features.discard => d,
+            _ => return Err(BlkError::NotSupported),
+        };
+        if secure && !offered.secure {
+            return Err(BlkError::NotSupported);
+        }
+        let unit = u64::from(self.info.sector_size);
+        let bad = |v: u64| BlkError::BadLength(usize::try_from(v).unwrap_or(usize::MAX));
+        if len == 0 || !len.is_multiple_of(unit) {
+            return Err(bad(len));
+        }
+        if !offset.is_multiple_of(unit) {
+            return Err(bad(offset));
+        }
+        let sector = offset / SECTOR;
+        let sectors = len / SECTOR;
+        match sector.checked_add(sectors) {
+            Some(end) if end <= self.info.sectors => {}
+            _ => return Err(BlkError::OutOfRange { sector, sectors }),
+        }
+        if let Some(e) = self.dead {
+            return Err(e);
+        }
+        let id = self.table.free_id().ok_or(BlkError::RingFull)?;
+        let request = BlkifRequestDiscard {
+            operation: BLKIF_OP_DISCARD,
+            flag: if secure { BLKIF_DISCARD_SECURE } else { 0 },
+            handle: self.handle,
+            id,
+            sector_number: sector,
+            nr_sectors: sectors,
+            ..Default::default()
+        };
+        self.ring
+            .write_request(request.to_request())
+            .map_err(|e| match e {
+                RingError::Full => BlkError::RingFull,
+                _ => BlkError::RingCorrupt,
+            })?;
+        self.table.insert(
+            id,
+            InFlight {
+                operation: BLKIF_OP_DISCARD,
+                len: 0,
+                pages: Vec::new(),
+                indirect: Vec::new(),
+                persistent: false,
+                abandoned: false,
+            },
+        );
+        self.stats.requests += 1;
+        self.stats.discards += 1;
+        Ok(RequestId(id))
     }
 
     /// The sector of byte `offset`, after checking `len` bytes there: whole logical sectors,
@@ -780,6 +858,20 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         deadline: Instant,
     ) -> Result<(), BlkError> {
         let id = self.submit_write(offset, data)?;
+        self.wait_for(xs, id, deadline).map(drop)
+    }
+
+    /// Discards `len` bytes at byte `offset` ([`Blkfront::submit_discard`]), waiting until
+    /// `deadline`.
+    pub fn discard<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        offset: u64,
+        len: u64,
+        secure: bool,
+        deadline: Instant,
+    ) -> Result<(), BlkError> {
+        let id = self.submit_discard(offset, len, secure)?;
         self.wait_for(xs, id, deadline).map(drop)
     }
 

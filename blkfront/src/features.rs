@@ -15,6 +15,8 @@ pub struct Features {
     /// `feature-persistent`: data goes through a set of pages granted once and kept while
     /// connected, when the backend offers it too.
     pub persistent: bool,
+    /// `feature-discard`: `BLKIF_OP_DISCARD` may be sent, when the backend offers it.
+    pub discard: bool,
 }
 
 impl Features {
@@ -22,6 +24,7 @@ impl Features {
     pub const NONE: Self = Self {
         indirect: false,
         persistent: false,
+        discard: false,
     };
 }
 
@@ -31,6 +34,7 @@ impl Default for Features {
         Self {
             indirect: true,
             persistent: true,
+            discard: true,
         }
     }
 }

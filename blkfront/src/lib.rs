@@ -33,5 +33,5 @@ mod tests;
 pub use device::{BlkStats, Blkfront, Completion, MAX_REQUEST_BYTES, RequestId};
 pub use error::{BadResponse, BlkError};
 pub use features::{FRONT_MAX_INDIRECT_SEGMENTS, Features};
-pub use info::{DiskInfo, FlushMode};
+pub use info::{Discard, DiskInfo, FlushMode};
 pub use xenbus::Platform;

@@ -11,9 +11,9 @@ use crate::device::Blkfront;
 use crate::error::{BadResponse, BlkError};
 use crate::info::FlushMode;
 use abi::io::blkif::{
-    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
-    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkifRequest, BlkifRequestIndirect,
-    BlkifRequestSegment, BlkifResponse,
+    BLKIF_DISCARD_SECURE, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT,
+    BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
+    BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifRequestSegment, BlkifResponse,
 };
 use abi::page::AtomicPage;
 use abi::ring::{BackRing, SharedRing};
@@ -81,6 +81,8 @@ struct FakeBlkback {
     persistent: bool,
     /// Every data or indirect grant mapped so far (kept mapped when persistent).
     mapped: RefCell<BTreeSet<u32>>,
+    /// Discards taken: first sector, sectors, flag.
+    discards: Vec<(u64, u64, u8)>,
 }
 
 impl FakeBlkback {
@@ -230,6 +232,19 @@ impl FakeBlkback {
     /// Does the I/O of `request` through the grants; the status to answer.
     fn serve(&mut self, request: &BlkifRequest) -> i16 {
         self.ops.push(request.operation);
+        if request.operation == BLKIF_OP_DISCARD {
+            let d = BlkifRequestDiscard::from_request(request);
+            self.discards.push((d.sector_number, d.nr_sectors, d.flag));
+            let start = d.sector_number as usize * 512;
+            let Some(range) = self
+                .disk
+                .get_mut(start..start + d.nr_sectors as usize * 512)
+            else {
+                return BLKIF_RSP_ERROR;
+            };
+            range.fill(0);
+            return BLKIF_RSP_OKAY;
+        }
         let Some((operation, segments)) = self.segments(request) else {
             return BLKIF_RSP_ERROR;
         };
@@ -303,6 +318,7 @@ fn rig(
         indirect: Vec::new(),
         persistent: false,
         mapped: RefCell::new(BTreeSet::new()),
+        discards: Vec::new(),
     }));
     let mut fake = FakeXenstored::new(DOMID);
     toolstack(&mut fake.store, readonly);
@@ -1035,4 +1051,132 @@ fn close_ends_the_persistent_grants_once_the_backend_lets_go() {
     device.close(&mut rig.xs, far()).unwrap();
     assert_eq!(grants.grants_in_use(), 0);
     assert_eq!(rig.memory.allocated(), 0);
+}
+
+const DISCARD: &[(&str, &str)] = &[
+    ("feature-discard", "1"),
+    ("discard-granularity", "4096"),
+    ("discard-alignment", "0"),
+];
+
+#[test]
+fn discards_go_to_the_backend_when_offered() {
+    let (mut rig, mut device) = connect(false, DISCARD);
+    assert!(device.can_discard());
+    // Longer than any data request: a discard carries no pages.
+    device
+        .discard(&mut rig.xs, 8 * 512, 1 << 19, false, far())
+        .unwrap();
+    assert_eq!(rig.backend.borrow().discards, [(8, 1024, 0)]);
+    assert!(
+        rig.backend.borrow().disk[8 * 512..8 * 512 + (1 << 19)]
+            .iter()
+            .all(|&b| b == 0)
+    );
+    assert_eq!(
+        device.read(&mut rig.xs, 8 * 512, 4096, far()),
+        Ok(std::vec![0; 4096])
+    );
+    // No discard-secure: a secure discard is refused here.
+    assert_eq!(
+        device.submit_discard(0, 512, true),
+        Err(BlkError::NotSupported)
+    );
+    let stats = device.stats();
+    assert_eq!(
+        (stats.discards, stats.responses, stats.bad_responses),
+        (1, 2, 0)
+    );
+    assert_eq!(rig.backend.borrow().ops[0], BLKIF_OP_DISCARD);
+}
+
+#[test]
+fn secure_discards_need_discard_secure() {
+    let keys = [DISCARD[0], ("discard-secure", "1")];
+    let (mut rig, mut device) = connect(false, &keys);
+    device.discard(&mut rig.xs, 0, 4096, true, far()).unwrap();
+    assert_eq!(
+        rig.backend.borrow().discards,
+        [(0, 8, BLKIF_DISCARD_SECURE)]
+    );
+}
+
+#[test]
+fn discards_are_refused_locally_unless_offered_wanted_and_in_range() {
+    use crate::features::Features;
+    let (_rig, mut device) = connect(false, &[]);
+    assert!(!device.can_discard());
+    assert_eq!(
+        device.submit_discard(0, 512, false),
+        Err(BlkError::NotSupported)
+    );
+    let (mut rig, platform) = rig(false, DISCARD);
+    let features = Features {
+        discard: false,
+        ..Features::default()
+    };
+    let mut device = Blkfront::connect_with(&mut rig.xs, DEVID, platform, features, far()).unwrap();
+    assert!(!device.can_discard());
+    assert_eq!(
+        device.submit_discard(0, 512, false),
+        Err(BlkError::NotSupported)
+    );
+    let (_rig, mut device) = connect(true, DISCARD);
+    assert_eq!(
+        device.submit_discard(0, 512, false),
+        Err(BlkError::ReadOnly)
+    );
+    let (_rig, mut device) = connect(false, DISCARD);
+    assert_eq!(
+        device.submit_discard(0, 0, false),
+        Err(BlkError::BadLength(0))
+    );
+    assert_eq!(
+        device.submit_discard(0, 100, false),
+        Err(BlkError::BadLength(100))
+    );
+    assert_eq!(
+        device.submit_discard(1, 512, false),
+        Err(BlkError::BadLength(1))
+    );
+    assert_eq!(
+        device.submit_discard(512, SECTORS * 512, false),
+        Err(BlkError::OutOfRange {
+            sector: 1,
+            sectors: SECTORS
+        })
+    );
+    assert_eq!(
+        device.submit_discard(u64::MAX - 511, 512, false).err(),
+        Some(BlkError::OutOfRange {
+            sector: (u64::MAX - 511) / 512,
+            sectors: 1
+        })
+    );
+    assert_eq!(device.stats().discards, 0);
+    assert!(_rig.backend.borrow().ops.is_empty());
+}
+
+#[test]
+fn bad_answers_to_a_discard_fail_it() {
+    for (m, want) in [
+        (Misbehave::Status(-2), BlkError::NotSupported),
+        (Misbehave::Status(BLKIF_RSP_ERROR), BlkError::IoError),
+        (
+            Misbehave::WrongOperation,
+            BlkError::BadResponse(BadResponse::WrongOperation {
+                expected: BLKIF_OP_DISCARD,
+                got: BLKIF_OP_DISCARD ^ 1,
+            }),
+        ),
+    ] {
+        let (mut rig, mut device) = connect(false, DISCARD);
+        rig.backend.borrow_mut().misbehave.push_back(m);
+        assert_eq!(
+            device.discard(&mut rig.xs, 0, 4096, false, far()),
+            Err(want)
+        );
+        // The device goes on working.
+        device.read(&mut rig.xs, 0, 512, far()).unwrap();
+    }
 }

@@ -66,7 +66,8 @@ pub fn kv_region(cmdline: &str) -> Result<Option<(u64, u64)>, alloc::string::Str
 }
 
 /// The block front end's optional features: each on unless switched off with
-/// `blk-indirect=off` or `blk-persistent=off` (`on` is the default). A later occurrence wins.
+/// `blk-indirect=off`, `blk-persistent=off` or `blk-discard=off` (`on` is the default). A later
+/// occurrence wins.
 pub fn blk_features(cmdline: &str) -> Result<blkfront::Features, alloc::string::String> {
     let switch = |key: &str| match option(cmdline, key) {
         None | Some("on") => Ok(true),
@@ -76,6 +77,7 @@ pub fn blk_features(cmdline: &str) -> Result<blkfront::Features, alloc::string::
     Ok(blkfront::Features {
         indirect: switch("blk-indirect")?,
         persistent: switch("blk-persistent")?,
+        discard: switch("blk-discard")?,
     })
 }
 
@@ -91,7 +93,9 @@ mod tests {
         assert!(!off.indirect && off.persistent);
         let off = blk_features("x blk-persistent=off").unwrap();
         assert!(off.indirect && !off.persistent);
-        let none = blk_features("blk-indirect=off blk-persistent=off").unwrap();
+        let off = blk_features("blk-discard=off").unwrap();
+        assert!(off.indirect && off.persistent && !off.discard);
+        let none = blk_features("blk-indirect=off blk-persistent=off blk-discard=off").unwrap();
         assert_eq!(none, Features::NONE);
         assert!(blk_features("blk-persistent=0").is_err());
         assert!(

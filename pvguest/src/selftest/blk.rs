@@ -9,7 +9,8 @@
 //!
 //! After the plain tests come the negotiated features, each with a `FACT` line of its counter
 //! and passing either way of its command-line switch (on, the default, it must be used; off,
-//! never): `blk-indirect` (`blk-indirect=off`), `blk-persistent` (`blk-persistent=off`).
+//! never): `blk-indirect` (`blk-indirect=off`), `blk-persistent` (`blk-persistent=off`),
+//! `blk-discard` (`blk-discard=off`).
 #![allow(
     clippy::cast_possible_truncation,
     reason = "the guest pattern keeps the low bits on purpose; the kernel is x86_64 (usize is 64 bits)"
@@ -68,6 +69,12 @@ const INDIRECT_BYTES: usize = 128 * 1024;
 const PERSISTENT_AT: u64 = 640 * 1024;
 /// How much it writes (in 4 KiB requests) and reads back (in 16 KiB requests).
 const PERSISTENT_BYTES: usize = 64 * 1024;
+
+/// Where `blk-discard` writes, discards and writes again on the read-write disk (after
+/// `blk-persistent`'s data, before `blk-kv`'s store).
+const DISCARD_AT: u64 = 768 * 1024;
+/// How much.
+const DISCARD_BYTES: usize = 64 * 1024;
 
 /// Byte `i` of what `blk-indirect` writes.
 fn indirect_pattern(i: usize) -> u8 {
@@ -147,6 +154,12 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         Err(String::from("not connected"))
     };
     let _ = rep.record("blk-persistent", result);
+    let result = if ok {
+        discard(&mut disks, cmdline, rep)
+    } else {
+        Err(String::from("not connected"))
+    };
+    let _ = rep.record("blk-discard", result);
     for c in &disks {
         let s = c.disk.stats();
         say(format_args!(
@@ -561,6 +574,83 @@ fn persistent(
         ));
     }
     Ok(())
+}
+
+/// Discard: 64 KiB written, discarded (one `BLKIF_OP_DISCARD`, answered OKAY), written again
+/// and read back on the read-write disk (what a discarded range reads as is not promised, so
+/// it is not checked). With the feature on (the default) Linux blkback must offer
+/// `feature-discard` (it does when the loop device over dom0's tmpfs file supports discard);
+/// with `blk-discard=off` the front end refuses to send one. Facts: whether it was offered
+/// and used, and the discards sent.
+fn discard(
+    disks: &mut [Connected],
+    cmdline: &str,
+    rep: &mut Reporter<'_, ConsoleOut>,
+) -> TestResult {
+    let wanted = crate::cmdline::blk_features(cmdline)?.discard;
+    let rw = find(disks, true)?;
+    let before = rw.disk.stats().discards;
+    let usable = rw.disk.can_discard();
+    if let Some(d) = rw.disk.info().discard {
+        log::info!(
+            "blk-discard: {} offers discard: granularity {}, alignment {}, secure {}",
+            rw.expected.name,
+            d.granularity,
+            d.alignment,
+            d.secure
+        );
+    }
+    let data: Vec<u8> = (0..DISCARD_BYTES)
+        .map(|i| indirect_pattern(i).wrapping_add(13))
+        .collect();
+    let len = DISCARD_BYTES as u64;
+    let sent = with_store(|xs, d| {
+        rw.disk
+            .write(
+                xs,
+                DISCARD_AT,
+                &data[..MAX_REQUEST_BYTES.min(DISCARD_BYTES)],
+                d,
+            )
+            .map_err(|e| format!("write: {e}"))?;
+        let sent = rw.disk.discard(xs, DISCARD_AT, len, false, d);
+        for (i, chunk) in data.chunks(MAX_REQUEST_BYTES).enumerate() {
+            let at = DISCARD_AT + (i * MAX_REQUEST_BYTES) as u64;
+            rw.disk
+                .write(xs, at, chunk, d)
+                .map_err(|e| format!("write again at {at}: {e}"))?;
+        }
+        Ok(sent)
+    })?;
+    let back = with_store(|xs, d| {
+        let mut back = Vec::with_capacity(DISCARD_BYTES);
+        for (i, chunk) in data.chunks(MAX_REQUEST_BYTES).enumerate() {
+            let at = DISCARD_AT + (i * MAX_REQUEST_BYTES) as u64;
+            back.extend(
+                rw.disk
+                    .read(xs, at, chunk.len(), d)
+                    .map_err(|e| format!("read at {at}: {e}"))?,
+            );
+        }
+        Ok(back)
+    })?;
+    let discards = rw.disk.stats().discards.saturating_sub(before);
+    let _ = rep.fact("blk-discard", "usable", u8::from(usable));
+    let _ = rep.fact("blk-discard", "discards", discards);
+    if back != data {
+        return Err(String::from(
+            "what was written after the discard reads back differently",
+        ));
+    }
+    match (wanted, usable, sent, discards) {
+        (true, true, Ok(()), 1) => Ok(()),
+        (false, false, Err(BlkError::NotSupported), 0) => Ok(()),
+        (wanted, usable, sent, discards) => Err(format!(
+            "discard {}: offered {}, usable {usable}, the discard gave {sent:?}, {discards} sent",
+            if wanted { "on" } else { "off" },
+            rw.disk.info().discard.is_some()
+        )),
+    }
 }
 
 fn flush(disks: &mut [Connected]) -> TestResult {
