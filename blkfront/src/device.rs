@@ -8,7 +8,11 @@
 //! requests. [`Blkfront::poll`] (driven by the guest's event loop when the device's port fires)
 //! completes them. [`Blkfront::read`], [`write`] and
 //! [`flush`] are the blocking forms. Every request's data pages are granted for it and their
-//! grants ended when it completes: a page the backend still has mapped is never reused.
+//! grants ended when it completes: a page the backend still has mapped is never reused. With
+//! persistent grants negotiated the pages come instead from a pool granted read-write once and
+//! go back to it, their grants kept until [`Blkfront::close`] (the data is copied through
+//! them). Requests of more than 11 segments go as `BLKIF_OP_INDIRECT`, their segments listed
+//! in indirect pages; discards carry no pages.
 //!
 //! [`submit_write`]: Blkfront::submit_write
 //! [`submit_flush`]: Blkfront::submit_flush

@@ -7,9 +7,12 @@
 //! page: [`Features`] says which optional features may be used), notifications only when
 //! the ring rules ask; every response is validated (id in range and outstanding, operation,
 //! status) before it completes anything, and a bad one is counted and fails its request. Data
-//! pages are granted per request and their grants ended on completion ([`BlkStats`] counts
-//! what is in place). A backend that closes or vanishes ends the device with an error to
-//! every waiting caller.
+//! pages are granted per request and their grants ended on completion, or with
+//! `feature-persistent` taken from a pool granted once and kept while connected ([`BlkStats`]
+//! counts what is in place and what each feature did). `feature-discard` allows
+//! [`Blkfront::submit_discard`]. Each feature is used only when both the backend offers it and
+//! [`Features`] allows it, so either end may lack it. A backend that closes or vanishes ends
+//! the device with an error to every waiting caller.
 //!
 //! The platform is reached only through `xenbus`'s traits ([`Platform`]): this crate contains
 //! no unsafe code. Sizes and offsets are bytes; the wire counts 512-byte sectors (as Linux
