@@ -84,30 +84,6 @@ pub fn blk_features(cmdline: &str) -> Result<blkfront::Features, alloc::string::
 #[cfg(test)]
 mod tests {
     #[test]
-    fn blk_features_are_on_unless_switched_off() {
-        use super::blk_features;
-        use blkfront::Features;
-        assert_eq!(blk_features("selftest=blk"), Ok(Features::default()));
-        assert_eq!(blk_features("blk-indirect=on"), Ok(Features::default()));
-        let off = blk_features("blk-indirect=off").unwrap();
-        assert!(!off.indirect && off.persistent);
-        let off = blk_features("x blk-persistent=off").unwrap();
-        assert!(off.indirect && !off.persistent);
-        let off = blk_features("blk-discard=off").unwrap();
-        assert!(off.indirect && off.persistent && !off.discard);
-        let none = blk_features("blk-indirect=off blk-persistent=off blk-discard=off").unwrap();
-        assert_eq!(none, Features::NONE);
-        assert!(blk_features("blk-persistent=0").is_err());
-        assert!(
-            blk_features("blk-indirect=off blk-indirect=on")
-                .unwrap()
-                .indirect
-        );
-        let e = blk_features("blk-indirect=no").unwrap_err();
-        assert!(e.contains("blk-indirect=no: expected on or off"), "{e}");
-    }
-
-    #[test]
     fn kv_region_is_start_plus_length() {
         use super::kv_region;
         assert_eq!(kv_region("ip=dhcp"), Ok(None));
@@ -169,5 +145,29 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["platform"]
         );
+    }
+
+    #[test]
+    fn blk_features_are_on_unless_switched_off() {
+        use super::blk_features;
+        use blkfront::Features;
+        assert_eq!(blk_features("selftest=blk"), Ok(Features::default()));
+        assert_eq!(blk_features("blk-indirect=on"), Ok(Features::default()));
+        let off = blk_features("blk-indirect=off").unwrap();
+        assert!(!off.indirect && off.persistent);
+        let off = blk_features("x blk-persistent=off").unwrap();
+        assert!(off.indirect && !off.persistent);
+        let off = blk_features("blk-discard=off").unwrap();
+        assert!(off.indirect && off.persistent && !off.discard);
+        let none = blk_features("blk-indirect=off blk-persistent=off blk-discard=off").unwrap();
+        assert_eq!(none, Features::NONE);
+        assert!(blk_features("blk-persistent=0").is_err());
+        assert!(
+            blk_features("blk-indirect=off blk-indirect=on")
+                .unwrap()
+                .indirect
+        );
+        let e = blk_features("blk-indirect=no").unwrap_err();
+        assert!(e.contains("blk-indirect=no: expected on or off"), "{e}");
     }
 }
