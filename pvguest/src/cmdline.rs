@@ -93,6 +93,22 @@ pub fn kv_region(cmdline: &str) -> Result<Option<(u64, u64)>, alloc::string::Str
         .ok_or_else(|| alloc::format!("kv-region={value}: expected <start>+<length> in bytes"))
 }
 
+/// The block front end's optional features: each on unless switched off with
+/// `blk-indirect=off`, `blk-persistent=off` or `blk-discard=off` (`on` is the default). A later
+/// occurrence wins.
+pub fn blk_features(cmdline: &str) -> Result<blkfront::Features, alloc::string::String> {
+    let switch = |key: &str| match option(cmdline, key) {
+        None | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(alloc::format!("{key}={other}: expected on or off")),
+    };
+    Ok(blkfront::Features {
+        indirect: switch("blk-indirect")?,
+        persistent: switch("blk-persistent")?,
+        discard: switch("blk-discard")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -186,5 +202,29 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["platform"]
         );
+    }
+
+    #[test]
+    fn blk_features_are_on_unless_switched_off() {
+        use super::blk_features;
+        use blkfront::Features;
+        assert_eq!(blk_features("selftest=blk"), Ok(Features::default()));
+        assert_eq!(blk_features("blk-indirect=on"), Ok(Features::default()));
+        let off = blk_features("blk-indirect=off").unwrap();
+        assert!(!off.indirect && off.persistent);
+        let off = blk_features("x blk-persistent=off").unwrap();
+        assert!(off.indirect && !off.persistent);
+        let off = blk_features("blk-discard=off").unwrap();
+        assert!(off.indirect && off.persistent && !off.discard);
+        let none = blk_features("blk-indirect=off blk-persistent=off blk-discard=off").unwrap();
+        assert_eq!(none, Features::NONE);
+        assert!(blk_features("blk-persistent=0").is_err());
+        assert!(
+            blk_features("blk-indirect=off blk-indirect=on")
+                .unwrap()
+                .indirect
+        );
+        let e = blk_features("blk-indirect=no").unwrap_err();
+        assert!(e.contains("blk-indirect=no: expected on or off"), "{e}");
     }
 }
