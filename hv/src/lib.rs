@@ -88,10 +88,9 @@
 //!   FIFO event channels: Xen would answer 0 and switch the domain to them; a vCPU other
 //!   than 0 is `-ENOENT`, a misplaced control block or a frame that is not RAM or a special
 //!   page `-EINVAL`; `EVTCHNOP_expand_array` answers `-EOPNOTSUPP` as Xen does before
-//!   `init_control`), `EVTCHNOP_bind_pirq` and `reset`; `GNTTABOP_map_grant_ref` /
-//!   `unmap_grant_ref` / `unmap_and_replace` / `transfer` / `get_status_frames` /
-//!   `swap_grant_ref` / `cache_flush` for the guest (domain 0's services map grants through
-//!   [`grant::GrantTable::map`]); `VCPUOP_register_runstate_memory_area`, `register_vcpu_time_memory_area`, `get_physid`,
+//!   `init_control`), `EVTCHNOP_bind_pirq` and `reset`; `GNTTABOP_unmap_and_replace` /
+//!   `transfer` / `get_status_frames` / `swap_grant_ref` / `cache_flush`;
+//!   `VCPUOP_register_runstate_memory_area`, `register_vcpu_time_memory_area`, `get_physid`,
 //!   `send_nmi`, `initialise`, `up`, `down` and the periodic timer (its argument checks are
 //!   Xen's); `HVMOP_set_param` of the guest-settable parameters other than
 //!   `HVM_PARAM_CALLBACK_IRQ`; `SCHEDOP_shutdown_code` and `watchdog`; physdev, mmuext,
@@ -105,7 +104,15 @@
 //!   domain 0 answers `-EINVAL`, and `GNTTABOP_copy` through a grant of domain 0 answers
 //!   `GNTST_general_error` (Xen would answer `GNTST_bad_gntref` past the end of dom0's
 //!   table). The port table
-//!   grows in buckets of 64 ports, as Xen's `struct evtchn` buckets on x86_64.
+//!   grows in buckets of 64 ports, as Xen's `struct evtchn` buckets on x86_64. Between
+//!   domUs, ports, `GNTTABOP_copy` and `GNTTABOP_map_grant_ref` follow Xen's checks
+//!   ([`evtchn`], [`grant`]), except: a domain mapping its own grant gets
+//!   `GNTST_general_error` (Xen maps it); a mapping's `dev_bus_addr` is 0; a domain holds at
+//!   most 256 mappings (Xen's maptrack grows to `max_maptrack_frames`) and a domain's
+//!   grants at most 256 pins; mapping over one of the domain's RAM pages replaces it and
+//!   the unmap leaves a hole, as in Xen, but the RAM page stays the domain's until it dies.
+//!   A dead granter's frames stay held until the last mapping of them is unmapped, as Xen
+//!   keeps the page referenced.
 //! - `HVM_PARAM_CALLBACK_IRQ` of type GSI or PCI INTx is stored but never delivers (a PVH
 //!   domU has no IO-APIC or PIC, so Xen ignores them too); a callback vector below 32 is
 //!   stored but never injected (Xen would inject it).

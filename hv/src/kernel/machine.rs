@@ -117,6 +117,9 @@ impl Machine {
         for i in 0..self.specs.len() {
             self.create(i);
         }
+        self.introduce_pair();
+        // @introduceDomain fired for each domain built: deliver it to whoever watches.
+        self.deliver_store_events(usize::MAX);
         if self.lapic.is_none() && self.domains.iter().flatten().count() > 1 {
             hvlog!("no local APIC timer: a domain that never exits is never preempted");
         }
@@ -205,6 +208,36 @@ impl Machine {
                     }
                 }
             }
+        }
+    }
+
+    /// The `pair` self-test's peers: when exactly two domains' command lines carry a
+    /// `pair=` word, each gets `data/peer-domid` with the other's id, as xtask's stock-Xen
+    /// run writes it between `xl create -p` and `xl unpause` (hv's toolstack has no other
+    /// way to say who a domain's peer is).
+    fn introduce_pair(&mut self) {
+        let paired: Vec<u16> = self
+            .domains
+            .iter()
+            .flatten()
+            .filter(|d| {
+                self.specs.get(d.spec).is_some_and(|s| {
+                    s.cmdline
+                        .split_whitespace()
+                        .any(|w| w.starts_with("pair="))
+                })
+            })
+            .map(|d| d.domid())
+            .collect();
+        if let [a, b] = paired[..] {
+            for (id, peer) in [(a, b), (b, a)] {
+                let key = alloc::format!("/local/domain/{id}/data/peer-domid");
+                let value = alloc::format!("{peer}");
+                if let Err(e) = self.host.store.write(&key, value.as_bytes()) {
+                    hvlog!("d{id}: {key}: {e}");
+                }
+            }
+            hvlog!("domains {a} and {b} are a pair (data/peer-domid)");
         }
     }
 
