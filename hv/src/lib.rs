@@ -28,7 +28,8 @@
 //! - [`dom0`]: domain 0's services inside hv: the console backend, xenstored's ring
 //!   connection layer over the `xenstored` crate, the keys Xen's toolstack writes, and the
 //!   port table that routes an event sent to domain 0 to the service owning the port.
-//! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, dom0 maps).
+//! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, pins by mappers
+//!   and the mapper's maptrack); [`held`]: dead domains' frames still mapped by others.
 //! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
 //! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
 //! - [`sched`]: the scheduler (round robin, 10 ms slices, woken vCPUs first after a 1 ms
@@ -167,6 +168,7 @@ pub mod evtchn;
 pub use pvh::frames;
 pub mod grant;
 pub mod guest;
+pub mod held;
 pub mod hypercall;
 pub mod layout;
 pub mod npt;

@@ -41,7 +41,7 @@ pub struct Host {
     /// How extended state is saved.
     pub fpu: Method,
     /// Frames of dead domains still mapped by others (given back with the last unmap).
-    pub held: Vec<super::domain::HeldFrame>,
+    pub held: crate::held::HeldFrames,
 }
 
 /// How a domain's run ended, for the exit status.
@@ -221,11 +221,9 @@ impl Machine {
             .iter()
             .flatten()
             .filter(|d| {
-                self.specs.get(d.spec).is_some_and(|s| {
-                    s.cmdline
-                        .split_whitespace()
-                        .any(|w| w.starts_with("pair="))
-                })
+                self.specs
+                    .get(d.spec)
+                    .is_some_and(|s| s.cmdline.split_whitespace().any(|w| w.starts_with("pair=")))
             })
             .map(|d| d.domid())
             .collect();
@@ -396,11 +394,20 @@ impl Machine {
                 .find(|d| d.domid() == m.foreign.dom)
             {
                 Some(granter) => granter.release_grant(&m.foreign),
-                None => super::domain::release_held(
-                    &mut self.host.held,
-                    &mut self.host.frames,
-                    &m.foreign,
-                ),
+                None => {
+                    let f = &m.foreign;
+                    if let Err(e) = self
+                        .host
+                        .held
+                        .release(f.dom, f.frame, &mut self.host.frames)
+                    {
+                        hvlog!(
+                            "d{}: held frame {:#x} not given back: {e:?}",
+                            f.dom,
+                            f.frame
+                        );
+                    }
+                }
             }
         }
         // Its frames other domains map stay held until their last unmap, as Xen keeps a
@@ -408,21 +415,8 @@ impl Machine {
         let mut held = Vec::new();
         for other in self.domains.iter().flatten() {
             for frame in other.mapped_frames_of(id) {
-                match self
-                    .host
-                    .held
-                    .iter_mut()
-                    .find(|h| h.dom == id && h.frame == frame)
-                {
-                    Some(h) => h.maps = h.maps.saturating_add(1),
-                    None => {
-                        self.host.held.push(super::domain::HeldFrame {
-                            dom: id,
-                            frame,
-                            maps: 1,
-                        });
-                        held.push(frame);
-                    }
+                if self.host.held.hold(id, frame) {
+                    held.push(frame);
                 }
             }
         }

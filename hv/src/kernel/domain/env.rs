@@ -185,7 +185,7 @@ pub(super) struct Env<'a> {
     /// The other domains (the calling domain's slot is empty meanwhile).
     pub(super) peers: &'a mut [Option<alloc::boxed::Box<Domain>>],
     /// Frames of dead domains that mappings still hold.
-    pub(super) held: &'a mut alloc::vec::Vec<HeldFrame>,
+    pub(super) held: &'a mut crate::held::HeldFrames,
 }
 
 /// The domain `dom` among `peers`.
@@ -459,19 +459,6 @@ impl GrantEnv for GrantView<'_> {
     }
 }
 
-/// A frame of another domU that outlived its domain: a mapping still holds it, and it goes
-/// back to hv's allocator when the last such mapping is unmapped (Xen keeps the dead
-/// domain's page referenced until then).
-#[derive(Clone, Copy, Debug)]
-pub struct HeldFrame {
-    /// The dead granter.
-    pub dom: u16,
-    /// The host frame.
-    pub frame: u64,
-    /// Mappings still holding it.
-    pub maps: u32,
-}
-
 impl GrantEnv for Env<'_> {
     fn entry(&self, gref: u32) -> GrantEntryV1 {
         self.own_grants().entry(gref)
@@ -582,31 +569,11 @@ impl GrantEnv for Env<'_> {
             return;
         }
         // The granter died: its frame was held for the mappings; the last one frees it.
-        release_held(self.held, self.frames, f);
-    }
-}
-
-/// One mapping of a dead domain's frame `f` ended: the frame goes back to `frames` with the
-/// last one.
-pub fn release_held(
-    held: &mut alloc::vec::Vec<HeldFrame>,
-    frames: &mut FrameAllocator,
-    f: &Foreign,
-) {
-    let Some(i) = held
-        .iter()
-        .position(|h| h.dom == f.dom && h.frame == f.frame)
-    else {
-        return;
-    };
-    held[i].maps = held[i].maps.saturating_sub(1);
-    if held[i].maps == 0 {
-        let h = held.swap_remove(i);
-        if let Err(e) = frames.free(h.frame, FRAME_SIZE) {
+        if let Err(e) = self.held.release(f.dom, f.frame, self.frames) {
             crate::hvlog!(
                 "d{}: held frame {:#x} not given back: {e:?}",
-                h.dom,
-                h.frame
+                f.dom,
+                f.frame
             );
         }
     }

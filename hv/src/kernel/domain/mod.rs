@@ -13,7 +13,6 @@ use alloc::string::String;
 use core::fmt::Write;
 
 pub use build::DomainSpec;
-pub use env::{HeldFrame, release_held};
 use events::Wait;
 
 use crate::builder;
@@ -278,28 +277,12 @@ impl Domain {
                 continue; // a grant frame never allocated
             }
             // Frames other domains still map stay out (held until their last unmap).
-            let mut at = start;
-            let end = start.saturating_add(bytes);
-            while at < end {
-                let next_held = held
-                    .iter()
-                    .copied()
-                    .filter(|&h| h >= at && h < end)
-                    .min()
-                    .unwrap_or(end);
-                if next_held > at {
-                    match frames.free(at, next_held - at) {
-                        Ok(()) => {
-                            frames_back = frames_back.saturating_add((next_held - at) / FRAME_SIZE);
-                        }
-                        Err(e) => hvlog!(
-                            "d{} teardown: {at:#x}+{:#x} not given back: {e:?}",
-                            self.domid(),
-                            next_held - at
-                        ),
-                    }
-                }
-                at = next_held.saturating_add(FRAME_SIZE);
+            match crate::held::free_except(frames, start, bytes, held) {
+                Ok(n) => frames_back = frames_back.saturating_add(n),
+                Err(e) => hvlog!(
+                    "d{} teardown: {start:#x}+{bytes:#x} not all given back: {e:?}",
+                    self.domid()
+                ),
             }
         }
         self.grant_frames = [0; crate::grant::MAX_FRAMES as usize];
