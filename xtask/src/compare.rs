@@ -8,13 +8,14 @@ use crate::selftest::{fact_test, parse_test};
 
 /// The tests of the guest's `boot` group, compared in this order (more are compared if the
 /// `hv` run printed more).
-pub const BOOT_TESTS: [&str; 6] = [
+pub const BOOT_TESTS: [&str; 7] = [
     "xen-version",
     "xen-features",
     "start-info",
     "memory-map",
     "heap-alloc",
     "hypercall-enosys",
+    "memory-outside-ram",
 ];
 
 /// The lines of `test` in a run: its FACT lines and its TEST line, in order.
@@ -97,15 +98,17 @@ FACT heap-alloc.leaked-bytes 0
 TEST heap-alloc ok
 FACT hypercall-enosys.hypercall-63 -38
 TEST hypercall-enosys ok
+FACT memory-outside-ram.mov32 0xffffffff
+TEST memory-outside-ram ok
 TEST console-flood ok
 TEST clock-monotonic ok
-RESULT 8 passed, 0 failed";
+RESULT 9 passed, 0 failed";
 
     fn boot_part() -> String {
         // The same tests on hv: only the boot group, a different RESULT and log lines.
         XEN.lines()
             .filter(|l| !l.contains("console-flood") && !l.contains("clock-monotonic"))
-            .map(|l| l.replace("RESULT 8 passed", "RESULT 6 passed"))
+            .map(|l| l.replace("RESULT 9 passed", "RESULT 7 passed"))
             .chain(["[INFO ] heap: 16384 KiB at 0x200000".to_owned()])
             .collect::<Vec<_>>()
             .join("\n")
@@ -114,10 +117,11 @@ RESULT 8 passed, 0 failed";
     #[test]
     fn identical_boot_tests_compare_ok() {
         let v = compare(&lines(XEN), &lines(&boot_part()));
-        assert_eq!(v.len(), 6);
+        assert_eq!(v.len(), 7);
         assert!(v.iter().all(|(ok, _)| *ok), "{v:?}");
         assert_eq!(v[0].1, "HOST same-xen-version ok");
         assert_eq!(v[5].1, "HOST same-hypercall-enosys ok");
+        assert_eq!(v[6].1, "HOST same-memory-outside-ram ok");
     }
 
     #[test]
@@ -204,7 +208,7 @@ RESULT 8 passed, 0 failed";
     #[test]
     fn missing_runs_and_extra_tests() {
         let v = compare(&lines(XEN), &[]);
-        assert_eq!(v.len(), 6);
+        assert_eq!(v.len(), 7);
         assert_eq!(
             v[0].1,
             "HOST same-xen-version FAIL hv's run printed no lines for it"
@@ -216,9 +220,9 @@ RESULT 8 passed, 0 failed";
         );
         let hv = format!("{}\nTEST new-test ok", boot_part());
         let v = compare(&lines(XEN), &lines(&hv));
-        assert_eq!(v.len(), 7);
+        assert_eq!(v.len(), 8);
         assert_eq!(
-            v[6].1,
+            v[7].1,
             "HOST same-new-test FAIL stock Xen printed no lines for it"
         );
         // A test whose TEST line went missing on hv.
