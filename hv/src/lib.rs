@@ -58,10 +58,12 @@
 //!   find a frame where Xen finds none. Where hv differs: any other instruction (string
 //!   moves and stores, `add`, `xor`, SSE, ...), an instruction fetched from there and a guest
 //!   page-table walk through there get `#GP(0)` (Xen's emulator completes the first, and
-//!   injects `#PF` for the walk); `bt` leaves the flags it does not define unchanged. The
-//!   local APIC page (0xFEE00000, emulated by Xen) and a fault on a present nested entry
-//!   still crash the domain (QEMU exit 35), and so does every such access with the hv option
-//!   `npf=crash` (for debugging; `cargo xtask hv-run --hv-options npf=crash`).
+//!   injects `#PF` for the walk); `bt` leaves the flags it does not define unchanged. A
+//!   write to a grant mapped read-only is completed the same way with the write dropped and
+//!   the reads from the page, as Xen drops writes to `p2m_grant_map_ro`. The local APIC page
+//!   (0xFEE00000, emulated by Xen) still crashes the domain (QEMU exit 35), and so does every
+//!   such access with the hv option `npf=crash` (for debugging; `cargo xtask hv-run
+//!   --hv-options npf=crash`).
 //! - Nested page tables come from a per-domain paging pool of Xen's default size (256 pages
 //!   per vCPU plus one per MiB of RAM, as `libxl__get_required_paging_memory`), and a table
 //!   left empty by a remap goes back to the pool; Xen's HAP keeps emptied tables, so a long

@@ -2,7 +2,7 @@
 //! maps, EFER, XCR0 checks, IN results, event injection, the hypercall page, and an
 //! instruction's access to memory outside the domain's RAM ([`complete_access`]).
 
-use crate::svm::decode::{AluOp, Effect, MemoryOperand, Operand, Register};
+use crate::svm::decode::{Access, AluOp, Effect, MemoryOperand, Operand, Register};
 
 /// `EFER.SCE`.
 pub const EFER_SCE: u64 = 1 << 0;
@@ -247,6 +247,72 @@ pub fn hypercall_page() -> [u8; 4096] {
         stub[8] = 0xc3;
     }
     page
+}
+
+/// EXITINFO1 of a nested page fault (AMD APM vol. 2, 15.25.6).
+pub mod npf {
+    /// The nested entry was present (a protection fault).
+    pub const PRESENT: u64 = 1 << 0;
+    /// A write.
+    pub const WRITE: u64 = 1 << 1;
+    /// An instruction fetch.
+    pub const FETCH: u64 = 1 << 4;
+    /// The fault came while walking the guest's own page tables.
+    pub const GUEST_TABLES: u64 = 1 << 33;
+}
+
+/// The local APIC's page at its default base: Xen emulates a LAPIC there for a PVH domU; hv
+/// does not yet, and crashes the domain rather than answer all ones.
+pub const LAPIC_PAGE: u64 = 0xfee0_0000;
+
+/// What hv does with a nested page fault, as Xen 4.17's `hvm_hap_nested_page_fault` does
+/// for the frame's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NpfAction {
+    /// Crash the domain: `npf=crash`, the local APIC page, or a fault hv never causes (a
+    /// read of a present entry).
+    Crash,
+    /// Nothing backs the frame (Xen's `p2m_mmio_dm` with no ioreq server): complete the
+    /// instruction at RIP, its reads reading all ones and its writes dropped.
+    Unbacked,
+    /// A write to a read-only mapping (a grant mapped read-only, Xen's `p2m_grant_map_ro`,
+    /// one of its `P2M_DISCARD_WRITE_TYPES`): complete the instruction at RIP with its write
+    /// dropped; what it reads comes from the page.
+    DiscardWrite,
+    /// `#GP(0)`, as Xen injects when its emulator cannot complete the access; the reason.
+    Refuse(&'static str),
+}
+
+/// The action for a nested page fault with EXITINFO1 `info1` at guest-physical `gpa`;
+/// `crash` is the `npf=crash` option.
+pub fn npf_action(info1: u64, gpa: u64, crash: bool) -> NpfAction {
+    if crash || gpa & !0xfff == LAPIC_PAGE {
+        return NpfAction::Crash;
+    }
+    if info1 & npf::FETCH != 0 {
+        // Xen's emulator cannot fetch from there either (X86EMUL_UNHANDLEABLE).
+        return NpfAction::Refuse("instruction fetch");
+    }
+    if info1 & npf::GUEST_TABLES != 0 {
+        // Xen's emulator walks the tables and injects #PF; hv, without decode assists, has
+        // no linear address for CR2.
+        return NpfAction::Refuse("guest page-table walk");
+    }
+    match (info1 & npf::PRESENT != 0, info1 & npf::WRITE != 0) {
+        (false, _) => NpfAction::Unbacked,
+        (true, true) => NpfAction::DiscardWrite,
+        (true, false) => NpfAction::Crash,
+    }
+}
+
+/// Whether an instruction whose memory operand is accessed as `access` can have caused a
+/// fault that was a write (`write`) or a read: else the bytes at RIP are not what faulted.
+pub fn access_matches(access: Access, write: bool) -> bool {
+    match access {
+        Access::Read => !write,
+        Access::Write => write,
+        Access::ReadWrite => true,
+    }
 }
 
 /// RFLAGS bits an emulated instruction sets.
@@ -686,5 +752,46 @@ mod tests {
         assert_eq!(g[15], 7);
         assert_eq!(all_ones(1), 0xff);
         assert_eq!(all_ones(8), u64::MAX);
+    }
+
+    #[test]
+    fn nested_page_faults_as_xen_types_the_frame() {
+        use NpfAction::*;
+        let gpa = 0xf000_0010;
+        let final_read = 1 << 32 | 0x4;
+        assert_eq!(npf_action(final_read, gpa, false), Unbacked);
+        assert_eq!(npf_action(final_read | npf::WRITE, gpa, false), Unbacked);
+        assert_eq!(npf_action(final_read, gpa, true), Crash, "npf=crash");
+        assert_eq!(npf_action(final_read, 0xfee0_0030, false), Crash, "LAPIC");
+        assert_eq!(npf_action(final_read, 0xfee0_1000, false), Unbacked);
+        assert_eq!(
+            npf_action(final_read | npf::FETCH, gpa, false),
+            Refuse("instruction fetch")
+        );
+        assert_eq!(
+            npf_action(npf::GUEST_TABLES | 0x6, gpa, false),
+            Refuse("guest page-table walk")
+        );
+        let present = final_read | npf::PRESENT;
+        assert_eq!(npf_action(present | npf::WRITE, gpa, false), DiscardWrite);
+        assert_eq!(npf_action(present, gpa, false), Crash);
+        assert!(access_matches(Access::Read, false));
+        assert!(!access_matches(Access::Read, true));
+        assert!(!access_matches(Access::Write, false));
+        assert!(
+            access_matches(Access::ReadWrite, false) && access_matches(Access::ReadWrite, true)
+        );
+    }
+
+    #[test]
+    fn a_discarded_write_reads_the_page() {
+        // or dword [rbx], 1 on a read-only page holding 0x80: flags of 0x81, nothing else.
+        let i = crate::svm::decode::decode(&[0x83, 0x0b, 0x01], crate::svm::decode::Mode::Bits64)
+            .unwrap();
+        let operand = i.memory_operand().unwrap();
+        let mut c = cpu();
+        complete_access(&operand, 0x80, &mut c);
+        assert_eq!(c.gprs, cpu().gprs);
+        assert_eq!(c.rflags, 0x2 | rflags::PF);
     }
 }

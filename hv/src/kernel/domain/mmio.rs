@@ -8,20 +8,25 @@
 //! with [`emulate::complete_access`]. Nothing is mapped and no frame or table is taken, so
 //! nothing is charged to the domain's paging pool.
 //!
+//! A write to a read-only mapping (a grant mapped read-only) is completed the same way with
+//! its write dropped, as Xen drops writes to its `P2M_DISCARD_WRITE_TYPES`; what the
+//! instruction reads comes from the page. Which fault gets what is
+//! [`emulate::npf_action`] (host-tested).
+//!
 //! Where hv differs: it completes `mov`, `movzx`, `movsx`, `bt` and `and`/`or`/`cmp`/`test`
 //! (Xen's emulator takes nearly every instruction, string moves included); anything else,
 //! an instruction fetched from such memory, and a guest page-table walk through it get
 //! `#GP(0)` (for the walk, Xen's emulator injects the guest's `#PF`; hv has no decode assist
-//! telling it the linear address). The local APIC page (0xFEE00000, emulated by Xen) and a
-//! fault on a present entry still crash the domain, as does every such access with the hv
-//! option `npf=crash` (for debugging).
+//! telling it the linear address). The local APIC page (0xFEE00000, emulated by Xen) still
+//! crashes the domain, as does every such access with the hv option `npf=crash` (for
+//! debugging).
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cmdline::NpfPolicy;
+use crate::guest::phys::read_bytes;
 use crate::guest_log;
-use crate::svm::decode::Access;
-use crate::svm::emulate::{self, CpuState};
+use crate::svm::emulate::{self, CpuState, NpfAction, npf};
 
 use super::{Domain, Ending};
 
@@ -34,36 +39,23 @@ pub fn set_npf_policy(policy: NpfPolicy) {
     CRASH_ON_NPF.store(policy == NpfPolicy::Crash, Ordering::Relaxed);
 }
 
-/// EXITINFO1 of a nested page fault (AMD APM vol. 2, 15.25.6).
-mod fault {
-    /// The nested entry was present (a protection fault).
-    pub const PRESENT: u64 = 1 << 0;
-    /// A write.
-    pub const WRITE: u64 = 1 << 1;
-    /// An instruction fetch.
-    pub const FETCH: u64 = 1 << 4;
-    /// The fault came while walking the guest's own page tables.
-    pub const GUEST_TABLES: u64 = 1 << 33;
-}
-
-/// The local APIC's page at its default base: Xen emulates a LAPIC there for a PVH domU;
-/// hv does not yet, and keeps the crash rather than answer all ones.
-const LAPIC_PAGE: u64 = 0xfee0_0000;
-
 const VECTOR_GP: u8 = 13;
 
 impl Domain {
     /// A nested page fault at guest-physical `gpa` with EXITINFO1 `info1`.
     pub(super) fn nested_page_fault(&mut self, info1: u64, gpa: u64) -> Option<Ending> {
-        if CRASH_ON_NPF.load(Ordering::Relaxed)
-            || info1 & fault::PRESENT != 0
-            || gpa & !0xfff == LAPIC_PAGE
-        {
-            return self.crash(format_args!(
-                "access to guest-physical {gpa:#x} outside its memory (error {info1:#x})"
-            ));
-        }
-        match self.unbacked_access(info1) {
+        let crash = CRASH_ON_NPF.load(Ordering::Relaxed);
+        let done = match emulate::npf_action(info1, gpa, crash) {
+            NpfAction::Crash => {
+                return self.crash(format_args!(
+                    "access to guest-physical {gpa:#x} outside its memory (error {info1:#x})"
+                ));
+            }
+            NpfAction::Refuse(why) => Err(why),
+            NpfAction::Unbacked => self.complete_at_rip(info1, None),
+            NpfAction::DiscardWrite => self.complete_at_rip(info1, Some(gpa)),
+        };
+        match done {
             Ok(len) => self.advance(len),
             Err(why) => {
                 guest_log!(
@@ -78,30 +70,31 @@ impl Domain {
         None
     }
 
-    /// Completes the instruction at RIP whose access faulted: its reads read all ones, its
-    /// writes go nowhere. Its length, or why it cannot be completed.
-    fn unbacked_access(&mut self, info1: u64) -> Result<u64, &'static str> {
-        if info1 & fault::FETCH != 0 {
-            return Err("instruction fetch");
-        }
-        if info1 & fault::GUEST_TABLES != 0 {
-            return Err("guest page-table walk");
-        }
+    /// Completes the instruction at RIP whose access faulted, its write dropped; what it
+    /// reads is all ones, or with `page` the bytes at that guest-physical address (a
+    /// read-only mapping). Its length, or why it cannot be completed.
+    fn complete_at_rip(&mut self, info1: u64, page: Option<u64>) -> Result<u64, &'static str> {
         let insn = self
             .fetch_instruction()
             .map_err(|_| "instruction not decoded")?;
         let operand = insn
             .memory_operand()
             .ok_or("instruction without a memory operand hv completes")?;
-        let write = info1 & fault::WRITE != 0;
-        match (operand.access, write) {
-            (Access::Read, true) | (Access::Write, false) => {
-                return Err("the decoded access does not match the fault");
-            }
-            _ => {}
+        if !emulate::access_matches(operand.access, info1 & npf::WRITE != 0) {
+            return Err("the decoded access does not match the fault");
         }
+        let value = match page {
+            None => emulate::all_ones(operand.size),
+            Some(gpa) => {
+                let mut bytes = [0u8; 8];
+                let n = usize::from(operand.size).min(8);
+                read_bytes(&self.mem, gpa, &mut bytes[..n])
+                    .map_err(|_| "the read-only page is not readable")?;
+                u64::from_le_bytes(bytes)
+            }
+        };
         let mut cpu = self.cpu_state();
-        emulate::complete_access(&operand, emulate::all_ones(operand.size), &mut cpu);
+        emulate::complete_access(&operand, value, &mut cpu);
         self.set_cpu_state(&cpu);
         Ok(insn.len as u64)
     }
