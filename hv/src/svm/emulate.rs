@@ -642,8 +642,8 @@ mod tests {
 
     fn cpu() -> CpuState {
         let mut gprs = [0u64; 16];
-        for (n, r) in gprs.iter_mut().enumerate() {
-            *r = JUNK.rotate_left(8 * n as u32);
+        for (n, r) in (0u32..).zip(gprs.iter_mut()) {
+            *r = JUNK.rotate_left(8 * n);
         }
         CpuState { gprs, rflags: 0x2 }
     }

@@ -1,6 +1,6 @@
 //! Test `memory-outside-ram` of the `boot` group (issue 24, item 2): loads, stores, bit
 //! tests, compares and logic operations on guest-physical memory that neither RAM nor a
-//! special page backs (the page at [`UNBACKED`], mapped by the boot identity map). Xen 4.17
+//! special page backs (the page at 0xF0000000, mapped by the boot identity map). Xen 4.17
 //! with no device model emulates the instruction: reads give all ones, writes are dropped.
 //! Each probe is one instruction with its memory operand there; its result (the register,
 //! or the flags the instruction defines) is a FACT, so hv's answers are compared with

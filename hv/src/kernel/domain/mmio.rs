@@ -4,9 +4,12 @@
 //! instruction, and with no ioreq server (a PVH domU has no device model) its read returns
 //! `~0` and its write is dropped (`null_handler` in `hvm/emulate.c`); an instruction the
 //! emulator cannot complete gets `#GP(0)`. hv does the same with its one decoder
-//! (`svm::decode`, [`crate::svm::decode::Instruction::memory_operand`]) and completes the instruction
-//! with [`emulate::complete_access`]. Nothing is mapped and no frame or table is taken, so
-//! nothing is charged to the domain's paging pool.
+//! ([`crate::svm::decode::Instruction::memory_operand`]; QEMU's SVM has no decode assists)
+//! and completes the instruction with [`emulate::complete_access`]. Nothing is mapped and no
+//! frame or table is taken, so nothing is charged to the domain's paging pool. (Mapping one
+//! shared read-only all-ones frame lazily was the other way: it would take table pages, have
+//! to be undone when the guest later places a page there, and let hv's own accesses to guest
+//! memory, hypercall buffers and grants, find a frame where Xen finds none.)
 //!
 //! A write to a read-only mapping (a grant mapped read-only) is completed the same way with
 //! its write dropped, as Xen drops writes to its `P2M_DISCARD_WRITE_TYPES`; what the
