@@ -8,13 +8,14 @@ use crate::selftest::{fact_test, parse_test};
 
 /// The tests of the guest's `boot` group, compared in this order (more are compared if the
 /// `hv` run printed more).
-pub const BOOT_TESTS: [&str; 6] = [
+pub const BOOT_TESTS: [&str; 7] = [
     "xen-version",
     "xen-features",
     "start-info",
     "memory-map",
     "heap-alloc",
     "hypercall-enosys",
+    "memory-outside-ram",
 ];
 
 /// The tests of the guest's `pair` group, offer side then accept side: always compared, so
@@ -116,15 +117,17 @@ FACT heap-alloc.leaked-bytes 0
 TEST heap-alloc ok
 FACT hypercall-enosys.hypercall-63 -38
 TEST hypercall-enosys ok
+FACT memory-outside-ram.mov32 0xffffffff
+TEST memory-outside-ram ok
 TEST console-flood ok
 TEST clock-monotonic ok
-RESULT 8 passed, 0 failed";
+RESULT 9 passed, 0 failed";
 
     fn boot_part() -> String {
         // The same tests on hv: only the boot group, a different RESULT and log lines.
         XEN.lines()
             .filter(|l| !l.contains("console-flood") && !l.contains("clock-monotonic"))
-            .map(|l| l.replace("RESULT 8 passed", "RESULT 6 passed"))
+            .map(|l| l.replace("RESULT 9 passed", "RESULT 7 passed"))
             .chain(["[INFO ] heap: 16384 KiB at 0x200000".to_owned()])
             .collect::<Vec<_>>()
             .join("\n")
@@ -134,9 +137,10 @@ RESULT 8 passed, 0 failed";
     fn identical_boot_tests_compare_ok() {
         let v = compare(&lines(XEN), &lines(&boot_part()));
         assert_eq!(v.len(), BOOT_TESTS.len() + PAIR_TESTS.len());
-        assert!(v[..6].iter().all(|(ok, _)| *ok), "{v:?}");
+        assert!(v[..7].iter().all(|(ok, _)| *ok), "{v:?}");
         assert_eq!(v[0].1, "HOST same-xen-version ok");
         assert_eq!(v[5].1, "HOST same-hypercall-enosys ok");
+        assert_eq!(v[6].1, "HOST same-memory-outside-ram ok");
     }
 
     #[test]
@@ -200,16 +204,17 @@ TEST pair-accept-event ok";
         let xen = lines(&format!("{XEN}\n{PAIR}"));
         let hv = lines(&format!("{}\n{PAIR}", boot_part()));
         let v = compare(&xen, &hv);
-        assert_eq!(v.len(), 15);
+        let boot = BOOT_TESTS.len();
+        assert_eq!(v.len(), boot + PAIR_TESTS.len());
         assert!(v.iter().all(|(ok, _)| *ok), "{v:?}");
-        assert_eq!(v[6].1, "HOST same-pair-offer-publish ok");
-        assert_eq!(v[14].1, "HOST same-pair-accept-event ok");
+        assert_eq!(v[boot].1, "HOST same-pair-offer-publish ok");
+        assert_eq!(v[boot + 8].1, "HOST same-pair-accept-event ok");
         // hv's pair boot printed nothing (hv's half missing): each pair test fails by name.
         let v = compare(&xen, &lines(&boot_part()));
-        assert!(v[..6].iter().all(|(ok, _)| *ok), "{v:?}");
+        assert!(v[..boot].iter().all(|(ok, _)| *ok), "{v:?}");
         for (i, name) in PAIR_TESTS.iter().enumerate() {
             assert_eq!(
-                v[6 + i],
+                v[boot + i],
                 (
                     false,
                     format!("HOST same-{name} FAIL hv's run printed no lines for it")
@@ -298,7 +303,7 @@ TEST pair-accept-event ok";
     #[test]
     fn missing_runs_and_extra_tests() {
         let v = compare(&lines(XEN), &[]);
-        assert_eq!(v.len(), 15);
+        assert_eq!(v.len(), 16);
         assert_eq!(
             v[0].1,
             "HOST same-xen-version FAIL hv's run printed no lines for it"
@@ -310,9 +315,9 @@ TEST pair-accept-event ok";
         );
         let hv = format!("{}\nTEST new-test ok", boot_part());
         let v = compare(&lines(XEN), &lines(&hv));
-        assert_eq!(v.len(), 16);
+        assert_eq!(v.len(), 17);
         assert_eq!(
-            v[15].1,
+            v[16].1,
             "HOST same-new-test FAIL stock Xen printed no lines for it"
         );
         // A test whose TEST line went missing on hv.

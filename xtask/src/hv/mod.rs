@@ -53,7 +53,7 @@ const ELF32_CMDLINE: &str = "selftest=boot";
 const HOSTILE_CMDLINE: &str = "selftest=hostile-bounds";
 /// The guest command line of the quota boot.
 const QUOTA_CMDLINE: &str = "selftest=xs-quota";
-/// `hv`'s options in the test boots (none yet).
+/// `hv`'s options in the test boots (none: the defaults).
 const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -100,6 +100,19 @@ fn boot(
     timeout: Duration,
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
+    boot_with_options(who, hv, module, label, timeout, HV_OPTIONS, on_line)
+}
+
+/// [`boot`] with hv's options `hv_options` (the words before `--`).
+fn boot_with_options(
+    who: &str,
+    hv: &Path,
+    module: Module<'_>,
+    label: &str,
+    timeout: Duration,
+    hv_options: &str,
+    on_line: impl FnMut(&Line),
+) -> Result<qemu::Booted> {
     let (guest, guest_cmdline, memory_mib) = match module {
         Module::Elf(guest, cmdline) => {
             println!(
@@ -121,7 +134,7 @@ fn boot(
     let b = qemu::Boot {
         hv,
         guest,
-        hv_options: HV_OPTIONS,
+        hv_options,
         guest_cmdline,
         memory_mib,
         run_dir: run_dir(label),
@@ -542,8 +555,8 @@ fn record_domains(
 
 /// `cargo xtask hv-run --help`.
 pub const RUN_HELP: &str = "\
-cargo xtask hv-run [--guest <elf>] [--cmdline <text>]
-cargo xtask hv-run --config <file> [--config <file> ...]
+cargo xtask hv-run [--guest <elf>] [--cmdline <text>] [--hv-options <text>]
+cargo xtask hv-run --config <file> [--config <file> ...] [--hv-options <text>]
 
 Boots hv under QEMU with its domains and prints their lines; exits 0 only if every domain
 powered off (QEMU exit 33).
@@ -551,6 +564,14 @@ powered off (QEMU exit 33).
   --guest <elf>      one domain's kernel: any PVH ELF, 32- or 64-bit (default: pvguest,
                      built now); its lines are shown without hv's (d1) prefix
   --cmdline <text>   that guest's command line (default: empty)
+  --hv-options <text>
+                     hv's own options, space-separated (default: none; unknown ones are
+                     logged and ignored):
+                       npf=emulate  a domain's access to guest-physical memory outside its
+                                    RAM and special pages reads all ones and its writes are
+                                    dropped, as on Xen with no device model (the default)
+                       npf=crash    such an access crashes the domain, with the address in
+                                    hv's log (for debugging)
   --config <file>    a domain config in xl.cfg(5) syntax (name, type = \"pvh\", kernel,
                      ramdisk, cmdline/extra, memory, maxmem, vcpus, on_poweroff, on_reboot,
                      on_crash, vif, disk); relative paths resolve against the file's directory.
@@ -574,13 +595,15 @@ pub struct RunArgs {
     pub cmdline: String,
     /// `--config <file>`, each time given.
     pub configs: Vec<PathBuf>,
+    /// `--hv-options <text>` (default: empty).
+    pub hv_options: String,
     /// `--help`.
     pub help: bool,
 }
 
 impl RunArgs {
-    /// Parses `--guest <elf>`, `--cmdline <text>`, `--config <file>` and `--help` (the words
-    /// after `hv-run`).
+    /// Parses `--guest <elf>`, `--cmdline <text>`, `--config <file>`, `--hv-options <text>`
+    /// and `--help` (the words after `hv-run`).
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut out = Self::default();
         let mut cmdline_given = false;
@@ -598,11 +621,14 @@ impl RunArgs {
                     out.configs
                         .push(it.next().context("--config needs a path")?.into());
                 }
+                "--hv-options" => {
+                    out.hv_options = it.next().context("--hv-options needs a value")?.clone();
+                }
                 "--help" | "-h" => out.help = true,
                 other => {
                     bail!(
                         "hv-run: unknown argument {other:?} (--guest <elf>, --cmdline <text>, \
-                         --config <file>; see --help)"
+                         --config <file>, --hv-options <text>; see --help)"
                     )
                 }
             }
@@ -700,7 +726,15 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
             std::fs::write(&path, archive)
                 .with_context(|| format!("writing {}", path.display()))?;
             let module = Module::Archive(&path, config::qemu_memory_mib(boots));
-            boot("hv-run", &hv, module, "hv-run", timeout, show)?
+            boot_with_options(
+                "hv-run",
+                &hv,
+                module,
+                "hv-run",
+                timeout,
+                &args.hv_options,
+                show,
+            )?
         }
         None => {
             let guest = match args.guest {
@@ -709,7 +743,15 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
                 None => build_guest()?,
             };
             let module = Module::Elf(&guest, &args.cmdline);
-            boot("hv-run", &hv, module, "hv-run", timeout, show)?
+            boot_with_options(
+                "hv-run",
+                &hv,
+                module,
+                "hv-run",
+                timeout,
+                &args.hv_options,
+                show,
+            )?
         }
     };
     if booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF)) {
@@ -741,6 +783,9 @@ mod tests {
         assert_eq!(a.cmdline, "selftest=boot");
         assert_eq!(RunArgs::parse(&[]).unwrap(), RunArgs::default());
         assert!(RunArgs::parse(&words(&["--guest"])).is_err());
+        let o = RunArgs::parse(&words(&["--hv-options", "npf=crash"])).unwrap();
+        assert_eq!(o.hv_options, "npf=crash");
+        assert!(RunArgs::parse(&words(&["--hv-options"])).is_err());
         assert!(RunArgs::parse(&words(&["--verbose"])).is_err());
     }
 
