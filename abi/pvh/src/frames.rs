@@ -282,6 +282,18 @@ impl FrameAllocator {
     /// table ([`MAX_RANGES`]) is full, it is refused ([`FreeError::TableFull`]) and its bytes
     /// are counted in [`Self::leaked_bytes`], never written over another range.
     pub fn free(&mut self, start: u64, bytes: u64) -> Result<(), FreeError> {
+        self.give_back(start, bytes, true)
+    }
+
+    /// As [`Self::free`], except that a run the range table has no room for is refused
+    /// ([`FreeError::TableFull`]) without being counted leaked: the caller keeps it and may
+    /// offer it again later (hv, for a page a domain balloons out while its neighbours are
+    /// in use).
+    pub fn free_if_room(&mut self, start: u64, bytes: u64) -> Result<(), FreeError> {
+        self.give_back(start, bytes, false)
+    }
+
+    fn give_back(&mut self, start: u64, bytes: u64, count_leak: bool) -> Result<(), FreeError> {
         if bytes == 0 {
             return Err(FreeError::ZeroSize);
         }
@@ -310,7 +322,9 @@ impl FrameAllocator {
             (None, Some(a)) => self.free.ranges[a].start = start,
             (None, None) => {
                 if self.free.len >= MAX_RANGES {
-                    self.leaked = self.leaked.saturating_add(bytes);
+                    if count_leak {
+                        self.leaked = self.leaked.saturating_add(bytes);
+                    }
                     return Err(FreeError::TableFull { start, bytes });
                 }
                 self.free.push(PhysRange { start, end });
@@ -656,6 +670,44 @@ mod tests {
         // A run touching a free range still merges.
         assert_eq!(a.free(base + FRAME_SIZE, FRAME_SIZE), Ok(()));
         assert_eq!(a.free.as_slice().len(), MAX_RANGES - 1);
+    }
+
+    /// `free_if_room` refuses what `free` refuses, but a full table leaks nothing: the caller
+    /// keeps the run and can give it back once it touches a free range.
+    #[test]
+    fn free_if_room_into_a_full_table_is_refused_and_not_counted() {
+        let frames = 2 * MAX_RANGES as u64 + 2;
+        let mut a = FrameAllocator::new(FreeRanges::compute(
+            &[ram(MIB, frames * FRAME_SIZE)],
+            &[],
+            u64::MAX,
+        ));
+        let base = a.allocate(frames).unwrap();
+        for i in 0..MAX_RANGES as u64 {
+            assert_eq!(
+                a.free_if_room(base + 2 * i * FRAME_SIZE, FRAME_SIZE),
+                Ok(())
+            );
+        }
+        let lone = base + 2 * MAX_RANGES as u64 * FRAME_SIZE + FRAME_SIZE;
+        let free_before = a.free_bytes();
+        assert_eq!(
+            a.free_if_room(lone, FRAME_SIZE),
+            Err(FreeError::TableFull {
+                start: lone,
+                bytes: FRAME_SIZE
+            })
+        );
+        assert_eq!((a.free_bytes(), a.leaked_bytes()), (free_before, 0));
+        assert_eq!(
+            a.free_if_room(base, FRAME_SIZE),
+            Err(FreeError::AlreadyFree {
+                start: base,
+                bytes: FRAME_SIZE
+            })
+        );
+        assert_eq!(a.free_if_room(base + FRAME_SIZE, FRAME_SIZE), Ok(()));
+        assert_eq!(a.free_bytes(), free_before + FRAME_SIZE);
     }
 
     /// A frame's state in the allocate/free model.
