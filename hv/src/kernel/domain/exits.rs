@@ -261,6 +261,7 @@ impl Domain {
             grant_frames: &mut self.grant_frames,
             clock: &self.clock,
             upcall_open,
+            ledger: &mut self.ledger,
         };
         let out = hypercall::dispatch(&mut env, &params, &mut self.xen, op, args);
         if self.xen.callback_irq != callback_before {
