@@ -91,13 +91,11 @@ impl Ledger {
     /// the domain does not own is [`Released::Kept`].
     pub fn release(&mut self, hpa: u64, to_host: impl FnOnce(u64) -> bool) -> Released {
         let hpa = hpa & !(PAGE_SIZE - 1);
-        let split = if let Some(i) = self.ram_index(hpa) {
-            if self.is_hole(i) {
-                return Released::Kept;
-            }
-            None
-        } else if let Some(run) = self.extra_run(hpa) {
+        // A hole of the block that hv's allocator handed out again is in an extra run.
+        let split = if let Some(run) = self.extra_run(hpa) {
             Some(run)
+        } else if self.ram_index(hpa).is_some_and(|i| !self.is_hole(i)) {
+            None
         } else {
             return Released::Kept;
         };

@@ -494,6 +494,8 @@ enum Step {
     Reuse,
     /// Add `n` fresh frames at slot `s` of a host area (skipped if any is taken).
     Add(u64, u64),
+    /// Add the k-th frame hv's allocator has (modulo), a hole of the block among them.
+    Readd(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -501,6 +503,7 @@ fn step() -> impl Strategy<Value = Step> {
         (any::<usize>(), any::<bool>()).prop_map(|(k, t)| Step::Release(k, t)),
         Just(Step::Reuse),
         (0u64..64, 1u64..4).prop_map(|(s, n)| Step::Add(s, n)),
+        any::<usize>().prop_map(Step::Readd),
     ]
 }
 
@@ -550,6 +553,13 @@ proptest! {
                             in_use.insert(f);
                         }
                     }
+                }
+                Step::Readd(k) => {
+                    let Some(&f) = host.iter().nth(k % host.len().max(1)) else { continue };
+                    prop_assert!(l.add(f, 1));
+                    host.remove(&f);
+                    owned.insert(f);
+                    in_use.insert(f);
                 }
             }
             prop_assert_eq!(frames_of(&l.runs()), owned.clone());
