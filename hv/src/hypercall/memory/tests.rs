@@ -182,12 +182,9 @@ fn decrease_then_populate_back_moves_the_count_and_the_map() {
 #[test]
 fn refusals_answer_the_extent_to_start_at() {
     let mut f = Fake::new();
-    // Order above the domU's limit, for each operation.
+    // Order 10, above a domU's limit of 9 (2 MiB extents), for each operation.
     for op in [DEC, POP, INC] {
-        assert_eq!(
-            reserve(&mut f, op, &[0x100], DOMU_MAX_ORDER + 1, 0, SELF),
-            0
-        );
+        assert_eq!(reserve(&mut f, op, &[0x100], 10, 0, SELF), 0);
     }
     // Another domain, domain 0 included.
     assert_eq!(reserve(&mut f, DEC, &[0x100], 0, 0, 0), 0);
@@ -209,7 +206,7 @@ fn refusals_answer_the_extent_to_start_at() {
     // Populate-on-demand on oneself, within and beyond MAX_ORDER.
     let pod = m::XENMEMF_POPULATE_ON_DEMAND;
     assert_eq!(reserve(&mut f, POP, &[0x200], 0, pod, SELF), 0);
-    assert_eq!(reserve(&mut f, POP, &[0x200], MAX_ORDER + 1, pod, SELF), 0);
+    assert_eq!(reserve(&mut f, POP, &[0x200], 19, pod, SELF), 0);
     // The start beyond the list, from a continuation the guest made up.
     assert_eq!(reserve_from(&mut f, DEC, &[0x100], 0, 0, SELF, 5).ret, 5);
     assert_eq!(f.physmap.reservation().tot_pages, 66);
