@@ -144,8 +144,24 @@
 //!   answer `-EFAULT` (not implemented).
 //! - No LAPIC for the guest (Xen emulates one for a PVH domU), so CPUID hides APIC, x2APIC
 //!   and the TSC-deadline timer, which Xen offers. Not in this list's scope yet either:
-//!   ballooning (`XENMEM_increase/decrease_reservation`), and reads outside RAM returning
-//!   all ones (see the nested page fault item).
+//!   reads outside RAM returning all ones (see the nested page fault item).
+//! - Ballooning ([`hypercall::memory`]): `XENMEM_decrease_reservation`, `populate_physmap`
+//!   and `increase_reservation` take Xen 4.17's checks and answers for a domU (order 9 at
+//!   most, the count of extents done, the start extent for a refused request, continuations
+//!   with `MEMOP_EXTENT_SHIFT`, `max_pages` as the ceiling, a populated extent that cannot be
+//!   mapped kept and counted, the page a populate maps over kept and counted, the page
+//!   `XENMEM_add_to_physmap` maps over given back); `current_reservation`,
+//!   `maximum_reservation`, `maximum_ram_page` (hv's host) and the PoD target queries
+//!   (refused) answer as Xen's. The counts themselves differ: hv counts the domain's RAM and
+//!   its console and xenstore pages (Xen's toolstack populates more special pages), and
+//!   `max_pages` is `memory` plus 1 MiB as xl sets it (`maxmem` must equal `memory` on hv).
+//!   A ballooned-out page goes back to hv's frame allocator unless its table of free ranges
+//!   is full: then the domain keeps it as a spare, uncounted, for its next populate (freed at
+//!   teardown). A request with address bits below the host's is served only from frames
+//!   already below them (Xen allocates there). A domain's record of frames outside its RAM
+//!   block holds at most 1024 runs (a populate that needs more fails, as for no memory).
+//!   Reading a ballooned-out page crashes the domain (see the nested page fault item).
+//!   `XENMEM_exchange`, `maximum_gpfn` and populate-on-demand are not implemented.
 #![cfg_attr(target_os = "none", no_std)]
 
 extern crate alloc;

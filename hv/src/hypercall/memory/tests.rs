@@ -7,6 +7,7 @@ use abi::xen as x;
 use proptest::prelude::*;
 
 use super::super::Action;
+use super::super::args::set_field;
 use super::super::tests::{Fake, call5};
 use super::*;
 use crate::guest::phys::PAGE_SIZE;
@@ -107,16 +108,9 @@ fn reserve_from(
     for (i, e) in extents.iter().enumerate() {
         f.put(LIST + 8 * i as u64, &e.to_le_bytes());
     }
-    f.put_struct(
+    f.put(
         ARG,
-        &ReservationImage {
-            extent_start: LIST,
-            nr_extents: extents.len() as u64,
-            extent_order: order,
-            mem_flags: flags,
-            domid,
-            pad: [0; 6],
-        },
+        &reservation_image(LIST, extents.len() as u64, order, flags, domid),
     );
     call5(
         f,
@@ -125,22 +119,23 @@ fn reserve_from(
     )
 }
 
-/// `xen_memory_reservation` with its tail padding spelled out, to be written whole.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct ReservationImage {
+/// `xen_memory_reservation`'s bytes, its padding zero.
+fn reservation_image(
     extent_start: u64,
     nr_extents: u64,
-    extent_order: u32,
-    mem_flags: u32,
+    order: u32,
+    flags: u32,
     domid: u16,
-    pad: [u8; 6],
+) -> [u8; size_of::<m::XenMemoryReservation>()] {
+    type R = m::XenMemoryReservation;
+    let mut image = [0u8; size_of::<R>()];
+    set_field!(image, R, extent_start, extent_start);
+    set_field!(image, R, nr_extents, nr_extents);
+    set_field!(image, R, extent_order, order);
+    set_field!(image, R, mem_flags, flags);
+    set_field!(image, R, domid, domid);
+    image
 }
-const _: () = assert!(size_of::<ReservationImage>() == size_of::<m::XenMemoryReservation>());
-// SAFETY: repr(C), integers only, no padding (checked by the size above and the field sizes).
-unsafe impl abi::wire::Plain for ReservationImage {}
-// SAFETY: as above: every byte is a field's.
-unsafe impl abi::wire::Unpadded for ReservationImage {}
 
 use core::mem::size_of;
 
@@ -223,16 +218,15 @@ fn refusals_answer_the_extent_to_start_at() {
 #[test]
 fn too_many_extents_or_an_unreadable_argument_answer_the_start() {
     let mut f = Fake::new();
-    f.put_struct(
+    f.put(
         ARG,
-        &ReservationImage {
-            extent_start: LIST,
-            nr_extents: u64::from(u32::MAX >> MEMOP_EXTENT_SHIFT) + 1,
-            extent_order: 0,
-            mem_flags: 0,
-            domid: SELF,
-            pad: [0; 6],
-        },
+        &reservation_image(
+            LIST,
+            u64::from(u32::MAX >> MEMOP_EXTENT_SHIFT) + 1,
+            0,
+            0,
+            SELF,
+        ),
     );
     let op = u64::from(x::HYPERVISOR_MEMORY_OP);
     assert_eq!(call5(&mut f, op, [u64::from(DEC), ARG, 0, 0, 0]).ret, 0);
@@ -240,17 +234,7 @@ fn too_many_extents_or_an_unreadable_argument_answer_the_start() {
     let cmd = u64::from(DEC) | (3 << MEMOP_EXTENT_SHIFT);
     assert_eq!(call5(&mut f, op, [cmd, 1 << 40, 0, 0, 0]).ret, 3);
     // An extent list that ends in the middle: the extents before it are done.
-    f.put_struct(
-        ARG,
-        &ReservationImage {
-            extent_start: 0x10000 - 16,
-            nr_extents: 3,
-            extent_order: 0,
-            mem_flags: 0,
-            domid: SELF,
-            pad: [0; 6],
-        },
-    );
+    f.put(ARG, &reservation_image(0x10000 - 16, 3, 0, 0, SELF));
     f.put(0x10000 - 16, &0x110u64.to_le_bytes());
     f.put(0x10000 - 8, &0x111u64.to_le_bytes());
     assert_eq!(call5(&mut f, op, [u64::from(DEC), ARG, 0, 0, 0]).ret, 2);
