@@ -152,9 +152,11 @@
 //!   mapped kept and counted, the page a populate maps over kept and counted, the page
 //!   `XENMEM_add_to_physmap` maps over given back); `current_reservation`,
 //!   `maximum_reservation`, `maximum_ram_page` (hv's host) and the PoD target queries
-//!   (refused) answer as Xen's. The counts themselves differ: hv counts the domain's RAM and
-//!   its console and xenstore pages (Xen's toolstack populates more special pages), and
-//!   `max_pages` is `memory` plus 1 MiB as xl sets it (`maxmem` must equal `memory` on hv).
+//!   (refused) answer as Xen's. `max_pages` is `memory` plus 1 MiB as xl sets it (`maxmem`
+//!   must equal `memory` on hv): 33024 for 128 MiB on both. `tot_pages` counts the domain's
+//!   RAM and its console and xenstore pages; Xen's toolstack populates more (its other
+//!   special pages, the ACPI tables): the `balloon` group's start saw 32769 on hv and 32784
+//!   on stock Xen.
 //!   A ballooned-out page goes back to hv's frame allocator unless its table of free ranges
 //!   is full: then the domain keeps it as a spare, uncounted, for its next populate (freed at
 //!   teardown). A request with address bits below the host's is served only from frames

@@ -57,6 +57,12 @@ static MOVED: spin::Mutex<Option<[u64; PAGES]>> = spin::Mutex::new(None);
 
 /// Runs the group.
 pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
+    // The counts themselves, for the log only (they differ between hypervisors).
+    log::info!(
+        "balloon: current_reservation {:?}, maximum_reservation {:?} pages",
+        current(),
+        maximum()
+    );
     for &(name, test) in TESTS {
         let (result, facts) = test();
         for (key, value) in facts {
