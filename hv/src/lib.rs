@@ -157,9 +157,11 @@
 //!   RAM and its console and xenstore pages; Xen's toolstack populates more (its other
 //!   special pages, the ACPI tables): the `balloon` group's start saw 32769 on hv and 32784
 //!   on stock Xen.
-//!   A ballooned-out page goes back to hv's frame allocator unless its table of free ranges
-//!   is full: then the domain keeps it as a spare, uncounted, for its next populate (freed at
-//!   teardown). A request with address bits below the host's is served only from frames
+//!   A ballooned-out page goes back to hv's frame allocator if it joins a free range, or
+//!   takes a range of its own while half the allocator's table of 32 ranges stays unused
+//!   (kept for teardowns); otherwise the domain keeps it as a spare, uncounted, for its next
+//!   populate, and it is freed at teardown (so pages ballooned out in an order that never
+//!   touches free memory reach other domains only then). A request with address bits below the host's is served only from frames
 //!   already below them (Xen allocates there). A domain's record of frames outside its RAM
 //!   block holds at most 1024 runs (a populate that needs more fails, as for no memory).
 //!   Reading a ballooned-out page crashes the domain (see the nested page fault item).

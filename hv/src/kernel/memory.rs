@@ -30,10 +30,17 @@ pub fn max_ram_page() -> u64 {
     MAX_RAM_PAGE.load(Ordering::Relaxed)
 }
 
-/// Gives the frame at `hpa`, which the domain gave up, back to hv's allocator if its range
-/// table has room (a frame next to free memory always fits); `false` if the caller keeps it.
+/// Slots of the allocator's range table ballooning leaves unused, for the runs domains give
+/// back when they end.
+const RANGES_KEPT_FOR_TEARDOWN: usize = 16;
+
+/// Gives the frame at `hpa`, which the domain gave up, back to hv's allocator if it merges
+/// with free memory or the allocator's range table has room to spare
+/// ([`RANGES_KEPT_FOR_TEARDOWN`]); `false` if the caller keeps it.
 pub fn free_frame(frames: &mut FrameAllocator, hpa: u64) -> bool {
-    frames.free_if_room(hpa, FRAME_SIZE).is_ok()
+    frames
+        .free_if_room(hpa, FRAME_SIZE, RANGES_KEPT_FOR_TEARDOWN)
+        .is_ok()
 }
 
 /// Zeroes `bytes` at host-physical `pa`.

@@ -137,6 +137,11 @@ impl Ledger {
         Released::ToHost
     }
 
+    /// How many frames the domain keeps as spares.
+    pub fn spares(&self) -> usize {
+        self.spare.len()
+    }
+
     /// A spare frame for an order-0 populate, counted again; the caller zeroes and maps it.
     pub fn reuse_spare(&mut self) -> Option<u64> {
         let hpa = self.spare.pop()?;

@@ -235,6 +235,13 @@ impl Domain {
         ];
         let mut frames_back = 0u64;
         let grants = self.grant_frames.iter().map(|&g| (g, FRAME_SIZE));
+        if self.ledger.spares() > 0 {
+            hvlog!(
+                "d{}: {} ballooned-out frames kept as spares (no room in hv's free-range table), given back now",
+                self.domid(),
+                self.ledger.spares()
+            );
+        }
         let memory = self.ledger.runs();
         for (start, bytes) in memory.into_iter().chain(runs).chain(grants) {
             if start == 0 {
