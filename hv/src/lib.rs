@@ -28,7 +28,8 @@
 //! - [`dom0`]: domain 0's services inside hv: the console backend, xenstored's ring
 //!   connection layer over the `xenstored` crate, the keys Xen's toolstack writes, and the
 //!   port table that routes an event sent to domain 0 to the service owning the port.
-//! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, dom0 maps).
+//! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, pins by mappers
+//!   and the mapper's maptrack); [`held`]: dead domains' frames still mapped by others.
 //! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
 //! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
 //! - [`sched`]: the scheduler (round robin, 10 ms slices, woken vCPUs first after a 1 ms
@@ -88,10 +89,9 @@
 //!   FIFO event channels: Xen would answer 0 and switch the domain to them; a vCPU other
 //!   than 0 is `-ENOENT`, a misplaced control block or a frame that is not RAM or a special
 //!   page `-EINVAL`; `EVTCHNOP_expand_array` answers `-EOPNOTSUPP` as Xen does before
-//!   `init_control`), `EVTCHNOP_bind_pirq` and `reset`; `GNTTABOP_map_grant_ref` /
-//!   `unmap_grant_ref` / `unmap_and_replace` / `transfer` / `get_status_frames` /
-//!   `swap_grant_ref` / `cache_flush` for the guest (domain 0's services map grants through
-//!   [`grant::GrantTable::map`]); `VCPUOP_register_runstate_memory_area`, `register_vcpu_time_memory_area`, `get_physid`,
+//!   `init_control`), `EVTCHNOP_bind_pirq` and `reset`; `GNTTABOP_unmap_and_replace` /
+//!   `transfer` / `get_status_frames` / `swap_grant_ref` / `cache_flush`;
+//!   `VCPUOP_register_runstate_memory_area`, `register_vcpu_time_memory_area`, `get_physid`,
 //!   `send_nmi`, `initialise`, `up`, `down` and the periodic timer (its argument checks are
 //!   Xen's); `HVMOP_set_param` of the guest-settable parameters other than
 //!   `HVM_PARAM_CALLBACK_IRQ`; `SCHEDOP_shutdown_code` and `watchdog`; physdev, mmuext,
@@ -105,7 +105,15 @@
 //!   domain 0 answers `-EINVAL`, and `GNTTABOP_copy` through a grant of domain 0 answers
 //!   `GNTST_general_error` (Xen would answer `GNTST_bad_gntref` past the end of dom0's
 //!   table). The port table
-//!   grows in buckets of 64 ports, as Xen's `struct evtchn` buckets on x86_64.
+//!   grows in buckets of 64 ports, as Xen's `struct evtchn` buckets on x86_64. Between
+//!   domUs, ports, `GNTTABOP_copy` and `GNTTABOP_map_grant_ref` follow Xen's checks
+//!   ([`evtchn`], [`grant`]), except: a domain mapping its own grant gets
+//!   `GNTST_general_error` (Xen maps it); a mapping's `dev_bus_addr` is 0; a domain holds at
+//!   most 256 mappings (Xen's maptrack grows to `max_maptrack_frames`) and a domain's
+//!   grants at most 256 pins; mapping over one of the domain's RAM pages replaces it and
+//!   the unmap leaves a hole, as in Xen, but the RAM page stays the domain's until it dies.
+//!   A dead granter's frames stay held until the last mapping of them is unmapped, as Xen
+//!   keeps the page referenced.
 //! - `HVM_PARAM_CALLBACK_IRQ` of type GSI or PCI INTx is stored but never delivers (a PVH
 //!   domU has no IO-APIC or PIC, so Xen ignores them too); a callback vector below 32 is
 //!   stored but never injected (Xen would inject it).
@@ -150,7 +158,9 @@
 //!   most, the count of extents done, the start extent for a refused request, continuations
 //!   with `MEMOP_EXTENT_SHIFT`, `max_pages` as the ceiling, a populated extent that cannot be
 //!   mapped kept and counted, the page a populate maps over kept and counted, the page
-//!   `XENMEM_add_to_physmap` maps over given back); `current_reservation`,
+//!   `XENMEM_add_to_physmap` maps over given back, another domain's page mapped through a
+//!   grant refused to a decrease and crashing the domain that populates over it, a page
+//!   another domain maps kept until both are done with it); `current_reservation`,
 //!   `maximum_reservation`, `maximum_ram_page` (hv's host) and the PoD target queries
 //!   (refused) answer as Xen's. `max_pages` is `memory` plus 1 MiB as xl sets it (`maxmem`
 //!   must equal `memory` on hv): 33024 for 128 MiB on both. `tot_pages` counts the domain's
@@ -161,7 +171,9 @@
 //!   takes a range of its own while half the allocator's table of 32 ranges stays unused
 //!   (kept for teardowns); otherwise the domain keeps it as a spare, uncounted, for its next
 //!   populate, and it is freed at teardown (so pages ballooned out in an order that never
-//!   touches free memory reach other domains only then). A request with address bits below the host's is served only from frames
+//!   touches free memory reach other domains only then). A page the domain gave back while
+//!   another domain mapped it, or while its `vcpu_info` was on it, stays counted until the
+//!   domain ends (Xen counts it until the last reference goes). A request with address bits below the host's is served only from frames
 //!   already below them (Xen allocates there). A domain's record of frames outside its RAM
 //!   block holds at most 1024 runs (a populate that needs more fails, as for no memory).
 //!   Reading a ballooned-out page crashes the domain (see the nested page fault item).
@@ -180,6 +192,7 @@ pub mod evtchn;
 pub use pvh::frames;
 pub mod grant;
 pub mod guest;
+pub mod held;
 pub mod hypercall;
 pub mod layout;
 pub mod npt;

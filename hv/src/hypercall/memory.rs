@@ -116,8 +116,20 @@ pub(super) fn reservation_op(
             m::XENMEM_DECREASE_RESERVATION => read_extent(env, r.extent_start, i)
                 .is_some_and(|gfn| decrease(env, st, gfn, r.extent_order)),
             // Populate-on-demand on oneself is refused at the first extent.
-            m::XENMEM_POPULATE_PHYSMAP => read_extent(env, r.extent_start, i)
-                .is_some_and(|gfn| !pod && allocate(env, st, Some(gfn), r.extent_order, below)),
+            m::XENMEM_POPULATE_PHYSMAP => match read_extent(env, r.extent_start, i) {
+                Some(gfn) if !pod && over_grant_mapping(st, gfn, r.extent_order) => {
+                    // p2m_add_page does not let a grant mapping be replaced: it crashes the
+                    // domain, the extent allocated and counted.
+                    allocate(env, st, None, r.extent_order, below);
+                    return Outcome {
+                        ret: 0,
+                        action: super::Action::Shutdown(abi::sched::SHUTDOWN_CRASH),
+                        implemented: true,
+                    };
+                }
+                Some(gfn) => !pod && allocate(env, st, Some(gfn), r.extent_order, below),
+                None => false,
+            },
             _ => allocate(env, st, None, r.extent_order, below),
         };
         if !ok {
@@ -138,15 +150,27 @@ fn read_extent(env: &impl HypercallEnv, base: u64, i: u64) -> Option<u64> {
 
 /// One extent of `decrease_reservation`: each page through `guest_remove_page`, stopping
 /// at the first that fails (the pages before it stay removed, the extent is not counted).
+/// Another domain's page mapped through a grant is not the domain's to give (`get_page`
+/// fails: `-ENXIO`), and stays mapped.
 fn decrease(env: &mut impl HypercallEnv, st: &mut XenState, gfn: u64, order: u32) -> bool {
     (0..1u64 << order).all(|j| {
         let page = gfn.wrapping_add(j);
+        if st.maptrack.iter().any(|m| m.gfn == page) {
+            return false;
+        }
         let removed = env.remove_page(page).is_ok();
         if removed {
             st.grants.frame_replaced(page);
         }
         removed
     })
+}
+
+/// Whether the `2^order` frames from `gfn` hold a mapping of another domain's grant.
+fn over_grant_mapping(st: &XenState, gfn: u64, order: u32) -> bool {
+    st.maptrack
+        .iter()
+        .any(|m| m.gfn.wrapping_sub(gfn) < 1u64 << order)
 }
 
 /// One extent of `populate_physmap` (at `gfn`) or `increase_reservation` (`None`): within

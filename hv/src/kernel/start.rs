@@ -292,6 +292,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         tsc_khz,
         wallclock,
         fpu,
+        held: crate::held::HeldFrames::default(),
     };
     hvlog!("SVM on; running {} domain(s)", specs.len());
     Machine::new(host, lapic, specs).run()

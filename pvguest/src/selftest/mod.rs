@@ -23,6 +23,9 @@ pub mod hostile_bounds;
 pub mod net;
 #[cfg(target_os = "none")]
 #[allow(clippy::cast_possible_truncation)] // byte patterns (`i as u8`) wrap on purpose
+pub mod pair;
+#[cfg(target_os = "none")]
+#[allow(clippy::cast_possible_truncation)] // byte patterns (`i as u8`) wrap on purpose
 pub mod platform;
 #[cfg(target_os = "none")]
 pub mod run;

@@ -20,8 +20,9 @@
 //! generated configs: two guests running the `platform` group side by side (`HOST
 //! hv-two-domains`, each domain's `TEST` lines a unit of their own as `hv two-domains
 //! <name>/<line>`), and the `platform` group beside a guest spinning 5 s with interrupts off
-//! and a domain too big to build (`HOST hv-spinner`). Only the first boot's lines are
-//! compared with stock Xen.
+//! and a domain too big to build (`HOST hv-spinner`); then the `pair` group's two domains
+//! ([`PAIR`]: `HOST hv-pair`, each side's `TEST` lines units of their own as `hv pair
+//! <name>/<line>`). Only the first boot's lines and the pair's are compared with stock Xen.
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines;
 //! `hv-run --config <xl.cfg> ...` boots the domains configs describe, side by side
 //! ([`config`]).
@@ -165,9 +166,12 @@ fn explain_failure(booted: &qemu::Booted) {
 /// [`HOSTILE_CMDLINE`] (one unit per `TEST` line, `HOST hv-run` and `HOST hv-paging-pool`;
 /// `HOST hv-run` is `HOST hv-run-hostile-bounds` there), then [`QUOTA_CMDLINE`] (one unit per
 /// `TEST` and `HOST` line), then [`BALLOON_CMDLINE`] (one unit per `TEST` line, `HOST
-/// hv-balloon-run` and `HOST hv-balloon-teardown`), then the two domain-archive boots ([`TWO_DOMAINS`]: one unit per
-/// domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]: `HOST hv-spinner`). Returns
-/// the guest's lines of the first boot, for the comparison with stock Xen.
+/// hv-balloon-run` and `HOST hv-balloon-teardown`), then the two domain-archive boots
+/// ([`TWO_DOMAINS`]: one unit per domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]:
+/// `HOST hv-spinner`), then the pair boot ([`PAIR`]: one unit per side's `TEST` line and
+/// `HOST hv-pair`; a harness error there is one failed unit). Returns the guest's lines of
+/// the first boot followed by both pair sides' `TEST` and `FACT` lines, for the comparison
+/// with stock Xen.
 /// `Err` only for harness errors.
 pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let hv = build_hv()?;
@@ -418,7 +422,41 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
         println!("hv-spinner: {name}/{}", test.line);
     }
     record_domains(tally, &booted, &verdict);
+
+    let mut guest_lines = guest_lines;
+    match pair_boot(tally, &hv, &guest, timeout) {
+        Ok(lines) => guest_lines.extend(lines),
+        Err(e) => {
+            println!("hv-test: pair boot: harness error: {e:#}");
+            tally.fail("hv pair boot");
+        }
+    }
     Ok(guest_lines)
+}
+
+/// The [`PAIR`] boot: one unit per `TEST` line of each side (`hv pair <name>/<line>`) and
+/// `HOST hv-pair`. Returns both sides' `TEST` and `FACT` lines, offer first.
+fn pair_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> Result<Vec<String>> {
+    let booted = boot_domains(hv, guest, "hv-pair", &PAIR, timeout)?;
+    let expect: Vec<_> = PAIR.iter().map(|d| (d.name, Expect::Passes)).collect();
+    let verdict = serial::judge_domains(
+        "hv-pair",
+        &booted.transcript,
+        &booted.end,
+        &expect,
+        EXIT_POWEROFF,
+    );
+    for (name, test) in &verdict.tests {
+        let unit = format!("hv pair {name}/{}", test.line);
+        println!("{unit}");
+        tally.record(test.ok, unit);
+    }
+    record_domains(tally, &booted, &verdict);
+    Ok(PAIR
+        .iter()
+        .flat_map(|d| serial::domain_run(&booted.transcript, d.name).lines.shown)
+        .filter(|l| l.starts_with("TEST ") || l.starts_with("FACT "))
+        .collect())
 }
 
 /// One domain of a multi-domain test boot, written as a config into the boot's directory.
@@ -462,6 +500,21 @@ const SPINNER: [TestDomain; 3] = [
         name: "toobig",
         cmdline: TEST_CMDLINE,
         memory_mib: 1024,
+    },
+];
+
+/// `HOST hv-pair`: the `pair` group's two sides side by side (hv's builder writes each one's
+/// `data/peer-domid`), as the stock-Xen platform boot runs them (`xen::pair`).
+const PAIR: [TestDomain; 2] = [
+    TestDomain {
+        name: "pair-offer",
+        cmdline: "selftest=pair pair=offer",
+        memory_mib: 128,
+    },
+    TestDomain {
+        name: "pair-accept",
+        cmdline: "selftest=pair pair=accept",
+        memory_mib: 128,
     },
 ];
 

@@ -292,6 +292,37 @@ fn a_page_hv_holds_is_unmapped_but_not_given_back() {
 }
 
 #[test]
+fn a_page_mapped_from_another_domain_is_not_given_and_stays_mapped() {
+    let mut f = Fake::new();
+    let foreign = crate::grant::Foreign {
+        dom: 2,
+        gref: 8,
+        readonly: false,
+        pin: Some(0),
+        frame: 0x7000_0000,
+    };
+    if let Some(st) = f.st_mut() {
+        st.maptrack.insert(
+            0,
+            crate::grant::MapEntry {
+                foreign,
+                gfn: 0x121,
+            },
+        );
+    }
+    assert_eq!(reserve(&mut f, DEC, &[0x120, 0x121, 0x122], 0, 0, SELF), 1);
+    assert!(f.physmap.mapped.contains(&0x121) && f.physmap.mapped.contains(&0x122));
+    assert_eq!(reserve(&mut f, DEC, &[0x120], 1, 0, SELF), 0);
+    assert_eq!(query(&mut f, CUR, SELF), 65);
+    // Populating over it crashes the domain, as Xen's p2m_add_page does; the pages were
+    // allocated and stay counted.
+    let o = reserve_from(&mut f, POP, &[0x120], 1, 0, SELF, 0);
+    assert_eq!(o.action, Action::Shutdown(abi::sched::SHUTDOWN_CRASH));
+    assert_eq!(query(&mut f, CUR, SELF), 67);
+    assert!(!f.physmap.mapped.contains(&0x120));
+}
+
+#[test]
 fn removing_a_placed_grant_frame_forgets_its_place() {
     let mut f = Fake::new();
     let op = u64::from(x::HYPERVISOR_MEMORY_OP);

@@ -26,8 +26,14 @@ const VECTOR_UD: u8 = 6;
 const VECTOR_GP: u8 = 13;
 
 impl Domain {
-    /// Handles exit `code`; `Some` if the domain ended.
-    pub fn handle_exit(&mut self, code: u64, host: &mut Host) -> Option<Ending> {
+    /// Handles exit `code`; `Some` if the domain ended. `peers` are the other domains (this
+    /// one's slot is empty while it is handled), for what passes between domains.
+    pub fn handle_exit(
+        &mut self,
+        code: u64,
+        host: &mut Host,
+        peers: &mut [Option<alloc::boxed::Box<Domain>>],
+    ) -> Option<Ending> {
         let info1 = self.vmcb.control.exitinfo1;
         let info2 = self.vmcb.control.exitinfo2;
         match code {
@@ -36,7 +42,7 @@ impl Domain {
                 self.window_open();
                 None
             }
-            exit::VMMCALL => self.hypercall(host),
+            exit::VMMCALL => self.hypercall(host, peers),
             exit::CPUID => {
                 let len = self.instruction_len(Opcode::Cpuid, 2);
                 self.cpuid();
@@ -221,7 +227,11 @@ impl Domain {
         }
     }
 
-    fn hypercall(&mut self, host: &mut Host) -> Option<Ending> {
+    fn hypercall(
+        &mut self,
+        host: &mut Host,
+        peers: &mut [Option<alloc::boxed::Box<Domain>>],
+    ) -> Option<Ending> {
         let len = self.instruction_len(Opcode::Vmmcall, 3);
         let s = &self.vmcb.save;
         let long = s.efer & EFER_LMA != 0 && s.cs.attrib & CS_L != 0;
@@ -262,6 +272,8 @@ impl Domain {
             clock: &self.clock,
             upcall_open,
             ledger: &mut self.ledger,
+            peers,
+            held: &mut host.held,
         };
         let out = hypercall::dispatch(&mut env, &params, &mut self.xen, op, args);
         if self.xen.callback_irq != callback_before {
