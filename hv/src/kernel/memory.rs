@@ -36,7 +36,7 @@ const RANGES_KEPT_FOR_TEARDOWN: usize = 16;
 
 /// Gives the frame at `hpa`, which the domain gave up, back to hv's allocator if it merges
 /// with free memory or the allocator's range table has room to spare
-/// ([`RANGES_KEPT_FOR_TEARDOWN`]); `false` if the caller keeps it.
+/// (it leaves half the table unused, for teardowns); `false` if the caller keeps it.
 pub fn free_frame(frames: &mut FrameAllocator, hpa: u64) -> bool {
     frames
         .free_if_room(hpa, FRAME_SIZE, RANGES_KEPT_FOR_TEARDOWN)
