@@ -141,6 +141,7 @@ unpadded_structs!(
     gt::GnttabSetVersion { version },
     gt::GnttabGetVersion { dom, pad, version },
     memory::E820Entry { addr, size, type_ },
+    memory::XenMemoryDomain { domid },
     memory::XenAddToPhysmap {
         domid,
         size,
@@ -225,6 +226,20 @@ plain_structs!(
         status
     },
     memory::XenMemoryMap { nr_entries, buffer },
+    memory::XenMemoryReservation {
+        extent_start,
+        nr_extents,
+        extent_order,
+        mem_flags,
+        domid
+    },
+    memory::XenPodTarget {
+        target_pages,
+        tot_pages,
+        pod_cache_pages,
+        pod_entries,
+        domid
+    },
     sched::SchedPoll {
         ports,
         nr_ports,

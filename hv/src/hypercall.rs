@@ -18,6 +18,7 @@ mod args;
 mod control;
 mod events;
 mod grants;
+pub mod memory;
 
 use args::{read_struct, write_field, write_struct};
 
@@ -54,6 +55,24 @@ pub trait HypercallEnv: EventWords + EventPeers + GrantEnv {
     /// Places grant-table frame `idx` at guest frame `gfn`, unmapping it from `old` (where
     /// it was); a Xen errno on failure.
     fn map_grant_frame(&mut self, idx: u32, gfn: u64, old: Option<u64>) -> Result<(), XenErrno>;
+    /// The domain's page count and ceiling (Xen's `domain_tot_pages` and `max_pages`).
+    fn reservation(&self) -> memory::Reservation;
+    /// Xen's `guest_remove_page`: removes guest frame `gfn` from the domain's physical map
+    /// and gives its frame back to hv (the domain's page count drops) unless something still
+    /// holds it (a special page, the page of a registered `vcpu_info`, a page another domain
+    /// maps through a grant: unmapped only, as Xen's references keep the page).
+    /// `-ENOENT` if nothing is mapped there, `-ENOMEM` if no table page was left to split a
+    /// 2 MiB mapping.
+    fn remove_page(&mut self, gfn: u64) -> Result<(), XenErrno>;
+    /// Gives the domain `2^order` zeroed frames (the caller checked `max_pages`), all below
+    /// host address `below`, and maps them from guest frame `gfn` if given (Xen's
+    /// `alloc_domheap_pages` and `guest_physmap_add_page`). `-ENOMEM` if hv has no such
+    /// frames (nothing changes); a mapping that fails (a frame beyond the guest-physical
+    /// limit, no table page) answers its errno and the frames stay the domain's, counted,
+    /// as in Xen.
+    fn populate(&mut self, gfn: Option<u64>, order: u32, below: u64) -> Result<(), XenErrno>;
+    /// Xen's `max_page`: one more than the host's highest RAM frame.
+    fn max_ram_page(&self) -> u64;
     /// Maps another domain's frame, acquired for a grant mapping, at this domain's guest
     /// frame `gfn` (read-only if the mapping is), replacing what was there
     /// (`guest_physmap_add_entry`); `Err` with the `GNTST_*` status. Default: not possible.
@@ -436,6 +455,16 @@ fn memory_op(
     )]
     let cmd = cmd as u32;
     match cmd {
+        m::XENMEM_INCREASE_RESERVATION
+        | m::XENMEM_DECREASE_RESERVATION
+        | m::XENMEM_POPULATE_PHYSMAP => memory::reservation_op(env, params, st, cmd, args),
+        m::XENMEM_CURRENT_RESERVATION | m::XENMEM_MAXIMUM_RESERVATION => {
+            memory::reservation_query(env, params, cmd, args)
+        }
+        m::XENMEM_MAXIMUM_RAM_PAGE => memory::maximum_ram_page(env, args),
+        m::XENMEM_GET_POD_TARGET | m::XENMEM_SET_POD_TARGET => {
+            memory::pod_target(env, params, args)
+        }
         m::XENMEM_MEMORY_MAP => {
             let Ok(arg_map) = read_struct::<m::XenMemoryMap>(env, arg) else {
                 return done(EFAULT);
@@ -672,7 +701,7 @@ mod tests {
     use core::mem::size_of;
 
     /// Guest memory where virtual = physical = an index into a Vec.
-    struct Fake {
+    pub(super) struct Fake {
         mem: Vec<u8>,
         shared_info: Option<u64>,
         notified: u32,
@@ -681,7 +710,7 @@ mod tests {
         st: Option<XenState>,
         now: u64,
         /// Added to the clock at every `now_ns` (time passing inside a hypercall).
-        step: u64,
+        pub(super) step: u64,
         elapsed: core::cell::Cell<u64>,
         /// A guest that maps the top page of its address space (bytes 0xe000.. of `mem`) as
         /// well as page 0, and whose accesses wrap from one to the other as a CPU's do.
@@ -691,10 +720,12 @@ mod tests {
         if_enabled: bool,
         grant_frames: Vec<(u32, u64)>,
         vcpu_info_at: Option<(u64, u32)>,
+        /// The domain's physical map and page counts.
+        pub(super) physmap: memory::tests::FakePhysmap,
     }
 
     impl Fake {
-        fn new() -> Self {
+        pub(super) fn new() -> Self {
             Self {
                 mem: vec![0; 0x10000],
                 shared_info: None,
@@ -709,6 +740,7 @@ mod tests {
                 if_enabled: true,
                 grant_frames: Vec::new(),
                 vcpu_info_at: None,
+                physmap: memory::tests::FakePhysmap::new(),
                 e820: vec![
                     E820Entry {
                         addr: 0,
@@ -723,14 +755,14 @@ mod tests {
                 ],
             }
         }
-        fn put(&mut self, va: u64, data: &[u8]) {
+        pub(super) fn put(&mut self, va: u64, data: &[u8]) {
             self.mem[va as usize..va as usize + data.len()].copy_from_slice(data);
         }
-        fn get(&self, va: u64, len: usize) -> &[u8] {
+        pub(super) fn get(&self, va: u64, len: usize) -> &[u8] {
             &self.mem[va as usize..va as usize + len]
         }
         /// Places a padding-free `abi` struct at `va`.
-        fn put_struct<T: Unpadded>(&mut self, va: u64, value: &T) {
+        pub(super) fn put_struct<T: Unpadded>(&mut self, va: u64, value: &T) {
             self.put(va, value.as_bytes());
         }
         /// The `abi` struct at `va`, read back typed.
@@ -740,6 +772,17 @@ mod tests {
         /// Where the fake's grant entry `gref` lives.
         fn entry_va(gref: u32) -> u64 {
             args::element_va::<g::GrantEntryV1>(0x8000, u64::from(gref)).unwrap()
+        }
+    }
+
+    impl Fake {
+        /// The domain's Xen state between calls.
+        pub(super) fn st(&self) -> Option<&XenState> {
+            self.st.as_ref()
+        }
+        /// The domain's Xen state between calls, to change.
+        pub(super) fn st_mut(&mut self) -> Option<&mut XenState> {
+            self.st.as_mut()
         }
     }
 
@@ -838,6 +881,18 @@ mod tests {
             self.grant_frames.push((idx, gfn));
             Ok(())
         }
+        fn reservation(&self) -> memory::Reservation {
+            self.physmap.reservation()
+        }
+        fn remove_page(&mut self, gfn: u64) -> Result<(), XenErrno> {
+            self.physmap.remove(gfn)
+        }
+        fn populate(&mut self, gfn: Option<u64>, order: u32, below: u64) -> Result<(), XenErrno> {
+            self.physmap.populate(gfn, order, below)
+        }
+        fn max_ram_page(&self) -> u64 {
+            memory::tests::HOST_MAX_PAGE
+        }
     }
 
     /// No other domU exists in these tests.
@@ -922,7 +977,7 @@ mod tests {
         call5(f, u64::from(op), [a0, a1, 0, 0, 0])
     }
 
-    fn call5(f: &mut Fake, op: u64, args: [u64; 5]) -> Outcome {
+    pub(super) fn call5(f: &mut Fake, op: u64, args: [u64; 5]) -> Outcome {
         let mut st = f.st.take().unwrap_or_else(|| XenState::new(1));
         let o = dispatch(f, &P, &mut st, op, args);
         f.st = Some(st);
@@ -1091,7 +1146,8 @@ mod tests {
         assert_eq!(f.shared_info, Some(0x1234));
         f.put_struct(0x400, &add_to_physmap(7, shared_info, 0, 0x1234));
         assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, -3);
-        let o = call(&mut f, x::HYPERVISOR_MEMORY_OP, 1, 0x400);
+        // XENMEM_exchange is not implemented.
+        let o = call(&mut f, x::HYPERVISOR_MEMORY_OP, 11, 0x400);
         assert!(!o.implemented && o.ret == -38);
     }
 

@@ -168,8 +168,32 @@
 //!   answer `-EFAULT` (not implemented).
 //! - No LAPIC for the guest (Xen emulates one for a PVH domU), so CPUID hides APIC, x2APIC
 //!   and the TSC-deadline timer, which Xen offers; an access to its page crashes the domain
-//!   (see the item on memory outside RAM). Not in this list's scope yet either: ballooning
-//!   (`XENMEM_increase/decrease_reservation`).
+//!   (see the item on memory outside RAM).
+//! - Ballooning ([`hypercall::memory`]): `XENMEM_decrease_reservation`, `populate_physmap`
+//!   and `increase_reservation` take Xen 4.17's checks and answers for a domU (order 9 at
+//!   most, the count of extents done, the start extent for a refused request, continuations
+//!   with `MEMOP_EXTENT_SHIFT`, `max_pages` as the ceiling, a populated extent that cannot be
+//!   mapped kept and counted, the page a populate maps over kept and counted, the page
+//!   `XENMEM_add_to_physmap` maps over given back, another domain's page mapped through a
+//!   grant refused to a decrease and crashing the domain that populates over it, a page
+//!   another domain maps kept until both are done with it); `current_reservation`,
+//!   `maximum_reservation`, `maximum_ram_page` (hv's host) and the PoD target queries
+//!   (refused) answer as Xen's. `max_pages` is `memory` plus 1 MiB as xl sets it (`maxmem`
+//!   must equal `memory` on hv): 33024 for 128 MiB on both. `tot_pages` counts the domain's
+//!   RAM and its console and xenstore pages; Xen's toolstack populates more (its other
+//!   special pages, the ACPI tables): the `balloon` group's start saw 32769 on hv and 32784
+//!   on stock Xen.
+//!   A ballooned-out page goes back to hv's frame allocator if it joins a free range, or
+//!   takes a range of its own while half the allocator's table of 32 ranges stays unused
+//!   (kept for teardowns); otherwise the domain keeps it as a spare, uncounted, for its next
+//!   populate, and it is freed at teardown (so pages ballooned out in an order that never
+//!   touches free memory reach other domains only then). A page the domain gave back while
+//!   another domain mapped it, or while its `vcpu_info` was on it, stays counted until the
+//!   domain ends (Xen counts it until the last reference goes). A request with address bits below the host's is served only from frames
+//!   already below them (Xen allocates there). A domain's record of frames outside its RAM
+//!   block holds at most 1024 runs (a populate that needs more fails, as for no memory).
+//!   Reading a ballooned-out page crashes the domain (see the nested page fault item).
+//!   `XENMEM_exchange`, `maximum_gpfn` and populate-on-demand are not implemented.
 #![cfg_attr(target_os = "none", no_std)]
 
 extern crate alloc;

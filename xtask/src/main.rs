@@ -36,8 +36,9 @@ Commands:
                 the HTTP load check instead of 2,000)
   hv-test       build hv and pvguest, boot them under QEMU: selftest=platform, selftest=boot
                 with an injected failure that must be caught, an ELF32 copy of pvguest, a
-                probe of MSR and CR4 answers, selftest=hostile-bounds, then selftest=xs-quota
-                (lines prefixed `xs-quota: `); print TEST/FACT/RESULT/HOST and hv's COUNTER
+                probe of MSR and CR4 answers, selftest=hostile-bounds, selftest=xs-quota
+                (lines prefixed `xs-quota: `), selftest=balloon (lines prefixed `balloon: `),
+                then two multi-domain boots; print TEST/FACT/RESULT/HOST and hv's COUNTER
                 lines, end with `N passed, M failed`
   hv-run        boot any PVH ELF (32- or 64-bit) on hv and print its lines; exit 0 only if
                 the guest powered off (QEMU exit 33). Options: --guest <elf> (default: pvguest),

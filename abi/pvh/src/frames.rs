@@ -282,6 +282,21 @@ impl FrameAllocator {
     /// table ([`MAX_RANGES`]) is full, it is refused ([`FreeError::TableFull`]) and its bytes
     /// are counted in [`Self::leaked_bytes`], never written over another range.
     pub fn free(&mut self, start: u64, bytes: u64) -> Result<(), FreeError> {
+        self.give_back(start, bytes, None)
+    }
+
+    /// As [`Self::free`], except that a run that needs a range of its own is refused
+    /// ([`FreeError::TableFull`]) unless `keep` slots of the range table stay unused after
+    /// it, and is then not counted leaked: the caller keeps it and may offer it again later
+    /// (hv, for a page a domain balloons out while its neighbours are in use, leaving room
+    /// for the runs other domains give back when they end). A run that merges is taken.
+    pub fn free_if_room(&mut self, start: u64, bytes: u64, keep: usize) -> Result<(), FreeError> {
+        self.give_back(start, bytes, Some(keep))
+    }
+
+    /// Gives a run back; `keep`: `None` counts a run the table cannot hold as leaked,
+    /// `Some(k)` refuses a new range that would leave fewer than `k` slots.
+    fn give_back(&mut self, start: u64, bytes: u64, keep: Option<usize>) -> Result<(), FreeError> {
         if bytes == 0 {
             return Err(FreeError::ZeroSize);
         }
@@ -309,8 +324,11 @@ impl FrameAllocator {
             (Some(b), None) => self.free.ranges[b].end = end,
             (None, Some(a)) => self.free.ranges[a].start = start,
             (None, None) => {
-                if self.free.len >= MAX_RANGES {
-                    self.leaked = self.leaked.saturating_add(bytes);
+                let limit = MAX_RANGES.saturating_sub(keep.unwrap_or(0));
+                if self.free.len >= limit {
+                    if keep.is_none() {
+                        self.leaked = self.leaked.saturating_add(bytes);
+                    }
                     return Err(FreeError::TableFull { start, bytes });
                 }
                 self.free.push(PhysRange { start, end });
@@ -656,6 +674,69 @@ mod tests {
         // A run touching a free range still merges.
         assert_eq!(a.free(base + FRAME_SIZE, FRAME_SIZE), Ok(()));
         assert_eq!(a.free.as_slice().len(), MAX_RANGES - 1);
+    }
+
+    /// `free_if_room` refuses what `free` refuses, but a full table leaks nothing: the caller
+    /// keeps the run and can give it back once it touches a free range; slots asked to stay
+    /// unused stay unused, though a run that merges is still taken.
+    #[test]
+    fn free_if_room_into_a_full_table_is_refused_and_not_counted() {
+        let frames = 2 * MAX_RANGES as u64 + 2;
+        let mut a = FrameAllocator::new(FreeRanges::compute(
+            &[ram(MIB, frames * FRAME_SIZE)],
+            &[],
+            u64::MAX,
+        ));
+        let base = a.allocate(frames).unwrap();
+        for i in 0..MAX_RANGES as u64 {
+            assert_eq!(
+                a.free_if_room(base + 2 * i * FRAME_SIZE, FRAME_SIZE, 0),
+                Ok(())
+            );
+        }
+        let lone = base + 2 * MAX_RANGES as u64 * FRAME_SIZE + FRAME_SIZE;
+        let free_before = a.free_bytes();
+        assert_eq!(
+            a.free_if_room(lone, FRAME_SIZE, 0),
+            Err(FreeError::TableFull {
+                start: lone,
+                bytes: FRAME_SIZE
+            })
+        );
+        assert_eq!((a.free_bytes(), a.leaked_bytes()), (free_before, 0));
+        assert_eq!(
+            a.free_if_room(base, FRAME_SIZE, 0),
+            Err(FreeError::AlreadyFree {
+                start: base,
+                bytes: FRAME_SIZE
+            })
+        );
+        assert_eq!(a.free_if_room(base + FRAME_SIZE, FRAME_SIZE, 0), Ok(()));
+        assert_eq!(a.free_bytes(), free_before + FRAME_SIZE);
+
+        let mut a = FrameAllocator::new(FreeRanges::compute(
+            &[ram(MIB, frames * FRAME_SIZE)],
+            &[],
+            u64::MAX,
+        ));
+        let base = a.allocate(frames).unwrap();
+        for i in 0..MAX_RANGES as u64 - 4 {
+            assert_eq!(
+                a.free_if_room(base + 2 * i * FRAME_SIZE, FRAME_SIZE, 4),
+                Ok(())
+            );
+        }
+        let next = base + 2 * (MAX_RANGES as u64 - 4) * FRAME_SIZE;
+        assert_eq!(
+            a.free_if_room(next, FRAME_SIZE, 4),
+            Err(FreeError::TableFull {
+                start: next,
+                bytes: FRAME_SIZE
+            })
+        );
+        assert_eq!(a.free_if_room(base + FRAME_SIZE, FRAME_SIZE, 4), Ok(()));
+        assert_eq!(a.free(next, FRAME_SIZE), Ok(()));
+        assert_eq!(a.leaked_bytes(), 0);
     }
 
     /// A frame's state in the allocate/free model.

@@ -6,7 +6,42 @@ use crate::frames::{FRAME_SIZE, FrameAllocator, FrameError};
 use crate::guest::phys::{GuestPhys, PAGE_SIZE, PhysError};
 use crate::npt::{Npt, NptError, TableMemory, TablePool};
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use pvh::boot::IDENTITY_MAP_BYTES;
+use pvh::boot_info::{MemoryRegion, RegionKind};
+
+/// Xen's `max_page`: one more than the host's highest RAM frame (set once at boot).
+static MAX_RAM_PAGE: AtomicU64 = AtomicU64::new(0);
+
+/// Records the host's `max_page` from its memory map.
+pub fn set_max_ram_page(memmap: &[MemoryRegion]) {
+    let end = memmap
+        .iter()
+        .filter(|r| r.kind == RegionKind::Ram)
+        .map(MemoryRegion::end)
+        .max()
+        .unwrap_or(0);
+    MAX_RAM_PAGE.store(end.div_ceil(FRAME_SIZE), Ordering::Relaxed);
+}
+
+/// The host's `max_page` ([`set_max_ram_page`]).
+pub fn max_ram_page() -> u64 {
+    MAX_RAM_PAGE.load(Ordering::Relaxed)
+}
+
+/// Slots of the allocator's range table ballooning leaves unused, for the runs domains give
+/// back when they end.
+const RANGES_KEPT_FOR_TEARDOWN: usize = 16;
+
+/// Gives the frame at `hpa`, which the domain gave up, back to hv's allocator if it merges
+/// with free memory or the allocator's range table has room to spare
+/// (it leaves half the table unused, for teardowns); `false` if the caller keeps it.
+pub fn free_frame(frames: &mut FrameAllocator, hpa: u64) -> bool {
+    frames
+        .free_if_room(hpa, FRAME_SIZE, RANGES_KEPT_FOR_TEARDOWN)
+        .is_ok()
+}
 
 /// Zeroes `bytes` at host-physical `pa`.
 ///

@@ -218,6 +218,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
             "{domains} domain configs given: hv runs at most {DOMAINS_MAX}"
         ));
     }
+    super::memory::set_max_ram_page(info.memmap());
     let free = FreeRanges::compute(info.memmap(), &reserved, IDENTITY_MAP_BYTES);
     let mut frames = FrameAllocator::new(free);
     let heap = heap_bytes(domains.max(1));

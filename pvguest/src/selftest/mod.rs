@@ -7,6 +7,8 @@ pub mod report;
 pub mod vector;
 
 #[cfg(target_os = "none")]
+pub mod balloon;
+#[cfg(target_os = "none")]
 pub mod blk;
 #[cfg(target_os = "none")]
 pub mod boot;

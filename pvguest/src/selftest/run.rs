@@ -32,6 +32,8 @@ pub fn run(opts: &Options<'_>) -> Outcome {
             // Not part of `platform`: its answers differ from stock Xen's where Xen's own
             // bounds are tighter (see the module).
             "hostile-bounds" => super::hostile_bounds::run(&mut rep),
+            // Not in `platform`: it gives pages back to the hypervisor and takes them again.
+            "balloon" => super::balloon::run(&mut rep),
             // Not in `platform`: spins with interrupts off for `spin-secs=` seconds, to be
             // run beside other domains on hv.
             "spin" => super::spin::run(&mut rep, opts),

@@ -14,7 +14,9 @@
 //! `selftest=hostile-bounds` (issue 22's hostile calls, answered as Xen answers them), which
 //! also needs hv's nested tables to have stayed inside the domain's paging pool;
 //! `selftest=xs-quota`, a guest flooding xenstore past C xenstored's quotas (its lines
-//! printed with an `xs-quota: ` prefix); then two boots of a domain archive written from
+//! printed with an `xs-quota: ` prefix); `selftest=balloon`, a guest giving pages back and
+//! taking them again (its lines prefixed `balloon: `, with `HOST hv-balloon-run` and `HOST
+//! hv-balloon-teardown`: every frame back after the ballooning); then two boots of a domain archive written from
 //! generated configs: two guests running the `platform` group side by side (`HOST
 //! hv-two-domains`, each domain's `TEST` lines a unit of their own as `hv two-domains
 //! <name>/<line>`), and the `platform` group beside a guest spinning 5 s with interrupts off
@@ -53,6 +55,8 @@ const ELF32_CMDLINE: &str = "selftest=boot";
 const HOSTILE_CMDLINE: &str = "selftest=hostile-bounds";
 /// The guest command line of the quota boot.
 const QUOTA_CMDLINE: &str = "selftest=xs-quota";
+/// The guest command line of the ballooning boot.
+const BALLOON_CMDLINE: &str = "selftest=balloon";
 /// `hv`'s options in the test boots (none: the defaults).
 const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
@@ -174,11 +178,13 @@ fn explain_failure(booted: &qemu::Booted) {
 /// caught), an ELF32 copy of the guest and the MSR/CR4 probe (one unit each), then
 /// [`HOSTILE_CMDLINE`] (one unit per `TEST` line, `HOST hv-run` and `HOST hv-paging-pool`;
 /// `HOST hv-run` is `HOST hv-run-hostile-bounds` there), then [`QUOTA_CMDLINE`] (one unit per
-/// `TEST` and `HOST` line), then the two domain-archive boots ([`TWO_DOMAINS`]: one unit per
-/// domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]: `HOST hv-spinner`), then the
-/// pair boot ([`PAIR`]: one unit per side's `TEST` line and `HOST hv-pair`; a harness error
-/// there is one failed unit). Returns the guest's lines of the first boot followed by both
-/// pair sides' `TEST` and `FACT` lines, for the comparison with stock Xen.
+/// `TEST` and `HOST` line), then [`BALLOON_CMDLINE`] (one unit per `TEST` line, `HOST
+/// hv-balloon-run` and `HOST hv-balloon-teardown`), then the two domain-archive boots
+/// ([`TWO_DOMAINS`]: one unit per domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]:
+/// `HOST hv-spinner`), then the pair boot ([`PAIR`]: one unit per side's `TEST` line and
+/// `HOST hv-pair`; a harness error there is one failed unit). Returns the guest's lines of
+/// the first boot followed by both pair sides' `TEST` and `FACT` lines, for the comparison
+/// with stock Xen.
 /// `Err` only for harness errors.
 pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let hv = build_hv()?;
@@ -336,6 +342,48 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     for (ok, line) in &verdict.host {
         println!("xs-quota: {line}");
         tally.record(*ok, format!("hv xs-quota: {line}"));
+        all_ok &= ok;
+    }
+    if !all_ok {
+        explain_failure(&booted);
+    }
+
+    let booted = boot(
+        "hv-test",
+        &hv,
+        Module::Elf(&guest, BALLOON_CMDLINE),
+        "hv-balloon",
+        timeout,
+        |_| {},
+    )?;
+    let mut verdict = serial::judge_selftest(&booted.transcript, &booted.end);
+    if let Some(line) = booted
+        .transcript
+        .hv
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("hv: d1 teardown: "))
+    {
+        println!("balloon: {line}");
+    }
+    // Every frame back, the ballooned-out and populated ones included.
+    verdict
+        .host
+        .push(serial::judge_teardown(&booted.transcript));
+    for (_, line) in &mut verdict.host {
+        *line = line.replacen("HOST hv-", "HOST hv-balloon-", 1);
+    }
+    let mut all_ok = true;
+    for line in &verdict.shown {
+        println!("balloon: {line}");
+    }
+    for test in &verdict.tests {
+        tally.record(test.ok, format!("hv balloon: {}", test.line));
+        all_ok &= test.ok;
+    }
+    for (ok, line) in &verdict.host {
+        println!("balloon: {line}");
+        tally.record(*ok, format!("hv balloon: {line}"));
         all_ok &= ok;
     }
     if !all_ok {

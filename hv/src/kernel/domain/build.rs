@@ -12,6 +12,7 @@ use crate::dom0::toolstack::{self, Ring};
 use crate::frames::{FRAME_SIZE, FrameError};
 use crate::guest::phys::PAGE_SIZE;
 use crate::hvlog;
+use crate::hypercall::memory::{Ledger, MAXMEM_SLACK_PAGES};
 use crate::hypercall::{DOM0_CONSOLE_PORT, DOM0_STORE_PORT, DomainParams, XenState};
 use crate::layout;
 use crate::npt::Npt;
@@ -283,11 +284,16 @@ impl Domain {
             spec: spec_index,
             free_before_build,
             owned: Owned {
-                ram: (ram, ram_bytes),
                 console,
                 store,
                 shared_info,
                 vmcb: vmcb_pa,
+            },
+            // Xen counts the console and xenstore pages as the domain's; xl's max_pages is
+            // the memory and 1 MiB (`maxmem` is `memory` on hv).
+            ledger: {
+                let pages = ram_bytes / PAGE_SIZE;
+                Ledger::new(ram, pages, 2, pages + MAXMEM_SLACK_PAGES)
             },
             mem,
             vmcb,

@@ -8,7 +8,9 @@ use crate::frames::{FRAME_SIZE, FrameAllocator};
 use crate::grant::{self, Foreign, Frame, GrantEnv};
 use crate::guest::phys::{GuestPhys, PAGE_SIZE};
 use crate::guest::walk::{self, PagingState};
+use crate::hypercall::memory::{Ledger, Reservation};
 use crate::hypercall::{GuestFault, HypercallEnv};
+use crate::npt::GPA_LIMIT;
 use crate::time::Clock;
 use crate::xen_errno::{XenErrno, xen_errno};
 use abi::grant_table::GrantEntryV1;
@@ -16,7 +18,7 @@ use abi::memory::E820Entry;
 use abi::wire::Plain;
 
 use super::super::console::Console;
-use super::super::memory::{DomainMemory, alloc_zeroed};
+use super::super::memory::{self, DomainMemory, TableReader, alloc_zeroed, zero};
 use super::Domain;
 
 /// Offsets in the shared_info page (vCPU 0's `vcpu_info` is at its start).
@@ -182,6 +184,8 @@ pub(super) struct Env<'a> {
     /// The guest's IF is set and it is outside an interrupt shadow, and it has a
     /// callback vector: an upcall would be delivered at once.
     pub(super) upcall_open: bool,
+    /// The frames the domain owns and its page count.
+    pub(super) ledger: &'a mut Ledger,
     /// The other domains (the calling domain's slot is empty meanwhile).
     pub(super) peers: &'a mut [Option<alloc::boxed::Box<Domain>>],
     /// Frames of dead domains that mappings still hold.
@@ -241,6 +245,38 @@ impl Env<'_> {
     }
 }
 
+impl Env<'_> {
+    /// The host frame mapped at guest frame `gfn`, if any.
+    fn frame_at(&self, gfn: u64) -> Option<u64> {
+        let gpa = gfn.checked_mul(PAGE_SIZE)?;
+        let t = self.mem.npt.translate(&TableReader, gpa)?;
+        Some(t.hpa & !(PAGE_SIZE - 1))
+    }
+
+    /// Frame `hpa` no longer appears in the guest's physical map (Xen's
+    /// `guest_remove_page`, also on the page `XENMEM_add_to_physmap` replaces): it goes back
+    /// to hv unless something still holds it (the page of the registered `vcpu_info` or a
+    /// page another domain maps through a grant, as Xen's references keep them; special pages
+    /// the ledger does not own). The ledger counts it.
+    fn release(&mut self, hpa: u64) {
+        if hpa == *self.vcpu_info & !(PAGE_SIZE - 1) {
+            return;
+        }
+        // Another domain maps it through a grant: it stays until the domain ends (and then
+        // is held until the last unmap, as Xen's mapping reference keeps the page).
+        let mapped_elsewhere = self
+            .peers
+            .iter()
+            .flatten()
+            .any(|d| d.xen.maptrack.iter().any(|m| m.foreign.frame == hpa));
+        if mapped_elsewhere {
+            return;
+        }
+        let frames = &mut *self.frames;
+        self.ledger.release(hpa, |f| memory::free_frame(frames, f));
+    }
+}
+
 impl HypercallEnv for Env<'_> {
     fn map_foreign(&mut self, gfn: u64, f: &Foreign) -> Result<(), i16> {
         const ERR: i16 = abi::grant_table::GNTST_GENERAL_ERROR;
@@ -288,11 +324,15 @@ impl HypercallEnv for Env<'_> {
         }
         let enomem = xen_errno(abi::errno::XEN_ENOMEM);
         let old = self.shared_info_gfn.map(|o| o * PAGE_SIZE);
+        let replaced = self.frame_at(gfn).filter(|&f| f != self.shared_info);
         let (npt, mut t) = self.mem.tables();
         // The new mapping first: without a table page for it, the old one stays.
         npt.remap_4k(&mut t, old, gpa, self.shared_info, true)
             .map_err(|_| enomem)?;
         *self.shared_info_gfn = Some(gfn);
+        if let Some(f) = replaced {
+            self.release(f);
+        }
         Ok(())
     }
 
@@ -326,11 +366,7 @@ impl HypercallEnv for Env<'_> {
         // get_page_from_gfn: a writable page of the domain (RAM or a page hv gave it).
         let t = gfn
             .checked_mul(PAGE_SIZE)
-            .and_then(|gpa| {
-                self.mem
-                    .npt
-                    .translate(&super::super::memory::TableReader, gpa)
-            })
+            .and_then(|gpa| self.mem.npt.translate(&TableReader, gpa))
             .filter(|t| t.writable)
             .ok_or(einval)?;
         let new = t.hpa + u64::from(offset);
@@ -359,13 +395,91 @@ impl HypercallEnv for Env<'_> {
         }
         let host = *slot;
         let gpa = gfn.checked_mul(PAGE_SIZE).ok_or(einval)?;
+        let replaced = self.frame_at(gfn).filter(|&f| f != host);
         let (npt, mut t) = self.mem.tables();
         npt.remap_4k(&mut t, old.map(|o| o * PAGE_SIZE), gpa, host, true)
             .map_err(|_| enomem)?;
         if *self.shared_info_gfn == Some(gfn) {
             *self.shared_info_gfn = None;
         }
+        if let Some(f) = replaced {
+            self.release(f);
+        }
         Ok(())
+    }
+
+    fn reservation(&self) -> Reservation {
+        Reservation {
+            tot_pages: self.ledger.tot_pages(),
+            max_pages: self.ledger.max_pages(),
+        }
+    }
+
+    fn remove_page(&mut self, gfn: u64) -> Result<(), XenErrno> {
+        let hpa = self
+            .frame_at(gfn)
+            .ok_or(xen_errno(abi::errno::XEN_ENOENT))?;
+        let (npt, mut t) = self.mem.tables();
+        // frame_at translated gfn * PAGE_SIZE: it does not overflow.
+        npt.unmap_4k(&mut t, gfn * PAGE_SIZE)
+            .map_err(|_| xen_errno(abi::errno::XEN_ENOMEM))?;
+        if *self.shared_info_gfn == Some(gfn) {
+            *self.shared_info_gfn = None;
+        }
+        self.release(hpa);
+        Ok(())
+    }
+
+    fn populate(&mut self, gfn: Option<u64>, order: u32, below: u64) -> Result<(), XenErrno> {
+        let enomem = xen_errno(abi::errno::XEN_ENOMEM);
+        let pages = 1u64.checked_shl(order).ok_or(enomem)?;
+        let bytes = pages.checked_mul(FRAME_SIZE).ok_or(enomem)?;
+        let spare = if pages == 1 && below == u64::MAX {
+            self.ledger.reuse_spare()
+        } else {
+            None
+        };
+        let hpa = match spare {
+            Some(f) => {
+                // SAFETY: a spare frame is the domain's, mapped nowhere and held by nothing
+                // in hv (the ledger's contract), identity mapped like every frame hv owns.
+                unsafe { zero(f, FRAME_SIZE) };
+                f
+            }
+            None => {
+                let pa = alloc_zeroed(self.frames, bytes, bytes).map_err(|_| enomem)?;
+                if pa.saturating_add(bytes) > below || !self.ledger.add(pa, pages) {
+                    if let Err(e) = self.frames.free(pa, bytes) {
+                        crate::hvlog!("populate: {pa:#x}+{bytes:#x} not given back: {e:?}");
+                    }
+                    return Err(enomem);
+                }
+                pa
+            }
+        };
+        let Some(gfn) = gfn else {
+            return Ok(());
+        };
+        // From here the frames are the domain's, counted, whether or not they get mapped
+        // (Xen's populate_physmap keeps an extent it could not add to the physical map).
+        let gpa = gfn
+            .checked_mul(PAGE_SIZE)
+            .filter(|g| g.checked_add(bytes).is_some_and(|end| end <= GPA_LIMIT))
+            .ok_or(xen_errno(abi::errno::XEN_EINVAL))?;
+        let (npt, mut t) = self.mem.tables();
+        npt.map_range(&mut t, gpa, hpa, bytes, true)
+            .map_err(|_| enomem)?;
+        if self
+            .shared_info_gfn
+            .is_some_and(|s| s.wrapping_sub(gfn) < pages)
+        {
+            *self.shared_info_gfn = None;
+        }
+        Ok(())
+    }
+
+    fn max_ram_page(&self) -> u64 {
+        memory::max_ram_page()
     }
 }
 

@@ -269,6 +269,7 @@ impl Domain {
             grant_frames: &mut self.grant_frames,
             clock: &self.clock,
             upcall_open,
+            ledger: &mut self.ledger,
             peers,
             held: &mut host.held,
         };

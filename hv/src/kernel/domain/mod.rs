@@ -78,8 +78,6 @@ pub enum Ending {
 /// The host frames hv took for a domain outside its paging pool and grant frames, each
 /// given back at teardown.
 struct Owned {
-    /// The domain's RAM: `(base, bytes)`.
-    ram: (u64, u64),
     /// The console ring's page.
     console: u64,
     /// The xenstore ring's page.
@@ -108,6 +106,8 @@ pub struct Domain {
     pub free_before_build: u64,
     /// The frames taken for the domain besides its pool and grant frames.
     owned: Owned,
+    /// Its RAM and the frames it was given since, and its page count.
+    ledger: crate::hypercall::memory::Ledger,
     mem: DomainMemory,
     vmcb: &'static mut Vmcb,
     /// Host-physical address of the VMCB.
@@ -254,17 +254,17 @@ impl Domain {
         Some(Ending::Crashed(why))
     }
 
-    /// Gives back every host frame taken for the domain: its RAM, the console, xenstore and
-    /// shared_info pages, the VMCB, the XSAVE area, the grant frames and the paging pool's
-    /// block (every nested table with it). A run the allocator refuses is logged and not
-    /// counted.
+    /// Gives back every host frame taken for the domain: its RAM less the pages it gave back
+    /// (ballooned out) and the frames it was given since, each once (its ledger's runs), the
+    /// console, xenstore and shared_info pages, the VMCB, the XSAVE area, the grant frames and
+    /// the paging pool's block (every nested table with it). A run the allocator refuses is
+    /// logged and not counted.
     ///
     /// The domain must not run afterwards, nor its console or store rings be touched (their
     /// pages are free again): the machine drops it right after.
     pub fn teardown(&mut self, frames: &mut FrameAllocator, held: &[u64]) -> Teardown {
         let o = &self.owned;
         let runs = [
-            o.ram,
             (o.console, FRAME_SIZE),
             (o.store, FRAME_SIZE),
             (o.shared_info, FRAME_SIZE),
@@ -274,7 +274,15 @@ impl Domain {
         ];
         let mut frames_back = 0u64;
         let grants = self.grant_frames.iter().map(|&g| (g, FRAME_SIZE));
-        for (start, bytes) in runs.into_iter().chain(grants) {
+        if self.ledger.spares() > 0 {
+            hvlog!(
+                "d{}: {} ballooned-out frames kept as spares (no room in hv's free-range table), given back now",
+                self.domid(),
+                self.ledger.spares()
+            );
+        }
+        let memory = self.ledger.runs();
+        for (start, bytes) in memory.into_iter().chain(runs).chain(grants) {
             if start == 0 {
                 continue; // a grant frame never allocated
             }

@@ -67,3 +67,87 @@ unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), Hypercal
     }?)?;
     Ok(())
 }
+
+/// A reservation operation (`XENMEM_increase_reservation`, `decrease_reservation` or
+/// `populate_physmap`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReservationOp {
+    /// Give the domain more pages (placed nowhere in a translated guest's physical map).
+    Increase,
+    /// Remove the extents at the guest frames listed.
+    Decrease,
+    /// Put fresh pages at the guest frames listed.
+    Populate,
+}
+
+/// `XENMEM_{increase,decrease}_reservation` / `populate_physmap` of `2^order`-page extents
+/// at the guest frames `extents` for domain `domid`, with `mem_flags`; Xen's raw answer
+/// (the number of extents done, or what it refused with).
+///
+/// # Safety
+/// For [`ReservationOp::Decrease`] and [`ReservationOp::Populate`], every page of every
+/// extent must be one the kernel owns and does not touch until it is populated again (or
+/// lies outside its memory): Xen removes or replaces it, and its contents are gone.
+pub unsafe fn reservation_raw(
+    op: ReservationOp,
+    extents: &[u64],
+    order: u32,
+    mem_flags: u32,
+    domid: u16,
+) -> Result<i64, HypercallError> {
+    let cmd = match op {
+        ReservationOp::Increase => abi::memory::XENMEM_INCREASE_RESERVATION,
+        ReservationOp::Decrease => abi::memory::XENMEM_DECREASE_RESERVATION,
+        ReservationOp::Populate => abi::memory::XENMEM_POPULATE_PHYSMAP,
+    };
+    let r = abi::memory::XenMemoryReservation {
+        extent_start: extents.as_ptr() as u64,
+        nr_extents: extents.len() as u64,
+        extent_order: order,
+        mem_flags,
+        domid,
+    };
+    // SAFETY: `r` and the extent list are live and only read (a translated guest's list is
+    // never written); the caller guarantees the pages named.
+    unsafe { hypercall2(x::HYPERVISOR_MEMORY_OP, cmd.into(), ptr(&r)) }
+}
+
+/// `XENMEM_current_reservation` (`current`) or `maximum_reservation` of domain `domid`, with
+/// `start_extent` in the command's continuation bits (Xen insists on 0); Xen's raw answer
+/// (pages, or an errno).
+pub fn reservation_query(
+    current: bool,
+    domid: u16,
+    start_extent: u64,
+) -> Result<i64, HypercallError> {
+    let op = if current {
+        abi::memory::XENMEM_CURRENT_RESERVATION
+    } else {
+        abi::memory::XENMEM_MAXIMUM_RESERVATION
+    };
+    let arg = abi::memory::XenMemoryDomain { domid };
+    // SAFETY: `arg` is live and only read.
+    unsafe {
+        hypercall2(
+            x::HYPERVISOR_MEMORY_OP,
+            u64::from(op) | (start_extent << 6),
+            ptr(&arg),
+        )
+    }
+}
+
+/// `XENMEM_get_pod_target` for domain `domid`; Xen's raw answer (a domU is refused).
+pub fn get_pod_target(domid: u16) -> Result<i64, HypercallError> {
+    let mut arg = abi::memory::XenPodTarget {
+        domid,
+        ..Default::default()
+    };
+    // SAFETY: `arg` is live and writable; Xen writes at most the struct.
+    unsafe {
+        hypercall2(
+            x::HYPERVISOR_MEMORY_OP,
+            abi::memory::XENMEM_GET_POD_TARGET.into(),
+            ptr_mut(&mut arg),
+        )
+    }
+}
