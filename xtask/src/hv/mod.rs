@@ -19,11 +19,13 @@
 //! hv-two-domains`, each domain's `TEST` lines a unit of their own as `hv two-domains
 //! <name>/<line>`), and the `platform` group beside a guest spinning 5 s with interrupts off
 //! and a domain too big to build (`HOST hv-spinner`). Only the first boot's lines are
-//! compared with stock Xen.
+//! compared with stock Xen. Last, [`debug`]'s boots: `HOST gdb-attach` (gdb through QEMU's
+//! gdbstub, a breakpoint in the guest).
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines;
 //! `hv-run --config <xl.cfg> ...` boots the domains configs describe, side by side
 //! ([`config`]).
 pub mod config;
+mod debug;
 pub mod elf32;
 pub mod probe;
 pub mod qemu;
@@ -36,6 +38,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::build::{build_guest, build_hv, workspace_root};
+use crate::gdb::Gdb;
 use crate::tally::Tally;
 use serial::{EXIT_CRASH, EXIT_POWEROFF, Expect, Line, QemuEnd};
 
@@ -57,6 +60,8 @@ const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// The gdb boot's hard timeout (QEMU waits for gdb, which may never come).
+const GDB_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn hard_timeout(default: Duration) -> Result<Duration> {
     match std::env::var("PVXEN_TIMEOUT") {
@@ -99,6 +104,19 @@ fn boot(
     timeout: Duration,
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
+    boot_with(who, hv, module, label, timeout, None, on_line)
+}
+
+/// [`boot`], with QEMU's gdbstub when `gdb` is given.
+fn boot_with(
+    who: &str,
+    hv: &Path,
+    module: Module<'_>,
+    label: &str,
+    timeout: Duration,
+    gdb: Option<Gdb>,
+    on_line: impl FnMut(&Line),
+) -> Result<qemu::Booted> {
     let (guest, guest_cmdline, memory_mib) = match module {
         Module::Elf(guest, cmdline) => {
             println!(
@@ -125,6 +143,7 @@ fn boot(
         memory_mib,
         run_dir: run_dir(label),
         timeout,
+        gdb,
     };
     let booted = qemu::boot(&b, on_line)?;
     println!(
@@ -371,6 +390,9 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
         println!("hv-spinner: {name}/{}", test.line);
     }
     record_domains(tally, &booted, &verdict);
+
+    // Debugging (issue 34): gdb through QEMU's gdbstub.
+    debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;
     Ok(guest_lines)
 }
 
@@ -490,8 +512,8 @@ fn record_domains(
 
 /// `cargo xtask hv-run --help`.
 pub const RUN_HELP: &str = "\
-cargo xtask hv-run [--guest <elf>] [--cmdline <text>]
-cargo xtask hv-run --config <file> [--config <file> ...]
+cargo xtask hv-run [--guest <elf>] [--cmdline <text>] [--gdb[=PORT]] [--gdb-wait]
+cargo xtask hv-run --config <file> [--config <file> ...] [--gdb[=PORT]] [--gdb-wait]
 
 Boots hv under QEMU with its domains and prints their lines; exits 0 only if every domain
 powered off (QEMU exit 33).
@@ -513,6 +535,11 @@ powered off (QEMU exit 33).
                      Example: --config hv/examples/pvguest.cfg --config hv/examples/pvguest-b.cfg
 ";
 
+/// `hv-run --help`: [`RUN_HELP`] and the gdb options.
+fn run_help() -> String {
+    format!("{RUN_HELP}{}", crate::gdb::HELP)
+}
+
 /// The arguments of `hv-run`.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RunArgs {
@@ -524,11 +551,13 @@ pub struct RunArgs {
     pub configs: Vec<PathBuf>,
     /// `--help`.
     pub help: bool,
+    /// `--gdb[=PORT]`, `--gdb-wait`.
+    pub gdb: Option<Gdb>,
 }
 
 impl RunArgs {
-    /// Parses `--guest <elf>`, `--cmdline <text>`, `--config <file>` and `--help` (the words
-    /// after `hv-run`).
+    /// Parses `--guest <elf>`, `--cmdline <text>`, `--config <file>`, `--gdb[=PORT]`,
+    /// `--gdb-wait` and `--help` (the words after `hv-run`).
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut out = Self::default();
         let mut cmdline_given = false;
@@ -547,10 +576,11 @@ impl RunArgs {
                         .push(it.next().context("--config needs a path")?.into());
                 }
                 "--help" | "-h" => out.help = true,
+                other if crate::gdb::parse_arg(other, &mut out.gdb)? => {}
                 other => {
                     bail!(
                         "hv-run: unknown argument {other:?} (--guest <elf>, --cmdline <text>, \
-                         --config <file>; see --help)"
+                         --config <file>, --gdb[=PORT], --gdb-wait; see --help)"
                     )
                 }
             }
@@ -605,6 +635,20 @@ fn check_configs(paths: &[PathBuf]) -> std::result::Result<Vec<config::Boot>, Ex
     Err(ExitCode::from(2))
 }
 
+/// Prints how to attach gdb to hv and to each distinct guest kernel.
+fn print_gdb(hv: &Path, kernels: &[&Path], gdb: &Gdb) -> Result<()> {
+    let mut distinct: Vec<&Path> = Vec::new();
+    for k in kernels {
+        if !distinct.contains(k) {
+            distinct.push(k);
+        }
+    }
+    for line in crate::gdb::hv_instructions(hv, &distinct, gdb)? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 /// `cargo xtask hv-run`: boots `hv` with the guest, prints its lines as they arrive, and
 /// succeeds only on QEMU exit 33 (every domain powered off). With `--guest` (or nothing) the
 /// guest ELF is the module and its lines are printed without their `(d1) ` prefix; with
@@ -615,7 +659,7 @@ fn check_configs(paths: &[PathBuf]) -> std::result::Result<Vec<config::Boot>, Ex
 pub fn hv_run(args: &[String]) -> Result<ExitCode> {
     let args = RunArgs::parse(args)?;
     if args.help {
-        print!("{RUN_HELP}");
+        print!("{}", run_help());
         return Ok(ExitCode::SUCCESS);
     }
     let boots = if args.configs.is_empty() {
@@ -648,7 +692,11 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
             std::fs::write(&path, archive)
                 .with_context(|| format!("writing {}", path.display()))?;
             let module = Module::Archive(&path, config::qemu_memory_mib(boots));
-            boot("hv-run", &hv, module, "hv-run", timeout, show)?
+            if let Some(gdb) = &args.gdb {
+                let kernels: Vec<&Path> = boots.iter().map(|b| Path::new(&b.kernel)).collect();
+                print_gdb(&hv, &kernels, gdb)?;
+            }
+            boot_with("hv-run", &hv, module, "hv-run", timeout, args.gdb, show)?
         }
         None => {
             let guest = match args.guest {
@@ -657,7 +705,10 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
                 None => build_guest()?,
             };
             let module = Module::Elf(&guest, &args.cmdline);
-            boot("hv-run", &hv, module, "hv-run", timeout, show)?
+            if let Some(gdb) = &args.gdb {
+                print_gdb(&hv, &[&guest], gdb)?;
+            }
+            boot_with("hv-run", &hv, module, "hv-run", timeout, args.gdb, show)?
         }
     };
     if booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF)) {

@@ -1,0 +1,115 @@
+//! hv-test's debugging checks: `HOST gdb-attach` (QEMU's gdbstub, a breakpoint in the guest
+//! hit through hv).
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::serial::{EXIT_POWEROFF, QemuEnd};
+use super::{Module, boot_with, explain_failure};
+use crate::gdb::{Gdb, free_port, symbol_address};
+use crate::tally::Tally;
+
+/// The guest's command line in the gdb boot: the shortest group.
+const GDB_CMDLINE: &str = "selftest=boot";
+/// The guest's Rust entry (called by pvh's entry stub), where gdb breaks.
+const GUEST_ENTRY: &str = "pvguest::kernel_start";
+/// How long gdb may take to connect, hit the breakpoint and detach.
+const GDB_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `HOST gdb-attach ok|FAIL <why>`: boots `guest` (pvguest) on hv with `--gdb-wait` on a free
+/// port, runs `gdb -batch` on the guest's ELF with a breakpoint on its Rust entry taken only
+/// outside hv (CR3 not hv's), continues, and checks that the breakpoint was hit with the
+/// guest's CR3; gdb then detaches and the guest must run to its poweroff.
+pub(super) fn gdb_attach(
+    tally: &mut Tally,
+    hv: &Path,
+    guest: &Path,
+    timeout: Duration,
+) -> Result<()> {
+    crate::xen::packages::ensure_tools(&[("gdb", "gdb")])?;
+    let port = free_port()?;
+    let hv_cr3 = symbol_address(hv, "boot_pml4")?;
+    let guest_cr3 = symbol_address(guest, "boot_pml4")?;
+    let gdb = Gdb { port, wait: true };
+    let (hv_path, guest_path) = (hv.to_owned(), guest.to_owned());
+    // QEMU lives on this thread (its parent-death signal follows the thread that started it).
+    let qemu = std::thread::spawn(move || {
+        boot_with(
+            "hv-test",
+            &hv_path,
+            Module::Elf(&guest_path, GDB_CMDLINE),
+            "hv-gdb-attach",
+            timeout,
+            Some(gdb),
+            |_| {},
+        )
+    });
+    let started = Instant::now();
+    let mut child = Command::new("gdb")
+        .args(["-batch", "-nx", "-q"])
+        .arg(guest)
+        .args(["-ex", "set tcp connect-timeout 20"])
+        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
+        .args([
+            "-ex",
+            &format!("break {GUEST_ENTRY} if $cr3 != {hv_cr3:#x}"),
+        ])
+        .args(["-ex", "continue"])
+        .args(["-ex", "printf \"GDB-CR3 %#x\\n\", $cr3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting gdb (Debian's `gdb` package)")?;
+    let mut timed_out = false;
+    while child.try_wait()?.is_none() {
+        if started.elapsed() > GDB_TIMEOUT {
+            let _ = child.kill();
+            timed_out = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output()?;
+    let booted = qemu
+        .join()
+        .map_err(|_| anyhow::anyhow!("the QEMU thread panicked"))??;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let why = if timed_out {
+        Some(format!(
+            "gdb did not finish within {} s",
+            GDB_TIMEOUT.as_secs()
+        ))
+    } else if !text.contains(&format!("Breakpoint 1, {GUEST_ENTRY}")) {
+        Some(format!("the breakpoint on {GUEST_ENTRY} was not hit"))
+    } else if !text.contains(&format!("GDB-CR3 {guest_cr3:#x}")) {
+        Some(format!(
+            "the breakpoint was hit, but not with the guest's CR3 {guest_cr3:#x}"
+        ))
+    } else if booted.end != QemuEnd::Exited(Some(EXIT_POWEROFF)) {
+        Some(format!(
+            "the guest did not run on after gdb detached: {}",
+            booted.end.describe()
+        ))
+    } else {
+        None
+    };
+    let line = match &why {
+        None => "HOST gdb-attach ok".to_owned(),
+        Some(why) => format!("HOST gdb-attach FAIL {why}"),
+    };
+    println!("{line}");
+    tally.record(why.is_none(), line);
+    if why.is_some() {
+        for l in text
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+        {
+            println!("gdb| {l}");
+        }
+        explain_failure(&booted);
+    }
+    Ok(())
+}
