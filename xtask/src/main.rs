@@ -7,6 +7,7 @@ mod gates;
 mod gdb;
 mod hv;
 mod selftest;
+mod symbols;
 mod tally;
 #[cfg(test)]
 mod tidy;

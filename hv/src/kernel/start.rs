@@ -66,10 +66,20 @@ impl PhysRead for HostPhys {
     }
 }
 
-/// hv's CPU exception handler: the fault on the serial port, then QEMU stopped with hv's
-/// failure status.
+/// hv's CPU exception handler: the fault and its frame-pointer backtrace (`hv: BACKTRACE fault
+/// <rip> <return address>...`, resolved by xtask) on the serial port, then QEMU stopped with
+/// hv's failure status.
 fn fault(fault: &Fault<'_>) -> ! {
     let _ = writeln!(serial::Serial, "hv: EXCEPTION in hv: {fault}");
+    let mut returns = [0; pvh::backtrace::DEPTH_MAX];
+    let n = pvh::backtrace::walk_boot_stack(fault.frame.rbp, &mut returns);
+    let _ = write!(serial::Serial, "hv: ");
+    let _ = pvh::backtrace::write_line(
+        &mut serial::Serial,
+        "fault",
+        Some(fault.frame.rip),
+        returns.get(..n).unwrap_or(&[]),
+    );
     serial::exit_qemu(serial::EXIT_HV_FAILURE)
 }
 
@@ -349,5 +359,14 @@ pub fn fail(what: core::fmt::Arguments<'_>) -> ! {
 pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     x86_64::instructions::interrupts::disable();
     let _ = writeln!(serial::Serial, "hv: PANIC: {info}");
+    let mut returns = [0; pvh::backtrace::DEPTH_MAX];
+    let n = pvh::backtrace::walk_boot_stack(pvh::backtrace::current_rbp(), &mut returns);
+    let _ = write!(serial::Serial, "hv: ");
+    let _ = pvh::backtrace::write_line(
+        &mut serial::Serial,
+        "panic",
+        None,
+        returns.get(..n).unwrap_or(&[]),
+    );
     serial::exit_qemu(serial::EXIT_HV_FAILURE)
 }

@@ -35,6 +35,8 @@ pub fn run(opts: &Options<'_>) -> Outcome {
             // Not in `platform`: spins with interrupts off for `spin-secs=` seconds, to be
             // run beside other domains on hv.
             "spin" => super::spin::run(&mut rep, opts),
+            // Not in `platform`: faults on purpose, for the crash report's check.
+            "fault" => super::fault::run(),
             "blk" => {
                 crate::kernel::ensure_platform();
                 super::blk::run(&mut rep)

@@ -1,13 +1,13 @@
 //! hv-test's debugging checks: `HOST gdb-attach` (QEMU's gdbstub, a breakpoint in the guest
-//! hit through hv).
+//! hit through hv) and `HOST crash-symbols` (a guest's crash report resolved by xtask).
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::serial::{EXIT_POWEROFF, QemuEnd};
-use super::{Module, boot_with, explain_failure};
+use super::serial::{EXIT_CRASH, EXIT_POWEROFF, QemuEnd};
+use super::{Module, boot, boot_with, explain_failure};
 use crate::gdb::{Gdb, free_port, symbol_address};
 use crate::tally::Tally;
 
@@ -109,6 +109,75 @@ pub(super) fn gdb_attach(
         {
             println!("gdb| {l}");
         }
+        explain_failure(&booted);
+    }
+    Ok(())
+}
+
+/// The guest's command line of the crash boot.
+const FAULT_CMDLINE: &str = "selftest=fault";
+/// The function the crash report must name, and its file.
+const FAULT_FUNCTION: &str = "pvguest::selftest::fault::read_unmapped";
+const FAULT_FILE: &str = "pvguest/src/selftest/fault.rs:";
+
+/// `HOST crash-symbols ok|FAIL <why>`: boots `guest` with [`FAULT_CMDLINE`] (a read of an
+/// unmapped address), which must crash the domain (QEMU exit 35) after printing `EXCEPTION`
+/// and `BACKTRACE fault ...`; the backtrace resolved from the guest's ELF must name
+/// [`FAULT_FUNCTION`] in its file, and the callers after it.
+pub(super) fn crash_symbols(
+    tally: &mut Tally,
+    hv: &Path,
+    guest: &Path,
+    timeout: Duration,
+) -> Result<()> {
+    let booted = boot(
+        "hv-test",
+        hv,
+        Module::Elf(guest, FAULT_CMDLINE),
+        "hv-crash-symbols",
+        timeout,
+        |_| {},
+    )?;
+    let guest_lines = &booted.transcript.guest;
+    let exception = guest_lines.iter().find(|l| l.starts_with("EXCEPTION "));
+    let backtrace = guest_lines.iter().find(|l| l.starts_with("BACKTRACE "));
+    let resolved = backtrace
+        .and_then(|l| crate::symbols::Symbols::new(guest).resolve_line(l))
+        .unwrap_or_default();
+    for line in exception.iter().chain(backtrace.iter()) {
+        println!("{line}");
+    }
+    for line in &resolved {
+        println!("{line}");
+    }
+    let named = resolved
+        .iter()
+        .position(|l| l.contains(FAULT_FUNCTION) && l.contains(FAULT_FILE));
+    let why = if booted.end != QemuEnd::Exited(Some(EXIT_CRASH)) {
+        Some(format!(
+            "the domain did not crash: {}",
+            booted.end.describe()
+        ))
+    } else if exception.is_none() {
+        Some("no EXCEPTION line".to_owned())
+    } else if backtrace.is_none() {
+        Some("no BACKTRACE line".to_owned())
+    } else if named.is_none() {
+        Some(format!(
+            "the report does not name {FAULT_FUNCTION} in {FAULT_FILE}"
+        ))
+    } else if named.is_some_and(|i| i + 1 >= resolved.len()) {
+        Some(format!("the report has no caller of {FAULT_FUNCTION}"))
+    } else {
+        None
+    };
+    let line = match &why {
+        None => "HOST crash-symbols ok".to_owned(),
+        Some(why) => format!("HOST crash-symbols FAIL {why}"),
+    };
+    println!("{line}");
+    tally.record(why.is_none(), line);
+    if why.is_some() {
         explain_failure(&booted);
     }
     Ok(())

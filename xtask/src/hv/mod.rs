@@ -391,8 +391,9 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     }
     record_domains(tally, &booted, &verdict);
 
-    // Debugging (issue 34): gdb through QEMU's gdbstub.
+    // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
     debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;
+    debug::crash_symbols(tally, &hv, &guest, timeout)?;
     Ok(guest_lines)
 }
 
@@ -635,6 +636,38 @@ fn check_configs(paths: &[PathBuf]) -> std::result::Result<Vec<config::Boot>, Ex
     Err(ExitCode::from(2))
 }
 
+/// Resolves the `BACKTRACE` lines of a boot: hv's against hv's ELF, domain `id`'s against
+/// the `id`-th kernel.
+struct CrashSymbols {
+    hv: crate::symbols::Symbols,
+    domains: Vec<crate::symbols::Symbols>,
+}
+
+impl CrashSymbols {
+    fn new(hv: &Path, kernels: &[PathBuf]) -> Self {
+        Self {
+            hv: crate::symbols::Symbols::new(hv),
+            domains: kernels
+                .iter()
+                .map(|k| crate::symbols::Symbols::new(k))
+                .collect(),
+        }
+    }
+
+    /// The resolved frames of `line` if it is a `BACKTRACE` line, else nothing.
+    fn resolve(&mut self, line: &Line) -> Vec<String> {
+        let resolved = match line {
+            Line::Hv(l) => l.strip_prefix("hv: ").and_then(|l| self.hv.resolve_line(l)),
+            Line::Guest(id, l) => usize::from(*id)
+                .checked_sub(1)
+                .and_then(|i| self.domains.get_mut(i))
+                .and_then(|s| s.resolve_line(l)),
+            _ => None,
+        };
+        resolved.unwrap_or_default()
+    }
+}
+
 /// Prints how to attach gdb to hv and to each distinct guest kernel.
 fn print_gdb(hv: &Path, kernels: &[&Path], gdb: &Gdb) -> Result<()> {
     let mut distinct: Vec<&Path> = Vec::new();
@@ -673,9 +706,25 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
     let hv = build_hv()?;
     let timeout = hard_timeout(RUN_TIMEOUT)?;
     let several = boots.as_ref().is_some_and(|b| b.len() > 1);
-    let show = |line: &Line| match line {
-        Line::Guest(id, l) if several => println!("(d{id}) {l}"),
-        Line::Guest(_, l) | Line::Counter(l) | Line::Hv(l) | Line::Other(l) => println!("{l}"),
+    let guest = match (&boots, args.guest) {
+        (Some(_), _) => None,
+        (None, Some(g)) if g.is_file() => Some(g),
+        (None, Some(g)) => bail!("--guest {}: not a file", g.display()),
+        (None, None) => Some(build_guest()?),
+    };
+    let kernels: Vec<PathBuf> = match (&boots, &guest) {
+        (Some(boots), _) => boots.iter().map(|b| PathBuf::from(&b.kernel)).collect(),
+        (None, g) => g.iter().cloned().collect(),
+    };
+    let mut symbols = CrashSymbols::new(&hv, &kernels);
+    let show = |line: &Line| {
+        match line {
+            Line::Guest(id, l) if several => println!("(d{id}) {l}"),
+            Line::Guest(_, l) | Line::Counter(l) | Line::Hv(l) | Line::Other(l) => println!("{l}"),
+        }
+        for resolved in symbols.resolve(line) {
+            println!("{resolved}");
+        }
     };
     let booted = match &boots {
         Some(boots) => {
@@ -699,11 +748,7 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
             boot_with("hv-run", &hv, module, "hv-run", timeout, args.gdb, show)?
         }
         None => {
-            let guest = match args.guest {
-                Some(g) if g.is_file() => g,
-                Some(g) => bail!("--guest {}: not a file", g.display()),
-                None => build_guest()?,
-            };
+            let guest = guest.context("no guest")?;
             let module = Module::Elf(&guest, &args.cmdline);
             if let Some(gdb) = &args.gdb {
                 print_gdb(&hv, &[&guest], gdb)?;
