@@ -166,6 +166,7 @@ pub mod npt;
 pub mod sched;
 pub mod svm;
 pub mod time;
+pub mod trace;
 pub mod xen_errno;
 
 #[cfg(target_os = "none")]

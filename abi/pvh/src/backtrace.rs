@@ -22,7 +22,7 @@ pub fn walk(rbp: u64, stack: (u64, u64), read: impl Fn(u64) -> u64, out: &mut [u
         let Some(end) = fp.checked_add(16) else {
             break;
         };
-        if fp % 8 != 0 || fp < bottom || end > top {
+        if !fp.is_multiple_of(8) || fp < bottom || end > top {
             break;
         }
         let ret = read(fp + 8);

@@ -172,7 +172,11 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         info.module.0
     );
     for opt in split.hv.split_whitespace() {
-        hvlog!("ignoring unknown option {opt:?} (hv has no options yet)");
+        if crate::trace::option(opt) {
+            hvlog!("option {opt}: every domain's exit trace printed at its end");
+        } else {
+            hvlog!("ignoring unknown option {opt:?} (hv knows only trace=dump)");
+        }
     }
     for r in info.memmap() {
         hvlog!(

@@ -1,5 +1,6 @@
 //! hv-test's debugging checks: `HOST gdb-attach` (QEMU's gdbstub, a breakpoint in the guest
-//! hit through hv) and `HOST crash-symbols` (a guest's crash report resolved by xtask).
+//! hit through hv), `HOST crash-symbols` (a guest's crash report resolved by xtask) and
+//! `HOST hv-exit-trace` (hv's trace of the crashed domain's last exits).
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,7 +43,7 @@ pub(super) fn gdb_attach(
             Module::Elf(&guest_path, GDB_CMDLINE),
             "hv-gdb-attach",
             timeout,
-            Some(gdb),
+            ("", Some(gdb)),
             |_| {},
         )
     });
@@ -177,8 +178,65 @@ pub(super) fn crash_symbols(
     };
     println!("{line}");
     tally.record(why.is_none(), line);
-    if why.is_some() {
+    let trace = judge_exit_trace(&booted.transcript.hv);
+    println!("{}", trace.1);
+    tally.record(trace.0, trace.1);
+    if why.is_some() || !trace.0 {
         explain_failure(&booted);
     }
     Ok(())
+}
+
+/// `HOST hv-exit-trace ok|FAIL <why>`: after a guest's crash, hv printed domain 1's exit trace
+/// (`hv: d1 exit trace: the last <n> of <m> exits`, then `n` records, 1 to 64), and its last
+/// record is the guest's `SCHEDOP_shutdown`, which never returns.
+fn judge_exit_trace(hv: &[String]) -> (bool, String) {
+    let fail = |why: &str| (false, format!("HOST hv-exit-trace FAIL {why}"));
+    let Some(start) = hv
+        .iter()
+        .position(|l| l.starts_with("hv: d1 exit trace: the last "))
+    else {
+        return fail("hv printed no exit trace for the crashed domain");
+    };
+    let records: Vec<&String> = hv[start + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("hv: d1   #"))
+        .collect();
+    if records.is_empty() || records.len() > 64 {
+        return fail(&format!("{} records (expected 1 to 64)", records.len()));
+    }
+    match records.last() {
+        Some(l) if l.contains(" vmmcall ") && l.ends_with(" sched_op -> (no return)") => {
+            (true, "HOST hv-exit-trace ok".to_owned())
+        }
+        Some(l) => fail(&format!("the last record is not the shutdown: {l:?}")),
+        None => fail("no records"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judge_exit_trace;
+
+    fn lines(s: &[&str]) -> Vec<String> {
+        s.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn exit_trace_verdicts() {
+        let good = lines(&[
+            "hv: domain 1 (pvguest) crashed: the guest said so (SHUTDOWN_crash)",
+            "hv: d1 exit trace: the last 2 of 113 exits, oldest first",
+            "hv: d1   #112 vmmcall rip=0x1 event_channel_op -> 0",
+            "hv: d1   #113 vmmcall rip=0x2 sched_op -> (no return)",
+            "hv: 113 exits, 55 hypercalls, 634 console bytes",
+        ]);
+        assert_eq!(
+            judge_exit_trace(&good),
+            (true, "HOST hv-exit-trace ok".into())
+        );
+        assert!(!judge_exit_trace(&good[..1]).0);
+        assert!(!judge_exit_trace(&good[..3]).0);
+        assert!(!judge_exit_trace(&good[..2]).0);
+    }
 }

@@ -104,17 +104,17 @@ fn boot(
     timeout: Duration,
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
-    boot_with(who, hv, module, label, timeout, None, on_line)
+    boot_with(who, hv, module, label, timeout, (HV_OPTIONS, None), on_line)
 }
 
-/// [`boot`], with QEMU's gdbstub when `gdb` is given.
+/// [`boot`] with these hv options, and with QEMU's gdbstub when `gdb` is given.
 fn boot_with(
     who: &str,
     hv: &Path,
     module: Module<'_>,
     label: &str,
     timeout: Duration,
-    gdb: Option<Gdb>,
+    (hv_options, gdb): (&str, Option<Gdb>),
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
     let (guest, guest_cmdline, memory_mib) = match module {
@@ -138,7 +138,7 @@ fn boot_with(
     let b = qemu::Boot {
         hv,
         guest,
-        hv_options: HV_OPTIONS,
+        hv_options,
         guest_cmdline,
         memory_mib,
         run_dir: run_dir(label),
@@ -513,8 +513,10 @@ fn record_domains(
 
 /// `cargo xtask hv-run --help`.
 pub const RUN_HELP: &str = "\
-cargo xtask hv-run [--guest <elf>] [--cmdline <text>] [--gdb[=PORT]] [--gdb-wait]
-cargo xtask hv-run --config <file> [--config <file> ...] [--gdb[=PORT]] [--gdb-wait]
+cargo xtask hv-run [--guest <elf>] [--cmdline <text>] [--hv-options <text>] [--gdb[=PORT]]
+                   [--gdb-wait]
+cargo xtask hv-run --config <file> [--config <file> ...] [--hv-options <text>] [--gdb[=PORT]]
+                   [--gdb-wait]
 
 Boots hv under QEMU with its domains and prints their lines; exits 0 only if every domain
 powered off (QEMU exit 33).
@@ -534,6 +536,8 @@ powered off (QEMU exit 33).
                      disk yet. The configs and their kernels reach hv as one archive, its PVH
                      module. Not with --guest or --cmdline.
                      Example: --config hv/examples/pvguest.cfg --config hv/examples/pvguest-b.cfg
+  --hv-options <text> hv's own options: trace=dump prints every domain's last 64 exits at
+                     its end (a crashed domain's are printed anyway)
 ";
 
 /// `hv-run --help`: [`RUN_HELP`] and the gdb options.
@@ -554,11 +558,13 @@ pub struct RunArgs {
     pub help: bool,
     /// `--gdb[=PORT]`, `--gdb-wait`.
     pub gdb: Option<Gdb>,
+    /// `--hv-options <text>`: hv's own options (before `--` in its command line).
+    pub hv_options: String,
 }
 
 impl RunArgs {
-    /// Parses `--guest <elf>`, `--cmdline <text>`, `--config <file>`, `--gdb[=PORT]`,
-    /// `--gdb-wait` and `--help` (the words after `hv-run`).
+    /// Parses `--guest <elf>`, `--cmdline <text>`, `--config <file>`, `--hv-options <text>`,
+    /// `--gdb[=PORT]`, `--gdb-wait` and `--help` (the words after `hv-run`).
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut out = Self::default();
         let mut cmdline_given = false;
@@ -576,12 +582,15 @@ impl RunArgs {
                     out.configs
                         .push(it.next().context("--config needs a path")?.into());
                 }
+                "--hv-options" => {
+                    out.hv_options = it.next().context("--hv-options needs a value")?.clone();
+                }
                 "--help" | "-h" => out.help = true,
                 other if crate::gdb::parse_arg(other, &mut out.gdb)? => {}
                 other => {
                     bail!(
                         "hv-run: unknown argument {other:?} (--guest <elf>, --cmdline <text>, \
-                         --config <file>, --gdb[=PORT], --gdb-wait; see --help)"
+                         --config <file>, --hv-options <text>, --gdb[=PORT], --gdb-wait; see --help)"
                     )
                 }
             }
@@ -717,6 +726,7 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
         (None, g) => g.iter().cloned().collect(),
     };
     let mut symbols = CrashSymbols::new(&hv, &kernels);
+    let hv_options = (args.hv_options.as_str(), args.gdb);
     let show = |line: &Line| {
         match line {
             Line::Guest(id, l) if several => println!("(d{id}) {l}"),
@@ -745,7 +755,7 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
                 let kernels: Vec<&Path> = boots.iter().map(|b| Path::new(&b.kernel)).collect();
                 print_gdb(&hv, &kernels, gdb)?;
             }
-            boot_with("hv-run", &hv, module, "hv-run", timeout, args.gdb, show)?
+            boot_with("hv-run", &hv, module, "hv-run", timeout, hv_options, show)?
         }
         None => {
             let guest = guest.context("no guest")?;
@@ -753,7 +763,7 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
             if let Some(gdb) = &args.gdb {
                 print_gdb(&hv, &[&guest], gdb)?;
             }
-            boot_with("hv-run", &hv, module, "hv-run", timeout, args.gdb, show)?
+            boot_with("hv-run", &hv, module, "hv-run", timeout, hv_options, show)?
         }
     };
     if booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF)) {
@@ -786,6 +796,10 @@ mod tests {
         assert_eq!(RunArgs::parse(&[]).unwrap(), RunArgs::default());
         assert!(RunArgs::parse(&words(&["--guest"])).is_err());
         assert!(RunArgs::parse(&words(&["--verbose"])).is_err());
+        let a = RunArgs::parse(&words(&["--hv-options", "trace=dump", "--gdb-wait"])).unwrap();
+        assert_eq!(a.hv_options, "trace=dump");
+        assert_eq!(a.gdb.map(|g| g.wait), Some(true));
+        assert!(RunArgs::parse(&words(&["--hv-options"])).is_err());
     }
 
     #[test]
