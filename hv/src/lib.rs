@@ -30,6 +30,8 @@
 //!   port table that routes an event sent to domain 0 to the service owning the port.
 //! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, dom0 maps).
 //! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
+//! - [`trace`]: the exit trace, a ring of each domain's last exits (printed when it crashes,
+//!   or with hv's option `trace=dump`).
 //! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
 //! - [`sched`]: the scheduler (round robin, 10 ms slices, woken vCPUs first after a 1 ms
 //!   rate limit), with time passed in.
