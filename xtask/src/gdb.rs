@@ -160,7 +160,9 @@ pub fn xen_instructions(guest: &Path, gdb: &Gdb) -> Vec<String> {
             }
         ),
         format!("gdb: guest: {}", command(guest, gdb.port, &extra)),
-        "gdb: Xen and dom0 share the CPUs with the guest (two vCPUs, gdb threads 1 and 2):          break in the guest with `break <function> if $cr3 == $guest_cr3`; its registers and          breakpoints work, its memory does not (QEMU's gdbstub ignores nested paging)."
+        "gdb: Xen and dom0 share the CPUs with the guest (two vCPUs, gdb threads 1 and 2): \
+         break in the guest with `break <function> if $cr3 == $guest_cr3`; its registers and \
+         breakpoints work, its memory does not (QEMU's gdbstub ignores nested paging)."
             .to_owned(),
     ]
 }
