@@ -211,6 +211,12 @@ plain_structs!(
         frame_list
     },
     gt::GnttabCopyPtr { u, domid, offset },
+    gt::GnttabUnmapGrantRef {
+        host_addr,
+        dev_bus_addr,
+        handle,
+        status
+    },
     gt::GnttabCopy {
         source,
         dest,
@@ -242,8 +248,18 @@ unsafe impl Plain for ev::EvtchnStatusU {}
 // SAFETY: a `#[repr(C)]` union of a grant reference (`u32`) and a frame (`u64`): both `Plain`.
 unsafe impl Plain for gt::GnttabCopyPtrU {}
 
-// The ring entries (`RingEntry: Unpadded`): integers only, every byte a named field.
+// Structs with no padding (the ring entries among them, `RingEntry: Unpadded`): integers
+// only, every byte a named field.
 unpadded_structs!(
+    gt::GnttabMapGrantRef {
+        host_addr,
+        flags,
+        ref_,
+        dom,
+        status,
+        handle,
+        dev_bus_addr
+    },
     blkif::BlkifRequestSegment {
         gref,
         first_sect,

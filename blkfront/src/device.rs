@@ -8,7 +8,11 @@
 //! requests. [`Blkfront::poll`] (driven by the guest's event loop when the device's port fires)
 //! completes them. [`Blkfront::read`], [`write`] and
 //! [`flush`] are the blocking forms. Every request's data pages are granted for it and their
-//! grants ended when it completes: a page the backend still has mapped is never reused.
+//! grants ended when it completes: a page the backend still has mapped is never reused. With
+//! persistent grants negotiated the pages come instead from a pool granted read-write once and
+//! go back to it, their grants kept until [`Blkfront::close`] (the data is copied through
+//! them). Requests of more than 11 segments go as `BLKIF_OP_INDIRECT`, their segments listed
+//! in indirect pages; discards carry no pages.
 //!
 //! [`submit_write`]: Blkfront::submit_write
 //! [`submit_flush`]: Blkfront::submit_flush
@@ -16,11 +20,14 @@
 //! [`flush`]: Blkfront::flush
 
 use crate::error::{BadResponse, BlkError};
+use crate::features::{Features, indirect_segments};
 use crate::inflight::{InFlight, Status, Table};
 use crate::info::{DiskInfo, FlushMode, SECTOR};
 use abi::io::blkif::{
-    BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE,
-    BLKIF_OP_WRITE_BARRIER, BlkifRequest, BlkifRequestSegment, BlkifResponse,
+    BLKIF_DISCARD_SECURE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
+    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
+    BLKIF_OP_WRITE_BARRIER, BLKIF_SEGMENTS_PER_INDIRECT_PAGE, BlkifRequest, BlkifRequestDiscard,
+    BlkifRequestIndirect, BlkifRequestSegment, BlkifResponse,
 };
 use abi::io::xenbus::XenbusState;
 use abi::ring::{FrontRing, RingError};
@@ -37,7 +44,8 @@ use xenbus::{EventChannel, Instant, PageProvider, Platform, Port};
 const PAGE: usize = 4096;
 /// Bytes of a sector, as a `usize` divisor.
 const SECTOR_BYTES: usize = 512;
-/// Most data bytes one request carries (11 segments of a page).
+/// Most data bytes one direct request carries (11 segments of a page); with indirect
+/// descriptors a request may carry more ([`Blkfront::max_request_bytes`]).
 pub const MAX_REQUEST_BYTES: usize = BLKIF_MAX_SEGMENTS_PER_REQUEST * PAGE;
 /// Attempts at the transaction that publishes the ring.
 const TRANSACTION_ATTEMPTS: u32 = 8;
@@ -70,6 +78,14 @@ pub struct BlkStats {
     pub data_grants: u64,
     /// Pages kept away because the backend still had them mapped after answering.
     pub quarantined_pages: u64,
+    /// Requests sent as `BLKIF_OP_INDIRECT` (more than 11 segments).
+    pub indirect_requests: u64,
+    /// Persistent grants held (the pool's pages, granted once; 0 without `feature-persistent`).
+    pub persistent_grants: u64,
+    /// Segments and indirect pages that went through a page of the pool granted earlier.
+    pub persistent_reused: u64,
+    /// `BLKIF_OP_DISCARD` requests sent.
+    pub discards: u64,
 }
 
 /// A connected vbd.
@@ -82,6 +98,14 @@ pub struct Blkfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     ring_page: Option<GrantedPage>,
     port: Port,
     handle: u16,
+    features: Features,
+    /// Segments per request: 11, or the negotiated indirect count when above that.
+    segments: usize,
+    /// `feature-persistent` negotiated: data pages come from `pool` and are never ended while
+    /// connected.
+    persistent: bool,
+    /// Persistent grants not in use now.
+    pool: Vec<GrantedPage>,
     table: Table,
     done: VecDeque<Completion>,
     quarantine: Vec<GrantedPage>,
@@ -92,11 +116,22 @@ pub struct Blkfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
 impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     /// Connects vbd `devid` (`device/vbd/<devid>`) as Linux blkback expects: ring page and
     /// event channel published with `protocol` = `x86_64-abi`, state Initialised, wait for
-    /// Connected, then the disk's keys.
+    /// Connected, then the disk's keys. Every feature the backend offers is used.
     pub fn connect<T: XsTransport>(
         xs: &mut XsClient<T>,
         devid: u32,
+        platform: Platform<P, G, E>,
+        deadline: Instant,
+    ) -> Result<Self, BlkError> {
+        Self::connect_with(xs, devid, platform, Features::default(), deadline)
+    }
+
+    /// [`Blkfront::connect`], using only the optional features `features` allows.
+    pub fn connect_with<T: XsTransport>(
+        xs: &mut XsClient<T>,
+        devid: u32,
         mut platform: Platform<P, G, E>,
+        features: Features,
         deadline: Instant,
     ) -> Result<Self, BlkError> {
         let frontend = Frontend::discover(xs, "vbd", devid, deadline)?;
@@ -131,6 +166,12 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 &format!("{port_raw}"),
                 deadline,
             )?;
+            xs.write(
+                tx,
+                &frontend.node("feature-persistent"),
+                if features.persistent { "1" } else { "0" },
+                deadline,
+            )?;
             xs.write(tx, &frontend.node("protocol"), "x86_64-abi", deadline)
         });
         let mut device = Self {
@@ -142,7 +183,14 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 info: 0,
                 readonly: true,
                 flush: FlushMode::WriteThrough,
+                max_indirect_segments: 0,
+                persistent: false,
+                discard: None,
             },
+            features,
+            segments: BLKIF_MAX_SEGMENTS_PER_REQUEST,
+            persistent: false,
+            pool: Vec::new(),
             table: Table::new(ring.size() as usize),
             ring,
             ring_page: Some(granted),
@@ -167,6 +215,12 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                     .ok()
                     .flatten()
             })?;
+            let indirect =
+                indirect_segments(device.features.indirect, device.info.max_indirect_segments);
+            if indirect > 0 {
+                device.segments = indirect as usize;
+            }
+            device.persistent = device.features.persistent && device.info.persistent;
             device
                 .frontend
                 .set_state(xs, XenbusState::Connected, deadline)?;
@@ -203,6 +257,31 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     /// The platform (tests reach their fakes through it).
     pub fn platform(&self) -> &Platform<P, G, E> {
         &self.platform
+    }
+
+    /// Most data bytes one request may carry: 11 pages, or with indirect descriptors the
+    /// negotiated segment count's pages.
+    pub fn max_request_bytes(&self) -> usize {
+        self.segments * PAGE
+    }
+
+    /// Segments per indirect request in use (0: indirect requests are not used).
+    pub fn indirect_segments(&self) -> usize {
+        if self.segments > BLKIF_MAX_SEGMENTS_PER_REQUEST {
+            self.segments
+        } else {
+            0
+        }
+    }
+
+    /// Whether discards may be sent (`feature-discard` offered and not switched off).
+    pub fn can_discard(&self) -> bool {
+        self.features.discard && self.info.discard.is_some()
+    }
+
+    /// Whether persistent grants are in use (`feature-persistent` negotiated).
+    pub fn persistent(&self) -> bool {
+        self.persistent
     }
 
     /// Requests in flight.
@@ -258,11 +337,80 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         self.submit(operation, 0, 0, &[])
     }
 
+    /// Submits a discard of `len` bytes at byte `offset` (whole logical sectors inside the
+    /// disk; any length). `secure` asks for `BLKIF_DISCARD_SECURE`. Refused here with
+    /// [`BlkError::NotSupported`] unless the backend offered discard (and secure discard if
+    /// asked) and it is not switched off; a read-only disk refuses it too.
+    pub fn submit_discard(
+        &mut self,
+        offset: u64,
+        len: u64,
+        secure: bool,
+    ) -> Result<RequestId, BlkError> {
+        if self.info.readonly {
+            return Err(BlkError::ReadOnly);
+        }
+        let offered = match self.info.discard {
+            Some(d) if self.features.discard => d,
+            _ => return Err(BlkError::NotSupported),
+        };
+        if secure && !offered.secure {
+            return Err(BlkError::NotSupported);
+        }
+        let unit = u64::from(self.info.sector_size);
+        let bad = |v: u64| BlkError::BadLength(usize::try_from(v).unwrap_or(usize::MAX));
+        if len == 0 || !len.is_multiple_of(unit) {
+            return Err(bad(len));
+        }
+        if !offset.is_multiple_of(unit) {
+            return Err(bad(offset));
+        }
+        let sector = offset / SECTOR;
+        let sectors = len / SECTOR;
+        match sector.checked_add(sectors) {
+            Some(end) if end <= self.info.sectors => {}
+            _ => return Err(BlkError::OutOfRange { sector, sectors }),
+        }
+        if let Some(e) = self.dead {
+            return Err(e);
+        }
+        let id = self.table.free_id().ok_or(BlkError::RingFull)?;
+        let request = BlkifRequestDiscard {
+            operation: BLKIF_OP_DISCARD,
+            flag: if secure { BLKIF_DISCARD_SECURE } else { 0 },
+            handle: self.handle,
+            id,
+            sector_number: sector,
+            nr_sectors: sectors,
+            ..Default::default()
+        };
+        self.ring
+            .write_request(request.to_request())
+            .map_err(|e| match e {
+                RingError::Full => BlkError::RingFull,
+                _ => BlkError::RingCorrupt,
+            })?;
+        self.table.insert(
+            id,
+            InFlight {
+                operation: BLKIF_OP_DISCARD,
+                len: 0,
+                pages: Vec::new(),
+                indirect: Vec::new(),
+                persistent: false,
+                abandoned: false,
+            },
+        );
+        self.stats.requests += 1;
+        self.stats.discards += 1;
+        Ok(RequestId(id))
+    }
+
     /// The sector of byte `offset`, after checking `len` bytes there: whole logical sectors,
     /// at most one request, inside the disk.
     fn check_range(&self, offset: u64, len: usize) -> Result<u64, BlkError> {
         let unit = u64::from(self.info.sector_size);
-        if len == 0 || len > MAX_REQUEST_BYTES || !(len as u64).is_multiple_of(unit) {
+        if len == 0 || len > self.max_request_bytes() || !(len as u64).is_multiple_of(unit) {
             return Err(BlkError::BadLength(len));
         }
         if !offset.is_multiple_of(unit) {
@@ -289,21 +437,17 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             return Err(e);
         }
         let id = self.table.free_id().ok_or(BlkError::RingFull)?;
-        let mut request = BlkifRequest {
-            operation,
-            handle: self.handle,
-            id,
-            sector_number: sector,
-            ..Default::default()
-        };
         let mut pages = Vec::new();
-        for (i, start) in (0..len).step_by(PAGE).enumerate() {
+        let mut segments = Vec::new();
+        for start in (0..len).step_by(PAGE) {
             let end = (start + PAGE).min(len);
-            match self.grant_segment(operation, data.get(start..end)) {
+            let readonly = operation == BLKIF_OP_WRITE;
+            let contents = if readonly { data.get(start..end) } else { None };
+            match self.data_page(contents, readonly) {
                 Ok(page) => {
                     // A segment is at most one page: 1..=8 sectors, so the last sector fits u8.
                     let last = u8::try_from((end - start) / SECTOR_BYTES - 1).unwrap_or(7);
-                    request.seg[i] = BlkifRequestSegment::new(page.gref().get(), 0, last);
+                    segments.push(BlkifRequestSegment::new(page.gref().get(), 0, last));
                     pages.push(page);
                 }
                 Err(e) => {
@@ -312,14 +456,39 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 }
             }
         }
-        // At most BLKIF_MAX_SEGMENTS_PER_REQUEST (11): check_range refused longer requests.
-        request.nr_segments = u8::try_from(pages.len()).unwrap_or(u8::MAX);
+        let (request, indirect) = if segments.len() <= BLKIF_MAX_SEGMENTS_PER_REQUEST {
+            let mut request = BlkifRequest {
+                operation,
+                handle: self.handle,
+                id,
+                sector_number: sector,
+                // At most BLKIF_MAX_SEGMENTS_PER_REQUEST (11), checked just above.
+                nr_segments: u8::try_from(segments.len()).unwrap_or(u8::MAX),
+                ..Default::default()
+            };
+            for (slot, segment) in request.seg.iter_mut().zip(&segments) {
+                *slot = *segment;
+            }
+            (request, Vec::new())
+        } else {
+            match self.indirect_request(operation, id, sector, &segments) {
+                Ok(built) => built,
+                Err(e) => {
+                    self.abort_pages(pages);
+                    return Err(e);
+                }
+            }
+        };
         if let Err(e) = self.ring.write_request(request) {
             self.abort_pages(pages);
+            self.abort_pages(indirect);
             return Err(match e {
                 RingError::Full => BlkError::RingFull,
                 _ => BlkError::RingCorrupt,
             });
+        }
+        if !indirect.is_empty() {
+            self.stats.indirect_requests += 1;
         }
         self.table.insert(
             id,
@@ -327,6 +496,8 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 operation,
                 len,
                 pages,
+                indirect,
+                persistent: self.persistent,
                 abandoned: false,
             },
         );
@@ -347,22 +518,77 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         Ok(())
     }
 
-    /// A page for one segment, holding `data` for a write, granted to the backend (writable
-    /// for reads, read-only for writes).
-    fn grant_segment(
+    /// The slot of an indirect request for `segments` (more than 11: `check_range` kept them
+    /// within the negotiated count), and its indirect pages, granted read-only.
+    fn indirect_request(
         &mut self,
         operation: u8,
-        data: Option<&[u8]>,
-    ) -> Result<GrantedPage, BlkError> {
+        id: u64,
+        sector: u64,
+        segments: &[BlkifRequestSegment],
+    ) -> Result<(BlkifRequest, Vec<GrantedPage>), BlkError> {
+        let nr_segments =
+            u16::try_from(segments.len()).map_err(|_| BlkError::BadLength(segments.len()))?;
+        let mut request = BlkifRequestIndirect {
+            operation: BLKIF_OP_INDIRECT,
+            indirect_op: operation,
+            nr_segments,
+            id,
+            sector_number: sector,
+            handle: self.handle,
+            ..Default::default()
+        };
+        let mut pages = Vec::new();
+        let lists = segments.chunks(BLKIF_SEGMENTS_PER_INDIRECT_PAGE);
+        for (slot, list) in request.indirect_grefs.iter_mut().zip(lists) {
+            let bytes: Vec<u8> = list.iter().flat_map(segment_bytes).collect();
+            match self.data_page(Some(&bytes), true) {
+                Ok(page) => {
+                    *slot = page.gref().get();
+                    pages.push(page);
+                }
+                Err(e) => {
+                    self.abort_pages(pages);
+                    return Err(e);
+                }
+            }
+        }
+        Ok((request.to_request(), pages))
+    }
+
+    /// A page holding `data` (if any) for the backend: with persistent grants one of the pool
+    /// (granted read-write once, grown up to what a full ring needs), otherwise a fresh page
+    /// granted for this request (read-only if `readonly`).
+    fn data_page(&mut self, data: Option<&[u8]>, readonly: bool) -> Result<GrantedPage, BlkError> {
+        if !self.persistent {
+            return self.grant_page(data, readonly);
+        }
+        if let Some(page) = self.pool.pop() {
+            if let Some(data) = data
+                && let Err(e) = page.page().write(0, data)
+            {
+                self.pool.push(page);
+                return Err(e.into());
+            }
+            self.stats.persistent_reused += 1;
+            return Ok(page);
+        }
+        let page = self.grant_page(data, false)?;
+        // Counted as held for the connection, not as a request's data grant.
+        self.stats.data_grants = self.stats.data_grants.saturating_sub(1);
+        self.stats.persistent_grants += 1;
+        Ok(page)
+    }
+
+    /// A fresh page holding `data` (if any), granted to the backend (read-only if `readonly`).
+    fn grant_page(&mut self, data: Option<&[u8]>, readonly: bool) -> Result<GrantedPage, BlkError> {
         let page = self.platform.pages.alloc_zeroed()?;
-        if operation == BLKIF_OP_WRITE
-            && let Some(data) = data
+        if let Some(data) = data
             && let Err(e) = page.write(0, data)
         {
             self.platform.pages.release(page);
             return Err(e.into());
         }
-        let readonly = operation == BLKIF_OP_WRITE;
         match self
             .platform
             .grants
@@ -379,8 +605,13 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         }
     }
 
-    /// Ends the grants of pages of a request that never reached the ring.
+    /// Ends the grants of pages of a request that never reached the ring (persistent ones go
+    /// back to the pool).
     fn abort_pages(&mut self, pages: Vec<GrantedPage>) {
+        if self.persistent {
+            self.pool.extend(pages);
+            return;
+        }
         if let Ok(pages) = self.end_pages(pages) {
             self.release_pages(pages);
         }
@@ -415,10 +646,45 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         let InFlight {
             len,
             pages,
+            indirect,
+            persistent,
             abandoned,
             operation,
         } = request;
+        if persistent {
+            // The grants stay (the backend keeps them mapped): the data is copied out and the
+            // pages go back to the pool.
+            let result = match verdict {
+                Err(bad) => Err(BlkError::BadResponse(bad)),
+                Ok(Status::Okay) if operation == BLKIF_OP_READ => {
+                    copy_out(pages.iter().map(GrantedPage::page), len)
+                }
+                Ok(Status::Okay) => Ok(Vec::new()),
+                Ok(Status::Error) => Err(BlkError::IoError),
+                Ok(Status::NotSupported) => Err(BlkError::NotSupported),
+            };
+            self.pool.extend(pages);
+            self.pool.extend(indirect);
+            if !abandoned {
+                self.done.push_back(Completion {
+                    id: RequestId(id),
+                    result,
+                });
+            }
+            return;
+        }
         let ended = self.end_pages(pages);
+        let ended = match (ended, self.end_pages(indirect)) {
+            (Ok(pages), Ok(lists)) => {
+                self.release_pages(lists);
+                Ok(pages)
+            }
+            (Ok(ours), Err(e)) | (Err(e), Ok(ours)) => {
+                self.release_pages(ours);
+                Err(e)
+            }
+            (Err(e), Err(_)) => Err(e),
+        };
         let result = match (verdict, ended) {
             (Err(bad), ended) => {
                 if let Ok(pages) = ended {
@@ -429,7 +695,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             (Ok(_), Err(e)) => Err(e),
             (Ok(status), Ok(pages)) => {
                 let result = match status {
-                    Status::Okay if operation == BLKIF_OP_READ => copy_out(&pages, len),
+                    Status::Okay if operation == BLKIF_OP_READ => copy_out(pages.iter(), len),
                     Status::Okay => Ok(Vec::new()),
                     Status::Error => Err(BlkError::IoError),
                     Status::NotSupported => Err(BlkError::NotSupported),
@@ -599,6 +865,20 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         self.wait_for(xs, id, deadline).map(drop)
     }
 
+    /// Discards `len` bytes at byte `offset` ([`Blkfront::submit_discard`]), waiting until
+    /// `deadline`.
+    pub fn discard<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        offset: u64,
+        len: u64,
+        secure: bool,
+        deadline: Instant,
+    ) -> Result<(), BlkError> {
+        let id = self.submit_discard(offset, len, secure)?;
+        self.wait_for(xs, id, deadline).map(drop)
+    }
+
     /// Flushes the disk's write cache, waiting until `deadline`.
     pub fn flush<T: XsTransport>(
         &mut self,
@@ -634,7 +914,16 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         }
     }
 
+    /// Ends the ring's grant, the pool's persistent grants (blkback unmaps them when the front
+    /// end is Closed) and the port; a grant still mapped goes to quarantine.
     fn release_ring(&mut self) {
+        for granted in core::mem::take(&mut self.pool) {
+            self.stats.persistent_grants = self.stats.persistent_grants.saturating_sub(1);
+            match self.platform.grants.end(granted) {
+                Ok(page) => self.platform.pages.release(page),
+                Err((granted, _)) => self.quarantine.push(granted),
+            }
+        }
         if let Some(granted) = self.ring_page.take() {
             match self.platform.grants.end(granted) {
                 Ok(page) => self.platform.pages.release(page),
@@ -645,10 +934,28 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     }
 }
 
+/// `segment` as the 8 bytes of `struct blkif_request_segment` (an indirect page's entry).
+fn segment_bytes(segment: &BlkifRequestSegment) -> [u8; 8] {
+    let gref = segment.gref.to_le_bytes();
+    [
+        gref[0],
+        gref[1],
+        gref[2],
+        gref[3],
+        segment.first_sect,
+        segment.last_sect,
+        0,
+        0,
+    ]
+}
+
 /// The first `len` bytes of `pages`, in order.
-fn copy_out(pages: &[xenbus::Page], len: usize) -> Result<Vec<u8>, BlkError> {
+fn copy_out<'a>(
+    pages: impl Iterator<Item = &'a xenbus::Page>,
+    len: usize,
+) -> Result<Vec<u8>, BlkError> {
     let mut out = vec![0u8; len];
-    for (page, chunk) in pages.iter().zip(out.chunks_mut(PAGE)) {
+    for (page, chunk) in pages.zip(out.chunks_mut(PAGE)) {
         page.read(0, chunk)?;
     }
     Ok(out)

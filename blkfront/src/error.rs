@@ -47,7 +47,7 @@ pub enum BlkError {
         sectors: u64,
     },
     /// Length or position not a multiple of the disk's sector size, zero, or more than one
-    /// request carries (11 pages).
+    /// request carries (11 pages, or the negotiated indirect segments' pages).
     BadLength(usize),
     /// Every ring slot holds a request in flight.
     RingFull,

@@ -9,12 +9,17 @@ use xenbus::grant::GrantedPage;
 /// A request in flight.
 #[derive(Debug)]
 pub struct InFlight {
-    /// `BLKIF_OP_*`.
+    /// `BLKIF_OP_*` (for an indirect request, its `indirect_op`: what the response names).
     pub operation: u8,
     /// Bytes of data (reads: to copy out on completion).
     pub len: usize,
     /// The data pages, granted to the backend, in order.
     pub pages: Vec<GrantedPage>,
+    /// The indirect pages listing the segments (empty for a direct request), granted
+    /// read-only.
+    pub indirect: Vec<GrantedPage>,
+    /// The pages are persistent grants: they go back to the pool, their grants kept.
+    pub persistent: bool,
     /// The caller gave up waiting: complete it quietly.
     pub abandoned: bool,
 }
@@ -129,6 +134,8 @@ mod tests {
             operation,
             len: 512,
             pages: Vec::new(),
+            indirect: Vec::new(),
+            persistent: false,
             abandoned: false,
         }
     }

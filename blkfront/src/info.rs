@@ -21,6 +21,17 @@ pub enum FlushMode {
     WriteThrough,
 }
 
+/// What the backend says of discards (`feature-discard` = 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Discard {
+    /// `discard-granularity`: bytes of the backend's discard unit (0: not said).
+    pub granularity: u32,
+    /// `discard-alignment`: bytes from the disk's start to the first whole unit.
+    pub alignment: u32,
+    /// `discard-secure`: `BLKIF_DISCARD_SECURE` may be asked for.
+    pub secure: bool,
+}
+
 /// The disk as the backend describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DiskInfo {
@@ -36,6 +47,13 @@ pub struct DiskInfo {
     pub readonly: bool,
     /// How writes are made durable.
     pub flush: FlushMode,
+    /// `feature-max-indirect-segments`: segments the backend takes in one indirect request
+    /// (0: no indirect requests).
+    pub max_indirect_segments: u32,
+    /// `feature-persistent`: the backend keeps the front end's grants mapped.
+    pub persistent: bool,
+    /// `feature-discard` and its parameters (None: not offered).
+    pub discard: Option<Discard>,
 }
 
 impl DiskInfo {
@@ -99,6 +117,34 @@ impl DiskInfo {
         } else {
             FlushMode::WriteThrough
         };
+        let max_indirect_segments = number(
+            "feature-max-indirect-segments",
+            read("feature-max-indirect-segments"),
+        )?
+        .unwrap_or(0);
+        let max_indirect_segments = u32::try_from(max_indirect_segments)
+            .map_err(|_| BlkError::BadBackendValue("feature-max-indirect-segments"))?;
+        let discard = if feature(read("feature-discard")) {
+            let mut bytes = |key: &'static str| -> Result<u32, BlkError> {
+                let v = number(key, read(key))?.unwrap_or(0);
+                u32::try_from(v).map_err(|_| BlkError::BadBackendValue(key))
+            };
+            let granularity = bytes("discard-granularity")?;
+            let alignment = bytes("discard-alignment")?;
+            if !granularity.is_multiple_of(512) {
+                return Err(BlkError::BadBackendValue("discard-granularity"));
+            }
+            if granularity != 0 && alignment >= granularity {
+                return Err(BlkError::BadBackendValue("discard-alignment"));
+            }
+            Some(Discard {
+                granularity,
+                alignment,
+                secure: feature(read("discard-secure")),
+            })
+        } else {
+            None
+        };
         Ok(Self {
             sectors,
             sector_size,
@@ -106,6 +152,9 @@ impl DiskInfo {
             info,
             readonly,
             flush,
+            max_indirect_segments,
+            persistent: feature(read("feature-persistent")),
+            discard,
         })
     }
 }
@@ -139,6 +188,53 @@ mod tests {
         assert_eq!(info.bytes(), 1 << 20);
         assert_eq!((info.sector_size, info.physical_sector_size), (512, 4096));
         assert_eq!((info.readonly, info.flush), (false, FlushMode::FlushCache));
+        assert_eq!(info.max_indirect_segments, 0, "not offered");
+        assert!(!info.persistent, "not offered");
+        let persistent = parse(&[
+            ("sectors", "8"),
+            ("sector-size", "512"),
+            ("feature-persistent", "1"),
+        ])
+        .unwrap();
+        assert!(persistent.persistent);
+        assert_eq!(persistent.discard, None, "not offered");
+        let discard = parse(&[
+            ("sectors", "8"),
+            ("sector-size", "512"),
+            ("feature-discard", "1"),
+            ("discard-granularity", "4096"),
+            ("discard-alignment", "512"),
+            ("discard-secure", "1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            discard.discard,
+            Some(Discard {
+                granularity: 4096,
+                alignment: 512,
+                secure: true
+            })
+        );
+        let bare = parse(&[
+            ("sectors", "8"),
+            ("sector-size", "512"),
+            ("feature-discard", "1"),
+        ]);
+        assert_eq!(
+            bare.unwrap().discard,
+            Some(Discard {
+                granularity: 0,
+                alignment: 0,
+                secure: false
+            })
+        );
+        let indirect = parse(&[
+            ("sectors", "8"),
+            ("sector-size", "512"),
+            ("feature-max-indirect-segments", "256"),
+        ])
+        .unwrap();
+        assert_eq!(indirect.max_indirect_segments, 256);
         let ro = parse(&[("sectors", "8"), ("sector-size", "512"), ("mode", "r")]).unwrap();
         assert_eq!(
             (ro.readonly, ro.flush, ro.physical_sector_size),
@@ -192,8 +288,60 @@ mod tests {
                 &[("sectors", "8"), ("sector-size", "512"), ("mode", "rw")],
                 "mode",
             ),
+            (
+                &[
+                    ("sectors", "8"),
+                    ("sector-size", "512"),
+                    ("feature-max-indirect-segments", "lots"),
+                ],
+                "feature-max-indirect-segments",
+            ),
+            (
+                &[
+                    ("sectors", "8"),
+                    ("sector-size", "512"),
+                    ("feature-max-indirect-segments", "-32"),
+                ],
+                "feature-max-indirect-segments",
+            ),
+            (
+                &[
+                    ("sectors", "8"),
+                    ("sector-size", "512"),
+                    ("feature-max-indirect-segments", "4294967296"),
+                ],
+                "feature-max-indirect-segments",
+            ),
         ] {
             assert_eq!(parse(keys), Err(BlkError::BadBackendValue(key)), "{keys:?}");
+        }
+        for (value, key) in [
+            ("100", "discard-granularity"),
+            ("x", "discard-granularity"),
+            ("4294967296", "discard-granularity"),
+            ("-512", "discard-granularity"),
+        ] {
+            let keys = [
+                ("sectors", "8"),
+                ("sector-size", "512"),
+                ("feature-discard", "1"),
+                (key, value),
+            ];
+            assert_eq!(parse(&keys), Err(BlkError::BadBackendValue(key)), "{value}");
+        }
+        for (granularity, alignment) in [("4096", "4096"), ("4096", "lots")] {
+            let keys = [
+                ("sectors", "8"),
+                ("sector-size", "512"),
+                ("feature-discard", "1"),
+                ("discard-granularity", granularity),
+                ("discard-alignment", alignment),
+            ];
+            assert_eq!(
+                parse(&keys),
+                Err(BlkError::BadBackendValue("discard-alignment")),
+                "{alignment}"
+            );
         }
     }
 }

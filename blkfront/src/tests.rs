@@ -11,14 +11,15 @@ use crate::device::Blkfront;
 use crate::error::{BadResponse, BlkError};
 use crate::info::FlushMode;
 use abi::io::blkif::{
-    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER,
-    BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkifRequest, BlkifResponse,
+    BLKIF_DISCARD_SECURE, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT,
+    BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
+    BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifRequestSegment, BlkifResponse,
 };
 use abi::page::AtomicPage;
 use abi::ring::{BackRing, SharedRing};
 use std::boxed::Box;
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::format;
 use std::rc::Rc;
 use std::string::{String, ToString};
@@ -73,6 +74,15 @@ struct FakeBlkback {
     held: Vec<u32>,
     ops: Vec<u8>,
     duplicate: Option<BlkifResponse>,
+    /// Segments of each indirect request taken.
+    indirect: Vec<u16>,
+    /// `feature-persistent` negotiated: grants stay mapped once mapped, as Linux blkback
+    /// keeps them.
+    persistent: bool,
+    /// Every data or indirect grant mapped so far (kept mapped when persistent).
+    mapped: RefCell<BTreeSet<u32>>,
+    /// Discards taken: first sector, sectors, flag.
+    discards: Vec<(u64, u64, u8)>,
 }
 
 impl FakeBlkback {
@@ -88,10 +98,34 @@ impl FakeBlkback {
         self.ring = Some(BackRing::attach(SharedRing::from_page(page).unwrap(), 0));
     }
 
-    /// Lets go of the ring (blkback unmaps it when it closes).
+    /// Lets go of the ring and of persistent grants (blkback unmaps them when it closes).
     fn detach(&mut self, ring_ref: u32) {
         self.ring = None;
-        self.grants.0.borrow().entries().unmap(ring_ref);
+        let grants = self.grants.0.borrow();
+        grants.entries().unmap(ring_ref);
+        for gref in self.mapped.borrow().iter() {
+            grants.entries().unmap(*gref);
+        }
+    }
+
+    /// Maps a data or indirect grant (writable if `write`).
+    fn map(&self, gref: u32, write: bool) -> Option<&'static AtomicPage> {
+        let page = self
+            .grants
+            .0
+            .borrow()
+            .entries()
+            .map(&self.memory, gref, DomId::ZERO, write)
+            .ok()?;
+        self.mapped.borrow_mut().insert(gref);
+        Some(page)
+    }
+
+    /// Unmaps it after the I/O, unless grants are persistent.
+    fn unmap(&self, gref: u32) {
+        if !self.persistent {
+            self.grants.0.borrow().entries().unmap(gref);
+        }
     }
 
     /// Serves every request on the ring; returns whether it answered anything.
@@ -109,9 +143,15 @@ impl FakeBlkback {
                 answered = true;
                 continue;
             }
+            // As Linux blkback: an indirect request is answered with its indirect_op.
+            let operation = if request.operation == BLKIF_OP_INDIRECT {
+                BlkifRequestIndirect::from_request(&request).indirect_op
+            } else {
+                request.operation
+            };
             let mut response = BlkifResponse {
                 id: request.id,
-                operation: request.operation,
+                operation,
                 status: self.serve(&request),
                 ..Default::default()
             };
@@ -123,13 +163,20 @@ impl FakeBlkback {
                 Some(Misbehave::Duplicate) => self.duplicate = Some(response),
                 Some(Misbehave::Silent) => continue,
                 Some(Misbehave::HoldGrants) => {
+                    let mut grefs: Vec<u32> = if request.operation == BLKIF_OP_INDIRECT {
+                        let indirect = BlkifRequestIndirect::from_request(&request);
+                        indirect.indirect_grefs[..1].to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    grefs.extend(self.segments(&request).unwrap().1.iter().map(|s| s.gref));
                     let grants = self.grants.0.borrow();
-                    for seg in &request.seg[..usize::from(request.nr_segments)] {
+                    for gref in grefs {
                         grants
                             .entries()
-                            .map(&self.memory, seg.gref, DomId::ZERO, false)
+                            .map(&self.memory, gref, DomId::ZERO, false)
                             .unwrap();
-                        self.held.push(seg.gref);
+                        self.held.push(gref);
                     }
                 }
                 Some(Misbehave::ProducerOverrun) => overrun = true,
@@ -152,29 +199,74 @@ impl FakeBlkback {
         answered
     }
 
+    /// The operation and segments of `request`, read from its indirect pages if it is
+    /// indirect (mapped read-only, at most 256 segments as Linux blkback takes).
+    fn segments(&self, request: &BlkifRequest) -> Option<(u8, Vec<BlkifRequestSegment>)> {
+        if request.operation != BLKIF_OP_INDIRECT {
+            let n = usize::from(request.nr_segments).min(request.seg.len());
+            return Some((request.operation, request.seg[..n].to_vec()));
+        }
+        let indirect = BlkifRequestIndirect::from_request(request);
+        let n = usize::from(indirect.nr_segments);
+        if n == 0 || n > 256 {
+            return None;
+        }
+        let mut segments = Vec::new();
+        for (page_index, gref) in indirect.indirect_grefs[..n.div_ceil(512)]
+            .iter()
+            .enumerate()
+        {
+            let page = self.map(*gref, false)?;
+            let count = (n - page_index * 512).min(512);
+            let mut raw = std::vec![0u8; count * 8];
+            page.read(0, &mut raw).unwrap();
+            self.unmap(*gref);
+            for entry in raw.chunks(8) {
+                let gref = u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
+                segments.push(BlkifRequestSegment::new(gref, entry[4], entry[5]));
+            }
+        }
+        Some((indirect.indirect_op, segments))
+    }
+
     /// Does the I/O of `request` through the grants; the status to answer.
     fn serve(&mut self, request: &BlkifRequest) -> i16 {
         self.ops.push(request.operation);
-        let write = request.operation == BLKIF_OP_WRITE;
+        if request.operation == BLKIF_OP_DISCARD {
+            let d = BlkifRequestDiscard::from_request(request);
+            self.discards.push((d.sector_number, d.nr_sectors, d.flag));
+            let start = d.sector_number as usize * 512;
+            let Some(range) = self
+                .disk
+                .get_mut(start..start + d.nr_sectors as usize * 512)
+            else {
+                return BLKIF_RSP_ERROR;
+            };
+            range.fill(0);
+            return BLKIF_RSP_OKAY;
+        }
+        let Some((operation, segments)) = self.segments(request) else {
+            return BLKIF_RSP_ERROR;
+        };
+        if request.operation == BLKIF_OP_INDIRECT {
+            self.indirect.push(segments.len() as u16);
+        }
+        let write = operation == BLKIF_OP_WRITE;
         if write && self.readonly {
             return BLKIF_RSP_ERROR;
         }
-        if request.operation != BLKIF_OP_READ && !write {
+        if operation != BLKIF_OP_READ && !write {
             return BLKIF_RSP_OKAY;
         }
         let mut offset = request.sector_number as usize * 512;
-        for seg in &request.seg[..usize::from(request.nr_segments)] {
-            let grants = self.grants.0.borrow();
-            let Ok(page) = grants
-                .entries()
-                .map(&self.memory, seg.gref, DomId::ZERO, !write)
-            else {
+        for seg in &segments {
+            let Some(page) = self.map(seg.gref, !write) else {
                 return BLKIF_RSP_ERROR;
             };
             let first = usize::from(seg.first_sect) * 512;
             let len = (usize::from(seg.last_sect) + 1) * 512 - first;
             if offset + len > self.disk.len() {
-                grants.entries().unmap(seg.gref);
+                self.unmap(seg.gref);
                 return BLKIF_RSP_ERROR;
             }
             if write {
@@ -183,7 +275,7 @@ impl FakeBlkback {
             } else {
                 page.write(first, &self.disk[offset..offset + len]).unwrap();
             }
-            grants.entries().unmap(seg.gref);
+            self.unmap(seg.gref);
             offset += len;
         }
         BLKIF_RSP_OKAY
@@ -223,6 +315,10 @@ fn rig(
         held: Vec::new(),
         ops: Vec::new(),
         duplicate: None,
+        indirect: Vec::new(),
+        persistent: false,
+        mapped: RefCell::new(BTreeSet::new()),
+        discards: Vec::new(),
     }));
     let mut fake = FakeXenstored::new(DOMID);
     toolstack(&mut fake.store, readonly);
@@ -242,6 +338,11 @@ fn rig(
                 s.get(&format!("{FRONT}/protocol")).as_deref(),
                 Some("x86_64-abi")
             );
+            let offered = keys
+                .iter()
+                .any(|(k, v)| k == "feature-persistent" && v == "1");
+            let front = s.get(&format!("{FRONT}/feature-persistent"));
+            be.borrow_mut().persistent = offered && front.as_deref() == Some("1");
             be.borrow_mut().attach(ring_ref);
             s.set(&format!("{BACK}/sectors"), &SECTORS.to_string());
             s.set(&format!("{BACK}/sector-size"), "512");
@@ -637,4 +738,445 @@ fn a_backend_that_never_connects_fails_the_handshake_cleanly() {
         Err(BlkError::Timeout)
     ));
     assert_eq!(memory.allocated(), 0, "the ring page came back");
+}
+
+const INDIRECT_256: &[(&str, &str)] = &[("feature-max-indirect-segments", "256")];
+
+#[test]
+fn large_requests_go_indirect_when_the_backend_offers_it() {
+    let (mut rig, mut device) = connect(false, INDIRECT_256);
+    // Linux blkback offers 256; Linux blkfront's default of 32 is the cap.
+    assert_eq!(device.indirect_segments(), 32);
+    assert_eq!(device.max_request_bytes(), 128 * 1024);
+    let payload: Vec<u8> = (0..128 * 1024).map(|i| (i * 13 + 5) as u8).collect();
+    device
+        .write(&mut rig.xs, 16 * 512, &payload, far())
+        .unwrap();
+    assert_eq!(
+        &rig.backend.borrow().disk[16 * 512..16 * 512 + payload.len()],
+        &payload[..]
+    );
+    let back = device.read(&mut rig.xs, 16 * 512, payload.len(), far());
+    assert!(back == Ok(payload), "read back differs");
+    // 11 pages or fewer stay direct; 12 go indirect, with a short last segment.
+    device.read(&mut rig.xs, 0, 11 * 4096, far()).unwrap();
+    let odd = device
+        .read(&mut rig.xs, 300 * 512, 11 * 4096 + 1024, far())
+        .unwrap();
+    assert!(
+        odd == pattern(300, 11 * 4096 + 1024),
+        "12-segment read differs"
+    );
+    assert_eq!(
+        device.submit_read(0, 33 * 4096),
+        Err(BlkError::BadLength(33 * 4096))
+    );
+    let backend = rig.backend.borrow();
+    assert_eq!(backend.indirect, [32, 32, 12]);
+    assert_eq!(
+        backend.ops,
+        [
+            BLKIF_OP_INDIRECT,
+            BLKIF_OP_INDIRECT,
+            BLKIF_OP_READ,
+            BLKIF_OP_INDIRECT
+        ]
+    );
+    let stats = device.stats();
+    assert_eq!((stats.requests, stats.indirect_requests), (4, 3));
+    assert_eq!((stats.responses, stats.bad_responses), (4, 0));
+    assert_eq!(stats.data_grants, 0, "data and indirect grants all ended");
+    assert_eq!(device.platform().grants.grants_in_use(), 1);
+    assert_eq!(rig.memory.allocated(), 1);
+}
+
+#[test]
+fn a_full_ring_of_indirect_requests_round_trips() {
+    let (_rig, mut device) = connect(false, INDIRECT_256);
+    for i in 0..32u64 {
+        device.submit_read(i * 512, 32 * 4096).unwrap();
+    }
+    assert_eq!(device.stats().data_grants, 32 * 33);
+    device.kick().unwrap();
+    assert!(_rig.backend.borrow_mut().process());
+    let done = device.poll();
+    assert_eq!(done.len(), 32);
+    for (c, i) in done.iter().zip(0..) {
+        assert!(c.result.as_deref() == Ok(&pattern(i, 32 * 4096)[..]), "{i}");
+    }
+    assert_eq!(device.stats().indirect_requests, 32);
+    assert_eq!(device.stats().data_grants, 0);
+}
+
+#[test]
+fn indirect_is_unused_unless_offered_above_eleven_and_wanted() {
+    use crate::features::Features;
+    for keys in [
+        &[][..],
+        &[("feature-max-indirect-segments", "0")],
+        &[("feature-max-indirect-segments", "11")],
+    ] {
+        let (_rig, mut device) = connect(false, keys);
+        assert_eq!(device.indirect_segments(), 0, "{keys:?}");
+        assert_eq!(device.max_request_bytes(), 11 * 4096);
+        assert_eq!(
+            device.submit_read(0, 12 * 4096),
+            Err(BlkError::BadLength(12 * 4096))
+        );
+    }
+    // A backend that takes fewer than 32: its count is the cap.
+    let (_rig, device) = connect(false, &[("feature-max-indirect-segments", "16")]);
+    assert_eq!(device.max_request_bytes(), 16 * 4096);
+    // Switched off (`blk-indirect=off`): offered, not used.
+    let (mut rig, platform) = rig(false, INDIRECT_256);
+    let mut device =
+        Blkfront::connect_with(&mut rig.xs, DEVID, platform, Features::NONE, far()).unwrap();
+    assert_eq!(device.indirect_segments(), 0);
+    assert_eq!(
+        device.submit_read(0, 12 * 4096),
+        Err(BlkError::BadLength(12 * 4096))
+    );
+    device.read(&mut rig.xs, 0, 11 * 4096, far()).unwrap();
+    assert_eq!(device.stats().indirect_requests, 0);
+    assert!(rig.backend.borrow().indirect.is_empty());
+}
+
+#[test]
+fn a_malformed_indirect_offer_fails_the_handshake_cleanly() {
+    for bad in ["lots", "-1", "4294967296", "99999999999999999999999", ""] {
+        let (mut rig, platform) = rig(false, &[("feature-max-indirect-segments", bad)]);
+        assert_eq!(
+            Blkfront::connect(&mut rig.xs, DEVID, platform, far()).err(),
+            Some(BlkError::BadBackendValue("feature-max-indirect-segments")),
+            "{bad:?}"
+        );
+    }
+}
+
+/// One 128 KiB indirect read against a backend misbehaving with `m`.
+fn misbehaving_indirect(m: Misbehave) -> (Rig, Device, Vec<crate::device::Completion>) {
+    let (rig, mut device) = connect(false, INDIRECT_256);
+    rig.backend.borrow_mut().misbehave.push_back(m);
+    device.submit_read(0, 32 * 4096).unwrap();
+    device.kick().unwrap();
+    rig.backend.borrow_mut().process();
+    let done = device.poll();
+    (rig, device, done)
+}
+
+#[test]
+fn bad_answers_to_indirect_requests_fail_them_and_end_every_grant() {
+    let (rig, device, done) = misbehaving_indirect(Misbehave::WrongOperation);
+    assert_eq!(
+        done[0].result,
+        Err(BlkError::BadResponse(BadResponse::WrongOperation {
+            expected: BLKIF_OP_READ,
+            got: BLKIF_OP_WRITE
+        }))
+    );
+    assert_eq!(device.stats().data_grants, 0);
+    assert_eq!(rig.memory.allocated(), 1);
+    let (rig, device, done) = misbehaving_indirect(Misbehave::IdOutOfRange);
+    assert!(done.is_empty());
+    assert_eq!(device.stats().bad_responses, 1);
+    assert_eq!(
+        device.in_flight(),
+        1,
+        "its grants stay until it is answered"
+    );
+    assert_eq!(device.stats().data_grants, 33);
+    drop(rig);
+    let (rig, device, done) = misbehaving_indirect(Misbehave::Status(BLKIF_RSP_ERROR));
+    assert_eq!(done[0].result, Err(BlkError::IoError));
+    assert_eq!(device.stats().data_grants, 0);
+    assert_eq!(rig.memory.allocated(), 1);
+}
+
+#[test]
+fn an_indirect_page_the_backend_keeps_mapped_is_quarantined() {
+    let (rig, mut device, done) = misbehaving_indirect(Misbehave::HoldGrants);
+    assert_eq!(done[0].result, Err(BlkError::GrantStillMapped));
+    // The 32 data pages and the indirect page are all held.
+    assert_eq!(device.stats().quarantined_pages, 33);
+    let held: Vec<u32> = rig.backend.borrow_mut().held.drain(..).collect();
+    for gref in held {
+        rig.backend.borrow().grants.0.borrow().entries().unmap(gref);
+    }
+    device.poll();
+    assert_eq!(device.stats().quarantined_pages, 0);
+    assert_eq!(rig.memory.allocated(), 1);
+}
+
+const PERSISTENT: &[(&str, &str)] = &[("feature-persistent", "1")];
+
+#[test]
+fn persistent_grants_are_granted_once_and_reused() {
+    let (mut rig, mut device) = connect(false, PERSISTENT);
+    let store = &rig.xs.transport_mut().store;
+    assert_eq!(
+        store.get(&format!("{FRONT}/feature-persistent")).as_deref(),
+        Some("1")
+    );
+    assert!(device.persistent() && rig.backend.borrow().persistent);
+    let payload: Vec<u8> = (0..8192).map(|i| (i * 3 + 1) as u8).collect();
+    for round in 0..3u64 {
+        let at = (40 + round * 16) * 512;
+        device.write(&mut rig.xs, at, &payload, far()).unwrap();
+        assert_eq!(
+            device.read(&mut rig.xs, at, 8192, far()),
+            Ok(payload.clone())
+        );
+    }
+    let data = device.read(&mut rig.xs, 3 * 512, 3 * 4096, far()).unwrap();
+    assert_eq!(data, pattern(3, 3 * 4096));
+    let stats = device.stats();
+    // Two pages granted by the first write, three by the last read's third page.
+    assert_eq!(stats.persistent_grants, 3);
+    assert_eq!(stats.persistent_reused, 2 * 6 - 2 + 2);
+    assert_eq!(stats.data_grants, 0);
+    assert_eq!(device.platform().grants.grants_in_use(), 1 + 3);
+    // The backend mapped only those three pages, and still has them (no grant was ended).
+    assert_eq!(rig.backend.borrow().mapped.borrow().len(), 3);
+    assert_eq!(stats.quarantined_pages, 0);
+}
+
+#[test]
+fn persistent_indirect_requests_keep_their_indirect_pages_too() {
+    let keys = [PERSISTENT[0], INDIRECT_256[0]];
+    let (mut rig, mut device) = connect(false, &keys);
+    let payload: Vec<u8> = (0..128 * 1024).map(|i| (i * 11) as u8).collect();
+    for _ in 0..2 {
+        device.write(&mut rig.xs, 0, &payload, far()).unwrap();
+        let back = device.read(&mut rig.xs, 0, payload.len(), far()).unwrap();
+        assert!(back == payload, "read back differs");
+    }
+    let stats = device.stats();
+    assert_eq!(stats.indirect_requests, 4);
+    assert_eq!(
+        stats.persistent_grants, 33,
+        "32 data pages and one indirect page"
+    );
+    assert_eq!(stats.persistent_reused, 3 * 33);
+    assert_eq!(rig.backend.borrow().mapped.borrow().len(), 33);
+}
+
+#[test]
+fn without_both_ends_agreeing_grants_are_per_request() {
+    use crate::features::Features;
+    // Not offered: the front end asks, the backend does not keep grants.
+    let (mut plain, mut device) = connect(false, &[]);
+    assert!(!device.persistent());
+    device.read(&mut plain.xs, 0, 8192, far()).unwrap();
+    device.read(&mut plain.xs, 0, 8192, far()).unwrap();
+    let stats = device.stats();
+    assert_eq!((stats.persistent_grants, stats.persistent_reused), (0, 0));
+    assert_eq!(device.platform().grants.grants_in_use(), 1);
+    // Offered but switched off (`blk-persistent=off`): the front end says 0.
+    let (mut rig, platform) = rig(false, PERSISTENT);
+    let features = Features {
+        persistent: false,
+        ..Features::default()
+    };
+    let mut device = Blkfront::connect_with(&mut rig.xs, DEVID, platform, features, far()).unwrap();
+    let store = &rig.xs.transport_mut().store;
+    assert_eq!(
+        store.get(&format!("{FRONT}/feature-persistent")).as_deref(),
+        Some("0")
+    );
+    assert!(!device.persistent() && !rig.backend.borrow().persistent);
+    device.read(&mut rig.xs, 0, 8192, far()).unwrap();
+    assert_eq!(device.stats().persistent_reused, 0);
+    assert_eq!(device.platform().grants.grants_in_use(), 1);
+    assert_eq!(rig.memory.allocated(), 1);
+}
+
+#[test]
+fn a_backend_that_unmaps_persistent_grants_anyway_still_works() {
+    // Linux blkback unmaps persistent grants beyond its limit or unused for a while: the
+    // front end keeps granting the same pages, and they are mapped again.
+    let (mut rig, mut device) = connect(false, PERSISTENT);
+    device.read(&mut rig.xs, 0, 4096, far()).unwrap();
+    let kept: Vec<u32> = rig
+        .backend
+        .borrow()
+        .mapped
+        .borrow()
+        .iter()
+        .copied()
+        .collect();
+    for gref in kept {
+        rig.backend.borrow().grants.0.borrow().entries().unmap(gref);
+    }
+    let data = device.read(&mut rig.xs, 8 * 512, 4096, far()).unwrap();
+    assert_eq!(data, pattern(8, 4096));
+    assert_eq!(device.stats().persistent_reused, 1);
+    // Bad answers fail their request, and the pages still go back to the pool.
+    rig.backend
+        .borrow_mut()
+        .misbehave
+        .push_back(Misbehave::WrongOperation);
+    assert!(matches!(
+        device.read(&mut rig.xs, 0, 4096, far()),
+        Err(BlkError::BadResponse(BadResponse::WrongOperation { .. }))
+    ));
+    device.read(&mut rig.xs, 0, 4096, far()).unwrap();
+    assert_eq!(device.stats().persistent_grants, 1);
+    assert_eq!(device.stats().persistent_reused, 3);
+}
+
+#[test]
+fn close_ends_the_persistent_grants_once_the_backend_lets_go() {
+    let (mut rig, mut device) = connect(false, &[PERSISTENT[0], INDIRECT_256[0]]);
+    device.read(&mut rig.xs, 0, 64 * 1024, far()).unwrap();
+    assert_eq!(device.stats().persistent_grants, 17);
+    let grants = device.platform().grants.clone();
+    let backend = rig.backend.clone();
+    rig.xs.transport_mut().on_write =
+        Some(Box::new(move |s: &mut Store, path: &str, value: &str| {
+            if path == format!("{FRONT}/state") && value == "5" {
+                s.set(&format!("{BACK}/state"), "5");
+            }
+        }));
+    rig.xs
+        .transport_mut()
+        .at(Instant::from_nanos(1_000), move |s: &mut Store| {
+            let ring_ref: u32 = s
+                .get(&format!("{FRONT}/ring-ref"))
+                .unwrap()
+                .parse()
+                .unwrap();
+            backend.borrow_mut().detach(ring_ref);
+            s.set(&format!("{BACK}/state"), "6");
+        });
+    device.close(&mut rig.xs, far()).unwrap();
+    assert_eq!(grants.grants_in_use(), 0);
+    assert_eq!(rig.memory.allocated(), 0);
+}
+
+const DISCARD: &[(&str, &str)] = &[
+    ("feature-discard", "1"),
+    ("discard-granularity", "4096"),
+    ("discard-alignment", "0"),
+];
+
+#[test]
+fn discards_go_to_the_backend_when_offered() {
+    let (mut rig, mut device) = connect(false, DISCARD);
+    assert!(device.can_discard());
+    // Longer than any data request: a discard carries no pages.
+    device
+        .discard(&mut rig.xs, 8 * 512, 1 << 19, false, far())
+        .unwrap();
+    assert_eq!(rig.backend.borrow().discards, [(8, 1024, 0)]);
+    assert!(
+        rig.backend.borrow().disk[8 * 512..8 * 512 + (1 << 19)]
+            .iter()
+            .all(|&b| b == 0)
+    );
+    assert_eq!(
+        device.read(&mut rig.xs, 8 * 512, 4096, far()),
+        Ok(std::vec![0; 4096])
+    );
+    // No discard-secure: a secure discard is refused here.
+    assert_eq!(
+        device.submit_discard(0, 512, true),
+        Err(BlkError::NotSupported)
+    );
+    let stats = device.stats();
+    assert_eq!(
+        (stats.discards, stats.responses, stats.bad_responses),
+        (1, 2, 0)
+    );
+    assert_eq!(rig.backend.borrow().ops[0], BLKIF_OP_DISCARD);
+}
+
+#[test]
+fn secure_discards_need_discard_secure() {
+    let keys = [DISCARD[0], ("discard-secure", "1")];
+    let (mut rig, mut device) = connect(false, &keys);
+    device.discard(&mut rig.xs, 0, 4096, true, far()).unwrap();
+    assert_eq!(
+        rig.backend.borrow().discards,
+        [(0, 8, BLKIF_DISCARD_SECURE)]
+    );
+}
+
+#[test]
+fn discards_are_refused_locally_unless_offered_wanted_and_in_range() {
+    use crate::features::Features;
+    let (_rig, mut device) = connect(false, &[]);
+    assert!(!device.can_discard());
+    assert_eq!(
+        device.submit_discard(0, 512, false),
+        Err(BlkError::NotSupported)
+    );
+    let (mut rig, platform) = rig(false, DISCARD);
+    let features = Features {
+        discard: false,
+        ..Features::default()
+    };
+    let mut device = Blkfront::connect_with(&mut rig.xs, DEVID, platform, features, far()).unwrap();
+    assert!(!device.can_discard());
+    assert_eq!(
+        device.submit_discard(0, 512, false),
+        Err(BlkError::NotSupported)
+    );
+    let (_rig, mut device) = connect(true, DISCARD);
+    assert_eq!(
+        device.submit_discard(0, 512, false),
+        Err(BlkError::ReadOnly)
+    );
+    let (_rig, mut device) = connect(false, DISCARD);
+    assert_eq!(
+        device.submit_discard(0, 0, false),
+        Err(BlkError::BadLength(0))
+    );
+    assert_eq!(
+        device.submit_discard(0, 100, false),
+        Err(BlkError::BadLength(100))
+    );
+    assert_eq!(
+        device.submit_discard(1, 512, false),
+        Err(BlkError::BadLength(1))
+    );
+    assert_eq!(
+        device.submit_discard(512, SECTORS * 512, false),
+        Err(BlkError::OutOfRange {
+            sector: 1,
+            sectors: SECTORS
+        })
+    );
+    assert_eq!(
+        device.submit_discard(u64::MAX - 511, 512, false).err(),
+        Some(BlkError::OutOfRange {
+            sector: (u64::MAX - 511) / 512,
+            sectors: 1
+        })
+    );
+    assert_eq!(device.stats().discards, 0);
+    assert!(_rig.backend.borrow().ops.is_empty());
+}
+
+#[test]
+fn bad_answers_to_a_discard_fail_it() {
+    for (m, want) in [
+        (Misbehave::Status(-2), BlkError::NotSupported),
+        (Misbehave::Status(BLKIF_RSP_ERROR), BlkError::IoError),
+        (
+            Misbehave::WrongOperation,
+            BlkError::BadResponse(BadResponse::WrongOperation {
+                expected: BLKIF_OP_DISCARD,
+                got: BLKIF_OP_DISCARD ^ 1,
+            }),
+        ),
+    ] {
+        let (mut rig, mut device) = connect(false, DISCARD);
+        rig.backend.borrow_mut().misbehave.push_back(m);
+        assert_eq!(
+            device.discard(&mut rig.xs, 0, 4096, false, far()),
+            Err(want)
+        );
+        // The device goes on working.
+        device.read(&mut rig.xs, 0, 512, far()).unwrap();
+    }
 }

@@ -1,4 +1,4 @@
-//! Two-level event channels of the one guest domain, answered as Xen 4.17's
+//! Two-level event channels of one guest domain, answered as Xen 4.17's
 //! `common/event_channel.c` and `event_2l.c` answer them: the port table (alloc_unbound,
 //! bind_interdomain, bind_virq, bind_ipi, close, send, status, unmask) with Xen's checks and
 //! errno values, and the pending/mask words of `shared_info` with `vcpu_info`'s
@@ -9,7 +9,10 @@
 //!
 //! Domain 0 exists (its services live inside hv); its ports are not in this table: an
 //! interdomain port whose peer is domain 0 carries the peer's port number, and sending on it
-//! yields [`Notify::Dom0`] for the caller to act on.
+//! yields [`Notify::Dom0`] for the caller to act on. Other domUs' tables are reached through
+//! [`EventPeers`] (the kernel's other domains, or a fake in tests): binding to another
+//! domain's unbound port, sending to it, closing, and a domain's death, each as Xen's
+//! `evtchn_bind_interdomain`, `evtchn_send`, `evtchn_close` and `evtchn_destroy` do.
 #![allow(clippy::cast_possible_truncation, reason = "NR_PORTS (4096) fits u32")]
 
 use abi::errno::{XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_ENOSPC, XEN_EPERM, XEN_ESRCH};
@@ -41,6 +44,13 @@ pub enum Remote {
     Local(u32),
     /// A port of domain 0 (a service inside hv).
     Dom0(u32),
+    /// A port of another domU.
+    Domain {
+        /// Its domain.
+        dom: u16,
+        /// Its port.
+        port: u32,
+    },
 }
 
 /// The state of one port (Xen's `ECS_*`).
@@ -70,6 +80,42 @@ pub enum Notify {
     None,
     /// Domain 0's port was notified: run its service.
     Dom0(u32),
+}
+
+/// What [`EventChannels::close`] disconnected, for the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// Nothing outside this domain.
+    Local,
+    /// Domain 0's port (its service may drop it).
+    Dom0(u32),
+}
+
+/// The other domUs' event channels, as one domain's operations reach them. The defaults
+/// answer as if no other domU existed.
+pub trait EventPeers {
+    /// Whether domain `dom` (another domU) exists.
+    fn peer_exists(&self, _dom: u16) -> bool {
+        false
+    }
+    /// Binds port `rport` of domain `rdom` to port `lport` of domain `ldom`: `-EINVAL` unless
+    /// `rport` is valid there and unbound for `ldom` (Xen's checks in
+    /// `evtchn_bind_interdomain`); `-ESRCH` if `rdom` does not exist.
+    fn peer_bind(
+        &mut self,
+        _rdom: u16,
+        _rport: u32,
+        _ldom: u16,
+        _lport: u32,
+    ) -> Result<(), XenErrno> {
+        Err(err(XEN_ESRCH))
+    }
+    /// Domain `ldom` closed its port `lport`, connected to `rport` of `rdom`: that port goes
+    /// back to unbound for `ldom`, as `evtchn_close` leaves it.
+    fn peer_unbind(&mut self, _rdom: u16, _rport: u32, _ldom: u16, _lport: u32) {}
+    /// Domain `ldom` sent on `lport`, connected to `rport` of `rdom`: `rport` is set pending
+    /// there (and its vCPU kicked).
+    fn peer_notify(&mut self, _rdom: u16, _rport: u32, _ldom: u16, _lport: u32) {}
 }
 
 /// Access to the guest's pending and mask words (`shared_info`) and to vCPU 0's
@@ -254,11 +300,14 @@ impl EventChannels {
 
     /// `EVTCHNOP_bind_interdomain(remote_dom, remote_port)`: a new local port connected to
     /// the remote's unbound port; the new port is set pending (Xen does so for notifications
-    /// lost while unbound). Binding to domain 0's ports: hv's domain 0 offers none unbound
-    /// to this domain (`-EINVAL`).
+    /// lost while unbound). In Xen's order: an unknown remote domain is `-ESRCH`, then a free
+    /// local port is taken (`-ENOSPC` wins over a bad remote port, and the port stays free
+    /// on failure), then the remote port must be valid and unbound for this domain
+    /// (`-EINVAL`). Binding to domain 0's ports: hv's domain 0 offers none unbound to this
+    /// domain (`-EINVAL`). Another domU's port is bound through `w`'s [`EventPeers`].
     pub fn bind_interdomain(
         &mut self,
-        w: &mut impl EventWords,
+        w: &mut (impl EventWords + EventPeers),
         remote_dom: u16,
         remote_port: u32,
     ) -> Result<u32, XenErrno> {
@@ -267,14 +316,22 @@ impl EventChannels {
         } else {
             remote_dom
         };
-        if rdom != self.domid && rdom != 0 {
+        let foreign = rdom != self.domid && rdom != 0;
+        if foreign && !w.peer_exists(rdom) {
             return Err(err(XEN_ESRCH));
         }
-        // Xen takes the local port first (so -ENOSPC wins over a bad remote port), but
-        // leaves it free on failure.
         let lport = self.free_port()?;
         if rdom == 0 {
             return Err(err(XEN_EINVAL));
+        }
+        if foreign {
+            w.peer_bind(rdom, remote_port, self.domid, lport)?;
+            self.ports[lport as usize] = State::Interdomain(Remote::Domain {
+                dom: rdom,
+                port: remote_port,
+            });
+            set_pending(w, lport);
+            return Ok(lport);
         }
         if !self.valid(remote_port) {
             return Err(err(XEN_EINVAL));
@@ -291,6 +348,61 @@ impl EventChannels {
         self.ports[remote_port as usize] = State::Interdomain(Remote::Local(lport));
         set_pending(w, lport);
         Ok(lport)
+    }
+
+    /// The far side of another domain's `bind_interdomain`: binds this domain's `port` to
+    /// (`ldom`, `lport`) if it is valid and unbound for `ldom`, else `-EINVAL`.
+    pub fn accept_bind(&mut self, port: u32, ldom: u16, lport: u32) -> Result<(), XenErrno> {
+        if !self.valid(port) {
+            return Err(err(XEN_EINVAL));
+        }
+        match self.ports.get(port as usize) {
+            Some(State::Unbound { remote }) if *remote == ldom => {
+                self.ports[port as usize] = State::Interdomain(Remote::Domain {
+                    dom: ldom,
+                    port: lport,
+                });
+                Ok(())
+            }
+            _ => Err(err(XEN_EINVAL)),
+        }
+    }
+
+    /// The peer (`ldom`, `lport`) of this domain's `port` closed its end or died: the port
+    /// goes back to unbound for `ldom`, as `evtchn_close` leaves it. Nothing happens unless
+    /// the port is connected to exactly that peer.
+    pub fn peer_closed(&mut self, port: u32, ldom: u16, lport: u32) {
+        if let Some(p) = self.ports.get_mut(port as usize)
+            && *p
+                == State::Interdomain(Remote::Domain {
+                    dom: ldom,
+                    port: lport,
+                })
+        {
+            *p = State::Unbound { remote: ldom };
+        }
+    }
+
+    /// The peer (`ldom`, `lport`) of this domain's `port` sent: the port is set pending if it
+    /// is connected to exactly that peer. Whether the upcall was raised.
+    pub fn peer_sent(&mut self, w: &mut impl EventWords, port: u32, ldom: u16, lport: u32) -> bool {
+        match self.state(port) {
+            Some(State::Interdomain(Remote::Domain { dom, port: p }))
+                if dom == ldom && p == lport =>
+            {
+                set_pending(w, port)
+            }
+            _ => false,
+        }
+    }
+
+    /// This domain's ports connected to other domUs: `(port, peer domain, peer port)`, for
+    /// the domain's death (Xen's `evtchn_destroy` closes each).
+    pub fn foreign(&self) -> impl Iterator<Item = (u32, u16, u32)> + '_ {
+        self.ports.iter().enumerate().filter_map(|(i, s)| match *s {
+            State::Interdomain(Remote::Domain { dom, port }) => Some((i as u32, dom, port)),
+            _ => None,
+        })
     }
 
     /// `EVTCHNOP_bind_virq(virq, vcpu)`.
@@ -323,14 +435,19 @@ impl EventChannels {
         Ok(port)
     }
 
-    /// `EVTCHNOP_close(port)`: the far end of a loopback pair goes back to unbound (for this
-    /// domain); a domain-0 peer is told through the returned [`Notify`]-like port so its
-    /// service can drop it. The port's pending bit is cleared (Xen's `free_evtchn`).
-    pub fn close(&mut self, w: &mut impl EventWords, port: u32) -> Result<Option<u32>, XenErrno> {
+    /// `EVTCHNOP_close(port)`: the far end of a loopback pair, or another domU's port, goes
+    /// back to unbound (for this domain); a domain-0 peer is told through the returned
+    /// [`Closed`] so its service can drop it. The port's pending bit is cleared (Xen's
+    /// `free_evtchn`).
+    pub fn close(
+        &mut self,
+        w: &mut (impl EventWords + EventPeers),
+        port: u32,
+    ) -> Result<Closed, XenErrno> {
         if !self.valid(port) {
             return Err(err(XEN_EINVAL));
         }
-        let mut dom0 = None;
+        let mut closed = Closed::Local;
         match self.ports[port as usize] {
             State::Free | State::Reserved => return Err(err(XEN_EINVAL)),
             State::Unbound { .. } | State::Ipi => {}
@@ -346,15 +463,22 @@ impl EventChannels {
                     *p = State::Unbound { remote: self.domid };
                 }
             }
-            State::Interdomain(Remote::Dom0(p)) => dom0 = Some(p),
+            State::Interdomain(Remote::Dom0(p)) => closed = Closed::Dom0(p),
+            State::Interdomain(Remote::Domain { dom, port: rport }) => {
+                w.peer_unbind(dom, rport, self.domid, port);
+            }
         }
         clear_pending(w, port);
         self.ports[port as usize] = State::Free;
-        Ok(dom0)
+        Ok(closed)
     }
 
     /// `EVTCHNOP_send(port)`.
-    pub fn send(&mut self, w: &mut impl EventWords, port: u32) -> Result<Notify, XenErrno> {
+    pub fn send(
+        &mut self,
+        w: &mut (impl EventWords + EventPeers),
+        port: u32,
+    ) -> Result<Notify, XenErrno> {
         if !self.valid(port) {
             return Err(err(XEN_EINVAL));
         }
@@ -364,6 +488,10 @@ impl EventChannels {
                 Ok(Notify::None)
             }
             State::Interdomain(Remote::Dom0(p)) => Ok(Notify::Dom0(p)),
+            State::Interdomain(Remote::Domain { dom, port: rport }) => {
+                w.peer_notify(dom, rport, self.domid, port);
+                Ok(Notify::None)
+            }
             State::Ipi => {
                 set_pending(w, port);
                 Ok(Notify::None)
@@ -404,6 +532,9 @@ impl EventChannels {
                 (ec::EVTCHNSTAT_INTERDOMAIN, u32::from(self.domid), p)
             }
             State::Interdomain(Remote::Dom0(p)) => (ec::EVTCHNSTAT_INTERDOMAIN, 0, p),
+            State::Interdomain(Remote::Domain { dom, port }) => {
+                (ec::EVTCHNSTAT_INTERDOMAIN, u32::from(dom), port)
+            }
             State::Virq(v) => (ec::EVTCHNSTAT_VIRQ, v, 0),
             State::Ipi => (ec::EVTCHNSTAT_IPI, 0, 0),
         };

@@ -1,8 +1,11 @@
-//! Grant tables v1 of the one guest domain, answered as Xen 4.17's `common/grant_table.c`
+//! Grant tables v1 of one guest domain, answered as Xen 4.17's `common/grant_table.c`
 //! answers a domain with `max_grant_version = 1` and xl's default of 64 frames:
 //! `GNTTABOP_query_size`, `setup_table`, `set_version` / `get_version`, `copy` with
-//! `acquire_grant_for_copy`'s checks, the frames placed with `XENMEM_add_to_physmap`
-//! (`XENMAPSPACE_grant_table`), and map/unmap as an internal API for domain 0's services.
+//! `acquire_grant_for_copy`'s checks (through this domain's grants, or another domU's
+//! through [`GrantEnv::foreign_acquire`]), the frames placed with `XENMEM_add_to_physmap`
+//! (`XENMAPSPACE_grant_table`), pins held by mappers ([`GrantTable::acquire_for`], used by
+//! domain 0's services and by other domUs' `GNTTABOP_map_grant_ref`), and the mapper's side
+//! of those mappings ([`Maptrack`]).
 //!
 //! The shared entries live in frames the guest writes at will: every entry is read once per
 //! use and checked; nothing read there is trusted across a step.
@@ -23,8 +26,35 @@ pub const ENTRIES_PER_FRAME: u32 = 512;
 const PAGE: u32 = 4096;
 /// Frames a new domain's table has (`INITIAL_NR_GRANT_FRAMES`).
 pub const INITIAL_FRAMES: u32 = 1;
-/// Concurrent internal mappings domain 0 may hold.
+/// Concurrent pins of a domain's grants (domain 0's and other domUs' mappings together).
 pub const MAX_MAPS: usize = 256;
+/// Mappings one domain may hold of other domains' grants (its maptrack handles).
+pub const MAX_MAPTRACK: usize = 256;
+
+/// One end of a copy as the environment resolves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A frame of the calling domain (checked with [`GrantEnv::page_ok`]).
+    Own(u64),
+    /// A frame of another domain, acquired through [`GrantEnv::foreign_acquire`] (the value
+    /// is the environment's own handle on it, e.g. a host address).
+    Foreign(u64),
+}
+
+/// A grant of another domU acquired by this domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Foreign {
+    /// The granting domain.
+    pub dom: u16,
+    /// Its grant reference.
+    pub gref: u32,
+    /// Acquired for reading only.
+    pub readonly: bool,
+    /// The pin slot in the granter's table, for a mapping (`None` for a copy).
+    pub pin: Option<u32>,
+    /// The frame, as the environment names it ([`Frame::Foreign`]).
+    pub frame: u64,
+}
 
 /// What the grant code needs from the domain.
 pub trait GrantEnv {
@@ -34,9 +64,29 @@ pub trait GrantEnv {
     fn set_flags(&mut self, gref: u32, flags: u16);
     /// Whether `gfn` is a frame of the domain's own memory a grant may name (RAM).
     fn page_ok(&self, gfn: u64) -> bool;
-    /// Copies `len` bytes from (`src_gfn`, `src_off`) to (`dst_gfn`, `dst_off`), both pages
-    /// already checked with [`Self::page_ok`] and within one page.
-    fn copy(&mut self, src_gfn: u64, src_off: u16, dst_gfn: u64, dst_off: u16, len: u16);
+    /// Copies `len` bytes from (`src`, `src_off`) to (`dst`, `dst_off`), both frames
+    /// already checked ([`Self::page_ok`] or acquired) and the ranges within one page.
+    fn copy(&mut self, src: Frame, src_off: u16, dst: Frame, dst_off: u16, len: u16);
+    /// Whether `dom` names another domU (`rcu_lock_domain_by_any_id`). Default: none.
+    fn foreign_exists(&self, _dom: u16) -> bool {
+        false
+    }
+    /// Acquires grant `gref` of domain `dom` for `ldom` on the granter's side
+    /// ([`GrantTable::acquire_for`] on its table), held as a pin when `pin` (a mapping) or
+    /// only until [`Self::foreign_release`] (a copy). Default: no such domain.
+    fn foreign_acquire(
+        &mut self,
+        _dom: u16,
+        _gref: u32,
+        _ldom: u16,
+        _readonly: bool,
+        _pin: bool,
+    ) -> Result<Foreign, i16> {
+        Err(g::GNTST_BAD_DOMAIN)
+    }
+    /// Releases what [`Self::foreign_acquire`] acquired (also when the granter has died
+    /// meanwhile: then its held frame is given back once no mapping remains).
+    fn foreign_release(&mut self, _f: &Foreign) {}
 }
 
 /// One end of a `GNTTABOP_copy`.
@@ -78,6 +128,8 @@ pub struct Mapping {
 struct Pin {
     gref: u32,
     readonly: bool,
+    /// The mapping domain (0 for domain 0's services).
+    by: u16,
 }
 
 /// The grant table of one domain.
@@ -94,6 +146,7 @@ pub struct GrantTable {
 enum Dom {
     Own,
     Dom0,
+    Other(u16),
 }
 
 impl GrantTable {
@@ -217,7 +270,7 @@ impl GrantTable {
         }
     }
 
-    fn lock_domain(&self, ptr: &CopyPtr, is_gref: bool) -> Result<Dom, i16> {
+    fn lock_domain(&self, env: &impl GrantEnv, ptr: &CopyPtr, is_gref: bool) -> Result<Dom, i16> {
         // Only DOMID_SELF may name a frame directly.
         if ptr.domid != abi::xen::DOMID_SELF && !is_gref {
             return Err(g::GNTST_PERMISSION_DENIED);
@@ -226,22 +279,33 @@ impl GrantTable {
             Ok(Dom::Own)
         } else if ptr.domid == 0 {
             Ok(Dom::Dom0)
+        } else if env.foreign_exists(ptr.domid) {
+            Ok(Dom::Other(ptr.domid))
         } else {
             Err(g::GNTST_BAD_DOMAIN)
         }
     }
 
-    /// Whether some internal mapping pins `gref`, and whether one pins it writable.
-    fn pinned(&self, gref: u32) -> (bool, bool) {
-        let mut any = false;
+    /// Whether some mapping pins `gref`, by which domain, and whether one pins it writable.
+    fn pinned(&self, gref: u32) -> (Option<u16>, bool) {
+        let mut by = None;
         let mut writable = false;
         for p in self.maps.iter().flatten() {
             if p.gref == gref {
-                any = true;
+                by = Some(p.by);
                 writable |= !p.readonly;
             }
         }
-        (any, writable)
+        (by, writable)
+    }
+
+    /// The pins other domUs hold on this domain's grants: `(slot, gref, mapper)`, for the
+    /// domain's death (their frames stay held until unmapped).
+    pub fn foreign_pins(&self) -> impl Iterator<Item = (u32, u32, u16)> + '_ {
+        self.maps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.filter(|p| p.by != 0).map(|p| (i as u32, p.gref, p.by)))
     }
 
     /// `acquire_grant_for_copy` / `map_grant_ref` on this domain's entry `gref` for domain
@@ -261,12 +325,15 @@ impl GrantTable {
             domid,
             frame,
         } = env.entry(gref);
-        let (pinned, _) = self.pinned(gref);
-        // Pinned already (by domain 0's mappings): only domain 0 may pin it again.
-        if pinned && ldom != 0 {
+        let (pinned_by, _) = self.pinned(gref);
+        // Pinned already: only the domain that pinned it may use it (the active entry's
+        // domid).
+        if pinned_by.is_some_and(|by| by != ldom) {
             return Err(g::GNTST_GENERAL_ERROR);
         }
-        if !pinned && ((flags & g::GTF_TYPE_MASK) != g::GTF_PERMIT_ACCESS || domid != ldom) {
+        if pinned_by.is_none()
+            && ((flags & g::GTF_TYPE_MASK) != g::GTF_PERMIT_ACCESS || domid != ldom)
+        {
             return Err(g::GNTST_GENERAL_ERROR);
         }
         if !readonly && flags & g::GTF_READONLY != 0 {
@@ -288,15 +355,66 @@ impl GrantTable {
     /// `reduce_status_for_pin`: clears `GTF_writing` when no writer remains and
     /// `GTF_reading` when no pin remains.
     fn release(&self, env: &mut impl GrantEnv, gref: u32, readonly: bool) {
-        let (pinned, writable) = self.pinned(gref);
+        let (pinned_by, writable) = self.pinned(gref);
         let mut flags = env.entry(gref).flags;
         if !readonly && !writable {
             flags &= !g::GTF_WRITING;
         }
-        if !pinned {
+        if pinned_by.is_none() {
             flags &= !g::GTF_READING;
         }
         env.set_flags(gref, flags);
+    }
+
+    /// The granter's side of another domain's use of grant `gref` (Xen's
+    /// `acquire_grant_for_copy` and the first half of `map_grant_ref`): checks the entry for
+    /// `ldom`, sets `GTF_reading` (and `GTF_writing`), and, when `pin`, records a pin held
+    /// until [`Self::release_for`]. Returns the granted frame and the pin's slot.
+    pub fn acquire_for(
+        &mut self,
+        env: &mut impl GrantEnv,
+        gref: u32,
+        ldom: u16,
+        readonly: bool,
+        pin: bool,
+    ) -> Result<(u64, Option<u32>), i16> {
+        let slot = if pin {
+            Some(
+                self.maps
+                    .iter()
+                    .position(Option::is_none)
+                    .ok_or(g::GNTST_NO_DEVICE_SPACE)?,
+            )
+        } else {
+            None
+        };
+        let gfn = self.acquire(env, gref, ldom, readonly)?;
+        if let Some(s) = slot {
+            self.maps[s] = Some(Pin {
+                gref,
+                readonly,
+                by: ldom,
+            });
+        }
+        Ok((gfn, slot.map(|s| s as u32)))
+    }
+
+    /// Ends what [`Self::acquire_for`] acquired: the pin in `slot` (if it is still `gref`'s),
+    /// then the entry's flags as `reduce_status_for_pin` leaves them.
+    pub fn release_for(
+        &mut self,
+        env: &mut impl GrantEnv,
+        gref: u32,
+        readonly: bool,
+        slot: Option<u32>,
+    ) {
+        if let Some(s) = slot
+            && let Some(p) = self.maps.get_mut(s as usize)
+            && p.is_some_and(|p| p.gref == gref)
+        {
+            *p = None;
+        }
+        self.release(env, gref, readonly);
     }
 
     /// Claims one end of a copy: `(gfn, acquired grant)`.
@@ -307,19 +425,33 @@ impl GrantTable {
         dom: Dom,
         is_gref: bool,
         readonly: bool,
-    ) -> Result<(u64, Option<u32>), i16> {
+    ) -> Result<(Frame, Held), i16> {
         if is_gref {
-            // hv's domain 0 grants nothing to this domain.
-            if dom == Dom::Dom0 {
-                return Err(g::GNTST_GENERAL_ERROR);
-            }
             let gref = ptr.u as u32;
-            let gfn = self.acquire(env, gref, self.domid, readonly)?;
-            Ok((gfn, Some(gref)))
+            match dom {
+                // hv's domain 0 grants nothing to this domain.
+                Dom::Dom0 => Err(g::GNTST_GENERAL_ERROR),
+                Dom::Own => {
+                    let gfn = self.acquire(env, gref, self.domid, readonly)?;
+                    Ok((Frame::Own(gfn), Held::Own(gref)))
+                }
+                Dom::Other(d) => {
+                    let f = env.foreign_acquire(d, gref, self.domid, readonly, false)?;
+                    Ok((Frame::Foreign(f.frame), Held::Foreign(f)))
+                }
+            }
         } else if env.page_ok(ptr.u) {
-            Ok((ptr.u, None))
+            Ok((Frame::Own(ptr.u), Held::Nothing))
         } else {
             Err(g::GNTST_BAD_PAGE)
+        }
+    }
+
+    fn unclaim(&self, env: &mut impl GrantEnv, held: Held, readonly: bool) {
+        match held {
+            Held::Nothing => {}
+            Held::Own(gref) => self.release(env, gref, readonly),
+            Held::Foreign(f) => env.foreign_release(&f),
         }
     }
 
@@ -327,11 +459,11 @@ impl GrantTable {
     pub fn copy(&self, env: &mut impl GrantEnv, op: &CopyOp) -> i16 {
         let src_gref = op.flags & g::GNTCOPY_SOURCE_GREF != 0;
         let dst_gref = op.flags & g::GNTCOPY_DEST_GREF != 0;
-        let src_dom = match self.lock_domain(&op.source, src_gref) {
+        let src_dom = match self.lock_domain(env, &op.source, src_gref) {
             Ok(d) => d,
             Err(s) => return s,
         };
-        let dst_dom = match self.lock_domain(&op.dest, dst_gref) {
+        let dst_dom = match self.lock_domain(env, &op.dest, dst_gref) {
             Ok(d) => d,
             Err(s) => return s,
         };
@@ -342,9 +474,7 @@ impl GrantTable {
         let (dst, dst_held) = match self.claim(env, &op.dest, dst_dom, dst_gref, false) {
             Ok(c) => c,
             Err(s) => {
-                if let Some(r) = src_held {
-                    self.release(env, r, true);
-                }
+                self.unclaim(env, src_held, true);
                 return s;
             }
         };
@@ -356,12 +486,8 @@ impl GrantTable {
             env.copy(src, op.source.offset, dst, op.dest.offset, op.len);
             g::GNTST_OKAY
         };
-        if let Some(r) = src_held {
-            self.release(env, r, true);
-        }
-        if let Some(r) = dst_held {
-            self.release(env, r, false);
-        }
+        self.unclaim(env, src_held, true);
+        self.unclaim(env, dst_held, false);
         status
     }
 
@@ -373,15 +499,9 @@ impl GrantTable {
         gref: u32,
         readonly: bool,
     ) -> Result<Mapping, i16> {
-        let slot = self
-            .maps
-            .iter()
-            .position(Option::is_none)
-            .ok_or(g::GNTST_NO_DEVICE_SPACE)?;
-        let gfn = self.acquire(env, gref, 0, readonly)?;
-        self.maps[slot] = Some(Pin { gref, readonly });
+        let (gfn, slot) = self.acquire_for(env, gref, 0, readonly, true)?;
         Ok(Mapping {
-            handle: slot as u32,
+            handle: slot.unwrap_or(u32::MAX),
             gfn,
             readonly,
         })
@@ -402,6 +522,84 @@ impl GrantTable {
 enum Target {
     Denied,
     NoDomain,
+}
+
+/// What a copy end holds until the copy is done.
+#[derive(Clone, Copy, Debug)]
+enum Held {
+    Nothing,
+    Own(u32),
+    Foreign(Foreign),
+}
+
+/// One mapping a domain holds of another domain's grant (Xen's maptrack entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapEntry {
+    /// The grant and its pin at the granter.
+    pub foreign: Foreign,
+    /// The guest frame it is mapped at in the mapping domain.
+    pub gfn: u64,
+}
+
+/// The mappings a domain holds of other domains' grants, by handle (Xen's maptrack).
+#[derive(Clone, Debug)]
+pub struct Maptrack {
+    entries: [Option<MapEntry>; MAX_MAPTRACK],
+}
+
+impl Default for Maptrack {
+    fn default() -> Self {
+        Self {
+            entries: [None; MAX_MAPTRACK],
+        }
+    }
+}
+
+impl Maptrack {
+    /// A free handle (`get_maptrack_handle`), if any.
+    pub fn free_handle(&self) -> Option<u32> {
+        self.entries
+            .iter()
+            .position(Option::is_none)
+            .map(|h| h as u32)
+    }
+
+    /// Records `entry` under `handle` (from [`Self::free_handle`]).
+    pub fn insert(&mut self, handle: u32, entry: MapEntry) {
+        if let Some(e) = self.entries.get_mut(handle as usize) {
+            *e = Some(entry);
+        }
+    }
+
+    /// The mapping under `handle`.
+    pub fn get(&self, handle: u32) -> Option<MapEntry> {
+        self.entries.get(handle as usize).copied().flatten()
+    }
+
+    /// Removes the mapping under `handle`.
+    pub fn remove(&mut self, handle: u32) -> Option<MapEntry> {
+        self.entries.get_mut(handle as usize).and_then(Option::take)
+    }
+
+    /// Every mapping held.
+    pub fn iter(&self) -> impl Iterator<Item = &MapEntry> + '_ {
+        self.entries.iter().flatten()
+    }
+
+    /// Every mapping left, removed (the mapping domain dies).
+    pub fn drain(&mut self) -> impl Iterator<Item = MapEntry> + '_ {
+        self.entries.iter_mut().filter_map(Option::take)
+    }
+
+    /// How many mappings are held.
+    pub fn len(&self) -> usize {
+        self.entries.iter().flatten().count()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use abi::errno::{XEN_EFAULT, XEN_EINVAL, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH};
 use abi::memory::E820Entry;
 use abi::xen as x;
 
-use crate::evtchn::{EventChannels, EventWords};
+use crate::evtchn::{EventChannels, EventPeers, EventWords};
 use crate::grant::{GrantEnv, GrantTable};
 use crate::time::Singleshot;
 
@@ -26,7 +26,7 @@ pub const MAX_POLL_PORTS: usize = 128;
 
 /// What dispatch needs from the domain: guest memory, the event words of its shared_info
 /// page ([`EventWords`]), its grant entries and RAM ([`GrantEnv`]), and the clock.
-pub trait HypercallEnv: EventWords + GrantEnv {
+pub trait HypercallEnv: EventWords + EventPeers + GrantEnv {
     /// Xen's `copy_from_guest`: reads the guest-virtual buffer at `va`.
     fn read_guest(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestFault>;
     /// Xen's `copy_to_guest`: writes the guest-virtual buffer at `va`.
@@ -54,6 +54,17 @@ pub trait HypercallEnv: EventWords + GrantEnv {
     /// Places grant-table frame `idx` at guest frame `gfn`, unmapping it from `old` (where
     /// it was); a Xen errno on failure.
     fn map_grant_frame(&mut self, idx: u32, gfn: u64, old: Option<u64>) -> Result<(), XenErrno>;
+    /// Maps another domain's frame, acquired for a grant mapping, at this domain's guest
+    /// frame `gfn` (read-only if the mapping is), replacing what was there
+    /// (`guest_physmap_add_entry`); `Err` with the `GNTST_*` status. Default: not possible.
+    fn map_foreign(&mut self, _gfn: u64, _f: &crate::grant::Foreign) -> Result<(), i16> {
+        Err(abi::grant_table::GNTST_GENERAL_ERROR)
+    }
+    /// Removes the mapping of `f`'s frame at `gfn`; `Err` if `gfn` does not map it
+    /// (`replace_grant_p2m_mapping`'s check), leaving a hole otherwise.
+    fn unmap_foreign(&mut self, _gfn: u64, _f: &crate::grant::Foreign) -> Result<(), i16> {
+        Err(abi::grant_table::GNTST_GENERAL_ERROR)
+    }
 }
 
 /// The Xen state of a domain that hypercalls change: event channels, grant table, the
@@ -80,6 +91,10 @@ pub struct XenState {
     pub runstate: crate::time::Runstate,
     /// Whether the guest registered vCPU 0's `vcpu_info` (once only, as in Xen).
     pub vcpu_info_registered: bool,
+    /// The domain's own id.
+    pub domid: u16,
+    /// The mappings this domain holds of other domains' grants.
+    pub maptrack: crate::grant::Maptrack,
 }
 
 impl XenState {
@@ -105,6 +120,8 @@ impl XenState {
             poll_nr: 0,
             runstate: Default::default(),
             vcpu_info_registered: false,
+            domid,
+            maptrack: Default::default(),
         }
     }
 
@@ -823,6 +840,9 @@ mod tests {
         }
     }
 
+    /// No other domU exists in these tests.
+    impl EventPeers for Fake {}
+
     impl EventWords for Fake {
         fn pending(&self, word: usize) -> u64 {
             self.words.pending(word)
@@ -871,7 +891,18 @@ mod tests {
         fn page_ok(&self, gfn: u64) -> bool {
             (1..8).contains(&gfn) && self.mem.len() >= 0x9000
         }
-        fn copy(&mut self, src: u64, so: u16, dst: u64, d_o: u16, len: u16) {
+        fn copy(
+            &mut self,
+            src: crate::grant::Frame,
+            so: u16,
+            dst: crate::grant::Frame,
+            d_o: u16,
+            len: u16,
+        ) {
+            use crate::grant::Frame;
+            let (Frame::Own(src), Frame::Own(dst)) = (src, dst) else {
+                return;
+            };
             let s = src as usize * 4096 + so as usize;
             let d = dst as usize * 4096 + d_o as usize;
             self.mem.copy_within(s..s + len as usize, d);
@@ -1435,9 +1466,50 @@ mod tests {
             f.get_struct::<g::GnttabCopy>(0x380).status,
             g::GNTST_GENERAL_ERROR
         );
-        // Map is not implemented (counted).
-        let o = call5(&mut f, 20, [0, 0x380, 1, 0, 0]);
-        assert!(!o.implemented && o.ret == -38);
+        // map_grant_ref's refusals, in Xen's order, each written back as the status with
+        // handle 0; the call itself answers 0.
+        let map = |f: &mut Fake, flags: u32, dom: u16| {
+            f.put_struct(
+                0x500,
+                &g::GnttabMapGrantRef {
+                    host_addr: 0xf000_0000,
+                    flags,
+                    ref_: 3,
+                    dom,
+                    status: 99,
+                    handle: 77,
+                    dev_bus_addr: 5,
+                },
+            );
+            let o = call5(f, 20, [0, 0x500, 1, 0, 0]);
+            assert!(o.implemented && o.ret == 0);
+            let back = f.get_struct::<g::GnttabMapGrantRef>(0x500);
+            assert_eq!((back.handle, back.dev_bus_addr), (0, 0));
+            back.status
+        };
+        assert_eq!(
+            map(&mut f, 0, 5),
+            g::GNTST_BAD_GNTREF,
+            "neither host nor device map"
+        );
+        assert_eq!(
+            map(&mut f, g::GNTMAP_HOST_MAP | g::GNTMAP_DEVICE_MAP, 5),
+            g::GNTST_GENERAL_ERROR,
+            "no device mapping in an HVM domain"
+        );
+        assert_eq!(map(&mut f, g::GNTMAP_HOST_MAP, 5), g::GNTST_BAD_DOMAIN);
+        assert_eq!(map(&mut f, g::GNTMAP_HOST_MAP, 1), g::GNTST_GENERAL_ERROR);
+        // unmap_grant_ref of a handle never handed out.
+        // host_addr, dev_bus_addr, handle 3, status, padding.
+        let mut unmap = [0u8; 24];
+        unmap[..8].copy_from_slice(&0xf000_0000u64.to_le_bytes());
+        unmap[16..20].copy_from_slice(&3u32.to_le_bytes());
+        f.put(0x500, &unmap);
+        assert_eq!(call5(&mut f, 20, [1, 0x500, 1, 0, 0]).ret, 0);
+        assert_eq!(
+            f.get_struct::<g::GnttabUnmapGrantRef>(0x500).status,
+            g::GNTST_BAD_HANDLE
+        );
     }
 
     #[test]

@@ -19,16 +19,19 @@
 //! - [`cpuid`]: Xen's CPUID leaves from 0x40000000 and the policy over the host's leaves.
 //! - [`hypercall`]: hypercall dispatch and Xen's answers.
 //! - [`npt`]: the nested page tables.
-//! - [`cmdline`]: hv's command line (`<hv options> -- <guest command line>`). What QEMU
+//! - [`cmdline`]: hv's command line (`<hv options> -- <guest command line>`) and its
+//!   options (`npf=`). What QEMU
 //!   hands hv (the start info) is read by the `pvh` crate's `boot_info`, and hv's frames come
 //!   from its frame allocator ([`frames`], re-exported).
 //! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes, the
 //!   MSRs and CR4 checks Xen makes (`svm::msr`, `svm::emulate`), and the one x86 instruction
-//!   decoder (`svm::decode`) that gives exits their lengths and `mov` to CR4 its register.
+//!   decoder (`svm::decode`) that gives exits their lengths, `mov` to CR4 its register and an
+//!   access outside the domain's memory its operand (completed by `svm::emulate`).
 //! - [`dom0`]: domain 0's services inside hv: the console backend, xenstored's ring
 //!   connection layer over the `xenstored` crate, the keys Xen's toolstack writes, and the
 //!   port table that routes an event sent to domain 0 to the service owning the port.
-//! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, dom0 maps).
+//! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, pins by mappers
+//!   and the mapper's maptrack); [`held`]: dead domains' frames still mapped by others.
 //! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
 //! - [`trace`]: the exit trace, a ring of each domain's last exits (printed when it crashes,
 //!   or with hv's option `trace=dump`).
@@ -46,9 +49,23 @@
 //!   `rep outsb` mirror of its console to port 0xE9) is skipped whole (RIP moves past it,
 //!   RSI/RCX stay as they were). Xen would print port 0xE9 bytes in its own log with
 //!   `guest_loglvl=all`; hv drops them because the PV console carries the same text.
-//! - A nested page fault outside the domain's memory crashes the domain (the run ends with
-//!   QEMU exit 35) with a log line naming the address; Xen would emulate MMIO to its
-//!   internal devices (HPET, LAPIC, IO-APIC, ...) or ignore the access.
+//! - Memory outside the domain's RAM and special pages: as on Xen 4.17 for a PVH domU with
+//!   no device model (`p2m_mmio_dm`, `handle_mmio`, `null_handler`), an access reads all ones
+//!   and its write is dropped; hv decodes the instruction at RIP with `svm::decode` (QEMU has
+//!   no decode assists) and completes `mov`, `movzx`, `movsx`, `bt`, `and`, `or`, `cmp` and
+//!   `test` (`svm::emulate::complete_access`). Decoding was chosen over mapping one shared
+//!   all-ones frame read-only: nothing is mapped, so nothing is charged to the paging pool,
+//!   nothing must be undone when the guest later places a page there (`add_to_physmap`,
+//!   ballooning), and hv's own accesses to guest memory (hypercall buffers, grants) never
+//!   find a frame where Xen finds none. Where hv differs: any other instruction (string
+//!   moves and stores, `add`, `xor`, SSE, ...), an instruction fetched from there and a guest
+//!   page-table walk through there get `#GP(0)` (Xen's emulator completes the first, and
+//!   injects `#PF` for the walk); `bt` leaves the flags it does not define unchanged. A
+//!   write to a grant mapped read-only is completed the same way with the write dropped and
+//!   the reads from the page, as Xen drops writes to `p2m_grant_map_ro`. The local APIC page
+//!   (0xFEE00000, emulated by Xen) still crashes the domain (QEMU exit 35), and so does every
+//!   such access with the hv option `npf=crash` (for debugging; `cargo xtask hv-run
+//!   --hv-options npf=crash`).
 //! - Nested page tables come from a per-domain paging pool of Xen's default size (256 pages
 //!   per vCPU plus one per MiB of RAM, as `libxl__get_required_paging_memory`), and a table
 //!   left empty by a remap goes back to the pool; Xen's HAP keeps emptied tables, so a long
@@ -90,10 +107,9 @@
 //!   FIFO event channels: Xen would answer 0 and switch the domain to them; a vCPU other
 //!   than 0 is `-ENOENT`, a misplaced control block or a frame that is not RAM or a special
 //!   page `-EINVAL`; `EVTCHNOP_expand_array` answers `-EOPNOTSUPP` as Xen does before
-//!   `init_control`), `EVTCHNOP_bind_pirq` and `reset`; `GNTTABOP_map_grant_ref` /
-//!   `unmap_grant_ref` / `unmap_and_replace` / `transfer` / `get_status_frames` /
-//!   `swap_grant_ref` / `cache_flush` for the guest (domain 0's services map grants through
-//!   [`grant::GrantTable::map`]); `VCPUOP_register_runstate_memory_area`, `register_vcpu_time_memory_area`, `get_physid`,
+//!   `init_control`), `EVTCHNOP_bind_pirq` and `reset`; `GNTTABOP_unmap_and_replace` /
+//!   `transfer` / `get_status_frames` / `swap_grant_ref` / `cache_flush`;
+//!   `VCPUOP_register_runstate_memory_area`, `register_vcpu_time_memory_area`, `get_physid`,
 //!   `send_nmi`, `initialise`, `up`, `down` and the periodic timer (its argument checks are
 //!   Xen's); `HVMOP_set_param` of the guest-settable parameters other than
 //!   `HVM_PARAM_CALLBACK_IRQ`; `SCHEDOP_shutdown_code` and `watchdog`; physdev, mmuext,
@@ -107,7 +123,15 @@
 //!   domain 0 answers `-EINVAL`, and `GNTTABOP_copy` through a grant of domain 0 answers
 //!   `GNTST_general_error` (Xen would answer `GNTST_bad_gntref` past the end of dom0's
 //!   table). The port table
-//!   grows in buckets of 64 ports, as Xen's `struct evtchn` buckets on x86_64.
+//!   grows in buckets of 64 ports, as Xen's `struct evtchn` buckets on x86_64. Between
+//!   domUs, ports, `GNTTABOP_copy` and `GNTTABOP_map_grant_ref` follow Xen's checks
+//!   ([`evtchn`], [`grant`]), except: a domain mapping its own grant gets
+//!   `GNTST_general_error` (Xen maps it); a mapping's `dev_bus_addr` is 0; a domain holds at
+//!   most 256 mappings (Xen's maptrack grows to `max_maptrack_frames`) and a domain's
+//!   grants at most 256 pins; mapping over one of the domain's RAM pages replaces it and
+//!   the unmap leaves a hole, as in Xen, but the RAM page stays the domain's until it dies.
+//!   A dead granter's frames stay held until the last mapping of them is unmapped, as Xen
+//!   keeps the page referenced.
 //! - `HVM_PARAM_CALLBACK_IRQ` of type GSI or PCI INTx is stored but never delivers (a PVH
 //!   domU has no IO-APIC or PIC, so Xen ignores them too); a callback vector below 32 is
 //!   stored but never injected (Xen would inject it).
@@ -145,9 +169,9 @@
 //!   bits in the guest's page tables (Xen's does); 32-bit, PAE and 5-level guest paging
 //!   answer `-EFAULT` (not implemented).
 //! - No LAPIC for the guest (Xen emulates one for a PVH domU), so CPUID hides APIC, x2APIC
-//!   and the TSC-deadline timer, which Xen offers. Not in this list's scope yet either:
-//!   ballooning (`XENMEM_increase/decrease_reservation`), and reads outside RAM returning
-//!   all ones (see the nested page fault item).
+//!   and the TSC-deadline timer, which Xen offers; an access to its page crashes the domain
+//!   (see the item on memory outside RAM). Not in this list's scope yet either: ballooning
+//!   (`XENMEM_increase/decrease_reservation`).
 #![cfg_attr(target_os = "none", no_std)]
 
 extern crate alloc;
@@ -162,6 +186,7 @@ pub mod evtchn;
 pub use pvh::frames;
 pub mod grant;
 pub mod guest;
+pub mod held;
 pub mod hypercall;
 pub mod layout;
 pub mod npt;

@@ -1,5 +1,6 @@
 //! The guest command line: which self-test groups run, which test is forced to fail, how long
-//! the `spin` group spins, and any other `key=value` option by name.
+//! the `spin` group spins, which side of the `pair` group this domain plays, and any other
+//! `key=value` option by name.
 //!
 //! Options are whitespace-separated `key=value` words; unknown words are ignored (the
 //! toolstack and users may pass options meant for later parts of the kernel). `note=<text>`
@@ -20,6 +21,28 @@ pub struct Options<'a> {
     /// `spin-secs=<n>`: how long the `spin` self-test group spins with interrupts off (read
     /// with [`Options::spin_seconds`]).
     pub spin_secs: Option<&'a str>,
+    /// `pair=<offer|accept>`: this domain's side in the `pair` self-test group (read with
+    /// [`Options::pair_side`]).
+    pub pair: Option<&'a str>,
+}
+
+/// A domain's side in the `pair` self-test group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PairSide {
+    /// `pair=offer`: grants pages and allocates a port for the peer.
+    Offer,
+    /// `pair=accept`: copies and maps the peer's grants and binds its port.
+    Accept,
+}
+
+impl PairSide {
+    /// The side's word, as on the command line and in the test names (`pair-<side>-...`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Offer => "offer",
+            Self::Accept => "accept",
+        }
+    }
 }
 
 /// `spin-secs=` when the command line has none.
@@ -41,6 +64,8 @@ impl<'a> Options<'a> {
                 opts.fault = Some(v);
             } else if let Some(v) = word.strip_prefix("spin-secs=") {
                 opts.spin_secs = Some(v);
+            } else if let Some(v) = word.strip_prefix("pair=") {
+                opts.pair = Some(v);
             }
         }
         opts
@@ -70,6 +95,16 @@ impl<'a> Options<'a> {
                 )
             })
     }
+
+    /// `pair=offer` or `pair=accept`; anything else, or no `pair=`, is an error naming it.
+    pub fn pair_side(&self) -> Result<PairSide, alloc::string::String> {
+        match self.pair {
+            Some("offer") => Ok(PairSide::Offer),
+            Some("accept") => Ok(PairSide::Accept),
+            Some(other) => Err(alloc::format!("pair={other}: expected offer or accept")),
+            None => Err("no pair= on the command line (offer or accept)".into()),
+        }
+    }
 }
 
 /// The value of `key=` on the command line (the last one wins).
@@ -91,6 +126,22 @@ pub fn kv_region(cmdline: &str) -> Result<Option<(u64, u64)>, alloc::string::Str
         .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
         .map(Some)
         .ok_or_else(|| alloc::format!("kv-region={value}: expected <start>+<length> in bytes"))
+}
+
+/// The block front end's optional features: each on unless switched off with
+/// `blk-indirect=off`, `blk-persistent=off` or `blk-discard=off` (`on` is the default). A later
+/// occurrence wins.
+pub fn blk_features(cmdline: &str) -> Result<blkfront::Features, alloc::string::String> {
+    let switch = |key: &str| match option(cmdline, key) {
+        None | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(alloc::format!("{key}={other}: expected on or off")),
+    };
+    Ok(blkfront::Features {
+        indirect: switch("blk-indirect")?,
+        persistent: switch("blk-persistent")?,
+        discard: switch("blk-discard")?,
+    })
 }
 
 #[cfg(test)]
@@ -186,5 +237,50 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["platform"]
         );
+    }
+
+    #[test]
+    fn blk_features_are_on_unless_switched_off() {
+        use super::blk_features;
+        use blkfront::Features;
+        assert_eq!(blk_features("selftest=blk"), Ok(Features::default()));
+        assert_eq!(blk_features("blk-indirect=on"), Ok(Features::default()));
+        let off = blk_features("blk-indirect=off").unwrap();
+        assert!(!off.indirect && off.persistent);
+        let off = blk_features("x blk-persistent=off").unwrap();
+        assert!(off.indirect && !off.persistent);
+        let off = blk_features("blk-discard=off").unwrap();
+        assert!(off.indirect && off.persistent && !off.discard);
+        let none = blk_features("blk-indirect=off blk-persistent=off blk-discard=off").unwrap();
+        assert_eq!(none, Features::NONE);
+        assert!(blk_features("blk-persistent=0").is_err());
+        assert!(
+            blk_features("blk-indirect=off blk-indirect=on")
+                .unwrap()
+                .indirect
+        );
+        let e = blk_features("blk-indirect=no").unwrap_err();
+        assert!(e.contains("blk-indirect=no: expected on or off"), "{e}");
+    }
+
+    #[test]
+    fn pair_side_is_offer_or_accept() {
+        let side = |line| Options::parse(line).pair_side();
+        assert_eq!(side("selftest=pair pair=offer"), Ok(PairSide::Offer));
+        assert_eq!(side("pair=accept selftest=pair"), Ok(PairSide::Accept));
+        assert_eq!(side("pair=offer pair=accept"), Ok(PairSide::Accept));
+        assert_eq!(PairSide::Offer.name(), "offer");
+        assert_eq!(PairSide::Accept.name(), "accept");
+        for bad in ["pair=", "pair=Offer", "pair=both"] {
+            let e = side(bad).unwrap_err();
+            assert!(
+                e.starts_with(bad) && e.ends_with("expected offer or accept"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(side("selftest=pair").unwrap_err().contains("no pair="));
+        // Not mistaken for another key, nor another key for it.
+        assert_eq!(Options::parse("xpair=offer").pair, None);
+        assert_eq!(Options::parse("pair=offer").spin_secs, None);
     }
 }

@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use blkfront::{BlkError, Blkfront, MAX_REQUEST_BYTES};
+use blkfront::{BlkError, Blkfront};
 use storage::BlockDevice;
 use xenbus::{Instant, frontend};
 
@@ -19,11 +19,14 @@ pub type Disk = Blkfront<KernelPages, KernelGrants, KernelEvents>;
 /// How long one call may take before it fails with [`BlkError::Timeout`].
 const CALL_TIMEOUT_MS: u64 = 30_000;
 
-/// Connects the domain's disk `xvd<letter>` (within 30 s), or says why not (the domain has no
-/// such disk, the handshake failed).
+/// Connects the domain's disk `xvd<letter>` (within 30 s) with the features the command line
+/// leaves on (`blk-indirect=off`, `blk-persistent=off`, `blk-discard=off`), or says why not (the domain has no such disk, the handshake
+/// failed, a malformed switch).
 pub fn connect(name: &str) -> Result<Disk, String> {
     let devid = xvd_devid(name).ok_or_else(|| format!("{name} is not a disk name (xvda...)"))?;
     let deadline = time::deadline_ms(CALL_TIMEOUT_MS).map_err(|e| format!("clock: {e:?}"))?;
+    let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
+    let features = crate::cmdline::blk_features(cmdline)?;
     xenstore::with(|xs| {
         let ids = frontend::enumerate(xs, "vbd", deadline).map_err(|e| format!("{e:?}"))?;
         if !ids.contains(&devid) {
@@ -34,7 +37,8 @@ pub fn connect(name: &str) -> Result<Disk, String> {
             grants: KernelGrants,
             events: KernelEvents,
         };
-        Disk::connect(xs, devid, platform, deadline).map_err(|e| format!("connect {name}: {e}"))
+        Disk::connect_with(xs, devid, platform, features, deadline)
+            .map_err(|e| format!("connect {name}: {e}"))
     })
     .map_err(|e| format!("xenstore: {e}"))?
 }
@@ -71,14 +75,16 @@ impl BlockDevice for BlkDisk<'_> {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), BlkError> {
+        // As large as a request may be (indirect requests carry more than 11 pages).
+        let step = self.disk.max_request_bytes();
         with_store(|xs, d| {
             // Every chunk in flight at once, then collected in order.
             let mut ids = Vec::new();
-            for (i, chunk) in buf.chunks(MAX_REQUEST_BYTES).enumerate() {
-                let at = offset + (i * MAX_REQUEST_BYTES) as u64;
+            for (i, chunk) in buf.chunks(step).enumerate() {
+                let at = offset + (i * step) as u64;
                 ids.push(self.disk.submit_read(at, chunk.len())?);
             }
-            for (id, chunk) in ids.into_iter().zip(buf.chunks_mut(MAX_REQUEST_BYTES)) {
+            for (id, chunk) in ids.into_iter().zip(buf.chunks_mut(step)) {
                 let data = self.disk.wait_for(xs, id, d)?;
                 chunk.copy_from_slice(data.get(..chunk.len()).ok_or(BlkError::IoError)?);
             }
@@ -87,10 +93,11 @@ impl BlockDevice for BlkDisk<'_> {
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), BlkError> {
+        let step = self.disk.max_request_bytes();
         with_store(|xs, d| {
             let mut ids = Vec::new();
-            for (i, chunk) in data.chunks(MAX_REQUEST_BYTES).enumerate() {
-                let at = offset + (i * MAX_REQUEST_BYTES) as u64;
+            for (i, chunk) in data.chunks(step).enumerate() {
+                let at = offset + (i * step) as u64;
                 ids.push(self.disk.submit_write(at, chunk)?);
             }
             for id in ids {

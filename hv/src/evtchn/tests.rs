@@ -52,6 +52,9 @@ impl EventWords for Words {
     }
 }
 
+/// A domain alone: no other domU.
+impl EventPeers for Words {}
+
 const SELF: u16 = abi::xen::DOMID_SELF;
 
 #[test]
@@ -74,7 +77,7 @@ fn loopback_pair_as_xen() {
     assert_eq!(t.send(&mut w, b), Ok(Notify::None));
     assert_eq!(w.pending[0], (1 << a) | (1 << b));
     // Closing b leaves a unbound for this domain; b is closed and not pending.
-    assert_eq!(t.close(&mut w, b), Ok(None));
+    assert_eq!(t.close(&mut w, b), Ok(Closed::Local));
     assert_eq!(w.pending[0], 1 << a);
     assert_eq!(t.status(SELF, a).unwrap().status, ec::EVTCHNSTAT_UNBOUND);
     assert_eq!(t.status(SELF, b).unwrap().status, ec::EVTCHNSTAT_CLOSED);
@@ -83,7 +86,7 @@ fn loopback_pair_as_xen() {
     assert_eq!(t.send(&mut w, b), Err(-22));
     assert_eq!(t.close(&mut w, b), Err(-22));
     assert_eq!(t.close(&mut w, 0), Err(-22));
-    assert_eq!(t.close(&mut w, a), Ok(None));
+    assert_eq!(t.close(&mut w, a), Ok(Closed::Local));
 }
 
 #[test]
@@ -190,7 +193,7 @@ fn dom0_ports() {
     assert_eq!((s.status, s.a, s.b), (ec::EVTCHNSTAT_INTERDOMAIN, 0, 12));
     assert!(t.notify_from_dom0(&mut w, store));
     assert!(!t.notify_from_dom0(&mut w, 3));
-    assert_eq!(t.close(&mut w, console), Ok(Some(12)));
+    assert_eq!(t.close(&mut w, console), Ok(Closed::Dom0(12)));
 }
 
 proptest::proptest! {
@@ -239,4 +242,163 @@ proptest::proptest! {
             proptest::prop_assert!(p < t.valid || t.state(p) == Some(State::Free));
         }
     }
+}
+
+/// One domain's words with another domain (its table and words) behind [`EventPeers`].
+struct WithPeer<'a> {
+    words: &'a mut Words,
+    peer: &'a mut EventChannels,
+    peer_words: &'a mut Words,
+    peer_id: u16,
+}
+
+impl EventWords for WithPeer<'_> {
+    fn pending(&self, word: usize) -> u64 {
+        self.words.pending(word)
+    }
+    fn set_pending_word(&mut self, word: usize, value: u64) {
+        self.words.set_pending_word(word, value);
+    }
+    fn mask(&self, word: usize) -> u64 {
+        self.words.mask(word)
+    }
+    fn set_mask_word(&mut self, word: usize, value: u64) {
+        self.words.set_mask_word(word, value);
+    }
+    fn pending_sel(&self) -> u64 {
+        self.words.pending_sel()
+    }
+    fn set_pending_sel(&mut self, value: u64) {
+        self.words.set_pending_sel(value);
+    }
+    fn upcall_pending(&self) -> u8 {
+        self.words.upcall_pending()
+    }
+    fn set_upcall_pending(&mut self, value: u8) {
+        self.words.set_upcall_pending(value);
+    }
+}
+
+impl EventPeers for WithPeer<'_> {
+    fn peer_exists(&self, dom: u16) -> bool {
+        dom == self.peer_id
+    }
+    fn peer_bind(&mut self, rdom: u16, rport: u32, ldom: u16, lport: u32) -> Result<(), XenErrno> {
+        if rdom != self.peer_id {
+            return Err(err(XEN_ESRCH));
+        }
+        self.peer.accept_bind(rport, ldom, lport)
+    }
+    fn peer_unbind(&mut self, rdom: u16, rport: u32, ldom: u16, lport: u32) {
+        if rdom == self.peer_id {
+            self.peer.peer_closed(rport, ldom, lport);
+        }
+    }
+    fn peer_notify(&mut self, rdom: u16, rport: u32, ldom: u16, lport: u32) {
+        if rdom == self.peer_id {
+            self.peer.peer_sent(self.peer_words, rport, ldom, lport);
+        }
+    }
+}
+
+#[test]
+fn two_domains_bind_send_and_close_as_xen() {
+    // Domain 1 offers a port to domain 2; domain 3 does not exist.
+    let (mut d1, mut d2) = (EventChannels::new(1), EventChannels::new(2));
+    let (mut w1, mut w2) = (Words::default(), Words::default());
+    let offer = d1.alloc_unbound(SELF, 2).unwrap();
+    let other = d1.alloc_unbound(SELF, 3).unwrap();
+    let mut from2 = WithPeer {
+        words: &mut w2,
+        peer: &mut d1,
+        peer_words: &mut w1,
+        peer_id: 1,
+    };
+    // Xen's order: an unknown domain, then the port checks.
+    assert_eq!(
+        d2.bind_interdomain(&mut from2, 3, offer),
+        Err(err(XEN_ESRCH))
+    );
+    assert_eq!(
+        d2.bind_interdomain(&mut from2, 1, 999),
+        Err(err(XEN_EINVAL))
+    );
+    assert_eq!(
+        d2.bind_interdomain(&mut from2, 1, other),
+        Err(err(XEN_EINVAL)),
+        "not ours"
+    );
+    let accept = d2.bind_interdomain(&mut from2, 1, offer).unwrap();
+    // The failed binds left no port taken: the first free one was used.
+    assert_eq!(accept, 1);
+    assert_eq!(
+        from2.words.pending[0],
+        1 << accept,
+        "the new port is pending"
+    );
+    assert_eq!(
+        d2.bind_interdomain(&mut from2, 1, offer),
+        Err(err(XEN_EINVAL)),
+        "bound once only"
+    );
+    let s = d2.status(SELF, accept).unwrap();
+    assert_eq!((s.status, s.a, s.b), (ec::EVTCHNSTAT_INTERDOMAIN, 1, offer));
+    let s = d1.status(SELF, offer).unwrap();
+    assert_eq!(
+        (s.status, s.a, s.b),
+        (ec::EVTCHNSTAT_INTERDOMAIN, 2, accept)
+    );
+    // A send reaches the peer's port only.
+    let mut from2 = WithPeer {
+        words: &mut w2,
+        peer: &mut d1,
+        peer_words: &mut w1,
+        peer_id: 1,
+    };
+    assert_eq!(d2.send(&mut from2, accept), Ok(Notify::None));
+    assert_eq!(w1.pending[0], 1 << offer);
+    assert_eq!(w1.upcall, 1);
+    // Domain 1 sends back.
+    w2.pending[0] = 0;
+    let mut from1 = WithPeer {
+        words: &mut w1,
+        peer: &mut d2,
+        peer_words: &mut w2,
+        peer_id: 2,
+    };
+    assert_eq!(d1.send(&mut from1, offer), Ok(Notify::None));
+    assert_eq!(w2.pending[0], 1 << accept);
+    // Closing domain 2's end leaves domain 1's port unbound for domain 2 (evtchn_close).
+    let mut from2 = WithPeer {
+        words: &mut w2,
+        peer: &mut d1,
+        peer_words: &mut w1,
+        peer_id: 1,
+    };
+    assert_eq!(d2.close(&mut from2, accept), Ok(Closed::Local));
+    assert_eq!(d2.state(accept), Some(State::Free));
+    // ... and it can be bound again.
+    let again = d2.bind_interdomain(&mut from2, 1, offer);
+    assert_eq!(again, Ok(accept));
+    d2.close(&mut from2, accept).unwrap();
+    assert_eq!(d1.state(offer), Some(State::Unbound { remote: 2 }));
+    let mut from2 = WithPeer {
+        words: &mut w2,
+        peer: &mut d1,
+        peer_words: &mut w1,
+        peer_id: 1,
+    };
+    assert_eq!(d2.bind_interdomain(&mut from2, 1, offer), Ok(accept));
+    assert_eq!(d2.foreign().collect::<Vec<_>>(), [(accept, 1, offer)]);
+    // A stale peer closing does not touch a port connected elsewhere.
+    d1.peer_closed(offer, 2, accept + 5);
+    assert_eq!(
+        d1.state(offer),
+        Some(State::Interdomain(Remote::Domain {
+            dom: 2,
+            port: accept
+        }))
+    );
+    d1.peer_closed(offer, 2, accept);
+    assert_eq!(d1.state(offer), Some(State::Unbound { remote: 2 }));
 }

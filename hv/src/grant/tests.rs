@@ -33,11 +33,197 @@ impl GrantEnv for Env {
     fn page_ok(&self, gfn: u64) -> bool {
         gfn < 16
     }
-    fn copy(&mut self, src_gfn: u64, src_off: u16, dst_gfn: u64, dst_off: u16, len: u16) {
+    fn copy(&mut self, src: Frame, src_off: u16, dst: Frame, dst_off: u16, len: u16) {
+        let (Frame::Own(src_gfn), Frame::Own(dst_gfn)) = (src, dst) else {
+            panic!("a domain alone copies only its own frames");
+        };
         let (s, d, n) = (src_off as usize, dst_off as usize, len as usize);
         let data: Vec<u8> = self.pages[src_gfn as usize][s..s + n].to_vec();
         self.pages[dst_gfn as usize][d..d + n].copy_from_slice(&data);
     }
+}
+
+/// Domain 2 (`own`) beside domain 1 (`peer`, with its table): foreign grants reach domain
+/// 1's table as the kernel's `Env` reaches another domain's.
+struct Two {
+    own: Env,
+    peer: Env,
+    peer_table: GrantTable,
+}
+
+impl GrantEnv for Two {
+    fn entry(&self, gref: u32) -> g::GrantEntryV1 {
+        self.own.entry(gref)
+    }
+    fn set_flags(&mut self, gref: u32, flags: u16) {
+        self.own.set_flags(gref, flags);
+    }
+    fn page_ok(&self, gfn: u64) -> bool {
+        self.own.page_ok(gfn)
+    }
+    fn copy(&mut self, src: Frame, so: u16, dst: Frame, d_o: u16, len: u16) {
+        let n = len as usize;
+        let data: Vec<u8> = match src {
+            Frame::Own(gfn) => self.own.pages[gfn as usize][so as usize..][..n].to_vec(),
+            Frame::Foreign(gfn) => self.peer.pages[gfn as usize][so as usize..][..n].to_vec(),
+        };
+        match dst {
+            Frame::Own(gfn) => {
+                self.own.pages[gfn as usize][d_o as usize..][..n].copy_from_slice(&data)
+            }
+            Frame::Foreign(gfn) => {
+                self.peer.pages[gfn as usize][d_o as usize..][..n].copy_from_slice(&data)
+            }
+        }
+    }
+    fn foreign_exists(&self, dom: u16) -> bool {
+        dom == 1
+    }
+    fn foreign_acquire(
+        &mut self,
+        dom: u16,
+        gref: u32,
+        ldom: u16,
+        readonly: bool,
+        pin: bool,
+    ) -> Result<Foreign, i16> {
+        assert_eq!(dom, 1);
+        let (gfn, slot) = self
+            .peer_table
+            .acquire_for(&mut self.peer, gref, ldom, readonly, pin)?;
+        Ok(Foreign {
+            dom,
+            gref,
+            readonly,
+            pin: slot,
+            frame: gfn,
+        })
+    }
+    fn foreign_release(&mut self, f: &Foreign) {
+        self.peer_table
+            .release_for(&mut self.peer, f.gref, f.readonly, f.pin);
+    }
+}
+
+#[test]
+fn copy_and_pin_through_another_domains_grant() {
+    let mut two = Two {
+        own: Env::new(),
+        peer: Env::new(),
+        peer_table: GrantTable::new(1),
+    };
+    // Domain 1 grants its frame 3 to domain 2 writable, frame 4 read-only, frame 5 to 7.
+    two.peer.entries[10] = entry(RW, 2, 3);
+    two.peer.entries[11] = entry(RO, 2, 4);
+    two.peer.entries[12] = entry(RW, 7, 5);
+    two.peer.pages[3][..4].copy_from_slice(b"peer");
+    let t2 = GrantTable::new(2);
+    // Copy from domain 1's grant 10 into domain 2's frame 6.
+    let from_peer = |gref| CopyOp {
+        source: CopyPtr {
+            u: gref,
+            domid: 1,
+            offset: 0,
+        },
+        dest: CopyPtr {
+            u: 6,
+            domid: DOMID_SELF,
+            offset: 0,
+        },
+        len: 4,
+        flags: g::GNTCOPY_SOURCE_GREF,
+    };
+    assert_eq!(t2.copy(&mut two, &from_peer(10)), g::GNTST_OKAY);
+    assert_eq!(&two.own.pages[6][..4], b"peer");
+    // The flags are back as they were once the copy is done.
+    assert_eq!(two.peer.entries[10].flags, RW);
+    // Xen's refusals: a grant made for another domain, an unknown domain, a frame named
+    // directly in another domain, a bad reference.
+    assert_eq!(t2.copy(&mut two, &from_peer(12)), g::GNTST_GENERAL_ERROR);
+    let mut op = from_peer(10);
+    op.source.domid = 9;
+    assert_eq!(t2.copy(&mut two, &op), g::GNTST_BAD_DOMAIN);
+    let mut op = from_peer(3);
+    op.flags = 0;
+    op.source.domid = 1;
+    assert_eq!(t2.copy(&mut two, &op), g::GNTST_PERMISSION_DENIED);
+    assert_eq!(t2.copy(&mut two, &from_peer(600)), g::GNTST_BAD_GNTREF);
+    // Writing into domain 1's read-only grant is refused; its writable one is written.
+    let to_peer = |gref| CopyOp {
+        source: CopyPtr {
+            u: 6,
+            domid: DOMID_SELF,
+            offset: 0,
+        },
+        dest: CopyPtr {
+            u: gref,
+            domid: 1,
+            offset: 0,
+        },
+        len: 4,
+        flags: g::GNTCOPY_DEST_GREF,
+    };
+    two.own.pages[6][..4].copy_from_slice(b"back");
+    assert_eq!(t2.copy(&mut two, &to_peer(11)), g::GNTST_GENERAL_ERROR);
+    assert_eq!(t2.copy(&mut two, &to_peer(10)), g::GNTST_OKAY);
+    assert_eq!(&two.peer.pages[3][..4], b"back");
+    // A pin (a mapping) by domain 2: reading and writing flags stay until it ends, and
+    // another domain may not use the grant meanwhile.
+    let f = two.foreign_acquire(1, 10, 2, false, true).unwrap();
+    assert!(f.pin.is_some());
+    assert_eq!(
+        two.peer.entries[10].flags,
+        RW | g::GTF_READING | g::GTF_WRITING
+    );
+    assert_eq!(
+        two.peer_table
+            .acquire_for(&mut two.peer, 10, 7, true, false)
+            .unwrap_err(),
+        g::GNTST_GENERAL_ERROR
+    );
+    assert_eq!(
+        two.peer_table.foreign_pins().collect::<Vec<_>>(),
+        [(f.pin.unwrap(), 10, 2)]
+    );
+    // Read-only grant pinned writable: refused, nothing left pinned.
+    assert_eq!(
+        two.foreign_acquire(1, 11, 2, false, true).unwrap_err(),
+        g::GNTST_GENERAL_ERROR
+    );
+    two.foreign_release(&f);
+    assert_eq!(two.peer.entries[10].flags, RW);
+    assert_eq!(two.peer_table.foreign_pins().count(), 0);
+}
+
+#[test]
+fn maptrack_hands_out_and_takes_back_handles() {
+    let mut m = Maptrack::default();
+    let f = Foreign {
+        dom: 1,
+        gref: 10,
+        readonly: false,
+        pin: Some(0),
+        frame: 3,
+    };
+    for i in 0..MAX_MAPTRACK as u32 {
+        let h = m.free_handle().unwrap();
+        assert_eq!(h, i);
+        m.insert(
+            h,
+            MapEntry {
+                foreign: f,
+                gfn: 0x100 + u64::from(i),
+            },
+        );
+    }
+    assert_eq!(m.free_handle(), None);
+    assert_eq!(m.remove(7).unwrap().gfn, 0x107);
+    assert_eq!(m.get(7), None);
+    assert_eq!(m.remove(7), None);
+    assert_eq!(m.free_handle(), Some(7));
+    assert_eq!(m.get(u32::MAX), None);
+    assert_eq!(m.drain().count(), MAX_MAPTRACK - 1);
+    assert!(m.is_empty());
 }
 
 const RW: u16 = g::GTF_PERMIT_ACCESS;

@@ -9,12 +9,15 @@
 use abi::errno::{XEN_EINVAL, XEN_ENOSYS};
 use abi::grant_table as g;
 use abi::op::GnttabSubop;
+use abi::wire::Plain;
 
 use core::mem::size_of;
 
 use super::args::{element_va, get_field, read_struct, write_field, write_struct};
-use super::{EFAULT, HypercallEnv, Outcome, XenState, done, err, not_implemented, written};
-use crate::grant::{CopyOp, CopyPtr};
+use super::{
+    EFAULT, GuestFault, HypercallEnv, Outcome, XenState, done, err, not_implemented, written,
+};
+use crate::grant::{CopyOp, CopyPtr, MapEntry};
 
 /// `GNTTABOP_CMD_MASK`: the low 12 bits name the operation; the rest is a continuation
 /// argument only `GNTTABOP_cache_flush` may carry.
@@ -127,17 +130,129 @@ pub(super) fn grant_table_op(
                 Err(x) => done(x),
             }
         }
-        // Mapping grants into this domain, transfers, v2 status frames, swaps and cache
-        // flushes are not implemented.
-        <g::GnttabMapGrantRef as GnttabSubop>::CMD
-        | <g::GnttabUnmapGrantRef as GnttabSubop>::CMD
-        | <g::GnttabUnmapAndReplace as GnttabSubop>::CMD
+        <g::GnttabMapGrantRef as GnttabSubop>::CMD => {
+            batch(env, st, args, |env, st, op: g::GnttabMapGrantRef, va| {
+                let (status, handle) = match map_grant_ref(env, st, &op) {
+                    Ok(h) => (g::GNTST_OKAY, h),
+                    Err(s) => (s, 0),
+                };
+                // Xen writes the op back: status, handle and (0 for a PVH domU)
+                // dev_bus_addr.
+                write_field!(env, va, g::GnttabMapGrantRef, status, status)?;
+                write_field!(env, va, g::GnttabMapGrantRef, handle, handle)?;
+                write_field!(env, va, g::GnttabMapGrantRef, dev_bus_addr, 0u64)
+            })
+        }
+        <g::GnttabUnmapGrantRef as GnttabSubop>::CMD => {
+            batch(env, st, args, |env, st, op: g::GnttabUnmapGrantRef, va| {
+                let status = match unmap_grant_ref(env, st, &op) {
+                    Ok(()) => g::GNTST_OKAY,
+                    Err(s) => s,
+                };
+                write_field!(env, va, g::GnttabUnmapGrantRef, status, status)
+            })
+        }
+        // Unmap-and-replace (PV), transfers, v2 status frames, swaps and cache flushes are
+        // not implemented.
+        <g::GnttabUnmapAndReplace as GnttabSubop>::CMD
         | <g::GnttabTransfer as GnttabSubop>::CMD
         | <g::GnttabGetStatusFrames as GnttabSubop>::CMD
         | <g::GnttabSwapGrantRef as GnttabSubop>::CMD
         | <g::GnttabCacheFlush as GnttabSubop>::CMD => not_implemented(),
         _ => done(err(XEN_ENOSYS)),
     }
+}
+
+/// Runs `one` over the `count` operations of type `T` at `uop` (Xen's map and unmap loops),
+/// each read whole and its OUT fields written back by `one`; a long batch yields with Xen's continuation as
+/// `GNTTABOP_copy` does.
+fn batch<T: Plain, E: HypercallEnv>(
+    env: &mut E,
+    st: &mut XenState,
+    args: [u64; 5],
+    mut one: impl FnMut(&mut E, &mut XenState, T, u64) -> Result<(), GuestFault>,
+) -> Outcome {
+    let (uop, count) = (args[1], args[2] as u32);
+    let start = env.now_ns();
+    for i in 0..u64::from(count) {
+        if i != 0 && super::preempt_due(env, st, start) {
+            let Ok(rest) = element_va::<T>(uop, i) else {
+                return done(EFAULT);
+            };
+            return super::continuation([args[0], rest, u64::from(count) - i, args[3], args[4]]);
+        }
+        let Ok(va) = element_va::<T>(uop, i) else {
+            return done(EFAULT);
+        };
+        let Ok(op) = read_struct::<T>(env, va) else {
+            return done(EFAULT);
+        };
+        if one(env, st, op, va).is_err() {
+            return done(EFAULT);
+        }
+    }
+    done(0)
+}
+
+/// One `GNTTABOP_map_grant_ref` of a PVH domU, as Xen 4.17's `map_grant_ref` with
+/// `create_grant_p2m_mapping`: the handle, or the `GNTST_*` status.
+fn map_grant_ref(
+    env: &mut impl HypercallEnv,
+    st: &mut XenState,
+    op: &g::GnttabMapGrantRef,
+) -> Result<u32, i16> {
+    use abi::grant_table::{
+        GNTMAP_APPLICATION_MAP, GNTMAP_CONTAINS_PTE, GNTMAP_DEVICE_MAP, GNTMAP_HOST_MAP,
+        GNTMAP_READONLY,
+    };
+    if op.flags & (GNTMAP_DEVICE_MAP | GNTMAP_HOST_MAP) == 0 {
+        return Err(g::GNTST_BAD_GNTREF);
+    }
+    // paging_mode_external: no device, application or PTE mappings.
+    if op.flags & (GNTMAP_DEVICE_MAP | GNTMAP_APPLICATION_MAP | GNTMAP_CONTAINS_PTE) != 0 {
+        return Err(g::GNTST_GENERAL_ERROR);
+    }
+    // rcu_lock_domain_by_id: a domain hv runs. (Mapping one's own grants is not
+    // implemented: see the crate's divergences.)
+    if op.dom == st.domid {
+        return Err(g::GNTST_GENERAL_ERROR);
+    }
+    if !env.foreign_exists(op.dom) {
+        return Err(g::GNTST_BAD_DOMAIN);
+    }
+    let handle = st.maptrack.free_handle().ok_or(g::GNTST_NO_DEVICE_SPACE)?;
+    let readonly = op.flags & GNTMAP_READONLY != 0;
+    let foreign = env.foreign_acquire(op.dom, op.ref_, st.domid, readonly, true)?;
+    // create_grant_p2m_mapping: host_map (and readonly) only; the frame at host_addr's gfn.
+    let gfn = op.host_addr >> 12;
+    if op.flags & !GNTMAP_READONLY != GNTMAP_HOST_MAP || env.map_foreign(gfn, &foreign).is_err() {
+        env.foreign_release(&foreign);
+        return Err(g::GNTST_GENERAL_ERROR);
+    }
+    st.maptrack.insert(handle, MapEntry { foreign, gfn });
+    Ok(handle)
+}
+
+/// One `GNTTABOP_unmap_grant_ref` of a PVH domU, as Xen 4.17's `unmap_common` with
+/// `replace_grant_p2m_mapping`.
+fn unmap_grant_ref(
+    env: &mut impl HypercallEnv,
+    st: &mut XenState,
+    op: &g::GnttabUnmapGrantRef,
+) -> Result<(), i16> {
+    let entry = st.maptrack.get(op.handle).ok_or(g::GNTST_BAD_HANDLE)?;
+    if op.host_addr == 0 {
+        // Nothing asked to be unmapped: the mapping stays (Xen's flags keep host_map).
+        return Ok(());
+    }
+    // replace_grant_p2m_mapping: the frame at host_addr must be this mapping's.
+    let gfn = op.host_addr >> 12;
+    if gfn != entry.gfn || env.unmap_foreign(gfn, &entry.foreign).is_err() {
+        return Err(g::GNTST_GENERAL_ERROR);
+    }
+    st.maptrack.remove(op.handle);
+    env.foreign_release(&entry.foreign);
+    Ok(())
 }
 
 /// A `gnttab_copy` as copied from the guest, its `u` unions read as the 64-bit `gmfn` (a

@@ -40,6 +40,8 @@ pub struct Host {
     pub wallclock: Option<(u64, u32)>,
     /// How extended state is saved.
     pub fpu: Method,
+    /// Frames of dead domains still mapped by others (given back with the last unmap).
+    pub held: crate::held::HeldFrames,
 }
 
 /// How a domain's run ended, for the exit status.
@@ -55,7 +57,7 @@ pub struct Machine {
     lapic: Option<Lapic>,
     specs: Vec<DomainSpec>,
     /// Domains by scheduler slot.
-    domains: Vec<Option<Domain>>,
+    domains: Vec<Option<alloc::boxed::Box<Domain>>>,
     sched: Scheduler,
     /// The slot whose extended state the CPU holds.
     fpu_owner: Option<usize>,
@@ -101,7 +103,7 @@ impl Machine {
                 if self.domains.len() <= slot {
                     self.domains.resize_with(slot + 1, || None);
                 }
-                self.domains[slot] = Some(d);
+                self.domains[slot] = Some(alloc::boxed::Box::new(d));
             }
             Err(e) => {
                 hvlog!("domain {domid} ({}) could not be built: {e}", spec.name);
@@ -115,6 +117,9 @@ impl Machine {
         for i in 0..self.specs.len() {
             self.create(i);
         }
+        self.introduce_pair();
+        // @introduceDomain fired for each domain built: deliver it to whoever watches.
+        self.deliver_store_events(usize::MAX);
         if self.lapic.is_none() && self.domains.iter().flatten().count() > 1 {
             hvlog!("no local APIC timer: a domain that never exits is never preempted");
         }
@@ -167,11 +172,22 @@ impl Machine {
                             .saturating_add(tsc::now().saturating_sub(chosen));
                     }
                     let code = dom.enter();
-                    let end = dom.handle_exit(code, &mut self.host);
+                    // The domain leaves its slot while its exit is handled, so that what it
+                    // does to other domains reaches them through the rest of the table.
+                    let Some(mut dom) = self.domains.get_mut(slot).and_then(Option::take) else {
+                        continue;
+                    };
+                    let end = dom.handle_exit(code, &mut self.host, &mut self.domains);
+                    if let Some(d) = self.domains.get_mut(slot) {
+                        *d = Some(dom);
+                    }
                     if let Some(end) = end {
                         self.end(slot, end);
                         continue;
                     }
+                    let Some(dom) = self.domains.get_mut(slot).and_then(Option::as_mut) else {
+                        continue;
+                    };
                     if dom.is_waiting() {
                         let d = dom.wait_deadline();
                         self.sched.wait(slot, d);
@@ -192,6 +208,34 @@ impl Machine {
                     }
                 }
             }
+        }
+    }
+
+    /// The `pair` self-test's peers: when exactly two domains' command lines carry a
+    /// `pair=` word, each gets `data/peer-domid` with the other's id, as xtask's stock-Xen
+    /// run writes it between `xl create -p` and `xl unpause` (hv's toolstack has no other
+    /// way to say who a domain's peer is).
+    fn introduce_pair(&mut self) {
+        let paired: Vec<u16> = self
+            .domains
+            .iter()
+            .flatten()
+            .filter(|d| {
+                self.specs
+                    .get(d.spec)
+                    .is_some_and(|s| s.cmdline.split_whitespace().any(|w| w.starts_with("pair=")))
+            })
+            .map(|d| d.domid())
+            .collect();
+        if let [a, b] = paired[..] {
+            for (id, peer) in [(a, b), (b, a)] {
+                let key = alloc::format!("/local/domain/{id}/data/peer-domid");
+                let value = alloc::format!("{peer}");
+                if let Err(e) = self.host.store.write(&key, value.as_bytes()) {
+                    hvlog!("d{id}: {key}: {e}");
+                }
+            }
+            hvlog!("domains {a} and {b} are a pair (data/peer-domid)");
         }
     }
 
@@ -328,8 +372,62 @@ impl Machine {
             return;
         };
         let id = dom.domid();
+        // Xen's evtchn_destroy: every port connected to another domain is closed, which
+        // leaves the peer's port unbound for this domain.
+        for (port, rdom, rport) in dom.foreign_ports() {
+            if let Some(peer) = self
+                .domains
+                .iter_mut()
+                .flatten()
+                .find(|d| d.domid() == rdom)
+            {
+                peer.peer_closed(rport, id, port);
+            }
+        }
+        // Its mappings of other domains' grants are released (Xen's gnttab_release_mappings):
+        // a live granter's pins end, a dead granter's held frame goes back with its last one.
+        for m in dom.take_mappings() {
+            match self
+                .domains
+                .iter_mut()
+                .flatten()
+                .find(|d| d.domid() == m.foreign.dom)
+            {
+                Some(granter) => granter.release_grant(&m.foreign),
+                None => {
+                    let f = &m.foreign;
+                    if let Err(e) = self
+                        .host
+                        .held
+                        .release(f.dom, f.frame, &mut self.host.frames)
+                    {
+                        hvlog!(
+                            "d{}: held frame {:#x} not given back: {e:?}",
+                            f.dom,
+                            f.frame
+                        );
+                    }
+                }
+            }
+        }
+        // Its frames other domains map stay held until their last unmap, as Xen keeps a
+        // dead domain's page referenced.
+        let mut held = Vec::new();
+        for other in self.domains.iter().flatten() {
+            for frame in other.mapped_frames_of(id) {
+                if self.host.held.hold(id, frame) {
+                    held.push(frame);
+                }
+            }
+        }
+        if !held.is_empty() {
+            hvlog!(
+                "d{id}: {} frame(s) still mapped by other domains, held until unmapped",
+                held.len()
+            );
+        }
         super::xenstore::destroy(&mut self.host.store, id, &dom.uuid);
-        let t = dom.teardown(&mut self.host.frames);
+        let t = dom.teardown(&mut self.host.frames, &held);
         hvlog!(
             "d{id} teardown: {} frames back, free {} -> {} frames",
             t.frames_back,

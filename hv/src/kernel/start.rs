@@ -171,13 +171,17 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         info.module.1,
         info.module.0
     );
-    for opt in split.hv.split_whitespace() {
+    let options = cmdline::Options::parse(split.hv, |opt| {
         if crate::trace::option(opt) {
             hvlog!("option {opt}: every domain's exit trace printed at its end");
         } else {
-            hvlog!("ignoring unknown option {opt:?} (hv knows only trace=dump)");
+            hvlog!("ignoring unknown option {opt:?} (hv knows npf=emulate|crash, trace=dump)");
         }
+    });
+    if options.npf == cmdline::NpfPolicy::Crash {
+        hvlog!("npf=crash: an access outside a domain's memory crashes the domain");
     }
+    super::domain::set_npf_policy(options.npf);
     for r in info.memmap() {
         hvlog!(
             "  memory {:#012x}-{:#012x} type {}",
@@ -305,6 +309,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         tsc_khz,
         wallclock,
         fpu,
+        held: crate::held::HeldFrames::default(),
     };
     hvlog!("SVM on; running {} domain(s)", specs.len());
     Machine::new(host, lapic, specs).run()

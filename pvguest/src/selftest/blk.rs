@@ -6,6 +6,11 @@
 //! `BLK stats <disk> ...` (requests, notifications, grants), plus throughput as log lines.
 //! The read-write disk gets the guest pattern [`guest_pattern`] over its first
 //! [`GUEST_PATTERN_BYTES`]: the harness finds it in the image after shutdown.
+//!
+//! After the plain tests come the negotiated features, each with a `FACT` line of its counter
+//! and passing either way of its command-line switch (on, the default, it must be used; off,
+//! never): `blk-indirect` (`blk-indirect=off`), `blk-persistent` (`blk-persistent=off`),
+//! `blk-discard` (`blk-discard=off`).
 #![allow(
     clippy::cast_possible_truncation,
     reason = "the guest pattern keeps the low bits on purpose; the kernel is x86_64 (usize is 64 bits)"
@@ -53,6 +58,28 @@ pub const MANIFEST: &str = "MANIFEST.sha256";
 const KV_START: u64 = 1 << 20;
 /// Its size.
 const KV_LEN: u64 = 1 << 20;
+
+/// Where `blk-indirect` writes on the read-write disk (after the guest pattern, before the
+/// store of `blk-kv`).
+const INDIRECT_AT: u64 = 512 * 1024;
+/// How much it writes and reads back: one request of Linux blkfront's 32 indirect segments.
+const INDIRECT_BYTES: usize = 128 * 1024;
+
+/// Where `blk-persistent` writes on the read-write disk (after `blk-indirect`'s data).
+const PERSISTENT_AT: u64 = 640 * 1024;
+/// How much it writes (in 4 KiB requests) and reads back (in 16 KiB requests).
+const PERSISTENT_BYTES: usize = 64 * 1024;
+
+/// Where `blk-discard` writes, discards and writes again on the read-write disk (after
+/// `blk-persistent`'s data, before `blk-kv`'s store).
+const DISCARD_AT: u64 = 768 * 1024;
+/// How much.
+const DISCARD_BYTES: usize = 64 * 1024;
+
+/// Byte `i` of what `blk-indirect` writes.
+fn indirect_pattern(i: usize) -> u8 {
+    (i % 253) as u8 ^ 0xa5
+}
 
 /// The read-write disk, left connected by the group for the service and a durable-storage
 /// run after it.
@@ -115,6 +142,24 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         };
         let _ = rep.record(name, result);
     }
+    let result = if ok {
+        indirect(&mut disks, cmdline, rep)
+    } else {
+        Err(String::from("not connected"))
+    };
+    let _ = rep.record("blk-indirect", result);
+    let result = if ok {
+        persistent(&mut disks, cmdline, rep)
+    } else {
+        Err(String::from("not connected"))
+    };
+    let _ = rep.record("blk-persistent", result);
+    let result = if ok {
+        discard(&mut disks, cmdline, rep)
+    } else {
+        Err(String::from("not connected"))
+    };
+    let _ = rep.record("blk-discard", result);
     for c in &disks {
         let s = c.disk.stats();
         say(format_args!(
@@ -173,6 +218,7 @@ fn connect(cmdline: &'static str, disks: &mut Vec<Connected>) -> TestResult {
     let ids = with_store(|xs, d| {
         frontend::enumerate(xs, "vbd", d).map_err(|e| format!("enumerate vbd: {e:?}"))
     })?;
+    let features = crate::cmdline::blk_features(cmdline)?;
     let mut want: Vec<u32> = expected.iter().map(|e| e.devid).collect();
     want.sort_unstable();
     if ids != want {
@@ -185,7 +231,8 @@ fn connect(cmdline: &'static str, disks: &mut Vec<Connected>) -> TestResult {
             events: KernelEvents,
         };
         let disk = with_store(|xs, d| {
-            Blkfront::connect(xs, e.devid, platform, d).map_err(|err| format!("{}: {err}", e.name))
+            Blkfront::connect_with(xs, e.devid, platform, features, d)
+                .map_err(|err| format!("{}: {err}", e.name))
         })?;
         let info = disk.info();
         log::info!(
@@ -381,6 +428,229 @@ fn read_write(disks: &mut [Connected]) -> TestResult {
         }
     }
     Ok(())
+}
+
+/// Indirect descriptors: 128 KiB written and read back on the read-write disk in requests as
+/// large as negotiated. With the feature on (the default) Linux blkback's offer of 256 segments
+/// must give Linux blkfront's 32, and each transfer one `BLKIF_OP_INDIRECT` request; with
+/// `blk-indirect=off` none may be sent. Facts: the segments in use and the indirect requests.
+fn indirect(
+    disks: &mut [Connected],
+    cmdline: &str,
+    rep: &mut Reporter<'_, ConsoleOut>,
+) -> TestResult {
+    let wanted = crate::cmdline::blk_features(cmdline)?.indirect;
+    let rw = find(disks, true)?;
+    let segments = rw.disk.indirect_segments();
+    let step = rw.disk.max_request_bytes();
+    let before = rw.disk.stats().indirect_requests;
+    let data: Vec<u8> = (0..INDIRECT_BYTES).map(indirect_pattern).collect();
+    let mut back = alloc::vec![0u8; INDIRECT_BYTES];
+    with_store(|xs, d| {
+        for (i, chunk) in data.chunks(step).enumerate() {
+            let at = INDIRECT_AT + (i * step) as u64;
+            rw.disk
+                .write(xs, at, chunk, d)
+                .map_err(|e| format!("write at {at}: {e}"))?;
+        }
+        for (i, chunk) in back.chunks_mut(step).enumerate() {
+            let at = INDIRECT_AT + (i * step) as u64;
+            let got = rw
+                .disk
+                .read(xs, at, chunk.len(), d)
+                .map_err(|e| format!("read at {at}: {e}"))?;
+            chunk.copy_from_slice(got.get(..chunk.len()).ok_or("short read")?);
+        }
+        Ok(())
+    })?;
+    let used = rw.disk.stats().indirect_requests.saturating_sub(before);
+    let _ = rep.fact("blk-indirect", "segments", segments);
+    let _ = rep.fact("blk-indirect", "requests", used);
+    if let Some(i) = (0..INDIRECT_BYTES).find(|&i| back[i] != data[i]) {
+        return Err(format!("byte {i} read back differs from what was written"));
+    }
+    let offered = rw.disk.info().max_indirect_segments;
+    match (wanted, segments, used) {
+        (true, 32, 2) | (false, 0, 0) => {}
+        _ => {
+            return Err(format!(
+                "indirect {}, backend offered {offered} segments: {segments} in use, {used} indirect requests",
+                if wanted { "on" } else { "off" }
+            ));
+        }
+    }
+    if segments > 0 {
+        // Throughput, for the note: the read-only disk whole in requests of each size.
+        let ro = find(disks, false)?;
+        let bytes = usize::try_from(ro.expected.bytes).map_err(|_| "disk too large")?;
+        let (_, direct_ns) = with_store(|xs, d| {
+            stream(
+                &mut ro.disk,
+                xs,
+                d,
+                &chunks(bytes, MAX_REQUEST_BYTES),
+                None,
+                32,
+            )
+        })?;
+        let (_, indirect_ns) =
+            with_store(|xs, d| stream(&mut ro.disk, xs, d, &chunks(bytes, step), None, 32))?;
+        log::info!(
+            "blk-indirect: read {bytes} bytes at depth 32: 44 KiB requests {} KiB/s, {} KiB indirect requests {} KiB/s",
+            kib_per_s(bytes, direct_ns),
+            step / 1024,
+            kib_per_s(bytes, indirect_ns)
+        );
+    }
+    Ok(())
+}
+
+/// Persistent grants: 64 KiB written in 4 KiB requests and read back in 16 KiB ones on the
+/// read-write disk. With the feature on (the default) Linux blkback's `feature-persistent`
+/// must be negotiated and every page must be one of the pool the earlier tests filled (32
+/// reuses, no new grant); with `blk-persistent=off` there is no pool. Facts: whether it was
+/// negotiated and the reuses.
+fn persistent(
+    disks: &mut [Connected],
+    cmdline: &str,
+    rep: &mut Reporter<'_, ConsoleOut>,
+) -> TestResult {
+    let wanted = crate::cmdline::blk_features(cmdline)?.persistent;
+    let rw = find(disks, true)?;
+    let before = rw.disk.stats();
+    let grants_before = KernelGrants.grants_in_use();
+    let data: Vec<u8> = (0..PERSISTENT_BYTES)
+        .map(|i| indirect_pattern(i).wrapping_add(7))
+        .collect();
+    let mut back = alloc::vec![0u8; PERSISTENT_BYTES];
+    with_store(|xs, d| {
+        for (i, chunk) in data.chunks(4096).enumerate() {
+            let at = PERSISTENT_AT + (i * 4096) as u64;
+            rw.disk
+                .write(xs, at, chunk, d)
+                .map_err(|e| format!("write at {at}: {e}"))?;
+        }
+        for (i, chunk) in back.chunks_mut(16 * 1024).enumerate() {
+            let at = PERSISTENT_AT + (i * 16 * 1024) as u64;
+            let got = rw
+                .disk
+                .read(xs, at, chunk.len(), d)
+                .map_err(|e| format!("read at {at}: {e}"))?;
+            chunk.copy_from_slice(got.get(..chunk.len()).ok_or("short read")?);
+        }
+        Ok(())
+    })?;
+    let after = rw.disk.stats();
+    let reused = after
+        .persistent_reused
+        .saturating_sub(before.persistent_reused);
+    let granted = after
+        .persistent_grants
+        .saturating_sub(before.persistent_grants);
+    let negotiated = rw.disk.persistent();
+    let _ = rep.fact("blk-persistent", "negotiated", u8::from(negotiated));
+    let _ = rep.fact("blk-persistent", "reused", reused);
+    log::info!(
+        "blk-persistent: {} persistent grants held on {}, {} reused in all",
+        after.persistent_grants,
+        rw.expected.name,
+        after.persistent_reused
+    );
+    if let Some(i) = (0..PERSISTENT_BYTES).find(|&i| back[i] != data[i]) {
+        return Err(format!("byte {i} read back differs from what was written"));
+    }
+    let grants_after = KernelGrants.grants_in_use();
+    let pages = (2 * PERSISTENT_BYTES / 4096) as u64;
+    let expected = if wanted {
+        (true, pages, 0, grants_before)
+    } else {
+        (false, 0, 0, grants_before)
+    };
+    let got = (negotiated, reused, granted, grants_after);
+    if got != expected || (!wanted && after.persistent_grants != 0) {
+        return Err(format!(
+            "persistent {}: negotiated {negotiated}, {reused} reused, {granted} granted, grants {grants_before} -> {grants_after}; expected {expected:?}",
+            if wanted { "on" } else { "off" },
+        ));
+    }
+    Ok(())
+}
+
+/// Discard: 64 KiB written, discarded (one `BLKIF_OP_DISCARD`, answered OKAY), written again
+/// and read back on the read-write disk (what a discarded range reads as is not promised, so
+/// it is not checked). With the feature on (the default) Linux blkback must offer
+/// `feature-discard` (it does when the loop device over dom0's tmpfs file supports discard);
+/// with `blk-discard=off` the front end refuses to send one. Facts: whether it was offered
+/// and used, and the discards sent.
+fn discard(
+    disks: &mut [Connected],
+    cmdline: &str,
+    rep: &mut Reporter<'_, ConsoleOut>,
+) -> TestResult {
+    let wanted = crate::cmdline::blk_features(cmdline)?.discard;
+    let rw = find(disks, true)?;
+    let before = rw.disk.stats().discards;
+    let usable = rw.disk.can_discard();
+    if let Some(d) = rw.disk.info().discard {
+        log::info!(
+            "blk-discard: {} offers discard: granularity {}, alignment {}, secure {}",
+            rw.expected.name,
+            d.granularity,
+            d.alignment,
+            d.secure
+        );
+    }
+    let data: Vec<u8> = (0..DISCARD_BYTES)
+        .map(|i| indirect_pattern(i).wrapping_add(13))
+        .collect();
+    let len = DISCARD_BYTES as u64;
+    let sent = with_store(|xs, d| {
+        rw.disk
+            .write(
+                xs,
+                DISCARD_AT,
+                &data[..MAX_REQUEST_BYTES.min(DISCARD_BYTES)],
+                d,
+            )
+            .map_err(|e| format!("write: {e}"))?;
+        let sent = rw.disk.discard(xs, DISCARD_AT, len, false, d);
+        for (i, chunk) in data.chunks(MAX_REQUEST_BYTES).enumerate() {
+            let at = DISCARD_AT + (i * MAX_REQUEST_BYTES) as u64;
+            rw.disk
+                .write(xs, at, chunk, d)
+                .map_err(|e| format!("write again at {at}: {e}"))?;
+        }
+        Ok(sent)
+    })?;
+    let back = with_store(|xs, d| {
+        let mut back = Vec::with_capacity(DISCARD_BYTES);
+        for (i, chunk) in data.chunks(MAX_REQUEST_BYTES).enumerate() {
+            let at = DISCARD_AT + (i * MAX_REQUEST_BYTES) as u64;
+            back.extend(
+                rw.disk
+                    .read(xs, at, chunk.len(), d)
+                    .map_err(|e| format!("read at {at}: {e}"))?,
+            );
+        }
+        Ok(back)
+    })?;
+    let discards = rw.disk.stats().discards.saturating_sub(before);
+    let _ = rep.fact("blk-discard", "usable", u8::from(usable));
+    let _ = rep.fact("blk-discard", "discards", discards);
+    if back != data {
+        return Err(String::from(
+            "what was written after the discard reads back differently",
+        ));
+    }
+    match (wanted, usable, sent, discards) {
+        (true, true, Ok(()), 1) => Ok(()),
+        (false, false, Err(BlkError::NotSupported), 0) => Ok(()),
+        (wanted, usable, sent, discards) => Err(format!(
+            "discard {}: offered {}, usable {usable}, the discard gave {sent:?}, {discards} sent",
+            if wanted { "on" } else { "off" },
+            rw.disk.info().discard.is_some()
+        )),
+    }
 }
 
 fn flush(disks: &mut [Connected]) -> TestResult {

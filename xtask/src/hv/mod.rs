@@ -6,7 +6,7 @@
 //!   `COUNTER` lines) and judges the run: it passes only with QEMU exit 33 and a `RESULT`
 //!   line that agrees with the `TEST` lines.
 //!
-//! `cargo xtask hv-test` boots eight times: `selftest=platform`; `selftest=boot
+//! `cargo xtask hv-test` boots nine times: `selftest=platform`; `selftest=boot
 //! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught;
 //! `selftest=boot` from an ELF32 copy of the guest ([`elf32`]: the same 64-bit code and PVH
 //! note in an ELF32 container, as Xen boots), one `HOST hv-elf32 ok|FAIL` unit; [`probe`], a
@@ -18,9 +18,12 @@
 //! generated configs: two guests running the `platform` group side by side (`HOST
 //! hv-two-domains`, each domain's `TEST` lines a unit of their own as `hv two-domains
 //! <name>/<line>`), and the `platform` group beside a guest spinning 5 s with interrupts off
-//! and a domain too big to build (`HOST hv-spinner`). Only the first boot's lines are
-//! compared with stock Xen. Last, [`debug`]'s boots: `HOST gdb-attach` (gdb through QEMU's
-//! gdbstub, a breakpoint in the guest).
+//! and a domain too big to build (`HOST hv-spinner`); then the `pair` group's two domains
+//! ([`PAIR`]: `HOST hv-pair`, each side's `TEST` lines units of their own as `hv pair
+//! <name>/<line>`). Only the first boot's lines and the pair's are compared with stock Xen.
+//! Last, [`debug`]'s boots: `HOST gdb-attach` (gdb through QEMU's gdbstub, a breakpoint in
+//! the guest), `HOST crash-symbols` and `HOST hv-exit-trace` (a guest's crash report
+//! resolved, hv's trace of its last exits).
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines;
 //! `hv-run --config <xl.cfg> ...` boots the domains configs describe, side by side
 //! ([`config`]).
@@ -55,7 +58,7 @@ const ELF32_CMDLINE: &str = "selftest=boot";
 const HOSTILE_CMDLINE: &str = "selftest=hostile-bounds";
 /// The guest command line of the quota boot.
 const QUOTA_CMDLINE: &str = "selftest=xs-quota";
-/// `hv`'s options in the test boots (none yet).
+/// `hv`'s options in the test boots (none: the defaults).
 const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -180,8 +183,10 @@ fn explain_failure(booted: &qemu::Booted) {
 /// [`HOSTILE_CMDLINE`] (one unit per `TEST` line, `HOST hv-run` and `HOST hv-paging-pool`;
 /// `HOST hv-run` is `HOST hv-run-hostile-bounds` there), then [`QUOTA_CMDLINE`] (one unit per
 /// `TEST` and `HOST` line), then the two domain-archive boots ([`TWO_DOMAINS`]: one unit per
-/// domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]: `HOST hv-spinner`). Returns
-/// the guest's lines of the first boot, for the comparison with stock Xen.
+/// domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]: `HOST hv-spinner`), then the
+/// pair boot ([`PAIR`]: one unit per side's `TEST` line and `HOST hv-pair`; a harness error
+/// there is one failed unit). Returns the guest's lines of the first boot followed by both
+/// pair sides' `TEST` and `FACT` lines, for the comparison with stock Xen.
 /// `Err` only for harness errors.
 pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     let hv = build_hv()?;
@@ -391,10 +396,44 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     }
     record_domains(tally, &booted, &verdict);
 
+    let mut guest_lines = guest_lines;
+    match pair_boot(tally, &hv, &guest, timeout) {
+        Ok(lines) => guest_lines.extend(lines),
+        Err(e) => {
+            println!("hv-test: pair boot: harness error: {e:#}");
+            tally.fail("hv pair boot");
+        }
+    }
+
     // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
     debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;
     debug::crash_symbols(tally, &hv, &guest, timeout)?;
     Ok(guest_lines)
+}
+
+/// The [`PAIR`] boot: one unit per `TEST` line of each side (`hv pair <name>/<line>`) and
+/// `HOST hv-pair`. Returns both sides' `TEST` and `FACT` lines, offer first.
+fn pair_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> Result<Vec<String>> {
+    let booted = boot_domains(hv, guest, "hv-pair", &PAIR, timeout)?;
+    let expect: Vec<_> = PAIR.iter().map(|d| (d.name, Expect::Passes)).collect();
+    let verdict = serial::judge_domains(
+        "hv-pair",
+        &booted.transcript,
+        &booted.end,
+        &expect,
+        EXIT_POWEROFF,
+    );
+    for (name, test) in &verdict.tests {
+        let unit = format!("hv pair {name}/{}", test.line);
+        println!("{unit}");
+        tally.record(test.ok, unit);
+    }
+    record_domains(tally, &booted, &verdict);
+    Ok(PAIR
+        .iter()
+        .flat_map(|d| serial::domain_run(&booted.transcript, d.name).lines.shown)
+        .filter(|l| l.starts_with("TEST ") || l.starts_with("FACT "))
+        .collect())
 }
 
 /// One domain of a multi-domain test boot, written as a config into the boot's directory.
@@ -438,6 +477,21 @@ const SPINNER: [TestDomain; 3] = [
         name: "toobig",
         cmdline: TEST_CMDLINE,
         memory_mib: 1024,
+    },
+];
+
+/// `HOST hv-pair`: the `pair` group's two sides side by side (hv's builder writes each one's
+/// `data/peer-domid`), as the stock-Xen platform boot runs them (`xen::pair`).
+const PAIR: [TestDomain; 2] = [
+    TestDomain {
+        name: "pair-offer",
+        cmdline: "selftest=pair pair=offer",
+        memory_mib: 128,
+    },
+    TestDomain {
+        name: "pair-accept",
+        cmdline: "selftest=pair pair=accept",
+        memory_mib: 128,
     },
 ];
 
@@ -524,6 +578,16 @@ powered off (QEMU exit 33).
   --guest <elf>      one domain's kernel: any PVH ELF, 32- or 64-bit (default: pvguest,
                      built now); its lines are shown without hv's (d1) prefix
   --cmdline <text>   that guest's command line (default: empty)
+  --hv-options <text>
+                     hv's own options, space-separated (default: none; unknown ones are
+                     logged and ignored):
+                       npf=emulate  a domain's access to guest-physical memory outside its
+                                    RAM and special pages reads all ones and its writes are
+                                    dropped, as on Xen with no device model (the default)
+                       npf=crash    such an access crashes the domain, with the address in
+                                    hv's log (for debugging)
+                       trace=dump   every domain's last 64 exits printed at its end (a
+                                    crashed domain's are printed anyway)
   --config <file>    a domain config in xl.cfg(5) syntax (name, type = \"pvh\", kernel,
                      ramdisk, cmdline/extra, memory, maxmem, vcpus, on_poweroff, on_reboot,
                      on_crash, vif, disk); relative paths resolve against the file's directory.
@@ -536,8 +600,6 @@ powered off (QEMU exit 33).
                      disk yet. The configs and their kernels reach hv as one archive, its PVH
                      module. Not with --guest or --cmdline.
                      Example: --config hv/examples/pvguest.cfg --config hv/examples/pvguest-b.cfg
-  --hv-options <text> hv's own options: trace=dump prints every domain's last 64 exits at
-                     its end (a crashed domain's are printed anyway)
 ";
 
 /// `hv-run --help`: [`RUN_HELP`] and the gdb options.
@@ -554,12 +616,12 @@ pub struct RunArgs {
     pub cmdline: String,
     /// `--config <file>`, each time given.
     pub configs: Vec<PathBuf>,
+    /// `--hv-options <text>` (default: empty).
+    pub hv_options: String,
     /// `--help`.
     pub help: bool,
     /// `--gdb[=PORT]`, `--gdb-wait`.
     pub gdb: Option<Gdb>,
-    /// `--hv-options <text>`: hv's own options (before `--` in its command line).
-    pub hv_options: String,
 }
 
 impl RunArgs {
@@ -795,6 +857,9 @@ mod tests {
         assert_eq!(a.cmdline, "selftest=boot");
         assert_eq!(RunArgs::parse(&[]).unwrap(), RunArgs::default());
         assert!(RunArgs::parse(&words(&["--guest"])).is_err());
+        let o = RunArgs::parse(&words(&["--hv-options", "npf=crash"])).unwrap();
+        assert_eq!(o.hv_options, "npf=crash");
+        assert!(RunArgs::parse(&words(&["--hv-options"])).is_err());
         assert!(RunArgs::parse(&words(&["--verbose"])).is_err());
         let a = RunArgs::parse(&words(&["--hv-options", "trace=dump", "--gdb-wait"])).unwrap();
         assert_eq!(a.hv_options, "trace=dump");

@@ -3,9 +3,9 @@
 //! grant frames, the memory map, the console backend and the clock.
 
 use crate::dom0::ports::{PortTable, Service};
-use crate::evtchn::EventWords;
+use crate::evtchn::{EventPeers, EventWords};
 use crate::frames::{FRAME_SIZE, FrameAllocator};
-use crate::grant::{self, GrantEnv};
+use crate::grant::{self, Foreign, Frame, GrantEnv};
 use crate::guest::phys::{GuestPhys, PAGE_SIZE};
 use crate::guest::walk::{self, PagingState};
 use crate::hypercall::{GuestFault, HypercallEnv};
@@ -17,6 +17,7 @@ use abi::wire::Plain;
 
 use super::super::console::Console;
 use super::super::memory::{DomainMemory, alloc_zeroed};
+use super::Domain;
 
 /// Offsets in the shared_info page (vCPU 0's `vcpu_info` is at its start).
 mod off {
@@ -181,30 +182,96 @@ pub(super) struct Env<'a> {
     /// The guest's IF is set and it is outside an interrupt shadow, and it has a
     /// callback vector: an upcall would be delivered at once.
     pub(super) upcall_open: bool,
+    /// The other domains (the calling domain's slot is empty meanwhile).
+    pub(super) peers: &'a mut [Option<alloc::boxed::Box<Domain>>],
+    /// Frames of dead domains that mappings still hold.
+    pub(super) held: &'a mut crate::held::HeldFrames,
+}
+
+/// The domain `dom` among `peers`.
+fn peer_mut(peers: &mut [Option<alloc::boxed::Box<Domain>>], dom: u16) -> Option<&mut Domain> {
+    peers
+        .iter_mut()
+        .flatten()
+        .find(|d| d.domid() == dom)
+        .map(|d| &mut **d)
+}
+
+impl EventPeers for Env<'_> {
+    fn peer_exists(&self, dom: u16) -> bool {
+        self.peers.iter().flatten().any(|d| d.domid() == dom)
+    }
+
+    fn peer_bind(&mut self, rdom: u16, rport: u32, ldom: u16, lport: u32) -> Result<(), XenErrno> {
+        peer_mut(self.peers, rdom)
+            .ok_or(xen_errno(abi::errno::XEN_ESRCH))?
+            .xen
+            .evtchn
+            .accept_bind(rport, ldom, lport)
+    }
+
+    fn peer_unbind(&mut self, rdom: u16, rport: u32, ldom: u16, lport: u32) {
+        if let Some(d) = peer_mut(self.peers, rdom) {
+            d.xen.evtchn.peer_closed(rport, ldom, lport);
+        }
+    }
+
+    fn peer_notify(&mut self, rdom: u16, rport: u32, ldom: u16, lport: u32) {
+        if let Some(d) = peer_mut(self.peers, rdom) {
+            let mut w = d.words();
+            d.xen.evtchn.peer_sent(&mut w, rport, ldom, lport);
+        }
+    }
 }
 
 impl Env<'_> {
+    /// This domain's grant entries and RAM.
+    fn own_grants(&self) -> GrantView<'_> {
+        GrantView {
+            grant_frames: self.grant_frames,
+            mem: self.mem,
+        }
+    }
+
     fn words(&self) -> SharedInfoView {
         SharedInfoView {
             shared: self.shared_info,
             vcpu: *self.vcpu_info,
         }
     }
-
-    /// The host address of grant entry `gref`, if its frame exists.
-    fn entry_addr(&self, gref: u32) -> Option<u64> {
-        let frame = *self
-            .grant_frames
-            .get((gref / grant::ENTRIES_PER_FRAME) as usize)?;
-        (frame != 0).then_some(
-            frame
-                + core::mem::size_of::<GrantEntryV1>() as u64
-                    * u64::from(gref % grant::ENTRIES_PER_FRAME),
-        )
-    }
 }
 
 impl HypercallEnv for Env<'_> {
+    fn map_foreign(&mut self, gfn: u64, f: &Foreign) -> Result<(), i16> {
+        const ERR: i16 = abi::grant_table::GNTST_GENERAL_ERROR;
+        let gpa = gfn.checked_mul(PAGE_SIZE).ok_or(ERR)?;
+        if gpa >= crate::npt::GPA_LIMIT {
+            return Err(ERR);
+        }
+        let (npt, mut t) = self.mem.tables();
+        npt.map_4k(&mut t, gpa, f.frame, !f.readonly)
+            .map_err(|_| ERR)?;
+        if *self.shared_info_gfn == Some(gfn) {
+            *self.shared_info_gfn = None;
+        }
+        Ok(())
+    }
+
+    fn unmap_foreign(&mut self, gfn: u64, f: &Foreign) -> Result<(), i16> {
+        const ERR: i16 = abi::grant_table::GNTST_GENERAL_ERROR;
+        let gpa = gfn.checked_mul(PAGE_SIZE).ok_or(ERR)?;
+        let t = self
+            .mem
+            .npt
+            .translate(&super::super::memory::TableReader, gpa)
+            .ok_or(ERR)?;
+        if t.hpa & !(PAGE_SIZE - 1) != f.frame {
+            return Err(ERR);
+        }
+        let (npt, mut tables) = self.mem.tables();
+        npt.unmap_4k(&mut tables, gpa).map_err(|_| ERR)
+    }
+
     fn read_guest(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestFault> {
         walk::copy_from_guest(&*self.mem, &self.paging, va, buf).map_err(|_| GuestFault)
     }
@@ -329,7 +396,42 @@ impl EventWords for Env<'_> {
     }
 }
 
-impl GrantEnv for Env<'_> {
+/// A domain's grant entries and RAM as its grant table's checks see them (the calling
+/// domain's own, or a peer's when another domain uses its grants).
+pub(in crate::kernel) struct GrantView<'a> {
+    /// Host frames of the grant table (0: not allocated yet).
+    pub(in crate::kernel) grant_frames: &'a [u64; grant::MAX_FRAMES as usize],
+    /// The domain's memory.
+    pub(in crate::kernel) mem: &'a DomainMemory,
+}
+
+impl GrantView<'_> {
+    /// The host address of grant entry `gref`, if its frame exists.
+    fn entry_addr(&self, gref: u32) -> Option<u64> {
+        let frame = *self
+            .grant_frames
+            .get((gref / grant::ENTRIES_PER_FRAME) as usize)?;
+        (frame != 0).then_some(
+            frame
+                + core::mem::size_of::<GrantEntryV1>() as u64
+                    * u64::from(gref % grant::ENTRIES_PER_FRAME),
+        )
+    }
+
+    /// The host frame of the domain's writable page `gfn`.
+    fn host_frame(&self, gfn: u64) -> Option<u64> {
+        gfn.checked_mul(PAGE_SIZE)
+            .and_then(|gpa| {
+                self.mem
+                    .npt
+                    .translate(&super::super::memory::TableReader, gpa)
+            })
+            .filter(|t| t.writable)
+            .map(|t| t.hpa & !(PAGE_SIZE - 1))
+    }
+}
+
+impl GrantEnv for GrantView<'_> {
     fn entry(&self, gref: u32) -> GrantEntryV1 {
         let Some(a) = self.entry_addr(gref) else {
             return GrantEntryV1::default();
@@ -349,23 +451,130 @@ impl GrantEnv for Env<'_> {
     }
 
     fn page_ok(&self, gfn: u64) -> bool {
-        gfn.checked_mul(PAGE_SIZE)
-            .and_then(|gpa| {
-                self.mem
-                    .npt
-                    .translate(&super::super::memory::TableReader, gpa)
-            })
-            .is_some_and(|t| t.writable)
+        self.host_frame(gfn).is_some()
     }
 
-    fn copy(&mut self, src_gfn: u64, src_off: u16, dst_gfn: u64, dst_off: u16, len: u16) {
+    fn copy(&mut self, _src: Frame, _so: u16, _dst: Frame, _do: u16, _len: u16) {
+        // A granter's view never copies: the calling domain's `Env` does.
+    }
+}
+
+impl GrantEnv for Env<'_> {
+    fn entry(&self, gref: u32) -> GrantEntryV1 {
+        self.own_grants().entry(gref)
+    }
+
+    fn set_flags(&mut self, gref: u32, flags: u16) {
+        self.own_grants().set_flags(gref, flags);
+    }
+
+    fn page_ok(&self, gfn: u64) -> bool {
+        self.own_grants().page_ok(gfn)
+    }
+
+    fn copy(&mut self, src: Frame, src_off: u16, dst: Frame, dst_off: u16, len: u16) {
         let mut buf = [0u8; 4096];
         let n = usize::from(len).min(4096);
-        let src = src_gfn * PAGE_SIZE + u64::from(src_off);
-        let dst = dst_gfn * PAGE_SIZE + u64::from(dst_off);
         // Both ranges lie in one page each (checked by the grant code).
-        if self.mem.read(src, &mut buf[..n]).is_ok() {
-            let _ = self.mem.write(dst, &buf[..n]);
+        let read = match src {
+            Frame::Own(gfn) => self
+                .mem
+                .read(gfn * PAGE_SIZE + u64::from(src_off), &mut buf[..n])
+                .is_ok(),
+            Frame::Foreign(hpa) => {
+                // SAFETY: `hpa` is a page of another domain acquired through its grant for
+                // this copy (identity mapped, held until the copy ends); `src_off + n` stays
+                // inside it (checked by the grant code). Plain bytes the peer may change.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        (hpa + u64::from(src_off)) as *const u8,
+                        buf.as_mut_ptr(),
+                        n,
+                    );
+                }
+                true
+            }
+        };
+        if !read {
+            return;
+        }
+        match dst {
+            Frame::Own(gfn) => {
+                let _ = self
+                    .mem
+                    .write(gfn * PAGE_SIZE + u64::from(dst_off), &buf[..n]);
+            }
+            Frame::Foreign(hpa) => {
+                // SAFETY: as above, for a page the peer granted writable to this domain.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        buf.as_ptr(),
+                        (hpa + u64::from(dst_off)) as *mut u8,
+                        n,
+                    );
+                }
+            }
+        }
+    }
+
+    fn foreign_exists(&self, dom: u16) -> bool {
+        self.peers.iter().flatten().any(|d| d.domid() == dom)
+    }
+
+    fn foreign_acquire(
+        &mut self,
+        dom: u16,
+        gref: u32,
+        ldom: u16,
+        readonly: bool,
+        pin: bool,
+    ) -> Result<Foreign, i16> {
+        let d = peer_mut(self.peers, dom).ok_or(abi::grant_table::GNTST_BAD_DOMAIN)?;
+        let Domain {
+            grant_frames,
+            mem,
+            xen,
+            ..
+        } = d;
+        let mut view = GrantView { grant_frames, mem };
+        let (gfn, slot) = xen
+            .grants
+            .acquire_for(&mut view, gref, ldom, readonly, pin)?;
+        let Some(frame) = view.host_frame(gfn) else {
+            xen.grants.release_for(&mut view, gref, readonly, slot);
+            return Err(abi::grant_table::GNTST_BAD_PAGE);
+        };
+        Ok(Foreign {
+            dom,
+            gref,
+            readonly,
+            pin: slot,
+            frame,
+        })
+    }
+
+    fn foreign_release(&mut self, f: &Foreign) {
+        if let Some(d) = peer_mut(self.peers, f.dom) {
+            let Domain {
+                grant_frames,
+                mem,
+                xen,
+                ..
+            } = d;
+            let mut view = GrantView { grant_frames, mem };
+            xen.grants.release_for(&mut view, f.gref, f.readonly, f.pin);
+            return;
+        }
+        if f.pin.is_none() {
+            return;
+        }
+        // The granter died: its frame was held for the mappings; the last one frees it.
+        if let Err(e) = self.held.release(f.dom, f.frame, self.frames) {
+            crate::hvlog!(
+                "d{}: held frame {:#x} not given back: {e:?}",
+                f.dom,
+                f.frame
+            );
         }
     }
 }

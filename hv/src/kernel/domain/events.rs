@@ -42,7 +42,8 @@ pub(super) enum Wait {
 }
 
 impl Domain {
-    fn words(&self) -> SharedInfoView {
+    /// The domain's event words (shared_info and vCPU 0's `vcpu_info`).
+    pub(super) fn words(&self) -> SharedInfoView {
         SharedInfoView {
             shared: self.shared_info,
             vcpu: self.vcpu_info,

@@ -1,5 +1,5 @@
 //! The exit handlers: CPUID, HLT, port I/O, MSRs, XSETBV, the SVM instructions (#UD),
-//! nested page faults and hypercalls.
+//! nested page faults (`super::mmio`) and hypercalls.
 
 use crate::cpuid;
 use crate::guest::phys::{PAGE_SIZE, write_bytes};
@@ -26,8 +26,14 @@ const VECTOR_UD: u8 = 6;
 const VECTOR_GP: u8 = 13;
 
 impl Domain {
-    /// Handles exit `code`; `Some` if the domain ended.
-    pub fn handle_exit(&mut self, code: u64, host: &mut Host) -> Option<Ending> {
+    /// Handles exit `code`; `Some` if the domain ended. `peers` are the other domains (this
+    /// one's slot is empty while it is handled), for what passes between domains.
+    pub fn handle_exit(
+        &mut self,
+        code: u64,
+        host: &mut Host,
+        peers: &mut [Option<alloc::boxed::Box<Domain>>],
+    ) -> Option<Ending> {
         let info1 = self.vmcb.control.exitinfo1;
         let info2 = self.vmcb.control.exitinfo2;
         match code {
@@ -36,7 +42,7 @@ impl Domain {
                 self.window_open();
                 None
             }
-            exit::VMMCALL => self.hypercall(host),
+            exit::VMMCALL => self.hypercall(host, peers),
             exit::CPUID => {
                 let len = self.instruction_len(Opcode::Cpuid, 2);
                 self.cpuid();
@@ -81,9 +87,7 @@ impl Domain {
                 self.inject(VECTOR_UD, None);
                 None
             }
-            exit::NPF => self.crash(format_args!(
-                "access to guest-physical {info2:#x} outside its memory (error {info1:#x})"
-            )),
+            exit::NPF => self.nested_page_fault(info1, info2),
             exit::SHUTDOWN => self.crash(format_args!("triple fault")),
             // QEMU writes VMEXIT_INVALID as 32 bits.
             exit::INVALID | 0xffff_ffff => self.crash(format_args!(
@@ -221,7 +225,11 @@ impl Domain {
         }
     }
 
-    fn hypercall(&mut self, host: &mut Host) -> Option<Ending> {
+    fn hypercall(
+        &mut self,
+        host: &mut Host,
+        peers: &mut [Option<alloc::boxed::Box<Domain>>],
+    ) -> Option<Ending> {
         let len = self.instruction_len(Opcode::Vmmcall, 3);
         let s = &self.vmcb.save;
         let long = s.efer & EFER_LMA != 0 && s.cs.attrib & CS_L != 0;
@@ -261,6 +269,8 @@ impl Domain {
             grant_frames: &mut self.grant_frames,
             clock: &self.clock,
             upcall_open,
+            peers,
+            held: &mut host.held,
         };
         let out = hypercall::dispatch(&mut env, &params, &mut self.xen, op, args);
         self.trace.hypercall(op, trace_outcome(&out));
@@ -330,7 +340,7 @@ impl Domain {
     /// The instruction at RIP that caused this exit: its bytes read through the guest page
     /// walk (QEMU's SVM saves no next RIP) and decoded by [`decode`]; `Err` with what went
     /// wrong if they cannot be read or do not decode.
-    fn fetch_instruction(&self) -> Result<decode::Instruction, decode::DecodeError> {
+    pub(super) fn fetch_instruction(&self) -> Result<decode::Instruction, decode::DecodeError> {
         let s = &self.vmcb.save;
         let mode = if s.efer & EFER_LMA != 0 && s.cs.attrib & CS_L != 0 {
             Mode::Bits64

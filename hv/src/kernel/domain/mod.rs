@@ -1,19 +1,21 @@
 //! One domain and its one vCPU: its memory (RAM, console and xenstore pages, shared_info),
 //! its VMCB, registers and the state VMRUN does not switch. `build` makes it from its
 //! kernel, `exits` handles every #VMEXIT, `events` its timer, upcalls and waits, `env` is
-//! what a hypercall may touch. The machine it runs on (`super::machine`) owns what domains
+//! what a hypercall may touch, `mmio` its accesses outside its memory. The machine it runs on (`super::machine`) owns what domains
 //! share: host frames, the xenstore tree, the clock and the scheduler.
 
 mod build;
 mod env;
 mod events;
 mod exits;
+mod mmio;
 
 use alloc::string::String;
 use core::fmt::Write;
 
 pub use build::DomainSpec;
 use events::Wait;
+pub use mmio::set_npf_policy;
 
 use crate::builder;
 use crate::counters::{Counters, GuestLogBudget};
@@ -172,6 +174,43 @@ impl Domain {
         code
     }
 
+    /// The domain's ports connected to other domains: `(port, peer, peer's port)`.
+    pub fn foreign_ports(&self) -> alloc::vec::Vec<(u32, u16, u32)> {
+        self.xen.evtchn.foreign().collect()
+    }
+
+    /// The mappings this domain holds of other domains' grants, removed (it dies).
+    pub fn take_mappings(&mut self) -> alloc::vec::Vec<crate::grant::MapEntry> {
+        self.xen.maptrack.drain().collect()
+    }
+
+    /// The host frames of this domain's mappings of domain `dom`'s grants.
+    pub fn mapped_frames_of(&self, dom: u16) -> impl Iterator<Item = u64> + '_ {
+        self.xen
+            .maptrack
+            .iter()
+            .filter(move |m| m.foreign.dom == dom)
+            .map(|m| m.foreign.frame)
+    }
+
+    /// Domain `ldom`, which held `f` (a grant of this domain), died or unmapped it: the
+    /// pin ends and the entry's flags are reduced.
+    pub fn release_grant(&mut self, f: &crate::grant::Foreign) {
+        let Self {
+            grant_frames,
+            mem,
+            xen,
+            ..
+        } = self;
+        let mut view = env::GrantView { grant_frames, mem };
+        xen.grants.release_for(&mut view, f.gref, f.readonly, f.pin);
+    }
+
+    /// Its peer (`ldom`, `lport`) closed or died: this domain's `port` goes back to unbound.
+    pub fn peer_closed(&mut self, port: u32, ldom: u16, lport: u32) {
+        self.xen.evtchn.peer_closed(port, ldom, lport);
+    }
+
     /// Drains the console and ends a partial last line (at the domain's end).
     pub fn close_console(&mut self) {
         self.console.drain();
@@ -226,7 +265,7 @@ impl Domain {
     ///
     /// The domain must not run afterwards, nor its console or store rings be touched (their
     /// pages are free again): the machine drops it right after.
-    pub fn teardown(&mut self, frames: &mut FrameAllocator) -> Teardown {
+    pub fn teardown(&mut self, frames: &mut FrameAllocator, held: &[u64]) -> Teardown {
         let o = &self.owned;
         let runs = [
             o.ram,
@@ -243,10 +282,11 @@ impl Domain {
             if start == 0 {
                 continue; // a grant frame never allocated
             }
-            match frames.free(start, bytes) {
-                Ok(()) => frames_back = frames_back.saturating_add(bytes / FRAME_SIZE),
+            // Frames other domains still map stay out (held until their last unmap).
+            match crate::held::free_except(frames, start, bytes, held) {
+                Ok(n) => frames_back = frames_back.saturating_add(n),
                 Err(e) => hvlog!(
-                    "d{} teardown: {start:#x}+{bytes:#x} not given back: {e:?}",
+                    "d{} teardown: {start:#x}+{bytes:#x} not all given back: {e:?}",
                     self.domid()
                 ),
             }
