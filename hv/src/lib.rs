@@ -33,6 +33,8 @@
 //! - [`grant`]: the domain's grant table v1 (sizes, versions, copy checks, pins by mappers
 //!   and the mapper's maptrack); [`held`]: dead domains' frames still mapped by others.
 //! - [`time`]: TSC scale, `vcpu_time_info` versions, the singleshot timer, the RTC date.
+//! - [`trace`]: the exit trace, a ring of each domain's last exits (printed when it crashes,
+//!   or with hv's option `trace=dump`).
 //! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
 //! - [`sched`]: the scheduler (round robin, 10 ms slices, woken vCPUs first after a 1 ms
 //!   rate limit), with time passed in.
@@ -215,6 +217,7 @@ pub mod npt;
 pub mod sched;
 pub mod svm;
 pub mod time;
+pub mod trace;
 pub mod xen_errno;
 
 #[cfg(target_os = "none")]

@@ -450,5 +450,6 @@ pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     // No upcalls from here on: the console falls back to polling.
     x86_64::instructions::interrupts::disable();
     let _ = writeln!(EmergencyWriter, "PANIC: {info}");
+    shutdown::print_backtrace();
     shutdown::crash()
 }

@@ -4,8 +4,10 @@ mod compare;
 mod conformance;
 mod elf_note;
 mod gates;
+mod gdb;
 mod hv;
 mod selftest;
+mod symbols;
 mod tally;
 #[cfg(test)]
 mod tidy;
@@ -43,7 +45,8 @@ Commands:
   hv-run        boot any PVH ELF (32- or 64-bit) on hv and print its lines; exit 0 only if
                 the guest powered off (QEMU exit 33). Options: --guest <elf> (default: pvguest),
                 --cmdline <guest command line>, or --config <xl.cfg file> (repeatable; every
-                config is checked first, problems exit 2; `cargo xtask hv-run --help`)
+                config is checked first, problems exit 2; `cargo xtask hv-run --help`);
+                --gdb[=PORT] and --gdb-wait start QEMU's gdbstub (also on `run`)
   run           the demo: pvguest's HTTP service (its site archive and durable key-value store)
                 on stock Xen in QEMU, forwarded to http://localhost:8080/ until Ctrl-C
                 (`cargo xtask run --help`: --port, --site, --store)

@@ -8,6 +8,8 @@
 //!   none).
 //! - [`frames`]: free physical ranges (RAM minus reserved and non-RAM ranges, each frame once
 //!   however untidy the map) and the frame allocator over them.
+//! - [`backtrace`]: the bounded frame-pointer walk of both kernels' crash reports and their
+//!   `BACKTRACE` line (the walk of the boot stack itself is kernel only).
 //!
 //! Kernel only (`x86_64-unknown-none`):
 //! - `pvh_entry!`: the PVH entry stub, the `XEN_ELFNOTE_PHYS32_ENTRY` note, the boot page
@@ -24,6 +26,7 @@
 //! stops) is passed in.
 #![cfg_attr(target_os = "none", no_std)]
 
+pub mod backtrace;
 pub mod boot_info;
 pub mod frames;
 

@@ -66,10 +66,20 @@ impl PhysRead for HostPhys {
     }
 }
 
-/// hv's CPU exception handler: the fault on the serial port, then QEMU stopped with hv's
-/// failure status.
+/// hv's CPU exception handler: the fault and its frame-pointer backtrace (`hv: BACKTRACE fault
+/// <rip> <return address>...`, resolved by xtask) on the serial port, then QEMU stopped with
+/// hv's failure status.
 fn fault(fault: &Fault<'_>) -> ! {
     let _ = writeln!(serial::Serial, "hv: EXCEPTION in hv: {fault}");
+    let mut returns = [0; pvh::backtrace::DEPTH_MAX];
+    let n = pvh::backtrace::walk_boot_stack(fault.frame.rbp, &mut returns);
+    let _ = write!(serial::Serial, "hv: ");
+    let _ = pvh::backtrace::write_line(
+        &mut serial::Serial,
+        "fault",
+        Some(fault.frame.rip),
+        returns.get(..n).unwrap_or(&[]),
+    );
     serial::exit_qemu(serial::EXIT_HV_FAILURE)
 }
 
@@ -162,7 +172,11 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         info.module.0
     );
     let options = cmdline::Options::parse(split.hv, |opt| {
-        hvlog!("ignoring unknown option {opt:?} (hv knows npf=emulate|crash)");
+        if crate::trace::option(opt) {
+            hvlog!("option {opt}: every domain's exit trace printed at its end");
+        } else {
+            hvlog!("ignoring unknown option {opt:?} (hv knows npf=emulate|crash, trace=dump)");
+        }
     });
     if options.npf == cmdline::NpfPolicy::Crash {
         hvlog!("npf=crash: an access outside a domain's memory crashes the domain");
@@ -355,5 +369,14 @@ pub fn fail(what: core::fmt::Arguments<'_>) -> ! {
 pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     x86_64::instructions::interrupts::disable();
     let _ = writeln!(serial::Serial, "hv: PANIC: {info}");
+    let mut returns = [0; pvh::backtrace::DEPTH_MAX];
+    let n = pvh::backtrace::walk_boot_stack(pvh::backtrace::current_rbp(), &mut returns);
+    let _ = write!(serial::Serial, "hv: ");
+    let _ = pvh::backtrace::write_line(
+        &mut serial::Serial,
+        "panic",
+        None,
+        returns.get(..n).unwrap_or(&[]),
+    );
     serial::exit_qemu(serial::EXIT_HV_FAILURE)
 }

@@ -15,6 +15,8 @@ pub mod boot;
 #[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]
+pub mod fault;
+#[cfg(target_os = "none")]
 #[allow(clippy::cast_possible_truncation)] // byte patterns (`i as u8`) wrap on purpose
 pub mod grants;
 #[cfg(target_os = "none")]

@@ -37,6 +37,8 @@ pub fn run(opts: &Options<'_>) -> Outcome {
             // Not in `platform`: spins with interrupts off for `spin-secs=` seconds, to be
             // run beside other domains on hv.
             "spin" => super::spin::run(&mut rep, opts),
+            // Not in `platform`: faults on purpose, for the crash report's check.
+            "fault" => super::fault::run(),
             // Not in `platform`: two domains started together, `pair=offer` and
             // `pair=accept`, each told the other's id in `data/peer-domid`.
             "pair" => super::pair::run(&mut rep, opts),

@@ -44,8 +44,31 @@ pub fn crash() -> ! {
 }
 
 /// The CPU exception handler the boot sequence gives `pvh::exceptions::init`: prints the fault
-/// through the emergency console writer and shuts the domain down with reason crash.
+/// and its frame-pointer backtrace (`BACKTRACE fault <rip> <return address>...`, resolved by
+/// xtask) through the emergency console writer and shuts the domain down with reason crash.
 pub fn fault(fault: &pvh::exceptions::Fault<'_>) -> ! {
     let _ = writeln!(EmergencyWriter, "EXCEPTION {fault}");
+    let mut returns = [0; pvh::backtrace::DEPTH_MAX];
+    let n = pvh::backtrace::walk_boot_stack(fault.frame.rbp, &mut returns);
+    let _ = pvh::backtrace::write_line(
+        &mut EmergencyWriter,
+        "fault",
+        Some(fault.frame.rip),
+        returns.get(..n).unwrap_or(&[]),
+    );
     crash()
+}
+
+/// Prints the backtrace of the caller (`BACKTRACE panic <return address>...`) through the
+/// emergency console writer.
+#[inline(never)]
+pub fn print_backtrace() {
+    let mut returns = [0; pvh::backtrace::DEPTH_MAX];
+    let n = pvh::backtrace::walk_boot_stack(pvh::backtrace::current_rbp(), &mut returns);
+    let _ = pvh::backtrace::write_line(
+        &mut EmergencyWriter,
+        "panic",
+        None,
+        returns.get(..n).unwrap_or(&[]),
+    );
 }

@@ -23,10 +23,14 @@
 //! and a domain too big to build (`HOST hv-spinner`); then the `pair` group's two domains
 //! ([`PAIR`]: `HOST hv-pair`, each side's `TEST` lines units of their own as `hv pair
 //! <name>/<line>`). Only the first boot's lines and the pair's are compared with stock Xen.
+//! Last, [`debug`]'s boots: `HOST gdb-attach` (gdb through QEMU's gdbstub, a breakpoint in
+//! the guest), `HOST crash-symbols` and `HOST hv-exit-trace` (a guest's crash report
+//! resolved, hv's trace of its last exits).
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines;
 //! `hv-run --config <xl.cfg> ...` boots the domains configs describe, side by side
 //! ([`config`]).
 pub mod config;
+mod debug;
 pub mod elf32;
 pub mod probe;
 pub mod qemu;
@@ -39,6 +43,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::build::{build_guest, build_hv, workspace_root};
+use crate::gdb::Gdb;
 use crate::tally::Tally;
 use serial::{EXIT_CRASH, EXIT_POWEROFF, Expect, Line, QemuEnd};
 
@@ -62,6 +67,8 @@ const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// The gdb boot's hard timeout (QEMU waits for gdb, which may never come).
+const GDB_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn hard_timeout(default: Duration) -> Result<Duration> {
     match std::env::var("PVXEN_TIMEOUT") {
@@ -104,17 +111,17 @@ fn boot(
     timeout: Duration,
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
-    boot_with_options(who, hv, module, label, timeout, HV_OPTIONS, on_line)
+    boot_with(who, hv, module, label, timeout, (HV_OPTIONS, None), on_line)
 }
 
-/// [`boot`] with hv's options `hv_options` (the words before `--`).
-fn boot_with_options(
+/// [`boot`] with these hv options, and with QEMU's gdbstub when `gdb` is given.
+fn boot_with(
     who: &str,
     hv: &Path,
     module: Module<'_>,
     label: &str,
     timeout: Duration,
-    hv_options: &str,
+    (hv_options, gdb): (&str, Option<Gdb>),
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
     let (guest, guest_cmdline, memory_mib) = match module {
@@ -143,6 +150,7 @@ fn boot_with_options(
         memory_mib,
         run_dir: run_dir(label),
         timeout,
+        gdb,
     };
     let booted = qemu::boot(&b, on_line)?;
     println!(
@@ -444,6 +452,10 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
             tally.fail("hv pair boot");
         }
     }
+
+    // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
+    debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;
+    debug::crash_symbols(tally, &hv, &guest, timeout)?;
     Ok(guest_lines)
 }
 
@@ -603,8 +615,10 @@ fn record_domains(
 
 /// `cargo xtask hv-run --help`.
 pub const RUN_HELP: &str = "\
-cargo xtask hv-run [--guest <elf>] [--cmdline <text>] [--hv-options <text>]
-cargo xtask hv-run --config <file> [--config <file> ...] [--hv-options <text>]
+cargo xtask hv-run [--guest <elf>] [--cmdline <text>] [--hv-options <text>] [--gdb[=PORT]]
+                   [--gdb-wait]
+cargo xtask hv-run --config <file> [--config <file> ...] [--hv-options <text>] [--gdb[=PORT]]
+                   [--gdb-wait]
 
 Boots hv under QEMU with its domains and prints their lines; exits 0 only if every domain
 powered off (QEMU exit 33).
@@ -620,6 +634,8 @@ powered off (QEMU exit 33).
                                     dropped, as on Xen with no device model (the default)
                        npf=crash    such an access crashes the domain, with the address in
                                     hv's log (for debugging)
+                       trace=dump   every domain's last 64 exits printed at its end (a
+                                    crashed domain's are printed anyway)
   --config <file>    a domain config in xl.cfg(5) syntax (name, type = \"pvh\", kernel,
                      ramdisk, cmdline/extra, memory, maxmem, vcpus, on_poweroff, on_reboot,
                      on_crash, vif, disk); relative paths resolve against the file's directory.
@@ -634,6 +650,11 @@ powered off (QEMU exit 33).
                      Example: --config hv/examples/pvguest.cfg --config hv/examples/pvguest-b.cfg
 ";
 
+/// `hv-run --help`: [`RUN_HELP`] and the gdb options.
+fn run_help() -> String {
+    format!("{RUN_HELP}{}", crate::gdb::HELP)
+}
+
 /// The arguments of `hv-run`.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RunArgs {
@@ -647,11 +668,13 @@ pub struct RunArgs {
     pub hv_options: String,
     /// `--help`.
     pub help: bool,
+    /// `--gdb[=PORT]`, `--gdb-wait`.
+    pub gdb: Option<Gdb>,
 }
 
 impl RunArgs {
-    /// Parses `--guest <elf>`, `--cmdline <text>`, `--config <file>`, `--hv-options <text>`
-    /// and `--help` (the words after `hv-run`).
+    /// Parses `--guest <elf>`, `--cmdline <text>`, `--config <file>`, `--hv-options <text>`,
+    /// `--gdb[=PORT]`, `--gdb-wait` and `--help` (the words after `hv-run`).
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut out = Self::default();
         let mut cmdline_given = false;
@@ -673,10 +696,11 @@ impl RunArgs {
                     out.hv_options = it.next().context("--hv-options needs a value")?.clone();
                 }
                 "--help" | "-h" => out.help = true,
+                other if crate::gdb::parse_arg(other, &mut out.gdb)? => {}
                 other => {
                     bail!(
                         "hv-run: unknown argument {other:?} (--guest <elf>, --cmdline <text>, \
-                         --config <file>, --hv-options <text>; see --help)"
+                         --config <file>, --hv-options <text>, --gdb[=PORT], --gdb-wait; see --help)"
                     )
                 }
             }
@@ -731,6 +755,52 @@ fn check_configs(paths: &[PathBuf]) -> std::result::Result<Vec<config::Boot>, Ex
     Err(ExitCode::from(2))
 }
 
+/// Resolves the `BACKTRACE` lines of a boot: hv's against hv's ELF, domain `id`'s against
+/// the `id`-th kernel.
+struct CrashSymbols {
+    hv: crate::symbols::Symbols,
+    domains: Vec<crate::symbols::Symbols>,
+}
+
+impl CrashSymbols {
+    fn new(hv: &Path, kernels: &[PathBuf]) -> Self {
+        Self {
+            hv: crate::symbols::Symbols::new(hv),
+            domains: kernels
+                .iter()
+                .map(|k| crate::symbols::Symbols::new(k))
+                .collect(),
+        }
+    }
+
+    /// The resolved frames of `line` if it is a `BACKTRACE` line, else nothing.
+    fn resolve(&mut self, line: &Line) -> Vec<String> {
+        let resolved = match line {
+            Line::Hv(l) => l.strip_prefix("hv: ").and_then(|l| self.hv.resolve_line(l)),
+            Line::Guest(id, l) => usize::from(*id)
+                .checked_sub(1)
+                .and_then(|i| self.domains.get_mut(i))
+                .and_then(|s| s.resolve_line(l)),
+            _ => None,
+        };
+        resolved.unwrap_or_default()
+    }
+}
+
+/// Prints how to attach gdb to hv and to each distinct guest kernel.
+fn print_gdb(hv: &Path, kernels: &[&Path], gdb: &Gdb) -> Result<()> {
+    let mut distinct: Vec<&Path> = Vec::new();
+    for k in kernels {
+        if !distinct.contains(k) {
+            distinct.push(k);
+        }
+    }
+    for line in crate::gdb::hv_instructions(hv, &distinct, gdb)? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 /// `cargo xtask hv-run`: boots `hv` with the guest, prints its lines as they arrive, and
 /// succeeds only on QEMU exit 33 (every domain powered off). With `--guest` (or nothing) the
 /// guest ELF is the module and its lines are printed without their `(d1) ` prefix; with
@@ -741,7 +811,7 @@ fn check_configs(paths: &[PathBuf]) -> std::result::Result<Vec<config::Boot>, Ex
 pub fn hv_run(args: &[String]) -> Result<ExitCode> {
     let args = RunArgs::parse(args)?;
     if args.help {
-        print!("{RUN_HELP}");
+        print!("{}", run_help());
         return Ok(ExitCode::SUCCESS);
     }
     let boots = if args.configs.is_empty() {
@@ -755,9 +825,26 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
     let hv = build_hv()?;
     let timeout = hard_timeout(RUN_TIMEOUT)?;
     let several = boots.as_ref().is_some_and(|b| b.len() > 1);
-    let show = |line: &Line| match line {
-        Line::Guest(id, l) if several => println!("(d{id}) {l}"),
-        Line::Guest(_, l) | Line::Counter(l) | Line::Hv(l) | Line::Other(l) => println!("{l}"),
+    let guest = match (&boots, args.guest) {
+        (Some(_), _) => None,
+        (None, Some(g)) if g.is_file() => Some(g),
+        (None, Some(g)) => bail!("--guest {}: not a file", g.display()),
+        (None, None) => Some(build_guest()?),
+    };
+    let kernels: Vec<PathBuf> = match (&boots, &guest) {
+        (Some(boots), _) => boots.iter().map(|b| PathBuf::from(&b.kernel)).collect(),
+        (None, g) => g.iter().cloned().collect(),
+    };
+    let mut symbols = CrashSymbols::new(&hv, &kernels);
+    let hv_options = (args.hv_options.as_str(), args.gdb);
+    let show = |line: &Line| {
+        match line {
+            Line::Guest(id, l) if several => println!("(d{id}) {l}"),
+            Line::Guest(_, l) | Line::Counter(l) | Line::Hv(l) | Line::Other(l) => println!("{l}"),
+        }
+        for resolved in symbols.resolve(line) {
+            println!("{resolved}");
+        }
     };
     let booted = match &boots {
         Some(boots) => {
@@ -774,32 +861,19 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
             std::fs::write(&path, archive)
                 .with_context(|| format!("writing {}", path.display()))?;
             let module = Module::Archive(&path, config::qemu_memory_mib(boots));
-            boot_with_options(
-                "hv-run",
-                &hv,
-                module,
-                "hv-run",
-                timeout,
-                &args.hv_options,
-                show,
-            )?
+            if let Some(gdb) = &args.gdb {
+                let kernels: Vec<&Path> = boots.iter().map(|b| Path::new(&b.kernel)).collect();
+                print_gdb(&hv, &kernels, gdb)?;
+            }
+            boot_with("hv-run", &hv, module, "hv-run", timeout, hv_options, show)?
         }
         None => {
-            let guest = match args.guest {
-                Some(g) if g.is_file() => g,
-                Some(g) => bail!("--guest {}: not a file", g.display()),
-                None => build_guest()?,
-            };
+            let guest = guest.context("no guest")?;
             let module = Module::Elf(&guest, &args.cmdline);
-            boot_with_options(
-                "hv-run",
-                &hv,
-                module,
-                "hv-run",
-                timeout,
-                &args.hv_options,
-                show,
-            )?
+            if let Some(gdb) = &args.gdb {
+                print_gdb(&hv, &[&guest], gdb)?;
+            }
+            boot_with("hv-run", &hv, module, "hv-run", timeout, hv_options, show)?
         }
     };
     if booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF)) {
@@ -835,6 +909,10 @@ mod tests {
         assert_eq!(o.hv_options, "npf=crash");
         assert!(RunArgs::parse(&words(&["--hv-options"])).is_err());
         assert!(RunArgs::parse(&words(&["--verbose"])).is_err());
+        let a = RunArgs::parse(&words(&["--hv-options", "trace=dump", "--gdb-wait"])).unwrap();
+        assert_eq!(a.hv_options, "trace=dump");
+        assert_eq!(a.gdb.map(|g| g.wait), Some(true));
+        assert!(RunArgs::parse(&words(&["--hv-options"])).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::serial::{Line, QemuEnd, Transcript};
+use crate::gdb::Gdb;
 use crate::xen::qemu::{Spawned, spawn};
 
 /// QEMU's memory in MiB for hv-test's boots and for one domain (`-m 512`).
@@ -42,6 +43,8 @@ pub struct Boot<'a> {
     pub run_dir: PathBuf,
     /// Hard timeout.
     pub timeout: Duration,
+    /// `--gdb`: QEMU's gdbstub ([`crate::gdb`]).
+    pub gdb: Option<Gdb>,
 }
 
 /// What a boot produced.
@@ -110,6 +113,9 @@ pub fn qemu_args(boot: &Boot<'_>) -> Result<Vec<String>> {
         "-append".into(),
         append_line(boot.hv_options, boot.guest_cmdline)?,
     ]);
+    if let Some(gdb) = &boot.gdb {
+        args.extend(crate::gdb::qemu_args(gdb));
+    }
     Ok(args)
 }
 
@@ -187,6 +193,7 @@ mod tests {
             memory_mib: 512,
             run_dir: PathBuf::from("/t"),
             timeout: Duration::from_secs(1),
+            gdb: None,
         };
         let args = qemu_args(&b).unwrap().join(" ");
         assert_eq!(
@@ -215,9 +222,23 @@ mod tests {
              -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel /t/hv \
              -initrd /t/domains.pvxarc -append "
         );
+        let gdb = Boot {
+            gdb: Some(Gdb {
+                port: 1234,
+                wait: true,
+            }),
+            guest_cmdline: None,
+            ..archive
+        };
+        assert!(
+            qemu_args(&gdb)
+                .unwrap()
+                .join(" ")
+                .ends_with("-append  -gdb tcp:127.0.0.1:1234 -S")
+        );
         let bad = Boot {
             guest: Path::new("/t/a,b"),
-            ..b
+            ..gdb
         };
         assert!(qemu_args(&bad).is_err());
     }

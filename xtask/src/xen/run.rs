@@ -50,7 +50,7 @@ const GUEST_MAC: &str = "00:16:3e:00:00:03";
 pub const SERVING_LINE: &str = "APP serving";
 
 const USAGE: &str = "\
-cargo xtask run [--port N] [--site DIR] [--store FILE]
+cargo xtask run [--port N] [--site DIR] [--store FILE] [--gdb[=PORT]] [--gdb-wait]
 
 Boots pvguest's application on stock Xen 4.17 (Linux dom0) inside QEMU and serves it to this
 host until Ctrl-C: an HTTP service with the files of a site archive and a durable key-value
@@ -61,6 +61,9 @@ store.
   --store FILE  the store's disk image, created (16 MiB, sparse) if missing and kept between
                 runs (default $XDG_DATA_HOME/pvxen/store.img, else
                 ~/.local/share/pvxen/store.img); delete it to start with an empty store
+  --gdb[=PORT], --gdb-wait
+                QEMU's gdbstub on 127.0.0.1:PORT (default 1234; --gdb-wait: QEMU waits for
+                gdb); the gdb command for pvguest is printed (README: Debugging)
 
 Environment: PVXEN_CACHE, PVXEN_GUEST (see `cargo xtask help`), PVXEN_CMDLINE (words added
 to the guest's command line), PVXEN_TIMEOUT (stop after this many seconds; default: never).
@@ -75,6 +78,8 @@ pub struct Options {
     pub site: PathBuf,
     /// The store image.
     pub store: PathBuf,
+    /// `--gdb[=PORT]`, `--gdb-wait`.
+    pub gdb: Option<crate::gdb::Gdb>,
 }
 
 /// The default store image: `$XDG_DATA_HOME/pvxen/store.img`, else
@@ -95,6 +100,7 @@ pub fn parse_args(args: &[String]) -> Result<Option<Options>> {
         port: DEFAULT_PORT,
         site: workspace_root().join("pvguest").join("site"),
         store: PathBuf::new(),
+        gdb: None,
     };
     let mut store = None;
     let mut it = args.iter();
@@ -116,6 +122,7 @@ pub fn parse_args(args: &[String]) -> Result<Option<Options>> {
             }
             "--site" => options.site = PathBuf::from(value("--site")?),
             "--store" => store = Some(PathBuf::from(value("--store")?)),
+            other if crate::gdb::parse_arg(other, &mut options.gdb)? => {}
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
     }
@@ -292,7 +299,7 @@ fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
     let timeout = hard_timeout(forever)?;
     let cmdline = guest_cmdline();
     println!("run: guest command line {cmdline:?}");
-    let devices = vec![
+    let mut devices = vec![
         "-netdev".to_owned(),
         format!(
             "user,id=net0,hostfwd=tcp:127.0.0.1:{}-{GUEST_IP}:{GUEST_PORT}",
@@ -305,6 +312,12 @@ fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
         "-device".to_owned(),
         "virtio-blk-pci,drive=store".to_owned(),
     ];
+    if let Some(gdb) = &options.gdb {
+        devices.extend(crate::gdb::qemu_args(gdb));
+        for line in crate::gdb::xen_instructions(&guest, gdb) {
+            println!("{line}");
+        }
+    }
     let banner = banner(options.port, &options.site, &options.store);
     let limits = Limits {
         timeout,
@@ -618,6 +631,10 @@ mod tests {
             .unwrap();
         assert_eq!((o.port, o.site, o.store), (9000, "x".into(), "y".into()));
         assert!(parse_args(&args(&["--help"])).unwrap().is_none());
+        let o = parse_args(&args(&["--gdb=4000", "--store", "y"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.gdb.map(|g| (g.port, g.wait)), Some((4000, false)));
         for bad in [
             &["--port"][..],
             &["--port", "0"],

@@ -334,6 +334,7 @@ impl Domain {
             yielded: false,
             stats: Default::default(),
             counters: Counters::new(),
+            trace: crate::trace::ExitTrace::new(),
             guest_log: Default::default(),
         })
     }

@@ -274,6 +274,10 @@ impl Domain {
             held: &mut host.held,
         };
         let out = hypercall::dispatch(&mut env, &params, &mut self.xen, op, args);
+        self.trace.hypercall(op, trace_outcome(&out));
+        if out.action == Action::Shutdown(abi::sched::SHUTDOWN_CRASH) {
+            self.trace.mark_crashed();
+        }
         if self.xen.callback_irq != callback_before {
             self.log_callback();
         }
@@ -450,4 +454,13 @@ impl Domain {
 fn host_cpuid(leaf: u32, sub: u32, cr4: u64) -> [u32; 4] {
     let r = core::arch::x86_64::__cpuid_count(leaf, sub);
     cpuid::policy_leaf(leaf, sub, [r.eax, r.ebx, r.ecx, r.edx], cr4)
+}
+
+/// What the exit trace records of a hypercall's outcome.
+fn trace_outcome(out: &hypercall::Outcome) -> crate::trace::Outcome {
+    match out.action {
+        Action::Continue { .. } => crate::trace::Outcome::Continued,
+        Action::Shutdown(_) => crate::trace::Outcome::Pending,
+        _ => crate::trace::Outcome::Returned(out.ret),
+    }
 }

@@ -146,6 +146,8 @@ pub struct Domain {
     stats: events::EventStats,
     /// Exits and hypercalls so far.
     pub counters: Counters,
+    /// The last exits (printed if the domain crashes, or with `trace=dump`).
+    pub trace: crate::trace::ExitTrace,
     /// What is left of the lines the guest's doings may log.
     guest_log: GuestLogBudget,
 }
@@ -163,6 +165,7 @@ impl Domain {
         unsafe { svm::run(self.vmcb_pa, &mut self.regs) };
         let code = self.vmcb.control.exitcode;
         self.counters.exit(code);
+        self.trace.exit(code, self.vmcb.save.rip);
         // The event injected at this VMRUN was delivered, or the exit interrupted its
         // delivery and EXITINTINFO holds it: then deliver it again on the next VMRUN
         // (an interrupt QEMU recorded as an exception goes back as an interrupt).
@@ -244,6 +247,7 @@ impl Domain {
     }
 
     fn crash(&self, what: core::fmt::Arguments<'_>) -> Option<Ending> {
+        self.trace.mark_crashed();
         let mut why = String::new();
         let _ = why.write_fmt(what);
         let _ = write!(
@@ -311,6 +315,9 @@ impl Domain {
                 "d{id}: {} more lines the guest caused were not printed",
                 self.guest_log.suppressed()
             );
+        }
+        if self.trace.wanted() {
+            let _ = self.trace.print(&mut serial::Serial, id);
         }
         self.print_counters();
         let _ = writeln!(
