@@ -42,6 +42,9 @@ pub struct Host {
     pub fpu: Method,
     /// Frames of dead domains still mapped by others (given back with the last unmap).
     pub held: crate::held::HeldFrames,
+    /// The virtio-blk disks found on the PCI bus, in scan order (the configs' `disk`
+    /// entries are paired with them in config order).
+    pub disks: Vec<super::virtio::VirtioDisk>,
 }
 
 /// How a domain's run ended, for the exit status.

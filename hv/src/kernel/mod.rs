@@ -14,11 +14,13 @@ pub mod irq;
 pub mod lapic;
 pub mod machine;
 pub mod memory;
+pub mod pci;
 pub mod rtc;
 pub mod serial;
 pub mod start;
 pub mod svm;
 pub mod tsc;
+pub mod virtio;
 pub mod xenstore;
 
 pub use start::{HEAP, panic};

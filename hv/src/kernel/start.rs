@@ -18,6 +18,7 @@ use crate::time::{Clock, TimeScale};
 use super::domain::DomainSpec;
 use super::lapic::Lapic;
 use super::machine::{Host, Machine};
+use super::virtio::{self, VirtioDisk};
 use super::{fpu, irq, rtc, serial, svm, tsc};
 
 /// Size of the boot stack (hv's only stack); an unmapped guard page lies below it.
@@ -223,6 +224,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         Ok(start) => unsafe { HEAP.init(start, heap as usize) },
         Err(e) => fail(format_args!("no memory for hv's heap: {e:?}")),
     }
+    let disks = disks(&mut frames, info.memmap());
     hvlog!(
         "{} MiB free for domains (heap {} MiB for {domains} domain(s))",
         frames.free_bytes() >> 20,
@@ -292,9 +294,38 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         wallclock,
         fpu,
         held: crate::held::HeldFrames::default(),
+        disks,
     };
     hvlog!("SVM on; running {} domain(s)", specs.len());
     Machine::new(host, lapic, specs).run()
+}
+
+/// The virtio-blk disks on PCI bus 0 (their DMA pool taken from `frames`), each read once
+/// (sector 0) to show the device answers.
+fn disks(frames: &mut FrameAllocator, memmap: &[MemoryRegion]) -> alloc::vec::Vec<VirtioDisk> {
+    if let Err(e) = virtio::init_dma(frames) {
+        hvlog!("no memory for the virtio DMA pool ({e:?}): no disks");
+        return alloc::vec::Vec::new();
+    }
+    let ram: alloc::vec::Vec<(u64, u64)> = memmap
+        .iter()
+        .filter(|r| r.kind == boot_info::RegionKind::Ram)
+        .map(|r| (r.base, r.end()))
+        .collect();
+    let mut disks = virtio::scan(&ram);
+    for d in &mut disks {
+        let mut sector = [0u8; 512];
+        match d.read(0, &mut sector) {
+            Ok(()) => {
+                let sum = sector
+                    .iter()
+                    .fold(0u32, |a, &b| a.rotate_left(5) ^ u32::from(b));
+                hvlog!("pci {}: sector 0 read, hash {sum:#010x}", d.location);
+            }
+            Err(e) => hvlog!("pci {}: reading sector 0 failed: {e:?}", d.location),
+        }
+    }
+    disks
 }
 
 /// The domains an archive's configs describe, in its order, each with its kernel from the

@@ -87,8 +87,9 @@ fn guest_elf() -> Result<PathBuf> {
 enum Module<'a> {
     /// A guest ELF and its command line (QEMU with [`qemu::DEFAULT_MEMORY_MIB`]).
     Elf(&'a Path, &'a str),
-    /// A domain archive ([`config::archive`]) and QEMU's memory in MiB.
-    Archive(&'a Path, u64),
+    /// A domain archive ([`config::archive`]), QEMU's memory in MiB and the configs'
+    /// disks.
+    Archive(&'a Path, u64, &'a [qemu::Drive]),
 }
 
 fn boot(
@@ -99,22 +100,22 @@ fn boot(
     timeout: Duration,
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
-    let (guest, guest_cmdline, memory_mib) = match module {
+    let (guest, guest_cmdline, memory_mib, drives) = match module {
         Module::Elf(guest, cmdline) => {
             println!(
                 "{who}: booting hv with {}, guest cmdline {cmdline:?} (timeout {} s)...",
                 guest.display(),
                 timeout.as_secs()
             );
-            (guest, Some(cmdline), qemu::DEFAULT_MEMORY_MIB)
+            (guest, Some(cmdline), qemu::DEFAULT_MEMORY_MIB, &[][..])
         }
-        Module::Archive(archive, memory_mib) => {
+        Module::Archive(archive, memory_mib, drives) => {
             println!(
                 "{who}: booting hv with the domain archive {}, {memory_mib} MiB (timeout {} s)...",
                 archive.display(),
                 timeout.as_secs()
             );
-            (archive, None, memory_mib)
+            (archive, None, memory_mib, drives)
         }
     };
     let b = qemu::Boot {
@@ -123,6 +124,7 @@ fn boot(
         hv_options: HV_OPTIONS,
         guest_cmdline,
         memory_mib,
+        drives,
         run_dir: run_dir(label),
         timeout,
     };
@@ -461,7 +463,7 @@ fn boot_domains(
     boot(
         "hv-test",
         hv,
-        Module::Archive(&path, qemu::DEFAULT_MEMORY_MIB),
+        Module::Archive(&path, qemu::DEFAULT_MEMORY_MIB, &config::drives(&boots)),
         label,
         timeout,
         |_| {},
@@ -507,9 +509,10 @@ powered off (QEMU exit 33).
                      (d<id>) prefix. Every config is checked before anything is built; any
                      problem is reported as <path>:<line>: <key>: <what> and hv-run exits 2.
                      hv runs: memory of 16 to 3072 MiB in 2 MiB steps (QEMU gets 256 MiB more
-                     than the domains' sum, at least 512), maxmem = memory, no ramdisk, vif or
-                     disk yet. The configs and their kernels reach hv as one archive, its PVH
-                     module. Not with --guest or --cmdline.
+                     than the domains' sum, at least 512), maxmem = memory, no ramdisk or
+                     vif yet; each disk a raw image file, rw or ro, which QEMU gives hv as a
+                     virtio-blk drive (in config order). The configs and their kernels reach
+                     hv as one archive, its PVH module. Not with --guest or --cmdline.
                      Example: --config hv/examples/pvguest.cfg --config hv/examples/pvguest-b.cfg
 ";
 
@@ -647,7 +650,8 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
             let path = config::archive_path(&dir);
             std::fs::write(&path, archive)
                 .with_context(|| format!("writing {}", path.display()))?;
-            let module = Module::Archive(&path, config::qemu_memory_mib(boots));
+            let drives = config::drives(boots);
+            let module = Module::Archive(&path, config::qemu_memory_mib(boots), &drives);
             boot("hv-run", &hv, module, "hv-run", timeout, show)?
         }
         None => {
