@@ -7,8 +7,14 @@
 //! `kernel::virtio`; they call these functions with the values they read and refuse a device
 //! any of them refuses, with a log line saying why.
 
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+
+use abi::io::xs_wire::{XS_ERROR, XS_WATCH_EVENT, XsdSockmsg};
+use xenbus::Instant;
+use xenbus::xenstore::{TransportError, Wake, XsTransport};
+use xenstored::Store;
 
 /// The granule of hv's identity map: a BAR is made uncached a 2 MiB page at a time.
 pub const MAP_PAGE: u64 = 2 << 20;
@@ -215,6 +221,139 @@ pub fn pair(disks: &[Vec<(String, bool)>], devices: usize) -> Result<Vec<DiskPla
     Ok(plans)
 }
 
+/// Domain 0's watch events that one back end's link took from the store but that belong
+/// to another (each back end watches with its own token).
+#[derive(Debug, Default)]
+pub struct Dom0Events {
+    queue: VecDeque<xenstored::WatchEvent>,
+}
+
+/// A back end's xenstore connection inside hv: the `xenbus` client's byte stream answered at
+/// once by domain 0's [`Store`] (connection 0, privileged), each request as it is sent, with
+/// the watch events whose token is `token` delivered before the reply (as C xenstored sends
+/// them). Made for one round of the back end (it borrows the store), then dropped.
+pub struct Dom0Link<'a> {
+    store: &'a mut Store,
+    events: &'a mut Dom0Events,
+    token: &'a str,
+    from_client: Vec<u8>,
+    to_client: VecDeque<u8>,
+    now: Instant,
+}
+
+impl<'a> Dom0Link<'a> {
+    /// A link over `store` for the back end watching with `token`, at time `now`.
+    pub fn new(
+        store: &'a mut Store,
+        events: &'a mut Dom0Events,
+        token: &'a str,
+        now: Instant,
+    ) -> Self {
+        Self {
+            store,
+            events,
+            token,
+            from_client: Vec::new(),
+            to_client: VecDeque::new(),
+            now,
+        }
+    }
+
+    fn push(&mut self, type_: u32, req_id: u32, tx_id: u32, payload: &[u8]) {
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let header = XsdSockmsg {
+            type_,
+            req_id,
+            tx_id,
+            len,
+        };
+        self.to_client.extend(header.to_bytes());
+        self.to_client.extend(payload);
+    }
+
+    /// Moves the store's events for domain 0 into the shared queue and this link's into the
+    /// client's stream.
+    fn deliver_events(&mut self) {
+        self.events.queue.extend(self.store.take_events(0));
+        let mut kept = VecDeque::new();
+        while let Some(e) = self.events.queue.pop_front() {
+            if e.token == self.token {
+                let mut payload = Vec::with_capacity(e.path.len() + e.token.len() + 2);
+                payload.extend_from_slice(e.path.as_bytes());
+                payload.push(0);
+                payload.extend_from_slice(e.token.as_bytes());
+                payload.push(0);
+                self.push(XS_WATCH_EVENT, 0, 0, &payload);
+            } else {
+                kept.push_back(e);
+            }
+        }
+        self.events.queue = kept;
+    }
+
+    /// Answers every complete request the client sent.
+    fn process(&mut self) {
+        while let Some(raw) = self.from_client.first_chunk::<{ XsdSockmsg::SIZE }>() {
+            let Ok(h) = XsdSockmsg::from_bytes(raw) else {
+                // The client is ours; an impossible header is dropped with what follows.
+                self.from_client.clear();
+                return;
+            };
+            let end = XsdSockmsg::SIZE.saturating_add(h.len as usize);
+            if self.from_client.len() < end {
+                return;
+            }
+            let payload: Vec<u8> = self
+                .from_client
+                .drain(..end)
+                .skip(XsdSockmsg::SIZE)
+                .collect();
+            let result = self.store.handle(0, h.type_, h.tx_id, &payload);
+            self.deliver_events();
+            match result {
+                Ok(body) => self.push(h.type_, h.req_id, h.tx_id, &body),
+                Err(e) => {
+                    let mut name = Vec::from(e.name().as_bytes());
+                    name.push(0);
+                    self.push(XS_ERROR, h.req_id, h.tx_id, &name);
+                }
+            }
+        }
+    }
+}
+
+impl XsTransport for Dom0Link<'_> {
+    fn send(&mut self, data: &[u8]) -> Result<usize, TransportError> {
+        self.from_client.extend_from_slice(data);
+        self.process();
+        Ok(data.len())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        if self.to_client.is_empty() {
+            self.deliver_events();
+        }
+        let n = buf.len().min(self.to_client.len());
+        for (b, v) in buf.iter_mut().zip(self.to_client.drain(..n)) {
+            *b = v;
+        }
+        Ok(n)
+    }
+
+    fn now(&mut self) -> Instant {
+        self.now
+    }
+
+    fn wait(&mut self, _deadline: Instant) -> Result<Wake, TransportError> {
+        // Every request is answered when sent: with nothing queued, nothing will come.
+        if self.to_client.is_empty() {
+            Ok(Wake::TimedOut)
+        } else {
+            Ok(Wake::Ready)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,5 +448,87 @@ mod tests {
         let bad = vec![vec![("hda".into(), false)]];
         assert_eq!(pair(&bad, 2), Err(PairError::BadVdev("hda".into())));
         assert_eq!(pair(&[], 0), Ok(vec![]));
+    }
+
+    /// A disk in memory.
+    struct Mem(Vec<u8>);
+
+    impl blkback::BlockDevice for Mem {
+        fn sectors(&self) -> u64 {
+            self.0.len() as u64 / 512
+        }
+        fn read_only(&self) -> bool {
+            false
+        }
+        fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), blkback::DiskError> {
+            let at = sector as usize * 512;
+            buf.copy_from_slice(&self.0[at..at + buf.len()]);
+            Ok(())
+        }
+        fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), blkback::DiskError> {
+            let at = sector as usize * 512;
+            self.0[at..at + data.len()].copy_from_slice(data);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), blkback::DiskError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_back_end_over_the_store_follows_its_front_end_through_its_watch() {
+        use crate::dom0::toolstack::{VbdInfo, vbd_backend, write_vbd};
+        use abi::io::xs_wire::XS_WRITE;
+        use xenbus::testing::{FakeEvents, FakeGrantMapper};
+        use xenbus::xenstore::XsClient;
+
+        let mut store = Store::new();
+        store.introduce(1);
+        let v = VbdInfo {
+            domid: 1,
+            devid: 51712,
+            vdev: "xvda",
+            params: "/d/a.img",
+            read_only: false,
+        };
+        write_vbd(&mut store, &v).unwrap();
+        let path = vbd_backend(1, 51712);
+        let token = alloc::format!("xb-be-other:{path}");
+        let mut events = Dom0Events::default();
+        let deadline = Instant::from_nanos(1_000_000);
+        let now = Instant::from_nanos(0);
+        let mut xs = XsClient::new(Dom0Link::new(&mut store, &mut events, &token, now));
+        let mut back = blkback::Blkback::probe(
+            &mut xs,
+            path.clone(),
+            Mem(vec![0; 4096]),
+            FakeGrantMapper::new(xenbus::DomId::ZERO),
+            FakeEvents::new(),
+            deadline,
+        )
+        .unwrap();
+        drop(xs);
+        assert_eq!(store.read(&alloc::format!("{path}/state")).unwrap(), b"2");
+        // Another back end's event waits in the shared queue, untouched by this one.
+        store
+            .handle(
+                0,
+                abi::io::xs_wire::XS_WATCH,
+                0,
+                b"/local/domain/1/name\0other\0",
+            )
+            .unwrap();
+        // The front end (domain 1) says Closing: the back end follows on its next round.
+        let w = b"device/vbd/51712/state\x005";
+        store.handle(1, XS_WRITE, 0, w).unwrap();
+        let mut xs = XsClient::new(Dom0Link::new(&mut store, &mut events, &token, now));
+        back.poll(&mut xs, deadline).unwrap();
+        drop(xs);
+        assert_eq!(store.read(&alloc::format!("{path}/state")).unwrap(), b"5");
+        assert_eq!(events.queue.len(), 1);
+        assert_eq!(events.queue[0].token, "other");
+        // Without a change, a round does nothing.
+        let mut xs = XsClient::new(Dom0Link::new(&mut store, &mut events, &token, now));
+        assert_eq!(back.poll(&mut xs, deadline), Ok(false));
     }
 }
