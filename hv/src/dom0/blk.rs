@@ -461,12 +461,12 @@ mod tests {
             false
         }
         fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), blkback::DiskError> {
-            let at = sector as usize * 512;
+            let at = usize::try_from(sector).unwrap() * 512;
             buf.copy_from_slice(&self.0[at..at + buf.len()]);
             Ok(())
         }
         fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), blkback::DiskError> {
-            let at = sector as usize * 512;
+            let at = usize::try_from(sector).unwrap() * 512;
             self.0[at..at + data.len()].copy_from_slice(data);
             Ok(())
         }

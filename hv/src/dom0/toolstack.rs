@@ -508,7 +508,7 @@ mod tests {
         assert_eq!(text(&s.perms(front).unwrap()), "n1 r0");
         assert_eq!(text(&s.perms(&format!("{front}/state")).unwrap()), "n1 r0");
         // The front end writes its own keys and reads the back end's; not the other way.
-        let ring = format!("device/vbd/51712/ring-ref\08");
+        let ring = "device/vbd/51712/ring-ref\08";
         assert!(req(&mut s, 1, XS_WRITE, &[ring.as_bytes()]).is_ok());
         let mode = format!("{back}/mode\0");
         assert_eq!(req(&mut s, 1, XS_READ, &[mode.as_bytes()]).unwrap(), b"r");

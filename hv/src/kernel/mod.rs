@@ -6,6 +6,7 @@
     reason = "x86_64 register and descriptor code: the architecture takes the low bits (EAX, ECX, selectors), and usize is 64 bits"
 )]
 
+pub mod blk;
 pub mod console;
 pub mod domain;
 pub mod fpu;

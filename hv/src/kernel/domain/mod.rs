@@ -4,6 +4,7 @@
 //! what a hypercall may touch. The machine it runs on (`super::machine`) owns what domains
 //! share: host frames, the xenstore tree, the clock and the scheduler.
 
+mod backend;
 mod build;
 mod env;
 mod events;
@@ -12,6 +13,7 @@ mod exits;
 use alloc::string::String;
 use core::fmt::Write;
 
+pub use backend::DOM0_BACKEND_PORT_BASE;
 pub use build::DomainSpec;
 use events::Wait;
 
