@@ -6,7 +6,7 @@
 //!   `COUNTER` lines) and judges the run: it passes only with QEMU exit 33 and a `RESULT`
 //!   line that agrees with the `TEST` lines.
 //!
-//! `cargo xtask hv-test` boots eight times: `selftest=platform`; `selftest=boot
+//! `cargo xtask hv-test` boots nine times: `selftest=platform`; `selftest=boot
 //! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught;
 //! `selftest=boot` from an ELF32 copy of the guest ([`elf32`]: the same 64-bit code and PVH
 //! note in an ELF32 container, as Xen boots), one `HOST hv-elf32 ok|FAIL` unit; [`probe`], a
@@ -18,8 +18,10 @@
 //! generated configs: two guests running the `platform` group side by side (`HOST
 //! hv-two-domains`, each domain's `TEST` lines a unit of their own as `hv two-domains
 //! <name>/<line>`), and the `platform` group beside a guest spinning 5 s with interrupts off
-//! and a domain too big to build (`HOST hv-spinner`). Only the first boot's lines are
-//! compared with stock Xen.
+//! and a domain too big to build (`HOST hv-spinner`); last the `blk` group on two disks
+//! (QEMU virtio-blk drives behind hv's blkback, `HOST hv-blk`, `HOST hv-blk-images`). The
+//! first boot's lines are compared with stock Xen's platform boot, the `blk` boot's with the
+//! stock-Xen device boot (`cargo xtask test`: `HOST same-<test>` for the seven `blk` tests).
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines;
 //! `hv-run --config <xl.cfg> ...` boots the domains configs describe, side by side
 //! ([`config`]).
@@ -163,10 +165,11 @@ fn explain_failure(booted: &qemu::Booted) {
 /// [`HOSTILE_CMDLINE`] (one unit per `TEST` line, `HOST hv-run` and `HOST hv-paging-pool`;
 /// `HOST hv-run` is `HOST hv-run-hostile-bounds` there), then [`QUOTA_CMDLINE`] (one unit per
 /// `TEST` and `HOST` line), then the two domain-archive boots ([`TWO_DOMAINS`]: one unit per
-/// domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]: `HOST hv-spinner`). Returns
-/// the guest's lines of the first boot, for the comparison with stock Xen.
+/// domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]: `HOST hv-spinner`), then the
+/// `blk` group on hv's disks ([`blk_boot`]). Returns the guest's lines of the first boot and
+/// of the `blk` boot, for the comparisons with stock Xen.
 /// `Err` only for harness errors.
-pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
+pub fn hv_test(tally: &mut Tally) -> Result<(Vec<String>, Vec<String>)> {
     let hv = build_hv()?;
     let guest = guest_elf()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
@@ -374,8 +377,8 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
     }
     record_domains(tally, &booted, &verdict);
 
-    blk_boot(tally, &hv, &guest, timeout)?;
-    Ok(guest_lines)
+    let blk_lines = blk_boot(tally, &hv, &guest, timeout)?;
+    Ok((guest_lines, blk_lines))
 }
 
 /// The `blk` group's domain on hv: two disks of the sizes and contents the stock-Xen device
