@@ -147,11 +147,11 @@ impl Notify for DomEvents {
 
 impl InterdomainEvents for DomEvents {
     fn bind_interdomain(&mut self, remote: DomId, remote_port: Port) -> Result<Port, NotifyError> {
-        let local = Port::try_new(self.dom0_port).unwrap_or(remote_port);
         let fail = |errno| NotifyError {
             port: remote_port,
             errno,
         };
+        let local = Port::try_new(self.dom0_port).map_err(|_| fail(-abi::errno::XEN_EINVAL))?;
         if remote.get() != self.domid {
             return Err(fail(-abi::errno::XEN_ESRCH));
         }
