@@ -189,6 +189,8 @@ struct Instance {
     token: String,
     lease: Lease,
     back: Blkback<SharedDisk, DomGrants, DomEvents>,
+    /// Exits of the domain after which this back end found requests.
+    busy_exits: u64,
 }
 
 /// One `disk` entry of a config, as hv needs it.
@@ -305,6 +307,7 @@ impl Disks {
                     token,
                     lease,
                     back,
+                    busy_exits: 0,
                 }),
                 Err(e) => hvlog!("d{domid}: blkback for {}: {e:?}", plan.vdev),
             }
@@ -319,6 +322,7 @@ impl Disks {
         let deadline = Instant::from_nanos(now.as_nanos().saturating_add(XS_DEADLINE_NS));
         for inst in self.instances.iter_mut().filter(|i| i.domid == domid) {
             *inst.lease.borrow_mut() = slot.take();
+            let before = inst.back.stats().requests;
             for _ in 0..ROUNDS {
                 let mut xs =
                     XsClient::new(Dom0Link::new(store, &mut self.events, &inst.token, now));
@@ -332,6 +336,9 @@ impl Disks {
                 }
             }
             *slot = inst.lease.borrow_mut().take();
+            if inst.back.stats().requests != before {
+                inst.busy_exits += 1;
+            }
         }
     }
 
@@ -348,7 +355,7 @@ impl Disks {
             hvlog!(
                 "d{domid}: blkback {}: {} requests ({} reads, {} writes, {} flushes; {} sectors \
                  read, {} written), {} errors, {} unsupported, {} notifications sent, {} \
-                 connects; {} virtio-blk requests",
+                 connects; {} virtio-blk requests; requests found after {} exits",
                 inst.plan.vdev,
                 s.requests,
                 s.reads,
@@ -360,7 +367,8 @@ impl Disks {
                 s.unsupported,
                 s.notifications,
                 s.connects,
-                device
+                device,
+                inst.busy_exits
             );
             if let Err(e) = remove_vbd(store, domid, inst.plan.devid) {
                 hvlog!("d{domid}: removing vbd {}: {e}", inst.plan.vdev);
