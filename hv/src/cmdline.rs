@@ -1,4 +1,7 @@
-//! hv's command line: `<hv options> -- <guest command line>`.
+//! hv's command line: `<hv options> -- <guest command line>`, and hv's options
+//! ([`Options`]): `npf=crash` (a domain's access outside its memory crashes it, for
+//! debugging) or `npf=emulate` (the default: it reads all ones and its writes are dropped,
+//! as on Xen).
 
 /// The separator between hv's options and the guest's command line.
 pub const SEPARATOR: &str = "--";
@@ -30,9 +33,57 @@ pub fn split(cmdline: &str) -> SplitCmdline<'_> {
     }
 }
 
+/// What hv does when a domain touches guest-physical memory outside its RAM and special
+/// pages (a nested page fault on a frame it has not mapped): `npf=`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NpfPolicy {
+    /// `npf=emulate`: as Xen 4.17 with no device model, the access reads all ones and its
+    /// write is dropped (the instruction is decoded and completed).
+    #[default]
+    Emulate,
+    /// `npf=crash`: the domain crashes with the address in hv's log (for debugging).
+    Crash,
+}
+
+/// hv's options (the words before `--`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `npf=emulate|crash`.
+    pub npf: NpfPolicy,
+}
+
+impl Options {
+    /// Parses the options in `hv` (words separated by spaces); each word hv does not know,
+    /// or whose value it does not know, goes to `unknown` and changes nothing. A later word
+    /// wins over an earlier one.
+    pub fn parse<'a>(hv: &'a str, mut unknown: impl FnMut(&'a str)) -> Self {
+        let mut options = Self::default();
+        for word in hv.split_whitespace() {
+            match word {
+                "npf=emulate" => options.npf = NpfPolicy::Emulate,
+                "npf=crash" => options.npf = NpfPolicy::Crash,
+                other => unknown(other),
+            }
+        }
+        options
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_and_the_unknown_words() {
+        let mut unknown = alloc::vec::Vec::new();
+        let o = Options::parse("", |w| unknown.push(w));
+        assert_eq!((o.npf, unknown.len()), (NpfPolicy::Emulate, 0));
+        let o = Options::parse(" npf=crash  bogus npf=maybe ", |w| unknown.push(w));
+        assert_eq!(o.npf, NpfPolicy::Crash);
+        assert_eq!(unknown, ["bogus", "npf=maybe"]);
+        let o = Options::parse("npf=crash npf=emulate", |_| {});
+        assert_eq!(o.npf, NpfPolicy::Emulate);
+    }
 
     #[test]
     fn splits_at_the_separator_word() {

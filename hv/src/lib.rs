@@ -19,12 +19,14 @@
 //! - [`cpuid`]: Xen's CPUID leaves from 0x40000000 and the policy over the host's leaves.
 //! - [`hypercall`]: hypercall dispatch and Xen's answers.
 //! - [`npt`]: the nested page tables.
-//! - [`cmdline`]: hv's command line (`<hv options> -- <guest command line>`). What QEMU
+//! - [`cmdline`]: hv's command line (`<hv options> -- <guest command line>`) and its
+//!   options (`npf=`). What QEMU
 //!   hands hv (the start info) is read by the `pvh` crate's `boot_info`, and hv's frames come
 //!   from its frame allocator ([`frames`], re-exported).
 //! - [`counters`], [`svm`]: exit and hypercall counters, the VMCB layout and exit codes, the
 //!   MSRs and CR4 checks Xen makes (`svm::msr`, `svm::emulate`), and the one x86 instruction
-//!   decoder (`svm::decode`) that gives exits their lengths and `mov` to CR4 its register.
+//!   decoder (`svm::decode`) that gives exits their lengths, `mov` to CR4 its register and an
+//!   access outside the domain's memory its operand (completed by `svm::emulate`).
 //! - [`dom0`]: domain 0's services inside hv: the console backend, xenstored's ring
 //!   connection layer over the `xenstored` crate, the keys Xen's toolstack writes, and the
 //!   port table that routes an event sent to domain 0 to the service owning the port.
@@ -45,9 +47,23 @@
 //!   `rep outsb` mirror of its console to port 0xE9) is skipped whole (RIP moves past it,
 //!   RSI/RCX stay as they were). Xen would print port 0xE9 bytes in its own log with
 //!   `guest_loglvl=all`; hv drops them because the PV console carries the same text.
-//! - A nested page fault outside the domain's memory crashes the domain (the run ends with
-//!   QEMU exit 35) with a log line naming the address; Xen would emulate MMIO to its
-//!   internal devices (HPET, LAPIC, IO-APIC, ...) or ignore the access.
+//! - Memory outside the domain's RAM and special pages: as on Xen 4.17 for a PVH domU with
+//!   no device model (`p2m_mmio_dm`, `handle_mmio`, `null_handler`), an access reads all ones
+//!   and its write is dropped; hv decodes the instruction at RIP with `svm::decode` (QEMU has
+//!   no decode assists) and completes `mov`, `movzx`, `movsx`, `bt`, `and`, `or`, `cmp` and
+//!   `test` (`svm::emulate::complete_access`). Decoding was chosen over mapping one shared
+//!   all-ones frame read-only: nothing is mapped, so nothing is charged to the paging pool,
+//!   nothing must be undone when the guest later places a page there (`add_to_physmap`,
+//!   ballooning), and hv's own accesses to guest memory (hypercall buffers, grants) never
+//!   find a frame where Xen finds none. Where hv differs: any other instruction (string
+//!   moves and stores, `add`, `xor`, SSE, ...), an instruction fetched from there and a guest
+//!   page-table walk through there get `#GP(0)` (Xen's emulator completes the first, and
+//!   injects `#PF` for the walk); `bt` leaves the flags it does not define unchanged. A
+//!   write to a grant mapped read-only is completed the same way with the write dropped and
+//!   the reads from the page, as Xen drops writes to `p2m_grant_map_ro`. The local APIC page
+//!   (0xFEE00000, emulated by Xen) still crashes the domain (QEMU exit 35), and so does every
+//!   such access with the hv option `npf=crash` (for debugging; `cargo xtask hv-run
+//!   --hv-options npf=crash`).
 //! - Nested page tables come from a per-domain paging pool of Xen's default size (256 pages
 //!   per vCPU plus one per MiB of RAM, as `libxl__get_required_paging_memory`), and a table
 //!   left empty by a remap goes back to the pool; Xen's HAP keeps emptied tables, so a long
@@ -151,9 +167,9 @@
 //!   bits in the guest's page tables (Xen's does); 32-bit, PAE and 5-level guest paging
 //!   answer `-EFAULT` (not implemented).
 //! - No LAPIC for the guest (Xen emulates one for a PVH domU), so CPUID hides APIC, x2APIC
-//!   and the TSC-deadline timer, which Xen offers. Not in this list's scope yet either:
-//!   ballooning (`XENMEM_increase/decrease_reservation`), and reads outside RAM returning
-//!   all ones (see the nested page fault item).
+//!   and the TSC-deadline timer, which Xen offers; an access to its page crashes the domain
+//!   (see the item on memory outside RAM). Not in this list's scope yet either: ballooning
+//!   (`XENMEM_increase/decrease_reservation`).
 #![cfg_attr(target_os = "none", no_std)]
 
 extern crate alloc;

@@ -1,5 +1,6 @@
 //! The guest command line: which self-test groups run, which test is forced to fail, how long
-//! the `spin` group spins, and any other `key=value` option by name.
+//! the `spin` group spins, which side of the `pair` group this domain plays, and any other
+//! `key=value` option by name.
 //!
 //! Options are whitespace-separated `key=value` words; unknown words are ignored (the
 //! toolstack and users may pass options meant for later parts of the kernel). `note=<text>`
@@ -20,6 +21,28 @@ pub struct Options<'a> {
     /// `spin-secs=<n>`: how long the `spin` self-test group spins with interrupts off (read
     /// with [`Options::spin_seconds`]).
     pub spin_secs: Option<&'a str>,
+    /// `pair=<offer|accept>`: this domain's side in the `pair` self-test group (read with
+    /// [`Options::pair_side`]).
+    pub pair: Option<&'a str>,
+}
+
+/// A domain's side in the `pair` self-test group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PairSide {
+    /// `pair=offer`: grants pages and allocates a port for the peer.
+    Offer,
+    /// `pair=accept`: copies and maps the peer's grants and binds its port.
+    Accept,
+}
+
+impl PairSide {
+    /// The side's word, as on the command line and in the test names (`pair-<side>-...`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Offer => "offer",
+            Self::Accept => "accept",
+        }
+    }
 }
 
 /// `spin-secs=` when the command line has none.
@@ -41,6 +64,8 @@ impl<'a> Options<'a> {
                 opts.fault = Some(v);
             } else if let Some(v) = word.strip_prefix("spin-secs=") {
                 opts.spin_secs = Some(v);
+            } else if let Some(v) = word.strip_prefix("pair=") {
+                opts.pair = Some(v);
             }
         }
         opts
@@ -69,6 +94,16 @@ impl<'a> Options<'a> {
                     "spin-secs={value}: expected whole seconds from 1 to {SPIN_SECS_MAX}"
                 )
             })
+    }
+
+    /// `pair=offer` or `pair=accept`; anything else, or no `pair=`, is an error naming it.
+    pub fn pair_side(&self) -> Result<PairSide, alloc::string::String> {
+        match self.pair {
+            Some("offer") => Ok(PairSide::Offer),
+            Some("accept") => Ok(PairSide::Accept),
+            Some(other) => Err(alloc::format!("pair={other}: expected offer or accept")),
+            None => Err("no pair= on the command line (offer or accept)".into()),
+        }
     }
 }
 
@@ -226,5 +261,26 @@ mod tests {
         );
         let e = blk_features("blk-indirect=no").unwrap_err();
         assert!(e.contains("blk-indirect=no: expected on or off"), "{e}");
+    }
+
+    #[test]
+    fn pair_side_is_offer_or_accept() {
+        let side = |line| Options::parse(line).pair_side();
+        assert_eq!(side("selftest=pair pair=offer"), Ok(PairSide::Offer));
+        assert_eq!(side("pair=accept selftest=pair"), Ok(PairSide::Accept));
+        assert_eq!(side("pair=offer pair=accept"), Ok(PairSide::Accept));
+        assert_eq!(PairSide::Offer.name(), "offer");
+        assert_eq!(PairSide::Accept.name(), "accept");
+        for bad in ["pair=", "pair=Offer", "pair=both"] {
+            let e = side(bad).unwrap_err();
+            assert!(
+                e.starts_with(bad) && e.ends_with("expected offer or accept"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(side("selftest=pair").unwrap_err().contains("no pair="));
+        // Not mistaken for another key, nor another key for it.
+        assert_eq!(Options::parse("xpair=offer").pair, None);
+        assert_eq!(Options::parse("pair=offer").spin_secs, None);
     }
 }

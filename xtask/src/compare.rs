@@ -8,13 +8,29 @@ use crate::selftest::{fact_test, parse_test};
 
 /// The tests of the guest's `boot` group, compared in this order (more are compared if the
 /// `hv` run printed more).
-pub const BOOT_TESTS: [&str; 6] = [
+pub const BOOT_TESTS: [&str; 7] = [
     "xen-version",
     "xen-features",
     "start-info",
     "memory-map",
     "heap-alloc",
     "hypercall-enosys",
+    "memory-outside-ram",
+];
+
+/// The tests of the guest's `pair` group, offer side then accept side: always compared, so
+/// that a run of either platform that printed none of them fails each by name. Both runs'
+/// lines include both domains' lines (the names carry the side).
+pub const PAIR_TESTS: [&str; 9] = [
+    "pair-offer-publish",
+    "pair-offer-event",
+    "pair-offer-reply",
+    "pair-offer-peer-closed",
+    "pair-offer-grants-ended",
+    "pair-accept-connect",
+    "pair-accept-copy",
+    "pair-accept-map",
+    "pair-accept-event",
 ];
 
 /// The `blk` group's tests compared between the stock-Xen device boot and hv's `blk` boot
@@ -73,11 +89,15 @@ fn first_difference(xen: &[&str], hv: &[&str]) -> Option<String> {
     None
 }
 
-/// Compares the runs for every boot test (and any other test the `hv` run printed, and any
-/// group whose `FACT <group>.<key>` lines it printed without a `TEST` line, such as
-/// `events` and `grants`); one `(ok, HOST line)` per test.
+/// Compares the runs for every boot test, then every `pair` test (and any other test the
+/// `hv` run printed, and any group whose `FACT <group>.<key>` lines it printed without a
+/// `TEST` line, such as `events` and `grants`); one `(ok, HOST line)` per test.
 pub fn compare(xen: &[String], hv: &[String]) -> Vec<(bool, String)> {
-    let mut names: Vec<String> = BOOT_TESTS.iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = BOOT_TESTS
+        .iter()
+        .chain(&PAIR_TESTS)
+        .map(|s| s.to_string())
+        .collect();
     for l in hv {
         let name = parse_test(l)
             .map(|t| t.name)
@@ -124,15 +144,17 @@ FACT heap-alloc.leaked-bytes 0
 TEST heap-alloc ok
 FACT hypercall-enosys.hypercall-63 -38
 TEST hypercall-enosys ok
+FACT memory-outside-ram.mov32 0xffffffff
+TEST memory-outside-ram ok
 TEST console-flood ok
 TEST clock-monotonic ok
-RESULT 8 passed, 0 failed";
+RESULT 9 passed, 0 failed";
 
     fn boot_part() -> String {
         // The same tests on hv: only the boot group, a different RESULT and log lines.
         XEN.lines()
             .filter(|l| !l.contains("console-flood") && !l.contains("clock-monotonic"))
-            .map(|l| l.replace("RESULT 8 passed", "RESULT 6 passed"))
+            .map(|l| l.replace("RESULT 9 passed", "RESULT 7 passed"))
             .chain(["[INFO ] heap: 16384 KiB at 0x200000".to_owned()])
             .collect::<Vec<_>>()
             .join("\n")
@@ -160,10 +182,11 @@ RESULT 8 passed, 0 failed";
     #[test]
     fn identical_boot_tests_compare_ok() {
         let v = compare(&lines(XEN), &lines(&boot_part()));
-        assert_eq!(v.len(), 6);
-        assert!(v.iter().all(|(ok, _)| *ok), "{v:?}");
+        assert_eq!(v.len(), BOOT_TESTS.len() + PAIR_TESTS.len());
+        assert!(v[..7].iter().all(|(ok, _)| *ok), "{v:?}");
         assert_eq!(v[0].1, "HOST same-xen-version ok");
         assert_eq!(v[5].1, "HOST same-hypercall-enosys ok");
+        assert_eq!(v[6].1, "HOST same-memory-outside-ram ok");
     }
 
     #[test]
@@ -179,7 +202,7 @@ RESULT 8 passed, 0 failed";
                     .to_owned()
             )
         );
-        assert!(v.iter().filter(|(ok, _)| !ok).count() == 1);
+        assert!(v[..6].iter().filter(|(ok, _)| !ok).count() == 1);
 
         let hv = boot_part().replace("FACT start-info.version 1\n", "");
         let v = compare(&lines(XEN), &lines(&hv));
@@ -204,6 +227,82 @@ RESULT 8 passed, 0 failed";
             "{}",
             v[3].1
         );
+    }
+
+    /// Both sides' lines, as each platform's run hands them over (after its own lines).
+    const PAIR: &str = "\
+FACT pair-offer-publish.bind-own-port -22
+TEST pair-offer-publish ok
+TEST pair-offer-event ok
+TEST pair-offer-reply ok
+TEST pair-offer-peer-closed ok
+TEST pair-offer-grants-ended ok
+TEST pair-accept-connect ok
+FACT pair-accept-copy.copy-third-domain-grant -1
+FACT pair-accept-copy.copy-unused-gref -1
+TEST pair-accept-copy ok
+FACT pair-accept-map.map-readonly-grant-writable -1
+TEST pair-accept-map ok
+TEST pair-accept-event ok";
+
+    #[test]
+    fn pair_tests_are_compared_whoever_printed_them() {
+        let xen = lines(&format!("{XEN}\n{PAIR}"));
+        let hv = lines(&format!("{}\n{PAIR}", boot_part()));
+        let v = compare(&xen, &hv);
+        let boot = BOOT_TESTS.len();
+        assert_eq!(v.len(), boot + PAIR_TESTS.len());
+        assert!(v.iter().all(|(ok, _)| *ok), "{v:?}");
+        assert_eq!(v[boot].1, "HOST same-pair-offer-publish ok");
+        assert_eq!(v[boot + 8].1, "HOST same-pair-accept-event ok");
+        // hv's pair boot printed nothing (hv's half missing): each pair test fails by name.
+        let v = compare(&xen, &lines(&boot_part()));
+        assert!(v[..boot].iter().all(|(ok, _)| *ok), "{v:?}");
+        for (i, name) in PAIR_TESTS.iter().enumerate() {
+            assert_eq!(
+                v[boot + i],
+                (
+                    false,
+                    format!("HOST same-{name} FAIL hv's run printed no lines for it")
+                )
+            );
+        }
+        // A refusal answered differently.
+        let hv = lines(&format!(
+            "{}\n{}",
+            boot_part(),
+            PAIR.replace("writable -1", "writable -8")
+        ));
+        let v = compare(&xen, &hv);
+        let bad: Vec<&String> = v.iter().filter(|(ok, _)| !ok).map(|(_, l)| l).collect();
+        assert_eq!(
+            bad,
+            [
+                "HOST same-pair-accept-map FAIL stock Xen \"FACT pair-accept-map.map-readonly-grant-writable -1\", \
+              hv \"FACT pair-accept-map.map-readonly-grant-writable -8\""
+            ]
+        );
+    }
+
+    /// Tidy: the compared pair tests are the guest's `pair` group's, offer side first.
+    #[test]
+    fn pair_tests_are_the_guest_pair_group() {
+        let path = crate::build::workspace_root().join("pvguest/src/selftest/pair.rs");
+        let src = std::fs::read_to_string(&path).unwrap();
+        let list = |name: &str| -> Vec<String> {
+            src.split_once(&format!("pub const {name}: &[&str] = &["))
+                .and_then(|(_, rest)| rest.split_once("];"))
+                .map(|(list, _)| list)
+                .unwrap_or_else(|| panic!("{name} list in pair.rs"))
+                .split('"')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut names = list("TESTS_OFFER");
+        names.extend(list("TESTS_ACCEPT"));
+        assert_eq!(names, PAIR_TESTS);
     }
 
     /// Tidy: the compared list is the guest's `boot` group, in its order.
@@ -250,7 +349,7 @@ RESULT 8 passed, 0 failed";
     #[test]
     fn missing_runs_and_extra_tests() {
         let v = compare(&lines(XEN), &[]);
-        assert_eq!(v.len(), 6);
+        assert_eq!(v.len(), 16);
         assert_eq!(
             v[0].1,
             "HOST same-xen-version FAIL hv's run printed no lines for it"
@@ -262,9 +361,9 @@ RESULT 8 passed, 0 failed";
         );
         let hv = format!("{}\nTEST new-test ok", boot_part());
         let v = compare(&lines(XEN), &lines(&hv));
-        assert_eq!(v.len(), 7);
+        assert_eq!(v.len(), 17);
         assert_eq!(
-            v[6].1,
+            v[16].1,
             "HOST same-new-test FAIL stock Xen printed no lines for it"
         );
         // A test whose TEST line went missing on hv.

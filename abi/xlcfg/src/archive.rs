@@ -9,7 +9,7 @@
 //!         name (UTF-8, no NUL), zero padding to 8, data, zero padding to 8
 //! ```
 //!
-//! xtask writes it ([`write`]); hv reads it ([`Archive::parse`]), which checks every entry
+//! xtask writes it ([`write()`]); hv reads it ([`Archive::parse`]), which checks every entry
 //! before anything is used, so that a bad archive is one error and never a panic. A config
 //! entry's name is the config file's absolute path (its directory is where relative paths in
 //! it resolve: [`crate::dir_of`]); a file entry's name is exactly the `kernel` string

@@ -162,9 +162,13 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         info.module.1,
         info.module.0
     );
-    for opt in split.hv.split_whitespace() {
-        hvlog!("ignoring unknown option {opt:?} (hv has no options yet)");
+    let options = cmdline::Options::parse(split.hv, |opt| {
+        hvlog!("ignoring unknown option {opt:?} (hv knows npf=emulate|crash)");
+    });
+    if options.npf == cmdline::NpfPolicy::Crash {
+        hvlog!("npf=crash: an access outside a domain's memory crashes the domain");
     }
+    super::domain::set_npf_policy(options.npf);
     for r in info.memmap() {
         hvlog!(
             "  memory {:#012x}-{:#012x} type {}",

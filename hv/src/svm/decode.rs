@@ -16,6 +16,11 @@
 //! hv handles, including the `mov`/`movzx`/`movsx`/`bt` forms, so MMIO emulation grows by
 //! adding operand decoding here, not a second decoder. Anything else is
 //! [`DecodeError::Unsupported`].
+//!
+//! For an access to memory outside the domain's RAM, [`Instruction::memory_operand`] says
+//! what the instruction does with its memory operand: how many bytes it reads or writes, and
+//! which register or flags take the result (`mov`, `movzx`, `movsx`, `bt`, and `and`, `or`,
+//! `cmp`, `test` with a register or an immediate); `svm::emulate::unbacked` carries it out.
 
 /// The longest x86 instruction.
 pub const MAX_LEN: usize = 15;
@@ -60,6 +65,16 @@ pub enum Opcode {
     BtImm,
     /// `0f 22 /r`: `mov` of a general register to a control register (ModRM.mod ignored).
     MovToCr,
+    /// `a0`-`a3`: `mov` between AL/eAX and an absolute address (`moffs`).
+    MovMoffs,
+    /// `20`-`23`, `80 /4`, `81 /4`, `83 /4`: `and`.
+    And,
+    /// `08`-`0b`, `80 /1`, `81 /1`, `83 /1`: `or`.
+    Or,
+    /// `38`-`3b`, `80 /7`, `81 /7`, `83 /7`: `cmp`.
+    Cmp,
+    /// `84`, `85`, `f6 /0`, `f7 /0`: `test`.
+    Test,
 }
 
 /// A decoded instruction.
@@ -77,6 +92,12 @@ pub struct Instruction {
     pub operand_size: u8,
     /// Address size in bytes (2, 4 or 8) from the mode and `67`.
     pub address_size: u8,
+    /// The last opcode byte (`8b` of `mov r32, r/m32`, `b6` of `0f b6`): it tells the
+    /// direction and the byte forms apart.
+    pub opcode_byte: u8,
+    /// The immediate, sign-extended from its encoded size (0 for forms without one; a
+    /// `moffs` is kept here too, zero-extended).
+    pub immediate: u64,
 }
 
 /// Why bytes do not decode.
@@ -91,7 +112,7 @@ pub enum DecodeError {
 }
 
 /// How an opcode continues after its opcode bytes.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Form {
     /// Nothing more.
     Plain,
@@ -103,6 +124,8 @@ enum Form {
     ModRmImmZ,
     /// A ModRM that always names registers (its mod field ignored): no SIB or displacement.
     ModRmRegisters,
+    /// An absolute address of the address size (`moffs`), no ModRM.
+    Moffs,
 }
 
 /// A cursor over the instruction bytes.
@@ -121,11 +144,17 @@ impl Bytes<'_> {
         Ok(b)
     }
 
-    fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
-        for _ in 0..n {
-            self.next()?;
+    /// The next `n` bytes (at most 8) as a little-endian number.
+    fn take(&mut self, n: usize) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for i in 0..n {
+            v |= u64::from(self.next()?) << (8 * i);
         }
-        Ok(())
+        Ok(v)
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
+        self.take(n).map(|_| ())
     }
 }
 
@@ -165,8 +194,10 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Instruction, DecodeError> {
         (Mode::Bits64, false) => 8,
         (Mode::Bits16, true) => 4,
     };
+    let mut opcode_byte = byte;
     let (opcode, form) = if byte == 0x0f {
-        match b.next()? {
+        opcode_byte = b.next()?;
+        match opcode_byte {
             0xa2 => (Opcode::Cpuid, Form::Plain),
             0x32 => (Opcode::Rdmsr, Form::Plain),
             0x30 => (Opcode::Wrmsr, Form::Plain),
@@ -188,6 +219,16 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Instruction, DecodeError> {
             0x88..=0x8b => (Opcode::MovRm, Form::ModRm),
             0xc6 => (Opcode::MovImm, Form::ModRmImm8),
             0xc7 => (Opcode::MovImm, Form::ModRmImmZ),
+            0xa0..=0xa3 => (Opcode::MovMoffs, Form::Moffs),
+            0x20..=0x23 => (Opcode::And, Form::ModRm),
+            0x08..=0x0b => (Opcode::Or, Form::ModRm),
+            0x38..=0x3b => (Opcode::Cmp, Form::ModRm),
+            0x84 | 0x85 => (Opcode::Test, Form::ModRm),
+            0xf6 => (Opcode::Test, Form::ModRmImm8),
+            0xf7 => (Opcode::Test, Form::ModRmImmZ),
+            // The group-1 forms; which operation is ModRM.reg, checked below.
+            0x80 | 0x83 => (Opcode::And, Form::ModRmImm8),
+            0x81 => (Opcode::And, Form::ModRmImmZ),
             _ => return Err(DecodeError::Unsupported),
         }
     };
@@ -199,19 +240,30 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Instruction, DecodeError> {
             Some(modrm)
         }
         Form::ModRmRegisters => Some(b.next()?),
+        Form::Moffs => None,
     };
     let reg = modrm.map(|m| (m >> 3) & 7);
-    match (opcode, reg) {
-        (Opcode::MovImm, Some(r)) if r != 0 => return Err(DecodeError::Unsupported),
+    let opcode = match (opcode, reg) {
+        (Opcode::MovImm | Opcode::Test, Some(r)) if r != 0 && form != Form::ModRm => {
+            return Err(DecodeError::Unsupported);
+        }
         (Opcode::BtImm, Some(r)) if r != 4 => return Err(DecodeError::Unsupported),
-        _ => {}
-    }
-    match form {
-        Form::ModRmImm8 => b.skip(1)?,
-        // `iz`: 16 bits with a 16-bit operand, else 32 (also with REX.W).
-        Form::ModRmImmZ => b.skip(if operand_size == 2 { 2 } else { 4 })?,
-        Form::Plain | Form::ModRm | Form::ModRmRegisters => {}
-    }
+        (Opcode::And, Some(r)) if matches!(opcode_byte, 0x80 | 0x81 | 0x83) => match r {
+            1 => Opcode::Or,
+            4 => Opcode::And,
+            7 => Opcode::Cmp,
+            _ => return Err(DecodeError::Unsupported),
+        },
+        _ => opcode,
+    };
+    // `iz`: 16 bits with a 16-bit operand, else 32 (also with REX.W).
+    let immz = if operand_size == 2 { 2 } else { 4 };
+    let immediate = match form {
+        Form::ModRmImm8 => sign_extend(b.take(1)?, 1),
+        Form::ModRmImmZ => sign_extend(b.take(immz)?, immz),
+        Form::Moffs => b.take(usize::from(address_size))?,
+        Form::Plain | Form::ModRm | Form::ModRmRegisters => 0,
+    };
     Ok(Instruction {
         len: b.at,
         opcode,
@@ -219,7 +271,15 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Instruction, DecodeError> {
         rex,
         operand_size,
         address_size,
+        opcode_byte,
+        immediate,
     })
+}
+
+/// `value`'s low `bytes` bytes sign-extended to 64 bits.
+fn sign_extend(value: u64, bytes: usize) -> u64 {
+    let shift = 64 - 8 * bytes.clamp(1, 8);
+    ((value << shift).cast_signed() >> shift).cast_unsigned()
 }
 
 impl Instruction {
@@ -230,6 +290,202 @@ impl Instruction {
         let cr = ((modrm >> 3) & 7) | ((self.rex & 0x4) << 1);
         let gpr = (modrm & 7) | ((self.rex & 0x1) << 3);
         Some((cr, gpr))
+    }
+}
+
+/// A general register as an operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Register {
+    /// 0 = RAX .. 15 = R15.
+    pub number: u8,
+    /// Its size in bytes (1, 2, 4 or 8).
+    pub size: u8,
+    /// AH, CH, DH or BH: bits 15:8 of register `number` (0-3).
+    pub high_byte: bool,
+}
+
+/// How an instruction accesses its memory operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// It reads it.
+    Read,
+    /// It writes it.
+    Write,
+    /// It reads it and writes a result back (`and`/`or` to memory).
+    ReadWrite,
+}
+
+/// The operation of an [`Effect::Alu`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AluOp {
+    /// `and`: the result and the flags.
+    And,
+    /// `or`: the result and the flags.
+    Or,
+    /// `cmp`: the flags of a subtraction.
+    Cmp,
+    /// `test`: the flags of an `and`.
+    Test,
+}
+
+/// The second operand of an [`Effect::Alu`] or the bit offset of [`Effect::BitTest`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// A register.
+    Register(Register),
+    /// An immediate (sign-extended).
+    Immediate(u64),
+}
+
+/// What an instruction does with the value of its memory operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// `mov`, `movzx`, `movsx` to a register: the register takes the value, extended.
+    Load {
+        /// The destination.
+        register: Register,
+        /// Sign-extended (`movsx`) rather than zero-extended.
+        signed: bool,
+    },
+    /// `mov` to memory: nothing in the CPU changes.
+    Store,
+    /// `bt`: CF takes the bit.
+    BitTest {
+        /// The bit offset.
+        bit: Operand,
+    },
+    /// `and`, `or`, `cmp`, `test`: flags from `memory op other` (or `other op memory` when
+    /// `register_first`), and for `and`/`or` into a register, that register takes the result.
+    Alu {
+        /// The operation.
+        op: AluOp,
+        /// The other operand.
+        other: Operand,
+        /// The register is the first (destination) operand.
+        register_first: bool,
+    },
+}
+
+/// An instruction's memory operand: how it is accessed, its size, and what it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryOperand {
+    /// Read, written or both.
+    pub access: Access,
+    /// Its size in bytes (1, 2, 4 or 8).
+    pub size: u8,
+    /// What the instruction does with it.
+    pub effect: Effect,
+}
+
+impl Instruction {
+    /// The register ModRM.reg (with REX.R) names, of `size` bytes.
+    fn reg_operand(&self, size: u8) -> Option<Register> {
+        let modrm = self.modrm?;
+        let low = (modrm >> 3) & 7;
+        Some(self.register(low | ((self.rex & 0x4) << 1), size))
+    }
+
+    /// Register `number` of `size` bytes: without a REX prefix, byte registers 4-7 are
+    /// AH, CH, DH and BH.
+    fn register(&self, number: u8, size: u8) -> Register {
+        let high_byte = size == 1 && self.rex == 0 && (4..8).contains(&number);
+        Register {
+            number: if high_byte { number - 4 } else { number },
+            size,
+            high_byte,
+        }
+    }
+
+    /// What the instruction does with its memory operand, for the forms that have one
+    /// (`None` for a ModRM naming a register, and for instructions without a memory
+    /// operand).
+    pub fn memory_operand(&self) -> Option<MemoryOperand> {
+        let op = self.operand_size;
+        // Bit 0 of most one-byte opcodes picks byte (0) or full size (1).
+        let sized = if self.opcode_byte & 1 == 0 { 1 } else { op };
+        // Bit 1 of the ALU and `mov` r/m forms: the register is the destination.
+        let to_register = self.opcode_byte & 2 != 0;
+        if self.opcode == Opcode::MovMoffs {
+            let register = self.register(0, sized);
+            let (access, effect) = if to_register {
+                (Access::Write, Effect::Store)
+            } else {
+                (
+                    Access::Read,
+                    Effect::Load {
+                        register,
+                        signed: false,
+                    },
+                )
+            };
+            return Some(MemoryOperand {
+                access,
+                size: sized,
+                effect,
+            });
+        }
+        if self.modrm? >> 6 == 3 {
+            return None;
+        }
+        let imm = Operand::Immediate(self.immediate);
+        let (access, size, effect) = match self.opcode {
+            Opcode::MovRm if to_register => (
+                Access::Read,
+                sized,
+                Effect::Load {
+                    register: self.reg_operand(sized)?,
+                    signed: false,
+                },
+            ),
+            Opcode::MovRm | Opcode::MovImm => (Access::Write, sized, Effect::Store),
+            Opcode::Movzx | Opcode::Movsx => (
+                Access::Read,
+                if self.opcode_byte & 1 == 0 { 1 } else { 2 },
+                Effect::Load {
+                    register: self.reg_operand(op)?,
+                    signed: self.opcode == Opcode::Movsx,
+                },
+            ),
+            Opcode::BtReg => (
+                Access::Read,
+                op,
+                Effect::BitTest {
+                    bit: Operand::Register(self.reg_operand(op)?),
+                },
+            ),
+            Opcode::BtImm => (Access::Read, op, Effect::BitTest { bit: imm }),
+            Opcode::And | Opcode::Or | Opcode::Cmp | Opcode::Test => {
+                let alu = match self.opcode {
+                    Opcode::And => AluOp::And,
+                    Opcode::Or => AluOp::Or,
+                    Opcode::Cmp => AluOp::Cmp,
+                    _ => AluOp::Test,
+                };
+                let immediate_form = matches!(self.opcode_byte, 0x80 | 0x81 | 0x83 | 0xf6 | 0xf7);
+                let (other, register_first) = if immediate_form {
+                    (imm, false)
+                } else {
+                    let reg = Operand::Register(self.reg_operand(sized)?);
+                    (reg, to_register && alu != AluOp::Test)
+                };
+                let access = match alu {
+                    AluOp::And | AluOp::Or if !register_first => Access::ReadWrite,
+                    _ => Access::Read,
+                };
+                let effect = Effect::Alu {
+                    op: alu,
+                    other,
+                    register_first,
+                };
+                (access, sized, effect)
+            }
+            _ => return None,
+        };
+        Some(MemoryOperand {
+            access,
+            size,
+            effect,
+        })
     }
 }
 
@@ -404,6 +660,9 @@ mod tests {
             let mode = [Mode::Bits16, Mode::Bits32, Mode::Bits64][usize::from(m)];
             if let Ok(i) = decode(&bytes, mode) {
                 proptest::prop_assert!(i.len <= bytes.len().min(MAX_LEN));
+                if let Some(m) = i.memory_operand() {
+                    proptest::prop_assert!(matches!(m.size, 1 | 2 | 4 | 8));
+                }
             }
         }
     }
@@ -429,6 +688,134 @@ mod tests {
         assert_eq!(
             decode(&[0x0f, 0xa2], Mode::Bits64).unwrap().mov_to_cr(),
             None
+        );
+    }
+
+    #[test]
+    fn memory_operands_access_kind_size_and_register() {
+        let m = |bytes: &[u8], mode| decode(bytes, mode).unwrap().memory_operand();
+        let reg = |number, size, high_byte| Register {
+            number,
+            size,
+            high_byte,
+        };
+        let load = |register| Effect::Load {
+            register,
+            signed: false,
+        };
+        use Mode::*;
+        // mov ecx, [rax]; mov [rax], cl; mov bh, [rax]; mov r12w, [rax].
+        assert_eq!(
+            m(&[0x8b, 0x08], Bits64),
+            Some(MemoryOperand {
+                access: Access::Read,
+                size: 4,
+                effect: load(reg(1, 4, false)),
+            })
+        );
+        let store = m(&[0x88, 0x08], Bits64).unwrap();
+        assert_eq!((store.access, store.size), (Access::Write, 1));
+        assert_eq!(
+            m(&[0x8a, 0x38], Bits64).unwrap().effect,
+            load(reg(3, 1, true))
+        );
+        assert_eq!(
+            m(&[0x66, 0x44, 0x8b, 0x20], Bits64).unwrap().effect,
+            load(reg(12, 2, false))
+        );
+        // A register operand is no memory operand: mov ecx, eax; and also no ModRM at all.
+        assert_eq!(m(&[0x8b, 0xc8], Bits64), None);
+        assert_eq!(m(&[0x0f, 0xa2], Bits64), None);
+        // movsx eax, word [rax]: reads 2, sign-extends to 4.
+        let sx = m(&[0x0f, 0xbf, 0x00], Bits32).unwrap();
+        assert_eq!(
+            (sx.size, sx.effect),
+            (
+                2,
+                Effect::Load {
+                    register: reg(0, 4, false),
+                    signed: true
+                }
+            )
+        );
+        // mov al, [moffs32] in 32-bit code; mov [moffs], eax.
+        let moffs = decode(&[0xa0, 0, 0, 0, 0xf0], Bits32).unwrap();
+        assert_eq!((moffs.len, moffs.immediate), (5, 0xf000_0000));
+        assert_eq!(
+            moffs.memory_operand().unwrap().effect,
+            load(reg(0, 1, false))
+        );
+        assert_eq!(
+            m(&[0xa3, 0, 0, 0, 0xf0], Bits32).unwrap().access,
+            Access::Write
+        );
+        // and [rax], ecx (read-modify-write); and ecx, [rax] (read into ecx); or byte
+        // [rax], 0x80 (80 /1); cmp qword [rax], -1 (48 83 /7 ib); test [rax], ecx; test
+        // word [rax], imm16 (66 f7 /0 iw).
+        let and = m(&[0x21, 0x08], Bits64).unwrap();
+        assert_eq!(and.access, Access::ReadWrite);
+        let and_reg = m(&[0x23, 0x08], Bits64).unwrap();
+        assert_eq!(
+            (and_reg.access, and_reg.effect),
+            (
+                Access::Read,
+                Effect::Alu {
+                    op: AluOp::And,
+                    other: Operand::Register(reg(1, 4, false)),
+                    register_first: true
+                }
+            )
+        );
+        let or = m(&[0x80, 0x08, 0x80], Bits64).unwrap();
+        assert_eq!(
+            (or.access, or.size, or.effect),
+            (
+                Access::ReadWrite,
+                1,
+                Effect::Alu {
+                    op: AluOp::Or,
+                    other: Operand::Immediate(u64::MAX - 0x7f),
+                    register_first: false
+                }
+            )
+        );
+        let cmp = m(&[0x48, 0x83, 0x38, 0xff], Bits64).unwrap();
+        assert_eq!(
+            (cmp.access, cmp.size, cmp.effect),
+            (
+                Access::Read,
+                8,
+                Effect::Alu {
+                    op: AluOp::Cmp,
+                    other: Operand::Immediate(u64::MAX),
+                    register_first: false
+                }
+            )
+        );
+        assert_eq!(m(&[0x85, 0x08], Bits64).unwrap().access, Access::Read);
+        let test = decode(&[0x66, 0xf7, 0x00, 0x34, 0x12], Bits64).unwrap();
+        assert_eq!(
+            (test.len, test.opcode, test.immediate),
+            (5, Opcode::Test, 0x1234)
+        );
+        // Group-1 operations hv does not emulate (add, 81 /0) and f7 /2 (not) are refused.
+        assert_eq!(
+            decode(&[0x81, 0x00, 1, 0, 0, 0], Bits64),
+            Err(DecodeError::Unsupported)
+        );
+        assert_eq!(decode(&[0xf7, 0x10], Bits64), Err(DecodeError::Unsupported));
+        // bt [rax], ecx (the bit in a register); bt dword [rax], 3.
+        assert_eq!(
+            m(&[0x0f, 0xa3, 0x08], Bits64).unwrap().effect,
+            Effect::BitTest {
+                bit: Operand::Register(reg(1, 4, false))
+            }
+        );
+        assert_eq!(
+            m(&[0x0f, 0xba, 0x20, 3], Bits64).unwrap().effect,
+            Effect::BitTest {
+                bit: Operand::Immediate(3)
+            }
         );
     }
 }

@@ -1,5 +1,8 @@
 //! What hv emulates for a guest, as pure functions (host-tested): the I/O and MSR permission
-//! maps, EFER, XCR0 checks, IN results, event injection and the hypercall page.
+//! maps, EFER, XCR0 checks, IN results, event injection, the hypercall page, and an
+//! instruction's access to memory outside the domain's RAM ([`complete_access`]).
+
+use crate::svm::decode::{Access, AluOp, Effect, MemoryOperand, Operand, Register};
 
 /// `EFER.SCE`.
 pub const EFER_SCE: u64 = 1 << 0;
@@ -246,6 +249,227 @@ pub fn hypercall_page() -> [u8; 4096] {
     page
 }
 
+/// EXITINFO1 of a nested page fault (AMD APM vol. 2, 15.25.6).
+pub mod npf {
+    /// The nested entry was present (a protection fault).
+    pub const PRESENT: u64 = 1 << 0;
+    /// A write.
+    pub const WRITE: u64 = 1 << 1;
+    /// An instruction fetch.
+    pub const FETCH: u64 = 1 << 4;
+    /// The fault came while walking the guest's own page tables.
+    pub const GUEST_TABLES: u64 = 1 << 33;
+}
+
+/// The local APIC's page at its default base: Xen emulates a LAPIC there for a PVH domU; hv
+/// does not yet, and crashes the domain rather than answer all ones.
+pub const LAPIC_PAGE: u64 = 0xfee0_0000;
+
+/// What hv does with a nested page fault, as Xen 4.17's `hvm_hap_nested_page_fault` does
+/// for the frame's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NpfAction {
+    /// Crash the domain: `npf=crash`, the local APIC page, or a fault hv never causes (a
+    /// read of a present entry).
+    Crash,
+    /// Nothing backs the frame (Xen's `p2m_mmio_dm` with no ioreq server): complete the
+    /// instruction at RIP, its reads reading all ones and its writes dropped.
+    Unbacked,
+    /// A write to a read-only mapping (a grant mapped read-only, Xen's `p2m_grant_map_ro`,
+    /// one of its `P2M_DISCARD_WRITE_TYPES`): complete the instruction at RIP with its write
+    /// dropped; what it reads comes from the page.
+    DiscardWrite,
+    /// `#GP(0)`, as Xen injects when its emulator cannot complete the access; the reason.
+    Refuse(&'static str),
+}
+
+/// The action for a nested page fault with EXITINFO1 `info1` at guest-physical `gpa`;
+/// `crash` is the `npf=crash` option.
+pub fn npf_action(info1: u64, gpa: u64, crash: bool) -> NpfAction {
+    if crash || gpa & !0xfff == LAPIC_PAGE {
+        return NpfAction::Crash;
+    }
+    if info1 & npf::FETCH != 0 {
+        // Xen's emulator cannot fetch from there either (X86EMUL_UNHANDLEABLE).
+        return NpfAction::Refuse("instruction fetch");
+    }
+    if info1 & npf::GUEST_TABLES != 0 {
+        // Xen's emulator walks the tables and injects #PF; hv, without decode assists, has
+        // no linear address for CR2.
+        return NpfAction::Refuse("guest page-table walk");
+    }
+    match (info1 & npf::PRESENT != 0, info1 & npf::WRITE != 0) {
+        (false, _) => NpfAction::Unbacked,
+        (true, true) => NpfAction::DiscardWrite,
+        (true, false) => NpfAction::Crash,
+    }
+}
+
+/// Whether an instruction whose memory operand is accessed as `access` can have caused a
+/// fault that was a write (`write`) or a read: else the bytes at RIP are not what faulted.
+pub fn access_matches(access: Access, write: bool) -> bool {
+    match access {
+        Access::Read => !write,
+        Access::Write => write,
+        Access::ReadWrite => true,
+    }
+}
+
+/// RFLAGS bits an emulated instruction sets.
+pub mod rflags {
+    /// Carry.
+    pub const CF: u64 = 1 << 0;
+    /// Parity (of the result's low byte).
+    pub const PF: u64 = 1 << 2;
+    /// Auxiliary carry (out of bit 3).
+    pub const AF: u64 = 1 << 4;
+    /// Zero.
+    pub const ZF: u64 = 1 << 6;
+    /// Sign.
+    pub const SF: u64 = 1 << 7;
+    /// Overflow.
+    pub const OF: u64 = 1 << 11;
+    /// The six arithmetic flags.
+    pub const ARITHMETIC: u64 = CF | PF | AF | ZF | SF | OF;
+}
+
+/// The part of a vCPU an emulated instruction changes: the general registers (0 = RAX ..
+/// 15 = R15) and RFLAGS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuState {
+    /// RAX .. R15.
+    pub gprs: [u64; 16],
+    /// RFLAGS.
+    pub rflags: u64,
+}
+
+/// The value an access of `bytes` reads where nothing backs the memory (Xen's `null_read`:
+/// all ones, the low `bytes` bytes of it).
+pub fn all_ones(bytes: u8) -> u64 {
+    low_mask(bytes)
+}
+
+fn low_mask(bytes: u8) -> u64 {
+    match bytes {
+        0 => 0,
+        8.. => u64::MAX,
+        b => (1u64 << (8 * u32::from(b))) - 1,
+    }
+}
+
+fn sign_bit(bytes: u8) -> u64 {
+    1u64 << (8 * u32::from(bytes.clamp(1, 8)) - 1)
+}
+
+/// The value of `reg` in `gprs` (AH..BH from bits 15:8).
+pub fn read_register(gprs: &[u64; 16], reg: Register) -> u64 {
+    let full = gprs[usize::from(reg.number & 15)];
+    if reg.high_byte {
+        (full >> 8) & 0xff
+    } else {
+        full & low_mask(reg.size)
+    }
+}
+
+/// Writes `value` to `reg` as the CPU does: a 32-bit register zero-extends into the whole
+/// register, an 8- or 16-bit one leaves the other bits alone.
+pub fn write_register(gprs: &mut [u64; 16], reg: Register, value: u64) {
+    let full = &mut gprs[usize::from(reg.number & 15)];
+    *full = match (reg.size, reg.high_byte) {
+        (_, true) => (*full & !0xff00) | ((value & 0xff) << 8),
+        (1 | 2, false) => (*full & !low_mask(reg.size)) | (value & low_mask(reg.size)),
+        _ => value & low_mask(reg.size),
+    };
+}
+
+/// ZF, SF and PF of a `bytes`-sized result.
+fn result_flags(result: u64, bytes: u8) -> u64 {
+    let mut f = 0;
+    if result & low_mask(bytes) == 0 {
+        f |= rflags::ZF;
+    }
+    if result & sign_bit(bytes) != 0 {
+        f |= rflags::SF;
+    }
+    if (result & 0xff).count_ones().is_multiple_of(2) {
+        f |= rflags::PF;
+    }
+    f
+}
+
+/// The arithmetic flags of `a - b` (`cmp`, `sub`) at `bytes`.
+fn sub_flags(a: u64, b: u64, bytes: u8) -> u64 {
+    let mask = low_mask(bytes);
+    let (a, b) = (a & mask, b & mask);
+    let r = a.wrapping_sub(b) & mask;
+    let mut f = result_flags(r, bytes);
+    if a < b {
+        f |= rflags::CF;
+    }
+    if (a ^ b ^ r) & 0x10 != 0 {
+        f |= rflags::AF;
+    }
+    if (a ^ b) & (a ^ r) & sign_bit(bytes) != 0 {
+        f |= rflags::OF;
+    }
+    f
+}
+
+/// Completes an instruction whose memory operand `operand` read `value` (its writes go
+/// nowhere): the destination register and the flags change as the CPU would change them.
+/// `and`, `or` and `test` clear CF, OF and AF (AF is undefined; QEMU and Xen's emulator on
+/// the CPUs at hand clear it); `bt` sets only CF.
+pub fn complete_access(operand: &MemoryOperand, value: u64, cpu: &mut CpuState) {
+    let size = operand.size;
+    let value = value & low_mask(size);
+    let operand_value = |cpu: &CpuState, o: Operand| match o {
+        Operand::Register(r) => read_register(&cpu.gprs, r),
+        Operand::Immediate(i) => i,
+    };
+    match operand.effect {
+        Effect::Store => {}
+        Effect::Load { register, signed } => {
+            let extended = if signed && value & sign_bit(size) != 0 {
+                value | !low_mask(size)
+            } else {
+                value
+            };
+            write_register(&mut cpu.gprs, register, extended);
+        }
+        Effect::BitTest { bit } => {
+            let bits = 8 * u64::from(size.clamp(1, 8));
+            let index = operand_value(cpu, bit) & (bits - 1);
+            cpu.rflags &= !rflags::CF;
+            if (value >> index) & 1 != 0 {
+                cpu.rflags |= rflags::CF;
+            }
+        }
+        Effect::Alu {
+            op,
+            other,
+            register_first,
+        } => {
+            let other_value = operand_value(cpu, other) & low_mask(size);
+            let (a, b) = if register_first {
+                (other_value, value)
+            } else {
+                (value, other_value)
+            };
+            let (result, flags) = match op {
+                AluOp::And | AluOp::Test => (a & b, result_flags(a & b, size)),
+                AluOp::Or => (a | b, result_flags(a | b, size)),
+                AluOp::Cmp => (a, sub_flags(a, b, size)),
+            };
+            cpu.rflags = (cpu.rflags & !rflags::ARITHMETIC) | flags;
+            if let (AluOp::And | AluOp::Or, true, Operand::Register(r)) =
+                (op, register_first, other)
+            {
+                write_register(&mut cpu.gprs, r, result);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,5 +626,172 @@ mod tests {
             !cr4_write_ok(cr4::CET, cet, 0, 0, 0, 0),
             "CET without CR0.WP"
         );
+    }
+
+    /// Decodes `bytes` (64-bit code), completes the access as if it read all ones, and
+    /// gives the registers and flags after.
+    fn unbacked(bytes: &[u8], cpu: CpuState) -> CpuState {
+        let i = crate::svm::decode::decode(bytes, crate::svm::decode::Mode::Bits64).unwrap();
+        let operand = i.memory_operand().unwrap();
+        let mut after = cpu;
+        complete_access(&operand, all_ones(operand.size), &mut after);
+        after
+    }
+
+    const JUNK: u64 = 0x1122_3344_5566_7788;
+
+    fn cpu() -> CpuState {
+        let mut gprs = [0u64; 16];
+        for (n, r) in (0u32..).zip(gprs.iter_mut()) {
+            *r = JUNK.rotate_left(8 * n);
+        }
+        CpuState { gprs, rflags: 0x2 }
+    }
+
+    #[test]
+    fn loads_from_unbacked_memory_read_all_ones_at_their_size() {
+        let c = cpu();
+        // mov rax, [rbx]; mov eax, [rbx] (zero-extends); mov ax, [rbx]; mov al, [rbx].
+        assert_eq!(unbacked(&[0x48, 0x8b, 0x03], c).gprs[0], u64::MAX);
+        assert_eq!(unbacked(&[0x8b, 0x03], c).gprs[0], 0xffff_ffff);
+        assert_eq!(
+            unbacked(&[0x66, 0x8b, 0x03], c).gprs[0],
+            0x1122_3344_5566_ffff
+        );
+        assert_eq!(unbacked(&[0x8a, 0x03], c).gprs[0], 0x1122_3344_5566_77ff);
+        // mov ah, [rbx] (no REX: register 4 is AH); mov spl, [rbx] with REX (register 4).
+        assert_eq!(unbacked(&[0x8a, 0x23], c).gprs[0], 0x1122_3344_5566_ff88);
+        let spl = unbacked(&[0x40, 0x8a, 0x23], c);
+        assert_eq!((spl.gprs[0], spl.gprs[4] & 0xff), (c.gprs[0], 0xff));
+        // mov r9d, [rbx] (REX.R).
+        assert_eq!(unbacked(&[0x44, 0x8b, 0x0b], c).gprs[9], 0xffff_ffff);
+        // movzx ecx, byte [rbx]; movzx rcx, word [rbx]; movsx rdx, byte [rbx]; movsx edx, word.
+        assert_eq!(unbacked(&[0x0f, 0xb6, 0x0b], c).gprs[1], 0xff);
+        assert_eq!(unbacked(&[0x48, 0x0f, 0xb7, 0x0b], c).gprs[1], 0xffff);
+        assert_eq!(unbacked(&[0x48, 0x0f, 0xbe, 0x13], c).gprs[2], u64::MAX);
+        assert_eq!(unbacked(&[0x0f, 0xbf, 0x13], c).gprs[2], 0xffff_ffff);
+        // movzx cx, byte [rbx] keeps the upper 48 bits.
+        assert_eq!(
+            unbacked(&[0x66, 0x0f, 0xb6, 0x0b], c).gprs[1],
+            (c.gprs[1] & !0xffff) | 0xff
+        );
+        // mov eax, [moffs64].
+        assert_eq!(
+            unbacked(&[0xa1, 0, 0, 0, 0xf0, 0, 0, 0, 0], c).gprs[0],
+            0xffff_ffff
+        );
+        // Nothing else moved.
+        let after = unbacked(&[0x8b, 0x03], c);
+        assert_eq!(after.gprs[1..], c.gprs[1..]);
+        assert_eq!(after.rflags, c.rflags);
+    }
+
+    #[test]
+    fn stores_to_unbacked_memory_change_nothing() {
+        let c = cpu();
+        for bytes in [
+            &[0x89, 0x03][..],
+            &[0x48, 0x89, 0x03],
+            &[0x88, 0x23],
+            &[0xc7, 0x03, 0x78, 0x56, 0x34, 0x12],
+            &[0xc6, 0x43, 0x10, 0xaa],
+            &[0xa3, 0, 0, 0, 0xf0, 0, 0, 0, 0],
+        ] {
+            assert_eq!(unbacked(bytes, c), c, "{bytes:x?}");
+        }
+    }
+
+    #[test]
+    fn bit_tests_and_flags_of_and_or_cmp_test() {
+        use rflags::*;
+        let mut c = cpu();
+        c.rflags = 0x2 | ZF | OF;
+        // bt dword [rbx], 5; bt [rbx], ecx: CF set, the rest kept.
+        assert_eq!(unbacked(&[0x0f, 0xba, 0x23, 5], c).rflags, c.rflags | CF);
+        assert_eq!(unbacked(&[0x0f, 0xa3, 0x0b], c).rflags, c.rflags | CF);
+        // test dword [rbx], 0: ZF PF; test byte [rbx], 0x80: SF; test [rbx], eax.
+        assert_eq!(unbacked(&[0xf7, 0x03, 0, 0, 0, 0], c).rflags, 0x2 | ZF | PF);
+        assert_eq!(unbacked(&[0xf6, 0x03, 0x80], c).rflags, 0x2 | SF);
+        c.gprs[0] = 0x8000_0001;
+        assert_eq!(unbacked(&[0x85, 0x03], c).rflags, 0x2 | SF);
+        // cmp dword [rbx], 0xffffffff (83 /7 ib, sign-extended): equal. cmp byte [rbx], 1.
+        assert_eq!(unbacked(&[0x83, 0x3b, 0xff], c).rflags, 0x2 | ZF | PF);
+        assert_eq!(unbacked(&[0x80, 0x3b, 0x01], c).rflags, 0x2 | SF);
+        // cmp eax, [rbx] with eax 0x80000001: 0x80000002 with a borrow out of bits 3 and
+        // 31, no overflow.
+        assert_eq!(unbacked(&[0x3b, 0x03], c).rflags, 0x2 | CF | AF | SF);
+        // or eax, [rbx]: eax all ones (upper half cleared), SF PF. and eax, [rbx]: eax kept
+        // (upper half cleared), flags of eax.
+        let or = unbacked(&[0x0b, 0x03], c);
+        assert_eq!((or.gprs[0], or.rflags), (0xffff_ffff, 0x2 | SF | PF));
+        c.gprs[0] = 0xdead_0000_0000_0003;
+        let and = unbacked(&[0x23, 0x03], c);
+        assert_eq!((and.gprs[0], and.rflags), (3, 0x2 | PF));
+        // and [rbx], eax and or dword [rbx], 1: flags only, the register kept.
+        let and_mem = unbacked(&[0x21, 0x03], c);
+        assert_eq!((and_mem.gprs[0], and_mem.rflags), (c.gprs[0], 0x2 | PF));
+        assert_eq!(unbacked(&[0x83, 0x0b, 0x01], c).rflags, 0x2 | SF | PF);
+    }
+
+    #[test]
+    fn register_writes_follow_the_cpu() {
+        let mut g = [0u64; 16];
+        g[3] = u64::MAX;
+        let r = |number, size, high_byte| Register {
+            number,
+            size,
+            high_byte,
+        };
+        write_register(&mut g, r(3, 4, false), 0x1_2345_6789);
+        assert_eq!(g[3], 0x2345_6789);
+        write_register(&mut g, r(3, 1, true), 0xab);
+        assert_eq!(g[3], 0x2345_ab89);
+        assert_eq!(read_register(&g, r(3, 1, true)), 0xab);
+        assert_eq!(read_register(&g, r(3, 2, false)), 0xab89);
+        write_register(&mut g, r(15, 8, false), 7);
+        assert_eq!(g[15], 7);
+        assert_eq!(all_ones(1), 0xff);
+        assert_eq!(all_ones(8), u64::MAX);
+    }
+
+    #[test]
+    fn nested_page_faults_as_xen_types_the_frame() {
+        use NpfAction::*;
+        let gpa = 0xf000_0010;
+        let final_read = 1 << 32 | 0x4;
+        assert_eq!(npf_action(final_read, gpa, false), Unbacked);
+        assert_eq!(npf_action(final_read | npf::WRITE, gpa, false), Unbacked);
+        assert_eq!(npf_action(final_read, gpa, true), Crash, "npf=crash");
+        assert_eq!(npf_action(final_read, 0xfee0_0030, false), Crash, "LAPIC");
+        assert_eq!(npf_action(final_read, 0xfee0_1000, false), Unbacked);
+        assert_eq!(
+            npf_action(final_read | npf::FETCH, gpa, false),
+            Refuse("instruction fetch")
+        );
+        assert_eq!(
+            npf_action(npf::GUEST_TABLES | 0x6, gpa, false),
+            Refuse("guest page-table walk")
+        );
+        let present = final_read | npf::PRESENT;
+        assert_eq!(npf_action(present | npf::WRITE, gpa, false), DiscardWrite);
+        assert_eq!(npf_action(present, gpa, false), Crash);
+        assert!(access_matches(Access::Read, false));
+        assert!(!access_matches(Access::Read, true));
+        assert!(!access_matches(Access::Write, false));
+        assert!(
+            access_matches(Access::ReadWrite, false) && access_matches(Access::ReadWrite, true)
+        );
+    }
+
+    #[test]
+    fn a_discarded_write_reads_the_page() {
+        // or dword [rbx], 1 on a read-only page holding 0x80: flags of 0x81, nothing else.
+        let i = crate::svm::decode::decode(&[0x83, 0x0b, 0x01], crate::svm::decode::Mode::Bits64)
+            .unwrap();
+        let operand = i.memory_operand().unwrap();
+        let mut c = cpu();
+        complete_access(&operand, 0x80, &mut c);
+        assert_eq!(c.gprs, cpu().gprs);
+        assert_eq!(c.rflags, 0x2 | rflags::PF);
     }
 }

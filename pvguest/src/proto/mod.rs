@@ -3,7 +3,9 @@
 //! What drivers share (the xenstore client, xenbus, grants, newtypes, [`xenbus::Instant`]) lives
 //! in the `xenbus` crate; here remain:
 //! - [`evtchn`]: 2-level event channels: the fair scan, unmask, handlers.
+//! - [`grant_map`]: the guest-physical window where other domains' grants are mapped.
 //! - [`pvclock`]: consistent `vcpu_time_info`/wall-clock reads and TSC → ns scaling.
 
 pub mod evtchn;
+pub mod grant_map;
 pub mod pvclock;

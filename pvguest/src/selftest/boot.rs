@@ -1,6 +1,6 @@
 //! Self-test group `boot`: what a guest learns before any event, grant or xenstore set-up —
-//! Xen's version, CPUID leaves and features, the start info, the memory map, the heap, and
-//! the errors of refused hypercalls. Each test prints what the platform answered as
+//! Xen's version, CPUID leaves and features, the start info, the memory map, the heap, the
+//! errors of refused hypercalls, and what memory outside RAM reads (`super::outside_ram`). Each test prints what the platform answered as
 //! `FACT <test>.<key> <value>` lines (never a value that depends on the build, the time or
 //! an address), so that runs on stock Xen and on `hv` can be compared line by line.
 //!
@@ -39,7 +39,8 @@ type TestResult = Result<(), String>;
 pub struct Facts(Vec<(String, String)>);
 
 impl Facts {
-    fn add(&mut self, key: &str, value: impl ToString) {
+    /// Adds the fact `key` with `value`.
+    pub(super) fn add(&mut self, key: &str, value: impl ToString) {
         self.0.push((key.to_string(), value.to_string()));
     }
 }
@@ -55,6 +56,7 @@ pub const TESTS: &[Test] = &[
     ("memory-map", memory_map),
     ("heap-alloc", heap_alloc),
     ("hypercall-enosys", hypercall_enosys),
+    ("memory-outside-ram", super::outside_ram::memory_outside_ram),
 ];
 
 /// Runs the group: each test's FACT lines, then its TEST line.

@@ -20,6 +20,11 @@ pub mod hostile_bounds;
 #[cfg(target_os = "none")]
 pub mod net;
 #[cfg(target_os = "none")]
+pub mod outside_ram;
+#[cfg(target_os = "none")]
+#[allow(clippy::cast_possible_truncation)] // byte patterns (`i as u8`) wrap on purpose
+pub mod pair;
+#[cfg(target_os = "none")]
 #[allow(clippy::cast_possible_truncation)] // byte patterns (`i as u8`) wrap on purpose
 pub mod platform;
 #[cfg(target_os = "none")]

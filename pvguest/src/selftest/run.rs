@@ -35,6 +35,9 @@ pub fn run(opts: &Options<'_>) -> Outcome {
             // Not in `platform`: spins with interrupts off for `spin-secs=` seconds, to be
             // run beside other domains on hv.
             "spin" => super::spin::run(&mut rep, opts),
+            // Not in `platform`: two domains started together, `pair=offer` and
+            // `pair=accept`, each told the other's id in `data/peer-domid`.
+            "pair" => super::pair::run(&mut rep, opts),
             "blk" => {
                 crate::kernel::ensure_platform();
                 super::blk::run(&mut rep)

@@ -4,6 +4,7 @@
 pub mod console;
 pub mod cpuid;
 pub mod events;
+pub mod grant_map;
 pub mod grant_table;
 pub mod hypercall;
 pub mod platform;

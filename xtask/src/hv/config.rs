@@ -3,7 +3,7 @@
 //!
 //! Every problem is one line `<path>:<line>: <key>: <what is wrong>`, all of them reported
 //! (files in the order given, each in line order); then `hv-run` exits 2. The configs that
-//! pass become domains 1, 2, ... in the order given; [`archive`] packs them with their
+//! pass become domains 1, 2, ... in the order given; [`archive()`] packs them with their
 //! kernels into the [`xlcfg::archive`] hv reads from its PVH module.
 
 use std::path::PathBuf;

@@ -18,10 +18,12 @@
 //! generated configs: two guests running the `platform` group side by side (`HOST
 //! hv-two-domains`, each domain's `TEST` lines a unit of their own as `hv two-domains
 //! <name>/<line>`), and the `platform` group beside a guest spinning 5 s with interrupts off
-//! and a domain too big to build (`HOST hv-spinner`); last the `blk` group on two disks
-//! (QEMU virtio-blk drives behind hv's blkback, `HOST hv-blk`, `HOST hv-blk-images`). The
-//! first boot's lines are compared with stock Xen's platform boot, the `blk` boot's with the
-//! stock-Xen device boot (`cargo xtask test`: `HOST same-<test>` for the seven `blk` tests).
+//! and a domain too big to build (`HOST hv-spinner`); then the `pair` group's two domains
+//! ([`PAIR`]: `HOST hv-pair`, each side's `TEST` lines units of their own as `hv pair
+//! <name>/<line>`); last the `blk` group on two disks (QEMU virtio-blk drives behind hv's
+//! blkback, `HOST hv-blk`, `HOST hv-blk-images`). The first boot's lines and the pair's are
+//! compared with stock Xen's platform boot, the `blk` boot's with the stock-Xen device boot
+//! (`cargo xtask test`: `HOST same-<test>` for the seven `blk` tests).
 //! `cargo xtask hv-run --guest <elf> [--cmdline ...]` boots any PVH ELF and shows its lines;
 //! `hv-run --config <xl.cfg> ...` boots the domains configs describe, side by side
 //! ([`config`]).
@@ -54,7 +56,7 @@ const ELF32_CMDLINE: &str = "selftest=boot";
 const HOSTILE_CMDLINE: &str = "selftest=hostile-bounds";
 /// The guest command line of the quota boot.
 const QUOTA_CMDLINE: &str = "selftest=xs-quota";
-/// `hv`'s options in the test boots (none yet).
+/// `hv`'s options in the test boots (none: the defaults).
 const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -102,6 +104,19 @@ fn boot(
     timeout: Duration,
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
+    boot_with_options(who, hv, module, label, timeout, HV_OPTIONS, on_line)
+}
+
+/// [`boot`] with hv's options `hv_options` (the words before `--`).
+fn boot_with_options(
+    who: &str,
+    hv: &Path,
+    module: Module<'_>,
+    label: &str,
+    timeout: Duration,
+    hv_options: &str,
+    on_line: impl FnMut(&Line),
+) -> Result<qemu::Booted> {
     let (guest, guest_cmdline, memory_mib, drives) = match module {
         Module::Elf(guest, cmdline) => {
             println!(
@@ -123,7 +138,7 @@ fn boot(
     let b = qemu::Boot {
         hv,
         guest,
-        hv_options: HV_OPTIONS,
+        hv_options,
         guest_cmdline,
         memory_mib,
         drives,
@@ -166,8 +181,10 @@ fn explain_failure(booted: &qemu::Booted) {
 /// `HOST hv-run` is `HOST hv-run-hostile-bounds` there), then [`QUOTA_CMDLINE`] (one unit per
 /// `TEST` and `HOST` line), then the two domain-archive boots ([`TWO_DOMAINS`]: one unit per
 /// domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]: `HOST hv-spinner`), then the
-/// `blk` group on hv's disks ([`blk_boot`]). Returns the guest's lines of the first boot and
-/// of the `blk` boot, for the comparisons with stock Xen.
+/// pair boot ([`PAIR`]: one unit per side's `TEST` line and `HOST hv-pair`; a harness error
+/// there is one failed unit), then the `blk` group on hv's disks ([`blk_boot`]). Returns the
+/// guest's lines of the first boot followed by both pair sides' `TEST` and `FACT` lines, and
+/// the `blk` boot's lines, for the comparisons with stock Xen.
 /// `Err` only for harness errors.
 pub fn hv_test(tally: &mut Tally) -> Result<(Vec<String>, Vec<String>)> {
     let hv = build_hv()?;
@@ -377,7 +394,19 @@ pub fn hv_test(tally: &mut Tally) -> Result<(Vec<String>, Vec<String>)> {
     }
     record_domains(tally, &booted, &verdict);
 
-    let blk_lines = blk_boot(tally, &hv, &guest, timeout)?;
+    let mut guest_lines = guest_lines;
+    match pair_boot(tally, &hv, &guest, timeout) {
+        Ok(lines) => guest_lines.extend(lines),
+        Err(e) => {
+            println!("hv-test: pair boot: harness error: {e:#}");
+            tally.fail("hv pair boot");
+        }
+    }
+    let blk_lines = blk_boot(tally, &hv, &guest, timeout).unwrap_or_else(|e| {
+        println!("hv-test: blk boot: harness error: {e:#}");
+        tally.fail("hv blk boot");
+        Vec::new()
+    });
     Ok((guest_lines, blk_lines))
 }
 
@@ -464,6 +493,31 @@ fn blk_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> Re
         .unwrap_or_default())
 }
 
+/// The [`PAIR`] boot: one unit per `TEST` line of each side (`hv pair <name>/<line>`) and
+/// `HOST hv-pair`. Returns both sides' `TEST` and `FACT` lines, offer first.
+fn pair_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> Result<Vec<String>> {
+    let booted = boot_domains(hv, guest, "hv-pair", &PAIR, timeout)?;
+    let expect: Vec<_> = PAIR.iter().map(|d| (d.name, Expect::Passes)).collect();
+    let verdict = serial::judge_domains(
+        "hv-pair",
+        &booted.transcript,
+        &booted.end,
+        &expect,
+        EXIT_POWEROFF,
+    );
+    for (name, test) in &verdict.tests {
+        let unit = format!("hv pair {name}/{}", test.line);
+        println!("{unit}");
+        tally.record(test.ok, unit);
+    }
+    record_domains(tally, &booted, &verdict);
+    Ok(PAIR
+        .iter()
+        .flat_map(|d| serial::domain_run(&booted.transcript, d.name).lines.shown)
+        .filter(|l| l.starts_with("TEST ") || l.starts_with("FACT "))
+        .collect())
+}
+
 /// One domain of a multi-domain test boot, written as a config into the boot's directory.
 struct TestDomain {
     /// Its `name` (and file name, `<name>.cfg`).
@@ -511,6 +565,23 @@ const SPINNER: [TestDomain; 3] = [
         name: "toobig",
         cmdline: TEST_CMDLINE,
         memory_mib: 1024,
+        disks: "",
+    },
+];
+
+/// `HOST hv-pair`: the `pair` group's two sides side by side (hv's builder writes each one's
+/// `data/peer-domid`), as the stock-Xen platform boot runs them (`xen::pair`).
+const PAIR: [TestDomain; 2] = [
+    TestDomain {
+        name: "pair-offer",
+        cmdline: "selftest=pair pair=offer",
+        memory_mib: 128,
+        disks: "",
+    },
+    TestDomain {
+        name: "pair-accept",
+        cmdline: "selftest=pair pair=accept",
+        memory_mib: 128,
         disks: "",
     },
 ];
@@ -587,8 +658,8 @@ fn record_domains(
 
 /// `cargo xtask hv-run --help`.
 pub const RUN_HELP: &str = "\
-cargo xtask hv-run [--guest <elf>] [--cmdline <text>]
-cargo xtask hv-run --config <file> [--config <file> ...]
+cargo xtask hv-run [--guest <elf>] [--cmdline <text>] [--hv-options <text>]
+cargo xtask hv-run --config <file> [--config <file> ...] [--hv-options <text>]
 
 Boots hv under QEMU with its domains and prints their lines; exits 0 only if every domain
 powered off (QEMU exit 33).
@@ -596,6 +667,14 @@ powered off (QEMU exit 33).
   --guest <elf>      one domain's kernel: any PVH ELF, 32- or 64-bit (default: pvguest,
                      built now); its lines are shown without hv's (d1) prefix
   --cmdline <text>   that guest's command line (default: empty)
+  --hv-options <text>
+                     hv's own options, space-separated (default: none; unknown ones are
+                     logged and ignored):
+                       npf=emulate  a domain's access to guest-physical memory outside its
+                                    RAM and special pages reads all ones and its writes are
+                                    dropped, as on Xen with no device model (the default)
+                       npf=crash    such an access crashes the domain, with the address in
+                                    hv's log (for debugging)
   --config <file>    a domain config in xl.cfg(5) syntax (name, type = \"pvh\", kernel,
                      ramdisk, cmdline/extra, memory, maxmem, vcpus, on_poweroff, on_reboot,
                      on_crash, vif, disk); relative paths resolve against the file's directory.
@@ -620,13 +699,15 @@ pub struct RunArgs {
     pub cmdline: String,
     /// `--config <file>`, each time given.
     pub configs: Vec<PathBuf>,
+    /// `--hv-options <text>` (default: empty).
+    pub hv_options: String,
     /// `--help`.
     pub help: bool,
 }
 
 impl RunArgs {
-    /// Parses `--guest <elf>`, `--cmdline <text>`, `--config <file>` and `--help` (the words
-    /// after `hv-run`).
+    /// Parses `--guest <elf>`, `--cmdline <text>`, `--config <file>`, `--hv-options <text>`
+    /// and `--help` (the words after `hv-run`).
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut out = Self::default();
         let mut cmdline_given = false;
@@ -644,11 +725,14 @@ impl RunArgs {
                     out.configs
                         .push(it.next().context("--config needs a path")?.into());
                 }
+                "--hv-options" => {
+                    out.hv_options = it.next().context("--hv-options needs a value")?.clone();
+                }
                 "--help" | "-h" => out.help = true,
                 other => {
                     bail!(
                         "hv-run: unknown argument {other:?} (--guest <elf>, --cmdline <text>, \
-                         --config <file>; see --help)"
+                         --config <file>, --hv-options <text>; see --help)"
                     )
                 }
             }
@@ -747,7 +831,15 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
                 .with_context(|| format!("writing {}", path.display()))?;
             let drives = config::drives(boots);
             let module = Module::Archive(&path, config::qemu_memory_mib(boots), &drives);
-            boot("hv-run", &hv, module, "hv-run", timeout, show)?
+            boot_with_options(
+                "hv-run",
+                &hv,
+                module,
+                "hv-run",
+                timeout,
+                &args.hv_options,
+                show,
+            )?
         }
         None => {
             let guest = match args.guest {
@@ -756,7 +848,15 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
                 None => build_guest()?,
             };
             let module = Module::Elf(&guest, &args.cmdline);
-            boot("hv-run", &hv, module, "hv-run", timeout, show)?
+            boot_with_options(
+                "hv-run",
+                &hv,
+                module,
+                "hv-run",
+                timeout,
+                &args.hv_options,
+                show,
+            )?
         }
     };
     if booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF)) {
@@ -788,6 +888,9 @@ mod tests {
         assert_eq!(a.cmdline, "selftest=boot");
         assert_eq!(RunArgs::parse(&[]).unwrap(), RunArgs::default());
         assert!(RunArgs::parse(&words(&["--guest"])).is_err());
+        let o = RunArgs::parse(&words(&["--hv-options", "npf=crash"])).unwrap();
+        assert_eq!(o.hv_options, "npf=crash");
+        assert!(RunArgs::parse(&words(&["--hv-options"])).is_err());
         assert!(RunArgs::parse(&words(&["--verbose"])).is_err());
     }
 

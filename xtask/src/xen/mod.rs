@@ -8,6 +8,7 @@
 //! - `xtask/dom0/` holds what runs in dom0: `init` (toolstack) and `run-job.sh`, the job runner:
 //!   steps ([`job`]) such as `xl create`, waiting for the guest's end or a console line,
 //!   destroy, a command or a file digest, with the console forwarded all along.
+//! - [`pair`] adds the `pair` group's two domains to the platform boot of `xen-test`.
 //! - [`blk`] is the device boot: the guest with two disks, its `blk` group and the harness's
 //!   `HOST blk-*` checks.
 //! - [`run`] is `cargo xtask run`: the application served to the host (and its check).
@@ -25,6 +26,7 @@ pub mod elf;
 pub mod image;
 pub mod job;
 pub mod packages;
+pub mod pair;
 pub mod qemu;
 pub mod rootfs;
 pub mod run;
@@ -136,6 +138,20 @@ fn boot_guest(
     on_guest_line: impl FnMut(&str),
 ) -> Result<qemu::Booted> {
     let job = job::Job::simple(xl_config(cmdline, "")?);
+    show_cmdline(cmdline);
+    boot_job(
+        image,
+        guest,
+        &job,
+        label,
+        timeout,
+        guest_limit,
+        on_guest_line,
+    )
+}
+
+/// Prints the guest's command line (its first 100 bytes) and its length.
+fn show_cmdline(cmdline: &str) {
     let shown = &cmdline[..cmdline.floor_char_boundary(100)];
     let more = if shown.len() < cmdline.len() {
         "..."
@@ -146,15 +162,6 @@ fn boot_guest(
         "xen: guest cmdline {shown:?}{more} ({} bytes)",
         cmdline.len()
     );
-    boot_job(
-        image,
-        guest,
-        &job,
-        label,
-        timeout,
-        guest_limit,
-        on_guest_line,
-    )
 }
 
 /// Boots Xen and dom0 once and runs `job` there. dom0 gives up on the guest after
@@ -277,20 +284,25 @@ fn explain_failure(booted: &qemu::Booted) {
 }
 
 /// `cargo xtask xen-test`: builds the guest and the image, then (1) runs `selftest=platform`
-/// and counts one unit per `TEST` line and per `HOST` line, and (2) runs it again with
-/// `selftest-inject-fail=xen-version`, one unit passed only if the harness caught that failure.
-/// Returns the guest's console lines of the first boot (for the comparison with `hv`), or
-/// `Err` only for harness errors (the caller counts those as a failure).
+/// and counts one unit per `TEST` line and per `HOST` line; in the same boot, once that guest
+/// has ended, the `pair` group's two domains ([`pair`]: one unit per `TEST` line of each side
+/// and `HOST xen-pair`), and (2) runs it again with `selftest-inject-fail=xen-version`, one
+/// unit passed only if the harness caught that failure.
+/// Returns the guest's console lines of the first boot followed by both pair sides' `TEST` and
+/// `FACT` lines (for the comparison with `hv`), or `Err` only for harness errors (the caller
+/// counts those as a failure).
 pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
 
     let platform_cmdline = padded_cmdline("selftest=platform", PLATFORM_CMDLINE_BYTES);
-    let booted = boot_guest(
+    show_cmdline(&platform_cmdline);
+    let job = platform_job(&platform_cmdline)?;
+    let booted = boot_job(
         &image,
         &guest,
-        &platform_cmdline,
+        &job,
         "platform",
         timeout,
         TEST_GUEST_LIMIT,
@@ -313,7 +325,10 @@ pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
     if !all_ok {
         explain_failure(&booted);
     }
-    let guest_lines = booted.transcript.guest.clone();
+    let pair = pair::judge(&booted.transcript);
+    pair::record(&pair, tally);
+    let mut guest_lines = booted.transcript.guest.clone();
+    guest_lines.extend(pair.compared_lines());
 
     let cmdline = format!("selftest=platform selftest-inject-fail={INJECTED_TEST}");
     let label = format!("inject-{INJECTED_TEST}");
@@ -337,6 +352,21 @@ pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
         explain_failure(&booted);
     }
     Ok(guest_lines)
+}
+
+/// The platform boot's job: the guest (created, waited for, destroyed, as dom0's default
+/// job), then the `pair` group's steps.
+fn platform_job(cmdline: &str) -> Result<job::Job> {
+    let mut steps = vec![
+        job::Step::Create {
+            config: "guest.cfg".into(),
+            paused: false,
+        },
+        job::Step::WaitEnd,
+        job::Step::Destroy,
+    ];
+    steps.extend(pair::steps());
+    job::Job::with_steps(xl_config(cmdline, "")?, steps, pair::files()?)
 }
 
 /// The platform boot's command line is padded to this many bytes with a `note=` the guest

@@ -1,5 +1,5 @@
 //! The exit handlers: CPUID, HLT, port I/O, MSRs, XSETBV, the SVM instructions (#UD),
-//! nested page faults and hypercalls.
+//! nested page faults (`super::mmio`) and hypercalls.
 
 use crate::cpuid;
 use crate::guest::phys::{PAGE_SIZE, write_bytes};
@@ -87,9 +87,7 @@ impl Domain {
                 self.inject(VECTOR_UD, None);
                 None
             }
-            exit::NPF => self.crash(format_args!(
-                "access to guest-physical {info2:#x} outside its memory (error {info1:#x})"
-            )),
+            exit::NPF => self.nested_page_fault(info1, info2),
             exit::SHUTDOWN => self.crash(format_args!("triple fault")),
             // QEMU writes VMEXIT_INVALID as 32 bits.
             exit::INVALID | 0xffff_ffff => self.crash(format_args!(
@@ -338,7 +336,7 @@ impl Domain {
     /// The instruction at RIP that caused this exit: its bytes read through the guest page
     /// walk (QEMU's SVM saves no next RIP) and decoded by [`decode`]; `Err` with what went
     /// wrong if they cannot be read or do not decode.
-    fn fetch_instruction(&self) -> Result<decode::Instruction, decode::DecodeError> {
+    pub(super) fn fetch_instruction(&self) -> Result<decode::Instruction, decode::DecodeError> {
         let s = &self.vmcb.save;
         let mode = if s.efer & EFER_LMA != 0 && s.cs.attrib & CS_L != 0 {
             Mode::Bits64

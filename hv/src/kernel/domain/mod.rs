@@ -1,7 +1,7 @@
 //! One domain and its one vCPU: its memory (RAM, console and xenstore pages, shared_info),
 //! its VMCB, registers and the state VMRUN does not switch. `build` makes it from its
 //! kernel, `exits` handles every #VMEXIT, `events` its timer, upcalls and waits, `env` is
-//! what a hypercall may touch. The machine it runs on (`super::machine`) owns what domains
+//! what a hypercall may touch, `mmio` its accesses outside its memory. The machine it runs on (`super::machine`) owns what domains
 //! share: host frames, the xenstore tree, the clock and the scheduler.
 
 mod backend;
@@ -9,6 +9,7 @@ mod build;
 mod env;
 mod events;
 mod exits;
+mod mmio;
 
 use alloc::string::String;
 use core::fmt::Write;
@@ -16,6 +17,7 @@ use core::fmt::Write;
 pub use backend::DOM0_BACKEND_PORT_BASE;
 pub use build::DomainSpec;
 use events::Wait;
+pub use mmio::set_npf_policy;
 
 use crate::builder;
 use crate::counters::{Counters, GuestLogBudget};

@@ -46,3 +46,30 @@ unsafe fn gnttab_op<T: GnttabSubop>(arg: &mut T) -> Result<(), HypercallError> {
     }?)?;
     Ok(())
 }
+
+/// `GNTTABOP_map_grant_ref` with one request; Xen's per-request answer is left in
+/// `op.status` (and the handle in `op.handle`).
+///
+/// # Safety
+/// With `GNTMAP_host_map`, Xen puts the granted frame at guest-physical address
+/// `op.host_addr` of this domain: that frame must be one the kernel neither uses nor hands
+/// out (outside its RAM and the toolstack's special pages), reached only through raw
+/// volatile accesses while mapped.
+pub unsafe fn gnttab_map_grant_ref(
+    op: &mut abi::grant_table::GnttabMapGrantRef,
+) -> Result<(), HypercallError> {
+    // SAFETY: forwarded from this function's contract (the frame at `host_addr`).
+    unsafe { gnttab_op(op) }
+}
+
+/// `GNTTABOP_unmap_grant_ref` with one request; Xen's answer is left in `op.status`.
+///
+/// # Safety
+/// The kernel must hold no access in flight to the frame at `op.host_addr` and must not
+/// touch it after the call (it becomes an empty guest-physical frame again).
+pub unsafe fn gnttab_unmap_grant_ref(
+    op: &mut abi::grant_table::GnttabUnmapGrantRef,
+) -> Result<(), HypercallError> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { gnttab_op(op) }
+}
