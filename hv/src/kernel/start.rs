@@ -311,16 +311,12 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
 /// The virtio-blk disks on PCI bus 0 (their DMA pool taken from `frames`), each read once
 /// (sector 0) to show the device answers.
 fn disks(frames: &mut FrameAllocator, memmap: &[MemoryRegion]) -> alloc::vec::Vec<VirtioDisk> {
-    if let Err(e) = virtio::init_dma(frames) {
-        hvlog!("no memory for the virtio DMA pool ({e:?}): no disks");
-        return alloc::vec::Vec::new();
-    }
     let ram: alloc::vec::Vec<(u64, u64)> = memmap
         .iter()
         .filter(|r| r.kind == boot_info::RegionKind::Ram)
         .map(|r| (r.base, r.end()))
         .collect();
-    let mut disks = virtio::scan(&ram);
+    let mut disks = virtio::scan(frames, &ram);
     for d in &mut disks {
         let mut sector = [0u8; 512];
         match d.read(0, &mut sector) {

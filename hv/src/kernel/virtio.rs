@@ -88,7 +88,7 @@ unsafe impl Hal for KernelHal {
 }
 
 /// Takes the DMA pool's frames from `frames` (once, at boot).
-pub fn init_dma(frames: &mut FrameAllocator) -> Result<(), crate::frames::FrameError> {
+fn init_dma(frames: &mut FrameAllocator) -> Result<(), crate::frames::FrameError> {
     let bytes = DMA_POOL_FRAMES * FRAME_SIZE;
     let pa = super::memory::alloc_zeroed(frames, bytes, FRAME_SIZE)?;
     let mut pool = DMA.lock();
@@ -186,8 +186,9 @@ impl blkback::BlockDevice for VirtioDisk {
 }
 
 /// Scans bus 0 for virtio-blk devices, in slot order, and brings up each whose BARs pass the
-/// checks; a refused device is logged and skipped. `ram` is the memory map's RAM.
-pub fn scan(ram: &[(u64, u64)]) -> Vec<VirtioDisk> {
+/// checks; a refused device is logged and skipped. `ram` is the memory map's RAM. The DMA
+/// pool is taken from `frames` only if there is a device.
+pub fn scan(frames: &mut FrameAllocator, ram: &[(u64, u64)]) -> Vec<VirtioDisk> {
     let mut root = PciRoot::new(PortCam);
     let found: Vec<_> = root
         .enumerate_bus(0)
@@ -195,6 +196,13 @@ pub fn scan(ram: &[(u64, u64)]) -> Vec<VirtioDisk> {
         .map(|(df, _)| df)
         .collect();
     let mut disks = Vec::new();
+    if found.is_empty() {
+        return disks;
+    }
+    if let Err(e) = init_dma(frames) {
+        hvlog!("no memory for the virtio DMA pool ({e:?}): no disks");
+        return disks;
+    }
     for df in found {
         match bring_up(&mut root, df, ram) {
             Ok(d) => {
