@@ -33,6 +33,33 @@ pub const PAIR_TESTS: [&str; 9] = [
     "pair-accept-event",
 ];
 
+/// The `blk` group's tests compared between the stock-Xen device boot and hv's `blk` boot
+/// (the negotiated features, `blk-indirect`, `blk-persistent` and `blk-discard`, are not: hv's
+/// blkback offers none of them, and its boot turns them off).
+pub const BLK_TESTS: [&str; 7] = [
+    "blk-connect",
+    "blk-geometry",
+    "blk-read-write",
+    "blk-flush",
+    "blk-readonly-refused",
+    "blk-tar",
+    "blk-kv",
+];
+
+/// Compares exactly the tests `names` of the two runs; one `(ok, HOST same-<test> ...)` per
+/// test.
+pub fn compare_named(xen: &[String], hv: &[String], names: &[&str]) -> Vec<(bool, String)> {
+    names
+        .iter()
+        .map(
+            |name| match first_difference(&lines_of(xen, name), &lines_of(hv, name)) {
+                None => (true, format!("HOST same-{name} ok")),
+                Some(diff) => (false, format!("HOST same-{name} FAIL {diff}")),
+            },
+        )
+        .collect()
+}
+
 /// The lines of `test` in a run: its FACT lines and its TEST line, in order.
 fn lines_of<'a>(guest: &'a [String], test: &str) -> Vec<&'a str> {
     guest
@@ -131,6 +158,25 @@ RESULT 9 passed, 0 failed";
             .chain(["[INFO ] heap: 16384 KiB at 0x200000".to_owned()])
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    #[test]
+    fn named_tests_are_compared_and_nothing_else() {
+        let xen = lines("TEST blk-connect ok\nTEST blk-geometry ok\nFACT blk-indirect.segments 32");
+        let hv = lines(
+            "TEST blk-connect ok\nTEST blk-geometry FAIL sectors 1 != 2\nFACT blk-indirect.segments 0",
+        );
+        let v = compare_named(&xen, &hv, &["blk-connect", "blk-geometry", "blk-tar"]);
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0], (true, "HOST same-blk-connect ok".to_owned()));
+        assert!(!v[1].0 && v[1].1.starts_with("HOST same-blk-geometry FAIL stock Xen"));
+        assert_eq!(
+            v[2],
+            (
+                false,
+                "HOST same-blk-tar FAIL stock Xen printed no lines for it".to_owned()
+            )
+        );
     }
 
     #[test]

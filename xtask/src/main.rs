@@ -74,7 +74,9 @@ fn main() -> ExitCode {
             xen::xen_test(t).map(drop)
         }),
         "soak" => tier("soak", "stock-Xen device boot (soak)", xen::blk::soak),
-        "blk-test" => tier("blk-test", "stock-Xen device boot", xen::blk::blk_test),
+        "blk-test" => tier("blk-test", "stock-Xen device boot", |t| {
+            xen::blk::blk_test(t).map(drop)
+        }),
         "hv-test" => tier("hv-test", "hv harness", |t| hv::hv_test(t).map(drop)),
         "hv-run" => hv::hv_run(&args[1..]),
         "run" => xen::run::run(&args[1..]).map(|()| ExitCode::SUCCESS),
@@ -127,19 +129,30 @@ fn test() -> Result<ExitCode> {
         tally.fail("stock-Xen harness");
         Vec::new()
     });
-    let hv_lines = hv::hv_test(&mut tally).unwrap_or_else(|e| {
+    let (hv_lines, hv_blk_lines) = hv::hv_test(&mut tally).unwrap_or_else(|e| {
         println!("hv-test: harness error: {e:#}");
         tally.fail("hv harness");
-        Vec::new()
+        (Vec::new(), Vec::new())
     });
     // T4: hv's boot tests against the boot tests of the stock-Xen platform boot above.
     for (ok, line) in compare::compare(&xen_lines, &hv_lines) {
         println!("{line}");
         tally.record(ok, line);
     }
-    if let Err(e) = xen::blk::blk_test(&mut tally) {
-        println!("blk-test: harness error: {e:#}");
-        tally.fail("stock-Xen device boot");
+    match xen::blk::blk_test(&mut tally) {
+        // T4 for the `blk` group: hv's blk boot against the stock-Xen device boot.
+        Ok(xen_blk_lines) => {
+            for (ok, line) in
+                compare::compare_named(&xen_blk_lines, &hv_blk_lines, &compare::BLK_TESTS)
+            {
+                println!("{line}");
+                tally.record(ok, line);
+            }
+        }
+        Err(e) => {
+            println!("blk-test: harness error: {e:#}");
+            tally.fail("stock-Xen device boot");
+        }
     }
     if let Err(e) = xen::run::run_check(&mut tally) {
         println!("run-check: harness error: {e:#}");

@@ -10,6 +10,8 @@ pub enum Service {
     Console,
     /// Domain 0's xenstored: serves the guest's xenstore ring.
     Xenstored,
+    /// A block back end (`blkback`) serving the domain's vbd with this devid.
+    Blkback(u32),
 }
 
 /// Ports domain 0 may register (a small fixed table; each back end adds one per device).

@@ -303,6 +303,90 @@ pub fn destroy_domu(store: &mut Store, domid: Domid, uuid_text: &str) -> Result<
     first
 }
 
+/// One disk of a domU as the toolstack announces it (xl's `disk` entry).
+#[derive(Clone, Copy, Debug)]
+pub struct VbdInfo<'a> {
+    /// The front end's domain.
+    pub domid: Domid,
+    /// The devid (`virtual-device`; xvda is 51712).
+    pub devid: u32,
+    /// The vdev name (`dev`).
+    pub vdev: &'a str,
+    /// The target (`params`).
+    pub params: &'a str,
+    /// `access=ro`.
+    pub read_only: bool,
+}
+
+/// The front end's directory of a vbd: `/local/domain/<domid>/device/vbd/<devid>`.
+pub fn vbd_frontend(domid: Domid, devid: u32) -> String {
+    format!("{}/device/vbd/{devid}", Store::home(domid))
+}
+
+/// The back end's directory of a vbd: `/local/domain/0/backend/vbd/<domid>/<devid>`.
+pub fn vbd_backend(domid: Domid, devid: u32) -> String {
+    format!("/local/domain/0/backend/vbd/{domid}/{devid}")
+}
+
+/// Writes a vbd's keys as libxl 4.17's `device_disk_add` and `libxl__device_generic_add`
+/// leave them for a `phy` disk once the hotplug script ran: the back end's directory
+/// `n0 r<domid>` (`frontend`, `params`, `script`, `frontend-id`, `online`, `removable`,
+/// `bootable`, `state` 1, `dev`, `type`, `mode` `w`/`r`, `device-type`, `discard-enable`, and
+/// the script's `physical-device`, `physical-device-path` and `hotplug-status`), the front
+/// end's `n<domid> r0` (`backend`, `backend-id`, `state` 1, `virtual-device`, `device-type`,
+/// `trusted`). Written before the domain runs, as xl does before unpausing it.
+pub fn write_vbd(store: &mut Store, v: &VbdInfo<'_>) -> Result<(), XsdError> {
+    let id = v.domid;
+    let front = vbd_frontend(id, v.devid);
+    let back = vbd_backend(id, v.devid);
+    let _ = store.rm(&front);
+    let _ = store.rm(&back);
+    store.mkdir(&back)?;
+    store.set_perms(&back, perms(&[(0, Access::None), (id, Access::Read)]))?;
+    let mode = if v.read_only { "r" } else { "w" };
+    let devid = format!("{}", v.devid);
+    let frontend_id = format!("{id}");
+    for (key, value) in [
+        ("frontend", front.as_str()),
+        ("params", v.params),
+        ("script", "/etc/xen/scripts/block"),
+        ("frontend-id", frontend_id.as_str()),
+        ("online", "1"),
+        ("removable", "0"),
+        ("bootable", "1"),
+        ("state", "1"),
+        ("dev", v.vdev),
+        ("type", "phy"),
+        ("mode", mode),
+        ("device-type", "disk"),
+        ("discard-enable", "1"),
+        ("physical-device", "fe:0"),
+        ("physical-device-path", v.params),
+        ("hotplug-status", "connected"),
+    ] {
+        store.write(&format!("{back}/{key}"), value.as_bytes())?;
+    }
+    store.mkdir(&front)?;
+    store.set_perms(&front, perms(&[(id, Access::None), (0, Access::Read)]))?;
+    for (key, value) in [
+        ("backend", back.as_str()),
+        ("backend-id", "0"),
+        ("state", "1"),
+        ("virtual-device", devid.as_str()),
+        ("device-type", "disk"),
+        ("trusted", "1"),
+    ] {
+        store.write(&format!("{front}/{key}"), value.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Removes a vbd's back-end directory as libxl does when the domain goes (the front end's
+/// goes with the domain's home), and the parents it leaves empty.
+pub fn remove_vbd(store: &mut Store, domid: Domid, devid: u32) -> Result<(), XsdError> {
+    path_cleanup(store, &vbd_backend(domid, devid))
+}
+
 /// libxl's `libxl__xs_path_cleanup`: removes `path` (a missing node whose parent exists is
 /// fine, as for `XS_RM`), then each parent that is left with an empty value and no
 /// children, stopping at the first that is not.
@@ -386,6 +470,57 @@ mod tests {
         );
         assert_eq!(text(&s.perms("/local/domain/0").unwrap()), "n0");
         assert!(s.is_introduced(1));
+    }
+
+    #[test]
+    fn vbd_keys_as_libxl_writes_them_readable_by_their_owners_only() {
+        let mut s = built();
+        let v = VbdInfo {
+            domid: 1,
+            devid: 51712,
+            vdev: "xvda",
+            params: "/d/a.img",
+            read_only: true,
+        };
+        write_vbd(&mut s, &v).unwrap();
+        let back = "/local/domain/0/backend/vbd/1/51712";
+        let front = "/local/domain/1/device/vbd/51712";
+        assert_eq!(
+            s.read(&format!("{back}/frontend")).unwrap(),
+            front.as_bytes()
+        );
+        assert_eq!(s.read(&format!("{back}/frontend-id")).unwrap(), b"1");
+        assert_eq!(s.read(&format!("{back}/mode")).unwrap(), b"r");
+        assert_eq!(s.read(&format!("{back}/state")).unwrap(), b"1");
+        assert_eq!(s.read(&format!("{back}/dev")).unwrap(), b"xvda");
+        assert_eq!(
+            s.read(&format!("{front}/backend")).unwrap(),
+            back.as_bytes()
+        );
+        assert_eq!(s.read(&format!("{front}/backend-id")).unwrap(), b"0");
+        assert_eq!(
+            s.read(&format!("{front}/virtual-device")).unwrap(),
+            b"51712"
+        );
+        assert_eq!(s.read(&format!("{front}/state")).unwrap(), b"1");
+        assert_eq!(text(&s.perms(back).unwrap()), "n0 r1");
+        assert_eq!(text(&s.perms(&format!("{back}/mode")).unwrap()), "n0 r1");
+        assert_eq!(text(&s.perms(front).unwrap()), "n1 r0");
+        assert_eq!(text(&s.perms(&format!("{front}/state")).unwrap()), "n1 r0");
+        // The front end writes its own keys and reads the back end's; not the other way.
+        let ring = "device/vbd/51712/ring-ref\08";
+        assert!(req(&mut s, 1, XS_WRITE, &[ring.as_bytes()]).is_ok());
+        let mode = format!("{back}/mode\0");
+        assert_eq!(req(&mut s, 1, XS_READ, &[mode.as_bytes()]).unwrap(), b"r");
+        let w = format!("{back}/mode\0w");
+        assert_eq!(
+            req(&mut s, 1, XS_WRITE, &[w.as_bytes()]),
+            Err(XsdError::Eacces)
+        );
+        remove_vbd(&mut s, 1, 51712).unwrap();
+        assert!(s.read(back).is_none());
+        assert!(s.read("/local/domain/0/backend/vbd").is_none());
+        assert!(s.read("/local/domain/0/backend/console/1/0").is_some());
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct Host {
     pub fpu: Method,
     /// Frames of dead domains still mapped by others (given back with the last unmap).
     pub held: crate::held::HeldFrames,
+    /// The virtio-blk disks and domain 0's back ends on them (`super::blk`).
+    pub disks: super::blk::Disks,
 }
 
 /// How a domain's run ended, for the exit status.
@@ -99,6 +101,10 @@ impl Machine {
         };
         match Domain::build(&mut self.host, spec, index, domid) {
             Ok(d) => {
+                let now = xenbus::Instant::from_nanos(self.host.clock.ns(tsc::now()));
+                self.host
+                    .disks
+                    .attach(&mut self.host.store, index, domid, now);
                 let slot = self.sched.add();
                 if self.domains.len() <= slot {
                     self.domains.resize_with(slot + 1, || None);
@@ -180,6 +186,9 @@ impl Machine {
                     let end = dom.handle_exit(code, &mut self.host, &mut self.domains);
                     if let Some(d) = self.domains.get_mut(slot) {
                         *d = Some(dom);
+                        // Domain 0's back ends of this domain's disks take their turn.
+                        let now = xenbus::Instant::from_nanos(self.host.clock.ns(tsc::now()));
+                        self.host.disks.serve(&mut self.host.store, d, now);
                     }
                     if let Some(end) = end {
                         self.end(slot, end);
@@ -426,6 +435,7 @@ impl Machine {
                 held.len()
             );
         }
+        self.host.disks.detach(&mut self.host.store, id);
         super::xenstore::destroy(&mut self.host.store, id, &dom.uuid);
         let t = dom.teardown(&mut self.host.frames, &held);
         hvlog!(

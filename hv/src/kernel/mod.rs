@@ -6,6 +6,7 @@
     reason = "x86_64 register and descriptor code: the architecture takes the low bits (EAX, ECX, selectors), and usize is 64 bits"
 )]
 
+pub mod blk;
 pub mod console;
 pub mod domain;
 pub mod fpu;
@@ -14,11 +15,13 @@ pub mod irq;
 pub mod lapic;
 pub mod machine;
 pub mod memory;
+pub mod pci;
 pub mod rtc;
 pub mod serial;
 pub mod start;
 pub mod svm;
 pub mod tsc;
+pub mod virtio;
 pub mod xenstore;
 
 pub use start::{HEAP, panic};

@@ -18,6 +18,7 @@ use crate::time::{Clock, TimeScale};
 use super::domain::DomainSpec;
 use super::lapic::Lapic;
 use super::machine::{Host, Machine};
+use super::virtio::{self, VirtioDisk};
 use super::{fpu, irq, rtc, serial, svm, tsc};
 
 /// Size of the boot stack (hv's only stack); an unmapped guard page lies below it.
@@ -242,6 +243,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         Ok(start) => unsafe { HEAP.init(start, heap as usize) },
         Err(e) => fail(format_args!("no memory for hv's heap: {e:?}")),
     }
+    let mut disks = super::blk::Disks::new(disks(&mut frames, info.memmap()));
     hvlog!(
         "{} MiB free for domains (heap {} MiB for {domains} domain(s))",
         frames.free_bytes() >> 20,
@@ -253,8 +255,9 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
     let fpu = fpu::enable();
     hvlog!("extended state: {fpu:?}");
     let archive = is_archive.then(|| xlcfg::archive::Archive::parse(module));
+    let mut disk_lists = alloc::vec::Vec::new();
     let specs = match &archive {
-        Some(Ok(a)) => specs_of(a),
+        Some(Ok(a)) => specs_of(a, &mut disk_lists),
         Some(Err(e)) => fail(format_args!(
             "the PVH module is a broken config archive: {e}"
         )),
@@ -268,6 +271,9 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
             on_crash: xlcfg::Action::Destroy,
         }],
     };
+    if let Err(e) = disks.plan(&disk_lists) {
+        fail(format_args!("disks: {e}"));
+    }
     let tsc_khz = tsc::calibrate_khz();
     hvlog!("TSC {tsc_khz} kHz (PIT calibration)");
     let boot_tsc = tsc::now();
@@ -311,15 +317,43 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         wallclock,
         fpu,
         held: crate::held::HeldFrames::default(),
+        disks,
     };
     hvlog!("SVM on; running {} domain(s)", specs.len());
     Machine::new(host, lapic, specs).run()
 }
 
+/// The virtio-blk disks on PCI bus 0 (their DMA pool taken from `frames`), each read once
+/// (sector 0) to show the device answers.
+fn disks(frames: &mut FrameAllocator, memmap: &[MemoryRegion]) -> alloc::vec::Vec<VirtioDisk> {
+    let ram: alloc::vec::Vec<(u64, u64)> = memmap
+        .iter()
+        .filter(|r| r.kind == boot_info::RegionKind::Ram)
+        .map(|r| (r.base, r.end()))
+        .collect();
+    let mut disks = virtio::scan(frames, &ram);
+    for d in &mut disks {
+        let mut sector = [0u8; 512];
+        match d.read(0, &mut sector) {
+            Ok(()) => {
+                let sum = sector
+                    .iter()
+                    .fold(0u32, |a, &b| a.rotate_left(5) ^ u32::from(b));
+                hvlog!("pci {}: sector 0 read, hash {sum:#010x}", d.location);
+            }
+            Err(e) => hvlog!("pci {}: reading sector 0 failed: {e:?}", d.location),
+        }
+    }
+    disks
+}
+
 /// The domains an archive's configs describe, in its order, each with its kernel from the
 /// archive. A config that does not parse (xtask checks them first, so only a hand-made
 /// archive has one) or names a kernel the archive lacks stops hv, saying which.
-fn specs_of(a: &xlcfg::archive::Archive<'static>) -> alloc::vec::Vec<DomainSpec> {
+fn specs_of(
+    a: &xlcfg::archive::Archive<'static>,
+    disks: &mut alloc::vec::Vec<alloc::vec::Vec<super::blk::DiskEntry>>,
+) -> alloc::vec::Vec<DomainSpec> {
     let mut specs = alloc::vec::Vec::new();
     for entry in a.configs() {
         let Ok(text) = core::str::from_utf8(entry.data) else {
@@ -340,13 +374,23 @@ fn specs_of(a: &xlcfg::archive::Archive<'static>) -> alloc::vec::Vec<DomainSpec>
                 entry.name, c.kernel
             ));
         };
-        if !c.vifs.is_empty() || !c.disks.is_empty() || c.ramdisk.is_some() {
+        if !c.vifs.is_empty() || c.ramdisk.is_some() {
             hvlog!(
-                "{} ({}): vif, disk and ramdisk are not implemented on hv yet; ignored",
+                "{} ({}): vif and ramdisk are not implemented on hv yet; ignored",
                 c.name,
                 entry.name
             );
         }
+        disks.push(
+            c.disks
+                .iter()
+                .map(|d| super::blk::DiskEntry {
+                    vdev: d.vdev.clone(),
+                    read_only: d.access == xlcfg::disk::Access::ReadOnly,
+                    target: d.target.clone().unwrap_or_default(),
+                })
+                .collect(),
+        );
         specs.push(DomainSpec {
             name: c.name,
             image,

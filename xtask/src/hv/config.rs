@@ -26,8 +26,6 @@ pub const BALLOONING_ISSUE: &str = "issue \"hv boots any PVH kernel Xen boots\""
 pub const RAMDISK_ISSUE: &str = "issue \"An unmodified Linux PVH domU on hv\"";
 /// Where vif on hv is tracked.
 pub const VIF_ISSUE: &str = "issue \"netback and a switch in hv\"";
-/// Where disk on hv is tracked.
-pub const DISK_ISSUE: &str = "issue \"blkback: a safe back-end crate, hv's virtio-blk disks\"";
 
 /// A config file as read.
 #[derive(Debug, Clone)]
@@ -56,12 +54,48 @@ pub struct Boot {
     pub cmdline: String,
     /// `memory`, in MiB.
     pub memory_mib: u64,
+    /// Its disks (targets resolved as xl resolves them), in the config's order.
+    pub disks: Vec<super::qemu::Drive>,
+}
+
+/// What hv cannot serve of disk `d` (a raw image file, read-write or read-only, served by
+/// domain 0), if anything. `is_file` says whether its target exists.
+fn disk_problem(d: &xlcfg::disk::Disk, is_file: impl Fn(&str) -> bool) -> Option<String> {
+    let Some(target) = &d.target else {
+        return Some("an empty drive: hv serves image files only".to_owned());
+    };
+    if d.cdrom {
+        return Some("a cdrom: hv serves disks only".to_owned());
+    }
+    if d.format != xlcfg::disk::Format::Raw {
+        return Some(format!("format {:?}: hv's disks are raw images", d.format));
+    }
+    if let Some(b) = d
+        .backend
+        .as_deref()
+        .filter(|b| !matches!(*b, "0" | "Domain-0"))
+    {
+        return Some(format!("backend {b}: hv's disks are served by domain 0"));
+    }
+    if target.contains(',') {
+        return Some(format!("{target}: a comma cannot travel in QEMU's -drive"));
+    }
+    if !is_file(target) {
+        return Some(format!("{target}: not a file"));
+    }
+    None
+}
+
+/// Every disk of `boots`, in config order then each config's disk order: one virtio-blk drive
+/// each, which hv pairs with the same disks in the same order.
+pub fn drives(boots: &[Boot]) -> Vec<super::qemu::Drive> {
+    boots.iter().flat_map(|b| b.disks.iter().cloned()).collect()
 }
 
 /// Parses every config and checks them together (distinct names, as xl refuses a second
 /// domain with a name in use) and against what hv runs (a kernel and a command line in
 /// [`MIN_MEMORY_MIB`] to [`MAX_MEMORY_MIB`] MiB in [`MEMORY_STEP_MIB`] steps; no ballooning,
-/// ramdisk, vif or disk yet). `is_file` says whether a kernel path exists. Returns the
+/// ramdisk or vif yet; each disk a raw image file). `is_file` says whether a kernel path exists. Returns the
 /// domains to boot, in the order given, or every problem (and the warnings xl would print
 /// either way).
 pub fn check(
@@ -129,11 +163,10 @@ pub fn check(
                         format!("vif on hv is not implemented yet ({VIF_ISSUE})"),
                     );
                 }
-                if !c.disks.is_empty() {
-                    unsupported(
-                        "disk",
-                        format!("disk on hv is not implemented yet ({DISK_ISSUE})"),
-                    );
+                for d in &c.disks {
+                    if let Some(why) = disk_problem(d, &is_file) {
+                        unsupported("disk", format!("{}: {why}", d.vdev));
+                    }
                 }
                 if !is_file(&c.kernel) {
                     unsupported(
@@ -165,6 +198,14 @@ pub fn check(
                 kernel: c.kernel,
                 cmdline: c.cmdline,
                 memory_mib: c.memory_mib,
+                disks: c
+                    .disks
+                    .iter()
+                    .map(|d| super::qemu::Drive {
+                        file: PathBuf::from(d.target.clone().unwrap_or_default()),
+                        read_only: d.access == xlcfg::disk::Access::ReadOnly,
+                    })
+                    .collect(),
             })
             .collect())
     };
@@ -251,6 +292,7 @@ mod tests {
                     kernel: "/w/cfg/../k".to_owned(),
                     cmdline: "selftest=boot".to_owned(),
                     memory_mib: 128,
+                    disks: vec![],
                 },
                 Boot {
                     name: "two".to_owned(),
@@ -259,12 +301,49 @@ mod tests {
                     kernel: "/k2".to_owned(),
                     cmdline: String::new(),
                     memory_mib: 3072,
+                    disks: vec![],
                 },
             ])
         );
         assert!(w.is_empty());
         let (r, _) = check(&[], |_| true);
         assert_eq!(r, Err(vec!["hv-run: no config given".to_owned()]));
+    }
+
+    #[test]
+    fn disks_become_drives_and_what_hv_cannot_serve_is_refused() {
+        let text = "name = \"d\"\ntype = \"pvh\"\nkernel = \"/k\"\nmemory = 64\n\
+                    disk = [ 'a.img,,xvda', 'format=raw,vdev=xvdb,access=ro,target=/i/b.img' ]\n";
+        let (r, _) = check(&[file("d.cfg", text)], |_| true);
+        let boots = r.unwrap();
+        assert_eq!(
+            drives(&boots),
+            vec![
+                super::super::qemu::Drive {
+                    file: PathBuf::from("/w/a.img"),
+                    read_only: false
+                },
+                super::super::qemu::Drive {
+                    file: PathBuf::from("/i/b.img"),
+                    read_only: true
+                },
+            ]
+        );
+        let bad = "name = \"d\"\ntype = \"pvh\"\nkernel = \"/k\"\nmemory = 64\n\
+                   disk = [ 'a.img,qcow2,xvda', ',,xvdb,,cdrom', 'vdev=xvdc,target=x,y.img', \
+                   'missing.img,,xvdd', 'b.img,,xvde,backend=drv' ]\n";
+        let (r, _) = check(&[file("e.cfg", bad)], |f| f != "/w/missing.img");
+        assert_eq!(
+            r,
+            Err(vec![
+                "e.cfg:5: disk: xvda: format Qcow2: hv's disks are raw images".to_owned(),
+                "e.cfg:5: disk: xvdb: an empty drive: hv serves image files only".to_owned(),
+                "e.cfg:5: disk: xvdc: /w/x,y.img: a comma cannot travel in QEMU's -drive"
+                    .to_owned(),
+                "e.cfg:5: disk: xvdd: /w/missing.img: not a file".to_owned(),
+                "e.cfg:5: disk: xvde: backend drv: hv's disks are served by domain 0".to_owned(),
+            ])
+        );
     }
 
     #[test]
@@ -286,7 +365,6 @@ mod tests {
             Err(vec![
                 "b.cfg:4: bogus: unknown key".to_owned(),
                 format!("c.cfg:5: vif: vif on hv is not implemented yet ({VIF_ISSUE})"),
-                format!("c.cfg:6: disk: disk on hv is not implemented yet ({DISK_ISSUE})"),
                 format!(
                     "c.cfg:7: maxmem: 128 MiB: hv gives a domain exactly its memory; maxmem \
                      above it (ballooning) is not implemented yet ({BALLOONING_ISSUE})"
@@ -361,6 +439,7 @@ mod tests {
             kernel: String::new(),
             cmdline: String::new(),
             memory_mib: m,
+            disks: vec![],
         };
         assert_eq!(qemu_memory_mib(&[boot(128)]), 512);
         assert_eq!(qemu_memory_mib(&[boot(128), boot(128)]), 512);
@@ -445,7 +524,7 @@ mod tests {
         assert_eq!(boots[1].cmdline, "selftest=platform");
         let (r, _) = check(&[example("pvguest-devices.cfg")], |_| true);
         let problems = r.unwrap_err();
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].contains(VIF_ISSUE) && problems[1].contains(DISK_ISSUE));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains(VIF_ISSUE));
     }
 }

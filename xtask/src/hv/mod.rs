@@ -22,7 +22,10 @@
 //! <name>/<line>`), and the `platform` group beside a guest spinning 5 s with interrupts off
 //! and a domain too big to build (`HOST hv-spinner`); then the `pair` group's two domains
 //! ([`PAIR`]: `HOST hv-pair`, each side's `TEST` lines units of their own as `hv pair
-//! <name>/<line>`). Only the first boot's lines and the pair's are compared with stock Xen.
+//! <name>/<line>`); then the `blk` group on two disks (QEMU virtio-blk drives behind hv's
+//! blkback, `HOST hv-blk`, `HOST hv-blk-images`). The first boot's lines and the pair's are
+//! compared with stock Xen's platform boot, the `blk` boot's with the stock-Xen device boot
+//! (`cargo xtask test`: `HOST same-<test>` for the seven `blk` tests).
 //! Last, [`debug`]'s boots: `HOST gdb-attach` (gdb through QEMU's gdbstub, a breakpoint in
 //! the guest), `HOST crash-symbols` and `HOST hv-exit-trace` (a guest's crash report
 //! resolved, hv's trace of its last exits).
@@ -99,8 +102,9 @@ fn guest_elf() -> Result<PathBuf> {
 enum Module<'a> {
     /// A guest ELF and its command line (QEMU with [`qemu::DEFAULT_MEMORY_MIB`]).
     Elf(&'a Path, &'a str),
-    /// A domain archive ([`config::archive`]) and QEMU's memory in MiB.
-    Archive(&'a Path, u64),
+    /// A domain archive ([`config::archive`]), QEMU's memory in MiB and the configs'
+    /// disks.
+    Archive(&'a Path, u64, &'a [qemu::Drive]),
 }
 
 fn boot(
@@ -124,22 +128,22 @@ fn boot_with(
     (hv_options, gdb): (&str, Option<Gdb>),
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
-    let (guest, guest_cmdline, memory_mib) = match module {
+    let (guest, guest_cmdline, memory_mib, drives) = match module {
         Module::Elf(guest, cmdline) => {
             println!(
                 "{who}: booting hv with {}, guest cmdline {cmdline:?} (timeout {} s)...",
                 guest.display(),
                 timeout.as_secs()
             );
-            (guest, Some(cmdline), qemu::DEFAULT_MEMORY_MIB)
+            (guest, Some(cmdline), qemu::DEFAULT_MEMORY_MIB, &[][..])
         }
-        Module::Archive(archive, memory_mib) => {
+        Module::Archive(archive, memory_mib, drives) => {
             println!(
                 "{who}: booting hv with the domain archive {}, {memory_mib} MiB (timeout {} s)...",
                 archive.display(),
                 timeout.as_secs()
             );
-            (archive, None, memory_mib)
+            (archive, None, memory_mib, drives)
         }
     };
     let b = qemu::Boot {
@@ -148,6 +152,7 @@ fn boot_with(
         hv_options,
         guest_cmdline,
         memory_mib,
+        drives,
         run_dir: run_dir(label),
         timeout,
         gdb,
@@ -190,11 +195,12 @@ fn explain_failure(booted: &qemu::Booted) {
 /// hv-balloon-run` and `HOST hv-balloon-teardown`), then the two domain-archive boots
 /// ([`TWO_DOMAINS`]: one unit per domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]:
 /// `HOST hv-spinner`), then the pair boot ([`PAIR`]: one unit per side's `TEST` line and
-/// `HOST hv-pair`; a harness error there is one failed unit). Returns the guest's lines of
-/// the first boot followed by both pair sides' `TEST` and `FACT` lines, for the comparison
-/// with stock Xen.
+/// `HOST hv-pair`; a harness error there is one failed unit), then the `blk` group on hv's
+/// disks ([`blk_boot`]), then the debugging boots. Returns the guest's lines of the first
+/// boot followed by both pair sides' `TEST` and `FACT` lines, and the `blk` boot's lines,
+/// for the comparisons with stock Xen.
 /// `Err` only for harness errors.
-pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
+pub fn hv_test(tally: &mut Tally) -> Result<(Vec<String>, Vec<String>)> {
     let hv = build_hv()?;
     let guest = guest_elf()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
@@ -452,11 +458,99 @@ pub fn hv_test(tally: &mut Tally) -> Result<Vec<String>> {
             tally.fail("hv pair boot");
         }
     }
+    let blk_lines = blk_boot(tally, &hv, &guest, timeout).unwrap_or_else(|e| {
+        println!("hv-test: blk boot: harness error: {e:#}");
+        tally.fail("hv blk boot");
+        Vec::new()
+    });
 
     // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
     debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;
     debug::crash_symbols(tally, &hv, &guest, timeout)?;
-    Ok(guest_lines)
+    Ok((guest_lines, blk_lines))
+}
+
+/// The `blk` group's domain on hv: two disks of the sizes and contents the stock-Xen device
+/// boot gives it (`xvda` read-only, the site archive; `xvdb` read-write, zeros), served by
+/// hv's blkback on QEMU's virtio-blk drives. hv's blkback offers neither indirect
+/// descriptors, persistent grants nor discard, so the guest is told not to use them.
+const BLK_DOMAIN: TestDomain = TestDomain {
+    name: "blk",
+    cmdline: BLK_CMDLINE,
+    memory_mib: 128,
+    disks: "disk = [ 'format=raw, vdev=xvda, access=ro, target=xvda.img',\n\
+            \x20        'format=raw, vdev=xvdb, access=rw, target=xvdb.img' ]\n",
+};
+
+/// The `blk` domain's command line (`blk-expect` as on stock Xen: [`crate::xen::blk`]).
+const BLK_CMDLINE: &str = "selftest=blk blk-expect=xvda:1048576:r,xvdb:6291456:w \
+                           blk-indirect=off blk-persistent=off blk-discard=off";
+
+const _: () =
+    assert!(crate::xen::blk::XVDA_BYTES == 1 << 20 && crate::xen::blk::XVDB_BYTES == 6 << 20);
+
+/// `HOST hv-blk`: the `blk` group on hv ([`BLK_DOMAIN`]); each `TEST` line a unit
+/// (`hv blk <line>`), and the read-only image unchanged, the read-write one starting with the
+/// guest's pattern (`HOST hv-blk-images`). Returns the domain's console lines.
+fn blk_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> Result<Vec<String>> {
+    use crate::xen::blk::{
+        GUEST_PATTERN_BYTES, XVDA_BYTES, XVDB_BYTES, guest_pattern, site_archive,
+    };
+    let label = "hv-blk";
+    let dir = run_dir(label);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut xvda = site_archive(&workspace_root().join("pvguest/site"), true)?.tar;
+    if xvda.len() > XVDA_BYTES {
+        bail!(
+            "the site archive has {} bytes, over xvda's {XVDA_BYTES}",
+            xvda.len()
+        );
+    }
+    xvda.resize(XVDA_BYTES, 0);
+    std::fs::write(dir.join("xvda.img"), &xvda)?;
+    std::fs::write(dir.join("xvdb.img"), vec![0u8; XVDB_BYTES])?;
+    let booted = boot_domains(hv, guest, label, &[BLK_DOMAIN], timeout)?;
+    let verdict = serial::judge_domains(
+        label,
+        &booted.transcript,
+        &booted.end,
+        &[(BLK_DOMAIN.name, Expect::Passes)],
+        EXIT_POWEROFF,
+    );
+    for (_, test) in &verdict.tests {
+        let unit = format!("hv blk {}", test.line);
+        println!("{unit}");
+        tally.record(test.ok, unit);
+    }
+    for l in booted
+        .transcript
+        .hv
+        .iter()
+        .filter(|l| l.contains("blkback"))
+    {
+        println!("hv-blk: {l}");
+    }
+    let ok = record_domains(tally, &booted, &verdict);
+    let after_a = std::fs::read(dir.join("xvda.img"))?;
+    let after_b = std::fs::read(dir.join("xvdb.img"))?;
+    let pattern_ok = after_b.len() == XVDB_BYTES
+        && (0..GUEST_PATTERN_BYTES).all(|i| after_b[i] == guest_pattern(i));
+    let images = match (after_a == xvda, pattern_ok) {
+        (true, true) => "HOST hv-blk-images ok".to_owned(),
+        (false, _) => "HOST hv-blk-images FAIL the read-only image changed".to_owned(),
+        (true, false) => {
+            "HOST hv-blk-images FAIL xvdb does not start with the guest's pattern".to_owned()
+        }
+    };
+    println!("{images}");
+    tally.record(images.ends_with(" ok"), images);
+    if !ok {
+        explain_failure(&booted);
+    }
+    let id = serial::domain_run(&booted.transcript, BLK_DOMAIN.name).id;
+    Ok(id
+        .and_then(|i| booted.transcript.domains.get(&i).cloned())
+        .unwrap_or_default())
 }
 
 /// The [`PAIR`] boot: one unit per `TEST` line of each side (`hv pair <name>/<line>`) and
@@ -492,6 +586,8 @@ struct TestDomain {
     cmdline: &'static str,
     /// Its `memory` in MiB.
     memory_mib: u64,
+    /// Its `disk` line (empty: none).
+    disks: &'static str,
 }
 
 /// `HOST hv-two-domains`: two guests running the `platform` group side by side.
@@ -500,11 +596,13 @@ const TWO_DOMAINS: [TestDomain; 2] = [
         name: "two-a",
         cmdline: TEST_CMDLINE,
         memory_mib: 128,
+        disks: "",
     },
     TestDomain {
         name: "two-b",
         cmdline: TEST_CMDLINE,
         memory_mib: 128,
+        disks: "",
     },
 ];
 
@@ -515,16 +613,19 @@ const SPINNER: [TestDomain; 3] = [
         name: "spin-platform",
         cmdline: TEST_CMDLINE,
         memory_mib: 128,
+        disks: "",
     },
     TestDomain {
         name: "spinner",
         cmdline: "selftest=spin",
         memory_mib: 128,
+        disks: "",
     },
     TestDomain {
         name: "toobig",
         cmdline: TEST_CMDLINE,
         memory_mib: 1024,
+        disks: "",
     },
 ];
 
@@ -535,11 +636,13 @@ const PAIR: [TestDomain; 2] = [
         name: "pair-offer",
         cmdline: "selftest=pair pair=offer",
         memory_mib: 128,
+        disks: "",
     },
     TestDomain {
         name: "pair-accept",
         cmdline: "selftest=pair pair=accept",
         memory_mib: 128,
+        disks: "",
     },
 ];
 
@@ -564,8 +667,8 @@ fn boot_domains(
     for d in domains {
         let text = format!(
             "# Written by `cargo xtask hv-test` ({label}).\nname = \"{}\"\ntype = \"pvh\"\n\
-             kernel = \"{kernel}\"\ncmdline = \"{}\"\nmemory = {}\n",
-            d.name, d.cmdline, d.memory_mib
+             kernel = \"{kernel}\"\ncmdline = \"{}\"\nmemory = {}\n{}",
+            d.name, d.cmdline, d.memory_mib, d.disks
         );
         let path = dir.join(format!("{}.cfg", d.name));
         std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
@@ -586,7 +689,7 @@ fn boot_domains(
     boot(
         "hv-test",
         hv,
-        Module::Archive(&path, qemu::DEFAULT_MEMORY_MIB),
+        Module::Archive(&path, qemu::DEFAULT_MEMORY_MIB, &config::drives(&boots)),
         label,
         timeout,
         |_| {},
@@ -644,9 +747,10 @@ powered off (QEMU exit 33).
                      (d<id>) prefix. Every config is checked before anything is built; any
                      problem is reported as <path>:<line>: <key>: <what> and hv-run exits 2.
                      hv runs: memory of 16 to 3072 MiB in 2 MiB steps (QEMU gets 256 MiB more
-                     than the domains' sum, at least 512), maxmem = memory, no ramdisk, vif or
-                     disk yet. The configs and their kernels reach hv as one archive, its PVH
-                     module. Not with --guest or --cmdline.
+                     than the domains' sum, at least 512), maxmem = memory, no ramdisk or
+                     vif yet; each disk a raw image file, rw or ro, which QEMU gives hv as a
+                     virtio-blk drive (in config order). The configs and their kernels reach
+                     hv as one archive, its PVH module. Not with --guest or --cmdline.
                      Example: --config hv/examples/pvguest.cfg --config hv/examples/pvguest-b.cfg
 ";
 
@@ -860,7 +964,8 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
             let path = config::archive_path(&dir);
             std::fs::write(&path, archive)
                 .with_context(|| format!("writing {}", path.display()))?;
-            let module = Module::Archive(&path, config::qemu_memory_mib(boots));
+            let drives = config::drives(boots);
+            let module = Module::Archive(&path, config::qemu_memory_mib(boots), &drives);
             if let Some(gdb) = &args.gdb {
                 let kernels: Vec<&Path> = boots.iter().map(|b| Path::new(&b.kernel)).collect();
                 print_gdb(&hv, &kernels, gdb)?;

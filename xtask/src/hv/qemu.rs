@@ -26,6 +26,35 @@ pub const DEFAULT_MEMORY_MIB: u64 = 512;
 /// module), for `hv-run --config`: [`super::config::qemu_memory_mib`].
 pub const HV_MEMORY_MIB: u64 = 256;
 
+/// One of hv's disks: a raw image QEMU gives hv as a virtio-blk PCI device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drive {
+    /// The image file (absolute).
+    pub file: PathBuf,
+    /// Whether the config says `ro` (the device is then read-only too).
+    pub read_only: bool,
+}
+
+/// QEMU's arguments for `drives`, in their order (hv pairs its virtio-blk devices, in PCI
+/// slot order, with the configs' disks in the same order): `-drive
+/// file=<f>,format=raw,if=none,id=d<n>[,readonly=on] -device virtio-blk-pci,drive=d<n>`.
+pub fn drive_args(drives: &[Drive]) -> Result<Vec<String>> {
+    let mut args = Vec::new();
+    for (n, d) in drives.iter().enumerate() {
+        let file = match d.file.to_str() {
+            // QEMU splits -drive at commas.
+            Some(f) if !f.contains(',') => f,
+            _ => bail!("{} contains a comma or non-UTF-8", d.file.display()),
+        };
+        let ro = if d.read_only { ",readonly=on" } else { "" };
+        args.push("-drive".to_owned());
+        args.push(format!("file={file},format=raw,if=none,id=d{n}{ro}"));
+        args.push("-device".to_owned());
+        args.push(format!("virtio-blk-pci,drive=d{n}"));
+    }
+    Ok(args)
+}
+
 /// What to boot.
 pub struct Boot<'a> {
     /// The `hv` ELF.
@@ -39,6 +68,8 @@ pub struct Boot<'a> {
     pub guest_cmdline: Option<&'a str>,
     /// QEMU's memory (`-m`), in MiB.
     pub memory_mib: u64,
+    /// The disks, in the configs' order.
+    pub drives: &'a [Drive],
     /// Directory for this boot's serial log; created if missing.
     pub run_dir: PathBuf,
     /// Hard timeout.
@@ -113,6 +144,7 @@ pub fn qemu_args(boot: &Boot<'_>) -> Result<Vec<String>> {
         "-append".into(),
         append_line(boot.hv_options, boot.guest_cmdline)?,
     ]);
+    args.extend(drive_args(boot.drives)?);
     if let Some(gdb) = &boot.gdb {
         args.extend(crate::gdb::qemu_args(gdb));
     }
@@ -191,6 +223,7 @@ mod tests {
             hv_options: "",
             guest_cmdline: Some("selftest=boot selftest-inject-fail=xen-version"),
             memory_mib: 512,
+            drives: &[],
             run_dir: PathBuf::from("/t"),
             timeout: Duration::from_secs(1),
             gdb: None,
@@ -241,5 +274,31 @@ mod tests {
             ..gdb
         };
         assert!(qemu_args(&bad).is_err());
+    }
+
+    #[test]
+    fn each_disk_is_one_virtio_blk_drive_in_order() {
+        let drives = [
+            Drive {
+                file: PathBuf::from("/t/a.img"),
+                read_only: false,
+            },
+            Drive {
+                file: PathBuf::from("/t/ro.img"),
+                read_only: true,
+            },
+        ];
+        assert_eq!(
+            drive_args(&drives).unwrap().join(" "),
+            "-drive file=/t/a.img,format=raw,if=none,id=d0 -device virtio-blk-pci,drive=d0 \
+             -drive file=/t/ro.img,format=raw,if=none,id=d1,readonly=on \
+             -device virtio-blk-pci,drive=d1"
+        );
+        let comma = [Drive {
+            file: PathBuf::from("/t/a,b.img"),
+            read_only: false,
+        }];
+        assert!(drive_args(&comma).is_err());
+        assert!(drive_args(&[]).unwrap().is_empty());
     }
 }

@@ -791,17 +791,18 @@ pub fn host_checks(
 
 /// Boots the guest with its two disks and counts one unit per `TEST` line of the `blk` group
 /// and per `HOST` line. `Err` only for harness errors.
-pub fn blk_test(tally: &mut Tally) -> Result<()> {
+pub fn blk_test(tally: &mut Tally) -> Result<Vec<String>> {
     device_boot(tally, LOAD_REQUESTS)
 }
 
 /// `cargo xtask soak`: the device boot with [`SOAK_REQUESTS`] in its load check.
 pub fn soak(tally: &mut Tally) -> Result<()> {
-    device_boot(tally, SOAK_REQUESTS)
+    device_boot(tally, SOAK_REQUESTS).map(drop)
 }
 
-/// The device boot with `load` requests in its load check.
-fn device_boot(tally: &mut Tally, load: u64) -> Result<()> {
+/// The device boot with `load` requests in its load check; the guest's console lines (for
+/// the comparison of the `blk` group with hv's).
+fn device_boot(tally: &mut Tally, load: u64) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
@@ -872,7 +873,7 @@ fn device_boot(tally: &mut Tally, load: u64) -> Result<()> {
     if !all_ok {
         explain_failure(&booted);
     }
-    Ok(())
+    Ok(booted.transcript.guest.clone())
 }
 
 #[cfg(test)]

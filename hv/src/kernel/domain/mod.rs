@@ -4,6 +4,7 @@
 //! what a hypercall may touch, `mmio` its accesses outside its memory. The machine it runs on (`super::machine`) owns what domains
 //! share: host frames, the xenstore tree, the clock and the scheduler.
 
+mod backend;
 mod build;
 mod env;
 mod events;
@@ -13,6 +14,7 @@ mod mmio;
 use alloc::string::String;
 use core::fmt::Write;
 
+pub use backend::DOM0_BACKEND_PORT_BASE;
 pub use build::DomainSpec;
 use events::Wait;
 pub use mmio::set_npf_policy;
