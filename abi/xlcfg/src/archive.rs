@@ -146,6 +146,22 @@ impl<'a> Archive<'a> {
     /// Checks every entry of `bytes` (bounds, kinds, names, the count) and returns the
     /// archive, or the first thing wrong. Never panics, whatever the bytes.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ArchiveError> {
+        let mut entries = Vec::new();
+        Self::walk(bytes, |e| entries.push(e))?;
+        Ok(Self { entries })
+    }
+
+    /// The number of config entries in `bytes`, checked as [`Self::parse`] checks them but
+    /// without allocating (hv sizes its heap by it before it has one).
+    pub fn config_count(bytes: &'a [u8]) -> Result<u32, ArchiveError> {
+        let mut configs = 0;
+        Self::walk(bytes, |e| configs += u32::from(e.kind == Kind::Config))?;
+        Ok(configs)
+    }
+
+    /// Checks the header and every entry in order, handing each to `each`; the first thing
+    /// wrong stops the walk.
+    fn walk(bytes: &'a [u8], mut each: impl FnMut(Entry<'a>)) -> Result<(), ArchiveError> {
         if !is_archive(bytes) {
             return Err(ArchiveError::BadMagic);
         }
@@ -158,38 +174,14 @@ impl<'a> Archive<'a> {
         if bytes.len() < HEADER_LEN {
             return Err(ArchiveError::Truncated { entry: 0 });
         }
-        let mut entries = Vec::new();
         let mut at = HEADER_LEN;
         for entry in 0..count {
             let (parsed, next) =
                 Self::entry(bytes, at, entry)?.ok_or(ArchiveError::Truncated { entry })?;
-            entries.push(parsed);
+            each(parsed);
             at = next;
         }
-        Ok(Self { entries })
-    }
-
-    /// The number of config entries in `bytes`, checked as [`Self::parse`] checks them but
-    /// without allocating (hv sizes its heap by it before it has one).
-    pub fn config_count(bytes: &'a [u8]) -> Result<u32, ArchiveError> {
-        if !is_archive(bytes) {
-            return Err(ArchiveError::BadMagic);
-        }
-        let count = array::<4>(bytes, MAGIC.len())
-            .map(u32::from_le_bytes)
-            .ok_or(ArchiveError::Truncated { entry: 0 })?;
-        if count > MAX_ENTRIES {
-            return Err(ArchiveError::TooManyEntries(count));
-        }
-        let mut configs = 0;
-        let mut at = HEADER_LEN;
-        for entry in 0..count {
-            let (parsed, next) =
-                Self::entry(bytes, at, entry)?.ok_or(ArchiveError::Truncated { entry })?;
-            configs += u32::from(parsed.kind == Kind::Config);
-            at = next;
-        }
-        Ok(configs)
+        Ok(())
     }
 
     /// Reads entry number `entry` at `at`: the entry and where the next one starts (None if

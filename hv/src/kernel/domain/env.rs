@@ -534,7 +534,7 @@ impl GrantView<'_> {
     }
 
     /// The host frame of the domain's writable page `gfn`.
-    fn host_frame(&self, gfn: u64) -> Option<u64> {
+    pub(super) fn host_frame(&self, gfn: u64) -> Option<u64> {
         gfn.checked_mul(PAGE_SIZE)
             .and_then(|gpa| {
                 self.mem
@@ -644,40 +644,14 @@ impl GrantEnv for Env<'_> {
         readonly: bool,
         pin: bool,
     ) -> Result<Foreign, i16> {
-        let d = peer_mut(self.peers, dom).ok_or(abi::grant_table::GNTST_BAD_DOMAIN)?;
-        let Domain {
-            grant_frames,
-            mem,
-            xen,
-            ..
-        } = d;
-        let mut view = GrantView { grant_frames, mem };
-        let (gfn, slot) = xen
-            .grants
-            .acquire_for(&mut view, gref, ldom, readonly, pin)?;
-        let Some(frame) = view.host_frame(gfn) else {
-            xen.grants.release_for(&mut view, gref, readonly, slot);
-            return Err(abi::grant_table::GNTST_BAD_PAGE);
-        };
-        Ok(Foreign {
-            dom,
-            gref,
-            readonly,
-            pin: slot,
-            frame,
-        })
+        peer_mut(self.peers, dom)
+            .ok_or(abi::grant_table::GNTST_BAD_DOMAIN)?
+            .acquire_grant(gref, ldom, readonly, pin)
     }
 
     fn foreign_release(&mut self, f: &Foreign) {
         if let Some(d) = peer_mut(self.peers, f.dom) {
-            let Domain {
-                grant_frames,
-                mem,
-                xen,
-                ..
-            } = d;
-            let mut view = GrantView { grant_frames, mem };
-            xen.grants.release_for(&mut view, f.gref, f.readonly, f.pin);
+            d.release_grant(f);
             return;
         }
         if f.pin.is_none() {

@@ -195,6 +195,38 @@ impl Domain {
             .map(|m| m.foreign.frame)
     }
 
+    /// This domain's grant `gref` acquired for domain `ldom` (its table's checks; a pin when
+    /// `pin`), with the granted frame's host address.
+    pub fn acquire_grant(
+        &mut self,
+        gref: u32,
+        ldom: u16,
+        readonly: bool,
+        pin: bool,
+    ) -> Result<crate::grant::Foreign, i16> {
+        let Self {
+            grant_frames,
+            mem,
+            xen,
+            ..
+        } = self;
+        let mut view = env::GrantView { grant_frames, mem };
+        let (gfn, slot) = xen
+            .grants
+            .acquire_for(&mut view, gref, ldom, readonly, pin)?;
+        let Some(frame) = view.host_frame(gfn) else {
+            xen.grants.release_for(&mut view, gref, readonly, slot);
+            return Err(abi::grant_table::GNTST_BAD_PAGE);
+        };
+        Ok(crate::grant::Foreign {
+            dom: self.params.domid,
+            gref,
+            readonly,
+            pin: slot,
+            frame,
+        })
+    }
+
     /// Domain `ldom`, which held `f` (a grant of this domain), died or unmapped it: the
     /// pin ends and the entry's flags are reduced.
     pub fn release_grant(&mut self, f: &crate::grant::Foreign) {
