@@ -1,5 +1,6 @@
-//! `--gdb[=PORT]` and `--gdb-wait`: QEMU's gdbstub for `hv-run` and `run`, and the `gdb`
-//! command lines xtask prints for it.
+//! `--gdb[=PORT]` and `--gdb-wait`: QEMU's gdbstub for `hv-run` and `run`, and for the first
+//! boot of `hv-test`, `xen-test` and `blk-test` ([`parse_test_args`], [`boot_timeout`]), and
+//! the `gdb` command lines xtask prints for it.
 //!
 //! QEMU listens with `-gdb tcp:127.0.0.1:PORT` (and holds the CPU before its first instruction
 //! with `-S`). Under `-accel tcg` the guest's code runs in the same emulated CPU as the
@@ -10,6 +11,7 @@
 //! guest's page tables but not hv's nested ones, so while the guest runs, gdb sees its
 //! registers and breakpoints but not its memory (no `x`, no `bt` beyond the first frame).
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -72,6 +74,54 @@ pub fn qemu_args(gdb: &Gdb) -> Vec<String> {
         args.push("-S".to_owned());
     }
     args
+}
+
+/// The least hard timeout of a test boot under gdb: hv-run's default. A test boot's own
+/// (120 s on hv, 300 s on stock Xen) would kill QEMU while it waits for gdb (`--gdb-wait`) or
+/// sits at a breakpoint; no timeout at all would leave a forgotten QEMU running for ever.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The hard timeout of the boot that gets the gdbstub: its usual `timeout` (which
+/// `PVXEN_TIMEOUT` may have set), at least [`BOOT_TIMEOUT`].
+pub fn boot_timeout(timeout: Duration) -> Duration {
+    timeout.max(BOOT_TIMEOUT)
+}
+
+/// What the words after a test command asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestArgs {
+    /// Run it, its first boot with QEMU's gdbstub if given.
+    Run(Option<Gdb>),
+    /// `--help`: print [`test_help`] and run nothing.
+    Help,
+}
+
+/// The words after `hv-test`, `xen-test` or `blk-test` (`command`): only `--gdb[=PORT]` and
+/// `--gdb-wait`, which give the command's first boot QEMU's gdbstub, or `--help`.
+pub fn parse_test_args(command: &str, args: &[String]) -> Result<TestArgs> {
+    let mut gdb = None;
+    for arg in args {
+        if arg == "--help" || arg == "-h" {
+            return Ok(TestArgs::Help);
+        }
+        if !parse_arg(arg, &mut gdb)? {
+            bail!(
+                "{command}: unknown argument `{arg}` (it takes --gdb[=PORT] and --gdb-wait)\n\n{}",
+                test_help(command)
+            );
+        }
+    }
+    Ok(TestArgs::Run(gdb))
+}
+
+/// The usage text of a test command's gdb options.
+pub fn test_help(command: &str) -> String {
+    format!(
+        "cargo xtask {command} [--gdb[=PORT]] [--gdb-wait]\n\n\
+         The first boot gets QEMU's gdbstub and a hard timeout of at least {} s; the gdb\n\
+         command lines are printed before it starts.\n{HELP}",
+        BOOT_TIMEOUT.as_secs()
+    )
 }
 
 /// `gdb -q <elf> -ex 'target remote 127.0.0.1:PORT'` and any further `-ex` commands.
@@ -220,8 +270,51 @@ mod tests {
             "-gdb tcp:127.0.0.1:99 -S"
         );
         assert_eq!(
+            boot_timeout(Duration::from_secs(120)),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            boot_timeout(Duration::from_secs(900)),
+            Duration::from_secs(900)
+        );
+        assert_eq!(
             command(Path::new("/t/a b"), 99, &["set $x = 1".to_owned()]),
             "gdb -q '/t/a b' -ex 'target remote 127.0.0.1:99' -ex 'set $x = 1'"
         );
+    }
+
+    #[test]
+    fn test_commands_take_only_the_gdb_flags() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_test_args("hv-test", &[]).unwrap(),
+            TestArgs::Run(None)
+        );
+        assert_eq!(
+            parse_test_args("xen-test", &words(&["--gdb"])).unwrap(),
+            TestArgs::Run(Some(Gdb {
+                port: DEFAULT_PORT,
+                wait: false
+            }))
+        );
+        assert_eq!(
+            parse_test_args("blk-test", &words(&["--gdb-wait", "--gdb=5555"])).unwrap(),
+            TestArgs::Run(Some(Gdb {
+                port: 5555,
+                wait: true
+            }))
+        );
+        assert_eq!(
+            parse_test_args("hv-test", &words(&["--gdb", "--help"])).unwrap(),
+            TestArgs::Help
+        );
+        let e = parse_test_args("hv-test", &words(&["--gdb", "--cmdline"])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("hv-test: unknown argument `--cmdline`"),
+            "{e}"
+        );
+        assert!(parse_test_args("hv-test", &words(&["--gdb=0"])).is_err());
+        assert!(test_help("xen-test").starts_with("cargo xtask xen-test [--gdb[=PORT]]"));
     }
 }

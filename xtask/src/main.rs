@@ -29,7 +29,8 @@ Commands:
                 of `run`) and end with `N passed, M failed`
   conformance   compare the abi crate with Xen's public headers (Debian libxen-dev)
   xen-test      boot pvguest as a PVH domU on stock Xen 4.17 inside QEMU and run its platform
-                self-tests (and the injected-failure run)
+                self-tests, the pair group and the crash report of selftest=fault (HOST
+                xen-crash-symbols) in that boot, and the injected-failure run
   blk-test      the device boot: pvguest on stock Xen with two disks (Linux blkback) and a vif
                 (Linux netback, a dom0 bridge with DHCP), its `blk` and `net` groups, three
                 crashes of its key-value store, the application on the same disks, and the
@@ -46,7 +47,8 @@ Commands:
                 the guest powered off (QEMU exit 33). Options: --guest <elf> (default: pvguest),
                 --cmdline <guest command line>, or --config <xl.cfg file> (repeatable; every
                 config is checked first, problems exit 2; `cargo xtask hv-run --help`);
-                --gdb[=PORT] and --gdb-wait start QEMU's gdbstub (also on `run`)
+                --gdb[=PORT] and --gdb-wait start QEMU's gdbstub (also on `run`, and for the
+                first boot of `hv-test`, `xen-test` and `blk-test`)
   run           the demo: pvguest's HTTP service (its site archive and durable key-value store)
                 on stock Xen in QEMU, forwarded to http://localhost:8080/ until Ctrl-C
                 (`cargo xtask run --help`: --port, --site, --store)
@@ -70,14 +72,20 @@ fn main() -> ExitCode {
     let result = match command {
         "test" => test(),
         "conformance" => conformance_command(),
-        "xen-test" => tier("xen-test", "stock-Xen harness", |t| {
-            xen::xen_test(t).map(drop)
+        "xen-test" => test_command("xen-test", &args[1..], |gdb| {
+            tier("xen-test", "stock-Xen harness", |t| {
+                xen::xen_test(t, gdb).map(drop)
+            })
         }),
         "soak" => tier("soak", "stock-Xen device boot (soak)", xen::blk::soak),
-        "blk-test" => tier("blk-test", "stock-Xen device boot", |t| {
-            xen::blk::blk_test(t).map(drop)
+        "blk-test" => test_command("blk-test", &args[1..], |gdb| {
+            tier("blk-test", "stock-Xen device boot", |t| {
+                xen::blk::blk_test(t, gdb).map(drop)
+            })
         }),
-        "hv-test" => tier("hv-test", "hv harness", |t| hv::hv_test(t).map(drop)),
+        "hv-test" => test_command("hv-test", &args[1..], |gdb| {
+            tier("hv-test", "hv harness", |t| hv::hv_test(t, gdb).map(drop))
+        }),
         "hv-run" => hv::hv_run(&args[1..]),
         "run" => xen::run::run(&args[1..]).map(|()| ExitCode::SUCCESS),
         "run-check" => tier("run-check", "run check", xen::run::run_check),
@@ -103,6 +111,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// A test command's words ([`gdb::parse_test_args`]): `--help` prints its usage, anything but
+/// the gdb flags is refused (exit 2), else `run` with the gdb flags.
+fn test_command(
+    command: &str,
+    args: &[String],
+    run: impl FnOnce(Option<gdb::Gdb>) -> Result<ExitCode>,
+) -> Result<ExitCode> {
+    match gdb::parse_test_args(command, args) {
+        Ok(gdb::TestArgs::Run(gdb)) => run(gdb),
+        Ok(gdb::TestArgs::Help) => {
+            print!("{}", gdb::test_help(command));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
 /// One test tier as its own command: its units, a harness error counted as one failure
 /// (`what`), then the summary line.
 fn tier(command: &str, what: &str, run: impl FnOnce(&mut Tally) -> Result<()>) -> Result<ExitCode> {
@@ -124,12 +152,12 @@ fn test() -> Result<ExitCode> {
     }
     conformance_gate(&mut tally);
     elf_note_gate(&mut tally);
-    let xen_lines = xen::xen_test(&mut tally).unwrap_or_else(|e| {
+    let xen_lines = xen::xen_test(&mut tally, None).unwrap_or_else(|e| {
         println!("xen-test: harness error: {e:#}");
         tally.fail("stock-Xen harness");
         Vec::new()
     });
-    let (hv_lines, hv_blk_lines) = hv::hv_test(&mut tally).unwrap_or_else(|e| {
+    let (hv_lines, hv_blk_lines) = hv::hv_test(&mut tally, None).unwrap_or_else(|e| {
         println!("hv-test: harness error: {e:#}");
         tally.fail("hv harness");
         (Vec::new(), Vec::new())
@@ -139,7 +167,7 @@ fn test() -> Result<ExitCode> {
         println!("{line}");
         tally.record(ok, line);
     }
-    match xen::blk::blk_test(&mut tally) {
+    match xen::blk::blk_test(&mut tally, None) {
         // T4 for the `blk` group: hv's blk boot against the stock-Xen device boot.
         Ok(xen_blk_lines) => {
             for (ok, line) in

@@ -115,16 +115,11 @@ pub(super) fn gdb_attach(
     Ok(())
 }
 
-/// The guest's command line of the crash boot.
-const FAULT_CMDLINE: &str = "selftest=fault";
-/// The function the crash report must name, and its file.
-const FAULT_FUNCTION: &str = "pvguest::selftest::fault::read_unmapped";
-const FAULT_FILE: &str = "pvguest/src/selftest/fault.rs:";
-
-/// `HOST crash-symbols ok|FAIL <why>`: boots `guest` with [`FAULT_CMDLINE`] (a read of an
+/// `HOST crash-symbols ok|FAIL <why>`: boots `guest` with `selftest=fault` (a read of an
 /// unmapped address), which must crash the domain (QEMU exit 35) after printing `EXCEPTION`
-/// and `BACKTRACE fault ...`; the backtrace resolved from the guest's ELF must name
-/// [`FAULT_FUNCTION`] in its file, and the callers after it.
+/// and `BACKTRACE fault ...`; the report resolved from the guest's ELF is judged by
+/// [`crate::xen::fault::judge_report`], the rule `HOST xen-crash-symbols` shares on stock Xen
+/// (the faulting function named in its file, and its callers after it).
 pub(super) fn crash_symbols(
     tally: &mut Tally,
     hv: &Path,
@@ -134,44 +129,24 @@ pub(super) fn crash_symbols(
     let booted = boot(
         "hv-test",
         hv,
-        Module::Elf(guest, FAULT_CMDLINE),
+        Module::Elf(guest, crate::xen::fault::CMDLINE),
         "hv-crash-symbols",
         timeout,
         |_| {},
     )?;
-    let guest_lines = &booted.transcript.guest;
-    let exception = guest_lines.iter().find(|l| l.starts_with("EXCEPTION "));
-    let backtrace = guest_lines.iter().find(|l| l.starts_with("BACKTRACE "));
-    let resolved = backtrace
-        .and_then(|l| crate::symbols::Symbols::new(guest).resolve_line(l))
-        .unwrap_or_default();
-    for line in exception.iter().chain(backtrace.iter()) {
-        println!("{line}");
-    }
-    for line in &resolved {
-        println!("{line}");
-    }
-    let named = resolved
-        .iter()
-        .position(|l| l.contains(FAULT_FUNCTION) && l.contains(FAULT_FILE));
-    let why = if booted.end != QemuEnd::Exited(Some(EXIT_CRASH)) {
-        Some(format!(
-            "the domain did not crash: {}",
-            booted.end.describe()
-        ))
-    } else if exception.is_none() {
-        Some("no EXCEPTION line".to_owned())
-    } else if backtrace.is_none() {
-        Some("no BACKTRACE line".to_owned())
-    } else if named.is_none() {
-        Some(format!(
-            "the report does not name {FAULT_FUNCTION} in {FAULT_FILE}"
-        ))
-    } else if named.is_some_and(|i| i + 1 >= resolved.len()) {
-        Some(format!("the report has no caller of {FAULT_FUNCTION}"))
+    let crashed = if booted.end == QemuEnd::Exited(Some(EXIT_CRASH)) {
+        Ok(())
     } else {
-        None
+        Err(booted.end.describe())
     };
+    let mut symbols = crate::symbols::Symbols::new(guest);
+    let report = crate::xen::fault::judge_report(&booted.transcript.guest, crashed, |l| {
+        symbols.resolve_line(l)
+    });
+    for line in &report.shown {
+        println!("{line}");
+    }
+    let why = report.why;
     let line = match &why {
         None => "HOST crash-symbols ok".to_owned(),
         Some(why) => format!("HOST crash-symbols FAIL {why}"),

@@ -198,19 +198,24 @@ fn explain_failure(booted: &qemu::Booted) {
 /// `HOST hv-pair`; a harness error there is one failed unit), then the `blk` group on hv's
 /// disks ([`blk_boot`]), then the debugging boots. Returns the guest's lines of the first
 /// boot followed by both pair sides' `TEST` and `FACT` lines, and the `blk` boot's lines,
-/// for the comparisons with stock Xen.
+/// for the comparisons with stock Xen. With `gdb` (`hv-test --gdb`), the first boot gets QEMU's
+/// gdbstub and a hard timeout of at least [`crate::gdb::BOOT_TIMEOUT`].
 /// `Err` only for harness errors.
-pub fn hv_test(tally: &mut Tally) -> Result<(Vec<String>, Vec<String>)> {
+pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<String>)> {
     let hv = build_hv()?;
     let guest = guest_elf()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
 
-    let booted = boot(
+    if let Some(gdb) = &gdb {
+        print_gdb(&hv, &[&guest], gdb)?;
+    }
+    let booted = boot_with(
         "hv-test",
         &hv,
         Module::Elf(&guest, TEST_CMDLINE),
         "hv-boot",
-        timeout,
+        gdb.map_or(timeout, |_| crate::gdb::boot_timeout(timeout)),
+        (HV_OPTIONS, gdb),
         |_| {},
     )?;
     let mut verdict = serial::judge_selftest(&booted.transcript, &booted.end);

@@ -45,8 +45,8 @@ use sha2::{Digest, Sha256};
 use super::console::{self, GuestEnd, Transcript};
 use super::job::{Job, Step};
 use super::{
-    GUEST_NAME, TEST_GUEST_LIMIT, TEST_TIMEOUT, boot_job, explain_failure, guest_elf, hard_timeout,
-    image, xl_config,
+    GUEST_NAME, Limits, TEST_GUEST_LIMIT, TEST_TIMEOUT, boot_job_gdb, explain_failure, guest_elf,
+    hard_timeout, image, xl_config,
 };
 use crate::build::workspace_root;
 use crate::tally::Tally;
@@ -791,18 +791,19 @@ pub fn host_checks(
 
 /// Boots the guest with its two disks and counts one unit per `TEST` line of the `blk` group
 /// and per `HOST` line. `Err` only for harness errors.
-pub fn blk_test(tally: &mut Tally) -> Result<Vec<String>> {
-    device_boot(tally, LOAD_REQUESTS)
+/// With `gdb` (`blk-test --gdb`) the boot gets QEMU's gdbstub ([`super::boot_job_gdb`]).
+pub fn blk_test(tally: &mut Tally, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<String>> {
+    device_boot(tally, LOAD_REQUESTS, gdb)
 }
 
 /// `cargo xtask soak`: the device boot with [`SOAK_REQUESTS`] in its load check.
 pub fn soak(tally: &mut Tally) -> Result<()> {
-    device_boot(tally, SOAK_REQUESTS).map(drop)
+    device_boot(tally, SOAK_REQUESTS, None).map(drop)
 }
 
 /// The device boot with `load` requests in its load check; the guest's console lines (for
 /// the comparison of the `blk` group with hv's).
-fn device_boot(tally: &mut Tally, load: u64) -> Result<Vec<String>> {
+fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
@@ -829,15 +830,12 @@ fn device_boot(tally: &mut Tally, load: u64) -> Result<Vec<String>> {
     let guest_bytes: Vec<u8> = (0..GUEST_PATTERN_BYTES).map(guest_pattern).collect();
     let guest_sha = hex(&Sha256::digest(&guest_bytes));
     println!("xen: device boot, guest cmdline {:?}", cmdline());
-    let booted = boot_job(
-        &image,
-        &guest,
-        &job(xvda, &site.files, &delays, load)?,
-        "blk",
+    let limits = Limits {
         timeout,
-        TEST_GUEST_LIMIT,
-        |_| {},
-    )?;
+        guest_limit: TEST_GUEST_LIMIT,
+    };
+    let job = job(xvda, &site.files, &delays, load)?;
+    let booted = boot_job_gdb(&image, &guest, &job, "blk", limits, gdb, |_| {})?;
     let t = &booted.transcript;
     let mut verdict = console::judge_selftest(t, &booted.end);
     for line in t.guest.iter().filter(|l| {

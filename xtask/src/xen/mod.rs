@@ -8,7 +8,8 @@
 //! - `xtask/dom0/` holds what runs in dom0: `init` (toolstack) and `run-job.sh`, the job runner:
 //!   steps ([`job`]) such as `xl create`, waiting for the guest's end or a console line,
 //!   destroy, a command or a file digest, with the console forwarded all along.
-//! - [`pair`] adds the `pair` group's two domains to the platform boot of `xen-test`.
+//! - [`pair`] adds the `pair` group's two domains to the platform boot of `xen-test`, and
+//!   [`fault`] then a `selftest=fault` guest, whose crash report xtask resolves and judges.
 //! - [`blk`] is the device boot: the guest with two disks, its `blk` group and the harness's
 //!   `HOST blk-*` checks.
 //! - [`run`] is `cargo xtask run`: the application served to the host (and its check).
@@ -23,6 +24,7 @@ pub mod bzimage;
 pub mod console;
 pub mod cpio;
 pub mod elf;
+pub mod fault;
 pub mod image;
 pub mod job;
 pub mod packages;
@@ -192,13 +194,59 @@ fn boot_job(
     )
 }
 
+/// [`boot_job`] with QEMU's gdbstub when `gdb` is given (`xen-test --gdb`, `blk-test --gdb`):
+/// the gdb command lines for `guest` are printed first, and the boot's hard timeout and dom0's
+/// limit for the guest are raised to at least [`crate::gdb::BOOT_TIMEOUT`], so that QEMU is
+/// not killed while it waits for gdb or sits at a breakpoint.
+fn boot_job_gdb(
+    image: &image::Image,
+    guest: &Path,
+    job: &job::Job,
+    label: &str,
+    limits: Limits,
+    gdb: Option<crate::gdb::Gdb>,
+    on_guest_line: impl FnMut(&str),
+) -> Result<qemu::Booted> {
+    let Some(gdb) = gdb else {
+        return boot_job_with(
+            image,
+            guest,
+            job,
+            label,
+            limits,
+            Vec::new(),
+            None,
+            on_guest_line,
+        );
+    };
+    for line in crate::gdb::xen_instructions(guest, &gdb) {
+        println!("{line}");
+    }
+    let timeout = crate::gdb::boot_timeout(limits.timeout);
+    let limits = Limits {
+        timeout,
+        guest_limit: limits.guest_limit.max(timeout),
+    };
+    let devices = crate::gdb::qemu_args(&gdb);
+    boot_job_with(
+        image,
+        guest,
+        job,
+        label,
+        limits,
+        devices,
+        None,
+        on_guest_line,
+    )
+}
+
 /// How long a boot may take.
 #[derive(Clone, Copy, Debug)]
-struct Limits {
+pub(crate) struct Limits {
     /// The hard timeout of the whole boot.
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     /// How long dom0 lets the guest run (capped a minute before `timeout`).
-    guest_limit: Duration,
+    pub(crate) guest_limit: Duration,
 }
 
 /// [`boot_job`] with more QEMU arguments (`devices`) and a flag that stops the boot (`stop`).
@@ -286,12 +334,13 @@ fn explain_failure(booted: &qemu::Booted) {
 /// `cargo xtask xen-test`: builds the guest and the image, then (1) runs `selftest=platform`
 /// and counts one unit per `TEST` line and per `HOST` line; in the same boot, once that guest
 /// has ended, the `pair` group's two domains ([`pair`]: one unit per `TEST` line of each side
-/// and `HOST xen-pair`), and (2) runs it again with `selftest-inject-fail=xen-version`, one
+/// and `HOST xen-pair`) and a `selftest=fault` guest ([`fault`]: `HOST xen-crash-symbols`),
+/// and (2) runs it again with `selftest-inject-fail=xen-version`, one
 /// unit passed only if the harness caught that failure.
 /// Returns the guest's console lines of the first boot followed by both pair sides' `TEST` and
 /// `FACT` lines (for the comparison with `hv`), or `Err` only for harness errors (the caller
 /// counts those as a failure).
-pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
+pub fn xen_test(tally: &mut Tally, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
     let timeout = hard_timeout(TEST_TIMEOUT)?;
@@ -299,15 +348,11 @@ pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
     let platform_cmdline = padded_cmdline("selftest=platform", PLATFORM_CMDLINE_BYTES);
     show_cmdline(&platform_cmdline);
     let job = platform_job(&platform_cmdline)?;
-    let booted = boot_job(
-        &image,
-        &guest,
-        &job,
-        "platform",
+    let limits = Limits {
         timeout,
-        TEST_GUEST_LIMIT,
-        |_| {},
-    )?;
+        guest_limit: TEST_GUEST_LIMIT,
+    };
+    let booted = boot_job_gdb(&image, &guest, &job, "platform", limits, gdb, |_| {})?;
     let verdict = console::judge_selftest(&booted.transcript, &booted.end);
     let mut all_ok = verdict.record(tally, "stock Xen");
     let seen = cmdline_seen(&booted.transcript.guest, PLATFORM_CMDLINE_BYTES);
@@ -327,6 +372,7 @@ pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
     }
     let pair = pair::judge(&booted.transcript);
     pair::record(&pair, tally);
+    fault::check(&booted.transcript, &guest, tally);
     let mut guest_lines = booted.transcript.guest.clone();
     guest_lines.extend(pair.compared_lines());
 
@@ -355,7 +401,8 @@ pub fn xen_test(tally: &mut Tally) -> Result<Vec<String>> {
 }
 
 /// The platform boot's job: the guest (created, waited for, destroyed, as dom0's default
-/// job), then the `pair` group's steps.
+/// job), then the `pair` group's steps, then the `selftest=fault` guest's ([`fault`]; its
+/// console is fetched with the `pair` steps' `pair.sh`).
 fn platform_job(cmdline: &str) -> Result<job::Job> {
     let mut steps = vec![
         job::Step::Create {
@@ -366,7 +413,10 @@ fn platform_job(cmdline: &str) -> Result<job::Job> {
         job::Step::Destroy,
     ];
     steps.extend(pair::steps());
-    job::Job::with_steps(xl_config(cmdline, "")?, steps, pair::files()?)
+    steps.extend(fault::steps());
+    let mut files = pair::files()?;
+    files.extend(fault::files()?);
+    job::Job::with_steps(xl_config(cmdline, "")?, steps, files)
 }
 
 /// The platform boot's command line is padded to this many bytes with a `note=` the guest
@@ -409,6 +459,17 @@ mod tests {
         assert!(!seen(
             "[INFO ] command line (1024 bytes): \"selftest=platform\""
         ));
+    }
+
+    #[test]
+    fn the_platform_job_carries_the_fault_steps_after_the_pair_steps() {
+        let job = super::platform_job("selftest=platform").unwrap();
+        let names: Vec<&str> = job.files.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"pair.sh") && names.contains(&"pvguest-fault.cfg"));
+        let steps = job.steps_text().unwrap();
+        let pair = steps.find("run pair-destroy").unwrap();
+        let fault = steps.find("run fault-create").unwrap();
+        assert!(pair < fault, "{steps}");
     }
 
     #[test]
