@@ -28,8 +28,8 @@ pub struct Gdb {
 }
 
 /// The help text of the two options, for the commands' usage texts.
-pub const HELP: &str = "\
-  --gdb[=PORT]       QEMU's gdbstub on 127.0.0.1:PORT (default 1234); the gdb command
+pub const HELP: &str =
+    "  --gdb[=PORT]       QEMU's gdbstub on 127.0.0.1:PORT (default 1234); the gdb command
                      lines to attach are printed before the boot (README: Debugging)
   --gdb-wait         as --gdb, and QEMU waits for gdb before the first instruction (-S)
 ";
@@ -119,7 +119,7 @@ pub fn test_help(command: &str) -> String {
     format!(
         "cargo xtask {command} [--gdb[=PORT]] [--gdb-wait]\n\n\
          The first boot gets QEMU's gdbstub and a hard timeout of at least {} s; the gdb\n\
-         command lines are printed before it starts.\n{HELP}",
+         command lines are printed before it starts.\n\n{HELP}",
         BOOT_TIMEOUT.as_secs()
     )
 }
@@ -316,5 +316,6 @@ mod tests {
         );
         assert!(parse_test_args("hv-test", &words(&["--gdb=0"])).is_err());
         assert!(test_help("xen-test").starts_with("cargo xtask xen-test [--gdb[=PORT]]"));
+        assert!(HELP.starts_with("  --gdb[=PORT]"), "{HELP}");
     }
 }
