@@ -290,6 +290,18 @@ pub fn answer(code: u64, exitinfo1: u64) -> Option<Answer> {
     }
 }
 
+/// The guest's DR6 when hv injects `#DB` with `rflags` in force: single step (BS) added
+/// while TF is set, as Xen's `svm_inject_event` adds it.
+pub fn injected_db_dr6(dr6: u64, rflags: u64) -> u64 {
+    const RFLAGS_TF: u64 = 1 << 8;
+    const DR6_BS: u64 = 1 << 14;
+    if rflags & RFLAGS_TF != 0 {
+        dr6 | DR6_BS
+    } else {
+        dr6
+    }
+}
+
 /// The hypercall page: stub `n` at `n * 32` is `mov $n, %eax; vmmcall; ret`, the rest of
 /// the page int3; `__HYPERVISOR_iret` has no stub (as Xen writes it for HVM guests).
 pub fn hypercall_page() -> [u8; 4096] {
@@ -620,6 +632,12 @@ mod tests {
                 vector: 17,
                 error_code: Some(0)
             })
+        );
+        assert_eq!(injected_db_dr6(0xffff_0ff0, 0x102), 0xffff_4ff0, "TF: BS");
+        assert_eq!(
+            injected_db_dr6(0xffff_0ff1, 0x2),
+            0xffff_0ff1,
+            "no TF: as it was"
         );
         assert_eq!(answer(exit::CPUID, 0), None);
         assert_eq!(answer(exit::NPF, 0), None);

@@ -38,6 +38,10 @@ impl Domain {
         let info2 = self.vmcb.control.exitinfo2;
         match emulate::answer(code, info1) {
             Some(Answer::Raise { vector, error_code }) => {
+                if vector == 1 {
+                    let s = &mut self.vmcb.save;
+                    s.dr6 = emulate::injected_db_dr6(s.dr6, s.rflags);
+                }
                 self.inject(vector, error_code);
                 return None;
             }
