@@ -9,9 +9,11 @@
 //!
 //! [`intercepts_image`] checks the instructions and exceptions hv keeps from the guest as
 //! Xen does: INVD, WBINVD and a prefixed WBINVD stepped over, MONITOR and then MWAIT each
-//! answered with `#UD`, and a single step's `#DB` delivered to the guest. It powers off
-//! only from its `#DB` handler at the last stage; anything else ends in a triple fault. The
-//! exits themselves are seen in hv's `COUNTER` lines.
+//! answered with `#UD`, a single step's `#DB` delivered to the guest, then, with paging on
+//! (one 4 MiB page), `WRMSR` of EFER with LME set answered with `#GP` (Xen's
+//! `hvm_set_efer`; taken, the next VMRUN would fail). It powers off only from its `#GP`
+//! handler at the last stage; anything else ends in a triple fault. The exits themselves
+//! are seen in hv's `COUNTER` lines.
 //!
 //! Both run in 32-bit protected mode, paging off, loaded at 1 MiB: they load a flat GDT and
 //! an IDT whose only present gates are their handlers, then run the probes with ESI as the
@@ -54,7 +56,7 @@ const CODE: [u8; 0x54] = [
 const GP_HANDLER: u32 = 0x48;
 
 /// The code of [`intercepts_image`] (at `BASE`), see the module docs.
-const INTERCEPTS_CODE: [u8; 0x74] = [
+const INTERCEPTS_CODE: [u8; 0xb7] = [
     0xbc, 0x00, 0x20, 0x10, 0x00, // 0: mov $0x102000,%esp
     0x0f, 0x01, 0x15, 0x18, 0x01, 0x10, 0x00, // 5: lgdtl 0x100118
     0x0f, 0x01, 0x1d, 0x20, 0x01, 0x10, 0x00, // c: lidtl 0x100120
@@ -66,41 +68,63 @@ const INTERCEPTS_CODE: [u8; 0x74] = [
     0x0f, 0x08, // 24: invd
     0x0f, 0x09, // 26: wbinvd
     0x2e, 0x0f, 0x09, // 28: cs wbinvd
-    0xbe, 0x01, 0x00, 0x00, 0x00, // 2b: mov $1,%esi (stage 1)
+    0xbe, 0x01, 0x00, 0x00, 0x00, // 2b: mov $0x1,%esi (stage 1)
     0x31, 0xc0, // 30: xor %eax,%eax
     0x31, 0xc9, // 32: xor %ecx,%ecx
     0x31, 0xd2, // 34: xor %edx,%edx
-    0x0f, 0x01, 0xc8, // 36: monitor
-    0xeb, 0x30, // 39: jmp 6b (fail): no #UD
+    0x0f, 0x01, 0xc8, // 36: monitor %eax,%ecx,%edx
+    0xeb, 0x73, // 39: jmp ae (fail): no #UD
     // 0x3b: the #UD handler.
-    0x83, 0xc4, 0x0c, // 3b: add $12,%esp (drop the frame)
-    0x83, 0xfe, 0x01, // 3e: cmp $1,%esi
+    0x83, 0xc4, 0x0c, // 3b: add $0xc,%esp (drop the frame)
+    0x83, 0xfe, 0x01, // 3e: cmp $0x1,%esi
     0x75, 0x0a, // 41: jne 4d
-    0xbe, 0x02, 0x00, 0x00, 0x00, // 43: mov $2,%esi (stage 2)
-    0x0f, 0x01, 0xc9, // 48: mwait
-    0xeb, 0x1e, // 4b: jmp 6b (fail): no #UD
-    0x83, 0xfe, 0x02, // 4d: cmp $2,%esi
-    0x75, 0x19, // 50: jne 6b (fail): #UD at the wrong stage
-    0xbe, 0x03, 0x00, 0x00, 0x00, // 52: mov $3,%esi (stage 3)
+    0xbe, 0x02, 0x00, 0x00, 0x00, // 43: mov $0x2,%esi (stage 2)
+    0x0f, 0x01, 0xc9, // 48: mwait %eax,%ecx
+    0xeb, 0x61, // 4b: jmp ae (fail): no #UD
+    0x83, 0xfe, 0x02, // 4d: cmp $0x2,%esi
+    0x75, 0x5c, // 50: jne ae (fail): #UD at the wrong stage
+    0xbe, 0x03, 0x00, 0x00, 0x00, // 52: mov $0x3,%esi (stage 3)
     0x9c, // 57: pushf
     0x81, 0x0c, 0x24, 0x00, 0x01, 0x00, 0x00, // 58: orl $0x100,(%esp) (TF)
     0x9d, // 5f: popf
     0x90, // 60: nop
     0x90, // 61: nop
-    0xeb, 0x07, // 62: jmp 6b (fail): no #DB
+    0xeb, 0x4a, // 62: jmp ae (fail): no #DB
     // 0x64: the #DB handler.
-    0x83, 0xfe, 0x03, // 64: cmp $3,%esi
-    0x75, 0x02, // 67: jne 6b (fail)
-    0xfa, // 69: cli
-    0xf4, // 6a: hlt: poweroff
-    // 0x6b: fail.
-    0x0f, 0x01, 0x1d, 0x28, 0x01, 0x10, 0x00, // 6b: lidtl 0x100128 (no IDT)
-    0x0f, 0x0b, // 72: ud2: a triple fault
+    0x83, 0xfe, 0x03, // 64: cmp $0x3,%esi
+    0x75, 0x45, // 67: jne ae (fail): #DB at the wrong stage
+    0x83, 0xc4, 0x0c, // 69: add $0xc,%esp (drop the frame)
+    0xbe, 0x04, 0x00, 0x00, 0x00, // 6c: mov $0x4,%esi (stage 4)
+    0xc7, 0x05, 0x00, 0x20, 0x10, 0x00, 0x83, 0x00, 0x00,
+    0x00, // 71: movl $0x83,0x102000 (PDE 0: 4 MiB)
+    0xb8, 0x00, 0x20, 0x10, 0x00, // 7b: mov $0x102000,%eax
+    0x0f, 0x22, 0xd8, // 80: mov %eax,%cr3
+    0x0f, 0x20, 0xe0, // 83: mov %cr4,%eax
+    0x83, 0xc8, 0x10, // 86: or $0x10,%eax (PSE)
+    0x0f, 0x22, 0xe0, // 89: mov %eax,%cr4
+    0x0f, 0x20, 0xc0, // 8c: mov %cr0,%eax
+    0x0d, 0x00, 0x00, 0x00, 0x80, // 8f: or $0x80000000,%eax (PG)
+    0x0f, 0x22, 0xc0, // 94: mov %eax,%cr0
+    0xb9, 0x80, 0x00, 0x00, 0xc0, // 97: mov $0xc0000080,%ecx (EFER)
+    0x0f, 0x32, // 9c: rdmsr
+    0x0d, 0x00, 0x01, 0x00, 0x00, // 9e: or $0x100,%eax (LME)
+    0x0f, 0x30, // a3: wrmsr
+    0xeb, 0x07, // a5: jmp ae (fail): no #GP
+    // 0xa7: the #GP handler.
+    0x83, 0xfe, 0x04, // a7: cmp $0x4,%esi
+    0x75, 0x02, // aa: jne ae (fail): #GP at the wrong stage
+    0xfa, // ac: cli
+    0xf4, // ad: hlt: poweroff
+    // 0xae: fail.
+    0x0f, 0x01, 0x1d, 0x28, 0x01, 0x10, 0x00, // ae: lidtl 0x100128 (no IDT)
+    0x0f, 0x0b, // b5: ud2: a triple fault
 ];
 /// Offset of the `#UD` handler in [`INTERCEPTS_CODE`].
 const UD_HANDLER: u32 = 0x3b;
 /// Offset of the `#DB` handler in [`INTERCEPTS_CODE`].
 const DB_HANDLER: u32 = 0x64;
+/// Offset of the `#GP` handler in [`INTERCEPTS_CODE`].
+const INTERCEPTS_GP_HANDLER: u32 = 0xa7;
 
 /// The MSR/CR4 probe's image (see the module docs).
 pub fn image() -> Vec<u8> {
@@ -109,7 +133,14 @@ pub fn image() -> Vec<u8> {
 
 /// The intercepts probe's image (see the module docs).
 pub fn intercepts_image() -> Vec<u8> {
-    elf32(&INTERCEPTS_CODE, &[(1, DB_HANDLER), (6, UD_HANDLER)])
+    elf32(
+        &INTERCEPTS_CODE,
+        &[
+            (1, DB_HANDLER),
+            (6, UD_HANDLER),
+            (13, INTERCEPTS_GP_HANDLER),
+        ],
+    )
 }
 
 /// An image: ELF32 header, a `PT_LOAD` and a `PT_NOTE` with `XEN_ELFNOTE_PHYS32_ENTRY`,
@@ -160,8 +191,9 @@ fn elf32(code: &[u8], gates: &[(usize, u32)]) -> Vec<u8> {
     f.extend(2u16.to_le_bytes());
     f.extend(40u16.to_le_bytes());
     f.extend([0u8; 4]);
-    // PT_LOAD: the segment, 8 KiB in memory (the stack ends at its top), RWX.
-    for v in [1, FILE_OFFSET, BASE, BASE, 0x300, 0x2000, 7, 0x1000] {
+    // PT_LOAD: the segment, 12 KiB in memory (the stack ends at +0x2000, a page directory
+    // may follow), RWX.
+    for v in [1, FILE_OFFSET, BASE, BASE, 0x300, 0x3000, 7, 0x1000] {
         f.extend(u32::to_le_bytes(v));
     }
     // PT_NOTE.
@@ -207,19 +239,33 @@ mod tests {
         // The gates point at the handlers, the jumps at fail.
         assert_eq!(&seg[0x208..0x20a], &0x64u16.to_le_bytes(), "#DB");
         assert_eq!(&seg[0x230..0x232], &0x3bu16.to_le_bytes(), "#UD");
+        assert_eq!(&seg[0x268..0x26a], &0xa7u16.to_le_bytes(), "#GP");
         assert_eq!(&seg[UD_HANDLER as usize..][..3], &[0x83, 0xc4, 0x0c]);
         assert_eq!(&seg[DB_HANDLER as usize..][..3], &[0x83, 0xfe, 0x03]);
-        for (jump, next) in [
-            (0x39, 0x3b),
-            (0x4b, 0x4d),
-            (0x50, 0x52),
-            (0x62, 0x64),
-            (0x67, 0x69),
-        ] {
-            assert_eq!(next + usize::from(seg[jump + 1]), 0x6b, "jump at {jump:#x}");
+        assert_eq!(
+            &seg[INTERCEPTS_GP_HANDLER as usize..][..3],
+            &[0x83, 0xfe, 0x04]
+        );
+        let fail = 0xae;
+        for jump in [0x39, 0x4b, 0x50, 0x62, 0x67, 0xa5, 0xaa] {
+            assert_eq!(
+                jump + 2 + usize::from(seg[jump + 1]),
+                fail,
+                "jump at {jump:#x}"
+            );
         }
-        assert_eq!(&seg[0x6b..0x6e], &[0x0f, 0x01, 0x1d], "fail");
-        assert_eq!(&seg[0x41 + 2 + 0x0a..][..3], &[0x83, 0xfe, 0x02]);
+        assert_eq!(
+            0x43 + usize::from(seg[0x42]),
+            0x4d,
+            "jne to the stage 2 check"
+        );
+        assert_eq!(&seg[fail..fail + 3], &[0x0f, 0x01, 0x1d], "fail");
         assert_eq!(&seg[0x128..0x12e], &[0; 6], "the empty IDTR");
+        // The page directory lies in the segment's memory, past its file bytes.
+        assert_eq!(&seg[0x73..0x77], &0x0010_2000u32.to_le_bytes());
+        assert_eq!(
+            u32::from_le_bytes(f[52 + 20..52 + 24].try_into().unwrap()),
+            0x3000
+        );
     }
 }
