@@ -98,6 +98,20 @@
 //!   x2APIC, TSC-deadline: see the last item), PKU (hv's page walk has no protection keys)
 //!   and XSAVES; the topology and cache leaves Xen synthesises from the vCPU count are
 //!   empty or the host's; the leaf counts are the host's.
+//! - Instructions and exceptions kept from the guest ([`svm::emulate::answer`]), as Xen
+//!   4.17's `construct_vmcb` intercepts them and `svm_vmexit_handler` answers a PVH domU:
+//!   MONITOR and MWAIT get `#UD` (CPUID offers no MONITOR); INVD and WBINVD are stepped over
+//!   (Xen flushes only for a domain with devices passed through, INVD as WBINVD); `#DB` and
+//!   `#AC` are intercepted and reflected unchanged, so that an endless delivery loop
+//!   (XSA-156) exits to hv instead of hanging the CPU. RDTSC, RDTSCP and RDPMC are not
+//!   intercepted, as in Xen (default TSC mode, no vPMU): RDTSCP reads the domain's own
+//!   `TSC_AUX`, loaded before each VMRUN. Where hv differs: `#MC` is not intercepted (Xen
+//!   takes it for the host's machine-check handling; hv has none), nor ICEBP (Xen delivers
+//!   it as a privileged software `#DB`; here it is the CPU's `#DB`, reflected), and an
+//!   intercepted `#DB`/`#AC` that interrupted the delivery of `#DF` replaces it (Xen's
+//!   `hvm_combine_hw_exceptions` crashes the domain; any other interrupted event is
+//!   replaced on both, as Xen's `svm_inject_event` overwrites it). EFER writes that change LME while
+//!   CR0.PG is set get `#GP(0)`, as `hvm_set_efer` refuses them.
 //! - CR4 writes are intercepted and checked as `hvm_set_cr4` checks them against the
 //!   guest's CPUID (`#GP` for a reserved or unoffered bit, PAE cleared in long mode, PCIDE
 //!   from 0 with `CR3[11:0]` or outside long mode, CET without CR0.WP). CR0 and CR3 writes

@@ -51,6 +51,10 @@ pub enum Opcode {
     Xsetbv,
     /// `0f 01 d9`.
     Vmmcall,
+    /// `0f 08`.
+    Invd,
+    /// `0f 09`.
+    Wbinvd,
     /// `88`/`89`/`8a`/`8b`: `mov` between a register and r/m.
     MovRm,
     /// `c6 /0 ib`, `c7 /0 iw/id`: `mov` of an immediate to r/m.
@@ -201,6 +205,8 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Instruction, DecodeError> {
             0xa2 => (Opcode::Cpuid, Form::Plain),
             0x32 => (Opcode::Rdmsr, Form::Plain),
             0x30 => (Opcode::Wrmsr, Form::Plain),
+            0x08 => (Opcode::Invd, Form::Plain),
+            0x09 => (Opcode::Wbinvd, Form::Plain),
             0x01 => match b.next()? {
                 0xd1 => (Opcode::Xsetbv, Form::Plain),
                 0xd9 => (Opcode::Vmmcall, Form::Plain),
@@ -548,6 +554,8 @@ mod tests {
         assert_eq!(len(&[0x0f, 0x32], Bits64), Ok((2, Opcode::Rdmsr)));
         assert_eq!(len(&[0x41, 0x0f, 0x30], Bits64), Ok((3, Opcode::Wrmsr)));
         assert_eq!(len(&[0x0f, 0x01, 0xd1], Bits64), Ok((3, Opcode::Xsetbv)));
+        assert_eq!(len(&[0x2e, 0x0f, 0x09], Bits32), Ok((3, Opcode::Wbinvd)));
+        assert_eq!(len(&[0x0f, 0x08], Bits64), Ok((2, Opcode::Invd)));
         assert_eq!(
             len(&[0x0f, 0x01, 0xd9, 0xc3], Bits64),
             Ok((3, Opcode::Vmmcall))

@@ -1,5 +1,6 @@
 //! What hv emulates for a guest, as pure functions (host-tested): the I/O and MSR permission
-//! maps, EFER, XCR0 checks, IN results, event injection, the hypercall page, and an
+//! maps, EFER, XCR0 checks, IN results, event injection, the answer to the instructions and
+//! exceptions kept from the guest ([`answer`]), the hypercall page, and an
 //! instruction's access to memory outside the domain's RAM ([`complete_access`]).
 
 use crate::svm::decode::{Access, AluOp, Effect, MemoryOperand, Operand, Register};
@@ -54,11 +55,18 @@ pub fn efer_read(vmcb_efer: u64) -> u64 {
     vmcb_efer & !EFER_SVME
 }
 
-/// The VMCB's EFER after the guest writes `value`, or None (`#GP`) for a bit hv does not
-/// offer (SVME among them: no nested virtualization). SCE, LME and NXE are taken; LMA is
-/// the CPU's and keeps its current value.
-pub fn efer_write(vmcb_efer: u64, value: u64) -> Option<u64> {
+/// `CR0.PG`.
+pub const CR0_PG: u64 = 1 << 31;
+
+/// The VMCB's EFER after the guest writes `value` with `cr0` in force, or None (`#GP`) for a
+/// bit hv does not offer (SVME among them: no nested virtualization) or, as Xen's
+/// `hvm_set_efer` refuses it, a change of LME while paging is on. SCE, LME and NXE are
+/// taken; LMA is the CPU's and keeps its current value.
+pub fn efer_write(vmcb_efer: u64, value: u64, cr0: u64) -> Option<u64> {
     if value & !(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE) != 0 {
+        return None;
+    }
+    if (value ^ vmcb_efer) & EFER_LME != 0 && cr0 & CR0_PG != 0 {
         return None;
     }
     Some((value & (EFER_SCE | EFER_LME | EFER_NXE)) | (vmcb_efer & EFER_LMA) | EFER_SVME)
@@ -229,6 +237,69 @@ pub fn exception_event(vector: u8, error_code: Option<u32>) -> u64 {
         ev |= (1 << 11) | (u64::from(ec) << 32);
     }
     ev
+}
+
+/// What hv does at an exit it takes only to keep an instruction or an exception from the
+/// guest, as Xen 4.17's `svm_vmexit_handler` does for a domU without a debugger attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Inject hardware exception `vector` (with `error_code`), RIP unchanged.
+    Raise {
+        /// The vector.
+        vector: u8,
+        /// Its error code, for the vectors that push one.
+        error_code: Option<u32>,
+    },
+    /// Step over the instruction and do nothing else: INVD and WBINVD (Xen's
+    /// `svm_vmexit_do_invalidate_cache` flushes only for a domain with devices passed
+    /// through, and takes INVD as WBINVD so that no guest discards dirty lines).
+    Skip,
+}
+
+/// The [`Answer`] for exit `code` (`exitinfo1` is its EXITINFO1), or None for the exits
+/// handled elsewhere. MONITOR, MWAIT (CPUID offers neither), the SVM instructions (no
+/// nested virtualization) get `#UD`; `#DB` and `#AC` are intercepted only so that an
+/// endless delivery loop (XSA-156) comes back to hv, and are reflected unchanged.
+pub fn answer(code: u64, exitinfo1: u64) -> Option<Answer> {
+    use crate::svm::exit;
+    const UD: Answer = Answer::Raise {
+        vector: 6,
+        error_code: None,
+    };
+    match code {
+        exit::MONITOR
+        | exit::MWAIT
+        | exit::VMRUN
+        | exit::VMLOAD
+        | exit::VMSAVE
+        | exit::STGI
+        | exit::CLGI
+        | exit::SKINIT
+        | exit::INVLPGA => Some(UD),
+        exit::INVD | exit::WBINVD => Some(Answer::Skip),
+        exit::EXCP_DB => Some(Answer::Raise {
+            vector: 1,
+            error_code: None,
+        }),
+        #[allow(clippy::cast_possible_truncation, reason = "the error code is 32 bits")]
+        exit::EXCP_AC => Some(Answer::Raise {
+            vector: 17,
+            error_code: Some(exitinfo1 as u32),
+        }),
+        _ => None,
+    }
+}
+
+/// The guest's DR6 when hv injects `#DB` with `rflags` in force: single step (BS) added
+/// while TF is set, as Xen's `svm_inject_event` adds it.
+pub fn injected_db_dr6(dr6: u64, rflags: u64) -> u64 {
+    const RFLAGS_TF: u64 = 1 << 8;
+    const DR6_BS: u64 = 1 << 14;
+    if rflags & RFLAGS_TF != 0 {
+        dr6 | DR6_BS
+    } else {
+        dr6
+    }
 }
 
 /// The hypercall page: stub `n` at `n * 32` is `mov $n, %eax; vmmcall; ret`, the rest of
@@ -501,12 +572,75 @@ mod tests {
         let cur = EFER_LME | EFER_LMA | EFER_SVME;
         assert_eq!(efer_read(cur), EFER_LME | EFER_LMA);
         assert_eq!(
-            efer_write(cur, EFER_LME | EFER_NXE | EFER_SCE),
+            efer_write(cur, EFER_LME | EFER_NXE | EFER_SCE, CR0_PG),
             Some(EFER_LME | EFER_NXE | EFER_SCE | EFER_LMA | EFER_SVME)
         );
-        assert_eq!(efer_write(EFER_SVME, EFER_LMA), Some(EFER_SVME));
-        assert_eq!(efer_write(cur, EFER_SVME), None);
-        assert_eq!(efer_write(cur, 1 << 14), None);
+        assert_eq!(efer_write(EFER_SVME, EFER_LMA, 0), Some(EFER_SVME));
+        assert_eq!(efer_write(cur, EFER_SVME, 0), None);
+        assert_eq!(efer_write(cur, 1 << 14, 0), None);
+    }
+
+    #[test]
+    fn efer_lme_changes_only_with_paging_off() {
+        let long = EFER_LME | EFER_LMA | EFER_SVME;
+        // Clearing LME in long mode (paging on) is refused, as Xen's hvm_set_efer does.
+        assert_eq!(efer_write(long, EFER_LMA, CR0_PG | 1), None);
+        assert_eq!(efer_write(long, 0, CR0_PG), None);
+        // Setting it with paging on too (a 32-bit paged guest).
+        assert_eq!(efer_write(EFER_SVME, EFER_LME, CR0_PG), None);
+        // Other bits change freely with paging on while LME stays.
+        assert_eq!(
+            efer_write(long, EFER_LME | EFER_NXE, CR0_PG),
+            Some(long | EFER_NXE)
+        );
+        // With paging off LME goes either way.
+        assert_eq!(
+            efer_write(EFER_SVME, EFER_LME, 1),
+            Some(EFER_LME | EFER_SVME)
+        );
+        assert_eq!(efer_write(EFER_LME | EFER_SVME, 0, 0), Some(EFER_SVME));
+    }
+
+    #[test]
+    fn the_instructions_and_exceptions_xen_keeps_from_the_guest() {
+        use crate::svm::exit;
+        let ud = Answer::Raise {
+            vector: 6,
+            error_code: None,
+        };
+        for code in [
+            exit::MONITOR,
+            exit::MWAIT,
+            exit::VMRUN,
+            exit::SKINIT,
+            exit::INVLPGA,
+        ] {
+            assert_eq!(answer(code, 0), Some(ud), "{code:#x}");
+        }
+        assert_eq!(answer(exit::INVD, 0), Some(Answer::Skip));
+        assert_eq!(answer(exit::WBINVD, 0), Some(Answer::Skip));
+        assert_eq!(
+            answer(exit::EXCP_DB, 0x1234),
+            Some(Answer::Raise {
+                vector: 1,
+                error_code: None
+            })
+        );
+        assert_eq!(
+            answer(exit::EXCP_AC, 0),
+            Some(Answer::Raise {
+                vector: 17,
+                error_code: Some(0)
+            })
+        );
+        assert_eq!(injected_db_dr6(0xffff_0ff0, 0x102), 0xffff_4ff0, "TF: BS");
+        assert_eq!(
+            injected_db_dr6(0xffff_0ff1, 0x2),
+            0xffff_0ff1,
+            "no TF: as it was"
+        );
+        assert_eq!(answer(exit::CPUID, 0), None);
+        assert_eq!(answer(exit::NPF, 0), None);
     }
 
     #[test]

@@ -4,6 +4,12 @@
 pub const INTR: u64 = 0x60;
 /// NMI.
 pub const NMI: u64 = 0x61;
+/// `#DB` (exception intercepts are 0x40 + vector).
+pub const EXCP_DB: u64 = 0x41;
+/// `#AC` (EXITINFO1 = error code).
+pub const EXCP_AC: u64 = 0x51;
+/// INVD.
+pub const INVD: u64 = 0x76;
 /// Virtual interrupt window.
 pub const VINTR: u64 = 0x64;
 /// CPUID.
@@ -32,6 +38,12 @@ pub const STGI: u64 = 0x84;
 pub const CLGI: u64 = 0x85;
 /// SKINIT.
 pub const SKINIT: u64 = 0x86;
+/// WBINVD.
+pub const WBINVD: u64 = 0x89;
+/// MONITOR.
+pub const MONITOR: u64 = 0x8a;
+/// MWAIT.
+pub const MWAIT: u64 = 0x8b;
 /// XSETBV.
 pub const XSETBV: u64 = 0x8d;
 /// Nested page fault (EXITINFO1 = error code, EXITINFO2 = guest-physical address).
@@ -43,8 +55,11 @@ pub const INVALID: u64 = u64::MAX;
 pub const CR4_WRITE: u64 = 0x14;
 
 /// Exit reasons hv counts separately; anything else counts as `other`.
-pub const COUNTED: [(u64, &str); 20] = [
+pub const COUNTED: [(u64, &str); 26] = [
     (CR4_WRITE, "cr4_write"),
+    (EXCP_DB, "excp_db"),
+    (EXCP_AC, "excp_ac"),
+    (INVD, "invd"),
     (INTR, "intr"),
     (NMI, "nmi"),
     (VINTR, "vintr"),
@@ -61,6 +76,9 @@ pub const COUNTED: [(u64, &str); 20] = [
     (STGI, "stgi"),
     (CLGI, "clgi"),
     (SKINIT, "skinit"),
+    (WBINVD, "wbinvd"),
+    (MONITOR, "monitor"),
+    (MWAIT, "mwait"),
     (XSETBV, "xsetbv"),
     (NPF, "npf"),
     (INVALID, "invalid"),

@@ -267,6 +267,8 @@ pub mod misc1 {
     pub const VINTR: u32 = 1 << 4;
     /// CPUID.
     pub const CPUID: u32 = 1 << 18;
+    /// INVD.
+    pub const INVD: u32 = 1 << 22;
     /// HLT.
     pub const HLT: u32 = 1 << 24;
     /// INVLPGA.
@@ -295,9 +297,19 @@ pub mod misc2 {
     pub const CLGI: u32 = 1 << 5;
     /// SKINIT.
     pub const SKINIT: u32 = 1 << 6;
+    /// WBINVD.
+    pub const WBINVD: u32 = 1 << 9;
+    /// MONITOR.
+    pub const MONITOR: u32 = 1 << 10;
+    /// MWAIT (unconditional).
+    pub const MWAIT: u32 = 1 << 11;
     /// XSETBV.
     pub const XSETBV: u32 = 1 << 13;
 }
+
+/// The exception intercepts (`intercept_exceptions`): `#DB` (1) and `#AC` (17), which hv
+/// reflects to the guest ([`crate::svm::emulate::answer`]).
+pub const EXCEPTIONS_REFLECTED: u32 = (1 << 1) | (1 << 17);
 
 /// V_INTR_MASKING in `vintr`: the guest's IF masks only virtual interrupts; physical ones
 /// follow the host's IF.

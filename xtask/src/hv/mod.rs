@@ -10,7 +10,8 @@
 //! selftest-inject-fail=xen-version`, which counts as passed only if the failure was caught;
 //! `selftest=boot` from an ELF32 copy of the guest ([`elf32`]: the same 64-bit code and PVH
 //! note in an ELF32 container, as Xen boots), one `HOST hv-elf32 ok|FAIL` unit; [`probe`], a
-//! tiny ELF32 kernel checking MSR and CR4 answers, one `HOST hv-msr-cr4` unit;
+//! tiny ELF32 kernel checking MSR and CR4 answers, one `HOST hv-msr-cr4` unit, and another
+//! checking the instructions and exceptions hv keeps from the guest, `HOST hv-intercepts`;
 //! `selftest=hostile-bounds` (issue 22's hostile calls, answered as Xen answers them), which
 //! also needs hv's nested tables to have stayed inside the domain's paging pool;
 //! `selftest=xs-quota`, a guest flooding xenstore past C xenstored's quotas (its lines
@@ -188,7 +189,8 @@ fn explain_failure(booted: &qemu::Booted) {
 
 /// `cargo xtask hv-test`: builds `hv` and the guest, boots [`TEST_CMDLINE`] (one unit per
 /// `TEST` line and per `HOST` line, `HOST hv-teardown` judged from the same log), then the injected-failure boot (one unit, passed only if
-/// caught), an ELF32 copy of the guest and the MSR/CR4 probe (one unit each), then
+/// caught), an ELF32 copy of the guest, the MSR/CR4 probe and the intercepts probe (one unit
+/// each), then
 /// [`HOSTILE_CMDLINE`] (one unit per `TEST` line, `HOST hv-run` and `HOST hv-paging-pool`;
 /// `HOST hv-run` is `HOST hv-run-hostile-bounds` there), then [`QUOTA_CMDLINE`] (one unit per
 /// `TEST` and `HOST` line), then [`BALLOON_CMDLINE`] (one unit per `TEST` line, `HOST
@@ -306,6 +308,25 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
             booted.end.describe()
         )
     };
+    println!("{line}");
+    tally.record(ok, line);
+    if !ok {
+        explain_failure(&booted);
+    }
+
+    let probe = run_dir.join("probe-intercepts.elf");
+    std::fs::write(&probe, probe::intercepts_image())
+        .with_context(|| format!("writing {}", probe.display()))?;
+    let booted = boot(
+        "hv-test",
+        &hv,
+        Module::Elf(&probe, ""),
+        "hv-intercepts",
+        timeout,
+        |_| {},
+    )?;
+    let line = intercepts_verdict(&booted.end, &booted.transcript.counters);
+    let ok = line.ends_with(" ok");
     println!("{line}");
     tally.record(ok, line);
     if !ok {
@@ -998,8 +1019,76 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
     }
 }
 
+/// The `HOST hv-intercepts` line: the probe powered off from its last stage and hv took the
+/// exits (INVD and WBINVD three in all, as QEMU may report INVD as WBINVD; MONITOR, MWAIT
+/// and `#DB` at least once each).
+fn intercepts_verdict(end: &QemuEnd, counters: &[String]) -> String {
+    let count = |name: &str| -> u64 {
+        counters
+            .iter()
+            .filter_map(|l| {
+                l.strip_prefix("COUNTER exit.")?
+                    .strip_prefix(name)?
+                    .strip_prefix(' ')
+            })
+            .filter_map(|n| n.trim().parse::<u64>().ok())
+            .sum()
+    };
+    let mut why = Vec::new();
+    if *end != QemuEnd::Exited(Some(EXIT_POWEROFF)) {
+        why.push(format!(
+            "{} (a stage without its exception)",
+            end.describe()
+        ));
+    }
+    let caches = count("invd") + count("wbinvd");
+    if caches != 3 {
+        why.push(format!("{caches} INVD/WBINVD exits, not 3"));
+    }
+    for name in ["monitor", "mwait", "excp_db"] {
+        if count(name) == 0 {
+            why.push(format!("no {name} exit"));
+        }
+    }
+    if why.is_empty() {
+        "HOST hv-intercepts ok".to_owned()
+    } else {
+        format!("HOST hv-intercepts FAIL {}", why.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_intercepts_verdict_wants_every_exit() {
+        use super::{EXIT_POWEROFF, QemuEnd, intercepts_verdict};
+        let off = QemuEnd::Exited(Some(EXIT_POWEROFF));
+        let all: Vec<String> = [
+            "COUNTER exit.wbinvd 3",
+            "COUNTER exit.monitor 1",
+            "COUNTER exit.mwait 1",
+            "COUNTER exit.excp_db 1",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(intercepts_verdict(&off, &all), "HOST hv-intercepts ok");
+        for (i, why) in [
+            "0 INVD/WBINVD exits",
+            "no monitor exit",
+            "no mwait exit",
+            "no excp_db exit",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut fewer = all.clone();
+            fewer.remove(i);
+            assert!(intercepts_verdict(&off, &fewer).contains(why), "{why}");
+        }
+        let crashed = QemuEnd::Exited(Some(35));
+        assert!(intercepts_verdict(&crashed, &all).starts_with("HOST hv-intercepts FAIL"));
+    }
+
     use super::RunArgs;
     use std::path::PathBuf;
 

@@ -211,6 +211,7 @@ impl Domain {
         c.intercept_misc1 = misc1::INTR
             | misc1::VINTR
             | misc1::CPUID
+            | misc1::INVD
             | misc1::HLT
             | misc1::INVLPGA
             | misc1::IOIO_PROT
@@ -225,7 +226,13 @@ impl Domain {
             | misc2::STGI
             | misc2::CLGI
             | misc2::SKINIT
+            | misc2::WBINVD
+            | misc2::MONITOR
+            | misc2::MWAIT
             | misc2::XSETBV;
+        // As Xen's HVM_TRAP_MASK (less #MC, which the host does not handle): #DB and #AC,
+        // reflected, so that an endless delivery of either exits to hv (XSA-156).
+        c.intercept_exceptions = vmcb::EXCEPTIONS_REFLECTED;
         c.iopm_base_pa = svm::iopm_pa();
         c.msrpm_base_pa = svm::msrpm_pa();
         // One ASID per domain (QEMU flushes the whole TLB at every VMRUN anyway).

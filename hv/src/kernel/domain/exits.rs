@@ -1,4 +1,5 @@
-//! The exit handlers: CPUID, HLT, port I/O, MSRs, XSETBV, the SVM instructions (#UD),
+//! The exit handlers: CPUID, HLT, port I/O, MSRs, XSETBV, what is only kept from the guest
+//! ([`emulate::answer`]: the SVM instructions, MONITOR/MWAIT, INVD/WBINVD, `#DB`, `#AC`),
 //! nested page faults (`super::mmio`) and hypercalls.
 
 use crate::cpuid;
@@ -7,7 +8,7 @@ use crate::guest::walk::{PagingState, copy_from_guest};
 use crate::guest_log;
 use crate::hypercall::{self, Action};
 use crate::svm::decode::{self, Mode, Opcode};
-use crate::svm::emulate::{self, EFER_LMA, EFER_SVME, PortIo};
+use crate::svm::emulate::{self, Answer, EFER_LMA, EFER_SVME, PortIo};
 use crate::svm::exit;
 use crate::svm::msr;
 
@@ -22,7 +23,6 @@ const RFLAGS_IF: u64 = 1 << 9;
 const CS_L: u16 = 1 << 9;
 /// CS.D in the VMCB's packed segment attributes (32-bit default size).
 const CS_D: u16 = 1 << 10;
-const VECTOR_UD: u8 = 6;
 const VECTOR_GP: u8 = 13;
 
 impl Domain {
@@ -36,6 +36,21 @@ impl Domain {
     ) -> Option<Ending> {
         let info1 = self.vmcb.control.exitinfo1;
         let info2 = self.vmcb.control.exitinfo2;
+        match emulate::answer(code, info1) {
+            Some(Answer::Raise { vector, error_code }) => {
+                if vector == 1 {
+                    let s = &mut self.vmcb.save;
+                    s.dr6 = emulate::injected_db_dr6(s.dr6, s.rflags);
+                }
+                self.inject(vector, error_code);
+                return None;
+            }
+            Some(Answer::Skip) => {
+                self.skip_cache_invalidation();
+                return None;
+            }
+            None => {}
+        }
         match code {
             exit::INTR | exit::NMI => None,
             exit::VINTR => {
@@ -75,16 +90,6 @@ impl Domain {
             }
             exit::CR4_WRITE => {
                 self.cr4_write();
-                None
-            }
-            exit::VMRUN
-            | exit::VMLOAD
-            | exit::VMSAVE
-            | exit::STGI
-            | exit::CLGI
-            | exit::SKINIT
-            | exit::INVLPGA => {
-                self.inject(VECTOR_UD, None);
                 None
             }
             exit::NPF => self.nested_page_fault(info1, info2),
@@ -172,7 +177,7 @@ impl Domain {
 
     fn wrmsr(&mut self, index: u32, value: u64) -> bool {
         match index {
-            MSR_EFER => match emulate::efer_write(self.vmcb.save.efer, value) {
+            MSR_EFER => match emulate::efer_write(self.vmcb.save.efer, value, self.vmcb.save.cr0) {
                 Some(efer) => {
                     self.vmcb.save.efer = efer;
                     true
@@ -386,6 +391,15 @@ impl Domain {
                 fallback
             }
         }
+    }
+
+    /// Steps over the INVD or WBINVD at RIP (QEMU may report either as the other's exit).
+    fn skip_cache_invalidation(&mut self) {
+        let len = match self.fetch_instruction() {
+            Ok(i) if matches!(i.opcode, Opcode::Invd | Opcode::Wbinvd) => i.len as u64,
+            _ => self.instruction_len(Opcode::Wbinvd, 2),
+        };
+        self.advance(len);
     }
 
     /// General register `n` (0 = RAX .. 15 = R15) of the guest.
