@@ -88,9 +88,10 @@
 //!   variable ranges with Xen's checks), DEBUGCTL and the LBR registers (any value, as Xen's
 //!   SVM path takes it; QEMU has no LBR virtualisation, so they are stored only), the AMD
 //!   registers Xen reads as zero or drops writes to, `DE_CFG`, `VM_HSAVE_PA` (the guest's
-//!   own). Everything else is `#GP`, as in Xen without `msr_relaxed` (`MISC_ENABLE` too: Xen
+//!   own), `TSC_AUX` (32 bits, with RDTSCP or RDPID; per domain, loaded before its VMRUN).
+//!   Everything else is `#GP`, as in Xen without `msr_relaxed` (`MISC_ENABLE` too: Xen
 //!   answers it on VMX only). Not yet: the TSC and TSC_ADJUST MSRs (Xen reads and writes the
-//!   guest's TSC), `TSC_AUX`, `SPEC_CTRL`/`VIRT_SPEC_CTRL`, the machine-check banks, the
+//!   guest's TSC), `SPEC_CTRL`/`VIRT_SPEC_CTRL`, the machine-check banks, the
 //!   performance counters (vPMU off in Xen answers most of them), `OSVW`, and
 //!   `MSR_IA32_XSS` (so XSAVES is hidden from CPUID).
 //! - CPUID ([`cpuid::policy_leaf`]): the host's leaves filtered by Xen 4.17's default HVM
