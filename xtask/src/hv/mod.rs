@@ -34,6 +34,7 @@
 //! ([`config`]).
 pub mod config;
 mod debug;
+pub mod durable;
 pub mod elf32;
 pub mod probe;
 pub mod qemu;
@@ -81,6 +82,12 @@ fn hard_timeout(default: Duration) -> Result<Duration> {
         }
         _ => Ok(default),
     }
+}
+
+/// `cargo xtask soak`'s part on hv: `HOST hv-blk-kv-durable` with
+/// [`durable::SOAK_KILLS`] kills.
+pub fn soak(tally: &mut Tally) -> Result<()> {
+    durable::check(tally, &build_hv()?, &guest_elf()?, durable::SOAK_KILLS)
 }
 
 /// The guest ELF: `PVXEN_GUEST` if set, else `pvguest` built now.
@@ -463,6 +470,11 @@ pub fn hv_test(tally: &mut Tally) -> Result<(Vec<String>, Vec<String>)> {
         tally.fail("hv blk boot");
         Vec::new()
     });
+    // The put storm killed at seeded moments on the same disk (issue 25 item 4).
+    if let Err(e) = durable::check(tally, &hv, &guest, durable::TEST_KILLS) {
+        println!("hv-test: blk durability: harness error: {e:#}");
+        tally.fail("hv blk durability");
+    }
 
     // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
     debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;
@@ -526,7 +538,7 @@ fn blk_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> Re
         .transcript
         .hv
         .iter()
-        .filter(|l| l.contains("blkback"))
+        .filter(|l| l.contains("blkback") && durable::flush_count(l).is_none())
     {
         println!("hv-blk: {l}");
     }
