@@ -203,7 +203,8 @@ fn explain_failure(booted: &qemu::Booted) {
 /// ([`TWO_DOMAINS`]: one unit per domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]:
 /// `HOST hv-spinner`), then the pair boot ([`PAIR`]: one unit per side's `TEST` line and
 /// `HOST hv-pair`; a harness error there is one failed unit), then the `blk` group on hv's
-/// disks ([`blk_boot`]), then the debugging boots. Returns the guest's lines of the first
+/// disks ([`blk_boot`]), then the durability check (`HOST hv-blk-kv-durable`,
+/// [`durable::check`]), then the debugging boots. Returns the guest's lines of the first
 /// boot followed by both pair sides' `TEST` and `FACT` lines, and the `blk` boot's lines,
 /// for the comparisons with stock Xen.
 /// `Err` only for harness errors.
