@@ -221,6 +221,30 @@ pub fn pair(disks: &[Vec<(String, bool)>], devices: usize) -> Result<Vec<DiskPla
     Ok(plans)
 }
 
+/// A back end's running count of the flushes its device completed (`VIRTIO_BLK_T_FLUSH`),
+/// printed as [`flush_line`] whenever it grew: the durability check (`HOST
+/// hv-blk-kv-durable`) reads the last such line before QEMU was killed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushWatch {
+    reported: u64,
+}
+
+impl FlushWatch {
+    /// Takes the device's count now: `Some(count)` if it grew since the last report.
+    pub fn update(&mut self, count: u64) -> Option<u64> {
+        (count > self.reported).then(|| {
+            self.reported = count;
+            count
+        })
+    }
+}
+
+/// The line (after hv's `hv: `) reporting that `vdev` of domain `domid` has had `flushes`
+/// flushes completed by its device: `d<domid>: blkback <vdev>: flushes <n>`.
+pub fn flush_line(domid: u16, vdev: &str, flushes: u64) -> String {
+    alloc::format!("d{domid}: blkback {vdev}: flushes {flushes}")
+}
+
 /// Domain 0's watch events that one back end's link took from the store but that belong
 /// to another (each back end watches with its own token).
 #[derive(Debug, Default)]
@@ -360,6 +384,16 @@ mod tests {
     use alloc::vec;
 
     const GIB4: u64 = 4 << 30;
+
+    #[test]
+    fn a_flush_count_is_reported_each_time_it_grows() {
+        let mut w = FlushWatch::default();
+        assert_eq!(w.update(0), None);
+        assert_eq!(w.update(2), Some(2));
+        assert_eq!(w.update(2), None);
+        assert_eq!(w.update(3), Some(3));
+        assert_eq!(flush_line(1, "xvdb", 3), "d1: blkback xvdb: flushes 3");
+    }
 
     #[test]
     fn bars_inside_the_map_and_away_from_ram_are_taken() {

@@ -104,8 +104,13 @@ pub struct VirtioDisk {
     blk: VirtIOBlk<KernelHal, PciTransport>,
     sectors: u64,
     read_only: bool,
+    /// Whether the device offered `VIRTIO_BLK_F_FLUSH` (a volatile write cache that
+    /// `VIRTIO_BLK_T_FLUSH` empties); the driver negotiates it whenever offered.
+    flush: bool,
     /// Requests sent to the device (reads, writes, flushes).
     pub requests: u64,
+    /// `VIRTIO_BLK_T_FLUSH` requests the device completed.
+    pub flushes: u64,
 }
 
 impl core::fmt::Debug for VirtioDisk {
@@ -150,7 +155,17 @@ impl VirtioDisk {
     /// `VIRTIO_BLK_F_FLUSH` has no volatile cache, and the driver answers at once).
     pub fn flush(&mut self) -> Result<(), blkback::DiskError> {
         self.requests += 1;
-        self.blk.flush().map_err(|_| blkback::DiskError::Io)
+        self.blk.flush().map_err(|_| blkback::DiskError::Io)?;
+        if self.flush {
+            self.flushes += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether writes may sit in the device's volatile cache until a flush
+    /// (`VIRTIO_BLK_F_FLUSH` negotiated).
+    pub fn write_cache(&self) -> bool {
+        self.flush
     }
 
     /// The driver asserts on these; blkback never asks for them, but hv does not panic on a
@@ -180,6 +195,9 @@ impl blkback::BlockDevice for VirtioDisk {
     fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), blkback::DiskError> {
         VirtioDisk::write(self, sector, data)
     }
+    fn write_cache(&self) -> bool {
+        VirtioDisk::write_cache(self)
+    }
     fn flush(&mut self) -> Result<(), blkback::DiskError> {
         VirtioDisk::flush(self)
     }
@@ -207,10 +225,15 @@ pub fn scan(frames: &mut FrameAllocator, ram: &[(u64, u64)]) -> Vec<VirtioDisk> 
         match bring_up(&mut root, df, ram) {
             Ok(d) => {
                 hvlog!(
-                    "pci {df}: virtio-blk, {} sectors ({} KiB){}",
+                    "pci {df}: virtio-blk, {} sectors ({} KiB){}{}",
                     d.sectors,
                     d.sectors / 2,
-                    if d.read_only { ", read-only" } else { "" }
+                    if d.read_only { ", read-only" } else { "" },
+                    if d.flush {
+                        ", write cache (flush)"
+                    } else {
+                        ", write-through (no flush)"
+                    }
                 );
                 disks.push(d);
             }
@@ -239,11 +262,13 @@ fn bring_up(
     }
     let (_, command) = root.get_status_command(df);
     root.set_command(df, command | Command::MEMORY_SPACE | Command::BUS_MASTER);
-    let transport = PciTransport::new::<KernelHal, _>(root, df)
+    let mut transport = PciTransport::new::<KernelHal, _>(root, df)
         .map_err(|e| format!("virtio-pci transport: {e}"))?;
     if transport.device_type() != DeviceType::Block {
         return Err(format!("not a block device: {:?}", transport.device_type()));
     }
+    // The driver negotiates VIRTIO_BLK_F_FLUSH (bit 9) whenever the device offers it.
+    let flush = transport.read_device_features() & (1 << 9) != 0;
     let blk = VirtIOBlk::<KernelHal, _>::new(transport).map_err(|e| format!("virtio-blk: {e}"))?;
     let sectors = check_capacity(blk.capacity()).map_err(|e| format!("capacity: {e:?}"))?;
     let read_only = blk.readonly();
@@ -252,6 +277,8 @@ fn bring_up(
         blk,
         sectors,
         read_only,
+        flush,
         requests: 0,
+        flushes: 0,
     })
 }

@@ -35,6 +35,7 @@
 //! ([`config`]).
 pub mod config;
 mod debug;
+pub mod durable;
 pub mod elf32;
 pub mod probe;
 pub mod qemu;
@@ -82,6 +83,12 @@ fn hard_timeout(default: Duration) -> Result<Duration> {
         }
         _ => Ok(default),
     }
+}
+
+/// `cargo xtask soak`'s part on hv: `HOST hv-blk-kv-durable` with
+/// [`durable::SOAK_KILLS`] kills.
+pub fn soak(tally: &mut Tally) -> Result<()> {
+    durable::check(tally, &build_hv()?, &guest_elf()?, durable::SOAK_KILLS)
 }
 
 /// The guest ELF: `PVXEN_GUEST` if set, else `pvguest` built now.
@@ -198,7 +205,8 @@ fn explain_failure(booted: &qemu::Booted) {
 /// ([`TWO_DOMAINS`]: one unit per domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]:
 /// `HOST hv-spinner`), then the pair boot ([`PAIR`]: one unit per side's `TEST` line and
 /// `HOST hv-pair`; a harness error there is one failed unit), then the `blk` group on hv's
-/// disks ([`blk_boot`]), then the debugging boots. Returns the guest's lines of the first
+/// disks ([`blk_boot`]), then the durability check (`HOST hv-blk-kv-durable`,
+/// [`durable::check`]), then the debugging boots. Returns the guest's lines of the first
 /// boot followed by both pair sides' `TEST` and `FACT` lines, and the `blk` boot's lines,
 /// for the comparisons with stock Xen. With `gdb` (`hv-test --gdb`), the first boot gets QEMU's
 /// gdbstub and a hard timeout of at least [`crate::gdb::BOOT_TIMEOUT`].
@@ -489,6 +497,11 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
         tally.fail("hv blk boot");
         Vec::new()
     });
+    // The put storm killed at seeded moments on the same disk (issue 25 item 4).
+    if let Err(e) = durable::check(tally, &hv, &guest, durable::TEST_KILLS) {
+        println!("hv-test: blk durability: harness error: {e:#}");
+        tally.fail("hv blk durability");
+    }
 
     // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
     debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;
@@ -552,7 +565,7 @@ fn blk_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> Re
         .transcript
         .hv
         .iter()
-        .filter(|l| l.contains("blkback"))
+        .filter(|l| l.contains("blkback") && durable::flush_count(l).is_none())
     {
         println!("hv-blk: {l}");
     }

@@ -37,7 +37,8 @@ pub struct Drive {
 
 /// QEMU's arguments for `drives`, in their order (hv pairs its virtio-blk devices, in PCI
 /// slot order, with the configs' disks in the same order): `-drive
-/// file=<f>,format=raw,if=none,id=d<n>[,readonly=on] -device virtio-blk-pci,drive=d<n>`.
+/// file=<f>,format=raw,if=none,id=d<n>,cache=writeback[,readonly=on] -device
+/// virtio-blk-pci,drive=d<n>`.
 pub fn drive_args(drives: &[Drive]) -> Result<Vec<String>> {
     let mut args = Vec::new();
     for (n, d) in drives.iter().enumerate() {
@@ -48,7 +49,11 @@ pub fn drive_args(drives: &[Drive]) -> Result<Vec<String>> {
         };
         let ro = if d.read_only { ",readonly=on" } else { "" };
         args.push("-drive".to_owned());
-        args.push(format!("file={file},format=raw,if=none,id=d{n}{ro}"));
+        // cache=writeback (QEMU's default, said here): the device offers VIRTIO_BLK_F_FLUSH
+        // and a flush reaches the image file with fdatasync.
+        args.push(format!(
+            "file={file},format=raw,if=none,id=d{n},cache=writeback{ro}"
+        ));
         args.push("-device".to_owned());
         args.push(format!("virtio-blk-pci,drive=d{n}"));
     }
@@ -154,6 +159,20 @@ pub fn qemu_args(boot: &Boot<'_>) -> Result<Vec<String>> {
 /// Boots, calling `on_line` for each serial line as it arrives, and returns when QEMU has
 /// exited or was killed at the hard timeout.
 pub fn boot(boot: &Boot<'_>, mut on_line: impl FnMut(&Line)) -> Result<Booted> {
+    boot_killable(boot, |line| {
+        on_line(line);
+        None
+    })
+}
+
+/// [`boot`], where `on_line` may also ask for QEMU to be killed with SIGKILL at a moment
+/// (the latest one it returned counts; a moment already past kills at once, before the next
+/// line is read). A kill ends the boot as [`QemuEnd::Exited`]`(None)`; the transcript has
+/// every line QEMU wrote before it died (the last one perhaps cut short).
+pub fn boot_killable(
+    boot: &Boot<'_>,
+    mut on_line: impl FnMut(&Line) -> Option<Instant>,
+) -> Result<Booted> {
     fs::create_dir_all(&boot.run_dir)
         .with_context(|| format!("creating {}", boot.run_dir.display()))?;
     let serial_log = boot.run_dir.join("serial.log");
@@ -173,17 +192,40 @@ pub fn boot(boot: &Boot<'_>, mut on_line: impl FnMut(&Line)) -> Result<Booted> {
     let deadline = started + boot.timeout;
     let mut transcript = Transcript::default();
     let mut end = None;
+    let mut kill_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
+        if let Some(at) = kill_at.filter(|at| now >= *at) {
+            // SIGKILL: QEMU gets no chance to flush or close anything.
+            qemu.0.kill().context("killing QEMU")?;
+            let status = qemu.0.wait().context("waiting for QEMU")?;
+            writeln!(
+                log,
+                "[{:7.2}] [harness] QEMU killed ({:.0} ms after the moment asked for)",
+                started.elapsed().as_secs_f64(),
+                now.duration_since(at).as_secs_f64() * 1000.0
+            )?;
+            // What QEMU wrote before it died is still in the pipe: every line of it is
+            // something the machine said (the last one may be cut short).
+            while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
+                writeln!(log, "[{:7.2}] {line}", started.elapsed().as_secs_f64())?;
+                let _ = on_line(&transcript.push(&line));
+            }
+            end = Some(QemuEnd::Exited(status.code()));
+            break;
+        }
         if now >= deadline {
             break;
         }
-        match rx.recv_timeout(deadline - now) {
+        let until = kill_at.map_or(deadline, |at| at.min(deadline));
+        match rx.recv_timeout(until.saturating_duration_since(now)) {
             Ok(line) => {
                 writeln!(log, "[{:7.2}] {line}", started.elapsed().as_secs_f64())?;
-                on_line(&transcript.push(&line));
+                if let Some(at) = on_line(&transcript.push(&line)) {
+                    kill_at = Some(at);
+                }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = qemu.0.wait().context("waiting for QEMU")?;
                 end = Some(QemuEnd::Exited(status.code()));
@@ -290,8 +332,9 @@ mod tests {
         ];
         assert_eq!(
             drive_args(&drives).unwrap().join(" "),
-            "-drive file=/t/a.img,format=raw,if=none,id=d0 -device virtio-blk-pci,drive=d0 \
-             -drive file=/t/ro.img,format=raw,if=none,id=d1,readonly=on \
+            "-drive file=/t/a.img,format=raw,if=none,id=d0,cache=writeback \
+             -device virtio-blk-pci,drive=d0 \
+             -drive file=/t/ro.img,format=raw,if=none,id=d1,cache=writeback,readonly=on \
              -device virtio-blk-pci,drive=d1"
         );
         let comma = [Drive {
