@@ -218,6 +218,7 @@ pub mod sched;
 pub mod svm;
 pub mod time;
 pub mod trace;
+pub mod vlapic;
 pub mod xen_errno;
 
 #[cfg(target_os = "none")]
