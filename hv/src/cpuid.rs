@@ -8,7 +8,8 @@
 //! policy filters them: only the features `cpufeatureset.h` marks for an HVM guest (`A`,
 //! `S`, `H`) pass, the leaves `recalculate_misc` empties stay empty, OSXSAVE follows the
 //! guest's CR4. hv also hides what it does not virtualise although Xen offers it (see the
-//! crate docs): the local APIC (APIC, x2APIC, TSC-deadline), PKU and XSAVES.
+//! crate docs): TSC-deadline, PKU and XSAVES. The local APIC and x2APIC are offered
+//! whatever the host has, as Xen's `calculate_hvm_max_policy` sets both (`crate::vlapic`).
 
 use abi::cpuid as c;
 
@@ -169,8 +170,8 @@ pub fn policy_leaf(leaf: u32, sub: u32, host: [u32; 4], cr4: u64) -> [u32; 4] {
             [
                 a & 0x0fff_0fff,
                 b & 0x00ff_ffff,
-                (c & w::W1_1C & !(X2APIC | TSC_DEADLINE)) | osxsave | HYPERVISOR,
-                d & w::W0_1D & !APIC,
+                (c & w::W1_1C & !TSC_DEADLINE) | X2APIC | osxsave | HYPERVISOR,
+                (d & w::W0_1D) | APIC,
             ]
         }
         // recalculate_misc: cache and topology (AMD), MONITOR, thermal and power,
@@ -217,17 +218,21 @@ mod tests {
         for (bit, what) in [
             (MONITOR, "MONITOR"),
             (VMX, "VMX"),
-            (X2APIC, "x2APIC"),
             (TSC_DEADLINE, "TSC-deadline"),
             (OSXSAVE, "OSXSAVE with CR4.OSXSAVE clear"),
         ] {
             assert_eq!(l1[2] & bit, 0, "{what}");
         }
         assert_ne!(l1[2] & HYPERVISOR, 0);
-        assert_eq!(l1[3] & APIC, 0, "no local APIC");
+        assert_ne!(l1[3] & APIC, 0, "the emulated local APIC");
+        assert_ne!(
+            policy_leaf(1, 0, [0; 4], 0)[2] & X2APIC,
+            0,
+            "x2APIC on any host"
+        );
         assert_ne!(l1[3] & MTRR, 0, "MTRRs are virtualised");
         assert_ne!(policy_leaf(1, 0, ones, 1 << 18)[2] & OSXSAVE, 0);
-        assert_eq!(policy_leaf(1, 0, [0; 4], 0)[2], HYPERVISOR);
+        assert_eq!(policy_leaf(1, 0, [0; 4], 0)[2], HYPERVISOR | X2APIC);
         let l7 = policy_leaf(7, 0, ones, 0);
         assert_eq!(l7[2] & (PKU | OSPKE | LA57), 0);
         assert_eq!(l7[0], 2, "subleaves up to 2");

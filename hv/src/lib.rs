@@ -38,6 +38,7 @@
 //! - [`evtchn`]: the domain's two-level event channels (port table, pending/mask words).
 //! - [`sched`]: the scheduler (round robin, 10 ms slices, woken vCPUs first after a 1 ms
 //!   rate limit), with time passed in.
+//! - [`vlapic`]: the emulated local APIC (xAPIC page, x2APIC MSRs, timer, self-IPI, EOI).
 //! - [`xen_errno`]: [`xen_errno::XenErrno`], the one type of a Xen errno as a hypercall answers it.
 //!
 //! The kernel proper (`kernel`: boot, descriptor tables, serial, SVM, the domain's exit
@@ -63,9 +64,13 @@
 //!   injects `#PF` for the walk); `bt` leaves the flags it does not define unchanged. A
 //!   write to a grant mapped read-only is completed the same way with the write dropped and
 //!   the reads from the page, as Xen drops writes to `p2m_grant_map_ro`. The local APIC page
-//!   (0xFEE00000, emulated by Xen) still crashes the domain (QEMU exit 35), and so does every
-//!   such access with the hv option `npf=crash` (for debugging; `cargo xtask hv-run
-//!   --hv-options npf=crash`).
+//!   (0xFEE00000) goes to the emulated local APIC ([`vlapic`]) while it is enabled in
+//!   xAPIC mode (only `mov` writes it); disabled or in x2APIC mode it still crashes the
+//!   domain (Xen reads all ones), and so does every such access with the hv option
+//!   `npf=crash` (for debugging; `cargo xtask hv-run --hv-options npf=crash`).
+//! - The local APIC ([`vlapic`], Xen's `hvm/vlapic.c`): one vCPU, so IPIs reach itself or
+//!   nothing; NMI, INIT, SIPI and SMI IPIs are dropped; no TSC-deadline timer (hidden in
+//!   CPUID, its MSR `#GP`); CR8 is not tied to TPR.
 //! - Nested page tables come from a per-domain paging pool of Xen's default size (256 pages
 //!   per vCPU plus one per MiB of RAM, as `libxl__get_required_paging_memory`), and a table
 //!   left empty by a remap goes back to the pool; Xen's HAP keeps emptied tables, so a long
@@ -233,6 +238,7 @@ pub mod sched;
 pub mod svm;
 pub mod time;
 pub mod trace;
+pub mod vlapic;
 pub mod xen_errno;
 
 #[cfg(target_os = "none")]

@@ -493,6 +493,27 @@ impl Instruction {
             effect,
         })
     }
+
+    /// What a store ([`Effect::Store`]: `mov` to memory) writes: the source register or
+    /// immediate (an emulated device, the local APIC, needs the value; `None` for anything
+    /// else).
+    pub fn stored_value(&self) -> Option<Operand> {
+        let sized = if self.opcode_byte & 1 == 0 {
+            1
+        } else {
+            self.operand_size
+        };
+        match self.opcode {
+            Opcode::MovMoffs if self.opcode_byte & 2 != 0 => {
+                Some(Operand::Register(self.register(0, sized)))
+            }
+            Opcode::MovRm if self.opcode_byte & 2 == 0 && self.modrm? >> 6 != 3 => {
+                Some(Operand::Register(self.reg_operand(sized)?))
+            }
+            Opcode::MovImm if self.modrm? >> 6 != 3 => Some(Operand::Immediate(self.immediate)),
+            _ => None,
+        }
+    }
 }
 
 fn is_legacy_prefix(b: u8) -> bool {
@@ -697,6 +718,29 @@ mod tests {
             decode(&[0x0f, 0xa2], Mode::Bits64).unwrap().mov_to_cr(),
             None
         );
+    }
+
+    #[test]
+    fn stored_values_of_mov_to_memory() {
+        let v = |bytes: &[u8]| decode(bytes, Mode::Bits64).unwrap().stored_value();
+        let r = |number, size| {
+            Some(Operand::Register(Register {
+                number,
+                size,
+                high_byte: false,
+            }))
+        };
+        // mov [rax], ecx; mov [rdx+0xb0], esi; mov [rax], r9d; movl $0x1ff, [rax+0xf0].
+        assert_eq!(v(&[0x89, 0x08]), r(1, 4));
+        assert_eq!(v(&[0x89, 0xb2, 0xb0, 0, 0, 0]), r(6, 4));
+        assert_eq!(v(&[0x44, 0x89, 0x08]), r(9, 4));
+        assert_eq!(
+            v(&[0xc7, 0x80, 0xf0, 0, 0, 0, 0xff, 0x01, 0, 0]),
+            Some(Operand::Immediate(0x1ff))
+        );
+        // Loads and register forms store nothing.
+        assert_eq!(v(&[0x8b, 0x08]), None);
+        assert_eq!(v(&[0x89, 0xc8]), None);
     }
 
     #[test]

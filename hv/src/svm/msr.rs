@@ -6,6 +6,7 @@
 //! (`None`/`false` here), as in Xen without `msr_relaxed`.
 
 use super::vmcb::SaveArea;
+use crate::vlapic::{MSR_X2APIC_FIRST, MSR_X2APIC_LAST, Vlapic};
 
 /// The MSRs kept in the VMCB save area (PAT for nested paging, DEBUGCTL and the LBR
 /// registers for LBR virtualisation), copied out before an access and back after it.
@@ -115,13 +116,19 @@ pub struct MsrPolicy {
     pub tsc_aux: bool,
     /// CPUID 0x80000008 `EAX[7:0]`: the physical address width.
     pub maxphysaddr: u8,
+    /// CPUID 1 ECX.x2APIC: `APIC_BASE.EXTD` may be set.
+    pub x2apic: bool,
+    /// System time (ns) now, for the local APIC's timer registers.
+    pub now: u64,
 }
 
 /// The MSRs of one vCPU that do not live in the VMCB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuestMsrs {
-    /// `MSR_APIC_BASE` (no LAPIC behind it, see the crate docs).
+    /// `MSR_APIC_BASE`.
     pub apic_base: u64,
+    /// The local APIC (its x2APIC MSRs and, in the kernel, its xAPIC page).
+    pub vlapic: Vlapic,
     /// `MSR_MTRRdefType`.
     pub mtrr_def_type: u64,
     /// The eleven fixed-range MTRRs (64K, 16K x2, 4K x8).
@@ -139,6 +146,7 @@ impl Default for GuestMsrs {
     fn default() -> Self {
         Self {
             apic_base: APIC_BASE_RESET,
+            vlapic: Vlapic::new(0),
             mtrr_def_type: MTRR_DEF_TYPE_RESET,
             mtrr_fixed: [0; 11],
             mtrr_var: [0; 2 * MTRR_VCNT],
@@ -187,6 +195,7 @@ pub fn read(msr: u32, m: &GuestMsrs, save: &VmcbMsrs, p: &MsrPolicy) -> Option<u
     let mtrr = |v: u64| p.mtrr.then_some(v);
     match msr {
         MSR_APIC_BASE => Some(m.apic_base),
+        MSR_X2APIC_FIRST..=MSR_X2APIC_LAST => m.vlapic.msr_read(msr, p.now),
         MSR_PAT => Some(save.g_pat),
         MSR_MTRR_CAP => mtrr(MTRR_CAP),
         MSR_MTRR_DEF_TYPE => mtrr(m.mtrr_def_type),
@@ -222,7 +231,8 @@ pub fn write(msr: u32, value: u64, m: &mut GuestMsrs, save: &mut VmcbMsrs, p: &M
             }
             _ => false,
         },
-        MSR_APIC_BASE => apic_base_write(m, value),
+        MSR_APIC_BASE => apic_base_write(m, value, p.x2apic),
+        MSR_X2APIC_FIRST..=MSR_X2APIC_LAST => m.vlapic.msr_write(msr, value, p.now),
         MSR_PAT => {
             let ok = pat_valid(value);
             if ok {
@@ -308,10 +318,13 @@ pub fn write(msr: u32, value: u64, m: &mut GuestMsrs, save: &mut VmcbMsrs, p: &M
     }
 }
 
-/// `guest_wrmsr_apic_base` without an x2APIC: no reserved bit, no x2APIC mode, the xAPIC
-/// window not moved while enabled.
-fn apic_base_write(m: &mut GuestMsrs, value: u64) -> bool {
-    if value & !(APIC_BASE_ADDR_MASK | APIC_BASE_ENABLE | APIC_BASE_BSP) != 0 {
+/// `guest_wrmsr_apic_base`: no reserved bit (EXTD is one without x2APIC in CPUID), the
+/// xAPIC window not moved while enabled, no enabling or disabling with EXTD set, EXTD
+/// changed only from xAPIC mode (so x2APIC goes back through disabled). The local APIC
+/// follows ([`Vlapic::base_changed`]: reset when enabled, x2APIC ID and LDR with EXTD).
+fn apic_base_write(m: &mut GuestMsrs, value: u64, x2apic: bool) -> bool {
+    let extd = if x2apic { APIC_BASE_EXTD } else { 0 };
+    if value & !(APIC_BASE_ADDR_MASK | APIC_BASE_ENABLE | APIC_BASE_BSP | extd) != 0 {
         return false;
     }
     if value & (APIC_BASE_EXTD | APIC_BASE_ENABLE) == APIC_BASE_ENABLE
@@ -319,7 +332,18 @@ fn apic_base_write(m: &mut GuestMsrs, value: u64) -> bool {
     {
         return false;
     }
+    let old = m.apic_base;
+    if (old ^ value) & APIC_BASE_ENABLE != 0 {
+        if value & APIC_BASE_EXTD != 0 {
+            return false;
+        }
+    } else if (old ^ value) & APIC_BASE_EXTD != 0
+        && old & (APIC_BASE_ENABLE | APIC_BASE_EXTD) != APIC_BASE_ENABLE
+    {
+        return false;
+    }
     m.apic_base = value;
+    m.vlapic.base_changed(old, value);
     true
 }
 
@@ -331,6 +355,8 @@ mod tests {
         mtrr: true,
         tsc_aux: true,
         maxphysaddr: 40,
+        x2apic: false,
+        now: 0,
     };
 
     fn save() -> VmcbMsrs {
@@ -411,6 +437,37 @@ mod tests {
     }
 
     const MSR_SYSCFG_READ: u32 = MSR_K8_SYSCFG;
+
+    #[test]
+    fn x2apic_mode_through_apic_base_as_xen_allows_it() {
+        let (mut m, mut s) = (GuestMsrs::default(), save());
+        let x2 = MsrPolicy { x2apic: true, ..P };
+        let mut w = |v| write(MSR_APIC_BASE, v, &mut m, &mut s, &x2);
+        let extd = APIC_BASE_RESET | APIC_BASE_EXTD;
+        assert!(!w(0xfee0_0000 | APIC_BASE_EXTD), "EXTD without EN");
+        assert!(w(extd), "xAPIC to x2APIC");
+        assert!(!w(APIC_BASE_RESET), "x2APIC straight back to xAPIC");
+        assert!(
+            !w(0xfee0_0000 | APIC_BASE_BSP | APIC_BASE_EXTD),
+            "disable keeping EXTD"
+        );
+        assert!(w(0xfee0_0000 | APIC_BASE_BSP), "disable");
+        assert!(!w(extd), "enable straight into x2APIC");
+        assert!(w(APIC_BASE_RESET));
+        assert!(w(extd));
+        assert_eq!(
+            read(0x803, &m, &s, &x2),
+            Some(0x0005_0014),
+            "x2APIC version"
+        );
+        assert_eq!(read(0x80e, &m, &s, &x2), None, "DFR is #GP in x2APIC mode");
+        assert!(write(0x83f, 0x40, &mut m, &mut s, &x2), "SELF_IPI");
+        assert_eq!(
+            read(0x814, &m, &s, &x2),
+            Some(0),
+            "software-disabled: dropped"
+        );
+    }
 
     #[test]
     fn tsc_aux_takes_32_bits_and_exists_only_with_rdtscp_or_rdpid() {

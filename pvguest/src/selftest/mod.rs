@@ -22,6 +22,8 @@ pub mod grants;
 #[cfg(target_os = "none")]
 pub mod hostile_bounds;
 #[cfg(target_os = "none")]
+pub mod lapic;
+#[cfg(target_os = "none")]
 pub mod net;
 #[cfg(target_os = "none")]
 pub mod outside_ram;

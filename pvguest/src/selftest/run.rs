@@ -39,6 +39,8 @@ pub fn run(opts: &Options<'_>) -> Outcome {
             "spin" => super::spin::run(&mut rep, opts),
             // Not in `platform`: faults on purpose, for the crash report's check.
             "fault" => super::fault::run(),
+            // Not in `platform`: the emulated local APIC's registers, timer and self-IPI.
+            "lapic" => super::lapic::run(&mut rep),
             // Not in `platform`: two domains started together, `pair=offer` and
             // `pair=accept`, each told the other's id in `data/peer-domid`.
             "pair" => super::pair::run(&mut rep, opts),

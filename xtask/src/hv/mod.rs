@@ -67,6 +67,8 @@ const HOSTILE_CMDLINE: &str = "selftest=hostile-bounds";
 const QUOTA_CMDLINE: &str = "selftest=xs-quota";
 /// The guest command line of the ballooning boot.
 const BALLOON_CMDLINE: &str = "selftest=balloon";
+/// The guest command line of the local APIC boot (its FACTs match stock Xen's).
+const LAPIC_CMDLINE: &str = "selftest=lapic";
 /// `hv`'s options in the test boots (none: the defaults).
 const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
@@ -201,7 +203,8 @@ fn explain_failure(booted: &qemu::Booted) {
 /// [`HOSTILE_CMDLINE`] (one unit per `TEST` line, `HOST hv-run` and `HOST hv-paging-pool`;
 /// `HOST hv-run` is `HOST hv-run-hostile-bounds` there), then [`QUOTA_CMDLINE`] (one unit per
 /// `TEST` and `HOST` line), then [`BALLOON_CMDLINE`] (one unit per `TEST` line, `HOST
-/// hv-balloon-run` and `HOST hv-balloon-teardown`), then the two domain-archive boots
+/// hv-balloon-run` and `HOST hv-balloon-teardown`), then [`LAPIC_CMDLINE`] (one unit per
+/// `TEST` line and `HOST hv-lapic-run`), then the two domain-archive boots
 /// ([`TWO_DOMAINS`]: one unit per domain's `TEST` line and `HOST hv-two-domains`; [`SPINNER`]:
 /// `HOST hv-spinner`), then the pair boot ([`PAIR`]: one unit per side's `TEST` line and
 /// `HOST hv-pair`; a harness error there is one failed unit), then the `blk` group on hv's
@@ -432,6 +435,36 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
     for (ok, line) in &verdict.host {
         println!("balloon: {line}");
         tally.record(*ok, format!("hv balloon: {line}"));
+        all_ok &= ok;
+    }
+    if !all_ok {
+        explain_failure(&booted);
+    }
+
+    // The emulated local APIC (issue 24, item 7): one unit per `TEST` line.
+    let booted = boot(
+        "hv-test",
+        &hv,
+        Module::Elf(&guest, LAPIC_CMDLINE),
+        "hv-lapic",
+        timeout,
+        |_| {},
+    )?;
+    let mut verdict = serial::judge_selftest(&booted.transcript, &booted.end);
+    for (_, line) in &mut verdict.host {
+        *line = line.replacen("HOST hv-", "HOST hv-lapic-", 1);
+    }
+    for line in &verdict.shown {
+        println!("lapic: {line}");
+    }
+    let mut all_ok = true;
+    for test in &verdict.tests {
+        tally.record(test.ok, format!("hv lapic: {}", test.line));
+        all_ok &= test.ok;
+    }
+    for (ok, line) in &verdict.host {
+        println!("lapic: {line}");
+        tally.record(*ok, format!("hv lapic: {line}"));
         all_ok &= ok;
     }
     if !all_ok {

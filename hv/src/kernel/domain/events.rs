@@ -1,5 +1,7 @@
 //! Events and time of one domain: the singleshot timer fired as `VIRQ_TIMER`, the upcall
-//! injected on the guest's callback vector (or the VINTR window requested), and the waits
+//! injected on the guest's callback vector (or the VINTR window requested), the local
+//! APIC's timer and its pending vector (injected after the upcall, as Xen's
+//! `hvm_vcpu_has_pending_irq` ranks the callback vector before the LAPIC), and the waits
 //! of `HLT`, `SCHEDOP_block` and `SCHEDOP_poll`.
 //!
 //! A wait is a state, not a loop: the exit that starts it records what the vCPU waits for,
@@ -64,20 +66,55 @@ impl Domain {
             .raise_virq(&mut w, abi::event_channel::VIRQ_TIMER)
     }
 
-    /// Before each VMRUN: the timer (fired if due), then the upcall (injected, or the
-    /// window requested). The machine arms its APIC timer for [`Self::timer_deadline`].
+    /// System time now (ns).
+    pub(super) fn system_time(&self) -> u64 {
+        self.clock.ns(tsc::now())
+    }
+
+    /// Fires the local APIC's timer if due; true if it did.
+    fn fire_lapic_timer(&mut self) -> bool {
+        let now = self.system_time();
+        self.msrs.vlapic.fire_timer(now)
+    }
+
+    /// Before each VMRUN: the timers (fired if due), then the upcall (injected, or the
+    /// window requested), else the local APIC's highest pending vector (injected and moved
+    /// to in-service, or the window requested). The machine arms its APIC timer for
+    /// [`Self::timer_deadline`].
     pub fn before_entry(&mut self) {
         self.fire_timer();
+        self.fire_lapic_timer();
         let pending = self.words().upcall_pending();
         let c = &mut self.vmcb.control;
-        match inject::upcall(
+        let mut decision = inject::upcall(
             pending,
             self.xen.callback_vector(),
             self.vmcb.save.rflags,
             c.interrupt_shadow,
             c.event_inj,
-        ) {
+        );
+        let mut lapic = None;
+        if decision == Upcall::None
+            && let Some(v) = self.msrs.vlapic.pending()
+        {
+            decision = inject::upcall(
+                true,
+                Some(v),
+                self.vmcb.save.rflags,
+                c.interrupt_shadow,
+                c.event_inj,
+            );
+            lapic = Some(v);
+        }
+        match decision {
             Upcall::None => {}
+            Upcall::Inject(ev) if lapic.is_some() => {
+                if let Some(v) = lapic {
+                    self.msrs.vlapic.ack(v);
+                }
+                c.event_inj = ev;
+                c.vintr = inject::clear_window(c.vintr);
+            }
             Upcall::Inject(ev) => {
                 c.event_inj = ev;
                 c.vintr = inject::clear_window(c.vintr);
@@ -97,9 +134,10 @@ impl Domain {
         self.vmcb.control.vintr = inject::clear_window(self.vmcb.control.vintr);
     }
 
-    /// The vCPU's singleshot timer deadline (system time), if armed.
+    /// The vCPU's earliest timer deadline (system time): the singleshot timer's or the
+    /// local APIC's, if armed.
     pub fn timer_deadline(&self) -> Option<u64> {
-        self.xen.timer.deadline()
+        earliest(self.xen.timer.deadline(), self.msrs.vlapic.timer_deadline())
     }
 
     /// Starts a wait (the exit that asked for it has been handled).
@@ -121,10 +159,7 @@ impl Domain {
             Wait::Poll { timeout, .. } => *timeout,
             Wait::Block => None,
         };
-        match (self.xen.timer.deadline(), poll) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.timer_deadline(), poll)
     }
 
     /// Whether the wait is over at system time `now`: fires the timer if due (a timer event
@@ -135,24 +170,28 @@ impl Domain {
     pub fn wait_over(&mut self, now: u64) -> Option<u64> {
         let deadline = self.wait_deadline();
         let raised = self.fire_timer();
+        self.fire_lapic_timer();
+        // An interrupt the local APIC would deliver ends any wait (Xen's `vcpu_kick`).
+        let lapic = self.msrs.vlapic.pending().is_some();
         let (wait, start) = self.waiting.as_mut()?;
         let w = SharedInfoView {
             shared: self.shared_info,
             vcpu: self.vcpu_info,
         };
-        let over = match wait {
-            Wait::Block => w.upcall_pending() && self.xen.callback_vector().is_some(),
-            Wait::Poll { timeout, raised: r } => {
-                *r |= raised;
-                *r || timeout.is_some_and(|t| now >= t)
-                    || self
-                        .xen
-                        .poll_ports
-                        .iter()
-                        .take(self.xen.poll_nr)
-                        .any(|&p| self.xen.evtchn.is_pending(&w, p))
-            }
-        };
+        let over = lapic
+            || match wait {
+                Wait::Block => w.upcall_pending() && self.xen.callback_vector().is_some(),
+                Wait::Poll { timeout, raised: r } => {
+                    *r |= raised;
+                    *r || timeout.is_some_and(|t| now >= t)
+                        || self
+                            .xen
+                            .poll_ports
+                            .iter()
+                            .take(self.xen.poll_nr)
+                            .any(|&p| self.xen.evtchn.is_pending(&w, p))
+                }
+            };
         if !over {
             return None;
         }
@@ -196,5 +235,13 @@ impl Domain {
                 self.domid()
             );
         }
+    }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }

@@ -162,6 +162,8 @@ impl Domain {
             mtrr: leaf(1)[3] & (1 << 12) != 0,
             tsc_aux: leaf(0x8000_0001)[3] & (1 << 27) != 0 || leaf(7)[2] & (1 << 22) != 0,
             maxphysaddr: (leaf(0x8000_0008)[0] & 0xff) as u8,
+            x2apic: leaf(1)[2] & cpuid::X2APIC != 0,
+            now: self.system_time(),
         }
     }
 

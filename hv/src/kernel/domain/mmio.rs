@@ -20,16 +20,22 @@
 //! (Xen's emulator takes nearly every instruction, string moves included); anything else,
 //! an instruction fetched from such memory, and a guest page-table walk through it get
 //! `#GP(0)` (for the walk, Xen's emulator injects the guest's `#PF`; hv has no decode assist
-//! telling it the linear address). The local APIC page (0xFEE00000, emulated by Xen) still
-//! crashes the domain, as does every such access with the hv option `npf=crash` (for
-//! debugging).
+//! telling it the linear address). Every such access crashes the domain with the hv option
+//! `npf=crash` (for debugging).
+//!
+//! The local APIC's page (`MSR_APIC_BASE`, 0xFEE00000) goes to the vCPU's emulated APIC
+//! ([`crate::vlapic`]) while it is enabled in xAPIC mode, as Xen's `vlapic_range` routes
+//! it: a `mov` (or `movzx`/`movsx`, `bt`, `and`/`or`/`cmp`/`test`) reads the register, a
+//! `mov` to it writes the value stored. Anything else there gets `#GP(0)`; with the APIC
+//! disabled or in x2APIC mode the page still crashes the domain (Xen reads all ones).
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cmdline::NpfPolicy;
 use crate::guest::phys::read_bytes;
 use crate::guest_log;
-use crate::svm::emulate::{self, CpuState, NpfAction, npf};
+use crate::svm::decode::Operand;
+use crate::svm::emulate::{self, CpuState, NpfAction, npf, read_register};
 
 use super::{Domain, Ending};
 
@@ -48,7 +54,15 @@ impl Domain {
     /// A nested page fault at guest-physical `gpa` with EXITINFO1 `info1`.
     pub(super) fn nested_page_fault(&mut self, info1: u64, gpa: u64) -> Option<Ending> {
         let crash = CRASH_ON_NPF.load(Ordering::Relaxed);
+        let apic_page = self.msrs.apic_base & 0x000f_ffff_ffff_f000;
         let done = match emulate::npf_action(info1, gpa, crash) {
+            _ if !crash
+                && gpa & !0xfff == apic_page
+                && self.msrs.vlapic.mmio_enabled()
+                && info1 & (npf::FETCH | npf::GUEST_TABLES) == 0 =>
+            {
+                self.lapic_access(info1, gpa)
+            }
             NpfAction::Crash => {
                 return self.crash(format_args!(
                     "access to guest-physical {gpa:#x} outside its memory (error {info1:#x})"
@@ -99,6 +113,39 @@ impl Domain {
         let mut cpu = self.cpu_state();
         emulate::complete_access(&operand, value, &mut cpu);
         self.set_cpu_state(&cpu);
+        Ok(insn.len as u64)
+    }
+
+    /// Completes the instruction at RIP whose access to the local APIC's page at `gpa`
+    /// faulted: a read from the register, or a store into it. Its length, or why not.
+    fn lapic_access(&mut self, info1: u64, gpa: u64) -> Result<u64, &'static str> {
+        let insn = self
+            .fetch_instruction()
+            .map_err(|_| "instruction not decoded")?;
+        let operand = insn
+            .memory_operand()
+            .ok_or("instruction without a memory operand hv completes")?;
+        let write = info1 & npf::WRITE != 0;
+        if !emulate::access_matches(operand.access, write) {
+            return Err("the decoded access does not match the fault");
+        }
+        let offset = u32::try_from(gpa & 0xfff).unwrap_or(0);
+        let len = operand.size;
+        let now = self.system_time();
+        let mut cpu = self.cpu_state();
+        if write {
+            let stored = match insn.stored_value() {
+                Some(Operand::Register(r)) => read_register(&cpu.gprs, r),
+                Some(Operand::Immediate(i)) => i,
+                None => return Err("only mov writes the local APIC"),
+            };
+            let value = u32::try_from(stored & 0xffff_ffff).unwrap_or(0);
+            self.msrs.vlapic.mmio_write(offset, len, value, now);
+        } else {
+            let value = self.msrs.vlapic.mmio_read(offset, len, now);
+            emulate::complete_access(&operand, u64::from(value), &mut cpu);
+            self.set_cpu_state(&cpu);
+        }
         Ok(insn.len as u64)
     }
 
