@@ -188,9 +188,7 @@
 //! - The guest page walk behind `copy_from_guest`/`copy_to_guest` does not set Accessed/Dirty
 //!   bits in the guest's page tables (Xen's does); 32-bit, PAE and 5-level guest paging
 //!   answer `-EFAULT` (not implemented).
-//! - No LAPIC for the guest (Xen emulates one for a PVH domU), so CPUID hides APIC, x2APIC
-//!   and the TSC-deadline timer, which Xen offers; an access to its page crashes the domain
-//!   (see the item on memory outside RAM).
+//! - CPUID hides the TSC-deadline timer (the emulated local APIC has none).
 //! - Ballooning ([`hypercall::memory`]): `XENMEM_decrease_reservation`, `populate_physmap`
 //!   and `increase_reservation` take Xen 4.17's checks and answers for a domU (order 9 at
 //!   most, the count of extents done, the start extent for a refused request, continuations

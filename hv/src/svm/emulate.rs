@@ -332,8 +332,10 @@ pub mod npf {
     pub const GUEST_TABLES: u64 = 1 << 33;
 }
 
-/// The local APIC's page at its default base: Xen emulates a LAPIC there for a PVH domU; hv
-/// does not yet, and crashes the domain rather than answer all ones.
+/// The local APIC's page at its default base. While the guest's local APIC is enabled in
+/// xAPIC mode there, the kernel hands its accesses to the emulated APIC (`crate::vlapic`)
+/// before asking [`npf_action`]; otherwise (disabled, or in x2APIC mode) an access to it
+/// crashes the domain, where Xen reads all ones.
 pub const LAPIC_PAGE: u64 = 0xfee0_0000;
 
 /// What hv does with a nested page fault, as Xen 4.17's `hvm_hap_nested_page_fault` does
