@@ -382,22 +382,7 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
         |_| {},
     )?;
     let verdict = serial::judge_selftest(&booted.transcript, &booted.end);
-    let mut all_ok = true;
-    for line in &verdict.shown {
-        println!("xs-quota: {line}");
-    }
-    for test in &verdict.tests {
-        tally.record(test.ok, format!("hv xs-quota: {}", test.line));
-        all_ok &= test.ok;
-    }
-    for (ok, line) in &verdict.host {
-        println!("xs-quota: {line}");
-        tally.record(*ok, format!("hv xs-quota: {line}"));
-        all_ok &= ok;
-    }
-    if !all_ok {
-        explain_failure(&booted);
-    }
+    record_prefixed(tally, "xs-quota", &verdict, &booted);
 
     let booted = boot(
         "hv-test",
@@ -424,22 +409,7 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
     for (_, line) in &mut verdict.host {
         *line = line.replacen("HOST hv-", "HOST hv-balloon-", 1);
     }
-    let mut all_ok = true;
-    for line in &verdict.shown {
-        println!("balloon: {line}");
-    }
-    for test in &verdict.tests {
-        tally.record(test.ok, format!("hv balloon: {}", test.line));
-        all_ok &= test.ok;
-    }
-    for (ok, line) in &verdict.host {
-        println!("balloon: {line}");
-        tally.record(*ok, format!("hv balloon: {line}"));
-        all_ok &= ok;
-    }
-    if !all_ok {
-        explain_failure(&booted);
-    }
+    record_prefixed(tally, "balloon", &verdict, &booted);
 
     // The emulated local APIC (issue 24, item 7): one unit per `TEST` line.
     let booted = boot(
@@ -454,22 +424,7 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
     for (_, line) in &mut verdict.host {
         *line = line.replacen("HOST hv-", "HOST hv-lapic-", 1);
     }
-    for line in &verdict.shown {
-        println!("lapic: {line}");
-    }
-    let mut all_ok = true;
-    for test in &verdict.tests {
-        tally.record(test.ok, format!("hv lapic: {}", test.line));
-        all_ok &= test.ok;
-    }
-    for (ok, line) in &verdict.host {
-        println!("lapic: {line}");
-        tally.record(*ok, format!("hv lapic: {line}"));
-        all_ok &= ok;
-    }
-    if !all_ok {
-        explain_failure(&booted);
-    }
+    record_prefixed(tally, "lapic", &verdict, &booted);
 
     let booted = boot_domains(&hv, &guest, "hv-two-domains", &TWO_DOMAINS, timeout)?;
     let expect: Vec<_> = TWO_DOMAINS
@@ -786,6 +741,33 @@ fn record_domains(
         explain_failure(booted);
     }
     *ok
+}
+
+/// Records a boot's verdict with its lines shown and named under `prefix` (`<prefix>: ...`
+/// on the console, `hv <prefix>: ...` as units): every `TEST` line and every `HOST` line a
+/// unit; hv's log explained if any failed.
+fn record_prefixed(
+    tally: &mut Tally,
+    prefix: &str,
+    verdict: &serial::Verdict,
+    booted: &qemu::Booted,
+) {
+    let mut all_ok = true;
+    for line in &verdict.shown {
+        println!("{prefix}: {line}");
+    }
+    for test in &verdict.tests {
+        tally.record(test.ok, format!("hv {prefix}: {}", test.line));
+        all_ok &= test.ok;
+    }
+    for (ok, line) in &verdict.host {
+        println!("{prefix}: {line}");
+        tally.record(*ok, format!("hv {prefix}: {line}"));
+        all_ok &= ok;
+    }
+    if !all_ok {
+        explain_failure(booted);
+    }
 }
 
 /// `cargo xtask hv-run --help`.
