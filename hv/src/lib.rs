@@ -177,9 +177,9 @@
 //!   frames are allocated when first placed with `XENMEM_add_to_physmap` (Xen allocates
 //!   them when the table grows); entries of frames never placed read as zero, as fresh
 //!   frames do in Xen.
-//! - `XENVER_guest_handle` is all zeros (xl gives the domain's UUID, which hv writes to
-//!   `/vm/<uuid>`); `XENVER_extraversion`
-//!   (`-hv`), `compile_info` and `changeset` give hv's own strings, not a build's;
+//! - `XENVER_guest_handle` is the domain's UUID, fixed by its id (xl makes a random one);
+//!   `XENVER_extraversion` (`-hv`), `compile_info` and `changeset` give hv's own strings,
+//!   not a build's;
 //!   `platform_parameters` answers `-ENOSYS` (its answer depends on the caller's mode).
 //! - `HLT` with IF=1 waits for an upcall (see Time); with IF=0 it powers the domain off,
 //!   as in Xen.
