@@ -215,13 +215,15 @@ impl Scheduler {
     fn next_after(&self, after: Option<usize>, skip: Option<usize>) -> Option<usize> {
         let n = self.slots.len();
         let start = after.map_or(0, |a| a + 1);
-        let order = (0..n).map(|k| (start + k) % n).filter(|&i| Some(i) != skip);
-        let order: Vec<usize> = order.collect();
-        order
-            .iter()
-            .copied()
+        // Called before every VMRUN: walked twice rather than collected.
+        let order = move || {
+            (0..n)
+                .map(move |k| (start + k) % n)
+                .filter(move |&i| Some(i) != skip)
+        };
+        order()
             .find(|&i| self.boosted(i))
-            .or_else(|| order.iter().copied().find(|&i| self.runnable(i)))
+            .or_else(|| order().find(|&i| self.runnable(i)))
     }
 
     /// The earliest deadline of a waiting vCPU.

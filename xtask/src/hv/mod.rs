@@ -299,50 +299,33 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
         explain_failure(&booted);
     }
 
-    let probe = run_dir.join("probe-msr-cr4.elf");
-    std::fs::write(&probe, probe::image())
-        .with_context(|| format!("writing {}", probe.display()))?;
-    let booted = boot(
-        "hv-test",
+    probe_unit(
+        tally,
         &hv,
-        Module::Elf(&probe, ""),
+        &run_dir,
         "hv-msr-cr4",
+        &probe::image(),
         timeout,
-        |_| {},
+        |b| {
+            if b.end == QemuEnd::Exited(Some(EXIT_POWEROFF)) {
+                "HOST hv-msr-cr4 ok".to_owned()
+            } else {
+                format!(
+                    "HOST hv-msr-cr4 FAIL {} (a #GP at the wrong stage, or none)",
+                    b.end.describe()
+                )
+            }
+        },
     )?;
-    let ok = booted.end == QemuEnd::Exited(Some(EXIT_POWEROFF));
-    let line = if ok {
-        "HOST hv-msr-cr4 ok".to_owned()
-    } else {
-        format!(
-            "HOST hv-msr-cr4 FAIL {} (a #GP at the wrong stage, or none)",
-            booted.end.describe()
-        )
-    };
-    println!("{line}");
-    tally.record(ok, line);
-    if !ok {
-        explain_failure(&booted);
-    }
-
-    let probe = run_dir.join("probe-intercepts.elf");
-    std::fs::write(&probe, probe::intercepts_image())
-        .with_context(|| format!("writing {}", probe.display()))?;
-    let booted = boot(
-        "hv-test",
+    probe_unit(
+        tally,
         &hv,
-        Module::Elf(&probe, ""),
+        &run_dir,
         "hv-intercepts",
+        &probe::intercepts_image(),
         timeout,
-        |_| {},
+        |b| intercepts_verdict(&b.end, &b.transcript.counters),
     )?;
-    let line = intercepts_verdict(&booted.end, &booted.transcript.counters);
-    let ok = line.ends_with(" ok");
-    println!("{line}");
-    tally.record(ok, line);
-    if !ok {
-        explain_failure(&booted);
-    }
 
     let booted = boot(
         "hv-test",
@@ -741,6 +724,37 @@ fn record_domains(
         explain_failure(booted);
     }
     *ok
+}
+
+/// Boots the probe kernel `image` (written as `<label>.elf` into `run_dir`) and records the
+/// `HOST <label> ok|FAIL ...` line `judge` makes of the boot.
+fn probe_unit(
+    tally: &mut Tally,
+    hv: &Path,
+    run_dir: &Path,
+    label: &str,
+    image: &[u8],
+    timeout: Duration,
+    judge: impl FnOnce(&qemu::Booted) -> String,
+) -> Result<()> {
+    let probe = run_dir.join(format!("{label}.elf"));
+    std::fs::write(&probe, image).with_context(|| format!("writing {}", probe.display()))?;
+    let booted = boot(
+        "hv-test",
+        hv,
+        Module::Elf(&probe, ""),
+        label,
+        timeout,
+        |_| {},
+    )?;
+    let line = judge(&booted);
+    let ok = line.ends_with(" ok");
+    println!("{line}");
+    tally.record(ok, line);
+    if !ok {
+        explain_failure(&booted);
+    }
+    Ok(())
 }
 
 /// Records a boot's verdict with its lines shown and named under `prefix` (`<prefix>: ...`

@@ -182,16 +182,7 @@ fn boot_job(
         timeout,
         guest_limit,
     };
-    boot_job_with(
-        image,
-        guest,
-        job,
-        label,
-        limits,
-        Vec::new(),
-        None,
-        on_guest_line,
-    )
+    boot_job_gdb(image, guest, job, label, limits, None, on_guest_line)
 }
 
 /// [`boot_job`] with QEMU's gdbstub when `gdb` is given (`xen-test --gdb`, `blk-test --gdb`):
