@@ -5,6 +5,7 @@ mod conformance;
 mod elf_note;
 mod gates;
 mod gdb;
+mod http;
 mod hv;
 mod selftest;
 mod symbols;
@@ -55,6 +56,9 @@ Commands:
                 (`cargo xtask run --help`: --port, --site, --store)
   run-check     the check `test` makes of `run`: it must answer curl, keep a put value in its
                 store image, and stop cleanly on SIGINT
+  net-check     run the host's checks of the guest's HTTP service (files, kv, 16 MiB down and
+                up, malformed requests, load, churn) against a running one, by default
+                `run`'s at 127.0.0.1:8080 (`cargo xtask net-check --help`)
   build         build the pvguest kernel for x86_64-unknown-none and print its path
   help          show this text
 
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         }),
         "hv-run" => hv::hv_run(&args[1..]),
         "run" => xen::run::run(&args[1..]).map(|()| ExitCode::SUCCESS),
+        "net-check" => hv::net::net_check(&args[1..]),
         "run-check" => tier("run-check", "run check", xen::run::run_check),
         "build" => build::build_guest().map(|elf| {
             println!("{}", elf.display());

@@ -3,6 +3,7 @@
 
 pub mod blk;
 pub mod console;
+pub mod control;
 pub mod ports;
 pub mod toolstack;
 pub mod xenstored;

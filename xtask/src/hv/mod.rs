@@ -37,6 +37,7 @@ pub mod config;
 mod debug;
 pub mod durable;
 pub mod elf32;
+pub mod net;
 pub mod probe;
 pub mod qemu;
 pub mod serial;
