@@ -20,6 +20,7 @@ use crate::sched::{self, Choice, RunState, Scheduler};
 use crate::svm::exit;
 use crate::time::Clock;
 
+use super::control::Control;
 use super::domain::{Domain, DomainSpec, Ending};
 use super::fpu::{self, Method};
 use super::lapic::{self, Lapic};
@@ -72,6 +73,8 @@ pub struct Machine {
     /// upcall check and the timer armed).
     switches: u64,
     switch_ticks: u64,
+    /// The host's control lines on COM1.
+    control: Control,
 }
 
 impl Machine {
@@ -89,6 +92,7 @@ impl Machine {
             outcomes: Vec::new(),
             switches: 0,
             switch_ticks: 0,
+            control: Control::default(),
         }
     }
 
@@ -131,6 +135,9 @@ impl Machine {
         }
         let mut last_slot: Option<usize> = None;
         loop {
+            if self.control.poll(&mut self.host.store) {
+                self.deliver_store_events(usize::MAX);
+            }
             let now = self.host.clock.ns(tsc::now());
             self.wake(now);
             match self.sched.pick(now) {

@@ -8,6 +8,7 @@
 
 pub mod blk;
 pub mod console;
+pub mod control;
 pub mod domain;
 pub mod fpu;
 pub mod host_frame;
