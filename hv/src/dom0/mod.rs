@@ -4,5 +4,6 @@
 pub mod blk;
 pub mod console;
 pub mod ports;
+pub mod switch;
 pub mod toolstack;
 pub mod xenstored;
