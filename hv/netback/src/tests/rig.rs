@@ -34,7 +34,6 @@ pub struct Rig {
 
 /// A guest with one vif.
 pub struct Guest {
-    pub domid: u16,
     pub devid: u32,
     pub xs: XsClient<XenstoredConn>,
     pub memory: HostMemory,
@@ -185,7 +184,6 @@ impl Rig {
         let rig = self.clone();
         conn.on_wait = Some(std::boxed::Box::new(move || rig.step()));
         Guest {
-            domid,
             devid,
             xs: XsClient::new(conn),
             memory,
