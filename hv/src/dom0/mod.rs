@@ -5,5 +5,6 @@ pub mod blk;
 pub mod console;
 pub mod control;
 pub mod ports;
+pub mod switch;
 pub mod toolstack;
 pub mod xenstored;

@@ -113,9 +113,14 @@ fn guest_elf() -> Result<PathBuf> {
 enum Module<'a> {
     /// A guest ELF and its command line (QEMU with [`qemu::DEFAULT_MEMORY_MIB`]).
     Elf(&'a Path, &'a str),
-    /// A domain archive ([`config::archive`]), QEMU's memory in MiB and the configs'
-    /// disks.
-    Archive(&'a Path, u64, &'a [qemu::Drive]),
+    /// A domain archive ([`config::archive`]), QEMU's memory in MiB, the configs'
+    /// disks, and hv's NIC with its host forwards if any config has a vif.
+    Archive(
+        &'a Path,
+        u64,
+        &'a [qemu::Drive],
+        Option<&'a [qemu::HostFwd]>,
+    ),
 }
 
 fn boot(
@@ -139,22 +144,28 @@ fn boot_with(
     (hv_options, gdb): (&str, Option<Gdb>),
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
-    let (guest, guest_cmdline, memory_mib, drives) = match module {
+    let (guest, guest_cmdline, memory_mib, drives, net) = match module {
         Module::Elf(guest, cmdline) => {
             println!(
                 "{who}: booting hv with {}, guest cmdline {cmdline:?} (timeout {} s)...",
                 guest.display(),
                 timeout.as_secs()
             );
-            (guest, Some(cmdline), qemu::DEFAULT_MEMORY_MIB, &[][..])
+            (
+                guest,
+                Some(cmdline),
+                qemu::DEFAULT_MEMORY_MIB,
+                &[][..],
+                None,
+            )
         }
-        Module::Archive(archive, memory_mib, drives) => {
+        Module::Archive(archive, memory_mib, drives, net) => {
             println!(
                 "{who}: booting hv with the domain archive {}, {memory_mib} MiB (timeout {} s)...",
                 archive.display(),
                 timeout.as_secs()
             );
-            (archive, None, memory_mib, drives)
+            (archive, None, memory_mib, drives, net)
         }
     };
     let b = qemu::Boot {
@@ -164,6 +175,7 @@ fn boot_with(
         guest_cmdline,
         memory_mib,
         drives,
+        net,
         run_dir: run_dir(label),
         timeout,
         gdb,
@@ -700,7 +712,12 @@ fn boot_domains(
     boot(
         "hv-test",
         hv,
-        Module::Archive(&path, qemu::DEFAULT_MEMORY_MIB, &config::drives(&boots)),
+        Module::Archive(
+            &path,
+            qemu::DEFAULT_MEMORY_MIB,
+            &config::drives(&boots),
+            None,
+        ),
         label,
         timeout,
         |_| {},
@@ -1034,7 +1051,18 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
             std::fs::write(&path, archive)
                 .with_context(|| format!("writing {}", path.display()))?;
             let drives = config::drives(boots);
-            let module = Module::Archive(&path, config::qemu_memory_mib(boots), &drives);
+            let (fwds, warnings) = config::hostfwds(boots, config::base_port()?);
+            for w in &warnings {
+                println!("hv-run: {w}");
+            }
+            for f in fwds.iter().flatten() {
+                println!(
+                    "hv-run: http://127.0.0.1:{}/ forwards to {}:{}",
+                    f.host_port, f.guest_ip, f.guest_port
+                );
+            }
+            let memory = config::qemu_memory_mib(boots);
+            let module = Module::Archive(&path, memory, &drives, fwds.as_deref());
             if let Some(gdb) = &args.gdb {
                 let kernels: Vec<&Path> = boots.iter().map(|b| Path::new(&b.kernel)).collect();
                 print_gdb(&hv, &kernels, gdb)?;

@@ -60,6 +60,36 @@ pub fn drive_args(drives: &[Drive]) -> Result<Vec<String>> {
     Ok(args)
 }
 
+/// One `hostfwd` of QEMU's user network: `tcp:127.0.0.1:<host_port>-<guest_ip>:<guest_port>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFwd {
+    /// The port on the host's loopback.
+    pub host_port: u16,
+    /// The guest's address on QEMU's user network (10.0.2.0/24).
+    pub guest_ip: std::net::Ipv4Addr,
+    /// The guest's port.
+    pub guest_port: u16,
+}
+
+/// QEMU's arguments for hv's NIC: `-netdev user,id=n0[,hostfwd=...]... -device
+/// virtio-net-pci,netdev=n0` (one NIC, the uplink of hv's switch, whatever the number of
+/// vifs).
+pub fn net_args(hostfwds: &[HostFwd]) -> Vec<String> {
+    let mut netdev = "user,id=n0".to_owned();
+    for f in hostfwds {
+        netdev.push_str(&format!(
+            ",hostfwd=tcp:127.0.0.1:{}-{}:{}",
+            f.host_port, f.guest_ip, f.guest_port
+        ));
+    }
+    vec![
+        "-netdev".to_owned(),
+        netdev,
+        "-device".to_owned(),
+        "virtio-net-pci,netdev=n0".to_owned(),
+    ]
+}
+
 /// What to boot.
 pub struct Boot<'a> {
     /// The `hv` ELF.
@@ -75,6 +105,9 @@ pub struct Boot<'a> {
     pub memory_mib: u64,
     /// The disks, in the configs' order.
     pub drives: &'a [Drive],
+    /// hv's NIC and its host forwards, when any config has a vif ([`net_args`]); `None`: no
+    /// NIC.
+    pub net: Option<&'a [HostFwd]>,
     /// Directory for this boot's serial log; created if missing.
     pub run_dir: PathBuf,
     /// Hard timeout.
@@ -150,6 +183,9 @@ pub fn qemu_args(boot: &Boot<'_>) -> Result<Vec<String>> {
         append_line(boot.hv_options, boot.guest_cmdline)?,
     ]);
     args.extend(drive_args(boot.drives)?);
+    if let Some(fwds) = boot.net {
+        args.extend(net_args(fwds));
+    }
     if let Some(gdb) = &boot.gdb {
         args.extend(crate::gdb::qemu_args(gdb));
     }
@@ -266,6 +302,7 @@ mod tests {
             guest_cmdline: Some("selftest=boot selftest-inject-fail=xen-version"),
             memory_mib: 512,
             drives: &[],
+            net: None,
             run_dir: PathBuf::from("/t"),
             timeout: Duration::from_secs(1),
             gdb: None,
@@ -316,6 +353,50 @@ mod tests {
             ..gdb
         };
         assert!(qemu_args(&bad).is_err());
+    }
+
+    #[test]
+    fn a_nic_with_its_host_forwards_follows_the_disks() {
+        let fwd = |host_port, ip: [u8; 4]| HostFwd {
+            host_port,
+            guest_ip: ip.into(),
+            guest_port: 80,
+        };
+        assert_eq!(
+            net_args(&[]).join(" "),
+            "-netdev user,id=n0 -device virtio-net-pci,netdev=n0"
+        );
+        let fwds = [fwd(8080, [10, 0, 2, 15]), fwd(8081, [10, 0, 2, 16])];
+        assert_eq!(
+            net_args(&fwds).join(" "),
+            "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80,\
+             hostfwd=tcp:127.0.0.1:8081-10.0.2.16:80 -device virtio-net-pci,netdev=n0"
+        );
+        let drives = [Drive {
+            file: PathBuf::from("/t/a.img"),
+            read_only: false,
+        }];
+        let b = Boot {
+            hv: Path::new("/t/hv"),
+            guest: Path::new("/t/a.pvxarc"),
+            hv_options: "",
+            guest_cmdline: None,
+            memory_mib: 512,
+            drives: &drives,
+            net: Some(&fwds[..1]),
+            run_dir: PathBuf::from("/t"),
+            timeout: Duration::from_secs(1),
+            gdb: None,
+        };
+        assert!(qemu_args(&b).unwrap().join(" ").ends_with(
+            "-initrd /t/a.pvxarc -append  \
+             -drive file=/t/a.img,format=raw,if=none,id=d0,cache=writeback \
+             -device virtio-blk-pci,drive=d0 \
+             -netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80 \
+             -device virtio-net-pci,netdev=n0"
+        ));
+        let none = Boot { net: None, ..b };
+        assert!(!qemu_args(&none).unwrap().join(" ").contains("netdev"));
     }
 
     #[test]
