@@ -45,6 +45,9 @@ Commands:
                 (lines prefixed `xs-quota: `), selftest=balloon (lines prefixed `balloon: `),
                 then two multi-domain boots; print TEST/FACT/RESULT/HOST and hv's COUNTER
                 lines, end with `N passed, M failed`
+  hv-net-test   only hv-test's network boot: the application on hv with its disks and a vif,
+                the host's HOST hv-net-* checks through QEMU's forward, a net-peer guest
+                fetching from it through hv's switch (HOST hv-domu-to-domu)
   hv-run        boot any PVH ELF (32- or 64-bit) on hv and print its lines; exit 0 only if
                 the guest powered off (QEMU exit 33). Options: --guest <elf> (default: pvguest),
                 --cmdline <guest command line>, or --config <xl.cfg file> (repeatable; every
@@ -93,6 +96,9 @@ fn main() -> ExitCode {
         }),
         "hv-test" => test_command("hv-test", &args[1..], |gdb| {
             tier("hv-test", "hv harness", |t| hv::hv_test(t, gdb).map(drop))
+        }),
+        "hv-net-test" => tier("hv-net-test", "hv network boot", |t| {
+            hv::net_test(t, crate::xen::blk::LOAD_REQUESTS)
         }),
         "hv-run" => hv::hv_run(&args[1..]),
         "run" => xen::run::run(&args[1..]).map(|()| ExitCode::SUCCESS),

@@ -267,7 +267,9 @@ impl Net {
             let back = &mut inst.back;
             match lend(&inst.lease, slot, || back.deliver(frame)) {
                 Ok(()) => {}
-                Err(DeliverError::NoBuffers | DeliverError::NotConnected) => inst.dropped += 1,
+                Err(
+                    DeliverError::NoBuffers | DeliverError::NotConnected | DeliverError::BadBuffer,
+                ) => inst.dropped += 1,
                 Err(DeliverError::BadLength) => {}
             }
         }

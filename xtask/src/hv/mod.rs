@@ -91,7 +91,14 @@ fn hard_timeout(default: Duration) -> Result<Duration> {
 /// `cargo xtask soak`'s part on hv: `HOST hv-blk-kv-durable` with
 /// [`durable::SOAK_KILLS`] kills.
 pub fn soak(tally: &mut Tally) -> Result<()> {
-    durable::check(tally, &build_hv()?, &guest_elf()?, durable::SOAK_KILLS)
+    let (hv, guest) = (build_hv()?, guest_elf()?);
+    durable::check(tally, &hv, &guest, durable::SOAK_KILLS)?;
+    net::app_boot(tally, &hv, &guest, crate::xen::blk::SOAK_REQUESTS)
+}
+
+/// `cargo xtask hv-net-test`: only the network boot ([`net::app_boot`]).
+pub fn net_test(tally: &mut Tally, requests: u64) -> Result<()> {
+    net::app_boot(tally, &build_hv()?, &guest_elf()?, requests)
 }
 
 /// The guest ELF: `PVXEN_GUEST` if set, else `pvguest` built now.
@@ -141,7 +148,26 @@ fn boot_with(
     module: Module<'_>,
     label: &str,
     timeout: Duration,
+    options: (&str, Option<Gdb>),
+    on_line: impl FnMut(&Line),
+) -> Result<qemu::Booted> {
+    boot_with_control(who, hv, module, label, timeout, options, None, on_line)
+}
+
+/// [`boot_with`], with the lines `control` sends written to hv's COM1 as control lines
+/// ([`qemu::boot_controlled`]).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "boot_with's, and the control lines"
+)]
+fn boot_with_control(
+    who: &str,
+    hv: &Path,
+    module: Module<'_>,
+    label: &str,
+    timeout: Duration,
     (hv_options, gdb): (&str, Option<Gdb>),
+    control: Option<std::sync::mpsc::Receiver<String>>,
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
     let (guest, guest_cmdline, memory_mib, drives, net) = match module {
@@ -180,7 +206,10 @@ fn boot_with(
         timeout,
         gdb,
     };
-    let booted = qemu::boot(&b, on_line)?;
+    let booted = match control {
+        Some(c) => qemu::boot_controlled(&b, c, on_line)?,
+        None => qemu::boot(&b, on_line)?,
+    };
     println!(
         "{who}: {} after {:.1} s; serial log {}",
         booted.end.describe(),
@@ -486,6 +515,10 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
         println!("hv-test: blk durability: harness error: {e:#}");
         tally.fail("hv blk durability");
     }
+    if let Err(e) = net::app_boot(tally, &hv, &guest, crate::xen::blk::LOAD_REQUESTS) {
+        println!("hv-test: net boot: harness error: {e:#}");
+        tally.fail("hv net boot");
+    }
 
     // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
     debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;
@@ -669,9 +702,8 @@ const PAIR: [TestDomain; 2] = [
     },
 ];
 
-/// Writes one config per domain into the boot's directory (kernel: `guest`'s absolute path),
-/// checks them as `hv-run --config` does, packs them into a domain archive and boots it with
-/// QEMU's [`qemu::DEFAULT_MEMORY_MIB`].
+/// Packs the domains ([`pack_domains`]) and boots them with QEMU's
+/// [`qemu::DEFAULT_MEMORY_MIB`].
 fn boot_domains(
     hv: &Path,
     guest: &Path,
@@ -679,6 +711,30 @@ fn boot_domains(
     domains: &[TestDomain],
     timeout: Duration,
 ) -> Result<qemu::Booted> {
+    let (path, boots) = pack_domains(guest, label, domains)?;
+    boot(
+        "hv-test",
+        hv,
+        Module::Archive(
+            &path,
+            qemu::DEFAULT_MEMORY_MIB,
+            &config::drives(&boots),
+            None,
+        ),
+        label,
+        timeout,
+        |_| {},
+    )
+}
+
+/// Writes one config per domain into the boot's directory (kernel: `guest`'s absolute path),
+/// checks them as `hv-run --config` does and packs them into a domain archive: its path and
+/// the checked configs.
+fn pack_domains(
+    guest: &Path,
+    label: &str,
+    domains: &[TestDomain],
+) -> Result<(PathBuf, Vec<config::Boot>)> {
     let dir = run_dir(label);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let kernel = std::path::absolute(guest)?;
@@ -709,19 +765,7 @@ fn boot_domains(
     let archive = config::archive(&boots, |k| Ok(std::fs::read(k)?))?;
     let path = config::archive_path(&dir);
     std::fs::write(&path, archive).with_context(|| format!("writing {}", path.display()))?;
-    boot(
-        "hv-test",
-        hv,
-        Module::Archive(
-            &path,
-            qemu::DEFAULT_MEMORY_MIB,
-            &config::drives(&boots),
-            None,
-        ),
-        label,
-        timeout,
-        |_| {},
-    )
+    Ok((path, boots))
 }
 
 /// Prints the scheduler's line and a multi-domain boot's `HOST` line, records the `HOST` unit

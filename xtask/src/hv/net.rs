@@ -464,6 +464,164 @@ pub fn net_check(args: &[String]) -> Result<std::process::ExitCode> {
     })
 }
 
+/// The application's address on QEMU's user network, forwarded from the host.
+const APP_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 15);
+/// The line the application prints once it serves (`pvguest/src/app.rs`).
+const SERVING: &str = "APP serving";
+/// How long the application boot may take in all: two boots' worth of start-up, the
+/// checks (two 16 MiB transfers under TCG) and the end.
+const APP_BOOT_TIMEOUT: Duration = Duration::from_secs(480);
+
+/// The application with its archive and store and a vif, beside a `net-peer` guest that
+/// fetches from it through hv's switch.
+const APP_DOMAINS: [super::TestDomain; 2] = [
+    super::TestDomain {
+        name: "net-app",
+        cmdline: "ip=10.0.2.15/24 gw=10.0.2.2",
+        memory_mib: 128,
+        disks: "disk = [ 'format=raw, vdev=xvda, access=ro, target=xvda.img',\n\
+                \x20        'format=raw, vdev=xvdb, access=rw, target=xvdb.img' ]\n\
+                vif = [ 'mac=00:16:3e:00:00:03' ]\n",
+    },
+    super::TestDomain {
+        name: "net-peer",
+        cmdline: "selftest=net-peer ip=10.0.2.16/24 gw=10.0.2.2 peer-ip=10.0.2.15 \
+                  peer-blob=1048576",
+        memory_mib: 128,
+        disks: "vif = [ 'mac=00:16:3e:00:00:04' ]\n",
+    },
+];
+
+/// A free port on the host's loopback (bound and released: QEMU takes it right after).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `HOST hv-net-app` and the `HOST hv-net-*` checks: the application on hv with its disks
+/// and a vif, the host's clients against it through QEMU's forward once it serves (`requests`
+/// in the load check), then `shutdown <id> poweroff` on hv's control lines; beside it the
+/// `net-peer` guest (`HOST hv-domu-to-domu`: its `net-peer-fetch` test, a unit of its own).
+pub fn app_boot(
+    tally: &mut crate::tally::Tally,
+    hv: &std::path::Path,
+    guest: &std::path::Path,
+    requests: u64,
+) -> Result<()> {
+    use super::serial::{self, Expect, Line};
+    let label = "hv-net";
+    let dir = super::run_dir(label);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let site =
+        crate::xen::blk::site_archive(&crate::build::workspace_root().join("pvguest/site"), false)?;
+    let mut xvda = site.tar;
+    xvda.resize(xvda.len().div_ceil(1 << 20) * (1 << 20), 0);
+    std::fs::write(dir.join("xvda.img"), &xvda)?;
+    let store = std::fs::File::create(dir.join("xvdb.img"))?;
+    store.set_len(16 << 20)?;
+    drop(store);
+    let (archive, boots) = super::pack_domains(guest, label, &APP_DOMAINS)?;
+    let port = free_port()?;
+    let fwds = [super::qemu::HostFwd {
+        host_port: port,
+        guest_ip: APP_IP,
+        guest_port: 80,
+    }];
+    let addr = format!("127.0.0.1:{port}");
+    let (control, lines) = std::sync::mpsc::channel::<String>();
+    let mut checks: Option<std::thread::JoinHandle<Vec<Outcome>>> = None;
+    let files = site.files.clone();
+    let drives = super::config::drives(&boots);
+    let module = super::Module::Archive(
+        &archive,
+        super::qemu::DEFAULT_MEMORY_MIB,
+        &drives,
+        Some(&fwds),
+    );
+    println!("hv-net: the application forwarded from {addr}");
+    let booted = super::boot_with_control(
+        "hv-test",
+        hv,
+        module,
+        label,
+        APP_BOOT_TIMEOUT,
+        (super::HV_OPTIONS, None),
+        Some(lines),
+        |line| {
+            if let Line::Guest(id, text) = line
+                && text.starts_with(SERVING)
+                && checks.is_none()
+            {
+                let (addr, files, control, id) =
+                    (addr.clone(), files.clone(), control.clone(), *id);
+                checks = Some(std::thread::spawn(move || {
+                    let outcomes = all(&addr, &files, requests);
+                    let _ = control.send(format!("shutdown {id} poweroff"));
+                    outcomes
+                }));
+            }
+        },
+    )?;
+    let outcomes = match checks.map(std::thread::JoinHandle::join) {
+        Some(Ok(o)) => o,
+        Some(Err(_)) => vec![outcome(
+            "net-checks",
+            Err("the checks' thread panicked".into()),
+        )],
+        None => vec![outcome(
+            "net-checks",
+            Err(format!("the application never printed `{SERVING}`")),
+        )],
+    };
+    for o in &outcomes {
+        let line = match &o.verdict {
+            Ok(()) => format!("HOST hv-{} ok", o.name),
+            Err(why) => format!("HOST hv-{} FAIL {why}", o.name),
+        };
+        println!("{line}");
+        tally.record(o.verdict.is_ok(), line);
+        if let Some(f) = &o.figures {
+            println!("hv-net: {}: {f}", o.name);
+        }
+    }
+    for l in booted
+        .transcript
+        .hv
+        .iter()
+        .filter(|l| l.contains("netback") || l.contains("switch"))
+    {
+        println!("hv-net: {l}");
+    }
+    let verdict = serial::judge_domains(
+        "hv-net-app",
+        &booted.transcript,
+        &booted.end,
+        &[("net-app", Expect::PowersOff), ("net-peer", Expect::Passes)],
+        super::EXIT_POWEROFF,
+    );
+    for (name, test) in &verdict.tests {
+        let unit = format!("hv {name} {}", test.line);
+        println!("{unit}");
+        tally.record(test.ok, unit);
+    }
+    let peer = serial::domain_run(&booted.transcript, "net-peer");
+    let fetched = peer
+        .lines
+        .tests
+        .iter()
+        .any(|t| t.name == "net-peer-fetch" && t.ok);
+    let line = if fetched {
+        "HOST hv-domu-to-domu ok".to_owned()
+    } else {
+        "HOST hv-domu-to-domu FAIL the net-peer guest did not fetch its blob from the application (its lines above)".to_owned()
+    };
+    println!("{line}");
+    tally.record(fetched, line);
+    super::record_domains(tally, &booted, &verdict);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

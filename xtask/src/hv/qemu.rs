@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 
 use super::serial::{Line, QemuEnd, Transcript};
 use crate::gdb::Gdb;
-use crate::xen::qemu::{Spawned, spawn};
+use crate::xen::qemu::{Spawned, spawn, spawn_with_input};
 
 /// QEMU's memory in MiB for hv-test's boots and for one domain (`-m 512`).
 pub const DEFAULT_MEMORY_MIB: u64 = 512;
@@ -207,6 +207,31 @@ pub fn boot(boot: &Boot<'_>, mut on_line: impl FnMut(&Line)) -> Result<Booted> {
 /// every line QEMU wrote before it died (the last one perhaps cut short).
 pub fn boot_killable(
     boot: &Boot<'_>,
+    on_line: impl FnMut(&Line) -> Option<Instant>,
+) -> Result<Booted> {
+    boot_inner(boot, None, on_line)
+}
+
+/// [`boot`], with the lines `control` sends written to QEMU's standard input as they come:
+/// hv reads them on COM1 as control lines (`hv/src/dom0/control.rs`: `shutdown <domid>
+/// <reason>`, `xs-write <domid> data/<path> <value>`).
+pub fn boot_controlled(
+    boot: &Boot<'_>,
+    control: mpsc::Receiver<String>,
+    mut on_line: impl FnMut(&Line),
+) -> Result<Booted> {
+    boot_inner(boot, Some(control), |line| {
+        on_line(line);
+        None
+    })
+}
+
+/// How often a boot with control lines looks for one to send.
+const CONTROL_POLL: Duration = Duration::from_millis(50);
+
+fn boot_inner(
+    boot: &Boot<'_>,
+    control: Option<mpsc::Receiver<String>>,
     mut on_line: impl FnMut(&Line) -> Option<Instant>,
 ) -> Result<Booted> {
     fs::create_dir_all(&boot.run_dir)
@@ -218,13 +243,21 @@ pub fn boot_killable(
     );
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(qemu_args(boot)?);
-    let Spawned {
-        mut qemu,
-        lines: rx,
-        reader,
-        errors,
-        started,
-    } = spawn(&mut cmd)?;
+    let (
+        Spawned {
+            mut qemu,
+            lines: rx,
+            reader,
+            errors,
+            started,
+        },
+        mut input,
+    ) = if control.is_some() {
+        let (spawned, input) = spawn_with_input(&mut cmd)?;
+        (spawned, Some(input))
+    } else {
+        (spawn(&mut cmd)?, None)
+    };
     let deadline = started + boot.timeout;
     let mut transcript = Transcript::default();
     let mut end = None;
@@ -253,7 +286,23 @@ pub fn boot_killable(
         if now >= deadline {
             break;
         }
-        let until = kill_at.map_or(deadline, |at| at.min(deadline));
+        if let (Some(c), Some(pipe)) = (control.as_ref(), input.as_mut()) {
+            while let Ok(line) = c.try_recv() {
+                writeln!(
+                    log,
+                    "[{:7.2}] [harness] control: {line}",
+                    started.elapsed().as_secs_f64()
+                )?;
+                // QEMU gone: its end shows on the output side.
+                let _ = pipe
+                    .write_all(format!("{line}\n").as_bytes())
+                    .and_then(|()| pipe.flush());
+            }
+        }
+        let mut until = kill_at.map_or(deadline, |at| at.min(deadline));
+        if control.is_some() {
+            until = until.min(now + CONTROL_POLL);
+        }
         match rx.recv_timeout(until.saturating_duration_since(now)) {
             Ok(line) => {
                 writeln!(log, "[{:7.2}] {line}", started.elapsed().as_secs_f64())?;
