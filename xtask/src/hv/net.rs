@@ -26,6 +26,8 @@ const WARM_UP: u64 = 200;
 /// How long the load check waits after closing its connections before it reads the service's
 /// figures.
 const SETTLE: Duration = Duration::from_secs(1);
+/// How long one connection of the churn burst may take to open.
+const CHURN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client's deadline for each read and write.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -359,15 +361,20 @@ pub fn load(addr: &str, requests: u64) -> Outcome {
 /// `GET /` must answer within [`ANSWER_WITHIN_MS`].
 pub fn churn(addr: &str, n: u64) -> Outcome {
     let line = (|| -> Result<String> {
-        let mut open = Vec::new();
-        for _ in 0..n {
-            if let Ok(s) = std::net::TcpStream::connect_timeout(
-                &addr.parse().context("address")?,
-                Duration::from_secs(5),
-            ) {
-                open.push(s);
-            }
-        }
+        // All at once, as a burst of clients would: one thread each, so a connection QEMU's
+        // forward is slow to take does not hold up the others.
+        let sock: std::net::SocketAddr = addr.parse().context("address")?;
+        let connects: Vec<_> = (0..n)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    std::net::TcpStream::connect_timeout(&sock, CHURN_CONNECT_TIMEOUT).ok()
+                })
+            })
+            .collect();
+        let open: Vec<_> = connects
+            .into_iter()
+            .filter_map(|t| t.join().ok().flatten())
+            .collect();
         let opened = open.len();
         drop(open);
         let started = Instant::now();
@@ -404,15 +411,28 @@ of 200 connections. Prints `HOST <check> ok|FAIL <why>` and the rates; exits 1 i
 
 /// Every check, in order, against the service at `addr` built from `site`.
 pub fn all(addr: &str, site: &[(String, String)], requests: u64) -> Vec<Outcome> {
-    vec![
-        files(addr, site),
-        kv(addr),
-        download(addr),
-        upload(addr),
-        malformed(addr),
-        load(addr, requests),
-        churn(addr, crate::xen::blk::CHURN_CONNECTIONS),
-    ]
+    let checks: [&dyn Fn() -> Outcome; 7] = [
+        &|| files(addr, site),
+        &|| kv(addr),
+        &|| download(addr),
+        &|| upload(addr),
+        &|| malformed(addr),
+        &|| load(addr, requests),
+        &|| churn(addr, crate::xen::blk::CHURN_CONNECTIONS),
+    ];
+    checks
+        .iter()
+        .map(|check| {
+            let started = Instant::now();
+            let mut o = check();
+            let took = format!("took {:.1} s", started.elapsed().as_secs_f64());
+            o.figures = Some(match o.figures.take() {
+                Some(f) => format!("{f}; {took}"),
+                None => took,
+            });
+            o
+        })
+        .collect()
 }
 
 /// `cargo xtask net-check`.
