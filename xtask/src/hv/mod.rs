@@ -40,6 +40,7 @@ pub mod elf32;
 pub mod net;
 pub mod probe;
 pub mod qemu;
+pub mod run;
 pub mod serial;
 
 use std::path::{Path, PathBuf};
@@ -167,7 +168,7 @@ fn boot_with_control(
     label: &str,
     timeout: Duration,
     (hv_options, gdb): (&str, Option<Gdb>),
-    control: Option<std::sync::mpsc::Receiver<String>>,
+    control: Option<std::sync::mpsc::Receiver<qemu::Control>>,
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
     let (guest, guest_cmdline, memory_mib, drives, net) = match module {

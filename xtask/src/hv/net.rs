@@ -549,7 +549,7 @@ pub fn app_boot(
         guest_port: 80,
     }];
     let addr = format!("127.0.0.1:{port}");
-    let (control, lines) = std::sync::mpsc::channel::<String>();
+    let (control, lines) = std::sync::mpsc::channel::<super::qemu::Control>();
     let mut checks: Option<std::thread::JoinHandle<Vec<Outcome>>> = None;
     let files = site.files.clone();
     let drives = super::config::drives(&boots);
@@ -577,7 +577,9 @@ pub fn app_boot(
                     (addr.clone(), files.clone(), control.clone(), *id);
                 checks = Some(std::thread::spawn(move || {
                     let outcomes = all(&addr, &files, requests);
-                    let _ = control.send(format!("shutdown {id} poweroff"));
+                    let _ = control.send(super::qemu::Control::Line(format!(
+                        "shutdown {id} poweroff"
+                    )));
                     outcomes
                 }));
             }

@@ -212,12 +212,22 @@ pub fn boot_killable(
     boot_inner(boot, None, on_line)
 }
 
-/// [`boot`], with the lines `control` sends written to QEMU's standard input as they come:
-/// hv reads them on COM1 as control lines (`hv/src/dom0/control.rs`: `shutdown <domid>
-/// <reason>`, `xs-write <domid> data/<path> <value>`).
+/// What a controlled boot's owner may send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// A control line for hv, written to QEMU's standard input (hv reads it on COM1:
+    /// `hv/src/dom0/control.rs`: `shutdown <domid> <reason>`, `xs-write <domid>
+    /// data/<path> <value>`).
+    Line(String),
+    /// Ask QEMU to quit (SIGTERM, SIGKILL after [`crate::xen::qemu::STOP_GRACE`]).
+    Quit,
+}
+
+/// [`boot`], taking [`Control`]s as they come. QEMU runs in its own process group, so that a
+/// terminal's Ctrl-C reaches only xtask, which decides what to send.
 pub fn boot_controlled(
     boot: &Boot<'_>,
-    control: mpsc::Receiver<String>,
+    control: mpsc::Receiver<Control>,
     mut on_line: impl FnMut(&Line),
 ) -> Result<Booted> {
     boot_inner(boot, Some(control), |line| {
@@ -231,7 +241,7 @@ const CONTROL_POLL: Duration = Duration::from_millis(50);
 
 fn boot_inner(
     boot: &Boot<'_>,
-    control: Option<mpsc::Receiver<String>>,
+    control: Option<mpsc::Receiver<Control>>,
     mut on_line: impl FnMut(&Line) -> Option<Instant>,
 ) -> Result<Booted> {
     fs::create_dir_all(&boot.run_dir)
@@ -243,6 +253,9 @@ fn boot_inner(
     );
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(qemu_args(boot)?);
+    if control.is_some() {
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    }
     let (
         Spawned {
             mut qemu,
@@ -287,16 +300,21 @@ fn boot_inner(
             break;
         }
         if let (Some(c), Some(pipe)) = (control.as_ref(), input.as_mut()) {
-            while let Ok(line) = c.try_recv() {
+            while let Ok(c) = c.try_recv() {
                 writeln!(
                     log,
-                    "[{:7.2}] [harness] control: {line}",
+                    "[{:7.2}] [harness] control: {c:?}",
                     started.elapsed().as_secs_f64()
                 )?;
-                // QEMU gone: its end shows on the output side.
-                let _ = pipe
-                    .write_all(format!("{line}\n").as_bytes())
-                    .and_then(|()| pipe.flush());
+                match c {
+                    // QEMU gone: its end shows on the output side.
+                    Control::Line(line) => {
+                        let _ = pipe
+                            .write_all(format!("{line}\n").as_bytes())
+                            .and_then(|()| pipe.flush());
+                    }
+                    Control::Quit => crate::xen::qemu::terminate(&mut qemu.0),
+                }
             }
         }
         let mut until = kill_at.map_or(deadline, |at| at.min(deadline));

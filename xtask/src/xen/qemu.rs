@@ -156,7 +156,7 @@ fn spawn_io(cmd: &mut Command) -> Result<Spawned> {
 }
 
 /// Asks `child` to quit (SIGTERM) and waits at most [`STOP_GRACE`] for it.
-fn terminate(child: &mut Child) {
+pub(crate) fn terminate(child: &mut Child) {
     let Ok(pid) = i32::try_from(child.id()) else {
         return;
     };
