@@ -185,9 +185,9 @@ fn test() -> Result<ExitCode> {
     match xen::blk::blk_test(&mut tally, None) {
         // T4 for the `blk` group: hv's blk boot against the stock-Xen device boot.
         Ok(xen_blk_lines) => {
-            for (ok, line) in
-                compare::compare_named(&xen_blk_lines, &hv_blk_lines, &compare::BLK_TESTS)
-            {
+            let named = compare::BLK_TESTS.iter().chain(&compare::NET_TESTS);
+            let names: Vec<&str> = named.copied().collect();
+            for (ok, line) in compare::compare_named(&xen_blk_lines, &hv_blk_lines, &names) {
                 println!("{line}");
                 tally.record(ok, line);
             }

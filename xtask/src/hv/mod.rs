@@ -506,7 +506,7 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
             tally.fail("hv pair boot");
         }
     }
-    let blk_lines = blk_boot(tally, &hv, &guest, timeout).unwrap_or_else(|e| {
+    let mut blk_lines = blk_boot(tally, &hv, &guest, timeout).unwrap_or_else(|e| {
         println!("hv-test: blk boot: harness error: {e:#}");
         tally.fail("hv blk boot");
         Vec::new()
@@ -515,6 +515,13 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
     if let Err(e) = durable::check(tally, &hv, &guest, durable::TEST_KILLS) {
         println!("hv-test: blk durability: harness error: {e:#}");
         tally.fail("hv blk durability");
+    }
+    match net::group_boot(tally, &hv, &guest, timeout) {
+        Ok(lines) => blk_lines.extend(lines),
+        Err(e) => {
+            println!("hv-test: net group boot: harness error: {e:#}");
+            tally.fail("hv net group boot");
+        }
     }
     if let Err(e) = net::app_boot(tally, &hv, &guest, crate::xen::blk::LOAD_REQUESTS) {
         println!("hv-test: net boot: harness error: {e:#}");

@@ -644,6 +644,54 @@ pub fn app_boot(
     Ok(())
 }
 
+/// The `net` group alone on hv, its address from QEMU's DHCP server (the one domain of the
+/// boot, so it gets the first lease): one unit per `TEST` line and `HOST hv-net-group`.
+/// Returns its `TEST` lines for the comparison with the stock-Xen device boot.
+pub fn group_boot(
+    tally: &mut crate::tally::Tally,
+    hv: &std::path::Path,
+    guest: &std::path::Path,
+    timeout: Duration,
+) -> Result<Vec<String>> {
+    use super::serial::{self, Expect};
+    const GROUP: super::TestDomain = super::TestDomain {
+        name: "net-group",
+        cmdline: "selftest=net ip=dhcp net-expect-mac=00:16:3e:00:00:05 \
+                  net-expect-ip=10.0.2.15/24 net-expect-gw=10.0.2.2",
+        memory_mib: 128,
+        disks: "vif = [ 'mac=00:16:3e:00:00:05' ]\n",
+    };
+    let label = "hv-net-group";
+    let (archive, _) = super::pack_domains(guest, label, &[GROUP])?;
+    let booted = super::boot(
+        "hv-test",
+        hv,
+        super::Module::Archive(&archive, super::qemu::DEFAULT_MEMORY_MIB, &[], Some(&[])),
+        label,
+        timeout,
+        |_| {},
+    )?;
+    let verdict = serial::judge_domains(
+        label,
+        &booted.transcript,
+        &booted.end,
+        &[(GROUP.name, Expect::Passes)],
+        super::EXIT_POWEROFF,
+    );
+    for (_, test) in &verdict.tests {
+        let unit = format!("hv net {}", test.line);
+        println!("{unit}");
+        tally.record(test.ok, unit);
+    }
+    super::record_domains(tally, &booted, &verdict);
+    Ok(serial::domain_run(&booted.transcript, GROUP.name)
+        .lines
+        .shown
+        .into_iter()
+        .filter(|l| l.starts_with("TEST ") || l.starts_with("FACT "))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
