@@ -228,7 +228,7 @@ proptest! {
             now += st.dt;
             let (from, _) = ports[st.from];
             let mut f = frame(st.dst, st.src);
-            f.resize(st.len.max(0), 0xaa);
+            f.resize(st.len, 0xaa);
             f.truncate(st.len);
             if st.len >= 12 {
                 f[..6].copy_from_slice(&st.dst);
