@@ -74,7 +74,7 @@ fn chain(gref: u32, frags: usize, each: u16, first_own: u16) -> Vec<NetifTxReque
 #[test]
 fn each_fatal_request_disables_only_its_vif_with_linuxs_reason() {
     type Case = (&'static str, fn(u32) -> Vec<NetifTxRequest>, FatalError);
-    let cases: [Case; 9] = [
+    let cases: [Case; 11] = [
         (
             "first slot crosses its page",
             |g| std::vec![txreq(g, 4000, 0, 1, 200)],
@@ -94,6 +94,27 @@ fn each_fatal_request_disables_only_its_vif_with_linuxs_reason() {
             FatalError::CrossPage {
                 offset: 3900,
                 size: 200,
+            },
+        ),
+        (
+            "a first slot one byte past its page",
+            |g| std::vec![txreq(g, 4000, 0, 1, 97)],
+            FatalError::CrossPage {
+                offset: 4000,
+                size: 97,
+            },
+        ),
+        (
+            "a following slot one byte past its page",
+            |g| {
+                std::vec![
+                    txreq(g, 0, NETTXF_MORE_DATA, 1, 500),
+                    txreq(g, 4000, 0, 2, 97)
+                ]
+            },
+            FatalError::CrossPage {
+                offset: 4000,
+                size: 97,
             },
         ),
         (
@@ -277,6 +298,15 @@ fn refused_packets_get_an_error_on_every_slot_and_the_vif_goes_on() {
             std::vec![NETIF_RSP_ERROR, NETIF_RSP_NULL],
         ),
     ];
+    // The page's last byte is inside it: offset + size == 4096 is a packet.
+    cases.push((
+        "slots ending at the page's end",
+        std::vec![
+            txreq(page, 4000, NETTXF_MORE_DATA, 11, 96 + 50),
+            txreq(page, 4046, 0, 12, 50)
+        ],
+        std::vec![NETIF_RSP_OKAY; 2],
+    ));
     // The largest chain Linux takes (18 slots after the first) is a packet.
     cases.push((
         "18 slots after the first",
@@ -296,7 +326,10 @@ fn refused_packets_get_an_error_on_every_slot_and_the_vif_goes_on() {
             }
         }
         let sent = rig.sent(&bad.guest);
-        if statuses[0] == NETIF_RSP_OKAY {
+        if what == "slots ending at the page's end" {
+            let data = frame(1, 4096);
+            assert_eq!(sent, [[&data[4000..], &data[4046..]].concat()]);
+        } else if statuses[0] == NETIF_RSP_OKAY {
             assert_eq!(sent, [frame(1, 60).repeat(19)]);
         } else {
             refused += 1;

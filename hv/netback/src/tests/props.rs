@@ -370,7 +370,9 @@ proptest! {
                 prop_assert_eq!(r.id, k as u16);
                 prop_assert_eq!(r.offset, 0);
                 prop_assert_eq!(r.flags, if last { 0 } else { NETRXF_MORE_DATA });
-                prop_assert!(r.status > 0 && r.status <= 4096);
+                // One slot per page, each full but the last.
+                let size = if last { len - 4096 * (needed - 1) } else { 4096 };
+                prop_assert_eq!(r.status as usize, size);
                 data.extend_from_slice(&raw.page(*gref)[..r.status as usize]);
             }
             prop_assert_eq!(data, f);
