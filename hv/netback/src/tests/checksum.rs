@@ -138,3 +138,46 @@ fn fragments_other_protocols_and_short_headers_are_refused() {
     assert_eq!([zero[40], zero[41]], [0xff, 0xff]);
     assert!(verifies(&zero, false, false, 17));
 }
+
+/// `f` (an untagged IPv6 frame) with an extension header of `kind` (8 bytes of its own)
+/// put before the transport header.
+fn with_extension(f: &[u8], kind: u8, fragment: u16) -> Vec<u8> {
+    let proto = f[14 + 6];
+    let mut out = f[..14 + 40].to_vec();
+    out[14 + 6] = kind;
+    let payload = u16::from_be_bytes([out[18], out[19]]) + 8;
+    out[18..20].copy_from_slice(&payload.to_be_bytes());
+    let mut ext = std::vec![proto, 0, 0, 0, 0, 0, 0, 0];
+    if kind == 44 {
+        ext[2..4].copy_from_slice(&fragment.to_be_bytes());
+    }
+    out.extend_from_slice(&ext);
+    out.extend_from_slice(&f[14 + 40..]);
+    out
+}
+
+#[test]
+fn ipv6_extension_headers_are_skipped_and_fragments_refused() {
+    for (kind, proto) in [(0u8, 6u8), (60, 17), (43, 6), (44, 17)] {
+        let plain = ip_frame(true, false, proto, &[7; 100], 0x1234);
+        let mut f = with_extension(&plain, kind, 0);
+        complete_checksum(&mut f).unwrap();
+        // The checksum is the one of the frame without the extension (same pseudo header,
+        // same segment).
+        let mut g = plain.clone();
+        complete_checksum(&mut g).unwrap();
+        assert_eq!(f[14 + 48..], g[14 + 40..], "extension {kind}");
+        assert!(verifies(&g, true, false, proto));
+    }
+    let plain = ip_frame(true, false, 17, &[7; 100], 0);
+    for fragment in [0x0001, 0x0008] {
+        let mut f = with_extension(&plain, 44, fragment);
+        let before = f.clone();
+        assert_eq!(complete_checksum(&mut f), Err(ChecksumError::Unsupported));
+        assert_eq!(f, before);
+    }
+    // An extension header longer than the payload.
+    let mut f = with_extension(&plain, 0, 0);
+    f[14 + 41] = 200;
+    assert_eq!(complete_checksum(&mut f), Err(ChecksumError::Malformed));
+}
