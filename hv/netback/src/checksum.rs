@@ -7,9 +7,9 @@
 //! filled in at once, from scratch (the field is zeroed first, whatever the front end left
 //! in it: a pseudo-header sum, as Linux's netfront leaves, or anything else). What
 //! `skb_checksum_setup` refuses is refused here too: anything but TCP or UDP over IPv4 or
-//! IPv6 (one optional 802.1Q tag before it), an IPv4 fragment, headers that do not fit the
-//! frame. IPv6 extension headers are not walked (Linux's walk stops at the first one it does
-//! not know, we stop at any): such a frame is refused, never sent with a wrong checksum.
+//! IPv6 (one optional 802.1Q tag before it; IPv6's hop-by-hop, routing, destination-options,
+//! authentication and fragment headers skipped as Linux skips them), a fragment, headers that
+//! do not fit the frame: such a frame is refused, never sent with a wrong checksum.
 
 /// Ethernet header bytes.
 pub const ETH_HLEN: usize = 14;
@@ -66,6 +66,41 @@ fn fold(mut sum: u64) -> u16 {
     u16::try_from(sum).unwrap_or(0xffff)
 }
 
+/// Walks the IPv6 extension headers `skb_checksum_setup_ipv6` walks (hop-by-hop, routing,
+/// destination options, authentication, fragment) inside the `payload` bytes after the fixed
+/// header of `ip`: the offset of the transport header in `ip`, and its protocol.
+fn ipv6_extensions(ip: &[u8], payload: usize) -> Result<(usize, u8), ChecksumError> {
+    const HOPOPTS: u8 = 0;
+    const ROUTING: u8 = 43;
+    const FRAGMENT: u8 = 44;
+    const AUTH: u8 = 51;
+    const DSTOPTS: u8 = 60;
+    let end = IPV6_HLEN + payload;
+    let mut at = IPV6_HLEN;
+    let mut next = ip.get(6).copied().ok_or(ChecksumError::Malformed)?;
+    loop {
+        let header = ip.get(at..end).ok_or(ChecksumError::Malformed)?;
+        let len = match next {
+            HOPOPTS | ROUTING | DSTOPTS => {
+                (usize::from(header.get(1).copied().ok_or(ChecksumError::Malformed)?) + 1) * 8
+            }
+            AUTH => (usize::from(header.get(1).copied().ok_or(ChecksumError::Malformed)?) + 2) * 4,
+            FRAGMENT => {
+                // An offset or more fragments: a fragment, which has no whole segment.
+                let off = be16(header, 2).ok_or(ChecksumError::Malformed)?;
+                if off & 0xfff9 != 0 {
+                    return Err(ChecksumError::Unsupported);
+                }
+                8
+            }
+            proto => return Ok((at, proto)),
+        };
+        next = header.first().copied().ok_or(ChecksumError::Malformed)?;
+        // A header longer than what is left shows as `at > end` on the next round.
+        at += len;
+    }
+}
+
 /// Fills in the transport checksum of Ethernet frame `frame` (see the module documentation).
 /// On an error the frame is unchanged.
 pub fn complete_checksum(frame: &mut [u8]) -> Result<(), ChecksumError> {
@@ -107,9 +142,14 @@ pub fn complete_checksum(frame: &mut [u8]) -> Result<(), ChecksumError> {
             if payload > ip.len() - IPV6_HLEN {
                 return Err(ChecksumError::Malformed);
             }
-            let proto = ip.get(6).copied().ok_or(ChecksumError::Malformed)?;
             let addrs = ip.get(8..40).ok_or(ChecksumError::Malformed)?;
-            (l3 + IPV6_HLEN, payload, proto, add_bytes(0, addrs))
+            let (skip, proto) = ipv6_extensions(ip, payload)?;
+            (
+                l3 + skip,
+                payload - (skip - IPV6_HLEN),
+                proto,
+                add_bytes(0, addrs),
+            )
         }
         _ => return Err(ChecksumError::Unsupported),
     };

@@ -9,8 +9,8 @@
 //! `event-channel`, maps both rings, binds the port and says Connected (`connect`); on
 //! Closing it lets go of the rings and says Closing; on Closed it says Closed and, when the
 //! toolstack set `online` to 0, removes the device; when the front end vanishes the device
-//! is removed. Then it serves the tx ring ([`tx`]). Frames to the front end go through
-//! [`Netback::deliver`] and [`Netback::flush_rx`] ([`rx`]).
+//! is removed. Then it serves the tx ring (`tx`). Frames to the front end go through
+//! [`Netback::deliver`] and [`Netback::flush_rx`] (`rx`).
 //!
 //! A malformed tx request disables the vif as `xenvif_fatal_tx_err` does (carrier off: no
 //! more frames either way, the rings stay mapped until the front end disconnects); the

@@ -32,9 +32,9 @@ fn good_guest_works(rig: &Rig, good: &Guest, front: &mut Front) {
     front.send(&out).unwrap();
     front.flush().unwrap();
     rig.step();
-    assert_eq!(rig.sent(good), [out.clone()]);
+    assert_eq!(rig.sent(good), std::slice::from_ref(&out));
     let back = frame(0x24, 1200);
-    assert_eq!(rig.deliver(good, &[back.clone()]), [Ok(())]);
+    assert_eq!(rig.deliver(good, std::slice::from_ref(&back)), [Ok(())]);
     assert_eq!(front.receive(), Some(back));
     rig.dev(good, |d| assert!(!d.is_disabled()));
 }
@@ -74,7 +74,7 @@ fn chain(gref: u32, frags: usize, each: u16, first_own: u16) -> Vec<NetifTxReque
 #[test]
 fn each_fatal_request_disables_only_its_vif_with_linuxs_reason() {
     type Case = (&'static str, fn(u32) -> Vec<NetifTxRequest>, FatalError);
-    let cases: [Case; 9] = [
+    let cases: [Case; 11] = [
         (
             "first slot crosses its page",
             |g| std::vec![txreq(g, 4000, 0, 1, 200)],
@@ -94,6 +94,27 @@ fn each_fatal_request_disables_only_its_vif_with_linuxs_reason() {
             FatalError::CrossPage {
                 offset: 3900,
                 size: 200,
+            },
+        ),
+        (
+            "a first slot one byte past its page",
+            |g| std::vec![txreq(g, 4000, 0, 1, 97)],
+            FatalError::CrossPage {
+                offset: 4000,
+                size: 97,
+            },
+        ),
+        (
+            "a following slot one byte past its page",
+            |g| {
+                std::vec![
+                    txreq(g, 0, NETTXF_MORE_DATA, 1, 500),
+                    txreq(g, 4000, 0, 2, 97)
+                ]
+            },
+            FatalError::CrossPage {
+                offset: 4000,
+                size: 97,
             },
         ),
         (
@@ -277,6 +298,15 @@ fn refused_packets_get_an_error_on_every_slot_and_the_vif_goes_on() {
             std::vec![NETIF_RSP_ERROR, NETIF_RSP_NULL],
         ),
     ];
+    // The page's last byte is inside it: offset + size == 4096 is a packet.
+    cases.push((
+        "slots ending at the page's end",
+        std::vec![
+            txreq(page, 4000, NETTXF_MORE_DATA, 11, 96 + 50),
+            txreq(page, 4046, 0, 12, 50)
+        ],
+        std::vec![NETIF_RSP_OKAY; 2],
+    ));
     // The largest chain Linux takes (18 slots after the first) is a packet.
     cases.push((
         "18 slots after the first",
@@ -296,7 +326,10 @@ fn refused_packets_get_an_error_on_every_slot_and_the_vif_goes_on() {
             }
         }
         let sent = rig.sent(&bad.guest);
-        if statuses[0] == NETIF_RSP_OKAY {
+        if what == "slots ending at the page's end" {
+            let data = frame(1, 4096);
+            assert_eq!(sent, [[&data[4000..], &data[4046..]].concat()]);
+        } else if statuses[0] == NETIF_RSP_OKAY {
             assert_eq!(sent, [frame(1, 60).repeat(19)]);
         } else {
             refused += 1;
@@ -559,11 +592,11 @@ fn bad_xenstore_values_fail_the_device_as_linux_does() {
             use xenbus::PageProvider;
             use xenbus::grant::GrantAccess;
             let page = guest.memory.alloc_zeroed().unwrap();
-            let granted = guest
+            // Kept granted for the rest of the test.
+            let _granted = guest
                 .grants
                 .grant(page, xenbus::DomId::ZERO, false)
                 .unwrap();
-            std::mem::forget(granted);
         }
         setup(&rig, &mut guest);
         write(&mut guest, "state", "4");

@@ -70,6 +70,11 @@ fn frames_travel_both_ways_with_their_contents() {
     front.flush().unwrap();
     rig.step();
     assert_eq!(rig.sent(&guest), out);
+    rig.dev(&guest, |d| {
+        // The front end asked to be told of responses: one notification for the batch.
+        assert_eq!(d.stats().tx_notifications, 1);
+        assert_eq!(d.events().sent, [d.port().unwrap()]);
+    });
     front.poll();
     assert_eq!(front.stats().tx_errors, 0);
     assert_eq!(front.stats().bad_responses, 0);
@@ -96,7 +101,8 @@ fn frames_travel_both_ways_with_their_contents() {
             (0, 0, 0, 0)
         );
         // One flush, one notification; every data grant unmapped again.
-        assert_eq!(s.rx_notifications, 1);
+        assert_eq!((s.tx_notifications, s.rx_notifications), (1, 1));
+        assert_eq!(d.events().sent.len(), 2);
         assert_eq!(d.grants().mapped.len(), 2);
     });
 }
