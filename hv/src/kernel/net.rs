@@ -66,6 +66,8 @@ struct Instance {
     /// Frames the switch sent it that its back end refused (not connected, too few
     /// buffers posted, a bad length or buffer; the back end counts each by reason).
     dropped: u64,
+    /// Frames were delivered since its last `flush_rx`.
+    unflushed: bool,
 }
 
 /// The vifs, the switch and the NIC.
@@ -161,6 +163,7 @@ impl Net {
                         exits: 0,
                         busy_exits: 0,
                         dropped: 0,
+                        unflushed: false,
                     });
                 }
                 Err(e) => {
@@ -265,16 +268,19 @@ impl Net {
                 continue;
             };
             let back = &mut inst.back;
-            if lend(&inst.lease, slot, || back.deliver(frame)).is_err() {
-                inst.dropped += 1;
+            match lend(&inst.lease, slot, || back.deliver(frame)) {
+                Ok(()) => inst.unflushed = true,
+                Err(_) => inst.dropped += 1,
             }
         }
         self.to = to;
     }
 
-    /// Pushes the rx responses of every vif and notifies where the ring rules ask.
+    /// Pushes the rx responses of every vif that got frames and notifies where the ring
+    /// rules ask.
     fn flush(&mut self, domains: &mut [Option<Box<Domain>>]) {
-        for inst in &mut self.instances {
+        for inst in self.instances.iter_mut().filter(|i| i.unflushed) {
+            inst.unflushed = false;
             let Some(slot) = slot_of(domains, inst.domid) else {
                 continue;
             };
