@@ -87,19 +87,21 @@ impl Kinds {
         }
     }
 
-    /// `kind=a/b kind2=c ...`: every kind and the answers it gave.
-    pub fn summary(&self) -> String {
-        let mut out = String::new();
-        for (kind, answers) in &self.0 {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(kind);
-            out.push('=');
-            let list: Vec<String> = answers.iter().map(|a| format!("{a}")).collect();
-            out.push_str(&list.join("/"));
-        }
-        out
+    /// `kind=a/b kind2=c ...`: every kind and the answers it gave, `per_line` kinds a line
+    /// (the kernel's log cuts long lines).
+    pub fn lines(&self, per_line: usize) -> Vec<String> {
+        let words: Vec<String> = self
+            .0
+            .iter()
+            .map(|(kind, answers)| {
+                let list: Vec<String> = answers.iter().map(|a| format!("{a}")).collect();
+                format!("{kind}={}", list.join("/"))
+            })
+            .collect();
+        words
+            .chunks(per_line.max(1))
+            .map(|c| c.join(" "))
+            .collect()
     }
 }
 
@@ -162,6 +164,7 @@ mod tests {
             r.add(k, a);
         }
         assert_eq!(r.calls, 4);
-        assert_eq!(r.kinds.summary(), "close=-22 send=-22/0");
+        assert_eq!(r.kinds.lines(8), ["close=-22 send=-22/0"]);
+        assert_eq!(r.kinds.lines(1), ["close=-22", "send=-22/0"]);
     }
 }

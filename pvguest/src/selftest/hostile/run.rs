@@ -86,7 +86,9 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
 }
 
 fn report(rep: &mut Reporter<'_, ConsoleOut>, class: &str, rec: &ClassRecord, verdict: Result<(), String>) {
-    log::info!("hostile {class}: {}", rec.kinds.summary());
+    for line in rec.kinds.lines(6) {
+        log::info!("hostile {class}: {line}");
+    }
     let _ = rep.fact("hostile", &format!("{class}.calls"), rec.calls);
     let _ = rep.fact("hostile", &format!("{class}.errnos"), rec.digest.hex());
     let _ = rep.record(&format!("hostile-{class}"), verdict);
