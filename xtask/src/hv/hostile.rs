@@ -65,7 +65,12 @@ pub fn boots(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> V
 }
 
 /// The compared boot (see the module docs).
-fn compared_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> Result<Vec<String>> {
+fn compared_boot(
+    tally: &mut Tally,
+    hv: &Path,
+    guest: &Path,
+    timeout: Duration,
+) -> Result<Vec<String>> {
     let booted = boot(
         "hv-test",
         hv,
@@ -190,8 +195,12 @@ pub fn isolation(tally: &mut Tally, hv: &Path, guest: &Path, calls: u64) -> Resu
     let probe = write_archive(&dir, guest, calls, 0)?;
     let mut frame = None;
     println!("hv-test: isolation: a first boot for the victim's canary frame...");
-    let first = hv_boot(hv, &probe, "hv-isolation-probe", Duration::from_secs(60), |l| {
-        match l {
+    let first = hv_boot(
+        hv,
+        &probe,
+        "hv-isolation-probe",
+        Duration::from_secs(60),
+        |l| match l {
             Line::Hv(h) => canary_line(h)
                 .filter(|(id, g, _)| (*id, *g) == (VICTIM_ID, CANARY_GFN))
                 .map(|(_, _, f)| {
@@ -199,8 +208,8 @@ pub fn isolation(tally: &mut Tally, hv: &Path, guest: &Path, calls: u64) -> Resu
                     Instant::now()
                 }),
             _ => None,
-        }
-    })?;
+        },
+    )?;
     let Some(frame) = frame else {
         let line = "HOST hv-isolation FAIL hv printed no canary line for the victim".to_owned();
         println!("{line}");
@@ -270,12 +279,17 @@ pub fn judge(
         }
     }
     if let Some(why) = serial::ended_before(t, ATTACKER, VICTIM) {
-        problems.push(format!("the victim's last canary check was not after the attack ({why})"));
+        problems.push(format!(
+            "the victim's last canary check was not after the attack ({why})"
+        ));
     }
     let isolation = if problems.is_empty() {
         (true, "HOST hv-isolation ok".to_owned())
     } else {
-        (false, format!("HOST hv-isolation FAIL {}", problems.join("; ")))
+        (
+            false,
+            format!("HOST hv-isolation FAIL {}", problems.join("; ")),
+        )
     };
     let attacker = serial::domain_run(t, ATTACKER);
     let rate = attacker
@@ -286,7 +300,10 @@ pub fn judge(
     let hostile = match rate {
         Some((made, ms)) if made >= calls && passed => {
             let per_sec = made.saturating_mul(1000) / ms.max(1);
-            (true, format!("HOST hv-hostile ok {made} calls, {per_sec} calls/s"))
+            (
+                true,
+                format!("HOST hv-hostile ok {made} calls, {per_sec} calls/s"),
+            )
         }
         Some((made, _)) if made < calls => (
             false,

@@ -16,7 +16,7 @@ use crate::selftest::{Lines, read_lines};
 
 /// The compared command line: both platforms run exactly this (the seed and the number of
 /// calls fix every call).
-pub const CMDLINE: &str = "selftest=hostile hostile-seed=23 hostile-calls=4000";
+pub const CMDLINE: &str = "selftest=hostile hostile-seed=23 hostile-calls=800";
 /// The guest's xl name (and config `pvguest-hostile.cfg`).
 const NAME: &str = "pvguest-hostile";
 /// How long dom0 waits for it to shut down, in 0.2 s polls (120 s).
@@ -52,7 +52,10 @@ pub fn steps() -> Vec<Step> {
                  \\([0-9]*\\).*/\\1/p' {log} 2>/dev/null | head -n 1); echo \"${{c:-timeout}}\""
             ),
         ),
-        run("hostile-console", format!("sh /pvxen/pair.sh console {NAME}")),
+        run(
+            "hostile-console",
+            format!("sh /pvxen/pair.sh console {NAME}"),
+        ),
         run(
             "hostile-destroy",
             format!("$XL destroy {NAME} >/dev/null 2>&1; echo ok"),
@@ -109,7 +112,10 @@ pub fn judge(t: &Transcript) -> HostileVerdict {
     let host = if problems.is_empty() {
         (true, "HOST xen-hostile ok".to_owned())
     } else {
-        (false, format!("HOST xen-hostile FAIL {}", problems.join("; ")))
+        (
+            false,
+            format!("HOST xen-hostile FAIL {}", problems.join("; ")),
+        )
     };
     HostileVerdict {
         console,
@@ -196,7 +202,10 @@ mod tests {
         let (ok, why) = with("TEST hostile-ops ok", "TEST hostile-ops FAIL x");
         assert!(!ok && why.contains("failed hostile-ops"), "{why}");
         let (ok, why) = with("hostile-create ok", "hostile-create xl create failed: e");
-        assert!(!ok && why.contains("creating it: xl create failed"), "{why}");
+        assert!(
+            !ok && why.contains("creating it: xl create failed"),
+            "{why}"
+        );
         let (ok, why) = judge(&Transcript::default()).host;
         assert!(!ok && why.contains("no result for its creation"), "{why}");
     }

@@ -9,9 +9,8 @@ use alloc::format;
 use abi::event_channel as ev;
 use abi::grant_table::{
     GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GNTTABOP_COPY, GNTTABOP_MAP_GRANT_REF,
-    GNTTABOP_QUERY_SIZE, GNTTABOP_SETUP_TABLE, GNTTABOP_UNMAP_GRANT_REF, GnttabCopy,
-    GnttabCopyPtr, GnttabCopyPtrU, GnttabMapGrantRef, GnttabQuerySize, GnttabSetupTable,
-    GnttabUnmapGrantRef,
+    GNTTABOP_QUERY_SIZE, GNTTABOP_SETUP_TABLE, GNTTABOP_UNMAP_GRANT_REF, GnttabCopy, GnttabCopyPtr,
+    GnttabCopyPtrU, GnttabMapGrantRef, GnttabQuerySize, GnttabSetupTable, GnttabUnmapGrantRef,
 };
 use abi::hvm::{HVM_PARAM_STORE_PFN, HVMOP_GET_PARAM, XenHvmParam};
 use abi::memory as mem;
@@ -93,7 +92,10 @@ fn call(nr: u32, args: [u64; 5]) -> i64 {
 /// The page-slot hypercall of `event_channel_op(cmd)` on a block written first.
 fn evtchn(ctx: &Ctx, cmd: u32, words: [u32; 6]) -> i64 {
     put(ctx.args, words);
-    call(x::HYPERVISOR_EVENT_CHANNEL_OP, [cmd.into(), ctx.args, 0, 0, 0])
+    call(
+        x::HYPERVISOR_EVENT_CHANNEL_OP,
+        [cmd.into(), ctx.args, 0, 0, 0],
+    )
 }
 
 fn far_domid(rng: &mut Prng) -> u16 {
@@ -140,14 +142,44 @@ pub fn ops(_ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
             let nr = *rng.pick(&PV_ONLY).unwrap_or(&0);
             ("pv-only", call(nr, [0; 5]))
         }
-        2 => ("memory-op", call(x::HYPERVISOR_MEMORY_OP, [32 + rng.below(32), 0, 0, 0, 0])),
-        3 => ("evtchn-op", call(x::HYPERVISOR_EVENT_CHANNEL_OP, [14 + rng.below(242), 0, 0, 0, 0])),
-        4 => ("gnttab-op", call(x::HYPERVISOR_GRANT_TABLE_OP, [13 + rng.below(243), 0, 0, 0, 0])),
-        5 => ("hvm-op", call(x::HYPERVISOR_HVM_OP, [64 + rng.below(192), 0, 0, 0, 0])),
-        6 => ("sched-op", call(x::HYPERVISOR_SCHED_OP, [64 + rng.below(192), 0, 0, 0, 0])),
-        7 => ("vcpu-op", call(x::HYPERVISOR_VCPU_OP, [14 + rng.below(50), 0, 0, 0, 0])),
-        8 => ("xen-version", call(x::HYPERVISOR_XEN_VERSION, [64 + rng.below(192), 0, 0, 0, 0])),
-        _ => ("physdev-op", call(x::HYPERVISOR_PHYSDEV_OP, [200 + rng.below(56), 0, 0, 0, 0])),
+        2 => (
+            "memory-op",
+            call(x::HYPERVISOR_MEMORY_OP, [32 + rng.below(32), 0, 0, 0, 0]),
+        ),
+        3 => (
+            "evtchn-op",
+            call(
+                x::HYPERVISOR_EVENT_CHANNEL_OP,
+                [14 + rng.below(242), 0, 0, 0, 0],
+            ),
+        ),
+        4 => (
+            "gnttab-op",
+            call(
+                x::HYPERVISOR_GRANT_TABLE_OP,
+                [13 + rng.below(243), 0, 0, 0, 0],
+            ),
+        ),
+        5 => (
+            "hvm-op",
+            call(x::HYPERVISOR_HVM_OP, [64 + rng.below(192), 0, 0, 0, 0]),
+        ),
+        6 => (
+            "sched-op",
+            call(x::HYPERVISOR_SCHED_OP, [64 + rng.below(192), 0, 0, 0, 0]),
+        ),
+        7 => (
+            "vcpu-op",
+            call(x::HYPERVISOR_VCPU_OP, [14 + rng.below(50), 0, 0, 0, 0]),
+        ),
+        8 => (
+            "xen-version",
+            call(x::HYPERVISOR_XEN_VERSION, [64 + rng.below(192), 0, 0, 0, 0]),
+        ),
+        _ => (
+            "physdev-op",
+            call(x::HYPERVISOR_PHYSDEV_OP, [200 + rng.below(56), 0, 0, 0, 0]),
+        ),
     };
     rec.add(kind, a);
 }
@@ -157,28 +189,62 @@ pub fn ports(ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
     let port = bad_port(ctx, rng);
     let vcpu = 1 + rng.below(1 << 12) as u32;
     let (kind, a) = match rng.below(8) {
-        0 => ("send", evtchn(ctx, ev::EVTCHNOP_SEND, [port, 0, 0, 0, 0, 0])),
-        1 => ("close", evtchn(ctx, ev::EVTCHNOP_CLOSE, [port, 0, 0, 0, 0, 0])),
-        2 => ("unmask", evtchn(ctx, ev::EVTCHNOP_UNMASK, [port, 0, 0, 0, 0, 0])),
+        0 => (
+            "send",
+            evtchn(ctx, ev::EVTCHNOP_SEND, [port, 0, 0, 0, 0, 0]),
+        ),
+        1 => (
+            "close",
+            evtchn(ctx, ev::EVTCHNOP_CLOSE, [port, 0, 0, 0, 0, 0]),
+        ),
+        2 => (
+            "unmask",
+            evtchn(ctx, ev::EVTCHNOP_UNMASK, [port, 0, 0, 0, 0, 0]),
+        ),
         3 => (
             "status",
-            evtchn(ctx, ev::EVTCHNOP_STATUS, [u32::from(DOMID_SELF), port, 0, 0, 0, 0]),
+            evtchn(
+                ctx,
+                ev::EVTCHNOP_STATUS,
+                [u32::from(DOMID_SELF), port, 0, 0, 0, 0],
+            ),
         ),
-        4 => ("bind-vcpu", evtchn(ctx, ev::EVTCHNOP_BIND_VCPU, [port, 0, 0, 0, 0, 0])),
+        4 => (
+            "bind-vcpu",
+            evtchn(ctx, ev::EVTCHNOP_BIND_VCPU, [port, 0, 0, 0, 0, 0]),
+        ),
         5 => {
             let virq = NR_VIRQS + rng.below(1000) as u32;
-            ("bind-virq-bad", evtchn(ctx, ev::EVTCHNOP_BIND_VIRQ, [virq, 0, 0, 0, 0, 0]))
+            (
+                "bind-virq-bad",
+                evtchn(ctx, ev::EVTCHNOP_BIND_VIRQ, [virq, 0, 0, 0, 0, 0]),
+            )
         }
-        6 => ("bind-virq-vcpu", evtchn(ctx, ev::EVTCHNOP_BIND_VIRQ, [VIRQ_TIMER, vcpu, 0, 0, 0, 0])),
-        _ => ("bind-ipi-vcpu", evtchn(ctx, ev::EVTCHNOP_BIND_IPI, [vcpu, 0, 0, 0, 0, 0])),
+        6 => (
+            "bind-virq-vcpu",
+            evtchn(ctx, ev::EVTCHNOP_BIND_VIRQ, [VIRQ_TIMER, vcpu, 0, 0, 0, 0]),
+        ),
+        _ => (
+            "bind-ipi-vcpu",
+            evtchn(ctx, ev::EVTCHNOP_BIND_IPI, [vcpu, 0, 0, 0, 0, 0]),
+        ),
     };
     rec.add(kind, a);
 }
 
 /// One `GNTTABOP_copy` of `op`; the call's answer, else the status Xen wrote.
 fn copy(ctx: &Ctx, op: GnttabCopy) -> i64 {
-    put(ctx.args, GnttabCopy { status: 0x7777, ..op });
-    let r = call(x::HYPERVISOR_GRANT_TABLE_OP, [GNTTABOP_COPY.into(), ctx.args, 1, 0, 0]);
+    put(
+        ctx.args,
+        GnttabCopy {
+            status: 0x7777,
+            ..op
+        },
+    );
+    let r = call(
+        x::HYPERVISOR_GRANT_TABLE_OP,
+        [GNTTABOP_COPY.into(), ctx.args, 1, 0, 0],
+    );
     if r != 0 {
         return r;
     }
@@ -266,7 +332,11 @@ pub fn grants(ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
                 1 => GNTMAP_HOST_MAP | GNTMAP_DEVICE_MAP,
                 _ => GNTMAP_HOST_MAP,
             };
-            let dom = if rng.below(2) == 0 { DOMID_SELF } else { far_domid(rng) };
+            let dom = if rng.below(2) == 0 {
+                DOMID_SELF
+            } else {
+                far_domid(rng)
+            };
             put(
                 ctx.args,
                 GnttabMapGrantRef {
@@ -384,14 +454,32 @@ fn bad_gfn(ctx: &Ctx, rng: &mut Prng) -> u64 {
 pub fn frames(ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
     let gfn = bad_gfn(ctx, rng);
     let (kind, a) = match rng.below(9) {
-        0 => ("decrease-past-ram", reservation(ctx, mem::XENMEM_DECREASE_RESERVATION, gfn, 0, DOMID_SELF)),
+        0 => (
+            "decrease-past-ram",
+            reservation(ctx, mem::XENMEM_DECREASE_RESERVATION, gfn, 0, DOMID_SELF),
+        ),
         1 => (
             "decrease-canary",
-            reservation(ctx, mem::XENMEM_DECREASE_RESERVATION, ctx.canary, 0, DOMID_SELF),
+            reservation(
+                ctx,
+                mem::XENMEM_DECREASE_RESERVATION,
+                ctx.canary,
+                0,
+                DOMID_SELF,
+            ),
         ),
         2 => {
             let order = 10 + rng.below(10) as u32;
-            ("populate-huge-order", reservation(ctx, mem::XENMEM_POPULATE_PHYSMAP, ctx.canary, order, DOMID_SELF))
+            (
+                "populate-huge-order",
+                reservation(
+                    ctx,
+                    mem::XENMEM_POPULATE_PHYSMAP,
+                    ctx.canary,
+                    order,
+                    DOMID_SELF,
+                ),
+            )
         }
         3 => {
             let cmd = match rng.below(3) {
@@ -400,13 +488,22 @@ pub fn frames(ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
                 _ => mem::XENMEM_POPULATE_PHYSMAP,
             };
             let dom = other_domid(ctx, rng);
-            ("reservation-other-domain", reservation(ctx, cmd, ctx.canary, 0, dom))
+            (
+                "reservation-other-domain",
+                reservation(ctx, cmd, ctx.canary, 0, dom),
+            )
         }
         4 => {
             // Fresh memory at the canary's number in our own space, given back at once: a
             // frame of our own, never the victim's.
             let p = reservation(ctx, mem::XENMEM_POPULATE_PHYSMAP, ctx.canary, 0, DOMID_SELF);
-            let d = reservation(ctx, mem::XENMEM_DECREASE_RESERVATION, ctx.canary, 0, DOMID_SELF);
+            let d = reservation(
+                ctx,
+                mem::XENMEM_DECREASE_RESERVATION,
+                ctx.canary,
+                0,
+                DOMID_SELF,
+            );
             ("populate-release-canary", p * 16 + d)
         }
         5 => {
@@ -417,7 +514,13 @@ pub fn frames(ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
                     gpfn: gfn,
                 },
             );
-            ("remove-past-ram", call(x::HYPERVISOR_MEMORY_OP, [XENMEM_REMOVE_FROM_PHYSMAP.into(), ctx.args, 0, 0, 0]))
+            (
+                "remove-past-ram",
+                call(
+                    x::HYPERVISOR_MEMORY_OP,
+                    [XENMEM_REMOVE_FROM_PHYSMAP.into(), ctx.args, 0, 0, 0],
+                ),
+            )
         }
         6 => {
             let space = 6 + rng.below(250) as u32;
@@ -455,15 +558,29 @@ pub fn frames(ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
 pub fn domids(ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
     let dom = other_domid(ctx, rng);
     let (kind, a) = match rng.below(8) {
-        0 => ("current-reservation", answer(hypercall::reservation_query(true, dom, 0))),
-        1 => ("maximum-reservation", answer(hypercall::reservation_query(false, dom, 0))),
+        0 => (
+            "current-reservation",
+            answer(hypercall::reservation_query(true, dom, 0)),
+        ),
+        1 => (
+            "maximum-reservation",
+            answer(hypercall::reservation_query(false, dom, 0)),
+        ),
         2 => (
             "alloc-unbound",
-            evtchn(ctx, ev::EVTCHNOP_ALLOC_UNBOUND, [u32::from(dom), 0, 0, 0, 0, 0]),
+            evtchn(
+                ctx,
+                ev::EVTCHNOP_ALLOC_UNBOUND,
+                [u32::from(dom), 0, 0, 0, 0, 0],
+            ),
         ),
         3 => (
             "bind-interdomain",
-            evtchn(ctx, ev::EVTCHNOP_BIND_INTERDOMAIN, [u32::from(dom), 1, 0, 0, 0, 0]),
+            evtchn(
+                ctx,
+                ev::EVTCHNOP_BIND_INTERDOMAIN,
+                [u32::from(dom), 1, 0, 0, 0, 0],
+            ),
         ),
         4 => (
             "evtchn-status",
@@ -479,7 +596,10 @@ pub fn domids(ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
                     status: 0x7777,
                 },
             );
-            let r = call(x::HYPERVISOR_GRANT_TABLE_OP, [GNTTABOP_QUERY_SIZE.into(), ctx.args, 1, 0, 0]);
+            let r = call(
+                x::HYPERVISOR_GRANT_TABLE_OP,
+                [GNTTABOP_QUERY_SIZE.into(), ctx.args, 1, 0, 0],
+            );
             let s = i64::from(get::<GnttabQuerySize>(ctx.args).status);
             ("query-size", if r == 0 { s } else { r })
         }
@@ -493,7 +613,13 @@ pub fn domids(ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
                     value: 0,
                 },
             );
-            ("hvm-get-param", call(x::HYPERVISOR_HVM_OP, [HVMOP_GET_PARAM.into(), ctx.args, 0, 0, 0]))
+            (
+                "hvm-get-param",
+                call(
+                    x::HYPERVISOR_HVM_OP,
+                    [HVMOP_GET_PARAM.into(), ctx.args, 0, 0, 0],
+                ),
+            )
         }
         _ => {
             let op = GnttabCopy {
@@ -514,12 +640,21 @@ fn bad_pointer(ctx: &Ctx, rng: &mut Prng) -> (&'static str, u64) {
     let off = rng.below(512) * 8;
     match rng.below(7) {
         0 => ("hole", 0xf000_0000 + off),
-        1 => ("unmapped", (1 << 46) + rng.below(1 << 20) * FRAME_SIZE + off),
-        2 => ("non-canonical", (1 << 63) | (rng.below(1 << 30) * FRAME_SIZE)),
+        1 => (
+            "unmapped",
+            (1 << 46) + rng.below(1 << 20) * FRAME_SIZE + off,
+        ),
+        2 => (
+            "non-canonical",
+            (1 << 63) | (rng.below(1 << 30) * FRAME_SIZE),
+        ),
         3 => ("non-canonical-low", (1 << 47) + off),
         4 => ("wrapping", u64::MAX - rng.below(16)),
         5 => ("into-hole", ctx.before_hole + FRAME_SIZE - 4 - rng.below(4)),
-        _ => ("across-pages", ctx.two_pages + FRAME_SIZE - 4 - rng.below(4)),
+        _ => (
+            "across-pages",
+            ctx.two_pages + FRAME_SIZE - 4 - rng.below(4),
+        ),
     }
 }
 
@@ -529,36 +664,69 @@ pub fn buffers(ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
     let (where_, p) = bad_pointer(ctx, rng);
     let valid = where_ == "across-pages";
     let (call_name, a) = match rng.below(6) {
-        0 => ("extraversion", call(x::HYPERVISOR_XEN_VERSION, [abi::version::XENVER_EXTRAVERSION.into(), p, 0, 0, 0])),
+        0 => (
+            "extraversion",
+            call(
+                x::HYPERVISOR_XEN_VERSION,
+                [abi::version::XENVER_EXTRAVERSION.into(), p, 0, 0, 0],
+            ),
+        ),
         1 => {
             if valid {
                 put::<[u32; 2]>(p, [0, 0]);
             }
-            ("get-features", call(x::HYPERVISOR_XEN_VERSION, [abi::version::XENVER_GET_FEATURES.into(), p, 0, 0, 0]))
+            (
+                "get-features",
+                call(
+                    x::HYPERVISOR_XEN_VERSION,
+                    [abi::version::XENVER_GET_FEATURES.into(), p, 0, 0, 0],
+                ),
+            )
         }
         2 => {
             if valid {
                 put::<[u64; 2]>(p, [0, 0]);
             }
-            ("memory-map", call(x::HYPERVISOR_MEMORY_OP, [mem::XENMEM_MEMORY_MAP.into(), p, 0, 0, 0]))
+            (
+                "memory-map",
+                call(
+                    x::HYPERVISOR_MEMORY_OP,
+                    [mem::XENMEM_MEMORY_MAP.into(), p, 0, 0, 0],
+                ),
+            )
         }
         3 => {
             if valid {
                 put::<[u32; 4]>(p, [u32::from(DOMID_SELF), HVM_PARAM_STORE_PFN, 0, 0]);
             }
-            ("get-param", call(x::HYPERVISOR_HVM_OP, [HVMOP_GET_PARAM.into(), p, 0, 0, 0]))
+            (
+                "get-param",
+                call(x::HYPERVISOR_HVM_OP, [HVMOP_GET_PARAM.into(), p, 0, 0, 0]),
+            )
         }
         4 => {
             if valid {
                 put::<[u32; 6]>(p, [u32::from(DOMID_SELF), 1, 0, 0, 0, 0]);
             }
-            ("evtchn-status", call(x::HYPERVISOR_EVENT_CHANNEL_OP, [ev::EVTCHNOP_STATUS.into(), p, 0, 0, 0]))
+            (
+                "evtchn-status",
+                call(
+                    x::HYPERVISOR_EVENT_CHANNEL_OP,
+                    [ev::EVTCHNOP_STATUS.into(), p, 0, 0, 0],
+                ),
+            )
         }
         _ => {
             if valid {
                 put::<[u32; 4]>(p, [u32::from(DOMID_SELF), 0, 0, 0]);
             }
-            ("query-size", call(x::HYPERVISOR_GRANT_TABLE_OP, [GNTTABOP_QUERY_SIZE.into(), p, 1, 0, 0]))
+            (
+                "query-size",
+                call(
+                    x::HYPERVISOR_GRANT_TABLE_OP,
+                    [GNTTABOP_QUERY_SIZE.into(), p, 1, 0, 0],
+                ),
+            )
         }
     };
     rec.add(&format!("{call_name}@{where_}"), a);

@@ -98,10 +98,7 @@ impl Kinds {
                 format!("{kind}={}", list.join("/"))
             })
             .collect();
-        words
-            .chunks(per_line.max(1))
-            .map(|c| c.join(" "))
-            .collect()
+        words.chunks(per_line.max(1)).map(|c| c.join(" ")).collect()
     }
 }
 

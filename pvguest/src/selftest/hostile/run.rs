@@ -85,7 +85,15 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
     let _ = rep.record("hostile-canary-unread", seen);
 }
 
-fn report(rep: &mut Reporter<'_, ConsoleOut>, class: &str, rec: &ClassRecord, verdict: Result<(), String>) {
+fn report(
+    rep: &mut Reporter<'_, ConsoleOut>,
+    class: &str,
+    rec: &ClassRecord,
+    verdict: Result<(), String>,
+) {
+    if let Ok(now) = time::now() {
+        log::info!("hostile {class}: done at {} ms", now.as_nanos() / 1_000_000);
+    }
     for line in rec.kinds.lines(6) {
         log::info!("hostile {class}: {line}");
     }
@@ -200,7 +208,9 @@ fn svm(_ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
             ("vmmcall-bad", 0xd9, nr)
         }
     };
-    let a = outcome(trap::execute(&traps, Insn::Svm(op, rax)), |rax, _, _| rax as i64);
+    let a = outcome(trap::execute(&traps, Insn::Svm(op, rax)), |rax, _, _| {
+        rax as i64
+    });
     rec.add(kind, a);
 }
 
@@ -233,10 +243,13 @@ fn msrs(_ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
         0 | 1 => {
             let &(name, msr, exact) = rng.pick(&READ).unwrap_or(&READ[0]);
             let o = trap::execute(&traps, Insn::Rdmsr(msr));
-            (name, outcome(o, |a, d, _| {
-                let v = value(a, d);
-                if exact { v as i64 } else { i64::from(v != 0) }
-            }))
+            (
+                name,
+                outcome(o, |a, d, _| {
+                    let v = value(a, d);
+                    if exact { v as i64 } else { i64::from(v != 0) }
+                }),
+            )
         }
         2 => {
             let (name, msr, v) = match rng.below(6) {
@@ -253,7 +266,10 @@ fn msrs(_ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
                 4 => ("write-tsc-aux", 0xc000_0103, 0x1234 + rng.below(16)),
                 _ => ("write-tsc-aux-high", 0xc000_0103, 1 << 32),
             };
-            (name, outcome(trap::execute(&traps, Insn::Wrmsr(msr, v)), |_, _, _| 0))
+            (
+                name,
+                outcome(trap::execute(&traps, Insn::Wrmsr(msr, v)), |_, _, _| 0),
+            )
         }
         3 => {
             let (name, insn) = match rng.below(4) {
@@ -262,7 +278,12 @@ fn msrs(_ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
                 2 => ("monitor", Insn::Monitor),
                 _ => ("mwait", Insn::Mwait),
             };
-            (name, outcome(trap::execute(&traps, insn), |a, d, _| i64::from(value(a, d) != 0)))
+            (
+                name,
+                outcome(trap::execute(&traps, insn), |a, d, _| {
+                    i64::from(value(a, d) != 0)
+                }),
+            )
         }
         _ => (
             "rdtscp",

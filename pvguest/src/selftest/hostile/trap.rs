@@ -78,7 +78,9 @@ impl Traps {
         let idt = x86_64::instructions::tables::sidt().base.as_u64();
         let selector: u16;
         // SAFETY: reads CS into a register; no memory or flags touched.
-        unsafe { asm!("mov {0:x}, cs", out(reg) selector, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            asm!("mov {0:x}, cs", out(reg) selector, options(nomem, nostack, preserves_flags))
+        };
         let handlers = [
             hostile_trap_ud as *const () as u64,
             hostile_trap_gp as *const () as u64,
