@@ -17,7 +17,7 @@
 //! - `buffers`: arguments in a hole, unmapped, non-canonical, wrapping past 2^64, crossing
 //!   into a hole or between two pages;
 //! - `svm`: VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA and VMMCALL with numbers past
-//!   the hypercall table, answered with the vector they raised (recorded by [`trap`]);
+//!   the hypercall table, answered with the vector they raised (recorded by `trap`);
 //! - `msrs`: RDMSR and WRMSR of a set of MSRs (#GP, or the value or its class), RDPMC,
 //!   RDTSCP (the `TSC_AUX` the group wrote), MONITOR and MWAIT;
 //! - `xenstore`: the `xs-quota` group's floods, up to and past each quota.
@@ -25,7 +25,7 @@
 //! Each class prints `FACT hostile.<class>.calls <n>`, `FACT hostile.<class>.errnos
 //! <digest>` (FNV-1a over the answers in order, [`digest`]) and `TEST hostile-<class> ok`
 //! once its calls returned; its answers per kind are logged. `TEST hostile-canary-unread`
-//! fails if a copy brought the canary's pattern ([`canary`]) into the group's page.
+//! fails if a copy brought the canary's pattern (`canary`) into the group's page.
 //! `hostile-canary=<frame>` and `hostile-victim=<id>` aim the frame and domain-id calls
 //! (hv's isolation boot passes the victim's canary's host frame and id); without them the
 //! canary is a frame past RAM and the victim an id far above any created.

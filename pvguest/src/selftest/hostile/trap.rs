@@ -182,12 +182,12 @@ static MONITORED: u64 = 0;
 pub fn execute(_traps: &Traps, insn: Insn) -> Outcome {
     let slot = resume_slot();
     let (mut rax, mut rdx, mut rcx) = (0u64, 0u64, 0u64);
-    // SAFETY (every block below): the recording gates are installed (`_traps`), and each
-    // block stores the address after its instruction in the resume slot first, so a fault
-    // resumes there with the vector recorded. The instructions touch no memory of the
-    // kernel's: the MSRs written are refused or harmless (the caller's choice), MONITOR
-    // watches a static, the SVM instructions are intercepted by the hypervisor (rax 0 names
-    // no memory of ours if one were not).
+    // SAFETY: the recording gates are installed (`_traps`), and each asm block stores the
+    // address after its instruction in the resume slot first, so a fault resumes there with
+    // the vector recorded. The instructions touch no memory of the kernel's: the MSRs
+    // written are refused or harmless (the caller's choice), MONITOR watches a static, the
+    // SVM instructions are intercepted by the hypervisor (rax 0 names no memory of ours if
+    // one were not).
     unsafe {
         match insn {
             Insn::Rdmsr(msr) => asm!(
