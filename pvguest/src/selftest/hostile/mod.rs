@@ -20,7 +20,9 @@
 //!   the hypercall table, answered with the vector they raised (recorded by `trap`);
 //! - `msrs`: RDMSR and WRMSR of a set of MSRs (#GP, or the value or its class), RDPMC,
 //!   RDTSCP (the `TSC_AUX` the group wrote), MONITOR and MWAIT;
-//! - `xenstore`: the `xs-quota` group's floods, up to and past each quota.
+//! - `xenstore`: the `xs-quota` group's floods, up to and past each quota
+//!   (`hostile-xenstore=light`: without the three floods of a thousand requests, which take
+//!   minutes against stock Xen's xenstored under emulation).
 //!
 //! Each class prints `FACT hostile.<class>.calls <n>`, `FACT hostile.<class>.errnos
 //! <digest>` (FNV-1a over the answers in order, [`digest`]) and `TEST hostile-<class> ok`
