@@ -441,6 +441,18 @@ fn own_domain(params: &DomainParams, domid: u16) -> Result<(), XenErrno> {
     }
 }
 
+/// [`own_domain`] where another domU exists: Xen's `rcu_lock_domain_by_any_id` finds it and
+/// the dummy policy's `XSM_TARGET` check refuses it (`-EPERM`, e.g.
+/// `xsm_memory_stat_reservation` in xen/common/memory.c), where an id no domain has is
+/// `-ESRCH`. `refusal` is what the caller's own check answered.
+fn other_domain_refused(env: &impl HypercallEnv, domid: u16, refusal: XenErrno) -> XenErrno {
+    if refusal == err(XEN_ESRCH) && env.peer_exists(domid) {
+        err(XEN_EPERM)
+    } else {
+        refusal
+    }
+}
+
 fn memory_op(
     env: &mut impl HypercallEnv,
     params: &DomainParams,
@@ -501,7 +513,7 @@ fn memory_op(
                 return done(EFAULT);
             };
             if let Err(e) = own_domain(params, domid) {
-                return done(e);
+                return done(other_domain_refused(env, domid, e));
             }
             match space {
                 m::XENMAPSPACE_SHARED_INFO => {
@@ -612,7 +624,7 @@ fn hvm_op(
         return done(err(XEN_EINVAL));
     }
     if let Err(e) = own_domain(params, domid) {
-        return done(e);
+        return done(other_domain_refused(env, domid, e));
     }
     let value = match index {
         h::HVM_PARAM_CONSOLE_PFN => params.console_pfn,
@@ -726,6 +738,8 @@ mod tests {
         vcpu_info_at: Option<(u64, u32)>,
         /// The domain's physical map and page counts.
         pub(super) physmap: memory::tests::FakePhysmap,
+        /// Another domU that exists.
+        peer: Option<u16>,
     }
 
     impl Fake {
@@ -745,6 +759,7 @@ mod tests {
                 grant_frames: Vec::new(),
                 vcpu_info_at: None,
                 physmap: memory::tests::FakePhysmap::new(),
+                peer: None,
                 e820: vec![
                     E820Entry {
                         addr: 0,
@@ -900,7 +915,11 @@ mod tests {
     }
 
     /// No other domU exists in these tests.
-    impl EventPeers for Fake {}
+    impl EventPeers for Fake {
+        fn peer_exists(&self, dom: u16) -> bool {
+            self.peer == Some(dom)
+        }
+    }
 
     impl EventWords for Fake {
         fn pending(&self, word: usize) -> u64 {
@@ -1159,6 +1178,41 @@ mod tests {
         // XENMEM_exchange is not implemented.
         let o = call(&mut f, x::HYPERVISOR_MEMORY_OP, 11, 0x400);
         assert!(!o.implemented && o.ret == -38);
+    }
+
+    /// Another domU named where only the caller may be: `-EPERM` (Xen finds it and its
+    /// XSM_TARGET check refuses it), where an id no domain has is `-ESRCH`.
+    #[test]
+    fn another_existing_domain_is_refused_with_eperm() {
+        let mut f = Fake::new();
+        f.peer = Some(2);
+        for (dom, want) in [(2u16, -1), (3, -3), (x::DOMID_IO, -3)] {
+            f.put_struct(0x400, &m::XenMemoryDomain { domid: dom });
+            let r = call(&mut f, x::HYPERVISOR_MEMORY_OP, 3, 0x400).ret;
+            assert_eq!(r, want, "current_reservation of {dom}");
+            f.put_struct(
+                0x400,
+                &add_to_physmap(dom, m::XENMAPSPACE_SHARED_INFO, 0, 0x1234),
+            );
+            assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, want);
+            f.put_struct(0x500, &hvm_param(dom, abi::hvm::HVM_PARAM_STORE_PFN, 0));
+            assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, want);
+            // evtchn_status: `dom` at 0, `port` at 4 (the rest is written back).
+            let mut status = [0u8; 24];
+            status[..2].copy_from_slice(&dom.to_le_bytes());
+            status[4..8].copy_from_slice(&1u32.to_le_bytes());
+            f.put(0x600, &status);
+            assert_eq!(call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 5, 0x600).ret, want);
+            f.put_struct(
+                0x600,
+                &abi::event_channel::EvtchnAllocUnbound {
+                    dom,
+                    remote_dom: 0,
+                    port: 0,
+                },
+            );
+            assert_eq!(call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 6, 0x600).ret, want);
+        }
     }
 
     fn hvm_param(domid: u16, index: u32, value: u64) -> abi::hvm::XenHvmParam {

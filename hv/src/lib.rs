@@ -185,8 +185,10 @@
 //! - Domains: a restart (`on_* = "restart"`) builds the domain again from its config under
 //!   the next domain id, as xl does, with no limit on how often; each domain's UUID is
 //!   fixed by its id (xl makes random ones). A hypercall that names another domU which
-//!   exists is answered as if it did not (`-ESRCH` and the like) where Xen's XSM check
-//!   answers `-EPERM` (issue "Between hv's domains").
+//!   exists gets Xen's XSM refusal, `-EPERM`, in `XENMEM_current/maximum_reservation`,
+//!   `XENMEM_add_to_physmap`, `HVMOP_get_param` and `EVTCHNOP_status/alloc_unbound`; the
+//!   other calls still answer as if it did not exist (`-ESRCH` and the like; issue "Between
+//!   hv's domains").
 //! - Grant tables: only version 1 (as Xen with `max_grant_version = 1`); the table's
 //!   frames are allocated when first placed with `XENMEM_add_to_physmap` (Xen allocates
 //!   them when the table grows); entries of frames never placed read as zero, as fresh
