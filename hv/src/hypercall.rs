@@ -1202,7 +1202,10 @@ mod tests {
             status[..2].copy_from_slice(&dom.to_le_bytes());
             status[4..8].copy_from_slice(&1u32.to_le_bytes());
             f.put(0x600, &status);
-            assert_eq!(call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 5, 0x600).ret, want);
+            assert_eq!(
+                call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 5, 0x600).ret,
+                want
+            );
             f.put_struct(
                 0x600,
                 &abi::event_channel::EvtchnAllocUnbound {
@@ -1211,7 +1214,10 @@ mod tests {
                     port: 0,
                 },
             );
-            assert_eq!(call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 6, 0x600).ret, want);
+            assert_eq!(
+                call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 6, 0x600).ret,
+                want
+            );
         }
     }
 

@@ -78,10 +78,14 @@ fn main() -> ExitCode {
                 xen::xen_test(t, gdb).map(drop)
             })
         }),
-        "soak" => tier("soak", "soak (stock-Xen device boot, hv isolation and durability)", |t| {
-            xen::blk::soak(t)?;
-            hv::soak(t)
-        }),
+        "soak" => tier(
+            "soak",
+            "soak (stock-Xen device boot, hv isolation and durability)",
+            |t| {
+                xen::blk::soak(t)?;
+                hv::soak(t)
+            },
+        ),
         "blk-test" => test_command("blk-test", &args[1..], |gdb| {
             tier("blk-test", "stock-Xen device boot", |t| {
                 xen::blk::blk_test(t, gdb).map(drop)
