@@ -6,7 +6,7 @@
 //! [`HypercallEnv`] (Xen's `copy_from_guest` / `copy_to_guest`, `-EFAULT` on failure), and
 //! numbers are range-checked before use.
 
-use abi::errno::{XEN_EFAULT, XEN_EINVAL, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH};
+use abi::errno::{XEN_EFAULT, XEN_EINVAL, XEN_ENOENT, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH};
 use abi::memory::E820Entry;
 use abi::xen as x;
 
@@ -551,6 +551,25 @@ fn memory_op(
                 // (xen/arch/x86/mm/p2m.c:2478 in 4.17).
                 space if space > m::XENMAPSPACE_GMFN_FOREIGN => done(err(XEN_EINVAL)),
                 _ => not_implemented(),
+            }
+        }
+        // Xen's checks and its answer for a frame with nothing behind it
+        // (xen/common/memory.c:1614-1646 in 4.17); removing a page that is there is not
+        // implemented yet.
+        m::XENMEM_REMOVE_FROM_PHYSMAP => {
+            if args[0] >> memory::MEMOP_EXTENT_SHIFT != 0 {
+                return done(err(XEN_EINVAL));
+            }
+            let Ok(m::XenRemoveFromPhysmap { domid, gpfn }) = read_struct(env, arg) else {
+                return done(EFAULT);
+            };
+            if let Err(e) = own_domain(params, domid) {
+                return done(other_domain_refused(env, domid, e));
+            }
+            if env.page_ok(gpfn) {
+                not_implemented()
+            } else {
+                done(err(XEN_ENOENT))
             }
         }
         _ => not_implemented(),
@@ -1175,6 +1194,34 @@ mod tests {
             let o = call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400);
             assert!(o.implemented && o.ret == -22, "space {space}");
         }
+        // XENMEM_remove_from_physmap: nothing behind the frame is -ENOENT (Xen's answer);
+        // a continuation, another domain, a bad argument as Xen; a page there is not
+        // implemented yet.
+        let remove = |f: &mut Fake, domid, gpfn, cmd: u64| {
+            let mut image = [0u8; size_of::<m::XenRemoveFromPhysmap>()];
+            set_field!(image, m::XenRemoveFromPhysmap, domid, domid);
+            set_field!(image, m::XenRemoveFromPhysmap, gpfn, gpfn);
+            f.put(0x400, &image);
+            call5(f, u64::from(x::HYPERVISOR_MEMORY_OP), [cmd, 0x400, 0, 0, 0])
+        };
+        let o = remove(&mut f, x::DOMID_SELF, 1 << 40, 15);
+        assert!(o.implemented && o.ret == -2, "{}", o.ret);
+        assert_eq!(remove(&mut f, 9, 1 << 40, 15).ret, -3);
+        assert_eq!(
+            remove(&mut f, x::DOMID_SELF, 1 << 40, 15 | (1 << 6)).ret,
+            -22
+        );
+        assert_eq!(
+            call5(
+                &mut f,
+                u64::from(x::HYPERVISOR_MEMORY_OP),
+                [15, 0xfff8, 0, 0, 0]
+            )
+            .ret,
+            -14
+        );
+        let o = remove(&mut f, x::DOMID_SELF, 1, 15);
+        assert!(!o.implemented && o.ret == -38);
         // XENMEM_exchange is not implemented.
         let o = call(&mut f, x::HYPERVISOR_MEMORY_OP, 11, 0x400);
         assert!(!o.implemented && o.ret == -38);

@@ -121,12 +121,12 @@
 //! - The `hostile` self-test group's classes whose answers differ from stock Xen 4.17's
 //!   (xtask's `compare::HOSTILE_DIVERGENCES`; their call counts and verdicts are still
 //!   compared):
-//!   - `hostile.frames`: `XENMEM_remove_from_physmap` is not implemented (`-ENOSYS`; Xen
-//!     answers a frame with nothing behind it `-ENOENT`, xen/common/memory.c:1646), and a
-//!     `GNTTABOP_copy` from another domain's frame (not a grant) gets
+//!   - `hostile.frames`: a `GNTTABOP_copy` from another domain's frame (not a grant) gets
 //!     `GNTST_permission_denied` as xen/common/grant_table.c:2881 (`gnttab_copy_lock_domain`)
 //!     reads, where the stock Xen 4.17.7 build here answers `GNTST_bad_domain` for an id
-//!     that no domain has (not yet understood).
+//!     that no domain has (not yet understood). `XENMEM_remove_from_physmap` answers as Xen
+//!     for a frame with nothing behind it (`-ENOENT`, xen/common/memory.c:1646); removing a
+//!     page that is there is not implemented yet (`-ENOSYS`).
 //!   - `hostile.msrs`: reading the TSC MSR is `#GP` (Xen returns the guest's TSC,
 //!     xen/arch/x86/hvm/hvm.c:3539), and so is `MSR_AMD_PATCHLEVEL` (Xen forwards the host's
 //!     microcode revision, xen/arch/x86/msr.c:131); a PAT write with reserved memory types is

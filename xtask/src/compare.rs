@@ -68,9 +68,9 @@ pub const HOSTILE_CLASSES: [&str; 10] = [
 pub const HOSTILE_DIVERGENCES: &[(&str, &str)] = &[
     (
         "frames",
-        "hv has no XENMEM_remove_from_physmap (Xen: -ENOENT, xen/common/memory.c:1646); a copy \
-         from another domain's frame is GNTST_permission_denied as \
-         xen/common/grant_table.c:2881 reads, stock Xen answers GNTST_bad_domain",
+        "a GNTTABOP_copy from a frame (not a grant) of a domain id nobody has is \
+         GNTST_permission_denied on hv, as xen/common/grant_table.c:2881 reads \
+         (gnttab_copy_lock_domain); the stock Xen 4.17.7 build here answers GNTST_bad_domain",
     ),
     (
         "msrs",
