@@ -226,6 +226,7 @@ plain_structs!(
         status
     },
     memory::XenMemoryMap { nr_entries, buffer },
+    memory::XenRemoveFromPhysmap { domid, gpfn },
     memory::XenMemoryReservation {
         extent_start,
         nr_extents,

@@ -6,7 +6,7 @@
 //! [`HypercallEnv`] (Xen's `copy_from_guest` / `copy_to_guest`, `-EFAULT` on failure), and
 //! numbers are range-checked before use.
 
-use abi::errno::{XEN_EFAULT, XEN_EINVAL, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH};
+use abi::errno::{XEN_EFAULT, XEN_EINVAL, XEN_ENOENT, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH};
 use abi::memory::E820Entry;
 use abi::xen as x;
 
@@ -441,6 +441,18 @@ fn own_domain(params: &DomainParams, domid: u16) -> Result<(), XenErrno> {
     }
 }
 
+/// [`own_domain`] where another domU exists: Xen's `rcu_lock_domain_by_any_id` finds it and
+/// the dummy policy's `XSM_TARGET` check refuses it (`-EPERM`, e.g.
+/// `xsm_memory_stat_reservation` in xen/common/memory.c), where an id no domain has is
+/// `-ESRCH`. `refusal` is what the caller's own check answered.
+fn other_domain_refused(env: &impl HypercallEnv, domid: u16, refusal: XenErrno) -> XenErrno {
+    if refusal == err(XEN_ESRCH) && env.peer_exists(domid) {
+        err(XEN_EPERM)
+    } else {
+        refusal
+    }
+}
+
 fn memory_op(
     env: &mut impl HypercallEnv,
     params: &DomainParams,
@@ -501,7 +513,7 @@ fn memory_op(
                 return done(EFAULT);
             };
             if let Err(e) = own_domain(params, domid) {
-                return done(e);
+                return done(other_domain_refused(env, domid, e));
             }
             match space {
                 m::XENMAPSPACE_SHARED_INFO => {
@@ -534,7 +546,30 @@ fn memory_op(
                         Err(e) => done(e),
                     }
                 }
+                // Spaces x86 Xen does not know (`XENMAPSPACE_dev_mmio` and past it) leave
+                // `xenmem_add_to_physmap_one` without a frame: -EINVAL
+                // (xen/arch/x86/mm/p2m.c:2478 in 4.17).
+                space if space > m::XENMAPSPACE_GMFN_FOREIGN => done(err(XEN_EINVAL)),
                 _ => not_implemented(),
+            }
+        }
+        // Xen's checks and its answer for a frame with nothing behind it
+        // (xen/common/memory.c:1614-1646 in 4.17); removing a page that is there is not
+        // implemented yet.
+        m::XENMEM_REMOVE_FROM_PHYSMAP => {
+            if args[0] >> memory::MEMOP_EXTENT_SHIFT != 0 {
+                return done(err(XEN_EINVAL));
+            }
+            let Ok(m::XenRemoveFromPhysmap { domid, gpfn }) = read_struct(env, arg) else {
+                return done(EFAULT);
+            };
+            if let Err(e) = own_domain(params, domid) {
+                return done(other_domain_refused(env, domid, e));
+            }
+            if env.page_ok(gpfn) {
+                not_implemented()
+            } else {
+                done(err(XEN_ENOENT))
             }
         }
         _ => not_implemented(),
@@ -608,7 +643,7 @@ fn hvm_op(
         return done(err(XEN_EINVAL));
     }
     if let Err(e) = own_domain(params, domid) {
-        return done(e);
+        return done(other_domain_refused(env, domid, e));
     }
     let value = match index {
         h::HVM_PARAM_CONSOLE_PFN => params.console_pfn,
@@ -722,6 +757,8 @@ mod tests {
         vcpu_info_at: Option<(u64, u32)>,
         /// The domain's physical map and page counts.
         pub(super) physmap: memory::tests::FakePhysmap,
+        /// Another domU that exists.
+        peer: Option<u16>,
     }
 
     impl Fake {
@@ -741,6 +778,7 @@ mod tests {
                 grant_frames: Vec::new(),
                 vcpu_info_at: None,
                 physmap: memory::tests::FakePhysmap::new(),
+                peer: None,
                 e820: vec![
                     E820Entry {
                         addr: 0,
@@ -896,7 +934,11 @@ mod tests {
     }
 
     /// No other domU exists in these tests.
-    impl EventPeers for Fake {}
+    impl EventPeers for Fake {
+        fn peer_exists(&self, dom: u16) -> bool {
+            self.peer == Some(dom)
+        }
+    }
 
     impl EventWords for Fake {
         fn pending(&self, word: usize) -> u64 {
@@ -1146,9 +1188,84 @@ mod tests {
         assert_eq!(f.shared_info, Some(0x1234));
         f.put_struct(0x400, &add_to_physmap(7, shared_info, 0, 0x1234));
         assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, -3);
+        // A space x86 Xen does not know: -EINVAL, as Xen answers (not "not implemented").
+        for space in [m::XENMAPSPACE_DEV_MMIO, 6, 255, u32::MAX] {
+            f.put_struct(0x400, &add_to_physmap(x::DOMID_SELF, space, 0, 0x1234));
+            let o = call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400);
+            assert!(o.implemented && o.ret == -22, "space {space}");
+        }
+        // XENMEM_remove_from_physmap: nothing behind the frame is -ENOENT (Xen's answer);
+        // a continuation, another domain, a bad argument as Xen; a page there is not
+        // implemented yet.
+        let remove = |f: &mut Fake, domid, gpfn, cmd: u64| {
+            let mut image = [0u8; size_of::<m::XenRemoveFromPhysmap>()];
+            set_field!(image, m::XenRemoveFromPhysmap, domid, domid);
+            set_field!(image, m::XenRemoveFromPhysmap, gpfn, gpfn);
+            f.put(0x400, &image);
+            call5(f, u64::from(x::HYPERVISOR_MEMORY_OP), [cmd, 0x400, 0, 0, 0])
+        };
+        let o = remove(&mut f, x::DOMID_SELF, 1 << 40, 15);
+        assert!(o.implemented && o.ret == -2, "{}", o.ret);
+        assert_eq!(remove(&mut f, 9, 1 << 40, 15).ret, -3);
+        assert_eq!(
+            remove(&mut f, x::DOMID_SELF, 1 << 40, 15 | (1 << 6)).ret,
+            -22
+        );
+        assert_eq!(
+            call5(
+                &mut f,
+                u64::from(x::HYPERVISOR_MEMORY_OP),
+                [15, 0xfff8, 0, 0, 0]
+            )
+            .ret,
+            -14
+        );
+        let o = remove(&mut f, x::DOMID_SELF, 1, 15);
+        assert!(!o.implemented && o.ret == -38);
         // XENMEM_exchange is not implemented.
         let o = call(&mut f, x::HYPERVISOR_MEMORY_OP, 11, 0x400);
         assert!(!o.implemented && o.ret == -38);
+    }
+
+    /// Another domU named where only the caller may be: `-EPERM` (Xen finds it and its
+    /// XSM_TARGET check refuses it), where an id no domain has is `-ESRCH`.
+    #[test]
+    fn another_existing_domain_is_refused_with_eperm() {
+        let mut f = Fake::new();
+        f.peer = Some(2);
+        for (dom, want) in [(2u16, -1), (3, -3), (x::DOMID_IO, -3)] {
+            f.put_struct(0x400, &m::XenMemoryDomain { domid: dom });
+            let r = call(&mut f, x::HYPERVISOR_MEMORY_OP, 3, 0x400).ret;
+            assert_eq!(r, want, "current_reservation of {dom}");
+            f.put_struct(
+                0x400,
+                &add_to_physmap(dom, m::XENMAPSPACE_SHARED_INFO, 0, 0x1234),
+            );
+            assert_eq!(call(&mut f, x::HYPERVISOR_MEMORY_OP, 7, 0x400).ret, want);
+            f.put_struct(0x500, &hvm_param(dom, abi::hvm::HVM_PARAM_STORE_PFN, 0));
+            assert_eq!(call(&mut f, x::HYPERVISOR_HVM_OP, 1, 0x500).ret, want);
+            // evtchn_status: `dom` at 0, `port` at 4 (the rest is written back).
+            let mut status = [0u8; 24];
+            status[..2].copy_from_slice(&dom.to_le_bytes());
+            status[4..8].copy_from_slice(&1u32.to_le_bytes());
+            f.put(0x600, &status);
+            assert_eq!(
+                call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 5, 0x600).ret,
+                want
+            );
+            f.put_struct(
+                0x600,
+                &abi::event_channel::EvtchnAllocUnbound {
+                    dom,
+                    remote_dom: 0,
+                    port: 0,
+                },
+            );
+            assert_eq!(
+                call(&mut f, x::HYPERVISOR_EVENT_CHANNEL_OP, 6, 0x600).ret,
+                want
+            );
+        }
     }
 
     fn hvm_param(domid: u16, index: u32, value: u64) -> abi::hvm::XenHvmParam {

@@ -118,6 +118,20 @@
 //!   `hvm_combine_hw_exceptions` crashes the domain; any other interrupted event is
 //!   replaced on both, as Xen's `svm_inject_event` overwrites it). EFER writes that change LME while
 //!   CR0.PG is set get `#GP(0)`, as `hvm_set_efer` refuses them.
+//! - The `hostile` self-test group's classes whose answers differ from stock Xen 4.17's
+//!   (xtask's `compare::HOSTILE_DIVERGENCES`; their call counts and verdicts are still
+//!   compared):
+//!   - `hostile.frames`: a `GNTTABOP_copy` from another domain's frame (not a grant) gets
+//!     `GNTST_permission_denied` as xen/common/grant_table.c:2881 (`gnttab_copy_lock_domain`)
+//!     reads, where the stock Xen 4.17.7 build here answers `GNTST_bad_domain` for an id
+//!     that no domain has (not yet understood). `XENMEM_remove_from_physmap` answers as Xen
+//!     for a frame with nothing behind it (`-ENOENT`, xen/common/memory.c:1646); removing a
+//!     page that is there is not implemented yet (`-ENOSYS`).
+//!   - `hostile.msrs`: reading the TSC MSR is `#GP` (Xen returns the guest's TSC,
+//!     xen/arch/x86/hvm/hvm.c:3539), and so is `MSR_AMD_PATCHLEVEL` (Xen forwards the host's
+//!     microcode revision, xen/arch/x86/msr.c:131); a PAT write with reserved memory types is
+//!     `#GP` on hv as on hardware, while Xen leaves PAT to the CPU under nested paging
+//!     (xen/arch/x86/hvm/svm/vmcb.c:164) and QEMU's TCG takes any value.
 //! - CR4 writes are intercepted and checked as `hvm_set_cr4` checks them against the
 //!   guest's CPUID (`#GP` for a reserved or unoffered bit, PAE cleared in long mode, PCIDE
 //!   from 0 with `CR3[11:0]` or outside long mode, CET without CR0.WP). CR0 and CR3 writes
@@ -171,8 +185,10 @@
 //! - Domains: a restart (`on_* = "restart"`) builds the domain again from its config under
 //!   the next domain id, as xl does, with no limit on how often; each domain's UUID is
 //!   fixed by its id (xl makes random ones). A hypercall that names another domU which
-//!   exists is answered as if it did not (`-ESRCH` and the like) where Xen's XSM check
-//!   answers `-EPERM` (issue "Between hv's domains").
+//!   exists gets Xen's XSM refusal, `-EPERM`, in `XENMEM_current/maximum_reservation`,
+//!   `XENMEM_add_to_physmap`, `HVMOP_get_param` and `EVTCHNOP_status/alloc_unbound`; the
+//!   other calls still answer as if it did not exist (`-ESRCH` and the like; issue "Between
+//!   hv's domains").
 //! - Grant tables: only version 1 (as Xen with `max_grant_version = 1`); the table's
 //!   frames are allocated when first placed with `XENMEM_add_to_physmap` (Xen allocates
 //!   them when the table grows); entries of frames never placed read as zero, as fresh

@@ -37,8 +37,8 @@ Commands:
                 crashes of its key-value store, the application on the same disks, and the
                 harness's HOST blk-*/net-* checks
   soak          the device boot with the long forms of its checks (today: 10,000 requests in
-                the HTTP load check instead of 2,000), then hv's durability check with 20
-                kills instead of 3
+                the HTTP load check instead of 2,000), then hv's isolation under 10^6 hostile
+                calls instead of 10^5, then hv's durability check with 20 kills instead of 3
   hv-test       build hv and pvguest, boot them under QEMU: selftest=platform, selftest=boot
                 with an injected failure that must be caught, an ELF32 copy of pvguest, a
                 probe of MSR and CR4 answers, selftest=hostile-bounds, selftest=xs-quota
@@ -85,10 +85,14 @@ fn main() -> ExitCode {
                 xen::xen_test(t, gdb).map(drop)
             })
         }),
-        "soak" => tier("soak", "soak (stock-Xen device boot, hv durability)", |t| {
-            xen::blk::soak(t)?;
-            hv::soak(t)
-        }),
+        "soak" => tier(
+            "soak",
+            "soak (stock-Xen device boot, hv isolation and durability)",
+            |t| {
+                xen::blk::soak(t)?;
+                hv::soak(t)
+            },
+        ),
         "blk-test" => test_command("blk-test", &args[1..], |gdb| {
             tier("blk-test", "stock-Xen device boot", |t| {
                 xen::blk::blk_test(t, gdb).map(drop)

@@ -14,7 +14,7 @@ use core::mem::offset_of;
 use super::args::{element_va, read_struct, set_field, write_field, write_struct};
 use super::{
     Action, EFAULT, GuestFault, HypercallEnv, MAX_POLL_PORTS, Outcome, XenState, done, err,
-    not_implemented, written,
+    not_implemented, other_domain_refused, written,
 };
 use crate::evtchn::Notify;
 
@@ -67,7 +67,7 @@ pub(super) fn event_channel_op(
                     op.port = port;
                     written(write_struct(env, arg, &op))
                 }
-                Err(x) => done(x),
+                Err(x) => done(other_domain_refused(env, op.dom, x)),
             }
         }
         <e::EvtchnBindInterdomain as EvtchnSubop>::CMD => {
@@ -143,7 +143,7 @@ pub(super) fn event_channel_op(
             };
             match st.evtchn.status(op.dom, op.port) {
                 Ok(s) => written(write_status(env, arg, &s)),
-                Err(x) => done(x),
+                Err(x) => done(other_domain_refused(env, op.dom, x)),
             }
         }
         <e::EvtchnUnmask as EvtchnSubop>::CMD => {

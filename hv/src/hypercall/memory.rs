@@ -20,7 +20,10 @@ use abi::memory as m;
 use abi::xen as x;
 
 use super::args::{element_va, read_struct};
-use super::{DomainParams, EFAULT, HypercallEnv, Outcome, XenState, done, err, own_domain};
+use super::{
+    DomainParams, EFAULT, HypercallEnv, Outcome, XenState, done, err, other_domain_refused,
+    own_domain,
+};
 
 /// `MEMOP_EXTENT_SHIFT`: a reservation command's bits above this are the extent to start
 /// at (a continuation's progress).
@@ -215,7 +218,7 @@ pub(super) fn reservation_query(
         return done(EFAULT);
     };
     if let Err(e) = own_domain(params, domid) {
-        return done(e);
+        return done(other_domain_refused(env, domid, e));
     }
     let r = env.reservation();
     let pages = if op == m::XENMEM_CURRENT_RESERVATION {

@@ -1,7 +1,8 @@
 //! Self-tests run inside the guest, selected by `selftest=<groups>` on the command line.
 //!
-//! [`report`] holds the line protocol and [`vector`] the values of the `vector-registers`
-//! test (both host-testable); the groups themselves run only in the kernel.
+//! [`report`] holds the line protocol, [`vector`] the values of the `vector-registers`
+//! test and [`hostile`]'s `digest` the `hostile` group's generator and digest (all
+//! host-testable); the groups themselves run only in the kernel.
 
 pub mod report;
 pub mod vector;
@@ -19,6 +20,7 @@ pub mod fault;
 #[cfg(target_os = "none")]
 #[allow(clippy::cast_possible_truncation)] // byte patterns (`i as u8`) wrap on purpose
 pub mod grants;
+pub mod hostile;
 #[cfg(target_os = "none")]
 pub mod hostile_bounds;
 #[cfg(target_os = "none")]

@@ -34,6 +34,15 @@ pub fn run(opts: &Options<'_>) -> Outcome {
             // Not part of `platform`: its answers differ from stock Xen's where Xen's own
             // bounds are tighter (see the module).
             "hostile-bounds" => super::hostile_bounds::run(&mut rep),
+            // Not in `platform`: a hostile guest's calls by class, their answers digested
+            // (compared with stock Xen's by `cargo xtask test`).
+            "hostile" => super::hostile::run(&mut rep),
+            // Not in `platform`: a page filled with a pattern (first run) and checked
+            // (second), for hv's isolation boot.
+            "canary" => {
+                crate::kernel::ensure_events();
+                super::hostile::canary::run(&mut rep)
+            }
             // Not in `platform`: it gives pages back to the hypervisor and takes them again.
             "balloon" => super::balloon::run(&mut rep),
             // Not in `platform`: spins with interrupts off for `spin-secs=` seconds, to be

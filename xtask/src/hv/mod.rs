@@ -37,6 +37,7 @@ pub mod config;
 mod debug;
 pub mod durable;
 pub mod elf32;
+pub mod hostile;
 pub mod net;
 pub mod probe;
 pub mod qemu;
@@ -89,10 +90,12 @@ fn hard_timeout(default: Duration) -> Result<Duration> {
     }
 }
 
-/// `cargo xtask soak`'s part on hv: `HOST hv-blk-kv-durable` with
+/// `cargo xtask soak`'s part on hv: `HOST hv-isolation` and `HOST hv-hostile` with
+/// [`hostile::SOAK_CALLS`] hostile calls, then `HOST hv-blk-kv-durable` with
 /// [`durable::SOAK_KILLS`] kills.
 pub fn soak(tally: &mut Tally) -> Result<()> {
     let (hv, guest) = (build_hv()?, guest_elf()?);
+    hostile::isolation(tally, &hv, &guest, hostile::SOAK_CALLS)?;
     durable::check(tally, &hv, &guest, durable::SOAK_KILLS)?;
     net::app_boot(tally, &hv, &guest, crate::xen::blk::SOAK_REQUESTS)
 }
@@ -506,6 +509,8 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
             tally.fail("hv pair boot");
         }
     }
+    // The hostile group (issue 23): compared with stock Xen, then hv's isolation under attack.
+    guest_lines.extend(hostile::boots(tally, &hv, &guest, timeout));
     let mut blk_lines = blk_boot(tally, &hv, &guest, timeout).unwrap_or_else(|e| {
         println!("hv-test: blk boot: harness error: {e:#}");
         tally.fail("hv blk boot");

@@ -8,8 +8,9 @@
 //! - `xtask/dom0/` holds what runs in dom0: `init` (toolstack) and `run-job.sh`, the job runner:
 //!   steps ([`job`]) such as `xl create`, waiting for the guest's end or a console line,
 //!   destroy, a command or a file digest, with the console forwarded all along.
-//! - [`pair`] adds the `pair` group's two domains to the platform boot of `xen-test`, and
-//!   [`fault`] then a `selftest=fault` guest, whose crash report xtask resolves and judges.
+//! - [`pair`] adds the `pair` group's two domains to the platform boot of `xen-test`,
+//!   [`fault`] then a `selftest=fault` guest, whose crash report xtask resolves and judges,
+//!   and [`hostile`] last the `hostile` group, whose lines are compared with hv's.
 //! - [`blk`] is the device boot: the guest with two disks, its `blk` group and the harness's
 //!   `HOST blk-*` checks.
 //! - [`run`] is `cargo xtask run`: the application served to the host (and its check).
@@ -25,6 +26,7 @@ pub mod console;
 pub mod cpio;
 pub mod elf;
 pub mod fault;
+pub mod hostile;
 pub mod image;
 pub mod job;
 pub mod packages;
@@ -364,8 +366,11 @@ pub fn xen_test(tally: &mut Tally, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<S
     let pair = pair::judge(&booted.transcript);
     pair::record(&pair, tally);
     fault::check(&booted.transcript, &guest, tally);
+    let hostile = hostile::judge(&booted.transcript);
+    hostile::record(&hostile, tally);
     let mut guest_lines = booted.transcript.guest.clone();
     guest_lines.extend(pair.compared_lines());
+    guest_lines.extend(hostile.compared_lines());
 
     let cmdline = format!("selftest=platform selftest-inject-fail={INJECTED_TEST}");
     let label = format!("inject-{INJECTED_TEST}");
@@ -393,7 +398,8 @@ pub fn xen_test(tally: &mut Tally, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<S
 
 /// The platform boot's job: the guest (created, waited for, destroyed, as dom0's default
 /// job), then the `pair` group's steps, then the `selftest=fault` guest's ([`fault`]; its
-/// console is fetched with the `pair` steps' `pair.sh`).
+/// console is fetched with the `pair` steps' `pair.sh`), then the `hostile` group's
+/// ([`hostile`]).
 fn platform_job(cmdline: &str) -> Result<job::Job> {
     let mut steps = vec![
         job::Step::Create {
@@ -405,8 +411,10 @@ fn platform_job(cmdline: &str) -> Result<job::Job> {
     ];
     steps.extend(pair::steps());
     steps.extend(fault::steps());
+    steps.extend(hostile::steps());
     let mut files = pair::files()?;
     files.extend(fault::files()?);
+    files.extend(hostile::files()?);
     job::Job::with_steps(xl_config(cmdline, "")?, steps, files)
 }
 

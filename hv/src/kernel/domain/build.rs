@@ -48,6 +48,18 @@ pub struct DomainSpec {
 
 const HUGE: u64 = 2 << 20;
 
+/// `canary-gfn=<frame>` (hex with `0x`, or decimal) on a guest's command line, the last one.
+fn canary_gfn(cmdline: &str) -> Option<u64> {
+    let v = cmdline
+        .split_ascii_whitespace()
+        .filter_map(|w| w.strip_prefix("canary-gfn="))
+        .next_back()?;
+    match v.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
 /// An all-zero VMCB (kept here, in the kernel: hv's host-testable modules hold no `unsafe`).
 // SAFETY: every field of the VMCB is an integer or an array of integers (the segments
 // included), for which all-zero bytes are a valid value.
@@ -194,6 +206,14 @@ impl Domain {
             built.regs.rip,
             built.start_info_gpa
         );
+        // For the isolation check (xtask's `hv-isolation`): the host frame behind the page a
+        // victim names with `canary-gfn=`, which an attacker then aims its calls at.
+        if let Some(gfn) = canary_gfn(&spec.cmdline).filter(|g| *g < ram_bytes / FRAME_SIZE) {
+            hvlog!(
+                "d{domid} canary gfn {gfn:#x} host frame {:#x}",
+                ram / FRAME_SIZE + gfn
+            );
+        }
 
         // SAFETY: `vmcb_pa` is a zeroed page just allocated for this domain's VMCB (identity
         // mapped, page aligned, 4096 bytes = size_of::<Vmcb>()), referenced only through this

@@ -63,3 +63,18 @@ pub unsafe fn gnttab_copy_raw(uop: u64, count: u64) -> Result<i64, HypercallErro
         )
     }
 }
+
+/// Hypercall `nr` (a slot of the hypercall page, below [`HYPERCALL_SLOTS`]) with `args`, for
+/// the `hostile` self-test group; Xen's raw answer.
+///
+/// # Safety
+/// As for any hypercall: whatever `args` name must be memory Xen may read or write for
+/// operation `nr` without harming the kernel, or memory Xen cannot reach (it answers
+/// `-EFAULT`), and the operation must not take away memory the kernel uses.
+pub unsafe fn raw_call(nr: u32, args: [u64; 5]) -> Result<i64, HypercallError> {
+    if nr >= HYPERCALL_SLOTS {
+        return Err(HypercallError::BufferTooLarge);
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { hypercall5(nr, args[0], args[1], args[2], args[3], args[4]) }
+}

@@ -1,0 +1,232 @@
+//! The `hostile` self-test group on stock Xen (issue 23): steps added to the platform boot
+//! of `xen-test`, after the `fault` steps: a domain `pvguest-hostile` created with
+//! [`CMDLINE`] from an xl config of hv's defaults (the platform guest's: no vif or disk, 128
+//! MiB, one vCPU, xl's limits), waited for until it shuts down, its console fetched (`pair.sh
+//! console`, which the platform boot carries for the `pair` steps) and destroyed.
+//!
+//! [`judge`] makes one unit per `TEST` line and `HOST xen-hostile ok|FAIL <why>`; the
+//! group's `TEST` and `FACT` lines go to the comparison with hv's boot of the same command
+//! line (`HOST same-hostile-<class>`, [`crate::compare::compare_hostile`]).
+
+use super::console::Transcript;
+use super::job::Step;
+use super::pair::decode_console;
+use super::xl_config;
+use crate::selftest::{Lines, read_lines};
+
+/// The compared command line: both platforms run exactly this (the seed and the number of
+/// calls fix every call). The xenstore class leaves out the floods of a thousand requests
+/// (minutes on stock Xen under emulation; hv's `xs-quota` boot and its isolation boot run
+/// them).
+pub const CMDLINE: &str =
+    "selftest=hostile hostile-seed=23 hostile-calls=2000 hostile-xenstore=light";
+/// The guest's xl name (and config `pvguest-hostile.cfg`).
+const NAME: &str = "pvguest-hostile";
+/// How long dom0 waits for it to shut down, in 0.2 s polls (120 s).
+const WAIT_POLLS: u32 = 600;
+
+/// The file the steps need in `/pvxen/`: the guest's config.
+pub fn files() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let config =
+        xl_config(CMDLINE, "")?.replacen("name = \"pvguest\"", &format!("name = \"{NAME}\""), 1);
+    Ok(vec![(format!("{NAME}.cfg"), config.into_bytes())])
+}
+
+/// The steps, after the `fault` steps of the platform boot.
+pub fn steps() -> Vec<Step> {
+    let log = format!("/var/log/xen/xl-{NAME}.log");
+    let run = |key: &str, command: String| Step::Run {
+        key: key.to_owned(),
+        command,
+    };
+    vec![
+        run(
+            "hostile-create",
+            format!(
+                "rm -f {log}; if $XL create /pvxen/{NAME}.cfg >/tmp/{NAME}.log 2>&1; then echo ok; \
+                 else echo \"xl create failed: $(grep -i error /tmp/{NAME}.log | head -n 1)\"; fi"
+            ),
+        ),
+        run(
+            "hostile-end",
+            format!(
+                "i=0; while [ $i -lt {WAIT_POLLS} ] && ! grep -q 'has shut down' {log} 2>/dev/null; \
+                 do sleep 0.2; i=$((i + 1)); done; c=$(sed -n 's/.*has shut down, reason code \
+                 \\([0-9]*\\).*/\\1/p' {log} 2>/dev/null | head -n 1); echo \"${{c:-timeout}}\""
+            ),
+        ),
+        run(
+            "hostile-console",
+            format!("sh /pvxen/pair.sh console {NAME}"),
+        ),
+        run(
+            "hostile-destroy",
+            format!("$XL destroy {NAME} >/dev/null 2>&1; echo ok"),
+        ),
+    ]
+}
+
+/// What the hostile steps showed.
+#[derive(Debug)]
+pub struct HostileVerdict {
+    /// The guest's console lines.
+    pub console: Vec<String>,
+    /// Its self-test lines.
+    pub lines: Lines,
+    /// `HOST xen-hostile ok|FAIL <why>` and whether it passed.
+    pub host: (bool, String),
+}
+
+impl HostileVerdict {
+    /// The `TEST` and `FACT` lines (for the comparison with hv).
+    pub fn compared_lines(&self) -> Vec<String> {
+        self.lines
+            .shown
+            .iter()
+            .filter(|l| l.starts_with("TEST ") || l.starts_with("FACT "))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Judges the hostile steps of a transcript.
+pub fn judge(t: &Transcript) -> HostileVerdict {
+    let console = decode_console(t.result("hostile-console").unwrap_or("-"));
+    let lines = read_lines(&console);
+    let mut problems = Vec::new();
+    match (t.result("hostile-create"), t.result("hostile-end")) {
+        (Some("ok"), Some("0")) => {}
+        (Some("ok"), Some("timeout")) => problems.push("it did not shut down within 120 s".into()),
+        (Some("ok"), Some(code)) => problems.push(format!("it shut down with reason code {code}")),
+        (Some("ok"), None) => problems.push("dom0 gave no result for its end".into()),
+        (Some(other), _) => problems.push(format!("creating it: {other}")),
+        (None, _) => problems.push("dom0 gave no result for its creation".into()),
+    }
+    problems.extend(lines.problems.iter().cloned());
+    let failed: Vec<&str> = lines
+        .tests
+        .iter()
+        .filter(|t| !t.ok)
+        .map(|t| t.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        problems.push(format!("failed {}", failed.join(", ")));
+    }
+    let host = if problems.is_empty() {
+        (true, "HOST xen-hostile ok".to_owned())
+    } else {
+        (
+            false,
+            format!("HOST xen-hostile FAIL {}", problems.join("; ")),
+        )
+    };
+    HostileVerdict {
+        console,
+        lines,
+        host,
+    }
+}
+
+/// Prints the lines and the `HOST` line, records one unit per `TEST` line and one for the
+/// `HOST` line; on failure prints the guest's console. Returns whether all passed.
+pub fn record(v: &HostileVerdict, tally: &mut crate::tally::Tally) -> bool {
+    let mut all_ok = true;
+    for line in &v.lines.shown {
+        println!("{line}");
+    }
+    for test in &v.lines.tests {
+        tally.record(test.ok, format!("stock Xen {NAME}: {}", test.line));
+        all_ok &= test.ok;
+    }
+    let (ok, line) = &v.host;
+    println!("{line}");
+    tally.record(*ok, format!("stock Xen: {line}"));
+    all_ok &= ok;
+    if !all_ok {
+        for line in &v.console {
+            println!("xen| {NAME}: {line}");
+        }
+    }
+    all_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transcript(lines: &[String]) -> Transcript {
+        let mut t = Transcript::default();
+        for l in lines {
+            t.push(l);
+        }
+        t
+    }
+
+    const CONSOLE: &str = "[INFO ] hostile ops: unassigned=-38%0AFACT hostile.ops.calls 500%0A\
+        FACT hostile.ops.errnos 00000000000000aa%0ATEST hostile-ops ok%0A\
+        TEST hostile-canary-unread ok%0ARESULT 2 passed, 0 failed%0A";
+
+    fn good() -> Vec<String> {
+        vec![
+            "PVXEN result hostile-create ok".into(),
+            "PVXEN result hostile-end 0".into(),
+            format!("PVXEN result hostile-console {CONSOLE}"),
+            "PVXEN result hostile-destroy ok".into(),
+        ]
+    }
+
+    #[test]
+    fn a_good_run_passes_and_gives_its_lines() {
+        let v = judge(&transcript(&good()));
+        assert_eq!(v.host, (true, "HOST xen-hostile ok".to_owned()), "{v:?}");
+        assert_eq!(
+            v.compared_lines(),
+            [
+                "FACT hostile.ops.calls 500",
+                "FACT hostile.ops.errnos 00000000000000aa",
+                "TEST hostile-ops ok",
+                "TEST hostile-canary-unread ok",
+            ]
+        );
+        let mut tally = crate::tally::Tally::new();
+        assert!(record(&v, &mut tally));
+    }
+
+    #[test]
+    fn every_failure_is_named() {
+        let with = |from: &str, to: &str| {
+            let lines: Vec<String> = good().iter().map(|l| l.replace(from, to)).collect();
+            judge(&transcript(&lines)).host
+        };
+        let (ok, why) = with("hostile-end 0", "hostile-end 3");
+        assert!(!ok && why.contains("reason code 3"), "{why}");
+        let (ok, why) = with("hostile-end 0", "hostile-end timeout");
+        assert!(!ok && why.contains("within 120 s"), "{why}");
+        let (ok, why) = with("TEST hostile-ops ok", "TEST hostile-ops FAIL x");
+        assert!(!ok && why.contains("failed hostile-ops"), "{why}");
+        let (ok, why) = with("hostile-create ok", "hostile-create xl create failed: e");
+        assert!(
+            !ok && why.contains("creating it: xl create failed"),
+            "{why}"
+        );
+        let (ok, why) = judge(&Transcript::default()).host;
+        assert!(!ok && why.contains("no result for its creation"), "{why}");
+    }
+
+    #[test]
+    fn the_steps_run_the_compared_command_line_with_the_default_config() {
+        let files = files().unwrap();
+        let cfg = String::from_utf8(files[0].1.clone()).unwrap();
+        assert_eq!(files[0].0, "pvguest-hostile.cfg");
+        assert!(cfg.contains("name = \"pvguest-hostile\""), "{cfg}");
+        assert!(cfg.contains(&format!("cmdline = \"{CMDLINE}\"")));
+        assert!(cfg.contains("memory = 128") && !cfg.contains("vif") && !cfg.contains("disk"));
+        let lines: Vec<String> = steps().iter().map(|s| s.line().unwrap()).collect();
+        assert!(lines[0].contains("$XL create /pvxen/pvguest-hostile.cfg"));
+        assert_eq!(
+            lines[2],
+            "run hostile-console sh /pvxen/pair.sh console pvguest-hostile"
+        );
+        assert!(lines[3].contains("$XL destroy pvguest-hostile"));
+    }
+}
