@@ -179,6 +179,7 @@ fn hv_boot(
         guest_cmdline: None,
         memory_mib: qemu::DEFAULT_MEMORY_MIB,
         drives: &[],
+        net: None,
         run_dir: run_dir(label),
         timeout,
         gdb: None,
