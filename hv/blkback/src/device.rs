@@ -184,7 +184,15 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
         events: E,
         deadline: Instant,
     ) -> Result<Self, BlkbackError> {
-        Self::probe_with(xs, path, device, grants, events, Features::default(), deadline)
+        Self::probe_with(
+            xs,
+            path,
+            device,
+            grants,
+            events,
+            Features::default(),
+            deadline,
+        )
     }
 
     /// [`Blkback::probe`] offering `features`.
@@ -239,6 +247,11 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
     /// The grant mapper.
     pub fn grants(&self) -> &M {
         &self.grants
+    }
+
+    /// The grant mapper, mutably (tests limit it).
+    pub fn grants_mut(&mut self) -> &mut M {
+        &mut self.grants
     }
 
     /// The event channels.

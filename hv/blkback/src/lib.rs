@@ -32,4 +32,6 @@ mod tests;
 
 pub use device::{Blkback, BlkbackError, BlkbackStats, Features, MAX_PERSISTENT_GRANTS};
 pub use disk::{BlockDevice, DiskError};
-pub use request::{Checked, Indirect, Kind, MAX_INDIRECT_SEGMENTS, Segment, Verdict, check, check_indirect};
+pub use request::{
+    Checked, Indirect, Kind, MAX_INDIRECT_SEGMENTS, Segment, Verdict, check, check_indirect,
+};

@@ -27,8 +27,9 @@ use crate::disk::SECTOR;
 use abi::io::blkif::{
     BLKIF_DISCARD_SECURE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
     BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
-    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_SEGMENTS_PER_INDIRECT_PAGE,
-    BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifRequestSegment,
+    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
+    BLKIF_SEGMENTS_PER_INDIRECT_PAGE, BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect,
+    BlkifRequestSegment,
 };
 use alloc::vec::Vec;
 use xenbus::GrantRef;
@@ -114,6 +115,8 @@ pub struct Checked {
 pub struct Indirect {
     /// The front end's id, echoed.
     pub id: u64,
+    /// `indirect_op`, echoed in the response (Linux answers with the operation inside).
+    pub operation: u8,
     /// Read or write.
     pub kind: Kind,
     /// First 512-byte sector.
@@ -210,7 +213,8 @@ fn check_discard(request: &BlkifRequest, disk: &Geometry) -> Verdict {
         status,
     };
     let unit = u64::from(disk.sector_size / 512).max(1);
-    let whole = discard.sector_number.is_multiple_of(unit) && discard.nr_sectors.is_multiple_of(unit);
+    let whole =
+        discard.sector_number.is_multiple_of(unit) && discard.nr_sectors.is_multiple_of(unit);
     if disk.readonly || !in_disk(discard.sector_number, discard.nr_sectors, disk) || !whole {
         return answer(BLKIF_RSP_ERROR);
     }
@@ -233,9 +237,10 @@ fn check_discard(request: &BlkifRequest, disk: &Geometry) -> Verdict {
 /// offered segments, in as many indirect pages as they fill, none of them a reserved grant.
 fn check_indirect_slot(request: &BlkifRequest, disk: &Geometry) -> Verdict {
     let ind = BlkifRequestIndirect::from_request(request);
+    // Linux answers an indirect request, even a refused one, with the operation inside.
     let answer = |status| Verdict::Answer {
         id: ind.id,
-        operation: BLKIF_OP_INDIRECT,
+        operation: ind.indirect_op,
         status,
     };
     let kind = match ind.indirect_op {
@@ -261,6 +266,7 @@ fn check_indirect_slot(request: &BlkifRequest, disk: &Geometry) -> Verdict {
     }
     Verdict::Indirect(Indirect {
         id: ind.id,
+        operation: ind.indirect_op,
         kind,
         sector: ind.sector_number,
         nr_segments: count,
@@ -276,7 +282,7 @@ pub fn check_indirect(request: &Indirect, lists: &[u8], disk: &Geometry) -> Verd
     let entry = size_of::<BlkifRequestSegment>();
     let head = Head {
         id: request.id,
-        operation: BLKIF_OP_INDIRECT,
+        operation: request.operation,
         kind: request.kind,
         sector: request.sector,
     };
@@ -284,7 +290,7 @@ pub fn check_indirect(request: &Indirect, lists: &[u8], disk: &Geometry) -> Verd
     let Some(bytes) = lists.get(..wanted) else {
         return Verdict::Answer {
             id: request.id,
-            operation: BLKIF_OP_INDIRECT,
+            operation: request.operation,
             status: BLKIF_RSP_ERROR,
         };
     };

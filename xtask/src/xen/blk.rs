@@ -899,8 +899,7 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
         ),
     });
     let mut all_ok = verdict.record(tally, "stock Xen");
-    let (off_lines, (off_ok, off_host)) =
-        judge_features_off(&off, booted.transcript.end.as_ref());
+    let (off_lines, (off_ok, off_host)) = judge_features_off(&off, booted.transcript.end.as_ref());
     for line in &off_lines.shown {
         println!("features off: {line}");
     }
@@ -942,8 +941,12 @@ fn judge_features_off(
     } else {
         match end.map(|e| &e.0) {
             Some(GuestEnd::Poweroff) => {}
-            Some(other) => lines.problems.push(format!("the guest {}", other.describe())),
-            None => lines.problems.push("dom0 never said how the guest ended".into()),
+            Some(other) => lines
+                .problems
+                .push(format!("the guest {}", other.describe())),
+            None => lines
+                .problems
+                .push("dom0 never said how the guest ended".into()),
         }
     }
     let host = if lines.problems.is_empty() {
@@ -1225,7 +1228,10 @@ mod tests {
         let (judged, (ok, host)) = judge_features_off(&off, t.end.as_ref());
         assert_eq!(judged.tests.len(), 2);
         assert!(judged.tests[0].ok && !judged.tests[1].ok);
-        assert!(!ok && host == "HOST xen-run-blk-off FAIL the guest crashed", "{host}");
+        assert!(
+            !ok && host == "HOST xen-run-blk-off FAIL the guest crashed",
+            "{host}"
+        );
         let good = [
             "G|TEST blk-connect ok",
             "G|RESULT 1 passed, 0 failed",

@@ -9,8 +9,8 @@ use super::{Blkback, Connection};
 use crate::disk::{BlockDevice, DiskError, SECTOR};
 use crate::request::{Checked, Geometry, Indirect, Kind, Verdict, check, check_indirect};
 use abi::io::blkif::{
-    BLKIF_OP_INDIRECT, BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
-    BLKIF_RSP_OKAY, BlkifRequest, BlkifResponse,
+    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkifRequest,
+    BlkifResponse,
 };
 use alloc::vec;
 use alloc::vec::Vec;
@@ -108,7 +108,7 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                 self.serve_checked(conn, &checked),
             ),
             // `read_indirect` never gives another indirect verdict.
-            Verdict::Indirect(ind) => (ind.id, BLKIF_OP_INDIRECT, BLKIF_RSP_ERROR),
+            Verdict::Indirect(ind) => (ind.id, ind.operation, BLKIF_RSP_ERROR),
         };
         match status {
             BLKIF_RSP_ERROR => self.stats.errors += 1,
@@ -128,7 +128,7 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
     fn read_indirect(&mut self, conn: &mut Connection, ind: &Indirect, disk: &Geometry) -> Verdict {
         let refuse = Verdict::Answer {
             id: ind.id,
-            operation: BLKIF_OP_INDIRECT,
+            operation: ind.operation,
             status: BLKIF_RSP_ERROR,
         };
         let Ok(held) = self.hold(conn, &ind.pages, false) else {
@@ -182,7 +182,9 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                 other => other,
             };
             match mapped {
-                Ok(page) if conn.persistent && conn.kept.len() < self.features.max_persistent_grants => {
+                Ok(page)
+                    if conn.persistent && conn.kept.len() < self.features.max_persistent_grants =>
+                {
                     conn.kept.insert(gref, (page, conn.clock));
                     self.stats.persistent_mapped += 1;
                     held.push(Held::Kept(gref));

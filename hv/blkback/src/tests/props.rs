@@ -50,6 +50,11 @@ fn model(r: &BlkifRequest, g: &Geometry) -> Verdict {
         let n = u32::from(ind.nr_segments);
         let pages = (n as usize).div_ceil(512);
         let bad_op = ind.indirect_op > 1;
+        let answer = |status| Verdict::Answer {
+            id: r.id,
+            operation: ind.indirect_op,
+            status,
+        };
         if bad_op
             || n == 0
             || n > g.max_indirect_segments
@@ -61,7 +66,12 @@ fn model(r: &BlkifRequest, g: &Geometry) -> Verdict {
         }
         return Verdict::Indirect(Indirect {
             id: ind.id,
-            kind: if ind.indirect_op == 0 { Kind::Read } else { Kind::Write },
+            operation: ind.indirect_op,
+            kind: if ind.indirect_op == 0 {
+                Kind::Read
+            } else {
+                Kind::Write
+            },
             sector: ind.sector_number,
             nr_segments: n as usize,
             pages: ind.indirect_grefs[..pages]
