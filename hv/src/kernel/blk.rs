@@ -39,6 +39,9 @@ const XS_DEADLINE_NS: u64 = 1_000_000_000;
 /// Rounds of one back end per [`Disks::serve`] (each at most a ring's worth of requests).
 const ROUNDS: u32 = 4;
 
+/// Persistent grants each back end keeps mapped (Linux keeps up to 1056 a ring).
+const PERSISTENT_GRANTS_PER_DEVICE: usize = 64;
+
 /// The domain a back end may reach this round, if the machine lent it.
 type Lease = Rc<RefCell<Option<Box<Domain>>>>;
 
@@ -305,7 +308,14 @@ impl Disks {
             };
             let deadline = Instant::from_nanos(now.as_nanos().saturating_add(XS_DEADLINE_NS));
             let mut xs = XsClient::new(Dom0Link::new(store, &mut self.events, &token, now));
-            match Blkback::probe(&mut xs, path, SharedDisk(device), grants, events, deadline) {
+            // Linux's features, with fewer persistent grants kept: domain 0 holds at most
+            // `MAX_MAPTRACK` mappings for every device and guest together.
+            let features = blkback::Features {
+                max_persistent_grants: PERSISTENT_GRANTS_PER_DEVICE,
+                ..Default::default()
+            };
+            let (disk, d) = (SharedDisk(device), deadline);
+            match Blkback::probe_with(&mut xs, path, disk, grants, events, features, d) {
                 Ok(back) => self.instances.push(Instance {
                     domid,
                     plan,

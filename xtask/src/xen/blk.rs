@@ -925,6 +925,11 @@ fn split_features_off(t: &Transcript) -> (Transcript, Vec<String>) {
         _ => t.guest.len(),
     };
     let off_lines = main.guest.split_off(off.min(t.guest.len()));
+    // dom0 counts every domain's lines: what the main run's check compares with is the count
+    // without the features-off run's (a line lost in either still shows).
+    main.forwarded = t
+        .forwarded
+        .map(|n| n.saturating_sub(off_lines.len()));
     (main, off_lines)
 }
 
@@ -1221,10 +1226,12 @@ mod tests {
             "G|RESULT 1 passed, 1 failed",
             "PVXEN end crash 9",
         ]);
+        lines.push("PVXEN console-lines 7");
         let t = transcript(&lines);
         let (main, off) = split_features_off(&t);
         assert_eq!(main.guest.len(), 3);
         assert_eq!(off.len(), 4);
+        assert_eq!(main.forwarded, Some(3));
         let (judged, (ok, host)) = judge_features_off(&off, t.end.as_ref());
         assert_eq!(judged.tests.len(), 2);
         assert!(judged.tests[0].ok && !judged.tests[1].ok);
