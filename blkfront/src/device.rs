@@ -86,6 +86,15 @@ pub struct BlkStats {
     pub persistent_reused: u64,
     /// `BLKIF_OP_DISCARD` requests sent.
     pub discards: u64,
+    /// Waits that passed their deadline (the request unanswered when the wait ended: the wait
+    /// polls the ring after every wake-up, the one at the deadline included, so an answer the
+    /// backend had published is never missed).
+    pub timeouts: u64,
+    /// Of those, the ones where the backend had taken every request published (its
+    /// `req_event` one past them: it went idle after consuming them, so the notification
+    /// reached it and the I/O itself was late). The others found it not past them: a lost
+    /// notification or a backend still busy before them.
+    pub timeouts_taken: u64,
 }
 
 /// A connected vbd.
@@ -817,10 +826,24 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 if let Some(request) = self.table.get_mut(id.0) {
                     request.abandoned = true;
                 }
+                self.stats.timeouts += 1;
+                if self.backend_took_everything() {
+                    self.stats.timeouts_taken += 1;
+                }
                 return Err(BlkError::Timeout);
             }
             self.platform.events.wait(self.port, deadline);
         }
+    }
+
+    /// Whether the backend's `req_event` (offset 4 of the shared page) is one past every
+    /// request published: it consumed them all and asked to hear of the next.
+    fn backend_took_everything(&self) -> bool {
+        let mut raw = [0u8; 4];
+        self.ring_page
+            .as_ref()
+            .is_some_and(|p| p.page().read(4, &mut raw).is_ok())
+            && u32::from_le_bytes(raw) == self.ring.req_prod_pvt().wrapping_add(1)
     }
 
     /// Ends the device if the backend's state says it is closing or gone.

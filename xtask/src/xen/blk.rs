@@ -927,9 +927,7 @@ fn split_features_off(t: &Transcript) -> (Transcript, Vec<String>) {
     let off_lines = main.guest.split_off(off.min(t.guest.len()));
     // dom0 counts every domain's lines: what the main run's check compares with is the count
     // without the features-off run's (a line lost in either still shows).
-    main.forwarded = t
-        .forwarded
-        .map(|n| n.saturating_sub(off_lines.len()));
+    main.forwarded = t.forwarded.map(|n| n.saturating_sub(off_lines.len()));
     (main, off_lines)
 }
 
