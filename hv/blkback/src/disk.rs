@@ -54,12 +54,14 @@ pub trait BlockDevice {
     /// virtio-blk disks use it), so it is never a secure erase.
     fn discard(&mut self, sector: u64, sectors: u64) -> Result<(), DiskError> {
         const CHUNK_SECTORS: u64 = 128;
-        let zeros = alloc::vec![0u8; (CHUNK_SECTORS * SECTOR) as usize];
+        const CHUNK_BYTES: usize = 128 * 512;
+        let zeros = alloc::vec![0u8; CHUNK_BYTES];
         let mut at = sector;
         let end = sector.checked_add(sectors).ok_or(DiskError::Io)?;
         while at < end {
             let n = (end - at).min(CHUNK_SECTORS);
-            let bytes = zeros.get(..(n * SECTOR) as usize).ok_or(DiskError::Io)?;
+            let len = usize::try_from(n * SECTOR).map_err(|_| DiskError::Io)?;
+            let bytes = zeros.get(..len).ok_or(DiskError::Io)?;
             self.write(at, bytes)?;
             at += n;
         }

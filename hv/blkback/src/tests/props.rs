@@ -27,7 +27,7 @@ fn model(r: &BlkifRequest, g: &Geometry) -> Verdict {
         let end = u128::from(d.sector_number) + u128::from(d.nr_sectors);
         let inside = d.nr_sectors == 0 || end <= u128::from(g.sectors);
         let unit = u64::from(g.sector_size / 512);
-        let whole = d.sector_number % unit == 0 && d.nr_sectors % unit == 0;
+        let whole = d.sector_number.is_multiple_of(unit) && d.nr_sectors.is_multiple_of(unit);
         if g.readonly || !inside || !whole {
             return answer(BLKIF_RSP_ERROR);
         }
