@@ -869,10 +869,19 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     let (main, off) = split_features_off(&booted.transcript);
     let t = &main;
     let mut verdict = console::judge_selftest(t, &booted.end);
-    for line in t.guest.iter().filter(|l| {
-        l.starts_with("BLK ") || l.contains("blk-read-write:") || l.starts_with("KV error")
-    }) {
+    // What the guest measured and counted, both runs side by side (for the note's rates).
+    let shown = |l: &&String| {
+        l.starts_with("BLK ")
+            || l.starts_with("KV error")
+            || ["blk-read-write:", "blk-indirect:", "blk-persistent:"]
+                .iter()
+                .any(|k| l.contains(k))
+    };
+    for line in t.guest.iter().filter(shown) {
         println!("xen| {line}");
+    }
+    for line in off.iter().filter(shown) {
+        println!("xen features off| {line}");
     }
     for (_, line) in &mut verdict.host {
         *line = line.replacen("HOST xen-run", "HOST xen-run-blk", 1);
