@@ -95,6 +95,9 @@ pub struct BlkStats {
     /// reached it and the I/O itself was late). The others found it not past them: a lost
     /// notification or a backend still busy before them.
     pub timeouts_taken: u64,
+    /// Times the backend re-asserted Connected with a new `sectors` that was taken (a resized
+    /// disk, read as Linux blkfront reads it).
+    pub resizes: u64,
 }
 
 /// A connected vbd.
@@ -860,8 +863,49 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 self.kill(BlkError::BackendGone);
                 Err(BlkError::BackendGone)
             }
+            Ok(XenbusState::Connected) => {
+                self.reread_size(xs, deadline);
+                Ok(())
+            }
             Ok(_) => Ok(()),
         }
+    }
+
+    /// The backend re-asserted Connected (Linux blkback's `xen_vbd_resize` writes `sectors`
+    /// and `state` in one transaction): reads `sectors` again, as Linux blkfront's
+    /// `blkfront_connect` does when already connected. A missing or malformed value, or one
+    /// not a whole number of logical sectors, leaves the size as it was.
+    fn reread_size<T: XsTransport>(&mut self, xs: &mut XsClient<T>, deadline: Instant) {
+        let Ok(Some(text)) =
+            xs.read_optional(TxId::NONE, &self.frontend.backend_node("sectors"), deadline)
+        else {
+            return;
+        };
+        let unit = u64::from(self.info.sector_size / 512).max(1);
+        let parsed = Some(text.trim())
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<u64>().ok())
+            .filter(|n| n.is_multiple_of(unit) && n.checked_mul(SECTOR).is_some());
+        if let Some(sectors) = parsed
+            && sectors != self.info.sectors
+        {
+            self.info.sectors = sectors;
+            self.stats.resizes += 1;
+        }
+    }
+
+    /// Watches the backend once without waiting for a request: a state change it made since
+    /// the last look is followed (a re-asserted Connected re-reads the size, Closing or
+    /// Closed ends the device).
+    pub fn refresh<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<(), BlkError> {
+        if let Some(e) = self.dead {
+            return Err(e);
+        }
+        self.check_backend(xs, deadline)
     }
 
     /// Reads `len` bytes at byte `offset`, waiting until `deadline`.

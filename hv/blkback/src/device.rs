@@ -135,6 +135,8 @@ pub struct BlkbackStats {
     pub persistent_evicted: u64,
     /// Discards served (`ds_req`).
     pub discards: u64,
+    /// Resizes announced (`sectors` and `state` written again while connected).
+    pub resizes: u64,
 }
 
 /// The connected ring.
@@ -168,6 +170,8 @@ pub struct Blkback<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> {
     /// A feature a failed operation withdrew, to be written as `0` on the next poll.
     withdrawn: Option<&'static str>,
     removed: bool,
+    /// The `sectors` written at the last connect or resize.
+    announced: Option<u64>,
     stats: BlkbackStats,
 }
 
@@ -219,6 +223,7 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             connection: None,
             withdrawn: None,
             removed: false,
+            announced: None,
             stats: BlkbackStats::default(),
         };
         back.xen.set_state(xs, XenbusState::InitWait, deadline)?;
@@ -310,6 +315,7 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             let state = self.xen.frontend_state(xs, deadline)?;
             self.frontend_changed(xs, state, deadline)?;
         }
+        self.resize(xs, deadline);
         let more = self.serve();
         if let Some(key) = self.withdrawn.take() {
             // Linux writes it outside a transaction and only warns if that fails.
@@ -489,8 +495,33 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                 .fatal(xs, -EINVAL, "writing the disk's keys", deadline);
             return Ok(());
         }
+        self.announced = Some(self.device.sectors());
         self.xen.set_state(xs, XenbusState::Connected, deadline)?;
         Ok(())
+    }
+
+    /// `xen_vbd_resize`: while connected, a device whose size changed has its new `sectors`
+    /// and our state (Connected, again) written in one transaction, which tells the front end
+    /// to read the size again. A failed transaction is tried on the next poll.
+    fn resize<T: XsTransport>(&mut self, xs: &mut XsClient<T>, deadline: Instant) {
+        let sectors = self.device.sectors();
+        if self.connection.is_none()
+            || self.xen.state() != XenbusState::Connected
+            || self.announced == Some(sectors)
+        {
+            return;
+        }
+        let xen = &self.xen;
+        let state = format!("{}", XenbusState::Connected.as_u32());
+        let written = xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
+            xs.write(tx, &xen.node("sectors"), &format!("{sectors}"), deadline)?;
+            xs.write(tx, &xen.node("state"), &state, deadline)?;
+            Ok(())
+        });
+        if written.is_ok() {
+            self.announced = Some(sectors);
+            self.stats.resizes += 1;
+        }
     }
 
     /// Lets go of the ring: port unbound, page unmapped (`xen_blkif_disconnect`). Requests

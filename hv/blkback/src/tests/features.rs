@@ -341,3 +341,92 @@ fn hostile_persistent_grants_are_refused_or_served_never_a_panic() {
     bad.close(&rig);
     rig.dev(&bad.guest, |d| assert_eq!(d.grants().mapped.len(), 0));
 }
+
+#[test]
+fn a_resized_disk_is_announced_and_blkfront_reads_the_new_size() {
+    let rig = Rig::new();
+    let mut guest = rig.add_guest(5, 51712, MemDisk::new(SECTORS), "w");
+    let mut front = rig.connect(&mut guest);
+    assert_eq!(front.info().sectors, SECTORS);
+    let past_end = SECTORS * 512;
+    assert!(matches!(
+        front.read(&mut guest.xs, past_end, 4096, far()),
+        Err(blkfront::BlkError::OutOfRange { .. })
+    ));
+    // The disk grows (as a loop device's file and `losetup -c`): blkback writes the new
+    // `sectors` and Connected again; blkfront reads it on its next look at the backend.
+    rig.dev(&guest, |d| {
+        let disk = d.device_mut();
+        disk.live.resize(disk.live.len() + 64 * 512, 0xab);
+        disk.durable.resize(disk.live.len(), 0xab);
+    });
+    rig.settle();
+    assert_eq!(
+        rig.back_key(&guest, "sectors").as_deref(),
+        Some(std::format!("{}", SECTORS + 64).as_str())
+    );
+    assert_eq!(rig.back_key(&guest, "state").as_deref(), Some("4"));
+    front.refresh(&mut guest.xs, far()).unwrap();
+    assert_eq!(front.info().sectors, SECTORS + 64);
+    assert_eq!(
+        front.read(&mut guest.xs, past_end, 4096, far()).unwrap(),
+        [0xab; 4096]
+    );
+    // It shrinks again: the sectors past the new end are refused before the ring.
+    rig.dev(&guest, |d| {
+        let disk = d.device_mut();
+        disk.live.truncate(SECTORS as usize * 512);
+        disk.durable.truncate(SECTORS as usize * 512);
+    });
+    rig.settle();
+    front.refresh(&mut guest.xs, far()).unwrap();
+    assert_eq!(front.info().sectors, SECTORS);
+    assert!(matches!(
+        front.read(&mut guest.xs, past_end, 4096, far()),
+        Err(blkfront::BlkError::OutOfRange { .. })
+    ));
+    assert_eq!(rig.dev(&guest, |d| d.stats().resizes), 2);
+    assert_eq!(front.stats().resizes, 2);
+    // Nothing changes: no announcement, no resize.
+    rig.settle();
+    front.refresh(&mut guest.xs, far()).unwrap();
+    assert_eq!(
+        (
+            rig.dev(&guest, |d| d.stats().resizes),
+            front.stats().resizes
+        ),
+        (2, 2)
+    );
+}
+
+#[test]
+fn a_backend_reasserting_connected_with_a_bad_size_is_ignored() {
+    let rig = Rig::new();
+    let mut guest = rig.add_guest(5, 51712, MemDisk::new(SECTORS), "w");
+    let mut front = rig.connect(&mut guest);
+    let back = guest.back.clone();
+    for bad in [
+        "",
+        "-5",
+        "12x",
+        "99999999999999999999999",
+        "36028797018963968",
+    ] {
+        {
+            let mut dom0 = rig.dom0.borrow_mut();
+            let tx = xenbus::xenstore::TxId::NONE;
+            dom0.xs
+                .write(tx, &std::format!("{back}/sectors"), bad, far())
+                .unwrap();
+            dom0.xs
+                .write(tx, &std::format!("{back}/state"), "4", far())
+                .unwrap();
+        }
+        front.refresh(&mut guest.xs, far()).unwrap();
+        assert_eq!(front.info().sectors, SECTORS, "sectors {bad:?}");
+    }
+    assert_eq!(front.stats().resizes, 0);
+    let data = pattern(4096, 0x77);
+    front.write(&mut guest.xs, 0, &data, far()).unwrap();
+    assert_eq!(front.read(&mut guest.xs, 0, 4096, far()).unwrap(), data);
+}
