@@ -70,6 +70,9 @@ const XVDB_DEVID: u32 = 51728;
 
 /// The config of the device boot's last create, the `blk` group with every feature off.
 const FEATURES_OFF_CONFIG: &str = "guest-blk-off.cfg";
+/// What the features-off run adds to the device boot's hard timeout (the `blk` group alone
+/// takes seconds; a loaded host stretches it).
+const FEATURES_OFF_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 /// How many `xl create`s the device boot makes: the group's, one check after each crash
 /// point, the application's, and the features-off run's (last).
 const CREATES: usize = CRASH_POINTS as usize + 3;
@@ -836,7 +839,7 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
 fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
-    let timeout = hard_timeout(TEST_TIMEOUT)?;
+    let timeout = hard_timeout(TEST_TIMEOUT + FEATURES_OFF_MARGIN)?;
     let site = site_archive(&workspace_root().join("pvguest").join("site"), true)?;
     let mut xvda = site.tar;
     if xvda.len() > XVDA_BYTES {
