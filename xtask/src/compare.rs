@@ -49,6 +49,10 @@ pub const BLK_TESTS: [&str; 10] = [
     "blk-discard",
 ];
 
+/// The `net` group's tests, compared between the stock-Xen device boot and hv's net-group
+/// boot (`xtask/src/hv/net.rs`).
+pub const NET_TESTS: [&str; 4] = ["net-connect", "net-mac", "net-dhcp", "net-ping-gateway"];
+
 /// Compares exactly the tests `names` of the two runs; one `(ok, HOST same-<test> ...)` per
 /// test.
 pub fn compare_named(xen: &[String], hv: &[String], names: &[&str]) -> Vec<(bool, String)> {

@@ -5,6 +5,7 @@ mod conformance;
 mod elf_note;
 mod gates;
 mod gdb;
+mod http;
 mod hv;
 mod selftest;
 mod symbols;
@@ -44,6 +45,9 @@ Commands:
                 (lines prefixed `xs-quota: `), selftest=balloon (lines prefixed `balloon: `),
                 then two multi-domain boots; print TEST/FACT/RESULT/HOST and hv's COUNTER
                 lines, end with `N passed, M failed`
+  hv-net-test   only hv-test's network boot: the application on hv with its disks and a vif,
+                the host's HOST hv-net-* checks through QEMU's forward, a net-peer guest
+                fetching from it through hv's switch (HOST hv-domu-to-domu)
   hv-run        boot any PVH ELF (32- or 64-bit) on hv and print its lines; exit 0 only if
                 the guest powered off (QEMU exit 33). Options: --guest <elf> (default: pvguest),
                 --cmdline <guest command line>, or --config <xl.cfg file> (repeatable; every
@@ -55,6 +59,9 @@ Commands:
                 (`cargo xtask run --help`: --port, --site, --store)
   run-check     the check `test` makes of `run`: it must answer curl, keep a put value in its
                 store image, and stop cleanly on SIGINT
+  net-check     run the host's checks of the guest's HTTP service (files, kv, 16 MiB down and
+                up, malformed requests, load, churn) against a running one, by default
+                `run`'s at 127.0.0.1:8080 (`cargo xtask net-check --help`)
   build         build the pvguest kernel for x86_64-unknown-none and print its path
   help          show this text
 
@@ -90,8 +97,12 @@ fn main() -> ExitCode {
         "hv-test" => test_command("hv-test", &args[1..], |gdb| {
             tier("hv-test", "hv harness", |t| hv::hv_test(t, gdb).map(drop))
         }),
+        "hv-net-test" => tier("hv-net-test", "hv network boot", |t| {
+            hv::net_test(t, crate::xen::blk::LOAD_REQUESTS)
+        }),
         "hv-run" => hv::hv_run(&args[1..]),
         "run" => xen::run::run(&args[1..]).map(|()| ExitCode::SUCCESS),
+        "net-check" => hv::net::net_check(&args[1..]),
         "run-check" => tier("run-check", "run check", xen::run::run_check),
         "build" => build::build_guest().map(|elf| {
             println!("{}", elf.display());
@@ -174,9 +185,9 @@ fn test() -> Result<ExitCode> {
     match xen::blk::blk_test(&mut tally, None) {
         // T4 for the `blk` group: hv's blk boot against the stock-Xen device boot.
         Ok(xen_blk_lines) => {
-            for (ok, line) in
-                compare::compare_named(&xen_blk_lines, &hv_blk_lines, &compare::BLK_TESTS)
-            {
+            let named = compare::BLK_TESTS.iter().chain(&compare::NET_TESTS);
+            let names: Vec<&str> = named.copied().collect();
+            for (ok, line) in compare::compare_named(&xen_blk_lines, &hv_blk_lines, &names) {
                 println!("{line}");
                 tally.record(ok, line);
             }

@@ -10,10 +10,11 @@ pub mod imports;
 
 /// Crates that must be `#![forbid(unsafe_code)]`: drivers and shared logic see the platform
 /// only through small traits (ARCHITECTURE.md's invariants).
-pub const FORBID_UNSAFE_CRATES: [&str; 8] = [
+pub const FORBID_UNSAFE_CRATES: [&str; 9] = [
     "netfront",
     "blkfront",
     "hv/blkback",
+    "hv/netback",
     "abi/xenbus",
     "abi/xenstored",
     "pvguest/httpd",

@@ -3,6 +3,8 @@
 
 pub mod blk;
 pub mod console;
+pub mod control;
 pub mod ports;
+pub mod switch;
 pub mod toolstack;
 pub mod xenstored;

@@ -1,6 +1,6 @@
 //! Domain 0's event-channel port table: which of domain 0's services owns each of its ports,
 //! so an event a guest sends to domain 0 reaches the service that registered the port (the
-//! console backend, xenstored, later back ends), and the hypercall decoder knows nothing of
+//! console backend, xenstored, the back ends), and the hypercall decoder knows nothing of
 //! any service: it only reports "delivered to domain 0 port P".
 
 /// A domain-0 service that listens on a port.
@@ -12,6 +12,8 @@ pub enum Service {
     Xenstored,
     /// A block back end (`blkback`) serving the domain's vbd with this devid.
     Blkback(u32),
+    /// A network back end (`netback`) serving the domain's vif with this devid.
+    Netback(u32),
 }
 
 /// Ports domain 0 may register (a small fixed table; each back end adds one per device).

@@ -387,6 +387,115 @@ pub fn remove_vbd(store: &mut Store, domid: Domid, devid: u32) -> Result<(), Xsd
     path_cleanup(store, &vbd_backend(domid, devid))
 }
 
+/// One vif of a domU as the toolstack announces it (xl's `vif` entry).
+#[derive(Clone, Copy, Debug)]
+pub struct VifInfo<'a> {
+    /// The front end's domain.
+    pub domid: Domid,
+    /// The devid (`handle`): the entry's index in `vif`, or its `devid=`.
+    pub devid: u32,
+    /// The guest's MAC (`mac=`, else [`default_mac`]).
+    pub mac: [u8; 6],
+    /// `bridge=` (xl's default `xenbr0`).
+    pub bridge: &'a str,
+    /// `mtu=`: written to the back end only if not 1500, as libxl does; the front end always
+    /// gets it (read-only).
+    pub mtu: u32,
+}
+
+/// libxl's `LIBXL_DEVICE_NIC_MTU_DEFAULT`.
+pub const DEFAULT_MTU: u32 = 1500;
+
+/// The MAC of a vif whose entry has none. libxl makes `00:16:3e` (Xen's OUI) followed by three
+/// random bytes, the first with its top bit clear; hv, which wants runs to repeat, takes them
+/// from the domain and device instead: `00:16:3e:<domid high 7 bits>:<domid low 8 bits>:
+/// <devid low 8 bits>` (distinct for devids below 256 of one domain; a configured MAC may
+/// still collide, which the switch refuses).
+pub fn default_mac(domid: Domid, devid: u32) -> [u8; 6] {
+    let [hi, lo] = domid.to_be_bytes();
+    [0x00, 0x16, 0x3e, hi & 0x7f, lo, devid.to_le_bytes()[0]]
+}
+
+/// A MAC as libxl prints it (`LIBXL_MAC_FMT`: lower-case hex, `:` between octets).
+pub fn mac_text(mac: &[u8; 6]) -> String {
+    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(":")
+}
+
+/// The front end's directory of a vif: `/local/domain/<domid>/device/vif/<devid>`.
+pub fn vif_frontend(domid: Domid, devid: u32) -> String {
+    format!("{}/device/vif/{devid}", Store::home(domid))
+}
+
+/// The back end's directory of a vif: `/local/domain/0/backend/vif/<domid>/<devid>`.
+pub fn vif_backend(domid: Domid, devid: u32) -> String {
+    format!("/local/domain/0/backend/vif/{domid}/{devid}")
+}
+
+/// Writes a vif's keys as libxl 4.17's `libxl__set_xenstore_nic` and
+/// `libxl__device_generic_add` leave them for a PVH domU once the `vif-bridge` hotplug script
+/// ran: the back end's directory `n0 r<domid>` (`frontend`, `frontend-id`, `online` 1,
+/// `state` 1, `script`, `mac`, `mtu` only if not 1500, `bridge`, `handle`, `type` `vif`, and
+/// the script's `hotplug-status` `connected`), the front end's `n<domid> r0` (`backend`,
+/// `backend-id` 0, `state` 1, `handle`, `mac`, `trusted` 1) with its read-only `mtu`
+/// (`n0 r<domid>`, libxl's `ro_front`). Not written: `vifname`, `ip`, `rate`, `gatewaydev`
+/// (hv's configs have none of them here), and the COLO keys.
+pub fn write_vif(store: &mut Store, v: &VifInfo<'_>) -> Result<(), XsdError> {
+    let id = v.domid;
+    let front = vif_frontend(id, v.devid);
+    let back = vif_backend(id, v.devid);
+    let _ = store.rm(&front);
+    let _ = store.rm(&back);
+    store.mkdir(&back)?;
+    store.set_perms(&back, perms(&[(0, Access::None), (id, Access::Read)]))?;
+    let frontend_id = format!("{id}");
+    let handle = format!("{}", v.devid);
+    let mac = mac_text(&v.mac);
+    let mtu = format!("{}", v.mtu);
+    let mut keys: Vec<(&str, &str)> = alloc::vec![
+        ("frontend", front.as_str()),
+        ("frontend-id", frontend_id.as_str()),
+        ("online", "1"),
+        ("state", "1"),
+        ("script", "/etc/xen/scripts/vif-bridge"),
+        ("mac", mac.as_str()),
+    ];
+    if v.mtu != DEFAULT_MTU {
+        keys.push(("mtu", mtu.as_str()));
+    }
+    keys.extend([
+        ("bridge", v.bridge),
+        ("handle", handle.as_str()),
+        ("type", "vif"),
+        ("hotplug-status", "connected"),
+    ]);
+    for (key, value) in keys {
+        store.write(&format!("{back}/{key}"), value.as_bytes())?;
+    }
+    store.mkdir(&front)?;
+    store.set_perms(&front, perms(&[(id, Access::None), (0, Access::Read)]))?;
+    for (key, value) in [
+        ("backend", back.as_str()),
+        ("backend-id", "0"),
+        ("state", "1"),
+        ("handle", handle.as_str()),
+        ("mac", mac.as_str()),
+        ("trusted", "1"),
+    ] {
+        store.write(&format!("{front}/{key}"), value.as_bytes())?;
+    }
+    let p = format!("{front}/mtu");
+    store.write(&p, mtu.as_bytes())?;
+    store.set_perms(&p, perms(&[(0, Access::None), (id, Access::Read)]))?;
+    Ok(())
+}
+
+/// Removes a vif's back-end directory as libxl does when the domain goes (the front end's
+/// goes with the domain's home), and the parents it leaves empty.
+pub fn remove_vif(store: &mut Store, domid: Domid, devid: u32) -> Result<(), XsdError> {
+    path_cleanup(store, &vif_backend(domid, devid))
+}
+
 /// libxl's `libxl__xs_path_cleanup`: removes `path` (a missing node whose parent exists is
 /// fine, as for `XS_RM`), then each parent that is left with an empty value and no
 /// children, stopping at the first that is not.
@@ -521,6 +630,131 @@ mod tests {
         assert!(s.read(back).is_none());
         assert!(s.read("/local/domain/0/backend/vbd").is_none());
         assert!(s.read("/local/domain/0/backend/console/1/0").is_some());
+    }
+
+    /// Every node under `dir`, relative, with its value and permissions.
+    fn under(s: &Store, dir: &str) -> Vec<(String, String, String)> {
+        s.paths()
+            .into_iter()
+            .filter_map(|p| {
+                let rel = p.strip_prefix(dir)?.strip_prefix('/')?.to_string();
+                let v = String::from_utf8_lossy(&s.read(&p).unwrap()).into_owned();
+                Some((rel, v, text(&s.perms(&p).unwrap())))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vif_keys_as_libxl_writes_them_for_a_pvh_domu() {
+        let mut s = built();
+        let v = VifInfo {
+            domid: 1,
+            devid: 0,
+            mac: [0x00, 0x16, 0x3e, 0, 0, 1],
+            bridge: "xenbr0",
+            mtu: DEFAULT_MTU,
+        };
+        write_vif(&mut s, &v).unwrap();
+        let back = "/local/domain/0/backend/vif/1/0";
+        let front = "/local/domain/1/device/vif/0";
+        assert_eq!(vif_backend(1, 0), back);
+        let ro = "n0 r1";
+        let rw = "n1 r0";
+        let want_back: Vec<(String, String, String)> = [
+            ("bridge", "xenbr0"),
+            ("frontend", front),
+            ("frontend-id", "1"),
+            ("handle", "0"),
+            ("hotplug-status", "connected"),
+            ("mac", "00:16:3e:00:00:01"),
+            ("online", "1"),
+            ("script", "/etc/xen/scripts/vif-bridge"),
+            ("state", "1"),
+            ("type", "vif"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string(), ro.to_string()))
+        .collect();
+        let mut got = under(&s, back);
+        got.sort();
+        assert_eq!(got, want_back);
+        let mut want_front: Vec<(String, String, String)> = [
+            ("backend", back, rw),
+            ("backend-id", "0", rw),
+            ("handle", "0", rw),
+            ("mac", "00:16:3e:00:00:01", rw),
+            ("mtu", "1500", ro),
+            ("state", "1", rw),
+            ("trusted", "1", rw),
+        ]
+        .iter()
+        .map(|(k, v, p)| (k.to_string(), v.to_string(), p.to_string()))
+        .collect();
+        want_front.sort();
+        let mut got = under(&s, front);
+        got.sort();
+        assert_eq!(got, want_front);
+        assert_eq!(text(&s.perms(back).unwrap()), ro);
+        assert_eq!(text(&s.perms(front).unwrap()), rw);
+        // The front end writes its ring keys and reads the back end's; it may not change
+        // the back end's keys or its read-only mtu.
+        assert!(req(&mut s, 1, XS_WRITE, &[b"device/vif/0/tx-ring-ref\0", b"8"]).is_ok());
+        let mac = format!("{back}/mac\0");
+        assert_eq!(
+            req(&mut s, 1, XS_READ, &[mac.as_bytes()]).unwrap(),
+            b"00:16:3e:00:00:01"
+        );
+        for p in [format!("{back}/mac\0"), String::from("device/vif/0/mtu\0")] {
+            assert_eq!(
+                req(&mut s, 1, XS_WRITE, &[p.as_bytes(), b"1"]),
+                Err(XsdError::Eacces),
+                "{p}"
+            );
+        }
+        // Another domain sees nothing of it.
+        write_domu(&mut s, &info(2, &uuid(2))).unwrap();
+        let other = format!("{front}/mac\0");
+        assert_eq!(
+            req(&mut s, 2, XS_READ, &[other.as_bytes()]),
+            Err(XsdError::Eacces)
+        );
+        remove_vif(&mut s, 1, 0).unwrap();
+        assert!(s.read(back).is_none());
+        assert!(s.read("/local/domain/0/backend/vif").is_none());
+        assert!(s.read("/local/domain/0/backend/console/1/0").is_some());
+    }
+
+    #[test]
+    fn a_vif_with_another_mtu_says_so_in_its_back_end() {
+        let mut s = built();
+        let v = VifInfo {
+            domid: 1,
+            devid: 2,
+            mac: default_mac(1, 2),
+            bridge: "br1",
+            mtu: 9000,
+        };
+        write_vif(&mut s, &v).unwrap();
+        let back = vif_backend(1, 2);
+        assert_eq!(s.read(&format!("{back}/mtu")).unwrap(), b"9000");
+        assert_eq!(s.read(&format!("{back}/bridge")).unwrap(), b"br1");
+        assert_eq!(s.read(&format!("{back}/handle")).unwrap(), b"2");
+        assert_eq!(s.read("/local/domain/1/device/vif/2/mtu").unwrap(), b"9000");
+    }
+
+    #[test]
+    fn default_macs_are_xens_oui_unicast_and_distinct_per_vif() {
+        assert_eq!(mac_text(&default_mac(1, 0)), "00:16:3e:00:01:00");
+        assert_eq!(mac_text(&default_mac(0x7ff0, 3)), "00:16:3e:7f:f0:03");
+        let mut seen = BTreeSet::new();
+        for d in 1..0x7ff0u16 {
+            for devid in 0..4 {
+                let m = default_mac(d, devid);
+                assert_eq!(m[..3], [0x00, 0x16, 0x3e]);
+                assert_eq!(m[3] & 0x80, 0, "libxl clears the top bit");
+                assert!(seen.insert(m), "d{d} vif{devid}");
+            }
+        }
     }
 
     #[test]

@@ -8,9 +8,7 @@
 //! arrives as an exit (its `EVTCHNOP_send`), so nothing is missed; no device interrupt is
 //! needed, as each device request is finished before `serve` returns.
 //!
-//! A back end reaches its domain through a lease: the machine hands the domain (out of its
-//! table) to the back end's grant mapper and event channels for the round, and takes it
-//! back afterwards.
+//! A back end reaches its domain through a lease ([`super::lease`]).
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -19,11 +17,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use abi::page::AtomicPage;
 use blkback::{Blkback, BlockDevice, DiskError};
-use xenbus::backend::{GrantMapError, GrantMapper, InterdomainEvents, MappedPage};
+use xenbus::Instant;
 use xenbus::xenstore::XsClient;
-use xenbus::{DomId, GrantRef, Instant, Notify, NotifyError, Port};
 use xenstored::Store;
 
 use crate::dom0::blk::{DiskPlan, Dom0Events, Dom0Link, FlushWatch, flush_line, pair};
@@ -32,6 +28,7 @@ use crate::dom0::toolstack::{VbdInfo, remove_vbd, vbd_backend, write_vbd};
 use crate::hvlog;
 
 use super::domain::{DOM0_BACKEND_PORT_BASE, Domain};
+use super::lease::{DomEvents, DomGrants, Lease, lease};
 use super::virtio::VirtioDisk;
 
 /// How long a back end's xenstore operation may take (they are answered at once).
@@ -41,9 +38,6 @@ const ROUNDS: u32 = 4;
 
 /// Persistent grants each back end keeps mapped (Linux keeps up to 1056 a ring).
 const PERSISTENT_GRANTS_PER_DEVICE: usize = 64;
-
-/// The domain a back end may reach this round, if the machine lent it.
-type Lease = Rc<RefCell<Option<Box<Domain>>>>;
 
 /// A virtio-blk device shared between the table and the back end using it.
 #[derive(Clone)]
@@ -67,124 +61,6 @@ impl BlockDevice for SharedDisk {
     }
     fn flush(&mut self) -> Result<(), DiskError> {
         self.0.borrow_mut().flush()
-    }
-}
-
-/// Domain 0's mappings of the leased domain's grants.
-struct DomGrants {
-    lease: Lease,
-    domid: u16,
-}
-
-fn map_error(status: i16) -> GrantMapError {
-    use abi::grant_table as g;
-    match status {
-        g::GNTST_BAD_GNTREF => GrantMapError::BadRef,
-        g::GNTST_PERMISSION_DENIED => GrantMapError::PermissionDenied,
-        g::GNTST_BAD_PAGE => GrantMapError::BadPage,
-        g::GNTST_BAD_DOMAIN => GrantMapError::BadDomain,
-        g::GNTST_NO_DEVICE_SPACE => GrantMapError::NoSpace,
-        other => GrantMapError::Other(other),
-    }
-}
-
-impl GrantMapper for DomGrants {
-    fn map(
-        &mut self,
-        domid: DomId,
-        gref: GrantRef,
-        writable: bool,
-    ) -> Result<MappedPage, GrantMapError> {
-        if domid.get() != self.domid {
-            return Err(GrantMapError::BadDomain);
-        }
-        let mut lease = self.lease.borrow_mut();
-        let dom = lease.as_mut().ok_or(GrantMapError::BadDomain)?;
-        let (hpa, handle) = dom.backend_map(gref.get(), writable).map_err(map_error)?;
-        // SAFETY: `hpa` is a page-aligned page of the domain's RAM inside hv's identity map
-        // (backend_map checked both), valid memory for the rest of hv's run (a torn-down
-        // domain's frames go back to the allocator but stay RAM). `AtomicPage` is 4096
-        // atomic bytes with alignment 1, so any byte the domain writes meanwhile is a valid
-        // value, and hv's accesses are atomic: no data race with the guest's.
-        let page: &'static AtomicPage = unsafe { &*(hpa as *const AtomicPage) };
-        Ok(MappedPage::new(page, handle, domid, gref, writable))
-    }
-
-    fn unmap(&mut self, page: MappedPage) {
-        if let Some(dom) = self.lease.borrow_mut().as_mut()
-            && let Err(status) = dom.backend_unmap(page.handle())
-        {
-            hvlog!(
-                "d{}: unmapping grant {}: status {status}",
-                self.domid,
-                page.gref()
-            );
-        }
-    }
-}
-
-/// Domain 0's ends of the leased domain's event channels.
-struct DomEvents {
-    lease: Lease,
-    domid: u16,
-    devid: u32,
-    /// The dom0 port this back end binds.
-    dom0_port: u32,
-    /// `(dom0 port, the domain's port)` while bound.
-    bound: Option<(u32, u32)>,
-    /// Notifications sent.
-    sent: u64,
-}
-
-impl Notify for DomEvents {
-    fn notify(&mut self, port: Port) -> Result<(), NotifyError> {
-        let einval = NotifyError {
-            port,
-            errno: -abi::errno::XEN_EINVAL,
-        };
-        let (_, remote) = self.bound.filter(|(p, _)| *p == port.get()).ok_or(einval)?;
-        let mut lease = self.lease.borrow_mut();
-        let dom = lease.as_mut().ok_or(einval)?;
-        dom.backend_notify(remote);
-        self.sent += 1;
-        Ok(())
-    }
-}
-
-impl InterdomainEvents for DomEvents {
-    fn bind_interdomain(&mut self, remote: DomId, remote_port: Port) -> Result<Port, NotifyError> {
-        let fail = |errno| NotifyError {
-            port: remote_port,
-            errno,
-        };
-        let local = Port::try_new(self.dom0_port).map_err(|_| fail(-abi::errno::XEN_EINVAL))?;
-        if remote.get() != self.domid {
-            return Err(fail(-abi::errno::XEN_ESRCH));
-        }
-        if let Some((p, _)) = self.bound.take()
-            && let Some(dom) = self.lease.borrow_mut().as_mut()
-        {
-            dom.backend_unbind(p);
-        }
-        let mut lease = self.lease.borrow_mut();
-        let dom = lease.as_mut().ok_or(fail(-abi::errno::XEN_ESRCH))?;
-        dom.backend_bind(
-            remote_port.get(),
-            self.dom0_port,
-            Service::Blkback(self.devid),
-        )
-        .map_err(fail)?;
-        self.bound = Some((self.dom0_port, remote_port.get()));
-        Ok(local)
-    }
-
-    fn unbind(&mut self, port: Port) {
-        if self.bound.is_some_and(|(p, _)| p == port.get()) {
-            self.bound = None;
-            if let Some(dom) = self.lease.borrow_mut().as_mut() {
-                dom.backend_unbind(port.get());
-            }
-        }
     }
 }
 
@@ -219,7 +95,6 @@ pub struct Disks {
     targets: Vec<String>,
     plans: Vec<DiskPlan>,
     instances: Vec<Instance>,
-    events: Dom0Events,
 }
 
 impl Disks {
@@ -268,7 +143,14 @@ impl Disks {
 
     /// Domain `domid` was built from spec `spec`: its vbds' keys are written as the
     /// toolstack writes them, and a back end probes each (InitWait).
-    pub fn attach(&mut self, store: &mut Store, spec: usize, domid: u16, now: Instant) {
+    pub fn attach(
+        &mut self,
+        store: &mut Store,
+        events: &mut Dom0Events,
+        spec: usize,
+        domid: u16,
+        now: Instant,
+    ) {
         let mine: Vec<DiskPlan> = self
             .plans
             .iter()
@@ -293,21 +175,16 @@ impl Disks {
             }
             let path = vbd_backend(domid, plan.devid);
             let token = format!("xb-be-other:{path}");
-            let lease: Lease = Rc::new(RefCell::new(None));
-            let grants = DomGrants {
-                lease: lease.clone(),
+            let lease = lease();
+            let grants = DomGrants::new(lease.clone(), domid);
+            let channel = DomEvents::new(
+                lease.clone(),
                 domid,
-            };
-            let events = DomEvents {
-                lease: lease.clone(),
-                domid,
-                devid: plan.devid,
-                dom0_port: DOM0_BACKEND_PORT_BASE + n as u32,
-                bound: None,
-                sent: 0,
-            };
+                Service::Blkback(plan.devid),
+                DOM0_BACKEND_PORT_BASE + n as u32,
+            );
             let deadline = Instant::from_nanos(now.as_nanos().saturating_add(XS_DEADLINE_NS));
-            let mut xs = XsClient::new(Dom0Link::new(store, &mut self.events, &token, now));
+            let mut xs = XsClient::new(Dom0Link::new(store, events, &token, now));
             // Linux's features, with fewer persistent grants kept: domain 0 holds at most
             // `MAX_MAPTRACK` mappings for every device and guest together.
             let features = blkback::Features {
@@ -315,7 +192,7 @@ impl Disks {
                 ..Default::default()
             };
             let (disk, d) = (SharedDisk(device), deadline);
-            match Blkback::probe_with(&mut xs, path, disk, grants, events, features, d) {
+            match Blkback::probe_with(&mut xs, path, disk, grants, channel, features, d) {
                 Ok(back) => self.instances.push(Instance {
                     domid,
                     plan,
@@ -331,7 +208,13 @@ impl Disks {
     }
 
     /// Runs the back ends of the domain in `slot` (lent to them for the round).
-    pub fn serve(&mut self, store: &mut Store, slot: &mut Option<Box<Domain>>, now: Instant) {
+    pub fn serve(
+        &mut self,
+        store: &mut Store,
+        events: &mut Dom0Events,
+        slot: &mut Option<Box<Domain>>,
+        now: Instant,
+    ) {
         let Some(domid) = slot.as_ref().map(|d| d.domid()) else {
             return;
         };
@@ -340,8 +223,7 @@ impl Disks {
             *inst.lease.borrow_mut() = slot.take();
             let before = inst.back.stats().requests;
             for _ in 0..ROUNDS {
-                let mut xs =
-                    XsClient::new(Dom0Link::new(store, &mut self.events, &inst.token, now));
+                let mut xs = XsClient::new(Dom0Link::new(store, events, &inst.token, now));
                 match inst.back.poll(&mut xs, deadline) {
                     Ok(true) => continue,
                     Ok(false) => break,

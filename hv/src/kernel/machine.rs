@@ -20,6 +20,7 @@ use crate::sched::{self, Choice, RunState, Scheduler};
 use crate::svm::exit;
 use crate::time::Clock;
 
+use super::control::Control;
 use super::domain::{Domain, DomainSpec, Ending};
 use super::fpu::{self, Method};
 use super::lapic::{self, Lapic};
@@ -44,6 +45,10 @@ pub struct Host {
     pub held: crate::held::HeldFrames,
     /// The virtio-blk disks and domain 0's back ends on them (`super::blk`).
     pub disks: super::blk::Disks,
+    /// The vifs, the switch and the NIC (`super::net`).
+    pub net: super::net::Net,
+    /// Domain 0's watch events, routed to the back ends by token.
+    pub dom0_events: crate::dom0::blk::Dom0Events,
 }
 
 /// How a domain's run ended, for the exit status.
@@ -72,6 +77,8 @@ pub struct Machine {
     /// upcall check and the timer armed).
     switches: u64,
     switch_ticks: u64,
+    /// The host's control lines on COM1.
+    control: Control,
 }
 
 impl Machine {
@@ -89,6 +96,7 @@ impl Machine {
             outcomes: Vec::new(),
             switches: 0,
             switch_ticks: 0,
+            control: Control::default(),
         }
     }
 
@@ -102,9 +110,11 @@ impl Machine {
         match Domain::build(&mut self.host, spec, index, domid) {
             Ok(d) => {
                 let now = xenbus::Instant::from_nanos(self.host.clock.ns(tsc::now()));
-                self.host
-                    .disks
-                    .attach(&mut self.host.store, index, domid, now);
+                let h = &mut self.host;
+                h.disks
+                    .attach(&mut h.store, &mut h.dom0_events, index, domid, now);
+                h.net
+                    .attach(&mut h.store, &mut h.dom0_events, index, domid, now);
                 let slot = self.sched.add();
                 if self.domains.len() <= slot {
                     self.domains.resize_with(slot + 1, || None);
@@ -131,7 +141,14 @@ impl Machine {
         }
         let mut last_slot: Option<usize> = None;
         loop {
+            if self.control.poll(&mut self.host.store) {
+                self.deliver_store_events(usize::MAX);
+            }
             let now = self.host.clock.ns(tsc::now());
+            // Frames from QEMU's NIC go to the vifs (whose domains may wake).
+            self.host
+                .net
+                .poll_nic(&mut self.domains, xenbus::Instant::from_nanos(now));
             self.wake(now);
             match self.sched.pick(now) {
                 Choice::Run { slot, until } => {
@@ -167,10 +184,21 @@ impl Machine {
                         self.tsc_aux = dom.msrs.tsc_aux;
                     }
                     dom.before_entry();
-                    let deadline = [until, dom.timer_deadline(), self.sched.earliest_deadline()]
-                        .into_iter()
-                        .flatten()
-                        .min();
+                    // While any vif exists the NIC is polled at least every MAX_ARM_NS.
+                    let poll = self
+                        .host
+                        .net
+                        .active()
+                        .then(|| now.saturating_add(MAX_ARM_NS));
+                    let deadline = [
+                        until,
+                        dom.timer_deadline(),
+                        self.sched.earliest_deadline(),
+                        poll,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .min();
                     arm(self.lapic.as_ref(), &self.host.clock, deadline);
                     if switched {
                         self.switch_ticks = self
@@ -184,11 +212,20 @@ impl Machine {
                         continue;
                     };
                     let end = dom.handle_exit(code, &mut self.host, &mut self.domains);
+                    let domid = dom.domid();
                     if let Some(d) = self.domains.get_mut(slot) {
                         *d = Some(dom);
-                        // Domain 0's back ends of this domain's disks take their turn.
+                        // Domain 0's back ends of this domain's disks and vifs take their turn.
                         let now = xenbus::Instant::from_nanos(self.host.clock.ns(tsc::now()));
-                        self.host.disks.serve(&mut self.host.store, d, now);
+                        let h = &mut self.host;
+                        h.disks.serve(&mut h.store, &mut h.dom0_events, d, now);
+                        h.net.serve(
+                            &mut h.store,
+                            &mut h.dom0_events,
+                            &mut self.domains,
+                            domid,
+                            now,
+                        );
                     }
                     if let Some(end) = end {
                         self.end(slot, end);
@@ -211,6 +248,12 @@ impl Machine {
                     if !self.sched.any_live() {
                         self.finish();
                     }
+                    // A frame from the NIC may wake a domain: poll it at least every
+                    // MAX_ARM_NS while any vif exists, even with no other deadline.
+                    let until = match (until, self.host.net.active()) {
+                        (u, true) => Some(u.unwrap_or(u64::MAX).min(now + MAX_ARM_NS)),
+                        (u, false) => u,
+                    };
                     match until {
                         Some(t) => self.idle_until(t),
                         None => self.nothing_can_wake(),
@@ -436,6 +479,7 @@ impl Machine {
             );
         }
         self.host.disks.detach(&mut self.host.store, id);
+        self.host.net.detach(&mut self.host.store, id);
         super::xenstore::destroy(&mut self.host.store, id, &dom.uuid);
         let t = dom.teardown(&mut self.host.frames, &held);
         hvlog!(

@@ -8,13 +8,17 @@
 
 pub mod blk;
 pub mod console;
+pub mod control;
 pub mod domain;
 pub mod fpu;
 pub mod host_frame;
 pub mod irq;
 pub mod lapic;
+pub mod lease;
 pub mod machine;
 pub mod memory;
+pub mod net;
+pub mod nic;
 pub mod pci;
 pub mod rtc;
 pub mod serial;

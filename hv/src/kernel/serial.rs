@@ -97,3 +97,12 @@ macro_rules! guest_log {
         }
     }};
 }
+
+/// One byte the host sent on COM1, if one is waiting (polled: hv takes no serial interrupt).
+pub fn read_byte() -> Option<u8> {
+    let mut lsr = Port::<u8>::new(COM1 + 5);
+    let mut data = Port::<u8>::new(COM1);
+    // SAFETY: reading COM1's line status register has no effect; reading its receive buffer
+    // takes the byte the UART holds, which only this function consumes.
+    unsafe { (lsr.read() & 0x01 != 0).then(|| data.read()) }
+}

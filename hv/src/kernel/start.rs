@@ -244,6 +244,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         Err(e) => fail(format_args!("no memory for hv's heap: {e:?}")),
     }
     let mut disks = super::blk::Disks::new(disks(&mut frames, info.memmap()));
+    let nic = super::nic::scan(&mut frames, &ram_of(info.memmap()));
     hvlog!(
         "{} MiB free for domains (heap {} MiB for {domains} domain(s))",
         frames.free_bytes() >> 20,
@@ -256,8 +257,9 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
     hvlog!("extended state: {fpu:?}");
     let archive = is_archive.then(|| xlcfg::archive::Archive::parse(module));
     let mut disk_lists = alloc::vec::Vec::new();
+    let mut vif_lists = alloc::vec::Vec::new();
     let specs = match &archive {
-        Some(Ok(a)) => specs_of(a, &mut disk_lists),
+        Some(Ok(a)) => specs_of(a, &mut disk_lists, &mut vif_lists),
         Some(Err(e)) => fail(format_args!(
             "the PVH module is a broken config archive: {e}"
         )),
@@ -318,6 +320,8 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         fpu,
         held: crate::held::HeldFrames::default(),
         disks,
+        net: super::net::Net::new(nic, vif_lists),
+        dom0_events: crate::dom0::blk::Dom0Events::default(),
     };
     hvlog!("SVM on; running {} domain(s)", specs.len());
     Machine::new(host, lapic, specs).run()
@@ -326,12 +330,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
 /// The virtio-blk disks on PCI bus 0 (their DMA pool taken from `frames`), each read once
 /// (sector 0) to show the device answers.
 fn disks(frames: &mut FrameAllocator, memmap: &[MemoryRegion]) -> alloc::vec::Vec<VirtioDisk> {
-    let ram: alloc::vec::Vec<(u64, u64)> = memmap
-        .iter()
-        .filter(|r| r.kind == boot_info::RegionKind::Ram)
-        .map(|r| (r.base, r.end()))
-        .collect();
-    let mut disks = virtio::scan(frames, &ram);
+    let mut disks = virtio::scan(frames, &ram_of(memmap));
     for d in &mut disks {
         let mut sector = [0u8; 512];
         match d.read(0, &mut sector) {
@@ -347,12 +346,22 @@ fn disks(frames: &mut FrameAllocator, memmap: &[MemoryRegion]) -> alloc::vec::Ve
     disks
 }
 
+/// The memory map's RAM, as `(start, end)`.
+fn ram_of(memmap: &[MemoryRegion]) -> alloc::vec::Vec<(u64, u64)> {
+    memmap
+        .iter()
+        .filter(|r| r.kind == boot_info::RegionKind::Ram)
+        .map(|r| (r.base, r.end()))
+        .collect()
+}
+
 /// The domains an archive's configs describe, in its order, each with its kernel from the
 /// archive. A config that does not parse (xtask checks them first, so only a hand-made
 /// archive has one) or names a kernel the archive lacks stops hv, saying which.
 fn specs_of(
     a: &xlcfg::archive::Archive<'static>,
     disks: &mut alloc::vec::Vec<alloc::vec::Vec<super::blk::DiskEntry>>,
+    vifs: &mut alloc::vec::Vec<alloc::vec::Vec<super::net::VifEntry>>,
 ) -> alloc::vec::Vec<DomainSpec> {
     let mut specs = alloc::vec::Vec::new();
     for entry in a.configs() {
@@ -374,13 +383,25 @@ fn specs_of(
                 entry.name, c.kernel
             ));
         };
-        if !c.vifs.is_empty() || c.ramdisk.is_some() {
+        if c.ramdisk.is_some() {
             hvlog!(
-                "{} ({}): vif and ramdisk are not implemented on hv yet; ignored",
+                "{} ({}): ramdisk is not implemented on hv yet; ignored",
                 c.name,
                 entry.name
             );
         }
+        vifs.push(
+            c.vifs
+                .iter()
+                .zip(0u32..)
+                .map(|(v, index)| super::net::VifEntry {
+                    devid: v.devid.unwrap_or(index),
+                    mac: v.mac,
+                    bridge: v.bridge.clone().unwrap_or_else(|| "xenbr0".into()),
+                    mtu: v.mtu.unwrap_or(crate::dom0::toolstack::DEFAULT_MTU),
+                })
+                .collect(),
+        );
         disks.push(
             c.disks
                 .iter()

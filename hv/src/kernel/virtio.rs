@@ -87,8 +87,12 @@ unsafe impl Hal for KernelHal {
     unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
 }
 
-/// Takes the DMA pool's frames from `frames` (once, at boot).
-fn init_dma(frames: &mut FrameAllocator) -> Result<(), crate::frames::FrameError> {
+/// Takes the DMA pool's frames from `frames` (once, at boot: a second call, for the NIC after
+/// the disks, finds the pool made).
+pub(super) fn init_dma(frames: &mut FrameAllocator) -> Result<(), crate::frames::FrameError> {
+    if DMA.lock().end != 0 {
+        return Ok(());
+    }
     let bytes = DMA_POOL_FRAMES * FRAME_SIZE;
     let pa = super::memory::alloc_zeroed(frames, bytes, FRAME_SIZE)?;
     let mut pool = DMA.lock();
@@ -208,11 +212,7 @@ impl blkback::BlockDevice for VirtioDisk {
 /// pool is taken from `frames` only if there is a device.
 pub fn scan(frames: &mut FrameAllocator, ram: &[(u64, u64)]) -> Vec<VirtioDisk> {
     let mut root = PciRoot::new(PortCam);
-    let found: Vec<_> = root
-        .enumerate_bus(0)
-        .filter(|(_, info)| virtio_device_type(info) == Some(DeviceType::Block))
-        .map(|(df, _)| df)
-        .collect();
+    let found = find(&mut root, DeviceType::Block);
     let mut disks = Vec::new();
     if found.is_empty() {
         return disks;
@@ -243,12 +243,21 @@ pub fn scan(frames: &mut FrameAllocator, ram: &[(u64, u64)]) -> Vec<VirtioDisk> 
     disks
 }
 
-/// Checks and maps `df`'s memory BARs, then makes the transport and the driver.
-fn bring_up(
+/// The virtio devices of type `kind` on bus 0, in slot order.
+pub(super) fn find(root: &mut PciRoot<PortCam>, kind: DeviceType) -> Vec<DeviceFunction> {
+    root.enumerate_bus(0)
+        .filter(|(_, info)| virtio_device_type(info) == Some(kind))
+        .map(|(df, _)| df)
+        .collect()
+}
+
+/// Checks and maps `df`'s memory BARs (uncached), turns on its memory decoding and bus
+/// mastering, and makes the virtio-pci transport.
+pub(super) fn transport(
     root: &mut PciRoot<PortCam>,
     df: DeviceFunction,
     ram: &[(u64, u64)],
-) -> Result<VirtioDisk, alloc::string::String> {
+) -> Result<PciTransport, alloc::string::String> {
     use alloc::format;
     let bars = root.bars(df).map_err(|e| format!("reading BARs: {e:?}"))?;
     for (i, bar) in bars.iter().enumerate() {
@@ -262,8 +271,17 @@ fn bring_up(
     }
     let (_, command) = root.get_status_command(df);
     root.set_command(df, command | Command::MEMORY_SPACE | Command::BUS_MASTER);
-    let mut transport = PciTransport::new::<KernelHal, _>(root, df)
-        .map_err(|e| format!("virtio-pci transport: {e}"))?;
+    PciTransport::new::<KernelHal, _>(root, df).map_err(|e| format!("virtio-pci transport: {e}"))
+}
+
+/// Makes the transport of `df`, then the block driver.
+fn bring_up(
+    root: &mut PciRoot<PortCam>,
+    df: DeviceFunction,
+    ram: &[(u64, u64)],
+) -> Result<VirtioDisk, alloc::string::String> {
+    use alloc::format;
+    let mut transport = transport(root, df, ram)?;
     if transport.device_type() != DeviceType::Block {
         return Err(format!("not a block device: {:?}", transport.device_type()));
     }

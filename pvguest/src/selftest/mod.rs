@@ -26,6 +26,8 @@ pub mod lapic;
 #[cfg(target_os = "none")]
 pub mod net;
 #[cfg(target_os = "none")]
+pub mod net_peer;
+#[cfg(target_os = "none")]
 pub mod outside_ram;
 #[cfg(target_os = "none")]
 #[allow(clippy::cast_possible_truncation)] // byte patterns (`i as u8`) wrap on purpose

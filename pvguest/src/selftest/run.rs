@@ -29,6 +29,8 @@ pub fn run(opts: &Options<'_>) -> Outcome {
             "grants" => platform::run_grants(&mut rep),
             "services" => platform::run_services(&mut rep),
             "net" => super::net::run(&mut rep),
+            // Not in `platform`: fetches a blob from another domain (`peer-ip=`).
+            "net-peer" => super::net_peer::run(&mut rep),
             // Not part of `platform`: its answers differ from stock Xen's where Xen's own
             // bounds are tighter (see the module).
             "hostile-bounds" => super::hostile_bounds::run(&mut rep),

@@ -24,8 +24,14 @@ pub const MEMORY_STEP_MIB: u64 = 2;
 pub const BALLOONING_ISSUE: &str = "issue \"hv boots any PVH kernel Xen boots\"";
 /// Where a ramdisk module for a domain on hv is tracked.
 pub const RAMDISK_ISSUE: &str = "issue \"An unmodified Linux PVH domU on hv\"";
-/// Where vif on hv is tracked.
-pub const VIF_ISSUE: &str = "issue \"netback and a switch in hv\"";
+/// The address QEMU's user network's DHCP server hands out first (and the guest's usual
+/// static one): a domain with a vif and no static `ip=` is forwarded to it.
+pub const DHCP_FIRST_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 15);
+/// The guest port a domain's host forward reaches (its HTTP service).
+pub const GUEST_PORT: u16 = 80;
+/// The first host port `hv-run` forwards (`127.0.0.1:<port>`), one more per domain with a
+/// vif; `PVXEN_HV_PORT` chooses another.
+pub const DEFAULT_HOST_PORT: u16 = 8080;
 
 /// A config file as read.
 #[derive(Debug, Clone)]
@@ -56,6 +62,92 @@ pub struct Boot {
     pub memory_mib: u64,
     /// Its disks (targets resolved as xl resolves them), in the config's order.
     pub disks: Vec<super::qemu::Drive>,
+    /// How many `vif` entries it has (hv joins them all to its switch).
+    pub vifs: usize,
+}
+
+/// What hv cannot serve of vif `v`, if anything: it is served by domain 0 as a `vif` (not
+/// an emulated NIC), without a rate limit or a script of its own.
+fn vif_problem(v: &xlcfg::Vif) -> Option<String> {
+    if let Some(b) = v
+        .backend
+        .as_deref()
+        .filter(|b| !matches!(*b, "0" | "Domain-0"))
+    {
+        return Some(format!("backend {b}: hv's vifs are served by domain 0"));
+    }
+    if let Some(k) = v.kind.as_deref().filter(|k| *k != "vif") {
+        return Some(format!("type {k}: hv serves PV vifs only"));
+    }
+    if v.rate.is_some() {
+        return Some("rate: hv's switch has no rate limit".to_owned());
+    }
+    if v.mtu.is_some_and(|m| m != 1500) {
+        return Some("mtu: hv's switch and NIC carry 1500-byte frames only".to_owned());
+    }
+    if v.mac.is_some_and(|m| m[0] & 1 != 0 || m == [0; 6]) {
+        return Some("mac: a vif's MAC must be unicast and not all zeros".to_owned());
+    }
+    None
+}
+
+/// The static address a guest command line gives (`ip=a.b.c.d/len`), if any.
+fn static_ip(cmdline: &str) -> Option<std::net::Ipv4Addr> {
+    let ip = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ip="))?;
+    ip.split('/').next()?.parse().ok()
+}
+
+/// The host forwards of a run of `boots` when any has a vif (`None`: no NIC): one per domain
+/// with a vif, host ports from `base_port` on in config order, each to port [`GUEST_PORT`]
+/// of the address its command line gives (`ip=a.b.c.d/len`), or of [`DHCP_FIRST_IP`] for
+/// the first domain that asks QEMU's DHCP server (a later one gets whatever is next, first
+/// come first served, so it gets no forward and a warning says so).
+pub fn hostfwds(
+    boots: &[Boot],
+    base_port: u16,
+) -> (Option<Vec<super::qemu::HostFwd>>, Vec<String>) {
+    if boots.iter().all(|b| b.vifs == 0) {
+        return (None, Vec::new());
+    }
+    let mut fwds = Vec::new();
+    let mut warnings = Vec::new();
+    let mut dhcp_taken = false;
+    let mut port = base_port;
+    for b in boots.iter().filter(|b| b.vifs > 0) {
+        let ip = match static_ip(&b.cmdline) {
+            Some(ip) => ip,
+            None if !dhcp_taken => {
+                dhcp_taken = true;
+                DHCP_FIRST_IP
+            }
+            None => {
+                warnings.push(format!(
+                    "{}: no static ip= on its command line and another domain asks DHCP                      first: no host forward",
+                    b.name
+                ));
+                continue;
+            }
+        };
+        fwds.push(super::qemu::HostFwd {
+            host_port: port,
+            guest_ip: ip,
+            guest_port: GUEST_PORT,
+        });
+        port = port.saturating_add(1);
+    }
+    (Some(fwds), warnings)
+}
+
+/// The first host port of `hv-run`'s forwards: `PVXEN_HV_PORT`, else [`DEFAULT_HOST_PORT`].
+pub fn base_port() -> Result<u16> {
+    match std::env::var("PVXEN_HV_PORT") {
+        Ok(p) => p
+            .parse()
+            .with_context(|| format!("PVXEN_HV_PORT={p:?} is not a port")),
+        Err(_) => Ok(DEFAULT_HOST_PORT),
+    }
 }
 
 /// What hv cannot serve of disk `d` (a raw image file, read-write or read-only, served by
@@ -95,7 +187,7 @@ pub fn drives(boots: &[Boot]) -> Vec<super::qemu::Drive> {
 /// Parses every config and checks them together (distinct names, as xl refuses a second
 /// domain with a name in use) and against what hv runs (a kernel and a command line in
 /// [`MIN_MEMORY_MIB`] to [`MAX_MEMORY_MIB`] MiB in [`MEMORY_STEP_MIB`] steps; no ballooning,
-/// ramdisk or vif yet; each disk a raw image file). `is_file` says whether a kernel path exists. Returns the
+/// ramdisk yet; each disk a raw image file, each vif a PV vif of domain 0). `is_file` says whether a kernel path exists. Returns the
 /// domains to boot, in the order given, or every problem (and the warnings xl would print
 /// either way).
 pub fn check(
@@ -157,11 +249,10 @@ pub fn check(
                         format!("hv passes no ramdisk module to a domain yet ({RAMDISK_ISSUE})"),
                     );
                 }
-                if !c.vifs.is_empty() {
-                    unsupported(
-                        "vif",
-                        format!("vif on hv is not implemented yet ({VIF_ISSUE})"),
-                    );
+                for (i, v) in c.vifs.iter().enumerate() {
+                    if let Some(why) = vif_problem(v) {
+                        unsupported("vif", format!("entry {i}: {why}"));
+                    }
                 }
                 for d in &c.disks {
                     if let Some(why) = disk_problem(d, &is_file) {
@@ -206,6 +297,7 @@ pub fn check(
                         read_only: d.access == xlcfg::disk::Access::ReadOnly,
                     })
                     .collect(),
+                vifs: c.vifs.len(),
             })
             .collect())
     };
@@ -293,6 +385,7 @@ mod tests {
                     cmdline: "selftest=boot".to_owned(),
                     memory_mib: 128,
                     disks: vec![],
+                    vifs: 0,
                 },
                 Boot {
                     name: "two".to_owned(),
@@ -302,6 +395,7 @@ mod tests {
                     cmdline: String::new(),
                     memory_mib: 3072,
                     disks: vec![],
+                    vifs: 0,
                 },
             ])
         );
@@ -350,7 +444,7 @@ mod tests {
     fn every_problem_of_every_file_in_order() {
         let bad = "name = \"bad\"\ntype = \"pvh\"\nkernel = \"/k\"\nbogus = 1\n";
         let devices = "name = \"two\"\ntype = \"pvh\"\nkernel = \"/k\"\nmemory = 64\n\
-                       vif = [ '' ]\ndisk = [ 'd.img,,xvda' ]\nmaxmem = 128\n";
+                       vif = [ '', 'type=ioemu' ]\ndisk = [ 'd.img,,xvda' ]\nmaxmem = 128\n";
         let (r, _) = check(
             &[
                 file("a.cfg", ONE),
@@ -364,7 +458,7 @@ mod tests {
             r,
             Err(vec![
                 "b.cfg:4: bogus: unknown key".to_owned(),
-                format!("c.cfg:5: vif: vif on hv is not implemented yet ({VIF_ISSUE})"),
+                "c.cfg:5: vif: entry 1: type ioemu: hv serves PV vifs only".to_owned(),
                 format!(
                     "c.cfg:7: maxmem: 128 MiB: hv gives a domain exactly its memory; maxmem \
                      above it (ballooning) is not implemented yet ({BALLOONING_ISSUE})"
@@ -374,6 +468,90 @@ mod tests {
                     .to_owned(),
             ])
         );
+    }
+
+    #[test]
+    fn vifs_hv_serves_pass_and_the_rest_are_refused_each_with_its_reason() {
+        let with =
+            |v: &str| format!("name = \"v\"\ntype = \"pvh\"\nkernel = \"/k\"\nvif = [ {v} ]\n");
+        for good in [
+            "''",
+            "'mac=00:16:3e:00:00:01'",
+            "'mac=00:16:3e:00:00:01,bridge=xenbr0,type=vif,backend=0'",
+            "'mtu=1500', 'devid=3'",
+        ] {
+            let (r, _) = check(&[file("v.cfg", &with(good))], |_| true);
+            assert!(r.is_ok(), "{good}: {r:?}");
+        }
+        for (bad, why) in [
+            (
+                "'backend=dd'",
+                "backend dd: hv's vifs are served by domain 0",
+            ),
+            ("'type=ioemu'", "type ioemu: hv serves PV vifs only"),
+            ("'rate=10Mb/s'", "rate: hv's switch has no rate limit"),
+            (
+                "'mtu=9000'",
+                "mtu: hv's switch and NIC carry 1500-byte frames only",
+            ),
+            (
+                "'mac=01:16:3e:00:00:01'",
+                "mac: a vif's MAC must be unicast and not all zeros",
+            ),
+            (
+                "'mac=00:00:00:00:00:00'",
+                "mac: a vif's MAC must be unicast and not all zeros",
+            ),
+        ] {
+            let (r, _) = check(&[file("v.cfg", &with(bad))], |_| true);
+            assert_eq!(
+                r,
+                Err(vec![format!("v.cfg:4: vif: entry 0: {why}")]),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_domain_with_a_vif_gets_a_host_forward_to_its_address() {
+        let boot = |name: &str, cmdline: &str, vifs| Boot {
+            name: name.to_owned(),
+            config: String::new(),
+            text: String::new(),
+            kernel: String::new(),
+            cmdline: cmdline.to_owned(),
+            memory_mib: 128,
+            disks: vec![],
+            vifs,
+        };
+        let fwd = |host_port, ip: [u8; 4]| super::super::qemu::HostFwd {
+            host_port,
+            guest_ip: ip.into(),
+            guest_port: 80,
+        };
+        assert_eq!(hostfwds(&[boot("a", "ip=dhcp", 0)], 8080), (None, vec![]));
+        assert_eq!(
+            hostfwds(&[boot("a", "selftest=net ip=dhcp", 1)], 8080),
+            (Some(vec![fwd(8080, [10, 0, 2, 15])]), vec![])
+        );
+        let boots = [
+            boot("none", "", 0),
+            boot("a", "ip=10.0.2.20/24 gw=10.0.2.2", 1),
+            boot("b", "", 2),
+            boot("c", "ip=dhcp", 1),
+            boot("d", "x ip=10.0.2.21/24", 1),
+        ];
+        let (fwds, warnings) = hostfwds(&boots, 9000);
+        assert_eq!(
+            fwds,
+            Some(vec![
+                fwd(9000, [10, 0, 2, 20]),
+                fwd(9001, [10, 0, 2, 15]),
+                fwd(9002, [10, 0, 2, 21]),
+            ])
+        );
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("c: "), "{warnings:?}");
     }
 
     #[test]
@@ -440,6 +618,7 @@ mod tests {
             cmdline: String::new(),
             memory_mib: m,
             disks: vec![],
+            vifs: 0,
         };
         assert_eq!(qemu_memory_mib(&[boot(128)]), 512);
         assert_eq!(qemu_memory_mib(&[boot(128), boot(128)]), 512);
@@ -488,7 +667,8 @@ mod tests {
     }
 
     /// The README's examples: `pvguest.cfg` and `pvguest-b.cfg` boot together, naming the ELF
-    /// `cargo xtask build` writes; `pvguest-devices.cfg` is refused for its vif and disks.
+    /// `cargo xtask build` writes; `pvguest-devices.cfg` is refused for its missing disk
+    /// images (its vif passes); `pvguest-net.cfg` passes.
     #[test]
     fn the_example_configs_do_what_the_readme_says() {
         let root = crate::build::workspace_root();
@@ -523,8 +703,19 @@ mod tests {
         assert_eq!(names, ["pvguest", "pvguest-b"]);
         assert_eq!(boots[1].cmdline, "selftest=platform");
         let (r, _) = check(&[example("pvguest-devices.cfg")], |_| true);
+        assert!(r.is_ok(), "{r:?}");
+        let (r, _) = check(&[example("pvguest-devices.cfg")], |k| lexical(k) == built);
         let problems = r.unwrap_err();
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains(VIF_ISSUE));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.contains("disk") && p.contains("not a file"))
+        );
+        let (r, w) = check(&[example("pvguest-net.cfg")], |k| lexical(k) == built);
+        assert!(w.is_empty(), "{w:?}");
+        let boots = r.unwrap();
+        assert_eq!(boots[0].vifs, 1);
+        assert_eq!(hostfwds(&boots, 8080).0.unwrap()[0].guest_ip, DHCP_FIRST_IP);
     }
 }

@@ -37,8 +37,10 @@ pub mod config;
 mod debug;
 pub mod durable;
 pub mod elf32;
+pub mod net;
 pub mod probe;
 pub mod qemu;
+pub mod run;
 pub mod serial;
 
 use std::path::{Path, PathBuf};
@@ -90,7 +92,14 @@ fn hard_timeout(default: Duration) -> Result<Duration> {
 /// `cargo xtask soak`'s part on hv: `HOST hv-blk-kv-durable` with
 /// [`durable::SOAK_KILLS`] kills.
 pub fn soak(tally: &mut Tally) -> Result<()> {
-    durable::check(tally, &build_hv()?, &guest_elf()?, durable::SOAK_KILLS)
+    let (hv, guest) = (build_hv()?, guest_elf()?);
+    durable::check(tally, &hv, &guest, durable::SOAK_KILLS)?;
+    net::app_boot(tally, &hv, &guest, crate::xen::blk::SOAK_REQUESTS)
+}
+
+/// `cargo xtask hv-net-test`: only the network boot ([`net::app_boot`]).
+pub fn net_test(tally: &mut Tally, requests: u64) -> Result<()> {
+    net::app_boot(tally, &build_hv()?, &guest_elf()?, requests)
 }
 
 /// The guest ELF: `PVXEN_GUEST` if set, else `pvguest` built now.
@@ -112,9 +121,14 @@ fn guest_elf() -> Result<PathBuf> {
 enum Module<'a> {
     /// A guest ELF and its command line (QEMU with [`qemu::DEFAULT_MEMORY_MIB`]).
     Elf(&'a Path, &'a str),
-    /// A domain archive ([`config::archive`]), QEMU's memory in MiB and the configs'
-    /// disks.
-    Archive(&'a Path, u64, &'a [qemu::Drive]),
+    /// A domain archive ([`config::archive`]), QEMU's memory in MiB, the configs'
+    /// disks, and hv's NIC with its host forwards if any config has a vif.
+    Archive(
+        &'a Path,
+        u64,
+        &'a [qemu::Drive],
+        Option<&'a [qemu::HostFwd]>,
+    ),
 }
 
 fn boot(
@@ -135,25 +149,50 @@ fn boot_with(
     module: Module<'_>,
     label: &str,
     timeout: Duration,
-    (hv_options, gdb): (&str, Option<Gdb>),
+    options: (&str, Option<Gdb>),
     on_line: impl FnMut(&Line),
 ) -> Result<qemu::Booted> {
-    let (guest, guest_cmdline, memory_mib, drives) = match module {
+    boot_with_control(who, hv, module, label, timeout, options, None, on_line)
+}
+
+/// [`boot_with`], with the lines `control` sends written to hv's COM1 as control lines
+/// ([`qemu::boot_controlled`]).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "boot_with's, and the control lines"
+)]
+fn boot_with_control(
+    who: &str,
+    hv: &Path,
+    module: Module<'_>,
+    label: &str,
+    timeout: Duration,
+    (hv_options, gdb): (&str, Option<Gdb>),
+    control: Option<std::sync::mpsc::Receiver<qemu::Control>>,
+    on_line: impl FnMut(&Line),
+) -> Result<qemu::Booted> {
+    let (guest, guest_cmdline, memory_mib, drives, net) = match module {
         Module::Elf(guest, cmdline) => {
             println!(
                 "{who}: booting hv with {}, guest cmdline {cmdline:?} (timeout {} s)...",
                 guest.display(),
                 timeout.as_secs()
             );
-            (guest, Some(cmdline), qemu::DEFAULT_MEMORY_MIB, &[][..])
+            (
+                guest,
+                Some(cmdline),
+                qemu::DEFAULT_MEMORY_MIB,
+                &[][..],
+                None,
+            )
         }
-        Module::Archive(archive, memory_mib, drives) => {
+        Module::Archive(archive, memory_mib, drives, net) => {
             println!(
                 "{who}: booting hv with the domain archive {}, {memory_mib} MiB (timeout {} s)...",
                 archive.display(),
                 timeout.as_secs()
             );
-            (archive, None, memory_mib, drives)
+            (archive, None, memory_mib, drives, net)
         }
     };
     let b = qemu::Boot {
@@ -163,11 +202,15 @@ fn boot_with(
         guest_cmdline,
         memory_mib,
         drives,
+        net,
         run_dir: run_dir(label),
         timeout,
         gdb,
     };
-    let booted = qemu::boot(&b, on_line)?;
+    let booted = match control {
+        Some(c) => qemu::boot_controlled(&b, c, on_line)?,
+        None => qemu::boot(&b, on_line)?,
+    };
     println!(
         "{who}: {} after {:.1} s; serial log {}",
         booted.end.describe(),
@@ -463,7 +506,7 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
             tally.fail("hv pair boot");
         }
     }
-    let blk_lines = blk_boot(tally, &hv, &guest, timeout).unwrap_or_else(|e| {
+    let mut blk_lines = blk_boot(tally, &hv, &guest, timeout).unwrap_or_else(|e| {
         println!("hv-test: blk boot: harness error: {e:#}");
         tally.fail("hv blk boot");
         Vec::new()
@@ -472,6 +515,17 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
     if let Err(e) = durable::check(tally, &hv, &guest, durable::TEST_KILLS) {
         println!("hv-test: blk durability: harness error: {e:#}");
         tally.fail("hv blk durability");
+    }
+    match net::group_boot(tally, &hv, &guest, timeout) {
+        Ok(lines) => blk_lines.extend(lines),
+        Err(e) => {
+            println!("hv-test: net group boot: harness error: {e:#}");
+            tally.fail("hv net group boot");
+        }
+    }
+    if let Err(e) = net::app_boot(tally, &hv, &guest, crate::xen::blk::LOAD_REQUESTS) {
+        println!("hv-test: net boot: harness error: {e:#}");
+        tally.fail("hv net boot");
     }
 
     // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
@@ -655,9 +709,8 @@ const PAIR: [TestDomain; 2] = [
     },
 ];
 
-/// Writes one config per domain into the boot's directory (kernel: `guest`'s absolute path),
-/// checks them as `hv-run --config` does, packs them into a domain archive and boots it with
-/// QEMU's [`qemu::DEFAULT_MEMORY_MIB`].
+/// Packs the domains ([`pack_domains`]) and boots them with QEMU's
+/// [`qemu::DEFAULT_MEMORY_MIB`].
 fn boot_domains(
     hv: &Path,
     guest: &Path,
@@ -665,6 +718,30 @@ fn boot_domains(
     domains: &[TestDomain],
     timeout: Duration,
 ) -> Result<qemu::Booted> {
+    let (path, boots) = pack_domains(guest, label, domains)?;
+    boot(
+        "hv-test",
+        hv,
+        Module::Archive(
+            &path,
+            qemu::DEFAULT_MEMORY_MIB,
+            &config::drives(&boots),
+            None,
+        ),
+        label,
+        timeout,
+        |_| {},
+    )
+}
+
+/// Writes one config per domain into the boot's directory (kernel: `guest`'s absolute path),
+/// checks them as `hv-run --config` does and packs them into a domain archive: its path and
+/// the checked configs.
+fn pack_domains(
+    guest: &Path,
+    label: &str,
+    domains: &[TestDomain],
+) -> Result<(PathBuf, Vec<config::Boot>)> {
     let dir = run_dir(label);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let kernel = std::path::absolute(guest)?;
@@ -695,14 +772,7 @@ fn boot_domains(
     let archive = config::archive(&boots, |k| Ok(std::fs::read(k)?))?;
     let path = config::archive_path(&dir);
     std::fs::write(&path, archive).with_context(|| format!("writing {}", path.display()))?;
-    boot(
-        "hv-test",
-        hv,
-        Module::Archive(&path, qemu::DEFAULT_MEMORY_MIB, &config::drives(&boots)),
-        label,
-        timeout,
-        |_| {},
-    )
+    Ok((path, boots))
 }
 
 /// Prints the scheduler's line and a multi-domain boot's `HOST` line, records the `HOST` unit
@@ -1032,7 +1102,18 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
             std::fs::write(&path, archive)
                 .with_context(|| format!("writing {}", path.display()))?;
             let drives = config::drives(boots);
-            let module = Module::Archive(&path, config::qemu_memory_mib(boots), &drives);
+            let (fwds, warnings) = config::hostfwds(boots, config::base_port()?);
+            for w in &warnings {
+                println!("hv-run: {w}");
+            }
+            for f in fwds.iter().flatten() {
+                println!(
+                    "hv-run: http://127.0.0.1:{}/ forwards to {}:{}",
+                    f.host_port, f.guest_ip, f.guest_port
+                );
+            }
+            let memory = config::qemu_memory_mib(boots);
+            let module = Module::Archive(&path, memory, &drives, fwds.as_deref());
             if let Some(gdb) = &args.gdb {
                 let kernels: Vec<&Path> = boots.iter().map(|b| Path::new(&b.kernel)).collect();
                 print_gdb(&hv, &kernels, gdb)?;

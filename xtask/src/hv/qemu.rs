@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 
 use super::serial::{Line, QemuEnd, Transcript};
 use crate::gdb::Gdb;
-use crate::xen::qemu::{Spawned, spawn};
+use crate::xen::qemu::{Spawned, spawn, spawn_with_input};
 
 /// QEMU's memory in MiB for hv-test's boots and for one domain (`-m 512`).
 pub const DEFAULT_MEMORY_MIB: u64 = 512;
@@ -60,6 +60,36 @@ pub fn drive_args(drives: &[Drive]) -> Result<Vec<String>> {
     Ok(args)
 }
 
+/// One `hostfwd` of QEMU's user network: `tcp:127.0.0.1:<host_port>-<guest_ip>:<guest_port>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFwd {
+    /// The port on the host's loopback.
+    pub host_port: u16,
+    /// The guest's address on QEMU's user network (10.0.2.0/24).
+    pub guest_ip: std::net::Ipv4Addr,
+    /// The guest's port.
+    pub guest_port: u16,
+}
+
+/// QEMU's arguments for hv's NIC: `-netdev user,id=n0[,hostfwd=...]... -device
+/// virtio-net-pci,netdev=n0` (one NIC, the uplink of hv's switch, whatever the number of
+/// vifs).
+pub fn net_args(hostfwds: &[HostFwd]) -> Vec<String> {
+    let mut netdev = "user,id=n0".to_owned();
+    for f in hostfwds {
+        netdev.push_str(&format!(
+            ",hostfwd=tcp:127.0.0.1:{}-{}:{}",
+            f.host_port, f.guest_ip, f.guest_port
+        ));
+    }
+    vec![
+        "-netdev".to_owned(),
+        netdev,
+        "-device".to_owned(),
+        "virtio-net-pci,netdev=n0".to_owned(),
+    ]
+}
+
 /// What to boot.
 pub struct Boot<'a> {
     /// The `hv` ELF.
@@ -75,6 +105,9 @@ pub struct Boot<'a> {
     pub memory_mib: u64,
     /// The disks, in the configs' order.
     pub drives: &'a [Drive],
+    /// hv's NIC and its host forwards, when any config has a vif ([`net_args`]); `None`: no
+    /// NIC.
+    pub net: Option<&'a [HostFwd]>,
     /// Directory for this boot's serial log; created if missing.
     pub run_dir: PathBuf,
     /// Hard timeout.
@@ -150,6 +183,9 @@ pub fn qemu_args(boot: &Boot<'_>) -> Result<Vec<String>> {
         append_line(boot.hv_options, boot.guest_cmdline)?,
     ]);
     args.extend(drive_args(boot.drives)?);
+    if let Some(fwds) = boot.net {
+        args.extend(net_args(fwds));
+    }
     if let Some(gdb) = &boot.gdb {
         args.extend(crate::gdb::qemu_args(gdb));
     }
@@ -171,6 +207,41 @@ pub fn boot(boot: &Boot<'_>, mut on_line: impl FnMut(&Line)) -> Result<Booted> {
 /// every line QEMU wrote before it died (the last one perhaps cut short).
 pub fn boot_killable(
     boot: &Boot<'_>,
+    on_line: impl FnMut(&Line) -> Option<Instant>,
+) -> Result<Booted> {
+    boot_inner(boot, None, on_line)
+}
+
+/// What a controlled boot's owner may send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// A control line for hv, written to QEMU's standard input (hv reads it on COM1:
+    /// `hv/src/dom0/control.rs`: `shutdown <domid> <reason>`, `xs-write <domid>
+    /// data/<path> <value>`).
+    Line(String),
+    /// Ask QEMU to quit (SIGTERM, SIGKILL after [`crate::xen::qemu::STOP_GRACE`]).
+    Quit,
+}
+
+/// [`boot`], taking [`Control`]s as they come. QEMU runs in its own process group, so that a
+/// terminal's Ctrl-C reaches only xtask, which decides what to send.
+pub fn boot_controlled(
+    boot: &Boot<'_>,
+    control: mpsc::Receiver<Control>,
+    mut on_line: impl FnMut(&Line),
+) -> Result<Booted> {
+    boot_inner(boot, Some(control), |line| {
+        on_line(line);
+        None
+    })
+}
+
+/// How often a boot with control lines looks for one to send.
+const CONTROL_POLL: Duration = Duration::from_millis(50);
+
+fn boot_inner(
+    boot: &Boot<'_>,
+    control: Option<mpsc::Receiver<Control>>,
     mut on_line: impl FnMut(&Line) -> Option<Instant>,
 ) -> Result<Booted> {
     fs::create_dir_all(&boot.run_dir)
@@ -182,13 +253,24 @@ pub fn boot_killable(
     );
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(qemu_args(boot)?);
-    let Spawned {
-        mut qemu,
-        lines: rx,
-        reader,
-        errors,
-        started,
-    } = spawn(&mut cmd)?;
+    if control.is_some() {
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    }
+    let (
+        Spawned {
+            mut qemu,
+            lines: rx,
+            reader,
+            errors,
+            started,
+        },
+        mut input,
+    ) = if control.is_some() {
+        let (spawned, input) = spawn_with_input(&mut cmd)?;
+        (spawned, Some(input))
+    } else {
+        (spawn(&mut cmd)?, None)
+    };
     let deadline = started + boot.timeout;
     let mut transcript = Transcript::default();
     let mut end = None;
@@ -217,7 +299,28 @@ pub fn boot_killable(
         if now >= deadline {
             break;
         }
-        let until = kill_at.map_or(deadline, |at| at.min(deadline));
+        if let (Some(c), Some(pipe)) = (control.as_ref(), input.as_mut()) {
+            while let Ok(c) = c.try_recv() {
+                writeln!(
+                    log,
+                    "[{:7.2}] [harness] control: {c:?}",
+                    started.elapsed().as_secs_f64()
+                )?;
+                match c {
+                    // QEMU gone: its end shows on the output side.
+                    Control::Line(line) => {
+                        let _ = pipe
+                            .write_all(format!("{line}\n").as_bytes())
+                            .and_then(|()| pipe.flush());
+                    }
+                    Control::Quit => crate::xen::qemu::terminate(&mut qemu.0),
+                }
+            }
+        }
+        let mut until = kill_at.map_or(deadline, |at| at.min(deadline));
+        if control.is_some() {
+            until = until.min(now + CONTROL_POLL);
+        }
         match rx.recv_timeout(until.saturating_duration_since(now)) {
             Ok(line) => {
                 writeln!(log, "[{:7.2}] {line}", started.elapsed().as_secs_f64())?;
@@ -266,6 +369,7 @@ mod tests {
             guest_cmdline: Some("selftest=boot selftest-inject-fail=xen-version"),
             memory_mib: 512,
             drives: &[],
+            net: None,
             run_dir: PathBuf::from("/t"),
             timeout: Duration::from_secs(1),
             gdb: None,
@@ -316,6 +420,50 @@ mod tests {
             ..gdb
         };
         assert!(qemu_args(&bad).is_err());
+    }
+
+    #[test]
+    fn a_nic_with_its_host_forwards_follows_the_disks() {
+        let fwd = |host_port, ip: [u8; 4]| HostFwd {
+            host_port,
+            guest_ip: ip.into(),
+            guest_port: 80,
+        };
+        assert_eq!(
+            net_args(&[]).join(" "),
+            "-netdev user,id=n0 -device virtio-net-pci,netdev=n0"
+        );
+        let fwds = [fwd(8080, [10, 0, 2, 15]), fwd(8081, [10, 0, 2, 16])];
+        assert_eq!(
+            net_args(&fwds).join(" "),
+            "-netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80,\
+             hostfwd=tcp:127.0.0.1:8081-10.0.2.16:80 -device virtio-net-pci,netdev=n0"
+        );
+        let drives = [Drive {
+            file: PathBuf::from("/t/a.img"),
+            read_only: false,
+        }];
+        let b = Boot {
+            hv: Path::new("/t/hv"),
+            guest: Path::new("/t/a.pvxarc"),
+            hv_options: "",
+            guest_cmdline: None,
+            memory_mib: 512,
+            drives: &drives,
+            net: Some(&fwds[..1]),
+            run_dir: PathBuf::from("/t"),
+            timeout: Duration::from_secs(1),
+            gdb: None,
+        };
+        assert!(qemu_args(&b).unwrap().join(" ").ends_with(
+            "-initrd /t/a.pvxarc -append  \
+             -drive file=/t/a.img,format=raw,if=none,id=d0,cache=writeback \
+             -device virtio-blk-pci,drive=d0 \
+             -netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80 \
+             -device virtio-net-pci,netdev=n0"
+        ));
+        let none = Boot { net: None, ..b };
+        assert!(!qemu_args(&none).unwrap().join(" ").contains("netdev"));
     }
 
     #[test]

@@ -430,6 +430,8 @@ pub enum Expect {
     Passes,
     /// Refused at build (`could not be built`), the others run on.
     NotBuilt,
+    /// Built and powered off; its lines are not judged (an application, not a self-test).
+    PowersOff,
 }
 
 /// The verdict on a boot of several domains.
@@ -507,6 +509,17 @@ pub fn judge_domains(
                         .map(|test| (name.to_owned(), test)),
                 );
             }
+            Expect::PowersOff => match (&run.id, &run.not_built, &run.end) {
+                (_, Some(why), _) => problems.push(format!("{name} could not be built: {why}")),
+                (None, None, _) => {
+                    problems.push(format!("hv printed no `hv: domain <id> is {name}` line"))
+                }
+                (Some(_), None, Some(DomainEnd::PoweredOff)) => {}
+                (Some(_), None, Some(end)) => problems.push(format!("{name}: {end:?}")),
+                (Some(_), None, None) => problems.push(format!(
+                    "hv printed no `hv: domain <id> ({name}) powered off` line"
+                )),
+            },
             Expect::NotBuilt => match (run.id, run.not_built) {
                 (_, Some(_)) => {}
                 (Some(id), None) => problems.push(format!(

@@ -95,7 +95,7 @@ pub fn guest_pattern(i: usize) -> u8 {
     (i % 251) as u8 ^ 0x5a
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -493,7 +493,7 @@ fn word<'a>(line: &'a str, name: &str) -> &'a str {
 
 /// The files check: every one of the archive's `count` files fetched with the digest of its
 /// source, `text/html` for `index.html`, 404 for a missing file.
-fn files_verdict(v: &str, count: usize) -> Result<(), String> {
+pub(crate) fn files_verdict(v: &str, count: usize) -> Result<(), String> {
     let (fields, content_type) = v.split_once("; type=").unwrap_or((v, ""));
     let field = |name: &str| word(fields, name);
     let n = count.to_string();
@@ -513,7 +513,7 @@ fn files_verdict(v: &str, count: usize) -> Result<(), String> {
 
 /// The churn check (and `slow-heads`): all `clients` connected, and `GET /` answered with the
 /// status document within [`ANSWER_WITHIN_MS`].
-fn timed_verdict(v: &str, clients: u64) -> Result<(), String> {
+pub(crate) fn timed_verdict(v: &str, clients: u64) -> Result<(), String> {
     let ms: Option<u64> = word(v, "ms").parse().ok();
     if word(v, "opened") == clients.to_string()
         && word(v, "status") == "ok"
@@ -530,7 +530,7 @@ fn timed_verdict(v: &str, clients: u64) -> Result<(), String> {
 
 /// The load check: every request answered 2xx, and the service's grants and heap bytes in use
 /// back exactly where they were after the warm-up.
-fn load_verdict(v: &str, load: u64) -> Result<(), String> {
+pub(crate) fn load_verdict(v: &str, load: u64) -> Result<(), String> {
     let field = |name: &str| word(v, name);
     let same = |name: &str| {
         let value = field(name);

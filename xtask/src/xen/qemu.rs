@@ -107,9 +107,22 @@ pub(crate) fn die_with_parent(cmd: &mut Command) {
 /// Call it from a thread that lives as long as QEMU should (the parent-death signal follows
 /// the thread that forked).
 pub(crate) fn spawn(cmd: &mut Command) -> Result<Spawned> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::null());
+    spawn_io(cmd)
+}
+
+/// [`spawn`] with QEMU's standard input a pipe, returned (hv reads it on COM1 as control
+/// lines: `-serial stdio`).
+pub(crate) fn spawn_with_input(cmd: &mut Command) -> Result<(Spawned, std::process::ChildStdin)> {
+    cmd.stdin(Stdio::piped());
+    let mut spawned = spawn_io(cmd)?;
+    let input = spawned.qemu.0.stdin.take().context("no QEMU stdin")?;
+    Ok((spawned, input))
+}
+
+/// Starts `cmd` with its output read by two threads (standard input as the caller set it).
+fn spawn_io(cmd: &mut Command) -> Result<Spawned> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     die_with_parent(cmd);
     let started = Instant::now();
     let mut qemu = KillOnDrop(cmd.spawn().context("starting qemu-system-x86_64")?);
@@ -143,7 +156,7 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Spawned> {
 }
 
 /// Asks `child` to quit (SIGTERM) and waits at most [`STOP_GRACE`] for it.
-fn terminate(child: &mut Child) {
+pub(crate) fn terminate(child: &mut Child) {
     let Ok(pid) = i32::try_from(child.id()) else {
         return;
     };

@@ -33,34 +33,41 @@ use crate::tally::Tally;
 /// The guest's address on QEMU's user network (the first one QEMU's DHCP would lease).
 pub const GUEST_IP: &str = "10.0.2.15";
 /// QEMU's user-network gateway.
-const GATEWAY: &str = "10.0.2.2";
+pub const GATEWAY: &str = "10.0.2.2";
 /// The port the guest serves on.
-const GUEST_PORT: u16 = 80;
+pub const GUEST_PORT: u16 = 80;
 /// The host port forwarded to the guest unless `--port` says otherwise.
 pub const DEFAULT_PORT: u16 = 8080;
 /// Size of a new store image (sparse): two regions of about 8 MiB each.
 const STORE_BYTES: u64 = 16 << 20;
 /// The archive disk is the archive rounded up to this.
-const ARCHIVE_ROUND: usize = 1 << 20;
+pub const ARCHIVE_ROUND: usize = 1 << 20;
 /// The largest archive: it travels in dom0's initramfs and is copied to its /tmp (memory).
 const MAX_ARCHIVE: usize = 64 << 20;
 /// The vif's MAC.
-const GUEST_MAC: &str = "00:16:3e:00:00:03";
+pub const GUEST_MAC: &str = "00:16:3e:00:00:03";
 /// The line the application prints once it serves (`pvguest/src/app.rs`).
 pub const SERVING_LINE: &str = "APP serving";
 
 const USAGE: &str = "\
-cargo xtask run [--port N] [--site DIR] [--store FILE] [--gdb[=PORT]] [--gdb-wait]
+cargo xtask run [--on hv|xen] [--port N] [--site DIR] [--store FILE] [--config FILE]...
+                [--gdb[=PORT]] [--gdb-wait]
 
-Boots pvguest's application on stock Xen 4.17 (Linux dom0) inside QEMU and serves it to this
-host until Ctrl-C: an HTTP service with the files of a site archive and a durable key-value
-store.
+Boots pvguest's application inside QEMU and serves it to this host until Ctrl-C: an HTTP
+service with the files of a site archive and a durable key-value store. By default on hv,
+our own hypervisor (its netback, blkback and switch; up in seconds); `--on xen` boots stock
+Xen 4.17 with a Linux dom0 (its netback and blkback) instead, with the same options and the
+same store image.
 
+  --on hv|xen   the platform (default hv)
   --port N      host port forwarded to the guest's port 80, on 127.0.0.1 (default 8080)
   --site DIR    directory packed into the read-only archive disk (default pvguest/site)
   --store FILE  the store's disk image, created (16 MiB, sparse) if missing and kept between
                 runs (default $XDG_DATA_HOME/pvxen/store.img, else
                 ~/.local/share/pvxen/store.img); delete it to start with an empty store
+  --config FILE run your own xl.cfg domain(s) on hv instead of the application (repeatable;
+                checked first as `cargo xtask hv-run --config` checks them; the first domain
+                with a vif is forwarded from --port, the next from --port + 1, ...)
   --gdb[=PORT], --gdb-wait
                 QEMU's gdbstub on 127.0.0.1:PORT (default 1234; --gdb-wait: QEMU waits for
                 gdb); the gdb command for pvguest is printed (README: Debugging)
@@ -80,6 +87,19 @@ pub struct Options {
     pub store: PathBuf,
     /// `--gdb[=PORT]`, `--gdb-wait`.
     pub gdb: Option<crate::gdb::Gdb>,
+    /// `--on`.
+    pub on: Platform,
+    /// `--config` files (hv only).
+    pub configs: Vec<PathBuf>,
+}
+
+/// Where `run` boots the application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platform {
+    /// hv, our hypervisor (the default).
+    Hv,
+    /// Stock Xen 4.17 with a Linux dom0.
+    Xen,
 }
 
 /// The default store image: `$XDG_DATA_HOME/pvxen/store.img`, else
@@ -101,6 +121,8 @@ pub fn parse_args(args: &[String]) -> Result<Option<Options>> {
         site: workspace_root().join("pvguest").join("site"),
         store: PathBuf::new(),
         gdb: None,
+        on: Platform::Hv,
+        configs: Vec::new(),
     };
     let mut store = None;
     let mut it = args.iter();
@@ -122,6 +144,14 @@ pub fn parse_args(args: &[String]) -> Result<Option<Options>> {
             }
             "--site" => options.site = PathBuf::from(value("--site")?),
             "--store" => store = Some(PathBuf::from(value("--store")?)),
+            "--on" => {
+                options.on = match value("--on")?.as_str() {
+                    "hv" => Platform::Hv,
+                    "xen" => Platform::Xen,
+                    other => bail!("--on {other}: hv or xen\n\n{USAGE}"),
+                }
+            }
+            "--config" => options.configs.push(PathBuf::from(value("--config")?)),
             other if crate::gdb::parse_arg(other, &mut options.gdb)? => {}
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
@@ -130,11 +160,14 @@ pub fn parse_args(args: &[String]) -> Result<Option<Options>> {
         Some(s) => s,
         None => default_store()?,
     };
+    if options.on == Platform::Xen && !options.configs.is_empty() {
+        bail!("--config runs your domains on hv; it does not go with --on xen\n\n{USAGE}");
+    }
     Ok(Some(options))
 }
 
 /// A path QEMU's `-drive file=` takes (commas would end the option).
-fn drive_path(path: &Path) -> Result<String> {
+pub(crate) fn drive_path(path: &Path) -> Result<String> {
     let abs = std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
     match abs.to_str() {
         Some(s) if !s.contains(',') => Ok(s.to_owned()),
@@ -147,7 +180,7 @@ fn drive_path(path: &Path) -> Result<String> {
 }
 
 /// Creates the store image (sparse, [`STORE_BYTES`]) unless it exists; says which.
-fn prepare_store(path: &Path) -> Result<()> {
+pub(crate) fn prepare_store(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -174,7 +207,7 @@ fn prepare_store(path: &Path) -> Result<()> {
 }
 
 /// Fails with a clear message if `port` on 127.0.0.1 is taken.
-fn check_port(port: u16) -> Result<()> {
+pub(crate) fn check_port(port: u16) -> Result<()> {
     TcpListener::bind(("127.0.0.1", port)).map(drop).with_context(|| {
         format!(
             "port {port} on 127.0.0.1 is in use: stop what uses it (a QEMU left by a killed run? \
@@ -224,7 +257,7 @@ fn job(archive: Vec<u8>, cmdline: &str) -> Result<Job> {
 }
 
 /// The application's command line: its address on QEMU's user network, and `PVXEN_CMDLINE`.
-fn guest_cmdline() -> String {
+pub(crate) fn guest_cmdline() -> String {
     let extra = std::env::var("PVXEN_CMDLINE").unwrap_or_default();
     format!("ip={GUEST_IP}/24 gw={GATEWAY} {extra}")
         .trim_end()
@@ -232,7 +265,7 @@ fn guest_cmdline() -> String {
 }
 
 /// What the demo prints once the guest serves.
-fn banner(port: u16, site: &Path, store: &Path) -> String {
+pub(crate) fn banner(port: u16, site: &Path, store: &Path) -> String {
     let url = format!("http://localhost:{port}");
     format!(
         "run: serving on {url}/ (QEMU forwards 127.0.0.1:{port} to the guest's port \
@@ -264,7 +297,10 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     })
     .context("installing the Ctrl-C handler")?;
-    serve(&options, &stop)
+    match options.on {
+        Platform::Hv => crate::hv::run::serve(&options, &stop),
+        Platform::Xen => serve(&options, &stop),
+    }
 }
 
 /// Boots the demo and serves until `stop` is set (or the guest or QEMU ends).
@@ -428,7 +464,18 @@ fn curl(args: &[&str]) -> Result<String> {
 /// port, stop cleanly (exit 0, port closed) on SIGINT, and leave the value in the store image
 /// on the host. `HOST run-serves`, `HOST run-stops`, `HOST run-store-on-host`.
 pub fn run_check(tally: &mut Tally) -> Result<()> {
+    let hv = run_check_on(tally, Platform::Hv);
+    let xen = run_check_on(tally, Platform::Xen);
+    hv.and(xen)
+}
+
+/// [`run_check`] of `run --on <on>`; its units are prefixed `hv: ` or `stock Xen: `.
+fn run_check_on(tally: &mut Tally, on: Platform) -> Result<()> {
     super::packages::ensure_tools(&[("curl", "curl")])?;
+    let (flag, who) = match on {
+        Platform::Hv => ("hv", "hv"),
+        Platform::Xen => ("xen", "stock Xen"),
+    };
     let port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
     let dir = workspace_root()
         .join("target")
@@ -445,12 +492,12 @@ pub fn run_check(tally: &mut Tally) -> Result<()> {
     );
     let exe = std::env::current_exe().context("finding xtask's own executable")?;
     println!(
-        "run-check: `cargo xtask run --port {port} --store {}`",
+        "run-check: `cargo xtask run --on {flag} --port {port} --store {}`",
         store.display()
     );
     let mut command = Command::new(exe);
     command
-        .args(["run", "--port", &port.to_string(), "--store"])
+        .args(["run", "--on", flag, "--port", &port.to_string(), "--store"])
         .arg(&store)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -599,7 +646,7 @@ pub fn run_check(tally: &mut Tally) -> Result<()> {
         };
         println!("{line}");
         all_ok &= ok;
-        tally.record(ok, format!("stock Xen: {line}"));
+        tally.record(ok, format!("{who}: {line}"));
     }
     if !all_ok {
         println!("run-check: what `xtask run` printed:");

@@ -350,7 +350,7 @@ impl HypercallEnv for Env<'_> {
             // xenstored answers on the port when it moved bytes.
             Some(Service::Xenstored) => self.xenstore.service(self.store),
             // The machine runs domain 0's back ends after every exit of the domain.
-            Some(Service::Blkback(_)) | None => false,
+            Some(Service::Blkback(_) | Service::Netback(_)) | None => false,
         }
     }
 

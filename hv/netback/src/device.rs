@@ -1,0 +1,576 @@
+//! One vif back end: the xenbus states and keys as Linux's netback writes them, the tx ring
+//! (frames from the front end) and the rx ring (frames to it, rx-copy).
+//!
+//! [`Netback::probe`] attaches to the backend directory the toolstack wrote, writes the
+//! feature keys (`netback_probe`: only those that work here) and says InitWait.
+//! [`Netback::poll`] follows the front end's state as netback's `frontend_changed` does: on
+//! Connected it reads `multi-queue-num-queues` (absent or 1), our `mac`, the front end's
+//! flags (`request-rx-copy` must be 1; `feature-sg`), `tx-ring-ref`, `rx-ring-ref` and
+//! `event-channel`, maps both rings, binds the port and says Connected (`connect`); on
+//! Closing it lets go of the rings and says Closing; on Closed it says Closed and, when the
+//! toolstack set `online` to 0, removes the device; when the front end vanishes the device
+//! is removed. Then it serves the tx ring (`tx`). Frames to the front end go through
+//! [`Netback::deliver`] and [`Netback::flush_rx`] (`rx`).
+//!
+//! A malformed tx request disables the vif as `xenvif_fatal_tx_err` does (carrier off: no
+//! more frames either way, the rings stay mapped until the front end disconnects); the
+//! reason is kept for the caller to log ([`Netback::fatal_error`]).
+
+mod rx;
+mod tx;
+
+use abi::io::netif::{NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse};
+use abi::io::xenbus::XenbusState;
+use abi::ring::{BackRing, RingError, SharedRing};
+use alloc::format;
+use alloc::string::String;
+use core::fmt;
+use xenbus::backend::{Backend, GrantMapper, InterdomainEvents, MappedPage};
+use xenbus::frontend::XenbusError;
+use xenbus::xenstore::payload::parse_decimal;
+use xenbus::xenstore::{TxId, XsClient, XsError, XsTransport};
+use xenbus::{GrantRef, Instant, Port};
+
+/// Attempts at the transaction that publishes the feature keys.
+const TRANSACTION_ATTEMPTS: u32 = 8;
+/// Linux's errnos in `error` nodes.
+const EINVAL: i32 = 22;
+const ENOENT: i32 = 2;
+const EOPNOTSUPP: i32 = 95;
+const EFAULT: i32 = 14;
+
+/// The keys `netback_probe` writes, with the values that are true here: scatter-gather on
+/// tx (a frame in several slots) works; GSO does not (never offered); checksum offload over
+/// IPv4 and IPv6 works (completed before the frame leaves, [`crate::checksum`]); rx-copy
+/// only; no multicast control, no split event channels, one queue, no control ring.
+pub const FEATURE_KEYS: [(&str, &str); 9] = [
+    ("feature-sg", "1"),
+    ("feature-gso-tcpv4", "0"),
+    ("feature-gso-tcpv6", "0"),
+    ("feature-ipv6-csum-offload", "1"),
+    ("feature-rx-copy", "1"),
+    ("feature-rx-flip", "0"),
+    ("feature-multicast-control", "0"),
+    ("feature-dynamic-multicast-control", "0"),
+    ("feature-split-event-channels", "0"),
+];
+
+/// Errors the caller sees (logged; the device itself never panics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetbackError {
+    /// A xenstore operation failed.
+    Xenbus(XenbusError),
+}
+
+impl From<XenbusError> for NetbackError {
+    fn from(e: XenbusError) -> Self {
+        Self::Xenbus(e)
+    }
+}
+
+impl From<XsError> for NetbackError {
+    fn from(e: XsError) -> Self {
+        Self::Xenbus(e.into())
+    }
+}
+
+/// Why [`Netback::deliver`] dropped a frame (each is counted in [`NetbackStats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliverError {
+    /// The vif is not connected (or was disabled).
+    NotConnected,
+    /// The front end has posted too few rx buffers for the frame.
+    NoBuffers,
+    /// The frame is shorter than an Ethernet header, or longer than the front end accepts
+    /// (1518 bytes without its `feature-sg`, 65535 with it).
+    BadLength,
+    /// A buffer's grant did not map: the front end gets the slot answered
+    /// `NETIF_RSP_ERROR` (as Linux answers a failed grant copy) and drops the frame.
+    BadBuffer,
+}
+
+/// What disabled a vif: a front end's request no honest front end sends (Linux's
+/// `xenvif_fatal_tx_err` cases, with its messages), or an impossible producer index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FatalError {
+    /// The front end's producer index is more than a ring ahead of what we consumed.
+    ImpossibleProducer {
+        /// `"tx"` or `"rx"`.
+        ring: &'static str,
+        /// The producer index it published.
+        prod: u32,
+        /// Our consumer index.
+        cons: u32,
+    },
+    /// A request flagged `NETTXF_extra_info` (or an extra flagged more) is the last one
+    /// published.
+    MissingExtra,
+    /// An extra-info slot of type 0 or beyond `XEN_NETIF_EXTRA_TYPE_MAX`.
+    BadExtraType(u8),
+    /// A `more_data` chain goes on beyond the requests published.
+    ChainBeyondProducer {
+        /// Requests that were published after the first.
+        published: u32,
+    },
+    /// A chain of more than `FATAL_SKB_SLOTS` (20) slots after the first.
+    TooManySlots {
+        /// Slots counted after the first when it was refused.
+        slots: u32,
+    },
+    /// A request whose `offset + size` crosses the end of its page.
+    CrossPage {
+        /// The request's offset.
+        offset: u16,
+        /// Its size (for a packet's first slot: what remains of the packet's size once the
+        /// following slots are taken off).
+        size: u16,
+    },
+    /// A GSO extra with a zero segment size.
+    GsoSizeZero,
+    /// A GSO extra of a type that is neither TCPv4 nor TCPv6.
+    BadGsoType(u8),
+}
+
+impl fmt::Display for FatalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::ImpossibleProducer { ring, prod, cons } => write!(
+                f,
+                "Impossible number of {ring} requests. req_prod {prod}, req_cons {cons}"
+            ),
+            Self::MissingExtra => f.write_str("Missing extra info"),
+            Self::BadExtraType(t) => write!(f, "Invalid extra type: {t}"),
+            Self::ChainBeyondProducer { published } => {
+                write!(f, "Asked for {published} slots but exceeds this limit")
+            }
+            Self::TooManySlots { slots } => write!(
+                f,
+                "Malicious frontend using {slots} slots, threshold {}",
+                tx::FATAL_SKB_SLOTS
+            ),
+            Self::CrossPage { offset, size } => write!(
+                f,
+                "Cross page boundary, txp->offset: {offset}, size: {size}"
+            ),
+            Self::GsoSizeZero => f.write_str("GSO size must not be zero."),
+            Self::BadGsoType(t) => write!(f, "Bad GSO type {t}."),
+        }
+    }
+}
+
+/// Per-vif counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetbackStats {
+    /// Frames taken from the tx ring and handed out.
+    pub tx_frames: u64,
+    /// Their bytes.
+    pub tx_bytes: u64,
+    /// Tx ring slots consumed (requests and extra-info slots).
+    pub tx_slots: u64,
+    /// Frames whose checksum was completed (`NETTXF_csum_blank`).
+    pub tx_csum_completed: u64,
+    /// Frames refused with `NETIF_RSP_ERROR` without disabling the vif (Linux's
+    /// `xenvif_tx_err` and failed grant copies: 19 to 21 slots, a slot larger than what
+    /// remains of the packet, a first slot shorter than an Ethernet header, a grant that
+    /// did not map, a GSO packet, which is never offered).
+    pub tx_errors: u64,
+    /// Frames answered `NETIF_RSP_OKAY` but not handed out: `csum_blank` on a frame whose
+    /// checksum cannot be completed (Linux drops these after `skb_checksum_setup` fails).
+    pub tx_dropped: u64,
+    /// Times the vif was disabled ([`FatalError`]).
+    pub fatal_errors: u64,
+    /// Notifications sent for tx responses.
+    pub tx_notifications: u64,
+    /// Frames copied to the front end.
+    pub rx_frames: u64,
+    /// Their bytes.
+    pub rx_bytes: u64,
+    /// Rx ring slots used.
+    pub rx_slots: u64,
+    /// Frames dropped: too few rx buffers posted.
+    pub rx_dropped: u64,
+    /// Frames dropped for another reason (not connected or disabled, bad length, a buffer
+    /// grant that did not map).
+    pub rx_errors: u64,
+    /// Notifications sent for rx responses.
+    pub rx_notifications: u64,
+    /// Connections made.
+    pub connects: u64,
+}
+
+/// The connected rings.
+#[derive(Debug)]
+struct Connection {
+    tx: BackRing<NetifTxRequest, NetifTxResponse>,
+    rx: BackRing<NetifRxRequest, NetifRxResponse>,
+    tx_page: MappedPage,
+    rx_page: MappedPage,
+    port: Port,
+    /// The front end said `feature-sg`: a frame may take several rx slots.
+    can_sg: bool,
+    /// Rx responses written and not yet pushed.
+    rx_unpushed: bool,
+}
+
+/// One vif back end.
+#[derive(Debug)]
+pub struct Netback<M: GrantMapper, E: InterdomainEvents> {
+    xen: Backend,
+    grants: M,
+    events: E,
+    mac: Option<[u8; 6]>,
+    connection: Option<Connection>,
+    fatal: Option<FatalError>,
+    removed: bool,
+    stats: NetbackStats,
+}
+
+/// Parses `xx:xx:xx:xx:xx:xx` (Linux's `xen_net_read_mac`).
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
+    /// Attaches to backend directory `path` (absolute, e.g. `/local/domain/0/backend/vif/1/0`;
+    /// `frontend`, `frontend-id`, `mac`, `handle` written by the toolstack), writes the
+    /// feature keys Linux netback writes ([`FEATURE_KEYS`]: only those that work here), and
+    /// says InitWait. If the keys cannot be written the device fails as Linux's does (an
+    /// `error` node and Closing).
+    pub fn probe<T: XsTransport>(
+        xs: &mut XsClient<T>,
+        path: String,
+        grants: M,
+        events: E,
+        deadline: Instant,
+    ) -> Result<Self, NetbackError> {
+        let xen = Backend::attach(xs, path, deadline)?;
+        let mut back = Self {
+            xen,
+            grants,
+            events,
+            mac: None,
+            connection: None,
+            fatal: None,
+            removed: false,
+            stats: NetbackStats::default(),
+        };
+        let xen = &back.xen;
+        let written = xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
+            for (key, value) in FEATURE_KEYS {
+                xs.write(tx, &xen.node(key), value, deadline)?;
+            }
+            Ok(())
+        });
+        if written.is_err() {
+            back.xen
+                .fatal(xs, -EINVAL, "writing the feature keys", deadline);
+            return Ok(back);
+        }
+        back.xen.set_state(xs, XenbusState::InitWait, deadline)?;
+        Ok(back)
+    }
+
+    /// One round: follow the front end's state if its watch fired (connect: read
+    /// `tx-ring-ref`, `rx-ring-ref`, `event-channel`, `request-rx-copy`, `feature-sg`; map the
+    /// rings; bind; Connected), then consume at most one ring's worth of tx requests. Each
+    /// complete frame the guest sent (its checksum completed if the request had
+    /// `NETTXF_csum_blank`) is handed to `out`. Returns whether tx requests may be left
+    /// (call again soon).
+    pub fn poll<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        out: &mut dyn FnMut(&[u8]),
+        deadline: Instant,
+    ) -> Result<bool, NetbackError> {
+        if self.removed {
+            return Ok(false);
+        }
+        // A broken connection shows in the read below; polling only moves queued bytes.
+        let _ = xs.poll();
+        if self.xen.take_frontend_events(xs) {
+            let state = self.xen.frontend_state(xs, deadline)?;
+            self.frontend_changed(xs, state, deadline)?;
+        }
+        Ok(self.serve_tx(out))
+    }
+
+    /// Netback's `frontend_changed`.
+    fn frontend_changed<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        state: XenbusState,
+        deadline: Instant,
+    ) -> Result<(), NetbackError> {
+        use XenbusState as S;
+        let ours = self.xen.state();
+        match state {
+            S::Initialising if ours == S::Closed => {
+                self.xen.set_state(xs, S::InitWait, deadline)?;
+            }
+            S::Initialising | S::Initialised => {}
+            S::Connected if ours == S::Connected => {}
+            S::Connected => {
+                self.disconnect();
+                if self.connect(xs, deadline) {
+                    self.xen.set_state(xs, S::Connected, deadline)?;
+                }
+            }
+            S::Closing => {
+                self.disconnect();
+                self.xen.set_state(xs, S::Closing, deadline)?;
+            }
+            S::Closed => {
+                self.disconnect();
+                self.xen.set_state(xs, S::Closed, deadline)?;
+                let online = xs.read_optional(TxId::NONE, &self.xen.node("online"), deadline)?;
+                if online.as_deref() != Some("1") {
+                    self.remove(xs, deadline);
+                }
+            }
+            S::Unknown => {
+                self.disconnect();
+                let _ = self.xen.set_state(xs, S::Closed, deadline);
+                self.remove(xs, deadline);
+            }
+            S::InitWait | S::Reconfiguring | S::Reconfigured => {
+                let message = format!("saw state {} at frontend", state.as_u32());
+                self.xen.fatal(xs, -EINVAL, &message, deadline);
+            }
+        }
+        Ok(())
+    }
+
+    /// The device goes away (`device_unregister`): rings released, watch removed.
+    fn remove<T: XsTransport>(&mut self, xs: &mut XsClient<T>, deadline: Instant) {
+        self.disconnect();
+        self.removed = true;
+        let _ = self.xen.clone().close(xs, deadline);
+    }
+
+    /// An unsigned decimal key of the front end's directory: `Ok(None)` if absent,
+    /// `Err(())` if it does not parse or cannot be read.
+    fn frontend_u32<T: XsTransport>(
+        &self,
+        xs: &mut XsClient<T>,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<Option<u32>, ()> {
+        match xs.read_optional(TxId::NONE, &self.xen.frontend_node(key), deadline) {
+            Ok(None) => Ok(None),
+            Ok(Some(text)) => parse_decimal(text.trim()).map(Some).ok_or(()),
+            Err(_) => Err(()),
+        }
+    }
+
+    /// Netback's `connect`: reads the front end's keys, maps and binds its rings; false
+    /// (after a fatal error, which says Closing) if it cannot.
+    fn connect<T: XsTransport>(&mut self, xs: &mut XsClient<T>, deadline: Instant) -> bool {
+        match self.frontend_u32(xs, "multi-queue-num-queues", deadline) {
+            Ok(None | Some(1)) => {}
+            Ok(Some(n)) => {
+                let message = format!("guest requested {n} queues, exceeding the maximum of 1.");
+                self.xen.fatal(xs, -EINVAL, &message, deadline);
+                return false;
+            }
+            Err(()) => {
+                let message = format!("reading {}/multi-queue-num-queues", self.xen.frontend);
+                self.xen.fatal(xs, -EINVAL, &message, deadline);
+                return false;
+            }
+        }
+        let mac = xs
+            .read_optional(TxId::NONE, &self.xen.node("mac"), deadline)
+            .ok()
+            .flatten();
+        match mac.as_deref().map(str::trim).and_then(parse_mac) {
+            Some(mac) => self.mac = Some(mac),
+            None => {
+                let (errno, message) = match mac {
+                    None => (ENOENT, format!("parsing {}/mac", self.xen.path)),
+                    Some(_) => (EINVAL, format!("parsing {}/mac", self.xen.path)),
+                };
+                self.xen.fatal(xs, -errno, &message, deadline);
+                return false;
+            }
+        }
+        // `read_xenbus_vif_flags`: rx-copy is the only receive mode.
+        match self.frontend_u32(xs, "request-rx-copy", deadline) {
+            Ok(Some(v)) if v != 0 => {}
+            Ok(_) => {
+                let message = format!("{}/request-rx-copy: rx-flip unsupported", self.xen.frontend);
+                self.xen.fatal(xs, -EOPNOTSUPP, &message, deadline);
+                return false;
+            }
+            Err(()) => {
+                let message = format!("reading {}/request-rx-copy", self.xen.frontend);
+                self.xen.fatal(xs, -EINVAL, &message, deadline);
+                return false;
+            }
+        }
+        let can_sg = matches!(self.frontend_u32(xs, "feature-sg", deadline), Ok(Some(v)) if v != 0);
+        // `connect_data_rings`.
+        let tx_ref = self.frontend_u32(xs, "tx-ring-ref", deadline);
+        let rx_ref = self.frontend_u32(xs, "rx-ring-ref", deadline);
+        let (Ok(Some(tx_ref)), Ok(Some(rx_ref))) = (tx_ref, rx_ref) else {
+            let message = format!("reading {}/ring-ref", self.xen.frontend);
+            self.xen.fatal(xs, -ENOENT, &message, deadline);
+            return false;
+        };
+        let port = match self.frontend_u32(xs, "event-channel", deadline) {
+            Ok(Some(p)) => Port::try_new(p).ok(),
+            _ => None,
+        };
+        let Some(remote_port) = port else {
+            let message = format!("reading {}/event-channel(-tx/rx)", self.xen.frontend);
+            self.xen.fatal(xs, -ENOENT, &message, deadline);
+            return false;
+        };
+        let failed = |back: &mut Self, xs: &mut XsClient<T>, errno: i32| {
+            let message = format!(
+                "mapping shared-frames {tx_ref}/{rx_ref} port tx {} rx {}",
+                remote_port.get(),
+                remote_port.get()
+            );
+            back.xen.fatal(xs, -errno, &message, deadline);
+            false
+        };
+        let Some(tx_page) = self.map_ring(tx_ref) else {
+            return failed(self, xs, EFAULT);
+        };
+        let Some(rx_page) = self.map_ring(rx_ref) else {
+            self.grants.unmap(tx_page);
+            return failed(self, xs, EFAULT);
+        };
+        let rings = Self::ring(&tx_page).and_then(|tx| Ok((tx, Self::ring(&rx_page)?)));
+        let Ok((tx, rx)) = rings else {
+            self.grants.unmap(tx_page);
+            self.grants.unmap(rx_page);
+            return failed(self, xs, EINVAL);
+        };
+        let port = match self
+            .events
+            .bind_interdomain(self.xen.frontend_id, remote_port)
+        {
+            Ok(port) => port,
+            Err(e) => {
+                self.grants.unmap(tx_page);
+                self.grants.unmap(rx_page);
+                return failed(self, xs, e.errno.saturating_abs());
+            }
+        };
+        self.connection = Some(Connection {
+            tx,
+            rx,
+            tx_page,
+            rx_page,
+            port,
+            can_sg,
+            rx_unpushed: false,
+        });
+        self.fatal = None;
+        self.stats.connects += 1;
+        true
+    }
+
+    /// Maps a ring page writable.
+    fn map_ring(&mut self, gref: u32) -> Option<MappedPage> {
+        let gref = GrantRef::try_new(gref).ok()?;
+        self.grants.map(self.xen.frontend_id, gref, true).ok()
+    }
+
+    /// A back ring on a mapped page.
+    fn ring<Req: abi::ring::RingEntry, Rsp: abi::ring::RingEntry>(
+        page: &MappedPage,
+    ) -> Result<BackRing<Req, Rsp>, RingError> {
+        page.ring_memory()
+            .ok_or(RingError::Null)
+            .and_then(SharedRing::from_page)
+            .map(BackRing::init)
+    }
+
+    /// Lets go of the rings: port unbound, pages unmapped (`xenvif_disconnect_data`).
+    /// Frames are copied synchronously, so no grant is in use.
+    fn disconnect(&mut self) {
+        // The ring handles go with the connection, before their pages are unmapped.
+        if let Some(Connection {
+            tx_page,
+            rx_page,
+            port,
+            ..
+        }) = self.connection.take()
+        {
+            self.events.unbind(port);
+            self.grants.unmap(tx_page);
+            self.grants.unmap(rx_page);
+        }
+    }
+
+    /// `xenvif_fatal_tx_err`: the vif is disabled until the front end reconnects.
+    fn disable(&mut self, error: FatalError) {
+        if self.fatal.is_none() {
+            self.stats.fatal_errors += 1;
+        }
+        self.fatal = Some(error);
+    }
+
+    /// The xenbus side (paths, our state).
+    pub fn xenbus(&self) -> &Backend {
+        &self.xen
+    }
+
+    /// The grant mapper.
+    pub fn grants(&self) -> &M {
+        &self.grants
+    }
+
+    /// The event channels.
+    pub fn events(&self) -> &E {
+        &self.events
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NetbackStats {
+        self.stats
+    }
+
+    /// Our local port while connected.
+    pub fn port(&self) -> Option<Port> {
+        self.connection.as_ref().map(|c| c.port)
+    }
+
+    /// Whether the rings are connected (a disabled vif stays connected until the front end
+    /// disconnects).
+    pub fn is_connected(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    /// Whether a malformed request disabled the vif (Linux's `xenvif_fatal_tx_err`, carrier
+    /// off): [`Netback::fatal_error`] says why.
+    pub fn is_disabled(&self) -> bool {
+        self.fatal.is_some()
+    }
+
+    /// What disabled the vif (for the caller's log), until the front end reconnects.
+    pub fn fatal_error(&self) -> Option<FatalError> {
+        self.fatal
+    }
+
+    /// The vif's MAC (our `mac` key), once connected.
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        self.mac
+    }
+
+    /// Whether the front end went away and the device was removed.
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+}

@@ -1,0 +1,33 @@
+//! `netback`: the Xen network back end (the `vif` split driver), as Linux's
+//! `drivers/net/xen-netback` behaves, safe and host-tested.
+//!
+//! - [`device`]: [`Netback`], one vif: the back-end xenbus states (`xenbus::backend`), the
+//!   keys Linux writes ([`FEATURE_KEYS`]: `feature-rx-copy` 1, `feature-rx-flip` 0,
+//!   `feature-sg` 1; no GSO), the tx ring with Linux's slot rules (a malformed request
+//!   disables the vif, [`FatalError`]; a refused one is answered `NETIF_RSP_ERROR`), the rx
+//!   ring filled by copy, per-vif counters ([`NetbackStats`]). Both rings are `abi`'s
+//!   [`abi::ring::BackRing`]; data is reached only through
+//!   [`xenbus::backend::GrantMapper`], mapped for the copy and unmapped at once (the effect
+//!   of Linux's grant copies).
+//! - [`checksum`]: completing the TCP/UDP checksum of a frame sent `NETTXF_csum_blank`
+//!   before it leaves the vif.
+//!
+//! Frames are handled synchronously: [`Netback::poll`] takes at most a ring's worth of tx
+//! requests (whole packets) and hands each frame to the caller; [`Netback::deliver`] copies
+//! one frame to the front end and [`Netback::flush_rx`] publishes the responses with at
+//! most one notification. Nothing here panics on what a front end wrote.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod checksum;
+pub mod device;
+
+#[cfg(test)]
+mod tests;
+
+pub use checksum::{ChecksumError, complete_checksum};
+pub use device::{DeliverError, FEATURE_KEYS, FatalError, Netback, NetbackError, NetbackStats};

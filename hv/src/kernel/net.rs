@@ -1,0 +1,378 @@
+//! Domain 0's network inside hv: one [`netback::Netback`] per `vif` entry of a domain's
+//! config, all joined by the software switch ([`crate::dom0::switch`]) with QEMU's virtio-net
+//! NIC as its uplink ([`super::nic`]).
+//!
+//! The machine runs [`Net::serve`] after every exit of a domain with vifs: its back ends
+//! follow their front ends' states and take the frames the guest sent, which the switch sends
+//! to other vifs (their domains lent to their back ends for the copy and the notification,
+//! as every other domain is in the machine's table meanwhile) or out of the NIC. The machine
+//! also calls [`Net::poll_nic`] on every turn of its loop: frames from QEMU go through the
+//! switch to the vifs. A back end reaches its domain through a lease ([`super::lease`]).
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use netback::Netback;
+use xenbus::Instant;
+use xenbus::xenstore::XsClient;
+use xenstored::Store;
+
+use crate::dom0::blk::{Dom0Events, Dom0Link};
+use crate::dom0::ports::Service;
+use crate::dom0::switch::{Mac, PortId, Switch};
+use crate::dom0::toolstack::{VifInfo, default_mac, mac_text, remove_vif, vif_backend, write_vif};
+use crate::hvlog;
+
+use super::domain::{DOM0_BACKEND_PORT_BASE, Domain};
+use super::lease::{DomEvents, DomGrants, Lease, lease, lend};
+use super::nic::Nic;
+
+/// How long a back end's xenstore operation may take (they are answered at once).
+const XS_DEADLINE_NS: u64 = 1_000_000_000;
+/// Rounds of one back end per [`Net::serve`] (each at most a ring's worth of requests).
+const ROUNDS: u32 = 4;
+/// Where the vifs' domain-0 ports start in each domain's port table (the disks' start at
+/// [`DOM0_BACKEND_PORT_BASE`]; a domain has fewer than 32 of them).
+const DOM0_VIF_PORT_BASE: u32 = DOM0_BACKEND_PORT_BASE + 32;
+
+/// One `vif` entry of a config, as hv needs it.
+#[derive(Clone, Debug)]
+pub struct VifEntry {
+    /// `devid=`, else the entry's index.
+    pub devid: u32,
+    /// `mac=`, else [`default_mac`].
+    pub mac: Option<Mac>,
+    /// `bridge=` (xl's default `xenbr0`; hv has one switch whatever it says).
+    pub bridge: String,
+    /// `mtu=` (1500).
+    pub mtu: u32,
+}
+
+/// One vif served.
+struct Instance {
+    domid: u16,
+    devid: u32,
+    mac: Mac,
+    port: PortId,
+    token: String,
+    lease: Lease,
+    back: Netback<DomGrants, DomEvents>,
+    /// Exits of the domain after which this back end ran.
+    exits: u64,
+    /// Of those, the ones after which it found frames to send.
+    busy_exits: u64,
+    /// Frames the switch sent it that its back end refused (not connected, too few
+    /// buffers posted, a bad length or buffer; the back end counts each by reason).
+    dropped: u64,
+    /// Frames were delivered since its last `flush_rx`.
+    unflushed: bool,
+}
+
+/// The vifs, the switch and the NIC.
+pub struct Net {
+    nic: Option<Nic>,
+    switch: Switch,
+    /// Each config's vifs, by spec.
+    vifs: Vec<Vec<VifEntry>>,
+    instances: Vec<Instance>,
+    /// Scratch: where the frame being switched goes.
+    to: Vec<PortId>,
+}
+
+impl Net {
+    /// The NIC found on the bus (if any) and each config's vifs (by spec).
+    pub fn new(nic: Option<Nic>, vifs: Vec<Vec<VifEntry>>) -> Self {
+        let any = vifs.iter().any(|v| !v.is_empty());
+        if any && nic.is_none() {
+            hvlog!("no virtio-net NIC: the vifs reach only each other");
+        }
+        Self {
+            nic,
+            switch: Switch::default(),
+            vifs,
+            instances: Vec::new(),
+            to: Vec::new(),
+        }
+    }
+
+    /// Whether any vif is served (the machine then polls the NIC at least every
+    /// millisecond).
+    pub fn active(&self) -> bool {
+        !self.instances.is_empty()
+    }
+
+    /// Domain `domid` was built from spec `spec`: its vifs' keys are written as the
+    /// toolstack writes them, each gets a port on the switch, and a back end probes each
+    /// (InitWait).
+    pub fn attach(
+        &mut self,
+        store: &mut Store,
+        events: &mut Dom0Events,
+        spec: usize,
+        domid: u16,
+        now: Instant,
+    ) {
+        let mine = self.vifs.get(spec).cloned().unwrap_or_default();
+        for (n, vif) in mine.into_iter().enumerate() {
+            let mac = vif.mac.unwrap_or_else(|| default_mac(domid, vif.devid));
+            let info = VifInfo {
+                domid,
+                devid: vif.devid,
+                mac,
+                bridge: &vif.bridge,
+                mtu: vif.mtu,
+            };
+            if let Err(e) = write_vif(store, &info) {
+                hvlog!("d{domid}: vif{} keys: {e}", vif.devid);
+                continue;
+            }
+            let port = match self.switch.add_vif(mac) {
+                Ok(p) => p,
+                Err(e) => {
+                    hvlog!("d{domid}: vif{} MAC {}: {e:?}", vif.devid, mac_text(&mac));
+                    let _ = remove_vif(store, domid, vif.devid);
+                    continue;
+                }
+            };
+            let path = vif_backend(domid, vif.devid);
+            let token = format!("xb-be-other:{path}");
+            let lease = lease();
+            let grants = DomGrants::new(lease.clone(), domid);
+            let dom0_port = DOM0_VIF_PORT_BASE + u32::try_from(n).unwrap_or(0);
+            let ev = DomEvents::new(lease.clone(), domid, Service::Netback(vif.devid), dom0_port);
+            let deadline = Instant::from_nanos(now.as_nanos().saturating_add(XS_DEADLINE_NS));
+            let mut xs = XsClient::new(Dom0Link::new(store, events, &token, now));
+            match Netback::probe(&mut xs, path, grants, ev, deadline) {
+                Ok(back) => {
+                    hvlog!(
+                        "d{domid}: vif{} MAC {} on the switch (port {})",
+                        vif.devid,
+                        mac_text(&mac),
+                        port.0
+                    );
+                    self.instances.push(Instance {
+                        domid,
+                        devid: vif.devid,
+                        mac,
+                        port,
+                        token,
+                        lease,
+                        back,
+                        exits: 0,
+                        busy_exits: 0,
+                        dropped: 0,
+                        unflushed: false,
+                    });
+                }
+                Err(e) => {
+                    hvlog!("d{domid}: netback for vif{}: {e:?}", vif.devid);
+                    self.switch.remove(port);
+                }
+            }
+        }
+    }
+
+    /// Runs the back ends of domain `domid` (after its exit): each follows its front end
+    /// and hands over the frames its guest sent, which are switched at once. `domains` is the
+    /// machine's table, every domain in its slot.
+    pub fn serve(
+        &mut self,
+        store: &mut Store,
+        events: &mut Dom0Events,
+        domains: &mut [Option<Box<Domain>>],
+        domid: u16,
+        now: Instant,
+    ) {
+        let deadline = Instant::from_nanos(now.as_nanos().saturating_add(XS_DEADLINE_NS));
+        let mut sent: Vec<(PortId, Vec<u8>)> = Vec::new();
+        for inst in self.instances.iter_mut().filter(|i| i.domid == domid) {
+            let Some(slot) = slot_of(domains, domid) else {
+                continue;
+            };
+            inst.exits += 1;
+            let before = sent.len();
+            let port = inst.port;
+            let Instance {
+                lease,
+                back,
+                token,
+                devid,
+                ..
+            } = inst;
+            lend(lease, slot, || {
+                for _ in 0..ROUNDS {
+                    let mut xs = XsClient::new(Dom0Link::new(store, events, token, now));
+                    let mut out = |f: &[u8]| sent.push((port, f.to_vec()));
+                    match back.poll(&mut xs, &mut out, deadline) {
+                        Ok(true) => continue,
+                        Ok(false) => break,
+                        Err(e) => {
+                            hvlog!("d{domid}: netback vif{devid}: {e:?}");
+                            break;
+                        }
+                    }
+                }
+            });
+            if sent.len() != before {
+                inst.busy_exits += 1;
+            }
+        }
+        for (from, frame) in sent {
+            self.switch_frame(domains, from, &frame, now);
+        }
+        self.flush(domains);
+    }
+
+    /// Takes what QEMU's NIC received and switches it to the vifs.
+    pub fn poll_nic(&mut self, domains: &mut [Option<Box<Domain>>], now: Instant) {
+        if self.instances.is_empty() {
+            return;
+        }
+        let Some(nic) = self.nic.as_mut() else {
+            return;
+        };
+        if !nic.pending() {
+            return;
+        }
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        nic.receive(&mut |f| frames.push(f.to_vec()));
+        for f in frames {
+            self.switch_frame(domains, PortId::UPLINK, &f, now);
+        }
+        self.flush(domains);
+    }
+
+    /// Switches one frame from `from`: out of the NIC, or copied to each vif it goes to.
+    fn switch_frame(
+        &mut self,
+        domains: &mut [Option<Box<Domain>>],
+        from: PortId,
+        frame: &[u8],
+        now: Instant,
+    ) {
+        let mut to = core::mem::take(&mut self.to);
+        self.switch.forward(from, frame, now.as_nanos(), &mut to);
+        for &port in &to {
+            if port == PortId::UPLINK {
+                if let Some(nic) = self.nic.as_mut() {
+                    nic.send(frame);
+                }
+                continue;
+            }
+            let Some(inst) = self.instances.iter_mut().find(|i| i.port == port) else {
+                continue;
+            };
+            let Some(slot) = slot_of(domains, inst.domid) else {
+                continue;
+            };
+            let back = &mut inst.back;
+            match lend(&inst.lease, slot, || back.deliver(frame)) {
+                Ok(()) => inst.unflushed = true,
+                Err(_) => inst.dropped += 1,
+            }
+        }
+        self.to = to;
+    }
+
+    /// Pushes the rx responses of every vif that got frames and notifies where the ring
+    /// rules ask.
+    fn flush(&mut self, domains: &mut [Option<Box<Domain>>]) {
+        for inst in self.instances.iter_mut().filter(|i| i.unflushed) {
+            inst.unflushed = false;
+            let Some(slot) = slot_of(domains, inst.domid) else {
+                continue;
+            };
+            let back = &mut inst.back;
+            lend(&inst.lease, slot, || back.flush_rx());
+        }
+    }
+
+    /// Domain `domid` goes: its back ends are dropped (their mappings die with the domain)
+    /// after printing what they did, their switch ports removed and their back-end keys
+    /// removed.
+    pub fn detach(&mut self, store: &mut Store, domid: u16) {
+        let (gone, kept): (Vec<Instance>, Vec<Instance>) = core::mem::take(&mut self.instances)
+            .into_iter()
+            .partition(|i| i.domid == domid);
+        self.instances = kept;
+        for inst in gone {
+            self.switch.remove(inst.port);
+            let s = inst.back.stats();
+            let frames = s.tx_frames + s.rx_frames;
+            let per = |n: u64| match frames {
+                0 => String::from("-"),
+                f => format!("{}.{:02}", n / f, (n % f) * 100 / f),
+            };
+            hvlog!(
+                "d{domid}: netback vif{} ({}): tx {} frames {} bytes {} slots ({} csum \
+                 completed, {} errors, {} fatal), rx {} frames {} bytes {} slots ({} dropped, \
+                 {} errors, {} dropped by the switch), {} notifications ({} tx, {} rx), {} \
+                 connects{}; {} exits after which it ran, {} with frames to send; per frame: \
+                 {} exits, {} notifications",
+                inst.devid,
+                mac_text(&inst.mac),
+                s.tx_frames,
+                s.tx_bytes,
+                s.tx_slots,
+                s.tx_csum_completed,
+                s.tx_errors,
+                s.fatal_errors,
+                s.rx_frames,
+                s.rx_bytes,
+                s.rx_slots,
+                s.rx_dropped,
+                s.rx_errors,
+                inst.dropped,
+                inst.back.events().sent(),
+                s.tx_notifications,
+                s.rx_notifications,
+                s.connects,
+                if inst.back.is_disabled() {
+                    ", disabled"
+                } else {
+                    ""
+                },
+                inst.exits,
+                inst.busy_exits,
+                per(inst.exits),
+                per(s.tx_notifications + s.rx_notifications),
+            );
+            if let Err(e) = remove_vif(store, domid, inst.devid) {
+                hvlog!("d{domid}: removing vif{}: {e}", inst.devid);
+            }
+        }
+        if self.instances.is_empty() {
+            let st = self.switch.stats();
+            let nic = self.nic.as_ref().map(|n| n.stats).unwrap_or_default();
+            hvlog!(
+                "switch: {} frames ({} flooded, {} unicast, {} to unknown MACs, {} dropped, \
+                 {} runts), {} MACs learned, {} moved, {} evicted, {} conflicts; NIC: rx {} \
+                 frames {} bytes, tx {} frames {} bytes, {} errors",
+                st.frames,
+                st.floods,
+                st.unicast,
+                st.unknown_unicast,
+                st.dropped,
+                st.runts,
+                st.learned,
+                st.moved,
+                st.evicted,
+                st.conflicts,
+                nic.rx_frames,
+                nic.rx_bytes,
+                nic.tx_frames,
+                nic.tx_bytes,
+                nic.tx_errors + nic.rx_errors
+            );
+        }
+    }
+}
+
+/// The slot of domain `domid` in the machine's table, if it is there.
+fn slot_of(domains: &mut [Option<Box<Domain>>], domid: u16) -> Option<&mut Option<Box<Domain>>> {
+    domains
+        .iter_mut()
+        .find(|d| d.as_ref().is_some_and(|d| d.domid() == domid))
+}

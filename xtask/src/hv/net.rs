@@ -1,0 +1,713 @@
+//! The host's clients of the guest's HTTP service on hv (`HOST hv-net-*`), through QEMU's
+//! `hostfwd` into hv's switch: the same checks dom0's clients make on stock Xen
+//! (`xtask/dom0/net-checks.sh`, judged by the same verdicts in [`crate::xen::blk`]), written in
+//! Rust over [`crate::http`] because here the client is the host.
+//!
+//! Each check returns the result line in `net-checks.sh`'s words, so the stock-Xen verdicts
+//! judge both platforms alike; the rates are printed beside them, never judged.
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::http::{self, Conn};
+use crate::xen::blk::{
+    NET_KV_EXPECTED, files_verdict, harness_pattern, hex, load_verdict, timed_verdict,
+};
+
+/// Bytes of the download and upload checks.
+pub const BULK_BYTES: usize = 16 << 20;
+/// Connections of the load check.
+pub const LOAD_CONNECTIONS: u64 = 16;
+/// Requests of the load check's warm-up.
+const WARM_UP: u64 = 200;
+/// How long the load check waits after closing its connections before it reads the service's
+/// figures.
+const SETTLE: Duration = Duration::from_secs(1);
+/// How long one connection of the churn burst may take to open.
+const CHURN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client's deadline for each read and write.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One check's verdict and what it measured.
+pub struct Outcome {
+    /// `net-<name>` (hv's harness prints it as `HOST hv-net-<name>`).
+    pub name: &'static str,
+    /// The verdict.
+    pub verdict: Result<(), String>,
+    /// A line of figures for the log (rates), if any.
+    pub figures: Option<String>,
+}
+
+fn outcome(name: &'static str, verdict: Result<(), String>) -> Outcome {
+    Outcome {
+        name,
+        verdict,
+        figures: None,
+    }
+}
+
+/// A field of the status document (`GET /`), as a number.
+fn status_field(json: &str, name: &str) -> Option<u64> {
+    let at = json.find(&format!("\"{name}\":"))? + name.len() + 3;
+    let digits: String = json[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// `GET /` on a fresh connection.
+fn status(addr: &str) -> Result<String> {
+    let r = http::once(addr, "GET", "/", None)?;
+    if r.status != 200 {
+        anyhow::bail!("GET / answered {}", r.status);
+    }
+    Ok(r.text())
+}
+
+/// `net-files`: every archive file by `GET /files/<path>` with its source's digest, the
+/// `Content-Type` of `index.html`, 404 for a missing file.
+pub fn files(addr: &str, files: &[(String, String)]) -> Outcome {
+    let line = (|| -> Result<String> {
+        let mut conn = Conn::connect(addr, IO_TIMEOUT)?;
+        let mut ok = 0;
+        let mut bad = Vec::new();
+        for (path, digest) in files {
+            let r = conn.request("GET", &format!("/files/{path}"), None)?;
+            if r.status == 200 && hex(&Sha256::digest(&r.body)) == *digest {
+                ok += 1;
+            } else {
+                bad.push(path.clone());
+            }
+        }
+        let index = conn.request("GET", "/files/index.html", None)?;
+        let missing = conn.request("GET", "/files/no/such/file", None)?;
+        Ok(format!(
+            "files={} ok={ok} missing={} bad={}; type={}",
+            files.len(),
+            missing.status,
+            bad.join(" "),
+            index.header("content-type").unwrap_or("")
+        ))
+    })();
+    outcome(
+        "net-files",
+        line.map_err(|e| format!("{e:#}"))
+            .and_then(|l| files_verdict(&l, files.len())),
+    )
+}
+
+/// The letters `net-checks.sh` writes for a value of `n` bytes.
+fn letters(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| b"abcdefghijklmnopqrstuvwxyz"[(i * 7 + i / 26) % 26])
+        .collect()
+}
+
+/// `net-kv`: `net-checks.sh kv`'s sequence, one connection per request as its `nc` does.
+pub fn kv(addr: &str) -> Outcome {
+    let line = (|| -> Result<String> {
+        let req = |method: &str, path: &str, body: Option<&[u8]>| -> Result<http::Response> {
+            http::once(addr, method, path, body)
+        };
+        let put = req("PUT", "/kv/alpha", Some(b"one"))?.status;
+        let get = req("GET", "/kv/alpha", None)?.text();
+        let put2 = req("PUT", "/kv/alpha", Some(b"two"))?.status;
+        let get2 = req("GET", "/kv/alpha", None)?.text();
+        let big_value = letters(16384);
+        let big = req("PUT", "/kv/big", Some(&big_value))?.status;
+        let same = req("GET", "/kv/big", None)?.body == big_value;
+        let toolarge = req("PUT", "/kv/toobig", Some(&letters(16385)))?.status;
+        let persist = req("PUT", "/kv/persist", Some(b"kept-across-boots"))?.status;
+        let list = req("GET", "/kv/", None)?.text();
+        let del = req("DELETE", "/kv/alpha", None)?.status;
+        let after = req("GET", "/kv/alpha", None)?.status;
+        let del2 = req("DELETE", "/kv/alpha", None)?.status;
+        Ok(format!(
+            "put={put} get={get} put2={put2} get2={get2} big={big} bigsame={} \
+             toolarge={toolarge} persist={persist} list={list} del={del} after={after} \
+             del2={del2}",
+            if same { "yes" } else { "no" }
+        ))
+    })();
+    outcome(
+        "net-kv",
+        match line {
+            Ok(l) if l == NET_KV_EXPECTED => Ok(()),
+            Ok(l) => Err(format!("got `{l}`, expected `{NET_KV_EXPECTED}`")),
+            Err(e) => Err(format!("{e:#}")),
+        },
+    )
+}
+
+/// MB/s of `bytes` in `elapsed`.
+fn rate(bytes: usize, elapsed: Duration) -> f64 {
+    bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// `net-download`: `GET /blob/16777216`, its digest against the generator's.
+pub fn download(addr: &str) -> Outcome {
+    let want = hex(&Sha256::digest(
+        (0..BULK_BYTES).map(harness_pattern).collect::<Vec<u8>>(),
+    ));
+    let started = Instant::now();
+    let got = http::once(addr, "GET", &format!("/blob/{BULK_BYTES}"), None);
+    let elapsed = started.elapsed();
+    let verdict = match got {
+        Ok(r) if r.status == 200 && hex(&Sha256::digest(&r.body)) == want => Ok(()),
+        Ok(r) => Err(format!(
+            "GET /blob/{BULK_BYTES}: status {}, {} bytes, sha256 {}; the generator's {want}",
+            r.status,
+            r.body.len(),
+            hex(&Sha256::digest(&r.body))
+        )),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    Outcome {
+        name: "net-download",
+        figures: verdict.is_ok().then(|| {
+            format!(
+                "16 MiB down in {elapsed:.2?}: {:.2} MB/s",
+                rate(BULK_BYTES, elapsed)
+            )
+        }),
+        verdict,
+    }
+}
+
+/// 16 MiB of a seeded xorshift, so a failure can be reproduced.
+fn upload_bytes() -> Vec<u8> {
+    let mut x: u64 = 0x243f_6a88_85a3_08d3;
+    (0..BULK_BYTES)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[4]
+        })
+        .collect()
+}
+
+/// `net-upload`: 16 MiB `POST /sink`; the service's digest and length must be ours.
+pub fn upload(addr: &str) -> Outcome {
+    let body = upload_bytes();
+    let local = hex(&Sha256::digest(&body));
+    let started = Instant::now();
+    let got = http::once(addr, "POST", "/sink", Some(&body));
+    let elapsed = started.elapsed();
+    let verdict = match got {
+        Ok(r)
+            if r.status == 200
+                && r.text().contains(&format!("\"sha256\":\"{local}\""))
+                && r.text().contains(&format!("\"length\":{BULK_BYTES}")) =>
+        {
+            Ok(())
+        }
+        Ok(r) => Err(format!(
+            "sent sha256 {local}, the service answered {} {:?}",
+            r.status,
+            r.text()
+        )),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    Outcome {
+        name: "net-upload",
+        figures: verdict.is_ok().then(|| {
+            format!(
+                "16 MiB up in {elapsed:.2?}: {:.2} MB/s",
+                rate(BULK_BYTES, elapsed)
+            )
+        }),
+        verdict,
+    }
+}
+
+/// The status of a raw request's answer, on a fresh connection.
+fn raw_status(addr: &str, bytes: &[u8]) -> Result<u16> {
+    let mut c = Conn::connect(addr, IO_TIMEOUT)?;
+    c.send_raw(bytes)?;
+    Ok(c.read_response(false)?.status)
+}
+
+/// `net-malformed`: a garbage request line, an oversize head, a bad `Content-Length`
+/// (each `400`, `413`, `400`), then `GET /` still answered.
+pub fn malformed(addr: &str) -> Outcome {
+    let line = (|| -> Result<String> {
+        let bad_line = raw_status(addr, b"GARBAGE\r\n\r\n")?;
+        let oversize = raw_status(
+            addr,
+            format!(
+                "GET / HTTP/1.1\r\nHost: g\r\nX-Big: {}\r\n\r\n",
+                "x".repeat(9000)
+            )
+            .as_bytes(),
+        )?;
+        let bad_length = raw_status(
+            addr,
+            b"POST /sink HTTP/1.1\r\nHost: g\r\nContent-Length: abc\r\n\r\n",
+        )?;
+        let after = status(addr)?;
+        Ok(format!(
+            "{bad_line} {oversize} {bad_length} {}",
+            after.get(..14).unwrap_or(&after)
+        ))
+    })();
+    outcome(
+        "net-malformed",
+        match line {
+            Ok(v) if v.starts_with("400 413 400 {\"uptime_ms\"") => Ok(()),
+            Ok(v) => Err(format!(
+                "bad line, oversize head, bad length, then GET /: {v:?}"
+            )),
+            Err(e) => Err(format!("{e:#}")),
+        },
+    )
+}
+
+/// `requests` `GET /blob/1024` over [`LOAD_CONNECTIONS`] keep-alive connections:
+/// `(complete, failed, non-2xx, requests per second)`.
+fn hammer(addr: &str, requests: u64) -> (u64, u64, u64, f64) {
+    let next = Arc::new(AtomicU64::new(0));
+    let counts = Arc::new(Mutex::new((0u64, 0u64, 0u64)));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..LOAD_CONNECTIONS)
+        .map(|_| {
+            let (next, counts, addr) = (next.clone(), counts.clone(), addr.to_owned());
+            std::thread::spawn(move || {
+                let mut conn: Option<Conn> = None;
+                while next.fetch_add(1, Ordering::Relaxed) < requests {
+                    if conn.is_none() {
+                        conn = Conn::connect(&addr, IO_TIMEOUT).ok();
+                    }
+                    let result = match conn.as_mut() {
+                        Some(c) => c.request("GET", "/blob/1024", None),
+                        None => Err(anyhow::anyhow!("cannot connect")),
+                    };
+                    let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+                    match result {
+                        Ok(r) if (200..300).contains(&r.status) && r.body.len() == 1024 => {
+                            c.0 += 1;
+                            if r.closes {
+                                conn = None;
+                            }
+                        }
+                        Ok(r) => {
+                            c.0 += 1;
+                            c.2 += 1;
+                            if r.closes {
+                                conn = None;
+                            }
+                        }
+                        Err(_) => {
+                            c.1 += 1;
+                            conn = None;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    let elapsed = started.elapsed();
+    let (complete, failed, non2xx) = *counts.lock().unwrap_or_else(|p| p.into_inner());
+    (
+        complete,
+        failed,
+        non2xx,
+        complete as f64 / elapsed.as_secs_f64().max(1e-9),
+    )
+}
+
+/// `net-load`: `requests` over 16 keep-alive connections after a warm-up, every one 2xx,
+/// the service's grants and heap bytes in use the same before and after (as `ab -k` on Xen).
+pub fn load(addr: &str, requests: u64) -> Outcome {
+    let line = (|| -> Result<String> {
+        // The service's figures are read once the last connection's close has been handled.
+        let settle = || std::thread::sleep(SETTLE);
+        hammer(addr, WARM_UP);
+        settle();
+        let before = status(addr)?;
+        let (complete, failed, non2xx, rps) = hammer(addr, requests);
+        settle();
+        let after = status(addr)?;
+        let field = |doc: &str, name: &str| {
+            status_field(doc, name).map_or_else(|| "?".to_owned(), |v| v.to_string())
+        };
+        Ok(format!(
+            "complete={complete} failed={failed} non2xx={non2xx} rps={rps:.0} grants={}/{} \
+             heap={}/{}",
+            field(&before, "grants_in_use"),
+            field(&after, "grants_in_use"),
+            field(&before, "heap_bytes_in_use"),
+            field(&after, "heap_bytes_in_use")
+        ))
+    })();
+    let figures = line.as_ref().ok().cloned();
+    Outcome {
+        name: "net-load",
+        verdict: line
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|l| load_verdict(&l, requests)),
+        figures,
+    }
+}
+
+/// `net-churn`: `n` connections opened one after another and then closed at once; then
+/// `GET /` must answer within [`ANSWER_WITHIN_MS`].
+pub fn churn(addr: &str, n: u64) -> Outcome {
+    let line = (|| -> Result<String> {
+        // All at once, as a burst of clients would: one thread each, so a connection QEMU's
+        // forward is slow to take does not hold up the others.
+        let sock: std::net::SocketAddr = addr.parse().context("address")?;
+        let connects: Vec<_> = (0..n)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    std::net::TcpStream::connect_timeout(&sock, CHURN_CONNECT_TIMEOUT).ok()
+                })
+            })
+            .collect();
+        let open: Vec<_> = connects
+            .into_iter()
+            .filter_map(|t| t.join().ok().flatten())
+            .collect();
+        let opened = open.len();
+        drop(open);
+        let started = Instant::now();
+        let ok = status(addr).is_ok();
+        Ok(format!(
+            "opened={opened} status={} ms={}",
+            if ok { "ok" } else { "failed" },
+            started.elapsed().as_millis()
+        ))
+    })();
+    let figures = line.as_ref().ok().cloned();
+    Outcome {
+        name: "net-churn",
+        verdict: line
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|l| timed_verdict(&l, n)),
+        figures,
+    }
+}
+
+const USAGE: &str = "\
+cargo xtask net-check [--addr HOST:PORT] [--load N] [--site DIR]
+
+Runs the host's checks of the guest's HTTP service against a running one (by default the
+demo of `cargo xtask run` at 127.0.0.1:8080), as hv's harness runs them: files, kv (it
+leaves the keys `big` and `persist` in the store), download and upload of 16 MiB, malformed
+requests, a load of N requests (default 2000) over 16 keep-alive connections, and a churn
+of 200 connections. Prints `HOST <check> ok|FAIL <why>` and the rates; exits 1 if any failed.
+
+  --addr HOST:PORT  the service (default 127.0.0.1:8080)
+  --load N          requests of the load check (default 2000)
+  --site DIR        the site the service's archive was built from (default pvguest/site)
+";
+
+/// Every check, in order, against the service at `addr` built from `site`.
+pub fn all(addr: &str, site: &[(String, String)], requests: u64) -> Vec<Outcome> {
+    let checks: [&dyn Fn() -> Outcome; 7] = [
+        &|| files(addr, site),
+        &|| kv(addr),
+        &|| download(addr),
+        &|| upload(addr),
+        &|| malformed(addr),
+        &|| load(addr, requests),
+        &|| churn(addr, crate::xen::blk::CHURN_CONNECTIONS),
+    ];
+    checks
+        .iter()
+        .map(|check| {
+            let started = Instant::now();
+            let mut o = check();
+            let took = format!("took {:.1} s", started.elapsed().as_secs_f64());
+            o.figures = Some(match o.figures.take() {
+                Some(f) => format!("{f}; {took}"),
+                None => took,
+            });
+            o
+        })
+        .collect()
+}
+
+/// `cargo xtask net-check`.
+pub fn net_check(args: &[String]) -> Result<std::process::ExitCode> {
+    let mut addr = "127.0.0.1:8080".to_owned();
+    let mut requests = crate::xen::blk::LOAD_REQUESTS;
+    let mut site = crate::build::workspace_root().join("pvguest").join("site");
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value\n\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
+            "--addr" => addr = value("--addr")?,
+            "--load" => {
+                let v = value("--load")?;
+                requests = v
+                    .parse()
+                    .with_context(|| format!("--load {v}: not a number\n\n{USAGE}"))?;
+            }
+            "--site" => site = value("--site")?.into(),
+            other => anyhow::bail!("unknown option {other}\n\n{USAGE}"),
+        }
+    }
+    let archive = crate::xen::blk::site_archive(&site, false)?;
+    let mut failed = 0;
+    for o in all(&addr, &archive.files, requests) {
+        match &o.verdict {
+            Ok(()) => println!("HOST {} ok", o.name),
+            Err(why) => {
+                failed += 1;
+                println!("HOST {} FAIL {why}", o.name);
+            }
+        }
+        if let Some(f) = &o.figures {
+            println!("net-check: {}: {f}", o.name);
+        }
+    }
+    Ok(if failed == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+/// The application's address on QEMU's user network, forwarded from the host.
+const APP_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 15);
+/// The line the application prints once it serves (`pvguest/src/app.rs`).
+const SERVING: &str = "APP serving";
+/// How long the application boot may take in all: two boots' worth of start-up, the
+/// checks (two 16 MiB transfers under TCG) and the end.
+const APP_BOOT_TIMEOUT: Duration = Duration::from_secs(480);
+
+/// The application with its archive and store and a vif, beside a `net-peer` guest that
+/// fetches from it through hv's switch.
+const APP_DOMAINS: [super::TestDomain; 2] = [
+    super::TestDomain {
+        name: "net-app",
+        cmdline: "ip=10.0.2.15/24 gw=10.0.2.2",
+        memory_mib: 128,
+        disks: "disk = [ 'format=raw, vdev=xvda, access=ro, target=xvda.img',\n\
+                \x20        'format=raw, vdev=xvdb, access=rw, target=xvdb.img' ]\n\
+                vif = [ 'mac=00:16:3e:00:00:03' ]\n",
+    },
+    super::TestDomain {
+        name: "net-peer",
+        cmdline: "selftest=net-peer ip=10.0.2.16/24 gw=10.0.2.2 peer-ip=10.0.2.15 \
+                  peer-blob=1048576",
+        memory_mib: 128,
+        disks: "vif = [ 'mac=00:16:3e:00:00:04' ]\n",
+    },
+];
+
+/// A free port on the host's loopback (bound and released: QEMU takes it right after).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `HOST hv-net-app` and the `HOST hv-net-*` checks: the application on hv with its disks
+/// and a vif, the host's clients against it through QEMU's forward once it serves (`requests`
+/// in the load check), then `shutdown <id> poweroff` on hv's control lines; beside it the
+/// `net-peer` guest (`HOST hv-domu-to-domu`: its `net-peer-fetch` test, a unit of its own).
+pub fn app_boot(
+    tally: &mut crate::tally::Tally,
+    hv: &std::path::Path,
+    guest: &std::path::Path,
+    requests: u64,
+) -> Result<()> {
+    use super::serial::{self, Expect, Line};
+    let label = "hv-net";
+    let dir = super::run_dir(label);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let site =
+        crate::xen::blk::site_archive(&crate::build::workspace_root().join("pvguest/site"), false)?;
+    let mut xvda = site.tar;
+    xvda.resize(xvda.len().div_ceil(1 << 20) * (1 << 20), 0);
+    std::fs::write(dir.join("xvda.img"), &xvda)?;
+    let store = std::fs::File::create(dir.join("xvdb.img"))?;
+    store.set_len(16 << 20)?;
+    drop(store);
+    let (archive, boots) = super::pack_domains(guest, label, &APP_DOMAINS)?;
+    let port = free_port()?;
+    let fwds = [super::qemu::HostFwd {
+        host_port: port,
+        guest_ip: APP_IP,
+        guest_port: 80,
+    }];
+    let addr = format!("127.0.0.1:{port}");
+    let (control, lines) = std::sync::mpsc::channel::<super::qemu::Control>();
+    let mut checks: Option<std::thread::JoinHandle<Vec<Outcome>>> = None;
+    let files = site.files.clone();
+    let drives = super::config::drives(&boots);
+    let module = super::Module::Archive(
+        &archive,
+        super::qemu::DEFAULT_MEMORY_MIB,
+        &drives,
+        Some(&fwds),
+    );
+    println!("hv-net: the application forwarded from {addr}");
+    let booted = super::boot_with_control(
+        "hv-test",
+        hv,
+        module,
+        label,
+        APP_BOOT_TIMEOUT,
+        (super::HV_OPTIONS, None),
+        Some(lines),
+        |line| {
+            if let Line::Guest(id, text) = line
+                && text.starts_with(SERVING)
+                && checks.is_none()
+            {
+                let (addr, files, control, id) =
+                    (addr.clone(), files.clone(), control.clone(), *id);
+                checks = Some(std::thread::spawn(move || {
+                    let outcomes = all(&addr, &files, requests);
+                    let _ = control.send(super::qemu::Control::Line(format!(
+                        "shutdown {id} poweroff"
+                    )));
+                    outcomes
+                }));
+            }
+        },
+    )?;
+    let outcomes = match checks.map(std::thread::JoinHandle::join) {
+        Some(Ok(o)) => o,
+        Some(Err(_)) => vec![outcome(
+            "net-checks",
+            Err("the checks' thread panicked".into()),
+        )],
+        None => vec![outcome(
+            "net-checks",
+            Err(format!("the application never printed `{SERVING}`")),
+        )],
+    };
+    for o in &outcomes {
+        let line = match &o.verdict {
+            Ok(()) => format!("HOST hv-{} ok", o.name),
+            Err(why) => format!("HOST hv-{} FAIL {why}", o.name),
+        };
+        println!("{line}");
+        tally.record(o.verdict.is_ok(), line);
+        if let Some(f) = &o.figures {
+            println!("hv-net: {}: {f}", o.name);
+        }
+    }
+    for l in booted
+        .transcript
+        .hv
+        .iter()
+        .filter(|l| l.contains("netback") || l.contains("switch"))
+    {
+        println!("hv-net: {l}");
+    }
+    let verdict = serial::judge_domains(
+        "hv-net-app",
+        &booted.transcript,
+        &booted.end,
+        &[("net-app", Expect::PowersOff), ("net-peer", Expect::Passes)],
+        super::EXIT_POWEROFF,
+    );
+    for (name, test) in &verdict.tests {
+        let unit = format!("hv {name} {}", test.line);
+        println!("{unit}");
+        tally.record(test.ok, unit);
+    }
+    let peer = serial::domain_run(&booted.transcript, "net-peer");
+    let fetched = peer
+        .lines
+        .tests
+        .iter()
+        .any(|t| t.name == "net-peer-fetch" && t.ok);
+    let line = if fetched {
+        "HOST hv-domu-to-domu ok".to_owned()
+    } else {
+        "HOST hv-domu-to-domu FAIL the net-peer guest did not fetch its blob from the application (its lines above)".to_owned()
+    };
+    println!("{line}");
+    tally.record(fetched, line);
+    super::record_domains(tally, &booted, &verdict);
+    Ok(())
+}
+
+/// The `net` group alone on hv, its address from QEMU's DHCP server (the one domain of the
+/// boot, so it gets the first lease): one unit per `TEST` line and `HOST hv-net-group`.
+/// Returns its `TEST` lines for the comparison with the stock-Xen device boot.
+pub fn group_boot(
+    tally: &mut crate::tally::Tally,
+    hv: &std::path::Path,
+    guest: &std::path::Path,
+    timeout: Duration,
+) -> Result<Vec<String>> {
+    use super::serial::{self, Expect};
+    const GROUP: super::TestDomain = super::TestDomain {
+        name: "net-group",
+        cmdline: "selftest=net ip=dhcp net-expect-mac=00:16:3e:00:00:05 \
+                  net-expect-ip=10.0.2.15/24 net-expect-gw=10.0.2.2",
+        memory_mib: 128,
+        disks: "vif = [ 'mac=00:16:3e:00:00:05' ]\n",
+    };
+    let label = "hv-net-group";
+    let (archive, _) = super::pack_domains(guest, label, &[GROUP])?;
+    let booted = super::boot(
+        "hv-test",
+        hv,
+        super::Module::Archive(&archive, super::qemu::DEFAULT_MEMORY_MIB, &[], Some(&[])),
+        label,
+        timeout,
+        |_| {},
+    )?;
+    let verdict = serial::judge_domains(
+        label,
+        &booted.transcript,
+        &booted.end,
+        &[(GROUP.name, Expect::Passes)],
+        super::EXIT_POWEROFF,
+    );
+    for (_, test) in &verdict.tests {
+        let unit = format!("hv net {}", test.line);
+        println!("{unit}");
+        tally.record(test.ok, unit);
+    }
+    super::record_domains(tally, &booted, &verdict);
+    Ok(serial::domain_run(&booted.transcript, GROUP.name)
+        .lines
+        .shown
+        .into_iter()
+        .filter(|l| l.starts_with("TEST ") || l.starts_with("FACT "))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields_are_read_as_numbers() {
+        let doc = r#"{"uptime_ms":12,"heap_bytes_in_use":4096,"grants_in_use":7}"#;
+        assert_eq!(status_field(doc, "grants_in_use"), Some(7));
+        assert_eq!(status_field(doc, "heap_bytes_in_use"), Some(4096));
+        assert_eq!(status_field(doc, "nothing"), None);
+    }
+
+    #[test]
+    fn the_letters_are_net_checks_letters() {
+        // net-checks.sh: 97 + (i * 7 + int(i / 26)) % 26.
+        assert_eq!(&letters(30)[..4], b"ahov");
+        assert_eq!(letters(27)[26], b'a' + (26 * 7 + 1) % 26);
+    }
+}
