@@ -86,6 +86,18 @@ pub struct BlkStats {
     pub persistent_reused: u64,
     /// `BLKIF_OP_DISCARD` requests sent.
     pub discards: u64,
+    /// Waits that passed their deadline (the request unanswered when the wait ended: the wait
+    /// polls the ring after every wake-up, the one at the deadline included, so an answer the
+    /// backend had published is never missed).
+    pub timeouts: u64,
+    /// Of those, the ones where the backend had taken every request published (its
+    /// `req_event` one past them: it went idle after consuming them, so the notification
+    /// reached it and the I/O itself was late). The others found it not past them: a lost
+    /// notification or a backend still busy before them.
+    pub timeouts_taken: u64,
+    /// Times the backend re-asserted Connected with a new `sectors` that was taken (a resized
+    /// disk, read as Linux blkfront reads it).
+    pub resizes: u64,
 }
 
 /// A connected vbd.
@@ -817,10 +829,24 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 if let Some(request) = self.table.get_mut(id.0) {
                     request.abandoned = true;
                 }
+                self.stats.timeouts += 1;
+                if self.backend_took_everything() {
+                    self.stats.timeouts_taken += 1;
+                }
                 return Err(BlkError::Timeout);
             }
             self.platform.events.wait(self.port, deadline);
         }
+    }
+
+    /// Whether the backend's `req_event` (offset 4 of the shared page) is one past every
+    /// request published: it consumed them all and asked to hear of the next.
+    fn backend_took_everything(&self) -> bool {
+        let mut raw = [0u8; 4];
+        self.ring_page
+            .as_ref()
+            .is_some_and(|p| p.page().read(4, &mut raw).is_ok())
+            && u32::from_le_bytes(raw) == self.ring.req_prod_pvt().wrapping_add(1)
     }
 
     /// Ends the device if the backend's state says it is closing or gone.
@@ -837,8 +863,49 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 self.kill(BlkError::BackendGone);
                 Err(BlkError::BackendGone)
             }
+            Ok(XenbusState::Connected) => {
+                self.reread_size(xs, deadline);
+                Ok(())
+            }
             Ok(_) => Ok(()),
         }
+    }
+
+    /// The backend re-asserted Connected (Linux blkback's `xen_vbd_resize` writes `sectors`
+    /// and `state` in one transaction): reads `sectors` again, as Linux blkfront's
+    /// `blkfront_connect` does when already connected. A missing or malformed value, or one
+    /// not a whole number of logical sectors, leaves the size as it was.
+    fn reread_size<T: XsTransport>(&mut self, xs: &mut XsClient<T>, deadline: Instant) {
+        let Ok(Some(text)) =
+            xs.read_optional(TxId::NONE, &self.frontend.backend_node("sectors"), deadline)
+        else {
+            return;
+        };
+        let unit = u64::from(self.info.sector_size / 512).max(1);
+        let parsed = Some(text.trim())
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<u64>().ok())
+            .filter(|n| n.is_multiple_of(unit) && n.checked_mul(SECTOR).is_some());
+        if let Some(sectors) = parsed
+            && sectors != self.info.sectors
+        {
+            self.info.sectors = sectors;
+            self.stats.resizes += 1;
+        }
+    }
+
+    /// Watches the backend once without waiting for a request: a state change it made since
+    /// the last look is followed (a re-asserted Connected re-reads the size, Closing or
+    /// Closed ends the device).
+    pub fn refresh<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<(), BlkError> {
+        if let Some(e) = self.dead {
+            return Err(e);
+        }
+        self.check_backend(xs, deadline)
     }
 
     /// Reads `len` bytes at byte `offset`, waiting until `deadline`.

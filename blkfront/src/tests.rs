@@ -72,6 +72,8 @@ struct FakeBlkback {
     ring_page: Option<&'static AtomicPage>,
     misbehave: VecDeque<Misbehave>,
     held: Vec<u32>,
+    /// Never runs (a notification that does not reach it).
+    asleep: bool,
     ops: Vec<u8>,
     duplicate: Option<BlkifResponse>,
     /// Segments of each indirect request taken.
@@ -130,6 +132,9 @@ impl FakeBlkback {
 
     /// Serves every request on the ring; returns whether it answered anything.
     fn process(&mut self) -> bool {
+        if self.asleep {
+            return false;
+        }
         let mut answered = false;
         let mut overrun = false;
         let Some(mut ring) = self.ring.take() else {
@@ -184,6 +189,8 @@ impl FakeBlkback {
             ring.write_response(response).unwrap();
             answered = true;
         }
+        // As Linux blkback going idle: ask to hear of the next request (req_event).
+        let _ = ring.final_check_for_requests();
         if answered {
             ring.push_responses_and_check_notify();
         }
@@ -313,6 +320,7 @@ fn rig(
         ring_page: None,
         misbehave: VecDeque::new(),
         held: Vec::new(),
+        asleep: false,
         ops: Vec::new(),
         duplicate: None,
         indirect: Vec::new(),
@@ -679,6 +687,32 @@ fn a_silent_backend_times_out_at_the_deadline() {
         1,
         "the request stays in flight, abandoned"
     );
+    // The backend took it (went idle past it): the I/O was late, not the notification lost.
+    assert_eq!(
+        (device.stats().timeouts, device.stats().timeouts_taken),
+        (1, 1)
+    );
+}
+
+#[test]
+fn a_backend_never_woken_times_out_with_its_request_untaken() {
+    let (mut rig, mut device) = connect(false, &[]);
+    // The notification never reaches the backend: it does not run while the front end waits.
+    rig.backend.borrow_mut().asleep = true;
+    rig.xs.transport_mut().recv_cost_nanos = 1_000_000;
+    let deadline = rig.xs.now().add_millis(50);
+    assert_eq!(
+        device.read(&mut rig.xs, 0, 512, deadline),
+        Err(BlkError::Timeout)
+    );
+    assert_eq!(
+        (device.stats().timeouts, device.stats().timeouts_taken),
+        (1, 0)
+    );
+    // Once it runs, the request completes quietly (abandoned) and the next one works.
+    rig.backend.borrow_mut().asleep = false;
+    assert_eq!(device.read(&mut rig.xs, 0, 512, far()).unwrap().len(), 512);
+    assert_eq!(device.in_flight(), 0);
 }
 
 /// As Linux blkback does it: Closing when the front end says Closing, and only when the

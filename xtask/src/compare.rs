@@ -33,10 +33,10 @@ pub const PAIR_TESTS: [&str; 9] = [
     "pair-accept-event",
 ];
 
-/// The `blk` group's tests compared between the stock-Xen device boot and hv's `blk` boot
-/// (the negotiated features, `blk-indirect`, `blk-persistent` and `blk-discard`, are not: hv's
-/// blkback offers none of them, and its boot turns them off).
-pub const BLK_TESTS: [&str; 7] = [
+/// The `blk` group's tests compared between the stock-Xen device boot and hv's `blk` boot,
+/// the negotiated features (`blk-indirect`, `blk-persistent`, `blk-discard`) with their facts
+/// included: both back ends offer them and both boots use them.
+pub const BLK_TESTS: [&str; 10] = [
     "blk-connect",
     "blk-geometry",
     "blk-read-write",
@@ -44,6 +44,9 @@ pub const BLK_TESTS: [&str; 7] = [
     "blk-readonly-refused",
     "blk-tar",
     "blk-kv",
+    "blk-indirect",
+    "blk-persistent",
+    "blk-discard",
 ];
 
 /// The `net` group's tests, compared between the stock-Xen device boot and hv's net-group

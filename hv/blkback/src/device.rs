@@ -8,6 +8,14 @@
 //! ring, binds the event channel, writes the disk's keys in one transaction and says
 //! Connected; on Closing it says Closing; on Closed it lets go of the ring and says Closed;
 //! when the front end vanishes the device is removed. Then it serves the ring (`serve`).
+//!
+//! The optional features, each switchable in [`Features`] ([`Blkback::probe_with`]):
+//! indirect requests (`feature-max-indirect-segments`, Linux's 256), persistent grants
+//! (`feature-persistent`: a front end that says so too has its data pages kept mapped,
+//! writable, up to Linux's 1056 a ring; beyond that, or when the platform has no room for
+//! another mapping, the least recently used are let go) and discard (`feature-discard` with
+//! `discard-granularity`, `discard-alignment` 0 and `discard-secure` 0, through
+//! [`BlockDevice::discard`]).
 
 mod serve;
 
@@ -15,6 +23,7 @@ use crate::disk::BlockDevice;
 use abi::io::blkif::{BlkifRequest, BlkifResponse, VDISK_READONLY};
 use abi::io::xenbus::XenbusState;
 use abi::ring::{BackRing, RingError, SharedRing};
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use xenbus::backend::{
@@ -22,7 +31,45 @@ use xenbus::backend::{
 };
 use xenbus::frontend::XenbusError;
 use xenbus::xenstore::{TxId, XsClient, XsError, XsTransport};
-use xenbus::{Instant, Port};
+use xenbus::{GrantRef, Instant, Port};
+
+/// Linux blkback's `xen_blkif_max_pgrants` default: persistent grants kept per ring.
+pub const MAX_PERSISTENT_GRANTS: usize = 1056;
+
+/// The optional features this back end offers (Linux's defaults: all on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Features {
+    /// `feature-max-indirect-segments` written (0: not offered, indirect requests refused).
+    pub max_indirect_segments: u32,
+    /// `feature-persistent` offered.
+    pub persistent: bool,
+    /// Persistent grants kept per ring at most.
+    pub max_persistent_grants: usize,
+    /// `feature-discard` offered (if the device can discard).
+    pub discard: bool,
+}
+
+impl Features {
+    /// Every feature off: one-page rings of 11-segment requests, grants mapped per request.
+    pub const NONE: Self = Self {
+        max_indirect_segments: 0,
+        persistent: false,
+        max_persistent_grants: 0,
+        discard: false,
+    };
+}
+
+impl Default for Features {
+    /// Linux blkback's offer.
+    fn default() -> Self {
+        Self {
+            max_indirect_segments: crate::request::MAX_INDIRECT_SEGMENTS,
+            persistent: true,
+            max_persistent_grants: MAX_PERSISTENT_GRANTS,
+            discard: true,
+        }
+    }
+}
 
 /// Attempts at the transaction that publishes the disk's keys.
 const TRANSACTION_ATTEMPTS: u32 = 8;
@@ -78,6 +125,18 @@ pub struct BlkbackStats {
     pub halts: u64,
     /// Connections made.
     pub connects: u64,
+    /// Indirect requests served (`BLKIF_OP_INDIRECT` that passed the checks).
+    pub indirect_requests: u64,
+    /// Persistent grants mapped (kept for later requests).
+    pub persistent_mapped: u64,
+    /// Segments and indirect pages served through a persistent grant mapped earlier.
+    pub persistent_reused: u64,
+    /// Persistent grants let go while connected (beyond the bound, or for room).
+    pub persistent_evicted: u64,
+    /// Discards served (`ds_req`).
+    pub discards: u64,
+    /// Resizes announced (`sectors` and `state` written again while connected).
+    pub resizes: u64,
 }
 
 /// The connected ring.
@@ -88,6 +147,12 @@ struct Connection {
     port: Port,
     /// Halted for good (until the front end reconnects): its producer index was impossible.
     halted: bool,
+    /// Persistent grants negotiated (both ends said `feature-persistent`).
+    persistent: bool,
+    /// The front end's pages kept mapped: grant → (mapping, when it was last used).
+    kept: BTreeMap<GrantRef, (MappedPage, u64)>,
+    /// Requests served on this ring (the clock of `kept`).
+    clock: u64,
 }
 
 /// One vbd back end.
@@ -98,25 +163,50 @@ pub struct Blkback<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> {
     grants: M,
     events: E,
     readonly: Option<bool>,
+    features: Features,
     flush: bool,
     barrier: bool,
     connection: Option<Connection>,
     /// A feature a failed operation withdrew, to be written as `0` on the next poll.
     withdrawn: Option<&'static str>,
     removed: bool,
+    /// The `sectors` written at the last connect or resize.
+    announced: Option<u64>,
     stats: BlkbackStats,
 }
 
 impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
     /// Attaches to backend directory `path` (absolute; `frontend` and `frontend-id` written by
     /// the toolstack), reads `mode` (`r` or `w`; without it the device fails as Linux's does,
-    /// with an `error` node and Closing), and says InitWait.
+    /// with an `error` node and Closing), and says InitWait. Offers Linux's features
+    /// ([`Features::default`]).
     pub fn probe<T: XsTransport>(
         xs: &mut XsClient<T>,
         path: String,
         device: D,
         grants: M,
         events: E,
+        deadline: Instant,
+    ) -> Result<Self, BlkbackError> {
+        Self::probe_with(
+            xs,
+            path,
+            device,
+            grants,
+            events,
+            Features::default(),
+            deadline,
+        )
+    }
+
+    /// [`Blkback::probe`] offering `features`.
+    pub fn probe_with<T: XsTransport>(
+        xs: &mut XsClient<T>,
+        path: String,
+        device: D,
+        grants: M,
+        events: E,
+        features: Features,
         deadline: Instant,
     ) -> Result<Self, BlkbackError> {
         let xen = Backend::attach(xs, path, deadline)?;
@@ -127,11 +217,13 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             grants,
             events,
             readonly: None,
+            features,
             flush,
             barrier: flush,
             connection: None,
             withdrawn: None,
             removed: false,
+            announced: None,
             stats: BlkbackStats::default(),
         };
         back.xen.set_state(xs, XenbusState::InitWait, deadline)?;
@@ -162,6 +254,11 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
         &self.grants
     }
 
+    /// The grant mapper, mutably (tests limit it).
+    pub fn grants_mut(&mut self) -> &mut M {
+        &mut self.grants
+    }
+
     /// The event channels.
     pub fn events(&self) -> &E {
         &self.events
@@ -170,6 +267,21 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
     /// Counters.
     pub fn stats(&self) -> BlkbackStats {
         self.stats
+    }
+
+    /// The features offered.
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    /// Whether persistent grants are in use on the ring (both ends offered them).
+    pub fn persistent(&self) -> bool {
+        self.connection.as_ref().is_some_and(|c| c.persistent)
+    }
+
+    /// Persistent grants mapped now.
+    pub fn persistent_grants(&self) -> usize {
+        self.connection.as_ref().map_or(0, |c| c.kept.len())
     }
 
     /// Our local port while connected.
@@ -203,6 +315,7 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             let state = self.xen.frontend_state(xs, deadline)?;
             self.frontend_changed(xs, state, deadline)?;
         }
+        self.resize(xs, deadline);
         let more = self.serve();
         if let Some(key) = self.withdrawn.take() {
             // Linux writes it outside a transaction and only warns if that fails.
@@ -305,11 +418,26 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                 return false;
             }
         };
+        // `connect_ring` reads the front end's `feature-persistent` (absent: 0).
+        let theirs = xs
+            .read_optional(
+                TxId::NONE,
+                &self.xen.frontend_node("feature-persistent"),
+                deadline,
+            )
+            .ok()
+            .flatten();
+        let persistent = self.features.persistent
+            && self.features.max_persistent_grants > 0
+            && theirs.as_deref().map(str::trim) == Some("1");
         self.connection = Some(Connection {
             ring,
             page,
             port,
             halted: false,
+            persistent,
+            kept: BTreeMap::new(),
+            clock: 0,
         });
         self.stats.connects += 1;
         true
@@ -324,11 +452,15 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
         let readonly = self.readonly.unwrap_or(true);
         let info = if readonly { VDISK_READONLY } else { 0 };
         let flag = |on: bool| if on { "1" } else { "0" };
-        let keys: [(&str, String); 8] = [
+        let discard = self.discard_offered();
+        let mut keys: alloc::vec::Vec<(&str, String)> = alloc::vec![
             ("feature-flush-cache", String::from(flag(self.flush))),
-            ("feature-discard", String::from("0")),
+            ("feature-discard", String::from(flag(discard))),
             ("feature-barrier", String::from(flag(self.barrier))),
-            ("feature-persistent", String::from("0")),
+            (
+                "feature-persistent",
+                String::from(flag(self.features.persistent)),
+            ),
             ("sectors", format!("{}", self.device.sectors())),
             ("info", format!("{info}")),
             ("sector-size", format!("{}", self.device.sector_size())),
@@ -337,6 +469,20 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                 format!("{}", self.device.physical_sector_size()),
             ),
         ];
+        if self.features.max_indirect_segments > 0 {
+            keys.push((
+                "feature-max-indirect-segments",
+                format!("{}", self.features.max_indirect_segments),
+            ));
+        }
+        if discard {
+            keys.push((
+                "discard-granularity",
+                format!("{}", self.device.discard_granularity()),
+            ));
+            keys.push(("discard-alignment", String::from("0")));
+            keys.push(("discard-secure", String::from("0")));
+        }
         let xen = &self.xen;
         let written = xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
             for (key, value) in &keys {
@@ -349,17 +495,53 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                 .fatal(xs, -EINVAL, "writing the disk's keys", deadline);
             return Ok(());
         }
+        self.announced = Some(self.device.sectors());
         self.xen.set_state(xs, XenbusState::Connected, deadline)?;
         Ok(())
+    }
+
+    /// `xen_vbd_resize`: while connected, a device whose size changed has its new `sectors`
+    /// and our state (Connected, again) written in one transaction, which tells the front end
+    /// to read the size again. A failed transaction is tried on the next poll.
+    fn resize<T: XsTransport>(&mut self, xs: &mut XsClient<T>, deadline: Instant) {
+        let sectors = self.device.sectors();
+        if self.connection.is_none()
+            || self.xen.state() != XenbusState::Connected
+            || self.announced == Some(sectors)
+        {
+            return;
+        }
+        let xen = &self.xen;
+        let state = format!("{}", XenbusState::Connected.as_u32());
+        let written = xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
+            xs.write(tx, &xen.node("sectors"), &format!("{sectors}"), deadline)?;
+            xs.write(tx, &xen.node("state"), &state, deadline)?;
+            Ok(())
+        });
+        if written.is_ok() {
+            self.announced = Some(sectors);
+            self.stats.resizes += 1;
+        }
     }
 
     /// Lets go of the ring: port unbound, page unmapped (`xen_blkif_disconnect`). Requests
     /// are served synchronously, so none is in flight.
     fn disconnect(&mut self) {
         // The ring handle goes with the connection, before its page is unmapped.
-        if let Some(Connection { page, port, .. }) = self.connection.take() {
+        if let Some(Connection {
+            page, port, kept, ..
+        }) = self.connection.take()
+        {
             self.events.unbind(port);
             self.grants.unmap(page);
+            for (page, _) in kept.into_values() {
+                self.grants.unmap(page);
+            }
         }
+    }
+
+    /// Whether `feature-discard` is offered: switched on and the device can.
+    fn discard_offered(&self) -> bool {
+        self.features.discard && self.device.can_discard() && self.readonly == Some(false)
     }
 }

@@ -40,4 +40,31 @@ pub trait BlockDevice {
     fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), DiskError>;
     /// Makes every completed write durable; returns only once it is.
     fn flush(&mut self) -> Result<(), DiskError>;
+    /// Whether [`BlockDevice::discard`] may be offered (`feature-discard`).
+    fn can_discard(&self) -> bool {
+        !self.read_only()
+    }
+    /// `discard-granularity` in bytes: the unit a discard works in.
+    fn discard_granularity(&self) -> u32 {
+        self.physical_sector_size()
+    }
+    /// Discards `sectors` sectors from `sector` on (in range and whole logical sectors: the
+    /// back end checked). What they read as afterwards is not promised to the front end. The
+    /// default writes zeros over them (what a device without a discard command can do: hv's
+    /// virtio-blk disks use it), so it is never a secure erase.
+    fn discard(&mut self, sector: u64, sectors: u64) -> Result<(), DiskError> {
+        const CHUNK_SECTORS: u64 = 128;
+        const CHUNK_BYTES: usize = 128 * 512;
+        let zeros = alloc::vec![0u8; CHUNK_BYTES];
+        let mut at = sector;
+        let end = sector.checked_add(sectors).ok_or(DiskError::Io)?;
+        while at < end {
+            let n = (end - at).min(CHUNK_SECTORS);
+            let len = usize::try_from(n * SECTOR).map_err(|_| DiskError::Io)?;
+            let bytes = zeros.get(..len).ok_or(DiskError::Io)?;
+            self.write(at, bytes)?;
+            at += n;
+        }
+        Ok(())
+    }
 }

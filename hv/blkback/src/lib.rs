@@ -30,6 +30,8 @@ pub mod request;
 #[cfg(test)]
 mod tests;
 
-pub use device::{Blkback, BlkbackError, BlkbackStats};
+pub use device::{Blkback, BlkbackError, BlkbackStats, Features, MAX_PERSISTENT_GRANTS};
 pub use disk::{BlockDevice, DiskError};
-pub use request::{Checked, Kind, Segment, Verdict, check};
+pub use request::{
+    Checked, Indirect, Kind, MAX_INDIRECT_SEGMENTS, Segment, Verdict, check, check_indirect,
+};

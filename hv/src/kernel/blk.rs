@@ -36,6 +36,9 @@ const XS_DEADLINE_NS: u64 = 1_000_000_000;
 /// Rounds of one back end per [`Disks::serve`] (each at most a ring's worth of requests).
 const ROUNDS: u32 = 4;
 
+/// Persistent grants each back end keeps mapped (Linux keeps up to 1056 a ring).
+const PERSISTENT_GRANTS_PER_DEVICE: usize = 64;
+
 /// A virtio-blk device shared between the table and the back end using it.
 #[derive(Clone)]
 struct SharedDisk(Rc<RefCell<VirtioDisk>>);
@@ -182,7 +185,14 @@ impl Disks {
             );
             let deadline = Instant::from_nanos(now.as_nanos().saturating_add(XS_DEADLINE_NS));
             let mut xs = XsClient::new(Dom0Link::new(store, events, &token, now));
-            match Blkback::probe(&mut xs, path, SharedDisk(device), grants, channel, deadline) {
+            // Linux's features, with fewer persistent grants kept: domain 0 holds at most
+            // `MAX_MAPTRACK` mappings for every device and guest together.
+            let features = blkback::Features {
+                max_persistent_grants: PERSISTENT_GRANTS_PER_DEVICE,
+                ..Default::default()
+            };
+            let (disk, d) = (SharedDisk(device), deadline);
+            match Blkback::probe_with(&mut xs, path, disk, grants, channel, features, d) {
                 Ok(back) => self.instances.push(Instance {
                     domid,
                     plan,

@@ -163,14 +163,16 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
     for c in &disks {
         let s = c.disk.stats();
         say(format_args!(
-            "BLK stats {} requests {} notifications {} responses {} bad-responses {} data-grants {} quarantined {}",
+            "BLK stats {} requests {} notifications {} responses {} bad-responses {} data-grants {} quarantined {} timeouts {} (taken by the backend {})",
             c.expected.name,
             s.requests,
             s.notifications,
             s.responses,
             s.bad_responses,
             s.data_grants,
-            s.quarantined_pages
+            s.quarantined_pages,
+            s.timeouts,
+            s.timeouts_taken
         ));
     }
     // Both disks stay connected: the read-write one so that blkback's counters (which it drops

@@ -26,7 +26,7 @@
 //! <name>/<line>`); then the `blk` group on two disks (QEMU virtio-blk drives behind hv's
 //! blkback, `HOST hv-blk`, `HOST hv-blk-images`). The first boot's lines and the pair's are
 //! compared with stock Xen's platform boot, the `blk` boot's with the stock-Xen device boot
-//! (`cargo xtask test`: `HOST same-<test>` for the seven `blk` tests).
+//! (`cargo xtask test`: `HOST same-<test>` for the ten `blk` tests).
 //! Last, [`debug`]'s boots: `HOST gdb-attach` (gdb through QEMU's gdbstub, a breakpoint in
 //! the guest), `HOST crash-symbols` and `HOST hv-exit-trace` (a guest's crash report
 //! resolved, hv's trace of its last exits).
@@ -541,8 +541,8 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
 
 /// The `blk` group's domain on hv: two disks of the sizes and contents the stock-Xen device
 /// boot gives it (`xvda` read-only, the site archive; `xvdb` read-write, zeros), served by
-/// hv's blkback on QEMU's virtio-blk drives. hv's blkback offers neither indirect
-/// descriptors, persistent grants nor discard, so the guest is told not to use them.
+/// hv's blkback on QEMU's virtio-blk drives, which offers indirect descriptors, persistent
+/// grants and discard as Linux's does (the guest uses them all, as on stock Xen).
 const BLK_DOMAIN: TestDomain = TestDomain {
     name: "blk",
     cmdline: BLK_CMDLINE,
@@ -552,8 +552,7 @@ const BLK_DOMAIN: TestDomain = TestDomain {
 };
 
 /// The `blk` domain's command line (`blk-expect` as on stock Xen: [`crate::xen::blk`]).
-const BLK_CMDLINE: &str = "selftest=blk blk-expect=xvda:1048576:r,xvdb:6291456:w \
-                           blk-indirect=off blk-persistent=off blk-discard=off";
+const BLK_CMDLINE: &str = "selftest=blk blk-expect=xvda:1048576:r,xvdb:6291456:w";
 
 const _: () =
     assert!(crate::xen::blk::XVDA_BYTES == 1 << 20 && crate::xen::blk::XVDB_BYTES == 6 << 20);

@@ -30,6 +30,10 @@
 //!   lists every key: each acknowledged put must be there with its value (or with the one put
 //!   that was in flight), no key that was never put, and the flush counter must have grown by
 //!   at least the acknowledged puts. Three crash points a run, the last check powering off.
+//! - Last, the `blk` group once more on a fresh create with every negotiated feature off
+//!   ([`features_off_cmdline`]), so that the plain paths stay tested against Linux blkback: its
+//!   `TEST` lines are units (`stock Xen features off: TEST ...`), and `HOST xen-run-blk-off`
+//!   judges the run (one `RESULT` agreeing with them, powered off).
 #![allow(
     clippy::cast_possible_truncation,
     reason = "byte patterns keep the low bits on purpose; the harness runs on 64-bit hosts (usize is 64 bits)"
@@ -64,6 +68,15 @@ pub const GUEST_PATTERN_BYTES: usize = 256 * 1024;
 /// The read-write disk's xenbus device id (`xvdb`: 202 << 8 | 1 << 4).
 const XVDB_DEVID: u32 = 51728;
 
+/// The config of the device boot's last create, the `blk` group with every feature off.
+const FEATURES_OFF_CONFIG: &str = "guest-blk-off.cfg";
+/// What the features-off run adds to the device boot's hard timeout (the `blk` group alone
+/// takes seconds; a loaded host stretches it).
+const FEATURES_OFF_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+/// How many `xl create`s the device boot makes: the group's, one check after each crash
+/// point, the application's, and the features-off run's (last).
+const CREATES: usize = CRASH_POINTS as usize + 3;
+
 /// Crash points of the durable check (storms), each followed by a check on a fresh create.
 pub const CRASH_POINTS: u64 = 3;
 /// The generated file in the archive: [`harness_pattern`] bytes, so that misplaced sectors of a
@@ -93,6 +106,15 @@ pub fn cmdline() -> String {
          net-expect-mac={GUEST_MAC} net-expect-ip={GUEST_IP}/24 net-expect-gw={DOM0_IP} \
          net-serve-ms={NET_SERVE_MS} kv-region={}+{} kv-storm=1",
         SERVICE_KV.0, SERVICE_KV.1
+    )
+}
+
+/// The guest's command line for the last create of the device boot: the `blk` group alone,
+/// with every negotiated feature switched off.
+pub fn features_off_cmdline() -> String {
+    format!(
+        "selftest=blk blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w \
+         blk-indirect=off blk-persistent=off blk-discard=off"
     )
 }
 
@@ -413,6 +435,13 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     ));
     steps.push(Step::WaitEnd);
     steps.push(Step::Destroy);
+    // The `blk` group once more with every feature off (it writes the guest pattern again).
+    steps.push(Step::Create {
+        config: FEATURES_OFF_CONFIG.into(),
+        paused: false,
+    });
+    steps.push(Step::WaitEnd);
+    steps.push(Step::Destroy);
     steps.push(Step::Digest {
         key: "xvda-after".into(),
         path: "/tmp/xvda.img".into(),
@@ -427,6 +456,10 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     configs.push((
         "guest-app.cfg".to_owned(),
         xl_config(&app_cmdline(), &format!("{disks}{vif}"))?,
+    ));
+    configs.push((
+        FEATURES_OFF_CONFIG.to_owned(),
+        xl_config(&features_off_cmdline(), disks)?,
     ));
     for (name, config) in configs {
         files.push((name, config.into_bytes()));
@@ -806,7 +839,7 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
 fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
-    let timeout = hard_timeout(TEST_TIMEOUT)?;
+    let timeout = hard_timeout(TEST_TIMEOUT + FEATURES_OFF_MARGIN)?;
     let site = site_archive(&workspace_root().join("pvguest").join("site"), true)?;
     let mut xvda = site.tar;
     if xvda.len() > XVDA_BYTES {
@@ -836,12 +869,22 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     };
     let job = job(xvda, &site.files, &delays, load)?;
     let booted = boot_job_gdb(&image, &guest, &job, "blk", limits, gdb, |_| {})?;
-    let t = &booted.transcript;
+    let (main, off) = split_features_off(&booted.transcript);
+    let t = &main;
     let mut verdict = console::judge_selftest(t, &booted.end);
-    for line in t.guest.iter().filter(|l| {
-        l.starts_with("BLK ") || l.contains("blk-read-write:") || l.starts_with("KV error")
-    }) {
+    // What the guest measured and counted, both runs side by side (for the note's rates).
+    let shown = |l: &&String| {
+        l.starts_with("BLK ")
+            || l.starts_with("KV error")
+            || ["blk-read-write:", "blk-indirect:", "blk-persistent:"]
+                .iter()
+                .any(|k| l.contains(k))
+    };
+    for line in t.guest.iter().filter(shown) {
         println!("xen| {line}");
+    }
+    for line in off.iter().filter(shown) {
+        println!("xen features off| {line}");
     }
     for (_, line) in &mut verdict.host {
         *line = line.replacen("HOST xen-run", "HOST xen-run-blk", 1);
@@ -867,11 +910,69 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
             format!("HOST blk-kv-durable FAIL {why} (PVXEN_SEED={seed})"),
         ),
     });
-    let all_ok = verdict.record(tally, "stock Xen");
+    let mut all_ok = verdict.record(tally, "stock Xen");
+    let (off_lines, (off_ok, off_host)) = judge_features_off(&off, booted.transcript.end.as_ref());
+    for line in &off_lines.shown {
+        println!("features off: {line}");
+    }
+    for test in &off_lines.tests {
+        tally.record(test.ok, format!("stock Xen features off: {}", test.line));
+        all_ok &= test.ok;
+    }
+    println!("{off_host}");
+    tally.record(off_ok, format!("stock Xen: {off_host}"));
+    all_ok &= off_ok;
     if !all_ok {
         explain_failure(&booted);
     }
-    Ok(booted.transcript.guest.clone())
+    Ok(main.guest)
+}
+
+/// The device boot's transcript up to the features-off run (its last create), and that run's
+/// guest lines (none if the boot did not get as far as creating it).
+fn split_features_off(t: &Transcript) -> (Transcript, Vec<String>) {
+    let mut main = t.clone();
+    let off = match t.creates.as_slice() {
+        c if c.len() == CREATES => c.last().copied().unwrap_or(t.guest.len()),
+        _ => t.guest.len(),
+    };
+    let off_lines = main.guest.split_off(off.min(t.guest.len()));
+    // dom0 counts every domain's lines: what the main run's check compares with is the count
+    // without the features-off run's (a line lost in either still shows).
+    main.forwarded = t.forwarded.map(|n| n.saturating_sub(off_lines.len()));
+    (main, off_lines)
+}
+
+/// The features-off run's verdict: its `TEST`/`FACT`/`RESULT` lines and `HOST
+/// xen-run-blk-off` (a single `RESULT` agreeing with the `TEST` lines, and the domain powered
+/// off; `end` is how the boot's last domain ended).
+fn judge_features_off(
+    off: &[String],
+    end: Option<&(GuestEnd, String)>,
+) -> (crate::selftest::Lines, (bool, String)) {
+    let mut lines = crate::selftest::read_lines(off);
+    if off.is_empty() {
+        lines.problems = vec!["the features-off run was not created or printed nothing".into()];
+    } else {
+        match end.map(|e| &e.0) {
+            Some(GuestEnd::Poweroff) => {}
+            Some(other) => lines
+                .problems
+                .push(format!("the guest {}", other.describe())),
+            None => lines
+                .problems
+                .push("dom0 never said how the guest ended".into()),
+        }
+    }
+    let host = if lines.problems.is_empty() {
+        (true, "HOST xen-run-blk-off ok".to_owned())
+    } else {
+        (
+            false,
+            format!("HOST xen-run-blk-off FAIL {}", lines.problems.join("; ")),
+        )
+    };
+    (lines, host)
 }
 
 #[cfg(test)]
@@ -1076,6 +1177,9 @@ mod tests {
             "run app-shutdown",
             "wait-end",
             "destroy",
+            "create guest-blk-off.cfg",
+            "wait-end",
+            "destroy",
             "digest xvda-after",
             "digest xvdb-head",
         ]);
@@ -1095,9 +1199,16 @@ mod tests {
                 "guest-kv2.cfg",
                 "guest-kv3.cfg",
                 "guest-kv4.cfg",
-                "guest-app.cfg"
+                "guest-app.cfg",
+                "guest-blk-off.cfg"
             ]
         );
+        let off = String::from_utf8(job.files[7].1.clone()).unwrap();
+        assert!(off.contains(
+            "cmdline = \"selftest=blk blk-expect=xvda:1048576:r,xvdb:6291456:w \
+             blk-indirect=off blk-persistent=off blk-discard=off\""
+        ));
+        assert!(!off.contains("vif"));
         let sums = String::from_utf8(job.files[2].1.clone()).unwrap();
         assert_eq!(sums, format!("{}  index.html\n", "ab".repeat(32)));
         let kv3 = String::from_utf8(job.files[4].1.clone()).unwrap();
@@ -1108,6 +1219,51 @@ mod tests {
         assert!(app.contains("cmdline = \"ip=dhcp kv-region=4194304+2097152\""));
         assert!(app.contains("bridge=xenbr0") && app.contains("vdev=xvdb"));
         assert!(job.config.contains("kv-region=4194304+2097152"));
+    }
+
+    #[test]
+    fn the_features_off_run_is_judged_apart() {
+        let mut lines = vec!["PVXEN created at 1", "G|TEST blk-connect ok"];
+        lines.extend(["G|RESULT 1 passed, 0 failed"]);
+        lines.extend(["PVXEN created at 2"; 3]);
+        lines.extend(["PVXEN created at 3", "G|APP serving"]);
+        let before_off = lines.clone();
+        lines.extend([
+            "PVXEN created at 4",
+            "G|TEST blk-connect ok",
+            "G|FACT blk-indirect.segments 0",
+            "G|TEST blk-indirect FAIL used",
+            "G|RESULT 1 passed, 1 failed",
+            "PVXEN end crash 9",
+        ]);
+        lines.push("PVXEN console-lines 7");
+        let t = transcript(&lines);
+        let (main, off) = split_features_off(&t);
+        assert_eq!(main.guest.len(), 3);
+        assert_eq!(off.len(), 4);
+        assert_eq!(main.forwarded, Some(3));
+        let (judged, (ok, host)) = judge_features_off(&off, t.end.as_ref());
+        assert_eq!(judged.tests.len(), 2);
+        assert!(judged.tests[0].ok && !judged.tests[1].ok);
+        assert!(
+            !ok && host == "HOST xen-run-blk-off FAIL the guest crashed",
+            "{host}"
+        );
+        let good = [
+            "G|TEST blk-connect ok",
+            "G|RESULT 1 passed, 0 failed",
+            "PVXEN end poweroff 9",
+        ];
+        let t = transcript(&[before_off.as_slice(), &["PVXEN created at 4"], &good].concat());
+        let (_, off) = split_features_off(&t);
+        let (_, (ok, host)) = judge_features_off(&off, t.end.as_ref());
+        assert!(ok, "{host}");
+        // Not created (a create short): no lines, a failure; the boot's lines stay whole.
+        let t = transcript(&before_off);
+        let (main, off) = split_features_off(&t);
+        assert_eq!((main.guest.len(), off.len()), (3, 0));
+        let (_, (ok, host)) = judge_features_off(&off, t.end.as_ref());
+        assert!(!ok && host.contains("not created"), "{host}");
     }
 
     /// A transcript of three crash points: `acks[i]` puts acknowledged in storm i+1, the check

@@ -104,6 +104,9 @@ pub struct Transcript {
     /// For each `pause` step, how many guest lines had arrived when the guest was paused (and
     /// its console drained): the lines before it are all the guest printed until then.
     pub pauses: Vec<usize>,
+    /// For each `xl create` that returned, how many guest lines had arrived before it: the
+    /// lines from there on are that domain's and its successors'.
+    pub creates: Vec<usize>,
 }
 
 impl Transcript {
@@ -132,7 +135,10 @@ impl Transcript {
                     self.ready = true;
                     Some(Event::Ready)
                 }
-                "created" => Some(Event::Created),
+                "created" => {
+                    self.creates.push(self.guest.len());
+                    Some(Event::Created)
+                }
                 "end" => {
                     let (how, secs) = rest.split_once(' ').unwrap_or((rest, ""));
                     let end = GuestEnd::parse(how);

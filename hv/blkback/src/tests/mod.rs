@@ -10,6 +10,7 @@
 )]
 
 mod disk;
+mod features;
 mod hostile;
 mod interop;
 mod props;

@@ -4,10 +4,10 @@
 use super::disk::MemDisk;
 use super::raw::RawFront;
 use super::rig::{Rig, far};
-use crate::request::{Checked, Geometry, Kind, Segment, Verdict, check};
+use crate::request::{Checked, Geometry, Indirect, Kind, Segment, Verdict, check};
 use abi::io::blkif::{
-    BLKIF_OP_DISCARD, BLKIF_OP_READ, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BlkifRequest,
-    BlkifRequestDiscard, BlkifRequestSegment,
+    BLKIF_OP_DISCARD, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
+    BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifRequestSegment,
 };
 use abi::ring::{FrontRing, SharedRing};
 use proptest::prelude::*;
@@ -26,10 +26,58 @@ fn model(r: &BlkifRequest, g: &Geometry) -> Verdict {
         let d = BlkifRequestDiscard::from_request(r);
         let end = u128::from(d.sector_number) + u128::from(d.nr_sectors);
         let inside = d.nr_sectors == 0 || end <= u128::from(g.sectors);
-        return answer(if g.readonly || !inside {
-            BLKIF_RSP_ERROR
-        } else {
-            BLKIF_RSP_EOPNOTSUPP
+        let unit = u64::from(g.sector_size / 512);
+        let whole = d.sector_number.is_multiple_of(unit) && d.nr_sectors.is_multiple_of(unit);
+        if g.readonly || !inside || !whole {
+            return answer(BLKIF_RSP_ERROR);
+        }
+        if !g.discard {
+            return answer(BLKIF_RSP_EOPNOTSUPP);
+        }
+        return Verdict::Serve(Checked {
+            id: d.id,
+            operation: op,
+            kind: Kind::Discard {
+                sectors: d.nr_sectors,
+                secure: d.flag & 1 != 0,
+            },
+            sector: d.sector_number,
+            segments: Vec::new(),
+        });
+    }
+    if op == BLKIF_OP_INDIRECT && g.max_indirect_segments > 0 {
+        let ind = BlkifRequestIndirect::from_request(r);
+        let n = u32::from(ind.nr_segments);
+        let pages = (n as usize).div_ceil(512);
+        let bad_op = ind.indirect_op > 1;
+        let answer = |status| Verdict::Answer {
+            id: r.id,
+            operation: ind.indirect_op,
+            status,
+        };
+        if bad_op
+            || n == 0
+            || n > g.max_indirect_segments
+            || pages > 8
+            || ind.indirect_grefs[..pages].iter().any(|&r| r < 8)
+            || (ind.indirect_op == 1 && g.readonly)
+        {
+            return answer(BLKIF_RSP_ERROR);
+        }
+        return Verdict::Indirect(Indirect {
+            id: ind.id,
+            operation: ind.indirect_op,
+            kind: if ind.indirect_op == 0 {
+                Kind::Read
+            } else {
+                Kind::Write
+            },
+            sector: ind.sector_number,
+            nr_segments: n as usize,
+            pages: ind.indirect_grefs[..pages]
+                .iter()
+                .map(|&r| GrantRef::try_new(r).unwrap())
+                .collect(),
         });
     }
     if op > 3 {
@@ -126,12 +174,18 @@ fn geometry() -> impl Strategy<Value = Geometry> {
         prop_oneof![0u64..400, Just(0u64), any::<u64>()],
         any::<bool>(),
         prop_oneof![Just(512u32), Just(1024), Just(4096)],
+        prop_oneof![Just(0u32), Just(256), Just(32), Just(4096)],
+        any::<bool>(),
     )
-        .prop_map(|(sectors, readonly, sector_size)| Geometry {
-            sectors,
-            readonly,
-            sector_size,
-        })
+        .prop_map(
+            |(sectors, readonly, sector_size, max_indirect_segments, discard)| Geometry {
+                sectors,
+                readonly,
+                sector_size,
+                max_indirect_segments,
+                discard,
+            },
+        )
 }
 
 proptest! {

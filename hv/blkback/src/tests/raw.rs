@@ -23,17 +23,25 @@ pub const RAW_PORT: u32 = 7;
 
 impl RawFront {
     /// Publishes a ring for `guest` and waits until blkback is Connected.
-    pub fn connect(rig: &Rig, mut guest: Guest) -> Self {
+    pub fn connect(rig: &Rig, guest: Guest) -> Self {
+        Self::connect_with(rig, guest, &[])
+    }
+
+    /// [`RawFront::connect`] writing `extra` keys too (before Initialised).
+    pub fn connect_with(rig: &Rig, mut guest: Guest, extra: &[(&str, &str)]) -> Self {
         let page = guest.memory.alloc_zeroed().unwrap();
         let ring = page.init_front_ring().unwrap();
         let ring_page = guest.grants.grant(page, DomId::ZERO, false).unwrap();
         let front = guest.front.clone();
-        for (key, value) in [
+        let mut keys: Vec<(&str, std::string::String)> =
+            extra.iter().map(|&(k, v)| (k, v.into())).collect();
+        keys.extend([
             ("ring-ref", format!("{}", ring_page.gref())),
             ("event-channel", format!("{RAW_PORT}")),
             ("protocol", "x86_64-abi".into()),
             ("state", "3".into()),
-        ] {
+        ]);
+        for (key, value) in keys {
             guest
                 .xs
                 .write(
@@ -51,6 +59,23 @@ impl RawFront {
             ring,
             ring_page,
             pages: Vec::new(),
+        }
+    }
+
+    /// Says Closing, then Closed, letting domain 0 follow each.
+    pub fn close(&mut self, rig: &Rig) {
+        for state in ["5", "6"] {
+            let front = self.guest.front.clone();
+            self.guest
+                .xs
+                .write(
+                    xenbus::xenstore::TxId::NONE,
+                    &format!("{front}/state"),
+                    state,
+                    super::rig::far(),
+                )
+                .unwrap();
+            rig.settle();
         }
     }
 

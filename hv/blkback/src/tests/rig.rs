@@ -3,7 +3,7 @@
 //! xenstore or on its port) lets domain 0 take a step; when nothing happens, time moves on.
 
 use super::disk::MemDisk;
-use crate::device::Blkback;
+use crate::device::{Blkback, Features};
 use blkfront::Blkfront;
 use std::cell::RefCell;
 use std::format;
@@ -86,8 +86,20 @@ impl Rig {
     }
 
     /// The toolstack adds vbd `devid` of guest `domid` with `disk` (`mode` `w` or `r`);
-    /// domain 0 probes it (InitWait).
+    /// domain 0 probes it (InitWait) offering no optional feature (the plain protocol).
     pub fn add_guest(&self, domid: u16, devid: u32, disk: MemDisk, mode: &str) -> Guest {
+        self.add_guest_with(domid, devid, disk, mode, Features::NONE)
+    }
+
+    /// [`Rig::add_guest`] with blkback offering `features`.
+    pub fn add_guest_with(
+        &self,
+        domid: u16,
+        devid: u32,
+        disk: MemDisk,
+        mode: &str,
+        features: Features,
+    ) -> Guest {
         let (front, back) = self.hub.add_vbd(domid, devid, mode);
         let memory = HostMemory::new();
         let grants = SharedGrantTable::new(1, 4);
@@ -99,12 +111,13 @@ impl Rig {
         );
         let dev = {
             let mut dom0 = self.dom0.borrow_mut();
-            let dev = Blkback::probe(
+            let dev = Blkback::probe_with(
                 &mut dom0.xs,
                 back.clone(),
                 disk,
                 mapper,
                 FakeEvents::new(),
+                features,
                 far(),
             )
             .unwrap();
