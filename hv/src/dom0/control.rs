@@ -10,8 +10,15 @@
 //!
 //! Each line is answered on hv's log (`hv: control: ...`). Input is bounded: a line longer
 //! than [`MAX_LINE`] is dropped whole and answered with an error; bytes that are not
-//! printable ASCII end nothing and are refused with the line. A fuller management channel
-//! (`xl`'s subcommands over a socket) is issue 32's.
+//! printable ASCII end nothing and are refused with the line.
+//!
+//! The management channel is the second part: [`Server`] takes the bytes of COM2 (which
+//! QEMU wires to a Unix socket), frames and decodes them as [`hvctl`] requests, checks every
+//! bound ([`hvctl::Request::check`]) and carries them out through [`Domains`], which the
+//! machine implements; it keeps nothing of a client but a half frame (dropped after
+//! [`FRAME_IDLE_NS`] of silence) and a half upload (dropped after [`UPLOAD_IDLE_NS`], or by
+//! the next `CreateBegin`). [`OutputRing`] keeps the tail of a domain's console (and of
+//! hv's log) for `xl console` and `xl dmesg`.
 
 use alloc::format;
 use alloc::string::String;
@@ -180,6 +187,328 @@ impl LineBuffer {
                 self.line.push(b);
                 None
             }
+        }
+    }
+}
+
+use alloc::collections::VecDeque;
+use hvctl::{DomRef, DomainInfo, Envelope, FrameReader, HostInfo, Reason, Response};
+
+/// A half frame is dropped after this much silence (its client went away).
+pub const FRAME_IDLE_NS: u64 = 2_000_000_000;
+/// A half upload is dropped after this much silence.
+pub const UPLOAD_IDLE_NS: u64 = 30_000_000_000;
+
+/// What the machine does for the control channel. Domain ids given are never 0 and name a
+/// domain that exists ([`Server`] checks both first).
+pub trait Domains {
+    /// Every domain, in id order.
+    fn list(&self) -> Vec<DomainInfo>;
+    /// hv.
+    fn info(&self) -> HostInfo;
+    /// Builds a domain from `config` and its kernel; its id, or why not.
+    fn create(
+        &mut self,
+        config: xlcfg::Config,
+        kernel: Vec<u8>,
+        paused: bool,
+    ) -> Result<u16, String>;
+    /// Pauses (`true`) or unpauses a domain.
+    fn pause(&mut self, domid: u16, pause: bool) -> Result<(), String>;
+    /// Writes `control/shutdown` in the domain's home.
+    fn shutdown(&mut self, domid: u16, reason: Reason) -> Result<(), String>;
+    /// Destroys the domain.
+    fn destroy(&mut self, domid: u16) -> Result<(), String>;
+    /// Console output of the domain from byte `from`, at most `max` bytes.
+    fn console(&self, domid: u16, from: u64, max: usize) -> Response;
+    /// hv's log from byte `from`.
+    fn dmesg(&self, from: u64, max: usize) -> Response;
+}
+
+/// What the caller does after sending the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Nothing.
+    Continue,
+    /// hv ends (`shutdown-hv`).
+    EndHv,
+}
+
+/// A kernel being received for a `create`.
+struct Upload {
+    config: xlcfg::Config,
+    len: u32,
+    data: Vec<u8>,
+    last_ns: u64,
+}
+
+/// The control channel's server state: the frame being read and the upload in progress.
+#[derive(Default)]
+pub struct Server {
+    reader: FrameReader,
+    upload: Option<Upload>,
+    last_byte_ns: u64,
+}
+
+/// xl's answer for a domain argument that names none (`find_domain` in xl_utils.c).
+fn invalid(d: &DomRef) -> String {
+    let text = match d {
+        DomRef::Id(id) => format!("{id}"),
+        DomRef::Name(n) => n.clone(),
+    };
+    format!("{text} is an invalid domain identifier (rc=-6)")
+}
+
+impl Server {
+    /// Takes one byte received at system time `now`; a finished frame's answer (a whole
+    /// frame to send) and what to do after sending it.
+    pub fn push(
+        &mut self,
+        byte: u8,
+        now: u64,
+        doms: &mut impl Domains,
+    ) -> Option<(Vec<u8>, After)> {
+        self.last_byte_ns = now;
+        let (id, response, after) = match self.reader.push(byte)? {
+            Err(e) => (0, Response::Error(format!("{e}")), After::Continue),
+            Ok(frame) => match hvctl::decode::<hvctl::Request>(&frame) {
+                Err((e, id)) => (id, Response::Error(format!("{e}")), After::Continue),
+                Ok(Envelope { id, body, .. }) => {
+                    let (r, a) = self.handle(body, now, doms);
+                    (id, r, a)
+                }
+            },
+        };
+        let frame = hvctl::encode(id, response)
+            .or_else(|e| hvctl::encode(id, Response::Error(format!("the answer: {e}"))))
+            .ok()?;
+        Some((frame, after))
+    }
+
+    /// Drops a half frame or half upload whose client went quiet; true if one was.
+    pub fn expire(&mut self, now: u64) -> bool {
+        let mut dropped = false;
+        if self.reader.in_frame() && now.saturating_sub(self.last_byte_ns) > FRAME_IDLE_NS {
+            self.reader.reset();
+            dropped = true;
+        }
+        if self
+            .upload
+            .as_ref()
+            .is_some_and(|u| now.saturating_sub(u.last_ns) > UPLOAD_IDLE_NS)
+        {
+            self.upload = None;
+            dropped = true;
+        }
+        dropped
+    }
+
+    /// Whether a frame is half read (the caller then reads on without waiting).
+    pub fn busy(&self) -> bool {
+        self.reader.in_frame()
+    }
+
+    /// Whether an upload is in progress.
+    pub fn uploading(&self) -> bool {
+        self.upload.is_some()
+    }
+
+    /// The domain `d` names: a live domain's id, or xl's refusal.
+    fn resolve(d: &DomRef, doms: &impl Domains, what: &str) -> Result<u16, String> {
+        let list = doms.list();
+        let id = match d {
+            DomRef::Id(0) => return Err(format!("Cannot {what} privileged domain 0.")),
+            DomRef::Name(n) if n == "Domain-0" => {
+                return Err(format!("Cannot {what} privileged domain 0."));
+            }
+            DomRef::Id(id) => list.iter().find(|i| i.domid == *id),
+            DomRef::Name(n) => list.iter().find(|i| i.name == *n),
+        };
+        id.map(|i| i.domid).ok_or_else(|| invalid(d))
+    }
+
+    /// Carries out one decoded request.
+    pub fn handle(
+        &mut self,
+        req: hvctl::Request,
+        now: u64,
+        doms: &mut impl Domains,
+    ) -> (Response, After) {
+        if let Err(e) = req.check() {
+            return (Response::Error(format!("refused: {e}")), After::Continue);
+        }
+        let done = |r: Result<(), String>| match r {
+            Ok(()) => Response::Done,
+            Err(e) => Response::Error(e),
+        };
+        let r = match req {
+            hvctl::Request::List => Response::List(doms.list()),
+            hvctl::Request::Info => Response::Info(doms.info()),
+            hvctl::Request::CreateBegin {
+                file,
+                config,
+                kernel_len,
+            } => {
+                self.upload = None;
+                match self.begin(&file, &config, kernel_len, now, doms) {
+                    Ok(u) => {
+                        self.upload = Some(u);
+                        Response::Received { next: 0 }
+                    }
+                    Err(e) => Response::Error(e),
+                }
+            }
+            hvctl::Request::KernelChunk { offset, bytes } => match self.upload.as_mut() {
+                None => Response::Error("no create in progress".into()),
+                Some(u) => {
+                    let have = u.data.len();
+                    let fits = usize::try_from(u.len).is_ok_and(|len| {
+                        have.checked_add(bytes.len()).is_some_and(|end| end <= len)
+                    });
+                    if usize::try_from(offset).ok() != Some(have) {
+                        Response::Error(format!("expected the kernel's byte {have}"))
+                    } else if !fits {
+                        Response::Error("more kernel bytes than announced".into())
+                    } else {
+                        u.data.extend_from_slice(&bytes);
+                        u.last_ns = now;
+                        Response::Received {
+                            next: u32::try_from(u.data.len()).unwrap_or(u32::MAX),
+                        }
+                    }
+                }
+            },
+            hvctl::Request::CreateCommit { paused } => match self.upload.take() {
+                None => Response::Error("no create in progress".into()),
+                Some(u) if u.data.len() != u.len as usize => {
+                    let have = u.data.len();
+                    self.upload = Some(u);
+                    Response::Error(format!("the kernel is incomplete ({have} bytes)"))
+                }
+                Some(u) => match duplicate(&u.config.name, doms) {
+                    Some(e) => Response::Error(e),
+                    None => match doms.create(u.config, u.data, paused) {
+                        Ok(domid) => Response::Created { domid },
+                        Err(e) => Response::Error(e),
+                    },
+                },
+            },
+            hvctl::Request::Console { dom, from, max } => {
+                match Self::resolve(&dom, doms, "attach to") {
+                    Ok(id) => doms.console(id, from, usize::from(max)),
+                    Err(e) => Response::Error(e),
+                }
+            }
+            hvctl::Request::Pause(d) => {
+                done(Self::resolve(&d, doms, "pause").and_then(|id| doms.pause(id, true)))
+            }
+            hvctl::Request::Unpause(d) => {
+                done(Self::resolve(&d, doms, "unpause").and_then(|id| doms.pause(id, false)))
+            }
+            hvctl::Request::Shutdown { dom, reason } => done(
+                Self::resolve(&dom, doms, "shut down").and_then(|id| doms.shutdown(id, reason)),
+            ),
+            hvctl::Request::Destroy(d) => {
+                done(Self::resolve(&d, doms, "destroy").and_then(|id| doms.destroy(id)))
+            }
+            hvctl::Request::Dmesg { from } => {
+                doms.dmesg(from, usize::from(hvctl::MAX_CONSOLE_READ))
+            }
+            hvctl::Request::ShutdownHv => return (Response::Done, After::EndHv),
+        };
+        (r, After::Continue)
+    }
+
+    /// Checks a `CreateBegin`: the config parses (problems as `<file>:<line>: <key>: ...`),
+    /// asks for nothing hv cannot add at run time, names no existing domain, and the
+    /// kernel's room can be had.
+    fn begin(
+        &self,
+        file: &str,
+        config: &str,
+        kernel_len: u32,
+        now: u64,
+        doms: &impl Domains,
+    ) -> Result<Upload, String> {
+        let c = xlcfg::parse(config, xlcfg::dir_of(file)).map_err(|problems| {
+            let lines: Vec<String> = problems.iter().map(|p| p.render(file)).collect();
+            lines.join("\n")
+        })?;
+        for (key, present) in [("disk", !c.disks.is_empty()), ("vif", !c.vifs.is_empty())] {
+            if present {
+                let line = c.line_of(key).unwrap_or(c.end_line);
+                return Err(format!(
+                    "{file}:{line}: {key}: hv gives disks and vifs only to the domains it \
+                     starts with (not yet at run time)"
+                ));
+            }
+        }
+        if let Some(e) = duplicate(&c.name, doms) {
+            return Err(e);
+        }
+        let mut data = Vec::new();
+        data.try_reserve_exact(kernel_len as usize)
+            .map_err(|_| format!("no room in hv for a kernel of {kernel_len} bytes"))?;
+        Ok(Upload {
+            config: c,
+            len: kernel_len,
+            data,
+            last_ns: now,
+        })
+    }
+}
+
+/// xl's refusal of a second domain with a name in use (libxl's `libxl__domain_make`).
+fn duplicate(name: &str, doms: &impl Domains) -> Option<String> {
+    (name == "Domain-0" || doms.list().iter().any(|d| d.name == name))
+        .then(|| format!("libxl: error: Domain name {name:?} already exists."))
+}
+
+/// The last `cap` bytes of an output stream, with offsets counted from its start.
+#[derive(Debug)]
+pub struct OutputRing {
+    bytes: VecDeque<u8>,
+    cap: usize,
+    /// The offset of the first byte kept.
+    start: u64,
+}
+
+impl OutputRing {
+    /// A ring keeping the last `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        Self {
+            bytes: VecDeque::new(),
+            cap,
+            start: 0,
+        }
+    }
+
+    /// Appends, dropping the oldest bytes past the cap.
+    pub fn push(&mut self, data: &[u8]) {
+        for &b in data {
+            if self.bytes.len() >= self.cap {
+                self.bytes.pop_front();
+                self.start = self.start.saturating_add(1);
+            }
+            self.bytes.push_back(b);
+        }
+    }
+
+    /// The offset after the last byte.
+    pub fn end(&self) -> u64 {
+        self.start.saturating_add(self.bytes.len() as u64)
+    }
+
+    /// At most `max` bytes from offset `from` (bytes before the oldest kept are lost).
+    pub fn read(&self, from: u64, max: usize) -> Response {
+        let first = from.max(self.start).min(self.end());
+        let lost = self.start.saturating_sub(from);
+        let skip = usize::try_from(first - self.start).unwrap_or(usize::MAX);
+        let bytes: Vec<u8> = self.bytes.iter().skip(skip).take(max).copied().collect();
+        Response::Output {
+            next: first.saturating_add(bytes.len() as u64),
+            bytes,
+            lost,
         }
     }
 }

@@ -42,6 +42,7 @@ pub mod probe;
 pub mod qemu;
 pub mod run;
 pub mod serial;
+pub mod xl;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -206,6 +207,7 @@ fn boot_with_control(
         run_dir: run_dir(label),
         timeout,
         gdb,
+        control_socket: xl::socket_for(label)?,
     };
     let booted = match control {
         Some(c) => qemu::boot_controlled(&b, c, on_line)?,
@@ -877,6 +879,9 @@ powered off (QEMU exit 33).
                                     hv's log (for debugging)
                        trace=dump   every domain's last 64 exits printed at its end (a
                                     crashed domain's are printed anyway)
+  --keep             hv runs on when its domains end (with no --config and no --guest: with
+                     no domain at all), until `cargo xtask xl shutdown-hv` or Ctrl-C; QEMU
+                     gets 512 MiB more for the domains `cargo xtask xl create` adds
   --config <file>    a domain config in xl.cfg(5) syntax (name, type = \"pvh\", kernel,
                      ramdisk, cmdline/extra, memory, maxmem, vcpus, on_poweroff, on_reboot,
                      on_crash, vif, disk); relative paths resolve against the file's directory.
@@ -891,6 +896,9 @@ powered off (QEMU exit 33).
                      hv as one archive, its PVH module. Not with --guest or --cmdline.
                      Example: --config hv/examples/pvguest.cfg --config hv/examples/pvguest-b.cfg
 ";
+
+/// QEMU memory `--keep` adds for the domains `cargo xtask xl create` builds, MiB.
+const KEEP_ROOM_MIB: u64 = 512;
 
 /// `hv-run --help`: [`RUN_HELP`] and the gdb options.
 fn run_help() -> String {
@@ -912,6 +920,8 @@ pub struct RunArgs {
     pub help: bool,
     /// `--gdb[=PORT]`, `--gdb-wait`.
     pub gdb: Option<Gdb>,
+    /// `--keep`: hv outlives its domains, for `cargo xtask xl` ([`xl`]).
+    pub keep: bool,
 }
 
 impl RunArgs {
@@ -938,6 +948,7 @@ impl RunArgs {
                     out.hv_options = it.next().context("--hv-options needs a value")?.clone();
                 }
                 "--help" | "-h" => out.help = true,
+                "--keep" => out.keep = true,
                 other if crate::gdb::parse_arg(other, &mut out.gdb)? => {}
                 other => {
                     bail!(
@@ -1056,7 +1067,10 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
         print!("{}", run_help());
         return Ok(ExitCode::SUCCESS);
     }
-    let boots = if args.configs.is_empty() {
+    let boots = if args.configs.is_empty() && args.keep && args.guest.is_none() {
+        // `--keep` alone: hv with no domain, waiting for `cargo xtask xl create`.
+        Some(Vec::new())
+    } else if args.configs.is_empty() {
         None
     } else {
         match check_configs(&args.configs) {
@@ -1078,7 +1092,12 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
         (None, g) => g.iter().cloned().collect(),
     };
     let mut symbols = CrashSymbols::new(&hv, &kernels);
-    let hv_options = (args.hv_options.as_str(), args.gdb);
+    let options = if args.keep {
+        format!("{} keep", args.hv_options)
+    } else {
+        args.hv_options.clone()
+    };
+    let hv_options = (options.as_str(), args.gdb);
     let show = |line: &Line| {
         match line {
             Line::Guest(id, l) if several => println!("(d{id}) {l}"),
@@ -1113,7 +1132,14 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
                     f.host_port, f.guest_ip, f.guest_port
                 );
             }
-            let memory = config::qemu_memory_mib(boots);
+            // With --keep, room for the domains `xl create` adds.
+            let memory = config::qemu_memory_mib(boots) + if args.keep { KEEP_ROOM_MIB } else { 0 };
+            if args.keep {
+                println!(
+                    "hv-run: --keep: hv runs on until `cargo xtask xl shutdown-hv` (or Ctrl-C); \
+                     `cargo xtask xl --help` manages its domains"
+                );
+            }
             let module = Module::Archive(&path, memory, &drives, fwds.as_deref());
             if let Some(gdb) = &args.gdb {
                 let kernels: Vec<&Path> = boots.iter().map(|b| Path::new(&b.kernel)).collect();
