@@ -574,6 +574,222 @@ mod tests {
         assert_eq!(b.push(b'\n'), None, "a blank line is nothing");
     }
 
+
+    /// A machine of plain data.
+    #[derive(Default)]
+    struct Fake {
+        doms: Vec<DomainInfo>,
+        created: Vec<(String, usize, bool)>,
+        writes: Vec<(u16, &'static str)>,
+    }
+
+    impl Domains for Fake {
+        fn list(&self) -> Vec<DomainInfo> {
+            self.doms.clone()
+        }
+        fn info(&self) -> HostInfo {
+            HostInfo::default()
+        }
+        fn create(
+            &mut self,
+            config: xlcfg::Config,
+            kernel: Vec<u8>,
+            paused: bool,
+        ) -> Result<u16, String> {
+            let domid = u16::try_from(self.doms.len() + 1).unwrap();
+            self.created.push((config.name.clone(), kernel.len(), paused));
+            self.doms.push(DomainInfo {
+                name: config.name,
+                domid,
+                ..DomainInfo::default()
+            });
+            Ok(domid)
+        }
+        fn pause(&mut self, domid: u16, pause: bool) -> Result<(), String> {
+            let d = self.doms.iter_mut().find(|d| d.domid == domid).unwrap();
+            d.paused = pause;
+            Ok(())
+        }
+        fn shutdown(&mut self, domid: u16, reason: Reason) -> Result<(), String> {
+            self.writes.push((domid, reason.word()));
+            Ok(())
+        }
+        fn destroy(&mut self, domid: u16) -> Result<(), String> {
+            self.doms.retain(|d| d.domid != domid);
+            Ok(())
+        }
+        fn console(&self, _: u16, from: u64, max: usize) -> Response {
+            let mut r = OutputRing::new(8);
+            r.push(b"hello, world");
+            r.read(from, max)
+        }
+        fn dmesg(&self, _: u64, _: usize) -> Response {
+            Response::Done
+        }
+    }
+
+    const CFG: &str = "name = \"a\"\ntype = \"pvh\"\nkernel = \"k\"\nmemory = 16\n";
+
+    /// Sends `req` through the byte path; the answer.
+    fn ask(s: &mut Server, f: &mut Fake, req: hvctl::Request) -> Response {
+        let frame = hvctl::encode(42, req).unwrap();
+        let mut answers = Vec::new();
+        for b in frame {
+            if let Some((a, _)) = s.push(b, 0, f) {
+                answers.push(a);
+            }
+        }
+        assert_eq!(answers.len(), 1);
+        let a = answers.pop().unwrap();
+        let env: Envelope<Response> = hvctl::decode(&a[..a.len() - 1]).unwrap();
+        assert_eq!(env.id, 42);
+        env.body
+    }
+
+    #[test]
+    fn create_travels_in_chunks_and_every_request_is_answered() {
+        use hvctl::Request as R;
+        let (mut s, mut f) = (Server::default(), Fake::default());
+        let begin = |len| R::CreateBegin {
+            file: "/c/a.cfg".into(),
+            config: CFG.into(),
+            kernel_len: len,
+        };
+        assert_eq!(ask(&mut s, &mut f, begin(5000)), Response::Received { next: 0 });
+        let chunk = |offset, n| R::KernelChunk {
+            offset,
+            bytes: vec![7; n],
+        };
+        assert_eq!(ask(&mut s, &mut f, chunk(0, 4096)), Response::Received { next: 4096 });
+        // Out of order, or past the announced length: refused, the upload unchanged.
+        assert!(matches!(ask(&mut s, &mut f, chunk(0, 10)), Response::Error(_)));
+        assert!(matches!(ask(&mut s, &mut f, chunk(4096, 1000)), Response::Error(_)));
+        assert!(matches!(ask(&mut s, &mut f, R::CreateCommit { paused: false }), Response::Error(_)));
+        assert_eq!(ask(&mut s, &mut f, chunk(4096, 904)), Response::Received { next: 5000 });
+        assert_eq!(
+            ask(&mut s, &mut f, R::CreateCommit { paused: true }),
+            Response::Created { domid: 1 }
+        );
+        assert_eq!(f.created, vec![("a".into(), 5000, true)]);
+        // xl's refusal of a name in use; a config's problems with file and line.
+        match ask(&mut s, &mut f, begin(10)) {
+            Response::Error(e) => assert!(e.contains("already exists"), "{e}"),
+            r => panic!("{r:?}"),
+        }
+        let bad = R::CreateBegin {
+            file: "/c/b.cfg".into(),
+            config: "name = \"b\"\nmemory = \"lots\"\n".into(),
+            kernel_len: 10,
+        };
+        match ask(&mut s, &mut f, bad) {
+            Response::Error(e) => assert!(e.starts_with("/c/b.cfg:"), "{e}"),
+            r => panic!("{r:?}"),
+        }
+        let vif = R::CreateBegin {
+            file: "/c/v.cfg".into(),
+            config: format!("{CFG}name = \"v\"\nvif = [ '' ]\n"),
+            kernel_len: 10,
+        };
+        match ask(&mut s, &mut f, vif) {
+            Response::Error(e) => assert!(e.starts_with("/c/v.cfg:6: vif:"), "{e}"),
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(ask(&mut s, &mut f, R::Pause(DomRef::Name("a".into()))), Response::Done);
+        assert!(f.doms[0].paused);
+        assert_eq!(ask(&mut s, &mut f, R::Unpause(DomRef::Id(1))), Response::Done);
+        assert_eq!(
+            ask(&mut s, &mut f, R::Shutdown { dom: DomRef::Id(1), reason: Reason::Reboot }),
+            Response::Done
+        );
+        assert_eq!(f.writes, vec![(1, "reboot")]);
+        assert_eq!(
+            ask(&mut s, &mut f, R::Console { dom: DomRef::Id(1), from: 0, max: 3 }),
+            Response::Output { next: 7, bytes: b"o, ".to_vec(), lost: 4 }
+        );
+        for (req, want) in [
+            (R::Destroy(DomRef::Id(0)), "Cannot destroy privileged domain 0."),
+            (R::Pause(DomRef::Name("Domain-0".into())), "Cannot pause privileged domain 0."),
+            (R::Destroy(DomRef::Id(9)), "9 is an invalid domain identifier (rc=-6)"),
+            (R::Pause(DomRef::Name("zz".into())), "zz is an invalid domain identifier (rc=-6)"),
+        ] {
+            assert_eq!(ask(&mut s, &mut f, req), Response::Error(want.into()));
+        }
+        assert_eq!(ask(&mut s, &mut f, R::Destroy(DomRef::Name("a".into()))), Response::Done);
+        assert!(f.doms.is_empty());
+        assert_eq!(ask(&mut s, &mut f, R::List), Response::List(vec![]));
+        let frame = hvctl::encode(1, R::ShutdownHv).unwrap();
+        let mut last = None;
+        for b in frame {
+            if let Some((_, after)) = s.push(b, 0, &mut f) {
+                last = Some(after);
+            }
+        }
+        assert_eq!(last, Some(After::EndHv));
+    }
+
+    #[test]
+    fn bad_frames_are_answered_and_disturb_nothing() {
+        let (mut s, mut f) = (Server::default(), Fake::default());
+        let answers = core::cell::Cell::new(0);
+        let feed = |s: &mut Server, f: &mut Fake, bytes: &[u8], now| {
+            for &b in bytes {
+                if let Some((a, after)) = s.push(b, now, f) {
+                    assert_eq!(after, After::Continue);
+                    let env: Envelope<Response> = hvctl::decode(&a[..a.len() - 1]).unwrap();
+                    assert!(matches!(env.body, Response::Error(_)));
+                    answers.set(answers.get() + 1);
+                }
+            }
+        };
+        feed(&mut s, &mut f, b"\x03ab\x00", 0);
+        let mut big = vec![9u8; hvctl::MAX_FRAME + 1];
+        big.push(0);
+        feed(&mut s, &mut f, &big, 0);
+        // Over the bounds: refused before anything is done.
+        let oversized = hvctl::encode(
+            3,
+            hvctl::Request::CreateBegin {
+                file: "a".into(),
+                config: CFG.into(),
+                kernel_len: hvctl::MAX_KERNEL + 1,
+            },
+        )
+        .unwrap();
+        feed(&mut s, &mut f, &oversized, 0);
+        assert_eq!(answers.get(), 3);
+        assert!(!s.uploading());
+        // A client gone mid-frame: the half frame is dropped after the idle time.
+        let half = hvctl::encode(4, hvctl::Request::List).unwrap();
+        feed(&mut s, &mut f, &half[..half.len() / 2], 0);
+        assert!(s.busy());
+        assert!(!s.expire(FRAME_IDLE_NS));
+        assert!(s.expire(FRAME_IDLE_NS + 1));
+        assert!(!s.busy());
+        // A half upload too.
+        assert_eq!(
+            ask(
+                &mut s,
+                &mut f,
+                hvctl::Request::CreateBegin { file: "a".into(), config: CFG.into(), kernel_len: 9 }
+            ),
+            Response::Received { next: 0 }
+        );
+        assert!(s.uploading());
+        assert!(s.expire(UPLOAD_IDLE_NS + 1));
+        assert!(!s.uploading());
+        assert!(f.doms.is_empty() && f.created.is_empty());
+    }
+
+    #[test]
+    fn output_rings_keep_the_tail_with_offsets() {
+        let mut r = OutputRing::new(4);
+        r.push(b"abcdef");
+        assert_eq!(r.end(), 6);
+        assert_eq!(r.read(0, 10), Response::Output { next: 6, bytes: b"cdef".to_vec(), lost: 2 });
+        assert_eq!(r.read(5, 10), Response::Output { next: 6, bytes: b"f".to_vec(), lost: 0 });
+        assert_eq!(r.read(99, 10), Response::Output { next: 6, bytes: vec![], lost: 0 });
+    }
+
     proptest! {
         #[test]
         fn any_input_is_bounded_and_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {

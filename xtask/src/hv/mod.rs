@@ -530,6 +530,11 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
         tally.fail("hv net boot");
     }
 
+    // Managing a running hv (issue 32): `cargo xtask xl` against hv --keep.
+    let (ok, line) = xl::xl_test(&hv)?;
+    println!("{line}");
+    tally.record(ok, line);
+
     // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
     debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;
     debug::crash_symbols(tally, &hv, &guest, timeout)?;
@@ -898,7 +903,7 @@ powered off (QEMU exit 33).
 ";
 
 /// QEMU memory `--keep` adds for the domains `cargo xtask xl create` builds, MiB.
-const KEEP_ROOM_MIB: u64 = 512;
+pub(super) const KEEP_ROOM_MIB: u64 = 512;
 
 /// `hv-run --help`: [`RUN_HELP`] and the gdb options.
 fn run_help() -> String {

@@ -26,6 +26,11 @@ fn socket_dir(label: &str) -> PathBuf {
         .join(format!("ctl-{label}"))
 }
 
+/// Where the boot labelled `label` has its control socket.
+pub fn socket_path(label: &str) -> PathBuf {
+    socket_dir(label).join("hv.sock")
+}
+
 /// The control socket for a boot labelled `label`, its directory made with mode 0700 (and
 /// a stale socket removed), or `None` for boots that get no channel.
 pub fn socket_for(label: &str) -> Result<Option<PathBuf>> {
@@ -536,10 +541,140 @@ fn console(c: &mut Client, d: &DomRef) -> Result<()> {
     result
 }
 
-/// `HOST hv-xl`: hv started with `keep` and no domain, managed through its channel.
-pub fn xl_test(hv: &Path, guest: &Path) -> Result<(bool, String)> {
-    let _ = (hv, guest);
-    Ok((true, "HOST hv-xl ok".to_owned()))
+/// The hard timeout of `HOST hv-xl`'s boot.
+const XL_TEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `HOST hv-xl`: hv started with `keep` and no domain, managed through its channel: a
+/// domain created paused from a config (the MSR/CR4 probe, a kernel small enough to travel
+/// in a moment) shows in `list` as `p`, a second create of its name gets xl's refusal, it
+/// runs after `unpause` and powers off (`on_poweroff = "preserve"`: `s`), `console` answers
+/// for it, `destroy` leaves only Domain-0, a garbage frame, an oversized one and a half one
+/// get error answers while hv runs on, and `shutdown-hv` ends QEMU with 33. Returns the
+/// verdict line.
+pub fn xl_test(hv: &Path) -> Result<(bool, String)> {
+    let dir = super::run_dir("hv-xl");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let archive = dir.join("empty.pvxarc");
+    std::fs::write(&archive, xlcfg::archive::write(&[]))?;
+    let kernel = dir.join("probe.elf");
+    std::fs::write(&kernel, super::probe::image())?;
+    let cfg = dir.join("probe.cfg");
+    let text = format!(
+        "name = \"xl-probe\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 16\n\
+         on_poweroff = \"preserve\"\n",
+        kernel.display()
+    );
+    std::fs::write(&cfg, &text)?;
+    let socket = socket_dir("hv-xl").join("hv.sock");
+    let options = format!("{} keep", super::HV_OPTIONS);
+    let module = super::Module::Archive(&archive, super::qemu::DEFAULT_MEMORY_MIB, &[], None);
+    std::thread::scope(|scope| {
+        let booted = scope.spawn(|| {
+            super::boot_with(
+                "hv-xl",
+                hv,
+                module,
+                "hv-xl",
+                XL_TEST_TIMEOUT,
+                (&options, None),
+                |_| {},
+            )
+        });
+        let steps = xl_steps(&socket, &cfg, &text, &kernel);
+        let booted = booted
+            .join()
+            .map_err(|_| anyhow::anyhow!("the boot thread panicked"))??;
+        let ended = booted.end == super::QemuEnd::Exited(Some(super::EXIT_POWEROFF));
+        Ok(match (steps, ended) {
+            (Ok(()), true) => (true, "HOST hv-xl ok".to_owned()),
+            (Ok(()), false) => (
+                false,
+                format!(
+                    "HOST hv-xl FAIL shutdown-hv: QEMU {} (33 expected)",
+                    booted.end.describe()
+                ),
+            ),
+            (Err(e), _) => {
+                super::explain_failure(&booted);
+                (false, format!("HOST hv-xl FAIL {e:#}"))
+            }
+        })
+    })
+}
+
+/// The steps of [`xl_test`] against the hv at `socket`; the first that fails says why.
+fn xl_steps(socket: &Path, cfg: &Path, text: &str, kernel: &Path) -> Result<()> {
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut c = loop {
+        match Client::connect(socket) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => return Err(e).context("hv's control socket never answered"),
+        }
+    };
+    let outcome = (|| -> Result<()> {
+        let info = c.info().context("info")?;
+        if !info.keep || info.domains != 0 {
+            bail!("info: {info:?} (keep, no domain expected)");
+        }
+        let file = cfg.display().to_string();
+        let image = loaded_part(&std::fs::read(kernel)?);
+        let id = c.create(&file, text, &image, true).context("create -p")?;
+        let row = |c: &mut Client| -> Result<Option<DomainInfo>> {
+            Ok(c.list()?.into_iter().find(|d| d.domid == id))
+        };
+        let r = row(&mut c)?.context("list: the created domain is missing")?;
+        if r.name != "xl-probe" || r.mem_mib != 16 || r.state() != "--p---" {
+            bail!("list: {r:?} (xl-probe, 16 MiB, --p--- expected)");
+        }
+        match c.create(&file, text, &image, false) {
+            Err(e) if format!("{e}").contains("already exists") => {}
+            other => bail!("a second create of xl-probe: {other:?} (xl's refusal expected)"),
+        }
+        c.done(Request::Unpause(DomRef::Name("xl-probe".into())))
+            .context("unpause")?;
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = row(&mut c)?.context("list: the domain vanished")?;
+            if r.shutdown {
+                break;
+            }
+            if Instant::now() > until {
+                bail!("the probe did not power off after unpause: {r:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c.output(Some(&DomRef::Id(id)), 0).context("console")?;
+        match c.call(Request::Destroy(DomRef::Id(0)))? {
+            Response::Error(e) if e.contains("domain 0") => {}
+            r => bail!("destroy 0: {r:?} (xl's refusal expected)"),
+        }
+        c.done(Request::Destroy(DomRef::Id(id))).context("destroy")?;
+        let left: Vec<String> = c.list()?.into_iter().map(|d| d.name).collect();
+        if left != ["Domain-0"] {
+            bail!("list after destroy: {left:?}");
+        }
+        // Garbage, an oversized frame and half a frame: each answered with an error (the
+        // half one when the next 0 ends it), and hv still answers.
+        c.send_raw(b"\x01\x02garbage\x00")?;
+        let mut big = vec![0x55u8; hvctl::MAX_FRAME + 10];
+        big.push(0);
+        c.send_raw(&big)?;
+        let half = hvctl::encode(7, Request::List).map_err(|e| anyhow::anyhow!("{e}"))?;
+        c.send_raw(&half[..half.len() / 2])?;
+        c.send_raw(&[0])?;
+        for what in ["garbage", "an oversized frame", "half a frame"] {
+            match c.answer(0)? {
+                Response::Error(_) => {}
+                r => bail!("{what}: {r:?} (an error expected)"),
+            }
+        }
+        c.list().context("list after the bad frames")?;
+        Ok(())
+    })();
+    // hv ends either way, so the boot does not wait for its timeout.
+    let end = c.done(Request::ShutdownHv).context("shutdown-hv");
+    outcome.and(end)
 }
 
 #[cfg(test)]
