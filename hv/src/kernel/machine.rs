@@ -297,6 +297,12 @@ impl Machine {
                         }
                         u => u,
                     };
+                    // A frame half read: back soon for the rest.
+                    let until = if self.server.busy() {
+                        Some(until.map_or(now + CHANNEL_IDLE_NS, |u| u.min(now + CHANNEL_IDLE_NS)))
+                    } else {
+                        until
+                    };
                     // A frame from the NIC may wake a domain: poll it at least every
                     // MAX_ARM_NS while any vif exists, even with no other deadline.
                     let until = match (until, self.host.net.active()) {
@@ -597,42 +603,25 @@ impl Machine {
     }
 }
 
-/// What one turn of the loop spends on the control channel at most while a frame is half
-/// read (bytes keep coming at the UART's pace), in ns.
-const CHANNEL_BURST_NS: u64 = 20_000_000;
-/// How long a half-read frame may be silent before the turn gives up on it for now, ns.
-const CHANNEL_GAP_NS: u64 = 2_000_000;
+/// How long hv halts at most while a frame is half read and no domain runs, ns: QEMU moves
+/// the socket's bytes into the UART while the CPU halts (spinning on the UART starves it).
+const CHANNEL_IDLE_NS: u64 = 50_000;
 
 impl Machine {
-    /// Serves the control channel: reads what COM2 holds (and, inside a frame, what keeps
-    /// coming, for at most [`CHANNEL_BURST_NS`]), answers each finished request.
+    /// Serves the control channel: reads what COM2 holds, answers each finished request.
     fn serve_channel(&mut self) {
         if !serial::com2_present() {
             return;
         }
         let mut server = core::mem::take(&mut self.server);
         let clock = self.host.clock;
-        let start = clock.ns(tsc::now());
-        let mut last = start;
-        loop {
+        while let Some(b) = serial::com2_read_byte() {
             let now = clock.ns(tsc::now());
-            match serial::com2_read_byte() {
-                Some(b) => {
-                    last = now;
-                    if let Some((frame, after)) = server.push(b, now, self) {
-                        serial::com2_write(&frame);
-                        if after == After::EndHv {
-                            self.end_hv();
-                        }
-                    }
+            if let Some((frame, after)) = server.push(b, now, self) {
+                serial::com2_write(&frame);
+                if after == After::EndHv {
+                    self.end_hv();
                 }
-                None if server.busy()
-                    && now.saturating_sub(start) < CHANNEL_BURST_NS
-                    && now.saturating_sub(last) < CHANNEL_GAP_NS =>
-                {
-                    core::hint::spin_loop();
-                }
-                None => break,
             }
         }
         if server.expire(clock.ns(tsc::now())) {

@@ -103,6 +103,19 @@ pub fn net_test(tally: &mut Tally, requests: u64) -> Result<()> {
     net::app_boot(tally, &build_hv()?, &guest_elf()?, requests)
 }
 
+/// `cargo xtask hv-xl-test`: only `HOST hv-xl` ([`xl::xl_test`]).
+pub fn xl_unit(tally: &mut Tally) -> Result<()> {
+    xl_record(tally, &build_hv()?, &guest_elf()?)
+}
+
+/// Runs `HOST hv-xl` and records its line.
+fn xl_record(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
+    let (ok, line) = xl::xl_test(hv, guest)?;
+    println!("{line}");
+    tally.record(ok, line);
+    Ok(())
+}
+
 /// The guest ELF: `PVXEN_GUEST` if set, else `pvguest` built now.
 fn guest_elf() -> Result<PathBuf> {
     match std::env::var_os("PVXEN_GUEST").filter(|g| !g.is_empty()) {
@@ -531,9 +544,7 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
     }
 
     // Managing a running hv (issue 32): `cargo xtask xl` against hv --keep.
-    let (ok, line) = xl::xl_test(&hv)?;
-    println!("{line}");
-    tally.record(ok, line);
+    xl_record(tally, &hv, &guest)?;
 
     // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
     debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;

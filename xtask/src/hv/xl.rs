@@ -548,10 +548,11 @@ const XL_TEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// domain created paused from a config (the MSR/CR4 probe, a kernel small enough to travel
 /// in a moment) shows in `list` as `p`, a second create of its name gets xl's refusal, it
 /// runs after `unpause` and powers off (`on_poweroff = "preserve"`: `s`), `console` answers
-/// for it, `destroy` leaves only Domain-0, a garbage frame, an oversized one and a half one
+/// for it, `destroy` leaves only Domain-0, pvguest created over the channel shows its
+/// self-tests' lines on `console` (without hv's prefixes) and is destroyed, a garbage frame, an oversized one and a half one
 /// get error answers while hv runs on, and `shutdown-hv` ends QEMU with 33. Returns the
 /// verdict line.
-pub fn xl_test(hv: &Path) -> Result<(bool, String)> {
+pub fn xl_test(hv: &Path, guest: &Path) -> Result<(bool, String)> {
     let dir = super::run_dir("hv-xl");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let archive = dir.join("empty.pvxarc");
@@ -565,6 +566,13 @@ pub fn xl_test(hv: &Path) -> Result<(bool, String)> {
         kernel.display()
     );
     std::fs::write(&cfg, &text)?;
+    let guest_cfg = dir.join("guest.cfg");
+    let guest_text = format!(
+        "name = \"xl-guest\"\ntype = \"pvh\"\nkernel = \"{}\"\ncmdline = \"selftest=boot\"\n\
+         memory = 128\non_poweroff = \"preserve\"\n",
+        guest.display()
+    );
+    std::fs::write(&guest_cfg, &guest_text)?;
     let socket = socket_dir("hv-xl").join("hv.sock");
     let options = format!("{} keep", super::HV_OPTIONS);
     let module = super::Module::Archive(&archive, super::qemu::DEFAULT_MEMORY_MIB, &[], None);
@@ -580,7 +588,7 @@ pub fn xl_test(hv: &Path) -> Result<(bool, String)> {
                 |_| {},
             )
         });
-        let steps = xl_steps(&socket, &cfg, &text, &kernel);
+        let steps = xl_steps(&socket, (&cfg, &text, &kernel), (&guest_cfg, &guest_text, guest));
         let booted = booted
             .join()
             .map_err(|_| anyhow::anyhow!("the boot thread panicked"))??;
@@ -603,7 +611,11 @@ pub fn xl_test(hv: &Path) -> Result<(bool, String)> {
 }
 
 /// The steps of [`xl_test`] against the hv at `socket`; the first that fails says why.
-fn xl_steps(socket: &Path, cfg: &Path, text: &str, kernel: &Path) -> Result<()> {
+fn xl_steps(
+    socket: &Path,
+    (cfg, text, kernel): (&Path, &str, &Path),
+    (guest_cfg, guest_text, guest): (&Path, &str, &Path),
+) -> Result<()> {
     let until = Instant::now() + Duration::from_secs(60);
     let mut c = loop {
         match Client::connect(socket) {
@@ -631,6 +643,12 @@ fn xl_steps(socket: &Path, cfg: &Path, text: &str, kernel: &Path) -> Result<()> 
             Err(e) if format!("{e}").contains("already exists") => {}
             other => bail!("a second create of xl-probe: {other:?} (xl's refusal expected)"),
         }
+        // `shutdown` writes control/shutdown (the probe reads no store: it stays).
+        c.done(Request::Shutdown {
+            dom: DomRef::Id(id),
+            reason: Reason::Poweroff,
+        })
+        .context("shutdown")?;
         c.done(Request::Unpause(DomRef::Name("xl-probe".into())))
             .context("unpause")?;
         let until = Instant::now() + Duration::from_secs(30);
@@ -654,6 +672,26 @@ fn xl_steps(socket: &Path, cfg: &Path, text: &str, kernel: &Path) -> Result<()> 
         if left != ["Domain-0"] {
             bail!("list after destroy: {left:?}");
         }
+        // pvguest over the channel: its console shows its self-tests' lines.
+        let image = loaded_part(&std::fs::read(guest)?);
+        let file = guest_cfg.display().to_string();
+        let id = c.create(&file, guest_text, &image, false).context("create pvguest")?;
+        let (mut from, mut console) = (0, Vec::new());
+        let until = Instant::now() + Duration::from_secs(60);
+        while !String::from_utf8_lossy(&console).contains("\nRESULT ") {
+            if Instant::now() > until {
+                bail!("console: no RESULT line within 60 s");
+            }
+            let (next, bytes) = c.output(Some(&DomRef::Name("xl-guest".into())), from)?;
+            console.extend(bytes);
+            from = next;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let console = String::from_utf8_lossy(&console);
+        if !console.contains("\nTEST ") || console.contains("(d") {
+            bail!("console: no TEST line, or hv's (d<id>) prefixes left in");
+        }
+        c.done(Request::Destroy(DomRef::Id(id))).context("destroy pvguest")?;
         // Garbage, an oversized frame and half a frame: each answered with an error (the
         // half one when the next 0 ends it), and hv still answers.
         c.send_raw(b"\x01\x02garbage\x00")?;
