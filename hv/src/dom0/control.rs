@@ -574,7 +574,6 @@ mod tests {
         assert_eq!(b.push(b'\n'), None, "a blank line is nothing");
     }
 
-
     /// A machine of plain data.
     #[derive(Default)]
     struct Fake {
@@ -597,7 +596,8 @@ mod tests {
             paused: bool,
         ) -> Result<u16, String> {
             let domid = u16::try_from(self.doms.len() + 1).unwrap();
-            self.created.push((config.name.clone(), kernel.len(), paused));
+            self.created
+                .push((config.name.clone(), kernel.len(), paused));
             self.doms.push(DomainInfo {
                 name: config.name,
                 domid,
@@ -655,17 +655,35 @@ mod tests {
             config: CFG.into(),
             kernel_len: len,
         };
-        assert_eq!(ask(&mut s, &mut f, begin(5000)), Response::Received { next: 0 });
+        assert_eq!(
+            ask(&mut s, &mut f, begin(5000)),
+            Response::Received { next: 0 }
+        );
         let chunk = |offset, n| R::KernelChunk {
             offset,
             bytes: vec![7; n],
         };
-        assert_eq!(ask(&mut s, &mut f, chunk(0, 4096)), Response::Received { next: 4096 });
+        assert_eq!(
+            ask(&mut s, &mut f, chunk(0, 4096)),
+            Response::Received { next: 4096 }
+        );
         // Out of order, or past the announced length: refused, the upload unchanged.
-        assert!(matches!(ask(&mut s, &mut f, chunk(0, 10)), Response::Error(_)));
-        assert!(matches!(ask(&mut s, &mut f, chunk(4096, 1000)), Response::Error(_)));
-        assert!(matches!(ask(&mut s, &mut f, R::CreateCommit { paused: false }), Response::Error(_)));
-        assert_eq!(ask(&mut s, &mut f, chunk(4096, 904)), Response::Received { next: 5000 });
+        assert!(matches!(
+            ask(&mut s, &mut f, chunk(0, 10)),
+            Response::Error(_)
+        ));
+        assert!(matches!(
+            ask(&mut s, &mut f, chunk(4096, 1000)),
+            Response::Error(_)
+        ));
+        assert!(matches!(
+            ask(&mut s, &mut f, R::CreateCommit { paused: false }),
+            Response::Error(_)
+        ));
+        assert_eq!(
+            ask(&mut s, &mut f, chunk(4096, 904)),
+            Response::Received { next: 5000 }
+        );
         assert_eq!(
             ask(&mut s, &mut f, R::CreateCommit { paused: true }),
             Response::Created { domid: 1 }
@@ -694,27 +712,67 @@ mod tests {
             Response::Error(e) => assert!(e.starts_with("/c/v.cfg:6: vif:"), "{e}"),
             r => panic!("{r:?}"),
         }
-        assert_eq!(ask(&mut s, &mut f, R::Pause(DomRef::Name("a".into()))), Response::Done);
-        assert!(f.doms[0].paused);
-        assert_eq!(ask(&mut s, &mut f, R::Unpause(DomRef::Id(1))), Response::Done);
         assert_eq!(
-            ask(&mut s, &mut f, R::Shutdown { dom: DomRef::Id(1), reason: Reason::Reboot }),
+            ask(&mut s, &mut f, R::Pause(DomRef::Name("a".into()))),
+            Response::Done
+        );
+        assert!(f.doms[0].paused);
+        assert_eq!(
+            ask(&mut s, &mut f, R::Unpause(DomRef::Id(1))),
+            Response::Done
+        );
+        assert_eq!(
+            ask(
+                &mut s,
+                &mut f,
+                R::Shutdown {
+                    dom: DomRef::Id(1),
+                    reason: Reason::Reboot
+                }
+            ),
             Response::Done
         );
         assert_eq!(f.writes, vec![(1, "reboot")]);
         assert_eq!(
-            ask(&mut s, &mut f, R::Console { dom: DomRef::Id(1), from: 0, max: 3 }),
-            Response::Output { next: 7, bytes: b"o, ".to_vec(), lost: 4 }
+            ask(
+                &mut s,
+                &mut f,
+                R::Console {
+                    dom: DomRef::Id(1),
+                    from: 0,
+                    max: 3
+                }
+            ),
+            Response::Output {
+                next: 7,
+                bytes: b"o, ".to_vec(),
+                lost: 4
+            }
         );
         for (req, want) in [
-            (R::Destroy(DomRef::Id(0)), "Cannot destroy privileged domain 0."),
-            (R::Pause(DomRef::Name("Domain-0".into())), "Cannot pause privileged domain 0."),
-            (R::Destroy(DomRef::Id(9)), "9 is an invalid domain identifier (rc=-6)"),
-            (R::Pause(DomRef::Name("zz".into())), "zz is an invalid domain identifier (rc=-6)"),
+            (
+                R::Destroy(DomRef::Id(0)),
+                "Cannot destroy privileged domain 0.",
+            ),
+            (
+                R::Pause(DomRef::Name("Domain-0".into())),
+                "Cannot pause privileged domain 0.",
+            ),
+            (
+                R::Destroy(DomRef::Id(9)),
+                "9 is an invalid domain identifier (rc=-6)",
+            ),
+            (
+                R::Pause(DomRef::Name("zz".into())),
+                "zz is an invalid domain identifier (rc=-6)",
+            ),
         ] {
             assert_eq!(ask(&mut s, &mut f, req), Response::Error(want.into()));
         }
-        assert_eq!(ask(&mut s, &mut f, R::Destroy(DomRef::Name("a".into()))), Response::Done);
+        assert_eq!(
+            ask(&mut s, &mut f, R::Destroy(DomRef::Name("a".into()))),
+            Response::Done
+        );
         assert!(f.doms.is_empty());
         assert_eq!(ask(&mut s, &mut f, R::List), Response::List(vec![]));
         let frame = hvctl::encode(1, R::ShutdownHv).unwrap();
@@ -770,7 +828,11 @@ mod tests {
             ask(
                 &mut s,
                 &mut f,
-                hvctl::Request::CreateBegin { file: "a".into(), config: CFG.into(), kernel_len: 9 }
+                hvctl::Request::CreateBegin {
+                    file: "a".into(),
+                    config: CFG.into(),
+                    kernel_len: 9
+                }
             ),
             Response::Received { next: 0 }
         );
@@ -785,9 +847,30 @@ mod tests {
         let mut r = OutputRing::new(4);
         r.push(b"abcdef");
         assert_eq!(r.end(), 6);
-        assert_eq!(r.read(0, 10), Response::Output { next: 6, bytes: b"cdef".to_vec(), lost: 2 });
-        assert_eq!(r.read(5, 10), Response::Output { next: 6, bytes: b"f".to_vec(), lost: 0 });
-        assert_eq!(r.read(99, 10), Response::Output { next: 6, bytes: vec![], lost: 0 });
+        assert_eq!(
+            r.read(0, 10),
+            Response::Output {
+                next: 6,
+                bytes: b"cdef".to_vec(),
+                lost: 2
+            }
+        );
+        assert_eq!(
+            r.read(5, 10),
+            Response::Output {
+                next: 6,
+                bytes: b"f".to_vec(),
+                lost: 0
+            }
+        );
+        assert_eq!(
+            r.read(99, 10),
+            Response::Output {
+                next: 6,
+                bytes: vec![],
+                lost: 0
+            }
+        );
     }
 
     proptest! {

@@ -141,7 +141,12 @@ pub fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
     let banner = banner(options.port, &options.site, &options.store);
     let several = boots.len() > 1;
     // `--keep`: hv outlives the domains, with room for those `cargo xtask xl create` adds.
-    let memory = config::qemu_memory_mib(&boots) + if options.keep { super::KEEP_ROOM_MIB } else { 0 };
+    let memory = config::qemu_memory_mib(&boots)
+        + if options.keep {
+            super::KEEP_ROOM_MIB
+        } else {
+            0
+        };
     let module = Module::Archive(&path, memory, &drives, Some(&fwds));
     let hv_options = if options.keep {
         format!("{HV_OPTIONS} keep")
@@ -149,7 +154,9 @@ pub fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
         HV_OPTIONS.to_owned()
     };
     if options.keep {
-        println!("run: --keep: hv runs on when the domains end; `cargo xtask xl --help` manages them");
+        println!(
+            "run: --keep: hv runs on when the domains end; `cargo xtask xl --help` manages them"
+        );
     }
     let booted = std::thread::scope(|scope| {
         // Ctrl-C: each domain is asked to power off, then QEMU to quit if they do not.

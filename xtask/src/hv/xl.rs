@@ -548,8 +548,9 @@ const XL_TEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// domain created paused from a config (the MSR/CR4 probe, a kernel small enough to travel
 /// in a moment) shows in `list` as `p`, a second create of its name gets xl's refusal, it
 /// runs after `unpause` and powers off (`on_poweroff = "preserve"`: `s`), `console` answers
-/// for it, `destroy` leaves only Domain-0, pvguest created over the channel shows its
-/// self-tests' lines on `console` (without hv's prefixes) and is destroyed, a garbage frame, an oversized one and a half one
+/// for it, `destroy` leaves only Domain-0, pvguest created over the channel prints nothing
+/// while paused and, unpaused, shows its self-tests' lines on `console` (without hv's
+/// prefixes) and is destroyed, a garbage frame, an oversized one and a half one
 /// get error answers while hv runs on, and `shutdown-hv` ends QEMU with 33. Returns the
 /// verdict line.
 pub fn xl_test(hv: &Path, guest: &Path) -> Result<(bool, String)> {
@@ -588,7 +589,11 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<(bool, String)> {
                 |_| {},
             )
         });
-        let steps = xl_steps(&socket, (&cfg, &text, &kernel), (&guest_cfg, &guest_text, guest));
+        let steps = xl_steps(
+            &socket,
+            (&cfg, &text, &kernel),
+            (&guest_cfg, &guest_text, guest),
+        );
         let booted = booted
             .join()
             .map_err(|_| anyhow::anyhow!("the boot thread panicked"))??;
@@ -667,7 +672,8 @@ fn xl_steps(
             Response::Error(e) if e.contains("domain 0") => {}
             r => bail!("destroy 0: {r:?} (xl's refusal expected)"),
         }
-        c.done(Request::Destroy(DomRef::Id(id))).context("destroy")?;
+        c.done(Request::Destroy(DomRef::Id(id)))
+            .context("destroy")?;
         let left: Vec<String> = c.list()?.into_iter().map(|d| d.name).collect();
         if left != ["Domain-0"] {
             bail!("list after destroy: {left:?}");
@@ -675,7 +681,31 @@ fn xl_steps(
         // pvguest over the channel: its console shows its self-tests' lines.
         let image = loaded_part(&std::fs::read(guest)?);
         let file = guest_cfg.display().to_string();
-        let id = c.create(&file, guest_text, &image, false).context("create pvguest")?;
+        let id = c
+            .create(&file, guest_text, &image, false)
+            .context("create pvguest")?;
+        // Paused, it prints nothing; unpaused, it goes on.
+        let guest_ref = DomRef::Name("xl-guest".into());
+        c.done(Request::Pause(guest_ref.clone())).context("pause")?;
+        let r = c
+            .list()?
+            .into_iter()
+            .find(|d| d.name == "xl-guest")
+            .context("list: pvguest is missing")?;
+        if !r.paused {
+            bail!("list after pause: {r:?} (p expected)");
+        }
+        let (before, _) = c.output(Some(&guest_ref), u64::MAX)?;
+        std::thread::sleep(Duration::from_secs(1));
+        let (after, _) = c.output(Some(&guest_ref), u64::MAX)?;
+        if after != before {
+            bail!(
+                "console: {} bytes while paused",
+                after.saturating_sub(before)
+            );
+        }
+        c.done(Request::Unpause(guest_ref))
+            .context("unpause pvguest")?;
         let (mut from, mut console) = (0, Vec::new());
         let until = Instant::now() + Duration::from_secs(60);
         while !String::from_utf8_lossy(&console).contains("\nRESULT ") {
@@ -691,7 +721,8 @@ fn xl_steps(
         if !console.contains("\nTEST ") || console.contains("(d") {
             bail!("console: no TEST line, or hv's (d<id>) prefixes left in");
         }
-        c.done(Request::Destroy(DomRef::Id(id))).context("destroy pvguest")?;
+        c.done(Request::Destroy(DomRef::Id(id)))
+            .context("destroy pvguest")?;
         // Garbage, an oversized frame and half a frame: each answered with an error (the
         // half one when the next 0 ends it), and hv still answers.
         c.send_raw(b"\x01\x02garbage\x00")?;

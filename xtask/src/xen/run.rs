@@ -167,7 +167,9 @@ pub fn parse_args(args: &[String]) -> Result<Option<Options>> {
         None => default_store()?,
     };
     if options.on == Platform::Xen && options.keep {
-        bail!("--keep keeps hv running for `cargo xtask xl`; it does not go with --on xen\n\n{USAGE}");
+        bail!(
+            "--keep keeps hv running for `cargo xtask xl`; it does not go with --on xen\n\n{USAGE}"
+        );
     }
     if options.on == Platform::Xen && !options.configs.is_empty() {
         bail!("--config runs your domains on hv; it does not go with --on xen\n\n{USAGE}");
