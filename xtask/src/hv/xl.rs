@@ -811,4 +811,83 @@ mod tests {
         assert_eq!(&part[0x3c..0x3e], &[0; 2]);
         assert_eq!(loaded_part(b"not an elf"), b"not an elf");
     }
+
+    /// A fake hv on a socket: answers each request with what `answer` gives, after a
+    /// garbage frame and an answer to another client's id; returns what it was asked.
+    fn fake_hv(
+        dir: &Path,
+        answer: impl Fn(&Request) -> Response + Send + 'static,
+    ) -> (PathBuf, std::thread::JoinHandle<Vec<Request>>) {
+        let path = dir.join("hv.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let handle = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut reader = FrameReader::default();
+            let mut asked = Vec::new();
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => return asked,
+                    Ok(n) => n,
+                };
+                for &b in &buf[..n] {
+                    let Some(Ok(frame)) = reader.push(b) else {
+                        continue;
+                    };
+                    let env: Envelope<Request> = hvctl::decode(&frame).unwrap();
+                    assert_eq!(env.body.check(), Ok(()));
+                    let reply = answer(&env.body);
+                    asked.push(env.body);
+                    conn.write_all(b"\x05junk\x00").unwrap();
+                    let other = hvctl::encode(env.id.wrapping_add(1), Response::Done).unwrap();
+                    conn.write_all(&other).unwrap();
+                    conn.write_all(&hvctl::encode(env.id, reply).unwrap())
+                        .unwrap();
+                }
+            }
+        });
+        (path, handle)
+    }
+
+    #[test]
+    fn the_client_takes_only_its_own_answer_and_sends_a_kernel_in_chunks() {
+        let dir = std::env::temp_dir().join(format!("pvxen-xl-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, hv) = fake_hv(&dir, |req| match req {
+            Request::List => Response::List(vec![DomainInfo::default()]),
+            Request::CreateBegin { .. } => Response::Received { next: 0 },
+            Request::KernelChunk { offset, bytes } => Response::Received {
+                next: offset + u32::try_from(bytes.len()).unwrap(),
+            },
+            Request::CreateCommit { .. } => Response::Created { domid: 4 },
+            Request::Pause(_) => Response::Error("zz is an invalid domain identifier".into()),
+            _ => Response::Done,
+        });
+        let mut c = Client::connect(&path).unwrap();
+        assert_eq!(c.list().unwrap().len(), 1);
+        let kernel = vec![0xabu8; 2 * hvctl::CHUNK + 5];
+        assert_eq!(c.create("a.cfg", "name = \"a\"", &kernel, true).unwrap(), 4);
+        let e = c.done(Request::Pause(DomRef::parse("zz"))).unwrap_err();
+        assert!(format!("{e}").contains("invalid domain identifier"));
+        assert!(
+            c.create("a.cfg", "", &vec![0; hvctl::MAX_KERNEL as usize + 1], false)
+                .is_err()
+        );
+        drop(c);
+        let asked = hv.join().unwrap();
+        let chunks: Vec<usize> = asked
+            .iter()
+            .filter_map(|r| match r {
+                Request::KernelChunk { bytes, .. } => Some(bytes.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(chunks, [hvctl::CHUNK, hvctl::CHUNK, 5]);
+        assert_eq!(
+            asked.last(),
+            Some(&Request::Pause(DomRef::Name("zz".into())))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
