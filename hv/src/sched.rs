@@ -182,6 +182,15 @@ impl Scheduler {
         }
     }
 
+    /// `slot`, paused, takes `state` again (`xl unpause`); nothing if it is not paused.
+    pub fn unpause(&mut self, slot: usize, state: RunState) {
+        if let Some(Some(s)) = self.slots.get_mut(slot)
+            && s.state == RunState::Paused
+        {
+            s.state = state;
+        }
+    }
+
     /// `slot` gave up the CPU (`SCHEDOP_yield`): the next choice prefers any other runnable
     /// vCPU, as if its slice had ended.
     pub fn yield_now(&mut self, slot: usize) {

@@ -8,7 +8,7 @@ use crate::build::{KERNEL_TARGET, cargo, workspace_root};
 use crate::tally::Tally;
 
 /// Crates that are built for the bare-metal kernel target too.
-const KERNEL_TARGET_CRATES: [&str; 12] = [
+const KERNEL_TARGET_CRATES: [&str; 13] = [
     "abi",
     "xenbus",
     "xenstored",
@@ -20,6 +20,7 @@ const KERNEL_TARGET_CRATES: [&str; 12] = [
     "blkfront",
     "blkback",
     "xlcfg",
+    "hvctl",
     "hv",
 ];
 

@@ -54,6 +54,10 @@ Commands:
                 config is checked first, problems exit 2; `cargo xtask hv-run --help`);
                 --gdb[=PORT] and --gdb-wait start QEMU's gdbstub (also on `run`, and for the
                 first boot of `hv-test`, `xen-test` and `blk-test`)
+  hv-xl-test    only hv-test's check of `cargo xtask xl` (HOST hv-xl)
+  xl            manage a running hv's domains as xl manages Xen's: list, info, create,
+                console, pause, unpause, shutdown [-w], reboot, destroy, dmesg, shutdown-hv
+                (`cargo xtask xl --help`); hv-run --keep / run --keep start an hv to manage
   run           the demo: pvguest's HTTP service (its site archive and durable key-value store)
                 on stock Xen in QEMU, forwarded to http://localhost:8080/ until Ctrl-C
                 (`cargo xtask run --help`: --port, --site, --store)
@@ -105,6 +109,8 @@ fn main() -> ExitCode {
             hv::net_test(t, crate::xen::blk::LOAD_REQUESTS)
         }),
         "hv-run" => hv::hv_run(&args[1..]),
+        "xl" => hv::xl::xl(&args[1..]),
+        "hv-xl-test" => tier("hv-xl-test", "hv xl check", hv::xl_unit),
         "run" => xen::run::run(&args[1..]).map(|()| ExitCode::SUCCESS),
         "net-check" => hv::net::net_check(&args[1..]),
         "run-check" => tier("run-check", "run check", xen::run::run_check),

@@ -10,7 +10,7 @@ pub mod imports;
 
 /// Crates that must be `#![forbid(unsafe_code)]`: drivers and shared logic see the platform
 /// only through small traits (ARCHITECTURE.md's invariants).
-pub const FORBID_UNSAFE_CRATES: [&str; 9] = [
+pub const FORBID_UNSAFE_CRATES: [&str; 10] = [
     "netfront",
     "blkfront",
     "hv/blkback",
@@ -20,6 +20,7 @@ pub const FORBID_UNSAFE_CRATES: [&str; 9] = [
     "pvguest/httpd",
     "pvguest/storage",
     "abi/xlcfg",
+    "abi/hvctl",
 ];
 
 /// The crate folders whose codemap heading in ARCHITECTURE.md (`### \`<folder>/\` (...)`)

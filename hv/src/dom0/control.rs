@@ -10,8 +10,15 @@
 //!
 //! Each line is answered on hv's log (`hv: control: ...`). Input is bounded: a line longer
 //! than [`MAX_LINE`] is dropped whole and answered with an error; bytes that are not
-//! printable ASCII end nothing and are refused with the line. A fuller management channel
-//! (`xl`'s subcommands over a socket) is issue 32's.
+//! printable ASCII end nothing and are refused with the line.
+//!
+//! The management channel is the second part: [`Server`] takes the bytes of COM2 (which
+//! QEMU wires to a Unix socket), frames and decodes them as [`hvctl`] requests, checks every
+//! bound ([`hvctl::Request::check`]) and carries them out through [`Domains`], which the
+//! machine implements; it keeps nothing of a client but a half frame (dropped after
+//! [`FRAME_IDLE_NS`] of silence) and a half upload (dropped after [`UPLOAD_IDLE_NS`], or by
+//! the next `CreateBegin`). [`OutputRing`] keeps the tail of a domain's console (and of
+//! hv's log) for `xl console` and `xl dmesg`.
 
 use alloc::format;
 use alloc::string::String;
@@ -184,6 +191,328 @@ impl LineBuffer {
     }
 }
 
+use alloc::collections::VecDeque;
+use hvctl::{DomRef, DomainInfo, Envelope, FrameReader, HostInfo, Reason, Response};
+
+/// A half frame is dropped after this much silence (its client went away).
+pub const FRAME_IDLE_NS: u64 = 2_000_000_000;
+/// A half upload is dropped after this much silence.
+pub const UPLOAD_IDLE_NS: u64 = 30_000_000_000;
+
+/// What the machine does for the control channel. Domain ids given are never 0 and name a
+/// domain that exists ([`Server`] checks both first).
+pub trait Domains {
+    /// Every domain, in id order.
+    fn list(&self) -> Vec<DomainInfo>;
+    /// hv.
+    fn info(&self) -> HostInfo;
+    /// Builds a domain from `config` and its kernel; its id, or why not.
+    fn create(
+        &mut self,
+        config: xlcfg::Config,
+        kernel: Vec<u8>,
+        paused: bool,
+    ) -> Result<u16, String>;
+    /// Pauses (`true`) or unpauses a domain.
+    fn pause(&mut self, domid: u16, pause: bool) -> Result<(), String>;
+    /// Writes `control/shutdown` in the domain's home.
+    fn shutdown(&mut self, domid: u16, reason: Reason) -> Result<(), String>;
+    /// Destroys the domain.
+    fn destroy(&mut self, domid: u16) -> Result<(), String>;
+    /// Console output of the domain from byte `from`, at most `max` bytes.
+    fn console(&self, domid: u16, from: u64, max: usize) -> Response;
+    /// hv's log from byte `from`.
+    fn dmesg(&self, from: u64, max: usize) -> Response;
+}
+
+/// What the caller does after sending the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Nothing.
+    Continue,
+    /// hv ends (`shutdown-hv`).
+    EndHv,
+}
+
+/// A kernel being received for a `create`.
+struct Upload {
+    config: xlcfg::Config,
+    len: u32,
+    data: Vec<u8>,
+    last_ns: u64,
+}
+
+/// The control channel's server state: the frame being read and the upload in progress.
+#[derive(Default)]
+pub struct Server {
+    reader: FrameReader,
+    upload: Option<Upload>,
+    last_byte_ns: u64,
+}
+
+/// xl's answer for a domain argument that names none (`find_domain` in xl_utils.c).
+fn invalid(d: &DomRef) -> String {
+    let text = match d {
+        DomRef::Id(id) => format!("{id}"),
+        DomRef::Name(n) => n.clone(),
+    };
+    format!("{text} is an invalid domain identifier (rc=-6)")
+}
+
+impl Server {
+    /// Takes one byte received at system time `now`; a finished frame's answer (a whole
+    /// frame to send) and what to do after sending it.
+    pub fn push(
+        &mut self,
+        byte: u8,
+        now: u64,
+        doms: &mut impl Domains,
+    ) -> Option<(Vec<u8>, After)> {
+        self.last_byte_ns = now;
+        let (id, response, after) = match self.reader.push(byte)? {
+            Err(e) => (0, Response::Error(format!("{e}")), After::Continue),
+            Ok(frame) => match hvctl::decode::<hvctl::Request>(&frame) {
+                Err((e, id)) => (id, Response::Error(format!("{e}")), After::Continue),
+                Ok(Envelope { id, body, .. }) => {
+                    let (r, a) = self.handle(body, now, doms);
+                    (id, r, a)
+                }
+            },
+        };
+        let frame = hvctl::encode(id, response)
+            .or_else(|e| hvctl::encode(id, Response::Error(format!("the answer: {e}"))))
+            .ok()?;
+        Some((frame, after))
+    }
+
+    /// Drops a half frame or half upload whose client went quiet; true if one was.
+    pub fn expire(&mut self, now: u64) -> bool {
+        let mut dropped = false;
+        if self.reader.in_frame() && now.saturating_sub(self.last_byte_ns) > FRAME_IDLE_NS {
+            self.reader.reset();
+            dropped = true;
+        }
+        if self
+            .upload
+            .as_ref()
+            .is_some_and(|u| now.saturating_sub(u.last_ns) > UPLOAD_IDLE_NS)
+        {
+            self.upload = None;
+            dropped = true;
+        }
+        dropped
+    }
+
+    /// Whether a frame is half read (the caller then reads on without waiting).
+    pub fn busy(&self) -> bool {
+        self.reader.in_frame()
+    }
+
+    /// Whether an upload is in progress.
+    pub fn uploading(&self) -> bool {
+        self.upload.is_some()
+    }
+
+    /// The domain `d` names: a live domain's id, or xl's refusal.
+    fn resolve(d: &DomRef, doms: &impl Domains, what: &str) -> Result<u16, String> {
+        let list = doms.list();
+        let id = match d {
+            DomRef::Id(0) => return Err(format!("Cannot {what} privileged domain 0.")),
+            DomRef::Name(n) if n == "Domain-0" => {
+                return Err(format!("Cannot {what} privileged domain 0."));
+            }
+            DomRef::Id(id) => list.iter().find(|i| i.domid == *id),
+            DomRef::Name(n) => list.iter().find(|i| i.name == *n),
+        };
+        id.map(|i| i.domid).ok_or_else(|| invalid(d))
+    }
+
+    /// Carries out one decoded request.
+    pub fn handle(
+        &mut self,
+        req: hvctl::Request,
+        now: u64,
+        doms: &mut impl Domains,
+    ) -> (Response, After) {
+        if let Err(e) = req.check() {
+            return (Response::Error(format!("refused: {e}")), After::Continue);
+        }
+        let done = |r: Result<(), String>| match r {
+            Ok(()) => Response::Done,
+            Err(e) => Response::Error(e),
+        };
+        let r = match req {
+            hvctl::Request::List => Response::List(doms.list()),
+            hvctl::Request::Info => Response::Info(doms.info()),
+            hvctl::Request::CreateBegin {
+                file,
+                config,
+                kernel_len,
+            } => {
+                self.upload = None;
+                match self.begin(&file, &config, kernel_len, now, doms) {
+                    Ok(u) => {
+                        self.upload = Some(u);
+                        Response::Received { next: 0 }
+                    }
+                    Err(e) => Response::Error(e),
+                }
+            }
+            hvctl::Request::KernelChunk { offset, bytes } => match self.upload.as_mut() {
+                None => Response::Error("no create in progress".into()),
+                Some(u) => {
+                    let have = u.data.len();
+                    let fits = usize::try_from(u.len).is_ok_and(|len| {
+                        have.checked_add(bytes.len()).is_some_and(|end| end <= len)
+                    });
+                    if usize::try_from(offset).ok() != Some(have) {
+                        Response::Error(format!("expected the kernel's byte {have}"))
+                    } else if !fits {
+                        Response::Error("more kernel bytes than announced".into())
+                    } else {
+                        u.data.extend_from_slice(&bytes);
+                        u.last_ns = now;
+                        Response::Received {
+                            next: u32::try_from(u.data.len()).unwrap_or(u32::MAX),
+                        }
+                    }
+                }
+            },
+            hvctl::Request::CreateCommit { paused } => match self.upload.take() {
+                None => Response::Error("no create in progress".into()),
+                Some(u) if u.data.len() != u.len as usize => {
+                    let have = u.data.len();
+                    self.upload = Some(u);
+                    Response::Error(format!("the kernel is incomplete ({have} bytes)"))
+                }
+                Some(u) => match duplicate(&u.config.name, doms) {
+                    Some(e) => Response::Error(e),
+                    None => match doms.create(u.config, u.data, paused) {
+                        Ok(domid) => Response::Created { domid },
+                        Err(e) => Response::Error(e),
+                    },
+                },
+            },
+            hvctl::Request::Console { dom, from, max } => {
+                match Self::resolve(&dom, doms, "attach to") {
+                    Ok(id) => doms.console(id, from, usize::from(max)),
+                    Err(e) => Response::Error(e),
+                }
+            }
+            hvctl::Request::Pause(d) => {
+                done(Self::resolve(&d, doms, "pause").and_then(|id| doms.pause(id, true)))
+            }
+            hvctl::Request::Unpause(d) => {
+                done(Self::resolve(&d, doms, "unpause").and_then(|id| doms.pause(id, false)))
+            }
+            hvctl::Request::Shutdown { dom, reason } => done(
+                Self::resolve(&dom, doms, "shut down").and_then(|id| doms.shutdown(id, reason)),
+            ),
+            hvctl::Request::Destroy(d) => {
+                done(Self::resolve(&d, doms, "destroy").and_then(|id| doms.destroy(id)))
+            }
+            hvctl::Request::Dmesg { from } => {
+                doms.dmesg(from, usize::from(hvctl::MAX_CONSOLE_READ))
+            }
+            hvctl::Request::ShutdownHv => return (Response::Done, After::EndHv),
+        };
+        (r, After::Continue)
+    }
+
+    /// Checks a `CreateBegin`: the config parses (problems as `<file>:<line>: <key>: ...`),
+    /// asks for nothing hv cannot add at run time, names no existing domain, and the
+    /// kernel's room can be had.
+    fn begin(
+        &self,
+        file: &str,
+        config: &str,
+        kernel_len: u32,
+        now: u64,
+        doms: &impl Domains,
+    ) -> Result<Upload, String> {
+        let c = xlcfg::parse(config, xlcfg::dir_of(file)).map_err(|problems| {
+            let lines: Vec<String> = problems.iter().map(|p| p.render(file)).collect();
+            lines.join("\n")
+        })?;
+        for (key, present) in [("disk", !c.disks.is_empty()), ("vif", !c.vifs.is_empty())] {
+            if present {
+                let line = c.line_of(key).unwrap_or(c.end_line);
+                return Err(format!(
+                    "{file}:{line}: {key}: hv gives disks and vifs only to the domains it \
+                     starts with (not yet at run time)"
+                ));
+            }
+        }
+        if let Some(e) = duplicate(&c.name, doms) {
+            return Err(e);
+        }
+        let mut data = Vec::new();
+        data.try_reserve_exact(kernel_len as usize)
+            .map_err(|_| format!("no room in hv for a kernel of {kernel_len} bytes"))?;
+        Ok(Upload {
+            config: c,
+            len: kernel_len,
+            data,
+            last_ns: now,
+        })
+    }
+}
+
+/// xl's refusal of a second domain with a name in use (libxl's `libxl__domain_make`).
+fn duplicate(name: &str, doms: &impl Domains) -> Option<String> {
+    (name == "Domain-0" || doms.list().iter().any(|d| d.name == name))
+        .then(|| format!("libxl: error: Domain name {name:?} already exists."))
+}
+
+/// The last `cap` bytes of an output stream, with offsets counted from its start.
+#[derive(Debug)]
+pub struct OutputRing {
+    bytes: VecDeque<u8>,
+    cap: usize,
+    /// The offset of the first byte kept.
+    start: u64,
+}
+
+impl OutputRing {
+    /// A ring keeping the last `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        Self {
+            bytes: VecDeque::new(),
+            cap,
+            start: 0,
+        }
+    }
+
+    /// Appends, dropping the oldest bytes past the cap.
+    pub fn push(&mut self, data: &[u8]) {
+        for &b in data {
+            if self.bytes.len() >= self.cap {
+                self.bytes.pop_front();
+                self.start = self.start.saturating_add(1);
+            }
+            self.bytes.push_back(b);
+        }
+    }
+
+    /// The offset after the last byte.
+    pub fn end(&self) -> u64 {
+        self.start.saturating_add(self.bytes.len() as u64)
+    }
+
+    /// At most `max` bytes from offset `from` (bytes before the oldest kept are lost).
+    pub fn read(&self, from: u64, max: usize) -> Response {
+        let first = from.max(self.start).min(self.end());
+        let lost = self.start.saturating_sub(from);
+        let skip = usize::try_from(first - self.start).unwrap_or(usize::MAX);
+        let bytes: Vec<u8> = self.bytes.iter().skip(skip).take(max).copied().collect();
+        Response::Output {
+            next: first.saturating_add(bytes.len() as u64),
+            bytes,
+            lost,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +572,305 @@ mod tests {
             }
         }
         assert_eq!(b.push(b'\n'), None, "a blank line is nothing");
+    }
+
+    /// A machine of plain data.
+    #[derive(Default)]
+    struct Fake {
+        doms: Vec<DomainInfo>,
+        created: Vec<(String, usize, bool)>,
+        writes: Vec<(u16, &'static str)>,
+    }
+
+    impl Domains for Fake {
+        fn list(&self) -> Vec<DomainInfo> {
+            self.doms.clone()
+        }
+        fn info(&self) -> HostInfo {
+            HostInfo::default()
+        }
+        fn create(
+            &mut self,
+            config: xlcfg::Config,
+            kernel: Vec<u8>,
+            paused: bool,
+        ) -> Result<u16, String> {
+            let domid = u16::try_from(self.doms.len() + 1).unwrap();
+            self.created
+                .push((config.name.clone(), kernel.len(), paused));
+            self.doms.push(DomainInfo {
+                name: config.name,
+                domid,
+                ..DomainInfo::default()
+            });
+            Ok(domid)
+        }
+        fn pause(&mut self, domid: u16, pause: bool) -> Result<(), String> {
+            let d = self.doms.iter_mut().find(|d| d.domid == domid).unwrap();
+            d.paused = pause;
+            Ok(())
+        }
+        fn shutdown(&mut self, domid: u16, reason: Reason) -> Result<(), String> {
+            self.writes.push((domid, reason.word()));
+            Ok(())
+        }
+        fn destroy(&mut self, domid: u16) -> Result<(), String> {
+            self.doms.retain(|d| d.domid != domid);
+            Ok(())
+        }
+        fn console(&self, _: u16, from: u64, max: usize) -> Response {
+            let mut r = OutputRing::new(8);
+            r.push(b"hello, world");
+            r.read(from, max)
+        }
+        fn dmesg(&self, _: u64, _: usize) -> Response {
+            Response::Done
+        }
+    }
+
+    const CFG: &str = "name = \"a\"\ntype = \"pvh\"\nkernel = \"k\"\nmemory = 16\n";
+
+    /// Sends `req` through the byte path; the answer.
+    fn ask(s: &mut Server, f: &mut Fake, req: hvctl::Request) -> Response {
+        let frame = hvctl::encode(42, req).unwrap();
+        let mut answers = Vec::new();
+        for b in frame {
+            if let Some((a, _)) = s.push(b, 0, f) {
+                answers.push(a);
+            }
+        }
+        assert_eq!(answers.len(), 1);
+        let a = answers.pop().unwrap();
+        let env: Envelope<Response> = hvctl::decode(&a[..a.len() - 1]).unwrap();
+        assert_eq!(env.id, 42);
+        env.body
+    }
+
+    #[test]
+    fn create_travels_in_chunks_and_every_request_is_answered() {
+        use hvctl::Request as R;
+        let (mut s, mut f) = (Server::default(), Fake::default());
+        let begin = |len| R::CreateBegin {
+            file: "/c/a.cfg".into(),
+            config: CFG.into(),
+            kernel_len: len,
+        };
+        assert_eq!(
+            ask(&mut s, &mut f, begin(5000)),
+            Response::Received { next: 0 }
+        );
+        let chunk = |offset, n| R::KernelChunk {
+            offset,
+            bytes: vec![7; n],
+        };
+        assert_eq!(
+            ask(&mut s, &mut f, chunk(0, 4096)),
+            Response::Received { next: 4096 }
+        );
+        // Out of order, or past the announced length: refused, the upload unchanged.
+        assert!(matches!(
+            ask(&mut s, &mut f, chunk(0, 10)),
+            Response::Error(_)
+        ));
+        assert!(matches!(
+            ask(&mut s, &mut f, chunk(4096, 1000)),
+            Response::Error(_)
+        ));
+        assert!(matches!(
+            ask(&mut s, &mut f, R::CreateCommit { paused: false }),
+            Response::Error(_)
+        ));
+        assert_eq!(
+            ask(&mut s, &mut f, chunk(4096, 904)),
+            Response::Received { next: 5000 }
+        );
+        assert_eq!(
+            ask(&mut s, &mut f, R::CreateCommit { paused: true }),
+            Response::Created { domid: 1 }
+        );
+        assert_eq!(f.created, vec![("a".into(), 5000, true)]);
+        // xl's refusal of a name in use; a config's problems with file and line.
+        match ask(&mut s, &mut f, begin(10)) {
+            Response::Error(e) => assert!(e.contains("already exists"), "{e}"),
+            r => panic!("{r:?}"),
+        }
+        let bad = R::CreateBegin {
+            file: "/c/b.cfg".into(),
+            config: "name = \"b\"\nmemory = \"lots\"\n".into(),
+            kernel_len: 10,
+        };
+        match ask(&mut s, &mut f, bad) {
+            Response::Error(e) => assert!(e.starts_with("/c/b.cfg:"), "{e}"),
+            r => panic!("{r:?}"),
+        }
+        let vif = R::CreateBegin {
+            file: "/c/v.cfg".into(),
+            config: format!("{CFG}name = \"v\"\nvif = [ '' ]\n"),
+            kernel_len: 10,
+        };
+        match ask(&mut s, &mut f, vif) {
+            Response::Error(e) => assert!(e.starts_with("/c/v.cfg:6: vif:"), "{e}"),
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(
+            ask(&mut s, &mut f, R::Pause(DomRef::Name("a".into()))),
+            Response::Done
+        );
+        assert!(f.doms[0].paused);
+        assert_eq!(
+            ask(&mut s, &mut f, R::Unpause(DomRef::Id(1))),
+            Response::Done
+        );
+        assert_eq!(
+            ask(
+                &mut s,
+                &mut f,
+                R::Shutdown {
+                    dom: DomRef::Id(1),
+                    reason: Reason::Reboot
+                }
+            ),
+            Response::Done
+        );
+        assert_eq!(f.writes, vec![(1, "reboot")]);
+        assert_eq!(
+            ask(
+                &mut s,
+                &mut f,
+                R::Console {
+                    dom: DomRef::Id(1),
+                    from: 0,
+                    max: 3
+                }
+            ),
+            Response::Output {
+                next: 7,
+                bytes: b"o, ".to_vec(),
+                lost: 4
+            }
+        );
+        for (req, want) in [
+            (
+                R::Destroy(DomRef::Id(0)),
+                "Cannot destroy privileged domain 0.",
+            ),
+            (
+                R::Pause(DomRef::Name("Domain-0".into())),
+                "Cannot pause privileged domain 0.",
+            ),
+            (
+                R::Destroy(DomRef::Id(9)),
+                "9 is an invalid domain identifier (rc=-6)",
+            ),
+            (
+                R::Pause(DomRef::Name("zz".into())),
+                "zz is an invalid domain identifier (rc=-6)",
+            ),
+        ] {
+            assert_eq!(ask(&mut s, &mut f, req), Response::Error(want.into()));
+        }
+        assert_eq!(
+            ask(&mut s, &mut f, R::Destroy(DomRef::Name("a".into()))),
+            Response::Done
+        );
+        assert!(f.doms.is_empty());
+        assert_eq!(ask(&mut s, &mut f, R::List), Response::List(vec![]));
+        let frame = hvctl::encode(1, R::ShutdownHv).unwrap();
+        let mut last = None;
+        for b in frame {
+            if let Some((_, after)) = s.push(b, 0, &mut f) {
+                last = Some(after);
+            }
+        }
+        assert_eq!(last, Some(After::EndHv));
+    }
+
+    #[test]
+    fn bad_frames_are_answered_and_disturb_nothing() {
+        let (mut s, mut f) = (Server::default(), Fake::default());
+        let answers = core::cell::Cell::new(0);
+        let feed = |s: &mut Server, f: &mut Fake, bytes: &[u8], now| {
+            for &b in bytes {
+                if let Some((a, after)) = s.push(b, now, f) {
+                    assert_eq!(after, After::Continue);
+                    let env: Envelope<Response> = hvctl::decode(&a[..a.len() - 1]).unwrap();
+                    assert!(matches!(env.body, Response::Error(_)));
+                    answers.set(answers.get() + 1);
+                }
+            }
+        };
+        feed(&mut s, &mut f, b"\x03ab\x00", 0);
+        let mut big = vec![9u8; hvctl::MAX_FRAME + 1];
+        big.push(0);
+        feed(&mut s, &mut f, &big, 0);
+        // Over the bounds: refused before anything is done.
+        let oversized = hvctl::encode(
+            3,
+            hvctl::Request::CreateBegin {
+                file: "a".into(),
+                config: CFG.into(),
+                kernel_len: hvctl::MAX_KERNEL + 1,
+            },
+        )
+        .unwrap();
+        feed(&mut s, &mut f, &oversized, 0);
+        assert_eq!(answers.get(), 3);
+        assert!(!s.uploading());
+        // A client gone mid-frame: the half frame is dropped after the idle time.
+        let half = hvctl::encode(4, hvctl::Request::List).unwrap();
+        feed(&mut s, &mut f, &half[..half.len() / 2], 0);
+        assert!(s.busy());
+        assert!(!s.expire(FRAME_IDLE_NS));
+        assert!(s.expire(FRAME_IDLE_NS + 1));
+        assert!(!s.busy());
+        // A half upload too.
+        assert_eq!(
+            ask(
+                &mut s,
+                &mut f,
+                hvctl::Request::CreateBegin {
+                    file: "a".into(),
+                    config: CFG.into(),
+                    kernel_len: 9
+                }
+            ),
+            Response::Received { next: 0 }
+        );
+        assert!(s.uploading());
+        assert!(s.expire(UPLOAD_IDLE_NS + 1));
+        assert!(!s.uploading());
+        assert!(f.doms.is_empty() && f.created.is_empty());
+    }
+
+    #[test]
+    fn output_rings_keep_the_tail_with_offsets() {
+        let mut r = OutputRing::new(4);
+        r.push(b"abcdef");
+        assert_eq!(r.end(), 6);
+        assert_eq!(
+            r.read(0, 10),
+            Response::Output {
+                next: 6,
+                bytes: b"cdef".to_vec(),
+                lost: 2
+            }
+        );
+        assert_eq!(
+            r.read(5, 10),
+            Response::Output {
+                next: 6,
+                bytes: b"f".to_vec(),
+                lost: 0
+            }
+        );
+        assert_eq!(
+            r.read(99, 10),
+            Response::Output {
+                next: 6,
+                bytes: vec![],
+                lost: 0
+            }
+        );
     }
 
     proptest! {

@@ -20,12 +20,13 @@ impl ConsoleRing for HostFrame {
     }
 }
 
-/// COM1 as the console's sink.
-struct Serial;
+/// COM1 as the console's sink (and the tail `xl console` reads, [`super::control`]).
+struct Serial(u16);
 
 impl ConsoleSink for Serial {
     fn write(&mut self, bytes: &[u8]) {
         serial::write_bytes(bytes);
+        super::control::console_tap(self.0, bytes);
     }
 }
 
@@ -33,6 +34,7 @@ impl ConsoleSink for Serial {
 pub struct Console {
     page: HostFrame,
     backend: ConsoleBackend,
+    domid: u16,
 }
 
 impl Console {
@@ -45,17 +47,18 @@ impl Console {
             // SAFETY: the caller's contract is `HostFrame::new`'s.
             page: unsafe { HostFrame::new(page) },
             backend: ConsoleBackend::new(domid),
+            domid,
         }
     }
 
     /// Copies what the guest produced to the serial port.
     pub fn drain(&mut self) {
-        self.backend.drain(&mut self.page, &mut Serial);
+        self.backend.drain(&mut self.page, &mut Serial(self.domid));
     }
 
     /// Ends a partial last line.
     pub fn finish(&mut self) {
-        self.backend.finish(&mut Serial);
+        self.backend.finish(&mut Serial(self.domid));
     }
 
     /// Bytes drained so far.

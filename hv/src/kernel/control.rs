@@ -1,7 +1,14 @@
 //! The host's control lines on COM1's input ([`crate::dom0::control`]), polled by the machine
 //! loop: each finished line is carried out on the store as domain 0 and answered on hv's log.
+//! Also what the control channel on COM2 needs beside the machine: the `keep` option (hv
+//! outlives its domains) and the tail of each domain's console (`xl console`).
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use xenstored::Store;
+
+use crate::dom0::control::OutputRing;
 
 use crate::dom0::control::{LineBuffer, Request};
 use crate::hvlog;
@@ -55,5 +62,62 @@ fn apply(store: &mut Store, request: &Request) -> bool {
             hvlog!("control: d{domid}: writing {path}: {e}");
             false
         }
+    }
+}
+
+/// hv's `keep` option: the run goes on when no domain is left (until `shutdown-hv`).
+static KEEP: AtomicBool = AtomicBool::new(false);
+
+/// Sets the `keep` option.
+pub fn set_keep() {
+    KEEP.store(true, Ordering::Relaxed);
+}
+
+/// Whether hv outlives its domains.
+pub fn keep() -> bool {
+    KEEP.load(Ordering::Relaxed)
+}
+
+/// Console bytes kept per domain for `xl console`.
+const CONSOLE_KEPT: usize = 16 * 1024;
+
+/// The tail of each live domain's console, by domain id.
+static CONSOLES: spin::Mutex<Vec<(u16, OutputRing)>> = spin::Mutex::new(Vec::new());
+
+/// Starts keeping domain `domid`'s console (a new domain).
+pub fn console_open(domid: u16) {
+    let mut c = CONSOLES.lock();
+    c.retain(|(d, _)| *d != domid);
+    c.push((domid, OutputRing::new(CONSOLE_KEPT)));
+}
+
+/// Forgets domain `domid`'s console (the domain is gone).
+pub fn console_close(domid: u16) {
+    CONSOLES.lock().retain(|(d, _)| *d != domid);
+}
+
+/// A line domain `domid`'s console printed (`(d<id>) ` prefix and all: the prefix is not
+/// kept, as `xl console` shows the guest's own bytes). Never waits for the lock.
+pub fn console_tap(domid: u16, bytes: &[u8]) {
+    let Some(mut c) = CONSOLES.try_lock() else {
+        return;
+    };
+    let Some((_, ring)) = c.iter_mut().find(|(d, _)| *d == domid) else {
+        return;
+    };
+    let body = match bytes.iter().position(|&b| b == b' ') {
+        Some(i) if bytes.starts_with(b"(d") && bytes.get(i - 1) == Some(&b')') => {
+            bytes.get(i + 1..).unwrap_or_default()
+        }
+        _ => bytes,
+    };
+    ring.push(body);
+}
+
+/// Up to `max` bytes of domain `domid`'s console from offset `from`.
+pub fn console_read(domid: u16, from: u64, max: usize) -> hvctl::Response {
+    match CONSOLES.lock().iter().find(|(d, _)| *d == domid) {
+        Some((_, ring)) => ring.read(from, max),
+        None => hvctl::Response::Error(alloc::format!("domain {domid} has no console")),
     }
 }

@@ -6,7 +6,10 @@
 //! APIC timer for the earliest of the slice's end and every domain's deadline, VMRUN, handle
 //! the exit. A domain that ends is dealt with as its config's `on_poweroff`, `on_reboot` or
 //! `on_crash` says, while the others run on; the run ends when no domain is left but
-//! preserved ones, with QEMU exit 33 only if every domain built powered off.
+//! preserved ones, with QEMU exit 33 only if every domain built powered off, unless hv was
+//! started with `keep`. Each turn also serves the control channel on COM2 (`cargo xtask
+//! xl`: [`crate::dom0::control::Server`], for which the machine is the [`Domains`]): domains
+//! are created, paused, shut down and destroyed while the others run.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -26,6 +29,8 @@ use super::fpu::{self, Method};
 use super::lapic::{self, Lapic};
 use super::serial;
 use super::tsc;
+use crate::dom0::control::{After, Domains, Server};
+use hvctl::{DomainInfo, HostInfo, Reason, Response};
 
 /// What every domain shares.
 pub struct Host {
@@ -79,6 +84,15 @@ pub struct Machine {
     switch_ticks: u64,
     /// The host's control lines on COM1.
     control: Control,
+    /// The control channel on COM2.
+    server: Server,
+    /// TSC ticks each slot's domain ran.
+    cpu_ticks: Vec<u64>,
+    /// Preserved domains that ended: id and whether it crashed.
+    ended: Vec<(u16, bool)>,
+    /// Kernels that came over the control channel, by spec (given back when their domain
+    /// is destroyed for good).
+    uploaded: Vec<(usize, *mut [u8])>,
 }
 
 impl Machine {
@@ -97,16 +111,19 @@ impl Machine {
             switches: 0,
             switch_ticks: 0,
             control: Control::default(),
+            server: Server::default(),
+            cpu_ticks: Vec::new(),
+            ended: Vec::new(),
+            uploaded: Vec::new(),
         }
     }
 
     /// Builds spec `index` as the next domain id; logs it by name if it cannot be built.
-    fn create(&mut self, index: usize) {
+    /// Its slot and id, if built.
+    fn create(&mut self, index: usize) -> Option<(usize, u16)> {
         let domid = self.next_domid;
         self.next_domid = self.next_domid.saturating_add(1);
-        let Some(spec) = self.specs.get(index) else {
-            return;
-        };
+        let spec = self.specs.get(index)?;
         match Domain::build(&mut self.host, spec, index, domid) {
             Ok(d) => {
                 let now = xenbus::Instant::from_nanos(self.host.clock.ns(tsc::now()));
@@ -120,10 +137,17 @@ impl Machine {
                     self.domains.resize_with(slot + 1, || None);
                 }
                 self.domains[slot] = Some(alloc::boxed::Box::new(d));
+                if self.cpu_ticks.len() <= slot {
+                    self.cpu_ticks.resize(slot + 1, 0);
+                }
+                self.cpu_ticks[slot] = 0;
+                super::control::console_open(domid);
+                Some((slot, domid))
             }
             Err(e) => {
                 hvlog!("domain {domid} ({}) could not be built: {e}", spec.name);
                 self.outcomes.push(Outcome::Other);
+                None
             }
         }
     }
@@ -139,11 +163,24 @@ impl Machine {
         if self.lapic.is_none() && self.domains.iter().flatten().count() > 1 {
             hvlog!("no local APIC timer: a domain that never exits is never preempted");
         }
+        serial::keep_log();
+        if serial::com2_present() {
+            let keep = super::control::keep();
+            hvlog!(
+                "control channel on COM2{}",
+                if keep {
+                    " (keep: hv outlives its domains)"
+                } else {
+                    ""
+                }
+            );
+        }
         let mut last_slot: Option<usize> = None;
         loop {
             if self.control.poll(&mut self.host.store) {
                 self.deliver_store_events(usize::MAX);
             }
+            self.serve_channel();
             let now = self.host.clock.ns(tsc::now());
             // Frames from QEMU's NIC go to the vifs (whose domains may wake).
             self.host
@@ -205,7 +242,11 @@ impl Machine {
                             .switch_ticks
                             .saturating_add(tsc::now().saturating_sub(chosen));
                     }
+                    let entered = tsc::now();
                     let code = dom.enter();
+                    if let Some(t) = self.cpu_ticks.get_mut(slot) {
+                        *t = t.saturating_add(tsc::now().saturating_sub(entered));
+                    }
                     // The domain leaves its slot while its exit is handled, so that what it
                     // does to other domains reaches them through the rest of the table.
                     let Some(mut dom) = self.domains.get_mut(slot).and_then(Option::take) else {
@@ -245,9 +286,23 @@ impl Machine {
                     }
                 }
                 Choice::Idle { until } => {
-                    if !self.sched.any_live() {
+                    let keep = super::control::keep();
+                    if !self.sched.any_live() && !keep {
                         self.finish();
                     }
+                    // With `keep`, the control channel is served at least every MAX_ARM_NS.
+                    let until = match until {
+                        None if keep && self.sched.waiting().next().is_none() => {
+                            Some(now + MAX_ARM_NS)
+                        }
+                        u => u,
+                    };
+                    // A frame half read: back soon for the rest.
+                    let until = if self.server.busy() {
+                        Some(until.map_or(now + CHANNEL_IDLE_NS, |u| u.min(now + CHANNEL_IDLE_NS)))
+                    } else {
+                        until
+                    };
                     // A frame from the NIC may wake a domain: poll it at least every
                     // MAX_ARM_NS while any vif exists, even with no other deadline.
                     let until = match (until, self.host.net.active()) {
@@ -394,10 +449,13 @@ impl Machine {
             xlcfg::Action::Preserve => {
                 hvlog!("domain {id} ({name}) preserved, paused ({key} = \"preserve\")");
                 self.sched.pause(slot);
+                self.ended.push((id, outcome != Outcome::PoweredOff));
                 self.outcomes.push(Outcome::Other);
             }
             xlcfg::Action::Destroy => {
+                let spec = dom.spec;
                 self.destroy(slot);
+                self.release_spec(spec);
                 self.outcomes.push(outcome);
             }
             xlcfg::Action::Restart => {
@@ -424,6 +482,8 @@ impl Machine {
             return;
         };
         let id = dom.domid();
+        super::control::console_close(id);
+        self.ended.retain(|(d, _)| *d != id);
         // Xen's evtchn_destroy: every port connected to another domain is closed, which
         // leaves the peer's port unbound for this domain.
         for (port, rdom, rport) in dom.foreign_ports() {
@@ -540,6 +600,247 @@ impl Machine {
         } else {
             serial::EXIT_CRASH
         })
+    }
+}
+
+/// How long hv halts at most while a frame is half read and no domain runs, ns: QEMU moves
+/// the socket's bytes into the UART while the CPU halts (spinning on the UART starves it).
+const CHANNEL_IDLE_NS: u64 = 50_000;
+
+impl Machine {
+    /// Serves the control channel: reads what COM2 holds, answers each finished request.
+    fn serve_channel(&mut self) {
+        if !serial::com2_present() {
+            return;
+        }
+        let mut server = core::mem::take(&mut self.server);
+        let clock = self.host.clock;
+        while let Some(b) = serial::com2_read_byte() {
+            let now = clock.ns(tsc::now());
+            if let Some((frame, after)) = server.push(b, now, self) {
+                serial::com2_write(&frame);
+                if after == After::EndHv {
+                    self.end_hv();
+                }
+            }
+        }
+        if server.expire(clock.ns(tsc::now())) {
+            hvlog!("control: a client went quiet mid-request; what it sent is dropped");
+        }
+        self.server = server;
+    }
+
+    /// `shutdown-hv`: every domain destroyed, then QEMU exits 33.
+    fn end_hv(&mut self) -> ! {
+        hvlog!("control: shutdown-hv: destroying every domain");
+        for slot in 0..self.domains.len() {
+            if self.domains.get(slot).is_some_and(Option::is_some) {
+                self.destroy(slot);
+            }
+        }
+        hvlog!("control: shutdown-hv: hv ends");
+        serial::exit_qemu(serial::EXIT_POWEROFF)
+    }
+
+    /// The slot of domain `domid`.
+    fn slot_of(&self, domid: u16) -> Option<usize> {
+        self.domains
+            .iter()
+            .position(|d| d.as_ref().is_some_and(|d| d.domid() == domid))
+    }
+
+    /// Gives spec `spec`'s kernel back if it came over the control channel and no domain
+    /// runs it any more.
+    fn release_spec(&mut self, spec: usize) {
+        if self.domains.iter().flatten().any(|d| d.spec == spec) {
+            return;
+        }
+        let Some(i) = self.uploaded.iter().position(|(s, _)| *s == spec) else {
+            return;
+        };
+        let (_, raw) = self.uploaded.swap_remove(i);
+        if let Some(s) = self.specs.get_mut(spec) {
+            s.image = &[];
+        }
+        // SAFETY: `raw` came from `Box::into_raw` in `create` below and is given back once
+        // (removed from `uploaded` above); the only reference made from it, the spec's
+        // image, was replaced just now, and no domain's build borrows it any more.
+        drop(unsafe { alloc::boxed::Box::from_raw(raw) });
+    }
+}
+
+impl Domains for Machine {
+    fn list(&self) -> Vec<DomainInfo> {
+        let scale = &self.host.clock.scale;
+        let mut used = 0u64;
+        let mut rows = Vec::new();
+        for (slot, dom) in self.domains.iter().enumerate() {
+            let Some(dom) = dom else { continue };
+            let ticks = self.cpu_ticks.get(slot).copied().unwrap_or(0);
+            used = used.saturating_add(ticks);
+            let state = self.sched.state(slot);
+            let ended = self.ended.iter().find(|(d, _)| *d == dom.domid());
+            rows.push(DomainInfo {
+                name: dom.name.clone(),
+                domid: dom.domid(),
+                mem_mib: self.specs.get(dom.spec).map_or(0, |s| s.memory_mib),
+                vcpus: 1,
+                running: state == Some(RunState::Runnable),
+                blocked: matches!(state, Some(RunState::Waiting { .. })),
+                paused: state == Some(RunState::Paused),
+                shutdown: ended.is_some_and(|(_, crashed)| !crashed),
+                crashed: ended.is_some_and(|(_, crashed)| *crashed),
+                dying: false,
+                cpu_ns: scale.scale(ticks),
+            });
+        }
+        rows.sort_by_key(|r| r.domid);
+        let now = self.host.clock.ns(tsc::now());
+        let dom0 = DomainInfo {
+            name: "Domain-0".into(),
+            domid: 0,
+            mem_mib: 0,
+            vcpus: 1,
+            running: true,
+            cpu_ns: now.saturating_sub(scale.scale(used)),
+            ..DomainInfo::default()
+        };
+        rows.insert(0, dom0);
+        rows
+    }
+
+    fn info(&self) -> HostInfo {
+        let free = self.host.frames.free_bytes();
+        let used: u64 = self
+            .domains
+            .iter()
+            .flatten()
+            .filter_map(|d| self.specs.get(d.spec))
+            .map(|s| s.memory_mib << 20)
+            .sum();
+        let keep = super::control::keep();
+        HostInfo {
+            hv_version: String::from(env!("CARGO_PKG_VERSION")),
+            xen_version: String::from("4.17"),
+            commandline: String::from(if keep { "keep" } else { "" }),
+            total_mib: free.saturating_add(used) >> 20,
+            free_mib: free >> 20,
+            tsc_khz: self.host.tsc_khz,
+            domains: u32::try_from(self.domains.iter().flatten().count()).unwrap_or(u32::MAX),
+            uptime_ns: self.host.clock.ns(tsc::now()),
+            keep,
+        }
+    }
+
+    fn create(
+        &mut self,
+        config: xlcfg::Config,
+        kernel: Vec<u8>,
+        paused: bool,
+    ) -> Result<u16, String> {
+        let live = self.domains.iter().flatten().count();
+        if u64::try_from(live).unwrap_or(u64::MAX) >= super::start::DOMAINS_MAX {
+            return Err(alloc::format!(
+                "hv runs at most {} domains",
+                super::start::DOMAINS_MAX
+            ));
+        }
+        let raw = alloc::boxed::Box::into_raw(kernel.into_boxed_slice());
+        // SAFETY: `raw` is the heap copy of the kernel just leaked; it stays valid until
+        // `release_spec` gives it back, which first replaces this reference.
+        let image: &'static [u8] = unsafe { &*raw };
+        let index = self.specs.len();
+        hvlog!(
+            "control: create {} ({} bytes of kernel, {} MiB)",
+            config.name,
+            image.len(),
+            config.memory_mib
+        );
+        self.specs.push(DomainSpec {
+            name: config.name.clone(),
+            image,
+            cmdline: config.cmdline,
+            memory_mib: config.memory_mib,
+            on_poweroff: config.on_poweroff,
+            on_reboot: config.on_reboot,
+            on_crash: config.on_crash,
+        });
+        self.uploaded.push((index, raw));
+        match Machine::create(self, index) {
+            Some((slot, domid)) => {
+                // @introduceDomain: to whoever watches.
+                self.deliver_store_events(usize::MAX);
+                if paused {
+                    self.sched.pause(slot);
+                }
+                Ok(domid)
+            }
+            None => {
+                // The failed build counted as an outcome; a refused create is none.
+                self.outcomes.pop();
+                self.release_spec(index);
+                Err(alloc::format!(
+                    "libxl: error: domain {} could not be built (hv's log says why)",
+                    config.name
+                ))
+            }
+        }
+    }
+
+    fn pause(&mut self, domid: u16, pause: bool) -> Result<(), String> {
+        let slot = self.slot_of(domid).ok_or("no such domain")?;
+        if self.ended.iter().any(|(d, _)| *d == domid) {
+            return Err(alloc::format!("domain {domid} has ended (preserved)"));
+        }
+        if pause {
+            self.sched.pause(slot);
+            hvlog!("control: d{domid} paused");
+        } else {
+            let state = match self.domains.get(slot).and_then(Option::as_ref) {
+                Some(d) if d.is_waiting() => RunState::Waiting {
+                    deadline: d.wait_deadline(),
+                },
+                _ => RunState::Runnable,
+            };
+            self.sched.unpause(slot, state);
+            hvlog!("control: d{domid} unpaused");
+        }
+        Ok(())
+    }
+
+    fn shutdown(&mut self, domid: u16, reason: Reason) -> Result<(), String> {
+        let path = alloc::format!("/local/domain/{domid}/control/shutdown");
+        self.host
+            .store
+            .write(&path, reason.word().as_bytes())
+            .map_err(|e| alloc::format!("writing {path}: {e}"))?;
+        hvlog!("control: d{domid}: {path} = {}", reason.word());
+        self.deliver_store_events(usize::MAX);
+        Ok(())
+    }
+
+    fn destroy(&mut self, domid: u16) -> Result<(), String> {
+        let slot = self.slot_of(domid).ok_or("no such domain")?;
+        let spec = self
+            .domains
+            .get(slot)
+            .and_then(Option::as_ref)
+            .map(|d| d.spec);
+        hvlog!("control: destroying d{domid}");
+        Machine::destroy(self, slot);
+        if let Some(spec) = spec {
+            self.release_spec(spec);
+        }
+        self.outcomes.push(Outcome::Other);
+        Ok(())
+    }
+
+    fn console(&self, domid: u16, from: u64, max: usize) -> Response {
+        super::control::console_read(domid, from, max)
+    }
+
+    fn dmesg(&self, from: u64, max: usize) -> Response {
+        serial::read_log(from, max)
     }
 }
 

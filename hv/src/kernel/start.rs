@@ -175,8 +175,13 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
     let options = cmdline::Options::parse(split.hv, |opt| {
         if crate::trace::option(opt) {
             hvlog!("option {opt}: every domain's exit trace printed at its end");
+        } else if opt == "keep" {
+            super::control::set_keep();
+            hvlog!("option keep: hv runs on when no domain is left (until shutdown-hv)");
         } else {
-            hvlog!("ignoring unknown option {opt:?} (hv knows npf=emulate|crash, trace=dump)");
+            hvlog!(
+                "ignoring unknown option {opt:?} (hv knows npf=emulate|crash, trace=dump, keep)"
+            );
         }
     });
     if options.npf == cmdline::NpfPolicy::Crash {
@@ -236,7 +241,12 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
     super::memory::set_max_ram_page(info.memmap());
     let free = FreeRanges::compute(info.memmap(), &reserved, IDENTITY_MAP_BYTES);
     let mut frames = FrameAllocator::new(free);
-    let heap = heap_bytes(domains.max(1));
+    // With `keep`, room for every domain the control channel may create and their kernels.
+    let heap = if super::control::keep() {
+        heap_bytes(DOMAINS_MAX) + 2 * u64::from(hvctl::MAX_KERNEL)
+    } else {
+        heap_bytes(domains.max(1))
+    };
     match frames.allocate_top(heap, 0x1000) {
         // SAFETY: the frames are hv's from now on (allocated, never freed) and lie in the
         // identity map (the allocator's limit); init runs once, here.

@@ -298,6 +298,7 @@ pub fn check(tally: &mut Tally, hv: &Path, guest: &Path, kills: u64) -> Result<(
             memory_mib: qemu::DEFAULT_MEMORY_MIB,
             drives: &drives,
             net: None,
+            control_socket: None,
             run_dir: dir.join(format!("boot{boot}")),
             timeout: BOOT_TIMEOUT,
             gdb: None,

@@ -43,6 +43,7 @@ pub mod probe;
 pub mod qemu;
 pub mod run;
 pub mod serial;
+pub mod xl;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -103,6 +104,19 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
 /// `cargo xtask hv-net-test`: only the network boot ([`net::app_boot`]).
 pub fn net_test(tally: &mut Tally, requests: u64) -> Result<()> {
     net::app_boot(tally, &build_hv()?, &guest_elf()?, requests)
+}
+
+/// `cargo xtask hv-xl-test`: only `HOST hv-xl` ([`xl::xl_test`]).
+pub fn xl_unit(tally: &mut Tally) -> Result<()> {
+    xl_record(tally, &build_hv()?, &guest_elf()?)
+}
+
+/// Runs `HOST hv-xl` and records its line.
+fn xl_record(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
+    let (ok, line) = xl::xl_test(hv, guest)?;
+    println!("{line}");
+    tally.record(ok, line);
+    Ok(())
 }
 
 /// The guest ELF: `PVXEN_GUEST` if set, else `pvguest` built now.
@@ -209,6 +223,7 @@ fn boot_with_control(
         run_dir: run_dir(label),
         timeout,
         gdb,
+        control_socket: xl::socket_for(label)?,
     };
     let booted = match control {
         Some(c) => qemu::boot_controlled(&b, c, on_line)?,
@@ -532,6 +547,9 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
         println!("hv-test: net boot: harness error: {e:#}");
         tally.fail("hv net boot");
     }
+
+    // Managing a running hv (issue 32): `cargo xtask xl` against hv --keep.
+    xl_record(tally, &hv, &guest)?;
 
     // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
     debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;
@@ -881,6 +899,9 @@ powered off (QEMU exit 33).
                                     hv's log (for debugging)
                        trace=dump   every domain's last 64 exits printed at its end (a
                                     crashed domain's are printed anyway)
+  --keep             hv runs on when its domains end (with no --config and no --guest: with
+                     no domain at all), until `cargo xtask xl shutdown-hv` or Ctrl-C; QEMU
+                     gets 512 MiB more for the domains `cargo xtask xl create` adds
   --config <file>    a domain config in xl.cfg(5) syntax (name, type = \"pvh\", kernel,
                      ramdisk, cmdline/extra, memory, maxmem, vcpus, on_poweroff, on_reboot,
                      on_crash, vif, disk); relative paths resolve against the file's directory.
@@ -895,6 +916,9 @@ powered off (QEMU exit 33).
                      hv as one archive, its PVH module. Not with --guest or --cmdline.
                      Example: --config hv/examples/pvguest.cfg --config hv/examples/pvguest-b.cfg
 ";
+
+/// QEMU memory `--keep` adds for the domains `cargo xtask xl create` builds, MiB.
+pub(super) const KEEP_ROOM_MIB: u64 = 512;
 
 /// `hv-run --help`: [`RUN_HELP`] and the gdb options.
 fn run_help() -> String {
@@ -916,6 +940,8 @@ pub struct RunArgs {
     pub help: bool,
     /// `--gdb[=PORT]`, `--gdb-wait`.
     pub gdb: Option<Gdb>,
+    /// `--keep`: hv outlives its domains, for `cargo xtask xl` ([`xl`]).
+    pub keep: bool,
 }
 
 impl RunArgs {
@@ -942,6 +968,7 @@ impl RunArgs {
                     out.hv_options = it.next().context("--hv-options needs a value")?.clone();
                 }
                 "--help" | "-h" => out.help = true,
+                "--keep" => out.keep = true,
                 other if crate::gdb::parse_arg(other, &mut out.gdb)? => {}
                 other => {
                     bail!(
@@ -1060,7 +1087,10 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
         print!("{}", run_help());
         return Ok(ExitCode::SUCCESS);
     }
-    let boots = if args.configs.is_empty() {
+    let boots = if args.configs.is_empty() && args.keep && args.guest.is_none() {
+        // `--keep` alone: hv with no domain, waiting for `cargo xtask xl create`.
+        Some(Vec::new())
+    } else if args.configs.is_empty() {
         None
     } else {
         match check_configs(&args.configs) {
@@ -1082,7 +1112,12 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
         (None, g) => g.iter().cloned().collect(),
     };
     let mut symbols = CrashSymbols::new(&hv, &kernels);
-    let hv_options = (args.hv_options.as_str(), args.gdb);
+    let options = if args.keep {
+        format!("{} keep", args.hv_options)
+    } else {
+        args.hv_options.clone()
+    };
+    let hv_options = (options.as_str(), args.gdb);
     let show = |line: &Line| {
         match line {
             Line::Guest(id, l) if several => println!("(d{id}) {l}"),
@@ -1117,7 +1152,14 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
                     f.host_port, f.guest_ip, f.guest_port
                 );
             }
-            let memory = config::qemu_memory_mib(boots);
+            // With --keep, room for the domains `xl create` adds.
+            let memory = config::qemu_memory_mib(boots) + if args.keep { KEEP_ROOM_MIB } else { 0 };
+            if args.keep {
+                println!(
+                    "hv-run: --keep: hv runs on until `cargo xtask xl shutdown-hv` (or Ctrl-C); \
+                     `cargo xtask xl --help` manages its domains"
+                );
+            }
             let module = Module::Archive(&path, memory, &drives, fwds.as_deref());
             if let Some(gdb) = &args.gdb {
                 let kernels: Vec<&Path> = boots.iter().map(|b| Path::new(&b.kernel)).collect();

@@ -114,6 +114,8 @@ pub struct Boot<'a> {
     pub timeout: Duration,
     /// `--gdb`: QEMU's gdbstub ([`crate::gdb`]).
     pub gdb: Option<Gdb>,
+    /// The control channel's Unix socket ([`control_args`]), if hv gets one.
+    pub control_socket: Option<PathBuf>,
 }
 
 /// What a boot produced.
@@ -189,7 +191,27 @@ pub fn qemu_args(boot: &Boot<'_>) -> Result<Vec<String>> {
     if let Some(gdb) = &boot.gdb {
         args.extend(crate::gdb::qemu_args(gdb));
     }
+    if let Some(socket) = &boot.control_socket {
+        args.extend(control_args(socket)?);
+    }
     Ok(args)
+}
+
+/// QEMU's arguments for hv's control channel (`cargo xtask xl`): a Unix socket QEMU listens
+/// on, without waiting for a client, as the second serial port (COM2, after `-serial
+/// stdio`'s COM1): `-chardev socket,id=ctl,path=<socket>,server=on,wait=off -serial
+/// chardev:ctl`. The socket's directory must be the user's alone (mode 0700): QEMU makes the
+/// socket with the process umask.
+pub fn control_args(socket: &Path) -> Result<Vec<String>> {
+    match socket.to_str() {
+        Some(s) if !s.contains(',') => Ok(vec![
+            "-chardev".to_owned(),
+            format!("socket,id=ctl,path={s},server=on,wait=off"),
+            "-serial".to_owned(),
+            "chardev:ctl".to_owned(),
+        ]),
+        _ => bail!("{} contains a comma or non-UTF-8", socket.display()),
+    }
 }
 
 /// Boots, calling `on_line` for each serial line as it arrives, and returns when QEMU has
@@ -373,6 +395,7 @@ mod tests {
             run_dir: PathBuf::from("/t"),
             timeout: Duration::from_secs(1),
             gdb: None,
+            control_socket: None,
         };
         let args = qemu_args(&b).unwrap().join(" ");
         assert_eq!(
@@ -454,6 +477,7 @@ mod tests {
             run_dir: PathBuf::from("/t"),
             timeout: Duration::from_secs(1),
             gdb: None,
+            control_socket: None,
         };
         assert!(qemu_args(&b).unwrap().join(" ").ends_with(
             "-initrd /t/a.pvxarc -append  \
@@ -464,6 +488,15 @@ mod tests {
         ));
         let none = Boot { net: None, ..b };
         assert!(!qemu_args(&none).unwrap().join(" ").contains("netdev"));
+        let managed = Boot {
+            control_socket: Some(PathBuf::from("/t/ctl-hv-run/hv.sock")),
+            ..none
+        };
+        assert!(qemu_args(&managed).unwrap().join(" ").ends_with(
+            "-chardev socket,id=ctl,path=/t/ctl-hv-run/hv.sock,server=on,wait=off \
+             -serial chardev:ctl"
+        ));
+        assert!(control_args(Path::new("/t/a,b")).is_err());
     }
 
     #[test]

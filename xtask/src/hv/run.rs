@@ -140,7 +140,24 @@ pub fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
     let done = AtomicBool::new(false);
     let banner = banner(options.port, &options.site, &options.store);
     let several = boots.len() > 1;
-    let module = Module::Archive(&path, config::qemu_memory_mib(&boots), &drives, Some(&fwds));
+    // `--keep`: hv outlives the domains, with room for those `cargo xtask xl create` adds.
+    let memory = config::qemu_memory_mib(&boots)
+        + if options.keep {
+            super::KEEP_ROOM_MIB
+        } else {
+            0
+        };
+    let module = Module::Archive(&path, memory, &drives, Some(&fwds));
+    let hv_options = if options.keep {
+        format!("{HV_OPTIONS} keep")
+    } else {
+        HV_OPTIONS.to_owned()
+    };
+    if options.keep {
+        println!(
+            "run: --keep: hv runs on when the domains end; `cargo xtask xl --help` manages them"
+        );
+    }
     let booted = std::thread::scope(|scope| {
         // Ctrl-C: each domain is asked to power off, then QEMU to quit if they do not.
         let watcher = {
@@ -154,6 +171,17 @@ pub fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
                 }
                 for id in &ids {
                     let _ = control.send(Control::Line(format!("shutdown {id} poweroff")));
+                }
+                if options.keep {
+                    // hv outlives its domains: once they are gone, it is asked to end.
+                    let socket = super::xl::socket_path("run-hv");
+                    if let Ok(mut c) = super::xl::Client::connect(&socket) {
+                        for id in &ids {
+                            let d = hvctl::DomRef::Id(*id);
+                            let _ = super::xl::wait_gone(&mut c, &d, SHUTDOWN_GRACE);
+                        }
+                        let _ = c.done(hvctl::Request::ShutdownHv);
+                    }
                 }
                 let until = Instant::now() + SHUTDOWN_GRACE;
                 while Instant::now() < until {
@@ -172,7 +200,7 @@ pub fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
             module,
             "run-hv",
             timeout,
-            (HV_OPTIONS, options.gdb),
+            (&hv_options, options.gdb),
             Some(lines),
             |line| {
                 match line {
@@ -208,6 +236,10 @@ pub fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
         }
         (_, true) => {
             println!("run: stopped ({})", booted.end.describe());
+            Ok(())
+        }
+        (QemuEnd::Exited(Some(EXIT_POWEROFF)), false) if options.keep => {
+            println!("run: hv ended (`cargo xtask xl shutdown-hv`)");
             Ok(())
         }
         (QemuEnd::Exited(Some(EXIT_POWEROFF)), false) => {

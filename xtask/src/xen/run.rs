@@ -51,7 +51,7 @@ pub const SERVING_LINE: &str = "APP serving";
 
 const USAGE: &str = "\
 cargo xtask run [--on hv|xen] [--port N] [--site DIR] [--store FILE] [--config FILE]...
-                [--gdb[=PORT]] [--gdb-wait]
+                [--keep] [--gdb[=PORT]] [--gdb-wait]
 
 Boots pvguest's application inside QEMU and serves it to this host until Ctrl-C: an HTTP
 service with the files of a site archive and a durable key-value store. By default on hv,
@@ -68,6 +68,8 @@ same store image.
   --config FILE run your own xl.cfg domain(s) on hv instead of the application (repeatable;
                 checked first as `cargo xtask hv-run --config` checks them; the first domain
                 with a vif is forwarded from --port, the next from --port + 1, ...)
+  --keep        (hv) hv runs on when the domains power off, so `cargo xtask xl` can create
+                more into the running demo; Ctrl-C shuts the domains down, then hv
   --gdb[=PORT], --gdb-wait
                 QEMU's gdbstub on 127.0.0.1:PORT (default 1234; --gdb-wait: QEMU waits for
                 gdb); the gdb command for pvguest is printed (README: Debugging)
@@ -91,6 +93,8 @@ pub struct Options {
     pub on: Platform,
     /// `--config` files (hv only).
     pub configs: Vec<PathBuf>,
+    /// `--keep` (hv only): hv runs on when the domains end, for `cargo xtask xl`.
+    pub keep: bool,
 }
 
 /// Where `run` boots the application.
@@ -123,6 +127,7 @@ pub fn parse_args(args: &[String]) -> Result<Option<Options>> {
         gdb: None,
         on: Platform::Hv,
         configs: Vec::new(),
+        keep: false,
     };
     let mut store = None;
     let mut it = args.iter();
@@ -152,6 +157,7 @@ pub fn parse_args(args: &[String]) -> Result<Option<Options>> {
                 }
             }
             "--config" => options.configs.push(PathBuf::from(value("--config")?)),
+            "--keep" => options.keep = true,
             other if crate::gdb::parse_arg(other, &mut options.gdb)? => {}
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
@@ -160,6 +166,11 @@ pub fn parse_args(args: &[String]) -> Result<Option<Options>> {
         Some(s) => s,
         None => default_store()?,
     };
+    if options.on == Platform::Xen && options.keep {
+        bail!(
+            "--keep keeps hv running for `cargo xtask xl`; it does not go with --on xen\n\n{USAGE}"
+        );
+    }
     if options.on == Platform::Xen && !options.configs.is_empty() {
         bail!("--config runs your domains on hv; it does not go with --on xen\n\n{USAGE}");
     }
