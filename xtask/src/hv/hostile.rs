@@ -180,6 +180,7 @@ fn hv_boot(
         memory_mib: qemu::DEFAULT_MEMORY_MIB,
         drives: &[],
         net: None,
+        control_socket: None,
         run_dir: run_dir(label),
         timeout,
         gdb: None,
