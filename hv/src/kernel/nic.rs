@@ -1,6 +1,6 @@
 //! QEMU's virtio-net NIC (`-device virtio-net-pci` on a `-netdev user`), the switch's
 //! uplink, driven by `virtio-drivers`' `VirtIONet`: found by the same PCI scan and BAR checks
-//! as the disks ([`super::virtio::find`], [`super::virtio::transport`]), its queues from the
+//! as the disks (`virtio::find`, `virtio::transport`), its queues from the
 //! same DMA pool (four pages: two queues of 64 entries, split into a driver and a device
 //! area each; the pool's 64 frames hold them beside the disks' two pages each).
 //!

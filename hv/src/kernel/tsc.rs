@@ -11,7 +11,7 @@ const WINDOW_MS: u64 = 10;
 /// Windows measured; the shortest counts.
 const WINDOWS: usize = 5;
 
-/// Measures the TSC frequency in kHz as the fewest TSC ticks of [`WINDOWS`] windows of
+/// Measures the TSC frequency in kHz as the fewest TSC ticks of `WINDOWS` windows of
 /// 10 ms of PIT channel 2; 0 if the PIT never counted down (no PIT).
 ///
 /// Under emulation the CPU that polls the PIT may be descheduled by the host for tens of

@@ -2,7 +2,7 @@
 //! fetches `GET /blob/<n>` from another domain's service through whatever joins their vifs
 //! (hv's switch, or dom0's bridge on stock Xen): `peer-ip=` names the server, `peer-blob=`
 //! the size (default 1 MiB); the address of this guest comes from `ip=` as for `net`. The
-//! server may still be booting, so connections are retried until [`TIMEOUT_MS`].
+//! server may still be booting, so connections are retried until `TIMEOUT_MS`.
 //!
 //! `TEST net-peer-fetch` passes when the answer is `200` with exactly the generator's bytes
 //! (`httpd::blob`), checked as they arrive; `FACT net-peer.bytes <n>` and
