@@ -1829,7 +1829,12 @@ mod tests {
             if !o.implemented {
                 proptest::prop_assert_eq!(o.ret, -38);
             }
-            proptest::prop_assert!(o.ret <= 0x4_0011);
+            // The reservation operations return the continuation's start extent when it is
+            // at or past `nr_extents` (as Xen's `do_memory_op`), which the guest chose.
+            let reservation = op == 12 && matches!(args[0] & 0x3f, 0 | 1 | 6);
+            if !(reservation && o.ret == (args[0] >> 6).cast_signed()) {
+                proptest::prop_assert!(o.ret <= 0x4_0011);
+            }
         }
 
         /// Any op with its argument (or its sub-op's) in the last 64 bytes below 2^64, in a
