@@ -326,6 +326,17 @@ impl Backend for Storage<'_> {
     }
 }
 
+/// The service's configuration: the pool from a quarter of the heap (`httpd::pool` gives the
+/// rule) and the default deadlines, except the head deadline when the command line has
+/// `http-head-ms=<ms>` (a harness shortens it to see heads time out within its run).
+pub fn server_config(cmdline: &str) -> ServerConfig {
+    let mut config = ServerConfig::for_memory(heap::stats().0 / 4);
+    if let Some(ms) = crate::cmdline::option(cmdline, "http-head-ms").and_then(|v| v.parse().ok()) {
+        config.deadlines.head = smoltcp::time::Duration::from_millis(ms);
+    }
+    config
+}
+
 /// Serves HTTP (and answers ARP and ICMP echo) until `until_ns` (if given) or until the
 /// xenstore key `stop_key` (relative to the domain's home) holds a request, checked every
 /// 300 ms; returns the service's counters.
@@ -335,9 +346,8 @@ pub fn serve(
     until_ns: Option<u64>,
     stop_key: &str,
 ) -> ServerStats {
-    // A quarter of the heap for the connections (`httpd::pool` gives the rule).
-    let budget = heap::stats().0 / 4;
-    let mut server = Server::new(ServerConfig::for_memory(budget), &mut net.sockets);
+    let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
+    let mut server = Server::new(server_config(cmdline), &mut net.sockets);
     let mut next_check = 0u64;
     loop {
         if until_ns.is_some_and(|u| now_ns() >= u) {

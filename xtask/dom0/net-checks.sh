@@ -16,8 +16,9 @@
 #   persist    what a fresh domain on the same disk answers for `big`, `persist` and the list
 #   churn N    N connections opened one after another and then all closed at once; then
 #              whether GET / answers and in how many ms
-#   slow-heads N  N clients send a request head a line a second for 5 s; meanwhile whether
-#              GET / answers and in how many ms
+#   slow-heads N S  N clients send request heads a line a second for S s (a closed one opens
+#              again); meanwhile GET / timed once a second: how many answered, the slowest
+#   diag NAME  the domain's state and RIP as dom0 sees them (printed, not judged)
 ip=$1
 # GET / timed with bash's clock: prints `status=<ok|failed> ms=<ms>`.
 timed_get() {
@@ -128,28 +129,54 @@ churn)
     ;;
 slow-heads)
     # One bash process: $3 connections, each sent a head's first lines, then a header line a
-    # second for 5 s (never the blank line). After 2 s, GET / is timed.
-    rm -f /tmp/slow-opened
+    # second (never the blank line) for $4 seconds; a connection the service closed (its head
+    # deadline) is opened again and starts over. Meanwhile GET / is timed once a second.
+    rm -f /tmp/slow-opened /tmp/slow-reopened
     bash -c 'exec 2>/dev/null
         trap "" PIPE
+        open() { exec {fd}<>"/dev/tcp/$1/80" && printf "GET / HTTP/1.1\r\nHost: guest\r\n" >&$fd; }
         n=0
         for i in $(seq 1 "$2"); do
-            if exec {fd}<>"/dev/tcp/$1/80"; then
-                printf "GET / HTTP/1.1\r\nHost: guest\r\n" >&$fd
-                fds[n]=$fd; n=$((n + 1))
-            fi
+            if open "$1"; then fds[n]=$fd; n=$((n + 1)); fi
         done
         echo "$n" > /tmp/slow-opened
-        for s in 1 2 3 4 5; do
+        again=0
+        for s in $(seq 1 "$3"); do
             sleep 1
-            for fd in "${fds[@]}"; do printf "X-Slow-%d: y\r\n" "$s" >&$fd; done
-        done' slow "$ip" "$3" &
+            for i in "${!fds[@]}"; do
+                if ! printf "X-Slow-%d: y\r\n" "$s" >&${fds[i]}; then
+                    exec {fds[i]}>&-
+                    if open "$1"; then fds[i]=$fd; again=$((again + 1)); fi
+                fi
+            done
+        done
+        echo "$again" > /tmp/slow-reopened' slow "$ip" "$3" "$4" &
     slow=$!
     while [ ! -s /tmp/slow-opened ]; do sleep 1; done
-    sleep 2
-    timed=$(timed_get)
+    # One timed GET a second while the clients trickle: how many answered, the slowest.
+    gets=0; ok=0; worst=0
+    while [ ! -s /tmp/slow-reopened ]; do
+        set -- $(timed_get)
+        gets=$((gets + 1))
+        ms=${2#ms=}
+        [ "$1" = status=ok ] && ok=$((ok + 1))
+        [ "$ms" -gt "$worst" ] && worst=$ms
+        [ "$ms" -lt 1000 ] && sleep "0.$(printf %03d $((1000 - ms)))"
+    done
     wait $slow
-    echo "opened=$(cat /tmp/slow-opened) $timed"
+    echo "opened=$(cat /tmp/slow-opened) reopened=$(cat /tmp/slow-reopened) gets=$gets ok=$ok worst_ms=$worst"
+    ;;
+diag)
+    # The guest's state as dom0 sees it, on one line: xl's state letters, and its RIP and
+    # RFLAGS three times, a second apart (a guest spinning shows RIPs that move).
+    d=$($XL domid "$3" 2>/dev/null)
+    state=$($XL list "$3" 2>/dev/null | awk 'NR == 2 { print $5 }')
+    regs=""
+    for s in 1 2 3; do
+        regs="$regs $(xen-hvmctx "$d" 2>&1 | tr -s ' \n\t' ' ' | grep -o 'rip [0-9a-fx]*' | head -n 1 | tr ' ' '=')"
+        sleep 1
+    done
+    echo "domid=${d:-none} state=${state:-none}$regs"
     ;;
 *)
     echo "unknown check $2"

@@ -86,12 +86,22 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The guest's command line for the device boot (its first storm follows the group).
+/// The guest's command line for the device boot (its first storm follows the group), with
+/// the head deadline [`TEST_HEAD_MS`] (`cargo xtask test`).
 pub fn cmdline() -> String {
+    cmdline_with(&format!(" http-head-ms={TEST_HEAD_MS}"))
+}
+
+/// The guest's command line for `cargo xtask soak`: the service's default deadlines.
+pub fn soak_cmdline() -> String {
+    cmdline_with("")
+}
+
+fn cmdline_with(extra: &str) -> String {
     format!(
         "selftest=blk,net blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w ip=dhcp \
          net-expect-mac={GUEST_MAC} net-expect-ip={GUEST_IP}/24 net-expect-gw={DOM0_IP} \
-         net-serve-ms={NET_SERVE_MS} kv-region={}+{} kv-storm=1",
+         net-serve-ms={NET_SERVE_MS} kv-region={}+{} kv-storm=1{extra}",
         SERVICE_KV.0, SERVICE_KV.1
     )
 }
@@ -118,12 +128,22 @@ pub const GUEST_IP: &str = "10.0.0.2";
 pub const DOM0_IP: &str = "10.0.0.1";
 /// How long the guest serves at most after its `net` tests (the harness ends it sooner by
 /// writing `data/net-done` once its clients are done).
-const NET_SERVE_MS: u64 = 130_000;
+const NET_SERVE_MS: u64 = 200_000;
 /// Connections the `net-churn` check opens and closes at once (several times the guest's
 /// pool).
 pub const CHURN_CONNECTIONS: u64 = 200;
-/// How soon `GET /` must be answered in the churn check, ms.
+/// How soon `GET /` must be answered in the churn and slow-heads checks, ms.
 pub const ANSWER_WITHIN_MS: u64 = 2000;
+/// Clients of the `net-slow-heads` check, each sending request heads a line a second.
+pub const SLOW_HEADS: u64 = 64;
+/// How long they trickle in `cargo xtask test` (the guest's head deadline [`TEST_HEAD_MS`]),
+/// seconds.
+pub const SLOW_HEADS_SECS: u64 = 20;
+/// How long they trickle in `cargo xtask soak` (the default head deadline), seconds.
+pub const SOAK_SLOW_HEADS_SECS: u64 = 60;
+/// The head deadline on the guest's command line in `cargo xtask test` (`http-head-ms=`), ms:
+/// short, so that the slow clients' heads time out (and they open again) within the check.
+pub const TEST_HEAD_MS: u64 = 2000;
 /// Requests of the load check (`ab -k`, 16 connections) in `cargo xtask test`.
 pub const LOAD_REQUESTS: u64 = 2000;
 /// Requests of the load check in `cargo xtask soak`.
@@ -289,6 +309,8 @@ pub fn pause_delays(seed: u64) -> Vec<u64> {
 /// moment of `delays` and destroyed, each followed by a check on a fresh create; the last
 /// check powers off. Then the images are digested.
 fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> Result<Job> {
+    let soak = load >= SOAK_REQUESTS;
+    let slow_secs = slow_heads_secs(load);
     let disks = "disk = [ 'format=raw, vdev=xvda, access=ro, target=/tmp/xvda.img',\n\
                  \x20        'format=raw, vdev=xvdb, access=rw, target=/tmp/xvdb.img' ]\n";
     let f_req = format!(
@@ -350,6 +372,14 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         run(
             "net-churn",
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} churn {CHURN_CONNECTIONS}"),
+        ),
+        run(
+            "net-slow-heads",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} slow-heads {SLOW_HEADS} {slow_secs}"),
+        ),
+        run(
+            "net-diag",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} diag {GUEST_NAME}"),
         ),
         run(
             "net-done",
@@ -431,8 +461,9 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     for (name, config) in configs {
         files.push((name, config.into_bytes()));
     }
+    let guest_cmdline = if soak { soak_cmdline() } else { cmdline() };
     Job::with_steps(
-        xl_config(&cmdline(), &format!("{disks}{vif}"))?,
+        xl_config(&guest_cmdline, &format!("{disks}{vif}"))?,
         steps,
         files,
     )
@@ -746,6 +777,7 @@ pub fn host_checks(
         )),
         None => Err("dom0 gave no `net-malformed`".to_owned()),
     };
+    let slow_secs = slow_heads_secs(load);
     let load = match t.result("net-load") {
         Some(v) => load_verdict(v, load),
         None => Err("dom0 gave no `net-load`".to_owned()),
@@ -786,7 +818,44 @@ pub fn host_checks(
         check("blk-flush-counted", flush),
         check("app-shutdown", app_shutdown(t)),
         check("net-churn", timed("net-churn", CHURN_CONNECTIONS)),
+        check(
+            "net-slow-heads",
+            match t.result("net-slow-heads") {
+                Some(v) => slow_heads_verdict(v, slow_secs),
+                None => Err("dom0 gave no `net-slow-heads`".to_owned()),
+            },
+        ),
     ]
+}
+
+/// How long the slow clients trickle in a device boot with `load` requests in its load check.
+fn slow_heads_secs(load: u64) -> u64 {
+    if load >= SOAK_REQUESTS {
+        SOAK_SLOW_HEADS_SECS
+    } else {
+        SLOW_HEADS_SECS
+    }
+}
+
+/// The slow-heads check: all [`SLOW_HEADS`] clients connected, and every timed `GET /` of the
+/// `secs` seconds (one a second, give or take the slowest) answered within
+/// [`ANSWER_WITHIN_MS`].
+fn slow_heads_verdict(v: &str, secs: u64) -> Result<(), String> {
+    let num = |name: &str| word(v, name).parse::<u64>().ok();
+    let (gets, ok, worst) = (num("gets"), num("ok"), num("worst_ms"));
+    let enough = secs * 1000 / (ANSWER_WITHIN_MS + 1000);
+    if word(v, "opened") == SLOW_HEADS.to_string()
+        && gets.is_some_and(|g| g >= enough)
+        && ok == gets
+        && worst.is_some_and(|w| w <= ANSWER_WITHIN_MS)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{SLOW_HEADS} clients connected and every GET / of {secs} s (at least {enough}) \
+             answered within {ANSWER_WITHIN_MS} ms expected: {v}"
+        ))
+    }
 }
 
 /// Boots the guest with its two disks and counts one unit per `TEST` line of the `blk` group
@@ -829,7 +898,12 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     );
     let guest_bytes: Vec<u8> = (0..GUEST_PATTERN_BYTES).map(guest_pattern).collect();
     let guest_sha = hex(&Sha256::digest(&guest_bytes));
-    println!("xen: device boot, guest cmdline {:?}", cmdline());
+    let shown = if load >= SOAK_REQUESTS {
+        soak_cmdline()
+    } else {
+        cmdline()
+    };
+    println!("xen: device boot, guest cmdline {shown:?}");
     let limits = Limits {
         timeout,
         guest_limit: TEST_GUEST_LIMIT,
@@ -846,8 +920,10 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     for (_, line) in &mut verdict.host {
         *line = line.replacen("HOST xen-run", "HOST xen-run-blk", 1);
     }
-    if let Some(load) = t.result("net-load") {
-        println!("xen: net-load: {load}");
+    for key in ["net-load", "net-churn", "net-slow-heads", "net-diag"] {
+        if let Some(v) = t.result(key) {
+            println!("xen: {key}: {v}");
+        }
     }
     verdict.host.extend(host_checks(
         t,
@@ -907,11 +983,12 @@ mod tests {
             "PVXEN result app-shutdown ok",
             "G|APP stopped 3 requests 3 connections",
             "PVXEN result net-churn opened=200 status=ok ms=35",
+            "PVXEN result net-slow-heads opened=64 reopened=300 gets=19 ok=19 worst_ms=412",
             "PVXEN end poweroff 5.0",
         ]);
         let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
-        assert_eq!(checks.len(), 14);
+        assert_eq!(checks.len(), 15);
         for late in [
             "opened=300 status=ok ms=2001",
             "opened=300 status=failed ms=3",
@@ -919,6 +996,16 @@ mod tests {
             "opened=300 status=ok",
         ] {
             assert!(timed_verdict(late, 300).is_err(), "{late}");
+        }
+        assert!(slow_heads_verdict("opened=64 reopened=0 gets=6 ok=6 worst_ms=2000", 20).is_ok());
+        for bad in [
+            "opened=64 reopened=9 gets=19 ok=18 worst_ms=40",
+            "opened=64 reopened=9 gets=19 ok=19 worst_ms=2001",
+            "opened=63 reopened=9 gets=19 ok=19 worst_ms=40",
+            "opened=64 reopened=9 gets=5 ok=5 worst_ms=40",
+            "opened=64 reopened=9 gets=19 ok=19",
+        ] {
+            assert!(slow_heads_verdict(bad, 20).is_err(), "{bad}");
         }
         assert_eq!(
             timed_verdict("opened=1", 300),
@@ -1049,6 +1136,8 @@ mod tests {
             "run net-files",
             "run net-kv",
             "run net-churn",
+            "run net-slow-heads",
+            "run net-diag",
             "run net-done",
         ];
         for storm in 1..=3 {
