@@ -131,6 +131,9 @@ pub struct ServerStats {
     pub handshake_timeouts: u64,
     /// Closed connections reset because the peer did not finish within [`Deadlines::close`].
     pub close_timeouts: u64,
+    /// Requests answered `503`, or answers cut short, because the storage kept them pending
+    /// past [`Deadlines::storage`].
+    pub storage_timeouts: u64,
     /// Connections reset to free a slot for a new one.
     pub reclaimed: u64,
     /// Slots not listening now (connections open, half-open or closing).
@@ -415,6 +418,8 @@ impl Server {
             let Some(conn) = slot.conn.as_mut() else {
                 continue;
             };
+            // A request the storage kept pending is asked again.
+            conn.resume(now, backend);
             if socket.can_recv() {
                 let _ = socket.recv(|data| (conn.receive(data, now, backend, &snapshot), ()));
             }
@@ -462,6 +467,10 @@ impl Server {
                         self.stats.body_timeouts += 1;
                         conn.time_out();
                     }
+                    (Expiry::Storage, false) => {
+                        self.stats.storage_timeouts += 1;
+                        conn.storage_timed_out();
+                    }
                 },
                 Some((at, _)) => self.wake = Some(self.wake.map_or(at, |w| w.min(at))),
                 None => {}
@@ -490,7 +499,7 @@ impl Server {
                 }
             }
             slot.queued = socket.send_queue();
-            let peer_done = !socket.may_recv() && !conn.has_output();
+            let peer_done = !socket.may_recv() && !conn.has_output() && !conn.is_waiting();
             if slot.closed.is_none() && (conn.wants_close() || peer_done || idle_expired) {
                 if idle_expired && !conn.wants_close() && !peer_done {
                     self.stats.idle_closed += 1;

@@ -38,7 +38,7 @@ impl Status {
             ",\"http\":{{\"connections\":{},\"requests\":{},\"client_errors\":{},\
              \"bytes_in\":{},\"bytes_out\":{},\"idle_closed\":{},\"aborted\":{},\
              \"head_timeouts\":{},\"body_timeouts\":{},\"send_timeouts\":{},\
-             \"handshake_timeouts\":{},\"close_timeouts\":{},\
+             \"handshake_timeouts\":{},\"close_timeouts\":{},\"storage_timeouts\":{},\
              \"pool\":{{\"open\":{},\"max\":{},\"reclaimed\":{}}}}}}}",
             http.connections,
             http.requests,
@@ -52,6 +52,7 @@ impl Status {
             http.send_timeouts,
             http.handshake_timeouts,
             http.close_timeouts,
+            http.storage_timeouts,
             http.open,
             http.max,
             http.reclaimed
@@ -90,6 +91,7 @@ mod tests {
             send_timeouts: 11,
             handshake_timeouts: 12,
             close_timeouts: 13,
+            storage_timeouts: 17,
             open: 14,
             max: 15,
             reclaimed: 16,
@@ -102,7 +104,7 @@ mod tests {
              \"http\":{\"connections\":0,\"requests\":0,\"client_errors\":0,\"bytes_in\":0,\
              \"bytes_out\":0,\"idle_closed\":0,\"aborted\":8,\"head_timeouts\":9,\
              \"body_timeouts\":10,\"send_timeouts\":11,\"handshake_timeouts\":12,\
-             \"close_timeouts\":13,\"pool\":{\"open\":14,\"max\":15,\"reclaimed\":16}}}"
+             \"close_timeouts\":13,\"storage_timeouts\":17,\"pool\":{\"open\":14,\"max\":15,\"reclaimed\":16}}}"
         );
         assert_eq!(
             Status::default().to_json(&http).get(..80),
