@@ -19,11 +19,14 @@
 #   slow-heads N S  N clients send request heads a line a second for S s (a closed one opens
 #              again); meanwhile GET / timed once a second: how many answered, the slowest
 #   diag NAME  the domain's state and RIP as dom0 sees them (printed, not judged)
+#   stall-prep IMAGE NAME  a device-mapper target NAME over a loop device on IMAGE
+#   stalled NAME  with the store's disk (target NAME) suspended: GET / timed, a put timed (503
+#              expected after the service's storage deadline); resumed: what was acknowledged
 ip=$1
 # GET / timed with bash's clock: prints `status=<ok|failed> ms=<ms>`.
 timed_get() {
     bash -c 'start=${EPOCHREALTIME/./}
-        if wget -q -O /tmp/timed.json "http://$1/" && grep -q "^{\"uptime_ms\"" /tmp/timed.json; then
+        if wget -q -T 5 -O /tmp/timed.json "http://$1/" && grep -q "^{\"uptime_ms\"" /tmp/timed.json; then
             status=ok; else status=failed; fi
         echo "status=$status ms=$(( (${EPOCHREALTIME/./} - start) / 1000 ))"' timed "$ip"
 }
@@ -153,9 +156,17 @@ slow-heads)
         echo "$again" > /tmp/slow-reopened' slow "$ip" "$3" "$4" &
     slow=$!
     while [ ! -s /tmp/slow-opened ]; do sleep 1; done
-    # One timed GET a second while the clients trickle: how many answered, the slowest.
-    gets=0; ok=0; worst=0
+    # One timed GET a second while the clients trickle: how many answered, the slowest. A
+    # trickle that has not ended 20 s after its time is a guest that stopped answering
+    # (connects then wait for TCP's own timeouts): its state goes into the result.
+    gets=0; ok=0; worst=0; hung=0
+    end=$(( $(cut -d. -f1 /proc/uptime) + $4 + 20 ))
     while [ ! -s /tmp/slow-reopened ]; do
+        if [ "$(cut -d. -f1 /proc/uptime)" -gt "$end" ]; then
+            hung=1
+            kill $slow
+            break
+        fi
         set -- $(timed_get)
         gets=$((gets + 1))
         ms=${2#ms=}
@@ -164,19 +175,60 @@ slow-heads)
         [ "$ms" -lt 1000 ] && sleep "0.$(printf %03d $((1000 - ms)))"
     done
     wait $slow
-    echo "opened=$(cat /tmp/slow-opened) reopened=$(cat /tmp/slow-reopened) gets=$gets ok=$ok worst_ms=$worst"
+    if [ "$hung" = 1 ]; then
+        echo "opened=$(cat /tmp/slow-opened) gets=$gets ok=$ok worst_ms=$worst hung $(sh "$0" "$ip" diag pvguest)"
+    else
+        echo "opened=$(cat /tmp/slow-opened) reopened=$(cat /tmp/slow-reopened) gets=$gets ok=$ok worst_ms=$worst"
+    fi
+    ;;
+stall-prep)
+    # A loop device on the image $3 and a device-mapper target `$4` over it, for a guest's
+    # disk the harness can stall (`stalled`).
+    modprobe dm-mod
+    dev=$(losetup -f --show "$3") &&
+        dmsetup create "$4" --noudevsync --verifyudev \
+            --table "0 $(( $(stat -c %s "$3") / 512 )) linear $dev 0" &&
+        [ -b "/dev/mapper/$4" ] && echo ok
+    ;;
+stalled)
+    # A put acknowledged; the store's disk (device-mapper target $3) suspended; meanwhile
+    # GET / timed and a put timed (the service answers it 503 after its storage deadline);
+    # the disk resumed; then what was acknowledged before the stall, read back.
+    dm=$3
+    printf 'acknowledged-before-the-stall' > /tmp/vsb
+    printf 'put-during-the-stall' > /tmp/vsd
+    before=$(req PUT /kv/stall-before /tmp/vsb)
+    dmsetup suspend --noudevsync "$dm"
+    bash -c 'start=${EPOCHREALTIME/./}
+        { printf "PUT /kv/stall-during HTTP/1.0\r\nContent-Length: 20\r\n\r\n"; cat /tmp/vsd; } |
+            nc -w 60 "$1" 80 > /tmp/stall-put
+        echo "$(( (${EPOCHREALTIME/./} - start) / 1000 ))" > /tmp/stall-put-ms' put "$ip" &
+    put=$!
+    sleep 1
+    set -- $(timed_get)
+    during_get=${1#status=}; during_get_ms=${2#ms=}
+    wait $put
+    put_status=$(head -n 1 /tmp/stall-put | cut -d' ' -f2)
+    dmsetup resume --noudevsync "$dm"
+    req GET /kv/stall-before > /dev/null
+    if [ "$(body)" = acknowledged-before-the-stall ]; then after=same; else after=differs; fi
+    req GET /kv/persist > /dev/null; persist=$(body)
+    echo "before=$before get=$during_get get_ms=$during_get_ms put=$put_status put_ms=$(cat /tmp/stall-put-ms) after=$after persist=$persist"
     ;;
 diag)
-    # The guest's state as dom0 sees it, on one line: xl's state letters, and its RIP and
-    # RFLAGS three times, a second apart (a guest spinning shows RIPs that move).
+    # The guest's state as dom0 sees it, on one line: xl's state letters, and its
+    # RIP three times, a second apart, and its CPU seconds before and after (a guest
+    # spinning shows RIPs that move and CPU time that grows).
     d=$($XL domid "$3" 2>/dev/null)
     state=$($XL list "$3" 2>/dev/null | awk 'NR == 2 { print $5 }')
+    cpu0=$($XL list "$3" 2>/dev/null | awk 'NR == 2 { print $6 }')
     regs=""
     for s in 1 2 3; do
         regs="$regs $(xen-hvmctx "$d" 2>&1 | tr -s ' \n\t' ' ' | grep -o 'rip [0-9a-fx]*' | head -n 1 | tr ' ' '=')"
         sleep 1
     done
-    echo "domid=${d:-none} state=${state:-none}$regs"
+    cpu1=$($XL list "$3" 2>/dev/null | awk 'NR == 2 { print $6 }')
+    echo "domid=${d:-none} state=${state:-none} cpu_s=${cpu0:-?}..${cpu1:-?}$regs"
     ;;
 *)
     echo "unknown check $2"

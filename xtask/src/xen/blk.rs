@@ -134,6 +134,12 @@ const NET_SERVE_MS: u64 = 200_000;
 pub const CHURN_CONNECTIONS: u64 = 200;
 /// How soon `GET /` must be answered in the churn and slow-heads checks, ms.
 pub const ANSWER_WITHIN_MS: u64 = 2000;
+/// The device-mapper target under the application's store disk (`xvdb` of `guest-app.cfg`),
+/// which `net-stalled-disk` suspends.
+const STALL_TARGET: &str = "pvstore";
+/// The service's storage deadline (`httpd::Deadlines::storage`, its default), ms: how long
+/// the put of `net-stalled-disk` waits before its 503.
+pub const STORAGE_DEADLINE_MS: u64 = 10_000;
 /// Clients of the `net-slow-heads` check, each sending request heads a line a second.
 pub const SLOW_HEADS: u64 = 64;
 /// How long they trickle in `cargo xtask test` (the guest's head deadline [`TEST_HEAD_MS`]),
@@ -425,7 +431,12 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     steps.push(Step::Unpause);
     steps.push(Step::WaitEnd);
     steps.push(Step::Destroy);
-    // A fresh domain, the application this time, on the same disks: what net-kv put is there.
+    // A fresh domain, the application this time, on the same disks (the store's through a
+    // device-mapper target the harness can suspend): what net-kv put is there.
+    steps.push(run(
+        "net-stall-prep",
+        &format!("sh /pvxen/net-checks.sh {GUEST_IP} stall-prep /tmp/xvdb.img {STALL_TARGET}"),
+    ));
     steps.push(Step::Create {
         config: "guest-app.cfg".into(),
         paused: false,
@@ -434,6 +445,10 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     steps.push(run(
         "net-kv-persist",
         &format!("sh /pvxen/net-checks.sh {GUEST_IP} persist"),
+    ));
+    steps.push(run(
+        "net-stalled-disk",
+        &format!("sh /pvxen/net-checks.sh {GUEST_IP} stalled {STALL_TARGET}"),
     ));
     // The toolstack's shutdown (control/shutdown = poweroff): the application stops serving
     // and powers off (`HOST app-shutdown`).
@@ -454,9 +469,13 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         bytes: Some(GUEST_PATTERN_BYTES as u64),
     });
     let vif = format!("vif = [ 'mac={GUEST_MAC},bridge=xenbr0' ]\n");
+    let app_disks = format!(
+        "disk = [ 'format=raw, vdev=xvda, access=ro, target=/tmp/xvda.img',\n\
+         \x20        'format=raw, vdev=xvdb, access=rw, target=/dev/mapper/{STALL_TARGET}' ]\n"
+    );
     configs.push((
         "guest-app.cfg".to_owned(),
-        xl_config(&app_cmdline(), &format!("{disks}{vif}"))?,
+        xl_config(&app_cmdline(), &format!("{app_disks}{vif}"))?,
     ));
     for (name, config) in configs {
         files.push((name, config.into_bytes()));
@@ -819,6 +838,13 @@ pub fn host_checks(
         check("app-shutdown", app_shutdown(t)),
         check("net-churn", timed("net-churn", CHURN_CONNECTIONS)),
         check(
+            "net-stalled-disk",
+            match t.result("net-stalled-disk") {
+                Some(v) => stalled_verdict(v),
+                None => Err("dom0 gave no `net-stalled-disk`".to_owned()),
+            },
+        ),
+        check(
             "net-slow-heads",
             match t.result("net-slow-heads") {
                 Some(v) => slow_heads_verdict(v, slow_secs),
@@ -826,6 +852,29 @@ pub fn host_checks(
             },
         ),
     ]
+}
+
+/// The stalled-disk check: a put acknowledged before the stall; while the store's disk is
+/// suspended, `GET /` answered within [`ANSWER_WITHIN_MS`] and a put answered `503` after the
+/// storage deadline (not much later); once resumed, the acknowledged values are there.
+fn stalled_verdict(v: &str) -> Result<(), String> {
+    let num = |name: &str| word(v, name).parse::<u64>().ok();
+    let deadline = STORAGE_DEADLINE_MS;
+    if word(v, "before") == "200"
+        && word(v, "get") == "ok"
+        && num("get_ms").is_some_and(|ms| ms <= ANSWER_WITHIN_MS)
+        && word(v, "put") == "503"
+        && num("put_ms").is_some_and(|ms| (deadline - 1000..=deadline * 3).contains(&ms))
+        && word(v, "after") == "same"
+        && word(v, "persist") == "kept-across-boots"
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "with the store's disk suspended, GET / within {ANSWER_WITHIN_MS} ms and a put \
+             answered 503 after about {deadline} ms; resumed, what was acknowledged before: {v}"
+        ))
+    }
 }
 
 /// How long the slow clients trickle in a device boot with `load` requests in its load check.
@@ -920,7 +969,13 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     for (_, line) in &mut verdict.host {
         *line = line.replacen("HOST xen-run", "HOST xen-run-blk", 1);
     }
-    for key in ["net-load", "net-churn", "net-slow-heads", "net-diag"] {
+    for key in [
+        "net-load",
+        "net-churn",
+        "net-slow-heads",
+        "net-diag",
+        "net-stalled-disk",
+    ] {
         if let Some(v) = t.result(key) {
             println!("xen: {key}: {v}");
         }
@@ -984,11 +1039,12 @@ mod tests {
             "G|APP stopped 3 requests 3 connections",
             "PVXEN result net-churn opened=200 status=ok ms=35",
             "PVXEN result net-slow-heads opened=64 reopened=300 gets=19 ok=19 worst_ms=412",
+            "PVXEN result net-stalled-disk before=200 get=ok get_ms=80 put=503 put_ms=10050 after=same persist=kept-across-boots",
             "PVXEN end poweroff 5.0",
         ]);
         let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
-        assert_eq!(checks.len(), 15);
+        assert_eq!(checks.len(), 16);
         for late in [
             "opened=300 status=ok ms=2001",
             "opened=300 status=failed ms=3",
@@ -998,6 +1054,22 @@ mod tests {
             assert!(timed_verdict(late, 300).is_err(), "{late}");
         }
         assert!(slow_heads_verdict("opened=64 reopened=0 gets=6 ok=6 worst_ms=2000", 20).is_ok());
+        let stalled =
+            "before=200 get=ok get_ms=80 put=503 put_ms=10050 after=same persist=kept-across-boots";
+        assert!(stalled_verdict(stalled).is_ok());
+        for (from, to) in [
+            ("before=200", "before=503"),
+            ("get=ok", "get=failed"),
+            ("get_ms=80", "get_ms=2500"),
+            ("put=503", "put=200"),
+            ("put_ms=10050", "put_ms=200"),
+            ("put_ms=10050", "put_ms=45000"),
+            ("after=same", "after=differs"),
+            ("persist=kept-across-boots", "persist="),
+        ] {
+            let bad = stalled.replace(from, to);
+            assert!(stalled_verdict(&bad).is_err(), "{bad}");
+        }
         for bad in [
             "opened=64 reopened=9 gets=19 ok=18 worst_ms=40",
             "opened=64 reopened=9 gets=19 ok=19 worst_ms=2001",
@@ -1159,9 +1231,11 @@ mod tests {
             "unpause",
             "wait-end",
             "destroy",
+            "run net-stall-prep",
             "create guest-app.cfg",
             "wait-line APP",
             "run net-kv-persist",
+            "run net-stalled-disk",
             "run app-shutdown",
             "wait-end",
             "destroy",
