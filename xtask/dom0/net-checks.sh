@@ -19,6 +19,8 @@
 #   slow-heads N S  N clients send request heads a line a second for S s (a closed one opens
 #              again); meanwhile GET / timed once a second: how many answered, the slowest
 #   diag NAME  the domain's state and RIP as dom0 sees them (printed, not judged)
+#   bench N    ab -k on /files/index.html: N requests over 16 connections three times, then
+#              over 128 (requests per second, printed, not judged)
 #   stall-prep IMAGE NAME  a device-mapper target NAME over a loop device on IMAGE
 #   stalled NAME  with the store's disk (target NAME) suspended: GET / timed, a put timed (503
 #              expected after the service's storage deadline); resumed: what was acknowledged
@@ -180,6 +182,20 @@ slow-heads)
     else
         echo "opened=$(cat /tmp/slow-opened) reopened=$(cat /tmp/slow-reopened) gets=$gets ok=$ok worst_ms=$worst"
     fi
+    ;;
+bench)
+    # ab -k against /files/index.html (read from the archive disk): three runs of $3 requests
+    # over 16 connections, then one over 128. Prints each run's requests per second and its
+    # failures (numbers for the record, not judged).
+    out=""
+    for c in 16 16 16 128; do
+        timeout 120 ab -k -s 20 -n "$3" -c "$c" "http://$ip/files/index.html" > /tmp/ab-bench.log 2>&1
+        rps=$(awk '/^Requests per second/ {print $4}' /tmp/ab-bench.log)
+        done_=$(awk '/^Complete requests/ {print $3}' /tmp/ab-bench.log)
+        failed=$(awk '/^Failed requests/ {print $3}' /tmp/ab-bench.log)
+        out="$out c$c=${rps:-none}rps/${done_:-0}done/${failed:-?}failed"
+    done
+    echo "${out# }"
     ;;
 stall-prep)
     # A loop device on the image $3 and a device-mapper target `$4` over it, for a guest's

@@ -371,6 +371,10 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} load {load}"),
         ),
         run(
+            "net-bench",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} bench {LOAD_REQUESTS}"),
+        ),
+        run(
             "net-files",
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} files /pvxen/files.sha256"),
         ),
@@ -971,6 +975,7 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     }
     for key in [
         "net-load",
+        "net-bench",
         "net-churn",
         "net-slow-heads",
         "net-diag",
@@ -1205,6 +1210,7 @@ mod tests {
             "run net-upload",
             "run net-malformed",
             "run net-load",
+            "run net-bench",
             "run net-files",
             "run net-kv",
             "run net-churn",
