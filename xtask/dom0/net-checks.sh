@@ -28,7 +28,7 @@ ip=$1
 # GET / timed with bash's clock: prints `status=<ok|failed> ms=<ms>`.
 timed_get() {
     bash -c 'start=${EPOCHREALTIME/./}
-        if wget -q -T 5 -O /tmp/timed.json "http://$1/" && grep -q "^{\"uptime_ms\"" /tmp/timed.json; then
+        if timeout 5 wget -q -O /tmp/timed.json "http://$1/" && grep -q "^{\"uptime_ms\"" /tmp/timed.json; then
             status=ok; else status=failed; fi
         echo "status=$status ms=$(( (${EPOCHREALTIME/./} - start) / 1000 ))"' timed "$ip"
 }
