@@ -134,6 +134,10 @@ const NET_SERVE_MS: u64 = 200_000;
 pub const CHURN_CONNECTIONS: u64 = 200;
 /// How soon `GET /` must be answered in the churn and slow-heads checks, ms.
 pub const ANSWER_WITHIN_MS: u64 = 2000;
+/// The device boot's hard timeout: the platform boots' [`TEST_TIMEOUT`] plus room for the
+/// service's pressure checks (slow heads, the stalled disk, the bench) on a loaded machine.
+const DEVICE_BOOT_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(TEST_TIMEOUT.as_secs() + 120);
 /// The device-mapper target under the application's store disk (`xvdb` of `guest-app.cfg`),
 /// which `net-stalled-disk` suspends.
 const STALL_TARGET: &str = "pvstore";
@@ -928,7 +932,7 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
 fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
-    let timeout = hard_timeout(TEST_TIMEOUT)?;
+    let timeout = hard_timeout(DEVICE_BOOT_TIMEOUT)?;
     let site = site_archive(&workspace_root().join("pvguest").join("site"), true)?;
     let mut xvda = site.tar;
     if xvda.len() > XVDA_BYTES {
