@@ -478,7 +478,9 @@ impl<D: BlockDevice> Store<D> {
         result: Result<(), D::Error>,
     ) -> Result<(), KvError<D::Error>> {
         self.begun = false;
-        self.stats.flushes += 1;
+        if result.is_ok() {
+            self.stats.flushes += 1;
+        }
         self.guard(|_| result)?;
         for (key, loc) in pending.changes {
             match loc {
