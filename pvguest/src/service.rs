@@ -859,6 +859,7 @@ pub fn serve(
         if now_ns() >= next_check {
             next_check = now_ns() + 300_000_000;
             if stop_requested(stop_key) {
+                log::info!("service: {stop_key} asks to stop");
                 break;
             }
         }
@@ -879,7 +880,12 @@ pub fn serve(
         }
     }
     // What is still on its way to the disks lands before the disks are handed back.
+    let left = storage.in_flight();
     storage.settle(now_ns().saturating_add(SETTLE_NS));
+    log::info!(
+        "service: stopped; {left} disk requests were in flight, {} still are",
+        storage.in_flight()
+    );
     server.stats()
 }
 

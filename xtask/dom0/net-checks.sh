@@ -136,8 +136,10 @@ slow-heads)
     # One bash process: $3 connections, each sent a head's first lines, then a header line a
     # second (never the blank line) for $4 seconds; a connection the service closed (its head
     # deadline) is opened again and starts over. Meanwhile GET / is timed once a second.
-    rm -f /tmp/slow-opened /tmp/slow-reopened
-    bash -c 'exec 2>/dev/null
+    rm -f /tmp/slow-opened /tmp/slow-reopened /tmp/slow-pid
+    # A subshell's child, not a job of this shell (which would report its end if killed).
+    ( bash -c 'exec >/dev/null 2>&1
+        echo $$ > /tmp/slow-pid
         trap "" PIPE
         open() { exec {fd}<>"/dev/tcp/$1/80" && printf "GET / HTTP/1.1\r\nHost: guest\r\n" >&$fd; }
         n=0
@@ -157,8 +159,7 @@ slow-heads)
                 fi
             done
         done
-        echo "$again" > /tmp/slow-reopened' slow "$ip" "$3" "$4" &
-    slow=$!
+        echo "$again" > /tmp/slow-reopened' slow "$ip" "$3" "$4" & )
     while [ ! -s /tmp/slow-opened ]; do sleep 1; done
     # One timed GET a second while the clients trickle: how many answered, the slowest. A
     # trickle that has not ended 30 s after its time is a guest that stopped answering
@@ -168,7 +169,7 @@ slow-heads)
     while [ ! -s /tmp/slow-reopened ]; do
         if [ "$(cut -d. -f1 /proc/uptime)" -gt "$end" ]; then
             hung=1
-            kill $slow 2>/dev/null
+            kill "$(cat /tmp/slow-pid)" 2>/dev/null
             break
         fi
         set -- $(timed_get)
@@ -178,7 +179,6 @@ slow-heads)
         [ "$ms" -gt "$worst" ] && worst=$ms
         [ "$ms" -lt 1000 ] && sleep "0.$(printf %03d $((1000 - ms)))"
     done
-    wait $slow 2>/dev/null
     if [ "$hung" = 1 ]; then
         echo "opened=$(cat /tmp/slow-opened) gets=$gets ok=$ok worst_ms=$worst hung $(sh "$0" "$ip" diag pvguest)"
     else
@@ -196,7 +196,9 @@ bench)
         rps=$(awk '/^Requests per second/ {print $4}' /tmp/ab-bench.log)
         done_=$(awk '/^Complete requests/ {print $3}' /tmp/ab-bench.log)
         failed=$(awk '/^Failed requests/ {print $3}' /tmp/ab-bench.log)
-        out="$out c$c=${rps:-none}rps/${done_:-0}done/${failed:-?}failed"
+        why=""
+        [ -n "$rps" ] || why="($(grep -v '^$' /tmp/ab-bench.log | tail -n 1 | tr ' ' '_'))"
+        out="$out c$c=${rps:-none}rps/${done_:-0}done/${failed:-?}failed$why"
     done
     echo "${out# }"
     ;;

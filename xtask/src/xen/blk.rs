@@ -401,6 +401,11 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
                 "$XL domid {GUEST_NAME} >/dev/null && xenstore-write /local/domain/$($XL domid {GUEST_NAME})/data/net-done 1 && echo ok"
             ),
         ),
+        // The guest's state once it should have stopped serving (printed, not judged).
+        run(
+            "net-diag-after",
+            &format!("sleep 8; sh /pvxen/net-checks.sh {GUEST_IP} diag {GUEST_NAME}"),
+        ),
     ];
     let sums: String = files
         .iter()
@@ -983,6 +988,7 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
         "net-churn",
         "net-slow-heads",
         "net-diag",
+        "net-diag-after",
         "net-stalled-disk",
     ] {
         if let Some(v) = t.result(key) {
@@ -1221,6 +1227,7 @@ mod tests {
             "run net-slow-heads",
             "run net-diag",
             "run net-done",
+            "run net-diag-after",
         ];
         for storm in 1..=3 {
             if storm > 1 {
