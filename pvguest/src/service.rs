@@ -501,6 +501,10 @@ impl<'a> Storage<'a> {
     /// Takes the disks' completions and moves the store commit on: once a turn, before the
     /// connections ask again.
     pub fn poll(&mut self) {
+        if self.in_flight() == 0 {
+            // Nothing of the service's on the disks: nothing to take.
+            return;
+        }
         let now = now_ns();
         if let Ok((_, dev)) = &mut self.files {
             for c in dev.disk_mut().poll() {
@@ -868,14 +872,18 @@ pub fn serve(
         });
         let wake = wake.min(until_ns.unwrap_or(u64::MAX)).min(next_check);
         if nic.queued_frames() == 0 {
-            // Woken by a frame, a disk's completion, or the time.
+            // Woken by a frame, the time, or (while the service has requests on them) a
+            // disk's completion.
             let port = nic.port();
+            let ports: &[xenbus::Port] = if storage.in_flight() > 0 {
+                &disk_ports
+            } else {
+                &[]
+            };
             let _ = time::wait_until(xenbus::Instant::from_nanos(wake), || {
-                disk_ports
-                    .iter()
-                    .fold(events::take_latched(port), |any, &p| {
-                        events::take_latched(p) | any
-                    })
+                ports.iter().fold(events::take_latched(port), |any, &p| {
+                    events::take_latched(p) | any
+                })
             });
         }
     }
