@@ -122,15 +122,21 @@ persist)
     ;;
 churn)
     # One bash process: its /dev/tcp connections open one after another (a failed one is
-    # skipped), then all close at once.
-    bash -c 'exec 2>/dev/null
+    # skipped), then all close at once. A guest that stops answering would leave connects
+    # waiting for TCP's own timeouts: after 90 s its state is the result.
+    rm -f /tmp/churned
+    timeout 90 bash -c 'exec 2>/dev/null
         n=0
         for i in $(seq 1 "$2"); do
             if exec {fd}<>"/dev/tcp/$1/80"; then fds[n]=$fd; n=$((n + 1)); fi
         done
         for fd in "${fds[@]}"; do exec {fd}>&-; done
         echo "$n" > /tmp/churned' churn "$ip" "$3"
-    echo "opened=$(cat /tmp/churned) $(timed_get)"
+    if [ -s /tmp/churned ]; then
+        echo "opened=$(cat /tmp/churned) $(timed_get)"
+    else
+        echo "opened=none hung $(sh "$0" "$ip" diag pvguest)"
+    fi
     ;;
 slow-heads)
     # One bash process: $3 connections, each sent a head's first lines, then a header line a
@@ -199,6 +205,11 @@ bench)
         why=""
         [ -n "$rps" ] || why="($(grep -v '^$' /tmp/ab-bench.log | tail -n 1 | tr ' ' '_'))"
         out="$out c$c=${rps:-none}rps/${done_:-0}done/${failed:-?}failed$why"
+        # A guest that stopped answering altogether: its state, and no more runs.
+        if [ -z "$rps" ] && ! timeout 5 wget -q -O /dev/null "http://$ip/"; then
+            out="$out silent $(sh "$0" "$ip" diag pvguest)"
+            break
+        fi
     done
     echo "${out# }"
     ;;
