@@ -137,7 +137,7 @@ pub const ANSWER_WITHIN_MS: u64 = 2000;
 /// The device boot's hard timeout: the platform boots' [`TEST_TIMEOUT`] plus room for the
 /// service's pressure checks (slow heads, the stalled disk, the bench) on a loaded machine.
 const DEVICE_BOOT_TIMEOUT: std::time::Duration =
-    std::time::Duration::from_secs(TEST_TIMEOUT.as_secs() + 120);
+    std::time::Duration::from_secs(TEST_TIMEOUT.as_secs() + 300);
 /// The device-mapper target under the application's store disk (`xvdb` of `guest-app.cfg`),
 /// which `net-stalled-disk` suspends.
 const STALL_TARGET: &str = "pvstore";
