@@ -53,6 +53,11 @@ impl<'a> BlkDisk<'a> {
     pub fn new(disk: &'a mut Disk) -> Self {
         Self { disk }
     }
+
+    /// The disk, for requests submitted to it directly (the service's submit and poll).
+    pub fn disk_mut(&mut self) -> &mut Disk {
+        self.disk
+    }
 }
 
 fn deadline() -> Result<Instant, BlkError> {

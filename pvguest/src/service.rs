@@ -3,22 +3,42 @@
 //! application (`app.rs`) runs it until told to stop; the `net` self-test group runs it after
 //! its tests for the harness's clients.
 //!
-//! Disk I/O happens inside the serve loop (a file is read as the socket has room, a put is a
-//! write and a flush before its answer): the loop does not poll the network meanwhile, which
-//! only delays other connections by a disk round trip.
+//! # The disk never stalls the loop: submit and poll
+//! The service reaches the disks by submitting requests to `blkfront` and polling for their
+//! completions once a turn, never by waiting on one ([`Storage`] answers
+//! [`BackendError::Pending`] meanwhile, and `httpd` asks again on later turns). Submit and
+//! poll rather than an asynchronous interface (futures and an executor): the loop already
+//! polls every connection once a turn, `blkfront` already has `submit_*` and `poll`, and a
+//! request is plain data kept in [`Storage`], so nothing borrows across turns and the host
+//! tests drive it with time passed in, as they drive the rest of `httpd`.
+//!
+//! - A file's bytes are read ahead in pieces of up to [`READ_AHEAD`] bytes into at most
+//!   [`READ_SLOTS`] buffers (the archive disk is read-only, so a piece stays good); a piece
+//!   in flight answers `Pending`.
+//! - `PUT` and `DELETE` on `/kv/` are one store commit each ([`storage::kv::Store::begin`]):
+//!   its writes are submitted together, the flush once they all completed, and the answer
+//!   comes once the flush did (durable, as before). One commit is on its way at a time;
+//!   others wait their turn (`Pending`). A commit that needs a compaction (the live region is
+//!   full, rare) still runs with blocking calls, once nothing else is in flight on the disk.
+//! - `GET /kv/<key>` reads its record the same way and checks it as `Store::get` does.
+//! - The loop sleeps on the vif's port and the disks' ports together ([`serve`]).
+//!
+//! A backend that hangs costs only the requests that wait on it: each gets `503` after
+//! `httpd`'s storage deadline while everything else (`GET /`, the blob, the other disk) is
+//! answered; the requests stay in flight and complete whenever the backend answers.
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use blkfront::BlkError;
+use blkfront::{BlkError, Completion, RequestId};
 use httpd::backend::{Backend, BackendError};
 use httpd::{Config as ServerConfig, Server, ServerStats, Status};
 use netfront::{Config, NetStats, Netfront, Platform};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, Ipv4Address, Ipv4Cidr};
-use storage::kv::{KvError, Store};
+use storage::kv::{KvError, Op, RecordRead, Store};
 use storage::tar::{Archive, TarError};
 use storage::{BlockDevice, Slice};
 use xenbus::grant::GrantAccess;
@@ -27,7 +47,7 @@ use xenbus::{EventChannel, frontend};
 use crate::disk::{BlkDisk, Disk};
 use crate::memory::heap;
 use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
-use crate::xen::{time, xenstore};
+use crate::xen::{events, time, xenstore};
 
 // The service refuses what the store would refuse, before reading a body.
 const _: () = assert!(httpd::MAX_KEY == storage::kv::MAX_KEY);
@@ -161,6 +181,247 @@ pub fn file_count(archive: &Archive) -> usize {
         .count()
 }
 
+/// Read buffers a disk keeps for the service (done or in flight).
+pub const READ_SLOTS: usize = 16;
+/// The most bytes one read of the service fetches (a file's next bytes are read ahead so).
+pub const READ_AHEAD: usize = 64 * 1024;
+/// How long a finished request's outcome waits for the connection that asked before another
+/// request may take its place, ns.
+const UNCLAIMED_NS: u64 = 2_000_000_000;
+
+enum ReadState {
+    InFlight(RequestId),
+    Done(Vec<u8>),
+    Failed(BlkError),
+}
+
+/// One read of the service's: disk bytes `offset..offset + len`.
+struct ReadSlot {
+    offset: u64,
+    len: usize,
+    state: ReadState,
+    /// When it was last asked for (the least recently asked goes first when room is needed).
+    touched: u64,
+    /// Whether its bytes were copied out since it finished (an unclaimed one is kept a while
+    /// for whoever asked for it).
+    claimed: bool,
+}
+
+/// A disk's reads, submitted and polled ([`READ_SLOTS`] at most).
+#[derive(Default)]
+struct Reads {
+    slots: Vec<ReadSlot>,
+}
+
+/// Whether `disk` can take another request now.
+fn can_submit(disk: &Disk) -> bool {
+    disk.can_submit()
+}
+
+impl Reads {
+    /// Copies the disk's bytes at `at` into `buf` if they are all read; otherwise submits a
+    /// read of the first missing piece (when there is room) and answers `Pending`.
+    fn copy(
+        &mut self,
+        disk: &mut Disk,
+        at: u64,
+        buf: &mut [u8],
+        now: u64,
+    ) -> Result<(), BackendError> {
+        let end = at.saturating_add(buf.len() as u64);
+        let mut cur = at;
+        while cur < end {
+            let Some(i) = self
+                .slots
+                .iter()
+                .position(|s| s.offset <= cur && cur < s.offset + s.len as u64)
+            else {
+                self.submit(disk, cur, now)?;
+                return Err(BackendError::Pending);
+            };
+            let slot = &mut self.slots[i];
+            slot.touched = now;
+            match &slot.state {
+                ReadState::InFlight(_) => return Err(BackendError::Pending),
+                ReadState::Failed(e) => {
+                    let e = *e;
+                    self.slots.swap_remove(i);
+                    return Err(BackendError::Failed(format!("disk read: {e}")));
+                }
+                ReadState::Done(data) => {
+                    let from = usize::try_from(cur - slot.offset).unwrap_or(usize::MAX);
+                    let to = usize::try_from(cur - at).unwrap_or(usize::MAX);
+                    let n = (data.len().saturating_sub(from)).min(buf.len().saturating_sub(to));
+                    if n == 0 {
+                        return Err(BackendError::Failed("disk read came back short".into()));
+                    }
+                    buf[to..to + n].copy_from_slice(&data[from..from + n]);
+                    slot.claimed = true;
+                    cur += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes of the read of exactly `offset..offset + len`, taken (not kept); submitted
+    /// if not asked for yet.
+    fn take(
+        &mut self,
+        disk: &mut Disk,
+        offset: u64,
+        len: usize,
+        now: u64,
+    ) -> Result<Vec<u8>, BackendError> {
+        let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| s.offset == offset && s.len == len)
+        else {
+            if self.room(now) && can_submit(disk) {
+                let id = disk
+                    .submit_read(offset, len)
+                    .map_err(|e| BackendError::Failed(format!("disk read: {e}")))?;
+                self.slots.push(ReadSlot {
+                    offset,
+                    len,
+                    state: ReadState::InFlight(id),
+                    touched: now,
+                    claimed: false,
+                });
+            }
+            return Err(BackendError::Pending);
+        };
+        self.slots[i].touched = now;
+        match &self.slots[i].state {
+            ReadState::InFlight(_) => Err(BackendError::Pending),
+            ReadState::Failed(_) | ReadState::Done(_) => match self.slots.swap_remove(i).state {
+                ReadState::Done(data) => Ok(data),
+                ReadState::Failed(e) => Err(BackendError::Failed(format!("disk read: {e}"))),
+                ReadState::InFlight(_) => Err(BackendError::Pending),
+            },
+        }
+    }
+
+    /// Submits a read ahead from `cur` (page-aligned, up to [`READ_AHEAD`] bytes, inside the
+    /// disk), if a slot and the ring have room.
+    fn submit(&mut self, disk: &mut Disk, cur: u64, now: u64) -> Result<(), BackendError> {
+        if !self.room(now) || !can_submit(disk) {
+            return Ok(());
+        }
+        let page = 4096u64;
+        let start = cur - cur % page;
+        let most = READ_AHEAD.min(disk.max_request_bytes()) as u64;
+        let size = disk.info().bytes();
+        let len = most.min(size.saturating_sub(start)) / 512 * 512;
+        if len == 0 || start + len <= cur {
+            return Err(BackendError::Failed("read past the end of the disk".into()));
+        }
+        let len = usize::try_from(len).unwrap_or(0);
+        let id = disk
+            .submit_read(start, len)
+            .map_err(|e| BackendError::Failed(format!("disk read: {e}")))?;
+        self.slots.push(ReadSlot {
+            offset: start,
+            len,
+            state: ReadState::InFlight(id),
+            touched: now,
+            claimed: false,
+        });
+        Ok(())
+    }
+
+    /// Whether a slot is free, making one by dropping the least recently asked finished read
+    /// (one nobody copied from yet is kept [`UNCLAIMED_NS`] for whoever asked for it).
+    fn room(&mut self, now: u64) -> bool {
+        if self.slots.len() < READ_SLOTS {
+            return true;
+        }
+        let oldest = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                !matches!(s.state, ReadState::InFlight(_))
+                    && (s.claimed || now.saturating_sub(s.touched) >= UNCLAIMED_NS)
+            })
+            .min_by_key(|(_, s)| s.touched)
+            .map(|(i, _)| i);
+        match oldest {
+            Some(i) => {
+                self.slots.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes a completion if it is one of these reads'; gives it back otherwise.
+    fn complete(&mut self, c: Completion) -> Option<Completion> {
+        let Some(slot) = self
+            .slots
+            .iter_mut()
+            .find(|s| matches!(s.state, ReadState::InFlight(id) if id == c.id))
+        else {
+            return Some(c);
+        };
+        slot.touched = now_ns();
+        slot.state = match c.result {
+            Ok(data) if data.len() >= slot.len => ReadState::Done(data),
+            Ok(_) => ReadState::Failed(BlkError::IoError),
+            Err(e) => ReadState::Failed(e),
+        };
+        None
+    }
+
+    /// Finished reads dropped (the store's disk was rewritten under them).
+    fn forget_done(&mut self) {
+        self.slots
+            .retain(|s| matches!(s.state, ReadState::InFlight(_)));
+    }
+
+    fn in_flight(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.state, ReadState::InFlight(_)))
+            .count()
+    }
+}
+
+/// Which request a store commit answers: the same request asked again finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Claim {
+    Put { key: String, len: usize, sum: u64 },
+    Delete { key: String },
+}
+
+/// FNV-1a of `bytes`: tells a put asked again from another one of the same key and length.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+enum Stage {
+    /// Writes submitted (`next` of them so far), `ids` still in flight.
+    Writing {
+        next: usize,
+        ids: Vec<RequestId>,
+        failed: Option<BlkError>,
+    },
+    /// Every write done; the flush in flight.
+    Flushing(RequestId),
+    /// Finished (at this time): the outcome, for the request that asks again.
+    Done(Result<(), BackendError>, u64),
+}
+
+/// The store commit on its way to the disk.
+struct Commit {
+    claim: Claim,
+    pending: Option<storage::kv::Pending>,
+    stage: Stage,
+}
+
 /// What the service serves from: the archive and the store, either of which may be missing
 /// (its routes then answer 503 with the reason).
 pub struct Storage<'a> {
@@ -172,6 +433,12 @@ pub struct Storage<'a> {
     pub driver: NetStats,
     /// When the service started (for `uptime_ms`).
     pub start_ns: u64,
+    /// The archive disk's reads in flight or kept.
+    file_reads: Reads,
+    /// The store disk's record reads.
+    kv_reads: Reads,
+    /// The store commit on its way, if any.
+    commit: Option<Commit>,
 }
 
 impl<'a> Storage<'a> {
@@ -204,6 +471,204 @@ impl<'a> Storage<'a> {
             kv,
             driver: NetStats::default(),
             start_ns: now_ns(),
+            file_reads: Reads::default(),
+            kv_reads: Reads::default(),
+            commit: None,
+        }
+    }
+
+    /// The disks' event channels (the loop sleeps on them with the vif's).
+    pub fn ports(&mut self) -> Vec<xenbus::Port> {
+        let mut ports = Vec::new();
+        if let Ok((_, dev)) = &mut self.files {
+            ports.push(dev.disk_mut().port());
+        }
+        if let Ok(store) = &mut self.kv {
+            ports.push(store.device_mut().inner_mut().disk_mut().port());
+        }
+        ports
+    }
+
+    /// Requests of the service still in flight on the disks.
+    pub fn in_flight(&self) -> usize {
+        let commit = self
+            .commit
+            .as_ref()
+            .is_some_and(|c| !matches!(c.stage, Stage::Done(..)));
+        self.file_reads.in_flight() + self.kv_reads.in_flight() + usize::from(commit)
+    }
+
+    /// Takes the disks' completions and moves the store commit on: once a turn, before the
+    /// connections ask again.
+    pub fn poll(&mut self) {
+        if self.in_flight() == 0 {
+            // Nothing of the service's on the disks: nothing to take.
+            return;
+        }
+        let now = now_ns();
+        if let Ok((_, dev)) = &mut self.files {
+            for c in dev.disk_mut().poll() {
+                // Nothing else of the service's is on this disk.
+                let _ = self.file_reads.complete(c);
+            }
+        }
+        let Ok(store) = &mut self.kv else {
+            return;
+        };
+        let completions = store.device_mut().inner_mut().disk_mut().poll();
+        for c in completions {
+            let Some(c) = self.kv_reads.complete(c) else {
+                continue;
+            };
+            if let Some(commit) = &mut self.commit {
+                match &mut commit.stage {
+                    Stage::Writing { ids, failed, .. } => {
+                        if let Some(i) = ids.iter().position(|&id| id == c.id) {
+                            ids.swap_remove(i);
+                            if let Err(e) = c.result {
+                                failed.get_or_insert(e);
+                            }
+                        }
+                    }
+                    Stage::Flushing(id) if *id == c.id => {
+                        let result = c.result.map(drop);
+                        Self::finish(store, commit, result, now);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(commit) = &mut self.commit {
+            Self::advance(store, commit, now);
+        }
+    }
+
+    /// Submits what the commit can submit now: its next writes, or the flush once every write
+    /// completed; ends it if a write failed.
+    fn advance(store: &mut Store<Slice<BlkDisk<'a>>>, commit: &mut Commit, now: u64) {
+        let Stage::Writing { next, ids, failed } = &mut commit.stage else {
+            return;
+        };
+        let Some(pending) = commit.pending.as_ref() else {
+            return;
+        };
+        let pieces: Vec<(u64, usize)> = pending.writes().map(|(at, p)| (at, p.len())).collect();
+        let slice = store.device_mut();
+        while failed.is_none() && *next < pieces.len() {
+            let Some((at, piece)) = pending.writes().nth(*next) else {
+                break;
+            };
+            let Some(disk_at) = slice.to_inner(at, piece.len()) else {
+                failed.get_or_insert(BlkError::IoError);
+                break;
+            };
+            let disk = slice.inner_mut().disk_mut();
+            if !can_submit(disk) {
+                return;
+            }
+            match disk.submit_write(disk_at, piece) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+            *next += 1;
+        }
+        if !ids.is_empty() {
+            return;
+        }
+        if let Some(e) = *failed {
+            Self::finish(store, commit, Err(e), now);
+            return;
+        }
+        if *next < pieces.len() {
+            return;
+        }
+        let disk = slice.inner_mut().disk_mut();
+        if !can_submit(disk) {
+            return;
+        }
+        match disk.submit_flush() {
+            Ok(id) => commit.stage = Stage::Flushing(id),
+            Err(e) => Self::finish(store, commit, Err(e), now),
+        }
+    }
+
+    /// Ends the commit with the outcome of its writes and flush.
+    fn finish(
+        store: &mut Store<Slice<BlkDisk<'a>>>,
+        commit: &mut Commit,
+        result: Result<(), BlkError>,
+        now: u64,
+    ) {
+        let outcome = match commit.pending.take() {
+            Some(pending) => store
+                .finish(pending, result.map_err(storage::slice::SliceError::Device))
+                .map_err(kv_error),
+            None => Err(BackendError::Failed("commit lost".into())),
+        };
+        commit.stage = Stage::Done(outcome, now);
+    }
+
+    /// A store change (`ops`, for `claim`) by submit and poll: the outcome once its flush
+    /// completed, `Pending` until then (and while another change is on its way).
+    fn change(&mut self, claim: Claim, ops: &[Op<'_>]) -> Result<(), BackendError> {
+        let now = now_ns();
+        if let Some(commit) = &self.commit {
+            match &commit.stage {
+                Stage::Done(outcome, _) if commit.claim == claim => {
+                    let outcome = outcome.clone();
+                    self.commit = None;
+                    return outcome;
+                }
+                Stage::Done(_, at) if now.saturating_sub(*at) >= UNCLAIMED_NS => {
+                    // Nobody came back for it (its connection went away or timed out).
+                    self.commit = None;
+                }
+                _ => return Err(BackendError::Pending),
+            }
+        }
+        let store = self.kv.as_mut().map_err(|w| BackendError::Unavailable(w))?;
+        match store.begin(ops) {
+            Ok(Some(pending)) => {
+                let mut commit = Commit {
+                    claim,
+                    pending: Some(pending),
+                    stage: Stage::Writing {
+                        next: 0,
+                        ids: Vec::new(),
+                        failed: None,
+                    },
+                };
+                Self::advance(store, &mut commit, now);
+                self.commit = Some(commit);
+                Err(BackendError::Pending)
+            }
+            Ok(None) => {
+                // Only a compacting commit fits: with blocking calls, once the disk is idle.
+                if self.kv_reads.in_flight() > 0
+                    || store.device_mut().inner_mut().disk_mut().in_flight() > 0
+                {
+                    return Err(BackendError::Pending);
+                }
+                self.kv_reads.forget_done();
+                store.commit(ops).map_err(kv_error)
+            }
+            Err(e) => Err(kv_error(e)),
+        }
+    }
+
+    /// Waits (polling) until nothing of the service's is in flight, or `until_ns`.
+    pub fn settle(&mut self, until_ns: u64) {
+        while self.in_flight() > 0 && now_ns() < until_ns {
+            self.poll();
+            let ports = self.ports();
+            let wake = xenbus::Instant::from_nanos(until_ns.min(now_ns() + 10_000_000));
+            let _ = time::wait_until(wake, || {
+                ports
+                    .iter()
+                    .fold(false, |any, &p| crate::xen::events::take_latched(p) | any)
+            });
         }
     }
 
@@ -277,30 +742,57 @@ impl Backend for Storage<'_> {
             .files
             .as_mut()
             .map_err(|w| BackendError::Unavailable(w))?;
-        archive.read_at(dev, path, pos, buf).map_err(tar_error)
+        let entry = archive.lookup(path).ok_or(BackendError::NotFound)?;
+        if entry.kind != storage::tar::Kind::File {
+            return Err(BackendError::NotFound);
+        }
+        let left = entry.size.saturating_sub(pos);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let at = entry.data_offset.saturating_add(pos);
+        let out = buf.get_mut(..want).unwrap_or_default();
+        self.file_reads
+            .copy(dev.disk_mut(), at, out, now_ns())
+            .map(|()| want)
     }
 
     fn kv_get(&mut self, key: &str) -> Result<Vec<u8>, BackendError> {
         let store = self.kv.as_mut().map_err(|w| BackendError::Unavailable(w))?;
-        match store.get(key.as_bytes()) {
-            Ok(Some(value)) => Ok(value),
-            Ok(None) => Err(BackendError::NotFound),
-            Err(e) => Err(kv_error(e)),
-        }
+        let Some(at): Option<RecordRead> = store.locate(key.as_bytes()) else {
+            return Err(BackendError::NotFound);
+        };
+        let slice = store.device_mut();
+        let disk_at = slice
+            .to_inner(at.offset, at.len)
+            .ok_or_else(|| BackendError::Failed("record outside the store".into()))?;
+        let bytes = self
+            .kv_reads
+            .take(slice.inner_mut().disk_mut(), disk_at, at.len, now_ns())?;
+        store
+            .value_from(&at, key.as_bytes(), &bytes)
+            .map_err(kv_error)
     }
 
     fn kv_put(&mut self, key: &str, value: &[u8]) -> Result<(), BackendError> {
-        let store = self.kv.as_mut().map_err(|w| BackendError::Unavailable(w))?;
-        store.put(key.as_bytes(), value).map_err(kv_error)
+        let claim = Claim::Put {
+            key: key.to_string(),
+            len: value.len(),
+            sum: fnv(value),
+        };
+        self.change(claim, &[Op::Put(key.as_bytes(), value)])
     }
 
     fn kv_delete(&mut self, key: &str) -> Result<(), BackendError> {
-        let store = self.kv.as_mut().map_err(|w| BackendError::Unavailable(w))?;
-        match store.delete(key.as_bytes()) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(BackendError::NotFound),
-            Err(e) => Err(kv_error(e)),
+        let claim = Claim::Delete {
+            key: key.to_string(),
+        };
+        let ours = self.commit.as_ref().is_some_and(|c| c.claim == claim);
+        if !ours && self.commit.is_none() {
+            let store = self.kv.as_mut().map_err(|w| BackendError::Unavailable(w))?;
+            if store.locate(key.as_bytes()).is_none() {
+                return Err(BackendError::NotFound);
+            }
         }
+        self.change(claim, &[Op::Delete(key.as_bytes())])
     }
 
     fn file_version(&mut self, path: &str) -> u64 {
@@ -326,6 +818,17 @@ impl Backend for Storage<'_> {
     }
 }
 
+/// The service's configuration: the pool from a quarter of the heap (`httpd::pool` gives the
+/// rule) and the default deadlines, except the head deadline when the command line has
+/// `http-head-ms=<ms>` (a harness shortens it to see heads time out within its run).
+pub fn server_config(cmdline: &str) -> ServerConfig {
+    let mut config = ServerConfig::for_memory(heap::stats().0 / 4);
+    if let Some(ms) = crate::cmdline::option(cmdline, "http-head-ms").and_then(|v| v.parse().ok()) {
+        config.deadlines.head = smoltcp::time::Duration::from_millis(ms);
+    }
+    config
+}
+
 /// Serves HTTP (and answers ARP and ICMP echo) until `until_ns` (if given) or until the
 /// xenstore key `stop_key` (relative to the domain's home) holds a request, checked every
 /// 300 ms; returns the service's counters.
@@ -335,9 +838,9 @@ pub fn serve(
     until_ns: Option<u64>,
     stop_key: &str,
 ) -> ServerStats {
-    // A quarter of the heap for the connections (`httpd::pool` gives the rule).
-    let budget = heap::stats().0 / 4;
-    let mut server = Server::new(ServerConfig::for_memory(budget), &mut net.sockets);
+    let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
+    let mut server = Server::new(server_config(cmdline), &mut net.sockets);
+    let disk_ports = storage.ports();
     let mut next_check = 0u64;
     loop {
         if until_ns.is_some_and(|u| now_ns() >= u) {
@@ -350,6 +853,8 @@ pub fn serve(
             addressing,
         } = &mut *net;
         nic.poll();
+        // The disks' completions, before the connections ask again.
+        storage.poll();
         // The driver's counters as of this turn (the interface holds the device meanwhile).
         storage.driver = nic.stats();
         let delay = server.step(smol_now(), iface, nic, sockets, storage);
@@ -358,6 +863,7 @@ pub fn serve(
         if now_ns() >= next_check {
             next_check = now_ns() + 300_000_000;
             if stop_requested(stop_key) {
+                log::info!("service: {stop_key} asks to stop");
                 break;
             }
         }
@@ -366,14 +872,33 @@ pub fn serve(
         });
         let wake = wake.min(until_ns.unwrap_or(u64::MAX)).min(next_check);
         if nic.queued_frames() == 0 {
+            // Woken by a frame, the time, or (while the service has requests on them) a
+            // disk's completion.
             let port = nic.port();
-            nic.platform_mut()
-                .events
-                .wait(port, xenbus::Instant::from_nanos(wake));
+            let ports: &[xenbus::Port] = if storage.in_flight() > 0 {
+                &disk_ports
+            } else {
+                &[]
+            };
+            let _ = time::wait_until(xenbus::Instant::from_nanos(wake), || {
+                ports.iter().fold(events::take_latched(port), |any, &p| {
+                    events::take_latched(p) | any
+                })
+            });
         }
     }
+    // What is still on its way to the disks lands before the disks are handed back.
+    let left = storage.in_flight();
+    storage.settle(now_ns().saturating_add(SETTLE_NS));
+    log::info!(
+        "service: stopped; {left} disk requests were in flight, {} still are",
+        storage.in_flight()
+    );
     server.stats()
 }
+
+/// How long the service waits at its end for requests still in flight on the disks, ns.
+const SETTLE_NS: u64 = 5_000_000_000;
 
 /// Whether `key` (relative to the domain's xenstore home) holds a request (a non-empty value);
 /// if so, the request is acknowledged by writing the empty string back, as the toolstack waits

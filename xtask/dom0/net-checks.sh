@@ -16,13 +16,19 @@
 #   persist    what a fresh domain on the same disk answers for `big`, `persist` and the list
 #   churn N    N connections opened one after another and then all closed at once; then
 #              whether GET / answers and in how many ms
-#   slow-heads N  N clients send a request head a line a second for 5 s; meanwhile whether
-#              GET / answers and in how many ms
+#   slow-heads N S  N clients send request heads a line a second for S s (a closed one opens
+#              again); meanwhile GET / timed once a second: how many answered, the slowest
+#   diag NAME  the domain's state and RIP as dom0 sees them (printed, not judged)
+#   bench N    ab -k on /files/index.html: N requests over 16 connections three times, then
+#              over 128 (requests per second, printed, not judged)
+#   stall-prep IMAGE NAME  a device-mapper target NAME over a loop device on IMAGE
+#   stalled NAME  with the store's disk (target NAME) suspended: GET / timed, a put timed (503
+#              expected after the service's storage deadline); resumed: what was acknowledged
 ip=$1
 # GET / timed with bash's clock: prints `status=<ok|failed> ms=<ms>`.
 timed_get() {
     bash -c 'start=${EPOCHREALTIME/./}
-        if wget -q -O /tmp/timed.json "http://$1/" && grep -q "^{\"uptime_ms\"" /tmp/timed.json; then
+        if timeout 5 wget -q -O /tmp/timed.json "http://$1/" && grep -q "^{\"uptime_ms\"" /tmp/timed.json; then
             status=ok; else status=failed; fi
         echo "status=$status ms=$(( (${EPOCHREALTIME/./} - start) / 1000 ))"' timed "$ip"
 }
@@ -116,40 +122,145 @@ persist)
     ;;
 churn)
     # One bash process: its /dev/tcp connections open one after another (a failed one is
-    # skipped), then all close at once.
-    bash -c 'exec 2>/dev/null
+    # skipped), then all close at once. A guest that stops answering would leave connects
+    # waiting for TCP's own timeouts: after 90 s its state is the result.
+    rm -f /tmp/churned
+    timeout 90 bash -c 'exec 2>/dev/null
         n=0
         for i in $(seq 1 "$2"); do
             if exec {fd}<>"/dev/tcp/$1/80"; then fds[n]=$fd; n=$((n + 1)); fi
         done
         for fd in "${fds[@]}"; do exec {fd}>&-; done
         echo "$n" > /tmp/churned' churn "$ip" "$3"
-    echo "opened=$(cat /tmp/churned) $(timed_get)"
+    if [ -s /tmp/churned ]; then
+        echo "opened=$(cat /tmp/churned) $(timed_get)"
+    else
+        echo "opened=none hung $(sh "$0" "$ip" diag pvguest)"
+    fi
     ;;
 slow-heads)
     # One bash process: $3 connections, each sent a head's first lines, then a header line a
-    # second for 5 s (never the blank line). After 2 s, GET / is timed.
-    rm -f /tmp/slow-opened
-    bash -c 'exec 2>/dev/null
+    # second (never the blank line) for $4 seconds; a connection the service closed (its head
+    # deadline) is opened again and starts over. Meanwhile GET / is timed once a second.
+    rm -f /tmp/slow-opened /tmp/slow-reopened /tmp/slow-pid
+    # A subshell's child, not a job of this shell (which would report its end if killed).
+    ( bash -c 'exec >/dev/null 2>&1
+        echo $$ > /tmp/slow-pid
         trap "" PIPE
+        open() { exec {fd}<>"/dev/tcp/$1/80" && printf "GET / HTTP/1.1\r\nHost: guest\r\n" >&$fd; }
         n=0
         for i in $(seq 1 "$2"); do
-            if exec {fd}<>"/dev/tcp/$1/80"; then
-                printf "GET / HTTP/1.1\r\nHost: guest\r\n" >&$fd
-                fds[n]=$fd; n=$((n + 1))
-            fi
+            if open "$1"; then fds[n]=$fd; n=$((n + 1)); fi
         done
         echo "$n" > /tmp/slow-opened
-        for s in 1 2 3 4 5; do
+        again=0; s=0
+        end=$((SECONDS + $3))
+        while [ "$SECONDS" -lt "$end" ]; do
             sleep 1
-            for fd in "${fds[@]}"; do printf "X-Slow-%d: y\r\n" "$s" >&$fd; done
-        done' slow "$ip" "$3" &
-    slow=$!
+            s=$((s + 1))
+            for i in "${!fds[@]}"; do
+                if ! printf "X-Slow-%d: y\r\n" "$s" >&${fds[i]}; then
+                    fd=${fds[i]}; exec {fd}>&-
+                    if open "$1"; then fds[i]=$fd; again=$((again + 1)); fi
+                fi
+            done
+        done
+        echo "$again" > /tmp/slow-reopened' slow "$ip" "$3" "$4" & )
     while [ ! -s /tmp/slow-opened ]; do sleep 1; done
-    sleep 2
-    timed=$(timed_get)
-    wait $slow
-    echo "opened=$(cat /tmp/slow-opened) $timed"
+    # One timed GET a second while the clients trickle: how many answered, the slowest. A
+    # trickle that has not ended 30 s after its time is a guest that stopped answering
+    # (connects then wait for TCP's own timeouts): its state goes into the result.
+    gets=0; ok=0; worst=0; hung=0
+    end=$(( $(cut -d. -f1 /proc/uptime) + $4 + 30 ))
+    while [ ! -s /tmp/slow-reopened ]; do
+        if [ "$(cut -d. -f1 /proc/uptime)" -gt "$end" ]; then
+            hung=1
+            kill "$(cat /tmp/slow-pid)" 2>/dev/null
+            break
+        fi
+        set -- $(timed_get)
+        gets=$((gets + 1))
+        ms=${2#ms=}
+        [ "$1" = status=ok ] && ok=$((ok + 1))
+        [ "$ms" -gt "$worst" ] && worst=$ms
+        [ "$ms" -lt 1000 ] && sleep "0.$(printf %03d $((1000 - ms)))"
+    done
+    if [ "$hung" = 1 ]; then
+        echo "opened=$(cat /tmp/slow-opened) gets=$gets ok=$ok worst_ms=$worst hung $(sh "$0" "$ip" diag pvguest)"
+    else
+        echo "opened=$(cat /tmp/slow-opened) reopened=$(cat /tmp/slow-reopened) gets=$gets ok=$ok worst_ms=$worst"
+    fi
+    ;;
+bench)
+    # ab -k against /files/index.html (read from the archive disk): three runs of $3 requests
+    # over 16 connections, then one over 128 (more than a small guest's pool: a reclaimed
+    # keep-alive connection is a failed request, and ab goes on, -r). Prints each run's
+    # requests per second and its failures (numbers for the record, not judged).
+    out=""
+    for c in 16 16 16 128; do
+        timeout 120 ab -k -r -s 20 -n "$3" -c "$c" "http://$ip/files/index.html" > /tmp/ab-bench.log 2>&1
+        rps=$(awk '/^Requests per second/ {print $4}' /tmp/ab-bench.log)
+        done_=$(awk '/^Complete requests/ {print $3}' /tmp/ab-bench.log)
+        failed=$(awk '/^Failed requests/ {print $3}' /tmp/ab-bench.log)
+        why=""
+        [ -n "$rps" ] || why="($(grep -v '^$' /tmp/ab-bench.log | tail -n 1 | tr ' ' '_'))"
+        out="$out c$c=${rps:-none}rps/${done_:-0}done/${failed:-?}failed$why"
+        # A guest that stopped answering altogether: its state, and no more runs.
+        if [ -z "$rps" ] && ! timeout 5 wget -q -O /dev/null "http://$ip/"; then
+            out="$out silent $(sh "$0" "$ip" diag pvguest)"
+            break
+        fi
+    done
+    echo "${out# }"
+    ;;
+stall-prep)
+    # A loop device on the image $3 and a device-mapper target `$4` over it, for a guest's
+    # disk the harness can stall (`stalled`).
+    modprobe dm-mod
+    dev=$(losetup -f --show "$3") &&
+        dmsetup create "$4" --noudevsync --verifyudev \
+            --table "0 $(( $(stat -c %s "$3") / 512 )) linear $dev 0" &&
+        [ -b "/dev/mapper/$4" ] && echo ok
+    ;;
+stalled)
+    # A put acknowledged; the store's disk (device-mapper target $3) suspended; meanwhile
+    # GET / timed and a put timed (the service answers it 503 after its storage deadline);
+    # the disk resumed; then what was acknowledged before the stall, read back.
+    dm=$3
+    printf 'acknowledged-before-the-stall' > /tmp/vsb
+    printf 'put-during-the-stall' > /tmp/vsd
+    before=$(req PUT /kv/stall-before /tmp/vsb)
+    dmsetup suspend --noudevsync "$dm"
+    bash -c 'start=${EPOCHREALTIME/./}
+        { printf "PUT /kv/stall-during HTTP/1.0\r\nContent-Length: 20\r\n\r\n"; cat /tmp/vsd; } |
+            nc -w 60 "$1" 80 > /tmp/stall-put
+        echo "$(( (${EPOCHREALTIME/./} - start) / 1000 ))" > /tmp/stall-put-ms' put "$ip" &
+    put=$!
+    sleep 1
+    set -- $(timed_get)
+    during_get=${1#status=}; during_get_ms=${2#ms=}
+    wait $put
+    put_status=$(head -n 1 /tmp/stall-put | cut -d' ' -f2)
+    dmsetup resume --noudevsync "$dm"
+    req GET /kv/stall-before > /dev/null
+    if [ "$(body)" = acknowledged-before-the-stall ]; then after=same; else after=differs; fi
+    req GET /kv/persist > /dev/null; persist=$(body)
+    echo "before=$before get=$during_get get_ms=$during_get_ms put=$put_status put_ms=$(cat /tmp/stall-put-ms) after=$after persist=$persist"
+    ;;
+diag)
+    # The guest's state as dom0 sees it, on one line: xl's state letters, and its
+    # RIP three times, a second apart, and its CPU seconds before and after (a guest
+    # spinning shows RIPs that move and CPU time that grows).
+    d=$($XL domid "$3" 2>/dev/null)
+    state=$($XL list "$3" 2>/dev/null | awk 'NR == 2 { print $5 }')
+    cpu0=$($XL list "$3" 2>/dev/null | awk 'NR == 2 { print $6 }')
+    regs=""
+    for s in 1 2 3; do
+        regs="$regs $(xen-hvmctx "$d" 2>&1 | tr -s ' \n\t' ' ' | grep -o 'rip [0-9a-fx]*' | head -n 1 | tr ' ' '=')"
+        sleep 1
+    done
+    cpu1=$($XL list "$3" 2>/dev/null | awk 'NR == 2 { print $6 }')
+    echo "domid=${d:-none} state=${state:-none} cpu_s=${cpu0:-?}..${cpu1:-?}$regs"
     ;;
 *)
     echo "unknown check $2"

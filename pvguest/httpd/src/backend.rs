@@ -16,9 +16,19 @@ pub enum BackendError {
     Full(String),
     /// The device or store failed: 500, with this text.
     Failed(String),
+    /// The storage has the request in hand and its disk has not answered yet: the
+    /// connection asks again, with the same arguments, on a later turn (meanwhile the loop
+    /// serves everyone else); still pending after [`crate::Deadlines::storage`], it is
+    /// answered `503` (or, mid-answer, cut short).
+    Pending,
 }
 
 /// What the service reads and keeps, given to `Server::step` / `Server::serve` by the caller.
+///
+/// Submit and poll: a method whose answer needs the disk may submit the request and return
+/// [`BackendError::Pending`] at once; the connection calls it again with the same arguments
+/// on later turns until it answers (the caller polls the disk between turns and wakes the
+/// loop when it completes). A backend that answers at once never returns `Pending`.
 pub trait Backend {
     /// The platform part of the status document (`GET /`).
     fn status(&mut self) -> Status;

@@ -8,10 +8,16 @@
 //! request is read while an answer is still going out (the bytes stay in the socket, whose
 //! window then closes).
 //!
+//! The storage is asked without waiting: a storage route whose backend answers
+//! [`BackendError::Pending`] (the disk has the request) leaves the connection waiting, and
+//! [`Connection::resume`] asks again on later turns; a file's bytes the disk has not delivered
+//! yet are asked for again on the next [`Connection::fill`]. Either way the caller's loop goes
+//! on serving the other connections, and [`Deadlines::storage`] bounds the wait.
+//!
 //! [`MAX_VALUE`]: crate::MAX_VALUE
 
 use crate::MAX_HEAD;
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError};
 use crate::blob;
 use crate::date::http_date;
 use crate::deadline::{Deadlines, Expiry};
@@ -81,6 +87,21 @@ enum Output {
     },
 }
 
+/// A storage request whose backend answered [`BackendError::Pending`], to be asked again.
+#[derive(Debug)]
+enum Waiting {
+    /// `PUT /kv/<key>` with its whole value.
+    Put {
+        key: String,
+        value: Vec<u8>,
+        keep_alive: bool,
+    },
+    /// `GET /kv/<key>`.
+    Get { key: String, keep_alive: bool },
+    /// `DELETE /kv/<key>`.
+    Delete { key: String, keep_alive: bool },
+}
+
 /// One HTTP/1.1 connection.
 #[derive(Debug)]
 pub struct Connection {
@@ -98,6 +119,10 @@ pub struct Connection {
     head_only: bool,
     /// Its answers' `Date` header line, if the time is known.
     date: Option<String>,
+    /// A storage request waiting on the disk.
+    waiting: Option<Waiting>,
+    /// Since when the storage has kept the request (or the file bytes due next) pending.
+    pending_since: Option<Instant>,
     stats: ConnStats,
 }
 
@@ -139,6 +164,8 @@ impl Connection {
             body_received: 0,
             head_only: false,
             date: None,
+            waiting: None,
+            pending_since: None,
             stats: ConnStats::default(),
         }
     }
@@ -164,11 +191,19 @@ impl Connection {
         !self.output.is_empty()
     }
 
+    /// Whether the connection waits on the storage: a request not answered yet, or file
+    /// bytes the disk has not delivered yet.
+    pub fn is_waiting(&self) -> bool {
+        self.pending_since.is_some()
+    }
+
     /// The next deadline this connection meets by itself, and which (the answer's own
     /// deadline, [`Deadlines::send`], depends on the socket: the server keeps it). None while
     /// an answer is queued or the connection is closing.
     pub fn due(&self, deadlines: &Deadlines) -> Option<(Instant, Expiry)> {
-        if self.closing {
+        if let Some(since) = self.pending_since {
+            Some((since + deadlines.storage, Expiry::Storage))
+        } else if self.closing {
             None
         } else if self.body.is_some() {
             let due = deadlines.body_due(self.body_started, self.body_received);
@@ -184,7 +219,7 @@ impl Connection {
 
     /// Where the connection is (see [`Phase`]).
     pub fn phase(&self) -> Phase {
-        if self.closing || self.body.is_some() || !self.output.is_empty() {
+        if self.closing || self.body.is_some() || !self.output.is_empty() || self.is_waiting() {
             Phase::Busy
         } else if let Some(start) = self.head_started {
             Phase::Head(start)
@@ -208,6 +243,131 @@ impl Connection {
         );
     }
 
+    /// The storage kept the connection waiting past [`Deadlines::storage`]: a request is
+    /// answered `503` (the connection stays open if it may); an answer already under way (a
+    /// file whose next bytes never came) is cut short and the connection wants to close.
+    pub fn storage_timed_out(&mut self) {
+        self.pending_since = None;
+        match self.waiting.take() {
+            Some(
+                Waiting::Put { keep_alive, .. }
+                | Waiting::Get { keep_alive, .. }
+                | Waiting::Delete { keep_alive, .. },
+            ) => {
+                self.answer_error(&BackendError::Pending, "", keep_alive);
+            }
+            None => {
+                self.output.clear();
+                self.closing = true;
+                self.stats.aborted += 1;
+            }
+        }
+    }
+
+    /// Asks the storage again for a request it kept pending; queues the answer once it
+    /// comes. Returns whether the connection still waits.
+    pub fn resume(&mut self, now: Instant, backend: &mut dyn Backend) -> bool {
+        let Some(waiting) = self.waiting.take() else {
+            return self.is_waiting();
+        };
+        match waiting {
+            Waiting::Put {
+                key,
+                value,
+                keep_alive,
+            } => self.put(key, value, keep_alive, now, backend),
+            Waiting::Get { key, keep_alive } => self.kv_get(key, keep_alive, now, backend),
+            Waiting::Delete { key, keep_alive } => self.kv_delete(key, keep_alive, now, backend),
+        }
+        self.is_waiting()
+    }
+
+    /// Notes that the storage kept something pending at `now` (the deadline runs from the
+    /// first time).
+    fn pending(&mut self, now: Instant) {
+        self.pending_since.get_or_insert(now);
+    }
+
+    /// `PUT /kv/<key>` with its whole value: answered once the backend stored it.
+    fn put(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        keep_alive: bool,
+        now: Instant,
+        backend: &mut dyn Backend,
+    ) {
+        let (status, answer) = match backend.kv_put(&key, &value) {
+            Ok(()) => {
+                let mut json = String::from("{\"key\":");
+                response::json_string(&mut json, &key);
+                let _ = write!(json, ",\"length\":{}}}", value.len());
+                let answer = response::with_body(200, "application/json", &json, keep_alive, "");
+                (200, answer)
+            }
+            Err(BackendError::Pending) => {
+                self.pending(now);
+                self.waiting = Some(Waiting::Put {
+                    key,
+                    value,
+                    keep_alive,
+                });
+                return;
+            }
+            Err(error) => response::backend_error(&error, "no such key", keep_alive),
+        };
+        self.pending_since = None;
+        self.answer(status, answer, keep_alive);
+    }
+
+    /// `GET /kv/<key>`.
+    fn kv_get(&mut self, key: String, keep: bool, now: Instant, backend: &mut dyn Backend) {
+        match backend.kv_get(&key) {
+            Ok(value) => {
+                self.pending_since = None;
+                let answer =
+                    response::with_bytes(200, "application/octet-stream", &value, keep, "");
+                self.answer(200, answer, keep);
+            }
+            Err(BackendError::Pending) => {
+                self.pending(now);
+                self.waiting = Some(Waiting::Get {
+                    key,
+                    keep_alive: keep,
+                });
+            }
+            Err(error) => {
+                self.pending_since = None;
+                self.answer_error(&error, "no such key", keep);
+            }
+        }
+    }
+
+    /// `DELETE /kv/<key>`.
+    fn kv_delete(&mut self, key: String, keep: bool, now: Instant, backend: &mut dyn Backend) {
+        match backend.kv_delete(&key) {
+            Ok(()) => {
+                self.pending_since = None;
+                let mut json = String::from("{\"key\":");
+                response::json_string(&mut json, &key);
+                json.push_str(",\"deleted\":true}");
+                let answer = response::with_body(200, "application/json", &json, keep, "");
+                self.answer(200, answer, keep);
+            }
+            Err(BackendError::Pending) => {
+                self.pending(now);
+                self.waiting = Some(Waiting::Delete {
+                    key,
+                    keep_alive: keep,
+                });
+            }
+            Err(error) => {
+                self.pending_since = None;
+                self.answer_error(&error, "no such key", keep);
+            }
+        }
+    }
+
     /// Takes request bytes; returns how many it consumed (the rest stay with the caller until
     /// the answers queued so far are out). The storage routes call `backend` (`kv_put` once a
     /// value is complete); `GET /` renders `backend`'s status with the service's counters
@@ -226,8 +386,8 @@ impl Connection {
                 // Nothing after a refused request is read.
                 rest.len()
             } else if self.body.is_some() {
-                self.take_body(rest, backend)
-            } else if !self.output.is_empty() {
+                self.take_body(rest, now, backend)
+            } else if !self.output.is_empty() || self.waiting.is_some() {
                 break;
             } else {
                 self.take_head(rest, now, backend, http)
@@ -244,7 +404,7 @@ impl Connection {
         used
     }
 
-    fn take_body(&mut self, data: &[u8], backend: &mut dyn Backend) -> usize {
+    fn take_body(&mut self, data: &[u8], now: Instant, backend: &mut dyn Backend) -> usize {
         let Some(body) = self.body.as_mut() else {
             return 0;
         };
@@ -293,18 +453,7 @@ impl Connection {
                 ..
             }) => {
                 // The answer is queued only once the change is durable.
-                let (status, answer) = match backend.kv_put(&key, &value) {
-                    Ok(()) => {
-                        let mut json = String::from("{\"key\":");
-                        response::json_string(&mut json, &key);
-                        let _ = write!(json, ",\"length\":{}}}", value.len());
-                        let answer =
-                            response::with_body(200, "application/json", &json, keep_alive, "");
-                        (200, answer)
-                    }
-                    Err(error) => response::backend_error(&error, "no such key", keep_alive),
-                };
-                self.answer(status, answer, keep_alive);
+                self.put(key, value, keep_alive, now, backend);
             }
             Some(Body::Skip { .. }) | None => {}
         }
@@ -349,7 +498,7 @@ impl Connection {
         self.stamp(backend);
         self.body_started = now;
         self.body_received = 0;
-        self.dispatch(&head[..end], backend, http);
+        self.dispatch(&head[..end], now, backend, http);
         take - extra
     }
 
@@ -360,7 +509,13 @@ impl Connection {
             .map(|secs| format!("Date: {}\r\n", http_date(secs)));
     }
 
-    fn dispatch(&mut self, head: &[u8], backend: &mut dyn Backend, http: &ServerStats) {
+    fn dispatch(
+        &mut self,
+        head: &[u8],
+        now: Instant,
+        backend: &mut dyn Backend,
+        http: &ServerStats,
+    ) {
         self.head_only = false;
         let request = match parse_head(head) {
             Ok(r) => r,
@@ -453,24 +608,8 @@ impl Connection {
                 }
                 Err(error) => self.answer_error(&error, "not found", keep),
             },
-            Route::KvGet(key) => match backend.kv_get(&key) {
-                Ok(value) => {
-                    let answer =
-                        response::with_bytes(200, "application/octet-stream", &value, keep, "");
-                    self.answer(200, answer, keep);
-                }
-                Err(error) => self.answer_error(&error, "no such key", keep),
-            },
-            Route::KvDelete(key) => match backend.kv_delete(&key) {
-                Ok(()) => {
-                    let mut json = String::from("{\"key\":");
-                    response::json_string(&mut json, &key);
-                    json.push_str(",\"deleted\":true}");
-                    let answer = response::with_body(200, "application/json", &json, keep, "");
-                    self.answer(200, answer, keep);
-                }
-                Err(error) => self.answer_error(&error, "no such key", keep),
-            },
+            Route::KvGet(key) => self.kv_get(key, keep, now, backend),
+            Route::KvDelete(key) => self.kv_delete(key, keep, now, backend),
             Route::NotFound => {
                 self.answer(404, response::error(404, "no such path", keep, ""), keep)
             }
@@ -487,7 +626,7 @@ impl Connection {
         }
         if reads_body {
             if body_length == 0 {
-                self.take_body(&[], backend);
+                self.take_body(&[], now, backend);
             }
         } else if body_length > 0 {
             self.body = Some(Body::Skip {
@@ -616,7 +755,15 @@ impl Connection {
                         .len()
                         .min(usize::try_from(*end - *next).unwrap_or(usize::MAX));
                     let got = match backend.read_file(path, *next, &mut out[..want]) {
-                        Ok(got) => got.min(want),
+                        Ok(got) => {
+                            self.pending_since = None;
+                            got.min(want)
+                        }
+                        Err(BackendError::Pending) => {
+                            // The disk has it: asked again on a later fill.
+                            self.pending_since.get_or_insert(now);
+                            break;
+                        }
                         Err(_) => 0,
                     };
                     aborted = got < want;

@@ -9,6 +9,7 @@
 //! | [`Deadlines::head`] | the request head's **first** byte | `408`, FIN | 10 s: a head is at most 8 KiB and every real client writes it at once, so it arrives within a round trip, or a few retransmissions (7 s with three); nginx's `client_header_timeout` is 60 s, but here a slot is one of a few dozen, so a client trickling a head byte by byte holds it 10 s at most (and less under pressure, see [`crate::server`]) |
 //! | [`Deadlines::body_grace`] + received / [`Deadlines::body_rate`] | the body's first byte | `408`, FIN | 20 s + 1 s per 500 bytes: Apache's `mod_reqtimeout` (`body=20,MinRate=500`) |
 //! | [`Deadlines::send`] | the last time the client took answer bytes (the socket's send queue shrank) | reset | 20 s: a client reading at all acknowledges within round trips; one whose window stays shut this long has stopped reading |
+//! | [`Deadlines::storage`] | the first time the storage answered [`crate::BackendError::Pending`] for the request (or for the file bytes being sent) | `503` (keep-alive kept), or an answer already under way cut short and closed | 10 s: a disk answers within milliseconds, or a few seconds under a burst of flushes; one that has not answered in 10 s has stalled (its backend hangs), and its clients hear so instead of waiting for their own timeouts |
 //! | [`Deadlines::close`] | the service's FIN, or the last answer byte acknowledged after it | reset, slot listens again | 5 s: the peer acknowledges the FIN within a round trip (retransmitted after 1 s and 3 s); smoltcp alone would wait 60 s in LAST-ACK or FIN-WAIT for a peer that vanished |
 //!
 //! A harness sets them short through [`crate::Config::deadlines`].
@@ -34,6 +35,8 @@ pub struct Deadlines {
     /// After the service closed, the peer has this long to finish (acknowledge the last
     /// bytes and the FIN, send its own FIN).
     pub close: Duration,
+    /// A request (or a file's next bytes) waits this long at most for the storage.
+    pub storage: Duration,
 }
 
 impl Default for Deadlines {
@@ -46,6 +49,7 @@ impl Default for Deadlines {
             body_rate: 500,
             send: Duration::from_secs(20),
             close: Duration::from_secs(5),
+            storage: Duration::from_secs(10),
         }
     }
 }
@@ -73,6 +77,8 @@ pub enum Expiry {
     Body,
     /// The client took no answer bytes for [`Deadlines::send`].
     Send,
+    /// The storage did not answer within [`Deadlines::storage`].
+    Storage,
 }
 
 #[cfg(test)]

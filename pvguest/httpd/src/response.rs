@@ -79,9 +79,13 @@ pub fn backend_error(error: &BackendError, not_found: &str, keep_alive: bool) ->
         BackendError::Unavailable(why) => (503, *why),
         BackendError::Full(why) => (507, why.as_str()),
         BackendError::Failed(why) => (500, why.as_str()),
+        BackendError::Pending => (503, STORAGE_TIMEOUT),
     };
     (status, self::error(status, why, keep_alive, ""))
 }
+
+/// Why a request that waited on the storage past [`crate::Deadlines::storage`] gets `503`.
+pub const STORAGE_TIMEOUT: &str = "the storage did not answer in time";
 
 /// A `304 Not Modified` (no body, so neither `Content-Length` nor `Content-Type`), with
 /// `extra` header lines.

@@ -46,7 +46,8 @@
 //! else the one whose head has been arriving longest, even within its deadline; the oldest
 //! first in each class. The reclaimed connection is reset (its peer learns at once) and the
 //! slot listens again before the frame is read. A connection receiving a body or being
-//! answered is never reclaimed; when every slot is one of those, a new SYN is refused.
+//! answered is never reclaimed; when every slot is one of those, a new SYN is dropped (as a
+//! full listen queue drops it: the client sends it again after 1 s, 2 s, ...), not refused.
 //! Reclaims are counted in [`ServerStats::reclaimed`].
 //!
 //! # Free slots wait aside
@@ -131,8 +132,13 @@ pub struct ServerStats {
     pub handshake_timeouts: u64,
     /// Closed connections reset because the peer did not finish within [`Deadlines::close`].
     pub close_timeouts: u64,
+    /// Requests answered `503`, or answers cut short, because the storage kept them pending
+    /// past [`Deadlines::storage`].
+    pub storage_timeouts: u64,
     /// Connections reset to free a slot for a new one.
     pub reclaimed: u64,
+    /// SYNs dropped because every slot was busy answering (the client sends them again).
+    pub syns_dropped: u64,
     /// Slots not listening now (connections open, half-open or closing).
     pub open: u64,
     /// Slots in all.
@@ -290,8 +296,14 @@ impl Server {
         let mut frame = core::mem::take(&mut self.frame);
         let mut scratch = core::mem::take(&mut self.scratch);
         while ingress::take(device, now, &mut frame) {
-            if let Some(peer) = ingress::syn_to(&frame, medium, self.config.port) {
-                self.make_room(now, peer, iface, device, sockets);
+            if let Some(peer) = ingress::syn_to(&frame, medium, self.config.port)
+                && !self.make_room(now, peer, iface, device, sockets)
+            {
+                // Every slot is busy answering: the SYN is dropped, as a full listen queue
+                // drops it, and the client sends it again (after 1 s, 2 s, ...) rather than
+                // hearing a reset ("connection refused").
+                self.stats.syns_dropped += 1;
+                continue;
             }
             let mut one = OneFrame {
                 frame: Some(&frame),
@@ -314,7 +326,8 @@ impl Server {
 
     /// Before a SYN from `peer` is read: unless a slot listens (or the SYN is a retransmission
     /// for a slot that already took it), a closed slot listens again, else the least useful
-    /// one is reset (the reset sent at once) and listens.
+    /// one is reset (the reset sent at once) and listens. False if no slot can take it (every
+    /// one is busy answering).
     fn make_room<D: Device + ?Sized>(
         &mut self,
         now: Instant,
@@ -322,13 +335,13 @@ impl Server {
         iface: &mut Interface,
         device: &mut D,
         sockets: &mut SocketSet<'static>,
-    ) {
+    ) -> bool {
         let mut victim: Option<(usize, (u8, Instant))> = None;
         for (i, slot) in self.slots.iter().enumerate() {
             let socket = sockets.get::<tcp::Socket>(slot.handle);
             let state = socket.state();
             if state == tcp::State::Listen || socket.remote_endpoint() == Some(peer) {
-                return;
+                return true;
             }
             if let Some(rank) = slot.reclaim_rank(state, now)
                 && victim.is_none_or(|(_, best)| rank < best)
@@ -337,10 +350,10 @@ impl Server {
             }
         }
         if self.unpark(sockets) {
-            return;
+            return true;
         }
         let Some((i, _)) = victim else {
-            return;
+            return false;
         };
         let socket = sockets.get_mut::<tcp::Socket>(self.slots[i].handle);
         if !matches!(socket.state(), tcp::State::Closed | tcp::State::TimeWait) {
@@ -350,6 +363,7 @@ impl Server {
         // A reset goes out before the socket forgets its peer.
         iface.poll_egress(now, device, sockets);
         self.release(i, sockets);
+        true
     }
 
     /// Settles the slot's connection, and listens again.
@@ -415,6 +429,8 @@ impl Server {
             let Some(conn) = slot.conn.as_mut() else {
                 continue;
             };
+            // A request the storage kept pending is asked again.
+            conn.resume(now, backend);
             if socket.can_recv() {
                 let _ = socket.recv(|data| (conn.receive(data, now, backend, &snapshot), ()));
             }
@@ -462,6 +478,10 @@ impl Server {
                         self.stats.body_timeouts += 1;
                         conn.time_out();
                     }
+                    (Expiry::Storage, false) => {
+                        self.stats.storage_timeouts += 1;
+                        conn.storage_timed_out();
+                    }
                 },
                 Some((at, _)) => self.wake = Some(self.wake.map_or(at, |w| w.min(at))),
                 None => {}
@@ -490,7 +510,7 @@ impl Server {
                 }
             }
             slot.queued = socket.send_queue();
-            let peer_done = !socket.may_recv() && !conn.has_output();
+            let peer_done = !socket.may_recv() && !conn.has_output() && !conn.is_waiting();
             if slot.closed.is_none() && (conn.wants_close() || peer_done || idle_expired) {
                 if idle_expired && !conn.wants_close() && !peer_done {
                     self.stats.idle_closed += 1;

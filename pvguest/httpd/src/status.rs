@@ -38,8 +38,8 @@ impl Status {
             ",\"http\":{{\"connections\":{},\"requests\":{},\"client_errors\":{},\
              \"bytes_in\":{},\"bytes_out\":{},\"idle_closed\":{},\"aborted\":{},\
              \"head_timeouts\":{},\"body_timeouts\":{},\"send_timeouts\":{},\
-             \"handshake_timeouts\":{},\"close_timeouts\":{},\
-             \"pool\":{{\"open\":{},\"max\":{},\"reclaimed\":{}}}}}}}",
+             \"handshake_timeouts\":{},\"close_timeouts\":{},\"storage_timeouts\":{},\
+             \"pool\":{{\"open\":{},\"max\":{},\"reclaimed\":{},\"syns_dropped\":{}}}}}}}",
             http.connections,
             http.requests,
             http.client_errors,
@@ -52,9 +52,11 @@ impl Status {
             http.send_timeouts,
             http.handshake_timeouts,
             http.close_timeouts,
+            http.storage_timeouts,
             http.open,
             http.max,
-            http.reclaimed
+            http.reclaimed,
+            http.syns_dropped
         );
         out
     }
@@ -90,9 +92,11 @@ mod tests {
             send_timeouts: 11,
             handshake_timeouts: 12,
             close_timeouts: 13,
+            storage_timeouts: 17,
             open: 14,
             max: 15,
             reclaimed: 16,
+            syns_dropped: 18,
             ..ServerStats::default()
         };
         assert_eq!(
@@ -102,7 +106,7 @@ mod tests {
              \"http\":{\"connections\":0,\"requests\":0,\"client_errors\":0,\"bytes_in\":0,\
              \"bytes_out\":0,\"idle_closed\":0,\"aborted\":8,\"head_timeouts\":9,\
              \"body_timeouts\":10,\"send_timeouts\":11,\"handshake_timeouts\":12,\
-             \"close_timeouts\":13,\"pool\":{\"open\":14,\"max\":15,\"reclaimed\":16}}}"
+             \"close_timeouts\":13,\"storage_timeouts\":17,\"pool\":{\"open\":14,\"max\":15,\"reclaimed\":16,\"syns_dropped\":18}}}"
         );
         assert_eq!(
             Status::default().to_json(&http).get(..80),

@@ -8,4 +8,5 @@ mod http;
 mod link;
 mod pressure;
 mod service;
+mod stalled;
 mod storage;

@@ -42,6 +42,18 @@ impl<D: BlockDevice> Slice<D> {
         self.inner
     }
 
+    /// The device beneath, borrowed (to reach it other than through this slice, say with
+    /// requests submitted to it directly at [`Slice::to_inner`] offsets).
+    pub fn inner_mut(&mut self) -> &mut D {
+        &mut self.inner
+    }
+
+    /// Where byte `offset` of the slice lies on the device beneath, if `len` bytes from it
+    /// stay inside the slice.
+    pub fn to_inner(&self, offset: u64, len: usize) -> Option<u64> {
+        self.place(offset, len).ok()
+    }
+
     fn place(&self, offset: u64, len: usize) -> Result<u64, SliceError<D::Error>> {
         match offset.checked_add(len as u64) {
             Some(end) if end <= self.len => Ok(self.start + offset),

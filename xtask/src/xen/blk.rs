@@ -99,12 +99,22 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The guest's command line for the device boot (its first storm follows the group).
+/// The guest's command line for the device boot (its first storm follows the group), with
+/// the head deadline [`TEST_HEAD_MS`] (`cargo xtask test`).
 pub fn cmdline() -> String {
+    cmdline_with(&format!(" http-head-ms={TEST_HEAD_MS}"))
+}
+
+/// The guest's command line for `cargo xtask soak`: the service's default deadlines.
+pub fn soak_cmdline() -> String {
+    cmdline_with("")
+}
+
+fn cmdline_with(extra: &str) -> String {
     format!(
         "selftest=blk,net blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w ip=dhcp \
          net-expect-mac={GUEST_MAC} net-expect-ip={GUEST_IP}/24 net-expect-gw={DOM0_IP} \
-         net-serve-ms={NET_SERVE_MS} kv-region={}+{} kv-storm=1",
+         net-serve-ms={NET_SERVE_MS} kv-region={}+{} kv-storm=1{extra}",
         SERVICE_KV.0, SERVICE_KV.1
     )
 }
@@ -140,12 +150,32 @@ pub const GUEST_IP: &str = "10.0.0.2";
 pub const DOM0_IP: &str = "10.0.0.1";
 /// How long the guest serves at most after its `net` tests (the harness ends it sooner by
 /// writing `data/net-done` once its clients are done).
-const NET_SERVE_MS: u64 = 130_000;
+const NET_SERVE_MS: u64 = 200_000;
 /// Connections the `net-churn` check opens and closes at once (several times the guest's
 /// pool).
 pub const CHURN_CONNECTIONS: u64 = 200;
-/// How soon `GET /` must be answered in the churn check, ms.
+/// How soon `GET /` must be answered in the churn and slow-heads checks, ms.
 pub const ANSWER_WITHIN_MS: u64 = 2000;
+/// The device boot's hard timeout: the platform boots' [`TEST_TIMEOUT`] plus room for the
+/// service's pressure checks (slow heads, the stalled disk, the bench) on a loaded machine.
+const DEVICE_BOOT_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(TEST_TIMEOUT.as_secs() + 300);
+/// The device-mapper target under the application's store disk (`xvdb` of `guest-app.cfg`),
+/// which `net-stalled-disk` suspends.
+const STALL_TARGET: &str = "pvstore";
+/// The service's storage deadline (`httpd::Deadlines::storage`, its default), ms: how long
+/// the put of `net-stalled-disk` waits before its 503.
+pub const STORAGE_DEADLINE_MS: u64 = 10_000;
+/// Clients of the `net-slow-heads` check, each sending request heads a line a second.
+pub const SLOW_HEADS: u64 = 64;
+/// How long they trickle in `cargo xtask test` (the guest's head deadline [`TEST_HEAD_MS`]),
+/// seconds.
+pub const SLOW_HEADS_SECS: u64 = 20;
+/// How long they trickle in `cargo xtask soak` (the default head deadline), seconds.
+pub const SOAK_SLOW_HEADS_SECS: u64 = 60;
+/// The head deadline on the guest's command line in `cargo xtask test` (`http-head-ms=`), ms:
+/// short, so that the slow clients' heads time out (and they open again) within the check.
+pub const TEST_HEAD_MS: u64 = 2000;
 /// Requests of the load check (`ab -k`, 16 connections) in `cargo xtask test`.
 pub const LOAD_REQUESTS: u64 = 2000;
 /// Requests of the load check in `cargo xtask soak`.
@@ -311,6 +341,8 @@ pub fn pause_delays(seed: u64) -> Vec<u64> {
 /// moment of `delays` and destroyed, each followed by a check on a fresh create; the last
 /// check powers off. Then the images are digested.
 fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> Result<Job> {
+    let soak = load >= SOAK_REQUESTS;
+    let slow_secs = slow_heads_secs(load);
     let disks = "disk = [ 'format=raw, vdev=xvda, access=ro, target=/tmp/xvda.img',\n\
                  \x20        'format=raw, vdev=xvdb, access=rw, target=/tmp/xvdb.img' ]\n";
     let f_req = format!(
@@ -365,6 +397,10 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} load {load}"),
         ),
         run(
+            "net-bench",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} bench {LOAD_REQUESTS}"),
+        ),
+        run(
             "net-files",
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} files /pvxen/files.sha256"),
         ),
@@ -374,10 +410,23 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} churn {CHURN_CONNECTIONS}"),
         ),
         run(
+            "net-slow-heads",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} slow-heads {SLOW_HEADS} {slow_secs}"),
+        ),
+        run(
+            "net-diag",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} diag {GUEST_NAME}"),
+        ),
+        run(
             "net-done",
             &format!(
                 "$XL domid {GUEST_NAME} >/dev/null && xenstore-write /local/domain/$($XL domid {GUEST_NAME})/data/net-done 1 && echo ok"
             ),
+        ),
+        // The guest's state once it should have stopped serving (printed, not judged).
+        run(
+            "net-diag-after",
+            &format!("sleep 8; sh /pvxen/net-checks.sh {GUEST_IP} diag {GUEST_NAME}"),
         ),
     ];
     let sums: String = files
@@ -417,7 +466,12 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     steps.push(Step::Unpause);
     steps.push(Step::WaitEnd);
     steps.push(Step::Destroy);
-    // A fresh domain, the application this time, on the same disks: what net-kv put is there.
+    // A fresh domain, the application this time, on the same disks (the store's through a
+    // device-mapper target the harness can suspend): what net-kv put is there.
+    steps.push(run(
+        "net-stall-prep",
+        &format!("sh /pvxen/net-checks.sh {GUEST_IP} stall-prep /tmp/xvdb.img {STALL_TARGET}"),
+    ));
     steps.push(Step::Create {
         config: "guest-app.cfg".into(),
         paused: false,
@@ -426,6 +480,10 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     steps.push(run(
         "net-kv-persist",
         &format!("sh /pvxen/net-checks.sh {GUEST_IP} persist"),
+    ));
+    steps.push(run(
+        "net-stalled-disk",
+        &format!("sh /pvxen/net-checks.sh {GUEST_IP} stalled {STALL_TARGET}"),
     ));
     // The toolstack's shutdown (control/shutdown = poweroff): the application stops serving
     // and powers off (`HOST app-shutdown`).
@@ -453,9 +511,13 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         bytes: Some(GUEST_PATTERN_BYTES as u64),
     });
     let vif = format!("vif = [ 'mac={GUEST_MAC},bridge=xenbr0' ]\n");
+    let app_disks = format!(
+        "disk = [ 'format=raw, vdev=xvda, access=ro, target=/tmp/xvda.img',\n\
+         \x20        'format=raw, vdev=xvdb, access=rw, target=/dev/mapper/{STALL_TARGET}' ]\n"
+    );
     configs.push((
         "guest-app.cfg".to_owned(),
-        xl_config(&app_cmdline(), &format!("{disks}{vif}"))?,
+        xl_config(&app_cmdline(), &format!("{app_disks}{vif}"))?,
     ));
     configs.push((
         FEATURES_OFF_CONFIG.to_owned(),
@@ -464,8 +526,9 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     for (name, config) in configs {
         files.push((name, config.into_bytes()));
     }
+    let guest_cmdline = if soak { soak_cmdline() } else { cmdline() };
     Job::with_steps(
-        xl_config(&cmdline(), &format!("{disks}{vif}"))?,
+        xl_config(&guest_cmdline, &format!("{disks}{vif}"))?,
         steps,
         files,
     )
@@ -779,6 +842,7 @@ pub fn host_checks(
         )),
         None => Err("dom0 gave no `net-malformed`".to_owned()),
     };
+    let slow_secs = slow_heads_secs(load);
     let load = match t.result("net-load") {
         Some(v) => load_verdict(v, load),
         None => Err("dom0 gave no `net-load`".to_owned()),
@@ -819,7 +883,74 @@ pub fn host_checks(
         check("blk-flush-counted", flush),
         check("app-shutdown", app_shutdown(t)),
         check("net-churn", timed("net-churn", CHURN_CONNECTIONS)),
+        check(
+            "net-stalled-disk",
+            match t.result("net-stalled-disk") {
+                Some(v) => stalled_verdict(v),
+                None => Err("dom0 gave no `net-stalled-disk`".to_owned()),
+            },
+        ),
+        check(
+            "net-slow-heads",
+            match t.result("net-slow-heads") {
+                Some(v) => slow_heads_verdict(v, slow_secs),
+                None => Err("dom0 gave no `net-slow-heads`".to_owned()),
+            },
+        ),
     ]
+}
+
+/// The stalled-disk check: a put acknowledged before the stall; while the store's disk is
+/// suspended, `GET /` answered within [`ANSWER_WITHIN_MS`] and a put answered `503` after the
+/// storage deadline (not much later); once resumed, the acknowledged values are there.
+fn stalled_verdict(v: &str) -> Result<(), String> {
+    let num = |name: &str| word(v, name).parse::<u64>().ok();
+    let deadline = STORAGE_DEADLINE_MS;
+    if word(v, "before") == "200"
+        && word(v, "get") == "ok"
+        && num("get_ms").is_some_and(|ms| ms <= ANSWER_WITHIN_MS)
+        && word(v, "put") == "503"
+        && num("put_ms").is_some_and(|ms| (deadline - 1000..=deadline * 3).contains(&ms))
+        && word(v, "after") == "same"
+        && word(v, "persist") == "kept-across-boots"
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "with the store's disk suspended, GET / within {ANSWER_WITHIN_MS} ms and a put \
+             answered 503 after about {deadline} ms; resumed, what was acknowledged before: {v}"
+        ))
+    }
+}
+
+/// How long the slow clients trickle in a device boot with `load` requests in its load check.
+fn slow_heads_secs(load: u64) -> u64 {
+    if load >= SOAK_REQUESTS {
+        SOAK_SLOW_HEADS_SECS
+    } else {
+        SLOW_HEADS_SECS
+    }
+}
+
+/// The slow-heads check: all [`SLOW_HEADS`] clients connected, and every timed `GET /` of the
+/// `secs` seconds (one a second, give or take the slowest) answered within
+/// [`ANSWER_WITHIN_MS`].
+fn slow_heads_verdict(v: &str, secs: u64) -> Result<(), String> {
+    let num = |name: &str| word(v, name).parse::<u64>().ok();
+    let (gets, ok, worst) = (num("gets"), num("ok"), num("worst_ms"));
+    let enough = secs * 1000 / (ANSWER_WITHIN_MS + 1000);
+    if word(v, "opened") == SLOW_HEADS.to_string()
+        && gets.is_some_and(|g| g >= enough)
+        && ok == gets
+        && worst.is_some_and(|w| w <= ANSWER_WITHIN_MS)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{SLOW_HEADS} clients connected and every GET / of {secs} s (at least {enough}) \
+             answered within {ANSWER_WITHIN_MS} ms expected: {v}"
+        ))
+    }
 }
 
 /// Boots the guest with its two disks and counts one unit per `TEST` line of the `blk` group
@@ -839,7 +970,7 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
 fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
-    let timeout = hard_timeout(TEST_TIMEOUT + FEATURES_OFF_MARGIN)?;
+    let timeout = hard_timeout(DEVICE_BOOT_TIMEOUT + FEATURES_OFF_MARGIN)?;
     let site = site_archive(&workspace_root().join("pvguest").join("site"), true)?;
     let mut xvda = site.tar;
     if xvda.len() > XVDA_BYTES {
@@ -862,7 +993,12 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     );
     let guest_bytes: Vec<u8> = (0..GUEST_PATTERN_BYTES).map(guest_pattern).collect();
     let guest_sha = hex(&Sha256::digest(&guest_bytes));
-    println!("xen: device boot, guest cmdline {:?}", cmdline());
+    let shown = if load >= SOAK_REQUESTS {
+        soak_cmdline()
+    } else {
+        cmdline()
+    };
+    println!("xen: device boot, guest cmdline {shown:?}");
     let limits = Limits {
         timeout,
         guest_limit: TEST_GUEST_LIMIT,
@@ -889,8 +1025,18 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     for (_, line) in &mut verdict.host {
         *line = line.replacen("HOST xen-run", "HOST xen-run-blk", 1);
     }
-    if let Some(load) = t.result("net-load") {
-        println!("xen: net-load: {load}");
+    for key in [
+        "net-load",
+        "net-bench",
+        "net-churn",
+        "net-slow-heads",
+        "net-diag",
+        "net-diag-after",
+        "net-stalled-disk",
+    ] {
+        if let Some(v) = t.result(key) {
+            println!("xen: {key}: {v}");
+        }
     }
     verdict.host.extend(host_checks(
         t,
@@ -1008,11 +1154,13 @@ mod tests {
             "PVXEN result app-shutdown ok",
             "G|APP stopped 3 requests 3 connections",
             "PVXEN result net-churn opened=200 status=ok ms=35",
+            "PVXEN result net-slow-heads opened=64 reopened=300 gets=19 ok=19 worst_ms=412",
+            "PVXEN result net-stalled-disk before=200 get=ok get_ms=80 put=503 put_ms=10050 after=same persist=kept-across-boots",
             "PVXEN end poweroff 5.0",
         ]);
         let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
-        assert_eq!(checks.len(), 14);
+        assert_eq!(checks.len(), 16);
         for late in [
             "opened=300 status=ok ms=2001",
             "opened=300 status=failed ms=3",
@@ -1020,6 +1168,32 @@ mod tests {
             "opened=300 status=ok",
         ] {
             assert!(timed_verdict(late, 300).is_err(), "{late}");
+        }
+        assert!(slow_heads_verdict("opened=64 reopened=0 gets=6 ok=6 worst_ms=2000", 20).is_ok());
+        let stalled =
+            "before=200 get=ok get_ms=80 put=503 put_ms=10050 after=same persist=kept-across-boots";
+        assert!(stalled_verdict(stalled).is_ok());
+        for (from, to) in [
+            ("before=200", "before=503"),
+            ("get=ok", "get=failed"),
+            ("get_ms=80", "get_ms=2500"),
+            ("put=503", "put=200"),
+            ("put_ms=10050", "put_ms=200"),
+            ("put_ms=10050", "put_ms=45000"),
+            ("after=same", "after=differs"),
+            ("persist=kept-across-boots", "persist="),
+        ] {
+            let bad = stalled.replace(from, to);
+            assert!(stalled_verdict(&bad).is_err(), "{bad}");
+        }
+        for bad in [
+            "opened=64 reopened=9 gets=19 ok=18 worst_ms=40",
+            "opened=64 reopened=9 gets=19 ok=19 worst_ms=2001",
+            "opened=63 reopened=9 gets=19 ok=19 worst_ms=40",
+            "opened=64 reopened=9 gets=5 ok=5 worst_ms=40",
+            "opened=64 reopened=9 gets=19 ok=19",
+        ] {
+            assert!(slow_heads_verdict(bad, 20).is_err(), "{bad}");
         }
         assert_eq!(
             timed_verdict("opened=1", 300),
@@ -1147,10 +1321,14 @@ mod tests {
             "run net-upload",
             "run net-malformed",
             "run net-load",
+            "run net-bench",
             "run net-files",
             "run net-kv",
             "run net-churn",
+            "run net-slow-heads",
+            "run net-diag",
             "run net-done",
+            "run net-diag-after",
         ];
         for storm in 1..=3 {
             if storm > 1 {
@@ -1171,9 +1349,11 @@ mod tests {
             "unpause",
             "wait-end",
             "destroy",
+            "run net-stall-prep",
             "create guest-app.cfg",
             "wait-line APP",
             "run net-kv-persist",
+            "run net-stalled-disk",
             "run app-shutdown",
             "wait-end",
             "destroy",

@@ -73,6 +73,13 @@ const DOM0_PACKAGES: &[&str] = &[
     "libdb5.3",
     "libexpat1",
     "libgdbm6",
+    // `dmsetup` (the device boot's `net-stalled-disk` suspends the store's disk) and its
+    // libraries.
+    "dmsetup",
+    "libdevmapper1.02.1",
+    "libselinux1",
+    "libpcre2-8-0",
+    "libudev1",
 ];
 /// Packages from which single programs are taken: `flock` (the hotplug scripts' locking;
 /// busybox has none) and util-linux's `losetup` (the `block` script parses its output).
@@ -99,6 +106,8 @@ const MODULES: &[&str] = &[
     "xen-blkback",
     "xen-netback",
     "loop",
+    // Device-mapper: a target the harness can suspend under a guest's disk.
+    "dm-mod",
     "bridge",
     // `cargo xtask run`: QEMU's user network and the store image reach dom0 as virtio devices.
     "virtio_pci",

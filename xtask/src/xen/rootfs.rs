@@ -21,6 +21,7 @@ const CHECKED_PROGRAMS: &[&str] = &[
     "bin/bash",
     "usr/bin/flock",
     "sbin/losetup",
+    "sbin/dmsetup",
 ];
 /// Trims the unpacked packages and adds what a running system would have: busybox applets,
 /// directories, users, the toolstack's real binaries on `PATH`, and `xtask/dom0/*`.

@@ -18,6 +18,9 @@ pub struct Fake {
     pub fail_put: Option<BackendError>,
     /// What every storage method answers (say, `Unavailable`).
     pub fail_all: Option<BackendError>,
+    /// A stalled disk: every method that needs it (file reads, the store's get, put and
+    /// delete) answers `Pending` (and is logged or counted) until this is cleared.
+    pub stalled: bool,
     /// What it was asked, in order (`read_file` calls are counted, not logged).
     pub log: Vec<String>,
     /// What `unix_time` answers.
@@ -42,6 +45,15 @@ impl Fake {
 
     fn check(&self) -> Result<(), BackendError> {
         self.fail_all.clone().map_or(Ok(()), Err)
+    }
+
+    fn disk(&self) -> Result<(), BackendError> {
+        self.check()?;
+        if self.stalled {
+            Err(BackendError::Pending)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -71,7 +83,7 @@ impl Backend for Fake {
     fn read_file(&mut self, path: &str, pos: u64, buf: &mut [u8]) -> Result<usize, BackendError> {
         self.reads += 1;
         self.largest_read = self.largest_read.max(buf.len());
-        self.check()?;
+        self.disk()?;
         let file = self.files.get(path).ok_or(BackendError::NotFound)?;
         let end = pos + buf.len() as u64;
         if self.fail_read_at.is_some_and(|at| (pos..end).contains(&at)) {
@@ -89,13 +101,13 @@ impl Backend for Fake {
 
     fn kv_get(&mut self, key: &str) -> Result<Vec<u8>, BackendError> {
         self.log.push(format!("get {key}"));
-        self.check()?;
+        self.disk()?;
         self.kv.get(key).cloned().ok_or(BackendError::NotFound)
     }
 
     fn kv_put(&mut self, key: &str, value: &[u8]) -> Result<(), BackendError> {
         self.log.push(format!("put {key} {}", value.len()));
-        self.check()?;
+        self.disk()?;
         if let Some(error) = self.fail_put.clone() {
             return Err(error);
         }
@@ -105,7 +117,7 @@ impl Backend for Fake {
 
     fn kv_delete(&mut self, key: &str) -> Result<(), BackendError> {
         self.log.push(format!("delete {key}"));
-        self.check()?;
+        self.disk()?;
         self.kv
             .remove(key)
             .map(|_| ())

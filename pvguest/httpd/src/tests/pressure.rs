@@ -346,7 +346,7 @@ fn the_pool_follows_the_memory_budget_and_the_status_reports_it() {
     let (_, _, body) = net.exchange(c, b"GET / HTTP/1.1\r\n\r\n");
     let json = String::from_utf8(body).unwrap();
     assert!(
-        json.ends_with("\"pool\":{\"open\":1,\"max\":83,\"reclaimed\":0}}}"),
+        json.ends_with("\"pool\":{\"open\":1,\"max\":83,\"reclaimed\":0,\"syns_dropped\":0}}}"),
         "{json}"
     );
 }
@@ -411,4 +411,53 @@ fn churn_then_slow_heads_on_the_guest_pool_with_a_small_transmit_ring() {
     let stats = net.server.stats();
     assert_eq!((stats.open, stats.max), (83, 83), "{stats:?}");
     assert!(stats.reclaimed > 117, "{stats:?}");
+}
+
+#[test]
+fn when_every_slot_is_busy_answering_a_syn_waits_instead_of_a_reset() {
+    let config = Config {
+        pool: crate::Pool {
+            slots: 3,
+            buffer: 4096,
+        },
+        ..Config::default()
+    };
+    let mut net = Net::new(config);
+    // Three clients that ask for a large answer and read none of it: every slot is busy.
+    let mut stuck = Vec::new();
+    for _ in 0..3 {
+        let (c, _) = net.start_connect(1024);
+        for _ in 0..20 {
+            net.step(1);
+        }
+        net.client(c)
+            .send_slice(b"GET /blob/1000000 HTTP/1.1\r\n\r\n")
+            .unwrap();
+        stuck.push(c);
+    }
+    for _ in 0..50 {
+        net.step(10);
+        for c in &stuck {
+            net.received.remove(c);
+        }
+    }
+    assert_eq!(net.server.free(&net.server_sockets), 0);
+    let (late, _) = net.start_connect(64 * 1024);
+    for _ in 0..50 {
+        net.step(10);
+    }
+    assert_eq!(net.client(late).state(), tcp::State::SynSent, "not refused");
+    assert!(net.server.stats().syns_dropped >= 1);
+    assert_eq!(net.server.stats().reclaimed, 0);
+    // One of them goes away: the late client's SYN, sent again, finds its slot.
+    net.client(stuck[0]).abort();
+    for _ in 0..400 {
+        net.step(10);
+        if net.client(late).state() == tcp::State::Established {
+            break;
+        }
+    }
+    assert_eq!(net.client(late).state(), tcp::State::Established);
+    let (code, _, _) = net.exchange(late, b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(code, 200);
 }

@@ -121,6 +121,8 @@ pub enum KvError<E> {
     },
     /// An earlier write or flush failed; reopen the store.
     Poisoned,
+    /// A commit begun with [`Store::begin`] has not finished yet: one at a time.
+    Busy,
 }
 
 impl<E: fmt::Debug> fmt::Display for KvError<E> {
@@ -139,6 +141,7 @@ impl<E: fmt::Debug> fmt::Display for KvError<E> {
             Self::Incompatible => write!(f, "the disk holds a store of another version or size"),
             Self::Corrupt { offset } => write!(f, "record at byte {offset} is corrupt"),
             Self::Poisoned => write!(f, "an earlier write failed: reopen the store"),
+            Self::Busy => write!(f, "another change is still on its way to the disk"),
         }
     }
 }
@@ -199,7 +202,43 @@ pub struct Store<D: BlockDevice> {
     tail: u64,
     index: BTreeMap<Vec<u8>, Loc>,
     poisoned: bool,
+    /// A commit begun ([`Store::begin`]) and not finished.
+    begun: bool,
     stats: KvStats,
+}
+
+/// A commit planned by [`Store::begin`] whose group the caller writes itself (submit and
+/// poll): [`Pending::writes`] in any order, then a flush once every write completed, then
+/// [`Store::finish`] with the outcome. Until then the store's index is unchanged.
+#[derive(Debug)]
+pub struct Pending {
+    at: u64,
+    group: Vec<u8>,
+    chain: Chain,
+    /// Each key with its new record (None: deleted).
+    changes: Vec<(Vec<u8>, Option<Loc>)>,
+}
+
+impl Pending {
+    /// The writes (byte offset on the store's device, bytes), each at most
+    /// [`crate::MAX_TRANSFER`] bytes and sector-aligned.
+    pub fn writes(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.group
+            .chunks(crate::device::MAX_TRANSFER)
+            .enumerate()
+            .map(|(i, piece)| (self.at + (i * crate::device::MAX_TRANSFER) as u64, piece))
+    }
+}
+
+/// Where a live record lies, for a caller that reads it itself ([`Store::locate`]), and what
+/// [`Store::value_from`] needs to check it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordRead {
+    /// Sector-aligned byte offset on the store's device.
+    pub offset: u64,
+    /// Bytes to read there (a sector multiple).
+    pub len: usize,
+    loc: Loc,
 }
 
 impl<D: BlockDevice> Store<D> {
@@ -240,6 +279,7 @@ impl<D: BlockDevice> Store<D> {
             tail: 0,
             index: BTreeMap::new(),
             poisoned: false,
+            begun: false,
             stats: KvStats {
                 capacity: body_len,
                 ..KvStats::default()
@@ -351,8 +391,32 @@ impl<D: BlockDevice> Store<D> {
     /// Applies `ops` in order as one group: after `Ok`, all are durable; after a crash before
     /// it, all or none are.
     pub fn commit(&mut self, ops: &[Op<'_>]) -> Result<(), KvError<D::Error>> {
+        match self.begin(ops)? {
+            Some(pending) => {
+                let mut written = Ok(());
+                for (at, piece) in pending.writes() {
+                    written = self.dev.write(at, piece);
+                    if written.is_err() {
+                        break;
+                    }
+                }
+                let result = written.and_then(|()| self.dev.flush());
+                self.finish(pending, result)
+            }
+            None => self.compact(ops),
+        }
+    }
+
+    /// Plans `ops` as one group for a caller that writes it itself: `Some` with the writes
+    /// (then [`Store::finish`]); `None` if the group does not fit the live region, so that
+    /// [`Store::commit`] must compact (with blocking calls). Refused while another begun
+    /// commit is unfinished ([`KvError::Busy`]).
+    pub fn begin(&mut self, ops: &[Op<'_>]) -> Result<Option<Pending>, KvError<D::Error>> {
         if self.poisoned {
             return Err(KvError::Poisoned);
+        }
+        if self.begun {
+            return Err(KvError::Busy);
         }
         if ops.is_empty() || ops.len() > MAX_BATCH {
             return Err(KvError::BadBatch(ops.len()));
@@ -379,31 +443,87 @@ impl<D: BlockDevice> Store<D> {
         format::encode_commit(&mut group, &mut chain, ops.len() as u32);
         group.resize(round_up(group.len() as u64) as usize, 0);
         if self.tail + group.len() as u64 > self.body_len {
-            return self.compact(ops);
+            return Ok(None);
         }
         let at = body_offset(self.active, self.body_len) + self.tail;
-        self.guard(|s| write_chunked(&mut s.dev, at, &group))?;
-        self.flush()?;
-        for (op, (rel, len)) in ops.iter().zip(locs) {
-            match op {
-                Op::Put(k, _) => {
-                    self.index.insert(
-                        k.to_vec(),
-                        Loc {
-                            offset: at + rel as u64,
-                            len,
-                        },
-                    );
+        let changes = ops
+            .iter()
+            .zip(locs)
+            .map(|(op, (rel, len))| match op {
+                Op::Put(k, _) => (
+                    k.to_vec(),
+                    Some(Loc {
+                        offset: at + rel as u64,
+                        len,
+                    }),
+                ),
+                Op::Delete(k) => (k.to_vec(), None),
+            })
+            .collect();
+        self.begun = true;
+        Ok(Some(Pending {
+            at,
+            group,
+            chain,
+            changes,
+        }))
+    }
+
+    /// Ends a commit from [`Store::begin`] with the outcome of its writes and flush: `Ok`,
+    /// and the changes are in the store (durable); a device error poisons the store, as a
+    /// failed [`Store::commit`] does.
+    pub fn finish(
+        &mut self,
+        pending: Pending,
+        result: Result<(), D::Error>,
+    ) -> Result<(), KvError<D::Error>> {
+        self.begun = false;
+        if result.is_ok() {
+            self.stats.flushes += 1;
+        }
+        self.guard(|_| result)?;
+        for (key, loc) in pending.changes {
+            match loc {
+                Some(loc) => {
+                    self.index.insert(key, loc);
                 }
-                Op::Delete(k) => {
-                    self.index.remove(*k);
+                None => {
+                    self.index.remove(&key);
                 }
             }
         }
-        self.chain = chain;
-        self.tail += group.len() as u64;
+        self.chain = pending.chain;
+        self.tail += pending.group.len() as u64;
         self.stats.groups += 1;
         Ok(())
+    }
+
+    /// Whether a commit from [`Store::begin`] is unfinished.
+    pub fn is_busy(&self) -> bool {
+        self.begun
+    }
+
+    /// Where the record of `key` lies, for a caller that reads it itself (then
+    /// [`Store::value_from`]); None if absent.
+    pub fn locate(&self, key: &[u8]) -> Option<RecordRead> {
+        let loc = *self.index.get(key)?;
+        let offset = loc.offset - loc.offset % SECTOR as u64;
+        let skip = (loc.offset - offset) as usize;
+        let len = round_up((skip + loc.len) as u64) as usize;
+        Some(RecordRead { offset, len, loc })
+    }
+
+    /// The value of `key` from the bytes read at `at` (from [`Store::locate`]), checked as
+    /// [`Store::get`] checks it.
+    pub fn value_from(
+        &self,
+        at: &RecordRead,
+        key: &[u8],
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, KvError<D::Error>> {
+        let mut record = check_record::<D::Error>(at.loc, key, at.offset, bytes)?;
+        record.drain(..RECORD_HEADER + key.len());
+        Ok(record)
     }
 
     /// Writes the live set with `ops` applied into the other region and makes it live.
@@ -529,19 +649,7 @@ impl<D: BlockDevice> Store<D> {
         let skip = (loc.offset - aligned) as usize;
         let mut buf = vec![0u8; round_up((skip + loc.len) as u64) as usize];
         crate::device::read_chunked(&mut self.dev, aligned, &mut buf).map_err(KvError::Device)?;
-        let record = &buf[skip..skip + loc.len];
-        let corrupt = KvError::Corrupt { offset: loc.offset };
-        let mut h = [0u8; RECORD_HEADER];
-        h.copy_from_slice(&record[..RECORD_HEADER]);
-        let header = format::decode_self_chained(&h).ok_or(corrupt)?;
-        if header.kind != Kind::Put
-            || header.record_len() != loc.len
-            || format::verify(&header, record).is_err()
-            || &record[RECORD_HEADER..RECORD_HEADER + key.len()] != key
-        {
-            return Err(corrupt);
-        }
-        Ok(record.to_vec())
+        check_record(loc, key, aligned, &buf)
     }
 
     /// The value of `key`, if present.
@@ -583,6 +691,12 @@ impl<D: BlockDevice> Store<D> {
         self.dev
     }
 
+    /// The device, borrowed (for a caller that submits the writes of [`Store::begin`] or the
+    /// reads of [`Store::locate`] to it itself).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
     fn flush(&mut self) -> Result<(), KvError<D::Error>> {
         self.stats.flushes += 1;
         self.guard(|s| s.dev.flush())
@@ -598,6 +712,32 @@ impl<D: BlockDevice> Store<D> {
             KvError::Device(e)
         })
     }
+}
+
+/// The record at `loc`, which must be a put of `key`, from `bytes` read at byte `aligned`.
+fn check_record<E>(
+    loc: Loc,
+    key: &[u8],
+    aligned: u64,
+    bytes: &[u8],
+) -> Result<Vec<u8>, KvError<E>> {
+    let corrupt = || KvError::Corrupt { offset: loc.offset };
+    let skip = usize::try_from(loc.offset - aligned).map_err(|_| corrupt())?;
+    let record = skip
+        .checked_add(loc.len)
+        .and_then(|end| bytes.get(skip..end))
+        .ok_or_else(corrupt)?;
+    let mut h = [0u8; RECORD_HEADER];
+    h.copy_from_slice(record.get(..RECORD_HEADER).ok_or_else(corrupt)?);
+    let header = format::decode_self_chained(&h).ok_or_else(corrupt)?;
+    if header.kind != Kind::Put
+        || header.record_len() != loc.len
+        || format::verify(&header, record).is_err()
+        || record.get(RECORD_HEADER..RECORD_HEADER + key.len()) != Some(key)
+    {
+        return Err(corrupt());
+    }
+    Ok(record.to_vec())
 }
 
 /// Byte offset of region `region`'s body.

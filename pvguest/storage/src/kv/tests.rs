@@ -304,3 +304,87 @@ fn measure_host_puts_per_second_and_recovery() {
         s.len()
     );
 }
+
+/// Writes and flushes what `pending` asks for, as a caller submitting requests would.
+fn complete(s: &mut Store<MemDisk>, pending: super::Pending) -> Result<(), KvError<FakeError>> {
+    let pieces: Vec<(u64, Vec<u8>)> = pending.writes().map(|(at, p)| (at, p.to_vec())).collect();
+    let mut result = Ok(());
+    for (at, piece) in &pieces {
+        result = result.and_then(|()| crate::BlockDevice::write(&mut s.dev, *at, piece));
+    }
+    let result = result.and_then(|()| crate::BlockDevice::flush(&mut s.dev));
+    s.finish(pending, result)
+}
+
+#[test]
+fn a_begun_commit_changes_nothing_until_it_finishes() {
+    let mut s = small_store();
+    s.put(b"a", b"old").expect("put");
+    let (writes, flushes) = (s.dev.writes, s.dev.flushes);
+    let counted = s.stats().flushes;
+    let pending = s
+        .begin(&[Op::Put(b"a", b"new")])
+        .expect("begin")
+        .expect("fits");
+    assert_eq!(
+        (s.dev.writes, s.dev.flushes),
+        (writes, flushes),
+        "the caller writes"
+    );
+    assert_eq!(s.get(b"a"), Ok(Some(b"old".to_vec())));
+    assert!(s.is_busy());
+    assert_eq!(s.begin(&[Op::Put(b"b", b"x")]).err(), Some(KvError::Busy));
+    assert_eq!(s.put(b"b", b"x"), Err(KvError::Busy));
+    complete(&mut s, pending).expect("finish");
+    assert!(!s.is_busy());
+    assert_eq!(s.get(b"a"), Ok(Some(b"new".to_vec())));
+    assert_eq!(s.stats().flushes, counted + 1);
+    // What the caller wrote is what a commit writes: the store reopens to it.
+    let mut s = Store::open(s.into_device()).expect("reopen");
+    assert_eq!(s.get(b"a"), Ok(Some(b"new".to_vec())));
+    // A read done by the caller gives what get gives, and is checked.
+    let at = s.locate(b"a").expect("located");
+    let mut bytes = vec![0u8; at.len];
+    crate::BlockDevice::read(&mut s.dev, at.offset, &mut bytes).expect("read");
+    assert_eq!(s.value_from(&at, b"a", &bytes), Ok(b"new".to_vec()));
+    assert!(matches!(
+        s.value_from(&at, b"b", &bytes),
+        Err(KvError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        s.value_from(&at, b"a", &bytes[..1]),
+        Err(KvError::Corrupt { .. })
+    ));
+    bytes.iter_mut().for_each(|b| *b ^= 0xff);
+    assert!(matches!(
+        s.value_from(&at, b"a", &bytes),
+        Err(KvError::Corrupt { .. })
+    ));
+    assert_eq!(s.locate(b"missing"), None);
+}
+
+#[test]
+fn a_begun_commit_that_fails_poisons_and_a_full_region_is_left_to_commit() {
+    let mut s = small_store();
+    s.put(b"a", b"v").expect("put");
+    let pending = s.begin(&[Op::Delete(b"a")]).expect("begin").expect("fits");
+    assert!(s.finish(pending, Err(FakeError::OutOfRange)).is_err());
+    assert_eq!(s.put(b"a", b"w"), Err(KvError::Poisoned));
+    // Once the live region cannot take the group, begin declines (None) and commit
+    // compacts.
+    let mut s = small_store();
+    let value = vec![1u8; 4096];
+    for i in 0..100 {
+        let key = format!("k{}", i % 2);
+        match s.begin(&[Op::Put(key.as_bytes(), &value)]).expect("begin") {
+            Some(pending) => complete(&mut s, pending).expect("commit"),
+            None => {
+                assert!(!s.is_busy());
+                s.put(key.as_bytes(), &value).expect("compacts");
+                assert_eq!(s.stats().compactions, 1);
+                return;
+            }
+        }
+    }
+    panic!("the region never filled");
+}
