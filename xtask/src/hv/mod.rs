@@ -98,13 +98,27 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
     let (hv, guest) = (build_hv()?, guest_elf()?);
     hostile::isolation(tally, &hv, &guest, hostile::SOAK_CALLS)?;
     durable::check(tally, &hv, &guest, durable::SOAK_KILLS)?;
-    net::app_boot(tally, &hv, &guest, crate::xen::blk::SOAK_REQUESTS)
+    let slow = (crate::xen::blk::SOAK_SLOW_HEADS_SECS, None);
+    net::app_boot(tally, &hv, &guest, crate::xen::blk::SOAK_REQUESTS, slow)
 }
 
 /// `cargo xtask hv-net-test`: only the network boot ([`net::app_boot`]).
 pub fn net_test(tally: &mut Tally, requests: u64) -> Result<()> {
-    net::app_boot(tally, &build_hv()?, &guest_elf()?, requests)
+    net::app_boot(
+        tally,
+        &build_hv()?,
+        &guest_elf()?,
+        requests,
+        TEST_SLOW_HEADS,
+    )
 }
+
+/// The slow heads of `hv-test`'s network boot: [`crate::xen::blk::SLOW_HEADS_SECS`] against a
+/// head deadline of [`crate::xen::blk::TEST_HEAD_MS`], as the stock-Xen device boot's.
+const TEST_SLOW_HEADS: (u64, Option<u64>) = (
+    crate::xen::blk::SLOW_HEADS_SECS,
+    Some(crate::xen::blk::TEST_HEAD_MS),
+);
 
 /// `cargo xtask hv-xl-test`: only `HOST hv-xl` ([`xl::xl_test`]).
 pub fn xl_unit(tally: &mut Tally) -> Result<()> {
@@ -543,7 +557,13 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
             tally.fail("hv net group boot");
         }
     }
-    if let Err(e) = net::app_boot(tally, &hv, &guest, crate::xen::blk::LOAD_REQUESTS) {
+    if let Err(e) = net::app_boot(
+        tally,
+        &hv,
+        &guest,
+        crate::xen::blk::LOAD_REQUESTS,
+        TEST_SLOW_HEADS,
+    ) {
         println!("hv-test: net boot: harness error: {e:#}");
         tally.fail("hv net boot");
     }

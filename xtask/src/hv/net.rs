@@ -358,7 +358,7 @@ pub fn load(addr: &str, requests: u64) -> Outcome {
 }
 
 /// `net-churn`: `n` connections opened one after another and then closed at once; then
-/// `GET /` must answer within [`ANSWER_WITHIN_MS`].
+/// `GET /` must answer within [`crate::xen::blk::ANSWER_WITHIN_MS`].
 pub fn churn(addr: &str, n: u64) -> Outcome {
     let line = (|| -> Result<String> {
         // All at once, as a burst of clients would: one thread each, so a connection QEMU's
@@ -395,23 +395,103 @@ pub fn churn(addr: &str, n: u64) -> Outcome {
     }
 }
 
+/// `net-slow-heads`: `clients` connections each send a request head a line a second for
+/// `secs` seconds, never ending it (a connection the service closes, at its head deadline,
+/// opens again and starts over); meanwhile `GET /` is timed once a second. The result line
+/// is `net-checks.sh slow-heads`'s: `opened= reopened= gets= ok= worst_ms=`.
+pub fn slow_heads(addr: &str, clients: u64, secs: u64) -> Outcome {
+    let line = slow_heads_line(addr, clients, secs);
+    let figures = line.as_ref().ok().cloned();
+    Outcome {
+        name: "net-slow-heads",
+        verdict: line
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|l| crate::xen::blk::slow_heads_verdict(&l, secs)),
+        figures,
+    }
+}
+
+/// The result line of [`slow_heads`].
+fn slow_heads_line(addr: &str, clients: u64, secs: u64) -> Result<String> {
+    use std::io::Write;
+    let sock: std::net::SocketAddr = addr.parse().context("address")?;
+    let open = move || -> Option<std::net::TcpStream> {
+        let mut s = std::net::TcpStream::connect_timeout(&sock, CHURN_CONNECT_TIMEOUT).ok()?;
+        s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: guest\r\n").ok()?;
+        Some(s)
+    };
+    let opened = Arc::new(AtomicU64::new(0));
+    let reopened = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(secs);
+    let trickles: Vec<_> = (0..clients)
+        .map(|_| {
+            let (opened, reopened) = (opened.clone(), reopened.clone());
+            std::thread::spawn(move || {
+                let mut conn = open();
+                if conn.is_some() {
+                    opened.fetch_add(1, Ordering::Relaxed);
+                }
+                let mut line = 0u64;
+                while Instant::now() < until {
+                    std::thread::sleep(Duration::from_secs(1));
+                    line += 1;
+                    let sent = conn.as_mut().is_some_and(|c| {
+                        c.write_all(format!("X-Slow-{line}: y\r\n").as_bytes())
+                            .is_ok()
+                    });
+                    if !sent {
+                        conn = open();
+                        if conn.is_some() {
+                            reopened.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let (mut gets, mut ok, mut worst) = (0u64, 0u64, 0u128);
+    while Instant::now() < until {
+        let started = Instant::now();
+        let answered = Conn::connect(addr, Duration::from_secs(5))
+            .and_then(|mut c| c.request("GET", "/", None))
+            .is_ok_and(|r| r.status == 200 && r.text().starts_with("{\"uptime_ms\""));
+        let ms = started.elapsed().as_millis();
+        gets += 1;
+        ok += u64::from(answered);
+        worst = worst.max(ms);
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(started.elapsed()));
+    }
+    for t in trickles {
+        let _ = t.join();
+    }
+    Ok(format!(
+        "opened={} reopened={} gets={gets} ok={ok} worst_ms={worst}",
+        opened.load(Ordering::Relaxed),
+        reopened.load(Ordering::Relaxed)
+    ))
+}
+
 const USAGE: &str = "\
-cargo xtask net-check [--addr HOST:PORT] [--load N] [--site DIR]
+cargo xtask net-check [--addr HOST:PORT] [--load N] [--slow-secs S] [--site DIR]
 
 Runs the host's checks of the guest's HTTP service against a running one (by default the
 demo of `cargo xtask run` at 127.0.0.1:8080), as hv's harness runs them: files, kv (it
 leaves the keys `big` and `persist` in the store), download and upload of 16 MiB, malformed
 requests, a load of N requests (default 2000) over 16 keep-alive connections, and a churn
-of 200 connections. Prints `HOST <check> ok|FAIL <why>` and the rates; exits 1 if any failed.
+of 200 connections, and 64 clients trickling request heads for S seconds (default 20) while
+`GET /` is timed once a second. Prints `HOST <check> ok|FAIL <why>` and the rates; exits 1 if any failed.
 
   --addr HOST:PORT  the service (default 127.0.0.1:8080)
   --load N          requests of the load check (default 2000)
+  --slow-secs S     how long the slow heads trickle (default 20)
   --site DIR        the site the service's archive was built from (default pvguest/site)
 ";
 
-/// Every check, in order, against the service at `addr` built from `site`.
-pub fn all(addr: &str, site: &[(String, String)], requests: u64) -> Vec<Outcome> {
-    let checks: [&dyn Fn() -> Outcome; 7] = [
+/// Every check, in order, against the service at `addr` built from `site`: `requests` in the
+/// load check, `slow_secs` of slow heads (the service's head deadline should be shorter).
+pub fn all(addr: &str, site: &[(String, String)], requests: u64, slow_secs: u64) -> Vec<Outcome> {
+    let checks: [&dyn Fn() -> Outcome; 8] = [
         &|| files(addr, site),
         &|| kv(addr),
         &|| download(addr),
@@ -419,6 +499,7 @@ pub fn all(addr: &str, site: &[(String, String)], requests: u64) -> Vec<Outcome>
         &|| malformed(addr),
         &|| load(addr, requests),
         &|| churn(addr, crate::xen::blk::CHURN_CONNECTIONS),
+        &|| slow_heads(addr, crate::xen::blk::SLOW_HEADS, slow_secs),
     ];
     checks
         .iter()
@@ -439,6 +520,7 @@ pub fn all(addr: &str, site: &[(String, String)], requests: u64) -> Vec<Outcome>
 pub fn net_check(args: &[String]) -> Result<std::process::ExitCode> {
     let mut addr = "127.0.0.1:8080".to_owned();
     let mut requests = crate::xen::blk::LOAD_REQUESTS;
+    let mut slow_secs = crate::xen::blk::SLOW_HEADS_SECS;
     let mut site = crate::build::workspace_root().join("pvguest").join("site");
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -460,12 +542,18 @@ pub fn net_check(args: &[String]) -> Result<std::process::ExitCode> {
                     .with_context(|| format!("--load {v}: not a number\n\n{USAGE}"))?;
             }
             "--site" => site = value("--site")?.into(),
+            "--slow-secs" => {
+                let v = value("--slow-secs")?;
+                slow_secs = v
+                    .parse()
+                    .with_context(|| format!("--slow-secs {v}: not a number\n\n{USAGE}"))?;
+            }
             other => anyhow::bail!("unknown option {other}\n\n{USAGE}"),
         }
     }
     let archive = crate::xen::blk::site_archive(&site, false)?;
     let mut failed = 0;
-    for o in all(&addr, &archive.files, requests) {
+    for o in all(&addr, &archive.files, requests, slow_secs) {
         match &o.verdict {
             Ok(()) => println!("HOST {} ok", o.name),
             Err(why) => {
@@ -528,6 +616,7 @@ pub fn app_boot(
     hv: &std::path::Path,
     guest: &std::path::Path,
     requests: u64,
+    (slow_secs, head_ms): (u64, Option<u64>),
 ) -> Result<()> {
     use super::serial::{self, Expect, Line};
     let label = "hv-net";
@@ -541,7 +630,14 @@ pub fn app_boot(
     let store = std::fs::File::create(dir.join("xvdb.img"))?;
     store.set_len(16 << 20)?;
     drop(store);
-    let (archive, boots) = super::pack_domains(guest, label, &APP_DOMAINS)?;
+    // The application's head deadline (`http-head-ms=`), shortened in `test` so that the
+    // slow heads meet it within their time.
+    let mut domains = APP_DOMAINS;
+    if let Some(ms) = head_ms {
+        let cmdline = format!("{} http-head-ms={ms}", APP_DOMAINS[0].cmdline);
+        domains[0].cmdline = Box::leak(cmdline.into_boxed_str());
+    }
+    let (archive, boots) = super::pack_domains(guest, label, &domains)?;
     let port = free_port()?;
     let fwds = [super::qemu::HostFwd {
         host_port: port,
@@ -576,7 +672,7 @@ pub fn app_boot(
                 let (addr, files, control, id) =
                     (addr.clone(), files.clone(), control.clone(), *id);
                 checks = Some(std::thread::spawn(move || {
-                    let outcomes = all(&addr, &files, requests);
+                    let outcomes = all(&addr, &files, requests, slow_secs);
                     let _ = control.send(super::qemu::Control::Line(format!(
                         "shutdown {id} poweroff"
                     )));

@@ -935,7 +935,7 @@ fn slow_heads_secs(load: u64) -> u64 {
 /// The slow-heads check: all [`SLOW_HEADS`] clients connected, and every timed `GET /` of the
 /// `secs` seconds (one a second, give or take the slowest) answered within
 /// [`ANSWER_WITHIN_MS`].
-fn slow_heads_verdict(v: &str, secs: u64) -> Result<(), String> {
+pub(crate) fn slow_heads_verdict(v: &str, secs: u64) -> Result<(), String> {
     let num = |name: &str| word(v, name).parse::<u64>().ok();
     let (gets, ok, worst) = (num("gets"), num("ok"), num("worst_ms"));
     let enough = secs * 1000 / (ANSWER_WITHIN_MS + 1000);
