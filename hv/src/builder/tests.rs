@@ -175,6 +175,7 @@ impl Image {
 const CFG: DomainConfig<'static> = DomainConfig {
     memory_mib: 4,
     cmdline: b"selftest=boot",
+    ramdisk: None,
 };
 
 fn build_image(img: &Image, cfg: &DomainConfig<'_>) -> Result<(Built, Ram), BuildError> {
@@ -236,6 +237,48 @@ fn loads_segments_and_writes_start_info() {
     assert_eq!(
         (r.tr.attrib & 0xf, r.tr.attrib & 0x80, r.tr.limit),
         (0xb, 0x80, 0x67)
+    );
+}
+
+#[test]
+fn a_ramdisk_is_the_one_module_after_the_kernel() {
+    let rd: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let cfg = DomainConfig {
+        ramdisk: Some(&rd),
+        ..CFG
+    };
+    let (b, ram) = build_image(&Image::pvh(0x10_0040), &cfg).unwrap();
+    assert_eq!(
+        b.ramdisk,
+        Some((0x10_5000, 0x10_5000 + 5000)),
+        "on the page after the kernel"
+    );
+    assert_eq!(&ram.0[0x10_5000..0x10_5000 + 5000], &rd[..]);
+    let si = b.start_info_gpa;
+    assert_eq!(si, 0x10_7000, "on the page after the ramdisk");
+    let info: abi::start_info::HvmStartInfo = ram.read(si);
+    assert_eq!(info.nr_modules, 1);
+    let modlist = info.modlist_paddr;
+    assert!(modlist.is_multiple_of(8) && modlist >= info.cmdline_paddr + 14);
+    let m: abi::start_info::HvmModlistEntry = ram.read(modlist);
+    assert_eq!((m.paddr, m.size, m.cmdline_paddr), (0x10_5000, 5000, 0));
+    assert!(info.memmap_paddr >= modlist + 32);
+    assert_eq!(
+        ram.read::<abi::start_info::HvmMemmapTableEntry>(info.memmap_paddr)
+            .size,
+        4 << 20
+    );
+    let huge = vec![0u8; 4 << 20];
+    let cfg = DomainConfig {
+        ramdisk: Some(&huge),
+        ..CFG
+    };
+    assert_eq!(
+        build_image(&Image::pvh(0x10_0040), &cfg).map(|_| ()),
+        Err(BuildError::NoRoomForRamdisk {
+            at: 0x10_5000,
+            len: 4 << 20
+        })
     );
 }
 

@@ -36,6 +36,8 @@ pub struct DomainSpec {
     pub image: &'static [u8],
     /// The guest command line.
     pub cmdline: String,
+    /// The ramdisk (xl's `ramdisk`, from hv's PVH module), if any.
+    pub ramdisk: Option<&'static [u8]>,
     /// `memory` in MiB.
     pub memory_mib: u64,
     /// `on_poweroff`.
@@ -143,6 +145,7 @@ impl Domain {
             &DomainConfig {
                 memory_mib: spec.memory_mib,
                 cmdline: spec.cmdline.as_bytes(),
+                ramdisk: spec.ramdisk,
             },
         )
         .map_err(DomainError::Build)?;
