@@ -5,8 +5,10 @@
 //! (ELF32 or ELF64, see [`elf`]) at its `PT_LOAD` physical addresses, then on the next page
 //! the ramdisk if any (xl's `ramdisk`, the one PVH module, without a command line of its
 //! own), then on the next page the start info, the command line, the module list and the
-//! memory map. `hv` passes no ACPI tables.
+//! memory map. The ACPI tables go to their own pages at 0xFC000000 ([`acpi`]), which the
+//! caller maps before the build.
 
+pub mod acpi;
 pub mod elf;
 pub mod layout;
 pub mod regs;
@@ -257,7 +259,7 @@ pub fn build(
         nr_modules: u32::from(ramdisk.is_some()),
         modlist_paddr: if ramdisk.is_some() { modlist_gpa } else { 0 },
         cmdline_paddr: if cmdline_size == 0 { 0 } else { cmdline_gpa },
-        rsdp_paddr: 0,
+        rsdp_paddr: acpi::RSDP_GPA,
         memmap_paddr: memmap_gpa,
         // A handful of entries (RAM and the special pages).
         memmap_entries: u32::try_from(memmap.len()).unwrap_or(u32::MAX),
@@ -281,6 +283,10 @@ pub fn build(
         let at = memmap_gpa + (i * size_of::<HvmMemmapTableEntry>()) as u64;
         write_bytes(mem, at, memmap_table_entry(e).as_bytes())?;
     }
+    let tables = acpi::build();
+    write_bytes(mem, acpi::ACPI_INFO_GPA, &tables.info)?;
+    write_bytes(mem, acpi::TABLES_GPA, &tables.tables)?;
+    write_bytes(mem, acpi::RSDP_GPA, &tables.rsdp)?;
     Ok(Built {
         regs: InitialRegisters::pvh(elf.entry, info_gpa),
         layout,

@@ -116,6 +116,8 @@ impl Domain {
         let console = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
         let store = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
         let shared_info = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
+        let acpi_bytes = builder::acpi::ACPI_PAGES * FRAME_SIZE;
+        let acpi = taken.zeroed(acpi_bytes, FRAME_SIZE).map_err(oom)?;
         let vmcb_pa = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
         let method = taken.host.fpu;
         let ext = ExtendedState::new(&mut taken.host.frames, method).map_err(oom)?;
@@ -132,6 +134,12 @@ impl Domain {
                 .map_err(DomainError::Npt)?;
             npt.map_4k(&mut t, layout::STORE_PFN * PAGE_SIZE, store, true)
                 .map_err(DomainError::Npt)?;
+            // The ACPI tables' pages (the builder writes them), as libxl places them.
+            for page in 0..builder::acpi::ACPI_PAGES {
+                let at = page * PAGE_SIZE;
+                npt.map_4k(&mut t, builder::acpi::ACPI_INFO_GPA + at, acpi + at, true)
+                    .map_err(DomainError::Npt)?;
+            }
             npt
         };
         hvlog!(
@@ -298,6 +306,7 @@ impl Domain {
                 store,
                 shared_info,
                 vmcb: vmcb_pa,
+                acpi: (acpi, acpi_bytes),
             },
             // Xen counts the console and xenstore pages as the domain's; xl's max_pages is
             // the memory and 1 MiB (`maxmem` is `memory` on hv).
