@@ -1,0 +1,1034 @@
+//! `cargo xtask bench` (and `--quick`, which `cargo xtask test` runs): pvguest on hv beside
+//! pvguest on stock Xen 4.17, measured in one invocation and compared as ratios
+//! ([`report`]). Every timed figure is taken with both systems up, interleaved (hv, Xen, hv,
+//! Xen, ...), once per round; `bench` runs [`FULL`]'s rounds (median, min, max of 3),
+//! `--quick` one round with small sizes. Counts (VM exits, notifications, sizes) are exact.
+//!
+//! One round:
+//! 1. two short hv boots of pvguest alone: `selftest=bench` (the guest's `BENCH` lines:
+//!    hypercall and event round trips, timed with the TSC) and `selftest=boot` (hv's `COUNTER`
+//!    lines of that boot: its VM exits and hypercalls);
+//! 2. stock Xen in QEMU: dom0 runs the same `selftest=bench` guest (a `run` step, its console
+//!    log read back), then the application as `cargo xtask run --on xen` does (archive and
+//!    store disks, a vif on dom0's bridge, QEMU's `hostfwd` to it);
+//! 3. hv in QEMU with the application alone (its disks, its vif on hv's switch, `hostfwd`);
+//! 4. the network rows from the host's one client ([`net`]), interleaved between the two;
+//! 5. both stopped (hv: `shutdown 1 poweroff` on its control lines; Xen: QEMU quit), hv's
+//!    netback line read for its exits and notifications per frame.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+pub mod net;
+pub mod report;
+
+use report::{Kind, Report, Row, System};
+
+use crate::build::workspace_root;
+use crate::tally::Tally;
+
+/// How much each run measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Rounds (each figure is taken once per round).
+    pub rounds: usize,
+    /// Bytes of the download and of the upload.
+    pub bulk_bytes: usize,
+    /// Requests of the one-connection row.
+    pub requests_1: u64,
+    /// Requests of the 16-connection row.
+    pub requests_16: u64,
+    /// Whether to search the least memory at which the demo answers.
+    pub memory_search: bool,
+}
+
+/// `cargo xtask bench`.
+pub const FULL: Plan = Plan {
+    rounds: 3,
+    bulk_bytes: 16 << 20,
+    requests_1: 500,
+    requests_16: 2000,
+    memory_search: true,
+};
+
+/// `cargo xtask bench --quick`.
+pub const QUICK: Plan = Plan {
+    rounds: 1,
+    bulk_bytes: 2 << 20,
+    requests_1: 50,
+    requests_16: 200,
+    memory_search: false,
+};
+
+const USAGE: &str = "\
+cargo xtask bench [--quick]
+
+Measures pvguest on hv beside pvguest on stock Xen 4.17 (both inside QEMU on this host),
+interleaved, and writes target/bench/report.md, report.json and ratios.svg (the table is
+printed too). --quick: one round with small sizes and no memory search (what
+`cargo xtask test` runs; it passes when every row produced a number).
+";
+
+/// The network rows' connections.
+const CONNECTIONS: [u64; 2] = [1, 16];
+/// How long a system may take from QEMU's start to answering.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long one short hv boot may take.
+const HV_SHORT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The application's line once it serves.
+const SERVING: &str = "APP serving";
+
+/// `cargo xtask bench [--quick]`.
+pub fn command(args: &[String]) -> Result<ExitCode> {
+    let plan = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => FULL,
+        ["--quick"] => QUICK,
+        ["--help" | "-h"] => {
+            print!("{USAGE}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {
+            eprint!("unknown arguments {args:?}\n\n{USAGE}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let report = run(plan)?;
+    let missing = report.incomplete();
+    if missing.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("bench: rows without a number: {}", missing.join(", "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `cargo xtask bench --quick` as `cargo xtask test`'s unit `bench --quick`: it passes when
+/// the report was written with every row filled (no timing is judged).
+pub fn quick_unit(tally: &mut Tally) {
+    match run(QUICK) {
+        Ok(r) if r.incomplete().is_empty() => {
+            println!("HOST bench-quick ok ({} rows)", r.rows.len());
+            tally.pass();
+        }
+        Ok(r) => {
+            let line = format!(
+                "HOST bench-quick FAIL rows without a number: {}",
+                r.incomplete().join(", ")
+            );
+            println!("{line}");
+            tally.fail(line);
+        }
+        Err(e) => {
+            let line = format!("HOST bench-quick FAIL {e:#}");
+            println!("{line}");
+            tally.fail(line);
+        }
+    }
+}
+
+/// The report's rows, built up as figures come.
+struct Rows(Vec<Row>);
+
+impl Rows {
+    /// Adds a sample to the row `name` (made with `make` the first time).
+    fn add(&mut self, name: &str, make: impl FnOnce() -> Row, system: System, value: f64) {
+        if let Some(row) = self.0.iter_mut().find(|r| r.name == name) {
+            row.push(system, value);
+        } else {
+            let mut row = make();
+            row.name = name.to_owned();
+            row.push(system, value);
+            self.0.push(row);
+        }
+    }
+
+    /// Declares a row that must get numbers (so that a failed measurement shows as missing).
+    fn declare(&mut self, row: Row) {
+        if !self.0.iter().any(|r| r.name == row.name) {
+            self.0.push(row);
+        }
+    }
+}
+
+/// Runs the plan and writes the report; `Err` only if nothing could be measured at all.
+pub fn run(plan: Plan) -> Result<Report> {
+    let started = Instant::now();
+    let hv = crate::build::build_hv()?;
+    let guest = crate::build::build_guest()?;
+    let image = crate::xen::image::ensure_image()?;
+    let mut rows = Rows(Vec::new());
+    declare_rows(&mut rows, plan);
+    for round in 0..plan.rounds {
+        println!("bench: round {} of {}", round + 1, plan.rounds);
+        if let Err(e) = one_round(&mut rows, plan, &hv, &guest, &image) {
+            println!("bench: round {} failed: {e:#}", round + 1);
+        }
+    }
+    size_rows(&mut rows, &hv, &guest)?;
+    if plan.memory_search {
+        match least_memory(&hv, &guest) {
+            Ok(mib) => rows.add(
+                "least memory= at which the demo answers",
+                || {
+                    Row::new(
+                        "memory",
+                        "",
+                        "MiB",
+                        Kind::Count,
+                        "bisected on hv: boots until GET / answers",
+                    )
+                },
+                System::PvguestHv,
+                mib as f64,
+            ),
+            Err(e) => println!("bench: memory search failed: {e:#}"),
+        }
+    }
+    let report = Report {
+        header: header(plan, started.elapsed()),
+        rows: rows.0,
+    };
+    write_report(&report)?;
+    Ok(report)
+}
+
+/// The rows every run must fill.
+fn declare_rows(rows: &mut Rows, plan: Plan) {
+    let mb = plan.bulk_bytes >> 20;
+    let host = "host client (xtask's http.rs) through QEMU's hostfwd";
+    for (name, unit, kind, note) in [
+        (
+            "QEMU start → answering".to_owned(),
+            "s",
+            Kind::Lower,
+            "host clock from QEMU's spawn to the first 200 of GET / (hv vs Xen + dom0)",
+        ),
+        (
+            "xl create → answering".to_owned(),
+            "s",
+            Kind::Lower,
+            "dom0's `xl create` returning to the first 200 of GET /",
+        ),
+        (
+            "hypercall round trip (xen_version)".to_owned(),
+            "ns",
+            Kind::Lower,
+            "guest's TSC over 2000 calls, selftest=bench",
+        ),
+        (
+            "hypercall round trip (unassigned, -ENOSYS)".to_owned(),
+            "ns",
+            Kind::Lower,
+            "guest's TSC over 2000 calls; on hv the bare VMMCALL exit",
+        ),
+        (
+            "event delivery (EVTCHNOP_send to own port → handler)".to_owned(),
+            "ns",
+            Kind::Lower,
+            "guest's TSC over 2000 round trips",
+        ),
+        (
+            format!("download {mb} MiB"),
+            "MB/s",
+            Kind::Higher,
+            "GET /blob/N on a fresh connection",
+        ),
+        (
+            format!("upload {mb} MiB"),
+            "MB/s",
+            Kind::Higher,
+            "POST /sink on a fresh connection",
+        ),
+    ] {
+        let group = group_of(&name);
+        rows.declare(Row::new(
+            group,
+            name,
+            unit,
+            kind,
+            if group == "network" {
+                format!("{note}; {host}")
+            } else {
+                note.to_owned()
+            },
+        ));
+    }
+    for c in CONNECTIONS {
+        rows.declare(Row::new(
+            "network",
+            format!("requests/s, {c} keep-alive connection(s)"),
+            "req/s",
+            Kind::Higher,
+            format!("GET /blob/1024; {host}"),
+        ));
+    }
+}
+
+/// The group of a declared row.
+fn group_of(name: &str) -> &'static str {
+    if name.contains("answering") {
+        "boot"
+    } else if name.contains("round trip") || name.contains("event") {
+        "hypercalls"
+    } else {
+        "network"
+    }
+}
+
+/// One round: the short hv boots, both applications up, the network rows interleaved.
+fn one_round(
+    rows: &mut Rows,
+    plan: Plan,
+    hv: &Path,
+    guest: &Path,
+    image: &crate::xen::image::Image,
+) -> Result<()> {
+    // 1. hv's short boots.
+    match hv_short_boot(hv, guest, "selftest=bench", "bench-hv-selftest") {
+        Ok(booted) => bench_lines(rows, System::PvguestHv, &booted.transcript.guest),
+        Err(e) => println!("bench: hv selftest=bench: {e:#}"),
+    }
+    match hv_short_boot(hv, guest, "selftest=boot", "bench-hv-boot") {
+        Ok(booted) => {
+            let sum = |kind: &str| -> u64 {
+                booted
+                    .transcript
+                    .counters
+                    .iter()
+                    .filter_map(|l| l.strip_prefix(&format!("COUNTER {kind}.")))
+                    .filter_map(|rest| rest.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum()
+            };
+            for (kind, what) in [("exit", "VM exits"), ("hypercall", "hypercalls")] {
+                rows.add(
+                    &format!("{what} of pvguest's boot on hv"),
+                    || {
+                        Row::new(
+                            "boot",
+                            "",
+                            "count",
+                            Kind::Count,
+                            "hv's COUNTER lines, selftest=boot to power-off",
+                        )
+                    },
+                    System::PvguestHv,
+                    sum(kind) as f64,
+                );
+            }
+        }
+        Err(e) => println!("bench: hv selftest=boot: {e:#}"),
+    }
+    // 2. and 3. both applications.
+    let xen = XenApp::start(guest, image)?;
+    let xen_up = xen.wait_answering();
+    let hv_app = HvApp::start(hv, guest, 128, "bench-hv-app")?;
+    let hv_up = hv_app.wait_answering();
+    let boot_row = || Row::new("boot", "", "s", Kind::Lower, "");
+    match &xen_up {
+        Ok(up) => {
+            rows.add(
+                "QEMU start → answering",
+                boot_row,
+                System::PvguestXen,
+                up.qemu_to_answer.as_secs_f64(),
+            );
+            if let Some(c) = up.create_to_answer {
+                rows.add(
+                    "xl create → answering",
+                    boot_row,
+                    System::PvguestXen,
+                    c.as_secs_f64(),
+                );
+            }
+        }
+        Err(e) => println!("bench: stock Xen did not answer: {e:#}"),
+    }
+    match &hv_up {
+        Ok(up) => rows.add(
+            "QEMU start → answering",
+            boot_row,
+            System::PvguestHv,
+            up.qemu_to_answer.as_secs_f64(),
+        ),
+        Err(e) => println!("bench: hv did not answer: {e:#}"),
+    }
+    // 4. the network rows, interleaved.
+    let mut up: Vec<(System, String)> = Vec::new();
+    if hv_up.is_ok() {
+        up.push((System::PvguestHv, hv_app.addr.clone()));
+    }
+    if xen_up.is_ok() {
+        up.push((System::PvguestXen, xen.addr.clone()));
+    }
+    let mb = plan.bulk_bytes >> 20;
+    type Measure<'a> = (String, Box<dyn Fn(&str) -> Result<f64> + 'a>);
+    let mut measures: Vec<Measure<'_>> = vec![
+        (
+            format!("download {mb} MiB"),
+            Box::new(|a: &str| net::download(a, plan.bulk_bytes)),
+        ),
+        (
+            format!("upload {mb} MiB"),
+            Box::new(|a: &str| net::upload(a, plan.bulk_bytes)),
+        ),
+    ];
+    for c in CONNECTIONS {
+        let n = if c == 1 {
+            plan.requests_1
+        } else {
+            plan.requests_16
+        };
+        measures.push((
+            format!("requests/s, {c} keep-alive connection(s)"),
+            Box::new(move |a: &str| net::requests_per_s(a, c, n)),
+        ));
+    }
+    for (name, measure) in &measures {
+        for (system, addr) in &up {
+            match measure(addr) {
+                Ok(v) => {
+                    println!("bench: {} {name}: {}", system.label(), report::num(v));
+                    rows.add(
+                        name,
+                        || Row::new("network", "", "", Kind::Higher, ""),
+                        *system,
+                        v,
+                    );
+                }
+                Err(e) => println!("bench: {} {name}: {e:#}", system.label()),
+            }
+        }
+    }
+    // 5. stop both.
+    let hv_booted = hv_app.stop();
+    let xen_booted = xen.stop();
+    match hv_booted {
+        Ok(log) => {
+            if let Some((exits, notes)) = netback_per_frame(&log) {
+                for (what, v) in [("VM exits", exits), ("notifications", notes)] {
+                    rows.add(
+                        &format!("{what} per frame (hv netback, whole run)"),
+                        || {
+                            Row::new(
+                                "network",
+                                "",
+                                "per frame",
+                                Kind::Count,
+                                "hv's netback line for d1 at its end (all the round's traffic)",
+                            )
+                        },
+                        System::PvguestHv,
+                        v,
+                    );
+                }
+            } else {
+                println!("bench: hv printed no netback line for d1");
+            }
+        }
+        Err(e) => println!("bench: hv's application boot: {e:#}"),
+    }
+    match xen_booted {
+        Ok(booted) => {
+            let bench = booted
+                .transcript
+                .results
+                .iter()
+                .find(|(k, _)| k == "bench")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let lines: Vec<String> = bench.split(';').map(str::to_owned).collect();
+            if !lines.iter().any(|l| l.starts_with("BENCH ")) {
+                println!("bench: stock Xen's selftest=bench printed no BENCH line ({bench:?})");
+            }
+            bench_lines(rows, System::PvguestXen, &lines);
+        }
+        Err(e) => println!("bench: stock Xen's boot: {e:#}"),
+    }
+    Ok(())
+}
+
+/// The `BENCH <name>-ns <value>` lines as rows.
+fn bench_lines(rows: &mut Rows, system: System, lines: &[String]) {
+    for (key, name) in [
+        (
+            "hypercall-xen-version-ns",
+            "hypercall round trip (xen_version)",
+        ),
+        (
+            "hypercall-unassigned-ns",
+            "hypercall round trip (unassigned, -ENOSYS)",
+        ),
+        (
+            "event-loopback-ns",
+            "event delivery (EVTCHNOP_send to own port → handler)",
+        ),
+    ] {
+        let value = lines.iter().find_map(|l| {
+            let rest = l.trim().strip_prefix("BENCH ")?.strip_prefix(key)?;
+            rest.trim().parse::<f64>().ok()
+        });
+        match value {
+            Some(v) => rows.add(
+                name,
+                || Row::new("hypercalls", "", "ns", Kind::Lower, ""),
+                system,
+                v,
+            ),
+            None => println!("bench: {}: no `BENCH {key}` line", system.label()),
+        }
+    }
+}
+
+/// `per frame: X exits, Y notifications` of hv's netback line for domain 1.
+pub fn netback_per_frame(serial: &str) -> Option<(f64, f64)> {
+    let line = serial
+        .lines()
+        .rfind(|l| l.contains("hv: d1: netback vif0"))?;
+    let rest = line.split("per frame: ").nth(1)?;
+    let mut words = rest.split_whitespace();
+    let exits = words.next()?.parse().ok()?;
+    let _ = words.next();
+    let notes = words.next()?.parse().ok()?;
+    Some((exits, notes))
+}
+
+/// A boot of pvguest alone on hv with `cmdline`; it must power off.
+fn hv_short_boot(
+    hv: &Path,
+    guest: &Path,
+    cmdline: &str,
+    label: &str,
+) -> Result<crate::hv::qemu::Booted> {
+    let booted = crate::hv::boot_with_control(
+        "bench",
+        hv,
+        crate::hv::Module::Elf(guest, cmdline),
+        label,
+        HV_SHORT_TIMEOUT,
+        (crate::hv::HV_OPTIONS, None),
+        None,
+        |_| {},
+    )?;
+    if !booted
+        .transcript
+        .guest
+        .iter()
+        .any(|l| l.starts_with("RESULT "))
+    {
+        bail!(
+            "no RESULT line from {cmdline:?} on hv ({})",
+            booted.end.describe()
+        );
+    }
+    Ok(booted)
+}
+
+/// When a system answered.
+struct Up {
+    /// From QEMU's start.
+    qemu_to_answer: Duration,
+    /// From `xl create` returning (stock Xen only).
+    create_to_answer: Option<Duration>,
+}
+
+/// A free port on the host's loopback.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Waits for `serving` (the boot's start instant, sent when the application printed that it
+/// serves), then for `GET /` to answer; fails early if the boot ended first.
+fn wait_up<T>(
+    serving: &mpsc::Receiver<Instant>,
+    boot: &JoinHandle<T>,
+    addr: &str,
+) -> Result<(Instant, Instant)> {
+    let until = Instant::now() + ANSWER_TIMEOUT;
+    let start = loop {
+        match serving.recv_timeout(Duration::from_millis(500)) {
+            Ok(start) => break start,
+            Err(mpsc::RecvTimeoutError::Timeout) if boot.is_finished() => {
+                bail!("the boot ended before the application served")
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() > until => {
+                bail!("no `{SERVING}` within {} s", ANSWER_TIMEOUT.as_secs())
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("the boot ended before the application served")
+            }
+        }
+    };
+    let answered = net::wait_answering(addr, Duration::from_secs(120))?;
+    Ok((start, answered))
+}
+
+/// The application on hv, running in a thread.
+struct HvApp {
+    addr: String,
+    serving: mpsc::Receiver<Instant>,
+    control: mpsc::Sender<crate::hv::qemu::Control>,
+    boot: JoinHandle<Result<String>>,
+}
+
+impl HvApp {
+    /// Boots hv with the application (`memory_mib` for its domain) and its disks and vif.
+    fn start(hv: &Path, guest: &Path, memory_mib: u64, label: &'static str) -> Result<Self> {
+        let dir = crate::hv::run_dir(label);
+        std::fs::create_dir_all(&dir)?;
+        let site = crate::xen::blk::site_archive(&workspace_root().join("pvguest/site"), false)?;
+        let mut xvda = site.tar;
+        xvda.resize(xvda.len().div_ceil(1 << 20) * (1 << 20), 0);
+        std::fs::write(dir.join("xvda.img"), &xvda)?;
+        let store = std::fs::File::create(dir.join("xvdb.img"))?;
+        store.set_len(16 << 20)?;
+        drop(store);
+        let domain = [crate::hv::TestDomain {
+            name: "bench-app",
+            cmdline: "ip=10.0.2.15/24 gw=10.0.2.2",
+            memory_mib,
+            disks: "disk = [ 'format=raw, vdev=xvda, access=ro, target=xvda.img',\n\
+                    \x20        'format=raw, vdev=xvdb, access=rw, target=xvdb.img' ]\n\
+                    vif = [ 'mac=00:16:3e:00:00:03' ]\n",
+        }];
+        let (archive, boots) = crate::hv::pack_domains(guest, label, &domain)?;
+        let drives = crate::hv::config::drives(&boots);
+        let port = free_port()?;
+        let addr = format!("127.0.0.1:{port}");
+        let (serving_tx, serving) = mpsc::channel();
+        let (control, control_rx) = mpsc::channel();
+        let hv = hv.to_owned();
+        let boot = std::thread::spawn(move || -> Result<String> {
+            let fwds = [crate::hv::qemu::HostFwd {
+                host_port: port,
+                guest_ip: std::net::Ipv4Addr::new(10, 0, 2, 15),
+                guest_port: 80,
+            }];
+            let start = Instant::now();
+            let mut sent = false;
+            let booted = crate::hv::boot_with_control(
+                "bench",
+                &hv,
+                crate::hv::Module::Archive(
+                    &archive,
+                    crate::hv::qemu::DEFAULT_MEMORY_MIB,
+                    &drives,
+                    Some(&fwds),
+                ),
+                label,
+                ANSWER_TIMEOUT,
+                (crate::hv::HV_OPTIONS, None),
+                Some(control_rx),
+                |line| {
+                    if let crate::hv::serial::Line::Guest(1, text) = line
+                        && text.starts_with(SERVING)
+                        && !sent
+                    {
+                        sent = true;
+                        let _ = serving_tx.send(start);
+                    }
+                },
+            )?;
+            std::fs::read_to_string(&booted.serial_log)
+                .with_context(|| format!("reading {}", booted.serial_log.display()))
+        });
+        Ok(Self {
+            addr,
+            serving,
+            control,
+            boot,
+        })
+    }
+
+    fn wait_answering(&self) -> Result<Up> {
+        let (start, answered) = wait_up(&self.serving, &self.boot, &self.addr)?;
+        Ok(Up {
+            qemu_to_answer: answered - start,
+            create_to_answer: None,
+        })
+    }
+
+    /// Powers the application off and waits for hv's end: its serial log.
+    fn stop(self) -> Result<String> {
+        let _ = self
+            .control
+            .send(crate::hv::qemu::Control::Line("shutdown 1 poweroff".into()));
+        let log = self
+            .boot
+            .join()
+            .map_err(|_| anyhow::anyhow!("hv's boot thread panicked"))??;
+        Ok(log)
+    }
+}
+
+/// The application on stock Xen, running in a thread; dom0 runs `selftest=bench` first.
+struct XenApp {
+    addr: String,
+    serving: mpsc::Receiver<Instant>,
+    created: Arc<Mutex<Option<Duration>>>,
+    stop: Arc<AtomicBool>,
+    boot: JoinHandle<Result<crate::xen::qemu::Booted>>,
+}
+
+/// dom0's step that runs the `selftest=bench` guest (named `bench`) to its end and gives its
+/// `BENCH` lines as one result, `;`-separated.
+const XEN_BENCH_STEP: &str = "$XL create /pvxen/bench.cfg >/dev/null 2>&1 || { echo create-failed; exit 0; }; \
+     i=0; while [ $i -lt 900 ] && ! grep -q 'reason code' /var/log/xen/xl-bench.log 2>/dev/null; \
+     do sleep 0.2; i=$((i+1)); done; sleep 1; $XL destroy bench >/dev/null 2>&1; \
+     grep -a '^BENCH ' /var/log/xen/console/guest-bench.log | tr -d '\\r' | tr '\\n' ';'";
+
+impl XenApp {
+    fn start(guest: &Path, image: &crate::xen::image::Image) -> Result<Self> {
+        use crate::xen::job::Step;
+        use crate::xen::run as xrun;
+        let dir = workspace_root().join("target").join("bench");
+        std::fs::create_dir_all(&dir)?;
+        let store = dir.join("xen-store.img");
+        let _ = std::fs::remove_file(&store);
+        xrun::prepare_store(&store)?;
+        let store = xrun::drive_path(&store)?;
+        let site = crate::xen::blk::site_archive(&workspace_root().join("pvguest/site"), false)?;
+        let mut archive = site.tar;
+        archive.resize(
+            archive.len().div_ceil(xrun::ARCHIVE_ROUND) * xrun::ARCHIVE_ROUND,
+            0,
+        );
+        let cmdline = format!("ip={}/24 gw={}", xrun::GUEST_IP, xrun::GATEWAY);
+        let mut job = xrun::job(archive, &cmdline)?;
+        let bench_cfg = crate::xen::xl_config("selftest=bench", "")?
+            .replace("name = \"pvguest\"", "name = \"bench\"");
+        job.files.push(("bench.cfg".into(), bench_cfg.into_bytes()));
+        let at = job
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Create { .. }))
+            .context("run's job has no create step")?;
+        job.steps.insert(
+            at,
+            Step::Run {
+                key: "bench".into(),
+                command: XEN_BENCH_STEP.into(),
+            },
+        );
+        let port = free_port()?;
+        let addr = format!("127.0.0.1:{port}");
+        let devices = vec![
+            "-netdev".to_owned(),
+            format!(
+                "user,id=net0,hostfwd=tcp:127.0.0.1:{port}-{}:{}",
+                xrun::GUEST_IP,
+                xrun::GUEST_PORT
+            ),
+            "-device".to_owned(),
+            "virtio-net-pci,netdev=net0".to_owned(),
+            "-drive".to_owned(),
+            format!("file={store},format=raw,if=none,id=store,cache=writeback"),
+            "-device".to_owned(),
+            "virtio-blk-pci,drive=store".to_owned(),
+        ];
+        let timeout = ANSWER_TIMEOUT * 2;
+        let overlay = crate::xen::overlay(
+            guest,
+            &job,
+            timeout.saturating_sub(crate::xen::GUEST_MARGIN),
+        )?;
+        let image = image.clone();
+        let (serving_tx, serving) = mpsc::channel();
+        let created = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (created2, stop2) = (created.clone(), stop.clone());
+        let boot = std::thread::spawn(move || {
+            let boot = crate::xen::qemu::Boot {
+                image: &image,
+                overlay,
+                run_dir: workspace_root()
+                    .join("target")
+                    .join("pvxen")
+                    .join("bench-xen"),
+                timeout,
+                devices,
+                stop: Some(&stop2),
+            };
+            println!("bench: booting stock Xen + dom0 (selftest=bench, then the application)");
+            let start = Instant::now();
+            let mut sent = false;
+            crate::xen::qemu::boot(&boot, |event, at| match event {
+                crate::xen::console::Event::Created => {
+                    *created2.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+                }
+                crate::xen::console::Event::Guest(line) if line.starts_with(SERVING) && !sent => {
+                    sent = true;
+                    let _ = serving_tx.send(start);
+                }
+                _ => {}
+            })
+        });
+        Ok(Self {
+            addr,
+            serving,
+            created,
+            stop,
+            boot,
+        })
+    }
+
+    fn wait_answering(&self) -> Result<Up> {
+        let (start, answered) = wait_up(&self.serving, &self.boot, &self.addr)?;
+        let created = *self.created.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(Up {
+            qemu_to_answer: answered - start,
+            create_to_answer: created.and_then(|c| (answered - start).checked_sub(c)),
+        })
+    }
+
+    fn stop(self) -> Result<crate::xen::qemu::Booted> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.boot
+            .join()
+            .map_err(|_| anyhow::anyhow!("Xen's boot thread panicked"))?
+    }
+}
+
+/// Lines of hv's core: every `.rs` file under `hv/src` but the domain-0 services (`dom0/`)
+/// and the tests (`tests.rs` files, and each file from its `#[cfg(test)]` line on), without
+/// blank and comment-only lines.
+pub fn core_lines(root: &Path) -> Result<u64> {
+    fn walk(dir: &Path, total: &mut u64) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if path.is_dir() {
+                if name != "dom0" {
+                    walk(&path, total)?;
+                }
+            } else if name.ends_with(".rs") && name != "tests.rs" {
+                *total += count_code(&std::fs::read_to_string(&path)?);
+            }
+        }
+        Ok(())
+    }
+    let mut total = 0;
+    walk(root, &mut total)?;
+    Ok(total)
+}
+
+/// Code lines of one file: up to its `#[cfg(test)]`, neither blank nor only a comment.
+fn count_code(text: &str) -> u64 {
+    text.lines()
+        .map(str::trim)
+        .take_while(|l| *l != "#[cfg(test)]")
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .count() as u64
+}
+
+/// The size rows: hv's ELF, pvguest's ELF stripped, hv's core lines.
+fn size_rows(rows: &mut Rows, hv: &Path, guest: &Path) -> Result<()> {
+    let stripped = workspace_root()
+        .join("target")
+        .join("bench")
+        .join("pvguest.stripped");
+    std::fs::create_dir_all(stripped.parent().context("no parent")?)?;
+    let status = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(guest)
+        .status()
+        .context("running strip (binutils)")?;
+    if !status.success() {
+        bail!("strip {}: {status}", guest.display());
+    }
+    let len = |p: &Path| -> Result<f64> { Ok(std::fs::metadata(p)?.len() as f64) };
+    let size = || Row::new("size", "", "bytes", Kind::Count, "file size");
+    rows.add("hv ELF", size, System::PvguestHv, len(hv)?);
+    let pv = len(&stripped)?;
+    for sys in [System::PvguestHv, System::PvguestXen] {
+        rows.add("pvguest ELF, stripped", size, sys, pv);
+    }
+    rows.add(
+        "hv core lines of code",
+        || {
+            Row::new(
+                "size",
+                "",
+                "lines",
+                Kind::Count,
+                "hv/src without dom0/ and tests, no blank or comment lines",
+            )
+        },
+        System::PvguestHv,
+        core_lines(&workspace_root().join("hv").join("src"))? as f64,
+    );
+    Ok(())
+}
+
+/// The least `memory=` (MiB) of the application's domain on hv at which it still answers
+/// `GET /`, bisected between 1 and 128.
+fn least_memory(hv: &Path, guest: &Path) -> Result<u64> {
+    let answers = |mib: u64| -> bool {
+        let Ok(app) = HvApp::start(hv, guest, mib, "bench-hv-memory") else {
+            return false;
+        };
+        let ok = app.wait_answering().is_ok();
+        let _ = app.stop();
+        println!(
+            "bench: memory={mib}: {}",
+            if ok { "answers" } else { "does not answer" }
+        );
+        ok
+    };
+    let (mut lo, mut hi) = (1u64, 128u64);
+    if !answers(hi) {
+        bail!("the application does not answer with memory={hi}");
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if answers(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(hi)
+}
+
+/// What the report says about where it ran.
+fn header(plan: Plan, took: Duration) -> Vec<String> {
+    let first = |cmd: &str, args: &[&str]| -> String {
+        std::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| format!("{cmd} did not answer"))
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    vec![
+        format!(
+            "mode: {} ({} round(s), bulk {} MiB, {} + {} requests); took {:.0} s",
+            if plan == QUICK { "--quick" } else { "full" },
+            plan.rounds,
+            plan.bulk_bytes >> 20,
+            plan.requests_1,
+            plan.requests_16,
+            took.as_secs_f64()
+        ),
+        format!(
+            "host: {cpu}, {cores} core(s) shared; {}",
+            first("uname", &["-sr"])
+        ),
+        format!(
+            "QEMU: {} with TCG (software emulation); hv: -cpu max -smp 1 -m 512; stock Xen 4.17 + Debian dom0: -cpu max -smp 2 -m 1024",
+            first("qemu-system-x86_64", &["--version"])
+        ),
+        "client: xtask's http.rs on the host for every network row, through QEMU's user \
+         network hostfwd (hv: into hv's switch; Xen: into dom0's bridge); no row is measured \
+         from inside dom0"
+            .to_owned(),
+        "figures: median (min–max, n) of interleaved runs (hv, Xen, hv, Xen, ...); counts \
+         exact; ratios of medians"
+            .to_owned(),
+    ]
+}
+
+/// Writes `target/bench/report.{md,json}` and `ratios.svg` and prints the table.
+fn write_report(report: &Report) -> Result<PathBuf> {
+    let dir = workspace_root().join("target").join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let md = report.markdown();
+    std::fs::write(dir.join("report.md"), &md)?;
+    std::fs::write(dir.join("report.json"), report.json())?;
+    std::fs::write(dir.join("ratios.svg"), report.svg())?;
+    println!("{md}");
+    println!(
+        "bench: wrote {0}/report.md, {0}/report.json, {0}/ratios.svg",
+        dir.display()
+    );
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netback_lines_give_exits_and_notifications_per_frame() {
+        let log = "[ 1.1] hv: d2: netback vif0 (x): ...; per frame: 0.48 exits, 0.16 notifications\n\
+                   [ 15.17] hv: d1: netback vif0 (00:16:3e:00:00:03): tx 17462 frames ...; \
+                   per frame: 0.16 exits, 0.14 notifications\n";
+        assert_eq!(netback_per_frame(log), Some((0.16, 0.14)));
+        assert_eq!(netback_per_frame("hv: d1: blkback"), None);
+    }
+
+    #[test]
+    fn code_lines_skip_blanks_comments_and_tests() {
+        let text = "//! doc\nfn a() {}\n\n    // note\nlet x = 1;\n#[cfg(test)]\nmod tests {}\n";
+        assert_eq!(count_code(text), 2);
+    }
+
+    #[test]
+    fn bench_lines_fill_the_hypercall_rows() {
+        let mut rows = Rows(Vec::new());
+        declare_rows(&mut rows, QUICK);
+        let lines: Vec<String> = [
+            "BENCH hypercall-xen-version-cycles 900",
+            "BENCH hypercall-xen-version-ns 350",
+            "BENCH hypercall-unassigned-ns 300",
+            "BENCH event-loopback-ns 1200",
+        ]
+        .map(String::from)
+        .to_vec();
+        bench_lines(&mut rows, System::PvguestHv, &lines);
+        let row = |name: &str| rows.0.iter().find(|r| r.name == name).unwrap().clone();
+        assert_eq!(
+            row("hypercall round trip (xen_version)")
+                .summary(System::PvguestHv)
+                .unwrap()
+                .median,
+            350.0
+        );
+        assert_eq!(
+            row("event delivery (EVTCHNOP_send to own port → handler)")
+                .summary(System::PvguestHv)
+                .unwrap()
+                .median,
+            1200.0
+        );
+        // Declared rows without a number show as missing.
+        assert!(!row("upload 2 MiB").complete());
+    }
+
+    #[test]
+    fn the_xen_bench_step_is_one_job_line() {
+        let step = crate::xen::job::Step::Run {
+            key: "bench".into(),
+            command: XEN_BENCH_STEP.into(),
+        };
+        let line = step.line().unwrap();
+        assert!(
+            !line.contains('\n') && line.contains("guest-bench.log"),
+            "{line}"
+        );
+    }
+}
