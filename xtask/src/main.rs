@@ -7,6 +7,7 @@ mod elf_note;
 mod gates;
 mod gdb;
 mod http;
+mod linux_domu;
 mod hv;
 mod selftest;
 mod symbols;

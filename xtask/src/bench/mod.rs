@@ -84,6 +84,17 @@ const HV_SHORT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The application's line once it serves.
 const SERVING: &str = "APP serving";
 
+/// The Linux domU's `dd` figures (its init's `BENCH` names) and their rows.
+const LINUX_BLOCK_ROWS: [(&str, &str); 4] = [
+    ("blk-seq-read-qd1", "sequential read, 4 KiB requests, queue depth 1"),
+    ("blk-seq-write-qd1", "sequential write, 4 KiB requests, queue depth 1"),
+    ("blk-seq-read-full", "sequential read, 1 MiB requests"),
+    ("blk-seq-write-full", "sequential write, 1 MiB requests"),
+];
+
+/// The Linux domU's address on QEMU's user network (beside pvguest's 10.0.2.15).
+const LINUX_IP: &str = "10.0.2.16";
+
 /// `cargo xtask bench [--quick]`.
 pub fn command(args: &[String]) -> Result<ExitCode> {
     let plan = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
@@ -148,9 +159,11 @@ impl Rows {
         }
     }
 
-    /// Declares a row that must get numbers (so that a failed measurement shows as missing).
-    fn declare(&mut self, row: Row) {
+    /// Declares a row that must get a number from each of `systems` (a failed measurement
+    /// then shows as missing).
+    fn declare(&mut self, mut row: Row, systems: &[System]) {
         if !self.0.iter().any(|r| r.name == row.name) {
+            row.cells = systems.iter().map(|s| (*s, Vec::new())).collect();
             self.0.push(row);
         }
     }
@@ -162,15 +175,18 @@ pub fn run(plan: Plan) -> Result<Report> {
     let hv = crate::build::build_hv()?;
     let guest = crate::build::build_guest()?;
     let image = crate::xen::image::ensure_image()?;
+    let linux = crate::linux_domu::build()
+        .map_err(|e| println!("bench: the Linux domU could not be built: {e:#}"))
+        .ok();
     let mut rows = Rows(Vec::new());
     declare_rows(&mut rows, plan);
     for round in 0..plan.rounds {
         println!("bench: round {} of {}", round + 1, plan.rounds);
-        if let Err(e) = one_round(&mut rows, plan, &hv, &guest, &image) {
+        if let Err(e) = one_round(&mut rows, plan, &hv, &guest, &image, linux.as_ref()) {
             println!("bench: round {} failed: {e:#}", round + 1);
         }
     }
-    size_rows(&mut rows, &hv, &guest)?;
+    size_rows(&mut rows, &hv, &guest, linux.as_ref())?;
     if plan.memory_search {
         match least_memory(&hv, &guest) {
             Ok(mib) => rows.add(
@@ -200,73 +216,102 @@ pub fn run(plan: Plan) -> Result<Report> {
 
 /// The rows every run must fill.
 fn declare_rows(rows: &mut Rows, plan: Plan) {
+    use System::{LinuxXen, PvguestHv, PvguestXen};
     let mb = plan.bulk_bytes >> 20;
     let host = "host client (xtask's http.rs) through QEMU's hostfwd";
-    for (name, unit, kind, note) in [
+    let all: &[System] = &[PvguestHv, PvguestXen, LinuxXen];
+    let pv: &[System] = &[PvguestHv, PvguestXen];
+    for (name, unit, kind, note, systems) in [
         (
             "QEMU start → answering".to_owned(),
             "s",
             Kind::Lower,
             "host clock from QEMU's spawn to the first 200 of GET / (hv vs Xen + dom0)",
+            pv,
         ),
         (
             "xl create → answering".to_owned(),
             "s",
             Kind::Lower,
-            "dom0's `xl create` returning to the first 200 of GET /",
+            "dom0's `xl create` returning to the first 200 of GET / (host clock, serial time)",
+            &[PvguestXen, LinuxXen][..],
         ),
         (
             "hypercall round trip (xen_version)".to_owned(),
             "ns",
             Kind::Lower,
             "guest's TSC over 2000 calls, selftest=bench",
+            pv,
         ),
         (
             "hypercall round trip (unassigned, -ENOSYS)".to_owned(),
             "ns",
             Kind::Lower,
             "guest's TSC over 2000 calls; on hv the bare VMMCALL exit",
+            pv,
         ),
         (
             "event delivery (EVTCHNOP_send to own port → handler)".to_owned(),
             "ns",
             Kind::Lower,
             "guest's TSC over 2000 round trips",
+            pv,
         ),
         (
             format!("download {mb} MiB"),
             "MB/s",
             Kind::Higher,
             "GET /blob/N on a fresh connection",
+            all,
         ),
         (
             format!("upload {mb} MiB"),
             "MB/s",
             Kind::Higher,
             "POST /sink on a fresh connection",
+            all,
         ),
     ] {
         let group = group_of(&name);
-        rows.declare(Row::new(
-            group,
-            name,
-            unit,
-            kind,
-            if group == "network" {
-                format!("{note}; {host}")
-            } else {
-                note.to_owned()
-            },
-        ));
+        rows.declare(
+            Row::new(
+                group,
+                name,
+                unit,
+                kind,
+                if group == "network" {
+                    format!("{note}; {host}")
+                } else {
+                    note.to_owned()
+                },
+            ),
+            systems,
+        );
     }
     for c in CONNECTIONS {
-        rows.declare(Row::new(
-            "network",
-            format!("requests/s, {c} keep-alive connection(s)"),
-            "req/s",
-            Kind::Higher,
-            format!("GET /blob/1024; {host}"),
-        ));
+        rows.declare(
+            Row::new(
+                "network",
+                format!("requests/s, {c} keep-alive connection(s)"),
+                "req/s",
+                Kind::Higher,
+                format!("GET /blob/1024; {host}"),
+            ),
+            all,
+        );
+    }
+    for (_, name) in LINUX_BLOCK_ROWS {
+        rows.declare(
+            Row::new(
+                "block",
+                name,
+                "MB/s",
+                Kind::Higher,
+                "Linux: busybox dd with O_DIRECT on xvda (a file on dom0's tmpfs via loop); \
+                 measured inside the domU",
+            ),
+            &[LinuxXen],
+        );
     }
 }
 
@@ -288,6 +333,7 @@ fn one_round(
     hv: &Path,
     guest: &Path,
     image: &crate::xen::image::Image,
+    linux: Option<&crate::linux_domu::LinuxDomU>,
 ) -> Result<()> {
     // 1. hv's short boots.
     match hv_short_boot(hv, guest, "selftest=bench", "bench-hv-selftest") {
@@ -324,9 +370,18 @@ fn one_round(
         }
         Err(e) => println!("bench: hv selftest=boot: {e:#}"),
     }
-    // 2. and 3. both applications.
-    let xen = XenApp::start(guest, image)?;
+    // 2. and 3. both applications (and the Linux domU on Xen once pvguest serves there).
+    let xen = XenApp::start(guest, image, linux, plan)?;
     let xen_up = xen.wait_answering();
+    let linux_up = if linux.is_some() && xen_up.is_ok() {
+        xen.wait_linux()
+    } else {
+        Err(anyhow::anyhow!("no Linux domU"))
+    };
+    let linux_blk = match (&linux_up, &xen.linux_addr) {
+        (Ok(_), Some(addr)) => linux_blk_lines(addr),
+        _ => Err(anyhow::anyhow!("the Linux domU did not answer")),
+    };
     let hv_app = HvApp::start(hv, guest, 128, "bench-hv-app")?;
     let hv_up = hv_app.wait_answering();
     let boot_row = || Row::new("boot", "", "s", Kind::Lower, "");
@@ -365,6 +420,25 @@ fn one_round(
     }
     if xen_up.is_ok() {
         up.push((System::PvguestXen, xen.addr.clone()));
+    }
+    match (&linux_up, &xen.linux_addr) {
+        (Ok(_), Some(addr)) => up.push((System::LinuxXen, addr.clone())),
+        (Err(e), _) => println!("bench: the Linux domU: {e:#}"),
+        _ => {}
+    }
+    match &linux_blk {
+        Ok(lines) => {
+            for line in lines {
+                let Some((key, rate)) = crate::linux_domu::dd_rate(line) else {
+                    println!("bench: Linux dd: {line}");
+                    continue;
+                };
+                if let Some((_, name)) = LINUX_BLOCK_ROWS.iter().find(|(k, _)| *k == key) {
+                    rows.add(name, || Row::new("block", "", "MB/s", Kind::Higher, ""), System::LinuxXen, rate);
+                }
+            }
+        }
+        Err(e) => println!("bench: Linux dd: {e:#}"),
     }
     let mb = plan.bulk_bytes >> 20;
     type Measure<'a> = (String, Box<dyn Fn(&str) -> Result<f64> + 'a>);
@@ -435,6 +509,23 @@ fn one_round(
     }
     match xen_booted {
         Ok(booted) => {
+            let log = std::fs::read_to_string(&booted.serial_log).unwrap_or_default();
+            if let (Ok(answer), Some(created)) = (
+                &linux_up,
+                serial_time(&log, "PVXEN result linux-create created"),
+            ) {
+                let d = answer.as_secs_f64() - created;
+                if d > 0.0 {
+                    rows.add(
+                        "xl create → answering",
+                        || Row::new("boot", "", "s", Kind::Lower, ""),
+                        System::LinuxXen,
+                        d,
+                    );
+                }
+            } else if linux_up.is_ok() {
+                println!("bench: no `linux-create created` result in {}", booted.serial_log.display());
+            }
             let bench = booted
                 .transcript
                 .results
@@ -669,12 +760,17 @@ impl HvApp {
     }
 }
 
-/// The application on stock Xen, running in a thread; dom0 runs `selftest=bench` first.
+/// The application on stock Xen, running in a thread; dom0 runs `selftest=bench` first, and
+/// the Linux domU once the application serves.
 struct XenApp {
     addr: String,
+    /// The Linux domU's forwarded address, when it was started.
+    linux_addr: Option<String>,
     serving: mpsc::Receiver<Instant>,
     created: Arc<Mutex<Option<Duration>>>,
     stop: Arc<AtomicBool>,
+    /// The boot's start (set by the thread before QEMU starts).
+    started: Arc<Mutex<Option<Instant>>>,
     boot: JoinHandle<Result<crate::xen::qemu::Booted>>,
 }
 
@@ -685,8 +781,19 @@ const XEN_BENCH_STEP: &str = "$XL create /pvxen/bench.cfg >/dev/null 2>&1 || { e
      do sleep 0.2; i=$((i+1)); done; sleep 1; $XL destroy bench >/dev/null 2>&1; \
      grep -a '^BENCH ' /var/log/xen/console/guest-bench.log | tr -d '\\r' | tr '\\n' ';'";
 
+/// dom0's step that creates the Linux domU (its result line's serial time is when
+/// `xl create` returned).
+const XEN_LINUX_STEP: &str = "dd if=/dev/zero of=/tmp/linux-disk.img bs=1M count=0 seek=64 2>/dev/null; \
+     if $XL create /pvxen/linux.cfg >/tmp/linux-create.log 2>&1; then echo created; \
+     else tail -n 3 /tmp/linux-create.log | tr '\\n' ' '; fi";
+
 impl XenApp {
-    fn start(guest: &Path, image: &crate::xen::image::Image) -> Result<Self> {
+    fn start(
+        guest: &Path,
+        image: &crate::xen::image::Image,
+        linux: Option<&crate::linux_domu::LinuxDomU>,
+        plan: Plan,
+    ) -> Result<Self> {
         use crate::xen::job::Step;
         use crate::xen::run as xrun;
         let dir = workspace_root().join("target").join("bench");
@@ -697,10 +804,7 @@ impl XenApp {
         let store = xrun::drive_path(&store)?;
         let site = crate::xen::blk::site_archive(&workspace_root().join("pvguest/site"), false)?;
         let mut archive = site.tar;
-        archive.resize(
-            archive.len().div_ceil(xrun::ARCHIVE_ROUND) * xrun::ARCHIVE_ROUND,
-            0,
-        );
+        archive.resize(archive.len().div_ceil(xrun::ARCHIVE_ROUND) * xrun::ARCHIVE_ROUND, 0);
         let cmdline = format!("ip={}/24 gw={}", xrun::GUEST_IP, xrun::GATEWAY);
         let mut job = xrun::job(archive, &cmdline)?;
         let bench_cfg = crate::xen::xl_config("selftest=bench", "")?
@@ -718,15 +822,62 @@ impl XenApp {
                 command: XEN_BENCH_STEP.into(),
             },
         );
+        if let Some(linux) = linux {
+            let config = crate::linux_domu::Config {
+                ip: format!("{LINUX_IP}/24"),
+                gateway: xrun::GATEWAY.into(),
+                port: 80,
+                blobs: vec![plan.bulk_bytes],
+                blk_bench: Some(("xvda".into(), if plan == QUICK { 8 } else { 32 })),
+            };
+            let cfg = crate::linux_domu::xl_config(
+                "linux",
+                "/pvxen/linux.vmlinuz",
+                "/pvxen/linux.cpio",
+                &config,
+                256,
+                "vif = [ 'mac=00:16:3e:00:00:07,bridge=xenbr0' ]\n\
+                 disk = [ 'format=raw, vdev=xvda, access=rw, target=/tmp/linux-disk.img' ]\n",
+            );
+            job.files.push(("linux.cfg".into(), cfg.into_bytes()));
+            job.files.push((
+                "linux.vmlinuz".into(),
+                std::fs::read(&linux.kernel)
+                    .with_context(|| format!("reading {}", linux.kernel.display()))?,
+            ));
+            job.files.push(("linux.cpio".into(), linux.initramfs.clone()));
+            // After the application's create: wait until it serves, then start Linux.
+            let wait = job
+                .steps
+                .iter()
+                .position(|s| matches!(s, Step::WaitEnd))
+                .context("run's job has no wait-end step")?;
+            job.steps.insert(wait, Step::WaitLine(SERVING.into()));
+            job.steps.insert(
+                wait + 1,
+                Step::Run {
+                    key: "linux-create".into(),
+                    command: XEN_LINUX_STEP.into(),
+                },
+            );
+        }
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
+        let mut netdev = format!(
+            "user,id=net0,hostfwd=tcp:127.0.0.1:{port}-{}:{}",
+            xrun::GUEST_IP,
+            xrun::GUEST_PORT
+        );
+        let linux_addr = if linux.is_some() {
+            let lport = free_port()?;
+            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{lport}-{LINUX_IP}:80"));
+            Some(format!("127.0.0.1:{lport}"))
+        } else {
+            None
+        };
         let devices = vec![
             "-netdev".to_owned(),
-            format!(
-                "user,id=net0,hostfwd=tcp:127.0.0.1:{port}-{}:{}",
-                xrun::GUEST_IP,
-                xrun::GUEST_PORT
-            ),
+            netdev,
             "-device".to_owned(),
             "virtio-net-pci,netdev=net0".to_owned(),
             "-drive".to_owned(),
@@ -743,22 +894,21 @@ impl XenApp {
         let image = image.clone();
         let (serving_tx, serving) = mpsc::channel();
         let created = Arc::new(Mutex::new(None));
+        let started = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
-        let (created2, stop2) = (created.clone(), stop.clone());
+        let (created2, stop2, started2) = (created.clone(), stop.clone(), started.clone());
         let boot = std::thread::spawn(move || {
             let boot = crate::xen::qemu::Boot {
                 image: &image,
                 overlay,
-                run_dir: workspace_root()
-                    .join("target")
-                    .join("pvxen")
-                    .join("bench-xen"),
+                run_dir: workspace_root().join("target").join("pvxen").join("bench-xen"),
                 timeout,
                 devices,
                 stop: Some(&stop2),
             };
-            println!("bench: booting stock Xen + dom0 (selftest=bench, then the application)");
+            println!("bench: booting stock Xen + dom0 (selftest=bench, the application, Linux)");
             let start = Instant::now();
+            *started2.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);
             let mut sent = false;
             crate::xen::qemu::boot(&boot, |event, at| match event {
                 crate::xen::console::Event::Created => {
@@ -773,9 +923,11 @@ impl XenApp {
         });
         Ok(Self {
             addr,
+            linux_addr,
             serving,
             created,
             stop,
+            started,
             boot,
         })
     }
@@ -789,11 +941,46 @@ impl XenApp {
         })
     }
 
+    /// Waits until the Linux domU answers `GET /`: the time since the boot's start.
+    fn wait_linux(&self) -> Result<Duration> {
+        let addr = self.linux_addr.as_deref().context("no Linux domU in this boot")?;
+        let answered = net::wait_answering(addr, Duration::from_secs(600))?;
+        let start = self
+            .started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .context("the boot has not started")?;
+        Ok(answered - start)
+    }
+
     fn stop(self) -> Result<crate::xen::qemu::Booted> {
         self.stop.store(true, Ordering::SeqCst);
         self.boot
             .join()
             .map_err(|_| anyhow::anyhow!("Xen's boot thread panicked"))?
+    }
+}
+
+/// The serial time (seconds since the boot's start) of the first line holding `needle`
+/// (`[   6.55] PVXEN result ...`).
+pub fn serial_time(log: &str, needle: &str) -> Option<f64> {
+    let line = log.lines().find(|l| l.contains(needle))?;
+    line.strip_prefix('[')?.split(']').next()?.trim().parse().ok()
+}
+
+/// Fetches the Linux domU's `dd` figures (`/blob/blkbench.txt`, there once all ran).
+fn linux_blk_lines(addr: &str) -> Result<Vec<String>> {
+    let until = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Ok(r) = crate::http::once(addr, "GET", "/blob/blkbench.txt", None)
+            && r.status == 200
+        {
+            return Ok(r.text().lines().map(str::to_owned).collect());
+        }
+        if Instant::now() > until {
+            bail!("the Linux domU served no /blob/blkbench.txt within 600 s");
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -830,7 +1017,12 @@ fn count_code(text: &str) -> u64 {
 }
 
 /// The size rows: hv's ELF, pvguest's ELF stripped, hv's core lines.
-fn size_rows(rows: &mut Rows, hv: &Path, guest: &Path) -> Result<()> {
+fn size_rows(
+    rows: &mut Rows,
+    hv: &Path,
+    guest: &Path,
+    linux: Option<&crate::linux_domu::LinuxDomU>,
+) -> Result<()> {
     let stripped = workspace_root()
         .join("target")
         .join("bench")
@@ -849,8 +1041,17 @@ fn size_rows(rows: &mut Rows, hv: &Path, guest: &Path) -> Result<()> {
     let size = || Row::new("size", "", "bytes", Kind::Count, "file size");
     rows.add("hv ELF", size, System::PvguestHv, len(hv)?);
     let pv = len(&stripped)?;
+    let image_row = "guest image (pvguest: stripped ELF; Linux: bzImage + initramfs)";
     for sys in [System::PvguestHv, System::PvguestXen] {
-        rows.add("pvguest ELF, stripped", size, sys, pv);
+        rows.add(image_row, size, sys, pv);
+    }
+    if let Some(l) = linux {
+        rows.add(
+            image_row,
+            size,
+            System::LinuxXen,
+            len(&l.kernel)? + l.initramfs.len() as f64,
+        );
     }
     rows.add(
         "hv core lines of code",
