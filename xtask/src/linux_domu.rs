@@ -246,7 +246,9 @@ pub fn build() -> Result<LinuxDomU> {
     for d in ["usr/share", "etc/nginx", "usr/lib/x86_64-linux-gnu/gconv"] {
         let _ = fs::remove_dir_all(root.join(d));
     }
-    for d in ["proc", "sys", "dev", "tmp", "etc", "sbin", "usr/bin", "usr/sbin"] {
+    for d in [
+        "proc", "sys", "dev", "tmp", "etc", "sbin", "usr/bin", "usr/sbin",
+    ] {
         fs::create_dir_all(root.join(d))?;
     }
     fs::write(root.join("etc/nginx.conf.in"), NGINX_CONF)?;
@@ -260,8 +262,7 @@ pub fn build() -> Result<LinuxDomU> {
         .output()
         .context("running busybox --list")?;
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if !applet.is_empty() && !applet.contains('/') && !root.join("bin").join(applet).exists()
-        {
+        if !applet.is_empty() && !applet.contains('/') && !root.join("bin").join(applet).exists() {
             w.symlink(&format!("bin/{applet}"), "busybox")?;
         }
     }
@@ -318,8 +319,18 @@ mod tests {
             "console=hvc0 loglevel=3 pvxen.ip=10.0.2.16/24 pvxen.gw=10.0.2.2 pvxen.port=80 \
              pvxen.blobs=2097152 pvxen.blkbench=xvda pvxen.blkmb=8"
         );
-        let x = xl_config("linux", "/pvxen/k", "/pvxen/i", &config(), 256, "vif = []\n");
-        assert!(x.contains("tsc_mode = \"native\"") && x.contains("type = \"pvh\""), "{x}");
+        let x = xl_config(
+            "linux",
+            "/pvxen/k",
+            "/pvxen/i",
+            &config(),
+            256,
+            "vif = []\n",
+        );
+        assert!(
+            x.contains("tsc_mode = \"native\"") && x.contains("type = \"pvh\""),
+            "{x}"
+        );
         assert!(x.contains(&format!("cmdline = \"{c}\"")), "{x}");
     }
 

@@ -86,8 +86,14 @@ const SERVING: &str = "APP serving";
 
 /// The Linux domU's `dd` figures (its init's `BENCH` names) and their rows.
 const LINUX_BLOCK_ROWS: [(&str, &str); 4] = [
-    ("blk-seq-read-qd1", "sequential read, 4 KiB requests, queue depth 1"),
-    ("blk-seq-write-qd1", "sequential write, 4 KiB requests, queue depth 1"),
+    (
+        "blk-seq-read-qd1",
+        "sequential read, 4 KiB requests, queue depth 1",
+    ),
+    (
+        "blk-seq-write-qd1",
+        "sequential write, 4 KiB requests, queue depth 1",
+    ),
     ("blk-seq-read-full", "sequential read, 1 MiB requests"),
     ("blk-seq-write-full", "sequential write, 1 MiB requests"),
 ];
@@ -434,7 +440,12 @@ fn one_round(
                     continue;
                 };
                 if let Some((_, name)) = LINUX_BLOCK_ROWS.iter().find(|(k, _)| *k == key) {
-                    rows.add(name, || Row::new("block", "", "MB/s", Kind::Higher, ""), System::LinuxXen, rate);
+                    rows.add(
+                        name,
+                        || Row::new("block", "", "MB/s", Kind::Higher, ""),
+                        System::LinuxXen,
+                        rate,
+                    );
                 }
             }
         }
@@ -524,7 +535,10 @@ fn one_round(
                     );
                 }
             } else if linux_up.is_ok() {
-                println!("bench: no `linux-create created` result in {}", booted.serial_log.display());
+                println!(
+                    "bench: no `linux-create created` result in {}",
+                    booted.serial_log.display()
+                );
             }
             let bench = booted
                 .transcript
@@ -804,7 +818,10 @@ impl XenApp {
         let store = xrun::drive_path(&store)?;
         let site = crate::xen::blk::site_archive(&workspace_root().join("pvguest/site"), false)?;
         let mut archive = site.tar;
-        archive.resize(archive.len().div_ceil(xrun::ARCHIVE_ROUND) * xrun::ARCHIVE_ROUND, 0);
+        archive.resize(
+            archive.len().div_ceil(xrun::ARCHIVE_ROUND) * xrun::ARCHIVE_ROUND,
+            0,
+        );
         let cmdline = format!("ip={}/24 gw={}", xrun::GUEST_IP, xrun::GATEWAY);
         let mut job = xrun::job(archive, &cmdline)?;
         let bench_cfg = crate::xen::xl_config("selftest=bench", "")?
@@ -845,7 +862,8 @@ impl XenApp {
                 std::fs::read(&linux.kernel)
                     .with_context(|| format!("reading {}", linux.kernel.display()))?,
             ));
-            job.files.push(("linux.cpio".into(), linux.initramfs.clone()));
+            job.files
+                .push(("linux.cpio".into(), linux.initramfs.clone()));
             // After the application's create: wait until it serves, then start Linux.
             let wait = job
                 .steps
@@ -901,7 +919,10 @@ impl XenApp {
             let boot = crate::xen::qemu::Boot {
                 image: &image,
                 overlay,
-                run_dir: workspace_root().join("target").join("pvxen").join("bench-xen"),
+                run_dir: workspace_root()
+                    .join("target")
+                    .join("pvxen")
+                    .join("bench-xen"),
                 timeout,
                 devices,
                 stop: Some(&stop2),
@@ -943,7 +964,10 @@ impl XenApp {
 
     /// Waits until the Linux domU answers `GET /`: the time since the boot's start.
     fn wait_linux(&self) -> Result<Duration> {
-        let addr = self.linux_addr.as_deref().context("no Linux domU in this boot")?;
+        let addr = self
+            .linux_addr
+            .as_deref()
+            .context("no Linux domU in this boot")?;
         let answered = net::wait_answering(addr, Duration::from_secs(600))?;
         let start = self
             .started
@@ -965,7 +989,12 @@ impl XenApp {
 /// (`[   6.55] PVXEN result ...`).
 pub fn serial_time(log: &str, needle: &str) -> Option<f64> {
     let line = log.lines().find(|l| l.contains(needle))?;
-    line.strip_prefix('[')?.split(']').next()?.trim().parse().ok()
+    line.strip_prefix('[')?
+        .split(']')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Fetches the Linux domU's `dd` figures (`/blob/blkbench.txt`, there once all ran).
