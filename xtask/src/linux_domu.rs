@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn the_init_reads_every_option_the_command_line_sets() {
         for opt in ["ip", "gw", "port", "blobs", "blkbench", "blkmb"] {
-            assert!(INIT.contains(&format!("$(arg {opt})")), "{opt}");
+            assert!(INIT.contains(&format!("$(arg {opt}")), "{opt}");
         }
         assert!(NGINX_CONF.contains("listen @PORT@;"));
         assert!(INIT.contains("s/@PORT@/"));

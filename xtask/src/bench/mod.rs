@@ -84,8 +84,9 @@ const HV_SHORT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The application's line once it serves.
 const SERVING: &str = "APP serving";
 
-/// The Linux domU's `dd` figures (its init's `BENCH` names) and their rows.
-const LINUX_BLOCK_ROWS: [(&str, &str); 4] = [
+/// The block figures (the `BENCH` names of pvguest's bench mode and of the Linux domU's
+/// init, the same) and their rows.
+const BLOCK_ROWS: [(&str, &str); 4] = [
     (
         "blk-seq-read-qd1",
         "sequential read, 4 KiB requests, queue depth 1",
@@ -94,9 +95,19 @@ const LINUX_BLOCK_ROWS: [(&str, &str); 4] = [
         "blk-seq-write-qd1",
         "sequential write, 4 KiB requests, queue depth 1",
     ),
-    ("blk-seq-read-full", "sequential read, 1 MiB requests"),
-    ("blk-seq-write-full", "sequential write, 1 MiB requests"),
+    (
+        "blk-seq-read-full",
+        "sequential read, large requests, full depth",
+    ),
+    (
+        "blk-seq-write-full",
+        "sequential write, large requests, full depth",
+    ),
 ];
+/// pvguest's random-read row.
+const RAND_ROW: &str = "random read, 4 KiB requests, full depth";
+/// MiB each block figure moves: `--quick`, full.
+const BLOCK_MB: (u64, u64) = (8, 32);
 
 /// The Linux domU's address on QEMU's user network (beside pvguest's 10.0.2.15).
 const LINUX_IP: &str = "10.0.2.16";
@@ -244,21 +255,21 @@ fn declare_rows(rows: &mut Rows, plan: Plan) {
         ),
         (
             "hypercall round trip (xen_version)".to_owned(),
-            "ns",
+            "TSC cycles",
             Kind::Lower,
-            "guest's TSC over 2000 calls, selftest=bench",
+            "guest's TSC over 2000 calls, selftest=bench (the host's TSC rate under TCG on both)",
             pv,
         ),
         (
             "hypercall round trip (unassigned, -ENOSYS)".to_owned(),
-            "ns",
+            "TSC cycles",
             Kind::Lower,
             "guest's TSC over 2000 calls; on hv the bare VMMCALL exit",
             pv,
         ),
         (
             "event delivery (EVTCHNOP_send to own port → handler)".to_owned(),
-            "ns",
+            "TSC cycles",
             Kind::Lower,
             "guest's TSC over 2000 round trips",
             pv,
@@ -306,17 +317,40 @@ fn declare_rows(rows: &mut Rows, plan: Plan) {
             all,
         );
     }
-    for (_, name) in LINUX_BLOCK_ROWS {
+    for (_, name) in BLOCK_ROWS {
         rows.declare(
             Row::new(
                 "block",
                 name,
                 "MB/s",
                 Kind::Higher,
-                "Linux: busybox dd with O_DIRECT on xvda (a file on dom0's tmpfs via loop); \
-                 measured inside the domU",
+                "inside the guest: pvguest's bench mode (blkfront; large = its largest request, \
+                 32 in flight), Linux's dd with O_DIRECT (large = bs=1M); Xen: a file on dom0's \
+                 tmpfs by loop; hv: QEMU's virtio-blk on a host file",
             ),
-            &[LinuxXen],
+            all,
+        );
+    }
+    rows.declare(
+        Row::new(
+            "block",
+            RAND_ROW,
+            "IOPS",
+            Kind::Higher,
+            "pvguest's bench mode, 32 in flight (busybox has no random-read tool)",
+        ),
+        pv,
+    );
+    for what in ["blkback's wake-ups (exits)", "notifications sent"] {
+        rows.declare(
+            Row::new(
+                "block",
+                format!("{what} per request (hv blkback)"),
+                "per request",
+                Kind::Count,
+                "hv's blkback line for the bench disk, all of the bench's requests",
+            ),
+            &[PvguestHv],
         );
     }
 }
@@ -342,8 +376,33 @@ fn one_round(
     linux: Option<&crate::linux_domu::LinuxDomU>,
 ) -> Result<()> {
     // 1. hv's short boots.
-    match hv_short_boot(hv, guest, "selftest=bench", "bench-hv-selftest") {
-        Ok(booted) => bench_lines(rows, System::PvguestHv, &booted.transcript.guest),
+    let mb = if plan == QUICK {
+        BLOCK_MB.0
+    } else {
+        BLOCK_MB.1
+    };
+    match hv_bench_boot(hv, guest, mb) {
+        Ok((lines, log)) => {
+            bench_lines(rows, System::PvguestHv, &lines);
+            match blkback_per_request(&log) {
+                Some((exits, notes)) => {
+                    let row = || Row::new("block", "", "per request", Kind::Count, "");
+                    rows.add(
+                        "blkback's wake-ups (exits) per request (hv blkback)",
+                        row,
+                        System::PvguestHv,
+                        exits,
+                    );
+                    rows.add(
+                        "notifications sent per request (hv blkback)",
+                        row,
+                        System::PvguestHv,
+                        notes,
+                    );
+                }
+                None => println!("bench: hv printed no blkback line for the bench disk"),
+            }
+        }
         Err(e) => println!("bench: hv selftest=bench: {e:#}"),
     }
     match hv_short_boot(hv, guest, "selftest=boot", "bench-hv-boot") {
@@ -439,7 +498,7 @@ fn one_round(
                     println!("bench: Linux dd: {line}");
                     continue;
                 };
-                if let Some((_, name)) = LINUX_BLOCK_ROWS.iter().find(|(k, _)| *k == key) {
+                if let Some((_, name)) = BLOCK_ROWS.iter().find(|(k, _)| *k == key) {
                     rows.add(
                         name,
                         || Row::new("block", "", "MB/s", Kind::Higher, ""),
@@ -558,19 +617,109 @@ fn one_round(
     Ok(())
 }
 
-/// The `BENCH <name>-ns <value>` lines as rows.
+/// `(exits, notifications)` per request of hv's blkback line for d1's `xvda`: `N requests
+/// (...), ..., M notifications sent, ...; requests found after K exits`.
+pub fn blkback_per_request(serial: &str) -> Option<(f64, f64)> {
+    let line = serial
+        .lines()
+        .rfind(|l| l.contains("hv: d1: blkback xvda:") && l.contains(" requests ("))?;
+    let rest = line.split("blkback xvda: ").nth(1)?;
+    let requests: f64 = rest.split_whitespace().next()?.parse().ok()?;
+    let head = rest.split(" notifications sent").next()?;
+    let notes: f64 = head.rsplit(' ').next()?.parse().ok()?;
+    let exits: f64 = rest
+        .split("requests found after ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    (requests > 0.0).then(|| (exits / requests, notes / requests))
+}
+
+/// pvguest's `selftest=bench` alone on hv, with a disk `xvda` of `mb` MiB + 1 for its block
+/// figures: its console lines and hv's serial log.
+fn hv_bench_boot(hv: &Path, guest: &Path, mb: u64) -> Result<(Vec<String>, String)> {
+    let label = "bench-hv-selftest";
+    let dir = crate::hv::run_dir(label);
+    std::fs::create_dir_all(&dir)?;
+    let disk = std::fs::File::create(dir.join("xvda.img"))?;
+    disk.set_len((mb + 1) << 20)?;
+    drop(disk);
+    let cmdline: &'static str = if mb == BLOCK_MB.0 {
+        "selftest=bench bench-disk=xvda bench-mb=8"
+    } else {
+        "selftest=bench bench-disk=xvda bench-mb=32"
+    };
+    let domain = [crate::hv::TestDomain {
+        name: "bench",
+        cmdline,
+        memory_mib: 128,
+        disks: "disk = [ 'format=raw, vdev=xvda, access=rw, target=xvda.img' ]\n",
+    }];
+    let (archive, boots) = crate::hv::pack_domains(guest, label, &domain)?;
+    let drives = crate::hv::config::drives(&boots);
+    let booted = crate::hv::boot_with_control(
+        "bench",
+        hv,
+        crate::hv::Module::Archive(&archive, crate::hv::qemu::DEFAULT_MEMORY_MIB, &drives, None),
+        label,
+        HV_SHORT_TIMEOUT,
+        (crate::hv::HV_OPTIONS, None),
+        None,
+        |_| {},
+    )?;
+    let lines = booted
+        .transcript
+        .domains
+        .get(&1)
+        .cloned()
+        .unwrap_or_default();
+    if !lines.iter().any(|l| l.starts_with("RESULT ")) {
+        bail!(
+            "no RESULT line from the bench domain on hv ({})",
+            booted.end.describe()
+        );
+    }
+    let log = std::fs::read_to_string(&booted.serial_log)
+        .with_context(|| format!("reading {}", booted.serial_log.display()))?;
+    Ok((lines, log))
+}
+
+/// The `BENCH` lines of pvguest's bench mode as rows.
 fn bench_lines(rows: &mut Rows, system: System, lines: &[String]) {
+    for line in lines {
+        let mut words = line.split_whitespace();
+        let (Some("BENCH"), Some(key), Some(a), Some(b), None) = (
+            words.next(),
+            words.next(),
+            words.next().and_then(|w| w.parse::<f64>().ok()),
+            words.next().and_then(|w| w.parse::<f64>().ok()),
+            words.next(),
+        ) else {
+            continue;
+        };
+        if b <= 0.0 {
+            continue;
+        }
+        let block = || Row::new("block", "", "MB/s", Kind::Higher, "");
+        if let Some((_, name)) = BLOCK_ROWS.iter().find(|(k, _)| *k == key) {
+            rows.add(name, block, system, a / 1e6 / (b / 1e9));
+        } else if key == "blk-rand-read-4k" {
+            rows.add(RAND_ROW, block, system, a / (b / 1e9));
+        }
+    }
     for (key, name) in [
         (
-            "hypercall-xen-version-ns",
+            "hypercall-xen-version-cycles",
             "hypercall round trip (xen_version)",
         ),
         (
-            "hypercall-unassigned-ns",
+            "hypercall-unassigned-cycles",
             "hypercall round trip (unassigned, -ENOSYS)",
         ),
         (
-            "event-loopback-ns",
+            "event-loopback-cycles",
             "event delivery (EVTCHNOP_send to own port → handler)",
         ),
     ] {
@@ -581,7 +730,7 @@ fn bench_lines(rows: &mut Rows, system: System, lines: &[String]) {
         match value {
             Some(v) => rows.add(
                 name,
-                || Row::new("hypercalls", "", "ns", Kind::Lower, ""),
+                || Row::new("hypercalls", "", "TSC cycles", Kind::Lower, ""),
                 system,
                 v,
             ),
@@ -790,7 +939,8 @@ struct XenApp {
 
 /// dom0's step that runs the `selftest=bench` guest (named `bench`) to its end and gives its
 /// `BENCH` lines as one result, `;`-separated.
-const XEN_BENCH_STEP: &str = "$XL create /pvxen/bench.cfg >/dev/null 2>&1 || { echo create-failed; exit 0; }; \
+const XEN_BENCH_STEP: &str = "dd if=/dev/zero of=/tmp/bench-disk.img bs=1M count=0 seek=64 2>/dev/null; \
+     $XL create /pvxen/bench.cfg >/dev/null 2>&1 || { echo create-failed; exit 0; }; \
      i=0; while [ $i -lt 900 ] && ! grep -q 'reason code' /var/log/xen/xl-bench.log 2>/dev/null; \
      do sleep 0.2; i=$((i+1)); done; sleep 1; $XL destroy bench >/dev/null 2>&1; \
      grep -a '^BENCH ' /var/log/xen/console/guest-bench.log | tr -d '\\r' | tr '\\n' ';'";
@@ -824,8 +974,16 @@ impl XenApp {
         );
         let cmdline = format!("ip={}/24 gw={}", xrun::GUEST_IP, xrun::GATEWAY);
         let mut job = xrun::job(archive, &cmdline)?;
-        let bench_cfg = crate::xen::xl_config("selftest=bench", "")?
-            .replace("name = \"pvguest\"", "name = \"bench\"");
+        let mb = if plan == QUICK {
+            BLOCK_MB.0
+        } else {
+            BLOCK_MB.1
+        };
+        let bench_cfg = crate::xen::xl_config(
+            &format!("selftest=bench bench-disk=xvda bench-mb={mb}"),
+            "disk = [ 'format=raw, vdev=xvda, access=rw, target=/tmp/bench-disk.img' ]\n",
+        )?
+        .replace("name = \"pvguest\"", "name = \"bench\"");
         job.files.push(("bench.cfg".into(), bench_cfg.into_bytes()));
         let at = job
             .steps
@@ -845,7 +1003,7 @@ impl XenApp {
                 gateway: xrun::GATEWAY.into(),
                 port: 80,
                 blobs: vec![plan.bulk_bytes],
-                blk_bench: Some(("xvda".into(), if plan == QUICK { 8 } else { 32 })),
+                blk_bench: Some(("xvda".into(), u32::try_from(mb)?)),
             };
             let cfg = crate::linux_domu::xl_config(
                 "linux",
@@ -1212,6 +1370,15 @@ mod tests {
     }
 
     #[test]
+    fn blkback_lines_give_exits_and_notifications_per_request() {
+        let log = "[ 15.17] hv: d1: blkback xvda: 10 requests (10 reads, 0 writes, 0 flushes; \
+                   10 sectors read, 0 written), 0 errors, 0 unsupported, 5 notifications sent, \
+                   1 connects; 11 virtio-blk requests (0 flushes); requests found after 20 exits\n";
+        assert_eq!(blkback_per_request(log), Some((2.0, 0.5)));
+        assert_eq!(blkback_per_request("hv: d1: blkback xvda: flushes 1"), None);
+    }
+
+    #[test]
     fn code_lines_skip_blanks_comments_and_tests() {
         let text = "//! doc\nfn a() {}\n\n    // note\nlet x = 1;\n#[cfg(test)]\nmod tests {}\n";
         assert_eq!(count_code(text), 2);
@@ -1222,10 +1389,12 @@ mod tests {
         let mut rows = Rows(Vec::new());
         declare_rows(&mut rows, QUICK);
         let lines: Vec<String> = [
-            "BENCH hypercall-xen-version-cycles 900",
-            "BENCH hypercall-xen-version-ns 350",
-            "BENCH hypercall-unassigned-ns 300",
-            "BENCH event-loopback-ns 1200",
+            "BENCH blk-seq-read-qd1 8388608 1000000000",
+            "BENCH blk-rand-read-4k 2048 500000000",
+            "BENCH hypercall-xen-version-cycles 350",
+            "BENCH hypercall-xen-version-ns 900",
+            "BENCH hypercall-unassigned-cycles 300",
+            "BENCH event-loopback-cycles 1200",
         ]
         .map(String::from)
         .to_vec();
@@ -1244,6 +1413,17 @@ mod tests {
                 .unwrap()
                 .median,
             1200.0
+        );
+        assert_eq!(
+            row("sequential read, 4 KiB requests, queue depth 1")
+                .summary(System::PvguestHv)
+                .unwrap()
+                .median,
+            8.388608
+        );
+        assert_eq!(
+            row(RAND_ROW).summary(System::PvguestHv).unwrap().median,
+            4096.0
         );
         // Declared rows without a number show as missing.
         assert!(!row("upload 2 MiB").complete());
