@@ -13,7 +13,7 @@
 //!
 //! With `bench-disk=xvd<x>` (and `bench-mb=<n>`, default 8) the mode also measures that disk
 //! through `blkfront` (it overwrites its first n MiB): `BENCH blk-<name> <bytes> <ns>` lines for
-//! sequential writes and reads of 4 KiB requests one at a time (`-qd1`) and of the largest
+//! sequential writes and reads of 4 KiB requests one at a time (`-qd1`, over n/8 MiB) and of the largest
 //! requests with as many in flight as the ring takes (`-full`), and `BENCH blk-rand-read-4k
 //! <requests> <ns>` for 4 KiB reads at pseudo-random offsets with the ring full. Between
 //! submissions the guest waits on the disk's event channel (never spins, so the backend runs).
@@ -189,12 +189,14 @@ fn disk_bench(rep: &mut Reporter<'_, ConsoleOut>, name: &str, mb: u64) -> Result
         },
     ];
     for run in &runs {
-        let ns = blk_run(&mut disk, run, total, total).map_err(|_| "a request failed")?;
+        // One request at a time is slow on stock Xen under TCG: an eighth of the bytes.
+        let bytes = if run.depth == 1 { total / 8 } else { total };
+        let ns = blk_run(&mut disk, run, bytes, total).map_err(|_| "a request failed")?;
         let out = rep.out();
         if run.random {
-            let _ = writeln!(out, "BENCH {} {} {ns}", run.name, total / 4096);
+            let _ = writeln!(out, "BENCH {} {} {ns}", run.name, bytes / 4096);
         } else {
-            let _ = writeln!(out, "BENCH {} {total} {ns}", run.name);
+            let _ = writeln!(out, "BENCH {} {bytes} {ns}", run.name);
         }
     }
     let s = disk.stats();

@@ -205,22 +205,31 @@ pub fn run(plan: Plan) -> Result<Report> {
     }
     size_rows(&mut rows, &hv, &guest, linux.as_ref())?;
     if plan.memory_search {
+        let name = "least memory= at which the demo answers";
+        let row = || {
+            Row::new(
+                "memory",
+                "",
+                "MiB",
+                Kind::Count,
+                "bisected: boots at each size until GET / answers (hv: from the host; Xen: from \
+                 dom0 on the bridge, wget)",
+            )
+        };
+        let mut declared = row();
+        declared.name = name.to_owned();
+        rows.declare(declared, &System::ALL);
         match least_memory(&hv, &guest) {
-            Ok(mib) => rows.add(
-                "least memory= at which the demo answers",
-                || {
-                    Row::new(
-                        "memory",
-                        "",
-                        "MiB",
-                        Kind::Count,
-                        "bisected on hv: boots until GET / answers",
-                    )
-                },
-                System::PvguestHv,
-                mib as f64,
-            ),
-            Err(e) => println!("bench: memory search failed: {e:#}"),
+            Ok(mib) => rows.add(name, row, System::PvguestHv, mib as f64),
+            Err(e) => println!("bench: memory search on hv failed: {e:#}"),
+        }
+        match xen_least_memory(&guest, &image, linux.as_ref()) {
+            Ok(found) => {
+                for (system, mib) in found {
+                    rows.add(name, row, system, mib as f64);
+                }
+            }
+            Err(e) => println!("bench: memory search on Xen failed: {e:#}"),
         }
     }
     let report = Report {
@@ -1287,6 +1296,132 @@ fn least_memory(hv: &Path, guest: &Path) -> Result<u64> {
     Ok(hi)
 }
 
+/// dom0's bisection: `search <cfg> <name> <url> <lo> <hi>` prints the least MiB in `(lo, hi]`
+/// at which the domain of `/pvxen/<cfg>` (its `memory = ` line replaced) answers `url` (busybox
+/// `wget` from dom0, which has an address on the bridge), or `none`.
+const XEN_MEMORY_SEARCH: &str = "try() { sed \"s/^memory = .*/memory = $1/\" /pvxen/$cfg > /tmp/try.cfg; \
+     $XL create /tmp/try.cfg >/dev/null 2>&1 || return 1; ok=1; i=0; \
+     while [ $i -lt 120 ]; do if wget -q -T 2 -O /dev/null $url; then ok=0; break; fi; \
+     st=$($XL list $name 2>/dev/null | awk 'NR==2{print $5}'); \
+     case \"$st\" in ''|*s*|*c*) break;; esac; sleep 0.5; i=$((i+1)); done; \
+     $XL destroy $name >/dev/null 2>&1; sleep 1; return $ok; }; \
+     search() { cfg=$1; name=$2; url=$3; lo=$4; hi=$5; try $hi || { echo none; return; }; \
+     while [ $((hi - lo)) -gt 1 ]; do mid=$(((lo + hi) / 2)); \
+     if try $mid; then hi=$mid; else lo=$mid; fi; done; echo $hi; }";
+
+/// The least `memory=` at which pvguest's application and the Linux domU answer on stock Xen,
+/// bisected by dom0 in one boot of its own.
+fn xen_least_memory(
+    guest: &Path,
+    image: &crate::xen::image::Image,
+    linux: Option<&crate::linux_domu::LinuxDomU>,
+) -> Result<Vec<(System, u64)>> {
+    use crate::xen::job::Step;
+    use crate::xen::run as xrun;
+    let dir = workspace_root().join("target").join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let store = dir.join("xen-memory-store.img");
+    let _ = std::fs::remove_file(&store);
+    xrun::prepare_store(&store)?;
+    let store = xrun::drive_path(&store)?;
+    let site = crate::xen::blk::site_archive(&workspace_root().join("pvguest/site"), false)?;
+    let mut archive = site.tar;
+    archive.resize(
+        archive.len().div_ceil(xrun::ARCHIVE_ROUND) * xrun::ARCHIVE_ROUND,
+        0,
+    );
+    let cmdline = format!("ip={}/24 gw={}", xrun::GUEST_IP, xrun::GATEWAY);
+    let mut job = xrun::job(archive, &cmdline)?;
+    let at = job
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::Create { .. }))
+        .context("run's job has no create step")?;
+    job.steps.truncate(at);
+    let run = |key: &str, command: String| Step::Run {
+        key: key.to_owned(),
+        command,
+    };
+    job.steps.push(run(
+        "dom0-address",
+        "ip addr add 10.0.2.30/24 dev xenbr0 && echo ok".to_owned(),
+    ));
+    job.steps.push(run(
+        "memory-pvguest",
+        format!(
+            "{XEN_MEMORY_SEARCH}; search guest.cfg pvguest http://{}/ 1 128",
+            xrun::GUEST_IP
+        ),
+    ));
+    if let Some(linux) = linux {
+        let config = crate::linux_domu::Config {
+            ip: format!("{LINUX_IP}/24"),
+            gateway: xrun::GATEWAY.into(),
+            port: 80,
+            blobs: Vec::new(),
+            blk_bench: None,
+        };
+        let cfg = crate::linux_domu::xl_config(
+            "linux",
+            "/pvxen/linux.vmlinuz",
+            "/pvxen/linux.cpio",
+            &config,
+            256,
+            "vif = [ 'mac=00:16:3e:00:00:07,bridge=xenbr0' ]\n",
+        );
+        job.files.push(("linux.cfg".into(), cfg.into_bytes()));
+        job.files
+            .push(("linux.vmlinuz".into(), std::fs::read(&linux.kernel)?));
+        job.files
+            .push(("linux.cpio".into(), linux.initramfs.clone()));
+        job.steps.push(run(
+            "memory-linux",
+            format!("{XEN_MEMORY_SEARCH}; search linux.cfg linux http://{LINUX_IP}/ 16 256"),
+        ));
+    }
+    let devices = vec![
+        "-netdev".to_owned(),
+        "user,id=net0".to_owned(),
+        "-device".to_owned(),
+        "virtio-net-pci,netdev=net0".to_owned(),
+        "-drive".to_owned(),
+        format!("file={store},format=raw,if=none,id=store,cache=writeback"),
+        "-device".to_owned(),
+        "virtio-blk-pci,drive=store".to_owned(),
+    ];
+    let timeout = Duration::from_secs(3600);
+    let boot = crate::xen::qemu::Boot {
+        image,
+        overlay: crate::xen::overlay(guest, &job, timeout)?,
+        run_dir: workspace_root()
+            .join("target")
+            .join("pvxen")
+            .join("bench-xen-memory"),
+        timeout,
+        devices,
+        stop: None,
+    };
+    println!("bench: stock Xen: dom0 bisects memory= for pvguest and Linux");
+    let booted = crate::xen::qemu::boot(&boot, |_, _| {})?;
+    let mut found = Vec::new();
+    for (key, system) in [
+        ("memory-pvguest", System::PvguestXen),
+        ("memory-linux", System::LinuxXen),
+    ] {
+        let value = booted
+            .transcript
+            .results
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.trim().to_owned());
+        match value.as_deref().map(str::parse::<u64>) {
+            Some(Ok(mib)) => found.push((system, mib)),
+            other => println!("bench: {key}: {other:?}"),
+        }
+    }
+    Ok(found)
+}
+
 /// What the report says about where it ran.
 fn header(plan: Plan, took: Duration) -> Vec<String> {
     let first = |cmd: &str, args: &[&str]| -> String {
@@ -1440,5 +1575,15 @@ mod tests {
             !line.contains('\n') && line.contains("guest-bench.log"),
             "{line}"
         );
+        for command in [
+            XEN_LINUX_STEP.to_owned(),
+            format!("{XEN_MEMORY_SEARCH}; search a b c 1 2"),
+        ] {
+            let step = crate::xen::job::Step::Run {
+                key: "k".into(),
+                command,
+            };
+            assert!(!step.line().unwrap().contains('\n'));
+        }
     }
 }
