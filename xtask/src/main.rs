@@ -1,4 +1,5 @@
 //! `cargo xtask`: the one entry point that builds, runs and tests the workspace.
+mod bench;
 mod build;
 mod compare;
 mod conformance;
@@ -7,6 +8,7 @@ mod gates;
 mod gdb;
 mod http;
 mod hv;
+mod linux_domu;
 mod selftest;
 mod symbols;
 mod tally;
@@ -26,8 +28,8 @@ cargo xtask <command>
 Commands:
   test          run every gate (fmt, clippy host + kernel, docs, host tests, ABI conformance,
                 the PVH ELF note, the self-tests on stock Xen, the boot self-tests on hv,
-                hv's boot answers compared with stock Xen's, the device boot and the check
-                of `run`) and end with `N passed, M failed`
+                hv's boot answers compared with stock Xen's, the device boot, the check
+                of `run` and `bench --quick`) and end with `N passed, M failed`
   conformance   compare the abi crate with Xen's public headers (Debian libxen-dev)
   xen-test      boot pvguest as a PVH domU on stock Xen 4.17 inside QEMU and run its platform
                 self-tests, the pair group and the crash report of selftest=fault (HOST
@@ -62,6 +64,9 @@ Commands:
   net-check     run the host's checks of the guest's HTTP service (files, kv, 16 MiB down and
                 up, malformed requests, load, churn) against a running one, by default
                 `run`'s at 127.0.0.1:8080 (`cargo xtask net-check --help`)
+  bench         pvguest on hv beside pvguest on stock Xen (boot, hypercalls, events, network,
+                sizes, least memory), interleaved, as ratios in target/bench/report.{md,json}
+                and ratios.svg; --quick: one small round (part of `test`)
   build         build the pvguest kernel for x86_64-unknown-none and print its path
   help          show this text
 
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
         "hv-net-test" => tier("hv-net-test", "hv network boot", |t| {
             hv::net_test(t, crate::xen::blk::LOAD_REQUESTS)
         }),
+        "bench" => bench::command(&args[1..]),
         "hv-run" => hv::hv_run(&args[1..]),
         "run" => xen::run::run(&args[1..]).map(|()| ExitCode::SUCCESS),
         "net-check" => hv::net::net_check(&args[1..]),
@@ -201,6 +207,7 @@ fn test() -> Result<ExitCode> {
         println!("run-check: harness error: {e:#}");
         tally.fail("run check");
     }
+    bench::quick_unit(&mut tally);
     finish(&tally)
 }
 

@@ -72,7 +72,7 @@ const BALLOON_CMDLINE: &str = "selftest=balloon";
 /// The guest command line of the local APIC boot (its FACTs match stock Xen's).
 const LAPIC_CMDLINE: &str = "selftest=lapic";
 /// `hv`'s options in the test boots (none: the defaults).
-const HV_OPTIONS: &str = "";
+pub(crate) const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -118,7 +118,7 @@ fn guest_elf() -> Result<PathBuf> {
 
 /// What a boot hands hv as its PVH module.
 #[derive(Clone, Copy)]
-enum Module<'a> {
+pub(crate) enum Module<'a> {
     /// A guest ELF and its command line (QEMU with [`qemu::DEFAULT_MEMORY_MIB`]).
     Elf(&'a Path, &'a str),
     /// A domain archive ([`config::archive`]), QEMU's memory in MiB, the configs'
@@ -161,7 +161,7 @@ fn boot_with(
     clippy::too_many_arguments,
     reason = "boot_with's, and the control lines"
 )]
-fn boot_with_control(
+pub(crate) fn boot_with_control(
     who: &str,
     hv: &Path,
     module: Module<'_>,
@@ -221,7 +221,7 @@ fn boot_with_control(
 }
 
 /// The directory of the boot labelled `label`: `target/pvxen/<label>`.
-fn run_dir(label: &str) -> PathBuf {
+pub(crate) fn run_dir(label: &str) -> PathBuf {
     workspace_root().join("target").join("pvxen").join(label)
 }
 
@@ -643,15 +643,15 @@ fn pair_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> R
 }
 
 /// One domain of a multi-domain test boot, written as a config into the boot's directory.
-struct TestDomain {
+pub(crate) struct TestDomain {
     /// Its `name` (and file name, `<name>.cfg`).
-    name: &'static str,
+    pub(crate) name: &'static str,
     /// Its `cmdline`.
-    cmdline: &'static str,
+    pub(crate) cmdline: &'static str,
     /// Its `memory` in MiB.
-    memory_mib: u64,
+    pub(crate) memory_mib: u64,
     /// Its `disk` line (empty: none).
-    disks: &'static str,
+    pub(crate) disks: &'static str,
 }
 
 /// `HOST hv-two-domains`: two guests running the `platform` group side by side.
@@ -738,7 +738,7 @@ fn boot_domains(
 /// Writes one config per domain into the boot's directory (kernel: `guest`'s absolute path),
 /// checks them as `hv-run --config` does and packs them into a domain archive: its path and
 /// the checked configs.
-fn pack_domains(
+pub(crate) fn pack_domains(
     guest: &Path,
     label: &str,
     domains: &[TestDomain],
