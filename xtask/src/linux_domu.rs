@@ -43,7 +43,7 @@ const PACKAGES: &[&str] = &[
 ];
 
 /// Modules loaded by the init (their dependencies come along).
-const MODULES: &[&str] = &["xen-netfront", "xen-blkfront"];
+const MODULES: &[&str] = &["xen-netfront", "xen-blkfront", "ext4", "crc32c_generic"];
 
 /// What the init runs (busybox `sh`).
 pub const INIT: &str = r#"#!/bin/sh
@@ -56,6 +56,34 @@ mkdir -p /tmp /srv/blob /var/log/nginx /var/lib/nginx
 arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^pvxen\.$1=//p" | head -n 1; }
 modprobe xen-netfront
 modprobe xen-blkfront
+# hv's Linux checks (xtask/src/hv/linux.rs), each only with its option: pvxen.shell=1, a
+# shell on the console runs a command; pvxen.disk=<dev>, an ext2 filesystem made on the
+# disk, written, mounted again read-only and read; pvxen.fetch=<url>, a file fetched once
+# the network is up, with its SHA-256.
+if [ -n "$(arg shell)" ]; then
+    echo 'echo "LINUX shell $(uname -r) $((6 * 7))"' | sh -i 2>/dev/null
+fi
+disk=$(arg disk)
+if [ -n "$disk" ]; then
+    i=0
+    while [ ! -b "/dev/$disk" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+    mkdir -p /mnt
+    step() {
+        if ! out=$("$@" 2>&1); then
+            echo "LINUX disk $disk failed: $*: $out" | tr '\n' ' '; echo
+            return 1
+        fi
+    }
+    # ext4 (which mounts ext2) asks the crypto API for crc32c, and this init has no
+    # /sbin/modprobe for the kernel to load it on demand.
+    if step modprobe crc32c_generic && step modprobe ext4 && step mke2fs -q "/dev/$disk" &&
+        step mount -t ext4 "/dev/$disk" /mnt &&
+        step sh -c "echo written by linux $(uname -r) > /mnt/hello.txt" && step umount /mnt &&
+        step mount -t ext4 -o ro "/dev/$disk" /mnt; then
+        echo "LINUX disk $disk $(cat /mnt/hello.txt)"
+        umount /mnt
+    fi
+fi
 i=0
 while [ ! -d /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 ip link set lo up
@@ -66,6 +94,12 @@ for n in 1024 $(arg blobs | tr ',' ' '); do head -c "$n" /dev/zero > "/srv/blob/
 sed "s/@PORT@/$(arg port)/" /etc/nginx.conf.in > /tmp/nginx.conf
 nginx -c /tmp/nginx.conf -p /tmp
 echo "LINUX serving $(arg ip) $(arg port)"
+url=$(arg fetch)
+if [ -n "$url" ]; then
+    i=0
+    until wget -q -O /tmp/fetched "$url" 2> /dev/null || [ $i -ge 30 ]; do sleep 1; i=$((i+1)); done
+    echo "LINUX fetched ${url##*/files/} $(sha256sum < /tmp/fetched | cut -d' ' -f1)"
+fi
 dev=$(arg blkbench)
 if [ -n "$dev" ]; then
     i=0
@@ -292,6 +326,23 @@ pub fn build() -> Result<LinuxDomU> {
     })
 }
 
+/// The ELF kernel inside the domU's bzImage (`vmlinux` beside it, unpacked once): what hv's
+/// builder loads (it takes ELF kernels only, as Xen's PVH loader without decompression).
+pub fn elf_kernel(domu: &LinuxDomU) -> Result<PathBuf> {
+    let out = domu.kernel.with_file_name("vmlinux");
+    if !out.is_file() {
+        let bz = fs::read(&domu.kernel)?;
+        let dir = domu
+            .kernel
+            .parent()
+            .context("the kernel has no directory")?;
+        let part = dir.join(format!("vmlinux.{}", std::process::id()));
+        crate::xen::bzimage::unpack(&bz, dir, &part)?;
+        fs::rename(&part, &out)?;
+    }
+    Ok(out)
+}
+
 /// `dpkg-deb -x deb into`.
 fn unpack(deb: &Path, into: &Path) -> Result<()> {
     fs::create_dir_all(into)?;
@@ -346,7 +397,9 @@ mod tests {
 
     #[test]
     fn the_init_reads_every_option_the_command_line_sets() {
-        for opt in ["ip", "gw", "port", "blobs", "blkbench", "blkmb"] {
+        for opt in [
+            "ip", "gw", "port", "blobs", "blkbench", "blkmb", "shell", "disk", "fetch",
+        ] {
             assert!(INIT.contains(&format!("$(arg {opt}")), "{opt}");
         }
         assert!(NGINX_CONF.contains("listen @PORT@;"));

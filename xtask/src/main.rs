@@ -47,6 +47,8 @@ Commands:
                 (lines prefixed `xs-quota: `), selftest=balloon (lines prefixed `balloon: `),
                 then two multi-domain boots; print TEST/FACT/RESULT/HOST and hv's COUNTER
                 lines, end with `N passed, M failed`
+  hv-linux-test only hv-test's Linux boot: Debian's kernel and the shared initramfs beside the
+                application (HOST hv-linux-boot, hv-linux-blk, hv-linux-net)
   hv-net-test   only hv-test's network boot: the application on hv with its disks and a vif,
                 the host's HOST hv-net-* checks through QEMU's forward, a net-peer guest
                 fetching from it through hv's switch (HOST hv-domu-to-domu)
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
         "hv-net-test" => tier("hv-net-test", "hv network boot", |t| {
             hv::net_test(t, crate::xen::blk::LOAD_REQUESTS)
         }),
+        "hv-linux-test" => tier("hv-linux-test", "hv linux boot", hv::linux_test),
         "bench" => bench::command(&args[1..]),
         "hv-run" => hv::hv_run(&args[1..]),
         "run" => xen::run::run(&args[1..]).map(|()| ExitCode::SUCCESS),

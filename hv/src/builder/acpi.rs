@@ -12,6 +12,10 @@
 //! processor objects and the `\_SB` scope); the FADT is revision 5 with the HW-reduced flag
 //! (libacpi's is revision 4 with PM1a blocks no PVH domU has), and the RSDT points to it too
 //! (libacpi gives the RSDT a separate revision 1 FADT).
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "the tables lie at 0xFC00_0000..0xFC00_3000: their addresses fit the 32-bit fields"
+)]
 
 /// `ACPI_INFO_PHYSICAL_ADDRESS`: the `acpi_info` page, the first of the regions.
 pub const ACPI_INFO_GPA: u64 = 0xfc00_0000;

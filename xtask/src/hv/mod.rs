@@ -27,6 +27,8 @@
 //! blkback, `HOST hv-blk`, `HOST hv-blk-images`). The first boot's lines and the pair's are
 //! compared with stock Xen's platform boot, the `blk` boot's with the stock-Xen device boot
 //! (`cargo xtask test`: `HOST same-<test>` for the seven `blk` tests).
+//! Then [`linux`]'s boot: Debian's kernel with the shared initramfs beside the application
+//! (`HOST hv-linux-boot`, `HOST hv-linux-blk`, `HOST hv-linux-net`).
 //! Last, [`debug`]'s boots: `HOST gdb-attach` (gdb through QEMU's gdbstub, a breakpoint in
 //! the guest), `HOST crash-symbols` and `HOST hv-exit-trace` (a guest's crash report
 //! resolved, hv's trace of its last exits).
@@ -37,6 +39,7 @@ pub mod config;
 mod debug;
 pub mod durable;
 pub mod elf32;
+pub mod linux;
 pub mod net;
 pub mod probe;
 pub mod qemu;
@@ -95,6 +98,11 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
     let (hv, guest) = (build_hv()?, guest_elf()?);
     durable::check(tally, &hv, &guest, durable::SOAK_KILLS)?;
     net::app_boot(tally, &hv, &guest, crate::xen::blk::SOAK_REQUESTS)
+}
+
+/// `cargo xtask hv-linux-test`: only the Linux boot ([`linux::linux_checks`]).
+pub fn linux_test(tally: &mut Tally) -> Result<()> {
+    linux::linux_checks(tally, &build_hv()?, &guest_elf()?)
 }
 
 /// `cargo xtask hv-net-test`: only the network boot ([`net::app_boot`]).
@@ -526,6 +534,11 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
     if let Err(e) = net::app_boot(tally, &hv, &guest, crate::xen::blk::LOAD_REQUESTS) {
         println!("hv-test: net boot: harness error: {e:#}");
         tally.fail("hv net boot");
+    }
+    // Debian's Linux as a PVH domU beside the application (issue 33).
+    if let Err(e) = linux::linux_checks(tally, &hv, &guest) {
+        println!("hv-test: linux boot: harness error: {e:#}");
+        tally.fail("hv linux boot");
     }
 
     // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
