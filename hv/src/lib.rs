@@ -14,8 +14,8 @@
 //!
 //! Host-testable logic (builds and tests everywhere):
 //! - [`guest`]: guest-physical access and the guest page walk (`copy_from_guest`).
-//! - [`builder`]: the domain builder (PVH ELF32/ELF64 and Xen's notes, `hvm_start_info`,
-//!   initial registers).
+//! - [`builder`]: the domain builder (PVH ELF32/ELF64 and Xen's notes, `hvm_start_info`
+//!   with the ramdisk module, the ACPI tables, initial registers).
 //! - [`cpuid`]: Xen's CPUID leaves from 0x40000000 and the policy over the host's leaves.
 //! - [`hypercall`]: hypercall dispatch and Xen's answers.
 //! - [`npt`]: the nested page tables.
