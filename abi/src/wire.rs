@@ -158,6 +158,7 @@ unpadded_structs!(
     sched::SchedShutdown { reason },
     vcpu::VcpuRegisterVcpuInfo { mfn, offset, rsvd },
     vcpu::VcpuSetPeriodicTimer { period_ns },
+    vcpu::VcpuRegisterRunstateMemoryArea { addr },
     version::XenFeatureInfo { submap_idx, submap },
     start_info::HvmStartInfo {
         magic,

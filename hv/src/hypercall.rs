@@ -108,6 +108,8 @@ pub struct XenState {
     pub poll_nr: usize,
     /// vCPU 0's time running and blocked.
     pub runstate: crate::time::Runstate,
+    /// The guest address `VCPUOP_register_runstate_memory_area` gave (0: none).
+    pub runstate_area: u64,
     /// Whether the guest registered vCPU 0's `vcpu_info` (once only, as in Xen).
     pub vcpu_info_registered: bool,
     /// The domain's own id.
@@ -138,6 +140,7 @@ impl XenState {
             poll_ports: [0; MAX_POLL_PORTS],
             poll_nr: 0,
             runstate: Default::default(),
+            runstate_area: 0,
             vcpu_info_registered: false,
             domid,
             maptrack: Default::default(),
@@ -1514,6 +1517,16 @@ mod tests {
         let runstate = f.get_struct::<abi::vcpu::VcpuRunstateInfo>(0x700);
         assert_eq!((runstate.state, runstate.time[0]), (0, 1000));
         assert_eq!(call5(&mut f, 24, [4, 0, 0xfffe, 0, 0]).ret, -14);
+        // register_runstate_memory_area: the runstate is copied there at once; an address
+        // that cannot be written is taken all the same (Xen drops the copy's result).
+        f.put(0x780, &0x800u64.to_le_bytes());
+        assert_eq!(call5(&mut f, 24, [5, 0, 0x780, 0, 0]).ret, 0);
+        let area = f.get_struct::<abi::vcpu::VcpuRunstateInfo>(0x800);
+        assert_eq!((area.state, area.time[0]), (0, 1000));
+        assert_eq!(f.st.as_ref().unwrap().runstate_area, 0x800);
+        f.put(0x780, &0xfffeu64.to_le_bytes());
+        assert_eq!(call5(&mut f, 24, [5, 0, 0x780, 0, 0]).ret, 0);
+        assert_eq!(call5(&mut f, 24, [5, 0, 0xfffe, 0, 0]).ret, -14);
         // register_vcpu_info: offset checks (-ENXIO), a bad frame (-EINVAL), then once only;
         // everything marked pending afterwards.
         let reg = |f: &mut Fake, mfn: u64, offset: u32| {

@@ -14,8 +14,8 @@
 //!
 //! Host-testable logic (builds and tests everywhere):
 //! - [`guest`]: guest-physical access and the guest page walk (`copy_from_guest`).
-//! - [`builder`]: the domain builder (PVH ELF32/ELF64 and Xen's notes, `hvm_start_info`,
-//!   initial registers).
+//! - [`builder`]: the domain builder (PVH ELF32/ELF64 and Xen's notes, `hvm_start_info`
+//!   with the ramdisk module, the ACPI tables, initial registers).
 //! - [`cpuid`]: Xen's CPUID leaves from 0x40000000 and the policy over the host's leaves.
 //! - [`hypercall`]: hypercall dispatch and Xen's answers.
 //! - [`npt`]: the nested page tables.
@@ -143,7 +143,7 @@
 //!   page `-EINVAL`; `EVTCHNOP_expand_array` answers `-EOPNOTSUPP` as Xen does before
 //!   `init_control`), `EVTCHNOP_bind_pirq` and `reset`; `GNTTABOP_unmap_and_replace` /
 //!   `transfer` / `get_status_frames` / `swap_grant_ref` / `cache_flush`;
-//!   `VCPUOP_register_runstate_memory_area`, `register_vcpu_time_memory_area`, `get_physid`,
+//!   `register_vcpu_time_memory_area`, `get_physid`,
 //!   `send_nmi`, `initialise`, `up`, `down` and the periodic timer (its argument checks are
 //!   Xen's); `HVMOP_set_param` of the guest-settable parameters other than
 //!   `HVM_PARAM_CALLBACK_IRQ`; `SCHEDOP_shutdown_code` and `watchdog`; physdev, mmuext,
@@ -199,8 +199,19 @@
 //!   `platform_parameters` answers `-ENOSYS` (its answer depends on the caller's mode).
 //! - `HLT` with IF=1 waits for an upcall (see Time); with IF=0 it powers the domain off,
 //!   as in Xen.
-//! - The memory map has RAM and the special pages but no ACPI tables (Xen's toolstack
-//!   adds three ACPI ranges at 0xfc000000).
+//! - ACPI ([`builder::acpi`]): the tables libxl builds for a PVH domU, in its three regions
+//!   at 0xFC000000 and its memory-map entries, except an empty DSDT (Xen's declares the
+//!   processor objects), a revision 5 FADT with the HW-reduced flag (libacpi's is revision 4
+//!   with PM blocks) and no separate revision 1 FADT for the RSDT.
+//! - `VCPUOP_register_runstate_memory_area` copies the runstate to the area when it is
+//!   registered; hv does not copy it again at each reschedule as Xen does (so a guest's
+//!   steal time stays what it read first), and `VMASST_TYPE_runstate_update_flag` is not
+//!   offered (`vm_assist` answers `-ENOSYS`).
+//! - Machine checks ([`svm::msr`]): Xen's vMCE MSRs for AMD (two banks, `MCi_CTL` all ones,
+//!   status, address and misc stored); hv never injects a machine check.
+//! - Ramdisk: xl's `ramdisk` is the start info's one module, on the page after the kernel,
+//!   with no command line of its own, as libxl passes it; hv has no decompressor, so a
+//!   kernel must be an ELF (Linux's `vmlinux`, not its bzImage, which xl unpacks).
 //! - The guest page walk behind `copy_from_guest`/`copy_to_guest` does not set Accessed/Dirty
 //!   bits in the guest's page tables (Xen's does); 32-bit, PAE and 5-level guest paging
 //!   answer `-EFAULT` (not implemented).

@@ -1,4 +1,5 @@
 //! `cargo xtask`: the one entry point that builds, runs and tests the workspace.
+mod bench;
 mod build;
 mod compare;
 mod conformance;
@@ -7,6 +8,7 @@ mod gates;
 mod gdb;
 mod http;
 mod hv;
+mod linux_domu;
 mod selftest;
 mod symbols;
 mod tally;
@@ -26,8 +28,8 @@ cargo xtask <command>
 Commands:
   test          run every gate (fmt, clippy host + kernel, docs, host tests, ABI conformance,
                 the PVH ELF note, the self-tests on stock Xen, the boot self-tests on hv,
-                hv's boot answers compared with stock Xen's, the device boot and the check
-                of `run`) and end with `N passed, M failed`
+                hv's boot answers compared with stock Xen's, the device boot, the check
+                of `run` and `bench --quick`) and end with `N passed, M failed`
   conformance   compare the abi crate with Xen's public headers (Debian libxen-dev)
   xen-test      boot pvguest as a PVH domU on stock Xen 4.17 inside QEMU and run its platform
                 self-tests, the pair group and the crash report of selftest=fault (HOST
@@ -45,6 +47,8 @@ Commands:
                 (lines prefixed `xs-quota: `), selftest=balloon (lines prefixed `balloon: `),
                 then two multi-domain boots; print TEST/FACT/RESULT/HOST and hv's COUNTER
                 lines, end with `N passed, M failed`
+  hv-linux-test only hv-test's Linux boot: Debian's kernel and the shared initramfs beside the
+                application (HOST hv-linux-boot, hv-linux-blk, hv-linux-net)
   hv-net-test   only hv-test's network boot: the application on hv with its disks and a vif,
                 the host's HOST hv-net-* checks through QEMU's forward, a net-peer guest
                 fetching from it through hv's switch (HOST hv-domu-to-domu)
@@ -66,6 +70,9 @@ Commands:
   net-check     run the host's checks of the guest's HTTP service (files, kv, 16 MiB down and
                 up, malformed requests, load, churn) against a running one, by default
                 `run`'s at 127.0.0.1:8080 (`cargo xtask net-check --help`)
+  bench         pvguest on hv beside pvguest on stock Xen (boot, hypercalls, events, network,
+                sizes, least memory), interleaved, as ratios in target/bench/report.{md,json}
+                and ratios.svg; --quick: one small round (part of `test`)
   build         build the pvguest kernel for x86_64-unknown-none and print its path
   help          show this text
 
@@ -108,6 +115,8 @@ fn main() -> ExitCode {
         "hv-net-test" => tier("hv-net-test", "hv network boot", |t| {
             hv::net_test(t, crate::xen::blk::LOAD_REQUESTS)
         }),
+        "hv-linux-test" => tier("hv-linux-test", "hv linux boot", hv::linux_test),
+        "bench" => bench::command(&args[1..]),
         "hv-run" => hv::hv_run(&args[1..]),
         "xl" => hv::xl::xl(&args[1..]),
         "hv-xl-test" => tier("hv-xl-test", "hv xl check", hv::xl_unit),
@@ -211,6 +220,7 @@ fn test() -> Result<ExitCode> {
         println!("run-check: harness error: {e:#}");
         tally.fail("run check");
     }
+    bench::quick_unit(&mut tally);
     finish(&tally)
 }
 

@@ -4,11 +4,16 @@
 //! console rings (`special_pfn(SPECIALPAGE_XENSTORE)` and `(SPECIALPAGE_CONSOLE)` in
 //! libxenguest's `xg_dom_x86.c`).
 //!
-//! Divergence: Xen's toolstack also builds ACPI tables for a PVH domU (three `ACPI` regions
-//! at 0xFC000000 and an RSDP in the start info); `hv` gives none (`rsdp_paddr` 0).
+//! The ACPI tables' three regions from 0xFC000000 ([`super::acpi`]) are in the map as ACPI,
+//! in libxl's order (`libxl__arch_domain_construct_memmap`: RAM, the ACPI modules RSDP, info
+//! and tables, then the special pages).
 
 use abi::memory::E820Entry;
-use abi::start_info::{XEN_HVM_MEMMAP_TYPE_RAM, XEN_HVM_MEMMAP_TYPE_RESERVED};
+use abi::start_info::{
+    XEN_HVM_MEMMAP_TYPE_ACPI, XEN_HVM_MEMMAP_TYPE_RAM, XEN_HVM_MEMMAP_TYPE_RESERVED,
+};
+
+use super::acpi;
 
 use crate::guest::phys::PAGE_SIZE;
 
@@ -29,7 +34,7 @@ pub const LOW_RAM_LIMIT: u64 = 0xfc00_0000;
 pub const MIN_MEMORY_MIB: u64 = 4;
 
 /// Entries of the memory map `hv` gives.
-pub const MEMMAP_ENTRIES: usize = 2;
+pub const MEMMAP_ENTRIES: usize = 5;
 
 /// A domain's guest-physical layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,14 +68,30 @@ impl Layout {
         gfn >= SPECIAL_PAGES_GFN && gfn < END_SPECIAL_REGION_GFN
     }
 
-    /// The memory map: RAM, then the special pages as reserved (Xen's order). The one
-    /// source of both the start info's table and `XENMEM_memory_map`'s answer.
+    /// The memory map: RAM, the ACPI regions, then the special pages as reserved (Xen's
+    /// order). The one source of both the start info's table and `XENMEM_memory_map`'s
+    /// answer.
     pub const fn memmap(&self) -> [E820Entry; MEMMAP_ENTRIES] {
         [
             E820Entry {
                 addr: 0,
                 size: self.ram_end,
                 type_: XEN_HVM_MEMMAP_TYPE_RAM,
+            },
+            E820Entry {
+                addr: acpi::RSDP_GPA,
+                size: acpi::RSDP_REGION_LEN,
+                type_: XEN_HVM_MEMMAP_TYPE_ACPI,
+            },
+            E820Entry {
+                addr: acpi::ACPI_INFO_GPA,
+                size: PAGE_SIZE,
+                type_: XEN_HVM_MEMMAP_TYPE_ACPI,
+            },
+            E820Entry {
+                addr: acpi::TABLES_GPA,
+                size: PAGE_SIZE,
+                type_: XEN_HVM_MEMMAP_TYPE_ACPI,
             },
             E820Entry {
                 addr: SPECIAL_PAGES_GFN * PAGE_SIZE,

@@ -1,11 +1,14 @@
 //! The domain builder: loads a PVH kernel into a domain's RAM, writes `hvm_start_info` v1
 //! with the memory map and the command line, and gives the initial registers.
 //!
-//! Placement follows Xen's toolstack: the kernel (ELF32 or ELF64, see [`elf`]) at its
-//! `PT_LOAD` physical addresses, then,
-//! on the next page, the start info, the command line and the memory map. `hv` passes no
-//! modules and no ACPI tables.
+//! Placement follows Xen's toolstack (`xc_dom_build_image`, then `bootlate_hvm`): the kernel
+//! (ELF32 or ELF64, see [`elf`]) at its `PT_LOAD` physical addresses, then on the next page
+//! the ramdisk if any (xl's `ramdisk`, the one PVH module, without a command line of its
+//! own), then on the next page the start info, the command line, the module list and the
+//! memory map. The ACPI tables go to their own pages at 0xFC000000 ([`acpi`]), which the
+//! caller maps before the build.
 
+pub mod acpi;
 pub mod elf;
 pub mod layout;
 pub mod regs;
@@ -15,7 +18,9 @@ pub mod xen_notes;
 mod tests;
 
 use abi::memory::E820Entry;
-use abi::start_info::{HvmMemmapTableEntry, HvmStartInfo, XEN_HVM_START_MAGIC_VALUE};
+use abi::start_info::{
+    HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo, XEN_HVM_START_MAGIC_VALUE,
+};
 use abi::wire::Unpadded;
 
 use crate::guest::phys::{GuestPhys, PAGE_SIZE, PhysError, write_bytes};
@@ -33,6 +38,8 @@ pub struct DomainConfig<'a> {
     pub memory_mib: u64,
     /// The kernel's command line, without a NUL (empty: none).
     pub cmdline: &'a [u8],
+    /// The ramdisk (xl's `ramdisk`), passed as the start info's one module.
+    pub ramdisk: Option<&'a [u8]>,
 }
 
 /// What the builder made.
@@ -46,6 +53,8 @@ pub struct Built {
     pub start_info_gpa: u64,
     /// The loaded kernel, `[start, end)`.
     pub kernel: (u64, u64),
+    /// The loaded ramdisk, `[start, end)`, if any.
+    pub ramdisk: Option<(u64, u64)>,
 }
 
 /// Why a domain could not be built.
@@ -69,6 +78,13 @@ pub enum BuildError {
     NoRoomForStartInfo {
         /// Where they would start.
         at: u64,
+    },
+    /// The ramdisk does not fit in RAM after the kernel.
+    NoRoomForRamdisk {
+        /// Where it would start.
+        at: u64,
+        /// Its size in bytes.
+        len: u64,
     },
     /// The command line is too long.
     CmdlineTooLong {
@@ -111,6 +127,10 @@ impl core::fmt::Display for BuildError {
             Self::NoRoomForStartInfo { at } => {
                 write!(f, "no room for the start info at {at:#x} after the kernel")
             }
+            Self::NoRoomForRamdisk { at, len } => write!(
+                f,
+                "no room for the ramdisk of {len:#x} bytes at {at:#x} after the kernel"
+            ),
             Self::CmdlineTooLong { len } => write!(
                 f,
                 "command line of {len} bytes is longer than {} bytes",
@@ -195,8 +215,24 @@ pub fn build(
     }
     let kernel = elf.kernel;
 
-    let info_gpa =
-        align_up(kernel.1, PAGE_SIZE).ok_or(BuildError::NoRoomForStartInfo { at: kernel.1 })?;
+    let page_after =
+        |end: u64| align_up(end, PAGE_SIZE).ok_or(BuildError::NoRoomForStartInfo { at: end });
+    let mut next = page_after(kernel.1)?;
+    let ramdisk = match cfg.ramdisk {
+        Some(bytes) => {
+            let len = bytes.len() as u64;
+            if !layout.is_ram(next, len) {
+                return Err(BuildError::NoRoomForRamdisk { at: next, len });
+            }
+            write_bytes(mem, next, bytes)?;
+            let loaded = (next, next + len);
+            next = page_after(loaded.1)?;
+            Some(loaded)
+        }
+        None => None,
+    };
+
+    let info_gpa = next;
     let info_size = size_of::<HvmStartInfo>() as u64;
     let cmdline_gpa = info_gpa + info_size;
     let cmdline_size = if cfg.cmdline.is_empty() {
@@ -204,8 +240,14 @@ pub fn build(
     } else {
         cfg.cmdline.len() as u64 + 1
     };
+    let modlist_gpa = align_up(cmdline_gpa + cmdline_size, 8).unwrap_or(u64::MAX);
+    let modlist_size = if ramdisk.is_some() {
+        size_of::<HvmModlistEntry>() as u64
+    } else {
+        0
+    };
     let memmap = layout.memmap();
-    let memmap_gpa = align_up(cmdline_gpa + cmdline_size, 8).unwrap_or(u64::MAX);
+    let memmap_gpa = modlist_gpa.saturating_add(modlist_size);
     let memmap_size = (memmap.len() * size_of::<HvmMemmapTableEntry>()) as u64;
     if !layout.is_ram(info_gpa, memmap_gpa.saturating_sub(info_gpa) + memmap_size) {
         return Err(BuildError::NoRoomForStartInfo { at: info_gpa });
@@ -214,10 +256,10 @@ pub fn build(
         magic: XEN_HVM_START_MAGIC_VALUE,
         version: 1,
         flags: 0,
-        nr_modules: 0,
-        modlist_paddr: 0,
+        nr_modules: u32::from(ramdisk.is_some()),
+        modlist_paddr: if ramdisk.is_some() { modlist_gpa } else { 0 },
         cmdline_paddr: if cmdline_size == 0 { 0 } else { cmdline_gpa },
-        rsdp_paddr: 0,
+        rsdp_paddr: acpi::RSDP_GPA,
         memmap_paddr: memmap_gpa,
         // A handful of entries (RAM and the special pages).
         memmap_entries: u32::try_from(memmap.len()).unwrap_or(u32::MAX),
@@ -228,14 +270,28 @@ pub fn build(
     if cmdline_size != 0 {
         write_bytes(mem, cmdline_gpa, cfg.cmdline)?; // the NUL is already there
     }
+    if let Some((start, end)) = ramdisk {
+        let entry = HvmModlistEntry {
+            paddr: start,
+            size: end - start,
+            cmdline_paddr: 0,
+            reserved: 0,
+        };
+        write_bytes(mem, modlist_gpa, entry.as_bytes())?;
+    }
     for (i, e) in memmap.iter().enumerate() {
         let at = memmap_gpa + (i * size_of::<HvmMemmapTableEntry>()) as u64;
         write_bytes(mem, at, memmap_table_entry(e).as_bytes())?;
     }
+    let tables = acpi::build();
+    write_bytes(mem, acpi::ACPI_INFO_GPA, &tables.info)?;
+    write_bytes(mem, acpi::TABLES_GPA, &tables.tables)?;
+    write_bytes(mem, acpi::RSDP_GPA, &tables.rsdp)?;
     Ok(Built {
         regs: InitialRegisters::pvh(elf.entry, info_gpa),
         layout,
         start_info_gpa: info_gpa,
         kernel,
+        ramdisk,
     })
 }

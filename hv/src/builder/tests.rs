@@ -12,16 +12,25 @@ use super::elf::ElfError;
 use super::layout::{CONSOLE_GFN, STORE_GFN};
 use super::*;
 
-/// A domain's RAM as one vector; accesses must stay in one page.
-struct Ram(Vec<u8>);
+/// A domain's RAM as one vector, and its ACPI pages as another; accesses must stay in one
+/// page.
+struct Ram(Vec<u8>, Vec<u8>);
 
 impl GuestPhys for Ram {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), PhysError> {
+        if let Some(s) = Self::acpi_range(gpa, buf.len()) {
+            buf.copy_from_slice(&self.1[s]);
+            return Ok(());
+        }
         let s = self.range(gpa, buf.len())?;
         buf.copy_from_slice(&self.0[s]);
         Ok(())
     }
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), PhysError> {
+        if let Some(s) = Self::acpi_range(gpa, data.len()) {
+            self.1[s].copy_from_slice(data);
+            return Ok(());
+        }
         let s = self.range(gpa, data.len())?;
         self.0[s].copy_from_slice(data);
         Ok(())
@@ -30,7 +39,15 @@ impl GuestPhys for Ram {
 
 impl Ram {
     fn new(mib: u64) -> Self {
-        Self(vec![0xee; (mib << 20) as usize])
+        Self(
+            vec![0xee; (mib << 20) as usize],
+            vec![0xee; (acpi::ACPI_PAGES * PAGE_SIZE) as usize],
+        )
+    }
+    /// Where `[gpa, gpa + len)` lies in the ACPI pages, if it does.
+    fn acpi_range(gpa: u64, len: usize) -> Option<core::ops::Range<usize>> {
+        let off = gpa.checked_sub(acpi::ACPI_INFO_GPA)?;
+        (off + len as u64 <= acpi::ACPI_PAGES * PAGE_SIZE).then(|| off as usize..off as usize + len)
     }
     fn range(&self, gpa: u64, len: usize) -> Result<core::ops::Range<usize>, PhysError> {
         assert!(
@@ -175,6 +192,7 @@ impl Image {
 const CFG: DomainConfig<'static> = DomainConfig {
     memory_mib: 4,
     cmdline: b"selftest=boot",
+    ramdisk: None,
 };
 
 fn build_image(img: &Image, cfg: &DomainConfig<'_>) -> Result<(Built, Ram), BuildError> {
@@ -202,7 +220,8 @@ fn loads_segments_and_writes_start_info() {
     assert_eq!(info.version, 1, "version");
     assert_eq!(info.flags, 0, "flags");
     assert_eq!(info.nr_modules, 0, "nr_modules");
-    assert_eq!(info.rsdp_paddr, 0, "rsdp");
+    assert_eq!(info.rsdp_paddr, 0xfc00_2000, "rsdp");
+    assert_eq!(&ram.1[0x2000..0x2008], b"RSD PTR ");
     let cmdline = info.cmdline_paddr;
     assert_eq!(cmdline, si + 56);
     assert_eq!(
@@ -212,7 +231,7 @@ fn loads_segments_and_writes_start_info() {
     let memmap = info.memmap_paddr;
     assert!(memmap.is_multiple_of(8));
     assert!(memmap >= cmdline + 14);
-    assert_eq!(info.memmap_entries, 2);
+    assert_eq!(info.memmap_entries, 5);
     type Entry = abi::start_info::HvmMemmapTableEntry;
     let entry = |i: u64| ram.read::<Entry>(memmap + i * core::mem::size_of::<Entry>() as u64);
     assert_eq!(
@@ -220,7 +239,16 @@ fn loads_segments_and_writes_start_info() {
         (0, 4 << 20, 1)
     );
     assert_eq!(
-        (entry(1).addr, entry(1).size, entry(1).type_),
+        [1, 2, 3].map(|i| (entry(i).addr, entry(i).size, entry(i).type_)),
+        [
+            (0xfc00_2000, 64, 3),
+            (0xfc00_0000, 0x1000, 3),
+            (0xfc00_1000, 0x1000, 3)
+        ],
+        "the ACPI regions in libxl's order"
+    );
+    assert_eq!(
+        (entry(4).addr, entry(4).size, entry(4).type_),
         (0xfeff_8000, 0x8000, 2)
     );
     assert!((0xfeff_8000..0xff00_0000).contains(&(CONSOLE_GFN << 12)));
@@ -236,6 +264,48 @@ fn loads_segments_and_writes_start_info() {
     assert_eq!(
         (r.tr.attrib & 0xf, r.tr.attrib & 0x80, r.tr.limit),
         (0xb, 0x80, 0x67)
+    );
+}
+
+#[test]
+fn a_ramdisk_is_the_one_module_after_the_kernel() {
+    let rd: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let cfg = DomainConfig {
+        ramdisk: Some(&rd),
+        ..CFG
+    };
+    let (b, ram) = build_image(&Image::pvh(0x10_0040), &cfg).unwrap();
+    assert_eq!(
+        b.ramdisk,
+        Some((0x10_5000, 0x10_5000 + 5000)),
+        "on the page after the kernel"
+    );
+    assert_eq!(&ram.0[0x10_5000..0x10_5000 + 5000], &rd[..]);
+    let si = b.start_info_gpa;
+    assert_eq!(si, 0x10_7000, "on the page after the ramdisk");
+    let info: abi::start_info::HvmStartInfo = ram.read(si);
+    assert_eq!(info.nr_modules, 1);
+    let modlist = info.modlist_paddr;
+    assert!(modlist.is_multiple_of(8) && modlist >= info.cmdline_paddr + 14);
+    let m: abi::start_info::HvmModlistEntry = ram.read(modlist);
+    assert_eq!((m.paddr, m.size, m.cmdline_paddr), (0x10_5000, 5000, 0));
+    assert!(info.memmap_paddr >= modlist + 32);
+    assert_eq!(
+        ram.read::<abi::start_info::HvmMemmapTableEntry>(info.memmap_paddr)
+            .size,
+        4 << 20
+    );
+    let huge = vec![0u8; 4 << 20];
+    let cfg = DomainConfig {
+        ramdisk: Some(&huge),
+        ..CFG
+    };
+    assert_eq!(
+        build_image(&Image::pvh(0x10_0040), &cfg).map(|_| ()),
+        Err(BuildError::NoRoomForRamdisk {
+            at: 0x10_5000,
+            len: 4 << 20
+        })
     );
 }
 

@@ -286,6 +286,23 @@ pub(super) fn set_timer_op(
     done(0)
 }
 
+/// `struct vcpu_runstate_info` as bytes, its padding zero (Xen copies its own zeroed copy).
+fn runstate_image(
+    i: &abi::vcpu::VcpuRunstateInfo,
+) -> [u8; core::mem::size_of::<abi::vcpu::VcpuRunstateInfo>()] {
+    use abi::vcpu as v;
+    let mut image = [0u8; core::mem::size_of::<v::VcpuRunstateInfo>()];
+    set_field!(image, v::VcpuRunstateInfo, state, i.state);
+    set_field!(
+        image,
+        v::VcpuRunstateInfo,
+        state_entry_time,
+        i.state_entry_time
+    );
+    set_field!(image, v::VcpuRunstateInfo, time, i.time);
+    image
+}
+
 /// `vcpu_op(cmd, vcpuid, arg)`.
 pub(super) fn vcpu_op(env: &mut impl HypercallEnv, st: &mut XenState, args: [u64; 5]) -> Outcome {
     use abi::vcpu as v;
@@ -300,20 +317,26 @@ pub(super) fn vcpu_op(env: &mut impl HypercallEnv, st: &mut XenState, args: [u64
     match cmd {
         v::VCPUOP_IS_UP => done(1),
         v::VCPUOP_GET_RUNSTATE_INFO => {
-            let i = st.runstate.info(env.now_ns());
-            // Written whole, its padding zero, as Xen copies its own zeroed copy.
-            let mut image = [0u8; core::mem::size_of::<v::VcpuRunstateInfo>()];
-            set_field!(image, v::VcpuRunstateInfo, state, i.state);
-            set_field!(
-                image,
-                v::VcpuRunstateInfo,
-                state_entry_time,
-                i.state_entry_time
-            );
-            set_field!(image, v::VcpuRunstateInfo, time, i.time);
+            let image = runstate_image(&st.runstate.info(env.now_ns()));
             written(
                 super::args::in_reach(arg, image.len()).and_then(|va| env.write_guest(va, &image)),
             )
+        }
+        v::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
+            let Ok(v::VcpuRegisterRunstateMemoryArea { addr }) = read_struct(env, arg) else {
+                return done(EFAULT);
+            };
+            // guest_handle_okay holds for any address of a PVH domU (paging_mode_external);
+            // the first copy's failure is not reported (`__copy_to_guest`'s result is
+            // dropped), and a null address only stops the updates.
+            st.runstate_area = addr;
+            if addr != 0 {
+                let image = runstate_image(&st.runstate.info(env.now_ns()));
+                if let Ok(va) = super::args::in_reach(addr, image.len()) {
+                    let _ = env.write_guest(va, &image);
+                }
+            }
+            done(0)
         }
         v::VCPUOP_SET_SINGLESHOT_TIMER => {
             let Ok(v::VcpuSetSingleshotTimer {
@@ -373,7 +396,6 @@ pub(super) fn vcpu_op(env: &mut impl HypercallEnv, st: &mut XenState, args: [u64
         v::VCPUOP_INITIALISE
         | v::VCPUOP_UP
         | v::VCPUOP_DOWN
-        | v::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA
         | v::VCPUOP_SEND_NMI
         | v::VCPUOP_GET_PHYSID
         | v::VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => not_implemented(),

@@ -277,6 +277,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
             name: crate::layout::DEFAULT_NAME.into(),
             image: module,
             cmdline: split.guest.into(),
+            ramdisk: None,
             memory_mib: crate::layout::DEFAULT_MEMORY_MIB,
             on_poweroff: xlcfg::Action::Destroy,
             on_reboot: xlcfg::Action::Destroy,
@@ -393,13 +394,14 @@ fn specs_of(
                 entry.name, c.kernel
             ));
         };
-        if c.ramdisk.is_some() {
-            hvlog!(
-                "{} ({}): ramdisk is not implemented on hv yet; ignored",
-                c.name,
-                entry.name
-            );
-        }
+        let ramdisk = c.ramdisk.as_ref().map(|r| {
+            a.file(r).unwrap_or_else(|| {
+                fail(format_args!(
+                    "config {}: ramdisk {r} is not in the archive",
+                    entry.name
+                ))
+            })
+        });
         vifs.push(
             c.vifs
                 .iter()
@@ -426,6 +428,7 @@ fn specs_of(
             name: c.name,
             image,
             cmdline: c.cmdline,
+            ramdisk,
             memory_mib: c.memory_mib,
             on_poweroff: c.on_poweroff,
             on_reboot: c.on_reboot,

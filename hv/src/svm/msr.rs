@@ -140,6 +140,74 @@ pub struct GuestMsrs {
     /// `MSR_TSC_AUX` (the kernel loads it into the CPU before each VMRUN of this vCPU:
     /// `RDTSCP` reads it without an exit).
     pub tsc_aux: u32,
+    /// The virtual machine-check state (`struct vmce`).
+    pub vmce: Vmce,
+}
+
+/// The virtual machine-check architecture Xen 4.17 gives an HVM vCPU on AMD
+/// (`cpu/mcheck/vmce.c`): `MCG_CAP` of [`GUEST_MC_BANK_NUM`] banks and no other capability
+/// (`AMD_GUEST_MCG_CAP`), `MCG_STATUS` stored, each bank's `MCi_CTL` all ones and its status,
+/// address and misc registers stored. hv never injects a machine check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Vmce {
+    /// `MSR_IA32_MCG_STATUS`.
+    pub mcg_status: u64,
+    /// Each bank's `MCi_STATUS`, `MCi_ADDR`, `MCi_MISC`.
+    pub banks: [[u64; 3]; GUEST_MC_BANK_NUM],
+}
+
+/// The banks Xen emulates for a guest (`GUEST_MC_BANK_NUM`).
+pub const GUEST_MC_BANK_NUM: usize = 2;
+/// `MSR_IA32_MCG_CAP`.
+pub const MSR_MCG_CAP: u32 = 0x179;
+/// `MSR_IA32_MCG_STATUS`.
+pub const MSR_MCG_STATUS: u32 = 0x17a;
+/// `MSR_IA32_MCG_CTL`.
+pub const MSR_MCG_CTL: u32 = 0x17b;
+/// `MSR_IA32_MC0_CTL`: bank `i`'s CTL, STATUS, ADDR, MISC at `0x400 + 4 * i + 0..3`.
+pub const MSR_MC0_CTL: u32 = 0x400;
+/// `MSR_IA32_MCG_EXT_CTL`.
+pub const MSR_MCG_EXT_CTL: u32 = 0x4d0;
+
+/// Whether `msr` is one `guest_rdmsr`/`guest_wrmsr` hand to `vmce_rdmsr`/`vmce_wrmsr`
+/// (0x179..=0x17b, `MCx_CTL2` 0x280..=0x29f, the banks 0x400..=0x47f, 0x4d0).
+fn is_vmce(msr: u32) -> bool {
+    matches!(msr, MSR_MCG_CAP..=MSR_MCG_CTL | 0x280..=0x29f | 0x400..=0x47f | MSR_MCG_EXT_CTL)
+}
+
+impl Vmce {
+    /// `vmce_rdmsr` on AMD: never a fault; what it does not handle reads 0.
+    fn read(&self, msr: u32) -> u64 {
+        match msr {
+            MSR_MCG_CAP => GUEST_MC_BANK_NUM as u64,
+            MSR_MCG_STATUS => self.mcg_status,
+            0x400..=0x47f => {
+                let bank = ((msr - MSR_MC0_CTL) / 4) as usize;
+                match (bank < GUEST_MC_BANK_NUM, msr & 3) {
+                    (true, 0) => u64::MAX,
+                    (true, r) => self.banks[bank][r as usize - 1],
+                    (false, _) => 0,
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    /// `vmce_wrmsr` on AMD: never a fault; `MCG_STATUS` and the banks' status, address and
+    /// misc registers are stored, every other write dropped.
+    fn write(&mut self, msr: u32, value: u64) {
+        match msr {
+            MSR_MCG_STATUS => self.mcg_status = value,
+            0x400..=0x47f => {
+                let bank = ((msr - MSR_MC0_CTL) / 4) as usize;
+                let r = (msr & 3) as usize;
+                if bank < GUEST_MC_BANK_NUM && r != 0 {
+                    self.banks[bank][r - 1] = value;
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Default for GuestMsrs {
@@ -152,6 +220,7 @@ impl Default for GuestMsrs {
             mtrr_var: [0; 2 * MTRR_VCNT],
             hsave_pa: 0,
             tsc_aux: 0,
+            vmce: Vmce::default(),
         }
     }
 }
@@ -216,6 +285,7 @@ pub fn read(msr: u32, m: &GuestMsrs, save: &VmcbMsrs, p: &MsrPolicy) -> Option<u
         MSR_AMD64_DE_CFG => Some(DE_CFG_LFENCE_SERIALISE),
         MSR_K8_VM_HSAVE_PA => Some(m.hsave_pa),
         MSR_TSC_AUX => p.tsc_aux.then_some(u64::from(m.tsc_aux)),
+        _ if is_vmce(msr) => Some(m.vmce.read(msr)),
         _ => None,
     }
 }
@@ -314,6 +384,10 @@ pub fn write(msr: u32, value: u64, m: &mut GuestMsrs, save: &mut VmcbMsrs, p: &M
             }
             ok
         }
+        _ if is_vmce(msr) => {
+            m.vmce.write(msr, value);
+            true
+        }
         _ => false,
     }
 }
@@ -385,6 +459,32 @@ mod tests {
         }
         let no_mtrr = MsrPolicy { mtrr: false, ..P };
         assert_eq!(read(MSR_MTRR_CAP, &m, &s, &no_mtrr), None);
+    }
+
+    #[test]
+    fn machine_check_registers_are_xens_vmce() {
+        let (mut m, mut s) = (GuestMsrs::default(), save());
+        assert_eq!(
+            read(MSR_MCG_CAP, &m, &s, &P),
+            Some(2),
+            "two banks, no MCG_CTL"
+        );
+        assert_eq!(read(MSR_MCG_STATUS, &m, &s, &P), Some(0));
+        assert_eq!(read(MSR_MCG_CTL, &m, &s, &P), Some(0));
+        assert_eq!(read(0x400, &m, &s, &P), Some(u64::MAX), "MC0_CTL all ones");
+        assert_eq!(read(0x408, &m, &s, &P), Some(0), "no third bank: zero");
+        assert!(write(0x405, 0x55, &mut m, &mut s, &P));
+        assert_eq!(read(0x405, &m, &s, &P), Some(0x55), "MC1_STATUS stored");
+        assert!(write(0x404, 0, &mut m, &mut s, &P));
+        assert_eq!(
+            read(0x404, &m, &s, &P),
+            Some(u64::MAX),
+            "CTL writes dropped"
+        );
+        assert!(write(MSR_MCG_CAP, 7, &mut m, &mut s, &P));
+        assert_eq!(read(MSR_MCG_CAP, &m, &s, &P), Some(2));
+        assert!(write(0x47f, 1, &mut m, &mut s, &P));
+        assert_eq!(read(0x480, &m, &s, &P), None, "past the banks: #GP");
     }
 
     #[test]

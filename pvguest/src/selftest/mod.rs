@@ -10,6 +10,8 @@ pub mod vector;
 #[cfg(target_os = "none")]
 pub mod balloon;
 #[cfg(target_os = "none")]
+pub mod bench;
+#[cfg(target_os = "none")]
 pub mod blk;
 #[cfg(target_os = "none")]
 pub mod boot;

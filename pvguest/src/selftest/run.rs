@@ -55,6 +55,11 @@ pub fn run(opts: &Options<'_>) -> Outcome {
             // Not in `platform`: two domains started together, `pair=offer` and
             // `pair=accept`, each told the other's id in `data/peer-domid`.
             "pair" => super::pair::run(&mut rep, opts),
+            // Not in `platform`: figures for `cargo xtask bench` (`BENCH` lines).
+            "bench" => {
+                crate::kernel::ensure_events();
+                super::bench::run(&mut rep);
+            }
             "blk" => {
                 crate::kernel::ensure_platform();
                 super::blk::run(&mut rep)

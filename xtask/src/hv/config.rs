@@ -22,8 +22,6 @@ pub const MEMORY_STEP_MIB: u64 = 2;
 
 /// Where ballooning (`maxmem` above `memory`) on hv is tracked.
 pub const BALLOONING_ISSUE: &str = "issue \"hv boots any PVH kernel Xen boots\"";
-/// Where a ramdisk module for a domain on hv is tracked.
-pub const RAMDISK_ISSUE: &str = "issue \"An unmodified Linux PVH domU on hv\"";
 /// The address QEMU's user network's DHCP server hands out first (and the guest's usual
 /// static one): a domain with a vif and no static `ip=` is forwarded to it.
 pub const DHCP_FIRST_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 15);
@@ -56,6 +54,8 @@ pub struct Boot {
     pub text: String,
     /// The kernel ELF, exactly as [`xlcfg::parse`] resolved it (its archive entry's name).
     pub kernel: String,
+    /// The ramdisk, exactly as [`xlcfg::parse`] resolved it (its archive entry's name).
+    pub ramdisk: Option<String>,
     /// The guest command line.
     pub cmdline: String,
     /// `memory`, in MiB.
@@ -187,7 +187,7 @@ pub fn drives(boots: &[Boot]) -> Vec<super::qemu::Drive> {
 /// Parses every config and checks them together (distinct names, as xl refuses a second
 /// domain with a name in use) and against what hv runs (a kernel and a command line in
 /// [`MIN_MEMORY_MIB`] to [`MAX_MEMORY_MIB`] MiB in [`MEMORY_STEP_MIB`] steps; no ballooning,
-/// ramdisk yet; each disk a raw image file, each vif a PV vif of domain 0). `is_file` says whether a kernel path exists. Returns the
+/// each disk a raw image file, each vif a PV vif of domain 0). `is_file` says whether a kernel path exists. Returns the
 /// domains to boot, in the order given, or every problem (and the warnings xl would print
 /// either way).
 pub fn check(
@@ -243,11 +243,8 @@ pub fn check(
                         ),
                     );
                 }
-                if c.ramdisk.is_some() {
-                    unsupported(
-                        "ramdisk",
-                        format!("hv passes no ramdisk module to a domain yet ({RAMDISK_ISSUE})"),
-                    );
+                if let Some(r) = c.ramdisk.as_deref().filter(|r| !is_file(r)) {
+                    unsupported("ramdisk", format!("{r}: not a file"));
                 }
                 for (i, v) in c.vifs.iter().enumerate() {
                     if let Some(why) = vif_problem(v) {
@@ -287,6 +284,7 @@ pub fn check(
                 config: f.absolute.clone(),
                 text: f.text.clone(),
                 kernel: c.kernel,
+                ramdisk: c.ramdisk,
                 cmdline: c.cmdline,
                 memory_mib: c.memory_mib,
                 disks: c
@@ -314,14 +312,17 @@ pub fn qemu_memory_mib(boots: &[Boot]) -> u64 {
 }
 
 /// The archive hv reads from its PVH module: one config entry per boot (named by its
-/// absolute path), then one file entry per distinct kernel (named exactly as the config's
-/// `kernel` resolved), its bytes from `read`.
+/// absolute path), then one file entry per distinct kernel or ramdisk (named exactly as the
+/// config's `kernel` or `ramdisk` resolved), its bytes from `read`.
 pub fn archive(boots: &[Boot], read: impl Fn(&str) -> Result<Vec<u8>>) -> Result<Vec<u8>> {
     let mut kernels: Vec<(&str, Vec<u8>)> = Vec::new();
-    for b in boots {
-        if !kernels.iter().any(|(k, _)| *k == b.kernel) {
-            let bytes = read(&b.kernel).with_context(|| format!("reading {}", b.kernel))?;
-            kernels.push((&b.kernel, bytes));
+    for file in boots
+        .iter()
+        .flat_map(|b| core::iter::once(&b.kernel).chain(b.ramdisk.as_ref()))
+    {
+        if !kernels.iter().any(|(k, _)| *k == file) {
+            let bytes = read(file).with_context(|| format!("reading {file}"))?;
+            kernels.push((file, bytes));
         }
     }
     let mut entries: Vec<(Kind, &str, &[u8])> = boots
@@ -382,6 +383,7 @@ mod tests {
                     config: "/w/cfg/a.cfg".to_owned(),
                     text: ONE.to_owned(),
                     kernel: "/w/cfg/../k".to_owned(),
+                    ramdisk: None,
                     cmdline: "selftest=boot".to_owned(),
                     memory_mib: 128,
                     disks: vec![],
@@ -392,6 +394,7 @@ mod tests {
                     config: "/c/b.cfg".to_owned(),
                     text: TWO.to_owned(),
                     kernel: "/k2".to_owned(),
+                    ramdisk: None,
                     cmdline: String::new(),
                     memory_mib: 3072,
                     disks: vec![],
@@ -519,6 +522,7 @@ mod tests {
             config: String::new(),
             text: String::new(),
             kernel: String::new(),
+            ramdisk: None,
             cmdline: cmdline.to_owned(),
             memory_mib: 128,
             disks: vec![],
@@ -589,10 +593,7 @@ mod tests {
                 "/c/x.cfg:3: kernel: /c/k: not a file (pvguest's ELF is built by `cargo xtask \
                  build`)"
                     .to_owned(),
-                format!(
-                    "/c/x.cfg:4: ramdisk: hv passes no ramdisk module to a domain yet \
-                     ({RAMDISK_ISSUE})"
-                ),
+                "/c/x.cfg:4: ramdisk: /c/r: not a file".to_owned(),
             ])
         );
     }
@@ -615,6 +616,7 @@ mod tests {
             config: String::new(),
             text: String::new(),
             kernel: String::new(),
+            ramdisk: None,
             cmdline: String::new(),
             memory_mib: m,
             disks: vec![],
@@ -660,6 +662,7 @@ mod tests {
         let many: Vec<Boot> = (0..33)
             .map(|i| Boot {
                 kernel: format!("/k{i}"),
+                ramdisk: None,
                 ..boots[0].clone()
             })
             .collect();

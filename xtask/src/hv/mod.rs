@@ -27,6 +27,8 @@
 //! blkback, `HOST hv-blk`, `HOST hv-blk-images`). The first boot's lines and the pair's are
 //! compared with stock Xen's platform boot, the `blk` boot's with the stock-Xen device boot
 //! (`cargo xtask test`: `HOST same-<test>` for the ten `blk` tests).
+//! Then [`linux`]'s boot: Debian's kernel with the shared initramfs beside the application
+//! (`HOST hv-linux-boot`, `HOST hv-linux-blk`, `HOST hv-linux-net`).
 //! Last, [`debug`]'s boots: `HOST gdb-attach` (gdb through QEMU's gdbstub, a breakpoint in
 //! the guest), `HOST crash-symbols` and `HOST hv-exit-trace` (a guest's crash report
 //! resolved, hv's trace of its last exits).
@@ -38,6 +40,7 @@ mod debug;
 pub mod durable;
 pub mod elf32;
 pub mod hostile;
+pub mod linux;
 pub mod net;
 pub mod probe;
 pub mod qemu;
@@ -74,7 +77,7 @@ const BALLOON_CMDLINE: &str = "selftest=balloon";
 /// The guest command line of the local APIC boot (its FACTs match stock Xen's).
 const LAPIC_CMDLINE: &str = "selftest=lapic";
 /// `hv`'s options in the test boots (none: the defaults).
-const HV_OPTIONS: &str = "";
+pub(crate) const HV_OPTIONS: &str = "";
 /// Default hard timeouts per boot.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -100,6 +103,11 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
     durable::check(tally, &hv, &guest, durable::SOAK_KILLS)?;
     let slow = (crate::xen::blk::SOAK_SLOW_HEADS_SECS, None);
     net::app_boot(tally, &hv, &guest, crate::xen::blk::SOAK_REQUESTS, slow)
+}
+
+/// `cargo xtask hv-linux-test`: only the Linux boot ([`linux::linux_checks`]).
+pub fn linux_test(tally: &mut Tally) -> Result<()> {
+    linux::linux_checks(tally, &build_hv()?, &guest_elf()?)
 }
 
 /// `cargo xtask hv-net-test`: only the network boot ([`net::app_boot`]).
@@ -149,7 +157,7 @@ fn guest_elf() -> Result<PathBuf> {
 
 /// What a boot hands hv as its PVH module.
 #[derive(Clone, Copy)]
-enum Module<'a> {
+pub(crate) enum Module<'a> {
     /// A guest ELF and its command line (QEMU with [`qemu::DEFAULT_MEMORY_MIB`]).
     Elf(&'a Path, &'a str),
     /// A domain archive ([`config::archive`]), QEMU's memory in MiB, the configs'
@@ -192,7 +200,7 @@ fn boot_with(
     clippy::too_many_arguments,
     reason = "boot_with's, and the control lines"
 )]
-fn boot_with_control(
+pub(crate) fn boot_with_control(
     who: &str,
     hv: &Path,
     module: Module<'_>,
@@ -253,7 +261,7 @@ fn boot_with_control(
 }
 
 /// The directory of the boot labelled `label`: `target/pvxen/<label>`.
-fn run_dir(label: &str) -> PathBuf {
+pub(crate) fn run_dir(label: &str) -> PathBuf {
     workspace_root().join("target").join("pvxen").join(label)
 }
 
@@ -567,6 +575,11 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
         println!("hv-test: net boot: harness error: {e:#}");
         tally.fail("hv net boot");
     }
+    // Debian's Linux as a PVH domU beside the application (issue 33).
+    if let Err(e) = linux::linux_checks(tally, &hv, &guest) {
+        println!("hv-test: linux boot: harness error: {e:#}");
+        tally.fail("hv linux boot");
+    }
 
     // Managing a running hv (issue 32): `cargo xtask xl` against hv --keep.
     xl_record(tally, &hv, &guest)?;
@@ -685,15 +698,15 @@ fn pair_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> R
 }
 
 /// One domain of a multi-domain test boot, written as a config into the boot's directory.
-struct TestDomain {
+pub(crate) struct TestDomain {
     /// Its `name` (and file name, `<name>.cfg`).
-    name: &'static str,
+    pub(crate) name: &'static str,
     /// Its `cmdline`.
-    cmdline: &'static str,
+    pub(crate) cmdline: &'static str,
     /// Its `memory` in MiB.
-    memory_mib: u64,
+    pub(crate) memory_mib: u64,
     /// Its `disk` line (empty: none).
-    disks: &'static str,
+    pub(crate) disks: &'static str,
 }
 
 /// `HOST hv-two-domains`: two guests running the `platform` group side by side.
@@ -780,7 +793,7 @@ fn boot_domains(
 /// Writes one config per domain into the boot's directory (kernel: `guest`'s absolute path),
 /// checks them as `hv-run --config` does and packs them into a domain archive: its path and
 /// the checked configs.
-fn pack_domains(
+pub(crate) fn pack_domains(
     guest: &Path,
     label: &str,
     domains: &[TestDomain],

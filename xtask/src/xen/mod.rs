@@ -53,7 +53,7 @@ const GUEST_NAME: &str = "pvguest";
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long dom0 lets the guest run, counted from `xl create`, so that dom0 can still report
 /// a hung guest before the host's hard timeout.
-const GUEST_MARGIN: Duration = Duration::from_secs(60);
+pub(crate) const GUEST_MARGIN: Duration = Duration::from_secs(60);
 /// At most this long for a self-test guest (they take seconds) before dom0 destroys it.
 const TEST_GUEST_LIMIT: Duration = Duration::from_secs(120);
 
@@ -85,7 +85,7 @@ fn hard_timeout(default: Duration) -> Result<Duration> {
 /// The xl config of the guest, with `extra` lines (devices) appended. Every shutdown preserves
 /// the domain so that dom0 can read how it ended and xenconsoled can drain its console ring
 /// before `xl destroy`.
-fn xl_config(cmdline: &str, extra: &str) -> Result<String> {
+pub(crate) fn xl_config(cmdline: &str, extra: &str) -> Result<String> {
     if cmdline.contains(['"', '\\', '\n']) {
         bail!("guest command line {cmdline:?} cannot go into an xl config string");
     }
@@ -110,7 +110,7 @@ fn xl_config(cmdline: &str, extra: &str) -> Result<String> {
 
 /// The overlay archive for one boot: `/pvxen/{guest.elf,guest.cfg,job.env}`, the job's steps
 /// (`job.steps`, if any) and its files.
-fn overlay(guest: &Path, job: &job::Job, guest_timeout: Duration) -> Result<Vec<u8>> {
+pub(crate) fn overlay(guest: &Path, job: &job::Job, guest_timeout: Duration) -> Result<Vec<u8>> {
     let elf = std::fs::read(guest).with_context(|| format!("reading {}", guest.display()))?;
     let env = format!(
         "NAME={GUEST_NAME}\nGUEST_TIMEOUT={}\n",

@@ -229,7 +229,7 @@ pub(crate) fn check_port(port: u16) -> Result<()> {
 
 /// dom0's steps: the backends and the virtio devices, the archive in /tmp, the bridge with
 /// the NIC, then the guest until it ends.
-fn job(archive: Vec<u8>, cmdline: &str) -> Result<Job> {
+pub(crate) fn job(archive: Vec<u8>, cmdline: &str) -> Result<Job> {
     let run = |key: &str, command: &str| Step::Run {
         key: key.to_owned(),
         command: command.to_owned(),

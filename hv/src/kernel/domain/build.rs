@@ -36,6 +36,8 @@ pub struct DomainSpec {
     pub image: &'static [u8],
     /// The guest command line.
     pub cmdline: String,
+    /// The ramdisk (xl's `ramdisk`, from hv's PVH module), if any.
+    pub ramdisk: Option<&'static [u8]>,
     /// `memory` in MiB.
     pub memory_mib: u64,
     /// `on_poweroff`.
@@ -126,6 +128,8 @@ impl Domain {
         let console = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
         let store = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
         let shared_info = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
+        let acpi_bytes = builder::acpi::ACPI_PAGES * FRAME_SIZE;
+        let acpi = taken.zeroed(acpi_bytes, FRAME_SIZE).map_err(oom)?;
         let vmcb_pa = taken.zeroed(FRAME_SIZE, FRAME_SIZE).map_err(oom)?;
         let method = taken.host.fpu;
         let ext = ExtendedState::new(&mut taken.host.frames, method).map_err(oom)?;
@@ -142,6 +146,12 @@ impl Domain {
                 .map_err(DomainError::Npt)?;
             npt.map_4k(&mut t, layout::STORE_PFN * PAGE_SIZE, store, true)
                 .map_err(DomainError::Npt)?;
+            // The ACPI tables' pages (the builder writes them), as libxl places them.
+            for page in 0..builder::acpi::ACPI_PAGES {
+                let at = page * PAGE_SIZE;
+                npt.map_4k(&mut t, builder::acpi::ACPI_INFO_GPA + at, acpi + at, true)
+                    .map_err(DomainError::Npt)?;
+            }
             npt
         };
         hvlog!(
@@ -155,6 +165,7 @@ impl Domain {
             &DomainConfig {
                 memory_mib: spec.memory_mib,
                 cmdline: spec.cmdline.as_bytes(),
+                ramdisk: spec.ramdisk,
             },
         )
         .map_err(DomainError::Build)?;
@@ -315,6 +326,7 @@ impl Domain {
                 store,
                 shared_info,
                 vmcb: vmcb_pa,
+                acpi: (acpi, acpi_bytes),
             },
             // Xen counts the console and xenstore pages as the domain's; xl's max_pages is
             // the memory and 1 MiB (`maxmem` is `memory` on hv).

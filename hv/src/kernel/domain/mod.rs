@@ -88,6 +88,8 @@ struct Owned {
     shared_info: u64,
     /// The VMCB's page.
     vmcb: u64,
+    /// The ACPI tables' pages (`[start, start + bytes)`).
+    acpi: (u64, u64),
 }
 
 /// What a teardown gave back.
@@ -294,7 +296,7 @@ impl Domain {
 
     /// Gives back every host frame taken for the domain: its RAM less the pages it gave back
     /// (ballooned out) and the frames it was given since, each once (its ledger's runs), the
-    /// console, xenstore and shared_info pages, the VMCB, the XSAVE area, the grant frames and
+    /// console, xenstore and shared_info pages, the VMCB, the ACPI pages, the XSAVE area, the grant frames and
     /// the paging pool's block (every nested table with it). A run the allocator refuses is
     /// logged and not counted.
     ///
@@ -307,6 +309,7 @@ impl Domain {
             (o.store, FRAME_SIZE),
             (o.shared_info, FRAME_SIZE),
             (o.vmcb, FRAME_SIZE),
+            o.acpi,
             self.ext.frames(),
             self.mem.pool.block(),
         ];

@@ -1,0 +1,316 @@
+//! Issue 33's checks: Debian's own kernel (the stock-Xen image's) with the shared initramfs
+//! ([`crate::linux_domu`]) as a PVH domU on hv, beside pvguest's application, in one boot:
+//!
+//! - `HOST hv-linux-boot`: Linux reaches its init and a shell on its console runs a command
+//!   (`LINUX shell <release> 42`).
+//! - `HOST hv-linux-blk`: xen-blkfront attaches to hv's blkback; the init makes an ext2
+//!   filesystem on the disk, mounts it, writes a file, mounts it again read-only and reads the
+//!   file back (`LINUX disk xvda <text>`); the host then finds ext2's magic in the image.
+//! - `HOST hv-linux-net`: xen-netfront attaches to hv's netback: nginx in the domU answers the
+//!   host through QEMU's forward (`GET /` is `linux`), and the domU fetches a file from
+//!   pvguest's application beside it through hv's switch (`LINUX fetched <path> <sha256>`,
+//!   compared with the site's digest).
+//!
+//! hv passes no console input to a domain, so the shell reads its command from a pipe; the
+//! run ends with QEMU stopped once every line is in (Linux's orderly power-off needs an init
+//! that handles it, which the shared initramfs has not).
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::config;
+use super::qemu::{Control, HostFwd};
+use super::serial::Line;
+use crate::linux_domu;
+use crate::tally::Tally;
+
+/// The Linux domU's address (QEMU's DHCP range is not used: both domains are static).
+const LINUX_IP: &str = "10.0.2.16";
+/// pvguest's application's address.
+const APP_IP: &str = "10.0.2.15";
+/// The Linux domU's memory in MiB (its 4 MiB initramfs unpacked, nginx, the page cache).
+pub const LINUX_MEMORY_MIB: u64 = 256;
+/// QEMU's memory for this boot: hv's own beside Linux's and the application's 128 MiB.
+pub const QEMU_MEMORY_MIB: u64 = 768;
+/// The whole boot's hard timeout (Linux boots in about 40 s under TCG on hv).
+const TIMEOUT: Duration = Duration::from_secs(170);
+/// The disk Linux formats (raw, MiB).
+const DISK_MIB: u64 = 8;
+
+/// The lines the checks look for, from the Linux domain.
+#[derive(Default, Debug)]
+struct Seen {
+    shell: Option<String>,
+    disk: Option<String>,
+    fetched: Option<String>,
+    serving: bool,
+    host_get: Option<Result<(), String>>,
+}
+
+/// The Linux domain's words after the init's option `pvxen.<name>=`.
+fn linux_cmdline(fetch: &str) -> String {
+    let base = linux_domu::cmdline(&linux_domu::Config {
+        ip: format!("{LINUX_IP}/24"),
+        gateway: "10.0.2.2".into(),
+        port: 80,
+        blobs: Vec::new(),
+        blk_bench: None,
+    });
+    // `noxsave`: with XSAVE, Linux's `rt_sigreturn` finds a bad frame (its XRSTOR from the
+    // signal frame faults) once hv switches the CPU between it and another domain; alone on
+    // hv it runs with XSAVE. Until that is found, the check boots Linux with FXSAVE.
+    format!(
+        "{base} noxsave pvxen.shell=1 pvxen.disk=xvda pvxen.fetch=http://{APP_IP}/files/{fetch}"
+    )
+}
+
+/// The verdict of the boot check from the shell's line.
+fn boot_verdict(shell: Option<&str>) -> Result<(), String> {
+    match shell {
+        Some(l) if l.ends_with(" 42") => Ok(()),
+        Some(l) => Err(format!("the shell answered {l:?}")),
+        None => Err("no `LINUX shell` line: Linux did not reach its shell (serial log)".into()),
+    }
+}
+
+/// The verdict of the disk check: the init's line and ext2's magic in the image.
+fn blk_verdict(disk: Option<&str>, image: &[u8]) -> Result<(), String> {
+    let line = disk.ok_or("no `LINUX disk` line: blkfront never gave the init its disk")?;
+    if !line.starts_with("xvda written by linux") {
+        return Err(format!("the init said {line:?}"));
+    }
+    if image.get(1080..1082) != Some(&[0x53, 0xef]) {
+        return Err("the disk image holds no ext2 superblock after the run".into());
+    }
+    Ok(())
+}
+
+/// The verdict of the network check: the host's GET through the forward and the file the
+/// domU fetched from the application.
+fn net_verdict(seen: &Seen, files: &[(String, String)]) -> Result<(), String> {
+    match &seen.host_get {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return Err(format!("the host's GET / through the forward: {e}")),
+        None => return Err("nginx never served (no `LINUX serving` line)".into()),
+    }
+    let line = seen
+        .fetched
+        .as_deref()
+        .ok_or("no `LINUX fetched` line: the domU fetched nothing from the application")?;
+    let mut w = line.split_whitespace();
+    let (path, digest) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+    match files.iter().find(|(p, _)| p == path) {
+        Some((_, d)) if d == digest => Ok(()),
+        Some(_) => Err(format!("{path}: digest {digest} is not the site's")),
+        None => Err(format!("the domU fetched {path:?}, not a site file")),
+    }
+}
+
+/// The host's `GET /` of the domU's nginx.
+fn host_get(addr: &str) -> Result<(), String> {
+    let mut last = String::new();
+    // nginx may print its line a moment before it accepts.
+    for _ in 0..20 {
+        match crate::http::once(addr, "GET", "/", None) {
+            Ok(r) if r.status == 200 && r.text() == "linux\n" => return Ok(()),
+            Ok(r) => last = format!("status {} body {:?}", r.status, r.text()),
+            Err(e) => last = format!("{e:#}"),
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Err(last)
+}
+
+/// Boots Linux beside pvguest's application on hv and records the three `HOST hv-linux-*`
+/// units.
+pub fn linux_checks(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
+    let label = "hv-linux";
+    let dir = super::run_dir(label);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let domu = linux_domu::build()?;
+    let vmlinux = linux_domu::elf_kernel(&domu)?;
+    let initrd = dir.join("initramfs.cpio");
+    std::fs::write(&initrd, &domu.initramfs)?;
+    let disk = dir.join("linux-disk.img");
+    std::fs::File::create(&disk)?.set_len(DISK_MIB << 20)?;
+    let site =
+        crate::xen::blk::site_archive(&crate::build::workspace_root().join("pvguest/site"), false)?;
+    let mut xvda = site.tar;
+    xvda.resize(xvda.len().div_ceil(1 << 20) * (1 << 20), 0);
+    std::fs::write(dir.join("xvda.img"), &xvda)?;
+    std::fs::File::create(dir.join("xvdb.img"))?.set_len(16 << 20)?;
+    let fetch = site
+        .files
+        .first()
+        .map(|(p, _)| p.clone())
+        .context("the site has no file")?;
+    let app = std::path::absolute(guest)?;
+    let texts = [
+        (
+            "linux",
+            format!(
+                "name = \"linux\"\ntype = \"pvh\"\nkernel = \"{}\"\nramdisk = \"{}\"\n\
+                 cmdline = \"{}\"\nmemory = {LINUX_MEMORY_MIB}\n\
+                 disk = [ 'format=raw, vdev=xvda, access=rw, target={}' ]\n\
+                 vif = [ 'mac=00:16:3e:00:00:21' ]\n",
+                vmlinux.display(),
+                initrd.display(),
+                linux_cmdline(&fetch),
+                disk.display()
+            ),
+        ),
+        (
+            "linux-app",
+            format!(
+                "name = \"linux-app\"\ntype = \"pvh\"\nkernel = \"{}\"\n\
+                 cmdline = \"ip={APP_IP}/24 gw=10.0.2.2\"\nmemory = 128\n\
+                 disk = [ 'format=raw, vdev=xvda, access=ro, target=xvda.img',\n\
+                 \x20        'format=raw, vdev=xvdb, access=rw, target=xvdb.img' ]\n\
+                 vif = [ 'mac=00:16:3e:00:00:22' ]\n",
+                app.display()
+            ),
+        ),
+    ];
+    let mut files = Vec::new();
+    for (name, text) in texts {
+        let path = dir.join(format!("{name}.cfg"));
+        std::fs::write(&path, &text)?;
+        let path = path.display().to_string();
+        files.push(config::ConfigFile {
+            absolute: path.clone(),
+            path,
+            text,
+        });
+    }
+    let boots = match config::check(&files, |k| Path::new(k).is_file()).0 {
+        Ok(b) => b,
+        Err(problems) => anyhow::bail!("{label}: {}", problems.join("; ")),
+    };
+    let archive = config::archive(&boots, |k| Ok(std::fs::read(k)?))?;
+    let archive_path = config::archive_path(&dir);
+    std::fs::write(&archive_path, archive)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let fwds = [HostFwd {
+        host_port: port,
+        guest_ip: LINUX_IP.parse()?,
+        guest_port: 80,
+    }];
+    let drives = config::drives(&boots);
+    let module = super::Module::Archive(&archive_path, QEMU_MEMORY_MIB, &drives, Some(&fwds));
+    let (control, lines) = std::sync::mpsc::channel::<Control>();
+    let addr = format!("127.0.0.1:{port}");
+    let mut seen = Seen::default();
+    let mut getter: Option<std::thread::JoinHandle<Result<(), String>>> = None;
+    let booted = super::boot_with_control(
+        "hv-test",
+        hv,
+        module,
+        label,
+        TIMEOUT,
+        (super::HV_OPTIONS, None),
+        Some(lines),
+        |line| {
+            let Line::Guest(1, text) = line else {
+                return;
+            };
+            // The shell's prompt may precede a line (it shares the console).
+            let Some(text) = text.find("LINUX ").and_then(|at| text.get(at..)) else {
+                return;
+            };
+            if let Some(rest) = text.strip_prefix("LINUX shell ") {
+                seen.shell = Some(rest.to_owned());
+            } else if let Some(rest) = text.strip_prefix("LINUX disk ") {
+                seen.disk = Some(rest.to_owned());
+            } else if let Some(rest) = text.strip_prefix("LINUX fetched ") {
+                seen.fetched = Some(rest.to_owned());
+            } else if text.starts_with("LINUX serving") && !seen.serving {
+                seen.serving = true;
+                let addr = addr.clone();
+                getter = Some(std::thread::spawn(move || host_get(&addr)));
+            }
+            if seen.fetched.is_some() && seen.disk.is_some() && getter.is_some() {
+                let _ = control.send(Control::Quit);
+            }
+        },
+    )?;
+    seen.host_get = getter.map(|g| g.join().unwrap_or_else(|_| Err("panicked".into())));
+    let image = std::fs::read(&disk).unwrap_or_default();
+    println!(
+        "hv-linux: QEMU -m {QEMU_MEMORY_MIB}, Linux {LINUX_MEMORY_MIB} MiB; ended {:?} after {:.1} s; serial log {}",
+        booted.end,
+        booted.wall.as_secs_f64(),
+        booted.serial_log.display()
+    );
+    if let Some(t) = booted
+        .transcript
+        .guest
+        .iter()
+        .find(|l| l.contains("LINUX shell"))
+    {
+        println!("hv-linux: {t}");
+    }
+    for (name, verdict) in [
+        ("boot", boot_verdict(seen.shell.as_deref())),
+        ("blk", blk_verdict(seen.disk.as_deref(), &image)),
+        ("net", net_verdict(&seen, &site.files)),
+    ] {
+        let line = match &verdict {
+            Ok(()) => format!("HOST hv-linux-{name} ok"),
+            Err(why) => format!("HOST hv-linux-{name} FAIL {why}"),
+        };
+        println!("{line}");
+        tally.record(verdict.is_ok(), line);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_check_fails_without_its_evidence() {
+        assert!(boot_verdict(Some("6.1.0-57-amd64 42")).is_ok());
+        assert!(boot_verdict(Some("6.1.0-57-amd64 41")).is_err());
+        assert!(boot_verdict(None).is_err());
+        let mut image = vec![0u8; 4096];
+        assert!(blk_verdict(Some("xvda written by linux on 6.1"), &image).is_err());
+        image[1080..1082].copy_from_slice(&[0x53, 0xef]);
+        assert!(blk_verdict(Some("xvda written by linux on 6.1"), &image).is_ok());
+        assert!(blk_verdict(Some("xvda failed"), &image).is_err());
+        assert!(blk_verdict(None, &image).is_err());
+        let files = vec![("a.txt".to_owned(), "ab12".to_owned())];
+        let mut seen = Seen {
+            host_get: Some(Ok(())),
+            fetched: Some("a.txt ab12".into()),
+            ..Seen::default()
+        };
+        assert!(net_verdict(&seen, &files).is_ok());
+        seen.fetched = Some("a.txt ab13".into());
+        assert!(net_verdict(&seen, &files).is_err());
+        seen.fetched = Some("a.txt ab12".into());
+        seen.host_get = Some(Err("refused".into()));
+        assert!(net_verdict(&seen, &files).is_err());
+        seen.host_get = None;
+        assert!(net_verdict(&seen, &files).is_err());
+    }
+
+    #[test]
+    fn the_command_line_asks_for_every_check() {
+        let c = linux_cmdline("index.html");
+        for w in [
+            "pvxen.shell=1",
+            "pvxen.disk=xvda",
+            "pvxen.fetch=http://10.0.2.15/files/index.html",
+            "pvxen.ip=10.0.2.16/24",
+        ] {
+            assert!(c.contains(w), "{c}");
+        }
+        for opt in ["shell", "disk", "fetch"] {
+            assert!(linux_domu::INIT.contains(&format!("$(arg {opt})")), "{opt}");
+        }
+    }
+}
