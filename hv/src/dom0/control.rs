@@ -434,12 +434,16 @@ impl Server {
             let lines: Vec<String> = problems.iter().map(|p| p.render(file)).collect();
             lines.join("\n")
         })?;
-        for (key, present) in [("disk", !c.disks.is_empty()), ("vif", !c.vifs.is_empty())] {
+        for (key, present) in [
+            ("disk", !c.disks.is_empty()),
+            ("vif", !c.vifs.is_empty()),
+            ("ramdisk", c.ramdisk.is_some()),
+        ] {
             if present {
                 let line = c.line_of(key).unwrap_or(c.end_line);
                 return Err(format!(
-                    "{file}:{line}: {key}: hv gives disks and vifs only to the domains it \
-                     starts with (not yet at run time)"
+                    "{file}:{line}: {key}: hv gives disks, vifs and ramdisks only to the \
+                     domains it starts with (not yet at run time)"
                 ));
             }
         }
@@ -710,6 +714,15 @@ mod tests {
         };
         match ask(&mut s, &mut f, vif) {
             Response::Error(e) => assert!(e.starts_with("/c/v.cfg:6: vif:"), "{e}"),
+            r => panic!("{r:?}"),
+        }
+        let ramdisk = R::CreateBegin {
+            file: "/c/r.cfg".into(),
+            config: format!("{CFG}name = \"r\"\nramdisk = \"initrd\"\n"),
+            kernel_len: 10,
+        };
+        match ask(&mut s, &mut f, ramdisk) {
+            Response::Error(e) => assert!(e.starts_with("/c/r.cfg:6: ramdisk:"), "{e}"),
             r => panic!("{r:?}"),
         }
         assert_eq!(

@@ -760,6 +760,8 @@ impl Domains for Machine {
             name: config.name.clone(),
             image,
             cmdline: config.cmdline,
+            // A ramdisk is refused at run time (`dom0::control`).
+            ramdisk: None,
             memory_mib: config.memory_mib,
             on_poweroff: config.on_poweroff,
             on_reboot: config.on_reboot,
