@@ -1301,7 +1301,7 @@ fn least_memory(hv: &Path, guest: &Path) -> Result<u64> {
 /// `wget` from dom0, which has an address on the bridge), or `none`.
 const XEN_MEMORY_SEARCH: &str = "try() { sed \"s/^memory = .*/memory = $1/\" /pvxen/$cfg > /tmp/try.cfg; \
      $XL create /tmp/try.cfg >/dev/null 2>&1 || return 1; ok=1; i=0; \
-     while [ $i -lt 120 ]; do if wget -q -T 2 -O /dev/null $url; then ok=0; break; fi; \
+     while [ $i -lt 90 ]; do if wget -q -T 2 -O /dev/null $url; then ok=0; break; fi; \
      st=$($XL list $name 2>/dev/null | awk 'NR==2{print $5}'); \
      case \"$st\" in ''|*s*|*c*) break;; esac; sleep 0.5; i=$((i+1)); done; \
      $XL destroy $name >/dev/null 2>&1; sleep 1; return $ok; }; \
