@@ -1,20 +1,26 @@
 //! `cargo xtask bench` (and `--quick`, which `cargo xtask test` runs): pvguest on hv beside
-//! pvguest on stock Xen 4.17, measured in one invocation and compared as ratios
+//! pvguest and a Linux PVH domU ([`crate::linux_domu`]) on stock Xen 4.17, measured in one
+//! invocation and compared as ratios
 //! ([`report`]). Every timed figure is taken with both systems up, interleaved (hv, Xen, hv,
 //! Xen, ...), once per round; `bench` runs [`FULL`]'s rounds (median, min, max of 3),
 //! `--quick` one round with small sizes. Counts (VM exits, notifications, sizes) are exact.
 //!
 //! One round:
-//! 1. two short hv boots of pvguest alone: `selftest=bench` (the guest's `BENCH` lines:
-//!    hypercall and event round trips, timed with the TSC) and `selftest=boot` (hv's `COUNTER`
-//!    lines of that boot: its VM exits and hypercalls);
-//! 2. stock Xen in QEMU: dom0 runs the same `selftest=bench` guest (a `run` step, its console
-//!    log read back), then the application as `cargo xtask run --on xen` does (archive and
-//!    store disks, a vif on dom0's bridge, QEMU's `hostfwd` to it);
+//! 1. two short hv boots of pvguest alone: `selftest=bench` with a disk (the guest's `BENCH`
+//!    lines: hypercall and event round trips timed with the TSC, and its block figures; hv's
+//!    blkback line for exits and notifications per request) and `selftest=boot` (hv's
+//!    `COUNTER` lines of that boot: its VM exits and hypercalls);
+//! 2. stock Xen in QEMU: dom0 runs the same `selftest=bench` guest with a disk (a `run` step,
+//!    its console log read back), then the application as `cargo xtask run --on xen` does
+//!    (archive and store disks, a vif on dom0's bridge, QEMU's `hostfwd` to it), then, once it
+//!    serves, the Linux domU (its own vif and `hostfwd`, a disk for its `dd` figures);
 //! 3. hv in QEMU with the application alone (its disks, its vif on hv's switch, `hostfwd`);
-//! 4. the network rows from the host's one client ([`net`]), interleaved between the two;
-//! 5. both stopped (hv: `shutdown 1 poweroff` on its control lines; Xen: QEMU quit), hv's
+//! 4. the network rows from the host's one client ([`net`]), interleaved (hv, Xen, Linux);
+//! 5. all stopped (hv: `shutdown 1 poweroff` on its control lines; Xen: QEMU quit), hv's
 //!    netback line read for its exits and notifications per frame.
+//!
+//! The full run then searches the least `memory=` at which the demo serves: on hv from the
+//! host, on stock Xen by dom0 in a boot of its own (pvguest and Linux).
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,8 +75,8 @@ pub const QUICK: Plan = Plan {
 const USAGE: &str = "\
 cargo xtask bench [--quick | --memory-only]
 
-Measures pvguest on hv beside pvguest on stock Xen 4.17 (both inside QEMU on this host),
-interleaved, and writes target/bench/report.md, report.json and ratios.svg (the table is
+Measures pvguest on hv beside pvguest and a Linux PVH domU on stock Xen 4.17 (both inside
+QEMU on this host), interleaved, and writes target/bench/report.md, report.json and ratios.svg (the table is
 printed too). --quick: one round with small sizes and no memory search (what
 `cargo xtask test` runs; it passes when every row produced a number). --memory-only: only
 the least-memory search (the other rows stay empty).
