@@ -70,9 +70,10 @@ Commands:
   net-check     run the host's checks of the guest's HTTP service (files, kv, 16 MiB down and
                 up, malformed requests, load, churn) against a running one, by default
                 `run`'s at 127.0.0.1:8080 (`cargo xtask net-check --help`)
-  bench         pvguest on hv beside pvguest on stock Xen (boot, hypercalls, events, network,
-                sizes, least memory), interleaved, as ratios in target/bench/report.{md,json}
-                and ratios.svg; --quick: one small round (part of `test`)
+  bench         pvguest on hv beside pvguest and a Linux domU on stock Xen (boot, hypercalls,
+                events, network, block, sizes, least memory), interleaved, as ratios in
+                target/bench/report.{md,json} and ratios.svg; --quick: one small round
+                (part of `test`)
   build         build the pvguest kernel for x86_64-unknown-none and print its path
   help          show this text
 

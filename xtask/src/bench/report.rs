@@ -260,16 +260,17 @@ impl Report {
         s
     }
 
-    /// The SVG chart: one bar per (row, ratio) that has a value, on a log₂ scale centred on 1.
+    /// The SVG chart: one bar per (row, ratio) that has a value, on a log₂ scale centred on 1;
+    /// green where the numerator's system does better, red where worse, grey for counts.
     pub fn svg(&self) -> String {
-        let bars: Vec<(String, f64)> = self
+        let bars: Vec<(String, f64, Kind)> = self
             .rows
             .iter()
             .flat_map(|row| {
                 RATIOS.iter().filter_map(move |(heading, a, b)| {
                     row.ratio(*a, *b)
                         .filter(|r| *r > 0.0)
-                        .map(|r| (format!("{} [{}]", row.name, heading), r))
+                        .map(|r| (format!("{} [{}]", row.name, heading), r, row.kind))
                 })
             })
             .collect();
@@ -287,11 +288,17 @@ impl Report {
              <line x1=\"{centre}\" y1=\"30\" x2=\"{centre}\" y2=\"{}\" stroke=\"black\"/>\n",
             height - 10.0
         );
-        for (i, (label, r)) in bars.iter().enumerate() {
+        for (i, (label, r, kind)) in bars.iter().enumerate() {
             let y = 40.0 + bar_h * i as f64;
             let len = (r.log2().clamp(-3.0, 3.0) * scale).abs();
             let x = if *r >= 1.0 { centre } else { centre - len };
-            let colour = if *r >= 1.0 { "#4a7" } else { "#c64" };
+            // Green where the numerator's system does better, red where worse, grey for counts.
+            let colour = match kind {
+                Kind::Count => "#999",
+                Kind::Higher if *r >= 1.0 => "#4a7",
+                Kind::Lower if *r <= 1.0 => "#4a7",
+                _ => "#c64",
+            };
             let _ = writeln!(
                 s,
                 "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
@@ -458,6 +465,7 @@ mod tests {
         let svg = r.svg();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<rect").count(), 1, "{svg}");
+        assert!(svg.contains("fill=\"#4a7\""), "{svg}");
         assert!(svg.contains(">2.273</text>"), "{svg}");
     }
 }
