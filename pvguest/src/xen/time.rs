@@ -60,6 +60,10 @@ static TIMER_PORT: Once<Port> = Once::new();
 static TIMER_EVENTS: AtomicU64 = AtomicU64::new(0);
 static HALTS: AtomicU64 = AtomicU64::new(0);
 static LATE_WAKES: AtomicU64 = AtomicU64::new(0);
+/// The deadline (Xen system time, ns) the singleshot timer was last armed for by a wait: for
+/// a post-mortem of a silent guest (`xl dump-core`, or hv's gdb stub), to compare with Xen's
+/// `NOW()` and the vCPU's timer in `xl debug-keys a`.
+static LAST_ARMED_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Counters since boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +118,11 @@ pub fn init() -> Result<Port, TimeError> {
     Ok(*TIMER_PORT.call_once(|| port))
 }
 
+/// The deadline the last wait armed the singleshot timer for (0 before any wait idled).
+pub fn last_armed() -> Instant {
+    Instant::from_nanos(LAST_ARMED_NS.load(Ordering::Relaxed))
+}
+
 /// The `VIRQ_TIMER` port, once bound.
 pub fn timer_port() -> Option<Port> {
     TIMER_PORT.get().copied()
@@ -151,6 +160,7 @@ pub fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> Result<b
             interrupts::enable();
             return Err(TimeError::Hypercall(e));
         }
+        LAST_ARMED_NS.store(deadline.as_nanos(), Ordering::Relaxed);
         if done() {
             interrupts::enable();
             return Ok(true);

@@ -223,3 +223,238 @@ proptest! {
         }
     }
 }
+
+/// The event words as Xen 4.17 keeps them, with Xen's exact rules, and Xen raising events
+/// between any two of the guest's accesses.
+///
+/// `evtchn_2l_set_pending`: `test_and_set` the pending bit (already set: nothing more); if
+/// unmasked, `test_and_set` the word's `evtchn_pending_sel` bit (already set: nothing more);
+/// then `vcpu_mark_events_pending`, which kicks the vCPU only on `evtchn_upcall_pending`'s
+/// 0→1 transition. `evtchn_2l_unmask` (`EVTCHNOP_unmask`): if the mask bit was set, clear it,
+/// and if the port is pending, the same sel/upcall steps. `hvm_vcpu_has_pending_irq`
+/// re-injects the callback vector for as long as `evtchn_upcall_pending` is set, and
+/// `SCHEDOP_block` (an HVM `hlt` with IF=1) returns at once while it is set: so a vCPU blocks
+/// for good exactly when it halts with the flag clear and no later event gets past the two
+/// `test_and_set`s above.
+struct XenWords {
+    inner: FakeWords,
+    /// Guest accesses so far (the interleaving clock).
+    step: Cell<usize>,
+    /// Ports Xen raises before guest access number `.0`.
+    raises: core::cell::RefCell<Vec<(usize, u32)>>,
+    /// Per port: the step of its last raise, and of its last delivery.
+    last_raise: core::cell::RefCell<std::collections::BTreeMap<u32, usize>>,
+    last_delivery: core::cell::RefCell<std::collections::BTreeMap<u32, usize>>,
+    kicks: Cell<usize>,
+}
+
+impl XenWords {
+    fn new(mut raises: Vec<(usize, u32)>) -> Self {
+        raises.sort_unstable();
+        raises.reverse();
+        Self {
+            inner: FakeWords::default(),
+            step: Cell::new(0),
+            raises: core::cell::RefCell::new(raises),
+            last_raise: Default::default(),
+            last_delivery: Default::default(),
+            kicks: Cell::new(0),
+        }
+    }
+
+    /// `evtchn_2l_set_pending` + `vcpu_mark_events_pending`.
+    fn xen_set_pending(&self, port: u32) {
+        let p = Port::try_new(port).unwrap();
+        let w = p.word();
+        self.last_raise.borrow_mut().insert(port, self.step.get());
+        let old = self.inner.pending[w].get();
+        self.inner.pending[w].set(old | p.bit());
+        if old & p.bit() != 0 {
+            return;
+        }
+        self.mark_if_unmasked(p);
+    }
+
+    /// The sel/upcall steps shared by set_pending and unmask.
+    fn mark_if_unmasked(&self, p: Port) {
+        let w = p.word();
+        if self.inner.mask[w].get() & p.bit() != 0 {
+            return;
+        }
+        let sel = self.inner.sel.get();
+        self.inner.sel.set(sel | 1 << w);
+        if sel & (1 << w) != 0 {
+            return;
+        }
+        if !self.inner.upcall.replace(true) {
+            self.kicks.set(self.kicks.get() + 1);
+        }
+    }
+
+    /// `EVTCHNOP_unmask` (`evtchn_2l_unmask`).
+    fn xen_unmask(&self, port: Port) {
+        self.tick();
+        let w = port.word();
+        let mask = self.inner.mask[w].get();
+        if mask & port.bit() == 0 {
+            return;
+        }
+        self.inner.mask[w].set(mask & !port.bit());
+        if self.inner.pending[w].get() & port.bit() != 0 {
+            self.mark_if_unmasked(port);
+        }
+    }
+
+    /// One guest access: Xen first raises what is due.
+    fn tick(&self) {
+        let now = self.step.get();
+        loop {
+            let due = self
+                .raises
+                .borrow()
+                .last()
+                .is_some_and(|&(at, _)| at <= now);
+            if !due {
+                break;
+            }
+            let (_, port) = self.raises.borrow_mut().pop().unwrap();
+            self.xen_set_pending(port);
+        }
+        self.step.set(now + 1);
+    }
+
+    fn delivered(&self, port: Port) {
+        self.last_delivery
+            .borrow_mut()
+            .insert(port.get(), self.step.get());
+    }
+
+    /// The vCPU until it halts for good: Xen injects the upcall while the flag is set (every
+    /// upcall limited to `rounds`), the guest idles otherwise, and Xen raises the rest of the
+    /// schedule meanwhile (a halted vCPU is woken only by a kick). Returns whether it ended
+    /// halted with every raised port delivered after its last raise.
+    fn run(&self, scanner: &mut EventScanner, rounds: u32) -> bool {
+        let mut idle_steps = 0;
+        loop {
+            if self.inner.upcall.get() {
+                scanner.upcall(self, rounds, |p| self.delivered(p));
+                continue;
+            }
+            // Halted with the flag clear: only a kick (a later raise) wakes it.
+            if self.raises.borrow().is_empty() {
+                break;
+            }
+            let kicks = self.kicks.get();
+            self.tick();
+            idle_steps += 1;
+            assert!(idle_steps < 100_000);
+            if self.kicks.get() == kicks && !self.inner.upcall.get() {
+                continue; // still halted
+            }
+        }
+        let raised = self.last_raise.borrow();
+        let delivered = self.last_delivery.borrow();
+        raised
+            .iter()
+            .all(|(port, at)| delivered.get(port).is_some_and(|d| d >= at))
+    }
+}
+
+impl EventWords for XenWords {
+    fn clear_upcall_pending(&self) {
+        self.tick();
+        self.inner.clear_upcall_pending();
+    }
+    fn upcall_pending(&self) -> bool {
+        self.tick();
+        self.inner.upcall_pending()
+    }
+    fn take_pending_sel(&self) -> u64 {
+        self.tick();
+        self.inner.take_pending_sel()
+    }
+    fn pending(&self, word: usize) -> u64 {
+        self.tick();
+        self.inner.pending(word)
+    }
+    fn mask(&self, word: usize) -> u64 {
+        self.tick();
+        self.inner.mask(word)
+    }
+    fn clear_pending(&self, word: usize, bits: u64) {
+        self.tick();
+        self.inner.clear_pending(word, bits);
+    }
+    fn set_mask(&self, word: usize, bits: u64) {
+        self.tick();
+        self.inner.set_mask(word, bits);
+    }
+    fn clear_mask(&self, word: usize, bits: u64) {
+        self.tick();
+        self.inner.clear_mask(word, bits);
+    }
+}
+
+/// The ports of the device boot's hot path: timer, vif and block ports in word 0, one far
+/// port (another word), and bit 63 (the word's last bit, where the scan moves on).
+const HOT_PORTS: [u32; 6] = [1, 5, 6, 7, 63, 130];
+
+#[test]
+fn upcall_that_gives_up_with_the_flag_set_loses_nothing_on_xen() {
+    // One round per upcall, Xen raising the timer port again during every scan: each upcall
+    // returns with `evtchn_upcall_pending` set, and Xen's re-injection finishes the work.
+    let raises = (0..200)
+        .map(|i| (i * 3, HOT_PORTS[i % HOT_PORTS.len()]))
+        .collect();
+    let w = XenWords::new(raises);
+    let mut s = EventScanner::new();
+    assert!(w.run(&mut s, 1));
+    assert_eq!(w.inner.sel.get(), 0);
+    assert!(!w.inner.upcall.get());
+}
+
+proptest! {
+    /// Whatever Xen raises between whichever of the guest's accesses, and however few scan
+    /// rounds an upcall makes: when the vCPU halts with `evtchn_upcall_pending` clear, every
+    /// port raised has been delivered after its last raise, and the words are such that the
+    /// next raise of any unmasked port kicks the vCPU (its pending bit and the sel word clear).
+    #[test]
+    fn no_raise_is_lost_between_scans_on_xen(
+        raises in proptest::collection::vec((0usize..400, 0usize..HOT_PORTS.len()), 1..60),
+        rounds in 1u32..4,
+        warmup in 0u32..NR_CHANNELS,
+    ) {
+        let raises = raises.into_iter().map(|(at, i)| (at, HOT_PORTS[i])).collect();
+        let w = XenWords::new(raises);
+        let mut s = EventScanner::new();
+        // Position the scanner anywhere first.
+        w.inner.raise(warmup);
+        s.upcall(&w.inner, 8, |_| {});
+        prop_assert!(w.run(&mut s, rounds));
+        prop_assert_eq!(w.inner.sel.get(), 0);
+        for port in HOT_PORTS {
+            prop_assert!(!w.inner.is_pending(port), "port {} left pending", port);
+        }
+    }
+
+    /// The unmask rule against Xen: a port raised while masked (pending, no sel bit), then
+    /// unmasked by the kernel's rule with Xen raising it again at any step, is delivered.
+    #[test]
+    fn unmask_of_held_port_is_delivered_on_xen(
+        port_index in 0usize..HOT_PORTS.len(),
+        again_at in 0usize..12,
+        rounds in 1u32..4,
+    ) {
+        let port = Port::try_new(HOT_PORTS[port_index]).unwrap();
+        let w = XenWords::new(vec![(again_at, port.get())]);
+        w.inner.set_masked(port.get());
+        w.xen_set_pending(port.get());
+        prop_assert_eq!(w.inner.sel.get(), 0);
+        if unmask(&w, port) == UnmaskAction::Hypercall {
+            w.xen_unmask(port);
+        }
+        let mut s = EventScanner::new();
+        prop_assert!(w.run(&mut s, rounds));
+        prop_assert!(!w.inner.is_pending(port.get()));
+    }
+}
