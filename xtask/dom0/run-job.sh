@@ -21,7 +21,8 @@
 #   G|<line>                        one line of the guest's console, in order, each once
 #   PVXEN created at <uptime>       `xl create` returned successfully
 #   PVXEN xl: <line>                output of a failed `xl create`
-#   PVXEN dmesg: <line>             Xen's last messages (unless the guest powered off)
+#   PVXEN dmesg: <line>             Xen's last messages (unless the guest powered off; after a
+#                                   timeout also `xl vcpu-list` and debug keys q, e, a)
 #   PVXEN end <how> <seconds>       how the guest ended: poweroff, crash, shutdown-<code>,
 #                                   timeout, vanished or create-failed
 #   PVXEN line <seen|timeout> <text>   what wait-line found
@@ -114,6 +115,15 @@ wait_end() {
     say "end $how $elapsed"
     case "$how" in
         poweroff) ;;
+        # A guest that never ended: Xen's view of it (its vCPU's state and pending events,
+        # its event channels, the timer queues with NOW()), to tell a lost wake-up from a
+        # guest that spins.
+        timeout)
+            $XL vcpu-list 2>&1 | sed 's/^/PVXEN dmesg: vcpu-list: /'
+            $XL debug-keys q >/dev/null 2>&1
+            $XL debug-keys e >/dev/null 2>&1
+            $XL debug-keys a >/dev/null 2>&1
+            $XL dmesg | tail -n 200 | sed 's/^/PVXEN dmesg: /' ;;
         # Xen's last words (a triple fault's register dump, ...) are about the guest by now.
         *) $XL dmesg | tail -n 30 | sed 's/^/PVXEN dmesg: /' ;;
     esac
