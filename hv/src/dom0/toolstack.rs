@@ -339,14 +339,10 @@ pub fn write_vbd(store: &mut Store, v: &VbdInfo<'_>) -> Result<(), XsdError> {
     let id = v.domid;
     let front = vbd_frontend(id, v.devid);
     let back = vbd_backend(id, v.devid);
-    let _ = store.rm(&front);
-    let _ = store.rm(&back);
-    store.mkdir(&back)?;
-    store.set_perms(&back, perms(&[(0, Access::None), (id, Access::Read)]))?;
     let mode = if v.read_only { "r" } else { "w" };
     let devid = format!("{}", v.devid);
     let frontend_id = format!("{id}");
-    for (key, value) in [
+    let back_keys = [
         ("frontend", front.as_str()),
         ("params", v.params),
         ("script", "/etc/xen/scripts/block"),
@@ -363,19 +359,36 @@ pub fn write_vbd(store: &mut Store, v: &VbdInfo<'_>) -> Result<(), XsdError> {
         ("physical-device", "fe:0"),
         ("physical-device-path", v.params),
         ("hotplug-status", "connected"),
-    ] {
-        store.write(&format!("{back}/{key}"), value.as_bytes())?;
-    }
-    store.mkdir(&front)?;
-    store.set_perms(&front, perms(&[(id, Access::None), (0, Access::Read)]))?;
-    for (key, value) in [
+    ];
+    let front_keys = [
         ("backend", back.as_str()),
         ("backend-id", "0"),
         ("state", "1"),
         ("virtual-device", devid.as_str()),
         ("device-type", "disk"),
         ("trusted", "1"),
-    ] {
+    ];
+    generic_add(store, id, (&back, &back_keys), (&front, &front_keys))
+}
+
+/// libxl's `libxl__device_generic_add`: the device's directories made afresh, the back end's
+/// `n0 r<domid>` and the front end's `n<domid> r0`, each with its keys in order.
+fn generic_add(
+    store: &mut Store,
+    domid: Domid,
+    (back, back_keys): (&str, &[(&str, &str)]),
+    (front, front_keys): (&str, &[(&str, &str)]),
+) -> Result<(), XsdError> {
+    let _ = store.rm(front);
+    let _ = store.rm(back);
+    store.mkdir(back)?;
+    store.set_perms(back, perms(&[(0, Access::None), (domid, Access::Read)]))?;
+    for (key, value) in back_keys {
+        store.write(&format!("{back}/{key}"), value.as_bytes())?;
+    }
+    store.mkdir(front)?;
+    store.set_perms(front, perms(&[(domid, Access::None), (0, Access::Read)]))?;
+    for (key, value) in front_keys {
         store.write(&format!("{front}/{key}"), value.as_bytes())?;
     }
     Ok(())
@@ -444,10 +457,6 @@ pub fn write_vif(store: &mut Store, v: &VifInfo<'_>) -> Result<(), XsdError> {
     let id = v.domid;
     let front = vif_frontend(id, v.devid);
     let back = vif_backend(id, v.devid);
-    let _ = store.rm(&front);
-    let _ = store.rm(&back);
-    store.mkdir(&back)?;
-    store.set_perms(&back, perms(&[(0, Access::None), (id, Access::Read)]))?;
     let frontend_id = format!("{id}");
     let handle = format!("{}", v.devid);
     let mac = mac_text(&v.mac);
@@ -469,21 +478,15 @@ pub fn write_vif(store: &mut Store, v: &VifInfo<'_>) -> Result<(), XsdError> {
         ("type", "vif"),
         ("hotplug-status", "connected"),
     ]);
-    for (key, value) in keys {
-        store.write(&format!("{back}/{key}"), value.as_bytes())?;
-    }
-    store.mkdir(&front)?;
-    store.set_perms(&front, perms(&[(id, Access::None), (0, Access::Read)]))?;
-    for (key, value) in [
+    let front_keys = [
         ("backend", back.as_str()),
         ("backend-id", "0"),
         ("state", "1"),
         ("handle", handle.as_str()),
         ("mac", mac.as_str()),
         ("trusted", "1"),
-    ] {
-        store.write(&format!("{front}/{key}"), value.as_bytes())?;
-    }
+    ];
+    generic_add(store, id, (&back, &keys), (&front, &front_keys))?;
     let p = format!("{front}/mtu");
     store.write(&p, mtu.as_bytes())?;
     store.set_perms(&p, perms(&[(0, Access::None), (id, Access::Read)]))?;
