@@ -29,40 +29,53 @@ const WAIT_POLLS: u32 = 300;
 /// The file the steps need in `/pvxen/`: the fault guest's config (`pair.sh` comes with the
 /// `pair` steps' files).
 pub fn files() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let config =
-        xl_config(CMDLINE, "")?.replacen("name = \"pvguest\"", &format!("name = \"{NAME}\""), 1);
-    Ok(vec![(format!("{NAME}.cfg"), config.into_bytes())])
+    guest_config(NAME, CMDLINE)
 }
 
-/// The steps, after the `pair` steps of the platform boot.
-pub fn steps() -> Vec<Step> {
-    let log = format!("/var/log/xen/xl-{NAME}.log");
-    let run = |key: &str, command: String| Step::Run {
-        key: key.to_owned(),
+/// The config (`/pvxen/<name>.cfg`) of one more pvguest of the platform boot, named `name`
+/// and started with `cmdline`, for [`guest_steps`].
+pub(super) fn guest_config(name: &str, cmdline: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let config =
+        xl_config(cmdline, "")?.replacen("name = \"pvguest\"", &format!("name = \"{name}\""), 1);
+    Ok(vec![(format!("{name}.cfg"), config.into_bytes())])
+}
+
+/// dom0's steps for one more pvguest named `name`: `<key>-create`, `<key>-end` (the shutdown
+/// reason code xl logged, or `timeout` after `wait_polls` polls of 0.2 s), `<key>-console`
+/// (its console, as `pair.sh` encodes it) and `<key>-destroy`.
+pub(super) fn guest_steps(key: &str, name: &str, wait_polls: u32) -> Vec<Step> {
+    let log = format!("/var/log/xen/xl-{name}.log");
+    let run = |step: &str, command: String| Step::Run {
+        key: format!("{key}-{step}"),
         command,
     };
     vec![
         run(
-            "fault-create",
+            "create",
             format!(
-                "rm -f {log}; if $XL create /pvxen/{NAME}.cfg >/tmp/{NAME}.log 2>&1; then echo ok; \
-                 else echo \"xl create failed: $(grep -i error /tmp/{NAME}.log | head -n 1)\"; fi"
+                "rm -f {log}; if $XL create /pvxen/{name}.cfg >/tmp/{name}.log 2>&1; then echo ok; \
+                 else echo \"xl create failed: $(grep -i error /tmp/{name}.log | head -n 1)\"; fi"
             ),
         ),
         run(
-            "fault-end",
+            "end",
             format!(
-                "i=0; while [ $i -lt {WAIT_POLLS} ] && ! grep -q 'has shut down' {log} 2>/dev/null; \
+                "i=0; while [ $i -lt {wait_polls} ] && ! grep -q 'has shut down' {log} 2>/dev/null; \
                  do sleep 0.2; i=$((i + 1)); done; c=$(sed -n 's/.*has shut down, reason code \
                  \\([0-9]*\\).*/\\1/p' {log} 2>/dev/null | head -n 1); echo \"${{c:-timeout}}\""
             ),
         ),
-        run("fault-console", format!("sh /pvxen/pair.sh console {NAME}")),
+        run("console", format!("sh /pvxen/pair.sh console {name}")),
         run(
-            "fault-destroy",
-            format!("$XL destroy {NAME} >/dev/null 2>&1; echo ok"),
+            "destroy",
+            format!("$XL destroy {name} >/dev/null 2>&1; echo ok"),
         ),
     ]
+}
+
+/// The steps, after the `pair` steps of the platform boot.
+pub fn steps() -> Vec<Step> {
+    guest_steps("fault", NAME, WAIT_POLLS)
 }
 
 /// What a crash report showed and how it was judged.

@@ -11,7 +11,6 @@
 use super::console::Transcript;
 use super::job::Step;
 use super::pair::decode_console;
-use super::xl_config;
 use crate::selftest::{Lines, read_lines};
 
 /// The compared command line: both platforms run exactly this (the seed and the number of
@@ -27,43 +26,12 @@ const WAIT_POLLS: u32 = 600;
 
 /// The file the steps need in `/pvxen/`: the guest's config.
 pub fn files() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let config =
-        xl_config(CMDLINE, "")?.replacen("name = \"pvguest\"", &format!("name = \"{NAME}\""), 1);
-    Ok(vec![(format!("{NAME}.cfg"), config.into_bytes())])
+    super::fault::guest_config(NAME, CMDLINE)
 }
 
 /// The steps, after the `fault` steps of the platform boot.
 pub fn steps() -> Vec<Step> {
-    let log = format!("/var/log/xen/xl-{NAME}.log");
-    let run = |key: &str, command: String| Step::Run {
-        key: key.to_owned(),
-        command,
-    };
-    vec![
-        run(
-            "hostile-create",
-            format!(
-                "rm -f {log}; if $XL create /pvxen/{NAME}.cfg >/tmp/{NAME}.log 2>&1; then echo ok; \
-                 else echo \"xl create failed: $(grep -i error /tmp/{NAME}.log | head -n 1)\"; fi"
-            ),
-        ),
-        run(
-            "hostile-end",
-            format!(
-                "i=0; while [ $i -lt {WAIT_POLLS} ] && ! grep -q 'has shut down' {log} 2>/dev/null; \
-                 do sleep 0.2; i=$((i + 1)); done; c=$(sed -n 's/.*has shut down, reason code \
-                 \\([0-9]*\\).*/\\1/p' {log} 2>/dev/null | head -n 1); echo \"${{c:-timeout}}\""
-            ),
-        ),
-        run(
-            "hostile-console",
-            format!("sh /pvxen/pair.sh console {NAME}"),
-        ),
-        run(
-            "hostile-destroy",
-            format!("$XL destroy {NAME} >/dev/null 2>&1; echo ok"),
-        ),
-    ]
+    super::fault::guest_steps("hostile", NAME, WAIT_POLLS)
 }
 
 /// What the hostile steps showed.
