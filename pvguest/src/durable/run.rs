@@ -10,7 +10,7 @@ use storage::kv::Store;
 use super::{STORM_HOLD_MS, STORM_LEN, STORM_START, storm};
 use crate::cmdline::option;
 use crate::disk::{BlkDisk, Disk};
-use crate::xen::{console, shutdown, time};
+use crate::xen::{console, shutdown, time, xenstore};
 
 /// The storm prints `KV progress <n> puts in <ms> ms` every this many puts (its rate).
 const PROGRESS_EVERY: u64 = 128;
@@ -23,6 +23,40 @@ fn say(args: core::fmt::Arguments<'_>) {
 fn fail(why: String) -> ! {
     say(format_args!("KV error {why}"));
     shutdown::crash()
+}
+
+/// How long the storm waits for the harness's `data/storm-go`.
+const GO_WAIT_MS: u64 = 120_000;
+/// Between two reads of it.
+const GO_POLL_MS: u64 = 50;
+
+/// Waits until `data/storm-go` in the domain's home is non-empty (the harness has read
+/// blkback's flush counter), at most [`GO_WAIT_MS`]; a storm never told to go fails.
+fn wait_for_go() {
+    let Ok(deadline) = time::deadline_ms(GO_WAIT_MS) else {
+        fail("no clock for the wait for data/storm-go".into())
+    };
+    loop {
+        let Ok(read_by) = time::deadline_ms(5_000) else {
+            fail("no clock".into())
+        };
+        let go = xenstore::with(|xs| {
+            xs.read_optional(xenbus::TxId::NONE, "data/storm-go", read_by)
+                .ok()
+                .flatten()
+                .is_some_and(|v| !v.is_empty())
+        })
+        .unwrap_or(false);
+        if go {
+            return;
+        }
+        if time::now().is_ok_and(|t| t >= deadline) {
+            fail(format!("no data/storm-go within {GO_WAIT_MS} ms"));
+        }
+        if let Err(e) = time::sleep_ms(GO_POLL_MS) {
+            fail(format!("sleep: {e:?}"));
+        }
+    }
 }
 
 /// Runs what the command line asks; never returns. `disk` is `xvdb` if the `blk` group left
@@ -58,8 +92,11 @@ pub fn run(cmdline: &str, disk: Option<Disk>) -> ! {
         .parse()
         .unwrap_or_else(|_| fail(format!("kv-storm={seed} is not a number")));
     say(format_args!("KV storm {seed} started"));
-    // A pause before the first put lets the harness read blkback's flush counter first.
-    if let Err(e) = time::sleep_ms(STORM_HOLD_MS) {
+    // A pause before the first put lets the harness read blkback's flush counter first: with
+    // `kv-storm-go`, until it says it has (`data/storm-go`), else a fixed hold.
+    if cmdline.split_ascii_whitespace().any(|w| w == "kv-storm-go") {
+        wait_for_go();
+    } else if let Err(e) = time::sleep_ms(STORM_HOLD_MS) {
         fail(format!("sleep: {e:?}"));
     }
     let mut n = 0u64;

@@ -114,7 +114,7 @@ fn cmdline_with(extra: &str) -> String {
     format!(
         "selftest=blk,net blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w ip=dhcp \
          net-expect-mac={GUEST_MAC} net-expect-ip={GUEST_IP}/24 net-expect-gw={DOM0_IP} \
-         net-serve-ms={NET_SERVE_MS} kv-region={}+{} kv-storm=1{extra}",
+         net-serve-ms={NET_SERVE_MS} kv-region={}+{} kv-storm=1 kv-storm-go{extra}",
         SERVICE_KV.0, SERVICE_KV.1
     )
 }
@@ -446,6 +446,14 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         }
         steps.push(Step::WaitLine(format!("KV storm {storm} started")));
         steps.push(run(&format!("f_req-start{storm}"), &f_req));
+        // Only now may the storm put (`kv-storm-go`): no put goes uncounted however late
+        // the counter was read.
+        steps.push(run(
+            "storm-go",
+            &format!(
+                "xenstore-write /local/domain/$($XL domid {GUEST_NAME})/data/storm-go 1 && echo ok"
+            ),
+        ));
         let delay = STORM_HOLD_MS + delays.get(storm as usize - 1).copied().unwrap_or(1000);
         steps.push(run(
             "slept",
@@ -456,7 +464,7 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         steps.push(Step::Destroy);
         let next = storm + 1;
         let cmdline = if next <= CRASH_POINTS {
-            format!("kv-check kv-storm={next}")
+            format!("kv-check kv-storm={next} kv-storm-go")
         } else {
             "kv-check".to_owned()
         };
@@ -1338,6 +1346,7 @@ mod tests {
             want.extend([
                 "wait-line KV",
                 ["run f_req-start1", "run f_req-start2", "run f_req-start3"][storm - 1],
+                "run storm-go",
                 "run slept",
                 "pause",
                 ["run f_req-pause1", "run f_req-pause2", "run f_req-pause3"][storm - 1],
@@ -1392,7 +1401,7 @@ mod tests {
         let sums = String::from_utf8(job.files[2].1.clone()).unwrap();
         assert_eq!(sums, format!("{}  index.html\n", "ab".repeat(32)));
         let kv3 = String::from_utf8(job.files[4].1.clone()).unwrap();
-        assert!(kv3.contains("cmdline = \"kv-check kv-storm=3\""));
+        assert!(kv3.contains("cmdline = \"kv-check kv-storm=3 kv-storm-go\""));
         let kv4 = String::from_utf8(job.files[5].1.clone()).unwrap();
         assert!(kv4.contains("cmdline = \"kv-check\""));
         let app = String::from_utf8(job.files[6].1.clone()).unwrap();
