@@ -1274,12 +1274,11 @@ fn size_rows(
     Ok(())
 }
 
-/// hv's smallest domain (`hv/src/builder/layout.rs`, checked by `hv-run --config`: 16 to 3072
-/// MiB in 2 MiB steps).
-const HV_MIN_MEMORY_MIB: u64 = 16;
+/// hv's smallest domain (`hv/src/builder/layout.rs`'s floor, checked by `hv-run --config`).
+const HV_MIN_MEMORY_MIB: u64 = super::hv::config::MIN_MEMORY_MIB;
 
 /// The least `memory=` (MiB) of the application's domain on hv at which it still answers
-/// `GET /`, bisected between 1 and 128 in hv's 2 MiB steps (16 means: at hv's smallest).
+/// `GET /`, bisected between 1 and 128 in hv's 2 MiB steps ([`HV_MIN_MEMORY_MIB`] means: at hv's smallest).
 fn least_memory(hv: &Path, guest: &Path) -> Result<u64> {
     let answers = |mib: u64| -> bool {
         if mib < HV_MIN_MEMORY_MIB {

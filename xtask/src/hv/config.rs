@@ -14,7 +14,7 @@ use xlcfg::archive::{self, Kind};
 use super::qemu::{DEFAULT_MEMORY_MIB, HV_MEMORY_MIB};
 
 /// The smallest `memory` hv builds a domain with, in MiB.
-pub const MIN_MEMORY_MIB: u64 = 16;
+pub const MIN_MEMORY_MIB: u64 = 4;
 /// The largest `memory` hv builds a domain with, in MiB.
 pub const MAX_MEMORY_MIB: u64 = 3072;
 /// hv builds domain memory in steps of this many MiB (2 MiB nested pages).
@@ -559,14 +559,14 @@ mod tests {
     }
 
     #[test]
-    fn memory_from_16_to_3072_mib_in_2_mib_steps() {
+    fn memory_from_4_to_3072_mib_in_2_mib_steps() {
         let with = |m: &str| format!("name = \"m\"\ntype = \"pvh\"\nkernel = \"/k\"\n{m}");
-        for good in ["memory = 16\n", "memory = 3072\n", "memory = 130\n", ""] {
+        for good in ["memory = 4\n", "memory = 3072\n", "memory = 130\n", ""] {
             let (r, _) = check(&[file("m.cfg", &with(good))], |_| true);
             assert!(r.is_ok(), "{good:?}: {r:?}");
         }
         for (bad, mib) in [
-            ("memory = 14\n", 14),
+            ("memory = 2\n", 2),
             ("memory = 3074\n", 3074),
             ("memory = 129\n", 129),
             ("memory = 1\n", 1),
@@ -575,7 +575,7 @@ mod tests {
             assert_eq!(
                 r,
                 Err(vec![format!(
-                    "m.cfg:4: memory: {mib} MiB: hv builds domains of 16 to 3072 MiB, in 2 MiB \
+                    "m.cfg:4: memory: {mib} MiB: hv builds domains of 4 to 3072 MiB, in 2 MiB \
                      steps"
                 )]),
                 "{bad:?}"

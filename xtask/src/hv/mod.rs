@@ -942,9 +942,12 @@ powered off (QEMU exit 33).
                      given and run side by side, and with several each console line keeps hv's
                      (d<id>) prefix. Every config is checked before anything is built; any
                      problem is reported as <path>:<line>: <key>: <what> and hv-run exits 2.
-                     hv runs: memory of 16 to 3072 MiB in 2 MiB steps (QEMU gets 256 MiB more
-                     than the domains' sum, at least 512), maxmem = memory, no ramdisk or
-                     vif yet; each disk a raw image file, rw or ro, which QEMU gives hv as a
+                     hv runs: memory of 4 to 3072 MiB in 2 MiB steps (QEMU gets 256 MiB more
+                     than the domains' sum, at least 512), maxmem = memory; a ramdisk is
+                     given as the PVH module after the kernel; each vif joins hv's switch,
+                     which QEMU's user network joins too (each domain with a vif gets a host
+                     forward from 127.0.0.1:<port> to its port 80, the port printed); each
+                     disk a raw image file, rw or ro, which QEMU gives hv as a
                      virtio-blk drive (in config order). The configs and their kernels reach
                      hv as one archive, its PVH module. Not with --guest or --cmdline.
                      Example: --config hv/examples/pvguest.cfg --config hv/examples/pvguest-b.cfg
