@@ -220,8 +220,8 @@ pub fn run(plan: Plan) -> Result<Report> {
                 "",
                 "MiB",
                 Kind::Count,
-                "bisected: hv: GET / from the host answers (16 is hv's smallest domain); Xen: \
-                 dom0 sees the console say it serves (`APP serving`, `LINUX serving`)",
+                "bisected: the domain answers GET / (hv: from the host through hostfwd; Xen: \
+                 busybox wget from dom0 on the bridge)",
             )
         };
         let mut declared = row();
@@ -1316,19 +1316,34 @@ fn least_memory(hv: &Path, guest: &Path) -> Result<u64> {
     Ok(hi)
 }
 
-/// dom0's bisection: `search <cfg> <name> <text> <lo> <hi>` prints the least MiB in `(lo, hi]`
-/// at which the domain of `/pvxen/<cfg>` (its `memory = ` line replaced) prints `text` (that it
-/// serves) on its console within about a minute, or `none`. (A first version asked busybox
-/// `wget` from an address of dom0's on the bridge and never got an answer at any size; the
-/// console line is what dom0 can see for sure.)
+/// dom0's address in the memory search: on `xenbr0` beside QEMU's user network, in a subnet
+/// of its own, so dom0's own `wget` reaches the domain over its vif (QEMU's 10.0.2.0/24 is
+/// left to the user network).
+const SEARCH_DOM0_IP: &str = "10.0.9.1";
+/// pvguest's address in the memory search.
+const SEARCH_PVGUEST_IP: &str = "10.0.9.2";
+/// The Linux domU's address in the memory search.
+const SEARCH_LINUX_IP: &str = "10.0.9.3";
+
+/// dom0's bisection: `search <cfg> <name> <ip> <lo> <hi>` prints the least MiB in `(lo, hi]`
+/// at which the domain of `/pvxen/<cfg>` (its `memory = ` line replaced) answers `GET /` at
+/// `<ip>` (busybox `wget` from dom0's [`SEARCH_DOM0_IP`]) within about two minutes, or `none`.
+/// A domain that has shut down or crashed is given up on at once; each try prints a line on
+/// dom0's console (in the boot's serial log).
 const XEN_MEMORY_SEARCH: &str = "try() { sed \"s/^memory = .*/memory = $1/\" /pvxen/$cfg > /tmp/try.cfg; \
-     log=/var/log/xen/console/guest-$name.log; rm -f $log; \
-     $XL create /tmp/try.cfg >/dev/null 2>&1 || return 1; ok=1; i=0; \
-     while [ $i -lt 120 ]; do if grep -q \"$text\" $log 2>/dev/null; then ok=0; break; fi; \
-     if [ $((i % 10)) = 9 ]; then st=$($XL list $name 2>/dev/null | awk 'NR==2{print $5}'); \
-     case \"$st\" in ''|*s*|*c*) break;; esac; fi; sleep 0.5; i=$((i+1)); done; \
+     if ! $XL create /tmp/try.cfg >/tmp/create.log 2>&1; then \
+     echo \"bench memory search: $name at $1 MiB: xl create failed: $(grep -m 2 -i error /tmp/create.log)\" \
+     > /dev/console; return 1; fi; ok=1; i=0; \
+     while [ $i -lt 45 ]; do \
+     if timeout 3 wget -q -O /dev/null http://$ip/ 2>/dev/null; then ok=0; break; fi; \
+     st=$($XL list $name 2>/dev/null | awk 'NR==2{print $5}'); \
+     case \"$st\" in ''|*s*|*c*) break;; esac; sleep 1; i=$((i+1)); done; \
+     if [ $ok = 0 ]; then v=answers; else v=\"no answer (state '$st', ping: \
+     $(ping -c 1 -W 1 $ip >/dev/null 2>&1 && echo yes || echo no); console: \
+     $(tail -n 1 /var/log/xen/console/guest-$name.log 2>/dev/null))\"; fi; \
+     echo \"bench memory search: $name at $1 MiB: $v\" > /dev/console; \
      $XL destroy $name >/dev/null 2>&1; sleep 1; return $ok; }; \
-     search() { cfg=$1; name=$2; text=$3; lo=$4; hi=$5; try $hi || { echo none; return; }; \
+     search() { cfg=$1; name=$2; ip=$3; lo=$4; hi=$5; try $hi || { echo none; return; }; \
      while [ $((hi - lo)) -gt 1 ]; do mid=$(((lo + hi) / 2)); \
      if try $mid; then hi=$mid; else lo=$mid; fi; done; echo $hi; }";
 
@@ -1353,7 +1368,7 @@ fn xen_least_memory(
         archive.len().div_ceil(xrun::ARCHIVE_ROUND) * xrun::ARCHIVE_ROUND,
         0,
     );
-    let cmdline = format!("ip={}/24 gw={}", xrun::GUEST_IP, xrun::GATEWAY);
+    let cmdline = format!("ip={SEARCH_PVGUEST_IP}/24 gw={SEARCH_DOM0_IP}");
     let mut job = xrun::job(archive, &cmdline)?;
     let at = job
         .steps
@@ -1366,13 +1381,17 @@ fn xen_least_memory(
         command,
     };
     job.steps.push(run(
+        "memory-dom0-address",
+        format!("ip addr add {SEARCH_DOM0_IP}/24 dev xenbr0 && echo ok"),
+    ));
+    job.steps.push(run(
         "memory-pvguest",
-        format!("{XEN_MEMORY_SEARCH}; search guest.cfg pvguest '{SERVING}' 1 128"),
+        format!("{XEN_MEMORY_SEARCH}; search guest.cfg pvguest {SEARCH_PVGUEST_IP} 1 128"),
     ));
     if let Some(linux) = linux {
         let config = crate::linux_domu::Config {
-            ip: format!("{LINUX_IP}/24"),
-            gateway: xrun::GATEWAY.into(),
+            ip: format!("{SEARCH_LINUX_IP}/24"),
+            gateway: SEARCH_DOM0_IP.into(),
             port: 80,
             blobs: Vec::new(),
             blk_bench: None,
@@ -1392,7 +1411,7 @@ fn xen_least_memory(
             .push(("linux.cpio".into(), linux.initramfs.clone()));
         job.steps.push(run(
             "memory-linux",
-            format!("{XEN_MEMORY_SEARCH}; search linux.cfg linux 'LINUX serving' 16 256"),
+            format!("{XEN_MEMORY_SEARCH}; search linux.cfg linux {SEARCH_LINUX_IP} 16 256"),
         ));
     }
     let devices = vec![
