@@ -9,8 +9,9 @@
 //! that frame and is in step again at the next 0. A frame is at most [`MAX_FRAME`] bytes; a
 //! longer one is dropped whole ([`FrameReader`]) and answered with an error.
 //!
-//! A serial port is slow, so a kernel travels in [`CHUNK`]-byte pieces, each acknowledged,
-//! and at most [`MAX_KERNEL`] bytes in all (`xtask` sends only the ELF's loaded part).
+//! A serial port is slow, so a kernel (then its ramdisk, if the config names one) travels in
+//! [`CHUNK`]-byte pieces, each acknowledged, and at most [`MAX_KERNEL`] bytes in all (`xtask`
+//! sends only the ELF's loaded part).
 //! [`Request::check`] is every bound hv applies before it acts on a request.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
