@@ -634,6 +634,8 @@ const PAUSED: Duration = Duration::from_secs(4);
 const STORE_KEY: &[u8] = b"xl-kept";
 /// Its value.
 const STORE_VALUE: &[u8] = b"put by the host before hv started";
+/// The spinning guest's ramdisk's size.
+const RAMDISK_BYTES: usize = 8192;
 /// The store disk's size (a spare virtio-blk drive).
 const STORE_BYTES: usize = 4 << 20;
 
@@ -647,6 +649,8 @@ struct State {
     app: (String, String),
     spin: (String, String),
     guest: Vec<u8>,
+    /// The spinning guest's ramdisk (it travels after the kernel).
+    ramdisk: Vec<u8>,
     /// The created domains' ids.
     probe_id: u16,
     app_id: u16,
@@ -686,8 +690,9 @@ const STEPS: [(&str, Step); 16] = [
 /// `shutdown` and `unpause` and preserved (`s`), domain 0 refused, the probe destroyed;
 /// pvguest's application created with a vif on hv's switch and its store on the spare
 /// drive (`APP serving` with the host's key), a create asking for a disk with no spare left
-/// refused before its upload; pvguest spinning `spin-secs=` created beside it, both
-/// running in `list` (xl's columns), its console without hv's prefixes; paused mid-spin
+/// refused before its upload; pvguest spinning `spin-secs=` created beside it with a
+/// ramdisk (the start info's one module), both running in `list` (xl's columns), its
+/// console without hv's prefixes; paused mid-spin
 /// (`p`, no console output, no CPU time) and unpaused: its spin of system time ended
 /// about [`SPIN_SECS`] after it began, not that plus [`PAUSED`] (its clock ran on while
 /// paused, as Xen's system time does); `shutdown -w` of the application (`APP stopped`,
@@ -727,13 +732,17 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
             store.display()
         ),
     )?;
+    let ramdisk: Vec<u8> = (0..RAMDISK_BYTES).map(|i| (i % 251) as u8).collect();
+    let ramdisk_file = dir.join("spin.ramdisk");
+    std::fs::write(&ramdisk_file, &ramdisk)?;
     let spin = write_cfg(
         "spin",
         format!(
-            "name = \"xl-spin\"\ntype = \"pvh\"\nkernel = \"{}\"\n\
+            "name = \"xl-spin\"\ntype = \"pvh\"\nkernel = \"{}\"\nramdisk = \"{}\"\n\
              cmdline = \"selftest=boot,spin spin-secs={SPIN_SECS}\"\nmemory = 64\n\
              on_poweroff = \"preserve\"\n",
-            guest.display()
+            guest.display(),
+            ramdisk_file.display()
         ),
     )?;
     let socket = socket_dir("hv-xl").join("hv.sock");
@@ -773,6 +782,7 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
                     app,
                     spin,
                     guest: guest_image,
+                    ramdisk,
                     probe_id: 0,
                     app_id: 0,
                     spin_id: 0,
@@ -1029,7 +1039,7 @@ fn step_no_spare_disk(st: &mut State) -> Result<()> {
     let (file, text) = &st.spin;
     let text = format!("{text}disk = [ 'another.img,raw,xvda,rw' ]\n");
     let began = Instant::now();
-    match st.c.create(file, &text, &st.guest, &[], false) {
+    match st.c.create(file, &text, &st.guest, &st.ramdisk, false) {
         Err(e) if format!("{e}").contains(": disk: no spare virtio-blk device for xvda") => {}
         other => bail!("{other:?} (no spare device expected)"),
     }
@@ -1042,7 +1052,7 @@ fn step_no_spare_disk(st: &mut State) -> Result<()> {
 
 fn step_create_second(st: &mut State) -> Result<()> {
     let (file, text) = &st.spin;
-    st.spin_id = st.c.create(file, text, &st.guest, &[], false)?;
+    st.spin_id = st.c.create(file, text, &st.guest, &st.ramdisk, false)?;
     let (mut from, mut console) = (0, String::new());
     let seen = wait_console(
         &mut st.c,
@@ -1096,6 +1106,15 @@ fn step_console(st: &mut State) -> Result<()> {
     let bytes = st.c.output_all(Some(&DomRef::Name("xl-spin".into())))?;
     let console = String::from_utf8_lossy(&bytes);
     let fact = format!("\nFACT spin.seconds {SPIN_SECS}\n");
+    // Its ramdisk came along: the start info's one module.
+    if !console.contains("\nFACT start-info.nr-modules 1\n") {
+        bail!("no `FACT start-info.nr-modules 1`: the ramdisk did not reach the guest");
+    }
+    let log = String::from_utf8_lossy(&st.c.output_all(None)?).into_owned();
+    let sent = format!("of kernel, {RAMDISK_BYTES} of ramdisk");
+    if !log.contains(&sent) {
+        bail!("hv's log lacks {sent:?}");
+    }
     if !console.contains("\nTEST ") || !console.contains(&fact) || console.contains("(d") {
         let head: String = console.chars().take(300).collect();
         bail!("no TEST lines or no {fact:?}, or hv's (d<id>) prefixes left in: {head:?}...");
