@@ -732,7 +732,7 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
             store.display()
         ),
     )?;
-    let ramdisk: Vec<u8> = (0..RAMDISK_BYTES).map(|i| (i % 251) as u8).collect();
+    let ramdisk: Vec<u8> = (0..=250u8).cycle().take(RAMDISK_BYTES).collect();
     let ramdisk_file = dir.join("spin.ramdisk");
     std::fs::write(&ramdisk_file, &ramdisk)?;
     let spin = write_cfg(
