@@ -657,6 +657,8 @@ struct State {
     spin_id: u16,
     /// When the spinning guest's `FACT spin.seconds` line was seen (its spin began).
     spin_began: Option<Instant>,
+    /// When it was paused and unpaused.
+    paused: Option<(Instant, Instant)>,
 }
 
 /// A step: what it checks, as its `HOST hv-xl-<name>` line says.
@@ -674,9 +676,9 @@ const STEPS: [(&str, Step); 16] = [
     ("no-spare-disk", step_no_spare_disk),
     ("create-second", step_create_second),
     ("list-two", step_list_two),
-    ("console", step_console),
     ("pause", step_pause),
     ("unpause-clock", step_unpause_clock),
+    ("console", step_console),
     ("shutdown-wait", step_shutdown_wait),
     ("destroy", step_destroy),
     ("list-empty", step_list_empty),
@@ -787,6 +789,7 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
                     app_id: 0,
                     spin_id: 0,
                     spin_began: None,
+                    paused: None,
                 };
                 for (name, step) in STEPS {
                     let line = match first_failure {
@@ -1124,6 +1127,7 @@ fn step_console(st: &mut State) -> Result<()> {
 
 fn step_pause(st: &mut State) -> Result<()> {
     let spin = DomRef::Id(st.spin_id);
+    let paused_at = Instant::now();
     st.c.done(Request::Pause(spin.clone()))?;
     let r = row(&mut st.c, st.spin_id)?.context("list: the guest is missing")?;
     if r.state() != "--p---" {
@@ -1146,6 +1150,7 @@ fn step_pause(st: &mut State) -> Result<()> {
             r2.cpu_ns
         );
     }
+    st.paused = Some((paused_at, Instant::now()));
     Ok(())
 }
 
@@ -1161,18 +1166,29 @@ fn step_unpause_clock(st: &mut State) -> Result<()> {
         Duration::from_secs(60),
     )?;
     let began = st.spin_began.context("no spin began")?;
-    // The spin counts system time: paused for PAUSED in the middle, it still ends about
-    // SPIN_SECS after it began if the guest's clock ran on; a clock stopped while paused
-    // would make it end PAUSED later.
+    let (paused_at, unpaused_at) = st.paused.context("not paused")?;
+    // The spin counts system time. If the guest's clock runs on while it is paused (as
+    // Xen's system time does), the spin ends SPIN_SECS after it began, or at the unpause if
+    // that is later; a clock stopped while paused would end it PAUSED later than that.
     let took = ended.duration_since(began);
+    let paused_after = paused_at.duration_since(began);
     println!(
-        "hv-xl: the spin of {SPIN_SECS} s of system time took {took:.1?}, {PAUSED:?} of it paused"
+        "hv-xl: the spin of {SPIN_SECS} s of system time took {took:.1?}, paused {:.1?} after \
+         it began for {:.1?}",
+        paused_after,
+        unpaused_at.duration_since(paused_at)
     );
-    let limit = Duration::from_secs(SPIN_SECS) + PAUSED / 2;
+    let spin = Duration::from_secs(SPIN_SECS);
+    if paused_after + Duration::from_secs(1) > spin {
+        bail!("paused only {paused_after:.1?} into a spin of {spin:?}: nothing to tell");
+    }
+    let limit = spin.max(unpaused_at.duration_since(began)) + PAUSED / 2;
     if took > limit {
         bail!(
-            "the spin of {SPIN_SECS} s of system time took {took:.1?} with {PAUSED:?} paused \
-             (at most {limit:?}: the guest's clock stopped while it was paused?)"
+            "the spin of {SPIN_SECS} s of system time took {took:.1?}, paused {paused_after:.1?} \
+             after it began for {:.1?} (at most {limit:.1?}: the guest's clock stopped while \
+             it was paused?)",
+            unpaused_at.duration_since(paused_at)
         );
     }
     Ok(())
