@@ -693,12 +693,12 @@ const STEPS: [(&str, Step); 16] = [
 /// pvguest's application created with a vif on hv's switch and its store on the spare
 /// drive (`APP serving` with the host's key), a create asking for a disk with no spare left
 /// refused before its upload; pvguest spinning `spin-secs=` created beside it with a
-/// ramdisk (the start info's one module), both running in `list` (xl's columns), its
-/// console without hv's prefixes; paused mid-spin
-/// (`p`, no console output, no CPU time) and unpaused: its spin of system time ended
-/// about [`SPIN_SECS`] after it began, not that plus [`PAUSED`] (its clock ran on while
-/// paused, as Xen's system time does); `shutdown -w` of the application (`APP stopped`,
-/// powered off, gone); `destroy` of the other; `list` empty; a garbage frame, an oversized
+/// ramdisk, both running in `list` (xl's columns); paused just after its spin began (`p`,
+/// no console output, no CPU time) and unpaused: its spin of system time ended about
+/// [`SPIN_SECS`] after it began (or at the unpause), not [`PAUSED`] later (its clock ran on
+/// while paused, as Xen's system time does); its console without hv's prefixes, with the
+/// ramdisk as the start info's one module; `shutdown -w` of the application (`APP
+/// stopped`, powered off and preserved), then its `destroy`; `destroy` of the other; `list` empty; a garbage frame, an oversized
 /// one and a half one each answered with an error while hv runs on; `shutdown-hv` ends
 /// QEMU with 33; the store disk still holds the host's key. Returns the lines and verdicts.
 pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
