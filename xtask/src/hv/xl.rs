@@ -630,6 +630,8 @@ const XL_TEST_TIMEOUT: Duration = Duration::from_secs(240);
 const SPIN_SECS: u64 = 5;
 /// How long it stays paused in the middle of its spin.
 const PAUSED: Duration = Duration::from_secs(4);
+/// How long after its `FACT spin.seconds` line the guest surely spins.
+const SPIN_STARTED: Duration = Duration::from_millis(500);
 /// The key the host puts in the store disk before the run and finds after it.
 const STORE_KEY: &[u8] = b"xl-kept";
 /// Its value.
@@ -1127,6 +1129,10 @@ fn step_console(st: &mut State) -> Result<()> {
 
 fn step_pause(st: &mut State) -> Result<()> {
     let spin = DomRef::Id(st.spin_id);
+    // The spin reads its start a moment after its FACT line (it brings events up first):
+    // pause once it surely spins.
+    let began = st.spin_began.context("no spin began")?;
+    std::thread::sleep((began + SPIN_STARTED).saturating_duration_since(Instant::now()));
     let paused_at = Instant::now();
     st.c.done(Request::Pause(spin.clone()))?;
     let r = row(&mut st.c, st.spin_id)?.context("list: the guest is missing")?;
