@@ -58,7 +58,7 @@ Commands:
                 config is checked first, problems exit 2; `cargo xtask hv-run --help`);
                 --gdb[=PORT] and --gdb-wait start QEMU's gdbstub (also on `run`, and for the
                 first boot of `hv-test`, `xen-test` and `blk-test`)
-  hv-xl-test    only hv-test's check of `cargo xtask xl` (HOST hv-xl)
+  hv-xl-test    only hv-test's checks of `cargo xtask xl` (HOST hv-xl-<step>)
   xl            manage a running hv's domains as xl manages Xen's: list, info, create,
                 console, pause, unpause, shutdown [-w], reboot, destroy, dmesg, shutdown-hv
                 (`cargo xtask xl --help`); hv-run --keep / run --keep start an hv to manage

@@ -9,8 +9,9 @@
 //! that frame and is in step again at the next 0. A frame is at most [`MAX_FRAME`] bytes; a
 //! longer one is dropped whole ([`FrameReader`]) and answered with an error.
 //!
-//! A serial port is slow, so a kernel travels in [`CHUNK`]-byte pieces, each acknowledged,
-//! and at most [`MAX_KERNEL`] bytes in all (`xtask` sends only the ELF's loaded part).
+//! A serial port is slow, so a kernel (then its ramdisk, if the config names one) travels in
+//! [`CHUNK`]-byte pieces, each acknowledged, and at most [`MAX_KERNEL`] bytes in all (`xtask`
+//! sends only the ELF's loaded part).
 //! [`Request::check`] is every bound hv applies before it acts on a request.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -23,12 +24,13 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The protocol's version; an envelope of another version is refused.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// The longest frame, COBS-encoded, without its ending 0.
 pub const MAX_FRAME: usize = 6 * 1024;
 /// The most kernel bytes one [`Request::KernelChunk`] carries.
 pub const CHUNK: usize = 4096;
-/// The largest kernel `create` sends (the ELF's loaded part): 8 MiB. QEMU's emulated UART
+/// The most bytes `create` sends, its kernel (the ELF's loaded part) and ramdisk together:
+/// 8 MiB. QEMU's emulated UART
 /// moves about 60 KiB/s to hv under TCG (pvguest's 830 KiB in about 14 s), so this is a
 /// little over two minutes; larger kernels would want virtio-console.
 pub const MAX_KERNEL: u32 = 8 << 20;
@@ -112,8 +114,12 @@ pub enum Request {
         config: String,
         /// The kernel's length in bytes.
         kernel_len: u32,
+        /// The ramdisk's length in bytes (0: none); its bytes follow the kernel's in the
+        /// same chunks, and both together are at most [`MAX_KERNEL`].
+        ramdisk_len: u32,
     },
-    /// Kernel bytes at `offset` (the upload's next byte: chunks come in order).
+    /// Kernel (then ramdisk) bytes at `offset` (the upload's next byte: chunks come in
+    /// order).
     KernelChunk {
         /// Where these bytes go.
         offset: u32,
@@ -163,7 +169,7 @@ pub enum CheckError {
     TooLong(&'static str),
     /// A domain id outside 1..[`DOMID_FIRST_RESERVED`] (or an empty name).
     BadDomain,
-    /// The kernel is larger than [`MAX_KERNEL`] or empty.
+    /// The kernel is empty, or it and the ramdisk are larger than [`MAX_KERNEL`].
     KernelSize,
 }
 
@@ -172,7 +178,10 @@ impl core::fmt::Display for CheckError {
         match self {
             Self::TooLong(what) => write!(f, "{what} is over its limit"),
             Self::BadDomain => f.write_str("no such domain id (1 to 32751) or an empty name"),
-            Self::KernelSize => write!(f, "the kernel must be 1 to {MAX_KERNEL} bytes"),
+            Self::KernelSize => write!(
+                f,
+                "the kernel must be 1 to {MAX_KERNEL} bytes, with the ramdisk"
+            ),
         }
     }
 }
@@ -197,6 +206,7 @@ impl Request {
                 file,
                 config,
                 kernel_len,
+                ramdisk_len,
             } => {
                 if file.len() > MAX_FILE_NAME {
                     return Err(CheckError::TooLong("the file name"));
@@ -204,7 +214,8 @@ impl Request {
                 if config.len() > MAX_CONFIG {
                     return Err(CheckError::TooLong("the config"));
                 }
-                if *kernel_len == 0 || *kernel_len > MAX_KERNEL {
+                let total = kernel_len.checked_add(*ramdisk_len);
+                if *kernel_len == 0 || total.is_none_or(|t| t > MAX_KERNEL) {
                     return Err(CheckError::KernelSize);
                 }
                 Ok(())

@@ -13,6 +13,7 @@ fn every_request() -> Vec<Request> {
             file: "a.cfg".into(),
             config: "name = \"a\"\n".into(),
             kernel_len: 1234,
+            ramdisk_len: 99,
         },
         Request::KernelChunk {
             offset: 4096,
@@ -104,16 +105,31 @@ fn checks_bound_every_field() {
             file: "a".into(),
             config: "x".repeat(MAX_CONFIG + 1),
             kernel_len: 1,
+            ramdisk_len: 0,
         },
         Request::CreateBegin {
             file: "a".into(),
             config: String::new(),
             kernel_len: MAX_KERNEL + 1,
+            ramdisk_len: 0,
+        },
+        Request::CreateBegin {
+            file: "a".into(),
+            config: String::new(),
+            kernel_len: MAX_KERNEL,
+            ramdisk_len: 1,
+        },
+        Request::CreateBegin {
+            file: "a".into(),
+            config: String::new(),
+            kernel_len: 1,
+            ramdisk_len: u32::MAX,
         },
         Request::CreateBegin {
             file: "a".into(),
             config: String::new(),
             kernel_len: 0,
+            ramdisk_len: 5,
         },
         Request::KernelChunk {
             offset: 0,

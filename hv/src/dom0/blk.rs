@@ -179,6 +179,15 @@ pub enum PairError {
     Duplicate(String),
     /// More disks than virtio-blk devices: `(disks, devices)`.
     TooFewDevices(usize, usize),
+    /// A disk of a domain created at run time finds no spare virtio-blk device.
+    NoSpare {
+        /// The disk.
+        vdev: String,
+        /// Devices on the bus.
+        devices: usize,
+        /// Of those, the ones other domains' disks use.
+        used: usize,
+    },
 }
 
 impl core::fmt::Display for PairError {
@@ -189,6 +198,16 @@ impl core::fmt::Display for PairError {
             Self::TooFewDevices(disks, devices) => write!(
                 f,
                 "{disks} disk(s) in the configs but {devices} virtio-blk device(s) on the bus"
+            ),
+            Self::NoSpare {
+                vdev,
+                devices,
+                used,
+            } => write!(
+                f,
+                "no spare virtio-blk device for {vdev} ({devices} on the bus, {used} used by \
+                 other domains' disks): start hv with one per disk to add \
+                 (`cargo xtask hv-run --keep --spare-disk FILE`)"
             ),
         }
     }
@@ -219,6 +238,42 @@ pub fn pair(disks: &[Vec<(String, bool)>], devices: usize) -> Result<Vec<DiskPla
         return Err(PairError::TooFewDevices(plans.len(), devices));
     }
     Ok(plans)
+}
+
+/// Pairs the disks of a domain created at run time (spec `spec`, `(vdev, read_only)` in
+/// config order) with virtio-blk devices no plan in `plans` uses, lowest first: the spare
+/// devices QEMU was started with (`hv-run --spare-disk`). The new plans only; none if any
+/// disk cannot have one.
+pub fn pair_spare(
+    plans: &[DiskPlan],
+    spec: usize,
+    disks: &[(String, bool)],
+    devices: usize,
+) -> Result<Vec<DiskPlan>, PairError> {
+    let mut free = (0..devices).filter(|d| !plans.iter().any(|p| p.device == *d));
+    let mut new: Vec<DiskPlan> = Vec::new();
+    for (vdev, read_only) in disks {
+        let devid = devid_of(vdev).ok_or_else(|| PairError::BadVdev(vdev.clone()))?;
+        if new.iter().any(|p| p.devid == devid) {
+            return Err(PairError::Duplicate(vdev.clone()));
+        }
+        let Some(device) = free.next() else {
+            let used = plans.len();
+            return Err(PairError::NoSpare {
+                vdev: vdev.clone(),
+                devices,
+                used,
+            });
+        };
+        new.push(DiskPlan {
+            spec,
+            vdev: vdev.clone(),
+            devid,
+            read_only: *read_only,
+            device,
+        });
+    }
+    Ok(new)
 }
 
 /// A back end's running count of the flushes its device completed (`VIRTIO_BLK_T_FLUSH`),
@@ -456,6 +511,48 @@ mod tests {
         assert_eq!(devid_of("hda"), None);
         assert_eq!(devid_of("xvdA"), None);
         assert_eq!(devid_of("xvda1x"), None);
+    }
+
+    #[test]
+    fn run_time_disks_take_the_spare_devices() {
+        let boot = pair(&[vec![("xvda".into(), false)], vec![]], 4).unwrap();
+        let one = pair_spare(&boot, 2, &[("xvdb".into(), false)], 4).unwrap();
+        assert_eq!((one[0].spec, one[0].device, one[0].devid), (2, 1, 51728));
+        let plans: Vec<DiskPlan> = boot.iter().chain(&one).cloned().collect();
+        let two = pair_spare(
+            &plans,
+            3,
+            &[("xvda".into(), true), ("xvdb".into(), false)],
+            4,
+        )
+        .unwrap();
+        assert_eq!(two.iter().map(|p| p.device).collect::<Vec<_>>(), vec![2, 3]);
+        // The last spare taken: the next disk is refused, saying what is missing.
+        let all: Vec<DiskPlan> = plans.iter().chain(&two).cloned().collect();
+        let e = pair_spare(&all, 4, &[("xvda".into(), false)], 4).unwrap_err();
+        assert_eq!(
+            e,
+            PairError::NoSpare {
+                vdev: "xvda".into(),
+                devices: 4,
+                used: 4
+            }
+        );
+        assert!(format!("{e}").contains("--spare-disk"));
+        // A device given back (its domain gone) is taken again.
+        let freed: Vec<DiskPlan> = all.into_iter().filter(|p| p.spec != 2).collect();
+        assert_eq!(
+            pair_spare(&freed, 4, &[("xvda".into(), false)], 4).unwrap()[0].device,
+            1
+        );
+        assert_eq!(
+            pair_spare(&[], 0, &[("xvda".into(), false), ("xvda".into(), false)], 2),
+            Err(PairError::Duplicate("xvda".into()))
+        );
+        assert_eq!(
+            pair_spare(&[], 0, &[("hda".into(), false)], 2),
+            Err(PairError::BadVdev("hda".into()))
+        );
     }
 
     #[test]

@@ -206,11 +206,16 @@ pub trait Domains {
     fn list(&self) -> Vec<DomainInfo>;
     /// hv.
     fn info(&self) -> HostInfo;
-    /// Builds a domain from `config` and its kernel; its id, or why not.
+    /// Whether the disks and vifs `config` asks for can be had (a disk needs a spare
+    /// virtio-blk device); why not.
+    fn check_devices(&self, config: &xlcfg::Config) -> Result<(), String>;
+    /// Builds a domain from `config` and its images: the kernel, then the ramdisk's last
+    /// `ramdisk_len` bytes; its id, or why not.
     fn create(
         &mut self,
         config: xlcfg::Config,
-        kernel: Vec<u8>,
+        images: Vec<u8>,
+        ramdisk_len: u32,
         paused: bool,
     ) -> Result<u16, String>;
     /// Pauses (`true`) or unpauses a domain.
@@ -234,10 +239,12 @@ pub enum After {
     EndHv,
 }
 
-/// A kernel being received for a `create`.
+/// A kernel (and ramdisk) being received for a `create`.
 struct Upload {
     config: xlcfg::Config,
+    /// The kernel's and the ramdisk's bytes together.
     len: u32,
+    ramdisk_len: u32,
     data: Vec<u8>,
     last_ns: u64,
 }
@@ -313,14 +320,21 @@ impl Server {
         self.upload.is_some()
     }
 
-    /// The domain `d` names: a live domain's id, or xl's refusal.
+    /// The domain `d` names: a live domain's id, or xl's refusal. Domain 0: `xl destroy`'s
+    /// own words (Xen 4.17's `destroy_domain` in xl_vmcontrol.c); for what 4.17's xl leaves
+    /// to Xen or libxl to refuse (pausing domain 0 is Xen's -EINVAL, shutting it down would
+    /// shut the host down), the older xl's words for destroy, `Cannot <what> privileged
+    /// domain 0.`
     fn resolve(d: &DomRef, doms: &impl Domains, what: &str) -> Result<u16, String> {
         let list = doms.list();
+        let dom0 = matches!(d, DomRef::Id(0)) || matches!(d, DomRef::Name(n) if n == "Domain-0");
+        if dom0 && what == "destroy" {
+            return Err(DESTROY_DOM0.into());
+        }
+        if dom0 {
+            return Err(format!("Cannot {what} privileged domain 0."));
+        }
         let id = match d {
-            DomRef::Id(0) => return Err(format!("Cannot {what} privileged domain 0.")),
-            DomRef::Name(n) if n == "Domain-0" => {
-                return Err(format!("Cannot {what} privileged domain 0."));
-            }
             DomRef::Id(id) => list.iter().find(|i| i.domid == *id),
             DomRef::Name(n) => list.iter().find(|i| i.name == *n),
         };
@@ -348,9 +362,10 @@ impl Server {
                 file,
                 config,
                 kernel_len,
+                ramdisk_len,
             } => {
                 self.upload = None;
-                match self.begin(&file, &config, kernel_len, now, doms) {
+                match self.begin(&file, &config, (kernel_len, ramdisk_len), now, doms) {
                     Ok(u) => {
                         self.upload = Some(u);
                         Response::Received { next: 0 }
@@ -387,7 +402,7 @@ impl Server {
                 }
                 Some(u) => match duplicate(&u.config.name, doms) {
                     Some(e) => Response::Error(e),
-                    None => match doms.create(u.config, u.data, paused) {
+                    None => match doms.create(u.config, u.data, u.ramdisk_len, paused) {
                         Ok(domid) => Response::Created { domid },
                         Err(e) => Response::Error(e),
                     },
@@ -420,13 +435,13 @@ impl Server {
     }
 
     /// Checks a `CreateBegin`: the config parses (problems as `<file>:<line>: <key>: ...`),
-    /// asks for nothing hv cannot add at run time, names no existing domain, and the
-    /// kernel's room can be had.
+    /// its ramdisk (if any) is sent along, its disks find spare devices, it names no
+    /// existing domain, and the images' room can be had.
     fn begin(
         &self,
         file: &str,
         config: &str,
-        kernel_len: u32,
+        (kernel_len, ramdisk_len): (u32, u32),
         now: u64,
         doms: &impl Domains,
     ) -> Result<Upload, String> {
@@ -434,38 +449,45 @@ impl Server {
             let lines: Vec<String> = problems.iter().map(|p| p.render(file)).collect();
             lines.join("\n")
         })?;
-        for (key, present) in [
-            ("disk", !c.disks.is_empty()),
-            ("vif", !c.vifs.is_empty()),
-            ("ramdisk", c.ramdisk.is_some()),
-        ] {
-            if present {
-                let line = c.line_of(key).unwrap_or(c.end_line);
-                return Err(format!(
-                    "{file}:{line}: {key}: hv gives disks, vifs and ramdisks only to the \
-                     domains it starts with (not yet at run time)"
-                ));
-            }
+        if c.ramdisk.is_some() != (ramdisk_len > 0) {
+            let line = c.line_of("ramdisk").unwrap_or(c.end_line);
+            return Err(format!(
+                "{file}:{line}: ramdisk: the config and the upload disagree on a ramdisk \
+                 ({ramdisk_len} bytes sent)"
+            ));
+        }
+        if let Err(e) = doms.check_devices(&c) {
+            let line = c.line_of("disk").unwrap_or(c.end_line);
+            return Err(format!("{file}:{line}: disk: {e}"));
         }
         if let Some(e) = duplicate(&c.name, doms) {
             return Err(e);
         }
+        // `check` bounded the sum.
+        let len = kernel_len.saturating_add(ramdisk_len);
         let mut data = Vec::new();
-        data.try_reserve_exact(kernel_len as usize)
-            .map_err(|_| format!("no room in hv for a kernel of {kernel_len} bytes"))?;
+        data.try_reserve_exact(len as usize)
+            .map_err(|_| format!("no room in hv for images of {len} bytes"))?;
         Ok(Upload {
             config: c,
-            len: kernel_len,
+            len,
+            ramdisk_len,
             data,
             last_ns: now,
         })
     }
 }
 
-/// xl's refusal of a second domain with a name in use (libxl's `libxl__domain_make`).
+/// `xl destroy 0`'s refusal (xl_vmcontrol.c's `destroy_domain`; hv has no `-f`).
+pub const DESTROY_DOM0: &str = "Not destroying domain 0; use -f to force.\n\
+    This can only be done when using a disaggregated hardware domain and toolstack.";
+
+/// xl's refusal of a second domain with a name in use: libxl's `libxl__domain_rename`
+/// logs `Domain with name "<name>" already exists.` (after its `libxl: error:
+/// <file>:<line>:<function>: Domain <id>:` prefix, which hv leaves out).
 fn duplicate(name: &str, doms: &impl Domains) -> Option<String> {
     (name == "Domain-0" || doms.list().iter().any(|d| d.name == name))
-        .then(|| format!("libxl: error: Domain name {name:?} already exists."))
+        .then(|| format!("libxl: error: Domain with name {name:?} already exists."))
 }
 
 /// The last `cap` bytes of an output stream, with offsets counted from its start.
@@ -582,7 +604,10 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         doms: Vec<DomainInfo>,
-        created: Vec<(String, usize, bool)>,
+        /// Name, image bytes, ramdisk bytes, paused.
+        created: Vec<(String, usize, u32, bool)>,
+        /// Spare virtio-blk devices.
+        spare_disks: usize,
         writes: Vec<(u16, &'static str)>,
     }
 
@@ -593,15 +618,25 @@ mod tests {
         fn info(&self) -> HostInfo {
             HostInfo::default()
         }
+        fn check_devices(&self, config: &xlcfg::Config) -> Result<(), String> {
+            if config.disks.len() > self.spare_disks {
+                return Err(format!(
+                    "no spare virtio-blk device for {}",
+                    config.disks[0].vdev
+                ));
+            }
+            Ok(())
+        }
         fn create(
             &mut self,
             config: xlcfg::Config,
-            kernel: Vec<u8>,
+            images: Vec<u8>,
+            ramdisk_len: u32,
             paused: bool,
         ) -> Result<u16, String> {
             let domid = u16::try_from(self.doms.len() + 1).unwrap();
             self.created
-                .push((config.name.clone(), kernel.len(), paused));
+                .push((config.name.clone(), images.len(), ramdisk_len, paused));
             self.doms.push(DomainInfo {
                 name: config.name,
                 domid,
@@ -658,6 +693,7 @@ mod tests {
             file: "/c/a.cfg".into(),
             config: CFG.into(),
             kernel_len: len,
+            ramdisk_len: 0,
         };
         assert_eq!(
             ask(&mut s, &mut f, begin(5000)),
@@ -692,39 +728,69 @@ mod tests {
             ask(&mut s, &mut f, R::CreateCommit { paused: true }),
             Response::Created { domid: 1 }
         );
-        assert_eq!(f.created, vec![("a".into(), 5000, true)]);
+        assert_eq!(f.created, vec![("a".into(), 5000, 0, true)]);
         // xl's refusal of a name in use; a config's problems with file and line.
         match ask(&mut s, &mut f, begin(10)) {
-            Response::Error(e) => assert!(e.contains("already exists"), "{e}"),
+            Response::Error(e) => {
+                assert_eq!(e, "libxl: error: Domain with name \"a\" already exists.")
+            }
             r => panic!("{r:?}"),
         }
         let bad = R::CreateBegin {
             file: "/c/b.cfg".into(),
             config: "name = \"b\"\nmemory = \"lots\"\n".into(),
             kernel_len: 10,
+            ramdisk_len: 0,
         };
         match ask(&mut s, &mut f, bad) {
             Response::Error(e) => assert!(e.starts_with("/c/b.cfg:"), "{e}"),
             r => panic!("{r:?}"),
         }
-        let vif = R::CreateBegin {
-            file: "/c/v.cfg".into(),
-            config: format!("{CFG}name = \"v\"\nvif = [ '' ]\n"),
+        // A disk without a spare device: refused before any byte of kernel, at its line.
+        let begin_with = |name: &str, extra: &str, ramdisk_len| R::CreateBegin {
+            file: format!("/c/{name}.cfg"),
+            config: format!("{CFG}name = \"{name}\"\n{extra}\n"),
             kernel_len: 10,
+            ramdisk_len,
         };
-        match ask(&mut s, &mut f, vif) {
-            Response::Error(e) => assert!(e.starts_with("/c/v.cfg:6: vif:"), "{e}"),
+        match ask(
+            &mut s,
+            &mut f,
+            begin_with("d", "disk = [ 'd.img,raw,xvda,rw' ]", 0),
+        ) {
+            Response::Error(e) => assert!(
+                e.starts_with("/c/d.cfg:6: disk: no spare virtio-blk device"),
+                "{e}"
+            ),
             r => panic!("{r:?}"),
         }
-        let ramdisk = R::CreateBegin {
-            file: "/c/r.cfg".into(),
-            config: format!("{CFG}name = \"r\"\nramdisk = \"initrd\"\n"),
-            kernel_len: 10,
-        };
-        match ask(&mut s, &mut f, ramdisk) {
-            Response::Error(e) => assert!(e.starts_with("/c/r.cfg:6: ramdisk:"), "{e}"),
-            r => panic!("{r:?}"),
+        // A ramdisk the config names must come along, and one it does not name must not.
+        for (extra, len) in [("ramdisk = \"initrd\"", 0), ("", 5)] {
+            match ask(&mut s, &mut f, begin_with("r", extra, len)) {
+                Response::Error(e) => assert!(e.contains(": ramdisk: "), "{e}"),
+                r => panic!("{r:?}"),
+            }
         }
+        // A vif, a disk on a spare device and a ramdisk travelling after the kernel.
+        f.spare_disks = 1;
+        let extra = "vif = [ '' ]\ndisk = [ 'd.img,raw,xvda,rw' ]\nramdisk = \"initrd\"";
+        assert_eq!(
+            ask(&mut s, &mut f, begin_with("v", extra, 5)),
+            Response::Received { next: 0 }
+        );
+        assert_eq!(
+            ask(&mut s, &mut f, chunk(0, 15)),
+            Response::Received { next: 15 }
+        );
+        assert_eq!(
+            ask(&mut s, &mut f, R::CreateCommit { paused: false }),
+            Response::Created { domid: 2 }
+        );
+        assert_eq!(f.created[1], ("v".into(), 15, 5, false));
+        assert_eq!(
+            ask(&mut s, &mut f, R::Destroy(DomRef::Name("v".into()))),
+            Response::Done
+        );
         assert_eq!(
             ask(&mut s, &mut f, R::Pause(DomRef::Name("a".into()))),
             Response::Done
@@ -763,10 +829,7 @@ mod tests {
             }
         );
         for (req, want) in [
-            (
-                R::Destroy(DomRef::Id(0)),
-                "Cannot destroy privileged domain 0.",
-            ),
+            (R::Destroy(DomRef::Id(0)), DESTROY_DOM0),
             (
                 R::Pause(DomRef::Name("Domain-0".into())),
                 "Cannot pause privileged domain 0.",
@@ -823,6 +886,7 @@ mod tests {
                 file: "a".into(),
                 config: CFG.into(),
                 kernel_len: hvctl::MAX_KERNEL + 1,
+                ramdisk_len: 0,
             },
         )
         .unwrap();
@@ -844,7 +908,8 @@ mod tests {
                 hvctl::Request::CreateBegin {
                     file: "a".into(),
                     config: CFG.into(),
-                    kernel_len: 9
+                    kernel_len: 9,
+                    ramdisk_len: 0,
                 }
             ),
             Response::Received { next: 0 }

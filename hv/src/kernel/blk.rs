@@ -22,7 +22,7 @@ use xenbus::Instant;
 use xenbus::xenstore::XsClient;
 use xenstored::Store;
 
-use crate::dom0::blk::{DiskPlan, Dom0Events, Dom0Link, FlushWatch, flush_line, pair};
+use crate::dom0::blk::{DiskPlan, Dom0Events, Dom0Link, FlushWatch, flush_line, pair, pair_spare};
 use crate::dom0::ports::Service;
 use crate::dom0::toolstack::{VbdInfo, remove_vbd, vbd_backend, write_vbd};
 use crate::hvlog;
@@ -88,6 +88,20 @@ pub struct DiskEntry {
     pub target: String,
 }
 
+impl DiskEntry {
+    /// A config's `disk` entries, in its order.
+    pub fn list_of(c: &xlcfg::Config) -> Vec<Self> {
+        c.disks
+            .iter()
+            .map(|d| Self {
+                vdev: d.vdev.clone(),
+                read_only: d.access == xlcfg::disk::Access::ReadOnly,
+                target: d.target.clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
 /// The disks: the devices found, their pairing with the configs' disks, the back ends.
 #[derive(Default)]
 pub struct Disks {
@@ -139,6 +153,50 @@ impl Disks {
             );
         }
         Ok(())
+    }
+
+    /// Pairs the disks of spec `spec`, a domain created at run time, with spare devices
+    /// (ones no other spec's disk uses); nothing is taken if one cannot be had.
+    pub fn add_spec(&mut self, spec: usize, disks: &[DiskEntry]) -> Result<(), String> {
+        let list: Vec<(String, bool)> = disks
+            .iter()
+            .map(|d| (d.vdev.clone(), d.read_only))
+            .collect();
+        let new =
+            pair_spare(&self.plans, spec, &list, self.devices.len()).map_err(|e| format!("{e}"))?;
+        if self.targets.len() < self.devices.len() {
+            self.targets.resize(self.devices.len(), String::new());
+        }
+        for (p, d) in new.iter().zip(disks) {
+            if let Some(t) = self.targets.get_mut(p.device) {
+                t.clone_from(&d.target);
+            }
+            let at = self
+                .devices
+                .get(p.device)
+                .map(|d| format!("{}", d.borrow().location))
+                .unwrap_or_default();
+            hvlog!(
+                "disk {} ({}, {}) of config {spec} (created at run time) on virtio-blk {at}",
+                p.vdev,
+                p.devid,
+                if p.read_only { "ro" } else { "rw" },
+            );
+        }
+        self.plans.extend(new);
+        Ok(())
+    }
+
+    /// Whether disks `(vdev, read_only)` of a domain to create find spare devices; why not.
+    pub fn check_spare(&self, disks: &[(String, bool)]) -> Result<(), String> {
+        pair_spare(&self.plans, usize::MAX, disks, self.devices.len())
+            .map(|_| ())
+            .map_err(|e| format!("{e}"))
+    }
+
+    /// Spec `spec` will build no more domains: its devices are spare again.
+    pub fn release_spec(&mut self, spec: usize) {
+        self.plans.retain(|p| p.spec != spec);
     }
 
     /// Domain `domid` was built from spec `spec`: its vbds' keys are written as the

@@ -661,7 +661,11 @@ impl Machine {
         let (_, raw) = self.uploaded.swap_remove(i);
         if let Some(s) = self.specs.get_mut(spec) {
             s.image = &[];
+            s.ramdisk = None;
         }
+        // Its disks' devices are spare again, its vifs forgotten.
+        self.host.disks.release_spec(spec);
+        self.host.net.add_spec(spec, Vec::new());
         // SAFETY: `raw` came from `Box::into_raw` in `create` below and is given back once
         // (removed from `uploaded` above); the only reference made from it, the spec's
         // image, was replaced just now, and no domain's build borrows it any more.
@@ -732,10 +736,19 @@ impl Domains for Machine {
         }
     }
 
+    fn check_devices(&self, config: &xlcfg::Config) -> Result<(), String> {
+        let list: Vec<(String, bool)> = super::blk::DiskEntry::list_of(config)
+            .into_iter()
+            .map(|d| (d.vdev, d.read_only))
+            .collect();
+        self.host.disks.check_spare(&list)
+    }
+
     fn create(
         &mut self,
         config: xlcfg::Config,
-        kernel: Vec<u8>,
+        images: Vec<u8>,
+        ramdisk_len: u32,
         paused: bool,
     ) -> Result<u16, String> {
         let live = self.domains.iter().flatten().count();
@@ -745,23 +758,32 @@ impl Domains for Machine {
                 super::start::DOMAINS_MAX
             ));
         }
-        let raw = alloc::boxed::Box::into_raw(kernel.into_boxed_slice());
-        // SAFETY: `raw` is the heap copy of the kernel just leaked; it stays valid until
-        // `release_spec` gives it back, which first replaces this reference.
-        let image: &'static [u8] = unsafe { &*raw };
         let index = self.specs.len();
+        // The disks first: nothing is taken if they cannot be had.
+        self.host
+            .disks
+            .add_spec(index, &super::blk::DiskEntry::list_of(&config))?;
+        self.host
+            .net
+            .add_spec(index, super::net::VifEntry::list_of(&config));
+        let raw = alloc::boxed::Box::into_raw(images.into_boxed_slice());
+        // SAFETY: `raw` is the heap copy of the images just leaked; it stays valid until
+        // `release_spec` gives it back, which first replaces these references.
+        let images: &'static [u8] = unsafe { &*raw };
+        let split = images.len().saturating_sub(ramdisk_len as usize);
+        let (image, ramdisk) = images.split_at(split);
         hvlog!(
-            "control: create {} ({} bytes of kernel, {} MiB)",
+            "control: create {} ({} bytes of kernel, {} of ramdisk, {} MiB)",
             config.name,
             image.len(),
+            ramdisk.len(),
             config.memory_mib
         );
         self.specs.push(DomainSpec {
             name: config.name.clone(),
             image,
             cmdline: config.cmdline,
-            // A ramdisk is refused at run time (`dom0::control`).
-            ramdisk: None,
+            ramdisk: (!ramdisk.is_empty()).then_some(ramdisk),
             memory_mib: config.memory_mib,
             on_poweroff: config.on_poweroff,
             on_reboot: config.on_reboot,
@@ -770,7 +792,7 @@ impl Domains for Machine {
         self.uploaded.push((index, raw));
         match Machine::create(self, index) {
             Some((slot, domid)) => {
-                // @introduceDomain: to whoever watches.
+                // @introduceDomain and the back ends' keys: to whoever watches.
                 self.deliver_store_events(usize::MAX);
                 if paused {
                     self.sched.pause(slot);

@@ -50,6 +50,22 @@ pub struct VifEntry {
     pub mtu: u32,
 }
 
+impl VifEntry {
+    /// A config's `vif` entries, in its order.
+    pub fn list_of(c: &xlcfg::Config) -> Vec<Self> {
+        c.vifs
+            .iter()
+            .zip(0u32..)
+            .map(|(v, index)| Self {
+                devid: v.devid.unwrap_or(index),
+                mac: v.mac,
+                bridge: v.bridge.clone().unwrap_or_else(|| "xenbr0".into()),
+                mtu: v.mtu.unwrap_or(crate::dom0::toolstack::DEFAULT_MTU),
+            })
+            .collect()
+    }
+}
+
 /// One vif served.
 struct Instance {
     domid: u16,
@@ -101,6 +117,15 @@ impl Net {
     /// millisecond).
     pub fn active(&self) -> bool {
         !self.instances.is_empty()
+    }
+
+    /// The vifs of spec `spec`, a domain created at run time (they join the switch when
+    /// it is built, as the boot-time domains' do).
+    pub fn add_spec(&mut self, spec: usize, vifs: Vec<VifEntry>) {
+        if self.vifs.len() <= spec {
+            self.vifs.resize_with(spec + 1, Vec::new);
+        }
+        self.vifs[spec] = vifs;
     }
 
     /// Domain `domid` was built from spec `spec`: its vifs' keys are written as the

@@ -402,28 +402,8 @@ fn specs_of(
                 ))
             })
         });
-        vifs.push(
-            c.vifs
-                .iter()
-                .zip(0u32..)
-                .map(|(v, index)| super::net::VifEntry {
-                    devid: v.devid.unwrap_or(index),
-                    mac: v.mac,
-                    bridge: v.bridge.clone().unwrap_or_else(|| "xenbr0".into()),
-                    mtu: v.mtu.unwrap_or(crate::dom0::toolstack::DEFAULT_MTU),
-                })
-                .collect(),
-        );
-        disks.push(
-            c.disks
-                .iter()
-                .map(|d| super::blk::DiskEntry {
-                    vdev: d.vdev.clone(),
-                    read_only: d.access == xlcfg::disk::Access::ReadOnly,
-                    target: d.target.clone().unwrap_or_default(),
-                })
-                .collect(),
-        );
+        vifs.push(super::net::VifEntry::list_of(&c));
+        disks.push(super::blk::DiskEntry::list_of(&c));
         specs.push(DomainSpec {
             name: c.name,
             image,

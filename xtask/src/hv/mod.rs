@@ -128,16 +128,17 @@ pub fn net_test(tally: &mut Tally, requests: u64) -> Result<()> {
 /// stock-Xen device boot keeps its `net-slow-heads`.
 const TEST_SLOW_HEADS: (u64, Option<u64>) = (0, None);
 
-/// `cargo xtask hv-xl-test`: only `HOST hv-xl` ([`xl::xl_test`]).
+/// `cargo xtask hv-xl-test`: only the `HOST hv-xl-*` checks ([`xl::xl_test`]).
 pub fn xl_unit(tally: &mut Tally) -> Result<()> {
     xl_record(tally, &build_hv()?, &guest_elf()?)
 }
 
-/// Runs `HOST hv-xl` and records its line.
+/// Runs the `HOST hv-xl-*` checks and records each line.
 fn xl_record(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
-    let (ok, line) = xl::xl_test(hv, guest)?;
-    println!("{line}");
-    tally.record(ok, line);
+    for (ok, line) in xl::xl_test(hv, guest)? {
+        println!("{line}");
+        tally.record(ok, line);
+    }
     Ok(())
 }
 
@@ -935,6 +936,10 @@ powered off (QEMU exit 33).
   --keep             hv runs on when its domains end (with no --config and no --guest: with
                      no domain at all), until `cargo xtask xl shutdown-hv` or Ctrl-C; QEMU
                      gets 512 MiB more for the domains `cargo xtask xl create` adds
+  --spare-disk <file>
+                     a raw image QEMU gives hv as one more virtio-blk drive that no config
+                     uses (give it once per drive): a domain `cargo xtask xl create` adds
+                     with a `disk` gets the next spare drive, whatever its target says
   --config <file>    a domain config in xl.cfg(5) syntax (name, type = \"pvh\", kernel,
                      ramdisk, cmdline/extra, memory, maxmem, vcpus, on_poweroff, on_reboot,
                      on_crash, vif, disk); relative paths resolve against the file's directory.
@@ -978,6 +983,8 @@ pub struct RunArgs {
     pub gdb: Option<Gdb>,
     /// `--keep`: hv outlives its domains, for `cargo xtask xl` ([`xl`]).
     pub keep: bool,
+    /// `--spare-disk <file>`, each time given: drives for domains created at run time.
+    pub spare_disks: Vec<PathBuf>,
 }
 
 impl RunArgs {
@@ -1005,14 +1012,22 @@ impl RunArgs {
                 }
                 "--help" | "-h" => out.help = true,
                 "--keep" => out.keep = true,
+                "--spare-disk" => {
+                    out.spare_disks
+                        .push(it.next().context("--spare-disk needs a path")?.into());
+                }
                 other if crate::gdb::parse_arg(other, &mut out.gdb)? => {}
                 other => {
                     bail!(
                         "hv-run: unknown argument {other:?} (--guest <elf>, --cmdline <text>, \
-                         --config <file>, --hv-options <text>, --gdb[=PORT], --gdb-wait; see --help)"
+                         --config <file>, --hv-options <text>, --keep, --spare-disk <file>, \
+                         --gdb[=PORT], --gdb-wait; see --help)"
                     )
                 }
             }
+        }
+        if !out.spare_disks.is_empty() && (out.guest.is_some() || !out.keep) {
+            bail!("hv-run: --spare-disk is for --keep, with --config or no domain at all");
         }
         if !out.configs.is_empty() && (out.guest.is_some() || cmdline_given) {
             bail!(
@@ -1177,7 +1192,21 @@ pub fn hv_run(args: &[String]) -> Result<ExitCode> {
             let path = config::archive_path(&dir);
             std::fs::write(&path, archive)
                 .with_context(|| format!("writing {}", path.display()))?;
-            let drives = config::drives(boots);
+            let mut drives = config::drives(boots);
+            for d in &args.spare_disks {
+                if !d.is_file() {
+                    bail!("--spare-disk {}: not a file", d.display());
+                }
+                drives.push(qemu::Drive {
+                    file: std::path::absolute(d)?,
+                    read_only: false,
+                });
+                println!(
+                    "hv-run: spare disk {} (virtio-blk {}), for a domain `xl create` adds",
+                    d.display(),
+                    drives.len()
+                );
+            }
             let (fwds, warnings) = config::hostfwds(boots, config::base_port()?);
             for w in &warnings {
                 println!("hv-run: {w}");
@@ -1328,6 +1357,10 @@ mod tests {
         assert!(RunArgs::parse(&words(&["--config", "a.cfg", "--guest", "/x.elf"])).is_err());
         assert!(RunArgs::parse(&words(&["--cmdline", "", "--config", "a.cfg"])).is_err());
         assert!(RunArgs::parse(&words(&["--help"])).unwrap().help);
+        let a = RunArgs::parse(&words(&["--keep", "--spare-disk", "s.img"])).unwrap();
+        assert_eq!(a.spare_disks, [PathBuf::from("s.img")]);
+        assert!(RunArgs::parse(&words(&["--spare-disk", "s.img"])).is_err());
+        assert!(RunArgs::parse(&words(&["--keep", "--spare-disk"])).is_err());
         assert!(super::RUN_HELP.contains("--config <file>"));
     }
 }

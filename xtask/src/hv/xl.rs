@@ -80,11 +80,16 @@ impl Client {
 
     /// The next answer carrying `id` (others, to earlier clients, are skipped).
     pub fn answer(&mut self, id: u32) -> Result<Response> {
-        let until = Instant::now() + ANSWER_TIMEOUT;
+        self.answer_within(id, ANSWER_TIMEOUT)
+    }
+
+    /// [`Client::answer`], waiting at most `limit`.
+    fn answer_within(&mut self, id: u32, limit: Duration) -> Result<Response> {
+        let until = Instant::now() + limit;
         let mut buf = [0u8; 4096];
         loop {
             if Instant::now() > until {
-                bail!("hv did not answer within {ANSWER_TIMEOUT:?}");
+                bail!("hv did not answer within {limit:?}");
             }
             let n = match self.stream.read(&mut buf) {
                 Ok(0) => bail!("hv's control socket closed (hv ended?)"),
@@ -112,11 +117,37 @@ impl Client {
 
     /// Sends `req` and waits for its answer.
     pub fn call(&mut self, req: Request) -> Result<Response> {
+        self.call_within(req, ANSWER_TIMEOUT)
+    }
+
+    /// [`Client::call`], waiting at most `limit`.
+    fn call_within(&mut self, req: Request, limit: Duration) -> Result<Response> {
         self.next_id = self.next_id.wrapping_add(1);
         let id = self.next_id;
         let frame = hvctl::encode(id, req).map_err(|e| anyhow::anyhow!("{e}"))?;
         self.stream.write_all(&frame)?;
-        self.answer(id)
+        self.answer_within(id, limit)
+    }
+
+    /// Connects to the socket at `path` once hv answers there, within `limit`: QEMU makes
+    /// the socket when it starts, but what reaches COM2 before hv has set the port up is
+    /// lost, so the first request is repeated until answered.
+    pub fn connect_when_up(path: &Path, limit: Duration) -> Result<Self> {
+        let until = Instant::now() + limit;
+        loop {
+            let mut last = match Self::connect(path) {
+                Ok(mut c) => match c.call_within(Request::Info, Duration::from_secs(2)) {
+                    Ok(_) => return Ok(c),
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            if Instant::now() > until {
+                last = last.context(format!("hv's control socket never answered in {limit:?}"));
+                return Err(last);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// [`Client::call`], with an error answer as an error.
@@ -143,26 +174,42 @@ impl Client {
         }
     }
 
-    /// Creates a domain from the config `file` (its text) and `kernel`; its id.
-    pub fn create(&mut self, file: &str, config: &str, kernel: &[u8], paused: bool) -> Result<u16> {
-        let kernel_len = u32::try_from(kernel.len())
-            .ok()
-            .filter(|&l| l <= hvctl::MAX_KERNEL)
-            .with_context(|| {
-                format!(
-                    "the kernel's loaded part is {} bytes; the serial channel takes at most {}",
-                    kernel.len(),
-                    hvctl::MAX_KERNEL
-                )
-            })?;
+    /// Creates a domain from the config `file` (its text), `kernel` and `ramdisk` (empty:
+    /// none); its id.
+    pub fn create(
+        &mut self,
+        file: &str,
+        config: &str,
+        kernel: &[u8],
+        ramdisk: &[u8],
+        paused: bool,
+    ) -> Result<u16> {
+        let total = kernel.len().saturating_add(ramdisk.len());
+        let (Ok(kernel_len), Ok(ramdisk_len)) =
+            (u32::try_from(kernel.len()), u32::try_from(ramdisk.len()))
+        else {
+            bail!(
+                "the images are {total} bytes; the serial channel takes at most {}",
+                hvctl::MAX_KERNEL
+            );
+        };
+        if total > hvctl::MAX_KERNEL as usize {
+            bail!(
+                "the kernel's loaded part and the ramdisk are {total} bytes; the serial channel \
+                 takes at most {}",
+                hvctl::MAX_KERNEL
+            );
+        }
         self.ok(Request::CreateBegin {
             file: file.to_owned(),
             config: config.to_owned(),
             kernel_len,
+            ramdisk_len,
         })?;
+        let images: Vec<u8> = [kernel, ramdisk].concat();
         for (offset, chunk) in (0u32..)
             .step_by(hvctl::CHUNK)
-            .zip(kernel.chunks(hvctl::CHUNK))
+            .zip(images.chunks(hvctl::CHUNK))
         {
             self.ok(Request::KernelChunk {
                 offset,
@@ -188,6 +235,19 @@ impl Client {
         match self.ok(req)? {
             Response::Output { next, bytes, .. } => Ok((next, bytes)),
             r => bail!("unexpected answer {r:?}"),
+        }
+    }
+
+    /// All of a console (or, with `dom` `None`, hv's log) that hv keeps, a read at a time.
+    pub fn output_all(&mut self, dom: Option<&DomRef>) -> Result<Vec<u8>> {
+        let (mut from, mut all) = (0, Vec::new());
+        loop {
+            let (next, bytes) = self.output(dom, from)?;
+            if bytes.is_empty() {
+                return Ok(all);
+            }
+            all.extend(bytes);
+            from = next;
         }
     }
 
@@ -404,17 +464,28 @@ pub fn xl(args: &[String]) -> Result<ExitCode> {
         "create" => {
             let (cfg, boots, paused) = created.context("no config")?;
             let boot = boots.first().context("no domain in the config")?;
-            println!("Parsing config from {cfg}");
+            eprintln!("Parsing config from {cfg}");
             let kernel =
                 std::fs::read(&boot.kernel).with_context(|| format!("reading {}", boot.kernel))?;
             let kernel = loaded_part(&kernel);
+            let ramdisk = match &boot.ramdisk {
+                Some(r) => std::fs::read(r).with_context(|| format!("reading {r}"))?,
+                None => Vec::new(),
+            };
+            if !boot.disks.is_empty() {
+                eprintln!(
+                    "xl: hv gives a domain created at run time the next spare virtio-blk \
+                     drives it was started with (`hv-run --keep --spare-disk FILE`), in the \
+                     config's disk order; the targets named are only recorded"
+                );
+            }
             let text = std::fs::read_to_string(&cfg)?;
             let began = Instant::now();
-            c.create(&cfg, &text, &kernel, paused).map(|id| {
+            c.create(&cfg, &text, &kernel, &ramdisk, paused).map(|id| {
                 eprintln!(
-                    "xl: domain {id} ({}) created ({} kernel bytes in {:.1} s)",
+                    "xl: domain {id} ({}) created ({} bytes of kernel and ramdisk in {:.1} s)",
                     boot.name,
-                    kernel.len(),
+                    kernel.len() + ramdisk.len(),
                     began.elapsed().as_secs_f64()
                 );
             })
@@ -423,27 +494,38 @@ pub fn xl(args: &[String]) -> Result<ExitCode> {
         "pause" => c.done(Request::Pause(dom(0)?)),
         "unpause" => c.done(Request::Unpause(dom(0)?)),
         "shutdown" | "reboot" => {
+            // xl's words (xl_vmcontrol.c), on standard error as xl's are.
             let d = dom(0)?;
-            let reason = if cmd == "reboot" {
-                Reason::Reboot
+            let (reason, doing, code) = if cmd == "reboot" {
+                (Reason::Reboot, "Rebooting", 1)
             } else {
-                Reason::Poweroff
+                (Reason::Poweroff, "Shutting down", 0)
             };
+            let id = c.list().map(|l| {
+                l.iter()
+                    .find(|i| names(std::slice::from_ref(i), &d))
+                    .map(|i| i.domid)
+            });
+            if let Ok(Some(id)) = id {
+                eprintln!("{doing} domain {id}");
+            }
             c.done(Request::Shutdown {
                 dom: d.clone(),
                 reason,
             })
             .and_then(|()| {
                 if rest.contains(&"-w") {
-                    println!("Waiting for 1 domains");
-                    wait_gone(&mut c, &d, Duration::from_secs(600))
-                } else {
-                    Ok(())
+                    eprintln!("Waiting for 1 domains");
+                    wait_gone(&mut c, &d, Duration::from_secs(600))?;
+                    if let Ok(Some(id)) = id {
+                        eprintln!("Domain {id} has been shut down, reason code {code}");
+                    }
                 }
+                Ok(())
             })
         }
         "destroy" => c.done(Request::Destroy(dom(0)?)),
-        "dmesg" => c.output(None, 0).map(|(_, b)| {
+        "dmesg" => c.output_all(None).map(|b| {
             let _ = std::io::stdout().write_all(&b);
         }),
         "shutdown-hv" => c.done(Request::ShutdownHv),
@@ -466,23 +548,23 @@ fn names(list: &[DomainInfo], d: &DomRef) -> bool {
     })
 }
 
-/// Waits until `d` is gone (`xl shutdown -w`).
+/// Waits until `d` has shut down (`xl shutdown -w`, which returns on the domain's
+/// shutdown event): gone, or kept as `s` or `c` (`on_poweroff = "preserve"`).
 pub fn wait_gone(c: &mut Client, d: &DomRef, limit: Duration) -> Result<()> {
     let until = Instant::now() + limit;
-    while names(&c.list()?, d) {
+    loop {
+        let list = c.list()?;
+        let row = list.iter().find(|i| names(std::slice::from_ref(i), d));
+        match row {
+            None => return Ok(()),
+            Some(r) if r.shutdown || r.crashed => return Ok(()),
+            Some(_) => {}
+        }
         if Instant::now() > until {
-            bail!("the domain did not end within {limit:?}");
+            bail!("the domain did not shut down within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    println!(
-        "Domain {} has been shut down, reason code 0",
-        match d {
-            DomRef::Id(id) => id.to_string(),
-            DomRef::Name(n) => n.clone(),
-        }
-    );
-    Ok(())
 }
 
 /// `xl console`: the console's bytes as they come, until Ctrl-] on a terminal (read in raw
@@ -541,42 +623,141 @@ fn console(c: &mut Client, d: &DomRef) -> Result<()> {
     result
 }
 
-/// The hard timeout of `HOST hv-xl`'s boot.
-const XL_TEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// The hard timeout of `HOST hv-xl-*`'s boot.
+const XL_TEST_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// `HOST hv-xl`: hv started with `keep` and no domain, managed through its channel: a
-/// domain created paused from a config (the MSR/CR4 probe, a kernel small enough to travel
-/// in a moment) shows in `list` as `p`, a second create of its name gets xl's refusal, it
-/// runs after `unpause` and powers off (`on_poweroff = "preserve"`: `s`), `console` answers
-/// for it, `destroy` leaves only Domain-0, pvguest created over the channel prints nothing
-/// while paused and, unpaused, shows its self-tests' lines on `console` (without hv's
-/// prefixes) and is destroyed, a garbage frame, an oversized one and a half one
-/// get error answers while hv runs on, and `shutdown-hv` ends QEMU with 33. Returns the
-/// verdict line.
-pub fn xl_test(hv: &Path, guest: &Path) -> Result<(bool, String)> {
+/// How long the spinning guest spins (`spin-secs=`), in seconds of its system time.
+const SPIN_SECS: u64 = 5;
+/// How long it stays paused in the middle of its spin.
+const PAUSED: Duration = Duration::from_secs(4);
+/// How long after its `FACT spin.seconds` line the guest surely spins.
+const SPIN_STARTED: Duration = Duration::from_millis(500);
+/// The key the host puts in the store disk before the run and finds after it.
+const STORE_KEY: &[u8] = b"xl-kept";
+/// Its value.
+const STORE_VALUE: &[u8] = b"put by the host before hv started";
+/// The spinning guest's ramdisk's size.
+const RAMDISK_BYTES: usize = 8192;
+/// The store disk's size (a spare virtio-blk drive).
+const STORE_BYTES: usize = 4 << 20;
+
+/// The bad frames' checks ([`bad_frames`]).
+const BAD_FRAMES: [&str; 3] = ["garbage-frame", "oversized-frame", "half-frame"];
+
+/// What the steps share: the connection, the configs and images, what earlier steps found.
+struct State {
+    c: Client,
+    probe: (String, String, Vec<u8>),
+    app: (String, String),
+    spin: (String, String),
+    guest: Vec<u8>,
+    /// The spinning guest's ramdisk (it travels after the kernel).
+    ramdisk: Vec<u8>,
+    /// The created domains' ids.
+    probe_id: u16,
+    app_id: u16,
+    spin_id: u16,
+    /// When the spinning guest's `FACT spin.seconds` line was seen (its spin began).
+    spin_began: Option<Instant>,
+    /// When it was paused and unpaused.
+    paused: Option<(Instant, Instant)>,
+}
+
+/// A step: what it checks, as its `HOST hv-xl-<name>` line says.
+type Step = fn(&mut State) -> Result<()>;
+
+/// The steps against the running hv, in order; each needs the ones before it.
+const STEPS: [(&str, Step); 16] = [
+    ("info", step_info),
+    ("create-paused", step_create_paused),
+    ("create-duplicate", step_create_duplicate),
+    ("poweroff-preserved", step_poweroff_preserved),
+    ("refuse-domain-0", step_refuse_domain_0),
+    ("destroy-preserved", step_destroy_preserved),
+    ("create-vif-disk", step_create_vif_disk),
+    ("no-spare-disk", step_no_spare_disk),
+    ("create-second", step_create_second),
+    ("list-two", step_list_two),
+    ("pause", step_pause),
+    ("unpause-clock", step_unpause_clock),
+    ("console", step_console),
+    ("shutdown-wait", step_shutdown_wait),
+    ("destroy", step_destroy),
+    ("list-empty", step_list_empty),
+];
+
+/// `HOST hv-xl-*`: hv started with `keep`, no domain and one spare virtio-blk drive (a
+/// store the host formatted and put a key in), managed through its channel, each step its
+/// own line, in this order ([`STEPS`], then [`BAD_FRAMES`], `shutdown-hv` and
+/// `store-intact`): `info`; the MSR/CR4 probe created paused (`--p---` in
+/// `list`), a second create of its name refused with xl's words, powered off after
+/// `shutdown` and `unpause` and preserved (`s`), domain 0 refused, the probe destroyed;
+/// pvguest's application created with a vif on hv's switch and its store on the spare
+/// drive (`APP serving` with the host's key), a create asking for a disk with no spare left
+/// refused before its upload; pvguest spinning `spin-secs=` created beside it with a
+/// ramdisk, both running in `list` (xl's columns); paused just after its spin began (`p`,
+/// no console output, no CPU time) and unpaused: its spin of system time ended about
+/// [`SPIN_SECS`] after it began (or at the unpause), not [`PAUSED`] later (its clock ran on
+/// while paused, as Xen's system time does); its console without hv's prefixes, with the
+/// ramdisk as the start info's one module; `shutdown -w` of the application (`APP
+/// stopped`, powered off and preserved), then its `destroy`; `destroy` of the other; `list` empty; a garbage frame, an oversized
+/// one and a half one each answered with an error while hv runs on; `shutdown-hv` ends
+/// QEMU with 33; the store disk still holds the host's key. Returns the lines and verdicts.
+pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
     let dir = super::run_dir("hv-xl");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let archive = dir.join("empty.pvxarc");
     std::fs::write(&archive, xlcfg::archive::write(&[]))?;
-    let kernel = dir.join("probe.elf");
-    std::fs::write(&kernel, super::probe::image())?;
-    let cfg = dir.join("probe.cfg");
-    let text = format!(
-        "name = \"xl-probe\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 16\n\
-         on_poweroff = \"preserve\"\n",
-        kernel.display()
-    );
-    std::fs::write(&cfg, &text)?;
-    let guest_cfg = dir.join("guest.cfg");
-    let guest_text = format!(
-        "name = \"xl-guest\"\ntype = \"pvh\"\nkernel = \"{}\"\ncmdline = \"selftest=boot\"\n\
-         memory = 128\non_poweroff = \"preserve\"\n",
-        guest.display()
-    );
-    std::fs::write(&guest_cfg, &guest_text)?;
+    let probe_kernel = dir.join("probe.elf");
+    std::fs::write(&probe_kernel, super::probe::image())?;
+    let store = dir.join("store.img");
+    std::fs::write(&store, formatted_store()?)
+        .with_context(|| format!("writing {}", store.display()))?;
+    let write_cfg = |name: &str, text: String| -> Result<(String, String)> {
+        let path = dir.join(format!("{name}.cfg"));
+        std::fs::write(&path, &text)?;
+        Ok((path.display().to_string(), text))
+    };
+    let probe_cfg = write_cfg(
+        "probe",
+        format!(
+            "name = \"xl-probe\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 16\n\
+             on_poweroff = \"preserve\"\n",
+            probe_kernel.display()
+        ),
+    )?;
+    let app = write_cfg(
+        "app",
+        format!(
+            "name = \"xl-app\"\ntype = \"pvh\"\nkernel = \"{}\"\ncmdline = \"ip=10.0.0.2/24\"\n\
+             memory = 128\nvif = [ 'mac=00:16:3e:00:32:01' ]\n\
+             disk = [ '{},raw,xvdb,rw' ]\non_poweroff = \"preserve\"\n",
+            guest.display(),
+            store.display()
+        ),
+    )?;
+    let ramdisk: Vec<u8> = (0..=250u8).cycle().take(RAMDISK_BYTES).collect();
+    let ramdisk_file = dir.join("spin.ramdisk");
+    std::fs::write(&ramdisk_file, &ramdisk)?;
+    let spin = write_cfg(
+        "spin",
+        format!(
+            "name = \"xl-spin\"\ntype = \"pvh\"\nkernel = \"{}\"\nramdisk = \"{}\"\n\
+             cmdline = \"selftest=boot,spin spin-secs={SPIN_SECS}\"\nmemory = 64\n\
+             on_poweroff = \"preserve\"\n",
+            guest.display(),
+            ramdisk_file.display()
+        ),
+    )?;
     let socket = socket_dir("hv-xl").join("hv.sock");
     let options = format!("{} keep", super::HV_OPTIONS);
-    let module = super::Module::Archive(&archive, super::qemu::DEFAULT_MEMORY_MIB, &[], None);
+    let drives = [super::qemu::Drive {
+        file: store.clone(),
+        read_only: false,
+    }];
+    let module = super::Module::Archive(&archive, super::qemu::DEFAULT_MEMORY_MIB, &drives, None);
+    let probe_image = loaded_part(&std::fs::read(&probe_kernel)?);
+    let guest_image = loaded_part(&std::fs::read(guest)?);
     std::thread::scope(|scope| {
         let booted = scope.spawn(|| {
             super::boot_with(
@@ -589,161 +770,511 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<(bool, String)> {
                 |_| {},
             )
         });
-        let steps = xl_steps(
-            &socket,
-            (&cfg, &text, &kernel),
-            (&guest_cfg, &guest_text, guest),
-        );
+        let mut lines = Vec::new();
+        let mut first_failure = None;
+        match Client::connect_when_up(&socket, Duration::from_secs(60)) {
+            Err(e) => {
+                for name in STEPS.iter().map(|(n, _)| *n).chain(BAD_FRAMES) {
+                    lines.push((false, format!("HOST hv-xl-{name} FAIL {e:#}")));
+                }
+                first_failure = Some("connect");
+            }
+            Ok(c) => {
+                let mut st = State {
+                    c,
+                    probe: (probe_cfg.0, probe_cfg.1, probe_image),
+                    app,
+                    spin,
+                    guest: guest_image,
+                    ramdisk,
+                    probe_id: 0,
+                    app_id: 0,
+                    spin_id: 0,
+                    spin_began: None,
+                    paused: None,
+                };
+                for (name, step) in STEPS {
+                    let line = match first_failure {
+                        Some(first) => (
+                            false,
+                            format!("HOST hv-xl-{name} FAIL not run: hv-xl-{first} failed"),
+                        ),
+                        None => match step(&mut st) {
+                            Ok(()) => (true, format!("HOST hv-xl-{name} ok")),
+                            Err(e) => {
+                                first_failure = Some(name);
+                                (false, format!("HOST hv-xl-{name} FAIL {e:#}"))
+                            }
+                        },
+                    };
+                    lines.push(line);
+                }
+                for (ok, line) in bad_frames(&mut st.c) {
+                    lines.push((ok, line));
+                }
+                // hv ends either way, so the boot does not wait for its timeout.
+                if let Err(e) = st.c.done(Request::ShutdownHv) {
+                    first_failure.get_or_insert("shutdown-hv");
+                    println!("hv-xl: shutdown-hv: {e:#}");
+                }
+            }
+        }
         let booted = booted
             .join()
             .map_err(|_| anyhow::anyhow!("the boot thread panicked"))??;
         let ended = booted.end == super::QemuEnd::Exited(Some(super::EXIT_POWEROFF));
-        Ok(match (steps, ended) {
-            (Ok(()), true) => (true, "HOST hv-xl ok".to_owned()),
-            (Ok(()), false) => (
+        lines.push(if ended {
+            (true, "HOST hv-xl-shutdown-hv ok".to_owned())
+        } else {
+            (
                 false,
                 format!(
-                    "HOST hv-xl FAIL shutdown-hv: QEMU {} (33 expected)",
+                    "HOST hv-xl-shutdown-hv FAIL QEMU {} (33 expected)",
                     booted.end.describe()
                 ),
-            ),
-            (Err(e), _) => {
-                super::explain_failure(&booted);
-                (false, format!("HOST hv-xl FAIL {e:#}"))
-            }
-        })
+            )
+        });
+        lines.push(match store_holds_the_key(&store) {
+            Ok(()) => (true, "HOST hv-xl-store-intact ok".to_owned()),
+            Err(e) => (false, format!("HOST hv-xl-store-intact FAIL {e:#}")),
+        });
+        if first_failure.is_some() || !ended {
+            super::explain_failure(&booted);
+        }
+        Ok(lines)
     })
 }
 
-/// The steps of [`xl_test`] against the hv at `socket`; the first that fails says why.
-fn xl_steps(
-    socket: &Path,
-    (cfg, text, kernel): (&Path, &str, &Path),
-    (guest_cfg, guest_text, guest): (&Path, &str, &Path),
-) -> Result<()> {
-    let until = Instant::now() + Duration::from_secs(60);
-    let mut c = loop {
-        match Client::connect(socket) {
-            Ok(c) => break c,
-            Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(200)),
-            Err(e) => return Err(e).context("hv's control socket never answered"),
+/// A disk image in a file's bytes, for the store code.
+struct ImageDisk(Vec<u8>);
+
+impl storage::BlockDevice for ImageDisk {
+    type Error = ();
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), ()> {
+        let start = usize::try_from(offset).map_err(|_| ())?;
+        let bytes = self.0.get(start..start + buf.len()).ok_or(())?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), ()> {
+        let start = usize::try_from(offset).map_err(|_| ())?;
+        self.0
+            .get_mut(start..start + data.len())
+            .ok_or(())?
+            .copy_from_slice(data);
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), ()> {
+        Ok(())
+    }
+}
+
+/// A store disk formatted by the guest's own store code, holding [`STORE_KEY`].
+fn formatted_store() -> Result<Vec<u8>> {
+    let mut kv = storage::kv::Store::open(ImageDisk(vec![0; STORE_BYTES]))
+        .map_err(|e| anyhow::anyhow!("formatting the store: {e}"))?;
+    kv.put(STORE_KEY, STORE_VALUE)
+        .map_err(|e| anyhow::anyhow!("putting {STORE_KEY:?}: {e}"))?;
+    Ok(kv.into_device().0)
+}
+
+/// The store disk, read after the run, opens cleanly and still holds [`STORE_KEY`].
+fn store_holds_the_key(path: &Path) -> Result<()> {
+    let image = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut kv = storage::kv::Store::open(ImageDisk(image))
+        .map_err(|e| anyhow::anyhow!("the store on {} does not open: {e}", path.display()))?;
+    match kv.get(STORE_KEY) {
+        Ok(Some(v)) if v == STORE_VALUE => Ok(()),
+        Ok(other) => bail!(
+            "{} holds {other:?} for {:?}",
+            path.display(),
+            String::from_utf8_lossy(STORE_KEY)
+        ),
+        Err(e) => bail!("reading the key back: {e}"),
+    }
+}
+
+/// The row of domain `id` in `list`, if any.
+fn row(c: &mut Client, id: u16) -> Result<Option<DomainInfo>> {
+    Ok(c.list()?.into_iter().find(|d| d.domid == id))
+}
+
+/// Reads domain `d`'s console from `*from` into `into` until it holds `what` (within
+/// `limit`); the time it was seen.
+fn wait_console(
+    c: &mut Client,
+    d: u16,
+    (from, into): (&mut u64, &mut String),
+    what: &str,
+    limit: Duration,
+) -> Result<Instant> {
+    let until = Instant::now() + limit;
+    loop {
+        let (next, bytes) = c.output(Some(&DomRef::Id(d)), *from)?;
+        into.push_str(&String::from_utf8_lossy(&bytes));
+        *from = next;
+        if into.contains(what) {
+            return Ok(Instant::now());
         }
-    };
-    let outcome = (|| -> Result<()> {
-        let info = c.info().context("info")?;
-        if !info.keep || info.domains != 0 {
-            bail!("info: {info:?} (keep, no domain expected)");
+        if Instant::now() > until {
+            let tail: Vec<&str> = into.lines().rev().take(3).collect();
+            bail!("no {what:?} on d{d}'s console within {limit:?} (last lines: {tail:?})");
         }
-        let file = cfg.display().to_string();
-        let image = loaded_part(&std::fs::read(kernel)?);
-        let id = c.create(&file, text, &image, true).context("create -p")?;
-        let row = |c: &mut Client| -> Result<Option<DomainInfo>> {
-            Ok(c.list()?.into_iter().find(|d| d.domid == id))
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn step_info(st: &mut State) -> Result<()> {
+    let info = st.c.info()?;
+    if !info.keep || info.domains != 0 {
+        bail!("{info:?} (keep, no domain expected)");
+    }
+    Ok(())
+}
+
+fn step_create_paused(st: &mut State) -> Result<()> {
+    let (file, text, image) = &st.probe;
+    st.probe_id = st.c.create(file, text, image, &[], true)?;
+    let r = row(&mut st.c, st.probe_id)?.context("list: the created domain is missing")?;
+    if r.name != "xl-probe" || r.mem_mib != 16 || r.vcpus != 1 || r.state() != "--p---" {
+        bail!("list: {r:?} (xl-probe, 16 MiB, 1 vCPU, --p--- expected)");
+    }
+    Ok(())
+}
+
+fn step_create_duplicate(st: &mut State) -> Result<()> {
+    let (file, text, image) = &st.probe;
+    match st.c.create(file, text, image, &[], false) {
+        Err(e)
+            if format!("{e}") == "libxl: error: Domain with name \"xl-probe\" already exists." =>
+        {
+            Ok(())
+        }
+        other => bail!("{other:?} (xl's refusal expected)"),
+    }
+}
+
+fn step_poweroff_preserved(st: &mut State) -> Result<()> {
+    // `shutdown` writes control/shutdown (the probe reads no store: it powers off anyway).
+    st.c.done(Request::Shutdown {
+        dom: DomRef::Id(st.probe_id),
+        reason: Reason::Poweroff,
+    })
+    .context("shutdown")?;
+    st.c.done(Request::Unpause(DomRef::Name("xl-probe".into())))
+        .context("unpause")?;
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = row(&mut st.c, st.probe_id)?.context("list: the domain vanished")?;
+        if r.shutdown {
+            // Preserved: kept, paused, its console still readable.
+            if !r.state().contains('s') {
+                bail!("{r:?}");
+            }
+            st.c.output(Some(&DomRef::Id(st.probe_id)), 0)
+                .context("console")?;
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!("the probe did not power off after unpause: {r:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn step_refuse_domain_0(st: &mut State) -> Result<()> {
+    for (req, want) in [
+        (
+            Request::Destroy(DomRef::Id(0)),
+            "Not destroying domain 0; use -f to force.\nThis can only be done when using a \
+             disaggregated hardware domain and toolstack.",
+        ),
+        (
+            Request::Pause(DomRef::Name("Domain-0".into())),
+            "Cannot pause privileged domain 0.",
+        ),
+    ] {
+        match st.c.call(req.clone())? {
+            Response::Error(e) if e == want => {}
+            r => bail!("{req:?}: {r:?} ({want:?} expected)"),
+        }
+    }
+    Ok(())
+}
+
+fn step_destroy_preserved(st: &mut State) -> Result<()> {
+    st.c.done(Request::Destroy(DomRef::Id(st.probe_id)))?;
+    let left: Vec<String> = st.c.list()?.into_iter().map(|d| d.name).collect();
+    if left != ["Domain-0"] {
+        bail!("list after destroy: {left:?}");
+    }
+    Ok(())
+}
+
+fn step_create_vif_disk(st: &mut State) -> Result<()> {
+    let (file, text) = &st.app;
+    st.app_id = st.c.create(file, text, &st.guest, &[], false)?;
+    let (mut from, mut console) = (0, String::new());
+    wait_console(
+        &mut st.c,
+        st.app_id,
+        (&mut from, &mut console),
+        "APP serving",
+        Duration::from_secs(60),
+    )?;
+    let serving = console
+        .lines()
+        .find(|l| l.starts_with("APP serving"))
+        .unwrap_or_default();
+    // Its vif joined the switch (a static address: no DHCP on hv's switch alone), its
+    // store is the spare drive (the host's key is in it).
+    if !serving.starts_with("APP serving http://10.0.0.2/") || !serving.contains("kv-keys 1") {
+        bail!("{serving:?} (http://10.0.0.2/ and kv-keys 1 expected)");
+    }
+    if let Some(l) = console.lines().find(|l| l.contains("store on xvdb")) {
+        bail!("the store: {l:?}");
+    }
+    Ok(())
+}
+
+fn step_no_spare_disk(st: &mut State) -> Result<()> {
+    let (file, text) = &st.spin;
+    let text = format!("{text}disk = [ 'another.img,raw,xvda,rw' ]\n");
+    let began = Instant::now();
+    match st.c.create(file, &text, &st.guest, &st.ramdisk, false) {
+        Err(e) if format!("{e}").contains(": disk: no spare virtio-blk device for xvda") => {}
+        other => bail!("{other:?} (no spare device expected)"),
+    }
+    // Refused before the kernel travels.
+    if began.elapsed() > Duration::from_secs(3) {
+        bail!("refused only after {:?}", began.elapsed());
+    }
+    Ok(())
+}
+
+fn step_create_second(st: &mut State) -> Result<()> {
+    let (file, text) = &st.spin;
+    st.spin_id = st.c.create(file, text, &st.guest, &st.ramdisk, false)?;
+    let (mut from, mut console) = (0, String::new());
+    let seen = wait_console(
+        &mut st.c,
+        st.spin_id,
+        (&mut from, &mut console),
+        "FACT spin.seconds",
+        Duration::from_secs(60),
+    )?;
+    st.spin_began = Some(seen);
+    Ok(())
+}
+
+fn step_list_two(st: &mut State) -> Result<()> {
+    let list = st.c.list()?;
+    let lines = list_lines(&list);
+    if lines.first().map(String::as_str)
+        != Some("Name                                        ID   Mem VCPUs\tState\tTime(s)")
+    {
+        bail!("header {:?}", lines.first());
+    }
+    for (name, id, mem) in [("xl-app", st.app_id, 128), ("xl-spin", st.spin_id, 64)] {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .with_context(|| format!("no row for {name}: {lines:?}"))?;
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let [n, i, m, v, state, time] = cols[..] else {
+            bail!("{line:?}: six columns expected");
         };
-        let r = row(&mut c)?.context("list: the created domain is missing")?;
-        if r.name != "xl-probe" || r.mem_mib != 16 || r.state() != "--p---" {
-            bail!("list: {r:?} (xl-probe, 16 MiB, --p--- expected)");
+        let running = state.starts_with('r') || state.starts_with("-b");
+        if n != name
+            || i != id.to_string()
+            || m != mem.to_string()
+            || v != "1"
+            || !running
+            || state.len() != 6
+            || state[2..] != *"----"
+            || time.parse::<f64>().is_err()
+        {
+            bail!("{line:?} ({name} {id} {mem} 1 r or b, not paused or ended)");
         }
-        match c.create(&file, text, &image, false) {
-            Err(e) if format!("{e}").contains("already exists") => {}
-            other => bail!("a second create of xl-probe: {other:?} (xl's refusal expected)"),
-        }
-        // `shutdown` writes control/shutdown (the probe reads no store: it stays).
-        c.done(Request::Shutdown {
-            dom: DomRef::Id(id),
-            reason: Reason::Poweroff,
-        })
-        .context("shutdown")?;
-        c.done(Request::Unpause(DomRef::Name("xl-probe".into())))
-            .context("unpause")?;
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            let r = row(&mut c)?.context("list: the domain vanished")?;
-            if r.shutdown {
-                break;
-            }
-            if Instant::now() > until {
-                bail!("the probe did not power off after unpause: {r:?}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        c.output(Some(&DomRef::Id(id)), 0).context("console")?;
-        match c.call(Request::Destroy(DomRef::Id(0)))? {
-            Response::Error(e) if e.contains("domain 0") => {}
-            r => bail!("destroy 0: {r:?} (xl's refusal expected)"),
-        }
-        c.done(Request::Destroy(DomRef::Id(id)))
-            .context("destroy")?;
-        let left: Vec<String> = c.list()?.into_iter().map(|d| d.name).collect();
-        if left != ["Domain-0"] {
-            bail!("list after destroy: {left:?}");
-        }
-        // pvguest over the channel: its console shows its self-tests' lines.
-        let image = loaded_part(&std::fs::read(guest)?);
-        let file = guest_cfg.display().to_string();
-        let id = c
-            .create(&file, guest_text, &image, false)
-            .context("create pvguest")?;
-        // Paused, it prints nothing; unpaused, it goes on.
-        let guest_ref = DomRef::Name("xl-guest".into());
-        c.done(Request::Pause(guest_ref.clone())).context("pause")?;
-        let r = c
-            .list()?
-            .into_iter()
-            .find(|d| d.name == "xl-guest")
-            .context("list: pvguest is missing")?;
-        if !r.paused {
-            bail!("list after pause: {r:?} (p expected)");
-        }
-        let (before, _) = c.output(Some(&guest_ref), u64::MAX)?;
-        std::thread::sleep(Duration::from_secs(1));
-        let (after, _) = c.output(Some(&guest_ref), u64::MAX)?;
-        if after != before {
-            bail!(
-                "console: {} bytes while paused",
-                after.saturating_sub(before)
-            );
-        }
-        c.done(Request::Unpause(guest_ref))
-            .context("unpause pvguest")?;
-        let (mut from, mut console) = (0, Vec::new());
-        let until = Instant::now() + Duration::from_secs(60);
-        while !String::from_utf8_lossy(&console).contains("\nRESULT ") {
-            if Instant::now() > until {
-                bail!("console: no RESULT line within 60 s");
-            }
-            let (next, bytes) = c.output(Some(&DomRef::Name("xl-guest".into())), from)?;
-            console.extend(bytes);
-            from = next;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let console = String::from_utf8_lossy(&console);
-        if !console.contains("\nTEST ") || console.contains("(d") {
-            bail!("console: no TEST line, or hv's (d<id>) prefixes left in");
-        }
-        c.done(Request::Destroy(DomRef::Id(id)))
-            .context("destroy pvguest")?;
-        // Garbage, an oversized frame and half a frame: each answered with an error (the
-        // half one when the next 0 ends it), and hv still answers.
-        c.send_raw(b"\x01\x02garbage\x00")?;
-        let mut big = vec![0x55u8; hvctl::MAX_FRAME + 10];
-        big.push(0);
-        c.send_raw(&big)?;
-        let half = hvctl::encode(7, Request::List).map_err(|e| anyhow::anyhow!("{e}"))?;
-        c.send_raw(&half[..half.len() / 2])?;
-        c.send_raw(&[0])?;
-        for what in ["garbage", "an oversized frame", "half a frame"] {
+    }
+    if list.len() != 3 {
+        bail!("{} rows ({lines:?}): Domain-0 and two expected", list.len());
+    }
+    Ok(())
+}
+
+fn step_console(st: &mut State) -> Result<()> {
+    // All of it (`xl console` shows it from the start).
+    let bytes = st.c.output_all(Some(&DomRef::Name("xl-spin".into())))?;
+    let console = String::from_utf8_lossy(&bytes);
+    let fact = format!("\nFACT spin.seconds {SPIN_SECS}\n");
+    // Its ramdisk came along: the start info's one module.
+    if !console.contains("\nFACT start-info.nr-modules 1\n") {
+        bail!("no `FACT start-info.nr-modules 1`: the ramdisk did not reach the guest");
+    }
+    let log = String::from_utf8_lossy(&st.c.output_all(None)?).into_owned();
+    let sent = format!("of kernel, {RAMDISK_BYTES} of ramdisk");
+    if !log.contains(&sent) {
+        bail!("hv's log lacks {sent:?}");
+    }
+    if !console.contains("\nTEST ") || !console.contains(&fact) || console.contains("(d") {
+        let head: String = console.chars().take(300).collect();
+        bail!("no TEST lines or no {fact:?}, or hv's (d<id>) prefixes left in: {head:?}...");
+    }
+    Ok(())
+}
+
+fn step_pause(st: &mut State) -> Result<()> {
+    let spin = DomRef::Id(st.spin_id);
+    // The spin reads its start a moment after its FACT line (it brings events up first):
+    // pause once it surely spins.
+    let began = st.spin_began.context("no spin began")?;
+    std::thread::sleep((began + SPIN_STARTED).saturating_duration_since(Instant::now()));
+    let paused_at = Instant::now();
+    st.c.done(Request::Pause(spin.clone()))?;
+    let r = row(&mut st.c, st.spin_id)?.context("list: the guest is missing")?;
+    if r.state() != "--p---" {
+        bail!("list after pause: {r:?} (--p--- expected)");
+    }
+    let (before, _) = st.c.output(Some(&spin), u64::MAX)?;
+    std::thread::sleep(PAUSED);
+    let (after, _) = st.c.output(Some(&spin), u64::MAX)?;
+    let r2 = row(&mut st.c, st.spin_id)?.context("list: the guest is missing")?;
+    if after != before {
+        bail!(
+            "{} console bytes while paused",
+            after.saturating_sub(before)
+        );
+    }
+    if r2.cpu_ns != r.cpu_ns {
+        bail!(
+            "its CPU time went on while paused: {} -> {} ns",
+            r.cpu_ns,
+            r2.cpu_ns
+        );
+    }
+    st.paused = Some((paused_at, Instant::now()));
+    Ok(())
+}
+
+fn step_unpause_clock(st: &mut State) -> Result<()> {
+    st.c.done(Request::Unpause(DomRef::Name("xl-spin".into())))?;
+    let (mut from, _) = st.c.output(Some(&DomRef::Id(st.spin_id)), u64::MAX)?;
+    let mut console = String::new();
+    let ended = wait_console(
+        &mut st.c,
+        st.spin_id,
+        (&mut from, &mut console),
+        "TEST spin ok",
+        Duration::from_secs(60),
+    )?;
+    let began = st.spin_began.context("no spin began")?;
+    let (paused_at, unpaused_at) = st.paused.context("not paused")?;
+    // The spin counts system time. If the guest's clock runs on while it is paused (as
+    // Xen's system time does), the spin ends SPIN_SECS after it began, or at the unpause if
+    // that is later; a clock stopped while paused would end it PAUSED later than that.
+    let took = ended.duration_since(began);
+    let paused_after = paused_at.duration_since(began);
+    println!(
+        "hv-xl: the spin of {SPIN_SECS} s of system time took {took:.1?}, paused {:.1?} after \
+         it began for {:.1?}",
+        paused_after,
+        unpaused_at.duration_since(paused_at)
+    );
+    let spin = Duration::from_secs(SPIN_SECS);
+    if paused_after + Duration::from_secs(1) > spin {
+        bail!("paused only {paused_after:.1?} into a spin of {spin:?}: nothing to tell");
+    }
+    let limit = spin.max(unpaused_at.duration_since(began)) + PAUSED / 2;
+    if took > limit {
+        bail!(
+            "the spin of {SPIN_SECS} s of system time took {took:.1?}, paused {paused_after:.1?} \
+             after it began for {:.1?} (at most {limit:.1?}: the guest's clock stopped while \
+             it was paused?)",
+            unpaused_at.duration_since(paused_at)
+        );
+    }
+    Ok(())
+}
+
+fn step_shutdown_wait(st: &mut State) -> Result<()> {
+    let app = DomRef::Id(st.app_id);
+    let (from, _) = st.c.output(Some(&app), u64::MAX)?;
+    st.c.done(Request::Shutdown {
+        dom: app.clone(),
+        reason: Reason::Poweroff,
+    })?;
+    // `shutdown -w`: back once it has shut down (`on_poweroff = "preserve"` keeps it, so
+    // its last console lines can be read; `destroy` then ends it).
+    wait_gone(&mut st.c, &app, Duration::from_secs(60))?;
+    let r = row(&mut st.c, st.app_id)?.context("gone, not preserved")?;
+    if r.state() != "--ps--" {
+        bail!("{r:?} (--ps--: powered off and preserved, expected)");
+    }
+    let (_, bytes) = st.c.output(Some(&app), from)?;
+    let console = String::from_utf8_lossy(&bytes);
+    if !console.contains("APP stopped") {
+        bail!("shut down without `APP stopped` on its console: {console:?}");
+    }
+    let log = st.c.output_all(None)?;
+    let log = String::from_utf8_lossy(&log);
+    let off = format!("domain {} (xl-app) powered off", st.app_id);
+    if !log.contains(&off) {
+        bail!("hv's log lacks {off:?}");
+    }
+    st.c.done(Request::Destroy(app))?;
+    Ok(())
+}
+
+fn step_destroy(st: &mut State) -> Result<()> {
+    st.c.done(Request::Destroy(DomRef::Name("xl-spin".into())))?;
+    if row(&mut st.c, st.spin_id)?.is_some() {
+        bail!("still listed after destroy");
+    }
+    Ok(())
+}
+
+fn step_list_empty(st: &mut State) -> Result<()> {
+    let left: Vec<String> = st.c.list()?.into_iter().map(|d| d.name).collect();
+    let info = st.c.info()?;
+    if left != ["Domain-0"] || info.domains != 0 {
+        bail!("list {left:?}, info {} domains", info.domains);
+    }
+    Ok(())
+}
+
+/// Garbage, an oversized frame and half a frame (ended by the next 0): each answered with
+/// an error, and hv still answers: `HOST hv-xl-garbage-frame`, `-oversized-frame`,
+/// `-half-frame`.
+fn bad_frames(c: &mut Client) -> Vec<(bool, String)> {
+    let mut big = vec![0x55u8; hvctl::MAX_FRAME + 10];
+    big.push(0);
+    let half = hvctl::encode(7, Request::List).unwrap_or_default();
+    let mut half = half[..half.len() / 2].to_vec();
+    half.push(0);
+    let cases = BAD_FRAMES
+        .into_iter()
+        .zip([b"\x01\x02garbage\x00".to_vec(), big, half]);
+    let mut lines = Vec::new();
+    for (name, bytes) in cases {
+        let result = (|| -> Result<()> {
+            c.send_raw(&bytes)?;
             match c.answer(0)? {
                 Response::Error(_) => {}
-                r => bail!("{what}: {r:?} (an error expected)"),
+                r => bail!("{r:?} (an error expected)"),
             }
-        }
-        c.list().context("list after the bad frames")?;
-        Ok(())
-    })();
-    // hv ends either way, so the boot does not wait for its timeout.
-    let end = c.done(Request::ShutdownHv).context("shutdown-hv");
-    outcome.and(end)
+            c.list().context("list afterwards")?;
+            Ok(())
+        })();
+        lines.push(match result {
+            Ok(()) => (true, format!("HOST hv-xl-{name} ok")),
+            Err(e) => (false, format!("HOST hv-xl-{name} FAIL {e:#}")),
+        });
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -867,12 +1398,22 @@ mod tests {
         let mut c = Client::connect(&path).unwrap();
         assert_eq!(c.list().unwrap().len(), 1);
         let kernel = vec![0xabu8; 2 * hvctl::CHUNK + 5];
-        assert_eq!(c.create("a.cfg", "name = \"a\"", &kernel, true).unwrap(), 4);
+        assert_eq!(
+            c.create("a.cfg", "name = \"a\"", &kernel, &[], true)
+                .unwrap(),
+            4
+        );
         let e = c.done(Request::Pause(DomRef::parse("zz"))).unwrap_err();
         assert!(format!("{e}").contains("invalid domain identifier"));
         assert!(
-            c.create("a.cfg", "", &vec![0; hvctl::MAX_KERNEL as usize + 1], false)
-                .is_err()
+            c.create(
+                "a.cfg",
+                "",
+                &vec![0; hvctl::MAX_KERNEL as usize],
+                &[1],
+                false
+            )
+            .is_err()
         );
         drop(c);
         let asked = hv.join().unwrap();
