@@ -3,6 +3,12 @@
 //! FXSAVE/FXRSTOR on a CPU without XSAVE), XCR0 itself, DR0–DR3 and `TSC_AUX`. hv itself is
 //! soft-float and uses no debug registers, so these hold a guest's values from one VMRUN of
 //! that guest to the next, and only a switch to another domain needs them saved.
+//!
+//! The guest's XCR0 is read back from the CPU when its state is saved ([`xgetbv`]), not
+//! only taken from the XSETBV intercept: QEMU 7.2's TCG never raises that intercept (the
+//! guest's XSETBV writes the CPU's XCR0 itself), and a restore that put back a stale XCR0
+//! (the reset value 1) left a Linux domU with AVX off under its feet after every switch, its
+//! signal frames saved with AVX state unloadable (`bad frame in rt_sigreturn`).
 
 use core::arch::asm;
 
@@ -99,9 +105,12 @@ impl ExtendedState {
     }
 
     /// Saves the CPU's state into this vCPU's area: the CPU holds this vCPU's state (it ran
-    /// last). Leaves XCR0 at every supported component (the next restore sets the next
-    /// vCPU's).
+    /// last), its XCR0 included, which is read back first (see the module docs). Leaves XCR0
+    /// at every supported component (the next restore sets the next vCPU's).
     pub fn save(&mut self, method: Method) {
+        if let Method::Xsave { .. } = method {
+            self.xcr0 = xgetbv();
+        }
         // SAFETY: the area is this vCPU's page-aligned block (64-byte alignment suffices),
         // large enough for every supported component (CPUID 0xD.0 ECX) or 512 bytes for
         // FXSAVE; XCR0 is set to exactly the supported components (CPUID 0xD.0), which is a
@@ -131,8 +140,9 @@ impl ExtendedState {
         // SAFETY: XRSTOR runs under XCR0 = every supported component (valid, CPUID 0xD.0);
         // the area holds what XSAVE/FXSAVE wrote for this vCPU or the fresh image `new` made
         // (valid header, MXCSR without reserved bits), so XRSTOR/FXRSTOR cannot fault. The
-        // guest's XCR0 was checked when it set it (`emulate::xcr0_valid`) or is the reset
-        // value 1. The debug registers take any address; DR7 (in the VMCB) decides whether
+        // guest's XCR0 is the reset value 1, a value checked when hv emulated its XSETBV
+        // (`emulate::xcr0_valid`), or one the CPU held while the guest ran (read back by
+        // `save`), so this CPU accepts it. The debug registers take any address; DR7 (in the VMCB) decides whether
         // they trigger, and only in the guest.
         unsafe {
             match method {
@@ -151,6 +161,19 @@ impl ExtendedState {
             asm!("mov dr3, {}", in(reg) self.dr[3], options(nomem, nostack, preserves_flags));
         }
     }
+}
+
+/// The CPU's XCR0 (`XGETBV` with ECX = 0): while a guest runs and after its exit, the
+/// guest's own. Only on a CPU with XSAVE (hv set CR4.OSXSAVE at boot, [`enable`]).
+pub fn xgetbv() -> u64 {
+    let (low, high): (u32, u32);
+    // SAFETY: called only with `Method::Xsave`, so [`enable`] set CR4.OSXSAVE (and the host
+    // CR4 VMRUN restores keeps it); XGETBV of XCR0 then only reads a register.
+    unsafe {
+        asm!("xgetbv", in("ecx") 0u32, out("eax") low, out("edx") high,
+            options(nomem, nostack, preserves_flags));
+    }
+    u64::from(low) | (u64::from(high) << 32)
 }
 
 /// Writes the CPU's `TSC_AUX` (what the guest's `RDTSCP` reads).

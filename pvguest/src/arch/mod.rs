@@ -1,7 +1,8 @@
 //! x86_64 machine layer: pvh's (descriptor tables, exception stubs, port I/O; the PVH entry
 //! itself is expanded in `main.rs` with [`BOOT_STACK_SIZE`] and the binary's entry function)
 //! plus the debug console port 0xE9, the event-channel upcall stub and idle (`sti; hlt`), and
-//! the SSE registers as plain values for the self-tests ([`vector`]). The only place that
+//! the SSE registers as plain values and the XSAVE state as a whole for the self-tests
+//! ([`vector`], [`xsave`]). The only place that
 //! touches control registers, descriptor tables and vector registers; it imports nothing of the
 //! kernel above it (the fault handler is passed to [`exceptions::init`] by the boot sequence).
 
@@ -9,6 +10,7 @@ pub use pvh::{boot, exceptions, gdt};
 
 pub mod upcall;
 pub mod vector;
+pub mod xsave;
 
 /// Size of the boot stack (the kernel's only stack); an unmapped guard page lies below it.
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;

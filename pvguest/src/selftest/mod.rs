@@ -1,11 +1,12 @@
 //! Self-tests run inside the guest, selected by `selftest=<groups>` on the command line.
 //!
 //! [`report`] holds the line protocol, [`vector`] the values of the `vector-registers`
-//! test and [`hostile`]'s `digest` the `hostile` group's generator and digest (all
+//! test, [`xstate`] the images of the `extended-state` test and [`hostile`]'s `digest` the `hostile` group's generator and digest (all
 //! host-testable); the groups themselves run only in the kernel.
 
 pub mod report;
 pub mod vector;
+pub mod xstate;
 
 #[cfg(target_os = "none")]
 pub mod balloon;
@@ -17,6 +18,8 @@ pub mod blk;
 pub mod boot;
 #[cfg(target_os = "none")]
 pub mod events;
+#[cfg(target_os = "none")]
+pub mod extended_state;
 #[cfg(target_os = "none")]
 pub mod fault;
 #[cfg(target_os = "none")]

@@ -1,5 +1,6 @@
-//! Self-test group `platform`: the group `boot` ([`super::boot`]), the test
-//! `vector-registers` ([`super::vector_registers`]), then the groups `events`
+//! Self-test group `platform`: the group `boot` ([`super::boot`]), the tests
+//! `vector-registers` ([`super::vector_registers`]) and `extended-state`
+//! ([`super::extended_state`]), then the groups `events`
 //! ([`super::events`]), `grants` ([`super::grants`]) and `services` (the console under load,
 //! xenstore: [`super::store`]), in that order. Each group brings up only what it needs:
 //! `events` event channels and the timer, `grants` the grant table, `services` xenstore too.
@@ -19,16 +20,19 @@ pub(super) type TestResult = Result<(), String>;
 /// A named test.
 pub(super) type Test = (&'static str, fn() -> TestResult);
 
-/// Runs the four groups, `vector-registers` after the first.
+/// Runs the four groups, `vector-registers` and `extended-state` after the first.
 pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
     super::boot::run(rep);
     crate::kernel::ensure_platform();
     run_tests(
         rep,
-        &[(
-            "vector-registers",
-            super::vector_registers::vector_registers,
-        )],
+        &[
+            (
+                "vector-registers",
+                super::vector_registers::vector_registers,
+            ),
+            ("extended-state", super::extended_state::extended_state),
+        ],
     );
     run_events(rep);
     run_grants(rep);

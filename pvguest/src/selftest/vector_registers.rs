@@ -29,7 +29,7 @@ const SLEEP_MS: u64 = 1;
 const XENSTORE_TIMEOUT_MS: u64 = 30_000;
 
 /// This domain's id, from the `domid` key libxl (and hv) write in its xenstore home.
-fn own_domid() -> Result<u16, alloc::string::String> {
+pub(super) fn own_domid() -> Result<u16, alloc::string::String> {
     let deadline = time::deadline_ms(XENSTORE_TIMEOUT_MS).map_err(|e| format!("clock: {e:?}"))?;
     let text = xenstore::with(|c| c.read(TxId::NONE, "domid", deadline))
         .map_err(|e| e.to_string())?

@@ -11,10 +11,17 @@
 //!   pvguest's application beside it through hv's switch (`LINUX fetched <path> <sha256>`,
 //!   compared with the site's digest).
 //!
+//! Once the host's `GET /` passed, the host also times a [`BULK_BYTES`] download
+//! (`GET /blob/<n>`) and upload (`POST /sink`) of the domU's nginx with `cargo xtask bench`'s
+//! client ([`crate::bench::net`]), the figures `bench`'s "Linux on Xen" column gives for stock
+//! Xen, and prints them on one `hv-linux: Linux on hv, ...` line (measured, not judged).
+//!
 //! hv passes no console input to a domain, so the shell reads its command from a pipe; the
 //! run ends with QEMU stopped once every line is in (Linux's orderly power-off needs an init
 //! that handles it, which the shared initramfs has not).
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -37,6 +44,11 @@ pub const QEMU_MEMORY_MIB: u64 = 768;
 const TIMEOUT: Duration = Duration::from_secs(170);
 /// The disk Linux formats (raw, MiB).
 const DISK_MIB: u64 = 8;
+/// Bytes of the timed download and upload (`cargo xtask bench`'s full size).
+pub const BULK_BYTES: usize = 16 << 20;
+
+/// The download and upload rates in MB/s, or why they could not be measured.
+type Rates = Result<(f64, f64), String>;
 
 /// The lines the checks look for, from the Linux domain.
 #[derive(Default, Debug)]
@@ -46,6 +58,7 @@ struct Seen {
     fetched: Option<String>,
     serving: bool,
     host_get: Option<Result<(), String>>,
+    rates: Option<Rates>,
 }
 
 /// The Linux domain's words after the init's option `pvxen.<name>=`.
@@ -54,15 +67,10 @@ fn linux_cmdline(fetch: &str) -> String {
         ip: format!("{LINUX_IP}/24"),
         gateway: "10.0.2.2".into(),
         port: 80,
-        blobs: Vec::new(),
+        blobs: vec![BULK_BYTES],
         blk_bench: None,
     });
-    // `noxsave`: with XSAVE, Linux's `rt_sigreturn` finds a bad frame (its XRSTOR from the
-    // signal frame faults) once hv switches the CPU between it and another domain; alone on
-    // hv it runs with XSAVE. Until that is found, the check boots Linux with FXSAVE.
-    format!(
-        "{base} noxsave pvxen.shell=1 pvxen.disk=xvda pvxen.fetch=http://{APP_IP}/files/{fetch}"
-    )
+    format!("{base} pvxen.shell=1 pvxen.disk=xvda pvxen.fetch=http://{APP_IP}/files/{fetch}")
 }
 
 /// The verdict of the boot check from the shell's line.
@@ -120,6 +128,31 @@ fn host_get(addr: &str) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(500));
     }
     Err(last)
+}
+
+/// The host's `GET /`, then (if it passed) the timed download and upload.
+fn host_side(addr: &str) -> (Result<(), String>, Option<Rates>) {
+    let get = host_get(addr);
+    if get.is_err() {
+        return (get, None);
+    }
+    let rates = crate::bench::net::download(addr, BULK_BYTES)
+        .and_then(|down| Ok((down, crate::bench::net::upload(addr, BULK_BYTES)?)))
+        .map_err(|e| format!("{e:#}"));
+    (get, Some(rates))
+}
+
+/// The measured line of the rates.
+fn rates_line(rates: Option<&Rates>) -> String {
+    let mib = BULK_BYTES >> 20;
+    match rates {
+        Some(Ok((down, up))) => format!(
+            "hv-linux: Linux on hv, {mib} MiB through QEMU's hostfwd: download {down:.2} MB/s, \
+             upload {up:.2} MB/s"
+        ),
+        Some(Err(e)) => format!("hv-linux: Linux on hv, {mib} MiB: not measured: {e}"),
+        None => format!("hv-linux: Linux on hv, {mib} MiB: not measured (GET / failed)"),
+    }
 }
 
 /// Boots Linux beside pvguest's application on hv and records the three `HOST hv-linux-*`
@@ -203,7 +236,12 @@ pub fn linux_checks(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
     let (control, lines) = std::sync::mpsc::channel::<Control>();
     let addr = format!("127.0.0.1:{port}");
     let mut seen = Seen::default();
-    let mut getter: Option<std::thread::JoinHandle<Result<(), String>>> = None;
+    type HostSide = (Result<(), String>, Option<Rates>);
+    let mut getter: Option<std::thread::JoinHandle<HostSide>> = None;
+    // QEMU quits once the domU's lines are in and the host's side is done, whichever is last:
+    // each side sets its flag, then quits if the other's is set (one of them sees both).
+    let lines_done = Arc::new(AtomicBool::new(false));
+    let host_done = Arc::new(AtomicBool::new(false));
     let booted = super::boot_with_control(
         "hv-test",
         hv,
@@ -228,15 +266,30 @@ pub fn linux_checks(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
                 seen.fetched = Some(rest.to_owned());
             } else if text.starts_with("LINUX serving") && !seen.serving {
                 seen.serving = true;
-                let addr = addr.clone();
-                getter = Some(std::thread::spawn(move || host_get(&addr)));
+                let (addr, control) = (addr.clone(), control.clone());
+                let (lines_done, host_done) = (lines_done.clone(), host_done.clone());
+                getter = Some(std::thread::spawn(move || {
+                    let side = host_side(&addr);
+                    host_done.store(true, Ordering::SeqCst);
+                    if lines_done.load(Ordering::SeqCst) {
+                        let _ = control.send(Control::Quit);
+                    }
+                    side
+                }));
             }
             if seen.fetched.is_some() && seen.disk.is_some() && getter.is_some() {
-                let _ = control.send(Control::Quit);
+                lines_done.store(true, Ordering::SeqCst);
+                if host_done.load(Ordering::SeqCst) {
+                    let _ = control.send(Control::Quit);
+                }
             }
         },
     )?;
-    seen.host_get = getter.map(|g| g.join().unwrap_or_else(|_| Err("panicked".into())));
+    if let Some(g) = getter {
+        let (get, rates) = g.join().unwrap_or_else(|_| (Err("panicked".into()), None));
+        seen.host_get = Some(get);
+        seen.rates = rates;
+    }
     let image = std::fs::read(&disk).unwrap_or_default();
     println!(
         "hv-linux: QEMU -m {QEMU_MEMORY_MIB}, Linux {LINUX_MEMORY_MIB} MiB; ended {:?} after {:.1} s; serial log {}",
@@ -252,6 +305,7 @@ pub fn linux_checks(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
     {
         println!("hv-linux: {t}");
     }
+    println!("{}", rates_line(seen.rates.as_ref()));
     for (name, verdict) in [
         ("boot", boot_verdict(seen.shell.as_deref())),
         ("blk", blk_verdict(seen.disk.as_deref(), &image)),
@@ -306,9 +360,11 @@ mod tests {
             "pvxen.disk=xvda",
             "pvxen.fetch=http://10.0.2.15/files/index.html",
             "pvxen.ip=10.0.2.16/24",
+            "pvxen.blobs=16777216",
         ] {
             assert!(c.contains(w), "{c}");
         }
+        assert!(!c.contains("noxsave"), "Linux runs with XSAVE on hv: {c}");
         for opt in ["shell", "disk", "fetch"] {
             assert!(linux_domu::INIT.contains(&format!("$(arg {opt})")), "{opt}");
         }
