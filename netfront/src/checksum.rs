@@ -1,12 +1,18 @@
-//! Completing the transport checksum of a received frame flagged `NETRXF_csum_blank`.
+//! Checksums where smoltcp's per-device setting cannot follow a frame's flags.
 //!
-//! This front end writes `feature-no-csum-offload` = 1, so netback's vif has no checksum
-//! offload and dom0 fills every checksum before the frame reaches the ring; a frame that still
-//! comes flagged `csum_blank` (a backend ignoring the key) carries a partial checksum that
-//! smoltcp would reject. Such a frame gets its TCP or UDP checksum computed here, over IPv4;
-//! anything else flagged `csum_blank` is dropped (the caller counts it), never delivered with
-//! a checksum known to be wrong. `NETRXF_data_validated` alone needs nothing: the checksum is
-//! present, and smoltcp checks it anyway.
+//! With checksum offload ([`crate::device::Offloads::csum`]) smoltcp neither computes nor
+//! checks TCP checksums (its setting holds for the whole device); this module decides per
+//! frame instead. On tx, [`offloadable`] picks the IPv4 TCP frames that leave flagged
+//! `NETTXF_csum_blank | NETTXF_data_validated` (netback completes them, as Linux's netfront
+//! asks of it). On rx, a frame flagged `NETRXF_data_validated` or `NETRXF_csum_blank` was
+//! checked or made by dom0 and is trusted, as Linux's netfront trusts it; any other TCP frame
+//! has its checksum checked here ([`verify_tcp`]), and a wrong one is dropped.
+//!
+//! Without offload (`feature-no-csum-offload` = 1) dom0 fills every checksum; a frame that
+//! still comes flagged `csum_blank` (a backend ignoring the key), and a `csum_blank` UDP frame
+//! in any case, gets its checksum computed here ([`complete_checksum`]), over IPv4; anything
+//! else flagged `csum_blank` is dropped (the caller counts it), never delivered with a
+//! checksum known to be wrong.
 
 use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet};
 use smoltcp::wire::{TcpPacket, UdpPacket};
@@ -47,4 +53,48 @@ pub fn complete_checksum(frame: &mut [u8]) -> Result<(), ChecksumError> {
         _ => return Err(ChecksumError::Unsupported),
     }
     Ok(())
+}
+
+/// An Ethernet header's bytes.
+const ETHERNET: usize = 14;
+
+/// Whether `frame` is an IPv4 TCP segment, not a fragment, whose headers lie inside it: one
+/// netback can complete (`NETTXF_csum_blank`).
+pub fn offloadable(frame: &[u8]) -> bool {
+    let Ok(ethernet) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    if ethernet.ethertype() != EthernetProtocol::Ipv4 {
+        return false;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(ethernet.payload()) else {
+        return false;
+    };
+    !ip.more_frags()
+        && ip.frag_offset() == 0
+        && ip.next_header() == IpProtocol::Tcp
+        && TcpPacket::new_checked(ip.payload()).is_ok()
+}
+
+/// Whether `frame` (Ethernet) carries an IPv4 TCP segment at all, whatever its state.
+pub fn is_tcp(frame: &[u8]) -> bool {
+    frame.get(12..14) == Some(&[0x08, 0x00]) && frame.get(ETHERNET + 9) == Some(&6)
+}
+
+/// Checks the TCP checksum of an IPv4 TCP frame: `Ok(true)` if it is right, `Ok(false)` if
+/// it is wrong, an error if the frame is not one that parses.
+pub fn verify_tcp(frame: &[u8]) -> Result<bool, ChecksumError> {
+    let ethernet = EthernetFrame::new_checked(frame).map_err(|_| ChecksumError::Malformed)?;
+    if ethernet.ethertype() != EthernetProtocol::Ipv4 {
+        return Err(ChecksumError::Unsupported);
+    }
+    let ip = Ipv4Packet::new_checked(ethernet.payload()).map_err(|_| ChecksumError::Malformed)?;
+    if ip.more_frags() || ip.frag_offset() != 0 || ip.next_header() != IpProtocol::Tcp {
+        return Err(ChecksumError::Unsupported);
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).map_err(|_| ChecksumError::Malformed)?;
+    Ok(tcp.verify_checksum(
+        &IpAddress::Ipv4(ip.src_addr()),
+        &IpAddress::Ipv4(ip.dst_addr()),
+    ))
 }

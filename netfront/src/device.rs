@@ -5,9 +5,16 @@
 //! the backend offers `feature-rx-copy`, grants the two ring pages, the tx buffer pool and the
 //! rx buffers (each page once, for the device's life), fills the rx ring, publishes
 //! `tx-ring-ref`, `rx-ring-ref`, `event-channel`, `request-rx-copy` = 1,
-//! `feature-rx-notify` = 1 and `feature-no-csum-offload` = 1 in one transaction, switches to
-//! Connected (netback connects on that, not on Initialised) and waits for the backend's
-//! Connected.
+//! `feature-rx-notify` = 1, `feature-no-csum-offload`, `feature-sg` and `feature-gso-tcpv4`
+//! (the [`Offloads`] in use) in one transaction, switches to Connected (netback connects on
+//! that, not on Initialised) and waits for the backend's Connected.
+//!
+//! Offloads, each on unless [`Config::offloads`] turns it off: checksum offload (tx TCP
+//! frames leave `NETTXF_csum_blank | NETTXF_data_validated`; rx frames flagged
+//! `NETRXF_data_validated` or `NETRXF_csum_blank` are trusted, others checked here:
+//! [`crate::checksum`]); scatter-gather when the backend offers `feature-sg` (a frame in
+//! several slots both ways, the MTU key honoured); GSO receive (`feature-gso-tcpv4`, needs
+//! both: TCP segments up to 64 KiB arrive in one multi-slot frame).
 //!
 //! Sending ([`Netfront::send`]) stages requests; [`Netfront::flush`] publishes them with one
 //! notification if the ring rules ask for one, so a burst costs one event. [`Netfront::poll`]
@@ -20,12 +27,15 @@
     reason = "ring sizes are at most 256 slots (one page), so they fit u16"
 )]
 
-use crate::checksum::complete_checksum;
+use crate::checksum::{complete_checksum, is_tcp, offloadable, verify_tcp};
 use crate::config::VifConfig;
 use crate::error::NetError;
 use crate::rx::{RxDrop, RxQueue};
 use crate::tx::{TxPool, TxStatus};
-use abi::io::netif::{NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse};
+use abi::io::netif::{
+    NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, NetifRxRequest, NetifRxResponse, NetifTxRequest,
+    NetifTxResponse,
+};
 use abi::io::xenbus::XenbusState;
 use abi::ring::{FrontRing, RingError};
 use alloc::collections::VecDeque;
@@ -42,21 +52,53 @@ const TRANSACTION_ATTEMPTS: u32 = 8;
 /// [`Netfront::flush`] still makes progress).
 const TX_PUSH_BATCH: u32 = 64;
 
-/// How many buffers the device keeps (each a granted page or part of one).
+/// The offloads: what the device asks for (each on by default; a command-line switch turns
+/// one off), and, from [`Netfront::offloads`], what it uses once connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offloads {
+    /// Checksum offload both ways (`feature-no-csum-offload` = 0, `NETTXF_csum_blank`).
+    pub csum: bool,
+    /// Scatter-gather (`feature-sg`, used only if the backend offers it too).
+    pub sg: bool,
+    /// GSO receive (`feature-gso-tcpv4`, used only with `sg` and `csum`).
+    pub gso_rx: bool,
+}
+
+impl Offloads {
+    /// Every offload on.
+    pub const ALL: Self = Self {
+        csum: true,
+        sg: true,
+        gso_rx: true,
+    };
+    /// Every offload off (the device as it was before them).
+    pub const NONE: Self = Self {
+        csum: false,
+        sg: false,
+        gso_rx: false,
+    };
+}
+
+/// How many buffers the device keeps (each a granted page or part of one), and the offloads
+/// it asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Tx buffers (at most the ring's 256 slots); two share a page at MTU 1500.
     pub tx_buffers: u16,
     /// Rx buffers, one page each (at most 256).
     pub rx_buffers: u16,
+    /// The offloads asked for.
+    pub offloads: Offloads,
 }
 
 impl Default for Config {
-    /// 128 of each: 64 tx pages and 128 rx pages (768 KiB), half of each ring.
+    /// 128 of each: 64 tx pages and 128 rx pages (768 KiB), half of each ring; every
+    /// offload.
     fn default() -> Self {
         Self {
             tx_buffers: 128,
             rx_buffers: 128,
+            offloads: Offloads::ALL,
         }
     }
 }
@@ -89,6 +131,22 @@ pub struct NetStats {
     pub rx_dropped: u64,
     /// Frames flagged `csum_blank` whose checksum was completed here.
     pub rx_csum_completed: u64,
+    /// Frames sent `NETTXF_csum_blank` (checksum offload: netback completes them).
+    pub tx_csum_offloaded: u64,
+    /// Frames received flagged `data_validated` or `csum_blank`, trusted unchecked (offload).
+    pub rx_csum_trusted: u64,
+    /// TCP frames received unflagged whose checksum was checked here (offload).
+    pub rx_csum_verified: u64,
+    /// Of those, dropped for a wrong checksum (also in `rx_dropped`).
+    pub rx_csum_bad: u64,
+    /// Frames sent in more than one slot (scatter-gather).
+    pub tx_multi_slot: u64,
+    /// Frames received in more than one data slot (scatter-gather).
+    pub rx_multi_slot: u64,
+    /// Frames received with a GSO extra (GSO receive).
+    pub rx_gso: u64,
+    /// The largest frame received, in bytes.
+    pub rx_largest_frame: u64,
     /// Events the platform reported on the device's port.
     pub notifications_received: u64,
     /// Responses (tx or rx slots) that failed validation.
@@ -123,6 +181,9 @@ pub struct Netfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     tx: Option<TxPool>,
     rx: Option<RxQueue>,
     received: VecDeque<Vec<u8>>,
+    received_bytes: usize,
+    offloads: Offloads,
+    requests: Vec<NetifTxRequest>,
     tx_staged: u32,
     quarantine: Vec<GrantedPage>,
     stats: NetStats,
@@ -173,14 +234,23 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         )?;
         let mac = xs.read_optional(TxId::NONE, &frontend.node("mac"), deadline)?;
         let mtu = xs.read_optional(TxId::NONE, &frontend.node("mtu"), deadline)?;
-        let vif = VifConfig::parse(mac.as_deref(), mtu.as_deref())?;
-        let rx_copy = xs.read_optional(
-            TxId::NONE,
-            &frontend.backend_node("feature-rx-copy"),
-            deadline,
-        )?;
-        if rx_copy.as_deref().map(str::trim) != Some("1") {
+        let mut vif = VifConfig::parse(mac.as_deref(), mtu.as_deref())?;
+        let offered = |xs: &mut XsClient<T>, key: &str| {
+            xs.read_optional(TxId::NONE, &frontend.backend_node(key), deadline)
+                .map(|v| v.as_deref().map(str::trim) == Some("1"))
+        };
+        if !offered(xs, "feature-rx-copy")? {
             return Err(NetError::NoRxCopy);
+        }
+        let asked = config.offloads;
+        let sg = asked.sg && offered(xs, "feature-sg")?;
+        let offloads = Offloads {
+            csum: asked.csum,
+            sg,
+            gso_rx: asked.gso_rx && sg && asked.csum,
+        };
+        if sg {
+            vif.allow_sg();
         }
 
         let mut parts = Parts {
@@ -219,10 +289,18 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             rx_ring,
             ring_pages,
             tx: Some(TxPool::new(tx_pages, buffer_size, config.tx_buffers)),
-            rx: Some(RxQueue::new(rx_pages, rx_size, vif.max_frame())),
+            rx: Some(RxQueue::new(
+                rx_pages,
+                rx_size,
+                vif.max_frame(),
+                offloads.gso_rx.then_some(vif.mtu),
+            )),
             // Sized once for a full rx ring (what one poll can take), so that the queue never
             // grows under load and the heap in use stays flat.
             received: VecDeque::with_capacity(usize::try_from(rx_size).unwrap_or(256)),
+            received_bytes: 0,
+            offloads,
+            requests: Vec::with_capacity(crate::tx::MAX_TX_SLOTS),
             tx_staged: 0,
             quarantine: Vec::new(),
             stats: NetStats::default(),
@@ -328,6 +406,8 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         let rx_ref = self.ring_pages[1].gref().get();
         let port = self.port.get();
         let frontend = &self.frontend;
+        let flag = |on: bool| if on { "1" } else { "0" };
+        let offloads = self.offloads;
         xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
             let keys = [
                 ("tx-ring-ref", format!("{tx_ref}")),
@@ -335,7 +415,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
                 ("event-channel", format!("{port}")),
                 ("request-rx-copy", "1".into()),
                 ("feature-rx-notify", "1".into()),
-                ("feature-no-csum-offload", "1".into()),
+                ("feature-no-csum-offload", flag(!offloads.csum).into()),
+                ("feature-sg", flag(offloads.sg).into()),
+                ("feature-gso-tcpv4", flag(offloads.gso_rx).into()),
             ];
             for (key, value) in keys {
                 xs.write(tx, &frontend.node(key), &value, deadline)?;
@@ -350,6 +432,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         self.platform.events.notify(self.port)?;
         self.stats.rx_notifications += 1;
         Ok(())
+    }
+
+    /// The offloads in use (asked for, and offered where the backend must offer them).
+    pub fn offloads(&self) -> Offloads {
+        self.offloads
     }
 
     /// The vif's MAC and MTU.
@@ -409,15 +496,20 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         if self.dead.is_some() {
             return false;
         }
-        if self.tx.as_ref().is_some_and(|tx| tx.free() == 0) {
+        // Room for the largest frame, whatever the next one is.
+        let max_frame = self.config.max_frame();
+        let need = |tx: &TxPool| tx.slots_for(max_frame);
+        if self.tx.as_ref().is_some_and(|tx| tx.free() < need(tx)) {
             self.poll_tx();
         }
-        self.tx.as_ref().is_some_and(|tx| tx.free() > 0)
+        self.tx.as_ref().is_some_and(|tx| tx.free() >= need(tx))
     }
 
     /// Stages `frame` (an Ethernet frame of 14 to MTU + 14 bytes) for sending; it leaves
-    /// with the next [`Netfront::flush`]. Frames larger than the MTU are refused: one frame is
-    /// always one slot in one page.
+    /// with the next [`Netfront::flush`]. Frames larger than the MTU are refused; a frame
+    /// larger than a tx buffer (with scatter-gather) takes several slots. With checksum
+    /// offload an IPv4 TCP frame leaves flagged `NETTXF_csum_blank | NETTXF_data_validated`
+    /// (smoltcp left its checksum zero; netback completes it).
     pub fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
         if let Some(e) = self.dead {
             return Err(e);
@@ -434,17 +526,35 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         let Some(tx) = self.tx.as_mut() else {
             return Err(NetError::BackendGone);
         };
-        let Some(request) = tx.stage(frame) else {
-            self.stats.tx_refused += 1;
-            return Err(NetError::TxFull);
+        let flags = if self.offloads.csum && offloadable(frame) {
+            NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED
+        } else {
+            0
         };
-        if self.tx_ring.write_request(request).is_err() {
-            // The pool is never larger than the ring, so this means our own books are off.
-            tx.unstage(request.id);
+        if !tx.stage(frame, flags, &mut self.requests) {
             self.stats.tx_refused += 1;
             return Err(NetError::TxFull);
         }
-        self.tx_staged += 1;
+        // The pool is never larger than the ring, so the ring has room for every buffer.
+        for (i, request) in self.requests.iter().enumerate() {
+            if self.tx_ring.write_request(*request).is_err() {
+                // Our own books are off: what was written stays (its buffers come back with
+                // their responses); the rest is given back.
+                for rest in &self.requests[i..] {
+                    tx.unstage(rest.id);
+                }
+                self.stats.tx_refused += 1;
+                return Err(NetError::TxFull);
+            }
+        }
+        let slots = self.requests.len() as u32;
+        self.tx_staged += slots;
+        if slots > 1 {
+            self.stats.tx_multi_slot += 1;
+        }
+        if flags != 0 {
+            self.stats.tx_csum_offloaded += 1;
+        }
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += frame.len() as u64;
         if self.tx_staged >= TX_PUSH_BATCH {
@@ -487,7 +597,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         if self.received.is_empty() {
             self.poll();
         }
-        self.received.pop_front()
+        let frame = self.received.pop_front()?;
+        self.received_bytes = self.received_bytes.saturating_sub(frame.len());
+        Some(frame)
     }
 
     /// The buffer smoltcp builds a frame in (see [`crate::phy`]).
@@ -534,9 +646,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             return;
         }
         // Bounded: responses stay in the ring while the stack has not taken enough frames
-        // (netback then waits, as for a full ring).
+        // or bytes (netback then waits, as for a full ring): never more than the rx
+        // buffers hold, however large the frames.
         let limit = self.rx.as_ref().map_or(0, RxQueue::buffers);
-        while self.received.len() < limit {
+        let byte_limit = limit * crate::config::PAGE;
+        while self.received.len() < limit && self.received_bytes < byte_limit {
             let index = self.rx_ring.rsp_cons();
             match self.rx_ring.take_response() {
                 Ok(Some(response)) => self.take_rx(index, &response),
@@ -568,15 +682,41 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
                 self.stats.rx_dropped += 1;
             }
             Some(Ok(mut packet)) => {
-                if packet.csum_blank {
+                let tcp = is_tcp(&packet.data);
+                if self.offloads.csum && tcp && (packet.csum_blank || packet.data_validated) {
+                    // smoltcp checks no TCP checksum: dom0 made or checked this one. Flags on
+                    // a frame too short to hold the headers they speak of drop it.
+                    if !offloadable(&packet.data) {
+                        self.stats.rx_csum_bad += 1;
+                        self.stats.rx_dropped += 1;
+                        return;
+                    }
+                    self.stats.rx_csum_trusted += 1;
+                } else if packet.csum_blank {
                     if complete_checksum(&mut packet.data).is_err() {
                         self.stats.rx_dropped += 1;
                         return;
                     }
                     self.stats.rx_csum_completed += 1;
+                } else if self.offloads.csum && tcp {
+                    self.stats.rx_csum_verified += 1;
+                    if verify_tcp(&packet.data) != Ok(true) {
+                        self.stats.rx_csum_bad += 1;
+                        self.stats.rx_dropped += 1;
+                        return;
+                    }
                 }
+                if packet.data_slots > 1 {
+                    self.stats.rx_multi_slot += 1;
+                }
+                if packet.gso {
+                    self.stats.rx_gso += 1;
+                }
+                let len = packet.data.len();
+                self.stats.rx_largest_frame = self.stats.rx_largest_frame.max(len as u64);
                 self.stats.rx_packets += 1;
-                self.stats.rx_bytes += packet.data.len() as u64;
+                self.stats.rx_bytes += len as u64;
+                self.received_bytes += len;
                 self.received.push_back(packet.data);
             }
         }
@@ -680,6 +820,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             }
         }
         self.received.clear();
+        self.received_bytes = 0;
         self.platform.events.close(self.port);
     }
 }

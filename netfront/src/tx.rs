@@ -1,11 +1,13 @@
 //! The transmit side: a pool of buffers in pages granted read-only once and kept granted,
 //! requests built from it, and responses checked before a buffer is reused.
 //!
-//! A buffer is a power-of-two part of a page at least as large as the largest frame
-//! ([`crate::config::VifConfig::tx_buffer_size`]), so every request's `offset + size` stays
-//! inside its page and every frame is one slot: `NETTXF_more_data` is never sent (no
-//! `feature-sg`), far below netback's limit of 18 slots a packet. A request's id is its
-//! buffer's number; netback answers in any order, so responses are matched by id.
+//! A buffer is a power-of-two part of a page at least as large as the largest frame, or a
+//! whole page ([`crate::config::VifConfig::tx_buffer_size`]), so every request's
+//! `offset + size` stays inside its page. Without `feature-sg` every frame is one slot; with it
+//! a frame larger than a buffer takes several, flagged `NETTXF_more_data` on all but the last,
+//! the first carrying the frame's whole size (netif.h), never more than [`MAX_TX_SLOTS`]
+//! (Linux's netback disables the vif beyond its limit). A request's id is its buffer's number;
+//! netback answers every slot, in any order, so responses are matched by id.
 #![allow(
     clippy::cast_possible_truncation,
     reason = "slots are below the ring size (at most 256) and offsets below a page: they fit u16"
@@ -13,10 +15,15 @@
 
 use crate::error::BadResponse;
 use abi::io::netif::{
-    NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_OKAY, NetifTxRequest, NetifTxResponse,
+    NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_OKAY, NETTXF_MORE_DATA, NetifTxRequest,
+    NetifTxResponse, XEN_NETIF_NR_SLOTS_MIN,
 };
 use alloc::vec::Vec;
 use xenbus::grant::GrantedPage;
+
+/// Most slots one frame takes: netback's `XEN_NETIF_NR_SLOTS_MIN` (18), the limit every
+/// netback accepts (Linux's disables a vif whose frame needs more than its `fatal_skb_slots`).
+pub const MAX_TX_SLOTS: usize = XEN_NETIF_NR_SLOTS_MIN as usize;
 
 /// How the backend answered a valid tx response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,25 +100,59 @@ impl TxPool {
         self.in_flight.len() - self.free.len()
     }
 
-    /// Copies `frame` into a free buffer and returns the request that sends it, or `None` if
-    /// every buffer is in flight. `frame` must fit a buffer (the caller checked the MTU).
-    pub(crate) fn stage(&mut self, frame: &[u8]) -> Option<NetifTxRequest> {
-        if frame.is_empty() || frame.len() > self.buffer_size {
-            return None;
+    /// Slots (buffers) a frame of `len` bytes takes.
+    pub(crate) fn slots_for(&self, len: usize) -> usize {
+        len.div_ceil(self.buffer_size).max(1)
+    }
+
+    /// Copies `frame` into as many free buffers as it needs and puts the requests that send
+    /// it in `requests` (cleared first), first slot first: the first carries `flags` and the
+    /// frame's size, every slot but the last `NETTXF_more_data`. Returns `false` (nothing
+    /// staged) if the frame is empty, larger than a request can say or than
+    /// [`MAX_TX_SLOTS`] slots hold, or if too few buffers are free.
+    pub(crate) fn stage(
+        &mut self,
+        frame: &[u8],
+        flags: u16,
+        requests: &mut Vec<NetifTxRequest>,
+    ) -> bool {
+        requests.clear();
+        let slots = self.slots_for(frame.len());
+        let Ok(total) = u16::try_from(frame.len()) else {
+            return false;
+        };
+        if frame.is_empty() || slots > MAX_TX_SLOTS || slots > self.free.len() {
+            return false;
         }
-        let id = *self.free.last()?;
-        let (page, offset) = self.place(id);
-        let granted = self.pages.get(page)?;
-        granted.page().write(offset, frame).ok()?;
-        self.free.pop();
-        self.in_flight[usize::from(id)] = true;
-        Some(NetifTxRequest {
-            gref: granted.gref().get(),
-            offset: offset as u16,
-            flags: 0,
-            id,
-            size: frame.len() as u16,
-        })
+        for (i, chunk) in frame.chunks(self.buffer_size).enumerate() {
+            let Some(&id) = self.free.last() else { break };
+            let (page, offset) = self.place(id);
+            let Some(granted) = self.pages.get(page) else {
+                break;
+            };
+            if granted.page().write(offset, chunk).is_err() {
+                break;
+            }
+            self.free.pop();
+            self.in_flight[usize::from(id)] = true;
+            let more = if i + 1 < slots { NETTXF_MORE_DATA } else { 0 };
+            requests.push(NetifTxRequest {
+                gref: granted.gref().get(),
+                offset: offset as u16,
+                flags: if i == 0 { flags | more } else { more },
+                id,
+                size: if i == 0 { total } else { chunk.len() as u16 },
+            });
+        }
+        if requests.len() != slots {
+            // Unreachable (the buffers were counted and lie inside their pages): give back
+            // what was taken.
+            for request in requests.drain(..) {
+                self.unstage(request.id);
+            }
+            return false;
+        }
+        true
     }
 
     /// Gives back the buffer of a request that could not be put on the ring.

@@ -3,8 +3,8 @@
 //! data (map, copy, unmap), the ring rules for notifications, and faults on demand.
 
 use abi::io::netif::{
-    NETIF_RSP_OKAY, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_MORE_DATA, NetifExtraInfo,
-    NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
+    NETIF_RSP_OKAY, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_CSUM_BLANK, NETTXF_MORE_DATA,
+    NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
 };
 use abi::page::AtomicPage;
 use abi::ring::{BackRing, SharedRing};
@@ -54,8 +54,15 @@ pub struct FakeNetback {
     pub rx_slot_bytes: usize,
     /// Extra-info slots sent after the next frame's first slot.
     pub rx_extras: Vec<NetifExtraInfo>,
-    /// Tx requests that broke the rules (page-crossing, `more_data`, unmappable).
+    /// Tx requests that broke the rules (page-crossing, unmappable, a chain whose slots do
+    /// not add up to its first slot's size).
     pub tx_violations: u64,
+    /// Frames that came in more than one slot.
+    pub tx_multi_slot: u64,
+    /// Frames that came flagged `NETTXF_csum_blank` (completed here, as netback does).
+    pub tx_csum_blank: u64,
+    /// The chain being assembled: its bytes, its first slot's size and flags, its slots.
+    chain: Option<(Vec<u8>, usize, u16, u32)>,
     /// Notifications this backend sent the front end.
     pub notifications: u64,
     last_tx_id: u16,
@@ -86,6 +93,9 @@ impl FakeNetback {
             rx_slot_bytes: 4096,
             rx_extras: Vec::new(),
             tx_violations: 0,
+            tx_multi_slot: 0,
+            tx_csum_blank: 0,
+            chain: None,
             notifications: 0,
             last_tx_id: 0,
             last_rx_id: 0,
@@ -121,23 +131,53 @@ impl FakeNetback {
                 Err(e) => panic!("fake netback: tx ring: {e}"),
             };
             let mut status = NETIF_RSP_OKAY;
-            if request.flags & NETTXF_MORE_DATA != 0
-                || usize::from(request.offset) + usize::from(request.size) > 4096
-            {
+            let first = self.chain.is_none();
+            let (mut data, total, flags, slots) = self.chain.take().unwrap_or((
+                Vec::new(),
+                usize::from(request.size),
+                request.flags,
+                0,
+            ));
+            let more = request.flags & NETTXF_MORE_DATA != 0;
+            // A first slot says the frame's size; its own bytes are what the others leave.
+            let own = if first && more {
+                usize::from(request.size).min(4096 - usize::from(request.offset))
+            } else {
+                usize::from(request.size)
+            };
+            if usize::from(request.offset) + own > 4096 {
                 self.tx_violations += 1;
                 status = abi::io::netif::NETIF_RSP_ERROR;
             } else {
                 match grants.map(&self.memory, request.gref, DomId::ZERO, false) {
                     Ok(page) => {
-                        let mut frame = vec![0u8; usize::from(request.size)];
-                        page.read(usize::from(request.offset), &mut frame).unwrap();
+                        let start = data.len();
+                        data.resize(start + own, 0);
+                        page.read(usize::from(request.offset), &mut data[start..])
+                            .unwrap();
                         grants.unmap(request.gref);
-                        self.from_guest.push_back(frame);
                     }
                     Err(_) => {
                         self.tx_violations += 1;
                         status = abi::io::netif::NETIF_RSP_ERROR;
                     }
+                }
+            }
+            if more {
+                self.chain = Some((data, total, flags, slots + 1));
+            } else {
+                let mut frame = data;
+                if frame.len() != total && slots > 0 {
+                    self.tx_violations += 1;
+                } else {
+                    if slots > 0 {
+                        self.tx_multi_slot += 1;
+                    }
+                    if flags & NETTXF_CSUM_BLANK != 0 {
+                        self.tx_csum_blank += 1;
+                        crate::checksum::complete_checksum(&mut frame).unwrap();
+                    }
+                    self.from_guest.push_back(frame);
                 }
             }
             let mut response = NetifTxResponse {
