@@ -31,10 +31,11 @@ use crate::checksum::{complete_checksum, is_tcp, offloadable, verify_tcp};
 use crate::config::VifConfig;
 use crate::error::NetError;
 use crate::rx::{RxDrop, RxQueue};
-use crate::tx::{TxPool, TxStatus};
+use crate::tx::{Segment, TxPool, TxStatus, finish_run};
 use abi::io::netif::{
-    NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, NetifRxRequest, NetifRxResponse, NetifTxRequest,
-    NetifTxResponse,
+    NETIF_RSP_NULL, NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, NETTXF_EXTRA_INFO, NetifExtraInfo,
+    NetifExtraInfoGso, NetifExtraInfoU, NetifRxRequest, NetifRxResponse, NetifTxRequest,
+    NetifTxResponse, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV4,
 };
 use abi::io::xenbus::XenbusState;
 use abi::ring::{FrontRing, RingError};
@@ -62,6 +63,9 @@ pub struct Offloads {
     pub sg: bool,
     /// GSO receive (`feature-gso-tcpv4`, used only with `sg` and `csum`).
     pub gso_rx: bool,
+    /// GSO send: consecutive TCP segments staged in one poll leave as one GSO frame (used
+    /// only with `sg` and `csum`, and if the backend offers `feature-gso-tcpv4`).
+    pub gso_tx: bool,
 }
 
 impl Offloads {
@@ -70,12 +74,14 @@ impl Offloads {
         csum: true,
         sg: true,
         gso_rx: true,
+        gso_tx: true,
     };
     /// Every offload off (the device as it was before them).
     pub const NONE: Self = Self {
         csum: false,
         sg: false,
         gso_rx: false,
+        gso_tx: false,
     };
 }
 
@@ -147,6 +153,10 @@ pub struct NetStats {
     pub rx_gso: u64,
     /// The largest frame received, in bytes.
     pub rx_largest_frame: u64,
+    /// GSO frames sent (each several TCP segments coalesced, `feature-gso-tcpv4`).
+    pub tx_gso: u64,
+    /// TCP segments they carried.
+    pub tx_gso_segments: u64,
     /// Events the platform reported on the device's port.
     pub notifications_received: u64,
     /// Responses (tx or rx slots) that failed validation.
@@ -184,6 +194,15 @@ pub struct Netfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     received_bytes: usize,
     offloads: Offloads,
     requests: Vec<NetifTxRequest>,
+    /// GSO send: the run of segments being coalesced (empty: none), its first segment,
+    /// how many, and whether the last carried PSH.
+    run: Vec<u8>,
+    run_segment: Option<crate::tx::Segment>,
+    run_segments: u16,
+    run_mss: u16,
+    run_psh: bool,
+    /// Extra-info slots sent whose `NETIF_RSP_NULL` answers are still due.
+    tx_extras: u32,
     tx_staged: u32,
     quarantine: Vec<GrantedPage>,
     stats: NetStats,
@@ -248,6 +267,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             csum: asked.csum,
             sg,
             gso_rx: asked.gso_rx && sg && asked.csum,
+            gso_tx: asked.gso_tx && sg && asked.csum && offered(xs, "feature-gso-tcpv4")?,
         };
         if sg {
             vif.allow_sg();
@@ -301,6 +321,12 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             received_bytes: 0,
             offloads,
             requests: Vec::with_capacity(crate::tx::MAX_TX_SLOTS),
+            run: Vec::new(),
+            run_segment: None,
+            run_segments: 0,
+            run_mss: 0,
+            run_psh: false,
+            tx_extras: 0,
             tx_staged: 0,
             quarantine: Vec::new(),
             stats: NetStats::default(),
@@ -491,14 +517,16 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         self.rx.as_ref().map_or(0, RxQueue::posted)
     }
 
-    /// Whether a frame can be staged now (reclaiming answered buffers first).
+    /// Whether a frame can be staged now (reclaiming answered buffers first): room for the
+    /// largest frame besides the run of segments being coalesced.
     pub fn can_send(&mut self) -> bool {
         if self.dead.is_some() {
             return false;
         }
-        // Room for the largest frame, whatever the next one is.
         let max_frame = self.config.max_frame();
-        let need = |tx: &TxPool| tx.slots_for(max_frame);
+        let run = self.run.len();
+        let need =
+            |tx: &TxPool| tx.slots_for(max_frame) + if run > 0 { tx.slots_for(run) } else { 0 };
         if self.tx.as_ref().is_some_and(|tx| tx.free() < need(tx)) {
             self.poll_tx();
         }
@@ -509,7 +537,10 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
     /// with the next [`Netfront::flush`]. Frames larger than the MTU are refused; a frame
     /// larger than a tx buffer (with scatter-gather) takes several slots. With checksum
     /// offload an IPv4 TCP frame leaves flagged `NETTXF_csum_blank | NETTXF_data_validated`
-    /// (smoltcp left its checksum zero; netback completes it).
+    /// (smoltcp left its checksum zero; netback completes it). With GSO send, consecutive
+    /// segments of one connection are coalesced until [`Netfront::flush`], a segment that
+    /// does not continue them, a short or PSH segment, or the most one frame may hold (18
+    /// slots), and leave as one GSO frame.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
         if let Some(e) = self.dead {
             return Err(e);
@@ -523,53 +554,144 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             self.stats.tx_refused += 1;
             return Err(NetError::TxFull);
         }
-        let Some(tx) = self.tx.as_mut() else {
-            return Err(NetError::BackendGone);
-        };
-        let flags = if self.offloads.csum && offloadable(frame) {
-            NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED
-        } else {
-            0
-        };
-        if !tx.stage(frame, flags, &mut self.requests) {
-            self.stats.tx_refused += 1;
-            return Err(NetError::TxFull);
-        }
-        // The pool is never larger than the ring, so the ring has room for every buffer.
-        for (i, request) in self.requests.iter().enumerate() {
-            if self.tx_ring.write_request(*request).is_err() {
-                // Our own books are off: what was written stays (its buffers come back with
-                // their responses); the rest is given back.
-                for rest in &self.requests[i..] {
-                    tx.unstage(rest.id);
-                }
-                self.stats.tx_refused += 1;
-                return Err(NetError::TxFull);
+        if self.offloads.gso_tx {
+            if let Some(segment) = Segment::parse(frame) {
+                return self.coalesce(frame, segment);
             }
+            self.emit_run()?;
         }
-        let slots = self.requests.len() as u32;
-        self.tx_staged += slots;
-        if slots > 1 {
-            self.stats.tx_multi_slot += 1;
-        }
-        if flags != 0 {
-            self.stats.tx_csum_offloaded += 1;
-        }
-        self.stats.tx_packets += 1;
-        self.stats.tx_bytes += frame.len() as u64;
+        self.stage_frame(frame, None)?;
         if self.tx_staged >= TX_PUSH_BATCH {
             self.flush()?;
         }
         Ok(())
     }
 
-    /// Publishes the staged tx requests, notifying the backend if the ring rules say so.
+    /// The most bytes a GSO frame may hold: 18 slots of tx buffers, and an IPv4 packet.
+    fn run_limit(&self) -> usize {
+        (crate::tx::MAX_TX_SLOTS * self.config.tx_buffer_size()).min(crate::rx::MAX_GSO_FRAME)
+    }
+
+    fn coalesce(&mut self, frame: &[u8], segment: Segment) -> Result<(), NetError> {
+        let len = segment.len(frame);
+        let psh = frame.get(segment.tcp + 13).is_some_and(|f| f & 0x08 != 0);
+        if let Some(first) = self.run_segment {
+            let fits = self.run.len() + len <= self.run_limit()
+                && len <= usize::from(self.run_mss)
+                && first.continues(&self.run, &segment, frame);
+            if fits {
+                self.run.extend_from_slice(&frame[segment.payload..]);
+                self.run_segments += 1;
+                self.run_psh = psh;
+                // A short segment or a PSH ends the run: its bytes are the last.
+                if psh || len < usize::from(self.run_mss) {
+                    self.emit_run()?;
+                }
+                return Ok(());
+            }
+            self.emit_run()?;
+        }
+        if psh {
+            return self.stage_frame(frame, None);
+        }
+        self.run.clear();
+        self.run.extend_from_slice(frame);
+        self.run_segment = Some(segment);
+        self.run_segments = 1;
+        self.run_mss = u16::try_from(len).unwrap_or(u16::MAX);
+        self.run_psh = false;
+        Ok(())
+    }
+
+    /// Stages the run of coalesced segments: as it is if it is one segment, else as one GSO
+    /// frame.
+    fn emit_run(&mut self) -> Result<(), NetError> {
+        let Some(segment) = self.run_segment.take() else {
+            return Ok(());
+        };
+        let mut run = core::mem::take(&mut self.run);
+        let segments = core::mem::take(&mut self.run_segments);
+        let result = if segments > 1 {
+            finish_run(&segment, &mut run, self.run_psh);
+            let staged = self.stage_frame(&run, Some(self.run_mss));
+            if staged.is_ok() {
+                self.stats.tx_gso += 1;
+                self.stats.tx_gso_segments += u64::from(segments);
+            }
+            staged
+        } else {
+            self.stage_frame(&run, None)
+        };
+        run.clear();
+        self.run = run;
+        result
+    }
+
+    /// Puts `frame` on the ring (several slots if it needs them; a GSO extra-info slot after
+    /// the first if `gso` gives the segment size).
+    fn stage_frame(&mut self, frame: &[u8], gso: Option<u16>) -> Result<(), NetError> {
+        let Some(tx) = self.tx.as_mut() else {
+            return Err(NetError::BackendGone);
+        };
+        let mut flags = if self.offloads.csum && offloadable(frame) {
+            NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED
+        } else {
+            0
+        };
+        if gso.is_some() {
+            flags |= NETTXF_EXTRA_INFO;
+        }
+        let extra = u32::from(gso.is_some());
+        if (self.tx_ring.free_requests() as usize) < tx.slots_for(frame.len()) + extra as usize
+            || !tx.stage(frame, flags, &mut self.requests)
+        {
+            self.stats.tx_refused += 1;
+            return Err(NetError::TxFull);
+        }
+        // Room was checked: every write succeeds.
+        for (i, request) in self.requests.iter().enumerate() {
+            let _ = self.tx_ring.write_request(*request);
+            if i == 0
+                && let Some(size) = gso
+            {
+                let info = NetifExtraInfo {
+                    type_: XEN_NETIF_EXTRA_TYPE_GSO,
+                    flags: 0,
+                    u: NetifExtraInfoU {
+                        gso: NetifExtraInfoGso {
+                            size,
+                            type_: XEN_NETIF_GSO_TYPE_TCPV4,
+                            pad: 0,
+                            features: 0,
+                        },
+                    },
+                };
+                let _ = self.tx_ring.write_request(info.to_tx_request());
+            }
+        }
+        let slots = self.requests.len() as u32;
+        self.tx_staged += slots + extra;
+        self.tx_extras += extra;
+        if slots > 1 {
+            self.stats.tx_multi_slot += 1;
+        }
+        if flags & NETTXF_CSUM_BLANK != 0 {
+            self.stats.tx_csum_offloaded += 1;
+        }
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += frame.len() as u64;
+        Ok(())
+    }
+
+    /// Publishes the staged tx requests (a run of segments first), notifying the backend if
+    /// the ring rules say so.
     pub fn flush(&mut self) -> Result<(), NetError> {
         if let Some(e) = self.dead {
             return Err(e);
         }
+        let emitted = self.emit_run();
         if self.tx_staged == 0 {
-            return Ok(());
+            return emitted;
         }
         self.stats.tx_requests += u64::from(self.tx_staged);
         self.tx_staged = 0;
@@ -577,7 +699,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             self.stats.tx_notifications += 1;
             self.platform.events.notify(self.port)?;
         }
-        Ok(())
+        emitted
     }
 
     /// The platform reported an event on the port: counts it and polls.
@@ -625,6 +747,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             match self.tx_ring.take_response() {
                 Ok(Some(response)) => {
                     let Some(tx) = self.tx.as_mut() else { return };
+                    // The answer to a GSO extra-info slot (its id means nothing).
+                    if response.status == NETIF_RSP_NULL && self.tx_extras > 0 {
+                        self.tx_extras -= 1;
+                        continue;
+                    }
                     match tx.complete(&response) {
                         Ok(TxStatus::Okay) => {}
                         Ok(TxStatus::Failed(_)) => self.stats.tx_errors += 1,

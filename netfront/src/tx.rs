@@ -182,3 +182,112 @@ impl TxPool {
         (id / self.per_page, (id % self.per_page) * self.buffer_size)
     }
 }
+
+/// A plain IPv4 TCP data segment as smoltcp emits it: where its parts lie, for coalescing
+/// consecutive segments into one GSO frame (`feature-gso-tcpv4` on tx).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Offset of the TCP header.
+    pub tcp: usize,
+    /// Offset of the payload.
+    pub payload: usize,
+    /// The sequence number.
+    pub seq: u32,
+}
+
+const ETH: usize = 14;
+/// TCP flags that end a run of segments: FIN, SYN, RST, URG.
+const TCP_CONTROL: u8 = 0x01 | 0x02 | 0x04 | 0x20;
+/// TCP's PSH flag (only the run's last segment may carry it).
+const TCP_PSH: u8 = 0x08;
+
+fn be16(frame: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]))
+}
+
+fn be32(frame: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(frame.get(at..at + 4)?.try_into().ok()?))
+}
+
+impl Segment {
+    /// Parses an Ethernet/IPv4/TCP frame that carries data and only ACK (and perhaps PSH)
+    /// flags, not a fragment, with the IPv4 length matching the frame.
+    pub fn parse(frame: &[u8]) -> Option<Self> {
+        if be16(frame, 12)? != 0x0800 {
+            return None;
+        }
+        let vihl = *frame.get(ETH)?;
+        let ihl = usize::from(vihl & 0x0f) * 4;
+        let total = usize::from(be16(frame, ETH + 2)?);
+        if vihl >> 4 != 4
+            || ihl < 20
+            || ETH + total != frame.len()
+            || be16(frame, ETH + 6)? & 0x3fff != 0
+            || *frame.get(ETH + 9)? != 6
+        {
+            return None;
+        }
+        let tcp = ETH + ihl;
+        let offset = usize::from(*frame.get(tcp + 12)? >> 4) * 4;
+        let flags = *frame.get(tcp + 13)?;
+        let payload = tcp + offset;
+        if offset < 20 || payload >= frame.len() || flags & TCP_CONTROL != 0 || flags & 0x10 == 0 {
+            return None;
+        }
+        Some(Self {
+            tcp,
+            payload,
+            seq: be32(frame, tcp + 4)?,
+        })
+    }
+
+    /// Payload bytes of `frame` (the frame this segment was parsed from).
+    pub fn len(&self, frame: &[u8]) -> usize {
+        frame.len() - self.payload
+    }
+
+    /// Whether `next` (parsed as `n`) continues the run in `run` (which starts with this
+    /// segment's headers): the same Ethernet, IPv4 and TCP headers but for the IPv4 length,
+    /// id and checksum, the TCP sequence number, checksum and options' contents (timestamps),
+    /// and the PSH flag; its sequence number follows the run's bytes; the run's last segment
+    /// carried no PSH.
+    pub fn continues(&self, run: &[u8], n: &Self, next: &[u8]) -> bool {
+        let same = |a: core::ops::Range<usize>| run.get(a.clone()) == next.get(a);
+        let ip = ETH;
+        let run_bytes = (run.len() - self.payload) as u32;
+        self.tcp == n.tcp
+            && self.payload == n.payload
+            && same(0..ETH)
+            && same(ip..ip + 2)
+            && same(ip + 6..ip + 10)
+            && same(ip + 12..self.tcp)
+            && same(self.tcp..self.tcp + 4)
+            && same(self.tcp + 8..self.tcp + 13)
+            && same(self.tcp + 14..self.tcp + 16)
+            && run.get(self.tcp + 13).is_some_and(|f| f & TCP_PSH == 0)
+            && run.get(self.tcp + 13).map(|f| f & !TCP_PSH)
+                == next.get(self.tcp + 13).map(|f| f & !TCP_PSH)
+            && self.seq.wrapping_add(run_bytes) == n.seq
+    }
+}
+
+/// Makes `run` (this segment's headers and the payloads of the segments coalesced into it)
+/// one IPv4 packet: its total length and header checksum set, the TCP checksum left zero
+/// for netback (`NETTXF_csum_blank`), the PSH flag of the last segment if `psh`.
+pub fn finish_run(segment: &Segment, run: &mut [u8], psh: bool) {
+    let total = (run.len() - ETH) as u16;
+    run[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
+    run[ETH + 10..ETH + 12].copy_from_slice(&[0, 0]);
+    let mut sum = 0u32;
+    for pair in run[ETH..segment.tcp].chunks_exact(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    run[ETH + 10..ETH + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    if psh {
+        run[segment.tcp + 13] |= TCP_PSH;
+    }
+    run[segment.tcp + 16..segment.tcp + 18].copy_from_slice(&[0, 0]);
+}

@@ -69,7 +69,8 @@ pub struct Net {
 }
 
 /// The vif's configuration: every offload, less those the command line switches off
-/// (`net-csum=off`, `net-sg=off`, `net-gso-rx=off`; `net-offloads=off` for all of them).
+/// (`net-csum=off`, `net-sg=off`, `net-gso-rx=off`, `net-gso-tx=off`; `net-offloads=off` for
+/// all of them).
 pub fn net_config(cmdline: &str) -> Config {
     let off = |key: &str| {
         crate::cmdline::option(cmdline, key) == Some("off")
@@ -80,6 +81,7 @@ pub fn net_config(cmdline: &str) -> Config {
             csum: !off("net-csum"),
             sg: !off("net-sg"),
             gso_rx: !off("net-gso-rx"),
+            gso_tx: !off("net-gso-tx"),
         },
         ..Config::default()
     }
@@ -757,6 +759,8 @@ impl Backend for Storage<'_> {
                 ("tx_multi_slot", d.tx_multi_slot),
                 ("rx_multi_slot", d.rx_multi_slot),
                 ("rx_gso", d.rx_gso),
+                ("tx_gso", d.tx_gso),
+                ("tx_gso_segments", d.tx_gso_segments),
                 ("rx_largest_frame", d.rx_largest_frame),
             ],
             storage,

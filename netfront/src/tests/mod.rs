@@ -56,6 +56,7 @@ fn toolstack(s: &mut Store, mtu: Option<&str>, rx_copy: bool) {
         back.push(("feature-rx-copy", "1"));
     }
     back.push(("feature-sg", "1"));
+    back.push(("feature-gso-tcpv4", "1"));
     s.add_device(FRONT, BACK, &front, &back);
 }
 

@@ -61,8 +61,12 @@ pub struct FakeNetback {
     pub tx_multi_slot: u64,
     /// Frames that came flagged `NETTXF_csum_blank` (completed here, as netback does).
     pub tx_csum_blank: u64,
-    /// The chain being assembled: its bytes, its first slot's size and flags, its slots.
-    chain: Option<(Vec<u8>, usize, u16, u32)>,
+    /// GSO frames that came (their segment sizes).
+    pub tx_gso: Vec<u16>,
+    /// The slots of the chain being assembled.
+    chain_slots: Vec<NetifTxRequest>,
+    /// The next tx slot is an extra-info slot.
+    tx_extra_next: bool,
     /// Notifications this backend sent the front end.
     pub notifications: u64,
     last_tx_id: u16,
@@ -95,7 +99,9 @@ impl FakeNetback {
             tx_violations: 0,
             tx_multi_slot: 0,
             tx_csum_blank: 0,
-            chain: None,
+            tx_gso: Vec::new(),
+            chain_slots: Vec::new(),
+            tx_extra_next: false,
             notifications: 0,
             last_tx_id: 0,
             last_rx_id: 0,
@@ -130,32 +136,57 @@ impl FakeNetback {
                 },
                 Err(e) => panic!("fake netback: tx ring: {e}"),
             };
+            if self.tx_extra_next {
+                // Answered NETIF_RSP_NULL, its id whatever the slot held (as Linux does).
+                self.tx_extra_next = false;
+                let extra = NetifExtraInfo::from_tx_request(&request);
+                assert_eq!(extra.type_, abi::io::netif::XEN_NETIF_EXTRA_TYPE_GSO);
+                self.tx_gso.push(extra.u.gso().size);
+                self.tx
+                    .write_response(NetifTxResponse {
+                        id: 0xffff,
+                        status: abi::io::netif::NETIF_RSP_NULL,
+                    })
+                    .unwrap();
+                continue;
+            }
+            if self.chain_slots.is_empty() && request.flags & abi::io::netif::NETTXF_EXTRA_INFO != 0
+            {
+                self.tx_extra_next = true;
+            }
+            self.chain_slots.push(request);
+            if request.flags & NETTXF_MORE_DATA != 0 {
+                continue;
+            }
+            // The whole chain is here: the first slot's own bytes are its size less the
+            // others' (netif.h).
+            let slots = core::mem::take(&mut self.chain_slots);
+            let total = usize::from(slots[0].size);
+            let rest: usize = slots[1..].iter().map(|r| usize::from(r.size)).sum();
             let mut status = NETIF_RSP_OKAY;
-            let first = self.chain.is_none();
-            let (mut data, total, flags, slots) = self.chain.take().unwrap_or((
-                Vec::new(),
-                usize::from(request.size),
-                request.flags,
-                0,
-            ));
-            let more = request.flags & NETTXF_MORE_DATA != 0;
-            // A first slot says the frame's size; its own bytes are what the others leave.
-            let own = if first && more {
-                usize::from(request.size).min(4096 - usize::from(request.offset))
-            } else {
-                usize::from(request.size)
-            };
-            if usize::from(request.offset) + own > 4096 {
+            let mut frame = Vec::new();
+            if rest > total {
                 self.tx_violations += 1;
                 status = abi::io::netif::NETIF_RSP_ERROR;
-            } else {
-                match grants.map(&self.memory, request.gref, DomId::ZERO, false) {
+            }
+            for (i, r) in slots.iter().enumerate() {
+                let own = if i == 0 {
+                    total.saturating_sub(rest)
+                } else {
+                    usize::from(r.size)
+                };
+                if usize::from(r.offset) + own > 4096 {
+                    self.tx_violations += 1;
+                    status = abi::io::netif::NETIF_RSP_ERROR;
+                    continue;
+                }
+                match grants.map(&self.memory, r.gref, DomId::ZERO, false) {
                     Ok(page) => {
-                        let start = data.len();
-                        data.resize(start + own, 0);
-                        page.read(usize::from(request.offset), &mut data[start..])
+                        let start = frame.len();
+                        frame.resize(start + own, 0);
+                        page.read(usize::from(r.offset), &mut frame[start..])
                             .unwrap();
-                        grants.unmap(request.gref);
+                        grants.unmap(r.gref);
                     }
                     Err(_) => {
                         self.tx_violations += 1;
@@ -163,42 +194,34 @@ impl FakeNetback {
                     }
                 }
             }
-            if more {
-                self.chain = Some((data, total, flags, slots + 1));
-            } else {
-                let mut frame = data;
-                if frame.len() != total && slots > 0 {
-                    self.tx_violations += 1;
-                } else {
-                    if slots > 0 {
-                        self.tx_multi_slot += 1;
-                    }
-                    if flags & NETTXF_CSUM_BLANK != 0 {
-                        self.tx_csum_blank += 1;
-                        crate::checksum::complete_checksum(&mut frame).unwrap();
-                    }
-                    self.from_guest.push_back(frame);
+            if status == NETIF_RSP_OKAY {
+                if slots.len() > 1 {
+                    self.tx_multi_slot += 1;
                 }
-            }
-            let mut response = NetifTxResponse {
-                id: request.id,
-                status,
-            };
-            match self.tx_faults.pop_front() {
-                None => {}
-                Some(Fault::IdOffset(d)) => response.id = response.id.wrapping_add(d),
-                Some(Fault::Duplicate) => response.id = self.last_tx_id,
-                Some(Fault::Status(s)) => response.status = s,
-                Some(Fault::Overrun(n)) => {
-                    self.tx.write_response(response).unwrap();
-                    let prod = self.tx.rsp_prod_pvt().wrapping_add(n);
-                    self.tx_page.write(RSP_PROD, &prod.to_le_bytes()).unwrap();
-                    return true;
+                if slots[0].flags & NETTXF_CSUM_BLANK != 0 {
+                    self.tx_csum_blank += 1;
+                    crate::checksum::complete_checksum(&mut frame).unwrap();
                 }
-                Some(f) => panic!("fake netback: {f:?} is an rx fault"),
+                self.from_guest.push_back(frame);
             }
-            self.last_tx_id = request.id;
-            self.tx.write_response(response).unwrap();
+            for r in &slots {
+                let mut response = NetifTxResponse { id: r.id, status };
+                match self.tx_faults.pop_front() {
+                    None => {}
+                    Some(Fault::IdOffset(d)) => response.id = response.id.wrapping_add(d),
+                    Some(Fault::Duplicate) => response.id = self.last_tx_id,
+                    Some(Fault::Status(s)) => response.status = s,
+                    Some(Fault::Overrun(n)) => {
+                        self.tx.write_response(response).unwrap();
+                        let prod = self.tx.rsp_prod_pvt().wrapping_add(n);
+                        self.tx_page.write(RSP_PROD, &prod.to_le_bytes()).unwrap();
+                        return true;
+                    }
+                    Some(f) => panic!("fake netback: {f:?} is an rx fault"),
+                }
+                self.last_tx_id = r.id;
+                self.tx.write_response(response).unwrap();
+            }
             answered = true;
         }
         answered && self.tx.push_responses_and_check_notify()

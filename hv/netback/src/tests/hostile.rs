@@ -652,7 +652,11 @@ fn netfronts_offloads_through_netback_csum_blank_completed_and_multi_slot_frames
     // A frame over a page (netback's `feature-sg`) reaches the front end in several slots.
     let big = frame(3, 6000);
     assert_eq!(rig.deliver(&guest, std::slice::from_ref(&big)), [Ok(())]);
-    assert_eq!(front.receive(), None, "over the vif's MTU of 1500: netfront drops it");
+    assert_eq!(
+        front.receive(),
+        None,
+        "over the vif's MTU of 1500: netfront drops it"
+    );
     assert_eq!(front.stats().rx_multi_slot, 0);
     rig.dev(&guest, |d| assert_eq!(d.stats().rx_slots, 2));
 }
