@@ -71,6 +71,21 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
             s.rx_requests_per_notification(),
             s.bad_responses
         ));
+        say(format_args!(
+            "NET offloads {:?} tx-csum-offloaded {} rx-csum-trusted {} rx-csum-verified {} rx-csum-bad {} tx-multi-slot {} rx-multi-slot {} tx-gso {} tx-gso-segments {} rx-gso {} rx-largest-frame {} rx-dropped {}",
+            n.nic.offloads(),
+            s.tx_csum_offloaded,
+            s.rx_csum_trusted,
+            s.rx_csum_verified,
+            s.rx_csum_bad,
+            s.tx_multi_slot,
+            s.rx_multi_slot,
+            s.tx_gso,
+            s.tx_gso_segments,
+            s.rx_gso,
+            s.rx_largest_frame,
+            s.rx_dropped
+        ));
     }
 }
 
