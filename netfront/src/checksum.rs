@@ -3,8 +3,10 @@
 //! With checksum offload ([`crate::device::Offloads::csum`]) smoltcp neither computes nor
 //! checks TCP checksums (its setting holds for the whole device); this module decides per
 //! frame instead. On tx, [`offloadable`] picks the IPv4 TCP frames that leave flagged
-//! `NETTXF_csum_blank | NETTXF_data_validated` (netback completes them, as Linux's netfront
-//! asks of it). On rx, a frame flagged `NETRXF_data_validated` or `NETRXF_csum_blank` was
+//! `NETTXF_csum_blank | NETTXF_data_validated` with the pseudo-header's sum in their checksum
+//! field ([`fill_pseudo_header`]), as Linux's netfront leaves a `CHECKSUM_PARTIAL` segment:
+//! Linux's netback does not recompute it (`checksum_setup` asks no recalculation), and whoever
+//! completes the checksum (dom0's stack or a NIC) sums from the TCP header on. On rx, a frame flagged `NETRXF_data_validated` or `NETRXF_csum_blank` was
 //! checked or made by dom0 and is trusted, as Linux's netfront trusts it; any other TCP frame
 //! has its checksum checked here ([`verify_tcp`]), and a wrong one is dropped.
 //!
@@ -97,4 +99,33 @@ pub fn verify_tcp(frame: &[u8]) -> Result<bool, ChecksumError> {
         &IpAddress::Ipv4(ip.src_addr()),
         &IpAddress::Ipv4(ip.dst_addr()),
     ))
+}
+
+/// Writes the IPv4 pseudo-header's one's-complement sum (addresses, protocol, TCP length;
+/// not inverted) into the TCP checksum field of an [`offloadable`] frame: what the peer that
+/// completes a `NETTXF_csum_blank` frame adds the segment's sum to. `false` (nothing
+/// written) if the frame is not offloadable.
+pub fn fill_pseudo_header(frame: &mut [u8]) -> bool {
+    if !offloadable(frame) {
+        return false;
+    }
+    let ihl = usize::from(frame[ETHERNET] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([
+        frame[ETHERNET + 2],
+        frame[ETHERNET + 3],
+    ]));
+    let Some(tcp_len) = total.checked_sub(ihl) else {
+        return false;
+    };
+    let mut sum = 6u32 + u32::from(u16::try_from(tcp_len).unwrap_or(u16::MAX));
+    for pair in frame[ETHERNET + 12..ETHERNET + 20].chunks_exact(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let at = ETHERNET + ihl + 16;
+    let folded = u16::try_from(sum).unwrap_or(0xffff);
+    frame[at..at + 2].copy_from_slice(&folded.to_be_bytes());
+    true
 }

@@ -27,7 +27,7 @@
     reason = "ring sizes are at most 256 slots (one page), so they fit u16"
 )]
 
-use crate::checksum::{complete_checksum, is_tcp, offloadable, verify_tcp};
+use crate::checksum::{complete_checksum, fill_pseudo_header, is_tcp, offloadable, verify_tcp};
 use crate::config::VifConfig;
 use crate::error::NetError;
 use crate::rx::{RxDrop, RxQueue};
@@ -203,6 +203,8 @@ pub struct Netfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     run_psh: bool,
     /// Extra-info slots sent whose `NETIF_RSP_NULL` answers are still due.
     tx_extras: u32,
+    /// An offloaded frame's copy, its checksum field holding the pseudo-header's sum.
+    patched: Vec<u8>,
     tx_staged: u32,
     quarantine: Vec<GrantedPage>,
     stats: NetStats,
@@ -327,6 +329,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             run_mss: 0,
             run_psh: false,
             tx_extras: 0,
+            patched: Vec::new(),
             tx_staged: 0,
             quarantine: Vec::new(),
             stats: NetStats::default(),
@@ -633,7 +636,16 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         let Some(tx) = self.tx.as_mut() else {
             return Err(NetError::BackendGone);
         };
-        let mut flags = if self.offloads.csum && offloadable(frame) {
+        // An offloaded frame leaves with the pseudo-header's sum in its checksum field (a
+        // copy: smoltcp's frame is borrowed).
+        let mut patched = core::mem::take(&mut self.patched);
+        let offload = self.offloads.csum && {
+            patched.clear();
+            patched.extend_from_slice(frame);
+            fill_pseudo_header(&mut patched)
+        };
+        let frame: &[u8] = if offload { &patched } else { frame };
+        let mut flags = if offload {
             NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED
         } else {
             0
@@ -642,9 +654,12 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             flags |= NETTXF_EXTRA_INFO;
         }
         let extra = u32::from(gso.is_some());
-        if (self.tx_ring.free_requests() as usize) < tx.slots_for(frame.len()) + extra as usize
-            || !tx.stage(frame, flags, &mut self.requests)
-        {
+        let room =
+            (self.tx_ring.free_requests() as usize) >= tx.slots_for(frame.len()) + extra as usize;
+        let staged = room && tx.stage(frame, flags, &mut self.requests);
+        let len = frame.len();
+        self.patched = patched;
+        if !staged {
             self.stats.tx_refused += 1;
             return Err(NetError::TxFull);
         }
@@ -679,7 +694,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             self.stats.tx_csum_offloaded += 1;
         }
         self.stats.tx_packets += 1;
-        self.stats.tx_bytes += frame.len() as u64;
+        self.stats.tx_bytes += len as u64;
         Ok(())
     }
 

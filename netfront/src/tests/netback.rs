@@ -200,7 +200,7 @@ impl FakeNetback {
                 }
                 if slots[0].flags & NETTXF_CSUM_BLANK != 0 {
                     self.tx_csum_blank += 1;
-                    crate::checksum::complete_checksum(&mut frame).unwrap();
+                    linux_complete(&mut frame);
                 }
                 self.from_guest.push_back(frame);
             }
@@ -319,4 +319,26 @@ impl FakeNetback {
     pub fn rx_available(&self) -> u32 {
         self.rx.unconsumed_requests().unwrap_or(0)
     }
+}
+
+/// Completes a `csum_blank` IPv4 TCP frame as Linux does (`checksum_setup` without
+/// recalculation, then `skb_checksum_help`): the one's-complement sum from the TCP header to
+/// the packet's end, the checksum field as the front end left it included, inverted into the
+/// field. Right only if the front end left the pseudo-header's sum there.
+fn linux_complete(frame: &mut [u8]) {
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let end = 14 + usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+    let tcp = 14 + ihl;
+    assert_eq!(
+        frame[23], 6,
+        "fake netback: csum_blank on a frame that is not TCP"
+    );
+    let mut sum = 0u32;
+    for pair in frame[tcp..end].chunks(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    frame[tcp + 16..tcp + 18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
 }
