@@ -2,10 +2,11 @@
 //! makes of it: the MTU in use and the frame and buffer sizes that follow.
 //!
 //! The `mtu` key is read, never assumed; netif.h makes 1500 the value when the key is absent.
-//! Without `feature-sg` (not negotiated here) Linux's netback caps the vif at 1500
-//! (`xenvif_change_mtu`) and Linux's netfront does the same (`xennet_change_mtu`), so the MTU in
-//! use is the smaller of the key and 1500: every frame then fits one tx slot inside one page,
-//! and nothing larger is ever put on the ring.
+//! Without `feature-sg` Linux's netback caps the vif at 1500 (`xenvif_change_mtu`) and Linux's
+//! netfront does the same (`xennet_change_mtu`), so the MTU in use is the smaller of the key
+//! and 1500: every frame then fits one tx slot inside one page. With `feature-sg` on both
+//! sides ([`VifConfig::allow_sg`]) the key is honoured up to netif.h's
+//! `XEN_NETIF_MAX_TX_SIZE` (a frame then takes several slots, at most netback's 18).
 
 use crate::error::NetError;
 use core::fmt;
@@ -81,13 +82,21 @@ impl VifConfig {
         Ok(Self { mac, mtu_key, mtu })
     }
 
+    /// Both sides offer `feature-sg`: the `mtu` key (or 1500) is the MTU, up to
+    /// `XEN_NETIF_MAX_TX_SIZE` less the Ethernet header, as Linux's netfront allows.
+    pub fn allow_sg(&mut self) {
+        let most = abi::io::netif::XEN_NETIF_MAX_TX_SIZE - 14;
+        self.mtu = self.mtu_key.unwrap_or(DEFAULT_MTU).min(most);
+    }
+
     /// The largest Ethernet frame (header included) sent or accepted.
     pub fn max_frame(&self) -> usize {
         usize::from(self.mtu) + ETHERNET_HEADER
     }
 
     /// Bytes of one tx buffer: the page split into equal power-of-two parts as small as still
-    /// hold a frame, so a frame never crosses a page.
+    /// hold a frame, so a frame never crosses a page (a whole page when the frame is larger:
+    /// it then takes several buffers, one slot each).
     pub fn tx_buffer_size(&self) -> usize {
         let mut size = PAGE;
         while size / 2 >= self.max_frame() {
@@ -137,6 +146,15 @@ mod tests {
         assert_eq!((c.mtu_key, c.mtu), (None, 1500));
         let c = VifConfig::parse(mac, Some("576")).unwrap();
         assert_eq!((c.mtu, c.tx_buffer_size()), (576, 1024));
+        let mut c = VifConfig::parse(mac, Some("9000")).unwrap();
+        c.allow_sg();
+        assert_eq!(
+            (c.mtu, c.max_frame(), c.tx_buffer_size()),
+            (9000, 9014, 4096)
+        );
+        let mut c = VifConfig::parse(mac, Some("65535")).unwrap();
+        c.allow_sg();
+        assert_eq!(c.max_frame(), 65535);
         for bad in ["", "67", "-1", "70000", "15x0"] {
             assert_eq!(
                 VifConfig::parse(mac, Some(bad)),

@@ -5,9 +5,16 @@
 //! the backend offers `feature-rx-copy`, grants the two ring pages, the tx buffer pool and the
 //! rx buffers (each page once, for the device's life), fills the rx ring, publishes
 //! `tx-ring-ref`, `rx-ring-ref`, `event-channel`, `request-rx-copy` = 1,
-//! `feature-rx-notify` = 1 and `feature-no-csum-offload` = 1 in one transaction, switches to
-//! Connected (netback connects on that, not on Initialised) and waits for the backend's
-//! Connected.
+//! `feature-rx-notify` = 1, `feature-no-csum-offload`, `feature-sg` and `feature-gso-tcpv4`
+//! (the [`Offloads`] in use) in one transaction, switches to Connected (netback connects on
+//! that, not on Initialised) and waits for the backend's Connected.
+//!
+//! Offloads, each on unless [`Config::offloads`] turns it off: checksum offload (tx TCP
+//! frames leave `NETTXF_csum_blank | NETTXF_data_validated`; rx frames flagged
+//! `NETRXF_data_validated` or `NETRXF_csum_blank` are trusted, others checked here:
+//! [`crate::checksum`]); scatter-gather when the backend offers `feature-sg` (a frame in
+//! several slots both ways, the MTU key honoured); GSO receive (`feature-gso-tcpv4`, needs
+//! both: TCP segments up to 64 KiB arrive in one multi-slot frame).
 //!
 //! Sending ([`Netfront::send`]) stages requests; [`Netfront::flush`] publishes them with one
 //! notification if the ring rules ask for one, so a burst costs one event. [`Netfront::poll`]
@@ -20,12 +27,16 @@
     reason = "ring sizes are at most 256 slots (one page), so they fit u16"
 )]
 
-use crate::checksum::complete_checksum;
+use crate::checksum::{complete_checksum, fill_pseudo_header, is_tcp, offloadable, verify_tcp};
 use crate::config::VifConfig;
 use crate::error::NetError;
 use crate::rx::{RxDrop, RxQueue};
-use crate::tx::{TxPool, TxStatus};
-use abi::io::netif::{NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse};
+use crate::tx::{Segment, TxPool, TxStatus, finish_run};
+use abi::io::netif::{
+    NETIF_RSP_NULL, NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, NETTXF_EXTRA_INFO, NetifExtraInfo,
+    NetifExtraInfoGso, NetifExtraInfoU, NetifRxRequest, NetifRxResponse, NetifTxRequest,
+    NetifTxResponse, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV4,
+};
 use abi::io::xenbus::XenbusState;
 use abi::ring::{FrontRing, RingError};
 use alloc::collections::VecDeque;
@@ -42,21 +53,58 @@ const TRANSACTION_ATTEMPTS: u32 = 8;
 /// [`Netfront::flush`] still makes progress).
 const TX_PUSH_BATCH: u32 = 64;
 
-/// How many buffers the device keeps (each a granted page or part of one).
+/// The offloads: what the device asks for (each on by default; a command-line switch turns
+/// one off), and, from [`Netfront::offloads`], what it uses once connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offloads {
+    /// Checksum offload both ways (`feature-no-csum-offload` = 0, `NETTXF_csum_blank`).
+    pub csum: bool,
+    /// Scatter-gather (`feature-sg`, used only if the backend offers it too).
+    pub sg: bool,
+    /// GSO receive (`feature-gso-tcpv4`, used only with `sg` and `csum`).
+    pub gso_rx: bool,
+    /// GSO send: consecutive TCP segments staged in one poll leave as one GSO frame (used
+    /// only with `sg` and `csum`, and if the backend offers `feature-gso-tcpv4`).
+    pub gso_tx: bool,
+}
+
+impl Offloads {
+    /// Every offload on.
+    pub const ALL: Self = Self {
+        csum: true,
+        sg: true,
+        gso_rx: true,
+        gso_tx: true,
+    };
+    /// Every offload off (the device as it was before them).
+    pub const NONE: Self = Self {
+        csum: false,
+        sg: false,
+        gso_rx: false,
+        gso_tx: false,
+    };
+}
+
+/// How many buffers the device keeps (each a granted page or part of one), and the offloads
+/// it asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Tx buffers (at most the ring's 256 slots); two share a page at MTU 1500.
     pub tx_buffers: u16,
     /// Rx buffers, one page each (at most 256).
     pub rx_buffers: u16,
+    /// The offloads asked for.
+    pub offloads: Offloads,
 }
 
 impl Default for Config {
-    /// 128 of each: 64 tx pages and 128 rx pages (768 KiB), half of each ring.
+    /// 128 of each: 64 tx pages and 128 rx pages (768 KiB), half of each ring; every
+    /// offload.
     fn default() -> Self {
         Self {
             tx_buffers: 128,
             rx_buffers: 128,
+            offloads: Offloads::ALL,
         }
     }
 }
@@ -89,6 +137,26 @@ pub struct NetStats {
     pub rx_dropped: u64,
     /// Frames flagged `csum_blank` whose checksum was completed here.
     pub rx_csum_completed: u64,
+    /// Frames sent `NETTXF_csum_blank` (checksum offload: netback completes them).
+    pub tx_csum_offloaded: u64,
+    /// Frames received flagged `data_validated` or `csum_blank`, trusted unchecked (offload).
+    pub rx_csum_trusted: u64,
+    /// TCP frames received unflagged whose checksum was checked here (offload).
+    pub rx_csum_verified: u64,
+    /// Of those, dropped for a wrong checksum (also in `rx_dropped`).
+    pub rx_csum_bad: u64,
+    /// Frames sent in more than one slot (scatter-gather).
+    pub tx_multi_slot: u64,
+    /// Frames received in more than one data slot (scatter-gather).
+    pub rx_multi_slot: u64,
+    /// Frames received with a GSO extra (GSO receive).
+    pub rx_gso: u64,
+    /// The largest frame received, in bytes.
+    pub rx_largest_frame: u64,
+    /// GSO frames sent (each several TCP segments coalesced, `feature-gso-tcpv4`).
+    pub tx_gso: u64,
+    /// TCP segments they carried.
+    pub tx_gso_segments: u64,
     /// Events the platform reported on the device's port.
     pub notifications_received: u64,
     /// Responses (tx or rx slots) that failed validation.
@@ -123,6 +191,20 @@ pub struct Netfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     tx: Option<TxPool>,
     rx: Option<RxQueue>,
     received: VecDeque<Vec<u8>>,
+    received_bytes: usize,
+    offloads: Offloads,
+    requests: Vec<NetifTxRequest>,
+    /// GSO send: the run of segments being coalesced (empty: none), its first segment,
+    /// how many, and whether the last carried PSH.
+    run: Vec<u8>,
+    run_segment: Option<crate::tx::Segment>,
+    run_segments: u16,
+    run_mss: u16,
+    run_psh: bool,
+    /// Extra-info slots sent whose `NETIF_RSP_NULL` answers are still due.
+    tx_extras: u32,
+    /// An offloaded frame's copy, its checksum field holding the pseudo-header's sum.
+    patched: Vec<u8>,
     tx_staged: u32,
     quarantine: Vec<GrantedPage>,
     stats: NetStats,
@@ -173,14 +255,24 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         )?;
         let mac = xs.read_optional(TxId::NONE, &frontend.node("mac"), deadline)?;
         let mtu = xs.read_optional(TxId::NONE, &frontend.node("mtu"), deadline)?;
-        let vif = VifConfig::parse(mac.as_deref(), mtu.as_deref())?;
-        let rx_copy = xs.read_optional(
-            TxId::NONE,
-            &frontend.backend_node("feature-rx-copy"),
-            deadline,
-        )?;
-        if rx_copy.as_deref().map(str::trim) != Some("1") {
+        let mut vif = VifConfig::parse(mac.as_deref(), mtu.as_deref())?;
+        let offered = |xs: &mut XsClient<T>, key: &str| {
+            xs.read_optional(TxId::NONE, &frontend.backend_node(key), deadline)
+                .map(|v| v.as_deref().map(str::trim) == Some("1"))
+        };
+        if !offered(xs, "feature-rx-copy")? {
             return Err(NetError::NoRxCopy);
+        }
+        let asked = config.offloads;
+        let sg = asked.sg && offered(xs, "feature-sg")?;
+        let offloads = Offloads {
+            csum: asked.csum,
+            sg,
+            gso_rx: asked.gso_rx && sg && asked.csum,
+            gso_tx: asked.gso_tx && sg && asked.csum && offered(xs, "feature-gso-tcpv4")?,
+        };
+        if sg {
+            vif.allow_sg();
         }
 
         let mut parts = Parts {
@@ -219,10 +311,25 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             rx_ring,
             ring_pages,
             tx: Some(TxPool::new(tx_pages, buffer_size, config.tx_buffers)),
-            rx: Some(RxQueue::new(rx_pages, rx_size, vif.max_frame())),
+            rx: Some(RxQueue::new(
+                rx_pages,
+                rx_size,
+                vif.max_frame(),
+                offloads.gso_rx.then_some(vif.mtu),
+            )),
             // Sized once for a full rx ring (what one poll can take), so that the queue never
             // grows under load and the heap in use stays flat.
             received: VecDeque::with_capacity(usize::try_from(rx_size).unwrap_or(256)),
+            received_bytes: 0,
+            offloads,
+            requests: Vec::with_capacity(crate::tx::MAX_TX_SLOTS),
+            run: Vec::new(),
+            run_segment: None,
+            run_segments: 0,
+            run_mss: 0,
+            run_psh: false,
+            tx_extras: 0,
+            patched: Vec::new(),
             tx_staged: 0,
             quarantine: Vec::new(),
             stats: NetStats::default(),
@@ -328,6 +435,8 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         let rx_ref = self.ring_pages[1].gref().get();
         let port = self.port.get();
         let frontend = &self.frontend;
+        let flag = |on: bool| if on { "1" } else { "0" };
+        let offloads = self.offloads;
         xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
             let keys = [
                 ("tx-ring-ref", format!("{tx_ref}")),
@@ -335,7 +444,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
                 ("event-channel", format!("{port}")),
                 ("request-rx-copy", "1".into()),
                 ("feature-rx-notify", "1".into()),
-                ("feature-no-csum-offload", "1".into()),
+                ("feature-no-csum-offload", flag(!offloads.csum).into()),
+                ("feature-sg", flag(offloads.sg).into()),
+                ("feature-gso-tcpv4", flag(offloads.gso_rx).into()),
             ];
             for (key, value) in keys {
                 xs.write(tx, &frontend.node(key), &value, deadline)?;
@@ -350,6 +461,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         self.platform.events.notify(self.port)?;
         self.stats.rx_notifications += 1;
         Ok(())
+    }
+
+    /// The offloads in use (asked for, and offered where the backend must offer them).
+    pub fn offloads(&self) -> Offloads {
+        self.offloads
     }
 
     /// The vif's MAC and MTU.
@@ -404,20 +520,30 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         self.rx.as_ref().map_or(0, RxQueue::posted)
     }
 
-    /// Whether a frame can be staged now (reclaiming answered buffers first).
+    /// Whether a frame can be staged now (reclaiming answered buffers first): room for the
+    /// largest frame besides the run of segments being coalesced.
     pub fn can_send(&mut self) -> bool {
         if self.dead.is_some() {
             return false;
         }
-        if self.tx.as_ref().is_some_and(|tx| tx.free() == 0) {
+        let max_frame = self.config.max_frame();
+        let run = self.run.len();
+        let need =
+            |tx: &TxPool| tx.slots_for(max_frame) + if run > 0 { tx.slots_for(run) } else { 0 };
+        if self.tx.as_ref().is_some_and(|tx| tx.free() < need(tx)) {
             self.poll_tx();
         }
-        self.tx.as_ref().is_some_and(|tx| tx.free() > 0)
+        self.tx.as_ref().is_some_and(|tx| tx.free() >= need(tx))
     }
 
     /// Stages `frame` (an Ethernet frame of 14 to MTU + 14 bytes) for sending; it leaves
-    /// with the next [`Netfront::flush`]. Frames larger than the MTU are refused: one frame is
-    /// always one slot in one page.
+    /// with the next [`Netfront::flush`]. Frames larger than the MTU are refused; a frame
+    /// larger than a tx buffer (with scatter-gather) takes several slots. With checksum
+    /// offload an IPv4 TCP frame leaves flagged `NETTXF_csum_blank | NETTXF_data_validated`
+    /// (smoltcp left its checksum zero; netback completes it). With GSO send, consecutive
+    /// segments of one connection are coalesced until [`Netfront::flush`], a segment that
+    /// does not continue them, a short or PSH segment, or the most one frame may hold (18
+    /// slots), and leave as one GSO frame.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
         if let Some(e) = self.dead {
             return Err(e);
@@ -431,35 +557,156 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             self.stats.tx_refused += 1;
             return Err(NetError::TxFull);
         }
-        let Some(tx) = self.tx.as_mut() else {
-            return Err(NetError::BackendGone);
-        };
-        let Some(request) = tx.stage(frame) else {
-            self.stats.tx_refused += 1;
-            return Err(NetError::TxFull);
-        };
-        if self.tx_ring.write_request(request).is_err() {
-            // The pool is never larger than the ring, so this means our own books are off.
-            tx.unstage(request.id);
-            self.stats.tx_refused += 1;
-            return Err(NetError::TxFull);
+        if self.offloads.gso_tx {
+            if let Some(segment) = Segment::parse(frame) {
+                return self.coalesce(frame, segment);
+            }
+            self.emit_run()?;
         }
-        self.tx_staged += 1;
-        self.stats.tx_packets += 1;
-        self.stats.tx_bytes += frame.len() as u64;
+        self.stage_frame(frame, None)?;
         if self.tx_staged >= TX_PUSH_BATCH {
             self.flush()?;
         }
         Ok(())
     }
 
-    /// Publishes the staged tx requests, notifying the backend if the ring rules say so.
+    /// The most bytes a GSO frame may hold: 18 slots of tx buffers, and an IPv4 packet.
+    fn run_limit(&self) -> usize {
+        (crate::tx::MAX_TX_SLOTS * self.config.tx_buffer_size()).min(crate::rx::MAX_GSO_FRAME)
+    }
+
+    fn coalesce(&mut self, frame: &[u8], segment: Segment) -> Result<(), NetError> {
+        let len = segment.len(frame);
+        let psh = frame.get(segment.tcp + 13).is_some_and(|f| f & 0x08 != 0);
+        if let Some(first) = self.run_segment {
+            let fits = self.run.len() + len <= self.run_limit()
+                && len <= usize::from(self.run_mss)
+                && first.continues(&self.run, &segment, frame);
+            if fits {
+                self.run.extend_from_slice(&frame[segment.payload..]);
+                self.run_segments += 1;
+                self.run_psh = psh;
+                // A short segment or a PSH ends the run: its bytes are the last.
+                if psh || len < usize::from(self.run_mss) {
+                    self.emit_run()?;
+                }
+                return Ok(());
+            }
+            self.emit_run()?;
+        }
+        if psh {
+            return self.stage_frame(frame, None);
+        }
+        self.run.clear();
+        self.run.extend_from_slice(frame);
+        self.run_segment = Some(segment);
+        self.run_segments = 1;
+        self.run_mss = u16::try_from(len).unwrap_or(u16::MAX);
+        self.run_psh = false;
+        Ok(())
+    }
+
+    /// Stages the run of coalesced segments: as it is if it is one segment, else as one GSO
+    /// frame.
+    fn emit_run(&mut self) -> Result<(), NetError> {
+        let Some(segment) = self.run_segment.take() else {
+            return Ok(());
+        };
+        let mut run = core::mem::take(&mut self.run);
+        let segments = core::mem::take(&mut self.run_segments);
+        let result = if segments > 1 {
+            finish_run(&segment, &mut run, self.run_psh);
+            let staged = self.stage_frame(&run, Some(self.run_mss));
+            if staged.is_ok() {
+                self.stats.tx_gso += 1;
+                self.stats.tx_gso_segments += u64::from(segments);
+            }
+            staged
+        } else {
+            self.stage_frame(&run, None)
+        };
+        run.clear();
+        self.run = run;
+        result
+    }
+
+    /// Puts `frame` on the ring (several slots if it needs them; a GSO extra-info slot after
+    /// the first if `gso` gives the segment size).
+    fn stage_frame(&mut self, frame: &[u8], gso: Option<u16>) -> Result<(), NetError> {
+        let Some(tx) = self.tx.as_mut() else {
+            return Err(NetError::BackendGone);
+        };
+        // An offloaded frame leaves with the pseudo-header's sum in its checksum field (a
+        // copy: smoltcp's frame is borrowed).
+        let mut patched = core::mem::take(&mut self.patched);
+        let offload = self.offloads.csum && {
+            patched.clear();
+            patched.extend_from_slice(frame);
+            fill_pseudo_header(&mut patched)
+        };
+        let frame: &[u8] = if offload { &patched } else { frame };
+        let mut flags = if offload {
+            NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED
+        } else {
+            0
+        };
+        if gso.is_some() {
+            flags |= NETTXF_EXTRA_INFO;
+        }
+        let extra = u32::from(gso.is_some());
+        let room =
+            (self.tx_ring.free_requests() as usize) >= tx.slots_for(frame.len()) + extra as usize;
+        let staged = room && tx.stage(frame, flags, &mut self.requests);
+        let len = frame.len();
+        self.patched = patched;
+        if !staged {
+            self.stats.tx_refused += 1;
+            return Err(NetError::TxFull);
+        }
+        // Room was checked: every write succeeds.
+        for (i, request) in self.requests.iter().enumerate() {
+            let _ = self.tx_ring.write_request(*request);
+            if i == 0
+                && let Some(size) = gso
+            {
+                let info = NetifExtraInfo {
+                    type_: XEN_NETIF_EXTRA_TYPE_GSO,
+                    flags: 0,
+                    u: NetifExtraInfoU {
+                        gso: NetifExtraInfoGso {
+                            size,
+                            type_: XEN_NETIF_GSO_TYPE_TCPV4,
+                            pad: 0,
+                            features: 0,
+                        },
+                    },
+                };
+                let _ = self.tx_ring.write_request(info.to_tx_request());
+            }
+        }
+        let slots = self.requests.len() as u32;
+        self.tx_staged += slots + extra;
+        self.tx_extras += extra;
+        if slots > 1 {
+            self.stats.tx_multi_slot += 1;
+        }
+        if flags & NETTXF_CSUM_BLANK != 0 {
+            self.stats.tx_csum_offloaded += 1;
+        }
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += len as u64;
+        Ok(())
+    }
+
+    /// Publishes the staged tx requests (a run of segments first), notifying the backend if
+    /// the ring rules say so.
     pub fn flush(&mut self) -> Result<(), NetError> {
         if let Some(e) = self.dead {
             return Err(e);
         }
+        let emitted = self.emit_run();
         if self.tx_staged == 0 {
-            return Ok(());
+            return emitted;
         }
         self.stats.tx_requests += u64::from(self.tx_staged);
         self.tx_staged = 0;
@@ -467,7 +714,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             self.stats.tx_notifications += 1;
             self.platform.events.notify(self.port)?;
         }
-        Ok(())
+        emitted
     }
 
     /// The platform reported an event on the port: counts it and polls.
@@ -487,7 +734,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         if self.received.is_empty() {
             self.poll();
         }
-        self.received.pop_front()
+        let frame = self.received.pop_front()?;
+        self.received_bytes = self.received_bytes.saturating_sub(frame.len());
+        Some(frame)
     }
 
     /// The buffer smoltcp builds a frame in (see [`crate::phy`]).
@@ -513,6 +762,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             match self.tx_ring.take_response() {
                 Ok(Some(response)) => {
                     let Some(tx) = self.tx.as_mut() else { return };
+                    // The answer to a GSO extra-info slot (its id means nothing).
+                    if response.status == NETIF_RSP_NULL && self.tx_extras > 0 {
+                        self.tx_extras -= 1;
+                        continue;
+                    }
                     match tx.complete(&response) {
                         Ok(TxStatus::Okay) => {}
                         Ok(TxStatus::Failed(_)) => self.stats.tx_errors += 1,
@@ -534,9 +788,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             return;
         }
         // Bounded: responses stay in the ring while the stack has not taken enough frames
-        // (netback then waits, as for a full ring).
+        // or bytes (netback then waits, as for a full ring): never more than the rx
+        // buffers hold, however large the frames.
         let limit = self.rx.as_ref().map_or(0, RxQueue::buffers);
-        while self.received.len() < limit {
+        let byte_limit = limit * crate::config::PAGE;
+        while self.received.len() < limit && self.received_bytes < byte_limit {
             let index = self.rx_ring.rsp_cons();
             match self.rx_ring.take_response() {
                 Ok(Some(response)) => self.take_rx(index, &response),
@@ -568,15 +824,41 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
                 self.stats.rx_dropped += 1;
             }
             Some(Ok(mut packet)) => {
-                if packet.csum_blank {
+                let tcp = is_tcp(&packet.data);
+                if self.offloads.csum && tcp && (packet.csum_blank || packet.data_validated) {
+                    // smoltcp checks no TCP checksum: dom0 made or checked this one. Flags on
+                    // a frame too short to hold the headers they speak of drop it.
+                    if !offloadable(&packet.data) {
+                        self.stats.rx_csum_bad += 1;
+                        self.stats.rx_dropped += 1;
+                        return;
+                    }
+                    self.stats.rx_csum_trusted += 1;
+                } else if packet.csum_blank {
                     if complete_checksum(&mut packet.data).is_err() {
                         self.stats.rx_dropped += 1;
                         return;
                     }
                     self.stats.rx_csum_completed += 1;
+                } else if self.offloads.csum && tcp {
+                    self.stats.rx_csum_verified += 1;
+                    if verify_tcp(&packet.data) != Ok(true) {
+                        self.stats.rx_csum_bad += 1;
+                        self.stats.rx_dropped += 1;
+                        return;
+                    }
                 }
+                if packet.data_slots > 1 {
+                    self.stats.rx_multi_slot += 1;
+                }
+                if packet.gso {
+                    self.stats.rx_gso += 1;
+                }
+                let len = packet.data.len();
+                self.stats.rx_largest_frame = self.stats.rx_largest_frame.max(len as u64);
                 self.stats.rx_packets += 1;
-                self.stats.rx_bytes += packet.data.len() as u64;
+                self.stats.rx_bytes += len as u64;
+                self.received_bytes += len;
                 self.received.push_back(packet.data);
             }
         }
@@ -680,6 +962,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             }
         }
         self.received.clear();
+        self.received_bytes = 0;
         self.platform.events.close(self.port);
     }
 }

@@ -3,15 +3,18 @@
 //!
 //! - [`device`]: [`Netfront::connect`] does the handshake Linux's netback expects (reads `mac`
 //!   and `mtu`; publishes `tx-ring-ref`, `rx-ring-ref`, one `event-channel`,
-//!   `request-rx-copy`, `feature-rx-notify`, `feature-no-csum-offload`; xenbus states), and
+//!   `request-rx-copy`, `feature-rx-notify`, and the [`Offloads`] in use:
+//!   `feature-no-csum-offload`, `feature-sg`, `feature-gso-tcpv4`; xenbus states), and
 //!   runs the two rings with [`NetStats`] counters. A backend that closes, vanishes or
 //!   corrupts a ring ends the device.
-//! - [`tx`]: a pool of buffers in pages granted read-only once and reused; one frame is one
-//!   slot inside one page; responses checked by id before a buffer is reused.
+//! - [`tx`]: a pool of buffers in pages granted read-only once and reused; a frame is one
+//!   slot, or several with scatter-gather (at most 18); responses checked by id before a
+//!   buffer is reused.
 //! - [`rx`]: buffers granted once and kept posted; every response checked (id, status,
 //!   `offset + size`, flags, `more_data` chains, extra-info slots) before use, data copied
 //!   out, bad packets dropped and counted.
-//! - [`checksum`]: completing a frame that still arrives `NETRXF_csum_blank`.
+//! - [`checksum`]: checksums per frame where smoltcp's per-device setting cannot follow the
+//!   flags (offloaded tx frames, rx frames checked or trusted, `csum_blank` completed).
 //! - [`config`]: `mac`, `mtu` and the sizes that follow. [`phy`]: the smoltcp device.
 //!
 //! The platform is reached only through `xenbus`'s traits ([`Platform`]): this crate contains
@@ -33,6 +36,6 @@ pub mod tx;
 mod tests;
 
 pub use config::{MacAddress, VifConfig};
-pub use device::{Config, NetStats, Netfront};
+pub use device::{Config, NetStats, Netfront, Offloads};
 pub use error::{BadResponse, NetError};
 pub use xenbus::Platform;

@@ -8,7 +8,7 @@
 
 use crate::device::Netfront;
 use alloc::vec::Vec;
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use xenbus::grant::GrantAccess;
 use xenbus::{EventChannel, PageProvider};
@@ -79,6 +79,10 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> phy::Device for Netfront<
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.config().max_frame();
+        if self.offloads().csum {
+            // TCP checksums per frame, by netfront and netback ([`crate::checksum`]).
+            caps.checksum.tcp = Checksum::None;
+        }
         caps
     }
 }

@@ -19,7 +19,7 @@ use abi::io::netif::{
     NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED,
     NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NetifExtraInfo, NetifRxRequest, NetifRxResponse,
     XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_EXTRA_TYPE_MAX,
-    XEN_NETIF_EXTRA_TYPE_NONE, XEN_NETIF_NR_SLOTS_MIN,
+    XEN_NETIF_EXTRA_TYPE_NONE, XEN_NETIF_GSO_TYPE_TCPV4, XEN_NETIF_NR_SLOTS_MIN,
 };
 use abi::ring::{FrontRing, RingIdx};
 use alloc::vec::Vec;
@@ -101,7 +101,8 @@ pub enum RxDrop {
     Bad(BadResponse),
     /// The backend reported an error on one of its slots.
     Status(i16),
-    /// It carried a GSO extra (never negotiated here).
+    /// It carried a GSO extra that was not negotiated, or one of an unknown GSO type or with
+    /// a segment size of 0 or above the MTU.
     Gso,
     /// Shorter than an Ethernet header.
     Runt,
@@ -114,8 +115,15 @@ pub struct RxPacket {
     pub data: Vec<u8>,
     /// `NETRXF_csum_blank` was set: the transport checksum is still to be computed.
     pub csum_blank: bool,
+    /// `NETRXF_data_validated` was set: dom0 checked (or made) the transport checksum.
+    pub data_validated: bool,
     /// Slots the packet took.
     pub slots: u32,
+    /// Data slots among them.
+    pub data_slots: u32,
+    /// It came with a valid GSO extra (`feature-gso-tcpv4`): a TCP segment larger than
+    /// the MTU.
+    pub gso: bool,
 }
 
 /// What taking one response produced.
@@ -131,8 +139,11 @@ pub(crate) struct Taken {
 struct Partial {
     data: Vec<u8>,
     slots: u32,
+    data_slots: u32,
     drop: Option<RxDrop>,
     csum_blank: bool,
+    data_validated: bool,
+    gso: bool,
     more_data: bool,
 }
 
@@ -144,13 +155,26 @@ pub(crate) struct RxQueue {
     posted: Vec<Option<usize>>,
     partial: Option<Partial>,
     extras_pending: bool,
+    /// The largest frame without a GSO extra.
     max_frame: usize,
+    /// The largest frame at all (a GSO frame's when GSO is negotiated).
+    max_bytes: usize,
+    gso_mtu: Option<u16>,
 }
+
+/// The largest GSO frame: an IPv4 packet of 65535 bytes in an Ethernet frame.
+pub const MAX_GSO_FRAME: usize = 65535 + crate::config::ETHERNET_HEADER;
 
 impl RxQueue {
     /// A queue over `buffers` (granted writable) for a ring of `ring_size` slots, accepting
-    /// frames of at most `max_frame` bytes.
-    pub(crate) fn new(buffers: Vec<GrantedPage>, ring_size: u32, max_frame: usize) -> Self {
+    /// frames of at most `max_frame` bytes, and GSO frames (TCP over IPv4, segments of at
+    /// most the MTU) if `gso_mtu` gives the MTU.
+    pub(crate) fn new(
+        buffers: Vec<GrantedPage>,
+        ring_size: u32,
+        max_frame: usize,
+        gso_mtu: Option<u16>,
+    ) -> Self {
         Self {
             idle: (0..buffers.len()).rev().collect(),
             buffers,
@@ -158,6 +182,12 @@ impl RxQueue {
             partial: None,
             extras_pending: false,
             max_frame,
+            max_bytes: if gso_mtu.is_some() {
+                MAX_GSO_FRAME.max(max_frame)
+            } else {
+                max_frame
+            },
+            gso_mtu,
         }
     }
 
@@ -235,10 +265,16 @@ impl RxQueue {
             taken.done = Some(match p.drop {
                 Some(drop) => Err(drop),
                 None if p.data.len() < crate::config::ETHERNET_HEADER => Err(RxDrop::Runt),
+                None if !p.gso && p.data.len() > self.max_frame => {
+                    Err(RxDrop::Bad(BadResponse::TooLong))
+                }
                 None => Ok(RxPacket {
                     data: p.data,
                     csum_blank: p.csum_blank,
+                    data_validated: p.data_validated,
                     slots: p.slots,
+                    data_slots: p.data_slots,
+                    gso: p.gso,
                 }),
             });
         }
@@ -258,7 +294,17 @@ impl RxQueue {
             taken.bad = Some(bad);
             partial.drop.get_or_insert(RxDrop::Bad(bad));
         } else if extra.type_ == XEN_NETIF_EXTRA_TYPE_GSO {
-            partial.drop.get_or_insert(RxDrop::Gso);
+            // Linux's netfront refuses a zero size and an unknown type; a segment larger
+            // than the MTU cannot come from a peer on this link either.
+            let gso = extra.u.gso();
+            let good = self.gso_mtu.is_some_and(|mtu| {
+                gso.type_ == XEN_NETIF_GSO_TYPE_TCPV4 && gso.size != 0 && gso.size <= mtu
+            });
+            if good && !partial.gso {
+                partial.gso = true;
+            } else {
+                partial.drop.get_or_insert(RxDrop::Gso);
+            }
         }
         // Hash and multicast extras carry nothing this device uses.
         if partial.slots > MAX_RX_SLOTS {
@@ -277,11 +323,15 @@ impl RxQueue {
         let partial = self.partial.get_or_insert_with(|| Partial {
             data: Vec::new(),
             slots: 0,
+            data_slots: 0,
             drop: None,
             csum_blank: false,
+            data_validated: false,
+            gso: false,
             more_data: false,
         });
         partial.slots += 1;
+        partial.data_slots += 1;
         // The chain goes on as the backend says (bounded by MAX_RX_SLOTS), even for a slot
         // that failed its checks, so that its continuation is not taken for a new packet.
         partial.more_data = response.flags & NETRXF_MORE_DATA != 0;
@@ -300,10 +350,15 @@ impl RxQueue {
                 flags,
             }) => {
                 self.extras_pending = flags & NETRXF_EXTRA_INFO != 0;
-                partial.csum_blank |= flags & NETRXF_CSUM_BLANK != 0;
+                // The checksum flags are the first slot's (netif.h: on later slots they mean
+                // nothing).
+                if first {
+                    partial.csum_blank = flags & NETRXF_CSUM_BLANK != 0;
+                    partial.data_validated = flags & NETRXF_DATA_VALIDATED != 0;
+                }
                 let start = partial.data.len();
                 let end = start + usize::from(size);
-                if end > self.max_frame {
+                if end > self.max_bytes {
                     let bad = BadResponse::TooLong;
                     taken.bad = Some(bad);
                     partial.drop.get_or_insert(RxDrop::Bad(bad));

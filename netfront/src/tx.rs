@@ -1,11 +1,13 @@
 //! The transmit side: a pool of buffers in pages granted read-only once and kept granted,
 //! requests built from it, and responses checked before a buffer is reused.
 //!
-//! A buffer is a power-of-two part of a page at least as large as the largest frame
-//! ([`crate::config::VifConfig::tx_buffer_size`]), so every request's `offset + size` stays
-//! inside its page and every frame is one slot: `NETTXF_more_data` is never sent (no
-//! `feature-sg`), far below netback's limit of 18 slots a packet. A request's id is its
-//! buffer's number; netback answers in any order, so responses are matched by id.
+//! A buffer is a power-of-two part of a page at least as large as the largest frame, or a
+//! whole page ([`crate::config::VifConfig::tx_buffer_size`]), so every request's
+//! `offset + size` stays inside its page. Without `feature-sg` every frame is one slot; with it
+//! a frame larger than a buffer takes several, flagged `NETTXF_more_data` on all but the last,
+//! the first carrying the frame's whole size (netif.h), never more than [`MAX_TX_SLOTS`]
+//! (Linux's netback disables the vif beyond its limit). A request's id is its buffer's number;
+//! netback answers every slot, in any order, so responses are matched by id.
 #![allow(
     clippy::cast_possible_truncation,
     reason = "slots are below the ring size (at most 256) and offsets below a page: they fit u16"
@@ -13,10 +15,15 @@
 
 use crate::error::BadResponse;
 use abi::io::netif::{
-    NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_OKAY, NetifTxRequest, NetifTxResponse,
+    NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_OKAY, NETTXF_MORE_DATA, NetifTxRequest,
+    NetifTxResponse, XEN_NETIF_NR_SLOTS_MIN,
 };
 use alloc::vec::Vec;
 use xenbus::grant::GrantedPage;
+
+/// Most slots one frame takes: netback's `XEN_NETIF_NR_SLOTS_MIN` (18), the limit every
+/// netback accepts (Linux's disables a vif whose frame needs more than its `fatal_skb_slots`).
+pub const MAX_TX_SLOTS: usize = XEN_NETIF_NR_SLOTS_MIN as usize;
 
 /// How the backend answered a valid tx response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,25 +100,59 @@ impl TxPool {
         self.in_flight.len() - self.free.len()
     }
 
-    /// Copies `frame` into a free buffer and returns the request that sends it, or `None` if
-    /// every buffer is in flight. `frame` must fit a buffer (the caller checked the MTU).
-    pub(crate) fn stage(&mut self, frame: &[u8]) -> Option<NetifTxRequest> {
-        if frame.is_empty() || frame.len() > self.buffer_size {
-            return None;
+    /// Slots (buffers) a frame of `len` bytes takes.
+    pub(crate) fn slots_for(&self, len: usize) -> usize {
+        len.div_ceil(self.buffer_size).max(1)
+    }
+
+    /// Copies `frame` into as many free buffers as it needs and puts the requests that send
+    /// it in `requests` (cleared first), first slot first: the first carries `flags` and the
+    /// frame's size, every slot but the last `NETTXF_more_data`. Returns `false` (nothing
+    /// staged) if the frame is empty, larger than a request can say or than
+    /// [`MAX_TX_SLOTS`] slots hold, or if too few buffers are free.
+    pub(crate) fn stage(
+        &mut self,
+        frame: &[u8],
+        flags: u16,
+        requests: &mut Vec<NetifTxRequest>,
+    ) -> bool {
+        requests.clear();
+        let slots = self.slots_for(frame.len());
+        let Ok(total) = u16::try_from(frame.len()) else {
+            return false;
+        };
+        if frame.is_empty() || slots > MAX_TX_SLOTS || slots > self.free.len() {
+            return false;
         }
-        let id = *self.free.last()?;
-        let (page, offset) = self.place(id);
-        let granted = self.pages.get(page)?;
-        granted.page().write(offset, frame).ok()?;
-        self.free.pop();
-        self.in_flight[usize::from(id)] = true;
-        Some(NetifTxRequest {
-            gref: granted.gref().get(),
-            offset: offset as u16,
-            flags: 0,
-            id,
-            size: frame.len() as u16,
-        })
+        for (i, chunk) in frame.chunks(self.buffer_size).enumerate() {
+            let Some(&id) = self.free.last() else { break };
+            let (page, offset) = self.place(id);
+            let Some(granted) = self.pages.get(page) else {
+                break;
+            };
+            if granted.page().write(offset, chunk).is_err() {
+                break;
+            }
+            self.free.pop();
+            self.in_flight[usize::from(id)] = true;
+            let more = if i + 1 < slots { NETTXF_MORE_DATA } else { 0 };
+            requests.push(NetifTxRequest {
+                gref: granted.gref().get(),
+                offset: offset as u16,
+                flags: if i == 0 { flags | more } else { more },
+                id,
+                size: if i == 0 { total } else { chunk.len() as u16 },
+            });
+        }
+        if requests.len() != slots {
+            // Unreachable (the buffers were counted and lie inside their pages): give back
+            // what was taken.
+            for request in requests.drain(..) {
+                self.unstage(request.id);
+            }
+            return false;
+        }
+        true
     }
 
     /// Gives back the buffer of a request that could not be put on the ring.
@@ -140,4 +181,113 @@ impl TxPool {
         let id = usize::from(id);
         (id / self.per_page, (id % self.per_page) * self.buffer_size)
     }
+}
+
+/// A plain IPv4 TCP data segment as smoltcp emits it: where its parts lie, for coalescing
+/// consecutive segments into one GSO frame (`feature-gso-tcpv4` on tx).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Offset of the TCP header.
+    pub tcp: usize,
+    /// Offset of the payload.
+    pub payload: usize,
+    /// The sequence number.
+    pub seq: u32,
+}
+
+const ETH: usize = 14;
+/// TCP flags that end a run of segments: FIN, SYN, RST, URG.
+const TCP_CONTROL: u8 = 0x01 | 0x02 | 0x04 | 0x20;
+/// TCP's PSH flag (only the run's last segment may carry it).
+const TCP_PSH: u8 = 0x08;
+
+fn be16(frame: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]))
+}
+
+fn be32(frame: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(frame.get(at..at + 4)?.try_into().ok()?))
+}
+
+impl Segment {
+    /// Parses an Ethernet/IPv4/TCP frame that carries data and only ACK (and perhaps PSH)
+    /// flags, not a fragment, with the IPv4 length matching the frame.
+    pub fn parse(frame: &[u8]) -> Option<Self> {
+        if be16(frame, 12)? != 0x0800 {
+            return None;
+        }
+        let vihl = *frame.get(ETH)?;
+        let ihl = usize::from(vihl & 0x0f) * 4;
+        let total = usize::from(be16(frame, ETH + 2)?);
+        if vihl >> 4 != 4
+            || ihl < 20
+            || ETH + total != frame.len()
+            || be16(frame, ETH + 6)? & 0x3fff != 0
+            || *frame.get(ETH + 9)? != 6
+        {
+            return None;
+        }
+        let tcp = ETH + ihl;
+        let offset = usize::from(*frame.get(tcp + 12)? >> 4) * 4;
+        let flags = *frame.get(tcp + 13)?;
+        let payload = tcp + offset;
+        if offset < 20 || payload >= frame.len() || flags & TCP_CONTROL != 0 || flags & 0x10 == 0 {
+            return None;
+        }
+        Some(Self {
+            tcp,
+            payload,
+            seq: be32(frame, tcp + 4)?,
+        })
+    }
+
+    /// Payload bytes of `frame` (the frame this segment was parsed from).
+    pub fn len(&self, frame: &[u8]) -> usize {
+        frame.len() - self.payload
+    }
+
+    /// Whether `next` (parsed as `n`) continues the run in `run` (which starts with this
+    /// segment's headers): the same Ethernet, IPv4 and TCP headers but for the IPv4 length,
+    /// id and checksum, the TCP sequence number, checksum and options' contents (timestamps),
+    /// and the PSH flag; its sequence number follows the run's bytes; the run's last segment
+    /// carried no PSH.
+    pub fn continues(&self, run: &[u8], n: &Self, next: &[u8]) -> bool {
+        let same = |a: core::ops::Range<usize>| run.get(a.clone()) == next.get(a);
+        let ip = ETH;
+        let run_bytes = (run.len() - self.payload) as u32;
+        self.tcp == n.tcp
+            && self.payload == n.payload
+            && same(0..ETH)
+            && same(ip..ip + 2)
+            && same(ip + 6..ip + 10)
+            && same(ip + 12..self.tcp)
+            && same(self.tcp..self.tcp + 4)
+            && same(self.tcp + 8..self.tcp + 13)
+            && same(self.tcp + 14..self.tcp + 16)
+            && run.get(self.tcp + 13).is_some_and(|f| f & TCP_PSH == 0)
+            && run.get(self.tcp + 13).map(|f| f & !TCP_PSH)
+                == next.get(self.tcp + 13).map(|f| f & !TCP_PSH)
+            && self.seq.wrapping_add(run_bytes) == n.seq
+    }
+}
+
+/// Makes `run` (this segment's headers and the payloads of the segments coalesced into it)
+/// one IPv4 packet: its total length and header checksum set, the TCP checksum left zero
+/// for netback (`NETTXF_csum_blank`), the PSH flag of the last segment if `psh`.
+pub fn finish_run(segment: &Segment, run: &mut [u8], psh: bool) {
+    let total = (run.len() - ETH) as u16;
+    run[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
+    run[ETH + 10..ETH + 12].copy_from_slice(&[0, 0]);
+    let mut sum = 0u32;
+    for pair in run[ETH..segment.tcp].chunks_exact(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    run[ETH + 10..ETH + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    if psh {
+        run[segment.tcp + 13] |= TCP_PSH;
+    }
+    run[segment.tcp + 16..segment.tcp + 18].copy_from_slice(&[0, 0]);
 }

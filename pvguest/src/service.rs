@@ -68,6 +68,25 @@ pub struct Net {
     pub addressing: httpd::address::Addressing,
 }
 
+/// The vif's configuration: every offload, less those the command line switches off
+/// (`net-csum=off`, `net-sg=off`, `net-gso-rx=off`, `net-gso-tx=off`; `net-offloads=off` for
+/// all of them).
+pub fn net_config(cmdline: &str) -> Config {
+    let off = |key: &str| {
+        crate::cmdline::option(cmdline, key) == Some("off")
+            || crate::cmdline::option(cmdline, "net-offloads") == Some("off")
+    };
+    Config {
+        offloads: netfront::Offloads {
+            csum: !off("net-csum"),
+            sg: !off("net-sg"),
+            gso_rx: !off("net-gso-rx"),
+            gso_tx: !off("net-gso-tx"),
+        },
+        ..Config::default()
+    }
+}
+
 /// Nanoseconds since boot (0 if the clock cannot be read).
 pub fn now_ns() -> u64 {
     time::now().map_or(0, xenbus::Instant::as_nanos)
@@ -97,7 +116,7 @@ impl Net {
                 grants: KernelGrants,
                 events: KernelEvents,
             };
-            Nic::connect(xs, 0, Config::default(), platform, deadline)
+            Nic::connect(xs, 0, net_config(cmdline), platform, deadline)
                 .map_err(|e| format!("connect: {e:?}"))
         })
         .map_err(|e| format!("xenstore: {e}"))??;
@@ -111,9 +130,10 @@ impl Net {
             httpd::address::AddressMode::from_cmdline(cmdline).map_err(|e| format!("{e}"))?;
         let addressing = httpd::address::Addressing::new(mode, &mut iface, &mut sockets);
         log::info!(
-            "net: vif 0 mac {} mtu {}",
+            "net: vif 0 mac {} mtu {} offloads {:?}",
             nic.config().mac,
-            nic.config().mtu
+            nic.config().mtu,
+            nic.offloads()
         );
         Ok(Self {
             nic,
@@ -724,6 +744,24 @@ impl Backend for Storage<'_> {
                 ("tx_bytes", d.tx_bytes),
                 ("rx_bytes", d.rx_bytes),
                 ("bad_responses", d.bad_responses),
+                // Segments per notification: requests over notifications, each way.
+                ("tx_requests", d.tx_requests),
+                ("tx_notifications", d.tx_notifications),
+                ("rx_requests", d.rx_requests),
+                ("rx_notifications", d.rx_notifications),
+                ("notifications_received", d.notifications_received),
+                ("rx_dropped", d.rx_dropped),
+                // The offloads in use (issue 30).
+                ("tx_csum_offloaded", d.tx_csum_offloaded),
+                ("rx_csum_trusted", d.rx_csum_trusted),
+                ("rx_csum_verified", d.rx_csum_verified),
+                ("rx_csum_bad", d.rx_csum_bad),
+                ("tx_multi_slot", d.tx_multi_slot),
+                ("rx_multi_slot", d.rx_multi_slot),
+                ("rx_gso", d.rx_gso),
+                ("tx_gso", d.tx_gso),
+                ("tx_gso_segments", d.tx_gso_segments),
+                ("rx_largest_frame", d.rx_largest_frame),
             ],
             storage,
         }

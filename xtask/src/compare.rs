@@ -51,7 +51,13 @@ pub const BLK_TESTS: [&str; 10] = [
 
 /// The `net` group's tests, compared between the stock-Xen device boot and hv's net-group
 /// boot (`xtask/src/hv/net.rs`).
-pub const NET_TESTS: [&str; 4] = ["net-connect", "net-mac", "net-dhcp", "net-ping-gateway"];
+pub const NET_TESTS: [&str; 5] = [
+    "net-connect",
+    "net-mac",
+    "net-dhcp",
+    "net-ping-gateway",
+    "net-csum-offload",
+];
 
 /// The classes of the `hostile` group, each compared on its own: its `FACT
 /// hostile.<class>.calls`/`.errnos` lines and its `TEST hostile-<class>` line, as `HOST

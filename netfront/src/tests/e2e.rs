@@ -174,6 +174,12 @@ fn a_tcp_exchange_over_netfront_and_the_fake_netback() {
         (0, 0, 0)
     );
     assert_eq!(rig.back.tx_violations, 0);
+    // GSO send: the fake netback offers feature-gso-tcpv4, so runs of segments left as GSO
+    // frames (their bytes checked by the peer above), each announcing the segments' size.
+    assert!(stats.tx_gso > 0, "{stats:?}");
+    assert!(stats.tx_gso_segments >= 2 * stats.tx_gso, "{stats:?}");
+    assert_eq!(rig.back.tx_gso.len() as u64, stats.tx_gso);
+    assert!(rig.back.tx_gso.iter().all(|&mss| mss > 0 && mss <= 1460));
     // Batching: a poll's worth of segments leaves with one notification.
     assert!(stats.tx_requests_per_notification() > 2.0, "{stats:?}");
     assert_eq!(stats.grants_in_use, 2 + 64 + 128, "no grant churn");

@@ -122,6 +122,7 @@ fn an_impossible_rx_producer_ends_the_device() {
         Config {
             tx_buffers: 4,
             rx_buffers: 4,
+            ..Config::default()
         },
     );
     rig.back.rx_faults.push_back(Fault::Overrun(4));

@@ -12,10 +12,11 @@ mod faults;
 mod handshake;
 mod http;
 mod netback;
+mod offload;
 mod props;
 mod traffic;
 
-use crate::device::{Config, Netfront};
+use crate::device::{Config, Netfront, Offloads};
 use netback::FakeNetback;
 use std::boxed::Box;
 use std::format;
@@ -34,6 +35,13 @@ const MAC: &str = "00:16:3e:12:34:56";
 
 type Device = Netfront<HostMemory, GrantTable<FakeGrantEntries>, FakeEvents>;
 
+/// The device as it was before the offloads: every one switched off.
+const NO_OFFLOADS: Config = Config {
+    tx_buffers: 128,
+    rx_buffers: 128,
+    offloads: Offloads::NONE,
+};
+
 fn far() -> Instant {
     Instant::from_nanos(1_000_000_000_000)
 }
@@ -48,6 +56,7 @@ fn toolstack(s: &mut Store, mtu: Option<&str>, rx_copy: bool) {
         back.push(("feature-rx-copy", "1"));
     }
     back.push(("feature-sg", "1"));
+    back.push(("feature-gso-tcpv4", "1"));
     s.add_device(FRONT, BACK, &front, &back);
 }
 

@@ -3,8 +3,8 @@
 //! data (map, copy, unmap), the ring rules for notifications, and faults on demand.
 
 use abi::io::netif::{
-    NETIF_RSP_OKAY, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_MORE_DATA, NetifExtraInfo,
-    NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
+    NETIF_RSP_OKAY, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_CSUM_BLANK, NETTXF_MORE_DATA,
+    NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
 };
 use abi::page::AtomicPage;
 use abi::ring::{BackRing, SharedRing};
@@ -54,8 +54,19 @@ pub struct FakeNetback {
     pub rx_slot_bytes: usize,
     /// Extra-info slots sent after the next frame's first slot.
     pub rx_extras: Vec<NetifExtraInfo>,
-    /// Tx requests that broke the rules (page-crossing, `more_data`, unmappable).
+    /// Tx requests that broke the rules (page-crossing, unmappable, a chain whose slots do
+    /// not add up to its first slot's size).
     pub tx_violations: u64,
+    /// Frames that came in more than one slot.
+    pub tx_multi_slot: u64,
+    /// Frames that came flagged `NETTXF_csum_blank` (completed here, as netback does).
+    pub tx_csum_blank: u64,
+    /// GSO frames that came (their segment sizes).
+    pub tx_gso: Vec<u16>,
+    /// The slots of the chain being assembled.
+    chain_slots: Vec<NetifTxRequest>,
+    /// The next tx slot is an extra-info slot.
+    tx_extra_next: bool,
     /// Notifications this backend sent the front end.
     pub notifications: u64,
     last_tx_id: u16,
@@ -86,6 +97,11 @@ impl FakeNetback {
             rx_slot_bytes: 4096,
             rx_extras: Vec::new(),
             tx_violations: 0,
+            tx_multi_slot: 0,
+            tx_csum_blank: 0,
+            tx_gso: Vec::new(),
+            chain_slots: Vec::new(),
+            tx_extra_next: false,
             notifications: 0,
             last_tx_id: 0,
             last_rx_id: 0,
@@ -120,19 +136,57 @@ impl FakeNetback {
                 },
                 Err(e) => panic!("fake netback: tx ring: {e}"),
             };
-            let mut status = NETIF_RSP_OKAY;
-            if request.flags & NETTXF_MORE_DATA != 0
-                || usize::from(request.offset) + usize::from(request.size) > 4096
+            if self.tx_extra_next {
+                // Answered NETIF_RSP_NULL, its id whatever the slot held (as Linux does).
+                self.tx_extra_next = false;
+                let extra = NetifExtraInfo::from_tx_request(&request);
+                assert_eq!(extra.type_, abi::io::netif::XEN_NETIF_EXTRA_TYPE_GSO);
+                self.tx_gso.push(extra.u.gso().size);
+                self.tx
+                    .write_response(NetifTxResponse {
+                        id: 0xffff,
+                        status: abi::io::netif::NETIF_RSP_NULL,
+                    })
+                    .unwrap();
+                continue;
+            }
+            if self.chain_slots.is_empty() && request.flags & abi::io::netif::NETTXF_EXTRA_INFO != 0
             {
+                self.tx_extra_next = true;
+            }
+            self.chain_slots.push(request);
+            if request.flags & NETTXF_MORE_DATA != 0 {
+                continue;
+            }
+            // The whole chain is here: the first slot's own bytes are its size less the
+            // others' (netif.h).
+            let slots = core::mem::take(&mut self.chain_slots);
+            let total = usize::from(slots[0].size);
+            let rest: usize = slots[1..].iter().map(|r| usize::from(r.size)).sum();
+            let mut status = NETIF_RSP_OKAY;
+            let mut frame = Vec::new();
+            if rest > total {
                 self.tx_violations += 1;
                 status = abi::io::netif::NETIF_RSP_ERROR;
-            } else {
-                match grants.map(&self.memory, request.gref, DomId::ZERO, false) {
+            }
+            for (i, r) in slots.iter().enumerate() {
+                let own = if i == 0 {
+                    total.saturating_sub(rest)
+                } else {
+                    usize::from(r.size)
+                };
+                if usize::from(r.offset) + own > 4096 {
+                    self.tx_violations += 1;
+                    status = abi::io::netif::NETIF_RSP_ERROR;
+                    continue;
+                }
+                match grants.map(&self.memory, r.gref, DomId::ZERO, false) {
                     Ok(page) => {
-                        let mut frame = vec![0u8; usize::from(request.size)];
-                        page.read(usize::from(request.offset), &mut frame).unwrap();
-                        grants.unmap(request.gref);
-                        self.from_guest.push_back(frame);
+                        let start = frame.len();
+                        frame.resize(start + own, 0);
+                        page.read(usize::from(r.offset), &mut frame[start..])
+                            .unwrap();
+                        grants.unmap(r.gref);
                     }
                     Err(_) => {
                         self.tx_violations += 1;
@@ -140,25 +194,34 @@ impl FakeNetback {
                     }
                 }
             }
-            let mut response = NetifTxResponse {
-                id: request.id,
-                status,
-            };
-            match self.tx_faults.pop_front() {
-                None => {}
-                Some(Fault::IdOffset(d)) => response.id = response.id.wrapping_add(d),
-                Some(Fault::Duplicate) => response.id = self.last_tx_id,
-                Some(Fault::Status(s)) => response.status = s,
-                Some(Fault::Overrun(n)) => {
-                    self.tx.write_response(response).unwrap();
-                    let prod = self.tx.rsp_prod_pvt().wrapping_add(n);
-                    self.tx_page.write(RSP_PROD, &prod.to_le_bytes()).unwrap();
-                    return true;
+            if status == NETIF_RSP_OKAY {
+                if slots.len() > 1 {
+                    self.tx_multi_slot += 1;
                 }
-                Some(f) => panic!("fake netback: {f:?} is an rx fault"),
+                if slots[0].flags & NETTXF_CSUM_BLANK != 0 {
+                    self.tx_csum_blank += 1;
+                    linux_complete(&mut frame);
+                }
+                self.from_guest.push_back(frame);
             }
-            self.last_tx_id = request.id;
-            self.tx.write_response(response).unwrap();
+            for r in &slots {
+                let mut response = NetifTxResponse { id: r.id, status };
+                match self.tx_faults.pop_front() {
+                    None => {}
+                    Some(Fault::IdOffset(d)) => response.id = response.id.wrapping_add(d),
+                    Some(Fault::Duplicate) => response.id = self.last_tx_id,
+                    Some(Fault::Status(s)) => response.status = s,
+                    Some(Fault::Overrun(n)) => {
+                        self.tx.write_response(response).unwrap();
+                        let prod = self.tx.rsp_prod_pvt().wrapping_add(n);
+                        self.tx_page.write(RSP_PROD, &prod.to_le_bytes()).unwrap();
+                        return true;
+                    }
+                    Some(f) => panic!("fake netback: {f:?} is an rx fault"),
+                }
+                self.last_tx_id = r.id;
+                self.tx.write_response(response).unwrap();
+            }
             answered = true;
         }
         answered && self.tx.push_responses_and_check_notify()
@@ -256,4 +319,26 @@ impl FakeNetback {
     pub fn rx_available(&self) -> u32 {
         self.rx.unconsumed_requests().unwrap_or(0)
     }
+}
+
+/// Completes a `csum_blank` IPv4 TCP frame as Linux does (`checksum_setup` without
+/// recalculation, then `skb_checksum_help`): the one's-complement sum from the TCP header to
+/// the packet's end, the checksum field as the front end left it included, inverted into the
+/// field. Right only if the front end left the pseudo-header's sum there.
+fn linux_complete(frame: &mut [u8]) {
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let end = 14 + usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+    let tcp = 14 + ihl;
+    assert_eq!(
+        frame[23], 6,
+        "fake netback: csum_blank on a frame that is not TCP"
+    );
+    let mut sum = 0u32;
+    for pair in frame[tcp..end].chunks(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    frame[tcp + 16..tcp + 18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
 }

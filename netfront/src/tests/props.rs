@@ -84,7 +84,7 @@ proptest! {
         ),
         slot_bytes in 200usize..2000,
     ) {
-        let mut rig = Rig::with(Some("1500"), Config { tx_buffers: 8, rx_buffers: 16 });
+        let mut rig = Rig::with(Some("1500"), Config { tx_buffers: 8, rx_buffers: 16 , ..Config::default()});
         let grants = rig.dev.stats().grants_in_use;
         rig.back.rx_slot_bytes = slot_bytes;
         let sent: Vec<Vec<u8>> = (0..faults.len()).map(|n| frame(n as u8, 100 + n * 30)).collect();

@@ -82,6 +82,7 @@ fn the_tx_pool_runs_out_and_comes_back_without_new_grants() {
         Config {
             tx_buffers: 8,
             rx_buffers: 8,
+            ..Config::default()
         },
     );
     let grants = rig.dev.platform().grants.grants_in_use();
@@ -107,6 +108,7 @@ fn received_frames_are_copies_and_the_ring_stays_full() {
         Config {
             tx_buffers: 16,
             rx_buffers: 16,
+            ..Config::default()
         },
     );
     let grants = rig.dev.platform().grants.grants_in_use();
@@ -136,6 +138,7 @@ fn a_backend_short_of_buffers_waits_for_the_refill_notification() {
         Config {
             tx_buffers: 4,
             rx_buffers: 4,
+            ..Config::default()
         },
     );
     for n in 0..10 {
@@ -203,8 +206,8 @@ fn hash_extra(flags: u8) -> NetifExtraInfo {
 }
 
 #[test]
-fn extra_info_slots_are_skipped_and_gso_is_dropped() {
-    let mut rig = Rig::new();
+fn extra_info_slots_are_skipped_and_gso_is_dropped_without_gso_rx() {
+    let mut rig = Rig::with(Some("1500"), NO_OFFLOADS);
     rig.back.rx_slot_bytes = 700;
     rig.back.rx_extras = vec![hash_extra(XEN_NETIF_EXTRA_FLAG_MORE), hash_extra(0)];
     rig.back.to_guest.push_back(frame(1, 1500));
@@ -243,7 +246,7 @@ fn extra_info_slots_are_skipped_and_gso_is_dropped() {
 }
 
 /// An Ethernet/IPv4/TCP frame from 10.0.0.1:80 to 10.0.0.2:1234 with `payload`.
-fn tcp_frame(payload: &[u8]) -> Vec<u8> {
+pub(super) fn tcp_frame(payload: &[u8]) -> Vec<u8> {
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::*;
     let src = Ipv4Address::new(10, 0, 0, 1);
@@ -286,9 +289,9 @@ fn tcp_frame(payload: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn csum_blank_frames_get_their_checksum_completed() {
+fn csum_blank_frames_get_their_checksum_completed_without_offload() {
     use smoltcp::wire::{EthernetFrame, IpAddress, Ipv4Address, Ipv4Packet, TcpPacket};
-    let mut rig = Rig::new();
+    let mut rig = Rig::with(Some("1500"), NO_OFFLOADS);
     let good = tcp_frame(b"hello over a blank checksum");
     let mut blank = good.clone();
     // What Linux leaves in a CHECKSUM_PARTIAL segment: not the full checksum.

@@ -77,14 +77,14 @@ use smoltcp::wire::IpEndpoint;
 pub struct Config {
     /// The TCP port (80 by default).
     pub port: u16,
-    /// The connection slots and their buffers ([`Pool::default`]: 24 of 16 KiB + 16 KiB).
+    /// The connection slots and their buffers ([`Pool::default`]: 24 of 64 KiB + 64 KiB).
     pub pool: Pool,
     /// The deadlines.
     pub deadlines: Deadlines,
 }
 
 impl Default for Config {
-    /// [`Config::for_memory`]`(`[`DEFAULT_BUDGET`]`)`: port 80, 24 slots of 16 KiB + 16 KiB,
+    /// [`Config::for_memory`]`(`[`DEFAULT_BUDGET`]`)`: port 80, 24 slots of 64 KiB + 64 KiB,
     /// the default deadlines.
     ///
     /// [`DEFAULT_BUDGET`]: crate::pool::DEFAULT_BUDGET

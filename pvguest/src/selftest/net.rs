@@ -6,13 +6,18 @@
 //! `data/net-done`, so that the harness can ping it and run real clients against it from dom0:
 //! with the archive on `xvda` and a store at `kv-region=` on `xvdb` when the `blk` group left
 //! those disks connected (it then closes `xvda`, `NET closed xvda <result>`).
+//!
+//! `net-csum-offload` proves checksum offload is used, not only negotiated: a TCP SYN to the
+//! gateway's port 9 leaves `NETTXF_csum_blank` and its answer (a reset) is trusted by its
+//! flags or checked by netfront, as the driver's counters show; with `net-csum=off` neither
+//! counter may move.
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::socket::icmp;
+use smoltcp::socket::{icmp, tcp};
 use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress};
 
 use super::blk;
@@ -42,10 +47,11 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         Err(e) => (Err(e), None),
     };
     let _ = rep.record("net-connect", result);
-    let tests: [NetTest; 3] = [
+    let tests: [NetTest; 4] = [
         ("net-mac", mac),
         ("net-dhcp", dhcp),
         ("net-ping-gateway", ping_gateway),
+        ("net-csum-offload", csum_offload),
     ];
     for (name, test) in tests {
         let result = match net.as_mut() {
@@ -64,6 +70,21 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
             s.tx_requests_per_notification(),
             s.rx_requests_per_notification(),
             s.bad_responses
+        ));
+        say(format_args!(
+            "NET offloads {:?} tx-csum-offloaded {} rx-csum-trusted {} rx-csum-verified {} rx-csum-bad {} tx-multi-slot {} rx-multi-slot {} tx-gso {} tx-gso-segments {} rx-gso {} rx-largest-frame {} rx-dropped {}",
+            n.nic.offloads(),
+            s.tx_csum_offloaded,
+            s.rx_csum_trusted,
+            s.rx_csum_verified,
+            s.rx_csum_bad,
+            s.tx_multi_slot,
+            s.rx_multi_slot,
+            s.tx_gso,
+            s.tx_gso_segments,
+            s.rx_gso,
+            s.rx_largest_frame,
+            s.rx_dropped
         ));
     }
 }
@@ -153,6 +174,59 @@ fn ping_gateway(net: &mut Net, _cmdline: &str) -> TestResult {
             "no echo reply from {gateway} in {TIMEOUT_MS} ms ({seq} requests)"
         ))
     })();
+    net.sockets.remove(handle);
+    result
+}
+
+/// How long `net-csum-offload` waits for the gateway's answer.
+const ANSWER_MS: u64 = 10_000;
+
+fn csum_offload(net: &mut Net, _cmdline: &str) -> TestResult {
+    let (_, gateway) = net.addressing.current().ok_or("no address")?;
+    let gateway = gateway.ok_or("no gateway")?;
+    let on = net.nic.offloads().csum;
+    let before = net.nic.stats();
+    let rx = tcp::SocketBuffer::new(vec![0; 1024]);
+    let tx = tcp::SocketBuffer::new(vec![0; 1024]);
+    let handle = net.sockets.add(tcp::Socket::new(rx, tx));
+    let result = (|| {
+        net.sockets
+            .get_mut::<tcp::Socket>(handle)
+            .connect(net.iface.context(), (IpAddress::Ipv4(gateway), 9), 40_009)
+            .map_err(|e| format!("connect: {e:?}"))?;
+        let until = now_ns() + ANSWER_MS * 1_000_000;
+        // The reset of a closed port closes the socket.
+        while now_ns() < until
+            && net.sockets.get::<tcp::Socket>(handle).state() != tcp::State::Closed
+        {
+            net.turn((now_ns() + 50_000_000).min(until));
+        }
+        let s = net.nic.stats();
+        let sent = s.tx_csum_offloaded - before.tx_csum_offloaded;
+        let trusted = s.rx_csum_trusted - before.rx_csum_trusted;
+        let checked = s.rx_csum_verified - before.rx_csum_verified;
+        let state = net.sockets.get::<tcp::Socket>(handle).state();
+        log::info!(
+            "net-csum-offload: on {on}; sent offloaded {sent}, received trusted {trusted} checked {checked}; socket {state}"
+        );
+        if state != tcp::State::Closed {
+            return Err(format!(
+                "no answer from {gateway}:9 in {ANSWER_MS} ms (socket {state})"
+            ));
+        }
+        match (on, sent > 0, trusted + checked > 0) {
+            (true, true, true) | (false, false, false) => Ok(()),
+            (true, false, _) => Err("offload on, yet no frame left csum_blank".to_string()),
+            (true, true, false) => {
+                Err("offload on, yet no TCP answer was trusted or checked".to_string())
+            }
+            (false, _, _) => Err(format!(
+                "offload off (net-csum=off), yet {sent} sent and {} received offloaded",
+                trusted + checked
+            )),
+        }
+    })();
+    net.sockets.get_mut::<tcp::Socket>(handle).abort();
     net.sockets.remove(handle);
     result
 }

@@ -7,9 +7,9 @@ use super::rig::{Front, Guest, Rig, far, frame};
 use crate::{DeliverError, FatalError};
 use abi::io::netif::{
     NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_MORE_DATA, NETTXF_CSUM_BLANK,
-    NETTXF_EXTRA_INFO, NETTXF_MORE_DATA, NetifExtraInfo, NetifExtraInfoGso, NetifExtraInfoU,
-    NetifTxRequest, XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_EXTRA_TYPE_HASH,
-    XEN_NETIF_EXTRA_TYPE_MCAST_ADD, XEN_NETIF_GSO_TYPE_TCPV4,
+    NETTXF_DATA_VALIDATED, NETTXF_EXTRA_INFO, NETTXF_MORE_DATA, NetifExtraInfo, NetifExtraInfoGso,
+    NetifExtraInfoU, NetifTxRequest, XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO,
+    XEN_NETIF_EXTRA_TYPE_HASH, XEN_NETIF_EXTRA_TYPE_MCAST_ADD, XEN_NETIF_GSO_TYPE_TCPV4,
 };
 use std::format;
 use std::vec::Vec;
@@ -448,14 +448,27 @@ fn csum_blank_frames_leave_with_their_checksum_complete() {
     let udp = ip_frame(false, 301);
     let tcp = ip_frame(true, 1000);
     let arp = frame(7, 60);
+    // IPv4 says TCP, but the packet ends 10 bytes into the TCP header: too short to carry
+    // the checksum its flags speak of.
+    let mut short = tcp[..14 + 20 + 10].to_vec();
+    short[16..18].copy_from_slice(&30u16.to_be_bytes());
     let g_udp = bad.grant_data(&udp, true);
     let g_tcp = bad.grant_data(&tcp, true);
     let g_arp = bad.grant_data(&arp, true);
+    let g_short = bad.grant_data(&short, true);
     bad.submit(&[
         txreq(g_udp, 0, NETTXF_CSUM_BLANK, 1, udp.len() as u16),
         txreq(g_tcp, 0, NETTXF_CSUM_BLANK, 2, tcp.len() as u16),
         // Not IP: cannot be completed, answered OKAY and dropped (as Linux does).
         txreq(g_arp, 0, NETTXF_CSUM_BLANK, 3, arp.len() as u16),
+        // Too short: the same.
+        txreq(
+            g_short,
+            0,
+            NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED,
+            4,
+            short.len() as u16,
+        ),
     ]);
     rig.step();
     assert!(
@@ -473,7 +486,8 @@ fn csum_blank_frames_leave_with_their_checksum_complete() {
     assert_eq!(sent, [expected_udp, expected_tcp]);
     rig.dev(&bad.guest, |d| {
         let s = d.stats();
-        assert_eq!((s.tx_csum_completed, s.tx_dropped, s.tx_frames), (2, 1, 2));
+        assert_eq!((s.tx_csum_completed, s.tx_dropped, s.tx_frames), (2, 2, 2));
+        assert!(!d.is_disabled());
     });
 }
 
@@ -614,4 +628,42 @@ fn bad_xenstore_values_fail_the_device_as_linux_does() {
             assert!(d.events().bound.is_empty(), "{what}");
         });
     }
+}
+
+#[test]
+fn netfronts_offloads_through_netback_csum_blank_completed_and_multi_slot_frames_whole() {
+    let rig = Rig::new();
+    let mut guest = rig.add_guest(5, 0);
+    let mut front = rig.connect(&mut guest);
+    // Every offload but GSO send: this netback does not offer feature-gso-tcpv4.
+    assert_eq!(
+        front.offloads(),
+        netfront::Offloads {
+            gso_tx: false,
+            ..netfront::Offloads::ALL
+        }
+    );
+    // What smoltcp emits with TCP checksums left to the device: a zero checksum.
+    let tcp = ip_frame(true, 1000);
+    let mut complete = tcp.clone();
+    netfront::checksum::complete_checksum(&mut complete).unwrap();
+    front.send(&tcp).unwrap();
+    front.flush().unwrap();
+    rig.step();
+    assert_eq!(rig.sent(&guest), [complete]);
+    assert_eq!(front.stats().tx_csum_offloaded, 1);
+    rig.dev(&guest, |d| {
+        let s = d.stats();
+        assert_eq!((s.tx_csum_completed, s.tx_dropped, s.tx_errors), (1, 0, 0));
+    });
+    // A frame over a page (netback's `feature-sg`) reaches the front end in several slots.
+    let big = frame(3, 6000);
+    assert_eq!(rig.deliver(&guest, std::slice::from_ref(&big)), [Ok(())]);
+    assert_eq!(
+        front.receive(),
+        None,
+        "over the vif's MTU of 1500: netfront drops it"
+    );
+    assert_eq!(front.stats().rx_multi_slot, 0);
+    rig.dev(&guest, |d| assert_eq!(d.stats().rx_slots, 2));
 }

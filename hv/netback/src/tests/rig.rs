@@ -213,17 +213,15 @@ impl Rig {
         }
     }
 
-    /// netfront connects the guest's vif.
+    /// netfront connects the guest's vif (every offload it offers).
     pub fn connect(&self, guest: &mut Guest) -> Front {
+        self.connect_with(guest, Config::default())
+    }
+
+    /// netfront connects the guest's vif with `config`.
+    pub fn connect_with(&self, guest: &mut Guest, config: Config) -> Front {
         let platform = self.platform(guest);
-        Netfront::connect(
-            &mut guest.xs,
-            guest.devid,
-            Config::default(),
-            platform,
-            far(),
-        )
-        .unwrap()
+        Netfront::connect(&mut guest.xs, guest.devid, config, platform, far()).unwrap()
     }
 
     /// Runs `f` on the guest's device in domain 0.
