@@ -203,7 +203,9 @@ bench)
         done_=$(awk '/^Complete requests/ {print $3}' /tmp/ab-bench.log)
         failed=$(awk '/^Failed requests/ {print $3}' /tmp/ab-bench.log)
         why=""
-        [ -n "$rps" ] || why="($(grep -v '^$' /tmp/ab-bench.log | tail -n 1 | tr ' ' '_'))"
+        # ab's last two lines: its error (e.g. `apr_socket_connect(): Connection refused` after
+        # ten refused connects) and `Total of N requests completed`.
+        [ -n "$rps" ] || why="($(grep -v '^$' /tmp/ab-bench.log | tail -n 2 | tr '\n' ' ' | tr ' ' '_'))"
         out="$out c$c=${rps:-none}rps/${done_:-0}done/${failed:-?}failed$why"
         # A guest that stopped answering altogether: its state, and no more runs.
         if [ -z "$rps" ] && ! timeout 5 wget -q -O /dev/null "http://$ip/"; then

@@ -477,7 +477,7 @@ fn guest_answered_ms(before: &TimedStatus, after: &TimedStatus) -> i128 {
 
 /// `net-churn`: `n` connections opened at once and then closed at once; then `GET /` must be
 /// answered within [`crate::xen::blk::ANSWER_WITHIN_MS`] of QEMU's forward taking its
-/// connection, and the guest must have dropped no SYN over the burst.
+/// connection (a SYN of it dropped by the guest or on the way would cost slirp's 6 s).
 ///
 /// The time the connection takes to open is the host's, not the guest's: QEMU's forward
 /// listens with a backlog of 1 (`ss -ltn` shows it) and slirp accepts one connection per turn
@@ -486,8 +486,9 @@ fn guest_answered_ms(before: &TimedStatus, after: &TimedStatus) -> i128 {
 /// then does slirp open its own connection to the guest. A capture on the host's loopback
 /// shows it (the first SYN unanswered, the second answered at once), and it took the
 /// check's `GET /` past 2 s in CI (connected after 2041 ms locally, answered 5 ms later).
-/// So the line's `ms` counts from the connection's taking, `connect_ms` is printed beside it,
-/// and the figures give the host's listen drops and the guest's counters over the burst.
+/// So the line's `ms` counts from the connection's taking, `connect_ms` and the SYNs the guest
+/// dropped over the burst (`syns_dropped`: those beyond its free slots in one turn) are
+/// printed beside it, and the figures give the host's listen drops and the guest's counters.
 pub fn churn(addr: &str, n: u64) -> Outcome {
     let mut figures = None;
     let line = (|| -> Result<String> {
@@ -554,22 +555,7 @@ pub fn churn(addr: &str, n: u64) -> Outcome {
         },
         verdict: line
             .map_err(|e| format!("{e:#}"))
-            .and_then(|l| churn_verdict(&l, n)),
-    }
-}
-
-/// [`timed_verdict`] (`ms` counted from the connection's taking on hv, see [`churn`]), and no
-/// SYN dropped by the guest over the burst: nothing was busy answering, so every SYN had a
-/// slot.
-fn churn_verdict(line: &str, n: u64) -> Result<(), String> {
-    timed_verdict(line, n)?;
-    if line.contains(" syns_dropped=0") {
-        Ok(())
-    } else {
-        Err(format!(
-            "the guest dropped no SYN over the burst (nothing was busy answering) expected: \
-             {line}"
-        ))
+            .and_then(|l| timed_verdict(&l, n)),
     }
 }
 
@@ -1039,16 +1025,15 @@ mod tests {
     }
 
     #[test]
-    fn the_churn_is_judged_from_the_connection_and_by_the_guest_s_syns() {
-        let ok = "opened=200 status=ok ms=40 connect_ms=2041 syns_dropped=0";
-        assert_eq!(churn_verdict(ok, 200), Ok(()));
+    fn the_churn_is_judged_from_the_connection_s_taking() {
+        let ok = "opened=200 status=ok ms=40 connect_ms=2041 syns_dropped=3";
+        assert_eq!(timed_verdict(ok, 200), Ok(()));
         for bad in [
             "opened=200 status=ok ms=2046 connect_ms=0 syns_dropped=0",
-            "opened=200 status=ok ms=40 connect_ms=0 syns_dropped=3",
             "opened=199 status=ok ms=40 connect_ms=0 syns_dropped=0",
             "opened=200 status=failed ms=28 connect_ms=? syns_dropped=?",
         ] {
-            assert!(churn_verdict(bad, 200).is_err(), "{bad}");
+            assert!(timed_verdict(bad, 200).is_err(), "{bad}");
         }
     }
 
