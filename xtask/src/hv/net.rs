@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::http::{self, Conn};
 use crate::xen::blk::{
-    NET_KV_EXPECTED, files_verdict, harness_pattern, hex, load_verdict, timed_verdict,
+    NET_HEAD_RANGE_ETAG_EXPECTED, NET_KV_EXPECTED, files_verdict, harness_pattern, hex,
+    load_verdict, timed_verdict,
 };
 
 /// Bytes of the download and upload checks.
@@ -138,6 +139,70 @@ pub fn kv(addr: &str) -> Outcome {
         match line {
             Ok(l) if l == NET_KV_EXPECTED => Ok(()),
             Ok(l) => Err(format!("got `{l}`, expected `{NET_KV_EXPECTED}`")),
+            Err(e) => Err(format!("{e:#}")),
+        },
+    )
+}
+
+/// `raw` (a whole request) on a fresh connection; `head_only` for an answer to `HEAD`.
+fn raw_request(addr: &str, raw: &str, head_only: bool) -> Result<http::Response> {
+    let mut c = Conn::connect(addr, IO_TIMEOUT)?;
+    c.send_raw(raw.as_bytes())?;
+    c.read_response(head_only)
+}
+
+/// `net-head-range-etag`: `net-checks.sh head-range-etag`'s requests on `/files/index.html`
+/// (HTTP/1.0, a connection each), its line judged by [`NET_HEAD_RANGE_ETAG_EXPECTED`].
+pub fn head_range_etag(addr: &str) -> Outcome {
+    let line = (|| -> Result<String> {
+        let f = "/files/index.html";
+        let req = |method: &str, header: &str, head_only: bool| {
+            raw_request(
+                addr,
+                &format!("{method} {f} HTTP/1.0\r\n{header}\r\n"),
+                head_only,
+            )
+        };
+        let head = req("HEAD", "", true)?;
+        let get = req("GET", "", false)?;
+        let len = head.header("content-length").unwrap_or("").to_owned();
+        let etag = head.header("etag").unwrap_or("").to_owned();
+        let range = req("GET", "Range: bytes=0-9\r\n", false)?;
+        let unsat = req("GET", &format!("Range: bytes={len}-\r\n"), false)?;
+        let not_modified = req("GET", &format!("If-None-Match: {etag}\r\n"), false)?;
+        let other = req("GET", "If-None-Match: \"not-this-one\"\r\n", false)?;
+        let same = if !len.is_empty() && get.header("content-length") == Some(len.as_str()) {
+            "same".to_owned()
+        } else {
+            format!("{len}/{}", get.header("content-length").unwrap_or(""))
+        };
+        let tag = !etag.is_empty() && get.header("etag") == Some(etag.as_str());
+        let content_range = range.header("content-range").unwrap_or("");
+        Ok(format!(
+            "head={} head_body={} length={same} etag={} range={} range_body={} \
+             content_range={} unsatisfiable={} not_modified={} other_tag={}",
+            head.status,
+            head.body.len(),
+            if tag { "yes" } else { "no" },
+            range.status,
+            range.body.len(),
+            if content_range == format!("bytes 0-9/{len}") {
+                "ok".to_owned()
+            } else {
+                content_range.replace(' ', "_")
+            },
+            unsat.status,
+            not_modified.status,
+            other.status
+        ))
+    })();
+    outcome(
+        "net-head-range-etag",
+        match line {
+            Ok(l) if l == NET_HEAD_RANGE_ETAG_EXPECTED => Ok(()),
+            Ok(l) => Err(format!(
+                "got `{l}`, expected `{NET_HEAD_RANGE_ETAG_EXPECTED}`"
+            )),
             Err(e) => Err(format!("{e:#}")),
         },
     )
@@ -649,7 +714,8 @@ cargo xtask net-check [--addr HOST:PORT] [--load N] [--slow-secs S] [--site DIR]
 
 Runs the host's checks of the guest's HTTP service against a running one (by default the
 demo of `cargo xtask run` at 127.0.0.1:8080), as hv's harness runs them: files, kv (it
-leaves the keys `big` and `persist` in the store), download and upload of 16 MiB, malformed
+leaves the keys `big` and `persist` in the store), HEAD, Range and If-None-Match on
+index.html, download and upload of 16 MiB, malformed
 requests, a load of N requests (default 2000) over 16 keep-alive connections, and a churn
 of 200 connections, and 64 clients trickling request heads for S seconds (default 20) while
 `GET /` is timed once a second. Prints `HOST <check> ok|FAIL <why>` and the figures; exits 1
@@ -659,15 +725,16 @@ if any failed.
   --load N          requests of the load check (default 2000)
   --slow-secs S     how long the slow heads trickle (default 20; 0: no slow heads)
   --site DIR        the site the service's archive was built from (default pvguest/site)
-  --only CHECK,...  only these checks (files, kv, download, upload, malformed, load, churn,
-                    slow-heads), in that order
+  --only CHECK,...  only these checks (files, kv, head-range-etag, download, upload,
+                    malformed, load, churn, slow-heads), in that order
   --repeat N        run the checks N times over (default 1), to catch what happens seldom
 ";
 
 /// The checks' names (`net-<name>`), in the order [`all`] runs them.
-pub const CHECKS: [&str; 8] = [
+pub const CHECKS: [&str; 9] = [
     "files",
     "kv",
+    "head-range-etag",
     "download",
     "upload",
     "malformed",
@@ -701,6 +768,7 @@ fn some(
             let mut o = match name {
                 "files" => files(addr, site),
                 "kv" => kv(addr),
+                "head-range-etag" => head_range_etag(addr),
                 "download" => download(addr),
                 "upload" => upload(addr),
                 "malformed" => malformed(addr),
