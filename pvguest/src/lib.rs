@@ -20,6 +20,7 @@ pub mod cmdline;
 pub mod durable;
 pub mod memory;
 pub mod proto;
+pub mod reads;
 pub mod selftest;
 pub mod vbd;
 

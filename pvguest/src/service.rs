@@ -46,6 +46,7 @@ use xenbus::{EventChannel, frontend};
 
 use crate::disk::{BlkDisk, Disk};
 use crate::memory::heap;
+use crate::reads;
 use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
 use crate::xen::{events, time, xenstore};
 
@@ -68,9 +69,18 @@ pub struct Net {
     pub addressing: httpd::address::Addressing,
 }
 
+/// Rx buffers the service posts: the whole ring, as Linux's netfront does (netfront's default
+/// is half of it). A back end that finds too few buffers drops the frame (hv's netback does
+/// at once; Linux's queues a few hundred KiB first), and a burst of connections brings
+/// QEMU's whole virtio queue at once while the guest is busy: with 128 buffers, hv's netback
+/// dropped 11 to 48 frames in 40 rounds of the churn check, and the three or four `GET /`
+/// whose SYN or request was among them waited 5.5-6 s for slirp to send it again; with 256,
+/// none in 40 rounds.
+const RX_BUFFERS: u16 = 256;
+
 /// The vif's configuration: every offload, less those the command line switches off
 /// (`net-csum=off`, `net-sg=off`, `net-gso-rx=off`, `net-gso-tx=off`; `net-offloads=off` for
-/// all of them).
+/// all of them), with [`RX_BUFFERS`] posted.
 pub fn net_config(cmdline: &str) -> Config {
     let off = |key: &str| {
         crate::cmdline::option(cmdline, key) == Some("off")
@@ -83,6 +93,7 @@ pub fn net_config(cmdline: &str) -> Config {
             gso_rx: !off("net-gso-rx"),
             gso_tx: !off("net-gso-tx"),
         },
+        rx_buffers: RX_BUFFERS,
         ..Config::default()
     }
 }
@@ -201,211 +212,37 @@ pub fn file_count(archive: &Archive) -> usize {
         .count()
 }
 
-/// Read buffers a disk keeps for the service (done or in flight).
-pub const READ_SLOTS: usize = 16;
-/// The most bytes one read of the service fetches (a file's next bytes are read ahead so).
-pub const READ_AHEAD: usize = 64 * 1024;
 /// How long a finished request's outcome waits for the connection that asked before another
-/// request may take its place, ns.
-const UNCLAIMED_NS: u64 = 2_000_000_000;
+/// request may take its place, ns (a store commit's; reads keep theirs as long,
+/// [`reads::UNCLAIMED_NS`]).
+const UNCLAIMED_NS: u64 = reads::UNCLAIMED_NS;
 
-enum ReadState {
-    InFlight(RequestId),
-    Done(Vec<u8>),
-    Failed(BlkError),
-}
+/// A disk's reads for the service ([`reads`]), by blkfront's request ids.
+type Reads = reads::Reads<RequestId>;
 
-/// One read of the service's: disk bytes `offset..offset + len`.
-struct ReadSlot {
-    offset: u64,
-    len: usize,
-    state: ReadState,
-    /// When it was last asked for (the least recently asked goes first when room is needed).
-    touched: u64,
-    /// Whether its bytes were copied out since it finished (an unclaimed one is kept a while
-    /// for whoever asked for it).
-    claimed: bool,
-}
+impl reads::SubmitDisk for Disk {
+    type Id = RequestId;
 
-/// A disk's reads, submitted and polled ([`READ_SLOTS`] at most).
-#[derive(Default)]
-struct Reads {
-    slots: Vec<ReadSlot>,
+    fn can_submit(&self) -> bool {
+        Disk::can_submit(self)
+    }
+
+    fn submit_read(&mut self, offset: u64, len: usize) -> Result<RequestId, BlkError> {
+        Disk::submit_read(self, offset, len)
+    }
+
+    fn max_request_bytes(&self) -> usize {
+        Disk::max_request_bytes(self)
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.info().bytes()
+    }
 }
 
 /// Whether `disk` can take another request now.
 fn can_submit(disk: &Disk) -> bool {
     disk.can_submit()
-}
-
-impl Reads {
-    /// Copies the disk's bytes at `at` into `buf` if they are all read; otherwise submits a
-    /// read of the first missing piece (when there is room) and answers `Pending`.
-    fn copy(
-        &mut self,
-        disk: &mut Disk,
-        at: u64,
-        buf: &mut [u8],
-        now: u64,
-    ) -> Result<(), BackendError> {
-        let end = at.saturating_add(buf.len() as u64);
-        let mut cur = at;
-        while cur < end {
-            let Some(i) = self
-                .slots
-                .iter()
-                .position(|s| s.offset <= cur && cur < s.offset + s.len as u64)
-            else {
-                self.submit(disk, cur, now)?;
-                return Err(BackendError::Pending);
-            };
-            let slot = &mut self.slots[i];
-            slot.touched = now;
-            match &slot.state {
-                ReadState::InFlight(_) => return Err(BackendError::Pending),
-                ReadState::Failed(e) => {
-                    let e = *e;
-                    self.slots.swap_remove(i);
-                    return Err(BackendError::Failed(format!("disk read: {e}")));
-                }
-                ReadState::Done(data) => {
-                    let from = usize::try_from(cur - slot.offset).unwrap_or(usize::MAX);
-                    let to = usize::try_from(cur - at).unwrap_or(usize::MAX);
-                    let n = (data.len().saturating_sub(from)).min(buf.len().saturating_sub(to));
-                    if n == 0 {
-                        return Err(BackendError::Failed("disk read came back short".into()));
-                    }
-                    buf[to..to + n].copy_from_slice(&data[from..from + n]);
-                    slot.claimed = true;
-                    cur += n as u64;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The bytes of the read of exactly `offset..offset + len`, taken (not kept); submitted
-    /// if not asked for yet.
-    fn take(
-        &mut self,
-        disk: &mut Disk,
-        offset: u64,
-        len: usize,
-        now: u64,
-    ) -> Result<Vec<u8>, BackendError> {
-        let Some(i) = self
-            .slots
-            .iter()
-            .position(|s| s.offset == offset && s.len == len)
-        else {
-            if self.room(now) && can_submit(disk) {
-                let id = disk
-                    .submit_read(offset, len)
-                    .map_err(|e| BackendError::Failed(format!("disk read: {e}")))?;
-                self.slots.push(ReadSlot {
-                    offset,
-                    len,
-                    state: ReadState::InFlight(id),
-                    touched: now,
-                    claimed: false,
-                });
-            }
-            return Err(BackendError::Pending);
-        };
-        self.slots[i].touched = now;
-        match &self.slots[i].state {
-            ReadState::InFlight(_) => Err(BackendError::Pending),
-            ReadState::Failed(_) | ReadState::Done(_) => match self.slots.swap_remove(i).state {
-                ReadState::Done(data) => Ok(data),
-                ReadState::Failed(e) => Err(BackendError::Failed(format!("disk read: {e}"))),
-                ReadState::InFlight(_) => Err(BackendError::Pending),
-            },
-        }
-    }
-
-    /// Submits a read ahead from `cur` (page-aligned, up to [`READ_AHEAD`] bytes, inside the
-    /// disk), if a slot and the ring have room.
-    fn submit(&mut self, disk: &mut Disk, cur: u64, now: u64) -> Result<(), BackendError> {
-        if !self.room(now) || !can_submit(disk) {
-            return Ok(());
-        }
-        let page = 4096u64;
-        let start = cur - cur % page;
-        let most = READ_AHEAD.min(disk.max_request_bytes()) as u64;
-        let size = disk.info().bytes();
-        let len = most.min(size.saturating_sub(start)) / 512 * 512;
-        if len == 0 || start + len <= cur {
-            return Err(BackendError::Failed("read past the end of the disk".into()));
-        }
-        let len = usize::try_from(len).unwrap_or(0);
-        let id = disk
-            .submit_read(start, len)
-            .map_err(|e| BackendError::Failed(format!("disk read: {e}")))?;
-        self.slots.push(ReadSlot {
-            offset: start,
-            len,
-            state: ReadState::InFlight(id),
-            touched: now,
-            claimed: false,
-        });
-        Ok(())
-    }
-
-    /// Whether a slot is free, making one by dropping the least recently asked finished read
-    /// (one nobody copied from yet is kept [`UNCLAIMED_NS`] for whoever asked for it).
-    fn room(&mut self, now: u64) -> bool {
-        if self.slots.len() < READ_SLOTS {
-            return true;
-        }
-        let oldest = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                !matches!(s.state, ReadState::InFlight(_))
-                    && (s.claimed || now.saturating_sub(s.touched) >= UNCLAIMED_NS)
-            })
-            .min_by_key(|(_, s)| s.touched)
-            .map(|(i, _)| i);
-        match oldest {
-            Some(i) => {
-                self.slots.swap_remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Takes a completion if it is one of these reads'; gives it back otherwise.
-    fn complete(&mut self, c: Completion) -> Option<Completion> {
-        let Some(slot) = self
-            .slots
-            .iter_mut()
-            .find(|s| matches!(s.state, ReadState::InFlight(id) if id == c.id))
-        else {
-            return Some(c);
-        };
-        slot.touched = now_ns();
-        slot.state = match c.result {
-            Ok(data) if data.len() >= slot.len => ReadState::Done(data),
-            Ok(_) => ReadState::Failed(BlkError::IoError),
-            Err(e) => ReadState::Failed(e),
-        };
-        None
-    }
-
-    /// Finished reads dropped (the store's disk was rewritten under them).
-    fn forget_done(&mut self) {
-        self.slots
-            .retain(|s| matches!(s.state, ReadState::InFlight(_)));
-    }
-
-    fn in_flight(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| matches!(s.state, ReadState::InFlight(_)))
-            .count()
-    }
 }
 
 /// Which request a store commit answers: the same request asked again finds it.
@@ -529,7 +366,7 @@ impl<'a> Storage<'a> {
         if let Ok((_, dev)) = &mut self.files {
             for c in dev.disk_mut().poll() {
                 // Nothing else of the service's is on this disk.
-                let _ = self.file_reads.complete(c);
+                let _ = self.file_reads.complete(c.id, c.result, now);
             }
         }
         let Ok(store) = &mut self.kv else {
@@ -537,9 +374,11 @@ impl<'a> Storage<'a> {
         };
         let completions = store.device_mut().inner_mut().disk_mut().poll();
         for c in completions {
-            let Some(c) = self.kv_reads.complete(c) else {
+            let id = c.id;
+            let Some(result) = self.kv_reads.complete(id, c.result, now) else {
                 continue;
             };
+            let c = Completion { id, result };
             if let Some(commit) = &mut self.commit {
                 match &mut commit.stage {
                     Stage::Writing { ids, failed, .. } => {

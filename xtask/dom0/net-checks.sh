@@ -18,6 +18,9 @@
 #              whether GET / answers and in how many ms
 #   slow-heads N S  N clients send request heads a line a second for S s (a closed one opens
 #              again); meanwhile GET / timed once a second: how many answered, the slowest
+#   head-range-etag  HEAD, Range and If-None-Match on /files/index.html: each status, the
+#              HEAD's body length, whether its length and ETag are GET's, the range's body
+#              length and Content-Range
 #   diag NAME  the domain's state and RIP as dom0 sees them (printed, not judged)
 #   bench N    ab -k on /files/index.html: N requests over 16 connections three times, then
 #              over 128 (requests per second, printed, not judged)
@@ -46,6 +49,9 @@ req() {
 body() { tr -d '\r' < /tmp/resp | sed '1,/^$/d'; }
 # A file of $2 bytes, ASCII letters in a pattern that shows misplaced bytes.
 letters() { awk -v n="$2" 'BEGIN { for (i = 0; i < n; i++) printf "%c", 97 + (i * 7 + int(i / 26)) % 26 }' > "$1"; }
+# The value of header $1 in /tmp/resp's head (case-insensitive name), and its body length.
+header_field() { tr -d '\r' < /tmp/resp | sed '/^$/q' | grep -i "^$1:" | head -n 1 | cut -d' ' -f2-; }
+body_length() { tr -d '\r' < /tmp/resp | sed '1,/^$/d' | wc -c; }
 case "$2" in
 download)
     wget -q -O - "http://$ip/blob/16777216" | sha256sum | cut -d' ' -f1
@@ -203,7 +209,9 @@ bench)
         done_=$(awk '/^Complete requests/ {print $3}' /tmp/ab-bench.log)
         failed=$(awk '/^Failed requests/ {print $3}' /tmp/ab-bench.log)
         why=""
-        [ -n "$rps" ] || why="($(grep -v '^$' /tmp/ab-bench.log | tail -n 1 | tr ' ' '_'))"
+        # ab's last two lines: its error (e.g. `apr_socket_connect(): Connection refused` after
+        # ten refused connects) and `Total of N requests completed`.
+        [ -n "$rps" ] || why="($(grep -v '^$' /tmp/ab-bench.log | tail -n 2 | tr '\n' ' ' | tr ' ' '_'))"
         out="$out c$c=${rps:-none}rps/${done_:-0}done/${failed:-?}failed$why"
         # A guest that stopped answering altogether: its state, and no more runs.
         if [ -z "$rps" ] && ! timeout 5 wget -q -O /dev/null "http://$ip/"; then
@@ -212,6 +220,29 @@ bench)
         fi
     done
     echo "${out# }"
+    ;;
+head-range-etag)
+    # Over nc, HTTP/1.0 (the service closes after each answer). `hreq METHOD PATH [HEADER]`
+    # leaves the response in /tmp/resp and prints its status.
+    hreq() {
+        if [ -n "${3:-}" ]; then
+            printf '%s %s HTTP/1.0\r\n%s\r\n\r\n' "$1" "$2" "$3"
+        else
+            printf '%s %s HTTP/1.0\r\n\r\n' "$1" "$2"
+        fi | nc -w 10 "$ip" 80 > /tmp/resp
+        head -n 1 /tmp/resp | cut -d' ' -f2
+    }
+    f=/files/index.html
+    head=$(hreq HEAD $f); len=$(header_field content-length); etag=$(header_field etag); hbody=$(body_length)
+    hreq GET $f > /dev/null; glen=$(header_field content-length); getag=$(header_field etag)
+    range=$(hreq GET $f "Range: bytes=0-9"); rbody=$(body_length); crange=$(header_field content-range)
+    unsat=$(hreq GET $f "Range: bytes=$len-")
+    nm=$(hreq GET $f "If-None-Match: $etag")
+    other=$(hreq GET $f 'If-None-Match: "not-this-one"')
+    [ -n "$len" ] && [ "$len" = "$glen" ] && same=same || same="$len/$glen"
+    [ -n "$etag" ] && [ "$etag" = "$getag" ] && tag=yes || tag=no
+    [ "$crange" = "bytes 0-9/$len" ] && cr=ok || cr=$(echo "$crange" | tr ' ' '_')
+    echo "head=$head head_body=$hbody length=$same etag=$tag range=$range range_body=$rbody content_range=$cr unsatisfiable=$unsat not_modified=$nm other_tag=$other"
     ;;
 stall-prep)
     # A loop device on the image $3 and a device-mapper target `$4` over it, for a guest's

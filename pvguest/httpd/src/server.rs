@@ -44,11 +44,14 @@
 //! makes the service reclaim the least useful slot before the SYN is read: a slot the service already closed, else a
 //! half-open one (or one established but not served yet), else the connection idle longest,
 //! else the one whose head has been arriving longest, even within its deadline; the oldest
-//! first in each class. The reclaimed connection is reset (its peer learns at once) and the
-//! slot listens again before the frame is read. A connection receiving a body or being
-//! answered is never reclaimed; when every slot is one of those, a new SYN is dropped (as a
-//! full listen queue drops it: the client sends it again after 1 s, 2 s, ...), not refused.
-//! Reclaims are counted in [`ServerStats::reclaimed`].
+//! first in each class ([`Slot::reclaim_rank`]). The reclaimed connection is reset (its peer
+//! learns at once) and the slot listens again before the frame is read. A connection
+//! receiving a body or being answered is never reclaimed, nor a handshake begun in the same
+//! turn (its SYN-ACK has not gone out: a reset would refuse the client's connect, and a burst
+//! of SYNs would take and reset one slot over and over); when every slot is one of those, a
+//! new SYN is dropped (as a full listen queue drops it: the client sends it again after 1 s,
+//! 2 s, ...), not refused. Reclaims are counted in [`ServerStats::reclaimed`], dropped SYNs in
+//! [`ServerStats::syns_dropped`].
 //!
 //! # Free slots wait aside
 //! smoltcp walks every socket of the set for each segment that arrives and on every poll, so
@@ -137,7 +140,8 @@ pub struct ServerStats {
     pub storage_timeouts: u64,
     /// Connections reset to free a slot for a new one.
     pub reclaimed: u64,
-    /// SYNs dropped because every slot was busy answering (the client sends them again).
+    /// SYNs dropped because every slot was busy answering or began its handshake in the same
+    /// turn (the client sends them again).
     pub syns_dropped: u64,
     /// Slots not listening now (connections open, half-open or closing).
     pub open: u64,
@@ -299,9 +303,9 @@ impl Server {
             if let Some(peer) = ingress::syn_to(&frame, medium, self.config.port)
                 && !self.make_room(now, peer, iface, device, sockets)
             {
-                // Every slot is busy answering: the SYN is dropped, as a full listen queue
-                // drops it, and the client sends it again (after 1 s, 2 s, ...) rather than
-                // hearing a reset ("connection refused").
+                // Every slot is busy answering or took its SYN this turn: the SYN is
+                // dropped, as a full listen queue drops it, and the client sends it again
+                // (after 1 s, 2 s, ...) rather than hearing a reset ("connection refused").
                 self.stats.syns_dropped += 1;
                 continue;
             }
@@ -327,7 +331,7 @@ impl Server {
     /// Before a SYN from `peer` is read: unless a slot listens (or the SYN is a retransmission
     /// for a slot that already took it), a closed slot listens again, else the least useful
     /// one is reset (the reset sent at once) and listens. False if no slot can take it (every
-    /// one is busy answering).
+    /// one is busy answering or took its SYN this turn).
     fn make_room<D: Device + ?Sized>(
         &mut self,
         now: Instant,

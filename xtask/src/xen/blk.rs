@@ -10,7 +10,9 @@
 //!   `text/html` for `index.html`, 404 for a missing file), `net-kv` (put, get, overwrite, a
 //!   value at 16 KiB and one over, list, delete, 404 after; the store at [`SERVICE_KV`] on
 //!   `xvdb`) and `net-kv-persist` (after the crash points, a fresh domain running the
-//!   application on the same disks still has what `net-kv` left); `net-churn` (after
+//!   application on the same disks still has what `net-kv` left); `net-head-range-etag`
+//!   (`HEAD`, `Range` and `If-None-Match` on `index.html`: [`NET_HEAD_RANGE_ETAG_EXPECTED`]);
+//!   `net-churn` (after
 //!   [`CHURN_CONNECTIONS`] connections opened and closed at once, `GET /` answered within
 //!   [`ANSWER_WITHIN_MS`]). `net-checks.sh slow-heads N` (100 clients trickling heads, `GET /`
 //!   timed meanwhile) is not a step yet: in two device boots of four the guest then stopped
@@ -137,6 +139,13 @@ pub fn app_cmdline() -> String {
 pub const NET_KV_EXPECTED: &str = "put=200 get=one put2=200 get2=two big=200 bigsame=yes \
      toolarge=413 persist=200 list={\"keys\":[\"alpha\",\"big\",\"persist\"]} del=200 after=404 \
      del2=404";
+/// What `HOST net-head-range-etag` expects from `net-checks.sh head-range-etag` (and hv's
+/// [`crate::hv::net::head_range_etag`]) on `/files/index.html`: `HEAD` answered `200` with
+/// GET's length and `ETag` and no body, `Range: bytes=0-9` `206` with 10 bytes and
+/// `Content-Range: bytes 0-9/<length>`, a range from the length on `416`, `If-None-Match` with
+/// the file's tag `304`, with another tag `200`.
+pub const NET_HEAD_RANGE_ETAG_EXPECTED: &str = "head=200 head_body=0 length=same etag=yes \
+     range=206 range_body=10 content_range=ok unsatisfiable=416 not_modified=304 other_tag=200";
 /// What `HOST net-kv-persist` expects from `net-checks.sh persist` on the fresh domain.
 pub const NET_KV_PERSIST_EXPECTED: &str =
     "persist=kept-across-boots big=same list={\"keys\":[\"big\",\"persist\"]}";
@@ -405,6 +414,10 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} files /pvxen/files.sha256"),
         ),
         run("net-kv", &format!("sh /pvxen/net-checks.sh {GUEST_IP} kv")),
+        run(
+            "net-head-range-etag",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} head-range-etag"),
+        ),
         run(
             "net-churn",
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} churn {CHURN_CONNECTIONS}"),
@@ -895,6 +908,10 @@ pub fn host_checks(
             "net-kv-persist",
             exact("net-kv-persist", NET_KV_PERSIST_EXPECTED),
         ),
+        check(
+            "net-head-range-etag",
+            exact("net-head-range-etag", NET_HEAD_RANGE_ETAG_EXPECTED),
+        ),
         check("blk-pattern", pattern),
         check("blk-guest-write", guest_write),
         check("blk-readonly", readonly),
@@ -1174,6 +1191,7 @@ mod tests {
             "PVXEN result net-files files=5 ok=5 missing=404 bad=; type=text/html; charset=utf-8",
             &format!("PVXEN result net-kv {NET_KV_EXPECTED}"),
             &format!("PVXEN result net-kv-persist {NET_KV_PERSIST_EXPECTED}"),
+            &format!("PVXEN result net-head-range-etag {NET_HEAD_RANGE_ETAG_EXPECTED}"),
             "PVXEN result app-shutdown ok",
             "G|APP stopped 3 requests 3 connections",
             "PVXEN result net-churn opened=200 status=ok ms=35",
@@ -1184,9 +1202,9 @@ mod tests {
         let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
         // `net-slow-heads` is judged in `soak` only.
-        assert_eq!(checks.len(), 15);
+        assert_eq!(checks.len(), 16);
         let soak = host_checks(&good, "aaaa", "bbbb", SOAK_REQUESTS, 5);
-        assert_eq!(soak.len(), 16);
+        assert_eq!(soak.len(), 17);
         for late in [
             "opened=300 status=ok ms=2001",
             "opened=300 status=failed ms=3",
@@ -1229,7 +1247,7 @@ mod tests {
         );
         // The application ignored the shutdown: dom0 timed out waiting.
         let ignored = transcript(&["PVXEN result app-shutdown ok", "PVXEN end timeout 120.0"]);
-        let shutdown = &host_checks(&ignored, "aaaa", "bbbb", 2000, 5)[12];
+        let shutdown = &host_checks(&ignored, "aaaa", "bbbb", 2000, 5)[13];
         assert!(!shutdown.0);
         assert!(
             shutdown.1.contains("`APP stopped` never printed"),
@@ -1285,7 +1303,7 @@ mod tests {
         ]);
         let checks = host_checks(&bad, "aaaa", "bbbb", 2000, 5);
         assert!(checks.iter().all(|(ok, _)| !ok), "{checks:?}");
-        let checks = [&checks[..5], &checks[8..]].concat();
+        let checks = [&checks[..5], &checks[9..]].concat();
         assert!(
             checks[0]
                 .1
@@ -1318,7 +1336,7 @@ mod tests {
         assert!(checks[3].1.contains("from 3 to 3"));
         let short = transcript(&["G|BLK sha256 xvda 512 aaaa"]);
         assert!(
-            host_checks(&short, "aaaa", "b", 2000, 5)[8]
+            host_checks(&short, "aaaa", "b", 2000, 5)[9]
                 .1
                 .contains("read 512 bytes")
         );
@@ -1350,6 +1368,7 @@ mod tests {
             "run net-bench",
             "run net-files",
             "run net-kv",
+            "run net-head-range-etag",
             "run net-churn",
             "run net-diag",
             "run net-done",

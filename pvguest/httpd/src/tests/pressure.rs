@@ -62,7 +62,8 @@ fn trickle_for(net: &mut Net, trickles: &mut [Trickle], ms: u64, every_ms: u64) 
 fn a_churn_burst_of_hundreds_then_a_get_is_answered_within_2_s() {
     let mut net = Net::new(Config::default());
     // 300 connections at once: a third close as soon as they are connected (their ACK and
-    // FIN arrive together), a third reset, a third vanish after their SYN.
+    // FIN arrive together), a third reset, a third vanish after their SYN. The SYNs beyond
+    // the free slots wait (dropped, sent again) and are treated alike once connected.
     let burst: Vec<(SocketHandle, u16)> = (0..300).map(|_| net.start_connect(2048)).collect();
     net.poll_client();
     for (i, &(handle, port)) in burst.iter().enumerate() {
@@ -70,28 +71,46 @@ fn a_churn_burst_of_hundreds_then_a_get_is_answered_within_2_s() {
             net.vanish(handle, port);
         }
     }
-    for _ in 0..50 {
-        net.step_server(1);
-        net.client_iface
-            .poll(net.now, &mut net.client_port, &mut net.client_sockets);
+    // One turn of the burst's clients: each connected one closes or resets; true once every
+    // one is done (closed, or vanished).
+    let churn = |net: &mut Net| {
+        let mut done = true;
         for (i, &(handle, _)) in burst.iter().enumerate() {
             if i % 3 == 2 {
                 continue;
             }
             let socket = net.client(handle);
-            if socket.state() == tcp::State::Established {
-                if i % 3 == 0 {
-                    socket.close();
-                } else {
-                    socket.abort();
-                }
+            match socket.state() {
+                tcp::State::Established if i % 3 == 0 => socket.close(),
+                tcp::State::Established => socket.abort(),
+                tcp::State::Closed | tcp::State::TimeWait => continue,
+                _ => {}
             }
+            done = false;
         }
+        done
+    };
+    for _ in 0..50 {
+        net.step_server(1);
+        net.client_iface
+            .poll(net.now, &mut net.client_port, &mut net.client_sockets);
+        churn(&mut net);
         net.poll_client();
     }
     let took = time_a_get(&mut net);
     assert!(took <= Duration::from_secs(2), "took {took}");
-    // Nothing of the burst holds a slot past the handshake deadline (5 s).
+    // The burst's clients finish (the SYNs beyond the free slots of each wave are sent again
+    // after 1, 3, 7, ... 127 s, smoltcp's backoff), and then nothing of the burst holds a slot
+    // past the handshake deadline (5 s).
+    let start = net.now;
+    while !churn(&mut net) {
+        net.step(50);
+        assert!(
+            net.now - start < Duration::from_secs(300),
+            "the burst never ends: {:?}",
+            net.server.stats()
+        );
+    }
     for _ in 0..60 {
         net.step(100);
     }
@@ -460,4 +479,51 @@ fn when_every_slot_is_busy_answering_a_syn_waits_instead_of_a_reset() {
     assert_eq!(net.client(late).state(), tcp::State::Established);
     let (code, _, _) = net.exchange(late, b"GET / HTTP/1.1\r\n\r\n");
     assert_eq!(code, 200);
+}
+
+#[test]
+fn a_burst_of_syns_beyond_the_free_slots_waits_and_no_handshake_is_reset() {
+    // `ab -c 128` against a smaller pool: the SYNs arrive together, in one turn.
+    let config = Config {
+        pool: crate::Pool {
+            slots: 3,
+            buffer: 4096,
+        },
+        ..Config::default()
+    };
+    let mut net = Net::new(config);
+    let clients: Vec<_> = (0..5).map(|_| net.start_connect(4096).0).collect();
+    net.poll_client();
+    for _ in 0..20 {
+        net.step(1);
+    }
+    let states: Vec<_> = clients.iter().map(|&c| net.client(c).state()).collect();
+    // The first three are served; the other two wait for a slot (their SYNs are sent again),
+    // rather than being taken and reset in the same turn (a failed connect: `ab` gives up
+    // after ten).
+    assert_eq!(
+        states,
+        [
+            tcp::State::Established,
+            tcp::State::Established,
+            tcp::State::Established,
+            tcp::State::SynSent,
+            tcp::State::SynSent
+        ]
+    );
+    let stats = net.server.stats();
+    assert_eq!((stats.reclaimed, stats.syns_dropped), (0, 2), "{stats:?}");
+    // The first three ask and are answered; the last two are taken once slots are idle.
+    for &c in &clients[..3] {
+        assert_eq!(net.exchange(c, b"GET / HTTP/1.1\r\n\r\n").0, 200);
+    }
+    for &c in &clients[3..] {
+        for _ in 0..300 {
+            net.step(10);
+            if net.client(c).state() == tcp::State::Established {
+                break;
+            }
+        }
+        assert_eq!(net.exchange(c, b"GET / HTTP/1.1\r\n\r\n").0, 200);
+    }
 }
