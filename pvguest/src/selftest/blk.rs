@@ -696,6 +696,7 @@ fn multipage_ring(
     let data: Vec<u8> = (0..MULTIPAGE_REQUESTS * 4096)
         .map(|i| indirect_pattern(i).wrapping_add(29))
         .collect();
+    let t0 = now_ns();
     let (most_writes, _) = with_store(|xs, d| {
         let blocks: Vec<(u64, Option<&[u8]>)> = data
             .chunks(4096)
@@ -704,20 +705,25 @@ fn multipage_ring(
             .collect();
         all_at_once(&mut rw.disk, xs, d, &blocks)
     })?;
+    let t1 = now_ns();
     let (most_reads, back) = with_store(|xs, d| {
         let blocks: Vec<(u64, Option<&[u8]>)> = (0..MULTIPAGE_REQUESTS)
             .map(|i| (MULTIPAGE_AT + (i * 4096) as u64, None))
             .collect();
         all_at_once(&mut rw.disk, xs, d, &blocks)
     })?;
+    let t2 = now_ns();
     let most = most_writes.min(most_reads);
     let peak = rw.disk.stats().peak_in_flight;
+    let bytes = MULTIPAGE_REQUESTS * 4096;
     let _ = rep.fact("blk-multipage-ring", "pages", pages);
     let _ = rep.fact("blk-multipage-ring", "in-flight", most);
     log::info!(
-        "blk-multipage-ring: {} offers max-ring-page-order {}; {pages} ring pages, {most} requests in flight at once (peak {peak})",
+        "blk-multipage-ring: {} offers max-ring-page-order {}; {pages} ring pages, {most} requests in flight at once (peak {peak}); {MULTIPAGE_REQUESTS} x 4 KiB writes {} KiB/s, reads {} KiB/s",
         rw.expected.name,
-        offered.as_deref().unwrap_or("(none)")
+        offered.as_deref().unwrap_or("(none)"),
+        kib_per_s(bytes, t1.saturating_sub(t0)),
+        kib_per_s(bytes, t2.saturating_sub(t1))
     );
     if back.concat() != data {
         return Err(String::from("what was written reads back differently"));
