@@ -739,41 +739,47 @@ fn multipage_ring(
     }
 }
 
-/// Submits every block (offset, data for a write or `None` for a 4 KiB read) without waiting
-/// while the ring has room, then waits for them in order (one wait whenever the ring is
-/// full); the most requests in flight at once, and what the reads gave.
+/// Submits the blocks (offset, data for a write or `None` for a 4 KiB read) in batches: as
+/// many as the ring takes without waiting, then every one of them waited for, then the next
+/// batch (request ids are ring slots, reused once completed: no id is submitted again while
+/// its earlier completion is undelivered). The most requests in flight at once, and what the
+/// reads gave, in order.
 fn all_at_once<T: XsTransport>(
     disk: &mut Disk,
     xs: &mut XsClient<T>,
     deadline: Instant,
     blocks: &[(u64, Option<&[u8]>)],
 ) -> Result<(usize, Vec<Vec<u8>>), String> {
-    let mut pending = alloc::collections::VecDeque::new();
     let mut out = Vec::with_capacity(blocks.len());
     let mut most = 0;
-    for &(offset, data) in blocks {
-        if !disk.can_submit() {
-            let id = pending
-                .pop_front()
-                .ok_or("ring full with nothing in flight")?;
+    let mut next = blocks.iter();
+    let mut left = blocks.len();
+    while left > 0 {
+        let mut batch = Vec::new();
+        while disk.can_submit() && batch.len() < left {
+            let Some(&(offset, data)) = next.next() else {
+                break;
+            };
+            let id = match data {
+                Some(data) => disk.submit_write(offset, data),
+                None => disk.submit_read(offset, 4096),
+            }
+            .map_err(|e| format!("submit at {offset}: {e}"))?;
+            batch.push(id);
+            most = most.max(disk.in_flight());
+        }
+        if batch.is_empty() {
+            return Err(String::from(
+                "the ring takes no request with nothing in flight",
+            ));
+        }
+        left -= batch.len();
+        for id in batch {
             out.push(
                 disk.wait_for(xs, id, deadline)
                     .map_err(|e| format!("{e}"))?,
             );
         }
-        let id = match data {
-            Some(data) => disk.submit_write(offset, data),
-            None => disk.submit_read(offset, 4096),
-        }
-        .map_err(|e| format!("submit at {offset}: {e}"))?;
-        pending.push_back(id);
-        most = most.max(disk.in_flight());
-    }
-    for id in pending {
-        out.push(
-            disk.wait_for(xs, id, deadline)
-                .map_err(|e| format!("{e}"))?,
-        );
     }
     Ok((most, out))
 }
