@@ -2,7 +2,12 @@
 //!
 //! A shared ring is one (or more) pages: a 64-byte header ([`SringHeader`]: `req_prod`,
 //! `req_event`, `rsp_prod`, `rsp_event`, padding) followed by [`ring_size`] slots, each big
-//! enough for a request or a response (C's `union <name>_sring_entry`). The front end produces
+//! enough for a request or a response (C's `union <name>_sring_entry`). A ring of several
+//! pages (blkif's `ring-page-order`, at most [`MAX_RING_PAGES`]) is the same layout over the
+//! pages laid end to end in the order the front end lists their grants (`ring-ref0`,
+//! `ring-ref1`, ...), as Linux's `xenbus_map_ring_valloc` maps them: the header is at the start
+//! of the first page and a slot may straddle two pages. [`SharedRing::from_pages`] takes the
+//! pages wherever they are; nothing assumes they are contiguous in memory. The front end produces
 //! requests and consumes responses ([`FrontRing`]); the back end consumes requests and produces
 //! responses into the same slots ([`BackRing`]). Indices run freely over all of `u32` with
 //! wrapping arithmetic; an index's slot is `idx & (size - 1)`.
@@ -86,6 +91,12 @@ pub type RingIdx = u32;
 pub const XEN_PAGE_SHIFT: u32 = 12;
 /// The page size of ring protocols (`1 << XEN_PAGE_SHIFT`); shared rings start page-aligned.
 pub const XEN_PAGE_SIZE: usize = 1 << XEN_PAGE_SHIFT;
+
+/// Linux's `XENBUS_MAX_RING_GRANT_ORDER`: the largest ring-page order a front end and back end
+/// agree on (blkif's `max-ring-page-order`; Linux blkback's default offer).
+pub const MAX_RING_PAGE_ORDER: u32 = 4;
+/// Linux's `XENBUS_MAX_RING_GRANTS`: the most pages one shared ring spans.
+pub const MAX_RING_PAGES: usize = 1 << MAX_RING_PAGE_ORDER;
 
 /// The 64-byte header at the start of every shared ring (`struct <name>_sring` up to `ring`).
 ///
@@ -248,6 +259,11 @@ pub enum RingError {
         /// The length offered.
         len: usize,
     },
+    /// A ring of separate pages was given none, or more than [`MAX_RING_PAGES`].
+    PageCount {
+        /// The number of pages offered.
+        pages: usize,
+    },
     /// Front end: every slot holds a request that has not been answered yet.
     Full,
     /// Back end: every request taken so far already has its response.
@@ -270,6 +286,9 @@ impl fmt::Display for RingError {
             Self::Null => f.write_str("shared ring pointer is null"),
             Self::Misaligned => f.write_str("shared ring is not page-aligned"),
             Self::TooSmall { len } => write!(f, "{len} bytes hold no ring slot"),
+            Self::PageCount { pages } => {
+                write!(f, "a ring spans 1 to {MAX_RING_PAGES} pages, not {pages}")
+            }
             Self::Full => f.write_str("no free request slot"),
             Self::NoPendingRequest => f.write_str("no request is waiting for a response"),
             Self::ProducerOverrun { prod, cons, limit } => write!(
@@ -284,11 +303,24 @@ impl fmt::Display for RingError {
 // The shared memory
 // ---------------------------------------------------------------------------------------------
 
+/// Where a ring's bytes are: one region, or separate pages laid end to end.
+#[derive(Clone, Copy)]
+enum Memory {
+    /// `len` contiguous bytes (`new`).
+    Contiguous(NonNull<u8>),
+    /// The first `count` of `pages`, each [`XEN_PAGE_SIZE`] bytes, byte `o` of the ring at
+    /// byte `o % XEN_PAGE_SIZE` of page `o / XEN_PAGE_SIZE` (`new_pages`).
+    Pages {
+        pages: [NonNull<u8>; MAX_RING_PAGES],
+        count: usize,
+    },
+}
+
 /// A handle to the shared memory of a ring of `Req`/`Rsp` slots.
 ///
-/// It is the only way into the shared page: it hands out no references, only copies.
+/// It is the only way into the shared pages: it hands out no references, only copies.
 pub struct SharedRing<Req, Rsp> {
-    base: NonNull<u8>,
+    memory: Memory,
     size: u32,
     _entries: PhantomData<fn() -> (Req, Rsp)>,
 }
@@ -323,10 +355,75 @@ impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
             return Err(RingError::TooSmall { len });
         }
         Ok(Self {
-            base,
+            memory: Memory::Contiguous(base),
             size,
             _entries: PhantomData,
         })
+    }
+
+    /// Takes `pages` (1 to [`MAX_RING_PAGES`] pages of [`XEN_PAGE_SIZE`] bytes, in the order
+    /// of the front end's `ring-ref0`, `ring-ref1`, ...) as the memory of one shared ring laid
+    /// over them end to end; the ring has
+    /// [`ring_size::<Req, Rsp>(pages.len() * XEN_PAGE_SIZE)`](ring_size) slots.
+    ///
+    /// # Safety
+    /// [`new`](Self::new)'s contract for each page (valid for reads and writes of
+    /// [`XEN_PAGE_SIZE`] bytes while the handle exists, reached by nothing else in this
+    /// program but atomic accesses, one front end and one back end), and no two entries
+    /// may overlap.
+    pub unsafe fn new_pages(pages: &[*mut u8]) -> Result<Self, RingError> {
+        if pages.is_empty() || pages.len() > MAX_RING_PAGES {
+            return Err(RingError::PageCount { pages: pages.len() });
+        }
+        let mut table = [NonNull::dangling(); MAX_RING_PAGES];
+        for (slot, &page) in table.iter_mut().zip(pages) {
+            let page = NonNull::new(page).ok_or(RingError::Null)?;
+            if !page.as_ptr().addr().is_multiple_of(XEN_PAGE_SIZE) {
+                return Err(RingError::Misaligned);
+            }
+            *slot = page;
+        }
+        let len = pages.len().saturating_mul(XEN_PAGE_SIZE);
+        let size = ring_size::<Req, Rsp>(len);
+        if size == 0 {
+            return Err(RingError::TooSmall { len });
+        }
+        Ok(Self {
+            memory: Memory::Pages {
+                pages: table,
+                count: pages.len(),
+            },
+            size,
+            _entries: PhantomData,
+        })
+    }
+
+    /// A ring over whole shared pages laid end to end (a multi-page ring): safe for the
+    /// reasons [`from_page`](Self::from_page) is. The same page given twice is refused
+    /// ([`RingError::PageCount`] names how many were given).
+    pub fn from_pages(pages: &[&'static AtomicPage]) -> Result<Self, RingError> {
+        let mut raw = [ptr::null_mut(); MAX_RING_PAGES];
+        if pages.is_empty() || pages.len() > MAX_RING_PAGES {
+            return Err(RingError::PageCount { pages: pages.len() });
+        }
+        for (i, (slot, page)) in raw.iter_mut().zip(pages).enumerate() {
+            if pages[..i].iter().any(|p| ptr::eq(*p, *page)) {
+                return Err(RingError::PageCount { pages: pages.len() });
+            }
+            *slot = page.as_ptr();
+        }
+        // SAFETY: each page is valid for its 4096 bytes for the rest of the program
+        // ('static), reached only atomically (see `from_page`), and no page is given twice
+        // (checked above), so the pages do not overlap.
+        unsafe { Self::new_pages(&raw[..pages.len()]) }
+    }
+
+    /// The pages the ring spans (1 for a ring of one page or one region).
+    pub fn pages(&self) -> usize {
+        match self.memory {
+            Memory::Contiguous(_) => 1,
+            Memory::Pages { count, .. } => count,
+        }
     }
 
     /// A ring over a whole shared page: safe, because the page lives for the rest of the
@@ -348,11 +445,12 @@ impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
     /// The header field at byte `offset` (< 64, a multiple of 4) as an atomic.
     fn header_word(&self, offset: usize) -> &AtomicU32 {
         debug_assert!(offset < size_of::<SringHeader>() && offset.is_multiple_of(4));
-        // SAFETY: the header lies inside the `len >= 64` valid bytes (`new` checked a slot fits
-        // after it); `base` is page-aligned and `offset` a multiple of 4, so the word is
-        // aligned for `AtomicU32`; the contract of `new` allows only atomic accesses to it by
-        // this program, and the returned reference lives no longer than `self`.
-        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset).cast::<u32>()) }
+        // SAFETY: the header lies inside the first page or region, within the `len >= 64`
+        // valid bytes (`new`/`new_pages` checked a slot fits after it); that memory is
+        // page-aligned and `offset` a multiple of 4, so the word is aligned for `AtomicU32`;
+        // the constructors' contract allows only atomic accesses to it by this program, and
+        // the returned reference lives no longer than `self`.
+        unsafe { AtomicU32::from_ptr(self.byte(offset).cast::<u32>()) }
     }
 
     fn load(&self, offset: usize) -> RingIdx {
@@ -363,15 +461,31 @@ impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
         self.header_word(offset).store(value, Ordering::Relaxed);
     }
 
-    /// The address of the slot of free-running index `idx`.
-    fn slot(&self, idx: RingIdx) -> *mut u8 {
-        // size is a power of two >= 1; index < size slots, which fit in the page.
+    /// The address of byte `offset` of the ring's memory (`offset` below the ring's length:
+    /// the header, or a byte of a slot `ring_size` counted).
+    fn byte(&self, offset: usize) -> *mut u8 {
+        match self.memory {
+            // SAFETY: `offset` is inside the `len` bytes `new`'s contract makes valid.
+            Memory::Contiguous(base) => unsafe { base.as_ptr().add(offset) },
+            Memory::Pages { pages, count } => {
+                debug_assert!(offset >> XEN_PAGE_SHIFT < count);
+                // `offset` is below `count` pages (the slots `ring_size` counted fit in them);
+                // the clamp only keeps a broken caller inside the pages given.
+                let page = (offset >> XEN_PAGE_SHIFT).min(count.saturating_sub(1));
+                let base = pages.get(page).copied().unwrap_or(pages[0]);
+                // SAFETY: `page < count`, a page `new_pages`' contract makes valid for
+                // `XEN_PAGE_SIZE` bytes, and the byte is inside it.
+                unsafe { base.as_ptr().add(offset & (XEN_PAGE_SIZE - 1)) }
+            }
+        }
+    }
+
+    /// The byte offset of the slot of free-running index `idx`.
+    fn slot(&self, idx: RingIdx) -> usize {
+        // size is a power of two >= 1; index < size slots, which fit in the memory.
         let index = (idx & self.size.wrapping_sub(1)) as usize;
-        let offset = ring_entries_offset::<Req, Rsp>()
-            .saturating_add(index.saturating_mul(ring_entry_size::<Req, Rsp>()));
-        // SAFETY: `index < size` and `ring_size` counted only slots that fit in the `len`
-        // bytes `new`'s contract guarantees, so the slot is inside the same allocation.
-        unsafe { self.base.as_ptr().add(offset) }
+        ring_entries_offset::<Req, Rsp>()
+            .saturating_add(index.saturating_mul(ring_entry_size::<Req, Rsp>()))
     }
 
     /// Copies an entry out of the slot of `idx`, byte by byte with relaxed atomic loads.
@@ -381,9 +495,11 @@ impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
         let out = ptr::from_mut(&mut value).cast::<u8>();
         for i in 0..size_of::<T>() {
             // SAFETY: the slot is valid for `ring_entry_size >= size_of::<T>()` bytes (see
-            // `slot`); `new`'s contract lets this program reach the page only atomically, and
-            // `AtomicU8` has no alignment needs; the reference lives for this one load.
-            let byte = unsafe { AtomicU8::from_ptr(slot.add(i)) }.load(Ordering::Relaxed);
+            // `slot` and `byte`); the constructors' contract lets this program reach the memory
+            // only atomically, and `AtomicU8` has no alignment needs; the reference lives for
+            // this one load.
+            let byte = unsafe { AtomicU8::from_ptr(self.byte(slot.saturating_add(i))) }
+                .load(Ordering::Relaxed);
             // SAFETY: `i < size_of::<T>()`, so the byte is inside the local `value`; any bytes
             // are a valid `T` (`RingEntry`).
             unsafe { out.add(i).write(byte) };
@@ -400,7 +516,8 @@ impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
             // is an initialised byte of the local `value`.
             let byte = unsafe { bytes.add(i).read() };
             // SAFETY: as in `read_entry`: inside the slot, reached only atomically.
-            unsafe { AtomicU8::from_ptr(slot.add(i)) }.store(byte, Ordering::Relaxed);
+            unsafe { AtomicU8::from_ptr(self.byte(slot.saturating_add(i))) }
+                .store(byte, Ordering::Relaxed);
         }
     }
 
@@ -468,8 +585,13 @@ impl<Req: RingEntry, Rsp: RingEntry> SharedRing<Req, Rsp> {
 
 impl<Req, Rsp> fmt::Debug for SharedRing<Req, Rsp> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (base, count) = match self.memory {
+            Memory::Contiguous(base) => (base, 1),
+            Memory::Pages { pages, count } => (pages[0], count),
+        };
         f.debug_struct("SharedRing")
-            .field("base", &self.base)
+            .field("base", &base)
+            .field("pages", &count)
             .field("size", &self.size)
             .finish()
     }

@@ -724,3 +724,154 @@ fn front_and_back_on_two_threads() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rings of several pages
+// ---------------------------------------------------------------------------------------------
+
+/// `n` zeroed, page-aligned pages in one allocation: page `i` at `ptr + i * 4096`.
+struct Pages {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+impl Pages {
+    fn new(n: usize) -> Self {
+        let layout = Layout::from_size_align(4096 * n, 4096).unwrap();
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        assert!(!ptr.is_null());
+        Self { ptr, layout }
+    }
+
+    fn page(&self, i: usize) -> *mut u8 {
+        assert!(4096 * (i + 1) <= self.layout.size());
+        // SAFETY: inside the allocation (asserted).
+        unsafe { self.ptr.add(4096 * i) }
+    }
+
+    fn byte(&self, offset: usize) -> u8 {
+        assert!(offset < self.layout.size());
+        // SAFETY: inside the live allocation; the rings write it only through atomics, and
+        // no ring runs while this reads (each test is single-threaded).
+        unsafe { std::ptr::read_volatile(self.ptr.add(offset)) }
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; every ring over it is gone (declared
+        // after it).
+        unsafe { dealloc(self.ptr, self.layout) }
+    }
+}
+
+/// A 40-byte slot: 4032 / 40 does not divide, so slot 100 straddles the first two pages.
+type Wide = [u64; 5];
+
+fn wide(i: u64) -> Wide {
+    [
+        i,
+        !i,
+        i.rotate_left(17),
+        i ^ 0x5a5a,
+        i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    ]
+}
+
+#[test]
+fn a_ring_of_separate_pages_is_the_pages_end_to_end() {
+    let mem = Pages::new(4);
+    // The front end lays its ring over the four pages as separate pointers, the back end sees
+    // them as one contiguous region (what Linux's vmap of `ring-ref0..3` gives): the same ring.
+    let pages: Vec<*mut u8> = (0..4).map(|i| mem.page(i)).collect();
+    // SAFETY: four live, page-aligned, distinct pages, reached only through these two rings
+    // until `mem` is dropped after them.
+    let front_mem = unsafe { SharedRing::<Wide, u64>::new_pages(&pages).unwrap() };
+    // SAFETY: the same live 16 KiB, the other end of the same ring.
+    let back_mem = unsafe { SharedRing::<Wide, u64>::new(mem.ptr, 4 * 4096).unwrap() };
+    assert_eq!(front_mem.pages(), 4);
+    assert_eq!(back_mem.pages(), 1);
+    // (16384 - 64) / 40 = 408 slots, rounded down to 256.
+    assert_eq!(front_mem.size(), 256);
+    assert_eq!(back_mem.size(), 256);
+    let mut front = FrontRing::init(front_mem);
+    let mut back = BackRing::init(back_mem);
+    for round in 0..3u64 {
+        for i in 0..256 {
+            front.write_request(wide(round * 1000 + i)).unwrap();
+        }
+        assert_eq!(front.write_request(wide(0)), Err(RingError::Full));
+        front.push_requests();
+        for i in 0..256 {
+            assert_eq!(back.take_request().unwrap(), Some(wide(round * 1000 + i)));
+            back.write_response(round * 1000 + i).unwrap();
+        }
+        back.push_responses();
+        for i in 0..256 {
+            assert_eq!(front.take_response().unwrap(), Some(round * 1000 + i));
+        }
+    }
+    // Slot 100 (bytes 4064..4104) straddles pages 0 and 1: its first word in page 0, its
+    // last bytes in page 1, as in one contiguous region.
+    let last = wide(2000 + 100);
+    let at = 64 + 100 * 40;
+    assert_eq!(mem.byte(at), last[0].to_le_bytes()[0]);
+    assert_eq!(mem.byte(at + 39), last[4].to_le_bytes()[7]);
+    assert!(at < 4096 && at + 39 >= 4096);
+    // The header is at the start of the first page only.
+    let req_prod = u32::from_le_bytes([mem.byte(0), mem.byte(1), mem.byte(2), mem.byte(3)]);
+    assert_eq!(req_prod, 3 * 256);
+}
+
+#[test]
+fn pages_in_any_order_keep_the_ring_order() {
+    let mem = Pages::new(2);
+    // The ring's first page is the allocation's second: the header lands there.
+    let pages = [mem.page(1), mem.page(0)];
+    // SAFETY: two live, distinct, page-aligned pages, used only through these rings.
+    let front_mem = unsafe { SharedRing::<Wide, u64>::new_pages(&pages).unwrap() };
+    // SAFETY: as above, the other end.
+    let back_mem = unsafe { SharedRing::<Wide, u64>::new_pages(&pages).unwrap() };
+    assert_eq!(front_mem.size(), 128); // (8192 - 64) / 40 = 203 -> 128
+    let mut front = FrontRing::init(front_mem);
+    let mut back = BackRing::init(back_mem);
+    for i in 0..128 {
+        front.write_request(wide(i)).unwrap();
+    }
+    assert!(front.push_requests_and_check_notify());
+    for i in 0..128 {
+        assert_eq!(back.take_request().unwrap(), Some(wide(i)));
+    }
+    let req_prod = |base: usize| u32::from_le_bytes([0, 1, 2, 3].map(|k| mem.byte(base + k)));
+    assert_eq!(req_prod(4096), 128);
+    // Slot 101 (the first wholly in the ring's second page: 64 + 101 * 40 = 4104) sits at
+    // byte 8 of the allocation's first page.
+    assert_eq!(mem.byte(8), wide(101)[0].to_le_bytes()[0]);
+}
+
+#[test]
+fn new_pages_checks_count_pointers_and_duplicates() {
+    let mem = Pages::new(2);
+    // SAFETY: rejected before any use (no pages).
+    let none = unsafe { SharedRing::<u64, u64>::new_pages(&[]) };
+    assert_eq!(none.map(|_| ()), Err(RingError::PageCount { pages: 0 }));
+    let many = vec![mem.page(0); abi::ring::MAX_RING_PAGES + 1];
+    // SAFETY: rejected before any use (too many pages).
+    let many = unsafe { SharedRing::<u64, u64>::new_pages(&many) };
+    assert_eq!(many.map(|_| ()), Err(RingError::PageCount { pages: 17 }));
+    // SAFETY: rejected before any use (a null page).
+    let null = unsafe { SharedRing::<u64, u64>::new_pages(&[mem.page(0), std::ptr::null_mut()]) };
+    assert_eq!(null.map(|_| ()), Err(RingError::Null));
+    // SAFETY: rejected before any use (the second page is not page-aligned).
+    let odd = unsafe { SharedRing::<u64, u64>::new_pages(&[mem.page(0), mem.ptr.add(8)]) };
+    assert_eq!(odd.map(|_| ()), Err(RingError::Misaligned));
+    // The safe form refuses a page given twice.
+    let page: &'static abi::page::AtomicPage = Box::leak(Box::new(abi::page::AtomicPage::zeroed()));
+    let twice = SharedRing::<u64, u64>::from_pages(&[page, page]);
+    assert_eq!(twice.map(|_| ()), Err(RingError::PageCount { pages: 2 }));
+    let other: &'static abi::page::AtomicPage =
+        Box::leak(Box::new(abi::page::AtomicPage::zeroed()));
+    let ring = SharedRing::<u64, u64>::from_pages(&[page, other]).unwrap();
+    assert_eq!((ring.pages(), ring.size()), (2, 1 << 9)); // (8192 - 64) / 8 = 1016 -> 512
+}

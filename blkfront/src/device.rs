@@ -20,7 +20,7 @@
 //! [`flush`]: Blkfront::flush
 
 use crate::error::{BadResponse, BlkError};
-use crate::features::{Features, indirect_segments};
+use crate::features::{Features, indirect_segments, ring_page_order};
 use crate::inflight::{InFlight, Status, Table};
 use crate::info::{DiskInfo, FlushMode, SECTOR};
 use abi::io::blkif::{
@@ -98,6 +98,11 @@ pub struct BlkStats {
     /// Times the backend re-asserted Connected with a new `sectors` that was taken (a resized
     /// disk, read as Linux blkfront reads it).
     pub resizes: u64,
+    /// Pages of the shared ring (`2^ring-page-order`: more than 1 only when the backend offered
+    /// `max-ring-page-order`).
+    pub ring_pages: u64,
+    /// The most requests in flight at once (above 32 only on a ring of several pages).
+    pub peak_in_flight: u64,
 }
 
 /// A connected vbd.
@@ -107,7 +112,8 @@ pub struct Blkfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     frontend: Frontend,
     info: DiskInfo,
     ring: FrontRing<BlkifRequest, BlkifResponse>,
-    ring_page: Option<GrantedPage>,
+    /// The ring's pages in ring order (`ring-ref0`, ...); empty once ended.
+    ring_pages: Vec<GrantedPage>,
     port: Port,
     handle: u16,
     features: Features,
@@ -159,19 +165,42 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             deadline,
         )?;
 
-        let page = platform.pages.alloc_zeroed()?;
-        let ring = page.init_front_ring::<BlkifRequest, BlkifResponse>()?;
-        let granted = platform
-            .grants
-            .grant(page, frontend.backend_id, false)
-            .map_err(|(page, e)| {
-                platform.pages.release(page);
-                BlkError::Grant(e)
-            })?;
-        let port = platform.events.alloc_unbound(frontend.backend_id)?;
-        let (gref, port_raw) = (granted.gref().get(), port.get());
+        // Linux blkfront's `talk_to_blkback`: the backend's `max-ring-page-order`, capped at
+        // ours.
+        let offered = xs
+            .read_optional(
+                TxId::NONE,
+                &frontend.backend_node("max-ring-page-order"),
+                deadline,
+            )
+            .ok()
+            .flatten();
+        let order = ring_page_order(features.max_ring_page_order, offered.as_deref());
+        let (ring, ring_pages) = Self::grant_ring(&mut platform, frontend.backend_id, order)?;
+        let port = match platform.events.alloc_unbound(frontend.backend_id) {
+            Ok(port) => port,
+            Err(e) => {
+                end_ring(&mut platform, ring_pages);
+                return Err(e.into());
+            }
+        };
+        let grefs: Vec<u32> = ring_pages.iter().map(|p| p.gref().get()).collect();
+        let port_raw = port.get();
         let published = xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
-            xs.write(tx, &frontend.node("ring-ref"), &format!("{gref}"), deadline)?;
+            if let [gref] = grefs.as_slice() {
+                xs.write(tx, &frontend.node("ring-ref"), &format!("{gref}"), deadline)?;
+            } else {
+                xs.write(
+                    tx,
+                    &frontend.node("ring-page-order"),
+                    &format!("{order}"),
+                    deadline,
+                )?;
+                for (i, gref) in grefs.iter().enumerate() {
+                    let key = frontend.node(&format!("ring-ref{i}"));
+                    xs.write(tx, &key, &format!("{gref}"), deadline)?;
+                }
+            }
             xs.write(
                 tx,
                 &frontend.node("event-channel"),
@@ -205,13 +234,16 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             pool: Vec::new(),
             table: Table::new(ring.size() as usize),
             ring,
-            ring_page: Some(granted),
+            ring_pages,
             port,
             handle,
             frontend,
             done: VecDeque::new(),
             quarantine: Vec::new(),
-            stats: BlkStats::default(),
+            stats: BlkStats {
+                ring_pages: 1u64 << order,
+                ..BlkStats::default()
+            },
             dead: None,
         };
         let connected = published.map_err(BlkError::from).and_then(|()| {
@@ -415,6 +447,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         );
         self.stats.requests += 1;
         self.stats.discards += 1;
+        self.note_in_flight();
         Ok(RequestId(id))
     }
 
@@ -514,7 +547,13 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             },
         );
         self.stats.requests += 1;
+        self.note_in_flight();
         Ok(RequestId(id))
+    }
+
+    /// Keeps the peak of requests in flight.
+    fn note_in_flight(&mut self) {
+        self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.table.len() as u64);
     }
 
     /// Publishes the requests submitted since the last kick and notifies the backend if the
@@ -839,12 +878,12 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         }
     }
 
-    /// Whether the backend's `req_event` (offset 4 of the shared page) is one past every
+    /// Whether the backend's `req_event` (offset 4 of the ring's first page) is one past every
     /// request published: it consumed them all and asked to hear of the next.
     fn backend_took_everything(&self) -> bool {
         let mut raw = [0u8; 4];
-        self.ring_page
-            .as_ref()
+        self.ring_pages
+            .first()
             .is_some_and(|p| p.page().read(4, &mut raw).is_ok())
             && u32::from_le_bytes(raw) == self.ring.req_prod_pvt().wrapping_add(1)
     }
@@ -991,13 +1030,73 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 Err((granted, _)) => self.quarantine.push(granted),
             }
         }
-        if let Some(granted) = self.ring_page.take() {
+        for granted in core::mem::take(&mut self.ring_pages) {
             match self.platform.grants.end(granted) {
                 Ok(page) => self.platform.pages.release(page),
                 Err((granted, _)) => self.quarantine.push(granted),
             }
         }
         self.platform.events.close(self.port);
+    }
+
+    /// `2^order` zeroed pages with a front ring laid over them end to end, each granted to
+    /// `backend` (writable), in ring order. On a failure nothing stays granted or allocated.
+    fn grant_ring(
+        platform: &mut Platform<P, G, E>,
+        backend: xenbus::DomId,
+        order: u32,
+    ) -> Result<(FrontRing<BlkifRequest, BlkifResponse>, Vec<GrantedPage>), BlkError> {
+        let count = 1usize << order.min(abi::ring::MAX_RING_PAGE_ORDER);
+        let mut pages = Vec::with_capacity(count);
+        for _ in 0..count {
+            match platform.pages.alloc_zeroed() {
+                Ok(page) => pages.push(page),
+                Err(e) => {
+                    for page in pages {
+                        platform.pages.release(page);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        let ring = match xenbus::Page::init_front_ring_on(&pages) {
+            Ok(ring) => ring,
+            Err(e) => {
+                for page in pages {
+                    platform.pages.release(page);
+                }
+                return Err(e.into());
+            }
+        };
+        let mut granted = Vec::with_capacity(count);
+        let mut pages = pages.into_iter();
+        while let Some(page) = pages.next() {
+            match platform.grants.grant(page, backend, false) {
+                Ok(g) => granted.push(g),
+                Err((page, e)) => {
+                    platform.pages.release(page);
+                    for page in pages {
+                        platform.pages.release(page);
+                    }
+                    end_ring(platform, granted);
+                    return Err(BlkError::Grant(e));
+                }
+            }
+        }
+        Ok((ring, granted))
+    }
+}
+
+/// Ends the grants of ring pages no backend was told of (a failed connect before publishing);
+/// a page still mapped is kept away for good rather than reused.
+fn end_ring<P: PageProvider, G: GrantAccess, E>(
+    platform: &mut Platform<P, G, E>,
+    pages: Vec<GrantedPage>,
+) {
+    for granted in pages {
+        if let Ok(page) = platform.grants.end(granted) {
+            platform.pages.release(page);
+        }
     }
 }
 

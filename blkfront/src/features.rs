@@ -6,9 +6,17 @@
 /// (`xen_blkif_max_segments`), 128 KiB a request.
 pub const FRONT_MAX_INDIRECT_SEGMENTS: u32 = 32;
 
+/// The largest ring-page order this front end uses (4 pages, 128 slots): above Linux
+/// blkfront's default of one page, below Linux blkback's offer of 16 pages. More than the guest
+/// keeps in flight, and each page of a ring is one more of domain 0's grant mappings.
+pub const FRONT_MAX_RING_PAGE_ORDER: u32 = 2;
+
 /// Which optional features the front end may use (each still needs the backend's offer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Features {
+    /// The largest `ring-page-order` to ask for when the backend offers
+    /// `max-ring-page-order` (0: a ring of one page, the multi-page ring switched off).
+    pub max_ring_page_order: u32,
     /// `BLKIF_OP_INDIRECT` for requests of more than 11 segments, when the backend offers
     /// `feature-max-indirect-segments` above 11.
     pub indirect: bool,
@@ -20,8 +28,9 @@ pub struct Features {
 }
 
 impl Features {
-    /// Every feature off: the protocol of the one-page, 11-segment request only.
+    /// Every feature off: the protocol of the one-page ring of 11-segment requests only.
     pub const NONE: Self = Self {
+        max_ring_page_order: 0,
         indirect: false,
         persistent: false,
         discard: false,
@@ -32,6 +41,7 @@ impl Default for Features {
     /// Every feature the backend offers is used.
     fn default() -> Self {
         Self {
+            max_ring_page_order: FRONT_MAX_RING_PAGE_ORDER,
             indirect: true,
             persistent: true,
             discard: true,
@@ -52,9 +62,35 @@ pub fn indirect_segments(wanted: bool, offered: u32) -> u32 {
     }
 }
 
+/// The ring-page order to use, as Linux blkfront's `talk_to_blkback` picks it: the smaller of
+/// ours and the backend's `max-ring-page-order` (absent or malformed: 0), never above
+/// [`abi::ring::MAX_RING_PAGE_ORDER`].
+pub fn ring_page_order(ours: u32, offered: Option<&str>) -> u32 {
+    let offered = offered
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<u32>().ok())
+        .unwrap_or(0);
+    ours.min(offered).min(abi::ring::MAX_RING_PAGE_ORDER)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_page_order_is_the_smaller_offer_and_zero_without_one() {
+        assert_eq!(ring_page_order(2, Some("4")), 2);
+        assert_eq!(ring_page_order(4, Some("4")), 4);
+        assert_eq!(ring_page_order(4, Some("1")), 1);
+        assert_eq!(ring_page_order(9, Some("9")), 4);
+        assert_eq!(ring_page_order(2, None), 0);
+        assert_eq!(ring_page_order(0, Some("4")), 0);
+        for bad in ["", "-1", "x", "4294967296", "2 "] {
+            let want = if bad == "2 " { 2 } else { 0 };
+            assert_eq!(ring_page_order(2, Some(bad)), want, "{bad:?}");
+        }
+    }
 
     #[test]
     fn indirect_segments_are_the_smaller_offer_and_only_above_eleven() {

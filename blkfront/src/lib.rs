@@ -2,7 +2,9 @@
 //!
 //! [`Blkfront::connect`] performs the handshake Linux's blkback expects (ring page, event
 //! channel, `protocol`, the xenbus states) and reads the disk's keys ([`DiskInfo`]); requests
-//! go on the shared ring up to its 32 slots with 11 page segments each (or, with
+//! go on the shared ring up to its 32 slots (with the backend's `max-ring-page-order`, a ring
+//! of up to [`FRONT_MAX_RING_PAGE_ORDER`]'s 4 pages and 128 slots, `ring-ref0`..`ring-ref3`)
+//! with 11 page segments each (or, with
 //! `feature-max-indirect-segments`, up to [`FRONT_MAX_INDIRECT_SEGMENTS`] listed in an indirect
 //! page: [`Features`] says which optional features may be used), notifications only when
 //! the ring rules ask; every response is validated (id in range and outstanding, operation,
@@ -35,6 +37,6 @@ mod tests;
 
 pub use device::{BlkStats, Blkfront, Completion, MAX_REQUEST_BYTES, RequestId};
 pub use error::{BadResponse, BlkError};
-pub use features::{FRONT_MAX_INDIRECT_SEGMENTS, Features};
+pub use features::{FRONT_MAX_INDIRECT_SEGMENTS, FRONT_MAX_RING_PAGE_ORDER, Features};
 pub use info::{Discard, DiskInfo, FlushMode};
 pub use xenbus::Platform;

@@ -129,15 +129,21 @@ pub fn kv_region(cmdline: &str) -> Result<Option<(u64, u64)>, alloc::string::Str
 }
 
 /// The block front end's optional features: each on unless switched off with
-/// `blk-indirect=off`, `blk-persistent=off` or `blk-discard=off` (`on` is the default). A later
-/// occurrence wins.
+/// `blk-multipage-ring=off` (a ring of one page), `blk-indirect=off`, `blk-persistent=off` or
+/// `blk-discard=off` (`on` is the default). A later occurrence wins.
 pub fn blk_features(cmdline: &str) -> Result<blkfront::Features, alloc::string::String> {
     let switch = |key: &str| match option(cmdline, key) {
         None | Some("on") => Ok(true),
         Some("off") => Ok(false),
         Some(other) => Err(alloc::format!("{key}={other}: expected on or off")),
     };
+    let multipage = switch("blk-multipage-ring")?;
     Ok(blkfront::Features {
+        max_ring_page_order: if multipage {
+            blkfront::FRONT_MAX_RING_PAGE_ORDER
+        } else {
+            0
+        },
         indirect: switch("blk-indirect")?,
         persistent: switch("blk-persistent")?,
         discard: switch("blk-discard")?,
@@ -251,7 +257,18 @@ mod tests {
         assert!(off.indirect && !off.persistent);
         let off = blk_features("blk-discard=off").unwrap();
         assert!(off.indirect && off.persistent && !off.discard);
-        let none = blk_features("blk-indirect=off blk-persistent=off blk-discard=off").unwrap();
+        let off = blk_features("blk-multipage-ring=off").unwrap();
+        assert!(off.max_ring_page_order == 0 && off.indirect && off.persistent && off.discard);
+        assert_eq!(
+            blk_features("blk-multipage-ring=on")
+                .unwrap()
+                .max_ring_page_order,
+            blkfront::FRONT_MAX_RING_PAGE_ORDER
+        );
+        let none = blk_features(
+            "blk-multipage-ring=off blk-indirect=off blk-persistent=off blk-discard=off",
+        )
+        .unwrap();
         assert_eq!(none, Features::NONE);
         assert!(blk_features("blk-persistent=0").is_err());
         assert!(

@@ -34,9 +34,10 @@ pub const PAIR_TESTS: [&str; 9] = [
 ];
 
 /// The `blk` group's tests compared between the stock-Xen device boot and hv's `blk` boot,
-/// the negotiated features (`blk-indirect`, `blk-persistent`, `blk-discard`) with their facts
-/// included: both back ends offer them and both boots use them.
-pub const BLK_TESTS: [&str; 10] = [
+/// the negotiated features (`blk-indirect`, `blk-persistent`, `blk-discard`,
+/// `blk-multipage-ring`) with their facts included: both back ends offer them and both boots
+/// use them.
+pub const BLK_TESTS: [&str; 11] = [
     "blk-connect",
     "blk-geometry",
     "blk-read-write",
@@ -47,6 +48,7 @@ pub const BLK_TESTS: [&str; 10] = [
     "blk-indirect",
     "blk-persistent",
     "blk-discard",
+    "blk-multipage-ring",
 ];
 
 /// The `net` group's tests, compared between the stock-Xen device boot and hv's net-group

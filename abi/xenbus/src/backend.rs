@@ -1,7 +1,8 @@
 //! Back-end side of xenbus, as Linux's backends (`drivers/block/xen-blkback/xenbus.c` and the
 //! xenbus core under it) run it: find the front end from the backend directory (`frontend`,
 //! `frontend-id`), watch its `state`, publish ours (InitWait, Connected, Closing, Closed),
-//! read the ring the front end publishes (`ring-ref`, `event-channel`, `protocol`), and fail
+//! read the rings the front end publishes (`ring-ref` or `ring-page-order` with `ring-ref<i>`,
+//! `event-channel`, `protocol`, `multi-queue-num-queues` with `queue-<n>/...`), and fail
 //! fatally the way `xenbus_dev_fatal` does (an `error` node, then Closing).
 //!
 //! What a backend needs from the platform besides xenstore: [`GrantMapper`] (map a front
@@ -21,8 +22,10 @@ use crate::types::{DomId, GrantRef, Port};
 use crate::xenstore::payload::parse_decimal;
 use crate::xenstore::{TxId, XsClient, XsErrno, XsError, XsTransport, XsdError};
 use abi::io::xenbus::XenbusState;
+use abi::ring::MAX_RING_PAGE_ORDER;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// What Linux's backends do when the front end's state changes (`frontend_changed` of
 /// blkback, on top of the xenbus core).
@@ -62,29 +65,58 @@ pub fn transition(ours: XenbusState, frontend: XenbusState) -> Transition {
     }
 }
 
-/// The ring a front end published (one page, one queue).
+/// What a back end offers of rings: Linux blkback's `max-ring-page-order` (pages per ring,
+/// as an order) and `multi-queue-max-queues` (rings per device).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingOffer {
+    /// The largest `ring-page-order` accepted (0: one page).
+    pub max_ring_page_order: u32,
+    /// The most queues (`multi-queue-num-queues`) accepted (1: one ring).
+    pub max_queues: u32,
+}
+
+impl RingOffer {
+    /// One ring of one page: what a back end offering neither accepts.
+    pub const ONE_PAGE: Self = Self {
+        max_ring_page_order: 0,
+        max_queues: 1,
+    };
+}
+
+/// One ring a front end published (one queue).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RingRefs {
-    /// The grant of the shared ring page (`ring-ref`, or `ring-ref0` with `ring-page-order` 0).
-    pub ring_ref: GrantRef,
+    /// The grants of the ring's pages, in ring order: `ring-ref` alone without
+    /// `ring-page-order`, else `ring-ref0` .. `ring-ref<2^order - 1>`.
+    pub ring_refs: Vec<GrantRef>,
     /// The front end's unbound port (`event-channel`).
     pub event_channel: Port,
 }
 
-/// Why a front end's ring could not be read (each is fatal for the device, as in Linux).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why a front end's rings could not be read (each is fatal for the device, as in Linux).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RingRefsError {
     /// A xenstore operation failed.
     Store(XsError),
-    /// A key is missing or does not parse; names the key.
-    BadValue(&'static str),
+    /// A key is missing or does not parse; names it, relative to the front end's directory
+    /// (`queue-1/ring-ref3`).
+    BadValue(String),
     /// `protocol` names an ABI other than x86_64's (this backend has no translation).
     UnknownProtocol,
-    /// `ring-page-order` asks for more pages than we offer (we offer none: no
-    /// `max-ring-page-order`).
-    RingPageOrder(u32),
-    /// `multi-queue-num-queues` is 0 or more than the one queue we serve.
-    Queues(u32),
+    /// `ring-page-order` asks for more pages than we offer.
+    RingPageOrder {
+        /// The order asked for.
+        order: u32,
+        /// Our `max-ring-page-order`.
+        max: u32,
+    },
+    /// `multi-queue-num-queues` is 0 or more than we offer.
+    Queues {
+        /// The queues asked for.
+        queues: u32,
+        /// Our `multi-queue-max-queues`.
+        max: u32,
+    },
 }
 
 impl From<XsError> for RingRefsError {
@@ -205,46 +237,87 @@ impl Backend {
             None => Ok(None),
             Some(text) => parse_decimal(&text)
                 .map(Some)
-                .ok_or(RingRefsError::BadValue(key)),
+                .ok_or_else(|| RingRefsError::BadValue(String::from(key))),
         }
     }
 
-    /// Reads the ring the front end published, as blkback's `connect_ring` and
-    /// `read_per_ring_refs` do for one queue of one page: `protocol` (absent or x86_64's),
-    /// `multi-queue-num-queues` (absent or 1), `event-channel`, and `ring-ref` (or `ring-ref0`
-    /// when `ring-page-order` is 0; a larger order is refused, since we offer none).
-    pub fn read_ring_refs<T: XsTransport>(
+    /// Reads an unsigned decimal key under the front end's directory (`dir/key`, `dir` empty
+    /// for the directory itself); a missing or malformed value is `BadValue`.
+    fn frontend_required<T: XsTransport>(
         &self,
         xs: &mut XsClient<T>,
+        dir: &str,
+        key: &str,
         deadline: Instant,
-    ) -> Result<RingRefs, RingRefsError> {
+    ) -> Result<u32, RingRefsError> {
+        let name = relative(dir, key);
+        xs.read_optional(TxId::NONE, &self.frontend_node(&name), deadline)?
+            .as_deref()
+            .and_then(parse_decimal)
+            .ok_or(RingRefsError::BadValue(name))
+    }
+
+    /// Reads the rings the front end published, as blkback's `connect_ring` and
+    /// `read_per_ring_refs` do, within `offer`: `protocol` (absent or x86_64's),
+    /// `multi-queue-num-queues` (absent: 1; 0 or above `offer.max_queues` refused),
+    /// `ring-page-order` (absent: one page named by `ring-ref`; present and at most
+    /// `offer.max_ring_page_order`: `2^order` pages named `ring-ref0`, `ring-ref1`, ...), then
+    /// for each queue, in the front end's directory for one queue or in `queue-<n>/` for
+    /// several, `event-channel` and the ring references (each a grant reference past the
+    /// reserved ones). One ring per queue, in queue order.
+    pub fn read_rings<T: XsTransport>(
+        &self,
+        xs: &mut XsClient<T>,
+        offer: RingOffer,
+        deadline: Instant,
+    ) -> Result<Vec<RingRefs>, RingRefsError> {
         let protocol = xs.read_optional(TxId::NONE, &self.frontend_node("protocol"), deadline)?;
         if protocol.is_some_and(|p| p != PROTOCOL_X86_64) {
             return Err(RingRefsError::UnknownProtocol);
         }
-        match self.frontend_u32(xs, "multi-queue-num-queues", deadline)? {
-            None | Some(1) => {}
-            Some(n) => return Err(RingRefsError::Queues(n)),
-        }
-        let event_channel = self
-            .frontend_u32(xs, "event-channel", deadline)?
-            .and_then(|p| Port::try_new(p).ok())
-            .ok_or(RingRefsError::BadValue("event-channel"))?;
-        let ring_ref = match self.frontend_u32(xs, "ring-page-order", deadline)? {
-            None => self
-                .frontend_u32(xs, "ring-ref", deadline)?
-                .ok_or(RingRefsError::BadValue("ring-ref"))?,
-            Some(0) => self
-                .frontend_u32(xs, "ring-ref0", deadline)?
-                .ok_or(RingRefsError::BadValue("ring-ref0"))?,
-            Some(order) => return Err(RingRefsError::RingPageOrder(order)),
+        let queues = match self.frontend_u32(xs, "multi-queue-num-queues", deadline)? {
+            None => 1,
+            Some(n) if n == 0 || n > offer.max_queues.max(1) => {
+                return Err(RingRefsError::Queues {
+                    queues: n,
+                    max: offer.max_queues.max(1),
+                });
+            }
+            Some(n) => n,
         };
-        let ring_ref =
-            GrantRef::try_new(ring_ref).map_err(|_| RingRefsError::BadValue("ring-ref"))?;
-        Ok(RingRefs {
-            ring_ref,
-            event_channel,
-        })
+        // No ring spans more than `MAX_RING_PAGES`, whatever the offer says.
+        let max = offer.max_ring_page_order.min(MAX_RING_PAGE_ORDER);
+        let order = match self.frontend_u32(xs, "ring-page-order", deadline)? {
+            None => None,
+            Some(order) if order <= max => Some(order),
+            Some(order) => return Err(RingRefsError::RingPageOrder { order, max }),
+        };
+        let mut rings = Vec::new();
+        for queue in 0..queues {
+            let dir = if queues == 1 {
+                String::new()
+            } else {
+                format!("queue-{queue}")
+            };
+            let bad = |key: &str| RingRefsError::BadValue(relative(&dir, key));
+            let port = self.frontend_required(xs, &dir, "event-channel", deadline)?;
+            let event_channel = Port::try_new(port).map_err(|_| bad("event-channel"))?;
+            // `order <= MAX_RING_PAGE_ORDER` (4): at most 16 names.
+            let names: Vec<String> = match order {
+                None => alloc::vec![String::from("ring-ref")],
+                Some(order) => (0..1u32 << order).map(|i| format!("ring-ref{i}")).collect(),
+            };
+            let mut ring_refs = Vec::with_capacity(names.len());
+            for name in names {
+                let raw = self.frontend_required(xs, &dir, &name, deadline)?;
+                ring_refs.push(GrantRef::try_new(raw).map_err(|_| bad(&name))?);
+            }
+            rings.push(RingRefs {
+                ring_refs,
+                event_channel,
+            });
+        }
+        Ok(rings)
     }
 
     /// `xenbus_dev_fatal`: writes `<errno> <message>` to the device's error node
@@ -277,6 +350,15 @@ impl Backend {
         deadline: Instant,
     ) -> Result<(), XenbusError> {
         Ok(xs.unwatch(&self.frontend_node("state"), &self.token, deadline)?)
+    }
+}
+
+/// `dir/key`, or `key` when `dir` is empty (the front end's directory itself).
+fn relative(dir: &str, key: &str) -> String {
+    if dir.is_empty() {
+        String::from(key)
+    } else {
+        format!("{dir}/{key}")
     }
 }
 

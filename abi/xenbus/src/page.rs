@@ -10,6 +10,7 @@
 use crate::types::Gfn;
 use abi::page::{AtomicPage, OutOfPage};
 use abi::ring::{FrontRing, RingEntry, RingError, SharedRing};
+use alloc::vec::Vec;
 use core::fmt;
 
 /// Errors of pages and their provider.
@@ -91,6 +92,17 @@ impl Page {
         &self,
     ) -> Result<FrontRing<Req, Rsp>, PageError> {
         Ok(FrontRing::init(self.shared_ring()?))
+    }
+
+    /// Initialises a front ring laid over `pages` end to end (a multi-page ring: the header
+    /// in the first, `2^ring-page-order` pages granted as `ring-ref0`, `ring-ref1`, ... in
+    /// this order); one page is [`Page::init_front_ring`]'s ring.
+    pub fn init_front_ring_on<Req: RingEntry, Rsp: RingEntry>(
+        pages: &[Page],
+    ) -> Result<FrontRing<Req, Rsp>, PageError> {
+        let memory: Vec<&'static AtomicPage> = pages.iter().map(|p| p.memory).collect();
+        let shared = SharedRing::from_pages(&memory).map_err(PageError::Ring)?;
+        Ok(FrontRing::init(shared))
     }
 
     /// The memory, for the platform and the fakes (a backend reaching a granted page).

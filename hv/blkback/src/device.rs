@@ -10,7 +10,8 @@
 //! when the front end vanishes the device is removed. Then it serves the ring (`serve`).
 //!
 //! The optional features, each switchable in [`Features`] ([`Blkback::probe_with`]):
-//! indirect requests (`feature-max-indirect-segments`, Linux's 256), persistent grants
+//! multi-page rings (`max-ring-page-order`, Linux's 4, written before InitWait; the front end's
+//! `ring-page-order` and `ring-ref0`..`ring-ref<2^order - 1>` mapped as one ring), indirect requests (`feature-max-indirect-segments`, Linux's 256), persistent grants
 //! (`feature-persistent`: a front end that says so too has its data pages kept mapped,
 //! writable, up to Linux's 1056 a ring; beyond that, or when the platform has no room for
 //! another mapping, the least recently used are let go) and discard (`feature-discard` with
@@ -22,12 +23,15 @@ mod serve;
 use crate::disk::BlockDevice;
 use abi::io::blkif::{BlkifRequest, BlkifResponse, VDISK_READONLY};
 use abi::io::xenbus::XenbusState;
-use abi::ring::{BackRing, RingError, SharedRing};
+use abi::page::AtomicPage;
+use abi::ring::{BackRing, MAX_RING_PAGE_ORDER, SharedRing};
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use xenbus::backend::{
-    Backend, GrantMapper, InterdomainEvents, MappedPage, RingRefsError, Transition, transition,
+    Backend, GrantMapper, InterdomainEvents, MappedPage, RingOffer, RingRefsError, Transition,
+    transition,
 };
 use xenbus::frontend::XenbusError;
 use xenbus::xenstore::{TxId, XsClient, XsError, XsTransport};
@@ -39,6 +43,9 @@ pub const MAX_PERSISTENT_GRANTS: usize = 1056;
 /// The optional features this back end offers (Linux's defaults: all on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Features {
+    /// `max-ring-page-order` written (0: not written, rings of one page only; at most
+    /// [`MAX_RING_PAGE_ORDER`]).
+    pub max_ring_page_order: u32,
     /// `feature-max-indirect-segments` written (0: not offered, indirect requests refused).
     pub max_indirect_segments: u32,
     /// `feature-persistent` offered.
@@ -52,6 +59,7 @@ pub struct Features {
 impl Features {
     /// Every feature off: one-page rings of 11-segment requests, grants mapped per request.
     pub const NONE: Self = Self {
+        max_ring_page_order: 0,
         max_indirect_segments: 0,
         persistent: false,
         max_persistent_grants: 0,
@@ -63,6 +71,7 @@ impl Default for Features {
     /// Linux blkback's offer.
     fn default() -> Self {
         Self {
+            max_ring_page_order: MAX_RING_PAGE_ORDER,
             max_indirect_segments: crate::request::MAX_INDIRECT_SEGMENTS,
             persistent: true,
             max_persistent_grants: MAX_PERSISTENT_GRANTS,
@@ -137,13 +146,18 @@ pub struct BlkbackStats {
     pub discards: u64,
     /// Resizes announced (`sectors` and `state` written again while connected).
     pub resizes: u64,
+    /// Pages of the ring connected last (`2^ring-page-order`; 0 before the first connect).
+    pub ring_pages: u64,
+    /// Connections whose ring spanned more than one page.
+    pub multipage_connects: u64,
 }
 
 /// The connected ring.
 #[derive(Debug)]
 struct Connection {
     ring: BackRing<BlkifRequest, BlkifResponse>,
-    page: MappedPage,
+    /// The ring's pages, in ring order.
+    pages: Vec<MappedPage>,
     port: Port,
     /// Halted for good (until the front end reconnects): its producer index was impossible.
     halted: bool,
@@ -226,6 +240,16 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             announced: None,
             stats: BlkbackStats::default(),
         };
+        let order = back.ring_offer().max_ring_page_order;
+        if order > 0 {
+            // Linux's `xen_blkbk_probe` writes it before InitWait, and only warns on failure.
+            let _ = xs.write(
+                TxId::NONE,
+                &back.xen.node("max-ring-page-order"),
+                &format!("{order}"),
+                deadline,
+            );
+        }
         back.xen.set_state(xs, XenbusState::InitWait, deadline)?;
         match xs.read_optional(TxId::NONE, &back.xen.node("mode"), deadline)? {
             Some(mode) => back.readonly = Some(!mode.contains('w') || back.device.read_only()),
@@ -371,14 +395,16 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
         if self.readonly.is_none() {
             return false;
         }
-        let refs = match self.xen.read_ring_refs(xs, deadline) {
-            Ok(refs) => refs,
+        let rings = match self.xen.read_rings(xs, self.ring_offer(), deadline) {
+            Ok(rings) => rings,
             Err(e) => {
                 let (errno, what) = match e {
                     RingRefsError::UnknownProtocol => (ENOSYS, String::from("unknown fe protocol")),
-                    RingRefsError::Queues(n) => (ENOSYS, format!("guest requested {n} queues")),
-                    RingRefsError::RingPageOrder(n) => {
-                        (EINVAL, format!("ring page order {n} exceeds max 0"))
+                    RingRefsError::Queues { queues, .. } => {
+                        (ENOSYS, format!("guest requested {queues} queues"))
+                    }
+                    RingRefsError::RingPageOrder { order, max } => {
+                        (EINVAL, format!("ring page order {order} exceeds max {max}"))
                     }
                     RingRefsError::BadValue(key) => (EINVAL, format!("reading {key}")),
                     RingRefsError::Store(_) => (EINVAL, String::from("reading ring references")),
@@ -387,24 +413,36 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                 return false;
             }
         };
-        let domid = self.xen.frontend_id;
-        let page = match self.grants.map(domid, refs.ring_ref, true) {
-            Ok(page) => page,
-            Err(e) => {
-                let message = format!("mapping ring-ref {}: {e}", refs.ring_ref);
-                self.xen.fatal(xs, -EFAULT, &message, deadline);
-                return false;
-            }
+        // One queue is offered (`multi-queue-max-queues` is not written): `read_rings` gave
+        // exactly one ring.
+        let Some(refs) = rings.into_iter().next() else {
+            self.xen
+                .fatal(xs, -EINVAL, "reading ring references", deadline);
+            return false;
         };
-        let ring = page
-            .ring_memory()
-            .ok_or(RingError::Null)
-            .and_then(SharedRing::from_page)
+        let domid = self.xen.frontend_id;
+        let mut pages = Vec::with_capacity(refs.ring_refs.len());
+        for &gref in &refs.ring_refs {
+            match self.grants.map(domid, gref, true) {
+                Ok(page) => pages.push(page),
+                Err(e) => {
+                    self.unmap_all(pages);
+                    let message = format!("mapping ring-ref {gref}: {e}");
+                    self.xen.fatal(xs, -EFAULT, &message, deadline);
+                    return false;
+                }
+            }
+        }
+        let memory: Option<Vec<&'static AtomicPage>> =
+            pages.iter().map(MappedPage::ring_memory).collect();
+        let ring = memory
+            .ok_or(())
+            .and_then(|m| SharedRing::from_pages(&m).map_err(drop))
             .map(BackRing::init);
         let ring = match ring {
             Ok(ring) => ring,
-            Err(_) => {
-                self.grants.unmap(page);
+            Err(()) => {
+                self.unmap_all(pages);
                 self.xen.fatal(xs, -EINVAL, "ring page", deadline);
                 return false;
             }
@@ -412,7 +450,7 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
         let port = match self.events.bind_interdomain(domid, refs.event_channel) {
             Ok(port) => port,
             Err(e) => {
-                self.grants.unmap(page);
+                self.unmap_all(pages);
                 let message = format!("binding port {}", refs.event_channel.get());
                 self.xen.fatal(xs, e.errno, &message, deadline);
                 return false;
@@ -430,9 +468,10 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
         let persistent = self.features.persistent
             && self.features.max_persistent_grants > 0
             && theirs.as_deref().map(str::trim) == Some("1");
+        let ring_pages = pages.len() as u64;
         self.connection = Some(Connection {
             ring,
-            page,
+            pages,
             port,
             halted: false,
             persistent,
@@ -440,7 +479,26 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             clock: 0,
         });
         self.stats.connects += 1;
+        self.stats.ring_pages = ring_pages;
+        if ring_pages > 1 {
+            self.stats.multipage_connects += 1;
+        }
         true
+    }
+
+    /// The rings accepted: one queue, pages up to the offered order.
+    fn ring_offer(&self) -> RingOffer {
+        RingOffer {
+            max_ring_page_order: self.features.max_ring_page_order.min(MAX_RING_PAGE_ORDER),
+            max_queues: 1,
+        }
+    }
+
+    /// Unmaps ring pages.
+    fn unmap_all(&mut self, pages: Vec<MappedPage>) {
+        for page in pages {
+            self.grants.unmap(page);
+        }
     }
 
     /// Blkback's `connect`: the disk's keys in one transaction, then Connected.
@@ -524,16 +582,16 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
         }
     }
 
-    /// Lets go of the ring: port unbound, page unmapped (`xen_blkif_disconnect`). Requests
+    /// Lets go of the ring: port unbound, pages unmapped (`xen_blkif_disconnect`). Requests
     /// are served synchronously, so none is in flight.
     fn disconnect(&mut self) {
         // The ring handle goes with the connection, before its page is unmapped.
         if let Some(Connection {
-            page, port, kept, ..
+            pages, port, kept, ..
         }) = self.connection.take()
         {
             self.events.unbind(port);
-            self.grants.unmap(page);
+            self.unmap_all(pages);
             for (page, _) in kept.into_values() {
                 self.grants.unmap(page);
             }

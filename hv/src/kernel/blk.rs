@@ -320,7 +320,8 @@ impl Disks {
             hvlog!(
                 "d{domid}: blkback {}: {} requests ({} reads, {} writes, {} flushes; {} sectors \
                  read, {} written), {} errors, {} unsupported, {} notifications sent, {} \
-                 connects; {} virtio-blk requests ({} flushes); requests found after {} exits",
+                 connects (ring of {} pages); {} virtio-blk requests ({} flushes); requests \
+                 found after {} exits",
                 inst.plan.vdev,
                 s.requests,
                 s.reads,
@@ -332,6 +333,7 @@ impl Disks {
                 s.unsupported,
                 s.notifications,
                 s.connects,
+                s.ring_pages,
                 device,
                 device_flushes,
                 inst.busy_exits

@@ -10,7 +10,7 @@
 //! After the plain tests come the negotiated features, each with a `FACT` line of its counter
 //! and passing either way of its command-line switch (on, the default, it must be used; off,
 //! never): `blk-indirect` (`blk-indirect=off`), `blk-persistent` (`blk-persistent=off`),
-//! `blk-discard` (`blk-discard=off`).
+//! `blk-discard` (`blk-discard=off`), `blk-multipage-ring` (`blk-multipage-ring=off`).
 #![allow(
     clippy::cast_possible_truncation,
     reason = "the guest pattern keeps the low bits on purpose; the kernel is x86_64 (usize is 64 bits)"
@@ -75,6 +75,12 @@ const PERSISTENT_BYTES: usize = 64 * 1024;
 const DISCARD_AT: u64 = 768 * 1024;
 /// How much.
 const DISCARD_BYTES: usize = 64 * 1024;
+
+/// Where `blk-multipage-ring` writes and reads back on the read-write disk (after the guest
+/// pattern, before `blk-indirect`'s data).
+const MULTIPAGE_AT: u64 = 256 * 1024;
+/// The 4 KiB requests it puts in flight at once: twice the 32 slots of a one-page ring.
+const MULTIPAGE_REQUESTS: usize = 64;
 
 /// Byte `i` of what `blk-indirect` writes.
 fn indirect_pattern(i: usize) -> u8 {
@@ -160,6 +166,12 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         Err(String::from("not connected"))
     };
     let _ = rep.record("blk-discard", result);
+    let result = if ok {
+        multipage_ring(&mut disks, cmdline, rep)
+    } else {
+        Err(String::from("not connected"))
+    };
+    let _ = rep.record("blk-multipage-ring", result);
     for c in &disks {
         let s = c.disk.stats();
         say(format_args!(
@@ -653,6 +665,123 @@ fn discard(
             rw.disk.info().discard.is_some()
         )),
     }
+}
+
+/// Multi-page rings: 64 writes of 4 KiB submitted before any is waited for, then 64 reads of
+/// them the same way, on the read-write disk. With the feature on (the default) the backend's
+/// `max-ring-page-order` (Linux blkback offers 4) must give blkfront's own largest order, 2: a
+/// ring of 4 pages and 128 slots, so all 64 are in flight at once; with
+/// `blk-multipage-ring=off` the ring is one page and at most its 32 slots are. Facts: the ring's
+/// pages and the most requests in flight at once.
+fn multipage_ring(
+    disks: &mut [Connected],
+    cmdline: &str,
+    rep: &mut Reporter<'_, ConsoleOut>,
+) -> TestResult {
+    let wanted = crate::cmdline::blk_features(cmdline)?.max_ring_page_order > 0;
+    let rw = find(disks, true)?;
+    let pages = rw.disk.stats().ring_pages;
+    // What the backend offered, for the log (read as the front end found it).
+    let offered = with_store(|xs, d| {
+        let none = xenbus::xenstore::TxId::NONE;
+        let node = format!("device/vbd/{}/backend", rw.expected.devid);
+        Ok(match xs.read_optional(none, &node, d).ok().flatten() {
+            Some(backend) => xs
+                .read_optional(none, &format!("{backend}/max-ring-page-order"), d)
+                .ok()
+                .flatten(),
+            None => None,
+        })
+    })?;
+    let data: Vec<u8> = (0..MULTIPAGE_REQUESTS * 4096)
+        .map(|i| indirect_pattern(i).wrapping_add(29))
+        .collect();
+    let t0 = now_ns();
+    let (most_writes, _) = with_store(|xs, d| {
+        let blocks: Vec<(u64, Option<&[u8]>)> = data
+            .chunks(4096)
+            .enumerate()
+            .map(|(i, c)| (MULTIPAGE_AT + (i * 4096) as u64, Some(c)))
+            .collect();
+        all_at_once(&mut rw.disk, xs, d, &blocks)
+    })?;
+    let t1 = now_ns();
+    let (most_reads, back) = with_store(|xs, d| {
+        let blocks: Vec<(u64, Option<&[u8]>)> = (0..MULTIPAGE_REQUESTS)
+            .map(|i| (MULTIPAGE_AT + (i * 4096) as u64, None))
+            .collect();
+        all_at_once(&mut rw.disk, xs, d, &blocks)
+    })?;
+    let t2 = now_ns();
+    let most = most_writes.min(most_reads);
+    let peak = rw.disk.stats().peak_in_flight;
+    let bytes = MULTIPAGE_REQUESTS * 4096;
+    let _ = rep.fact("blk-multipage-ring", "pages", pages);
+    let _ = rep.fact("blk-multipage-ring", "in-flight", most);
+    log::info!(
+        "blk-multipage-ring: {} offers max-ring-page-order {}; {pages} ring pages, {most} requests in flight at once (peak {peak}); {MULTIPAGE_REQUESTS} x 4 KiB writes {} KiB/s, reads {} KiB/s",
+        rw.expected.name,
+        offered.as_deref().unwrap_or("(none)"),
+        kib_per_s(bytes, t1.saturating_sub(t0)),
+        kib_per_s(bytes, t2.saturating_sub(t1))
+    );
+    if back.concat() != data {
+        return Err(String::from("what was written reads back differently"));
+    }
+    match (wanted, pages, most) {
+        (true, 4, MULTIPAGE_REQUESTS) if peak >= MULTIPAGE_REQUESTS as u64 => Ok(()),
+        (false, 1, 32) if peak <= 32 => Ok(()),
+        _ => Err(format!(
+            "multi-page ring {}: backend offered order {}, {pages} ring pages, {most} in flight at once, peak {peak}",
+            if wanted { "on" } else { "off" },
+            offered.as_deref().unwrap_or("(none)")
+        )),
+    }
+}
+
+/// Submits the blocks (offset, data for a write or `None` for a 4 KiB read) in batches: as
+/// many as the ring takes without waiting, then every one of them waited for, then the next
+/// batch (request ids are ring slots, reused once completed: no id is submitted again while
+/// its earlier completion is undelivered). The most requests in flight at once, and what the
+/// reads gave, in order.
+fn all_at_once<T: XsTransport>(
+    disk: &mut Disk,
+    xs: &mut XsClient<T>,
+    deadline: Instant,
+    blocks: &[(u64, Option<&[u8]>)],
+) -> Result<(usize, Vec<Vec<u8>>), String> {
+    let mut out = Vec::with_capacity(blocks.len());
+    let mut most = 0;
+    let mut next = blocks.iter();
+    let mut left = blocks.len();
+    while left > 0 {
+        let mut batch = Vec::new();
+        while disk.can_submit() && batch.len() < left {
+            let Some(&(offset, data)) = next.next() else {
+                break;
+            };
+            let id = match data {
+                Some(data) => disk.submit_write(offset, data),
+                None => disk.submit_read(offset, 4096),
+            }
+            .map_err(|e| format!("submit at {offset}: {e}"))?;
+            batch.push(id);
+            most = most.max(disk.in_flight());
+        }
+        if batch.is_empty() {
+            return Err(String::from(
+                "the ring takes no request with nothing in flight",
+            ));
+        }
+        left -= batch.len();
+        for id in batch {
+            out.push(
+                disk.wait_for(xs, id, deadline)
+                    .map_err(|e| format!("{e}"))?,
+            );
+        }
+    }
+    Ok((most, out))
 }
 
 fn flush(disks: &mut [Connected]) -> TestResult {

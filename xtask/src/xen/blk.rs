@@ -126,7 +126,7 @@ fn cmdline_with(extra: &str) -> String {
 pub fn features_off_cmdline() -> String {
     format!(
         "selftest=blk blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w \
-         blk-indirect=off blk-persistent=off blk-discard=off"
+         blk-multipage-ring=off blk-indirect=off blk-persistent=off blk-discard=off"
     )
 }
 
@@ -1052,9 +1052,14 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     let shown = |l: &&String| {
         l.starts_with("BLK ")
             || l.starts_with("KV error")
-            || ["blk-read-write:", "blk-indirect:", "blk-persistent:"]
-                .iter()
-                .any(|k| l.contains(k))
+            || [
+                "blk-read-write:",
+                "blk-indirect:",
+                "blk-persistent:",
+                "blk-multipage-ring:",
+            ]
+            .iter()
+            .any(|k| l.contains(k))
     };
     for line in t.guest.iter().filter(shown) {
         println!("xen| {line}");
@@ -1431,7 +1436,7 @@ mod tests {
         let off = String::from_utf8(job.files[7].1.clone()).unwrap();
         assert!(off.contains(
             "cmdline = \"selftest=blk blk-expect=xvda:1048576:r,xvdb:6291456:w \
-             blk-indirect=off blk-persistent=off blk-discard=off\""
+             blk-multipage-ring=off blk-indirect=off blk-persistent=off blk-discard=off\""
         ));
         assert!(!off.contains("vif"));
         let sums = String::from_utf8(job.files[2].1.clone()).unwrap();

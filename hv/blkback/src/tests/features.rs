@@ -12,6 +12,8 @@ use abi::io::blkif::{
     BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect,
     BlkifRequestSegment,
 };
+use std::format;
+use std::string::String;
 use std::vec::Vec;
 
 const SECTORS: u64 = 2048;
@@ -50,9 +52,11 @@ fn blkfront_uses_every_feature_blkback_offers() {
     // The second request went through the pages the first had mapped.
     assert!(s.persistent_mapped > 0 && s.persistent_reused > 0, "{s:?}");
     let kept = rig.dev(&guest, |d| d.persistent_grants());
+    // The ring is four pages (blkfront's order 2, under blkback's offer of 4).
+    assert_eq!(front.stats().ring_pages, 4);
     assert_eq!(
         rig.dev(&guest, |d| d.grants().mapped.len()),
-        kept + 1,
+        kept + 4,
         "ring + kept"
     );
     // Discard: answered OKAY, the range reads as zeros (blkback writes them).
@@ -429,4 +433,118 @@ fn a_backend_reasserting_connected_with_a_bad_size_is_ignored() {
     let data = pattern(4096, 0x77);
     front.write(&mut guest.xs, 0, &data, far()).unwrap();
     assert_eq!(front.read(&mut guest.xs, 0, 4096, far()).unwrap(), data);
+}
+
+/// `n` 4 KiB reads submitted at once (before any answer), then completed: the most that were
+/// in flight together, and whether every one read its own sectors.
+fn reads_in_flight(
+    guest: &mut super::rig::Guest,
+    front: &mut super::rig::Front,
+    n: usize,
+) -> (u64, bool) {
+    let blocks = SECTORS as usize / 8;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        match front.submit_read(((i % blocks) * 4096) as u64, 4096) {
+            Ok(id) => ids.push((i, id)),
+            Err(blkfront::BlkError::RingFull) => break,
+            Err(e) => panic!("submit {i}: {e}"),
+        }
+    }
+    let mut right = true;
+    for (i, id) in ids {
+        let data = front.wait_for(&mut guest.xs, id, far()).unwrap();
+        let at = (i % blocks) * 4096;
+        right &= data
+            == (0..4096)
+                .map(|b| ((at + b) / 512) as u8)
+                .collect::<Vec<_>>();
+    }
+    (front.stats().peak_in_flight, right)
+}
+
+/// The disk's sectors hold their own number's low byte ([`MemDisk::new`]).
+fn sector_disk() -> MemDisk {
+    MemDisk::new(SECTORS)
+}
+
+#[test]
+fn a_multi_page_ring_holds_more_requests_than_one_page() {
+    let rig = Rig::new();
+    let mut guest = rig.add_guest_with(5, 51712, sector_disk(), "w", Features::default());
+    assert_eq!(
+        rig.back_key(&guest, "max-ring-page-order").as_deref(),
+        Some("4"),
+        "Linux blkback's offer, written before InitWait"
+    );
+    let mut front = rig.connect(&mut guest);
+    // blkfront asks for its own largest order (2) in ring-ref0..3, no ring-ref.
+    let fkey = |k: &str| rig.hub.read(&format!("{}/{k}", guest.front));
+    assert_eq!(fkey("ring-page-order").as_deref(), Some("2"));
+    assert_eq!(fkey("ring-ref"), None);
+    let refs: Vec<Option<String>> = (0..5).map(|i| fkey(&format!("ring-ref{i}"))).collect();
+    assert!(
+        refs[..4].iter().all(Option::is_some) && refs[4].is_none(),
+        "{refs:?}"
+    );
+    assert_eq!(front.stats().ring_pages, 4);
+    let s = rig.dev(&guest, |d| d.stats());
+    assert_eq!((s.ring_pages, s.multipage_connects), (4, 1));
+    // 128 slots: 100 reads in flight at once (one page holds 32), each answered rightly.
+    let (peak, right) = reads_in_flight(&mut guest, &mut front, 100);
+    assert_eq!(peak, 100);
+    assert!(right);
+    // A full ring of four pages is 128 requests.
+    let (peak, _) = reads_in_flight(&mut guest, &mut front, 200);
+    assert_eq!(peak, 128);
+    // Closing ends every ring page's grant: nothing stays mapped or granted.
+    front.close(&mut guest.xs, far()).unwrap();
+    rig.settle();
+    rig.dev(&guest, |d| assert_eq!(d.grants().mapped.len(), 0));
+    assert_eq!(guest.grants.0.borrow().refs().live(), 0);
+}
+
+#[test]
+fn the_largest_order_both_ends_allow_is_used_and_either_end_can_switch_it_off() {
+    let order4 = blkfront::Features {
+        max_ring_page_order: 4,
+        ..blkfront::Features::default()
+    };
+    let off = blkfront::Features {
+        max_ring_page_order: 0,
+        ..blkfront::Features::default()
+    };
+    for (back, front_features, pages, slots) in [
+        (Features::default(), order4, 16u64, 512u64),
+        (Features::default(), off, 1, 32),
+        (Features::NONE, order4, 1, 32),
+        (
+            Features {
+                max_ring_page_order: 1,
+                ..Features::default()
+            },
+            order4,
+            2,
+            64,
+        ),
+    ] {
+        let rig = Rig::new();
+        let mut guest = rig.add_guest_with(5, 51712, sector_disk(), "w", back);
+        let mut front = rig.connect_with(&mut guest, front_features);
+        assert_eq!(
+            front.stats().ring_pages,
+            pages,
+            "{back:?} {front_features:?}"
+        );
+        assert_eq!(rig.dev(&guest, |d| d.stats().ring_pages), pages);
+        let fkey = |k: &str| rig.hub.read(&format!("{}/{k}", guest.front));
+        // One page is published as Linux blkfront publishes it: ring-ref, no order.
+        assert_eq!(fkey("ring-page-order").is_some(), pages > 1);
+        assert_eq!(fkey("ring-ref").is_some(), pages == 1);
+        let (peak, right) = reads_in_flight(&mut guest, &mut front, 600);
+        assert_eq!((peak, right), (slots, true), "{back:?} {front_features:?}");
+        front.close(&mut guest.xs, far()).unwrap();
+        rig.settle();
+        rig.dev(&guest, |d| assert_eq!(d.grants().mapped.len(), 0));
+    }
 }

@@ -407,3 +407,98 @@ fn a_front_end_that_refills_during_service_gets_one_ring_per_round() {
     good_guest_works(&rig, &mut good, &mut front);
     rig.dev(&bad.guest, |d| d.device_mut().during_io = None);
 }
+
+#[test]
+fn a_multi_page_ring_beyond_the_offer_or_with_a_bad_reference_is_fatal_and_maps_nothing() {
+    use crate::device::Features;
+    // Each case: the keys the front end writes beside `event-channel` and `state`, the error.
+    // `G0`/`G1` stand for two pages it really granted to domain 0.
+    let cases: [(&[(&str, &str)], &str); 6] = [
+        (
+            &[("ring-page-order", "5"), ("ring-ref0", "G0")],
+            "-22 ring page order 5 exceeds max 4",
+        ),
+        (
+            &[("ring-page-order", "4294967295"), ("ring-ref0", "G0")],
+            "-22 ring page order 4294967295 exceeds max 4",
+        ),
+        (
+            &[
+                ("ring-page-order", "2"),
+                ("ring-ref0", "G0"),
+                ("ring-ref1", "G1"),
+                ("ring-ref3", "G1"),
+            ],
+            "-22 reading ring-ref2",
+        ),
+        (
+            &[
+                ("ring-page-order", "1"),
+                ("ring-ref", "G0"),
+                ("ring-ref0", "G0"),
+            ],
+            "-22 reading ring-ref1",
+        ),
+        (
+            &[
+                ("ring-page-order", "1"),
+                ("ring-ref0", "G0"),
+                ("ring-ref1", "2"),
+            ],
+            "-22 reading ring-ref1",
+        ),
+        (
+            &[
+                ("ring-page-order", "1"),
+                ("ring-ref0", "G0"),
+                ("ring-ref1", "300"),
+            ],
+            "-14 mapping ring-ref 300",
+        ),
+    ];
+    for (keys, error) in cases {
+        let rig = Rig::new();
+        let mut guest =
+            rig.add_guest_with(5, 51712, MemDisk::new(SECTORS), "w", Features::default());
+        let mut good =
+            rig.add_guest_with(6, 51712, MemDisk::new(SECTORS), "w", Features::default());
+        let mut front = rig.connect(&mut good);
+        let mut granted = Vec::new();
+        for _ in 0..2 {
+            let page = xenbus::PageProvider::alloc_zeroed(&mut guest.memory).unwrap();
+            granted.push(
+                guest
+                    .grants
+                    .grant(page, xenbus::DomId::ZERO, false)
+                    .unwrap(),
+            );
+        }
+        let front_dir = guest.front.clone();
+        let value = |v: &str| match v {
+            "G0" => format!("{}", granted[0].gref()),
+            "G1" => format!("{}", granted[1].gref()),
+            other => other.into(),
+        };
+        for (k, v) in keys.iter().chain(&[("event-channel", "7"), ("state", "3")]) {
+            rig.hub.write(&format!("{front_dir}/{k}"), &value(v));
+        }
+        rig.settle();
+        assert_eq!(
+            rig.back_key(&guest, "state").as_deref(),
+            Some("5"),
+            "{keys:?}"
+        );
+        let got = rig
+            .hub
+            .read("/local/domain/0/error/backend/vbd/5/51712/error")
+            .unwrap_or_default();
+        assert!(got.starts_with(error), "{keys:?}: {got}");
+        // Nothing of the refused ring stays mapped (a first page mapped before a bad second
+        // one is let go), and the other guest's multi-page ring keeps working.
+        rig.dev(&guest, |d| {
+            assert!(d.grants().mapped.is_empty(), "{keys:?}")
+        });
+        assert_eq!(front.stats().ring_pages, 4);
+        good_guest_works(&rig, &mut good, &mut front);
+    }
+}

@@ -163,6 +163,12 @@ impl Rig {
         Blkfront::connect(&mut guest.xs, guest.devid, platform, far()).unwrap()
     }
 
+    /// blkfront connects the guest's vbd using only `features`.
+    pub fn connect_with(&self, guest: &mut Guest, features: blkfront::Features) -> Front {
+        let platform = self.platform(guest);
+        Blkfront::connect_with(&mut guest.xs, guest.devid, platform, features, far()).unwrap()
+    }
+
     /// Runs `f` on the guest's device in domain 0.
     pub fn dev<R>(&self, guest: &Guest, f: impl FnOnce(&mut Dev) -> R) -> R {
         f(&mut self.dom0.borrow_mut().devices[guest.dev])
