@@ -40,6 +40,10 @@ use xenbus::grant::{GrantAccess, GrantError, GrantedPage};
 use xenbus::xenstore::{TxId, XsClient, XsTransport};
 use xenbus::{EventChannel, Instant, PageProvider, Platform, Port};
 
+// A child module, so that resuming reaches the device's parts (`blkfront/src/resume.rs`).
+#[path = "resume.rs"]
+mod resume;
+
 /// Bytes of one data page (one segment).
 const PAGE: usize = 4096;
 /// Bytes of a sector, as a `usize` divisor.
@@ -407,6 +411,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             InFlight {
                 operation: BLKIF_OP_DISCARD,
                 len: 0,
+                sector,
                 pages: Vec::new(),
                 indirect: Vec::new(),
                 persistent: false,
@@ -449,6 +454,18 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             return Err(e);
         }
         let id = self.table.free_id().ok_or(BlkError::RingFull)?;
+        self.submit_as(id, operation, sector, len, data)
+    }
+
+    /// [`Blkfront::submit`] in slot `id` (free).
+    fn submit_as(
+        &mut self,
+        id: u64,
+        operation: u8,
+        sector: u64,
+        len: usize,
+        data: &[u8],
+    ) -> Result<RequestId, BlkError> {
         let mut pages = Vec::new();
         let mut segments = Vec::new();
         for start in (0..len).step_by(PAGE) {
@@ -507,6 +524,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             InFlight {
                 operation,
                 len,
+                sector,
                 pages,
                 indirect,
                 persistent: self.persistent,
@@ -657,6 +675,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     fn finish(&mut self, id: u64, request: InFlight, verdict: Result<Status, BadResponse>) {
         let InFlight {
             len,
+            sector: _,
             pages,
             indirect,
             persistent,

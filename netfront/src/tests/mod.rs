@@ -13,6 +13,7 @@ mod handshake;
 mod http;
 mod netback;
 mod props;
+mod resume;
 mod traffic;
 
 use crate::device::{Config, Netfront};

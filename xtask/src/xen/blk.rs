@@ -184,7 +184,7 @@ pub const SOAK_REQUESTS: u64 = 10_000;
 const NET_CHECKS: &[u8] = include_bytes!("../../dom0/net-checks.sh");
 
 /// dom0's bridge with netback, and busybox's DHCP server with a fixed lease for the vif.
-fn net_setup() -> String {
+pub(crate) fn net_setup() -> String {
     let conf = format!(
         "start {GUEST_IP}\\nend {GUEST_IP}\\ninterface xenbr0\\nstatic_lease {GUEST_MAC} {GUEST_IP}\\n\
          option subnet 255.255.255.0\\noption router {DOM0_IP}\\noption lease 3600\\n\
