@@ -891,9 +891,11 @@ pub fn serve(
                         break;
                     }
                     suspend::Request::Suspend => {
-                        suspend::suspend_service(net, storage);
-                        disk_ports = storage.ports();
-                        watch = StopWatch::new(stop_key);
+                        if suspend::suspend_service(net, storage) {
+                            // A new domain: new ports, a new xenstore connection.
+                            disk_ports = storage.ports();
+                            watch = StopWatch::new(stop_key);
+                        }
                         next_check = 0;
                     }
                     suspend::Request::Ignore => {

@@ -4,7 +4,8 @@
 # across it. Prints one line of words for the harness to judge:
 #   op=<op> rc=<xl's status> op_ms=<xl save/restore/migrate, ms> [restore_ms=<ms>]
 #   size=<save file bytes, or -> dl=<sha256 of the download> bytes=<n> gap_ms=<longest wait
-#   for the next piece> dl_ms=<whole download> uptime=<before>/<after> grants=<before>/<after>
+#   for the next piece> dl_ms=<whole download> down_ms=<longest time GET / went unanswered>
+#   uptime=<before>/<after> grants=<before>/<after>
 #   heap=<before>/<after> kv=<value read back after> domid=<before>/<after>
 #   resumed=<the guest's line after it, or ->
 #
@@ -14,20 +15,23 @@
 #                                    `-s ''`: no ssh)
 #
 # The download (GET /blob/<BLOB>) is read a piece (PIECE bytes) at a time with a pause
-# (PAUSE s) while the operation runs, so that it spans it, then at full speed. The longest
-# wait between pieces is the downtime the client saw.
+# (PAUSE s) while the operation runs, so that it spans it (at most 32 KiB/s: 8 MiB last four
+# minutes), then at full speed. The longest wait between pieces is the downtime the client
+# saw.
 ip=$1
 op=$2
 XL=${XL:-/usr/lib/xen-4.17/bin/xl}
 NAME=${NAME:-guest}
 BLOB=8388608
 PIECE=16384
-PAUSE=0.2
+PAUSE=0.5
 SAVE=/tmp/guest.save
 LOG=/var/log/xen/console/guest-$NAME.log
 us() { echo "${EPOCHREALTIME/./}"; }
+# Progress on dom0's console (the serial log), not in the result.
+diag() { echo "SAVE $op: $*" > /dev/hvc0 2>/dev/null; }
 field() { echo "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
-status() { wget -q -T 5 -O - "http://$ip/" 2>/dev/null; }
+status() { timeout 10 wget -q -O - "http://$ip/" 2>/dev/null; }
 # GET / until it answers (the guest reconnecting after a resume), at most $1 s.
 status_within() {
     end=$(( $(us) + $1 * 1000000 ))
@@ -43,8 +47,9 @@ status_within() {
 download() {
     rm -f /tmp/dl.bin /tmp/dl.progress /tmp/dl.done
     start=$(us); last=$start; gap=0; total=0
-    wget -q -O - "http://$ip/blob/$BLOB" | {
-        while :; do
+    wget -q -O - "http://$ip/blob/$BLOB" 2>/tmp/dl.err | {
+        # Piece by piece while the operation runs, timing each; then the rest at once.
+        while [ -f /tmp/dl.slow ]; do
             n=$(dd bs=$PIECE count=1 iflag=fullblock 2>/dev/null | tee -a /tmp/dl.bin | wc -c)
             [ "$n" -gt 0 ] || break
             t=$(us)
@@ -52,8 +57,10 @@ download() {
             last=$t
             total=$((total + n))
             echo "$total" > /tmp/dl.progress
-            [ -f /tmp/dl.slow ] && sleep $PAUSE
+            sleep $PAUSE
         done
+        cat >> /tmp/dl.bin
+        total=$(wc -c < /tmp/dl.bin)
         echo "bytes=$total gap_ms=$((gap / 1000)) dl_ms=$(( ($(us) - start) / 1000 ))" > /tmp/dl.done
     }
 }
@@ -71,27 +78,51 @@ for _ in $(seq 100); do
     [ "$(cat /tmp/dl.progress 2>/dev/null || echo 0)" -ge $((4 * PIECE)) ] && break
     sleep 0.1
 done
+diag "download under way ($(cat /tmp/dl.progress 2>/dev/null) bytes); put $put; GET / before: $(echo "$before" | head -c 120)"
+# While xl works: GET / every half second (2 s to answer), the times of the answers: the
+# longest time without one is the service's downtime as a new client sees it.
+rm -f /tmp/probe.ok /tmp/probe.stop
+(
+    while [ ! -f /tmp/probe.stop ]; do
+        if timeout 2 wget -q -O /dev/null "http://$ip/" 2>/dev/null; then
+            us >> /tmp/probe.ok
+            # The first answer once xl is done closes the longest gap.
+            [ -f /tmp/dl.slow ] || break
+        fi
+        sleep 0.5
+    done
+) &
+probe_pid=$!
+# While xl works: what dom0 sees, every 15 s.
+(
+    while sleep 15; do
+        diag "watch: $($XL list 2>&1 | tail -n +2 | tr -s ' ' | tr '\n' ';') xl-op: $(tail -n 2 /tmp/xl-op.log 2>/dev/null | tr '\n' ' ') dl $(cat /tmp/dl.progress 2>/dev/null)"
+        tail -n 3 "$LOG" 2>/dev/null | sed "s/^/SAVE $op guest: /" > /dev/hvc0 2>/dev/null
+    done
+) &
+watch_pid=$!
 t0=$(us)
 restore_ms=-
 size=-
 case "$op" in
 save-restore)
-    $XL save "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1
+    timeout 240 $XL save "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1
     rc=$?
     op_ms=$(( ($(us) - t0) / 1000 ))
     size=$(stat -c %s "$SAVE" 2>/dev/null || echo -)
+    diag "saved: rc=$rc in $op_ms ms, $size bytes; download at $(cat /tmp/dl.progress 2>/dev/null) bytes"
     # The monitor of the restored domain logs its own end: the old one's "suspended" goes.
     rm -f "/var/log/xen/xl-$NAME.log"
     t1=$(us)
     if [ "$rc" = 0 ]; then
-        $XL restore "$SAVE" >>/tmp/xl-op.log 2>&1
+        timeout 240 $XL restore "$SAVE" >>/tmp/xl-op.log 2>&1
         rc=$?
     fi
     restore_ms=$(( ($(us) - t1) / 1000 ))
     rm -f "$SAVE"
     ;;
 checkpoint)
-    $XL save -c "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1
+    timeout 240 $XL save -c "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1
     rc=$?
     op_ms=$(( ($(us) - t0) / 1000 ))
     size=$(stat -c %s "$SAVE" 2>/dev/null || echo -)
@@ -99,7 +130,7 @@ checkpoint)
     ;;
 migrate)
     rm -f "/var/log/xen/xl-$NAME.log"
-    $XL migrate -s '' "$NAME" "$XL migrate-receive" >/tmp/xl-op.log 2>&1
+    timeout 300 $XL migrate -s '' "$NAME" "$XL migrate-receive" >/tmp/xl-op.log 2>&1
     rc=$?
     op_ms=$(( ($(us) - t0) / 1000 ))
     ;;
@@ -108,26 +139,35 @@ migrate)
     exit 1
     ;;
 esac
+kill "$watch_pid" 2>/dev/null
+diag "xl done: rc=$rc in $op_ms ms (restore $restore_ms ms), size $size; xl said: $(tr '\n' ' ' < /tmp/xl-op.log)"
+diag "download at $(cat /tmp/dl.progress 2>/dev/null) bytes"
 rm -f /tmp/dl.slow
 # The domain is a new one after a restore or a migration: run-job.sh counts its time from now.
 [ "$op" = checkpoint ] || touch /tmp/pvxen.recreated
 # The download finishes at full speed (or gives up with wget).
-for _ in $(seq 600); do
+for _ in $(seq 300); do
     [ -f /tmp/dl.done ] && break
     sleep 0.2
 done
+diag "download: $(cat /tmp/dl.done 2>/dev/null) $(cat /tmp/dl.err 2>/dev/null)"
 kill "$dl_pid" 2>/dev/null
 wait "$dl_pid" 2>/dev/null
 dl=$(sha256sum < /tmp/dl.bin 2>/dev/null | cut -d' ' -f1)
 done_words=$(cat /tmp/dl.done 2>/dev/null || echo "bytes=? gap_ms=? dl_ms=?")
 after=$(status_within 30)
+touch /tmp/probe.stop
+wait "$probe_pid" 2>/dev/null
+down_ms=$(awk 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } END { printf "%d", m / 1000 }' /tmp/probe.ok 2>/dev/null)
 domid_after=$($XL domid "$NAME" 2>/dev/null)
 kv=$(printf 'GET /kv/save-%s HTTP/1.0\r\n\r\n' "$op" | nc -w 10 "$ip" 80 | tr -d '\r' | sed '1,/^$/d')
 # What the guest said about it: its console lines since (a migrated domain's console may go to
 # the incoming domain's log).
 resumed=$(cat "$LOG" /var/log/xen/console/guest-"$NAME"--incoming.log 2>/dev/null | tail -n +"$((lines_before + 1))" | grep -E '^APP (resumed|suspend)' | tail -n 1 | tr ' ' '_')
+tail -n 12 "$LOG" 2>/dev/null | sed "s/^/SAVE $op guest: /" > /dev/hvc0 2>/dev/null
+ls /var/log/xen/console/ | tr '\n' ' ' | sed "s/^/SAVE $op logs: /" > /dev/hvc0 2>/dev/null
 xlerr=$(grep -v '^$' /tmp/xl-op.log | tail -n 1 | tr ' ' '_')
-echo "op=$op rc=$rc op_ms=$op_ms restore_ms=$restore_ms size=$size dl=$dl $done_words" \
+echo "op=$op rc=$rc op_ms=$op_ms restore_ms=$restore_ms size=$size dl=$dl $done_words down_ms=${down_ms:--}" \
     "uptime=$(field "$before" uptime_ms)/$(field "$after" uptime_ms)" \
     "grants=$(field "$before" grants_in_use)/$(field "$after" grants_in_use)" \
     "heap=$(field "$before" heap_bytes_in_use)/$(field "$after" heap_bytes_in_use)" \

@@ -62,8 +62,8 @@ fn say(args: core::fmt::Arguments<'_>) {
 }
 
 /// Quiesces, suspends, and after the resume reconnects what the new domain needs (module
-/// docs).
-pub fn suspend_service(net: &mut Net, storage: &mut Storage<'_>) {
+/// docs); whether the service now runs in a new domain.
+pub fn suspend_service(net: &mut Net, storage: &mut Storage<'_>) -> bool {
     storage.settle(now_ns().saturating_add(QUIESCE_MS * 1_000_000));
     say(format_args!(
         "APP suspending {} disk requests in flight",
@@ -75,15 +75,23 @@ pub fn suspend_service(net: &mut Net, storage: &mut Storage<'_>) {
     // and to re-establish the platform.
     let took = now_ns().saturating_sub(before) / 1_000_000;
     match outcome {
-        Ok(Outcome::Cancelled) => say(format_args!("APP suspend cancelled after {took} ms")),
+        Ok(Outcome::Cancelled) => {
+            say(format_args!("APP suspend cancelled after {took} ms"));
+            false
+        }
         Ok(Outcome::Resumed) => {
             let devices = reconnect(net, storage);
             say(format_args!(
                 "APP resumed in domain {} after {took} ms: {devices}",
                 domid().unwrap_or_else(|| "?".into())
             ));
+            true
         }
-        Err(e) => say(format_args!("APP suspend failed: {e}")),
+        Err(e) => {
+            say(format_args!("APP suspend failed: {e}"));
+            // A failure after the resume leaves the platform half made: treat it as new.
+            matches!(e, platform_suspend::SuspendError::Resume(_))
+        }
     }
 }
 

@@ -156,10 +156,7 @@ pub fn resume(cancelled: bool) -> Result<(), EventError> {
             latch.store(0, Ordering::SeqCst);
         }
         *SCANNER.lock() = EventScanner::new();
-        Some(core::mem::replace(
-            &mut *HANDLERS.lock(),
-            HandlerTable::new(),
-        ))
+        Some(core::mem::take(&mut *HANDLERS.lock()))
     };
     let via = abi::hvm::callback_via_vector(upcall::UPCALL_VECTOR);
     // SAFETY: the IDT entry for UPCALL_VECTOR points at the upcall stub (installed by init,

@@ -30,6 +30,9 @@
 //!   lists every key: each acknowledged put must be there with its value (or with the one put
 //!   that was in flight), no key that was never put, and the flush counter must have grown by
 //!   at least the acknowledged puts. Three crash points a run, the last check powering off.
+//! - `HOST xen-save-restore`, `HOST xen-save-checkpoint`, `HOST xen-migrate-localhost`: the
+//!   application (with 32 MiB) saved and restored, checkpointed, and migrated to this host
+//!   while it serves a download ([`super::save`]), after `net-stalled-disk`.
 //! - Last, the `blk` group once more on a fresh create with every negotiated feature off
 //!   ([`features_off_cmdline`]), so that the plain paths stay tested against Linux blkback: its
 //!   `TEST` lines are units (`stock Xen features off: TEST ...`), and `HOST xen-run-blk-off`
@@ -502,6 +505,8 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         "net-stalled-disk",
         &format!("sh /pvxen/net-checks.sh {GUEST_IP} stalled {STALL_TARGET}"),
     ));
+    // xl save + restore, save -c, migrate to this host, each across a download (save.rs).
+    steps.extend(super::save::steps());
     // The toolstack's shutdown (control/shutdown = poweroff): the application stops serving
     // and powers off (`HOST app-shutdown`).
     steps.push(run(
@@ -534,8 +539,9 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     );
     configs.push((
         "guest-app.cfg".to_owned(),
-        xl_config(&app_cmdline(), &format!("{app_disks}{vif}"))?,
+        super::save::small(&xl_config(&app_cmdline(), &format!("{app_disks}{vif}"))?),
     ));
+    files.extend(super::save::files());
     configs.push((
         FEATURES_OFF_CONFIG.to_owned(),
         xl_config(&features_off_cmdline(), disks)?,
@@ -993,7 +999,7 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
 fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
-    let timeout = hard_timeout(DEVICE_BOOT_TIMEOUT + FEATURES_OFF_MARGIN)?;
+    let timeout = hard_timeout(DEVICE_BOOT_TIMEOUT + FEATURES_OFF_MARGIN + super::save::MARGIN)?;
     let site = site_archive(&workspace_root().join("pvguest").join("site"), true)?;
     let mut xvda = site.tar;
     if xvda.len() > XVDA_BYTES {
@@ -1068,6 +1074,7 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
         load,
         site.files.len(),
     ));
+    verdict.host.extend(super::save::host_checks(t));
     let (durable, summary) = durable_check(t);
     for line in summary {
         println!("xen: {line}");
