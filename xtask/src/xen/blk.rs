@@ -541,7 +541,6 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         "guest-app.cfg".to_owned(),
         super::save::small(&xl_config(&app_cmdline(), &format!("{app_disks}{vif}"))?),
     ));
-    files.extend(super::save::files());
     configs.push((
         FEATURES_OFF_CONFIG.to_owned(),
         xl_config(&features_off_cmdline(), disks)?,
@@ -549,6 +548,7 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     for (name, config) in configs {
         files.push((name, config.into_bytes()));
     }
+    files.extend(super::save::files());
     let guest_cmdline = if soak { soak_cmdline() } else { cmdline() };
     Job::with_steps(
         xl_config(&guest_cmdline, &format!("{disks}{vif}"))?,
@@ -1387,6 +1387,9 @@ mod tests {
             "wait-line APP",
             "run net-kv-persist",
             "run net-stalled-disk",
+            "run save-save-restore",
+            "run save-checkpoint",
+            "run save-migrate",
             "run app-shutdown",
             "wait-end",
             "destroy",
@@ -1413,7 +1416,8 @@ mod tests {
                 "guest-kv3.cfg",
                 "guest-kv4.cfg",
                 "guest-app.cfg",
-                "guest-blk-off.cfg"
+                "guest-blk-off.cfg",
+                "save-checks.sh"
             ]
         );
         let off = String::from_utf8(job.files[7].1.clone()).unwrap();
