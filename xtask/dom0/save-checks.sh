@@ -165,7 +165,7 @@ kv=$(printf 'GET /kv/save-%s HTTP/1.0\r\n\r\n' "$op" | nc -w 10 "$ip" 80 | tr -d
 # the incoming domain's log).
 resumed=$(cat "$LOG" /var/log/xen/console/guest-"$NAME"--incoming.log 2>/dev/null | tail -n +"$((lines_before + 1))" | grep -E '^APP (resumed|suspend)' | tail -n 1 | tr ' ' '_')
 tail -n 12 "$LOG" 2>/dev/null | sed "s/^/SAVE $op guest: /" > /dev/hvc0 2>/dev/null
-ls /var/log/xen/console/ | tr '\n' ' ' | sed "s/^/SAVE $op logs: /" > /dev/hvc0 2>/dev/null
+diag "logs: $(ls /var/log/xen/console/ | tr '\n' ' ')"
 xlerr=$(grep -v '^$' /tmp/xl-op.log | tail -n 1 | tr ' ' '_')
 echo "op=$op rc=$rc op_ms=$op_ms restore_ms=$restore_ms size=$size dl=$dl $done_words down_ms=${down_ms:--}" \
     "uptime=$(field "$before" uptime_ms)/$(field "$after" uptime_ms)" \

@@ -10,7 +10,8 @@
 //!
 //! Each passes when xl succeeded, the download's digest is the blob's, the service answers
 //! after it with a larger uptime (the guest's clock continues), the key put before reads back,
-//! its grants in use are back to their level and its heap in use within [`HEAP_SLACK`] of it,
+//! its grants in use are not above their level before (blkback's persistent grants are granted
+//! again as the disks are used) and its heap in use within [`HEAP_SLACK`] of it,
 //! the domain id changed (restore, migration) or not (checkpoint), and the guest said how it
 //! came back (`APP resumed in domain ...` or `APP suspend cancelled ...`). The line also gives
 //! what the note reports: xl's times, the save file's size against the guest's memory, and the
@@ -114,8 +115,10 @@ pub fn verdict(op: &str, line: &str, blob_sha: &str) -> Result<(), String> {
         Some((before, after)) if after > before => {}
         _ => wrong.push(format!("uptime before/after {}", get("uptime"))),
     }
+    // Not more than before: a grant of the old connection left behind would show here (the
+    // persistent-grant pool of a disk may hold fewer after the resume, until it fills again).
     match pair(w.get("grants")) {
-        Some((before, after)) if before == after => {}
+        Some((before, after)) if after <= before => {}
         _ => wrong.push(format!("grants in use before/after {}", get("grants"))),
     }
     match pair(w.get("heap")) {
@@ -207,6 +210,12 @@ pub fn save_test(tally: &mut Tally) -> Result<()> {
             ),
         ),
         run("net", &blk::net_setup()),
+        // As in the device boot, the store's disk is a block device (there a device-mapper
+        // target): loop devices, so that the block hotplug script has no file to set up.
+        run(
+            "loops",
+            "losetup /dev/loop5 /tmp/xvda.img && losetup /dev/loop6 /tmp/xvdb.img && echo ok",
+        ),
         Step::Create {
             config: "guest.cfg".into(),
             paused: false,
@@ -221,8 +230,8 @@ pub fn save_test(tally: &mut Tally) -> Result<()> {
     steps.push(Step::WaitEnd);
     steps.push(Step::Destroy);
     let devices = format!(
-        "disk = [ 'format=raw, vdev=xvda, access=ro, target=/tmp/xvda.img',\n\
-         \x20        'format=raw, vdev=xvdb, access=rw, target=/tmp/xvdb.img' ]\n\
+        "disk = [ 'format=raw, vdev=xvda, access=ro, target=/dev/loop5',\n\
+         \x20        'format=raw, vdev=xvdb, access=rw, target=/dev/loop6' ]\n\
          vif = [ 'mac={},bridge=xenbr0' ]\n",
         blk::GUEST_MAC
     );
