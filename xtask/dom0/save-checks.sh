@@ -20,6 +20,9 @@
 # saw.
 ip=$1
 op=$2
+# The result line is the only output (fd 3); everything else, bash's notes on the helpers it
+# kills included, goes nowhere.
+exec 3>&1 >/dev/null 2>&1
 XL=${XL:-/usr/lib/xen-4.17/bin/xl}
 NAME=${NAME:-guest}
 BLOB=8388608
@@ -135,7 +138,7 @@ migrate)
     op_ms=$(( ($(us) - t0) / 1000 ))
     ;;
 *)
-    echo "op=$op unknown"
+    echo >&3 "op=$op unknown"
     exit 1
     ;;
 esac
@@ -167,7 +170,7 @@ resumed=$(cat "$LOG" /var/log/xen/console/guest-"$NAME"--incoming.log 2>/dev/nul
 tail -n 12 "$LOG" 2>/dev/null | sed "s/^/SAVE $op guest: /" > /dev/hvc0 2>/dev/null
 diag "logs: $(ls /var/log/xen/console/ | tr '\n' ' ')"
 xlerr=$(grep -v '^$' /tmp/xl-op.log | tail -n 1 | tr ' ' '_')
-echo "op=$op rc=$rc op_ms=$op_ms restore_ms=$restore_ms size=$size dl=$dl $done_words down_ms=${down_ms:--}" \
+echo >&3 "op=$op rc=$rc op_ms=$op_ms restore_ms=$restore_ms size=$size dl=$dl $done_words down_ms=${down_ms:--}" \
     "uptime=$(field "$before" uptime_ms)/$(field "$after" uptime_ms)" \
     "grants=$(field "$before" grants_in_use)/$(field "$after" grants_in_use)" \
     "heap=$(field "$before" heap_bytes_in_use)/$(field "$after" heap_bytes_in_use)" \
