@@ -78,7 +78,7 @@ download &
 dl_pid=$!
 # Wait for the first pieces (the connection is open and sending).
 for _ in $(seq 100); do
-    [ "$(cat /tmp/dl.progress 2>/dev/null || echo 0)" -ge $((4 * PIECE)) ] && break
+    [ "$(cat /tmp/dl.progress 2>/dev/null)" -ge $((4 * PIECE)) ] 2>/dev/null && break
     sleep 0.1
 done
 diag "download under way ($(cat /tmp/dl.progress 2>/dev/null) bytes); put $put; GET / before: $(echo "$before" | head -c 120)"
@@ -136,6 +136,14 @@ migrate)
     timeout 300 $XL migrate -s '' "$NAME" "$XL migrate-receive" >/tmp/xl-op.log 2>&1
     rc=$?
     op_ms=$(( ($(us) - t0) / 1000 ))
+    # xenconsoled logs the new domain as it was named when it appeared (`<name>--incoming`):
+    # its lines after the old domain's last one go on into the log the job follows.
+    IN=/var/log/xen/console/guest-$NAME--incoming.log
+    if [ "$rc" = 0 ] && [ -f "$IN" ]; then
+        last=$(tail -n 1 "$LOG")
+        from=$(grep -nxF -- "$last" "$IN" | tail -n 1 | cut -d: -f1)
+        nohup tail -n +$(( ${from:-0} + 1 )) -f "$IN" >> "$LOG" 2>/dev/null </dev/null &
+    fi
     ;;
 *)
     echo >&3 "op=$op unknown"
