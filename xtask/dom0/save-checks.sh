@@ -21,7 +21,8 @@
 ip=$1
 op=$2
 # The result line is the only output (fd 3); everything else, bash's notes on the helpers it
-# kills included, goes nowhere.
+# kills included, goes nowhere. Nothing that may outlive the script (xl's monitor of a
+# restored domain, the helpers) keeps fd 3: run-job.sh reads the output until it closes.
 exec 3>&1 >/dev/null 2>&1
 XL=${XL:-/usr/lib/xen-4.17/bin/xl}
 NAME=${NAME:-guest}
@@ -74,7 +75,7 @@ before=$(status)
 domid_before=$($XL domid "$NAME" 2>/dev/null)
 lines_before=$(wc -l < "$LOG" 2>/dev/null || echo 0)
 touch /tmp/dl.slow
-download &
+download 3>&- &
 dl_pid=$!
 # Wait for the first pieces (the connection is open and sending).
 for _ in $(seq 100); do
@@ -94,7 +95,7 @@ rm -f /tmp/probe.ok /tmp/probe.stop
         fi
         sleep 0.5
     done
-) &
+) 3>&- &
 probe_pid=$!
 # While xl works: what dom0 sees, every 15 s.
 (
@@ -102,14 +103,14 @@ probe_pid=$!
         diag "watch: $($XL list 2>&1 | tail -n +2 | tr -s ' ' | tr '\n' ';') xl-op: $(tail -n 2 /tmp/xl-op.log 2>/dev/null | tr '\n' ' ') dl $(cat /tmp/dl.progress 2>/dev/null)"
         tail -n 3 "$LOG" 2>/dev/null | sed "s/^/SAVE $op guest: /" > /dev/hvc0 2>/dev/null
     done
-) &
+) 3>&- &
 watch_pid=$!
 t0=$(us)
 restore_ms=-
 size=-
 case "$op" in
 save-restore)
-    timeout 240 $XL save "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1
+    timeout 240 $XL save "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1 3>&-
     rc=$?
     op_ms=$(( ($(us) - t0) / 1000 ))
     size=$(stat -c %s "$SAVE" 2>/dev/null || echo -)
@@ -118,14 +119,14 @@ save-restore)
     rm -f "/var/log/xen/xl-$NAME.log"
     t1=$(us)
     if [ "$rc" = 0 ]; then
-        timeout 240 $XL restore "$SAVE" >>/tmp/xl-op.log 2>&1
+        timeout 240 $XL restore "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-
         rc=$?
     fi
     restore_ms=$(( ($(us) - t1) / 1000 ))
     rm -f "$SAVE"
     ;;
 checkpoint)
-    timeout 240 $XL save -c "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1
+    timeout 240 $XL save -c "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1 3>&-
     rc=$?
     op_ms=$(( ($(us) - t0) / 1000 ))
     size=$(stat -c %s "$SAVE" 2>/dev/null || echo -)
@@ -133,7 +134,7 @@ checkpoint)
     ;;
 migrate)
     rm -f "/var/log/xen/xl-$NAME.log"
-    timeout 300 $XL migrate -s '' "$NAME" "$XL migrate-receive" >/tmp/xl-op.log 2>&1
+    timeout 300 $XL migrate -s '' "$NAME" "$XL migrate-receive" >/tmp/xl-op.log 2>&1 3>&-
     rc=$?
     op_ms=$(( ($(us) - t0) / 1000 ))
     # xenconsoled logs the new domain as it was named when it appeared (`<name>--incoming`):
@@ -142,7 +143,7 @@ migrate)
     if [ "$rc" = 0 ] && [ -f "$IN" ]; then
         last=$(tail -n 1 "$LOG")
         from=$(grep -nxF -- "$last" "$IN" | tail -n 1 | cut -d: -f1)
-        nohup tail -n +$(( ${from:-0} + 1 )) -f "$IN" >> "$LOG" 2>/dev/null </dev/null &
+        nohup tail -n +$(( ${from:-0} + 1 )) -f "$IN" >> "$LOG" 2>/dev/null </dev/null 3>&- &
     fi
     ;;
 *)
