@@ -73,7 +73,11 @@ printf 'kept-across-%s' "$op" > /tmp/save.val
 put=$(printf 'PUT /kv/save-%s HTTP/1.0\r\nContent-Length: %s\r\n\r\n%s' "$op" "$(wc -c < /tmp/save.val)" "$(cat /tmp/save.val)" | nc -w 10 "$ip" 80 | head -n 1 | cut -d' ' -f2)
 before=$(status)
 domid_before=$($XL domid "$NAME" 2>/dev/null)
+# xenconsoled logs a migrated domain under the name it had when it appeared
+# (`<name>--incoming`): the guest's lines about this operation are the new ones of either log.
+IN=/var/log/xen/console/guest-$NAME--incoming.log
 lines_before=$(wc -l < "$LOG" 2>/dev/null || echo 0)
+in_before=$(wc -l < "$IN" 2>/dev/null || echo 0)
 touch /tmp/dl.slow
 download 3>&- &
 dl_pid=$!
@@ -137,14 +141,6 @@ migrate)
     timeout 300 $XL migrate -s '' "$NAME" "$XL migrate-receive" >/tmp/xl-op.log 2>&1 3>&-
     rc=$?
     op_ms=$(( ($(us) - t0) / 1000 ))
-    # xenconsoled logs the new domain as it was named when it appeared (`<name>--incoming`):
-    # its lines after the old domain's last one go on into the log the job follows.
-    IN=/var/log/xen/console/guest-$NAME--incoming.log
-    if [ "$rc" = 0 ] && [ -f "$IN" ]; then
-        last=$(tail -n 1 "$LOG")
-        from=$(grep -nxF -- "$last" "$IN" | tail -n 1 | cut -d: -f1)
-        nohup tail -n +$(( ${from:-0} + 1 )) -f "$IN" >> "$LOG" 2>/dev/null </dev/null 3>&- &
-    fi
     ;;
 *)
     echo >&3 "op=$op unknown"
@@ -173,9 +169,8 @@ wait "$probe_pid" 2>/dev/null
 down_ms=$(awk 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } END { printf "%d", m / 1000 }' /tmp/probe.ok 2>/dev/null)
 domid_after=$($XL domid "$NAME" 2>/dev/null)
 kv=$(printf 'GET /kv/save-%s HTTP/1.0\r\n\r\n' "$op" | nc -w 10 "$ip" 80 | tr -d '\r' | sed '1,/^$/d')
-# What the guest said about it: its console lines since (a migrated domain's console may go to
-# the incoming domain's log).
-resumed=$(cat "$LOG" /var/log/xen/console/guest-"$NAME"--incoming.log 2>/dev/null | tail -n +"$((lines_before + 1))" | grep -E '^APP (resumed|suspend)' | tail -n 1 | tr ' ' '_')
+# What the guest said about it: its console lines since.
+resumed=$({ tail -n +"$((lines_before + 1))" "$LOG"; tail -n +"$((in_before + 1))" "$IN"; } 2>/dev/null | grep -E '^APP (resumed|suspend cancelled|suspend failed)' | tail -n 1 | tr ' ' '_')
 tail -n 12 "$LOG" 2>/dev/null | sed "s/^/SAVE $op guest: /" > /dev/hvc0 2>/dev/null
 diag "logs: $(ls /var/log/xen/console/ | tr '\n' ' ')"
 xlerr=$(grep -v '^$' /tmp/xl-op.log | tail -n 1 | tr ' ' '_')

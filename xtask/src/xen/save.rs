@@ -47,10 +47,14 @@ pub const HEAP_SLACK: u64 = 64 << 10;
 pub const MARGIN: Duration = Duration::from_secs(600);
 
 /// The operations: (the script's word, the `HOST` check's name).
+///
+/// The migration goes first: xenconsoled logs the migrated domain as `<name>--incoming`, which
+/// the job does not follow; the restored domain of the last operation logs under its name again,
+/// so that the application's last lines (`APP stopped`, judged by `HOST app-shutdown`) are seen.
 pub const OPS: [(&str, &str); 3] = [
-    ("save-restore", "xen-save-restore"),
-    ("checkpoint", "xen-save-checkpoint"),
     ("migrate", "xen-migrate-localhost"),
+    ("checkpoint", "xen-save-checkpoint"),
+    ("save-restore", "xen-save-restore"),
 ];
 
 /// `config` (an xl config of [`super::xl_config`]) with [`MEMORY_MIB`] of memory.
