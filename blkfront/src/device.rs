@@ -40,6 +40,10 @@ use xenbus::grant::{GrantAccess, GrantError, GrantedPage};
 use xenbus::xenstore::{TxId, XsClient, XsTransport};
 use xenbus::{EventChannel, Instant, PageProvider, Platform, Port};
 
+// A child module, so that resuming reaches the device's parts (`blkfront/src/resume.rs`).
+#[path = "resume.rs"]
+mod resume;
+
 /// Bytes of one data page (one segment).
 const PAGE: usize = 4096;
 /// Bytes of a sector, as a `usize` divisor.
@@ -439,6 +443,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             InFlight {
                 operation: BLKIF_OP_DISCARD,
                 len: 0,
+                sector,
                 pages: Vec::new(),
                 indirect: Vec::new(),
                 persistent: false,
@@ -482,6 +487,18 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             return Err(e);
         }
         let id = self.table.free_id().ok_or(BlkError::RingFull)?;
+        self.submit_as(id, operation, sector, len, data)
+    }
+
+    /// [`Blkfront::submit`] in slot `id` (free).
+    fn submit_as(
+        &mut self,
+        id: u64,
+        operation: u8,
+        sector: u64,
+        len: usize,
+        data: &[u8],
+    ) -> Result<RequestId, BlkError> {
         let mut pages = Vec::new();
         let mut segments = Vec::new();
         for start in (0..len).step_by(PAGE) {
@@ -540,6 +557,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             InFlight {
                 operation,
                 len,
+                sector,
                 pages,
                 indirect,
                 persistent: self.persistent,
@@ -696,6 +714,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     fn finish(&mut self, id: u64, request: InFlight, verdict: Result<Status, BadResponse>) {
         let InFlight {
             len,
+            sector: _,
             pages,
             indirect,
             persistent,

@@ -13,6 +13,8 @@ pub struct InFlight {
     pub operation: u8,
     /// Bytes of data (reads: to copy out on completion).
     pub len: usize,
+    /// The first sector (512 bytes), to issue the request again after a resume.
+    pub sector: u64,
     /// The data pages, granted to the backend, in order.
     pub pages: Vec<GrantedPage>,
     /// The indirect pages listing the segments (empty for a direct request), granted
@@ -133,6 +135,7 @@ mod tests {
         InFlight {
             operation,
             len: 512,
+            sector: 0,
             pages: Vec::new(),
             indirect: Vec::new(),
             persistent: false,

@@ -1214,3 +1214,5 @@ fn bad_answers_to_a_discard_fail_it() {
         device.read(&mut rig.xs, 0, 512, far()).unwrap();
     }
 }
+
+mod resume;

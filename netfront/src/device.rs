@@ -47,6 +47,10 @@ use xenbus::grant::{GrantAccess, GrantedPage};
 use xenbus::xenstore::{TxId, XsClient, XsTransport};
 use xenbus::{DomId, EventChannel, Instant, PageProvider, Platform, Port};
 
+// A child module, so that resuming reaches the device's parts (`netfront/src/resume.rs`).
+#[path = "resume.rs"]
+mod resume;
+
 /// Attempts at the transaction that publishes the rings.
 const TRANSACTION_ATTEMPTS: u32 = 8;
 /// Staged tx requests that make [`Netfront::send`] publish them itself (a caller that forgets

@@ -5,7 +5,8 @@
 //! Lines at column 0 for whoever watches the console (`cargo xtask run`, the harness):
 //! `APP error <why>` (then the domain powers off), `APP warning <why>` (a disk is missing or
 //! unreadable: its routes answer 503), `APP serving http://<address>/ files <n> kv-keys <n>`
-//! once requests are answered, `APP stopped <requests> requests` at the end.
+//! once requests are answered, `APP stopped <requests> requests` at the end; across `xl save`,
+//! `xl restore` and `xl migrate` the lines of [`crate::service::suspend`].
 
 use alloc::format;
 
@@ -26,7 +27,9 @@ fn fail(why: &str) -> ! {
     shutdown::poweroff()
 }
 
-/// Runs the application; never returns.
+/// Runs the application; never returns. `xl shutdown` (`poweroff`, `halt`) powers the domain
+/// off, `xl reboot` ends it with reason reboot, `xl save`/`xl migrate` (`suspend`) suspends it
+/// and serving goes on after the resume.
 pub fn main() -> ! {
     let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
     crate::kernel::ensure_platform();
@@ -53,11 +56,15 @@ pub fn main() -> ! {
         service::address_text(&net),
         storage.summary()
     ));
-    let stats = service::serve(&mut net, &mut storage, None, "control/shutdown");
+    let (stats, request) = service::serve(&mut net, &mut storage, None, "control/shutdown");
     say(format_args!(
         "APP stopped {} requests {} connections",
         stats.requests, stats.connections
     ));
     drop(storage);
-    shutdown::poweroff()
+    // `halt` ends the domain as `poweroff` does (Xen has no halt reason; Linux powers off).
+    match request.as_deref() {
+        Some("reboot") => shutdown::reboot(),
+        _ => shutdown::poweroff(),
+    }
 }

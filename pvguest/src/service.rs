@@ -50,6 +50,8 @@ use crate::reads;
 use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
 use crate::xen::{events, time, xenstore};
 
+pub mod suspend;
+
 // The service refuses what the store would refuse, before reading a body.
 const _: () = assert!(httpd::MAX_KEY == storage::kv::MAX_KEY);
 const _: () = assert!(httpd::MAX_VALUE == storage::kv::MAX_VALUE);
@@ -344,6 +346,18 @@ impl<'a> Storage<'a> {
             ports.push(store.device_mut().inner_mut().disk_mut().port());
         }
         ports
+    }
+
+    /// The disks the service reads and writes, by name (for a suspend and resume).
+    pub fn disks_mut(&mut self) -> Vec<(&'static str, &mut Disk)> {
+        let mut disks = Vec::new();
+        if let Ok((_, dev)) = &mut self.files {
+            disks.push(("xvda", dev.disk_mut()));
+        }
+        if let Ok(store) = &mut self.kv {
+            disks.push(("xvdb", store.device_mut().inner_mut().disk_mut()));
+        }
+        disks
     }
 
     /// Requests of the service still in flight on the disks.
@@ -707,18 +721,24 @@ pub fn server_config(cmdline: &str) -> ServerConfig {
 }
 
 /// Serves HTTP (and answers ARP and ICMP echo) until `until_ns` (if given) or until the
-/// xenstore key `stop_key` (relative to the domain's home) holds a request, checked every
-/// 300 ms; returns the service's counters.
+/// xenstore key `stop_key` (relative to the domain's home) holds a request to stop, checked
+/// every 300 ms when its watch fired (and every 3 s regardless); returns the service's
+/// counters and the request that stopped it. On `control/shutdown`, `suspend` suspends the
+/// domain and serving goes on after it ([`suspend`]); `poweroff`, `reboot` and `halt`
+/// stop it; other values are ignored, as Linux ignores them.
 pub fn serve(
     net: &mut Net,
     storage: &mut Storage<'_>,
     until_ns: Option<u64>,
     stop_key: &str,
-) -> ServerStats {
+) -> (ServerStats, Option<String>) {
     let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
     let mut server = Server::new(server_config(cmdline), &mut net.sockets);
-    let disk_ports = storage.ports();
+    let mut disk_ports = storage.ports();
     let mut next_check = 0u64;
+    let mut checks = 0u64;
+    let mut watch = StopWatch::new(stop_key);
+    let mut stop = None;
     loop {
         if until_ns.is_some_and(|u| now_ns() >= u) {
             break;
@@ -739,9 +759,27 @@ pub fn serve(
         addressing.poll(iface, sockets);
         if now_ns() >= next_check {
             next_check = now_ns() + 300_000_000;
-            if stop_requested(stop_key) {
-                log::info!("service: {stop_key} asks to stop");
-                break;
+            checks = checks.wrapping_add(1);
+            if let Some(request) = watch.asked(checks) {
+                match suspend::classify(stop_key, &request) {
+                    suspend::Request::Stop => {
+                        log::info!("service: {stop_key} asks to stop ({request})");
+                        stop = Some(request);
+                        break;
+                    }
+                    suspend::Request::Suspend => {
+                        if suspend::suspend_service(net, storage) {
+                            // A new domain: new ports, a new xenstore connection.
+                            disk_ports = storage.ports();
+                            watch = StopWatch::new(stop_key);
+                        }
+                        next_check = 0;
+                    }
+                    suspend::Request::Ignore => {
+                        log::warn!("service: ignoring {stop_key} = {request:?}");
+                    }
+                }
+                continue;
             }
         }
         let wake = delay.map_or(u64::MAX, |d| {
@@ -771,30 +809,73 @@ pub fn serve(
         "service: stopped; {left} disk requests were in flight, {} still are",
         storage.in_flight()
     );
-    server.stats()
+    (server.stats(), stop)
 }
 
 /// How long the service waits at its end for requests still in flight on the disks, ns.
 const SETTLE_NS: u64 = 5_000_000_000;
 
-/// Whether `key` (relative to the domain's xenstore home) holds a request (a non-empty value);
-/// if so, the request is acknowledged by writing the empty string back, as the toolstack waits
-/// for on `control/shutdown` (`xl shutdown` otherwise waits 60 s for it).
-fn stop_requested(key: &str) -> bool {
-    let Ok(deadline) = time::deadline_ms(5_000) else {
-        return false;
-    };
-    xenstore::with(|xs| {
-        let asked = matches!(
-            xs.read_optional(xenbus::TxId::NONE, key, deadline),
-            Ok(Some(v)) if !v.is_empty()
-        );
-        if asked && let Err(e) = xs.write(xenbus::TxId::NONE, key, "", deadline) {
-            log::warn!("acknowledging {key}: {e:?}");
+/// Every how many checks `key` is read even if its watch did not fire (a lost watch event
+/// costs at most this many checks).
+const READ_EVERY_CHECKS: u64 = 10;
+
+/// The watch on the stop key (`control/shutdown`, as Linux's `shutdown_handler`): set on the
+/// xenstore connection it was made on (after a resume in a new domain, a new one is made).
+struct StopWatch {
+    key: String,
+    set: bool,
+}
+
+/// The watch's token.
+const STOP_TOKEN: &str = "service-stop";
+
+impl StopWatch {
+    fn new(key: &str) -> Self {
+        let set = time::deadline_ms(5_000).is_ok_and(|deadline| {
+            xenstore::with(|xs| xs.watch(key, STOP_TOKEN, deadline).is_ok()).unwrap_or(false)
+        });
+        if !set {
+            log::warn!("service: no watch on {key}: reading it every check");
         }
-        asked
-    })
-    .unwrap_or(false)
+        Self {
+            key: key.to_string(),
+            set,
+        }
+    }
+
+    /// The request `key` holds (a non-empty value), if its watch fired or the periodic read
+    /// (check number `check`) is due; a request is acknowledged by writing the empty string
+    /// back, as the toolstack waits for on `control/shutdown` (`xl shutdown` otherwise waits
+    /// 60 s for it, `xl save` likewise).
+    fn asked(&mut self, check: u64) -> Option<String> {
+        let Ok(deadline) = time::deadline_ms(5_000) else {
+            return None;
+        };
+        let key = self.key.as_str();
+        let set = self.set;
+        xenstore::with(|xs| {
+            let fired = set && xs.poll().is_ok() && {
+                let mut any = false;
+                while xs.take_event_for(STOP_TOKEN).is_some() {
+                    any = true;
+                }
+                any
+            };
+            if !fired && set && !check.is_multiple_of(READ_EVERY_CHECKS) {
+                return None;
+            }
+            let asked = match xs.read_optional(xenbus::TxId::NONE, key, deadline) {
+                Ok(Some(v)) if !v.is_empty() => v,
+                _ => return None,
+            };
+            if let Err(e) = xs.write(xenbus::TxId::NONE, key, "", deadline) {
+                log::warn!("acknowledging {key}: {e:?}");
+            }
+            Some(asked)
+        })
+        .ok()
+        .flatten()
+    }
 }
 
 /// The address as the service announces it (`a.b.c.d`), or `?`.

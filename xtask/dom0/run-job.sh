@@ -203,6 +203,9 @@ while IFS= read -r step || [ -n "$step" ]; do
             key=$2
             cmd=${step#run "$key" }
             result "$key" "$(sh -c "$cmd" 2>&1 < /dev/null)"
+            # A command that made the domain anew (xl restore, xl migrate) says so: the
+            # guest's time limit counts from then.
+            if [ -f /tmp/pvxen.recreated ]; then t0=$(up); rm -f /tmp/pvxen.recreated; fi
             ;;
         digest)
             if [ -n "${4:-}" ]; then

@@ -38,6 +38,7 @@ Commands:
                 (Linux netback, a dom0 bridge with DHCP), its `blk` and `net` groups, three
                 crashes of its key-value store, the application on the same disks, and the
                 harness's HOST blk-*/net-* checks
+  xen-save-test the application on stock Xen across xl save/restore, save -c and migrate
   soak          the device boot with the long forms of its checks (today: 10,000 requests in
                 the HTTP load check instead of 2,000), then hv's isolation under 10^6 hostile
                 calls instead of 10^5, then hv's durability check with 20 kills instead of 3
@@ -109,6 +110,9 @@ fn main() -> ExitCode {
             tier("blk-test", "stock-Xen device boot", |t| {
                 xen::blk::blk_test(t, gdb).map(drop)
             })
+        }),
+        "xen-save-test" => tier("xen-save-test", "stock-Xen save and migration", |t| {
+            xen::save::save_test(t)
         }),
         "hv-test" => test_command("hv-test", &args[1..], |gdb| {
             tier("hv-test", "hv harness", |t| hv::hv_test(t, gdb).map(drop))

@@ -14,6 +14,7 @@ mod http;
 mod netback;
 mod offload;
 mod props;
+mod resume;
 mod traffic;
 
 use crate::device::{Config, Netfront, Offloads};

@@ -189,7 +189,8 @@ impl Ring {
                 events::wait_port(self.port, slice).map_err(ConsoleError::Events)?;
             } else {
                 POLLS.fetch_add(1, Ordering::Relaxed);
-                hypercall::sched_poll(self.port, slice).map_err(ConsoleError::Hypercall)?;
+                hypercall::sched_poll(self.port, shared_info::to_xen(slice))
+                    .map_err(ConsoleError::Hypercall)?;
             }
         }
     }

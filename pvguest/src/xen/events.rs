@@ -137,6 +137,37 @@ pub fn init() -> Result<(), EventError> {
     Ok(())
 }
 
+/// After a suspend: the upcall vector is given to Xen again (`HVM_PARAM_CALLBACK_IRQ` is not
+/// carried in a save image, and Linux sets it again after a cancelled suspend too). After a
+/// resume in a new domain (`cancelled` false) there are no event channels any more: every
+/// port is masked, every handler and latch dropped; the owners bind their ports again.
+/// Call with interrupts disabled; they stay disabled.
+pub fn resume(cancelled: bool) -> Result<(), EventError> {
+    if !ready() {
+        return Err(EventError::NotReady);
+    }
+    let old = if cancelled {
+        None
+    } else {
+        for word in 0..evtchn::WORDS {
+            evtchn::EventWords::set_mask(&Vcpu0Events, word, u64::MAX);
+        }
+        for latch in &LATCH {
+            latch.store(0, Ordering::SeqCst);
+        }
+        *SCANNER.lock() = EventScanner::new();
+        Some(core::mem::take(&mut *HANDLERS.lock()))
+    };
+    let via = abi::hvm::callback_via_vector(upcall::UPCALL_VECTOR);
+    // SAFETY: the IDT entry for UPCALL_VECTOR points at the upcall stub (installed by init,
+    // which `ready` says ran; the IDT is kernel memory, carried across the save).
+    let set = unsafe { hypercall::hvm_set_param(abi::hvm::HVM_PARAM_CALLBACK_IRQ, via) };
+    // The old handlers (boxes) are dropped with interrupts disabled: the upcall, the only
+    // other user of the heap here, cannot run.
+    drop(old);
+    Ok(set?)
+}
+
 /// Binds `handler` to `port` and unmasks the port.
 pub fn bind(port: Port, handler: Handler) -> Result<(), EventError> {
     if !ready() {

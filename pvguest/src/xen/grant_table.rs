@@ -101,6 +101,20 @@ impl GrantEntries for KernelGrantFrames {
     }
 }
 
+impl KernelGrantFrames {
+    /// Maps every frame again at its place (after a resume in a new domain); the frames that
+    /// failed, by index.
+    fn remap(&self) -> Vec<(u32, HypercallError)> {
+        let mut failed = Vec::new();
+        for (index, page) in (0u32..).zip(&self.frames) {
+            if let Err(e) = shared_page::remap_grant_frame(index, *page) {
+                failed.push((index, e));
+            }
+        }
+        failed
+    }
+}
+
 type Table = xenbus::grant::GrantTable<KernelGrantFrames>;
 
 static GRANTS: Mutex<Option<Table>> = Mutex::new(None);
@@ -118,6 +132,25 @@ pub fn init() -> Result<(u32, u32), GrantSetupError> {
         .map_err(|FrameAddFailed| GrantSetupError::FirstFrame)?;
     *GRANTS.lock() = Some(Table::new(frames, 1, max));
     Ok((nr, max))
+}
+
+/// After a resume in a new domain: its grant table starts empty (the entries are not in the
+/// save image), so every frame is mapped again at its place; every entry now reads 0, which
+/// ends any grant at once. The references the front ends still hold stay allocated until they
+/// end them and grant their pages again (as Linux's `gnttab_resume` and `blkif_recover`).
+/// Returns the frames mapped.
+pub fn resume() -> Result<u32, GrantSetupError> {
+    with(|t| {
+        let failed = t.entries().remap();
+        for (index, e) in &failed {
+            log::error!("grant table: mapping frame {index} again: {e}");
+        }
+        if failed.is_empty() {
+            Ok(t.frames())
+        } else {
+            Err(GrantSetupError::FirstFrame)
+        }
+    })?
 }
 
 /// Runs `f` on the grant table.

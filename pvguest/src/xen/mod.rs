@@ -11,5 +11,6 @@ pub mod platform;
 pub mod shared_info;
 pub mod shared_page;
 pub mod shutdown;
+pub mod suspend;
 pub mod time;
 pub mod xenstore;

@@ -4,7 +4,7 @@
 //! ([`Vcpu0Events`], the [`EventWords`] the upcall scans).
 
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use abi::xen::{SharedInfo, VcpuInfo, VcpuTimeInfo};
 
@@ -26,7 +26,8 @@ fn field<T: Plain + Default>(off: usize) -> T {
     shared_page::shared_info().read(off).unwrap_or_default()
 }
 
-/// Maps the shared-info page (once, at boot).
+/// Maps the shared-info page (at boot, and again after a resume in a new domain: the frame
+/// came back as plain memory holding a copy of the old page).
 pub fn map() -> Result<(), HypercallError> {
     shared_page::map_shared_info()?;
     MAPPED.store(true, Ordering::Release);
@@ -148,15 +149,46 @@ pub enum ClockError {
     Unstable,
 }
 
-/// Current Xen system time (ns since the domain's time base), from vCPU 0's pvclock.
-pub fn now() -> Result<Instant, ClockError> {
+/// Nanoseconds the kernel's clock lags Xen's system time: the time the domain spent saved or
+/// suspended (Xen's clock runs on, or on a new host starts elsewhere), so that the kernel's
+/// clock neither jumps nor goes back across a suspend ([`note_suspended`]).
+static SUSPENDED_NS: AtomicI64 = AtomicI64::new(0);
+
+/// Xen's system time as vCPU 0's pvclock gives it now (ns).
+fn xen_now() -> Result<u64, ClockError> {
     if !mapped() {
         return Err(ClockError::NotMapped);
     }
     let snap = pvclock::read_time_info(&Vcpu0Time, pvclock::DEFAULT_READ_ATTEMPTS)
         .map_err(|_| ClockError::Unstable)?;
     let tsc = crate::arch::read_tsc();
-    Ok(Instant::from_nanos(snap.system_time_ns(tsc)))
+    Ok(snap.system_time_ns(tsc))
+}
+
+/// The kernel's clock (ns since boot, the suspended spans left out), from vCPU 0's pvclock.
+pub fn now() -> Result<Instant, ClockError> {
+    let lag = SUSPENDED_NS.load(Ordering::Relaxed);
+    Ok(Instant::from_nanos(
+        xen_now()?.saturating_add_signed(lag.saturating_neg()),
+    ))
+}
+
+/// The kernel's time `at` in Xen's system time (what the singleshot timer and `SCHEDOP_poll`
+/// take).
+pub fn to_xen(at: Instant) -> Instant {
+    let lag = SUSPENDED_NS.load(Ordering::Relaxed);
+    Instant::from_nanos(at.as_nanos().saturating_add_signed(lag))
+}
+
+/// After a suspend: the kernel's clock stood at `before` when the domain suspended; from now
+/// on it continues from there, whatever Xen's clock says on this host.
+pub fn note_suspended(before: Instant) -> Result<(), ClockError> {
+    let xen = xen_now()?;
+    let lag = i64::try_from(xen)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(i64::try_from(before.as_nanos()).unwrap_or(i64::MAX));
+    SUSPENDED_NS.store(lag, Ordering::Relaxed);
+    Ok(())
 }
 
 /// The wall-clock fields of the shared page, read with volatile loads.
@@ -189,7 +221,8 @@ pub fn wall_clock() -> Result<UnixTime, ClockError> {
     }
     let base = pvclock::read_wall_clock(&SharedWallClock, pvclock::DEFAULT_READ_ATTEMPTS)
         .map_err(|_| ClockError::Unstable)?;
-    Ok(base.at(now()?.as_nanos()))
+    // Xen's wall clock is at Xen's system time 0: the wall clock jumps across a suspend.
+    Ok(base.at(xen_now()?))
 }
 
 /// Whether `port` is pending in `evtchn_pending` (for tests and diagnostics).

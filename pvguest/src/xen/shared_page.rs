@@ -187,3 +187,13 @@ pub fn map_grant_frame(index: u32) -> Result<SharedPage, GrantFrameError> {
     // SAFETY: as above; the frame is page aligned and inside the identity map.
     Ok(unsafe { SharedPage::new(paddr as *mut u8) })
 }
+
+/// Maps grant-table frame `index` again over `page`, the frame [`map_grant_frame`] put it at
+/// before the domain was saved (a new domain's table starts empty, and the frame came back as
+/// plain memory holding a copy of the old entries).
+pub fn remap_grant_frame(index: u32, page: SharedPage) -> Result<(), HypercallError> {
+    // SAFETY: `page` is a grant frame this module mapped (a frame taken from the allocator
+    // for it alone, reached only through SharedPage); Xen replaces it with the new table's
+    // frame, which is what every user of the page expects it to be.
+    unsafe { hypercall::map_grant_frame(index, page.addr() / FRAME_SIZE) }
+}

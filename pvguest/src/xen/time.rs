@@ -10,9 +10,8 @@
 //! before would be lost; with interrupts enabled the upcall could run between the check and
 //! the hypercall, and the vCPU would sleep until the next event.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use spin::Once;
 use x86_64::instructions::interrupts;
 
 use super::events::{self, EventError};
@@ -56,7 +55,8 @@ impl core::fmt::Display for TimeError {
     }
 }
 
-static TIMER_PORT: Once<Port> = Once::new();
+/// The `VIRQ_TIMER` port (0 until bound; bound again after a resume in a new domain).
+static TIMER_PORT: AtomicU32 = AtomicU32::new(0);
 static TIMER_EVENTS: AtomicU64 = AtomicU64::new(0);
 static HALTS: AtomicU64 = AtomicU64::new(0);
 static LATE_WAKES: AtomicU64 = AtomicU64::new(0);
@@ -105,7 +105,8 @@ fn from_event(e: EventError) -> TimeError {
     }
 }
 
-/// Binds `VIRQ_TIMER` on vCPU 0 (after [`events::init`]).
+/// Binds `VIRQ_TIMER` on vCPU 0 (after [`events::init`]; again after a resume in a new
+/// domain, which has no event channels).
 pub fn init() -> Result<Port, TimeError> {
     let port = events::bind_virq(abi::event_channel::VIRQ_TIMER).map_err(from_event)?;
     events::bind(
@@ -115,7 +116,8 @@ pub fn init() -> Result<Port, TimeError> {
         }),
     )
     .map_err(from_event)?;
-    Ok(*TIMER_PORT.call_once(|| port))
+    TIMER_PORT.store(port.get(), Ordering::Release);
+    Ok(port)
 }
 
 /// The deadline the last wait armed the singleshot timer for (0 before any wait idled).
@@ -125,7 +127,10 @@ pub fn last_armed() -> Instant {
 
 /// The `VIRQ_TIMER` port, once bound.
 pub fn timer_port() -> Option<Port> {
-    TIMER_PORT.get().copied()
+    match TIMER_PORT.load(Ordering::Acquire) {
+        0 => None,
+        raw => Port::try_new(raw).ok(),
+    }
 }
 
 /// Waits until `done()` holds (returns `true`) or the clock reaches `deadline` (returns
@@ -156,7 +161,7 @@ pub fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> Result<b
         // (the deadline passing on a slow or preempted vCPU) would run its upcall there and
         // leave nothing to end the `hlt`, which would then sleep for good. Armed here, its
         // upcall stays pending until `sti; hlt`, which then returns at once.
-        if let Err(e) = hypercall::set_singleshot_timer(VCPU, deadline) {
+        if let Err(e) = hypercall::set_singleshot_timer(VCPU, shared_info::to_xen(deadline)) {
             interrupts::enable();
             return Err(TimeError::Hypercall(e));
         }

@@ -32,6 +32,9 @@
 //!   lists every key: each acknowledged put must be there with its value (or with the one put
 //!   that was in flight), no key that was never put, and the flush counter must have grown by
 //!   at least the acknowledged puts. Three crash points a run, the last check powering off.
+//! - `HOST xen-save-restore`, `HOST xen-save-checkpoint`, `HOST xen-migrate-localhost`: the
+//!   application (with 32 MiB) saved and restored, checkpointed, and migrated to this host
+//!   while it serves a download ([`super::save`]), after `net-stalled-disk`.
 //! - Last, the `blk` group once more on a fresh create with every negotiated feature off
 //!   ([`features_off_cmdline`]), so that the plain paths stay tested against Linux blkback: its
 //!   `TEST` lines are units (`stock Xen features off: TEST ...`), and `HOST xen-run-blk-off`
@@ -193,7 +196,7 @@ pub const SOAK_REQUESTS: u64 = 10_000;
 const NET_CHECKS: &[u8] = include_bytes!("../../dom0/net-checks.sh");
 
 /// dom0's bridge with netback, and busybox's DHCP server with a fixed lease for the vif.
-fn net_setup() -> String {
+pub(crate) fn net_setup() -> String {
     let conf = format!(
         "start {GUEST_IP}\\nend {GUEST_IP}\\ninterface xenbr0\\nstatic_lease {GUEST_MAC} {GUEST_IP}\\n\
          option subnet 255.255.255.0\\noption router {DOM0_IP}\\noption lease 3600\\n\
@@ -515,6 +518,8 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         "net-stalled-disk",
         &format!("sh /pvxen/net-checks.sh {GUEST_IP} stalled {STALL_TARGET}"),
     ));
+    // xl save + restore, save -c, migrate to this host, each across a download (save.rs).
+    steps.extend(super::save::steps());
     // The toolstack's shutdown (control/shutdown = poweroff): the application stops serving
     // and powers off (`HOST app-shutdown`).
     steps.push(run(
@@ -547,7 +552,7 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     );
     configs.push((
         "guest-app.cfg".to_owned(),
-        xl_config(&app_cmdline(), &format!("{app_disks}{vif}"))?,
+        super::save::small(&xl_config(&app_cmdline(), &format!("{app_disks}{vif}"))?),
     ));
     configs.push((
         FEATURES_OFF_CONFIG.to_owned(),
@@ -556,6 +561,7 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     for (name, config) in configs {
         files.push((name, config.into_bytes()));
     }
+    files.extend(super::save::files());
     let guest_cmdline = if soak { soak_cmdline() } else { cmdline() };
     Job::with_steps(
         xl_config(&guest_cmdline, &format!("{disks}{vif}"))?,
@@ -1010,7 +1016,7 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
 fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
-    let timeout = hard_timeout(DEVICE_BOOT_TIMEOUT + FEATURES_OFF_MARGIN)?;
+    let timeout = hard_timeout(DEVICE_BOOT_TIMEOUT + FEATURES_OFF_MARGIN + super::save::MARGIN)?;
     let site = site_archive(&workspace_root().join("pvguest").join("site"), true)?;
     let mut xvda = site.tar;
     if xvda.len() > XVDA_BYTES {
@@ -1090,6 +1096,7 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
         load,
         site.files.len(),
     ));
+    verdict.host.extend(super::save::host_checks(t));
     let (durable, summary) = durable_check(t);
     for line in summary {
         println!("xen: {line}");
@@ -1404,6 +1411,9 @@ mod tests {
             "wait-line APP",
             "run net-kv-persist",
             "run net-stalled-disk",
+            "run save-migrate",
+            "run save-checkpoint",
+            "run save-save-restore",
             "run app-shutdown",
             "wait-end",
             "destroy",
@@ -1430,7 +1440,8 @@ mod tests {
                 "guest-kv3.cfg",
                 "guest-kv4.cfg",
                 "guest-app.cfg",
-                "guest-blk-off.cfg"
+                "guest-blk-off.cfg",
+                "save-checks.sh"
             ]
         );
         let off = String::from_utf8(job.files[7].1.clone()).unwrap();

@@ -34,6 +34,7 @@ pub mod pair;
 pub mod qemu;
 pub mod rootfs;
 pub mod run;
+pub mod save;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

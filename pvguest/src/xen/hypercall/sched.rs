@@ -1,4 +1,4 @@
-//! `HYPERVISOR_sched_op`: yield, poll and shutdown.
+//! `HYPERVISOR_sched_op`: yield, poll, shutdown and suspend.
 
 use super::*;
 
@@ -61,5 +61,24 @@ pub fn sched_shutdown(reason: ShutdownReason) -> HypercallError {
     } {
         Ok(ret) => HypercallError::Xen(ret),
         Err(e) => e,
+    }
+}
+
+/// `SCHEDOP_shutdown(SHUTDOWN_suspend)`: the domain stops here while the toolstack saves it.
+/// Returns Xen's answer once it runs again: 0 in a new domain (restored or migrated), 1 when
+/// the toolstack cancelled the suspend and the same domain continues (`xl save -c`); a
+/// negative errno if Xen refused.
+pub fn sched_suspend() -> Result<i64, HypercallError> {
+    let arg = abi::sched::SchedShutdown {
+        reason: abi::sched::SHUTDOWN_SUSPEND,
+    };
+    // SAFETY: `arg` is a live sched_shutdown that Xen only reads; the domain's memory is saved
+    // with this frame on the stack, so the call returns into the same state.
+    unsafe {
+        hypercall2(
+            x::HYPERVISOR_SCHED_OP,
+            abi::sched::SCHEDOP_SHUTDOWN.into(),
+            ptr(&arg),
+        )
     }
 }

@@ -1,0 +1,97 @@
+//! Resuming the vif after the domain was saved and restored, or migrated (Linux's
+//! `netfront_resume`: `xennet_disconnect_backend`, then the handshake again with whatever the
+//! new backend offers).
+//!
+//! The new domain has none of the old connection: its grant table is empty (every old grant
+//! reads as ended), its event channels are gone (the old port number may already name another
+//! channel, so it is never closed), and the toolstack made a new backend (another path, perhaps
+//! another backend domain) with its own features. [`Netfront::resume`] therefore ends every
+//! grant the device held, gives every page back, and connects `device/vif/<devid>` afresh
+//! through the xenbus handshake, re-reading `backend`, `backend-id`, `mac`, `mtu` and the
+//! features. Frames in flight are dropped (TCP sends them again); received frames not yet
+//! taken are kept. Counters carry on.
+
+use super::{Config, NetError, NetStats, Netfront};
+use xenbus::grant::{GrantAccess, GrantedPage};
+use xenbus::xenstore::{XsClient, XsTransport};
+use xenbus::{EventChannel, Instant, PageProvider, Platform};
+
+impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
+    /// Reconnects after a resume in a new domain (see the module docs). `fresh` is an empty
+    /// platform: it takes the place of the device's own for the teardown, so that the pages
+    /// given back go on to the new connection. On failure the device stays ended with the
+    /// error (its pages given back, no grant left).
+    pub fn resume<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        config: Config,
+        mut fresh: Platform<P, G, E>,
+        deadline: Instant,
+    ) -> Result<(), NetError> {
+        let devid = self
+            .frontend
+            .path
+            .rsplit('/')
+            .next()
+            .and_then(|d| d.parse::<u32>().ok())
+            .ok_or(NetError::BackendGone)?;
+        self.abandon();
+        core::mem::swap(&mut self.platform, &mut fresh);
+        match Self::connect(xs, devid, config, fresh, deadline) {
+            Ok(mut device) => {
+                device.stats = carried(self.stats, device.stats);
+                device.received = core::mem::take(&mut self.received);
+                *self = device;
+                Ok(())
+            }
+            Err(e) => {
+                self.dead = Some(e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends every grant the device holds and gives the pages back, without a word to the old
+    /// backend (gone with the old domain) and without closing the old port (not ours any
+    /// more). A grant that will not end stays in quarantine (only if the backend still maps
+    /// it: a cancelled suspend, which does not call this).
+    fn abandon(&mut self) {
+        self.end(NetError::BackendGone);
+        let mut granted: alloc::vec::Vec<GrantedPage> = core::mem::take(&mut self.ring_pages);
+        if let Some(tx) = self.tx.take() {
+            granted.extend(tx.into_pages());
+        }
+        if let Some(rx) = self.rx.take() {
+            granted.extend(rx.into_buffers());
+        }
+        granted.append(&mut self.quarantine);
+        for page in granted {
+            match self.platform.grants.end(page) {
+                Ok(page) => self.platform.pages.release(page),
+                Err((page, _)) => self.quarantine.push(page),
+            }
+        }
+        self.released = true;
+    }
+}
+
+/// The old connection's counters added to the new one's (`grants_in_use` is the new one's).
+fn carried(old: NetStats, new: NetStats) -> NetStats {
+    NetStats {
+        tx_packets: old.tx_packets + new.tx_packets,
+        tx_bytes: old.tx_bytes + new.tx_bytes,
+        tx_requests: old.tx_requests + new.tx_requests,
+        tx_notifications: old.tx_notifications + new.tx_notifications,
+        tx_errors: old.tx_errors + new.tx_errors,
+        tx_refused: old.tx_refused + new.tx_refused,
+        rx_packets: old.rx_packets + new.rx_packets,
+        rx_bytes: old.rx_bytes + new.rx_bytes,
+        rx_requests: old.rx_requests + new.rx_requests,
+        rx_notifications: old.rx_notifications + new.rx_notifications,
+        rx_dropped: old.rx_dropped + new.rx_dropped,
+        rx_csum_completed: old.rx_csum_completed + new.rx_csum_completed,
+        notifications_received: old.notifications_received + new.notifications_received,
+        bad_responses: old.bad_responses + new.bad_responses,
+        grants_in_use: new.grants_in_use,
+    }
+}

@@ -1,0 +1,319 @@
+//! Save, restore and migration of the application on stock Xen (issue 31): steps of the device
+//! boot's application run ([`steps`], judged by [`host_checks`]), each one of
+//! `xtask/dom0/save-checks.sh` while a download from the guest's service, throttled so that it
+//! spans the operation, runs across it:
+//!
+//! - `HOST xen-save-restore`: `xl save` to a file in dom0, then `xl restore`.
+//! - `HOST xen-save-checkpoint`: `xl save -c` (the domain continues: a cancelled suspend).
+//! - `HOST xen-migrate-localhost`: `xl migrate -s '' <domain> 'xl migrate-receive'` (xl runs the
+//!   receiver itself, no ssh).
+//!
+//! Each passes when xl succeeded, the download's digest is the blob's, the service answers
+//! after it with a larger uptime (the guest's clock continues), the key put before reads back,
+//! its grants in use are not above their level before (blkback's persistent grants are granted
+//! again as the disks are used) and its heap in use within [`HEAP_SLACK`] of it,
+//! the domain id changed (restore, migration) or not (checkpoint), and the guest said how it
+//! came back (`APP resumed in domain ...` or `APP suspend cancelled ...`). The line also gives
+//! what the note reports: xl's times, the save file's size against the guest's memory, and the
+//! longest wait of the client for the next piece of the download (the downtime it saw).
+//!
+//! The application runs with [`MEMORY_MIB`] of memory so that the save file and a second copy
+//! (the migration's) fit beside dom0.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use sha2::{Digest, Sha256};
+
+use super::blk::{self, GUEST_IP, harness_pattern, hex};
+use super::console::Transcript;
+use super::job::{Job, Step};
+use crate::build::workspace_root;
+use crate::tally::Tally;
+
+/// The dom0 side of the checks.
+pub const SAVE_CHECKS: &[u8] = include_bytes!("../../dom0/save-checks.sh");
+/// The guest's memory in the application run, MiB.
+pub const MEMORY_MIB: u64 = 32;
+/// Bytes of the download (`save-checks.sh`'s `BLOB`).
+pub const BLOB: usize = 8 << 20;
+/// How far the heap in use may stand above its level before the operation, bytes: the new
+/// xenstore connection and the devices' tables are allocated afresh (the old ones freed).
+pub const HEAP_SLACK: u64 = 64 << 10;
+
+/// What the steps add to the device boot's hard timeout (under TCG on a loaded host, `xl save`
+/// and `xl restore` of 32 MiB took a minute each).
+pub const MARGIN: Duration = Duration::from_secs(600);
+
+/// The operations: (the script's word, the `HOST` check's name).
+///
+/// The migration goes first: xenconsoled logs the migrated domain as `<name>--incoming`, which
+/// the job does not follow; the restored domain of the last operation logs under its name again,
+/// so that the application's last lines (`APP stopped`, judged by `HOST app-shutdown`) are seen.
+pub const OPS: [(&str, &str); 3] = [
+    ("migrate", "xen-migrate-localhost"),
+    ("checkpoint", "xen-save-checkpoint"),
+    ("save-restore", "xen-save-restore"),
+];
+
+/// `config` (an xl config of [`super::xl_config`]) with [`MEMORY_MIB`] of memory.
+pub fn small(config: &str) -> String {
+    config.replace("memory = 128\n", &format!("memory = {MEMORY_MIB}\n"))
+}
+
+/// The steps, one per operation, run while the application serves.
+pub fn steps() -> Vec<Step> {
+    OPS.iter()
+        .filter(|(op, _)| wanted(op))
+        .map(|(op, _)| Step::Run {
+            key: format!("save-{op}"),
+            command: format!("bash /pvxen/save-checks.sh {GUEST_IP} {op}"),
+        })
+        .collect()
+}
+
+/// Whether `op` runs: all unless `PVXEN_SAVE_OPS` lists some (comma-separated, for running
+/// one alone).
+fn wanted(op: &str) -> bool {
+    match std::env::var("PVXEN_SAVE_OPS") {
+        Ok(list) if !list.is_empty() => list.split(',').any(|o| o == op),
+        _ => true,
+    }
+}
+
+/// The files the steps need in `/pvxen/`.
+pub fn files() -> Vec<(String, Vec<u8>)> {
+    vec![("save-checks.sh".to_owned(), SAVE_CHECKS.to_vec())]
+}
+
+/// The words of a result line (`name=value`).
+fn words(line: &str) -> BTreeMap<&str, &str> {
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .collect()
+}
+
+/// `a/b` as two numbers.
+fn pair(v: Option<&&str>) -> Option<(u64, u64)> {
+    let (a, b) = v?.split_once('/')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// The verdict on one operation's result line.
+pub fn verdict(op: &str, line: &str, blob_sha: &str) -> Result<(), String> {
+    let w = words(line);
+    let get = |k: &str| w.get(k).copied().unwrap_or("");
+    let mut wrong = Vec::new();
+    if get("rc") != "0" {
+        wrong.push(format!("xl answered {} ({})", get("rc"), get("xl")));
+    }
+    if get("dl") != blob_sha || get("bytes") != BLOB.to_string() {
+        wrong.push(format!(
+            "the download gave {} bytes with sha256 {}, not the blob's {BLOB} with {blob_sha}",
+            get("bytes"),
+            get("dl")
+        ));
+    }
+    match pair(w.get("uptime")) {
+        Some((before, after)) if after > before => {}
+        _ => wrong.push(format!("uptime before/after {}", get("uptime"))),
+    }
+    // Not more than before: a grant of the old connection left behind would show here (the
+    // persistent-grant pool of a disk may hold fewer after the resume, until it fills again).
+    match pair(w.get("grants")) {
+        Some((before, after)) if after <= before => {}
+        _ => wrong.push(format!("grants in use before/after {}", get("grants"))),
+    }
+    match pair(w.get("heap")) {
+        Some((before, after)) if after <= before + HEAP_SLACK => {}
+        _ => wrong.push(format!("heap in use before/after {}", get("heap"))),
+    }
+    let kept = format!("kept-across-{op}");
+    if get("put") != "200" || get("kv") != kept {
+        wrong.push(format!(
+            "put {} then read back {:?}, expected 200 and {kept:?}",
+            get("put"),
+            get("kv")
+        ));
+    }
+    let (before, after) = get("domid").split_once('/').unwrap_or(("", "?"));
+    let resumed = get("resumed");
+    if op == "checkpoint" {
+        if before != after || !resumed.starts_with("APP_suspend_cancelled") {
+            wrong.push(format!(
+                "a checkpoint continues the same domain: domid {before}/{after}, guest said {resumed}"
+            ));
+        }
+    } else if before == after || before.is_empty() || !resumed.starts_with("APP_resumed") {
+        wrong.push(format!(
+            "a new domain expected: domid {before}/{after}, guest said {resumed}"
+        ));
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {line}", wrong.join("; ")))
+    }
+}
+
+/// One `HOST` line per operation: (passed, line); and what the note reports, printed.
+pub fn host_checks(t: &Transcript) -> Vec<(bool, String)> {
+    let blob: Vec<u8> = (0..BLOB).map(harness_pattern).collect();
+    let blob_sha = hex(&Sha256::digest(&blob));
+    OPS.iter()
+        .filter(|(op, _)| wanted(op))
+        .map(|(op, name)| {
+            let result = t.result(&format!("save-{op}"));
+            if let Some(line) = result {
+                println!("xen: save {op}: {line}");
+                let w = words(line);
+                if let Some(size) = w.get("size").and_then(|s| s.parse::<u64>().ok()) {
+                    println!(
+                        "xen: save {op}: save file {size} bytes for {MEMORY_MIB} MiB of memory ({:.2}x)",
+                        size as f64 / (MEMORY_MIB << 20) as f64
+                    );
+                }
+            }
+            let v = match result {
+                Some(line) => verdict(op, line, &blob_sha),
+                None => Err(format!("dom0 gave no `save-{op}`")),
+            };
+            match v {
+                Ok(()) => (true, format!("HOST {name} ok")),
+                Err(why) => (false, format!("HOST {name} FAIL {why}")),
+            }
+        })
+        .collect()
+}
+
+/// `cargo xtask xen-save-test`: the application alone on stock Xen with its disks and vif,
+/// [`steps`] while it serves, then `xl shutdown` (the device boot runs the same steps in its
+/// application run; this is the quick way to run them alone).
+pub fn save_test(tally: &mut Tally) -> Result<()> {
+    let guest = super::guest_elf()?;
+    let image = super::image::ensure_image()?;
+    let site = blk::site_archive(&workspace_root().join("pvguest").join("site"), true)?;
+    let mut xvda = site.tar;
+    xvda.resize(blk::XVDA_BYTES, 0);
+    let run = |key: &str, command: &str| Step::Run {
+        key: key.to_owned(),
+        command: command.to_owned(),
+    };
+    let mut steps = vec![
+        run(
+            "backend",
+            "modprobe loop && modprobe xen-blkback && echo ok",
+        ),
+        run("prep-xvda", "cp /pvxen/xvda.img /tmp/xvda.img && echo ok"),
+        run(
+            "prep-xvdb",
+            &format!(
+                "dd if=/dev/zero of=/tmp/xvdb.img bs=1048576 count={} 2>/dev/null && echo ok",
+                blk::XVDB_BYTES >> 20
+            ),
+        ),
+        run("net", &blk::net_setup()),
+        // As in the device boot, the store's disk is a block device (there a device-mapper
+        // target): loop devices, so that the block hotplug script has no file to set up.
+        run(
+            "loops",
+            "losetup /dev/loop5 /tmp/xvda.img && losetup /dev/loop6 /tmp/xvdb.img && echo ok",
+        ),
+        Step::Create {
+            config: "guest.cfg".into(),
+            paused: false,
+        },
+        Step::WaitLine("APP serving".into()),
+    ];
+    steps.extend(self::steps());
+    steps.push(run(
+        "app-shutdown",
+        "$XL shutdown $NAME >/dev/null 2>&1 && echo ok",
+    ));
+    steps.push(Step::WaitEnd);
+    steps.push(Step::Destroy);
+    let devices = format!(
+        "disk = [ 'format=raw, vdev=xvda, access=ro, target=/dev/loop5',\n\
+         \x20        'format=raw, vdev=xvdb, access=rw, target=/dev/loop6' ]\n\
+         vif = [ 'mac={},bridge=xenbr0' ]\n",
+        blk::GUEST_MAC
+    );
+    let config = small(&super::xl_config(&blk::app_cmdline(), &devices)?);
+    let mut files = files();
+    files.push(("xvda.img".to_owned(), xvda));
+    let job = Job::with_steps(config, steps, files)?;
+    let timeout = super::hard_timeout(Duration::from_secs(1200))?;
+    let booted = super::boot_job(
+        &image,
+        &guest,
+        &job,
+        "save",
+        timeout,
+        Duration::from_secs(300),
+        |_| {},
+    )?;
+    let t = &booted.transcript;
+    for line in t.guest.iter().filter(|l| l.starts_with("APP ")) {
+        println!("xen| {line}");
+    }
+    let mut all_ok = true;
+    for (ok, line) in host_checks(t) {
+        println!("{line}");
+        tally.record(ok, line);
+        all_ok &= ok;
+    }
+    if !all_ok {
+        super::explain_failure(&booted);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(op: &str, domid: &str, resumed: &str) -> String {
+        format!(
+            "op={op} rc=0 op_ms=4000 restore_ms=3000 size=34000000 dl=abc bytes={BLOB} \
+             gap_ms=5000 dl_ms=30000 uptime=1000/9000 grants=300/300 heap=50000/50100 \
+             put=200 kv=kept-across-{op} domid={domid} resumed={resumed} xl=-"
+        )
+    }
+
+    #[test]
+    fn each_operation_is_judged_on_its_evidence() {
+        let ok = line("save-restore", "3/4", "APP_resumed_in_domain_4");
+        assert_eq!(verdict("save-restore", &ok, "abc"), Ok(()));
+        assert!(verdict("save-restore", &ok, "abd").is_err(), "digest");
+        let same = line("save-restore", "3/3", "APP_resumed_in_domain_3");
+        assert!(
+            verdict("save-restore", &same, "abc").is_err(),
+            "same domain"
+        );
+        let cp = line("checkpoint", "3/3", "APP_suspend_cancelled_after_9_ms");
+        assert_eq!(verdict("checkpoint", &cp, "abc"), Ok(()));
+        let moved = line("checkpoint", "3/4", "APP_suspend_cancelled_after_9_ms");
+        assert!(verdict("checkpoint", &moved, "abc").is_err());
+        for (from, to) in [
+            ("grants=300/300", "grants=300/301"),
+            ("uptime=1000/9000", "uptime=9000/1000"),
+            ("heap=50000/50100", "heap=50000/200000"),
+            ("kv=kept-across-migrate", "kv="),
+            ("rc=0", "rc=1"),
+        ] {
+            let bad = line("migrate", "3/4", "APP_resumed").replace(from, to);
+            assert!(verdict("migrate", &bad, "abc").is_err(), "{to}");
+        }
+        assert_eq!(
+            verdict("migrate", &line("migrate", "3/4", "APP_resumed"), "abc"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn the_guest_is_made_small() {
+        let config = super::super::xl_config("ip=dhcp", "").unwrap();
+        assert!(small(&config).contains(&format!("memory = {MEMORY_MIB}\n")));
+    }
+}
