@@ -125,7 +125,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         self.dead = Some(BlkError::BackendGone);
         let mut granted: Vec<GrantedPage> = core::mem::take(&mut self.pool);
         self.stats.persistent_grants = 0;
-        granted.extend(self.ring_page.take());
+        granted.append(&mut self.ring_pages);
         granted.append(&mut self.quarantine);
         for page in granted {
             match self.platform.grants.end(page) {
@@ -193,6 +193,7 @@ fn carried(old: BlkStats, new: BlkStats) -> BlkStats {
         timeouts: old.timeouts + new.timeouts,
         timeouts_taken: old.timeouts_taken + new.timeouts_taken,
         resizes: old.resizes + new.resizes,
+        peak_in_flight: old.peak_in_flight.max(new.peak_in_flight),
         ..new
     }
 }

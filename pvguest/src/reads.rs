@@ -302,7 +302,11 @@ mod tests {
         }
 
         fn submit_read(&mut self, offset: u64, len: usize) -> Result<u64, BlkError> {
-            assert!(offset.is_multiple_of(512) && len.is_multiple_of(512) && offset + len as u64 <= self.size);
+            assert!(
+                offset.is_multiple_of(512)
+                    && len.is_multiple_of(512)
+                    && offset + len as u64 <= self.size
+            );
             self.next_id += 1;
             self.submitted.push((self.next_id, offset, len));
             Ok(self.next_id)
