@@ -12,8 +12,8 @@
 //! request is plain data kept in [`Storage`], so nothing borrows across turns and the host
 //! tests drive it with time passed in, as they drive the rest of `httpd`.
 //!
-//! - A file's bytes are read ahead in pieces of up to [`READ_AHEAD`] bytes into at most
-//!   [`READ_SLOTS`] buffers (the archive disk is read-only, so a piece stays good); a piece
+//! - A file's bytes are read ahead in pieces of up to [`READ_AHEAD`](crate::reads::READ_AHEAD) bytes into at most
+//!   [`READ_SLOTS`](crate::reads::READ_SLOTS) buffers (the archive disk is read-only, so a piece stays good); a piece
 //!   in flight answers `Pending`.
 //! - `PUT` and `DELETE` on `/kv/` are one store commit each ([`storage::kv::Store::begin`]):
 //!   its writes are submitted together, the flush once they all completed, and the answer
@@ -78,7 +78,7 @@ pub struct Net {
 /// dropped 11 to 48 frames in 40 rounds of the churn check, and the three or four `GET /`
 /// whose SYN or request was among them waited 5.5-6 s for slirp to send it again; with 256,
 /// none in 40 rounds.
-const RX_BUFFERS: u16 = 256;
+pub const RX_BUFFERS: u16 = 256;
 
 /// The vif's configuration: every offload, less those the command line switches off
 /// (`net-csum=off`, `net-sg=off`, `net-gso-rx=off`, `net-gso-tx=off`; `net-offloads=off` for
