@@ -521,7 +521,7 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     // xl save + restore, save -c, migrate to this host, each across a download (save.rs).
     steps.extend(super::save::steps());
     // The toolstack's shutdown (control/shutdown = poweroff): the application stops serving
-    // and powers off (`HOST app-shutdown`).
+    // and powers off (`HOST xen-xl-shutdown`, issue 32's name).
     steps.push(run(
         "app-shutdown",
         "$XL shutdown $NAME >/dev/null 2>&1 && echo ok",
@@ -922,7 +922,7 @@ pub fn host_checks(
         check("blk-guest-write", guest_write),
         check("blk-readonly", readonly),
         check("blk-flush-counted", flush),
-        check("app-shutdown", app_shutdown(t)),
+        check("xen-xl-shutdown", app_shutdown(t)),
         check("net-churn", timed("net-churn", CHURN_CONNECTIONS)),
         check(
             "net-stalled-disk",

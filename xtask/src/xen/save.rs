@@ -50,7 +50,7 @@ pub const MARGIN: Duration = Duration::from_secs(600);
 ///
 /// The migration goes first: xenconsoled logs the migrated domain as `<name>--incoming`, which
 /// the job does not follow; the restored domain of the last operation logs under its name again,
-/// so that the application's last lines (`APP stopped`, judged by `HOST app-shutdown`) are seen.
+/// so that the application's last lines (`APP stopped`, judged by `HOST xen-xl-shutdown`) are seen.
 pub const OPS: [(&str, &str); 3] = [
     ("migrate", "xen-migrate-localhost"),
     ("checkpoint", "xen-save-checkpoint"),
