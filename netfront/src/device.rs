@@ -951,6 +951,16 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             return;
         }
         self.released = true;
+        self.end_grants();
+        self.received.clear();
+        self.received_bytes = 0;
+        self.platform.events.close(self.port);
+    }
+
+    /// Ends the grants of the rings, the buffers and the quarantine and gives their pages
+    /// back; a grant that will not end (still mapped) stays in quarantine. Shared by
+    /// [`Self::release`] and resume's `abandon`.
+    pub(crate) fn end_grants(&mut self) {
         let mut granted: Vec<GrantedPage> = core::mem::take(&mut self.ring_pages);
         if let Some(tx) = self.tx.take() {
             granted.extend(tx.into_pages());
@@ -965,8 +975,5 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
                 Err((page, _)) => self.quarantine.push(page),
             }
         }
-        self.received.clear();
-        self.received_bytes = 0;
-        self.platform.events.close(self.port);
     }
 }

@@ -12,7 +12,7 @@
 //! taken are kept. Counters carry on.
 
 use super::{Config, NetError, NetStats, Netfront};
-use xenbus::grant::{GrantAccess, GrantedPage};
+use xenbus::grant::GrantAccess;
 use xenbus::xenstore::{XsClient, XsTransport};
 use xenbus::{EventChannel, Instant, PageProvider, Platform};
 
@@ -57,20 +57,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
     /// it: a cancelled suspend, which does not call this).
     fn abandon(&mut self) {
         self.end(NetError::BackendGone);
-        let mut granted: alloc::vec::Vec<GrantedPage> = core::mem::take(&mut self.ring_pages);
-        if let Some(tx) = self.tx.take() {
-            granted.extend(tx.into_pages());
-        }
-        if let Some(rx) = self.rx.take() {
-            granted.extend(rx.into_buffers());
-        }
-        granted.append(&mut self.quarantine);
-        for page in granted {
-            match self.platform.grants.end(page) {
-                Ok(page) => self.platform.pages.release(page),
-                Err((page, _)) => self.quarantine.push(page),
-            }
-        }
+        self.end_grants();
         self.released = true;
     }
 }
