@@ -195,6 +195,29 @@ pub const SOAK_REQUESTS: u64 = 10_000;
 /// dom0's clients of the guest's service (`xtask/dom0/net-checks.sh`).
 const NET_CHECKS: &[u8] = include_bytes!("../../dom0/net-checks.sh");
 
+/// dom0's first steps of a boot with the guest's two disks: blkback loaded, the archive disk
+/// copied to `/tmp/xvda.img`, an empty `/tmp/xvdb.img` of [`XVDB_BYTES`].
+pub(super) fn disk_prep_steps() -> Vec<Step> {
+    let run = |key: &str, command: &str| Step::Run {
+        key: key.to_owned(),
+        command: command.to_owned(),
+    };
+    vec![
+        run(
+            "backend",
+            "modprobe loop && modprobe xen-blkback && echo ok",
+        ),
+        run("prep-xvda", "cp /pvxen/xvda.img /tmp/xvda.img && echo ok"),
+        run(
+            "prep-xvdb",
+            &format!(
+                "dd if=/dev/zero of=/tmp/xvdb.img bs=1048576 count={} 2>/dev/null && echo ok",
+                XVDB_BYTES >> 20
+            ),
+        ),
+    ]
+}
+
 /// dom0's bridge with netback, and busybox's DHCP server with a fixed lease for the vif.
 pub(crate) fn net_setup() -> String {
     let conf = format!(
@@ -368,19 +391,8 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         config: config.to_owned(),
         paused: true,
     };
-    let mut steps = vec![
-        run(
-            "backend",
-            "modprobe loop && modprobe xen-blkback && echo ok",
-        ),
-        run("prep-xvda", "cp /pvxen/xvda.img /tmp/xvda.img && echo ok"),
-        run(
-            "prep-xvdb",
-            &format!(
-                "dd if=/dev/zero of=/tmp/xvdb.img bs=1048576 count={} 2>/dev/null && echo ok",
-                XVDB_BYTES >> 20
-            ),
-        ),
+    let mut steps = disk_prep_steps();
+    steps.extend([
         run("net", &net_setup()),
         create("guest.cfg"),
         run("f_req-before", &f_req),
@@ -440,7 +452,7 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
             "net-diag-after",
             &format!("sleep 8; sh /pvxen/net-checks.sh {GUEST_IP} diag {GUEST_NAME}"),
         ),
-    ];
+    ]);
     if soak {
         let at = steps
             .iter()

@@ -200,19 +200,8 @@ pub fn save_test(tally: &mut Tally) -> Result<()> {
         key: key.to_owned(),
         command: command.to_owned(),
     };
-    let mut steps = vec![
-        run(
-            "backend",
-            "modprobe loop && modprobe xen-blkback && echo ok",
-        ),
-        run("prep-xvda", "cp /pvxen/xvda.img /tmp/xvda.img && echo ok"),
-        run(
-            "prep-xvdb",
-            &format!(
-                "dd if=/dev/zero of=/tmp/xvdb.img bs=1048576 count={} 2>/dev/null && echo ok",
-                blk::XVDB_BYTES >> 20
-            ),
-        ),
+    let mut steps = blk::disk_prep_steps();
+    steps.extend([
         run("net", &blk::net_setup()),
         // As in the device boot, the store's disk is a block device (there a device-mapper
         // target): loop devices, so that the block hotplug script has no file to set up.
@@ -225,7 +214,7 @@ pub fn save_test(tally: &mut Tally) -> Result<()> {
             paused: false,
         },
         Step::WaitLine("APP serving".into()),
-    ];
+    ]);
     steps.extend(self::steps());
     steps.push(run(
         "app-shutdown",
