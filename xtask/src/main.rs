@@ -85,6 +85,8 @@ Environment:
   PVXEN_CMDLINE words added to the guest's command line by `run`
   PVXEN_TIMEOUT hard timeout per QEMU boot in seconds (default 300 on Xen, 120 on hv; `run`
                 none, `hv-run` 600)
+  PVXEN_PCAP    (hv) write every frame between QEMU's user network and hv's NIC to this
+                pcap file (QEMU's filter-dump), for tcpdump -r or Wireshark
 ";
 
 fn main() -> ExitCode {

@@ -82,12 +82,22 @@ pub fn net_args(hostfwds: &[HostFwd]) -> Vec<String> {
             f.host_port, f.guest_ip, f.guest_port
         ));
     }
-    vec![
+    let mut args = vec![
         "-netdev".to_owned(),
         netdev,
         "-device".to_owned(),
         "virtio-net-pci,netdev=n0".to_owned(),
-    ]
+    ];
+    // A debugging aid: every frame between QEMU's user network and hv's NIC, in a pcap file
+    // (QEMU's filter-dump), for Wireshark or tcpdump -r.
+    if let Some(file) = std::env::var_os("PVXEN_PCAP") {
+        args.push("-object".to_owned());
+        args.push(format!(
+            "filter-dump,id=pcap0,netdev=n0,file={}",
+            file.to_string_lossy()
+        ));
+    }
+    args
 }
 
 /// What to boot.
