@@ -10,14 +10,17 @@
 //! Closing it lets go of the rings and says Closing; on Closed it says Closed and, when the
 //! toolstack set `online` to 0, removes the device; when the front end vanishes the device
 //! is removed. Then it serves the tx ring (`tx`). Frames to the front end go through
-//! [`Netback::deliver`] and [`Netback::flush_rx`] (`rx`).
+//! [`Netback::deliver`] (copied, or queued while too few buffers are posted),
+//! [`Netback::drain_rx`] and [`Netback::flush_rx`] ([`rx`]).
 //!
 //! A malformed tx request disables the vif as `xenvif_fatal_tx_err` does (carrier off: no
 //! more frames either way, the rings stay mapped until the front end disconnects); the
 //! reason is kept for the caller to log ([`Netback::fatal_error`]).
 
-mod rx;
+pub mod rx;
 mod tx;
+
+pub use rx::{Delivered, RX_DRAIN_TIMEOUT_NS, RX_QUEUE_BYTES};
 
 use abi::io::netif::{NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse};
 use abi::io::xenbus::XenbusState;
@@ -79,7 +82,8 @@ impl From<XsError> for NetbackError {
 pub enum DeliverError {
     /// The vif is not connected (or was disabled).
     NotConnected,
-    /// The front end has posted too few rx buffers for the frame.
+    /// The front end has posted too few rx buffers for the frame and the vif's queue of
+    /// frames waiting for buffers is full ([`rx::RX_QUEUE_BYTES`]): dropped.
     NoBuffers,
     /// The frame is shorter than an Ethernet header, or longer than the front end accepts
     /// (1518 bytes without its `feature-sg`, 65535 with it).
@@ -187,8 +191,13 @@ pub struct NetbackStats {
     pub rx_bytes: u64,
     /// Rx ring slots used.
     pub rx_slots: u64,
-    /// Frames dropped: too few rx buffers posted.
+    /// Frames that waited for rx buffers in the vif's queue ([`rx::RX_QUEUE_BYTES`]).
+    pub rx_queued: u64,
+    /// Frames dropped: too few rx buffers posted and the queue full, or waited longer than
+    /// [`rx::RX_DRAIN_TIMEOUT_NS`], or still waiting when the rings went away.
     pub rx_dropped: u64,
+    /// Of those, the ones that waited too long.
+    pub rx_expired: u64,
     /// Frames dropped for another reason (not connected or disabled, bad length, a buffer
     /// grant that did not map).
     pub rx_errors: u64,
@@ -220,6 +229,8 @@ pub struct Netback<M: GrantMapper, E: InterdomainEvents> {
     events: E,
     mac: Option<[u8; 6]>,
     connection: Option<Connection>,
+    /// Frames waiting for rx buffers.
+    rx_queue: rx::RxQueue,
     fatal: Option<FatalError>,
     removed: bool,
     stats: NetbackStats,
@@ -259,6 +270,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
             events,
             mac: None,
             connection: None,
+            rx_queue: rx::RxQueue::default(),
             fatal: None,
             removed: false,
             stats: NetbackStats::default(),
@@ -512,6 +524,8 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
             self.grants.unmap(tx_page);
             self.grants.unmap(rx_page);
         }
+        // Frames for the old rings are not delivered to new ones (Linux purges its queue).
+        self.stats.rx_dropped += self.rx_queue.clear() as u64;
     }
 
     /// `xenvif_fatal_tx_err`: the vif is disabled until the front end reconnects.

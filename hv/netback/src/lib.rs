@@ -14,8 +14,9 @@
 //!
 //! Frames are handled synchronously: [`Netback::poll`] takes at most a ring's worth of tx
 //! requests (whole packets) and hands each frame to the caller; [`Netback::deliver`] copies
-//! one frame to the front end and [`Netback::flush_rx`] publishes the responses with at
-//! most one notification. Nothing here panics on what a front end wrote.
+//! one frame to the front end (or queues it while too few buffers are posted, as Linux's
+//! netback does; [`Netback::drain_rx`] copies it later) and [`Netback::flush_rx`] publishes
+//! the responses with at most one notification. Nothing here panics on what a front end wrote.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -30,4 +31,7 @@ pub mod device;
 mod tests;
 
 pub use checksum::{ChecksumError, complete_checksum};
-pub use device::{DeliverError, FEATURE_KEYS, FatalError, Netback, NetbackError, NetbackStats};
+pub use device::{
+    DeliverError, Delivered, FEATURE_KEYS, FatalError, Netback, NetbackError, NetbackStats,
+    RX_DRAIN_TIMEOUT_NS, RX_QUEUE_BYTES,
+};

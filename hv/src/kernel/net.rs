@@ -224,9 +224,15 @@ impl Net {
                 back,
                 token,
                 devid,
+                unflushed,
                 ..
             } = inst;
             lend(lease, slot, || {
+                // Frames that waited for rx buffers go first: the exit may have been the
+                // front end's notification that it posted more.
+                if back.drain_rx(now) > 0 {
+                    *unflushed = true;
+                }
                 for _ in 0..ROUNDS {
                     let mut xs = XsClient::new(Dom0Link::new(store, events, token, now));
                     let mut out = |f: &[u8]| sent.push((port, f.to_vec()));
@@ -293,8 +299,9 @@ impl Net {
                 continue;
             };
             let back = &mut inst.back;
-            match lend(&inst.lease, slot, || back.deliver(frame)) {
-                Ok(()) => inst.unflushed = true,
+            match lend(&inst.lease, slot, || back.deliver(frame, now)) {
+                Ok(netback::Delivered::Copied) => inst.unflushed = true,
+                Ok(netback::Delivered::Queued) => {}
                 Err(_) => inst.dropped += 1,
             }
         }
@@ -332,8 +339,9 @@ impl Net {
             };
             hvlog!(
                 "d{domid}: netback vif{} ({}): tx {} frames {} bytes {} slots ({} csum \
-                 completed, {} errors, {} fatal), rx {} frames {} bytes {} slots ({} dropped, \
-                 {} errors, {} dropped by the switch), {} notifications ({} tx, {} rx), {} \
+                 completed, {} errors, {} fatal), rx {} frames {} bytes {} slots ({} waited \
+                 for buffers, {} dropped of which {} waited too long, {} errors, {} dropped \
+                 by the switch), {} notifications ({} tx, {} rx), {} \
                  connects{}; {} exits after which it ran, {} with frames to send; per frame: \
                  {} exits, {} notifications",
                 inst.devid,
@@ -347,7 +355,9 @@ impl Net {
                 s.rx_frames,
                 s.rx_bytes,
                 s.rx_slots,
+                s.rx_queued,
                 s.rx_dropped,
+                s.rx_expired,
                 s.rx_errors,
                 inst.dropped,
                 inst.back.events().sent(),

@@ -34,10 +34,11 @@ pub const HEAP_BASE: u64 = 4 << 20;
 pub const DOMAINS_MAX: u64 = 16;
 
 /// Bytes of hv's heap for `domains` domains: [`HEAP_BASE`] and, for each domain, what its
-/// xenstore can hold at C xenstored's quotas ([`super::xenstore::HEAP_PER_DOMAIN`]). A
-/// restarted domain reuses the share of the one it replaces.
+/// xenstore can hold at C xenstored's quotas ([`super::xenstore::HEAP_PER_DOMAIN`]) and one
+/// vif's queue of frames waiting for rx buffers ([`netback::RX_QUEUE_BYTES`]; a second vif's
+/// comes out of [`HEAP_BASE`]). A restarted domain reuses the share of the one it replaces.
 pub const fn heap_bytes(domains: u64) -> u64 {
-    HEAP_BASE + domains * super::xenstore::HEAP_PER_DOMAIN
+    HEAP_BASE + domains * (super::xenstore::HEAP_PER_DOMAIN + netback::RX_QUEUE_BYTES as u64)
 }
 
 /// hv's heap, for domain 0's xenstore tree and connection queues.

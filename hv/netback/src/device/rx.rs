@@ -5,37 +5,164 @@
 //! last is flagged `NETRXF_more_data`. The frames handed to [`Netback::deliver`] are
 //! complete (checksums filled in), which Linux sends with no checksum flag
 //! (`CHECKSUM_NONE`): no `NETRXF_csum_blank`, no `NETRXF_data_validated`, no extra-info
-//! slots (no GSO, no hash). When too few buffers are posted the frame is dropped and counted
-//! (Linux queues it a while, then drops), and the front end is asked to notify when it posts
-//! more (`req_event`). A buffer whose grant does not map gets its slot answered
+//! slots (no GSO, no hash). A buffer whose grant does not map gets its slot answered
 //! `NETIF_RSP_ERROR`, as Linux answers a failed grant copy.
+//!
+//! # Too few buffers posted
+//! As Linux's `xenvif_start_xmit` queues a frame on the vif's rx queue and its rx thread
+//! copies it once the front end has posted enough buffers, a frame that finds too few here
+//! waits in the vif's queue, in order, and the front end is asked to notify when it posts
+//! more (`req_event`). The queue holds at most [`RX_QUEUE_BYTES`] (Linux stops the vif's
+//! queue at `XENVIF_RX_QUEUE_BYTES`, half a ring of pages, and its qdisc drops beyond);
+//! a frame beyond that is dropped and counted. A frame that waited longer than
+//! [`RX_DRAIN_TIMEOUT_NS`] (Linux's `rx_drain_timeout_msecs`, 10 s) is dropped and counted
+//! ([`Netback::drain_rx`]). Before, a frame that found too few buffers was dropped at once: a
+//! front end that posts its buffers as it goes, as Linux's netfront does, lost frames that
+//! Linux's netback would have delivered a moment later.
 
 use super::{DeliverError, Netback, tx::overrun};
 use crate::checksum::ETH_HLEN;
 use abi::io::netif::{NETIF_RSP_ERROR, NETRXF_MORE_DATA, NetifRxResponse, XEN_NETIF_MAX_TX_SIZE};
-use xenbus::GrantRef;
+use alloc::vec::Vec;
 use xenbus::backend::{GrantMapper, InterdomainEvents};
+use xenbus::{GrantRef, Instant};
 
 /// Bytes of a page (one rx buffer).
 const PAGE: usize = 4096;
 /// The longest frame for a front end without `feature-sg`: Linux caps its vif's MTU at 1500
 /// (`ETH_DATA_LEN`), plus the Ethernet header and an 802.1Q tag.
 pub const MAX_FRAME_WITHOUT_SG: usize = 1518;
+/// The most bytes of frames a vif keeps waiting for rx buffers: half of Linux's
+/// `XENVIF_RX_QUEUE_BYTES` (half a ring of pages, 512 KiB), since hv's heap holds every
+/// vif's queue (see `hv::kernel::start::heap_bytes`).
+pub const RX_QUEUE_BYTES: usize = 256 * 1024;
+/// How long a frame may wait for rx buffers before it is dropped: Linux's
+/// `rx_drain_timeout_msecs`, 10 s.
+pub const RX_DRAIN_TIMEOUT_NS: u64 = 10_000_000_000;
+
+/// What [`Netback::deliver`] did with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivered {
+    /// Copied to the front end's buffers (published by the next [`Netback::flush_rx`]).
+    Copied,
+    /// Too few buffers posted (or frames already waiting): queued until the front end posts
+    /// more ([`Netback::drain_rx`]).
+    Queued,
+}
+
+/// Frames waiting for rx buffers, oldest first.
+#[derive(Debug, Default)]
+pub(super) struct RxQueue {
+    frames: alloc::collections::VecDeque<(Vec<u8>, Instant)>,
+    bytes: usize,
+}
+
+impl RxQueue {
+    /// Frames waiting.
+    pub(super) fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Drops every frame (the rings went away); how many.
+    pub(super) fn clear(&mut self) -> usize {
+        let n = self.frames.len();
+        self.frames.clear();
+        self.bytes = 0;
+        n
+    }
+}
 
 impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
     /// Copies one Ethernet frame into the buffers the front end posted on the rx ring
-    /// (rx-copy). `Err(DeliverError::NoBuffers)` when too few are posted (the frame is
-    /// dropped and counted), `Err(DeliverError::NotConnected)` when not connected or
-    /// disabled. Responses are produced but the front end is notified only by
-    /// [`Netback::flush_rx`].
-    pub fn deliver(&mut self, frame: &[u8]) -> Result<(), DeliverError> {
+    /// (rx-copy), or queues it behind the frames already waiting when too few are posted
+    /// (see the module docs). `Err(DeliverError::NoBuffers)` when it can wait no more (the
+    /// queue is full: dropped and counted), `Err(DeliverError::NotConnected)` when not
+    /// connected or disabled. Responses are produced but the front end is notified only by
+    /// [`Netback::flush_rx`]. `now` times the frame's wait.
+    pub fn deliver(&mut self, frame: &[u8], now: Instant) -> Result<Delivered, DeliverError> {
         let Some(mut conn) = self.connection.take() else {
             self.stats.rx_errors += 1;
             return Err(DeliverError::NotConnected);
         };
-        let result = self.deliver_on(&mut conn, frame);
+        let mut result = self.drain_on(&mut conn, now).map(|_| ());
+        if result.is_ok() {
+            result = if self.rx_queue.len() == 0 {
+                self.deliver_on(&mut conn, frame)
+            } else {
+                Err(DeliverError::NoBuffers)
+            };
+        }
+        let result = match result {
+            Ok(()) => Ok(Delivered::Copied),
+            Err(DeliverError::NoBuffers) => self.enqueue(frame, now),
+            Err(e) => Err(e),
+        };
         self.connection = Some(conn);
         result
+    }
+
+    /// Copies the waiting frames that the posted buffers now take, oldest first, after
+    /// dropping (and counting) those that waited longer than [`RX_DRAIN_TIMEOUT_NS`]. Returns
+    /// how many were copied (publish them with [`Netback::flush_rx`]).
+    pub fn drain_rx(&mut self, now: Instant) -> usize {
+        let Some(mut conn) = self.connection.take() else {
+            return 0;
+        };
+        let copied = self.drain_on(&mut conn, now).unwrap_or(0);
+        self.connection = Some(conn);
+        copied
+    }
+
+    /// Frames waiting for rx buffers.
+    pub fn rx_waiting(&self) -> usize {
+        self.rx_queue.len()
+    }
+
+    /// Queues `frame` if the queue has room, else drops it.
+    fn enqueue(&mut self, frame: &[u8], now: Instant) -> Result<Delivered, DeliverError> {
+        let q = &mut self.rx_queue;
+        if q.bytes.saturating_add(frame.len()) > RX_QUEUE_BYTES {
+            self.stats.rx_dropped += 1;
+            return Err(DeliverError::NoBuffers);
+        }
+        q.bytes += frame.len();
+        q.frames.push_back((frame.to_vec(), now));
+        self.stats.rx_queued += 1;
+        Ok(Delivered::Queued)
+    }
+
+    /// [`Netback::drain_rx`] on the taken connection: `Err` only when the vif was disabled
+    /// (its queue is dropped then).
+    fn drain_on(
+        &mut self,
+        conn: &mut super::Connection,
+        now: Instant,
+    ) -> Result<usize, DeliverError> {
+        let mut copied = 0;
+        while let Some((frame, since)) = self.rx_queue.frames.pop_front() {
+            self.rx_queue.bytes -= frame.len();
+            if now.as_nanos().saturating_sub(since.as_nanos()) > RX_DRAIN_TIMEOUT_NS {
+                self.stats.rx_dropped += 1;
+                self.stats.rx_expired += 1;
+                continue;
+            }
+            match self.deliver_on(conn, &frame) {
+                Ok(()) => copied += 1,
+                // Still too few: it waits on, at the head.
+                Err(DeliverError::NoBuffers) => {
+                    self.rx_queue.bytes += frame.len();
+                    self.rx_queue.frames.push_front((frame, since));
+                    break;
+                }
+                // A buffer that did not map (answered, counted): the next frame goes on.
+                Err(DeliverError::BadBuffer | DeliverError::BadLength) => {}
+                Err(DeliverError::NotConnected) => {
+                    self.stats.rx_dropped += self.rx_queue.clear() as u64;
+                    return Err(DeliverError::NotConnected);
+                }
+            }
+        }
+        Ok(copied)
     }
 
     fn deliver_on(
@@ -67,10 +194,8 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         }
         match available {
             Ok(n) if n >= needed => {}
-            Ok(_) => {
-                self.stats.rx_dropped += 1;
-                return Err(DeliverError::NoBuffers);
-            }
+            // The caller queues it (or drops and counts it).
+            Ok(_) => return Err(DeliverError::NoBuffers),
             Err(e) => {
                 self.disable(overrun("rx", e));
                 self.stats.rx_errors += 1;

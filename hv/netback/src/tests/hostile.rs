@@ -4,6 +4,7 @@
 
 use super::raw::{RawFront, txreq};
 use super::rig::{Front, Guest, Rig, far, frame};
+use crate::Delivered::{Copied, Queued};
 use crate::{DeliverError, FatalError};
 use abi::io::netif::{
     NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_MORE_DATA, NETTXF_CSUM_BLANK,
@@ -13,6 +14,7 @@ use abi::io::netif::{
 };
 use std::format;
 use std::vec::Vec;
+use xenbus::Instant;
 use xenbus::xenstore::TxId;
 
 /// A hostile raw front end in domain 5 (with `feature-sg` if `sg`) and a netfront in
@@ -34,7 +36,7 @@ fn good_guest_works(rig: &Rig, good: &Guest, front: &mut Front) {
     rig.step();
     assert_eq!(rig.sent(good), std::slice::from_ref(&out));
     let back = frame(0x24, 1200);
-    assert_eq!(rig.deliver(good, std::slice::from_ref(&back)), [Ok(())]);
+    assert_eq!(rig.deliver(good, std::slice::from_ref(&back)), [Ok(Copied)]);
     assert_eq!(front.receive(), Some(back));
     rig.dev(good, |d| assert!(!d.is_disabled()));
 }
@@ -193,7 +195,10 @@ fn each_fatal_request_disables_only_its_vif_with_linuxs_reason() {
             assert_eq!(d.fatal_error(), Some(reason), "{what}");
             assert_eq!(d.stats().fatal_errors, 1, "{what}");
             // Carrier off: nothing goes to it either; the rings stay until it disconnects.
-            assert_eq!(d.deliver(&frame(3, 60)), Err(DeliverError::NotConnected));
+            assert_eq!(
+                d.deliver(&frame(3, 60), Instant::from_nanos(0)),
+                Err(DeliverError::NotConnected)
+            );
             assert!(d.is_connected());
         });
         assert!(!format!("{reason}").is_empty());
@@ -498,7 +503,7 @@ fn rx_to_an_sg_front_end_takes_one_slot_per_page_and_a_bad_buffer_fails_its_slot
     let big = frame(5, 9000);
     assert_eq!(
         rig.deliver(&bad.guest, &[big.clone(), frame(6, 60)]),
-        [Ok(()), Ok(())]
+        [Ok(Copied), Ok(Copied)]
     );
     let rsp = bad.rx_responses();
     let got: Vec<(u16, u16, u16, i16)> = rsp
@@ -536,9 +541,19 @@ fn rx_to_an_sg_front_end_takes_one_slot_per_page_and_a_bad_buffer_fails_its_slot
     rig.dev(&bad.guest, |d| {
         assert!(!d.is_disabled());
         assert_eq!(d.stats().rx_errors, 1);
-        // No buffers left: dropped and counted.
-        assert_eq!(d.deliver(&frame(8, 60)), Err(DeliverError::NoBuffers));
-        assert_eq!(d.stats().rx_dropped, 1);
+        // No buffers left: it waits, and is dropped and counted once it waited too long.
+        assert_eq!(d.deliver(&frame(8, 60), Instant::from_nanos(0)), Ok(Queued));
+        assert_eq!(
+            d.drain_rx(Instant::from_nanos(crate::RX_DRAIN_TIMEOUT_NS)),
+            0
+        );
+        assert_eq!((d.rx_waiting(), d.stats().rx_dropped), (1, 0));
+        assert_eq!(
+            d.drain_rx(Instant::from_nanos(crate::RX_DRAIN_TIMEOUT_NS + 1)),
+            0
+        );
+        assert_eq!(d.rx_waiting(), 0);
+        assert_eq!((d.stats().rx_dropped, d.stats().rx_expired), (1, 1));
     });
 }
 
@@ -658,7 +673,10 @@ fn netfronts_offloads_through_netback_csum_blank_completed_and_multi_slot_frames
     });
     // A frame over a page (netback's `feature-sg`) reaches the front end in several slots.
     let big = frame(3, 6000);
-    assert_eq!(rig.deliver(&guest, std::slice::from_ref(&big)), [Ok(())]);
+    assert_eq!(
+        rig.deliver(&guest, std::slice::from_ref(&big)),
+        [Ok(Copied)]
+    );
     assert_eq!(
         front.receive(),
         None,

@@ -1,9 +1,11 @@
 //! Our netfront against our netback.
 
 use super::rig::{Rig, far, frame, mac_of};
+use crate::Delivered::{Copied, Queued};
 use crate::{DeliverError, FEATURE_KEYS};
 use std::format;
 use std::vec::Vec;
+use xenbus::Instant;
 
 #[test]
 fn probe_writes_linuxs_keys_and_the_handshake_reaches_connected_on_both_sides() {
@@ -108,25 +110,71 @@ fn frames_travel_both_ways_with_their_contents() {
 }
 
 #[test]
-fn a_full_rx_ring_drops_and_counts_and_recovers_once_buffers_are_posted() {
+fn frames_beyond_the_posted_buffers_wait_in_order_and_go_once_buffers_are_posted() {
     let rig = Rig::new();
     let mut guest = rig.add_guest(5, 0);
     let mut front = rig.connect(&mut guest);
     let posted = front.rx_posted();
     assert_eq!(posted, 128);
-    let frames: Vec<Vec<u8>> = (0..posted + 3).map(|i| frame(i as u8, 100)).collect();
-    let results = rig.deliver(&guest, &frames);
-    assert!(results[..posted].iter().all(Result::is_ok));
-    assert_eq!(results[posted..], [Err(DeliverError::NoBuffers); 3]);
+    let frames: Vec<Vec<u8>> = (0..posted + 5).map(|i| frame(i as u8, 100)).collect();
+    let results = rig.deliver(&guest, &frames[..posted + 3]);
+    assert!(results[..posted].iter().all(|r| *r == Ok(Copied)));
+    assert_eq!(results[posted..], [Ok(Queued); 3]);
     rig.dev(&guest, |d| {
-        assert_eq!(d.stats().rx_dropped, 3);
+        assert_eq!((d.stats().rx_dropped, d.stats().rx_queued), (0, 3));
         assert_eq!(d.stats().rx_frames, posted as u64);
+        assert_eq!(d.rx_waiting(), 3);
     });
+    // A frame that comes while others wait goes behind them, even though nothing changed.
+    assert_eq!(
+        rig.deliver(&guest, &frames[posted + 3..posted + 4]),
+        [Ok(Queued)]
+    );
+    // The front end takes what it got and posts its buffers again (and notifies, as it was
+    // asked to): the waiting frames go first, in order, then the next one.
     let received: Vec<Vec<u8>> = std::iter::from_fn(|| front.receive()).collect();
     assert_eq!(received, frames[..posted]);
-    // The front end posted its buffers again: delivery works.
-    assert_eq!(rig.deliver(&guest, &frames[..1]), [Ok(())]);
-    assert_eq!(front.receive().as_ref(), Some(&frames[0]));
+    assert_eq!(rig.drain(&guest, Instant::from_nanos(1_000_000)), 4);
+    assert_eq!(rig.deliver(&guest, &frames[posted + 4..]), [Ok(Copied)]);
+    let received: Vec<Vec<u8>> = std::iter::from_fn(|| front.receive()).collect();
+    assert_eq!(received, frames[posted..]);
+    rig.dev(&guest, |d| {
+        assert_eq!(d.stats().rx_dropped, 0);
+        assert_eq!(d.stats().rx_frames, frames.len() as u64);
+        assert_eq!(d.rx_waiting(), 0);
+    });
+}
+
+#[test]
+fn the_wait_queue_is_bounded_and_a_frame_that_waits_too_long_is_dropped() {
+    let rig = Rig::new();
+    let mut guest = rig.add_guest(5, 0);
+    let mut front = rig.connect(&mut guest);
+    let posted = front.rx_posted();
+    let fill: Vec<Vec<u8>> = (0..posted).map(|i| frame(i as u8, 100)).collect();
+    assert!(rig.deliver(&guest, &fill).iter().all(|r| *r == Ok(Copied)));
+    // The ring is full: frames of 1500 bytes wait until RX_QUEUE_BYTES is reached.
+    let room = crate::RX_QUEUE_BYTES / 1500;
+    let waiting: Vec<Vec<u8>> = (0..room + 2).map(|i| frame(i as u8, 1500)).collect();
+    let results = rig.deliver(&guest, &waiting);
+    assert!(results[..room].iter().all(|r| *r == Ok(Queued)));
+    assert_eq!(results[room..], [Err(DeliverError::NoBuffers); 2]);
+    rig.dev(&guest, |d| {
+        assert_eq!((d.rx_waiting(), d.stats().rx_dropped), (room, 2));
+    });
+    // Nobody takes them: past the drain timeout they are dropped, not delivered late.
+    let late = Instant::from_nanos(crate::RX_DRAIN_TIMEOUT_NS + 1);
+    let received: Vec<Vec<u8>> = std::iter::from_fn(|| front.receive()).collect();
+    assert_eq!(received, fill);
+    assert_eq!(rig.drain(&guest, late), 0);
+    rig.dev(&guest, |d| {
+        assert_eq!(d.rx_waiting(), 0);
+        assert_eq!(d.stats().rx_dropped, 2 + room as u64);
+        assert_eq!(d.stats().rx_expired, room as u64);
+    });
+    // And the vif works on.
+    assert_eq!(rig.deliver_at(&guest, &fill[..1], late), [Ok(Copied)]);
+    assert_eq!(front.receive().as_ref(), Some(&fill[0]));
 }
 
 #[test]
@@ -145,7 +193,7 @@ fn a_frame_longer_than_the_front_end_accepts_or_shorter_than_a_header_is_refused
         [
             Err(DeliverError::BadLength),
             Err(DeliverError::BadLength),
-            Ok(())
+            Ok(Copied)
         ]
     );
     rig.dev(&guest, |d| assert_eq!(d.stats().rx_errors, 2));
@@ -168,7 +216,10 @@ fn closing_unmaps_and_unbinds_and_an_offline_device_is_removed() {
         assert!(d.is_removed());
         assert!(d.grants().mapped.is_empty());
         assert!(d.events().bound.is_empty());
-        assert_eq!(d.deliver(&frame(1, 60)), Err(DeliverError::NotConnected));
+        assert_eq!(
+            d.deliver(&frame(1, 60), Instant::from_nanos(0)),
+            Err(DeliverError::NotConnected)
+        );
     });
     // Every grant of the guest ended: the backend held none.
     assert_eq!(front.stats().grants_in_use, 0);

@@ -234,16 +234,36 @@ impl Rig {
         core::mem::take(&mut self.dom0.borrow_mut().outbox[guest.dev])
     }
 
-    /// Domain 0 delivers `frames` to the guest's device, then flushes once.
+    /// Domain 0 delivers `frames` to the guest's device (at time 0), then flushes once.
     pub fn deliver(
         &self,
         guest: &Guest,
         frames: &[Vec<u8>],
-    ) -> Vec<Result<(), crate::DeliverError>> {
+    ) -> Vec<Result<crate::Delivered, crate::DeliverError>> {
+        self.deliver_at(guest, frames, Instant::from_nanos(0))
+    }
+
+    /// [`Rig::deliver`] at `now`.
+    pub fn deliver_at(
+        &self,
+        guest: &Guest,
+        frames: &[Vec<u8>],
+        now: Instant,
+    ) -> Vec<Result<crate::Delivered, crate::DeliverError>> {
         self.dev(guest, |d| {
-            let results = frames.iter().map(|f| d.deliver(f)).collect();
+            let results = frames.iter().map(|f| d.deliver(f, now)).collect();
             d.flush_rx();
             results
+        })
+    }
+
+    /// Domain 0 copies what waited for the guest's buffers (at `now`), then flushes once;
+    /// how many were copied.
+    pub fn drain(&self, guest: &Guest, now: Instant) -> usize {
+        self.dev(guest, |d| {
+            let n = d.drain_rx(now);
+            d.flush_rx();
+            n
         })
     }
 
