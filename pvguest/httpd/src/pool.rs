@@ -26,9 +26,10 @@
 //! budget 28 slots, and 32 KiB 50: too few to hold a burst. hv's churn check (200
 //! connections, then a timed `GET /`) then found every slot taken by a handshake of the same
 //! turn, and the GET's SYN was dropped (5.6 s until QEMU sent it again); slow heads lost GETs
-//! too. With 83 slots both pass. Larger windows need a larger budget (the heap's quarter is
-//! small beside the guest's memory) or cheaper idle slots; smoltcp scales its window by
-//! itself when rule 2 makes the buffer larger (up to [`MAX_BUFFER`]).
+//! too. With 83 slots both pass. The guest's heap, whose quarter is the budget, was held at
+//! 16 MiB (83 slots in every guest); it now takes half of the guest's largest free run, up
+//! to 256 MiB, so a 128 MiB guest has the most slots, 256, with 21 KiB buffers, and smoltcp
+//! scales its window by itself when rule 2 makes the buffer larger (up to [`MAX_BUFFER`]).
 //!
 //! [`MAX_VALUE`]: crate::MAX_VALUE
 //! [`MAX_HEAD`]: crate::MAX_HEAD

@@ -26,9 +26,11 @@
 //!   without a FIN or an ACK): FIN retransmitted, or nothing at all in FIN-WAIT-2 (no timer
 //!   either), until the same 60 s timeout. Linux orphans these (`tcp_fin_timeout`) and the
 //!   application gets its descriptor back at once. Now reset after [`Deadlines::close`].
-//! - **TIME-WAIT**: smoltcp holds it 10 s (`CLOSE_DELAY`); the service already reset such a
-//!   socket and listened again at once (a late FIN then meets a listening socket and gets a
-//!   reset, which is harmless: both sides were done).
+//! - **TIME-WAIT**: smoltcp holds it 10 s (`CLOSE_DELAY`); the service lets such a socket go
+//!   and listens again one turn later, once that turn's egress has acknowledged the peer's
+//!   FIN (letting go in the same turn lost that ACK: every client that closed after the
+//!   service sent its FIN again a second later and met a reset). A later retransmission then
+//!   meets a listening socket and gets a reset, which is harmless: both sides were done.
 //! - **ESTABLISHED with a client that stops reading**: zero-window probes are answered, so the
 //!   60 s timeout never fires and the slot was held for good. Now reset after
 //!   [`Deadlines::send`] without progress.
@@ -44,7 +46,8 @@
 //! makes the service reclaim the least useful slot before the SYN is read: a slot the service already closed, else a
 //! half-open one (or one established but not served yet), else the connection idle longest,
 //! else the one whose head has been arriving longest, even within its deadline; the oldest
-//! first in each class ([`Slot::reclaim_rank`]). The reclaimed connection is reset (its peer
+//! first in each class, and none younger than [`crate::slot::RECLAIM_GRACE`] but the closed
+//! ones ([`Slot::reclaim_rank`]). The reclaimed connection is reset (its peer
 //! learns at once) and the slot listens again before the frame is read. A connection
 //! receiving a body or being answered is never reclaimed, nor a handshake begun in the same
 //! turn (its SYN-ACK has not gone out: a reset would refuse the client's connect, and a burst
@@ -380,6 +383,7 @@ impl Server {
         slot.opened = None;
         slot.closed = None;
         slot.queued = 0;
+        slot.time_wait_seen = false;
         let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
         if socket.state() != tcp::State::Closed {
             socket.abort();
@@ -401,6 +405,14 @@ impl Server {
             let state = sockets.get::<tcp::Socket>(self.slots[i].handle).state();
             match state {
                 tcp::State::Listen => continue,
+                // TIME-WAIT just now: the peer's FIN that brought it is acknowledged by this
+                // turn's egress, which a socket listening again would never send (the peer
+                // would send its FIN again and meet a reset instead). Let go next turn.
+                tcp::State::TimeWait if !self.slots[i].time_wait_seen => {
+                    self.slots[i].time_wait_seen = true;
+                    self.wake = Some(now);
+                    continue;
+                }
                 // Done (or reset); TIME-WAIT: both sides are done and every byte, our FIN
                 // included, is acknowledged (see the module docs).
                 tcp::State::Closed | tcp::State::TimeWait => {

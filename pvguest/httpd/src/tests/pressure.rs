@@ -429,7 +429,9 @@ fn churn_then_slow_heads_on_the_guest_pool_with_a_small_transmit_ring() {
     assert!(took <= Duration::from_secs(2), "took {took}");
     let stats = net.server.stats();
     assert_eq!((stats.open, stats.max), (83, 83), "{stats:?}");
-    assert!(stats.reclaimed > 117, "{stats:?}");
+    // The slow heads beyond the slots took the oldest heads' slots once those were a second
+    // old (`RECLAIM_GRACE`); before that their SYNs waited.
+    assert!(stats.reclaimed > 17 && stats.syns_dropped > 0, "{stats:?}");
 }
 
 #[test]
@@ -526,4 +528,90 @@ fn a_burst_of_syns_beyond_the_free_slots_waits_and_no_handshake_is_reset() {
         }
         assert_eq!(net.exchange(c, b"GET / HTTP/1.1\r\n\r\n").0, 200);
     }
+}
+
+#[test]
+fn more_clients_at_once_than_slots_are_all_answered_and_none_is_reset() {
+    // `ab -c 12` against four slots: every client connects at once and sends its request as
+    // soon as it is connected. Those beyond the slots wait (their SYNs are sent again); none
+    // that connected is reset before it could send its request.
+    let config = Config {
+        pool: crate::Pool {
+            slots: 4,
+            buffer: 4096,
+        },
+        ..Config::default()
+    };
+    let mut net = Net::new(config);
+    // They connect a few milliseconds apart, as a load tool's do.
+    let mut clients = Vec::new();
+    for _ in 0..12 {
+        clients.push(net.start_connect(4096).0);
+        net.step(7);
+    }
+    let mut sent = [false; 12];
+    let mut answered = [false; 12];
+    let mut reset = [false; 12];
+    // When each saw its connection established: it sends its request a round trip of the
+    // emulated network later (20 ms), as a client on the other side of QEMU's forward does.
+    let mut established: [Option<u64>; 12] = [None; 12];
+    for ms in 0..30_000u64 {
+        net.step(1);
+        for (i, &c) in clients.iter().enumerate() {
+            if answered[i] || reset[i] {
+                continue;
+            }
+            if let Some((code, _, _)) = take_response(net.received.get_mut(&c).unwrap()) {
+                assert_eq!(code, 200);
+                answered[i] = true;
+                net.client(c).close();
+                continue;
+            }
+            let state = net.client(c).state();
+            if state == tcp::State::Established && established[i].is_none() {
+                established[i] = Some(ms);
+            }
+            if state == tcp::State::Established
+                && !sent[i]
+                && established[i].is_some_and(|at| ms >= at + 20)
+            {
+                let request = b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+                assert_eq!(net.client(c).send_slice(request).unwrap(), request.len());
+                sent[i] = true;
+            } else if established[i].is_some() && state == tcp::State::Closed {
+                reset[i] = true;
+            }
+        }
+        if answered.iter().all(|&a| a) {
+            break;
+        }
+    }
+    assert_eq!(reset, [false; 12], "{:?}", net.server.stats());
+    assert_eq!(answered, [true; 12], "{:?}", net.server.stats());
+}
+
+#[test]
+fn a_client_that_closes_after_the_answer_has_its_fin_acknowledged() {
+    // The service closes first (`Connection: close`), then the client: the service's socket
+    // goes to TIME-WAIT on the client's FIN, and the ACK of that FIN must go out before the
+    // slot listens again, or the client sends its FIN again (after 1 s) and meets a reset.
+    let mut net = Net::new(Config::default());
+    let c = net.connect();
+    let (code, _, _) = net.exchange(c, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(code, 200);
+    assert!(net.closed_by_server(c));
+    net.client(c).close();
+    for _ in 0..100 {
+        net.step(1);
+    }
+    assert_eq!(
+        net.client(c).state(),
+        tcp::State::Closed,
+        "LAST-ACK acknowledged"
+    );
+    assert_eq!(
+        net.server.free(&net.server_sockets),
+        24,
+        "and the slot listens again"
+    );
 }
