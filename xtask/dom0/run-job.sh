@@ -22,7 +22,10 @@
 #   PVXEN created at <uptime>       `xl create` returned successfully
 #   PVXEN xl: <line>                output of a failed `xl create`
 #   PVXEN dmesg: <line>             Xen's last messages (unless the guest powered off; after a
-#                                   timeout also `xl vcpu-list` and debug keys q, e, a)
+#                                   timeout also `xl vcpu-list`, debug keys q, e, a, dom0's own
+#                                   timers from before the first create, the timers again 3 s
+#                                   later, and whether a byte of console input woke the guest:
+#                                   "nudged (...): guest continued" or "... still silent")
 #   PVXEN end <how> <seconds>       how the guest ended: poweroff, crash, shutdown-<code>,
 #                                   timeout, vanished or create-failed
 #   PVXEN line <seen|timeout> <text>   what wait-line found
@@ -66,6 +69,9 @@ t0=$(up)
 alive=no
 
 create() {
+    # dom0's own timers, once per boot before any guest, so that a hung guest's timer can be
+    # told from dom0's in the dump (the singleshot timer's data is the struct vcpu).
+    [ -n "${DOM0_TIMERS+set}" ] || DOM0_TIMERS=$(timers "dom0's timers before the first create" | grep singleshot)
     t0=$(up)
     rm -f "$XLLOG"
     if [ "${2:-}" = paused ]; then flag=-p; else flag=; fi
@@ -115,18 +121,65 @@ wait_end() {
     say "end $how $elapsed"
     case "$how" in
         poweroff) ;;
-        # A guest that never ended: Xen's view of it (its vCPU's state and pending events,
-        # its event channels, the timer queues with NOW()), to tell a lost wake-up from a
-        # guest that spins.
-        timeout)
-            $XL vcpu-list 2>&1 | sed 's/^/PVXEN dmesg: vcpu-list: /'
-            $XL debug-keys q >/dev/null 2>&1
-            $XL debug-keys e >/dev/null 2>&1
-            $XL debug-keys a >/dev/null 2>&1
-            $XL dmesg | tail -n 200 | sed 's/^/PVXEN dmesg: /' ;;
+        timeout) hung ;;
         # Xen's last words (a triple fault's register dump, ...) are about the guest by now.
         *) $XL dmesg | tail -n 30 | sed 's/^/PVXEN dmesg: /' ;;
     esac
+}
+
+# Xen's timer lines (debug key a: "ex=<expiry - NOW()>us timer=<ptr> cb=<fn>(<data>)"; a
+# singleshot timer's data is its struct vcpu) from the tail of `xl dmesg`, tagged with $1.
+timers() {
+    $XL debug-keys a >/dev/null 2>&1
+    $XL dmesg | tail -n 60 | awk -v tag="$1" '
+        /Dumping timer queues/ { n = 0; delete keep }
+        /CPU[0-9]+:/ || / ex=/ { keep[++n] = $0 }
+        END { for (i = 1; i <= n; i++) print "PVXEN dmesg: " tag ": " keep[i] }'
+}
+
+# A guest that never ended: Xen's view of it (its vCPU's state and pending events, its event
+# channels, the timer queues with NOW()), to tell a lost wake-up from a guest that spins; then
+# a nudge (a byte of console input: an event on its console port) to see whether it was only
+# waiting for a wake-up; if it still does not move, an NMI, whose handler prints its RIP.
+hung() {
+    $XL vcpu-list 2>&1 | sed 's/^/PVXEN dmesg: vcpu-list: /'
+    $XL debug-keys q >/dev/null 2>&1
+    $XL debug-keys e >/dev/null 2>&1
+    $XL debug-keys a >/dev/null 2>&1
+    $XL dmesg | tail -n 200 | sed 's/^/PVXEN dmesg: /'
+    [ -z "$DOM0_TIMERS" ] || echo "$DOM0_TIMERS"
+    # Again a few seconds later: a timer whose ex= fell by as much is not being re-armed.
+    sleep 3
+    $XL vcpu-list "$NAME" 2>&1 | sed 's/^/PVXEN dmesg: vcpu-list 3 s later: /'
+    timers "timers 3 s later"
+    domid=$($XL domid "$NAME" 2>/dev/null)
+    tty=$(xenstore-read "/local/domain/$domid/console/tty" 2>/dev/null)
+    before=$(wc -c < "$LOG" 2>/dev/null || echo 0)
+    if [ -n "$tty" ] && printf '\n' > "$tty" 2>/dev/null; then
+        sleep 5
+        after=$(wc -c < "$LOG" 2>/dev/null || echo 0)
+        if [ "$after" != "$before" ]; then
+            say "dmesg: nudged (console input on $tty): guest continued"
+            # Let it finish, to see whether it passes once woken (the boot still fails).
+            t1=$(up)
+            while [ "$(secs "$t1" | cut -d. -f1)" -lt 60 ] && ! grep -q "has shut down" "$XLLOG" 2>/dev/null; do
+                forward
+                sleep 1
+            done
+            drain
+            say "dmesg: after the nudge: $(sed -n 's/.*\(has shut down.*\)/\1/p' "$XLLOG" 2>/dev/null | head -n 1)"
+            $XL vcpu-list "$NAME" 2>&1 | sed 's/^/PVXEN dmesg: vcpu-list after the nudge: /'
+            return
+        fi
+        say "dmesg: nudged (console input on $tty): guest still silent"
+    else
+        say "dmesg: nudge failed (console tty ${tty:-unknown})"
+    fi
+    $XL vcpu-list "$NAME" 2>&1 | sed 's/^/PVXEN dmesg: vcpu-list after the nudge: /'
+    timers "timers after the nudge"
+    $XL trigger "$NAME" nmi >/dev/null 2>&1
+    sleep 3
+    drain
 }
 
 # xenconsoled drains the ring of a preserved domain: wait (at most 3 s) until the log stops

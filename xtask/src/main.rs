@@ -39,6 +39,9 @@ Commands:
                 crashes of its key-value store, the application on the same disks, and the
                 harness's HOST blk-*/net-* checks
   xen-save-test the application on stock Xen across xl save/restore, save -c and migrate
+  xen-boots     <n> [parallel]: boot xen-test's platform guest alone n times (parallel QEMUs
+                at once, n each), to measure a rare hang: one line per boot (its end, RESULT,
+                halts skipped, dom0's nudge verdict after a timeout) and a summary
   soak          the device boot with the long forms of its checks (today: 10,000 requests in
                 the HTTP load check instead of 2,000), then hv's isolation under 10^6 hostile
                 calls instead of 10^5, then hv's durability check with 20 kills instead of 3
@@ -112,6 +115,9 @@ fn main() -> ExitCode {
             tier("blk-test", "stock-Xen device boot", |t| {
                 xen::blk::blk_test(t, gdb).map(drop)
             })
+        }),
+        "xen-boots" => tier("xen-boots", "stock-Xen boot loop", |t| {
+            xen::boots::xen_boots(t, &args[1..])
         }),
         "xen-save-test" => tier("xen-save-test", "stock-Xen save and migration", |t| {
             xen::save::save_test(t)

@@ -8,7 +8,9 @@
 //! interrupts disabled would not do: Xen's `hvm_local_events_need_delivery` reports nothing to
 //! deliver while the guest's IF is clear, and the wake-up for an event that arrived just
 //! before would be lost; with interrupts enabled the upcall could run between the check and
-//! the hypercall, and the vCPU would sleep until the next event.
+//! the hypercall, and the vCPU would sleep until the next event. An emulator that loses the
+//! `sti` shadow can still run the upcall just before the `hlt`; the upcall stub then skips
+//! the `hlt` (see [`crate::arch::upcall`], counted in [`TimeStats::halts_skipped`]).
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -75,6 +77,9 @@ pub struct TimeStats {
     /// Waits whose condition held only at the deadline check: the wake-up came from the
     /// timer, not from the awaited event (a lost notification, or a host too slow to tell).
     pub late_wakes: u64,
+    /// Halts skipped because the upcall came between `sti` and `hlt`
+    /// ([`upcall::halts_skipped`]: an emulator that drops the `sti` shadow).
+    pub halts_skipped: u64,
 }
 
 /// The counters.
@@ -83,6 +88,7 @@ pub fn stats() -> TimeStats {
         timer_events: TIMER_EVENTS.load(Ordering::Relaxed),
         halts: HALTS.load(Ordering::Relaxed),
         late_wakes: LATE_WAKES.load(Ordering::Relaxed),
+        halts_skipped: upcall::halts_skipped(),
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`blk`] is the device boot: the guest with two disks, its `blk` group and the harness's
 //!   `HOST blk-*` checks.
 //! - [`run`] is `cargo xtask run`: the application served to the host (and its check).
+//! - [`boots`] is `cargo xtask xen-boots`: the platform guest booted many times, to measure
+//!   a rare hang.
 //! - [`console`] reads the serial transcript and judges the guest's `TEST`/`RESULT` lines.
 //!
 //! Environment: `PVXEN_CACHE` (cache directory), `PVXEN_GUEST` (boot this ELF instead of
@@ -21,6 +23,7 @@
 //! xtask run`),
 //! `PVXEN_TIMEOUT` (hard timeout per boot in seconds).
 pub mod blk;
+pub mod boots;
 pub mod bzimage;
 pub mod console;
 pub mod cpio;

@@ -23,12 +23,8 @@ use super::image::Image;
 /// which breaks a PV dom0 under SMAP (xenlab/REPORT.md, Q1). Xen's log levels stay at their
 /// defaults: with `guest_loglvl=all` Xen would echo the guest's port-0xE9 output on the serial
 /// port, and those lines would interleave mid-line with the console lines dom0 forwards.
-/// `max_cstate=1`: an idle CPU only halts (C1), where its local APIC timer keeps running. In
-/// deeper states Xen counts on a broadcast timer to wake it, and under QEMU's TCG a domU
-/// blocked on CPU 1 sometimes never woke from its 1 ms singleshot timer: it showed as blocked,
-/// with nothing pending, in three CI runs.
 const XEN_CMDLINE: &str =
-    "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 smap=0 max_cstate=1";
+    "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 smap=0";
 /// dom0's command line (QEMU splits `-initrd` at commas: none allowed).
 const DOM0_CMDLINE: &str = "console=hvc0 earlyprintk=xen rdinit=/init loglevel=3";
 
