@@ -126,6 +126,8 @@ if [ -n "$dev" ]; then
         rate blk-seq-read-qd1 $small if=/dev/$dev of=/dev/null bs=4096 count=$((mb * 32)) iflag=direct
         rate blk-seq-write-full $big if=/dev/zero of=/dev/$dev bs=1M count=$mb oflag=direct
         rate blk-seq-read-full $big if=/dev/$dev of=/dev/null bs=1M count=$mb iflag=direct
+        # 4 KiB at random offsets, 32 in flight, as many as pvguest's bench mode reads.
+        randread /dev/$dev $((mb * 256)) 32
     } > /tmp/blkbench.txt
     mv /tmp/blkbench.txt /srv/blob/blkbench.txt
     cat /srv/blob/blkbench.txt
@@ -242,6 +244,37 @@ pub fn dd_rate(line: &str) -> Option<(String, f64)> {
     (words.next().is_none() && secs > 0.0).then(|| (name.to_owned(), bytes / 1e6 / secs))
 }
 
+/// The source of `randread` (the random-read tool of the bench's Linux row).
+const RANDREAD: &str = include_str!("../randread.rs");
+
+/// Compiles `randread` with the workspace's `rustc`, static, for the domU (the host's
+/// architecture, `x86_64-unknown-linux-gnu`); its bytes.
+fn build_randread(work: &Path) -> Result<Vec<u8>> {
+    fs::create_dir_all(work)?;
+    let (src, out) = (work.join("randread.rs"), work.join("randread"));
+    fs::write(&src, RANDREAD)?;
+    let status = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+        ])
+        .args(["--target", "x86_64-unknown-linux-gnu", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .current_dir(crate::build::workspace_root())
+        .status()
+        .context("running rustc for randread")?;
+    if !status.success() {
+        bail!(
+            "rustc could not build randread ({status}): is the gnu C library's static part (libc6-dev) installed?"
+        );
+    }
+    fs::read(&out).with_context(|| format!("reading {}", out.display()))
+}
+
 /// Builds (or takes from the cache) the kernel and initramfs.
 pub fn build() -> Result<LinuxDomU> {
     packages::ensure_host_tools()?;
@@ -252,10 +285,11 @@ pub fn build() -> Result<LinuxDomU> {
     }
     let _ = writeln!(
         key,
-        "init {:016x} nginx {:016x} modules {}",
+        "init {:016x} nginx {:016x} modules {} randread {:016x}",
         image::fnv1a64(INIT.as_bytes()),
         image::fnv1a64(NGINX_CONF.as_bytes()),
-        MODULES.join(" ")
+        MODULES.join(" "),
+        image::fnv1a64(RANDREAD.as_bytes())
     );
     let dir = image::cache_root()
         .join("linux-domu")
@@ -298,9 +332,11 @@ pub fn build() -> Result<LinuxDomU> {
     fs::write(root.join("etc/nginx.conf.in"), NGINX_CONF)?;
     fs::write(root.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n")?;
     fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
+    let randread = build_randread(&work)?;
     let mut w = CpioWriter::new(Vec::new());
     w.tree(&root)?;
     w.file("init", 0o755, INIT.as_bytes())?;
+    w.file("bin/randread", 0o755, &randread)?;
     let list = Command::new(root.join("bin/busybox"))
         .arg("--list")
         .output()
