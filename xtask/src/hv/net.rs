@@ -5,7 +5,7 @@
 //!
 //! Each check returns the result line in `net-checks.sh`'s words, so the stock-Xen verdicts
 //! judge both platforms alike; the rates are printed beside them, never judged.
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -452,7 +452,7 @@ fn timed_status(addr: &str, timeout: Duration) -> Result<TimedStatus> {
     use std::io::{Read, Write};
     let sock: std::net::SocketAddr = addr.parse().context("address")?;
     let sent = Instant::now();
-    let mut s = std::net::TcpStream::connect_timeout(&sock, timeout).context("connecting")?;
+    let mut s = connect_from_timed_port(sock, timeout).context("connecting")?;
     let connect = sent.elapsed();
     let port = s.local_addr().map_or(0, |a| a.port());
     s.set_read_timeout(Some(timeout))?;
@@ -481,6 +481,72 @@ fn timed_status(addr: &str, timeout: Duration) -> Result<TimedStatus> {
         total,
         doc: body.to_owned(),
     })
+}
+
+/// How many host ports below the ephemeral range the timed `GET /`s take turns on.
+const TIMED_PORTS: u16 = 4096;
+
+/// The next of the [`TIMED_PORTS`] (an offset), shared by every timed `GET /` of the process.
+static NEXT_TIMED_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A connection to `sock` from a host port just below the kernel's ephemeral range, a
+/// different one each time (the [`TIMED_PORTS`] in turn), so that it never shares its port
+/// with another client's connection through another forward.
+///
+/// Why: QEMU's forward hands the guest the host client's port as the connection's source
+/// port (from 10.0.2.2), so two forwards to the same guest port can hand it the same
+/// address and port twice. The host's kernel picks each forward's client ports on a walk of
+/// its own (keyed by the destination port) and may give the timed `GET /` a port that a
+/// slow head of the other forward let go a moment ago, while the guest still holds that
+/// connection (closed by the service, its FIN sent, waiting for the client's). The guest's
+/// socket then takes the new SYN as part of the old connection, and slirp sends the SYN
+/// again only after its 6 s: a timed `GET /` made 5.7 s after its connection was taken
+/// (CI, `net-slow-heads`), reproduced by binding both connections to one port (5.74 s;
+/// 1.0 s when the older connection is still open). The ephemeral range is the kernel's
+/// (`/proc/sys/net/ipv4/ip_local_port_range`); if it starts too low to leave room below
+/// it, the kernel picks the port as usual.
+fn connect_from_timed_port(
+    sock: std::net::SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let first = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| ephemeral_low(&t))
+        .and_then(|low| low.checked_sub(TIMED_PORTS))
+        .filter(|&first| first >= 1024);
+    let Some(first) = first else {
+        return std::net::TcpStream::connect_timeout(&sock, timeout);
+    };
+    let mut last = None;
+    // A port another program holds is passed over; a few tries, then the kernel's choice.
+    for _ in 0..16 {
+        let port = first + NEXT_TIMED_PORT.fetch_add(1, Ordering::Relaxed) % TIMED_PORTS;
+        let s = Socket::new(Domain::for_address(sock), Type::STREAM, None)?;
+        s.set_reuse_address(true)?;
+        let local = std::net::SocketAddr::new(sock.ip(), port);
+        match s.bind(&local.into()) {
+            Ok(()) => {}
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        }
+        match s.connect_timeout(&sock.into(), timeout) {
+            Ok(()) => return Ok(s.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    match last {
+        Some(e) if e.kind() != std::io::ErrorKind::AddrInUse => Err(e),
+        _ => std::net::TcpStream::connect_timeout(&sock, timeout),
+    }
+}
+
+/// The first port of the ephemeral range in the text of `ip_local_port_range` (`low high`).
+fn ephemeral_low(text: &str) -> Option<u16> {
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// SYNs the host's kernel dropped because a listening socket's accept queue was full
@@ -1148,6 +1214,35 @@ mod tests {
         assert_eq!(status_field(doc, "grants_in_use"), Some(7));
         assert_eq!(status_field(doc, "heap_bytes_in_use"), Some(4096));
         assert_eq!(status_field(doc, "nothing"), None);
+    }
+
+    #[test]
+    fn timed_gets_connect_from_below_the_ephemeral_range() {
+        assert_eq!(ephemeral_low("32768\t60999\n"), Some(32768));
+        assert_eq!(ephemeral_low(""), None);
+        let Some(low) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|t| ephemeral_low(&t))
+            .filter(|&l| l >= 1024 + TIMED_PORTS)
+        else {
+            return;
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = listener.local_addr().unwrap();
+        let ports: Vec<u16> = (0..3)
+            .map(|_| {
+                let c = connect_from_timed_port(to, Duration::from_secs(5)).unwrap();
+                let _ = listener.accept().unwrap();
+                c.local_addr().unwrap().port()
+            })
+            .collect();
+        for p in &ports {
+            assert!(
+                (low - TIMED_PORTS..low).contains(p),
+                "{ports:?} below {low}"
+            );
+        }
+        assert!(ports[0] != ports[1] && ports[1] != ports[2], "{ports:?}");
     }
 
     #[test]
