@@ -39,6 +39,7 @@ pub mod config;
 mod debug;
 pub mod durable;
 pub mod elf32;
+pub mod front;
 pub mod hostile;
 pub mod linux;
 pub mod net;

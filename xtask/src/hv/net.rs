@@ -853,24 +853,35 @@ pub const CHECKS: [&str; 9] = [
     "slow-heads",
 ];
 
-/// Every check, in order, against the service at `addr` built from `site`: `requests` in the
+/// Where the checks reach the service.
+#[derive(Clone, Copy)]
+pub struct Targets<'a> {
+    /// Every check's clients (on hv, a front that hands QEMU's forward one connection at a
+    /// time: see `front`).
+    pub addr: &'a str,
+    /// The churn's burst of connections: QEMU's forward itself, so that the guest meets the
+    /// burst as QEMU passes it on.
+    pub burst: &'a str,
+    /// The churn's and slow heads' timed `GET /` (see [`churn`]).
+    pub probe: &'a str,
+}
+
+/// Every check, in order, against the service at `to` built from `site`: `requests` in the
 /// load check, `slow_secs` of slow heads (the service's head deadline should be shorter; 0:
-/// none); the churn and slow heads time their `GET /` at `probe` (see [`churn`]).
+/// none).
 pub fn all(
-    addr: &str,
-    probe: &str,
+    to: Targets<'_>,
     site: &[(String, String)],
     requests: u64,
     slow_secs: u64,
 ) -> Vec<Outcome> {
-    some(addr, probe, site, requests, slow_secs, &CHECKS)
+    some(to, site, requests, slow_secs, &CHECKS)
 }
 
 /// The checks of [`CHECKS`] named in `only`, in [`CHECKS`]' order (slow heads only with
 /// `slow_secs` > 0), each with the time it took in its figures.
 fn some(
-    addr: &str,
-    probe: &str,
+    to: Targets<'_>,
     site: &[(String, String)],
     requests: u64,
     slow_secs: u64,
@@ -882,6 +893,7 @@ fn some(
         .filter(|&&name| name != "slow-heads" || slow_secs > 0)
         .map(|&name| {
             let started = Instant::now();
+            let addr = to.addr;
             let mut o = match name {
                 "files" => files(addr, site),
                 "kv" => kv(addr),
@@ -890,8 +902,8 @@ fn some(
                 "upload" => upload(addr),
                 "malformed" => malformed(addr),
                 "load" => load(addr, requests),
-                "churn" => churn(addr, probe, crate::xen::blk::CHURN_CONNECTIONS),
-                _ => slow_heads(addr, probe, crate::xen::blk::SLOW_HEADS, slow_secs),
+                "churn" => churn(to.burst, to.probe, crate::xen::blk::CHURN_CONNECTIONS),
+                _ => slow_heads(to.addr, to.probe, crate::xen::blk::SLOW_HEADS, slow_secs),
             };
             let took = format!("took {:.1} s", started.elapsed().as_secs_f64());
             o.figures = Some(match o.figures.take() {
@@ -951,7 +963,12 @@ pub fn net_check(args: &[String]) -> Result<std::process::ExitCode> {
         if repeat > 1 {
             println!("net-check: round {round} of {repeat}");
         }
-        for o in some(&addr, &probe, &archive.files, requests, slow_secs, &only) {
+        let to = Targets {
+            addr: &addr,
+            burst: &addr,
+            probe: &probe,
+        };
+        for o in some(to, &archive.files, requests, slow_secs, &only) {
             match &o.verdict {
                 Ok(()) => println!("HOST {} ok", o.name),
                 Err(why) => {
@@ -1002,13 +1019,6 @@ const APP_DOMAINS: [super::TestDomain; 2] = [
     },
 ];
 
-/// A free port on the host's loopback (bound and released: QEMU takes it right after).
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// `HOST hv-net-app` and the `HOST hv-net-*` checks: the application on hv with its disks
 /// and a vif, the host's clients against it through QEMU's forward once it serves (`requests`
 /// in the load check), then `shutdown <id> poweroff` on hv's control lines; beside it the
@@ -1042,9 +1052,9 @@ pub fn app_boot(
     let (archive, boots) = super::pack_domains(guest, label, &domains)?;
     // The clients' forward, and the probe's: the churn's and slow heads' timed `GET /` (see
     // `churn`).
-    let port = free_port()?;
+    let port = super::front::free_port()?;
     let probe_port = loop {
-        let p = free_port()?;
+        let p = super::front::free_port()?;
         if p != port {
             break p;
         }
@@ -1054,7 +1064,15 @@ pub fn app_boot(
         guest_ip: APP_IP,
         guest_port: 80,
     });
-    let addr = format!("127.0.0.1:{port}");
+    // The clients reach the first forward through a front that hands QEMU one connection at
+    // a time (see `front`: the load check's 16 connections at once could wait 30 s in the
+    // host's kernel); the probe's timed GETs, one at a time, go to the second directly.
+    let front = super::front::Front::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    )?;
+    let addr = front.addr.to_string();
+    let burst = format!("127.0.0.1:{port}");
     let probe = format!("127.0.0.1:{probe_port}");
     let (control, lines) = std::sync::mpsc::channel::<super::qemu::Control>();
     let mut checks: Option<std::thread::JoinHandle<Vec<Outcome>>> = None;
@@ -1066,7 +1084,10 @@ pub fn app_boot(
         &drives,
         Some(&fwds),
     );
-    println!("hv-net: the application forwarded from {addr} (and {probe} for the timed GETs)");
+    println!(
+        "hv-net: the application forwarded from {burst} (the churn's burst; the other \
+         checks through a front on {addr}) and {probe} (the timed GETs)"
+    );
     let booted = super::boot_with_control(
         "hv-test",
         hv,
@@ -1080,15 +1101,21 @@ pub fn app_boot(
                 && text.starts_with(SERVING)
                 && checks.is_none()
             {
-                let (addr, probe, files, control, id) = (
+                let (addr, burst, probe, files, control, id) = (
                     addr.clone(),
+                    burst.clone(),
                     probe.clone(),
                     files.clone(),
                     control.clone(),
                     *id,
                 );
                 checks = Some(std::thread::spawn(move || {
-                    let outcomes = all(&addr, &probe, &files, requests, slow_secs);
+                    let to = Targets {
+                        addr: &addr,
+                        burst: &burst,
+                        probe: &probe,
+                    };
+                    let outcomes = all(to, &files, requests, slow_secs);
                     let _ = control.send(super::qemu::Control::Line(format!(
                         "shutdown {id} poweroff"
                     )));
@@ -1127,6 +1154,7 @@ pub fn app_boot(
     {
         println!("hv-net: {l}");
     }
+    println!("hv-net: {}", front.summary());
     let verdict = serial::judge_domains(
         "hv-net-app",
         &booted.transcript,

@@ -116,12 +116,27 @@ pub fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
         }
         fwds.unwrap_or_default()
     };
+    // Each forward's port is served by a front that hands QEMU's forward (on a free port of
+    // its own) one connection at a time: QEMU listens with a backlog of 1 (see `front`).
+    let mut fronts = Vec::new();
+    let mut qemu_fwds = Vec::new();
     for f in &fwds {
         check_port(f.host_port)?;
+        let inner = super::front::free_port()?;
+        let front = super::front::Front::start(
+            std::net::SocketAddr::from(([127, 0, 0, 1], f.host_port)),
+            std::net::SocketAddr::from(([127, 0, 0, 1], inner)),
+        )?;
         println!(
-            "run: http://localhost:{}/ forwards to {}:{}",
+            "run: http://localhost:{}/ forwards to {}:{} (through xtask's front, which hands \
+             QEMU's forward on 127.0.0.1:{inner} one connection at a time)",
             f.host_port, f.guest_ip, f.guest_port
         );
+        fronts.push(front);
+        qemu_fwds.push(HostFwd {
+            host_port: inner,
+            ..*f
+        });
     }
     for (id, b) in (1..).zip(&boots) {
         println!(
@@ -138,7 +153,12 @@ pub fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
     let (control, lines) = mpsc::channel::<Control>();
     let ids: Vec<u16> = (1..).take(boots.len()).collect();
     let done = AtomicBool::new(false);
-    let banner = banner(options.port, &options.site, &options.store);
+    let how = format!(
+        "xtask's front on 127.0.0.1:{} hands each connection to QEMU's forward in turn, to the \
+         guest's port {GUEST_PORT}",
+        options.port
+    );
+    let banner = banner(options.port, &how, &options.site, &options.store);
     let several = boots.len() > 1;
     // `--keep`: hv outlives the domains, with room for those `cargo xtask xl create` adds.
     let memory = config::qemu_memory_mib(&boots)
@@ -147,7 +167,7 @@ pub fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
         } else {
             0
         };
-    let module = Module::Archive(&path, memory, &drives, Some(&fwds));
+    let module = Module::Archive(&path, memory, &drives, Some(&qemu_fwds));
     let hv_options = if options.keep {
         format!("{HV_OPTIONS} keep")
     } else {
@@ -221,6 +241,9 @@ pub fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
         let _ = watcher.join();
         booted
     })?;
+    for f in &fronts {
+        println!("run: {}", f.summary());
+    }
     let stopped = stop.load(Ordering::SeqCst);
     match (&booted.end, stopped) {
         (QemuEnd::Exited(Some(EXIT_POWEROFF)), true) => {

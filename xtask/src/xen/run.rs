@@ -275,12 +275,12 @@ pub(crate) fn guest_cmdline() -> String {
         .to_owned()
 }
 
-/// What the demo prints once the guest serves.
-pub(crate) fn banner(port: u16, site: &Path, store: &Path) -> String {
+/// What the demo prints once the guest serves; `how` says how port `port` reaches the
+/// guest's port 80.
+pub(crate) fn banner(port: u16, how: &str, site: &Path, store: &Path) -> String {
     let url = format!("http://localhost:{port}");
     format!(
-        "run: serving on {url}/ (QEMU forwards 127.0.0.1:{port} to the guest's port \
-         {GUEST_PORT}); Ctrl-C stops it\n\
+        "run: serving on {url}/ ({how}); Ctrl-C stops it\n\
          run: try\n\
          \x20 curl {url}/                                    # status (JSON)\n\
          \x20 curl {url}/files/index.html                    # a file of {}\n\
@@ -365,7 +365,11 @@ fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
             println!("{line}");
         }
     }
-    let banner = banner(options.port, &options.site, &options.store);
+    let how = format!(
+        "QEMU forwards 127.0.0.1:{} to the guest's port {GUEST_PORT}",
+        options.port
+    );
+    let banner = banner(options.port, &how, &options.site, &options.store);
     let limits = Limits {
         timeout,
         guest_limit: timeout,
