@@ -67,7 +67,8 @@ Commands:
                 console, pause, unpause, shutdown [-w], reboot, destroy, dmesg, shutdown-hv
                 (`cargo xtask xl --help`); hv-run --keep / run --keep start an hv to manage
   run           the demo: pvguest's HTTP service (its site archive and durable key-value store)
-                on stock Xen in QEMU, forwarded to http://localhost:8080/ until Ctrl-C
+                on hv in QEMU (--on xen: stock Xen 4.17 with a Linux dom0), forwarded to
+                http://localhost:8080/ until Ctrl-C
                 (`cargo xtask run --help`: --port, --site, --store)
   run-check     the check `test` makes of `run`: it must answer curl, keep a put value in its
                 store image, and stop cleanly on SIGINT

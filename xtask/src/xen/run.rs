@@ -485,6 +485,25 @@ pub fn run_check(tally: &mut Tally) -> Result<()> {
 }
 
 /// [`run_check`] of `run --on <on>`; its units are prefixed `hv: ` or `stock Xen: `.
+/// The lines `run` printed up to its serving line come from the platform asked for: on hv,
+/// hv's own `hv: ` lines and none of the stock-Xen path's (`booting Xen`, `dom0 ready`); on
+/// Xen, dom0's and no hv lines.
+fn platform_lines(on: Platform, lines: &[String]) -> Result<(), String> {
+    let hv = lines.iter().any(|l| l.starts_with("hv: starting"));
+    let xen = lines
+        .iter()
+        .find(|l| l.contains("booting Xen") || l.contains("dom0 ready"));
+    match (on, hv, xen) {
+        (Platform::Hv, true, None) | (Platform::Xen, false, Some(_)) => Ok(()),
+        (Platform::Hv, false, _) => Err("no `hv: starting` line before serving".to_owned()),
+        (Platform::Hv, true, Some(l)) => Err(format!("a stock-Xen line on hv: {l:?}")),
+        (Platform::Xen, true, _) => Err("an `hv: starting` line with --on xen".to_owned()),
+        (Platform::Xen, false, None) => {
+            Err("no `booting Xen` or `dom0 ready` line before serving".to_owned())
+        }
+    }
+}
+
 fn run_check_on(tally: &mut Tally, on: Platform) -> Result<()> {
     super::packages::ensure_tools(&[("curl", "curl")])?;
     let (flag, who) = match on {
@@ -554,6 +573,7 @@ fn run_check_on(tally: &mut Tally, on: Platform) -> Result<()> {
     let url = format!("http://localhost:{port}");
     let serves = if serving {
         (|| -> Result<(), String> {
+            platform_lines(on, &lines)?;
             let status = curl(&[&format!("{url}/")]).map_err(|e| format!("{e:#}"))?;
             if !(status.starts_with("{\"uptime_ms\":") && status.contains("\"storage\":")) {
                 return Err(format!("GET / answered {status:?}, not the status JSON"));
@@ -675,6 +695,27 @@ fn run_check_on(tally: &mut Tally, on: Platform) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_prints_the_lines_of_the_platform_asked_for() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let hv = l(&[
+            "run: x",
+            "hv: starting (start info at 0x21e0)",
+            "run: serving on",
+        ]);
+        let xen = l(&[
+            "xen: booting Xen + dom0 for `run`...",
+            "xen: dom0 ready after 8 s",
+        ]);
+        assert!(platform_lines(Platform::Hv, &hv).is_ok());
+        assert!(platform_lines(Platform::Xen, &xen).is_ok());
+        assert!(platform_lines(Platform::Hv, &xen).is_err());
+        assert!(platform_lines(Platform::Xen, &hv).is_err());
+        let both = [hv.clone(), xen.clone()].concat();
+        assert!(platform_lines(Platform::Hv, &both).is_err());
+        assert!(platform_lines(Platform::Xen, &both).is_err());
+    }
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
