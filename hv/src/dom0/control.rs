@@ -1,12 +1,16 @@
 //! hv's control lines: what the host may ask of a running hv on COM1's input, one line at a
 //! time (the harness and `cargo xtask run` write them to QEMU's standard input, so only the
-//! host user who started QEMU can). Today two requests, both through the store as `xl` does
-//! them:
+//! host user who started QEMU can). Three requests, the first two through the store as `xl`
+//! does them:
 //!
 //! - `shutdown <domid> <poweroff|reboot|halt|suspend>`: `xl shutdown`'s write of
 //!   `control/shutdown` in the domain's home;
 //! - `xs-write <domid> <path> <value>`: a write under the domain's `data/` (where the
-//!   harness tells a self-test it may stop), as domain 0.
+//!   harness tells a self-test it may stop), as domain 0;
+//! - `stall-disk <domid> <vdev> <on|off>`: a fault to inject, for front ends under test (Xen
+//!   has none built in; on stock Xen a harness suspends the disk's device-mapper target in
+//!   dom0): while on, the back end of the domain's disk `vdev` leaves its ring alone, so
+//!   requests get no answer, as from a disk that hangs; off, it serves what waited.
 //!
 //! Each line is answered on hv's log (`hv: control: ...`). Input is bounded: a line longer
 //! than [`MAX_LINE`] is dropped whole and answered with an error; bytes that are not
@@ -46,26 +50,39 @@ pub enum Request {
         /// The value.
         value: String,
     },
+    /// Stall (or serve again) the back end of domain `domid`'s disk `vdev`.
+    StallDisk {
+        /// The domain.
+        domid: u16,
+        /// The disk's `vdev` (`xvda`, ...), as its config names it.
+        vdev: String,
+        /// On: its ring is left alone; off: served again.
+        on: bool,
+    },
 }
 
 impl Request {
-    /// The absolute store path and value to write.
-    pub fn store_write(&self) -> (String, String) {
+    /// The absolute store path and value to write, for the requests carried out through
+    /// the store.
+    pub fn store_write(&self) -> Option<(String, String)> {
         match self {
-            Self::Shutdown { domid, reason } => (
+            Self::Shutdown { domid, reason } => Some((
                 format!("/local/domain/{domid}/control/shutdown"),
                 String::from(*reason),
-            ),
+            )),
             Self::XsWrite { domid, path, value } => {
-                (format!("/local/domain/{domid}/{path}"), value.clone())
+                Some((format!("/local/domain/{domid}/{path}"), value.clone()))
             }
+            Self::StallDisk { .. } => None,
         }
     }
 
     /// The domain the request names.
     pub fn domid(&self) -> u16 {
         match self {
-            Self::Shutdown { domid, .. } | Self::XsWrite { domid, .. } => *domid,
+            Self::Shutdown { domid, .. }
+            | Self::XsWrite { domid, .. }
+            | Self::StallDisk { domid, .. } => *domid,
         }
     }
 }
@@ -88,7 +105,9 @@ impl core::fmt::Display for ControlError {
         match self {
             Self::TooLong => write!(f, "a line over {MAX_LINE} bytes, dropped"),
             Self::NotText => write!(f, "a line with bytes that are not printable ASCII"),
-            Self::Unknown(w) => write!(f, "unknown request `{w}` (shutdown, xs-write)"),
+            Self::Unknown(w) => {
+                write!(f, "unknown request `{w}` (shutdown, xs-write, stall-disk)")
+            }
             Self::Usage(u) => write!(f, "usage: {u}"),
         }
     }
@@ -96,6 +115,7 @@ impl core::fmt::Display for ControlError {
 
 const SHUTDOWN_USAGE: &str = "shutdown <domid> <poweroff|reboot|halt|suspend>";
 const XS_WRITE_USAGE: &str = "xs-write <domid> data/<path> <value>";
+const STALL_USAGE: &str = "stall-disk <domid> <vdev> <on|off>";
 
 /// Parses one line (without its end).
 pub fn parse(line: &str) -> Result<Request, ControlError> {
@@ -148,8 +168,27 @@ pub fn parse(line: &str) -> Result<Request, ControlError> {
                 value: String::from(words[3]),
             })
         }
+        Some("stall-disk") => {
+            let domid = domid(words.get(1), STALL_USAGE)?;
+            let vdev = words
+                .get(2)
+                .filter(|v| v.len() <= 16 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .ok_or(ControlError::Usage(STALL_USAGE))?;
+            let on = match (words.get(3).copied(), words.len()) {
+                (Some("on"), 4) => true,
+                (Some("off"), 4) => false,
+                _ => return Err(ControlError::Usage(STALL_USAGE)),
+            };
+            Ok(Request::StallDisk {
+                domid,
+                vdev: String::from(*vdev),
+                on,
+            })
+        }
         Some(other) => Err(ControlError::Unknown(String::from(other))),
-        None => Err(ControlError::Usage("shutdown ... | xs-write ...")),
+        None => Err(ControlError::Usage(
+            "shutdown ... | xs-write ... | stall-disk ...",
+        )),
     }
 }
 
@@ -545,17 +584,31 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn the_two_requests() {
+    fn the_three_requests() {
         assert_eq!(
             parse("shutdown 3 poweroff").unwrap().store_write(),
-            ("/local/domain/3/control/shutdown".into(), "poweroff".into())
+            Some(("/local/domain/3/control/shutdown".into(), "poweroff".into()))
         );
         let r = parse("xs-write 1 data/net-done 1").unwrap();
         assert_eq!(r.domid(), 1);
         assert_eq!(
             r.store_write(),
-            ("/local/domain/1/data/net-done".into(), "1".into())
+            Some(("/local/domain/1/data/net-done".into(), "1".into()))
         );
+        let r = parse("stall-disk 2 xvdb on").unwrap();
+        assert_eq!(
+            r,
+            Request::StallDisk {
+                domid: 2,
+                vdev: "xvdb".into(),
+                on: true
+            }
+        );
+        assert_eq!(r.store_write(), None);
+        assert!(matches!(
+            parse("stall-disk 2 xvdb off"),
+            Ok(Request::StallDisk { on: false, .. })
+        ));
     }
 
     #[test]
@@ -572,6 +625,12 @@ mod tests {
             "xs-write 1 data//a 1",
             "xs-write 1 data/a",
             "xs-write 1 data/a 1 2",
+            "stall-disk 0 xvdb on",
+            "stall-disk 1 xvdb",
+            "stall-disk 1 xvdb maybe",
+            "stall-disk 1 ../xvdb on",
+            "stall-disk 1 xvdb on now",
+            "stall-disk 1 averyveryverylongdiskname on",
         ] {
             assert!(matches!(parse(bad), Err(ControlError::Usage(_))), "{bad}");
         }
@@ -956,8 +1015,9 @@ mod tests {
         fn any_input_is_bounded_and_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
             let mut b = LineBuffer::default();
             for c in bytes {
-                if let Some(Ok(r)) = b.push(c) {
-                    let (path, _) = r.store_write();
+                if let Some(Ok(r)) = b.push(c)
+                    && let Some((path, _)) = r.store_write()
+                {
                     let home = format!("/local/domain/{}/", r.domid());
                     prop_assert!(path.starts_with(&home));
                     prop_assert!(!path.contains("/../"));

@@ -39,6 +39,24 @@ const ROUNDS: u32 = 4;
 /// Persistent grants each back end keeps mapped (Linux keeps up to 1056 a ring).
 const PERSISTENT_GRANTS_PER_DEVICE: usize = 64;
 
+/// The disks the host stalled (`stall-disk` on hv's control lines), by domain and `vdev`:
+/// their back ends leave their rings alone until the host lets them go.
+static STALLED: spin::Mutex<Vec<(u16, String)>> = spin::Mutex::new(Vec::new());
+
+/// Stalls (or lets go) the back end of domain `domid`'s disk `vdev`.
+pub fn set_stalled(domid: u16, vdev: &str, on: bool) {
+    let mut s = STALLED.lock();
+    s.retain(|(d, v)| !(*d == domid && v == vdev));
+    if on {
+        s.push((domid, String::from(vdev)));
+    }
+}
+
+/// Whether the back end of domain `domid`'s disk `vdev` is stalled.
+fn stalled(domid: u16, vdev: &str) -> bool {
+    STALLED.lock().iter().any(|(d, v)| *d == domid && v == vdev)
+}
+
 /// A virtio-blk device shared between the table and the back end using it.
 #[derive(Clone)]
 struct SharedDisk(Rc<RefCell<VirtioDisk>>);
@@ -278,6 +296,9 @@ impl Disks {
         };
         let deadline = Instant::from_nanos(now.as_nanos().saturating_add(XS_DEADLINE_NS));
         for inst in self.instances.iter_mut().filter(|i| i.domid == domid) {
+            if stalled(domid, &inst.plan.vdev) {
+                continue;
+            }
             *inst.lease.borrow_mut() = slot.take();
             let before = inst.back.stats().requests;
             for _ in 0..ROUNDS {
@@ -311,6 +332,7 @@ impl Disks {
             .into_iter()
             .partition(|i| i.domid == domid);
         self.instances = kept;
+        STALLED.lock().retain(|(d, _)| *d != domid);
         for inst in gone {
             let s = inst.back.stats();
             let (device, device_flushes) = {

@@ -52,7 +52,20 @@ fn apply(store: &mut Store, request: &Request) -> bool {
         hvlog!("control: no domain {domid}");
         return false;
     }
-    let (path, value) = request.store_write();
+    let Some((path, value)) = request.store_write() else {
+        if let Request::StallDisk { domid, vdev, on } = request {
+            super::blk::set_stalled(*domid, vdev, *on);
+            if *on {
+                hvlog!(
+                    "control: d{domid}: {vdev} stalled: its back end leaves the ring alone \
+                     until `stall-disk {domid} {vdev} off`"
+                );
+            } else {
+                hvlog!("control: d{domid}: {vdev} served again");
+            }
+        }
+        return false;
+    };
     match store.write(&path, value.as_bytes()) {
         Ok(()) => {
             hvlog!("control: d{domid}: {path} = {value}");

@@ -814,6 +814,64 @@ fn slow_heads_line(addr: &str, probe: &str, clients: u64, secs: u64) -> Result<S
     ))
 }
 
+/// `net-stalled-disk`: `net-checks.sh stalled`'s sequence on hv, with hv's `stall-disk`
+/// control line (`stall(true)`, then `stall(false)`) where stock Xen's dom0 suspends the
+/// store's device-mapper target: a put acknowledged; the store's disk stalled; a put sent
+/// (answered `503` after the service's storage deadline), and a second later `GET /` timed at
+/// `probe`; the disk served again; then what was acknowledged before the stall, read back.
+/// Judged by the stock-Xen verdict.
+pub fn stalled_disk(addr: &str, probe: &str, stall: &mut dyn FnMut(bool)) -> Outcome {
+    let line = (|| -> Result<String> {
+        let before = http::once(
+            addr,
+            "PUT",
+            "/kv/stall-before",
+            Some(b"acknowledged-before-the-stall"),
+        )?
+        .status;
+        stall(true);
+        let during = {
+            let addr = addr.to_owned();
+            std::thread::spawn(move || -> (String, u128) {
+                let started = Instant::now();
+                let status = Conn::connect(&addr, Duration::from_secs(60))
+                    .and_then(|mut c| {
+                        c.request("PUT", "/kv/stall-during", Some(b"put-during-the-stall"))
+                    })
+                    .map_or_else(|e| format!("failed({e:#})"), |r| r.status.to_string());
+                (status, started.elapsed().as_millis())
+            })
+        };
+        std::thread::sleep(Duration::from_secs(1));
+        let get = timed_status(probe, Duration::from_secs(5));
+        let (get, get_ms) = match &get {
+            Ok(t) => ("ok", (t.total - t.connect).as_millis()),
+            Err(_) => ("failed", 0),
+        };
+        let joined = during.join();
+        stall(false);
+        let (put, put_ms) = joined.map_err(|_| anyhow::anyhow!("the put's thread panicked"))?;
+        let after = http::once(addr, "GET", "/kv/stall-before", None)?.text();
+        let after = if after == "acknowledged-before-the-stall" {
+            "same"
+        } else {
+            "differs"
+        };
+        let persist = http::once(addr, "GET", "/kv/persist", None)?.text();
+        Ok(format!(
+            "before={before} get={get} get_ms={get_ms} put={put} put_ms={put_ms} \
+             after={after} persist={persist}"
+        ))
+    })();
+    Outcome {
+        name: "net-stalled-disk",
+        figures: line.as_ref().ok().cloned(),
+        verdict: line
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|l| crate::xen::blk::stalled_verdict(&l)),
+    }
+}
+
 const USAGE: &str = "\
 cargo xtask net-check [--addr HOST:PORT] [--probe HOST:PORT] [--load N] [--slow-secs S]
                       [--site DIR] [--only CHECK,...] [--repeat N]
@@ -1115,7 +1173,17 @@ pub fn app_boot(
                         burst: &burst,
                         probe: &probe,
                     };
-                    let outcomes = all(to, &files, requests, slow_secs);
+                    let mut outcomes = all(to, &files, requests, slow_secs);
+                    // The store's disk (`xvdb`) stalled through hv's control line; hv reads
+                    // it at its next turn, so the check waits a moment each way.
+                    let mut stall = |on: bool| {
+                        let word = if on { "on" } else { "off" };
+                        let _ = control.send(super::qemu::Control::Line(format!(
+                            "stall-disk {id} xvdb {word}"
+                        )));
+                        std::thread::sleep(Duration::from_millis(300));
+                    };
+                    outcomes.push(stalled_disk(&addr, &probe, &mut stall));
                     let _ = control.send(super::qemu::Control::Line(format!(
                         "shutdown {id} poweroff"
                     )));

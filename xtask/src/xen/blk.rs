@@ -958,7 +958,7 @@ pub fn host_checks(
 /// The stalled-disk check: a put acknowledged before the stall; while the store's disk is
 /// suspended, `GET /` answered within [`ANSWER_WITHIN_MS`] and a put answered `503` after the
 /// storage deadline (not much later); once resumed, the acknowledged values are there.
-fn stalled_verdict(v: &str) -> Result<(), String> {
+pub(crate) fn stalled_verdict(v: &str) -> Result<(), String> {
     let num = |name: &str| word(v, name).parse::<u64>().ok();
     let deadline = STORAGE_DEADLINE_MS;
     if word(v, "before") == "200"
