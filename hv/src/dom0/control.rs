@@ -1,6 +1,6 @@
 //! hv's control lines: what the host may ask of a running hv on COM1's input, one line at a
 //! time (the harness and `cargo xtask run` write them to QEMU's standard input, so only the
-//! host user who started QEMU can). Three requests, the first two through the store as `xl`
+//! host user who started QEMU can). Four requests, the first two through the store as `xl`
 //! does them:
 //!
 //! - `shutdown <domid> <poweroff|reboot|halt|suspend>`: `xl shutdown`'s write of
@@ -10,7 +10,10 @@
 //! - `stall-disk <domid> <vdev> <on|off>`: a fault to inject, for front ends under test (Xen
 //!   has none built in; on stock Xen a harness suspends the disk's device-mapper target in
 //!   dom0): while on, the back end of the domain's disk `vdev` leaves its ring alone, so
-//!   requests get no answer, as from a disk that hangs; off, it serves what waited.
+//!   requests get no answer, as from a disk that hangs; off, it serves what waited;
+//! - `netback-stats <domid> <tag>`: one line per vif of the domain on hv's log with its
+//!   netback's counts so far (frames, exits, notifications), marked `at <tag>`, so a harness
+//!   can tell what a stretch of traffic cost.
 //!
 //! Each line is answered on hv's log (`hv: control: ...`). Input is bounded: a line longer
 //! than [`MAX_LINE`] is dropped whole and answered with an error; bytes that are not
@@ -50,6 +53,13 @@ pub enum Request {
         /// The value.
         value: String,
     },
+    /// Log the counts of domain `domid`'s netback instances, marked `tag`.
+    NetbackStats {
+        /// The domain.
+        domid: u16,
+        /// A word naming the moment (`[A-Za-z0-9-]`, at most 32).
+        tag: String,
+    },
     /// Stall (or serve again) the back end of domain `domid`'s disk `vdev`.
     StallDisk {
         /// The domain.
@@ -73,7 +83,7 @@ impl Request {
             Self::XsWrite { domid, path, value } => {
                 Some((format!("/local/domain/{domid}/{path}"), value.clone()))
             }
-            Self::StallDisk { .. } => None,
+            Self::StallDisk { .. } | Self::NetbackStats { .. } => None,
         }
     }
 
@@ -82,7 +92,8 @@ impl Request {
         match self {
             Self::Shutdown { domid, .. }
             | Self::XsWrite { domid, .. }
-            | Self::StallDisk { domid, .. } => *domid,
+            | Self::StallDisk { domid, .. }
+            | Self::NetbackStats { domid, .. } => *domid,
         }
     }
 }
@@ -106,7 +117,10 @@ impl core::fmt::Display for ControlError {
             Self::TooLong => write!(f, "a line over {MAX_LINE} bytes, dropped"),
             Self::NotText => write!(f, "a line with bytes that are not printable ASCII"),
             Self::Unknown(w) => {
-                write!(f, "unknown request `{w}` (shutdown, xs-write, stall-disk)")
+                write!(
+                    f,
+                    "unknown request `{w}` (shutdown, xs-write, stall-disk, netback-stats)"
+                )
             }
             Self::Usage(u) => write!(f, "usage: {u}"),
         }
@@ -116,6 +130,7 @@ impl core::fmt::Display for ControlError {
 const SHUTDOWN_USAGE: &str = "shutdown <domid> <poweroff|reboot|halt|suspend>";
 const XS_WRITE_USAGE: &str = "xs-write <domid> data/<path> <value>";
 const STALL_USAGE: &str = "stall-disk <domid> <vdev> <on|off>";
+const STATS_USAGE: &str = "netback-stats <domid> <tag>";
 
 /// Parses one line (without its end).
 pub fn parse(line: &str) -> Result<Request, ControlError> {
@@ -185,9 +200,23 @@ pub fn parse(line: &str) -> Result<Request, ControlError> {
                 on,
             })
         }
+        Some("netback-stats") => {
+            let domid = domid(words.get(1), STATS_USAGE)?;
+            let tag = words
+                .get(2)
+                .filter(|t| {
+                    t.len() <= 32 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+                .filter(|_| words.len() == 3)
+                .ok_or(ControlError::Usage(STATS_USAGE))?;
+            Ok(Request::NetbackStats {
+                domid,
+                tag: String::from(*tag),
+            })
+        }
         Some(other) => Err(ControlError::Unknown(String::from(other))),
         None => Err(ControlError::Usage(
-            "shutdown ... | xs-write ... | stall-disk ...",
+            "shutdown ... | xs-write ... | stall-disk ... | netback-stats ...",
         )),
     }
 }
@@ -584,7 +613,7 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn the_three_requests() {
+    fn the_four_requests() {
         assert_eq!(
             parse("shutdown 3 poweroff").unwrap().store_write(),
             Some(("/local/domain/3/control/shutdown".into(), "poweroff".into()))
@@ -609,6 +638,13 @@ mod tests {
             parse("stall-disk 2 xvdb off"),
             Ok(Request::StallDisk { on: false, .. })
         ));
+        assert_eq!(
+            parse("netback-stats 1 before-16").unwrap(),
+            Request::NetbackStats {
+                domid: 1,
+                tag: "before-16".into()
+            }
+        );
     }
 
     #[test]
@@ -631,6 +667,10 @@ mod tests {
             "stall-disk 1 ../xvdb on",
             "stall-disk 1 xvdb on now",
             "stall-disk 1 averyveryverylongdiskname on",
+            "netback-stats 1",
+            "netback-stats 1 a/b",
+            "netback-stats 1 a b",
+            "netback-stats 1 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         ] {
             assert!(matches!(parse(bad), Err(ControlError::Usage(_))), "{bad}");
         }

@@ -53,6 +53,9 @@ fn apply(store: &mut Store, request: &Request) -> bool {
         return false;
     }
     let Some((path, value)) = request.store_write() else {
+        if let Request::NetbackStats { domid, tag } = request {
+            super::net::ask_stats(*domid, tag);
+        }
         if let Request::StallDisk { domid, vdev, on } = request {
             super::blk::set_stalled(*domid, vdev, *on);
             if *on {

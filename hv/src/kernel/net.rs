@@ -13,6 +13,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use netback::Netback;
 use xenbus::Instant;
@@ -64,6 +65,19 @@ impl VifEntry {
             })
             .collect()
     }
+}
+
+/// Snapshots the host asked for (`netback-stats` on hv's control lines): domain and tag.
+static STATS_ASKED: spin::Mutex<Vec<(u16, String)>> = spin::Mutex::new(Vec::new());
+
+/// Whether [`STATS_ASKED`] has any (the per-exit check takes no lock).
+static ANY_ASKED: AtomicBool = AtomicBool::new(false);
+
+/// Asks for one line of counts per vif of domain `domid`, marked `tag`, at the next turn of
+/// the back ends.
+pub fn ask_stats(domid: u16, tag: &str) {
+    STATS_ASKED.lock().push((domid, String::from(tag)));
+    ANY_ASKED.store(true, Ordering::Release);
 }
 
 /// One vif served.
@@ -210,6 +224,7 @@ impl Net {
         domid: u16,
         now: Instant,
     ) {
+        self.answer_stats();
         let deadline = Instant::from_nanos(now.as_nanos().saturating_add(XS_DEADLINE_NS));
         let mut sent: Vec<(PortId, Vec<u8>)> = Vec::new();
         for inst in self.instances.iter_mut().filter(|i| i.domid == domid) {
@@ -254,6 +269,32 @@ impl Net {
             self.switch_frame(domains, from, &frame, now);
         }
         self.flush(domains);
+    }
+
+    /// Logs the lines [`ask_stats`] asked for: per vif, its frames both ways, the exits of its
+    /// domain after which it ran, and the notifications it sent both ways, so far.
+    fn answer_stats(&self) {
+        if !ANY_ASKED.swap(false, Ordering::Acquire) {
+            return;
+        }
+        let asked = core::mem::take(&mut *STATS_ASKED.lock());
+        for (domid, tag) in asked {
+            let mut any = false;
+            for inst in self.instances.iter().filter(|i| i.domid == domid) {
+                any = true;
+                let s = inst.back.stats();
+                hvlog!(
+                    "d{domid}: netback vif{} at {tag}: frames {} exits {} notifications {}",
+                    inst.devid,
+                    s.tx_frames + s.rx_frames,
+                    inst.exits,
+                    s.tx_notifications + s.rx_notifications
+                );
+            }
+            if !any {
+                hvlog!("control: d{domid} has no vif (netback-stats {tag})");
+            }
+        }
     }
 
     /// Takes what QEMU's NIC received and switches it to the vifs.

@@ -559,9 +559,35 @@ fn one_round(
             Box::new(move |a: &str| net::requests_per_s(a, c, n)),
         ));
     }
+    if hv_up.is_ok() {
+        for c in CONNECTIONS {
+            for what in ["VM exits", "notifications"] {
+                let mut declared = snapshot_row();
+                declared.name = snapshot_row_name(what, c);
+                rows.declare(declared, &[System::PvguestHv]);
+            }
+        }
+    }
     for (name, measure) in &measures {
         for (system, addr) in &up {
-            match measure(addr) {
+            // hv's netback counts around its request rows (`netback-stats` on hv's control
+            // lines; hv logs them at the domain's next exit, so the harness waits a moment).
+            let tag = name
+                .strip_prefix("requests/s, ")
+                .and_then(|r| r.split_whitespace().next())
+                .filter(|_| *system == System::PvguestHv);
+            let snapshot = |when: &str| {
+                if let Some(c) = tag {
+                    let _ = hv_app.control.send(crate::hv::qemu::Control::Line(format!(
+                        "netback-stats 1 {when}-{c}"
+                    )));
+                    std::thread::sleep(SNAPSHOT_WAIT);
+                }
+            };
+            snapshot("before");
+            let measured = measure(addr);
+            snapshot("after");
+            match measured {
                 Ok(v) => {
                     println!("bench: {} {name}: {}", system.label(), report::num(v));
                     rows.add(
@@ -580,6 +606,30 @@ fn one_round(
     let xen_booted = xen.stop();
     match hv_booted {
         Ok(log) => {
+            for c in CONNECTIONS {
+                let (Some(a), Some(b)) = (
+                    netback_snapshot(&log, &format!("before-{c}")),
+                    netback_snapshot(&log, &format!("after-{c}")),
+                ) else {
+                    println!("bench: hv logged no netback counts around {c} connection(s)");
+                    continue;
+                };
+                let frames = b.frames.saturating_sub(a.frames);
+                if frames == 0 {
+                    continue;
+                }
+                for (what, n) in [
+                    ("VM exits", b.exits.saturating_sub(a.exits)),
+                    ("notifications", b.notes.saturating_sub(a.notes)),
+                ] {
+                    rows.add(
+                        &snapshot_row_name(what, c),
+                        snapshot_row,
+                        System::PvguestHv,
+                        n as f64 / frames as f64,
+                    );
+                }
+            }
             if let Some((exits, notes)) = netback_per_frame(&log) {
                 for (what, v) in [("VM exits", exits), ("notifications", notes)] {
                     rows.add(
@@ -762,6 +812,55 @@ fn bench_lines(rows: &mut Rows, system: System, lines: &[String]) {
             ),
             None => println!("bench: {}: no `BENCH {key}` line", system.label()),
         }
+    }
+}
+
+/// The row of hv's netback `what` (exits or notifications) per frame over the request row
+/// with `c` connections.
+fn snapshot_row_name(what: &str, c: u64) -> String {
+    format!("{what} per frame, {c} keep-alive connection(s) (hv netback)")
+}
+
+/// The rows of [`snapshot_row_name`].
+fn snapshot_row() -> Row {
+    Row::new(
+        "network",
+        "",
+        "per frame",
+        Kind::Count,
+        "hv's netback counts (`netback-stats` control line) before and after the request row \
+         on hv, 0.3 s of rest on each side included",
+    )
+}
+
+/// How long the bench waits after asking hv for its netback counts (hv answers at the
+/// domain's next exit).
+const SNAPSHOT_WAIT: Duration = Duration::from_millis(300);
+
+/// hv's netback counts for domain 1's vif0 at one moment.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NetbackSnapshot {
+    /// Frames both ways.
+    pub frames: u64,
+    /// Exits of the domain after which the back end ran.
+    pub exits: u64,
+    /// Notifications sent both ways.
+    pub notes: u64,
+}
+
+/// The `hv: d1: netback vif0 at <tag>: frames F exits E notifications N` line of `serial`.
+pub fn netback_snapshot(serial: &str, tag: &str) -> Option<NetbackSnapshot> {
+    let marker = format!("hv: d1: netback vif0 at {tag}: ");
+    let line = serial.lines().find(|l| l.contains(&marker))?;
+    let rest = line.split(&marker).nth(1)?;
+    let w: Vec<&str> = rest.split_whitespace().collect();
+    match w.as_slice() {
+        ["frames", f, "exits", e, "notifications", n] => Some(NetbackSnapshot {
+            frames: f.parse().ok()?,
+            exits: e.parse().ok()?,
+            notes: n.parse().ok()?,
+        }),
+        _ => None,
     }
 }
 
@@ -1538,6 +1637,29 @@ fn write_report(report: &Report) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn netback_snapshots_are_read_by_tag() {
+        let log = "[ 3.1] hv: d1: netback vif0 at before-16: frames 100 exits 40 notifications 9\n\
+                   [ 4.2] hv: d1: netback vif0 at after-16: frames 1100 exits 140 notifications 29\n";
+        assert_eq!(
+            netback_snapshot(log, "after-16"),
+            Some(NetbackSnapshot {
+                frames: 1100,
+                exits: 140,
+                notes: 29
+            })
+        );
+        assert_eq!(
+            netback_snapshot(log, "before-16").map(|s| s.frames),
+            Some(100)
+        );
+        assert_eq!(netback_snapshot(log, "before-1"), None);
+        assert_eq!(
+            netback_snapshot("hv: d1: netback vif0 at x: frames y", "x"),
+            None
+        );
+    }
 
     #[test]
     fn netback_lines_give_exits_and_notifications_per_frame() {
