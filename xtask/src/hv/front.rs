@@ -30,6 +30,15 @@ const TAKEN_WITHIN: Duration = Duration::from_secs(2);
 /// How long opening a connection to QEMU's forward may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Clients served at once (two threads each); more wait in the front's listen queue.
+const MAX_CLIENTS: u64 = 1024;
+
+/// How long a client may keep its side open (sending nothing) once the guest ended its own.
+const HALF_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Stack of each copying thread (the buffer is on the heap).
+const STACK: usize = 64 << 10;
+
 /// How often `/proc/net/tcp` is read while a connection waits to be taken.
 const POLL: Duration = Duration::from_millis(1);
 
@@ -65,15 +74,36 @@ impl Front {
         let stop = Arc::new(AtomicBool::new(false));
         let gate = Arc::new(Mutex::new(()));
         let (st, sp) = (stats.clone(), stop.clone());
+        let active = Arc::new(AtomicU64::new(0));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if sp.load(Ordering::SeqCst) {
                     return;
                 }
-                let Ok(client) = client else { continue };
+                let Ok(client) = client else {
+                    // Out of descriptors, say: not a busy loop.
+                    std::thread::sleep(POLL);
+                    continue;
+                };
                 st.clients.fetch_add(1, Ordering::Relaxed);
-                let (st, gate) = (st.clone(), gate.clone());
-                std::thread::spawn(move || serve(client, upstream, &gate, &st));
+                // At most MAX_CLIENTS at once: the next waits in the front's listen queue
+                // (a flood costs threads and buffers, not the front).
+                while active.load(Ordering::SeqCst) >= MAX_CLIENTS {
+                    std::thread::sleep(POLL);
+                }
+                active.fetch_add(1, Ordering::SeqCst);
+                let (st, gate, done) = (st.clone(), gate.clone(), active.clone());
+                let spawned = std::thread::Builder::new()
+                    .stack_size(STACK)
+                    .spawn(move || {
+                        serve(client, upstream, &gate, &st);
+                        done.fetch_sub(1, Ordering::SeqCst);
+                    });
+                if spawned.is_err() {
+                    // No thread to be had: this client is turned away (a reset), the next
+                    // is tried.
+                    active.fetch_sub(1, Ordering::SeqCst);
+                }
             }
         });
         Ok(Front {
@@ -144,30 +174,53 @@ fn serve(client: TcpStream, upstream: SocketAddr, gate: &Mutex<()>, stats: &Fron
         reset(&up);
         return;
     };
-    let inbound = std::thread::spawn(move || copy(client2, up2));
-    copy(up, client);
-    let _ = inbound.join();
+    let inbound_done = Arc::new(AtomicBool::new(false));
+    let done = inbound_done.clone();
+    let inbound = std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(move || {
+            copy(&client2, &up2);
+            done.store(true, Ordering::SeqCst);
+        });
+    match inbound {
+        Ok(inbound) => {
+            copy(&up, &client);
+            // The guest ended its side: a client that keeps its own open (and sends nothing)
+            // would hold this pair for good, so after a grace its side is read no more.
+            let until = Instant::now() + HALF_CLOSE_GRACE;
+            while !inbound_done.load(Ordering::SeqCst) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = client.shutdown(Shutdown::Read);
+            let _ = inbound.join();
+        }
+        Err(_) => {
+            reset(&client);
+            reset(&up);
+        }
+    }
 }
 
 /// Copies `from` to `to` until `from` ends (then `to` is shut for writing) or fails (then
 /// both are reset, which also ends the copy the other way).
-fn copy(mut from: TcpStream, mut to: TcpStream) {
+fn copy(from: &TcpStream, to: &TcpStream) {
+    let (mut reader, mut writer) = (from, to);
     let mut buf = vec![0u8; 64 << 10];
     loop {
-        match from.read(&mut buf) {
+        match reader.read(&mut buf) {
             Ok(0) => {
                 let _ = to.shutdown(Shutdown::Write);
                 return;
             }
             Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    reset(&from);
+                if writer.write_all(&buf[..n]).is_err() {
+                    reset(from);
                     return;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => {
-                reset(&to);
+                reset(to);
                 let _ = from.shutdown(Shutdown::Both);
                 return;
             }
