@@ -242,6 +242,7 @@ plain_structs!(
         pod_entries,
         domid
     },
+    hvm::XenHvmEvtchnUpcallVector { vcpu, vector },
     sched::SchedPoll {
         ports,
         nr_ports,

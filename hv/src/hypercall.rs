@@ -19,6 +19,7 @@ mod control;
 mod events;
 mod grants;
 pub mod memory;
+pub mod upcall_vector;
 
 use args::{read_struct, write_field, write_struct};
 
@@ -44,9 +45,10 @@ pub trait HypercallEnv: EventWords + EventPeers + GrantEnv {
     fn deliver_to_dom0(&mut self, dom0_port: u32) -> bool;
     /// System time now, in ns since the domain was built.
     fn now_ns(&self) -> u64;
-    /// Whether an upcall would be delivered at once: `evtchn_upcall_pending` set, a
-    /// callback vector configured and the guest's interrupts enabled (Xen's
-    /// `local_events_need_delivery`).
+    /// Whether an upcall would be delivered at once (Xen's `local_events_need_delivery`):
+    /// the guest's interrupts enabled and either `evtchn_upcall_pending` set with a callback
+    /// vector configured, or vCPU 0's own upcall vector pending in its local APIC or about
+    /// to be ([`upcall_vector::UpcallGate`]).
     fn upcall_deliverable(&self) -> bool;
     /// Moves vCPU 0's `vcpu_info` to `offset` (checked: 8-aligned, the 64 bytes inside the
     /// page) in guest frame `gfn`, copying its contents there (Xen's `map_vcpu_info`);
@@ -97,6 +99,11 @@ pub struct XenState {
     pub timer: Singleshot,
     /// `HVM_PARAM_CALLBACK_IRQ` as the guest set it.
     pub callback_irq: u64,
+    /// vCPU 0's own upcall vector (`HVMOP_set_evtchn_upcall_vector`), if the guest set one.
+    pub upcall_vector: Option<u8>,
+    /// `HVMOP_set_evtchn_upcall_vector` succeeded: the kernel asserts the vector once in the
+    /// local APIC (Xen's `hvm_assert_evtchn_irq` at the call) and clears this.
+    pub upcall_vector_set: bool,
     /// The console's port in this domain (domain 0 drains the ring when it is signalled).
     pub console_port: u32,
     /// The store's port in this domain (domain 0's xenstored serves the ring when it is
@@ -135,6 +142,8 @@ impl XenState {
             grants: GrantTable::new(domid),
             timer: Singleshot::default(),
             callback_irq: 0,
+            upcall_vector: None,
+            upcall_vector_set: false,
             console_port,
             store_port,
             poll_ports: [0; MAX_POLL_PORTS],
@@ -634,6 +643,9 @@ fn hvm_op(
     let (op, arg) = (args[0], args[1]);
     if op == u64::from(h::HVMOP_SET_PARAM) {
         return hvm_set_param(env, params, st, arg);
+    }
+    if op == u64::from(h::HVMOP_SET_EVTCHN_UPCALL_VECTOR) {
+        return upcall_vector::set_evtchn_upcall_vector(env, st, arg);
     }
     if op != u64::from(h::HVMOP_GET_PARAM) {
         return not_implemented();

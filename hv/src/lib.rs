@@ -70,7 +70,15 @@
 //!   `npf=crash` (for debugging; `cargo xtask hv-run --hv-options npf=crash`).
 //! - The local APIC ([`vlapic`], Xen's `hvm/vlapic.c`): one vCPU, so IPIs reach itself or
 //!   nothing; NMI, INIT, SIPI and SMI IPIs are dropped; no TSC-deadline timer (hidden in
-//!   CPUID, its MSR `#GP`); CR8 is not tied to TPR.
+//!   CPUID, its MSR `#GP`); CR8 is not tied to TPR. It carries vCPU 0's own event upcall
+//!   vector once the guest sets one with `HVMOP_set_evtchn_upcall_vector` (offered, as Xen
+//!   4.17 offers it, by `XEN_HVM_CPUID_UPCALL_VECTOR`; Linux 6.1 takes it): Xen's checks
+//!   (`-EFAULT`, a vector below 0x10 `-EINVAL`, a vCPU other than 0 `-ENOENT`, as for a Xen
+//!   domain with `vcpus = 1`), the vector asserted at the call and at each raise of
+//!   `evtchn_upcall_pending` from 0 to 1, delivered as a fixed edge interrupt the guest
+//!   EOIs. hv notices a raise before the guest next runs rather than at the raise (the
+//!   guest cannot run in between, so it sees the same interrupts); Xen logs every call,
+//!   hv the first (then a change of vector).
 //! - Nested page tables come from a per-domain paging pool of Xen's default size (256 pages
 //!   per vCPU plus one per MiB of RAM, as `libxl__get_required_paging_memory`), and a table
 //!   left empty by a remap goes back to the pool; Xen's HAP keeps emptied tables, so a long
@@ -89,7 +97,7 @@
 //!   memory size are refused (libelf would clip them); and the kernel must fit in the
 //!   domain's RAM below the special pages (hv has no other memory to put it in).
 //! - MSRs ([`svm::msr`]) are answered as Xen 4.17 answers a PVH domU on AMD: APIC base
-//!   (stored; no local APIC behind it), PAT, the MTRRs (capability, default type, fixed and
+//!   (the emulated local APIC's: enable, x2APIC mode), PAT, the MTRRs (capability, default type, fixed and
 //!   variable ranges with Xen's checks), DEBUGCTL and the LBR registers (any value, as Xen's
 //!   SVM path takes it; QEMU has no LBR virtualisation, so they are stored only), the AMD
 //!   registers Xen reads as zero or drops writes to, `DE_CFG`, `VM_HSAVE_PA` (the guest's
@@ -100,9 +108,9 @@
 //!   performance counters (vPMU off in Xen answers most of them), `OSVW`, and
 //!   `MSR_IA32_XSS` (so XSAVES is hidden from CPUID).
 //! - CPUID ([`cpuid::policy_leaf`]): the host's leaves filtered by Xen 4.17's default HVM
-//!   featureset and `recalculate_misc`, except that hv also hides the local APIC (APIC,
-//!   x2APIC, TSC-deadline: see the last item), PKU (hv's page walk has no protection keys)
-//!   and XSAVES; the topology and cache leaves Xen synthesises from the vCPU count are
+//!   featureset and `recalculate_misc` (the local APIC and x2APIC offered, as Xen's HVM
+//!   policy offers them), except that hv also hides TSC-deadline (see the last item), PKU
+//!   (hv's page walk has no protection keys) and XSAVES; the topology and cache leaves Xen synthesises from the vCPU count are
 //!   empty or the host's; the leaf counts are the host's.
 //! - Instructions and exceptions kept from the guest ([`svm::emulate::answer`]), as Xen
 //!   4.17's `construct_vmcb` intercepts them and `svm_vmexit_handler` answers a PVH domU:
@@ -146,7 +154,8 @@
 //!   `register_vcpu_time_memory_area`, `get_physid`,
 //!   `send_nmi`, `initialise`, `up`, `down` and the periodic timer (its argument checks are
 //!   Xen's); `HVMOP_set_param` of the guest-settable parameters other than
-//!   `HVM_PARAM_CALLBACK_IRQ`; `SCHEDOP_shutdown_code` and `watchdog`; physdev, mmuext,
+//!   `HVM_PARAM_CALLBACK_IRQ`; the HVM operations other than `set_param`, `get_param` and
+//!   `set_evtchn_upcall_vector`; `SCHEDOP_shutdown_code` and `watchdog`; physdev, mmuext,
 //!   multicall, vm_assist, argo, dm_op, hypfs. `sysctl` and `domctl` answer as Xen's
 //!   dummy XSM policy answers a domU (`-EFAULT`, `-EACCES` for another interface version,
 //!   `-ESRCH` for a domain other than 0 and the caller, else `-EPERM`), except that the

@@ -328,6 +328,28 @@ impl Vlapic {
         (u32::from(irr) & 0xf0 > self.ppr()).then_some(irr)
     }
 
+    /// `vlapic_set_irq(vlapic, vector, 0)` from outside the APIC (an event channel's upcall
+    /// on the vCPU's own vector, `hvm_assert_evtchn_irq`): the vector becomes pending,
+    /// edge-triggered, whether or not the APIC is enabled (it is delivered once it is); a
+    /// vector below 16 sets ESR's receive-illegal bit instead.
+    pub fn assert_edge(&mut self, vector: u8) {
+        self.set_irq(vector);
+    }
+
+    /// Whether `vector` is pending (in IRR) and would be delivered now: the APIC is enabled
+    /// and the vector's priority class is above PPR (a higher vector pending would go first,
+    /// and this one after it).
+    pub fn would_deliver(&self, vector: u8) -> bool {
+        self.accepts(vector)
+            && self.get(reg::IRR + 16 * (u32::from(vector) / 32)) & (1 << (vector % 32)) != 0
+    }
+
+    /// Whether the APIC would deliver `vector` if it became pending now: enabled, and the
+    /// vector's priority class above PPR.
+    pub fn accepts(&self, vector: u8) -> bool {
+        self.enabled() && u32::from(vector) & 0xf0 > self.ppr()
+    }
+
     /// The vector was delivered: from IRR to ISR (`vlapic_ack_pending_irq`).
     pub fn ack(&mut self, vector: u8) {
         self.set_bit(reg::ISR, vector, true);
@@ -741,6 +763,33 @@ mod tests {
         off.mmio_write(reg::ICR, 4, SHORT_SELF | 0x41, 0);
         assert_eq!(off.pending(), None);
         assert_eq!(off.mmio_read(reg::IRR + 0x20, 4, 0), 0);
+    }
+
+    #[test]
+    fn an_upcall_vector_asserted_from_outside_waits_for_the_apic_and_its_eoi() {
+        // Asserted while the APIC is software-disabled: held in IRR, delivered once enabled.
+        let mut v = Vlapic::new(0);
+        v.assert_edge(0xf3);
+        assert_eq!(v.pending(), None);
+        assert!(!v.accepts(0xf3) && !v.would_deliver(0xf3));
+        v.mmio_write(reg::SPIV, 4, 0x1ff, 0);
+        assert!(v.would_deliver(0xf3));
+        assert_eq!(v.pending(), Some(0xf3));
+        v.ack(0xf3);
+        // In service: a second assertion waits for the guest's EOI.
+        v.assert_edge(0xf3);
+        assert!(!v.accepts(0xf3) && !v.would_deliver(0xf3));
+        assert_eq!(v.pending(), None);
+        v.mmio_write(reg::EOI, 4, 0, 0);
+        assert_eq!(v.pending(), Some(0xf3));
+        v.ack(0xf3);
+        v.mmio_write(reg::EOI, 4, 0, 0);
+        assert_eq!(v.pending(), None, "one assertion, one delivery");
+        assert!(v.accepts(0xf3) && !v.would_deliver(0xf3));
+        // A vector below 16 is refused as vlapic_set_irq refuses it.
+        v.assert_edge(0x0f);
+        assert_eq!(v.mmio_read(reg::ESR, 4, 0), ESR_RECEIVE_ILLEGAL);
+        assert_eq!(v.pending(), None);
     }
 
     #[test]

@@ -473,6 +473,18 @@ fn hypercall_enosys(facts: &mut Facts) -> TestResult {
         facts.add(key, r);
         others.push((key, r));
     }
+    // HVMOP_set_evtchn_upcall_vector with what Xen refuses: a vector below 0x10 (-EINVAL,
+    // checked first) and a vCPU the domain does not have (-ENOENT).
+    for (key, vcpu, vector) in [
+        ("upcall-vector-0x0f", 0, 0x0f),
+        ("upcall-vector-vcpu-4096", 4096, 0xf3),
+    ] {
+        // SAFETY: both calls are refused before anything changes (and a platform that took
+        // one fails this test below).
+        let r = answer(unsafe { hypercall::hvm_set_evtchn_upcall_vector(vcpu, vector) })?;
+        facts.add(key, r);
+        others.push((key, r));
+    }
     let console = answer(hypercall::console_io_write(
         b"pvguest: CONSOLEIO_write probe\n",
     ))?;

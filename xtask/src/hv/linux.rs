@@ -2,7 +2,9 @@
 //! ([`crate::linux_domu`]) as a PVH domU on hv, beside pvguest's application, in one boot:
 //!
 //! - `HOST hv-linux-boot`: Linux reaches its init and a shell on its console runs a command
-//!   (`LINUX shell <release> 42`).
+//!   (`LINUX shell <release> 42`), having taken the per-vCPU upcall path as on stock Xen
+//!   4.17 (hv's line `d1: vcpu0 upcall vector 0x.. (HVMOP_set_evtchn_upcall_vector)`: Linux
+//!   falls back to the domain's callback vector when the call fails).
 //! - `HOST hv-linux-blk`: xen-blkfront attaches to hv's blkback; the init makes an ext2
 //!   filesystem on the disk, mounts it, writes a file, mounts it again read-only and reads the
 //!   file back (`LINUX disk xvda <text>`); the host then finds ext2's magic in the image.
@@ -14,7 +16,8 @@
 //! Once the host's `GET /` passed, the host also times a [`BULK_BYTES`] download
 //! (`GET /blob/<n>`) and upload (`POST /sink`) of the domU's nginx with `cargo xtask bench`'s
 //! client ([`crate::bench::net`]), the figures `bench`'s "Linux on Xen" column gives for stock
-//! Xen, and prints them on one `hv-linux: Linux on hv, ...` line (measured, not judged).
+//! Xen, and prints them on one `hv-linux: Linux on hv, ...` line (measured, not judged), as
+//! it prints Linux's boot times on hv ([`boot_times`]) beside QEMU's end.
 //!
 //! hv passes no console input to a domain, so the shell reads its command from a pipe; the
 //! run ends with QEMU stopped once every line is in (Linux's orderly power-off needs an init
@@ -22,7 +25,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -57,9 +60,19 @@ struct Seen {
     disk: Option<String>,
     fetched: Option<String>,
     serving: bool,
-    host_get: Option<Result<(), String>>,
+    /// When the host's first `GET /` was answered, or why it never was.
+    host_get: Option<Result<Instant, String>>,
     rates: Option<Rates>,
+    /// hv's line for the Linux domain's `HVMOP_set_evtchn_upcall_vector`.
+    upcall_vector: Option<String>,
+    /// When the Linux domain's first console line came.
+    first_console: Option<Instant>,
+    /// When its init's `LINUX shell` line came.
+    shell_at: Option<Instant>,
 }
+
+/// What hv logs when the Linux domain (d1) sets vCPU 0's own upcall vector.
+const UPCALL_VECTOR_LINE: &str = "hv: d1: vcpu0 upcall vector ";
 
 /// The Linux domain's words after the init's option `pvxen.<name>=`.
 fn linux_cmdline(fetch: &str) -> String {
@@ -73,13 +86,49 @@ fn linux_cmdline(fetch: &str) -> String {
     format!("{base} pvxen.shell=1 pvxen.disk=xvda pvxen.fetch=http://{APP_IP}/files/{fetch}")
 }
 
-/// The verdict of the boot check from the shell's line.
-fn boot_verdict(shell: Option<&str>) -> Result<(), String> {
+/// The verdict of the boot check from the shell's line and hv's line for the per-vCPU
+/// upcall vector (Linux 6.1 uses it when Xen offers it in CPUID, as stock Xen 4.17 does).
+fn boot_verdict(shell: Option<&str>, upcall_vector: Option<&str>) -> Result<(), String> {
     match shell {
-        Some(l) if l.ends_with(" 42") => Ok(()),
-        Some(l) => Err(format!("the shell answered {l:?}")),
-        None => Err("no `LINUX shell` line: Linux did not reach its shell (serial log)".into()),
+        Some(l) if l.ends_with(" 42") => {}
+        Some(l) => return Err(format!("the shell answered {l:?}")),
+        None => {
+            return Err("no `LINUX shell` line: Linux did not reach its shell (serial log)".into());
+        }
     }
+    match upcall_vector {
+        Some(l) if l.ends_with("(HVMOP_set_evtchn_upcall_vector)") => Ok(()),
+        Some(l) => Err(format!("hv's upcall vector line reads {l:?}")),
+        None => Err(format!(
+            "Linux did not take the per-vCPU upcall vector (no `{UPCALL_VECTOR_LINE}` line: \
+             HVMOP_set_evtchn_upcall_vector refused?)"
+        )),
+    }
+}
+
+/// Linux's boot on hv, measured on the host's clock from QEMU's spawn (hv's own boot and
+/// the domain build included): to the Linux domain's first console line, to its init's
+/// `LINUX shell` line, and to the host's first answered `GET /` of its nginx (the moment
+/// `cargo xtask bench`'s "xl create → answering" ends for Linux on stock Xen).
+fn boot_times(started: Instant, seen: &Seen) -> String {
+    let at = |t: Option<Instant>| match t {
+        Some(t) => format!(
+            "{:.1} s",
+            t.saturating_duration_since(started).as_secs_f64()
+        ),
+        None => "never".to_owned(),
+    };
+    let answered = seen
+        .host_get
+        .as_ref()
+        .and_then(|r| r.as_ref().ok().copied());
+    format!(
+        "Linux's boot from QEMU's start: first console line {}, init's shell line {}, \
+         first 200 of GET / {}",
+        at(seen.first_console),
+        at(seen.shell_at),
+        at(answered)
+    )
 }
 
 /// The verdict of the disk check: the init's line and ext2's magic in the image.
@@ -98,7 +147,7 @@ fn blk_verdict(disk: Option<&str>, image: &[u8]) -> Result<(), String> {
 /// domU fetched from the application.
 fn net_verdict(seen: &Seen, files: &[(String, String)]) -> Result<(), String> {
     match &seen.host_get {
-        Some(Ok(())) => {}
+        Some(Ok(_)) => {}
         Some(Err(e)) => return Err(format!("the host's GET / through the forward: {e}")),
         None => return Err("nginx never served (no `LINUX serving` line)".into()),
     }
@@ -115,13 +164,13 @@ fn net_verdict(seen: &Seen, files: &[(String, String)]) -> Result<(), String> {
     }
 }
 
-/// The host's `GET /` of the domU's nginx.
-fn host_get(addr: &str) -> Result<(), String> {
+/// The host's `GET /` of the domU's nginx: when it was answered.
+fn host_get(addr: &str) -> Result<Instant, String> {
     let mut last = String::new();
     // nginx may print its line a moment before it accepts.
     for _ in 0..20 {
         match crate::http::once(addr, "GET", "/", None) {
-            Ok(r) if r.status == 200 && r.text() == "linux\n" => return Ok(()),
+            Ok(r) if r.status == 200 && r.text() == "linux\n" => return Ok(Instant::now()),
             Ok(r) => last = format!("status {} body {:?}", r.status, r.text()),
             Err(e) => last = format!("{e:#}"),
         }
@@ -131,7 +180,7 @@ fn host_get(addr: &str) -> Result<(), String> {
 }
 
 /// The host's `GET /`, then (if it passed) the timed download and upload.
-fn host_side(addr: &str) -> (Result<(), String>, Option<Rates>) {
+fn host_side(addr: &str) -> (Result<Instant, String>, Option<Rates>) {
     let get = host_get(addr);
     if get.is_err() {
         return (get, None);
@@ -236,12 +285,13 @@ pub fn linux_checks(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
     let (control, lines) = std::sync::mpsc::channel::<Control>();
     let addr = format!("127.0.0.1:{port}");
     let mut seen = Seen::default();
-    type HostSide = (Result<(), String>, Option<Rates>);
+    type HostSide = (Result<Instant, String>, Option<Rates>);
     let mut getter: Option<std::thread::JoinHandle<HostSide>> = None;
     // QEMU quits once the domU's lines are in and the host's side is done, whichever is last:
     // each side sets its flag, then quits if the other's is set (one of them sees both).
     let lines_done = Arc::new(AtomicBool::new(false));
     let host_done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
     let booted = super::boot_with_control(
         "hv-test",
         hv,
@@ -251,15 +301,22 @@ pub fn linux_checks(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
         (super::HV_OPTIONS, None),
         Some(lines),
         |line| {
+            if let Line::Hv(text) = line
+                && text.starts_with(UPCALL_VECTOR_LINE)
+            {
+                seen.upcall_vector = Some(text.clone());
+            }
             let Line::Guest(1, text) = line else {
                 return;
             };
+            seen.first_console.get_or_insert_with(Instant::now);
             // The shell's prompt may precede a line (it shares the console).
             let Some(text) = text.find("LINUX ").and_then(|at| text.get(at..)) else {
                 return;
             };
             if let Some(rest) = text.strip_prefix("LINUX shell ") {
                 seen.shell = Some(rest.to_owned());
+                seen.shell_at.get_or_insert_with(Instant::now);
             } else if let Some(rest) = text.strip_prefix("LINUX disk ") {
                 seen.disk = Some(rest.to_owned());
             } else if let Some(rest) = text.strip_prefix("LINUX fetched ") {
@@ -292,9 +349,10 @@ pub fn linux_checks(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
     }
     let image = std::fs::read(&disk).unwrap_or_default();
     println!(
-        "hv-linux: QEMU -m {QEMU_MEMORY_MIB}, Linux {LINUX_MEMORY_MIB} MiB; ended {:?} after {:.1} s; serial log {}",
+        "hv-linux: QEMU -m {QEMU_MEMORY_MIB}, Linux {LINUX_MEMORY_MIB} MiB; ended {:?} after {:.1} s; {}; serial log {}",
         booted.end,
         booted.wall.as_secs_f64(),
+        boot_times(started, &seen),
         booted.serial_log.display()
     );
     if let Some(t) = booted
@@ -307,7 +365,10 @@ pub fn linux_checks(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
     }
     println!("{}", rates_line(seen.rates.as_ref()));
     for (name, verdict) in [
-        ("boot", boot_verdict(seen.shell.as_deref())),
+        (
+            "boot",
+            boot_verdict(seen.shell.as_deref(), seen.upcall_vector.as_deref()),
+        ),
         ("blk", blk_verdict(seen.disk.as_deref(), &image)),
         ("net", net_verdict(&seen, &site.files)),
     ] {
@@ -327,9 +388,13 @@ mod tests {
 
     #[test]
     fn each_check_fails_without_its_evidence() {
-        assert!(boot_verdict(Some("6.1.0-57-amd64 42")).is_ok());
-        assert!(boot_verdict(Some("6.1.0-57-amd64 41")).is_err());
-        assert!(boot_verdict(None).is_err());
+        let upcall = Some("hv: d1: vcpu0 upcall vector 0xf3 (HVMOP_set_evtchn_upcall_vector)");
+        assert!(upcall.is_some_and(|l| l.starts_with(UPCALL_VECTOR_LINE)));
+        assert!(boot_verdict(Some("6.1.0-57-amd64 42"), upcall).is_ok());
+        assert!(boot_verdict(Some("6.1.0-57-amd64 41"), upcall).is_err());
+        assert!(boot_verdict(None, upcall).is_err());
+        // Linux fell back to the domain's callback vector: the boot check fails.
+        assert!(boot_verdict(Some("6.1.0-57-amd64 42"), None).is_err());
         let mut image = vec![0u8; 4096];
         assert!(blk_verdict(Some("xvda written by linux on 6.1"), &image).is_err());
         image[1080..1082].copy_from_slice(&[0x53, 0xef]);
@@ -338,7 +403,7 @@ mod tests {
         assert!(blk_verdict(None, &image).is_err());
         let files = vec![("a.txt".to_owned(), "ab12".to_owned())];
         let mut seen = Seen {
-            host_get: Some(Ok(())),
+            host_get: Some(Ok(Instant::now())),
             fetched: Some("a.txt ab12".into()),
             ..Seen::default()
         };
@@ -346,6 +411,13 @@ mod tests {
         seen.fetched = Some("a.txt ab13".into());
         assert!(net_verdict(&seen, &files).is_err());
         seen.fetched = Some("a.txt ab12".into());
+        seen.first_console = Some(Instant::now());
+        let started = seen.first_console.unwrap() - Duration::from_millis(2500);
+        let times = boot_times(started, &seen);
+        assert!(
+            times.contains("first console line 2.5 s, init's shell line never"),
+            "{times}"
+        );
         seen.host_get = Some(Err("refused".into()));
         assert!(net_verdict(&seen, &files).is_err());
         seen.host_get = None;

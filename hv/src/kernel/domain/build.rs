@@ -370,6 +370,7 @@ impl Domain {
             clock,
             grant_frames: [0; crate::grant::MAX_FRAMES as usize],
             waiting: None,
+            upcall_seen: false,
             yielded: false,
             stats: Default::default(),
             counters: Counters::new(),

@@ -9,6 +9,7 @@ use crate::grant::{self, Foreign, Frame, GrantEnv};
 use crate::guest::phys::{GuestPhys, PAGE_SIZE};
 use crate::guest::walk::{self, PagingState};
 use crate::hypercall::memory::{Ledger, Reservation};
+use crate::hypercall::upcall_vector::UpcallGate;
 use crate::hypercall::{GuestFault, HypercallEnv};
 use crate::npt::GPA_LIMIT;
 use crate::time::Clock;
@@ -181,9 +182,8 @@ pub(super) struct Env<'a> {
     pub(super) xenstore: &'a mut super::super::xenstore::Xenstore,
     pub(super) grant_frames: &'a mut [u64; grant::MAX_FRAMES as usize],
     pub(super) clock: &'a Clock,
-    /// The guest's IF is set and it is outside an interrupt shadow, and it has a
-    /// callback vector: an upcall would be delivered at once.
-    pub(super) upcall_open: bool,
+    /// How an upcall would reach the vCPU at once, as it was when the hypercall came.
+    pub(super) upcall: UpcallGate,
     /// The frames the domain owns and its page count.
     pub(super) ledger: &'a mut Ledger,
     /// The other domains (the calling domain's slot is empty meanwhile).
@@ -359,7 +359,7 @@ impl HypercallEnv for Env<'_> {
     }
 
     fn upcall_deliverable(&self) -> bool {
-        self.upcall_open && self.words().upcall_pending()
+        self.upcall.deliverable(self.words().upcall_pending())
     }
 
     fn map_vcpu_info(&mut self, gfn: u64, offset: u32) -> Result<(), XenErrno> {

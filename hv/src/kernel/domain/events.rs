@@ -4,6 +4,15 @@
 //! `hvm_vcpu_has_pending_irq` ranks the callback vector before the LAPIC), and the waits
 //! of `HLT`, `SCHEDOP_block` and `SCHEDOP_poll`.
 //!
+//! A vCPU with its own upcall vector (`HVMOP_set_evtchn_upcall_vector`) takes its upcalls
+//! through the local APIC instead: Xen's `vcpu_mark_events_pending` asserts the vector each
+//! time it raises `evtchn_upcall_pending` from 0 to 1. hv raises the flag in many places
+//! (event channels, timers, other domains' sends), always while the guest is not running,
+//! and the guest only clears it; so the flag found set before the guest runs again, where
+//! the guest left it clear at its last exit, is exactly such a raise, and the vector is
+//! asserted then ([`Domain::assert_upcall_vector`], before each entry and each look at a
+//! wait).
+//!
 //! A wait is a state, not a loop: the exit that starts it records what the vCPU waits for,
 //! and the machine's scheduler runs other domains meanwhile; before each choice it asks
 //! every waiting domain whether its wait is over ([`Domain::wait_over`]: its timer fired,
@@ -77,13 +86,49 @@ impl Domain {
         self.msrs.vlapic.fire_timer(now)
     }
 
+    /// With vCPU 0's own upcall vector: if hv raised `evtchn_upcall_pending` since the guest
+    /// last ran, the vector becomes pending in the local APIC (Xen's `hvm_assert_evtchn_irq`
+    /// from `vcpu_mark_events_pending`), once per raise.
+    fn assert_upcall_vector(&mut self) {
+        let pending = self.words().upcall_pending();
+        if let Some(v) = self.xen.upcall_vector
+            && pending
+            && !self.upcall_seen
+        {
+            self.msrs.vlapic.assert_edge(v);
+        }
+        self.upcall_seen = pending;
+    }
+
+    /// `HVMOP_set_evtchn_upcall_vector` set vCPU 0's vector (it was `before`): asserted at
+    /// once whatever `evtchn_upcall_pending` says, as Xen's call does (the guest takes one
+    /// upcall that may find nothing), and logged the first time (then when it changes).
+    pub(super) fn upcall_vector_set(&mut self, before: Option<u8>) {
+        let Some(v) = self.xen.upcall_vector else {
+            return;
+        };
+        self.msrs.vlapic.assert_edge(v);
+        let id = self.domid();
+        if before.is_none() {
+            // Once per domain (the vector is never unset): the hv-linux check looks for it.
+            crate::hvlog!("d{id}: vcpu0 upcall vector {v:#x} (HVMOP_set_evtchn_upcall_vector)");
+        } else if before != Some(v) {
+            guest_log!(
+                self.guest_log,
+                "d{id}: vcpu0 upcall vector {v:#x} (HVMOP_set_evtchn_upcall_vector)"
+            );
+        }
+    }
+
     /// Before each VMRUN: the timers (fired if due), then the upcall (injected, or the
     /// window requested), else the local APIC's highest pending vector (injected and moved
-    /// to in-service, or the window requested). The machine arms its APIC timer for
+    /// to in-service, or the window requested; vCPU 0's own upcall vector, asserted first if
+    /// hv raised the upcall, among them). The machine arms its APIC timer for
     /// [`Self::timer_deadline`].
     pub fn before_entry(&mut self) {
         self.fire_timer();
         self.fire_lapic_timer();
+        self.assert_upcall_vector();
         let pending = self.words().upcall_pending();
         let c = &mut self.vmcb.control;
         let mut decision = inject::upcall(
@@ -111,6 +156,9 @@ impl Domain {
             Upcall::Inject(ev) if lapic.is_some() => {
                 if let Some(v) = lapic {
                     self.msrs.vlapic.ack(v);
+                    if self.xen.upcall_vector == Some(v) {
+                        self.stats.injected += 1;
+                    }
                 }
                 c.event_inj = ev;
                 c.vintr = inject::clear_window(c.vintr);
@@ -171,6 +219,7 @@ impl Domain {
         let deadline = self.wait_deadline();
         let raised = self.fire_timer();
         self.fire_lapic_timer();
+        self.assert_upcall_vector();
         // An interrupt the local APIC would deliver ends any wait (Xen's `vcpu_kick`).
         let lapic = self.msrs.vlapic.pending().is_some();
         let (wait, start) = self.waiting.as_mut()?;

@@ -6,6 +6,7 @@ use crate::cpuid;
 use crate::guest::phys::{PAGE_SIZE, write_bytes};
 use crate::guest::walk::{PagingState, copy_from_guest};
 use crate::guest_log;
+use crate::hypercall::upcall_vector::UpcallGate;
 use crate::hypercall::{self, Action};
 use crate::svm::decode::{self, Mode, Opcode};
 use crate::svm::emulate::{self, Answer, EFER_LMA, EFER_SVME, PortIo};
@@ -257,9 +258,14 @@ impl Domain {
         let paging = self.paging();
         let s = &self.vmcb.save;
         let params = self.params;
-        let upcall_open = s.rflags & RFLAGS_IF != 0
-            && self.vmcb.control.interrupt_shadow & 1 == 0
-            && self.xen.callback_vector().is_some();
+        let vector = self.xen.upcall_vector;
+        let apic = &self.msrs.vlapic;
+        let upcall = UpcallGate {
+            open: s.rflags & RFLAGS_IF != 0 && self.vmcb.control.interrupt_shadow & 1 == 0,
+            callback: self.xen.callback_vector().is_some(),
+            vector_pending: vector.is_some_and(|v| apic.would_deliver(v)),
+            vector_on_raise: vector.is_some_and(|v| apic.accepts(v)) && !self.upcall_seen,
+        };
         let callback_before = self.xen.callback_irq;
         let mut env = Env {
             mem: &mut self.mem,
@@ -275,7 +281,7 @@ impl Domain {
             xenstore: &mut self.xenstore,
             grant_frames: &mut self.grant_frames,
             clock: &self.clock,
-            upcall_open,
+            upcall,
             ledger: &mut self.ledger,
             peers,
             held: &mut host.held,
@@ -287,6 +293,9 @@ impl Domain {
         }
         if self.xen.callback_irq != callback_before {
             self.log_callback();
+        }
+        if core::mem::take(&mut self.xen.upcall_vector_set) {
+            self.upcall_vector_set(vector);
         }
         if !out.implemented {
             self.counters.enosys += 1;

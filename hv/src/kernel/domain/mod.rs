@@ -144,6 +144,10 @@ pub struct Domain {
     grant_frames: [u64; crate::grant::MAX_FRAMES as usize],
     /// What the vCPU waits for, if it waits, and since when (TSC).
     waiting: Option<(Wait, u64)>,
+    /// vCPU 0's `evtchn_upcall_pending` at its last exit: with its own upcall vector, a
+    /// pending flag hv finds set where the guest left it clear was raised by hv since, and
+    /// asserts the vector (`events`).
+    upcall_seen: bool,
     /// The vCPU asked to give the CPU away (`SCHEDOP_yield`).
     pub yielded: bool,
     /// Upcalls injected, VIRQ_TIMER events raised, waits for a timer or an event.
@@ -168,6 +172,7 @@ impl Domain {
         // intercepts include VMRUN, and the nested tables map only the domain's frames.
         unsafe { svm::run(self.vmcb_pa, &mut self.regs) };
         let code = self.vmcb.control.exitcode;
+        self.upcall_seen = self.words().upcall_pending();
         self.counters.exit(code);
         self.trace.exit(code, self.vmcb.save.rip);
         // The event injected at this VMRUN was delivered, or the exit interrupted its

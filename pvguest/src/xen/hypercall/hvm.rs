@@ -1,4 +1,5 @@
-//! `HYPERVISOR_hvm_op`: HVM parameters of this domain.
+//! `HYPERVISOR_hvm_op`: HVM parameters of this domain, and the per-vCPU upcall vector's
+//! refusals.
 
 use super::*;
 
@@ -19,6 +20,25 @@ pub fn hvm_get_param(index: u32) -> Result<u64, HypercallError> {
         )
     }?)?;
     Ok(p.value)
+}
+
+/// `HVMOP_set_evtchn_upcall_vector` for vCPU `vcpu` and `vector`: Xen's raw answer.
+///
+/// # Safety
+/// A call Xen takes makes `vector` vCPU `vcpu`'s upcall from then on, a local APIC
+/// interrupt asserted at once: the caller passes arguments Xen refuses (a self-test's
+/// probe), or has an IDT entry for `vector` that handles events and EOIs it.
+pub unsafe fn hvm_set_evtchn_upcall_vector(vcpu: u32, vector: u8) -> Result<i64, HypercallError> {
+    let mut arg = abi::hvm::XenHvmEvtchnUpcallVector { vcpu, vector };
+    // SAFETY: `arg` is a live xen_hvm_evtchn_upcall_vector that Xen only reads (8 bytes, its
+    // padding included); the caller vouches for the effect of a call Xen takes.
+    unsafe {
+        hypercall2(
+            x::HYPERVISOR_HVM_OP,
+            abi::hvm::HVMOP_SET_EVTCHN_UPCALL_VECTOR.into(),
+            ptr_mut(&mut arg),
+        )
+    }
 }
 
 /// `HVMOP_set_param` for this domain.
