@@ -270,20 +270,26 @@ impl GrantTable {
         }
     }
 
+    /// `gnttab_copy_lock_domain` as Xen 4.17 has it (since 4.15's "common: don't require use
+    /// of DOMID_SELF"): the domain is looked up first (`GNTST_bad_domain` if none has the
+    /// id), then only the calling domain, by `DOMID_SELF` or its own id, may name a frame
+    /// directly (`GNTST_permission_denied`). Stock Xen 4.17.7 answers a frame of an id
+    /// nobody has with `GNTST_bad_domain`, which the older order (the frame check first)
+    /// would not.
     fn lock_domain(&self, env: &impl GrantEnv, ptr: &CopyPtr, is_gref: bool) -> Result<Dom, i16> {
-        // Only DOMID_SELF may name a frame directly.
-        if ptr.domid != abi::xen::DOMID_SELF && !is_gref {
+        let dom = if ptr.domid == abi::xen::DOMID_SELF || ptr.domid == self.domid {
+            Dom::Own
+        } else if ptr.domid == 0 {
+            Dom::Dom0
+        } else if env.foreign_exists(ptr.domid) {
+            Dom::Other(ptr.domid)
+        } else {
+            return Err(g::GNTST_BAD_DOMAIN);
+        };
+        if !is_gref && !matches!(dom, Dom::Own) {
             return Err(g::GNTST_PERMISSION_DENIED);
         }
-        if ptr.domid == abi::xen::DOMID_SELF || ptr.domid == self.domid {
-            Ok(Dom::Own)
-        } else if ptr.domid == 0 {
-            Ok(Dom::Dom0)
-        } else if env.foreign_exists(ptr.domid) {
-            Ok(Dom::Other(ptr.domid))
-        } else {
-            Err(g::GNTST_BAD_DOMAIN)
-        }
+        Ok(dom)
     }
 
     /// Whether some mapping pins `gref`, by which domain, and whether one pins it writable.

@@ -129,12 +129,6 @@
 //! - The `hostile` self-test group's classes whose answers differ from stock Xen 4.17's
 //!   (xtask's `compare::HOSTILE_DIVERGENCES`; their call counts and verdicts are still
 //!   compared):
-//!   - `hostile.frames`: a `GNTTABOP_copy` from another domain's frame (not a grant) gets
-//!     `GNTST_permission_denied` as xen/common/grant_table.c:2881 (`gnttab_copy_lock_domain`)
-//!     reads, where the stock Xen 4.17.7 build here answers `GNTST_bad_domain` for an id
-//!     that no domain has (not yet understood). `XENMEM_remove_from_physmap` answers as Xen
-//!     for a frame with nothing behind it (`-ENOENT`, xen/common/memory.c:1646); removing a
-//!     page that is there is not implemented yet (`-ENOSYS`).
 //!   - `hostile.msrs`: reading the TSC MSR is `#GP` (Xen returns the guest's TSC,
 //!     xen/arch/x86/hvm/hvm.c:3539), and so is `MSR_AMD_PATCHLEVEL` (Xen forwards the host's
 //!     microcode revision, xen/arch/x86/msr.c:131); a PAT write with reserved memory types is
@@ -249,7 +243,10 @@
 //!   already below them (Xen allocates there). A domain's record of frames outside its RAM
 //!   block holds at most 1024 runs (a populate that needs more fails, as for no memory).
 //!   Reading a ballooned-out page crashes the domain (see the nested page fault item).
-//!   `XENMEM_exchange`, `maximum_gpfn` and populate-on-demand are not implemented.
+//!   `XENMEM_exchange`, `maximum_gpfn` and populate-on-demand are not implemented;
+//!   `XENMEM_remove_from_physmap` answers as Xen for a frame with nothing behind it
+//!   (`-ENOENT`, xen/common/memory.c:1646), and removing a page that is there is not
+//!   implemented (`-ENOSYS`).
 #![cfg_attr(target_os = "none", no_std)]
 
 extern crate alloc;

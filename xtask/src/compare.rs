@@ -82,12 +82,6 @@ pub const HOSTILE_CLASSES: [&str; 10] = [
 /// and `TEST` lines still are). hv's crate docs (`hv/src/lib.rs`) list the same.
 pub const HOSTILE_DIVERGENCES: &[(&str, &str)] = &[
     (
-        "frames",
-        "a GNTTABOP_copy from a frame (not a grant) of a domain id nobody has is \
-         GNTST_permission_denied on hv, as xen/common/grant_table.c:2881 reads \
-         (gnttab_copy_lock_domain); the stock Xen 4.17.7 build here answers GNTST_bad_domain",
-    ),
-    (
         "msrs",
         "hv #GPs RDMSR of the TSC (xen/arch/x86/hvm/hvm.c:3539) and of MSR_AMD_PATCHLEVEL \
          (xen/arch/x86/msr.c:131), and a PAT with reserved types, which Xen leaves to the \

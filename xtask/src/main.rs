@@ -51,6 +51,8 @@ Commands:
                 (lines prefixed `xs-quota: `), selftest=balloon (lines prefixed `balloon: `),
                 then two multi-domain boots; print TEST/FACT/RESULT/HOST and hv's COUNTER
                 lines, end with `N passed, M failed`
+  hv-isolation  only soak's isolation boot: 10^6 hostile calls beside a victim and a spinner
+                (HOST hv-isolation, HOST hv-hostile with the calls per second)
   hv-linux-test only hv-test's Linux boot: Debian's kernel and the shared initramfs beside the
                 application (HOST hv-linux-boot, hv-linux-blk, hv-linux-net)
   hv-net-test   only hv-test's network boot: the application on hv with its disks and a vif,
@@ -130,6 +132,9 @@ fn main() -> ExitCode {
             hv::net_test(t, crate::xen::blk::LOAD_REQUESTS)
         }),
         "hv-linux-test" => tier("hv-linux-test", "hv linux boot", hv::linux_test),
+        "hv-isolation" => tier("hv-isolation", "hv isolation under attack", |t| {
+            hv::isolation_soak(t)
+        }),
         "bench" => bench::command(&args[1..]),
         "hv-run" => hv::hv_run(&args[1..]),
         "xl" => hv::xl::xl(&args[1..]),

@@ -147,6 +147,10 @@ fn copy_and_pin_through_another_domains_grant() {
     op.flags = 0;
     op.source.domid = 1;
     assert_eq!(t2.copy(&mut two, &op), g::GNTST_PERMISSION_DENIED);
+    // The domain is looked up before the frame is refused (Xen 4.17's order): a frame of
+    // an id nobody has is a bad domain.
+    op.source.domid = 9;
+    assert_eq!(t2.copy(&mut two, &op), g::GNTST_BAD_DOMAIN);
     assert_eq!(t2.copy(&mut two, &from_peer(600)), g::GNTST_BAD_GNTREF);
     // Writing into domain 1's read-only grant is refused; its writable one is written.
     let to_peer = |gref| CopyOp {
@@ -335,10 +339,15 @@ fn copy_refusals_as_xen() {
     let w = copy_op(4, DOMID_SELF, 12, DOMID_SELF, g::GNTCOPY_DEST_GREF);
     assert_eq!(t.copy(&mut e, &w), g::GNTST_GENERAL_ERROR);
     assert_eq!(e.entries[12].flags, RO);
-    // A frame of another domain named without a grant.
+    // A frame of another domain named without a grant; the caller's own id names its own
+    // frames as DOMID_SELF does (Xen 4.15 on).
+    assert_eq!(
+        t.copy(&mut e, &copy_op(3, 0, 4, DOMID_SELF, 0)),
+        g::GNTST_PERMISSION_DENIED
+    );
     assert_eq!(
         t.copy(&mut e, &copy_op(3, 1, 4, DOMID_SELF, 0)),
-        g::GNTST_PERMISSION_DENIED
+        t.copy(&mut e, &copy_op(3, DOMID_SELF, 4, DOMID_SELF, 0))
     );
     assert_eq!(
         t.copy(&mut e, &copy_op(3, DOMID_SELF, 4, 0, 0)),

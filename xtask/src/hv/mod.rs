@@ -106,6 +106,12 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
     net::app_boot(tally, &hv, &guest, crate::xen::blk::SOAK_REQUESTS, slow)
 }
 
+/// `cargo xtask hv-isolation`: only the soak's isolation boot (10^6 hostile calls beside a
+/// victim and a spinner: [`hostile::isolation`]).
+pub fn isolation_soak(tally: &mut Tally) -> Result<()> {
+    hostile::isolation(tally, &build_hv()?, &guest_elf()?, hostile::SOAK_CALLS)
+}
+
 /// `cargo xtask hv-linux-test`: only the Linux boot ([`linux::linux_checks`]).
 pub fn linux_test(tally: &mut Tally) -> Result<()> {
     linux::linux_checks(tally, &build_hv()?, &guest_elf()?)
