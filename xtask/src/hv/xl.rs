@@ -896,6 +896,130 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
     })
 }
 
+/// `HOST run-keep`: `cargo xtask run --keep` (this program, on hv, a free port, a fresh
+/// store) serves; after `xl shutdown` of the application (domain 1) the domain is gone and
+/// hv runs on (`xtask run` still runs, `info` answers with keep and no domain); `xl
+/// shutdown-hv` then ends it, status 0, saying `run: hv ended`. The line is recorded as
+/// `hv: HOST run-keep ...`, beside `run`'s own checks ([`crate::xen::run::run_check`]).
+pub fn run_keep_check(tally: &mut crate::tally::Tally) -> Result<()> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port();
+    let dir = workspace_root()
+        .join("target")
+        .join("pvxen")
+        .join("run-keep-check");
+    std::fs::create_dir_all(&dir)?;
+    let store = dir.join("store.img");
+    let _ = std::fs::remove_file(&store);
+    let exe = std::env::current_exe().context("finding xtask's own executable")?;
+    println!(
+        "run-keep: `cargo xtask run --on hv --keep --port {port} --store {}`",
+        store.display()
+    );
+    let mut command = Command::new(exe);
+    command
+        .args(["run", "--on", "hv", "--keep", "--port", &port.to_string()])
+        .arg("--store")
+        .arg(&store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    crate::xen::qemu::die_with_parent(&mut command);
+    let mut child =
+        crate::xen::qemu::KillOnDrop(command.spawn().context("starting `xtask run --keep`")?);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let mut readers = Vec::new();
+    let stdout = child.0.stdout.take().context("no stdout")?;
+    let stderr = child.0.stderr.take().context("no stderr")?;
+    for (pipe, tag) in [
+        (Box::new(stdout) as Box<dyn Read + Send>, ""),
+        (Box::new(stderr), "stderr: "),
+    ] {
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(format!("{tag}{line}"));
+            }
+        }));
+    }
+    drop(tx);
+    let mut lines = Vec::new();
+    let verdict = (|| -> Result<()> {
+        let until = Instant::now() + Duration::from_secs(600);
+        while !lines
+            .iter()
+            .any(|l: &String| l.starts_with("run: serving on "))
+        {
+            let left = until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.min(Duration::from_secs(1))) {
+                Ok(l) => lines.push(l),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
+                Err(_) => bail!("no `run: serving on` line"),
+            }
+        }
+        let mut c = Client::connect_when_up(&socket_path("run-hv"), Duration::from_secs(30))?;
+        let app = DomRef::Id(1);
+        c.done(Request::Shutdown {
+            dom: app.clone(),
+            reason: Reason::Poweroff,
+        })
+        .context("xl shutdown of the application")?;
+        wait_gone(&mut c, &app, Duration::from_secs(60))?;
+        // hv would have ended by now if it did not keep running.
+        std::thread::sleep(Duration::from_secs(1));
+        if let Some(status) = child.0.try_wait()? {
+            bail!("`xtask run --keep` ended ({status}) with its application");
+        }
+        let info = c.info().context("info after the application powered off")?;
+        if !info.keep || info.domains != 0 {
+            bail!("info after the application powered off: {info:?} (keep, no domain expected)");
+        }
+        lines.extend(rx.try_iter());
+        if !lines.iter().any(|l| l.starts_with("APP stopped")) {
+            bail!("the application powered off without `APP stopped`");
+        }
+        c.done(Request::ShutdownHv).context("xl shutdown-hv")?;
+        let until = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.0.try_wait()? {
+                break status;
+            }
+            if Instant::now() > until {
+                bail!("`xtask run --keep` still runs 60 s after shutdown-hv");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        for r in readers.drain(..) {
+            let _ = r.join();
+        }
+        lines.extend(rx.try_iter());
+        if !status.success() || !lines.iter().any(|l| l.starts_with("run: hv ended")) {
+            bail!(
+                "after shutdown-hv `xtask run --keep` exited with {status}, not 0 saying `run: hv ended`"
+            );
+        }
+        Ok(())
+    })();
+    drop(child);
+    let (ok, line) = match verdict {
+        Ok(()) => (true, "HOST run-keep ok".to_owned()),
+        Err(e) => (false, format!("HOST run-keep FAIL {e:#}")),
+    };
+    println!("{line}");
+    if !ok {
+        lines.extend(rx.try_iter());
+        println!("run-keep: what `xtask run --keep` printed:");
+        for l in lines.iter().rev().take(40).rev() {
+            println!("run-keep|   {l}");
+        }
+    }
+    tally.record(ok, format!("hv: {line}"));
+    Ok(())
+}
+
 /// A disk image in a file's bytes, for the store code.
 struct ImageDisk(Vec<u8>);
 
@@ -1322,24 +1446,35 @@ fn step_reboot(st: &mut State) -> Result<()> {
         );
     }
     // The old one stopped serving (its front ends closed, the store let go) before it
-    // ended with reason reboot, and hv built it again.
-    let ends = st
-        .app_ends
-        .lock()
-        .map_err(|_| anyhow::anyhow!("the serial reader panicked"))?
-        .clone();
-    let mut at = 0;
-    for want in [
+    // ended with reason reboot, and hv built it again: in this order on COM1 (read by the
+    // boot's thread, which may trail the control channel a little).
+    let wants = [
         format!("(d{old}) APP stopped"),
         format!("hv: domain {old} (xl-app) rebooted"),
         format!("hv: domain {old} (xl-app) restarts as domain {new}"),
-    ] {
-        match ends.iter().skip(at).position(|l| l.starts_with(&want)) {
-            Some(i) => at += i + 1,
-            None => bail!("no {want:?} on the serial line after the lines before it: {ends:?}"),
+    ];
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ends = st
+            .app_ends
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the serial reader panicked"))?
+            .clone();
+        let mut at = Some(0);
+        for want in &wants {
+            at = at.and_then(|from| {
+                let i = ends.iter().skip(from).position(|l| l.starts_with(want))?;
+                Some(from + i + 1)
+            });
         }
+        if at.is_some() {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!("not {wants:?} in this order on the serial line: {ends:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(())
 }
 
 fn step_shutdown_wait(st: &mut State) -> Result<()> {
