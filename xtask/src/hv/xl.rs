@@ -967,12 +967,13 @@ pub fn run_keep_check(tally: &mut crate::tally::Tally) -> Result<()> {
             reason: Reason::Poweroff,
         })
         .context("xl shutdown of the application")?;
-        wait_gone(&mut c, &app, Duration::from_secs(60))?;
+        let gone = wait_gone(&mut c, &app, Duration::from_secs(60));
         // hv would have ended by now if it did not keep running.
         std::thread::sleep(Duration::from_secs(1));
         if let Some(status) = child.0.try_wait()? {
             bail!("`xtask run --keep` ended ({status}) with its application");
         }
+        gone.context("waiting for the application to power off")?;
         let info = c.info().context("info after the application powered off")?;
         if !info.keep || info.domains != 0 {
             bail!("info after the application powered off: {info:?} (keep, no domain expected)");
