@@ -11,6 +11,7 @@
 use alloc::format;
 
 use crate::disk;
+use crate::proto::control;
 use crate::service::{self, Net, Storage};
 use crate::xen::{console, shutdown};
 
@@ -63,8 +64,8 @@ pub fn main() -> ! {
     ));
     drop(storage);
     // `halt` ends the domain as `poweroff` does (Xen has no halt reason; Linux powers off).
-    match request.as_deref() {
-        Some("reboot") => shutdown::reboot(),
-        _ => shutdown::poweroff(),
+    match control::ending(request.as_deref()) {
+        control::Ending::Reboot => shutdown::reboot(),
+        control::Ending::Poweroff => shutdown::poweroff(),
     }
 }

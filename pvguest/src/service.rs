@@ -46,6 +46,7 @@ use xenbus::{EventChannel, frontend};
 
 use crate::disk::{BlkDisk, Disk};
 use crate::memory::heap;
+use crate::proto::control;
 use crate::reads;
 use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
 use crate::xen::{events, time, xenstore};
@@ -761,13 +762,13 @@ pub fn serve(
             next_check = now_ns() + 300_000_000;
             checks = checks.wrapping_add(1);
             if let Some(request) = watch.asked(checks) {
-                match suspend::classify(stop_key, &request) {
-                    suspend::Request::Stop => {
+                match control::classify(stop_key, &request) {
+                    control::Request::Stop(_) => {
                         log::info!("service: {stop_key} asks to stop ({request})");
                         stop = Some(request);
                         break;
                     }
-                    suspend::Request::Suspend => {
+                    control::Request::Suspend => {
                         if suspend::suspend_service(net, storage) {
                             // A new domain: new ports, a new xenstore connection.
                             disk_ports = storage.ports();
@@ -775,7 +776,7 @@ pub fn serve(
                         }
                         next_check = 0;
                     }
-                    suspend::Request::Ignore => {
+                    control::Request::Ignore => {
                         log::warn!("service: ignoring {stop_key} = {request:?}");
                     }
                 }

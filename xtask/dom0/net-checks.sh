@@ -14,6 +14,11 @@
 #   kv         PUT, GET, overwrite, a value at the limit and one over it, list, DELETE, 404 after;
 #              leaves `big` and `persist` in the store
 #   persist    what a fresh domain on the same disk answers for `big`, `persist` and the list
+#   reboot     `xl reboot` of the application (the domain $NAME, on_reboot = "restart"): a
+#              value put before, read from the domain xl built again once it serves; xl's
+#              status, the domids before and after, the new domain's state, how many
+#              `APP stopped` and `APP serving` lines the reboot added, the reason codes the
+#              monitoring xl logged (then emptied: run-job.sh's wait-end reads the first)
 #   churn N    N connections opened one after another and then all closed at once; then
 #              whether GET / answers and in how many ms
 #   slow-heads N S  N clients send request heads a line a second for S s (a closed one opens
@@ -118,6 +123,34 @@ kv)
     after=$(req GET /kv/alpha)
     del2=$(req DELETE /kv/alpha)
     echo "put=$put get=$get put2=$put2 get2=$get2 big=$big bigsame=$bigsame toolarge=$toolarge persist=$persist list=$list del=$del after=$after del2=$del2"
+    ;;
+reboot)
+    # A migrated domain's console is logged under `<name>--incoming` (save-checks.sh).
+    logs="/var/log/xen/console/guest-$NAME.log /var/log/xen/console/guest-$NAME--incoming.log"
+    count() { cat $logs 2>/dev/null | grep -c "^$1"; }
+    printf 'kept-across-reboot' > /tmp/vr
+    put=$(req PUT /kv/reboot /tmp/vr)
+    before=$($XL domid "$NAME" 2>/dev/null)
+    serving=$(count 'APP serving')
+    stopped=$(count 'APP stopped')
+    $XL reboot "$NAME" > /tmp/xl-reboot.log 2>&1
+    rc=$?
+    i=0
+    while [ "$(count 'APP serving')" -le "$serving" ] && [ $i -lt 600 ]; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+    after=$($XL domid "$NAME" 2>/dev/null)
+    state=$($XL list "$NAME" 2>/dev/null | awk 'NR == 2 { print $5 }')
+    req GET /kv/reboot > /dev/null; got=$(body)
+    xllog=/var/log/xen/xl-$NAME.log
+    codes=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' "$xllog" 2>/dev/null | tr '\n' ',')
+    [ -f "$xllog" ] && : > "$xllog"
+    # A new domain: run-job.sh counts its time from now.
+    touch /tmp/pvxen.recreated
+    echo "rc=$rc put=$put before=${before:--} after=${after:--} state=${state:--}" \
+        "stopped=$(( $(count 'APP stopped') - stopped )) serving=$(( $(count 'APP serving') - serving ))" \
+        "get=${got:--} codes=${codes:--}"
     ;;
 persist)
     req GET /kv/persist > /dev/null; persist=$(body)

@@ -73,7 +73,9 @@ Commands:
                 http://localhost:8080/ until Ctrl-C
                 (`cargo xtask run --help`: --port, --site, --store)
   run-check     the check `test` makes of `run`: it must answer curl, keep a put value in its
-                store image, and stop cleanly on SIGINT
+                store image, and stop cleanly on SIGINT; on hv, `run --keep` outlives the
+                application until `xl shutdown-hv` (HOST run-keep)
+  run-keep-check  only run-check's HOST run-keep
   net-check     run the host's checks of the guest's HTTP service (files, kv, 16 MiB down and
                 up, malformed requests, load, churn) against a running one, by default
                 `run`'s at 127.0.0.1:8080 (`cargo xtask net-check --help`)
@@ -142,6 +144,7 @@ fn main() -> ExitCode {
         "run" => xen::run::run(&args[1..]).map(|()| ExitCode::SUCCESS),
         "net-check" => hv::net::net_check(&args[1..]),
         "run-check" => tier("run-check", "run check", xen::run::run_check),
+        "run-keep-check" => tier("run-keep-check", "run --keep check", hv::xl::run_keep_check),
         "build" => build::build_guest().map(|elf| {
             println!("{}", elf.display());
             ExitCode::SUCCESS

@@ -2,10 +2,12 @@
 //!
 //! What drivers share (the xenstore client, xenbus, grants, newtypes, [`xenbus::Instant`]) lives
 //! in the `xenbus` crate; here remain:
+//! - [`control`]: what the toolstack asks on `control/shutdown` and how the guest ends for it.
 //! - [`evtchn`]: 2-level event channels: the fair scan, unmask, handlers.
 //! - [`grant_map`]: the guest-physical window where other domains' grants are mapped.
 //! - [`pvclock`]: consistent `vcpu_time_info`/wall-clock reads and TSC → ns scaling.
 
+pub mod control;
 pub mod evtchn;
 pub mod grant_map;
 pub mod pvclock;

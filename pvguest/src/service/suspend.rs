@@ -33,30 +33,6 @@ pub const QUIESCE_MS: u64 = 5_000;
 /// How long reconnecting each device may take after a resume.
 const RECONNECT_MS: u64 = 30_000;
 
-/// What a value of the stop key asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Request {
-    /// Stop serving (`poweroff`, `halt`, `reboot` on `control/shutdown`; anything on another
-    /// key).
-    Stop,
-    /// Suspend and serve on (`suspend` on `control/shutdown`).
-    Suspend,
-    /// Not a request this guest knows (Linux ignores those too).
-    Ignore,
-}
-
-/// What `value` of `key` asks for.
-pub fn classify(key: &str, value: &str) -> Request {
-    if key != "control/shutdown" {
-        return Request::Stop;
-    }
-    match value {
-        "poweroff" | "halt" | "reboot" => Request::Stop,
-        "suspend" => Request::Suspend,
-        _ => Request::Ignore,
-    }
-}
-
 fn say(args: core::fmt::Arguments<'_>) {
     let _ = console::print(format_args!("{args}\n"));
 }

@@ -641,6 +641,15 @@ const RAMDISK_BYTES: usize = 8192;
 /// The store disk's size (a spare virtio-blk drive).
 const STORE_BYTES: usize = 4 << 20;
 
+/// The application's address on QEMU's user network (hv's switch's uplink), where the host
+/// reaches its HTTP service through a `hostfwd`.
+const APP_IP: &str = "10.0.2.15";
+/// The key the host puts through the application's HTTP service before `reboot`, and reads
+/// after it from the domain hv built again.
+const REBOOT_KEY: &str = "xl-reboot";
+/// Its value.
+const REBOOT_VALUE: &[u8] = b"put before the reboot";
+
 /// The bad frames' checks ([`bad_frames`]).
 const BAD_FRAMES: [&str; 3] = ["garbage-frame", "oversized-frame", "half-frame"];
 
@@ -657,6 +666,12 @@ struct State {
     probe_id: u16,
     app_id: u16,
     spin_id: u16,
+    /// The host's port forwarded to the application's port 80.
+    http_port: u16,
+    /// The serial lines about `xl-app`'s ends, as they came: its `APP stopped` lines
+    /// (`(d<id>) APP stopped ...`) and hv's lines naming it (the console of a domain that
+    /// ended is gone, and hv's log ring holds no guest lines).
+    app_ends: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// When the spinning guest's `FACT spin.seconds` line was seen (its spin began).
     spin_began: Option<Instant>,
     /// When it was paused and unpaused.
@@ -667,7 +682,7 @@ struct State {
 type Step = fn(&mut State) -> Result<()>;
 
 /// The steps against the running hv, in order; each needs the ones before it.
-const STEPS: [(&str, Step); 16] = [
+const STEPS: [(&str, Step); 17] = [
     ("info", step_info),
     ("create-paused", step_create_paused),
     ("create-duplicate", step_create_duplicate),
@@ -681,6 +696,7 @@ const STEPS: [(&str, Step); 16] = [
     ("pause", step_pause),
     ("unpause-clock", step_unpause_clock),
     ("console", step_console),
+    ("reboot", step_reboot),
     ("shutdown-wait", step_shutdown_wait),
     ("destroy", step_destroy),
     ("list-empty", step_list_empty),
@@ -699,8 +715,12 @@ const STEPS: [(&str, Step); 16] = [
 /// no console output, no CPU time) and unpaused: its spin of system time ended about
 /// [`SPIN_SECS`] after it began (or at the unpause), not [`PAUSED`] later (its clock ran on
 /// while paused, as Xen's system time does); its console without hv's prefixes, with the
-/// ramdisk as the start info's one module; `shutdown -w` of the application (`APP
-/// stopped`, powered off and preserved), then its `destroy`; `destroy` of the other; `list` empty; a garbage frame, an oversized
+/// ramdisk as the start info's one module; `reboot` of the application (a value put through
+/// its HTTP service before, on hv's switch and QEMU's user network, read after: the store
+/// flushed; `APP stopped`, then the domain built again from its kept config and kernel
+/// under its name and a new id, as xl restarts it, serving and running in `list`);
+/// `shutdown -w` of the application (`APP stopped`, powered off and preserved), then its
+/// `destroy`; `destroy` of the other; `list` empty; a garbage frame, an oversized
 /// one and a half one each answered with an error while hv runs on; `shutdown-hv` ends
 /// QEMU with 33; the store disk still holds the host's key. Returns the lines and verdicts.
 pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
@@ -729,9 +749,10 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
     let app = write_cfg(
         "app",
         format!(
-            "name = \"xl-app\"\ntype = \"pvh\"\nkernel = \"{}\"\ncmdline = \"ip=10.0.0.2/24\"\n\
-             memory = 128\nvif = [ 'mac=00:16:3e:00:32:01' ]\n\
-             disk = [ '{},raw,xvdb,rw' ]\non_poweroff = \"preserve\"\n",
+            "name = \"xl-app\"\ntype = \"pvh\"\nkernel = \"{}\"\n\
+             cmdline = \"ip={APP_IP}/24 gw=10.0.2.2\"\nmemory = 128\n\
+             vif = [ 'mac=00:16:3e:00:32:01' ]\ndisk = [ '{},raw,xvdb,rw' ]\n\
+             on_poweroff = \"preserve\"\non_reboot = \"restart\"\n",
             guest.display(),
             store.display()
         ),
@@ -755,9 +776,37 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
         file: store.clone(),
         read_only: false,
     }];
-    let module = super::Module::Archive(&archive, super::qemu::DEFAULT_MEMORY_MIB, &drives, None);
+    // hv's NIC, the uplink of its switch: the host reaches the application's service.
+    let http_port = std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port();
+    let fwds = [super::qemu::HostFwd {
+        host_port: http_port,
+        guest_ip: APP_IP.parse()?,
+        guest_port: 80,
+    }];
+    let module = super::Module::Archive(
+        &archive,
+        super::qemu::DEFAULT_MEMORY_MIB,
+        &drives,
+        Some(&fwds),
+    );
     let probe_image = loaded_part(&std::fs::read(&probe_kernel)?);
     let guest_image = loaded_part(&std::fs::read(guest)?);
+    let app_ends = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ends = std::sync::Arc::clone(&app_ends);
+    let on_line = move |line: &super::serial::Line| {
+        let keep = match line {
+            super::serial::Line::Guest(d, text) if text.starts_with("APP stopped") => {
+                Some(format!("(d{d}) {text}"))
+            }
+            super::serial::Line::Hv(text) if text.contains(" (xl-app) ") => Some(text.clone()),
+            _ => None,
+        };
+        if let (Some(l), Ok(mut v)) = (keep, ends.lock()) {
+            v.push(l);
+        }
+    };
     std::thread::scope(|scope| {
         let booted = scope.spawn(|| {
             super::boot_with(
@@ -767,7 +816,7 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
                 "hv-xl",
                 XL_TEST_TIMEOUT,
                 (&options, None),
-                |_| {},
+                on_line,
             )
         });
         let mut lines = Vec::new();
@@ -790,6 +839,8 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
                     probe_id: 0,
                     app_id: 0,
                     spin_id: 0,
+                    http_port,
+                    app_ends: std::sync::Arc::clone(&app_ends),
                     spin_began: None,
                     paused: None,
                 };
@@ -843,6 +894,131 @@ pub fn xl_test(hv: &Path, guest: &Path) -> Result<Vec<(bool, String)>> {
         }
         Ok(lines)
     })
+}
+
+/// `HOST run-keep`: `cargo xtask run --keep` (this program, on hv, a free port, a fresh
+/// store) serves; after `xl shutdown` of the application (domain 1) the domain is gone and
+/// hv runs on (`xtask run` still runs, `info` answers with keep and no domain); `xl
+/// shutdown-hv` then ends it, status 0, saying `run: hv ended`. The line is recorded as
+/// `hv: HOST run-keep ...`, beside `run`'s own checks ([`crate::xen::run::run_check`]).
+pub fn run_keep_check(tally: &mut crate::tally::Tally) -> Result<()> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port();
+    let dir = workspace_root()
+        .join("target")
+        .join("pvxen")
+        .join("run-keep-check");
+    std::fs::create_dir_all(&dir)?;
+    let store = dir.join("store.img");
+    let _ = std::fs::remove_file(&store);
+    let exe = std::env::current_exe().context("finding xtask's own executable")?;
+    println!(
+        "run-keep: `cargo xtask run --on hv --keep --port {port} --store {}`",
+        store.display()
+    );
+    let mut command = Command::new(exe);
+    command
+        .args(["run", "--on", "hv", "--keep", "--port", &port.to_string()])
+        .arg("--store")
+        .arg(&store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    crate::xen::qemu::die_with_parent(&mut command);
+    let mut child =
+        crate::xen::qemu::KillOnDrop(command.spawn().context("starting `xtask run --keep`")?);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let mut readers = Vec::new();
+    let stdout = child.0.stdout.take().context("no stdout")?;
+    let stderr = child.0.stderr.take().context("no stderr")?;
+    for (pipe, tag) in [
+        (Box::new(stdout) as Box<dyn Read + Send>, ""),
+        (Box::new(stderr), "stderr: "),
+    ] {
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(format!("{tag}{line}"));
+            }
+        }));
+    }
+    drop(tx);
+    let mut lines = Vec::new();
+    let verdict = (|| -> Result<()> {
+        let until = Instant::now() + Duration::from_secs(600);
+        while !lines
+            .iter()
+            .any(|l: &String| l.starts_with("run: serving on "))
+        {
+            let left = until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.min(Duration::from_secs(1))) {
+                Ok(l) => lines.push(l),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
+                Err(_) => bail!("no `run: serving on` line"),
+            }
+        }
+        let mut c = Client::connect_when_up(&socket_path("run-hv"), Duration::from_secs(30))?;
+        let app = DomRef::Id(1);
+        c.done(Request::Shutdown {
+            dom: app.clone(),
+            reason: Reason::Poweroff,
+        })
+        .context("xl shutdown of the application")?;
+        let gone = wait_gone(&mut c, &app, Duration::from_secs(60));
+        // hv would have ended by now if it did not keep running.
+        std::thread::sleep(Duration::from_secs(1));
+        if let Some(status) = child.0.try_wait()? {
+            bail!("`xtask run --keep` ended ({status}) with its application");
+        }
+        gone.context("waiting for the application to power off")?;
+        let info = c.info().context("info after the application powered off")?;
+        if !info.keep || info.domains != 0 {
+            bail!("info after the application powered off: {info:?} (keep, no domain expected)");
+        }
+        lines.extend(rx.try_iter());
+        if !lines.iter().any(|l| l.starts_with("APP stopped")) {
+            bail!("the application powered off without `APP stopped`");
+        }
+        c.done(Request::ShutdownHv).context("xl shutdown-hv")?;
+        let until = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.0.try_wait()? {
+                break status;
+            }
+            if Instant::now() > until {
+                bail!("`xtask run --keep` still runs 60 s after shutdown-hv");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        for r in readers.drain(..) {
+            let _ = r.join();
+        }
+        lines.extend(rx.try_iter());
+        if !status.success() || !lines.iter().any(|l| l.starts_with("run: hv ended")) {
+            bail!(
+                "after shutdown-hv `xtask run --keep` exited with {status}, not 0 saying `run: hv ended`"
+            );
+        }
+        Ok(())
+    })();
+    drop(child);
+    let (ok, line) = match verdict {
+        Ok(()) => (true, "HOST run-keep ok".to_owned()),
+        Err(e) => (false, format!("HOST run-keep FAIL {e:#}")),
+    };
+    println!("{line}");
+    if !ok {
+        lines.extend(rx.try_iter());
+        println!("run-keep: what `xtask run --keep` printed:");
+        for l in lines.iter().rev().take(40).rev() {
+            println!("run-keep|   {l}");
+        }
+    }
+    tally.record(ok, format!("hv: {line}"));
+    Ok(())
 }
 
 /// A disk image in a file's bytes, for the store code.
@@ -1029,10 +1205,11 @@ fn step_create_vif_disk(st: &mut State) -> Result<()> {
         .lines()
         .find(|l| l.starts_with("APP serving"))
         .unwrap_or_default();
-    // Its vif joined the switch (a static address: no DHCP on hv's switch alone), its
-    // store is the spare drive (the host's key is in it).
-    if !serving.starts_with("APP serving http://10.0.0.2/") || !serving.contains("kv-keys 1") {
-        bail!("{serving:?} (http://10.0.0.2/ and kv-keys 1 expected)");
+    // Its vif joined the switch (a static address on QEMU's user network, the switch's
+    // uplink), its store is the spare drive (the host's key is in it).
+    let want = format!("APP serving http://{APP_IP}/");
+    if !serving.starts_with(&want) || !serving.contains("kv-keys 1") {
+        bail!("{serving:?} ({want} and kv-keys 1 expected)");
     }
     if let Some(l) = console.lines().find(|l| l.contains("store on xvdb")) {
         bail!("the store: {l:?}");
@@ -1198,6 +1375,107 @@ fn step_unpause_clock(st: &mut State) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn step_reboot(st: &mut State) -> Result<()> {
+    let addr = format!("127.0.0.1:{}", st.http_port);
+    let path = format!("/kv/{REBOOT_KEY}");
+    let put = crate::http::once(&addr, "PUT", &path, Some(REBOOT_VALUE))
+        .context("PUT through the forwarded port")?;
+    if put.status != 200 {
+        bail!("PUT {path} answered {} {:?}", put.status, put.text());
+    }
+    let old = st.app_id;
+    st.c.done(Request::Shutdown {
+        dom: DomRef::Name("xl-app".into()),
+        reason: Reason::Reboot,
+    })
+    .context("reboot")?;
+    // Built again under its name as a new domain: xl restarts a rebooted domain with a new
+    // domid (libxl destroys it and creates it again from its config).
+    let until = Instant::now() + Duration::from_secs(30);
+    let new = loop {
+        let list = st.c.list()?;
+        if let Some(r) = list.iter().find(|d| d.name == "xl-app" && d.domid != old) {
+            if list.iter().any(|d| d.domid == old) {
+                bail!(
+                    "the old domain {old} is still listed beside the new {}",
+                    r.domid
+                );
+            }
+            break r.domid;
+        }
+        if Instant::now() > until {
+            let rows: Vec<String> = list
+                .iter()
+                .map(|d| format!("{} {}", d.name, d.domid))
+                .collect();
+            bail!("no xl-app other than domain {old} within 30 s after reboot: {rows:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    st.app_id = new;
+    let (mut from, mut console) = (0, String::new());
+    wait_console(
+        &mut st.c,
+        new,
+        (&mut from, &mut console),
+        "APP serving",
+        Duration::from_secs(60),
+    )?;
+    let serving = console
+        .lines()
+        .find(|l| l.starts_with("APP serving"))
+        .unwrap_or_default();
+    // The host's key and the one put before the reboot.
+    if !serving.starts_with(&format!("APP serving http://{APP_IP}/"))
+        || !serving.contains("kv-keys 2")
+    {
+        bail!("after the reboot: {serving:?} (kv-keys 2 expected)");
+    }
+    let r = row(&mut st.c, new)?.context("list: the new domain is missing")?;
+    let s = r.state();
+    if !(s.starts_with('r') || s.starts_with("-b")) || s.get(2..) != Some("----") {
+        bail!("list after the reboot: {r:?} (running expected)");
+    }
+    let got = crate::http::once(&addr, "GET", &path, None).context("GET after the reboot")?;
+    if got.status != 200 || got.body != REBOOT_VALUE {
+        bail!(
+            "GET {path} after the reboot answered {} {:?}",
+            got.status,
+            got.text()
+        );
+    }
+    // The old one stopped serving (its front ends closed, the store let go) before it
+    // ended with reason reboot, and hv built it again: in this order on COM1 (read by the
+    // boot's thread, which may trail the control channel a little).
+    let wants = [
+        format!("(d{old}) APP stopped"),
+        format!("hv: domain {old} (xl-app) rebooted"),
+        format!("hv: domain {old} (xl-app) restarts as domain {new}"),
+    ];
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ends = st
+            .app_ends
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the serial reader panicked"))?
+            .clone();
+        let mut at = Some(0);
+        for want in &wants {
+            at = at.and_then(|from| {
+                let i = ends.iter().skip(from).position(|l| l.starts_with(want))?;
+                Some(from + i + 1)
+            });
+        }
+        if at.is_some() {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!("not {wants:?} in this order on the serial line: {ends:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn step_shutdown_wait(st: &mut State) -> Result<()> {

@@ -35,6 +35,10 @@
 //! - `HOST xen-save-restore`, `HOST xen-save-checkpoint`, `HOST xen-migrate-localhost`: the
 //!   application (with 32 MiB) saved and restored, checkpointed, and migrated to this host
 //!   while it serves a download ([`super::save`]), after `net-stalled-disk`.
+//! - `HOST xen-xl-reboot`: `xl reboot` of the application (`on_reboot = "restart"` in its
+//!   config): a value put before is read from the domain xl built again, under a new domid,
+//!   running, after the old one said `APP stopped` and the new one `APP serving`
+//!   ([`app_reboot`]); then `HOST xen-xl-shutdown`: `xl shutdown` of it powers it off.
 //! - Last, the `blk` group once more on a fresh create with every negotiated feature off
 //!   ([`features_off_cmdline`]), so that the plain paths stay tested against Linux blkback: its
 //!   `TEST` lines are units (`stock Xen features off: TEST ...`), and `HOST xen-run-blk-off`
@@ -532,6 +536,12 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     ));
     // xl save + restore, save -c, migrate to this host, each across a download (save.rs).
     steps.extend(super::save::steps());
+    // The toolstack's reboot (control/shutdown = reboot): the application stops serving and
+    // ends with reason reboot, and xl builds it again from its config (`HOST xen-xl-reboot`).
+    steps.push(run(
+        "app-reboot",
+        &format!("sh /pvxen/net-checks.sh {GUEST_IP} reboot"),
+    ));
     // The toolstack's shutdown (control/shutdown = poweroff): the application stops serving
     // and powers off (`HOST xen-xl-shutdown`, issue 32's name).
     steps.push(run(
@@ -562,10 +572,10 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         "disk = [ 'format=raw, vdev=xvda, access=ro, target=/tmp/xvda.img',\n\
          \x20        'format=raw, vdev=xvdb, access=rw, target=/dev/mapper/{STALL_TARGET}' ]\n"
     );
-    configs.push((
-        "guest-app.cfg".to_owned(),
-        super::save::small(&xl_config(&app_cmdline(), &format!("{app_disks}{vif}"))?),
-    ));
+    // `xl reboot` restarts it: xl's monitor builds the domain again from its config (the
+    // other ends stay preserved, so that its console is drained before `destroy`).
+    let app = super::save::small(&xl_config(&app_cmdline(), &format!("{app_disks}{vif}"))?);
+    configs.push(("guest-app.cfg".to_owned(), restart_on_reboot(&app)?));
     configs.push((
         FEATURES_OFF_CONFIG.to_owned(),
         xl_config(&features_off_cmdline(), disks)?,
@@ -580,6 +590,46 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         steps,
         files,
     )
+}
+
+/// `config` (an xl config of [`xl_config`]) with `on_reboot = "restart"`.
+fn restart_on_reboot(config: &str) -> Result<String> {
+    let preserve = "on_reboot = \"preserve\"\n";
+    if !config.contains(preserve) {
+        bail!("no {preserve:?} in the application's config");
+    }
+    Ok(config.replace(preserve, "on_reboot = \"restart\"\n"))
+}
+
+/// `xl reboot` of the application (`net-checks.sh reboot`): xl answered 0; a value put
+/// before (`200`) is read after; a new domid, running (`r` or `b`, nothing else); the old
+/// domain printed `APP stopped` and the new one `APP serving`, once each.
+fn app_reboot(v: Option<&str>) -> Result<(), String> {
+    let Some(v) = v else {
+        return Err("dom0 gave no `app-reboot`".to_owned());
+    };
+    let num = |name: &str| word(v, name).parse::<u32>().ok();
+    let state = word(v, "state");
+    let running = (state.starts_with('r') || state.starts_with("-b"))
+        && state.len() == 6
+        && state.get(2..) == Some("----");
+    if word(v, "rc") == "0"
+        && word(v, "put") == "200"
+        && num("before").is_some()
+        && num("after").is_some()
+        && num("before") != num("after")
+        && running
+        && word(v, "stopped") == "1"
+        && word(v, "serving") == "1"
+        && word(v, "get") == "kept-across-reboot"
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "xl reboot answered 0, a put before it read after, a new domid, running, one \
+             `APP stopped` and one `APP serving` expected: {v}"
+        ))
+    }
 }
 
 /// `xl shutdown` of the application: it said `APP stopped` and the domain powered off.
@@ -952,6 +1002,7 @@ pub fn host_checks(
             None => Err("dom0 gave no `net-slow-heads`".to_owned()),
         },
     ));
+    checks.push(check("xen-xl-reboot", app_reboot(t.result("app-reboot"))));
     checks
 }
 
@@ -1213,6 +1264,7 @@ mod tests {
             &format!("PVXEN result net-kv {NET_KV_EXPECTED}"),
             &format!("PVXEN result net-kv-persist {NET_KV_PERSIST_EXPECTED}"),
             &format!("PVXEN result net-head-range-etag {NET_HEAD_RANGE_ETAG_EXPECTED}"),
+            "PVXEN result app-reboot rc=0 put=200 before=9 after=10 state=-b---- stopped=1 serving=1 get=kept-across-reboot codes=1,",
             "PVXEN result app-shutdown ok",
             "G|APP stopped 3 requests 3 connections",
             "PVXEN result net-churn opened=200 status=ok ms=35",
@@ -1223,9 +1275,27 @@ mod tests {
         let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
         // `net-slow-heads` is judged in `test` and `soak` alike.
-        assert_eq!(checks.len(), 17);
+        assert_eq!(checks.len(), 18);
         let soak = host_checks(&good, "aaaa", "bbbb", SOAK_REQUESTS, 5);
-        assert_eq!(soak.len(), 17);
+        assert_eq!(soak.len(), 18);
+        let rebooted = "rc=0 put=200 before=9 after=10 state=r----- stopped=1 serving=1 get=kept-across-reboot codes=-";
+        assert!(app_reboot(Some(rebooted)).is_ok());
+        for (from, to) in [
+            ("rc=0", "rc=1"),
+            ("put=200", "put=503"),
+            ("after=10", "after=9"),
+            ("after=10", "after=-"),
+            ("state=r-----", "state=--ps--"),
+            ("state=r-----", "state=r-p---"),
+            ("state=r-----", "state=-"),
+            ("stopped=1", "stopped=0"),
+            ("serving=1", "serving=0"),
+            ("get=kept-across-reboot", "get=-"),
+        ] {
+            let bad = rebooted.replace(from, to);
+            assert!(app_reboot(Some(&bad)).is_err(), "{bad}");
+        }
+        assert!(app_reboot(None).is_err());
         for late in [
             "opened=300 status=ok ms=2001",
             "opened=300 status=failed ms=3",
@@ -1424,6 +1494,7 @@ mod tests {
             "run save-migrate",
             "run save-checkpoint",
             "run save-save-restore",
+            "run app-reboot",
             "run app-shutdown",
             "wait-end",
             "destroy",
@@ -1469,6 +1540,9 @@ mod tests {
         let app = String::from_utf8(job.files[6].1.clone()).unwrap();
         assert!(app.contains("cmdline = \"ip=dhcp kv-region=4194304+2097152\""));
         assert!(app.contains("bridge=xenbr0") && app.contains("vdev=xvdb"));
+        assert!(
+            app.contains("on_reboot = \"restart\"\n") && app.contains("on_poweroff = \"preserve\"")
+        );
         assert!(job.config.contains("kv-region=4194304+2097152"));
     }
 

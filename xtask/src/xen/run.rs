@@ -477,9 +477,10 @@ fn curl(args: &[&str]) -> Result<String> {
 /// (this program, `run --port <free> --store <fresh>`) must print that it serves, answer `curl
 /// http://localhost:<port>/` with the status JSON and a put and get through the forwarded
 /// port, stop cleanly (exit 0, port closed) on SIGINT, and leave the value in the store image
-/// on the host. `HOST run-serves`, `HOST run-stops`, `HOST run-store-on-host`.
+/// on the host. `HOST run-serves`, `HOST run-stops`, `HOST run-store-on-host`; on hv also
+/// `HOST run-keep` ([`crate::hv::xl::run_keep_check`]: `run --keep` outlives the application).
 pub fn run_check(tally: &mut Tally) -> Result<()> {
-    let hv = run_check_on(tally, Platform::Hv);
+    let hv = run_check_on(tally, Platform::Hv).and(crate::hv::xl::run_keep_check(tally));
     let xen = run_check_on(tally, Platform::Xen);
     hv.and(xen)
 }
