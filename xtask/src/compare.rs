@@ -80,14 +80,12 @@ pub const HOSTILE_CLASSES: [&str; 10] = [
 /// The `hostile` classes whose answers hv gives differently from stock Xen 4.17 (at most
 /// three), each with the reason: their `errnos` digests are not compared (their call counts
 /// and `TEST` lines still are). hv's crate docs (`hv/src/lib.rs`) list the same.
-pub const HOSTILE_DIVERGENCES: &[(&str, &str)] = &[
-    (
-        "msrs",
-        "hv #GPs RDMSR of the TSC (xen/arch/x86/hvm/hvm.c:3539) and of MSR_AMD_PATCHLEVEL \
+pub const HOSTILE_DIVERGENCES: &[(&str, &str)] = &[(
+    "msrs",
+    "hv #GPs RDMSR of the TSC (xen/arch/x86/hvm/hvm.c:3539) and of MSR_AMD_PATCHLEVEL \
          (xen/arch/x86/msr.c:131), and a PAT with reserved types, which Xen leaves to the \
          CPU (xen/arch/x86/hvm/svm/vmcb.c:164) and QEMU's TCG accepts",
-    ),
-];
+)];
 
 /// `HOST same-hostile-<class>` for every class of [`HOSTILE_CLASSES`].
 pub fn compare_hostile(xen: &[String], hv: &[String]) -> Vec<(bool, String)> {

@@ -42,9 +42,11 @@ Commands:
   xen-boots     <n> [parallel]: boot xen-test's platform guest alone n times (parallel QEMUs
                 at once, n each), to measure a rare hang: one line per boot (its end, RESULT,
                 halts skipped, dom0's nudge verdict after a timeout) and a summary
-  soak          the device boot with the long forms of its checks (today: 10,000 requests in
-                the HTTP load check instead of 2,000), then hv's isolation under 10^6 hostile
-                calls instead of 10^5, then hv's durability check with 20 kills instead of 3
+  soak          the device boot with the long forms of its checks (10,000 requests in the
+                HTTP load check instead of 2,000, three xl save/restore cycles in a row with
+                their grants and heap back to the level before the first), then hv's isolation
+                under 10^6 hostile calls instead of 10^5, then hv's durability check with 20
+                kills instead of 3
   hv-test       build hv and pvguest, boot them under QEMU: selftest=platform, selftest=boot
                 with an injected failure that must be caught, an ELF32 copy of pvguest, a
                 probe of MSR and CR4 answers, selftest=hostile-bounds, selftest=xs-quota
@@ -93,6 +95,9 @@ Environment:
   PVXEN_CMDLINE words added to the guest's command line by `run`
   PVXEN_TIMEOUT hard timeout per QEMU boot in seconds (default 300 on Xen, 120 on hv; `run`
                 none, `hv-run` 600)
+  PVXEN_SAVE_OPS, PVXEN_SAVE_CYCLES
+                (xen-save-test) only these operations (comma-separated: migrate, checkpoint,
+                save-restore), and this many save/restore cycles in a row (as soak's)
   PVXEN_PCAP    (hv) write every frame between QEMU's user network and hv's NIC to this
                 pcap file (QEMU's filter-dump), for tcpdump -r or Wireshark
 ";

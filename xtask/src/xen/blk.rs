@@ -535,7 +535,7 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         &format!("sh /pvxen/net-checks.sh {GUEST_IP} stalled {STALL_TARGET}"),
     ));
     // xl save + restore, save -c, migrate to this host, each across a download (save.rs).
-    steps.extend(super::save::steps());
+    steps.extend(super::save::steps(save_cycles(load)));
     // The toolstack's reboot (control/shutdown = reboot): the application stops serving and
     // ends with reason reboot, and xl builds it again from its config (`HOST xen-xl-reboot`).
     steps.push(run(
@@ -1029,6 +1029,16 @@ pub(crate) fn stalled_verdict(v: &str) -> Result<(), String> {
     }
 }
 
+/// Save and restore cycles in a device boot with `load` requests in its load check: several
+/// in `soak` ([`super::save::SOAK_CYCLES`]), one in `test`.
+fn save_cycles(load: u64) -> u32 {
+    if load >= SOAK_REQUESTS {
+        super::save::SOAK_CYCLES
+    } else {
+        1
+    }
+}
+
 /// How long the slow clients trickle in a device boot with `load` requests in its load check.
 fn slow_heads_secs(load: u64) -> u64 {
     if load >= SOAK_REQUESTS {
@@ -1076,7 +1086,10 @@ pub fn soak(tally: &mut Tally) -> Result<()> {
 fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Result<Vec<String>> {
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
-    let timeout = hard_timeout(DEVICE_BOOT_TIMEOUT + FEATURES_OFF_MARGIN + super::save::MARGIN)?;
+    let cycles_margin = super::save::CYCLE_MARGIN * (save_cycles(load) - 1);
+    let timeout = hard_timeout(
+        DEVICE_BOOT_TIMEOUT + FEATURES_OFF_MARGIN + super::save::MARGIN + cycles_margin,
+    )?;
     let site = site_archive(&workspace_root().join("pvguest").join("site"), true)?;
     let mut xvda = site.tar;
     if xvda.len() > XVDA_BYTES {
@@ -1156,7 +1169,9 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
         load,
         site.files.len(),
     ));
-    verdict.host.extend(super::save::host_checks(t));
+    verdict
+        .host
+        .extend(super::save::host_checks(t, save_cycles(load)));
     let (durable, summary) = durable_check(t);
     for line in summary {
         println!("xen: {line}");

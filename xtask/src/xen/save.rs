@@ -62,13 +62,36 @@ pub fn small(config: &str) -> String {
     config.replace("memory = 128\n", &format!("memory = {MEMORY_MIB}\n"))
 }
 
-/// The steps, one per operation, run while the application serves.
-pub fn steps() -> Vec<Step> {
+/// Save and restore cycles in a row in `cargo xtask soak` (one in `test`).
+pub const SOAK_CYCLES: u32 = 3;
+
+/// What each save and restore cycle beyond the first adds to the device boot's hard timeout.
+pub const CYCLE_MARGIN: Duration = Duration::from_secs(200);
+
+/// The dom0 step's key of operation `op`'s `cycle` (1: the first, `save-<op>`).
+fn key(op: &str, cycle: u32) -> String {
+    if cycle <= 1 {
+        format!("save-{op}")
+    } else {
+        format!("save-{op}-{cycle}")
+    }
+}
+
+/// The steps, one per operation, run while the application serves; the save and restore
+/// `cycles` times in a row (the soak's leak check).
+pub fn steps(cycles: u32) -> Vec<Step> {
     OPS.iter()
         .filter(|(op, _)| wanted(op))
-        .map(|(op, _)| Step::Run {
-            key: format!("save-{op}"),
-            command: format!("bash /pvxen/save-checks.sh {GUEST_IP} {op}"),
+        .flat_map(|(op, _)| {
+            let n = if *op == "save-restore" {
+                cycles.max(1)
+            } else {
+                1
+            };
+            (1..=n).map(move |cycle| Step::Run {
+                key: key(op, cycle),
+                command: format!("bash /pvxen/save-checks.sh {GUEST_IP} {op}"),
+            })
         })
         .collect()
 }
@@ -80,6 +103,16 @@ fn wanted(op: &str) -> bool {
         Ok(list) if !list.is_empty() => list.split(',').any(|o| o == op),
         _ => true,
     }
+}
+
+/// `xen-save-test`'s save and restore cycles: `PVXEN_SAVE_CYCLES` (as the soak's, to run its
+/// leak check alone), else 1.
+fn test_cycles() -> u32 {
+    std::env::var("PVXEN_SAVE_CYCLES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&c| (1..=10).contains(&c))
+        .unwrap_or(1)
 }
 
 /// The files the steps need in `/pvxen/`.
@@ -157,14 +190,27 @@ pub fn verdict(op: &str, line: &str, blob_sha: &str) -> Result<(), String> {
     }
 }
 
-/// One `HOST` line per operation: (passed, line); and what the note reports, printed.
-pub fn host_checks(t: &Transcript) -> Vec<(bool, String)> {
+/// One `HOST` line per operation: (passed, line); and what the note reports, printed. With
+/// `cycles` save and restore cycles, one line for each beyond the first
+/// (`xen-save-restore-<n>`) and `xen-save-restore-cycles`: grants and heap after the last
+/// not above their level before the first (the leak a single cycle's slack could hide).
+pub fn host_checks(t: &Transcript, cycles: u32) -> Vec<(bool, String)> {
     let blob: Vec<u8> = (0..BLOB).map(harness_pattern).collect();
     let blob_sha = hex(&Sha256::digest(&blob));
-    OPS.iter()
+    let mut runs: Vec<(&str, u32, String)> = OPS
+        .iter()
         .filter(|(op, _)| wanted(op))
-        .map(|(op, name)| {
-            let result = t.result(&format!("save-{op}"));
+        .map(|(op, name)| (*op, 1, (*name).to_owned()))
+        .collect();
+    if wanted("save-restore") {
+        for cycle in 2..=cycles {
+            runs.push(("save-restore", cycle, format!("xen-save-restore-{cycle}")));
+        }
+    }
+    let mut checks: Vec<(bool, String)> = runs
+        .iter()
+        .map(|(op, cycle, name)| {
+            let result = t.result(&key(op, *cycle));
             if let Some(line) = result {
                 println!("xen: save {op}: {line}");
                 let w = words(line);
@@ -177,14 +223,52 @@ pub fn host_checks(t: &Transcript) -> Vec<(bool, String)> {
             }
             let v = match result {
                 Some(line) => verdict(op, line, &blob_sha),
-                None => Err(format!("dom0 gave no `save-{op}`")),
+                None => Err(format!("dom0 gave no `{}`", key(op, *cycle))),
             };
             match v {
                 Ok(()) => (true, format!("HOST {name} ok")),
                 Err(why) => (false, format!("HOST {name} FAIL {why}")),
             }
         })
-        .collect()
+        .collect();
+    if cycles > 1 && wanted("save-restore") {
+        let lines: Vec<Option<&str>> = (1..=cycles)
+            .map(|c| t.result(&key("save-restore", c)))
+            .collect();
+        let v = cycles_verdict(&lines);
+        checks.push(match v {
+            Ok(()) => (true, "HOST xen-save-restore-cycles ok".to_owned()),
+            Err(why) => (false, format!("HOST xen-save-restore-cycles FAIL {why}")),
+        });
+    }
+    checks
+}
+
+/// The save and restore cycles in a row, each its result line: grants in use after the last
+/// not above their level before the first, the heap in use within [`HEAP_SLACK`] of it.
+fn cycles_verdict(lines: &[Option<&str>]) -> Result<(), String> {
+    let (Some(Some(first)), Some(Some(last))) = (lines.first(), lines.last()) else {
+        return Err(format!("{} cycles, not all gave a result", lines.len()));
+    };
+    let (first, last) = (words(first), words(last));
+    let grants = (pair(first.get("grants")), pair(last.get("grants")));
+    let heap = (pair(first.get("heap")), pair(last.get("heap")));
+    match (grants, heap) {
+        ((Some((g0, _)), Some((_, g1))), (Some((h0, _)), Some((_, h1))))
+            if g1 <= g0 && h1 <= h0 + HEAP_SLACK =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "after {} cycles: grants in use {:?} -> {:?}, heap {:?} -> {:?} (before the first, \
+             after the last)",
+            lines.len(),
+            grants.0,
+            grants.1,
+            heap.0,
+            heap.1
+        )),
+    }
 }
 
 /// `cargo xtask xen-save-test`: the application alone on stock Xen with its disks and vif,
@@ -215,7 +299,8 @@ pub fn save_test(tally: &mut Tally) -> Result<()> {
         },
         Step::WaitLine("APP serving".into()),
     ]);
-    steps.extend(self::steps());
+    let cycles = test_cycles();
+    steps.extend(self::steps(cycles));
     steps.push(run(
         "app-shutdown",
         "$XL shutdown $NAME >/dev/null 2>&1 && echo ok",
@@ -232,7 +317,7 @@ pub fn save_test(tally: &mut Tally) -> Result<()> {
     let mut files = files();
     files.push(("xvda.img".to_owned(), xvda));
     let job = Job::with_steps(config, steps, files)?;
-    let timeout = super::hard_timeout(Duration::from_secs(1200))?;
+    let timeout = super::hard_timeout(Duration::from_secs(1200) + CYCLE_MARGIN * (cycles - 1))?;
     let booted = super::boot_job(
         &image,
         &guest,
@@ -247,7 +332,7 @@ pub fn save_test(tally: &mut Tally) -> Result<()> {
         println!("xen| {line}");
     }
     let mut all_ok = true;
-    for (ok, line) in host_checks(t) {
+    for (ok, line) in host_checks(t, cycles) {
         println!("{line}");
         tally.record(ok, line);
         all_ok &= ok;
@@ -297,6 +382,55 @@ mod tests {
         assert_eq!(
             verdict("migrate", &line("migrate", "3/4", "APP_resumed"), "abc"),
             Ok(())
+        );
+    }
+
+    /// A slow leak that each cycle's slack lets pass is caught across the cycles.
+    #[test]
+    fn cycles_in_a_row_keep_their_level() {
+        let cycle = |heap: &str| {
+            line("save-restore", "3/4", "APP_resumed").replace("heap=50000/50100", heap)
+        };
+        let (a, b, c) = (
+            cycle("heap=50000/90000"),
+            cycle("heap=90000/130000"),
+            cycle("heap=130000/170000"),
+        );
+        for l in [&a, &b, &c] {
+            assert_eq!(
+                verdict("save-restore", l, "abc"),
+                Ok(()),
+                "each alone passes"
+            );
+        }
+        assert!(cycles_verdict(&[Some(&a), Some(&b), Some(&c)]).is_err());
+        let flat = cycle("heap=50000/50100");
+        assert_eq!(
+            cycles_verdict(&[Some(&flat), Some(&flat), Some(&flat)]),
+            Ok(())
+        );
+        assert!(cycles_verdict(&[Some(&flat), None, Some(&flat)]).is_ok());
+        assert!(cycles_verdict(&[Some(&flat), Some(&flat), None]).is_err());
+        let grants = flat.replace("grants=300/300", "grants=300/301");
+        assert!(cycles_verdict(&[Some(&flat), Some(&grants)]).is_err());
+        assert_eq!(key("save-restore", 1), "save-save-restore");
+        assert_eq!(key("save-restore", 3), "save-save-restore-3");
+        let keys: Vec<String> = steps(3)
+            .into_iter()
+            .filter_map(|s| match s {
+                Step::Run { key, .. } => Some(key),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "save-migrate",
+                "save-checkpoint",
+                "save-save-restore",
+                "save-save-restore-2",
+                "save-save-restore-3"
+            ]
         );
     }
 
