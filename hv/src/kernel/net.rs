@@ -290,6 +290,21 @@ impl Net {
                     inst.exits,
                     s.tx_notifications + s.rx_notifications
                 );
+                hvlog!(
+                    "d{domid}: netback vif{} at {tag} in detail: tx {} frames {} slots {} \
+                     notifications, rx {} frames {} slots {} notifications {} waited {} \
+                     dropped, {} busy exits",
+                    inst.devid,
+                    s.tx_frames,
+                    s.tx_slots,
+                    s.tx_notifications,
+                    s.rx_frames,
+                    s.rx_slots,
+                    s.rx_notifications,
+                    s.rx_queued,
+                    s.rx_dropped,
+                    inst.busy_exits
+                );
             }
             if !any {
                 hvlog!("control: d{domid} has no vif (netback-stats {tag})");
