@@ -29,7 +29,7 @@ use crate::xen::cpio::CpioWriter;
 use crate::xen::{image, packages, rootfs};
 
 /// Bump when the recipe changes in a way the key would not otherwise see.
-const RECIPE_REVISION: u32 = 2;
+const RECIPE_REVISION: u32 = 3;
 
 /// Packages unpacked into the initramfs: nginx and the libraries it needs, busybox.
 const PACKAGES: &[&str] = &[
@@ -94,6 +94,23 @@ for n in 1024 $(arg blobs | tr ',' ' '); do head -c "$n" /dev/zero > "/srv/blob/
 sed "s/@PORT@/$(arg port)/" /etc/nginx.conf.in > /tmp/nginx.conf
 nginx -c /tmp/nginx.conf -p /tmp
 echo "LINUX serving $(arg ip) $(arg port)"
+# pvxen.sysctl=<key=value,...>: kernel settings (diagnosis only).
+for kv in $(arg sysctl | tr ',' ' '); do sysctl -w "$kv"; done
+# pvxen.diag=<seconds>: netfront's counters on the console every so often (diagnosis only).
+diag=$(arg diag)
+if [ -n "$diag" ]; then
+    while :; do
+        sleep "$diag"
+        x=/sys/bus/xen/devices/vif-0/xenbus
+        echo "DIAG eth0 $(grep eth0 /proc/net/dev | tr -s ' ')"
+        echo "DIAG xenbus events $(cat $x/events) spurious $(cat $x/spurious_events) eoi_delayed_jiffies $(cat $x/jiffies_eoi_delayed) threshold $(cat $x/spurious_threshold)"
+        grep -i xen /proc/interrupts | tr -s ' ' | sed 's/^/DIAG irq /'
+        grep Tcp: /proc/net/snmp | tail -1 | sed 's/^/DIAG snmp /'
+        grep '^TcpExt:' /proc/net/netstat | tail -1 | sed 's/^/DIAG tcpext /'
+        grep ':0050 ' /proc/net/tcp | tr -s ' ' | sed 's/^/DIAG tcp /'
+        grep -E 'MemFree|Slab' /proc/meminfo | tr -s ' ' | tr '\n' ' ' | sed 's/^/DIAG mem /'; echo
+    done &
+fi
 url=$(arg fetch)
 if [ -n "$url" ]; then
     i=0

@@ -100,6 +100,9 @@ Environment:
                 save-restore), and this many save/restore cycles in a row (as soak's)
   PVXEN_PCAP    (hv) write every frame between QEMU's user network and hv's NIC to this
                 pcap file (QEMU's filter-dump), for tcpdump -r or Wireshark
+  PVXEN_LINUX_DIAG   (hv-linux-test) the Linux domU prints netfront's and TCP's counters
+                (DIAG lines on its console) every this many seconds
+  PVXEN_LINUX_SYSCTL (hv-linux-test) key=value,... the Linux domU's init sets (diagnosis)
 ";
 
 fn main() -> ExitCode {

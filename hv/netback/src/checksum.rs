@@ -13,21 +13,21 @@
 
 /// Ethernet header bytes.
 pub const ETH_HLEN: usize = 14;
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const PROTO_TCP: u8 = 6;
+pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
+pub(crate) const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub(crate) const ETHERTYPE_VLAN: u16 = 0x8100;
+pub(crate) const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 /// Offset of the checksum field in a TCP header.
 const TCP_CSUM: usize = 16;
 /// Smallest TCP header.
-const TCP_HLEN: usize = 20;
+pub(crate) const TCP_HLEN: usize = 20;
 /// Offset of the checksum field in a UDP header.
 const UDP_CSUM: usize = 6;
 /// UDP header bytes.
 const UDP_HLEN: usize = 8;
-const IPV4_HLEN: usize = 20;
-const IPV6_HLEN: usize = 40;
+pub(crate) const IPV4_HLEN: usize = 20;
+pub(crate) const IPV6_HLEN: usize = 40;
 
 /// Why a `csum_blank` frame could not be completed (the frame is dropped and counted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub enum ChecksumError {
     Malformed,
 }
 
-fn be16(frame: &[u8], at: usize) -> Option<u16> {
+pub(crate) fn be16(frame: &[u8], at: usize) -> Option<u16> {
     let bytes = frame.get(at..at.checked_add(2)?)?;
     Some(u16::from_be_bytes([
         bytes.first().copied()?,
@@ -47,7 +47,7 @@ fn be16(frame: &[u8], at: usize) -> Option<u16> {
 }
 
 /// The one's-complement sum of `data` added to `sum` (not folded).
-fn add_bytes(mut sum: u64, data: &[u8]) -> u64 {
+pub(crate) fn add_bytes(mut sum: u64, data: &[u8]) -> u64 {
     let mut words = data.chunks_exact(2);
     for word in &mut words {
         sum += u64::from(u16::from_be_bytes([word[0], word[1]]));
@@ -58,7 +58,7 @@ fn add_bytes(mut sum: u64, data: &[u8]) -> u64 {
     sum
 }
 
-fn fold(mut sum: u64) -> u16 {
+pub(crate) fn fold(mut sum: u64) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -69,7 +69,7 @@ fn fold(mut sum: u64) -> u16 {
 /// Walks the IPv6 extension headers `skb_checksum_setup_ipv6` walks (hop-by-hop, routing,
 /// destination options, authentication, fragment) inside the `payload` bytes after the fixed
 /// header of `ip`: the offset of the transport header in `ip`, and its protocol.
-fn ipv6_extensions(ip: &[u8], payload: usize) -> Result<(usize, u8), ChecksumError> {
+pub(crate) fn ipv6_extensions(ip: &[u8], payload: usize) -> Result<(usize, u8), ChecksumError> {
     const HOPOPTS: u8 = 0;
     const ROUTING: u8 = 43;
     const FRAGMENT: u8 = 44;

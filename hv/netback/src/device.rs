@@ -43,13 +43,13 @@ const EOPNOTSUPP: i32 = 95;
 const EFAULT: i32 = 14;
 
 /// The keys `netback_probe` writes, with the values that are true here: scatter-gather on
-/// tx (a frame in several slots) works; GSO does not (never offered); checksum offload over
-/// IPv4 and IPv6 works (completed before the frame leaves, [`crate::checksum`]); rx-copy
-/// only; no multicast control, no split event channels, one queue, no control ring.
+/// tx (a frame in several slots) works; GSO on tx over IPv4 and IPv6 works (cut into
+/// segments before the packet leaves, [`crate::gso`]); checksum offload over IPv4 and IPv6
+/// works (completed before the frame leaves, [`crate::checksum`]); rx-copy only; no multicast control, no split event channels, one queue, no control ring.
 pub const FEATURE_KEYS: [(&str, &str); 9] = [
     ("feature-sg", "1"),
-    ("feature-gso-tcpv4", "0"),
-    ("feature-gso-tcpv6", "0"),
+    ("feature-gso-tcpv4", "1"),
+    ("feature-gso-tcpv6", "1"),
     ("feature-ipv6-csum-offload", "1"),
     ("feature-rx-copy", "1"),
     ("feature-rx-flip", "0"),
@@ -173,13 +173,16 @@ pub struct NetbackStats {
     pub tx_slots: u64,
     /// Frames whose checksum was completed (`NETTXF_csum_blank`).
     pub tx_csum_completed: u64,
+    /// GSO packets cut into segments (each segment counts in `tx_frames`).
+    pub tx_gso: u64,
     /// Frames refused with `NETIF_RSP_ERROR` without disabling the vif (Linux's
     /// `xenvif_tx_err` and failed grant copies: 19 to 21 slots, a slot larger than what
     /// remains of the packet, a first slot shorter than an Ethernet header, a grant that
-    /// did not map, a GSO packet, which is never offered).
+    /// did not map).
     pub tx_errors: u64,
     /// Frames answered `NETIF_RSP_OKAY` but not handed out: `csum_blank` on a frame whose
-    /// checksum cannot be completed (Linux drops these after `skb_checksum_setup` fails).
+    /// checksum cannot be completed, a GSO packet that cannot be cut into TCP segments
+    /// (Linux drops these after `skb_checksum_setup` fails).
     pub tx_dropped: u64,
     /// Times the vif was disabled ([`FatalError`]).
     pub fatal_errors: u64,

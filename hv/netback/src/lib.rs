@@ -3,7 +3,7 @@
 //!
 //! - [`device`]: [`Netback`], one vif: the back-end xenbus states (`xenbus::backend`), the
 //!   keys Linux writes ([`FEATURE_KEYS`]: `feature-rx-copy` 1, `feature-rx-flip` 0,
-//!   `feature-sg` 1; no GSO), the tx ring with Linux's slot rules (a malformed request
+//!   `feature-sg` 1, `feature-gso-tcpv4`/`-tcpv6` 1), the tx ring with Linux's slot rules (a malformed request
 //!   disables the vif, [`FatalError`]; a refused one is answered `NETIF_RSP_ERROR`), the rx
 //!   ring filled by copy, per-vif counters ([`NetbackStats`]). Both rings are `abi`'s
 //!   [`abi::ring::BackRing`]; data is reached only through
@@ -11,6 +11,7 @@
 //!   of Linux's grant copies).
 //! - [`checksum`]: completing the TCP/UDP checksum of a frame sent `NETTXF_csum_blank`
 //!   before it leaves the vif.
+//! - [`gso`]: cutting a TCP packet sent with a GSO extra into segments.
 //!
 //! Frames are handled synchronously: [`Netback::poll`] takes at most a ring's worth of tx
 //! requests (whole packets) and hands each frame to the caller; [`Netback::deliver`] copies
@@ -26,6 +27,7 @@ extern crate std;
 
 pub mod checksum;
 pub mod device;
+pub mod gso;
 
 #[cfg(test)]
 mod tests;

@@ -221,7 +221,8 @@ impl Machine {
                         self.tsc_aux = dom.msrs.tsc_aux;
                     }
                     dom.before_entry();
-                    // While any vif exists the NIC is polled at least every MAX_ARM_NS.
+                    // While any vif exists the NIC is polled at least every MAX_ARM_NS (a
+                    // running domain's exits poll it too).
                     let poll = self
                         .host
                         .net
@@ -303,11 +304,13 @@ impl Machine {
                     } else {
                         until
                     };
-                    // A frame from the NIC may wake a domain: poll it at least every
-                    // MAX_ARM_NS while any vif exists, even with no other deadline.
-                    let until = match (until, self.host.net.active()) {
-                        (u, true) => Some(u.unwrap_or(u64::MAX).min(now + MAX_ARM_NS)),
-                        (u, false) => u,
+                    // A frame from the NIC may wake a domain: poll it by the network's
+                    // deadline (at most MAX_ARM_NS ahead, sooner while a reply to a frame
+                    // sent may be on its way) while any vif exists, even with no other
+                    // deadline.
+                    let until = match (until, self.host.net.poll_deadline(now)) {
+                        (u, Some(p)) => Some(u.unwrap_or(u64::MAX).min(p)),
+                        (u, None) => u,
                     };
                     match until {
                         Some(t) => self.idle_until(t),

@@ -34,6 +34,15 @@ use super::nic::Nic;
 const XS_DEADLINE_NS: u64 = 1_000_000_000;
 /// Rounds of one back end per [`Net::serve`] (each at most a ring's worth of requests).
 const ROUNDS: u32 = 4;
+/// How often the idle machine polls the NIC while a reply may be on its way: for [`BUSY_NS`]
+/// after a frame went out of it. QEMU's user network answers asynchronously (a TCP ACK some
+/// tens of microseconds after the segment) and the domain waiting for it is halted, so with
+/// the idle millisecond a sender whose window is small waited up to that long per round trip.
+const BUSY_POLL_NS: u64 = 250_000;
+/// How long after a frame went out of the NIC it is polled every [`BUSY_POLL_NS`].
+const BUSY_NS: u64 = 2_000_000;
+/// How often the NIC is polled otherwise.
+const IDLE_POLL_NS: u64 = 1_000_000;
 /// Where the vifs' domain-0 ports start in each domain's port table (the disks' start at
 /// [`DOM0_BACKEND_PORT_BASE`]; a domain has fewer than 32 of them).
 const DOM0_VIF_PORT_BASE: u32 = DOM0_BACKEND_PORT_BASE + 32;
@@ -109,6 +118,8 @@ pub struct Net {
     instances: Vec<Instance>,
     /// Scratch: where the frame being switched goes.
     to: Vec<PortId>,
+    /// When a frame last went out of the NIC (system time).
+    last_uplink_ns: Option<u64>,
 }
 
 impl Net {
@@ -124,13 +135,25 @@ impl Net {
             vifs,
             instances: Vec::new(),
             to: Vec::new(),
+            last_uplink_ns: None,
         }
     }
 
-    /// Whether any vif is served (the machine then polls the NIC at least every
-    /// millisecond).
+    /// Whether any vif is served (the machine then polls the NIC by [`Net::poll_deadline`]).
     pub fn active(&self) -> bool {
         !self.instances.is_empty()
+    }
+
+    /// When the idle machine should next poll the NIC, while any vif is served: soon after a
+    /// frame went out of it (a reply is likely on its way), else within a millisecond.
+    pub fn poll_deadline(&self, now: u64) -> Option<u64> {
+        if !self.active() {
+            return None;
+        }
+        let busy = self
+            .last_uplink_ns
+            .is_some_and(|t| now.saturating_sub(t) < BUSY_NS);
+        Some(now.saturating_add(if busy { BUSY_POLL_NS } else { IDLE_POLL_NS }))
     }
 
     /// The vifs of spec `spec`, a domain created at run time (they join the switch when
@@ -290,6 +313,21 @@ impl Net {
                     inst.exits,
                     s.tx_notifications + s.rx_notifications
                 );
+                hvlog!(
+                    "d{domid}: netback vif{} at {tag} in detail: tx {} frames {} slots {} \
+                     notifications, rx {} frames {} slots {} notifications {} waited {} \
+                     dropped, {} busy exits",
+                    inst.devid,
+                    s.tx_frames,
+                    s.tx_slots,
+                    s.tx_notifications,
+                    s.rx_frames,
+                    s.rx_slots,
+                    s.rx_notifications,
+                    s.rx_queued,
+                    s.rx_dropped,
+                    inst.busy_exits
+                );
             }
             if !any {
                 hvlog!("control: d{domid} has no vif (netback-stats {tag})");
@@ -330,6 +368,7 @@ impl Net {
             if port == PortId::UPLINK {
                 if let Some(nic) = self.nic.as_mut() {
                     nic.send(frame);
+                    self.last_uplink_ns = Some(now.as_nanos());
                 }
                 continue;
             }

@@ -35,6 +35,8 @@ use super::serial::Line;
 use crate::linux_domu;
 use crate::tally::Tally;
 
+/// The Linux domU's domain id on hv (its config comes first).
+const LINUX_DOMID: u16 = 1;
 /// The Linux domU's address (QEMU's DHCP range is not used: both domains are static).
 const LINUX_IP: &str = "10.0.2.16";
 /// pvguest's application's address.
@@ -83,7 +85,16 @@ fn linux_cmdline(fetch: &str) -> String {
         blobs: vec![BULK_BYTES],
         blk_bench: None,
     });
-    format!("{base} pvxen.shell=1 pvxen.disk=xvda pvxen.fetch=http://{APP_IP}/files/{fetch}")
+    // Diagnosis only (the init's `pvxen.diag` and `pvxen.sysctl`): counters on the console,
+    // kernel settings.
+    let diag = std::env::var("PVXEN_LINUX_DIAG")
+        .map(|s| format!(" pvxen.diag={s}"))
+        .unwrap_or_default();
+    let sysctl = std::env::var("PVXEN_LINUX_SYSCTL")
+        .map(|s| format!(" pvxen.sysctl={s}"))
+        .unwrap_or_default();
+    let diag = format!("{diag}{sysctl}");
+    format!("{base} pvxen.shell=1 pvxen.disk=xvda pvxen.fetch=http://{APP_IP}/files/{fetch}{diag}")
 }
 
 /// The verdict of the boot check from the shell's line and hv's line for the per-vCPU
@@ -180,13 +191,26 @@ fn host_get(addr: &str) -> Result<Instant, String> {
 }
 
 /// The host's `GET /`, then (if it passed) the timed download and upload.
-fn host_side(addr: &str) -> (Result<Instant, String>, Option<Rates>) {
+fn host_side(
+    addr: &str,
+    control: &std::sync::mpsc::Sender<Control>,
+) -> (Result<Instant, String>, Option<Rates>) {
     let get = host_get(addr);
     if get.is_err() {
         return (get, None);
     }
+    // hv's netback counts around each transfer (`netback-stats` on hv's control lines).
+    let stats = |tag: &str| {
+        let _ = control.send(Control::Line(format!("netback-stats {LINUX_DOMID} {tag}")));
+    };
+    stats("before-download");
     let rates = crate::bench::net::download(addr, BULK_BYTES)
-        .and_then(|down| Ok((down, crate::bench::net::upload(addr, BULK_BYTES)?)))
+        .and_then(|down| {
+            stats("after-download");
+            let up = crate::bench::net::upload(addr, BULK_BYTES)?;
+            stats("after-upload");
+            Ok((down, up))
+        })
         .map_err(|e| format!("{e:#}"));
     (get, Some(rates))
 }
@@ -326,7 +350,7 @@ pub fn linux_checks(tally: &mut Tally, hv: &Path, guest: &Path) -> Result<()> {
                 let (addr, control) = (addr.clone(), control.clone());
                 let (lines_done, host_done) = (lines_done.clone(), host_done.clone());
                 getter = Some(std::thread::spawn(move || {
-                    let side = host_side(&addr);
+                    let side = host_side(&addr, &control);
                     host_done.store(true, Ordering::SeqCst);
                     if lines_done.load(Ordering::SeqCst) {
                         let _ = control.send(Control::Quit);

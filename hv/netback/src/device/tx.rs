@@ -13,14 +13,15 @@
 //!   (`NETIF_RSP_ERROR` on each of its slots, the vif goes on);
 //! - no slot may cross the end of its page (fatal);
 //! - the first slot must hold at least an Ethernet header (refused);
-//! - a GSO extra must have a non-zero size and a TCPv4/TCPv6 type (fatal); GSO is never
-//!   offered, so a valid one is refused;
+//! - a GSO extra must have a non-zero size and a TCPv4/TCPv6 type (fatal); a valid one's
+//!   packet is cut into segments of that size ([`crate::gso`]), each handed out on its own;
 //! - a grant that does not map refuses the packet (a failed grant copy in Linux).
 //!
 //! Each slot is answered in ring order (`NETIF_RSP_NULL` for extra-info slots). The data is
 //! reached through a read-only mapping held only for the copy. A packet flagged
 //! `NETTXF_csum_blank` gets its checksum completed ([`crate::checksum`]) before it is handed
-//! out; one that cannot be completed is answered OKAY and dropped, as Linux does.
+//! out; one that cannot be completed is answered OKAY and dropped, as Linux does (so is a GSO
+//! packet that cannot be segmented).
 #![allow(
     clippy::cast_possible_truncation,
     reason = "ring indices and slot counts are below the ring size (256)"
@@ -53,6 +54,8 @@ enum Packet {
     Answered,
     /// Answered OKAY; this frame goes out.
     Frame(Vec<u8>),
+    /// Answered OKAY; this packet goes out cut into segments of this many payload bytes.
+    Gso(Vec<u8>, u16),
 }
 
 impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
@@ -101,6 +104,19 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
                     self.stats.tx_frames += 1;
                     self.stats.tx_bytes += frame.len() as u64;
                     out(&frame);
+                }
+                Ok(Packet::Gso(packet, mss)) => {
+                    answered = true;
+                    let stats = &mut self.stats;
+                    let mut each = |segment: &[u8]| {
+                        stats.tx_frames += 1;
+                        stats.tx_bytes += segment.len() as u64;
+                        out(segment);
+                    };
+                    match crate::gso::segment_tcp(&packet, mss, &mut each) {
+                        Ok(_) => self.stats.tx_gso += 1,
+                        Err(_) => self.stats.tx_dropped += 1,
+                    }
                 }
                 Err(fatal) => {
                     // Linux's `xenvif_fatal_tx_err`: no answer for this packet, the vif
@@ -200,9 +216,9 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
                 size: first.size,
             });
         }
+        let mut mss = None;
         if let Some(gso) = extra(XEN_NETIF_EXTRA_TYPE_GSO) {
-            // `xenvif_set_skb_gso`'s checks are fatal; a valid request is for a feature we
-            // never offered.
+            // `xenvif_set_skb_gso`'s checks are fatal.
             let gso = gso.u.gso();
             if gso.size == 0 {
                 return Err(FatalError::GsoSizeZero);
@@ -210,7 +226,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
             if gso.type_ != XEN_NETIF_GSO_TYPE_TCPV4 && gso.type_ != XEN_NETIF_GSO_TYPE_TCPV6 {
                 return Err(FatalError::BadGsoType(gso.type_));
             }
-            return Ok(self.refuse(conn, &first, extra_count, &frags));
+            mss = Some(gso.size);
         }
         let Some(mut frame) = self.copy_packet(&first, &frags) else {
             return Ok(self.refuse(conn, &first, extra_count, &frags));
@@ -218,6 +234,10 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         respond(conn, &first, extra_count, NETIF_RSP_OKAY);
         for slot in &frags {
             respond(conn, slot, 0, NETIF_RSP_OKAY);
+        }
+        if let Some(mss) = mss {
+            // Each segment's checksums are computed whole, whatever the flags say.
+            return Ok(Packet::Gso(frame, mss));
         }
         if first.flags & NETTXF_CSUM_BLANK != 0 {
             if complete_checksum(&mut frame).is_err() {

@@ -25,7 +25,7 @@ fn probe_writes_linuxs_keys_and_the_handshake_reaches_connected_on_both_sides() 
     );
     assert_eq!(
         rig.back_key(&guest, "feature-gso-tcpv4").as_deref(),
-        Some("0")
+        Some("1")
     );
     assert!(!rig.dev(&guest, |d| d.is_connected()));
 

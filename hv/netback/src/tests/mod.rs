@@ -11,6 +11,7 @@
 )]
 
 mod checksum;
+mod gso;
 mod hostile;
 mod interop;
 mod props;

@@ -123,8 +123,6 @@ fn model(reqs: &[NetifTxRequest], pages: &BTreeMap<u32, Vec<u8>>) -> Outcome {
                 o.fatal = Some(FatalError::BadGsoType(gso.type_));
                 return o;
             }
-            refuse(&mut o);
-            continue;
         }
         let mut data = Vec::new();
         let mut mapped = true;
@@ -148,6 +146,13 @@ fn model(reqs: &[NetifTxRequest], pages: &BTreeMap<u32, Vec<u8>>) -> Outcome {
             .extend(std::iter::repeat_n((0u16, NETIF_RSP_NULL), extras.len()));
         o.responses
             .extend(frags.iter().map(|f| (f.id, NETIF_RSP_OKAY)));
+        if let Some(gso) = of(1) {
+            // Cut into segments (their rules are `gso`'s tests'); nothing if not TCP.
+            let _ = crate::gso::segment_tcp(&data, gso.u.gso().size, &mut |s| {
+                o.frames.push(s.to_vec())
+            });
+            continue;
+        }
         if first.flags & NETTXF_CSUM_BLANK != 0 && complete_checksum(&mut data).is_err() {
             continue;
         }
