@@ -17,6 +17,11 @@ use crate::checksum::{
     PROTO_TCP, TCP_HLEN, add_bytes, be16, complete_checksum, fold, ipv6_extensions,
 };
 
+/// The smallest segment size taken: Linux's `TCP_MIN_MSS`. A front end asking for less
+/// (a 64 KiB packet cut into one-byte segments is 65,535 frames through the switch and the
+/// NIC, each a virtio round trip) has its packet refused, not amplified.
+pub const MIN_MSS: u16 = 88;
+
 /// TCP flags kept on the last segment only.
 const FIN_PSH: u8 = 0x09;
 /// TCP flag kept on the first segment only.
@@ -25,17 +30,17 @@ const CWR: u8 = 0x80;
 /// Splits Ethernet frame `packet` (TCP over IPv4 or IPv6, one optional 802.1Q tag) into
 /// segments of at most `mss` payload bytes, handing each to `out` with its checksums
 /// complete; the number of segments. A packet with no more than `mss` payload bytes is one
-/// segment. Anything else (not TCP, an IPv4 fragment, headers that do not fit, `mss` 0) is
-/// refused before anything is handed out.
+/// segment. Anything else (not TCP, an IPv4 fragment, headers that do not fit, `mss` below
+/// [`MIN_MSS`]) is refused before anything is handed out.
 pub fn segment_tcp(
     packet: &[u8],
     mss: u16,
     out: &mut dyn FnMut(&[u8]),
 ) -> Result<usize, ChecksumError> {
-    let mss = usize::from(mss);
-    if mss == 0 {
+    if mss < MIN_MSS {
         return Err(ChecksumError::Malformed);
     }
+    let mss = usize::from(mss);
     let mut l3 = ETH_HLEN;
     let mut ethertype = be16(packet, 12).ok_or(ChecksumError::Malformed)?;
     if ethertype == ETHERTYPE_VLAN {

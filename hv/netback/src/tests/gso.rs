@@ -103,6 +103,9 @@ fn what_is_not_tcp_or_has_no_segment_size_is_refused_before_anything_leaves() {
     short[16..18].copy_from_slice(&30u16.to_be_bytes());
     let cases = [
         (&packet, 0, ChecksumError::Malformed),
+        // A segment size that would cut the packet into thousands of frames.
+        (&packet, 1, ChecksumError::Malformed),
+        (&packet, crate::gso::MIN_MSS - 1, ChecksumError::Malformed),
         (&udp, 1448, ChecksumError::Unsupported),
         (&fragment, 1448, ChecksumError::Unsupported),
         (&short, 1448, ChecksumError::Malformed),
