@@ -16,6 +16,7 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use blkback::{Blkback, BlockDevice, DiskError};
 use xenbus::Instant;
@@ -43,6 +44,9 @@ const PERSISTENT_GRANTS_PER_DEVICE: usize = 64;
 /// their back ends leave their rings alone until the host lets them go.
 static STALLED: spin::Mutex<Vec<(u16, String)>> = spin::Mutex::new(Vec::new());
 
+/// Whether [`STALLED`] has any (the check after every exit takes no lock).
+static ANY_STALLED: AtomicBool = AtomicBool::new(false);
+
 /// Stalls (or lets go) the back end of domain `domid`'s disk `vdev`.
 pub fn set_stalled(domid: u16, vdev: &str, on: bool) {
     let mut s = STALLED.lock();
@@ -50,11 +54,13 @@ pub fn set_stalled(domid: u16, vdev: &str, on: bool) {
     if on {
         s.push((domid, String::from(vdev)));
     }
+    ANY_STALLED.store(!s.is_empty(), Ordering::Release);
 }
 
 /// Whether the back end of domain `domid`'s disk `vdev` is stalled.
 fn stalled(domid: u16, vdev: &str) -> bool {
-    STALLED.lock().iter().any(|(d, v)| *d == domid && v == vdev)
+    ANY_STALLED.load(Ordering::Acquire)
+        && STALLED.lock().iter().any(|(d, v)| *d == domid && v == vdev)
 }
 
 /// A virtio-blk device shared between the table and the back end using it.
@@ -332,7 +338,10 @@ impl Disks {
             .into_iter()
             .partition(|i| i.domid == domid);
         self.instances = kept;
-        STALLED.lock().retain(|(d, _)| *d != domid);
+        let mut stalled = STALLED.lock();
+        stalled.retain(|(d, _)| *d != domid);
+        ANY_STALLED.store(!stalled.is_empty(), Ordering::Release);
+        drop(stalled);
         for inst in gone {
             let s = inst.back.stats();
             let (device, device_flushes) = {

@@ -53,19 +53,28 @@ fn apply(store: &mut Store, request: &Request) -> bool {
         return false;
     }
     let Some((path, value)) = request.store_write() else {
-        if let Request::NetbackStats { domid, tag } = request {
-            super::net::ask_stats(*domid, tag);
-        }
-        if let Request::StallDisk { domid, vdev, on } = request {
-            super::blk::set_stalled(*domid, vdev, *on);
-            if *on {
+        match request {
+            Request::NetbackStats { domid, tag } => super::net::ask_stats(*domid, tag),
+            Request::StallDisk {
+                domid,
+                vdev,
+                on: true,
+            } => {
+                super::blk::set_stalled(*domid, vdev, true);
                 hvlog!(
                     "control: d{domid}: {vdev} stalled: its back end leaves the ring alone \
                      until `stall-disk {domid} {vdev} off`"
                 );
-            } else {
+            }
+            Request::StallDisk {
+                domid,
+                vdev,
+                on: false,
+            } => {
+                super::blk::set_stalled(*domid, vdev, false);
                 hvlog!("control: d{domid}: {vdev} served again");
             }
+            Request::Shutdown { .. } | Request::XsWrite { .. } => {}
         }
         return false;
     };
