@@ -1080,6 +1080,27 @@ fn row(c: &mut Client, id: u16) -> Result<Option<DomainInfo>> {
 
 /// Reads domain `d`'s console from `*from` into `into` until it holds `what` (within
 /// `limit`); the time it was seen.
+/// Domain `d`'s console up to its `APP serving` line (within a minute).
+fn wait_serving(c: &mut Client, d: u16) -> Result<String> {
+    let (mut from, mut console) = (0, String::new());
+    wait_console(
+        c,
+        d,
+        (&mut from, &mut console),
+        "APP serving",
+        Duration::from_secs(60),
+    )?;
+    Ok(console)
+}
+
+/// The `APP serving ...` line of `console` (empty if none).
+fn serving_line(console: &str) -> &str {
+    console
+        .lines()
+        .find(|l| l.starts_with("APP serving"))
+        .unwrap_or_default()
+}
+
 fn wait_console(
     c: &mut Client,
     d: u16,
@@ -1193,18 +1214,8 @@ fn step_destroy_preserved(st: &mut State) -> Result<()> {
 fn step_create_vif_disk(st: &mut State) -> Result<()> {
     let (file, text) = &st.app;
     st.app_id = st.c.create(file, text, &st.guest, &[], false)?;
-    let (mut from, mut console) = (0, String::new());
-    wait_console(
-        &mut st.c,
-        st.app_id,
-        (&mut from, &mut console),
-        "APP serving",
-        Duration::from_secs(60),
-    )?;
-    let serving = console
-        .lines()
-        .find(|l| l.starts_with("APP serving"))
-        .unwrap_or_default();
+    let console = wait_serving(&mut st.c, st.app_id)?;
+    let serving = serving_line(&console);
     // Its vif joined the switch (a static address on QEMU's user network, the switch's
     // uplink), its store is the spare drive (the host's key is in it).
     let want = format!("APP serving http://{APP_IP}/");
@@ -1415,18 +1426,8 @@ fn step_reboot(st: &mut State) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     };
     st.app_id = new;
-    let (mut from, mut console) = (0, String::new());
-    wait_console(
-        &mut st.c,
-        new,
-        (&mut from, &mut console),
-        "APP serving",
-        Duration::from_secs(60),
-    )?;
-    let serving = console
-        .lines()
-        .find(|l| l.starts_with("APP serving"))
-        .unwrap_or_default();
+    let console = wait_serving(&mut st.c, new)?;
+    let serving = serving_line(&console);
     // The host's key and the one put before the reboot.
     if !serving.starts_with(&format!("APP serving http://{APP_IP}/"))
         || !serving.contains("kv-keys 2")
