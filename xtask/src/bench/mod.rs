@@ -537,15 +537,15 @@ fn one_round(
         Err(e) => println!("bench: Linux dd: {e:#}"),
     }
     let mb = plan.bulk_bytes >> 20;
-    type Measure<'a> = (String, Box<dyn Fn(&str) -> Result<f64> + 'a>);
+    type Measure<'a> = (String, Box<dyn Fn(&str, net::Server) -> Result<f64> + 'a>);
     let mut measures: Vec<Measure<'_>> = vec![
         (
             format!("download {mb} MiB"),
-            Box::new(|a: &str| net::download(a, plan.bulk_bytes)),
+            Box::new(|a: &str, s| net::download(a, s, plan.bulk_bytes)),
         ),
         (
             format!("upload {mb} MiB"),
-            Box::new(|a: &str| net::upload(a, plan.bulk_bytes)),
+            Box::new(|a: &str, s| net::upload(a, s, plan.bulk_bytes)),
         ),
     ];
     for c in CONNECTIONS {
@@ -556,7 +556,7 @@ fn one_round(
         };
         measures.push((
             format!("requests/s, {c} keep-alive connection(s)"),
-            Box::new(move |a: &str| net::requests_per_s(a, c, n)),
+            Box::new(move |a: &str, _| net::requests_per_s(a, c, n)),
         ));
     }
     if hv_up.is_ok() {
@@ -585,7 +585,12 @@ fn one_round(
                 }
             };
             snapshot("before");
-            let measured = measure(addr);
+            let server = if *system == System::LinuxXen {
+                net::Server::Linux
+            } else {
+                net::Server::Pvguest
+            };
+            let measured = measure(addr, server);
             snapshot("after");
             match measured {
                 Ok(v) => {

@@ -1,14 +1,74 @@
 //! The network rows' one client program, run on the host for all three systems (over
 //! [`crate::http`]): a download of `GET /blob/<n>`, an upload of `POST /sink`, and requests per
 //! second of `GET /blob/1024` over 1 or 16 keep-alive connections. Each returns its rate or
-//! why it could not measure (a wrong status or length is an error, not a slow figure).
+//! why it could not measure (a wrong status or length is an error, not a slow figure). Every
+//! bulk transfer is checked byte for byte after its clock stops ([`Server`]): a download
+//! against the server's known content, an upload against the digest pvguest's `/sink`
+//! answers, so that data corrupted on the way is an error, never a rate (issue 30's
+//! integrity item).
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
 
 use crate::http::{self, Conn};
+use crate::xen::blk::{harness_pattern, hex};
+
+/// Whose service a transfer talks to: what its bulk bytes must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// pvguest's httpd: byte `i` of `/blob/<n>` is the generator's (`httpd::blob`, the
+    /// harness's [`harness_pattern`]), and `/sink` answers the upload's SHA-256 and length.
+    Pvguest,
+    /// The Linux domU's nginx: `/blob/<n>` is n zero bytes, and `/sink` answers
+    /// `{"sink":"ok"}` without a digest (nginx drops the body; hashing it in the domU would
+    /// add to the time measured), so its uploads are checked for status only.
+    Linux,
+}
+
+impl Server {
+    /// Byte `i` of `/blob/<n>` on this server.
+    fn blob_byte(self, i: usize) -> u8 {
+        match self {
+            Self::Pvguest => harness_pattern(i),
+            Self::Linux => 0,
+        }
+    }
+
+    /// Why `body` is not this server's `/blob/<n>`, if it is not: the first byte that differs
+    /// and how many differ.
+    pub fn check_blob(self, body: &[u8]) -> Result<()> {
+        let mut wrong = (0..body.len()).filter(|&i| body[i] != self.blob_byte(i));
+        let Some(first) = wrong.next() else {
+            return Ok(());
+        };
+        let count = 1 + wrong.count();
+        bail!(
+            "the body differs from {self:?}'s blob at byte {first} (got {:#04x}, expected {:#04x}); {count} of {} bytes differ",
+            body[first],
+            self.blob_byte(first),
+            body.len()
+        )
+    }
+
+    /// Why `answer` (the text of `/sink`'s answer to `sent`) does not confirm the bytes, if
+    /// it does not.
+    pub fn check_sink(self, sent: &[u8], answer: &str) -> Result<()> {
+        if self == Self::Linux {
+            return Ok(());
+        }
+        let digest = hex(&Sha256::digest(sent));
+        let length = sent.len();
+        if !answer.contains(&format!("\"sha256\":\"{digest}\""))
+            || !answer.contains(&format!("\"length\":{length}"))
+        {
+            bail!("sent {length} bytes of sha256 {digest}; the service answered {answer:?}");
+        }
+        Ok(())
+    }
+}
 
 /// A client's deadline for each read and write.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -18,8 +78,9 @@ pub fn mb_per_s(bytes: usize, elapsed: Duration) -> f64 {
     bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)
 }
 
-/// `GET /blob/<bytes>` on a fresh connection: MB/s from the request to the body's last byte.
-pub fn download(addr: &str, bytes: usize) -> Result<f64> {
+/// `GET /blob/<bytes>` on a fresh connection: MB/s from the request to the body's last byte,
+/// once the body is checked against `server`'s content.
+pub fn download(addr: &str, server: Server, bytes: usize) -> Result<f64> {
     let mut conn = Conn::connect(addr, IO_TIMEOUT)?;
     let started = Instant::now();
     let r = conn.request("GET", &format!("/blob/{bytes}"), None)?;
@@ -31,11 +92,15 @@ pub fn download(addr: &str, bytes: usize) -> Result<f64> {
             r.body.len()
         );
     }
+    server
+        .check_blob(&r.body)
+        .with_context(|| format!("GET /blob/{bytes} from {addr}"))?;
     Ok(mb_per_s(bytes, elapsed))
 }
 
-/// `POST /sink` of `bytes` bytes on a fresh connection: MB/s from the request to the answer.
-pub fn upload(addr: &str, bytes: usize) -> Result<f64> {
+/// `POST /sink` of `bytes` bytes on a fresh connection: MB/s from the request to the answer,
+/// once the answer confirms the bytes `server` received.
+pub fn upload(addr: &str, server: Server, bytes: usize) -> Result<f64> {
     let body: Vec<u8> = (0..bytes)
         .map(|i| u8::try_from(i % 251).unwrap_or(0))
         .collect();
@@ -46,6 +111,9 @@ pub fn upload(addr: &str, bytes: usize) -> Result<f64> {
     if !(200..300).contains(&r.status) {
         bail!("POST /sink of {bytes} bytes: status {}", r.status);
     }
+    server
+        .check_sink(&body, &r.text())
+        .with_context(|| format!("POST /sink to {addr}"))?;
     Ok(mb_per_s(bytes, elapsed))
 }
 
@@ -121,8 +189,10 @@ mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
 
-    /// A keep-alive server answering `GET /blob/<n>` with n bytes and anything else 200.
-    fn server() -> String {
+    /// A keep-alive server as pvguest's: `GET /blob/<n>` answers n bytes of the generator,
+    /// `POST /sink` the body's digest and length, anything else 200. With `flip`, byte 1000
+    /// of every blob and of every body it hashes is changed, as corruption on the way would.
+    fn server_with(flip: bool) -> String {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         std::thread::spawn(move || {
@@ -149,15 +219,36 @@ mod tests {
                         }
                         let mut body = vec![0; len];
                         r.read_exact(&mut body).unwrap();
-                        let n: usize = line
-                            .split_whitespace()
-                            .nth(1)
-                            .and_then(|p| p.strip_prefix("/blob/"))
-                            .and_then(|n| n.parse().ok())
-                            .unwrap_or(2);
-                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+                        let flip_at = |b: &mut Vec<u8>| {
+                            if flip && b.len() > 1000 {
+                                b[1000] ^= 0x40;
+                            }
+                        };
+                        let answer = if line.starts_with("POST /sink") {
+                            flip_at(&mut body);
+                            format!(
+                                "{{\"sha256\":\"{}\",\"length\":{}}}",
+                                hex(&Sha256::digest(&body)),
+                                body.len()
+                            )
+                            .into_bytes()
+                        } else {
+                            let n: usize = line
+                                .split_whitespace()
+                                .nth(1)
+                                .and_then(|p| p.strip_prefix("/blob/"))
+                                .and_then(|n| n.parse().ok())
+                                .unwrap_or(2);
+                            let mut blob: Vec<u8> = (0..n).map(harness_pattern).collect();
+                            flip_at(&mut blob);
+                            blob
+                        };
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                            answer.len()
+                        );
                         w.write_all(head.as_bytes()).unwrap();
-                        w.write_all(&vec![b'x'; n]).unwrap();
+                        w.write_all(&answer).unwrap();
                     }
                 });
             }
@@ -165,11 +256,16 @@ mod tests {
         addr
     }
 
+    /// [`server_with`] without corruption.
+    fn server() -> String {
+        server_with(false)
+    }
+
     #[test]
     fn every_row_of_the_client_measures_a_rate() {
         let addr = server();
-        assert!(download(&addr, 1 << 20).unwrap() > 0.0);
-        assert!(upload(&addr, 1 << 20).unwrap() > 0.0);
+        assert!(download(&addr, Server::Pvguest, 1 << 20).unwrap() > 0.0);
+        assert!(upload(&addr, Server::Pvguest, 1 << 20).unwrap() > 0.0);
         assert!(requests_per_s(&addr, 1, 50).unwrap() > 0.0);
         assert!(requests_per_s(&addr, 16, 200).unwrap() > 0.0);
         wait_answering(&addr, Duration::from_secs(5)).unwrap();
@@ -186,7 +282,19 @@ mod tests {
         let refused = TcpListener::bind("127.0.0.1:0").unwrap();
         let dead = refused.local_addr().unwrap().to_string();
         drop(refused);
-        assert!(download(&dead, 10).is_err());
+        assert!(download(&dead, Server::Pvguest, 10).is_err());
         assert!(requests_per_s(&dead, 2, 10).is_err());
+    }
+
+    #[test]
+    fn a_changed_byte_is_an_error_not_a_rate() {
+        let addr = server_with(true);
+        let down = download(&addr, Server::Pvguest, 1 << 16).unwrap_err();
+        assert!(format!("{down:#}").contains("at byte 1000"), "{down:#}");
+        assert!(upload(&addr, Server::Pvguest, 1 << 16).is_err());
+        // The Linux domU's blobs are zeros: the generator's bytes are not.
+        let clean = server();
+        assert!(download(&clean, Server::Linux, 1 << 16).is_err());
+        assert!(upload(&clean, Server::Linux, 1 << 16).is_ok());
     }
 }

@@ -32,6 +32,7 @@ use anyhow::{Context, Result};
 use super::config;
 use super::qemu::{Control, HostFwd};
 use super::serial::Line;
+use crate::bench::net::Server;
 use crate::linux_domu;
 use crate::tally::Tally;
 
@@ -204,10 +205,10 @@ fn host_side(
         let _ = control.send(Control::Line(format!("netback-stats {LINUX_DOMID} {tag}")));
     };
     stats("before-download");
-    let rates = crate::bench::net::download(addr, BULK_BYTES)
+    let rates = crate::bench::net::download(addr, Server::Linux, BULK_BYTES)
         .and_then(|down| {
             stats("after-download");
-            let up = crate::bench::net::upload(addr, BULK_BYTES)?;
+            let up = crate::bench::net::upload(addr, Server::Linux, BULK_BYTES)?;
             stats("after-upload");
             Ok((down, up))
         })
