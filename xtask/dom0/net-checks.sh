@@ -26,6 +26,10 @@
 #   head-range-etag  HEAD, Range and If-None-Match on /files/index.html: each status, the
 #              HEAD's body length, whether its length and ETag are GET's, the range's body
 #              length and Content-Range
+#   integrity N SHA  N uploads of one 16 MiB file to /sink and N downloads of
+#              /blob/16777216 (whose sha256 is SHA), alternating: how many of each came back
+#              wrong, and where the first wrong download differs from a right one (cmp: the
+#              first offset, how many bytes)
 #   diag NAME  the domain's state and RIP as dom0 sees them (printed, not judged)
 #   bench N    ab -k on /files/index.html: N requests over 16 connections three times, then
 #              over 128 (requests per second, printed, not judged)
@@ -67,6 +71,37 @@ upload)
     local=$(sha256sum /tmp/up.bin | cut -d' ' -f1)
     answer=$(wget -q -O - --post-file=/tmp/up.bin "http://$ip/sink")
     echo "$local $answer"
+    ;;
+integrity)
+    head -c 16777216 /dev/urandom | tr '\000' '\001' > /tmp/int-up.bin
+    local=$(sha256sum /tmp/int-up.bin | cut -d' ' -f1)
+    up_wrong=0; down_wrong=0; first=""; right=""; i=0
+    while [ "$i" -lt "$3" ]; do
+        answer=$(wget -q -O - --post-file=/tmp/int-up.bin "http://$ip/sink")
+        case "$answer" in
+            *"\"sha256\":\"$local\""*) ;;
+            *) up_wrong=$((up_wrong + 1))
+               [ -n "$first" ] || first="upload-$i-answered-$(echo "$answer" | tr -c 'a-z0-9:,{}"\n' _)" ;;
+        esac
+        wget -q -O /tmp/int-down.bin "http://$ip/blob/16777216"
+        if [ "$(sha256sum /tmp/int-down.bin | cut -d' ' -f1)" = "$4" ]; then
+            [ -n "$right" ] || { cp /tmp/int-down.bin /tmp/int-right.bin; right=yes; }
+        else
+            down_wrong=$((down_wrong + 1))
+            if [ -z "$first" ]; then
+                if [ -n "$right" ]; then
+                    at=$(cmp -l /tmp/int-down.bin /tmp/int-right.bin 2>&1 | head -n 1 | awk '{print $1}')
+                    bytes=$(cmp -l /tmp/int-down.bin /tmp/int-right.bin 2>/dev/null | wc -l)
+                    first="download-$i-differs-at-${at:-eof}-in-$bytes-bytes-length-$(wc -c < /tmp/int-down.bin)"
+                else
+                    first="download-$i-wrong-before-any-right-one"
+                fi
+            fi
+        fi
+        i=$((i + 1))
+    done
+    rm -f /tmp/int-up.bin /tmp/int-down.bin /tmp/int-right.bin
+    echo "uploads=$3 wrong=$up_wrong downloads=$3 wrong=$down_wrong first=${first:-none}"
     ;;
 malformed)
     status() { nc -w 5 "$ip" 80 | head -n 1 | cut -d' ' -f2; }
