@@ -111,19 +111,20 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// The guest's command line for the device boot (its first storm follows the group), with
 /// the head deadline [`TEST_HEAD_MS`] (`cargo xtask test`).
 pub fn cmdline() -> String {
-    cmdline_with(&format!(" http-head-ms={TEST_HEAD_MS}"))
+    cmdline_with(NET_SERVE_MS, &format!(" http-head-ms={TEST_HEAD_MS}"))
 }
 
-/// The guest's command line for `cargo xtask soak`: the service's default deadlines.
+/// The guest's command line for `cargo xtask soak`: the service's default deadlines, and
+/// room for `net-integrity`'s transfers.
 pub fn soak_cmdline() -> String {
-    cmdline_with("")
+    cmdline_with(NET_SERVE_MS + INTEGRITY_MARGIN.as_millis() as u64, "")
 }
 
-fn cmdline_with(extra: &str) -> String {
+fn cmdline_with(serve_ms: u64, extra: &str) -> String {
     format!(
         "selftest=blk,net blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w ip=dhcp \
          net-expect-mac={GUEST_MAC} net-expect-ip={GUEST_IP}/24 net-expect-gw={DOM0_IP} \
-         net-serve-ms={NET_SERVE_MS} kv-region={}+{} kv-storm=1 kv-storm-go{extra}",
+         net-serve-ms={serve_ms} kv-region={}+{} kv-storm=1 kv-storm-go{extra}",
         SERVICE_KV.0, SERVICE_KV.1
     )
 }
@@ -1037,6 +1038,9 @@ pub fn host_checks(
 /// Uploads and downloads of 16 MiB in `soak`'s `net-integrity` (the issue's report: 6 of 18
 /// uploads wrong in one boot).
 const INTEGRITY_ROUNDS: u32 = 18;
+/// What `net-integrity` adds to the soak's device boot and to its guest's serving time (each
+/// round moves 32 MiB at several MB/s; four times that, for a loaded machine).
+const INTEGRITY_MARGIN: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `net-integrity`: every upload's digest and every download's were right.
 pub(crate) fn integrity_verdict(v: &str) -> Result<(), String> {
@@ -1131,8 +1135,17 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     let guest = guest_elf()?;
     let image = image::ensure_image()?;
     let cycles_margin = super::save::CYCLE_MARGIN * (save_cycles(load) - 1);
+    let integrity_margin = if load >= SOAK_REQUESTS {
+        INTEGRITY_MARGIN
+    } else {
+        std::time::Duration::ZERO
+    };
     let timeout = hard_timeout(
-        DEVICE_BOOT_TIMEOUT + FEATURES_OFF_MARGIN + super::save::MARGIN + cycles_margin,
+        DEVICE_BOOT_TIMEOUT
+            + FEATURES_OFF_MARGIN
+            + super::save::MARGIN
+            + cycles_margin
+            + integrity_margin,
     )?;
     let site = site_archive(&workspace_root().join("pvguest").join("site"), true)?;
     let mut xvda = site.tar;
