@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod features;
 pub mod net;
 pub mod report;
 
@@ -52,6 +53,8 @@ pub struct Plan {
     pub requests_16: u64,
     /// Whether to search the least memory at which the demo answers.
     pub memory_search: bool,
+    /// Whether to measure each front-end feature switched off ([`features`]).
+    pub features: bool,
 }
 
 /// `cargo xtask bench`.
@@ -61,6 +64,7 @@ pub const FULL: Plan = Plan {
     requests_1: 500,
     requests_16: 2000,
     memory_search: true,
+    features: true,
 };
 
 /// `cargo xtask bench --quick`.
@@ -70,16 +74,19 @@ pub const QUICK: Plan = Plan {
     requests_1: 50,
     requests_16: 200,
     memory_search: false,
+    features: false,
 };
 
 const USAGE: &str = "\
-cargo xtask bench [--quick | --memory-only]
+cargo xtask bench [--quick | --memory-only | --features-only]
 
 Measures pvguest on hv beside pvguest and a Linux PVH domU on stock Xen 4.17 (both inside
 QEMU on this host), interleaved, and writes target/bench/report.md, report.json and ratios.svg (the table is
 printed too). --quick: one round with small sizes and no memory search (what
 `cargo xtask test` runs; it passes when every row produced a number). --memory-only: only
-the least-memory search (the other rows stay empty).
+the least-memory search (the other rows stay empty). --features-only: only the stock-Xen
+boot that measures pvguest with each front-end feature switched off in turn (the full run
+ends with it).
 ";
 
 /// The network rows' connections.
@@ -124,7 +131,16 @@ pub fn command(args: &[String]) -> Result<ExitCode> {
     let plan = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [] => FULL,
         ["--quick"] => QUICK,
-        ["--memory-only"] => Plan { rounds: 0, ..FULL },
+        ["--memory-only"] => Plan {
+            rounds: 0,
+            features: false,
+            ..FULL
+        },
+        ["--features-only"] => Plan {
+            rounds: 0,
+            memory_search: false,
+            ..FULL
+        },
         ["--help" | "-h"] => {
             print!("{USAGE}");
             return Ok(ExitCode::SUCCESS);
@@ -238,6 +254,12 @@ pub fn run(plan: Plan) -> Result<Report> {
                 }
             }
             Err(e) => println!("bench: memory search on Xen failed: {e:#}"),
+        }
+    }
+    if plan.features {
+        features::declare(&mut rows);
+        if let Err(e) = features::measure(&mut rows, &hv, &guest, &image, linux.as_ref()) {
+            println!("bench: the features boot failed: {e:#}");
         }
     }
     let report = Report {
@@ -399,7 +421,7 @@ fn one_round(
     } else {
         BLOCK_MB.1
     };
-    match hv_bench_boot(hv, guest, mb) {
+    match hv_bench_boot(hv, guest, mb, "") {
         Ok((lines, log)) => {
             bench_lines(rows, System::PvguestHv, &lines);
             match blkback_per_request(&log) {
@@ -720,21 +742,22 @@ pub fn blkback_per_request(serial: &str) -> Option<(f64, f64)> {
 
 /// pvguest's `selftest=bench` alone on hv, with a disk `xvda` of `mb` MiB + 1 for its block
 /// figures: its console lines and hv's serial log.
-fn hv_bench_boot(hv: &Path, guest: &Path, mb: u64) -> Result<(Vec<String>, String)> {
+pub(super) fn hv_bench_boot(
+    hv: &Path,
+    guest: &Path,
+    mb: u64,
+    switches: &str,
+) -> Result<(Vec<String>, String)> {
     let label = "bench-hv-selftest";
     let dir = crate::hv::run_dir(label);
     std::fs::create_dir_all(&dir)?;
     let disk = std::fs::File::create(dir.join("xvda.img"))?;
     disk.set_len((mb + 1) << 20)?;
     drop(disk);
-    let cmdline: &'static str = if mb == BLOCK_MB.0 {
-        "selftest=bench bench-disk=xvda bench-mb=8"
-    } else {
-        "selftest=bench bench-disk=xvda bench-mb=32"
-    };
+    let cmdline = format!("selftest=bench bench-disk=xvda bench-mb={mb} {switches}");
     let domain = [crate::hv::TestDomain {
         name: "bench",
-        cmdline,
+        cmdline: cmdline.trim_end(),
         memory_mib: 128,
         disks: "disk = [ 'format=raw, vdev=xvda, access=rw, target=xvda.img' ]\n",
     }];
@@ -769,6 +792,19 @@ fn hv_bench_boot(hv: &Path, guest: &Path, mb: u64) -> Result<(Vec<String>, Strin
 
 /// The `BENCH` lines of pvguest's bench mode as rows.
 fn bench_lines(rows: &mut Rows, system: System, lines: &[String]) {
+    bench_block_lines(rows, system, lines, "", "block");
+    hypercall_lines(rows, system, lines);
+}
+
+/// The block figures of pvguest's `BENCH` lines as rows of `group`, each row's name followed
+/// by `suffix`.
+fn bench_block_lines(
+    rows: &mut Rows,
+    system: System,
+    lines: &[String],
+    suffix: &str,
+    group: &'static str,
+) {
     for line in lines {
         let mut words = line.split_whitespace();
         let (Some("BENCH"), Some(key), Some(a), Some(b), None) = (
@@ -783,13 +819,18 @@ fn bench_lines(rows: &mut Rows, system: System, lines: &[String]) {
         if b <= 0.0 {
             continue;
         }
-        let block = || Row::new("block", "", "MB/s", Kind::Higher, "");
         if let Some((_, name)) = BLOCK_ROWS.iter().find(|(k, _)| *k == key) {
-            rows.add(name, block, system, a / 1e6 / (b / 1e9));
+            let row = || Row::new(group, "", "MB/s", Kind::Higher, "");
+            rows.add(&format!("{name}{suffix}"), row, system, a / 1e6 / (b / 1e9));
         } else if key == "blk-rand-read-4k" {
-            rows.add(RAND_ROW, block, system, a / (b / 1e9));
+            let row = || Row::new(group, "", "IOPS", Kind::Higher, "");
+            rows.add(&format!("{RAND_ROW}{suffix}"), row, system, a / (b / 1e9));
         }
     }
+}
+
+/// The hypercall and event figures of pvguest's `BENCH` lines as rows.
+fn hypercall_lines(rows: &mut Rows, system: System, lines: &[String]) {
     for (key, name) in [
         (
             "hypercall-xen-version-cycles",

@@ -708,11 +708,11 @@ fn pair_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> R
 }
 
 /// One domain of a multi-domain test boot, written as a config into the boot's directory.
-pub(crate) struct TestDomain {
+pub(crate) struct TestDomain<'a> {
     /// Its `name` (and file name, `<name>.cfg`).
     pub(crate) name: &'static str,
     /// Its `cmdline`.
-    pub(crate) cmdline: &'static str,
+    pub(crate) cmdline: &'a str,
     /// Its `memory` in MiB.
     pub(crate) memory_mib: u64,
     /// Its `disk` line (empty: none).

@@ -1,0 +1,408 @@
+//! The feature rows of a full `cargo xtask bench` (issues 29 and 30): pvguest's front ends
+//! with each negotiated feature switched off in turn, then all of them, beside every feature
+//! on and beside a Linux PVH domU, measured in one stock-Xen boot of their own. dom0 drives
+//! and times everything, so that every variant meets the same client on the same path (its
+//! bridge and Linux's netback or blkback), as the issues measured them:
+//! - network ([`NET_VARIANTS`]): pvguest's application created with the variant's switches on
+//!   its command line; busybox `wget` in dom0 downloads `GET /blob/16777216` (its SHA-256
+//!   compared with the generator's) and uploads 16 MiB to `POST /sink` (the digest the service
+//!   answers compared with dom0's); `ab -k -n 2000 -c 16 /blob/1024`; then the same for the
+//!   Linux domU (zero blobs; its nginx drops the upload unhashed). Times are dom0's
+//!   `/proc/uptime` (10 ms steps, against transfers of seconds).
+//! - block ([`BLK_VARIANTS`]): the `selftest=bench` guest with the variant's switches, its
+//!   `BENCH` lines (sequential MB/s at depth 1 and full, 4 KiB random-read IOPS), on stock
+//!   Xen in that boot and on hv in a short boot per variant (against hv's blkback, which
+//!   offers the same features); Linux's `dd` figures are the main rounds' rows.
+//!
+//! One sample per variant (the boots run once per full bench, after the rounds).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use super::report::{Kind, Row, System};
+use super::{BLOCK_MB, BLOCK_ROWS, RAND_ROW, Rows, bench_block_lines, hv_bench_boot};
+use crate::build::workspace_root;
+use crate::xen::blk::{harness_pattern, hex};
+
+/// The network variants: a name for the rows and the guest's switches.
+pub const NET_VARIANTS: &[(&str, &str)] = &[
+    ("every feature on", ""),
+    ("scatter-gather off", "net-sg=off"),
+    ("GSO send off", "net-gso-tx=off"),
+    ("GSO receive off", "net-gso-rx=off"),
+    ("checksum offload off", "net-csum=off"),
+    ("every feature off", "net-offloads=off"),
+];
+
+/// The block variants (discard is left out: no figure here sends one).
+pub const BLK_VARIANTS: &[(&str, &str)] = &[
+    ("every feature on", ""),
+    ("indirect segments off", "blk-indirect=off"),
+    ("persistent grants off", "blk-persistent=off"),
+    ("multi-page ring off", "blk-multipage-ring=off"),
+    (
+        "every feature off",
+        "blk-indirect=off blk-persistent=off blk-multipage-ring=off blk-discard=off",
+    ),
+];
+
+/// Bytes of each transfer.
+const BULK: usize = 16 << 20;
+/// dom0's address on `xenbr0`, the guests' subnet (QEMU's user network is not used).
+const DOM0_IP: &str = "10.0.9.1";
+/// pvguest's address.
+const PVGUEST_IP: &str = "10.0.9.2";
+/// The Linux domU's address.
+const LINUX_IP: &str = "10.0.9.3";
+/// How long the whole boot may take.
+const TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// dom0's shell functions: `variant "<switches>"` creates pvguest from `/pvxen/guest.cfg`
+/// with the switches added to its command line, measures it and destroys it; `linux`
+/// does the same for `/pvxen/linux.cfg`; `blk "<switches>"` runs the bench guest. Each
+/// prints one line: `down=<MB/s> up=<MB/s> rps=<n> failed=<n>`, or why not.
+const FUNCTIONS: &str = "now() { cut -d' ' -f1 /proc/uptime; }; \
+     mbs() { awk -v n=$1 -v a=$2 -v b=$3 'BEGIN { d = b - a; if (d < 0.01) d = 0.01; printf \"%.2f\", n / 1e6 / d }'; }; \
+     answering() { i=0; while [ $i -lt 90 ]; do \
+     timeout 3 wget -q -O /dev/null \"http://$1/\" 2>/dev/null && return 0; sleep 1; i=$((i+1)); done; return 1; }; \
+     rates() { ip=$1; want=$2; hashed=$3; n=16777216; \
+     t0=$(now); timeout 300 wget -q -O /tmp/dl.bin \"http://$ip/blob/$n\"; t1=$(now); \
+     got=$(sha256sum /tmp/dl.bin | cut -d' ' -f1); rm -f /tmp/dl.bin; \
+     [ \"$got\" = \"$want\" ] || { echo \"download-digest=$got\"; return; }; \
+     t2=$(now); answer=$(timeout 300 wget -q -O - --post-file=/tmp/up.bin \"http://$ip/sink\"); t3=$(now); \
+     if [ $hashed = yes ]; then case \"$answer\" in *\"$(cat /tmp/up.sha)\"*) ;; \
+     *) echo \"upload-answer=$(echo $answer | tr ' ' _)\"; return;; esac; fi; \
+     timeout 300 ab -k -n 2000 -c 16 \"http://$ip/blob/1024\" > /tmp/abf.log 2>&1; \
+     rps=$(awk '/^Requests per second/ {print $4}' /tmp/abf.log); \
+     failed=$(awk '/^Failed requests/ {print $3}' /tmp/abf.log); \
+     why=; [ -n \"$rps\" ] || why=\" ab-said=$(grep -v '^$' /tmp/abf.log | tail -n 2 | tr ' \\n' '__')\"; \
+     echo \"down=$(mbs $n $t0 $t1) up=$(mbs $n $t2 $t3) rps=${rps:-none} failed=${failed:-none}$why\"; }; \
+     variant() { sed \"s|^cmdline = \\\"\\(.*\\)\\\"|cmdline = \\\"\\1 $1\\\"|\" /pvxen/guest.cfg > /tmp/v.cfg; \
+     $XL create /tmp/v.cfg > /tmp/vc.log 2>&1 || { echo create-failed; return; }; \
+     if answering $PV_IP; then rates $PV_IP $BLOB_SHA yes; else echo no-answer; fi; \
+     $XL destroy pvguest > /dev/null 2>&1; sleep 1; }; \
+     linux() { $XL create /pvxen/linux.cfg > /tmp/lc.log 2>&1 || { echo create-failed; return; }; \
+     if answering $LX_IP; then rates $LX_IP $ZERO_SHA no; else echo no-answer; fi; \
+     $XL destroy linux > /dev/null 2>&1; sleep 1; }; \
+     blk() { sed \"s|^cmdline = \\\"\\(.*\\)\\\"|cmdline = \\\"\\1 $1\\\"|\" /pvxen/bench.cfg > /tmp/b.cfg; \
+     rm -f /var/log/xen/xl-bench.log /var/log/xen/console/guest-bench.log; \
+     $XL create /tmp/b.cfg > /dev/null 2>&1 || { echo create-failed; return; }; \
+     i=0; while [ $i -lt 900 ] && ! grep -q 'reason code' /var/log/xen/xl-bench.log 2>/dev/null; \
+     do sleep 0.2; i=$((i+1)); done; sleep 1; $XL destroy bench > /dev/null 2>&1; \
+     grep -a '^BENCH ' /var/log/xen/console/guest-bench.log | tr -d '\\r' | tr '\\n' ';'; }";
+
+/// One network variant's figures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NetFigures {
+    /// Download MB/s.
+    pub down: f64,
+    /// Upload MB/s.
+    pub up: f64,
+    /// Requests per second over 16 keep-alive connections.
+    pub rps: f64,
+}
+
+/// Parses a `down=.. up=.. rps=.. failed=0` line; `Err` says what the line said instead.
+pub fn parse_net(line: &str) -> Result<NetFigures, String> {
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+    };
+    let num = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok());
+    match (num("down"), num("up"), num("rps"), field("failed")) {
+        (Some(down), Some(up), Some(rps), Some("0")) => Ok(NetFigures { down, up, rps }),
+        (Some(_), Some(_), Some(_), failed) => Err(format!(
+            "ab reported {} failed requests: {line}",
+            failed.unwrap_or("no count of")
+        )),
+        _ => Err(format!("dom0 said `{}`", line.trim())),
+    }
+}
+
+/// The rows' names for a network variant.
+fn net_row_names(variant: &str) -> [String; 3] {
+    [
+        format!("download 16 MiB from dom0, {variant}"),
+        format!("upload 16 MiB from dom0, {variant}"),
+        format!("requests/s from dom0 (ab -k -c 16), {variant}"),
+    ]
+}
+
+/// Declares the rows a full run must fill.
+pub(super) fn declare(rows: &mut Rows) {
+    for (i, (variant, _)) in NET_VARIANTS.iter().enumerate() {
+        // Linux sits beside the every-feature-on variant only.
+        let systems: &[System] = if i == 0 {
+            &[System::PvguestXen, System::LinuxXen]
+        } else {
+            &[System::PvguestXen]
+        };
+        for (name, unit) in net_row_names(variant)
+            .into_iter()
+            .zip(["MB/s", "MB/s", "req/s"])
+        {
+            let mut row = net_row(unit);
+            row.name = name;
+            rows.declare(row, systems);
+        }
+    }
+    for (variant, _) in BLK_VARIANTS {
+        for (name, unit) in BLOCK_ROWS
+            .iter()
+            .map(|(_, name)| (*name, "MB/s"))
+            .chain([(RAND_ROW, "IOPS")])
+        {
+            let mut row = Row::new(BLK_GROUP, "", unit, Kind::Higher, "one sample per variant");
+            row.name = format!("{name}, {variant}");
+            rows.declare(row, &[System::PvguestHv, System::PvguestXen]);
+        }
+    }
+}
+
+fn net_row(unit: &'static str) -> Row {
+    Row::new(
+        "features (stock Xen, dom0's busybox wget and ab over the bridge)",
+        "",
+        unit,
+        Kind::Higher,
+        "one sample per variant, in a boot of its own",
+    )
+}
+
+/// Runs the features boot and adds its rows.
+pub(super) fn measure(
+    rows: &mut Rows,
+    hv: &Path,
+    guest: &Path,
+    image: &crate::xen::image::Image,
+    linux: Option<&crate::linux_domu::LinuxDomU>,
+) -> Result<()> {
+    use crate::xen::job::Step;
+    use crate::xen::run as xrun;
+    let dir = workspace_root().join("target").join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let store = dir.join("xen-features-store.img");
+    let _ = std::fs::remove_file(&store);
+    xrun::prepare_store(&store)?;
+    let store = xrun::drive_path(&store)?;
+    let site = crate::xen::blk::site_archive(&workspace_root().join("pvguest/site"), false)?;
+    let mut archive = site.tar;
+    archive.resize(
+        archive.len().div_ceil(xrun::ARCHIVE_ROUND) * xrun::ARCHIVE_ROUND,
+        0,
+    );
+    let mut job = xrun::job(archive, &format!("ip={PVGUEST_IP}/24 gw={DOM0_IP}"))?;
+    let at = job
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::Create { .. }))
+        .context("run's job has no create step")?;
+    job.steps.truncate(at);
+    let bench_cfg = crate::xen::xl_config(
+        &format!("selftest=bench bench-disk=xvda bench-mb={}", BLOCK_MB.1),
+        "disk = [ 'format=raw, vdev=xvda, access=rw, target=/tmp/bench-disk.img' ]\n",
+    )?
+    .replace("name = \"pvguest\"", "name = \"bench\"");
+    job.files.push(("bench.cfg".into(), bench_cfg.into_bytes()));
+    let blob_sha = hex(&Sha256::digest(
+        (0..BULK).map(harness_pattern).collect::<Vec<u8>>(),
+    ));
+    let zero_sha = hex(&Sha256::digest(vec![0u8; BULK]));
+    let env = format!(
+        "{FUNCTIONS}; PV_IP={PVGUEST_IP}; LX_IP={LINUX_IP}; BLOB_SHA={blob_sha}; ZERO_SHA={zero_sha}"
+    );
+    let run = |key: String, command: String| Step::Run { key, command };
+    job.steps.push(run(
+        "features-prep".into(),
+        format!(
+            "ip addr add {DOM0_IP}/24 dev xenbr0 && \
+             head -c {BULK} /dev/urandom | tr '\\000' '\\001' > /tmp/up.bin && \
+             sha256sum /tmp/up.bin | cut -d' ' -f1 > /tmp/up.sha && \
+             dd if=/dev/zero of=/tmp/bench-disk.img bs=1M count=0 seek=64 2>/dev/null && echo ok"
+        ),
+    ));
+    for (i, (_, switches)) in NET_VARIANTS.iter().enumerate() {
+        job.steps.push(run(
+            format!("features-net-{i}"),
+            format!("{env}; variant \"{switches}\""),
+        ));
+    }
+    if let Some(linux) = linux {
+        let config = crate::linux_domu::Config {
+            ip: format!("{LINUX_IP}/24"),
+            gateway: DOM0_IP.into(),
+            port: 80,
+            blobs: vec![BULK],
+            blk_bench: None,
+        };
+        let cfg = crate::linux_domu::xl_config(
+            "linux",
+            "/pvxen/linux.vmlinuz",
+            "/pvxen/linux.cpio",
+            &config,
+            256,
+            "vif = [ 'mac=00:16:3e:00:00:07,bridge=xenbr0' ]\n",
+        );
+        job.files.push(("linux.cfg".into(), cfg.into_bytes()));
+        job.files.push((
+            "linux.vmlinuz".into(),
+            std::fs::read(&linux.kernel)
+                .with_context(|| format!("reading {}", linux.kernel.display()))?,
+        ));
+        job.files
+            .push(("linux.cpio".into(), linux.initramfs.clone()));
+        job.steps
+            .push(run("features-net-linux".into(), format!("{env}; linux")));
+    }
+    for (i, (_, switches)) in BLK_VARIANTS.iter().enumerate() {
+        job.steps.push(run(
+            format!("features-blk-{i}"),
+            format!("{env}; blk \"{switches}\""),
+        ));
+    }
+    let devices = vec![
+        "-netdev".to_owned(),
+        "user,id=net0".to_owned(),
+        "-device".to_owned(),
+        "virtio-net-pci,netdev=net0".to_owned(),
+        "-drive".to_owned(),
+        format!("file={store},format=raw,if=none,id=store,cache=writeback"),
+        "-device".to_owned(),
+        "virtio-blk-pci,drive=store".to_owned(),
+    ];
+    let boot = crate::xen::qemu::Boot {
+        image,
+        overlay: crate::xen::overlay(guest, &job, TIMEOUT)?,
+        run_dir: workspace_root()
+            .join("target")
+            .join("pvxen")
+            .join("bench-xen-features"),
+        timeout: TIMEOUT,
+        devices,
+        stop: None,
+    };
+    println!(
+        "bench: stock Xen: pvguest with each front-end feature off in turn ({} network and {} \
+         block variants), and the Linux domU, measured by dom0",
+        NET_VARIANTS.len(),
+        BLK_VARIANTS.len()
+    );
+    let booted = crate::xen::qemu::boot(&boot, |_, _| {})?;
+    let result = |key: &str| {
+        booted
+            .transcript
+            .results
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let mut net = |key: &str, variant: &str, system: System| {
+        let line = result(key).unwrap_or_else(|| "no result".into());
+        match parse_net(&line) {
+            Ok(f) => {
+                println!(
+                    "bench: {} {variant}: download {:.2} MB/s, upload {:.2} MB/s, {:.0} req/s",
+                    system.label(),
+                    f.down,
+                    f.up,
+                    f.rps
+                );
+                let [down, up, rps] = net_row_names(variant);
+                rows.add(&down, || net_row("MB/s"), system, f.down);
+                rows.add(&up, || net_row("MB/s"), system, f.up);
+                rows.add(&rps, || net_row("req/s"), system, f.rps);
+            }
+            Err(e) => println!("bench: features {} {variant}: {e}", system.label()),
+        }
+    };
+    for (i, (variant, _)) in NET_VARIANTS.iter().enumerate() {
+        net(&format!("features-net-{i}"), variant, System::PvguestXen);
+    }
+    if linux.is_some() {
+        net("features-net-linux", NET_VARIANTS[0].0, System::LinuxXen);
+    }
+    for (i, (variant, _)) in BLK_VARIANTS.iter().enumerate() {
+        let Some(joined) = result(&format!("features-blk-{i}")) else {
+            println!("bench: features block {variant}: no result");
+            continue;
+        };
+        let lines: Vec<String> = joined
+            .split(';')
+            .filter(|l| l.starts_with("BENCH "))
+            .map(str::to_owned)
+            .collect();
+        if lines.is_empty() {
+            println!("bench: features block {variant}: dom0 said `{joined}`");
+            continue;
+        }
+        bench_block_lines(
+            rows,
+            System::PvguestXen,
+            &lines,
+            &format!(", {variant}"),
+            BLK_GROUP,
+        );
+    }
+    for (variant, switches) in BLK_VARIANTS {
+        println!("bench: hv: the selftest=bench guest, {variant}");
+        match hv_bench_boot(hv, guest, BLOCK_MB.1, switches) {
+            Ok((lines, _)) => bench_block_lines(
+                rows,
+                System::PvguestHv,
+                &lines,
+                &format!(", {variant}"),
+                BLK_GROUP,
+            ),
+            Err(e) => println!("bench: features block on hv, {variant}: {e:#}"),
+        }
+    }
+    Ok(())
+}
+
+/// The block variants' group.
+const BLK_GROUP: &str = "features (the selftest=bench guest's blkfront)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_measured_line_gives_its_figures_and_anything_else_says_why() {
+        assert_eq!(
+            parse_net("down=7.50 up=12.25 rps=1500.3 failed=0"),
+            Ok(NetFigures {
+                down: 7.5,
+                up: 12.25,
+                rps: 1500.3
+            })
+        );
+        assert!(
+            parse_net("down=7.50 up=12.25 rps=1500.3 failed=3")
+                .unwrap_err()
+                .contains("3 failed")
+        );
+        assert!(
+            parse_net("download-digest=00ff")
+                .unwrap_err()
+                .contains("download-digest=00ff")
+        );
+        assert!(parse_net("down=x up=1 rps=2 failed=0").is_err());
+        assert!(parse_net("").is_err());
+    }
+
+    #[test]
+    fn every_variant_switch_is_one_the_guest_reads() {
+        // The guest's switches (pvguest/src/service.rs and cmdline.rs) are `<name>=off`.
+        for (_, switches) in NET_VARIANTS.iter().chain(BLK_VARIANTS) {
+            for w in switches.split_whitespace() {
+                assert!(w.ends_with("=off"), "{w}");
+                assert!(w.starts_with("net-") || w.starts_with("blk-"), "{w}");
+            }
+        }
+        assert_eq!(NET_VARIANTS[0].1, "");
+        assert_eq!(BLK_VARIANTS[0].1, "");
+    }
+}
