@@ -21,8 +21,14 @@ struct IstStack([u8; IST_STACK_SIZE]);
 /// The double-fault stack; only the CPU writes to it (on a double fault).
 static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 
+/// The RSP0 stack's size: enough for the kernel's fault report.
+const PRIVILEGE_STACK_SIZE: usize = 12 * 1024;
+
+#[repr(C, align(16))]
+struct PrivilegeStack([u8; PRIVILEGE_STACK_SIZE]);
+
 /// The RSP0 stack: the CPU switches to it for an exception raised at CPL 3.
-static mut PRIVILEGE_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
+static mut PRIVILEGE_STACK: PrivilegeStack = PrivilegeStack([0; PRIVILEGE_STACK_SIZE]);
 
 static TSS: Once<TaskStateSegment> = Once::new();
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
@@ -48,7 +54,7 @@ pub fn init() -> Selectors {
         let mut tss = TaskStateSegment::new();
         let top = (&raw const DOUBLE_FAULT_STACK) as u64 + IST_STACK_SIZE as u64;
         tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST - 1)] = VirtAddr::new(top);
-        let rsp0 = (&raw const PRIVILEGE_STACK) as u64 + IST_STACK_SIZE as u64;
+        let rsp0 = (&raw const PRIVILEGE_STACK) as u64 + PRIVILEGE_STACK_SIZE as u64;
         tss.privilege_stack_table[0] = VirtAddr::new(rsp0);
         tss
     });
