@@ -1,7 +1,12 @@
 //! hv's command line: `<hv options> -- <guest command line>`, and hv's options
 //! ([`Options`]): `npf=crash` (a domain's access outside its memory crashes it, for
 //! debugging) or `npf=emulate` (the default: it reads all ones and its writes are dropped,
-//! as on Xen).
+//! as on Xen); `xenstored-entry-nb=<n>`, `xenstored-transaction-nodes=<n>` and
+//! `xenstored-memory=<bytes>`: domain 0's xenstored quotas, as C xenstored's `--entry-nb`,
+//! `--quota transaction-nodes=` and `--quota memory=` set them (a test setting; without them,
+//! C's defaults).
+
+use xenstored::quota::Quotas;
 
 /// The separator between hv's options and the guest's command line.
 pub const SEPARATOR: &str = "--";
@@ -50,6 +55,8 @@ pub enum NpfPolicy {
 pub struct Options {
     /// `npf=emulate|crash`.
     pub npf: NpfPolicy,
+    /// `xenstored-entry-nb=`, `xenstored-transaction-nodes=`, `xenstored-memory=`.
+    pub xenstored: Quotas,
 }
 
 impl Options {
@@ -62,7 +69,25 @@ impl Options {
             match word {
                 "npf=emulate" => options.npf = NpfPolicy::Emulate,
                 "npf=crash" => options.npf = NpfPolicy::Crash,
-                other => unknown(other),
+                other => {
+                    let q = &mut options.xenstored;
+                    let set = match other.split_once('=') {
+                        Some(("xenstored-entry-nb", v)) => {
+                            v.parse().map(|n| q.entries_per_domain = n)
+                        }
+                        Some(("xenstored-transaction-nodes", v)) => {
+                            v.parse().map(|n| q.nodes_per_transaction = n)
+                        }
+                        Some(("xenstored-memory", v)) => v.parse().map(|n| q.memory_hard = n),
+                        _ => {
+                            unknown(other);
+                            continue;
+                        }
+                    };
+                    if set.is_err() {
+                        unknown(other);
+                    }
+                }
             }
         }
         options
@@ -83,6 +108,24 @@ mod tests {
         assert_eq!(unknown, ["bogus", "npf=maybe"]);
         let o = Options::parse("npf=crash npf=emulate", |_| {});
         assert_eq!(o.npf, NpfPolicy::Emulate);
+    }
+
+    #[test]
+    fn xenstored_quotas_are_cs_unless_given() {
+        assert_eq!(Options::default().xenstored, Quotas::default());
+        let mut unknown = alloc::vec::Vec::new();
+        let o = Options::parse(
+            "xenstored-entry-nb=100 xenstored-transaction-nodes=50 xenstored-memory=65536 \
+             xenstored-memory=lots xenstored-watch-nb=3",
+            |w| unknown.push(w),
+        );
+        let want = Quotas {
+            entries_per_domain: 100,
+            nodes_per_transaction: 50,
+            memory_hard: 65536,
+        };
+        assert_eq!(o.xenstored, want);
+        assert_eq!(unknown, ["xenstored-memory=lots", "xenstored-watch-nb=3"]);
     }
 
     #[test]

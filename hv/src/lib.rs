@@ -117,7 +117,10 @@
 //!   MONITOR and MWAIT get `#UD` (CPUID offers no MONITOR); INVD and WBINVD are stepped over
 //!   (Xen flushes only for a domain with devices passed through, INVD as WBINVD); `#DB` and
 //!   `#AC` are intercepted and reflected unchanged, so that an endless delivery loop
-//!   (XSA-156) exits to hv instead of hanging the CPU. RDTSC, RDTSCP and RDPMC are not
+//!   (XSA-156) exits to hv instead of hanging the CPU (the `hostile` group's `cpl3` class
+//!   compares both with Xen from CPL 3: a single step's `#DB` under QEMU; its unaligned load
+//!   with CR0.AM and EFLAGS.AC set completes there, as QEMU's TCG checks no alignment, and
+//!   raises `#AC` only on hardware). RDTSC, RDTSCP and RDPMC are not
 //!   intercepted, as in Xen (default TSC mode, no vPMU): RDTSCP reads the domain's own
 //!   `TSC_AUX`, loaded before each VMRUN. Where hv differs: `#MC` is not intercepted (Xen
 //!   takes it for the host's machine-check handling; hv has none), nor ICEBP (Xen delivers

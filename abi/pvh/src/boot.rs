@@ -1,7 +1,9 @@
 //! What the PVH entry ([`pvh_entry!`](crate::pvh_entry)) built, seen from Rust: the identity
-//! map's size, the boot stack and its guard page, and the one change made to the boot page
+//! map's size, the boot stack and its guard page, and the changes made to the boot page
 //! tables afterwards: the guard page unmapped, so a stack overflow faults (a double fault on
-//! its own IST stack, see [`crate::gdt`]) instead of corrupting memory.
+//! its own IST stack, see [`crate::gdt`]) instead of corrupting memory; and, for pvguest's
+//! CPL-3 probes only, a user window of two pages above the identity map
+//! ([`install_user_window`]).
 
 use core::ptr::addr_of_mut;
 
@@ -28,6 +30,10 @@ unsafe extern "C" {
     static boot_stack_top: u8;
     /// The four boot page directories (2048 entries).
     static mut boot_pd: [u64; 2048];
+    /// The boot PML4.
+    static mut boot_pml4: [u64; 512];
+    /// The boot page-directory-pointer table (entries 0..4: the identity map).
+    static mut boot_pdpt: [u64; 512];
 }
 
 /// Physical (= virtual) address of the stack guard page.
@@ -96,4 +102,60 @@ pub fn install_stack_guard() -> Result<(), GuardError> {
     }
     x86_64::instructions::tlb::flush_all();
     Ok(())
+}
+
+/// Where [`install_user_window`] maps its two pages: right above the identity map (PDPT
+/// entry 4, which the boot stub leaves empty).
+pub const USER_WINDOW: u64 = IDENTITY_MAP_BYTES;
+
+/// User-accessible (U/S).
+const USER: u64 = 0x4;
+
+/// The page directory and page table of the user window.
+static mut USER_PD: Table = Table([0; 512]);
+static mut USER_PT: Table = Table([0; 512]);
+
+/// Errors of the user window's installation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserWindowError {
+    /// A page is not 4 KiB aligned or lies outside the identity map.
+    BadPage(u64),
+    /// PDPT entry 4 is already in use (installed twice?).
+    InUse(u64),
+}
+
+/// Maps the page at `code` (read-only) and the page at `stack` (writable) as the only
+/// user-accessible pages, at [`USER_WINDOW`] and the page after, and returns
+/// [`USER_WINDOW`]. The identity map stays supervisor-only: its PDPT entries lack U/S, so
+/// setting U/S on PML4 entry 0 (which must carry it for the window) opens nothing else.
+///
+/// Call once, with both pages the caller's (identity mapped, holding nothing else: user code
+/// can read the code page and write the stack page).
+pub fn install_user_window(code: u64, stack: u64) -> Result<u64, UserWindowError> {
+    for page in [code, stack] {
+        if page % 4096 != 0 || page >= IDENTITY_MAP_BYTES {
+            return Err(UserWindowError::BadPage(page));
+        }
+    }
+    // SAFETY: boot_pml4 and boot_pdpt are the live tables the boot stub built (512 entries
+    // each); USER_PD and USER_PT are only touched here, once (entry 4 empty is checked
+    // first). The new entries map only the two pages given, above everything mapped so far;
+    // PML4 entry 0 keeps its address and gains only U/S, which grants nothing below a PDPT
+    // entry without it.
+    unsafe {
+        let pdpt = addr_of_mut!(boot_pdpt);
+        if (*pdpt)[4] != 0 {
+            return Err(UserWindowError::InUse((*pdpt)[4]));
+        }
+        let pt = addr_of_mut!(USER_PT);
+        (*pt).0[0] = code | 0x1 | USER;
+        (*pt).0[1] = stack | PRESENT_WRITABLE | USER;
+        let pd = addr_of_mut!(USER_PD);
+        (*pd).0[0] = (pt as u64) | PRESENT_WRITABLE | USER;
+        (*pdpt)[4] = (pd as u64) | PRESENT_WRITABLE | USER;
+        let pml4 = addr_of_mut!(boot_pml4);
+        (*pml4)[0] |= USER;
+    }
+    x86_64::instructions::tlb::flush_all();
+    Ok(USER_WINDOW)
 }

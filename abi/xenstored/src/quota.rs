@@ -57,6 +57,30 @@ pub const MEMORY_SOFT: usize = 2 * 1024 * 1024;
 /// the connection layer reads no request of the domain (C `domain_can_read`).
 pub const MEMORY_HARD: usize = 2 * 1024 * 1024 + 512 * 1024;
 
+/// The quotas C xenstored's command line sets (`--entry-nb <n>`, `--quota
+/// transaction-nodes=<n>`, `--quota memory=<n>`); [`Quotas::default`] is C's defaults, which
+/// a [`crate::Store`] keeps unless it is made with [`crate::Store::with_quotas`] (a test
+/// setting: smaller quotas cost fewer requests to reach, on C xenstored and here alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    /// [`ENTRIES_PER_DOMAIN`] (`--entry-nb`).
+    pub entries_per_domain: usize,
+    /// [`NODES_PER_TRANSACTION`] (`--quota transaction-nodes=`).
+    pub nodes_per_transaction: usize,
+    /// [`MEMORY_HARD`] (`--quota memory=`).
+    pub memory_hard: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            entries_per_domain: ENTRIES_PER_DOMAIN,
+            nodes_per_transaction: NODES_PER_TRANSACTION,
+            memory_hard: MEMORY_HARD,
+        }
+    }
+}
+
 /// The heap one unprivileged domain can make the store hold at most, pushing every quota
 /// as far as it goes (measured by `tests/heap_per_domain.rs` with a counting allocator, with
 /// a margin): what the committed nodes it owns, its transactions, watches and queued events

@@ -3,7 +3,7 @@
 
 use crate::ops::{self, OK};
 use crate::perms::{self, Rights, perm_for_conn};
-use crate::quota::{self, MEMORY_HARD, TRANSACTIONS_PER_DOMAIN, WATCHES_PER_DOMAIN};
+use crate::quota::{self, Quotas, TRANSACTIONS_PER_DOMAIN, WATCHES_PER_DOMAIN};
 use crate::transaction::Transaction;
 use crate::tree::Tree;
 use crate::view::View;
@@ -66,6 +66,7 @@ pub struct Store {
     tree: Tree,
     connections: BTreeMap<Domid, Connection>,
     special: SpecialPerms,
+    quotas: Quotas,
 }
 
 impl Default for Store {
@@ -78,13 +79,25 @@ impl Store {
     /// The tree C xenstored starts with (`/`, `/tool`, `/tool/xenstored`, owned by domain 0
     /// with no access for others) and a connection for domain 0.
     pub fn new() -> Self {
+        Self::with_quotas(Quotas::default())
+    }
+
+    /// [`Store::new`] with `quotas` instead of C's defaults (as C xenstored started with
+    /// `--entry-nb` and `--quota`).
+    pub fn with_quotas(quotas: Quotas) -> Self {
         let mut connections = BTreeMap::new();
         connections.insert(0, Connection::default());
         Self {
             tree: Tree::new(),
             connections,
             special: SpecialPerms::new(),
+            quotas,
         }
+    }
+
+    /// The quotas in force.
+    pub fn quotas(&self) -> Quotas {
+        self.quotas
     }
 
     /// Gives `domid` a connection (the store's half of `XS_INTRODUCE`; the connection layer
@@ -171,7 +184,7 @@ impl Store {
         // its hard memory quota.
         if !perms::is_privileged(conn)
             && reply.len() > quota::REPLY_UNCHECKED
-            && self.memory(conn) + reply.len() + quota::MESSAGE_HEADER >= MEMORY_HARD
+            && self.memory(conn) + reply.len() + quota::MESSAGE_HEADER >= self.quotas.memory_hard
         {
             return Err(XsdError::Enomem);
         }
@@ -305,7 +318,7 @@ impl Store {
             .connections
             .get(&conn)
             .map_or(0, Connection::extra_memory);
-        let mut view = View::new(&mut self.tree, tx, conn, extra);
+        let mut view = View::new(&mut self.tree, tx, conn, extra, self.quotas);
         let result = op(&mut view);
         let fires = core::mem::take(&mut view.fires);
         self.deliver(&fires);
@@ -339,8 +352,12 @@ impl Store {
                 break id;
             }
         };
-        c.transactions
-            .push(Transaction::new(id, privileged, generation));
+        c.transactions.push(Transaction::new(
+            id,
+            privileged,
+            generation,
+            self.quotas.nodes_per_transaction,
+        ));
         let mut out = format!("{id}").into_bytes();
         out.push(0);
         Ok(out)
@@ -360,7 +377,7 @@ impl Store {
         };
         let tx = tx.take().ok_or(XsdError::Enoent)?;
         if commit {
-            let fires = tx.commit(&mut self.tree)?;
+            let fires = tx.commit(&mut self.tree, self.quotas.entries_per_domain)?;
             self.deliver(&fires);
         }
         Ok(OK.to_vec())
@@ -390,7 +407,7 @@ impl Store {
                 return Err(XsdError::E2big);
             }
             let charged = self.tree.usage(conn).memory + c.extra_memory();
-            if charged + node.len() + token.len() >= MEMORY_HARD {
+            if charged + node.len() + token.len() >= self.quotas.memory_hard {
                 return Err(XsdError::Enomem);
             }
         }
@@ -473,7 +490,7 @@ impl Store {
                     let path = w.event_path(&fire.path);
                     let charged = self.tree.usage(domid).memory + c.extra_memory();
                     let len = path.len() + w.token.len() + 2 + quota::MESSAGE_HEADER;
-                    if !perms::is_privileged(domid) && charged + len >= MEMORY_HARD {
+                    if !perms::is_privileged(domid) && charged + len >= self.quotas.memory_hard {
                         // C `send_event`: beyond the quota, the event is dropped.
                         c.dropped += 1;
                         continue;
@@ -496,7 +513,7 @@ impl Store {
             return;
         };
         let len = event.wire_len() + quota::MESSAGE_HEADER;
-        if !perms::is_privileged(conn) && used + c.extra_memory() + len >= MEMORY_HARD {
+        if !perms::is_privileged(conn) && used + c.extra_memory() + len >= self.quotas.memory_hard {
             c.dropped += 1;
             return;
         }
@@ -516,7 +533,7 @@ impl Store {
             }
         }
         for p in owned {
-            let mut view = View::new(&mut self.tree, None, 0, 0);
+            let mut view = View::new(&mut self.tree, None, 0, 0, self.quotas);
             // A node already gone with an earlier subtree is fine to skip.
             let _ = ops::rm_node(&mut view, &p);
             let fires = core::mem::take(&mut view.fires);
@@ -562,7 +579,7 @@ impl Store {
     /// `domain_can_read`). Reads inside a transaction are charged without a check, as in C,
     /// so a domain can get there.
     pub fn memory_hard_exceeded(&self, domid: Domid) -> bool {
-        !perms::is_privileged(domid) && self.memory(domid) >= MEMORY_HARD
+        !perms::is_privileged(domid) && self.memory(domid) >= self.quotas.memory_hard
     }
 
     /// Whether an unprivileged `domid` is charged [`quota::MEMORY_SOFT`] or more (C only

@@ -9,7 +9,7 @@
 //! generation count, and the watch events queued for them fire.
 
 use crate::path;
-use crate::quota::{self, NODES_PER_TRANSACTION};
+use crate::quota;
 use crate::tree::{Node, Tree};
 use crate::watch::Fire;
 use crate::{Domid, XsdError};
@@ -47,6 +47,8 @@ pub(crate) struct Transaction {
     fail: bool,
     /// Whether the owner is privileged (domain 0): no quota applies.
     privileged: bool,
+    /// Nodes it may touch (the store's [`quota::Quotas::nodes_per_transaction`]).
+    max_nodes: usize,
     /// The bytes C puts before a path in a transaction's key (`<generation>/`).
     key_prefix: usize,
     /// Bytes charged to the owner: each accessed node's key, and its copy's record.
@@ -58,9 +60,10 @@ pub(crate) struct Transaction {
 }
 
 impl Transaction {
-    /// An empty transaction of a domain (`privileged`: domain 0); `generation` is the tree's
-    /// when it starts (C names the transaction's keys after it).
-    pub(crate) fn new(id: u32, privileged: bool, generation: u64) -> Self {
+    /// An empty transaction of a domain (`privileged`: domain 0) that may touch
+    /// `max_nodes` nodes; `generation` is the tree's when it starts (C names the
+    /// transaction's keys after it).
+    pub(crate) fn new(id: u32, privileged: bool, generation: u64, max_nodes: usize) -> Self {
         let digits = alloc::format!("{generation}").len();
         Self {
             id,
@@ -68,6 +71,7 @@ impl Transaction {
             index: BTreeMap::new(),
             fail: false,
             privileged,
+            max_nodes,
             key_prefix: digits + 1,
             memory: 0,
             created: false,
@@ -99,9 +103,7 @@ impl Transaction {
     /// Whether `path` is new to the transaction and the transaction may not touch another
     /// node (C `access_node`: `ENOSPC`, and the transaction fails).
     pub(crate) fn check_new(&mut self, path: &str) -> Result<(), XsdError> {
-        if self.privileged
-            || self.index.contains_key(path)
-            || self.accessed.len() < NODES_PER_TRANSACTION
+        if self.privileged || self.index.contains_key(path) || self.accessed.len() < self.max_nodes
         {
             return Ok(());
         }
@@ -218,8 +220,8 @@ impl Transaction {
 
     /// Commits into `tree` (C `finalize_transaction`): `EAGAIN` and no change if a node the
     /// transaction read changed since; otherwise the watch events to fire, in the order the
-    /// nodes were first accessed.
-    pub(crate) fn commit(self, tree: &mut Tree) -> Result<Vec<Fire>, XsdError> {
+    /// nodes were first accessed. `max_entries` is the store's node quota.
+    pub(crate) fn commit(self, tree: &mut Tree, max_entries: usize) -> Result<Vec<Fire>, XsdError> {
         if self.fail {
             return Err(XsdError::Enomem);
         }
@@ -227,7 +229,7 @@ impl Transaction {
         if self.created && !self.privileged {
             for (&domid, &delta) in &self.entries {
                 let count = tree.usage(domid).entries.saturating_add_signed(delta);
-                if !crate::perms::is_privileged(domid) && count >= quota::ENTRIES_PER_DOMAIN {
+                if !crate::perms::is_privileged(domid) && count >= max_entries {
                     return Err(XsdError::Enospc);
                 }
             }

@@ -4,7 +4,7 @@
 
 use crate::path;
 use crate::perms::is_privileged;
-use crate::quota::{self, ENTRIES_PER_DOMAIN, ENTRY_SIZE_MAX, MEMORY_HARD};
+use crate::quota::{self, ENTRY_SIZE_MAX, Quotas};
 use crate::transaction::Transaction;
 use crate::tree::{Node, Tree};
 use crate::watch::Fire;
@@ -22,6 +22,8 @@ pub(crate) struct View<'a> {
     /// Bytes charged to `conn` outside the tree and `tx` (watches, queued events, other
     /// transactions).
     extra: usize,
+    /// The store's quotas.
+    quotas: Quotas,
     /// Watch events to deliver once the request is done (empty inside a transaction).
     pub fires: Vec<Fire>,
 }
@@ -38,18 +40,20 @@ pub(crate) struct Pending<'n> {
 
 impl<'a> View<'a> {
     /// A view of `tree` for a request of `conn`, through `tx` when given; `extra` is what
-    /// `conn` is charged outside the tree and `tx`.
+    /// `conn` is charged outside the tree and `tx`; `quotas` are the store's.
     pub(crate) fn new(
         tree: &'a mut Tree,
         tx: Option<&'a mut Transaction>,
         conn: Domid,
         extra: usize,
+        quotas: Quotas,
     ) -> Self {
         Self {
             tree,
             tx,
             conn,
             extra,
+            quotas,
             fires: Vec::new(),
         }
     }
@@ -102,7 +106,9 @@ impl<'a> View<'a> {
                 // C `domain_entry(conn)`: committed nodes, plus those this request created
                 // outside a transaction.
                 let own = self.tree.usage(self.conn).entries;
-                if own + if self.tx.is_some() { 0 } else { created } >= ENTRIES_PER_DOMAIN {
+                if own + if self.tx.is_some() { 0 } else { created }
+                    >= self.quotas.entries_per_domain
+                {
                     // In a transaction the count is the committed one, so the first new node
                     // fails, before anything is written: not a failed transaction (C
                     // `create_node` undoes nothing then).
@@ -138,7 +144,7 @@ impl<'a> View<'a> {
                 .find(|(d, _)| *d == payer)
                 .map_or(0, |&(_, b)| b);
             let total = self.memory_of(payer).saturating_add_signed(pending);
-            if !is_privileged(payer) && total >= MEMORY_HARD {
+            if !is_privileged(payer) && total >= self.quotas.memory_hard {
                 return Err((XsdError::Eio, true));
             }
         }

@@ -181,7 +181,8 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
             hvlog!("option keep: hv runs on when no domain is left (until shutdown-hv)");
         } else {
             hvlog!(
-                "ignoring unknown option {opt:?} (hv knows npf=emulate|crash, trace=dump, keep)"
+                "ignoring unknown option {opt:?} (hv knows npf=emulate|crash, trace=dump, keep, \
+                 xenstored-entry-nb=, xenstored-transaction-nodes=, xenstored-memory=)"
             );
         }
     });
@@ -189,6 +190,9 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
         hvlog!("npf=crash: an access outside a domain's memory crashes the domain");
     }
     super::domain::set_npf_policy(options.npf);
+    if options.xenstored != xenstored::quota::Quotas::default() {
+        hvlog!("xenstored quotas: {:?}", options.xenstored);
+    }
     for r in info.memmap() {
         hvlog!(
             "  memory {:#012x}-{:#012x} type {}",
@@ -319,7 +323,7 @@ pub(crate) extern "C" fn start(start_info: u32) -> ! {
             None
         }
     };
-    let store = match super::xenstore::new_store() {
+    let store = match super::xenstore::new_store(options.xenstored) {
         Ok(s) => s,
         Err(e) => fail(format_args!("xenstore: {e}")),
     };

@@ -5,6 +5,7 @@
 use super::host_frame::HostFrame;
 use crate::dom0::toolstack;
 use crate::dom0::xenstored::{MAX_QUEUED_BYTES, StorePage, XsConnection};
+use xenstored::quota::Quotas;
 use xenstored::{Domid, Store, XsdError};
 
 /// hv's heap set aside for each domain's xenstore: the most the store can hold for one
@@ -39,9 +40,10 @@ impl StorePage for HostFrame {
     }
 }
 
-/// The store every domain shares, with domain 0's home written.
-pub fn new_store() -> Result<Store, XsdError> {
-    let mut store = Store::new();
+/// The store every domain shares, with domain 0's home written, under `quotas` (hv's
+/// `xenstored-*` options; C's defaults without them).
+pub fn new_store(quotas: Quotas) -> Result<Store, XsdError> {
+    let mut store = Store::with_quotas(quotas);
     toolstack::write_dom0(&mut store)?;
     Ok(store)
 }

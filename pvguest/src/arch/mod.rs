@@ -2,13 +2,14 @@
 //! itself is expanded in `main.rs` with [`BOOT_STACK_SIZE`] and the binary's entry function)
 //! plus the debug console port 0xE9, the event-channel upcall stub and idle (`sti; hlt`), and
 //! the SSE registers as plain values and the XSAVE state as a whole for the self-tests
-//! ([`vector`], [`xsave`]). The only place that
+//! ([`vector`], [`xsave`]), and a few instructions run at CPL 3 ([`user`]). The only place that
 //! touches control registers, descriptor tables and vector registers; it imports nothing of the
 //! kernel above it (the fault handler is passed to [`exceptions::init`] by the boot sequence).
 
 pub use pvh::{boot, exceptions, gdt};
 
 pub mod upcall;
+pub mod user;
 pub mod vector;
 pub mod xsave;
 

@@ -8,6 +8,7 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::platform::{Test, TestResult};
 use crate::xen::time;
@@ -38,6 +39,23 @@ const ENTRIES_PER_DOMAIN: usize = 1000;
 const WATCHES_PER_DOMAIN: usize = 128;
 const TRANSACTIONS_PER_DOMAIN: usize = 10;
 const NODES_PER_TRANSACTION: usize = 1024;
+/// C `quota_memory_per_domain_hard`.
+const MEMORY_HARD: usize = 2 * 1024 * 1024 + 512 * 1024;
+
+/// The node, transaction-node and memory quotas the floods expect: C's defaults, unless a
+/// run started xenstored with smaller ones and said so ([`expect_quotas`]).
+static EXPECTED_ENTRIES: AtomicUsize = AtomicUsize::new(ENTRIES_PER_DOMAIN);
+static EXPECTED_TRANSACTION_NODES: AtomicUsize = AtomicUsize::new(NODES_PER_TRANSACTION);
+static EXPECTED_MEMORY: AtomicUsize = AtomicUsize::new(MEMORY_HARD);
+
+/// Makes the floods expect these quotas (C xenstored's `--entry-nb`, `--quota
+/// transaction-nodes=`, `--quota memory=`): each must be refused within its quota, so a
+/// xenstored that kept larger ones fails them.
+pub fn expect_quotas(entries: usize, transaction_nodes: usize, memory: usize) {
+    EXPECTED_ENTRIES.store(entries, Ordering::Relaxed);
+    EXPECTED_TRANSACTION_NODES.store(transaction_nodes, Ordering::Relaxed);
+    EXPECTED_MEMORY.store(memory, Ordering::Relaxed);
+}
 
 fn xs<R>(f: impl FnOnce(&mut Client, Instant) -> Result<R, String>) -> Result<R, String> {
     let deadline = time::deadline_ms(TIMEOUT_MS).map_err(|e| format!("clock: {e:?}"))?;
@@ -139,6 +157,7 @@ fn deep_write() -> TestResult {
 
 fn nodes() -> TestResult {
     const N: &str = "data/xsq-nodes";
+    let quota = EXPECTED_ENTRIES.load(Ordering::Relaxed);
     xs(|c, d| {
         let mut made = 0;
         let errno = loop {
@@ -148,7 +167,7 @@ fn nodes() -> TestResult {
                 Ok(()) => made += 1,
                 Err(e) => break refused("flood", Err::<(), _>(e))?,
             }
-            if made > 2 * ENTRIES_PER_DOMAIN {
+            if made > 2 * ENTRIES_PER_DOMAIN.max(quota) {
                 return Err(String::from("never refused"));
             }
         };
@@ -159,8 +178,8 @@ fn nodes() -> TestResult {
         ok("rm", c.rm(TxId::NONE, N, d))?;
         ok("write after rm", c.write(TxId::NONE, N, "", d))?;
         ok("rm again", c.rm(TxId::NONE, N, d))?;
-        if made > ENTRIES_PER_DOMAIN {
-            return Err(format!("{made} leaves written"));
+        if made > quota {
+            return Err(format!("{made} leaves written (quota {quota})"));
         }
         Ok(())
     })
@@ -221,6 +240,7 @@ fn transactions() -> TestResult {
 }
 
 fn transaction_nodes() -> TestResult {
+    let quota = EXPECTED_TRANSACTION_NODES.load(Ordering::Relaxed);
     xs(|c, d| {
         let tx = ok("start", c.transaction_start(d))?;
         let mut read = 0;
@@ -229,7 +249,7 @@ fn transaction_nodes() -> TestResult {
                 Err(XsError::Server(XsErrno::Known(XsdError::Enoent))) => read += 1,
                 other => break refused("flood", other)?,
             }
-            if read > 2 * NODES_PER_TRANSACTION {
+            if read > 2 * NODES_PER_TRANSACTION.max(quota) {
                 break XsdError::Eperm;
             }
         };
@@ -238,8 +258,8 @@ fn transaction_nodes() -> TestResult {
         // The transaction failed: its commit is ENOMEM (C `trans->fail`).
         let e = refused("commit", c.transaction_end(tx, true, d))?;
         expect("commit", e, XsdError::Enomem)?;
-        if read > NODES_PER_TRANSACTION {
-            return Err(format!("{read} nodes read"));
+        if read > quota {
+            return Err(format!("{read} nodes read (quota {quota})"));
         }
         Ok(())
     })
@@ -247,6 +267,7 @@ fn transaction_nodes() -> TestResult {
 
 fn memory() -> TestResult {
     const M: &str = "data/xsq-mem";
+    let quota = EXPECTED_MEMORY.load(Ordering::Relaxed);
     xs(|c, d| {
         let top = format!("{M}/{}", "x".repeat(1200));
         let value = "v".repeat(2000);
@@ -264,6 +285,11 @@ fn memory() -> TestResult {
         log::info!("xs-quota-memory: {made} values of 2000 bytes written before {errno:?}");
         // C `write_node_raw` turns the accounting's ENOMEM into EIO.
         expect("flood", errno, XsdError::Eio)?;
+        if made * value.len() > quota {
+            return Err(format!(
+                "{made} values of 2000 bytes under a {quota}-byte quota"
+            ));
+        }
         // Near the quota C refuses a reply over 16 bytes (it charges the reply while queued)
         // with ENOMEM; a short one is served, and so is a delete.
         let first = format!("{top}/d{:038}/n{:038}", 0, 0);

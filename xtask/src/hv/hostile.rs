@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::serial::{self, EXIT_POWEROFF, Expect, Line, QemuEnd};
-use super::{Module, boot, config, explain_failure, qemu, record_prefixed, run_dir};
+use super::{Module, boot_with, config, explain_failure, qemu, record_prefixed, run_dir};
 use crate::tally::Tally;
 
 /// The attacker's calls in `cargo xtask test` (`hv-test`).
@@ -74,12 +74,18 @@ fn compared_boot(
     guest: &Path,
     timeout: Duration,
 ) -> Result<Vec<String>> {
-    let booted = boot(
+    let options = format!(
+        "{} {}",
+        super::HV_OPTIONS,
+        crate::xen::hostile::hv_options()
+    );
+    let booted = boot_with(
         "hv-test",
         hv,
         Module::Elf(guest, crate::xen::hostile::CMDLINE),
         "hv-hostile",
         timeout,
+        (options.trim(), None),
         |_| {},
     )?;
     let mut verdict = serial::judge_selftest(&booted.transcript, &booted.end);

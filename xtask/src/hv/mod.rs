@@ -192,7 +192,7 @@ fn boot(
 }
 
 /// [`boot`] with these hv options, and with QEMU's gdbstub when `gdb` is given.
-fn boot_with(
+pub(crate) fn boot_with(
     who: &str,
     hv: &Path,
     module: Module<'_>,

@@ -14,19 +14,71 @@ use super::pair::decode_console;
 use crate::selftest::{Lines, read_lines};
 
 /// The compared command line: both platforms run exactly this (the seed and the number of
-/// calls fix every call). The xenstore class leaves out the floods of a thousand requests
-/// (minutes on stock Xen under emulation; hv's `xs-quota` boot and its isolation boot run
-/// them).
+/// calls fix every call; `hostile-xs-quotas=` names [`QUOTAS`], which each xenstore flood
+/// must meet).
 pub const CMDLINE: &str =
-    "selftest=hostile hostile-seed=23 hostile-calls=2000 hostile-xenstore=light";
+    "selftest=hostile hostile-seed=23 hostile-calls=2000 hostile-xs-quotas=100,100,229376";
+
+/// The xenstored quotas of the compared run, smaller than C xenstored 4.17's defaults (1000
+/// nodes per domain, 1024 nodes per transaction, 2.5 MiB per domain), so that the `xenstore`
+/// class's floods reach and pass them in about a hundred requests each instead of a
+/// thousand: each request costs stock Xen's xenstored about 18 ms under emulation (35 ms in
+/// a transaction, 112 ms for a 3.3 KB write), so the floods took 140 s at the defaults. The
+/// other quotas (watches, transactions, permissions, entry size) keep their defaults. The
+/// memory quota (224 KiB) lies where each flood still meets the quota it is for: above what
+/// `xs-quota-deep-write`'s 80-odd nodes of 2 KB paths take before the node quota refuses
+/// them (about 170 KB), below what `xs-quota-memory`'s 3.3 KB writes would take before it
+/// (about 260 KB); at 64 KiB both platforms answer the deep write `EIO`. Stock
+/// Xen's dom0 starts xenstored with [`xenstored_args`] for the whole platform boot (no other
+/// guest of that boot comes near them); hv's compared boot gets [`hv_options`].
+pub const QUOTAS: XenstoredQuotas = XenstoredQuotas {
+    entries_per_domain: 100,
+    nodes_per_transaction: 100,
+    memory: 229_376,
+};
+
+/// Quotas of C xenstored's command line (and hv's `xenstored-*` options).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XenstoredQuotas {
+    /// `--entry-nb`.
+    pub entries_per_domain: u32,
+    /// `--quota transaction-nodes=`.
+    pub nodes_per_transaction: u32,
+    /// `--quota memory=` (bytes, the hard quota).
+    pub memory: u32,
+}
+
+/// C xenstored's options for [`QUOTAS`] (dom0's `/pvxen/xenstored.args`).
+pub fn xenstored_args() -> String {
+    let q = QUOTAS;
+    format!(
+        "--entry-nb {} --quota transaction-nodes={} --quota memory={}",
+        q.entries_per_domain, q.nodes_per_transaction, q.memory
+    )
+}
+
+/// hv's options for [`QUOTAS`].
+pub fn hv_options() -> String {
+    let q = QUOTAS;
+    format!(
+        "xenstored-entry-nb={} xenstored-transaction-nodes={} xenstored-memory={}",
+        q.entries_per_domain, q.nodes_per_transaction, q.memory
+    )
+}
 /// The guest's xl name (and config `pvguest-hostile.cfg`).
 const NAME: &str = "pvguest-hostile";
 /// How long dom0 waits for it to shut down, in 0.2 s polls (120 s).
 const WAIT_POLLS: u32 = 600;
 
-/// The file the steps need in `/pvxen/`: the guest's config.
+/// The files the steps need in `/pvxen/`: the guest's config, and xenstored's quotas (which
+/// dom0's `init` reads before it starts xenstored).
 pub fn files() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    super::fault::guest_config(NAME, CMDLINE)
+    let mut files = super::fault::guest_config(NAME, CMDLINE)?;
+    files.push((
+        "xenstored.args".to_owned(),
+        format!("{}\n", xenstored_args()).into_bytes(),
+    ));
+    Ok(files)
 }
 
 /// The steps, after the `fault` steps of the platform boot.
@@ -186,6 +238,21 @@ mod tests {
         let files = files().unwrap();
         let cfg = String::from_utf8(files[0].1.clone()).unwrap();
         assert_eq!(files[0].0, "pvguest-hostile.cfg");
+        assert_eq!(files[1].0, "xenstored.args");
+        assert_eq!(
+            String::from_utf8(files[1].1.clone()).unwrap(),
+            "--entry-nb 100 --quota transaction-nodes=100 --quota memory=229376\n"
+        );
+        let q = QUOTAS;
+        let named = format!(
+            "hostile-xs-quotas={},{},{}",
+            q.entries_per_domain, q.nodes_per_transaction, q.memory
+        );
+        assert!(CMDLINE.ends_with(&named), "{CMDLINE}");
+        assert_eq!(
+            hv_options(),
+            "xenstored-entry-nb=100 xenstored-transaction-nodes=100 xenstored-memory=229376"
+        );
         assert!(cfg.contains("name = \"pvguest-hostile\""), "{cfg}");
         assert!(cfg.contains(&format!("cmdline = \"{CMDLINE}\"")));
         assert!(cfg.contains("memory = 128") && !cfg.contains("vif") && !cfg.contains("disk"));

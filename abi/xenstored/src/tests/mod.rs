@@ -8,6 +8,7 @@ mod quotas;
 mod transactions;
 mod watches;
 
+use crate::quota::Quotas;
 use crate::{Domid, Store, WatchEvent, XsdError};
 use abi::io::xs_wire::*;
 use std::string::String;
@@ -15,7 +16,11 @@ use std::vec::Vec;
 
 /// A store with domains 1 and 2 introduced, each owning its home.
 fn store() -> Store {
-    let mut s = Store::new();
+    store_with(Quotas::default())
+}
+
+fn store_with(quotas: Quotas) -> Store {
+    let mut s = Store::with_quotas(quotas);
     for d in [1, 2] {
         s.introduce(d);
         let home = Store::home(d);

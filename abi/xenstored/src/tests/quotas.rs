@@ -390,3 +390,57 @@ fn reads_in_transactions_may_pass_the_hard_quota_which_stalls_the_domain() {
     end(&mut s, 1, tx, false).unwrap();
     assert!(!s.memory_hard_exceeded(1));
 }
+
+#[test]
+fn smaller_quotas_bind_where_set_and_the_others_stay_cs() {
+    let q = Quotas {
+        entries_per_domain: 10,
+        nodes_per_transaction: 6,
+        memory_hard: 12_000,
+    };
+    let mut s = store_with(q);
+    assert_eq!(s.quotas(), q);
+    assert_eq!(Store::new().quotas(), Quotas::default());
+    assert_eq!(Quotas::default().entries_per_domain, ENTRIES_PER_DOMAIN);
+    // Nodes: the home and 9 more fit (C: `>=` the quota refuses), the 11th is refused.
+    let mut made = 0;
+    let errno = loop {
+        match write(&mut s, 1, 0, &format!("n{made}"), "") {
+            Ok(()) => made += 1,
+            Err(e) => break e,
+        }
+        assert!(made <= 10, "never refused");
+    };
+    assert_eq!((made, errno), (9, XsdError::Enospc));
+    // A transaction may touch 6 nodes (a missing node's read touches it and its parent, the
+    // home: 5 reads); the next fails it, and its commit is ENOMEM.
+    let tx = start(&mut s, 2);
+    let mut reads = 0;
+    let errno = loop {
+        match read(&mut s, 2, tx, &format!("m{reads}")) {
+            Err(XsdError::Enoent) => reads += 1,
+            other => break other,
+        }
+        assert!(reads <= 10, "never refused");
+    };
+    assert_eq!((reads, errno), (5, Err(XsdError::Enospc)));
+    assert_eq!(end(&mut s, 2, tx, true), Err(XsdError::Enomem));
+    // Memory: 1900-byte values until the charge would reach 12,000 bytes: EIO.
+    let mut made = 0;
+    let errno = loop {
+        match write_value(&mut s, 2, 0, &format!("v{made}"), 1900) {
+            Ok(()) => made += 1,
+            Err(e) => break e,
+        }
+        assert!(made <= 10, "never refused");
+    };
+    assert_eq!((made, errno), (6, XsdError::Eio));
+    // The quotas left alone are C's: 11 transactions open, the 12th refused.
+    for _ in 0..=TRANSACTIONS_PER_DOMAIN {
+        start(&mut s, 1);
+    }
+    assert_eq!(
+        s.handle(1, XS_TRANSACTION_START, 0, &[0]),
+        Err(XsdError::Enospc)
+    );
+}

@@ -20,9 +20,15 @@
 //!   the hypercall table, answered with the vector they raised (recorded by `trap`);
 //! - `msrs`: RDMSR and WRMSR of a set of MSRs (#GP, or the value or its class), RDPMC,
 //!   RDTSCP (the `TSC_AUX` the group wrote), MONITOR and MWAIT;
-//! - `xenstore`: the `xs-quota` group's floods, up to and past each quota
-//!   (`hostile-xenstore=light`: without the three floods of a thousand requests, which take
-//!   minutes against stock Xen's xenstored under emulation).
+//! - `cpl3`: a few instructions at CPL 3 (`arch::user`): an unaligned load with alignment
+//!   checks on (`#AC`, intercepted by hv and Xen against XSA-156 and reflected; QEMU's TCG
+//!   checks no alignment, so there the load completes on both), a single step (`#DB`, also
+//!   intercepted and reflected), and the CPL and `#GP` of a privileged instruction;
+//! - `xenstore`: the `xs-quota` group's floods, up to and past each quota (the compared runs
+//!   set smaller node, transaction-node and memory quotas on both platforms, xtask's
+//!   `xen::hostile::QUOTAS`, so that each flood is about a hundred requests, and name them
+//!   in `hostile-xs-quotas=<nodes>,<transaction nodes>,<memory>`: each flood must then be
+//!   refused within them).
 //!
 //! Each class prints `FACT hostile.<class>.calls <n>`, `FACT hostile.<class>.errnos
 //! <digest>` (FNV-1a over the answers in order, [`digest`]) and `TEST hostile-<class> ok`

@@ -11,6 +11,7 @@ use x86_64::instructions::interrupts;
 use super::calls::{self, Ctx};
 use super::digest::{ClassRecord, Prng};
 use super::trap::{self, Insn, Outcome, Traps};
+use crate::arch::user::{self, Probe};
 use crate::boot_info::RegionKind;
 use crate::cmdline::option;
 use crate::memory::frames::FRAME_SIZE;
@@ -45,6 +46,16 @@ fn number(cmdline: &str, key: &str) -> Option<u64> {
     }
 }
 
+/// `hostile-xs-quotas=<nodes>,<transaction nodes>,<memory>`: the xenstored quotas the run
+/// set (smaller than C's defaults), which the `xenstore` class's floods must meet.
+fn xs_quotas(cmdline: &str) -> Option<(usize, usize, usize)> {
+    let mut it = option(cmdline, "hostile-xs-quotas")?
+        .split(',')
+        .map(|v| v.parse().ok());
+    let q = (it.next()??, it.next()??, it.next()??);
+    it.next().is_none().then_some(q)
+}
+
 /// Runs the group.
 pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
     crate::kernel::ensure_platform();
@@ -70,8 +81,13 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         made += rec.calls;
         report(rep, class, &rec, Ok(()));
     }
-    let light = option(cmdline, "hostile-xenstore") == Some("light");
-    let (rec, verdict) = xenstore(light);
+    let (rec, verdict) = cpl3();
+    made += rec.calls;
+    report(rep, "cpl3", &rec, verdict);
+    if let Some((entries, nodes, memory)) = xs_quotas(cmdline) {
+        crate::selftest::xs_quota::expect_quotas(entries, nodes, memory);
+    }
+    let (rec, verdict) = xenstore();
     made += rec.calls;
     report(rep, "xenstore", &rec, verdict);
     if let (Ok(s), Ok(e)) = (start, time::now()) {
@@ -294,24 +310,88 @@ fn msrs(_ctx: &mut Ctx, rng: &mut Prng, rec: &mut ClassRecord) {
     rec.add(kind, a);
 }
 
-/// The `xs-quota` tests `hostile-xenstore=light` leaves out: the floods of a thousand
-/// requests each, which take minutes against stock Xen's xenstored under emulation.
-const XENSTORE_FLOODS: [&str; 3] = [
-    "xs-quota-nodes",
-    "xs-quota-transaction-nodes",
-    "xs-quota-memory",
+/// The CPL-3 probes, by name.
+const CPL3_PROBES: [(&str, Probe); 6] = [
+    ("cs", Probe::Cs),
+    ("alignment-check", Probe::AlignmentCheck),
+    ("unaligned-no-check", Probe::UnalignedNoCheck),
+    ("aligned-check", Probe::AlignedCheck),
+    ("single-step", Probe::SingleStep),
+    ("privileged", Probe::Privileged),
 ];
 
-/// `xenstore`: the `xs-quota` group's tests (`light`: without [`XENSTORE_FLOODS`]), each one
-/// call (0: answered as C xenstored answers).
-fn xenstore(light: bool) -> (ClassRecord, Result<(), String>) {
+/// A CPL-3 probe's exit as one answer: vector * 10^6 + error code * 10^4 + offset * 100 +
+/// what the probe reports (`cs`: the CPL it ran at; `single-step`: DR6.BS).
+fn cpl3_answer(probe: Probe, exit: &user::Exit) -> i64 {
+    let extra = match probe {
+        Probe::Cs => exit.rax & 3,
+        Probe::SingleStep => (exit.dr6 >> 14) & 1,
+        _ => 0,
+    };
+    (exit.vector.min(255) * 1_000_000
+        + exit.error_code.min(99) * 10_000
+        + exit.offset.min(99) * 100
+        + extra) as i64
+}
+
+/// What any x86 platform must answer for `probe` (`unaligned_end`, `step_end`: the offsets
+/// after the unaligned load and after the first stepped instruction, from the probes' start).
+fn cpl3_expected(probe: Probe, exit: &user::Exit, unaligned_end: u64, step_end: u64) -> bool {
+    let (v, e, at) = (exit.vector, exit.error_code, exit.offset);
+    match probe {
+        Probe::Cs => v == 6 && exit.rax & 3 == 3,
+        // #AC(0) at the load; a CPU that checks no alignment (QEMU's TCG) completes it.
+        Probe::AlignmentCheck => (v, e, at) == (17, 0, 0) || (v, at) == (6, unaligned_end),
+        Probe::UnalignedNoCheck => (v, at) == (6, unaligned_end),
+        Probe::AlignedCheck => v == 6 && at > 0,
+        Probe::SingleStep => v == 1 && at == step_end && exit.dr6 & (1 << 14) != 0,
+        Probe::Privileged => (v, e, at) == (13, 0, 0),
+    }
+}
+
+/// `cpl3`: a few instructions at CPL 3 (`arch::user`), twice each: the CPL they run at, an
+/// unaligned load with alignment checks on (`#AC`, which hv and Xen intercept against
+/// XSA-156 and reflect), with them off, an aligned load with them on, a single step
+/// (`#DB`, also intercepted and reflected) and a privileged instruction (`#GP`).
+fn cpl3() -> (ClassRecord, Result<(), String>) {
+    let mut rec = ClassRecord::default();
+    let mut wrong = Vec::new();
+    let (unaligned_end, step_end) = user::landmarks();
+    for _ in 0..2 {
+        for &(name, probe) in &CPL3_PROBES {
+            match user::run(probe) {
+                Ok(exit) => {
+                    rec.add(name, cpl3_answer(probe, &exit));
+                    if !cpl3_expected(probe, &exit, unaligned_end, step_end) {
+                        wrong.push(format!("{name}: {exit:?}"));
+                    }
+                }
+                Err(e) => {
+                    rec.add(name, -1);
+                    wrong.push(format!("{name}: {e:?}"));
+                }
+            }
+        }
+    }
+    if wrong.is_empty() {
+        (rec, Ok(()))
+    } else {
+        (rec, Err(wrong.join("; ")))
+    }
+}
+
+/// `xenstore`: the `xs-quota` group's tests, each one call (0: answered as C xenstored
+/// answers); each test's time is logged.
+fn xenstore() -> (ClassRecord, Result<(), String>) {
     let mut rec = ClassRecord::default();
     let mut failed = Vec::new();
     for &(name, test) in crate::selftest::xs_quota::TESTS {
-        if light && XENSTORE_FLOODS.contains(&name) {
-            continue;
-        }
+        let began = time::now();
         let r = test();
+        if let (Ok(s), Ok(e)) = (began, time::now()) {
+            let ms = e.as_nanos().saturating_sub(s.as_nanos()) / 1_000_000;
+            log::info!("hostile xenstore: {name} took {ms} ms");
+        }
         if let Err(e) = &r {
             log::info!("hostile xenstore: {name}: {e}");
             failed.push(name);
