@@ -31,6 +31,12 @@ pub const MAX_MEMORY_REGIONS: usize = 64;
 /// up, with larger buffers beyond. It was 16 MiB, which held every guest from 32 MiB up at 83
 /// connections, fewer than `ab -c 128`.
 pub const MAX_HEAP_BYTES: u64 = 256 << 20;
+/// The heap's size is a multiple of this. Xen's toolstack and hv place the boot data one page
+/// apart, so the largest free run differs by a page between them; rounded to a page, half of
+/// it flipped between two values with every odd change of the kernel's size in pages (and
+/// `FACT heap-alloc.heap-kib`, which the platforms must print alike, with it). Rounded to a
+/// MiB, the two agree unless half the run lies within 2 KiB of a MiB boundary.
+pub const HEAP_GRANULE: u64 = 1 << 20;
 
 unsafe extern "C" {
     static __kernel_start: u8;
@@ -356,7 +362,7 @@ fn setup_memory(paddr: u64, cpuid: XenCpuid) -> Result<BootState, &'static str> 
         log::warn!("{} free ranges ignored (table full)", free.dropped);
     }
     let mut frames = FrameAllocator::new(free);
-    let heap_bytes = (frames.largest_free() / 2).min(MAX_HEAP_BYTES) & !(FRAME_SIZE - 1);
+    let heap_bytes = (frames.largest_free() / 2).min(MAX_HEAP_BYTES) & !(HEAP_GRANULE - 1);
     if heap_bytes < (1 << 20) {
         return Err("less than 2 MiB of contiguous free memory");
     }
