@@ -59,6 +59,25 @@ impl Table {
             .map(|i| i as u64)
     }
 
+    /// A free slot's id among `start..end` (one queue's slots).
+    pub fn free_id_in(&self, start: u64, end: u64) -> Option<u64> {
+        let (start, end) = (usize::try_from(start).ok()?, usize::try_from(end).ok()?);
+        self.slots
+            .get(start..end.min(self.slots.len()))?
+            .iter()
+            .position(Option::is_none)
+            .map(|i| (start + i) as u64)
+    }
+
+    /// The ids of the requests in flight, lowest first.
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i as u64)
+    }
+
     /// Puts a request in slot `id` (which [`Table::free_id`] returned).
     pub fn insert(&mut self, id: u64, request: InFlight) {
         if let Some(slot) = usize::try_from(id).ok().and_then(|i| self.slots.get_mut(i)) {
