@@ -814,7 +814,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     /// back to the pool).
     fn abort_pages(&mut self, queue: usize, pages: Vec<GrantedPage>) {
         if self.persistent {
-            self.to_pool(queue, pages);
+            self.return_to_pool(queue, pages);
             return;
         }
         if let Ok(pages) = self.end_pages(pages) {
@@ -870,8 +870,8 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 Ok(Status::NotSupported) => Err(BlkError::NotSupported),
             };
             let queue = self.queue_of(id).unwrap_or(0);
-            self.to_pool(queue, pages);
-            self.to_pool(queue, indirect);
+            self.return_to_pool(queue, pages);
+            self.return_to_pool(queue, indirect);
             if !abandoned {
                 self.done.push_back(Completion {
                     id: RequestId(id),
@@ -921,7 +921,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
 
     /// Persistent grants back to queue `queue`'s pool (to queue 0's if there is no such
     /// queue: they are ended with the rest at the close).
-    fn to_pool(&mut self, queue: usize, pages: Vec<GrantedPage>) {
+    fn return_to_pool(&mut self, queue: usize, pages: Vec<GrantedPage>) {
         let n = if queue < self.queues.len() { queue } else { 0 };
         if let Some(q) = self.queues.get_mut(n) {
             q.pool.extend(pages);
@@ -948,10 +948,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             if self.dead.is_some() {
                 break;
             }
-            loop {
-                let Some(q) = self.queues.get_mut(queue) else {
-                    break;
-                };
+            while let Some(q) = self.queues.get_mut(queue) {
                 match q.ring.take_response() {
                     Ok(Some(response)) => self.take(queue, &response),
                     Ok(None) => match q.ring.final_check_for_responses() {

@@ -95,8 +95,8 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             };
             if request.persistent {
                 // Ended with the rest of the pool in `abandon`.
-                self.to_pool(0, request.pages);
-                self.to_pool(0, request.indirect);
+                self.return_to_pool(0, request.pages);
+                self.return_to_pool(0, request.indirect);
             } else {
                 for pages in [request.pages, request.indirect] {
                     if let Ok(pages) = self.end_pages(pages) {
