@@ -434,7 +434,15 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
 
     /// Whether the ring has a free slot.
     pub fn can_submit(&self) -> bool {
-        self.dead.is_none() && self.table.free_id().is_some()
+        self.dead.is_none()
+            && (0..self.queues.len() as u64).any(|q| {
+                let start = q * self.slots;
+                self.table
+                    .free_id_in(start, start + self.slots, |id| {
+                        !self.done.iter().any(|c| c.id == RequestId(id))
+                    })
+                    .is_some()
+            })
     }
 
     /// Submits a read of `len` bytes at byte offset `offset`.
@@ -587,13 +595,19 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
 
     /// A free slot for the next request and its queue: the queues are taken in turn
     /// (round-robin from the one after the last used, a full one skipped), so that requests
-    /// spread evenly over them whatever the caller waits for.
+    /// spread evenly over them whatever the caller waits for. A slot whose completion the
+    /// caller has not been given yet is not reused: its id would name two requests.
     fn take_id(&mut self) -> Result<(u64, usize), BlkError> {
         let count = self.queues.len();
+        let done = &self.done;
+        let undelivered = |id: u64| done.iter().any(|c| c.id == RequestId(id));
         for k in 0..count {
             let q = (self.next_queue + k) % count;
             let start = q as u64 * self.slots;
-            if let Some(id) = self.table.free_id_in(start, start + self.slots) {
+            let free = self
+                .table
+                .free_id_in(start, start + self.slots, |id| !undelivered(id));
+            if let Some(id) = free {
                 self.next_queue = (q + 1) % count;
                 return Ok((id, q));
             }

@@ -51,22 +51,17 @@ impl Table {
         Self { slots }
     }
 
-    /// A free slot's id.
-    pub fn free_id(&self) -> Option<u64> {
-        self.slots
-            .iter()
-            .position(Option::is_none)
-            .map(|i| i as u64)
-    }
-
-    /// A free slot's id among `start..end` (one queue's slots).
-    pub fn free_id_in(&self, start: u64, end: u64) -> Option<u64> {
+    /// The lowest free slot's id among `start..end` (one queue's slots) for which `usable`
+    /// holds.
+    pub fn free_id_in(&self, start: u64, end: u64, usable: impl Fn(u64) -> bool) -> Option<u64> {
         let (start, end) = (usize::try_from(start).ok()?, usize::try_from(end).ok()?);
         self.slots
             .get(start..end.min(self.slots.len()))?
             .iter()
-            .position(Option::is_none)
-            .map(|i| (start + i) as u64)
+            .enumerate()
+            .filter(|(_, s)| s.is_none())
+            .map(|(i, _)| (start + i) as u64)
+            .find(|&id| usable(id))
     }
 
     /// The ids of the requests in flight, lowest first.
@@ -174,7 +169,8 @@ mod tests {
     #[test]
     fn responses_are_checked_against_the_request() {
         let mut t = Table::new(4);
-        assert_eq!(t.free_id(), Some(0));
+        assert_eq!(t.free_id_in(0, 4, |_| true), Some(0));
+        assert_eq!(t.free_id_in(0, 4, |id| id > 1), Some(2));
         t.insert(0, request(BLKIF_OP_READ));
         t.insert(1, request(BLKIF_OP_WRITE));
         assert_eq!(

@@ -319,3 +319,40 @@ fn a_queue_with_an_impossible_producer_index_is_halted_alone() {
         assert_eq!(d.stats().queue_requests, [2, 0, 0, 0])
     });
 }
+
+/// Reads streamed at depth 32 over two queues, each wait taking the oldest: a wait collects
+/// the other queues' completions too, and their slots must not be reused (their ids would name
+/// two requests) until the caller was given them.
+#[test]
+fn a_slot_is_reused_only_after_its_completion_was_delivered() {
+    let rig = Rig::new();
+    let mut guest = rig.add_guest_with(5, 51712, MemDisk::new(SECTORS), "w", offering(2));
+    let mut front = rig.connect(&mut guest);
+    assert_eq!(front.stats().queues, 2);
+    let blocks = SECTORS / 8;
+    let mut pending = std::collections::VecDeque::new();
+    let mut check = |front: &mut super::rig::Front, guest: &mut Guest, (i, id)| {
+        let at = (i % blocks) as usize * 4096;
+        let data = front.wait_for(&mut guest.xs, id, far()).unwrap();
+        assert!(
+            data.iter()
+                .enumerate()
+                .all(|(b, &v)| v == ((at + b) / 512) as u8),
+            "{i}"
+        );
+    };
+    for i in 0..600u64 {
+        if pending.len() >= 32 || !front.can_submit() {
+            check(&mut front, &mut guest, pending.pop_front().unwrap());
+        }
+        let id = front.submit_read((i % blocks) * 4096, 4096).unwrap();
+        pending.push_back((i, id));
+        // Domain 0 serves at once, as hv's blkback does on the kick's exit.
+        front.kick().unwrap();
+        rig.settle();
+    }
+    for p in pending {
+        check(&mut front, &mut guest, p);
+    }
+    assert_eq!(front.stats().queue_requests, [300, 300, 0, 0]);
+}
