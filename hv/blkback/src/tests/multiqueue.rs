@@ -331,7 +331,7 @@ fn a_slot_is_reused_only_after_its_completion_was_delivered() {
     assert_eq!(front.stats().queues, 2);
     let blocks = SECTORS / 8;
     let mut pending = std::collections::VecDeque::new();
-    let mut check = |front: &mut super::rig::Front, guest: &mut Guest, (i, id)| {
+    let check = |front: &mut super::rig::Front, guest: &mut Guest, (i, id)| {
         let at = (i % blocks) as usize * 4096;
         let data = front.wait_for(&mut guest.xs, id, far()).unwrap();
         assert!(
