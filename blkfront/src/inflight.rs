@@ -73,7 +73,7 @@ impl Table {
             .map(|(i, _)| i as u64)
     }
 
-    /// Puts a request in slot `id` (which [`Table::free_id`] returned).
+    /// Puts a request in slot `id` (which [`Table::free_id_in`] returned).
     pub fn insert(&mut self, id: u64, request: InFlight) {
         if let Some(slot) = usize::try_from(id).ok().and_then(|i| self.slots.get_mut(i)) {
             *slot = Some(request);
