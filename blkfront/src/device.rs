@@ -20,7 +20,9 @@
 //! [`flush`]: Blkfront::flush
 
 use crate::error::{BadResponse, BlkError};
-use crate::features::{Features, indirect_segments, ring_page_order};
+use crate::features::{
+    FRONT_MAX_QUEUES, Features, indirect_segments, queue_count, ring_page_order,
+};
 use crate::inflight::{InFlight, Status, Table};
 use crate::info::{DiskInfo, FlushMode, SECTOR};
 use abi::io::blkif::{
@@ -33,6 +35,7 @@ use abi::io::xenbus::XenbusState;
 use abi::ring::{FrontRing, RingError};
 use alloc::collections::VecDeque;
 use alloc::format;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use xenbus::frontend::Frontend;
@@ -105,8 +108,26 @@ pub struct BlkStats {
     /// Pages of the shared ring (`2^ring-page-order`: more than 1 only when the backend offered
     /// `max-ring-page-order`).
     pub ring_pages: u64,
-    /// The most requests in flight at once (above 32 only on a ring of several pages).
+    /// The most requests in flight at once (above 32 only on a ring of several pages, or
+    /// with several queues).
     pub peak_in_flight: u64,
+    /// Queues (rings) in use: more than 1 only when the backend offered
+    /// `multi-queue-max-queues`.
+    pub queues: u64,
+    /// Requests put on each queue's ring, by queue (spread round-robin).
+    pub queue_requests: [u64; FRONT_MAX_QUEUES as usize],
+}
+
+/// One queue: a ring (of one or several pages) with its own event channel and, with
+/// persistent grants, its own pool of granted pages (as Linux's `blkfront_ring_info`).
+#[derive(Debug)]
+struct Queue {
+    ring: FrontRing<BlkifRequest, BlkifResponse>,
+    /// The ring's pages in ring order (`ring-ref0`, ...); empty once ended.
+    ring_pages: Vec<GrantedPage>,
+    port: Port,
+    /// Persistent grants of this queue not in use now.
+    pool: Vec<GrantedPage>,
 }
 
 /// A connected vbd.
@@ -115,9 +136,14 @@ pub struct Blkfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     platform: Platform<P, G, E>,
     frontend: Frontend,
     info: DiskInfo,
-    ring: FrontRing<BlkifRequest, BlkifResponse>,
-    /// The ring's pages in ring order (`ring-ref0`, ...); empty once ended.
-    ring_pages: Vec<GrantedPage>,
+    /// The queues, at least one; request `id` is on queue `id / slots` (`slots`: one ring's
+    /// size), so a response on the wrong queue is told apart.
+    queues: Vec<Queue>,
+    /// Slots of one ring.
+    slots: u64,
+    /// The queue the next request tries first (round-robin).
+    next_queue: usize,
+    /// Queue 0's port.
     port: Port,
     handle: u16,
     features: Features,
@@ -126,8 +152,6 @@ pub struct Blkfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     /// `feature-persistent` negotiated: data pages come from `pool` and are never ended while
     /// connected.
     persistent: bool,
-    /// Persistent grants not in use now.
-    pool: Vec<GrantedPage>,
     table: Table,
     done: VecDeque<Completion>,
     quarantine: Vec<GrantedPage>,
@@ -180,37 +204,88 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             .ok()
             .flatten();
         let order = ring_page_order(features.max_ring_page_order, offered.as_deref());
-        let (ring, ring_pages) = Self::grant_ring(&mut platform, frontend.backend_id, order)?;
-        let port = match platform.events.alloc_unbound(frontend.backend_id) {
-            Ok(port) => port,
-            Err(e) => {
-                end_ring(&mut platform, ring_pages);
-                return Err(e.into());
+        // Linux blkfront's `negotiate_mq`: the backend's `multi-queue-max-queues`, capped.
+        let offered = xs
+            .read_optional(
+                TxId::NONE,
+                &frontend.backend_node("multi-queue-max-queues"),
+                deadline,
+            )
+            .ok()
+            .flatten();
+        let count = queue_count(features.max_queues, offered.as_deref());
+        let mut queues: Vec<Queue> = Vec::new();
+        for _ in 0..count {
+            let made = Self::grant_ring(&mut platform, frontend.backend_id, order).and_then(
+                |(ring, ring_pages)| match platform.events.alloc_unbound(frontend.backend_id) {
+                    Ok(port) => Ok(Queue {
+                        ring,
+                        ring_pages,
+                        port,
+                        pool: Vec::new(),
+                    }),
+                    Err(e) => {
+                        end_ring(&mut platform, ring_pages);
+                        Err(e.into())
+                    }
+                },
+            );
+            match made {
+                Ok(queue) => queues.push(queue),
+                Err(e) => {
+                    for queue in queues {
+                        platform.events.close(queue.port);
+                        end_ring(&mut platform, queue.ring_pages);
+                    }
+                    return Err(e);
+                }
             }
-        };
-        let grefs: Vec<u32> = ring_pages.iter().map(|p| p.gref().get()).collect();
-        let port_raw = port.get();
+        }
+        // Per queue: its directory (the front end's own for one queue, `queue-<n>` for
+        // several, as Linux's `write_per_ring_nodes`), ring references and port.
+        let published_queues: Vec<(String, Vec<u32>, u32)> = queues
+            .iter()
+            .enumerate()
+            .map(|(n, q)| {
+                let dir = if count == 1 {
+                    String::new()
+                } else {
+                    format!("queue-{n}/")
+                };
+                let grefs = q.ring_pages.iter().map(|p| p.gref().get()).collect();
+                (dir, grefs, q.port.get())
+            })
+            .collect();
         let published = xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
-            if let [gref] = grefs.as_slice() {
-                xs.write(tx, &frontend.node("ring-ref"), &format!("{gref}"), deadline)?;
-            } else {
+            if count > 1 {
+                xs.write(
+                    tx,
+                    &frontend.node("multi-queue-num-queues"),
+                    &format!("{count}"),
+                    deadline,
+                )?;
+            }
+            if order > 0 {
                 xs.write(
                     tx,
                     &frontend.node("ring-page-order"),
                     &format!("{order}"),
                     deadline,
                 )?;
-                for (i, gref) in grefs.iter().enumerate() {
-                    let key = frontend.node(&format!("ring-ref{i}"));
-                    xs.write(tx, &key, &format!("{gref}"), deadline)?;
-                }
             }
-            xs.write(
-                tx,
-                &frontend.node("event-channel"),
-                &format!("{port_raw}"),
-                deadline,
-            )?;
+            for (dir, grefs, port_raw) in &published_queues {
+                if let [gref] = grefs.as_slice() {
+                    let key = frontend.node(&format!("{dir}ring-ref"));
+                    xs.write(tx, &key, &format!("{gref}"), deadline)?;
+                } else {
+                    for (i, gref) in grefs.iter().enumerate() {
+                        let key = frontend.node(&format!("{dir}ring-ref{i}"));
+                        xs.write(tx, &key, &format!("{gref}"), deadline)?;
+                    }
+                }
+                let key = frontend.node(&format!("{dir}event-channel"));
+                xs.write(tx, &key, &format!("{port_raw}"), deadline)?;
+            }
             xs.write(
                 tx,
                 &frontend.node("feature-persistent"),
@@ -219,6 +294,8 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             )?;
             xs.write(tx, &frontend.node("protocol"), "x86_64-abi", deadline)
         });
+        // Every queue's ring has the same order, hence the same size.
+        let slots = queues.first().map_or(1, |q| q.ring.size());
         let mut device = Self {
             platform,
             info: DiskInfo {
@@ -235,19 +312,20 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             features,
             segments: BLKIF_MAX_SEGMENTS_PER_REQUEST,
             persistent: false,
-            pool: Vec::new(),
-            table: Table::new(ring.size() as usize),
-            ring,
-            ring_pages,
-            port,
+            table: Table::new(slots as usize * queues.len()),
+            slots: u64::from(slots),
+            next_queue: 0,
+            port: queues.first().map_or(Port::ZERO, |q| q.port),
+            stats: BlkStats {
+                ring_pages: 1u64 << order,
+                queues: queues.len() as u64,
+                ..BlkStats::default()
+            },
+            queues,
             handle,
             frontend,
             done: VecDeque::new(),
             quarantine: Vec::new(),
-            stats: BlkStats {
-                ring_pages: 1u64 << order,
-                ..BlkStats::default()
-            },
             dead: None,
         };
         let connected = published.map_err(BlkError::from).and_then(|()| {
@@ -291,7 +369,24 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     /// The device's event-channel port (the event loop calls [`Blkfront::poll`] when it
     /// fires).
     pub fn port(&self) -> Port {
-        self.port
+        let busy = self
+            .table
+            .ids()
+            .next()
+            .and_then(|id| self.queue_of(id))
+            .unwrap_or(0);
+        self.queues.get(busy).map_or(self.port, |q| q.port)
+    }
+
+    /// Every queue's event-channel port, in queue order (an event loop sleeps on all of them).
+    pub fn ports(&self) -> Vec<Port> {
+        self.queues.iter().map(|q| q.port).collect()
+    }
+
+    /// The queue of request `id` (`None`: beyond the queues).
+    fn queue_of(&self, id: u64) -> Option<usize> {
+        let q = usize::try_from(id.checked_div(self.slots)?).ok()?;
+        (q < self.queues.len()).then_some(q)
     }
 
     /// Counters.
@@ -339,7 +434,15 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
 
     /// Whether the ring has a free slot.
     pub fn can_submit(&self) -> bool {
-        self.dead.is_none() && self.table.free_id().is_some()
+        self.dead.is_none()
+            && (0..self.queues.len() as u64).any(|q| {
+                let start = q * self.slots;
+                self.table
+                    .free_id_in(start, start + self.slots, |id| {
+                        !self.done.iter().any(|c| c.id == RequestId(id))
+                    })
+                    .is_some()
+            })
     }
 
     /// Submits a read of `len` bytes at byte offset `offset`.
@@ -422,7 +525,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         if let Some(e) = self.dead {
             return Err(e);
         }
-        let id = self.table.free_id().ok_or(BlkError::RingFull)?;
+        let (id, queue) = self.take_id()?;
         let request = BlkifRequestDiscard {
             operation: BLKIF_OP_DISCARD,
             flag: if secure { BLKIF_DISCARD_SECURE } else { 0 },
@@ -432,7 +535,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             nr_sectors: sectors,
             ..Default::default()
         };
-        self.ring
+        self.ring_of(queue)?
             .write_request(request.to_request())
             .map_err(|e| match e {
                 RingError::Full => BlkError::RingFull,
@@ -452,7 +555,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         );
         self.stats.requests += 1;
         self.stats.discards += 1;
-        self.note_in_flight();
+        self.note_in_flight(queue);
         Ok(RequestId(id))
     }
 
@@ -486,8 +589,41 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         if let Some(e) = self.dead {
             return Err(e);
         }
-        let id = self.table.free_id().ok_or(BlkError::RingFull)?;
+        let (id, _) = self.take_id()?;
         self.submit_as(id, operation, sector, len, data)
+    }
+
+    /// A free slot for the next request and its queue: the queues are taken in turn
+    /// (round-robin from the one after the last used, a full one skipped), so that requests
+    /// spread evenly over them whatever the caller waits for. A slot whose completion the
+    /// caller has not been given yet is not reused: its id would name two requests.
+    fn take_id(&mut self) -> Result<(u64, usize), BlkError> {
+        let count = self.queues.len();
+        let done = &self.done;
+        let undelivered = |id: u64| done.iter().any(|c| c.id == RequestId(id));
+        for k in 0..count {
+            let q = (self.next_queue + k) % count;
+            let start = q as u64 * self.slots;
+            let free = self
+                .table
+                .free_id_in(start, start + self.slots, |id| !undelivered(id));
+            if let Some(id) = free {
+                self.next_queue = (q + 1) % count;
+                return Ok((id, q));
+            }
+        }
+        Err(BlkError::RingFull)
+    }
+
+    /// The ring of queue `queue`.
+    fn ring_of(
+        &mut self,
+        queue: usize,
+    ) -> Result<&mut FrontRing<BlkifRequest, BlkifResponse>, BlkError> {
+        self.queues
+            .get_mut(queue)
+            .map(|q| &mut q.ring)
+            .ok_or(BlkError::UnknownRequest)
     }
 
     /// [`Blkfront::submit`] in slot `id` (free).
@@ -499,13 +635,14 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         len: usize,
         data: &[u8],
     ) -> Result<RequestId, BlkError> {
+        let queue = self.queue_of(id).ok_or(BlkError::UnknownRequest)?;
         let mut pages = Vec::new();
         let mut segments = Vec::new();
         for start in (0..len).step_by(PAGE) {
             let end = (start + PAGE).min(len);
             let readonly = operation == BLKIF_OP_WRITE;
             let contents = if readonly { data.get(start..end) } else { None };
-            match self.data_page(contents, readonly) {
+            match self.data_page(queue, contents, readonly) {
                 Ok(page) => {
                     // A segment is at most one page: 1..=8 sectors, so the last sector fits u8.
                     let last = u8::try_from((end - start) / SECTOR_BYTES - 1).unwrap_or(7);
@@ -513,7 +650,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                     pages.push(page);
                 }
                 Err(e) => {
-                    self.abort_pages(pages);
+                    self.abort_pages(queue, pages);
                     return Err(e);
                 }
             }
@@ -533,17 +670,17 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             }
             (request, Vec::new())
         } else {
-            match self.indirect_request(operation, id, sector, &segments) {
+            match self.indirect_request(queue, operation, id, sector, &segments) {
                 Ok(built) => built,
                 Err(e) => {
-                    self.abort_pages(pages);
+                    self.abort_pages(queue, pages);
                     return Err(e);
                 }
             }
         };
-        if let Err(e) = self.ring.write_request(request) {
-            self.abort_pages(pages);
-            self.abort_pages(indirect);
+        if let Err(e) = self.ring_of(queue)?.write_request(request) {
+            self.abort_pages(queue, pages);
+            self.abort_pages(queue, indirect);
             return Err(match e {
                 RingError::Full => BlkError::RingFull,
                 _ => BlkError::RingCorrupt,
@@ -565,13 +702,16 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             },
         );
         self.stats.requests += 1;
-        self.note_in_flight();
+        self.note_in_flight(queue);
         Ok(RequestId(id))
     }
 
-    /// Keeps the peak of requests in flight.
-    fn note_in_flight(&mut self) {
+    /// Keeps the peak of requests in flight and counts a request put on queue `queue`.
+    fn note_in_flight(&mut self, queue: usize) {
         self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.table.len() as u64);
+        if let Some(n) = self.stats.queue_requests.get_mut(queue) {
+            *n += 1;
+        }
     }
 
     /// Publishes the requests submitted since the last kick and notifies the backend if the
@@ -580,9 +720,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         if self.dead.is_some() {
             return Ok(());
         }
-        if self.ring.push_requests_and_check_notify() {
-            self.stats.notifications += 1;
-            self.platform.events.notify(self.port)?;
+        for queue in &mut self.queues {
+            if queue.ring.push_requests_and_check_notify() {
+                self.stats.notifications += 1;
+                self.platform.events.notify(queue.port)?;
+            }
         }
         Ok(())
     }
@@ -591,6 +733,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     /// within the negotiated count), and its indirect pages, granted read-only.
     fn indirect_request(
         &mut self,
+        queue: usize,
         operation: u8,
         id: u64,
         sector: u64,
@@ -611,13 +754,13 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         let lists = segments.chunks(BLKIF_SEGMENTS_PER_INDIRECT_PAGE);
         for (slot, list) in request.indirect_grefs.iter_mut().zip(lists) {
             let bytes: Vec<u8> = list.iter().flat_map(segment_bytes).collect();
-            match self.data_page(Some(&bytes), true) {
+            match self.data_page(queue, Some(&bytes), true) {
                 Ok(page) => {
                     *slot = page.gref().get();
                     pages.push(page);
                 }
                 Err(e) => {
-                    self.abort_pages(pages);
+                    self.abort_pages(queue, pages);
                     return Err(e);
                 }
             }
@@ -625,18 +768,25 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         Ok((request.to_request(), pages))
     }
 
-    /// A page holding `data` (if any) for the backend: with persistent grants one of the pool
-    /// (granted read-write once, grown up to what a full ring needs), otherwise a fresh page
-    /// granted for this request (read-only if `readonly`).
-    fn data_page(&mut self, data: Option<&[u8]>, readonly: bool) -> Result<GrantedPage, BlkError> {
+    /// A page holding `data` (if any) for the backend: with persistent grants one of queue
+    /// `queue`'s pool (granted read-write once, grown up to what a full ring needs; Linux keeps
+    /// persistent grants per ring, as the backend maps them), otherwise a fresh page granted
+    /// for this request (read-only if `readonly`).
+    fn data_page(
+        &mut self,
+        queue: usize,
+        data: Option<&[u8]>,
+        readonly: bool,
+    ) -> Result<GrantedPage, BlkError> {
         if !self.persistent {
             return self.grant_page(data, readonly);
         }
-        if let Some(page) = self.pool.pop() {
+        let pool = self.queues.get_mut(queue).ok_or(BlkError::UnknownRequest)?;
+        if let Some(page) = pool.pool.pop() {
             if let Some(data) = data
                 && let Err(e) = page.page().write(0, data)
             {
-                self.pool.push(page);
+                pool.pool.push(page);
                 return Err(e.into());
             }
             self.stats.persistent_reused += 1;
@@ -676,9 +826,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
 
     /// Ends the grants of pages of a request that never reached the ring (persistent ones go
     /// back to the pool).
-    fn abort_pages(&mut self, pages: Vec<GrantedPage>) {
+    fn abort_pages(&mut self, queue: usize, pages: Vec<GrantedPage>) {
         if self.persistent {
-            self.pool.extend(pages);
+            self.return_to_pool(queue, pages);
             return;
         }
         if let Ok(pages) = self.end_pages(pages) {
@@ -733,8 +883,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 Ok(Status::Error) => Err(BlkError::IoError),
                 Ok(Status::NotSupported) => Err(BlkError::NotSupported),
             };
-            self.pool.extend(pages);
-            self.pool.extend(indirect);
+            let queue = self.queue_of(id).unwrap_or(0);
+            self.return_to_pool(queue, pages);
+            self.return_to_pool(queue, indirect);
             if !abandoned {
                 self.done.push_back(Completion {
                     id: RequestId(id),
@@ -782,6 +933,17 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         }
     }
 
+    /// Persistent grants back to queue `queue`'s pool (to queue 0's if there is no such
+    /// queue: they are ended with the rest at the close).
+    fn return_to_pool(&mut self, queue: usize, pages: Vec<GrantedPage>) {
+        let n = if queue < self.queues.len() { queue } else { 0 };
+        if let Some(q) = self.queues.get_mut(n) {
+            q.pool.extend(pages);
+        } else {
+            self.quarantine.extend(pages);
+        }
+    }
+
     fn release_pages(&mut self, pages: Vec<xenbus::Page>) {
         for page in pages {
             self.platform.pages.release(page);
@@ -796,11 +958,14 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             self.kill(e);
         }
         self.retry_quarantine();
-        if self.dead.is_none() {
-            loop {
-                match self.ring.take_response() {
-                    Ok(Some(response)) => self.take(&response),
-                    Ok(None) => match self.ring.final_check_for_responses() {
+        for queue in 0..self.queues.len() {
+            if self.dead.is_some() {
+                break;
+            }
+            while let Some(q) = self.queues.get_mut(queue) {
+                match q.ring.take_response() {
+                    Ok(Some(response)) => self.take(queue, &response),
+                    Ok(None) => match q.ring.final_check_for_responses() {
                         Ok(true) => continue,
                         Ok(false) => break,
                         Err(_) => {
@@ -818,7 +983,13 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         self.done.drain(..).collect()
     }
 
-    fn take(&mut self, response: &BlkifResponse) {
+    /// Completes the request a response on queue `queue` names; a response naming a request
+    /// of another queue (or none) is counted as bad and completes nothing.
+    fn take(&mut self, queue: usize, response: &BlkifResponse) {
+        if self.queue_of(response.id) != Some(queue) {
+            self.stats.bad_responses += 1;
+            return;
+        }
         match self.table.complete(response) {
             Ok((id, request, verdict)) => {
                 if verdict.is_err() {
@@ -888,23 +1059,29 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                     request.abandoned = true;
                 }
                 self.stats.timeouts += 1;
-                if self.backend_took_everything() {
+                if self.backend_took_everything(self.queue_of(id.0).unwrap_or(0)) {
                     self.stats.timeouts_taken += 1;
                 }
                 return Err(BlkError::Timeout);
             }
-            self.platform.events.wait(self.port, deadline);
+            let port = self
+                .queue_of(id.0)
+                .and_then(|q| self.queues.get(q))
+                .map_or(self.port, |q| q.port);
+            self.platform.events.wait(port, deadline);
         }
     }
 
     /// Whether the backend's `req_event` (offset 4 of the ring's first page) is one past every
     /// request published: it consumed them all and asked to hear of the next.
-    fn backend_took_everything(&self) -> bool {
+    fn backend_took_everything(&self, queue: usize) -> bool {
         let mut raw = [0u8; 4];
-        self.ring_pages
-            .first()
-            .is_some_and(|p| p.page().read(4, &mut raw).is_ok())
-            && u32::from_le_bytes(raw) == self.ring.req_prod_pvt().wrapping_add(1)
+        self.queues.get(queue).is_some_and(|q| {
+            q.ring_pages
+                .first()
+                .is_some_and(|p| p.page().read(4, &mut raw).is_ok())
+                && u32::from_le_bytes(raw) == q.ring.req_prod_pvt().wrapping_add(1)
+        })
     }
 
     /// Ends the device if the backend's state says it is closing or gone.
@@ -1042,20 +1219,22 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     /// Ends the ring's grant, the pool's persistent grants (blkback unmaps them when the front
     /// end is Closed) and the port; a grant still mapped goes to quarantine.
     fn release_ring(&mut self) {
-        for granted in core::mem::take(&mut self.pool) {
-            self.stats.persistent_grants = self.stats.persistent_grants.saturating_sub(1);
-            match self.platform.grants.end(granted) {
-                Ok(page) => self.platform.pages.release(page),
-                Err((granted, _)) => self.quarantine.push(granted),
+        for queue in &mut self.queues {
+            for granted in core::mem::take(&mut queue.pool) {
+                self.stats.persistent_grants = self.stats.persistent_grants.saturating_sub(1);
+                match self.platform.grants.end(granted) {
+                    Ok(page) => self.platform.pages.release(page),
+                    Err((granted, _)) => self.quarantine.push(granted),
+                }
             }
-        }
-        for granted in core::mem::take(&mut self.ring_pages) {
-            match self.platform.grants.end(granted) {
-                Ok(page) => self.platform.pages.release(page),
-                Err((granted, _)) => self.quarantine.push(granted),
+            for granted in core::mem::take(&mut queue.ring_pages) {
+                match self.platform.grants.end(granted) {
+                    Ok(page) => self.platform.pages.release(page),
+                    Err((granted, _)) => self.quarantine.push(granted),
+                }
             }
+            self.platform.events.close(queue.port);
         }
-        self.platform.events.close(self.port);
     }
 
     /// `2^order` zeroed pages with a front ring laid over them end to end, each granted to

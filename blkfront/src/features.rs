@@ -11,6 +11,12 @@ pub const FRONT_MAX_INDIRECT_SEGMENTS: u32 = 32;
 /// keeps in flight, and each page of a ring is one more of domain 0's grant mappings.
 pub const FRONT_MAX_RING_PAGE_ORDER: u32 = 2;
 
+/// The most queues (rings, each with its own event channel) this front end asks for: Linux
+/// blkfront's default (`xen_blkif_max_queues`, 4). Linux also caps it at the guest's vCPUs;
+/// this front end spreads requests over its queues whatever the vCPUs, so that a guest of
+/// one vCPU still uses (and tests) them.
+pub const FRONT_MAX_QUEUES: u32 = 4;
+
 /// Which optional features the front end may use (each still needs the backend's offer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Features {
@@ -25,6 +31,9 @@ pub struct Features {
     pub persistent: bool,
     /// `feature-discard`: `BLKIF_OP_DISCARD` may be sent, when the backend offers it.
     pub discard: bool,
+    /// The most queues to ask for when the backend offers `multi-queue-max-queues` (1: one
+    /// ring, multiple queues switched off; at most [`FRONT_MAX_QUEUES`]).
+    pub max_queues: u32,
 }
 
 impl Features {
@@ -34,6 +43,7 @@ impl Features {
         indirect: false,
         persistent: false,
         discard: false,
+        max_queues: 1,
     };
 }
 
@@ -45,6 +55,7 @@ impl Default for Features {
             indirect: true,
             persistent: true,
             discard: true,
+            max_queues: FRONT_MAX_QUEUES,
         }
     }
 }
@@ -74,8 +85,38 @@ pub fn ring_page_order(ours: u32, offered: Option<&str>) -> u32 {
     ours.min(offered).min(abi::ring::MAX_RING_PAGE_ORDER)
 }
 
+/// The queues to use, as Linux blkfront's `negotiate_mq` picks them: the smaller of ours
+/// (capped at [`FRONT_MAX_QUEUES`]) and the backend's `multi-queue-max-queues` (absent,
+/// malformed or 0: 1), never 0.
+pub fn queue_count(ours: u32, offered: Option<&str>) -> u32 {
+    let offered = offered
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<u32>().ok())
+        .unwrap_or(1);
+    ours.min(FRONT_MAX_QUEUES).min(offered).max(1)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_count_is_the_smaller_offer_and_one_without_one() {
+        assert_eq!(queue_count(4, Some("2")), 2);
+        assert_eq!(queue_count(4, Some("8")), 4);
+        assert_eq!(queue_count(9, Some("9")), FRONT_MAX_QUEUES);
+        assert_eq!(queue_count(1, Some("4")), 1);
+        assert_eq!(queue_count(4, None), 1);
+        assert_eq!(queue_count(0, Some("4")), 1);
+        for bad in ["", "0", "-2", "x", "4294967296"] {
+            assert_eq!(queue_count(4, Some(bad)), 1, "{bad:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
     use super::*;
 
     #[test]

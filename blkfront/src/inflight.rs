@@ -51,15 +51,29 @@ impl Table {
         Self { slots }
     }
 
-    /// A free slot's id.
-    pub fn free_id(&self) -> Option<u64> {
+    /// The lowest free slot's id among `start..end` (one queue's slots) for which `usable`
+    /// holds.
+    pub fn free_id_in(&self, start: u64, end: u64, usable: impl Fn(u64) -> bool) -> Option<u64> {
+        let (start, end) = (usize::try_from(start).ok()?, usize::try_from(end).ok()?);
         self.slots
+            .get(start..end.min(self.slots.len()))?
             .iter()
-            .position(Option::is_none)
-            .map(|i| i as u64)
+            .enumerate()
+            .filter(|(_, s)| s.is_none())
+            .map(|(i, _)| (start + i) as u64)
+            .find(|&id| usable(id))
     }
 
-    /// Puts a request in slot `id` (which [`Table::free_id`] returned).
+    /// The ids of the requests in flight, lowest first.
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i as u64)
+    }
+
+    /// Puts a request in slot `id` (which [`Table::free_id_in`] returned).
     pub fn insert(&mut self, id: u64, request: InFlight) {
         if let Some(slot) = usize::try_from(id).ok().and_then(|i| self.slots.get_mut(i)) {
             *slot = Some(request);
@@ -155,7 +169,8 @@ mod tests {
     #[test]
     fn responses_are_checked_against_the_request() {
         let mut t = Table::new(4);
-        assert_eq!(t.free_id(), Some(0));
+        assert_eq!(t.free_id_in(0, 4, |_| true), Some(0));
+        assert_eq!(t.free_id_in(0, 4, |id| id > 1), Some(2));
         t.insert(0, request(BLKIF_OP_READ));
         t.insert(1, request(BLKIF_OP_WRITE));
         assert_eq!(

@@ -37,6 +37,8 @@ mod tests;
 
 pub use device::{BlkStats, Blkfront, Completion, MAX_REQUEST_BYTES, RequestId};
 pub use error::{BadResponse, BlkError};
-pub use features::{FRONT_MAX_INDIRECT_SEGMENTS, FRONT_MAX_RING_PAGE_ORDER, Features};
+pub use features::{
+    FRONT_MAX_INDIRECT_SEGMENTS, FRONT_MAX_QUEUES, FRONT_MAX_RING_PAGE_ORDER, Features,
+};
 pub use info::{Discard, DiskInfo, FlushMode};
 pub use xenbus::Platform;

@@ -94,8 +94,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
                 Ok(Vec::new())
             };
             if request.persistent {
-                self.pool.extend(request.pages);
-                self.pool.extend(request.indirect);
+                // Ended with the rest of the pool in `abandon`.
+                self.return_to_pool(0, request.pages);
+                self.return_to_pool(0, request.indirect);
             } else {
                 for pages in [request.pages, request.indirect] {
                     if let Ok(pages) = self.end_pages(pages) {
@@ -123,9 +124,12 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     /// port (not ours any more).
     fn abandon(&mut self) {
         self.dead = Some(BlkError::BackendGone);
-        let mut granted: Vec<GrantedPage> = core::mem::take(&mut self.pool);
+        let mut granted: Vec<GrantedPage> = Vec::new();
         self.stats.persistent_grants = 0;
-        granted.append(&mut self.ring_pages);
+        for queue in &mut self.queues {
+            granted.append(&mut queue.pool);
+            granted.append(&mut queue.ring_pages);
+        }
         granted.append(&mut self.quarantine);
         for page in granted {
             match self.platform.grants.end(page) {
@@ -144,7 +148,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
             len,
             ref data,
         } = *request;
-        if usize::try_from(id).map_or(true, |i| i >= self.ring.size() as usize) {
+        // Every queue is made again: the request goes back on the queue of its id (the new
+        // backend offering fewer queues or a smaller ring leaves it without one).
+        if self.queue_of(id).is_none() {
             return Err(BlkError::UnknownRequest);
         }
         let operation = match operation {
@@ -194,6 +200,10 @@ fn carried(old: BlkStats, new: BlkStats) -> BlkStats {
         timeouts_taken: old.timeouts_taken + new.timeouts_taken,
         resizes: old.resizes + new.resizes,
         peak_in_flight: old.peak_in_flight.max(new.peak_in_flight),
+        queue_requests: core::array::from_fn(|i| {
+            old.queue_requests.get(i).copied().unwrap_or(0)
+                + new.queue_requests.get(i).copied().unwrap_or(0)
+        }),
         ..new
     }
 }

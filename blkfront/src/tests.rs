@@ -47,6 +47,8 @@ fn far() -> Instant {
 enum Misbehave {
     /// Answer with an id no slot has.
     IdOutOfRange,
+    /// Answer with this id (a request of another queue's).
+    Id(u64),
     /// Answer twice.
     Duplicate,
     /// Answer with another operation.
@@ -163,6 +165,7 @@ impl FakeBlkback {
             match self.misbehave.pop_front() {
                 None => {}
                 Some(Misbehave::IdOutOfRange) => response.id = 1000,
+                Some(Misbehave::Id(id)) => response.id = id,
                 Some(Misbehave::WrongOperation) => response.operation ^= 1,
                 Some(Misbehave::Status(s)) => response.status = s,
                 Some(Misbehave::Duplicate) => self.duplicate = Some(response),
@@ -337,8 +340,10 @@ fn rig(
     let be = backend.clone();
     fake.on_write = Some(Box::new(move |s: &mut Store, path: &str, value: &str| {
         if path == format!("{FRONT}/state") && value == "3" {
+            // With several queues the fake serves queue 0 alone.
             let ring_ref: u32 = s
                 .get(&format!("{FRONT}/ring-ref"))
+                .or_else(|| s.get(&format!("{FRONT}/queue-0/ring-ref")))
                 .unwrap()
                 .parse()
                 .unwrap();
@@ -1216,3 +1221,42 @@ fn bad_answers_to_a_discard_fail_it() {
 }
 
 mod resume;
+
+#[test]
+fn a_response_naming_another_queues_request_is_refused() {
+    let (mut rig, platform) = rig(false, &[]);
+    // Offered before InitWait, as Linux blkback writes it.
+    rig.xs
+        .transport_mut()
+        .store
+        .set(&format!("{BACK}/multi-queue-max-queues"), "2");
+    let mut dev = Blkfront::connect(&mut rig.xs, DEVID, platform, far()).unwrap();
+    assert_eq!(dev.stats().queues, 2);
+    assert_eq!(dev.ports().len(), 2);
+    // Round-robin: the first read on queue 0 (id 0), the second on queue 1 (id 32).
+    let first = dev.submit_read(0, 512).unwrap();
+    let second = dev.submit_read(512, 512).unwrap();
+    assert_eq!(dev.stats().queue_requests, [1, 1, 0, 0]);
+    // Queue 0's request is answered on queue 0's ring with queue 1's id.
+    rig.backend
+        .borrow_mut()
+        .misbehave
+        .push_back(Misbehave::Id(32));
+    dev.kick().unwrap();
+    rig.backend.borrow_mut().process();
+    let done = dev.poll();
+    assert!(done.is_empty(), "{done:?}");
+    assert_eq!(dev.stats().bad_responses, 1);
+    assert_eq!(dev.in_flight(), 2, "neither request completed");
+    // Queue 0 keeps working: a later request on it is answered rightly.
+    let third = dev.submit_read(1024, 512).unwrap();
+    dev.kick().unwrap();
+    rig.backend.borrow_mut().process();
+    let done = dev.poll();
+    assert!(
+        done.iter()
+            .any(|c| c.id == third && c.result == Ok(pattern(2, 512)))
+    );
+    assert!(!done.iter().any(|c| c.id == first || c.id == second));
+    let _ = &mut rig.xs;
+}

@@ -129,8 +129,9 @@ pub fn kv_region(cmdline: &str) -> Result<Option<(u64, u64)>, alloc::string::Str
 }
 
 /// The block front end's optional features: each on unless switched off with
-/// `blk-multipage-ring=off` (a ring of one page), `blk-indirect=off`, `blk-persistent=off` or
-/// `blk-discard=off` (`on` is the default). A later occurrence wins.
+/// `blk-multipage-ring=off` (a ring of one page), `blk-indirect=off`, `blk-persistent=off`,
+/// `blk-discard=off` or `blk-multiqueue=off` (one queue) (`on` is the default). A later
+/// occurrence wins.
 pub fn blk_features(cmdline: &str) -> Result<blkfront::Features, alloc::string::String> {
     let switch = |key: &str| match option(cmdline, key) {
         None | Some("on") => Ok(true),
@@ -147,6 +148,11 @@ pub fn blk_features(cmdline: &str) -> Result<blkfront::Features, alloc::string::
         indirect: switch("blk-indirect")?,
         persistent: switch("blk-persistent")?,
         discard: switch("blk-discard")?,
+        max_queues: if switch("blk-multiqueue")? {
+            blkfront::FRONT_MAX_QUEUES
+        } else {
+            1
+        },
     })
 }
 
@@ -265,8 +271,15 @@ mod tests {
                 .max_ring_page_order,
             blkfront::FRONT_MAX_RING_PAGE_ORDER
         );
+        let off = blk_features("blk-multiqueue=off").unwrap();
+        assert!(off.max_queues == 1 && off.indirect && off.max_ring_page_order > 0);
+        assert_eq!(
+            blk_features("blk-multiqueue=on").unwrap().max_queues,
+            blkfront::FRONT_MAX_QUEUES
+        );
         let none = blk_features(
-            "blk-multipage-ring=off blk-indirect=off blk-persistent=off blk-discard=off",
+            "blk-multipage-ring=off blk-indirect=off blk-persistent=off blk-discard=off \
+             blk-multiqueue=off",
         )
         .unwrap();
         assert_eq!(none, Features::NONE);

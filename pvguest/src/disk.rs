@@ -21,7 +21,7 @@ const CALL_TIMEOUT_MS: u64 = 30_000;
 
 /// Connects the domain's disk `xvd<letter>` (within 30 s) with the features the command line
 /// leaves on (`blk-multipage-ring=off`, `blk-indirect=off`, `blk-persistent=off`,
-/// `blk-discard=off`), or says why not (the domain has no such disk, the handshake failed, a
+/// `blk-discard=off`, `blk-multiqueue=off`), or says why not (the domain has no such disk, the handshake failed, a
 /// malformed switch).
 pub fn connect(name: &str) -> Result<Disk, String> {
     let devid = xvd_devid(name).ok_or_else(|| format!("{name} is not a disk name (xvda...)"))?;

@@ -341,10 +341,10 @@ impl<'a> Storage<'a> {
     pub fn ports(&mut self) -> Vec<xenbus::Port> {
         let mut ports = Vec::new();
         if let Ok((_, dev)) = &mut self.files {
-            ports.push(dev.disk_mut().port());
+            ports.extend(dev.disk_mut().ports());
         }
         if let Ok(store) = &mut self.kv {
-            ports.push(store.device_mut().inner_mut().disk_mut().port());
+            ports.extend(store.device_mut().inner_mut().disk_mut().ports());
         }
         ports
     }

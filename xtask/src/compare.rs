@@ -35,9 +35,9 @@ pub const PAIR_TESTS: [&str; 9] = [
 
 /// The `blk` group's tests compared between the stock-Xen device boot and hv's `blk` boot,
 /// the negotiated features (`blk-indirect`, `blk-persistent`, `blk-discard`,
-/// `blk-multipage-ring`) with their facts included: both back ends offer them and both boots
-/// use them.
-pub const BLK_TESTS: [&str; 11] = [
+/// `blk-multipage-ring`, `blk-multiqueue`) with their facts included: both back ends offer
+/// them and both boots use them.
+pub const BLK_TESTS: [&str; 12] = [
     "blk-connect",
     "blk-geometry",
     "blk-read-write",
@@ -49,6 +49,7 @@ pub const BLK_TESTS: [&str; 11] = [
     "blk-persistent",
     "blk-discard",
     "blk-multipage-ring",
+    "blk-multiqueue",
 ];
 
 /// The `net` group's tests, compared between the stock-Xen device boot and hv's net-group

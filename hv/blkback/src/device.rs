@@ -30,8 +30,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use xenbus::backend::{
-    Backend, GrantMapper, InterdomainEvents, MappedPage, RingOffer, RingRefsError, Transition,
-    transition,
+    Backend, GrantMapper, InterdomainEvents, MappedPage, RingOffer, RingRefs, RingRefsError,
+    Transition, transition,
 };
 use xenbus::frontend::XenbusError;
 use xenbus::xenstore::{TxId, XsClient, XsError, XsTransport};
@@ -39,6 +39,9 @@ use xenbus::{GrantRef, Instant, Port};
 
 /// Linux blkback's `xen_blkif_max_pgrants` default: persistent grants kept per ring.
 pub const MAX_PERSISTENT_GRANTS: usize = 1056;
+
+/// The most queues this back end can offer (the size of [`BlkbackStats::queue_requests`]).
+pub const QUEUE_LIMIT: u32 = 4;
 
 /// The optional features this back end offers (Linux's defaults: all on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +57,9 @@ pub struct Features {
     pub max_persistent_grants: usize,
     /// `feature-discard` offered (if the device can discard).
     pub discard: bool,
+    /// `multi-queue-max-queues` written (1: not written, one ring only; at most
+    /// [`QUEUE_LIMIT`]).
+    pub max_queues: u32,
 }
 
 impl Features {
@@ -64,11 +70,13 @@ impl Features {
         persistent: false,
         max_persistent_grants: 0,
         discard: false,
+        max_queues: 1,
     };
 }
 
 impl Default for Features {
-    /// Linux blkback's offer.
+    /// Linux blkback's offer (its `max_queues` is one per domain-0 vCPU; here
+    /// [`QUEUE_LIMIT`], Linux blkfront's own default maximum, so a front end never asks more).
     fn default() -> Self {
         Self {
             max_ring_page_order: MAX_RING_PAGE_ORDER,
@@ -76,6 +84,7 @@ impl Default for Features {
             persistent: true,
             max_persistent_grants: MAX_PERSISTENT_GRANTS,
             discard: true,
+            max_queues: QUEUE_LIMIT,
         }
     }
 }
@@ -150,11 +159,20 @@ pub struct BlkbackStats {
     pub ring_pages: u64,
     /// Connections whose ring spanned more than one page.
     pub multipage_connects: u64,
+    /// Queues (rings) of the connection made last (0 before the first connect).
+    pub queues: u64,
+    /// Connections of more than one queue.
+    pub multiqueue_connects: u64,
+    /// Requests taken from each queue's ring, by queue.
+    pub queue_requests: [u64; QUEUE_LIMIT as usize],
 }
 
-/// The connected ring.
+/// One connected ring (a queue: several with `multi-queue-num-queues`, each with its own
+/// port, halt and persistent grants, as Linux's `xen_blkif_ring`).
 #[derive(Debug)]
 struct Connection {
+    /// The queue's index.
+    queue: usize,
     ring: BackRing<BlkifRequest, BlkifResponse>,
     /// The ring's pages, in ring order.
     pages: Vec<MappedPage>,
@@ -180,7 +198,8 @@ pub struct Blkback<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> {
     features: Features,
     flush: bool,
     barrier: bool,
-    connection: Option<Connection>,
+    /// The connected rings, one per queue (empty when not connected).
+    connection: Vec<Connection>,
     /// A feature a failed operation withdrew, to be written as `0` on the next poll.
     withdrawn: Option<&'static str>,
     removed: bool,
@@ -234,13 +253,23 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             features,
             flush,
             barrier: flush,
-            connection: None,
+            connection: Vec::new(),
             withdrawn: None,
             removed: false,
             announced: None,
             stats: BlkbackStats::default(),
         };
-        let order = back.ring_offer().max_ring_page_order;
+        let offer = back.ring_offer();
+        if offer.max_queues > 1 {
+            // Linux's `xen_blkbk_probe` writes it before InitWait, and only warns on failure.
+            let _ = xs.write(
+                TxId::NONE,
+                &back.xen.node("multi-queue-max-queues"),
+                &format!("{}", offer.max_queues),
+                deadline,
+            );
+        }
+        let order = offer.max_ring_page_order;
         if order > 0 {
             // Linux's `xen_blkbk_probe` writes it before InitWait, and only warns on failure.
             let _ = xs.write(
@@ -300,22 +329,32 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
 
     /// Whether persistent grants are in use on the ring (both ends offered them).
     pub fn persistent(&self) -> bool {
-        self.connection.as_ref().is_some_and(|c| c.persistent)
+        self.connection.first().is_some_and(|c| c.persistent)
     }
 
-    /// Persistent grants mapped now.
+    /// Persistent grants mapped now (every queue's).
     pub fn persistent_grants(&self) -> usize {
-        self.connection.as_ref().map_or(0, |c| c.kept.len())
+        self.connection.iter().map(|c| c.kept.len()).sum()
     }
 
-    /// Our local port while connected.
+    /// Our local port while connected (queue 0's).
     pub fn port(&self) -> Option<Port> {
-        self.connection.as_ref().map(|c| c.port)
+        self.connection.first().map(|c| c.port)
     }
 
-    /// Whether the ring was halted for an impossible producer index.
+    /// Our local ports while connected, one per queue in queue order.
+    pub fn ports(&self) -> Vec<Port> {
+        self.connection.iter().map(|c| c.port).collect()
+    }
+
+    /// Whether a ring was halted for an impossible producer index.
     pub fn is_halted(&self) -> bool {
-        self.connection.as_ref().is_some_and(|c| c.halted)
+        self.connection.iter().any(|c| c.halted)
+    }
+
+    /// Whether queue `queue`'s ring was halted (false if there is no such queue).
+    pub fn is_queue_halted(&self, queue: usize) -> bool {
+        self.connection.get(queue).is_some_and(|c| c.halted)
     }
 
     /// Whether the front end went away and the device was removed.
@@ -413,13 +452,60 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                 return false;
             }
         };
-        // One queue is offered (`multi-queue-max-queues` is not written): `read_rings` gave
-        // exactly one ring.
-        let Some(refs) = rings.into_iter().next() else {
+        if rings.is_empty() {
             self.xen
                 .fatal(xs, -EINVAL, "reading ring references", deadline);
             return false;
-        };
+        }
+        // `connect_ring` reads the front end's `feature-persistent` (absent: 0).
+        let theirs = xs
+            .read_optional(
+                TxId::NONE,
+                &self.xen.frontend_node("feature-persistent"),
+                deadline,
+            )
+            .ok()
+            .flatten();
+        let persistent = self.features.persistent
+            && self.features.max_persistent_grants > 0
+            && theirs.as_deref().map(str::trim) == Some("1");
+        let mut connected = Vec::with_capacity(rings.len());
+        for (queue, refs) in rings.into_iter().enumerate() {
+            match self.connect_queue(xs, queue, &refs, persistent, deadline) {
+                Some(conn) => connected.push(conn),
+                None => {
+                    // One queue failed (fatal already written): the others let go too.
+                    self.connection = connected;
+                    self.disconnect();
+                    return false;
+                }
+            }
+        }
+        let ring_pages = connected.first().map_or(0, |c| c.pages.len() as u64);
+        let queues = connected.len() as u64;
+        self.connection = connected;
+        self.stats.connects += 1;
+        self.stats.ring_pages = ring_pages;
+        self.stats.queues = queues;
+        if ring_pages > 1 {
+            self.stats.multipage_connects += 1;
+        }
+        if queues > 1 {
+            self.stats.multiqueue_connects += 1;
+        }
+        true
+    }
+
+    /// Maps and binds one queue's ring (`read_per_ring_refs` and `xen_blkif_map`); `None`
+    /// after a fatal error, nothing of it left mapped or bound.
+    fn connect_queue<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        queue: usize,
+        refs: &RingRefs,
+        persistent: bool,
+        deadline: Instant,
+    ) -> Option<Connection> {
         let domid = self.xen.frontend_id;
         let mut pages = Vec::with_capacity(refs.ring_refs.len());
         for &gref in &refs.ring_refs {
@@ -429,7 +515,7 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                     self.unmap_all(pages);
                     let message = format!("mapping ring-ref {gref}: {e}");
                     self.xen.fatal(xs, -EFAULT, &message, deadline);
-                    return false;
+                    return None;
                 }
             }
         }
@@ -444,7 +530,7 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             Err(()) => {
                 self.unmap_all(pages);
                 self.xen.fatal(xs, -EINVAL, "ring page", deadline);
-                return false;
+                return None;
             }
         };
         let port = match self.events.bind_interdomain(domid, refs.event_channel) {
@@ -453,23 +539,11 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                 self.unmap_all(pages);
                 let message = format!("binding port {}", refs.event_channel.get());
                 self.xen.fatal(xs, e.errno, &message, deadline);
-                return false;
+                return None;
             }
         };
-        // `connect_ring` reads the front end's `feature-persistent` (absent: 0).
-        let theirs = xs
-            .read_optional(
-                TxId::NONE,
-                &self.xen.frontend_node("feature-persistent"),
-                deadline,
-            )
-            .ok()
-            .flatten();
-        let persistent = self.features.persistent
-            && self.features.max_persistent_grants > 0
-            && theirs.as_deref().map(str::trim) == Some("1");
-        let ring_pages = pages.len() as u64;
-        self.connection = Some(Connection {
+        Some(Connection {
+            queue,
             ring,
             pages,
             port,
@@ -477,20 +551,14 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             persistent,
             kept: BTreeMap::new(),
             clock: 0,
-        });
-        self.stats.connects += 1;
-        self.stats.ring_pages = ring_pages;
-        if ring_pages > 1 {
-            self.stats.multipage_connects += 1;
-        }
-        true
+        })
     }
 
-    /// The rings accepted: one queue, pages up to the offered order.
+    /// The rings accepted: up to the offered queues, pages up to the offered order.
     fn ring_offer(&self) -> RingOffer {
         RingOffer {
             max_ring_page_order: self.features.max_ring_page_order.min(MAX_RING_PAGE_ORDER),
-            max_queues: 1,
+            max_queues: self.features.max_queues.clamp(1, QUEUE_LIMIT),
         }
     }
 
@@ -563,7 +631,7 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
     /// to read the size again. A failed transaction is tried on the next poll.
     fn resize<T: XsTransport>(&mut self, xs: &mut XsClient<T>, deadline: Instant) {
         let sectors = self.device.sectors();
-        if self.connection.is_none()
+        if self.connection.is_empty()
             || self.xen.state() != XenbusState::Connected
             || self.announced == Some(sectors)
         {
@@ -582,13 +650,13 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
         }
     }
 
-    /// Lets go of the ring: port unbound, pages unmapped (`xen_blkif_disconnect`). Requests
-    /// are served synchronously, so none is in flight.
+    /// Lets go of every queue's ring: ports unbound, pages unmapped (`xen_blkif_disconnect`).
+    /// Requests are served synchronously, so none is in flight.
     fn disconnect(&mut self) {
         // The ring handle goes with the connection, before its page is unmapped.
-        if let Some(Connection {
+        for Connection {
             pages, port, kept, ..
-        }) = self.connection.take()
+        } in core::mem::take(&mut self.connection)
         {
             self.events.unbind(port);
             self.unmap_all(pages);

@@ -37,8 +37,67 @@ const XS_DEADLINE_NS: u64 = 1_000_000_000;
 /// Rounds of one back end per [`Disks::serve`] (each at most a ring's worth of requests).
 const ROUNDS: u32 = 4;
 
-/// Persistent grants each back end keeps mapped (Linux keeps up to 1056 a ring).
+/// Persistent grants each back end keeps mapped (Linux keeps up to 1056 a ring), shared by
+/// its queues.
 const PERSISTENT_GRANTS_PER_DEVICE: usize = 64;
+
+/// Queues each back end offers (`multi-queue-max-queues`). Two: enough for a front end to
+/// spread its requests and for each queue's rules to be exercised, while every queue costs a
+/// domain-0 port of the domain's table (16 in all, shared with xenstored, the console and
+/// the vifs) and its ring's mappings. hv serves every ring synchronously on one CPU, so more
+/// queues would add no parallelism. Stock Xen's dom0 is given the same offer
+/// (`xen_blkback.max_queues=2`), so both give identical answers.
+const QUEUES_PER_DEVICE: u32 = 2;
+
+/// Domain 0's ports of one back end's queues: [`QUEUES_PER_DEVICE`] [`DomEvents`], each
+/// binding its own port, taken in turn as the back end binds its queues.
+struct QueueEvents {
+    queues: Vec<DomEvents>,
+    /// The local port each queue's events bound, if bound.
+    bound: Vec<Option<xenbus::Port>>,
+}
+
+impl xenbus::Notify for QueueEvents {
+    fn notify(&mut self, port: xenbus::Port) -> Result<(), xenbus::NotifyError> {
+        let at = self.bound.iter().position(|b| *b == Some(port));
+        match at.and_then(|i| self.queues.get_mut(i)) {
+            Some(q) => q.notify(port),
+            None => Err(xenbus::NotifyError {
+                port,
+                errno: -abi::errno::XEN_EINVAL,
+            }),
+        }
+    }
+}
+
+impl xenbus::backend::InterdomainEvents for QueueEvents {
+    fn bind_interdomain(
+        &mut self,
+        remote: xenbus::DomId,
+        remote_port: xenbus::Port,
+    ) -> Result<xenbus::Port, xenbus::NotifyError> {
+        let free = self.bound.iter().position(Option::is_none);
+        let Some((q, b)) = free.and_then(|i| self.queues.get_mut(i).zip(self.bound.get_mut(i)))
+        else {
+            return Err(xenbus::NotifyError {
+                port: remote_port,
+                errno: -abi::errno::XEN_ENOSPC,
+            });
+        };
+        let port = q.bind_interdomain(remote, remote_port)?;
+        *b = Some(port);
+        Ok(port)
+    }
+
+    fn unbind(&mut self, port: xenbus::Port) {
+        for (q, b) in self.queues.iter_mut().zip(self.bound.iter_mut()) {
+            if *b == Some(port) {
+                q.unbind(port);
+                *b = None;
+            }
+        }
+    }
+}
 
 /// The disks the host stalled (`stall-disk` on hv's control lines), by domain and `vdev`:
 /// their back ends leave their rings alone until the host lets them go.
@@ -94,7 +153,7 @@ struct Instance {
     plan: DiskPlan,
     token: String,
     lease: Lease,
-    back: Blkback<SharedDisk, DomGrants, DomEvents>,
+    back: Blkback<SharedDisk, DomGrants, QueueEvents>,
     /// Exits of the domain after which this back end found requests.
     busy_exits: u64,
     /// The device's flush count as last printed.
@@ -259,18 +318,29 @@ impl Disks {
             let token = format!("xb-be-other:{path}");
             let lease = lease();
             let grants = DomGrants::new(lease.clone(), domid);
-            let channel = DomEvents::new(
-                lease.clone(),
-                domid,
-                Service::Blkback(plan.devid),
-                DOM0_BACKEND_PORT_BASE + n as u32,
-            );
+            // Disk `n`'s queues bind ports `n * QUEUES_PER_DEVICE ..` past the base (the
+            // disks' 32 ports hold 16 disks).
+            let queues = (0..QUEUES_PER_DEVICE)
+                .map(|q| {
+                    DomEvents::new(
+                        lease.clone(),
+                        domid,
+                        Service::Blkback(plan.devid),
+                        DOM0_BACKEND_PORT_BASE + n as u32 * QUEUES_PER_DEVICE + q,
+                    )
+                })
+                .collect();
+            let channel = QueueEvents {
+                queues,
+                bound: alloc::vec![None; QUEUES_PER_DEVICE as usize],
+            };
             let deadline = Instant::from_nanos(now.as_nanos().saturating_add(XS_DEADLINE_NS));
             let mut xs = XsClient::new(Dom0Link::new(store, events, &token, now));
             // Linux's features, with fewer persistent grants kept: domain 0 holds at most
             // `MAX_MAPTRACK` mappings for every device and guest together.
             let features = blkback::Features {
-                max_persistent_grants: PERSISTENT_GRANTS_PER_DEVICE,
+                max_persistent_grants: PERSISTENT_GRANTS_PER_DEVICE / QUEUES_PER_DEVICE as usize,
+                max_queues: QUEUES_PER_DEVICE,
                 ..Default::default()
             };
             let (disk, d) = (SharedDisk(device), deadline);
@@ -351,8 +421,8 @@ impl Disks {
             hvlog!(
                 "d{domid}: blkback {}: {} requests ({} reads, {} writes, {} flushes; {} sectors \
                  read, {} written), {} errors, {} unsupported, {} notifications sent, {} \
-                 connects (ring of {} pages); {} virtio-blk requests ({} flushes); requests \
-                 found after {} exits",
+                 connects ({} queues of {} pages, requests by queue {:?}); {} virtio-blk \
+                 requests ({} flushes); requests found after {} exits",
                 inst.plan.vdev,
                 s.requests,
                 s.reads,
@@ -364,7 +434,9 @@ impl Disks {
                 s.unsupported,
                 s.notifications,
                 s.connects,
+                s.queues,
                 s.ring_pages,
+                s.queue_requests,
                 device,
                 device_flushes,
                 inst.busy_exits

@@ -10,7 +10,8 @@
 //! After the plain tests come the negotiated features, each with a `FACT` line of its counter
 //! and passing either way of its command-line switch (on, the default, it must be used; off,
 //! never): `blk-indirect` (`blk-indirect=off`), `blk-persistent` (`blk-persistent=off`),
-//! `blk-discard` (`blk-discard=off`), `blk-multipage-ring` (`blk-multipage-ring=off`).
+//! `blk-discard` (`blk-discard=off`), `blk-multipage-ring` (`blk-multipage-ring=off`),
+//! `blk-multiqueue` (`blk-multiqueue=off`).
 #![allow(
     clippy::cast_possible_truncation,
     reason = "the guest pattern keeps the low bits on purpose; the kernel is x86_64 (usize is 64 bits)"
@@ -172,6 +173,12 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         Err(String::from("not connected"))
     };
     let _ = rep.record("blk-multipage-ring", result);
+    let result = if ok {
+        multiqueue(&mut disks, cmdline, rep)
+    } else {
+        Err(String::from("not connected"))
+    };
+    let _ = rep.record("blk-multiqueue", result);
     for c in &disks {
         let s = c.disk.stats();
         say(format_args!(
@@ -735,6 +742,63 @@ fn multipage_ring(
             "multi-page ring {}: backend offered order {}, {pages} ring pages, {most} in flight at once, peak {peak}",
             if wanted { "on" } else { "off" },
             offered.as_deref().unwrap_or("(none)")
+        )),
+    }
+}
+
+/// 4 KiB reads `blk-multiqueue` puts on the read-write disk (32 at a time: what one ring of
+/// one page holds, so that the same depth is measured with the feature off): the IOPS row.
+const MULTIQUEUE_READS: usize = 256;
+/// Bytes it reads in requests as large as they may be (16 at a time): the sequential row.
+const MULTIQUEUE_SEQUENTIAL: usize = 2 << 20;
+
+/// Multiple queues: [`MULTIQUEUE_READS`] 4 KiB reads at depth 32, then
+/// [`MULTIQUEUE_SEQUENTIAL`] bytes in the largest requests at depth 16, on the read-write
+/// disk, counting what each queue took. With the feature on (the default) the backend's
+/// `multi-queue-max-queues` (Linux blkback with `xen_blkback.max_queues=2` on stock Xen, hv's
+/// blkback offering 2) must give more than one queue, and every queue must have completed
+/// requests (blkfront spreads them round-robin); with `blk-multiqueue=off` there is one queue.
+/// Facts: the queues and how many of them completed requests. The log line gives the IOPS and
+/// the sequential rate (the benchmark rows, with the feature on here and off in the harness's
+/// features-off run).
+fn multiqueue(
+    disks: &mut [Connected],
+    cmdline: &str,
+    rep: &mut Reporter<'_, ConsoleOut>,
+) -> TestResult {
+    let wanted = crate::cmdline::blk_features(cmdline)?.max_queues > 1;
+    let rw = find(disks, true)?;
+    let before = rw.disk.stats();
+    let queues = before.queues;
+    let small = chunks(MULTIQUEUE_READS * 4096, 4096);
+    let (_, small_ns) = with_store(|xs, d| stream(&mut rw.disk, xs, d, &small, None, 32))?;
+    let step = rw.disk.max_request_bytes();
+    let large = chunks(MULTIQUEUE_SEQUENTIAL, step);
+    let (_, large_ns) = with_store(|xs, d| stream(&mut rw.disk, xs, d, &large, None, 16))?;
+    let after = rw.disk.stats();
+    let moved: Vec<u64> = after
+        .queue_requests
+        .iter()
+        .zip(before.queue_requests.iter())
+        .map(|(a, b)| a.saturating_sub(*b))
+        .collect();
+    let used = moved.iter().filter(|&&n| n > 0).count() as u64;
+    let iops = (MULTIQUEUE_READS as u64).saturating_mul(1_000_000_000) / small_ns.max(1);
+    let _ = rep.fact("blk-multiqueue", "queues", queues);
+    let _ = rep.fact("blk-multiqueue", "used", used);
+    log::info!(
+        "blk-multiqueue: {} queues, requests by queue {moved:?}; {MULTIQUEUE_READS} x 4 KiB reads at depth 32 {iops} IOPS; {} KiB sequential reads in {} KiB requests at depth 16 {} KiB/s",
+        queues,
+        MULTIQUEUE_SEQUENTIAL / 1024,
+        step / 1024,
+        kib_per_s(MULTIQUEUE_SEQUENTIAL, large_ns)
+    );
+    match (wanted, queues, used) {
+        (true, q, u) if q > 1 && u == q => Ok(()),
+        (false, 1, 1) => Ok(()),
+        _ => Err(format!(
+            "multiple queues {}: {queues} queues, requests by queue {moved:?}",
+            if wanted { "on" } else { "off" }
         )),
     }
 }

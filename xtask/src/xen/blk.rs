@@ -134,7 +134,8 @@ fn cmdline_with(serve_ms: u64, extra: &str) -> String {
 pub fn features_off_cmdline() -> String {
     format!(
         "selftest=blk blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w \
-         blk-multipage-ring=off blk-indirect=off blk-persistent=off blk-discard=off"
+         blk-multipage-ring=off blk-indirect=off blk-persistent=off blk-discard=off \
+         blk-multiqueue=off"
     )
 }
 
@@ -210,7 +211,11 @@ pub(super) fn disk_prep_steps() -> Vec<Step> {
     vec![
         run(
             "backend",
-            "modprobe loop && modprobe xen-blkback && echo ok",
+            // The module reads `xen_blkback.max_queues` from dom0's command line when
+            // modprobe loads it (`DOM0_CMDLINE`): a blkback offering one queue says so here.
+            "modprobe loop && modprobe xen-blkback && \
+             q=$(cat /sys/module/xen_blkback/parameters/max_queues) && \
+             if [ \"$q\" = 2 ]; then echo ok; else echo \"xen_blkback.max_queues=$q, not 2\"; fi",
         ),
         run("prep-xvda", "cp /pvxen/xvda.img /tmp/xvda.img && echo ok"),
         run(
@@ -1193,6 +1198,7 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
                 "blk-indirect:",
                 "blk-persistent:",
                 "blk-multipage-ring:",
+                "blk-multiqueue:",
             ]
             .iter()
             .any(|k| l.contains(k))
@@ -1630,7 +1636,8 @@ mod tests {
         let off = String::from_utf8(job.files[7].1.clone()).unwrap();
         assert!(off.contains(
             "cmdline = \"selftest=blk blk-expect=xvda:1048576:r,xvdb:6291456:w \
-             blk-multipage-ring=off blk-indirect=off blk-persistent=off blk-discard=off\""
+             blk-multipage-ring=off blk-indirect=off blk-persistent=off blk-discard=off \
+             blk-multiqueue=off\""
         ));
         assert!(!off.contains("vif"));
         let sums = String::from_utf8(job.files[2].1.clone()).unwrap();

@@ -26,7 +26,11 @@ use super::image::Image;
 const XEN_CMDLINE: &str =
     "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 smap=0";
 /// dom0's command line (QEMU splits `-initrd` at commas: none allowed).
-const DOM0_CMDLINE: &str = "console=hvc0 earlyprintk=xen rdinit=/init loglevel=3";
+/// `xen_blkback.max_queues=2`: dom0 has one vCPU, so Linux's blkback would offer one queue
+/// (`multi-queue-max-queues` defaults to the online CPUs); with it blkback offers two, as hv's
+/// does (the `backend` step of the device boot checks the module took it).
+const DOM0_CMDLINE: &str =
+    "console=hvc0 earlyprintk=xen rdinit=/init loglevel=3 xen_blkback.max_queues=2";
 
 /// What to boot.
 pub struct Boot<'a> {

@@ -36,19 +36,31 @@ impl Held {
 }
 
 impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
-    /// Serves at most a ring's worth of requests (`do_block_io_op`); returns whether more
-    /// may be waiting.
+    /// Serves at most a ring's worth of requests on every queue (`do_block_io_op` of each
+    /// ring); returns whether more may be waiting. A queue halted for its producer index is
+    /// left alone; the others are served as before.
     pub(super) fn serve(&mut self) -> bool {
-        let Some(mut conn) = self.connection.take() else {
-            return false;
-        };
+        let mut queues = core::mem::take(&mut self.connection);
+        let mut more = false;
+        for conn in &mut queues {
+            more |= self.serve_queue(conn);
+        }
+        self.connection = queues;
+        more
+    }
+
+    /// Serves at most a ring's worth of requests of one queue.
+    fn serve_queue(&mut self, conn: &mut Connection) -> bool {
         let budget = conn.ring.size();
         let mut served = 0u32;
         let mut more = false;
         while !conn.halted {
             match conn.ring.take_request() {
                 Ok(Some(request)) => {
-                    let response = self.handle(&mut conn, &request);
+                    if let Some(n) = self.stats.queue_requests.get_mut(conn.queue) {
+                        *n += 1;
+                    }
+                    let response = self.handle(conn, &request);
                     // A response slot is free: the request was just taken.
                     let _ = conn.ring.write_response(response);
                     served += 1;
@@ -60,9 +72,9 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
                 Ok(None) => match conn.ring.final_check_for_requests() {
                     Ok(true) => continue,
                     Ok(false) => break,
-                    Err(_) => self.halt(&mut conn),
+                    Err(_) => self.halt(conn),
                 },
-                Err(_) => self.halt(&mut conn),
+                Err(_) => self.halt(conn),
             }
         }
         if served > 0 && conn.ring.push_responses_and_check_notify() {
@@ -71,7 +83,6 @@ impl<D: BlockDevice, M: GrantMapper, E: InterdomainEvents> Blkback<D, M, E> {
             // next look.
             let _ = self.events.notify(conn.port);
         }
-        self.connection = Some(conn);
         more
     }
 

@@ -40,24 +40,33 @@ fn blkfront_uses_every_feature_blkback_offers() {
     assert_eq!(front.indirect_segments(), 32);
     assert!(front.persistent());
     assert!(rig.dev(&guest, |d| d.persistent()));
-    // One 128 KiB write and read back: one indirect request each.
-    let data = pattern(128 * 1024, 0x3c);
-    front.write(&mut guest.xs, 4096, &data, far()).unwrap();
+    // Four queues (both ends' largest), taken in turn.
+    assert_eq!(front.stats().queues, 4);
     assert_eq!(
-        front.read(&mut guest.xs, 4096, data.len(), far()).unwrap(),
-        data
+        rig.back_key(&guest, "multi-queue-max-queues").as_deref(),
+        Some("4")
     );
+    // 128 KiB writes and reads back, one indirect request each, until every queue had one
+    // and queue 0 a second (its persistent grants are its own, as Linux keeps them per ring).
+    let data = pattern(128 * 1024, 0x3c);
+    for _ in 0..3 {
+        front.write(&mut guest.xs, 4096, &data, far()).unwrap();
+        assert_eq!(
+            front.read(&mut guest.xs, 4096, data.len(), far()).unwrap(),
+            data
+        );
+    }
     let s = rig.dev(&guest, |d| d.stats());
-    assert_eq!((s.indirect_requests, s.errors), (2, 0));
-    // The second request went through the pages the first had mapped.
+    assert_eq!((s.indirect_requests, s.errors), (6, 0));
+    // The fifth request went through the pages the first had mapped.
     assert!(s.persistent_mapped > 0 && s.persistent_reused > 0, "{s:?}");
     let kept = rig.dev(&guest, |d| d.persistent_grants());
-    // The ring is four pages (blkfront's order 2, under blkback's offer of 4).
+    // Each ring is four pages (blkfront's order 2, under blkback's offer of 4).
     assert_eq!(front.stats().ring_pages, 4);
     assert_eq!(
         rig.dev(&guest, |d| d.grants().mapped.len()),
-        kept + 4,
-        "ring + kept"
+        kept + 4 * 4,
+        "rings + kept"
     );
     // Discard: answered OKAY, the range reads as zeros (blkback writes them).
     front
@@ -477,7 +486,12 @@ fn a_multi_page_ring_holds_more_requests_than_one_page() {
         Some("4"),
         "Linux blkback's offer, written before InitWait"
     );
-    let mut front = rig.connect(&mut guest);
+    // One queue: the ring's own size is what is measured.
+    let one_queue = blkfront::Features {
+        max_queues: 1,
+        ..blkfront::Features::default()
+    };
+    let mut front = rig.connect_with(&mut guest, one_queue);
     // blkfront asks for its own largest order (2) in ring-ref0..3, no ring-ref.
     let fkey = |k: &str| rig.hub.read(&format!("{}/{k}", guest.front));
     assert_eq!(fkey("ring-page-order").as_deref(), Some("2"));
@@ -506,12 +520,15 @@ fn a_multi_page_ring_holds_more_requests_than_one_page() {
 
 #[test]
 fn the_largest_order_both_ends_allow_is_used_and_either_end_can_switch_it_off() {
+    // One queue: the ring's own size is what is measured.
     let order4 = blkfront::Features {
         max_ring_page_order: 4,
+        max_queues: 1,
         ..blkfront::Features::default()
     };
     let off = blkfront::Features {
         max_ring_page_order: 0,
+        max_queues: 1,
         ..blkfront::Features::default()
     };
     for (back, front_features, pages, slots) in [

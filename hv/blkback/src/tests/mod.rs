@@ -13,6 +13,7 @@ mod disk;
 mod features;
 mod hostile;
 mod interop;
+mod multiqueue;
 mod props;
 mod raw;
 mod rig;
