@@ -43,9 +43,11 @@ pub const BLK_VARIANTS: &[(&str, &str)] = &[
     ("indirect segments off", "blk-indirect=off"),
     ("persistent grants off", "blk-persistent=off"),
     ("multi-page ring off", "blk-multipage-ring=off"),
+    ("multiple queues off", "blk-multiqueue=off"),
     (
         "every feature off",
-        "blk-indirect=off blk-persistent=off blk-multipage-ring=off blk-discard=off",
+        "blk-indirect=off blk-persistent=off blk-multipage-ring=off blk-discard=off \
+         blk-multiqueue=off",
     ),
 ];
 
