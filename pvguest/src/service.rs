@@ -46,12 +46,14 @@ use xenbus::{EventChannel, frontend};
 
 use crate::disk::{BlkDisk, Disk};
 use crate::memory::heap;
-use crate::proto::control;
 use crate::reads;
 use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
 use crate::xen::{events, time, xenstore};
 
+pub mod control;
 pub mod suspend;
+
+pub use control::Control;
 
 // The service refuses what the store would refuse, before reading a body.
 const _: () = assert!(httpd::MAX_KEY == storage::kv::MAX_KEY);
@@ -299,6 +301,28 @@ pub struct Storage<'a> {
     kv_reads: Reads,
     /// The store commit on its way, if any.
     commit: Option<Commit>,
+    /// The archive's disk did not come back after a resume (its routes answer 503).
+    lost_files: bool,
+    /// The store's disk did not come back after a resume (its routes answer 503).
+    lost_kv: bool,
+}
+
+/// Why the archive's routes answer 503 once its disk did not come back after a resume.
+const LOST_FILES: &str = "the archive's disk (xvda) is missing since the resume";
+/// Why the store's routes answer 503 once its disk did not come back after a resume.
+const LOST_KV: &str = "the store's disk (xvdb) is missing since the resume";
+
+/// `part` unless it is missing or its disk was `lost`: the reason as `Unavailable` (503).
+fn usable<'s, T>(
+    part: &'s mut Result<T, &'static str>,
+    lost: bool,
+    lost_why: &'static str,
+) -> Result<&'s mut T, BackendError> {
+    match part {
+        Ok(_) if lost => Err(BackendError::Unavailable(lost_why)),
+        Ok(part) => Ok(part),
+        Err(why) => Err(BackendError::Unavailable(why)),
+    }
 }
 
 impl<'a> Storage<'a> {
@@ -334,6 +358,8 @@ impl<'a> Storage<'a> {
             file_reads: Reads::default(),
             kv_reads: Reads::default(),
             commit: None,
+            lost_files: false,
+            lost_kv: false,
         }
     }
 
@@ -359,6 +385,25 @@ impl<'a> Storage<'a> {
             disks.push(("xvdb", store.device_mut().inner_mut().disk_mut()));
         }
         disks
+    }
+
+    /// Marks the disk `name` (`xvda`, `xvdb`) lost (its resume failed: its part answers 503
+    /// with the reason) or back.
+    pub fn set_lost(&mut self, name: &str, lost: bool) {
+        match name {
+            "xvda" => self.lost_files = lost,
+            "xvdb" => self.lost_kv = lost,
+            _ => {}
+        }
+    }
+
+    /// What holds a suspend back: a store commit on its way (its writes or its flush in
+    /// flight), if any.
+    pub fn writing(&self) -> Option<&'static str> {
+        self.commit
+            .as_ref()
+            .is_some_and(|c| !matches!(c.stage, Stage::Done(..)))
+            .then_some("a store write in flight")
     }
 
     /// Requests of the service still in flight on the disks.
@@ -502,7 +547,7 @@ impl<'a> Storage<'a> {
                 _ => return Err(BackendError::Pending),
             }
         }
-        let store = self.kv.as_mut().map_err(|w| BackendError::Unavailable(w))?;
+        let store = usable(&mut self.kv, self.lost_kv, LOST_KV)?;
         match store.begin(ops) {
             Ok(Some(pending)) => {
                 let mut commit = Commit {
@@ -622,18 +667,12 @@ impl Backend for Storage<'_> {
     }
 
     fn file_size(&mut self, path: &str) -> Result<u64, BackendError> {
-        let (archive, _) = self
-            .files
-            .as_mut()
-            .map_err(|w| BackendError::Unavailable(w))?;
+        let (archive, _) = usable(&mut self.files, self.lost_files, LOST_FILES)?;
         archive.file_size(path).map_err(tar_error)
     }
 
     fn read_file(&mut self, path: &str, pos: u64, buf: &mut [u8]) -> Result<usize, BackendError> {
-        let (archive, dev) = self
-            .files
-            .as_mut()
-            .map_err(|w| BackendError::Unavailable(w))?;
+        let (archive, dev) = usable(&mut self.files, self.lost_files, LOST_FILES)?;
         let entry = archive.lookup(path).ok_or(BackendError::NotFound)?;
         if entry.kind != storage::tar::Kind::File {
             return Err(BackendError::NotFound);
@@ -648,7 +687,7 @@ impl Backend for Storage<'_> {
     }
 
     fn kv_get(&mut self, key: &str) -> Result<Vec<u8>, BackendError> {
-        let store = self.kv.as_mut().map_err(|w| BackendError::Unavailable(w))?;
+        let store = usable(&mut self.kv, self.lost_kv, LOST_KV)?;
         let Some(at): Option<RecordRead> = store.locate(key.as_bytes()) else {
             return Err(BackendError::NotFound);
         };
@@ -679,7 +718,7 @@ impl Backend for Storage<'_> {
         };
         let ours = self.commit.as_ref().is_some_and(|c| c.claim == claim);
         if !ours && self.commit.is_none() {
-            let store = self.kv.as_mut().map_err(|w| BackendError::Unavailable(w))?;
+            let store = usable(&mut self.kv, self.lost_kv, LOST_KV)?;
             if store.locate(key.as_bytes()).is_none() {
                 return Err(BackendError::NotFound);
             }
@@ -701,7 +740,7 @@ impl Backend for Storage<'_> {
     }
 
     fn kv_keys(&mut self) -> Result<Vec<String>, BackendError> {
-        let store = self.kv.as_mut().map_err(|w| BackendError::Unavailable(w))?;
+        let store = usable(&mut self.kv, self.lost_kv, LOST_KV)?;
         Ok(store
             .list()
             .into_iter()
@@ -722,23 +761,22 @@ pub fn server_config(cmdline: &str) -> ServerConfig {
 }
 
 /// Serves HTTP (and answers ARP and ICMP echo) until `until_ns` (if given) or until the
-/// xenstore key `stop_key` (relative to the domain's home) holds a request to stop, checked
-/// every 300 ms when its watch fired (and every 3 s regardless); returns the service's
-/// counters and the request that stopped it. On `control/shutdown`, `suspend` suspends the
-/// domain and serving goes on after it ([`suspend`]); `poweroff`, `reboot` and `halt`
-/// stop it; other values are ignored, as Linux ignores them.
+/// xenstore key `control`'s key (relative to the domain's home) holds a request to stop,
+/// checked every 300 ms ([`Control::check`]: when its watch fired, while a suspend is
+/// deferred, and every 3 s regardless); returns the service's counters and the request that
+/// stopped it. On `control/shutdown`, `suspend` suspends the domain and serving goes on after
+/// it ([`suspend`]; deferred while a store commit is in flight); `poweroff`, `reboot` and
+/// `halt` stop it; other values are ignored, as Linux ignores them.
 pub fn serve(
     net: &mut Net,
     storage: &mut Storage<'_>,
     until_ns: Option<u64>,
-    stop_key: &str,
+    control: &mut Control,
 ) -> (ServerStats, Option<String>) {
     let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
     let mut server = Server::new(server_config(cmdline), &mut net.sockets);
     let mut disk_ports = storage.ports();
     let mut next_check = 0u64;
-    let mut checks = 0u64;
-    let mut watch = StopWatch::new(stop_key);
     let mut stop = None;
     loop {
         if until_ns.is_some_and(|u| now_ns() >= u) {
@@ -760,27 +798,22 @@ pub fn serve(
         addressing.poll(iface, sockets);
         if now_ns() >= next_check {
             next_check = now_ns() + 300_000_000;
-            checks = checks.wrapping_add(1);
-            if let Some(request) = watch.asked(checks) {
-                match control::classify(stop_key, &request) {
-                    control::Request::Stop(_) => {
-                        log::info!("service: {stop_key} asks to stop ({request})");
-                        stop = Some(request);
-                        break;
-                    }
-                    control::Request::Suspend => {
-                        if suspend::suspend_service(net, storage) {
-                            // A new domain: new ports, a new xenstore connection.
-                            disk_ports = storage.ports();
-                            watch = StopWatch::new(stop_key);
-                        }
-                        next_check = 0;
-                    }
-                    control::Request::Ignore => {
-                        log::warn!("service: ignoring {stop_key} = {request:?}");
-                    }
+            match control.check(storage.writing()) {
+                Some(control::Asked::Stop(request)) => {
+                    log::info!("service: asked to stop ({request})");
+                    stop = Some(request);
+                    break;
                 }
-                continue;
+                Some(control::Asked::Suspend) => {
+                    if suspend::suspend_service(net, storage) {
+                        // A new domain: new ports, a new xenstore connection.
+                        disk_ports = storage.ports();
+                        control.rewatch();
+                    }
+                    next_check = 0;
+                    continue;
+                }
+                None => {}
             }
         }
         let wake = delay.map_or(u64::MAX, |d| {
@@ -815,69 +848,6 @@ pub fn serve(
 
 /// How long the service waits at its end for requests still in flight on the disks, ns.
 const SETTLE_NS: u64 = 5_000_000_000;
-
-/// Every how many checks `key` is read even if its watch did not fire (a lost watch event
-/// costs at most this many checks).
-const READ_EVERY_CHECKS: u64 = 10;
-
-/// The watch on the stop key (`control/shutdown`, as Linux's `shutdown_handler`): set on the
-/// xenstore connection it was made on (after a resume in a new domain, a new one is made).
-struct StopWatch {
-    key: String,
-    set: bool,
-}
-
-/// The watch's token.
-const STOP_TOKEN: &str = "service-stop";
-
-impl StopWatch {
-    fn new(key: &str) -> Self {
-        let set = time::deadline_ms(5_000).is_ok_and(|deadline| {
-            xenstore::with(|xs| xs.watch(key, STOP_TOKEN, deadline).is_ok()).unwrap_or(false)
-        });
-        if !set {
-            log::warn!("service: no watch on {key}: reading it every check");
-        }
-        Self {
-            key: key.to_string(),
-            set,
-        }
-    }
-
-    /// The request `key` holds (a non-empty value), if its watch fired or the periodic read
-    /// (check number `check`) is due; a request is acknowledged by writing the empty string
-    /// back, as the toolstack waits for on `control/shutdown` (`xl shutdown` otherwise waits
-    /// 60 s for it, `xl save` likewise).
-    fn asked(&mut self, check: u64) -> Option<String> {
-        let Ok(deadline) = time::deadline_ms(5_000) else {
-            return None;
-        };
-        let key = self.key.as_str();
-        let set = self.set;
-        xenstore::with(|xs| {
-            let fired = set && xs.poll().is_ok() && {
-                let mut any = false;
-                while xs.take_event_for(STOP_TOKEN).is_some() {
-                    any = true;
-                }
-                any
-            };
-            if !fired && set && !check.is_multiple_of(READ_EVERY_CHECKS) {
-                return None;
-            }
-            let asked = match xs.read_optional(xenbus::TxId::NONE, key, deadline) {
-                Ok(Some(v)) if !v.is_empty() => v,
-                _ => return None,
-            };
-            if let Err(e) = xs.write(xenbus::TxId::NONE, key, "", deadline) {
-                log::warn!("acknowledging {key}: {e:?}");
-            }
-            Some(asked)
-        })
-        .ok()
-        .flatten()
-    }
-}
 
 /// The address as the service announces it (`a.b.c.d`), or `?`.
 pub fn address_text(net: &Net) -> String {

@@ -13,6 +13,10 @@
 #   save-checks.sh IP checkpoint     xl save -c (the domain continues: a cancelled suspend)
 #   save-checks.sh IP migrate        xl migrate to this host (the receiver run by xl itself,
 #                                    `-s ''`: no ssh)
+#   save-checks.sh IP boot-suspend   xl save asked before the guest boots (created paused)
+#   save-checks.sh IP put-during     xl save while a put's commit is held on a stalled disk
+#   save-checks.sh IP refuse         the same, held past the guest's bound (about 75 s)
+#   save-checks.sh IP missing-backend  xl restore with a config without xvdb, then with it
 #
 # The download (GET /blob/<BLOB>) is read a piece (PIECE bytes) at a time with a pause
 # (PAUSE s) while the operation runs, so that it spans it (at most 32 KiB/s: 8 MiB last four
@@ -68,6 +72,119 @@ download() {
         echo "bytes=$total gap_ms=$((gap / 1000)) dl_ms=$(( ($(us) - start) / 1000 ))" > /tmp/dl.done
     }
 }
+
+# The bad and partial cases (no download: each is about what the guest defers, refuses or
+# reports). The result line:
+#   op=<op> rc=<xl save's status> rc2=<the next xl's> op_ms=<ms> put=<status> kv=<read back>
+#   serving=<GET / after: ok|none> guest=<the guest's APP lines about it, `|`-joined> xl=<...>
+DM=${DM:-pvstore}
+CFG=${CFG:-$( [ -f /pvxen/guest-app.cfg ] && echo /pvxen/guest-app.cfg || echo /pvxen/guest.cfg )}
+# One request over nc: `req METHOD PATH [BODY]` prints the status; the body goes to /tmp/resp.
+req() {
+    if [ -n "$3" ]; then
+        printf '%s %s HTTP/1.0\r\nContent-Length: %s\r\n\r\n%s' "$1" "$2" "${#3}" "$3"
+    else
+        printf '%s %s HTTP/1.0\r\n\r\n' "$1" "$2"
+    fi | nc -w 70 "$ip" 80 | tr -d '\r' > /tmp/resp.all
+    head -n 1 /tmp/resp.all | cut -d' ' -f2
+    sed '1,/^$/d' /tmp/resp.all > /tmp/resp
+}
+# The guest's lines since line $1 of its log, about suspending, `|`-joined, spaces as `_`.
+guest_lines() {
+    tail -n +"$(($1 + 1))" "$LOG" 2>/dev/null |
+        grep -E '^APP (suspend|resumed|serving|warning resume|error)' | tr ' ' '_' | paste -sd'|'
+}
+bad_case() {
+    lines0=$(wc -l < "$LOG" 2>/dev/null || echo 0)
+    rc2=-; put=-; kv=-
+    t0=$(us)
+    case "$op" in
+    boot-suspend)
+        # A suspend asked before the guest runs: xl save waits for the acknowledgement while
+        # the domain boots; the guest defers it until its service runs, then suspends.
+        $XL destroy "$NAME"
+        touch /tmp/pvxen.recreated
+        $XL create -p "$CFG" >/tmp/xl-op.log 2>&1 3>&-
+        lines0=$(wc -l < "$LOG" 2>/dev/null || echo 0)
+        timeout 240 $XL save "$NAME" "$SAVE" >>/tmp/xl-op.log 2>&1 3>&- &
+        save_pid=$!
+        sleep 2
+        $XL unpause "$NAME"
+        wait "$save_pid"; rc=$?
+        op_ms=$(( ($(us) - t0) / 1000 ))
+        rm -f "/var/log/xen/xl-$NAME.log"
+        [ "$rc" = 0 ] && { timeout 240 $XL restore "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc2=$?; }
+        touch /tmp/pvxen.recreated
+        ;;
+    put-during|refuse)
+        # A put whose commit is held on the store's disk (device-mapper target $DM suspended)
+        # while xl save asks: the guest defers the suspend; the disk is resumed after HOLD s
+        # (put-during: within the guest's bound, the suspend goes ahead; refuse: past it, the
+        # guest refuses, libxl cancels after its 60 s and a later xl save -c works).
+        [ "$op" = refuse ] && hold=14 || hold=3
+        dmsetup suspend --noudevsync "$DM"
+        ( req PUT "/kv/save-$op" "held-across-$op" > /tmp/put.status ) 3>&- &
+        put_pid=$!
+        sleep 1
+        timeout 240 $XL save "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1 3>&- &
+        save_pid=$!
+        sleep "$hold"
+        dmsetup resume --noudevsync "$DM"
+        wait "$save_pid"; rc=$?
+        op_ms=$(( ($(us) - t0) / 1000 ))
+        rm -f "/var/log/xen/xl-$NAME.log"
+        if [ "$op" = put-during ]; then
+            [ "$rc" = 0 ] && { timeout 240 $XL restore "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc2=$?; }
+            touch /tmp/pvxen.recreated
+        else
+            timeout 240 $XL save -c "$NAME" "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc2=$?
+        fi
+        wait "$put_pid"
+        put=$(cat /tmp/put.status)
+        status_within 30 > /dev/null
+        kv=$(req GET "/kv/save-$op" > /dev/null; cat /tmp/resp)
+        ;;
+    missing-backend)
+        # Restored with a config without the store's disk: the guest says which device is
+        # missing and serves the rest (the store's routes 503); then saved again and restored
+        # with the whole config: the store is back.
+        # (busybox has no `sed -z`): the xvdb line dropped, the list closed on the line before.
+        awk '/vdev=xvdb/ { sub(/,[ \t]*$/, " ]", prev); next }
+             NR > 1 && have { print prev } { prev = $0; have = 1 } END { if (have) print prev }' \
+            "$CFG" > /tmp/no-xvdb.cfg
+        timeout 240 $XL save "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1 3>&-; rc=$?
+        op_ms=$(( ($(us) - t0) / 1000 ))
+        rm -f "/var/log/xen/xl-$NAME.log"
+        [ "$rc" = 0 ] && { timeout 240 $XL restore /tmp/no-xvdb.cfg "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc=$?; }
+        touch /tmp/pvxen.recreated
+        status_within 60 > /dev/null
+        files=$(req GET /files/index.html > /dev/null; wc -c < /tmp/resp)
+        put=$(req PUT /kv/save-missing "while-xvdb-is-missing")
+        why=$(tr ' ' '_' < /tmp/resp | head -c 200)
+        rm -f "$SAVE" "/var/log/xen/xl-$NAME.log"
+        timeout 240 $XL save "$NAME" "$SAVE" >>/tmp/xl-op.log 2>&1 3>&- &&
+            timeout 240 $XL restore "$CFG" "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-
+        rc2=$?
+        touch /tmp/pvxen.recreated
+        status_within 60 > /dev/null
+        back=$(req PUT /kv/save-missing "after-xvdb-came-back")
+        kv=$(req GET /kv/save-missing > /dev/null; cat /tmp/resp)
+        put="$put/$back files=$files why=$why"
+        ;;
+    esac
+    rm -f "$SAVE"
+    serving=none
+    status_within 30 > /dev/null && serving=ok
+    xlerr=$(grep -E "didn't acknowledge|did not suspend|Failed|failed|ERROR" /tmp/xl-op.log | head -n 3 | tr ' \n' '_|')
+    tail -n 12 "$LOG" 2>/dev/null | sed "s/^/SAVE $op guest: /" > /dev/hvc0 2>/dev/null
+    diag "xl said: $(tr '\n' ' ' < /tmp/xl-op.log | tail -c 600)"
+    echo >&3 "op=$op rc=$rc rc2=$rc2 op_ms=$op_ms put=$put kv=$kv serving=$serving" \
+        "guest=$(guest_lines "$lines0") xl=${xlerr:--}"
+    exit 0
+}
+case "$op" in
+boot-suspend | put-during | refuse | missing-backend) bad_case ;;
+esac
 
 printf 'kept-across-%s' "$op" > /tmp/save.val
 put=$(printf 'PUT /kv/save-%s HTTP/1.0\r\nContent-Length: %s\r\n\r\n%s' "$op" "$(wc -c < /tmp/save.val)" "$(cat /tmp/save.val)" | nc -w 10 "$ip" 80 | head -n 1 | cut -d' ' -f2)

@@ -5,9 +5,11 @@
 //! - [`control`]: what the toolstack asks on `control/shutdown` and how the guest ends for it.
 //! - [`evtchn`]: 2-level event channels: the fair scan, unmask, handlers.
 //! - [`grant_map`]: the guest-physical window where other domains' grants are mapped.
+//! - [`suspend_gate`]: when a suspend request is acted on, deferred or refused.
 //! - [`pvclock`]: consistent `vcpu_time_info`/wall-clock reads and TSC → ns scaling.
 
 pub mod control;
 pub mod evtchn;
 pub mod grant_map;
 pub mod pvclock;
+pub mod suspend_gate;

@@ -256,7 +256,12 @@ fn serve(net: &mut Net, cmdline: &str) {
         });
         say(format_args!("NET serving {ms} ms {}", storage.summary()));
         let until = now_ns().saturating_add(ms.saturating_mul(1_000_000));
-        let (stats, _) = service::serve(net, &mut storage, Some(until), "data/net-done");
+        let (stats, _) = service::serve(
+            net,
+            &mut storage,
+            Some(until),
+            &mut service::Control::new("data/net-done"),
+        );
         say(format_args!(
             "NET served {} connections {} requests {} client errors {} aborted",
             stats.connections, stats.requests, stats.client_errors, stats.aborted

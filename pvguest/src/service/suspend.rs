@@ -7,16 +7,19 @@
 //!
 //! Quiescing: the disks' requests in flight are given up to [`QUIESCE_MS`] to complete (a
 //! store commit under way finishes first: its writes and its flush); what is still in flight
-//! then is issued again by `blkfront`'s resume, under the same ids. A request before the
-//! service runs (during the boot) is not read until it does: the toolstack's own timeout then
-//! cancels it (libxl: "guest didn't acknowledge suspend, cancelling request").
+//! then is issued again by `blkfront`'s resume, under the same ids.
 //!
 //! Console lines (column 0): `APP suspending <n> disk requests in flight`, then one of
 //! `APP suspend cancelled after <ms> ms` (the same domain continues),
 //! `APP resumed in domain <domid> after <ms> ms: vif <ok|error> <disk> <ok, n issued again|error>...`,
 //! `APP suspend failed: <why>`, and `APP warning resume: <device>: <why>` for a device that
-//! could not be reconnected (its routes then answer 503 or the vif stays down; the rest is
-//! served).
+//! could not be reconnected (the vif stays down; a disk's part answers 503 with the reason,
+//! `xvdb (the store) did not come back: ...`, and the rest is served; a later resume where
+//! its backend is there again brings it back).
+//!
+//! A suspend is acknowledged only when the service is about to suspend: it is deferred while a
+//! store commit is in flight, and refused past a bound ([`super::control`]). A request during
+//! the boot is deferred until the service runs.
 
 use alloc::format;
 use alloc::string::String;
@@ -83,6 +86,15 @@ fn domid() -> Option<String> {
     .flatten()
 }
 
+/// What the service keeps on disk `name`.
+fn part(name: &str) -> &'static str {
+    match name {
+        "xvda" => "the archive",
+        "xvdb" => "the store",
+        _ => "a disk",
+    }
+}
+
 /// Reconnects the vif and the disks through the xenbus handshake with the new backends; one
 /// word per device for the `resumed` line.
 fn reconnect(net: &mut Net, storage: &mut Storage<'_>) -> String {
@@ -93,6 +105,7 @@ fn reconnect(net: &mut Net, storage: &mut Storage<'_>) -> String {
     };
     let mut words = Vec::new();
     let mut warnings = Vec::new();
+    let mut outcomes = Vec::new();
     let deadline = time::deadline_ms(RECONNECT_MS);
     let done = xenstore::with(|xs| {
         let Ok(deadline) = deadline else {
@@ -108,16 +121,45 @@ fn reconnect(net: &mut Net, storage: &mut Storage<'_>) -> String {
                 warnings.push(format!("vif 0: {e:?}"));
             }
         }
+        // The new domain's disks: one its config left out has no node at all, and waiting
+        // for it would only run out the deadline.
+        let present = xenbus::frontend::enumerate(xs, "vbd", deadline).ok();
         for (name, disk) in storage.disks_mut() {
-            match disk.resume(xs, platform(), deadline) {
-                Ok(n) => words.push(format!("{name} ok {n} issued again")),
+            let devid = crate::vbd::xvd_devid(name);
+            let absent = match (&present, devid) {
+                (Some(ids), Some(id)) if !ids.contains(&id) => Some(id),
+                _ => None,
+            };
+            let resumed = match absent {
+                // Left as it was: a later resume where the disk is back issues again what was
+                // in flight.
+                Some(id) => Err(format!("the new domain has no {name} (device/vbd/{id})")),
+                None => disk
+                    .resume(xs, platform(), deadline)
+                    .map_err(|e| format!("{e}")),
+            };
+            match resumed {
+                Ok(n) => {
+                    words.push(format!("{name} ok {n} issued again"));
+                    outcomes.push((name, true));
+                }
                 Err(e) => {
                     words.push(format!("{name} error"));
-                    warnings.push(format!("{name}: {e}"));
+                    warnings.push(format!(
+                        "{name} ({}) did not come back: {e}; its routes answer 503, the rest is \
+                         served",
+                        part(name)
+                    ));
+                    outcomes.push((name, false));
                 }
             }
         }
     });
+    // A disk that did not come back: its part answers 503 with the reason until a later
+    // resume brings it back.
+    for (name, ok) in outcomes {
+        storage.set_lost(name, !ok);
+    }
     if let Err(e) = done {
         warnings.push(format!("xenstore: {e}"));
     }
