@@ -28,6 +28,7 @@ pub mod checksum;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod flow;
 pub mod phy;
 pub mod rx;
 pub mod tx;
@@ -36,6 +37,6 @@ pub mod tx;
 mod tests;
 
 pub use config::{MacAddress, VifConfig};
-pub use device::{Config, NetStats, Netfront, Offloads};
+pub use device::{Config, MAX_QUEUES, NetStats, Netfront, Offloads, QueueStats};
 pub use error::{BadResponse, NetError};
 pub use xenbus::Platform;

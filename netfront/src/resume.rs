@@ -11,7 +11,7 @@
 //! features. Frames in flight are dropped (TCP sends them again); received frames not yet
 //! taken are kept. Counters carry on.
 
-use super::{Config, NetError, NetStats, Netfront};
+use super::{Config, NetError, NetStats, Netfront, QueueStats};
 use xenbus::grant::GrantAccess;
 use xenbus::xenstore::{XsClient, XsTransport};
 use xenbus::{EventChannel, Instant, PageProvider, Platform};
@@ -90,5 +90,8 @@ fn carried(old: NetStats, new: NetStats) -> NetStats {
         notifications_received: old.notifications_received + new.notifications_received,
         bad_responses: old.bad_responses + new.bad_responses,
         grants_in_use: new.grants_in_use,
+        queues_in_use: new.queues_in_use,
+        split_channels: new.split_channels,
+        queues: core::array::from_fn(|q| QueueStats::carried(old.queues[q], new.queues[q])),
     }
 }
