@@ -34,6 +34,6 @@ mod tests;
 
 pub use checksum::{ChecksumError, complete_checksum};
 pub use device::{
-    DeliverError, Delivered, FEATURE_KEYS, FatalError, Netback, NetbackError, NetbackStats,
-    RX_DRAIN_TIMEOUT_NS, RX_QUEUE_BYTES,
+    DeliverError, Delivered, FEATURE_KEYS, FatalError, MAX_QUEUES, Netback, NetbackError,
+    NetbackStats, RX_DRAIN_TIMEOUT_NS, RX_QUEUE_BYTES,
 };
