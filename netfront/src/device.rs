@@ -526,12 +526,16 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             for _ in 0..usize::from(tx_buffers).div_ceil(per_page) {
                 let page = platform.pages.alloc_zeroed()?;
                 let granted = Self::grant(platform, page, backend, true)?;
-                parts.tx_pages.last_mut().map(|p| p.push(granted));
+                if let Some(pages) = parts.tx_pages.last_mut() {
+                    pages.push(granted);
+                }
             }
             for _ in 0..rx_buffers {
                 let page = platform.pages.alloc_zeroed()?;
                 let granted = Self::grant(platform, page, backend, false)?;
-                parts.rx_pages.last_mut().map(|p| p.push(granted));
+                if let Some(pages) = parts.rx_pages.last_mut() {
+                    pages.push(granted);
+                }
             }
             rings.push((tx_ring, rx_ring));
         }

@@ -110,9 +110,9 @@ fn each_flow_keeps_its_queue_and_flows_spread_over_the_queues() {
         }
     }
     dev.flush().unwrap();
-    let grants = dev.platform().grants.entries().clone();
+    let grants = dev.platform().grants.entries();
     for back in &mut backs {
-        back.run(&grants);
+        back.run(grants);
     }
     let mut per_queue = Vec::new();
     for back in &backs {
@@ -139,7 +139,7 @@ fn each_flow_keeps_its_queue_and_flows_spread_over_the_queues() {
 
     // Frames back on queue 1 only: polled, counted there; events counted by channel.
     backs[1].to_guest.push_back(udp(9, 80));
-    backs[1].run(&grants);
+    backs[1].run(grants);
     let ports = dev.ports();
     for &port in &ports {
         dev.on_port_event(port);
@@ -192,7 +192,7 @@ fn with_the_switches_off_one_queue_and_one_channel() {
     assert_eq!((q.rx_channel_events, q.rx_channel_notifications), (0, 0));
     assert!(s.queues[1..].iter().all(|q| *q == Default::default()));
     // `net-offloads=off`: every feature off.
-    assert!(!Offloads::NONE.split && !Offloads::NONE.multi_queue);
+    const { assert!(!Offloads::NONE.split && !Offloads::NONE.multi_queue) };
 }
 
 #[test]
@@ -303,9 +303,9 @@ fn a_resume_makes_every_queue_again_and_leaks_nothing() {
         dev.send(&udp(sport, 100)).unwrap();
     }
     dev.flush().unwrap();
-    let grants = dev.platform().grants.entries().clone();
+    let grants = dev.platform().grants.entries();
     for back in &mut backs {
-        back.run(&grants);
+        back.run(grants);
         assert!(!back.from_guest.is_empty());
     }
 

@@ -26,7 +26,12 @@ use super::image::Image;
 const XEN_CMDLINE: &str =
     "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 smap=0";
 /// dom0's command line (QEMU splits `-initrd` at commas: none allowed).
-const DOM0_CMDLINE: &str = "console=hvc0 earlyprintk=xen rdinit=/init loglevel=3";
+/// `xen_netback.max_queues=2`: Linux's netback offers `multi-queue-max-queues` = dom0's
+/// online CPUs (one here) unless told; two, as hv's netback offers. netback is a module that
+/// dom0's init loads with busybox's `modprobe`, which takes `<module>.<param>=` from
+/// `/proc/cmdline` (the harness's net step prints the value netback got).
+const DOM0_CMDLINE: &str =
+    "console=hvc0 earlyprintk=xen rdinit=/init loglevel=3 xen_netback.max_queues=2";
 
 /// What to boot.
 pub struct Boot<'a> {
