@@ -16,6 +16,13 @@
 //! several slots both ways, the MTU key honoured); GSO receive (`feature-gso-tcpv4`, needs
 //! both: TCP segments up to 64 KiB arrive in one multi-slot frame).
 //!
+//! Split event channels and multiple queues, each on unless switched off
+//! ([`Offloads::split`], [`Offloads::multi_queue`]): with the backend's
+//! `feature-split-event-channels` each queue has a tx and an rx channel; with its
+//! `multi-queue-max-queues` the device runs up to [`Config::queues`] queues, each with its
+//! own rings, buffers and channels; a frame leaves on the queue of its flow's hash
+//! ([`crate::flow`]), and every queue's rx ring is polled (smoltcp sees one device).
+//!
 //! Sending ([`Netfront::send`]) stages requests; [`Netfront::flush`] publishes them with one
 //! notification if the ring rules ask for one, so a burst costs one event. [`Netfront::poll`]
 //! reclaims tx buffers from checked responses, takes rx responses (checked, copied, the

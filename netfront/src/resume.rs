@@ -8,7 +8,8 @@
 //! another backend domain) with its own features. [`Netfront::resume`] therefore ends every
 //! grant the device held, gives every page back, and connects `device/vif/<devid>` afresh
 //! through the xenbus handshake, re-reading `backend`, `backend-id`, `mac`, `mtu` and the
-//! features. Frames in flight are dropped (TCP sends them again); received frames not yet
+//! features, and so every queue and channel again (as many as the new backend offers).
+//! Frames in flight are dropped (TCP sends them again); received frames not yet
 //! taken are kept. Counters carry on.
 
 use super::{Config, NetError, NetStats, Netfront, QueueStats};
