@@ -16,6 +16,13 @@
 //! several slots both ways, the MTU key honoured); GSO receive (`feature-gso-tcpv4`, needs
 //! both: TCP segments up to 64 KiB arrive in one multi-slot frame).
 //!
+//! Split event channels and multiple queues, each on unless switched off
+//! ([`Offloads::split`], [`Offloads::multi_queue`]): with the backend's
+//! `feature-split-event-channels` each queue has a tx and an rx channel; with its
+//! `multi-queue-max-queues` the device runs up to [`Config::queues`] queues, each with its
+//! own rings, buffers and channels; a frame leaves on the queue of its flow's hash
+//! ([`crate::flow`]), and every queue's rx ring is polled (smoltcp sees one device).
+//!
 //! Sending ([`Netfront::send`]) stages requests; [`Netfront::flush`] publishes them with one
 //! notification if the ring rules ask for one, so a burst costs one event. [`Netfront::poll`]
 //! reclaims tx buffers from checked responses, takes rx responses (checked, copied, the
@@ -41,10 +48,11 @@ use abi::io::xenbus::XenbusState;
 use abi::ring::{FrontRing, RingError};
 use alloc::collections::VecDeque;
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use xenbus::frontend::{Frontend, XenbusError};
 use xenbus::grant::{GrantAccess, GrantedPage};
-use xenbus::xenstore::{TxId, XsClient, XsTransport};
+use xenbus::xenstore::{TxId, XsClient, XsError, XsTransport};
 use xenbus::{DomId, EventChannel, Instant, PageProvider, Platform, Port};
 
 // A child module, so that resuming reaches the device's parts (`netfront/src/resume.rs`).
@@ -70,6 +78,12 @@ pub struct Offloads {
     /// GSO send: consecutive TCP segments staged in one poll leave as one GSO frame (used
     /// only with `sg` and `csum`, and if the backend offers `feature-gso-tcpv4`).
     pub gso_tx: bool,
+    /// Split event channels: one for tx and one for rx per queue (`event-channel-tx`,
+    /// `event-channel-rx`; used only if the backend offers `feature-split-event-channels`).
+    pub split: bool,
+    /// Several queues (`multi-queue-num-queues`, `queue-N/...`): up to [`Config::queues`],
+    /// at most the backend's `multi-queue-max-queues`.
+    pub multi_queue: bool,
 }
 
 impl Offloads {
@@ -79,6 +93,8 @@ impl Offloads {
         sg: true,
         gso_rx: true,
         gso_tx: true,
+        split: true,
+        multi_queue: true,
     };
     /// Every offload off (the device as it was before them).
     pub const NONE: Self = Self {
@@ -86,6 +102,8 @@ impl Offloads {
         sg: false,
         gso_rx: false,
         gso_tx: false,
+        split: false,
+        multi_queue: false,
     };
 }
 
@@ -93,22 +111,63 @@ impl Offloads {
 /// it asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Tx buffers (at most the ring's 256 slots); two share a page at MTU 1500.
+    /// Tx buffers per queue (at most the ring's 256 slots); two share a page at MTU 1500.
     pub tx_buffers: u16,
-    /// Rx buffers, one page each (at most 256).
+    /// Rx buffers per queue, one page each (at most 256).
     pub rx_buffers: u16,
     /// The offloads asked for.
     pub offloads: Offloads,
+    /// The most queues asked for with [`Offloads::multi_queue`] (1 to [`MAX_QUEUES`]).
+    pub queues: u16,
 }
 
+/// The most queues a device runs (Linux's netfront default: `MAX_QUEUES_DEFAULT`, 8).
+pub const MAX_QUEUES: usize = 8;
+
+/// Queues asked for by default: the guest has one vCPU, so more queues only spread flows
+/// over rings; two show the path without doubling the memory again.
+pub const DEFAULT_QUEUES: u16 = 2;
+
 impl Default for Config {
-    /// 128 of each: 64 tx pages and 128 rx pages (768 KiB), half of each ring; every
-    /// offload.
+    /// 128 of each per queue: 64 tx pages and 128 rx pages (768 KiB), half of each ring;
+    /// every offload; [`DEFAULT_QUEUES`] queues.
     fn default() -> Self {
         Self {
             tx_buffers: 128,
             rx_buffers: 128,
             offloads: Offloads::ALL,
+            queues: DEFAULT_QUEUES,
+        }
+    }
+}
+
+/// One queue's counters (queue 0 is the only one without multiple queues).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Frames put on this queue's tx ring.
+    pub tx_frames: u64,
+    /// Frames received from this queue's rx ring.
+    pub rx_frames: u64,
+    /// Events received on the tx channel (the only channel without split channels).
+    pub tx_channel_events: u64,
+    /// Events received on the rx channel (split channels only).
+    pub rx_channel_events: u64,
+    /// Notifications sent on the tx channel (tx requests; without split channels also rx
+    /// refills).
+    pub tx_channel_notifications: u64,
+    /// Notifications sent on the rx channel (rx refills; split channels only).
+    pub rx_channel_notifications: u64,
+}
+
+impl QueueStats {
+    pub(crate) fn carried(old: Self, new: Self) -> Self {
+        Self {
+            tx_frames: old.tx_frames + new.tx_frames,
+            rx_frames: old.rx_frames + new.rx_frames,
+            tx_channel_events: old.tx_channel_events + new.tx_channel_events,
+            rx_channel_events: old.rx_channel_events + new.rx_channel_events,
+            tx_channel_notifications: old.tx_channel_notifications + new.tx_channel_notifications,
+            rx_channel_notifications: old.rx_channel_notifications + new.rx_channel_notifications,
         }
     }
 }
@@ -168,9 +227,21 @@ pub struct NetStats {
     /// Grants this device holds now (rings, tx pool, rx buffers, and pages the backend still
     /// held when it ended); constant while the device runs.
     pub grants_in_use: u64,
+    /// Queues in use now (1 without multiple queues).
+    pub queues_in_use: u64,
+    /// Whether the connection now uses split event channels.
+    pub split_channels: bool,
+    /// Per queue (up to [`MAX_QUEUES`]; carried over a resume).
+    pub queues: [QueueStats; MAX_QUEUES],
 }
 
 impl NetStats {
+    /// The per-queue counters of the queues in use.
+    pub fn queues_used(&self) -> &[QueueStats] {
+        let n = usize::try_from(self.queues_in_use).unwrap_or(0);
+        &self.queues[..n.min(MAX_QUEUES)]
+    }
+
     /// Tx requests per tx notification (requests if none was needed).
     pub fn tx_requests_per_notification(&self) -> f64 {
         self.tx_requests as f64 / self.tx_notifications.max(1) as f64
@@ -188,12 +259,12 @@ pub struct Netfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     platform: Platform<P, G, E>,
     frontend: Frontend,
     config: VifConfig,
-    port: Port,
-    tx_ring: FrontRing<NetifTxRequest, NetifTxResponse>,
-    rx_ring: FrontRing<NetifRxRequest, NetifRxResponse>,
+    queues: Vec<Queue>,
+    /// Split event channels in use (each queue's `rx_port` is its own).
+    split: bool,
+    /// Whether `multi-queue-num-queues` was written (the backend offered queues).
+    queue_key: bool,
     ring_pages: Vec<GrantedPage>,
-    tx: Option<TxPool>,
-    rx: Option<RxQueue>,
     received: VecDeque<Vec<u8>>,
     received_bytes: usize,
     offloads: Offloads,
@@ -205,11 +276,8 @@ pub struct Netfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     run_segments: u16,
     run_mss: u16,
     run_psh: bool,
-    /// Extra-info slots sent whose `NETIF_RSP_NULL` answers are still due.
-    tx_extras: u32,
     /// An offloaded frame's copy, its checksum field holding the pseudo-header's sum.
     patched: Vec<u8>,
-    tx_staged: u32,
     quarantine: Vec<GrantedPage>,
     stats: NetStats,
     dead: Option<NetError>,
@@ -217,11 +285,36 @@ pub struct Netfront<P: PageProvider, G: GrantAccess, E: EventChannel> {
     scratch: Vec<u8>,
 }
 
+/// One queue: its two rings, its event channel(s) and its buffers.
+#[derive(Debug)]
+struct Queue {
+    tx_ring: FrontRing<NetifTxRequest, NetifTxResponse>,
+    rx_ring: FrontRing<NetifRxRequest, NetifRxResponse>,
+    /// The tx channel (the only one without split channels).
+    tx_port: Port,
+    /// The rx channel (`tx_port` without split channels).
+    rx_port: Port,
+    tx: Option<TxPool>,
+    rx: Option<RxQueue>,
+    tx_staged: u32,
+    /// Extra-info slots sent whose `NETIF_RSP_NULL` answers are still due.
+    tx_extras: u32,
+}
+
+/// A queue's two rings, before its ports.
+type Rings = (
+    FrontRing<NetifTxRequest, NetifTxResponse>,
+    FrontRing<NetifRxRequest, NetifRxResponse>,
+);
+
 /// What [`Netfront::connect`] builds before the device exists, released on failure.
 struct Parts {
     ring_pages: Vec<GrantedPage>,
-    tx_pages: Vec<GrantedPage>,
-    rx_pages: Vec<GrantedPage>,
+    /// Per queue.
+    tx_pages: Vec<Vec<GrantedPage>>,
+    /// Per queue.
+    rx_pages: Vec<Vec<GrantedPage>>,
+    ports: Vec<Port>,
 }
 
 impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
@@ -269,11 +362,33 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         }
         let asked = config.offloads;
         let sg = asked.sg && offered(xs, "feature-sg")?;
+        let split = asked.split && offered(xs, "feature-split-event-channels")?;
+        // `multi-queue-max-queues` (absent, 0 or garbage: one queue), as Linux's netfront
+        // reads it, capped by what we ask.
+        let max_queues = if asked.multi_queue {
+            xs.read_optional(
+                TxId::NONE,
+                &frontend.backend_node("multi-queue-max-queues"),
+                deadline,
+            )?
+            .and_then(|v| v.trim().parse::<u16>().ok())
+        } else {
+            None
+        };
+        let queue_key = max_queues.is_some();
+        let queues = usize::from(
+            max_queues
+                .unwrap_or(1)
+                .min(config.queues)
+                .clamp(1, MAX_QUEUES as u16),
+        );
         let offloads = Offloads {
             csum: asked.csum,
             sg,
             gso_rx: asked.gso_rx && sg && asked.csum,
             gso_tx: asked.gso_tx && sg && asked.csum && offered(xs, "feature-gso-tcpv4")?,
+            split,
+            multi_queue: queues > 1,
         };
         if sg {
             vif.allow_sg();
@@ -283,20 +398,37 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             ring_pages: Vec::new(),
             tx_pages: Vec::new(),
             rx_pages: Vec::new(),
+            ports: Vec::new(),
         };
-        let built = Self::build(&mut platform, &mut parts, frontend.backend_id, config, &vif);
-        let (tx_ring, rx_ring) = match built {
-            Ok(rings) => rings,
+        let built = Self::build(
+            &mut platform,
+            &mut parts,
+            frontend.backend_id,
+            config,
+            &vif,
+            queues,
+        )
+        .and_then(|rings| {
+            let mut ports = Vec::with_capacity(rings.len());
+            for _ in 0..rings.len() {
+                let tx = platform.events.alloc_unbound(frontend.backend_id)?;
+                parts.ports.push(tx);
+                let rx = if split {
+                    let rx = platform.events.alloc_unbound(frontend.backend_id)?;
+                    parts.ports.push(rx);
+                    rx
+                } else {
+                    tx
+                };
+                ports.push((tx, rx));
+            }
+            Ok((rings, ports))
+        });
+        let (rings, ports) = match built {
+            Ok(built) => built,
             Err(e) => {
                 Self::release_parts(&mut platform, parts);
                 return Err(e);
-            }
-        };
-        let port = match platform.events.alloc_unbound(frontend.backend_id) {
-            Ok(port) => port,
-            Err(e) => {
-                Self::release_parts(&mut platform, parts);
-                return Err(e.into());
             }
         };
         let buffer_size = vif.tx_buffer_size();
@@ -304,26 +436,46 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             ring_pages,
             tx_pages,
             rx_pages,
+            ports: _,
         } = parts;
-        let rx_size = rx_ring.size();
+        let mut rx_total = 0usize;
+        let queues: Vec<Queue> = rings
+            .into_iter()
+            .zip(ports)
+            .zip(tx_pages.into_iter().zip(rx_pages))
+            .map(
+                |(((tx_ring, rx_ring), (tx_port, rx_port)), (tx_pages, rx_pages))| {
+                    let rx_size = rx_ring.size();
+                    rx_total += rx_size as usize;
+                    Queue {
+                        tx_ring,
+                        rx_ring,
+                        tx_port,
+                        rx_port,
+                        tx: Some(TxPool::new(tx_pages, buffer_size, config.tx_buffers)),
+                        rx: Some(RxQueue::new(
+                            rx_pages,
+                            rx_size,
+                            vif.max_frame(),
+                            offloads.gso_rx.then_some(vif.mtu),
+                        )),
+                        tx_staged: 0,
+                        tx_extras: 0,
+                    }
+                },
+            )
+            .collect();
         let mut device = Self {
             platform,
             frontend,
             config: vif,
-            port,
-            tx_ring,
-            rx_ring,
+            queues,
+            split,
+            queue_key,
             ring_pages,
-            tx: Some(TxPool::new(tx_pages, buffer_size, config.tx_buffers)),
-            rx: Some(RxQueue::new(
-                rx_pages,
-                rx_size,
-                vif.max_frame(),
-                offloads.gso_rx.then_some(vif.mtu),
-            )),
-            // Sized once for a full rx ring (what one poll can take), so that the queue never
+            // Sized once for full rx rings (what one poll can take), so that the queue never
             // grows under load and the heap in use stays flat.
-            received: VecDeque::with_capacity(usize::try_from(rx_size).unwrap_or(256)),
+            received: VecDeque::with_capacity(rx_total),
             received_bytes: 0,
             offloads,
             requests: Vec::with_capacity(crate::tx::MAX_TX_SLOTS),
@@ -332,9 +484,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             run_segments: 0,
             run_mss: 0,
             run_psh: false,
-            tx_extras: 0,
             patched: Vec::new(),
-            tx_staged: 0,
             quarantine: Vec::new(),
             stats: NetStats::default(),
             dead: None,
@@ -351,50 +501,52 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         }
     }
 
-    /// Allocates and grants the ring pages and buffers (each kept in `parts` as soon as it
-    /// is granted, so a failure releases it).
-    #[allow(clippy::type_complexity)]
+    /// Allocates and grants each queue's ring pages and buffers (each kept in `parts` as
+    /// soon as it is granted, so a failure releases it).
     fn build(
         platform: &mut Platform<P, G, E>,
         parts: &mut Parts,
         backend: DomId,
         config: Config,
         vif: &VifConfig,
-    ) -> Result<
-        (
-            FrontRing<NetifTxRequest, NetifTxResponse>,
-            FrontRing<NetifRxRequest, NetifRxResponse>,
-        ),
-        NetError,
-    > {
-        let tx_page = platform.pages.alloc_zeroed()?;
-        let tx_ring = tx_page.init_front_ring::<NetifTxRequest, NetifTxResponse>();
-        parts
-            .ring_pages
-            .push(Self::grant(platform, tx_page, backend, false)?);
-        let rx_page = platform.pages.alloc_zeroed()?;
-        let rx_ring = rx_page.init_front_ring::<NetifRxRequest, NetifRxResponse>();
-        parts
-            .ring_pages
-            .push(Self::grant(platform, rx_page, backend, false)?);
-        let (tx_ring, rx_ring) = (tx_ring?, rx_ring?);
+        queues: usize,
+    ) -> Result<Vec<Rings>, NetError> {
+        let mut rings = Vec::with_capacity(queues);
+        for _ in 0..queues {
+            let tx_page = platform.pages.alloc_zeroed()?;
+            let tx_ring = tx_page.init_front_ring::<NetifTxRequest, NetifTxResponse>();
+            parts
+                .ring_pages
+                .push(Self::grant(platform, tx_page, backend, false)?);
+            let rx_page = platform.pages.alloc_zeroed()?;
+            let rx_ring = rx_page.init_front_ring::<NetifRxRequest, NetifRxResponse>();
+            parts
+                .ring_pages
+                .push(Self::grant(platform, rx_page, backend, false)?);
+            let (tx_ring, rx_ring) = (tx_ring?, rx_ring?);
 
-        let tx_buffers = config.tx_buffers.clamp(1, tx_ring.size() as u16);
-        let rx_buffers = config.rx_buffers.clamp(1, rx_ring.size() as u16);
-        let per_page = crate::config::PAGE / vif.tx_buffer_size();
-        for _ in 0..usize::from(tx_buffers).div_ceil(per_page) {
-            let page = platform.pages.alloc_zeroed()?;
-            parts
-                .tx_pages
-                .push(Self::grant(platform, page, backend, true)?);
+            let tx_buffers = config.tx_buffers.clamp(1, tx_ring.size() as u16);
+            let rx_buffers = config.rx_buffers.clamp(1, rx_ring.size() as u16);
+            let per_page = crate::config::PAGE / vif.tx_buffer_size();
+            parts.tx_pages.push(Vec::new());
+            parts.rx_pages.push(Vec::new());
+            for _ in 0..usize::from(tx_buffers).div_ceil(per_page) {
+                let page = platform.pages.alloc_zeroed()?;
+                let granted = Self::grant(platform, page, backend, true)?;
+                if let Some(pages) = parts.tx_pages.last_mut() {
+                    pages.push(granted);
+                }
+            }
+            for _ in 0..rx_buffers {
+                let page = platform.pages.alloc_zeroed()?;
+                let granted = Self::grant(platform, page, backend, false)?;
+                if let Some(pages) = parts.rx_pages.last_mut() {
+                    pages.push(granted);
+                }
+            }
+            rings.push((tx_ring, rx_ring));
         }
-        for _ in 0..rx_buffers {
-            let page = platform.pages.alloc_zeroed()?;
-            parts
-                .rx_pages
-                .push(Self::grant(platform, page, backend, false)?);
-        }
-        Ok((tx_ring, rx_ring))
+        Ok(rings)
     }
 
     fn grant(
@@ -413,11 +565,14 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
     }
 
     fn release_parts(platform: &mut Platform<P, G, E>, parts: Parts) {
+        for port in parts.ports {
+            platform.events.close(port);
+        }
         let all = parts
             .ring_pages
             .into_iter()
-            .chain(parts.tx_pages)
-            .chain(parts.rx_pages);
+            .chain(parts.tx_pages.into_iter().flatten())
+            .chain(parts.rx_pages.into_iter().flatten());
         for granted in all {
             // Never shared with the backend yet, so the grant ends; if it does not, the page
             // stays granted (leaked) rather than reused.
@@ -427,33 +582,90 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         }
     }
 
-    /// Fills the rx ring, publishes the keys, and runs the state handshake.
+    /// Fills the rx rings, publishes the keys (one queue's in our directory, several in
+    /// `queue-N/`, as Linux's `talk_to_netback` writes them), and runs the state handshake.
     fn publish<T: XsTransport>(
         &mut self,
         xs: &mut XsClient<T>,
         deadline: Instant,
     ) -> Result<(), NetError> {
-        self.refill_rx();
-        self.rx_ring.push_requests();
-        let tx_ref = self.ring_pages[0].gref().get();
-        let rx_ref = self.ring_pages[1].gref().get();
-        let port = self.port.get();
+        for q in 0..self.queues.len() {
+            self.refill_rx(q);
+            self.queues[q].rx_ring.push_requests();
+        }
+        let queues: Vec<(u32, u32, u32, u32)> = self
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                (
+                    self.ring_pages[2 * i].gref().get(),
+                    self.ring_pages[2 * i + 1].gref().get(),
+                    q.tx_port.get(),
+                    q.rx_port.get(),
+                )
+            })
+            .collect();
+        let (split, queue_key) = (self.split, self.queue_key);
         let frontend = &self.frontend;
         let flag = |on: bool| if on { "1" } else { "0" };
         let offloads = self.offloads;
         xs.transaction(TRANSACTION_ATTEMPTS, deadline, |xs, tx| {
             let keys = [
-                ("tx-ring-ref", format!("{tx_ref}")),
-                ("rx-ring-ref", format!("{rx_ref}")),
-                ("event-channel", format!("{port}")),
-                ("request-rx-copy", "1".into()),
-                ("feature-rx-notify", "1".into()),
-                ("feature-no-csum-offload", flag(!offloads.csum).into()),
-                ("feature-sg", flag(offloads.sg).into()),
-                ("feature-gso-tcpv4", flag(offloads.gso_rx).into()),
+                ("request-rx-copy", "1"),
+                ("feature-rx-notify", "1"),
+                ("feature-no-csum-offload", flag(!offloads.csum)),
+                ("feature-sg", flag(offloads.sg)),
+                ("feature-gso-tcpv4", flag(offloads.gso_rx)),
             ];
             for (key, value) in keys {
-                xs.write(tx, &frontend.node(key), &value, deadline)?;
+                xs.write(tx, &frontend.node(key), value, deadline)?;
+            }
+            // What an earlier connection (before a resume) wrote and this one does not:
+            // netback would read a stale queue count or channel before ours.
+            let mut stale: Vec<&str> = match (queues.len() > 1, split) {
+                (true, _) => alloc::vec![
+                    "tx-ring-ref",
+                    "rx-ring-ref",
+                    "event-channel",
+                    "event-channel-tx",
+                    "event-channel-rx",
+                ],
+                (false, true) => alloc::vec!["event-channel"],
+                (false, false) => alloc::vec!["event-channel-tx", "event-channel-rx"],
+            };
+            if !queue_key {
+                stale.push("multi-queue-num-queues");
+            }
+            for key in stale {
+                match xs.rm(tx, &frontend.node(key), deadline) {
+                    Ok(()) | Err(XsError::Server(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if queue_key {
+                let n = format!("{}", queues.len());
+                xs.write(tx, &frontend.node("multi-queue-num-queues"), &n, deadline)?;
+            }
+            for (i, &(tx_ref, rx_ref, tx_port, rx_port)) in queues.iter().enumerate() {
+                let dir = if queues.len() == 1 {
+                    String::new()
+                } else {
+                    format!("queue-{i}/")
+                };
+                let mut keys = Vec::with_capacity(4);
+                keys.push(("tx-ring-ref", tx_ref));
+                keys.push(("rx-ring-ref", rx_ref));
+                if split {
+                    keys.push(("event-channel-tx", tx_port));
+                    keys.push(("event-channel-rx", rx_port));
+                } else {
+                    keys.push(("event-channel", tx_port));
+                }
+                for (key, value) in keys {
+                    let node = frontend.node(&format!("{dir}{key}"));
+                    xs.write(tx, &node, &format!("{value}"), deadline)?;
+                }
             }
             Ok(())
         })?;
@@ -461,9 +673,10 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             .set_state(xs, XenbusState::Connected, deadline)?;
         self.frontend
             .wait_backend_state(xs, |s| s == XenbusState::Connected, deadline)?;
-        // The backend may have bound the channel after the buffers were published.
-        self.platform.events.notify(self.port)?;
-        self.stats.rx_notifications += 1;
+        // The backend may have bound the channels after the buffers were published.
+        for q in 0..self.queues.len() {
+            self.notify_rx(q)?;
+        }
         Ok(())
     }
 
@@ -477,10 +690,32 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         &self.config
     }
 
-    /// The device's event-channel port (the event loop calls [`Netfront::on_event`] when it
-    /// fires).
+    /// Queue 0's tx (or only) event-channel port.
     pub fn port(&self) -> Port {
-        self.port
+        self.queues.first().map_or(Port::ZERO, |q| q.tx_port)
+    }
+
+    /// Every event-channel port of the device, each once (the event loop waits on all of
+    /// them and reports each that fired to [`Netfront::on_port_event`]).
+    pub fn ports(&self) -> Vec<Port> {
+        let mut ports = Vec::with_capacity(self.queues.len() * 2);
+        for q in &self.queues {
+            ports.push(q.tx_port);
+            if q.rx_port != q.tx_port {
+                ports.push(q.rx_port);
+            }
+        }
+        ports
+    }
+
+    /// Queues in use.
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// Whether split event channels are in use.
+    pub fn split_channels(&self) -> bool {
+        self.split
     }
 
     /// The frontend's xenstore location.
@@ -505,27 +740,51 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
 
     /// Counters.
     pub fn stats(&self) -> NetStats {
-        let tx_pages = self.tx.as_ref().map_or(0, TxPool::pages);
-        let rx_pages = self.rx.as_ref().map_or(0, RxQueue::buffers);
+        let tx_pages: usize = self
+            .queues
+            .iter()
+            .map(|q| q.tx.as_ref().map_or(0, TxPool::pages))
+            .sum();
+        let rx_pages: usize = self
+            .queues
+            .iter()
+            .map(|q| q.rx.as_ref().map_or(0, RxQueue::buffers))
+            .sum();
         NetStats {
             grants_in_use: (self.ring_pages.len() + tx_pages + rx_pages + self.quarantine.len())
                 as u64,
+            queues_in_use: self.queues.len() as u64,
+            split_channels: self.split,
             ..self.stats
         }
     }
 
-    /// Tx buffers in flight (staged or published, not yet answered).
+    /// Tx buffers in flight (staged or published, not yet answered), over every queue.
     pub fn tx_in_flight(&self) -> usize {
-        self.tx.as_ref().map_or(0, TxPool::in_flight)
+        self.queues
+            .iter()
+            .map(|q| q.tx.as_ref().map_or(0, TxPool::in_flight))
+            .sum()
     }
 
-    /// Rx buffers posted to the backend.
+    /// Rx buffers posted to the backend, over every queue.
     pub fn rx_posted(&self) -> usize {
-        self.rx.as_ref().map_or(0, RxQueue::posted)
+        self.queues
+            .iter()
+            .map(|q| q.rx.as_ref().map_or(0, RxQueue::posted))
+            .sum()
     }
 
-    /// Whether a frame can be staged now (reclaiming answered buffers first): room for the
-    /// largest frame besides the run of segments being coalesced.
+    /// A queue's counters.
+    fn queue_stats(&mut self, q: usize) -> &mut QueueStats {
+        // `q` is below the queue count, itself at most MAX_QUEUES.
+        let last = MAX_QUEUES - 1;
+        &mut self.stats.queues[q.min(last)]
+    }
+
+    /// Whether a frame can be staged now (reclaiming answered buffers first): room on every
+    /// queue for the largest frame besides the run of segments being coalesced (the queue a
+    /// frame takes is known only once smoltcp has built it).
     pub fn can_send(&mut self) -> bool {
         if self.dead.is_some() {
             return false;
@@ -534,10 +793,13 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         let run = self.run.len();
         let need =
             |tx: &TxPool| tx.slots_for(max_frame) + if run > 0 { tx.slots_for(run) } else { 0 };
-        if self.tx.as_ref().is_some_and(|tx| tx.free() < need(tx)) {
-            self.poll_tx();
+        let room = |q: &Queue| q.tx.as_ref().is_some_and(|tx| tx.free() >= need(tx));
+        for q in 0..self.queues.len() {
+            if !room(&self.queues[q]) {
+                self.poll_tx(q);
+            }
         }
-        self.tx.as_ref().is_some_and(|tx| tx.free() >= need(tx))
+        !self.queues.is_empty() && self.queues.iter().all(room)
     }
 
     /// Stages `frame` (an Ethernet frame of 14 to MTU + 14 bytes) for sending; it leaves
@@ -568,7 +830,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             self.emit_run()?;
         }
         self.stage_frame(frame, None)?;
-        if self.tx_staged >= TX_PUSH_BATCH {
+        if self.queues.iter().any(|q| q.tx_staged >= TX_PUSH_BATCH) {
             self.flush()?;
         }
         Ok(())
@@ -637,7 +899,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
     /// Puts `frame` on the ring (several slots if it needs them; a GSO extra-info slot after
     /// the first if `gso` gives the segment size).
     fn stage_frame(&mut self, frame: &[u8], gso: Option<u16>) -> Result<(), NetError> {
-        let Some(tx) = self.tx.as_mut() else {
+        let q = crate::flow::queue_for(frame, self.queues.len());
+        let Some(queue) = self.queues.get_mut(q) else {
+            return Err(NetError::BackendGone);
+        };
+        let Some(tx) = queue.tx.as_mut() else {
             return Err(NetError::BackendGone);
         };
         // An offloaded frame leaves with the pseudo-header's sum in its checksum field (a
@@ -659,7 +925,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         }
         let extra = u32::from(gso.is_some());
         let room =
-            (self.tx_ring.free_requests() as usize) >= tx.slots_for(frame.len()) + extra as usize;
+            (queue.tx_ring.free_requests() as usize) >= tx.slots_for(frame.len()) + extra as usize;
         let staged = room && tx.stage(frame, flags, &mut self.requests);
         let len = frame.len();
         self.patched = patched;
@@ -669,7 +935,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         }
         // Room was checked: every write succeeds.
         for (i, request) in self.requests.iter().enumerate() {
-            let _ = self.tx_ring.write_request(*request);
+            let _ = queue.tx_ring.write_request(*request);
             if i == 0
                 && let Some(size) = gso
             {
@@ -685,12 +951,13 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
                         },
                     },
                 };
-                let _ = self.tx_ring.write_request(info.to_tx_request());
+                let _ = queue.tx_ring.write_request(info.to_tx_request());
             }
         }
         let slots = self.requests.len() as u32;
-        self.tx_staged += slots + extra;
-        self.tx_extras += extra;
+        queue.tx_staged += slots + extra;
+        queue.tx_extras += extra;
+        self.queue_stats(q).tx_frames += 1;
         if slots > 1 {
             self.stats.tx_multi_slot += 1;
         }
@@ -709,28 +976,51 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             return Err(e);
         }
         let emitted = self.emit_run();
-        if self.tx_staged == 0 {
-            return emitted;
-        }
-        self.stats.tx_requests += u64::from(self.tx_staged);
-        self.tx_staged = 0;
-        if self.tx_ring.push_requests_and_check_notify() {
-            self.stats.tx_notifications += 1;
-            self.platform.events.notify(self.port)?;
+        for q in 0..self.queues.len() {
+            let queue = &mut self.queues[q];
+            if queue.tx_staged == 0 {
+                continue;
+            }
+            let staged = u64::from(core::mem::take(&mut queue.tx_staged));
+            let notify = queue.tx_ring.push_requests_and_check_notify();
+            let port = queue.tx_port;
+            self.stats.tx_requests += staged;
+            if notify {
+                self.stats.tx_notifications += 1;
+                self.queue_stats(q).tx_channel_notifications += 1;
+                self.platform.events.notify(port)?;
+            }
         }
         emitted
     }
 
-    /// The platform reported an event on the port: counts it and polls.
+    /// The platform reported an event (on some port of the device): counts it and polls.
     pub fn on_event(&mut self) {
         self.stats.notifications_received += 1;
         self.poll();
     }
 
-    /// Takes every response waiting on both rings and refills the rx ring.
+    /// The platform reported an event on `port`: counts it on its queue and channel (a port
+    /// not the device's counts nowhere). The caller polls.
+    pub fn on_port_event(&mut self, port: Port) {
+        for q in 0..self.queues.len() {
+            let (tx, rx) = (self.queues[q].tx_port, self.queues[q].rx_port);
+            if port == tx {
+                self.stats.notifications_received += 1;
+                self.queue_stats(q).tx_channel_events += 1;
+            } else if port == rx {
+                self.stats.notifications_received += 1;
+                self.queue_stats(q).rx_channel_events += 1;
+            }
+        }
+    }
+
+    /// Takes every response waiting on every queue's rings and refills the rx rings.
     pub fn poll(&mut self) {
-        self.poll_tx();
-        self.poll_rx();
+        for q in 0..self.queues.len() {
+            self.poll_tx(q);
+            self.poll_rx(q);
+        }
     }
 
     /// The next received frame, polling the rings if none is queued.
@@ -758,17 +1048,20 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         self.received.len()
     }
 
-    fn poll_tx(&mut self) {
+    fn poll_tx(&mut self, q: usize) {
         if self.dead.is_some() {
             return;
         }
+        let Some(queue) = self.queues.get_mut(q) else {
+            return;
+        };
         loop {
-            match self.tx_ring.take_response() {
+            match queue.tx_ring.take_response() {
                 Ok(Some(response)) => {
-                    let Some(tx) = self.tx.as_mut() else { return };
+                    let Some(tx) = queue.tx.as_mut() else { return };
                     // The answer to a GSO extra-info slot (its id means nothing).
-                    if response.status == NETIF_RSP_NULL && self.tx_extras > 0 {
-                        self.tx_extras -= 1;
+                    if response.status == NETIF_RSP_NULL && queue.tx_extras > 0 {
+                        queue.tx_extras -= 1;
                         continue;
                     }
                     match tx.complete(&response) {
@@ -777,7 +1070,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
                         Err(_) => self.stats.bad_responses += 1,
                     }
                 }
-                Ok(None) => match self.tx_ring.final_check_for_responses() {
+                Ok(None) => match queue.tx_ring.final_check_for_responses() {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => return self.corrupt(e),
@@ -787,20 +1080,25 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         }
     }
 
-    fn poll_rx(&mut self) {
-        if self.dead.is_some() {
+    fn poll_rx(&mut self, q: usize) {
+        if self.dead.is_some() || q >= self.queues.len() {
             return;
         }
         // Bounded: responses stay in the ring while the stack has not taken enough frames
         // or bytes (netback then waits, as for a full ring): never more than the rx
-        // buffers hold, however large the frames.
-        let limit = self.rx.as_ref().map_or(0, RxQueue::buffers);
+        // buffers of every queue hold, however large the frames.
+        let limit: usize = self
+            .queues
+            .iter()
+            .map(|q| q.rx.as_ref().map_or(0, RxQueue::buffers))
+            .sum();
         let byte_limit = limit * crate::config::PAGE;
         while self.received.len() < limit && self.received_bytes < byte_limit {
-            let index = self.rx_ring.rsp_cons();
-            match self.rx_ring.take_response() {
-                Ok(Some(response)) => self.take_rx(index, &response),
-                Ok(None) => match self.rx_ring.final_check_for_responses() {
+            let ring = &mut self.queues[q].rx_ring;
+            let index = ring.rsp_cons();
+            match ring.take_response() {
+                Ok(Some(response)) => self.take_rx(q, index, &response),
+                Ok(None) => match ring.final_check_for_responses() {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => return self.corrupt(e),
@@ -808,16 +1106,35 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
                 Err(e) => return self.corrupt(e),
             }
         }
-        if self.refill_rx() > 0 && self.rx_ring.push_requests_and_check_notify() {
-            self.stats.rx_notifications += 1;
-            if let Err(e) = self.platform.events.notify(self.port) {
-                self.end(e.into());
-            }
+        if self.refill_rx(q) > 0
+            && self.queues[q].rx_ring.push_requests_and_check_notify()
+            && let Err(e) = self.notify_rx(q)
+        {
+            self.end(e);
         }
     }
 
-    fn take_rx(&mut self, index: u32, response: &NetifRxResponse) {
-        let Some(rx) = self.rx.as_mut() else { return };
+    /// Notifies queue `q`'s rx channel of posted buffers, counting it.
+    fn notify_rx(&mut self, q: usize) -> Result<(), NetError> {
+        let Some(queue) = self.queues.get(q) else {
+            return Ok(());
+        };
+        let (port, split) = (queue.rx_port, self.split);
+        self.stats.rx_notifications += 1;
+        let stats = self.queue_stats(q);
+        if split {
+            stats.rx_channel_notifications += 1;
+        } else {
+            stats.tx_channel_notifications += 1;
+        }
+        self.platform.events.notify(port)?;
+        Ok(())
+    }
+
+    fn take_rx(&mut self, q: usize, index: u32, response: &NetifRxResponse) {
+        let Some(rx) = self.queues.get_mut(q).and_then(|q| q.rx.as_mut()) else {
+            return;
+        };
         let taken = rx.take(index, response);
         if taken.bad.is_some() {
             self.stats.bad_responses += 1;
@@ -862,17 +1179,21 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
                 self.stats.rx_largest_frame = self.stats.rx_largest_frame.max(len as u64);
                 self.stats.rx_packets += 1;
                 self.stats.rx_bytes += len as u64;
+                self.queue_stats(q).rx_frames += 1;
                 self.received_bytes += len;
                 self.received.push_back(packet.data);
             }
         }
     }
 
-    fn refill_rx(&mut self) -> u32 {
-        let posted = self
+    fn refill_rx(&mut self, q: usize) -> u32 {
+        let Some(queue) = self.queues.get_mut(q) else {
+            return 0;
+        };
+        let posted = queue
             .rx
             .as_mut()
-            .map_or(0, |rx| rx.refill(&mut self.rx_ring));
+            .map_or(0, |rx| rx.refill(&mut queue.rx_ring));
         self.stats.rx_requests += u64::from(posted);
         posted
     }
@@ -954,7 +1275,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         self.end_grants();
         self.received.clear();
         self.received_bytes = 0;
-        self.platform.events.close(self.port);
+        for port in self.ports() {
+            self.platform.events.close(port);
+        }
     }
 
     /// Ends the grants of the rings, the buffers and the quarantine and gives their pages
@@ -962,11 +1285,13 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
     /// [`Self::release`] and resume's `abandon`.
     pub(crate) fn end_grants(&mut self) {
         let mut granted: Vec<GrantedPage> = core::mem::take(&mut self.ring_pages);
-        if let Some(tx) = self.tx.take() {
-            granted.extend(tx.into_pages());
-        }
-        if let Some(rx) = self.rx.take() {
-            granted.extend(rx.into_buffers());
+        for queue in &mut self.queues {
+            if let Some(tx) = queue.tx.take() {
+                granted.extend(tx.into_pages());
+            }
+            if let Some(rx) = queue.rx.take() {
+                granted.extend(rx.into_buffers());
+            }
         }
         granted.append(&mut self.quarantine);
         for page in granted {

@@ -2,11 +2,13 @@
 //! smoltcp `phy::Device`.
 //!
 //! - [`device`]: [`Netfront::connect`] does the handshake Linux's netback expects (reads `mac`
-//!   and `mtu`; publishes `tx-ring-ref`, `rx-ring-ref`, one `event-channel`,
-//!   `request-rx-copy`, `feature-rx-notify`, and the [`Offloads`] in use:
-//!   `feature-no-csum-offload`, `feature-sg`, `feature-gso-tcpv4`; xenbus states), and
-//!   runs the two rings with [`NetStats`] counters. A backend that closes, vanishes or
-//!   corrupts a ring ends the device.
+//!   and `mtu`; publishes per queue `tx-ring-ref`, `rx-ring-ref` and `event-channel`, or
+//!   `event-channel-tx` and `-rx` with split channels, in `queue-N/` with several queues
+//!   (`multi-queue-num-queues`); `request-rx-copy`, `feature-rx-notify`, and the
+//!   [`Offloads`] in use: `feature-no-csum-offload`, `feature-sg`, `feature-gso-tcpv4`;
+//!   xenbus states), and runs each queue's two rings with [`NetStats`] counters (per queue:
+//!   [`QueueStats`]). A backend that closes, vanishes or corrupts a ring ends the device.
+//! - [`flow`]: the tx queue of a frame, by a hash of its flow.
 //! - [`tx`]: a pool of buffers in pages granted read-only once and reused; a frame is one
 //!   slot, or several with scatter-gather (at most 18); responses checked by id before a
 //!   buffer is reused.
@@ -28,6 +30,7 @@ pub mod checksum;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod flow;
 pub mod phy;
 pub mod rx;
 pub mod tx;
@@ -36,6 +39,6 @@ pub mod tx;
 mod tests;
 
 pub use config::{MacAddress, VifConfig};
-pub use device::{Config, NetStats, Netfront, Offloads};
+pub use device::{Config, MAX_QUEUES, NetStats, Netfront, Offloads, QueueStats};
 pub use error::{BadResponse, NetError};
 pub use xenbus::Platform;

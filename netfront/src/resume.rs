@@ -8,10 +8,11 @@
 //! another backend domain) with its own features. [`Netfront::resume`] therefore ends every
 //! grant the device held, gives every page back, and connects `device/vif/<devid>` afresh
 //! through the xenbus handshake, re-reading `backend`, `backend-id`, `mac`, `mtu` and the
-//! features. Frames in flight are dropped (TCP sends them again); received frames not yet
+//! features, and so every queue and channel again (as many as the new backend offers).
+//! Frames in flight are dropped (TCP sends them again); received frames not yet
 //! taken are kept. Counters carry on.
 
-use super::{Config, NetError, NetStats, Netfront};
+use super::{Config, NetError, NetStats, Netfront, QueueStats};
 use xenbus::grant::GrantAccess;
 use xenbus::xenstore::{XsClient, XsTransport};
 use xenbus::{EventChannel, Instant, PageProvider, Platform};
@@ -90,5 +91,8 @@ fn carried(old: NetStats, new: NetStats) -> NetStats {
         notifications_received: old.notifications_received + new.notifications_received,
         bad_responses: old.bad_responses + new.bad_responses,
         grants_in_use: new.grants_in_use,
+        queues_in_use: new.queues_in_use,
+        split_channels: new.split_channels,
+        queues: core::array::from_fn(|q| QueueStats::carried(old.queues[q], new.queues[q])),
     }
 }

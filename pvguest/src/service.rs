@@ -41,8 +41,8 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, Ipv4Address, Ipv4Cidr};
 use storage::kv::{KvError, Op, RecordRead, Store};
 use storage::tar::{Archive, TarError};
 use storage::{BlockDevice, Slice};
+use xenbus::frontend;
 use xenbus::grant::GrantAccess;
-use xenbus::{EventChannel, frontend};
 
 use crate::disk::{BlkDisk, Disk};
 use crate::memory::heap;
@@ -83,9 +83,10 @@ pub struct Net {
 /// none in 40 rounds.
 pub const RX_BUFFERS: u16 = 256;
 
-/// The vif's configuration: every offload, less those the command line switches off
-/// (`net-csum=off`, `net-sg=off`, `net-gso-rx=off`, `net-gso-tx=off`; `net-offloads=off` for
-/// all of them), with [`RX_BUFFERS`] posted.
+/// The vif's configuration: every offload and feature, less those the command line switches
+/// off (`net-csum=off`, `net-sg=off`, `net-gso-rx=off`, `net-gso-tx=off`,
+/// `net-split-evtchn=off`, `net-multiqueue=off`; `net-offloads=off` for all of them), with
+/// [`RX_BUFFERS`] posted on each queue.
 pub fn net_config(cmdline: &str) -> Config {
     let off = |key: &str| {
         crate::cmdline::option(cmdline, key) == Some("off")
@@ -97,6 +98,8 @@ pub fn net_config(cmdline: &str) -> Config {
             sg: !off("net-sg"),
             gso_rx: !off("net-gso-rx"),
             gso_tx: !off("net-gso-tx"),
+            split: !off("net-split-evtchn"),
+            multi_queue: !off("net-multiqueue"),
         },
         rx_buffers: RX_BUFFERS,
         ..Config::default()
@@ -111,6 +114,21 @@ pub fn now_ns() -> u64 {
 /// smoltcp's time.
 pub fn smol_now() -> smoltcp::time::Instant {
     smoltcp::time::Instant::from_micros(i64::try_from(now_ns() / 1000).unwrap_or(i64::MAX))
+}
+
+/// Takes the latches of the vif's `nic_ports` (each that fired counted on its queue and
+/// channel, [`netfront::NetStats::queues`]) and of `others`: whether any fired.
+pub fn take_nic_events(nic: &mut Nic, nic_ports: &[xenbus::Port], others: &[xenbus::Port]) -> bool {
+    let mut any = false;
+    for &port in nic_ports {
+        if events::take_latched(port) {
+            nic.on_port_event(port);
+            any = true;
+        }
+    }
+    others
+        .iter()
+        .fold(any, |any, &p| events::take_latched(p) | any)
 }
 
 impl Net {
@@ -174,9 +192,9 @@ impl Net {
                 now_ns().saturating_add(d.total_micros() * 1000)
             });
         let wake = xenbus::Instant::from_nanos(soon.min(until_ns).min(now_ns() + 50_000_000));
-        let port = self.nic.port();
         if self.nic.queued_frames() == 0 {
-            self.nic.platform_mut().events.wait(port, wake);
+            let ports = self.nic.ports();
+            let _ = time::wait_until(wake, || take_nic_events(&mut self.nic, &ports, &[]));
         }
     }
 
@@ -823,16 +841,14 @@ pub fn serve(
         if nic.queued_frames() == 0 {
             // Woken by a frame, the time, or (while the service has requests on them) a
             // disk's completion.
-            let port = nic.port();
             let ports: &[xenbus::Port] = if storage.in_flight() > 0 {
                 &disk_ports
             } else {
                 &[]
             };
+            let nic_ports = nic.ports();
             let _ = time::wait_until(xenbus::Instant::from_nanos(wake), || {
-                ports.iter().fold(events::take_latched(port), |any, &p| {
-                    events::take_latched(p) | any
-                })
+                take_nic_events(nic, &nic_ports, ports)
             });
         }
     }

@@ -54,12 +54,14 @@ pub const BLK_TESTS: [&str; 12] = [
 
 /// The `net` group's tests, compared between the stock-Xen device boot and hv's net-group
 /// boot (`xtask/src/hv/net.rs`).
-pub const NET_TESTS: [&str; 5] = [
+pub const NET_TESTS: [&str; 7] = [
     "net-connect",
     "net-mac",
     "net-dhcp",
     "net-ping-gateway",
     "net-csum-offload",
+    "net-split-evtchn",
+    "net-multiqueue",
 ];
 
 /// The classes of the `hostile` group, each compared on its own: its `FACT

@@ -4,9 +4,12 @@
 //! [`Netback::probe`] attaches to the backend directory the toolstack wrote, writes the
 //! feature keys (`netback_probe`: only those that work here) and says InitWait.
 //! [`Netback::poll`] follows the front end's state as netback's `frontend_changed` does: on
-//! Connected it reads `multi-queue-num-queues` (absent or 1), our `mac`, the front end's
-//! flags (`request-rx-copy` must be 1; `feature-sg`), `tx-ring-ref`, `rx-ring-ref` and
-//! `event-channel`, maps both rings, binds the port and says Connected (`connect`); on
+//! Connected it reads `multi-queue-num-queues` (absent: 1; 0 or above [`MAX_QUEUES`]
+//! refused), our `mac`, the front end's flags (`request-rx-copy` must be 1; `feature-sg`),
+//! then per queue (in the front end's directory for one, in `queue-N/` for several)
+//! `tx-ring-ref`, `rx-ring-ref` and `event-channel-tx` with `event-channel-rx` (split event
+//! channels) or else `event-channel`; maps every queue's rings, binds its ports and says
+//! Connected (`connect`, `connect_data_rings`); on
 //! Closing it lets go of the rings and says Closing; on Closed it says Closed and, when the
 //! toolstack set `online` to 0, removes the device; when the front end vanishes the device
 //! is removed. Then it serves the tx ring (`tx`). Frames to the front end go through
@@ -42,11 +45,20 @@ const ENOENT: i32 = 2;
 const EOPNOTSUPP: i32 = 95;
 const EFAULT: i32 = 14;
 
+/// The most queues a front end may ask for (`multi-queue-max-queues`). Linux's netback
+/// offers one per dom0 vCPU (`xenvif_max_queues`), for a thread per queue; hv serves every
+/// queue on its one CPU, so more queues buy no parallelism here. Two: what the stock-Xen
+/// harness gives dom0's netback (`xen_netback.max_queues=2`), so that the same guest
+/// negotiates the same on both; each queue binds two of the domain's sixteen domain-0 ports
+/// (split channels), so more would crowd the disks'.
+pub const MAX_QUEUES: u32 = 2;
+
 /// The keys `netback_probe` writes, with the values that are true here: scatter-gather on
 /// tx (a frame in several slots) works; GSO on tx over IPv4 and IPv6 works (cut into
 /// segments before the packet leaves, [`crate::gso`]); checksum offload over IPv4 and IPv6
-/// works (completed before the frame leaves, [`crate::checksum`]); rx-copy only; no multicast control, no split event channels, one queue, no control ring.
-pub const FEATURE_KEYS: [(&str, &str); 9] = [
+/// works (completed before the frame leaves, [`crate::checksum`]); rx-copy only; no
+/// multicast control; split event channels; up to [`MAX_QUEUES`] queues; no control ring.
+pub const FEATURE_KEYS: [(&str, &str); 10] = [
     ("feature-sg", "1"),
     ("feature-gso-tcpv4", "1"),
     ("feature-gso-tcpv6", "1"),
@@ -55,8 +67,11 @@ pub const FEATURE_KEYS: [(&str, &str); 9] = [
     ("feature-rx-flip", "0"),
     ("feature-multicast-control", "0"),
     ("feature-dynamic-multicast-control", "0"),
-    ("feature-split-event-channels", "0"),
+    ("feature-split-event-channels", "1"),
+    ("multi-queue-max-queues", "2"),
 ];
+
+const _: () = assert!(MAX_QUEUES == 2, "multi-queue-max-queues in FEATURE_KEYS");
 
 /// Errors the caller sees (logged; the device itself never panics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,20 +223,49 @@ pub struct NetbackStats {
     pub rx_notifications: u64,
     /// Connections made.
     pub connects: u64,
+    /// Queues of the current connection (0 while not connected).
+    pub queues: u64,
+    /// Connections whose front end used split event channels.
+    pub split_connects: u64,
+    /// Frames taken from each queue's tx ring.
+    pub tx_frames_per_queue: [u64; MAX_QUEUES as usize],
+    /// Frames copied to each queue's rx ring.
+    pub rx_frames_per_queue: [u64; MAX_QUEUES as usize],
 }
 
-/// The connected rings.
+/// One queue's rings and channels.
 #[derive(Debug)]
-struct Connection {
+struct Queue {
     tx: BackRing<NetifTxRequest, NetifTxResponse>,
     rx: BackRing<NetifRxRequest, NetifRxResponse>,
     tx_page: MappedPage,
     rx_page: MappedPage,
-    port: Port,
-    /// The front end said `feature-sg`: a frame may take several rx slots.
-    can_sg: bool,
+    /// Our tx channel (the only one without split channels).
+    tx_port: Port,
+    /// Our rx channel (`tx_port` without split channels).
+    rx_port: Port,
     /// Rx responses written and not yet pushed.
     rx_unpushed: bool,
+    /// Frames waiting for this queue's rx buffers.
+    waiting: rx::RxQueue,
+}
+
+/// The connected queues.
+#[derive(Debug)]
+struct Connection {
+    /// One or more ([`MAX_QUEUES`] at most).
+    queues: alloc::vec::Vec<Queue>,
+    /// The front end said `feature-sg`: a frame may take several rx slots.
+    can_sg: bool,
+}
+
+/// A queue's keys as the front end wrote them.
+struct QueueKeys {
+    tx_ref: u32,
+    rx_ref: u32,
+    tx_port: Port,
+    /// `None` without split channels.
+    rx_port: Option<Port>,
 }
 
 /// One vif back end.
@@ -232,8 +276,6 @@ pub struct Netback<M: GrantMapper, E: InterdomainEvents> {
     events: E,
     mac: Option<[u8; 6]>,
     connection: Option<Connection>,
-    /// Frames waiting for rx buffers.
-    rx_queue: rx::RxQueue,
     fatal: Option<FatalError>,
     removed: bool,
     stats: NetbackStats,
@@ -273,7 +315,6 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
             events,
             mac: None,
             connection: None,
-            rx_queue: rx::RxQueue::default(),
             fatal: None,
             removed: false,
             stats: NetbackStats::default(),
@@ -386,13 +427,20 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         }
     }
 
-    /// Netback's `connect`: reads the front end's keys, maps and binds its rings; false
-    /// (after a fatal error, which says Closing) if it cannot.
+    /// Netback's `connect`: reads the front end's keys, maps and binds every queue's rings;
+    /// false (after a fatal error, which says Closing) if it cannot.
     fn connect<T: XsTransport>(&mut self, xs: &mut XsClient<T>, deadline: Instant) -> bool {
-        match self.frontend_u32(xs, "multi-queue-num-queues", deadline) {
-            Ok(None | Some(1)) => {}
+        let queues = match self.frontend_u32(xs, "multi-queue-num-queues", deadline) {
+            Ok(None) => 1,
+            Ok(Some(n)) if (1..=MAX_QUEUES).contains(&n) => n,
+            Ok(Some(0)) => {
+                self.xen
+                    .fatal(xs, -EINVAL, "guest requested 0 queues.", deadline);
+                return false;
+            }
             Ok(Some(n)) => {
-                let message = format!("guest requested {n} queues, exceeding the maximum of 1.");
+                let message =
+                    format!("guest requested {n} queues, exceeding the maximum of {MAX_QUEUES}.");
                 self.xen.fatal(xs, -EINVAL, &message, deadline);
                 return false;
             }
@@ -401,7 +449,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
                 self.xen.fatal(xs, -EINVAL, &message, deadline);
                 return false;
             }
-        }
+        };
         let mac = xs
             .read_optional(TxId::NONE, &self.xen.node("mac"), deadline)
             .ok()
@@ -432,68 +480,136 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
             }
         }
         let can_sg = matches!(self.frontend_u32(xs, "feature-sg", deadline), Ok(Some(v)) if v != 0);
-        // `connect_data_rings`.
-        let tx_ref = self.frontend_u32(xs, "tx-ring-ref", deadline);
-        let rx_ref = self.frontend_u32(xs, "rx-ring-ref", deadline);
-        let (Ok(Some(tx_ref)), Ok(Some(rx_ref))) = (tx_ref, rx_ref) else {
-            let message = format!("reading {}/ring-ref", self.xen.frontend);
-            self.xen.fatal(xs, -ENOENT, &message, deadline);
-            return false;
+        let mut connection = Connection {
+            queues: alloc::vec::Vec::with_capacity(queues as usize),
+            can_sg,
         };
-        let port = match self.frontend_u32(xs, "event-channel", deadline) {
+        for q in 0..queues {
+            let dir = if queues == 1 {
+                String::new()
+            } else {
+                format!("queue-{q}/")
+            };
+            let queue = self
+                .queue_keys(xs, &dir, deadline)
+                .and_then(|keys| self.connect_queue(&keys));
+            match queue {
+                Ok(queue) => connection.queues.push(queue),
+                Err((errno, message)) => {
+                    self.release(connection);
+                    self.xen.fatal(xs, -errno, &message, deadline);
+                    return false;
+                }
+            }
+        }
+        let split = connection.queues.iter().any(|q| q.rx_port != q.tx_port);
+        self.stats.queues = u64::from(queues);
+        self.stats.split_connects += u64::from(split);
+        self.connection = Some(connection);
+        self.fatal = None;
+        self.stats.connects += 1;
+        true
+    }
+
+    /// `connect_data_rings`' reads for one queue (`dir`: empty, or `queue-N/`): the ring
+    /// references, then `event-channel-tx` with `event-channel-rx`, else `event-channel`.
+    /// `Err` is the errno and message of the fatal error.
+    fn queue_keys<T: XsTransport>(
+        &self,
+        xs: &mut XsClient<T>,
+        dir: &str,
+        deadline: Instant,
+    ) -> Result<QueueKeys, (i32, String)> {
+        let xspath = format!("{}/{}", self.xen.frontend, dir.trim_end_matches('/'));
+        let xspath = xspath.trim_end_matches('/');
+        let tx_ref = self.frontend_u32(xs, &format!("{dir}tx-ring-ref"), deadline);
+        let rx_ref = self.frontend_u32(xs, &format!("{dir}rx-ring-ref"), deadline);
+        let (Ok(Some(tx_ref)), Ok(Some(rx_ref))) = (tx_ref, rx_ref) else {
+            return Err((ENOENT, format!("reading {xspath}/ring-ref")));
+        };
+        let port = |back: &Self, xs: &mut XsClient<T>, key: &str| match back.frontend_u32(
+            xs,
+            &format!("{dir}{key}"),
+            deadline,
+        ) {
             Ok(Some(p)) => Port::try_new(p).ok(),
             _ => None,
         };
-        let Some(remote_port) = port else {
-            let message = format!("reading {}/event-channel(-tx/rx)", self.xen.frontend);
-            self.xen.fatal(xs, -ENOENT, &message, deadline);
-            return false;
+        let split = (
+            port(self, xs, "event-channel-tx"),
+            port(self, xs, "event-channel-rx"),
+        );
+        let (tx_port, rx_port) = match split {
+            (Some(tx), Some(rx)) => (Some(tx), Some(rx)),
+            _ => (port(self, xs, "event-channel"), None),
         };
-        let failed = |back: &mut Self, xs: &mut XsClient<T>, errno: i32| {
+        let Some(tx_port) = tx_port else {
+            return Err((ENOENT, format!("reading {xspath}/event-channel(-tx/rx)")));
+        };
+        Ok(QueueKeys {
+            tx_ref,
+            rx_ref,
+            tx_port,
+            rx_port,
+        })
+    }
+
+    /// `xenvif_connect_data`: maps a queue's rings and binds its channels.
+    fn connect_queue(&mut self, keys: &QueueKeys) -> Result<Queue, (i32, String)> {
+        let (tx_ref, rx_ref) = (keys.tx_ref, keys.rx_ref);
+        let remote_rx = keys.rx_port.unwrap_or(keys.tx_port);
+        let failed = |errno: i32| {
             let message = format!(
                 "mapping shared-frames {tx_ref}/{rx_ref} port tx {} rx {}",
-                remote_port.get(),
-                remote_port.get()
+                keys.tx_port.get(),
+                remote_rx.get()
             );
-            back.xen.fatal(xs, -errno, &message, deadline);
-            false
+            (errno, message)
         };
         let Some(tx_page) = self.map_ring(tx_ref) else {
-            return failed(self, xs, EFAULT);
+            return Err(failed(EFAULT));
         };
         let Some(rx_page) = self.map_ring(rx_ref) else {
             self.grants.unmap(tx_page);
-            return failed(self, xs, EFAULT);
+            return Err(failed(EFAULT));
         };
         let rings = Self::ring(&tx_page).and_then(|tx| Ok((tx, Self::ring(&rx_page)?)));
         let Ok((tx, rx)) = rings else {
             self.grants.unmap(tx_page);
             self.grants.unmap(rx_page);
-            return failed(self, xs, EINVAL);
+            return Err(failed(EINVAL));
         };
-        let port = match self
-            .events
-            .bind_interdomain(self.xen.frontend_id, remote_port)
-        {
+        let frontend = self.xen.frontend_id;
+        let tx_port = match self.events.bind_interdomain(frontend, keys.tx_port) {
             Ok(port) => port,
             Err(e) => {
                 self.grants.unmap(tx_page);
                 self.grants.unmap(rx_page);
-                return failed(self, xs, e.errno.saturating_abs());
+                return Err(failed(e.errno.saturating_abs()));
             }
         };
-        self.connection = Some(Connection {
+        let rx_port = match keys.rx_port {
+            None => tx_port,
+            Some(remote) => match self.events.bind_interdomain(frontend, remote) {
+                Ok(port) => port,
+                Err(e) => {
+                    self.events.unbind(tx_port);
+                    self.grants.unmap(tx_page);
+                    self.grants.unmap(rx_page);
+                    return Err(failed(e.errno.saturating_abs()));
+                }
+            },
+        };
+        Ok(Queue {
             tx,
             rx,
             tx_page,
             rx_page,
-            port,
-            can_sg,
+            tx_port,
+            rx_port,
             rx_unpushed: false,
-        });
-        self.fatal = None;
-        self.stats.connects += 1;
-        true
+            waiting: rx::RxQueue::default(),
+        })
     }
 
     /// Maps a ring page writable.
@@ -515,20 +631,34 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
     /// Lets go of the rings: port unbound, pages unmapped (`xenvif_disconnect_data`).
     /// Frames are copied synchronously, so no grant is in use.
     fn disconnect(&mut self) {
-        // The ring handles go with the connection, before their pages are unmapped.
-        if let Some(Connection {
-            tx_page,
-            rx_page,
-            port,
-            ..
-        }) = self.connection.take()
-        {
-            self.events.unbind(port);
+        if let Some(connection) = self.connection.take() {
+            self.release(connection);
+        }
+        self.stats.queues = 0;
+    }
+
+    /// Unbinds and unmaps every queue of `connection`; the frames waiting for its rx buffers
+    /// are dropped and counted (Linux purges its queues: they are not delivered to new
+    /// rings).
+    fn release(&mut self, connection: Connection) {
+        for queue in connection.queues {
+            // The ring handles go with the queue, before their pages are unmapped.
+            let Queue {
+                tx_page,
+                rx_page,
+                tx_port,
+                rx_port,
+                mut waiting,
+                ..
+            } = queue;
+            self.stats.rx_dropped += waiting.clear() as u64;
+            self.events.unbind(tx_port);
+            if rx_port != tx_port {
+                self.events.unbind(rx_port);
+            }
             self.grants.unmap(tx_page);
             self.grants.unmap(rx_page);
         }
-        // Frames for the old rings are not delivered to new ones (Linux purges its queue).
-        self.stats.rx_dropped += self.rx_queue.clear() as u64;
     }
 
     /// `xenvif_fatal_tx_err`: the vif is disabled until the front end reconnects.
@@ -559,9 +689,22 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         self.stats
     }
 
-    /// Our local port while connected.
+    /// Our local port while connected: queue 0's tx (or only) channel.
     pub fn port(&self) -> Option<Port> {
-        self.connection.as_ref().map(|c| c.port)
+        self.connection
+            .as_ref()
+            .and_then(|c| c.queues.first())
+            .map(|q| q.tx_port)
+    }
+
+    /// Our local ports while connected, per queue: (tx, rx), the same port twice without
+    /// split channels.
+    pub fn ports(&self) -> alloc::vec::Vec<(Port, Port)> {
+        self.connection
+            .as_ref()
+            .map_or_else(alloc::vec::Vec::new, |c| {
+                c.queues.iter().map(|q| (q.tx_port, q.rx_port)).collect()
+            })
     }
 
     /// Whether the rings are connected (a disabled vif stays connected until the front end

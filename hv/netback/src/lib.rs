@@ -3,7 +3,8 @@
 //!
 //! - [`device`]: [`Netback`], one vif: the back-end xenbus states (`xenbus::backend`), the
 //!   keys Linux writes ([`FEATURE_KEYS`]: `feature-rx-copy` 1, `feature-rx-flip` 0,
-//!   `feature-sg` 1, `feature-gso-tcpv4`/`-tcpv6` 1), the tx ring with Linux's slot rules (a malformed request
+//!   `feature-sg` 1, `feature-gso-tcpv4`/`-tcpv6` 1, `feature-split-event-channels` 1,
+//!   `multi-queue-max-queues` [`MAX_QUEUES`]), each queue's tx ring with Linux's slot rules (a malformed request
 //!   disables the vif, [`FatalError`]; a refused one is answered `NETIF_RSP_ERROR`), the rx
 //!   ring filled by copy, per-vif counters ([`NetbackStats`]). Both rings are `abi`'s
 //!   [`abi::ring::BackRing`]; data is reached only through
@@ -34,6 +35,6 @@ mod tests;
 
 pub use checksum::{ChecksumError, complete_checksum};
 pub use device::{
-    DeliverError, Delivered, FEATURE_KEYS, FatalError, Netback, NetbackError, NetbackStats,
-    RX_DRAIN_TIMEOUT_NS, RX_QUEUE_BYTES,
+    DeliverError, Delivered, FEATURE_KEYS, FatalError, MAX_QUEUES, Netback, NetbackError,
+    NetbackStats, RX_DRAIN_TIMEOUT_NS, RX_QUEUE_BYTES,
 };

@@ -6,6 +6,7 @@
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;
+use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use abi::page::AtomicPage;
@@ -93,15 +94,17 @@ impl GrantMapper for DomGrants {
     }
 }
 
-/// Domain 0's end of the leased domain's event channel for one back end.
+/// Domain 0's end of the leased domain's event channels for one back end.
 pub struct DomEvents {
     lease: Lease,
     domid: u16,
     service: Service,
-    /// The dom0 port this back end binds.
+    /// The first dom0 port this back end binds.
     dom0_port: u32,
-    /// `(dom0 port, the domain's port)` while bound.
-    bound: Option<(u32, u32)>,
+    /// How many it may bind (a vif: two per queue with split channels).
+    ports: u32,
+    /// `(dom0 port, the domain's port)` of each bound one.
+    bound: Vec<(u32, u32)>,
     /// Notifications sent.
     sent: u64,
 }
@@ -109,12 +112,24 @@ pub struct DomEvents {
 impl DomEvents {
     /// The events of domain `domid` for `service`, which binds domain 0's `dom0_port`.
     pub fn new(lease: Lease, domid: u16, service: Service, dom0_port: u32) -> Self {
+        Self::with_ports(lease, domid, service, dom0_port, 1)
+    }
+
+    /// As [`Self::new`], binding up to `ports` of domain 0's ports from `dom0_port` on.
+    pub fn with_ports(
+        lease: Lease,
+        domid: u16,
+        service: Service,
+        dom0_port: u32,
+        ports: u32,
+    ) -> Self {
         Self {
             lease,
             domid,
             service,
             dom0_port,
-            bound: None,
+            ports: ports.max(1),
+            bound: Vec::new(),
             sent: 0,
         }
     }
@@ -131,7 +146,11 @@ impl Notify for DomEvents {
             port,
             errno: -abi::errno::XEN_EINVAL,
         };
-        let (_, remote) = self.bound.filter(|(p, _)| *p == port.get()).ok_or(einval)?;
+        let &(_, remote) = self
+            .bound
+            .iter()
+            .find(|(p, _)| *p == port.get())
+            .ok_or(einval)?;
         let mut lease = self.lease.borrow_mut();
         let dom = lease.as_mut().ok_or(einval)?;
         dom.backend_notify(remote);
@@ -146,26 +165,35 @@ impl InterdomainEvents for DomEvents {
             port: remote_port,
             errno,
         };
-        let local = Port::try_new(self.dom0_port).map_err(|_| fail(-abi::errno::XEN_EINVAL))?;
         if remote.get() != self.domid {
             return Err(fail(-abi::errno::XEN_ESRCH));
         }
-        if let Some((p, _)) = self.bound.take()
-            && let Some(dom) = self.lease.borrow_mut().as_mut()
-        {
-            dom.backend_unbind(p);
-        }
+        // The first of our ports not bound; with all bound, the first is bound again (one
+        // port: a back end reconnecting).
+        let end = self.dom0_port.saturating_add(self.ports);
+        let free = (self.dom0_port..end).find(|p| self.bound.iter().all(|(b, _)| b != p));
+        let dom0_port = match free {
+            Some(p) => p,
+            None => {
+                let (p, _) = self.bound.remove(0);
+                if let Some(dom) = self.lease.borrow_mut().as_mut() {
+                    dom.backend_unbind(p);
+                }
+                p
+            }
+        };
+        let local = Port::try_new(dom0_port).map_err(|_| fail(-abi::errno::XEN_EINVAL))?;
         let mut lease = self.lease.borrow_mut();
         let dom = lease.as_mut().ok_or(fail(-abi::errno::XEN_ESRCH))?;
-        dom.backend_bind(remote_port.get(), self.dom0_port, self.service)
+        dom.backend_bind(remote_port.get(), dom0_port, self.service)
             .map_err(fail)?;
-        self.bound = Some((self.dom0_port, remote_port.get()));
+        self.bound.push((dom0_port, remote_port.get()));
         Ok(local)
     }
 
     fn unbind(&mut self, port: Port) {
-        if self.bound.is_some_and(|(p, _)| p == port.get()) {
-            self.bound = None;
+        if let Some(i) = self.bound.iter().position(|(p, _)| *p == port.get()) {
+            self.bound.remove(i);
             if let Some(dom) = self.lease.borrow_mut().as_mut() {
                 dom.backend_unbind(port.get());
             }

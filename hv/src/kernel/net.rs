@@ -46,6 +46,8 @@ const IDLE_POLL_NS: u64 = 1_000_000;
 /// Where the vifs' domain-0 ports start in each domain's port table (the disks' start at
 /// [`DOM0_BACKEND_PORT_BASE`]; a domain has fewer than 32 of them).
 const DOM0_VIF_PORT_BASE: u32 = DOM0_BACKEND_PORT_BASE + 32;
+/// Domain-0 ports per vif: a tx and an rx channel for each of netback's queues.
+const DOM0_PORTS_PER_VIF: u32 = 2 * netback::MAX_QUEUES;
 
 /// One `vif` entry of a config, as hv needs it.
 #[derive(Clone, Debug)]
@@ -202,8 +204,17 @@ impl Net {
             let token = format!("xb-be-other:{path}");
             let lease = lease();
             let grants = DomGrants::new(lease.clone(), domid);
-            let dom0_port = DOM0_VIF_PORT_BASE + u32::try_from(n).unwrap_or(0);
-            let ev = DomEvents::new(lease.clone(), domid, Service::Netback(vif.devid), dom0_port);
+            let dom0_port = u32::try_from(n)
+                .unwrap_or(0)
+                .saturating_mul(DOM0_PORTS_PER_VIF)
+                .saturating_add(DOM0_VIF_PORT_BASE);
+            let ev = DomEvents::with_ports(
+                lease.clone(),
+                domid,
+                Service::Netback(vif.devid),
+                dom0_port,
+                DOM0_PORTS_PER_VIF,
+            );
             let deadline = Instant::from_nanos(now.as_nanos().saturating_add(XS_DEADLINE_NS));
             let mut xs = XsClient::new(Dom0Link::new(store, events, &token, now));
             match Netback::probe(&mut xs, path, grants, ev, deadline) {
@@ -453,6 +464,15 @@ impl Net {
                 inst.busy_exits,
                 per(inst.exits),
                 per(s.tx_notifications + s.rx_notifications),
+            );
+            hvlog!(
+                "d{domid}: netback vif{} queues: {} split-channel connects of {}, tx frames \
+                 per queue {:?}, rx frames per queue {:?}",
+                inst.devid,
+                s.split_connects,
+                s.connects,
+                s.tx_frames_per_queue,
+                s.rx_frames_per_queue
             );
             if let Err(e) = remove_vif(store, domid, inst.devid) {
                 hvlog!("d{domid}: removing vif{}: {e}", inst.devid);

@@ -14,6 +14,7 @@ mod http;
 mod netback;
 mod offload;
 mod props;
+mod queues;
 mod resume;
 mod traffic;
 
@@ -41,6 +42,7 @@ const NO_OFFLOADS: Config = Config {
     tx_buffers: 128,
     rx_buffers: 128,
     offloads: Offloads::NONE,
+    queues: 1,
 };
 
 fn far() -> Instant {

@@ -11,6 +11,13 @@
 //! gateway's port 9 leaves `NETTXF_csum_blank` and its answer (a reset) is trusted by its
 //! flags or checked by netfront, as the driver's counters show; with `net-csum=off` neither
 //! counter may move.
+//!
+//! `net-split-evtchn` and `net-multiqueue` prove split event channels and multiple queues
+//! are used: asked for (unless `net-split-evtchn=off` / `net-multiqueue=off` or
+//! `net-offloads=off`), the backend must offer them, events must move on both channels of a
+//! queue (received, or sent by netfront), and SYNs to the gateway's port 9 from several
+//! source ports must leave on more than one queue; switched off, one channel and one queue,
+//! and no other queue's counters move.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -47,11 +54,13 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         Err(e) => (Err(e), None),
     };
     let _ = rep.record("net-connect", result);
-    let tests: [NetTest; 4] = [
+    let tests: [NetTest; 6] = [
         ("net-mac", mac),
         ("net-dhcp", dhcp),
         ("net-ping-gateway", ping_gateway),
         ("net-csum-offload", csum_offload),
+        ("net-split-evtchn", split_evtchn),
+        ("net-multiqueue", multiqueue),
     ];
     for (name, test) in tests {
         let result = match net.as_mut() {
@@ -86,6 +95,19 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
             s.rx_largest_frame,
             s.rx_dropped
         ));
+        for (q, qs) in s.queues_used().iter().enumerate() {
+            say(format_args!(
+                "NET queue {q} of {} split {}: tx frames {} rx frames {} events tx-channel {} rx-channel {} notifications tx-channel {} rx-channel {}",
+                s.queues_in_use,
+                s.split_channels,
+                qs.tx_frames,
+                qs.rx_frames,
+                qs.tx_channel_events,
+                qs.rx_channel_events,
+                qs.tx_channel_notifications,
+                qs.rx_channel_notifications
+            ));
+        }
     }
 }
 
@@ -229,6 +251,141 @@ fn csum_offload(net: &mut Net, _cmdline: &str) -> TestResult {
     net.sockets.get_mut::<tcp::Socket>(handle).abort();
     net.sockets.remove(handle);
     result
+}
+
+/// Connects to the gateway's port 9 from each of `ports` at once and waits until every
+/// socket is closed by the gateway's reset (or [`ANSWER_MS`] passes): traffic over as many
+/// flows.
+fn syns_to_gateway(net: &mut Net, ports: core::ops::Range<u16>) -> TestResult {
+    let (_, gateway) = net.addressing.current().ok_or("no address")?;
+    let gateway = gateway.ok_or("no gateway")?;
+    let mut handles = vec![];
+    for port in ports {
+        let rx = tcp::SocketBuffer::new(vec![0; 256]);
+        let tx = tcp::SocketBuffer::new(vec![0; 256]);
+        let handle = net.sockets.add(tcp::Socket::new(rx, tx));
+        handles.push(handle);
+        let connected = net.sockets.get_mut::<tcp::Socket>(handle).connect(
+            net.iface.context(),
+            (IpAddress::Ipv4(gateway), 9),
+            port,
+        );
+        if let Err(e) = connected {
+            for h in handles {
+                net.sockets.remove(h);
+            }
+            return Err(format!("connect from port {port}: {e:?}"));
+        }
+    }
+    let until = now_ns() + ANSWER_MS * 1_000_000;
+    let open = |net: &Net| {
+        handles
+            .iter()
+            .filter(|&&h| net.sockets.get::<tcp::Socket>(h).state() != tcp::State::Closed)
+            .count()
+    };
+    while now_ns() < until && open(net) > 0 {
+        net.turn((now_ns() + 50_000_000).min(until));
+    }
+    let left = open(net);
+    for h in handles {
+        net.sockets.get_mut::<tcp::Socket>(h).abort();
+        net.sockets.remove(h);
+    }
+    if left > 0 {
+        return Err(format!(
+            "{left} connections to {gateway}:9 not answered in {ANSWER_MS} ms"
+        ));
+    }
+    Ok(())
+}
+
+/// Per queue, how much `now` moved past `before` in what `f` reads.
+fn moved(
+    before: &netfront::NetStats,
+    now: &netfront::NetStats,
+    f: fn(&netfront::QueueStats) -> u64,
+) -> vec::Vec<u64> {
+    before
+        .queues
+        .iter()
+        .zip(now.queues.iter())
+        .map(|(b, n)| f(n).saturating_sub(f(b)))
+        .collect()
+}
+
+fn split_evtchn(net: &mut Net, cmdline: &str) -> TestResult {
+    let asked = service::net_config(cmdline).offloads.split;
+    let used = net.nic.split_channels();
+    let before = net.nic.stats();
+    syns_to_gateway(net, 40_019..40_020)?;
+    let now = net.nic.stats();
+    let tx: u64 = moved(&before, &now, |q| {
+        q.tx_channel_events + q.tx_channel_notifications
+    })
+    .iter()
+    .sum();
+    let rx: u64 = moved(&before, &now, |q| {
+        q.rx_channel_events + q.rx_channel_notifications
+    })
+    .iter()
+    .sum();
+    let ever_rx: u64 = now
+        .queues
+        .iter()
+        .map(|q| q.rx_channel_events + q.rx_channel_notifications)
+        .sum();
+    log::info!(
+        "net-split-evtchn: asked {asked} used {used}; events on the tx channel {tx}, on the rx channel {rx}"
+    );
+    match (asked, used) {
+        (true, false) => {
+            Err("asked for, but the backend offers no feature-split-event-channels".to_string())
+        }
+        (false, true) => Err("switched off (net-split-evtchn=off), yet in use".to_string()),
+        (true, true) if tx == 0 || rx == 0 => Err(format!(
+            "split channels in use, yet events on the tx channel {tx}, on the rx channel {rx}"
+        )),
+        (false, false) if ever_rx > 0 => Err(format!(
+            "switched off, yet {ever_rx} events on an rx channel"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Source ports of `net-multiqueue`'s connections: eight flows.
+const MULTIQUEUE_PORTS: core::ops::Range<u16> = 40_100..40_108;
+
+fn multiqueue(net: &mut Net, cmdline: &str) -> TestResult {
+    let asked = service::net_config(cmdline).offloads.multi_queue;
+    let queues = net.nic.queue_count();
+    let before = net.nic.stats();
+    syns_to_gateway(net, MULTIQUEUE_PORTS)?;
+    let now = net.nic.stats();
+    let tx = moved(&before, &now, |q| q.tx_frames);
+    let rx = moved(&before, &now, |q| q.rx_frames);
+    let events = moved(&before, &now, |q| q.tx_channel_events + q.rx_channel_events);
+    log::info!(
+        "net-multiqueue: asked {asked}, {queues} queues; tx frames per queue {tx:?}, rx {rx:?}, events received {events:?}"
+    );
+    let tx_queues = tx.iter().filter(|&&n| n > 0).count();
+    let beyond_0: u64 = tx.iter().skip(1).chain(rx.iter().skip(1)).sum();
+    match (asked, queues) {
+        (true, 0 | 1) => {
+            Err("asked for, but the backend offers no multi-queue-max-queues above 1".to_string())
+        }
+        (false, 2..) => Err(format!(
+            "switched off (net-multiqueue=off), yet {queues} queues"
+        )),
+        (true, _) if tx_queues < 2 => Err(format!(
+            "{queues} queues, yet the frames of {} flows left on {tx_queues} ({tx:?})",
+            MULTIQUEUE_PORTS.len()
+        )),
+        (false, _) if beyond_0 > 0 => Err(format!(
+            "one queue, yet frames counted beyond queue 0 (tx {tx:?}, rx {rx:?})"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Serves HTTP (and answers ARP and ICMP echo) for at most `net-serve-ms=` milliseconds, or

@@ -228,7 +228,9 @@ pub(super) fn disk_prep_steps() -> Vec<Step> {
     ]
 }
 
-/// dom0's bridge with netback, and busybox's DHCP server with a fixed lease for the vif.
+/// dom0's bridge with netback (its `max_queues` checked: `xen_netback.max_queues=2` on dom0's
+/// command line reaches the module through busybox's `modprobe`), and busybox's DHCP server
+/// with a fixed lease for the vif.
 pub(crate) fn net_setup() -> String {
     let conf = format!(
         "start {GUEST_IP}\\nend {GUEST_IP}\\ninterface xenbr0\\nstatic_lease {GUEST_MAC} {GUEST_IP}\\n\
@@ -240,7 +242,8 @@ pub(crate) fn net_setup() -> String {
          ip link add name xenbr0 type bridge stp_state 0 forward_delay 0 && \
          ip addr add {DOM0_IP}/24 dev xenbr0 && ip link set xenbr0 up && ip link set lo up && \
          printf '{conf}' > /tmp/udhcpd.conf && touch /tmp/udhcpd.leases && \
-         udhcpd /tmp/udhcpd.conf </dev/null >/dev/null 2>&1 && echo ok"
+         udhcpd /tmp/udhcpd.conf </dev/null >/dev/null 2>&1 && \
+         echo ok netback-max-queues=$(cat /sys/module/xen_netback/parameters/max_queues)"
     )
 }
 

@@ -26,11 +26,14 @@ use super::image::Image;
 const XEN_CMDLINE: &str =
     "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 smap=0";
 /// dom0's command line (QEMU splits `-initrd` at commas: none allowed).
-/// `xen_blkback.max_queues=2`: dom0 has one vCPU, so Linux's blkback would offer one queue
-/// (`multi-queue-max-queues` defaults to the online CPUs); with it blkback offers two, as hv's
-/// does (the `backend` step of the device boot checks the module took it).
-const DOM0_CMDLINE: &str =
-    "console=hvc0 earlyprintk=xen rdinit=/init loglevel=3 xen_blkback.max_queues=2";
+/// `xen_blkback.max_queues=2` and `xen_netback.max_queues=2`: dom0 has one vCPU, so Linux's
+/// blkback and netback would offer one queue each (`multi-queue-max-queues` defaults to the
+/// online CPUs); with them both offer two, as hv's back ends do. Both are modules that dom0's
+/// init loads with busybox's `modprobe`, which takes `<module>.<param>=` from `/proc/cmdline`
+/// (the device boot's `backend` step checks blkback took it; its net step prints what
+/// netback got).
+const DOM0_CMDLINE: &str = "console=hvc0 earlyprintk=xen rdinit=/init loglevel=3 \
+     xen_blkback.max_queues=2 xen_netback.max_queues=2";
 
 /// What to boot.
 pub struct Boot<'a> {

@@ -19,8 +19,14 @@
 //! ([`Netback::drain_rx`]). Before, a frame that found too few buffers was dropped at once: a
 //! front end that posts its buffers as it goes, as Linux's netfront does, lost frames that
 //! Linux's netback would have delivered a moment later.
+//!
+//! # Queues
+//! With several queues a frame goes to the queue its flow hashes to ([`queue_for`]; Linux's
+//! `xenvif_select_queue` takes the skb's hash modulo the queue count), so one connection's
+//! frames keep their order. Each queue has its own waiting frames (the vif's
+//! [`RX_QUEUE_BYTES`] shared out) and notifies on its rx channel.
 
-use super::{DeliverError, Netback, tx::overrun};
+use super::{DeliverError, Netback, Queue, tx::count_queue, tx::overrun};
 use crate::checksum::ETH_HLEN;
 use abi::io::netif::{NETIF_RSP_ERROR, NETRXF_MORE_DATA, NetifRxResponse, XEN_NETIF_MAX_TX_SIZE};
 use alloc::vec::Vec;
@@ -39,6 +45,37 @@ pub const RX_QUEUE_BYTES: usize = 256 * 1024;
 /// How long a frame may wait for rx buffers before it is dropped: Linux's
 /// `rx_drain_timeout_msecs`, 10 s.
 pub const RX_DRAIN_TIMEOUT_NS: u64 = 10_000_000_000;
+
+/// FNV-1a over `bytes`, continuing from `hash`.
+fn fnv(hash: u32, bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(hash, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// The queue of `queues` a frame to the front end goes to: a hash of its IPv4 or IPv6
+/// addresses, protocol and (TCP, UDP) ports; queue 0 for anything else (ARP).
+pub fn queue_for(frame: &[u8], queues: usize) -> usize {
+    let ethertype = frame.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]]));
+    let (addresses, proto, l4) = match ethertype {
+        Some(0x0800) => {
+            let ihl = frame.get(14).map_or(0, |v| usize::from(v & 0x0f) * 4);
+            (frame.get(26..34), frame.get(23).copied(), 14 + ihl)
+        }
+        Some(0x86dd) => (frame.get(22..54), frame.get(20).copied(), 54),
+        _ => return 0,
+    };
+    let (Some(addresses), Some(proto)) = (addresses, proto) else {
+        return 0;
+    };
+    let mut hash = fnv(fnv(0x811c_9dc5, addresses), &[proto]);
+    if matches!(proto, 6 | 17)
+        && let Some(ports) = frame.get(l4..l4 + 4)
+    {
+        hash = fnv(hash, ports);
+    }
+    usize::try_from(hash).unwrap_or(0) % queues.max(1)
+}
 
 /// What [`Netback::deliver`] did with a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,55 +110,76 @@ impl RxQueue {
 }
 
 impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
-    /// Copies one Ethernet frame into the buffers the front end posted on the rx ring
-    /// (rx-copy), or queues it behind the frames already waiting when too few are posted
-    /// (see the module docs). `Err(DeliverError::NoBuffers)` when it can wait no more (the
-    /// queue is full: dropped and counted), `Err(DeliverError::NotConnected)` when not
-    /// connected or disabled. Responses are produced but the front end is notified only by
-    /// [`Netback::flush_rx`]. `now` times the frame's wait.
+    /// Copies one Ethernet frame into the buffers the front end posted on the rx ring of the
+    /// frame's queue (rx-copy), or queues it behind the frames already waiting there when
+    /// too few are posted (see the module docs). `Err(DeliverError::NoBuffers)` when it can
+    /// wait no more (the queue is full: dropped and counted),
+    /// `Err(DeliverError::NotConnected)` when not connected or disabled. Responses are
+    /// produced but the front end is notified only by [`Netback::flush_rx`]. `now` times the
+    /// frame's wait.
     pub fn deliver(&mut self, frame: &[u8], now: Instant) -> Result<Delivered, DeliverError> {
         let Some(mut conn) = self.connection.take() else {
             self.stats.rx_errors += 1;
             return Err(DeliverError::NotConnected);
         };
-        let mut result = self.drain_on(&mut conn, now).map(|_| ());
+        let (can_sg, queues) = (conn.can_sg, conn.queues.len());
+        let q = queue_for(frame, queues);
+        let Some(queue) = conn.queues.get_mut(q) else {
+            self.connection = Some(conn);
+            self.stats.rx_errors += 1;
+            return Err(DeliverError::NotConnected);
+        };
+        let mut result = self.drain_on(q, queue, can_sg, now).map(|_| ());
         if result.is_ok() {
-            result = if self.rx_queue.len() == 0 {
-                self.deliver_on(&mut conn, frame)
+            result = if queue.waiting.len() == 0 {
+                self.deliver_on(q, queue, can_sg, frame)
             } else {
                 Err(DeliverError::NoBuffers)
             };
         }
         let result = match result {
             Ok(()) => Ok(Delivered::Copied),
-            Err(DeliverError::NoBuffers) => self.enqueue(frame, now),
+            Err(DeliverError::NoBuffers) => self.enqueue(queue, queues, frame, now),
             Err(e) => Err(e),
         };
         self.connection = Some(conn);
         result
     }
 
-    /// Copies the waiting frames that the posted buffers now take, oldest first, after
-    /// dropping (and counting) those that waited longer than [`RX_DRAIN_TIMEOUT_NS`]. Returns
-    /// how many were copied (publish them with [`Netback::flush_rx`]).
+    /// Copies the waiting frames that the posted buffers now take, oldest first on each
+    /// queue, after dropping (and counting) those that waited longer than
+    /// [`RX_DRAIN_TIMEOUT_NS`]. Returns how many were copied (publish them with
+    /// [`Netback::flush_rx`]).
     pub fn drain_rx(&mut self, now: Instant) -> usize {
         let Some(mut conn) = self.connection.take() else {
             return 0;
         };
-        let copied = self.drain_on(&mut conn, now).unwrap_or(0);
+        let can_sg = conn.can_sg;
+        let mut copied = 0;
+        for (q, queue) in conn.queues.iter_mut().enumerate() {
+            copied += self.drain_on(q, queue, can_sg, now).unwrap_or(0);
+        }
         self.connection = Some(conn);
         copied
     }
 
-    /// Frames waiting for rx buffers.
+    /// Frames waiting for rx buffers, over every queue.
     pub fn rx_waiting(&self) -> usize {
-        self.rx_queue.len()
+        self.connection
+            .as_ref()
+            .map_or(0, |c| c.queues.iter().map(|q| q.waiting.len()).sum())
     }
 
-    /// Queues `frame` if the queue has room, else drops it.
-    fn enqueue(&mut self, frame: &[u8], now: Instant) -> Result<Delivered, DeliverError> {
-        let q = &mut self.rx_queue;
-        if q.bytes.saturating_add(frame.len()) > RX_QUEUE_BYTES {
+    /// Queues `frame` on `queue` if its share of [`RX_QUEUE_BYTES`] has room, else drops it.
+    fn enqueue(
+        &mut self,
+        queue: &mut Queue,
+        queues: usize,
+        frame: &[u8],
+        now: Instant,
+    ) -> Result<Delivered, DeliverError> {
+        let q = &mut queue.waiting;
+        if q.bytes.saturating_add(frame.len()) > RX_QUEUE_BYTES / queues.max(1) {
             self.stats.rx_dropped += 1;
             return Err(DeliverError::NoBuffers);
         }
@@ -131,33 +189,35 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         Ok(Delivered::Queued)
     }
 
-    /// [`Netback::drain_rx`] on the taken connection: `Err` only when the vif was disabled
-    /// (its queue is dropped then).
+    /// [`Netback::drain_rx`] on queue `q`: `Err` only when the vif was disabled (its
+    /// waiting frames are dropped then).
     fn drain_on(
         &mut self,
-        conn: &mut super::Connection,
+        q: usize,
+        queue: &mut Queue,
+        can_sg: bool,
         now: Instant,
     ) -> Result<usize, DeliverError> {
         let mut copied = 0;
-        while let Some((frame, since)) = self.rx_queue.frames.pop_front() {
-            self.rx_queue.bytes -= frame.len();
+        while let Some((frame, since)) = queue.waiting.frames.pop_front() {
+            queue.waiting.bytes -= frame.len();
             if now.as_nanos().saturating_sub(since.as_nanos()) > RX_DRAIN_TIMEOUT_NS {
                 self.stats.rx_dropped += 1;
                 self.stats.rx_expired += 1;
                 continue;
             }
-            match self.deliver_on(conn, &frame) {
+            match self.deliver_on(q, queue, can_sg, &frame) {
                 Ok(()) => copied += 1,
                 // Still too few: it waits on, at the head.
                 Err(DeliverError::NoBuffers) => {
-                    self.rx_queue.bytes += frame.len();
-                    self.rx_queue.frames.push_front((frame, since));
+                    queue.waiting.bytes += frame.len();
+                    queue.waiting.frames.push_front((frame, since));
                     break;
                 }
                 // A buffer that did not map (answered, counted): the next frame goes on.
                 Err(DeliverError::BadBuffer | DeliverError::BadLength) => {}
                 Err(DeliverError::NotConnected) => {
-                    self.stats.rx_dropped += self.rx_queue.clear() as u64;
+                    self.stats.rx_dropped += queue.waiting.clear() as u64;
                     return Err(DeliverError::NotConnected);
                 }
             }
@@ -167,14 +227,16 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
 
     fn deliver_on(
         &mut self,
-        conn: &mut super::Connection,
+        q: usize,
+        conn: &mut Queue,
+        can_sg: bool,
         frame: &[u8],
     ) -> Result<(), DeliverError> {
         if self.fatal.is_some() {
             self.stats.rx_errors += 1;
             return Err(DeliverError::NotConnected);
         }
-        let max = if conn.can_sg {
+        let max = if can_sg {
             usize::from(XEN_NETIF_MAX_TX_SIZE)
         } else {
             MAX_FRAME_WITHOUT_SG
@@ -238,6 +300,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         }
         self.stats.rx_frames += 1;
         self.stats.rx_bytes += frame.len() as u64;
+        count_queue(&mut self.stats.rx_frames_per_queue, q);
         Ok(())
     }
 
@@ -255,20 +318,22 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         written
     }
 
-    /// Pushes the rx responses made since the last call and notifies once if the ring rules
-    /// ask (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`).
+    /// Pushes the rx responses made since the last call on each queue and notifies its rx
+    /// channel once if the ring rules ask (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`).
     pub fn flush_rx(&mut self) {
         let Some(conn) = self.connection.as_mut() else {
             return;
         };
-        if !conn.rx_unpushed {
-            return;
-        }
-        conn.rx_unpushed = false;
-        if conn.rx.push_responses_and_check_notify() {
-            self.stats.rx_notifications += 1;
-            // A refused notification leaves the responses for the front end's next look.
-            let _ = self.events.notify(conn.port);
+        for queue in &mut conn.queues {
+            if !queue.rx_unpushed {
+                continue;
+            }
+            queue.rx_unpushed = false;
+            if queue.rx.push_responses_and_check_notify() {
+                self.stats.rx_notifications += 1;
+                // A refused notification leaves the responses for the front end's next look.
+                let _ = self.events.notify(queue.rx_port);
+            }
         }
     }
 }

@@ -27,7 +27,7 @@
     reason = "ring indices and slot counts are below the ring size (256)"
 )]
 
-use super::{Connection, FatalError, Netback};
+use super::{FatalError, Netback, Queue};
 use crate::checksum::{ETH_HLEN, complete_checksum};
 use abi::io::netif::{
     NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETTXF_CSUM_BLANK, NETTXF_EXTRA_INFO,
@@ -59,15 +59,25 @@ enum Packet {
 }
 
 impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
-    /// Consumes at most a ring's worth of tx requests (whole packets), handing frames to
-    /// `out`; returns whether more may be waiting.
+    /// Consumes at most a ring's worth of tx requests (whole packets) from each queue,
+    /// handing frames to `out`; returns whether more may be waiting.
     pub(super) fn serve_tx(&mut self, out: &mut dyn FnMut(&[u8])) -> bool {
-        if self.fatal.is_some() {
-            return false;
-        }
         let Some(mut conn) = self.connection.take() else {
             return false;
         };
+        let mut more = false;
+        for (q, queue) in conn.queues.iter_mut().enumerate() {
+            if self.fatal.is_some() {
+                break;
+            }
+            more |= self.serve_queue(q, queue, out);
+        }
+        self.connection = Some(conn);
+        more
+    }
+
+    /// [`Self::serve_tx`] for queue `q`.
+    fn serve_queue(&mut self, q: usize, conn: &mut Queue, out: &mut dyn FnMut(&[u8])) -> bool {
         let budget = conn.tx.size();
         let mut consumed = 0u32;
         let mut answered = false;
@@ -93,7 +103,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
                 }
             };
             let start = conn.tx.req_cons();
-            let packet = self.packet(&mut conn, available);
+            let packet = self.packet(conn, available);
             let taken = conn.tx.req_cons().wrapping_sub(start);
             consumed = consumed.saturating_add(taken);
             self.stats.tx_slots += u64::from(taken);
@@ -102,6 +112,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
                 Ok(Packet::Frame(frame)) => {
                     answered = true;
                     self.stats.tx_frames += 1;
+                    count_queue(&mut self.stats.tx_frames_per_queue, q);
                     self.stats.tx_bytes += frame.len() as u64;
                     out(&frame);
                 }
@@ -110,6 +121,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
                     let stats = &mut self.stats;
                     let mut each = |segment: &[u8]| {
                         stats.tx_frames += 1;
+                        count_queue(&mut stats.tx_frames_per_queue, q);
                         stats.tx_bytes += segment.len() as u64;
                         out(segment);
                     };
@@ -130,15 +142,14 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
             self.stats.tx_notifications += 1;
             // A refused notification leaves the responses on the ring for the front end's
             // next look.
-            let _ = self.events.notify(conn.port);
+            let _ = self.events.notify(conn.tx_port);
         }
-        self.connection = Some(conn);
         more
     }
 
     /// Takes one packet (its first request is published: `available` requests are) and
     /// answers it.
-    fn packet(&mut self, conn: &mut Connection, available: u32) -> Result<Packet, FatalError> {
+    fn packet(&mut self, conn: &mut Queue, available: u32) -> Result<Packet, FatalError> {
         let mut first = take(conn)?;
         let mut left = available.saturating_sub(1);
         // `xenvif_get_extras`.
@@ -252,7 +263,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
     /// `xenvif_tx_err`: every slot of the packet answered `NETIF_RSP_ERROR`.
     fn refuse(
         &mut self,
-        conn: &mut Connection,
+        conn: &mut Queue,
         first: &NetifTxRequest,
         extra_count: u32,
         frags: &[NetifTxRequest],
@@ -293,7 +304,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
 
 /// The next request, which the caller knows is published; a producer index that moved
 /// backwards or beyond the ring shows here.
-fn take(conn: &mut Connection) -> Result<NetifTxRequest, FatalError> {
+fn take(conn: &mut Queue) -> Result<NetifTxRequest, FatalError> {
     match conn.tx.take_request() {
         Ok(Some(request)) => Ok(request),
         Ok(None) => Err(FatalError::ChainBeyondProducer { published: 0 }),
@@ -302,6 +313,13 @@ fn take(conn: &mut Connection) -> Result<NetifTxRequest, FatalError> {
 }
 
 /// The fatal error for a ring error (a producer index beyond the ring).
+/// Counts a frame on queue `q` (below the queue count, itself at most `MAX_QUEUES`).
+pub(super) fn count_queue(per_queue: &mut [u64], q: usize) {
+    if let Some(n) = per_queue.get_mut(q) {
+        *n += 1;
+    }
+}
+
 pub(super) fn overrun(ring: &'static str, e: RingError) -> FatalError {
     match e {
         RingError::ProducerOverrun { prod, cons, .. } => {
@@ -317,7 +335,7 @@ pub(super) fn overrun(ring: &'static str, e: RingError) -> FatalError {
 
 /// `make_tx_response`: `status` for `request`, then `NETIF_RSP_NULL` for each of its
 /// extra-info slots. Each answers a request already taken, so a slot is always free.
-fn respond(conn: &mut Connection, request: &NetifTxRequest, extra_count: u32, status: i16) {
+fn respond(conn: &mut Queue, request: &NetifTxRequest, extra_count: u32, status: i16) {
     let _ = conn.tx.write_response(NetifTxResponse {
         id: request.id,
         status,

@@ -562,6 +562,19 @@ fn rx_to_an_sg_front_end_takes_one_slot_per_page_and_a_bad_buffer_fails_its_slot
     });
 }
 
+/// Two queues with split channels: queue 0 on grants 8 and 9 and ports 7 and 8, queue 1 on
+/// 10 and 11 and ports 12 and 13; `multi-queue-num-queues` = `count`.
+fn two_queues(rig: &Rig, g: &mut Guest, count: &str) {
+    let w = |key: &str, value: &str| rig.hub.write(&format!("{}/{key}", g.front), value);
+    w("multi-queue-num-queues", count);
+    for (q, tx, rx, ptx, prx) in [(0, "8", "9", "7", "8"), (1, "10", "11", "12", "13")] {
+        w(&format!("queue-{q}/tx-ring-ref"), tx);
+        w(&format!("queue-{q}/rx-ring-ref"), rx);
+        w(&format!("queue-{q}/event-channel-tx"), ptx);
+        w(&format!("queue-{q}/event-channel-rx"), prx);
+    }
+}
+
 /// Error node of vif 5/0.
 const ERROR_NODE: &str = "/local/domain/0/error/backend/vif/5/0/error";
 
@@ -572,7 +585,7 @@ fn bad_xenstore_values_fail_the_device_as_linux_does() {
         let path = format!("{}/{key}", guest.front);
         guest.xs.write(TxId::NONE, &path, value, far()).unwrap();
     };
-    let cases: [(&str, Setup, &str); 6] = [
+    let cases: [(&str, Setup, &str); 13] = [
         (
             "no request-rx-copy",
             |rig, g| rig.hub.remove(&format!("{}/request-rx-copy", g.front)),
@@ -597,7 +610,56 @@ fn bad_xenstore_values_fail_the_device_as_linux_does() {
                 rig.hub
                     .write(&format!("{}/multi-queue-num-queues", g.front), "4")
             },
-            "-22 guest requested 4 queues, exceeding the maximum of 1.",
+            "-22 guest requested 4 queues, exceeding the maximum of 2.",
+        ),
+        (
+            "three queues",
+            |rig, g| two_queues(rig, g, "3"),
+            "-22 guest requested 3 queues, exceeding the maximum of 2.",
+        ),
+        (
+            "zero queues",
+            |rig, g| two_queues(rig, g, "0"),
+            "-22 guest requested 0 queues.",
+        ),
+        (
+            "a queue count that is no number",
+            |rig, g| two_queues(rig, g, "two"),
+            "-22 reading /local/domain/5/device/vif/0/multi-queue-num-queues",
+        ),
+        (
+            "two queues, queue 1 without an event channel (queue 0 mapped and bound first)",
+            |rig, g| {
+                two_queues(rig, g, "2");
+                rig.hub
+                    .remove(&format!("{}/queue-1/event-channel-tx", g.front));
+            },
+            "-2 reading /local/domain/5/device/vif/0/queue-1/event-channel(-tx/rx)",
+        ),
+        (
+            "two queues, queue 1 without its rx ring",
+            |rig, g| {
+                two_queues(rig, g, "2");
+                rig.hub.remove(&format!("{}/queue-1/rx-ring-ref", g.front));
+            },
+            "-2 reading /local/domain/5/device/vif/0/queue-1/ring-ref",
+        ),
+        (
+            "two queues, flat keys only",
+            |rig, g| {
+                rig.hub
+                    .write(&format!("{}/multi-queue-num-queues", g.front), "2");
+            },
+            "-2 reading /local/domain/5/device/vif/0/queue-0/ring-ref",
+        ),
+        (
+            "two queues, queue 1's ring grant does not map",
+            |rig, g| {
+                two_queues(rig, g, "2");
+                rig.hub
+                    .write(&format!("{}/queue-1/tx-ring-ref", g.front), "300");
+            },
+            "-14 mapping shared-frames 300/11 port tx 12 rx 13",
         ),
         (
             "no rx-ring-ref",
@@ -621,8 +683,8 @@ fn bad_xenstore_values_fail_the_device_as_linux_does() {
         ] {
             write(&mut guest, key, value);
         }
-        // Grants 8 and 9: two ring pages.
-        for _ in 0..2 {
+        // Grants 8 to 11: four ring pages (two queues' worth).
+        for _ in 0..4 {
             use xenbus::PageProvider;
             use xenbus::grant::GrantAccess;
             let page = guest.memory.alloc_zeroed().unwrap();
@@ -655,8 +717,14 @@ fn netfronts_offloads_through_netback_csum_blank_completed_and_multi_slot_frames
     let rig = Rig::new();
     let mut guest = rig.add_guest(5, 0);
     let mut front = rig.connect(&mut guest);
-    // Every offload, GSO send included (this netback offers feature-gso-tcpv4).
-    assert_eq!(front.offloads(), netfront::Offloads::ALL);
+    // Every offload, GSO send included (this netback offers feature-gso-tcpv4); the rig's
+    // `connect` asks for one queue and one channel.
+    let one_queue = netfront::Offloads {
+        split: false,
+        multi_queue: false,
+        ..netfront::Offloads::ALL
+    };
+    assert_eq!(front.offloads(), one_queue);
     // What smoltcp emits with TCP checksums left to the device: a zero checksum.
     let tcp = ip_frame(true, 1000);
     let mut complete = tcp.clone();

@@ -245,3 +245,116 @@ fn a_front_end_reconnects_after_closing_while_online() {
     assert_eq!(rig.sent(&guest), [frame(9, 64)]);
     assert_eq!(rig.dev(&guest, |d| d.stats().connects), 2);
 }
+
+/// A UDP frame from 10.0.0.`host`:`sport` to 10.0.0.9:9.
+fn udp(host: u8, sport: u16, len: usize) -> Vec<u8> {
+    let mut f = frame(host, len.max(60));
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14] = 0x45;
+    f[20..22].copy_from_slice(&[0, 0]);
+    f[23] = 17;
+    f[26..30].copy_from_slice(&[10, 0, 0, host]);
+    f[30..34].copy_from_slice(&[10, 0, 0, 9]);
+    f[34..36].copy_from_slice(&sport.to_be_bytes());
+    f[36..38].copy_from_slice(&9u16.to_be_bytes());
+    f
+}
+
+#[test]
+fn two_queues_with_split_channels_connect_and_carry_flows_both_ways() {
+    let rig = Rig::new();
+    let mut guest = rig.add_guest(5, 0);
+    assert_eq!(
+        rig.back_key(&guest, "feature-split-event-channels")
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        rig.back_key(&guest, "multi-queue-max-queues").as_deref(),
+        Some("2")
+    );
+    let mut front = rig.connect_with(&mut guest, netfront::Config::default());
+    assert_eq!((front.queue_count(), front.split_channels()), (2, true));
+    assert_eq!(rig.back_key(&guest, "state").as_deref(), Some("4"));
+    rig.dev(&guest, |d| {
+        let s = d.stats();
+        assert_eq!((s.queues, s.split_connects, s.connects), (2, 1, 1));
+        // Four rings mapped, four channels bound, each its own.
+        assert_eq!(d.grants().mapped.len(), 4);
+        let ports = d.ports();
+        assert_eq!(ports.len(), 2);
+        assert!(ports.iter().all(|(tx, rx)| tx != rx));
+        assert_eq!(d.events().bound.len(), 4);
+    });
+    // Eight flows out: every frame arrives, and both queues carried some.
+    let out: Vec<Vec<u8>> = (0..8).map(|i| udp(2, 40_000 + i, 100)).collect();
+    for f in &out {
+        front.send(f).unwrap();
+    }
+    front.flush().unwrap();
+    rig.step();
+    let mut sent = rig.sent(&guest);
+    sent.sort();
+    let mut want = out.clone();
+    want.sort();
+    assert_eq!(sent, want);
+    // Eight flows in: every frame arrives, both rx queues used, each notified on its own
+    // rx channel.
+    let back: Vec<Vec<u8>> = (0..8).map(|i| udp(9, 50_000 + i, 90)).collect();
+    assert!(rig.deliver(&guest, &back).iter().all(|r| *r == Ok(Copied)));
+    front.poll();
+    let mut got: Vec<Vec<u8>> = std::iter::from_fn(|| front.receive()).collect();
+    got.sort();
+    let mut want = back.clone();
+    want.sort();
+    assert_eq!(got, want);
+    rig.dev(&guest, |d| {
+        let s = d.stats();
+        assert!(s.tx_frames_per_queue.iter().all(|&n| n > 0), "{s:?}");
+        assert!(s.rx_frames_per_queue.iter().all(|&n| n > 0), "{s:?}");
+        let rx_ports: Vec<_> = d.ports().iter().map(|p| p.1).collect();
+        let rx_sent = d
+            .events()
+            .sent
+            .iter()
+            .filter(|p| rx_ports.contains(p))
+            .count();
+        assert_eq!(rx_sent, 2, "one rx notification per queue");
+    });
+    let s = front.stats();
+    assert!(
+        s.queues_used()
+            .iter()
+            .all(|q| q.tx_frames > 0 && q.rx_frames > 0)
+    );
+}
+
+#[test]
+fn split_channels_alone_and_neither_both_connect() {
+    for (split, ports) in [(true, 2), (false, 1)] {
+        let rig = Rig::new();
+        let mut guest = rig.add_guest(5, 0);
+        let mut config = netfront::Config::default();
+        config.offloads.multi_queue = false;
+        config.offloads.split = split;
+        let mut front = rig.connect_with(&mut guest, config);
+        assert_eq!(front.queue_count(), 1);
+        assert_eq!(rig.front_key(&guest, "multi-queue-num-queues"), None);
+        rig.dev(&guest, |d| {
+            assert_eq!(d.stats().queues, 1);
+            assert_eq!(d.stats().split_connects, u64::from(split));
+            assert_eq!(d.events().bound.len(), ports);
+        });
+        front.send(&udp(2, 40_000, 100)).unwrap();
+        front.flush().unwrap();
+        rig.step();
+        assert_eq!(rig.sent(&guest).len(), 1);
+        assert!(
+            rig.deliver(&guest, &[udp(9, 9, 90)])
+                .iter()
+                .all(|r| *r == Ok(Copied))
+        );
+        front.poll();
+        assert!(front.receive().is_some());
+    }
+}

@@ -213,9 +213,14 @@ impl Rig {
         }
     }
 
-    /// netfront connects the guest's vif (every offload it offers).
+    /// netfront connects the guest's vif (every offload it offers) with one queue and one
+    /// event channel, the shape most tests look at ring by ring; [`Self::connect_with`]
+    /// with `Config::default()` uses split channels and every queue offered.
     pub fn connect(&self, guest: &mut Guest) -> Front {
-        self.connect_with(guest, Config::default())
+        let mut config = Config::default();
+        config.offloads.split = false;
+        config.offloads.multi_queue = false;
+        self.connect_with(guest, config)
     }
 
     /// netfront connects the guest's vif with `config`.
