@@ -107,14 +107,14 @@ fn reconnect(net: &mut Net, storage: &mut Storage<'_>) -> String {
     let mut warnings = Vec::new();
     let mut outcomes = Vec::new();
     let deadline = time::deadline_ms(RECONNECT_MS);
+    // The vif comes back as it was made: the command line's switches, the buffers posted.
+    let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
+    let config = super::net_config(cmdline);
     let done = xenstore::with(|xs| {
         let Ok(deadline) = deadline else {
             return;
         };
-        match net
-            .nic
-            .resume(xs, netfront::Config::default(), platform(), deadline)
-        {
+        match net.nic.resume(xs, config, platform(), deadline) {
             Ok(()) => words.push("vif ok".into()),
             Err(e) => {
                 words.push("vif error".into());
