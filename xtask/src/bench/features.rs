@@ -34,6 +34,8 @@ pub const NET_VARIANTS: &[(&str, &str)] = &[
     ("GSO send off", "net-gso-tx=off"),
     ("GSO receive off", "net-gso-rx=off"),
     ("checksum offload off", "net-csum=off"),
+    ("split event channels off", "net-split-evtchn=off"),
+    ("multiple queues off", "net-multiqueue=off"),
     ("every feature off", "net-offloads=off"),
 ];
 
