@@ -194,6 +194,8 @@ pub struct NetbackStats {
     pub rx_bytes: u64,
     /// Rx ring slots used.
     pub rx_slots: u64,
+    /// Of the frames copied, GSO packets ([`Netback::deliver_gso`]).
+    pub rx_gso: u64,
     /// Frames that waited for rx buffers in the vif's queue ([`rx::RX_QUEUE_BYTES`]).
     pub rx_queued: u64,
     /// Frames dropped: too few rx buffers posted and the queue full, or waited longer than
@@ -220,6 +222,9 @@ struct Connection {
     port: Port,
     /// The front end said `feature-sg`: a frame may take several rx slots.
     can_sg: bool,
+    /// It takes GSO packets ([`crate::gro`]): `feature-gso-tcpv4` with `feature-sg`, and no
+    /// `feature-no-csum-offload` (Linux's vif drops TSO without SG or checksum offload).
+    rx_gso: bool,
     /// Rx responses written and not yet pushed.
     rx_unpushed: bool,
 }
@@ -432,6 +437,12 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
             }
         }
         let can_sg = matches!(self.frontend_u32(xs, "feature-sg", deadline), Ok(Some(v)) if v != 0);
+        let gso =
+            matches!(self.frontend_u32(xs, "feature-gso-tcpv4", deadline), Ok(Some(v)) if v != 0);
+        let no_csum = matches!(
+            self.frontend_u32(xs, "feature-no-csum-offload", deadline),
+            Ok(Some(v)) if v != 0
+        );
         // `connect_data_rings`.
         let tx_ref = self.frontend_u32(xs, "tx-ring-ref", deadline);
         let rx_ref = self.frontend_u32(xs, "rx-ring-ref", deadline);
@@ -489,6 +500,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
             rx_page,
             port,
             can_sg,
+            rx_gso: can_sg && gso && !no_csum,
             rx_unpushed: false,
         });
         self.fatal = None;
@@ -557,6 +569,11 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
     /// Counters.
     pub fn stats(&self) -> NetbackStats {
         self.stats
+    }
+
+    /// Whether the front end takes GSO packets ([`Netback::deliver_gso`], [`crate::gro`]).
+    pub fn rx_gso(&self) -> bool {
+        self.connection.as_ref().is_some_and(|c| c.rx_gso)
     }
 
     /// Our local port while connected.

@@ -5,8 +5,12 @@
 //! last is flagged `NETRXF_more_data`. The frames handed to [`Netback::deliver`] are
 //! complete (checksums filled in), which Linux sends with no checksum flag
 //! (`CHECKSUM_NONE`): no `NETRXF_csum_blank`, no `NETRXF_data_validated`, no extra-info
-//! slots (no GSO, no hash). A buffer whose grant does not map gets its slot answered
-//! `NETIF_RSP_ERROR`, as Linux answers a failed grant copy.
+//! slots. A packet merged by [`crate::gro`] ([`Netback::deliver_gso`], only to a front end
+//! that takes GSO) goes as Linux's netback sends a GRO packet (`CHECKSUM_PARTIAL`): its
+//! first slot flagged `NETRXF_extra_info | NETRXF_csum_blank | NETRXF_data_validated`, a
+//! GSO extra (TCPv4, the segment size) in the next slot, then the rest of its data. A
+//! buffer whose grant does not map gets its slot answered `NETIF_RSP_ERROR`, as Linux
+//! answers a failed grant copy.
 //!
 //! # Too few buffers posted
 //! As Linux's `xenvif_start_xmit` queues a frame on the vif's rx queue and its rx thread
@@ -22,7 +26,11 @@
 
 use super::{DeliverError, Netback, tx::overrun};
 use crate::checksum::ETH_HLEN;
-use abi::io::netif::{NETIF_RSP_ERROR, NETRXF_MORE_DATA, NetifRxResponse, XEN_NETIF_MAX_TX_SIZE};
+use abi::io::netif::{
+    NETIF_RSP_ERROR, NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA,
+    NetifExtraInfo, NetifExtraInfoGso, NetifExtraInfoU, NetifRxResponse, XEN_NETIF_EXTRA_TYPE_GSO,
+    XEN_NETIF_GSO_TYPE_TCPV4, XEN_NETIF_MAX_TX_SIZE,
+};
 use alloc::vec::Vec;
 use xenbus::backend::{GrantMapper, InterdomainEvents};
 use xenbus::{GrantRef, Instant};
@@ -53,7 +61,8 @@ pub enum Delivered {
 /// Frames waiting for rx buffers, oldest first.
 #[derive(Debug, Default)]
 pub(super) struct RxQueue {
-    frames: alloc::collections::VecDeque<(Vec<u8>, Instant)>,
+    /// Each frame, when it was queued, and its GSO segment size if it has one.
+    frames: alloc::collections::VecDeque<(Vec<u8>, Instant, Option<u16>)>,
     bytes: usize,
 }
 
@@ -80,6 +89,20 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
     /// connected or disabled. Responses are produced but the front end is notified only by
     /// [`Netback::flush_rx`]. `now` times the frame's wait.
     pub fn deliver(&mut self, frame: &[u8], now: Instant) -> Result<Delivered, DeliverError> {
+        self.deliver_gso(frame, None, now)
+    }
+
+    /// [`Netback::deliver`] of a TCP/IPv4 packet of segments of `gso_size` bytes (from
+    /// [`crate::gro`], its TCP checksum field holding the pseudo-header sum) if `gso_size` is
+    /// given: it goes with a GSO extra after its first slot, flagged `NETRXF_csum_blank |
+    /// NETRXF_data_validated` as Linux's netback sends a `CHECKSUM_PARTIAL` packet. Refused
+    /// (`BadLength`) unless the front end takes GSO ([`Netback::rx_gso`]).
+    pub fn deliver_gso(
+        &mut self,
+        frame: &[u8],
+        gso_size: Option<u16>,
+        now: Instant,
+    ) -> Result<Delivered, DeliverError> {
         let Some(mut conn) = self.connection.take() else {
             self.stats.rx_errors += 1;
             return Err(DeliverError::NotConnected);
@@ -87,14 +110,14 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         let mut result = self.drain_on(&mut conn, now).map(|_| ());
         if result.is_ok() {
             result = if self.rx_queue.len() == 0 {
-                self.deliver_on(&mut conn, frame)
+                self.deliver_on(&mut conn, frame, gso_size)
             } else {
                 Err(DeliverError::NoBuffers)
             };
         }
         let result = match result {
             Ok(()) => Ok(Delivered::Copied),
-            Err(DeliverError::NoBuffers) => self.enqueue(frame, now),
+            Err(DeliverError::NoBuffers) => self.enqueue(frame, gso_size, now),
             Err(e) => Err(e),
         };
         self.connection = Some(conn);
@@ -119,14 +142,19 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
     }
 
     /// Queues `frame` if the queue has room, else drops it.
-    fn enqueue(&mut self, frame: &[u8], now: Instant) -> Result<Delivered, DeliverError> {
+    fn enqueue(
+        &mut self,
+        frame: &[u8],
+        gso_size: Option<u16>,
+        now: Instant,
+    ) -> Result<Delivered, DeliverError> {
         let q = &mut self.rx_queue;
         if q.bytes.saturating_add(frame.len()) > RX_QUEUE_BYTES {
             self.stats.rx_dropped += 1;
             return Err(DeliverError::NoBuffers);
         }
         q.bytes += frame.len();
-        q.frames.push_back((frame.to_vec(), now));
+        q.frames.push_back((frame.to_vec(), now, gso_size));
         self.stats.rx_queued += 1;
         Ok(Delivered::Queued)
     }
@@ -139,19 +167,19 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         now: Instant,
     ) -> Result<usize, DeliverError> {
         let mut copied = 0;
-        while let Some((frame, since)) = self.rx_queue.frames.pop_front() {
+        while let Some((frame, since, gso_size)) = self.rx_queue.frames.pop_front() {
             self.rx_queue.bytes -= frame.len();
             if now.as_nanos().saturating_sub(since.as_nanos()) > RX_DRAIN_TIMEOUT_NS {
                 self.stats.rx_dropped += 1;
                 self.stats.rx_expired += 1;
                 continue;
             }
-            match self.deliver_on(conn, &frame) {
+            match self.deliver_on(conn, &frame, gso_size) {
                 Ok(()) => copied += 1,
                 // Still too few: it waits on, at the head.
                 Err(DeliverError::NoBuffers) => {
                     self.rx_queue.bytes += frame.len();
-                    self.rx_queue.frames.push_front((frame, since));
+                    self.rx_queue.frames.push_front((frame, since, gso_size));
                     break;
                 }
                 // A buffer that did not map (answered, counted): the next frame goes on.
@@ -169,6 +197,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         &mut self,
         conn: &mut super::Connection,
         frame: &[u8],
+        gso_size: Option<u16>,
     ) -> Result<(), DeliverError> {
         if self.fatal.is_some() {
             self.stats.rx_errors += 1;
@@ -179,11 +208,15 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         } else {
             MAX_FRAME_WITHOUT_SG
         };
-        if frame.len() < ETH_HLEN || frame.len() > max {
+        if frame.len() < ETH_HLEN || frame.len() > max || (gso_size.is_some() && !conn.rx_gso) {
             self.stats.rx_errors += 1;
             return Err(DeliverError::BadLength);
         }
-        let needed = u32::try_from(frame.len().div_ceil(PAGE)).unwrap_or(u32::MAX);
+        // One slot per page, and the GSO extra's.
+        let extra = u32::from(gso_size.is_some());
+        let needed = u32::try_from(frame.len().div_ceil(PAGE))
+            .unwrap_or(u32::MAX)
+            .saturating_add(extra);
         let mut available = conn.rx.unconsumed_requests();
         if matches!(available, Ok(n) if n < needed) {
             // Ask to be told when buffers are posted, then look once more.
@@ -215,7 +248,10 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
                     return Err(DeliverError::NotConnected);
                 }
             };
-            let flags = if i + 1 < count { NETRXF_MORE_DATA } else { 0 };
+            let mut flags = if i + 1 < count { NETRXF_MORE_DATA } else { 0 };
+            if i == 0 && gso_size.is_some() {
+                flags |= NETRXF_EXTRA_INFO | NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED;
+            }
             // At most a page: it fits.
             let mut status = i16::try_from(chunk.len()).unwrap_or(NETIF_RSP_ERROR);
             if !self.copy_to(request.gref, chunk) {
@@ -230,6 +266,18 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
                 status,
             });
             self.stats.rx_slots += 1;
+            if i == 0
+                && let Some(size) = gso_size
+            {
+                // The extra goes in the next slot (`xenvif_rx_extra_slot`): its buffer is
+                // taken and the front end posts it again.
+                if !Self::gso_extra(conn, size) {
+                    self.disable(overrun("rx", abi::ring::RingError::Null));
+                    self.stats.rx_errors += 1;
+                    return Err(DeliverError::NotConnected);
+                }
+                self.stats.rx_slots += 1;
+            }
         }
         conn.rx_unpushed = true;
         if failed {
@@ -238,7 +286,33 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         }
         self.stats.rx_frames += 1;
         self.stats.rx_bytes += frame.len() as u64;
+        if gso_size.is_some() {
+            self.stats.rx_gso += 1;
+        }
         Ok(())
+    }
+
+    /// Takes the next request for a GSO extra of segment size `size`; false if the ring has
+    /// none (counted before, so only a producer index moving backwards gets here).
+    fn gso_extra(conn: &mut super::Connection, size: u16) -> bool {
+        if !matches!(conn.rx.take_request(), Ok(Some(_))) {
+            return false;
+        }
+        let extra = NetifExtraInfo {
+            type_: XEN_NETIF_EXTRA_TYPE_GSO,
+            flags: 0,
+            u: NetifExtraInfoU {
+                gso: NetifExtraInfoGso {
+                    size,
+                    type_: XEN_NETIF_GSO_TYPE_TCPV4,
+                    pad: 0,
+                    features: 0,
+                },
+            },
+        };
+        // A request was just taken, so its response slot is free.
+        let _ = conn.rx.write_response(extra.to_rx_response());
+        true
     }
 
     /// Copies `data` to the start of the front end's buffer `gref`, mapped writable for the
