@@ -209,6 +209,8 @@ pub struct NetbackStats {
     pub rx_bytes: u64,
     /// Rx ring slots used.
     pub rx_slots: u64,
+    /// Of the frames copied, GSO packets ([`Netback::deliver_gso`]).
+    pub rx_gso: u64,
     /// Frames that waited for rx buffers in the vif's queue ([`rx::RX_QUEUE_BYTES`]).
     pub rx_queued: u64,
     /// Frames dropped: too few rx buffers posted and the queue full, or waited longer than
@@ -257,6 +259,9 @@ struct Connection {
     queues: alloc::vec::Vec<Queue>,
     /// The front end said `feature-sg`: a frame may take several rx slots.
     can_sg: bool,
+    /// It takes GSO packets ([`crate::gro`]): `feature-gso-tcpv4` with `feature-sg`, and no
+    /// `feature-no-csum-offload` (Linux's vif drops TSO without SG or checksum offload).
+    rx_gso: bool,
 }
 
 /// A queue's keys as the front end wrote them.
@@ -480,9 +485,16 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
             }
         }
         let can_sg = matches!(self.frontend_u32(xs, "feature-sg", deadline), Ok(Some(v)) if v != 0);
+        let gso =
+            matches!(self.frontend_u32(xs, "feature-gso-tcpv4", deadline), Ok(Some(v)) if v != 0);
+        let no_csum = matches!(
+            self.frontend_u32(xs, "feature-no-csum-offload", deadline),
+            Ok(Some(v)) if v != 0
+        );
         let mut connection = Connection {
             queues: alloc::vec::Vec::with_capacity(queues as usize),
             can_sg,
+            rx_gso: can_sg && gso && !no_csum,
         };
         for q in 0..queues {
             let dir = if queues == 1 {
@@ -687,6 +699,11 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
     /// Counters.
     pub fn stats(&self) -> NetbackStats {
         self.stats
+    }
+
+    /// Whether the front end takes GSO packets ([`Netback::deliver_gso`], [`crate::gro`]).
+    pub fn rx_gso(&self) -> bool {
+        self.connection.as_ref().is_some_and(|c| c.rx_gso)
     }
 
     /// Our local port while connected: queue 0's tx (or only) channel.

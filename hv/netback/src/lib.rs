@@ -13,6 +13,8 @@
 //! - [`checksum`]: completing the TCP/UDP checksum of a frame sent `NETTXF_csum_blank`
 //!   before it leaves the vif.
 //! - [`gso`]: cutting a TCP packet sent with a GSO extra into segments.
+//! - [`gro`]: merging TCP/IPv4 segments that arrive together into one packet for a front end
+//!   that takes GSO ([`Netback::deliver_gso`]).
 //!
 //! Frames are handled synchronously: [`Netback::poll`] takes at most a ring's worth of tx
 //! requests (whole packets) and hands each frame to the caller; [`Netback::deliver`] copies
@@ -28,6 +30,7 @@ extern crate std;
 
 pub mod checksum;
 pub mod device;
+pub mod gro;
 pub mod gso;
 
 #[cfg(test)]

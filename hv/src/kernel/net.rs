@@ -7,7 +7,9 @@
 //! to other vifs (their domains lent to their back ends for the copy and the notification,
 //! as every other domain is in the machine's table meanwhile) or out of the NIC. The machine
 //! also calls [`Net::poll_nic`] on every turn of its loop: frames from QEMU go through the
-//! switch to the vifs. A back end reaches its domain through a lease ([`super::lease`]).
+//! switch to the vifs; a batch's TCP segments for a vif whose front end takes GSO are merged
+//! first ([`netback::gro`], as Linux's GRO on dom0's NIC). A back end reaches its domain
+//! through a lease ([`super::lease`]).
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -109,6 +111,9 @@ struct Instance {
     dropped: u64,
     /// Frames were delivered since its last `flush_rx`.
     unflushed: bool,
+    /// The NIC's TCP segments for it, merged while a batch is switched when its front end
+    /// takes GSO (empty between batches).
+    gro: netback::gro::Gro,
 }
 
 /// The vifs, the switch and the NIC.
@@ -237,6 +242,7 @@ impl Net {
                         busy_exits: 0,
                         dropped: 0,
                         unflushed: false,
+                        gro: netback::gro::Gro::default(),
                     });
                 }
                 Err(e) => {
@@ -362,6 +368,23 @@ impl Net {
         for f in frames {
             self.switch_frame(domains, PortId::UPLINK, &f, now);
         }
+        // What the batch left merging goes now.
+        for inst in self.instances.iter_mut().filter(|i| !i.gro.is_empty()) {
+            let Some(slot) = slot_of(domains, inst.domid) else {
+                continue;
+            };
+            let Instance {
+                lease,
+                back,
+                gro,
+                dropped,
+                unflushed,
+                ..
+            } = inst;
+            lend(lease, slot, || {
+                gro.flush(&mut |f, gso| deliver(back, f, gso, now, dropped, unflushed));
+            });
+        }
         self.flush(domains);
     }
 
@@ -389,12 +412,25 @@ impl Net {
             let Some(slot) = slot_of(domains, inst.domid) else {
                 continue;
             };
-            let back = &mut inst.back;
-            match lend(&inst.lease, slot, || back.deliver(frame, now)) {
-                Ok(netback::Delivered::Copied) => inst.unflushed = true,
-                Ok(netback::Delivered::Queued) => {}
-                Err(_) => inst.dropped += 1,
-            }
+            let Instance {
+                lease,
+                back,
+                gro,
+                dropped,
+                unflushed,
+                ..
+            } = inst;
+            lend(lease, slot, || {
+                // The NIC's segments merge for a front end that takes GSO (Linux's GRO on
+                // dom0's NIC); `poll_nic` hands on what is left after the batch.
+                let merge = from == PortId::UPLINK && back.rx_gso();
+                let mut out = |f: &[u8], gso| deliver(back, f, gso, now, dropped, unflushed);
+                if merge {
+                    gro.push(frame, &mut out);
+                } else {
+                    out(frame, None);
+                }
+            });
         }
         self.to = to;
     }
@@ -474,6 +510,15 @@ impl Net {
                 s.tx_frames_per_queue,
                 s.rx_frames_per_queue
             );
+            let g = inst.gro.stats();
+            hvlog!(
+                "d{domid}: netback vif{}: rx {} GSO frames, merged from the NIC's {} segments \
+                 ({} frames passed as they came)",
+                inst.devid,
+                s.rx_gso,
+                g.merged_segments,
+                g.passed
+            );
             if let Err(e) = remove_vif(store, domid, inst.devid) {
                 hvlog!("d{domid}: removing vif{}: {e}", inst.devid);
             }
@@ -502,6 +547,23 @@ impl Net {
                 nic.tx_errors + nic.rx_errors
             );
         }
+    }
+}
+
+/// Hands one frame (a GSO packet of segments of `gso` bytes if given) to a back end,
+/// counting what it refused.
+fn deliver(
+    back: &mut Netback<DomGrants, DomEvents>,
+    frame: &[u8],
+    gso: Option<u16>,
+    now: Instant,
+    dropped: &mut u64,
+    unflushed: &mut bool,
+) {
+    match back.deliver_gso(frame, gso, now) {
+        Ok(netback::Delivered::Copied) => *unflushed = true,
+        Ok(netback::Delivered::Queued) => {}
+        Err(_) => *dropped += 1,
     }
 }
 

@@ -18,6 +18,16 @@
 //! queue (received, or sent by netfront), and SYNs to the gateway's port 9 from several
 //! source ports must leave on more than one queue; switched off, one channel and one queue,
 //! and no other queue's counters move.
+//!
+//! `net-sg` and `net-gso-rx` prove scatter-gather and GSO receive are used, from what the
+//! harness's bulk transfers did while the guest served (recorded after `serve`, so they need
+//! `net-serve-ms=` and a client): with `feature-sg` in use, frames went out in several slots
+//! if GSO send is in use too and came in in several slots if GSO receive is (at MTU 1500
+//! nothing else needs a second slot); with GSO receive in use, GSO frames came in (dom0's
+//! TCP sends them on stock Xen, hv's netback merges the NIC's segments into them). With the
+//! feature off (`net-sg=off`, `net-gso-rx=off`, `net-offloads=off`) its counters must not
+//! move. Their `FACT` lines say whether the feature was in use and whether each counter moved
+//! (`moved`/`still`), never a count: counts differ between platforms.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -69,8 +79,15 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         };
         let _ = rep.record(name, result);
     }
-    if let Some(n) = net.as_mut() {
-        serve(n, cmdline);
+    let Some(n) = net.as_mut() else {
+        for name in ["net-sg", "net-gso-rx"] {
+            let _ = rep.record(name, Err::<(), _>("not connected"));
+        }
+        return;
+    };
+    {
+        let before = n.nic.stats();
+        let served = serve(n, cmdline);
         let s = n.nic.stats();
         say(format_args!(
             "NET stats tx-packets {} rx-packets {} tx-requests-per-notification {:.1} rx-requests-per-notification {:.1} bad-responses {}",
@@ -108,6 +125,84 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
                 qs.rx_channel_notifications
             ));
         }
+        let offloads = n.nic.offloads();
+        let used = Used {
+            served,
+            tx_multi_slot: s.tx_multi_slot > before.tx_multi_slot,
+            rx_multi_slot: s.rx_multi_slot > before.rx_multi_slot,
+            rx_gso: s.rx_gso > before.rx_gso,
+        };
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        let moved = |b: bool| if b { "moved" } else { "still" };
+        let _ = rep.fact("net-sg", "in-use", yes_no(offloads.sg));
+        let _ = rep.fact("net-sg", "tx-multi-slot", moved(used.tx_multi_slot));
+        let _ = rep.fact("net-sg", "rx-multi-slot", moved(used.rx_multi_slot));
+        let _ = rep.record("net-sg", sg_used(offloads, used));
+        let _ = rep.fact("net-gso-rx", "in-use", yes_no(offloads.gso_rx));
+        let _ = rep.fact("net-gso-rx", "received", moved(used.rx_gso));
+        let _ = rep.record("net-gso-rx", gso_rx_used(offloads, used));
+    }
+}
+
+/// Which of the driver's offload counters moved while the guest served.
+#[derive(Clone, Copy, Debug)]
+struct Used {
+    /// The guest served (`net-serve-ms=`), so a client's transfers could move them.
+    served: bool,
+    tx_multi_slot: bool,
+    rx_multi_slot: bool,
+    rx_gso: bool,
+}
+
+/// `net-sg`: with scatter-gather in use, multi-slot frames went out if GSO send is in use and
+/// came in if GSO receive is (and at least one of them); with it off, none either way.
+fn sg_used(offloads: netfront::Offloads, used: Used) -> TestResult {
+    if !used.served {
+        return Err("nothing served (net-serve-ms= and a client's transfers prove it)".into());
+    }
+    let (tx, rx) = (used.tx_multi_slot, used.rx_multi_slot);
+    if !offloads.sg {
+        return match (tx, rx) {
+            (false, false) => Ok(()),
+            _ => Err(format!(
+                "scatter-gather off (net-sg=off or the backend lacks it), yet multi-slot \
+                 frames moved: sent {tx}, received {rx}"
+            )),
+        };
+    }
+    if !offloads.gso_tx && !offloads.gso_rx {
+        // Nothing at MTU 1500 needs a second slot: nothing to prove, nothing to refute.
+        log::info!("net-sg: scatter-gather on, no GSO in use: multi-slot sent {tx} received {rx}");
+        return Ok(());
+    }
+    if offloads.gso_tx && !tx {
+        return Err(
+            "scatter-gather and GSO send in use, yet no frame went out in several \
+                    slots while serving"
+                .into(),
+        );
+    }
+    if offloads.gso_rx && !rx {
+        return Err(
+            "scatter-gather and GSO receive in use, yet no frame came in in several \
+                    slots while serving"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// `net-gso-rx`: with GSO receive in use, GSO frames came in; with it off, none.
+fn gso_rx_used(offloads: netfront::Offloads, used: Used) -> TestResult {
+    if !used.served {
+        return Err("nothing served (net-serve-ms= and a client's upload prove it)".into());
+    }
+    match (offloads.gso_rx, used.rx_gso) {
+        (true, true) | (false, false) => Ok(()),
+        (true, false) => {
+            Err("GSO receive in use, yet no GSO frame came in while serving".to_string())
+        }
+        (false, true) => Err("GSO receive off (net-gso-rx=off), yet GSO frames came in".into()),
     }
 }
 
@@ -389,12 +484,13 @@ fn multiqueue(net: &mut Net, cmdline: &str) -> TestResult {
 }
 
 /// Serves HTTP (and answers ARP and ICMP echo) for at most `net-serve-ms=` milliseconds, or
-/// until the harness writes `data/net-done` in this domain's xenstore home; from the disks the
+/// until the harness writes `data/net-done` in this domain's xenstore home (false if it has
+/// no `net-serve-ms=`); from the disks the
 /// `blk` group left connected (the store only where `kv-region=` puts it: the rest of `xvdb`
 /// holds the group's own data).
-fn serve(net: &mut Net, cmdline: &str) {
+fn serve(net: &mut Net, cmdline: &str) -> bool {
     let Some(ms) = option(cmdline, "net-serve-ms").and_then(|v| v.parse::<u64>().ok()) else {
-        return;
+        return false;
     };
     let region = match service::kv_region(cmdline) {
         Ok(r) => r,
@@ -430,4 +526,5 @@ fn serve(net: &mut Net, cmdline: &str) {
     if let Some(disk) = rw {
         blk::put_rw_disk(disk);
     }
+    true
 }

@@ -119,14 +119,17 @@ pub fn linux_test(tally: &mut Tally) -> Result<()> {
 
 /// `cargo xtask hv-net-test`: only the network boot ([`net::app_boot`]).
 pub fn net_test(tally: &mut Tally, requests: u64) -> Result<()> {
-    net::app_boot(
-        tally,
-        &build_hv()?,
-        &guest_elf()?,
-        requests,
-        TEST_SLOW_HEADS,
-    )
+    let (hv, guest) = (build_hv()?, guest_elf()?);
+    net::app_boot(tally, &hv, &guest, requests, TEST_SLOW_HEADS)?;
+    // The `net` group's boot too (its lines are compared with stock Xen's in `test`).
+    for line in net::group_boot(tally, &hv, &guest, GROUP_BOOT_TIMEOUT)? {
+        println!("hv net group| {line}");
+    }
+    Ok(())
 }
+
+/// The `net` group boot's timeout in `hv-net-test` (`hv-test` passes its own).
+const GROUP_BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The slow heads of `hv-test`'s network boot: [`crate::xen::blk::SLOW_HEADS_SECS`] against a
 /// head deadline of [`crate::xen::blk::TEST_HEAD_MS`], as the stock-Xen device boot's. (One

@@ -1254,31 +1254,97 @@ pub fn app_boot(
 
 /// The `net` group alone on hv, its address from QEMU's DHCP server (the one domain of the
 /// boot, so it gets the first lease): one unit per `TEST` line and `HOST hv-net-group`.
-/// Returns its `TEST` lines for the comparison with the stock-Xen device boot.
+/// Once it serves (`NET serving`), the host uploads and downloads 16 MiB through QEMU's
+/// forward, as dom0's clients do on stock Xen, hv's netback counting the upload's frames
+/// (`netback-stats`), then writes `data/net-done`: the group's `net-sg` and `net-gso-rx`
+/// judge what those transfers did. Returns its `TEST` lines for the comparison with the
+/// stock-Xen device boot.
 pub fn group_boot(
     tally: &mut crate::tally::Tally,
     hv: &std::path::Path,
     guest: &std::path::Path,
     timeout: Duration,
 ) -> Result<Vec<String>> {
-    use super::serial::{self, Expect};
+    use super::serial::{self, Expect, Line};
     const GROUP: super::TestDomain = super::TestDomain {
         name: "net-group",
         cmdline: "selftest=net ip=dhcp net-expect-mac=00:16:3e:00:00:05 \
-                  net-expect-ip=10.0.2.15/24 net-expect-gw=10.0.2.2",
+                  net-expect-ip=10.0.2.15/24 net-expect-gw=10.0.2.2 net-serve-ms=120000",
         memory_mib: 128,
         disks: "vif = [ 'mac=00:16:3e:00:00:05' ]\n",
     };
     let label = "hv-net-group";
     let (archive, _) = super::pack_domains(guest, label, &[GROUP])?;
-    let booted = super::boot(
+    let port = super::front::free_port()?;
+    let fwds = [super::qemu::HostFwd {
+        host_port: port,
+        guest_ip: APP_IP,
+        guest_port: 80,
+    }];
+    let addr = format!("127.0.0.1:{port}");
+    let (control, lines) = std::sync::mpsc::channel::<super::qemu::Control>();
+    let mut clients: Option<std::thread::JoinHandle<Vec<Outcome>>> = None;
+    let booted = super::boot_with_control(
         "hv-test",
         hv,
-        super::Module::Archive(&archive, super::qemu::DEFAULT_MEMORY_MIB, &[], Some(&[])),
+        super::Module::Archive(&archive, super::qemu::DEFAULT_MEMORY_MIB, &[], Some(&fwds)),
         label,
         timeout,
-        |_| {},
+        (super::HV_OPTIONS, None),
+        Some(lines),
+        |line| {
+            if let Line::Guest(id, text) = line
+                && text.starts_with("NET serving")
+                && clients.is_none()
+            {
+                let (addr, control, id) = (addr.clone(), control.clone(), *id);
+                clients = Some(std::thread::spawn(move || {
+                    let line = |l: String| {
+                        let _ = control.send(super::qemu::Control::Line(l));
+                        // hv reads it at its next turn.
+                        std::thread::sleep(Duration::from_millis(300));
+                    };
+                    line(format!("netback-stats {id} before-upload"));
+                    let up = upload(&addr);
+                    line(format!("netback-stats {id} after-upload"));
+                    let down = download(&addr);
+                    line(format!("xs-write {id} data/net-done 1"));
+                    vec![up, down]
+                }));
+            }
+        },
     )?;
+    match clients.map(std::thread::JoinHandle::join) {
+        Some(Ok(outcomes)) => {
+            for o in outcomes {
+                let line = match &o.verdict {
+                    Ok(()) => format!("HOST hv-group-{} ok", o.name),
+                    Err(why) => format!("HOST hv-group-{} FAIL {why}", o.name),
+                };
+                println!("{line}");
+                tally.record(o.verdict.is_ok(), line);
+                if let Some(f) = &o.figures {
+                    println!("hv-net-group: {}: {f}", o.name);
+                }
+            }
+        }
+        Some(Err(_)) => tally.record(
+            false,
+            "HOST hv-group-net-clients FAIL the clients' thread panicked",
+        ),
+        None => tally.record(
+            false,
+            "HOST hv-group-net-clients FAIL the group never printed `NET serving`",
+        ),
+    }
+    for l in booted
+        .transcript
+        .hv
+        .iter()
+        .filter(|l| l.contains("netback"))
+    {
+        println!("hv-net-group: {l}");
+    }
     let verdict = serial::judge_domains(
         label,
         &booted.transcript,

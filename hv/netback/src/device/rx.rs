@@ -5,8 +5,12 @@
 //! last is flagged `NETRXF_more_data`. The frames handed to [`Netback::deliver`] are
 //! complete (checksums filled in), which Linux sends with no checksum flag
 //! (`CHECKSUM_NONE`): no `NETRXF_csum_blank`, no `NETRXF_data_validated`, no extra-info
-//! slots (no GSO, no hash). A buffer whose grant does not map gets its slot answered
-//! `NETIF_RSP_ERROR`, as Linux answers a failed grant copy.
+//! slots. A packet merged by [`crate::gro`] ([`Netback::deliver_gso`], only to a front end
+//! that takes GSO) goes as Linux's netback sends a GRO packet (`CHECKSUM_PARTIAL`): its
+//! first slot flagged `NETRXF_extra_info | NETRXF_csum_blank | NETRXF_data_validated`, a
+//! GSO extra (TCPv4, the segment size) in the next slot, then the rest of its data. A
+//! buffer whose grant does not map gets its slot answered `NETIF_RSP_ERROR`, as Linux
+//! answers a failed grant copy.
 //!
 //! # Too few buffers posted
 //! As Linux's `xenvif_start_xmit` queues a frame on the vif's rx queue and its rx thread
@@ -28,7 +32,11 @@
 
 use super::{DeliverError, Netback, Queue, tx::count_queue, tx::overrun};
 use crate::checksum::ETH_HLEN;
-use abi::io::netif::{NETIF_RSP_ERROR, NETRXF_MORE_DATA, NetifRxResponse, XEN_NETIF_MAX_TX_SIZE};
+use abi::io::netif::{
+    NETIF_RSP_ERROR, NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA,
+    NetifExtraInfo, NetifExtraInfoGso, NetifExtraInfoU, NetifRxResponse, XEN_NETIF_EXTRA_TYPE_GSO,
+    XEN_NETIF_GSO_TYPE_TCPV4, XEN_NETIF_MAX_TX_SIZE,
+};
 use alloc::vec::Vec;
 use xenbus::backend::{GrantMapper, InterdomainEvents};
 use xenbus::{GrantRef, Instant};
@@ -77,6 +85,24 @@ pub fn queue_for(frame: &[u8], queues: usize) -> usize {
     usize::try_from(hash).unwrap_or(0) % queues.max(1)
 }
 
+/// What the front end takes on its rx rings.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Caps {
+    /// `feature-sg`: a frame may take several slots.
+    sg: bool,
+    /// GSO packets ([`Netback::rx_gso`]).
+    gso: bool,
+}
+
+impl Caps {
+    fn of(conn: &super::Connection) -> Self {
+        Self {
+            sg: conn.can_sg,
+            gso: conn.rx_gso,
+        }
+    }
+}
+
 /// What [`Netback::deliver`] did with a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivered {
@@ -90,7 +116,8 @@ pub enum Delivered {
 /// Frames waiting for rx buffers, oldest first.
 #[derive(Debug, Default)]
 pub(super) struct RxQueue {
-    frames: alloc::collections::VecDeque<(Vec<u8>, Instant)>,
+    /// Each frame, when it was queued, and its GSO segment size if it has one.
+    frames: alloc::collections::VecDeque<(Vec<u8>, Instant, Option<u16>)>,
     bytes: usize,
 }
 
@@ -118,28 +145,42 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
     /// produced but the front end is notified only by [`Netback::flush_rx`]. `now` times the
     /// frame's wait.
     pub fn deliver(&mut self, frame: &[u8], now: Instant) -> Result<Delivered, DeliverError> {
+        self.deliver_gso(frame, None, now)
+    }
+
+    /// [`Netback::deliver`] of a TCP/IPv4 packet of segments of `gso_size` bytes (from
+    /// [`crate::gro`], its TCP checksum field holding the pseudo-header sum) if `gso_size` is
+    /// given: it goes with a GSO extra after its first slot, flagged `NETRXF_csum_blank |
+    /// NETRXF_data_validated` as Linux's netback sends a `CHECKSUM_PARTIAL` packet. Refused
+    /// (`BadLength`) unless the front end takes GSO ([`Netback::rx_gso`]).
+    pub fn deliver_gso(
+        &mut self,
+        frame: &[u8],
+        gso_size: Option<u16>,
+        now: Instant,
+    ) -> Result<Delivered, DeliverError> {
         let Some(mut conn) = self.connection.take() else {
             self.stats.rx_errors += 1;
             return Err(DeliverError::NotConnected);
         };
-        let (can_sg, queues) = (conn.can_sg, conn.queues.len());
+        let (caps, queues) = (Caps::of(&conn), conn.queues.len());
         let q = queue_for(frame, queues);
         let Some(queue) = conn.queues.get_mut(q) else {
             self.connection = Some(conn);
             self.stats.rx_errors += 1;
             return Err(DeliverError::NotConnected);
         };
-        let mut result = self.drain_on(q, queue, can_sg, now).map(|_| ());
+        let mut result = self.drain_on(q, queue, caps, now).map(|_| ());
         if result.is_ok() {
             result = if queue.waiting.len() == 0 {
-                self.deliver_on(q, queue, can_sg, frame)
+                self.deliver_on(q, queue, caps, frame, gso_size)
             } else {
                 Err(DeliverError::NoBuffers)
             };
         }
         let result = match result {
             Ok(()) => Ok(Delivered::Copied),
-            Err(DeliverError::NoBuffers) => self.enqueue(queue, queues, frame, now),
+            Err(DeliverError::NoBuffers) => self.enqueue(queue, queues, frame, gso_size, now),
             Err(e) => Err(e),
         };
         self.connection = Some(conn);
@@ -154,10 +195,10 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         let Some(mut conn) = self.connection.take() else {
             return 0;
         };
-        let can_sg = conn.can_sg;
+        let caps = Caps::of(&conn);
         let mut copied = 0;
         for (q, queue) in conn.queues.iter_mut().enumerate() {
-            copied += self.drain_on(q, queue, can_sg, now).unwrap_or(0);
+            copied += self.drain_on(q, queue, caps, now).unwrap_or(0);
         }
         self.connection = Some(conn);
         copied
@@ -176,6 +217,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         queue: &mut Queue,
         queues: usize,
         frame: &[u8],
+        gso_size: Option<u16>,
         now: Instant,
     ) -> Result<Delivered, DeliverError> {
         let q = &mut queue.waiting;
@@ -184,7 +226,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
             return Err(DeliverError::NoBuffers);
         }
         q.bytes += frame.len();
-        q.frames.push_back((frame.to_vec(), now));
+        q.frames.push_back((frame.to_vec(), now, gso_size));
         self.stats.rx_queued += 1;
         Ok(Delivered::Queued)
     }
@@ -195,23 +237,23 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         &mut self,
         q: usize,
         queue: &mut Queue,
-        can_sg: bool,
+        caps: Caps,
         now: Instant,
     ) -> Result<usize, DeliverError> {
         let mut copied = 0;
-        while let Some((frame, since)) = queue.waiting.frames.pop_front() {
+        while let Some((frame, since, gso_size)) = queue.waiting.frames.pop_front() {
             queue.waiting.bytes -= frame.len();
             if now.as_nanos().saturating_sub(since.as_nanos()) > RX_DRAIN_TIMEOUT_NS {
                 self.stats.rx_dropped += 1;
                 self.stats.rx_expired += 1;
                 continue;
             }
-            match self.deliver_on(q, queue, can_sg, &frame) {
+            match self.deliver_on(q, queue, caps, &frame, gso_size) {
                 Ok(()) => copied += 1,
                 // Still too few: it waits on, at the head.
                 Err(DeliverError::NoBuffers) => {
                     queue.waiting.bytes += frame.len();
-                    queue.waiting.frames.push_front((frame, since));
+                    queue.waiting.frames.push_front((frame, since, gso_size));
                     break;
                 }
                 // A buffer that did not map (answered, counted): the next frame goes on.
@@ -229,23 +271,28 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         &mut self,
         q: usize,
         conn: &mut Queue,
-        can_sg: bool,
+        caps: Caps,
         frame: &[u8],
+        gso_size: Option<u16>,
     ) -> Result<(), DeliverError> {
         if self.fatal.is_some() {
             self.stats.rx_errors += 1;
             return Err(DeliverError::NotConnected);
         }
-        let max = if can_sg {
+        let max = if caps.sg {
             usize::from(XEN_NETIF_MAX_TX_SIZE)
         } else {
             MAX_FRAME_WITHOUT_SG
         };
-        if frame.len() < ETH_HLEN || frame.len() > max {
+        if frame.len() < ETH_HLEN || frame.len() > max || (gso_size.is_some() && !caps.gso) {
             self.stats.rx_errors += 1;
             return Err(DeliverError::BadLength);
         }
-        let needed = u32::try_from(frame.len().div_ceil(PAGE)).unwrap_or(u32::MAX);
+        // One slot per page, and the GSO extra's.
+        let extra = u32::from(gso_size.is_some());
+        let needed = u32::try_from(frame.len().div_ceil(PAGE))
+            .unwrap_or(u32::MAX)
+            .saturating_add(extra);
         let mut available = conn.rx.unconsumed_requests();
         if matches!(available, Ok(n) if n < needed) {
             // Ask to be told when buffers are posted, then look once more.
@@ -277,7 +324,10 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
                     return Err(DeliverError::NotConnected);
                 }
             };
-            let flags = if i + 1 < count { NETRXF_MORE_DATA } else { 0 };
+            let mut flags = if i + 1 < count { NETRXF_MORE_DATA } else { 0 };
+            if i == 0 && gso_size.is_some() {
+                flags |= NETRXF_EXTRA_INFO | NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED;
+            }
             // At most a page: it fits.
             let mut status = i16::try_from(chunk.len()).unwrap_or(NETIF_RSP_ERROR);
             if !self.copy_to(request.gref, chunk) {
@@ -292,6 +342,18 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
                 status,
             });
             self.stats.rx_slots += 1;
+            if i == 0
+                && let Some(size) = gso_size
+            {
+                // The extra goes in the next slot (`xenvif_rx_extra_slot`): its buffer is
+                // taken and the front end posts it again.
+                if !Self::gso_extra(conn, size) {
+                    self.disable(overrun("rx", abi::ring::RingError::Null));
+                    self.stats.rx_errors += 1;
+                    return Err(DeliverError::NotConnected);
+                }
+                self.stats.rx_slots += 1;
+            }
         }
         conn.rx_unpushed = true;
         if failed {
@@ -301,7 +363,33 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         self.stats.rx_frames += 1;
         self.stats.rx_bytes += frame.len() as u64;
         count_queue(&mut self.stats.rx_frames_per_queue, q);
+        if gso_size.is_some() {
+            self.stats.rx_gso += 1;
+        }
         Ok(())
+    }
+
+    /// Takes the next request for a GSO extra of segment size `size`; false if the ring has
+    /// none (counted before, so only a producer index moving backwards gets here).
+    fn gso_extra(conn: &mut Queue, size: u16) -> bool {
+        if !matches!(conn.rx.take_request(), Ok(Some(_))) {
+            return false;
+        }
+        let extra = NetifExtraInfo {
+            type_: XEN_NETIF_EXTRA_TYPE_GSO,
+            flags: 0,
+            u: NetifExtraInfoU {
+                gso: NetifExtraInfoGso {
+                    size,
+                    type_: XEN_NETIF_GSO_TYPE_TCPV4,
+                    pad: 0,
+                    features: 0,
+                },
+            },
+        };
+        // A request was just taken, so its response slot is free.
+        let _ = conn.rx.write_response(extra.to_rx_response());
+        true
     }
 
     /// Copies `data` to the start of the front end's buffer `gref`, mapped writable for the

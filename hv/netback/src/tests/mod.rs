@@ -11,6 +11,7 @@
 )]
 
 mod checksum;
+mod gro;
 mod gso;
 mod hostile;
 mod interop;
