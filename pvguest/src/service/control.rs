@@ -83,7 +83,7 @@ impl Control {
 
     /// A check of the service's loop (every 300 ms): `hold` is what makes suspending unsafe
     /// now. Reads the key when its watch fired, while a request is deferred or refused, and
-    /// every [`READ_EVERY_CHECKS`] checks regardless. Words the guest does not know are
+    /// every `READ_EVERY_CHECKS` (10) checks regardless. Words the guest does not know are
     /// acknowledged and ignored, as Linux ignores them.
     pub fn check(&mut self, hold: Option<&'static str>) -> Option<Asked> {
         self.checks = self.checks.wrapping_add(1);
