@@ -19,11 +19,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sha2::{Digest, Sha256};
 
 use super::report::{Kind, Row, System};
-use super::{BLOCK_MB, BLOCK_ROWS, RAND_ROW, Rows, bench_block_lines, hv_bench_boot};
+use super::{
+    BLOCK_MB, BLOCK_ROWS, Dom0Boot, RAND_ROW, Rows, add_linux, bench_block_lines, dom0_boot,
+    hv_bench_boot,
+};
 use crate::build::workspace_root;
 use crate::xen::blk::{harness_pattern, hex};
 
@@ -185,26 +188,10 @@ pub(super) fn measure(
     linux: Option<&crate::linux_domu::LinuxDomU>,
 ) -> Result<()> {
     use crate::xen::job::Step;
-    use crate::xen::run as xrun;
-    let dir = workspace_root().join("target").join("bench");
-    std::fs::create_dir_all(&dir)?;
-    let store = dir.join("xen-features-store.img");
-    let _ = std::fs::remove_file(&store);
-    xrun::prepare_store(&store)?;
-    let store = xrun::drive_path(&store)?;
-    let site = crate::xen::blk::site_archive(&workspace_root().join("pvguest/site"), false)?;
-    let mut archive = site.tar;
-    archive.resize(
-        archive.len().div_ceil(xrun::ARCHIVE_ROUND) * xrun::ARCHIVE_ROUND,
-        0,
-    );
-    let mut job = xrun::job(archive, &format!("ip={PVGUEST_IP}/24 gw={DOM0_IP}"))?;
-    let at = job
-        .steps
-        .iter()
-        .position(|s| matches!(s, Step::Create { .. }))
-        .context("run's job has no create step")?;
-    job.steps.truncate(at);
+    let Dom0Boot { mut job, devices } = dom0_boot(
+        "xen-features-store.img",
+        &format!("ip={PVGUEST_IP}/24 gw={DOM0_IP}"),
+    )?;
     let bench_cfg = crate::xen::xl_config(
         &format!("selftest=bench bench-disk=xvda bench-mb={}", BLOCK_MB.1),
         "disk = [ 'format=raw, vdev=xvda, access=rw, target=/tmp/bench-disk.img' ]\n",
@@ -242,22 +229,7 @@ pub(super) fn measure(
             blobs: vec![BULK],
             blk_bench: None,
         };
-        let cfg = crate::linux_domu::xl_config(
-            "linux",
-            "/pvxen/linux.vmlinuz",
-            "/pvxen/linux.cpio",
-            &config,
-            256,
-            "vif = [ 'mac=00:16:3e:00:00:07,bridge=xenbr0' ]\n",
-        );
-        job.files.push(("linux.cfg".into(), cfg.into_bytes()));
-        job.files.push((
-            "linux.vmlinuz".into(),
-            std::fs::read(&linux.kernel)
-                .with_context(|| format!("reading {}", linux.kernel.display()))?,
-        ));
-        job.files
-            .push(("linux.cpio".into(), linux.initramfs.clone()));
+        add_linux(&mut job, linux, &config)?;
         job.steps
             .push(run("features-net-linux".into(), format!("{env}; linux")));
     }
@@ -267,16 +239,6 @@ pub(super) fn measure(
             format!("{env}; blk \"{switches}\""),
         ));
     }
-    let devices = vec![
-        "-netdev".to_owned(),
-        "user,id=net0".to_owned(),
-        "-device".to_owned(),
-        "virtio-net-pci,netdev=net0".to_owned(),
-        "-drive".to_owned(),
-        format!("file={store},format=raw,if=none,id=store,cache=writeback"),
-        "-device".to_owned(),
-        "virtio-blk-pci,drive=store".to_owned(),
-    ];
     let boot = crate::xen::qemu::Boot {
         image,
         overlay: crate::xen::overlay(guest, &job, TIMEOUT)?,

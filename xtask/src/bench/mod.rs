@@ -1501,18 +1501,24 @@ const XEN_MEMORY_SEARCH: &str = "try() { sed \"s/^memory = .*/memory = $1/\" /pv
      while [ $((hi - lo)) -gt 1 ]; do mid=$(((lo + hi) / 2)); \
      if try $mid; then hi=$mid; else lo=$mid; fi; done; echo $hi; }";
 
-/// The least `memory=` at which pvguest's application and the Linux domU answer on stock Xen,
-/// bisected by dom0 in one boot of its own.
-fn xen_least_memory(
-    guest: &Path,
-    image: &crate::xen::image::Image,
-    linux: Option<&crate::linux_domu::LinuxDomU>,
-) -> Result<Vec<(System, u64)>> {
+/// A stock-Xen boot of the bench's own, driven by dom0 over `xenbr0`: `cargo xtask run`'s job
+/// up to its create (the back ends, the archive in dom0's /tmp, the bridge), with pvguest's
+/// `guest.cfg` for `cmdline`, and QEMU's devices (its user network, a fresh store disk named
+/// `store_name` under `target/bench`).
+pub(super) struct Dom0Boot {
+    /// The job, to which the caller adds its steps and files.
+    pub(super) job: crate::xen::job::Job,
+    /// QEMU's device arguments.
+    pub(super) devices: Vec<String>,
+}
+
+/// [`Dom0Boot`] for `cmdline`, with a fresh store `store_name`.
+pub(super) fn dom0_boot(store_name: &str, cmdline: &str) -> Result<Dom0Boot> {
     use crate::xen::job::Step;
     use crate::xen::run as xrun;
     let dir = workspace_root().join("target").join("bench");
     std::fs::create_dir_all(&dir)?;
-    let store = dir.join("xen-memory-store.img");
+    let store = dir.join(store_name);
     let _ = std::fs::remove_file(&store);
     xrun::prepare_store(&store)?;
     let store = xrun::drive_path(&store)?;
@@ -1522,14 +1528,64 @@ fn xen_least_memory(
         archive.len().div_ceil(xrun::ARCHIVE_ROUND) * xrun::ARCHIVE_ROUND,
         0,
     );
-    let cmdline = format!("ip={SEARCH_PVGUEST_IP}/24 gw={SEARCH_DOM0_IP}");
-    let mut job = xrun::job(archive, &cmdline)?;
+    let mut job = xrun::job(archive, cmdline)?;
     let at = job
         .steps
         .iter()
         .position(|s| matches!(s, Step::Create { .. }))
         .context("run's job has no create step")?;
     job.steps.truncate(at);
+    let devices = vec![
+        "-netdev".to_owned(),
+        "user,id=net0".to_owned(),
+        "-device".to_owned(),
+        "virtio-net-pci,netdev=net0".to_owned(),
+        "-drive".to_owned(),
+        format!("file={store},format=raw,if=none,id=store,cache=writeback"),
+        "-device".to_owned(),
+        "virtio-blk-pci,drive=store".to_owned(),
+    ];
+    Ok(Dom0Boot { job, devices })
+}
+
+/// Adds the Linux domU to `job`: `linux.cfg` (256 MiB, a vif on `xenbr0`) for `config`, its
+/// kernel and initramfs.
+pub(super) fn add_linux(
+    job: &mut crate::xen::job::Job,
+    linux: &crate::linux_domu::LinuxDomU,
+    config: &crate::linux_domu::Config,
+) -> Result<()> {
+    let cfg = crate::linux_domu::xl_config(
+        "linux",
+        "/pvxen/linux.vmlinuz",
+        "/pvxen/linux.cpio",
+        config,
+        256,
+        "vif = [ 'mac=00:16:3e:00:00:07,bridge=xenbr0' ]\n",
+    );
+    job.files.push(("linux.cfg".into(), cfg.into_bytes()));
+    job.files.push((
+        "linux.vmlinuz".into(),
+        std::fs::read(&linux.kernel)
+            .with_context(|| format!("reading {}", linux.kernel.display()))?,
+    ));
+    job.files
+        .push(("linux.cpio".into(), linux.initramfs.clone()));
+    Ok(())
+}
+
+/// The least `memory=` at which pvguest's application and the Linux domU answer on stock Xen,
+/// bisected by dom0 in one boot of its own.
+fn xen_least_memory(
+    guest: &Path,
+    image: &crate::xen::image::Image,
+    linux: Option<&crate::linux_domu::LinuxDomU>,
+) -> Result<Vec<(System, u64)>> {
+    use crate::xen::job::Step;
+    let Dom0Boot { mut job, devices } = dom0_boot(
+        "xen-memory-store.img",
+        &format!("ip={SEARCH_PVGUEST_IP}/24 gw={SEARCH_DOM0_IP}"),
+    )?;
     let run = |key: &str, command: String| Step::Run {
         key: key.to_owned(),
         command,
@@ -1550,34 +1606,12 @@ fn xen_least_memory(
             blobs: Vec::new(),
             blk_bench: None,
         };
-        let cfg = crate::linux_domu::xl_config(
-            "linux",
-            "/pvxen/linux.vmlinuz",
-            "/pvxen/linux.cpio",
-            &config,
-            256,
-            "vif = [ 'mac=00:16:3e:00:00:07,bridge=xenbr0' ]\n",
-        );
-        job.files.push(("linux.cfg".into(), cfg.into_bytes()));
-        job.files
-            .push(("linux.vmlinuz".into(), std::fs::read(&linux.kernel)?));
-        job.files
-            .push(("linux.cpio".into(), linux.initramfs.clone()));
+        add_linux(&mut job, linux, &config)?;
         job.steps.push(run(
             "memory-linux",
             format!("{XEN_MEMORY_SEARCH}; search linux.cfg linux {SEARCH_LINUX_IP} 16 256"),
         ));
     }
-    let devices = vec![
-        "-netdev".to_owned(),
-        "user,id=net0".to_owned(),
-        "-device".to_owned(),
-        "virtio-net-pci,netdev=net0".to_owned(),
-        "-drive".to_owned(),
-        format!("file={store},format=raw,if=none,id=store,cache=writeback"),
-        "-device".to_owned(),
-        "virtio-blk-pci,drive=store".to_owned(),
-    ];
     let timeout = Duration::from_secs(3600);
     let boot = crate::xen::qemu::Boot {
         image,
