@@ -97,8 +97,8 @@ Environment:
                 none, `hv-run` 600)
   PVXEN_SAVE_OPS, PVXEN_SAVE_CYCLES
                 (xen-save-test) only these operations (comma-separated: migrate, checkpoint,
-                save-restore, put-during, boot-suspend, missing-backend, refuse), and this
-                many save/restore cycles in a row (as soak's)
+                save-restore, put-during, boot-suspend, missing-backend, and refuse, which
+                runs only when named), and this many save/restore cycles in a row (as soak's)
   PVXEN_PCAP    (hv) write every frame between QEMU's user network and hv's NIC to this
                 pcap file (QEMU's filter-dump), for tcpdump -r or Wireshark
   PVXEN_LINUX_DIAG   (hv-linux-test) the Linux domU prints netfront's and TCP's counters

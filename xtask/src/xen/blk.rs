@@ -1610,7 +1610,6 @@ mod tests {
             "run save-put-during",
             "run save-boot-suspend",
             "run save-missing-backend",
-            "run save-refuse",
             "run app-reboot",
             "run app-shutdown",
             "wait-end",
