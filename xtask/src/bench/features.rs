@@ -229,7 +229,7 @@ pub(super) fn measure(
             blobs: vec![BULK],
             blk_bench: None,
         };
-        add_linux(&mut job, linux, &config)?;
+        add_linux(&mut job, linux, &config, "")?;
         job.steps
             .push(run("features-net-linux".into(), format!("{env}; linux")));
     }

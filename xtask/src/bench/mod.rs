@@ -1176,23 +1176,12 @@ impl XenApp {
                 blobs: vec![plan.bulk_bytes],
                 blk_bench: Some(("xvda".into(), u32::try_from(mb)?)),
             };
-            let cfg = crate::linux_domu::xl_config(
-                "linux",
-                "/pvxen/linux.vmlinuz",
-                "/pvxen/linux.cpio",
+            add_linux(
+                &mut job,
+                linux,
                 &config,
-                256,
-                "vif = [ 'mac=00:16:3e:00:00:07,bridge=xenbr0' ]\n\
-                 disk = [ 'format=raw, vdev=xvda, access=rw, target=/tmp/linux-disk.img' ]\n",
-            );
-            job.files.push(("linux.cfg".into(), cfg.into_bytes()));
-            job.files.push((
-                "linux.vmlinuz".into(),
-                std::fs::read(&linux.kernel)
-                    .with_context(|| format!("reading {}", linux.kernel.display()))?,
-            ));
-            job.files
-                .push(("linux.cpio".into(), linux.initramfs.clone()));
+                "disk = [ 'format=raw, vdev=xvda, access=rw, target=/tmp/linux-disk.img' ]\n",
+            )?;
             // After the application's create: wait until it serves, then start Linux.
             let wait = job
                 .steps
@@ -1548,12 +1537,13 @@ pub(super) fn dom0_boot(store_name: &str, cmdline: &str) -> Result<Dom0Boot> {
     Ok(Dom0Boot { job, devices })
 }
 
-/// Adds the Linux domU to `job`: `linux.cfg` (256 MiB, a vif on `xenbr0`) for `config`, its
-/// kernel and initramfs.
+/// Adds the Linux domU to `job`: `linux.cfg` (256 MiB, a vif on `xenbr0`, then the config
+/// lines `more`) for `config`, its kernel and initramfs.
 pub(super) fn add_linux(
     job: &mut crate::xen::job::Job,
     linux: &crate::linux_domu::LinuxDomU,
     config: &crate::linux_domu::Config,
+    more: &str,
 ) -> Result<()> {
     let cfg = crate::linux_domu::xl_config(
         "linux",
@@ -1561,7 +1551,7 @@ pub(super) fn add_linux(
         "/pvxen/linux.cpio",
         config,
         256,
-        "vif = [ 'mac=00:16:3e:00:00:07,bridge=xenbr0' ]\n",
+        &format!("vif = [ 'mac=00:16:3e:00:00:07,bridge=xenbr0' ]\n{more}"),
     );
     job.files.push(("linux.cfg".into(), cfg.into_bytes()));
     job.files.push((
@@ -1606,7 +1596,7 @@ fn xen_least_memory(
             blobs: Vec::new(),
             blk_bench: None,
         };
-        add_linux(&mut job, linux, &config)?;
+        add_linux(&mut job, linux, &config, "")?;
         job.steps.push(run(
             "memory-linux",
             format!("{XEN_MEMORY_SEARCH}; search linux.cfg linux {SEARCH_LINUX_IP} 16 256"),
