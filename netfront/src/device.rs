@@ -41,8 +41,7 @@ use crate::rx::{RxDrop, RxQueue};
 use crate::tx::{Segment, TxPool, TxStatus, finish_run};
 use abi::io::netif::{
     NETIF_RSP_NULL, NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, NETTXF_EXTRA_INFO, NetifExtraInfo,
-    NetifExtraInfoGso, NetifExtraInfoU, NetifRxRequest, NetifRxResponse, NetifTxRequest,
-    NetifTxResponse, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV4,
+    NetifRxRequest, NetifRxResponse, NetifTxRequest, NetifTxResponse,
 };
 use abi::io::xenbus::XenbusState;
 use abi::ring::{FrontRing, RingError};
@@ -939,18 +938,7 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
             if i == 0
                 && let Some(size) = gso
             {
-                let info = NetifExtraInfo {
-                    type_: XEN_NETIF_EXTRA_TYPE_GSO,
-                    flags: 0,
-                    u: NetifExtraInfoU {
-                        gso: NetifExtraInfoGso {
-                            size,
-                            type_: XEN_NETIF_GSO_TYPE_TCPV4,
-                            pad: 0,
-                            features: 0,
-                        },
-                    },
-                };
+                let info = NetifExtraInfo::gso_tcpv4(size);
                 let _ = queue.tx_ring.write_request(info.to_tx_request());
             }
         }

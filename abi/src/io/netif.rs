@@ -394,6 +394,24 @@ const _: () = {
 unsafe impl RingEntry for NetifExtraInfo {}
 
 impl NetifExtraInfo {
+    /// A GSO extra for a TCP/IPv4 packet cut into segments of `size` bytes, no flags (what a
+    /// front end puts after a GSO packet's first tx slot, and a back end after its first rx
+    /// slot).
+    pub const fn gso_tcpv4(size: u16) -> Self {
+        Self {
+            type_: XEN_NETIF_EXTRA_TYPE_GSO,
+            flags: 0,
+            u: NetifExtraInfoU {
+                gso: NetifExtraInfoGso {
+                    size,
+                    type_: XEN_NETIF_GSO_TYPE_TCPV4,
+                    pad: 0,
+                    features: 0,
+                },
+            },
+        }
+    }
+
     /// The tx-request slot holding this extra info (the C cast of the slot); the slot's last
     /// four bytes (`id`, `size`) are zero.
     pub fn to_tx_request(&self) -> NetifTxRequest {

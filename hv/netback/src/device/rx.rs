@@ -34,8 +34,7 @@ use super::{DeliverError, Netback, Queue, tx::count_queue, tx::overrun};
 use crate::checksum::ETH_HLEN;
 use abi::io::netif::{
     NETIF_RSP_ERROR, NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA,
-    NetifExtraInfo, NetifExtraInfoGso, NetifExtraInfoU, NetifRxResponse, XEN_NETIF_EXTRA_TYPE_GSO,
-    XEN_NETIF_GSO_TYPE_TCPV4, XEN_NETIF_MAX_TX_SIZE,
+    NetifExtraInfo, NetifRxResponse, XEN_NETIF_MAX_TX_SIZE,
 };
 use alloc::vec::Vec;
 use xenbus::backend::{GrantMapper, InterdomainEvents};
@@ -375,18 +374,7 @@ impl<M: GrantMapper, E: InterdomainEvents> Netback<M, E> {
         if !matches!(conn.rx.take_request(), Ok(Some(_))) {
             return false;
         }
-        let extra = NetifExtraInfo {
-            type_: XEN_NETIF_EXTRA_TYPE_GSO,
-            flags: 0,
-            u: NetifExtraInfoU {
-                gso: NetifExtraInfoGso {
-                    size,
-                    type_: XEN_NETIF_GSO_TYPE_TCPV4,
-                    pad: 0,
-                    features: 0,
-                },
-            },
-        };
+        let extra = NetifExtraInfo::gso_tcpv4(size);
         // A request was just taken, so its response slot is free.
         let _ = conn.rx.write_response(extra.to_rx_response());
         true
