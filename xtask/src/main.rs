@@ -32,8 +32,9 @@ Commands:
                 of `run` and `bench --quick`) and end with `N passed, M failed`
   conformance   compare the abi crate with Xen's public headers (Debian libxen-dev)
   xen-test      boot pvguest as a PVH domU on stock Xen 4.17 inside QEMU and run its platform
-                self-tests, the pair group and the crash report of selftest=fault (HOST
-                xen-crash-symbols) in that boot, and the injected-failure run
+                self-tests, the pair group and the crash reports of selftest=fault and
+                selftest=fault-stack (HOST xen-crash-symbols, xen-crash-stack-overflow) in
+                that boot, and the injected-failure run
   blk-test      the device boot: pvguest on stock Xen with two disks (Linux blkback) and a vif
                 (Linux netback, a dom0 bridge with DHCP), its `blk` and `net` groups, three
                 crashes of its key-value store, the application on the same disks, and the

@@ -50,6 +50,8 @@ pub fn run(opts: &Options<'_>) -> Outcome {
             "spin" => super::spin::run(&mut rep, opts),
             // Not in `platform`: faults on purpose, for the crash report's check.
             "fault" => super::fault::run(),
+            // Not in `platform`: overflows the stack on purpose, for the double fault's report.
+            "fault-stack" => super::fault::run_stack(),
             // Not in `platform`: the emulated local APIC's registers, timer and self-IPI.
             "lapic" => super::lapic::run(&mut rep),
             // Not in `platform`: two domains started together, `pair=offer` and

@@ -115,22 +115,25 @@ pub(super) fn gdb_attach(
     Ok(())
 }
 
-/// `HOST crash-symbols ok|FAIL <why>`: boots `guest` with `selftest=fault` (a read of an
-/// unmapped address), which must crash the domain (QEMU exit 35) after printing `EXCEPTION`
-/// and `BACKTRACE fault ...`; the report resolved from the guest's ELF is judged by
-/// [`crate::xen::fault::judge_report`], the rule `HOST xen-crash-symbols` shares on stock Xen
-/// (the faulting function named in its file, and its callers after it).
+/// `HOST <kind.check> ok|FAIL <why>`: boots `guest` with the fault guest's command line
+/// (`selftest=fault`, a read of an unmapped address; `selftest=fault-stack`, a stack overflow),
+/// which must crash the domain (QEMU exit 35) after printing `EXCEPTION` and
+/// `BACKTRACE fault ...`; the report resolved from the guest's ELF is judged by
+/// [`crate::xen::fault::judge_report`], the rule `HOST xen-<kind.check>` shares on stock Xen
+/// (the vector, the faulting function named in its file, and its callers after it).
 pub(super) fn crash_symbols(
     tally: &mut Tally,
     hv: &Path,
     guest: &Path,
+    kind: &crate::xen::fault::Kind,
     timeout: Duration,
 ) -> Result<()> {
+    let label = format!("hv-{}", kind.check);
     let booted = boot(
         "hv-test",
         hv,
-        Module::Elf(guest, crate::xen::fault::CMDLINE),
-        "hv-crash-symbols",
+        Module::Elf(guest, kind.cmdline),
+        &label,
         timeout,
         |_| {},
     )?;
@@ -140,7 +143,7 @@ pub(super) fn crash_symbols(
         Err(booted.end.describe())
     };
     let mut symbols = crate::symbols::Symbols::new(guest);
-    let report = crate::xen::fault::judge_report(&booted.transcript.guest, crashed, |l| {
+    let report = crate::xen::fault::judge_report(kind, &booted.transcript.guest, crashed, |l| {
         symbols.resolve_line(l)
     });
     for line in &report.shown {
@@ -148,15 +151,21 @@ pub(super) fn crash_symbols(
     }
     let why = report.why;
     let line = match &why {
-        None => "HOST crash-symbols ok".to_owned(),
-        Some(why) => format!("HOST crash-symbols FAIL {why}"),
+        None => format!("HOST {} ok", kind.check),
+        Some(why) => format!("HOST {} FAIL {why}", kind.check),
     };
     println!("{line}");
     tally.record(why.is_none(), line);
-    let trace = judge_exit_trace(&booted.transcript.hv);
-    println!("{}", trace.1);
-    tally.record(trace.0, trace.1);
-    if why.is_some() || !trace.0 {
+    // The exit trace is judged once, after the page fault.
+    let trace = if *kind == crate::xen::fault::PAGE_FAULT {
+        let trace = judge_exit_trace(&booted.transcript.hv);
+        println!("{}", trace.1);
+        tally.record(trace.0, trace.1.clone());
+        trace.0
+    } else {
+        true
+    };
+    if why.is_some() || !trace {
         explain_failure(&booted);
     }
     Ok(())

@@ -599,7 +599,9 @@ pub fn hv_test(tally: &mut Tally, gdb: Option<Gdb>) -> Result<(Vec<String>, Vec<
 
     // Debugging (issue 34): gdb through QEMU's gdbstub, a guest's crash report resolved.
     debug::gdb_attach(tally, &hv, &guest, timeout.min(GDB_BOOT_TIMEOUT))?;
-    debug::crash_symbols(tally, &hv, &guest, timeout)?;
+    for kind in &crate::xen::fault::KINDS {
+        debug::crash_symbols(tally, &hv, &guest, kind, timeout)?;
+    }
     Ok((guest_lines, blk_lines))
 }
 
