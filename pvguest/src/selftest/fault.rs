@@ -42,7 +42,7 @@ pub fn run_stack() -> ! {
 /// crash report of `fault-stack` must name.
 #[inline(never)]
 fn descend(depth: u64) -> u64 {
-    let frame = core::hint::black_box([depth as u8; 512]);
+    let frame = core::hint::black_box([depth.to_le_bytes()[0]; 512]);
     // Never true (`black_box` hides that from the compiler), so the recursion has an end the
     // compiler cannot remove, and the call cannot become a loop.
     if core::hint::black_box(depth) == u64::MAX {
