@@ -12,7 +12,7 @@
 //! never): `blk-indirect` (`blk-indirect=off`), `blk-persistent` (`blk-persistent=off`),
 //! `blk-discard` (`blk-discard=off`), `blk-multipage-ring` (`blk-multipage-ring=off`),
 //! `blk-multiqueue` (`blk-multiqueue=off`). Last, when the harness asks for it
-//! (`blk-resize=<bytes>`), `blk-resize` ([`resize`]): the read-write disk grown and shrunk
+//! (`blk-resize=<bytes>`), `blk-resize` (`blk_resize.rs`): the read-write disk grown and shrunk
 //! back under the guest.
 #![allow(
     clippy::cast_possible_truncation,
