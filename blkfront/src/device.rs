@@ -1323,8 +1323,6 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
     }
 }
 
-/// Ends the grants of ring pages no backend was told of (a failed connect before publishing);
-/// a page still mapped is kept away for good rather than reused.
 /// The `sectors` a backend announced, checked: a decimal number, not zero, a whole number of
 /// logical sectors (`unit` 512-byte sectors each), its bytes inside 64 bits.
 fn parse_sectors(text: &str, unit: u64) -> Result<u64, ResizeRefused> {
@@ -1345,6 +1343,8 @@ fn parse_sectors(text: &str, unit: u64) -> Result<u64, ResizeRefused> {
     Ok(sectors)
 }
 
+/// Ends the grants of ring pages no backend was told of (a failed connect before publishing);
+/// a page still mapped is kept away for good rather than reused.
 fn end_ring<P: PageProvider, G: GrantAccess, E>(
     platform: &mut Platform<P, G, E>,
     pages: Vec<GrantedPage>,

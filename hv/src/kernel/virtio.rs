@@ -118,6 +118,8 @@ pub struct VirtioDisk {
     /// status (its configuration-change bit) and the capacity read again. Never dropped:
     /// dropping a transport resets the device under the driver.
     config: ManuallyDrop<PciTransport>,
+    /// The configuration-change bit was seen and the capacity not read yet.
+    config_changed: bool,
     sectors: u64,
     read_only: bool,
     /// Whether the device offered `VIRTIO_BLK_F_FLUSH` (a volatile write cache that
@@ -188,28 +190,24 @@ impl VirtioDisk {
     }
 
     /// Whether the device changed its configuration since the last look (the ISR status's
-    /// configuration-change bit, cleared by reading it); if so, the capacity is read again
-    /// (its two halves under one configuration generation) and taken if it passes
-    /// [`check_capacity`]. Returns the old and new sizes of a change taken; a refused one is
-    /// logged and the size kept.
+    /// configuration-change bit, cleared by reading it, so remembered until the capacity is
+    /// read); if so, the capacity is read again (whole, under one configuration generation)
+    /// and taken if it passes [`check_capacity`]. Returns the old and new sizes of a change
+    /// taken; a refused one is logged and the size kept.
     pub fn check_resize(&mut self) -> Option<(u64, u64)> {
         let isr = self.config.ack_interrupt();
-        if !isr.contains(InterruptStatus::DEVICE_CONFIGURATION_INTERRUPT) {
+        self.config_changed |= isr.contains(InterruptStatus::DEVICE_CONFIGURATION_INTERRUPT);
+        if !self.config_changed {
             return None;
         }
-        let config = &self.config;
-        let read = config.read_consistent(|| {
-            let low: u32 = config.read_config_space(0)?;
-            let high: u32 = config.read_config_space(4)?;
-            Ok(u64::from(low) | (u64::from(high) << 32))
-        });
-        let capacity = match read {
-            Ok(c) => c,
-            Err(e) => {
-                hvlog!("pci {}: virtio-blk capacity unreadable: {e}", self.location);
-                return None;
-            }
+        let Some(capacity) = read_capacity(&self.config) else {
+            hvlog!(
+                "pci {}: virtio-blk capacity unreadable, tried again on the next look",
+                self.location
+            );
+            return None;
         };
+        self.config_changed = false;
         match check_capacity(capacity) {
             Ok(sectors) if sectors != self.sectors => {
                 let old = self.sectors;
@@ -262,6 +260,25 @@ impl blkback::BlockDevice for VirtioDisk {
     fn flush(&mut self) -> Result<(), blkback::DiskError> {
         VirtioDisk::flush(self)
     }
+}
+
+/// Attempts at reading the capacity's two halves under one configuration generation.
+const CONFIG_READ_ATTEMPTS: u32 = 8;
+
+/// The capacity in the device's configuration (`capacity` of `virtio_blk_config`: two 32-bit
+/// halves at offsets 0 and 4), read whole: the configuration generation must be the same
+/// before and after (the device may change it meanwhile; after [`CONFIG_READ_ATTEMPTS`]
+/// tries, none, where `virtio-drivers`' own `read_consistent` would loop for ever).
+fn read_capacity(config: &PciTransport) -> Option<u64> {
+    for _ in 0..CONFIG_READ_ATTEMPTS {
+        let before = config.read_config_generation();
+        let low: u32 = config.read_config_space(0).ok()?;
+        let high: u32 = config.read_config_space(4).ok()?;
+        if config.read_config_generation() == before {
+            return Some(u64::from(low) | (u64::from(high) << 32));
+        }
+    }
+    None
 }
 
 /// Scans bus 0 for virtio-blk devices, in slot order, and brings up each whose BARs pass the
@@ -356,6 +373,7 @@ fn bring_up(
         location: df,
         blk,
         config,
+        config_changed: false,
         sectors,
         read_only,
         flush,
