@@ -19,7 +19,7 @@
 //! [`write`]: Blkfront::write
 //! [`flush`]: Blkfront::flush
 
-use crate::error::{BadResponse, BlkError};
+use crate::error::{BadResponse, BlkError, ResizeRefused};
 use crate::features::{
     FRONT_MAX_QUEUES, Features, indirect_segments, queue_count, ring_page_order,
 };
@@ -105,6 +105,8 @@ pub struct BlkStats {
     /// Times the backend re-asserted Connected with a new `sectors` that was taken (a resized
     /// disk, read as Linux blkfront reads it).
     pub resizes: u64,
+    /// Sizes the backend announced that were refused ([`ResizeRefused`]), the size kept.
+    pub resizes_refused: u64,
     /// Pages of the shared ring (`2^ring-page-order`: more than 1 only when the backend offered
     /// `max-ring-page-order`).
     pub ring_pages: u64,
@@ -1084,7 +1086,9 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         })
     }
 
-    /// Ends the device if the backend's state says it is closing or gone.
+    /// Ends the device if the backend's state says it is closing or gone; a re-asserted
+    /// Connected reads the size again (a size refused is counted and the size kept: the
+    /// request being waited for goes on).
     fn check_backend<T: XsTransport>(
         &mut self,
         xs: &mut XsClient<T>,
@@ -1093,45 +1097,72 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         if xs.poll().is_ok() && !self.frontend.take_backend_events(xs) {
             return Ok(());
         }
+        self.look_at_backend(xs, deadline).map(drop)
+    }
+
+    /// Reads the backend's state: Closing, Closed or gone ends the device; Connected reads
+    /// `sectors` again. Returns why a new size was refused, if it was.
+    fn look_at_backend<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<Option<ResizeRefused>, BlkError> {
         match self.frontend.backend_state(xs, deadline) {
             Ok(XenbusState::Closing | XenbusState::Closed) | Err(_) => {
                 self.kill(BlkError::BackendGone);
                 Err(BlkError::BackendGone)
             }
-            Ok(XenbusState::Connected) => {
-                self.reread_size(xs, deadline);
-                Ok(())
-            }
-            Ok(_) => Ok(()),
+            Ok(XenbusState::Connected) => Ok(self.reread_size(xs, deadline).err()),
+            Ok(_) => Ok(None),
         }
     }
 
     /// The backend re-asserted Connected (Linux blkback's `xen_vbd_resize` writes `sectors`
     /// and `state` in one transaction): reads `sectors` again, as Linux blkfront's
-    /// `blkfront_connect` does when already connected. A missing or malformed value, or one
-    /// not a whole number of logical sectors, leaves the size as it was.
-    fn reread_size<T: XsTransport>(&mut self, xs: &mut XsClient<T>, deadline: Instant) {
+    /// `blkfront_connect` does when already connected (a missing key changes nothing, as
+    /// there). A value that is no number of sectors, zero, not a whole number of logical
+    /// sectors, too large for byte offsets, or below a request in flight is refused and
+    /// counted ([`BlkStats::resizes_refused`]); the size stays as it was.
+    fn reread_size<T: XsTransport>(
+        &mut self,
+        xs: &mut XsClient<T>,
+        deadline: Instant,
+    ) -> Result<(), ResizeRefused> {
         let Ok(Some(text)) =
             xs.read_optional(TxId::NONE, &self.frontend.backend_node("sectors"), deadline)
         else {
-            return;
+            return Ok(());
         };
         let unit = u64::from(self.info.sector_size / 512).max(1);
-        let parsed = Some(text.trim())
-            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|t| t.parse::<u64>().ok())
-            .filter(|n| n.is_multiple_of(unit) && n.checked_mul(SECTOR).is_some());
-        if let Some(sectors) = parsed
-            && sectors != self.info.sectors
-        {
-            self.info.sectors = sectors;
-            self.stats.resizes += 1;
+        let checked = parse_sectors(&text, unit).and_then(|sectors| {
+            let in_flight_end = self.table.end_sector();
+            if sectors < in_flight_end {
+                Err(ResizeRefused::BelowInFlight {
+                    sectors,
+                    in_flight_end,
+                })
+            } else {
+                Ok(sectors)
+            }
+        });
+        match checked {
+            Ok(sectors) => {
+                if sectors != self.info.sectors {
+                    self.info.sectors = sectors;
+                    self.stats.resizes += 1;
+                }
+                Ok(())
+            }
+            Err(why) => {
+                self.stats.resizes_refused += 1;
+                Err(why)
+            }
         }
     }
 
-    /// Watches the backend once without waiting for a request: a state change it made since
-    /// the last look is followed (a re-asserted Connected re-reads the size, Closing or
-    /// Closed ends the device).
+    /// Looks at the backend now, event or not: its state is followed (Closing or Closed ends
+    /// the device) and, while it is Connected, `sectors` is read again: a resized disk's new
+    /// size is taken, or refused with [`BlkError::ResizeRefused`] (the size kept).
     pub fn refresh<T: XsTransport>(
         &mut self,
         xs: &mut XsClient<T>,
@@ -1140,7 +1171,14 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         if let Some(e) = self.dead {
             return Err(e);
         }
-        self.check_backend(xs, deadline)
+        // The events so far are answered by this look.
+        if xs.poll().is_ok() {
+            let _ = self.frontend.take_backend_events(xs);
+        }
+        match self.look_at_backend(xs, deadline)? {
+            Some(why) => Err(BlkError::ResizeRefused(why)),
+            None => Ok(()),
+        }
     }
 
     /// Reads `len` bytes at byte `offset`, waiting until `deadline`.
@@ -1283,6 +1321,26 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Blkfront<P, G, E> {
         }
         Ok((ring, granted))
     }
+}
+
+/// The `sectors` a backend announced, checked: a decimal number, not zero, a whole number of
+/// logical sectors (`unit` 512-byte sectors each), its bytes inside 64 bits.
+fn parse_sectors(text: &str, unit: u64) -> Result<u64, ResizeRefused> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ResizeRefused::Malformed);
+    }
+    let sectors = text.parse::<u64>().map_err(|_| ResizeRefused::Malformed)?;
+    if sectors == 0 {
+        return Err(ResizeRefused::Zero);
+    }
+    if sectors.checked_mul(SECTOR).is_none() {
+        return Err(ResizeRefused::TooLarge(sectors));
+    }
+    if !sectors.is_multiple_of(unit) {
+        return Err(ResizeRefused::NotWholeSectors(sectors));
+    }
+    Ok(sectors)
 }
 
 /// Ends the grants of ring pages no backend was told of (a failed connect before publishing);

@@ -24,6 +24,48 @@ pub enum BadResponse {
     UnknownStatus(i16),
 }
 
+/// Why a size the backend announced while connected (`sectors` written again with state
+/// Connected, as Linux blkback's `xen_vbd_resize`) was refused; the disk keeps its size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeRefused {
+    /// Not a decimal number of sectors (empty, signed, other characters, or beyond `u64`).
+    Malformed,
+    /// Zero sectors: no disk left to address.
+    Zero,
+    /// Not a whole number of logical sectors (`sector-size` over 512).
+    NotWholeSectors(u64),
+    /// So many sectors that their bytes overflow 64 bits.
+    TooLarge(u64),
+    /// Smaller than a request still in flight reaches: that request was accepted against the
+    /// old size, and the backend may not take it away under it.
+    BelowInFlight {
+        /// The sectors announced.
+        sectors: u64,
+        /// The sector just past the highest one a request in flight reaches.
+        in_flight_end: u64,
+    },
+}
+
+impl fmt::Display for ResizeRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed => f.write_str("`sectors` is not a number of sectors"),
+            Self::Zero => f.write_str("`sectors` is 0"),
+            Self::NotWholeSectors(n) => {
+                write!(f, "`sectors` {n} is not a whole number of logical sectors")
+            }
+            Self::TooLarge(n) => write!(f, "`sectors` {n} overflows 64-bit byte offsets"),
+            Self::BelowInFlight {
+                sectors,
+                in_flight_end,
+            } => write!(
+                f,
+                "`sectors` {sectors} cuts a request in flight that reaches sector {in_flight_end}"
+            ),
+        }
+    }
+}
+
 /// Errors of the block front end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlkError {
@@ -69,6 +111,8 @@ pub enum BlkError {
     Timeout,
     /// No such request is in flight.
     UnknownRequest,
+    /// The backend announced a new size that was refused (the size is unchanged).
+    ResizeRefused(ResizeRefused),
 }
 
 impl fmt::Display for BlkError {
@@ -98,6 +142,9 @@ impl fmt::Display for BlkError {
             Self::BackendGone => f.write_str("the backend closed or vanished"),
             Self::Timeout => f.write_str("deadline passed"),
             Self::UnknownRequest => f.write_str("no such request in flight"),
+            Self::ResizeRefused(why) => {
+                write!(f, "the backend's new size was refused (size kept): {why}")
+            }
         }
     }
 }

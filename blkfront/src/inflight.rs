@@ -2,9 +2,15 @@
 //! it, and the checks a response must pass before it completes one.
 
 use crate::error::BadResponse;
-use abi::io::blkif::{BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkifResponse};
+use abi::io::blkif::{
+    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
+    BLKIF_RSP_OKAY, BlkifResponse,
+};
 use alloc::vec::Vec;
 use xenbus::grant::GrantedPage;
+
+/// Bytes of a sector (the wire's unit).
+const SECTOR_BYTES: usize = 512;
 
 /// A request in flight.
 #[derive(Debug)]
@@ -78,6 +84,23 @@ impl Table {
         if let Some(slot) = usize::try_from(id).ok().and_then(|i| self.slots.get_mut(i)) {
             *slot = Some(request);
         }
+    }
+
+    /// The sector just past the highest one a request in flight reaches (0 if none does: a
+    /// flush or barrier reaches none; a discard counts at least its first sector).
+    pub fn end_sector(&self) -> u64 {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|r| {
+                r.operation != BLKIF_OP_FLUSH_DISKCACHE && r.operation != BLKIF_OP_WRITE_BARRIER
+            })
+            .map(|r| {
+                let sectors = (r.len / SECTOR_BYTES).max(1) as u64;
+                r.sector.saturating_add(sectors)
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Requests in flight.

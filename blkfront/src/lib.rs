@@ -36,7 +36,7 @@ pub mod info;
 mod tests;
 
 pub use device::{BlkStats, Blkfront, Completion, MAX_REQUEST_BYTES, RequestId};
-pub use error::{BadResponse, BlkError};
+pub use error::{BadResponse, BlkError, ResizeRefused};
 pub use features::{
     FRONT_MAX_INDIRECT_SEGMENTS, FRONT_MAX_QUEUES, FRONT_MAX_RING_PAGE_ORDER, Features,
 };

@@ -1220,6 +1220,7 @@ fn bad_answers_to_a_discard_fail_it() {
     }
 }
 
+mod resize;
 mod resume;
 
 #[test]

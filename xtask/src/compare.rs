@@ -36,8 +36,9 @@ pub const PAIR_TESTS: [&str; 9] = [
 /// The `blk` group's tests compared between the stock-Xen device boot and hv's `blk` boot,
 /// the negotiated features (`blk-indirect`, `blk-persistent`, `blk-discard`,
 /// `blk-multipage-ring`, `blk-multiqueue`) with their facts included: both back ends offer
-/// them and both boots use them.
-pub const BLK_TESTS: [&str; 12] = [
+/// them and both boots use them; last `blk-resize`, the read-write disk grown and shrunk back
+/// under the guest by each harness.
+pub const BLK_TESTS: [&str; 13] = [
     "blk-connect",
     "blk-geometry",
     "blk-read-write",
@@ -50,6 +51,7 @@ pub const BLK_TESTS: [&str; 12] = [
     "blk-discard",
     "blk-multipage-ring",
     "blk-multiqueue",
+    "blk-resize",
 ];
 
 /// The `net` group's tests, compared between the stock-Xen device boot and hv's net-group

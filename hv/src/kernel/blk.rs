@@ -6,7 +6,9 @@
 //! follow their front ends' states (their watch events come through [`Dom0Link`]) and serve
 //! their rings synchronously on the device, then notify. An event the front end sends
 //! arrives as an exit (its `EVTCHNOP_send`), so nothing is missed; no device interrupt is
-//! needed, as each device request is finished before `serve` returns.
+//! needed, as each device request is finished before `serve` returns. After a round that
+//! served requests, the device is asked whether its size changed
+//! ([`VirtioDisk::check_resize`]); a back end announces a new size on its next poll.
 //!
 //! A back end reaches its domain through a lease ([`super::lease`]).
 
@@ -391,6 +393,15 @@ impl Disks {
             *slot = inst.lease.borrow_mut().take();
             if inst.back.stats().requests != before {
                 inst.busy_exits += 1;
+                // The front end is using the disk: has it changed size meanwhile? (blkback
+                // announces a new size on its next poll.)
+                let resized = inst.back.device().0.borrow_mut().check_resize();
+                if let Some((old, new)) = resized {
+                    hvlog!(
+                        "d{domid}: blkback {}: virtio-blk resized from {old} to {new} sectors",
+                        inst.plan.vdev
+                    );
+                }
             }
             // Before the front end can see the answers of this round: a line a harness
             // reads even if the machine is killed right after the guest acknowledges.
@@ -414,15 +425,16 @@ impl Disks {
         drop(stalled);
         for inst in gone {
             let s = inst.back.stats();
-            let (device, device_flushes) = {
+            let (device, device_flushes, device_resizes) = {
                 let d = inst.back.device().0.borrow();
-                (d.requests, d.flushes)
+                (d.requests, d.flushes, d.resizes)
             };
             hvlog!(
                 "d{domid}: blkback {}: {} requests ({} reads, {} writes, {} flushes; {} sectors \
                  read, {} written), {} errors, {} unsupported, {} notifications sent, {} \
-                 connects ({} queues of {} pages, requests by queue {:?}); {} virtio-blk \
-                 requests ({} flushes); requests found after {} exits",
+                 connects ({} queues of {} pages, requests by queue {:?}), {} resizes \
+                 announced; {} virtio-blk requests ({} flushes, {} resizes); requests found \
+                 after {} exits",
                 inst.plan.vdev,
                 s.requests,
                 s.reads,
@@ -437,8 +449,10 @@ impl Disks {
                 s.queues,
                 s.ring_pages,
                 s.queue_requests,
+                s.resizes,
                 device,
                 device_flushes,
+                device_resizes,
                 inst.busy_exits
             );
             if let Err(e) = remove_vbd(store, domid, inst.plan.devid) {

@@ -9,8 +9,16 @@
 //! device interrupt: its one CPU runs the domains and the back end in the machine loop, which
 //! already wakes on its APIC timer and on every exit; a request blkback hands the device is
 //! done before the loop goes on, so an interrupt would tell it nothing new.
+//!
+//! A resized disk (QEMU's `block_resize`) raises the device's configuration-change
+//! interrupt, whose bit stays set in the ISR status register until read: hv reads it
+//! ([`VirtioDisk::check_resize`]) after a round in which the disk's back end served requests,
+//! as Linux blkback looks at its device's size when its ring thread wakes, and only then
+//! reads the capacity again. An idle disk costs no register read, and no change is lost: the
+//! bit waits for the next request.
 
 use alloc::vec::Vec;
+use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 use pvh::boot::IDENTITY_MAP_BYTES;
@@ -20,7 +28,7 @@ use virtio_drivers::device::blk::{SECTOR_SIZE, VirtIOBlk};
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::pci::bus::{Command, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::virtio_device_type;
-use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::transport::{DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 use crate::dom0::blk::{check_bar, check_capacity};
@@ -106,6 +114,12 @@ pub struct VirtioDisk {
     /// Where it sits on the bus.
     pub location: DeviceFunction,
     blk: VirtIOBlk<KernelHal, PciTransport>,
+    /// A second transport on the same device, for what `VirtIOBlk` does not expose: the ISR
+    /// status (its configuration-change bit) and the capacity read again. Never dropped:
+    /// dropping a transport resets the device under the driver.
+    config: ManuallyDrop<PciTransport>,
+    /// The configuration-change bit was seen and the capacity not read yet.
+    config_changed: bool,
     sectors: u64,
     read_only: bool,
     /// Whether the device offered `VIRTIO_BLK_F_FLUSH` (a volatile write cache that
@@ -115,6 +129,9 @@ pub struct VirtioDisk {
     pub requests: u64,
     /// `VIRTIO_BLK_T_FLUSH` requests the device completed.
     pub flushes: u64,
+    /// Capacity changes taken (the device's configuration-change interrupt, then a new
+    /// capacity that passed [`check_capacity`]).
+    pub resizes: u64,
 }
 
 impl core::fmt::Debug for VirtioDisk {
@@ -172,6 +189,44 @@ impl VirtioDisk {
         self.flush
     }
 
+    /// Whether the device changed its configuration since the last look (the ISR status's
+    /// configuration-change bit, cleared by reading it, so remembered until the capacity is
+    /// read); if so, the capacity is read again (whole, under one configuration generation)
+    /// and taken if it passes [`check_capacity`]. Returns the old and new sizes of a change
+    /// taken; a refused one is logged and the size kept.
+    pub fn check_resize(&mut self) -> Option<(u64, u64)> {
+        let isr = self.config.ack_interrupt();
+        self.config_changed |= isr.contains(InterruptStatus::DEVICE_CONFIGURATION_INTERRUPT);
+        if !self.config_changed {
+            return None;
+        }
+        let Some(capacity) = read_capacity(&self.config) else {
+            hvlog!(
+                "pci {}: virtio-blk capacity unreadable, tried again on the next look",
+                self.location
+            );
+            return None;
+        };
+        self.config_changed = false;
+        match check_capacity(capacity) {
+            Ok(sectors) if sectors != self.sectors => {
+                let old = self.sectors;
+                self.sectors = sectors;
+                self.resizes += 1;
+                Some((old, sectors))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                hvlog!(
+                    "pci {}: virtio-blk capacity {capacity} refused ({e:?}), {} sectors kept",
+                    self.location,
+                    self.sectors
+                );
+                None
+            }
+        }
+    }
+
     /// The driver asserts on these; blkback never asks for them, but hv does not panic on a
     /// caller's mistake either.
     fn check(&self, sector: u64, len: usize) -> Result<(), blkback::DiskError> {
@@ -205,6 +260,25 @@ impl blkback::BlockDevice for VirtioDisk {
     fn flush(&mut self) -> Result<(), blkback::DiskError> {
         VirtioDisk::flush(self)
     }
+}
+
+/// Attempts at reading the capacity's two halves under one configuration generation.
+const CONFIG_READ_ATTEMPTS: u32 = 8;
+
+/// The capacity in the device's configuration (`capacity` of `virtio_blk_config`: two 32-bit
+/// halves at offsets 0 and 4), read whole: the configuration generation must be the same
+/// before and after (the device may change it meanwhile; after [`CONFIG_READ_ATTEMPTS`]
+/// tries, none, where `virtio-drivers`' own `read_consistent` would loop for ever).
+fn read_capacity(config: &PciTransport) -> Option<u64> {
+    for _ in 0..CONFIG_READ_ATTEMPTS {
+        let before = config.read_config_generation();
+        let low: u32 = config.read_config_space(0).ok()?;
+        let high: u32 = config.read_config_space(4).ok()?;
+        if config.read_config_generation() == before {
+            return Some(u64::from(low) | (u64::from(high) << 32));
+        }
+    }
+    None
 }
 
 /// Scans bus 0 for virtio-blk devices, in slot order, and brings up each whose BARs pass the
@@ -288,15 +362,23 @@ fn bring_up(
     // The driver negotiates VIRTIO_BLK_F_FLUSH (bit 9) whenever the device offers it.
     let flush = transport.read_device_features() & (1 << 9) != 0;
     let blk = VirtIOBlk::<KernelHal, _>::new(transport).map_err(|e| format!("virtio-blk: {e}"))?;
+    // Made after the driver's: a failure here drops the driver, which resets the device.
+    let config = ManuallyDrop::new(
+        PciTransport::new::<KernelHal, _>(root, df)
+            .map_err(|e| format!("virtio-pci transport for the configuration: {e}"))?,
+    );
     let sectors = check_capacity(blk.capacity()).map_err(|e| format!("capacity: {e:?}"))?;
     let read_only = blk.readonly();
     Ok(VirtioDisk {
         location: df,
         blk,
+        config,
+        config_changed: false,
         sectors,
         read_only,
         flush,
         requests: 0,
         flushes: 0,
+        resizes: 0,
     })
 }

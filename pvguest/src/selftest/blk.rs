@@ -11,7 +11,9 @@
 //! and passing either way of its command-line switch (on, the default, it must be used; off,
 //! never): `blk-indirect` (`blk-indirect=off`), `blk-persistent` (`blk-persistent=off`),
 //! `blk-discard` (`blk-discard=off`), `blk-multipage-ring` (`blk-multipage-ring=off`),
-//! `blk-multiqueue` (`blk-multiqueue=off`).
+//! `blk-multiqueue` (`blk-multiqueue=off`). Last, when the harness asks for it
+//! (`blk-resize=<bytes>`), `blk-resize` (`blk_resize.rs`): the read-write disk grown and shrunk
+//! back under the guest.
 #![allow(
     clippy::cast_possible_truncation,
     reason = "the guest pattern keeps the low bits on purpose; the kernel is x86_64 (usize is 64 bits)"
@@ -30,6 +32,10 @@ use storage::{BlockDevice, Slice};
 use xenbus::grant::GrantAccess;
 use xenbus::xenstore::{XsClient, XsTransport};
 use xenbus::{Instant, frontend};
+
+// `blk-resize`, a child module so that it shares the group's helpers.
+#[path = "blk_resize.rs"]
+mod resize;
 
 use super::report::Reporter;
 use super::run::ConsoleOut;
@@ -179,6 +185,20 @@ pub fn run(rep: &mut Reporter<'_, ConsoleOut>) {
         Err(String::from("not connected"))
     };
     let _ = rep.record("blk-multiqueue", result);
+    match resize::asked(cmdline) {
+        Ok(None) => {}
+        Ok(Some(bytes)) => {
+            let result = if ok {
+                resize::run(&mut disks, bytes, rep)
+            } else {
+                Err(String::from("not connected"))
+            };
+            let _ = rep.record("blk-resize", result);
+        }
+        Err(e) => {
+            let _ = rep.record("blk-resize", Err(e));
+        }
+    }
     for c in &disks {
         let s = c.disk.stats();
         say(format_args!(

@@ -299,6 +299,7 @@ pub fn check(tally: &mut Tally, hv: &Path, guest: &Path, kills: u64) -> Result<(
             drives: &drives,
             net: None,
             control_socket: None,
+            qmp_socket: None,
             run_dir: dir.join(format!("boot{boot}")),
             timeout: BOOT_TIMEOUT,
             gdb: None,

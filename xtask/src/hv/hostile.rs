@@ -195,6 +195,7 @@ fn hv_boot(
         drives: &[],
         net: None,
         control_socket: None,
+        qmp_socket: None,
         run_dir: run_dir(label),
         timeout,
         gdb: None,

@@ -45,6 +45,7 @@ pub mod linux;
 pub mod net;
 pub mod probe;
 pub mod qemu;
+pub mod resize;
 pub mod run;
 pub mod serial;
 pub mod xl;
@@ -259,6 +260,7 @@ pub(crate) fn boot_with_control(
         timeout,
         gdb,
         control_socket: xl::socket_for(label)?,
+        qmp_socket: resize::qmp_socket_for(label)?,
     };
     let booted = match control {
         Some(c) => qemu::boot_controlled(&b, c, on_line)?,
@@ -617,15 +619,22 @@ const BLK_DOMAIN: TestDomain = TestDomain {
             \x20        'format=raw, vdev=xvdb, access=rw, target=xvdb.img' ]\n",
 };
 
-/// The `blk` domain's command line (`blk-expect` as on stock Xen: [`crate::xen::blk`]).
-const BLK_CMDLINE: &str = "selftest=blk blk-expect=xvda:1048576:r,xvdb:6291456:w";
+/// The `blk` domain's command line (`blk-expect` and `blk-resize` as on stock Xen:
+/// [`crate::xen::blk`]).
+const BLK_CMDLINE: &str =
+    "selftest=blk blk-expect=xvda:1048576:r,xvdb:6291456:w blk-resize=7340032";
 
-const _: () =
-    assert!(crate::xen::blk::XVDA_BYTES == 1 << 20 && crate::xen::blk::XVDB_BYTES == 6 << 20);
+const _: () = assert!(
+    crate::xen::blk::XVDA_BYTES == 1 << 20
+        && crate::xen::blk::XVDB_BYTES == 6 << 20
+        && crate::xen::blk::XVDB_RESIZED_BYTES == 7 << 20
+);
 
 /// `HOST hv-blk`: the `blk` group on hv ([`BLK_DOMAIN`]); each `TEST` line a unit
 /// (`hv blk <line>`), and the read-only image unchanged, the read-write one starting with the
-/// guest's pattern (`HOST hv-blk-images`). Returns the domain's console lines.
+/// guest's pattern (`HOST hv-blk-images`); `xvdb` grown and shrunk back over QMP when the
+/// guest asks (`blk-resize`, `HOST hv-blk-resize`: [`resize::Resizer`]). Returns the
+/// domain's console lines.
 fn blk_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> Result<Vec<String>> {
     use crate::xen::blk::{
         GUEST_PATTERN_BYTES, XVDA_BYTES, XVDB_BYTES, guest_pattern, site_archive,
@@ -643,7 +652,20 @@ fn blk_boot(tally: &mut Tally, hv: &Path, guest: &Path, timeout: Duration) -> Re
     xvda.resize(XVDA_BYTES, 0);
     std::fs::write(dir.join("xvda.img"), &xvda)?;
     std::fs::write(dir.join("xvdb.img"), vec![0u8; XVDB_BYTES])?;
-    let booted = boot_domains(hv, guest, label, &[BLK_DOMAIN], timeout)?;
+    // QEMU's drives are d0, d1 in the config's disk order.
+    let mut resizer = resize::Resizer::new(
+        resize::qmp_socket_for(label)?,
+        vec![("xvdb", "d1".to_owned())],
+    );
+    let booted = boot_domains_with(hv, guest, label, &[BLK_DOMAIN], timeout, |line| {
+        resizer.on_line(line);
+    })?;
+    for (vdev, bytes, outcome) in &resizer.done {
+        println!("hv-blk: block_resize {vdev} to {bytes}: {outcome:?}");
+    }
+    let resized = resizer.verdict();
+    println!("{}", resized.1);
+    tally.record(resized.0, resized.1);
     let verdict = serial::judge_domains(
         label,
         &booted.transcript,
@@ -789,6 +811,18 @@ fn boot_domains(
     domains: &[TestDomain],
     timeout: Duration,
 ) -> Result<qemu::Booted> {
+    boot_domains_with(hv, guest, label, domains, timeout, |_| {})
+}
+
+/// [`boot_domains`], calling `on_line` for each serial line as it arrives.
+fn boot_domains_with(
+    hv: &Path,
+    guest: &Path,
+    label: &str,
+    domains: &[TestDomain],
+    timeout: Duration,
+    on_line: impl FnMut(&Line),
+) -> Result<qemu::Booted> {
     let (path, boots) = pack_domains(guest, label, domains)?;
     boot(
         "hv-test",
@@ -801,7 +835,7 @@ fn boot_domains(
         ),
         label,
         timeout,
-        |_| {},
+        on_line,
     )
 }
 

@@ -126,6 +126,8 @@ pub struct Boot<'a> {
     pub gdb: Option<Gdb>,
     /// The control channel's Unix socket ([`control_args`]), if hv gets one.
     pub control_socket: Option<PathBuf>,
+    /// QEMU's QMP socket ([`super::resize::qmp_args`]), for a boot that resizes a drive.
+    pub qmp_socket: Option<PathBuf>,
 }
 
 /// What a boot produced.
@@ -203,6 +205,9 @@ pub fn qemu_args(boot: &Boot<'_>) -> Result<Vec<String>> {
     }
     if let Some(socket) = &boot.control_socket {
         args.extend(control_args(socket)?);
+    }
+    if let Some(socket) = &boot.qmp_socket {
+        args.extend(super::resize::qmp_args(socket)?);
     }
     Ok(args)
 }
@@ -406,6 +411,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             gdb: None,
             control_socket: None,
+            qmp_socket: None,
         };
         let args = qemu_args(&b).unwrap().join(" ");
         assert_eq!(
@@ -488,6 +494,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             gdb: None,
             control_socket: None,
+            qmp_socket: None,
         };
         assert!(qemu_args(&b).unwrap().join(" ").ends_with(
             "-initrd /t/a.pvxarc -append  \
@@ -507,6 +514,15 @@ mod tests {
              -serial chardev:ctl"
         ));
         assert!(control_args(Path::new("/t/a,b")).is_err());
+        let resized = Boot {
+            qmp_socket: Some(PathBuf::from("/t/qmp-hv-blk/qmp.sock")),
+            ..managed
+        };
+        assert!(
+            qemu_args(&resized).unwrap().join(" ").ends_with(
+                "-serial chardev:ctl -qmp unix:/t/qmp-hv-blk/qmp.sock,server=on,wait=off"
+            )
+        );
     }
 
     #[test]

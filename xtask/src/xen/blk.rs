@@ -69,6 +69,10 @@ pub const XVDA_BYTES: usize = 1 << 20;
 /// Size of the read-write disk (`xvdb`), zeros before boot: the `blk` group's data in the first
 /// 2 MiB, the crash storms' store in the next 2, the service's store ([`SERVICE_KV`]) last.
 pub const XVDB_BYTES: usize = 6 << 20;
+/// What `blk-resize` grows `xvdb` to (`blk-resize=<bytes>`), then shrinks it back from: on
+/// stock Xen the image file and its loop device in dom0 ([`resize_command`]), on hv QEMU's
+/// drive (`block_resize`, `crate::hv::resize`). 1 MiB more: the guest writes past the old end.
+pub const XVDB_RESIZED_BYTES: usize = XVDB_BYTES + (1 << 20);
 /// Where the service's store lives on `xvdb` (`kv-region=<start>+<len>`), in the `net` group's
 /// serving and in the application boot after the crash points.
 pub const SERVICE_KV: (usize, usize) = (4 << 20, 2 << 20);
@@ -124,7 +128,8 @@ fn cmdline_with(serve_ms: u64, extra: &str) -> String {
     format!(
         "selftest=blk,net blk-expect=xvda:{XVDA_BYTES}:r,xvdb:{XVDB_BYTES}:w ip=dhcp \
          net-expect-mac={GUEST_MAC} net-expect-ip={GUEST_IP}/24 net-expect-gw={DOM0_IP} \
-         net-serve-ms={serve_ms} kv-region={}+{} kv-storm=1 kv-storm-go{extra}",
+         net-serve-ms={serve_ms} kv-region={}+{} kv-storm=1 kv-storm-go \
+         blk-resize={XVDB_RESIZED_BYTES}{extra}",
         SERVICE_KV.0, SERVICE_KV.1
     )
 }
@@ -227,6 +232,35 @@ pub(super) fn disk_prep_steps() -> Vec<Step> {
                 XVDB_BYTES >> 20
             ),
         ),
+    ]
+}
+
+/// dom0's command that resizes `xvdb` under the running guest (`blk-resize`): the image
+/// file to `bytes`, then its loop device told to read the file's size again (`losetup -c`);
+/// Linux blkback notices on its ring thread's next turn and announces it (`xen_vbd_resize`).
+/// Prints `ok` and how many `VBD Resize` lines blkback has logged so far.
+fn resize_command(bytes: usize) -> String {
+    format!(
+        "f=/tmp/xvdb.img && dev=$(losetup -j $f | head -n 1 | cut -d: -f1) && [ -n \"$dev\" ] && \
+         truncate -s {bytes} $f && losetup -c $dev && \
+         echo ok $dev $(blockdev --getsize64 $dev 2>/dev/null) vbd-resize-lines=$(dmesg | grep -c 'VBD Resize')"
+    )
+}
+
+/// The steps of `blk-resize` in dom0: when the guest says so, `xvdb` grown to
+/// [`XVDB_RESIZED_BYTES`], then shrunk back to [`XVDB_BYTES`].
+fn resize_steps() -> Vec<Step> {
+    vec![
+        Step::WaitLine("BLK resize grow xvdb".into()),
+        Step::Run {
+            key: "resize-grow".into(),
+            command: resize_command(XVDB_RESIZED_BYTES),
+        },
+        Step::WaitLine("BLK resize shrink xvdb".into()),
+        Step::Run {
+            key: "resize-shrink".into(),
+            command: resize_command(XVDB_BYTES),
+        },
     ]
 }
 
@@ -412,6 +446,9 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         create("guest.cfg"),
         run("f_req-before", &f_req),
         Step::Unpause,
+    ]);
+    steps.extend(resize_steps());
+    steps.extend([
         Step::WaitLine("NET serving".into()),
         run(
             "net-ping",
@@ -1204,6 +1241,7 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
                 "blk-persistent:",
                 "blk-multipage-ring:",
                 "blk-multiqueue:",
+                "blk-resize:",
             ]
             .iter()
             .any(|k| l.contains(k))
@@ -1218,6 +1256,8 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
         *line = line.replacen("HOST xen-run", "HOST xen-run-blk", 1);
     }
     for key in [
+        "resize-grow",
+        "resize-shrink",
         "net-load",
         "net-bench",
         "net-churn",
@@ -1563,6 +1603,10 @@ mod tests {
             "create guest.cfg",
             "run f_req-before",
             "unpause",
+            "wait-line BLK",
+            "run resize-grow",
+            "wait-line BLK",
+            "run resize-shrink",
             "wait-line NET",
             "run net-ping",
             "run net-download",
@@ -1624,6 +1668,10 @@ mod tests {
         assert!(steps.contains("net-checks.sh 10.0.0.2 files /pvxen/files.sha256"));
         assert!(steps.contains("vbd-$($XL domid pvguest)-51728/statistics/f_req"));
         assert!(steps.contains("run slept sleep 2.700 && echo ok"));
+        assert!(steps.contains("wait-line BLK resize grow xvdb\n"));
+        assert!(steps.contains("truncate -s 7340032 $f && losetup -c $dev"));
+        assert!(steps.contains("wait-line BLK resize shrink xvdb\n"));
+        assert!(steps.contains("truncate -s 6291456 $f && losetup -c $dev"));
         assert!(job.config.contains("access=ro, target=/tmp/xvda.img"));
         assert!(job.config.contains(&cmdline()));
         let names: Vec<&str> = job.files.iter().map(|(n, _)| n.as_str()).collect();

@@ -413,18 +413,24 @@ fn a_resized_disk_is_announced_and_blkfront_reads_the_new_size() {
 }
 
 #[test]
-fn a_backend_reasserting_connected_with_a_bad_size_is_ignored() {
+fn a_backend_reasserting_connected_with_a_bad_size_is_refused() {
+    use blkfront::{BlkError, ResizeRefused};
     let rig = Rig::new();
     let mut guest = rig.add_guest(5, 51712, MemDisk::new(SECTORS), "w");
     let mut front = rig.connect(&mut guest);
     let back = guest.back.clone();
-    for bad in [
-        "",
-        "-5",
-        "12x",
-        "99999999999999999999999",
-        "36028797018963968",
-    ] {
+    let cases = [
+        ("", ResizeRefused::Malformed),
+        ("-5", ResizeRefused::Malformed),
+        ("12x", ResizeRefused::Malformed),
+        ("99999999999999999999999", ResizeRefused::Malformed),
+        ("0", ResizeRefused::Zero),
+        (
+            "36028797018963968",
+            ResizeRefused::TooLarge(36_028_797_018_963_968),
+        ),
+    ];
+    for (bad, why) in cases {
         {
             let mut dom0 = rig.dom0.borrow_mut();
             let tx = xenbus::xenstore::TxId::NONE;
@@ -435,13 +441,45 @@ fn a_backend_reasserting_connected_with_a_bad_size_is_ignored() {
                 .write(tx, &std::format!("{back}/state"), "4", far())
                 .unwrap();
         }
-        front.refresh(&mut guest.xs, far()).unwrap();
+        assert_eq!(
+            front.refresh(&mut guest.xs, far()),
+            Err(BlkError::ResizeRefused(why)),
+            "sectors {bad:?}"
+        );
         assert_eq!(front.info().sectors, SECTORS, "sectors {bad:?}");
     }
     assert_eq!(front.stats().resizes, 0);
+    assert_eq!(front.stats().resizes_refused, cases.len() as u64);
     let data = pattern(4096, 0x77);
     front.write(&mut guest.xs, 0, &data, far()).unwrap();
     assert_eq!(front.read(&mut guest.xs, 0, 4096, far()).unwrap(), data);
+}
+
+#[test]
+fn blkback_announces_a_disk_emptied_to_zero_and_blkfront_refuses_it() {
+    use blkfront::{BlkError, ResizeRefused};
+    let rig = Rig::new();
+    let mut guest = rig.add_guest(5, 51712, MemDisk::new(SECTORS), "w");
+    let mut front = rig.connect(&mut guest);
+    rig.dev(&guest, |d| {
+        let disk = d.device_mut();
+        disk.live.clear();
+        disk.durable.clear();
+    });
+    rig.settle();
+    // blkback says what the device says, as Linux's `xen_vbd_resize` does.
+    assert_eq!(rig.back_key(&guest, "sectors").as_deref(), Some("0"));
+    assert_eq!(rig.dev(&guest, |d| d.stats().resizes), 1);
+    assert_eq!(
+        front.refresh(&mut guest.xs, far()),
+        Err(BlkError::ResizeRefused(ResizeRefused::Zero))
+    );
+    assert_eq!(front.info().sectors, SECTORS);
+    // The front end still sends what fits its size; blkback refuses what its device lacks.
+    assert_eq!(
+        front.read(&mut guest.xs, 0, 4096, far()),
+        Err(BlkError::IoError)
+    );
 }
 
 /// `n` 4 KiB reads submitted at once (before any answer), then completed: the most that were
