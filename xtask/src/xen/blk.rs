@@ -1674,6 +1674,15 @@ mod tests {
             "run app-shutdown",
             "wait-end",
             "destroy",
+            "run net-off-mark",
+            "create guest-net-off.cfg",
+            "run net-off-serving",
+            "run net-off-download",
+            "run net-off-upload",
+            "run net-off-done",
+            "wait-end",
+            "run net-off-end",
+            "destroy",
             "create guest-blk-off.cfg",
             "wait-end",
             "destroy",
@@ -1698,9 +1707,12 @@ mod tests {
                 "guest-kv4.cfg",
                 "guest-app.cfg",
                 "guest-blk-off.cfg",
+                "guest-net-off.cfg",
                 "save-checks.sh"
             ]
         );
+        let net_off = String::from_utf8(job.files[8].1.clone()).unwrap();
+        assert!(net_off.contains("net-offloads=off") && !net_off.contains("disk"));
         let off = String::from_utf8(job.files[7].1.clone()).unwrap();
         assert!(off.contains(
             "cmdline = \"selftest=blk blk-expect=xvda:1048576:r,xvdb:6291456:w \
