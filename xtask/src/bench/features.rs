@@ -236,7 +236,7 @@ fn profile_report(line: &str, guest: &Path) -> Vec<String> {
             *by_function.entry(name).or_default() += n;
         }
         let mut ranked: Vec<(String, u64)> = by_function.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
         let top: Vec<String> = ranked
             .iter()
             .take(12)
