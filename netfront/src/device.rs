@@ -219,6 +219,13 @@ pub struct NetStats {
     pub tx_gso: u64,
     /// TCP segments they carried.
     pub tx_gso_segments: u64,
+    /// Pure TCP acknowledgements sent (no payload, ACK the only flag): how often the stack
+    /// acknowledges what it receives.
+    pub tx_acks: u64,
+    /// The sum of their window fields (unscaled): over `tx_acks`, the window advertised.
+    pub tx_ack_window_sum: u64,
+    /// Of them, those advertising a zero window (the receiver's buffer full).
+    pub tx_zero_window_acks: u64,
     /// Events the platform reported on the device's port.
     pub notifications_received: u64,
     /// Responses (tx or rx slots) that failed validation.
@@ -821,6 +828,11 @@ impl<P: PageProvider, G: GrantAccess, E: EventChannel> Netfront<P, G, E> {
         if !self.can_send() {
             self.stats.tx_refused += 1;
             return Err(NetError::TxFull);
+        }
+        if let Some(window) = crate::tx::pure_ack_window(frame) {
+            self.stats.tx_acks += 1;
+            self.stats.tx_ack_window_sum += u64::from(window);
+            self.stats.tx_zero_window_acks += u64::from(window == 0);
         }
         if self.offloads.gso_tx {
             if let Some(segment) = Segment::parse(frame) {

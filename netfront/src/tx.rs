@@ -209,29 +209,49 @@ fn be32(frame: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(frame.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// The TCP header's offset, the payload's offset and the flags of a plain Ethernet/IPv4/TCP
+/// frame: not a fragment, the IPv4 length matching the frame, a TCP header inside it.
+fn tcp_parts(frame: &[u8]) -> Option<(usize, usize, u8)> {
+    if be16(frame, 12)? != 0x0800 {
+        return None;
+    }
+    let vihl = *frame.get(ETH)?;
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    let total = usize::from(be16(frame, ETH + 2)?);
+    if vihl >> 4 != 4
+        || ihl < 20
+        || ETH + total != frame.len()
+        || be16(frame, ETH + 6)? & 0x3fff != 0
+        || *frame.get(ETH + 9)? != 6
+    {
+        return None;
+    }
+    let tcp = ETH + ihl;
+    let offset = usize::from(*frame.get(tcp + 12)? >> 4) * 4;
+    let flags = *frame.get(tcp + 13)?;
+    let payload = tcp + offset;
+    (offset >= 20 && payload <= frame.len()).then_some((tcp, payload, flags))
+}
+
+/// The window field (unscaled) of a pure acknowledgement: a plain IPv4 TCP frame without
+/// payload whose only flag is ACK.
+pub fn pure_ack_window(frame: &[u8]) -> Option<u16> {
+    let (tcp, payload, flags) = tcp_parts(frame)?;
+    if payload != frame.len() || flags != TCP_ACK {
+        return None;
+    }
+    be16(frame, tcp + 14)
+}
+
+/// TCP's ACK flag.
+const TCP_ACK: u8 = 0x10;
+
 impl Segment {
     /// Parses an Ethernet/IPv4/TCP frame that carries data and only ACK (and perhaps PSH)
     /// flags, not a fragment, with the IPv4 length matching the frame.
     pub fn parse(frame: &[u8]) -> Option<Self> {
-        if be16(frame, 12)? != 0x0800 {
-            return None;
-        }
-        let vihl = *frame.get(ETH)?;
-        let ihl = usize::from(vihl & 0x0f) * 4;
-        let total = usize::from(be16(frame, ETH + 2)?);
-        if vihl >> 4 != 4
-            || ihl < 20
-            || ETH + total != frame.len()
-            || be16(frame, ETH + 6)? & 0x3fff != 0
-            || *frame.get(ETH + 9)? != 6
-        {
-            return None;
-        }
-        let tcp = ETH + ihl;
-        let offset = usize::from(*frame.get(tcp + 12)? >> 4) * 4;
-        let flags = *frame.get(tcp + 13)?;
-        let payload = tcp + offset;
-        if offset < 20 || payload >= frame.len() || flags & TCP_CONTROL != 0 || flags & 0x10 == 0 {
+        let (tcp, payload, flags) = tcp_parts(frame)?;
+        if payload >= frame.len() || flags & TCP_CONTROL != 0 || flags & TCP_ACK == 0 {
             return None;
         }
         Some(Self {
@@ -290,4 +310,43 @@ pub fn finish_run(segment: &Segment, run: &mut [u8], psh: bool) {
         run[segment.tcp + 13] |= TCP_PSH;
     }
     run[segment.tcp + 16..segment.tcp + 18].copy_from_slice(&[0, 0]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet/IPv4/TCP frame with `flags`, `window` and `payload` bytes of payload.
+    fn tcp(flags: u8, window: u16, payload: usize) -> alloc::vec::Vec<u8> {
+        let mut f = alloc::vec![0u8; ETH + 40 + payload];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[ETH] = 0x45;
+        let total = u16::try_from(40 + payload).unwrap();
+        f[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
+        f[ETH + 9] = 6;
+        f[ETH + 20 + 12] = 5 << 4;
+        f[ETH + 20 + 13] = flags;
+        f[ETH + 20 + 14..ETH + 20 + 16].copy_from_slice(&window.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn a_pure_ack_gives_its_window_and_nothing_else_does() {
+        assert_eq!(pure_ack_window(&tcp(TCP_ACK, 21_504, 0)), Some(21_504));
+        assert_eq!(pure_ack_window(&tcp(TCP_ACK, 0, 0)), Some(0));
+        // Data, PSH, SYN, FIN, RST: not a pure acknowledgement.
+        assert_eq!(pure_ack_window(&tcp(TCP_ACK, 100, 1)), None);
+        for flag in [TCP_PSH, 0x01, 0x02, 0x04] {
+            assert_eq!(pure_ack_window(&tcp(TCP_ACK | flag, 100, 0)), None);
+        }
+        // A data segment is one for coalescing; a pure ACK is not.
+        assert!(Segment::parse(&tcp(TCP_ACK, 100, 1)).is_some());
+        assert!(Segment::parse(&tcp(TCP_ACK, 100, 0)).is_none());
+        // A truncated frame or another ethertype.
+        let short = tcp(TCP_ACK, 100, 0);
+        assert_eq!(pure_ack_window(&short[..short.len() - 1]), None);
+        let mut arp = tcp(TCP_ACK, 100, 0);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(pure_ack_window(&arp), None);
+    }
 }

@@ -311,6 +311,8 @@ pub struct Storage<'a> {
     pub kv: Result<Store<Slice<BlkDisk<'a>>>, &'static str>,
     /// The network driver's counters as of the current turn.
     pub driver: NetStats,
+    /// The event loop's counters ([`serve`]).
+    pub event_loop: LoopStats,
     /// When the service started (for `uptime_ms`).
     pub start_ns: u64,
     /// The archive disk's reads in flight or kept.
@@ -372,6 +374,7 @@ impl<'a> Storage<'a> {
             files,
             kv,
             driver: NetStats::default(),
+            event_loop: LoopStats::default(),
             start_ns: now_ns(),
             file_reads: Reads::default(),
             kv_reads: Reads::default(),
@@ -679,8 +682,17 @@ impl Backend for Storage<'_> {
                 ("tx_gso", d.tx_gso),
                 ("tx_gso_segments", d.tx_gso_segments),
                 ("rx_largest_frame", d.rx_largest_frame),
+                // How the stack acknowledges (issue 30's upload).
+                ("tx_acks", d.tx_acks),
+                ("tx_ack_window_sum", d.tx_ack_window_sum),
+                ("tx_zero_window_acks", d.tx_zero_window_acks),
             ],
             storage,
+            event_loop: vec![
+                ("turns", self.event_loop.turns),
+                ("asleep_us", self.event_loop.asleep_ns / 1000),
+                ("timer_acks", self.event_loop.timer_acks),
+            ],
         }
     }
 
@@ -769,11 +781,29 @@ impl Backend for Storage<'_> {
 
 /// The service's configuration: the pool from a quarter of the heap (`httpd::pool` gives the
 /// rule) and the default deadlines, except the head deadline when the command line has
-/// `http-head-ms=<ms>` (a harness shortens it to see heads time out within its run).
+/// `http-head-ms=<ms>` (a harness shortens it to see heads time out within its run). For
+/// measurements (`cargo xtask bench`'s variants): `http-ack-delay-ms=<ms>` gives the sockets
+/// smoltcp's delayed ACK back (0: none, the default), `http-buffer-kib=<KiB>` sets each socket
+/// buffer (4 to 1024 KiB), with as many slots as the budget then holds (within the pool's
+/// bounds).
 pub fn server_config(cmdline: &str) -> ServerConfig {
     let mut config = ServerConfig::for_memory(heap::stats().0 / 4);
     if let Some(ms) = crate::cmdline::option(cmdline, "http-head-ms").and_then(|v| v.parse().ok()) {
         config.deadlines.head = smoltcp::time::Duration::from_millis(ms);
+    }
+    if let Some(ms) =
+        crate::cmdline::option(cmdline, "http-ack-delay-ms").and_then(|v| v.parse().ok())
+    {
+        config.ack_delay = (ms > 0).then(|| smoltcp::time::Duration::from_millis(ms));
+    }
+    if let Some(kib) =
+        crate::cmdline::option(cmdline, "http-buffer-kib").and_then(|v| v.parse::<usize>().ok())
+    {
+        let buffer = kib.clamp(4, 1024) * 1024;
+        let budget = heap::stats().0 / 4;
+        config.pool.buffer = buffer;
+        config.pool.slots = (budget / (2 * buffer + httpd::pool::WORKING_BYTES))
+            .clamp(httpd::pool::MIN_SLOTS, httpd::pool::MAX_SLOTS);
     }
     config
 }
@@ -796,6 +826,7 @@ pub fn serve(
     let mut disk_ports = storage.ports();
     let mut next_check = 0u64;
     let mut stop = None;
+    let mut woke_by_deadline = false;
     loop {
         if until_ns.is_some_and(|u| now_ns() >= u) {
             break;
@@ -806,6 +837,8 @@ pub fn serve(
             sockets,
             addressing,
         } = &mut *net;
+        let before = nic.stats();
+        storage.event_loop.turns += 1;
         nic.poll();
         // The disks' completions, before the connections ask again.
         storage.poll();
@@ -813,6 +846,11 @@ pub fn serve(
         storage.driver = nic.stats();
         let delay = server.step(smol_now(), iface, nic, sockets, storage);
         let _ = nic.flush();
+        let after = nic.stats();
+        if woke_by_deadline {
+            storage.event_loop.timer_acks += after.tx_acks.saturating_sub(before.tx_acks);
+        }
+        woke_by_deadline = false;
         addressing.poll(iface, sockets);
         if now_ns() >= next_check {
             next_check = now_ns() + 300_000_000;
@@ -847,9 +885,12 @@ pub fn serve(
                 &[]
             };
             let nic_ports = nic.ports();
-            let _ = time::wait_until(xenbus::Instant::from_nanos(wake), || {
+            let slept = now_ns();
+            let woken = time::wait_until(xenbus::Instant::from_nanos(wake), || {
                 take_nic_events(nic, &nic_ports, ports)
             });
+            woke_by_deadline = woken == Ok(false);
+            storage.event_loop.asleep_ns += now_ns().saturating_sub(slept);
         }
     }
     // What is still on its way to the disks lands before the disks are handed back.
@@ -860,6 +901,18 @@ pub fn serve(
         storage.in_flight()
     );
     (server.stats(), stop)
+}
+
+/// The event loop's counters: where [`serve`]'s time goes, and what its timers sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    /// Turns of the loop.
+    pub turns: u64,
+    /// Time spent waiting for an event or a deadline, ns (the rest is work).
+    pub asleep_ns: u64,
+    /// Pure acknowledgements sent in a turn that a deadline began (the loop woke without an
+    /// event): smoltcp's delayed-ACK timer's, a transfer's sender waiting on them meanwhile.
+    pub timer_acks: u64,
 }
 
 /// How long the service waits at its end for requests still in flight on the disks, ns.

@@ -100,6 +100,10 @@ Environment:
                 (xen-save-test) only these operations (comma-separated: migrate, checkpoint,
                 save-restore, put-during, boot-suspend, missing-backend, and refuse, which
                 runs only when named), and this many save/restore cycles in a row (as soak's)
+  PVXEN_BENCH_VARIANTS  (bench --features-only) only these network variants (indices,
+                comma-separated) and the Linux domU, no block variant
+  PVXEN_BENCH_PROFILE   (bench --features-only) sample pvguest's RIP from dom0 during
+                uploads and downloads with this network variant, printed by function
   PVXEN_PCAP    (hv) write every frame between QEMU's user network and hv's NIC to this
                 pcap file (QEMU's filter-dump), for tcpdump -r or Wireshark
   PVXEN_LINUX_DIAG   (hv-linux-test) the Linux domU prints netfront's and TCP's counters

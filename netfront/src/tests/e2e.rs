@@ -180,6 +180,9 @@ fn a_tcp_exchange_over_netfront_and_the_fake_netback() {
     assert!(stats.tx_gso_segments >= 2 * stats.tx_gso, "{stats:?}");
     assert_eq!(rig.back.tx_gso.len() as u64, stats.tx_gso);
     assert!(rig.back.tx_gso.iter().all(|&mss| mss > 0 && mss <= 1460));
+    // The guest acknowledged the download with pure ACKs, each advertising its window.
+    assert!(stats.tx_acks > 0, "{stats:?}");
+    assert!(stats.tx_ack_window_sum >= stats.tx_acks, "{stats:?}");
     // Batching: a poll's worth of segments leaves with one notification.
     assert!(stats.tx_requests_per_notification() > 2.0, "{stats:?}");
     assert_eq!(stats.grants_in_use, 2 + 64 + 128, "no grant churn");

@@ -107,6 +107,7 @@ fn the_http_service_over_netfront_under_keep_alive_load() {
                 ("rx_packets", stats.rx_packets),
             ],
             storage: vec![],
+            event_loop: vec![],
         });
         server.step(
             now,

@@ -87,7 +87,18 @@ pub struct Config {
     pub pool: Pool,
     /// The deadlines.
     pub deadlines: Deadlines,
+    /// How long a socket may hold back an acknowledgement (smoltcp's delayed ACK), or `None`
+    /// to acknowledge in the turn that received the data ([`ACK_DELAY`] by default).
+    pub ack_delay: Option<Duration>,
 }
+
+/// The sockets' delayed ACK by default ([`Config::ack_delay`]): none. [`Server::step`] reads
+/// every frame that arrived before any socket answers, so one acknowledgement a turn already
+/// covers all the data of the turn, as Linux acknowledges a GRO packet once; smoltcp's own
+/// delay (10 ms) decides by packets, not bytes: a lone packet, however large (a GSO packet
+/// of 64 KiB from netback), waited out the timer before it was acknowledged, while the
+/// sender, its window full, waited for the acknowledgement.
+pub const ACK_DELAY: Option<Duration> = None;
 
 impl Default for Config {
     /// [`Config::for_memory`]`(`[`DEFAULT_BUDGET`]`)`: port 80, 24 slots of 64 KiB + 64 KiB,
@@ -106,6 +117,7 @@ impl Config {
             port: 80,
             pool: Pool::for_memory(budget),
             deadlines: Deadlines::default(),
+            ack_delay: ACK_DELAY,
         }
     }
 }
@@ -198,6 +210,7 @@ impl Server {
             );
             // A backstop: the service's deadlines come first.
             socket.set_timeout(Some(Duration::from_secs(60)));
+            socket.set_ack_delay(config.ack_delay);
             slots.push(Slot::new(sockets.add(socket)));
         }
         while slots.len() > SPARE_LISTENERS {
@@ -447,8 +460,16 @@ impl Server {
             };
             // A request the storage kept pending is asked again.
             conn.resume(now, backend);
-            if socket.can_recv() {
-                let _ = socket.recv(|data| (conn.receive(data, now, backend, &snapshot), ()));
+            // Everything the connection takes, both parts where the ring buffer wraps: the
+            // acknowledgement this turn sends then opens the whole window again.
+            while socket.can_recv() {
+                let took = socket.recv(|data| {
+                    let n = conn.receive(data, now, backend, &snapshot);
+                    (n, n)
+                });
+                if !matches!(took, Ok(n) if n > 0) {
+                    break;
+                }
             }
             // The client took answer bytes (or owes none).
             let queued = socket.send_queue();

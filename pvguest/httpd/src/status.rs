@@ -18,11 +18,13 @@ pub struct Status {
     pub driver: Vec<(&'static str, u64)>,
     /// The storage's counters, by name (plain identifiers: they are not escaped).
     pub storage: Vec<(&'static str, u64)>,
+    /// The event loop's counters (turns, time asleep, ...), by name (plain identifiers).
+    pub event_loop: Vec<(&'static str, u64)>,
 }
 
 impl Status {
-    /// The JSON document: the fields above, `driver` and `storage` as objects, and `http` with
-    /// the service's counters.
+    /// The JSON document: the fields above, `driver`, `storage` and `loop` (`event_loop`) as
+    /// objects, and `http` with the service's counters.
     pub fn to_json(&self, http: &ServerStats) -> String {
         let mut out = String::new();
         let _ = write!(
@@ -33,6 +35,8 @@ impl Status {
         counters(&mut out, &self.driver);
         out.push_str(",\"storage\":");
         counters(&mut out, &self.storage);
+        out.push_str(",\"loop\":");
+        counters(&mut out, &self.event_loop);
         let _ = write!(
             out,
             ",\"http\":{{\"connections\":{},\"requests\":{},\"client_errors\":{},\
@@ -77,13 +81,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn storage_follows_driver() {
+    fn storage_and_the_loop_follow_driver() {
         let status = Status {
             uptime_ms: 1,
             heap_bytes_in_use: 2,
             grants_in_use: 3,
             driver: alloc::vec![("tx", 4), ("rx", 5)],
             storage: alloc::vec![("keys", 6), ("reads", 7)],
+            event_loop: alloc::vec![("turns", 19)],
         };
         let http = ServerStats {
             aborted: 8,
@@ -103,6 +108,7 @@ mod tests {
             status.to_json(&http),
             "{\"uptime_ms\":1,\"heap_bytes_in_use\":2,\"grants_in_use\":3,\
              \"driver\":{\"tx\":4,\"rx\":5},\"storage\":{\"keys\":6,\"reads\":7},\
+             \"loop\":{\"turns\":19},\
              \"http\":{\"connections\":0,\"requests\":0,\"client_errors\":0,\"bytes_in\":0,\
              \"bytes_out\":0,\"idle_closed\":0,\"aborted\":8,\"head_timeouts\":9,\
              \"body_timeouts\":10,\"send_timeouts\":11,\"handshake_timeouts\":12,\

@@ -137,6 +137,7 @@ fn heap_returns_to_its_warm_up_value() {
         grants_in_use: 0,
         driver: vec![("tx_packets", 1)],
         storage: vec![("keys", 0)],
+        event_loop: vec![("turns", 0)],
     });
 
     // Each round: every connection sends one request (round-robin over the four kinds) and

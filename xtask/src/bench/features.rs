@@ -15,6 +15,15 @@
 //!   offers the same features); Linux's `dd` figures are the main rounds' rows.
 //!
 //! One sample per variant (the boots run once per full bench, after the rounds).
+//!
+//! `PVXEN_BENCH_VARIANTS=<i>,<j>,...` (indices into [`NET_VARIANTS`]) measures only those
+//! network variants and the Linux domU, and no block variant: a short run while working on
+//! the network path (the report then lacks the other rows). `PVXEN_BENCH_PROFILE=<i>` adds a
+//! poor man's profile of variant `i`: dom0 reads the guest's RIP (`xen-hvmctx`) as fast as
+//! it can during three uploads, then three downloads, and the samples are printed by
+//! function ([`profile_report`]). pvguest's counters around each transfer (`GET /` before
+//! and after: frames, pure ACKs and the window they advertised, ACKs sent after a timer,
+//! how long the event loop slept) are printed for every variant ([`transfer_counters`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -75,18 +84,23 @@ const FUNCTIONS: &str = "now() { cut -d' ' -f1 /proc/uptime; }; \
      mbs() { awk -v n=$1 -v a=$2 -v b=$3 'BEGIN { d = b - a; if (d < 0.01) d = 0.01; printf \"%.2f\", n / 1e6 / d }'; }; \
      answering() { i=0; while [ $i -lt 90 ]; do \
      timeout 3 wget -q -O /dev/null \"http://$1/\" 2>/dev/null && return 0; sleep 1; i=$((i+1)); done; return 1; }; \
+     status() { [ $hashed = yes ] && timeout 10 wget -q -O - \"http://$ip/\" | tr -d ' \\n'; }; \
      rates() { ip=$1; want=$2; hashed=$3; n=16777216; \
+     s0=$(status); \
      t0=$(now); timeout 300 wget -q -O /tmp/dl.bin \"http://$ip/blob/$n\"; t1=$(now); \
      got=$(sha256sum /tmp/dl.bin | cut -d' ' -f1); rm -f /tmp/dl.bin; \
      [ \"$got\" = \"$want\" ] || { echo \"download-digest=$got\"; return; }; \
+     s1=$(status); \
      t2=$(now); answer=$(timeout 300 wget -q -O - --post-file=/tmp/up.bin \"http://$ip/sink\"); t3=$(now); \
+     s2=$(status); \
      if [ $hashed = yes ]; then case \"$answer\" in *\"$(cat /tmp/up.sha)\"*) ;; \
      *) echo \"upload-answer=$(echo $answer | tr ' ' _)\"; return;; esac; fi; \
      timeout 300 ab -k -n 2000 -c 16 \"http://$ip/blob/1024\" > /tmp/abf.log 2>&1; \
      rps=$(awk '/^Requests per second/ {print $4}' /tmp/abf.log); \
      failed=$(awk '/^Failed requests/ {print $3}' /tmp/abf.log); \
      why=; [ -n \"$rps\" ] || why=\" ab-said=$(grep -v '^$' /tmp/abf.log | tail -n 2 | tr ' \\n' '__')\"; \
-     echo \"down=$(mbs $n $t0 $t1) up=$(mbs $n $t2 $t3) rps=${rps:-none} failed=${failed:-none}$why\"; }; \
+     echo \"down=$(mbs $n $t0 $t1) up=$(mbs $n $t2 $t3) rps=${rps:-none} failed=${failed:-none}$why\" \
+     \"status0=${s0:--} status1=${s1:--} status2=${s2:--}\"; }; \
      variant() { sed \"s|^cmdline = \\\"\\(.*\\)\\\"|cmdline = \\\"\\1 $1\\\"|\" /pvxen/guest.cfg > /tmp/v.cfg; \
      $XL create /tmp/v.cfg > /tmp/vc.log 2>&1 || { echo create-failed; return; }; \
      if answering $PV_IP; then rates $PV_IP $BLOB_SHA yes; else echo no-answer; fi; \
@@ -94,6 +108,17 @@ const FUNCTIONS: &str = "now() { cut -d' ' -f1 /proc/uptime; }; \
      linux() { $XL create /pvxen/linux.cfg > /tmp/lc.log 2>&1 || { echo create-failed; return; }; \
      if answering $LX_IP; then rates $LX_IP $ZERO_SHA no; else echo no-answer; fi; \
      $XL destroy linux > /dev/null 2>&1; sleep 1; }; \
+     profile() { sed \"s|^cmdline = \\\"\\(.*\\)\\\"|cmdline = \\\"\\1 $1\\\"|\" /pvxen/guest.cfg > /tmp/p.cfg; \
+     $XL create /tmp/p.cfg > /tmp/pc.log 2>&1 || { echo create-failed; return; }; \
+     answering $PV_IP || { echo no-answer; return; }; d=$($XL domid pvguest); \
+     for dir in up down; do rm -f /tmp/pdone; : > /tmp/rips; \
+     ( for i in 1 2 3; do if [ $dir = up ]; then \
+     timeout 300 wget -q -O /dev/null --post-file=/tmp/up.bin \"http://$PV_IP/sink\"; \
+     else timeout 300 wget -q -O /dev/null \"http://$PV_IP/blob/16777216\"; fi; done; touch /tmp/pdone ) & \
+     while [ ! -f /tmp/pdone ]; do xen-hvmctx $d 2>/dev/null | tr -s ' \\n\\t' ' ' | \
+     grep -o 'rip [0-9a-fx]*' | head -n 1 | cut -d' ' -f2 >> /tmp/rips; done; wait; \
+     printf '%s=' $dir; sort /tmp/rips | uniq -c | awk '{ printf \"%s:%s,\", $2, $1 }'; printf ' '; done; \
+     echo; $XL destroy pvguest > /dev/null 2>&1; sleep 1; }; \
      blk() { sed \"s|^cmdline = \\\"\\(.*\\)\\\"|cmdline = \\\"\\1 $1\\\"|\" /pvxen/bench.cfg > /tmp/b.cfg; \
      rm -f /var/log/xen/xl-bench.log /var/log/xen/console/guest-bench.log; \
      $XL create /tmp/b.cfg > /dev/null 2>&1 || { echo create-failed; return; }; \
@@ -127,6 +152,99 @@ pub fn parse_net(line: &str) -> Result<NetFigures, String> {
         )),
         _ => Err(format!("dom0 said `{}`", line.trim())),
     }
+}
+
+/// The counter `name` in one of pvguest's status documents (`GET /`, its spaces removed):
+/// the first `"name":<number>`.
+fn status_field(doc: &str, name: &str) -> Option<u64> {
+    let at = doc.find(&format!("\"{name}\":"))? + name.len() + 3;
+    let digits: String = doc[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// What pvguest's counters say of each transfer of a variant's line (its `status0..2=`
+/// documents, taken before the download, between, and after the upload): frames each way,
+/// GSO frames, pure ACKs and the window they advertised, ACKs sent from a timer, and how
+/// much of the transfer the event loop slept. Nothing for a line without them (Linux's).
+pub fn transfer_counters(line: &str, figures: &NetFigures) -> Vec<String> {
+    let doc = |n: usize| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("status{n}=")))
+            .filter(|d| d.starts_with('{'))
+    };
+    let mut out = Vec::new();
+    for (what, from, to, mbs) in [
+        ("download", 0, 1, figures.down),
+        ("upload", 1, 2, figures.up),
+    ] {
+        let (Some(a), Some(b)) = (doc(from), doc(to)) else {
+            continue;
+        };
+        let grew = |name: &str| {
+            status_field(b, name)
+                .unwrap_or(0)
+                .saturating_sub(status_field(a, name).unwrap_or(0))
+        };
+        let acks = grew("tx_acks");
+        let secs = (BULK as f64 / 1e6) / mbs.max(0.01);
+        let asleep = grew("asleep_us") as f64 / 1e6;
+        // The guest's own clock between the two documents (the transfer and dom0's steps
+        // around it).
+        let span = (grew("uptime_ms") as f64 / 1e3).max(0.001);
+        out.push(format!(
+            "{what} ({secs:.2} s): frames rx {} (gso {}) tx {} (gso {}); pure acks {acks} \
+             (window field {} avg, {} zero, {} after a timer); loop {} turns, asleep {:.0}% \
+             of {span:.2} s",
+            grew("rx_packets"),
+            grew("rx_gso"),
+            grew("tx_packets"),
+            grew("tx_gso"),
+            grew("tx_ack_window_sum") / acks.max(1),
+            grew("tx_zero_window_acks"),
+            grew("timer_acks"),
+            grew("turns"),
+            100.0 * asleep / span,
+        ));
+    }
+    out
+}
+
+/// The functions where pvguest's vCPU was found (`PVXEN_BENCH_PROFILE`: dom0 read its RIP
+/// with `xen-hvmctx` over and over during three uploads, then three downloads), most
+/// frequent first, from dom0's `up=<rip>:<count>,... down=...` line and the guest's ELF.
+fn profile_report(line: &str, guest: &Path) -> Vec<String> {
+    let mut symbols = crate::symbols::Symbols::new(guest);
+    let mut out = Vec::new();
+    for word in line.split_whitespace() {
+        let Some((dir, samples)) = word.split_once('=') else {
+            continue;
+        };
+        let mut by_function: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut total = 0;
+        for sample in samples.split(',').filter(|s| !s.is_empty()) {
+            let Some((rip, n)) = sample.split_once(':') else {
+                continue;
+            };
+            let n: u64 = n.parse().unwrap_or(0);
+            total += n;
+            // The outermost frame at the address: the function the code was inlined into.
+            let name = symbols
+                .resolve_line(&format!("BACKTRACE fault {rip}"))
+                .and_then(|frames| frames.last().cloned())
+                .and_then(|f| f.split_whitespace().nth(1).map(str::to_owned))
+                .unwrap_or_else(|| rip.to_owned());
+            *by_function.entry(name).or_default() += n;
+        }
+        let mut ranked: Vec<(String, u64)> = by_function.into_iter().collect();
+        ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
+        let top: Vec<String> = ranked
+            .iter()
+            .take(12)
+            .map(|(f, n)| format!("{:.0}% {f}", 100.0 * *n as f64 / total.max(1) as f64))
+            .collect();
+        out.push(format!("{dir} ({total} samples): {}", top.join("; ")));
+    }
+    out
 }
 
 /// The rows' names for a network variant.
@@ -215,10 +333,25 @@ pub(super) fn measure(
              dd if=/dev/zero of=/tmp/bench-disk.img bs=1M count=0 seek=64 2>/dev/null && echo ok"
         ),
     ));
+    let picked = picked_variants();
+    let wanted = |i: usize| picked.as_ref().is_none_or(|p| p.contains(&i));
     for (i, (_, switches)) in NET_VARIANTS.iter().enumerate() {
+        if !wanted(i) {
+            continue;
+        }
         job.steps.push(run(
             format!("features-net-{i}"),
             format!("{env}; variant \"{switches}\""),
+        ));
+    }
+    let profiled = std::env::var("PVXEN_BENCH_PROFILE")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .and_then(|i| NET_VARIANTS.get(i));
+    if let Some((_, switches)) = profiled {
+        job.steps.push(run(
+            "features-profile".into(),
+            format!("{env}; profile \"{switches}\""),
         ));
     }
     if let Some(linux) = linux {
@@ -233,7 +366,12 @@ pub(super) fn measure(
         job.steps
             .push(run("features-net-linux".into(), format!("{env}; linux")));
     }
-    for (i, (_, switches)) in BLK_VARIANTS.iter().enumerate() {
+    let blk_variants = if picked.is_some() {
+        &[][..]
+    } else {
+        BLK_VARIANTS
+    };
+    for (i, (_, switches)) in blk_variants.iter().enumerate() {
         job.steps.push(run(
             format!("features-blk-{i}"),
             format!("{env}; blk \"{switches}\""),
@@ -253,8 +391,8 @@ pub(super) fn measure(
     println!(
         "bench: stock Xen: pvguest with each front-end feature off in turn ({} network and {} \
          block variants), and the Linux domU, measured by dom0",
-        NET_VARIANTS.len(),
-        BLK_VARIANTS.len()
+        (0..NET_VARIANTS.len()).filter(|&i| wanted(i)).count(),
+        blk_variants.len()
     );
     let booted = crate::xen::qemu::boot(&boot, |_, _| {})?;
     let result = |key: &str| {
@@ -276,6 +414,9 @@ pub(super) fn measure(
                     f.up,
                     f.rps
                 );
+                for line in transfer_counters(&line, &f) {
+                    println!("bench: {} {variant}: {line}", system.label());
+                }
                 let [down, up, rps] = net_row_names(variant);
                 rows.add(&down, || net_row("MB/s"), system, f.down);
                 rows.add(&up, || net_row("MB/s"), system, f.up);
@@ -285,12 +426,20 @@ pub(super) fn measure(
         }
     };
     for (i, (variant, _)) in NET_VARIANTS.iter().enumerate() {
-        net(&format!("features-net-{i}"), variant, System::PvguestXen);
+        if wanted(i) {
+            net(&format!("features-net-{i}"), variant, System::PvguestXen);
+        }
     }
     if linux.is_some() {
         net("features-net-linux", NET_VARIANTS[0].0, System::LinuxXen);
     }
-    for (i, (variant, _)) in BLK_VARIANTS.iter().enumerate() {
+    if let Some((variant, _)) = profiled {
+        let line = result("features-profile").unwrap_or_default();
+        for out in profile_report(&line, guest) {
+            println!("bench: profile of pvguest, {variant}: {out}");
+        }
+    }
+    for (i, (variant, _)) in blk_variants.iter().enumerate() {
         let Some(joined) = result(&format!("features-blk-{i}")) else {
             println!("bench: features block {variant}: no result");
             continue;
@@ -312,7 +461,7 @@ pub(super) fn measure(
             BLK_GROUP,
         );
     }
-    for (variant, switches) in BLK_VARIANTS {
+    for (variant, switches) in blk_variants {
         println!("bench: hv: the selftest=bench guest, {variant}");
         match hv_bench_boot(hv, guest, BLOCK_MB.1, switches) {
             Ok((lines, _)) => bench_block_lines(
@@ -326,6 +475,18 @@ pub(super) fn measure(
         }
     }
     Ok(())
+}
+
+/// The network variants `PVXEN_BENCH_VARIANTS` names (see the module docs), or `None` for
+/// every variant (unset or empty).
+fn picked_variants() -> Option<Vec<usize>> {
+    let text = std::env::var("PVXEN_BENCH_VARIANTS").ok()?;
+    let picked: Vec<usize> = text
+        .split(',')
+        .filter_map(|w| w.trim().parse().ok())
+        .filter(|&i| i < NET_VARIANTS.len())
+        .collect();
+    (!picked.is_empty()).then_some(picked)
 }
 
 /// The block variants' group.
@@ -357,6 +518,40 @@ mod tests {
         );
         assert!(parse_net("down=x up=1 rps=2 failed=0").is_err());
         assert!(parse_net("").is_err());
+    }
+
+    #[test]
+    fn the_counters_of_each_transfer_are_the_documents_differences() {
+        let doc = |rx: u64, acks: u64, sum: u64, asleep: u64| {
+            format!(
+                "{{\"uptime_ms\":{},\"driver\":{{\"rx_packets\":{rx},\"tx_acks\":{acks},\
+                 \"tx_ack_window_sum\":{sum}}},\"loop\":{{\"asleep_us\":{asleep}}}}}",
+                asleep / 500
+            )
+        };
+        let line = format!(
+            "down=16.78 up=8.39 rps=1 failed=0 status0={} status1={} status2={}",
+            doc(10, 2, 200, 0),
+            doc(20, 6, 600, 500_000),
+            doc(1020, 106, 10_600, 1_500_000)
+        );
+        let f = parse_net(&line).unwrap();
+        let out = transfer_counters(&line, &f);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(
+            out[0].starts_with("download (1.00 s): frames rx 10 ")
+                && out[0].contains("50% of 1.00 s"),
+            "{}",
+            out[0]
+        );
+        assert!(
+            out[1].contains("frames rx 1000 ")
+                && out[1].contains("pure acks 100 (window field 100 avg")
+                && out[1].contains("asleep 50% of 2.00 s"),
+            "{}",
+            out[1]
+        );
+        assert!(transfer_counters("down=1 up=1 rps=1 failed=0", &f).is_empty());
     }
 
     #[test]

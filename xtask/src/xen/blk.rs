@@ -39,6 +39,10 @@
 //!   config): a value put before is read from the domain xl built again, under a new domid,
 //!   running, after the old one said `APP stopped` and the new one `APP serving`
 //!   ([`app_reboot`]); then `HOST xen-xl-shutdown`: `xl shutdown` of it powers it off.
+//! - Then the `net` group once more on a fresh create with the vif alone and every negotiated
+//!   feature off ([`net_off`]), against dom0's download and upload: `stock Xen net features
+//!   off: TEST ...` units, `HOST xen-run-net-off` (its feature `FACT`s say off),
+//!   `HOST net-off-download` and `HOST net-off-upload`.
 //! - Last, the `blk` group once more on a fresh create with every negotiated feature off
 //!   ([`features_off_cmdline`]), so that the plain paths stay tested against Linux blkback: its
 //!   `TEST` lines are units (`stock Xen features off: TEST ...`), and `HOST xen-run-blk-off`
@@ -64,6 +68,8 @@ use super::{
 use crate::build::workspace_root;
 use crate::tally::Tally;
 
+mod net_off;
+
 /// Size of the read-only disk (`xvda`): the archive, padded with zeros.
 pub const XVDA_BYTES: usize = 1 << 20;
 /// Size of the read-write disk (`xvdb`), zeros before boot: the `blk` group's data in the first
@@ -87,8 +93,9 @@ const FEATURES_OFF_CONFIG: &str = "guest-blk-off.cfg";
 /// takes seconds; a loaded host stretches it).
 const FEATURES_OFF_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 /// How many `xl create`s the device boot makes: the group's, one check after each crash
-/// point, the application's, and the features-off run's (last).
-const CREATES: usize = CRASH_POINTS as usize + 3;
+/// point, the application's, the `net` features-off run's ([`net_off`]) and the `blk`
+/// features-off run's (last).
+const CREATES: usize = CRASH_POINTS as usize + 4;
 
 /// Crash points of the durable check (storms), each followed by a check on a fresh create.
 pub const CRASH_POINTS: u64 = 3;
@@ -616,6 +623,8 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     ));
     steps.push(Step::WaitEnd);
     steps.push(Step::Destroy);
+    // The `net` group once more with every feature off, on a domain with the vif alone.
+    steps.extend(net_off::steps());
     // The `blk` group once more with every feature off (it writes the guest pattern again).
     steps.push(Step::Create {
         config: FEATURES_OFF_CONFIG.into(),
@@ -646,6 +655,7 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         FEATURES_OFF_CONFIG.to_owned(),
         xl_config(&features_off_cmdline(), disks)?,
     ));
+    configs.push((net_off::CONFIG.to_owned(), net_off::config()?));
     for (name, config) in configs {
         files.push((name, config.into_bytes()));
     }
@@ -656,6 +666,37 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
         steps,
         files,
     )
+}
+
+/// `net-checks.sh download`'s result `key`: the digest of `GET /blob/16777216`, which must be
+/// the service's generator's (`httpd::blob`: the same formula as [`harness_pattern`]).
+fn download_verdict(t: &Transcript, key: &str) -> Result<(), String> {
+    let blob: Vec<u8> = (0..16 << 20).map(harness_pattern).collect();
+    let blob_sha = hex(&Sha256::digest(&blob));
+    match t.result(key) {
+        Some(d) if d == blob_sha => Ok(()),
+        Some(d) => Err(format!(
+            "GET /blob/16777216 has sha256 {d}, the generator {blob_sha}"
+        )),
+        None => Err(format!("dom0 gave no `{key}`")),
+    }
+}
+
+/// `net-checks.sh upload`'s result `key`: dom0's digest of the 16 MiB it posted, which the
+/// service's answer must give with the length.
+fn upload_verdict(t: &Transcript, key: &str) -> Result<(), String> {
+    match t.result(key).and_then(|v| v.split_once(' ')) {
+        Some((local, answer))
+            if answer.contains(&format!("\"sha256\":\"{local}\""))
+                && answer.contains("\"length\":16777216") =>
+        {
+            Ok(())
+        }
+        Some((local, answer)) => Err(format!(
+            "sent sha256 {local}, the service answered {answer:?}"
+        )),
+        None => Err(format!("dom0 gave no `{key}`")),
+    }
 }
 
 /// `config` (an xl config of [`xl_config`]) with `on_reboot = "restart"`.
@@ -976,29 +1017,8 @@ pub fn host_checks(
             ))
         }
     });
-    // What the service's generator gives for 16 MiB (`httpd::blob`: the same formula as
-    // `harness_pattern`).
-    let blob: Vec<u8> = (0..16 << 20).map(harness_pattern).collect();
-    let blob_sha = hex(&Sha256::digest(&blob));
-    let download = match t.result("net-download") {
-        Some(d) if d == blob_sha => Ok(()),
-        Some(d) => Err(format!(
-            "GET /blob/16777216 has sha256 {d}, the generator {blob_sha}"
-        )),
-        None => Err("dom0 gave no `net-download`".to_owned()),
-    };
-    let upload = match t.result("net-upload").and_then(|v| v.split_once(' ')) {
-        Some((local, answer))
-            if answer.contains(&format!("\"sha256\":\"{local}\""))
-                && answer.contains("\"length\":16777216") =>
-        {
-            Ok(())
-        }
-        Some((local, answer)) => Err(format!(
-            "sent sha256 {local}, the service answered {answer:?}"
-        )),
-        None => Err("dom0 gave no `net-upload`".to_owned()),
-    };
+    let download = download_verdict(t, "net-download");
+    let upload = upload_verdict(t, "net-upload");
     let malformed = match t.result("net-malformed") {
         Some(v) if v.starts_with("400 413 400 {\"uptime_ms\"") => Ok(()),
         Some(v) => Err(format!(
@@ -1190,6 +1210,7 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     let timeout = hard_timeout(
         DEVICE_BOOT_TIMEOUT
             + FEATURES_OFF_MARGIN
+            + net_off::MARGIN
             + super::save::MARGIN
             + cycles_margin
             + integrity_margin,
@@ -1228,7 +1249,7 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     };
     let job = job(xvda, &site.files, &delays, load)?;
     let booted = boot_job_gdb(&image, &guest, &job, "blk", limits, gdb, |_| {})?;
-    let (main, off) = split_features_off(&booted.transcript);
+    let (main, net_off_lines, off) = split_features_off(&booted.transcript);
     let t = &main;
     let mut verdict = console::judge_selftest(t, &booted.end);
     // What the guest measured and counted, both runs side by side (for the note's rates).
@@ -1303,25 +1324,64 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
     println!("{off_host}");
     tally.record(off_ok, format!("stock Xen: {off_host}"));
     all_ok &= off_ok;
+    all_ok &= record_net_off(tally, &booted.transcript, &net_off_lines);
     if !all_ok {
         explain_failure(&booted);
     }
     Ok(main.guest)
 }
 
-/// The device boot's transcript up to the features-off run (its last create), and that run's
-/// guest lines (none if the boot did not get as far as creating it).
-fn split_features_off(t: &Transcript) -> (Transcript, Vec<String>) {
+/// The device boot's transcript up to the features-off runs (its last two creates), and the
+/// guest lines of the `net` one and of the `blk` one (the last); none for a run the boot did
+/// not get as far as creating.
+fn split_features_off(t: &Transcript) -> (Transcript, Vec<String>, Vec<String>) {
     let mut main = t.clone();
-    let off = match t.creates.as_slice() {
-        c if c.len() == CREATES => c.last().copied().unwrap_or(t.guest.len()),
-        _ => t.guest.len(),
+    let end = t.guest.len();
+    let (net_at, blk_at) = match t.creates.as_slice() {
+        c if c.len() == CREATES => (c[CREATES - 2], c[CREATES - 1]),
+        c if c.len() == CREATES - 1 => (c[CREATES - 2], end),
+        _ => (end, end),
     };
-    let off_lines = main.guest.split_off(off.min(t.guest.len()));
+    let mut net_lines = main.guest.split_off(net_at.min(end));
+    let blk_lines = net_lines.split_off(blk_at.saturating_sub(net_at).min(net_lines.len()));
     // dom0 counts every domain's lines: what the main run's check compares with is the count
-    // without the features-off run's (a line lost in either still shows).
-    main.forwarded = t.forwarded.map(|n| n.saturating_sub(off_lines.len()));
-    (main, off_lines)
+    // without the features-off runs' (a line lost in any still shows).
+    let off = net_lines.len() + blk_lines.len();
+    main.forwarded = t.forwarded.map(|n| n.saturating_sub(off));
+    (main, net_lines, blk_lines)
+}
+
+/// Records the `net` features-off run ([`net_off`]): its `TEST` lines, `HOST
+/// xen-run-net-off` and its transfers' digests. Whether all passed.
+fn record_net_off(tally: &mut Tally, t: &Transcript, lines: &[String]) -> bool {
+    let (judged, (run_ok, run_host)) = net_off::judge(lines, t.result("net-off-end"));
+    for line in &judged.shown {
+        println!("net features off: {line}");
+    }
+    let mut all_ok = true;
+    for test in &judged.tests {
+        tally.record(
+            test.ok,
+            format!("stock Xen net features off: {}", test.line),
+        );
+        all_ok &= test.ok;
+    }
+    let mut host = vec![(run_ok, run_host)];
+    for (name, verdict) in [
+        ("net-off-download", download_verdict(t, "net-off-download")),
+        ("net-off-upload", upload_verdict(t, "net-off-upload")),
+    ] {
+        host.push(match verdict {
+            Ok(()) => (true, format!("HOST {name} ok")),
+            Err(why) => (false, format!("HOST {name} FAIL {why}")),
+        });
+    }
+    for (ok, line) in host {
+        println!("{line}");
+        tally.record(ok, format!("stock Xen: {line}"));
+        all_ok &= ok;
+    }
+    all_ok
 }
 
 /// The features-off run's verdict: its `TEST`/`FACT`/`RESULT` lines and `HOST
@@ -1658,6 +1718,15 @@ mod tests {
             "run app-shutdown",
             "wait-end",
             "destroy",
+            "run net-off-mark",
+            "create guest-net-off.cfg",
+            "run net-off-serving",
+            "run net-off-download",
+            "run net-off-upload",
+            "run net-off-done",
+            "wait-end",
+            "run net-off-end",
+            "destroy",
             "create guest-blk-off.cfg",
             "wait-end",
             "destroy",
@@ -1686,9 +1755,12 @@ mod tests {
                 "guest-kv4.cfg",
                 "guest-app.cfg",
                 "guest-blk-off.cfg",
+                "guest-net-off.cfg",
                 "save-checks.sh"
             ]
         );
+        let net_off = String::from_utf8(job.files[8].1.clone()).unwrap();
+        assert!(net_off.contains("net-offloads=off") && !net_off.contains("disk"));
         let off = String::from_utf8(job.files[7].1.clone()).unwrap();
         assert!(off.contains(
             "cmdline = \"selftest=blk blk-expect=xvda:1048576:r,xvdb:6291456:w \
@@ -1717,19 +1789,21 @@ mod tests {
         lines.extend(["G|RESULT 1 passed, 0 failed"]);
         lines.extend(["PVXEN created at 2"; 3]);
         lines.extend(["PVXEN created at 3", "G|APP serving"]);
+        lines.extend(["PVXEN created at 4", "G|TEST net-connect ok"]);
         let before_off = lines.clone();
         lines.extend([
-            "PVXEN created at 4",
+            "PVXEN created at 5",
             "G|TEST blk-connect ok",
             "G|FACT blk-indirect.segments 0",
             "G|TEST blk-indirect FAIL used",
             "G|RESULT 1 passed, 1 failed",
             "PVXEN end crash 9",
         ]);
-        lines.push("PVXEN console-lines 7");
+        lines.push("PVXEN console-lines 8");
         let t = transcript(&lines);
-        let (main, off) = split_features_off(&t);
+        let (main, net, off) = split_features_off(&t);
         assert_eq!(main.guest.len(), 3);
+        assert_eq!(net, ["TEST net-connect ok"]);
         assert_eq!(off.len(), 4);
         assert_eq!(main.forwarded, Some(3));
         let (judged, (ok, host)) = judge_features_off(&off, t.end.as_ref());
@@ -1744,16 +1818,22 @@ mod tests {
             "G|RESULT 1 passed, 0 failed",
             "PVXEN end poweroff 9",
         ];
-        let t = transcript(&[before_off.as_slice(), &["PVXEN created at 4"], &good].concat());
-        let (_, off) = split_features_off(&t);
+        let t = transcript(&[before_off.as_slice(), &["PVXEN created at 5"], &good].concat());
+        let (_, net, off) = split_features_off(&t);
+        assert_eq!(net.len(), 1);
         let (_, (ok, host)) = judge_features_off(&off, t.end.as_ref());
         assert!(ok, "{host}");
-        // Not created (a create short): no lines, a failure; the boot's lines stay whole.
+        // The blk run not created (a create short): no lines of it, a failure; the net run's
+        // lines are its own.
         let t = transcript(&before_off);
-        let (main, off) = split_features_off(&t);
-        assert_eq!((main.guest.len(), off.len()), (3, 0));
+        let (main, net, off) = split_features_off(&t);
+        assert_eq!((main.guest.len(), net.len(), off.len()), (3, 1, 0));
         let (_, (ok, host)) = judge_features_off(&off, t.end.as_ref());
         assert!(!ok && host.contains("not created"), "{host}");
+        // Neither created: the boot's lines stay whole.
+        let t = transcript(&lines[..lines.len() - 9]);
+        let (main, net, off) = split_features_off(&t);
+        assert_eq!((main.guest.len(), net.len(), off.len()), (3, 0, 0));
     }
 
     /// A transcript of three crash points: `acks[i]` puts acknowledged in storm i+1, the check

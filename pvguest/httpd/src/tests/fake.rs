@@ -68,6 +68,7 @@ impl Backend for Fake {
                 ("keys", self.kv.len() as u64),
                 ("files", self.files.len() as u64),
             ],
+            event_loop: vec![("turns", 3)],
         }
     }
 

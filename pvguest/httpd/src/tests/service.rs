@@ -219,7 +219,7 @@ fn status_blob_and_sink_on_one_keep_alive_connection() {
     let json = String::from_utf8(body).unwrap();
     assert!(
         json.starts_with(
-            "{\"uptime_ms\":1234,\"heap_bytes_in_use\":5678,\"grants_in_use\":194,\"driver\":{\"tx_packets\":5,\"rx_packets\":7},\"storage\":{\"keys\":0,\"files\":0},\"http\":{\"connections\":1,"
+            "{\"uptime_ms\":1234,\"heap_bytes_in_use\":5678,\"grants_in_use\":194,\"driver\":{\"tx_packets\":5,\"rx_packets\":7},\"storage\":{\"keys\":0,\"files\":0},\"loop\":{\"turns\":3},\"http\":{\"connections\":1,"
         ),
         "{json}"
     );
@@ -395,7 +395,7 @@ fn files_and_keys_over_tcp_with_100_continue() {
     let (_, _, body) = net.exchange(c, b"GET / HTTP/1.1\r\n\r\n");
     let json = String::from_utf8(body).unwrap();
     assert!(
-        json.contains(",\"storage\":{\"keys\":1,\"files\":2},\"http\":{"),
+        json.contains(",\"storage\":{\"keys\":1,\"files\":2},\"loop\":{\"turns\":3},\"http\":{"),
         "{json}"
     );
     assert!(!net.closed_by_server(c), "keep-alive");
@@ -468,4 +468,29 @@ fn more_server_closed_connections_than_sockets_within_time_wait_are_all_answered
     );
     assert_eq!(net.server.stats().connections, 60);
     assert!(net.server.free(&net.server_sockets) > 0);
+}
+
+#[test]
+fn body_data_is_acknowledged_in_the_turn_it_arrives() {
+    let mut net = Net::new(Config::default());
+    let c = net.connect();
+    let head = b"POST /sink HTTP/1.1\r\nHost: guest\r\nContent-Length: 100000\r\n\r\n";
+    net.client(c).send_slice(head).unwrap();
+    for _ in 0..50 {
+        net.step(20);
+    }
+    assert_eq!(net.client(c).send_queue(), 0, "the head was acknowledged");
+    // One segment of the body: the client sends it, the server's next turn (no time
+    // passing) takes it and must acknowledge it at once, not after a delayed-ACK timer
+    // (the client, its window full, would wait as long).
+    net.client(c).send_slice(&[7u8; 1400]).unwrap();
+    net.poll_client();
+    assert_eq!(net.client(c).send_queue(), 1400);
+    net.step_server(0);
+    net.poll_client();
+    assert_eq!(
+        net.client(c).send_queue(),
+        0,
+        "acknowledged in the same turn"
+    );
 }
