@@ -96,9 +96,10 @@ Environment:
   PVXEN_TIMEOUT hard timeout per QEMU boot in seconds (default 300 on Xen, 120 on hv; `run`
                 none, `hv-run` 600)
   PVXEN_SAVE_OPS, PVXEN_SAVE_CYCLES
-                (xen-save-test) only these operations (comma-separated: migrate, checkpoint,
-                save-restore, put-during, boot-suspend, missing-backend, and refuse, which
-                runs only when named), and this many save/restore cycles in a row (as soak's)
+                (xen-save-test, and the device boot's save steps) only these operations
+                (comma-separated: migrate, checkpoint, save-restore, refuse, put-during,
+                boot-suspend, missing-backend), and this many save/restore cycles in a row
+                (as soak's)
   PVXEN_PCAP    (hv) write every frame between QEMU's user network and hv's NIC to this
                 pcap file (QEMU's filter-dump), for tcpdump -r or Wireshark
   PVXEN_LINUX_DIAG   (hv-linux-test) the Linux domU prints netfront's and TCP's counters

@@ -1607,6 +1607,7 @@ mod tests {
             "run save-migrate",
             "run save-checkpoint",
             "run save-save-restore",
+            "run save-refuse",
             "run save-put-during",
             "run save-boot-suspend",
             "run save-missing-backend",

@@ -19,6 +19,10 @@
 //!
 //! Then the bad and partial cases ([`BAD_OPS`], judged by [`bad_verdict`], no download):
 //!
+//! - `HOST xen-save-refuse` (it waits out libxl's 60 s for an acknowledgement): the commit
+//!   held for 14 s, past the guest's 10 s bound: the guest refuses (never acknowledges), libxl
+//!   cancels ("guest didn't acknowledge suspend, cancelling request") and `xl save` fails; a
+//!   later `xl save -c` works and the put reads back.
 //! - `HOST xen-save-put-during`: a put whose commit is held on the store's disk (its
 //!   device-mapper target suspended for 3 s) while `xl save` asks: the guest defers the
 //!   suspend until the commit is done, then suspends; the put answers 200 and reads back after
@@ -26,13 +30,22 @@
 //! - `HOST xen-save-boot-suspend`: `xl save` of a domain created paused, then unpaused: the
 //!   guest sees the request at its first boot step, defers it until its service runs, then
 //!   suspends; `xl restore` brings it back serving.
-//! - `HOST xen-save-missing-backend`: `xl restore` with a config without `xvdb`: the guest names
-//!   the disk that did not come back, serves `/files/` from `xvda` and answers puts 503 with the
-//!   reason; saved and restored with the whole config again, the store is back.
-//! - `HOST xen-save-refuse` (only when `PVXEN_SAVE_OPS` names it: it waits out libxl's 60 s):
-//!   the commit held for 14 s, past the guest's 10 s bound: the guest refuses (never
-//!   acknowledges), libxl cancels ("guest didn't acknowledge suspend, cancelling request") and
-//!   `xl save` fails; a later `xl save -c` works and the put reads back.
+//! - `HOST xen-save-missing-backend`: `xl restore` with a config without `xvdb` (the restore
+//!   of boot-suspend's save, when both run): the guest names the disk that did not come back,
+//!   serves `/files/` from `xvda` and answers puts 503 with the reason; saved and restored with
+//!   the whole config again, the store is back.
+//!
+//! # xl's monitor
+//! In Xen 4.17, the `xl` process that monitors a domain (left behind by `xl create`,
+//! `xl restore` or `xl migrate-receive`: it logs the shutdown reason that `run-job.sh` reads,
+//! and builds the domain again on `xl reboot` with `on_reboot = "restart"`) exits at any
+//! suspend, a cancelled one included: after `xl save -c` (checkpoint, and the refusal case's
+//! later save) the same domain runs on with nobody to restart it (xl keeps monitoring only
+//! from Xen 4.20). The steps therefore never end on one of [`UNMONITORED`]: a restore follows
+//! (a new monitor), or [`steps`] adds `remonitor` (a save and restore for that alone); each
+//! result line counts the monitors left, and the ops that make a new domain must leave one.
+//!
+//! Each result line gives the step's wall time (`step_ms`), printed with the total.
 //!
 //! The application runs with [`MEMORY_MIB`] of memory so that the save file and a second copy
 //! (the migration's) fit beside dom0.
@@ -77,14 +90,19 @@ pub const OPS: [(&str, &str); 3] = [
 
 /// The bad and partial cases (issue 31's item 4), after [`OPS`]: (the script's word, the
 /// `HOST` check's name, whether it runs unless `PVXEN_SAVE_OPS` names it). Each ends with the
-/// application serving under its name. `refuse` waits out libxl's 60 s for an
-/// acknowledgement, so it runs only when named.
+/// application serving under its name. `refuse` (it waits out libxl's 60 s for an
+/// acknowledgement) goes first: it ends on a checkpoint, which leaves the domain without xl's
+/// monitor (module docs), and put-during's restore makes a new one. boot-suspend's restore is
+/// missing-backend's first one (without `xvdb`) when both run.
 pub const BAD_OPS: [(&str, &str, bool); 4] = [
+    ("refuse", "xen-save-refuse", true),
     ("put-during", "xen-save-put-during", true),
     ("boot-suspend", "xen-save-boot-suspend", true),
     ("missing-backend", "xen-save-missing-backend", true),
-    ("refuse", "xen-save-refuse", false),
 ];
+
+/// The operations after which the same domain runs on without xl's monitor (module docs).
+pub const UNMONITORED: [&str; 2] = ["checkpoint", "refuse"];
 
 /// `config` (an xl config of [`super::xl_config`]) with [`MEMORY_MIB`] of memory.
 pub fn small(config: &str) -> String {
@@ -109,15 +127,32 @@ fn key(op: &str, cycle: u32) -> String {
 /// The steps, one per operation, run while the application serves; the save and restore
 /// `cycles` times in a row (the soak's leak check).
 pub fn steps(cycles: u32) -> Vec<Step> {
+    steps_of(cycles, &wanted_or)
+}
+
+/// [`steps`] with the operations `wanted(op, default)` chooses.
+fn steps_of(cycles: u32, wanted: &dyn Fn(&str, bool) -> bool) -> Vec<Step> {
+    let missing = BAD_OPS
+        .iter()
+        .any(|(op, _, default)| *op == "missing-backend" && wanted(op, *default));
     let bad = BAD_OPS
         .iter()
-        .filter(|(op, _, default)| wanted_or(op, *default))
-        .map(|(op, _, _)| Step::Run {
-            key: key(op, 1),
-            command: format!("bash /pvxen/save-checks.sh {GUEST_IP} {op}"),
+        .filter(|(op, _, default)| wanted(op, *default))
+        .map(move |(op, _, _)| {
+            // boot-suspend restores without xvdb for missing-backend, which goes on from there.
+            let arg = if *op == "boot-suspend" && missing {
+                " no-xvdb"
+            } else {
+                ""
+            };
+            Step::Run {
+                key: key(op, 1),
+                command: format!("bash /pvxen/save-checks.sh {GUEST_IP} {op}{arg}"),
+            }
         });
-    OPS.iter()
-        .filter(|(op, _)| wanted(op))
+    let mut steps: Vec<Step> = OPS
+        .iter()
+        .filter(|(op, _)| wanted(op, true))
         .flat_map(|(op, _)| {
             let n = if *op == "save-restore" {
                 cycles.max(1)
@@ -130,8 +165,24 @@ pub fn steps(cycles: u32) -> Vec<Step> {
             })
         })
         .chain(bad)
-        .collect()
+        .collect();
+    // Never ends on a domain without xl's monitor (module docs).
+    let last = steps.last().and_then(|s| match s {
+        Step::Run { command, .. } => command.split_whitespace().nth(3),
+        _ => None,
+    });
+    if last.is_some_and(|op| UNMONITORED.contains(&op)) {
+        steps.push(Step::Run {
+            key: REMONITOR.to_owned(),
+            command: format!("bash /pvxen/save-checks.sh {GUEST_IP} remonitor"),
+        });
+    }
+    steps
 }
+
+/// The step that gives the domain a monitor again when the last operation left it without
+/// one: its result is printed, not judged (`HOST xen-xl-reboot` after it would fail).
+const REMONITOR: &str = "save-remonitor";
 
 /// Whether `op` runs: all unless `PVXEN_SAVE_OPS` lists some (comma-separated, for running
 /// one alone).
@@ -212,6 +263,9 @@ pub fn verdict(op: &str, line: &str, blob_sha: &str) -> Result<(), String> {
             get("kv")
         ));
     }
+    if op != "checkpoint" {
+        monitored(&w, &mut wrong);
+    }
     let (before, after) = get("domid").split_once('/').unwrap_or(("", "?"));
     let resumed = get("resumed");
     if op == "checkpoint" {
@@ -229,6 +283,17 @@ pub fn verdict(op: &str, line: &str, blob_sha: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{}: {line}", wrong.join("; ")))
+    }
+}
+
+/// A new domain has xl's monitor (module docs): `monitors` is at least 1.
+fn monitored(w: &BTreeMap<&str, &str>, wrong: &mut Vec<String>) {
+    let n = w.get("monitors").and_then(|n| n.parse::<u32>().ok());
+    if n.is_none_or(|n| n < 1) {
+        wrong.push(format!(
+            "no xl monitor left for the new domain (monitors={})",
+            w.get("monitors").copied().unwrap_or("")
+        ));
     }
 }
 
@@ -367,6 +432,9 @@ pub fn bad_verdict(op: &str, line: &str) -> Result<(), String> {
         get("serving") == "ok",
         "the service did not answer after it".to_owned(),
     );
+    if op != "refuse" {
+        monitored(&w, &mut wrong);
+    }
     if wrong.is_empty() {
         Ok(())
     } else {
@@ -379,6 +447,10 @@ pub fn bad_verdict(op: &str, line: &str) -> Result<(), String> {
 /// (`xen-save-restore-<n>`) and `xen-save-restore-cycles`: grants and heap after the last
 /// not above their level before the first (the leak a single cycle's slack could hide).
 pub fn host_checks(t: &Transcript, cycles: u32) -> Vec<(bool, String)> {
+    print_times(t, cycles);
+    if let Some(line) = t.result(REMONITOR) {
+        println!("xen: save remonitor: {line}");
+    }
     let blob: Vec<u8> = (0..BLOB).map(harness_pattern).collect();
     let blob_sha = hex(&Sha256::digest(&blob));
     let mut runs: Vec<(&str, u32, String)> = OPS
@@ -443,6 +515,37 @@ pub fn host_checks(t: &Transcript, cycles: u32) -> Vec<(bool, String)> {
         });
     }
     checks
+}
+
+/// Each save step's wall time in dom0 (`step_ms` of its result line) and their sum, printed:
+/// what the save part adds to the device boot.
+fn print_times(t: &Transcript, cycles: u32) {
+    let mut total = 0;
+    let mut each = Vec::new();
+    for step in steps(cycles) {
+        let Step::Run { key, .. } = step else {
+            continue;
+        };
+        let ms = t
+            .result(&key)
+            .and_then(|line| words(line).get("step_ms")?.parse::<u64>().ok());
+        match ms {
+            Some(ms) => {
+                total += ms;
+                each.push(format!(
+                    "{} {:.1} s",
+                    key.trim_start_matches("save-"),
+                    ms as f64 / 1000.0
+                ));
+            }
+            None => each.push(format!("{} ?", key.trim_start_matches("save-"))),
+        }
+    }
+    println!(
+        "xen: save steps took {:.1} s: {}",
+        total as f64 / 1000.0,
+        each.join(", ")
+    );
 }
 
 /// The save and restore cycles in a row, each its result line: grants in use after the last
@@ -555,7 +658,8 @@ mod tests {
         format!(
             "op={op} rc=0 op_ms=4000 restore_ms=3000 size=34000000 dl=abc bytes={BLOB} \
              gap_ms=5000 dl_ms=30000 uptime=1000/9000 grants=300/300 heap=50000/50100 \
-             put=200 kv=kept-across-{op} domid={domid} resumed={resumed} xl=-"
+             put=200 kv=kept-across-{op} domid={domid} resumed={resumed} xl=- monitors=1 \
+             step_ms=30000"
         )
     }
 
@@ -579,6 +683,7 @@ mod tests {
             ("heap=50000/50100", "heap=50000/200000"),
             ("kv=kept-across-migrate", "kv="),
             ("rc=0", "rc=1"),
+            ("monitors=1", "monitors=0"),
         ] {
             let bad = line("migrate", "3/4", "APP_resumed").replace(from, to);
             assert!(verdict("migrate", &bad, "abc").is_err(), "{to}");
@@ -634,10 +739,50 @@ mod tests {
                 "save-save-restore",
                 "save-save-restore-2",
                 "save-save-restore-3",
+                "save-refuse",
                 "save-put-during",
                 "save-boot-suspend",
                 "save-missing-backend"
             ]
+        );
+    }
+
+    /// The default steps never end on an operation that leaves the domain without xl's
+    /// monitor, and boot-suspend hands missing-backend its restore without xvdb.
+    #[test]
+    fn the_steps_end_on_a_monitored_domain() {
+        let commands: Vec<String> = steps(1)
+            .into_iter()
+            .filter_map(|s| match s {
+                Step::Run { command, .. } => Some(command),
+                _ => None,
+            })
+            .collect();
+        let op = |c: &String| c.split_whitespace().nth(3).unwrap_or("").to_owned();
+        let last = commands.last().map(op).unwrap_or_default();
+        assert!(!UNMONITORED.contains(&last.as_str()), "{last}");
+        let refuse = commands.iter().position(|c| op(c) == "refuse").unwrap();
+        assert_eq!(op(&commands[refuse + 1]), "put-during");
+        assert!(commands.iter().any(|c| c.ends_with("boot-suspend no-xvdb")));
+        // Chosen alone, either leaves the domain unmonitored: remonitor follows. And
+        // boot-suspend without missing-backend restores with the whole config.
+        for alone in UNMONITORED {
+            let steps = steps_of(1, &|op, _| op == alone);
+            let keys: Vec<String> = steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Run { key, command } => {
+                        assert!(!command.contains("no-xvdb"));
+                        Some(key.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(keys, [key(alone, 1), REMONITOR.to_owned()]);
+        }
+        let boot = steps_of(1, &|op, _| op == "boot-suspend");
+        assert!(
+            matches!(&boot[..], [Step::Run { command, .. }] if command.ends_with("boot-suspend"))
         );
     }
 
@@ -646,7 +791,7 @@ mod tests {
         let boot = "op=boot-suspend rc=0 rc2=0 op_ms=9000 put=- kv=- serving=ok \
                     guest=APP_suspend_deferred:_booting_(connecting_the_vif)|APP_serving_x|\
                     APP_suspend_going_ahead_after_700_ms_deferred|APP_suspending_0|\
-                    APP_resumed_in_domain_5_after_3_ms xl=-";
+                    APP_resumed_in_domain_5_after_3_ms xl=- monitors=1";
         assert_eq!(bad_verdict("boot-suspend", boot), Ok(()));
         // Not deferred (suspended before serving), or never resumed: fails.
         let early = boot.replace("APP_serving_x|", "");
@@ -655,11 +800,13 @@ mod tests {
         let put = "op=put-during rc=0 rc2=0 op_ms=9000 put=200 kv=held-across-put-during \
                    serving=ok guest=APP_suspend_deferred:_a_store_write_in_flight|\
                    APP_suspend_going_ahead_after_2000_ms_deferred|APP_suspending_0|\
-                   APP_resumed_in_domain_6 xl=-";
+                   APP_resumed_in_domain_6 xl=- monitors=1";
         assert_eq!(bad_verdict("put-during", put), Ok(()));
         assert!(bad_verdict("put-during", &put.replace("kv=held", "kv=lost")).is_err());
         let undeferred = put.replace("APP_suspend_deferred:_a_store_write_in_flight|", "");
         assert!(bad_verdict("put-during", &undeferred).is_err());
+        let unmonitored = put.replace("monitors=1", "monitors=0");
+        assert!(bad_verdict("put-during", &unmonitored).is_err());
         let refuse = "op=refuse rc=1 rc2=0 op_ms=61000 put=503 kv=held-across-refuse \
                       serving=ok guest=APP_suspend_deferred:_a_store_write_in_flight|\
                       APP_suspend_refused_after_10000_ms|APP_suspending_0|\
@@ -672,7 +819,7 @@ mod tests {
                        why=the_store's_disk_(xvdb)_is_missing kv=after-xvdb-came-back \
                        serving=ok guest=APP_suspending_0|APP_warning_resume:_xvdb_(the_store)\
                        _did_not_come_back:_x|APP_resumed_in_domain_7:_vif_ok,_xvdb_error|\
-                       APP_suspending_0|APP_resumed_in_domain_8:_vif_ok,_xvdb_ok xl=-";
+                       APP_suspending_0|APP_resumed_in_domain_8:_vif_ok,_xvdb_ok xl=- monitors=1";
         assert_eq!(bad_verdict("missing-backend", missing), Ok(()));
         assert!(bad_verdict("missing-backend", &missing.replace("503/200", "200/200")).is_err());
         assert!(bad_verdict("missing-backend", &missing.replace("files=900", "files=0")).is_err());
