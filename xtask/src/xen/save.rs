@@ -22,7 +22,8 @@
 //! - `HOST xen-save-refuse` (it waits out libxl's 60 s for an acknowledgement): the commit
 //!   held for 14 s, past the guest's 10 s bound: the guest refuses (never acknowledges), libxl
 //!   cancels ("guest didn't acknowledge suspend, cancelling request") and `xl save` fails; a
-//!   later `xl save -c` works and the put reads back.
+//!   later `xl save -c` works; the put, whose writes were with the held disk at the service's
+//!   storage deadline, was answered `202` (accepted, not done: it lands) and reads back.
 //! - `HOST xen-save-put-during`: a put whose commit is held on the store's disk (its
 //!   device-mapper target suspended for 3 s) while `xl save` asks: the guest defers the
 //!   suspend until the commit is done, then suspends; the put answers 200 and reads back after
@@ -374,9 +375,15 @@ pub fn bad_verdict(op: &str, line: &str) -> Result<(), String> {
                 get("rc2") == "0",
                 format!("the later xl save -c answered {}", get("rc2")),
             );
+            // Its writes were with the held disk at the storage deadline: accepted (202),
+            // not refused (503), and it lands.
             want(
-                get("kv") == "held-across-refuse",
-                format!("the held put read back {:?}", get("kv")),
+                get("put") == "202" && get("kv") == "held-across-refuse",
+                format!(
+                    "the held put answered {} (202 expected) and read back {:?}",
+                    get("put"),
+                    get("kv")
+                ),
             );
             let lines = [
                 "APP_suspend_deferred:_a_store_write_in_flight".to_owned(),
@@ -807,7 +814,7 @@ mod tests {
         assert!(bad_verdict("put-during", &undeferred).is_err());
         let unmonitored = put.replace("monitors=1", "monitors=0");
         assert!(bad_verdict("put-during", &unmonitored).is_err());
-        let refuse = "op=refuse rc=1 rc2=0 op_ms=61000 put=503 kv=held-across-refuse \
+        let refuse = "op=refuse rc=1 rc2=0 op_ms=61000 put=202 kv=held-across-refuse \
                       serving=ok guest=APP_suspend_deferred:_a_store_write_in_flight|\
                       APP_suspend_refused_after_10000_ms|APP_suspending_0|\
                       APP_suspend_cancelled_after_9_ms \
@@ -815,6 +822,7 @@ mod tests {
         assert_eq!(bad_verdict("refuse", refuse), Ok(()));
         assert!(bad_verdict("refuse", &refuse.replace("rc=1", "rc=0")).is_err());
         assert!(bad_verdict("refuse", &refuse.replace("didn't_acknowledge", "x")).is_err());
+        assert!(bad_verdict("refuse", &refuse.replace("put=202", "put=503")).is_err());
         let missing = "op=missing-backend rc=0 rc2=0 op_ms=7000 put=503/200 files=900 \
                        why=the_store's_disk_(xvdb)_is_missing kv=after-xvdb-came-back \
                        serving=ok guest=APP_suspending_0|APP_warning_resume:_xvdb_(the_store)\
