@@ -18,7 +18,9 @@
 #                                    paused); with no-xvdb, restored with the config without
 #                                    xvdb, where missing-backend, next, goes on from
 #   save-checks.sh IP put-during     xl save while a put's commit is held on a stalled disk
-#   save-checks.sh IP refuse         the same, held past the guest's bound (about 70 s)
+#   save-checks.sh IP refuse [later=checkpoint]  the same, held past the guest's bound (about
+#                                    65 s), then xl save -c (unless the checkpoint step next
+#                                    is its later save)
 #   save-checks.sh IP missing-backend  xl restore with a config without xvdb (unless
 #                                    boot-suspend no-xvdb did), then with it
 #   save-checks.sh IP remonitor      xl save and xl restore, only for the new domain's monitor
@@ -27,8 +29,8 @@
 # shutdown reason to /var/log/xen/xl-$NAME.log and restarts the domain on reboot) exits on
 # any suspend in Xen 4.17, a cancelled one (xl save -c) included ("Domain has suspended",
 # then "Done. Exiting now": tools/xl/xl_vmcontrol.c, handle_domain_death; xl keeps monitoring
-# only from Xen 4.20, commit 6b8c85872e). So after checkpoint and refuse the same domain
-# runs on unmonitored: an `xl reboot` would end it for good. xtask's steps never end on
+# only from Xen 4.20, commit 6b8c85872e). So after checkpoint (and refuse's own xl save -c)
+# the same domain runs on unmonitored: an `xl reboot` would end it for good. xtask's steps never end on
 # either (a restore makes a new monitor; `remonitor` when nothing else follows), and every
 # result line counts the monitors left.
 #
@@ -181,6 +183,10 @@ bad_case() {
             rm -f "/var/log/xen/xl-$NAME.log"
             [ "$rc" = 0 ] && { timeout 240 $XL restore "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc2=$?; }
             touch /tmp/pvxen.recreated
+        elif [ "$arg" = later=checkpoint ]; then
+            # The save failed: the same domain runs on (its monitor and log too); the later
+            # xl save -c is the checkpoint step's, next.
+            rc2=next
         else
             # The save failed: the same domain runs on (its monitor and log too), until this
             # checkpoint, which its monitor takes for its end (see above).
