@@ -22,8 +22,9 @@
 //! - `HOST xen-save-refuse` (it waits out libxl's 60 s for an acknowledgement): the commit
 //!   held for 14 s, past the guest's 10 s bound: the guest refuses (never acknowledges), libxl
 //!   cancels ("guest didn't acknowledge suspend, cancelling request") and `xl save` fails; a
-//!   later `xl save -c` works (the checkpoint's, next, when it runs); the put, whose writes were with the held disk at the service's
-//!   storage deadline, was answered `202` (accepted, not done: it lands) and reads back.
+//!   later `xl save -c` works (the checkpoint's, next, when it runs); the put, whose writes
+//!   were with the held disk at the service's storage deadline, was answered `202` (accepted,
+//!   not done: it lands) and reads back.
 //! - `HOST xen-save-put-during`: a put whose commit is held on the store's disk (its
 //!   device-mapper target suspended for 3 s) while `xl save` asks: the guest defers the
 //!   suspend until the commit is done, then suspends; the put answers 200 and reads back after
@@ -658,7 +659,9 @@ pub fn save_test(tally: &mut Tally) -> Result<()> {
         run(
             "warm",
             &format!(
-                "wget -q -O /dev/null http://{ip}/blob/1048576 && wget -q -O /dev/null                  http://{ip}/files/index.html && printf 'PUT /kv/warm HTTP/1.0\r\n                 Content-Length: 4\r\n\r\nwarm' | nc -w 10 {ip} 80 | head -n 1",
+                "wget -q -O /dev/null http://{ip}/blob/1048576 && wget -q -O /dev/null \
+                 http://{ip}/files/index.html && printf 'PUT /kv/warm HTTP/1.0\\r\\n\
+                 Content-Length: 4\\r\\n\\r\\nwarm' | nc -w 10 {ip} 80 | head -n 1",
                 ip = GUEST_IP
             ),
         ),
