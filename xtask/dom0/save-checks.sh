@@ -7,7 +7,8 @@
 #   for the next piece> dl_ms=<whole download> down_ms=<longest time GET / went unanswered>
 #   uptime=<before>/<after> grants=<before>/<after>
 #   heap=<before>/<after> kv=<value read back after> domid=<before>/<after>
-#   resumed=<the guest's line after it, or -> monitors=<xl monitor processes after>
+#   resumed=<the guest's line after it, or -> spanned=<bytes downloaded when xl was done>
+#   monitors=<xl monitor processes after>
 #   step_ms=<this script's wall time>
 #
 #   save-checks.sh IP save-restore   xl save to /tmp in dom0, then xl restore
@@ -35,9 +36,9 @@
 # result line counts the monitors left.
 #
 # The download (GET /blob/<BLOB>) is read a piece (PIECE bytes) at a time with a pause
-# (PAUSE s) while the operation runs, so that it spans it (at most 32 KiB/s: 8 MiB last four
-# minutes), then at full speed. The longest wait between pieces is the downtime the client
-# saw.
+# (PAUSE s) while the operation runs, so that it spans it (at most 32 KiB/s: 4 MiB last two
+# minutes; `spanned` shows it did), then at full speed (its tail at full speed took 5-12 s of
+# each step with 8 MiB). The longest wait between pieces is the downtime the client saw.
 ip=$1
 op=$2
 arg=${3:-}
@@ -47,7 +48,7 @@ arg=${3:-}
 exec 3>&1 >/dev/null 2>&1
 XL=${XL:-/usr/lib/xen-4.17/bin/xl}
 NAME=${NAME:-guest}
-BLOB=8388608
+BLOB=4194304
 PIECE=16384
 PAUSE=0.5
 SAVE=/tmp/guest.save
@@ -331,7 +332,9 @@ migrate)
 esac
 kill "$watch_pid" 2>/dev/null
 diag "xl done: rc=$rc in $op_ms ms (restore $restore_ms ms), size $size; xl said: $(tr '\n' ' ' < /tmp/xl-op.log)"
-diag "download at $(cat /tmp/dl.progress 2>/dev/null) bytes"
+# How far the download was when xl was done: less than the whole, or it did not span it.
+spanned=$(cat /tmp/dl.progress 2>/dev/null)
+diag "download at ${spanned:-?} bytes"
 rm -f /tmp/dl.slow
 # The domain is a new one after a restore or a migration: run-job.sh counts its time from now.
 [ "$op" = checkpoint ] || touch /tmp/pvxen.recreated
@@ -361,4 +364,4 @@ echo >&3 "op=$op rc=$rc op_ms=$op_ms restore_ms=$restore_ms size=$size dl=$dl $d
     "grants=$(field "$before" grants_in_use)/$(field "$after" grants_in_use)" \
     "heap=$(field "$before" heap_bytes_in_use)/$(field "$after" heap_bytes_in_use)" \
     "put=$put kv=$kv domid=$domid_before/$domid_after resumed=${resumed:--} xl=${xlerr:--}" \
-    "monitors=$(monitors) step_ms=$(step_ms)"
+    "spanned=${spanned:--} monitors=$(monitors) step_ms=$(step_ms)"

@@ -68,8 +68,9 @@ use crate::tally::Tally;
 pub const SAVE_CHECKS: &[u8] = include_bytes!("../../dom0/save-checks.sh");
 /// The guest's memory in the application run, MiB.
 pub const MEMORY_MIB: u64 = 32;
-/// Bytes of the download (`save-checks.sh`'s `BLOB`).
-pub const BLOB: usize = 8 << 20;
+/// Bytes of the download (`save-checks.sh`'s `BLOB`): at its throttled 32 KiB/s it spans two
+/// minutes of an operation (the verdict checks that it did, `spanned`).
+pub const BLOB: usize = 4 << 20;
 /// How far the heap in use may stand above its level before the operation, bytes: the new
 /// xenstore connection and the devices' tables are allocated afresh (the old ones freed).
 pub const HEAP_SLACK: u64 = 64 << 10;
@@ -252,6 +253,14 @@ pub fn verdict(op: &str, line: &str, blob_sha: &str) -> Result<(), String> {
     let mut wrong = Vec::new();
     if get("rc") != "0" {
         wrong.push(format!("xl answered {} ({})", get("rc"), get("xl")));
+    }
+    // The download was still under way when xl was done: it spanned the operation.
+    let spanned = get("spanned").parse::<usize>().ok();
+    if !spanned.is_some_and(|n| n > 0 && n < BLOB) {
+        wrong.push(format!(
+            "the download did not span the operation: {} of {BLOB} bytes when xl was done",
+            get("spanned")
+        ));
     }
     if get("dl") != blob_sha || get("bytes") != BLOB.to_string() {
         wrong.push(format!(
@@ -718,7 +727,8 @@ mod tests {
         format!(
             "op={op} rc=0 op_ms=4000 restore_ms=3000 size=34000000 dl=abc bytes={BLOB} \
              gap_ms=5000 dl_ms=30000 uptime=1000/9000 grants=300/300 heap=50000/50100 \
-             put=200 kv=kept-across-{op} domid={domid} resumed={resumed} xl=- monitors=1 \
+             put=200 kv=kept-across-{op} domid={domid} resumed={resumed} xl=- spanned=600000 \
+             monitors=1 \
              step_ms=30000"
         )
     }
@@ -744,6 +754,8 @@ mod tests {
             ("kv=kept-across-migrate", "kv="),
             ("rc=0", "rc=1"),
             ("monitors=1", "monitors=0"),
+            ("spanned=600000", &format!("spanned={BLOB}")),
+            ("spanned=600000", "spanned=-"),
         ] {
             let bad = line("migrate", "3/4", "APP_resumed").replace(from, to);
             assert!(verdict("migrate", &bad, "abc").is_err(), "{to}");
