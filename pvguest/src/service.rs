@@ -23,9 +23,13 @@
 //! - `GET /kv/<key>` reads its record the same way and checks it as `Store::get` does.
 //! - The loop sleeps on the vif's port and the disks' ports together ([`serve`]).
 //!
-//! A backend that hangs costs only the requests that wait on it: each gets `503` after
+//! A backend that hangs costs only the requests that wait on it: each gets an answer after
 //! `httpd`'s storage deadline while everything else (`GET /`, the blob, the other disk) is
-//! answered; the requests stay in flight and complete whenever the backend answers.
+//! answered; the requests stay in flight and complete whenever the backend answers. The
+//! answer is what will be: `503` for a read, and for a change that waited for another
+//! change's commit (not begun, never applied); `202 Accepted` for a put or delete whose own
+//! commit is on its way to the disk (it lands when the disk answers: a `503` would say it
+//! was not done).
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -427,6 +431,17 @@ impl<'a> Storage<'a> {
             .then_some("a store write in flight")
     }
 
+    /// Whether the change `claim` is begun: its commit, writes and flush, goes to the disk
+    /// and lands once the disk answers (it is never withdrawn: the group with its commit
+    /// record is with the backend, and recovery would apply it), so a put or delete still
+    /// waiting on it at the storage deadline is answered `202`, not `503`. A change waiting
+    /// for another one's commit is not begun: answered `503`, it never is.
+    fn on_its_way(&self, claim: &Claim) -> bool {
+        self.commit
+            .as_ref()
+            .is_some_and(|c| c.claim == *claim && !matches!(c.stage, Stage::Done(..)))
+    }
+
     /// Requests of the service still in flight on the disks.
     pub fn in_flight(&self) -> usize {
         let commit = self
@@ -754,6 +769,20 @@ impl Backend for Storage<'_> {
             }
         }
         self.change(claim, &[Op::Delete(key.as_bytes())])
+    }
+
+    fn kv_change_on_its_way(&mut self, key: &str, value: Option<&[u8]>) -> bool {
+        let claim = match value {
+            Some(value) => Claim::Put {
+                key: key.to_string(),
+                len: value.len(),
+                sum: fnv(value),
+            },
+            None => Claim::Delete {
+                key: key.to_string(),
+            },
+        };
+        self.on_its_way(&claim)
     }
 
     fn file_version(&mut self, path: &str) -> u64 {

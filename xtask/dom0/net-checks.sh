@@ -34,8 +34,9 @@
 #   bench N    ab -k on /files/index.html: N requests over 16 connections three times, then
 #              over 128 (requests per second, printed, not judged)
 #   stall-prep IMAGE NAME  a device-mapper target NAME over a loop device on IMAGE
-#   stalled NAME  with the store's disk (target NAME) suspended: GET / timed, a put timed (503
-#              expected after the service's storage deadline); resumed: what was acknowledged
+#   stalled NAME  with the store's disk (target NAME) suspended: GET / timed, a put timed (202
+#              expected after the service's storage deadline: accepted, on its way to the
+#              disk); resumed: what was acknowledged
 ip=$1
 # GET / timed with bash's clock: prints `status=<ok|failed> ms=<ms>`.
 timed_get() {
@@ -323,7 +324,7 @@ stall-prep)
     ;;
 stalled)
     # A put acknowledged; the store's disk (device-mapper target $3) suspended; meanwhile
-    # GET / timed and a put timed (the service answers it 503 after its storage deadline);
+    # GET / timed and a put timed (the service answers it 202 after its storage deadline);
     # the disk resumed; then what was acknowledged before the stall, read back.
     dm=$3
     printf 'acknowledged-before-the-stall' > /tmp/vsb

@@ -7,35 +7,66 @@
 #   for the next piece> dl_ms=<whole download> down_ms=<longest time GET / went unanswered>
 #   uptime=<before>/<after> grants=<before>/<after>
 #   heap=<before>/<after> kv=<value read back after> domid=<before>/<after>
-#   resumed=<the guest's line after it, or ->
+#   resumed=<the guest's line after it, or -> spanned=<bytes downloaded when xl was done>
+#   monitors=<xl monitor processes after>
+#   step_ms=<this script's wall time>
 #
 #   save-checks.sh IP save-restore   xl save to /tmp in dom0, then xl restore
 #   save-checks.sh IP checkpoint     xl save -c (the domain continues: a cancelled suspend)
 #   save-checks.sh IP migrate        xl migrate to this host (the receiver run by xl itself,
 #                                    `-s ''`: no ssh)
-#   save-checks.sh IP boot-suspend   xl save asked before the guest boots (created paused)
+#   save-checks.sh IP boot-suspend [no-xvdb]  xl save asked before the guest boots (created
+#                                    paused); with no-xvdb, restored with the config without
+#                                    xvdb, where missing-backend, next, goes on from
 #   save-checks.sh IP put-during     xl save while a put's commit is held on a stalled disk
-#   save-checks.sh IP refuse         the same, held past the guest's bound (about 75 s)
-#   save-checks.sh IP missing-backend  xl restore with a config without xvdb, then with it
+#   save-checks.sh IP refuse [later=checkpoint]  the same, held past the guest's bound (about
+#                                    65 s), then xl save -c (unless the checkpoint step next
+#                                    is its later save)
+#   save-checks.sh IP missing-backend  xl restore with a config without xvdb (unless
+#                                    boot-suspend no-xvdb did), then with it
+#   save-checks.sh IP remonitor      xl save and xl restore, only for the new domain's monitor
+#
+# xl's monitor (the `xl create` or `xl restore` process that stays behind, writes the
+# shutdown reason to /var/log/xen/xl-$NAME.log and restarts the domain on reboot) exits on
+# any suspend in Xen 4.17, a cancelled one (xl save -c) included ("Domain has suspended",
+# then "Done. Exiting now": tools/xl/xl_vmcontrol.c, handle_domain_death; xl keeps monitoring
+# only from Xen 4.20, commit 6b8c85872e). So after checkpoint (and refuse's own xl save -c)
+# the same domain runs on unmonitored: an `xl reboot` would end it for good. xtask's steps never end on
+# either (a restore makes a new monitor; `remonitor` when nothing else follows), and every
+# result line counts the monitors left.
 #
 # The download (GET /blob/<BLOB>) is read a piece (PIECE bytes) at a time with a pause
-# (PAUSE s) while the operation runs, so that it spans it (at most 32 KiB/s: 8 MiB last four
-# minutes), then at full speed. The longest wait between pieces is the downtime the client
-# saw.
+# (PAUSE s) while the operation runs, so that it spans it (at most 32 KiB/s: 4 MiB last two
+# minutes; `spanned` shows it did), then at full speed (its tail at full speed took 5-12 s of
+# each step with 8 MiB). The longest wait between pieces is the downtime the client saw.
 ip=$1
 op=$2
+arg=${3:-}
 # The result line is the only output (fd 3); everything else, bash's notes on the helpers it
 # kills included, goes nowhere. Nothing that may outlive the script (xl's monitor of a
 # restored domain, the helpers) keeps fd 3: run-job.sh reads the output until it closes.
 exec 3>&1 >/dev/null 2>&1
 XL=${XL:-/usr/lib/xen-4.17/bin/xl}
 NAME=${NAME:-guest}
-BLOB=8388608
+BLOB=4194304
 PIECE=16384
 PAUSE=0.5
 SAVE=/tmp/guest.save
 LOG=/var/log/xen/console/guest-$NAME.log
 us() { echo "${EPOCHREALTIME/./}"; }
+step_t0=$(us)
+step_ms() { echo $(( ($(us) - step_t0) / 1000 )); }
+# xl's monitors alive (see above): `xl create`, `xl restore` or `xl migrate-receive`
+# processes (the command that made a domain has returned by now: what is left monitors).
+monitors() {
+    n=0
+    for d in /proc/[0-9]*; do
+        case "$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)" in
+        *"bin/xl create"* | *"bin/xl restore"* | *"xl migrate-receive"*) n=$((n + 1)) ;;
+        esac
+    done
+    echo "$n"
+}
 # Progress on dom0's console (the serial log), not in the result.
 diag() { echo "SAVE $op: $*" > /dev/hvc0 2>/dev/null; }
 field() { echo "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
@@ -94,6 +125,13 @@ guest_lines() {
     tail -n +"$(($1 + 1))" "$LOG" 2>/dev/null |
         grep -E '^APP (suspend|resumed|serving|warning resume|error)' | tr ' ' '_' | paste -sd'|'
 }
+# The config without the store's disk (busybox has no `sed -z`): the xvdb line dropped, the
+# list closed on the line before.
+no_xvdb() {
+    awk '/vdev=xvdb/ { sub(/,[ \t]*$/, " ]", prev); next }
+         NR > 1 && have { print prev } { prev = $0; have = 1 } END { if (have) print prev }' \
+        "$CFG" > /tmp/no-xvdb.cfg
+}
 bad_case() {
     lines0=$(wc -l < "$LOG" 2>/dev/null || echo 0)
     rc2=-; put=-; kv=-
@@ -113,7 +151,17 @@ bad_case() {
         wait "$save_pid"; rc=$?
         op_ms=$(( ($(us) - t0) / 1000 ))
         rm -f "/var/log/xen/xl-$NAME.log"
-        [ "$rc" = 0 ] && { timeout 240 $XL restore "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc2=$?; }
+        if [ "$arg" = no-xvdb ]; then
+            # missing-backend goes on from here: the restore it would make, made now (it
+            # reads its guest lines from the line count before it).
+            no_xvdb
+            t1=$(us)
+            n=$(wc -l < "$LOG" 2>/dev/null || echo 0)
+            [ "$rc" = 0 ] && { timeout 240 $XL restore /tmp/no-xvdb.cfg "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc2=$?; }
+            [ "$rc2" = 0 ] && echo "$n $(( ($(us) - t1) / 1000 ))" > /tmp/save.no-xvdb
+        else
+            [ "$rc" = 0 ] && { timeout 240 $XL restore "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc2=$?; }
+        fi
         touch /tmp/pvxen.recreated
         ;;
     put-during|refuse)
@@ -132,11 +180,17 @@ bad_case() {
         dmsetup resume --noudevsync "$DM"
         wait "$save_pid"; rc=$?
         op_ms=$(( ($(us) - t0) / 1000 ))
-        rm -f "/var/log/xen/xl-$NAME.log"
         if [ "$op" = put-during ]; then
+            rm -f "/var/log/xen/xl-$NAME.log"
             [ "$rc" = 0 ] && { timeout 240 $XL restore "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc2=$?; }
             touch /tmp/pvxen.recreated
+        elif [ "$arg" = later=checkpoint ]; then
+            # The save failed: the same domain runs on (its monitor and log too); the later
+            # xl save -c is the checkpoint step's, next.
+            rc2=next
         else
+            # The save failed: the same domain runs on (its monitor and log too), until this
+            # checkpoint, which its monitor takes for its end (see above).
             timeout 240 $XL save -c "$NAME" "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc2=$?
         fi
         wait "$put_pid"
@@ -148,15 +202,20 @@ bad_case() {
         # Restored with a config without the store's disk: the guest says which device is
         # missing and serves the rest (the store's routes 503); then saved again and restored
         # with the whole config: the store is back.
-        # (busybox has no `sed -z`): the xvdb line dropped, the list closed on the line before.
-        awk '/vdev=xvdb/ { sub(/,[ \t]*$/, " ]", prev); next }
-             NR > 1 && have { print prev } { prev = $0; have = 1 } END { if (have) print prev }' \
-            "$CFG" > /tmp/no-xvdb.cfg
-        timeout 240 $XL save "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1 3>&-; rc=$?
-        op_ms=$(( ($(us) - t0) / 1000 ))
-        rm -f "/var/log/xen/xl-$NAME.log"
-        [ "$rc" = 0 ] && { timeout 240 $XL restore /tmp/no-xvdb.cfg "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc=$?; }
-        touch /tmp/pvxen.recreated
+        if [ -f /tmp/save.no-xvdb ]; then
+            # boot-suspend no-xvdb restored it so: its line count and restore time.
+            read -r lines0 op_ms < /tmp/save.no-xvdb
+            rm -f /tmp/save.no-xvdb
+            rc=0
+            : > /tmp/xl-op.log
+        else
+            no_xvdb
+            timeout 240 $XL save "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1 3>&-; rc=$?
+            op_ms=$(( ($(us) - t0) / 1000 ))
+            rm -f "/var/log/xen/xl-$NAME.log"
+            [ "$rc" = 0 ] && { timeout 240 $XL restore /tmp/no-xvdb.cfg "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc=$?; }
+            touch /tmp/pvxen.recreated
+        fi
         status_within 60 > /dev/null
         files=$(req GET /files/index.html > /dev/null; wc -c < /tmp/resp)
         put=$(req PUT /kv/save-missing "while-xvdb-is-missing")
@@ -171,6 +230,13 @@ bad_case() {
         kv=$(req GET /kv/save-missing > /dev/null; cat /tmp/resp)
         put="$put/$back files=$files why=$why"
         ;;
+    remonitor)
+        timeout 240 $XL save "$NAME" "$SAVE" >/tmp/xl-op.log 2>&1 3>&-; rc=$?
+        op_ms=$(( ($(us) - t0) / 1000 ))
+        rm -f "/var/log/xen/xl-$NAME.log"
+        [ "$rc" = 0 ] && { timeout 240 $XL restore "$SAVE" >>/tmp/xl-op.log 2>&1 3>&-; rc2=$?; }
+        touch /tmp/pvxen.recreated
+        ;;
     esac
     rm -f "$SAVE"
     serving=none
@@ -179,11 +245,11 @@ bad_case() {
     tail -n 12 "$LOG" 2>/dev/null | sed "s/^/SAVE $op guest: /" > /dev/hvc0 2>/dev/null
     diag "xl said: $(tr '\n' ' ' < /tmp/xl-op.log | tail -c 600)"
     echo >&3 "op=$op rc=$rc rc2=$rc2 op_ms=$op_ms put=$put kv=$kv serving=$serving" \
-        "guest=$(guest_lines "$lines0") xl=${xlerr:--}"
+        "guest=$(guest_lines "$lines0") xl=${xlerr:--} monitors=$(monitors) step_ms=$(step_ms)"
     exit 0
 }
 case "$op" in
-boot-suspend | put-during | refuse | missing-backend) bad_case ;;
+boot-suspend | put-during | refuse | missing-backend | remonitor) bad_case ;;
 esac
 
 printf 'kept-across-%s' "$op" > /tmp/save.val
@@ -200,7 +266,7 @@ download 3>&- &
 dl_pid=$!
 # Wait for the first pieces (the connection is open and sending).
 for _ in $(seq 100); do
-    [ "$(cat /tmp/dl.progress 2>/dev/null)" -ge $((4 * PIECE)) ] 2>/dev/null && break
+    [ "$(cat /tmp/dl.progress 2>/dev/null)" -ge $((2 * PIECE)) ] 2>/dev/null && break
     sleep 0.1
 done
 diag "download under way ($(cat /tmp/dl.progress 2>/dev/null) bytes); put $put; GET / before: $(echo "$before" | head -c 120)"
@@ -266,7 +332,9 @@ migrate)
 esac
 kill "$watch_pid" 2>/dev/null
 diag "xl done: rc=$rc in $op_ms ms (restore $restore_ms ms), size $size; xl said: $(tr '\n' ' ' < /tmp/xl-op.log)"
-diag "download at $(cat /tmp/dl.progress 2>/dev/null) bytes"
+# How far the download was when xl was done: less than the whole, or it did not span it.
+spanned=$(cat /tmp/dl.progress 2>/dev/null)
+diag "download at ${spanned:-?} bytes"
 rm -f /tmp/dl.slow
 # The domain is a new one after a restore or a migration: run-job.sh counts its time from now.
 [ "$op" = checkpoint ] || touch /tmp/pvxen.recreated
@@ -295,4 +363,5 @@ echo >&3 "op=$op rc=$rc op_ms=$op_ms restore_ms=$restore_ms size=$size dl=$dl $d
     "uptime=$(field "$before" uptime_ms)/$(field "$after" uptime_ms)" \
     "grants=$(field "$before" grants_in_use)/$(field "$after" grants_in_use)" \
     "heap=$(field "$before" heap_bytes_in_use)/$(field "$after" heap_bytes_in_use)" \
-    "put=$put kv=$kv domid=$domid_before/$domid_after resumed=${resumed:--} xl=${xlerr:--}"
+    "put=$put kv=$kv domid=$domid_before/$domid_after resumed=${resumed:--} xl=${xlerr:--}" \
+    "spanned=${spanned:--} monitors=$(monitors) step_ms=$(step_ms)"

@@ -97,9 +97,10 @@ Environment:
   PVXEN_TIMEOUT hard timeout per QEMU boot in seconds (default 300 on Xen, 120 on hv; `run`
                 none, `hv-run` 600)
   PVXEN_SAVE_OPS, PVXEN_SAVE_CYCLES
-                (xen-save-test) only these operations (comma-separated: migrate, checkpoint,
-                save-restore, put-during, boot-suspend, missing-backend, and refuse, which
-                runs only when named), and this many save/restore cycles in a row (as soak's)
+                (xen-save-test, and the device boot's save steps) only these operations
+                (comma-separated: migrate, checkpoint, save-restore, refuse, put-during,
+                boot-suspend, missing-backend), and this many save/restore cycles in a row
+                (as soak's)
   PVXEN_BENCH_VARIANTS  (bench --features-only) only these network variants (indices,
                 comma-separated) and the Linux domU, no block variant
   PVXEN_BENCH_PROFILE   (bench --features-only) sample pvguest's RIP from dom0 during

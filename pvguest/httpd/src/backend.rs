@@ -19,7 +19,8 @@ pub enum BackendError {
     /// The storage has the request in hand and its disk has not answered yet: the
     /// connection asks again, with the same arguments, on a later turn (meanwhile the loop
     /// serves everyone else); still pending after [`crate::Deadlines::storage`], it is
-    /// answered `503` (or, mid-answer, cut short).
+    /// answered `503` (or, mid-answer, cut short), unless it is a change already on its way
+    /// to the disk ([`Backend::kv_change_on_its_way`]): that one is answered `202`.
     Pending,
 }
 
@@ -44,6 +45,16 @@ pub trait Backend {
     fn kv_delete(&mut self, key: &str) -> Result<(), BackendError>;
     /// Every key, in order.
     fn kv_keys(&mut self) -> Result<Vec<String>, BackendError>;
+    /// Whether the change of `key` (a put of `value`, or with `None` a delete), still
+    /// [`BackendError::Pending`] at the storage deadline, is already on its way to the disk,
+    /// so that it lands when the disk answers whatever the client is told. Such a change is
+    /// answered `202 Accepted` (not done yet, applied once the disk completes it); any other
+    /// is answered `503` and must then never be applied (the connection stops asking, so a
+    /// backend begins nothing it was not asked for again). The default, false: a backend
+    /// whose changes never outlive their answer.
+    fn kv_change_on_its_way(&mut self, _key: &str, _value: Option<&[u8]>) -> bool {
+        false
+    }
     /// Something that changes whenever the bytes of the file at `path` may have (the kernel
     /// gives the file's offset in the archive): the file's ETag hashes it with the path and
     /// the size ([`crate::entity::file_etag`]). The default, 0, leaves the ETag to path and

@@ -244,11 +244,24 @@ impl Connection {
     }
 
     /// The storage kept the connection waiting past [`Deadlines::storage`]: a request is
-    /// answered `503` (the connection stays open if it may); an answer already under way (a
-    /// file whose next bytes never came) is cut short and the connection wants to close.
-    pub fn storage_timed_out(&mut self) {
+    /// answered `503` (the connection stays open if it may), or `202` if it is a change
+    /// `backend` already has on its way to the disk ([`Backend::kv_change_on_its_way`]: it
+    /// will land, so `503` would not be true); an answer already under way (a file whose next
+    /// bytes never came) is cut short and the connection wants to close.
+    pub fn storage_timed_out(&mut self, backend: &mut dyn Backend) {
         self.pending_since = None;
+        let on_its_way = match &self.waiting {
+            Some(Waiting::Put { key, value, .. }) => backend.kv_change_on_its_way(key, Some(value)),
+            Some(Waiting::Delete { key, .. }) => backend.kv_change_on_its_way(key, None),
+            _ => false,
+        };
         match self.waiting.take() {
+            Some(Waiting::Put { keep_alive, .. } | Waiting::Delete { keep_alive, .. })
+                if on_its_way =>
+            {
+                let answer = response::error(202, response::ACCEPTED_ON_ITS_WAY, keep_alive, "");
+                self.answer(202, answer, keep_alive);
+            }
             Some(
                 Waiting::Put { keep_alive, .. }
                 | Waiting::Get { keep_alive, .. }

@@ -35,7 +35,10 @@
 //! key over [`MAX_KEY`] bytes `413`; an unknown path, file or key `404`; a known path with
 //! another method `405` with `Allow`. The storage's own errors ([`BackendError`]): no storage
 //! `503`, no room `507` (Insufficient Storage), a failure `500`, with its text as the
-//! plain-text body. After `400`, `411` and `413` the connection closes (where the next request
+//! plain-text body. A request the storage keeps pending past [`Deadlines::storage`] gets
+//! `503` (nothing of it is applied), except a put or delete the storage already has on its
+//! way to the disk ([`Backend::kv_change_on_its_way`]), which lands when the disk answers:
+//! `202 Accepted` (not done yet). After `400`, `411` and `413` the connection closes (where the next request
 //! starts is unknown); after the others it stays open. A file read that fails once the head
 //! went out closes the connection at once (the client sees a short body; counted in
 //! [`ServerStats::aborted`]). `Expect: 100-continue` on a request whose body is read (`POST

@@ -10,6 +10,7 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        202 => "Accepted",
         206 => "Partial Content",
         304 => "Not Modified",
         400 => "Bad Request",
@@ -84,8 +85,15 @@ pub fn backend_error(error: &BackendError, not_found: &str, keep_alive: bool) ->
     (status, self::error(status, why, keep_alive, ""))
 }
 
-/// Why a request that waited on the storage past [`crate::Deadlines::storage`] gets `503`.
+/// Why a request that waited on the storage past [`crate::Deadlines::storage`] gets `503`
+/// (nothing of it was begun, and nothing will be).
 pub const STORAGE_TIMEOUT: &str = "the storage did not answer in time";
+
+/// Why a change already on its way to the disk when the storage deadline passed gets `202`
+/// ([`crate::Backend::kv_change_on_its_way`]).
+pub const ACCEPTED_ON_ITS_WAY: &str = "accepted, not done yet: the change is on its way to the \
+    disk, which did not complete it in time; it is applied once the disk does (read the key \
+    to see)";
 
 /// A `304 Not Modified` (no body, so neither `Content-Length` nor `Content-Type`), with
 /// `extra` header lines.

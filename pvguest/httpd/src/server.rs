@@ -517,7 +517,7 @@ impl Server {
                     }
                     (Expiry::Storage, false) => {
                         self.stats.storage_timeouts += 1;
-                        conn.storage_timed_out();
+                        conn.storage_timed_out(backend);
                     }
                 },
                 Some((at, _)) => self.wake = Some(self.wake.map_or(at, |w| w.min(at))),

@@ -6,10 +6,12 @@
 //! - [`evtchn`]: 2-level event channels: the fair scan, unmask, handlers.
 //! - [`grant_map`]: the guest-physical window where other domains' grants are mapped.
 //! - [`suspend_gate`]: when a suspend request is acted on, deferred or refused.
+//! - [`resume`]: which devices a resume in a new domain reports missing at once.
 //! - [`pvclock`]: consistent `vcpu_time_info`/wall-clock reads and TSC → ns scaling.
 
 pub mod control;
 pub mod evtchn;
 pub mod grant_map;
 pub mod pvclock;
+pub mod resume;
 pub mod suspend_gate;

@@ -12,10 +12,12 @@
 //! Console lines (column 0): `APP suspending <n> disk requests in flight`, then one of
 //! `APP suspend cancelled after <ms> ms` (the same domain continues),
 //! `APP resumed in domain <domid> after <ms> ms: vif <ok|error> <disk> <ok, n issued again|error>...`,
-//! `APP suspend failed: <why>`, and `APP warning resume: <device>: <why>` for a device that
-//! could not be reconnected (the vif stays down; a disk's part answers 503 with the reason,
-//! `xvdb (the store) did not come back: ...`, and the rest is served; a later resume where
-//! its backend is there again brings it back).
+//! `APP suspend failed: <why>`, and `APP warning resume: <device> did not come back: <why>`
+//! for a device that could not be reconnected (the vif stays down; a disk's part answers 503
+//! with the reason, `xvdb (the store) did not come back: ...`, and the rest is served; a later
+//! resume where its backend is there again brings it back). A device the new domain's config
+//! left out is known at once from its device list ([`crate::proto::resume`]), the vif as the
+//! disks; one that is listed is waited for up to the reconnect deadline.
 //!
 //! A suspend is acknowledged only when the service is about to suspend: it is deferred while a
 //! store commit is in flight, and refused past a bound ([`super::control`]). A request during
@@ -26,6 +28,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{Net, Storage, now_ns};
+use crate::proto::resume as resume_plan;
 use crate::xen::platform::{KernelEvents, KernelGrants, KernelPages};
 use crate::xen::suspend::{self as platform_suspend, Outcome};
 use crate::xen::{console, time, xenstore};
@@ -114,26 +117,31 @@ fn reconnect(net: &mut Net, storage: &mut Storage<'_>) -> String {
         let Ok(deadline) = deadline else {
             return;
         };
-        match net.nic.resume(xs, config, platform(), deadline) {
+        // The new domain's devices, as its config made them: one the config left out has no
+        // node at all, and waiting for its backend would only run out the deadline
+        // (`proto::resume`). Left as it was, a later resume where it is back reconnects it.
+        let vifs = resume_plan::present(xs, "vif", deadline);
+        let vif = match resume_plan::missing("vif 0", "vif", Some(0), vifs.as_deref()) {
+            Some(why) => Err(why),
+            None => net
+                .nic
+                .resume(xs, config, platform(), deadline)
+                .map_err(|e| format!("{e:?}")),
+        };
+        match vif {
             Ok(()) => words.push("vif ok".into()),
             Err(e) => {
                 words.push("vif error".into());
-                warnings.push(format!("vif 0: {e:?}"));
+                warnings.push(format!("vif 0 did not come back: {e}"));
             }
         }
-        // The new domain's disks: one its config left out has no node at all, and waiting
-        // for it would only run out the deadline.
-        let present = xenbus::frontend::enumerate(xs, "vbd", deadline).ok();
+        let present = resume_plan::present(xs, "vbd", deadline);
         for (name, disk) in storage.disks_mut() {
             let devid = crate::vbd::xvd_devid(name);
-            let absent = match (&present, devid) {
-                (Some(ids), Some(id)) if !ids.contains(&id) => Some(id),
-                _ => None,
-            };
-            let resumed = match absent {
+            let resumed = match resume_plan::missing(name, "vbd", devid, present.as_deref()) {
                 // Left as it was: a later resume where the disk is back issues again what was
                 // in flight.
-                Some(id) => Err(format!("the new domain has no {name} (device/vbd/{id})")),
+                Some(why) => Err(why),
                 None => disk
                     .resume(xs, platform(), deadline)
                     .map_err(|e| format!("{e}")),

@@ -817,7 +817,7 @@ fn slow_heads_line(addr: &str, probe: &str, clients: u64, secs: u64) -> Result<S
 /// `net-stalled-disk`: `net-checks.sh stalled`'s sequence on hv, with hv's `stall-disk`
 /// control line (`stall(true)`, then `stall(false)`) where stock Xen's dom0 suspends the
 /// store's device-mapper target: a put acknowledged; the store's disk stalled; a put sent
-/// (answered `503` after the service's storage deadline), and a second later `GET /` timed at
+/// (answered `202` after the service's storage deadline), and a second later `GET /` timed at
 /// `probe`; the disk served again; then what was acknowledged before the stall, read back.
 /// Judged by the stock-Xen verdict.
 pub fn stalled_disk(addr: &str, probe: &str, stall: &mut dyn FnMut(bool)) -> Outcome {

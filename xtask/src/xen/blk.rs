@@ -196,7 +196,7 @@ const DEVICE_BOOT_TIMEOUT: std::time::Duration =
 /// which `net-stalled-disk` suspends.
 const STALL_TARGET: &str = "pvstore";
 /// The service's storage deadline (`httpd::Deadlines::storage`, its default), ms: how long
-/// the put of `net-stalled-disk` waits before its 503.
+/// the put of `net-stalled-disk` waits before its 202.
 pub const STORAGE_DEADLINE_MS: u64 = 10_000;
 /// Clients of the `net-slow-heads` check, each sending request heads a line a second.
 pub const SLOW_HEADS: u64 = 64;
@@ -1122,15 +1122,17 @@ pub(crate) fn integrity_verdict(v: &str) -> Result<(), String> {
 }
 
 /// The stalled-disk check: a put acknowledged before the stall; while the store's disk is
-/// suspended, `GET /` answered within [`ANSWER_WITHIN_MS`] and a put answered `503` after the
-/// storage deadline (not much later); once resumed, the acknowledged values are there.
+/// suspended, `GET /` answered within [`ANSWER_WITHIN_MS`] and a put answered `202` (accepted,
+/// not done: its writes are with the stalled disk and land when it answers, so not `503`)
+/// after the storage deadline (not much later); once resumed, the acknowledged values are
+/// there.
 pub(crate) fn stalled_verdict(v: &str) -> Result<(), String> {
     let num = |name: &str| word(v, name).parse::<u64>().ok();
     let deadline = STORAGE_DEADLINE_MS;
     if word(v, "before") == "200"
         && word(v, "get") == "ok"
         && num("get_ms").is_some_and(|ms| ms <= ANSWER_WITHIN_MS)
-        && word(v, "put") == "503"
+        && word(v, "put") == "202"
         && num("put_ms").is_some_and(|ms| (deadline - 1000..=deadline * 3).contains(&ms))
         && word(v, "after") == "same"
         && word(v, "persist") == "kept-across-boots"
@@ -1139,7 +1141,7 @@ pub(crate) fn stalled_verdict(v: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "with the store's disk suspended, GET / within {ANSWER_WITHIN_MS} ms and a put \
-             answered 503 after about {deadline} ms; resumed, what was acknowledged before: {v}"
+             answered 202 after about {deadline} ms; resumed, what was acknowledged before: {v}"
         ))
     }
 }
@@ -1465,7 +1467,7 @@ mod tests {
             "G|APP stopped 3 requests 3 connections",
             "PVXEN result net-churn opened=200 status=ok ms=35",
             "PVXEN result net-slow-heads opened=64 reopened=300 gets=19 ok=19 worst_ms=412",
-            "PVXEN result net-stalled-disk before=200 get=ok get_ms=80 put=503 put_ms=10050 after=same persist=kept-across-boots",
+            "PVXEN result net-stalled-disk before=200 get=ok get_ms=80 put=202 put_ms=10050 after=same persist=kept-across-boots",
             "PVXEN end poweroff 5.0",
         ]);
         let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
@@ -1519,13 +1521,14 @@ mod tests {
         }
         assert!(slow_heads_verdict("opened=64 reopened=0 gets=6 ok=6 worst_ms=2000", 20).is_ok());
         let stalled =
-            "before=200 get=ok get_ms=80 put=503 put_ms=10050 after=same persist=kept-across-boots";
+            "before=200 get=ok get_ms=80 put=202 put_ms=10050 after=same persist=kept-across-boots";
         assert!(stalled_verdict(stalled).is_ok());
         for (from, to) in [
             ("before=200", "before=503"),
             ("get=ok", "get=failed"),
             ("get_ms=80", "get_ms=2500"),
-            ("put=503", "put=200"),
+            ("put=202", "put=200"),
+            ("put=202", "put=503"),
             ("put_ms=10050", "put_ms=200"),
             ("put_ms=10050", "put_ms=45000"),
             ("after=same", "after=differs"),
@@ -1709,8 +1712,9 @@ mod tests {
             "run net-kv-persist",
             "run net-stalled-disk",
             "run save-migrate",
-            "run save-checkpoint",
             "run save-save-restore",
+            "run save-refuse",
+            "run save-checkpoint",
             "run save-put-during",
             "run save-boot-suspend",
             "run save-missing-backend",

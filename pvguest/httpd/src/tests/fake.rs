@@ -21,6 +21,9 @@ pub struct Fake {
     /// A stalled disk: every method that needs it (file reads, the store's get, put and
     /// delete) answers `Pending` (and is logged or counted) until this is cleared.
     pub stalled: bool,
+    /// While stalled: the put or delete asked is on its way to the disk (what
+    /// `kv_change_on_its_way` answers).
+    pub on_its_way: bool,
     /// What it was asked, in order (`read_file` calls are counted, not logged).
     pub log: Vec<String>,
     /// What `unix_time` answers.
@@ -123,6 +126,14 @@ impl Backend for Fake {
             .remove(key)
             .map(|_| ())
             .ok_or(BackendError::NotFound)
+    }
+
+    fn kv_change_on_its_way(&mut self, key: &str, value: Option<&[u8]>) -> bool {
+        self.log.push(format!(
+            "on its way? {key} {}",
+            value.map_or("delete".to_owned(), |v| v.len().to_string())
+        ));
+        self.stalled && self.on_its_way
     }
 
     fn file_version(&mut self, _path: &str) -> u64 {

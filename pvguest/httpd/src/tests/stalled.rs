@@ -87,7 +87,7 @@ fn a_request_the_disk_never_answers_gets_503_and_the_connection_goes_on() {
         let mut conn = Connection::new(Instant::ZERO);
         assert!(feed(&mut conn, &mut fake, request, Instant::ZERO).is_empty());
         assert!(conn.is_waiting(), "{logged}");
-        conn.storage_timed_out();
+        conn.storage_timed_out(&mut fake);
         assert!(!conn.is_waiting());
         let r = responses(&drain(&mut conn, &mut fake, Instant::from_secs(10)));
         assert_eq!(
@@ -96,9 +96,53 @@ fn a_request_the_disk_never_answers_gets_503_and_the_connection_goes_on() {
             "{logged}"
         );
         assert!(!conn.wants_close(), "keep-alive kept");
-        assert_eq!(fake.log.last().map(String::as_str), Some(logged));
+        let asked: Vec<&str> = fake.log.iter().rev().take(2).map(String::as_str).collect();
+        assert!(asked.contains(&logged), "{asked:?}");
     }
     assert_eq!(fake.kv.get("k").map(Vec::as_slice), Some(&b"v"[..]));
+}
+
+/// A put or delete the backend already has on its way to the disk at the storage deadline
+/// lands whatever the client is told: it is answered `202 Accepted` (not done yet), never
+/// `503`; a read still gets `503`. Asked with the request's own key and value.
+#[test]
+fn a_change_on_its_way_to_the_disk_is_answered_202_not_503() {
+    let mut fake = Fake {
+        stalled: true,
+        on_its_way: true,
+        ..Fake::default()
+    };
+    fake.kv.insert("k".into(), b"v".to_vec());
+    for (request, status, asked) in [
+        (
+            &b"PUT /kv/k HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz"[..],
+            202,
+            Some("on its way? k 3"),
+        ),
+        (
+            b"DELETE /kv/k HTTP/1.1\r\n\r\n",
+            202,
+            Some("on its way? k delete"),
+        ),
+        (b"GET /kv/k HTTP/1.1\r\n\r\n", 503, None),
+    ] {
+        let mut conn = Connection::new(Instant::ZERO);
+        assert!(feed(&mut conn, &mut fake, request, Instant::ZERO).is_empty());
+        let before = fake.log.len();
+        conn.storage_timed_out(&mut fake);
+        assert_eq!(
+            fake.log.get(before).map(String::as_str),
+            asked,
+            "{:?}",
+            String::from_utf8_lossy(request)
+        );
+        let r = responses(&drain(&mut conn, &mut fake, Instant::from_secs(10)));
+        assert_eq!(r[0].0, status, "{:?}", String::from_utf8_lossy(request));
+        if status == 202 {
+            assert!(text(&r[0].2).starts_with("accepted, not done yet"));
+        }
+        assert!(!conn.wants_close(), "keep-alive kept");
+    }
 }
 
 #[test]
@@ -128,7 +172,7 @@ fn file_bytes_the_disk_holds_back_pause_the_answer_then_cut_it_short() {
         conn.due(&Deadlines::default()),
         Some((Instant::from_secs(13), Expiry::Storage))
     );
-    conn.storage_timed_out();
+    conn.storage_timed_out(&mut fake);
     assert!(conn.wants_close() && !conn.has_output());
     assert_eq!(conn.stats().aborted, 1);
 }
