@@ -1216,16 +1216,7 @@ impl XenApp {
         } else {
             None
         };
-        let devices = vec![
-            "-netdev".to_owned(),
-            netdev,
-            "-device".to_owned(),
-            "virtio-net-pci,netdev=net0".to_owned(),
-            "-drive".to_owned(),
-            format!("file={store},format=raw,if=none,id=store,cache=writeback"),
-            "-device".to_owned(),
-            "virtio-blk-pci,drive=store".to_owned(),
-        ];
+        let devices = xrun::qemu_devices(netdev, &store);
         let timeout = ANSWER_TIMEOUT * 2;
         let overlay = crate::xen::overlay(
             guest,
@@ -1529,16 +1520,7 @@ pub(super) fn dom0_boot(store_name: &str, cmdline: &str) -> Result<Dom0Boot> {
         .position(|s| matches!(s, Step::Create { .. }))
         .context("run's job has no create step")?;
     job.steps.truncate(at);
-    let devices = vec![
-        "-netdev".to_owned(),
-        "user,id=net0".to_owned(),
-        "-device".to_owned(),
-        "virtio-net-pci,netdev=net0".to_owned(),
-        "-drive".to_owned(),
-        format!("file={store},format=raw,if=none,id=store,cache=writeback"),
-        "-device".to_owned(),
-        "virtio-blk-pci,drive=store".to_owned(),
-    ];
+    let devices = xrun::qemu_devices("user,id=net0".to_owned(), &store);
     Ok(Dom0Boot { job, devices })
 }
 

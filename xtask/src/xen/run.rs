@@ -106,6 +106,22 @@ pub enum Platform {
     Xen,
 }
 
+/// QEMU's devices for a stock-Xen boot of the application (`run`'s and the bench's): the user
+/// network `netdev` (its `-netdev` value, with `id=net0`) on a virtio NIC, and the store image
+/// `store` (a path from [`drive_path`]) as a virtio-blk drive with the host's write cache.
+pub fn qemu_devices(netdev: String, store: &str) -> Vec<String> {
+    vec![
+        "-netdev".to_owned(),
+        netdev,
+        "-device".to_owned(),
+        "virtio-net-pci,netdev=net0".to_owned(),
+        "-drive".to_owned(),
+        format!("file={store},format=raw,if=none,id=store,cache=writeback"),
+        "-device".to_owned(),
+        "virtio-blk-pci,drive=store".to_owned(),
+    ]
+}
+
 /// The default store image: `$XDG_DATA_HOME/pvxen/store.img`, else
 /// `~/.local/share/pvxen/store.img`.
 pub fn default_store() -> Result<PathBuf> {
@@ -346,19 +362,13 @@ fn serve(options: &Options, stop: &AtomicBool) -> Result<()> {
     let timeout = hard_timeout(forever)?;
     let cmdline = guest_cmdline();
     println!("run: guest command line {cmdline:?}");
-    let mut devices = vec![
-        "-netdev".to_owned(),
+    let mut devices = qemu_devices(
         format!(
             "user,id=net0,hostfwd=tcp:127.0.0.1:{}-{GUEST_IP}:{GUEST_PORT}",
             options.port
         ),
-        "-device".to_owned(),
-        "virtio-net-pci,netdev=net0".to_owned(),
-        "-drive".to_owned(),
-        format!("file={store},format=raw,if=none,id=store,cache=writeback"),
-        "-device".to_owned(),
-        "virtio-blk-pci,drive=store".to_owned(),
-    ];
+        &store,
+    );
     if let Some(gdb) = &options.gdb {
         devices.extend(crate::gdb::qemu_args(gdb));
         for line in crate::gdb::xen_instructions(&guest, gdb) {
