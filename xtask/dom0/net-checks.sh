@@ -323,29 +323,42 @@ stall-prep)
         [ -b "/dev/mapper/$4" ] && echo ok
     ;;
 stalled)
-    # A put acknowledged; the store's disk (device-mapper target $3) suspended; meanwhile
-    # GET / timed and a put timed (the service answers it 202 after its storage deadline);
-    # the disk resumed; then what was acknowledged before the stall, read back.
+    # A put acknowledged; the store's disk (device-mapper target $3) suspended; meanwhile a
+    # put whose commit goes to the stalled disk (the service answers it 202 after its storage
+    # deadline: it lands once the disk answers), half a second later a put of another key
+    # that waits behind that commit (never begun: 503 after its deadline, never applied), and
+    # GET / timed; the disk resumed; then what was acknowledged before the stall, the 202's
+    # value (landed) and the 503's key (absent), read back.
     dm=$3
     printf 'acknowledged-before-the-stall' > /tmp/vsb
     printf 'put-during-the-stall' > /tmp/vsd
     before=$(req PUT /kv/stall-before /tmp/vsb)
     dmsetup suspend --noudevsync "$dm"
-    bash -c 'start=${EPOCHREALTIME/./}
-        { printf "PUT /kv/stall-during HTTP/1.0\r\nContent-Length: 20\r\n\r\n"; cat /tmp/vsd; } |
-            nc -w 60 "$1" 80 > /tmp/stall-put
-        echo "$(( (${EPOCHREALTIME/./} - start) / 1000 ))" > /tmp/stall-put-ms' put "$ip" &
+    stall_put() {
+        bash -c 'start=${EPOCHREALTIME/./}
+            { printf "PUT /kv/$2 HTTP/1.0\r\nContent-Length: 20\r\n\r\n"; cat /tmp/vsd; } |
+                nc -w 60 "$1" 80 > /tmp/$2
+            echo "$(( (${EPOCHREALTIME/./} - start) / 1000 ))" > /tmp/$2-ms' put "$ip" "$1" &
+    }
+    stall_put stall-during
     put=$!
-    sleep 1
+    sleep 0.5
+    stall_put stall-queued
+    queued=$!
+    sleep 0.5
     set -- $(timed_get)
     during_get=${1#status=}; during_get_ms=${2#ms=}
-    wait $put
-    put_status=$(head -n 1 /tmp/stall-put | cut -d' ' -f2)
+    wait $put $queued
+    put_status=$(head -n 1 /tmp/stall-during | cut -d' ' -f2)
+    queued_status=$(head -n 1 /tmp/stall-queued | cut -d' ' -f2)
     dmsetup resume --noudevsync "$dm"
     req GET /kv/stall-before > /dev/null
     if [ "$(body)" = acknowledged-before-the-stall ]; then after=same; else after=differs; fi
+    if [ "$(req GET /kv/stall-during)" = 200 ] && [ "$(body)" = put-during-the-stall ]; then
+        landed=yes; else landed=no; fi
+    absent=$(req GET /kv/stall-queued)
     req GET /kv/persist > /dev/null; persist=$(body)
-    echo "before=$before get=$during_get get_ms=$during_get_ms put=$put_status put_ms=$(cat /tmp/stall-put-ms) after=$after persist=$persist"
+    echo "before=$before get=$during_get get_ms=$during_get_ms put=$put_status put_ms=$(cat /tmp/stall-during-ms) queued=$queued_status queued_ms=$(cat /tmp/stall-queued-ms) landed=$landed queued_after=$absent after=$after persist=$persist"
     ;;
 diag)
     # The guest's state as dom0 sees it, on one line: xl's state letters, and its

@@ -817,10 +817,23 @@ fn slow_heads_line(addr: &str, probe: &str, clients: u64, secs: u64) -> Result<S
 /// `net-stalled-disk`: `net-checks.sh stalled`'s sequence on hv, with hv's `stall-disk`
 /// control line (`stall(true)`, then `stall(false)`) where stock Xen's dom0 suspends the
 /// store's device-mapper target: a put acknowledged; the store's disk stalled; a put sent
-/// (answered `202` after the service's storage deadline), and a second later `GET /` timed at
-/// `probe`; the disk served again; then what was acknowledged before the stall, read back.
-/// Judged by the stock-Xen verdict.
+/// (its commit goes to the stalled disk: answered `202` after the service's storage
+/// deadline), half a second later a put of another key (it waits behind that commit, never
+/// begun: `503` after the deadline), and half a second after that `GET /` timed at `probe`;
+/// the disk served again; then what was acknowledged before the stall, the `202`'s value and
+/// the `503`'s key (absent) read back. Judged by the stock-Xen verdict.
 pub fn stalled_disk(addr: &str, probe: &str, stall: &mut dyn FnMut(bool)) -> Outcome {
+    const DURING: &[u8] = b"put-during-the-stall";
+    let put_during = |key: &'static str| {
+        let addr = addr.to_owned();
+        std::thread::spawn(move || -> (String, u128) {
+            let started = Instant::now();
+            let status = Conn::connect(&addr, Duration::from_secs(60))
+                .and_then(|mut c| c.request("PUT", &format!("/kv/{key}"), Some(DURING)))
+                .map_or_else(|e| format!("failed({e:#})"), |r| r.status.to_string());
+            (status, started.elapsed().as_millis())
+        })
+    };
     let line = (|| -> Result<String> {
         let before = http::once(
             addr,
@@ -830,36 +843,37 @@ pub fn stalled_disk(addr: &str, probe: &str, stall: &mut dyn FnMut(bool)) -> Out
         )?
         .status;
         stall(true);
-        let during = {
-            let addr = addr.to_owned();
-            std::thread::spawn(move || -> (String, u128) {
-                let started = Instant::now();
-                let status = Conn::connect(&addr, Duration::from_secs(60))
-                    .and_then(|mut c| {
-                        c.request("PUT", "/kv/stall-during", Some(b"put-during-the-stall"))
-                    })
-                    .map_or_else(|e| format!("failed({e:#})"), |r| r.status.to_string());
-                (status, started.elapsed().as_millis())
-            })
-        };
-        std::thread::sleep(Duration::from_secs(1));
+        let during = put_during("stall-during");
+        std::thread::sleep(Duration::from_millis(500));
+        let queued = put_during("stall-queued");
+        std::thread::sleep(Duration::from_millis(500));
         let get = timed_status(probe, Duration::from_secs(5));
         let (get, get_ms) = match &get {
             Ok(t) => ("ok", (t.total - t.connect).as_millis()),
             Err(_) => ("failed", 0),
         };
-        let joined = during.join();
+        let joined = (during.join(), queued.join());
         stall(false);
-        let (put, put_ms) = joined.map_err(|_| anyhow::anyhow!("the put's thread panicked"))?;
+        let (Ok((put, put_ms)), Ok((queued, queued_ms))) = joined else {
+            anyhow::bail!("a put's thread panicked");
+        };
         let after = http::once(addr, "GET", "/kv/stall-before", None)?.text();
         let after = if after == "acknowledged-before-the-stall" {
             "same"
         } else {
             "differs"
         };
+        let landed = http::once(addr, "GET", "/kv/stall-during", None)?;
+        let landed = if landed.status == 200 && landed.text() == "put-during-the-stall" {
+            "yes"
+        } else {
+            "no"
+        };
+        let queued_after = http::once(addr, "GET", "/kv/stall-queued", None)?.status;
         let persist = http::once(addr, "GET", "/kv/persist", None)?.text();
         Ok(format!(
             "before={before} get={get} get_ms={get_ms} put={put} put_ms={put_ms} \
+             queued={queued} queued_ms={queued_ms} landed={landed} queued_after={queued_after} \
              after={after} persist={persist}"
         ))
     })();

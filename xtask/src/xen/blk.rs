@@ -196,7 +196,7 @@ const DEVICE_BOOT_TIMEOUT: std::time::Duration =
 /// which `net-stalled-disk` suspends.
 const STALL_TARGET: &str = "pvstore";
 /// The service's storage deadline (`httpd::Deadlines::storage`, its default), ms: how long
-/// the put of `net-stalled-disk` waits before its 202.
+/// the puts of `net-stalled-disk` wait before their 202 and 503.
 pub const STORAGE_DEADLINE_MS: u64 = 10_000;
 /// Clients of the `net-slow-heads` check, each sending request heads a line a second.
 pub const SLOW_HEADS: u64 = 64;
@@ -1122,26 +1122,36 @@ pub(crate) fn integrity_verdict(v: &str) -> Result<(), String> {
 }
 
 /// The stalled-disk check: a put acknowledged before the stall; while the store's disk is
-/// suspended, `GET /` answered within [`ANSWER_WITHIN_MS`] and a put answered `202` (accepted,
-/// not done: its writes are with the stalled disk and land when it answers, so not `503`)
-/// after the storage deadline (not much later); once resumed, the acknowledged values are
-/// there.
+/// suspended, `GET /` answered within [`ANSWER_WITHIN_MS`], a put answered `202` (accepted,
+/// not done: its commit is with the stalled disk and lands when it answers, so not `503`)
+/// and a put of another key sent half a second later, which waits behind that commit and is
+/// never begun, answered `503`, each after the storage deadline (not much later); once
+/// resumed, the acknowledged values are there, the `202`'s value landed and the `503`'s key
+/// was never written (`404`).
 pub(crate) fn stalled_verdict(v: &str) -> Result<(), String> {
     let num = |name: &str| word(v, name).parse::<u64>().ok();
     let deadline = STORAGE_DEADLINE_MS;
+    let after_deadline =
+        |name: &str| num(name).is_some_and(|ms| (deadline - 1000..=deadline * 3).contains(&ms));
     if word(v, "before") == "200"
         && word(v, "get") == "ok"
         && num("get_ms").is_some_and(|ms| ms <= ANSWER_WITHIN_MS)
         && word(v, "put") == "202"
-        && num("put_ms").is_some_and(|ms| (deadline - 1000..=deadline * 3).contains(&ms))
+        && after_deadline("put_ms")
+        && word(v, "queued") == "503"
+        && after_deadline("queued_ms")
+        && word(v, "landed") == "yes"
+        && word(v, "queued_after") == "404"
         && word(v, "after") == "same"
         && word(v, "persist") == "kept-across-boots"
     {
         Ok(())
     } else {
         Err(format!(
-            "with the store's disk suspended, GET / within {ANSWER_WITHIN_MS} ms and a put \
-             answered 202 after about {deadline} ms; resumed, what was acknowledged before: {v}"
+            "with the store's disk suspended, GET / within {ANSWER_WITHIN_MS} ms, a put \
+             answered 202 and one queued behind it 503, each after about {deadline} ms; \
+             resumed, what was acknowledged before and the 202's value there, the 503's key \
+             absent: {v}"
         ))
     }
 }
@@ -1467,7 +1477,7 @@ mod tests {
             "G|APP stopped 3 requests 3 connections",
             "PVXEN result net-churn opened=200 status=ok ms=35",
             "PVXEN result net-slow-heads opened=64 reopened=300 gets=19 ok=19 worst_ms=412",
-            "PVXEN result net-stalled-disk before=200 get=ok get_ms=80 put=202 put_ms=10050 after=same persist=kept-across-boots",
+            "PVXEN result net-stalled-disk before=200 get=ok get_ms=80 put=202 put_ms=10050 queued=503 queued_ms=10480 landed=yes queued_after=404 after=same persist=kept-across-boots",
             "PVXEN end poweroff 5.0",
         ]);
         let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
@@ -1520,8 +1530,8 @@ mod tests {
             assert!(timed_verdict(late, 300).is_err(), "{late}");
         }
         assert!(slow_heads_verdict("opened=64 reopened=0 gets=6 ok=6 worst_ms=2000", 20).is_ok());
-        let stalled =
-            "before=200 get=ok get_ms=80 put=202 put_ms=10050 after=same persist=kept-across-boots";
+        let stalled = "before=200 get=ok get_ms=80 put=202 put_ms=10050 queued=503 \
+            queued_ms=10480 landed=yes queued_after=404 after=same persist=kept-across-boots";
         assert!(stalled_verdict(stalled).is_ok());
         for (from, to) in [
             ("before=200", "before=503"),
@@ -1531,6 +1541,12 @@ mod tests {
             ("put=202", "put=503"),
             ("put_ms=10050", "put_ms=200"),
             ("put_ms=10050", "put_ms=45000"),
+            ("queued=503", "queued=202"),
+            ("queued=503", "queued=200"),
+            ("queued_ms=10480", "queued_ms=300"),
+            ("queued_ms=10480", "queued_ms=45000"),
+            ("landed=yes", "landed=no"),
+            ("queued_after=404", "queued_after=200"),
             ("after=same", "after=differs"),
             ("persist=kept-across-boots", "persist="),
         ] {
