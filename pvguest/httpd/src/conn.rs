@@ -51,9 +51,9 @@ pub struct ConnStats {
 
 #[derive(Debug)]
 enum Body {
-    /// Hashing a `POST /sink` upload.
+    /// Reading a `POST /sink` upload (hashed) or a `POST /discard` one (`hasher` `None`).
     Sink {
-        hasher: Sha256,
+        hasher: Option<Sha256>,
         length: u64,
         remaining: u64,
         keep_alive: bool,
@@ -433,7 +433,11 @@ impl Connection {
         self.body_received += n as u64;
         let done = *remaining == 0;
         match body {
-            Body::Sink { hasher, .. } => hasher.update(&data[..n]),
+            Body::Sink {
+                hasher: Some(hasher),
+                ..
+            } => hasher.update(&data[..n]),
+            Body::Sink { hasher: None, .. } => {}
             Body::Put { value, .. } => value.extend_from_slice(&data[..n]),
             Body::Skip { .. } => {}
         }
@@ -447,12 +451,16 @@ impl Connection {
                 keep_alive,
                 ..
             }) => {
-                let digest = hasher.finalize();
-                let mut hex = String::with_capacity(64);
-                for b in digest {
-                    let _ = write!(hex, "{b:02x}");
-                }
-                let json = format!("{{\"sha256\":\"{hex}\",\"length\":{length}}}");
+                let json = match hasher {
+                    Some(hasher) => {
+                        let mut hex = String::with_capacity(64);
+                        for b in hasher.finalize() {
+                            let _ = write!(hex, "{b:02x}");
+                        }
+                        format!("{{\"sha256\":\"{hex}\",\"length\":{length}}}")
+                    }
+                    None => format!("{{\"length\":{length}}}"),
+                };
                 self.answer(
                     200,
                     response::with_body(200, "application/json", &json, keep_alive, ""),
@@ -556,9 +564,10 @@ impl Connection {
         } = request;
         self.head_only = head_only;
         match route {
-            Route::Sink => {
+            Route::Sink | Route::Discard => {
+                let hashed = route == Route::Sink;
                 self.body = Some(Body::Sink {
-                    hasher: Sha256::new(),
+                    hasher: hashed.then(Sha256::new),
                     length: body_length,
                     remaining: body_length,
                     keep_alive,

@@ -11,6 +11,7 @@
 //! | `GET /` | `200`, `application/json`: `uptime_ms`, `heap_bytes_in_use`, `grants_in_use`, `driver` (the network driver's counters), `storage` (the storage's counters), `http` (this service's counters, [`ServerStats`], with the deadlines' and `pool`: `open`, `max`, `reclaimed`) |
 //! | `GET /blob/<n>` | `200`, `application/octet-stream`, exactly `n` bytes (`n` ≤ [`MAX_BLOB`]) of the generator in [`blob`]: byte `i` is the top byte of `i × 0x9E3779B97F4A7C15` (mod 2^64); one `Range` taken |
 //! | `POST /sink` with `Content-Length: n` | the body is read and dropped; `200`, `application/json`: `{"sha256":"<64 hex digits>","length":n}` |
+//! | `POST /discard` with `Content-Length: n` | the body is read and dropped, unhashed (the work of a server that keeps nothing of an upload, for speed comparisons); `200`, `application/json`: `{"length":n}` |
 //! | `GET /files/<path>` | the archive's file: `<path>` percent-decoded (a bad escape, a NUL, a `..` segment or a leading `/` get `400`), `index.html` appended to an empty path or one ending in `/`; `200` with its size, a `Content-Type` by extension ([`path::content_type`]) and a strong `ETag` ([`entity::file_etag`]), the body streamed as the socket has room; `304` if `If-None-Match` matches; one `Range` taken |
 //! | `GET /kv/` | `200`, `application/json`: `{"keys":["a","b"]}`, every key in order |
 //! | `GET /kv/<key>` | `200`, `application/octet-stream`: the value |
@@ -29,7 +30,7 @@
 //! `A-Z a-z 0-9 - . _ ~`: a longer one gets `413`, any other (a bad escape too) `400`.
 //!
 //! Errors: a malformed request (request line, headers, `Content-Length`, a `Transfer-Encoding`,
-//! which this service does not take, a `POST /sink` without a length, a bad blob size, a bad
+//! which this service does not take, a `POST /sink` or `/discard` without a length, a bad blob size, a bad
 //! file path or key) gets `400`; a `PUT /kv/<key>` without a length `411`; a head over
 //! [`MAX_HEAD`] bytes, a body over [`MAX_BODY`] bytes, a value over [`MAX_VALUE`] bytes or a
 //! key over [`MAX_KEY`] bytes `413`; an unknown path, file or key `404`; a known path with
@@ -42,7 +43,7 @@
 //! starts is unknown); after the others it stays open. A file read that fails once the head
 //! went out closes the connection at once (the client sees a short body; counted in
 //! [`ServerStats::aborted`]). `Expect: 100-continue` on a request whose body is read (`POST
-//! /sink`, an accepted `PUT /kv/<key>`) is answered `100 Continue` before the body is read; any
+//! /sink` or `/discard`, an accepted `PUT /kv/<key>`) is answered `100 Continue` before the body is read; any
 //! other request with it and a body gets only its final answer, and the connection closes
 //! after it (the client may or may not send the body). HTTP/1.1 connections stay open unless
 //! the client sends `Connection: close` (HTTP/1.0 ones only with `Connection: keep-alive`);

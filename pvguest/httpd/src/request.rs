@@ -17,6 +17,9 @@ pub enum Route {
     Blob(u64),
     /// `POST /sink`.
     Sink,
+    /// `POST /discard`: an upload read and dropped unhashed (as a server that keeps nothing
+    /// of it, nginx's sink in the bench's Linux domU, does its work).
+    Discard,
     /// `GET /files/<path>`: the archive's file at this path (decoded, no leading `/`).
     File(String),
     /// `GET /kv/`: every key.
@@ -36,7 +39,7 @@ pub enum Route {
 impl Route {
     /// Whether the service reads this request's body (rather than skipping it).
     pub fn reads_body(&self) -> bool {
-        matches!(self, Self::Sink | Self::KvPut(_))
+        matches!(self, Self::Sink | Self::Discard | Self::KvPut(_))
     }
 }
 
@@ -219,6 +222,11 @@ fn route(method: &str, path: &str, length: Option<u64>) -> Result<Route, Refusal
         }
         ("POST", "/sink") => Route::Sink,
         (_, "/sink") => Route::MethodNotAllowed("POST"),
+        ("POST", "/discard") if length.is_none() => {
+            return Err(bad("POST /discard needs Content-Length"));
+        }
+        ("POST", "/discard") => Route::Discard,
+        (_, "/discard") => Route::MethodNotAllowed("POST"),
         // Without the slash, the same (a user types `/files` or `/kv` as often).
         (_, "/kv/" | "/kv") => get_only(Route::KvKeys),
         (_, "/files") => get_only(Route::File(file_path("")?)),
@@ -273,6 +281,10 @@ mod tests {
         let r = parse("POST /sink HTTP/1.1\r\nContent-Length: 10\r\nConnection: close\r\n\r\n")
             .unwrap();
         assert_eq!((r.route, r.keep_alive, r.body), (Route::Sink, false, 10));
+        let r = parse("POST /discard HTTP/1.1\r\nContent-Length: 10\r\n\r\n").unwrap();
+        assert_eq!((r.route, r.keep_alive, r.body), (Route::Discard, true, 10));
+        assert!(Route::Discard.reads_body());
+        assert!(parse("POST /discard HTTP/1.1\r\n\r\n").is_err());
         assert_eq!(
             parse("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").map(|r| (r.route, r.body)),
             Ok((Route::MethodNotAllowed("GET, HEAD"), 3))

@@ -1,11 +1,13 @@
 //! The network rows' one client program, run on the host for all three systems (over
-//! [`crate::http`]): a download of `GET /blob/<n>`, an upload of `POST /sink`, and requests per
-//! second of `GET /blob/1024` over 1 or 16 keep-alive connections. Each returns its rate or
-//! why it could not measure (a wrong status or length is an error, not a slow figure). Every
-//! bulk transfer is checked byte for byte after its clock stops ([`Server`]): a download
-//! against the server's known content, an upload against the digest pvguest's `/sink`
-//! answers, so that data corrupted on the way is an error, never a rate (issue 30's
-//! integrity item).
+//! [`crate::http`]): a download of `GET /blob/<n>`, an upload that the server reads and drops
+//! ([`upload`]: pvguest's `POST /discard`, the Linux domU's `POST /sink`, the same work on
+//! both), pvguest's hashed upload ([`upload_hashed`], `POST /sink`), and requests per second
+//! of `GET /blob/1024` over 1 or 16 keep-alive connections. Each returns its rate or why it
+//! could not measure (a wrong status or length is an error, not a slow figure). Every
+//! download is checked byte for byte after its clock stops ([`Server`]), and pvguest's hashed
+//! upload against the digest its `/sink` answers, so that data corrupted on the way is an
+//! error, never a rate (issue 30's integrity item); the dropped uploads are checked for
+//! status and length.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -98,12 +100,42 @@ pub fn download(addr: &str, server: Server, bytes: usize) -> Result<f64> {
     Ok(mb_per_s(bytes, elapsed))
 }
 
-/// `POST /sink` of `bytes` bytes on a fresh connection: MB/s from the request to the answer,
-/// once the answer confirms the bytes `server` received.
-pub fn upload(addr: &str, server: Server, bytes: usize) -> Result<f64> {
-    let body: Vec<u8> = (0..bytes)
+/// The bytes of an upload of `bytes` bytes.
+fn upload_body(bytes: usize) -> Vec<u8> {
+    (0..bytes)
         .map(|i| u8::try_from(i % 251).unwrap_or(0))
-        .collect();
+        .collect()
+}
+
+/// An upload of `bytes` bytes that `server` reads and drops on a fresh connection (pvguest's
+/// `POST /discard`, unhashed; the Linux domU's `POST /sink`, which nginx drops): MB/s from
+/// the request to the answer, once the answer's status (and pvguest's length) is right.
+pub fn upload(addr: &str, server: Server, bytes: usize) -> Result<f64> {
+    let body = upload_body(bytes);
+    let path = match server {
+        Server::Pvguest => "/discard",
+        Server::Linux => "/sink",
+    };
+    let mut conn = Conn::connect(addr, IO_TIMEOUT)?;
+    let started = Instant::now();
+    let r = conn.request("POST", path, Some(&body))?;
+    let elapsed = started.elapsed();
+    if !(200..300).contains(&r.status) {
+        bail!("POST {path} of {bytes} bytes: status {}", r.status);
+    }
+    if server == Server::Pvguest && r.text() != format!("{{\"length\":{bytes}}}") {
+        bail!(
+            "POST {path} of {bytes} bytes to {addr}: answered {:?}",
+            r.text()
+        );
+    }
+    Ok(mb_per_s(bytes, elapsed))
+}
+
+/// `POST /sink` of `bytes` bytes to pvguest on a fresh connection, which hashes them: MB/s
+/// from the request to the answer, once its SHA-256 and length are the bytes sent.
+pub fn upload_hashed(addr: &str, bytes: usize) -> Result<f64> {
+    let body = upload_body(bytes);
     let mut conn = Conn::connect(addr, IO_TIMEOUT)?;
     let started = Instant::now();
     let r = conn.request("POST", "/sink", Some(&body))?;
@@ -111,7 +143,7 @@ pub fn upload(addr: &str, server: Server, bytes: usize) -> Result<f64> {
     if !(200..300).contains(&r.status) {
         bail!("POST /sink of {bytes} bytes: status {}", r.status);
     }
-    server
+    Server::Pvguest
         .check_sink(&body, &r.text())
         .with_context(|| format!("POST /sink to {addr}"))?;
     Ok(mb_per_s(bytes, elapsed))
@@ -190,8 +222,9 @@ mod tests {
     use std::net::TcpListener;
 
     /// A keep-alive server as pvguest's: `GET /blob/<n>` answers n bytes of the generator,
-    /// `POST /sink` the body's digest and length, anything else 200. With `flip`, byte 1000
-    /// of every blob and of every body it hashes is changed, as corruption on the way would.
+    /// `POST /sink` the body's digest and length, `POST /discard` its length, anything else
+    /// 200. With `flip`, byte 1000 of every blob and of every body it hashes is changed, as
+    /// corruption on the way would.
     fn server_with(flip: bool) -> String {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
@@ -224,7 +257,9 @@ mod tests {
                                 b[1000] ^= 0x40;
                             }
                         };
-                        let answer = if line.starts_with("POST /sink") {
+                        let answer = if line.starts_with("POST /discard") {
+                            format!("{{\"length\":{}}}", body.len()).into_bytes()
+                        } else if line.starts_with("POST /sink") {
                             flip_at(&mut body);
                             format!(
                                 "{{\"sha256\":\"{}\",\"length\":{}}}",
@@ -266,6 +301,7 @@ mod tests {
         let addr = server();
         assert!(download(&addr, Server::Pvguest, 1 << 20).unwrap() > 0.0);
         assert!(upload(&addr, Server::Pvguest, 1 << 20).unwrap() > 0.0);
+        assert!(upload_hashed(&addr, 1 << 20).unwrap() > 0.0);
         assert!(requests_per_s(&addr, 1, 50).unwrap() > 0.0);
         assert!(requests_per_s(&addr, 16, 200).unwrap() > 0.0);
         wait_answering(&addr, Duration::from_secs(5)).unwrap();
@@ -291,7 +327,9 @@ mod tests {
         let addr = server_with(true);
         let down = download(&addr, Server::Pvguest, 1 << 16).unwrap_err();
         assert!(format!("{down:#}").contains("at byte 1000"), "{down:#}");
-        assert!(upload(&addr, Server::Pvguest, 1 << 16).is_err());
+        assert!(upload_hashed(&addr, 1 << 16).is_err());
+        // The dropped upload is checked for its length only.
+        assert!(upload(&addr, Server::Pvguest, 1 << 16).is_ok());
         // The Linux domU's blobs are zeros: the generator's bytes are not.
         let clean = server();
         assert!(download(&clean, Server::Linux, 1 << 16).is_err());

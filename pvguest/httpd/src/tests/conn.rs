@@ -137,6 +137,32 @@ fn the_sink_hashes_the_upload() {
 }
 
 #[test]
+fn discard_reads_the_upload_unhashed_and_answers_its_length() {
+    let body = vec![0x5a_u8; 70_000];
+    let mut input = format!(
+        "POST /discard?x=1 HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    input.extend_from_slice(&body);
+    // The body was read whole: the next request is parsed where it ends.
+    input.extend_from_slice(
+        b"POST /discard HTTP/1.1\r\nContent-Length: 0\r\n\r\nGET /discard HTTP/1.1\r\n\r\n",
+    );
+    let (out, closing) = run(&input, 1460);
+    let r = responses(&out);
+    let codes: Vec<u16> = r.iter().map(|r| r.0).collect();
+    assert_eq!(codes, [200, 200, 405]);
+    assert_eq!(
+        String::from_utf8(r[0].2.clone()).unwrap(),
+        "{\"length\":70000}"
+    );
+    assert_eq!(String::from_utf8(r[1].2.clone()).unwrap(), "{\"length\":0}");
+    assert!(r[2].1.contains("Allow: POST\r\n"));
+    assert!(!closing);
+}
+
+#[test]
 fn refused_requests_close_and_nothing_after_them_is_read() {
     let (out, closing) = run(b"BOGUS\r\n\r\nGET / HTTP/1.1\r\n\r\n", 3);
     let r = responses(&out);
