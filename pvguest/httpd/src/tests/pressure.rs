@@ -437,10 +437,7 @@ fn churn_then_slow_heads_on_the_guest_pool_with_a_small_transmit_ring() {
 #[test]
 fn when_every_slot_is_busy_answering_a_syn_waits_instead_of_a_reset() {
     let config = Config {
-        pool: crate::Pool {
-            slots: 3,
-            buffer: 4096,
-        },
+        pool: crate::Pool::uniform(3, 4096),
         ..Config::default()
     };
     let mut net = Net::new(config);
@@ -487,10 +484,7 @@ fn when_every_slot_is_busy_answering_a_syn_waits_instead_of_a_reset() {
 fn a_burst_of_syns_beyond_the_free_slots_waits_and_no_handshake_is_reset() {
     // `ab -c 128` against a smaller pool: the SYNs arrive together, in one turn.
     let config = Config {
-        pool: crate::Pool {
-            slots: 3,
-            buffer: 4096,
-        },
+        pool: crate::Pool::uniform(3, 4096),
         ..Config::default()
     };
     let mut net = Net::new(config);
@@ -536,10 +530,7 @@ fn more_clients_at_once_than_slots_are_all_answered_and_none_is_reset() {
     // soon as it is connected. Those beyond the slots wait (their SYNs are sent again); none
     // that connected is reset before it could send its request.
     let config = Config {
-        pool: crate::Pool {
-            slots: 4,
-            buffer: 4096,
-        },
+        pool: crate::Pool::uniform(4, 4096),
         ..Config::default()
     };
     let mut net = Net::new(config);
