@@ -670,6 +670,31 @@ mod tests {
     }
 
     #[test]
+    fn the_counters_of_ab_are_the_last_two_documents_differences() {
+        let doc = |conns: u64, dropped: u64| {
+            format!(
+                "{{\"http\":{{\"connections\":{conns},\"requests\":{conns},\
+                 \"handshake_timeouts\":0,\"pool\":{{\"reclaimed\":0,\
+                 \"syns_dropped\":{dropped}}}}}}}"
+            )
+        };
+        let line = format!(
+            "down=1 up=1 rps=1 failed=0 status0={} status1={} status2={} status3={}",
+            doc(1, 0),
+            doc(2, 0),
+            doc(3, 1),
+            doc(20, 4)
+        );
+        let out = ab_counters(&line).unwrap();
+        assert!(
+            out.starts_with("ab: connections 17, requests 17, syns dropped 3, reclaimed 0"),
+            "{out}"
+        );
+        assert!(ab_counters(&format!("down=1 status2={}", doc(1, 0))).is_none());
+        assert!(ab_counters("down=1 status2=- status3=-").is_none());
+    }
+
+    #[test]
     fn extra_command_lines_are_plain_words_only() {
         assert_eq!(
             parse_extra("http-buffer-kib=128; ;http-buffer-kib=256 net-sg=off"),
