@@ -27,8 +27,8 @@ pub const MAX_MEMORY_REGIONS: usize = 64;
 /// The heap takes half of the largest free run, at most this much (the rest stays frames:
 /// grant pages, rings, the balloon). A quarter of the heap is the HTTP service's connection
 /// pool (`httpd::Pool::for_memory`), so a guest with more memory serves more clients at once:
-/// about 80 in a 32 MiB guest, about 160 in a 64 MiB one, 256 (the most) from about 100 MiB
-/// up, with larger buffers beyond. It was 16 MiB, which held every guest from 32 MiB up at 83
+/// about 80 in a 32 MiB guest, 128 (the most) from about 56 MiB up, with the rest to larger
+/// buffers beyond: four large slots first (bulk transfers), then every slot. It was 16 MiB, which held every guest from 32 MiB up at 83
 /// connections, fewer than `ab -c 128`.
 pub const MAX_HEAP_BYTES: u64 = 256 << 20;
 /// The heap's size is a multiple of this. Xen's toolstack and hv place the boot data one page

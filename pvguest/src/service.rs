@@ -813,8 +813,8 @@ impl Backend for Storage<'_> {
 /// `http-head-ms=<ms>` (a harness shortens it to see heads time out within its run). For
 /// measurements (`cargo xtask bench`'s variants): `http-ack-delay-ms=<ms>` gives the sockets
 /// smoltcp's delayed ACK back (0: none, the default), `http-buffer-kib=<KiB>` sets each socket
-/// buffer (4 to 1024 KiB), with as many slots as the budget then holds (within the pool's
-/// bounds).
+/// buffer (4 to 1024 KiB), none larger, with as many slots as the budget then holds (within
+/// the pool's bounds).
 pub fn server_config(cmdline: &str) -> ServerConfig {
     let mut config = ServerConfig::for_memory(heap::stats().0 / 4);
     if let Some(ms) = crate::cmdline::option(cmdline, "http-head-ms").and_then(|v| v.parse().ok()) {
@@ -830,9 +830,11 @@ pub fn server_config(cmdline: &str) -> ServerConfig {
     {
         let buffer = kib.clamp(4, 1024) * 1024;
         let budget = heap::stats().0 / 4;
-        config.pool.buffer = buffer;
-        config.pool.slots = (budget / (2 * buffer + httpd::pool::WORKING_BYTES))
-            .clamp(httpd::pool::MIN_SLOTS, httpd::pool::MAX_SLOTS);
+        config.pool = httpd::Pool::uniform(
+            (budget / (2 * buffer + httpd::pool::WORKING_BYTES))
+                .clamp(httpd::pool::MIN_SLOTS, httpd::pool::MAX_SLOTS),
+            buffer,
+        );
     }
     config
 }

@@ -22,6 +22,13 @@
 //!   smoltcp resends the SYN-ACK at RTO 1 s, 2 s, 4 s ... and gives up only at the 60 s timeout;
 //!   Linux keeps such entries in a SYN queue apart from the accept queue, smoltcp in the slot.
 //!   Now dropped after [`Deadlines::handshake`].
+//! - **SYN-RECEIVED back to LISTEN**: smoltcp itself turns a half-open socket back to LISTEN
+//!   when the peer resets it (a client that gave up before the SYN-ACK came: its stack
+//!   answers it with a reset). The slot kept the handshake's start, so the next connection
+//!   the socket took met that handshake's deadline in its first turn and was reset before
+//!   its SYN-ACK went out: the client saw "connection refused" (`ab` in `cargo xtask bench
+//!   --features-only`, "Total of 1 requests completed"). A slot found listening now forgets
+//!   the connection it had.
 //! - **LAST-ACK, FIN-WAIT-1, FIN-WAIT-2, CLOSING** (the service closed, the peer vanished
 //!   without a FIN or an ACK): FIN retransmitted, or nothing at all in FIN-WAIT-2 (no timer
 //!   either), until the same 60 s timeout. Linux orphans these (`tcp_fin_timeout`) and the
@@ -63,6 +70,11 @@
 //! buffers, and one comes in (listening) when a SYN would find none, before any slot is
 //! reclaimed. The set's table is sized for the whole pool once, in [`Server::new`], so
 //! moving sockets in and out never allocates.
+//!
+//! The pool's large slots ([`Pool::large`], its rule 2) listen first: while one is free, only
+//! large ones listen (smoltcp gives a SYN to the first listening socket of the set), and the
+//! socket brought in for a SYN is a large one if one is aside; so a bulk transfer gets a
+//! large window whenever one is free, and the small slots serve the rest.
 
 use crate::backend::Backend;
 use crate::conn::{ConnStats, Connection};
@@ -194,53 +206,71 @@ pub struct Server {
 }
 
 impl Server {
-    /// Makes `config.pool.slots` sockets, each with buffers of `config.pool.buffer` bytes;
-    /// [`SPARE_LISTENERS`] of them listen in `sockets`, the others wait aside (see the
-    /// module docs).
+    /// Makes `config.pool.slots` sockets, the pool's large ones with buffers of
+    /// `config.pool.large_buffer` bytes, the others of `config.pool.buffer`;
+    /// [`SPARE_LISTENERS`] of them listen in `sockets` (large ones first), the others wait
+    /// aside (see the module docs).
     pub fn new(config: Config, sockets: &mut SocketSet<'static>) -> Self {
         let count = config.pool.slots.max(1);
+        let large = config.pool.large.min(count);
         let mut slots = Vec::with_capacity(count);
-        let mut parked = Vec::with_capacity(count);
+        let parked = Vec::with_capacity(count);
         // Every socket enters the set once, so that its table has room for all of them and
-        // never grows (nor allocates) while serving.
-        for _ in 0..count {
+        // never grows (nor allocates) while serving; then all are put aside, and the
+        // largest come back to listen.
+        for i in 0..count {
+            let buffer = if i < large {
+                config.pool.large_buffer
+            } else {
+                config.pool.buffer
+            };
             let mut socket = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; config.pool.buffer]),
-                tcp::SocketBuffer::new(vec![0; config.pool.buffer]),
+                tcp::SocketBuffer::new(vec![0; buffer]),
+                tcp::SocketBuffer::new(vec![0; buffer]),
             );
             // A backstop: the service's deadlines come first.
             socket.set_timeout(Some(Duration::from_secs(60)));
             socket.set_ack_delay(config.ack_delay);
             slots.push(Slot::new(sockets.add(socket)));
         }
-        while slots.len() > SPARE_LISTENERS {
-            if let Some(slot) = slots.pop()
-                && let Socket::Tcp(socket) = sockets.remove(slot.handle)
-            {
-                parked.push(socket);
-            }
-        }
-        for slot in &slots {
-            let _ = sockets
-                .get_mut::<tcp::Socket>(slot.handle)
-                .listen(config.port);
-        }
-        let stats = ServerStats {
-            max: count as u64,
-            ..ServerStats::default()
-        };
-        Self {
+        let mut server = Self {
             config,
             slots,
             parked,
-            stats,
+            stats: ServerStats {
+                max: count as u64,
+                ..ServerStats::default()
+            },
             wake: None,
             frame: Vec::new(),
             scratch: Vec::new(),
+        };
+        while let Some(slot) = server.slots.pop() {
+            if let Socket::Tcp(socket) = sockets.remove(slot.handle) {
+                server.park(socket);
+            }
+        }
+        server.balance(sockets);
+        server
+    }
+
+    /// Whether `socket` is one of the pool's large ones.
+    fn is_large(&self, socket: &tcp::Socket<'_>) -> bool {
+        socket.recv_capacity() > self.config.pool.buffer
+    }
+
+    /// Puts a free (closed) socket aside: a large one at the end, taken back first, the
+    /// others at the start (the vector's capacity is the pool's: this never allocates).
+    fn park(&mut self, socket: tcp::Socket<'static>) {
+        if self.is_large(&socket) {
+            self.parked.push(socket);
+        } else {
+            self.parked.insert(0, socket);
         }
     }
 
-    /// Takes a socket from aside into `sockets`, listening; false if none is left.
+    /// Takes a socket from aside into `sockets`, listening, a large one if one is aside;
+    /// false if none is left.
     fn unpark(&mut self, sockets: &mut SocketSet<'static>) -> bool {
         let Some(mut socket) = self.parked.pop() else {
             return false;
@@ -250,26 +280,55 @@ impl Server {
         true
     }
 
-    /// Puts listening sockets beyond [`SPARE_LISTENERS`] aside, and brings sockets back
-    /// until that many listen (if there are any left).
+    /// Makes the listening sockets the largest free ones: while a large socket is free,
+    /// only large ones listen (smoltcp gives a SYN to the first listening socket of the
+    /// set, so a small one beside would take it as often), at most [`SPARE_LISTENERS`] of
+    /// them; else [`SPARE_LISTENERS`] small ones. The rest wait aside.
     fn balance(&mut self, sockets: &mut SocketSet<'static>) {
-        let mut listening = self.listening(sockets);
+        let large_aside = self.parked.last().is_some_and(|s| self.is_large(s));
+        let listening_large = self
+            .slots
+            .iter()
+            .map(|s| sockets.get::<tcp::Socket>(s.handle))
+            .filter(|s| s.state() == tcp::State::Listen && self.is_large(s))
+            .count();
+        let only_large = large_aside || listening_large > 0;
+        let mut listening = 0;
         let mut i = self.slots.len();
-        while listening > SPARE_LISTENERS && i > 0 {
+        // From the end of the set: the large ones listening stay, as many as may.
+        let mut keep_large = listening_large.min(SPARE_LISTENERS);
+        while i > 0 {
             i -= 1;
             let handle = self.slots[i].handle;
-            if sockets.get::<tcp::Socket>(handle).state() != tcp::State::Listen {
+            let socket = sockets.get::<tcp::Socket>(handle);
+            if socket.state() != tcp::State::Listen {
+                continue;
+            }
+            let large = self.is_large(socket);
+            let stays = if large {
+                keep_large > 0
+            } else {
+                !only_large && listening < SPARE_LISTENERS
+            };
+            if stays {
+                listening += 1;
+                keep_large -= usize::from(large);
                 continue;
             }
             self.slots.swap_remove(i);
             if let Socket::Tcp(mut socket) = sockets.remove(handle) {
                 // LISTEN to CLOSED: nothing is sent.
                 socket.abort();
-                self.parked.push(socket);
+                self.park(socket);
             }
-            listening -= 1;
         }
-        while listening < SPARE_LISTENERS && self.unpark(sockets) {
+        while listening < SPARE_LISTENERS
+            && self
+                .parked
+                .last()
+                .is_some_and(|s| !only_large || self.is_large(s))
+            && self.unpark(sockets)
+        {
             listening += 1;
         }
     }
@@ -417,7 +476,15 @@ impl Server {
         for i in 0..self.slots.len() {
             let state = sockets.get::<tcp::Socket>(self.slots[i].handle).state();
             match state {
-                tcp::State::Listen => continue,
+                // Listening, or listening again: smoltcp turns a half-open socket back to
+                // LISTEN when the peer resets it, and the handshake's bookkeeping goes
+                // (see the module docs).
+                tcp::State::Listen => {
+                    if self.slots[i].opened.is_some() {
+                        self.release(i, sockets);
+                    }
+                    continue;
+                }
                 // TIME-WAIT just now: the peer's FIN that brought it is acknowledged by this
                 // turn's egress, which a socket listening again would never send (the peer
                 // would send its FIN again and meet a reset instead). Let go next turn.

@@ -18,7 +18,10 @@
 //!
 //! `PVXEN_BENCH_VARIANTS=<i>,<j>,...` (indices into [`NET_VARIANTS`]) measures only those
 //! network variants and the Linux domU, and no block variant: a short run while working on
-//! the network path (the report then lacks the other rows). `PVXEN_BENCH_PROFILE=<i>` adds a
+//! the network path (the report then lacks the other rows). `PVXEN_BENCH_EXTRA=<words>;<words>`
+//! adds, after the picked variants, one unrecorded variant per `;`-separated entry: every
+//! feature on with those words added to the guest's command line (e.g. `http-buffer-kib=128`),
+//! printed with its counters like the others ([`extra_variants`]). `PVXEN_BENCH_PROFILE=<i>` adds a
 //! poor man's profile of variant `i`: dom0 reads the guest's RIP (`xen-hvmctx`) as fast as
 //! it can during three uploads, then three downloads, and the samples are printed by
 //! function ([`profile_report`]). pvguest's counters around each transfer (`GET /` before
@@ -101,8 +104,9 @@ const FUNCTIONS: &str = "now() { cut -d' ' -f1 /proc/uptime; }; \
      rps=$(awk '/^Requests per second/ {print $4}' /tmp/abf.log); \
      failed=$(awk '/^Failed requests/ {print $3}' /tmp/abf.log); \
      why=; [ -n \"$rps\" ] || why=\" ab-said=$(grep -v '^$' /tmp/abf.log | tail -n 2 | tr ' \\n' '__')\"; \
+     s3=$(status); \
      echo \"down=$(mbs $n $t0 $t1) up=$(mbs $n $t2 $t3) rps=${rps:-none} failed=${failed:-none}$why\" \
-     \"status0=${s0:--} status1=${s1:--} status2=${s2:--}\"; }; \
+     \"status0=${s0:--} status1=${s1:--} status2=${s2:--} status3=${s3:--}\"; }; \
      variant() { sed \"s|^cmdline = \\\"\\(.*\\)\\\"|cmdline = \\\"\\1 $1\\\"|\" /pvxen/guest.cfg > /tmp/v.cfg; \
      $XL create /tmp/v.cfg > /tmp/vc.log 2>&1 || { echo create-failed; return; }; \
      if answering $PV_IP; then rates $PV_IP $BLOB_SHA yes; else echo no-answer; fi; \
@@ -209,6 +213,33 @@ pub fn transfer_counters(line: &str, figures: &NetFigures) -> Vec<String> {
         ));
     }
     out
+}
+
+/// What pvguest's service counted during `ab` (its `status2=` and `status3=` documents, before
+/// and after): connections, SYNs dropped, slots reclaimed, handshakes timed out. `None` for a
+/// line without them (Linux's, or a guest that no longer answered).
+pub fn ab_counters(line: &str) -> Option<String> {
+    let doc = |n: usize| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("status{n}=")))
+            .filter(|d| d.starts_with('{'))
+    };
+    let (a, b) = (doc(2)?, doc(3)?);
+    let grew = |name: &str| {
+        status_field(b, name)
+            .unwrap_or(0)
+            .saturating_sub(status_field(a, name).unwrap_or(0))
+    };
+    Some(format!(
+        "ab: connections {}, requests {}, syns dropped {}, reclaimed {}, handshake timeouts {}, \
+         close timeouts {}",
+        grew("connections"),
+        grew("requests"),
+        grew("syns_dropped"),
+        grew("reclaimed"),
+        grew("handshake_timeouts"),
+        grew("close_timeouts"),
+    ))
 }
 
 /// The functions where pvguest's vCPU was found (`PVXEN_BENCH_PROFILE`: dom0 read its RIP
@@ -354,6 +385,13 @@ pub(super) fn measure(
             format!("{env}; variant \"{switches}\""),
         ));
     }
+    let extras = extra_variants();
+    for (i, words) in extras.iter().enumerate() {
+        job.steps.push(run(
+            format!("features-net-extra-{i}"),
+            format!("{env}; variant \"{words}\""),
+        ));
+    }
     let profiled = std::env::var("PVXEN_BENCH_PROFILE")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
@@ -413,9 +451,21 @@ pub(super) fn measure(
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.trim().to_owned())
     };
-    let mut net = |key: &str, variant: &str, system: System| {
+    let mut net = |key: &str, variant: &str, system: System, record: bool| {
         let line = result(key).unwrap_or_else(|| "no result".into());
-        match parse_net(&line) {
+        // An unrecorded variant's transfers are shown even when ab failed.
+        let parsed = match parse_net(&line) {
+            Err(e) if !record => {
+                println!("bench: {} {variant}: {e}", system.label());
+                parse_net(
+                    &line
+                        .replace("rps=none", "rps=0")
+                        .replace("failed=none", "failed=0"),
+                )
+            }
+            parsed => parsed,
+        };
+        match parsed {
             Ok(f) => {
                 println!(
                     "bench: {} {variant}: download {:.2} MB/s, upload {:.2} MB/s, {:.0} req/s",
@@ -426,6 +476,12 @@ pub(super) fn measure(
                 );
                 for line in transfer_counters(&line, &f) {
                     println!("bench: {} {variant}: {line}", system.label());
+                }
+                if let Some(ab) = ab_counters(&line) {
+                    println!("bench: {} {variant}: {ab}", system.label());
+                }
+                if !record {
+                    return;
                 }
                 let [down, up, rps] = net_row_names(variant);
                 rows.add(&down, || net_row("MB/s"), system, f.down);
@@ -441,11 +497,30 @@ pub(super) fn measure(
     );
     for (i, (variant, _)) in NET_VARIANTS.iter().enumerate() {
         if wanted(i) {
-            net(&format!("features-net-{i}"), variant, System::PvguestXen);
+            net(
+                &format!("features-net-{i}"),
+                variant,
+                System::PvguestXen,
+                true,
+            );
         }
     }
+    for (i, words) in extras.iter().enumerate() {
+        let variant = format!("{} + {words} (not recorded)", NET_VARIANTS[0].0);
+        net(
+            &format!("features-net-extra-{i}"),
+            &variant,
+            System::PvguestXen,
+            false,
+        );
+    }
     if linux.is_some() {
-        net("features-net-linux", NET_VARIANTS[0].0, System::LinuxXen);
+        net(
+            "features-net-linux",
+            NET_VARIANTS[0].0,
+            System::LinuxXen,
+            true,
+        );
     }
     if let Some((variant, _)) = profiled {
         let line = result("features-profile").unwrap_or_default();
@@ -501,6 +576,32 @@ fn picked_variants() -> Option<Vec<usize>> {
         .filter(|&i| i < NET_VARIANTS.len())
         .collect();
     (!picked.is_empty()).then_some(picked)
+}
+
+/// The extra command lines `PVXEN_BENCH_EXTRA` names (see the module docs): its
+/// `;`-separated entries, trimmed, the empty ones left out. Only words of the form
+/// `name=value` made of letters, digits, `-`, `_` and `.` are taken, so nothing reaches dom0's
+/// shell or the `sed` that writes the guest's configuration but such words.
+fn extra_variants() -> Vec<String> {
+    parse_extra(&std::env::var("PVXEN_BENCH_EXTRA").unwrap_or_default())
+}
+
+fn parse_extra(text: &str) -> Vec<String> {
+    let plain = |w: &str| {
+        w.split_once('=')
+            .is_some_and(|(n, v)| !n.is_empty() && !v.is_empty())
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.=".contains(c))
+    };
+    text.split(';')
+        .map(|e| {
+            e.split_whitespace()
+                .filter(|w| plain(w))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|e| !e.is_empty())
+        .collect()
 }
 
 /// The block variants' group.
@@ -566,6 +667,41 @@ mod tests {
             out[1]
         );
         assert!(transfer_counters("down=1 up=1 rps=1 failed=0", &f).is_empty());
+    }
+
+    #[test]
+    fn the_counters_of_ab_are_the_last_two_documents_differences() {
+        let doc = |conns: u64, dropped: u64| {
+            format!(
+                "{{\"http\":{{\"connections\":{conns},\"requests\":{conns},\
+                 \"handshake_timeouts\":0,\"pool\":{{\"reclaimed\":0,\
+                 \"syns_dropped\":{dropped}}}}}}}"
+            )
+        };
+        let line = format!(
+            "down=1 up=1 rps=1 failed=0 status0={} status1={} status2={} status3={}",
+            doc(1, 0),
+            doc(2, 0),
+            doc(3, 1),
+            doc(20, 4)
+        );
+        let out = ab_counters(&line).unwrap();
+        assert!(
+            out.starts_with("ab: connections 17, requests 17, syns dropped 3, reclaimed 0"),
+            "{out}"
+        );
+        assert!(ab_counters(&format!("down=1 status2={}", doc(1, 0))).is_none());
+        assert!(ab_counters("down=1 status2=- status3=-").is_none());
+    }
+
+    #[test]
+    fn extra_command_lines_are_plain_words_only() {
+        assert_eq!(
+            parse_extra("http-buffer-kib=128; ;http-buffer-kib=256 net-sg=off"),
+            ["http-buffer-kib=128", "http-buffer-kib=256 net-sg=off"]
+        );
+        assert_eq!(parse_extra("a=1 `reboot` b=$(x) c=\"d\" e|f=1 g="), ["a=1"]);
+        assert!(parse_extra("").is_empty());
     }
 
     #[test]

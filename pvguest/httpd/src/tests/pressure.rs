@@ -374,7 +374,31 @@ fn the_pool_follows_the_memory_budget_and_the_status_reports_it() {
 /// transmit ring that fills.
 #[test]
 fn churn_then_slow_heads_on_the_guest_pool_with_a_small_transmit_ring() {
-    let mut net = Net::new(Config::for_memory(4 << 20));
+    let stats = churn_then_slow_heads(4 << 20);
+    assert_eq!((stats.open, stats.max), (83, 83), "{stats:?}");
+    // The slow heads beyond the slots took the oldest heads' slots once those were a second
+    // old (`RECLAIM_GRACE`); before that their SYNs waited.
+    assert!(stats.reclaimed > 17 && stats.syns_dropped > 0, "{stats:?}");
+}
+
+/// The same on the pool of a 128 MiB guest (a 16 MiB budget: 128 slots, four of them
+/// large): the large slots take nothing from the churn checks' capacity.
+#[test]
+fn churn_then_slow_heads_on_the_pool_with_large_slots() {
+    let pool = crate::Pool::for_memory(16 << 20);
+    assert_eq!((pool.slots, pool.large), (128, 4), "{pool:?}");
+    let stats = churn_then_slow_heads(16 << 20);
+    // Every slow head holds a slot of its own (the churn's are all free again, the timed
+    // GET's still closing): none was reclaimed. (The churn's 200 connections, open at once,
+    // left 72 SYNs to wait.)
+    assert_eq!((stats.open, stats.max), (101, 128), "{stats:?}");
+    assert_eq!((stats.reclaimed, stats.syns_dropped), (0, 72), "{stats:?}");
+}
+
+/// `net-churn` then `net-slow-heads` on the pool of `budget` bytes, with a transmit ring
+/// that fills; each timed GET must be answered within 2 s. The service's counters after.
+fn churn_then_slow_heads(budget: usize) -> crate::ServerStats {
+    let mut net = Net::new(Config::for_memory(budget));
     net.server_port.tx_limit = Some(4);
     // Churn: 200 connections one after another, then all closed at once.
     let mut open = Vec::new();
@@ -427,20 +451,13 @@ fn churn_then_slow_heads_on_the_guest_pool_with_a_small_transmit_ring() {
     }
     let took = time_a_get(&mut net);
     assert!(took <= Duration::from_secs(2), "took {took}");
-    let stats = net.server.stats();
-    assert_eq!((stats.open, stats.max), (83, 83), "{stats:?}");
-    // The slow heads beyond the slots took the oldest heads' slots once those were a second
-    // old (`RECLAIM_GRACE`); before that their SYNs waited.
-    assert!(stats.reclaimed > 17 && stats.syns_dropped > 0, "{stats:?}");
+    net.server.stats()
 }
 
 #[test]
 fn when_every_slot_is_busy_answering_a_syn_waits_instead_of_a_reset() {
     let config = Config {
-        pool: crate::Pool {
-            slots: 3,
-            buffer: 4096,
-        },
+        pool: crate::Pool::uniform(3, 4096),
         ..Config::default()
     };
     let mut net = Net::new(config);
@@ -487,10 +504,7 @@ fn when_every_slot_is_busy_answering_a_syn_waits_instead_of_a_reset() {
 fn a_burst_of_syns_beyond_the_free_slots_waits_and_no_handshake_is_reset() {
     // `ab -c 128` against a smaller pool: the SYNs arrive together, in one turn.
     let config = Config {
-        pool: crate::Pool {
-            slots: 3,
-            buffer: 4096,
-        },
+        pool: crate::Pool::uniform(3, 4096),
         ..Config::default()
     };
     let mut net = Net::new(config);
@@ -536,10 +550,7 @@ fn more_clients_at_once_than_slots_are_all_answered_and_none_is_reset() {
     // soon as it is connected. Those beyond the slots wait (their SYNs are sent again); none
     // that connected is reset before it could send its request.
     let config = Config {
-        pool: crate::Pool {
-            slots: 4,
-            buffer: 4096,
-        },
+        pool: crate::Pool::uniform(4, 4096),
         ..Config::default()
     };
     let mut net = Net::new(config);

@@ -494,3 +494,115 @@ fn body_data_is_acknowledged_in_the_turn_it_arrives() {
         "acknowledged in the same turn"
     );
 }
+
+/// The receive buffer of the server's socket for the client `handle`.
+fn server_buffer_of(net: &mut Net, handle: SocketHandle) -> usize {
+    let port = net.client(handle).local_endpoint().unwrap().port;
+    net.server_sockets
+        .iter()
+        .filter_map(|(_, s)| match s {
+            smoltcp::socket::Socket::Tcp(t) => Some(t),
+            _ => None,
+        })
+        .find(|t| t.remote_endpoint().is_some_and(|e| e.port == port))
+        .map(|t| t.recv_capacity())
+        .expect("a server socket for the client")
+}
+
+#[test]
+fn a_new_connection_takes_a_large_slot_while_one_is_free() {
+    let large = 64 * 1024;
+    let config = Config {
+        pool: crate::Pool {
+            slots: 6,
+            buffer: 4096,
+            large: 2,
+            large_buffer: large,
+        },
+        ..Config::default()
+    };
+    let mut net = Net::new(config);
+    // While a large socket is free, only large ones listen.
+    let listening = |net: &Net| {
+        let mut caps: Vec<usize> = net
+            .server_sockets
+            .iter()
+            .filter_map(|(_, s)| match s {
+                smoltcp::socket::Socket::Tcp(t) if t.state() == tcp::State::Listen => {
+                    Some(t.recv_capacity())
+                }
+                _ => None,
+            })
+            .collect();
+        caps.sort_unstable();
+        caps
+    };
+    assert_eq!(listening(&net), [large, large]);
+    let a = net.connect();
+    assert_eq!(server_buffer_of(&mut net, a), large);
+    assert_eq!(listening(&net), [large]);
+    let b = net.connect();
+    assert_eq!(server_buffer_of(&mut net, b), large);
+    // The large ones are taken: the others listen.
+    assert_eq!(listening(&net), [4096, 4096]);
+    let c = net.connect();
+    assert_eq!(server_buffer_of(&mut net, c), 4096);
+    // A large one freed listens again, alone, and the next connection takes it.
+    net.client(a).close();
+    for _ in 0..100 {
+        net.step(10);
+    }
+    assert_eq!(listening(&net), [large]);
+    let d = net.connect();
+    assert_eq!(server_buffer_of(&mut net, d), large);
+    // Every slot still serves: three more connect (small ones) and the pool is full.
+    let more: Vec<SocketHandle> = (0..3).map(|_| net.connect()).collect();
+    for &m in &more {
+        assert_eq!(server_buffer_of(&mut net, m), 4096);
+    }
+    assert_eq!(net.server.free(&net.server_sockets), 0);
+    let (code, _, body) = net.exchange(d, b"GET /blob/100000 HTTP/1.1\r\n\r\n");
+    assert_eq!((code, body.len()), (200, 100_000));
+}
+
+#[test]
+fn a_handshake_the_peer_reset_leaves_its_slot_fresh_for_the_next() {
+    // Two slots, both listening in the set (none aside to trade places with).
+    let mut net = Net::new(Config {
+        pool: crate::Pool::uniform(2, 16 * 1024),
+        ..Config::default()
+    });
+    // A client whose SYN reaches the service and which is gone when the SYN-ACK comes back:
+    // its stack answers with a reset, and smoltcp turns the socket back to LISTEN.
+    let (gone, _) = net.start_connect(4096);
+    let half_open = |net: &Net| {
+        net.server_sockets.iter().any(|(_, s)| {
+            matches!(s, smoltcp::socket::Socket::Tcp(t) if t.state() == tcp::State::SynReceived)
+        })
+    };
+    for _ in 0..20 {
+        net.poll_client();
+        net.step_server(1);
+        if half_open(&net) {
+            break;
+        }
+    }
+    assert!(half_open(&net));
+    net.client_sockets.remove(gone);
+    net.received.remove(&gone);
+    for _ in 0..10 {
+        net.step(1);
+    }
+    assert_eq!(net.server.stats().handshake_timeouts, 0);
+    // Past the handshake deadline of that first SYN, new clients connect (not refused).
+    for _ in 0..10 {
+        net.step(1000);
+    }
+    // Both slots at once: the one the reset turned back is among them.
+    let both = [net.connect(), net.connect()];
+    for c in both {
+        let (code, _, _) = net.exchange(c, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(code, 200);
+    }
+    assert_eq!(net.server.stats().handshake_timeouts, 0);
+}
