@@ -5,9 +5,11 @@
 //! bridge and Linux's netback or blkback), as the issues measured them:
 //! - network ([`NET_VARIANTS`]): pvguest's application created with the variant's switches on
 //!   its command line; busybox `wget` in dom0 downloads `GET /blob/16777216` (its SHA-256
-//!   compared with the generator's) and uploads 16 MiB to `POST /sink` (the digest the service
-//!   answers compared with dom0's); `ab -k -n 2000 -c 16 /blob/1024`; then the same for the
-//!   Linux domU (zero blobs; its nginx drops the upload unhashed). Times are dom0's
+//!   compared with the generator's), uploads 16 MiB to `POST /discard` (read and dropped,
+//!   the upload row: the work nginx does for the Linux domU's `/sink`), then the same to `POST
+//!   /sink` (hashed by the guest, the digest it answers compared with dom0's: a row for every
+//!   feature on); `ab -k -n 2000 -c 16 /blob/1024`; then the same for the Linux domU (zero
+//!   blobs; its nginx drops the upload unhashed; no hashed upload). Times are dom0's
 //!   `/proc/uptime` (10 ms steps, against transfers of seconds).
 //! - block ([`BLK_VARIANTS`]): the `selftest=bench` guest with the variant's switches, its
 //!   `BENCH` lines (sequential MB/s at depth 1 and full, 4 KiB random-read IOPS), on stock
@@ -96,16 +98,20 @@ const FUNCTIONS: &str = "now() { cut -d' ' -f1 /proc/uptime; }; \
      got=$(sha256sum /tmp/dl.bin | cut -d' ' -f1); rm -f /tmp/dl.bin; \
      [ \"$got\" = \"$want\" ] || { echo \"download-digest=$got\"; return; }; \
      s1=$(status); \
-     t2=$(now); answer=$(timeout 300 wget -q -O - --post-file=/tmp/up.bin \"http://$ip/sink\"); t3=$(now); \
+     if [ $hashed = yes ]; then sink=discard; else sink=sink; fi; \
+     t2=$(now); answer=$(timeout 300 wget -q -O - --post-file=/tmp/up.bin \"http://$ip/$sink\"); t3=$(now); \
      s2=$(status); \
-     if [ $hashed = yes ]; then case \"$answer\" in *\"$(cat /tmp/up.sha)\"*) ;; \
-     *) echo \"upload-answer=$(echo $answer | tr ' ' _)\"; return;; esac; fi; \
+     uph=; if [ $hashed = yes ]; then case \"$answer\" in *\"\\\"length\\\":$n}\"*) ;; \
+     *) echo \"discard-answer=$(echo $answer | tr ' ' _)\"; return;; esac; \
+     t4=$(now); answer=$(timeout 300 wget -q -O - --post-file=/tmp/up.bin \"http://$ip/sink\"); t5=$(now); \
+     case \"$answer\" in *\"$(cat /tmp/up.sha)\"*) ;; \
+     *) echo \"upload-answer=$(echo $answer | tr ' ' _)\"; return;; esac; uph=\" uph=$(mbs $n $t4 $t5)\"; fi; \
      timeout 300 ab -k -n 2000 -c 16 \"http://$ip/blob/1024\" > /tmp/abf.log 2>&1; \
      rps=$(awk '/^Requests per second/ {print $4}' /tmp/abf.log); \
      failed=$(awk '/^Failed requests/ {print $3}' /tmp/abf.log); \
      why=; [ -n \"$rps\" ] || why=\" ab-said=$(grep -v '^$' /tmp/abf.log | tail -n 2 | tr ' \\n' '__')\"; \
      s3=$(status); \
-     echo \"down=$(mbs $n $t0 $t1) up=$(mbs $n $t2 $t3) rps=${rps:-none} failed=${failed:-none}$why\" \
+     echo \"down=$(mbs $n $t0 $t1) up=$(mbs $n $t2 $t3)$uph rps=${rps:-none} failed=${failed:-none}$why\" \
      \"status0=${s0:--} status1=${s1:--} status2=${s2:--} status3=${s3:--}\"; }; \
      variant() { sed \"s|^cmdline = \\\"\\(.*\\)\\\"|cmdline = \\\"\\1 $1\\\"|\" /pvxen/guest.cfg > /tmp/v.cfg; \
      $XL create /tmp/v.cfg > /tmp/vc.log 2>&1 || { echo create-failed; return; }; \
@@ -137,8 +143,10 @@ const FUNCTIONS: &str = "now() { cut -d' ' -f1 /proc/uptime; }; \
 pub struct NetFigures {
     /// Download MB/s.
     pub down: f64,
-    /// Upload MB/s.
+    /// Upload MB/s (read and dropped: pvguest's `POST /discard`, nginx's `/sink`).
     pub up: f64,
+    /// pvguest's hashed upload (`POST /sink`, its digest checked), MB/s; `None` for Linux.
+    pub up_hashed: Option<f64>,
     /// Requests per second over 16 keep-alive connections.
     pub rps: f64,
 }
@@ -151,7 +159,12 @@ pub fn parse_net(line: &str) -> Result<NetFigures, String> {
     };
     let num = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok());
     match (num("down"), num("up"), num("rps"), field("failed")) {
-        (Some(down), Some(up), Some(rps), Some("0")) => Ok(NetFigures { down, up, rps }),
+        (Some(down), Some(up), Some(rps), Some("0")) => Ok(NetFigures {
+            down,
+            up,
+            up_hashed: num("uph"),
+            rps,
+        }),
         (Some(_), Some(_), Some(_), failed) => Err(format!(
             "ab reported {} failed requests: {line}",
             failed.unwrap_or("no count of")
@@ -289,6 +302,11 @@ fn net_row_names(variant: &str) -> [String; 3] {
     ]
 }
 
+/// The row of pvguest's hashed upload (`POST /sink`), every feature on only.
+fn hashed_row_name(variant: &str) -> String {
+    format!("upload 16 MiB from dom0, SHA-256 in the guest, {variant}")
+}
+
 /// Declares the rows a full run must fill.
 pub(super) fn declare(rows: &mut Rows) {
     for (i, (variant, _)) in NET_VARIANTS.iter().enumerate() {
@@ -305,6 +323,11 @@ pub(super) fn declare(rows: &mut Rows) {
             let mut row = net_row(unit);
             row.name = name;
             rows.declare(row, systems);
+        }
+        if i == 0 {
+            let mut row = net_row("MB/s");
+            row.name = hashed_row_name(variant);
+            rows.declare(row, &[System::PvguestXen]);
         }
     }
     for (variant, _) in BLK_VARIANTS {
@@ -467,8 +490,12 @@ pub(super) fn measure(
         };
         match parsed {
             Ok(f) => {
+                let hashed = f
+                    .up_hashed
+                    .map(|h| format!(" (hashed by the guest {h:.2})"))
+                    .unwrap_or_default();
                 println!(
-                    "bench: {} {variant}: download {:.2} MB/s, upload {:.2} MB/s, {:.0} req/s",
+                    "bench: {} {variant}: download {:.2} MB/s, upload {:.2} MB/s{hashed}, {:.0} req/s",
                     system.label(),
                     f.down,
                     f.up,
@@ -487,6 +514,11 @@ pub(super) fn measure(
                 rows.add(&down, || net_row("MB/s"), system, f.down);
                 rows.add(&up, || net_row("MB/s"), system, f.up);
                 rows.add(&rps, || net_row("req/s"), system, f.rps);
+                if let Some(h) = f.up_hashed
+                    && variant == NET_VARIANTS[0].0
+                {
+                    rows.add(&hashed_row_name(variant), || net_row("MB/s"), system, h);
+                }
             }
             Err(e) => println!("bench: features {} {variant}: {e}", system.label()),
         }
@@ -618,8 +650,13 @@ mod tests {
             Ok(NetFigures {
                 down: 7.5,
                 up: 12.25,
+                up_hashed: None,
                 rps: 1500.3
             })
+        );
+        assert_eq!(
+            parse_net("down=7.50 up=12.25 uph=9.50 rps=1500.3 failed=0").map(|f| f.up_hashed),
+            Ok(Some(9.5))
         );
         assert!(
             parse_net("down=7.50 up=12.25 rps=1500.3 failed=3")
