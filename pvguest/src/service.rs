@@ -708,6 +708,7 @@ impl Backend for Storage<'_> {
                 ("asleep_us", self.event_loop.asleep_ns / 1000),
                 ("timer_acks", self.event_loop.timer_acks),
             ],
+            stack: crate::arch::stack_use().to_vec(),
         }
     }
 
