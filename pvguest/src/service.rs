@@ -851,6 +851,9 @@ pub fn serve(
     until_ns: Option<u64>,
     control: &mut Control,
 ) -> (ServerStats, Option<String>) {
+    // From here on the status document's `serve_peak` is the service's own stack depth (its
+    // `peak` stays the deepest since boot).
+    crate::arch::stack::repaint_boot_stack();
     let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
     let mut server = Server::new(server_config(cmdline), &mut net.sockets);
     let mut disk_ports = storage.ports();

@@ -1,9 +1,10 @@
-//! Stack high-water marks: the entry stub ([`pvh_entry!`](crate::pvh_entry)) paints the whole
+//! Stack high-water marks: the entry stub (`pvh_entry!`) paints the whole
 //! boot stack with [`PAINT`] before its first call, and `gdt::init` paints the RSP0 stack; a
 //! word the CPU or the kernel ever wrote no longer holds the paint, so the painted words left
 //! at a stack's low end are what it never used, and the rest is its peak. The scan
 //! ([`untouched_words`], [`untouched`]) is host-tested; the reads of the live stacks
-//! ([`boot_stack_use`]) are kernel only.
+//! (`boot_stack_use`) and the boot stack's repaint below a running frame
+//! (`repaint_boot_stack`, to measure one phase's depth) are kernel only.
 //!
 //! The peak is exact to the word but for one case: a frame that reserved stack it never wrote
 //! below the lowest word it did write (a large local buffer never filled at its low end)
@@ -86,13 +87,81 @@ pub unsafe fn scan(bottom: u64, len: usize) -> StackUse {
     StackUse::from_untouched(len, untouched_words(words) * 8)
 }
 
-/// The boot stack's size and peak so far (the stack [`pvh_entry!`](crate::pvh_entry) painted).
+/// The boot stack's peak before the last [`repaint_boot_stack`] (0 before any).
 #[cfg(target_os = "none")]
-pub fn boot_stack_use() -> StackUse {
+static PEAK_BEFORE_REPAINT: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(0);
+
+/// The boot stack's size and peak since the last [`repaint_boot_stack`] (since boot before
+/// any: the stack [`pvh_entry!`](crate::pvh_entry) painted).
+#[cfg(target_os = "none")]
+pub fn boot_stack_use_since_repaint() -> StackUse {
     let (bottom, top) = crate::boot::stack_range();
     let len = usize::try_from(top.saturating_sub(bottom)).unwrap_or(0);
     // SAFETY: the boot stack, mapped for the kernel's whole life (the guard page is below it).
     unsafe { scan(bottom, len) }
+}
+
+/// The boot stack's size and peak since boot (across repaints).
+#[cfg(target_os = "none")]
+pub fn boot_stack_use() -> StackUse {
+    let now = boot_stack_use_since_repaint();
+    let before = PEAK_BEFORE_REPAINT.load(core::sync::atomic::Ordering::Relaxed);
+    StackUse {
+        size: now.size,
+        peak: now.peak.max(before),
+    }
+}
+
+/// The boot stack's depth (bytes above the stack pointer) where [`repaint_boot_stack`] last
+/// ran (0 before any).
+#[cfg(target_os = "none")]
+static REPAINT_DEPTH: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// The boot stack's depth where [`repaint_boot_stack`] last ran (0 before any): what the
+/// callers of the repainting phase held; the phase's own depth is the peak since less this.
+#[cfg(target_os = "none")]
+pub fn repaint_depth() -> usize {
+    REPAINT_DEPTH.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Bytes below the stack pointer that [`repaint_boot_stack`] leaves alone.
+#[cfg(target_os = "none")]
+const REPAINT_MARGIN: u64 = 64;
+
+/// Paints the boot stack again below the caller (all but `REPAINT_MARGIN` bytes under the
+/// stack pointer), so that [`boot_stack_use_since_repaint`] measures from here on (e.g. the
+/// service's own depth, without the boot's and the self-tests'); [`boot_stack_use`] keeps the
+/// peak since boot. Must run on the boot stack.
+#[cfg(target_os = "none")]
+pub fn repaint_boot_stack() {
+    let before = boot_stack_use().peak;
+    PEAK_BEFORE_REPAINT.fetch_max(before, core::sync::atomic::Ordering::Relaxed);
+    let (bottom, top) = crate::boot::stack_range();
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let rsp: u64;
+        // SAFETY: reads the stack pointer only.
+        unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack)) };
+        if rsp <= bottom || rsp > top {
+            return; // not on the boot stack
+        }
+        let depth = usize::try_from(top - rsp).unwrap_or(0);
+        REPAINT_DEPTH.store(depth, core::sync::atomic::Ordering::Relaxed);
+        let end = rsp.saturating_sub(REPAINT_MARGIN) & !7;
+        let words = end.saturating_sub(bottom) / 8;
+        // SAFETY: [bottom, end) lies below the stack pointer less a margin, with interrupts
+        // off: no frame is live there (nothing runs below this one but this instruction,
+        // which uses no stack), so it holds only dead data, which the paint replaces.
+        unsafe {
+            core::arch::asm!(
+                "rep stosq",
+                inout("rdi") bottom => _,
+                inout("rcx") words => _,
+                in("rax") PAINT,
+                options(nostack, preserves_flags)
+            );
+        }
+    });
 }
 
 #[cfg(test)]

@@ -73,14 +73,21 @@ fn status(addr: &str) -> Result<String> {
 /// at most [`STACK_LIMIT_PERCENT`](crate::xen::blk::STACK_LIMIT_PERCENT) of its size.
 pub fn stack(addr: &str) -> Outcome {
     let line = status(addr).map(|doc| {
-        ["size", "peak", "rsp0_size", "rsp0_peak"]
-            .iter()
-            .map(|k| {
-                let v = status_field(&doc, k).map_or("-".to_owned(), |n| n.to_string());
-                format!("{k}={v}")
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        [
+            "size",
+            "peak",
+            "serve_peak",
+            "serve_base",
+            "rsp0_size",
+            "rsp0_peak",
+        ]
+        .iter()
+        .map(|k| {
+            let v = status_field(&doc, k).map_or("-".to_owned(), |n| n.to_string());
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
     });
     match line {
         Ok(line) => Outcome {

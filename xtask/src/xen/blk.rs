@@ -1520,8 +1520,8 @@ mod tests {
             "PVXEN result net-churn opened=200 status=ok ms=35",
             "PVXEN result net-slow-heads opened=64 reopened=300 gets=19 ok=19 worst_ms=412",
             "PVXEN result net-stalled-disk before=200 get=ok get_ms=80 put=202 put_ms=10050 after=same persist=kept-across-boots",
-            "PVXEN result net-stack size=65536 peak=20000 rsp0_size=12288 rsp0_peak=0",
-            "PVXEN result app-stack size=65536 peak=30000 rsp0_size=12288 rsp0_peak=0",
+            "PVXEN result net-stack size=65536 peak=20000 serve_peak=9000 serve_base=8000 rsp0_size=12288 rsp0_peak=0",
+            "PVXEN result app-stack size=65536 peak=30000 serve_peak=9000 serve_base=8000 rsp0_size=12288 rsp0_peak=0",
             "PVXEN end poweroff 5.0",
         ]);
         let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
@@ -1574,10 +1574,11 @@ mod tests {
             assert!(timed_verdict(late, 300).is_err(), "{late}");
         }
         assert!(slow_heads_verdict("opened=64 reopened=0 gets=6 ok=6 worst_ms=2000", 20).is_ok());
-        let stack = "size=65536 peak=32768 rsp0_size=12288 rsp0_peak=400";
+        let stack =
+            "size=65536 peak=32768 serve_peak=9000 serve_base=8000 rsp0_size=12288 rsp0_peak=400";
         assert!(stack_verdict(Some(stack), Some(stack)).is_ok());
         for bad in [
-            "size=65536 peak=32776 rsp0_size=12288 rsp0_peak=400",
+            "size=65536 peak=32776 serve_peak=9000 serve_base=8000 rsp0_size=12288 rsp0_peak=400",
             "size=65536 peak=65537",
             "size=0 peak=0",
             "size=65536",
