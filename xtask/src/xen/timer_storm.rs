@@ -3,8 +3,9 @@
 //! with short deadlines while its own events arrive) for `secs` seconds (default 300), with,
 //! given `--linux`, an idle Linux domU beside it (created first: the issue saw an idle Linux
 //! domU triple-fault once too). Then dom0 reads `xl dmesg` for triple faults and the Linux
-//! domU's state. One unit: the storm's `TEST` line passed, the guest powered off and Xen logged
-//! no triple fault.
+//! domU's state, and prints Xen's dump of a vCPU that triple-faulted with what its RIP and CS
+//! say (Xen's own code: the host's state in the guest's, [`host_state_verdict`]). One unit: the
+//! storm's `TEST` line passed, the guest powered off and Xen logged no triple fault.
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -132,6 +133,14 @@ pub fn xen_timer_storm(tally: &mut Tally, args: &[String]) -> Result<()> {
             println!("xen-timer-storm: {key}: {v}");
         }
     }
+    // Xen's dump of the vCPU that triple-faulted, and what its RIP and CS say.
+    let dump = triple_fault_dump(&t.dmesg);
+    for line in &dump {
+        println!("xen-timer-storm: xen| {line}");
+    }
+    if let Some(why) = host_state_verdict(&dump) {
+        println!("xen-timer-storm: {why}");
+    }
     let end = t.end.as_ref().map(|(e, _)| e.describe());
     println!(
         "xen-timer-storm: guest end: {}",
@@ -157,6 +166,37 @@ pub fn xen_timer_storm(tally: &mut Tally, args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Xen's lines from its `Triple fault` line through the dump of the vCPU's registers (at most
+/// 16 lines), from dom0's `xl dmesg` tail.
+pub(crate) fn triple_fault_dump(dmesg: &[String]) -> Vec<String> {
+    let Some(at) = dmesg.iter().position(|l| l.contains("Triple fault")) else {
+        return Vec::new();
+    };
+    dmesg.iter().skip(at).take(16).cloned().collect()
+}
+
+/// Xen's own code selector: a vCPU whose CS is this runs Xen's code, not the guest's.
+const XEN_CS: &str = "e008";
+/// The start of Xen 4.17's text on x86_64 (`XEN_VIRT_START`'s high half).
+const XEN_TEXT_PREFIX: &str = "ffff82d0";
+
+/// If the dump's `RIP: <cs>:[<rip>]` is Xen's own code (CS `e008`, RIP in Xen's text), the
+/// words saying so: the guest's saved state held the host's (the layer that emulates SVM
+/// for Xen wrote it into the guest's VMCB), which no guest instruction can cause.
+pub(crate) fn host_state_verdict(dump: &[String]) -> Option<String> {
+    let rip_line = dump.iter().find(|l| l.contains("RIP:"))?;
+    let rest = rip_line.split("RIP:").nth(1)?.trim();
+    let (cs, rip) = rest.split_once(':')?;
+    let rip = rip.trim_start_matches("[<").split('>').next()?;
+    (cs == XEN_CS && rip.starts_with(XEN_TEXT_PREFIX)).then(|| {
+        format!(
+            "the dying vCPU held Xen's own state: CS {cs} (Xen's code selector, not in the \
+             guest's GDT) and RIP {rip} (Xen's text): the host's state in the guest's saved \
+             state, not a fault of the guest's"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +213,30 @@ mod tests {
         let text = job.steps_text().unwrap_or_default();
         assert!(text.starts_with("create guest.cfg\nwait-end\nrun triple-faults "));
         assert!(job.config.contains("selftest=timer-storm spin-secs=60"));
+    }
+
+    #[test]
+    fn a_triple_fault_with_xen_s_rip_is_the_host_s_state() {
+        let dmesg: Vec<String> = [
+            "(XEN) Freed 656kB init memory",
+            "(XEN) d2v0 Triple fault - invoking HVM shutdown action 1",
+            "(XEN) *** Dumping Dom2 vcpu#0 state: ***",
+            "(XEN) RIP:    e008:[<ffff82d0402044a5>]",
+            "(XEN) rbp: 0000000000215a60   rsp: ffff83003ffd7f70   r8:  0000000000000000",
+        ]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect();
+        let dump = triple_fault_dump(&dmesg);
+        assert_eq!(dump.len(), 4);
+        let why = host_state_verdict(&dump).unwrap_or_default();
+        assert!(why.contains("RIP ffff82d0402044a5"), "{why}");
+        // A guest's own RIP and CS: no verdict.
+        let guest = dump
+            .iter()
+            .map(|l| l.replace("e008:[<ffff82d0402044a5>]", "0008:[<0000000000136a2b>]"))
+            .collect::<Vec<_>>();
+        assert_eq!(host_state_verdict(&guest), None);
+        assert!(triple_fault_dump(&dmesg[..1]).is_empty());
     }
 }
