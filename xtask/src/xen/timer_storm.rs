@@ -89,6 +89,12 @@ fn job(secs: u64, linux: Option<&crate::linux_domu::LinuxDomU>) -> Result<Job> {
             "triple-faults",
             "echo \"$($XL dmesg | grep -ci 'triple fault') $($XL dmesg | grep -i 'triple fault\\|crash' | tail -n 4 | tr ' \\n' '_|')\"",
         ),
+        // The dead vCPU's whole saved context (the domain is preserved): its IDTR, GDTR and TR
+        // too, which Xen's triple-fault dump leaves out.
+        run(
+            "hvmctx",
+            "xen-hvmctx $($XL domid pvguest 2>/dev/null) 2>&1 | head -n 60 | tr -s ' \\n\\t' ' ' | grep . || echo none",
+        ),
         run(
             "linux-state",
             "$XL list linux 2>/dev/null | awk 'NR == 2 { print $5 }' | grep . || echo none",
@@ -128,7 +134,7 @@ pub fn xen_timer_storm(tally: &mut Tally, args: &[String]) -> Result<()> {
     }) {
         println!("xen-timer-storm| {line}");
     }
-    for key in ["linux-create", "triple-faults", "linux-state"] {
+    for key in ["linux-create", "triple-faults", "hvmctx", "linux-state"] {
         if let Some(v) = t.result(key) {
             println!("xen-timer-storm: {key}: {v}");
         }
