@@ -18,8 +18,8 @@ pub struct Options<'a> {
     /// `selftest-fault=<kind>`: raise a CPU exception on purpose after boot, to check the
     /// exception path (`page`, `guard`, `stack`, `ud`).
     pub fault: Option<&'a str>,
-    /// `spin-secs=<n>`: how long the `spin` self-test group spins with interrupts off (read
-    /// with [`Options::spin_seconds`]).
+    /// `spin-secs=<n>`: how long the `spin` self-test group spins with interrupts off, and
+    /// how long the `timer-storm` group storms (read with [`Options::spin_seconds`]).
     pub spin_secs: Option<&'a str>,
     /// `pair=<offer|accept>`: this domain's side in the `pair` self-test group (read with
     /// [`Options::pair_side`]).

@@ -708,6 +708,7 @@ impl Backend for Storage<'_> {
                 ("asleep_us", self.event_loop.asleep_ns / 1000),
                 ("timer_acks", self.event_loop.timer_acks),
             ],
+            stack: crate::arch::stack_use().to_vec(),
         }
     }
 
@@ -852,6 +853,9 @@ pub fn serve(
     until_ns: Option<u64>,
     control: &mut Control,
 ) -> (ServerStats, Option<String>) {
+    // From here on the status document's `serve_peak` is the service's own stack depth (its
+    // `peak` stays the deepest since boot).
+    crate::arch::stack::repaint_boot_stack();
     let cmdline = crate::kernel::boot_state().map_or("", |b| b.cmdline());
     let mut server = Server::new(server_config(cmdline), &mut net.sockets);
     let mut disk_ports = storage.ports();

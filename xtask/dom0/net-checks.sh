@@ -31,6 +31,9 @@
 #              wrong, and where the first wrong download differs from a right one (cmp: the
 #              first offset, how many bytes)
 #   diag NAME  the domain's state and RIP as dom0 sees them (printed, not judged)
+#   stack      the boot stack's size and high-water mark (since boot, and since the service
+#              started, with its callers' depth then), and the RSP0 stack's (GET /'s "stack"):
+#              `size=N peak=N serve_peak=N serve_base=N rsp0_size=N rsp0_peak=N`, or `none`
 #   bench N    ab -k on /files/index.html: N requests over 16 connections three times, then
 #              over 128 (requests per second, printed, not judged)
 #   stall-prep IMAGE NAME  a device-mapper target NAME over a loop device on IMAGE
@@ -359,6 +362,10 @@ stalled)
     absent=$(req GET /kv/stall-queued)
     req GET /kv/persist > /dev/null; persist=$(body)
     echo "before=$before get=$during_get get_ms=$during_get_ms put=$put_status put_ms=$(cat /tmp/stall-during-ms) queued=$queued_status queued_ms=$(cat /tmp/stall-queued-ms) landed=$landed queued_after=$absent after=$after persist=$persist"
+    ;;
+stack)
+    got=$(timeout 10 wget -q -O - "http://$ip/" | sed -n 's/.*"stack":{"size":\([0-9]*\),"peak":\([0-9]*\),"serve_peak":\([0-9]*\),"serve_base":\([0-9]*\),"rsp0_size":\([0-9]*\),"rsp0_peak":\([0-9]*\)}.*/size=\1 peak=\2 serve_peak=\3 serve_base=\4 rsp0_size=\5 rsp0_peak=\6/p')
+    echo "${got:-none}"
     ;;
 diag)
     # The guest's state as dom0 sees it, on one line: xl's state letters, and its

@@ -43,6 +43,10 @@ Commands:
   xen-boots     <n> [parallel]: boot xen-test's platform guest alone n times (parallel QEMUs
                 at once, n each), to measure a rare hang: one line per boot (its end, RESULT,
                 halts skipped, dom0's nudge verdict after a timeout) and a summary
+  xen-timer-storm [secs] [--linux]: pvguest's selftest=timer-storm (the singleshot timer
+                armed over and over while events arrive, default 300 s) on stock Xen, with
+                --linux an idle Linux domU beside it; HOST xen-timer-storm fails on a triple
+                fault in `xl dmesg` (issue 28)
   soak          the device boot with the long forms of its checks (10,000 requests in the
                 HTTP load check instead of 2,000, three xl save/restore cycles in a row with
                 their grants and heap back to the level before the first), then hv's isolation
@@ -138,6 +142,9 @@ fn main() -> ExitCode {
         }),
         "xen-boots" => tier("xen-boots", "stock-Xen boot loop", |t| {
             xen::boots::xen_boots(t, &args[1..])
+        }),
+        "xen-timer-storm" => tier("xen-timer-storm", "stock-Xen timer storm", |t| {
+            xen::timer_storm::xen_timer_storm(t, &args[1..])
         }),
         "xen-save-test" => tier("xen-save-test", "stock-Xen save and migration", |t| {
             xen::save::save_test(t)

@@ -16,7 +16,8 @@
 /// `pvh_start32` zeroes `.bss` (`__bss_start`..`__bss_end`), builds the identity map of the
 /// first 4 GiB ([`boot::IDENTITY_MAP_BYTES`](crate::boot::IDENTITY_MAP_BYTES), 2 MiB pages,
 /// writable and executable; the local APIC's page at 0xFEE00000 uncached), enables PAE, SSE
-/// (the target is soft-float, but the CPU must not trap on it), long mode and paging, and
+/// (the target is soft-float, but the CPU must not trap on it), long mode and paging, paints
+/// the boot stack with [`stack::PAINT`](crate::stack::PAINT) (its high-water mark), and
 /// calls `entry(start_info_paddr)` on the boot stack, which must not return.
 ///
 /// `stack_size` is the boot stack in bytes (a positive multiple of 4096); `entry` is an
@@ -165,6 +166,11 @@ pvh_start32:
     mov %eax, %fs
     mov %eax, %gs
     mov $boot_stack_top, %rsp
+    /* Paint the whole boot stack (nothing is on it yet) for pvh::stack's high-water mark. */
+    mov $boot_stack_bottom, %edi
+    mov $({stack_size} / 8), %ecx
+    movabs ${paint}, %rax
+    rep stosq
     xor %ebp, %ebp
     mov %esi, %edi              /* arg 0: start info physical address */
     call {kernel_start}
@@ -175,6 +181,7 @@ pvh_start32:
 "#,
             note_type = const $crate::boot::PHYS32_ENTRY_NOTE,
             stack_size = const $stack,
+            paint = const $crate::stack::PAINT,
             kernel_start = sym $entry,
             options(att_syntax)
         );

@@ -51,6 +51,11 @@ pub struct Selectors {
 /// Loads the kernel GDT and TSS and reloads the segment registers. Called once at boot.
 pub fn init() -> Selectors {
     let tss = TSS.call_once(|| {
+        // SAFETY: once (inside call_once), before the TSS naming the RSP0 stack is loaded:
+        // nothing has used that stack yet, and nothing but `privilege_stack_use` reads it.
+        unsafe {
+            crate::stack::paint((&raw mut PRIVILEGE_STACK) as u64, PRIVILEGE_STACK_SIZE);
+        }
         let mut tss = TaskStateSegment::new();
         let top = (&raw const DOUBLE_FAULT_STACK) as u64 + IST_STACK_SIZE as u64;
         tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST - 1)] = VirtAddr::new(top);
@@ -102,4 +107,13 @@ pub fn user_selectors() -> Option<(u16, u16)> {
 /// The kernel code and data selectors, after [`init`].
 pub fn kernel_selectors() -> Option<(u16, u16)> {
     GDT.get().map(|(_, s)| (s.code.0, s.data.0))
+}
+
+/// The RSP0 stack's size and peak so far (painted by [`init`]; all zero peak before it).
+pub fn privilege_stack_use() -> crate::stack::StackUse {
+    if TSS.get().is_none() {
+        return crate::stack::StackUse::from_untouched(PRIVILEGE_STACK_SIZE, PRIVILEGE_STACK_SIZE);
+    }
+    // SAFETY: the RSP0 stack, a static, always mapped; painted by `init` (checked above).
+    unsafe { crate::stack::scan((&raw const PRIVILEGE_STACK) as u64, PRIVILEGE_STACK_SIZE) }
 }

@@ -10,6 +10,8 @@
 //!   however untidy the map) and the frame allocator over them.
 //! - [`backtrace`]: the bounded frame-pointer walk of both kernels' crash reports and their
 //!   `BACKTRACE` line (the walk of the boot stack itself is kernel only).
+//! - [`stack`]: the stacks' high-water marks, from the paint the entry stub and `gdt` leave
+//!   (the scan is host-tested; reading the live stacks is kernel only).
 //!
 //! Kernel only (`x86_64-unknown-none`):
 //! - `pvh_entry!`: the PVH entry stub, the `XEN_ELFNOTE_PHYS32_ENTRY` note, the boot page
@@ -29,6 +31,7 @@
 pub mod backtrace;
 pub mod boot_info;
 pub mod frames;
+pub mod stack;
 
 #[cfg(target_os = "none")]
 pub mod boot;

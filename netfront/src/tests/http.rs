@@ -108,6 +108,7 @@ fn the_http_service_over_netfront_under_keep_alive_load() {
             ],
             storage: vec![],
             event_loop: vec![],
+            stack: vec![],
         });
         server.step(
             now,

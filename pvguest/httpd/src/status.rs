@@ -20,11 +20,13 @@ pub struct Status {
     pub storage: Vec<(&'static str, u64)>,
     /// The event loop's counters (turns, time asleep, ...), by name (plain identifiers).
     pub event_loop: Vec<(&'static str, u64)>,
+    /// The kernel's stacks: sizes and high-water marks in bytes, by name (plain identifiers).
+    pub stack: Vec<(&'static str, u64)>,
 }
 
 impl Status {
-    /// The JSON document: the fields above, `driver`, `storage` and `loop` (`event_loop`) as
-    /// objects, and `http` with the service's counters.
+    /// The JSON document: the fields above, `driver`, `storage`, `loop` (`event_loop`) and
+    /// `stack` as objects, and `http` with the service's counters.
     pub fn to_json(&self, http: &ServerStats) -> String {
         let mut out = String::new();
         let _ = write!(
@@ -37,6 +39,8 @@ impl Status {
         counters(&mut out, &self.storage);
         out.push_str(",\"loop\":");
         counters(&mut out, &self.event_loop);
+        out.push_str(",\"stack\":");
+        counters(&mut out, &self.stack);
         let _ = write!(
             out,
             ",\"http\":{{\"connections\":{},\"requests\":{},\"client_errors\":{},\
@@ -89,6 +93,7 @@ mod tests {
             driver: alloc::vec![("tx", 4), ("rx", 5)],
             storage: alloc::vec![("keys", 6), ("reads", 7)],
             event_loop: alloc::vec![("turns", 19)],
+            stack: alloc::vec![("size", 20), ("peak", 21)],
         };
         let http = ServerStats {
             aborted: 8,
@@ -108,7 +113,7 @@ mod tests {
             status.to_json(&http),
             "{\"uptime_ms\":1,\"heap_bytes_in_use\":2,\"grants_in_use\":3,\
              \"driver\":{\"tx\":4,\"rx\":5},\"storage\":{\"keys\":6,\"reads\":7},\
-             \"loop\":{\"turns\":19},\
+             \"loop\":{\"turns\":19},\"stack\":{\"size\":20,\"peak\":21},\
              \"http\":{\"connections\":0,\"requests\":0,\"client_errors\":0,\"bytes_in\":0,\
              \"bytes_out\":0,\"idle_closed\":0,\"aborted\":8,\"head_timeouts\":9,\
              \"body_timeouts\":10,\"send_timeouts\":11,\"handshake_timeouts\":12,\

@@ -138,6 +138,7 @@ fn heap_returns_to_its_warm_up_value() {
         driver: vec![("tx_packets", 1)],
         storage: vec![("keys", 0)],
         event_loop: vec![("turns", 0)],
+        stack: vec![],
     });
 
     // Each round: every connection sends one request (round-robin over the four kinds) and

@@ -6,7 +6,7 @@
 //! touches control registers, descriptor tables and vector registers; it imports nothing of the
 //! kernel above it (the fault handler is passed to [`exceptions::init`] by the boot sequence).
 
-pub use pvh::{boot, exceptions, gdt};
+pub use pvh::{boot, exceptions, gdt, stack};
 
 pub mod upcall;
 pub mod user;
@@ -15,6 +15,25 @@ pub mod xsave;
 
 /// Size of the boot stack (the kernel's only stack); an unmapped guard page lies below it.
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+
+/// The kernel's stacks as `(name, bytes)` for the status document: the boot stack's size and
+/// peak (its high-water mark since boot, [`stack`]), its peak since the last repaint (the
+/// service repaints when it starts) and the depth its callers held then (`serve_base`: the
+/// service's own depth is the difference), and the RSP0 stack's (exceptions at CPL 3: the
+/// `cpl3` probes).
+pub fn stack_use() -> [(&'static str, u64); 6] {
+    let boot = stack::boot_stack_use();
+    let serving = stack::boot_stack_use_since_repaint();
+    let rsp0 = gdt::privilege_stack_use();
+    [
+        ("size", boot.size as u64),
+        ("peak", boot.peak as u64),
+        ("serve_peak", serving.peak as u64),
+        ("serve_base", stack::repaint_depth() as u64),
+        ("rsp0_size", rsp0.size as u64),
+        ("rsp0_peak", rsp0.peak as u64),
+    ]
+}
 
 /// Port I/O: pvh's, and Xen's guest debug port 0xE9.
 pub mod port {

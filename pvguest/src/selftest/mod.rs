@@ -49,6 +49,8 @@ pub mod spin;
 #[cfg(target_os = "none")]
 pub mod store;
 #[cfg(target_os = "none")]
+pub mod timer_storm;
+#[cfg(target_os = "none")]
 pub mod vector_registers;
 #[cfg(target_os = "none")]
 pub mod xs_quota;

@@ -519,6 +519,11 @@ fn serve(net: &mut Net, cmdline: &str) -> bool {
             "NET served {} connections {} requests {} client errors {} aborted",
             stats.connections, stats.requests, stats.client_errors, stats.aborted
         ));
+        let used = crate::arch::stack::boot_stack_use();
+        say(format_args!(
+            "NET stack size {} peak {}",
+            used.size, used.peak
+        ));
     }
     if let Some(disk) = ro {
         say(format_args!("NET closed xvda {:?}", blk::close(disk)));

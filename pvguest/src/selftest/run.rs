@@ -48,6 +48,9 @@ pub fn run(opts: &Options<'_>) -> Outcome {
             // Not in `platform`: spins with interrupts off for `spin-secs=` seconds, to be
             // run beside other domains on hv.
             "spin" => super::spin::run(&mut rep, opts),
+            // Not in `platform`: the singleshot timer armed over and over while events arrive
+            // for `spin-secs=` seconds (issue 28's triple fault, sought).
+            "timer-storm" => super::timer_storm::run(&mut rep, opts),
             // Not in `platform`: faults on purpose, for the crash report's check.
             "fault" => super::fault::run(),
             // Not in `platform`: overflows the stack on purpose, for the double fault's report.

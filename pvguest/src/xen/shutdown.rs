@@ -48,6 +48,14 @@ pub fn crash() -> ! {
 /// xtask) through the emergency console writer and shuts the domain down with reason crash.
 pub fn fault(fault: &pvh::exceptions::Fault<'_>) -> ! {
     let _ = writeln!(EmergencyWriter, "EXCEPTION {fault}");
+    // The boot stack's high-water mark: its whole size when the fault was an overflow into
+    // the guard page (the double fault then arrives on its IST stack).
+    let used = crate::arch::stack::boot_stack_use();
+    let _ = writeln!(
+        EmergencyWriter,
+        "STACK size {} peak {}",
+        used.size, used.peak
+    );
     let mut returns = [0; pvh::backtrace::DEPTH_MAX];
     let n = pvh::backtrace::walk_boot_stack(fault.frame.rbp, &mut returns);
     let _ = pvh::backtrace::write_line(

@@ -69,6 +69,36 @@ fn status(addr: &str) -> Result<String> {
     Ok(r.text())
 }
 
+/// `net-stack`: the boot stack's high-water mark (`GET /`'s `stack`) after every other check,
+/// at most [`STACK_LIMIT_PERCENT`](crate::xen::blk::STACK_LIMIT_PERCENT) of its size.
+pub fn stack(addr: &str) -> Outcome {
+    let line = status(addr).map(|doc| {
+        [
+            "size",
+            "peak",
+            "serve_peak",
+            "serve_base",
+            "rsp0_size",
+            "rsp0_peak",
+        ]
+        .iter()
+        .map(|k| {
+            let v = status_field(&doc, k).map_or("-".to_owned(), |n| n.to_string());
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+    });
+    match line {
+        Ok(line) => Outcome {
+            name: "net-stack",
+            verdict: crate::xen::blk::stack_line_verdict(&line),
+            figures: Some(line),
+        },
+        Err(e) => outcome("net-stack", Err(format!("GET /: {e:#}"))),
+    }
+}
+
 /// `net-files`: every archive file by `GET /files/<path>` with its source's digest, the
 /// `Content-Type` of `index.html`, 404 for a missing file.
 pub fn files(addr: &str, files: &[(String, String)]) -> Outcome {
@@ -1198,6 +1228,7 @@ pub fn app_boot(
                         std::thread::sleep(Duration::from_millis(300));
                     };
                     outcomes.push(stalled_disk(&addr, &probe, &mut stall));
+                    outcomes.push(stack(&addr));
                     let _ = control.send(super::qemu::Control::Line(format!(
                         "shutdown {id} poweroff"
                     )));

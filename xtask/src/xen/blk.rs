@@ -212,6 +212,10 @@ pub const TEST_HEAD_MS: u64 = 2000;
 pub const LOAD_REQUESTS: u64 = 2000;
 /// Requests of the load check in `cargo xtask soak`.
 pub const SOAK_REQUESTS: u64 = 10_000;
+/// The most of the guest's boot stack the service may have used after the loads, percent
+/// (`HOST net-stack`): half, so a path twice as deep as any the checks drove still fits
+/// (issue 28's triple fault under load was suspected to be an overflow of this stack).
+pub const STACK_LIMIT_PERCENT: u64 = 50;
 /// dom0's clients of the guest's service (`xtask/dom0/net-checks.sh`).
 const NET_CHECKS: &[u8] = include_bytes!("../../dom0/net-checks.sh");
 
@@ -463,6 +467,11 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
                 "ping -c 3 -W 3 {GUEST_IP} >/tmp/ping.log 2>&1; echo rc=$? $(grep -c 'bytes from' /tmp/ping.log) replies"
             ),
         ),
+        // The boot stack's high-water mark before the loads (printed, not judged).
+        run(
+            "net-stack-early",
+            &format!("sh /pvxen/net-checks.sh {GUEST_IP} stack"),
+        ),
         run(
             "net-download",
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} download"),
@@ -496,6 +505,9 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
             "net-churn",
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} churn {CHURN_CONNECTIONS}"),
         ),
+        // After every load of the `net` group's service (`HOST net-stack`; net-slow-heads is
+        // inserted before this step below).
+        run("net-stack", &format!("sh /pvxen/net-checks.sh {GUEST_IP} stack")),
         run(
             "net-diag",
             &format!("sh /pvxen/net-checks.sh {GUEST_IP} diag {GUEST_NAME}"),
@@ -609,6 +621,11 @@ fn job(xvda: Vec<u8>, files: &[(String, String)], delays: &[u64], load: u64) -> 
     ));
     // xl save + restore, save -c, migrate to this host, each across a download (save.rs).
     steps.extend(super::save::steps(save_cycles(load)));
+    // The application's boot stack after its loads and the saves (`HOST net-stack`).
+    steps.push(run(
+        "app-stack",
+        &format!("sh /pvxen/net-checks.sh {GUEST_IP} stack"),
+    ));
     // The toolstack's reboot (control/shutdown = reboot): the application stops serving and
     // ends with reason reboot, and xl builds it again from its config (`HOST xen-xl-reboot`).
     steps.push(run(
@@ -1090,6 +1107,10 @@ pub fn host_checks(
         },
     ));
     checks.push(check("xen-xl-reboot", app_reboot(t.result("app-reboot"))));
+    checks.push(check(
+        "net-stack",
+        stack_verdict(t.result("net-stack"), t.result("app-stack")),
+    ));
     if soak {
         checks.push(check(
             "net-integrity",
@@ -1100,6 +1121,34 @@ pub fn host_checks(
         ));
     }
     checks
+}
+
+/// `net-stack`: after the `net` group's loads (`net`) and after the application's (`app`),
+/// the guest's boot stack peaked at no more than [`STACK_LIMIT_PERCENT`] of its size.
+pub(crate) fn stack_verdict(net: Option<&str>, app: Option<&str>) -> Result<(), String> {
+    for (what, v) in [("net", net), ("app", app)] {
+        let v = v.ok_or_else(|| format!("dom0 gave no `{what}-stack`"))?;
+        stack_line_verdict(v).map_err(|why| format!("{what}: {why}"))?;
+    }
+    Ok(())
+}
+
+/// One `net-checks.sh stack` line (`size=N peak=N ...`): the boot stack peaked at no more
+/// than [`STACK_LIMIT_PERCENT`] of its size.
+pub(crate) fn stack_line_verdict(v: &str) -> Result<(), String> {
+    let num = |name: &str| word(v, name).parse::<u64>().ok();
+    let (Some(size), Some(peak)) = (num("size"), num("peak")) else {
+        return Err(format!("no boot stack size and peak in GET /: {v:?}"));
+    };
+    if size == 0 || peak > size {
+        return Err(format!("a peak of {peak} bytes of a {size}-byte stack"));
+    }
+    if peak.saturating_mul(100) > size.saturating_mul(STACK_LIMIT_PERCENT) {
+        return Err(format!(
+            "the boot stack peaked at {peak} of {size} bytes, more than {STACK_LIMIT_PERCENT} %"
+        ));
+    }
+    Ok(())
 }
 
 /// Uploads and downloads of 16 MiB in `soak`'s `net-integrity` (the issue's report: 6 of 18
@@ -1298,6 +1347,9 @@ fn device_boot(tally: &mut Tally, load: u64, gdb: Option<crate::gdb::Gdb>) -> Re
         "net-diag",
         "net-diag-after",
         "net-stalled-disk",
+        "net-stack-early",
+        "net-stack",
+        "app-stack",
     ] {
         if let Some(v) = t.result(key) {
             println!("xen: {key}: {v}");
@@ -1478,15 +1530,17 @@ mod tests {
             "PVXEN result net-churn opened=200 status=ok ms=35",
             "PVXEN result net-slow-heads opened=64 reopened=300 gets=19 ok=19 worst_ms=412",
             "PVXEN result net-stalled-disk before=200 get=ok get_ms=80 put=202 put_ms=10050 queued=503 queued_ms=10480 landed=yes queued_after=404 after=same persist=kept-across-boots",
+            "PVXEN result net-stack size=65536 peak=20000 serve_peak=9000 serve_base=8000 rsp0_size=12288 rsp0_peak=0",
+            "PVXEN result app-stack size=65536 peak=30000 serve_peak=9000 serve_base=8000 rsp0_size=12288 rsp0_peak=0",
             "PVXEN end poweroff 5.0",
         ]);
         let checks = host_checks(&good, "aaaa", "bbbb", 2000, 5);
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:?}");
         // `net-slow-heads` is judged in `test` and `soak` alike.
-        assert_eq!(checks.len(), 18);
+        assert_eq!(checks.len(), 19);
         let soak = host_checks(&good, "aaaa", "bbbb", SOAK_REQUESTS, 5);
         // `soak` adds `net-integrity`, failed here: the transcript has no such result.
-        assert_eq!(soak.len(), 19);
+        assert_eq!(soak.len(), 20);
         assert!(
             soak.iter()
                 .any(|(ok, l)| !*ok && l.contains("net-integrity"))
@@ -1530,6 +1584,21 @@ mod tests {
             assert!(timed_verdict(late, 300).is_err(), "{late}");
         }
         assert!(slow_heads_verdict("opened=64 reopened=0 gets=6 ok=6 worst_ms=2000", 20).is_ok());
+        let stack =
+            "size=65536 peak=32768 serve_peak=9000 serve_base=8000 rsp0_size=12288 rsp0_peak=400";
+        assert!(stack_verdict(Some(stack), Some(stack)).is_ok());
+        for bad in [
+            "size=65536 peak=32776 serve_peak=9000 serve_base=8000 rsp0_size=12288 rsp0_peak=400",
+            "size=65536 peak=65537",
+            "size=0 peak=0",
+            "size=65536",
+            "none",
+        ] {
+            assert!(stack_verdict(Some(stack), Some(bad)).is_err(), "{bad}");
+            assert!(stack_verdict(Some(bad), Some(stack)).is_err(), "{bad}");
+        }
+        assert!(stack_verdict(None, Some(stack)).is_err());
+        assert!(stack_verdict(Some(stack), None).is_err());
         let stalled = "before=200 get=ok get_ms=80 put=202 put_ms=10050 queued=503 \
             queued_ms=10480 landed=yes queued_after=404 after=same persist=kept-across-boots";
         assert!(stalled_verdict(stalled).is_ok());
@@ -1688,6 +1757,7 @@ mod tests {
             "run resize-shrink",
             "wait-line NET",
             "run net-ping",
+            "run net-stack-early",
             "run net-download",
             "run net-upload",
             "run net-malformed",
@@ -1698,6 +1768,7 @@ mod tests {
             "run net-head-range-etag",
             "run net-churn",
             "run net-slow-heads",
+            "run net-stack",
             "run net-diag",
             "run net-done",
             "run net-diag-after",
@@ -1734,6 +1805,7 @@ mod tests {
             "run save-put-during",
             "run save-boot-suspend",
             "run save-missing-backend",
+            "run app-stack",
             "run app-reboot",
             "run app-shutdown",
             "wait-end",

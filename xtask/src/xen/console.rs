@@ -429,7 +429,14 @@ pub fn judge_selftest(t: &Transcript, boot: &BootEnd) -> Verdict {
             Some((p, f)) => format!("guest crashed (after RESULT {p} passed, {f} failed)"),
             None => "guest crashed".into(),
         }),
-        Some(other) => problems.push(format!("guest {}", other.describe())),
+        Some(other) => {
+            // A triple fault whose dump shows Xen's own RIP and CS: say so (issue 28).
+            let dump = super::timer_storm::triple_fault_dump(&t.dmesg);
+            problems.push(match super::timer_storm::host_state_verdict(&dump) {
+                Some(why) => format!("guest {}: {why}", other.describe()),
+                None => format!("guest {}", other.describe()),
+            })
+        }
     }
     host.push(if problems.is_empty() {
         (true, "HOST xen-run ok".to_owned())
@@ -502,6 +509,31 @@ mod tests {
 
     fn guest(lines: &[&str]) -> Vec<String> {
         lines.iter().map(|l| format!("G|{l}")).collect()
+    }
+
+    #[test]
+    fn a_triple_fault_in_xen_s_own_state_is_named() {
+        let g = guest(&["TEST a ok"]);
+        let mut lines = boot(&g, "shutdown-1");
+        let at = lines.len() - 1;
+        for (i, d) in [
+            "(XEN) d2v0 Triple fault - invoking HVM shutdown action 1",
+            "(XEN) RIP:    e008:[<ffff82d0402044a5>]",
+        ]
+        .iter()
+        .enumerate()
+        {
+            lines.insert(at + i, format!("PVXEN dmesg: {d}"));
+        }
+        let v = judge(&lines, BootEnd::Done);
+        let line = &v.host[0].1;
+        assert!(
+            line.contains("triple fault)") && line.contains("Xen's own state"),
+            "{line}"
+        );
+        // Without the dump, only the end.
+        let v = judge(&boot(&g, "shutdown-1"), BootEnd::Done);
+        assert!(!v.host[0].1.contains("Xen's own state"), "{:?}", v.host);
     }
 
     #[test]

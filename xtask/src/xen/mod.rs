@@ -16,6 +16,8 @@
 //! - [`run`] is `cargo xtask run`: the application served to the host (and its check).
 //! - [`boots`] is `cargo xtask xen-boots`: the platform guest booted many times, to measure
 //!   a rare hang.
+//! - [`timer_storm`] is `cargo xtask xen-timer-storm`: issue 28's triple fault sought (the
+//!   singleshot timer stormed, optionally beside an idle Linux domU, `xl dmesg` read).
 //! - [`console`] reads the serial transcript and judges the guest's `TEST`/`RESULT` lines.
 //!
 //! Environment: `PVXEN_CACHE` (cache directory), `PVXEN_GUEST` (boot this ELF instead of
@@ -38,6 +40,7 @@ pub mod qemu;
 pub mod rootfs;
 pub mod run;
 pub mod save;
+pub mod timer_storm;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -72,6 +72,7 @@ impl Backend for Fake {
                 ("files", self.files.len() as u64),
             ],
             event_loop: vec![("turns", 3)],
+            stack: vec![],
         }
     }
 

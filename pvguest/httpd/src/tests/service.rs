@@ -219,7 +219,7 @@ fn status_blob_and_sink_on_one_keep_alive_connection() {
     let json = String::from_utf8(body).unwrap();
     assert!(
         json.starts_with(
-            "{\"uptime_ms\":1234,\"heap_bytes_in_use\":5678,\"grants_in_use\":194,\"driver\":{\"tx_packets\":5,\"rx_packets\":7},\"storage\":{\"keys\":0,\"files\":0},\"loop\":{\"turns\":3},\"http\":{\"connections\":1,"
+            "{\"uptime_ms\":1234,\"heap_bytes_in_use\":5678,\"grants_in_use\":194,\"driver\":{\"tx_packets\":5,\"rx_packets\":7},\"storage\":{\"keys\":0,\"files\":0},\"loop\":{\"turns\":3},\"stack\":{},\"http\":{\"connections\":1,"
         ),
         "{json}"
     );
@@ -395,7 +395,9 @@ fn files_and_keys_over_tcp_with_100_continue() {
     let (_, _, body) = net.exchange(c, b"GET / HTTP/1.1\r\n\r\n");
     let json = String::from_utf8(body).unwrap();
     assert!(
-        json.contains(",\"storage\":{\"keys\":1,\"files\":2},\"loop\":{\"turns\":3},\"http\":{"),
+        json.contains(
+            ",\"storage\":{\"keys\":1,\"files\":2},\"loop\":{\"turns\":3},\"stack\":{},\"http\":{"
+        ),
         "{json}"
     );
     assert!(!net.closed_by_server(c), "keep-alive");
