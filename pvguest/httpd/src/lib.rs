@@ -8,7 +8,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /` | `200`, `application/json`: `uptime_ms`, `heap_bytes_in_use`, `grants_in_use`, `driver` (the network driver's counters), `storage` (the storage's counters), `http` (this service's counters, [`ServerStats`], with the deadlines' and `pool`: `open`, `max`, `reclaimed`) |
+//! | `GET /` | `200`, `application/json`: `uptime_ms`, `heap_bytes_in_use`, `grants_in_use`, `driver` (the network driver's counters), `storage` (the storage's counters), `http` (this service's counters, [`ServerStats`], with the deadlines' and `pool`: `open`, `max`, `reclaimed`, `syns_dropped`, and the socket buffers: `buffer`, `large` slots of `large_buffer`) |
 //! | `GET /blob/<n>` | `200`, `application/octet-stream`, exactly `n` bytes (`n` ≤ [`MAX_BLOB`]) of the generator in [`blob`]: byte `i` is the top byte of `i × 0x9E3779B97F4A7C15` (mod 2^64); one `Range` taken |
 //! | `POST /sink` with `Content-Length: n` | the body is read and dropped; `200`, `application/json`: `{"sha256":"<64 hex digits>","length":n}` |
 //! | `POST /discard` with `Content-Length: n` | the body is read and dropped, unhashed (the work of a server that keeps nothing of an upload, for speed comparisons); `200`, `application/json`: `{"length":n}` |

@@ -174,6 +174,12 @@ pub struct ServerStats {
     pub open: u64,
     /// Slots in all.
     pub max: u64,
+    /// Each socket's receive, and transmit, buffer in bytes, the large slots' apart.
+    pub buffer: u64,
+    /// Large slots among them ([`crate::pool::Pool::large`]).
+    pub large: u64,
+    /// Each large slot's receive, and transmit, buffer in bytes.
+    pub large_buffer: u64,
 }
 
 impl ServerStats {
@@ -239,6 +245,9 @@ impl Server {
             parked,
             stats: ServerStats {
                 max: count as u64,
+                buffer: config.pool.buffer as u64,
+                large: large as u64,
+                large_buffer: config.pool.large_buffer as u64,
                 ..ServerStats::default()
             },
             wake: None,

@@ -47,7 +47,8 @@ impl Status {
              \"bytes_in\":{},\"bytes_out\":{},\"idle_closed\":{},\"aborted\":{},\
              \"head_timeouts\":{},\"body_timeouts\":{},\"send_timeouts\":{},\
              \"handshake_timeouts\":{},\"close_timeouts\":{},\"storage_timeouts\":{},\
-             \"pool\":{{\"open\":{},\"max\":{},\"reclaimed\":{},\"syns_dropped\":{}}}}}}}",
+             \"pool\":{{\"open\":{},\"max\":{},\"reclaimed\":{},\"syns_dropped\":{},\
+             \"buffer\":{},\"large\":{},\"large_buffer\":{}}}}}}}",
             http.connections,
             http.requests,
             http.client_errors,
@@ -64,7 +65,10 @@ impl Status {
             http.open,
             http.max,
             http.reclaimed,
-            http.syns_dropped
+            http.syns_dropped,
+            http.buffer,
+            http.large,
+            http.large_buffer
         );
         out
     }
@@ -107,6 +111,9 @@ mod tests {
             max: 15,
             reclaimed: 16,
             syns_dropped: 18,
+            buffer: 22,
+            large: 23,
+            large_buffer: 24,
             ..ServerStats::default()
         };
         assert_eq!(
@@ -117,7 +124,8 @@ mod tests {
              \"http\":{\"connections\":0,\"requests\":0,\"client_errors\":0,\"bytes_in\":0,\
              \"bytes_out\":0,\"idle_closed\":0,\"aborted\":8,\"head_timeouts\":9,\
              \"body_timeouts\":10,\"send_timeouts\":11,\"handshake_timeouts\":12,\
-             \"close_timeouts\":13,\"storage_timeouts\":17,\"pool\":{\"open\":14,\"max\":15,\"reclaimed\":16,\"syns_dropped\":18}}}"
+             \"close_timeouts\":13,\"storage_timeouts\":17,\"pool\":{\"open\":14,\"max\":15,\"reclaimed\":16,\"syns_dropped\":18,\
+             \"buffer\":22,\"large\":23,\"large_buffer\":24}}}"
         );
         assert_eq!(
             Status::default().to_json(&http).get(..80),

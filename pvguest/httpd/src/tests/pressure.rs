@@ -355,6 +355,24 @@ fn an_answer_to_a_client_that_stops_reading_is_dropped() {
 
 #[test]
 fn the_pool_follows_the_memory_budget_and_the_status_reports_it() {
+    // A budget above rule 2's: its large slots and buffers are reported.
+    let mut big = Net::new(Config::for_memory(16 << 20));
+    let c = big.connect();
+    let (_, _, body) = big.exchange(c, b"GET / HTTP/1.1\r\n\r\n");
+    let json = String::from_utf8(body).unwrap();
+    let pool = crate::pool::Pool::for_memory(16 << 20);
+    assert!(
+        pool.large > 0 && pool.large_buffer > pool.buffer,
+        "{pool:?}"
+    );
+    assert!(
+        json.ends_with(&format!(
+            "\"max\":{},\"reclaimed\":0,\"syns_dropped\":0,\"buffer\":{},\"large\":{},\
+             \"large_buffer\":{}}}}}}}",
+            pool.slots, pool.buffer, pool.large, pool.large_buffer
+        )),
+        "{json}"
+    );
     let mut net = Net::new(Config::for_memory(4 << 20));
     assert_eq!(net.server.free(&net.server_sockets), 83);
     // Only the spare listeners are in the socket set: smoltcp's work does not grow with the
@@ -365,7 +383,10 @@ fn the_pool_follows_the_memory_budget_and_the_status_reports_it() {
     let (_, _, body) = net.exchange(c, b"GET / HTTP/1.1\r\n\r\n");
     let json = String::from_utf8(body).unwrap();
     assert!(
-        json.ends_with("\"pool\":{\"open\":1,\"max\":83,\"reclaimed\":0,\"syns_dropped\":0}}}"),
+        json.ends_with(
+            "\"pool\":{\"open\":1,\"max\":83,\"reclaimed\":0,\"syns_dropped\":0,\
+             \"buffer\":16384,\"large\":0,\"large_buffer\":16384}}}"
+        ),
         "{json}"
     );
 }
