@@ -524,12 +524,18 @@ impl Net {
             }
         }
         if self.instances.is_empty() {
+            // The last frames out of the NIC reach QEMU before hv goes on (or ends).
+            if let Some(nic) = self.nic.as_mut()
+                && !nic.drain_tx()
+            {
+                hvlog!("NIC: frames still in flight after the last vif went");
+            }
             let st = self.switch.stats();
             let nic = self.nic.as_ref().map(|n| n.stats).unwrap_or_default();
             hvlog!(
                 "switch: {} frames ({} flooded, {} unicast, {} to unknown MACs, {} dropped, \
                  {} runts), {} MACs learned, {} moved, {} evicted, {} conflicts; NIC: rx {} \
-                 frames {} bytes, tx {} frames {} bytes, {} errors",
+                 frames {} bytes, tx {} frames {} bytes, {} errors, {} sends waited for a full queue",
                 st.frames,
                 st.floods,
                 st.unicast,
@@ -544,7 +550,8 @@ impl Net {
                 nic.rx_bytes,
                 nic.tx_frames,
                 nic.tx_bytes,
-                nic.tx_errors + nic.rx_errors
+                nic.tx_errors + nic.rx_errors,
+                nic.tx_full_waits
             );
         }
     }
