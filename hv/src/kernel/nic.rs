@@ -7,7 +7,7 @@
 //! Polled, no interrupt: the machine calls [`Nic::receive`] on every turn of its loop and
 //! arms its timer at most 1 ms ahead while any vif exists, so a frame waits at most about a
 //! millisecond. A send does not wait for the device: the frame goes on the transmit queue
-//! (up to [`QUEUE`] in flight) and its buffer is taken back once the device has used it, at
+//! (up to `QUEUE`, 64, in flight) and its buffer is taken back once the device has used it, at
 //! a later send or receive. QEMU's virtio-net suppresses notifications (event index) while it
 //! has not yet drained the queue, so a burst of frames (a GSO packet cut into segments) costs
 //! about one notification, not one notification and one wait for QEMU's main loop per
